@@ -1,0 +1,140 @@
+//! Command and response APDUs (ISO/IEC 7816-4, short length only: CPx cards do not announce extended length).
+
+use std::fmt;
+
+/// A command APDU. `le` is the expected response length (`Some(0)` means "up to 256 bytes").
+#[derive(Clone, PartialEq, Eq)]
+pub struct Command {
+    pub cla: u8,
+    pub ins: u8,
+    pub p1: u8,
+    pub p2: u8,
+    pub data: Vec<u8>,
+    pub le: Option<u8>,
+}
+
+impl Command {
+    pub fn new(cla: u8, ins: u8, p1: u8, p2: u8) -> Self {
+        Self { cla, ins, p1, p2, data: Vec::new(), le: None }
+    }
+    pub fn with_data(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.data = data.into();
+        self
+    }
+    pub fn with_le(mut self, le: u8) -> Self {
+        self.le = Some(le);
+        self
+    }
+
+    /// The encoded APDU. Data longer than 255 bytes cannot be sent in one short APDU: callers chain.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        assert!(self.data.len() <= 255, "short APDU data is at most 255 bytes; chain longer data");
+        let mut out = vec![self.cla, self.ins, self.p1, self.p2];
+        if !self.data.is_empty() {
+            out.push(self.data.len() as u8);
+            out.extend_from_slice(&self.data);
+        }
+        if let Some(le) = self.le {
+            out.push(le);
+        }
+        out
+    }
+
+    /// True for commands whose data is a secret (VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER):
+    /// traces show their header only.
+    pub fn carries_secret(&self) -> bool {
+        matches!(self.ins, 0x20 | 0x24 | 0x2C) && !self.data.is_empty()
+    }
+
+    /// The logical channel bits of the class byte (0–3), so that GET RESPONSE goes to the same channel.
+    pub fn channel(&self) -> u8 {
+        self.cla & 0x03
+    }
+}
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.carries_secret() {
+            write!(f, "{:02X} {:02X} {:02X} {:02X} <{} secret bytes>", self.cla, self.ins, self.p1, self.p2, self.data.len())
+        } else {
+            write!(f, "{}", hex::encode_upper(self.to_bytes()))
+        }
+    }
+}
+
+/// A status word (SW1 SW2).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StatusWord(pub u16);
+
+impl StatusWord {
+    pub const OK: Self = Self(0x9000);
+    pub fn sw1(self) -> u8 {
+        (self.0 >> 8) as u8
+    }
+    pub fn sw2(self) -> u8 {
+        self.0 as u8
+    }
+    pub fn is_ok(self) -> bool {
+        self == Self::OK
+    }
+}
+
+impl fmt::Debug for StatusWord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04X}", self.0)
+    }
+}
+impl fmt::Display for StatusWord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04X}", self.0)
+    }
+}
+
+/// A response APDU: data and status word.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Response {
+    pub data: Vec<u8>,
+    pub sw: StatusWord,
+}
+
+impl Response {
+    /// Splits raw response bytes; `None` when there are fewer than the two status bytes.
+    pub fn parse(raw: &[u8]) -> Option<Self> {
+        let n = raw.len().checked_sub(2)?;
+        Some(Self { data: raw[..n].to_vec(), sw: StatusWord(u16::from_be_bytes([raw[n], raw[n + 1]])) })
+    }
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", hex::encode_upper(&self.data), self.sw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_the_four_cases() {
+        assert_eq!(Command::new(0, 0xA4, 0, 0x0C).to_bytes(), [0, 0xA4, 0, 0x0C]);
+        assert_eq!(Command::new(0, 0xB0, 0, 0).with_le(0xE7).to_bytes(), [0, 0xB0, 0, 0, 0xE7]);
+        assert_eq!(Command::new(0, 0xA4, 9, 4).with_data([0x3F, 0]).to_bytes(), [0, 0xA4, 9, 4, 2, 0x3F, 0]);
+        assert_eq!(Command::new(0, 0x88, 0, 0).with_data([1]).with_le(0).to_bytes(), [0, 0x88, 0, 0, 1, 1, 0]);
+    }
+
+    #[test]
+    fn hides_pin_bytes_in_traces() {
+        let verify = Command::new(0, 0x20, 0, 1).with_data(*b"1234");
+        let shown = format!("{verify:?}");
+        assert!(!shown.contains("31323334"), "{shown}");
+        assert!(shown.contains("4 secret bytes"));
+    }
+
+    #[test]
+    fn response_needs_two_status_bytes() {
+        assert_eq!(Response::parse(&[0x90]), None);
+        let r = Response::parse(&[1, 2, 0x61, 0x10]).unwrap();
+        assert_eq!((r.data.as_slice(), r.sw.sw1(), r.sw.sw2()), (&[1u8, 2][..], 0x61, 0x10));
+    }
+}

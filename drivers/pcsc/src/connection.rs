@@ -1,0 +1,246 @@
+//! A connected card: every call runs on the connection's own thread and is given up after a timeout, so a
+//! mute card or a wedged reader driver can never hang the caller. T=0 response chaining is resolved here:
+//! `61xx` is followed by GET RESPONSE on the same logical channel, `6Cxx` resends with the right Le.
+
+use std::ffi::CString;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread;
+use std::time::Duration;
+
+use crate::apdu::{Command, Response};
+use crate::error::PcscError;
+
+/// The transmission protocol negotiated with the card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Protocol {
+    T0,
+    T1,
+    Raw,
+}
+
+/// What the card drivers need from a connected card. [`Connection`] is the PC/SC one; unit tests use scripted ones.
+pub trait Transport: Send {
+    /// Sends one command and returns the complete answer (T=0 chaining already resolved).
+    fn transmit(&mut self, cmd: &Command) -> Result<Response, PcscError>;
+    /// Starts a PC/SC transaction: no other program's APDUs are interleaved until [`Transport::end_transaction`].
+    fn begin_transaction(&mut self) -> Result<(), PcscError>;
+    fn end_transaction(&mut self) -> Result<(), PcscError>;
+    /// Resets the card (security state, selections and logical channels), keeping the connection.
+    fn reset(&mut self) -> Result<(), PcscError>;
+    /// APDUs sent since the connection was made, GET RESPONSEs included.
+    fn apdu_count(&self) -> u64;
+}
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectionOptions {
+    /// The longest any single PC/SC call may take.
+    pub timeout: Duration,
+    /// Exclusive access (no other program may use the card while connected).
+    pub exclusive: bool,
+}
+
+impl Default for ConnectionOptions {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(5), exclusive: false }
+    }
+}
+
+type Reply<T> = Sender<Result<T, PcscError>>;
+
+enum Job {
+    Transmit(Vec<u8>, Reply<Vec<u8>>),
+    Begin(Reply<()>),
+    End(Reply<()>),
+    Reset(Reply<()>),
+}
+
+/// Observer of the APDUs a connection exchanges (the `--apdu-log` of the CLIs, benchmarks).
+pub type Tracer = Box<dyn FnMut(&Command, &Response) + Send>;
+
+/// A card connected through PC/SC.
+pub struct Connection {
+    reader: String,
+    atr: Vec<u8>,
+    protocol: Protocol,
+    timeout: Duration,
+    jobs: Sender<Job>,
+    /// Set once a call timed out or the card went away: the connection is then unusable.
+    broken: Option<PcscError>,
+    apdus: u64,
+    tracer: Option<Tracer>,
+}
+
+impl Connection {
+    /// Connects to the card in `reader` (shared mode unless `options.exclusive`).
+    pub fn connect(ctx: &pcsc::Context, reader: &str, options: &ConnectionOptions) -> Result<Self, PcscError> {
+        let name = CString::new(reader).map_err(|_| PcscError::ReaderUnavailable { reader: reader.to_owned() })?;
+        let (jobs, inbox) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let ctx = ctx.clone();
+        let share = if options.exclusive { pcsc::ShareMode::Exclusive } else { pcsc::ShareMode::Shared };
+        let reader_owned = reader.to_owned();
+        thread::Builder::new()
+            .name(format!("pcsc {reader}"))
+            .spawn(move || {
+                let connected = ctx
+                    .connect(&name, share, pcsc::Protocols::T0 | pcsc::Protocols::T1)
+                    .and_then(|card| card.status2_owned().map(|st| (st.atr().to_vec(), st.protocol2(), card)));
+                match connected {
+                    Ok((atr, protocol, card)) => {
+                        let protocol = match protocol {
+                            Some(pcsc::Protocol::T0) => Protocol::T0,
+                            Some(pcsc::Protocol::T1) => Protocol::T1,
+                            _ => Protocol::Raw,
+                        };
+                        if ready_tx.send(Ok((atr, protocol))).is_ok() {
+                            serve(card, inbox, &reader_owned);
+                        }
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(PcscError::from_pcsc(e, Some(&reader_owned))));
+                    }
+                }
+            })
+            .map_err(|_| PcscError::Other { code: 0 })?;
+        let (atr, protocol) = wait(&ready_rx, options.timeout)?;
+        Ok(Self { reader: reader.to_owned(), atr, protocol, timeout: options.timeout, jobs, broken: None, apdus: 0, tracer: None })
+    }
+
+    pub fn reader(&self) -> &str {
+        &self.reader
+    }
+    pub fn atr(&self) -> &[u8] {
+        &self.atr
+    }
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+    pub fn set_tracer(&mut self, tracer: Tracer) {
+        self.tracer = Some(tracer);
+    }
+
+    fn call<T>(&mut self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, PcscError> {
+        if let Some(err) = &self.broken {
+            return Err(err.clone());
+        }
+        let (tx, rx) = mpsc::channel();
+        let result = match self.jobs.send(job(tx)) {
+            Ok(()) => wait(&rx, self.timeout),
+            Err(_) => Err(PcscError::CardRemoved),
+        };
+        if let Err(err) = &result {
+            if err.card_lost() {
+                self.broken = Some(err.clone());
+            }
+        }
+        result
+    }
+
+    fn raw(&mut self, cmd: &Command) -> Result<Response, PcscError> {
+        let bytes = cmd.to_bytes();
+        self.apdus += 1;
+        let raw = self.call(|reply| Job::Transmit(bytes, reply))?;
+        Response::parse(&raw).ok_or_else(|| PcscError::BadResponse { detail: format!("{} byte(s), no status word", raw.len()) })
+    }
+}
+
+/// At most this many GET RESPONSE rounds for one command (a card that keeps answering `61xx` is broken).
+const MAX_GET_RESPONSE: usize = 64;
+
+impl Transport for Connection {
+    fn transmit(&mut self, cmd: &Command) -> Result<Response, PcscError> {
+        let mut resp = self.raw(cmd)?;
+        if resp.sw.sw1() == 0x6C {
+            let mut again = cmd.clone();
+            again.le = Some(resp.sw.sw2());
+            resp = self.raw(&again)?;
+        }
+        let mut rounds = 0;
+        while resp.sw.sw1() == 0x61 {
+            rounds += 1;
+            if rounds > MAX_GET_RESPONSE {
+                return Err(PcscError::BadResponse { detail: "endless 61xx chain".into() });
+            }
+            let more = self.raw(&Command::new(cmd.channel(), 0xC0, 0, 0).with_le(resp.sw.sw2()))?;
+            resp.data.extend_from_slice(&more.data);
+            resp.sw = more.sw;
+        }
+        if let Some(tracer) = &mut self.tracer {
+            tracer(cmd, &resp);
+        }
+        Ok(resp)
+    }
+
+    fn begin_transaction(&mut self) -> Result<(), PcscError> {
+        self.call(Job::Begin)
+    }
+    fn end_transaction(&mut self) -> Result<(), PcscError> {
+        self.call(Job::End)
+    }
+    fn reset(&mut self) -> Result<(), PcscError> {
+        self.call(Job::Reset)
+    }
+    fn apdu_count(&self) -> u64 {
+        self.apdus
+    }
+}
+
+fn wait<T>(rx: &Receiver<Result<T, PcscError>>, timeout: Duration) -> Result<T, PcscError> {
+    match rx.recv_timeout(timeout) {
+        Ok(result) => result,
+        Err(mpsc::RecvTimeoutError::Timeout) => Err(PcscError::Timeout { millis: timeout.as_millis() as u64 }),
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(PcscError::CardRemoved),
+    }
+}
+
+/// The connection thread: owns the card handle and runs the jobs in order. It ends when the
+/// [`Connection`] is dropped (the card is then reset, as the `pcsc` crate does on drop).
+fn serve(mut card: pcsc::Card, inbox: Receiver<Job>, reader: &str) {
+    let err = |e| PcscError::from_pcsc(e, Some(reader));
+    let mut buf = vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
+    while let Ok(job) = inbox.recv() {
+        match job {
+            Job::Transmit(apdu, reply) => {
+                let _ = reply.send(card.transmit(&apdu, &mut buf).map(<[u8]>::to_vec).map_err(err));
+            }
+            Job::Reset(reply) => {
+                let r = card.reconnect(pcsc::ShareMode::Shared, pcsc::Protocols::T0 | pcsc::Protocols::T1, pcsc::Disposition::ResetCard);
+                let _ = reply.send(r.map_err(err));
+            }
+            Job::End(reply) => {
+                let _ = reply.send(Err(PcscError::BadResponse { detail: "no transaction in progress".into() }));
+            }
+            Job::Begin(reply) => {
+                let tx = match card.transaction() {
+                    Ok(tx) => tx,
+                    Err(e) => {
+                        let _ = reply.send(Err(err(e)));
+                        continue;
+                    }
+                };
+                let _ = reply.send(Ok(()));
+                // Inside the transaction until End (or until the Connection goes away).
+                let mut ended = false;
+                while let Ok(job) = inbox.recv() {
+                    match job {
+                        Job::Transmit(apdu, reply) => {
+                            let _ = reply.send(tx.transmit(&apdu, &mut buf).map(<[u8]>::to_vec).map_err(err));
+                        }
+                        Job::End(reply) => {
+                            let _ = reply.send(tx.end(pcsc::Disposition::LeaveCard).map_err(|(_, e)| err(e)));
+                            ended = true;
+                            break;
+                        }
+                        Job::Begin(reply) | Job::Reset(reply) => {
+                            let _ = reply.send(Err(PcscError::BadResponse { detail: "already in a transaction".into() }));
+                        }
+                    }
+                }
+                if !ended {
+                    return;
+                }
+            }
+        }
+    }
+}

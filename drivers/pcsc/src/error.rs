@@ -1,0 +1,115 @@
+//! Typed PC/SC errors: every failure of the PC/SC service becomes one of these, with the WinSCard code.
+
+use serde::Serialize;
+
+/// A PC/SC failure, with the reader it concerns when there is one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PcscError {
+    #[error("PC/SC service not running (SCARD_E_NO_SERVICE)")]
+    ServiceStopped,
+    #[error("no smart-card reader available (SCARD_E_NO_READERS_AVAILABLE)")]
+    NoReaders,
+    #[error("reader {reader:?} unavailable (SCARD_E_READER_UNAVAILABLE)")]
+    ReaderUnavailable { reader: String },
+    #[error("no card in reader {reader:?} (SCARD_E_NO_SMARTCARD)")]
+    NoCard { reader: String },
+    #[error("card removed (SCARD_W_REMOVED_CARD)")]
+    CardRemoved,
+    #[error("card reset by another application (SCARD_W_RESET_CARD)")]
+    CardReset,
+    #[error("card does not answer (SCARD_W_UNRESPONSIVE_CARD)")]
+    Unresponsive,
+    #[error("card not powered (SCARD_W_UNPOWERED_CARD)")]
+    Unpowered,
+    #[error("card not supported by the reader (SCARD_W_UNSUPPORTED_CARD / SCARD_E_CARD_UNSUPPORTED)")]
+    UnsupportedCard,
+    #[error("card held exclusively by another program (SCARD_E_SHARING_VIOLATION)")]
+    SharingViolation,
+    #[error("protocol mismatch (SCARD_E_PROTO_MISMATCH)")]
+    ProtocolMismatch,
+    #[error("communication with the card or reader failed (0x{code:08X})")]
+    Communication { code: u32 },
+    #[error("malformed answer from the card: {detail}")]
+    BadResponse { detail: String },
+    #[error("card call did not finish within {millis} ms")]
+    Timeout { millis: u64 },
+    #[error("PC/SC call cancelled")]
+    Cancelled,
+    #[error("PC/SC error 0x{code:08X}")]
+    Other { code: u32 },
+}
+
+impl PcscError {
+    /// Maps an error of the `pcsc` crate; `reader` names the reader the call was about, if any.
+    pub fn from_pcsc(err: pcsc::Error, reader: Option<&str>) -> Self {
+        use pcsc::Error as E;
+        let reader = || reader.unwrap_or_default().to_owned();
+        match err {
+            E::NoService | E::ServiceStopped => Self::ServiceStopped,
+            E::NoReadersAvailable => Self::NoReaders,
+            E::ReaderUnavailable | E::UnknownReader => Self::ReaderUnavailable { reader: reader() },
+            E::NoSmartcard => Self::NoCard { reader: reader() },
+            E::RemovedCard => Self::CardRemoved,
+            E::ResetCard => Self::CardReset,
+            E::UnresponsiveCard => Self::Unresponsive,
+            E::UnpoweredCard => Self::Unpowered,
+            E::UnsupportedCard | E::CardUnsupported => Self::UnsupportedCard,
+            E::SharingViolation => Self::SharingViolation,
+            E::ProtoMismatch => Self::ProtocolMismatch,
+            E::Cancelled => Self::Cancelled,
+            E::Timeout => Self::Timeout { millis: 0 },
+            E::CommError | E::NotTransacted | E::CommDataLost => Self::Communication { code: err as u32 },
+            other => Self::Other { code: other as u32 },
+        }
+    }
+
+    /// The WinSCard/pcsc-lite code of this error (cpx-card.md §9); 0 for errors that are ours.
+    pub fn scard_code(&self) -> u32 {
+        match self {
+            Self::ServiceStopped => 0x8010_001D,
+            Self::NoReaders => 0x8010_002E,
+            Self::ReaderUnavailable { .. } => 0x8010_0017,
+            Self::NoCard { .. } => 0x8010_000C,
+            Self::CardRemoved => 0x8010_0069,
+            Self::CardReset => 0x8010_0068,
+            Self::Unresponsive => 0x8010_0066,
+            Self::Unpowered => 0x8010_0067,
+            Self::UnsupportedCard => 0x8010_001C,
+            Self::SharingViolation => 0x8010_000B,
+            Self::ProtocolMismatch => 0x8010_000F,
+            Self::Cancelled => 0x8010_0002,
+            Self::Timeout { .. } => 0,
+            Self::Communication { code } => *code,
+            Self::BadResponse { .. } => 0,
+            Self::Other { code } => *code,
+        }
+    }
+
+    /// True when the card is gone or changed under us: the session must be dropped and the card read again.
+    pub fn card_lost(&self) -> bool {
+        matches!(self, Self::CardRemoved | Self::CardReset | Self::NoCard { .. } | Self::Unresponsive | Self::Timeout { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_the_codes_of_cpx_card_md() {
+        let cases = [
+            (pcsc::Error::NoService, 0x8010_001D),
+            (pcsc::Error::NoReadersAvailable, 0x8010_002E),
+            (pcsc::Error::UnresponsiveCard, 0x8010_0066),
+            (pcsc::Error::CardUnsupported, 0x8010_001C),
+            (pcsc::Error::SharingViolation, 0x8010_000B),
+            (pcsc::Error::ProtoMismatch, 0x8010_000F),
+            (pcsc::Error::RemovedCard, 0x8010_0069),
+        ];
+        for (err, code) in cases {
+            assert_eq!(PcscError::from_pcsc(err, Some("r")).scard_code(), code, "{err:?}");
+            assert_eq!(err as u32, code, "pcsc crate code of {err:?}");
+        }
+    }
+}

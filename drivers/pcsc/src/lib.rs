@@ -1,0 +1,23 @@
+//! PC/SC transport for CPx cards.
+//!
+//! This crate is the only place that talks to the PC/SC service (pcsc-lite, WinSCard, CryptoTokenKit's
+//! PC/SC layer). It knows nothing about CPx cards: it moves APDUs, watches readers and turns every
+//! PC/SC failure into a [`PcscError`].
+//!
+//! - [`apdu`]: command and response APDUs, status words.
+//! - [`connection`]: a connected card, with T=0 response chaining (`61xx`, `6Cxx`), transactions and a
+//!   timeout on every call.
+//! - [`readers`]: a one-shot view of the readers and what is in them.
+//! - [`monitor`]: an event-driven reader/card monitor on `SCardGetStatusChange`.
+
+pub mod apdu;
+pub mod connection;
+pub mod error;
+pub mod monitor;
+pub mod readers;
+
+pub use apdu::{Command, Response, StatusWord};
+pub use connection::{Connection, ConnectionOptions, Protocol, Transport};
+pub use error::PcscError;
+pub use monitor::{Monitor, MonitorEvent};
+pub use readers::{list_readers, ReaderInfo, SlotState};

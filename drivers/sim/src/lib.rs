@@ -1,0 +1,17 @@
+//! The virtual CPx card: a client of pcsc-lite's vpcd reader driver that answers APDUs like a CPS3 or a
+//! CPS4, signs with real RSA keys from a test IGC-Santé PKI, and can misbehave on purpose (personas).
+//!
+//! It shares no code with the card driver (`drivers/cpx`): it is the outside world the driver is tested
+//! against, and a simulator that reused the driver's parsers would share its mistakes.
+
+pub mod card;
+pub mod der;
+pub mod fs;
+pub mod persona;
+pub mod pkcs15;
+pub mod pki;
+pub mod vpcd;
+
+pub use card::CardOs;
+pub use persona::{find, Options, Persona, PERSONAS};
+pub use vpcd::{insert, Inserted};

@@ -1,0 +1,116 @@
+//! `cpx-sim`: puts a virtual CPx card into a vpcd reader.
+//!
+//!   cpx-sim personas
+//!   cpx-sim insert cps3 --port 35963 [--remove-after 10] [--apdu-log FILE] [--pin 1234] [--tries 3]
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cpx-sim", version, about = "Virtual CPx card for pcsc-lite's vpcd reader driver")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the personas (virtual cards) with what each one is for.
+    Personas {
+        /// One JSON object per persona.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Insert a card into the vpcd reader on PORT and keep it there until killed.
+    Insert {
+        /// Persona name (see `cpx-sim personas`).
+        persona: String,
+        /// TCP port of the vpcd reader (CHANNELID + slot in pcscd's reader configuration).
+        #[arg(long, default_value_t = 35963)]
+        port: u16,
+        /// Host where pcscd's vpcd driver listens.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Pull the card out after this many seconds.
+        #[arg(long)]
+        remove_after: Option<f64>,
+        /// Write every command and response to FILE (PIN bytes are never written).
+        #[arg(long, value_name = "FILE")]
+        apdu_log: Option<std::path::PathBuf>,
+        /// The code porteur of the card.
+        #[arg(long, default_value = "1234")]
+        pin: String,
+        /// Tries left on the code porteur.
+        #[arg(long)]
+        tries: Option<u8>,
+        /// Content of EF_ACTUA (3F00/D010), hex; absent by default.
+        #[arg(long, value_name = "HEX")]
+        actua: Option<String>,
+        /// How long to wait for the reader to listen, in seconds.
+        #[arg(long, default_value_t = 5.0)]
+        wait: f64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Personas { json } => {
+            for p in cpx_sim::PERSONAS {
+                if json {
+                    println!("{}", serde_json::json!({"name": p.name, "description": p.description}));
+                } else {
+                    println!("{:<14} {}", p.name, p.description);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Insert { persona, port, host, remove_after, apdu_log, pin, tries, actua, wait } => {
+            let Some(p) = cpx_sim::find(&persona) else {
+                eprintln!("cpx-sim: unknown persona {persona:?}; `cpx-sim personas` lists them");
+                return ExitCode::from(2);
+            };
+            if pin.len() != 4 || !pin.bytes().all(|b| b.is_ascii_digit()) {
+                eprintln!("cpx-sim: --pin takes 4 digits");
+                return ExitCode::from(2);
+            }
+            let actua = match actua.map(|h| hex::decode(h.replace(' ', ""))).transpose() {
+                Ok(a) => a,
+                Err(_) => {
+                    eprintln!("cpx-sim: --actua takes hex bytes");
+                    return ExitCode::from(2);
+                }
+            };
+            let log: Option<cpx_sim::vpcd::ApduLog> = match apdu_log.map(std::fs::File::create).transpose() {
+                Ok(f) => f.map(|f| Box::new(f) as _),
+                Err(e) => {
+                    eprintln!("cpx-sim: cannot write the APDU log: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let card = p.card(&cpx_sim::Options { pin, tries, actua });
+            let inserted = match cpx_sim::insert(card, &host, port, Duration::from_secs_f64(wait), log) {
+                Ok(i) => i,
+                Err(e) => {
+                    eprintln!("cpx-sim: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            eprintln!("cpx-sim: {persona} inserted in the reader on {host}:{port}");
+            match remove_after {
+                Some(secs) => {
+                    std::thread::sleep(Duration::from_secs_f64(secs));
+                    inserted.remove();
+                    eprintln!("cpx-sim: {persona} removed");
+                }
+                None => {
+                    let _ = inserted.wait();
+                    eprintln!("cpx-sim: {persona} left the reader");
+                }
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The personas: ready-made virtual cards, each a real CPx card generation or a fault to reproduce.
+
+use crate::card::{CardKey, CardOs, Fault, Generation, Pin};
+use crate::fs::{FileSystem, ReadAccess, MF};
+use crate::pkcs15::{Application, KeyObject, PinObject};
+use crate::pki::{self, Holder};
+
+pub const ATR_CPS3: &str = "3BAC00402A001225006480000310009000";
+pub const ATR_CPS3_CL: &str = "3B8F80010031B86404B0ECC173940180829000 0E";
+pub const ATR_CPS4: &str = "3B9B188001001225006480040100009044";
+/// A CPS3-like ATR that is in no recognition table (historical bytes changed).
+pub const ATR_VARIANT: &str = "3BAC00402A001225009980000310009000";
+/// A contactless Mifare Classic 1K (PC/SC part 3 pseudo-ATR): a card, but not a CPx.
+pub const ATR_NOT_CPX: &str = "3B8F8001804F0CA000000306030001000000006A";
+
+/// EF.ATR of a real CPS3 (cpx-card.md §2), 57 bytes.
+const EF_ATR: &str = "804301B846 0404B0ECC1 4703940180 4F088025000001FF0100 E010020201040202010402020100020201 00 7808 06062B8122F87802 82029000";
+pub const AID_CPX_IAS: &str = "E828BD080F8025000001FF0010";
+pub const AID_CPX_IAS_CL: &str = "E828BD080F8025000001FF0020";
+pub const AID_ECC_ROOT: &str = "8025000001FF0100";
+const AID_CPS2TER: &str = "8025000001FF0002";
+const AID_IDS: &str = "A0000001510000";
+
+/// What the command line may change in a persona.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The code porteur (4 digits).
+    pub pin: String,
+    /// Tries left (default: the persona's).
+    pub tries: Option<u8>,
+    /// Content of EF_ACTUA (3F00/D010); absent (`6A82`) when None, as on a card never updated online.
+    pub actua: Option<Vec<u8>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { pin: "1234".into(), tries: None, actua: None }
+    }
+}
+
+pub struct Persona {
+    pub name: &'static str,
+    pub description: &'static str,
+    build: fn(&Options) -> CardOs,
+}
+
+impl Persona {
+    pub fn card(&self, options: &Options) -> CardOs {
+        (self.build)(options)
+    }
+}
+
+pub const PERSONAS: &[Persona] = &[
+    Persona { name: "cps3", description: "CPS3 contact (IAS-ECC, T=0), Dr Jean DUPONT, Médecin, RPPS", build: |o| cps3(o, pki::DUPONT, ATR_CPS3, 3, Fault::None, "992138450") },
+    Persona { name: "cps3-cl", description: "CPS3 over contactless: no code porteur, technical key only, no signature", build: cps3_cl },
+    Persona { name: "cps4", description: "CPS4 (NXP ChipDoc on logical channel 1, RSA-PSS), Claire MARTIN, Pharmacien", build: cps4 },
+    Persona { name: "cps3-blocked", description: "CPS3 whose code porteur is blocked (0 tries left)", build: |o| cps3(o, pki::DUPONT, ATR_CPS3, 0, Fault::None, "992138450") },
+    Persona { name: "cps3-one-try", description: "CPS3 with one try left", build: |o| cps3(o, pki::DUPONT, ATR_CPS3, 1, Fault::None, "992138450") },
+    Persona { name: "cps3-expired", description: "CPS3 whose certificates expired on 2023-01-01, Paul LEROY", build: |o| cps3(o, pki::LEROY, ATR_CPS3, 3, Fault::None, "994100003") },
+    Persona { name: "cps3-variant", description: "CPx card with an ATR in no table, ANS issuer in EF.SN.ICC, Anne ROUX (ADELI)", build: |o| cps3(o, pki::ROUX, ATR_VARIANT, 3, Fault::None, "995100004") },
+    Persona { name: "not-cpx", description: "another card (Mifare Classic 1K): not a CPx", build: not_cpx },
+    Persona { name: "mute", description: "a card that gives an ATR and then never answers", build: |o| cps3(o, pki::DUPONT, ATR_CPS3, 3, Fault::Mute, "992138450") },
+    Persona { name: "pull-mid-sign", description: "CPS3 that leaves the reader during INTERNAL AUTHENTICATE", build: |o| cps3(o, pki::DUPONT, ATR_CPS3, 3, Fault::PullOn(0x88), "992138450") },
+];
+
+pub fn find(name: &str) -> Option<&'static Persona> {
+    PERSONAS.iter().find(|p| p.name == name)
+}
+
+pub fn hex(s: &str) -> Vec<u8> {
+    let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    hex::decode(clean).expect("persona constant is hex")
+}
+
+/// EF.SN.ICC: tag 5A, the ANS issuer `80 25 00 00 01`, then the card number in BCD ending with F.
+fn ef_sn_icc(serial: &str) -> Vec<u8> {
+    let digits = format!("{serial}F");
+    [vec![0x5A, 0x0A], hex("8025000001"), hex(&digits)].concat()
+}
+
+fn pin(options: &Options, reference: u8, tries: u8) -> Pin {
+    let mut value = options.pin.as_bytes().to_vec();
+    value.resize(8, 0xFF);
+    Pin { reference, value, max_tries: 3, tries_left: options.tries.unwrap_or(tries) }
+}
+
+fn common_mf(options: &Options, mf_aid: Option<Vec<u8>>, serial: &str) -> FileSystem {
+    let mut fs = FileSystem::new(mf_aid);
+    fs.add_ef(MF, 0x2F01, hex(EF_ATR));
+    fs.add_ef_with(MF, 0xD003, ef_sn_icc(serial), Some(0x1C), ReadAccess::Always);
+    if let Some(actua) = &options.actua {
+        fs.add_ef(MF, 0xD010, actua.clone());
+    }
+    fs
+}
+
+fn cps3(options: &Options, holder: Holder, atr: &str, tries: u8, fault: Fault, serial: &str) -> CardOs {
+    let mut fs = common_mf(options, Some(hex(AID_ECC_ROOT)), serial);
+    let contact = Application {
+        label: "CPx IAS",
+        aid: hex(AID_CPX_IAS),
+        df_fid: 0x0001,
+        token_label: "CPS3 (code porteur)",
+        serial: serial.as_bytes().to_vec(),
+        pins: vec![PinObject { label: "Code porteur", auth_id: 1, reference: 0x01, min_len: 4, stored_len: 8, pad: 0xFF }],
+        keys: vec![
+            KeyObject { key_label: "CPS_PRIV_SIG", cert_label: "Certificat de Signature CPS", id: 1, reference: 0x81, usage: &[9], pin: Some(1), cert_fid: 0xC001, cert_der: holder.sign.cert_der() },
+            KeyObject { key_label: "CPS_PRIV_AUT", cert_label: "Certificat d'Authentification CPS", id: 2, reference: 0x82, usage: &[1, 2], pin: Some(1), cert_fid: 0xC002, cert_der: holder.auth.cert_der() },
+        ],
+    };
+    let cl = cl_application(serial);
+    fs.add_ef(MF, 0x2F00, [contact.dir_record(), cl.dir_record()].concat());
+    let contact_df = contact.install(&mut fs, false);
+    fs.add_ef_with(contact_df, 0x7001, vec![0; 16], None, ReadAccess::ContactOnly);
+    let cl_df = cl.install(&mut fs, false);
+    let keys = vec![
+        CardKey { reference: 0x81, key: holder.sign.private_key(), internal_auth: false, cds: true, needs_pin: true, app_df: contact_df },
+        CardKey { reference: 0x82, key: holder.auth.private_key(), internal_auth: true, cds: false, needs_pin: true, app_df: contact_df },
+        CardKey { reference: 0x83, key: pki::DUPONT_TECH.private_key(), internal_auth: true, cds: false, needs_pin: false, app_df: cl_df },
+    ];
+    CardOs::new(Generation::Cps3, hex(atr), true, false, fs, keys, Some(pin(options, 0x01, tries)), fault)
+}
+
+fn cl_application(serial: &str) -> Application {
+    Application {
+        label: "CPx IAS CL",
+        aid: hex(AID_CPX_IAS_CL),
+        df_fid: 0x0002,
+        token_label: "CPS3 (sans contact)",
+        serial: serial.as_bytes().to_vec(),
+        pins: vec![],
+        keys: vec![KeyObject { key_label: "CPS_PRIV_TECH_AUT", cert_label: "Certificat Technique CPS", id: 3, reference: 0x83, usage: &[2], pin: None, cert_fid: 0xC003, cert_der: pki::DUPONT_TECH.cert_der() }],
+    }
+}
+
+/// The same chip read through the contactless interface: the contact application's files are closed,
+/// there is no code porteur to present and signing is refused.
+fn cps3_cl(options: &Options) -> CardOs {
+    let mut card = cps3(options, pki::DUPONT, ATR_CPS3_CL, 3, Fault::None, "992138450");
+    card.contactless = true;
+    card.pin = None;
+    for node in card.fs.nodes.iter_mut() {
+        if let crate::fs::Body::Ef { read, .. } = &mut node.body {
+            if node.parent == Some(1) || node.fid == 0x7001 {
+                *read = ReadAccess::ContactOnly;
+            }
+        }
+    }
+    card
+}
+
+fn cps4(options: &Options) -> CardOs {
+    let serial = "993100002";
+    let mut fs = common_mf(options, None, serial);
+    let chipdoc = Application {
+        label: "CPx ChipDoc",
+        aid: hex(AID_ECC_ROOT),
+        df_fid: 0x0001,
+        token_label: "CPS4 (code porteur)",
+        serial: serial.as_bytes().to_vec(),
+        pins: vec![PinObject { label: "Code porteur", auth_id: 1, reference: 0x81, min_len: 4, stored_len: 8, pad: 0xFF }],
+        keys: vec![
+            KeyObject { key_label: "CPS_PRIV_SIG", cert_label: "Certificat de Signature CPS", id: 1, reference: 0x10, usage: &[9], pin: Some(1), cert_fid: 0xC001, cert_der: pki::MARTIN.sign.cert_der() },
+            KeyObject { key_label: "CPS_PRIV_AUT", cert_label: "Certificat d'Authentification CPS", id: 2, reference: 0x20, usage: &[1, 2], pin: Some(1), cert_fid: 0xC002, cert_der: pki::MARTIN.auth.cert_der() },
+        ],
+    };
+    fs.add_ef(MF, 0x2F00, chipdoc.dir_record());
+    let app = chipdoc.install(&mut fs, false);
+    fs.add_df(MF, 0x0010, Some(hex(AID_CPS2TER)));
+    fs.add_df(MF, 0x0011, Some(hex(AID_IDS)));
+    let keys = vec![
+        CardKey { reference: 0x10, key: pki::MARTIN.sign.private_key(), internal_auth: false, cds: true, needs_pin: true, app_df: app },
+        CardKey { reference: 0x20, key: pki::MARTIN.auth.private_key(), internal_auth: false, cds: true, needs_pin: true, app_df: app },
+    ];
+    CardOs::new(Generation::Cps4, hex(ATR_CPS4), false, false, fs, keys, Some(pin(options, 0x81, 3)), Fault::None)
+}
+
+fn not_cpx(_: &Options) -> CardOs {
+    let fs = FileSystem::new(None);
+    CardOs::new(Generation::Cps3, hex(ATR_NOT_CPX), false, true, fs, vec![], None, Fault::None)
+}

@@ -1,0 +1,121 @@
+//! The PKCS#15 application of a virtual card: EF.DIR entry, ODF, TokenInfo, AODF, PrKDF, CDF and the
+//! certificate files, laid out under the application DF. The driver must find everything from these
+//! structures; nothing here is known to it in advance.
+
+use crate::der::*;
+use crate::fs::{FileSystem, ReadAccess};
+
+pub const ODF: u16 = 0x5031;
+pub const TOKEN_INFO: u16 = 0x5032;
+pub const PRKDF: u16 = 0x7002;
+pub const CDF: u16 = 0x7003;
+pub const AODF: u16 = 0x7004;
+
+/// A PIN object of the AODF.
+pub struct PinObject {
+    pub label: &'static str,
+    pub auth_id: u8,
+    pub reference: u8,
+    pub min_len: u32,
+    pub stored_len: u32,
+    pub pad: u8,
+}
+
+/// A key with its certificate.
+pub struct KeyObject {
+    pub key_label: &'static str,
+    pub cert_label: &'static str,
+    /// Last byte of the PKCS#15 ID (the rest is the application AID, as on real cards).
+    pub id: u8,
+    pub reference: u8,
+    /// PKCS#15 KeyUsageFlags bit numbers.
+    pub usage: &'static [u8],
+    /// authId of the PIN that guards it, if any.
+    pub pin: Option<u8>,
+    pub cert_fid: u16,
+    pub cert_der: Vec<u8>,
+}
+
+pub struct Application {
+    pub label: &'static str,
+    pub aid: Vec<u8>,
+    pub df_fid: u16,
+    pub token_label: &'static str,
+    pub serial: Vec<u8>,
+    pub pins: Vec<PinObject>,
+    pub keys: Vec<KeyObject>,
+}
+
+impl Application {
+    /// The EF.DIR record (tag 61) that names this application.
+    pub fn dir_record(&self) -> Vec<u8> {
+        tlv(&[0x61], &[tlv(&[0x4F], &self.aid), tlv(&[0x50], self.label.as_bytes()), tlv(&[0x51], &self.path(&[]))].concat())
+    }
+
+    fn path(&self, fid: &[u8]) -> Vec<u8> {
+        [&[0x3F, 0x00][..], &self.df_fid.to_be_bytes(), fid].concat()
+    }
+
+    /// Creates the application DF and its files under the MF; returns the DF's node.
+    pub fn install(&self, fs: &mut FileSystem, contact_only: bool) -> usize {
+        let df = fs.add_df(crate::fs::MF, self.df_fid, Some(self.aid.clone()));
+        let read = if contact_only { ReadAccess::ContactOnly } else { ReadAccess::Always };
+        let p = |fid: u16| path(&self.path(&fid.to_be_bytes()));
+        let mut odf = Vec::new();
+        if !self.keys.is_empty() {
+            odf.extend(ctx(0, &[p(PRKDF)]));
+            odf.extend(ctx(4, &[p(CDF)]));
+        }
+        if !self.pins.is_empty() {
+            odf.extend(ctx(8, &[p(AODF)]));
+        }
+        fs.add_ef_with(df, ODF, odf, None, read);
+        let token_info = seq(&[integer(0), octets(&self.serial), utf8("ANS"), tlv(&[0x80], self.token_label.as_bytes()), bits(&[1])]);
+        fs.add_ef_with(df, TOKEN_INFO, token_info, None, read);
+
+        let aodf: Vec<u8> = self
+            .pins
+            .iter()
+            .map(|pin| {
+                let common = seq(&[utf8(pin.label), bits(&[0])]);
+                let auth = seq(&[octets(&[pin.auth_id])]);
+                // pinFlags: initialized(4), needs-padding(5); local(1) off: the CHV is global, in the MF.
+                let attrs = seq(&[
+                    bits(&[4, 5]),
+                    enumerated(1), // ascii-numeric
+                    integer(pin.min_len),
+                    integer(pin.stored_len),
+                    integer(pin.stored_len),
+                    tlv(&[0x80], &[pin.reference]),
+                    octets(&[pin.pad]),
+                    path(&[0x3F, 0x00]),
+                ]);
+                seq(&[common, auth, ctx(1, &[attrs])])
+            })
+            .collect::<Vec<_>>()
+            .concat();
+        let mut prkdf = Vec::new();
+        let mut cdf = Vec::new();
+        for key in &self.keys {
+            let id = [&self.aid[..], &[key.id]].concat();
+            let mut common = vec![utf8(key.key_label), bits(&[0])];
+            if let Some(auth) = key.pin {
+                common.push(octets(&[auth]));
+            }
+            let key_attrs = seq(&[octets(&id), bits(key.usage), bits(&[0, 2]), integer(key.reference as u32)]);
+            let rsa = seq(&[path(&self.path(&[])), integer(2048)]);
+            prkdf.extend(seq(&[seq(&common), key_attrs, ctx(1, &[rsa])]));
+            let cert = seq(&[seq(&[utf8(key.cert_label), bits(&[])]), seq(&[octets(&id)]), ctx(1, &[seq(&[p(key.cert_fid)])])]);
+            cdf.extend(cert);
+            fs.add_ef_with(df, key.cert_fid, key.cert_der.clone(), None, read);
+        }
+        if !self.pins.is_empty() {
+            fs.add_ef_with(df, AODF, aodf, None, read);
+        }
+        if !self.keys.is_empty() {
+            fs.add_ef_with(df, PRKDF, prkdf, None, read);
+            fs.add_ef_with(df, CDF, cdf, None, read);
+        }
+        df
+    }
+}
