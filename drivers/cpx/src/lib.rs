@@ -1,0 +1,29 @@
+//! The CPx card driver: recognises CPS3 and CPS4 cards, reads the holder's identity from their PKCS#15
+//! structure, reports and verifies the code porteur, and signs digests with the authentication key.
+//!
+//! One driver type per card generation ([`cps3::Cps3`], [`cps4::Cps4`]) behind one trait
+//! ([`card::CpxCard`]); [`card::open`] picks the driver. Everything the card sends is parsed by code that
+//! returns [`CardError`] and never panics ([`tlv`], [`fcp`], [`efsn`], [`pkcs15`], [`identity`], [`atr`]).
+
+pub mod atr;
+pub mod cache;
+pub mod card;
+pub mod cps3;
+pub mod cps4;
+pub mod efsn;
+pub mod error;
+pub mod fcp;
+pub mod identity;
+pub mod iso;
+pub mod pin;
+pub mod pkcs15;
+pub mod scheme;
+pub mod tlv;
+
+pub use atr::{Generation, Interface};
+pub use cache::CertCache;
+pub use card::{open, CardInfo, CpxCard, Recognition};
+pub use error::CardError;
+pub use identity::{Identity, IdKind, Validity};
+pub use pin::{Pin, PinStatus};
+pub use scheme::SignScheme;

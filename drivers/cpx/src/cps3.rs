@@ -1,0 +1,116 @@
+//! CPS3 driver (IAS-ECC, T=0): tries left by GET DATA on the CHV security data object, VERIFY, and
+//! authentication signatures by MSE SET AT + INTERNAL AUTHENTICATE on a PKCS#1 DigestInfo
+//! (cpx-card.md §3–§4 A). The card pads; it cannot do RSA-PSS, hence TLS 1.2 only.
+
+use cpx_pcsc::{Command, Transport};
+
+use crate::cache::Layout;
+use crate::card::{signature_outcome, verify_outcome, CardInfo, CpxCard};
+use crate::error::CardError;
+use crate::identity::Identity;
+use crate::iso;
+use crate::pin::{Pin, PinStatus};
+use crate::pkcs15::PinInfo;
+use crate::scheme::SignScheme;
+use crate::tlv;
+
+pub struct Cps3 {
+    t: Box<dyn Transport>,
+    info: CardInfo,
+    layout: Layout,
+    identity: Identity,
+    /// The PIN's DF is the current one (true after a reset: the MF is selected).
+    pin_df_selected: bool,
+}
+
+impl Cps3 {
+    pub fn new(t: Box<dyn Transport>, info: CardInfo, layout: Layout, identity: Identity) -> Self {
+        Self { t, info, layout, identity, pin_df_selected: false }
+    }
+
+    fn pin(&self) -> Result<&PinInfo, CardError> {
+        self.layout.pin.as_ref().ok_or(CardError::Unsupported { what: "no code porteur on this interface".into() })
+    }
+
+    /// Selects the DF the AODF gives for the PIN (the MF for the global CHV), unless already there.
+    fn select_pin_df(&mut self) -> Result<(), CardError> {
+        if self.pin_df_selected {
+            return Ok(());
+        }
+        let path = self.pin()?.path.clone().unwrap_or_else(|| vec![0x3F, 0x00]);
+        let r = iso::send(self.t.as_mut(), &Command::new(0x00, 0xA4, 0x09, 0x0C).with_data(path))?;
+        if !r.sw.is_ok() {
+            return Err(CardError::status("SELECT PIN DF", r.sw));
+        }
+        self.pin_df_selected = true;
+        Ok(())
+    }
+}
+
+impl CpxCard for Cps3 {
+    fn info(&self) -> &CardInfo {
+        &self.info
+    }
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+    fn identity(&self) -> &Identity {
+        &self.identity
+    }
+    fn transport(&mut self) -> &mut dyn Transport {
+        self.t.as_mut()
+    }
+    fn schemes(&self) -> &'static [SignScheme] {
+        &[SignScheme::RsaPkcs1Sha256, SignScheme::RsaPkcs1Sha384, SignScheme::RsaPkcs1Sha512]
+    }
+
+    fn pin_status(&mut self) -> Result<Option<PinStatus>, CardError> {
+        let Some(reference) = self.layout.pin.as_ref().map(|p| p.reference) else { return Ok(None) };
+        self.select_pin_df()?;
+        // GET DATA, header list 4D { 70 { BF 81 <ref> { A0 (all) } } }: the CHV's DOCP with 9A/9B.
+        let header = [0x4D, 0x08, 0x70, 0x06, 0xBF, 0x81, reference, 0x02, 0xA0, 0x80];
+        let r = iso::send(self.t.as_mut(), &Command::new(0x00, 0xCB, 0x3F, 0xFF).with_data(header))?;
+        if !r.sw.is_ok() {
+            return Err(CardError::status("GET DATA (CHV)", r.sw));
+        }
+        let bad = |d: &str| CardError::malformed("CHV data object", d);
+        let (top, _) = tlv::parse_one(&r.data)?;
+        let sdo = top.child(0xBF8100 | reference as u32)?.ok_or_else(|| bad("no SDO"))?;
+        let docp = sdo.child(0xA0)?.ok_or_else(|| bad("no DOCP"))?;
+        let byte = |tag| -> Result<u8, CardError> {
+            docp.child(tag)?.and_then(|t| t.value.first().copied()).ok_or_else(|| bad("no counter"))
+        };
+        let (max_tries, tries_left) = (byte(0x9A)?, byte(0x9B)?);
+        if tries_left > max_tries || max_tries == 0 {
+            return Err(bad("counters out of range"));
+        }
+        Ok(Some(PinStatus { tries_left, max_tries }))
+    }
+
+    fn verify_pin(&mut self, pin: &Pin) -> Result<(), CardError> {
+        let info = self.pin()?.clone();
+        self.select_pin_df()?;
+        let data = pin.encode(&info)?;
+        let r = iso::send(self.t.as_mut(), &Command::new(0x00, 0x20, 0x00, info.reference).with_data(data.as_slice()))?;
+        verify_outcome(r.sw)
+    }
+
+    fn sign(&mut self, scheme: SignScheme, digest: &[u8]) -> Result<Vec<u8>, CardError> {
+        if self.info.interface == crate::atr::Interface::Contactless {
+            return Err(CardError::Unsupported { what: "signature over the contactless interface".into() });
+        }
+        let prefix = scheme.digest_info_prefix().ok_or(CardError::Unsupported { what: "RSA-PSS on a CPS3".into() })?;
+        let key = self.layout.key.reference;
+        iso::expect_ok(self.t.as_mut(), "MSE SET AT", &Command::new(0x00, 0x22, 0x41, 0xA4).with_data([0x80, 0x01, 0x02, 0x84, 0x01, key]))?;
+        let digest_info = [prefix, digest].concat();
+        let r = iso::send(self.t.as_mut(), &Command::new(0x00, 0x88, 0x00, 0x00).with_data(digest_info).with_le(0))?;
+        let modulus = self.identity.rsa_bits.unwrap_or(2048) / 8;
+        signature_outcome("INTERNAL AUTHENTICATE", r, modulus)
+    }
+
+    fn end_session(&mut self) -> Result<(), CardError> {
+        self.t.reset()?;
+        self.pin_df_selected = true;
+        Ok(())
+    }
+}

@@ -1,0 +1,282 @@
+//! PKCS#15 structures read from the card: EF.DIR, ODF, AODF (PINs), PrKDF (private keys) and CDF
+//! (certificates). Only the fields the agent uses are kept. Parsers take card bytes and never panic.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::CardError;
+use crate::tlv::{self, Tlv};
+
+/// An application listed in EF.DIR.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirApp {
+    pub aid: Vec<u8>,
+    pub label: String,
+    /// Path of the application DF, when EF.DIR gives it.
+    pub path: Option<Vec<u8>>,
+}
+
+/// The application AIDs of CPx cards (cpx-card.md §2).
+pub const AID_CPX_IAS: &[u8] = &[0xE8, 0x28, 0xBD, 0x08, 0x0F, 0x80, 0x25, 0x00, 0x00, 0x01, 0xFF, 0x00, 0x10];
+pub const AID_CPX_IAS_CL: &[u8] = &[0xE8, 0x28, 0xBD, 0x08, 0x0F, 0x80, 0x25, 0x00, 0x00, 0x01, 0xFF, 0x00, 0x20];
+/// ChipDoc applet of the CPS4 (also the DF name of the CPS3's MF).
+pub const AID_CHIPDOC: &[u8] = &[0x80, 0x25, 0x00, 0x00, 0x01, 0xFF, 0x01, 0x00];
+
+fn bad(what: &'static str, detail: &str) -> CardError {
+    CardError::malformed(what, detail)
+}
+
+fn utf8(t: &Tlv) -> String {
+    String::from_utf8_lossy(t.value).into_owned()
+}
+
+/// EF.DIR: the `61` application templates.
+pub fn parse_dir(bytes: &[u8]) -> Result<Vec<DirApp>, CardError> {
+    let mut apps = Vec::new();
+    for rec in tlv::parse_all(bytes)? {
+        if rec.tag != 0x61 {
+            continue;
+        }
+        let mut app = DirApp { aid: Vec::new(), label: String::new(), path: None };
+        for t in rec.children()? {
+            match t.tag {
+                0x4F => app.aid = t.value.to_vec(),
+                0x50 => app.label = utf8(&t),
+                0x51 => app.path = Some(t.value.to_vec()),
+                _ => {}
+            }
+        }
+        if app.aid.is_empty() {
+            return Err(bad("EF.DIR", "application without AID"));
+        }
+        apps.push(app);
+    }
+    Ok(apps)
+}
+
+/// Where the ODF says the directory files are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Odf {
+    pub prkdf: Vec<Vec<u8>>,
+    pub cdf: Vec<Vec<u8>>,
+    pub aodf: Vec<Vec<u8>>,
+}
+
+/// A PKCS#15 Path: `30 { 04 path ... }`.
+fn path_of(t: &Tlv) -> Result<Vec<u8>, CardError> {
+    let inner = if t.tag == 0x30 { *t } else { t.child(0x30)?.ok_or_else(|| bad("PKCS#15 path", "no Path"))? };
+    let p = inner.child(0x04)?.ok_or_else(|| bad("PKCS#15 path", "no path octets"))?;
+    if p.value.is_empty() || p.value.len() % 2 != 0 {
+        return Err(bad("PKCS#15 path", "odd length"));
+    }
+    Ok(p.value.to_vec())
+}
+
+pub fn parse_odf(bytes: &[u8]) -> Result<Odf, CardError> {
+    let mut odf = Odf::default();
+    for t in tlv::parse_all(bytes)? {
+        let slot = match t.tag {
+            0xA0 => &mut odf.prkdf,
+            0xA4 => &mut odf.cdf,
+            0xA8 => &mut odf.aodf,
+            _ => continue,
+        };
+        slot.push(path_of(&t)?);
+    }
+    Ok(odf)
+}
+
+/// A PIN of the AODF, with what is needed to build a VERIFY.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinInfo {
+    pub label: String,
+    pub auth_id: Vec<u8>,
+    /// 0 BCD, 1 ASCII digits, 2 UTF-8.
+    pub pin_type: u8,
+    pub min_length: usize,
+    pub stored_length: usize,
+    pub reference: u8,
+    pub pad_char: Option<u8>,
+    pub needs_padding: bool,
+    pub local: bool,
+    /// The DF to select before presenting it (3F00 for the CPx global CHV).
+    pub path: Option<Vec<u8>>,
+}
+
+/// A private key of the PrKDF.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    pub label: String,
+    pub id: Vec<u8>,
+    /// KeyUsageFlags bit numbers (1 decrypt, 2 sign, 9 nonRepudiation…).
+    pub usage: Vec<u32>,
+    pub reference: u8,
+    /// authId of the PIN guarding it.
+    pub auth_id: Option<Vec<u8>>,
+    pub path: Option<Vec<u8>>,
+    pub modulus_bits: Option<u32>,
+}
+
+impl KeyInfo {
+    pub const SIGN: u32 = 2;
+    pub const NON_REPUDIATION: u32 = 9;
+    /// The authentication key: signs, but is not the non-repudiation (qualified signature) key.
+    pub fn is_authentication(&self) -> bool {
+        self.usage.contains(&Self::SIGN) && !self.usage.contains(&Self::NON_REPUDIATION)
+    }
+}
+
+/// A certificate of the CDF.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertInfo {
+    pub label: String,
+    pub id: Vec<u8>,
+    pub path: Vec<u8>,
+}
+
+/// `SEQUENCE { common SEQ, class SEQ, [0] subclass?, [1] type }` → (common, class, type).
+fn object<'a>(obj: &Tlv<'a>, what: &'static str) -> Result<(Tlv<'a>, Tlv<'a>, Tlv<'a>), CardError> {
+    let parts = obj.children()?;
+    let common = *parts.first().filter(|t| t.tag == 0x30).ok_or_else(|| bad(what, "no common attributes"))?;
+    let class = *parts.get(1).filter(|t| t.tag == 0x30).ok_or_else(|| bad(what, "no class attributes"))?;
+    let typed = *parts.iter().find(|t| t.tag == 0xA1).ok_or_else(|| bad(what, "no type attributes"))?;
+    let inner = typed.children()?.into_iter().next().ok_or_else(|| bad(what, "empty type attributes"))?;
+    Ok((common, class, inner))
+}
+
+fn label_and_auth(common: &Tlv) -> Result<(String, Option<Vec<u8>>), CardError> {
+    let mut label = String::new();
+    let mut auth = None;
+    for t in common.children()? {
+        match t.tag {
+            0x0C => label = utf8(&t),
+            0x04 => auth = Some(t.value.to_vec()),
+            _ => {}
+        }
+    }
+    Ok((label, auth))
+}
+
+fn objects(bytes: &[u8]) -> Result<Vec<Tlv<'_>>, CardError> {
+    Ok(tlv::parse_all(bytes)?.into_iter().filter(|t| t.tag == 0x30).collect())
+}
+
+fn small(v: &[u8], what: &'static str) -> Result<usize, CardError> {
+    let n = tlv::unsigned(v)?;
+    if n > 4096 {
+        return Err(bad(what, "value out of range"));
+    }
+    Ok(n as usize)
+}
+
+pub fn parse_aodf(bytes: &[u8]) -> Result<Vec<PinInfo>, CardError> {
+    const W: &str = "AODF";
+    objects(bytes)?
+        .iter()
+        .map(|obj| {
+            let (common, class, attrs) = object(obj, W)?;
+            let (label, _) = label_and_auth(&common)?;
+            let auth_id = class.child(0x04)?.ok_or_else(|| bad(W, "no authId"))?.value.to_vec();
+            let fields = attrs.children()?;
+            let flags = fields.iter().find(|t| t.tag == 0x03).map(|t| tlv::bit_string(t.value)).transpose()?.unwrap_or_default();
+            let ints: Vec<&Tlv> = fields.iter().filter(|t| t.tag == 0x02).collect();
+            let pin_type = fields.iter().find(|t| t.tag == 0x0A).and_then(|t| t.value.first().copied()).unwrap_or(1);
+            let min_length = ints.first().map(|t| small(t.value, W)).transpose()?.ok_or_else(|| bad(W, "no minLength"))?;
+            let stored_length = ints.get(1).map(|t| small(t.value, W)).transpose()?.ok_or_else(|| bad(W, "no storedLength"))?;
+            let reference = match fields.iter().find(|t| t.tag == 0x80) {
+                Some(t) => tlv::unsigned(t.value)? as u8,
+                None => 0,
+            };
+            let pad_char = fields.iter().find(|t| t.tag == 0x04).and_then(|t| t.value.first().copied());
+            let path = fields.iter().find(|t| t.tag == 0x30).map(path_of).transpose()?;
+            if stored_length < min_length || stored_length > 64 {
+                return Err(bad(W, "PIN lengths inconsistent"));
+            }
+            Ok(PinInfo { label, auth_id, pin_type, min_length, stored_length, reference, pad_char, needs_padding: flags.contains(&5), local: flags.contains(&1), path })
+        })
+        .collect()
+}
+
+pub fn parse_prkdf(bytes: &[u8]) -> Result<Vec<KeyInfo>, CardError> {
+    const W: &str = "PrKDF";
+    objects(bytes)?
+        .iter()
+        .map(|obj| {
+            let (common, class, attrs) = object(obj, W)?;
+            let (label, auth_id) = label_and_auth(&common)?;
+            let fields = class.children()?;
+            let id = fields.iter().find(|t| t.tag == 0x04).ok_or_else(|| bad(W, "no key ID"))?.value.to_vec();
+            // usage is the first BIT STRING, accessFlags the second.
+            let usage = fields.iter().find(|t| t.tag == 0x03).map(|t| tlv::bit_string(t.value)).transpose()?.unwrap_or_default();
+            let reference = fields.iter().find(|t| t.tag == 0x02).map(|t| tlv::unsigned(t.value)).transpose()?.ok_or_else(|| bad(W, "no key reference"))?;
+            let reference = u8::try_from(reference).map_err(|_| bad(W, "key reference out of range"))?;
+            let rsa = attrs.children()?;
+            let path = rsa.iter().find(|t| t.tag == 0x30).map(path_of).transpose()?;
+            let modulus_bits = rsa.iter().find(|t| t.tag == 0x02).map(|t| small(t.value, W).map(|v| v as u32)).transpose()?;
+            Ok(KeyInfo { label, id, usage, reference, auth_id, path, modulus_bits })
+        })
+        .collect()
+}
+
+pub fn parse_cdf(bytes: &[u8]) -> Result<Vec<CertInfo>, CardError> {
+    const W: &str = "CDF";
+    objects(bytes)?
+        .iter()
+        .map(|obj| {
+            let (common, class, attrs) = object(obj, W)?;
+            let (label, _) = label_and_auth(&common)?;
+            let id = class.child(0x04)?.ok_or_else(|| bad(W, "no certificate ID"))?.value.to_vec();
+            Ok(CertInfo { label, id, path: path_of(&attrs)? })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    // Bytes as the virtual CPS3 serves them (captured from its APDU log), which OpenSC's pkcs15-tool also reads.
+    const DIR: &str = "611E4F0DE828BD080F8025000001FF001050074350782049415351043F00000161214F0DE828BD080F8025000001FF0020500A4350782049415320434C51043F000002";
+    const ODF: &str = "A00A300804063F0000027002A40A300804063F0000027003";
+    const PRKDF: &str = "304730170C114350535F505249565F544543485F41555403020780301C040EE828BD080F8025000001FF00200303020520030205A002020083A10E300C300604043F00000202020800";
+
+    #[test]
+    fn parses_the_structures_of_a_cps3() {
+        let apps = parse_dir(&hex::decode(DIR).unwrap()).unwrap();
+        assert_eq!(apps.len(), 2);
+        assert_eq!(apps[0].aid, AID_CPX_IAS);
+        assert_eq!(apps[1].label, "CPx IAS CL");
+        assert_eq!(apps[1].path.as_deref(), Some(&[0x3F, 0, 0, 2][..]));
+        let odf = parse_odf(&hex::decode(ODF).unwrap()).unwrap();
+        assert_eq!(odf.prkdf, vec![vec![0x3F, 0, 0, 2, 0x70, 2]]);
+        let keys = parse_prkdf(&hex::decode(PRKDF).unwrap()).unwrap();
+        assert_eq!(keys[0].reference, 0x83);
+        assert_eq!(keys[0].usage, vec![2]);
+        assert_eq!(keys[0].modulus_bits, Some(2048));
+        assert!(keys[0].is_authentication());
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = parse_dir(&bytes);
+            let _ = parse_odf(&bytes);
+            let _ = parse_aodf(&bytes);
+            let _ = parse_prkdf(&bytes);
+            let _ = parse_cdf(&bytes);
+        }
+
+        #[test]
+        fn never_panics_on_mutated_structures(which in 0usize..3, pos in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>()) {
+            let mut bytes = hex::decode([DIR, ODF, PRKDF][which]).unwrap();
+            let i = pos.index(bytes.len());
+            bytes[i] = byte;
+            bytes.truncate(cut.index(bytes.len()) + 1);
+            let _ = parse_dir(&bytes);
+            let _ = parse_odf(&bytes);
+            let _ = parse_prkdf(&bytes);
+            let _ = parse_aodf(&bytes);
+            let _ = parse_cdf(&bytes);
+        }
+    }
+}
