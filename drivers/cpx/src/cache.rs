@@ -1,4 +1,4 @@
-//! Certificate cache keyed by the card serial (EF.SN.ICC), invalidated when EF_ACTUA changes (the card
+//! Certificate cache keyed by the card serial (EF.SN.ICC) and interface, invalidated when EF_ACTUA changes (the card
 //! was updated online), so that a card seen before is ready without reading its certificate again.
 //! In memory, and optionally in a folder (public data only: PKCS#15 layout and certificate).
 
@@ -48,7 +48,7 @@ impl CertCache {
     }
 
     fn file(&self, serial: &str) -> Option<PathBuf> {
-        let safe = serial.bytes().all(|b| b.is_ascii_alphanumeric());
+        let safe = serial.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         self.dir.as_ref().filter(|_| safe).map(|d| d.join(format!("{serial}.json")))
     }
 

@@ -136,11 +136,13 @@ fn identify(t: &mut dyn Transport, atr: &[u8], cache: &CertCache) -> Result<(Car
     }
     let actua = read_actua(t)?;
     let interface = entry.map_or(Interface::Contact, |e| e.interface);
-    let layout = match cache.get(&sn.serial, actua.as_deref()) {
+    // The same chip shows another application over contactless: the interface is part of the key.
+    let cache_key = format!("{}-{}", sn.serial, if interface == Interface::Contact { "contact" } else { "contactless" });
+    let layout = match cache.get(&cache_key, actua.as_deref()) {
         Some(layout) => layout,
         None => {
             let layout = read_layout(t, entry.map(|e| e.generation), interface)?;
-            cache.put(&sn.serial, actua.as_deref(), &layout);
+            cache.put(&cache_key, actua.as_deref(), &layout);
             layout
         }
     };

@@ -61,14 +61,22 @@ pub struct Odf {
     pub aodf: Vec<Vec<u8>>,
 }
 
-/// A PKCS#15 Path: `30 { 04 path ... }`.
+/// A PKCS#15 Path (`30 { 04 path … }`), either `t` itself or nested in it (ODF entries, the indirect
+/// ObjectValue of a CDF entry) at most three levels down.
 fn path_of(t: &Tlv) -> Result<Vec<u8>, CardError> {
-    let inner = if t.tag == 0x30 { *t } else { t.child(0x30)?.ok_or_else(|| bad("PKCS#15 path", "no Path"))? };
-    let p = inner.child(0x04)?.ok_or_else(|| bad("PKCS#15 path", "no path octets"))?;
-    if p.value.is_empty() || p.value.len() % 2 != 0 {
-        return Err(bad("PKCS#15 path", "odd length"));
+    let mut at = *t;
+    for _ in 0..4 {
+        if at.tag == 0x30 {
+            if let Some(p) = at.child(0x04)? {
+                if p.value.is_empty() || p.value.len() % 2 != 0 {
+                    return Err(bad("PKCS#15 path", "odd length"));
+                }
+                return Ok(p.value.to_vec());
+            }
+        }
+        at = at.child(0x30)?.ok_or_else(|| bad("PKCS#15 path", "no Path"))?;
     }
-    Ok(p.value.to_vec())
+    Err(bad("PKCS#15 path", "nested too deep"))
 }
 
 pub fn parse_odf(bytes: &[u8]) -> Result<Odf, CardError> {

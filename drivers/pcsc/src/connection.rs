@@ -72,19 +72,20 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects to the card in `reader` (shared mode unless `options.exclusive`).
-    pub fn connect(ctx: &pcsc::Context, reader: &str, options: &ConnectionOptions) -> Result<Self, PcscError> {
+    /// Connects to the card in `reader` (shared mode unless `options.exclusive`). The connection has a
+    /// PC/SC context of its own: pcsc-lite serialises the calls of one context, so a card that hangs
+    /// must not hold up the calls made for other readers.
+    pub fn connect(reader: &str, options: &ConnectionOptions) -> Result<Self, PcscError> {
         let name = CString::new(reader).map_err(|_| PcscError::ReaderUnavailable { reader: reader.to_owned() })?;
         let (jobs, inbox) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::channel();
-        let ctx = ctx.clone();
         let share = if options.exclusive { pcsc::ShareMode::Exclusive } else { pcsc::ShareMode::Shared };
         let reader_owned = reader.to_owned();
         thread::Builder::new()
             .name(format!("pcsc {reader}"))
             .spawn(move || {
-                let connected = ctx
-                    .connect(&name, share, pcsc::Protocols::T0 | pcsc::Protocols::T1)
+                let connected = pcsc::Context::establish(pcsc::Scope::User)
+                    .and_then(|ctx| ctx.connect(&name, share, pcsc::Protocols::T0 | pcsc::Protocols::T1))
                     .and_then(|card| card.status2_owned().map(|st| (st.atr().to_vec(), st.protocol2(), card)));
                 match connected {
                     Ok((atr, protocol, card)) => {

@@ -1,0 +1,297 @@
+//! `cpx-agent`: the agent's command line.
+//!
+//! Exit status: 0 a CPx card is ready · 1 internal error · 2 usage error · 3 PC/SC service stopped ·
+//! 4 no reader · 5 no card · 6 a card is there but none is a usable CPx card · 7 the CPx card is
+//! recognised but cannot log in (code porteur blocked, certificate expired, contactless).
+
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use cpx_agent::messages::{label, Code, Lang, SlotState};
+use cpx_agent::output::{colour_enabled, fill, paint, Tone};
+use cpx_agent::scan::{self, card_label, national_id_label, ReaderReport, ScanOptions};
+use cpx_card::identity::date;
+use cpx_card::{CertCache, Recognition, Validity};
+use cpx_pcsc::{Monitor, MonitorEvent, PcscError};
+
+const AFTER_HELP: &str = "Exit status: 0 a CPx card is ready, 1 internal error, 2 usage error, 3 PC/SC service stopped, \
+4 no reader, 5 no card, 6 a card is there but no usable CPx card, 7 CPx card recognised but unable to log in \
+(code porteur blocked, certificate expired, contactless). NO_COLOR disables colours.";
+
+#[derive(Parser)]
+#[command(name = "cpx-agent", version, about = "Agent CPx: cartes CPS/CPE/CPA/CPF des professionnels de santé", after_help = AFTER_HELP)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Global {
+    /// Language of the messages.
+    #[arg(long, global = true, value_enum, default_value_t = Lang::Fr, env = "CPX_LANG")]
+    lang: Lang,
+    /// Machine-readable output (one JSON document; one JSON object per line for `watch`).
+    #[arg(long, global = true)]
+    json: bool,
+    /// Longest wait for one card call, in milliseconds (a mute card is given up after this).
+    #[arg(long, global = true, default_value_t = 3000, env = "CPX_CARD_TIMEOUT_MS")]
+    card_timeout: u64,
+    /// Only this reader.
+    #[arg(long, global = true)]
+    reader: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Each reader and its card: « Carte CPS insérée et reconnue », « Carte CPS mal insérée / non reconnue »…
+    Status,
+    /// The CPx card: type, holder, national id, certificate validity, tries left on the code porteur.
+    Card,
+    /// One line per event (card inserted or removed, reader plugged or unplugged, service stopped or started).
+    Watch {
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<usize>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        timeout: Option<f64>,
+    },
+}
+
+mod exit {
+    pub const INTERNAL: u8 = 1;
+    pub const SERVICE_STOPPED: u8 = 3;
+    pub const NO_READER: u8 = 4;
+    pub const NO_CARD: u8 = 5;
+    pub const NOT_USABLE: u8 = 6;
+    pub const CANNOT_LOG_IN: u8 = 7;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let g = cli.global.clone();
+    let cache = card_cache();
+    match cli.command {
+        Command::Status => run_scan(&g, &cache, false),
+        Command::Card => run_scan(&g, &cache, true),
+        Command::Watch { count, timeout } => watch(&g, &cache, count, timeout.map(Duration::from_secs_f64)),
+    }
+}
+
+/// The certificate cache in the user's cache folder (public data only), or memory when there is none.
+fn card_cache() -> CertCache {
+    let dir = std::env::var_os("CPX_AGENT_CACHE_DIR")
+        .map(Into::into)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| std::path::PathBuf::from(d).join("cpx-agent")))
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/cpx-agent")));
+    dir.map_or_else(CertCache::memory, |d| CertCache::in_dir(d.join("cards")))
+}
+
+fn context() -> Result<pcsc::Context, PcscError> {
+    pcsc::Context::establish(pcsc::Scope::User).map_err(|e| PcscError::from_pcsc(e, None))
+}
+
+fn options(g: &Global, with_pin: bool) -> ScanOptions {
+    ScanOptions { timeout: Duration::from_millis(g.card_timeout), with_pin, reader: g.reader.clone() }
+}
+
+fn run_scan(g: &Global, cache: &CertCache, detailed: bool) -> ExitCode {
+    let reports = context().and_then(|ctx| scan::scan(&ctx, cache, &options(g, detailed)));
+    let reports = match reports {
+        Ok(r) => r,
+        Err(e) => return service_error(g, &e),
+    };
+    if reports.is_empty() {
+        let code = if g.reader.is_some() { Code::ReaderUnavailable } else { Code::NoReader };
+        print_problem(g, code);
+        return ExitCode::from(exit::NO_READER);
+    }
+    if g.json {
+        let out: Vec<_> = reports.iter().map(|r| report_json(g.lang, r)).collect();
+        println!("{}", serde_json::json!({"service": "running", "readers": out}));
+    } else {
+        let colour = colour_enabled();
+        for r in &reports {
+            print_report(g.lang, r, detailed, colour);
+        }
+    }
+    let ready: Vec<&ReaderReport> = reports.iter().filter(|r| r.state == SlotState::CardReady).collect();
+    ExitCode::from(if ready.iter().any(|r| r.codes.is_empty()) {
+        0
+    } else if !ready.is_empty() {
+        exit::CANNOT_LOG_IN
+    } else if reports.iter().all(|r| r.state == SlotState::NoCard) {
+        exit::NO_CARD
+    } else {
+        exit::NOT_USABLE
+    })
+}
+
+fn service_error(g: &Global, e: &PcscError) -> ExitCode {
+    let code = Code::from(e);
+    print_problem(g, code);
+    ExitCode::from(if code == Code::PcscServiceStopped { exit::SERVICE_STOPPED } else { exit::INTERNAL })
+}
+
+fn problem_json(lang: Lang, code: Code) -> serde_json::Value {
+    let e = code.entry();
+    serde_json::json!({"code": code, "message": e.message.get(lang), "fix": e.fix.get(lang), "retriable": e.retriable})
+}
+
+fn print_problem(g: &Global, code: Code) {
+    if g.json {
+        let service = if code == Code::PcscServiceStopped { "stopped" } else { "running" };
+        let mut v = problem_json(g.lang, code);
+        v["service"] = service.into();
+        v["readers"] = serde_json::json!([]);
+        println!("{v}");
+    } else {
+        let e = code.entry();
+        println!("{}", paint(e.message.get(g.lang), Tone::Bad, colour_enabled()));
+        println!("  {} : {}", label::WHAT_TO_DO.get(g.lang), e.fix.get(g.lang));
+    }
+}
+
+fn report_json(lang: Lang, r: &ReaderReport) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    v["message"] = r.state.text().get(lang).into();
+    v["problems"] = r.codes.iter().map(|c| problem_json(lang, *c)).collect();
+    v
+}
+
+fn print_report(lang: Lang, r: &ReaderReport, detailed: bool, colour: bool) {
+    let tone = match r.state {
+        SlotState::CardReady if r.codes.is_empty() => Tone::Good,
+        SlotState::NoCard | SlotState::CardReady => Tone::Warn,
+        _ => Tone::Bad,
+    };
+    let mut line = format!("{} « {} » : {}", label::READER.get(lang), r.reader, paint(r.state.text().get(lang), tone, colour));
+    if let Some(card) = &r.card {
+        line.push_str(&format!(" — {}, {}", card_label(card), card.identity.display_name()));
+    }
+    println!("{line}");
+    if let (true, Some(card)) = (detailed, &r.card) {
+        let id = &card.identity;
+        let mut kind = card_label(card);
+        if card.recognition == Recognition::IssuerOnly {
+            kind = format!("{kind}, {}", fill(label::UNKNOWN_VARIANT.get(lang), &[("atr", &r.atr)]));
+        }
+        println!("  {} : {kind}", label::CARD_TYPE.get(lang));
+        println!("  {} : {}", label::SERIAL.get(lang), card.serial);
+        println!("  {} : {}", label::HOLDER.get(lang), id.display_name());
+        println!("  {} : {}", label::NATIONAL_ID.get(lang), national_id_label(id));
+        if let Some(p) = &id.profession {
+            println!("  {} : {p}", label::PROFESSION.get(lang));
+        }
+        let dates = [("from", date(id.not_before)), ("to", date(id.not_after))];
+        let dates: Vec<(&str, &str)> = dates.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let validity = match card.certificate_validity {
+            Validity::Valid => fill(label::VALID_FROM_TO.get(lang), &dates),
+            Validity::Expired => paint(&fill(label::EXPIRED_ON.get(lang), &dates), Tone::Bad, colour),
+            Validity::NotYetValid => paint(&fill(label::NOT_YET_VALID.get(lang), &dates), Tone::Bad, colour),
+        };
+        let test = if id.test_pki { format!(", {}", label::TEST_PKI.get(lang)) } else { String::new() };
+        println!("  {} : {validity} ({}{test})", label::CERTIFICATE.get(lang), id.issuer);
+        let pin = match card.pin {
+            None => label::NO_PIN.get(lang).to_owned(),
+            Some(p) if p.blocked() => paint(label::BLOCKED.get(lang), Tone::Bad, colour),
+            Some(p) => fill(label::TRIES_LEFT.get(lang), &[("n", &p.tries_left.to_string()), ("max", &p.max_tries.to_string())]),
+        };
+        println!("  {} : {pin}", label::PIN.get(lang));
+    }
+    for code in &r.codes {
+        let e = code.entry();
+        if r.state == SlotState::CardReady {
+            println!("  {}", paint(e.message.get(lang), Tone::Bad, colour));
+        } else if r.codes.len() > 1 || *code != Code::NoCard {
+            println!("  {}", e.message.get(lang));
+        }
+        println!("  {} : {}", label::WHAT_TO_DO.get(lang), e.fix.get(lang));
+    }
+}
+
+/// `watch`: the monitor's events, one line each; an inserted card is identified at once and the line
+/// says how long after pcscd's event it was ready.
+fn watch(g: &Global, cache: &CertCache, count: Option<usize>, timeout: Option<Duration>) -> ExitCode {
+    let (tx, rx) = mpsc::channel();
+    let monitor = Monitor::start(move |event, at| {
+        let _ = tx.send((event, at));
+    });
+    let start = Instant::now();
+    let deadline = timeout.map(|t| start + t);
+    let colour = colour_enabled();
+    let mut seen = 0;
+    loop {
+        if count.is_some_and(|n| seen >= n) {
+            break;
+        }
+        let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let next = match wait {
+            Some(w) => rx.recv_timeout(w).ok(),
+            None => rx.recv().ok(),
+        };
+        let Some((event, at)) = next else { break };
+        seen += 1;
+        print_event(g, &event, at, cache, colour);
+    }
+    monitor.stop();
+    ExitCode::SUCCESS
+}
+
+fn print_event(g: &Global, event: &MonitorEvent, at: Instant, cache: &CertCache, colour: bool) {
+    let lang = g.lang;
+    let stamp = clock();
+    let (reader, what) = match event {
+        MonitorEvent::ServiceStarted => (None, label::SERVICE_STARTED.get(lang).to_owned()),
+        MonitorEvent::ServiceStopped => (None, paint(label::SERVICE_STOPPED.get(lang), Tone::Bad, colour)),
+        MonitorEvent::ReaderAdded { reader } => (Some(reader), label::READER_ADDED.get(lang).to_owned()),
+        MonitorEvent::ReaderRemoved { reader } => (Some(reader), label::READER_REMOVED.get(lang).to_owned()),
+        MonitorEvent::CardRemoved { reader } => (Some(reader), label::REMOVED.get(lang).to_owned()),
+        MonitorEvent::CardMute { reader } => (Some(reader), paint(label::MUTE.get(lang), Tone::Bad, colour)),
+        MonitorEvent::CardInserted { reader, atr } => (Some(reader), format!("{} (ATR {})", label::INSERTED.get(lang), hex::encode_upper(atr))),
+    };
+    // An inserted card is identified now: the report and the time from pcscd's event to "ready".
+    let report = match event {
+        MonitorEvent::CardInserted { reader, atr } => {
+            let info = cpx_pcsc::ReaderInfo { name: reader.clone(), state: cpx_pcsc::SlotState::Present, atr: atr.clone() };
+            let r = scan::report(cache, &info, &options(g, false));
+            Some((r, at.elapsed()))
+        }
+        _ => None,
+    };
+    if g.json {
+        let mut v = serde_json::to_value(event).unwrap_or_default();
+        v["time"] = stamp.into();
+        v["message"] = what.into();
+        if let Some((r, ready)) = &report {
+            v["card"] = report_json(lang, r);
+            v["ready_ms"] = serde_json::json!(ready.as_secs_f64() * 1000.0);
+        }
+        println!("{v}");
+    } else {
+        let place = reader.map(|r| format!("{} « {r} » : ", label::READER.get(lang))).unwrap_or_default();
+        println!("[{stamp}] {place}{what}");
+        if let Some((r, ready)) = report {
+            let ms = format!("{:.1}", ready.as_secs_f64() * 1000.0);
+            print!("[{stamp}]   ");
+            print_report(lang, &r, false, colour);
+            if r.state == SlotState::CardReady {
+                println!("[{stamp}]   {}", fill(label::READY_IN.get(lang), &[("ms", &ms)]));
+            }
+        }
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}
+
+/// Local wall-clock time of day, HH:MM:SS.mmm (UTC when the offset is unknown).
+fn clock() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let ms = now.as_millis() % 1000;
+    let s = now.as_secs() % 86_400;
+    format!("{:02}:{:02}:{:02}.{ms:03}", s / 3600, s / 60 % 60, s % 60)
+}

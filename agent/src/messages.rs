@@ -1,0 +1,273 @@
+//! The message catalogue: every text the user sees, in French (default) and English, with a stable code,
+//! what to do about it, and whether trying again can help. The CLI, and later the HTTP API and the tray
+//! app, take their wording from here and nowhere else.
+
+use cpx_card::CardError;
+use cpx_pcsc::PcscError;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    #[default]
+    Fr,
+    En,
+}
+
+/// French and English versions of one text.
+#[derive(Debug, Clone, Copy)]
+pub struct Text {
+    pub fr: &'static str,
+    pub en: &'static str,
+}
+
+impl Text {
+    pub fn get(&self, lang: Lang) -> &'static str {
+        match lang {
+            Lang::Fr => self.fr,
+            Lang::En => self.en,
+        }
+    }
+}
+
+macro_rules! text {
+    ($fr:expr, $en:expr) => {
+        Text { fr: $fr, en: $en }
+    };
+}
+
+/// The state of one reader slot as the professional sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SlotState {
+    CardReady,
+    CardNotRecognised,
+    CardInUse,
+    NoCard,
+}
+
+impl SlotState {
+    pub fn text(self) -> Text {
+        match self {
+            Self::CardReady => text!("Carte CPS insérée et reconnue", "CPS card inserted and recognised"),
+            Self::CardNotRecognised => text!("Carte CPS mal insérée / non reconnue", "CPS card badly inserted / not recognised"),
+            Self::CardInUse => text!("Carte utilisée par un autre programme", "Card in use by another program"),
+            Self::NoCard => text!("Aucune carte dans le lecteur", "No card in the reader"),
+        }
+    }
+}
+
+/// Stable error codes, shared by every surface of the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Code {
+    PcscServiceStopped,
+    NoReader,
+    ReaderUnavailable,
+    NoCard,
+    CardMute,
+    CardNotCpx,
+    CardInUse,
+    CardRemoved,
+    CardTimeout,
+    CardCommunication,
+    CardMalformed,
+    CardUnexpectedStatus,
+    CardIncomplete,
+    PinBlocked,
+    PinWrong,
+    PinFormat,
+    PinRequired,
+    Contactless,
+    Unsupported,
+    CertificateExpired,
+    CertificateNotYetValid,
+}
+
+/// One catalogue entry.
+pub struct Entry {
+    pub message: Text,
+    pub fix: Text,
+    pub retriable: bool,
+}
+
+impl Code {
+    pub fn entry(self) -> Entry {
+        use Code::*;
+        let (message, fix, retriable) = match self {
+            PcscServiceStopped => (
+                text!("Le service de carte à puce (PC/SC) est arrêté", "The smart-card service (PC/SC) is stopped"),
+                text!("Démarrez le service « Carte à puce » (Windows) ou pcscd (Linux), puis réessayez.", "Start the Smart Card service (Windows) or pcscd (Linux), then try again."),
+                true,
+            ),
+            NoReader => (
+                text!("Aucun lecteur de carte détecté", "No card reader detected"),
+                text!("Branchez le lecteur de carte (ou vérifiez son câble USB), puis réessayez.", "Plug in the card reader (or check its USB cable), then try again."),
+                true,
+            ),
+            ReaderUnavailable => (
+                text!("Le lecteur de carte ne répond pas", "The card reader does not respond"),
+                text!("Débranchez puis rebranchez le lecteur.", "Unplug the reader and plug it in again."),
+                true,
+            ),
+            NoCard => (
+                text!("Aucune carte dans le lecteur", "No card in the reader"),
+                text!("Insérez votre carte CPS, puce vers le haut.", "Insert your CPS card, chip facing up."),
+                true,
+            ),
+            CardMute => (
+                text!("Carte CPS mal insérée / non reconnue : la carte ne répond pas", "CPS card badly inserted / not recognised: the card does not answer"),
+                text!("Retirez la carte et réinsérez-la dans le bon sens, puce vers le haut ; si cela persiste, la puce est peut-être sale ou abîmée.", "Take the card out and insert it the right way, chip up; if it persists, the chip may be dirty or damaged."),
+                true,
+            ),
+            CardNotCpx => (
+                text!("Cette carte n'est pas une carte CPx (CPS, CPE, CPA, CPF)", "This card is not a CPx card (CPS, CPE, CPA, CPF)"),
+                text!("Insérez votre carte de professionnel de santé ; une carte Vitale ou bancaire ne convient pas.", "Insert your health-professional card; a Carte Vitale or a bank card will not do."),
+                false,
+            ),
+            CardInUse => (
+                text!("La carte est utilisée par un autre programme", "The card is in use by another program"),
+                text!("Fermez l'autre logiciel qui utilise la carte (GALSS, Cryptolib, logiciel de facturation), puis réessayez.", "Close the other software using the card (GALSS, Cryptolib, billing software), then try again."),
+                true,
+            ),
+            CardRemoved => (
+                text!("La carte a été retirée pendant l'opération", "The card was removed during the operation"),
+                text!("Réinsérez la carte et recommencez.", "Insert the card again and start over."),
+                true,
+            ),
+            CardTimeout => (
+                text!("La carte ne répond plus", "The card stopped answering"),
+                text!("Retirez la carte, réinsérez-la et recommencez ; si cela persiste, essayez un autre lecteur.", "Take the card out, insert it again and start over; if it persists, try another reader."),
+                true,
+            ),
+            CardCommunication => (
+                text!("Échec de communication avec la carte ou le lecteur", "Communication with the card or reader failed"),
+                text!("Retirez et réinsérez la carte ; si cela persiste, rebranchez le lecteur.", "Take the card out and insert it again; if it persists, plug the reader in again."),
+                true,
+            ),
+            CardMalformed => (
+                text!("La carte a renvoyé des données illisibles", "The card returned unreadable data"),
+                text!("Réinsérez la carte ; si cela persiste, contactez le support en joignant le rapport de diagnostic.", "Insert the card again; if it persists, contact support with the diagnostic report."),
+                true,
+            ),
+            CardUnexpectedStatus => (
+                text!("La carte a refusé une commande", "The card refused a command"),
+                text!("Réinsérez la carte ; si cela persiste, contactez le support en joignant le rapport de diagnostic.", "Insert the card again; if it persists, contact support with the diagnostic report."),
+                true,
+            ),
+            CardIncomplete => (
+                text!("La carte ne contient pas de certificat d'authentification utilisable", "The card holds no usable authentication certificate"),
+                text!("Contactez l'émetteur de la carte (CPS Info Service : 0 825 85 2000).", "Contact the card issuer (CPS Info Service: 0 825 85 2000)."),
+                false,
+            ),
+            PinBlocked => (
+                text!("Code porteur bloqué", "Code porteur (PIN) blocked"),
+                text!("Débloquez la carte avec son code de déblocage (courrier reçu avec la carte) ou appelez CPS Info Service au 0 825 85 2000.", "Unblock the card with its unblocking code (letter received with the card) or call CPS Info Service on 0 825 85 2000."),
+                false,
+            ),
+            PinWrong => (
+                text!("Code porteur incorrect", "Wrong code porteur (PIN)"),
+                text!("Vérifiez votre code porteur (4 chiffres) avant de réessayer : la carte se bloque après 3 erreurs.", "Check your code porteur (4 digits) before trying again: the card blocks after 3 errors."),
+                true,
+            ),
+            PinFormat => (
+                text!("Le code porteur comporte 4 chiffres", "The code porteur is 4 digits"),
+                text!("Saisissez les 4 chiffres de votre code porteur.", "Type the 4 digits of your code porteur."),
+                true,
+            ),
+            PinRequired => (
+                text!("Le code porteur n'a pas été vérifié", "The code porteur was not verified"),
+                text!("Recommencez la connexion et saisissez votre code porteur.", "Start the login again and type your code porteur."),
+                true,
+            ),
+            Contactless => (
+                text!("Carte lue en sans contact : la connexion demande le contact", "Card read contactless: login needs the contact interface"),
+                text!("Insérez la carte dans la fente du lecteur au lieu de la poser dessus.", "Insert the card into the reader's slot instead of laying it on top."),
+                false,
+            ),
+            Unsupported => (
+                text!("Opération non prise en charge par cette carte", "Operation not supported by this card"),
+                text!("Contactez le support en joignant le rapport de diagnostic.", "Contact support with the diagnostic report."),
+                false,
+            ),
+            CertificateExpired => (
+                text!("Le certificat de la carte a expiré", "The card's certificate has expired"),
+                text!("Commandez une nouvelle carte auprès de l'ANS (CPS Info Service : 0 825 85 2000).", "Order a new card from the ANS (CPS Info Service: 0 825 85 2000)."),
+                false,
+            ),
+            CertificateNotYetValid => (
+                text!("Le certificat de la carte n'est pas encore valide", "The card's certificate is not valid yet"),
+                text!("Vérifiez la date et l'heure de l'ordinateur.", "Check the computer's date and time."),
+                false,
+            ),
+        };
+        Entry { message, fix, retriable }
+    }
+}
+
+impl From<&PcscError> for Code {
+    fn from(e: &PcscError) -> Self {
+        match e {
+            PcscError::ServiceStopped => Code::PcscServiceStopped,
+            PcscError::NoReaders => Code::NoReader,
+            PcscError::ReaderUnavailable { .. } => Code::ReaderUnavailable,
+            PcscError::NoCard { .. } => Code::NoCard,
+            PcscError::CardRemoved | PcscError::CardReset => Code::CardRemoved,
+            PcscError::Unresponsive | PcscError::Unpowered => Code::CardMute,
+            PcscError::UnsupportedCard => Code::CardNotCpx,
+            PcscError::SharingViolation => Code::CardInUse,
+            PcscError::Timeout { .. } => Code::CardTimeout,
+            PcscError::BadResponse { .. } => Code::CardMalformed,
+            PcscError::ProtocolMismatch | PcscError::Communication { .. } | PcscError::Cancelled | PcscError::Other { .. } => Code::CardCommunication,
+        }
+    }
+}
+
+impl From<&CardError> for Code {
+    fn from(e: &CardError) -> Self {
+        match e {
+            CardError::Pcsc(p) => p.into(),
+            CardError::NotCpx { .. } => Code::CardNotCpx,
+            CardError::UnexpectedStatus { .. } => Code::CardUnexpectedStatus,
+            CardError::Malformed { .. } => Code::CardMalformed,
+            CardError::Missing { .. } => Code::CardIncomplete,
+            CardError::PinBlocked => Code::PinBlocked,
+            CardError::WrongPin { .. } => Code::PinWrong,
+            CardError::PinFormat => Code::PinFormat,
+            CardError::PinRequired => Code::PinRequired,
+            CardError::Unsupported { what } if what.contains("contactless") || what.contains("interface") => Code::Contactless,
+            CardError::Unsupported { .. } => Code::Unsupported,
+        }
+    }
+}
+
+/// Labels of the CLI output.
+pub mod label {
+    use super::Text;
+    pub const READER: Text = text!("Lecteur", "Reader");
+    pub const CARD_TYPE: Text = text!("Type de carte", "Card type");
+    pub const HOLDER: Text = text!("Titulaire", "Holder");
+    pub const NATIONAL_ID: Text = text!("Identifiant national", "National id");
+    pub const PROFESSION: Text = text!("Profession", "Profession");
+    pub const CERTIFICATE: Text = text!("Certificat", "Certificate");
+    pub const VALID_FROM_TO: Text = text!("valide du {from} au {to}", "valid from {from} to {to}");
+    pub const EXPIRED_ON: Text = text!("expiré depuis le {to}", "expired since {to}");
+    pub const NOT_YET_VALID: Text = text!("valide seulement à partir du {from}", "valid only from {from}");
+    pub const TEST_PKI: Text = text!("IGC-Santé de TEST", "TEST IGC-Santé");
+    pub const PIN: Text = text!("Code porteur", "Code porteur (PIN)");
+    pub const TRIES_LEFT: Text = text!("{n} essai(s) restant(s) sur {max}", "{n} of {max} tries left");
+    pub const BLOCKED: Text = text!("bloqué", "blocked");
+    pub const NO_PIN: Text = text!("aucun (sans contact)", "none (contactless)");
+    pub const SERIAL: Text = text!("Numéro de carte", "Card number");
+    pub const UNKNOWN_VARIANT: Text = text!("variante CPx non répertoriée (ATR {atr})", "unlisted CPx variant (ATR {atr})");
+    pub const WHAT_TO_DO: Text = text!("Que faire", "What to do");
+    pub const INSERTED: Text = text!("carte insérée", "card inserted");
+    pub const REMOVED: Text = text!("carte retirée", "card removed");
+    pub const MUTE: Text = text!("carte muette (pas d'ATR)", "mute card (no ATR)");
+    pub const READER_ADDED: Text = text!("lecteur branché", "reader plugged in");
+    pub const READER_REMOVED: Text = text!("lecteur débranché", "reader unplugged");
+    pub const SERVICE_STARTED: Text = text!("service PC/SC démarré", "PC/SC service started");
+    pub const SERVICE_STOPPED: Text = text!("service PC/SC arrêté", "PC/SC service stopped");
+    pub const READY_IN: Text = text!("prête en {ms} ms", "ready in {ms} ms");
+    pub const NO_CPX_CARD: Text = text!("Aucune carte CPx prête", "No CPx card ready");
+}
