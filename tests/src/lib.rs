@@ -1,0 +1,261 @@
+//! The test harness: the real pcscd with the vpcd driver (started through `tests/stack/stack.sh`), a pool
+//! of virtual readers, and virtual cards inserted into them.
+//!
+//! Tests run inside `stack.sh isolated` (private mount, network and PID namespaces): the harness refuses
+//! to start pcscd anywhere else. Each test binary gets one pcscd, started on first use and stopped when
+//! the binary exits (PR_SET_PDEATHSIG from a thread that lives as long as the process). Tests of one
+//! binary run in parallel, each on readers it borrows from the pool.
+
+use std::ffi::CString;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub use cpx_sim::Options;
+
+const MARKER: &str = "/run/pcscd/.cpx-test-stack";
+const SOCKET: &str = "/run/pcscd/pcscd.comm";
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// Where build products of the workspace live (target/debug or target/release).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().expect("exe dir");
+    if dir.ends_with("deps") { dir.parent().expect("profile dir").to_path_buf() } else { dir.to_path_buf() }
+}
+
+/// A command for one of the workspace's binaries (`cpx-agent`, `cpx-sim`).
+pub fn binary(name: &str) -> Command {
+    let path = bin_dir().join(name);
+    assert!(path.exists(), "{} not built: run `cargo build --workspace` first", path.display());
+    Command::new(path)
+}
+
+/// One virtual reader: the vpcd port a card connects to and the name PC/SC gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reader {
+    pub port: u16,
+    pub name: String,
+}
+
+/// All readers of the stack (`stack.sh readers`).
+pub fn all_readers() -> Vec<Reader> {
+    let out = Command::new(root().join("tests/stack/stack.sh")).arg("readers").output().expect("stack.sh readers");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(p, n)| Reader { port: p.parse().expect("port"), name: n.to_owned() })
+        .collect()
+}
+
+enum Ctl {
+    Start(Sender<Result<(), String>>),
+    Stop(Sender<()>),
+}
+
+pub struct Stack {
+    control: Mutex<Sender<Ctl>>,
+    free: Mutex<Vec<Reader>>,
+    returned: Condvar,
+}
+
+static STACK: OnceLock<Stack> = OnceLock::new();
+
+/// The stack of this test binary, pcscd started.
+pub fn stack() -> &'static Stack {
+    STACK.get_or_init(|| {
+        assert!(
+            Path::new(MARKER).exists(),
+            "the card tests need the isolated PC/SC stack: run them with `sudo tests/run.sh` (or inside `tests/stack/stack.sh isolated`)"
+        );
+        let dir = root().join("target/stack");
+        let (tx, rx) = mpsc::channel::<Ctl>();
+        thread::Builder::new()
+            .name("pcscd keeper".into())
+            .spawn(move || {
+                let mut child: Option<Child> = None;
+                while let Ok(ctl) = rx.recv() {
+                    match ctl {
+                        Ctl::Start(reply) => {
+                            let r = start_pcscd(&dir).map(|c| child = Some(c));
+                            let _ = reply.send(r);
+                        }
+                        Ctl::Stop(reply) => {
+                            if let Some(mut c) = child.take() {
+                                unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+                                let _ = c.wait();
+                            }
+                            let _ = reply.send(());
+                        }
+                    }
+                }
+            })
+            .expect("keeper thread");
+        let s = Stack { control: Mutex::new(tx), free: Mutex::new(all_readers()), returned: Condvar::new() };
+        s.start().expect("pcscd starts");
+        s
+    })
+}
+
+fn start_pcscd(dir: &Path) -> Result<Child, String> {
+    // A pcscd of the previous test binary may still be on its way out.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Some(pid) = std::fs::read_to_string("/run/pcscd/pcscd.pid").ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+        if unsafe { libc::kill(pid, 0) } != 0 || Instant::now() > deadline {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let log = std::fs::File::create(dir.with_extension("pcscd.log")).map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(root().join("tests/stack/stack.sh"));
+    cmd.arg("pcscd").arg(dir).stdout(log.try_clone().map_err(|e| e.to_string())?).stderr(log);
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|e| format!("stack.sh pcscd: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if Path::new(SOCKET).exists() {
+            if let Ok(ctx) = pcsc::Context::establish(pcsc::Scope::User) {
+                if ctx.list_readers_owned().map(|r| r.len()).unwrap_or(0) >= 8 {
+                    return Ok(child);
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            return Err("pcscd did not list its readers within 30 s (see target/stack.pcscd.log)".into());
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+impl Stack {
+    /// Starts pcscd (again).
+    pub fn start(&self) -> Result<(), String> {
+        let (tx, rx) = mpsc::channel();
+        self.control.lock().unwrap().send(Ctl::Start(tx)).map_err(|e| e.to_string())?;
+        rx.recv().map_err(|e| e.to_string())?
+    }
+
+    /// Stops pcscd (SIGTERM, and waits for it).
+    pub fn stop(&self) {
+        let (tx, rx) = mpsc::channel();
+        if self.control.lock().unwrap().send(Ctl::Stop(tx)).is_ok() {
+            let _ = rx.recv();
+        }
+    }
+
+    /// Borrows a reader for the length of a test (waits while all are in use).
+    pub fn reader(&'static self) -> ReaderGuard {
+        let mut free = self.free.lock().unwrap();
+        loop {
+            if let Some(r) = free.pop() {
+                return ReaderGuard { reader: r, stack: self };
+            }
+            free = self.returned.wait(free).unwrap();
+        }
+    }
+}
+
+/// A borrowed reader, given back on drop.
+pub struct ReaderGuard {
+    pub reader: Reader,
+    stack: &'static Stack,
+}
+
+impl std::ops::Deref for ReaderGuard {
+    type Target = Reader;
+    fn deref(&self) -> &Reader {
+        &self.reader
+    }
+}
+
+impl Drop for ReaderGuard {
+    fn drop(&mut self) {
+        // The reader goes back empty: wait until PC/SC has seen any card leave.
+        let _ = wait_state(&self.reader.name, false, Duration::from_secs(5));
+        self.stack.free.lock().unwrap().push(self.reader.clone());
+        self.stack.returned.notify_one();
+    }
+}
+
+/// Waits until PC/SC reports a card present (or absent) in `reader`.
+pub fn wait_state(reader: &str, present: bool, timeout: Duration) -> Result<Duration, String> {
+    let start = Instant::now();
+    let ctx = pcsc::Context::establish(pcsc::Scope::User).map_err(|e| e.to_string())?;
+    let mut states = [pcsc::ReaderState::new(CString::new(reader).unwrap(), pcsc::State::UNAWARE)];
+    loop {
+        let left = timeout.checked_sub(start.elapsed()).ok_or_else(|| format!("{reader}: card {} not seen", if present { "insertion" } else { "removal" }))?;
+        match ctx.get_status_change(left, &mut states) {
+            Ok(()) | Err(pcsc::Error::Timeout) => {}
+            Err(e) => return Err(format!("{reader}: {e}")),
+        }
+        let s = states[0].event_state();
+        if s.contains(pcsc::State::PRESENT) == present && !s.contains(pcsc::State::UNKNOWN) {
+            return Ok(start.elapsed());
+        }
+        states[0].sync_current_state();
+    }
+}
+
+/// A virtual card in a reader; pulled out on drop.
+pub struct Card {
+    inserted: Option<cpx_sim::Inserted>,
+    pub reader: String,
+}
+
+impl Card {
+    /// Pulls the card out and waits until PC/SC has seen it leave.
+    pub fn remove(mut self) {
+        self.pull();
+    }
+    fn pull(&mut self) {
+        if let Some(i) = self.inserted.take() {
+            i.remove();
+            let _ = wait_state(&self.reader, false, Duration::from_secs(5));
+        }
+    }
+    /// True while the card has not left by itself.
+    pub fn is_inserted(&self) -> bool {
+        self.inserted.as_ref().is_some_and(|i| i.is_inserted())
+    }
+}
+
+impl Drop for Card {
+    fn drop(&mut self) {
+        self.pull();
+    }
+}
+
+/// Inserts a persona into `reader` and waits until PC/SC reports it.
+pub fn insert(persona: &str, reader: &Reader) -> Card {
+    insert_with(persona, reader, &Options::default(), None)
+}
+
+/// Same, with persona options and an APDU log file.
+pub fn insert_with(persona: &str, reader: &Reader, options: &Options, apdu_log: Option<&Path>) -> Card {
+    let p = cpx_sim::find(persona).unwrap_or_else(|| panic!("unknown persona {persona}"));
+    let log = apdu_log.map(|f| Box::new(std::fs::File::create(f).expect("apdu log")) as cpx_sim::vpcd::ApduLog);
+    let inserted = cpx_sim::insert(p.card(options), "127.0.0.1", reader.port, Duration::from_secs(5), log).expect("vpcd reader listens");
+    wait_state(&reader.name, true, Duration::from_secs(5)).expect("pcscd sees the card");
+    Card { inserted: Some(inserted), reader: reader.name.clone() }
+}
+
+/// A folder for this test's files under target/test-out/.
+pub fn out_dir(test: &str) -> PathBuf {
+    let d = root().join("target/test-out").join(test);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("test output dir");
+    d
+}

@@ -47,6 +47,68 @@ pub enum Fault {
     PullOn(u8),
 }
 
+/// Ways to spoil answers, to test that the driver survives a card that talks nonsense.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Garble {
+    /// Random bytes instead of the answer (1 to 40 of them).
+    Nonsense,
+    /// The answer's data cut short, status word kept.
+    Truncate,
+    /// Extra bytes added to the answer's data.
+    WrongLength,
+    /// An unexpected status word in place of the real one.
+    BadStatus,
+}
+
+impl std::str::FromStr for Garble {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "nonsense" => Ok(Self::Nonsense),
+            "truncate" => Ok(Self::Truncate),
+            "wrong-length" => Ok(Self::WrongLength),
+            "bad-status" => Ok(Self::BadStatus),
+            _ => Err(format!("unknown garble {s:?}: nonsense, truncate, wrong-length or bad-status")),
+        }
+    }
+}
+
+/// Spoils a share of the answers, reproducibly (seeded).
+pub struct Garbler {
+    pub kind: Garble,
+    /// Probability that one answer is spoilt.
+    pub rate: f64,
+    rng: rand::rngs::StdRng,
+}
+
+impl Garbler {
+    pub fn new(kind: Garble, rate: f64, seed: u64) -> Self {
+        use rand::SeedableRng;
+        Self { kind, rate, rng: rand::rngs::StdRng::seed_from_u64(seed) }
+    }
+
+    fn spoil(&mut self, answer: Vec<u8>) -> Vec<u8> {
+        use rand::Rng;
+        if !self.rng.gen_bool(self.rate.clamp(0.0, 1.0)) {
+            return answer;
+        }
+        let n = answer.len().saturating_sub(2);
+        let (data, sw) = answer.split_at(n);
+        match self.kind {
+            Garble::Nonsense => (0..self.rng.gen_range(1..=40)).map(|_| self.rng.gen()).collect(),
+            Garble::Truncate => [&data[..data.len() / 2], sw].concat(),
+            Garble::WrongLength => {
+                let extra: Vec<u8> = (0..self.rng.gen_range(1..=8)).map(|_| self.rng.gen()).collect();
+                [data, &extra, sw].concat()
+            }
+            Garble::BadStatus => {
+                const ODD: [[u8; 2]; 6] = [[0x6F, 0x00], [0x6A, 0x80], [0x69, 0x84], [0x61, 0xFF], [0x6C, 0x00], [0x90, 0x00]];
+                [data, &ODD[self.rng.gen_range(0..ODD.len())]].concat()
+            }
+        }
+    }
+}
+
 /// What the transport must do with the card's reaction to one APDU.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Reaction {
@@ -90,6 +152,7 @@ pub struct CardOs {
     pub keys: Vec<CardKey>,
     pub pin: Option<Pin>,
     pub fault: Fault,
+    pub garbler: Option<Garbler>,
     channels: [Option<Channel>; 4],
     pin_verified: bool,
     pending: Vec<u8>,
@@ -104,7 +167,7 @@ fn sw(code: Sw) -> Vec<u8> {
 
 impl CardOs {
     pub fn new(generation: Generation, atr: Vec<u8>, t0: bool, contactless: bool, fs: FileSystem, keys: Vec<CardKey>, pin: Option<Pin>, fault: Fault) -> Self {
-        let mut os = Self { generation, atr, t0, contactless, fs, keys, pin, fault, channels: Default::default(), pin_verified: false, pending: Vec::new() };
+        let mut os = Self { generation, atr, t0, contactless, fs, keys, pin, fault, garbler: None, channels: Default::default(), pin_verified: false, pending: Vec::new() };
         os.reset();
         os
     }
@@ -123,7 +186,11 @@ impl CardOs {
             Fault::PullOn(ins) if apdu.get(1) == Some(&ins) => return Reaction::Pull,
             _ => {}
         }
-        Reaction::Answer(self.answer(apdu))
+        let answer = self.answer(apdu);
+        Reaction::Answer(match self.garbler.as_mut() {
+            Some(g) => g.spoil(answer),
+            None => answer,
+        })
     }
 
     fn answer(&mut self, apdu: &[u8]) -> Vec<u8> {
@@ -237,7 +304,8 @@ impl CardOs {
         let current = self.channels[channel].as_ref().map_or(MF, |c| c.current);
         let df = self.fs.df_of(current);
         let target = match p1 {
-            0x00 if data.is_empty() || data == [0x3F, 0x00] => Some(MF),
+            // OpenSC's iasecc driver selects the MF with P1=02 too, and real CPS3 cards accept it.
+            0x00 | 0x02 if data.is_empty() || data == [0x3F, 0x00] => Some(MF),
             0x00 | 0x02 if data.len() == 2 => self.fs.child(df, u16::from_be_bytes([data[0], data[1]])),
             0x04 => self.fs.by_aid(data),
             0x08 => self.fs.walk(MF, data),
@@ -248,7 +316,7 @@ impl CardOs {
             return (Vec::new(), 0x6A86);
         }
         let Some(target) = target else { return (Vec::new(), 0x6A82) };
-        if p1 == 0x02 && self.fs.is_df(target) {
+        if p1 == 0x02 && self.fs.is_df(target) && target != MF {
             return (Vec::new(), 0x6A82);
         }
         self.ch(channel).current = target;
@@ -259,8 +327,8 @@ impl CardOs {
         }
     }
 
-    /// READ BINARY, by the current EF or by short file identifier. At most 0xE7 bytes per call; a wrong Le
-    /// gets `6Cxx` with the right one.
+    /// READ BINARY, by the current EF or by short file identifier. At most 0xE7 bytes per call; asking for
+    /// more than there is gets `6Cxx` with what there is.
     fn read_binary(&mut self, channel: usize, p1: u8, p2: u8, le: Option<u8>) -> Vec<u8> {
         let current = self.ch(channel).current;
         let (ef, offset) = if p1 & 0x80 != 0 {
@@ -290,34 +358,58 @@ impl CardOs {
             None | Some(0) => 256,
             Some(l) => l as usize,
         };
-        if want != n {
+        if want > n {
             return vec![0x6C, n as u8];
         }
-        [content[offset..offset + n].to_vec(), sw(OK)].concat()
+        [content[offset..offset + want].to_vec(), sw(OK)].concat()
     }
 
-    /// GET DATA on a security data object (IAS-ECC `CB 3F FF`, header list `4D`): the CHV's counters.
+    /// GET DATA on a security data object (IAS-ECC `CB 3F FF`, header list `4D 70 { BF <class> <ref> <tag> }`):
+    /// the CHV's DOCP (tries, ACLs) or its size limits (7F41), a private key's DOCP (size, ACLs); a key's
+    /// public part (7F48) is refused with `6A80`, as OpenSC expects of CPx cards.
     fn get_data(&mut self, channel: usize, p1: u8, p2: u8, data: &[u8]) -> (Vec<u8>, Sw) {
+        use crate::der::tlv;
         if (p1, p2) != (0x3F, 0xFF) || self.generation != Generation::Cps3 {
             return (Vec::new(), 0x6A88);
         }
-        // 4D L 70 L BF 81 ref L? A0 80  — we need the SDO tag BF 81 <ref>.
-        let Some(pos) = data.windows(2).position(|w| w == [0xBF, 0x81]) else { return (Vec::new(), 0x6A80) };
-        let Some(&reference) = data.get(pos + 2) else { return (Vec::new(), 0x6A80) };
+        let Some(pos) = data.iter().position(|b| *b == 0xBF) else { return (Vec::new(), 0x6A80) };
+        let (Some(&class), Some(&reference), Some(&len)) = (data.get(pos + 1), data.get(pos + 2), data.get(pos + 3)) else {
+            return (Vec::new(), 0x6A80);
+        };
+        let want = data.get(pos + 4..pos + 4 + len as usize).unwrap_or(&[]);
         let current = self.ch(channel).current;
-        if self.fs.df_of(current) != MF {
-            return (Vec::new(), 0x6A88);
-        }
-        let Some(pin) = self.pin.as_ref().filter(|p| p.reference == reference) else { return (Vec::new(), 0x6A88) };
-        let docp = [
-            &[0x9A, 0x01, pin.max_tries][..],
-            &[0x9B, 0x01, pin.tries_left],
-            &[0xA1, 0x08, 0x8C, 0x06, 0xF3, 0x00, 0x00, 0x13, 0xFF, 0x00],
-        ]
-        .concat();
-        let a0 = crate::der::tlv(&[0xA0], &docp);
-        let sdo = crate::der::tlv(&[0xBF, 0x81, reference], &a0);
-        (crate::der::tlv(&[0x70], &sdo), OK)
+        let current_df = self.fs.df_of(current);
+        let body = match class {
+            0x81 => {
+                if current_df != MF {
+                    return (Vec::new(), 0x6A88);
+                }
+                let Some(pin) = self.pin.as_ref().filter(|p| p.reference == reference) else { return (Vec::new(), 0x6A88) };
+                if want.starts_with(&[0x7F, 0x41]) {
+                    tlv(&[0x7F, 0x41], &[tlv(&[0x80], &[pin.value.len() as u8]), tlv(&[0x81], &[4])].concat())
+                } else {
+                    // ACLs (AM F3): change always, verify always, reset under SE#3 user auth, put-data never.
+                    let docp = [tlv(&[0x9A], &[pin.max_tries]), tlv(&[0x9B], &[pin.tries_left]), tlv(&[0xA1], &tlv(&[0x8C], &[0xF3, 0x00, 0x00, 0x13, 0xFF, 0x00]))].concat();
+                    tlv(&[0xA0], &docp)
+                }
+            }
+            0x90 => {
+                let Some(key) = self.keys.iter().find(|k| k.reference & 0x7F == reference & 0x7F && self.fs.is_under(current_df, k.app_df)) else {
+                    return (Vec::new(), 0x6A88);
+                };
+                if !want.starts_with(&[0xA0]) {
+                    return (Vec::new(), 0x6A80);
+                }
+                // SCBs for sign, internal auth, decipher, generate, (reserved), put data, get data.
+                let user = if key.needs_pin { 0x11 } else { 0x00 };
+                let (sign, auth) = if key.cds { (user, 0xFF) } else { (0xFF, user) };
+                let acl = [0x7F, sign, auth, auth, 0xFF, 0xFF, 0xFF, 0x00];
+                let size = (key.key.size() as u16 * 8).to_be_bytes();
+                tlv(&[0xA0], &[tlv(&[0x80], &size), tlv(&[0xA1], &tlv(&[0x8C], &acl))].concat())
+            }
+            _ => return (Vec::new(), 0x6A88),
+        };
+        (tlv(&[0x70], &tlv(&[0xBF, class, reference], &body)), OK)
     }
 
     fn verify(&mut self, p1: u8, p2: u8, data: &[u8]) -> Sw {

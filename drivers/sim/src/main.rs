@@ -48,6 +48,15 @@ enum Command {
         /// Content of EF_ACTUA (3F00/D010), hex; absent by default.
         #[arg(long, value_name = "HEX")]
         actua: Option<String>,
+        /// Spoil a share of the answers: nonsense, truncate, wrong-length or bad-status.
+        #[arg(long)]
+        garble: Option<cpx_sim::card::Garble>,
+        /// Share of the answers spoilt by --garble (0 to 1).
+        #[arg(long, default_value_t = 0.2)]
+        garble_rate: f64,
+        /// Seed of --garble, to reproduce a run.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
         /// How long to wait for the reader to listen, in seconds.
         #[arg(long, default_value_t = 5.0)]
         wait: f64,
@@ -67,7 +76,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Insert { persona, port, host, remove_after, apdu_log, pin, tries, actua, wait } => {
+        Command::Insert { persona, port, host, remove_after, apdu_log, pin, tries, actua, garble, garble_rate, seed, wait } => {
             let Some(p) = cpx_sim::find(&persona) else {
                 eprintln!("cpx-sim: unknown persona {persona:?}; `cpx-sim personas` lists them");
                 return ExitCode::from(2);
@@ -90,7 +99,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let card = p.card(&cpx_sim::Options { pin, tries, actua });
+            let card = p.card(&cpx_sim::Options { pin, tries, actua, garble: garble.map(|g| (g, garble_rate, seed)) });
             let inserted = match cpx_sim::insert(card, &host, port, Duration::from_secs_f64(wait), log) {
                 Ok(i) => i,
                 Err(e) => {

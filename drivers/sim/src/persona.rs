@@ -1,6 +1,6 @@
 //! The personas: ready-made virtual cards, each a real CPx card generation or a fault to reproduce.
 
-use crate::card::{CardKey, CardOs, Fault, Generation, Pin};
+use crate::card::{CardKey, CardOs, Fault, Garble, Garbler, Generation, Pin};
 use crate::fs::{FileSystem, ReadAccess, MF};
 use crate::pkcs15::{Application, KeyObject, PinObject};
 use crate::pki::{self, Holder};
@@ -30,11 +30,13 @@ pub struct Options {
     pub tries: Option<u8>,
     /// Content of EF_ACTUA (3F00/D010); absent (`6A82`) when None, as on a card never updated online.
     pub actua: Option<Vec<u8>>,
+    /// Spoil answers: kind, share of answers spoilt, seed.
+    pub garble: Option<(Garble, f64, u64)>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { pin: "1234".into(), tries: None, actua: None }
+        Self { pin: "1234".into(), tries: None, actua: None, garble: None }
     }
 }
 
@@ -46,7 +48,9 @@ pub struct Persona {
 
 impl Persona {
     pub fn card(&self, options: &Options) -> CardOs {
-        (self.build)(options)
+        let mut card = (self.build)(options);
+        card.garbler = options.garble.map(|(kind, rate, seed)| Garbler::new(kind, rate, seed));
+        card
     }
 }
 

@@ -46,6 +46,28 @@ pub struct Application {
     pub keys: Vec<KeyObject>,
 }
 
+/// TokenInfo's supportedAlgorithms [2]: (PKCS#11 mechanism, PKCS#15 operation bits, IAS-ECC algorithm
+/// reference). OpenSC's iasecc driver takes the MSE algorithm references from here.
+fn supported_algorithms() -> Vec<u8> {
+    const SIGN: u8 = 1;
+    const DECIPHER: u8 = 5;
+    const HASH: u8 = 6;
+    let algos: [(u32, u8, u32); 6] = [
+        (0x0001, SIGN, 0x02),    // CKM_RSA_PKCS, INTERNAL AUTHENTICATE
+        (0x0001, DECIPHER, 0x1A), // CKM_RSA_PKCS, PSO DECIPHER
+        (0x0006, SIGN, 0x12),    // CKM_SHA1_RSA_PKCS
+        (0x0040, SIGN, 0x42),    // CKM_SHA256_RSA_PKCS
+        (0x0220, HASH, 0x10),    // CKM_SHA_1
+        (0x0250, HASH, 0x40),    // CKM_SHA256
+    ];
+    let infos: Vec<Vec<u8>> = algos
+        .iter()
+        .enumerate()
+        .map(|(i, (mech, op, alg_ref))| seq(&[integer(i as u32 + 1), integer(*mech), tlv(&[0x05], &[]), bits(&[*op]), integer(*alg_ref)]))
+        .collect();
+    ctx(2, &infos)
+}
+
 impl Application {
     /// The EF.DIR record (tag 61) that names this application.
     pub fn dir_record(&self) -> Vec<u8> {
@@ -70,7 +92,7 @@ impl Application {
             odf.extend(ctx(8, &[p(AODF)]));
         }
         fs.add_ef_with(df, ODF, odf, None, read);
-        let token_info = seq(&[integer(0), octets(&self.serial), utf8("ANS"), tlv(&[0x80], self.token_label.as_bytes()), bits(&[1])]);
+        let token_info = seq(&[integer(0), octets(&self.serial), utf8("ANS"), tlv(&[0x80], self.token_label.as_bytes()), bits(&[1]), supported_algorithms()]);
         fs.add_ef_with(df, TOKEN_INFO, token_info, None, read);
 
         let aodf: Vec<u8> = self
