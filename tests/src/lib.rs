@@ -259,3 +259,34 @@ pub fn out_dir(test: &str) -> PathBuf {
     std::fs::create_dir_all(&d).expect("test output dir");
     d
 }
+
+/// Opens the CPx card in `reader` through the real PC/SC stack, with the driver.
+pub fn open_card(reader: &str, cache: &cpx_card::CertCache) -> Result<Box<dyn cpx_card::CpxCard>, cpx_card::CardError> {
+    open_card_with_timeout(reader, cache, Duration::from_secs(5))
+}
+
+pub fn open_card_with_timeout(reader: &str, cache: &cpx_card::CertCache, timeout: Duration) -> Result<Box<dyn cpx_card::CpxCard>, cpx_card::CardError> {
+    let conn = cpx_pcsc::Connection::connect(reader, &cpx_pcsc::ConnectionOptions { timeout, exclusive: false })?;
+    let atr = conn.atr().to_vec();
+    cpx_card::open(Box::new(conn), &atr, cache)
+}
+
+/// Verifies an RSA signature on a SHA-256 digest against a DER certificate's public key.
+pub fn verify_signature(cert_der: &[u8], scheme: cpx_card::SignScheme, digest: &[u8], signature: &[u8]) -> Result<(), String> {
+    use rsa::pkcs8::DecodePublicKey;
+    use x509_parser::prelude::FromDer;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(cert_der).map_err(|e| e.to_string())?;
+    let key = rsa::RsaPublicKey::from_public_key_der(cert.public_key().raw).map_err(|e| e.to_string())?;
+    let result = match scheme {
+        cpx_card::SignScheme::RsaPkcs1Sha256 => key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), digest, signature),
+        cpx_card::SignScheme::RsaPssSha256 => key.verify(rsa::Pss::new::<sha2::Sha256>(), digest, signature),
+        cpx_card::SignScheme::RsaPkcs1Sha384 => key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha384>(), digest, signature),
+        cpx_card::SignScheme::RsaPkcs1Sha512 => key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha512>(), digest, signature),
+    };
+    result.map_err(|e| e.to_string())
+}
+
+/// The commands of an APDU log written by the virtual card (`> ` lines), without the answers.
+pub fn logged_commands(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log).unwrap_or_default().lines().filter_map(|l| l.strip_prefix("> ")).map(str::to_owned).collect()
+}

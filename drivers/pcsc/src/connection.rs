@@ -53,6 +53,7 @@ enum Job {
     Begin(Reply<()>),
     End(Reply<()>),
     Reset(Reply<()>),
+    Disconnect(Reply<()>),
 }
 
 /// Observer of the APDUs a connection exchanges (the `--apdu-log` of the CLIs, benchmarks).
@@ -187,6 +188,20 @@ impl Transport for Connection {
     }
 }
 
+impl Drop for Connection {
+    /// Disconnects (leaving the card as it is: sessions end with [`Transport::reset`]) and waits, within
+    /// the timeout, for the connection thread to let the card go, so that nothing of ours still holds it
+    /// when the caller goes on.
+    fn drop(&mut self) {
+        if self.broken.is_none() {
+            let (tx, rx) = mpsc::channel();
+            if self.jobs.send(Job::Disconnect(tx)).is_ok() {
+                let _ = rx.recv_timeout(self.timeout);
+            }
+        }
+    }
+}
+
 fn wait<T>(rx: &Receiver<Result<T, PcscError>>, timeout: Duration) -> Result<T, PcscError> {
     match rx.recv_timeout(timeout) {
         Ok(result) => result,
@@ -195,8 +210,8 @@ fn wait<T>(rx: &Receiver<Result<T, PcscError>>, timeout: Duration) -> Result<T, 
     }
 }
 
-/// The connection thread: owns the card handle and runs the jobs in order. It ends when the
-/// [`Connection`] is dropped (the card is then reset, as the `pcsc` crate does on drop).
+/// The connection thread: owns the card handle and runs the jobs in order, until the [`Connection`] is
+/// dropped (Disconnect job, or the job channel closing).
 fn serve(mut card: pcsc::Card, inbox: Receiver<Job>, reader: &str) {
     let err = |e| PcscError::from_pcsc(e, Some(reader));
     let mut buf = vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
@@ -211,6 +226,11 @@ fn serve(mut card: pcsc::Card, inbox: Receiver<Job>, reader: &str) {
             }
             Job::End(reply) => {
                 let _ = reply.send(Err(PcscError::BadResponse { detail: "no transaction in progress".into() }));
+            }
+            Job::Disconnect(reply) => {
+                let r = card.disconnect(pcsc::Disposition::LeaveCard).map_err(|(_, e)| err(e));
+                let _ = reply.send(r);
+                return;
             }
             Job::Begin(reply) => {
                 let tx = match card.transaction() {
@@ -235,6 +255,11 @@ fn serve(mut card: pcsc::Card, inbox: Receiver<Job>, reader: &str) {
                         }
                         Job::Begin(reply) | Job::Reset(reply) => {
                             let _ = reply.send(Err(PcscError::BadResponse { detail: "already in a transaction".into() }));
+                        }
+                        Job::Disconnect(reply) => {
+                            let _ = tx.end(pcsc::Disposition::LeaveCard);
+                            let _ = reply.send(Ok(()));
+                            return;
                         }
                     }
                 }

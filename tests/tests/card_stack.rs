@@ -1,0 +1,194 @@
+//! The card driver against virtual CPS3/CPS4 cards through the real pcscd and vpcd.
+
+use cpx_card::{CardError, CertCache, Generation, Interface, Pin, Recognition, SignScheme, Validity};
+use cpx_tests::{insert, insert_with, logged_commands, open_card, out_dir, stack, verify_signature, Options};
+use sha2::{Digest, Sha256, Sha384};
+
+fn digest(text: &str) -> Vec<u8> {
+    Sha256::digest(text.as_bytes()).to_vec()
+}
+
+#[test]
+fn cps3_identity_code_porteur_and_signature() {
+    let reader = stack().reader();
+    let log = out_dir("cps3_identity").join("apdu.log");
+    let _card = insert_with("cps3", &reader, &Options::default(), Some(&log));
+    let mut card = open_card(&reader.name, &CertCache::memory()).expect("CPS3 opens");
+
+    let info = card.info().clone();
+    assert_eq!((info.generation, info.interface), (Generation::Cps3, Interface::Contact));
+    assert_eq!(info.recognition, Recognition::AtrTable { label: "CPS3 (contact)" });
+    assert_eq!(info.serial, "992138450");
+    let id = card.identity().clone();
+    assert_eq!((id.national_id.as_str(), id.nom.as_str(), id.prenom.as_str()), ("899700123456", "DUPONT", "JEAN"));
+    assert_eq!(id.profession.as_deref(), Some("Médecin"));
+    assert_eq!(id.id_kind, cpx_card::IdKind::Rpps);
+    assert!(id.test_pki, "test IGC-Santé issuer: {}", id.issuer);
+    assert_eq!(id.validity_at(cpx_tests_now()), Validity::Valid);
+
+    let status = card.pin_status().unwrap().expect("contact CPS3 has a code porteur");
+    assert_eq!((status.tries_left, status.max_tries), (3, 3));
+
+    // Wrong code: one try spent, reported; right code: signature that verifies against the card certificate.
+    let d = digest("challenge");
+    let wrong = card.authenticate(&Pin::new("0000").unwrap(), SignScheme::RsaPkcs1Sha256, &d);
+    assert_eq!(wrong, Err(CardError::WrongPin { tries_left: 2 }));
+    assert_eq!(card.pin_status().unwrap().unwrap().tries_left, 2);
+    let sig = card.authenticate(&Pin::new("1234").unwrap(), SignScheme::RsaPkcs1Sha256, &d).expect("signs");
+    verify_signature(card.certificate(), SignScheme::RsaPkcs1Sha256, &d, &sig).expect("signature verifies");
+    assert_eq!(card.pin_status().unwrap().unwrap().tries_left, 3, "a right code resets the counter");
+
+    // SHA-384 DigestInfo also fits INTERNAL AUTHENTICATE; PSS is refused by the CPS3 driver.
+    let d384 = Sha384::digest(b"x").to_vec();
+    let sig = card.authenticate(&Pin::new("1234").unwrap(), SignScheme::RsaPkcs1Sha384, &d384).unwrap();
+    verify_signature(card.certificate(), SignScheme::RsaPkcs1Sha384, &d384, &sig).unwrap();
+    assert!(matches!(card.authenticate(&Pin::new("1234").unwrap(), SignScheme::RsaPssSha256, &d), Err(CardError::Unsupported { .. })));
+
+    // The code porteur never shows in what crossed the wire as the card logs it.
+    let commands = logged_commands(&log);
+    assert!(!commands.iter().any(|c| c.contains("31323334FFFFFFFF") || c.contains("30303030FFFFFFFF")), "PIN bytes in the APDU log");
+    let verifies: Vec<&String> = commands.iter().filter(|c| c.starts_with("00200001") && c.len() > 10).collect();
+    assert!(verifies.len() >= 3 && verifies.iter().all(|c| c.contains("secret bytes")), "{verifies:?}");
+    assert!(commands.iter().any(|c| c.starts_with("00880000")), "INTERNAL AUTHENTICATE was used");
+}
+
+fn cpx_tests_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+#[test]
+fn cps4_signs_pss_and_pkcs1_on_channel_1() {
+    let reader = stack().reader();
+    let log = out_dir("cps4").join("apdu.log");
+    let _card = insert_with("cps4", &reader, &Options::default(), Some(&log));
+    let mut card = open_card(&reader.name, &CertCache::memory()).expect("CPS4 opens");
+    assert_eq!(card.info().generation, Generation::Cps4);
+    assert_eq!(card.identity().nom, "MARTIN");
+    assert_eq!(card.schemes()[0], SignScheme::RsaPssSha256);
+    assert_eq!(card.pin_status().unwrap().unwrap().tries_left, 3);
+    let d = digest("tls13 transcript");
+    for scheme in [SignScheme::RsaPssSha256, SignScheme::RsaPkcs1Sha256] {
+        let sig = card.authenticate(&Pin::new("1234").unwrap(), scheme, &d).expect("signs");
+        verify_signature(card.certificate(), scheme, &d, &sig).unwrap_or_else(|e| panic!("{scheme:?}: {e}"));
+    }
+    let cmds = logged_commands(&log);
+    assert!(cmds.iter().any(|c| c.starts_with("012A9E9A")), "PSO CDS on logical channel 1: {cmds:?}");
+    assert!(cmds.iter().any(|c| c.starts_with("0070000001")), "MANAGE CHANNEL open");
+    assert_eq!(card.authenticate(&Pin::new("9999").unwrap(), SignScheme::RsaPssSha256, &d), Err(CardError::WrongPin { tries_left: 2 }));
+}
+
+#[test]
+fn warm_authentication_takes_at_most_six_apdus() {
+    for persona in ["cps3", "cps4"] {
+        let reader = stack().reader();
+        let _card = insert(persona, &reader);
+        let mut card = open_card(&reader.name, &CertCache::memory()).unwrap();
+        let scheme = card.schemes()[0];
+        let d = digest("warm");
+        card.authenticate(&Pin::new("1234").unwrap(), scheme, &d).unwrap();
+        let before = card.apdu_count();
+        card.authenticate(&Pin::new("1234").unwrap(), scheme, &d).unwrap();
+        let used = card.apdu_count() - before;
+        assert!(used <= 6, "{persona}: warm authentication took {used} APDUs");
+    }
+}
+
+#[test]
+fn blocked_card_is_refused_before_any_verify() {
+    let reader = stack().reader();
+    let log = out_dir("blocked").join("apdu.log");
+    let _card = insert_with("cps3-blocked", &reader, &Options::default(), Some(&log));
+    let mut card = open_card(&reader.name, &CertCache::memory()).unwrap();
+    assert!(card.pin_status().unwrap().unwrap().blocked());
+    let r = card.authenticate(&Pin::new("1234").unwrap(), SignScheme::RsaPkcs1Sha256, &digest("x"));
+    assert_eq!(r, Err(CardError::PinBlocked));
+    let verifies: Vec<String> = logged_commands(&log).into_iter().filter(|c| c.starts_with("0020") && c.contains("secret")).collect();
+    assert!(verifies.is_empty(), "a VERIFY with a PIN reached a blocked card: {verifies:?}");
+}
+
+#[test]
+fn one_try_left_then_blocked() {
+    let reader = stack().reader();
+    let _card = insert("cps3-one-try", &reader);
+    let mut card = open_card(&reader.name, &CertCache::memory()).unwrap();
+    assert_eq!(card.pin_status().unwrap().unwrap().tries_left, 1);
+    let r = card.authenticate(&Pin::new("4321").unwrap(), SignScheme::RsaPkcs1Sha256, &digest("x"));
+    assert_eq!(r, Err(CardError::PinBlocked));
+    assert!(card.pin_status().unwrap().unwrap().blocked());
+}
+
+#[test]
+fn expired_variant_contactless_and_foreign_cards() {
+    let reader = stack().reader();
+    {
+        let _c = insert("cps3-expired", &reader);
+        let card = open_card(&reader.name, &CertCache::memory()).unwrap();
+        assert_eq!(card.identity().nom, "LEROY");
+        assert_eq!(card.identity().validity_at(cpx_tests_now()), Validity::Expired);
+    }
+    {
+        let _c = insert("cps3-variant", &reader);
+        let card = open_card(&reader.name, &CertCache::memory()).unwrap();
+        assert_eq!(card.info().recognition, Recognition::IssuerOnly);
+        assert_eq!(card.info().generation, Generation::Cps3);
+        assert_eq!((card.identity().id_kind, card.identity().id_number.as_str()), (cpx_card::IdKind::Adeli, "751012345"));
+    }
+    {
+        let _c = insert("cps3-cl", &reader);
+        let mut card = open_card(&reader.name, &CertCache::memory()).unwrap();
+        assert_eq!(card.info().interface, Interface::Contactless);
+        assert_eq!(card.layout().cert_label, "Certificat Technique CPS");
+        assert_eq!(card.pin_status().unwrap(), None);
+        let r = card.authenticate(&Pin::new("1234").unwrap(), SignScheme::RsaPkcs1Sha256, &digest("x"));
+        assert!(matches!(r, Err(CardError::Unsupported { .. })), "{r:?}");
+    }
+    {
+        let _c = insert("not-cpx", &reader);
+        let r = open_card(&reader.name, &CertCache::memory());
+        assert!(matches!(r, Err(CardError::NotCpx { .. })), "{:?}", r.err());
+    }
+}
+
+#[test]
+fn certificate_cache_skips_the_certificate_and_follows_ef_actua() {
+    let reader = stack().reader();
+    let dir = out_dir("cache");
+    let cache = CertCache::in_dir(dir.join("cache"));
+    let cold_log = dir.join("cold.log");
+    let cold = {
+        let _c = insert_with("cps3", &reader, &Options::default(), Some(&cold_log));
+        let mut card = open_card(&reader.name, &cache).unwrap();
+        card.apdu_count()
+    };
+    let cert_select = |log: &std::path::Path| logged_commands(log).iter().any(|c| c.contains("3F000001C002"));
+    assert!(cert_select(&cold_log), "the first open reads the certificate");
+
+    // Same card again, a new process's view (cache from the folder): no certificate read.
+    let warm_log = dir.join("warm.log");
+    let from_disk = CertCache::in_dir(dir.join("cache"));
+    let warm = {
+        let _c = insert_with("cps3", &reader, &Options::default(), Some(&warm_log));
+        let mut card = open_card(&reader.name, &from_disk).unwrap();
+        assert_eq!(card.identity().nom, "DUPONT");
+        card.apdu_count()
+    };
+    assert!(!cert_select(&warm_log), "cached: the certificate is not read again");
+    assert!(warm < cold, "cached open {warm} APDUs, cold {cold}");
+
+    // The card was updated online (EF_ACTUA now present): everything is read again.
+    let updated_log = dir.join("updated.log");
+    let updated = Options { actua: Some(vec![0xEC, 0x06, 0x81, 0x01, 0x20, 0x82, 0x01, 0x26]), ..Options::default() };
+    let _c = insert_with("cps3", &reader, &updated, Some(&updated_log));
+    open_card(&reader.name, &from_disk).unwrap();
+    assert!(cert_select(&updated_log), "EF_ACTUA changed: the certificate is read again");
+}
+
+#[test]
+fn parallel_readers_hold_different_cards() {
+    let (r1, r2) = (stack().reader(), stack().reader());
+    let _a = insert("cps3", &r1);
+    let _b = insert("cps4", &r2);
+    let a = open_card(&r1.name, &CertCache::memory()).unwrap();
+    let b = open_card(&r2.name, &CertCache::memory()).unwrap();
+    assert_eq!((a.identity().nom.as_str(), b.identity().nom.as_str()), ("DUPONT", "MARTIN"));
+}
