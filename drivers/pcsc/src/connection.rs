@@ -143,7 +143,15 @@ impl Connection {
         let bytes = cmd.to_bytes();
         self.apdus += 1;
         let raw = self.call(|reply| Job::Transmit(bytes, reply))?;
-        Response::parse(&raw).ok_or_else(|| PcscError::BadResponse { detail: format!("{} byte(s), no status word", raw.len()) })
+        match raw.len() {
+            // Nothing at all: the reader lost the card (vpcd reports a vanished card this way).
+            0 => {
+                let err = PcscError::Communication { code: 0 };
+                self.broken = Some(err.clone());
+                Err(err)
+            }
+            n => Response::parse(&raw).ok_or_else(|| PcscError::BadResponse { detail: format!("{n} byte, no status word") }),
+        }
     }
 }
 
@@ -212,7 +220,17 @@ fn wait<T>(rx: &Receiver<Result<T, PcscError>>, timeout: Duration) -> Result<T, 
 
 /// The connection thread: owns the card handle and runs the jobs in order, until the [`Connection`] is
 /// dropped (Disconnect job, or the job channel closing).
-fn serve(mut card: pcsc::Card, inbox: Receiver<Job>, reader: &str) {
+fn serve(card: pcsc::Card, inbox: Receiver<Job>, reader: &str) {
+    if let Some(card) = run_jobs(card, &inbox, reader) {
+        // The Connection went away without a Disconnect job (it gave up on a call that hung): leave the
+        // card as it is. A reset here, on a card that may be gone, can wedge a reader driver (vpcd does).
+        let _ = card.disconnect(pcsc::Disposition::LeaveCard);
+    }
+}
+
+/// Runs jobs until a Disconnect (returns None: the card is let go) or the job channel closes (returns
+/// the card, still connected).
+fn run_jobs(mut card: pcsc::Card, inbox: &Receiver<Job>, reader: &str) -> Option<pcsc::Card> {
     let err = |e| PcscError::from_pcsc(e, Some(reader));
     let mut buf = vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
     while let Ok(job) = inbox.recv() {
@@ -227,45 +245,59 @@ fn serve(mut card: pcsc::Card, inbox: Receiver<Job>, reader: &str) {
             Job::End(reply) => {
                 let _ = reply.send(Err(PcscError::BadResponse { detail: "no transaction in progress".into() }));
             }
+            Job::Begin(reply) => match in_transaction(&mut card, inbox, reply, &mut buf, reader) {
+                AfterTransaction::Continue => {}
+                AfterTransaction::Disconnect(reply) => {
+                    let _ = reply.send(card.disconnect(pcsc::Disposition::LeaveCard).map_err(|(_, e)| err(e)));
+                    return None;
+                }
+                AfterTransaction::Closed => return Some(card),
+            },
             Job::Disconnect(reply) => {
-                let r = card.disconnect(pcsc::Disposition::LeaveCard).map_err(|(_, e)| err(e));
-                let _ = reply.send(r);
-                return;
+                let _ = reply.send(card.disconnect(pcsc::Disposition::LeaveCard).map_err(|(_, e)| err(e)));
+                return None;
             }
-            Job::Begin(reply) => {
-                let tx = match card.transaction() {
-                    Ok(tx) => tx,
-                    Err(e) => {
-                        let _ = reply.send(Err(err(e)));
-                        continue;
-                    }
-                };
-                let _ = reply.send(Ok(()));
-                // Inside the transaction until End (or until the Connection goes away).
-                let mut ended = false;
-                while let Ok(job) = inbox.recv() {
-                    match job {
-                        Job::Transmit(apdu, reply) => {
-                            let _ = reply.send(tx.transmit(&apdu, &mut buf).map(<[u8]>::to_vec).map_err(err));
-                        }
-                        Job::End(reply) => {
-                            let _ = reply.send(tx.end(pcsc::Disposition::LeaveCard).map_err(|(_, e)| err(e)));
-                            ended = true;
-                            break;
-                        }
-                        Job::Begin(reply) | Job::Reset(reply) => {
-                            let _ = reply.send(Err(PcscError::BadResponse { detail: "already in a transaction".into() }));
-                        }
-                        Job::Disconnect(reply) => {
-                            let _ = tx.end(pcsc::Disposition::LeaveCard);
-                            let _ = reply.send(Ok(()));
-                            return;
-                        }
-                    }
-                }
-                if !ended {
-                    return;
-                }
+        }
+    }
+    Some(card)
+}
+
+enum AfterTransaction {
+    Continue,
+    Disconnect(Reply<()>),
+    Closed,
+}
+
+/// Begins a transaction and runs jobs inside it until End; a Disconnect or a closed channel also ends it.
+fn in_transaction(card: &mut pcsc::Card, inbox: &Receiver<Job>, begin: Reply<()>, buf: &mut [u8], reader: &str) -> AfterTransaction {
+    let err = |e| PcscError::from_pcsc(e, Some(reader));
+    let tx = match card.transaction() {
+        Ok(tx) => tx,
+        Err(e) => {
+            let _ = begin.send(Err(err(e)));
+            return AfterTransaction::Continue;
+        }
+    };
+    let _ = begin.send(Ok(()));
+    loop {
+        match inbox.recv() {
+            Ok(Job::Transmit(apdu, reply)) => {
+                let _ = reply.send(tx.transmit(&apdu, buf).map(<[u8]>::to_vec).map_err(err));
+            }
+            Ok(Job::End(reply)) => {
+                let _ = reply.send(tx.end(pcsc::Disposition::LeaveCard).map_err(|(_, e)| err(e)));
+                return AfterTransaction::Continue;
+            }
+            Ok(Job::Begin(reply)) | Ok(Job::Reset(reply)) => {
+                let _ = reply.send(Err(PcscError::BadResponse { detail: "already in a transaction".into() }));
+            }
+            Ok(Job::Disconnect(reply)) => {
+                let _ = tx.end(pcsc::Disposition::LeaveCard);
+                return AfterTransaction::Disconnect(reply);
+            }
+            Err(_) => {
+                let _ = tx.end(pcsc::Disposition::LeaveCard);
+                return AfterTransaction::Closed;
             }
         }
     }

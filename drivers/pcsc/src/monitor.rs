@@ -69,7 +69,7 @@ impl Monitor {
                                 on_event(MonitorEvent::ServiceStarted, Instant::now());
                             }
                             service_up = Some(true);
-                            let outcome = watch(&c, &mut on_event);
+                            let outcome = watch(&c, &mut on_event, &stop_rx);
                             *shared.lock().unwrap() = None;
                             if outcome == Outcome::Stopped {
                                 return;
@@ -99,10 +99,15 @@ impl Monitor {
     fn shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
-            if let Some(ctx) = self.ctx.lock().unwrap().as_ref() {
-                let _ = ctx.cancel();
-            }
             if let Some(t) = self.thread.take() {
+                // SCardCancel only interrupts a wait in progress: repeat it until the thread has seen it
+                // (it may be between two waits when the first one lands).
+                while !t.is_finished() {
+                    if let Some(ctx) = self.ctx.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                        let _ = ctx.cancel();
+                    }
+                    thread::sleep(Duration::from_millis(5));
+                }
                 let _ = t.join();
             }
         }
@@ -122,7 +127,7 @@ enum Outcome {
 }
 
 /// Watches until the service goes away (or the monitor is cancelled).
-fn watch(ctx: &pcsc::Context, on_event: &mut impl FnMut(MonitorEvent, Instant)) -> Outcome {
+fn watch(ctx: &pcsc::Context, on_event: &mut impl FnMut(MonitorEvent, Instant), stop: &mpsc::Receiver<()>) -> Outcome {
     // What we last reported per reader: its slot state and PC/SC event counter.
     let mut known: BTreeMap<String, (SlotState, u32)> = BTreeMap::new();
     let mut pnp = pcsc::ReaderState::new(pcsc::PNP_NOTIFICATION(), pcsc::State::UNAWARE);
@@ -154,6 +159,9 @@ fn watch(ctx: &pcsc::Context, on_event: &mut impl FnMut(MonitorEvent, Instant)) 
 
         // Wait for changes on this set of readers until the set itself changes.
         loop {
+            if stop.try_recv() != Err(mpsc::TryRecvError::Empty) {
+                return Outcome::Stopped;
+            }
             match ctx.get_status_change(None, &mut states) {
                 Ok(()) => {}
                 Err(pcsc::Error::Timeout) => continue,
