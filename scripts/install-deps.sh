@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages that the agent, its PC/SC test stack and its tests need.
+# Idempotent: asks apt only for what is missing.
+set -euo pipefail
+PKGS=(
+  pcscd libpcsclite-dev   # the PC/SC service and the library the agent links
+  vsmartcard-vpcd         # the virtual reader driver the simulated cards plug into
+  opensc                  # OpenSC: the cross-check of the virtual card by a driver nobody here wrote
+  gcc libc6-dev pkg-config # the TCP_NODELAY shim of the test stack; pcsc-sys finds libpcsclite with pkg-config
+  iproute2 util-linux     # ip, unshare: the isolated namespaces of the test stack
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  echo "install-deps: apt-get install ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "install-deps: Rust (cargo, stable) is needed" >&2; exit 1; }

@@ -1,0 +1,104 @@
+//! Faithfulness cross-check: Debian's OpenSC (iasecc driver, which knows CPS3 cards) reads the virtual
+//! `cps3` as it reads a real one, logs in and signs with the authentication key through PKCS#11, and the
+//! signature verifies against the card's certificate.
+//!
+//! Pinned OpenSC limits (in OpenSC itself, not in the card): `pkcs15-tool -D` of OpenSC 0.23 prints no
+//! "Tries left" (its list_pins never asks the card); the tries are read through PKCS#11 instead, where
+//! OpenSC's iasecc driver does ask (VERIFY without data, then GET DATA on the CHV) and reports a blocked
+//! code porteur. OpenSC has no CPS4 (ChipDoc) support.
+
+use std::process::{Command, Output};
+
+use cpx_card::SignScheme;
+use cpx_tests::{insert_with, logged_commands, out_dir, root, stack, verify_signature, Options};
+use sha2::{Digest, Sha256};
+
+const MODULE: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
+const AID_CPX_IAS: &str = "E828BD080F8025000001FF0010";
+const AUTH_KEY_ID: &str = "e828bd080f8025000001ff001002";
+
+fn opensc(tool: &str, args: &[&str]) -> Output {
+    Command::new(tool).args(args).env("OPENSC_CONF", root().join("tests/stack/opensc.conf")).output().unwrap_or_else(|e| panic!("{tool}: {e} (apt-get install opensc)"))
+}
+
+fn out(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// The PKCS#11 slot id of the contact application's token in `reader`.
+fn slot_of(reader: &str) -> String {
+    let listing = out(&opensc("pkcs11-tool", &["--module", MODULE, "-L"]));
+    let mut current: Option<String> = None;
+    for line in listing.lines() {
+        if let Some(rest) = line.strip_prefix("Slot ") {
+            // "Slot 7 (0x19): CPx Test Reader A 00 00"
+            current = rest.split_once("): ").filter(|(_, name)| *name == reader).map(|(id, _)| id.split("(").nth(1).unwrap_or_default().to_owned());
+        } else if let Some(id) = &current {
+            if line.contains("token label") && line.contains("Code porteur") {
+                return id.clone();
+            }
+        }
+    }
+    panic!("no PKCS#11 token with the code porteur for {reader}:\n{listing}");
+}
+
+#[test]
+fn opensc_reads_logs_in_and_signs_on_the_virtual_cps3() {
+    let reader = stack().reader();
+    let dir = out_dir("opensc");
+    let _card = insert_with("cps3", &reader, &Options::default(), Some(&dir.join("apdu.log")));
+
+    let name = opensc("opensc-tool", &["--reader", &reader.name, "--name"]);
+    assert!(out(&name).contains("IAS-ECC"), "OpenSC binds its iasecc driver: {}", out(&name));
+
+    let dump = out(&opensc("pkcs15-tool", &["--reader", &reader.name, "--aid", AID_CPX_IAS, "--dump"]));
+    for want in ["PIN [Code porteur]", "Type           : ascii-numeric", "Private RSA Key [CPS_PRIV_AUT]", "Key ref        : 130 (0x82)", "X.509 Certificate [Certificat d'Authentification CPS]", "X.509 Certificate [Certificat de Signature CPS]"] {
+        assert!(dump.contains(want), "pkcs15-tool -D lacks {want:?}:\n{dump}");
+    }
+    assert!(!dump.contains("Tries left"), "OpenSC 0.23's pkcs15-tool does not read tries; if it now does, update this test and the note");
+
+    // PKCS#11: log in with the code porteur and sign a SHA-256 DigestInfo with the authentication key.
+    let slot = slot_of(&reader.name);
+    let data = b"Agent CPx cross-check";
+    let digest = Sha256::digest(data).to_vec();
+    let digest_info = [SignScheme::RsaPkcs1Sha256.digest_info_prefix().unwrap(), &digest].concat();
+    std::fs::write(dir.join("di"), &digest_info).unwrap();
+    let before = logged_commands(&dir.join("apdu.log")).len();
+    let sign = opensc("pkcs11-tool", &[
+        "--module", MODULE, "--slot", &slot, "--login", "--pin", "1234", "--sign", "--mechanism", "RSA-PKCS", "--id", AUTH_KEY_ID,
+        "--input-file", dir.join("di").to_str().unwrap(), "--output-file", dir.join("sig").to_str().unwrap(),
+    ]);
+    assert!(sign.status.success(), "pkcs11-tool login + sign: {}", out(&sign));
+    let opensc_apdus = logged_commands(&dir.join("apdu.log")).len() - before;
+    std::fs::write(dir.join("opensc-apdus.txt"), opensc_apdus.to_string()).unwrap();
+
+    let read = opensc("pkcs11-tool", &["--module", MODULE, "--slot", &slot, "--read-object", "--type", "cert", "--id", AUTH_KEY_ID, "--output-file", dir.join("cert.der").to_str().unwrap()]);
+    assert!(read.status.success(), "{}", out(&read));
+    let cert = std::fs::read(dir.join("cert.der")).unwrap();
+    let sig = std::fs::read(dir.join("sig")).unwrap();
+    verify_signature(&cert, SignScheme::RsaPkcs1Sha256, &digest, &sig).expect("OpenSC's signature verifies against the card certificate");
+    let cmds = logged_commands(&dir.join("apdu.log"));
+    assert!(cmds.iter().any(|c| c.starts_with("0020000108")), "OpenSC presented the code porteur");
+    assert!(cmds.iter().any(|c| c.starts_with("00880000")), "OpenSC used INTERNAL AUTHENTICATE");
+    assert!(cmds.iter().any(|c| c.starts_with("00CB3FFF") && c.contains("BF8101")), "OpenSC read the CHV counters (GET DATA)");
+}
+
+#[test]
+fn opensc_reports_a_blocked_code_porteur() {
+    let reader = stack().reader();
+    let _card = insert_with("cps3-blocked", &reader, &Options::default(), None);
+    let slot = slot_of(&reader.name);
+    let listing = out(&opensc("pkcs11-tool", &["--module", MODULE, "-L"]));
+    assert!(listing.contains("user PIN locked"), "{listing}");
+    let login = opensc("pkcs11-tool", &["--module", MODULE, "--slot", &slot, "--login", "--pin", "1234", "--list-objects"]);
+    assert!(!login.status.success());
+    assert!(out(&login).contains("CKR_PIN_LOCKED"), "{}", out(&login));
+}
+
+#[test]
+fn opensc_has_no_cps4_support() {
+    let reader = stack().reader();
+    let _card = insert_with("cps4", &reader, &Options::default(), None);
+    let name = out(&opensc("opensc-tool", &["--reader", &reader.name, "--name"]));
+    assert!(!name.contains("IAS-ECC"), "if OpenSC now binds the CPS4, extend the cross-check: {name}");
+}
