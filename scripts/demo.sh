@@ -2,9 +2,11 @@
 # Starts the agent against a simulated card: an isolated pcscd with virtual readers, a virtual CPx card in
 # "CPx Test Reader A 00 00", then `cpx-agent status` and `cpx-agent card`. On a terminal it then opens a
 # shell inside the stack (cpx-agent, cpx-sim on the PATH); `exit` stops everything.
-#   sudo ./scripts/demo.sh [PERSONA]      (default cps3; `cpx-sim personas` lists them)
+#   ./scripts/demo.sh [PERSONA]      (default cps3; `cpx-sim personas` lists them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The stack runs in private namespaces (unshare): root is needed. Keep the caller's PATH for cargo.
+[ "$(id -u)" = 0 ] || exec sudo env "PATH=$PATH" "HOME=$HOME" "$0" "$@"
 root=$(pwd)
 persona=${1:-cps3}
 if [ "${CPX_DEMO_INSIDE:-}" != 1 ]; then

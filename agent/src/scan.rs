@@ -66,7 +66,8 @@ pub fn open_card(reader: &str, timeout: Duration, cache: &CertCache) -> Result<B
 
 /// Scans the readers. A stopped PC/SC service is an error; no reader is an empty list.
 pub fn scan(ctx: &pcsc::Context, cache: &CertCache, options: &ScanOptions) -> Result<Vec<ReaderReport>, PcscError> {
-    let readers = cpx_pcsc::list_readers(ctx)?;
+    let mut readers = cpx_pcsc::list_readers(ctx)?;
+    readers.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(readers
         .iter()
         .filter(|r| options.reader.as_deref().is_none_or(|only| only == r.name))

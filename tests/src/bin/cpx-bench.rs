@@ -1,0 +1,190 @@
+//! `cpx-bench`: card-side speed on the virtual cards, through the real pcscd + vpcd stack.
+//!
+//! Run it with `sudo ./scripts/bench.sh` (release build, inside the isolated stack). It reports, for CPS3
+//! and CPS4: APDUs and milliseconds to recognise the card and know its holder (cold, empty cache), and to
+//! read the tries, verify the code porteur and sign (warm: card open, certificate known); the time from
+//! pcscd's insertion event to "card ready"; and the APDUs OpenSC's pkcs11-tool needs to log in and sign
+//! on the same card. Times are also given as ratios to a baseline measured in the same run: one APDU
+//! round trip (SELECT MF) on the same stack.
+
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use cpx_card::{CertCache, CpxCard, Pin};
+use cpx_pcsc::{Monitor, MonitorEvent, Transport};
+use cpx_tests::{insert, insert_with, logged_commands, open_card, out_dir, root, stack, Options};
+
+const RUNS: usize = 25;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// One APDU round trip (SELECT MF, no data back) on a card in the stack: the baseline.
+fn baseline(reader: &str) -> f64 {
+    let mut conn = cpx_pcsc::Connection::connect(reader, &Default::default()).expect("connect");
+    let select_mf = cpx_pcsc::Command::new(0, 0xA4, 0x00, 0x0C).with_data([0x3F, 0x00]);
+    let mut times = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        conn.transmit(&select_mf).expect("SELECT MF");
+        times.push(ms(t.elapsed()));
+    }
+    median(times)
+}
+
+struct Figures {
+    persona: &'static str,
+    cold_apdus: u64,
+    cold_ms: f64,
+    warm_apdus: u64,
+    warm_ms: f64,
+    ready_ms: f64,
+    opensc_apdus: Option<usize>,
+}
+
+fn measure(persona: &'static str) -> Figures {
+    let reader = stack().reader();
+    let _card = insert(persona, &reader);
+    // Cold: connect + recognise + PKCS#15 + certificate + identity, nothing cached.
+    let mut cold_ms = Vec::new();
+    let mut cold_apdus = 0;
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        let mut card = open_card(&reader.name, &CertCache::memory()).expect("open");
+        cold_ms.push(ms(t.elapsed()));
+        cold_apdus = card.apdu_count();
+    }
+    // Warm: tries + VERIFY + signature on an open card whose certificate is known.
+    let mut card: Box<dyn CpxCard> = open_card(&reader.name, &CertCache::memory()).expect("open");
+    let scheme = card.schemes()[0];
+    let pin = Pin::new("1234").unwrap();
+    let digest = [0x5Au8; 32];
+    card.authenticate(&pin, scheme, &digest).expect("first authentication");
+    let mut warm_ms = Vec::new();
+    let mut warm_apdus = 0;
+    for _ in 0..RUNS {
+        let before = card.apdu_count();
+        let t = Instant::now();
+        card.authenticate(&pin, scheme, &digest).expect("authenticate");
+        warm_ms.push(ms(t.elapsed()));
+        warm_apdus = card.apdu_count() - before;
+    }
+    drop(card);
+    drop(_card);
+    Figures { persona, cold_apdus, cold_ms: median(cold_ms), warm_apdus, warm_ms: median(warm_ms), ready_ms: ready_after_insertion(persona), opensc_apdus: opensc_apdus(persona) }
+}
+
+/// Time from pcscd's insertion event (as the monitor receives it) to the identity being known, with the
+/// certificate cache warm (the card was seen before), as the agent works.
+fn ready_after_insertion(persona: &'static str) -> f64 {
+    let reader = stack().reader();
+    let cache = CertCache::memory();
+    let (tx, rx) = mpsc::channel();
+    let name = reader.name.clone();
+    let monitor = Monitor::start(move |e, at| {
+        if matches!(&e, MonitorEvent::CardInserted { reader, .. } if *reader == name) {
+            let _ = tx.send(at);
+        }
+    });
+    let mut times = Vec::new();
+    for _ in 0..10 {
+        let card = insert(persona, &reader);
+        let at = rx.recv_timeout(Duration::from_secs(5)).expect("insertion event");
+        let opened = open_card(&reader.name, &cache).expect("open");
+        times.push(ms(at.elapsed()));
+        drop(opened);
+        card.remove();
+    }
+    monitor.stop();
+    median(times)
+}
+
+/// APDUs OpenSC's pkcs11-tool sends to log in and sign once (one process, as a browser would load it).
+fn opensc_apdus(persona: &'static str) -> Option<usize> {
+    if persona != "cps3" {
+        return None; // OpenSC has no CPS4 support
+    }
+    let reader = stack().reader();
+    let dir = out_dir("bench-opensc");
+    let log = dir.join("apdu.log");
+    let _card = insert_with(persona, &reader, &Options::default(), Some(&log));
+    let conf = root().join("tests/stack/opensc.conf");
+    let listing = Command::new("pkcs11-tool").args(["--module", "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so", "-L"]).env("OPENSC_CONF", &conf).output().ok()?;
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    let slot = listing
+        .split("Slot ")
+        .find(|s| s.contains(&reader.name) && s.contains("Code porteur"))?
+        .split_once('(')?
+        .1
+        .split_once(')')?
+        .0
+        .to_owned();
+    std::fs::write(dir.join("di"), [&[0x30, 0x31, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20][..], &[0x5A; 32]].concat()).ok()?;
+    let before = logged_commands(&log).len();
+    let ok = Command::new("pkcs11-tool")
+        .args(["--module", "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so", "--slot", &slot, "--login", "--pin", "1234", "--sign", "--mechanism", "RSA-PKCS", "--id", "e828bd080f8025000001ff001002"])
+        .arg("--input-file")
+        .arg(dir.join("di"))
+        .arg("--output-file")
+        .arg(dir.join("sig"))
+        .env("OPENSC_CONF", &conf)
+        .output()
+        .ok()?
+        .status
+        .success();
+    ok.then(|| logged_commands(&log).len() - before)
+}
+
+fn main() {
+    let json = std::env::args().any(|a| a == "--json");
+    let reader = stack().reader();
+    let base = {
+        let _card = insert("cps3", &reader);
+        baseline(&reader.name)
+    };
+    drop(reader);
+    let figures: Vec<Figures> = ["cps3", "cps4"].into_iter().map(measure).collect();
+    if json {
+        let rows: Vec<_> = figures
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "card": f.persona, "cold_apdus": f.cold_apdus, "cold_ms": f.cold_ms, "warm_apdus": f.warm_apdus,
+                    "warm_ms": f.warm_ms, "ready_after_insertion_ms": f.ready_ms, "opensc_login_sign_apdus": f.opensc_apdus,
+                    "cold_in_apdu_round_trips": f.cold_ms / base, "warm_in_apdu_round_trips": f.warm_ms / base,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({"baseline_apdu_round_trip_ms": base, "runs": RUNS, "cards": rows}));
+        return;
+    }
+    println!("Baseline: one APDU round trip (SELECT MF) = {base:.3} ms (median of 200)\n");
+    println!("{:<6} {:>11} {:>9} {:>8} {:>11} {:>9} {:>8} {:>10} {:>13}", "card", "cold APDUs", "cold ms", "×base", "warm APDUs", "warm ms", "×base", "ready ms", "OpenSC APDUs");
+    for f in &figures {
+        let opensc = f.opensc_apdus.map_or("n/a".to_owned(), |n| n.to_string());
+        println!(
+            "{:<6} {:>11} {:>9.2} {:>8.1} {:>11} {:>9.2} {:>8.1} {:>10.2} {:>13}",
+            f.persona, f.cold_apdus, f.cold_ms, f.cold_ms / base, f.warm_apdus, f.warm_ms, f.warm_ms / base, f.ready_ms, opensc
+        );
+    }
+    println!("\nTargets: warm authentication ≤ 6 APDUs and ≤ half of OpenSC's count; card ready < 100 ms after pcscd's event.");
+    for f in &figures {
+        let half = f.opensc_apdus.map(|n| f.warm_apdus * 2 <= n as u64);
+        println!(
+            "  {}: warm {} APDUs {} 6 · {} · ready {:.1} ms {} 100",
+            f.persona,
+            f.warm_apdus,
+            if f.warm_apdus <= 6 { "≤" } else { ">" },
+            match half { Some(true) => "≤ OpenSC/2", Some(false) => "> OpenSC/2", None => "no OpenSC figure" },
+            f.ready_ms,
+            if f.ready_ms < 100.0 { "<" } else { "≥" }
+        );
+    }
+}
