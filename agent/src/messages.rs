@@ -271,3 +271,41 @@ pub mod label {
     pub const READY_IN: Text = text!("prête en {ms} ms", "ready in {ms} ms");
     pub const NO_CPX_CARD: Text = text!("Aucune carte CPx prête", "No CPx card ready");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Code; 21] = [
+        Code::PcscServiceStopped, Code::NoReader, Code::ReaderUnavailable, Code::NoCard, Code::CardMute, Code::CardNotCpx,
+        Code::CardInUse, Code::CardRemoved, Code::CardTimeout, Code::CardCommunication, Code::CardMalformed,
+        Code::CardUnexpectedStatus, Code::CardIncomplete, Code::PinBlocked, Code::PinWrong, Code::PinFormat,
+        Code::PinRequired, Code::Contactless, Code::Unsupported, Code::CertificateExpired, Code::CertificateNotYetValid,
+    ];
+
+    #[test]
+    fn every_code_has_both_languages_and_a_fix() {
+        for code in ALL {
+            let e = code.entry();
+            for t in [e.message, e.fix] {
+                assert!(!t.fr.is_empty() && !t.en.is_empty(), "{code:?}");
+                assert_ne!(t.fr, t.en, "{code:?} is not translated");
+            }
+            let json = serde_json::to_string(&code).unwrap();
+            assert!(json.chars().all(|c| c.is_ascii_uppercase() || c == '_' || c == '"'), "stable code {json}");
+        }
+    }
+
+    #[test]
+    fn card_errors_map_to_what_the_user_can_do() {
+        assert_eq!(Code::from(&CardError::PinBlocked), Code::PinBlocked);
+        assert_eq!(Code::from(&CardError::WrongPin { tries_left: 2 }), Code::PinWrong);
+        assert_eq!(Code::from(&CardError::Pcsc(PcscError::ServiceStopped)), Code::PcscServiceStopped);
+        assert_eq!(Code::from(&CardError::Pcsc(PcscError::SharingViolation)), Code::CardInUse);
+        assert_eq!(Code::from(&CardError::Pcsc(PcscError::Timeout { millis: 1 })), Code::CardTimeout);
+        assert_eq!(Code::from(&CardError::NotCpx { atr: String::new(), reason: String::new() }), Code::CardNotCpx);
+        assert_eq!(Code::from(&CardError::Unsupported { what: "signature over the contactless interface".into() }), Code::Contactless);
+        assert_eq!(SlotState::CardReady.text().get(Lang::Fr), "Carte CPS insérée et reconnue");
+        assert_eq!(SlotState::CardNotRecognised.text().get(Lang::Fr), "Carte CPS mal insérée / non reconnue");
+    }
+}

@@ -202,7 +202,9 @@ pub fn wait_state(reader: &str, present: bool, timeout: Duration) -> Result<Dura
             Err(e) => return Err(format!("{reader}: {e}")),
         }
         let s = states[0].event_state();
-        if s.contains(pcsc::State::PRESENT) == present && !s.contains(pcsc::State::UNKNOWN) {
+        // Every persona answers the reset, so a "mute" slot is a stale state, not the card we wait for.
+        let settled = !s.intersects(pcsc::State::UNKNOWN | pcsc::State::MUTE);
+        if s.contains(pcsc::State::PRESENT) == present && settled {
             return Ok(start.elapsed());
         }
         states[0].sync_current_state();
@@ -244,12 +246,27 @@ pub fn insert(persona: &str, reader: &Reader) -> Card {
 }
 
 /// Same, with persona options and an APDU log file.
+///
+/// One retry: when a card that hung (the `mute` persona) leaves and the next one arrives within one of
+/// pcscd's 400 ms polls, pcsc-lite's clean-up of the hung client (a reset that fails on the vanished
+/// card) can overwrite the new card's state. A real reader cannot swap cards that fast; the harness
+/// pulls the card and inserts it again.
 pub fn insert_with(persona: &str, reader: &Reader, options: &Options, apdu_log: Option<&Path>) -> Card {
     let p = cpx_sim::find(persona).unwrap_or_else(|| panic!("unknown persona {persona}"));
-    let log = apdu_log.map(|f| Box::new(std::fs::File::create(f).expect("apdu log")) as cpx_sim::vpcd::ApduLog);
-    let inserted = cpx_sim::insert(p.card(options), "127.0.0.1", reader.port, Duration::from_secs(5), log).expect("vpcd reader listens");
-    wait_state(&reader.name, true, Duration::from_secs(5)).expect("pcscd sees the card");
-    Card { inserted: Some(inserted), reader: reader.name.clone() }
+    for attempt in 0..2 {
+        let log = apdu_log.map(|f| Box::new(std::fs::File::create(f).expect("apdu log")) as cpx_sim::vpcd::ApduLog);
+        let inserted = cpx_sim::insert(p.card(options), "127.0.0.1", reader.port, Duration::from_secs(5), log).expect("vpcd reader listens");
+        match wait_state(&reader.name, true, Duration::from_secs(5)) {
+            Ok(_) => return Card { inserted: Some(inserted), reader: reader.name.clone() },
+            Err(e) if attempt == 0 => {
+                eprintln!("harness: {e}; inserting {persona} again");
+                inserted.remove();
+                let _ = wait_state(&reader.name, false, Duration::from_secs(5));
+            }
+            Err(e) => panic!("pcscd sees the card: {e}"),
+        }
+    }
+    unreachable!()
 }
 
 /// A folder for this test's files under target/test-out/.

@@ -56,6 +56,23 @@ fn card_pulled_mid_signature() {
     monitor.stop();
 }
 
+#[test]
+fn card_pulled_mid_reading() {
+    let reader = stack().reader();
+    // Pulled at the first READ BINARY (EF.SN.ICC) or the first SELECT (EF_ACTUA): the open fails with
+    // a card-lost error, and the reader takes the next card.
+    for ins in [0xB0u8, 0xA4] {
+        let options = Options { pull_on: Some(ins), ..Options::default() };
+        let sim = insert_with("cps3", &reader, &options, None);
+        let r = open_card(&reader.name, &CertCache::memory());
+        let err = r.err().expect("no identity from a card that left");
+        assert!(err.card_lost(), "INS {ins:02X}: typed card-lost error, got {err:?}");
+        drop(sim);
+    }
+    let _again = insert("cps3", &reader);
+    assert_eq!(open_card(&reader.name, &CertCache::memory()).unwrap().identity().nom, "DUPONT");
+}
+
 /// Seeds × kinds of spoilt answers: every run ends with a signature or a typed error, and never with a
 /// timeout (the card always answers, so a timeout would mean the driver waits for nothing).
 #[test]

@@ -57,6 +57,9 @@ enum Command {
         /// Seed of --garble, to reproduce a run.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Leave the reader on the first command with this INS (hex, e.g. B0 for READ BINARY).
+        #[arg(long, value_name = "INS", value_parser = |s: &str| u8::from_str_radix(s, 16))]
+        pull_on: Option<u8>,
         /// How long to wait for the reader to listen, in seconds.
         #[arg(long, default_value_t = 5.0)]
         wait: f64,
@@ -76,7 +79,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Insert { persona, port, host, remove_after, apdu_log, pin, tries, actua, garble, garble_rate, seed, wait } => {
+        Command::Insert { persona, port, host, remove_after, apdu_log, pin, tries, actua, garble, garble_rate, seed, pull_on, wait } => {
             let Some(p) = cpx_sim::find(&persona) else {
                 eprintln!("cpx-sim: unknown persona {persona:?}; `cpx-sim personas` lists them");
                 return ExitCode::from(2);
@@ -99,7 +102,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let card = p.card(&cpx_sim::Options { pin, tries, actua, garble: garble.map(|g| (g, garble_rate, seed)) });
+            let card = p.card(&cpx_sim::Options { pin, tries, actua, garble: garble.map(|g| (g, garble_rate, seed)), pull_on });
             let inserted = match cpx_sim::insert(card, &host, port, Duration::from_secs_f64(wait), log) {
                 Ok(i) => i,
                 Err(e) => {

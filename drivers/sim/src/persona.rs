@@ -32,11 +32,13 @@ pub struct Options {
     pub actua: Option<Vec<u8>>,
     /// Spoil answers: kind, share of answers spoilt, seed.
     pub garble: Option<(Garble, f64, u64)>,
+    /// Leave the reader on the first command with this INS (`pull-mid-sign` is `cps3` with 0x88).
+    pub pull_on: Option<u8>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { pin: "1234".into(), tries: None, actua: None, garble: None }
+        Self { pin: "1234".into(), tries: None, actua: None, garble: None, pull_on: None }
     }
 }
 
@@ -50,6 +52,9 @@ impl Persona {
     pub fn card(&self, options: &Options) -> CardOs {
         let mut card = (self.build)(options);
         card.garbler = options.garble.map(|(kind, rate, seed)| Garbler::new(kind, rate, seed));
+        if let Some(ins) = options.pull_on {
+            card.fault = Fault::PullOn(ins);
+        }
         card
     }
 }
