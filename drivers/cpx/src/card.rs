@@ -45,13 +45,32 @@ fn hex_ser<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&hex::encode_upper(b))
 }
 
+/// What every driver holds: the connection, and what was learnt when the card was opened.
+pub struct Opened {
+    pub(crate) transport: Box<dyn Transport>,
+    pub(crate) info: CardInfo,
+    pub(crate) layout: Layout,
+    pub(crate) identity: Identity,
+}
+
 /// One CPx card, whatever its generation.
 pub trait CpxCard: Send {
-    fn info(&self) -> &CardInfo;
-    fn layout(&self) -> &Layout;
-    fn identity(&self) -> &Identity;
+    fn opened(&self) -> &Opened;
+    fn opened_mut(&mut self) -> &mut Opened;
+
+    fn info(&self) -> &CardInfo {
+        &self.opened().info
+    }
+    fn layout(&self) -> &Layout {
+        &self.opened().layout
+    }
+    fn identity(&self) -> &Identity {
+        &self.opened().identity
+    }
     /// The connection, for transactions and APDU counts.
-    fn transport(&mut self) -> &mut dyn Transport;
+    fn transport(&mut self) -> &mut dyn Transport {
+        self.opened_mut().transport.as_mut()
+    }
 
     /// Tries left on the code porteur, without spending one; `None` when the card has no code porteur
     /// on this interface (contactless).
@@ -109,9 +128,10 @@ pub fn open(mut transport: Box<dyn Transport>, atr: &[u8], cache: &CertCache) ->
     let _ = transport.end_transaction();
     let (info, layout) = opened?;
     let identity = identity::from_certificate(&layout.cert_der)?;
-    Ok(match info.generation {
-        Generation::Cps3 => Box::new(Cps3::new(transport, info, layout, identity)),
-        Generation::Cps4 => Box::new(Cps4::new(transport, info, layout, identity)),
+    let opened = Opened { transport, info, layout, identity };
+    Ok(match opened.info.generation {
+        Generation::Cps3 => Box::new(Cps3::new(opened)),
+        Generation::Cps4 => Box::new(Cps4::new(opened)),
     })
 }
 

@@ -2,12 +2,10 @@
 //! authentication signatures by MSE SET AT + INTERNAL AUTHENTICATE on a PKCS#1 DigestInfo
 //! (cpx-card.md §3–§4 A). The card pads; it cannot do RSA-PSS, hence TLS 1.2 only.
 
-use cpx_pcsc::{Command, Transport};
+use cpx_pcsc::Command;
 
-use crate::cache::Layout;
-use crate::card::{signature_outcome, verify_outcome, CardInfo, CpxCard};
+use crate::card::{signature_outcome, verify_outcome, CpxCard, Opened};
 use crate::error::CardError;
-use crate::identity::Identity;
 use crate::iso;
 use crate::pin::{Pin, PinStatus};
 use crate::pkcs15::PinInfo;
@@ -15,21 +13,18 @@ use crate::scheme::SignScheme;
 use crate::tlv;
 
 pub struct Cps3 {
-    t: Box<dyn Transport>,
-    info: CardInfo,
-    layout: Layout,
-    identity: Identity,
+    card: Opened,
     /// The PIN's DF is the current one (true after a reset: the MF is selected).
     pin_df_selected: bool,
 }
 
 impl Cps3 {
-    pub fn new(t: Box<dyn Transport>, info: CardInfo, layout: Layout, identity: Identity) -> Self {
-        Self { t, info, layout, identity, pin_df_selected: false }
+    pub fn new(card: Opened) -> Self {
+        Self { card, pin_df_selected: false }
     }
 
     fn pin(&self) -> Result<&PinInfo, CardError> {
-        self.layout.pin.as_ref().ok_or(CardError::Unsupported { what: "no code porteur on this interface".into() })
+        self.card.layout.pin.as_ref().ok_or(CardError::Unsupported { what: "no code porteur on this interface".into() })
     }
 
     /// Selects the DF the AODF gives for the PIN (the MF for the global CHV), unless already there.
@@ -38,7 +33,7 @@ impl Cps3 {
             return Ok(());
         }
         let path = self.pin()?.path.clone().unwrap_or_else(|| vec![0x3F, 0x00]);
-        let r = iso::send(self.t.as_mut(), &Command::new(0x00, 0xA4, 0x09, 0x0C).with_data(path))?;
+        let r = iso::send(self.card.transport.as_mut(), &Command::new(0x00, 0xA4, 0x09, 0x0C).with_data(path))?;
         if !r.sw.is_ok() {
             return Err(CardError::status("SELECT PIN DF", r.sw));
         }
@@ -48,28 +43,22 @@ impl Cps3 {
 }
 
 impl CpxCard for Cps3 {
-    fn info(&self) -> &CardInfo {
-        &self.info
+    fn opened(&self) -> &Opened {
+        &self.card
     }
-    fn layout(&self) -> &Layout {
-        &self.layout
-    }
-    fn identity(&self) -> &Identity {
-        &self.identity
-    }
-    fn transport(&mut self) -> &mut dyn Transport {
-        self.t.as_mut()
+    fn opened_mut(&mut self) -> &mut Opened {
+        &mut self.card
     }
     fn schemes(&self) -> &'static [SignScheme] {
         &[SignScheme::RsaPkcs1Sha256, SignScheme::RsaPkcs1Sha384, SignScheme::RsaPkcs1Sha512]
     }
 
     fn pin_status(&mut self) -> Result<Option<PinStatus>, CardError> {
-        let Some(reference) = self.layout.pin.as_ref().map(|p| p.reference) else { return Ok(None) };
+        let Some(reference) = self.card.layout.pin.as_ref().map(|p| p.reference) else { return Ok(None) };
         self.select_pin_df()?;
         // GET DATA, header list 4D { 70 { BF 81 <ref> { A0 (all) } } }: the CHV's DOCP with 9A/9B.
         let header = [0x4D, 0x08, 0x70, 0x06, 0xBF, 0x81, reference, 0x02, 0xA0, 0x80];
-        let r = iso::send(self.t.as_mut(), &Command::new(0x00, 0xCB, 0x3F, 0xFF).with_data(header))?;
+        let r = iso::send(self.card.transport.as_mut(), &Command::new(0x00, 0xCB, 0x3F, 0xFF).with_data(header))?;
         if !r.sw.is_ok() {
             return Err(CardError::status("GET DATA (CHV)", r.sw));
         }
@@ -91,25 +80,25 @@ impl CpxCard for Cps3 {
         let info = self.pin()?.clone();
         self.select_pin_df()?;
         let data = pin.encode(&info)?;
-        let r = iso::send(self.t.as_mut(), &Command::new(0x00, 0x20, 0x00, info.reference).with_data(data.as_slice()))?;
+        let r = iso::send(self.card.transport.as_mut(), &Command::new(0x00, 0x20, 0x00, info.reference).with_data(data.as_slice()))?;
         verify_outcome(r.sw)
     }
 
     fn sign(&mut self, scheme: SignScheme, digest: &[u8]) -> Result<Vec<u8>, CardError> {
-        if self.info.interface == crate::atr::Interface::Contactless {
+        if self.card.info.interface == crate::atr::Interface::Contactless {
             return Err(CardError::Unsupported { what: "signature over the contactless interface".into() });
         }
         let prefix = scheme.digest_info_prefix().ok_or(CardError::Unsupported { what: "RSA-PSS on a CPS3".into() })?;
-        let key = self.layout.key.reference;
-        iso::expect_ok(self.t.as_mut(), "MSE SET AT", &Command::new(0x00, 0x22, 0x41, 0xA4).with_data([0x80, 0x01, 0x02, 0x84, 0x01, key]))?;
+        let key = self.card.layout.key.reference;
+        iso::expect_ok(self.card.transport.as_mut(), "MSE SET AT", &Command::new(0x00, 0x22, 0x41, 0xA4).with_data([0x80, 0x01, 0x02, 0x84, 0x01, key]))?;
         let digest_info = [prefix, digest].concat();
-        let r = iso::send(self.t.as_mut(), &Command::new(0x00, 0x88, 0x00, 0x00).with_data(digest_info).with_le(0))?;
-        let modulus = self.identity.rsa_bits.unwrap_or(2048) / 8;
+        let r = iso::send(self.card.transport.as_mut(), &Command::new(0x00, 0x88, 0x00, 0x00).with_data(digest_info).with_le(0))?;
+        let modulus = self.card.identity.rsa_bits.unwrap_or(2048) / 8;
         signature_outcome("INTERNAL AUTHENTICATE", r, modulus)
     }
 
     fn end_session(&mut self) -> Result<(), CardError> {
-        self.t.reset()?;
+        self.card.transport.reset()?;
         self.pin_df_selected = true;
         Ok(())
     }

@@ -4,10 +4,8 @@
 
 use cpx_pcsc::{Command, Transport};
 
-use crate::cache::Layout;
-use crate::card::{signature_outcome, verify_outcome, CardInfo, CpxCard};
+use crate::card::{signature_outcome, verify_outcome, CpxCard, Opened};
 use crate::error::CardError;
-use crate::identity::Identity;
 use crate::iso;
 use crate::pin::{Pin, PinStatus};
 use crate::scheme::SignScheme;
@@ -29,58 +27,49 @@ pub(crate) fn close_channel(t: &mut dyn Transport, cla: u8) -> Result<(), CardEr
 }
 
 pub struct Cps4 {
-    t: Box<dyn Transport>,
-    info: CardInfo,
-    layout: Layout,
-    identity: Identity,
+    card: Opened,
     /// CLA of the channel where ChipDoc is selected, once opened in this session.
     channel: Option<u8>,
 }
 
 impl Cps4 {
-    pub fn new(t: Box<dyn Transport>, info: CardInfo, layout: Layout, identity: Identity) -> Self {
-        Self { t, info, layout, identity, channel: None }
+    pub fn new(card: Opened) -> Self {
+        Self { card, channel: None }
     }
 
     fn chipdoc(&mut self) -> Result<u8, CardError> {
         if let Some(cla) = self.channel {
             return Ok(cla);
         }
-        let cla = open_channel(self.t.as_mut())?;
-        iso::select_aid(self.t.as_mut(), cla, &self.layout.app_aid.clone())?;
+        let cla = open_channel(self.card.transport.as_mut())?;
+        iso::select_aid(self.card.transport.as_mut(), cla, &self.card.layout.app_aid.clone())?;
         self.channel = Some(cla);
         Ok(cla)
     }
 
     fn pin_reference(&self) -> Result<u8, CardError> {
-        self.layout.pin.as_ref().map(|p| p.reference).ok_or(CardError::Unsupported { what: "no code porteur".into() })
+        self.card.layout.pin.as_ref().map(|p| p.reference).ok_or(CardError::Unsupported { what: "no code porteur".into() })
     }
 }
 
 impl CpxCard for Cps4 {
-    fn info(&self) -> &CardInfo {
-        &self.info
+    fn opened(&self) -> &Opened {
+        &self.card
     }
-    fn layout(&self) -> &Layout {
-        &self.layout
-    }
-    fn identity(&self) -> &Identity {
-        &self.identity
-    }
-    fn transport(&mut self) -> &mut dyn Transport {
-        self.t.as_mut()
+    fn opened_mut(&mut self) -> &mut Opened {
+        &mut self.card
     }
     fn schemes(&self) -> &'static [SignScheme] {
         &[SignScheme::RsaPssSha256, SignScheme::RsaPkcs1Sha256]
     }
 
     fn pin_status(&mut self) -> Result<Option<PinStatus>, CardError> {
-        if self.layout.pin.is_none() {
+        if self.card.layout.pin.is_none() {
             return Ok(None);
         }
         let reference = self.pin_reference()?;
         let cla = self.chipdoc()?;
-        let r = iso::send(self.t.as_mut(), &Command::new(cla, 0x20, 0x00, reference))?;
+        let r = iso::send(self.card.transport.as_mut(), &Command::new(cla, 0x20, 0x00, reference))?;
         let tries_left = match r.sw.0 {
             0x9000 => MAX_TRIES,
             0x6983 => 0,
@@ -91,10 +80,10 @@ impl CpxCard for Cps4 {
     }
 
     fn verify_pin(&mut self, pin: &Pin) -> Result<(), CardError> {
-        let info = self.layout.pin.clone().ok_or(CardError::Unsupported { what: "no code porteur".into() })?;
+        let info = self.card.layout.pin.clone().ok_or(CardError::Unsupported { what: "no code porteur".into() })?;
         let cla = self.chipdoc()?;
         let data = pin.encode(&info)?;
-        let r = iso::send(self.t.as_mut(), &Command::new(cla, 0x20, 0x00, info.reference).with_data(data.as_slice()))?;
+        let r = iso::send(self.card.transport.as_mut(), &Command::new(cla, 0x20, 0x00, info.reference).with_data(data.as_slice()))?;
         verify_outcome(r.sw)
     }
 
@@ -105,16 +94,16 @@ impl CpxCard for Cps4 {
             other => return Err(CardError::Unsupported { what: format!("{other:?} on a CPS4") }),
         };
         let cla = self.chipdoc()?;
-        let key = self.layout.key.reference | 0x80;
-        iso::expect_ok(self.t.as_mut(), "MSE SET DST", &Command::new(cla, 0x22, 0x81, 0xB6).with_data([0x91, 0x02, alg, key]))?;
-        let r = iso::send(self.t.as_mut(), &Command::new(cla, 0x2A, 0x9E, 0x9A).with_data(digest).with_le(0))?;
-        let modulus = self.identity.rsa_bits.unwrap_or(2048) / 8;
+        let key = self.card.layout.key.reference | 0x80;
+        iso::expect_ok(self.card.transport.as_mut(), "MSE SET DST", &Command::new(cla, 0x22, 0x81, 0xB6).with_data([0x91, 0x02, alg, key]))?;
+        let r = iso::send(self.card.transport.as_mut(), &Command::new(cla, 0x2A, 0x9E, 0x9A).with_data(digest).with_le(0))?;
+        let modulus = self.card.identity.rsa_bits.unwrap_or(2048) / 8;
         signature_outcome("PSO COMPUTE DIGITAL SIGNATURE", r, modulus)
     }
 
     fn end_session(&mut self) -> Result<(), CardError> {
         self.channel = None;
-        self.t.reset()?;
+        self.card.transport.reset()?;
         Ok(())
     }
 }

@@ -103,20 +103,27 @@ fn common_mf(options: &Options, mf_aid: Option<Vec<u8>>, serial: &str) -> FileSy
     fs
 }
 
+/// The application with the code porteur, the signature key (non-repudiation) and the authentication
+/// key, as on every contact CPx card; `refs` = (PIN, signature key, authentication key) references.
+fn pin_application(label: &'static str, aid: &str, token_label: &'static str, serial: &str, holder: Holder, refs: (u8, u8, u8)) -> Application {
+    let (pin, sign, auth) = refs;
+    Application {
+        label,
+        aid: hex(aid),
+        df_fid: 0x0001,
+        token_label,
+        serial: serial.as_bytes().to_vec(),
+        pins: vec![PinObject { label: "Code porteur", auth_id: 1, reference: pin, min_len: 4, stored_len: 8, pad: 0xFF }],
+        keys: vec![
+            KeyObject { key_label: "CPS_PRIV_SIG", cert_label: "Certificat de Signature CPS", id: 1, reference: sign, usage: &[9], pin: Some(1), cert_fid: 0xC001, cert_der: holder.sign.cert_der() },
+            KeyObject { key_label: "CPS_PRIV_AUT", cert_label: "Certificat d'Authentification CPS", id: 2, reference: auth, usage: &[1, 2], pin: Some(1), cert_fid: 0xC002, cert_der: holder.auth.cert_der() },
+        ],
+    }
+}
+
 fn cps3(options: &Options, holder: Holder, atr: &str, tries: u8, fault: Fault, serial: &str) -> CardOs {
     let mut fs = common_mf(options, Some(hex(AID_ECC_ROOT)), serial);
-    let contact = Application {
-        label: "CPx IAS",
-        aid: hex(AID_CPX_IAS),
-        df_fid: 0x0001,
-        token_label: "CPS3 (code porteur)",
-        serial: serial.as_bytes().to_vec(),
-        pins: vec![PinObject { label: "Code porteur", auth_id: 1, reference: 0x01, min_len: 4, stored_len: 8, pad: 0xFF }],
-        keys: vec![
-            KeyObject { key_label: "CPS_PRIV_SIG", cert_label: "Certificat de Signature CPS", id: 1, reference: 0x81, usage: &[9], pin: Some(1), cert_fid: 0xC001, cert_der: holder.sign.cert_der() },
-            KeyObject { key_label: "CPS_PRIV_AUT", cert_label: "Certificat d'Authentification CPS", id: 2, reference: 0x82, usage: &[1, 2], pin: Some(1), cert_fid: 0xC002, cert_der: holder.auth.cert_der() },
-        ],
-    };
+    let contact = pin_application("CPx IAS", AID_CPX_IAS, "CPS3 (code porteur)", serial, holder, (0x01, 0x81, 0x82));
     let cl = cl_application(serial);
     fs.add_ef(MF, 0x2F00, [contact.dir_record(), cl.dir_record()].concat());
     let contact_df = contact.install(&mut fs, false);
@@ -161,18 +168,8 @@ fn cps3_cl(options: &Options) -> CardOs {
 fn cps4(options: &Options) -> CardOs {
     let serial = "993100002";
     let mut fs = common_mf(options, None, serial);
-    let chipdoc = Application {
-        label: "CPx ChipDoc",
-        aid: hex(AID_ECC_ROOT),
-        df_fid: 0x0001,
-        token_label: "CPS4 (code porteur)",
-        serial: serial.as_bytes().to_vec(),
-        pins: vec![PinObject { label: "Code porteur", auth_id: 1, reference: 0x81, min_len: 4, stored_len: 8, pad: 0xFF }],
-        keys: vec![
-            KeyObject { key_label: "CPS_PRIV_SIG", cert_label: "Certificat de Signature CPS", id: 1, reference: 0x10, usage: &[9], pin: Some(1), cert_fid: 0xC001, cert_der: pki::MARTIN.sign.cert_der() },
-            KeyObject { key_label: "CPS_PRIV_AUT", cert_label: "Certificat d'Authentification CPS", id: 2, reference: 0x20, usage: &[1, 2], pin: Some(1), cert_fid: 0xC002, cert_der: pki::MARTIN.auth.cert_der() },
-        ],
-    };
+    // ChipDoc: keys 0x10 (signature) and 0x20 (authentication); a local PIN reference (b8 set).
+    let chipdoc = pin_application("CPx ChipDoc", AID_ECC_ROOT, "CPS4 (code porteur)", serial, pki::MARTIN, (0x81, 0x10, 0x20));
     fs.add_ef(MF, 0x2F00, chipdoc.dir_record());
     let app = chipdoc.install(&mut fs, false);
     fs.add_df(MF, 0x0010, Some(hex(AID_CPS2TER)));
