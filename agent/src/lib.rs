@@ -1,6 +1,22 @@
-//! Agent CPx: the core with no GUI. For now the card side: scanning readers and cards, the message
-//! catalogue and the CLI's output; the loopback HTTPS server, PIN prompt and mTLS client come next.
+//! Agent CPx: the core, with no GUI.
+//!
+//! - [`messages`]: every user-facing text, French and English, with stable codes.
+//! - [`scan`]: readers and cards as the professional sees them (`status`, `card`, `watch`).
+//! - [`config`]: port, allowed sites and their mTLS endpoints.
+//! - [`server`]: the loopback HTTPS API pages call; [`api`] its typed errors.
+//! - [`login`]: mTLS login and signed token; [`mtls`]: the TLS client with the card's key.
+//! - [`card_service`]: one card operation at a time; [`pin_prompt`]: asking for the code porteur.
+//! - [`localca`], [`secrets`]: the loopback certificate and where its key lives.
 
+pub mod api;
+pub mod card_service;
+pub mod config;
+pub mod localca;
+pub mod login;
 pub mod messages;
+pub mod mtls;
 pub mod output;
+pub mod pin_prompt;
 pub mod scan;
+pub mod secrets;
+pub mod server;

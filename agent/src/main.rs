@@ -60,6 +60,18 @@ enum Command {
         #[arg(long)]
         timeout: Option<f64>,
     },
+    /// The loopback HTTPS endpoint that portals' login pages call (headless; the tray app runs the same).
+    Serve {
+        /// Configuration file (default ~/.config/cpx-agent/config.toml).
+        #[arg(long, env = "CPX_AGENT_CONFIG")]
+        config: Option<std::path::PathBuf>,
+        /// Port on 127.0.0.1 (overrides the configuration).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Folder of the local CA and loopback certificate (default ~/.local/share/cpx-agent).
+        #[arg(long, env = "CPX_AGENT_DATA_DIR")]
+        data_dir: Option<std::path::PathBuf>,
+    },
 }
 
 mod exit {
@@ -79,6 +91,84 @@ fn main() -> ExitCode {
         Command::Status => run_scan(&g, &cache, false),
         Command::Card => run_scan(&g, &cache, true),
         Command::Watch { count, timeout } => watch(&g, &cache, count, timeout.map(Duration::from_secs_f64)),
+        Command::Serve { config, port, data_dir } => serve(&g, cache, config, port, data_dir),
+    }
+}
+
+fn home() -> std::path::PathBuf {
+    std::env::var_os("HOME").map(Into::into).unwrap_or_else(|| ".".into())
+}
+
+/// `serve`: configuration, loopback identity (created on first start), PIN prompt, then the server.
+fn serve(g: &Global, cache: CertCache, config: Option<std::path::PathBuf>, port: Option<u16>, data_dir: Option<std::path::PathBuf>) -> ExitCode {
+    use cpx_agent::config::{Config, KeyStoreKind, PinPromptConfig};
+    let fail = |what: String| {
+        eprintln!("cpx-agent serve: {what}");
+        ExitCode::from(exit::INTERNAL)
+    };
+    let default_path = home().join(".config/cpx-agent/config.toml");
+    let mut config = match config {
+        Some(path) => match Config::load(&path) {
+            Ok(c) => c,
+            Err(e) => return fail(e.to_string()),
+        },
+        None if default_path.exists() => match Config::load(&default_path) {
+            Ok(c) => c,
+            Err(e) => return fail(e.to_string()),
+        },
+        None => Config::default(),
+    };
+    if let Some(p) = port {
+        config.port = p;
+    }
+    let data_dir = data_dir.or_else(|| config.data_dir.clone()).unwrap_or_else(|| home().join(".local/share/cpx-agent"));
+    let store: Box<dyn cpx_agent::secrets::SecretStore> = match config.key_store {
+        KeyStoreKind::Keyring => match cpx_agent::secrets::KeyringStore::native() {
+            Ok(s) => Box::new(s),
+            Err(e) => return fail(e.to_string()),
+        },
+        KeyStoreKind::File => Box::new(cpx_agent::secrets::FileStore { dir: data_dir.join("secrets") }),
+    };
+    let identity = match cpx_agent::localca::load_or_create(&data_dir, store.as_ref()) {
+        Ok(i) => i,
+        Err(e) => return fail(e.to_string()),
+    };
+    let prompt: std::sync::Arc<dyn cpx_agent::pin_prompt::PinPrompt> = match &config.pin_prompt {
+        PinPromptConfig::Terminal => std::sync::Arc::new(cpx_agent::pin_prompt::TerminalPrompt),
+        PinPromptConfig::Pinentry { program } => std::sync::Arc::new(cpx_agent::pin_prompt::PinentryPrompt { program: program.clone() }),
+    };
+    let cards = cpx_agent::card_service::CardService::new(cache, Duration::from_millis(g.card_timeout), Duration::from_secs(90));
+    let port = config.port;
+    let sites: Vec<String> = config.sites.iter().map(|s| s.origin.clone()).collect();
+    let agent = std::sync::Arc::new(cpx_agent::server::Agent { config, cards, prompt });
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(e.to_string()),
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => l,
+            Err(e) => return fail(format!("port {port} on 127.0.0.1: {e}")),
+        };
+        println!("cpx-agent: https://127.0.0.1:{port} (local CA: {})", identity.ca_path.display());
+        println!("cpx-agent: allowed sites: {}", if sites.is_empty() { "none".to_owned() } else { sites.join(", ") });
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        tokio::select! {
+            r = cpx_agent::server::serve(agent, &identity, listener) => match r {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e.to_string()),
+            },
+            _ = shutdown() => ExitCode::SUCCESS,
+        }
+    })
+}
+
+async fn shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
 }
 

@@ -82,6 +82,20 @@ pub enum Code {
     Unsupported,
     CertificateExpired,
     CertificateNotYetValid,
+    // The loopback API.
+    NoCpxCard,
+    Busy,
+    UserCancelled,
+    PromptUnavailable,
+    OriginNotAllowed,
+    HostNotAllowed,
+    SiteNotConfigured,
+    BadRequest,
+    ChallengeInvalid,
+    NotFound,
+    PortalUnreachable,
+    PortalTls,
+    AgentError,
 }
 
 /// One catalogue entry.
@@ -200,6 +214,71 @@ impl Code {
                 text!("Vérifiez la date et l'heure de l'ordinateur.", "Check the computer's date and time."),
                 false,
             ),
+            NoCpxCard => (
+                text!("Aucune carte CPx prête dans les lecteurs", "No CPx card ready in the readers"),
+                text!("Insérez votre carte CPS dans le lecteur, puce vers le haut, puis recommencez.", "Insert your CPS card in the reader, chip up, then start again."),
+                true,
+            ),
+            Busy => (
+                text!("La carte est déjà utilisée pour une autre connexion", "The card is already in use for another login"),
+                text!("Terminez la connexion en cours (fenêtre du code porteur), puis recommencez.", "Finish the login in progress (code porteur window), then start again."),
+                true,
+            ),
+            UserCancelled => (
+                text!("Connexion annulée", "Login cancelled"),
+                text!("Recommencez quand vous le souhaitez.", "Start again whenever you wish."),
+                true,
+            ),
+            PromptUnavailable => (
+                text!("La fenêtre du code porteur n'a pas pu s'ouvrir", "The code porteur window could not open"),
+                text!("Vérifiez que l'Agent CPx est démarré dans votre session, puis recommencez.", "Check that Agent CPx is running in your session, then start again."),
+                true,
+            ),
+            OriginNotAllowed => (
+                text!("Ce site n'est pas autorisé à utiliser votre carte CPx", "This site is not allowed to use your CPx card"),
+                text!("Si ce site est celui de votre établissement, demandez à votre service informatique de l'autoriser.", "If this is your organisation's site, ask your IT department to allow it."),
+                false,
+            ),
+            HostNotAllowed => (
+                text!("Requête refusée : adresse de l'agent inattendue", "Request refused: unexpected agent address"),
+                text!("Le site doit appeler https://127.0.0.1 ou https://localhost sur le port de l'agent.", "The site must call https://127.0.0.1 or https://localhost on the agent's port."),
+                false,
+            ),
+            SiteNotConfigured => (
+                text!("La connexion par carte n'est pas configurée pour ce site", "Card login is not configured for this site"),
+                text!("Demandez à votre service informatique de configurer l'adresse de connexion par carte de ce site.", "Ask your IT department to configure this site's card login address."),
+                false,
+            ),
+            BadRequest => (
+                text!("Requête invalide", "Invalid request"),
+                text!("Le site doit envoyer un JSON conforme à l'API de l'agent (voir docs/openapi.yaml).", "The site must send JSON that follows the agent's API (see docs/openapi.yaml)."),
+                false,
+            ),
+            ChallengeInvalid => (
+                text!("Défi de connexion invalide (au moins 256 bits aléatoires, en base64)", "Invalid login challenge (at least 256 random bits, base64)"),
+                text!("Le site doit obtenir un nouveau défi de son serveur.", "The site must get a new challenge from its server."),
+                false,
+            ),
+            NotFound => (
+                text!("Adresse inconnue de l'agent", "Unknown agent address"),
+                text!("Consultez docs/openapi.yaml pour les adresses de l'agent.", "See docs/openapi.yaml for the agent's addresses."),
+                false,
+            ),
+            PortalUnreachable => (
+                text!("Le serveur de connexion par carte du site ne répond pas", "The site's card login server does not answer"),
+                text!("Vérifiez votre connexion réseau ; si cela persiste, contactez le support du site.", "Check your network connection; if it persists, contact the site's support."),
+                true,
+            ),
+            PortalTls => (
+                text!("La connexion sécurisée avec le site a échoué", "The secure connection with the site failed"),
+                text!("Vérifiez la date de l'ordinateur ; si cela persiste, contactez le support du site avec le rapport de diagnostic.", "Check the computer's date; if it persists, contact the site's support with the diagnostic report."),
+                true,
+            ),
+            AgentError => (
+                text!("Erreur interne de l'Agent CPx", "Agent CPx internal error"),
+                text!("Redémarrez l'Agent CPx ; si cela persiste, contactez le support avec le rapport de diagnostic.", "Restart Agent CPx; if it persists, contact support with the diagnostic report."),
+                true,
+            ),
         };
         Entry { message, fix, retriable }
     }
@@ -276,11 +355,14 @@ pub mod label {
 mod tests {
     use super::*;
 
-    const ALL: [Code; 21] = [
+    const ALL: [Code; 34] = [
         Code::PcscServiceStopped, Code::NoReader, Code::ReaderUnavailable, Code::NoCard, Code::CardMute, Code::CardNotCpx,
         Code::CardInUse, Code::CardRemoved, Code::CardTimeout, Code::CardCommunication, Code::CardMalformed,
         Code::CardUnexpectedStatus, Code::CardIncomplete, Code::PinBlocked, Code::PinWrong, Code::PinFormat,
         Code::PinRequired, Code::Contactless, Code::Unsupported, Code::CertificateExpired, Code::CertificateNotYetValid,
+        Code::NoCpxCard, Code::Busy, Code::UserCancelled, Code::PromptUnavailable, Code::OriginNotAllowed, Code::HostNotAllowed,
+        Code::SiteNotConfigured, Code::BadRequest, Code::ChallengeInvalid, Code::NotFound, Code::PortalUnreachable, Code::PortalTls,
+        Code::AgentError,
     ];
 
     #[test]

@@ -1,0 +1,138 @@
+//! The two ways a page logs in with the card: mTLS (the agent opens the card-authenticated channel to the
+//! portal's endpoint and posts the challenge and origin through it) and the signed token (the card signs
+//! `SHA-256(origin) ‖ SHA-256(challenge)` for portals that cannot terminate mTLS). Both refuse before any
+//! PIN prompt when the card cannot succeed (blocked code porteur, expired certificate, contactless).
+
+use std::time::Duration;
+
+use base64::Engine;
+use cpx_card::{CpxCard, SignScheme, Validity};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::api::ApiError;
+use crate::card_service::CardService;
+use crate::config::Site;
+use crate::messages::{Code, Lang};
+use crate::mtls::{self, Endpoint};
+use crate::pin_prompt::{PinPrompt, PinRequest};
+use crate::scan::now_unix;
+
+/// A challenge is at least 256 bits, base64 or base64url, as the portal's server generated it.
+pub fn check_challenge(challenge: &str) -> Result<(), ApiError> {
+    let bad = || ApiError::new(Code::ChallengeInvalid, 400);
+    if challenge.len() > 512 {
+        return Err(bad());
+    }
+    let trimmed = challenge.trim_end_matches('=');
+    let decoded = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(trimmed)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(trimmed))
+        .map_err(|_| bad())?;
+    if decoded.len() < 32 {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+/// What the page and the portal are told about the card.
+pub fn card_type(card: &dyn CpxCard) -> &'static str {
+    match card.info().generation {
+        cpx_card::Generation::Cps3 => "CPS3",
+        cpx_card::Generation::Cps4 => "CPS4",
+    }
+}
+
+/// The CPx card to log in with, checked before anything is asked of the user, and its tries left.
+fn usable_card(cards: &CardService) -> Result<(Box<dyn CpxCard>, cpx_card::PinStatus), ApiError> {
+    // Several CPx cards: the first reader's. Choosing in the dialog comes with the tray app.
+    let mut card = cards.cpx_cards()?.into_iter().next().ok_or_else(|| ApiError::new(Code::NoCpxCard, 503))?;
+    if card.info().interface == cpx_card::Interface::Contactless {
+        return Err(ApiError::new(Code::Contactless, 403));
+    }
+    match card.identity().validity_at(now_unix()) {
+        Validity::Expired => return Err(ApiError::new(Code::CertificateExpired, 403)),
+        Validity::NotYetValid => return Err(ApiError::new(Code::CertificateNotYetValid, 403)),
+        Validity::Valid => {}
+    }
+    let status = card.pin_status().map_err(|e| ApiError::from(&e))?.ok_or_else(|| ApiError::new(Code::Contactless, 403))?;
+    if status.blocked() {
+        return Err(ApiError { tries_left: Some(0), ..ApiError::new(Code::PinBlocked, 403) });
+    }
+    Ok((card, status))
+}
+
+fn ask_pin(prompt: &dyn PinPrompt, card: &dyn CpxCard, status: cpx_card::PinStatus, origin: &str, lang: Lang) -> Result<cpx_card::Pin, ApiError> {
+    let request = PinRequest {
+        origin: origin.to_owned(),
+        holder: card.identity().display_name(),
+        card: card_type(card).to_owned(),
+        tries_left: status.tries_left,
+        max_tries: status.max_tries,
+        lang,
+    };
+    Ok(prompt.ask(&request)?)
+}
+
+fn load_roots(site: &Site) -> Result<rustls::RootCertStore, ApiError> {
+    use rustls::pki_types::pem::PemObject;
+    let not_configured = |d: String| ApiError::new(Code::SiteNotConfigured, 500).detail(d);
+    let path = site.server_roots.as_ref().ok_or_else(|| not_configured("no server_roots for this site".into()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(path).map_err(|e| not_configured(format!("{}: {e}", path.display())))? {
+        let cert = cert.map_err(|e| not_configured(format!("{}: {e}", path.display())))?;
+        roots.add(cert).map_err(|e| not_configured(format!("{}: {e}", path.display())))?;
+    }
+    if roots.is_empty() {
+        return Err(not_configured(format!("{}: no certificate", path.display())));
+    }
+    Ok(roots)
+}
+
+/// mTLS login: PIN, then the card-authenticated POST of `{challenge, origin, agent_version, card_type}`.
+pub fn authenticate(cards: &CardService, prompt: &dyn PinPrompt, site: &Site, origin: &str, challenge: &str, lang: Lang) -> Result<Value, ApiError> {
+    let endpoint = site.mtls_endpoint.as_deref().and_then(Endpoint::parse).ok_or_else(|| ApiError::new(Code::SiteNotConfigured, 500))?;
+    let roots = load_roots(site)?;
+    let (card, status) = usable_card(cards)?;
+    let pin = ask_pin(prompt, card.as_ref(), status, origin, lang)?;
+    let kind = card_type(card.as_ref());
+    let body = json!({"challenge": challenge, "origin": origin, "agent_version": env!("CARGO_PKG_VERSION"), "card_type": kind});
+    let (_card, answer) = mtls::post_with_card(&endpoint, roots, card, pin, body.to_string().as_bytes(), Duration::from_secs(15));
+    let answer = answer?;
+    let portal: Value = serde_json::from_slice(&answer.body).unwrap_or_else(|_| json!({"text": String::from_utf8_lossy(&answer.body)}));
+    Ok(json!({"status": "done", "card_type": kind, "tls": answer.tls_version, "portal_status": answer.status, "portal": portal}))
+}
+
+/// Signed-token login: the card signs `SHA-256(origin) ‖ SHA-256(challenge)`.
+pub fn signed_token(cards: &CardService, prompt: &dyn PinPrompt, origin: &str, challenge: &str, lang: Lang) -> Result<Value, ApiError> {
+    let (mut card, status) = usable_card(cards)?;
+    let pin = ask_pin(prompt, card.as_ref(), status, origin, lang)?;
+    let scheme = card.schemes()[0];
+    let signed = [Sha256::digest(origin.as_bytes()), Sha256::digest(challenge.as_bytes())].concat();
+    let digest = Sha256::digest(&signed);
+    let signature = card.authenticate(&pin, scheme, &digest).map_err(|e| ApiError::from(&e))?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Ok(json!({
+        "format": "cpx-token:1",
+        "algorithm": if scheme == SignScheme::RsaPssSha256 { "PS256" } else { "RS256" },
+        "certificate": b64.encode(card.certificate()),
+        "signature": b64.encode(signature),
+        "card_type": card_type(card.as_ref()),
+        "agent_version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_need_256_bits() {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        assert!(check_challenge(&b64.encode([7u8; 32])).is_ok());
+        assert!(check_challenge(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0xFBu8; 40])).is_ok());
+        assert!(check_challenge(&b64.encode([7u8; 31])).is_err());
+        assert!(check_challenge("not base64!").is_err());
+        assert!(check_challenge(&"A".repeat(600)).is_err());
+    }
+}

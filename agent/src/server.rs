@@ -1,0 +1,215 @@
+//! The loopback HTTPS endpoint pages call: `GET /v1/status`, `POST /v1/authenticate`, `POST /v1/token`
+//! (docs/openapi.yaml). Listens on 127.0.0.1 only. Every request must name the agent by `Host`
+//! (`127.0.0.1:PORT` or `localhost:PORT`: DNS rebinding); `Origin` must be an allowed site for anything
+//! beyond a bare liveness answer; CORS is answered to allowed origins only, never with `*`, and with
+//! `Access-Control-Allow-Private-Network: true` on preflights.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use crate::api::ApiError;
+use crate::card_service::CardService;
+use crate::config::{normalise_origin, Config, Site};
+use crate::localca::LoopbackIdentity;
+use crate::login;
+use crate::messages::{Code, Lang};
+use crate::pin_prompt::PinPrompt;
+use crate::scan::{self, ScanOptions};
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 16 * 1024;
+
+pub struct Agent {
+    pub config: Config,
+    pub cards: Arc<CardService>,
+    pub prompt: Arc<dyn PinPrompt>,
+}
+
+/// Serves until the listener fails.
+pub async fn serve(agent: Arc<Agent>, identity: &LoopbackIdentity, listener: TcpListener) -> std::io::Result<()> {
+    use rustls::pki_types::pem::PemObject;
+    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(identity.cert_pem.as_bytes()).collect::<Result<_, _>>().map_err(std::io::Error::other)?;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(identity.key_pem.as_bytes()).map_err(std::io::Error::other)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(std::io::Error::other)?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    loop {
+        let (tcp, _) = listener.accept().await?;
+        let (acceptor, agent) = (acceptor.clone(), agent.clone());
+        tokio::spawn(async move {
+            let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else { return };
+            let service = hyper::service::service_fn(move |req| handle(agent.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn lang_of(req: &Request<Incoming>) -> Lang {
+    let accept = req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if accept.trim_start().to_ascii_lowercase().starts_with("en") { Lang::En } else { Lang::Fr }
+}
+
+fn json_response(status: u16, body: &Value, cors: Option<&str>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("X-Content-Type-Options", HeaderValue::from_static("nosniff"));
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(origin) = cors.and_then(|o| HeaderValue::from_str(o).ok()) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    }
+    r
+}
+
+fn error_response(e: &ApiError, lang: Lang, cors: Option<&str>) -> Response<Full<Bytes>> {
+    json_response(e.http, &e.to_json(lang), cors)
+}
+
+async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let lang = lang_of(&req);
+    let port = agent.config.port;
+    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if host != format!("127.0.0.1:{port}") && host != format!("localhost:{port}") {
+        return Ok(error_response(&ApiError::new(Code::HostNotAllowed, 403), lang, None));
+    }
+    let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let site: Option<Site> = origin.as_deref().and_then(|o| agent.config.site(o)).cloned();
+    let allowed = site.as_ref().map(|s| s.origin.clone());
+    let cors = allowed.as_deref();
+
+    let response = match (req.method().clone(), req.uri().path()) {
+        (Method::OPTIONS, _) => preflight(cors),
+        (Method::GET, "/v1/status") => status(&agent, origin.is_some(), cors, lang).await,
+        (Method::POST, "/v1/authenticate") | (Method::POST, "/v1/token") => {
+            let token = req.uri().path() == "/v1/token";
+            match (&site, origin.as_deref()) {
+                (Some(site), Some(origin)) => login_request(&agent, site.clone(), origin, token, req, lang).await,
+                _ => error_response(&ApiError::new(Code::OriginNotAllowed, 403), lang, None),
+            }
+        }
+        _ => error_response(&ApiError::new(Code::NotFound, 404), lang, cors),
+    };
+    Ok(response)
+}
+
+fn preflight(cors: Option<&str>) -> Response<Full<Bytes>> {
+    let Some(origin) = cors else {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::FORBIDDEN;
+        return r;
+    };
+    let mut r = json_response(204, &Value::Null, Some(origin));
+    *r.body_mut() = Full::new(Bytes::new());
+    let h = r.headers_mut();
+    h.remove(header::CONTENT_TYPE);
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Content-Type, Accept-Language"));
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    h.insert("Access-Control-Allow-Private-Network", HeaderValue::from_static("true"));
+    r
+}
+
+/// Readers and card state, in the words of `cpx-agent status`; the holder only for allowed origins;
+/// nothing but the version without an Origin.
+async fn status(agent: &Agent, has_origin: bool, cors: Option<&str>, lang: Lang) -> Response<Full<Bytes>> {
+    let base = json!({"agent": "cpx-agent", "version": env!("CARGO_PKG_VERSION")});
+    if !has_origin {
+        return json_response(200, &base, None);
+    }
+    let cards = agent.cards.clone();
+    let options = ScanOptions { timeout: cards.card_timeout, with_pin: false, reader: None };
+    let scanned = tokio::task::spawn_blocking(move || {
+        let ctx = pcsc::Context::establish(pcsc::Scope::User).map_err(|e| cpx_pcsc::PcscError::from_pcsc(e, None))?;
+        scan::scan(&ctx, &cards.cache, &options)
+    })
+    .await;
+    let mut body = base;
+    match scanned {
+        Ok(Ok(reports)) => {
+            body["service"] = "running".into();
+            body["readers"] = reports
+                .iter()
+                .map(|r| {
+                    let mut v = json!({"reader": r.reader, "state": r.state, "message": r.state.text().get(lang), "codes": r.codes});
+                    if let Some(card) = &r.card {
+                        v["card_type"] = scan::card_label(card).into();
+                        if cors.is_some() {
+                            let id = &card.identity;
+                            v["holder"] = json!({"nom": id.nom, "prenom": id.prenom, "profession": id.profession, "national_id": id.national_id});
+                        }
+                    }
+                    v
+                })
+                .collect();
+        }
+        Ok(Err(e)) => {
+            let code = Code::from(&e);
+            body["service"] = if code == Code::PcscServiceStopped { "stopped" } else { "running" }.into();
+            body["readers"] = json!([]);
+            body["error"] = ApiError::new(code, 503).to_json(lang)["error"].clone();
+        }
+        Err(_) => return error_response(&ApiError::new(Code::AgentError, 500), lang, cors),
+    }
+    json_response(200, &body, cors)
+}
+
+async fn login_request(agent: &Arc<Agent>, site: Site, origin: &str, token: bool, req: Request<Incoming>, lang: Lang) -> Response<Full<Bytes>> {
+    let allowed = site.origin.clone();
+    let cors = Some(allowed.as_str());
+    let fail = |e: ApiError| error_response(&e, lang, cors);
+    let json_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+    if !json_type {
+        return fail(ApiError::new(Code::BadRequest, 415).detail("Content-Type must be application/json"));
+    }
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return fail(ApiError::new(Code::BadRequest, 413).detail("body too large")),
+    };
+    let challenge = match serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("challenge")?.as_str().map(str::to_owned)) {
+        Some(c) => c,
+        None => return fail(ApiError::new(Code::BadRequest, 400).detail("expected {\"challenge\": \"…\"}")),
+    };
+    if let Err(e) = login::check_challenge(&challenge) {
+        return fail(e);
+    }
+    if token && !site.signed_token {
+        return fail(ApiError::new(Code::SiteNotConfigured, 403).detail("signed tokens are not enabled for this site"));
+    }
+    // The origin the browser reported, normalised: it travels to the portal and is shown in the dialog.
+    let origin = normalise_origin(origin).unwrap_or_else(|| allowed.clone());
+    let prompt = agent.prompt.clone();
+    let result = agent
+        .cards
+        .exclusive(move |cards| {
+            if token {
+                login::signed_token(cards, prompt.as_ref(), &origin, &challenge, lang)
+            } else {
+                login::authenticate(cards, prompt.as_ref(), &site, &origin, &challenge, lang)
+            }
+        })
+        .await;
+    match result {
+        Ok(v) => json_response(200, &v, cors),
+        Err(e) => fail(e),
+    }
+}
