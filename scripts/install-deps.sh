@@ -8,6 +8,7 @@ PKGS=(
   opensc                  # OpenSC: the cross-check of the virtual card by a driver nobody here wrote
   gcc libc6-dev pkg-config # the TCP_NODELAY shim of the test stack; pcsc-sys finds libpcsclite with pkg-config
   iproute2 util-linux     # ip, unshare: the isolated namespaces of the test stack
+  nginx-light openssl     # TLS servers nobody here wrote, for the mTLS interop tests
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -15,6 +15,8 @@ use std::sync::{Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod agent;
+
 pub use cpx_sim::Options;
 
 const MARKER: &str = "/run/pcscd/.cpx-test-stack";

@@ -1,0 +1,220 @@
+//! The agent under test: `cpx-agent serve` started as users start it, with a configuration file, a
+//! scripted pinentry, and an HTTPS client that trusts its local CA as an installed system would.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+
+use crate::{binary, root};
+
+/// A free TCP port on the loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A test PKI for TLS servers (portals, nginx): a CA and a server certificate for 127.0.0.1/localhost.
+pub struct ServerPki {
+    pub ca_pem: PathBuf,
+    pub cert_pem: PathBuf,
+    pub key_pem: PathBuf,
+    /// The card CAs a portal trusts: TEST AC RACINE IGC-SANTE FORT + TEST AC IGC-SANTE FORT PERSONNES.
+    pub card_cas_pem: PathBuf,
+}
+
+pub fn server_pki(dir: &Path) -> ServerPki {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+    std::fs::create_dir_all(dir).unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name.push(DnType::CommonName, "Portail de test, AC serveurs");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["localhost".into(), "portal.test".into()]).unwrap();
+    leaf.subject_alt_names.push(SanType::IpAddress([127, 0, 0, 1].into()));
+    leaf.distinguished_name.push(DnType::CommonName, "portal.test");
+    let leaf_cert = leaf.signed_by(&key, &ca_cert, &ca_key).unwrap();
+    let pki = ServerPki { ca_pem: dir.join("server-ca.pem"), cert_pem: dir.join("server.pem"), key_pem: dir.join("server.key"), card_cas_pem: dir.join("card-cas.pem") };
+    std::fs::write(&pki.ca_pem, ca_cert.pem()).unwrap();
+    std::fs::write(&pki.cert_pem, leaf_cert.pem()).unwrap();
+    std::fs::write(&pki.key_pem, key.serialize_pem()).unwrap();
+    std::fs::write(&pki.card_cas_pem, format!("{}{}", cpx_sim::pki::CA_PEM, cpx_sim::pki::ROOT_PEM)).unwrap();
+    pki
+}
+
+/// A running `cpx-agent serve`, stopped on drop.
+pub struct AgentProcess {
+    child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub ca_pem: String,
+    pub pinentry_answers: PathBuf,
+    pub pinentry_log: PathBuf,
+}
+
+impl AgentProcess {
+    /// Starts the agent with `sites` (TOML `[[site]]` tables) in `dir`.
+    pub fn start(dir: &Path, sites: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = free_port();
+        let answers = dir.join("pinentry-answers");
+        let log = dir.join("pinentry.log");
+        std::fs::write(&answers, "").unwrap();
+        std::fs::write(&log, "").unwrap();
+        let config = dir.join("config.toml");
+        let pinentry = root().join("tests/stack/scripted-pinentry");
+        std::fs::write(&config, format!("port = {port}\nkey_store = \"file\"\n[pin_prompt]\nkind = \"pinentry\"\nprogram = \"{}\"\n{sites}", pinentry.display())).unwrap();
+        let mut child = binary("cpx-agent")
+            .args(["serve", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .env("PINENTRY_ANSWERS", &answers)
+            .env("PINENTRY_LOG", &log)
+            .env("CPX_AGENT_CACHE_DIR", dir.join("cache"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("cpx-agent serve starts");
+        let mut first = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut first).unwrap();
+        assert!(first.contains(&format!("https://127.0.0.1:{port}")), "agent did not start: {first:?}");
+        let ca_pem = std::fs::read_to_string(dir.join("data/local-ca.pem")).expect("local CA written");
+        Self { child, port, dir: dir.to_path_buf(), ca_pem, pinentry_answers: answers, pinentry_log: log }
+    }
+
+    /// Queues the answers of the scripted pinentry (a PIN, or "cancel").
+    pub fn answer_pins(&self, answers: &[&str]) {
+        std::fs::write(&self.pinentry_answers, answers.iter().map(|a| format!("{a}\n")).collect::<String>()).unwrap();
+    }
+
+    /// The dialog texts the pinentry showed, decoded.
+    pub fn dialogs(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.pinentry_log).unwrap_or_default().lines().map(|l| l.replace("%0A", "\n").replace("%25", "%")).collect()
+    }
+
+    /// An HTTPS request to the agent, trusting its local CA.
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> HttpAnswer {
+        https(&self.ca_pem, "127.0.0.1", self.port, method, path, headers, body)
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpAnswer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// One HTTP/1.1 request over TLS to `host:port`, trusting `ca_pem`. Sends `Host: host:port` unless a
+/// Host header is given.
+pub fn https(ca_pem: &str, host: &str, port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> HttpAnswer {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let tcp = TcpStream::connect((host, port)).expect("connect");
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {host}:{port}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    tls.write_all(req.as_bytes()).expect("send");
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
+    let mut lines = head.split("\r\n");
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).expect("status");
+    let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
+    let (_, body) = cpx_agent::mtls::parse_http(&raw).unwrap_or((status, rest.as_bytes().to_vec()));
+    HttpAnswer { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+}
+
+/// nginx as a portal's mTLS endpoint: client certificate required, verified against the card CAs; it
+/// answers what it saw (verification result, subject, TLS version) as JSON.
+pub struct Nginx {
+    child: Child,
+    pub port: u16,
+}
+
+impl Nginx {
+    pub fn start(dir: &Path, pki: &ServerPki) -> Self {
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
+        let port = free_port();
+        let d = dir.display();
+        let conf = format!(
+            "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+  access_log off; client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
+  server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {cert}; ssl_certificate_key {key};
+    ssl_client_certificate {cas}; ssl_verify_client on; ssl_verify_depth 2;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / {{ default_type application/json; return 200 '{{\"verify\":\"$ssl_client_verify\",\"subject\":\"$ssl_client_s_dn\",\"protocol\":\"$ssl_protocol\"}}'; }}
+  }}
+}}
+",
+            cert = pki.cert_pem.display(),
+            key = pki.key_pem.display(),
+            cas = pki.card_cas_pem.display()
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let child = std::process::Command::new("nginx").arg("-c").arg(dir.join("nginx.conf")).arg("-e").arg(dir.join("error.log")).spawn().expect("nginx (apt-get install nginx-light)");
+        wait_listening(port);
+        Self { child, port }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until something listens on 127.0.0.1:port (10 s at most).
+pub fn wait_listening(port: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "nothing listens on port {port}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
