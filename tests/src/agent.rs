@@ -218,3 +218,70 @@ pub fn wait_listening(port: u16) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// `openssl s_server` as a portal's mTLS endpoint: `-Verify 2 -verify_return_error` against the card
+/// CAs, one connection, and a canned HTTP answer fed on its standard input.
+pub struct OpensslServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl OpensslServer {
+    pub fn start(dir: &Path, pki: &ServerPki, answer: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = free_port();
+        let mut child = std::process::Command::new("openssl")
+            .args(["s_server", "-naccept", "1", "-Verify", "2", "-verify_return_error", "-accept", &port.to_string()])
+            .arg("-cert")
+            .arg(&pki.cert_pem)
+            .arg("-key")
+            .arg(&pki.key_pem)
+            .arg("-CAfile")
+            .arg(&pki.card_cas_pem)
+            .stdin(Stdio::piped())
+            .stdout(std::fs::File::create(dir.join("s_server.out")).unwrap())
+            .stderr(std::fs::File::create(dir.join("s_server.err")).unwrap())
+            .spawn()
+            .expect("openssl s_server");
+        // s_server sends what arrives on its stdin once a client is connected: answer when the request is in.
+        let mut stdin = child.stdin.take().unwrap();
+        let (out, answer) = (dir.join("s_server.out"), answer.to_owned());
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while std::time::Instant::now() < deadline {
+                if std::fs::read_to_string(&out).unwrap_or_default().contains("\"origin\"") {
+                    let _ = stdin.write_all(answer.as_bytes());
+                    let _ = stdin.flush();
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    return; // dropping stdin ends the connection
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        });
+        // Not a probe connection (it would be the one connection served): wait for its "ACCEPT".
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !std::fs::read_to_string(dir.join("s_server.out")).unwrap_or_default().contains("ACCEPT") {
+            assert!(std::time::Instant::now() < deadline, "openssl s_server did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Self { child, port }
+    }
+
+    /// Waits for the server to end (it serves one connection) and returns what it printed.
+    pub fn output(mut self, dir: &Path) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline && self.child.try_wait().ok().flatten().is_none() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::fs::read_to_string(dir.join("s_server.out")).unwrap_or_default() + &std::fs::read_to_string(dir.join("s_server.err")).unwrap_or_default()
+    }
+}
+
+impl Drop for OpensslServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

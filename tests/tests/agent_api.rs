@@ -199,3 +199,27 @@ fn card_pulled_mid_handshake() {
     let r = login(&s.agent, ORIGIN, &json!({"challenge": challenge()}).to_string());
     assert_eq!(r.status, 200, "the agent works again with the next card: {}", r.body);
 }
+
+#[test]
+fn mtls_login_accepted_by_openssl_s_server() {
+    use cpx_tests::agent::OpensslServer;
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = out_dir("api-s_server");
+    let pki = server_pki(&dir.join("pki"));
+    let reader = stack().reader();
+    for (persona, tls) in [("cps3", "TLSv1.2"), ("cps4", "TLSv1.3")] {
+        let sdir = dir.join(persona);
+        let server = OpensslServer::start(&sdir, &pki, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 16\r\nConnection: close\r\n\r\n{\"linked\":false}");
+        let agent = AgentProcess::start(&sdir.join("agent"), &site(server.port, &pki.ca_pem));
+        let _card = insert(persona, &reader);
+        agent.answer_pins(&["1234"]);
+        let c = challenge();
+        let r = login(&agent, ORIGIN, &json!({"challenge": c}).to_string());
+        let seen = server.output(&sdir);
+        assert_eq!(r.status, 200, "{persona}: {}\ns_server: {seen}", r.body);
+        let v = r.json();
+        assert_eq!((v["tls"].as_str(), v["portal"]["linked"].as_bool()), (Some(tls), Some(false)), "{v}");
+        assert!(seen.contains(&c), "s_server received the challenge through the verified channel:\n{seen}");
+        assert!(seen.contains(ORIGIN), "and the origin");
+    }
+}
