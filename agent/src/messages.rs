@@ -106,6 +106,17 @@ pub struct Entry {
 }
 
 impl Code {
+    /// Every code, for catalogues and documentation.
+    pub const ALL: [Code; 34] = [
+        Code::PcscServiceStopped, Code::NoReader, Code::ReaderUnavailable, Code::NoCard, Code::CardMute, Code::CardNotCpx,
+        Code::CardInUse, Code::CardRemoved, Code::CardTimeout, Code::CardCommunication, Code::CardMalformed,
+        Code::CardUnexpectedStatus, Code::CardIncomplete, Code::PinBlocked, Code::PinWrong, Code::PinFormat,
+        Code::PinRequired, Code::Contactless, Code::Unsupported, Code::CertificateExpired, Code::CertificateNotYetValid,
+        Code::NoCpxCard, Code::Busy, Code::UserCancelled, Code::PromptUnavailable, Code::OriginNotAllowed, Code::HostNotAllowed,
+        Code::SiteNotConfigured, Code::BadRequest, Code::ChallengeInvalid, Code::NotFound, Code::PortalUnreachable, Code::PortalTls,
+        Code::AgentError,
+    ];
+
     pub fn entry(self) -> Entry {
         use Code::*;
         let (message, fix, retriable) = match self {
@@ -355,19 +366,11 @@ pub mod label {
 mod tests {
     use super::*;
 
-    const ALL: [Code; 34] = [
-        Code::PcscServiceStopped, Code::NoReader, Code::ReaderUnavailable, Code::NoCard, Code::CardMute, Code::CardNotCpx,
-        Code::CardInUse, Code::CardRemoved, Code::CardTimeout, Code::CardCommunication, Code::CardMalformed,
-        Code::CardUnexpectedStatus, Code::CardIncomplete, Code::PinBlocked, Code::PinWrong, Code::PinFormat,
-        Code::PinRequired, Code::Contactless, Code::Unsupported, Code::CertificateExpired, Code::CertificateNotYetValid,
-        Code::NoCpxCard, Code::Busy, Code::UserCancelled, Code::PromptUnavailable, Code::OriginNotAllowed, Code::HostNotAllowed,
-        Code::SiteNotConfigured, Code::BadRequest, Code::ChallengeInvalid, Code::NotFound, Code::PortalUnreachable, Code::PortalTls,
-        Code::AgentError,
-    ];
+
 
     #[test]
     fn every_code_has_both_languages_and_a_fix() {
-        for code in ALL {
+        for code in Code::ALL {
             let e = code.entry();
             for t in [e.message, e.fix] {
                 assert!(!t.fr.is_empty() && !t.en.is_empty(), "{code:?}");

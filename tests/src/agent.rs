@@ -94,9 +94,19 @@ impl AgentProcess {
         std::fs::read_to_string(&self.pinentry_log).unwrap_or_default().lines().map(|l| l.replace("%0A", "\n").replace("%25", "%")).collect()
     }
 
-    /// An HTTPS request to the agent, trusting its local CA.
+    /// An HTTPS request to the agent, trusting its local CA. Every JSON answer is checked against
+    /// docs/openapi.yaml.
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> HttpAnswer {
-        https(&self.ca_pem, "127.0.0.1", self.port, method, path, headers, body)
+        let answer = https(&self.ca_pem, "127.0.0.1", self.port, method, path, headers, body);
+        if method != "OPTIONS" && path.starts_with("/v1/") && !answer.body.is_empty() {
+            let spec = crate::openapi::Spec::load();
+            let documented = if answer.status == 404 { "/v1/authenticate" } else { path };
+            let method = if answer.status == 404 { "POST" } else { method };
+            if let Err(e) = spec.check(method, documented, answer.status, &answer.json()) {
+                panic!("{method} {path} → {} does not follow docs/openapi.yaml: {e}\n{}", answer.status, answer.body);
+            }
+        }
+        answer
     }
 }
 

@@ -223,3 +223,20 @@ fn mtls_login_accepted_by_openssl_s_server() {
         assert!(seen.contains(ORIGIN), "and the origin");
     }
 }
+
+#[test]
+fn openapi_lists_every_error_code() {
+    let spec = cpx_tests::openapi::Spec::load();
+    let documented = spec.error_codes();
+    for code in cpx_agent::messages::Code::ALL {
+        let name = serde_json::to_value(code).unwrap();
+        assert!(documented.iter().any(|d| name == d.as_str()), "{name} missing from docs/openapi.yaml");
+    }
+    assert_eq!(documented.len(), cpx_agent::messages::Code::ALL.len(), "the document lists codes the agent does not have");
+    // The checker itself refuses what the document does not allow.
+    assert!(spec.check("GET", "/v1/status", 200, &json!({"agent": "cpx-agent", "version": "0.1.0"})).is_ok());
+    assert!(spec.check("GET", "/v1/status", 200, &json!({"agent": "cpx-agent"})).is_err(), "missing field");
+    assert!(spec.check("GET", "/v1/status", 200, &json!({"agent": "other", "version": "1"})).is_err(), "enum");
+    assert!(spec.check("GET", "/v1/status", 200, &json!({"agent": "cpx-agent", "version": "1", "pin": "1234"})).is_err(), "undocumented field");
+    assert!(spec.check("POST", "/v1/authenticate", 418, &json!({})).is_err(), "undocumented status");
+}
