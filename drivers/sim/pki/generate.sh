@@ -20,6 +20,7 @@ default_ca = igc
 database = $work/index.txt
 new_certs_dir = $work
 serial = $work/serial
+crlnumber = $work/crlnumber
 default_md = sha256
 policy = any
 copy_extensions = none
@@ -79,4 +80,8 @@ holder leroy    LEROY   PAUL   899700345678 "Médecin"                  20200101
 holder roux     ROUX    ANNE   0751012345   "Masseur-Kinésithérapeute" 20250101000000Z 20351231235959Z
 # The contactless technical certificate ("Certificat Technique CPS") of DUPONT's card.
 key dupont-tech; sign dupont-tech "/SN=DUPONT+CN=899700123456+GN=JEAN/title=Médecin/C=FR" ca auth_ext 20250101000000Z 20351231235959Z
+# A CRL of the issuing CA that revokes DUPONT's authentication certificate (for relying-party tests).
+echo 01 > "$work/crlnumber"
+openssl ca -config "$work/ca.cnf" -cert ca.pem -keyfile ca.key.pem -revoke dupont-auth.pem 2>"$work/revoke.log" || { cat "$work/revoke.log" >&2; exit 1; }
+openssl ca -config "$work/ca.cnf" -cert ca.pem -keyfile ca.key.pem -gencrl -crldays 3650 -out crl-dupont-revoked.pem 2>/dev/null
 echo "PKI written to $(pwd)"
