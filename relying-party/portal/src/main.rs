@@ -1,1 +1,241 @@
-fn main() {}
+//! `cpx-demo-portal`: a reference portal for card login with Agent CPx, modelled on the ViaTrajectoire
+//! professional login.
+//!
+//!   cpx-demo-portal serve --db portal.sqlite --origin https://portal.test:8443 --site 127.0.0.1:8443 \
+//!       --mtls 127.0.0.1:8444 --cert server.pem --key server.key --card-anchors igc-sante.pem [--crl FILE]
+//!   cpx-demo-portal add-account --db portal.sqlite --username amelie --password … --nom MARTIN --prenom AMELIE
+
+mod db;
+mod endpoint;
+mod pages;
+mod site;
+mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+#[derive(Parser)]
+#[command(name = "cpx-demo-portal", version, about = "Portail de démonstration : connexion par carte CPx avec l'Agent CPx")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the site and its mTLS endpoint.
+    Serve {
+        #[arg(long)]
+        db: PathBuf,
+        /// The site's origin as browsers see it, e.g. https://portal.test:8443.
+        #[arg(long)]
+        origin: String,
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        site: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:8444")]
+        mtls: SocketAddr,
+        /// Server certificate chain (PEM) for both listeners.
+        #[arg(long)]
+        cert: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        /// IGC-Santé trust anchors for card certificates (PEM: roots and issuing CAs).
+        #[arg(long)]
+        card_anchors: PathBuf,
+        /// A CRL (PEM or DER) of card certificates.
+        #[arg(long)]
+        crl: Option<PathBuf>,
+    },
+    /// Create an account (username + password).
+    AddAccount {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password: String,
+        #[arg(long)]
+        nom: String,
+        #[arg(long)]
+        prenom: String,
+        #[arg(long)]
+        profession: Option<String>,
+    },
+}
+
+pub fn date(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!("{d:02}/{m:02}/{y:04}")
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::AddAccount { db, username, password, nom, prenom, profession } => {
+            let r = db::Db::open(&db).and_then(|d| d.create_account(&username, Some(&password), &nom, &prenom, profession.as_deref(), "pro", [None; 4]));
+            match r {
+                Ok(id) => {
+                    println!("compte {username} créé (id {id})");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("cpx-demo-portal: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Serve { db, origin, site, mtls, cert, key, card_anchors, crl } => match serve(db, origin, site, mtls, cert, key, card_anchors, crl) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("cpx-demo-portal: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn serve(db: PathBuf, origin: String, site: SocketAddr, mtls: SocketAddr, cert: PathBuf, key: PathBuf, anchors: PathBuf, crl: Option<PathBuf>) -> Result<(), String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert).map_err(|e| format!("{}: {e}", cert.display()))?.collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    let key = PrivateKeyDer::from_pem_file(&key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let anchors_pem = std::fs::read_to_string(&anchors).map_err(|e| format!("{}: {e}", anchors.display()))?;
+    let crls = match crl {
+        Some(path) => {
+            let raw = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let der = rustls::pki_types::CertificateRevocationListDer::from_pem_slice(&raw).map(|c| c.to_vec()).unwrap_or(raw);
+            vec![der]
+        }
+        None => vec![],
+    };
+    let verifier = cpx_verifier::Verifier::from_pem(&anchors_pem, &crls).map_err(|e| e.to_string())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+
+    let mut roots = rustls::RootCertStore::empty();
+    for a in verifier.anchor_certs() {
+        roots.add(a.clone()).map_err(|e| e.to_string())?;
+    }
+    let client_verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().map_err(|e| e.to_string())?;
+    let mtls_config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_client_cert_verifier(client_verifier)
+        .with_single_cert(certs.clone(), key.clone_key())
+        .map_err(|e| e.to_string())?;
+    let site_config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| e.to_string())?;
+
+    let portal = Arc::new(state::Portal {
+        db: Mutex::new(db::Db::open(&db).map_err(|e| e.to_string())?),
+        challenges: cpx_verifier::ChallengeStore::new(),
+        codes: Mutex::default(),
+        verifier,
+        origin: origin.trim_end_matches('/').to_owned(),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let site_listener = tokio::net::TcpListener::bind(site).await.map_err(|e| format!("{site}: {e}"))?;
+        let mtls_listener = tokio::net::TcpListener::bind(mtls).await.map_err(|e| format!("{mtls}: {e}"))?;
+        println!("cpx-demo-portal: site {} on {site}, mTLS endpoint on {mtls}", portal.origin);
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let a = tokio::spawn(accept_loop(site_listener, Arc::new(site_config), portal.clone(), false));
+        let b = tokio::spawn(accept_loop(mtls_listener, Arc::new(mtls_config), portal, true));
+        let _ = tokio::try_join!(a, b);
+        Ok(())
+    })
+}
+
+async fn accept_loop(listener: tokio::net::TcpListener, config: Arc<rustls::ServerConfig>, portal: Arc<state::Portal>, mtls: bool) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    while let Ok((tcp, _)) = listener.accept().await {
+        let (acceptor, portal) = (acceptor.clone(), portal.clone());
+        tokio::spawn(async move {
+            let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(30), acceptor.accept(tcp)).await else { return };
+            let client_cert: Option<Vec<u8>> = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
+            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let (portal, client_cert) = (portal.clone(), client_cert.clone());
+                async move { Ok::<_, std::convert::Infallible>(respond(&portal, req, mtls, client_cert.as_deref()).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+        });
+    }
+}
+
+async fn respond(portal: &state::Portal, req: hyper::Request<hyper::body::Incoming>, mtls: bool, client_cert: Option<&[u8]>) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let Ok(body) = Limited::new(body, 64 * 1024).collect().await.map(|b| b.to_bytes()) else {
+        return plain(413, "application/json", r#"{"error":{"code":"TOO_LARGE","message":"Requête trop grande"}}"#.into());
+    };
+    if mtls {
+        if (parts.method.as_str(), parts.uri.path()) != ("POST", "/cpx/login") {
+            return plain(404, "application/json", r#"{"error":{"code":"NOT_FOUND"}}"#.into());
+        }
+        let (status, v) = endpoint::login(portal, client_cert, &body);
+        return plain(status, "application/json", v.to_string());
+    }
+    let header = |h: header::HeaderName| parts.headers.get(h).and_then(|v| v.to_str().ok());
+    let session = header(header::COOKIE).and_then(|c| c.split(';').find_map(|kv| kv.trim().strip_prefix("cpx_session=")).map(str::to_owned));
+    let reply = site::handle(
+        portal,
+        site::SiteRequest {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            origin: header(header::ORIGIN),
+            session,
+            content_type: header(header::CONTENT_TYPE).unwrap_or(""),
+            body: &body,
+        },
+    );
+    let mut r = plain(reply.status, reply.content_type, reply.body);
+    let h = r.headers_mut();
+    if let Some(to) = reply.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        h.insert(header::LOCATION, to);
+    }
+    if let Some(s) = reply.set_session {
+        if let Ok(v) = HeaderValue::from_str(&format!("cpx_session={s}; Path=/; HttpOnly; Secure; SameSite=Strict")) {
+            h.insert(header::SET_COOKIE, v);
+        }
+    }
+    if reply.clear_session {
+        h.insert(header::SET_COOKIE, HeaderValue::from_static("cpx_session=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"));
+    }
+    r
+}
+
+fn plain(status: u16, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("X-Frame-Options", HeaderValue::from_static("DENY"));
+    h.insert("X-Content-Type-Options", HeaderValue::from_static("nosniff"));
+    r
+}

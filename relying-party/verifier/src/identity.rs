@@ -1,10 +1,10 @@
 //! The professional's identity from a CPx certificate subject (`SN=<nom>+CN=<identifiant national>+
 //! GN=<prénom>, title=<profession>, C=FR`).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use x509_parser::prelude::*;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum IdKind {
     Rpps,
@@ -12,7 +12,7 @@ pub enum IdKind {
     Other,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     /// The identifiant national (8 + RPPS, 0 + ADELI): the key a portal links accounts with, so that a
     /// renewed card keeps working.

@@ -1,0 +1,167 @@
+//! The portal's pages, in French, server-rendered. The card login button and the agent's card state are
+//! driven by the JS client (`/static/cpx-agent.js`).
+
+use crate::db::{Account, CardLink};
+
+pub fn escape(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '<' => "&lt;".into(),
+            '>' => "&gt;".into(),
+            '&' => "&amp;".into(),
+            '"' => "&quot;".into(),
+            '\'' => "&#39;".into(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+const CSS: &str = r#"
+body{font-family:system-ui,"DejaVu Sans",sans-serif;margin:0;background:#f3f5f8;color:#1d2733}
+header{background:#0b4f8a;color:#fff;padding:14px 28px;font-size:20px;font-weight:600}
+header small{font-weight:400;opacity:.8;margin-left:10px;font-size:14px}
+main{max-width:860px;margin:28px auto;padding:0 16px}
+.panes{display:flex;gap:20px;flex-wrap:wrap}
+.pane{flex:1;min-width:300px;background:#fff;border-radius:8px;padding:20px 24px;box-shadow:0 1px 3px rgba(0,0,0,.15)}
+h1{font-size:22px;margin:0 0 16px}
+h2{font-size:18px;margin:0 0 12px;color:#0b4f8a}
+label{display:block;margin:10px 0 4px;font-size:14px}
+input{width:100%;box-sizing:border-box;padding:8px;border:1px solid #9aa7b4;border-radius:4px;font-size:15px}
+input[readonly]{background:#eef1f4}
+button{margin-top:14px;padding:10px 18px;border:0;border-radius:4px;background:#0b4f8a;color:#fff;font-size:15px;cursor:pointer}
+button.card{background:#0a7d4f;font-size:16px;width:100%}
+button.secondary{background:#6b7785}
+.state{margin:10px 0;padding:10px;border-radius:4px;background:#eef1f4;font-size:14px}
+.state.ok{background:#dff3e8;color:#0a5e3b}.state.ko{background:#fde8e8;color:#8a1c1c}
+.error{margin:12px 0;padding:10px;border-radius:4px;background:#fde8e8;color:#8a1c1c}
+table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:6px;border-bottom:1px solid #dde3ea}
+"#;
+
+pub fn layout(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"fr\"><head><meta charset=\"utf-8\"><title>{t} — Portail démo CPx</title><style>{CSS}</style></head>\
+         <body><header>Portail démo CPx<small>modèle ViaTrajectoire, données fictives</small></header><main>{body}</main></body></html>",
+        t = escape(title)
+    )
+}
+
+pub fn login(error: Option<&str>) -> String {
+    let error = error.map(|e| format!("<div class=\"error\" id=\"login-error\">{}</div>", escape(e))).unwrap_or_default();
+    layout(
+        "Connexion",
+        &format!(
+            r#"<h1>Connexion à votre espace</h1>{error}
+<div class="panes">
+ <section class="pane" aria-labelledby="card-title">
+  <h2 id="card-title">Carte CPS</h2>
+  <div id="card-state" class="state" role="status">Recherche de l'Agent CPx…</div>
+  <button id="card-login" class="card" type="button">S'identifier par carte CPS</button>
+  <div id="card-error" class="error" role="alert" hidden></div>
+ </section>
+ <section class="pane" aria-labelledby="pw-title">
+  <h2 id="pw-title">Identifiant et mot de passe</h2>
+  <form method="post" action="/login">
+   <label for="username">Identifiant</label><input id="username" name="username" autocomplete="username" required>
+   <label for="password">Mot de passe</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+   <button type="submit">Se connecter</button>
+  </form>
+ </section>
+</div>
+<script type="module">
+import {{ agentStatus, cardLogin, messageFor }} from "/static/cpx-agent.js";
+const state = document.getElementById("card-state");
+const errorBox = document.getElementById("card-error");
+const button = document.getElementById("card-login");
+async function refresh() {{
+  try {{
+    const s = await agentStatus();
+    const ready = (s.readers || []).find(r => r.state === "CARD_READY");
+    const shown = ready || (s.readers || []).find(r => r.state !== "NO_CARD") || (s.readers || [])[0];
+    state.textContent = shown ? shown.message + (ready && ready.holder ? " — " + ready.holder.prenom + " " + ready.holder.nom : "") : "Aucun lecteur de carte détecté";
+    state.className = "state " + (ready ? "ok" : "ko");
+  }} catch (e) {{ state.textContent = messageFor(e); state.className = "state ko"; }}
+}}
+button.addEventListener("click", async () => {{
+  errorBox.hidden = true; button.disabled = true; button.textContent = "Saisissez votre code porteur dans la fenêtre de l'Agent CPx…";
+  try {{ const r = await cardLogin(); window.location.assign(r.next); }}
+  catch (e) {{ errorBox.textContent = messageFor(e); errorBox.hidden = false; errorBox.dataset.code = e.code || ""; refresh(); }}
+  finally {{ button.disabled = false; button.textContent = "S'identifier par carte CPS"; }}
+}});
+refresh();
+</script>"#
+        ),
+    )
+}
+
+pub struct PendingCard<'a> {
+    pub nom: &'a str,
+    pub prenom: &'a str,
+    pub profession: &'a str,
+    pub national_id: &'a str,
+}
+
+pub fn first_login(card: &PendingCard, error: Option<&str>) -> String {
+    let error = error.map(|e| format!("<div class=\"error\" id=\"link-error\">{}</div>", escape(e))).unwrap_or_default();
+    let (nom, prenom, profession, id) = (escape(card.nom), escape(card.prenom), escape(card.profession), escape(card.national_id));
+    layout(
+        "Première connexion par carte CPx",
+        &format!(
+            r#"<h1>Première connexion par carte CPx</h1>
+<p>Votre carte ({prenom} {nom}, identifiant {id}) n'est encore liée à aucun compte. Choisissez une fois pour toutes :</p>{error}
+<div class="panes">
+ <section class="pane" aria-labelledby="pro-title">
+  <h2 id="pro-title">Espace professionnel</h2>
+  <p>Vous avez déjà un compte : liez-y votre carte.</p>
+  <form method="post" action="/premiere-connexion/lier">
+   <label for="link-username">Identifiant</label><input id="link-username" name="username" required>
+   <label for="link-password">Mot de passe</label><input id="link-password" name="password" type="password" required>
+   <button type="submit">Lier ma carte à ce compte</button>
+  </form>
+ </section>
+ <section class="pane" aria-labelledby="lib-title">
+  <h2 id="lib-title">Espace médecin libéral</h2>
+  <p>Créez votre compte à partir de votre carte.</p>
+  <form method="post" action="/premiere-connexion/creer">
+   <label for="nom">Nom</label><input id="nom" value="{nom}" readonly>
+   <label for="prenom">Prénom</label><input id="prenom" value="{prenom}" readonly>
+   <label for="profession">Profession</label><input id="profession" value="{profession}" readonly>
+   <label for="mail">Adresse mail *</label><input id="mail" name="mail" type="email" required>
+   <label for="telephone">Téléphone</label><input id="telephone" name="telephone" type="tel">
+   <label for="code_postal">Code postal *</label><input id="code_postal" name="code_postal" required pattern="[0-9]{{5}}">
+   <label for="ville">Ville *</label><input id="ville" name="ville" required>
+   <button type="submit">Créer mon compte</button>
+  </form>
+ </section>
+</div>"#
+        ),
+    )
+}
+
+pub fn account(a: &Account, links: &[CardLink]) -> String {
+    let rows: String = links
+        .iter()
+        .map(|l| format!("<tr><td>{}</td><td>{}</td><td>{}</td></tr>", escape(&l.national_id), escape(&l.id_kind), crate::date(l.linked_at)))
+        .collect();
+    let cards = if links.is_empty() {
+        "<p id=\"no-card\">Aucune carte CPx liée à ce compte.</p>".to_owned()
+    } else {
+        format!("<table id=\"links\"><tr><th>Identifiant national</th><th>Type</th><th>Liée le</th></tr>{rows}</table><form method=\"post\" action=\"/compte/delier\"><button class=\"secondary\" type=\"submit\">Délier la carte</button></form>")
+    };
+    layout(
+        "Mon compte",
+        &format!(
+            r#"<h1>Mon compte</h1>
+<section class="pane"><h2>Bienvenue, {prenom} {nom}</h2>
+<p id="who">Identifiant : <strong>{user}</strong>{prof}</p>
+<p id="space">{space}{mail}</p>
+<h2>Cartes CPx liées</h2>{cards}
+<form method="post" action="/deconnexion"><button class="secondary" type="submit">Se déconnecter</button></form></section>"#,
+            prenom = escape(&a.prenom),
+            nom = escape(&a.nom),
+            user = escape(&a.username),
+            prof = a.profession.as_deref().map(|p| format!(" — {}", escape(p))).unwrap_or_default(),
+            space = if a.kind == "liberal" { "Espace médecin libéral" } else { "Espace professionnel" },
+            mail = a.email.as_deref().map(|m| format!(" — {}", escape(m))).unwrap_or_default()
+        ),
+    )
+}

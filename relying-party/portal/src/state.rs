@@ -1,0 +1,55 @@
+//! What the portal's two listeners share: the database, the challenges, the one-time codes that carry a
+//! verified card identity from the mTLS endpoint to the browser session, and the verifier.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use cpx_verifier::{ChallengeStore, Identity, Verifier};
+use rand::RngCore;
+
+use crate::db::Db;
+
+/// How long the one-time code of a verified card login is valid.
+pub const CODE_LIFETIME: Duration = Duration::from_secs(120);
+/// How long a first-time link may wait.
+pub const PENDING_LINK_SECONDS: i64 = 600;
+
+pub struct CodeEntry {
+    pub session: String,
+    pub identity: Identity,
+    pub at: Instant,
+}
+
+pub struct Portal {
+    pub db: Mutex<Db>,
+    pub challenges: ChallengeStore,
+    pub codes: Mutex<HashMap<String, CodeEntry>>,
+    pub verifier: Verifier,
+    /// The site's own origin (`https://host:port`): challenges are issued for it only.
+    pub origin: String,
+}
+
+pub fn random_token() -> String {
+    use base64::Engine;
+    let mut b = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+impl Portal {
+    pub fn issue_code(&self, session: String, identity: Identity) -> String {
+        let code = random_token();
+        let mut codes = self.codes.lock().unwrap_or_else(|e| e.into_inner());
+        codes.retain(|_, c| c.at.elapsed() < CODE_LIFETIME);
+        codes.insert(code.clone(), CodeEntry { session, identity, at: Instant::now() });
+        code
+    }
+
+    /// Spends a code in the browser session that asked for the challenge; any other session gets nothing.
+    pub fn redeem_code(&self, code: &str, session: &str) -> Option<Identity> {
+        let mut codes = self.codes.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = codes.remove(code)?;
+        (entry.session == session && entry.at.elapsed() < CODE_LIFETIME).then_some(entry.identity)
+    }
+}
