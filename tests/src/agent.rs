@@ -136,6 +136,12 @@ impl HttpAnswer {
 /// One HTTP/1.1 request over TLS to `host:port`, trusting `ca_pem`. Sends `Host: host:port` unless a
 /// Host header is given.
 pub fn https(ca_pem: &str, host: &str, port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> HttpAnswer {
+    https_to(ca_pem, "127.0.0.1", host, port, method, path, headers, body)
+}
+
+/// The same, connecting to `addr` while naming the server `host` (SNI, certificate, Host header).
+#[allow(clippy::too_many_arguments)]
+pub fn https_to(ca_pem: &str, addr: &str, host: &str, port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> HttpAnswer {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
@@ -148,7 +154,7 @@ pub fn https(ca_pem: &str, host: &str, port: u16, method: &str, path: &str, head
         .with_no_client_auth();
     let name = rustls::pki_types::ServerName::try_from(host.to_owned()).unwrap();
     let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let tcp = TcpStream::connect((host, port)).expect("connect");
+    let tcp = TcpStream::connect((addr, port)).expect("connect");
     tcp.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
@@ -290,6 +296,78 @@ impl OpensslServer {
 }
 
 impl Drop for OpensslServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The demo portal: site on `https://portal.test:SITE_PORT` (reached on 127.0.0.1), mTLS endpoint on
+/// 127.0.0.1:MTLS_PORT, a SQLite file, the test IGC-Santé CAs as card anchors.
+pub struct PortalProcess {
+    child: Child,
+    pub site_port: u16,
+    pub mtls_port: u16,
+    pub origin: String,
+    pub db: PathBuf,
+    ca_pem: String,
+}
+
+impl PortalProcess {
+    pub fn start(dir: &Path, pki: &ServerPki) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let (site_port, mtls_port) = (free_port(), free_port());
+        let origin = format!("https://portal.test:{site_port}");
+        let db = dir.join("portal.sqlite");
+        let mut child = binary("cpx-demo-portal")
+            .args(["serve", "--origin", &origin, "--site", &format!("127.0.0.1:{site_port}"), "--mtls", &format!("127.0.0.1:{mtls_port}")])
+            .arg("--db").arg(&db)
+            .arg("--cert").arg(&pki.cert_pem)
+            .arg("--key").arg(&pki.key_pem)
+            .arg("--card-anchors").arg(&pki.card_cas_pem)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("cpx-demo-portal serve");
+        let mut first = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut first).unwrap();
+        assert!(first.contains("cpx-demo-portal: site"), "portal did not start: {first:?}");
+        let ca_pem = std::fs::read_to_string(&pki.ca_pem).unwrap();
+        Self { child, site_port, mtls_port, origin, db, ca_pem }
+    }
+
+    /// Creates an account with the CLI, as the README says.
+    pub fn add_account(&self, username: &str, password: &str, nom: &str, prenom: &str) {
+        let out = binary("cpx-demo-portal").args(["add-account", "--username", username, "--password", password, "--nom", nom, "--prenom", prenom]).arg("--db").arg(&self.db).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// The agent's `[[site]]` for this portal.
+    pub fn agent_site(&self, pki: &ServerPki) -> String {
+        format!("[[site]]\norigin = \"{}\"\nmtls_endpoint = \"https://127.0.0.1:{}/cpx/login\"\nserver_roots = \"{}\"\n", self.origin, self.mtls_port, pki.ca_pem.display())
+    }
+
+    /// A request to the site as its own page would make it (Origin of the site, session cookie).
+    pub fn page(&self, method: &str, path: &str, cookie: Option<&str>, content_type: &str, body: Option<&str>) -> HttpAnswer {
+        let cookie_header = cookie.map(|c| format!("cpx_session={c}"));
+        let mut headers: Vec<(&str, &str)> = vec![("Origin", self.origin.as_str())];
+        if let Some(c) = &cookie_header {
+            headers.push(("Cookie", c));
+        }
+        if body.is_some() {
+            headers.push(("Content-Type", content_type));
+        }
+        https_to(&self.ca_pem, "127.0.0.1", "portal.test", self.site_port, method, path, &headers, body)
+    }
+}
+
+impl HttpAnswer {
+    /// The session cookie the answer sets.
+    pub fn session_cookie(&self) -> Option<String> {
+        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie")).find_map(|(_, v)| v.strip_prefix("cpx_session=")?.split(';').next().map(str::to_owned))
+    }
+}
+
+impl Drop for PortalProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
