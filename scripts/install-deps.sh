@@ -9,6 +9,7 @@ PKGS=(
   gcc libc6-dev pkg-config # the TCP_NODELAY shim of the test stack; pcsc-sys finds libpcsclite with pkg-config
   iproute2 util-linux     # ip, unshare: the isolated namespaces of the test stack
   nginx-light openssl     # TLS servers nobody here wrote, for the mTLS interop tests
+  chromium chromium-driver libnss3-tools fonts-dejavu-core  # the browser tests (NSS trust store, WebDriver)
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -137,7 +137,7 @@ async fn status(agent: &Agent, has_origin: bool, cors: Option<&str>, lang: Lang)
         return json_response(200, &base, None);
     }
     let cards = agent.cards.clone();
-    let options = ScanOptions { timeout: cards.card_timeout, with_pin: false, reader: None };
+    let options = ScanOptions { timeout: cards.card_timeout, with_pin: true, reader: None };
     let scanned = tokio::task::spawn_blocking(move || {
         let ctx = pcsc::Context::establish(pcsc::Scope::User).map_err(|e| cpx_pcsc::PcscError::from_pcsc(e, None))?;
         scan::scan(&ctx, &cards.cache, &options)
@@ -151,6 +151,10 @@ async fn status(agent: &Agent, has_origin: bool, cors: Option<&str>, lang: Lang)
                 .iter()
                 .map(|r| {
                     let mut v = json!({"reader": r.reader, "state": r.state, "message": r.state.text().get(lang), "codes": r.codes});
+                    // What stops this card from logging in, in words (code porteur blocked, expired…).
+                    if let Some(code) = r.codes.first().filter(|_| r.state == crate::messages::SlotState::CardReady) {
+                        v["problem"] = code.entry().message.get(lang).into();
+                    }
                     if let Some(card) = &r.card {
                         v["card_type"] = scan::card_label(card).into();
                         if cors.is_some() {

@@ -38,7 +38,7 @@ export function messageFor(error) {
   if (error.code === "PIN_WRONG" && typeof error.triesLeft === "number") {
     text += error.triesLeft === 1 ? " — il reste 1 essai avant blocage de la carte." : ` — il reste ${error.triesLeft} essais.`;
   }
-  if (error.fix) text += " " + error.fix;
+  if (error.fix) text += (/[.!?…]$/.test(text) ? " " : ". ") + error.fix;
   return text;
 }
 

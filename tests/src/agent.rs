@@ -9,6 +9,9 @@ use std::sync::Arc;
 
 use crate::{binary, root};
 
+/// The agent's default port (cpx-agent's config.rs).
+pub const DEFAULT_AGENT_PORT: u16 = 47413;
+
 /// A free TCP port on the loopback.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
@@ -32,7 +35,7 @@ pub fn server_pki(dir: &Path) -> ServerPki {
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(vec!["localhost".into(), "portal.test".into()]).unwrap();
+    let mut leaf = CertificateParams::new(vec!["localhost".into(), "portal.test".into(), "evil.test".into()]).unwrap();
     leaf.subject_alt_names.push(SanType::IpAddress([127, 0, 0, 1].into()));
     leaf.distinguished_name.push(DnType::CommonName, "portal.test");
     let leaf_cert = leaf.signed_by(&key, &ca_cert, &ca_key).unwrap();
@@ -57,8 +60,11 @@ pub struct AgentProcess {
 impl AgentProcess {
     /// Starts the agent with `sites` (TOML `[[site]]` tables) in `dir`.
     pub fn start(dir: &Path, sites: &str) -> Self {
+        Self::start_on(dir, sites, free_port())
+    }
+
+    pub fn start_on(dir: &Path, sites: &str, port: u16) -> Self {
         std::fs::create_dir_all(dir).unwrap();
-        let port = free_port();
         let answers = dir.join("pinentry-answers");
         let log = dir.join("pinentry.log");
         std::fs::write(&answers, "").unwrap();
@@ -315,6 +321,11 @@ pub struct PortalProcess {
 
 impl PortalProcess {
     pub fn start(dir: &Path, pki: &ServerPki) -> Self {
+        Self::start_with_agent(dir, pki, crate::agent::DEFAULT_AGENT_PORT)
+    }
+
+    /// Same, with the login page pointing at an agent on `agent_port`.
+    pub fn start_with_agent(dir: &Path, pki: &ServerPki, agent_port: u16) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let (site_port, mtls_port) = (free_port(), free_port());
         let origin = format!("https://portal.test:{site_port}");
@@ -325,6 +336,7 @@ impl PortalProcess {
             .arg("--cert").arg(&pki.cert_pem)
             .arg("--key").arg(&pki.key_pem)
             .arg("--card-anchors").arg(&pki.card_cas_pem)
+            .arg("--agent-url").arg(format!("https://127.0.0.1:{agent_port}"))
             .stdout(Stdio::piped())
             .spawn()
             .expect("cpx-demo-portal serve");

@@ -16,6 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub mod agent;
+pub mod browser;
 pub mod openapi;
 
 pub use cpx_sim::Options;

@@ -56,6 +56,9 @@ enum Command {
         /// A CRL (PEM or DER) of card certificates.
         #[arg(long)]
         crl: Option<PathBuf>,
+        /// Where the login page finds Agent CPx.
+        #[arg(long, default_value = "https://127.0.0.1:47413")]
+        agent_url: String,
     },
     /// Create an account (username + password).
     AddAccount {
@@ -103,7 +106,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Serve { db, origin, site, mtls, cert, key, card_anchors, crl } => match serve(db, origin, site, mtls, cert, key, card_anchors, crl) {
+        Command::Serve { db, origin, site, mtls, cert, key, card_anchors, crl, agent_url } => match serve(db, origin, site, mtls, cert, key, card_anchors, crl, agent_url) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("cpx-demo-portal: {e}");
@@ -114,7 +117,7 @@ fn main() -> ExitCode {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn serve(db: PathBuf, origin: String, site: SocketAddr, mtls: SocketAddr, cert: PathBuf, key: PathBuf, anchors: PathBuf, crl: Option<PathBuf>) -> Result<(), String> {
+fn serve(db: PathBuf, origin: String, site: SocketAddr, mtls: SocketAddr, cert: PathBuf, key: PathBuf, anchors: PathBuf, crl: Option<PathBuf>, agent_url: String) -> Result<(), String> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert).map_err(|e| format!("{}: {e}", cert.display()))?.collect::<Result<_, _>>().map_err(|e| e.to_string())?;
     let key = PrivateKeyDer::from_pem_file(&key).map_err(|e| format!("{}: {e}", key.display()))?;
     let anchors_pem = std::fs::read_to_string(&anchors).map_err(|e| format!("{}: {e}", anchors.display()))?;
@@ -153,6 +156,7 @@ fn serve(db: PathBuf, origin: String, site: SocketAddr, mtls: SocketAddr, cert: 
         codes: Mutex::default(),
         verifier,
         origin: origin.trim_end_matches('/').to_owned(),
+        agent_url,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async move {

@@ -45,8 +45,9 @@ pub fn layout(title: &str, body: &str) -> String {
     )
 }
 
-pub fn login(error: Option<&str>) -> String {
+pub fn login(error: Option<&str>, agent_url: &str) -> String {
     let error = error.map(|e| format!("<div class=\"error\" id=\"login-error\">{}</div>", escape(e))).unwrap_or_default();
+    let agent = escape(agent_url);
     layout(
         "Connexion",
         &format!(
@@ -55,7 +56,7 @@ pub fn login(error: Option<&str>) -> String {
  <section class="pane" aria-labelledby="card-title">
   <h2 id="card-title">Carte CPS</h2>
   <div id="card-state" class="state" role="status">Recherche de l'Agent CPx…</div>
-  <button id="card-login" class="card" type="button">S'identifier par carte CPS</button>
+  <button id="card-login" class="card" type="button" data-agent="{agent}">S'identifier par carte CPS</button>
   <div id="card-error" class="error" role="alert" hidden></div>
  </section>
  <section class="pane" aria-labelledby="pw-title">
@@ -72,18 +73,21 @@ import {{ agentStatus, cardLogin, messageFor }} from "/static/cpx-agent.js";
 const state = document.getElementById("card-state");
 const errorBox = document.getElementById("card-error");
 const button = document.getElementById("card-login");
+const agent = button.dataset.agent;
 async function refresh() {{
   try {{
-    const s = await agentStatus();
+    const s = await agentStatus({{ agent }});
     const ready = (s.readers || []).find(r => r.state === "CARD_READY");
     const shown = ready || (s.readers || []).find(r => r.state !== "NO_CARD") || (s.readers || [])[0];
-    state.textContent = shown ? shown.message + (ready && ready.holder ? " — " + ready.holder.prenom + " " + ready.holder.nom : "") : "Aucun lecteur de carte détecté";
-    state.className = "state " + (ready ? "ok" : "ko");
+    const who = ready && ready.holder ? " — " + ready.holder.prenom + " " + ready.holder.nom : "";
+    const problem = shown && shown.problem ? ". " + shown.problem : "";
+    state.textContent = shown ? shown.message + who + problem : "Aucun lecteur de carte détecté";
+    state.className = "state " + (ready && !ready.problem ? "ok" : "ko");
   }} catch (e) {{ state.textContent = messageFor(e); state.className = "state ko"; }}
 }}
 button.addEventListener("click", async () => {{
   errorBox.hidden = true; button.disabled = true; button.textContent = "Saisissez votre code porteur dans la fenêtre de l'Agent CPx…";
-  try {{ const r = await cardLogin(); window.location.assign(r.next); }}
+  try {{ const r = await cardLogin({{ agent }}); window.location.assign(r.next); }}
   catch (e) {{ errorBox.textContent = messageFor(e); errorBox.hidden = false; errorBox.dataset.code = e.code || ""; refresh(); }}
   finally {{ button.disabled = false; button.textContent = "S'identifier par carte CPS"; }}
 }});
@@ -161,7 +165,7 @@ pub fn account(a: &Account, links: &[CardLink]) -> String {
             user = escape(&a.username),
             prof = a.profession.as_deref().map(|p| format!(" — {}", escape(p))).unwrap_or_default(),
             space = if a.kind == "liberal" { "Espace médecin libéral" } else { "Espace professionnel" },
-            mail = a.email.as_deref().map(|m| format!(" — {}", escape(m))).unwrap_or_default()
+            mail = a.email.as_deref().filter(|m| *m != a.username).map(|m| format!(" — {}", escape(m))).unwrap_or_default()
         ),
     )
 }

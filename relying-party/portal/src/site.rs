@@ -98,7 +98,7 @@ pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
     match (req.method, req.path) {
         ("GET", "/") => match account {
             Some(_) => Reply::redirect("/compte"),
-            None => Reply::html(pages::login(None)),
+            None => Reply::html(pages::login(None, &portal.agent_url)),
         },
         ("GET", "/static/cpx-agent.js") => Reply { content_type: "text/javascript; charset=utf-8", ..Reply::html(include_str!("../../js/cpx-agent.js").to_owned()) },
         ("POST", "/login") => {
@@ -111,7 +111,7 @@ pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
                     },
                     Err(e) => db_error(e),
                 },
-                Ok(None) => Reply { status: 401, ..Reply::html(pages::login(Some("Identifiant ou mot de passe incorrect."))) },
+                Ok(None) => Reply { status: 401, ..Reply::html(pages::login(Some("Identifiant ou mot de passe incorrect."), &portal.agent_url)) },
                 Err(e) => db_error(e),
             }
         }
@@ -148,7 +148,7 @@ pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
         ("GET", "/premiere-connexion") | ("POST", "/premiere-connexion/lier") | ("POST", "/premiere-connexion/creer") => {
             let pending = session.as_deref().and_then(|s| db.pending(s).ok().flatten()).and_then(|p| serde_json::from_str::<cpx_verifier::Identity>(&p).ok());
             let (Some(s), Some(identity)) = (session.clone(), pending) else {
-                return Reply { status: 403, ..Reply::html(pages::login(Some("La liaison de carte a expiré (10 minutes) : identifiez-vous de nouveau par carte."))) };
+                return Reply { status: 403, ..Reply::html(pages::login(Some("La liaison de carte a expiré (10 minutes) : identifiez-vous de nouveau par carte."), &portal.agent_url)) };
             };
             let card = pages::PendingCard { nom: &identity.nom, prenom: &identity.prenom, profession: identity.profession.as_deref().unwrap_or(""), national_id: &identity.national_id };
             let id_kind = serde_json::to_value(identity.id_kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();

@@ -28,6 +28,8 @@ pub struct Portal {
     pub verifier: Verifier,
     /// The site's own origin (`https://host:port`): challenges are issued for it only.
     pub origin: String,
+    /// Where the login page finds Agent CPx.
+    pub agent_url: String,
 }
 
 pub fn random_token() -> String {
