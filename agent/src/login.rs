@@ -91,16 +91,24 @@ fn load_roots(site: &Site) -> Result<rustls::RootCertStore, ApiError> {
 
 /// mTLS login: PIN, then the card-authenticated POST of `{challenge, origin, agent_version, card_type}`.
 pub fn authenticate(cards: &CardService, prompt: &dyn PinPrompt, site: &Site, origin: &str, challenge: &str, lang: Lang) -> Result<Value, ApiError> {
+    let started = std::time::Instant::now();
     let endpoint = site.mtls_endpoint.as_deref().and_then(Endpoint::parse).ok_or_else(|| ApiError::new(Code::SiteNotConfigured, 500))?;
     let roots = load_roots(site)?;
     let (card, status) = usable_card(cards)?;
+    let card_ready = started.elapsed();
+    let asked = std::time::Instant::now();
     let pin = ask_pin(prompt, card.as_ref(), status, origin, lang)?;
+    let prompt_time = asked.elapsed();
     let kind = card_type(card.as_ref());
     let body = json!({"challenge": challenge, "origin": origin, "agent_version": env!("CARGO_PKG_VERSION"), "card_type": kind});
     let (_card, answer) = mtls::post_with_card(&endpoint, roots, card, pin, body.to_string().as_bytes(), Duration::from_secs(15));
     let answer = answer?;
     let portal: Value = serde_json::from_slice(&answer.body).unwrap_or_else(|_| json!({"text": String::from_utf8_lossy(&answer.body)}));
-    Ok(json!({"status": "done", "card_type": kind, "tls": answer.tls_version, "portal_status": answer.status, "portal": portal}))
+    let ms = |d: Duration| (d.as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
+    // Where the time went: the card (finding and reading it, then signing), the PIN prompt, the rest
+    // (TLS, the portal, the agent itself).
+    let timings = json!({"total": ms(started.elapsed()), "card": ms(card_ready + answer.card_time), "prompt": ms(prompt_time)});
+    Ok(json!({"status": "done", "card_type": kind, "tls": answer.tls_version, "portal_status": answer.status, "portal": portal, "timings_ms": timings}))
 }
 
 /// Signed-token login: the card signs `SHA-256(origin) ‖ SHA-256(challenge)`.

@@ -53,6 +53,8 @@ struct CardSlot {
     card: Box<dyn CpxCard>,
     pin: Option<Pin>,
     error: Option<CardError>,
+    /// Time the card took to sign (VERIFY + signature), for the timings the page gets.
+    card_time: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -96,7 +98,10 @@ impl Signer for CardSigner {
         let mut slot = self.card.0.lock().map_err(|_| rustls::Error::General("card lock".into()))?;
         // The PIN serves one signature: a second request to sign gets nothing (no PIN retry, ever).
         let Some(pin) = slot.pin.take() else { return Err(rustls::Error::General("code porteur already used".into())) };
-        match slot.card.authenticate(&pin, self.scheme, &digest) {
+        let started = std::time::Instant::now();
+        let signed = slot.card.authenticate(&pin, self.scheme, &digest);
+        slot.card_time += started.elapsed();
+        match signed {
             Ok(sig) => Ok(sig),
             Err(e) => {
                 slot.error = Some(e);
@@ -148,6 +153,8 @@ pub struct PortalAnswer {
     pub status: u16,
     pub body: Vec<u8>,
     pub tls_version: String,
+    /// Time spent in the card during the handshake.
+    pub card_time: Duration,
 }
 
 /// Opens the mTLS channel to `endpoint` with the card (one signature, `pin`), POSTs `body` (JSON) and
@@ -162,7 +169,7 @@ pub fn post_with_card(
 ) -> (Box<dyn CpxCard>, Result<PortalAnswer, MtlsError>) {
     let cert = CertificateDer::from(card.certificate().to_vec());
     let (schemes, versions) = tls_for(card.as_ref());
-    let shared = SharedCard(Arc::new(Mutex::new(CardSlot { card, pin: Some(pin), error: None })));
+    let shared = SharedCard(Arc::new(Mutex::new(CardSlot { card, pin: Some(pin), error: None, card_time: Duration::ZERO })));
     let key = CardKey { card: shared.clone(), schemes };
     let result = exchange(endpoint, roots, cert, key, &versions, body, timeout);
     let slot = match Arc::try_unwrap(shared.0) {
@@ -171,7 +178,7 @@ pub fn post_with_card(
     };
     let result = match (result, slot.error) {
         (Err(_), Some(card_error)) => Err(MtlsError::Card(card_error)),
-        (r, _) => r,
+        (r, _) => r.map(|a| PortalAnswer { card_time: slot.card_time, ..a }),
     };
     (slot.card, result)
 }
@@ -202,6 +209,8 @@ fn exchange(
         .next()
         .ok_or_else(|| MtlsError::Unreachable(name.clone(), "no address".into()))?;
     let tcp = TcpStream::connect_timeout(&addr, timeout).map_err(|e| MtlsError::Unreachable(name.clone(), e.to_string()))?;
+    // Small handshake records back to back: without this, Nagle and delayed ACK add ~40 ms to TLS 1.2.
+    let _ = tcp.set_nodelay(true);
     let _ = tcp.set_read_timeout(Some(timeout));
     let _ = tcp.set_write_timeout(Some(timeout));
     let mut tls = rustls::StreamOwned::new(conn, tcp);
@@ -231,7 +240,7 @@ fn exchange(
     }
     .to_owned();
     let (status, body) = parse_http(&raw).ok_or_else(|| MtlsError::BadAnswer(name.clone()))?;
-    Ok(PortalAnswer { status, body, tls_version })
+    Ok(PortalAnswer { status, body, tls_version, card_time: Duration::ZERO })
 }
 
 /// Status and body of an HTTP/1.1 answer (Content-Length, chunked, or until close).

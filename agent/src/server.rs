@@ -49,6 +49,7 @@ pub async fn serve(agent: Arc<Agent>, identity: &LoopbackIdentity, listener: Tcp
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     loop {
         let (tcp, _) = listener.accept().await?;
+        let _ = tcp.set_nodelay(true);
         let (acceptor, agent) = (acceptor.clone(), agent.clone());
         tokio::spawn(async move {
             let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else { return };

@@ -90,6 +90,10 @@ impl AgentProcess {
         Self { child, port, dir: dir.to_path_buf(), ca_pem, pinentry_answers: answers, pinentry_log: log }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Queues the answers of the scripted pinentry (a PIN, or "cancel").
     pub fn answer_pins(&self, answers: &[&str]) {
         std::fs::write(&self.pinentry_answers, answers.iter().map(|a| format!("{a}\n")).collect::<String>()).unwrap();
@@ -98,6 +102,11 @@ impl AgentProcess {
     /// The dialog texts the pinentry showed, decoded.
     pub fn dialogs(&self) -> Vec<String> {
         std::fs::read_to_string(&self.pinentry_log).unwrap_or_default().lines().map(|l| l.replace("%0A", "\n").replace("%25", "%")).collect()
+    }
+
+    /// An HTTPS request to the agent, not checked against the API document (benchmarks).
+    pub fn request_unchecked(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> HttpAnswer {
+        https(&self.ca_pem, "127.0.0.1", self.port, method, path, headers, body)
     }
 
     /// An HTTPS request to the agent, trusting its local CA. Every JSON answer is checked against
@@ -161,6 +170,7 @@ pub fn https_to(ca_pem: &str, addr: &str, host: &str, port: u16, method: &str, p
     let name = rustls::pki_types::ServerName::try_from(host.to_owned()).unwrap();
     let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
     let tcp = TcpStream::connect((addr, port)).expect("connect");
+    tcp.set_nodelay(true).unwrap();
     tcp.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");

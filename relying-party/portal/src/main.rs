@@ -175,6 +175,7 @@ fn serve(db: PathBuf, origin: String, site: SocketAddr, mtls: SocketAddr, cert: 
 async fn accept_loop(listener: tokio::net::TcpListener, config: Arc<rustls::ServerConfig>, portal: Arc<state::Portal>, mtls: bool) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     while let Ok((tcp, _)) = listener.accept().await {
+        let _ = tcp.set_nodelay(true);
         let (acceptor, portal) = (acceptor.clone(), portal.clone());
         tokio::spawn(async move {
             let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(30), acceptor.accept(tcp)).await else { return };

@@ -142,8 +142,91 @@ fn opensc_apdus(persona: &'static str) -> Option<usize> {
     ok.then(|| logged_commands(&log).len() - before)
 }
 
+/// `--login`: the whole card login (page → agent → card → mTLS → portal), its breakdown, the agent's
+/// idle memory and CPU, and 50 concurrent status requests.
+fn login_bench(json_out: bool) {
+    use cpx_tests::agent::{free_port, server_pki, AgentProcess, PortalProcess};
+    use serde_json::json;
+    let dir = out_dir("bench-login");
+    let pki = server_pki(&dir.join("pki"));
+    let agent_port = free_port();
+    let portal = PortalProcess::start_with_agent(&dir.join("portal"), &pki, agent_port);
+    let agent = AgentProcess::start_on(&dir.join("agent"), &portal.agent_site(&pki), agent_port);
+    let reader = stack().reader();
+    let mut rows = Vec::new();
+    for persona in ["cps3", "cps4"] {
+        let _card = insert(persona, &reader);
+        let login = || {
+            let t = Instant::now();
+            let c = portal.page("POST", "/cpx/challenge", None, "application/json", Some("{}"));
+            let cookie = c.session_cookie().expect("session");
+            let challenge = c.json()["challenge"].as_str().unwrap().to_owned();
+            agent.answer_pins(&["1234"]);
+            let a = agent.request_unchecked("POST", "/v1/authenticate", &[("Origin", &portal.origin), ("Content-Type", "application/json")], Some(&json!({"challenge": challenge}).to_string())).json();
+            let code = a["portal"]["code"].as_str().expect("portal code").to_owned();
+            let f = portal.page("POST", "/cpx/finish", Some(&cookie), "application/json", Some(&json!({"code": code}).to_string()));
+            assert_eq!(f.status, 200);
+            let total = ms(t.elapsed());
+            let card = a["timings_ms"]["card"].as_f64().unwrap();
+            let prompt = a["timings_ms"]["prompt"].as_f64().unwrap();
+            let in_agent = a["timings_ms"]["total"].as_f64().unwrap();
+            (total, card, prompt, in_agent)
+        };
+        for _ in 0..2 {
+            login();
+        }
+        let runs: Vec<(f64, f64, f64, f64)> = (0..RUNS).map(|_| login()).collect();
+        let overhead = median(runs.iter().map(|(t, c, p, _)| t - c - p).collect());
+        let agent_own = median(runs.iter().map(|(_, c, p, a)| a - c - p).collect());
+        rows.push((persona, median(runs.iter().map(|r| r.0).collect()), median(runs.iter().map(|r| r.1).collect()), median(runs.iter().map(|r| r.2).collect()), overhead, agent_own));
+    }
+    // 50 concurrent /v1/status from an allowed origin.
+    let errors = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..50 {
+            s.spawn(|| {
+                let r = agent.request_unchecked("GET", "/v1/status", &[("Origin", &portal.origin)], None);
+                if r.status != 200 {
+                    errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    // Idle: resident memory, and CPU ticks over 5 s with nothing to do.
+    let stat = |pid: u32| -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let rss_kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+        let ticks = fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + fields.get(12).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0);
+        (rss_kb, ticks)
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, before) = stat(agent.pid());
+    std::thread::sleep(Duration::from_secs(5));
+    let (rss_kb, after) = stat(agent.pid());
+    let errors = errors.into_inner();
+    if json_out {
+        let cards: Vec<_> = rows.iter().map(|(p, t, c, pr, o, a)| json!({"card": p, "login_ms": t, "card_ms": c, "prompt_ms": pr, "agent_and_portal_overhead_ms": o, "inside_agent_overhead_ms": a})).collect();
+        println!("{}", json!({"runs": RUNS, "logins": cards, "status_50_concurrent_errors": errors, "agent_idle_rss_kib": rss_kb, "agent_idle_cpu_ticks_5s": after - before}));
+        return;
+    }
+    println!("Card login end to end (page → agent → card → mTLS → portal), medians of {RUNS}:\n");
+    println!("{:<6} {:>10} {:>9} {:>14} {:>26} {:>22}", "card", "login ms", "card ms", "PIN prompt ms", "agent + portal overhead ms", "of which inside agent");
+    for (p, t, c, pr, o, a) in &rows {
+        println!("{p:<6} {t:>10.1} {c:>9.1} {pr:>14.1} {o:>26.1} {a:>22.1}");
+    }
+    println!("(overhead = login − card − PIN prompt; it includes the three HTTPS connections the page opens, to the portal twice and to the agent)");
+    println!("\n50 concurrent GET /v1/status: {errors} error(s)");
+    println!("cpx-agent serve idle: {:.1} MiB resident, {} CPU tick(s) in 5 s", rss_kb as f64 / 1024.0, after - before);
+    println!("Targets: overhead < 20 ms median; idle < 25 MB RSS and no CPU; 50 concurrent status answered with no error.");
+}
+
 fn main() {
     let json = std::env::args().any(|a| a == "--json");
+    if std::env::args().any(|a| a == "--login") {
+        return login_bench(json);
+    }
     let reader = stack().reader();
     let base = {
         let _card = insert("cps3", &reader);
