@@ -10,6 +10,7 @@ PKGS=(
   iproute2 util-linux     # ip, unshare: the isolated namespaces of the test stack
   nginx-light openssl     # TLS servers nobody here wrote, for the mTLS interop tests
   chromium chromium-driver libnss3-tools fonts-dejavu-core  # the browser tests (NSS trust store, WebDriver)
+  gnome-keyring dbus-daemon dbus-bin  # a real Secret Service for the keyring test
 )
 missing=()
 for p in "${PKGS[@]}"; do
