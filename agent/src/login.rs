@@ -15,7 +15,7 @@ use crate::card_service::CardService;
 use crate::config::Site;
 use crate::messages::{Code, Lang};
 use crate::mtls::{self, Endpoint};
-use crate::pin_prompt::{PinPrompt, PinRequest};
+use crate::pin_prompt::{CardChoice, PinPrompt, PinRequest};
 use crate::scan::now_unix;
 
 /// A challenge is at least 256 bits, base64 or base64url, as the portal's server generated it.
@@ -43,10 +43,20 @@ pub fn card_type(card: &dyn CpxCard) -> &'static str {
     }
 }
 
-/// The CPx card to log in with, checked before anything is asked of the user, and its tries left.
-fn usable_card(cards: &CardService) -> Result<(Box<dyn CpxCard>, cpx_card::PinStatus), ApiError> {
-    // Several CPx cards: the first reader's. Choosing in the dialog comes with the tray app.
-    let mut card = cards.cpx_cards()?.into_iter().next().ok_or_else(|| ApiError::new(Code::NoCpxCard, 503))?;
+/// The CPx card to log in with (the user picks when there are several), checked before anything else is
+/// asked of the user, and its tries left.
+fn usable_card(cards: &CardService, prompt: &dyn PinPrompt, origin: &str, lang: Lang) -> Result<(Box<dyn CpxCard>, cpx_card::PinStatus), ApiError> {
+    let mut present = cards.cpx_cards()?;
+    let index = if present.len() > 1 {
+        let labels = present.iter().map(|c| format!("{} ({})", c.identity().display_name(), card_type(c.as_ref()))).collect();
+        prompt.choose_card(&CardChoice { origin: origin.to_owned(), cards: labels, lang })?
+    } else {
+        0
+    };
+    if index >= present.len() {
+        return Err(ApiError::new(Code::NoCpxCard, 503));
+    }
+    let mut card = present.swap_remove(index);
     if card.info().interface == cpx_card::Interface::Contactless {
         return Err(ApiError::new(Code::Contactless, 403));
     }
@@ -94,7 +104,7 @@ pub fn authenticate(cards: &CardService, prompt: &dyn PinPrompt, site: &Site, or
     let started = std::time::Instant::now();
     let endpoint = site.mtls_endpoint.as_deref().and_then(Endpoint::parse).ok_or_else(|| ApiError::new(Code::SiteNotConfigured, 500))?;
     let roots = load_roots(site)?;
-    let (card, status) = usable_card(cards)?;
+    let (card, status) = usable_card(cards, prompt, origin, lang)?;
     let card_ready = started.elapsed();
     let asked = std::time::Instant::now();
     let pin = ask_pin(prompt, card.as_ref(), status, origin, lang)?;
@@ -113,7 +123,7 @@ pub fn authenticate(cards: &CardService, prompt: &dyn PinPrompt, site: &Site, or
 
 /// Signed-token login: the card signs `SHA-256(origin) ‖ SHA-256(challenge)`.
 pub fn signed_token(cards: &CardService, prompt: &dyn PinPrompt, origin: &str, challenge: &str, lang: Lang) -> Result<Value, ApiError> {
-    let (mut card, status) = usable_card(cards)?;
+    let (mut card, status) = usable_card(cards, prompt, origin, lang)?;
     let pin = ask_pin(prompt, card.as_ref(), status, origin, lang)?;
     let scheme = card.schemes()[0];
     let signed = [Sha256::digest(origin.as_bytes()), Sha256::digest(challenge.as_bytes())].concat();

@@ -65,14 +65,38 @@ pub enum PromptError {
     Unavailable(String),
 }
 
+/// Several CPx cards are present: which one to log in with (each shown with its holder).
+#[derive(Debug, Clone)]
+pub struct CardChoice {
+    pub origin: String,
+    /// "JEAN DUPONT (CPS3, lecteur …)" for each card, in reader order.
+    pub cards: Vec<String>,
+    pub lang: Lang,
+}
+
+impl CardChoice {
+    fn question(&self, card: &str) -> String {
+        match self.lang {
+            Lang::Fr => format!("Le site {}\ndemande à utiliser votre carte CPx.\nPlusieurs cartes CPx sont présentes.\n\nUtiliser la carte de {card} ?", self.origin),
+            Lang::En => format!("The site {}\nasks to use your CPx card.\nSeveral CPx cards are present.\n\nUse the card of {card}?", self.origin),
+        }
+    }
+}
+
 pub trait PinPrompt: Send + Sync {
     fn ask(&self, request: &PinRequest) -> Result<Pin, PromptError>;
+    /// The index of the card to use among `choice.cards`.
+    fn choose_card(&self, choice: &CardChoice) -> Result<usize, PromptError>;
 }
 
 /// The controlling terminal (`/dev/tty`), echo off.
 pub struct TerminalPrompt;
 
 impl PinPrompt for TerminalPrompt {
+    fn choose_card(&self, choice: &CardChoice) -> Result<usize, PromptError> {
+        self.choose(choice)
+    }
+
     fn ask(&self, request: &PinRequest) -> Result<Pin, PromptError> {
         use std::os::fd::AsRawFd;
         let unavailable = |e: std::io::Error| PromptError::Unavailable(format!("/dev/tty: {e}"));
@@ -100,6 +124,25 @@ impl PinPrompt for TerminalPrompt {
             Ok(0) => Err(PromptError::Cancelled),
             Ok(_) => Pin::new(line.trim_end_matches(['\r', '\n'])).map_err(|_| PromptError::Cancelled),
             Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+impl TerminalPrompt {
+    fn choose(&self, choice: &CardChoice) -> Result<usize, PromptError> {
+        let unavailable = |e: std::io::Error| PromptError::Unavailable(format!("/dev/tty: {e}"));
+        let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").map_err(unavailable)?;
+        let mut out = &tty;
+        writeln!(out, "\n{}", choice.question("…").trim_end_matches(['…', ' ', '?'])).map_err(unavailable)?;
+        for (i, c) in choice.cards.iter().enumerate() {
+            writeln!(out, "  {} : {c}", i + 1).map_err(unavailable)?;
+        }
+        write!(out, "> ").map_err(unavailable)?;
+        let mut line = String::new();
+        BufReader::new(&tty).read_line(&mut line).map_err(unavailable)?;
+        match line.trim().parse::<usize>() {
+            Ok(n) if (1..=choice.cards.len()).contains(&n) => Ok(n - 1),
+            _ => Err(PromptError::Cancelled),
         }
     }
 }
@@ -132,70 +175,138 @@ fn assuan_unescape(s: &str) -> Zeroizing<String> {
     Zeroizing::new(String::from_utf8_lossy(&out).into_owned())
 }
 
-impl PinPrompt for PinentryPrompt {
-    fn ask(&self, request: &PinRequest) -> Result<Pin, PromptError> {
-        let unavailable = |e: String| PromptError::Unavailable(format!("{}: {e}", self.program.display()));
-        let mut child = Command::new(&self.program)
+/// One conversation with a pinentry program.
+struct Pinentry {
+    child: std::process::Child,
+    input: std::process::ChildStdin,
+    output: BufReader<std::process::ChildStdout>,
+    program: String,
+}
+
+/// What a pinentry answered to GETPIN or CONFIRM.
+enum Answer {
+    Ok(Option<Zeroizing<String>>),
+    NotConfirmed,
+    Cancelled,
+}
+
+impl Pinentry {
+    fn start(program: &std::path::Path) -> Result<Self, PromptError> {
+        let name = program.display().to_string();
+        let mut child = Command::new(program)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| unavailable(e.to_string()))?;
-        let mut input = child.stdin.take().ok_or_else(|| unavailable("no stdin".into()))?;
-        let mut output = BufReader::new(child.stdout.take().ok_or_else(|| unavailable("no stdout".into()))?);
-        let expect_ok = |output: &mut BufReader<std::process::ChildStdout>| -> Result<(), PromptError> {
-            let mut line = String::new();
-            loop {
-                line.clear();
-                if output.read_line(&mut line).map_err(|e| unavailable(e.to_string()))? == 0 {
-                    return Err(unavailable("pinentry closed the connection".into()));
-                }
-                if line.starts_with("OK") {
-                    return Ok(());
-                }
-                if line.starts_with("ERR") {
-                    return Err(unavailable(line.trim().to_owned()));
-                }
+            .map_err(|e| PromptError::Unavailable(format!("{name}: {e}")))?;
+        let input = child.stdin.take().ok_or_else(|| PromptError::Unavailable(format!("{name}: no stdin")))?;
+        let output = BufReader::new(child.stdout.take().ok_or_else(|| PromptError::Unavailable(format!("{name}: no stdout")))?);
+        let mut p = Self { child, input, output, program: name };
+        p.expect_ok()?;
+        Ok(p)
+    }
+
+    fn unavailable(&self, e: impl std::fmt::Display) -> PromptError {
+        PromptError::Unavailable(format!("{}: {e}", self.program))
+    }
+
+    fn expect_ok(&mut self) -> Result<(), PromptError> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.output.read_line(&mut line).map_err(|e| self.unavailable(e))? == 0 {
+                return Err(self.unavailable("pinentry closed the connection"));
             }
-        };
-        expect_ok(&mut output)?;
+            if line.starts_with("OK") {
+                return Ok(());
+            }
+            if line.starts_with("ERR") {
+                return Err(self.unavailable(line.trim()));
+            }
+        }
+    }
+
+    fn set(&mut self, commands: &[String]) -> Result<(), PromptError> {
+        for cmd in commands {
+            writeln!(self.input, "{cmd}").map_err(|e| self.unavailable(e))?;
+            self.expect_ok()?;
+        }
+        Ok(())
+    }
+
+    /// Sends GETPIN or CONFIRM and reads the answer.
+    fn run(&mut self, command: &str) -> Answer {
+        if writeln!(self.input, "{command}").is_err() {
+            return Answer::Cancelled;
+        }
+        let mut data = None;
+        loop {
+            let mut line = Zeroizing::new(String::new());
+            match self.output.read_line(&mut line) {
+                Ok(0) | Err(_) => return Answer::Cancelled,
+                Ok(_) => {}
+            }
+            if let Some(d) = line.strip_prefix("D ") {
+                data = Some(assuan_unescape(d.trim_end_matches(['\r', '\n'])));
+            } else if line.starts_with("OK") {
+                return Answer::Ok(data);
+            } else if line.starts_with("ERR") {
+                // 83886194 is GPG_ERR_NOT_CONFIRMED (the "not OK" button); anything else cancels.
+                return if line.contains("83886194") { Answer::NotConfirmed } else { Answer::Cancelled };
+            }
+        }
+    }
+}
+
+impl Drop for Pinentry {
+    fn drop(&mut self) {
+        let _ = writeln!(self.input, "BYE");
+        let _ = self.child.wait();
+    }
+}
+
+impl PinPrompt for PinentryPrompt {
+    fn ask(&self, request: &PinRequest) -> Result<Pin, PromptError> {
+        let mut p = Pinentry::start(&self.program)?;
         let (ok, cancel) = match request.lang {
             Lang::Fr => ("Valider", "Annuler"),
             Lang::En => ("OK", "Cancel"),
         };
-        for cmd in [
+        p.set(&[
             format!("SETTITLE {}", assuan_escape(request.title())),
             format!("SETDESC {}", assuan_escape(&request.description())),
             format!("SETPROMPT {}", assuan_escape(request.prompt_label())),
             format!("SETOK {ok}"),
             format!("SETCANCEL {cancel}"),
-        ] {
-            writeln!(input, "{cmd}").map_err(|e| unavailable(e.to_string()))?;
-            expect_ok(&mut output)?;
+        ])?;
+        match p.run("GETPIN") {
+            Answer::Ok(Some(pin)) => Pin::new(&pin).map_err(|_| PromptError::Cancelled),
+            _ => Err(PromptError::Cancelled),
         }
-        writeln!(input, "GETPIN").map_err(|e| unavailable(e.to_string()))?;
-        let mut pin: Option<Zeroizing<String>> = None;
-        let result = loop {
-            let mut line = Zeroizing::new(String::new());
-            match output.read_line(&mut line) {
-                Ok(0) | Err(_) => break Err(PromptError::Cancelled),
-                Ok(_) => {}
-            }
-            if let Some(data) = line.strip_prefix("D ") {
-                pin = Some(assuan_unescape(data.trim_end_matches(['\r', '\n'])));
-            } else if line.starts_with("OK") {
-                break match pin.take() {
-                    Some(p) => Pin::new(&p).map_err(|_| PromptError::Cancelled),
-                    None => Err(PromptError::Cancelled),
-                };
-            } else if line.starts_with("ERR") {
-                break Err(PromptError::Cancelled);
-            }
+    }
+
+    /// One question per card, « Utiliser cette carte » / « Carte suivante » / « Annuler ».
+    fn choose_card(&self, choice: &CardChoice) -> Result<usize, PromptError> {
+        let (use_it, next, cancel) = match choice.lang {
+            Lang::Fr => ("Utiliser cette carte", "Carte suivante", "Annuler"),
+            Lang::En => ("Use this card", "Next card", "Cancel"),
         };
-        let _ = writeln!(input, "BYE");
-        drop(input);
-        let _ = child.wait();
-        result
+        for (i, card) in choice.cards.iter().enumerate() {
+            let mut p = Pinentry::start(&self.program)?;
+            p.set(&[
+                "SETTITLE Agent CPx".to_owned(),
+                format!("SETDESC {}", assuan_escape(&choice.question(card))),
+                format!("SETOK {}", assuan_escape(use_it)),
+                format!("SETNOTOK {}", assuan_escape(next)),
+                format!("SETCANCEL {cancel}"),
+            ])?;
+            match p.run("CONFIRM") {
+                Answer::Ok(_) => return Ok(i),
+                Answer::NotConfirmed => continue,
+                Answer::Cancelled => return Err(PromptError::Cancelled),
+            }
+        }
+        Err(PromptError::Cancelled)
     }
 }
 

@@ -240,3 +240,44 @@ fn openapi_lists_every_error_code() {
     assert!(spec.check("GET", "/v1/status", 200, &json!({"agent": "cpx-agent", "version": "1", "pin": "1234"})).is_err(), "undocumented field");
     assert!(spec.check("POST", "/v1/authenticate", 418, &json!({})).is_err(), "undocumented status");
 }
+
+#[test]
+fn two_cpx_cards_the_user_picks_and_other_cards_are_ignored() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let s = setup("api-two-cards");
+    let (r1, r2, r3) = (stack().reader(), stack().reader(), stack().reader());
+    // A bi-fente reader also holds the patient's card: it is not a CPx card and is never offered.
+    let _other = insert("not-cpx", &r3);
+    let mut readers = [(&r1, "cps3", "899700123456", "JEAN DUPONT"), (&r2, "cps4", "899700234567", "CLAIRE MARTIN")];
+    readers.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    let _a = insert(readers[0].1, readers[0].0);
+    let _b = insert(readers[1].1, readers[1].0);
+    // "Carte suivante" on the first, "Utiliser cette carte" on the second, then the PIN.
+    s.agent.answer_pins(&["no", "yes", "1234"]);
+    let r = login(&s.agent, ORIGIN, &json!({"challenge": challenge()}).to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains(&format!("CN={}", readers[1].2)), "logged in with the second card: {}", r.body);
+    let dialogs = s.agent.dialogs();
+    assert_eq!(dialogs.len(), 3, "{dialogs:?}");
+    assert!(dialogs[0].contains(readers[0].3) && dialogs[1].contains(readers[1].3), "each card shown with its holder: {dialogs:?}");
+    assert!(dialogs[0].contains(ORIGIN), "the site is named there too");
+    // Cancelling the choice.
+    s.agent.answer_pins(&["cancel"]);
+    let r = login(&s.agent, ORIGIN, &json!({"challenge": challenge()}).to_string());
+    assert_eq!(r.json()["error"]["code"], "USER_CANCELLED");
+}
+
+#[test]
+fn concurrent_logins_take_turns_on_the_card() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let s = setup("api-concurrent");
+    let reader = stack().reader();
+    let _card = insert("cps3", &reader);
+    s.agent.answer_pins(&["1234", "1234", "1234"]);
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..3).map(|_| scope.spawn(|| login(&s.agent, ORIGIN, &json!({"challenge": challenge()}).to_string()).status)).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(statuses, vec![200, 200, 200], "one card operation at a time, each request waits its turn");
+    assert_eq!(s.agent.dialogs().len(), 3, "one PIN dialog per login, one after the other");
+}
