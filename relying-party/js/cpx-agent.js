@@ -103,3 +103,19 @@ export async function cardLogin({ agent = DEFAULT_AGENT, challengeUrl = "/cpx/ch
   }
   return postPortal(finishUrl, { code: portal.code });
 }
+
+/**
+ * Signed-token login, for portals that cannot terminate mTLS: the card signs SHA-256(origin) ‖
+ * SHA-256(challenge) and this page posts the token to its own server (`tokenUrl`).
+ */
+export async function tokenLogin({ agent = DEFAULT_AGENT, challengeUrl = "/cpx/challenge", tokenUrl = "/cpx/token" } = {}) {
+  const { challenge } = await postPortal(challengeUrl, {});
+  const r = await agentFetch(agent, "/v1/token", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "Accept-Language": "fr" },
+    body: JSON.stringify({ challenge }),
+  });
+  const token = await r.json().catch(() => ({}));
+  if (!r.ok) throw fromAgentError(token);
+  return postPortal(tokenUrl, { challenge, token });
+}

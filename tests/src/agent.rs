@@ -365,7 +365,7 @@ impl PortalProcess {
 
     /// The agent's `[[site]]` for this portal.
     pub fn agent_site(&self, pki: &ServerPki) -> String {
-        format!("[[site]]\norigin = \"{}\"\nmtls_endpoint = \"https://127.0.0.1:{}/cpx/login\"\nserver_roots = \"{}\"\n", self.origin, self.mtls_port, pki.ca_pem.display())
+        format!("[[site]]\norigin = \"{}\"\nmtls_endpoint = \"https://127.0.0.1:{}/cpx/login\"\nserver_roots = \"{}\"\nsigned_token = true\n", self.origin, self.mtls_port, pki.ca_pem.display())
     }
 
     /// A request to the site as its own page would make it (Origin of the site, session cookie).

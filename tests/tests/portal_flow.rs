@@ -164,3 +164,29 @@ fn an_identity_linked_to_one_account_cannot_be_linked_to_another() {
     );
     assert_eq!(csrf.status, 403);
 }
+
+#[test]
+fn signed_token_login_through_the_page() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let w = world("flow-token", "");
+    let reader = stack().reader();
+    let _card = insert("cps4", &reader);
+    let r = w.portal.page("POST", "/cpx/challenge", None, "application/json", Some("{}"));
+    let cookie = r.session_cookie().unwrap();
+    let challenge = r.json()["challenge"].as_str().unwrap().to_owned();
+    w.agent.answer_pins(&["1234"]);
+    let token = w.agent.request("POST", "/v1/token", &[("Origin", &w.portal.origin), ("Content-Type", "application/json")], Some(&json!({"challenge": challenge}).to_string())).json();
+    assert_eq!(token["algorithm"], "PS256");
+    let body = json!({"challenge": challenge, "token": token}).to_string();
+    let done = w.portal.page("POST", "/cpx/token", Some(&cookie), "application/json", Some(&body));
+    assert_eq!((done.status, done.json()["next"].as_str()), (200, Some("/premiere-connexion")), "{}", done.body);
+    assert!(w.portal.page("GET", "/premiere-connexion", Some(&cookie), "", None).body.contains("value=\"MARTIN\""));
+    // The same token again: the challenge is spent.
+    let again = w.portal.page("POST", "/cpx/token", Some(&cookie), "application/json", Some(&body));
+    assert_eq!((again.status, again.json()["error"]["code"].as_str()), (403, Some("CHALLENGE_REPLAYED")));
+    // A token made for another challenge of this session does not verify.
+    let r = w.portal.page("POST", "/cpx/challenge", Some(&cookie), "application/json", Some("{}"));
+    let fresh = r.json()["challenge"].as_str().unwrap().to_owned();
+    let forged = json!({"challenge": fresh, "token": token}).to_string();
+    assert_eq!(w.portal.page("POST", "/cpx/token", Some(&cookie), "application/json", Some(&forged)).json()["error"]["code"], "CERTIFICATE_REFUSED");
+}

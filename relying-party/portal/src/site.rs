@@ -73,6 +73,25 @@ fn db_error(e: DbError) -> Reply {
     Reply { status: 500, ..Reply::html(pages::layout("Erreur", &format!("<div class=\"error\">{}</div>", pages::escape(&e.to_string())))) }
 }
 
+/// A verified card identity reached the browser session: in when the card is linked, else the
+/// first-time linking page (the identity waits 10 minutes in the session).
+fn signed_in(db: &crate::db::Db, session: &str, identity: cpx_verifier::Identity) -> Reply {
+    match db.linked_account(&identity.national_id) {
+        Ok(Some(a)) => {
+            let id_kind = serde_json::to_value(identity.id_kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            match db.link(&identity.national_id, &id_kind, a.id, &identity.certificate_serial).and_then(|_| db.log_in(session, a.id)) {
+                Ok(()) => Reply::json(200, json!({"next": "/compte"})),
+                Err(e) => db_error(e),
+            }
+        }
+        Ok(None) => match db.set_pending(session, &serde_json::to_string(&identity).unwrap_or_default(), PENDING_LINK_SECONDS) {
+            Ok(()) => Reply::json(200, json!({"next": "/premiere-connexion"})),
+            Err(e) => db_error(e),
+        },
+        Err(e) => db_error(e),
+    }
+}
+
 pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
     let db = portal.db.lock().unwrap_or_else(|e| e.into_inner());
     // A session that the database does not know is no session.
@@ -87,7 +106,7 @@ pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
         },
         None => None,
     };
-    let json_call = matches!(req.path, "/cpx/challenge" | "/cpx/finish");
+    let json_call = matches!(req.path, "/cpx/challenge" | "/cpx/finish" | "/cpx/token");
     if json_call && !req.content_type.starts_with("application/json") {
         return Reply::error(415, "BAD_REQUEST", "JSON attendu.");
     }
@@ -129,20 +148,24 @@ pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
             let Some(identity) = portal.redeem_code(&code, &s) else {
                 return Reply::error(403, "CODE_REFUSED", "Code de connexion invalide, expiré ou d'une autre session.");
             };
-            match db.linked_account(&identity.national_id) {
-                Ok(Some(a)) => {
-                    let id_kind = serde_json::to_value(identity.id_kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-                    let linked = db.link(&identity.national_id, &id_kind, a.id, &identity.certificate_serial).and_then(|_| db.log_in(&s, a.id));
-                    match linked {
-                        Ok(()) => Reply::json(200, json!({"next": "/compte"})),
-                        Err(e) => db_error(e),
-                    }
-                }
-                Ok(None) => match db.set_pending(&s, &serde_json::to_string(&identity).unwrap_or_default(), PENDING_LINK_SECONDS) {
-                    Ok(()) => Reply::json(200, json!({"next": "/premiere-connexion"})),
-                    Err(e) => db_error(e),
-                },
-                Err(e) => db_error(e),
+            signed_in(&db, &s, identity)
+        }
+        ("POST", "/cpx/token") => {
+            // Signed-token mode: the page brings the token the agent made; same checks, plus the signature
+            // over SHA-256(origin) ‖ SHA-256(challenge) for this portal's origin and this session's challenge.
+            let Some(s) = session else { return Reply::error(403, "NO_SESSION", "Session absente : rechargez la page.") };
+            let Ok(v) = serde_json::from_slice::<Value>(req.body) else { return Reply::error(400, "BAD_REQUEST", "JSON attendu.") };
+            let challenge = v["challenge"].as_str().unwrap_or_default().to_owned();
+            let Ok(token) = serde_json::from_value::<cpx_verifier::Token>(v["token"].clone()) else { return Reply::error(400, "BAD_REQUEST", "Jeton attendu.") };
+            match portal.challenges.redeem(&challenge, &portal.origin) {
+                Ok(owner) if owner == s => {}
+                Ok(_) => return Reply::error(403, "CODE_REFUSED", "Défi d'une autre session."),
+                Err(cpx_verifier::ChallengeError::Replayed) => return Reply::error(403, "CHALLENGE_REPLAYED", "Cette tentative de connexion a déjà servi."),
+                Err(e) => return Reply::error(403, "CHALLENGE_UNKNOWN", &e.to_string()),
+            }
+            match portal.verifier.verify_token(&token, &portal.origin, &challenge) {
+                Ok(identity) => signed_in(&db, &s, identity),
+                Err(e) => Reply::error(403, "CERTIFICATE_REFUSED", &format!("Jeton refusé : {e}")),
             }
         }
         ("GET", "/premiere-connexion") | ("POST", "/premiere-connexion/lier") | ("POST", "/premiere-connexion/creer") => {
