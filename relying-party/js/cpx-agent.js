@@ -82,6 +82,18 @@ async function postPortal(url, payload) {
   return body;
 }
 
+/** POSTs the challenge to the agent; its JSON answer, or its typed error thrown. */
+async function postAgent(agent, path, challenge) {
+  const r = await agentFetch(agent, path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "Accept-Language": "fr" },
+    body: JSON.stringify({ challenge }),
+  });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw fromAgentError(body);
+  return body;
+}
+
 /**
  * The whole card login: a challenge from the portal (bound to this browser session), the agent asks for
  * the code porteur and authenticates to the portal's mTLS endpoint, then the one-time code is redeemed
@@ -89,13 +101,7 @@ async function postPortal(url, payload) {
  */
 export async function cardLogin({ agent = DEFAULT_AGENT, challengeUrl = "/cpx/challenge", finishUrl = "/cpx/finish" } = {}) {
   const { challenge } = await postPortal(challengeUrl, {});
-  const r = await agentFetch(agent, "/v1/authenticate", {
-    method: "POST",
-    headers: { "Content-Type": "application/json", "Accept-Language": "fr" },
-    body: JSON.stringify({ challenge }),
-  });
-  const body = await r.json().catch(() => ({}));
-  if (!r.ok) throw fromAgentError(body);
+  const body = await postAgent(agent, "/v1/authenticate", challenge);
   const portal = body.portal || {};
   if (body.portal_status !== 200 || !portal.code) {
     const e = portal.error || {};
@@ -110,12 +116,6 @@ export async function cardLogin({ agent = DEFAULT_AGENT, challengeUrl = "/cpx/ch
  */
 export async function tokenLogin({ agent = DEFAULT_AGENT, challengeUrl = "/cpx/challenge", tokenUrl = "/cpx/token" } = {}) {
   const { challenge } = await postPortal(challengeUrl, {});
-  const r = await agentFetch(agent, "/v1/token", {
-    method: "POST",
-    headers: { "Content-Type": "application/json", "Accept-Language": "fr" },
-    body: JSON.stringify({ challenge }),
-  });
-  const token = await r.json().catch(() => ({}));
-  if (!r.ok) throw fromAgentError(token);
+  const token = await postAgent(agent, "/v1/token", challenge);
   return postPortal(tokenUrl, { challenge, token });
 }

@@ -77,18 +77,12 @@ enum Command {
     },
 }
 
+/// "23/11/2026".
 pub fn date(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{d:02}/{m:02}/{y:04}")
+    time::OffsetDateTime::from_unix_timestamp(unix).map_or_else(|_| "?".into(), |t| {
+        let d = t.date();
+        format!("{:02}/{:02}/{:04}", d.day(), u8::from(d.month()), d.year())
+    })
 }
 
 fn main() -> ExitCode {
