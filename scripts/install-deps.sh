@@ -11,6 +11,7 @@ PKGS=(
   nginx-light openssl     # TLS servers nobody here wrote, for the mTLS interop tests
   chromium chromium-driver libnss3-tools fonts-dejavu-core  # the browser tests (NSS trust store, WebDriver)
   gnome-keyring dbus-daemon dbus-bin  # a real Secret Service for the keyring test
+  tmux                    # a real terminal for the terminal PIN prompt test
 )
 missing=()
 for p in "${PKGS[@]}"; do
