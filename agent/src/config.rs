@@ -113,11 +113,11 @@ pub fn normalise_origin(origin: &str) -> Option<String> {
     }
     let lower = rest.to_ascii_lowercase();
     let host = lower.strip_suffix(":443").unwrap_or(&lower);
+    // A port, unless the colon is inside an IPv6 literal ("[::1]").
     if let Some((h, port)) = host.rsplit_once(':') {
-        if !host.starts_with('[') || h.ends_with(']') {
-            if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err() {
-                return None;
-            }
+        let is_port = !host.starts_with('[') || h.ends_with(']');
+        if is_port && (!port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err()) {
+            return None;
         }
     }
     Some(format!("https://{host}"))

@@ -56,9 +56,6 @@ enum Job {
     Disconnect(Reply<()>),
 }
 
-/// Observer of the APDUs a connection exchanges (the `--apdu-log` of the CLIs, benchmarks).
-pub type Tracer = Box<dyn FnMut(&Command, &Response) + Send>;
-
 /// A card connected through PC/SC.
 pub struct Connection {
     reader: String,
@@ -69,7 +66,6 @@ pub struct Connection {
     /// Set once a call timed out or the card went away: the connection is then unusable.
     broken: Option<PcscError>,
     apdus: u64,
-    tracer: Option<Tracer>,
 }
 
 impl Connection {
@@ -106,7 +102,7 @@ impl Connection {
             })
             .map_err(|_| PcscError::Other { code: 0 })?;
         let (atr, protocol) = wait(&ready_rx, options.timeout)?;
-        Ok(Self { reader: reader.to_owned(), atr, protocol, timeout: options.timeout, jobs, broken: None, apdus: 0, tracer: None })
+        Ok(Self { reader: reader.to_owned(), atr, protocol, timeout: options.timeout, jobs, broken: None, apdus: 0 })
     }
 
     pub fn reader(&self) -> &str {
@@ -117,9 +113,6 @@ impl Connection {
     }
     pub fn protocol(&self) -> Protocol {
         self.protocol
-    }
-    pub fn set_tracer(&mut self, tracer: Tracer) {
-        self.tracer = Some(tracer);
     }
 
     fn call<T>(&mut self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, PcscError> {
@@ -175,9 +168,6 @@ impl Transport for Connection {
             let more = self.raw(&Command::new(cmd.channel(), 0xC0, 0, 0).with_le(resp.sw.sw2()))?;
             resp.data.extend_from_slice(&more.data);
             resp.sw = more.sw;
-        }
-        if let Some(tracer) = &mut self.tracer {
-            tracer(cmd, &resp);
         }
         Ok(resp)
     }

@@ -58,24 +58,21 @@ impl Monitor {
                 let mut service_up: Option<bool> = None;
                 let mut delay = RETRY_MIN;
                 loop {
-                    match pcsc::Context::establish(pcsc::Scope::User) {
-                        Ok(c) => {
-                            delay = RETRY_MIN;
-                            *shared.lock().unwrap() = Some(c.clone());
-                            if stop_rx.try_recv() != Err(mpsc::TryRecvError::Empty) {
-                                return;
-                            }
-                            if service_up != Some(true) {
-                                on_event(MonitorEvent::ServiceStarted, Instant::now());
-                            }
-                            service_up = Some(true);
-                            let outcome = watch(&c, &mut on_event, &stop_rx);
-                            *shared.lock().unwrap() = None;
-                            if outcome == Outcome::Stopped {
-                                return;
-                            }
+                    if let Ok(c) = pcsc::Context::establish(pcsc::Scope::User) {
+                        delay = RETRY_MIN;
+                        *shared.lock().unwrap() = Some(c.clone());
+                        if stop_rx.try_recv() != Err(mpsc::TryRecvError::Empty) {
+                            return;
                         }
-                        Err(_) => {}
+                        if service_up != Some(true) {
+                            on_event(MonitorEvent::ServiceStarted, Instant::now());
+                        }
+                        service_up = Some(true);
+                        let outcome = watch(&c, &mut on_event, &stop_rx);
+                        *shared.lock().unwrap() = None;
+                        if outcome == Outcome::Stopped {
+                            return;
+                        }
                     }
                     if service_up != Some(false) {
                         on_event(MonitorEvent::ServiceStopped, Instant::now());

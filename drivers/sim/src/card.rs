@@ -238,11 +238,11 @@ impl CardOs {
             0x2A => self.pso(channel, p1, p2, data, chained),
             _ => (Vec::new(), 0x6D00),
         };
-        self.respond(out, status, !data.is_empty(), le)
+        self.respond(out, status, !data.is_empty())
     }
 
     /// T=0: a command that sent data and gets data back answers `61xx`; the data waits for GET RESPONSE.
-    fn respond(&mut self, out: Vec<u8>, status: Sw, had_data: bool, le: Option<u8>) -> Vec<u8> {
+    fn respond(&mut self, out: Vec<u8>, status: Sw, had_data: bool) -> Vec<u8> {
         if out.is_empty() || status != OK {
             return sw(status);
         }
@@ -251,7 +251,6 @@ impl CardOs {
             self.pending = out;
             return vec![0x61, if n >= 256 { 0 } else { n as u8 }];
         }
-        let _ = le;
         [out, sw(OK)].concat()
     }
 

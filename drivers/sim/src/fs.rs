@@ -74,7 +74,7 @@ impl FileSystem {
 
     /// Follows a path of FIDs from `start`; a leading 3F00 restarts at the MF.
     pub fn walk(&self, start: usize, path: &[u8]) -> Option<usize> {
-        if path.is_empty() || path.len() % 2 != 0 {
+        if path.is_empty() || !path.len().is_multiple_of(2) {
             return None;
         }
         let mut at = start;
