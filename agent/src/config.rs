@@ -33,6 +33,18 @@ pub struct Config {
     /// Where the loopback certificate's private key is kept: "keyring" (the OS keyring) or "file".
     #[serde(default)]
     pub key_store: KeyStoreKind,
+    /// Which IGC-Santé the cards must come from: "production", "test" or "both".
+    #[serde(default)]
+    pub pki: PkiPolicy,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PkiPolicy {
+    Production,
+    Test,
+    #[default]
+    Both,
 }
 
 fn default_port() -> u16 {
@@ -83,7 +95,7 @@ pub enum ConfigError {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { port: DEFAULT_PORT, sites: Vec::new(), pin_prompt: PinPromptConfig::default(), data_dir: None, key_store: KeyStoreKind::default() }
+        Self { port: DEFAULT_PORT, sites: Vec::new(), pin_prompt: PinPromptConfig::default(), data_dir: None, key_store: KeyStoreKind::default(), pki: PkiPolicy::default() }
     }
 }
 

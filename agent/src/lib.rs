@@ -11,6 +11,7 @@
 pub mod api;
 pub mod card_service;
 pub mod config;
+pub mod diagnose;
 pub mod localca;
 pub mod login;
 pub mod messages;

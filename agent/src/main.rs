@@ -18,7 +18,8 @@ use cpx_pcsc::{Monitor, MonitorEvent, PcscError};
 
 const AFTER_HELP: &str = "Exit status: 0 a CPx card is ready, 1 internal error, 2 usage error, 3 PC/SC service stopped, \
 4 no reader, 5 no card, 6 a card is there but no usable CPx card, 7 CPx card recognised but unable to log in \
-(code porteur blocked, certificate expired, contactless). NO_COLOR disables colours.";
+(code porteur blocked, certificate expired, contactless); for `diagnose`: 0 all fine, 8 warnings only, \
+9 a check failed. NO_COLOR disables colours.";
 
 #[derive(Parser)]
 #[command(name = "cpx-agent", version, about = "Agent CPx: cartes CPS/CPE/CPA/CPF des professionnels de santé", after_help = AFTER_HELP)]
@@ -60,6 +61,22 @@ enum Command {
         #[arg(long)]
         timeout: Option<f64>,
     },
+    /// Ordered checks naming the fault and its fix (service, readers, card, PIN, certificate, port,
+    /// configuration, portals). Exit status: 0 all fine, 8 warnings only, 9 a check failed.
+    Diagnose {
+        /// Configuration file (default ~/.config/cpx-agent/config.toml).
+        #[arg(long, env = "CPX_AGENT_CONFIG")]
+        config: Option<std::path::PathBuf>,
+        /// Also check that this site (origin) is configured.
+        #[arg(long)]
+        origin: Option<String>,
+    },
+    /// The error catalogue: every code, its messages and what to do.
+    Errors {
+        /// As the Markdown of docs/errors.md.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// The loopback HTTPS endpoint that portals' login pages call (headless; the tray app runs the same).
     Serve {
         /// Configuration file (default ~/.config/cpx-agent/config.toml).
@@ -92,7 +109,82 @@ fn main() -> ExitCode {
         Command::Card => run_scan(&g, &cache, true),
         Command::Watch { count, timeout } => watch(&g, &cache, count, timeout.map(Duration::from_secs_f64)),
         Command::Serve { config, port, data_dir } => serve(&g, cache, config, port, data_dir),
+        Command::Diagnose { config, origin } => diagnose(&g, config, origin),
+        Command::Errors { markdown } => errors(&g, markdown),
     }
+}
+
+/// The configuration given, or the default file when it exists, or the defaults; and where it came from.
+fn load_config(path: Option<std::path::PathBuf>) -> Result<(cpx_agent::config::Config, String), String> {
+    use cpx_agent::config::Config;
+    let default_path = home().join(".config/cpx-agent/config.toml");
+    let path = path.or_else(|| default_path.exists().then_some(default_path));
+    match path {
+        Some(p) => Config::load(&p).map(|c| (c, p.display().to_string())).map_err(|e| e.to_string()),
+        None => Ok((Config::default(), "built-in defaults".into())),
+    }
+}
+
+fn errors(g: &Global, markdown: bool) -> ExitCode {
+    if markdown {
+        print!("{}", cpx_agent::messages::catalogue_markdown());
+    } else {
+        for code in Code::ALL {
+            let e = code.entry();
+            if g.json {
+                println!("{}", problem_json(g.lang, code));
+            } else {
+                println!("{} — {}\n  {} : {}", serde_json::to_value(code).unwrap_or_default().as_str().unwrap_or_default(), e.message.get(g.lang), label::WHAT_TO_DO.get(g.lang), e.fix.get(g.lang));
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<String>) -> ExitCode {
+    use cpx_agent::diagnose::{self, Verdict};
+    let (config, config_source) = match load_config(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cpx-agent diagnose: {e}");
+            return ExitCode::from(exit::INTERNAL);
+        }
+    };
+    let opts = diagnose::Options { config: &config, config_source, reader: g.reader.clone(), origin, timeout: Duration::from_millis(g.card_timeout) };
+    let checks = diagnose::run(&opts);
+    let status = diagnose::exit_status(&checks);
+    if g.json {
+        let list: Vec<_> = checks
+            .iter()
+            .map(|c| {
+                let mut v = serde_json::to_value(c).unwrap_or_default();
+                v["title"] = diagnose::lang_title(&c.check, g.lang).into();
+                if let Some(code) = c.code {
+                    v["problem"] = problem_json(g.lang, code);
+                }
+                v
+            })
+            .collect();
+        let first = diagnose::first_fault(&checks).map(|c| serde_json::json!({"check": c.check, "code": c.code}));
+        println!("{}", serde_json::json!({"checks": list, "first_fault": first, "exit_status": status}));
+    } else {
+        let colour = colour_enabled();
+        for c in &checks {
+            let (mark, tone) = match c.verdict {
+                Verdict::Ok => ("OK ", Tone::Good),
+                Verdict::Warn => ("!! ", Tone::Warn),
+                Verdict::Fail => ("KO ", Tone::Bad),
+            };
+            let place = c.check.split_once(':').map(|(_, r)| format!(" « {r} »")).unwrap_or_default();
+            println!("{} {}{place} : {}", paint(mark, tone, colour), diagnose::lang_title(&c.check, g.lang), c.detail);
+            if let Some(code) = c.code {
+                let e = code.entry();
+                println!("    [{}] {}", serde_json::to_value(code).unwrap_or_default().as_str().unwrap_or_default(), e.message.get(g.lang));
+                println!("    {} : {}", label::WHAT_TO_DO.get(g.lang), e.fix.get(g.lang));
+            }
+        }
+    }
+    ExitCode::from(status)
 }
 
 fn home() -> std::path::PathBuf {
@@ -101,22 +193,14 @@ fn home() -> std::path::PathBuf {
 
 /// `serve`: configuration, loopback identity (created on first start), PIN prompt, then the server.
 fn serve(g: &Global, cache: CertCache, config: Option<std::path::PathBuf>, port: Option<u16>, data_dir: Option<std::path::PathBuf>) -> ExitCode {
-    use cpx_agent::config::{Config, KeyStoreKind, PinPromptConfig};
+    use cpx_agent::config::{KeyStoreKind, PinPromptConfig};
     let fail = |what: String| {
         eprintln!("cpx-agent serve: {what}");
         ExitCode::from(exit::INTERNAL)
     };
-    let default_path = home().join(".config/cpx-agent/config.toml");
-    let mut config = match config {
-        Some(path) => match Config::load(&path) {
-            Ok(c) => c,
-            Err(e) => return fail(e.to_string()),
-        },
-        None if default_path.exists() => match Config::load(&default_path) {
-            Ok(c) => c,
-            Err(e) => return fail(e.to_string()),
-        },
-        None => Config::default(),
+    let mut config = match load_config(config) {
+        Ok((c, _)) => c,
+        Err(e) => return fail(e),
     };
     if let Some(p) = port {
         config.port = p;

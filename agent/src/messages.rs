@@ -96,6 +96,11 @@ pub enum Code {
     PortalUnreachable,
     PortalTls,
     AgentError,
+    // Diagnostics.
+    CardUnlistedVariant,
+    PinLastTry,
+    CardTestOnProduction,
+    AgentPortTaken,
 }
 
 /// One catalogue entry.
@@ -107,14 +112,14 @@ pub struct Entry {
 
 impl Code {
     /// Every code, for catalogues and documentation.
-    pub const ALL: [Code; 34] = [
+    pub const ALL: [Code; 38] = [
         Code::PcscServiceStopped, Code::NoReader, Code::ReaderUnavailable, Code::NoCard, Code::CardMute, Code::CardNotCpx,
         Code::CardInUse, Code::CardRemoved, Code::CardTimeout, Code::CardCommunication, Code::CardMalformed,
         Code::CardUnexpectedStatus, Code::CardIncomplete, Code::PinBlocked, Code::PinWrong, Code::PinFormat,
         Code::PinRequired, Code::Contactless, Code::Unsupported, Code::CertificateExpired, Code::CertificateNotYetValid,
         Code::NoCpxCard, Code::Busy, Code::UserCancelled, Code::PromptUnavailable, Code::OriginNotAllowed, Code::HostNotAllowed,
         Code::SiteNotConfigured, Code::BadRequest, Code::ChallengeInvalid, Code::NotFound, Code::PortalUnreachable, Code::PortalTls,
-        Code::AgentError,
+        Code::AgentError, Code::CardUnlistedVariant, Code::PinLastTry, Code::CardTestOnProduction, Code::AgentPortTaken,
     ];
 
     pub fn entry(self) -> Entry {
@@ -290,9 +295,40 @@ impl Code {
                 text!("Redémarrez l'Agent CPx ; si cela persiste, contactez le support avec le rapport de diagnostic.", "Restart Agent CPx; if it persists, contact support with the diagnostic report."),
                 true,
             ),
+            CardUnlistedVariant => (
+                text!("Carte CPx d'un modèle non répertorié (ATR inconnu, émetteur ANS)", "CPx card of an unlisted model (unknown ATR, ANS issuer)"),
+                text!("La carte est utilisable ; signalez son ATR au support pour qu'il soit ajouté à la table.", "The card is usable; report its ATR to support so that it is added to the table."),
+                false,
+            ),
+            PinLastTry => (
+                text!("Il ne reste qu'un essai au code porteur", "Only one try left on the code porteur"),
+                text!("Vérifiez votre code porteur avant de le saisir : une erreur de plus bloquera la carte.", "Check your code porteur before typing it: one more error will block the card."),
+                false,
+            ),
+            CardTestOnProduction => (
+                text!("Carte de TEST (IGC-Santé de test) sur un poste configuré pour la production", "TEST card (test IGC-Santé) on a workstation configured for production"),
+                text!("Utilisez votre carte de production, ou demandez au service informatique la configuration de test.", "Use your production card, or ask IT for the test configuration."),
+                false,
+            ),
+            AgentPortTaken => (
+                text!("Le port de l'Agent CPx est occupé par un autre programme", "Agent CPx's port is taken by another program"),
+                text!("Fermez le programme qui utilise ce port, ou demandez au service informatique de configurer un autre port.", "Close the program using that port, or ask IT to configure another port."),
+                true,
+            ),
         };
         Entry { message, fix, retriable }
     }
+}
+
+/// The catalogue as Markdown (docs/errors.md is generated from it; a test keeps them equal).
+pub fn catalogue_markdown() -> String {
+    let mut out = String::from("# Agent CPx — error codes\n\nGenerated from `agent/src/messages.rs` by `cpx-agent errors --markdown`; do not edit.\nThe same codes are used by `cpx-agent` (CLI and `diagnose`) and the loopback API (and will be by the tray app).\n\n| code | message (fr) | message (en) | what to do | retry can help |\n|---|---|---|---|---|\n");
+    for code in Code::ALL {
+        let e = code.entry();
+        let name = serde_json::to_value(code).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        out.push_str(&format!("| `{name}` | {} | {} | {} | {} |\n", e.message.fr, e.message.en, e.fix.fr, if e.retriable { "oui" } else { "non" }));
+    }
+    out
 }
 
 impl From<&PcscError> for Code {
@@ -379,6 +415,12 @@ mod tests {
             let json = serde_json::to_string(&code).unwrap();
             assert!(json.chars().all(|c| c.is_ascii_uppercase() || c == '_' || c == '"'), "stable code {json}");
         }
+    }
+
+    #[test]
+    fn docs_errors_md_is_up_to_date() {
+        let committed = include_str!("../../docs/errors.md");
+        assert_eq!(committed, catalogue_markdown(), "run `cpx-agent errors --markdown > docs/errors.md`");
     }
 
     #[test]

@@ -61,7 +61,8 @@ pub fn all_readers() -> Vec<Reader> {
 }
 
 enum Ctl {
-    Start(Sender<Result<(), String>>),
+    /// Start pcscd; `false`: with no reader configured.
+    Start(bool, Sender<Result<(), String>>),
     Stop(Sender<()>),
 }
 
@@ -88,8 +89,8 @@ pub fn stack() -> &'static Stack {
                 let mut child: Option<Child> = None;
                 while let Ok(ctl) = rx.recv() {
                     match ctl {
-                        Ctl::Start(reply) => {
-                            let r = start_pcscd(&dir).map(|c| child = Some(c));
+                        Ctl::Start(readers, reply) => {
+                            let r = start_pcscd(&dir, readers).map(|c| child = Some(c));
                             let _ = reply.send(r);
                         }
                         Ctl::Stop(reply) => {
@@ -109,7 +110,7 @@ pub fn stack() -> &'static Stack {
     })
 }
 
-fn start_pcscd(dir: &Path) -> Result<Child, String> {
+fn start_pcscd(dir: &Path, readers: bool) -> Result<Child, String> {
     // A pcscd of the previous test binary may still be on its way out.
     let deadline = Instant::now() + Duration::from_secs(10);
     while let Some(pid) = std::fs::read_to_string("/run/pcscd/pcscd.pid").ok().and_then(|p| p.trim().parse::<i32>().ok()) {
@@ -121,6 +122,9 @@ fn start_pcscd(dir: &Path) -> Result<Child, String> {
     let log = std::fs::File::create(dir.with_extension("pcscd.log")).map_err(|e| e.to_string())?;
     let mut cmd = Command::new(root().join("tests/stack/stack.sh"));
     cmd.arg("pcscd").arg(dir).stdout(log.try_clone().map_err(|e| e.to_string())?).stderr(log);
+    if !readers {
+        cmd.env("CPX_STACK_ENTRIES", "none");
+    }
     unsafe {
         cmd.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
@@ -132,7 +136,7 @@ fn start_pcscd(dir: &Path) -> Result<Child, String> {
     loop {
         if Path::new(SOCKET).exists() {
             if let Ok(ctx) = pcsc::Context::establish(pcsc::Scope::User) {
-                if ctx.list_readers_owned().map(|r| r.len()).unwrap_or(0) >= 8 {
+                if !readers || ctx.list_readers_owned().map(|r| r.len()).unwrap_or(0) >= 8 {
                     return Ok(child);
                 }
             }
@@ -147,8 +151,17 @@ fn start_pcscd(dir: &Path) -> Result<Child, String> {
 impl Stack {
     /// Starts pcscd (again).
     pub fn start(&self) -> Result<(), String> {
+        self.start_pcscd(true)
+    }
+
+    /// Starts pcscd with no reader configured.
+    pub fn start_without_readers(&self) -> Result<(), String> {
+        self.start_pcscd(false)
+    }
+
+    fn start_pcscd(&self, readers: bool) -> Result<(), String> {
         let (tx, rx) = mpsc::channel();
-        self.control.lock().unwrap().send(Ctl::Start(tx)).map_err(|e| e.to_string())?;
+        self.control.lock().unwrap().send(Ctl::Start(readers, tx)).map_err(|e| e.to_string())?;
         rx.recv().map_err(|e| e.to_string())?
     }
 

@@ -14,12 +14,13 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 VPCD_SO=${VPCD_SO:-/usr/lib/pcsc/drivers/serial/libifdvpcd.so}
-ENTRIES=(A B C D)
+# CPX_STACK_ENTRIES=none starts pcscd with no reader at all (the "no reader configured" fault).
+if [ "${CPX_STACK_ENTRIES:-}" = none ]; then ENTRIES=(); else ENTRIES=(A B C D); fi
 MARKER=/run/pcscd/.cpx-test-stack
 
 readers() {
   local i=0
-  for e in "${ENTRIES[@]}"; do
+  for e in "${ENTRIES[@]+"${ENTRIES[@]}"}"; do
     local base=$((40000 + 16 * i))
     printf '%s\tCPx Test Reader %s 00 00\n%s\tCPx Test Reader %s 00 01\n' "$base" "$e" $((base + 1)) "$e"
     i=$((i + 1))
@@ -31,7 +32,7 @@ prepare() {
   mkdir -p "$dir/readers.d" "$dir/drivers"
   rm -f "$dir"/readers.d/*
   [ -e "$VPCD_SO" ] || { echo "stack.sh: $VPCD_SO missing: apt-get install vsmartcard-vpcd" >&2; exit 1; }
-  for e in "${ENTRIES[@]}"; do
+  for e in "${ENTRIES[@]+"${ENTRIES[@]}"}"; do
     local so="$dir/drivers/libifdvpcd-$e.so" base=$((40000 + 16 * i))
     cp "$(readlink -f "$VPCD_SO")" "$so"
     printf 'FRIENDLYNAME "CPx Test Reader %s"\nDEVICENAME /dev/null:%d\nLIBPATH %s\nCHANNELID %d\n' "$e" "$base" "$so" "$base" \

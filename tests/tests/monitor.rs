@@ -19,6 +19,16 @@ fn next(rx: &mpsc::Receiver<MonitorEvent>, what: &str, pred: impl Fn(&MonitorEve
     }
 }
 
+/// The code of `cpx-agent diagnose`'s first check that is not fine.
+fn first_fault() -> String {
+    let config = cpx_tests::out_dir("monitor-diagnose").join("config.toml");
+    std::fs::write(&config, format!("port = {}\n", cpx_tests::agent::free_port())).unwrap();
+    let out = binary("cpx-agent").args(["diagnose", "--json", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(9));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["first_fault"]["code"].as_str().unwrap_or_default().to_owned()
+}
+
 #[test]
 fn monitor_follows_cards_and_survives_a_pcscd_restart() {
     let s = stack();
@@ -44,6 +54,14 @@ fn monitor_follows_cards_and_survives_a_pcscd_restart() {
     let out = binary("cpx-agent").arg("status").output().unwrap();
     assert_eq!(out.status.code(), Some(3), "exit status for a stopped service");
     assert!(String::from_utf8_lossy(&out.stdout).contains("service de carte à puce (PC/SC) est arrêté"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(first_fault(), "PCSC_SERVICE_STOPPED", "diagnose names the stopped service first");
+
+    // pcscd running with no reader configured.
+    s.start_without_readers().unwrap();
+    next(&rx, "service started (no reader)", |e| *e == MonitorEvent::ServiceStarted);
+    assert_eq!(first_fault(), "NO_READER", "diagnose names the missing reader first");
+    s.stop();
+    next(&rx, "service stopped again", |e| *e == MonitorEvent::ServiceStopped);
 
     // pcscd is back: the monitor reconnects by itself and reports the reader again.
     s.start().unwrap();

@@ -1,0 +1,276 @@
+//! `cpx-agent diagnose`: ordered checks that name the fault and its fix, for the helpdesk. Each check has
+//! a verdict and, when it is not fine, a code of the catalogue (the fix comes with it). The first check
+//! that is not fine is the fault to act on.
+
+use std::time::Duration;
+
+use cpx_card::{CertCache, Recognition, Validity};
+use cpx_pcsc::SlotState as Slot;
+use serde::Serialize;
+
+use crate::config::{Config, PkiPolicy};
+use crate::messages::{Code, Lang, Text};
+use crate::mtls::Endpoint;
+use crate::scan::{self, now_unix};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// Stable name of the check.
+    pub check: String,
+    pub verdict: Verdict,
+    pub code: Option<Code>,
+    /// What was found, for the helpdesk (technical, not translated).
+    pub detail: String,
+}
+
+impl Check {
+    fn ok(check: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self { check: check.into(), verdict: Verdict::Ok, code: None, detail: detail.into() }
+    }
+    fn bad(check: impl Into<String>, verdict: Verdict, code: Code, detail: impl Into<String>) -> Self {
+        Self { check: check.into(), verdict, code: Some(code), detail: detail.into() }
+    }
+}
+
+pub struct Options<'a> {
+    pub config: &'a Config,
+    /// Where the configuration came from, for the report.
+    pub config_source: String,
+    pub reader: Option<String>,
+    /// Check that this origin is configured.
+    pub origin: Option<String>,
+    pub timeout: Duration,
+}
+
+/// The titles of the checks, in the user's language.
+pub fn title(check: &str) -> Text {
+    let kind = check.split(':').next().unwrap_or(check);
+    match kind {
+        "pcsc_service" => Text { fr: "Service PC/SC", en: "PC/SC service" },
+        "readers" => Text { fr: "Lecteurs de carte", en: "Card readers" },
+        "card" => Text { fr: "Carte dans le lecteur", en: "Card in the reader" },
+        "card_type" => Text { fr: "Type de carte (ATR, émetteur)", en: "Card type (ATR, issuer)" },
+        "pin" => Text { fr: "Code porteur", en: "Code porteur (PIN)" },
+        "certificate" => Text { fr: "Certificat de la carte", en: "Card certificate" },
+        "loopback_port" => Text { fr: "Port local de l'agent", en: "Agent's loopback port" },
+        "configuration" => Text { fr: "Configuration en vigueur", en: "Configuration in force" },
+        "site" => Text { fr: "Site configuré", en: "Site configured" },
+        "portal_endpoint" => Text { fr: "Serveur de connexion par carte du site", en: "Site's card login server" },
+        _ => Text { fr: "Vérification", en: "Check" },
+    }
+}
+
+pub fn run(opts: &Options) -> Vec<Check> {
+    let mut checks = Vec::new();
+    card_checks(opts, &mut checks);
+    checks.push(loopback_port(opts.config.port));
+    checks.push(Check::ok("configuration", format!("{} ({} site(s), port {}, IGC-Santé {:?})", opts.config_source, opts.config.sites.len(), opts.config.port, opts.config.pki)));
+    if let Some(origin) = &opts.origin {
+        checks.push(match opts.config.site(origin) {
+            Some(site) => Check::ok("site", format!("{} → {}", site.origin, site.mtls_endpoint.as_deref().unwrap_or("(no mTLS endpoint)"))),
+            None => Check::bad("site", Verdict::Fail, Code::SiteNotConfigured, format!("{origin} is not in the configuration")),
+        });
+    }
+    for site in &opts.config.sites {
+        if let Some(url) = &site.mtls_endpoint {
+            checks.push(portal_endpoint(&site.origin, url, site.server_roots.as_deref(), opts.timeout));
+        }
+    }
+    checks
+}
+
+fn card_checks(opts: &Options, checks: &mut Vec<Check>) {
+    let ctx = match pcsc::Context::establish(pcsc::Scope::User) {
+        Ok(c) => c,
+        Err(e) => return checks.push(Check::bad("pcsc_service", Verdict::Fail, Code::PcscServiceStopped, format!("SCardEstablishContext: {e}"))),
+    };
+    checks.push(Check::ok("pcsc_service", "running"));
+    let readers = match cpx_pcsc::list_readers(&ctx) {
+        Ok(r) => r,
+        Err(e) => return checks.push(Check::bad("pcsc_service", Verdict::Fail, Code::from(&e), e.to_string())),
+    };
+    let mut readers: Vec<_> = readers.into_iter().filter(|r| opts.reader.as_deref().is_none_or(|n| n == r.name)).collect();
+    readers.sort_by(|a, b| a.name.cmp(&b.name));
+    if readers.is_empty() {
+        let code = if opts.reader.is_some() { Code::ReaderUnavailable } else { Code::NoReader };
+        return checks.push(Check::bad("readers", Verdict::Fail, code, "no reader listed by PC/SC"));
+    }
+    checks.push(Check::ok("readers", readers.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")));
+    if readers.iter().all(|r| r.state == Slot::Empty) {
+        return checks.push(Check::bad("card", Verdict::Fail, Code::NoCard, "no card in any reader"));
+    }
+    for r in readers.iter().filter(|r| r.state != Slot::Empty) {
+        one_card(opts, r, checks);
+    }
+}
+
+fn one_card(opts: &Options, r: &cpx_pcsc::ReaderInfo, checks: &mut Vec<Check>) {
+    let at = |c: &str| format!("{c}:{}", r.name);
+    let atr = hex::encode_upper(&r.atr);
+    match r.state {
+        Slot::Mute => return checks.push(Check::bad(at("card"), Verdict::Fail, Code::CardMute, "no ATR")),
+        Slot::Exclusive => return checks.push(Check::bad(at("card"), Verdict::Fail, Code::CardInUse, "held exclusively by another program")),
+        Slot::Unavailable => return checks.push(Check::bad(at("card"), Verdict::Fail, Code::ReaderUnavailable, "reader unavailable")),
+        _ => {}
+    }
+    let mut card = match scan::open_card(&r.name, opts.timeout, &CertCache::memory()) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = match Code::from(&e) {
+                Code::CardTimeout => Code::CardMute,
+                c => c,
+            };
+            let check = if code == Code::CardNotCpx { "card_type" } else { "card" };
+            let parsed = cpx_card::atr::parse(&r.atr);
+            let detail = format!("ATR {atr} (protocols T={:?}, historical bytes {}): {e}", parsed.protocols, parsed.historical);
+            return checks.push(Check::bad(at(check), Verdict::Fail, code, detail));
+        }
+    };
+    checks.push(Check::ok(at("card"), format!("ATR {atr}")));
+    let info = card.info().clone();
+    checks.push(match &info.recognition {
+        Recognition::AtrTable { label } => Check::ok(at("card_type"), format!("{label}, issuer ANS, card number {}", info.serial)),
+        Recognition::IssuerOnly => {
+            let parsed = cpx_card::atr::parse(&info.atr);
+            Check::bad(at("card_type"), Verdict::Warn, Code::CardUnlistedVariant, format!("ATR {atr} in no table (T={:?}, historical bytes {}); issuer ANS; read as {:?}", parsed.protocols, parsed.historical, info.generation))
+        }
+    });
+    if info.interface == cpx_card::Interface::Contactless {
+        checks.push(Check::bad(at("pin"), Verdict::Fail, Code::Contactless, "contactless: no code porteur"));
+    } else {
+        checks.push(match card.pin_status() {
+            Ok(Some(p)) if p.blocked() => Check::bad(at("pin"), Verdict::Fail, Code::PinBlocked, "0 tries left"),
+            Ok(Some(p)) if p.tries_left == 1 => Check::bad(at("pin"), Verdict::Warn, Code::PinLastTry, format!("1 of {} tries left", p.max_tries)),
+            Ok(Some(p)) => Check::ok(at("pin"), format!("{} of {} tries left", p.tries_left, p.max_tries)),
+            Ok(None) => Check::bad(at("pin"), Verdict::Fail, Code::Contactless, "no code porteur"),
+            Err(e) => Check::bad(at("pin"), Verdict::Fail, Code::from(&e), e.to_string()),
+        });
+    }
+    let id = card.identity().clone();
+    let dates = format!("{} → {}, {}", cpx_card::identity::date(id.not_before), cpx_card::identity::date(id.not_after), id.issuer);
+    checks.push(match (id.validity_at(now_unix()), id.test_pki, opts.config.pki) {
+        (Validity::Expired, ..) => Check::bad(at("certificate"), Verdict::Fail, Code::CertificateExpired, dates),
+        (Validity::NotYetValid, ..) => Check::bad(at("certificate"), Verdict::Fail, Code::CertificateNotYetValid, dates),
+        (_, true, PkiPolicy::Production) => Check::bad(at("certificate"), Verdict::Fail, Code::CardTestOnProduction, dates),
+        (_, false, PkiPolicy::Test) => Check::bad(at("certificate"), Verdict::Fail, Code::CardTestOnProduction, format!("production card, test-only configuration: {dates}")),
+        _ => Check::ok(at("certificate"), format!("{} ({}), {dates}", id.display_name(), id.national_id)),
+    });
+}
+
+/// Is the port free, or held by an Agent CPx (it answers `{"agent": "cpx-agent"}` on /v1/status)?
+fn loopback_port(port: u16) -> Check {
+    if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        return Check::ok("loopback_port", format!("127.0.0.1:{port} free (the agent is not running)"));
+    }
+    match probe_agent(port) {
+        true => Check::ok("loopback_port", format!("127.0.0.1:{port}: Agent CPx answers")),
+        false => Check::bad("loopback_port", Verdict::Fail, Code::AgentPortTaken, format!("127.0.0.1:{port} is taken and does not answer as Agent CPx")),
+    }
+}
+
+/// A TLS connection to the loopback port (any certificate: this only asks who is there) and a status GET.
+fn probe_agent(port: u16) -> bool {
+    use std::io::{Read, Write};
+    #[derive(Debug)]
+    struct AnyCert;
+    impl rustls::client::danger::ServerCertVerifier for AnyCert {
+        fn verify_server_cert(&self, _: &rustls::pki_types::CertificateDer, _: &[rustls::pki_types::CertificateDer], _: &rustls::pki_types::ServerName, _: &[u8], _: rustls::pki_types::UnixTime) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(&self, _: &[u8], _: &rustls::pki_types::CertificateDer, _: &rustls::DigitallySignedStruct) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+        fn verify_tls13_signature(&self, _: &[u8], _: &rustls::pki_types::CertificateDer, _: &rustls::DigitallySignedStruct) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let Ok(builder) = rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions() else { return false };
+    let config = builder.dangerous().with_custom_certificate_verifier(std::sync::Arc::new(AnyCert)).with_no_client_auth();
+    let Ok(name) = rustls::pki_types::ServerName::try_from("localhost") else { return false };
+    let Ok(conn) = rustls::ClientConnection::new(std::sync::Arc::new(config), name) else { return false };
+    let Ok(tcp) = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)) else { return false };
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(3)));
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    if write!(tls, "GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw);
+    String::from_utf8_lossy(&raw).contains("\"agent\":\"cpx-agent\"")
+}
+
+/// A TLS handshake with the portal's mTLS endpoint, without the card (the server may ask for a client
+/// certificate; reaching that point proves the endpoint is there and its certificate is trusted).
+fn portal_endpoint(origin: &str, url: &str, roots: Option<&std::path::Path>, timeout: Duration) -> Check {
+    use rustls::pki_types::pem::PemObject;
+    let check = format!("portal_endpoint:{origin}");
+    let Some(ep) = Endpoint::parse(url) else { return Check::bad(check, Verdict::Fail, Code::SiteNotConfigured, format!("{url} is not https://host[:port]/path")) };
+    let mut store = rustls::RootCertStore::empty();
+    if let Some(path) = roots {
+        for c in rustls::pki_types::CertificateDer::pem_file_iter(path).into_iter().flatten().flatten() {
+            let _ = store.add(c);
+        }
+    }
+    if store.is_empty() {
+        return Check::bad(check, Verdict::Fail, Code::SiteNotConfigured, "no server_roots for this site");
+    }
+    let addr = match std::net::ToSocketAddrs::to_socket_addrs(&(ep.host.as_str(), ep.port)).ok().and_then(|mut a| a.next()) {
+        Some(a) => a,
+        None => return Check::bad(check, Verdict::Fail, Code::PortalUnreachable, format!("{}: name does not resolve", ep.host)),
+    };
+    let tcp = match std::net::TcpStream::connect_timeout(&addr, timeout) {
+        Ok(t) => t,
+        Err(e) => return Check::bad(check, Verdict::Fail, Code::PortalUnreachable, format!("{}:{}: {e}", ep.host, ep.port)),
+    };
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = match rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
+        Ok(b) => b.with_root_certificates(store).with_no_client_auth(),
+        Err(e) => return Check::bad(check, Verdict::Fail, Code::AgentError, e.to_string()),
+    };
+    let Ok(name) = rustls::pki_types::ServerName::try_from(ep.host.clone()) else { return Check::bad(check, Verdict::Fail, Code::SiteNotConfigured, "bad host name") };
+    let Ok(mut conn) = rustls::ClientConnection::new(std::sync::Arc::new(config), name) else { return Check::bad(check, Verdict::Fail, Code::AgentError, "TLS setup") };
+    let _ = tcp.set_read_timeout(Some(timeout));
+    let mut tcp = tcp;
+    while conn.is_handshaking() {
+        match conn.complete_io(&mut tcp) {
+            Ok(_) => {}
+            // A server that requires a client certificate may end the handshake here: the server's
+            // certificate was verified before that, which is what this check is about.
+            Err(e) if e.to_string().contains("CertificateRequired") || e.to_string().contains("HandshakeFailure") => break,
+            Err(e) => return Check::bad(check, Verdict::Fail, Code::PortalTls, format!("{}:{}: {e}", ep.host, ep.port)),
+        }
+    }
+    Check::ok(check, format!("{}:{} answers TLS with a trusted certificate", ep.host, ep.port))
+}
+
+/// Exit status of `diagnose`: 0 all fine, 8 warnings only, 9 a check failed.
+pub fn exit_status(checks: &[Check]) -> u8 {
+    if checks.iter().any(|c| c.verdict == Verdict::Fail) {
+        9
+    } else if checks.iter().any(|c| c.verdict == Verdict::Warn) {
+        8
+    } else {
+        0
+    }
+}
+
+/// The first check that is not fine: the fault to act on.
+pub fn first_fault(checks: &[Check]) -> Option<&Check> {
+    checks.iter().find(|c| c.verdict != Verdict::Ok)
+}
+
+pub fn lang_title(check: &str, lang: Lang) -> &'static str {
+    title(check).get(lang)
+}

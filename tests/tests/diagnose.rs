@@ -1,0 +1,108 @@
+//! The helpdesk fault matrix: each fault produced for real on the pcscd/vpcd stack (or the network), and
+//! `cpx-agent diagnose` must name exactly that fault, with its code, as its first check that is not fine.
+//! (pcscd stopped and no reader configured are in monitor.rs, which owns its pcscd.)
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use cpx_tests::agent::{free_port, server_pki, Nginx};
+use cpx_tests::{binary, insert, out_dir, stack, Reader};
+use serde_json::Value;
+
+fn config(name: &str, body: &str) -> PathBuf {
+    let dir = out_dir(&format!("diagnose-{name}"));
+    let path = dir.join("config.toml");
+    std::fs::write(&path, format!("port = {}\n{body}", free_port())).unwrap();
+    path
+}
+
+fn diagnose(reader: &Reader, config: &PathBuf, extra: &[&str]) -> (Output, Value) {
+    let out = binary("cpx-agent")
+        .args(["diagnose", "--json", "--card-timeout", "500", "--reader", &reader.name, "--config"])
+        .arg(config)
+        .args(extra)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    (out, v)
+}
+
+fn first_fault(v: &Value) -> String {
+    v["first_fault"]["code"].as_str().unwrap_or("none").to_owned()
+}
+
+#[test]
+fn card_faults_are_named_first() {
+    let reader = stack().reader();
+    let plain = config("plain", "");
+    let (out, v) = diagnose(&reader, &plain, &[]);
+    assert_eq!((first_fault(&v), out.status.code()), ("NO_CARD".into(), Some(9)), "reader without card: {v}");
+    for (persona, code, exit) in [
+        ("mute", "CARD_MUTE", 9),
+        ("not-cpx", "CARD_NOT_CPX", 9),
+        ("cps3-variant", "CARD_UNLISTED_VARIANT", 8),
+        ("cps3-blocked", "PIN_BLOCKED", 9),
+        ("cps3-one-try", "PIN_LAST_TRY", 8),
+        ("cps3-expired", "CERTIFICATE_EXPIRED", 9),
+    ] {
+        let card = insert(persona, &reader);
+        let (out, v) = diagnose(&reader, &plain, &[]);
+        assert_eq!((first_fault(&v), out.status.code()), (code.to_owned(), Some(exit)), "{persona}: {v}");
+        let problem = v["checks"].as_array().unwrap().iter().find(|c| c["code"] == code).unwrap();
+        assert!(!problem["problem"]["fix"].as_str().unwrap().is_empty(), "{persona}: the fix is given");
+        if persona == "cps3-variant" || persona == "not-cpx" {
+            assert!(problem["detail"].as_str().unwrap().contains("historical bytes"), "unknown ATR printed with its parsed form: {problem}");
+        }
+        card.remove();
+    }
+}
+
+#[test]
+fn policy_exclusive_use_and_port_faults() {
+    let reader = stack().reader();
+    let _card = insert("cps3", &reader);
+    // Test card under a production-only policy.
+    let (_, v) = diagnose(&reader, &config("production", "pki = \"production\"\n"), &[]);
+    assert_eq!(first_fault(&v), "CARD_TEST_ON_PRODUCTION", "{v}");
+    // Everything fine with the default policy.
+    let plain = config("fine", "");
+    let (out, v) = diagnose(&reader, &plain, &[]);
+    assert_eq!((first_fault(&v), out.status.code()), ("none".into(), Some(0)), "{v}");
+    // The card held exclusively by another program.
+    {
+        let _held = cpx_pcsc::Connection::connect(&reader.name, &cpx_pcsc::ConnectionOptions { exclusive: true, ..Default::default() }).unwrap();
+        let (_, v) = diagnose(&reader, &plain, &[]);
+        assert_eq!(first_fault(&v), "CARD_IN_USE", "{v}");
+    }
+    // The agent's port taken by another program.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = squatter.local_addr().unwrap().port();
+    let taken = out_dir("diagnose-port").join("config.toml");
+    std::fs::write(&taken, format!("port = {port}\n")).unwrap();
+    let accept = std::thread::spawn(move || {
+        for s in squatter.incoming().take(1) {
+            drop(s);
+        }
+    });
+    let (_, v) = diagnose(&reader, &taken, &[]);
+    assert_eq!(first_fault(&v), "AGENT_PORT_TAKEN", "{v}");
+    let _ = accept.join();
+}
+
+#[test]
+fn site_and_portal_faults() {
+    let reader = stack().reader();
+    let _card = insert("cps3", &reader);
+    let dir = out_dir("diagnose-portal");
+    let pki = server_pki(&dir.join("pki"));
+    let nginx = Nginx::start(&dir.join("nginx"), &pki);
+    let site = |port: u16| format!("[[site]]\norigin = \"https://portal.test\"\nmtls_endpoint = \"https://localhost:{port}/cpx/login\"\nserver_roots = \"{}\"\n", pki.ca_pem.display());
+    let good = config("portal-good", &site(nginx.port));
+    let (out, v) = diagnose(&reader, &good, &["--origin", "https://portal.test"]);
+    assert_eq!((first_fault(&v), out.status.code()), ("none".into(), Some(0)), "a reachable endpoint with a trusted certificate: {v}");
+    let (_, v) = diagnose(&reader, &good, &["--origin", "https://other.test"]);
+    assert_eq!(first_fault(&v), "SITE_NOT_CONFIGURED", "{v}");
+    let closed = free_port();
+    let (_, v) = diagnose(&reader, &config("portal-down", &site(closed)), &[]);
+    assert_eq!(first_fault(&v), "PORTAL_UNREACHABLE", "{v}");
+}
