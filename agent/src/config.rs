@@ -36,6 +36,8 @@ pub struct Config {
     /// Which IGC-Santé the cards must come from: "production", "test" or "both".
     #[serde(default)]
     pub pki: PkiPolicy,
+    /// Log level of the log files: error, warn, info (default), debug, trace. `CPX_AGENT_LOG` wins.
+    pub log_level: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -95,7 +97,7 @@ pub enum ConfigError {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { port: DEFAULT_PORT, sites: Vec::new(), pin_prompt: PinPromptConfig::default(), data_dir: None, key_store: KeyStoreKind::default(), pki: PkiPolicy::default() }
+        Self { port: DEFAULT_PORT, sites: Vec::new(), pin_prompt: PinPromptConfig::default(), data_dir: None, key_store: KeyStoreKind::default(), pki: PkiPolicy::default(), log_level: None }
     }
 }
 

@@ -57,6 +57,7 @@ fn usable_card(cards: &CardService, prompt: &dyn PinPrompt, origin: &str, lang: 
         return Err(ApiError::new(Code::NoCpxCard, 503));
     }
     let mut card = present.swap_remove(index);
+    tracing::debug!(serial = %card.info().serial, holder = %card.identity().display_name(), national_id = %card.identity().national_id, "card chosen");
     if card.info().interface == cpx_card::Interface::Contactless {
         return Err(ApiError::new(Code::Contactless, 403));
     }

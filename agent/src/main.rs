@@ -71,6 +71,17 @@ enum Command {
         #[arg(long)]
         origin: Option<String>,
     },
+    /// A redacted bundle for a helpdesk ticket: versions, OS, checks, readers, ATRs, recent log lines.
+    Report {
+        /// Where to write the report (JSON).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Keep the holder's names and identifiant national (masked by default).
+        #[arg(long)]
+        include_identity: bool,
+        #[arg(long, env = "CPX_AGENT_CONFIG")]
+        config: Option<std::path::PathBuf>,
+    },
     /// The error catalogue: every code, its messages and what to do.
     Errors {
         /// As the Markdown of docs/errors.md.
@@ -111,6 +122,7 @@ fn main() -> ExitCode {
         Command::Serve { config, port, data_dir } => serve(&g, cache, config, port, data_dir),
         Command::Diagnose { config, origin } => diagnose(&g, config, origin),
         Command::Errors { markdown } => errors(&g, markdown),
+        Command::Report { out, include_identity, config } => report(&g, &cache, out, include_identity, config),
     }
 }
 
@@ -123,6 +135,33 @@ fn load_config(path: Option<std::path::PathBuf>) -> Result<(cpx_agent::config::C
         Some(p) => Config::load(&p).map(|c| (c, p.display().to_string())).map_err(|e| e.to_string()),
         None => Ok((Config::default(), "built-in defaults".into())),
     }
+}
+
+fn report(g: &Global, cache: &CertCache, out: std::path::PathBuf, include_identity: bool, config: Option<std::path::PathBuf>) -> ExitCode {
+    let (config, source) = match load_config(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cpx-agent report: {e}");
+            return ExitCode::from(exit::INTERNAL);
+        }
+    };
+    let opts = cpx_agent::diagnose::Options { config: &config, config_source: source.clone(), reader: g.reader.clone(), origin: None, timeout: Duration::from_millis(g.card_timeout) };
+    let checks = cpx_agent::diagnose::run(&opts);
+    // The identities of the cards present, to mask them wherever they appear.
+    let mut identities = Vec::new();
+    if let Ok(reports) = context().and_then(|ctx| scan::scan(&ctx, cache, &options(g, false))) {
+        for card in reports.iter().filter_map(|r| r.card.as_ref()) {
+            let id = &card.identity;
+            identities.extend([id.national_id.clone(), id.nom.clone(), id.prenom.clone(), id.display_name()]);
+        }
+    }
+    let text = cpx_agent::report::build(&checks, &source, identities, cpx_agent::logging::recent_lines(200), include_identity);
+    if let Err(e) = std::fs::write(&out, text) {
+        eprintln!("cpx-agent report: {}: {e}", out.display());
+        return ExitCode::from(exit::INTERNAL);
+    }
+    println!("{}", out.display());
+    ExitCode::SUCCESS
 }
 
 fn errors(g: &Global, markdown: bool) -> ExitCode {
@@ -205,6 +244,14 @@ fn serve(g: &Global, cache: CertCache, config: Option<std::path::PathBuf>, port:
     if let Some(p) = port {
         config.port = p;
     }
+    let _log_guard = match cpx_agent::logging::init(config.log_level.as_deref()) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            eprintln!("cpx-agent serve: no log file ({e})");
+            None
+        }
+    };
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), port = config.port, sites = config.sites.len(), "cpx-agent serve starting");
     let data_dir = data_dir.or_else(|| config.data_dir.clone()).unwrap_or_else(|| home().join(".local/share/cpx-agent"));
     let store: Box<dyn cpx_agent::secrets::SecretStore> = match config.key_store {
         KeyStoreKind::Keyring => match cpx_agent::secrets::KeyringStore::native() {

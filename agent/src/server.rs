@@ -87,11 +87,22 @@ fn error_response(e: &ApiError, lang: Lang, cors: Option<&str>) -> Response<Full
 }
 
 async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let started = std::time::Instant::now();
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let response = route(agent, req).await;
+    let status = response.status().as_u16();
+    tracing::info!(%method, %path, %origin, status, ms = started.elapsed().as_secs_f64() * 1000.0, "request");
+    Ok(response)
+}
+
+async fn route(agent: Arc<Agent>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let lang = lang_of(&req);
     let port = agent.config.port;
     let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
     if host != format!("127.0.0.1:{port}") && host != format!("localhost:{port}") {
-        return Ok(error_response(&ApiError::new(Code::HostNotAllowed, 403), lang, None));
+        tracing::warn!(%host, "request refused: Host is not the agent's");
+        return error_response(&ApiError::new(Code::HostNotAllowed, 403), lang, None);
     }
     let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let site: Option<Site> = origin.as_deref().and_then(|o| agent.config.site(o)).cloned();
@@ -110,7 +121,7 @@ async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Result<Response<Fu
         }
         _ => error_response(&ApiError::new(Code::NotFound, 404), lang, cors),
     };
-    Ok(response)
+    response
 }
 
 fn preflight(cors: Option<&str>) -> Response<Full<Bytes>> {
@@ -214,7 +225,13 @@ async fn login_request(agent: &Arc<Agent>, site: Site, origin: &str, token: bool
         })
         .await;
     match result {
-        Ok(v) => json_response(200, &v, cors),
-        Err(e) => fail(e),
+        Ok(v) => {
+            tracing::info!(card_type = %v["card_type"], tls = %v["tls"], portal_status = %v["portal_status"], "card login done");
+            json_response(200, &v, cors)
+        }
+        Err(e) => {
+            tracing::info!(code = ?e.code, detail = e.detail.as_deref().unwrap_or(""), "card login refused");
+            fail(e)
+        }
     }
 }

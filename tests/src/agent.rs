@@ -80,6 +80,9 @@ impl AgentProcess {
             .env("PINENTRY_ANSWERS", &answers)
             .env("PINENTRY_LOG", &log)
             .env("CPX_AGENT_CACHE_DIR", dir.join("cache"))
+            // Tests run the agent at its most verbose level: the logs must hold no secret even then.
+            .env("CPX_AGENT_LOG", "trace")
+            .env("CPX_AGENT_LOG_DIR", dir.join("logs"))
             .stdout(Stdio::piped())
             .spawn()
             .expect("cpx-agent serve starts");
@@ -88,6 +91,15 @@ impl AgentProcess {
         assert!(first.contains(&format!("https://127.0.0.1:{port}")), "agent did not start: {first:?}");
         let ca_pem = std::fs::read_to_string(dir.join("data/local-ca.pem")).expect("local CA written");
         Self { child, port, dir: dir.to_path_buf(), ca_pem, pinentry_answers: answers, pinentry_log: log }
+    }
+
+    /// Everything the agent logged so far.
+    pub fn logs(&self) -> String {
+        let mut all = String::new();
+        for f in std::fs::read_dir(self.dir.join("logs")).into_iter().flatten().flatten() {
+            all.push_str(&std::fs::read_to_string(f.path()).unwrap_or_default());
+        }
+        all
     }
 
     pub fn pid(&self) -> u32 {

@@ -154,6 +154,8 @@ const MAX_GET_RESPONSE: usize = 64;
 impl Transport for Connection {
     fn transmit(&mut self, cmd: &Command) -> Result<Response, PcscError> {
         let mut resp = self.raw(cmd)?;
+        // Header and status only: command data may be a PIN, a digest to sign or a cryptogram.
+        tracing::trace!(reader = %self.reader, cla = cmd.cla, ins = cmd.ins, p1 = cmd.p1, p2 = cmd.p2, lc = cmd.data.len(), sw = %resp.sw, "apdu");
         if resp.sw.sw1() == 0x6C {
             let mut again = cmd.clone();
             again.le = Some(resp.sw.sw2());

@@ -1,0 +1,59 @@
+//! Logs at the most verbose level hold no secret after a full card login, and `cpx-agent report` masks
+//! the holder's identity unless asked to keep it.
+
+use cpx_tests::agent::{server_pki, AgentProcess, Nginx};
+use cpx_tests::{binary, insert_with, logged_commands, out_dir, stack, Options};
+use serde_json::json;
+
+#[test]
+fn trace_logs_hold_no_pin_nor_signed_data_and_the_report_is_redacted() {
+    let dir = out_dir("logs-report");
+    let pki = server_pki(&dir.join("pki"));
+    let nginx = Nginx::start(&dir.join("nginx"), &pki);
+    let site = format!("[[site]]\norigin = \"https://portal.test\"\nmtls_endpoint = \"https://127.0.0.1:{}/x\"\nserver_roots = \"{}\"\n", nginx.port, pki.ca_pem.display());
+    let agent = AgentProcess::start(&dir.join("agent"), &site);
+    let reader = stack().reader();
+    let apdus = dir.join("apdu.log");
+    let _card = insert_with("cps3", &reader, &Options::default(), Some(&apdus));
+    agent.answer_pins(&["0000", "1234"]);
+    let body = json!({"challenge": "A".repeat(43) + "="}).to_string();
+    let headers = [("Origin", "https://portal.test"), ("Content-Type", "application/json")];
+    assert_eq!(agent.request("POST", "/v1/authenticate", &headers, Some(&body)).status, 403, "wrong PIN first");
+    assert_eq!(agent.request("POST", "/v1/authenticate", &headers, Some(&body)).status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(300)); // the log writer is asynchronous
+    let logs = agent.logs();
+    assert!(logs.contains("card login done") && logs.contains("\"apdu\""), "trace level is on: {}", &logs[..logs.len().min(2000)]);
+    for secret in ["31323334", "30303030", "\"1234\"", "\"0000\"", "=1234", ":1234,"] {
+        assert!(!logs.contains(secret), "{secret} in the logs");
+    }
+    // What the card signed (INTERNAL AUTHENTICATE's DigestInfo) never reaches the logs, in any case.
+    let signed: Vec<String> = logged_commands(&apdus).into_iter().filter(|c| c.starts_with("00880000")).map(|c| c[10..c.len() - 2].to_owned()).collect();
+    assert!(!signed.is_empty());
+    for s in signed {
+        let digest = &s[s.len() - 64..];
+        assert!(!logs.to_uppercase().contains(digest), "signed digest in the logs");
+    }
+    assert!(logs.contains("899700123456"), "the trace log names the card (for the report to mask)");
+
+    // The report: identity masked by default, kept on request.
+    let report = |include: bool| {
+        let out = dir.join(if include { "report-full.json" } else { "report.json" });
+        let mut cmd = binary("cpx-agent");
+        cmd.args(["report", "--reader", &reader.name, "--out"]).arg(&out).env("CPX_AGENT_LOG_DIR", agent.dir.join("logs"));
+        if include {
+            cmd.arg("--include-identity");
+        }
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read_to_string(out).unwrap()
+    };
+    let masked = report(false);
+    for who in ["DUPONT", "JEAN", "899700123456"] {
+        assert!(!masked.contains(who), "{who} in the redacted report");
+    }
+    for want in ["\"checks\"", "3BAC00402A001225006480000310009000", "card login done", "agent_version"] {
+        assert!(masked.contains(want), "{want} missing from the report");
+    }
+    let full = report(true);
+    assert!(full.contains("DUPONT") && full.contains("899700123456"));
+}
