@@ -80,8 +80,9 @@ impl AgentProcess {
             .env("PINENTRY_ANSWERS", &answers)
             .env("PINENTRY_LOG", &log)
             .env("CPX_AGENT_CACHE_DIR", dir.join("cache"))
-            // Tests run the agent at its most verbose level: the logs must hold no secret even then.
-            .env("CPX_AGENT_LOG", "trace")
+            // Tests run the agent at its most verbose level (the logs must hold no secret even then);
+            // the benchmark sets CPX_AGENT_LOG=info, the default of an installed agent.
+            .env("CPX_AGENT_LOG", std::env::var("CPX_AGENT_LOG").unwrap_or_else(|_| "trace".into()))
             .env("CPX_AGENT_LOG_DIR", dir.join("logs"))
             .stdout(Stdio::piped())
             .spawn()

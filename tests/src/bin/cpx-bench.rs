@@ -225,6 +225,8 @@ fn login_bench(json_out: bool) {
 fn main() {
     let json = std::env::args().any(|a| a == "--json");
     if std::env::args().any(|a| a == "--login") {
+        // Measure the agent as installed: log level info.
+        std::env::set_var("CPX_AGENT_LOG", "info");
         return login_bench(json);
     }
     let reader = stack().reader();
