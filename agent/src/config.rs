@@ -38,6 +38,13 @@ pub struct Config {
     pub pki: PkiPolicy,
     /// Log level of the log files: error, warn, info (default), debug, trace. `CPX_AGENT_LOG` wins.
     pub log_level: Option<String>,
+    /// How long a login waits for the card while another one uses it (a PIN dialog may be open), seconds.
+    #[serde(default = "default_busy_wait")]
+    pub busy_wait_seconds: u64,
+}
+
+fn default_busy_wait() -> u64 {
+    90
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -97,7 +104,7 @@ pub enum ConfigError {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { port: DEFAULT_PORT, sites: Vec::new(), pin_prompt: PinPromptConfig::default(), data_dir: None, key_store: KeyStoreKind::default(), pki: PkiPolicy::default(), log_level: None }
+        Self { port: DEFAULT_PORT, sites: Vec::new(), pin_prompt: PinPromptConfig::default(), data_dir: None, key_store: KeyStoreKind::default(), pki: PkiPolicy::default(), log_level: None, busy_wait_seconds: default_busy_wait() }
     }
 }
 

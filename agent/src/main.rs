@@ -268,7 +268,7 @@ fn serve(g: &Global, cache: CertCache, config: Option<std::path::PathBuf>, port:
         PinPromptConfig::Terminal => std::sync::Arc::new(cpx_agent::pin_prompt::TerminalPrompt),
         PinPromptConfig::Pinentry { program } => std::sync::Arc::new(cpx_agent::pin_prompt::PinentryPrompt { program: program.clone() }),
     };
-    let cards = cpx_agent::card_service::CardService::new(cache, Duration::from_millis(g.card_timeout), Duration::from_secs(90));
+    let cards = cpx_agent::card_service::CardService::new(cache, Duration::from_millis(g.card_timeout), Duration::from_secs(config.busy_wait_seconds));
     let port = config.port;
     let sites: Vec<String> = config.sites.iter().map(|s| s.origin.clone()).collect();
     let agent = std::sync::Arc::new(cpx_agent::server::Agent { config, cards, prompt });

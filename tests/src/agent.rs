@@ -64,14 +64,24 @@ impl AgentProcess {
     }
 
     pub fn start_on(dir: &Path, sites: &str, port: u16) -> Self {
+        Self::start_full(dir, sites, port, &[])
+    }
+
+    /// `config` may start with top-level keys before its `[[site]]` tables; `env` is added to the agent's
+    /// environment (PINENTRY_DELAY…).
+    pub fn start_full(dir: &Path, config_text: &str, port: u16, env: &[(&str, &str)]) -> Self {
         std::fs::create_dir_all(dir).unwrap();
+        let (top, sites) = match config_text.find('[') {
+            Some(i) => config_text.split_at(i),
+            None => (config_text, ""),
+        };
         let answers = dir.join("pinentry-answers");
         let log = dir.join("pinentry.log");
         std::fs::write(&answers, "").unwrap();
         std::fs::write(&log, "").unwrap();
         let config = dir.join("config.toml");
         let pinentry = root().join("tests/stack/scripted-pinentry");
-        std::fs::write(&config, format!("port = {port}\nkey_store = \"file\"\n[pin_prompt]\nkind = \"pinentry\"\nprogram = \"{}\"\n{sites}", pinentry.display())).unwrap();
+        std::fs::write(&config, format!("port = {port}\nkey_store = \"file\"\n{top}[pin_prompt]\nkind = \"pinentry\"\nprogram = \"{}\"\n{sites}", pinentry.display())).unwrap();
         let mut child = binary("cpx-agent")
             .args(["serve", "--config"])
             .arg(&config)
@@ -79,6 +89,7 @@ impl AgentProcess {
             .arg(dir.join("data"))
             .env("PINENTRY_ANSWERS", &answers)
             .env("PINENTRY_LOG", &log)
+            .envs(env.iter().copied())
             .env("CPX_AGENT_CACHE_DIR", dir.join("cache"))
             // Tests run the agent at its most verbose level (the logs must hold no secret even then);
             // the benchmark sets CPX_AGENT_LOG=info, the default of an installed agent.

@@ -281,3 +281,26 @@ fn concurrent_logins_take_turns_on_the_card() {
     assert_eq!(statuses, vec![200, 200, 200], "one card operation at a time, each request waits its turn");
     assert_eq!(s.agent.dialogs().len(), 3, "one PIN dialog per login, one after the other");
 }
+
+#[test]
+fn a_login_waiting_too_long_for_the_card_gets_busy() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = out_dir("api-busy");
+    let pki = server_pki(&dir.join("pki"));
+    let nginx = Nginx::start(&dir.join("nginx"), &pki);
+    // The card is given up after 1 s of waiting; the professional takes 3 s to type the PIN.
+    let config = format!("busy_wait_seconds = 1\n{}", site(nginx.port, &pki.ca_pem));
+    let agent = AgentProcess::start_full(&dir.join("agent"), &config, cpx_tests::agent::free_port(), &[("PINENTRY_DELAY", "3")]);
+    let reader = stack().reader();
+    let _card = insert("cps3", &reader);
+    agent.answer_pins(&["1234"]);
+    let (first, second) = std::thread::scope(|scope| {
+        let first = scope.spawn(|| login(&agent, ORIGIN, &json!({"challenge": challenge()}).to_string()));
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let second = login(&agent, ORIGIN, &json!({"challenge": challenge()}).to_string());
+        (first.join().unwrap(), second)
+    });
+    assert_eq!((second.status, second.json()["error"]["code"].as_str()), (409, Some("BUSY")), "{}", second.body);
+    assert_eq!(second.json()["error"]["retriable"], true);
+    assert_eq!(first.status, 200, "the first login goes on: {}", first.body);
+}
