@@ -79,10 +79,8 @@ pub fn run(opts: &Options) -> Vec<Check> {
             None => Check::bad("site", Verdict::Fail, Code::SiteNotConfigured, format!("{origin} is not in the configuration")),
         });
     }
-    for site in &opts.config.sites {
-        if let Some(url) = &site.mtls_endpoint {
-            checks.push(portal_endpoint(&site.origin, url, site.server_roots.as_deref(), opts.timeout));
-        }
+    for site in opts.config.sites.iter().filter(|s| s.mtls_endpoint.is_some()) {
+        checks.push(portal_endpoint(site, opts.timeout));
     }
     checks
 }
@@ -213,19 +211,15 @@ fn probe_agent(port: u16) -> bool {
 
 /// A TLS handshake with the portal's mTLS endpoint, without the card (the server may ask for a client
 /// certificate; reaching that point proves the endpoint is there and its certificate is trusted).
-fn portal_endpoint(origin: &str, url: &str, roots: Option<&std::path::Path>, timeout: Duration) -> Check {
-    use rustls::pki_types::pem::PemObject;
-    let check = format!("portal_endpoint:{origin}");
+fn portal_endpoint(site: &crate::config::Site, timeout: Duration) -> Check {
+    let check = format!("portal_endpoint:{}", site.origin);
+    let url = site.mtls_endpoint.as_deref().unwrap_or_default();
     let Some(ep) = Endpoint::parse(url) else { return Check::bad(check, Verdict::Fail, Code::SiteNotConfigured, format!("{url} is not https://host[:port]/path")) };
-    let mut store = rustls::RootCertStore::empty();
-    if let Some(path) = roots {
-        for c in rustls::pki_types::CertificateDer::pem_file_iter(path).into_iter().flatten().flatten() {
-            let _ = store.add(c);
-        }
-    }
-    if store.is_empty() {
-        return Check::bad(check, Verdict::Fail, Code::SiteNotConfigured, "no server_roots for this site");
-    }
+    // The same roots the login uses.
+    let store = match crate::login::load_roots(site) {
+        Ok(s) => s,
+        Err(e) => return Check::bad(check, Verdict::Fail, e.code, e.detail.unwrap_or_default()),
+    };
     let addr = match std::net::ToSocketAddrs::to_socket_addrs(&(ep.host.as_str(), ep.port)).ok().and_then(|mut a| a.next()) {
         Some(a) => a,
         None => return Check::bad(check, Verdict::Fail, Code::PortalUnreachable, format!("{}: name does not resolve", ep.host)),

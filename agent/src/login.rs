@@ -85,7 +85,8 @@ fn ask_pin(prompt: &dyn PinPrompt, card: &dyn CpxCard, status: cpx_card::PinStat
     Ok(prompt.ask(&request)?)
 }
 
-fn load_roots(site: &Site) -> Result<rustls::RootCertStore, ApiError> {
+/// The roots that sign a site's mTLS endpoint certificate (its `server_roots` file).
+pub fn load_roots(site: &Site) -> Result<rustls::RootCertStore, ApiError> {
     use rustls::pki_types::pem::PemObject;
     let not_configured = |d: String| ApiError::new(Code::SiteNotConfigured, 500).detail(d);
     let path = site.server_roots.as_ref().ok_or_else(|| not_configured("no server_roots for this site".into()))?;

@@ -300,9 +300,7 @@ pub fn open_card(reader: &str, cache: &cpx_card::CertCache) -> Result<Box<dyn cp
 }
 
 pub fn open_card_with_timeout(reader: &str, cache: &cpx_card::CertCache, timeout: Duration) -> Result<Box<dyn cpx_card::CpxCard>, cpx_card::CardError> {
-    let conn = cpx_pcsc::Connection::connect(reader, &cpx_pcsc::ConnectionOptions { timeout, exclusive: false })?;
-    let atr = conn.atr().to_vec();
-    cpx_card::open(Box::new(conn), &atr, cache)
+    cpx_agent::scan::open_card(reader, timeout, cache)
 }
 
 /// Verifies an RSA signature on a SHA-256 digest against a DER certificate's public key.
