@@ -41,6 +41,13 @@ pub struct Config {
     /// How long a login waits for the card while another one uses it (a PIN dialog may be open), seconds.
     #[serde(default = "default_busy_wait")]
     pub busy_wait_seconds: u64,
+    /// The tray app starts with the user's session (per user; machine-wide autostart is the installer's).
+    #[serde(default = "default_true")]
+    pub autostart: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_busy_wait() -> u64 {
@@ -104,7 +111,7 @@ pub enum ConfigError {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { port: DEFAULT_PORT, sites: Vec::new(), pin_prompt: PinPromptConfig::default(), data_dir: None, key_store: KeyStoreKind::default(), pki: PkiPolicy::default(), log_level: None, busy_wait_seconds: default_busy_wait() }
+        Self { port: DEFAULT_PORT, sites: Vec::new(), pin_prompt: PinPromptConfig::default(), data_dir: None, key_store: KeyStoreKind::default(), pki: PkiPolicy::default(), log_level: None, busy_wait_seconds: default_busy_wait(), autostart: true }
     }
 }
 

@@ -7,10 +7,14 @@
 //! - [`login`]: mTLS login and signed token; [`mtls`]: the TLS client with the card's key.
 //! - [`card_service`]: one card operation at a time; [`pin_prompt`]: asking for the code porteur.
 //! - [`localca`], [`secrets`]: the loopback certificate and where its key lives.
+//! - [`consent`]: sites outside policy, asked about once; [`card_state`]: the card state at a glance.
+//! - [`service`]: starting the agent (shared by `cpx-agent serve` and the tray app).
 
 pub mod api;
 pub mod card_service;
+pub mod card_state;
 pub mod config;
+pub mod consent;
 pub mod diagnose;
 pub mod localca;
 pub mod logging;
@@ -23,3 +27,4 @@ pub mod report;
 pub mod scan;
 pub mod secrets;
 pub mod server;
+pub mod service;

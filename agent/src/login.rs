@@ -68,21 +68,46 @@ fn usable_card(cards: &CardService, prompt: &dyn PinPrompt, origin: &str, lang: 
     }
     let status = card.pin_status().map_err(|e| ApiError::from(&e))?.ok_or_else(|| ApiError::new(Code::Contactless, 403))?;
     if status.blocked() {
+        prompt.show_blocked(&pin_request(card.as_ref(), status, origin, lang));
         return Err(ApiError { tries_left: Some(0), ..ApiError::new(Code::PinBlocked, 403) });
     }
     Ok((card, status))
 }
 
-fn ask_pin(prompt: &dyn PinPrompt, card: &dyn CpxCard, status: cpx_card::PinStatus, origin: &str, lang: Lang) -> Result<cpx_card::Pin, ApiError> {
-    let request = PinRequest {
+fn pin_request(card: &dyn CpxCard, status: cpx_card::PinStatus, origin: &str, lang: Lang) -> PinRequest {
+    PinRequest {
         origin: origin.to_owned(),
         holder: card.identity().display_name(),
         card: card_type(card).to_owned(),
         tries_left: status.tries_left,
         max_tries: status.max_tries,
+        wrong_pin: false,
         lang,
-    };
-    Ok(prompt.ask(&request)?)
+    }
+}
+
+/// Asks for the code porteur and hands it to `attempt` (which presents it to the card). After a wrong
+/// code the prompt may ask again, saying so and with the tries left; a card that ends blocked is shown as
+/// blocked. Returns the attempt's result and the time spent in the prompt.
+fn with_pin<T>(prompt: &dyn PinPrompt, mut request: PinRequest, mut attempt: impl FnMut(cpx_card::Pin) -> Result<T, ApiError>) -> Result<(T, Duration), ApiError> {
+    let mut in_prompt = Duration::ZERO;
+    loop {
+        let asked = std::time::Instant::now();
+        let pin = prompt.ask(&request)?;
+        in_prompt += asked.elapsed();
+        match attempt(pin) {
+            Err(e) if e.code == Code::PinBlocked || (e.code == Code::PinWrong && e.tries_left == Some(0)) => {
+                request.tries_left = 0;
+                prompt.show_blocked(&request);
+                return Err(e);
+            }
+            Err(e) if e.code == Code::PinWrong && prompt.asks_again_after_wrong_pin() => {
+                request.tries_left = e.tries_left.unwrap_or(request.tries_left.saturating_sub(1));
+                request.wrong_pin = true;
+            }
+            result => return result.map(|v| (v, in_prompt)),
+        }
+    }
 }
 
 /// The roots that sign a site's mTLS endpoint certificate (its `server_roots` file).
@@ -108,13 +133,17 @@ pub fn authenticate(cards: &CardService, prompt: &dyn PinPrompt, site: &Site, or
     let roots = load_roots(site)?;
     let (card, status) = usable_card(cards, prompt, origin, lang)?;
     let card_ready = started.elapsed();
-    let asked = std::time::Instant::now();
-    let pin = ask_pin(prompt, card.as_ref(), status, origin, lang)?;
-    let prompt_time = asked.elapsed();
     let kind = card_type(card.as_ref());
-    let body = json!({"challenge": challenge, "origin": origin, "agent_version": env!("CARGO_PKG_VERSION"), "card_type": kind});
-    let (_card, answer) = mtls::post_with_card(&endpoint, roots, card, pin, body.to_string().as_bytes(), Duration::from_secs(15));
-    let answer = answer?;
+    let request = pin_request(card.as_ref(), status, origin, lang);
+    let body = json!({"challenge": challenge, "origin": origin, "agent_version": env!("CARGO_PKG_VERSION"), "card_type": kind}).to_string();
+    // The card goes into the TLS client and comes back after each attempt.
+    let mut card = Some(card);
+    let (answer, prompt_time) = with_pin(prompt, request, |pin| {
+        let taken = card.take().ok_or_else(|| ApiError::new(Code::AgentError, 500))?;
+        let (back, answer) = mtls::post_with_card(&endpoint, roots.clone(), taken, pin, body.as_bytes(), Duration::from_secs(15));
+        card = Some(back);
+        Ok(answer?)
+    })?;
     let portal: Value = serde_json::from_slice(&answer.body).unwrap_or_else(|_| json!({"text": String::from_utf8_lossy(&answer.body)}));
     let ms = |d: Duration| (d.as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
     // Where the time went: the card (finding and reading it, then signing), the PIN prompt, the rest
@@ -126,11 +155,11 @@ pub fn authenticate(cards: &CardService, prompt: &dyn PinPrompt, site: &Site, or
 /// Signed-token login: the card signs `SHA-256(origin) ‖ SHA-256(challenge)`.
 pub fn signed_token(cards: &CardService, prompt: &dyn PinPrompt, origin: &str, challenge: &str, lang: Lang) -> Result<Value, ApiError> {
     let (mut card, status) = usable_card(cards, prompt, origin, lang)?;
-    let pin = ask_pin(prompt, card.as_ref(), status, origin, lang)?;
     let scheme = card.schemes()[0];
     let signed = [Sha256::digest(origin.as_bytes()), Sha256::digest(challenge.as_bytes())].concat();
     let digest = Sha256::digest(&signed);
-    let signature = card.authenticate(&pin, scheme, &digest).map_err(|e| ApiError::from(&e))?;
+    let request = pin_request(card.as_ref(), status, origin, lang);
+    let (signature, _) = with_pin(prompt, request, |pin| card.authenticate(&pin, scheme, &digest).map_err(|e| ApiError::from(&e)))?;
     let b64 = base64::engine::general_purpose::STANDARD;
     Ok(json!({
         "format": "cpx-token:1",

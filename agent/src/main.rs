@@ -126,16 +126,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// The configuration given, or the default file when it exists, or the defaults; and where it came from.
-fn load_config(path: Option<std::path::PathBuf>) -> Result<(cpx_agent::config::Config, String), String> {
-    use cpx_agent::config::Config;
-    let default_path = home().join(".config/cpx-agent/config.toml");
-    let path = path.or_else(|| default_path.exists().then_some(default_path));
-    match path {
-        Some(p) => Config::load(&p).map(|c| (c, p.display().to_string())).map_err(|e| e.to_string()),
-        None => Ok((Config::default(), "built-in defaults".into())),
-    }
-}
+use cpx_agent::service::{card_cache, load_config};
 
 fn report(g: &Global, cache: &CertCache, out: std::path::PathBuf, include_identity: bool, config: Option<std::path::PathBuf>) -> ExitCode {
     let (config, source) = match load_config(config) {
@@ -145,17 +136,8 @@ fn report(g: &Global, cache: &CertCache, out: std::path::PathBuf, include_identi
             return ExitCode::from(exit::INTERNAL);
         }
     };
-    let opts = cpx_agent::diagnose::Options { config: &config, config_source: source.clone(), reader: g.reader.clone(), origin: None, timeout: Duration::from_millis(g.card_timeout) };
-    let checks = cpx_agent::diagnose::run(&opts);
-    // The identities of the cards present, to mask them wherever they appear.
-    let mut identities = Vec::new();
-    if let Ok(reports) = context().and_then(|ctx| scan::scan(&ctx, cache, &options(g, false))) {
-        for card in reports.iter().filter_map(|r| r.card.as_ref()) {
-            let id = &card.identity;
-            identities.extend([id.national_id.clone(), id.nom.clone(), id.prenom.clone(), id.display_name()]);
-        }
-    }
-    let text = cpx_agent::report::build(&checks, &source, identities, cpx_agent::logging::recent_lines(200), include_identity);
+    let opts = cpx_agent::diagnose::Options { config: &config, config_source: source, reader: g.reader.clone(), origin: None, timeout: Duration::from_millis(g.card_timeout) };
+    let text = cpx_agent::report::gather(&opts, cache, include_identity);
     if let Err(e) = std::fs::write(&out, text) {
         eprintln!("cpx-agent report: {}: {e}", out.display());
         return ExitCode::from(exit::INTERNAL);
@@ -226,13 +208,10 @@ fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<Strin
     ExitCode::from(status)
 }
 
-fn home() -> std::path::PathBuf {
-    std::env::var_os("HOME").map(Into::into).unwrap_or_else(|| ".".into())
-}
-
 /// `serve`: configuration, loopback identity (created on first start), PIN prompt, then the server.
 fn serve(g: &Global, cache: CertCache, config: Option<std::path::PathBuf>, port: Option<u16>, data_dir: Option<std::path::PathBuf>) -> ExitCode {
-    use cpx_agent::config::{KeyStoreKind, PinPromptConfig};
+    use cpx_agent::config::PinPromptConfig;
+    use cpx_agent::service;
     let fail = |what: String| {
         eprintln!("cpx-agent serve: {what}");
         ExitCode::from(exit::INTERNAL)
@@ -252,41 +231,37 @@ fn serve(g: &Global, cache: CertCache, config: Option<std::path::PathBuf>, port:
         }
     };
     tracing::info!(version = env!("CARGO_PKG_VERSION"), port = config.port, sites = config.sites.len(), "cpx-agent serve starting");
-    let data_dir = data_dir.or_else(|| config.data_dir.clone()).unwrap_or_else(|| home().join(".local/share/cpx-agent"));
-    let store: Box<dyn cpx_agent::secrets::SecretStore> = match config.key_store {
-        KeyStoreKind::Keyring => match cpx_agent::secrets::KeyringStore::native() {
-            Ok(s) => Box::new(s),
-            Err(e) => return fail(e.to_string()),
-        },
-        KeyStoreKind::File => Box::new(cpx_agent::secrets::FileStore { dir: data_dir.join("secrets") }),
-    };
-    let identity = match cpx_agent::localca::load_or_create(&data_dir, store.as_ref()) {
-        Ok(i) => i,
-        Err(e) => return fail(e.to_string()),
+    let data_dir = service::data_dir(data_dir, &config);
+    let store = match service::secret_store(&config, &data_dir) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
     };
     let prompt: std::sync::Arc<dyn cpx_agent::pin_prompt::PinPrompt> = match &config.pin_prompt {
         PinPromptConfig::Terminal => std::sync::Arc::new(cpx_agent::pin_prompt::TerminalPrompt),
         PinPromptConfig::Pinentry { program } => std::sync::Arc::new(cpx_agent::pin_prompt::PinentryPrompt { program: program.clone() }),
     };
-    let cards = cpx_agent::card_service::CardService::new(cache, Duration::from_millis(g.card_timeout), Duration::from_secs(config.busy_wait_seconds));
     let port = config.port;
     let sites: Vec<String> = config.sites.iter().map(|s| s.origin.clone()).collect();
-    let agent = std::sync::Arc::new(cpx_agent::server::Agent { config, cards, prompt });
+    // Headless: policy sites only (no one to ask about others).
+    let prepared = match service::prepare(config, &data_dir, store.as_ref(), cache, Duration::from_millis(g.card_timeout), prompt, None) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
         Err(e) => return fail(e.to_string()),
     };
     runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+        let listener = match service::bind(port).await {
             Ok(l) => l,
-            Err(e) => return fail(format!("port {port} on 127.0.0.1: {e}")),
+            Err(e) => return fail(e),
         };
-        println!("cpx-agent: https://127.0.0.1:{port} (local CA: {})", identity.ca_path.display());
+        println!("cpx-agent: https://127.0.0.1:{port} (local CA: {})", prepared.identity.ca_path.display());
         println!("cpx-agent: allowed sites: {}", if sites.is_empty() { "none".to_owned() } else { sites.join(", ") });
         use std::io::Write;
         let _ = std::io::stdout().flush();
         tokio::select! {
-            r = cpx_agent::server::serve(agent, &identity, listener) => match r {
+            r = cpx_agent::server::serve(prepared.agent, &prepared.identity, listener) => match r {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(e.to_string()),
             },
@@ -301,15 +276,6 @@ async fn shutdown() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-}
-
-/// The certificate cache in the user's cache folder (public data only), or memory when there is none.
-fn card_cache() -> CertCache {
-    let dir = std::env::var_os("CPX_AGENT_CACHE_DIR")
-        .map(Into::into)
-        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| std::path::PathBuf::from(d).join("cpx-agent")))
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/cpx-agent")));
-    dir.map_or_else(CertCache::memory, |d| CertCache::in_dir(d.join("cards")))
 }
 
 fn context() -> Result<pcsc::Context, PcscError> {

@@ -88,6 +88,7 @@ pub enum Code {
     UserCancelled,
     PromptUnavailable,
     OriginNotAllowed,
+    SiteRefused,
     HostNotAllowed,
     SiteNotConfigured,
     BadRequest,
@@ -112,12 +113,13 @@ pub struct Entry {
 
 impl Code {
     /// Every code, for catalogues and documentation.
-    pub const ALL: [Code; 38] = [
+    pub const ALL: [Code; 39] = [
         Code::PcscServiceStopped, Code::NoReader, Code::ReaderUnavailable, Code::NoCard, Code::CardMute, Code::CardNotCpx,
         Code::CardInUse, Code::CardRemoved, Code::CardTimeout, Code::CardCommunication, Code::CardMalformed,
         Code::CardUnexpectedStatus, Code::CardIncomplete, Code::PinBlocked, Code::PinWrong, Code::PinFormat,
         Code::PinRequired, Code::Contactless, Code::Unsupported, Code::CertificateExpired, Code::CertificateNotYetValid,
-        Code::NoCpxCard, Code::Busy, Code::UserCancelled, Code::PromptUnavailable, Code::OriginNotAllowed, Code::HostNotAllowed,
+        Code::NoCpxCard, Code::Busy, Code::UserCancelled, Code::PromptUnavailable, Code::OriginNotAllowed, Code::SiteRefused,
+        Code::HostNotAllowed,
         Code::SiteNotConfigured, Code::BadRequest, Code::ChallengeInvalid, Code::NotFound, Code::PortalUnreachable, Code::PortalTls,
         Code::AgentError, Code::CardUnlistedVariant, Code::PinLastTry, Code::CardTestOnProduction, Code::AgentPortTaken,
     ];
@@ -255,6 +257,11 @@ impl Code {
                 text!("Si ce site est celui de votre établissement, demandez à votre service informatique de l'autoriser.", "If this is your organisation's site, ask your IT department to allow it."),
                 false,
             ),
+            SiteRefused => (
+                text!("Vous avez refusé que ce site utilise votre carte CPx", "You refused to let this site use your CPx card"),
+                text!("Si c'était une erreur, recommencez la connexion et choisissez « Autoriser ». La liste est dans le menu « Sites autorisés » de l'Agent CPx.", "If that was a mistake, start again and choose « Allow ». The list is in Agent CPx's « Sites autorisés » menu."),
+                true,
+            ),
             HostNotAllowed => (
                 text!("Requête refusée : adresse de l'agent inattendue", "Request refused: unexpected agent address"),
                 text!("Le site doit appeler https://127.0.0.1 ou https://localhost sur le port de l'agent.", "The site must call https://127.0.0.1 or https://localhost on the agent's port."),
@@ -322,7 +329,7 @@ impl Code {
 
 /// The catalogue as Markdown (docs/errors.md is generated from it; a test keeps them equal).
 pub fn catalogue_markdown() -> String {
-    let mut out = String::from("# Agent CPx — error codes\n\nGenerated from `agent/src/messages.rs` by `cpx-agent errors --markdown`; do not edit.\nThe same codes are used by `cpx-agent` (CLI and `diagnose`) and the loopback API (and will be by the tray app).\n\n| code | message (fr) | message (en) | what to do | retry can help |\n|---|---|---|---|---|\n");
+    let mut out = String::from("# Agent CPx — error codes\n\nGenerated from `agent/src/messages.rs` by `cpx-agent errors --markdown`; do not edit.\nThe same codes are used by `cpx-agent` (CLI and `diagnose`) , the loopback API and the tray app.\n\n| code | message (fr) | message (en) | what to do | retry can help |\n|---|---|---|---|---|\n");
     for code in Code::ALL {
         let e = code.entry();
         let name = serde_json::to_value(code).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
@@ -396,6 +403,71 @@ pub mod label {
     pub const SERVICE_STOPPED: Text = text!("service PC/SC arrêté", "PC/SC service stopped");
     pub const READY_IN: Text = text!("prête en {ms} ms", "ready in {ms} ms");
     pub const NO_CPX_CARD: Text = text!("Aucune carte CPx prête", "No CPx card ready");
+}
+
+/// The tray app's words (window titles, buttons, field names), by key. Error texts stay in [`Code`].
+pub const LABELS: &[(&str, Text)] = &[
+    ("lang", text!("fr", "en")),
+    ("app_name", text!("Agent CPx", "Agent CPx")),
+    ("menu_status", text!("État de la carte", "Card status")),
+    ("menu_diagnostics", text!("Diagnostic", "Diagnostics")),
+    ("menu_sites", text!("Sites autorisés", "Allowed sites")),
+    ("menu_about", text!("À propos", "About")),
+    ("menu_quit", text!("Quitter", "Quit")),
+    ("pin_title", text!("Code porteur — Agent CPx", "Code porteur (PIN) — Agent CPx")),
+    ("pin_site", text!("Le site", "The site")),
+    ("pin_site_asks", text!("demande à utiliser votre carte CPx.", "asks to use your CPx card.")),
+    ("pin_holder", label::HOLDER),
+    ("pin_card", label::CARD_TYPE),
+    ("pin_tries", text!("Essais restants", "Tries left")),
+    ("pin_of", text!("sur", "of")),
+    ("pin_label", text!("Code porteur (4 chiffres)", "Code porteur (4 digits)")),
+    ("pin_wrong", text!("Code porteur incorrect.", "Wrong code porteur.")),
+    ("pin_last_try", text!("Attention : dernier essai. Une erreur de plus bloquera la carte.", "Warning: last try. One more error will block the card.")),
+    ("pin_confirm_last", text!("Envoyer ce code ? S'il est faux, la carte sera bloquée.", "Send this code? If it is wrong, the card will be blocked.")),
+    ("pin_send_anyway", text!("Envoyer quand même", "Send anyway")),
+    ("pin_format", text!("Le code porteur a 4 chiffres.", "The code porteur has 4 digits.")),
+    ("pin_blocked_title", text!("Carte bloquée — Agent CPx", "Card blocked — Agent CPx")),
+    ("ok", text!("Valider", "OK")),
+    ("cancel", text!("Annuler", "Cancel")),
+    ("close", text!("Fermer", "Close")),
+    ("back", text!("Retour", "Back")),
+    ("consent_title", text!("Autorisation du site — Agent CPx", "Site permission — Agent CPx")),
+    ("consent_question", text!("Autoriser ce site à utiliser votre carte CPx ?", "Allow this site to use your CPx card?")),
+    ("consent_explain", text!("Ce site n'est pas dans la liste de votre établissement. N'autorisez que les sites que vous connaissez : il pourra vous demander votre code porteur pour vous connecter.", "This site is not on your organisation's list. Only allow sites you know: it will be able to ask for your code porteur to log you in.")),
+    ("consent_once", text!("Autoriser une fois", "Allow once")),
+    ("consent_always", text!("Toujours autoriser", "Always allow")),
+    ("consent_refuse", text!("Refuser", "Refuse")),
+    ("choice_title", text!("Choix de la carte — Agent CPx", "Choose the card — Agent CPx")),
+    ("choice_question", text!("Plusieurs cartes CPx sont présentes. Laquelle utiliser ?", "Several CPx cards are present. Which one to use?")),
+    ("status_title", text!("État de la carte — Agent CPx", "Card status — Agent CPx")),
+    ("status_reader", label::READER),
+    ("status_certificate", label::CERTIFICATE),
+    ("status_pin", label::PIN),
+    ("status_no_reader", text!("Aucun lecteur", "No reader")),
+    ("sites_title", text!("Sites autorisés — Agent CPx", "Allowed sites — Agent CPx")),
+    ("sites_policy", text!("Autorisés par votre établissement", "Allowed by your organisation")),
+    ("sites_user", text!("Autorisés par vous", "Allowed by you")),
+    ("sites_none", text!("Aucun site", "No site")),
+    ("sites_remove", text!("Retirer", "Remove")),
+    ("sites_tampered", text!("La liste des sites autorisés avait été modifiée hors de l'Agent CPx : elle a été mise de côté et n'est plus utilisée.", "The list of allowed sites had been changed outside Agent CPx: it was set aside and is no longer used.")),
+    ("about_title", text!("À propos — Agent CPx", "About — Agent CPx")),
+    ("about_text", text!("Connexion aux portails de santé avec votre carte CPS, CPE ou CPF. Logiciel libre (EUPL-1.2), remplace la Cryptolib pour la connexion par carte.", "Log in to health portals with your CPS, CPE or CPF card. Free software (EUPL-1.2), replaces Cryptolib for card login.")),
+    ("about_version", text!("Version", "Version")),
+    ("about_port", text!("Adresse locale", "Local address")),
+    ("diag_title", text!("Diagnostic — Agent CPx", "Diagnostics — Agent CPx")),
+    ("diag_copy", text!("Copier le rapport", "Copy the report")),
+    ("diag_copied", text!("Rapport copié : collez-le dans votre demande d'assistance.", "Report copied: paste it into your support request.")),
+    ("diag_rerun", text!("Relancer", "Run again")),
+    ("diag_ok", text!("OK", "OK")),
+    ("diag_warn", text!("Attention", "Warning")),
+    ("diag_fail", text!("Échec", "Failed")),
+    ("diag_running", text!("Vérification en cours…", "Checking…")),
+];
+
+/// [`LABELS`] in one language, for the tray's pages.
+pub fn labels(lang: Lang) -> serde_json::Map<String, serde_json::Value> {
+    LABELS.iter().map(|(k, t)| ((*k).to_owned(), t.get(lang).into())).collect()
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@ pub struct PinRequest {
     pub card: String,
     pub tries_left: u8,
     pub max_tries: u8,
+    /// The code porteur typed just before was wrong (the prompt asks again).
+    pub wrong_pin: bool,
     pub lang: Lang,
 }
 
@@ -36,7 +38,14 @@ impl PinRequest {
     /// The text of the dialog: the site first, then the card and the tries.
     pub fn description(&self) -> String {
         let (n, max) = (self.tries_left, self.max_tries);
-        let mut s = match self.lang {
+        let mut s = String::new();
+        if self.wrong_pin {
+            s.push_str(match self.lang {
+                Lang::Fr => "Code porteur incorrect.\n\n",
+                Lang::En => "Wrong code porteur.\n\n",
+            });
+        }
+        s += &match self.lang {
             Lang::Fr => format!("Le site {}\ndemande à utiliser votre carte CPx.\n\nTitulaire : {} ({})\nEssais restants : {n} sur {max}", self.origin, self.holder, self.card),
             Lang::En => format!("The site {}\nasks to use your CPx card.\n\nHolder: {} ({})\nTries left: {n} of {max}", self.origin, self.holder, self.card),
         };
@@ -87,6 +96,15 @@ pub trait PinPrompt: Send + Sync {
     fn ask(&self, request: &PinRequest) -> Result<Pin, PromptError>;
     /// The index of the card to use among `choice.cards`.
     fn choose_card(&self, choice: &CardChoice) -> Result<usize, PromptError>;
+    /// Whether a wrong code porteur is asked for again within the same login, as Web eID's dialog does (the
+    /// professional types it again: the agent never resends one). The terminal and pinentry prompts end
+    /// the login instead and let the page say how many tries are left.
+    fn asks_again_after_wrong_pin(&self) -> bool {
+        false
+    }
+    /// Tells the professional the card is blocked, with what to do (no PIN field). By default the page
+    /// says it from the API's error.
+    fn show_blocked(&self, _request: &PinRequest) {}
 }
 
 /// The controlling terminal (`/dev/tty`), echo off.
@@ -316,7 +334,7 @@ mod tests {
 
     #[test]
     fn the_dialog_names_the_site_and_warns_on_the_last_try() {
-        let mut r = PinRequest { origin: "https://portail.example.fr".into(), holder: "JEAN DUPONT".into(), card: "CPS3".into(), tries_left: 3, max_tries: 3, lang: Lang::Fr };
+        let mut r = PinRequest { origin: "https://portail.example.fr".into(), holder: "JEAN DUPONT".into(), card: "CPS3".into(), tries_left: 3, max_tries: 3, wrong_pin: false, lang: Lang::Fr };
         let d = r.description();
         assert!(d.starts_with("Le site https://portail.example.fr\n"), "{d}");
         assert!(d.contains("Essais restants : 3 sur 3") && !d.contains("dernier essai"));

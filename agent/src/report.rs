@@ -4,7 +4,25 @@
 
 use serde_json::{json, Value};
 
-use crate::diagnose::Check;
+use cpx_card::CertCache;
+
+use crate::diagnose::{self, Check, Options};
+use crate::scan::{self, ScanOptions};
+
+/// Runs the checks and builds the report, masking the identities of the cards present wherever they
+/// appear (shared by `cpx-agent report` and the tray's « copier le rapport »).
+pub fn gather(opts: &Options, cache: &CertCache, include_identity: bool) -> String {
+    let checks = diagnose::run(opts);
+    let mut identities = Vec::new();
+    let scan_options = ScanOptions { timeout: opts.timeout, with_pin: false, reader: opts.reader.clone() };
+    if let Ok(ctx) = pcsc::Context::establish(pcsc::Scope::User) {
+        for card in scan::scan(&ctx, cache, &scan_options).unwrap_or_default().iter().filter_map(|r| r.card.as_ref()) {
+            let id = &card.identity;
+            identities.extend([id.national_id.clone(), id.nom.clone(), id.prenom.clone(), id.display_name()]);
+        }
+    }
+    build(&checks, &opts.config_source, identities, crate::logging::recent_lines(200), include_identity)
+}
 
 /// "899700123456" → "89••••••••56" (enough to tell two cards apart); "JEAN DUPONT" → "J••• D•••••".
 pub fn mask(s: &str) -> String {

@@ -3,6 +3,10 @@
 //! (`127.0.0.1:PORT` or `localhost:PORT`: DNS rebinding); `Origin` must be an allowed site for anything
 //! beyond a bare liveness answer; CORS is answered to allowed origins only, never with `*`, and with
 //! `Access-Control-Allow-Private-Network: true` on preflights.
+//!
+//! Sites in policy (the configuration's `[[site]]`) are allowed. When the agent runs in the tray app, any
+//! other https origin may ask too: the professional is asked once (see [`crate::consent`]) and, once allowed, the
+//! site gets the signed-token login (the mTLS login needs the endpoint that only policy can name).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -18,6 +22,7 @@ use tokio::net::TcpListener;
 use crate::api::ApiError;
 use crate::card_service::CardService;
 use crate::config::{normalise_origin, Config, Site};
+use crate::consent::{Approvals, ConsentPrompt, ConsentRequest, Decision};
 use crate::localca::LoopbackIdentity;
 use crate::login;
 use crate::messages::{Code, Lang};
@@ -31,6 +36,50 @@ pub struct Agent {
     pub config: Config,
     pub cards: Arc<CardService>,
     pub prompt: Arc<dyn PinPrompt>,
+    /// Asking about sites not in policy (the tray app); `None` allows policy sites only (`cpx-agent serve`).
+    pub consent: Option<Consent>,
+}
+
+pub struct Consent {
+    pub approvals: Arc<Approvals>,
+    pub prompt: Arc<dyn ConsentPrompt>,
+}
+
+/// What an origin may do.
+#[derive(Debug, Clone)]
+enum Access {
+    /// In policy: everything its configuration allows.
+    Policy(Site),
+    /// Allowed by the professional: status and the signed token.
+    Approved(String),
+    /// Not decided yet: the professional is asked at its first login.
+    Askable(String),
+    Denied,
+}
+
+impl Access {
+    /// The origin CORS answers are addressed to.
+    fn cors(&self) -> Option<&str> {
+        match self {
+            Access::Policy(site) => Some(&site.origin),
+            Access::Approved(o) | Access::Askable(o) => Some(o),
+            Access::Denied => None,
+        }
+    }
+}
+
+impl Agent {
+    fn access(&self, origin: Option<&str>) -> Access {
+        let Some(origin) = origin else { return Access::Denied };
+        if let Some(site) = self.config.site(origin) {
+            return Access::Policy(site.clone());
+        }
+        match (&self.consent, normalise_origin(origin)) {
+            (Some(c), Some(o)) if c.approvals.contains(&o) => Access::Approved(o),
+            (Some(_), Some(o)) => Access::Askable(o),
+            _ => Access::Denied,
+        }
+    }
 }
 
 /// Serves until the listener fails.
@@ -105,23 +154,25 @@ async fn route(agent: Arc<Agent>, req: Request<Incoming>) -> Response<Full<Bytes
         return error_response(&ApiError::new(Code::HostNotAllowed, 403), lang, None);
     }
     let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let site: Option<Site> = origin.as_deref().and_then(|o| agent.config.site(o)).cloned();
-    let allowed = site.as_ref().map(|s| s.origin.clone());
-    let cors = allowed.as_deref();
+    let access = agent.access(origin.as_deref());
+    let cors = access.cors().map(str::to_owned);
+    let cors = cors.as_deref();
 
-    let response = match (req.method().clone(), req.uri().path()) {
+    match (req.method().clone(), req.uri().path()) {
         (Method::OPTIONS, _) => preflight(cors),
-        (Method::GET, "/v1/status") => status(&agent, origin.is_some(), cors, lang).await,
-        (Method::POST, "/v1/authenticate") | (Method::POST, "/v1/token") => {
-            let token = req.uri().path() == "/v1/token";
-            match (&site, origin.as_deref()) {
-                (Some(site), Some(origin)) => login_request(&agent, site.clone(), origin, token, req, lang).await,
-                _ => error_response(&ApiError::new(Code::OriginNotAllowed, 403), lang, None),
+        (Method::GET, "/v1/status") => {
+            let holder = matches!(access, Access::Policy(_) | Access::Approved(_));
+            status(&agent, origin.is_some(), holder, cors, lang).await
+        }
+        (Method::POST, path @ ("/v1/authenticate" | "/v1/token")) => {
+            let token = path == "/v1/token";
+            if matches!(access, Access::Denied) {
+                return error_response(&ApiError::new(Code::OriginNotAllowed, 403), lang, None);
             }
+            login_request(&agent, access, token, req, lang).await
         }
         _ => error_response(&ApiError::new(Code::NotFound, 404), lang, cors),
-    };
-    response
+    }
 }
 
 fn preflight(cors: Option<&str>) -> Response<Full<Bytes>> {
@@ -141,9 +192,9 @@ fn preflight(cors: Option<&str>) -> Response<Full<Bytes>> {
     r
 }
 
-/// Readers and card state, in the words of `cpx-agent status`; the holder only for allowed origins;
-/// nothing but the version without an Origin.
-async fn status(agent: &Agent, has_origin: bool, cors: Option<&str>, lang: Lang) -> Response<Full<Bytes>> {
+/// Readers and card state, in the words of `cpx-agent status`; the holder only for allowed origins (not to
+/// sites still to be asked about); nothing but the version without an Origin.
+async fn status(agent: &Agent, has_origin: bool, holder: bool, cors: Option<&str>, lang: Lang) -> Response<Full<Bytes>> {
     let base = json!({"agent": "cpx-agent", "version": env!("CARGO_PKG_VERSION")});
     if !has_origin {
         return json_response(200, &base, None);
@@ -169,7 +220,7 @@ async fn status(agent: &Agent, has_origin: bool, cors: Option<&str>, lang: Lang)
                     }
                     if let Some(card) = &r.card {
                         v["card_type"] = scan::card_label(card).into();
-                        if cors.is_some() {
+                        if holder {
                             let id = &card.identity;
                             v["holder"] = json!({"nom": id.nom, "prenom": id.prenom, "profession": id.profession, "national_id": id.national_id});
                         }
@@ -189,9 +240,11 @@ async fn status(agent: &Agent, has_origin: bool, cors: Option<&str>, lang: Lang)
     json_response(200, &body, cors)
 }
 
-async fn login_request(agent: &Arc<Agent>, site: Site, origin: &str, token: bool, req: Request<Incoming>, lang: Lang) -> Response<Full<Bytes>> {
-    let allowed = site.origin.clone();
-    let cors = Some(allowed.as_str());
+async fn login_request(agent: &Arc<Agent>, access: Access, token: bool, req: Request<Incoming>, lang: Lang) -> Response<Full<Bytes>> {
+    let Some(origin) = access.cors().map(str::to_owned) else {
+        return error_response(&ApiError::new(Code::OriginNotAllowed, 403), lang, None);
+    };
+    let cors = Some(origin.as_str());
     let fail = |e: ApiError| error_response(&e, lang, cors);
     let json_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
     if !json_type {
@@ -208,19 +261,28 @@ async fn login_request(agent: &Arc<Agent>, site: Site, origin: &str, token: bool
     if let Err(e) = login::check_challenge(&challenge) {
         return fail(e);
     }
-    if token && !site.signed_token {
-        return fail(ApiError::new(Code::SiteNotConfigured, 403).detail("signed tokens are not enabled for this site"));
+    let site = match &access {
+        Access::Policy(site) => Some(site.clone()),
+        _ => None,
+    };
+    match &site {
+        Some(site) if token && !site.signed_token => return fail(ApiError::new(Code::SiteNotConfigured, 403).detail("signed tokens are not enabled for this site")),
+        None if !token => return fail(ApiError::new(Code::SiteNotConfigured, 403).detail("the mTLS login needs the site in managed policy; this site may use the signed token (/v1/token)")),
+        _ => {}
     }
-    // The origin the browser reported, normalised: it travels to the portal and is shown in the dialog.
-    let origin = normalise_origin(origin).unwrap_or_else(|| allowed.clone());
+    let ask = matches!(access, Access::Askable(_)).then(|| agent.consent.as_ref().map(|c| (c.approvals.clone(), c.prompt.clone()))).flatten();
     let prompt = agent.prompt.clone();
+    let asked_for = origin.clone();
+    // Dialogs are shown one at a time: the consent question waits for the card like the PIN dialog does.
     let result = agent
         .cards
         .exclusive(move |cards| {
-            if token {
-                login::signed_token(cards, prompt.as_ref(), &origin, &challenge, lang)
-            } else {
-                login::authenticate(cards, prompt.as_ref(), &site, &origin, &challenge, lang)
+            if let Some((approvals, consent_prompt)) = ask {
+                ask_consent(&approvals, consent_prompt.as_ref(), &asked_for, lang)?;
+            }
+            match &site {
+                Some(site) if !token => login::authenticate(cards, prompt.as_ref(), site, &asked_for, &challenge, lang),
+                _ => login::signed_token(cards, prompt.as_ref(), &asked_for, &challenge, lang),
             }
         })
         .await;
@@ -232,6 +294,25 @@ async fn login_request(agent: &Arc<Agent>, site: Site, origin: &str, token: bool
         Err(e) => {
             tracing::info!(code = ?e.code, detail = e.detail.as_deref().unwrap_or(""), "card login refused");
             fail(e)
+        }
+    }
+}
+
+/// The professional's answer about a site not in policy; « toujours » is remembered.
+fn ask_consent(approvals: &Approvals, prompt: &dyn ConsentPrompt, origin: &str, lang: Lang) -> Result<(), ApiError> {
+    if approvals.contains(origin) {
+        return Ok(()); // allowed while this request waited for the card
+    }
+    let decision = prompt.ask(&ConsentRequest { origin: origin.to_owned(), lang })?;
+    tracing::info!(%origin, ?decision, "site consent");
+    match decision {
+        Decision::Refuse => Err(ApiError::new(Code::SiteRefused, 403)),
+        Decision::Once => Ok(()),
+        Decision::Always => {
+            if let Err(e) = approvals.add(origin) {
+                tracing::warn!(error = %e, "approval not saved: the site will be asked about again");
+            }
+            Ok(())
         }
     }
 }

@@ -1,0 +1,115 @@
+//! The card state at a glance: one verdict over every reader, for the tray icon and its tooltip. A usable
+//! CPx card anywhere wins; otherwise the most telling problem (blocked code porteur, expired certificate,
+//! a card not recognised) before the plain absences (no card, no reader, no PC/SC service).
+
+use serde::Serialize;
+
+use crate::messages::{Code, SlotState, Text};
+use crate::scan::ReaderReport;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overall {
+    ServiceStopped,
+    NoReader,
+    NoCard,
+    Ready,
+    NotRecognised,
+    InUse,
+    PinBlocked,
+    CertificateExpired,
+}
+
+impl Overall {
+    pub const ALL: [Overall; 8] = [
+        Overall::ServiceStopped, Overall::NoReader, Overall::NoCard, Overall::Ready, Overall::NotRecognised, Overall::InUse,
+        Overall::PinBlocked, Overall::CertificateExpired,
+    ];
+
+    /// The verdict of a scan (or of the PC/SC error that stopped it).
+    pub fn of(scan: Result<&[ReaderReport], Code>) -> Self {
+        let reports = match scan {
+            Ok(r) => r,
+            Err(Code::PcscServiceStopped) => return Self::ServiceStopped,
+            Err(_) => return Self::NoReader,
+        };
+        if reports.is_empty() {
+            return Self::NoReader;
+        }
+        let slot = |r: &ReaderReport| match r.state {
+            SlotState::CardReady => match r.codes.first() {
+                None | Some(Code::PinLastTry) => Self::Ready,
+                Some(Code::PinBlocked) => Self::PinBlocked,
+                Some(Code::CertificateExpired) | Some(Code::CertificateNotYetValid) => Self::CertificateExpired,
+                Some(_) => Self::NotRecognised,
+            },
+            SlotState::CardNotRecognised => Self::NotRecognised,
+            SlotState::CardInUse => Self::InUse,
+            SlotState::NoCard => Self::NoCard,
+        };
+        // Lower rank wins.
+        let rank = |o: Self| [Self::Ready, Self::PinBlocked, Self::CertificateExpired, Self::NotRecognised, Self::InUse, Self::NoCard].iter().position(|x| *x == o).unwrap_or(9);
+        reports.iter().map(slot).min_by_key(|o| rank(*o)).unwrap_or(Self::NoCard)
+    }
+
+    /// The tooltip: the catalogue's words for this state.
+    pub fn text(self) -> Text {
+        match self {
+            Self::ServiceStopped => Code::PcscServiceStopped.entry().message,
+            Self::NoReader => Code::NoReader.entry().message,
+            Self::NoCard => SlotState::NoCard.text(),
+            Self::Ready => SlotState::CardReady.text(),
+            Self::NotRecognised => SlotState::CardNotRecognised.text(),
+            Self::InUse => SlotState::CardInUse.text(),
+            Self::PinBlocked => Code::PinBlocked.entry().message,
+            Self::CertificateExpired => Code::CertificateExpired.entry().message,
+        }
+    }
+
+    /// What to do, when there is something to do.
+    pub fn fix(self) -> Option<Text> {
+        let code = match self {
+            Self::Ready => return None,
+            Self::ServiceStopped => Code::PcscServiceStopped,
+            Self::NoReader => Code::NoReader,
+            Self::NoCard => Code::NoCard,
+            Self::NotRecognised => Code::CardMute,
+            Self::InUse => Code::CardInUse,
+            Self::PinBlocked => Code::PinBlocked,
+            Self::CertificateExpired => Code::CertificateExpired,
+        };
+        Some(code.entry().fix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(state: SlotState, codes: &[Code]) -> ReaderReport {
+        ReaderReport { reader: "r".into(), state, codes: codes.to_vec(), atr: String::new(), card: None, detail: None }
+    }
+
+    #[test]
+    fn a_usable_card_anywhere_wins_then_the_most_telling_problem() {
+        let blocked = reader(SlotState::CardReady, &[Code::PinBlocked]);
+        let ready = reader(SlotState::CardReady, &[]);
+        let empty = reader(SlotState::NoCard, &[]);
+        assert_eq!(Overall::of(Ok(&[empty.clone(), blocked.clone(), ready])), Overall::Ready);
+        assert_eq!(Overall::of(Ok(&[empty.clone(), blocked])), Overall::PinBlocked);
+        assert_eq!(Overall::of(Ok(&[reader(SlotState::CardReady, &[Code::PinLastTry])])), Overall::Ready);
+        assert_eq!(Overall::of(Ok(&[reader(SlotState::CardReady, &[Code::CertificateExpired])])), Overall::CertificateExpired);
+        assert_eq!(Overall::of(Ok(&[empty.clone(), reader(SlotState::CardNotRecognised, &[Code::CardMute])])), Overall::NotRecognised);
+        assert_eq!(Overall::of(Ok(&[empty])), Overall::NoCard);
+        assert_eq!(Overall::of(Ok(&[])), Overall::NoReader);
+        assert_eq!(Overall::of(Err(Code::PcscServiceStopped)), Overall::ServiceStopped);
+    }
+
+    #[test]
+    fn every_state_has_distinct_words() {
+        let texts: std::collections::HashSet<_> = Overall::ALL.iter().map(|o| o.text().fr).collect();
+        assert_eq!(texts.len(), Overall::ALL.len());
+        assert_eq!(Overall::Ready.text().fr, "Carte CPS insérée et reconnue");
+        assert_eq!(Overall::NotRecognised.text().fr, "Carte CPS mal insérée / non reconnue");
+    }
+}

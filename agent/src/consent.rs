@@ -1,0 +1,216 @@
+//! Which sites may use the card. Managed policy (the configuration's `[[site]]` entries) comes first and
+//! is never asked about. Any other origin is asked about once in the tray app (« une fois », « toujours »,
+//! « refuser »); « toujours » is kept per user in `sites.json` in the data folder, sealed with an HMAC whose
+//! key lives in the keyring, so that a program that can write the file cannot add a site silently. A file
+//! whose seal does not match is set aside (`sites.json.tampered`) and no approval is trusted.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::messages::Lang;
+use crate::pin_prompt::PromptError;
+use crate::secrets::{SecretError, SecretStore};
+
+/// The name of the integrity key in the secret store.
+const KEY_NAME: &str = "sites-integrity-key";
+const FILE_NAME: &str = "sites.json";
+
+/// What the professional answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Once,
+    Always,
+    Refuse,
+}
+
+/// What the consent dialog shows.
+#[derive(Debug, Clone)]
+pub struct ConsentRequest {
+    pub origin: String,
+    pub lang: Lang,
+}
+
+/// Asks the professional whether a site not in policy may use the card (the tray app's dialog).
+pub trait ConsentPrompt: Send + Sync {
+    fn ask(&self, request: &ConsentRequest) -> Result<Decision, PromptError>;
+}
+
+/// One site the professional allowed for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub origin: String,
+    /// Unix time of the approval.
+    pub approved_at: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsentError {
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("{path}: {source}")]
+    File { path: PathBuf, source: std::io::Error },
+    #[error("the integrity key in the keyring is damaged; remove « {KEY_NAME} » of service cpx-agent")]
+    BadKey,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SealedFile {
+    version: u32,
+    sites: Vec<Approval>,
+    /// Hex HMAC-SHA256 of the canonical JSON of `sites`.
+    mac: String,
+}
+
+/// The professional's approvals, in memory and on disk.
+pub struct Approvals {
+    path: PathBuf,
+    key: Zeroizing<Vec<u8>>,
+    sites: Mutex<Vec<Approval>>,
+    /// The file on disk was altered outside the agent (and set aside).
+    pub tampered: bool,
+}
+
+impl Approvals {
+    /// Opens (or starts) the approvals of `data_dir`, creating the integrity key on first use.
+    pub fn open(data_dir: &Path, store: &dyn SecretStore) -> Result<Self, ConsentError> {
+        let key = match store.get(KEY_NAME)? {
+            Some(hex_key) => Zeroizing::new(hex::decode(hex_key.trim()).map_err(|_| ConsentError::BadKey)?),
+            None => {
+                let mut key = Zeroizing::new(vec![0u8; 32]);
+                getrandom::getrandom(&mut key).map_err(|e| ConsentError::File { path: data_dir.into(), source: std::io::Error::other(e) })?;
+                store.set(KEY_NAME, &hex::encode(&*key))?;
+                key
+            }
+        };
+        let path = data_dir.join(FILE_NAME);
+        let mut approvals = Self { path, key, sites: Mutex::new(Vec::new()), tampered: false };
+        approvals.load()?;
+        Ok(approvals)
+    }
+
+    fn seal(&self, sites: &[Approval]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(&serde_json::to_vec(sites).unwrap_or_default());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    fn load(&mut self) -> Result<(), ConsentError> {
+        let text = match std::fs::read(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(ConsentError::File { path: self.path.clone(), source }),
+        };
+        let sealed: Option<SealedFile> = serde_json::from_slice(&text).ok();
+        let genuine = sealed.as_ref().is_some_and(|f| {
+            let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+            mac.update(&serde_json::to_vec(&f.sites).unwrap_or_default());
+            hex::decode(&f.mac).is_ok_and(|m| mac.verify_slice(&m).is_ok())
+        });
+        match sealed {
+            Some(f) if genuine => *self.sites.lock().unwrap_or_else(|p| p.into_inner()) = f.sites,
+            _ => {
+                // Keep the altered file for the helpdesk; trust nothing in it.
+                let aside = self.path.with_extension("json.tampered");
+                tracing::warn!(path = %self.path.display(), aside = %aside.display(), "approved sites file altered outside the agent: set aside, no approval trusted");
+                std::fs::rename(&self.path, &aside).map_err(|source| ConsentError::File { path: self.path.clone(), source })?;
+                self.tampered = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn save(&self, sites: &[Approval]) -> Result<(), ConsentError> {
+        let err = |source| ConsentError::File { path: self.path.clone(), source };
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let sealed = SealedFile { version: 1, sites: sites.to_vec(), mac: self.seal(sites) };
+        let tmp = self.path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&sealed).unwrap_or_default()).map_err(err)?;
+        std::fs::rename(&tmp, &self.path).map_err(err)
+    }
+
+    pub fn list(&self) -> Vec<Approval> {
+        self.sites.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn contains(&self, origin: &str) -> bool {
+        self.sites.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|a| a.origin == origin)
+    }
+
+    pub fn add(&self, origin: &str) -> Result<(), ConsentError> {
+        let mut sites = self.sites.lock().unwrap_or_else(|p| p.into_inner());
+        if !sites.iter().any(|a| a.origin == origin) {
+            sites.push(Approval { origin: origin.to_owned(), approved_at: crate::scan::now_unix() });
+            self.save(&sites)?;
+        }
+        Ok(())
+    }
+
+    /// Removes an approval; whether there was one.
+    pub fn remove(&self, origin: &str) -> Result<bool, ConsentError> {
+        let mut sites = self.sites.lock().unwrap_or_else(|p| p.into_inner());
+        let before = sites.len();
+        sites.retain(|a| a.origin != origin);
+        if sites.len() == before {
+            return Ok(false);
+        }
+        self.save(&sites)?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::FileStore;
+
+    fn fresh() -> (PathBuf, FileStore) {
+        let dir = std::env::temp_dir().join(format!("cpx-consent-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = FileStore { dir: dir.join("secrets") };
+        (dir, store)
+    }
+
+    #[test]
+    fn approvals_survive_a_restart_and_removal_sticks() {
+        let (dir, store) = fresh();
+        let a = Approvals::open(&dir, &store).unwrap();
+        a.add("https://a.example").unwrap();
+        a.add("https://b.example").unwrap();
+        a.add("https://a.example").unwrap();
+        assert!(a.remove("https://b.example").unwrap());
+        assert!(!a.remove("https://b.example").unwrap());
+        let again = Approvals::open(&dir, &store).unwrap();
+        assert!(!again.tampered);
+        assert_eq!(again.list().iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(), ["https://a.example"]);
+    }
+
+    #[test]
+    fn an_edited_file_is_set_aside_and_trusted_for_nothing() {
+        let (dir, store) = fresh();
+        Approvals::open(&dir, &store).unwrap().add("https://a.example").unwrap();
+        let path = dir.join(FILE_NAME);
+        let edited = std::fs::read_to_string(&path).unwrap().replace("https://a.example", "https://evil.example");
+        std::fs::write(&path, edited).unwrap();
+        let a = Approvals::open(&dir, &store).unwrap();
+        assert!(a.tampered);
+        assert!(!a.contains("https://evil.example") && !a.contains("https://a.example"));
+        assert!(dir.join("sites.json.tampered").exists(), "the altered file is kept for the helpdesk");
+    }
+
+    #[test]
+    fn a_file_sealed_with_another_key_is_not_trusted() {
+        let (dir, store) = fresh();
+        Approvals::open(&dir, &store).unwrap().add("https://a.example").unwrap();
+        std::fs::remove_dir_all(dir.join("secrets")).unwrap();
+        let a = Approvals::open(&dir, &store).unwrap();
+        assert!(a.tampered && a.list().is_empty());
+    }
+}

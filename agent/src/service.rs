@@ -1,0 +1,89 @@
+//! Starting the agent, shared by `cpx-agent serve` and the tray app: where its files go, which secret
+//! store holds its keys, the loopback certificate, the card service and the listening socket.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cpx_card::CertCache;
+
+use crate::card_service::CardService;
+use crate::config::{Config, KeyStoreKind};
+use crate::consent::{Approvals, ConsentPrompt};
+use crate::localca::{self, LoopbackIdentity};
+use crate::pin_prompt::PinPrompt;
+use crate::secrets::{FileStore, KeyringStore, SecretStore};
+use crate::server::{Agent, Consent};
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME").map(Into::into).unwrap_or_else(|| ".".into())
+}
+
+/// The default configuration file: `~/.config/cpx-agent/config.toml`.
+pub fn default_config_path() -> PathBuf {
+    home().join(".config/cpx-agent/config.toml")
+}
+
+/// The configuration given, or the default file when it exists, or the defaults; and where it came from.
+pub fn load_config(path: Option<PathBuf>) -> Result<(Config, String), String> {
+    let default_path = default_config_path();
+    let path = path.or_else(|| default_path.exists().then_some(default_path));
+    match path {
+        Some(p) => Config::load(&p).map(|c| (c, p.display().to_string())).map_err(|e| e.to_string()),
+        None => Ok((Config::default(), "built-in defaults".into())),
+    }
+}
+
+/// The data folder: given, or from the configuration, or `~/.local/share/cpx-agent`.
+pub fn data_dir(given: Option<PathBuf>, config: &Config) -> PathBuf {
+    given.or_else(|| config.data_dir.clone()).unwrap_or_else(|| home().join(".local/share/cpx-agent"))
+}
+
+/// The certificate cache in the user's cache folder (public data only), or memory when there is none.
+pub fn card_cache() -> CertCache {
+    let dir = std::env::var_os("CPX_AGENT_CACHE_DIR")
+        .map(Into::into)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("cpx-agent")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cpx-agent")));
+    dir.map_or_else(CertCache::memory, |d| CertCache::in_dir(d.join("cards")))
+}
+
+/// The store of the agent's own secrets (loopback key, approvals' integrity key). Call before any async
+/// runtime starts (the Secret Service client runs its own executor).
+pub fn secret_store(config: &Config, data_dir: &Path) -> Result<Box<dyn SecretStore>, String> {
+    Ok(match config.key_store {
+        KeyStoreKind::Keyring => Box::new(KeyringStore::native().map_err(|e| e.to_string())?),
+        KeyStoreKind::File => Box::new(FileStore { dir: data_dir.join("secrets") }),
+    })
+}
+
+/// What a running agent is made of.
+pub struct Prepared {
+    pub agent: Arc<Agent>,
+    pub identity: LoopbackIdentity,
+}
+
+/// The parts of an agent. With a consent prompt (the tray app), sites outside policy may ask and the
+/// professional's approvals are loaded from `data_dir`.
+pub fn prepare(
+    config: Config,
+    data_dir: &Path,
+    store: &dyn SecretStore,
+    cache: CertCache,
+    card_timeout: Duration,
+    prompt: Arc<dyn PinPrompt>,
+    consent: Option<Arc<dyn ConsentPrompt>>,
+) -> Result<Prepared, String> {
+    let identity = localca::load_or_create(data_dir, store).map_err(|e| e.to_string())?;
+    let consent = match consent {
+        Some(prompt) => Some(Consent { approvals: Arc::new(Approvals::open(data_dir, store).map_err(|e| e.to_string())?), prompt }),
+        None => None,
+    };
+    let cards = CardService::new(cache, card_timeout, Duration::from_secs(config.busy_wait_seconds));
+    Ok(Prepared { agent: Arc::new(Agent { config, cards, prompt, consent }), identity })
+}
+
+/// The loopback socket of the agent.
+pub async fn bind(port: u16) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| format!("port {port} on 127.0.0.1: {e}"))
+}

@@ -1,0 +1,189 @@
+//! The commands the pages call. Each window's capability (`capabilities/<window>.json`) grants only its
+//! own; the commands also check which window calls, so a page cannot answer another window's dialog.
+
+use std::sync::Arc;
+
+use cpx_agent::consent::Decision;
+use cpx_agent::diagnose::{self, Verdict};
+use cpx_agent::messages::labels as catalogue_labels;
+use serde_json::{json, Value};
+use tauri::{State, WebviewWindow};
+use zeroize::Zeroizing;
+
+use crate::dialogs::Answer;
+use crate::shared::Shared;
+use crate::windows::Window;
+
+type Shared_<'a> = State<'a, Arc<Shared>>;
+
+fn window_of(w: &WebviewWindow) -> Option<Window> {
+    Window::from_label(w.label())
+}
+
+/// The words of every page, in the app's language.
+#[tauri::command]
+pub fn labels(shared: Shared_<'_>) -> Value {
+    Value::Object(catalogue_labels(shared.lang))
+}
+
+/// What the calling dialog shows (its site, card, tries left…).
+#[tauri::command]
+pub fn dialog_view(window: WebviewWindow, shared: Shared_<'_>) -> Result<Value, String> {
+    let w = window_of(&window).ok_or("unknown window")?;
+    shared.dialogs.view(w).ok_or_else(|| "no request".into())
+}
+
+/// The code porteur typed in the PIN dialog. Four digits, or the dialog says so and stays open.
+#[tauri::command]
+pub fn pin_submit(window: WebviewWindow, shared: Shared_<'_>, pin: String) -> Result<(), String> {
+    let pin = Zeroizing::new(pin);
+    if window_of(&window) != Some(Window::Pin) {
+        return Err("not the PIN dialog".into());
+    }
+    if pin.len() != 4 || !pin.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(cpx_agent::messages::Code::PinFormat.entry().message.get(shared.lang).into());
+    }
+    if shared.dialogs.answer(Window::Pin, Answer::Pin(pin)) { Ok(()) } else { Err("no request".into()) }
+}
+
+#[tauri::command]
+pub fn consent_answer(window: WebviewWindow, shared: Shared_<'_>, decision: Decision) -> Result<(), String> {
+    if window_of(&window) != Some(Window::Consent) || !shared.dialogs.answer(Window::Consent, Answer::Consent(decision)) {
+        return Err("no request".into());
+    }
+    Ok(())
+}
+
+#[tauri::command]
+pub fn choice_answer(window: WebviewWindow, shared: Shared_<'_>, index: usize) -> Result<(), String> {
+    if window_of(&window) != Some(Window::Choice) || !shared.dialogs.answer(Window::Choice, Answer::Choice(index)) {
+        return Err("no request".into());
+    }
+    Ok(())
+}
+
+/// « Annuler » or « Fermer » in a dialog: a waiting login gets USER_CANCELLED.
+#[tauri::command]
+pub fn dialog_close(window: WebviewWindow, shared: Shared_<'_>) {
+    if let Some(w) = window_of(&window) {
+        shared.dialogs.closed(w);
+    }
+    let _ = window.destroy();
+}
+
+/// The card state as the tray shows it, and every reader.
+#[tauri::command]
+pub async fn status_view(shared: Shared_<'_>) -> Result<Value, String> {
+    let shared = Arc::clone(&shared);
+    tauri::async_runtime::spawn_blocking(move || {
+        let lang = shared.lang;
+        let scanned = shared.scan();
+        let overall = cpx_agent::card_state::Overall::of(scanned.as_deref().map_err(|c| *c));
+        let readers: Vec<Value> = scanned
+            .unwrap_or_default()
+            .iter()
+            .map(|r| {
+                let mut v = json!({"reader": r.reader, "message": r.state.text().get(lang),
+                    "problems": r.codes.iter().map(|c| json!({"code": c, "message": c.entry().message.get(lang), "fix": c.entry().fix.get(lang)})).collect::<Vec<_>>()});
+                if let Some(card) = &r.card {
+                    v["card_type"] = cpx_agent::scan::card_label(card).into();
+                    v["holder"] = card.identity.display_name().into();
+                    v["certificate"] = certificate_text(card, lang).into();
+                    if let Some(p) = card.pin {
+                        v["tries_left"] = p.tries_left.into();
+                        v["max_tries"] = p.max_tries.into();
+                    }
+                }
+                v
+            })
+            .collect();
+        let server = shared.server_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        json!({
+            "state": overall, "message": overall.text().get(lang), "fix": overall.fix().map(|f| f.get(lang)),
+            "readers": readers, "port": shared.agent.config.port, "server_error": server,
+        })
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// « valide du … au … » or « expiré depuis le … », from the catalogue.
+fn certificate_text(card: &cpx_agent::scan::CardSummary, lang: cpx_agent::messages::Lang) -> String {
+    use cpx_agent::messages::label;
+    use cpx_card::identity::date;
+    let id = &card.identity;
+    let (from, to) = (date(id.not_before), date(id.not_after));
+    let template = match card.certificate_validity {
+        cpx_card::Validity::Valid => label::VALID_FROM_TO,
+        cpx_card::Validity::Expired => label::EXPIRED_ON,
+        cpx_card::Validity::NotYetValid => label::NOT_YET_VALID,
+    };
+    cpx_agent::output::fill(template.get(lang), &[("from", &from), ("to", &to)])
+}
+
+/// The sites allowed by policy and by the professional.
+#[tauri::command]
+pub fn sites_view(shared: Shared_<'_>) -> Value {
+    let policy: Vec<&str> = shared.agent.config.sites.iter().map(|s| s.origin.as_str()).collect();
+    let (user, tampered) = match &shared.agent.consent {
+        Some(c) => (c.approvals.list(), c.approvals.tampered),
+        None => (Vec::new(), false),
+    };
+    json!({"policy": policy, "user": user, "tampered": tampered})
+}
+
+#[tauri::command]
+pub fn sites_remove(shared: Shared_<'_>, origin: String) -> Result<bool, String> {
+    let consent = shared.agent.consent.as_ref().ok_or("no approvals")?;
+    let removed = consent.approvals.remove(&origin).map_err(|e| e.to_string())?;
+    tracing::info!(%origin, removed, "site approval removed");
+    Ok(removed)
+}
+
+#[tauri::command]
+pub fn about_view(shared: Shared_<'_>) -> Value {
+    json!({"version": env!("CARGO_PKG_VERSION"), "address": format!("https://127.0.0.1:{}", shared.agent.config.port), "configuration": shared.config_source})
+}
+
+fn diagnose_options(shared: &Shared) -> diagnose::Options<'_> {
+    diagnose::Options { config: &shared.agent.config, config_source: shared.config_source.clone(), reader: None, origin: None, timeout: shared.card_timeout }
+}
+
+/// The checks of `cpx-agent diagnose`, in words.
+#[tauri::command]
+pub async fn diagnostics_run(shared: Shared_<'_>) -> Result<Value, String> {
+    let shared = Arc::clone(&shared);
+    tauri::async_runtime::spawn_blocking(move || {
+        let lang = shared.lang;
+        let checks = diagnose::run(&diagnose_options(&shared));
+        let rows: Vec<Value> = checks
+            .iter()
+            .map(|c| {
+                let mut v = json!({"check": c.check, "title": diagnose::title(&c.check).get(lang), "verdict": c.verdict, "detail": c.detail});
+                if let Some(code) = c.code {
+                    v["code"] = json!(code);
+                    v["message"] = code.entry().message.get(lang).into();
+                    v["fix"] = code.entry().fix.get(lang).into();
+                }
+                v
+            })
+            .collect();
+        let worst = checks.iter().map(|c| c.verdict).max_by_key(|v| match v { Verdict::Ok => 0, Verdict::Warn => 1, Verdict::Fail => 2 });
+        json!({"checks": rows, "worst": worst})
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// « Copier le rapport »: the redacted report of `cpx-agent report`, on the clipboard.
+#[tauri::command]
+pub async fn diagnostics_copy(app: tauri::AppHandle, shared: Shared_<'_>) -> Result<usize, String> {
+    use tauri_plugin_clipboard_manager::ClipboardExt;
+    let shared = Arc::clone(&shared);
+    let text = tauri::async_runtime::spawn_blocking(move || cpx_agent::report::gather(&diagnose_options(&shared), &shared.agent.cards.cache, false))
+        .await
+        .map_err(|e| e.to_string())?;
+    app.clipboard().write_text(text.clone()).map_err(|e| e.to_string())?;
+    tracing::info!(bytes = text.len(), "report copied to the clipboard");
+    Ok(text.len())
+}

@@ -1,0 +1,226 @@
+//! Agent CPx tray app: a thin shell over `cpx-agent`. It runs the agent's loopback server, shows the card
+//! state in the tray, and is the agent's code porteur dialog and site-consent dialog.
+//!
+//! - [`tray`]: the icon, its tooltip and menu, following the card state; [`icons`]: the icons.
+//! - [`dialogs`]: the dialogs as the agent's prompts; [`windows`]: every window and its page.
+//! - [`commands`]: what the pages may call (each window only its own, see `capabilities/`).
+//! - [`shared`]: what these parts share.
+//!
+//! Usage: `cpx-tray [--config FILE] [--data-dir DIR] [--show status|diagnostics|sites|about]`. A second
+//! start hands its `--show` to the running app (single instance) and exits.
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod commands;
+mod dialogs;
+mod icons;
+mod shared;
+mod tray;
+mod windows;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cpx_agent::messages::Lang;
+use cpx_agent::service;
+use tauri::{Manager, RunEvent, WindowEvent};
+
+use crate::dialogs::Dialogs;
+use crate::shared::Shared;
+use crate::windows::Window;
+
+/// The app icons of the bundle (`icons/`), drawn by [`icons`] (`cpx-tray --write-icons src-tauri/icons`).
+pub const APP_ICONS: &[(&str, u32)] = &[("32x32.png", 32), ("128x128.png", 128), ("icon.png", 256)];
+
+/// Longest wait for one card call.
+const CARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+struct Args {
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    show: Option<Window>,
+    write_icons: Option<PathBuf>,
+}
+
+fn parse_args(argv: &[String]) -> Result<Args, String> {
+    let mut args = Args {
+        config: std::env::var_os("CPX_AGENT_CONFIG").map(Into::into),
+        data_dir: std::env::var_os("CPX_AGENT_DATA_DIR").map(Into::into),
+        show: None,
+        write_icons: None,
+    };
+    let mut it = argv.iter().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
+        match a.as_str() {
+            "--config" => args.config = Some(value("--config")?.into()),
+            "--data-dir" => args.data_dir = Some(value("--data-dir")?.into()),
+            "--show" => {
+                let v = value("--show")?;
+                args.show = Some(tray::menu_target(&v).ok_or(format!("--show: unknown window {v:?} (status, diagnostics, sites, about)"))?);
+            }
+            "--write-icons" => args.write_icons = Some(value("--write-icons")?.into()),
+            "--autostart" => {}
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(args)
+}
+
+const USAGE: &str = "Usage: cpx-tray [--config FILE] [--data-dir DIR] [--show status|diagnostics|sites|about]\n\nAgent CPx in the tray: card state, code porteur dialog, site consent; runs the agent's loopback server.\nA second start hands --show to the running app and exits.";
+
+/// French unless the OS asks for English (`CPX_AGENT_LANG=fr|en` wins).
+fn os_lang() -> Lang {
+    let tag = std::env::var("CPX_AGENT_LANG").ok().or_else(sys_locale::get_locale).unwrap_or_default().to_ascii_lowercase();
+    if tag.starts_with("en") { Lang::En } else { Lang::Fr }
+}
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    let argv: Vec<String> = std::env::args().collect();
+    let args = match parse_args(&argv) {
+        Ok(a) => a,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("cpx-tray: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(dir) = args.write_icons {
+        for (name, size) in APP_ICONS {
+            if let Err(e) = std::fs::write(dir.join(name), icons::png(cpx_agent::card_state::Overall::Ready, *size)) {
+                eprintln!("cpx-tray: {}: {e}", dir.join(name).display());
+                return ExitCode::from(1);
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    let lang = os_lang();
+    let (config, config_source) = match service::load_config(args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cpx-tray: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let _log_guard = cpx_agent::logging::init(config.log_level.as_deref()).map_err(|e| eprintln!("cpx-tray: no log file ({e})")).ok();
+    let data_dir = service::data_dir(args.data_dir, &config);
+    // Before any async runtime: the Secret Service client runs its own executor.
+    let store = match service::secret_store(&config, &data_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cpx-tray: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let show_first = args.show;
+    let mut config = Some(config);
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(move |app, argv, _cwd| {
+            // A second start: show what it asked for (the status window by default).
+            let window = parse_args(&argv).ok().and_then(|a| a.show).unwrap_or(Window::Status);
+            if let Err(e) = windows::show(app, window, lang) {
+                tracing::warn!(error = %e, "window not shown");
+            }
+        }))
+        .plugin(tauri_plugin_autostart::init(tauri_plugin_autostart::MacosLauncher::LaunchAgent, Some(vec!["--autostart"])))
+        .plugin(tauri_plugin_clipboard_manager::init())
+        .invoke_handler(tauri::generate_handler![
+            commands::labels,
+            commands::dialog_view,
+            commands::pin_submit,
+            commands::consent_answer,
+            commands::choice_answer,
+            commands::dialog_close,
+            commands::status_view,
+            commands::sites_view,
+            commands::sites_remove,
+            commands::about_view,
+            commands::diagnostics_run,
+            commands::diagnostics_copy,
+        ])
+        .setup(move |app| {
+            let config = config.take().ok_or("setup ran twice")?;
+            let handle = app.handle().clone();
+            let dialogs = Arc::new(Dialogs::new(handle.clone(), lang));
+            let autostart = config.autostart;
+            let prepared = service::prepare(config, &data_dir, store.as_ref(), service::card_cache(), CARD_TIMEOUT, dialogs.clone(), Some(dialogs.clone()))?;
+            let shared = Arc::new(Shared {
+                lang,
+                agent: prepared.agent.clone(),
+                dialogs,
+                config_source,
+                card_timeout: CARD_TIMEOUT,
+                state: Mutex::new(cpx_agent::card_state::Overall::NoCard),
+                server_error: Mutex::new(None),
+            });
+            app.manage(shared.clone());
+
+            let state = shared.overall();
+            *shared.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+            tray::build(&handle, lang, state)?;
+            app.manage(Mutex::new(Some(tray::watch(handle.clone(), shared.clone()))));
+            let tray_ms = started.elapsed().as_secs_f64() * 1000.0;
+
+            let port = prepared.agent.config.port;
+            let server_shared = shared.clone();
+            tauri::async_runtime::spawn(async move {
+                let result = match service::bind(port).await {
+                    Ok(listener) => cpx_agent::server::serve(prepared.agent, &prepared.identity, listener).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "loopback server stopped");
+                    *server_shared.server_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                }
+            });
+
+            if autostart {
+                use tauri_plugin_autostart::ManagerExt;
+                let launcher = handle.autolaunch();
+                if !launcher.is_enabled().unwrap_or(false) {
+                    if let Err(e) = launcher.enable() {
+                        tracing::warn!(error = %e, "per-user autostart not set");
+                    }
+                }
+            }
+            // WebDriver (tests) drives the app through its first web view, which must outlive the others.
+            if std::env::var("TAURI_WEBVIEW_AUTOMATION").as_deref() == Ok("true") {
+                tauri::WebviewWindowBuilder::new(app, "automation", tauri::WebviewUrl::App("index.html".into())).visible(false).build()?;
+            }
+            if let Some(window) = show_first {
+                windows::show(&handle, window, lang)?;
+            }
+            tracing::info!(state = ?state, tray_ms, port, "tray ready");
+            println!("cpx-tray: ready in {tray_ms:.0} ms ({}), https://127.0.0.1:{port}", state.text().get(lang));
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            if let WindowEvent::Destroyed = event {
+                if let (Some(w), Some(shared)) = (Window::from_label(window.label()), window.try_state::<Arc<Shared>>()) {
+                    shared.dialogs.closed(w);
+                }
+            }
+        })
+        .build(tauri::generate_context!());
+    let app = match app {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("cpx-tray: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    app.run(|_app, event| {
+        // Closing the last window keeps the app in the tray; « Quitter » exits.
+        if let RunEvent::ExitRequested { api, code: None, .. } = event {
+            api.prevent_exit();
+        }
+    });
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,40 @@
+//! What the app's parts share: the language, the running agent, the card state shown in the tray, the
+//! dialogs, and why the loopback server is not running if it is not.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cpx_agent::card_state::Overall;
+use cpx_agent::messages::{Code, Lang};
+use cpx_agent::scan::{self, ReaderReport, ScanOptions};
+use cpx_agent::server::Agent;
+
+use crate::dialogs::Dialogs;
+
+pub struct Shared {
+    pub lang: Lang,
+    pub agent: Arc<Agent>,
+    pub dialogs: Arc<Dialogs>,
+    /// Where the configuration came from (for the status and diagnostics windows).
+    pub config_source: String,
+    pub card_timeout: Duration,
+    /// The state the tray shows.
+    pub state: Mutex<Overall>,
+    /// Set when the loopback server could not start (port taken…).
+    pub server_error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    /// Scans the readers now (card type, holder, tries left).
+    pub fn scan(&self) -> Result<Vec<ReaderReport>, Code> {
+        let options = ScanOptions { timeout: self.card_timeout, with_pin: true, reader: None };
+        pcsc::Context::establish(pcsc::Scope::User)
+            .map_err(|e| cpx_pcsc::PcscError::from_pcsc(e, None))
+            .and_then(|ctx| scan::scan(&ctx, &self.agent.cards.cache, &options))
+            .map_err(|e| Code::from(&e))
+    }
+
+    pub fn overall(&self) -> Overall {
+        Overall::of(self.scan().as_deref().map_err(|c| *c))
+    }
+}

@@ -1,0 +1,92 @@
+//! The tray icon and its menu. Its look and tooltip follow the card state: the PC/SC monitor wakes a
+//! thread on every reader or card event, which rescans and changes the icon when the verdict changes.
+//! Nothing runs between events (no polling).
+
+use std::sync::Arc;
+
+use cpx_agent::card_state::Overall;
+use cpx_agent::messages::{labels, Lang};
+use cpx_pcsc::Monitor;
+use tauri::image::Image;
+use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
+use tauri::tray::{TrayIcon, TrayIconBuilder};
+use tauri::AppHandle;
+
+use crate::shared::Shared;
+use crate::windows::{self, Window};
+
+const TRAY_ID: &str = "cpx";
+/// The drawn size; the panel scales it (16 to 32 px in practice).
+const ICON_SIZE: u32 = 32;
+
+pub fn icon(state: Overall) -> Image<'static> {
+    Image::new_owned(crate::icons::draw(state, ICON_SIZE), ICON_SIZE, ICON_SIZE)
+}
+
+fn tooltip(state: Overall, lang: Lang) -> String {
+    format!("Agent CPx — {}", state.text().get(lang))
+}
+
+/// Which window a menu entry (or `--show NAME`) opens; `None` for « Quitter ».
+pub fn menu_target(id: &str) -> Option<Window> {
+    match id {
+        "status" => Some(Window::Status),
+        "diagnostics" => Some(Window::Diagnostics),
+        "sites" => Some(Window::Sites),
+        "about" => Some(Window::About),
+        _ => None,
+    }
+}
+
+pub fn build(app: &AppHandle, lang: Lang, state: Overall) -> tauri::Result<TrayIcon> {
+    let t = labels(lang);
+    let text = |k: &str| t.get(k).and_then(|v| v.as_str()).unwrap_or(k).to_owned();
+    let items = [("status", "menu_status"), ("diagnostics", "menu_diagnostics"), ("sites", "menu_sites"), ("about", "menu_about")];
+    let mut entries: Vec<MenuItem<_>> = Vec::new();
+    for (id, key) in items {
+        entries.push(MenuItem::with_id(app, id, text(key), true, None::<&str>)?);
+    }
+    let quit = MenuItem::with_id(app, "quit", text("menu_quit"), true, None::<&str>)?;
+    let separator = PredefinedMenuItem::separator(app)?;
+    let menu = Menu::with_items(app, &[&entries[0], &entries[1], &entries[2], &entries[3], &separator, &quit])?;
+    TrayIconBuilder::with_id(TRAY_ID)
+        .icon(icon(state))
+        .tooltip(tooltip(state, lang))
+        .menu(&menu)
+        .show_menu_on_left_click(true)
+        .on_menu_event(move |app, event| match menu_target(event.id().as_ref()) {
+            Some(window) => {
+                if let Err(e) = windows::show(app, window, lang) {
+                    tracing::warn!(error = %e, "window not shown");
+                }
+            }
+            None if event.id().as_ref() == "quit" => app.exit(0),
+            None => {}
+        })
+        .build(app)
+}
+
+/// Sets the tray to `state`; true when it changed.
+fn set(app: &AppHandle, shared: &Shared, state: Overall) -> bool {
+    let mut current = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+    if *current == state {
+        return false;
+    }
+    *current = state;
+    if let Some(tray) = app.tray_by_id(TRAY_ID) {
+        let _ = tray.set_icon(Some(icon(state)));
+        let _ = tray.set_tooltip(Some(tooltip(state, shared.lang)));
+    }
+    true
+}
+
+/// Follows the card state until the app exits.
+pub fn watch(app: AppHandle, shared: Arc<Shared>) -> Monitor {
+    Monitor::start(move |event, at| {
+        let state = shared.overall();
+        if set(&app, &shared, state) {
+            // From pcscd's report of the event to the new icon.
+            tracing::info!(state = ?state, event = ?event, ms = at.elapsed().as_secs_f64() * 1000.0, "tray state");
+        }
+    })
+}

@@ -1,0 +1,12 @@
+// The blocked-card notice: what happened and what to do (unblocking code, the issuer's help line); no PIN field.
+"use strict";
+
+(async () => {
+  await applyLabels();
+  const view = await invoke("dialog_view");
+  for (const k of ["message", "origin", "holder", "card", "fix"]) document.getElementById(k).textContent = view[k];
+  const close = () => invoke("dialog_close");
+  document.getElementById("close").addEventListener("click", close);
+  document.getElementById("close").focus();
+  onEscape(close);
+})();

@@ -1,0 +1,18 @@
+// Several CPx cards are present: one button per card (holder and card type).
+"use strict";
+
+(async () => {
+  await applyLabels();
+  const view = await invoke("dialog_view");
+  document.getElementById("origin").textContent = view.origin;
+  const cards = document.getElementById("cards");
+  view.cards.forEach((label, index) => {
+    const b = el("button", { type: "button", class: "primary" }, label);
+    b.addEventListener("click", () => invoke("choice_answer", { index }));
+    cards.append(b);
+  });
+  cards.querySelector("button")?.focus();
+  const cancel = () => invoke("dialog_close");
+  document.getElementById("cancel").addEventListener("click", cancel);
+  onEscape(cancel);
+})();

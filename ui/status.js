@@ -1,0 +1,29 @@
+// The card state as the tray shows it, then every reader with its card, holder, certificate and tries.
+"use strict";
+
+(async () => {
+  const t = await applyLabels();
+  const view = await invoke("status_view");
+  document.body.dataset.state = view.state;
+  document.getElementById("message").textContent = view.message;
+  document.getElementById("fix").textContent = view.fix || "";
+  if (view.server_error) {
+    const s = document.getElementById("server");
+    s.textContent = view.server_error;
+    s.hidden = false;
+  }
+  const body = document.getElementById("readers");
+  if (view.readers.length === 0) body.append(el("tr", {}, el("td", { colspan: "2" }, t.status_no_reader)));
+  for (const r of view.readers) {
+    const card = el("td", {}, r.message);
+    if (r.card_type) {
+      card.append(el("br"), `${r.card_type} — ${r.holder}`, el("br"), `${t.status_certificate} : ${r.certificate}`);
+      if (r.tries_left !== undefined) card.append(el("br"), `${t.status_pin} : ${r.tries_left} ${t.pin_of} ${r.max_tries}`);
+    }
+    for (const p of r.problems) card.append(el("br"), el("strong", {}, p.message), " — ", p.fix);
+    body.append(el("tr", {}, el("td", {}, r.reader), card));
+  }
+  document.getElementById("close").addEventListener("click", closeWindow);
+  document.getElementById("close").focus();
+  onEscape(closeWindow);
+})();
