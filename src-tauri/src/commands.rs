@@ -29,8 +29,7 @@ pub fn labels(shared: Shared_<'_>) -> Value {
 /// What the calling dialog shows (its site, card, tries left…).
 #[tauri::command]
 pub fn dialog_view(window: WebviewWindow, shared: Shared_<'_>) -> Result<Value, String> {
-    let w = window_of(&window).ok_or("unknown window")?;
-    shared.dialogs.view(w).ok_or_else(|| "no request".into())
+    shared.dialogs.view(window.label()).ok_or_else(|| "no request".into())
 }
 
 /// The code porteur typed in the PIN dialog. Four digits, or the dialog says so and stays open.
@@ -43,12 +42,12 @@ pub fn pin_submit(window: WebviewWindow, shared: Shared_<'_>, pin: String) -> Re
     if pin.len() != 4 || !pin.bytes().all(|b| b.is_ascii_digit()) {
         return Err(cpx_agent::messages::Code::PinFormat.entry().message.get(shared.lang).into());
     }
-    if shared.dialogs.answer(Window::Pin, Answer::Pin(pin)) { Ok(()) } else { Err("no request".into()) }
+    if shared.dialogs.answer(window.label(), Answer::Pin(pin)) { Ok(()) } else { Err("no request".into()) }
 }
 
 #[tauri::command]
 pub fn consent_answer(window: WebviewWindow, shared: Shared_<'_>, decision: Decision) -> Result<(), String> {
-    if window_of(&window) != Some(Window::Consent) || !shared.dialogs.answer(Window::Consent, Answer::Consent(decision)) {
+    if window_of(&window) != Some(Window::Consent) || !shared.dialogs.answer(window.label(), Answer::Consent(decision)) {
         return Err("no request".into());
     }
     Ok(())
@@ -56,7 +55,7 @@ pub fn consent_answer(window: WebviewWindow, shared: Shared_<'_>, decision: Deci
 
 #[tauri::command]
 pub fn choice_answer(window: WebviewWindow, shared: Shared_<'_>, index: usize) -> Result<(), String> {
-    if window_of(&window) != Some(Window::Choice) || !shared.dialogs.answer(Window::Choice, Answer::Choice(index)) {
+    if window_of(&window) != Some(Window::Choice) || !shared.dialogs.answer(window.label(), Answer::Choice(index)) {
         return Err("no request".into());
     }
     Ok(())
@@ -65,9 +64,7 @@ pub fn choice_answer(window: WebviewWindow, shared: Shared_<'_>, index: usize) -
 /// « Annuler » or « Fermer » in a dialog: a waiting login gets USER_CANCELLED.
 #[tauri::command]
 pub fn dialog_close(window: WebviewWindow, shared: Shared_<'_>) {
-    if let Some(w) = window_of(&window) {
-        shared.dialogs.closed(w);
-    }
+    shared.dialogs.closed(window.label());
     let _ = window.destroy();
 }
 

@@ -29,9 +29,10 @@ pub enum Answer {
     Cancel,
 }
 
-/// The dialog on screen: what it shows, and where its answer goes (none for the blocked notice).
+/// The dialog on screen: its window's label, what it shows, and where its answer goes (none for the
+/// blocked notice).
 struct Open {
-    window: Window,
+    label: String,
     view: Value,
     reply: Option<mpsc::Sender<Answer>>,
 }
@@ -54,35 +55,48 @@ impl Dialogs {
     /// Shows `window` with `view` and waits for its answer.
     fn ask(&self, window: Window, view: Value) -> Result<Answer, PromptError> {
         let (tx, rx) = mpsc::channel();
-        *self.lock() = Some(Open { window, view, reply: Some(tx) });
-        if let Err(e) = windows::show(&self.app, window, self.lang) {
-            self.lock().take();
-            return Err(PromptError::Unavailable(e));
-        }
+        let label = self.open(window, view, Some(tx))?;
         let answer = rx.recv_timeout(ANSWER_WAIT).unwrap_or(Answer::Cancel);
-        self.lock().take();
-        windows::close(&self.app, window);
+        let mut open = self.lock();
+        if open.as_ref().is_some_and(|o| o.label == label) {
+            open.take();
+        }
+        drop(open);
+        windows::close(&self.app, &label);
         Ok(answer)
     }
 
-    /// What the dialog window `window` shows, if it is the one open.
-    pub fn view(&self, window: Window) -> Option<Value> {
-        self.lock().as_ref().filter(|o| o.window == window).map(|o| o.view.clone())
+    /// Opens a new dialog window showing `view`; the dialog on screen is now this one. (The view is in
+    /// place before the page asks for it; the lock is not held while the window is made.)
+    fn open(&self, window: Window, view: Value, reply: Option<mpsc::Sender<Answer>>) -> Result<String, PromptError> {
+        let label = windows::new_dialog_label(window);
+        *self.lock() = Some(Open { label: label.clone(), view, reply });
+        if let Err(e) = windows::build(&self.app, window, &label, self.lang) {
+            self.closed(&label);
+            return Err(PromptError::Unavailable(e));
+        }
+        Ok(label)
     }
 
-    /// The answer of dialog window `window`; false when that dialog is not the one waiting.
-    pub fn answer(&self, window: Window, answer: Answer) -> bool {
+    /// What the dialog window labelled `label` shows, if it is the one open.
+    pub fn view(&self, label: &str) -> Option<Value> {
+        self.lock().as_ref().filter(|o| o.label == label).map(|o| o.view.clone())
+    }
+
+    /// The answer of the dialog window labelled `label`; false when that dialog is not the one waiting.
+    pub fn answer(&self, label: &str, answer: Answer) -> bool {
         let guard = self.lock();
         match guard.as_ref() {
-            Some(Open { window: w, reply: Some(tx), .. }) if *w == window => tx.send(answer).is_ok(),
+            Some(Open { label: l, reply: Some(tx), .. }) if l == label => tx.send(answer).is_ok(),
             _ => false,
         }
     }
 
-    /// The window was closed by other means than its buttons: a waiting login is cancelled.
-    pub fn closed(&self, window: Window) {
+    /// The window labelled `label` was closed by other means than its buttons: its waiting login is
+    /// cancelled.
+    pub fn closed(&self, label: &str) {
         let mut guard = self.lock();
-        if guard.as_ref().is_some_and(|o| o.window == window) {
+        if guard.as_ref().is_some_and(|o| o.label == label) {
             if let Some(tx) = guard.take().and_then(|o| o.reply) {
                 let _ = tx.send(Answer::Cancel);
             }
@@ -125,8 +139,7 @@ impl PinPrompt for Dialogs {
         let mut view = pin_view(request);
         view["message"] = entry.message.get(self.lang).into();
         view["fix"] = entry.fix.get(self.lang).into();
-        *self.lock() = Some(Open { window: Window::Blocked, view, reply: None });
-        if let Err(e) = windows::show(&self.app, Window::Blocked, self.lang) {
+        if let Err(e) = self.open(Window::Blocked, view, None) {
             tracing::warn!(error = %e, "blocked-card window not shown");
         }
     }

@@ -203,8 +203,8 @@ fn main() -> ExitCode {
         })
         .on_window_event(|window, event| {
             if let WindowEvent::Destroyed = event {
-                if let (Some(w), Some(shared)) = (Window::from_label(window.label()), window.try_state::<Arc<Shared>>()) {
-                    shared.dialogs.closed(w);
+                if let Some(shared) = window.try_state::<Arc<Shared>>() {
+                    shared.dialogs.closed(window.label());
                 }
             }
         })

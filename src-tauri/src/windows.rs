@@ -1,6 +1,9 @@
 //! The app's windows: which page each shows, its title and size, and whether it is a dialog (on top,
-//! focused, not resizable). Windows are made when first shown and destroyed when closed, so an idle app
-//! runs no web view at all.
+//! focused, not resizable). Windows are made when shown and destroyed when closed, so an idle app runs no
+//! web view at all. Each dialog is a new window with a label of its own (`pin-3`), so a dialog being
+//! closed can never be mistaken for the next one.
+
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use cpx_agent::messages::{Lang, LABELS};
 use serde::Deserialize;
@@ -22,8 +25,8 @@ pub enum Window {
 impl Window {
     pub const ALL: [Window; 8] = [Window::Pin, Window::Blocked, Window::Consent, Window::Choice, Window::Status, Window::Diagnostics, Window::Sites, Window::About];
 
-    /// The window's label, also the name of its page (`ui/<label>.html`) and of its capability.
-    pub fn label(self) -> &'static str {
+    /// The window's name: its label (dialogs add `-N`), its page (`ui/<name>.html`), its capability.
+    pub fn name(self) -> &'static str {
         match self {
             Window::Pin => "pin",
             Window::Blocked => "blocked",
@@ -36,8 +39,10 @@ impl Window {
         }
     }
 
+    /// The kind of the window labelled `label` (`pin-3` → Pin).
     pub fn from_label(label: &str) -> Option<Window> {
-        Self::ALL.into_iter().find(|w| w.label() == label)
+        let name = label.split_once('-').map_or(label, |(n, _)| n);
+        Self::ALL.into_iter().find(|w| w.name() == name)
     }
 
     fn title_key(self) -> &'static str {
@@ -54,15 +59,15 @@ impl Window {
     }
 
     /// Dialogs a site's login waits on: on top of everything, focused.
-    fn is_dialog(self) -> bool {
+    pub fn is_dialog(self) -> bool {
         matches!(self, Window::Pin | Window::Blocked | Window::Consent | Window::Choice)
     }
 
     fn size(self) -> (f64, f64) {
         match self {
-            Window::Pin => (440.0, 430.0),
+            Window::Pin => (440.0, 540.0),
             Window::Blocked => (440.0, 330.0),
-            Window::Consent => (480.0, 360.0),
+            Window::Consent => (560.0, 340.0),
             Window::Choice => (440.0, 340.0),
             Window::Status => (560.0, 460.0),
             Window::Diagnostics => (680.0, 560.0),
@@ -76,38 +81,44 @@ impl Window {
     }
 }
 
-/// Shows `window` (made if needed), in front and focused. Callable from any thread.
+static NEXT_DIALOG: AtomicU32 = AtomicU32::new(1);
+
+/// A new label for a `window` dialog.
+pub fn new_dialog_label(window: Window) -> String {
+    format!("{}-{}", window.name(), NEXT_DIALOG.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Shows a window that is not a dialog, in front with the focus (the open one, or a new one).
 pub fn show(app: &AppHandle, window: Window, lang: Lang) -> Result<(), String> {
-    if let Some(existing) = app.get_webview_window(window.label()) {
-        // A dialog shows new content: reload its page.
-        if window.is_dialog() {
-            let _ = existing.eval("location.reload()");
-        }
+    if let Some(existing) = app.get_webview_window(window.name()) {
         let _ = existing.show();
         let _ = existing.unminimize();
         return existing.set_focus().map_err(|e| e.to_string());
     }
+    build(app, window, window.name(), lang)
+}
+
+/// Makes the window `label` showing `window`'s page; dialogs on top, focused. Callable from any thread.
+pub fn build(app: &AppHandle, window: Window, label: &str, lang: Lang) -> Result<(), String> {
     let (w, h) = window.size();
-    let built = WebviewWindowBuilder::new(app, window.label(), WebviewUrl::App(format!("{}.html", window.label()).into()))
+    let built = WebviewWindowBuilder::new(app, label, WebviewUrl::App(format!("{}.html", window.name()).into()))
         .title(window.title(lang))
         .inner_size(w, h)
         .resizable(!window.is_dialog())
         .minimizable(!window.is_dialog())
         .maximizable(false)
         .always_on_top(window.is_dialog())
-        .skip_taskbar(false)
         .center()
         .focused(true)
-        .visible(true)
         .build()
         .map_err(|e| e.to_string())?;
     let _ = built.set_focus();
     Ok(())
 }
 
-/// Closes `window` if it is open.
-pub fn close(app: &AppHandle, window: Window) {
-    if let Some(w) = app.get_webview_window(window.label()) {
+/// Closes the window labelled `label` if it is open.
+pub fn close(app: &AppHandle, label: &str) {
+    if let Some(w) = app.get_webview_window(label) {
         let _ = w.destroy();
     }
 }

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 pub mod agent;
 pub mod browser;
+pub mod desktop;
 pub mod openapi;
+pub mod webdriver;
 
 pub use cpx_sim::Options;
 

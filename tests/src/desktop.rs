@@ -1,0 +1,326 @@
+//! The tray app on a virtual desktop, used the way a person would: Xvfb as the screen, a private D-Bus
+//! session (single instance), WebKitWebDriver launching the real app (whose web views then allow
+//! automation) to read each window's text, xdotool to type into whatever window has the keyboard focus,
+//! ImageMagick's `import` for screenshots, and a minimal system tray (`tests/stack/xembed-tray`, as a
+//! desktop panel) that docks the app's icon so that it is on screen.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::agent::{free_port, wait_listening};
+use crate::webdriver::Session;
+use crate::bin_dir;
+
+/// An X screen with a tray panel, and a D-Bus session bus of its own.
+pub struct Desktop {
+    xvfb: Child,
+    panel: Child,
+    dbus_pid: u32,
+    pub display: String,
+    pub dbus: String,
+}
+
+impl Desktop {
+    /// A desktop whose tray panel is `dark` or light.
+    pub fn start(dark: bool) -> Self {
+        let (xvfb, display) = (20..200)
+            .find_map(|n| {
+                if Path::new(&format!("/tmp/.X{n}-lock")).exists() {
+                    return None;
+                }
+                let mut child = Command::new("Xvfb").args([format!(":{n}"), "-screen".into(), "0".into(), "1024x768x24".into(), "-nolisten".into(), "tcp".into()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("Xvfb (apt-get install xvfb)");
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < deadline {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        return None; // display taken meanwhile: next one
+                    }
+                    if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+                        return Some((child, format!(":{n}")));
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = child.kill();
+                None
+            })
+            .expect("a free X display");
+        let out = Command::new("dbus-daemon").args(["--session", "--fork", "--print-address=1", "--print-pid=1"]).output().expect("dbus-daemon (apt-get install dbus-daemon)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        let dbus = lines.next().expect("D-Bus address").trim().to_owned();
+        let dbus_pid = lines.next().and_then(|l| l.trim().parse().ok()).expect("D-Bus pid");
+        let mut desktop = Self { xvfb, panel: Command::new("true").spawn().expect("true"), dbus_pid, display, dbus };
+        let mut panel = desktop
+            .command(crate::root().join("tests/stack/xembed-tray"))
+            .arg(if dark { "dark" } else { "light" })
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("tests/stack/xembed-tray (apt-get install python3-xlib)");
+        let mut line = String::new();
+        BufReader::new(panel.stdout.as_mut().expect("stdout")).read_line(&mut line).expect("tray panel");
+        assert_eq!(line.trim(), "ready", "tray panel did not start");
+        desktop.panel = panel;
+        desktop
+    }
+
+    /// `program` on this desktop.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        // A UTF-8 locale, or xdotool cannot read the windows' (French) titles.
+        c.env("DISPLAY", &self.display).env("DBUS_SESSION_BUS_ADDRESS", &self.dbus).env("LANG", "C.UTF-8");
+        c
+    }
+
+    fn xdotool(&self, args: &[&str]) -> String {
+        let out = self.command("xdotool").args(args).output().expect("xdotool (apt-get install xdotool)");
+        if !out.stderr.is_empty() {
+            eprintln!("xdotool {args:?} on {}: {}", self.display, String::from_utf8_lossy(&out.stderr));
+        }
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// The title of the window that has the keyboard focus.
+    pub fn focused_title(&self) -> String {
+        self.xdotool(&["getwindowfocus", "getwindowname"])
+    }
+
+    /// The titles of the visible top-level windows.
+    pub fn window_titles(&self) -> Vec<String> {
+        self.xdotool(&["search", "--onlyvisible", "--name", "."]).lines().map(|id| self.xdotool(&["getwindowname", id.trim()])).filter(|t| !t.is_empty()).collect()
+    }
+
+    /// Types `text` on the keyboard, into whatever window has the focus.
+    pub fn type_text(&self, text: &str) {
+        self.xdotool(&["type", "--delay", "30", text]);
+    }
+
+    /// Presses one key ("Return", "Escape", "Tab").
+    pub fn key(&self, key: &str) {
+        self.xdotool(&["key", key]);
+    }
+
+    /// A PNG of the whole screen.
+    pub fn screenshot(&self, path: &Path) {
+        let ok = self.command("import").args(["-window", "root"]).arg(path).status().expect("import (apt-get install imagemagick)");
+        assert!(ok.success(), "screenshot {}", path.display());
+    }
+
+    /// A PNG of the window named exactly `name`, enlarged `scale` times (a 16 px tray icon is hard to see).
+    pub fn window_shot(&self, name: &str, scale: u32, path: &Path) -> bool {
+        let id = self.xdotool(&["search", "--name", &format!("^{name}$")]);
+        let Some(id) = id.lines().next() else { return false };
+        let raw = path.with_extension("raw.png");
+        let taken = self.command("import").args(["-window", id.trim()]).arg(&raw).status().is_ok_and(|s| s.success());
+        let scaled = taken && Command::new("convert").arg(&raw).args(["-scale", &format!("{}%", scale * 100)]).arg(path).status().is_ok_and(|s| s.success());
+        let _ = std::fs::remove_file(&raw);
+        scaled
+    }
+}
+
+impl Drop for Desktop {
+    fn drop(&mut self) {
+        let _ = self.panel.kill();
+        let _ = self.panel.wait();
+        let _ = self.xvfb.kill();
+        let _ = self.xvfb.wait();
+        // SAFETY: plain kill(2) of the D-Bus daemon this desktop started.
+        unsafe { libc::kill(self.dbus_pid as i32, libc::SIGTERM) };
+    }
+}
+
+/// The tray app, started by WebKitWebDriver on its own desktop.
+pub struct TrayApp {
+    pub desktop: Desktop,
+    driver: Child,
+    session: Session,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub ca_pem: PathBuf,
+    pub shots: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl std::ops::Deref for TrayApp {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
+impl TrayApp {
+    /// Starts the app in `dir` with `config_text` (top-level keys, then `[[site]]` tables) on `port`.
+    /// `env` is added to the app's environment (CPX_AGENT_LANG…).
+    pub fn start(dir: &Path, config_text: &str, port: u16, env: &[(&str, &str)]) -> Self {
+        Self::start_on(Desktop::start(true), dir, config_text, port, env)
+    }
+
+    /// Same, on `desktop`.
+    pub fn start_on(desktop: Desktop, dir: &Path, config_text: &str, port: u16, env: &[(&str, &str)]) -> Self {
+        std::fs::create_dir_all(dir.join("home")).unwrap();
+        let config = dir.join("config.toml");
+        std::fs::write(&config, format!("port = {port}\nkey_store = \"file\"\n{config_text}")).unwrap();
+        let mut all_env: Vec<(String, String)> = vec![
+            ("HOME".into(), dir.join("home").display().to_string()),
+            ("XDG_CONFIG_HOME".into(), dir.join("home/.config").display().to_string()),
+            ("CPX_AGENT_CONFIG".into(), config.display().to_string()),
+            ("CPX_AGENT_DATA_DIR".into(), dir.join("data").display().to_string()),
+            ("CPX_AGENT_CACHE_DIR".into(), dir.join("cache").display().to_string()),
+            ("CPX_AGENT_LOG_DIR".into(), dir.join("logs").display().to_string()),
+            ("CPX_AGENT_LOG".into(), std::env::var("CPX_AGENT_LOG").unwrap_or_else(|_| "trace".into())),
+            ("NO_AT_BRIDGE".into(), "1".into()),
+        ];
+        all_env.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let driver_port = free_port();
+        let driver = desktop
+            .command("WebKitWebDriver")
+            .arg(format!("--port={driver_port}"))
+            .envs(all_env.iter().map(|(k, v)| (k, v)))
+            .env("TAURI_WEBVIEW_AUTOMATION", "true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("WebKitWebDriver (apt-get install webkit2gtk-driver)");
+        wait_listening(driver_port);
+        let app = bin_dir().join("cpx-tray");
+        assert!(app.exists(), "{} not built: run `cargo build --workspace` first", app.display());
+        let session = Session::new(driver_port, json!({"webkitgtk:browserOptions": {"binary": app, "args": []}})).unwrap_or_else(|e| panic!("{e}"));
+        wait_listening(port);
+        let shots = dir.join("screenshots");
+        std::fs::create_dir_all(&shots).unwrap();
+        let ca_pem = dir.join("data/local-ca.pem");
+        Self { desktop, driver, session, port, dir: dir.to_path_buf(), ca_pem, shots, env: all_env }
+    }
+
+    /// Switches to the window showing `ui/<page>.html`, waiting for it (20 s at most).
+    pub fn wait_window(&self, page: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(h) = self.find_window(page) {
+                // The page fills itself in from the app: wait until it has.
+                let ready = Instant::now() + Duration::from_secs(10);
+                while self.execute("return document.readyState").as_str() != Some("complete") && Instant::now() < ready {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                std::thread::sleep(Duration::from_millis(300));
+                return h;
+            }
+            assert!(Instant::now() < deadline, "no {page} window; windows: {:?}", self.desktop.window_titles());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The window showing `page`, switched to, if there is one.
+    pub fn find_window(&self, page: &str) -> Option<String> {
+        let suffix = format!("/{page}.html");
+        self.handles().into_iter().find(|h| {
+            self.switch_to(h);
+            self.url().ends_with(&suffix)
+        })
+    }
+
+    /// Waits until no window shows `page`.
+    pub fn wait_closed(&self, page: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.find_window(page).is_some() {
+            assert!(Instant::now() < deadline, "the {page} window stays open");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Starts `cpx-tray` a second time with `args`, as a person clicking its launcher would; it hands them
+    /// to the running app and exits.
+    pub fn second_start(&self, args: &[&str]) -> std::process::Output {
+        let mut c = self.desktop.command(bin_dir().join("cpx-tray"));
+        c.args(args).envs(self.env.iter().map(|(k, v)| (k, v)));
+        c.output().expect("cpx-tray")
+    }
+
+    /// Saves the whole screen as `name.png`.
+    pub fn screenshot(&self, name: &str) -> PathBuf {
+        let path = self.shots.join(format!("{name}.png"));
+        self.desktop.screenshot(&path);
+        path
+    }
+
+    /// Saves the tray panel with the app's icon (enlarged 4×) as `name.png`.
+    pub fn tray_shot(&self, name: &str) -> PathBuf {
+        let path = self.shots.join(format!("{name}.png"));
+        // The icon docks a moment after the app starts.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let panel = self.desktop.xdotool(&["search", "--name", "^cpx-test-tray$"]);
+        loop {
+            let tree = self.desktop.command("xwininfo").args(["-children", "-id", panel.trim()]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+            if tree.contains("tray-icon tray app cpx") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the app's icon never docked in the tray: {tree}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(self.desktop.window_shot("cpx-test-tray", 4, &path), "tray panel screenshot");
+        path
+    }
+
+    /// Everything the app logged so far.
+    pub fn logs(&self) -> String {
+        let mut all = String::new();
+        for f in std::fs::read_dir(self.dir.join("logs")).into_iter().flatten().flatten() {
+            all.push_str(&std::fs::read_to_string(f.path()).unwrap_or_default());
+        }
+        all
+    }
+
+    /// How many lines the app logged so far (for [`TrayApp::wait_log`]).
+    pub fn log_mark(&self) -> usize {
+        self.logs().lines().count()
+    }
+
+    /// Waits until the app logs, after line `after`, a line containing all of `parts` (20 s at most).
+    pub fn wait_log(&self, after: usize, parts: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(line) = self.logs().lines().skip(after).find(|l| parts.iter().all(|p| l.contains(p))) {
+                return line.to_owned();
+            }
+            assert!(Instant::now() < deadline, "the app never logged {parts:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The local CA's PEM text (to trust the app's loopback certificate).
+    pub fn ca_text(&self) -> String {
+        std::fs::read_to_string(&self.ca_pem).expect("local CA written")
+    }
+}
+
+impl Drop for TrayApp {
+    fn drop(&mut self) {
+        self.session.end();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// `cpx-tray` started directly (no WebDriver), for the benchmark: the time to its "ready" line.
+pub fn start_plain(desktop: &Desktop, dir: &Path, port: u16) -> (Child, Duration) {
+    std::fs::create_dir_all(dir.join("home")).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(&config, format!("port = {port}\nkey_store = \"file\"\nautostart = false\nlog_level = \"info\"\n")).unwrap();
+    let started = Instant::now();
+    let mut c = desktop.command(bin_dir().join("cpx-tray"));
+    c.args(["--config"]).arg(&config).arg("--data-dir").arg(dir.join("data"))
+        .env("HOME", dir.join("home"))
+        .env("CPX_AGENT_CACHE_DIR", dir.join("cache"))
+        .env("CPX_AGENT_LOG_DIR", dir.join("logs"))
+        .env("NO_AT_BRIDGE", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().expect("cpx-tray");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().expect("stdout")).read_line(&mut line).expect("ready line");
+    assert!(line.contains("ready"), "cpx-tray did not start: {line:?}");
+    (child, started.elapsed())
+}

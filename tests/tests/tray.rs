@@ -1,0 +1,344 @@
+//! The tray app on a virtual desktop (Xvfb), the real one: started by WebKitWebDriver, which reads each
+//! window's text; PINs typed with xdotool into whatever window has the keyboard focus; the login page in
+//! headless Chromium; the real pcscd/vpcd stack with virtual cards. Screenshots land in
+//! target/test-out/tray-*/screenshots (the tray icon enlarged 4×, and the whole screen for each window).
+//!
+//! One test at a time: each runs a desktop, a web engine and often Chromium, on two cores.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use cpx_tests::agent::{free_port, https, server_pki, PortalProcess};
+use cpx_tests::browser::Browser;
+use cpx_tests::desktop::TrayApp;
+use cpx_tests::{insert, insert_with, logged_commands, out_dir, stack, Options};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Opens the status window the way the launcher does (a second start) and returns its state line.
+fn status_line(app: &TrayApp) -> String {
+    let out = app.second_start(&["--show", "status"]);
+    assert!(out.status.success(), "second start: {}", String::from_utf8_lossy(&out.stderr));
+    app.wait_window("status");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut line = app.text("#message");
+    while line.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        line = app.text("#message");
+    }
+    assert!(app.desktop.window_titles().iter().any(|t| t == "État de la carte — Agent CPx"), "status window title: {:?}", app.desktop.window_titles());
+    line
+}
+
+fn close_status(app: &TrayApp) {
+    app.wait_window("status");
+    app.click("#close");
+    app.wait_closed("status");
+}
+
+#[test]
+fn tray_icon_and_status_follow_the_card_and_the_pc_sc_service() {
+    let _one = one_at_a_time();
+    let s = stack();
+    let reader = s.reader();
+    let dir = out_dir("tray-states");
+    let mark = 0;
+    let app = TrayApp::start(&dir, "", free_port(), &[]);
+    let ready = app.wait_log(mark, &["tray ready"]);
+    assert!(ready.contains("\"state\":\"NoCard\""), "starts with no card: {ready}");
+    app.tray_shot("tray-1-aucune-carte");
+    assert_eq!(status_line(&app), "Aucune carte dans le lecteur");
+    app.screenshot("etat-aucune-carte");
+    close_status(&app);
+
+    let mut shots = Vec::new();
+    for (persona, state, words, name) in [
+        ("cps3", "Ready", "Carte CPS insérée et reconnue", "tray-2-carte-prete"),
+        ("cps3-blocked", "PinBlocked", "Code porteur bloqué", "tray-3-code-bloque"),
+        ("cps3-expired", "CertificateExpired", "Le certificat de la carte a expiré", "tray-4-certificat-expire"),
+        ("mute", "NotRecognised", "Carte CPS mal insérée / non reconnue", "tray-5-carte-non-reconnue"),
+    ] {
+        let mark = app.log_mark();
+        let card = insert(persona, &reader);
+        let line = app.wait_log(mark, &["tray state", &format!("\"state\":\"{state}\"")]);
+        assert!(line.contains("card_inserted") || line.contains("CardInserted") || line.contains("CardMute"), "changed on pcscd's event: {line}");
+        shots.push(std::fs::read(app.tray_shot(name)).unwrap());
+        assert_eq!(status_line(&app), words, "{persona}");
+        app.screenshot(&format!("etat-{persona}"));
+        close_status(&app);
+        let mark = app.log_mark();
+        card.remove();
+        app.wait_log(mark, &["tray state", "\"state\":\"NoCard\""]);
+    }
+    for (i, a) in shots.iter().enumerate() {
+        assert!(shots.iter().skip(i + 1).all(|b| a != b), "each state has its own icon on screen");
+    }
+
+    let mark = app.log_mark();
+    s.stop();
+    app.wait_log(mark, &["tray state", "\"state\":\"ServiceStopped\""]);
+    app.tray_shot("tray-6-service-arrete");
+    assert_eq!(status_line(&app), "Le service de carte à puce (PC/SC) est arrêté");
+    close_status(&app);
+    let mark = app.log_mark();
+    s.start_without_readers().unwrap();
+    app.wait_log(mark, &["tray state", "\"state\":\"NoReader\""]);
+    app.tray_shot("tray-7-aucun-lecteur");
+    assert_eq!(status_line(&app), "Aucun lecteur de carte détecté");
+    app.screenshot("etat-aucun-lecteur");
+    close_status(&app);
+    s.stop();
+    s.start().unwrap();
+    app.wait_log(app.log_mark(), &["tray state", "\"state\":\"NoCard\""]);
+}
+
+#[test]
+fn one_instance_autostart_windows_and_their_capabilities() {
+    let _one = one_at_a_time();
+    let dir = out_dir("tray-windows");
+    let desktop = cpx_tests::desktop::Desktop::start(false);
+    let app = TrayApp::start_on(desktop, &dir, "[[site]]\norigin = \"https://portail.example.fr\"\nsigned_token = true\n", free_port(), &[]);
+    app.wait_log(0, &["tray ready"]);
+    app.tray_shot("tray-panneau-clair");
+
+    // Single instance: a second start hands over and exits; still one app.
+    let out = app.second_start(&["--show", "about"]);
+    assert!(out.status.success());
+    let running = std::process::Command::new("pgrep").args(["-x", "cpx-tray"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&running.stdout).lines().count(), 1, "one cpx-tray process");
+    app.wait_window("about");
+    let about = app.page_text();
+    assert!(about.contains("Version") && about.contains(env!("CARGO_PKG_VERSION")) && about.contains(&format!("https://127.0.0.1:{}", app.port)), "{about}");
+    app.screenshot("a-propos");
+    // The about page may not call another window's commands.
+    let denied = app.run_async("window.__TAURI__.core.invoke('sites_remove', {origin: 'https://portail.example.fr'}).then(() => done('allowed'), e => done('denied: ' + e))");
+    assert!(denied.as_str().unwrap_or_default().starts_with("denied"), "about → sites_remove: {denied}");
+    let denied = app.run_async("window.__TAURI__.core.invoke('pin_submit', {pin: '1234'}).then(() => done('allowed'), e => done('denied: ' + e))");
+    assert!(denied.as_str().unwrap_or_default().starts_with("denied"), "about → pin_submit: {denied}");
+    app.desktop.key("Escape");
+    app.wait_closed("about");
+
+    // Per-user autostart.
+    let desktop_file = dir.join("home/.config/autostart/Agent CPx.desktop");
+    let entry = std::fs::read_to_string(&desktop_file).unwrap_or_else(|e| panic!("{}: {e}", desktop_file.display()));
+    assert!(entry.contains("cpx-tray"), "{entry}");
+
+    // Sites: policy listed, nothing removable there.
+    assert!(app.second_start(&["--show", "sites"]).status.success());
+    app.wait_window("sites");
+    assert!(app.text("#policy").contains("https://portail.example.fr"));
+    assert_eq!(app.text("#user"), "Aucun site");
+    app.screenshot("sites-autorises");
+    app.click("#close");
+    app.wait_closed("sites");
+
+    // Diagnostics: the checks, and « copier le rapport » puts the redacted report on the clipboard.
+    assert!(app.second_start(&["--show", "diagnostics"]).status.success());
+    app.wait_window("diagnostics");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while app.execute("return document.querySelectorAll('#checks tr').length").as_u64().unwrap_or(0) < 3 {
+        assert!(std::time::Instant::now() < deadline, "no checks shown");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let summary = app.text("#summary");
+    assert!(summary.contains("Aucune carte") || summary.contains("Attention") || summary.contains("Échec"), "the first fault is named: {summary}");
+    app.screenshot("diagnostic");
+    app.click("#copy");
+    app.wait_text("#copied", "Rapport copié");
+    let clip = app.desktop.command("xclip").args(["-o", "-selection", "clipboard"]).output().expect("xclip (apt-get install xclip)");
+    let clip = String::from_utf8_lossy(&clip.stdout);
+    assert!(clip.contains("\"agent_version\"") && clip.contains("\"checks\""), "the report is on the clipboard: {clip:.200}");
+}
+
+struct LoginWorld {
+    portal: PortalProcess,
+    app: TrayApp,
+    browser: Browser,
+    _pki: cpx_tests::agent::ServerPki,
+}
+
+fn login_world(name: &str, extra_sites: &str) -> LoginWorld {
+    let dir = out_dir(name);
+    let pki = server_pki(&dir.join("pki"));
+    let port = free_port();
+    let portal = PortalProcess::start_with_agent(&dir.join("portal"), &pki, port);
+    let app = TrayApp::start(&dir.join("app"), &format!("{}{extra_sites}", portal.agent_site(&pki)), port, &[]);
+    app.wait_log(0, &["tray ready"]);
+    let browser = Browser::start(&dir.join("browser"), &[&app.ca_pem, &pki.ca_pem]);
+    LoginWorld { portal, app, browser, _pki: pki }
+}
+
+impl LoginWorld {
+    /// Opens the login page and clicks « Se connecter avec la carte » once the card is seen.
+    fn click_card_login(&self, card_state: &str) {
+        self.browser.goto(&format!("{}/", self.portal.origin));
+        self.browser.wait_text("#card-state", card_state);
+        self.browser.click("#card-login");
+    }
+
+    /// The PIN dialog: shown on top with the keyboard focus, naming the site, the holder, the card and the
+    /// tries left.
+    fn pin_dialog(&self, tries: &str) -> String {
+        self.app.wait_window("pin");
+        let text = self.app.page_text();
+        for want in [self.portal.origin.as_str(), "demande à utiliser votre carte CPx", "JEAN DUPONT", "CPS3", tries] {
+            assert!(text.contains(want), "{want:?} missing from the PIN dialog: {text}");
+        }
+        assert_eq!(self.app.desktop.focused_title(), "Code porteur — Agent CPx", "the PIN dialog has the keyboard focus");
+        text
+    }
+}
+
+#[test]
+fn card_login_with_the_pin_typed_into_the_tray_dialog() {
+    let _one = one_at_a_time();
+    let w = login_world("tray-login", "");
+    let (app, b) = (&w.app, &w.browser);
+    let reader = stack().reader();
+    {
+        let _card = insert("cps3", &reader);
+        // Typed on the keyboard into the real dialog: the portal logs in.
+        w.click_card_login("Carte CPS insérée et reconnue");
+        w.pin_dialog("3 sur 3");
+        app.screenshot("1-dialogue-code-porteur");
+        app.desktop.type_text("1234");
+        app.desktop.key("Return");
+        b.wait_path("/premiere-connexion");
+        b.screenshot("2-portail-connecte");
+
+        // Annuler: the page is told USER_CANCELLED.
+        w.click_card_login("Carte CPS insérée et reconnue");
+        w.pin_dialog("3 sur 3");
+        app.click("#cancel");
+        let e = b.wait_text("#card-error", "Connexion annulée");
+        assert!(!e.is_empty());
+        app.wait_closed("pin");
+
+        // A wrong PIN: the dialog comes back saying so, with the tries left; the right one then logs in.
+        w.click_card_login("Carte CPS insérée et reconnue");
+        w.pin_dialog("3 sur 3");
+        app.desktop.type_text("0000");
+        app.desktop.key("Return");
+        let again = w.pin_dialog("2 sur 3");
+        assert!(again.contains("Code porteur incorrect"), "{again}");
+        app.screenshot("3-code-porteur-incorrect");
+        app.desktop.type_text("1234");
+        app.desktop.key("Return");
+        b.wait_path("/premiere-connexion");
+    }
+    {
+        // The last try: a warning, and a confirmation before sending; Escape sends nothing.
+        let log = out_dir("tray-login-one-try").join("apdu.log");
+        let _card = insert_with("cps3-one-try", &reader, &Options::default(), Some(&log));
+        w.click_card_login("Carte CPS insérée et reconnue");
+        let text = w.pin_dialog("1 sur 3");
+        assert!(text.contains("dernier essai"), "{text}");
+        app.desktop.type_text("1234");
+        app.desktop.key("Return");
+        app.wait_text("#confirm", "S'il est faux, la carte sera bloquée");
+        app.screenshot("4-dernier-essai");
+        app.desktop.key("Escape");
+        b.wait_text("#card-error", "Connexion annulée");
+        assert!(!logged_commands(&log).iter().any(|c| c.starts_with("0020") && c.len() > 10), "nothing was sent to the card");
+    }
+    {
+        // A blocked card: the blocked notice and what to do, no PIN field.
+        let _card = insert("cps3-blocked", &reader);
+        w.click_card_login("Code porteur bloqué");
+        app.wait_window("blocked");
+        let text = app.page_text();
+        assert!(text.contains("Code porteur bloqué") && text.contains("0 825 85 2000") && text.contains(&w.portal.origin), "{text}");
+        assert_eq!(app.execute("return document.querySelectorAll('input').length").as_u64(), Some(0), "no PIN field");
+        assert!(app.desktop.window_titles().iter().any(|t| t == "Carte bloquée — Agent CPx"));
+        app.screenshot("5-carte-bloquee");
+        b.wait_text("#card-error", "Code porteur bloqué");
+        app.click("#close");
+        app.wait_closed("blocked");
+    }
+}
+
+#[test]
+fn site_consent_and_two_sites_asking_at_once() {
+    let _one = one_at_a_time();
+    let second = "https://second.test";
+    let w = login_world("tray-consent", &format!("[[site]]\norigin = \"{second}\"\nsigned_token = true\n"));
+    let (app, b) = (&w.app, &w.browser);
+    let reader = stack().reader();
+    let _card = insert("cps3", &reader);
+    let challenge = "A".repeat(43) + "=";
+
+    // A site outside policy asks for a signed token from its page: the professional is asked first.
+    let evil = w.portal.origin.replace("portal.test", "evil.test");
+    b.goto(&format!("{evil}/"));
+    let token_call = format!(
+        "fetch('https://127.0.0.1:{}/v1/token', {{method: 'POST', headers: {{'Content-Type': 'application/json'}}, body: JSON.stringify({{challenge: '{challenge}'}})}}).then(r => r.json()).then(j => done(JSON.stringify(j)), e => done('failed: ' + e))",
+        app.port
+    );
+    let asked = std::thread::scope(|scope| {
+        let call = scope.spawn(|| b.run_async(&token_call));
+        app.wait_window("consent");
+        let text = app.page_text();
+        assert!(text.contains("Autoriser ce site à utiliser votre carte CPx ?") && text.contains(&evil), "{text}");
+        assert!(app.desktop.window_titles().iter().any(|t| t == "Autorisation du site — Agent CPx"));
+        app.screenshot("1-autorisation-du-site");
+        app.click("#refuse");
+        call.join().unwrap()
+    });
+    assert!(asked.as_str().unwrap_or_default().contains("SITE_REFUSED"), "refused: {asked}");
+
+    let answer = std::thread::scope(|scope| {
+        let call = scope.spawn(|| b.run_async(&token_call));
+        app.wait_window("consent");
+        app.click("#always");
+        app.wait_window("pin");
+        assert!(app.page_text().contains(&evil), "the PIN dialog names the site");
+        app.desktop.type_text("1234");
+        app.desktop.key("Return");
+        call.join().unwrap()
+    });
+    assert!(answer.as_str().unwrap_or_default().contains("cpx-token:1"), "token after consent: {answer}");
+    // Allowed for good: listed, and asked no more; then removed.
+    assert!(app.second_start(&["--show", "sites"]).status.success());
+    app.wait_window("sites");
+    assert!(app.text("#user").contains(&evil), "{}", app.text("#user"));
+    app.screenshot("2-sites-autorises");
+    app.click("#user button");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.text("#user").contains(&evil) {
+        assert!(std::time::Instant::now() < deadline, "approval not removed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    app.click("#close");
+
+    // Two sites at once: the second dialog waits for the first to close; each names its own site.
+    let ca = app.ca_text();
+    let ask = |origin: &str| {
+        let body = format!("{{\"challenge\":\"{challenge}\"}}");
+        https(&ca, "127.0.0.1", app.port, "POST", "/v1/token", &[("Origin", origin), ("Content-Type", "application/json")], Some(&body))
+    };
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| ask(&w.portal.origin));
+        app.wait_window("pin");
+        assert!(app.page_text().contains(&w.portal.origin));
+        let second_call = scope.spawn(|| ask(second));
+        std::thread::sleep(Duration::from_secs(2));
+        app.find_window("pin").expect("the first dialog is still open");
+        assert!(app.page_text().contains(&w.portal.origin), "still the first site's dialog");
+        assert_eq!(app.handles().len(), 2, "one dialog (and the automation view), not two");
+        app.screenshot("3-premier-site");
+        app.desktop.type_text("1234");
+        app.desktop.key("Return");
+        assert_eq!(first.join().unwrap().status, 200);
+        app.wait_window("pin");
+        let text = app.page_text();
+        assert!(text.contains(second) && !text.contains(&w.portal.origin), "the second dialog names the second site: {text}");
+        app.screenshot("4-second-site");
+        app.desktop.type_text("1234");
+        app.desktop.key("Return");
+        assert_eq!(second_call.join().unwrap().status, 200);
+    });
+}
