@@ -230,12 +230,34 @@ impl TrayApp {
         }
     }
 
-    /// Starts `cpx-tray` a second time with `args`, as a person clicking its launcher would; it hands them
-    /// to the running app and exits.
-    pub fn second_start(&self, args: &[&str]) -> std::process::Output {
+    /// Starts `cpx-tray` a second time with `args`, as a person clicking its launcher would: it must hand
+    /// them to the running app and exit (a second app would keep running).
+    pub fn second_start(&self, args: &[&str]) -> std::process::ExitStatus {
         let mut c = self.desktop.command(bin_dir().join("cpx-tray"));
-        c.args(args).envs(self.env.iter().map(|(k, v)| (k, v)));
-        c.output().expect("cpx-tray")
+        c.args(args).envs(self.env.iter().map(|(k, v)| (k, v))).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut child = c.spawn().expect("cpx-tray");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().expect("cpx-tray") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("a second cpx-tray kept running: no single instance");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The app's processes (children of the WebDriver server named cpx-tray).
+    pub fn app_pids(&self) -> Vec<u32> {
+        let driver = self.driver.id();
+        let children = std::fs::read_to_string(format!("/proc/{driver}/task/{driver}/children")).unwrap_or_default();
+        children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+            .filter(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "cpx-tray"))
+            .collect()
     }
 
     /// Saves the whole screen as `name.png`.
@@ -298,7 +320,16 @@ impl TrayApp {
 
 impl Drop for TrayApp {
     fn drop(&mut self) {
+        let apps = self.app_pids();
         self.session.end();
+        for pid in apps {
+            // SAFETY: plain kill(2) of the app this test started.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }

@@ -21,8 +21,7 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 
 /// Opens the status window the way the launcher does (a second start) and returns its state line.
 fn status_line(app: &TrayApp) -> String {
-    let out = app.second_start(&["--show", "status"]);
-    assert!(out.status.success(), "second start: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(app.second_start(&["--show", "status"]).success(), "second start");
     app.wait_window("status");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut line = app.text("#message");
@@ -106,10 +105,8 @@ fn one_instance_autostart_windows_and_their_capabilities() {
     app.tray_shot("tray-panneau-clair");
 
     // Single instance: a second start hands over and exits; still one app.
-    let out = app.second_start(&["--show", "about"]);
-    assert!(out.status.success());
-    let running = std::process::Command::new("pgrep").args(["-x", "cpx-tray"]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&running.stdout).lines().count(), 1, "one cpx-tray process");
+    assert!(app.second_start(&["--show", "about"]).success());
+    assert_eq!(app.app_pids().len(), 1, "one cpx-tray process");
     app.wait_window("about");
     let about = app.page_text();
     assert!(about.contains("Version") && about.contains(env!("CARGO_PKG_VERSION")) && about.contains(&format!("https://127.0.0.1:{}", app.port)), "{about}");
@@ -128,7 +125,7 @@ fn one_instance_autostart_windows_and_their_capabilities() {
     assert!(entry.contains("cpx-tray"), "{entry}");
 
     // Sites: policy listed, nothing removable there.
-    assert!(app.second_start(&["--show", "sites"]).status.success());
+    assert!(app.second_start(&["--show", "sites"]).success());
     app.wait_window("sites");
     assert!(app.text("#policy").contains("https://portail.example.fr"));
     assert_eq!(app.text("#user"), "Aucun site");
@@ -137,7 +134,7 @@ fn one_instance_autostart_windows_and_their_capabilities() {
     app.wait_closed("sites");
 
     // Diagnostics: the checks, and « copier le rapport » puts the redacted report on the clipboard.
-    assert!(app.second_start(&["--show", "diagnostics"]).status.success());
+    assert!(app.second_start(&["--show", "diagnostics"]).success());
     app.wait_window("diagnostics");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while app.execute("return document.querySelectorAll('#checks tr').length").as_u64().unwrap_or(0) < 3 {
@@ -302,7 +299,7 @@ fn site_consent_and_two_sites_asking_at_once() {
     });
     assert!(answer.as_str().unwrap_or_default().contains("cpx-token:1"), "token after consent: {answer}");
     // Allowed for good: listed, and asked no more; then removed.
-    assert!(app.second_start(&["--show", "sites"]).status.success());
+    assert!(app.second_start(&["--show", "sites"]).success());
     app.wait_window("sites");
     assert!(app.text("#user").contains(&evil), "{}", app.text("#user"));
     app.screenshot("2-sites-autorises");

@@ -222,8 +222,117 @@ fn login_bench(json_out: bool) {
     println!("Targets: overhead < 20 ms median; idle < 25 MB RSS and no CPU; 50 concurrent status answered with no error.");
 }
 
+/// Resident memory (KiB, the process and its children: the web engine's processes too) and CPU ticks.
+fn process_tree_stat(pid: u32) -> (u64, u64) {
+    let mut pids = vec![pid];
+    let mut i = 0;
+    while i < pids.len() {
+        let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", pids[i])).unwrap_or_default();
+        pids.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+        i += 1;
+    }
+    pids.iter().fold((0, 0), |(rss, ticks), pid| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let rss_kb: u64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+        let t = fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + fields.get(12).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0);
+        (rss + rss_kb, ticks + t)
+    })
+}
+
+/// `--tray`: the tray app's cold start to tray ready, its idle memory and CPU, and the time from pcscd's
+/// insertion event to the new tray icon; baselines from the same run: `cpx-agent serve`'s cold start and
+/// idle memory, and the time from the same event to the card identified.
+fn tray_bench(json_out: bool) {
+    use cpx_tests::agent::{free_port, AgentProcess};
+    use cpx_tests::desktop::{start_plain, Desktop};
+    use serde_json::json;
+    const STARTS: usize = 7;
+    let dir = out_dir("bench-tray");
+    let desktop = Desktop::start(true);
+    // Baseline: the headless agent, started and measured the same way.
+    let serve_starts: Vec<f64> = (0..STARTS)
+        .map(|i| {
+            let t = Instant::now();
+            let agent = AgentProcess::start_full(&dir.join(format!("serve-{i}")), "", free_port(), &[]);
+            let elapsed = ms(t.elapsed());
+            drop(agent);
+            elapsed
+        })
+        .collect();
+    let serve = AgentProcess::start_full(&dir.join("serve-idle"), "", free_port(), &[]);
+    std::thread::sleep(Duration::from_secs(2));
+    let (serve_rss, _) = process_tree_stat(serve.pid());
+    drop(serve);
+
+    let tray_starts: Vec<f64> = (0..STARTS)
+        .map(|i| {
+            let (mut child, elapsed) = start_plain(&desktop, &dir.join(format!("tray-{i}")), free_port());
+            let _ = child.kill();
+            let _ = child.wait();
+            ms(elapsed)
+        })
+        .collect();
+    let tray_dir = dir.join("tray-idle");
+    let (mut tray, _) = start_plain(&desktop, &tray_dir, free_port());
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, before) = process_tree_stat(tray.id());
+    std::thread::sleep(Duration::from_secs(5));
+    let (tray_rss, after) = process_tree_stat(tray.id());
+
+    // Insertion → icon: the app logs the time from pcscd's event to the icon set.
+    let reader = stack().reader();
+    let logs = || std::fs::read_dir(tray_dir.join("logs")).into_iter().flatten().flatten().map(|f| std::fs::read_to_string(f.path()).unwrap_or_default()).collect::<String>();
+    let mut icon_ms = Vec::new();
+    for _ in 0..10 {
+        let seen = logs().lines().count();
+        let card = insert("cps3", &reader);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let line = loop {
+            if let Some(l) = logs().lines().skip(seen).find(|l| l.contains("tray state") && l.contains("\"Ready\"")) {
+                break l.to_owned();
+            }
+            assert!(Instant::now() < deadline, "no icon change");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+        icon_ms.push(v["fields"]["ms"].as_f64().expect("ms"));
+        let seen = logs().lines().count();
+        card.remove();
+        while !logs().lines().skip(seen).any(|l| l.contains("tray state")) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    drop(reader);
+    let _ = tray.kill();
+    let _ = tray.wait();
+    let card_ready = ready_after_insertion("cps3");
+
+    let (serve_start, tray_start, icon) = (median(serve_starts), median(tray_starts), median(icon_ms));
+    let idle_ticks = after - before;
+    if json_out {
+        println!("{}", json!({
+            "tray_ready_ms": tray_start, "serve_ready_ms": serve_start, "tray_ready_vs_serve": tray_start / serve_start,
+            "tray_idle_rss_kib": tray_rss, "serve_idle_rss_kib": serve_rss, "tray_idle_rss_vs_serve": tray_rss as f64 / serve_rss as f64,
+            "tray_idle_cpu_ticks_5s": idle_ticks, "icon_change_ms": icon, "card_ready_ms": card_ready, "icon_change_vs_card_ready": icon / card_ready,
+        }));
+        return;
+    }
+    println!("Tray app (release build), medians of {STARTS} starts and 10 insertions; baselines measured in the same run:\n");
+    println!("cold start to tray ready     {tray_start:>8.0} ms   cpx-agent serve to listening {serve_start:>6.0} ms   ×{:.1}", tray_start / serve_start);
+    println!("idle resident memory         {:>8.1} MiB  cpx-agent serve {:>6.1} MiB              ×{:.1}", tray_rss as f64 / 1024.0, serve_rss as f64 / 1024.0, tray_rss as f64 / serve_rss as f64);
+    println!("idle CPU                     {idle_ticks:>8} tick(s) in 5 s");
+    println!("insertion → icon changed     {icon:>8.1} ms   insertion → card identified {card_ready:>6.1} ms   ×{:.1}", icon / card_ready);
+    println!("\nTargets: tray ready < 1500 ms; no CPU when idle; icon change < 100 ms after pcscd's event.");
+}
+
 fn main() {
     let json = std::env::args().any(|a| a == "--json");
+    if std::env::args().any(|a| a == "--tray") {
+        std::env::set_var("CPX_AGENT_LOG", "info");
+        return tray_bench(json);
+    }
     if std::env::args().any(|a| a == "--login") {
         // Measure the agent as installed: log level info.
         std::env::set_var("CPX_AGENT_LOG", "info");
