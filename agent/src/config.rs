@@ -1,6 +1,8 @@
 //! The agent's configuration: loopback port, the sites allowed to use the card and, for each, where its
 //! mTLS login endpoint is and which roots sign that endpoint's certificate. Read from a TOML file
-//! (`--config`, default `~/.config/cpx-agent/config.toml`); managed policy comes with the installer issue.
+//! (`--config`, default `~/.config/cpx-agent/config.toml`), under the machine's managed policy: a file of the
+//! same form that IT or the installer writes (see [`policy_path`]); what it sets wins over the user's file,
+//! and its sites come first.
 //!
 //! ```toml
 //! port = 47413
@@ -115,15 +117,84 @@ impl Default for Config {
     }
 }
 
-impl Config {
-    /// Reads `path`; a missing default file is an empty configuration.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        let mut config: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })?;
-        for site in &mut config.sites {
-            site.origin = normalise_origin(&site.origin).ok_or_else(|| ConfigError::BadOrigin { path: path.into(), origin: site.origin.clone() })?;
+/// Where the settings in force came from.
+#[derive(Debug, Clone, Default)]
+pub struct Provenance {
+    pub user_file: Option<PathBuf>,
+    pub policy_file: Option<PathBuf>,
+    /// Top-level keys set by the managed policy (`site` for its sites).
+    pub from_policy: Vec<String>,
+    /// Top-level keys set by the user's file and not by the policy.
+    pub from_user: Vec<String>,
+}
+
+impl Provenance {
+    /// For the helpdesk: which file set what.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(p) = &self.policy_file {
+            parts.push(format!("managed policy {} sets: {}", p.display(), if self.from_policy.is_empty() { "nothing".into() } else { self.from_policy.join(", ") }));
         }
-        Ok(config)
+        if let Some(u) = &self.user_file {
+            parts.push(format!("user file {} sets: {}", u.display(), if self.from_user.is_empty() { "nothing".into() } else { self.from_user.join(", ") }));
+        }
+        if parts.is_empty() { "built-in defaults".into() } else { format!("{}; the rest: built-in defaults", parts.join("; ")) }
+    }
+}
+
+/// The machine's managed policy file: `CPX_AGENT_POLICY`, else `/etc/cpx-agent/policy.toml` (Linux),
+/// `/Library/Application Support/Agent CPx/policy.toml` (macOS), `%ProgramData%\Agent CPx\policy.toml`.
+pub fn policy_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("CPX_AGENT_POLICY") {
+        return p.into();
+    }
+    if cfg!(target_os = "macos") {
+        "/Library/Application Support/Agent CPx/policy.toml".into()
+    } else if cfg!(windows) {
+        std::env::var_os("ProgramData").map(PathBuf::from).unwrap_or_else(|| r"C:\ProgramData".into()).join("Agent CPx").join("policy.toml")
+    } else {
+        "/etc/cpx-agent/policy.toml".into()
+    }
+}
+
+fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    // Checked alone first, so that an error names the file it is in.
+    toml::from_str::<Config>(&text).map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })
+}
+
+impl Config {
+    /// The user's file under the managed policy (either may be absent): the policy's settings win, its
+    /// sites come first and a user site with the same origin is dropped.
+    pub fn load_layered(user: Option<&Path>, policy: Option<&Path>) -> Result<(Self, Provenance), ConfigError> {
+        let user_table = user.map(read_table).transpose()?.unwrap_or_default();
+        let policy_table = policy.map(read_table).transpose()?.unwrap_or_default();
+        let mut merged = user_table.clone();
+        let origin_of = |v: &toml::Value| v.get("origin").and_then(|o| o.as_str()).and_then(normalise_origin);
+        for (key, value) in &policy_table {
+            if key == "site" {
+                let mut sites = value.as_array().cloned().unwrap_or_default();
+                let managed: Vec<_> = sites.iter().filter_map(origin_of).collect();
+                let user_sites = user_table.get("site").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+                sites.extend(user_sites.into_iter().filter(|s| origin_of(s).is_none_or(|o| !managed.contains(&o))));
+                merged.insert(key.clone(), toml::Value::Array(sites));
+            } else {
+                merged.insert(key.clone(), value.clone());
+            }
+        }
+        let at = policy.or(user).unwrap_or(Path::new("(defaults)"));
+        let mut config: Config = toml::Value::Table(merged).try_into().map_err(|source| ConfigError::Parse { path: at.into(), source: Box::new(source) })?;
+        for site in &mut config.sites {
+            site.origin = normalise_origin(&site.origin).ok_or_else(|| ConfigError::BadOrigin { path: at.into(), origin: site.origin.clone() })?;
+        }
+        let provenance = Provenance {
+            user_file: user.map(Into::into),
+            policy_file: policy.map(Into::into),
+            from_policy: policy_table.keys().cloned().collect(),
+            from_user: user_table.keys().filter(|k| !policy_table.contains_key(*k) || *k == "site").cloned().collect(),
+        };
+        Ok((config, provenance))
     }
 
     /// The configuration of the site with this origin (as the browser sent it).
@@ -171,5 +242,28 @@ mod tests {
         assert_eq!(c.port, 1234);
         assert_eq!(c.sites[0].mtls_endpoint.as_deref(), Some("https://m.a.fr:8444/login"));
         assert!(toml::from_str::<Config>("prot = 1").is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn managed_policy_wins_and_its_sites_come_first() {
+        let dir = std::env::temp_dir().join(format!("cpx-policy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let user = dir.join("user.toml");
+        let policy = dir.join("policy.toml");
+        std::fs::write(&user, "port = 1000\nlog_level = \"debug\"\n[[site]]\norigin = \"https://a.example\"\n[[site]]\norigin = \"https://B.example\"\n").unwrap();
+        std::fs::write(&policy, "port = 2000\n[[site]]\norigin = \"https://b.example\"\nsigned_token = true\n").unwrap();
+        let (c, p) = Config::load_layered(Some(&user), Some(&policy)).unwrap();
+        assert_eq!(c.port, 2000);
+        assert_eq!(c.log_level.as_deref(), Some("debug"));
+        assert_eq!(c.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(), ["https://b.example", "https://a.example"]);
+        assert!(c.sites[0].signed_token, "the policy's version of a site wins");
+        assert_eq!(p.from_policy, ["port", "site"]);
+        assert_eq!(p.from_user, ["log_level", "site"]);
+        assert!(p.describe().contains("managed policy") && p.describe().contains("port, site"), "{}", p.describe());
+        std::fs::write(&policy, "port = \"x\"\n").unwrap();
+        let e = Config::load_layered(Some(&user), Some(&policy)).unwrap_err().to_string();
+        assert!(e.contains("policy.toml"), "the error names the file: {e}");
+        let (c, p) = Config::load_layered(None, None).unwrap();
+        assert_eq!((c.port, p.describe()), (DEFAULT_PORT, "built-in defaults".to_owned()));
     }
 }

@@ -64,6 +64,7 @@ pub fn title(check: &str) -> Text {
         "configuration" => Text { fr: "Configuration en vigueur", en: "Configuration in force" },
         "site" => Text { fr: "Site configuré", en: "Site configured" },
         "portal_endpoint" => Text { fr: "Serveur de connexion par carte du site", en: "Site's card login server" },
+        "clock" => Text { fr: "Horloge de l'ordinateur", en: "Computer clock" },
         _ => Text { fr: "Vérification", en: "Check" },
     }
 }
@@ -72,7 +73,7 @@ pub fn run(opts: &Options) -> Vec<Check> {
     let mut checks = Vec::new();
     card_checks(opts, &mut checks);
     checks.push(loopback_port(opts.config.port));
-    checks.push(Check::ok("configuration", format!("{} ({} site(s), port {}, IGC-Santé {:?})", opts.config_source, opts.config.sites.len(), opts.config.port, opts.config.pki)));
+    checks.push(Check::ok("configuration", format!("{} ({} site(s), port {}, IGC-Santé {})", opts.config_source, opts.config.sites.len(), opts.config.port, format!("{:?}", opts.config.pki).to_lowercase())));
     if let Some(origin) = &opts.origin {
         checks.push(match opts.config.site(origin) {
             Some(site) => Check::ok("site", format!("{} → {}", site.origin, site.mtls_endpoint.as_deref().unwrap_or("(no mTLS endpoint)"))),
@@ -80,7 +81,12 @@ pub fn run(opts: &Options) -> Vec<Check> {
         });
     }
     for site in opts.config.sites.iter().filter(|s| s.mtls_endpoint.is_some()) {
-        checks.push(portal_endpoint(site, opts.timeout));
+        let (endpoint, server_date) = portal_endpoint(site, opts.timeout);
+        let ok = endpoint.verdict == Verdict::Ok;
+        checks.push(endpoint);
+        if ok {
+            checks.push(clock(&site.origin, server_date, now_unix()));
+        }
     }
     checks
 }
@@ -211,42 +217,94 @@ fn probe_agent(port: u16) -> bool {
 
 /// A TLS handshake with the portal's mTLS endpoint, without the card (the server may ask for a client
 /// certificate; reaching that point proves the endpoint is there and its certificate is trusted).
-fn portal_endpoint(site: &crate::config::Site, timeout: Duration) -> Check {
+/// The site's mTLS endpoint: reachable, TLS with a certificate from the configured roots (handshake
+/// without the card). When it also answers HTTP without the card, its `Date` (Unix time) for the clock check.
+fn portal_endpoint(site: &crate::config::Site, timeout: Duration) -> (Check, Option<i64>) {
     let check = format!("portal_endpoint:{}", site.origin);
+    let fail = |code: Code, detail: String| (Check::bad(check.clone(), Verdict::Fail, code, detail), None);
     let url = site.mtls_endpoint.as_deref().unwrap_or_default();
-    let Some(ep) = Endpoint::parse(url) else { return Check::bad(check, Verdict::Fail, Code::SiteNotConfigured, format!("{url} is not https://host[:port]/path")) };
+    let Some(ep) = Endpoint::parse(url) else { return fail(Code::SiteNotConfigured, format!("{url} is not https://host[:port]/path")) };
     // The same roots the login uses.
     let store = match crate::login::load_roots(site) {
         Ok(s) => s,
-        Err(e) => return Check::bad(check, Verdict::Fail, e.code, e.detail.unwrap_or_default()),
+        Err(e) => return fail(e.code, e.detail.unwrap_or_default()),
     };
     let addr = match std::net::ToSocketAddrs::to_socket_addrs(&(ep.host.as_str(), ep.port)).ok().and_then(|mut a| a.next()) {
         Some(a) => a,
-        None => return Check::bad(check, Verdict::Fail, Code::PortalUnreachable, format!("{}: name does not resolve", ep.host)),
+        None => return fail(Code::PortalUnreachable, format!("{}: name does not resolve", ep.host)),
     };
-    let tcp = match std::net::TcpStream::connect_timeout(&addr, timeout) {
+    let mut tcp = match std::net::TcpStream::connect_timeout(&addr, timeout) {
         Ok(t) => t,
-        Err(e) => return Check::bad(check, Verdict::Fail, Code::PortalUnreachable, format!("{}:{}: {e}", ep.host, ep.port)),
+        Err(e) => return fail(Code::PortalUnreachable, format!("{}:{}: {e}", ep.host, ep.port)),
     };
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let config = match rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
         Ok(b) => b.with_root_certificates(store).with_no_client_auth(),
-        Err(e) => return Check::bad(check, Verdict::Fail, Code::AgentError, e.to_string()),
+        Err(e) => return fail(Code::AgentError, e.to_string()),
     };
-    let Ok(name) = rustls::pki_types::ServerName::try_from(ep.host.clone()) else { return Check::bad(check, Verdict::Fail, Code::SiteNotConfigured, "bad host name") };
-    let Ok(mut conn) = rustls::ClientConnection::new(std::sync::Arc::new(config), name) else { return Check::bad(check, Verdict::Fail, Code::AgentError, "TLS setup") };
+    let Ok(name) = rustls::pki_types::ServerName::try_from(ep.host.clone()) else { return fail(Code::SiteNotConfigured, "bad host name".into()) };
+    let Ok(mut conn) = rustls::ClientConnection::new(std::sync::Arc::new(config), name) else { return fail(Code::AgentError, "TLS setup".into()) };
     let _ = tcp.set_read_timeout(Some(timeout));
-    let mut tcp = tcp;
+    let mut refused_without_card = false;
     while conn.is_handshaking() {
         match conn.complete_io(&mut tcp) {
             Ok(_) => {}
             // A server that requires a client certificate may end the handshake here: the server's
             // certificate was verified before that, which is what this check is about.
-            Err(e) if e.to_string().contains("CertificateRequired") || e.to_string().contains("HandshakeFailure") => break,
-            Err(e) => return Check::bad(check, Verdict::Fail, Code::PortalTls, format!("{}:{}: {e}", ep.host, ep.port)),
+            Err(e) if e.to_string().contains("CertificateRequired") || e.to_string().contains("HandshakeFailure") => {
+                refused_without_card = true;
+                break;
+            }
+            Err(e) => return fail(Code::PortalTls, format!("{}:{}: {e}", ep.host, ep.port)),
         }
     }
-    Check::ok(check, format!("{}:{} answers TLS with a trusted certificate", ep.host, ep.port))
+    let date = if refused_without_card { None } else { http_date(&mut conn, &mut tcp, &ep) };
+    (Check::ok(check, format!("{}:{} answers TLS with a trusted certificate", ep.host, ep.port)), date)
+}
+
+/// `HEAD path` on the open TLS connection; the answer's `Date` as Unix time. `None` when the server
+/// answers nothing without the card (TLS 1.3 servers refuse only after the handshake) or sends no date.
+fn http_date(conn: &mut rustls::ClientConnection, tcp: &mut std::net::TcpStream, ep: &Endpoint) -> Option<i64> {
+    use std::io::{Read, Write};
+    let mut tls = rustls::Stream::new(conn, tcp);
+    write!(tls, "HEAD {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", ep.path, ep.host).ok()?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+        match tls.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    text.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case("date")).map(|(_, v)| v.trim().to_owned())).and_then(|d| parse_http_date(&d))
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 9110 IMF-fixdate) as Unix time.
+fn parse_http_date(s: &str) -> Option<i64> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    let [_, day, month, year, hms, "GMT"] = parts.as_slice() else { return None };
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let month = time::Month::try_from(MONTHS.iter().position(|m| m == month)? as u8 + 1).ok()?;
+    let mut t = hms.split(':').map(|v| v.parse::<u8>().ok());
+    let (h, m, sec) = (t.next()??, t.next()??, t.next()??);
+    let date = time::Date::from_calendar_date(year.parse().ok()?, month, day.parse().ok()?).ok()?;
+    Some(date.with_hms(h, m, sec).ok()?.assume_utc().unix_timestamp())
+}
+
+/// The computer's clock against the server's `Date`: a few minutes off make TLS and login challenges fail.
+fn clock(origin: &str, server: Option<i64>, now: i64) -> Check {
+    let check = format!("clock:{origin}");
+    let Some(server) = server else {
+        return Check::ok(check, "not measured: the endpoint answers HTTP only with the card");
+    };
+    let skew = now - server;
+    let detail = format!("{skew:+} s against the endpoint's Date");
+    match skew.abs() {
+        0..=60 => Check::ok(check, detail),
+        61..=300 => Check::bad(check, Verdict::Warn, Code::ClockSkew, detail),
+        _ => Check::bad(check, Verdict::Fail, Code::ClockSkew, detail),
+    }
 }
 
 /// Exit status of `diagnose`: 0 all fine, 8 warnings only, 9 a check failed.
@@ -267,4 +325,21 @@ pub fn first_fault(checks: &[Check]) -> Option<&Check> {
 
 pub fn lang_title(check: &str, lang: Lang) -> &'static str {
     title(check).get(lang)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_skew_from_the_http_date() {
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784111777));
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 CET"), None);
+        assert_eq!(parse_http_date("garbage"), None);
+        assert_eq!(clock("o", Some(1000), 1030).verdict, Verdict::Ok);
+        assert_eq!(clock("o", Some(1000), 1200).code, Some(Code::ClockSkew));
+        assert_eq!(clock("o", Some(1000), 1200).verdict, Verdict::Warn);
+        assert_eq!(clock("o", Some(100_000), 1000).verdict, Verdict::Fail);
+        assert_eq!(clock("o", None, 1000).verdict, Verdict::Ok);
+    }
 }

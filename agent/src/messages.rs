@@ -102,6 +102,7 @@ pub enum Code {
     PinLastTry,
     CardTestOnProduction,
     AgentPortTaken,
+    ClockSkew,
 }
 
 /// One catalogue entry.
@@ -113,7 +114,7 @@ pub struct Entry {
 
 impl Code {
     /// Every code, for catalogues and documentation.
-    pub const ALL: [Code; 39] = [
+    pub const ALL: [Code; 40] = [
         Code::PcscServiceStopped, Code::NoReader, Code::ReaderUnavailable, Code::NoCard, Code::CardMute, Code::CardNotCpx,
         Code::CardInUse, Code::CardRemoved, Code::CardTimeout, Code::CardCommunication, Code::CardMalformed,
         Code::CardUnexpectedStatus, Code::CardIncomplete, Code::PinBlocked, Code::PinWrong, Code::PinFormat,
@@ -122,6 +123,7 @@ impl Code {
         Code::HostNotAllowed,
         Code::SiteNotConfigured, Code::BadRequest, Code::ChallengeInvalid, Code::NotFound, Code::PortalUnreachable, Code::PortalTls,
         Code::AgentError, Code::CardUnlistedVariant, Code::PinLastTry, Code::CardTestOnProduction, Code::AgentPortTaken,
+        Code::ClockSkew,
     ];
 
     pub fn entry(self) -> Entry {
@@ -316,6 +318,11 @@ impl Code {
                 text!("Carte de TEST (IGC-Santé de test) sur un poste configuré pour la production", "TEST card (test IGC-Santé) on a workstation configured for production"),
                 text!("Utilisez votre carte de production, ou demandez au service informatique la configuration de test.", "Use your production card, or ask IT for the test configuration."),
                 false,
+            ),
+            ClockSkew => (
+                text!("L'horloge de l'ordinateur est décalée par rapport au serveur du site", "The computer's clock is off compared with the site's server"),
+                text!("Réglez la date et l'heure de l'ordinateur (réglage automatique), puis réessayez : un décalage fait échouer la connexion sécurisée.", "Set the computer's date and time (automatic setting), then try again: a clock that is off makes the secure connection fail."),
+                true,
             ),
             AgentPortTaken => (
                 text!("Le port de l'Agent CPx est occupé par un autre programme", "Agent CPx's port is taken by another program"),

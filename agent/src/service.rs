@@ -24,14 +24,13 @@ pub fn default_config_path() -> PathBuf {
     home().join(".config/cpx-agent/config.toml")
 }
 
-/// The configuration given, or the default file when it exists, or the defaults; and where it came from.
+/// The configuration given (or the default file when it exists) under the machine's managed policy (when
+/// it exists); and which file set what.
 pub fn load_config(path: Option<PathBuf>) -> Result<(Config, String), String> {
     let default_path = default_config_path();
-    let path = path.or_else(|| default_path.exists().then_some(default_path));
-    match path {
-        Some(p) => Config::load(&p).map(|c| (c, p.display().to_string())).map_err(|e| e.to_string()),
-        None => Ok((Config::default(), "built-in defaults".into())),
-    }
+    let user = path.or_else(|| default_path.exists().then_some(default_path));
+    let policy = Some(crate::config::policy_path()).filter(|p| p.exists());
+    Config::load_layered(user.as_deref(), policy.as_deref()).map(|(c, p)| (c, p.describe())).map_err(|e| e.to_string())
 }
 
 /// The data folder: given, or from the configuration, or `~/.local/share/cpx-agent`.

@@ -283,11 +283,22 @@ pub struct OpensslServer {
 }
 
 impl OpensslServer {
+    /// A server that requires a client certificate from the card CAs and answers `answer` to the agent's
+    /// login POST.
     pub fn start(dir: &Path, pki: &ServerPki, answer: &str) -> Self {
+        Self::answering(dir, pki, true, "\"origin\"", answer)
+    }
+
+    /// A server (with or without client certificates) that answers `answer` once its output shows
+    /// `trigger` (a piece of the request).
+    pub fn answering(dir: &Path, pki: &ServerPki, client_auth: bool, trigger: &str, answer: &str) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let port = free_port();
+        let verify: &[&str] = if client_auth { &["-Verify", "2", "-verify_return_error"] } else { &[] };
         let mut child = std::process::Command::new("openssl")
-            .args(["s_server", "-naccept", "1", "-Verify", "2", "-verify_return_error", "-accept", &port.to_string()])
+            .args(["s_server", "-naccept", "1"])
+            .args(verify)
+            .args(["-accept", &port.to_string()])
             .arg("-cert")
             .arg(&pki.cert_pem)
             .arg("-key")
@@ -301,11 +312,11 @@ impl OpensslServer {
             .expect("openssl s_server");
         // s_server sends what arrives on its stdin once a client is connected: answer when the request is in.
         let mut stdin = child.stdin.take().unwrap();
-        let (out, answer) = (dir.join("s_server.out"), answer.to_owned());
+        let (out, answer, trigger) = (dir.join("s_server.out"), answer.to_owned(), trigger.to_owned());
         std::thread::spawn(move || {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
             while std::time::Instant::now() < deadline {
-                if std::fs::read_to_string(&out).unwrap_or_default().contains("\"origin\"") {
+                if std::fs::read_to_string(&out).unwrap_or_default().contains(&trigger) {
                     let _ = stdin.write_all(answer.as_bytes());
                     let _ = stdin.flush();
                     std::thread::sleep(std::time::Duration::from_millis(200));

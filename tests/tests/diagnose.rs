@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Output;
 
-use cpx_tests::agent::{free_port, server_pki, Nginx};
+use cpx_tests::agent::{free_port, server_pki, Nginx, OpensslServer};
 use cpx_tests::{binary, insert, out_dir, stack, Reader};
 use serde_json::Value;
 
@@ -100,9 +100,43 @@ fn site_and_portal_faults() {
     let good = config("portal-good", &site(nginx.port));
     let (out, v) = diagnose(&reader, &good, &["--origin", "https://portal.test"]);
     assert_eq!((first_fault(&v), out.status.code()), ("none".into(), Some(0)), "a reachable endpoint with a trusted certificate: {v}");
+    // nginx answers HTTP without the card (400, no certificate) with its Date: the clocks agree.
+    let clock = v["checks"].as_array().unwrap().iter().find(|c| c["check"] == "clock:https://portal.test").cloned().unwrap_or_default();
+    assert!(clock["detail"].as_str().unwrap_or_default().contains(" s against the endpoint's Date"), "the clock was measured: {clock}");
     let (_, v) = diagnose(&reader, &good, &["--origin", "https://other.test"]);
     assert_eq!(first_fault(&v), "SITE_NOT_CONFIGURED", "{v}");
     let closed = free_port();
     let (_, v) = diagnose(&reader, &config("portal-down", &site(closed)), &[]);
     assert_eq!(first_fault(&v), "PORTAL_UNREACHABLE", "{v}");
+}
+
+#[test]
+fn clock_skew_against_the_endpoint() {
+    let reader = stack().reader();
+    let _card = insert("cps3", &reader);
+    let dir = out_dir("diagnose-clock-server");
+    let pki = server_pki(&dir.join("pki"));
+    // An endpoint whose clock is a year away from ours (or ours from its): its Date header says so.
+    let answer = "HTTP/1.1 401 Unauthorized\r\nDate: Sat, 23 Nov 2024 10:00:00 GMT\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let server = OpensslServer::answering(&dir.join("s_server"), &pki, false, "HEAD /cpx/login", answer);
+    let site = format!("[[site]]\norigin = \"https://portal.test\"\nmtls_endpoint = \"https://localhost:{}/cpx/login\"\nserver_roots = \"{}\"\n", server.port, pki.ca_pem.display());
+    let (out, v) = diagnose(&reader, &config("clock", &site), &[]);
+    assert_eq!((first_fault(&v), out.status.code()), ("CLOCK_SKEW".into(), Some(9)), "{v}");
+}
+
+#[test]
+fn the_configuration_check_says_what_managed_policy_sets() {
+    let dir = out_dir("diagnose-policy");
+    let user = dir.join("config.toml");
+    let policy = dir.join("policy.toml");
+    std::fs::write(&user, "log_level = \"debug\"\n[[site]]\norigin = \"https://perso.example\"\n").unwrap();
+    let port = free_port();
+    std::fs::write(&policy, format!("port = {port}\n[[site]]\norigin = \"https://portail.example.fr\"\nsigned_token = true\n")).unwrap();
+    let out = binary("cpx-agent").args(["diagnose", "--json", "--config"]).arg(&user).env("CPX_AGENT_POLICY", &policy).output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let config = v["checks"].as_array().unwrap().iter().find(|c| c["check"] == "configuration").cloned().unwrap_or_default();
+    let detail = config["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(&format!("managed policy {} sets: port, site", policy.display())), "{detail}");
+    assert!(detail.contains("sets: log_level, site"), "{detail}");
+    assert!(detail.contains(&format!("port {port}")) && detail.contains("2 site(s)"), "the policy's port is in force: {detail}");
 }
