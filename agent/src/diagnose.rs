@@ -48,6 +48,8 @@ pub struct Options<'a> {
     /// Check that this origin is configured.
     pub origin: Option<String>,
     pub timeout: Duration,
+    /// The agent's data folder (its local CA).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// The titles of the checks, in the user's language.
@@ -65,6 +67,7 @@ pub fn title(check: &str) -> Text {
         "site" => Text { fr: "Site configuré", en: "Site configured" },
         "portal_endpoint" => Text { fr: "Serveur de connexion par carte du site", en: "Site's card login server" },
         "clock" => Text { fr: "Horloge de l'ordinateur", en: "Computer clock" },
+        "loopback_trust" => Text { fr: "Certificat local approuvé par les navigateurs", en: "Local certificate trusted by the browsers" },
         _ => Text { fr: "Vérification", en: "Check" },
     }
 }
@@ -73,6 +76,7 @@ pub fn run(opts: &Options) -> Vec<Check> {
     let mut checks = Vec::new();
     card_checks(opts, &mut checks);
     checks.push(loopback_port(opts.config.port));
+    checks.push(loopback_trust(&opts.data_dir));
     checks.push(Check::ok("configuration", format!("{} ({} site(s), port {}, IGC-Santé {})", opts.config_source, opts.config.sites.len(), opts.config.port, format!("{:?}", opts.config.pki).to_lowercase())));
     if let Some(origin) = &opts.origin {
         checks.push(match opts.config.site(origin) {
@@ -167,6 +171,29 @@ fn one_card(opts: &Options, r: &cpx_pcsc::ReaderInfo, checks: &mut Vec<Check>) {
         (_, false, PkiPolicy::Test) => Check::bad(at("certificate"), Verdict::Fail, Code::CardTestOnProduction, format!("production card, test-only configuration: {dates}")),
         _ => Check::ok(at("certificate"), format!("{} ({}), {dates}", id.display_name(), id.national_id)),
     });
+}
+
+/// Do the browsers' stores trust the agent's local CA?
+fn loopback_trust(data_dir: &std::path::Path) -> Check {
+    let path = data_dir.join(crate::localca::CA_FILE);
+    let Ok(pem) = std::fs::read_to_string(&path) else {
+        return Check::ok("loopback_trust", format!("{}: no local CA yet (made at the agent's first start)", path.display()));
+    };
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default();
+    let stores = crate::browser_trust::check(&pem, &home);
+    let said = |t: Option<bool>| match t {
+        Some(true) => "trusted",
+        Some(false) => "NOT trusted",
+        None => "not readable (certutil missing?)",
+    };
+    let detail = stores.iter().map(|s| format!("{}: {}", s.store, said(s.trusted))).collect::<Vec<_>>().join("; ");
+    if stores.is_empty() {
+        Check::ok("loopback_trust", format!("{}: no browser store found to check", path.display()))
+    } else if stores.iter().any(|s| s.trusted == Some(true)) {
+        Check::ok("loopback_trust", detail)
+    } else {
+        Check::bad("loopback_trust", Verdict::Warn, Code::LoopbackNotTrusted, detail)
+    }
 }
 
 /// Is the port free, or held by an Agent CPx (it answers `{"agent": "cpx-agent"}` on /v1/status)?

@@ -11,6 +11,7 @@
 //! - [`service`]: starting the agent (shared by `cpx-agent serve` and the tray app).
 
 pub mod api;
+pub mod browser_trust;
 pub mod card_service;
 pub mod card_state;
 pub mod config;

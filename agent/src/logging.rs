@@ -26,6 +26,8 @@ pub const FILE_PREFIX: &str = "cpx-agent.log";
 pub fn init(config_level: Option<&str>) -> Result<tracing_appender::non_blocking::WorkerGuard, String> {
     let level = std::env::var("CPX_AGENT_LOG").ok().or_else(|| config_level.map(str::to_owned)).unwrap_or_else(|| "info".into());
     let filter = tracing_subscriber::EnvFilter::try_new(format!("warn,cpx_agent={level},cpx_pcsc={level},cpx_card={level},cpx_tray={level}")).map_err(|e| format!("log level {level:?}: {e}"))?;
+    // The appender prunes old files at start: the folder must exist by then.
+    let _ = std::fs::create_dir_all(log_dir());
     let appender = tracing_appender::rolling::Builder::new()
         .rotation(tracing_appender::rolling::Rotation::DAILY)
         .filename_prefix(FILE_PREFIX)

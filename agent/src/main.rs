@@ -136,7 +136,8 @@ fn report(g: &Global, cache: &CertCache, out: std::path::PathBuf, include_identi
             return ExitCode::from(exit::INTERNAL);
         }
     };
-    let opts = cpx_agent::diagnose::Options { config: &config, config_source: source, reader: g.reader.clone(), origin: None, timeout: Duration::from_millis(g.card_timeout) };
+    let data_dir = cpx_agent::service::data_dir(std::env::var_os("CPX_AGENT_DATA_DIR").map(Into::into), &config);
+    let opts = cpx_agent::diagnose::Options { config: &config, config_source: source, reader: g.reader.clone(), origin: None, timeout: Duration::from_millis(g.card_timeout), data_dir };
     let text = cpx_agent::report::gather(&opts, cache, include_identity);
     if let Err(e) = std::fs::write(&out, text) {
         eprintln!("cpx-agent report: {}: {e}", out.display());
@@ -171,7 +172,8 @@ fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<Strin
             return ExitCode::from(exit::INTERNAL);
         }
     };
-    let opts = diagnose::Options { config: &config, config_source, reader: g.reader.clone(), origin, timeout: Duration::from_millis(g.card_timeout) };
+    let data_dir = cpx_agent::service::data_dir(std::env::var_os("CPX_AGENT_DATA_DIR").map(Into::into), &config);
+    let opts = diagnose::Options { config: &config, config_source, reader: g.reader.clone(), origin, timeout: Duration::from_millis(g.card_timeout), data_dir };
     let checks = diagnose::run(&opts);
     let status = diagnose::exit_status(&checks);
     if g.json {

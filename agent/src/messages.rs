@@ -103,6 +103,7 @@ pub enum Code {
     CardTestOnProduction,
     AgentPortTaken,
     ClockSkew,
+    LoopbackNotTrusted,
 }
 
 /// One catalogue entry.
@@ -114,7 +115,7 @@ pub struct Entry {
 
 impl Code {
     /// Every code, for catalogues and documentation.
-    pub const ALL: [Code; 40] = [
+    pub const ALL: [Code; 41] = [
         Code::PcscServiceStopped, Code::NoReader, Code::ReaderUnavailable, Code::NoCard, Code::CardMute, Code::CardNotCpx,
         Code::CardInUse, Code::CardRemoved, Code::CardTimeout, Code::CardCommunication, Code::CardMalformed,
         Code::CardUnexpectedStatus, Code::CardIncomplete, Code::PinBlocked, Code::PinWrong, Code::PinFormat,
@@ -123,7 +124,7 @@ impl Code {
         Code::HostNotAllowed,
         Code::SiteNotConfigured, Code::BadRequest, Code::ChallengeInvalid, Code::NotFound, Code::PortalUnreachable, Code::PortalTls,
         Code::AgentError, Code::CardUnlistedVariant, Code::PinLastTry, Code::CardTestOnProduction, Code::AgentPortTaken,
-        Code::ClockSkew,
+        Code::ClockSkew, Code::LoopbackNotTrusted,
     ];
 
     pub fn entry(self) -> Entry {
@@ -323,6 +324,11 @@ impl Code {
                 text!("L'horloge de l'ordinateur est décalée par rapport au serveur du site", "The computer's clock is off compared with the site's server"),
                 text!("Réglez la date et l'heure de l'ordinateur (réglage automatique), puis réessayez : un décalage fait échouer la connexion sécurisée.", "Set the computer's date and time (automatic setting), then try again: a clock that is off makes the secure connection fail."),
                 true,
+            ),
+            LoopbackNotTrusted => (
+                text!("Le certificat local de l'Agent CPx n'est pas approuvé par les navigateurs", "Agent CPx's local certificate is not trusted by the browsers"),
+                text!("Réinstallez l'Agent CPx (l'installation l'approuve) ou demandez au service informatique de l'ajouter aux certificats approuvés des navigateurs.", "Reinstall Agent CPx (installing trusts it) or ask IT to add it to the browsers' trusted certificates."),
+                false,
             ),
             AgentPortTaken => (
                 text!("Le port de l'Agent CPx est occupé par un autre programme", "Agent CPx's port is taken by another program"),

@@ -143,7 +143,7 @@ pub fn about_view(shared: Shared_<'_>) -> Value {
 }
 
 fn diagnose_options(shared: &Shared) -> diagnose::Options<'_> {
-    diagnose::Options { config: &shared.agent.config, config_source: shared.config_source.clone(), reader: None, origin: None, timeout: shared.card_timeout }
+    diagnose::Options { config: &shared.agent.config, config_source: shared.config_source.clone(), reader: None, origin: None, timeout: shared.card_timeout, data_dir: shared.data_dir.clone() }
 }
 
 /// The checks of `cpx-agent diagnose`, in words.

@@ -156,6 +156,7 @@ fn main() -> ExitCode {
                 agent: prepared.agent.clone(),
                 dialogs,
                 config_source,
+                data_dir: data_dir.clone(),
                 card_timeout: CARD_TIMEOUT,
                 state: Mutex::new(cpx_agent::card_state::Overall::NoCard),
                 server_error: Mutex::new(None),

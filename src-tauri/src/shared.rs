@@ -17,6 +17,8 @@ pub struct Shared {
     pub dialogs: Arc<Dialogs>,
     /// Where the configuration came from (for the status and diagnostics windows).
     pub config_source: String,
+    /// The agent's data folder (local CA, approved sites).
+    pub data_dir: std::path::PathBuf,
     pub card_timeout: Duration,
     /// The state the tray shows.
     pub state: Mutex<Overall>,

@@ -140,3 +140,27 @@ fn the_configuration_check_says_what_managed_policy_sets() {
     assert!(detail.contains("sets: log_level, site"), "{detail}");
     assert!(detail.contains(&format!("port {port}")) && detail.contains("2 site(s)"), "the policy's port is in force: {detail}");
 }
+
+#[test]
+fn whether_the_browsers_trust_the_local_ca() {
+    let dir = out_dir("diagnose-loopback-trust");
+    let store = cpx_agent::secrets::FileStore { dir: dir.join("data/secrets") };
+    let identity = cpx_agent::localca::load_or_create(&dir.join("data"), &store).unwrap();
+    let home = dir.join("home");
+    let nss = home.join(".pki/nssdb");
+    std::fs::create_dir_all(&nss).unwrap();
+    let db = format!("sql:{}", nss.display());
+    assert!(std::process::Command::new("certutil").args(["-d", &db, "-N", "--empty-password"]).status().unwrap().success());
+    let config = config("trust-check", "");
+    let trust = || {
+        let out = binary("cpx-agent").args(["diagnose", "--json", "--config"]).arg(&config).env("HOME", &home).env("CPX_AGENT_DATA_DIR", dir.join("data")).output().unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["checks"].as_array().unwrap().iter().find(|c| c["check"] == "loopback_trust").cloned().unwrap_or_default()
+    };
+    let before = trust();
+    assert_eq!((before["verdict"].as_str(), before["code"].as_str()), (Some("warn"), Some("LOOPBACK_NOT_TRUSTED")), "{before}");
+    assert!(std::process::Command::new("certutil").args(["-d", &db, "-A", "-t", "C,,", "-n", "Agent CPx local CA", "-i"]).arg(&identity.ca_path).status().unwrap().success());
+    let after = trust();
+    assert_eq!(after["verdict"].as_str(), Some("ok"), "{after}");
+    assert!(after["detail"].as_str().unwrap_or_default().contains("Chromium/Chrome (~/.pki/nssdb): trusted"), "{after}");
+}
