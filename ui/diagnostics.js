@@ -29,5 +29,5 @@
   document.getElementById("close").addEventListener("click", closeWindow);
   onEscape(closeWindow);
   await run();
-  document.getElementById("copy").focus();
+  document.getElementById("copy").focus({ preventScroll: true });
 })();

@@ -5,6 +5,7 @@
   const t = await applyLabels();
   const view = await invoke("status_view");
   document.body.dataset.state = view.state;
+  document.getElementById("icon").src = view.icon;
   document.getElementById("message").textContent = view.message;
   document.getElementById("fix").textContent = view.fix || "";
   if (view.server_error) {
@@ -14,7 +15,9 @@
   }
   const body = document.getElementById("readers");
   if (view.readers.length === 0) body.append(el("tr", {}, el("td", { colspan: "2" }, t.status_no_reader)));
-  for (const r of view.readers) {
+  // Readers with a card first: the one that matters is at the top.
+  const readers = [...view.readers].sort((a, b) => Number(!a.card_type) - Number(!b.card_type));
+  for (const r of readers) {
     const card = el("td", {}, r.message);
     if (r.card_type) {
       card.append(el("br"), `${r.card_type} — ${r.holder}`, el("br"), `${t.status_certificate} : ${r.certificate}`);
@@ -24,6 +27,6 @@
     body.append(el("tr", {}, el("td", {}, r.reader), card));
   }
   document.getElementById("close").addEventListener("click", closeWindow);
-  document.getElementById("close").focus();
+  document.getElementById("close").focus({ preventScroll: true });
   onEscape(closeWindow);
 })();

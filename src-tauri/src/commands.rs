@@ -14,7 +14,7 @@ use crate::dialogs::Answer;
 use crate::shared::Shared;
 use crate::windows::Window;
 
-type Shared_<'a> = State<'a, Arc<Shared>>;
+type AppState<'a> = State<'a, Arc<Shared>>;
 
 fn window_of(w: &WebviewWindow) -> Option<Window> {
     Window::from_label(w.label())
@@ -22,55 +22,49 @@ fn window_of(w: &WebviewWindow) -> Option<Window> {
 
 /// The words of every page, in the app's language.
 #[tauri::command]
-pub fn labels(shared: Shared_<'_>) -> Value {
+pub fn labels(shared: AppState<'_>) -> Value {
     Value::Object(catalogue_labels(shared.lang))
 }
 
 /// What the calling dialog shows (its site, card, tries left…).
 #[tauri::command]
-pub fn dialog_view(window: WebviewWindow, shared: Shared_<'_>) -> Result<Value, String> {
+pub fn dialog_view(window: WebviewWindow, shared: AppState<'_>) -> Result<Value, String> {
     shared.dialogs.view(window.label()).ok_or_else(|| "no request".into())
 }
 
-/// The code porteur typed in the PIN dialog. Four digits, or the dialog says so and stays open.
+/// Hands `answer` to the login waiting on `window`, if it is the `kind` dialog on screen.
+fn reply(window: &WebviewWindow, shared: &Shared, kind: Window, answer: Answer) -> Result<(), String> {
+    if window_of(window) == Some(kind) && shared.dialogs.answer(window.label(), answer) { Ok(()) } else { Err("no request".into()) }
+}
+
+/// The code porteur typed in the PIN dialog: four digits, or the dialog says so and stays open.
 #[tauri::command]
-pub fn pin_submit(window: WebviewWindow, shared: Shared_<'_>, pin: String) -> Result<(), String> {
+pub fn pin_submit(window: WebviewWindow, shared: AppState<'_>, pin: String) -> Result<(), String> {
     let pin = Zeroizing::new(pin);
-    if window_of(&window) != Some(Window::Pin) {
-        return Err("not the PIN dialog".into());
-    }
-    if pin.len() != 4 || !pin.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(cpx_agent::messages::Code::PinFormat.entry().message.get(shared.lang).into());
-    }
-    if shared.dialogs.answer(window.label(), Answer::Pin(pin)) { Ok(()) } else { Err("no request".into()) }
+    let pin = cpx_card::Pin::new(&pin).map_err(|_| cpx_agent::messages::Code::PinFormat.entry().message.get(shared.lang).to_owned())?;
+    reply(&window, &shared, Window::Pin, Answer::Pin(pin))
 }
 
 #[tauri::command]
-pub fn consent_answer(window: WebviewWindow, shared: Shared_<'_>, decision: Decision) -> Result<(), String> {
-    if window_of(&window) != Some(Window::Consent) || !shared.dialogs.answer(window.label(), Answer::Consent(decision)) {
-        return Err("no request".into());
-    }
-    Ok(())
+pub fn consent_answer(window: WebviewWindow, shared: AppState<'_>, decision: Decision) -> Result<(), String> {
+    reply(&window, &shared, Window::Consent, Answer::Consent(decision))
 }
 
 #[tauri::command]
-pub fn choice_answer(window: WebviewWindow, shared: Shared_<'_>, index: usize) -> Result<(), String> {
-    if window_of(&window) != Some(Window::Choice) || !shared.dialogs.answer(window.label(), Answer::Choice(index)) {
-        return Err("no request".into());
-    }
-    Ok(())
+pub fn choice_answer(window: WebviewWindow, shared: AppState<'_>, index: usize) -> Result<(), String> {
+    reply(&window, &shared, Window::Choice, Answer::Choice(index))
 }
 
 /// « Annuler » or « Fermer » in a dialog: a waiting login gets USER_CANCELLED.
 #[tauri::command]
-pub fn dialog_close(window: WebviewWindow, shared: Shared_<'_>) {
+pub fn dialog_close(window: WebviewWindow, shared: AppState<'_>) {
     shared.dialogs.closed(window.label());
     let _ = window.destroy();
 }
 
 /// The card state as the tray shows it, and every reader.
 #[tauri::command]
-pub async fn status_view(shared: Shared_<'_>) -> Result<Value, String> {
+pub async fn status_view(shared: AppState<'_>) -> Result<Value, String> {
     let shared = Arc::clone(&shared);
     tauri::async_runtime::spawn_blocking(move || {
         let lang = shared.lang;
@@ -95,8 +89,10 @@ pub async fn status_view(shared: Shared_<'_>) -> Result<Value, String> {
             })
             .collect();
         let server = shared.server_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        use base64::Engine;
+        let icon = base64::engine::general_purpose::STANDARD.encode(crate::icons::png(overall, 96));
         json!({
-            "state": overall, "message": overall.text().get(lang), "fix": overall.fix().map(|f| f.get(lang)),
+            "state": overall, "icon": format!("data:image/png;base64,{icon}"), "message": overall.text().get(lang), "fix": overall.fix().map(|f| f.get(lang)),
             "readers": readers, "port": shared.agent.config.port, "server_error": server,
         })
     })
@@ -120,7 +116,7 @@ fn certificate_text(card: &cpx_agent::scan::CardSummary, lang: cpx_agent::messag
 
 /// The sites allowed by policy and by the professional.
 #[tauri::command]
-pub fn sites_view(shared: Shared_<'_>) -> Value {
+pub fn sites_view(shared: AppState<'_>) -> Value {
     let policy: Vec<&str> = shared.agent.config.sites.iter().map(|s| s.origin.as_str()).collect();
     let (user, tampered) = match &shared.agent.consent {
         Some(c) => (c.approvals.list(), c.approvals.tampered),
@@ -130,7 +126,7 @@ pub fn sites_view(shared: Shared_<'_>) -> Value {
 }
 
 #[tauri::command]
-pub fn sites_remove(shared: Shared_<'_>, origin: String) -> Result<bool, String> {
+pub fn sites_remove(shared: AppState<'_>, origin: String) -> Result<bool, String> {
     let consent = shared.agent.consent.as_ref().ok_or("no approvals")?;
     let removed = consent.approvals.remove(&origin).map_err(|e| e.to_string())?;
     tracing::info!(%origin, removed, "site approval removed");
@@ -138,7 +134,7 @@ pub fn sites_remove(shared: Shared_<'_>, origin: String) -> Result<bool, String>
 }
 
 #[tauri::command]
-pub fn about_view(shared: Shared_<'_>) -> Value {
+pub fn about_view(shared: AppState<'_>) -> Value {
     json!({"version": env!("CARGO_PKG_VERSION"), "address": format!("https://127.0.0.1:{}", shared.agent.config.port), "configuration": shared.config_source})
 }
 
@@ -148,7 +144,7 @@ fn diagnose_options(shared: &Shared) -> diagnose::Options<'_> {
 
 /// The checks of `cpx-agent diagnose`, in words.
 #[tauri::command]
-pub async fn diagnostics_run(shared: Shared_<'_>) -> Result<Value, String> {
+pub async fn diagnostics_run(shared: AppState<'_>) -> Result<Value, String> {
     let shared = Arc::clone(&shared);
     tauri::async_runtime::spawn_blocking(move || {
         let lang = shared.lang;
@@ -174,7 +170,7 @@ pub async fn diagnostics_run(shared: Shared_<'_>) -> Result<Value, String> {
 
 /// « Copier le rapport »: the redacted report of `cpx-agent report`, on the clipboard.
 #[tauri::command]
-pub async fn diagnostics_copy(app: tauri::AppHandle, shared: Shared_<'_>) -> Result<usize, String> {
+pub async fn diagnostics_copy(app: tauri::AppHandle, shared: AppState<'_>) -> Result<usize, String> {
     use tauri_plugin_clipboard_manager::ClipboardExt;
     let shared = Arc::clone(&shared);
     let text = tauri::async_runtime::spawn_blocking(move || cpx_agent::report::gather(&diagnose_options(&shared), &shared.agent.cards.cache, false))

@@ -14,7 +14,6 @@ use cpx_agent::pin_prompt::{CardChoice, PinPrompt, PinRequest, PromptError};
 use cpx_card::Pin;
 use serde_json::{json, Value};
 use tauri::AppHandle;
-use zeroize::Zeroizing;
 
 use crate::windows::{self, Window};
 
@@ -23,7 +22,7 @@ const ANSWER_WAIT: Duration = Duration::from_secs(120);
 
 /// What the waiting login receives.
 pub enum Answer {
-    Pin(Zeroizing<String>),
+    Pin(Pin),
     Consent(Decision),
     Choice(usize),
     Cancel,
@@ -118,7 +117,7 @@ fn pin_view(request: &PinRequest) -> Value {
 impl PinPrompt for Dialogs {
     fn ask(&self, request: &PinRequest) -> Result<Pin, PromptError> {
         match Dialogs::ask(self, Window::Pin, pin_view(request))? {
-            Answer::Pin(digits) => Pin::new(&digits).map_err(|_| PromptError::Cancelled),
+            Answer::Pin(pin) => Ok(pin),
             _ => Err(PromptError::Cancelled),
         }
     }

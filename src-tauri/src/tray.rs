@@ -1,6 +1,6 @@
-//! The tray icon and its menu. Its look and tooltip follow the card state: the PC/SC monitor wakes a
-//! thread on every reader or card event, which rescans and changes the icon when the verdict changes.
-//! Nothing runs between events (no polling).
+//! The tray icon and its menu. Its look, its tooltip and the menu's first line (the state in words: Linux
+//! panels show no tooltip) follow the card state: the PC/SC monitor wakes a thread on every reader or card
+//! event, which rescans and changes them when the verdict changes. Nothing runs between events.
 
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use cpx_pcsc::Monitor;
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
-use tauri::AppHandle;
+use tauri::{AppHandle, Manager};
 
 use crate::shared::Shared;
 use crate::windows::{self, Window};
@@ -38,9 +38,13 @@ pub fn menu_target(id: &str) -> Option<Window> {
     }
 }
 
+/// The menu's first line: the state in words (not clickable).
+struct StateLine(MenuItem<tauri::Wry>);
+
 pub fn build(app: &AppHandle, lang: Lang, state: Overall) -> tauri::Result<TrayIcon> {
     let t = labels(lang);
     let text = |k: &str| t.get(k).and_then(|v| v.as_str()).unwrap_or(k).to_owned();
+    let state_line = MenuItem::with_id(app, "state", state.text().get(lang), false, None::<&str>)?;
     let items = [("status", "menu_status"), ("diagnostics", "menu_diagnostics"), ("sites", "menu_sites"), ("about", "menu_about")];
     let mut entries: Vec<MenuItem<_>> = Vec::new();
     for (id, key) in items {
@@ -48,7 +52,9 @@ pub fn build(app: &AppHandle, lang: Lang, state: Overall) -> tauri::Result<TrayI
     }
     let quit = MenuItem::with_id(app, "quit", text("menu_quit"), true, None::<&str>)?;
     let separator = PredefinedMenuItem::separator(app)?;
-    let menu = Menu::with_items(app, &[&entries[0], &entries[1], &entries[2], &entries[3], &separator, &quit])?;
+    let top_separator = PredefinedMenuItem::separator(app)?;
+    let menu = Menu::with_items(app, &[&state_line, &top_separator, &entries[0], &entries[1], &entries[2], &entries[3], &separator, &quit])?;
+    app.manage(StateLine(state_line));
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(icon(state))
         .tooltip(tooltip(state, lang))
@@ -76,6 +82,9 @@ fn set(app: &AppHandle, shared: &Shared, state: Overall) -> bool {
     if let Some(tray) = app.tray_by_id(TRAY_ID) {
         let _ = tray.set_icon(Some(icon(state)));
         let _ = tray.set_tooltip(Some(tooltip(state, shared.lang)));
+    }
+    if let Some(line) = app.try_state::<StateLine>() {
+        let _ = line.0.set_text(state.text().get(shared.lang));
     }
     true
 }

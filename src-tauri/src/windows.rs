@@ -69,7 +69,7 @@ impl Window {
             Window::Blocked => (440.0, 330.0),
             Window::Consent => (560.0, 340.0),
             Window::Choice => (440.0, 340.0),
-            Window::Status => (560.0, 460.0),
+            Window::Status => (580.0, 520.0),
             Window::Diagnostics => (680.0, 560.0),
             Window::Sites => (560.0, 420.0),
             Window::About => (460.0, 320.0),

@@ -1,8 +1,9 @@
 //! The tray app on a virtual desktop, used the way a person would: Xvfb as the screen, a private D-Bus
 //! session (single instance), WebKitWebDriver launching the real app (whose web views then allow
 //! automation) to read each window's text, xdotool to type into whatever window has the keyboard focus,
-//! ImageMagick's `import` for screenshots, and a minimal system tray (`tests/stack/xembed-tray`, as a
-//! desktop panel) that docks the app's icon so that it is on screen.
+//! ImageMagick's `import` for screenshots, and a panel for the tray icon: either a minimal system tray
+//! (`tests/stack/xembed-tray`) that docks the icon on screen, or a StatusNotifier host
+//! (`tests/stack/sni-host`, what GNOME and KDE panels speak) that reads and clicks the icon's menu.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,17 @@ use crate::agent::{free_port, wait_listening};
 use crate::webdriver::Session;
 use crate::bin_dir;
 
+/// What shows the app's tray icon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Panel {
+    /// An XEmbed system tray on a dark panel (the icon is on screen).
+    Dark,
+    /// The same on a light panel.
+    Light,
+    /// A StatusNotifier host on D-Bus (the icon's menu can be read and clicked).
+    StatusNotifier,
+}
+
 /// An X screen with a tray panel, and a D-Bus session bus of its own.
 pub struct Desktop {
     xvfb: Child,
@@ -25,8 +37,7 @@ pub struct Desktop {
 }
 
 impl Desktop {
-    /// A desktop whose tray panel is `dark` or light.
-    pub fn start(dark: bool) -> Self {
+    pub fn start(panel_kind: Panel) -> Self {
         let (xvfb, display) = (20..200)
             .find_map(|n| {
                 if Path::new(&format!("/tmp/.X{n}-lock")).exists() {
@@ -53,12 +64,15 @@ impl Desktop {
         let dbus = lines.next().expect("D-Bus address").trim().to_owned();
         let dbus_pid = lines.next().and_then(|l| l.trim().parse().ok()).expect("D-Bus pid");
         let mut desktop = Self { xvfb, panel: Command::new("true").spawn().expect("true"), dbus_pid, display, dbus };
-        let mut panel = desktop
-            .command(crate::root().join("tests/stack/xembed-tray"))
-            .arg(if dark { "dark" } else { "light" })
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("tests/stack/xembed-tray (apt-get install python3-xlib)");
+        let mut panel = match panel_kind {
+            Panel::StatusNotifier => desktop.command(crate::root().join("tests/stack/sni-host")).arg("serve").stdout(Stdio::piped()).spawn(),
+            Panel::Dark | Panel::Light => desktop
+                .command(crate::root().join("tests/stack/xembed-tray"))
+                .arg(if panel_kind == Panel::Dark { "dark" } else { "light" })
+                .stdout(Stdio::piped())
+                .spawn(),
+        }
+        .expect("tests/stack panel (apt-get install python3-xlib python3-dbus python3-gi)");
         let mut line = String::new();
         BufReader::new(panel.stdout.as_mut().expect("stdout")).read_line(&mut line).expect("tray panel");
         assert_eq!(line.trim(), "ready", "tray panel did not start");
@@ -154,7 +168,7 @@ impl TrayApp {
     /// Starts the app in `dir` with `config_text` (top-level keys, then `[[site]]` tables) on `port`.
     /// `env` is added to the app's environment (CPX_AGENT_LANG…).
     pub fn start(dir: &Path, config_text: &str, port: u16, env: &[(&str, &str)]) -> Self {
-        Self::start_on(Desktop::start(true), dir, config_text, port, env)
+        Self::start_on(Desktop::start(Panel::Dark), dir, config_text, port, env)
     }
 
     /// Same, on `desktop`.
@@ -284,6 +298,19 @@ impl TrayApp {
         std::thread::sleep(Duration::from_millis(300));
         assert!(self.desktop.window_shot("cpx-test-tray", 4, &path), "tray panel screenshot");
         path
+    }
+
+    /// The tray item as the StatusNotifier host sees it: icon name and folder, menu entries.
+    pub fn tray_item(&self) -> serde_json::Value {
+        let out = self.desktop.command(crate::root().join("tests/stack/sni-host")).arg("item").output().expect("sni-host");
+        assert!(out.status.success(), "sni-host item: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("sni-host JSON")
+    }
+
+    /// Clicks the tray menu's entry `label` through the StatusNotifier host.
+    pub fn click_menu(&self, label: &str) {
+        let out = self.desktop.command(crate::root().join("tests/stack/sni-host")).args(["click", label]).output().expect("sni-host");
+        assert!(out.status.success(), "sni-host click {label:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     /// Everything the app logged so far.

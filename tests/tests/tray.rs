@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cpx_tests::agent::{free_port, https, server_pki, PortalProcess};
 use cpx_tests::browser::Browser;
-use cpx_tests::desktop::TrayApp;
+use cpx_tests::desktop::{Desktop, Panel, TrayApp};
 use cpx_tests::{insert, insert_with, logged_commands, out_dir, stack, Options};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -96,18 +96,38 @@ fn tray_icon_and_status_follow_the_card_and_the_pc_sc_service() {
 }
 
 #[test]
-fn one_instance_autostart_windows_and_their_capabilities() {
+fn menu_single_instance_autostart_windows_and_their_capabilities() {
     let _one = one_at_a_time();
     let dir = out_dir("tray-windows");
-    let desktop = cpx_tests::desktop::Desktop::start(false);
+    let _reader = stack().reader(); // pcscd runs, no card in the readers
+    // A StatusNotifier host, as GNOME and KDE panels: the menu can be read and clicked.
+    let desktop = Desktop::start(Panel::StatusNotifier);
     let app = TrayApp::start_on(desktop, &dir, "[[site]]\norigin = \"https://portail.example.fr\"\nsigned_token = true\n", free_port(), &[]);
     app.wait_log(0, &["tray ready"]);
-    app.tray_shot("tray-panneau-clair");
 
-    // Single instance: a second start hands over and exits; still one app.
+    // The tray menu: the state in words first (not clickable), then the entries.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let item = loop {
+        let item = app.tray_item();
+        if item["menu"].as_array().is_some_and(|m| m.len() >= 6) {
+            break item;
+        }
+        assert!(std::time::Instant::now() < deadline, "no tray menu: {item}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let labels: Vec<&str> = item["menu"].as_array().unwrap().iter().map(|e| e["label"].as_str().unwrap_or_default()).collect();
+    assert_eq!(labels, ["Aucune carte dans le lecteur", "État de la carte", "Diagnostic", "Sites autorisés", "À propos", "Quitter"], "{item}");
+    assert_eq!(item["menu"][0]["enabled"], false, "the state line is not clickable");
+    // The icon the panel shows: the app's drawing of this state, as a PNG file the host reads.
+    let name = item["icon_name"].as_str().unwrap_or_default();
+    let icon = std::path::Path::new(item["icon_theme_path"].as_str().unwrap_or_default()).join(if name.ends_with(".png") { name.to_owned() } else { format!("{name}.png") });
+    std::fs::copy(&icon, app.shots.join("tray-icone-statusnotifier.png")).unwrap_or_else(|e| panic!("{}: {e} ({item})", icon.display()));
+
+    // « À propos » from the menu; a second start hands over and exits: still one app.
+    app.click_menu("À propos");
+    app.wait_window("about");
     assert!(app.second_start(&["--show", "about"]).success());
     assert_eq!(app.app_pids().len(), 1, "one cpx-tray process");
-    app.wait_window("about");
     let about = app.page_text();
     assert!(about.contains("Version") && about.contains(env!("CARGO_PKG_VERSION")) && about.contains(&format!("https://127.0.0.1:{}", app.port)), "{about}");
     app.screenshot("a-propos");
@@ -125,7 +145,7 @@ fn one_instance_autostart_windows_and_their_capabilities() {
     assert!(entry.contains("cpx-tray"), "{entry}");
 
     // Sites: policy listed, nothing removable there.
-    assert!(app.second_start(&["--show", "sites"]).success());
+    app.click_menu("Sites autorisés");
     app.wait_window("sites");
     assert!(app.text("#policy").contains("https://portail.example.fr"));
     assert_eq!(app.text("#user"), "Aucun site");
@@ -134,7 +154,7 @@ fn one_instance_autostart_windows_and_their_capabilities() {
     app.wait_closed("sites");
 
     // Diagnostics: the checks, and « copier le rapport » puts the redacted report on the clipboard.
-    assert!(app.second_start(&["--show", "diagnostics"]).success());
+    app.click_menu("Diagnostic");
     app.wait_window("diagnostics");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while app.execute("return document.querySelectorAll('#checks tr').length").as_u64().unwrap_or(0) < 3 {
@@ -149,6 +169,14 @@ fn one_instance_autostart_windows_and_their_capabilities() {
     let clip = app.desktop.command("xclip").args(["-o", "-selection", "clipboard"]).output().expect("xclip (apt-get install xclip)");
     let clip = String::from_utf8_lossy(&clip.stdout);
     assert!(clip.contains("\"agent_version\"") && clip.contains("\"checks\""), "the report is on the clipboard: {clip:.200}");
+
+    // « Quitter » ends the app.
+    app.click_menu("Quitter");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !app.app_pids().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the app did not quit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 struct LoginWorld {
@@ -163,7 +191,7 @@ fn login_world(name: &str, extra_sites: &str) -> LoginWorld {
     let pki = server_pki(&dir.join("pki"));
     let port = free_port();
     let portal = PortalProcess::start_with_agent(&dir.join("portal"), &pki, port);
-    let app = TrayApp::start(&dir.join("app"), &format!("{}{extra_sites}", portal.agent_site(&pki)), port, &[]);
+    let app = TrayApp::start_on(Desktop::start(Panel::Light), &dir.join("app"), &format!("{}{extra_sites}", portal.agent_site(&pki)), port, &[]);
     app.wait_log(0, &["tray ready"]);
     let browser = Browser::start(&dir.join("browser"), &[&app.ca_pem, &pki.ca_pem]);
     LoginWorld { portal, app, browser, _pki: pki }
@@ -198,6 +226,8 @@ fn card_login_with_the_pin_typed_into_the_tray_dialog() {
     let reader = stack().reader();
     {
         let _card = insert("cps3", &reader);
+        app.wait_log(0, &["tray state", "\"state\":\"Ready\""]);
+        app.tray_shot("0-icone-carte-prete-panneau-clair");
         // Typed on the keyboard into the real dialog: the portal logs in.
         w.click_card_login("Carte CPS insérée et reconnue");
         w.pin_dialog("3 sur 3");
@@ -338,4 +368,20 @@ fn site_consent_and_two_sites_asking_at_once() {
         app.desktop.key("Return");
         assert_eq!(second_call.join().unwrap().status, 200);
     });
+}
+
+#[test]
+fn english_when_the_os_speaks_english() {
+    let _one = one_at_a_time();
+    let dir = out_dir("tray-english");
+    // The desktop's language list (this machine generates no en_GB locale, so LANG stays C.UTF-8).
+    let app = TrayApp::start(&dir, "", free_port(), &[("LANGUAGE", "en_GB:en")]);
+    app.wait_log(0, &["tray ready"]);
+    assert!(app.second_start(&["--show", "status"]).success());
+    app.wait_window("status");
+    app.wait_text("#message", "card");
+    assert!(app.desktop.window_titles().iter().any(|t| t == "Card status — Agent CPx"), "{:?}", app.desktop.window_titles());
+    assert_eq!(app.text("#close"), "Close");
+    assert_eq!(app.execute("return document.documentElement.lang").as_str(), Some("en"));
+    app.screenshot("status-in-english");
 }

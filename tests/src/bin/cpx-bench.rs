@@ -246,11 +246,11 @@ fn process_tree_stat(pid: u32) -> (u64, u64) {
 /// idle memory, and the time from the same event to the card identified.
 fn tray_bench(json_out: bool) {
     use cpx_tests::agent::{free_port, AgentProcess};
-    use cpx_tests::desktop::{start_plain, Desktop};
+    use cpx_tests::desktop::{start_plain, Desktop, Panel};
     use serde_json::json;
     const STARTS: usize = 7;
     let dir = out_dir("bench-tray");
-    let desktop = Desktop::start(true);
+    let desktop = Desktop::start(Panel::Dark);
     // Baseline: the headless agent, started and measured the same way.
     let serve_starts: Vec<f64> = (0..STARTS)
         .map(|i| {
