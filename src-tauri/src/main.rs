@@ -80,6 +80,10 @@ fn os_lang() -> Lang {
 
 fn main() -> ExitCode {
     let started = Instant::now();
+    // WebDriver may drive the web views (and so read the PIN dialog) only in the tests' debug builds.
+    if !cfg!(debug_assertions) {
+        std::env::remove_var("TAURI_WEBVIEW_AUTOMATION");
+    }
     let argv: Vec<String> = std::env::args().collect();
     let args = match parse_args(&argv) {
         Ok(a) => a,

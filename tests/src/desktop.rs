@@ -80,6 +80,24 @@ impl Desktop {
         desktop
     }
 
+    /// Starts an unlocked gnome-keyring (Secret Service) on this desktop's bus, its files under `home`, as a
+    /// desktop session has.
+    pub fn unlock_keyring(&self, home: &Path) {
+        use std::io::Write;
+        std::fs::create_dir_all(home).unwrap();
+        let mut daemon = self
+            .command("gnome-keyring-daemon")
+            .args(["--unlock", "--components=secrets"])
+            .env("HOME", home)
+            .env("XDG_DATA_HOME", home.join(".local/share"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("gnome-keyring-daemon (apt-get install gnome-keyring)");
+        daemon.stdin.take().expect("stdin").write_all(b"test keyring password").unwrap();
+        assert!(daemon.wait().unwrap().success(), "gnome-keyring-daemon --unlock");
+    }
+
     /// `program` on this desktop.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new(program);
@@ -175,7 +193,9 @@ impl TrayApp {
     pub fn start_on(desktop: Desktop, dir: &Path, config_text: &str, port: u16, env: &[(&str, &str)]) -> Self {
         std::fs::create_dir_all(dir.join("home")).unwrap();
         let config = dir.join("config.toml");
-        std::fs::write(&config, format!("port = {port}\nkey_store = \"file\"\n{config_text}")).unwrap();
+        // The file key store unless the test asks for the keyring.
+        let key_store = if config_text.contains("key_store") { "" } else { "key_store = \"file\"\n" };
+        std::fs::write(&config, format!("port = {port}\n{key_store}{config_text}")).unwrap();
         let mut all_env: Vec<(String, String)> = vec![
             ("HOME".into(), dir.join("home").display().to_string()),
             ("XDG_CONFIG_HOME".into(), dir.join("home/.config").display().to_string()),

@@ -186,12 +186,20 @@ struct LoginWorld {
     _pki: cpx_tests::agent::ServerPki,
 }
 
-fn login_world(name: &str, extra_sites: &str) -> LoginWorld {
+/// The portal, the tray app (with its keys in a real keyring when `keyring`) and Chromium.
+fn login_world(name: &str, extra_sites: &str, keyring: bool) -> LoginWorld {
     let dir = out_dir(name);
     let pki = server_pki(&dir.join("pki"));
     let port = free_port();
     let portal = PortalProcess::start_with_agent(&dir.join("portal"), &pki, port);
-    let app = TrayApp::start_on(Desktop::start(Panel::Light), &dir.join("app"), &format!("{}{extra_sites}", portal.agent_site(&pki)), port, &[]);
+    let desktop = Desktop::start(Panel::Light);
+    let top = if keyring {
+        desktop.unlock_keyring(&dir.join("app/home"));
+        "key_store = \"keyring\"\n"
+    } else {
+        ""
+    };
+    let app = TrayApp::start_on(desktop, &dir.join("app"), &format!("{top}{}{extra_sites}", portal.agent_site(&pki)), port, &[]);
     app.wait_log(0, &["tray ready"]);
     let browser = Browser::start(&dir.join("browser"), &[&app.ca_pem, &pki.ca_pem]);
     LoginWorld { portal, app, browser, _pki: pki }
@@ -221,7 +229,7 @@ impl LoginWorld {
 #[test]
 fn card_login_with_the_pin_typed_into_the_tray_dialog() {
     let _one = one_at_a_time();
-    let w = login_world("tray-login", "");
+    let w = login_world("tray-login", "", false);
     let (app, b) = (&w.app, &w.browser);
     let reader = stack().reader();
     {
@@ -292,7 +300,8 @@ fn card_login_with_the_pin_typed_into_the_tray_dialog() {
 fn site_consent_and_two_sites_asking_at_once() {
     let _one = one_at_a_time();
     let second = "https://second.test";
-    let w = login_world("tray-consent", &format!("[[site]]\norigin = \"{second}\"\nsigned_token = true\n"));
+    // The approvals' integrity key (and the loopback key) in a real Secret Service.
+    let w = login_world("tray-consent", &format!("[[site]]\norigin = \"{second}\"\nsigned_token = true\n"), true);
     let (app, b) = (&w.app, &w.browser);
     let reader = stack().reader();
     let _card = insert("cps3", &reader);
@@ -328,6 +337,11 @@ fn site_consent_and_two_sites_asking_at_once() {
         call.join().unwrap()
     });
     assert!(answer.as_str().unwrap_or_default().contains("cpx-token:1"), "token after consent: {answer}");
+    let sealed = std::fs::read_to_string(app.dir.join("data/sites.json")).expect("approvals saved");
+    assert!(sealed.contains(&evil) && sealed.contains("\"mac\""), "{sealed}");
+    assert!(!app.dir.join("data/secrets").exists(), "the keys are in the keyring, not in files");
+    let keyrings: Vec<_> = std::fs::read_dir(app.dir.join("home/.local/share/keyrings")).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(keyrings.iter().any(|f| f.to_string_lossy().ends_with(".keyring")), "gnome-keyring holds them: {keyrings:?}");
     // Allowed for good: listed, and asked no more; then removed.
     assert!(app.second_start(&["--show", "sites"]).success());
     app.wait_window("sites");
