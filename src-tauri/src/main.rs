@@ -78,6 +78,35 @@ fn os_lang() -> Lang {
     if tag.starts_with("en") { Lang::En } else { Lang::Fr }
 }
 
+/// Runs the agent's loopback server on the app's runtime; why it stopped goes to the status window.
+fn serve(prepared: service::Prepared, shared: Arc<Shared>) {
+    tauri::async_runtime::spawn(async move {
+        let port = prepared.agent.config.port;
+        let result = match service::bind(port).await {
+            Ok(listener) => cpx_agent::server::serve(prepared.agent, &prepared.identity, listener).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "loopback server stopped");
+            *shared.server_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        }
+    });
+}
+
+/// The per-user autostart entry follows the configuration's `autostart`.
+fn follow_autostart(app: &tauri::AppHandle, wanted: bool) {
+    use tauri_plugin_autostart::ManagerExt;
+    let launcher = app.autolaunch();
+    let result = match (wanted, launcher.is_enabled().unwrap_or(false)) {
+        (true, false) => launcher.enable(),
+        (false, true) => launcher.disable(),
+        _ => Ok(()),
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, wanted, "per-user autostart not changed");
+    }
+}
+
 fn main() -> ExitCode {
     let started = Instant::now();
     // WebDriver may drive the web views (and so read the PIN dialog) only in the tests' debug builds.
@@ -174,27 +203,8 @@ fn main() -> ExitCode {
             let tray_ms = started.elapsed().as_secs_f64() * 1000.0;
 
             let port = prepared.agent.config.port;
-            let server_shared = shared.clone();
-            tauri::async_runtime::spawn(async move {
-                let result = match service::bind(port).await {
-                    Ok(listener) => cpx_agent::server::serve(prepared.agent, &prepared.identity, listener).await.map_err(|e| e.to_string()),
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = result {
-                    tracing::error!(error = %e, "loopback server stopped");
-                    *server_shared.server_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                }
-            });
-
-            if autostart {
-                use tauri_plugin_autostart::ManagerExt;
-                let launcher = handle.autolaunch();
-                if !launcher.is_enabled().unwrap_or(false) {
-                    if let Err(e) = launcher.enable() {
-                        tracing::warn!(error = %e, "per-user autostart not set");
-                    }
-                }
-            }
+            serve(prepared, shared.clone());
+            follow_autostart(&handle, autostart);
             // WebDriver (tests) drives the app through its first web view, which must outlive the others.
             if std::env::var("TAURI_WEBVIEW_AUTOMATION").as_deref() == Ok("true") {
                 tauri::WebviewWindowBuilder::new(app, "automation", tauri::WebviewUrl::App("index.html".into())).visible(false).build()?;

@@ -47,7 +47,7 @@ impl Desktop {
                 let deadline = Instant::now() + Duration::from_secs(10);
                 while Instant::now() < deadline {
                     if let Ok(Some(_)) = child.try_wait() {
-                        return None; // display taken meanwhile: next one
+                        return None; // display taken meanwhile: next one (the child has exited)
                     }
                     if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
                         return Some((child, format!(":{n}")));
@@ -55,6 +55,7 @@ impl Desktop {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 let _ = child.kill();
+                let _ = child.wait();
                 None
             })
             .expect("a free X display");
