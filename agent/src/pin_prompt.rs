@@ -38,14 +38,7 @@ impl PinRequest {
     /// The text of the dialog: the site first, then the card and the tries.
     pub fn description(&self) -> String {
         let (n, max) = (self.tries_left, self.max_tries);
-        let mut s = String::new();
-        if self.wrong_pin {
-            s.push_str(match self.lang {
-                Lang::Fr => "Code porteur incorrect.\n\n",
-                Lang::En => "Wrong code porteur.\n\n",
-            });
-        }
-        s += &match self.lang {
+        let mut s = match self.lang {
             Lang::Fr => format!("Le site {}\ndemande à utiliser votre carte CPx.\n\nTitulaire : {} ({})\nEssais restants : {n} sur {max}", self.origin, self.holder, self.card),
             Lang::En => format!("The site {}\nasks to use your CPx card.\n\nHolder: {} ({})\nTries left: {n} of {max}", self.origin, self.holder, self.card),
         };

@@ -164,13 +164,7 @@ async fn route(agent: Arc<Agent>, req: Request<Incoming>) -> Response<Full<Bytes
             let holder = matches!(access, Access::Policy(_) | Access::Approved(_));
             status(&agent, origin.is_some(), holder, cors, lang).await
         }
-        (Method::POST, path @ ("/v1/authenticate" | "/v1/token")) => {
-            let token = path == "/v1/token";
-            if matches!(access, Access::Denied) {
-                return error_response(&ApiError::new(Code::OriginNotAllowed, 403), lang, None);
-            }
-            login_request(&agent, access, token, req, lang).await
-        }
+        (Method::POST, path @ ("/v1/authenticate" | "/v1/token")) => login_request(&agent, access, path == "/v1/token", req, lang).await,
         _ => error_response(&ApiError::new(Code::NotFound, 404), lang, cors),
     }
 }
@@ -241,6 +235,7 @@ async fn status(agent: &Agent, has_origin: bool, holder: bool, cors: Option<&str
 }
 
 async fn login_request(agent: &Arc<Agent>, access: Access, token: bool, req: Request<Incoming>, lang: Lang) -> Response<Full<Bytes>> {
+    // Denied origins get no CORS header either: the page cannot even read the refusal.
     let Some(origin) = access.cors().map(str::to_owned) else {
         return error_response(&ApiError::new(Code::OriginNotAllowed, 403), lang, None);
     };

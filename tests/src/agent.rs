@@ -107,11 +107,7 @@ impl AgentProcess {
 
     /// Everything the agent logged so far.
     pub fn logs(&self) -> String {
-        let mut all = String::new();
-        for f in std::fs::read_dir(self.dir.join("logs")).into_iter().flatten().flatten() {
-            all.push_str(&std::fs::read_to_string(f.path()).unwrap_or_default());
-        }
-        all
+        crate::log_text(&self.dir.join("logs"))
     }
 
     pub fn pid(&self) -> u32 {

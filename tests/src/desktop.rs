@@ -336,11 +336,7 @@ impl TrayApp {
 
     /// Everything the app logged so far.
     pub fn logs(&self) -> String {
-        let mut all = String::new();
-        for f in std::fs::read_dir(self.dir.join("logs")).into_iter().flatten().flatten() {
-            all.push_str(&std::fs::read_to_string(f.path()).unwrap_or_default());
-        }
-        all
+        crate::log_text(&self.dir.join("logs"))
     }
 
     /// How many lines the app logged so far (for [`TrayApp::wait_log`]).

@@ -26,6 +26,13 @@ pub use cpx_sim::Options;
 const MARKER: &str = "/run/pcscd/.cpx-test-stack";
 const SOCKET: &str = "/run/pcscd/pcscd.comm";
 
+/// Every log file in `dir` (the agent's or the tray app's `CPX_AGENT_LOG_DIR`), oldest first.
+pub fn log_text(dir: &Path) -> String {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).into_iter().flatten().flatten().map(|f| f.path()).collect();
+    files.sort();
+    files.iter().map(|f| std::fs::read_to_string(f).unwrap_or_default()).collect()
+}
+
 /// The repository root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()

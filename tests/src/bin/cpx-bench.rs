@@ -283,7 +283,7 @@ fn tray_bench(json_out: bool) {
 
     // Insertion → icon: the app logs the time from pcscd's event to the icon set.
     let reader = stack().reader();
-    let logs = || std::fs::read_dir(tray_dir.join("logs")).into_iter().flatten().flatten().map(|f| std::fs::read_to_string(f.path()).unwrap_or_default()).collect::<String>();
+    let logs = || cpx_tests::log_text(&tray_dir.join("logs"));
     let mut icon_ms = Vec::new();
     for _ in 0..10 {
         let seen = logs().lines().count();
