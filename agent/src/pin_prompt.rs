@@ -109,32 +109,60 @@ impl PinPrompt for TerminalPrompt {
     }
 
     fn ask(&self, request: &PinRequest) -> Result<Pin, PromptError> {
-        use std::os::fd::AsRawFd;
         let unavailable = |e: std::io::Error| PromptError::Unavailable(format!("/dev/tty: {e}"));
         let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").map_err(unavailable)?;
         let mut out = &tty;
         writeln!(out, "\n{}\n\n{}", request.title(), request.description()).map_err(unavailable)?;
         write!(out, "{} ", request.prompt_label()).map_err(unavailable)?;
         out.flush().map_err(unavailable)?;
-        let fd = tty.as_raw_fd();
-        // SAFETY: termios calls on a file descriptor we own for the duration of the call.
-        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
-        let have_termios = unsafe { libc::tcgetattr(fd, &mut saved) } == 0;
-        if have_termios {
-            let mut quiet = saved;
-            quiet.c_lflag &= !libc::ECHO;
-            unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
-        }
         let mut line = Zeroizing::new(String::new());
-        let read = BufReader::new(&tty).read_line(&mut line);
-        if have_termios {
-            unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
-        }
+        let read = {
+            let _quiet = NoEcho::on(&tty);
+            BufReader::new(&tty).read_line(&mut line)
+        };
         let _ = writeln!(out);
         match read {
             Ok(0) => Err(PromptError::Cancelled),
             Ok(_) => Pin::new(line.trim_end_matches(['\r', '\n'])).map_err(|_| PromptError::Cancelled),
             Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+/// The terminal's echo, off while this lives (Unix: there is no /dev/tty elsewhere).
+struct NoEcho {
+    #[cfg(unix)]
+    saved: Option<(i32, libc::termios)>,
+}
+
+impl NoEcho {
+    #[cfg(unix)]
+    fn on(tty: &std::fs::File) -> Self {
+        use std::os::fd::AsRawFd;
+        let fd = tty.as_raw_fd();
+        // SAFETY: termios calls on a file descriptor that outlives this guard.
+        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+        if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
+            return Self { saved: None };
+        }
+        let mut quiet = saved;
+        quiet.c_lflag &= !libc::ECHO;
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+        Self { saved: Some((fd, saved)) }
+    }
+
+    #[cfg(not(unix))]
+    fn on(_tty: &std::fs::File) -> Self {
+        Self {}
+    }
+}
+
+impl Drop for NoEcho {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some((fd, saved)) = self.saved {
+            // SAFETY: as in `on`.
+            unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
         }
     }
 }

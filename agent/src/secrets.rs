@@ -22,6 +22,10 @@ pub trait SecretStore: Send + Sync {
     fn set(&self, name: &str, value: &str) -> Result<(), SecretError>;
 }
 
+fn no_keyring(e: impl std::fmt::Display) -> SecretError {
+    SecretError::NoKeyring(e.to_string())
+}
+
 /// The OS keyring, as installed by [`KeyringStore::native`] (or any keyring-core store set as default).
 pub struct KeyringStore;
 
@@ -30,15 +34,16 @@ impl KeyringStore {
     /// starts (the Secret Service client runs its own executor).
     pub fn native() -> Result<Self, SecretError> {
         #[cfg(target_os = "linux")]
-        {
-            let store = zbus_secret_service_keyring_store::Store::new().map_err(|e| SecretError::NoKeyring(e.to_string()))?;
-            keyring_core::set_default_store(store);
-            Ok(Self)
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            Err(SecretError::NoKeyring("this build has no keyring store for this platform yet".into()))
-        }
+        keyring_core::set_default_store(zbus_secret_service_keyring_store::Store::new().map_err(no_keyring)?);
+        // macOS and Windows: written to the stores' documented APIs, not built here (Linux only).
+        #[cfg(target_os = "macos")]
+        keyring_core::set_default_store(apple_native_keyring_store::keychain::Store::new().map_err(no_keyring)?);
+        #[cfg(windows)]
+        keyring_core::set_default_store(windows_native_keyring_store::Store::new().map_err(no_keyring)?);
+        #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+        return Err(no_keyring("no keyring store for this platform"));
+        #[allow(unreachable_code)]
+        Ok(Self)
     }
 
     fn entry(name: &str) -> Result<keyring_core::Entry, SecretError> {
@@ -75,11 +80,15 @@ impl SecretStore for FileStore {
     }
     fn set(&self, name: &str, value: &str) -> Result<(), SecretError> {
         use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let path = self.dir.join(name);
         let err = |source| SecretError::File { path: path.clone(), source };
         std::fs::create_dir_all(&self.dir).map_err(err)?;
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path).map_err(err)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        // Readable by the user only (on Windows the profile folder's ACL does that).
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options.open(&path).map_err(err)?;
         f.write_all(value.as_bytes()).map_err(err)
     }
 }
