@@ -46,6 +46,13 @@ pub struct Config {
     /// The tray app starts with the user's session (per user; machine-wide autostart is the installer's).
     #[serde(default = "default_true")]
     pub autostart: bool,
+    /// After « Refuser », how long the site is refused without asking again (no dialog spam), seconds.
+    #[serde(default = "default_refusal")]
+    pub refused_site_quiet_seconds: u64,
+}
+
+fn default_refusal() -> u64 {
+    60
 }
 
 fn default_true() -> bool {
@@ -113,7 +120,7 @@ pub enum ConfigError {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { port: DEFAULT_PORT, sites: Vec::new(), pin_prompt: PinPromptConfig::default(), data_dir: None, key_store: KeyStoreKind::default(), pki: PkiPolicy::default(), log_level: None, busy_wait_seconds: default_busy_wait(), autostart: true }
+        Self { port: DEFAULT_PORT, sites: Vec::new(), pin_prompt: PinPromptConfig::default(), data_dir: None, key_store: KeyStoreKind::default(), pki: PkiPolicy::default(), log_level: None, busy_wait_seconds: default_busy_wait(), autostart: true, refused_site_quiet_seconds: default_refusal() }
     }
 }
 

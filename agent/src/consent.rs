@@ -2,17 +2,20 @@
 //! is never asked about. Any other origin is asked about once in the tray app (« une fois », « toujours »,
 //! « refuser »); « toujours » is kept per user in `sites.json` in the data folder, sealed with an HMAC whose
 //! key lives in the keyring, so that a program that can write the file cannot add a site silently. A file
-//! whose seal does not match is set aside (`sites.json.tampered`) and no approval is trusted.
+//! whose seal does not match is set aside (`sites.json.tampered`) and no approval is trusted. « Refuser »
+//! keeps the site from asking again for a while (`refused_site_quiet_seconds`): a page cannot spam dialogs.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::messages::Lang;
+use crate::api::ApiError;
+use crate::messages::{Code, Lang};
 use crate::pin_prompt::PromptError;
 use crate::secrets::{SecretError, SecretStore};
 
@@ -166,6 +169,51 @@ impl Approvals {
     }
 }
 
+/// The gate of the sites outside policy, as the server uses it.
+pub struct Consent {
+    pub approvals: Arc<Approvals>,
+    pub prompt: Arc<dyn ConsentPrompt>,
+    /// Sites refused lately, and when: refused again without a dialog for `quiet`, so that a page cannot
+    /// keep asking.
+    refused: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    quiet: Duration,
+}
+
+impl Consent {
+    pub fn new(approvals: Arc<Approvals>, prompt: Arc<dyn ConsentPrompt>, quiet: Duration) -> Self {
+        Self { approvals, prompt, refused: Default::default(), quiet }
+    }
+
+    /// The professional's answer about a site not in policy; « toujours » is remembered, « refuser » for
+    /// a while.
+    pub fn ask(&self, origin: &str, lang: Lang) -> Result<(), ApiError> {
+        if self.approvals.contains(origin) {
+            return Ok(()); // allowed while this request waited for the card
+        }
+        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        refused.retain(|_, at| at.elapsed() < self.quiet);
+        if refused.contains_key(origin) {
+            return Err(ApiError::new(Code::SiteRefused, 403).detail("refused a moment ago: not asked again yet"));
+        }
+        drop(refused);
+        let decision = self.prompt.ask(&ConsentRequest { origin: origin.to_owned(), lang })?;
+        tracing::info!(%origin, ?decision, "site consent");
+        match decision {
+            Decision::Refuse => {
+                self.refused.lock().unwrap_or_else(|p| p.into_inner()).insert(origin.to_owned(), std::time::Instant::now());
+                Err(ApiError::new(Code::SiteRefused, 403))
+            }
+            Decision::Once => Ok(()),
+            Decision::Always => {
+                if let Err(e) = self.approvals.add(origin) {
+                    tracing::warn!(error = %e, "approval not saved: the site will be asked about again");
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,5 +260,39 @@ mod tests {
         std::fs::remove_dir_all(dir.join("secrets")).unwrap();
         let a = Approvals::open(&dir, &store).unwrap();
         assert!(a.tampered && a.list().is_empty());
+    }
+
+    struct Counting {
+        answer: Decision,
+        asked: std::sync::atomic::AtomicUsize,
+    }
+
+    impl ConsentPrompt for Counting {
+        fn ask(&self, _: &ConsentRequest) -> Result<Decision, PromptError> {
+            self.asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(self.answer)
+        }
+    }
+
+    #[test]
+    fn a_refused_site_is_not_asked_again_for_a_while_an_allowed_one_never() {
+        let (dir, store) = fresh();
+        let approvals = Arc::new(Approvals::open(&dir, &store).unwrap());
+        let refuse = Arc::new(Counting { answer: Decision::Refuse, asked: Default::default() });
+        let gate = Consent::new(approvals.clone(), refuse.clone(), Duration::from_secs(60));
+        for _ in 0..3 {
+            assert_eq!(gate.ask("https://spam.example", Lang::Fr).unwrap_err().code, Code::SiteRefused);
+        }
+        assert_eq!(refuse.asked.load(std::sync::atomic::Ordering::Relaxed), 1, "one dialog, then quiet");
+        let now = Consent::new(approvals.clone(), refuse.clone(), Duration::ZERO);
+        assert!(now.ask("https://spam.example", Lang::Fr).is_err());
+        assert!(now.ask("https://spam.example", Lang::Fr).is_err());
+        assert_eq!(refuse.asked.load(std::sync::atomic::Ordering::Relaxed), 3, "no quiet period: asked each time");
+        let always = Arc::new(Counting { answer: Decision::Always, asked: Default::default() });
+        let gate = Consent::new(approvals.clone(), always.clone(), Duration::from_secs(60));
+        gate.ask("https://ok.example", Lang::Fr).unwrap();
+        gate.ask("https://ok.example", Lang::Fr).unwrap();
+        assert_eq!(always.asked.load(std::sync::atomic::Ordering::Relaxed), 1, "allowed for good: asked once");
+        assert!(approvals.contains("https://ok.example"));
     }
 }

@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use crate::api::ApiError;
 use crate::card_service::CardService;
 use crate::config::{normalise_origin, Config, Site};
-use crate::consent::{Approvals, ConsentPrompt, ConsentRequest, Decision};
+use crate::consent::Consent;
 use crate::localca::LoopbackIdentity;
 use crate::login;
 use crate::messages::{Code, Lang};
@@ -38,11 +38,6 @@ pub struct Agent {
     pub prompt: Arc<dyn PinPrompt>,
     /// Asking about sites not in policy (the tray app); `None` allows policy sites only (`cpx-agent serve`).
     pub consent: Option<Consent>,
-}
-
-pub struct Consent {
-    pub approvals: Arc<Approvals>,
-    pub prompt: Arc<dyn ConsentPrompt>,
 }
 
 /// What an origin may do.
@@ -265,15 +260,15 @@ async fn login_request(agent: &Arc<Agent>, access: Access, token: bool, req: Req
         None if !token => return fail(ApiError::new(Code::SiteNotConfigured, 403).detail("the mTLS login needs the site in managed policy; this site may use the signed token (/v1/token)")),
         _ => {}
     }
-    let ask = matches!(access, Access::Askable(_)).then(|| agent.consent.as_ref().map(|c| (c.approvals.clone(), c.prompt.clone()))).flatten();
+    let ask = matches!(access, Access::Askable(_)).then(|| agent.clone());
     let prompt = agent.prompt.clone();
     let asked_for = origin.clone();
     // Dialogs are shown one at a time: the consent question waits for the card like the PIN dialog does.
     let result = agent
         .cards
         .exclusive(move |cards| {
-            if let Some((approvals, consent_prompt)) = ask {
-                ask_consent(&approvals, consent_prompt.as_ref(), &asked_for, lang)?;
+            if let Some(consent) = ask.as_ref().and_then(|a| a.consent.as_ref()) {
+                consent.ask(&asked_for, lang)?;
             }
             match &site {
                 Some(site) if !token => login::authenticate(cards, prompt.as_ref(), site, &asked_for, &challenge, lang),
@@ -289,25 +284,6 @@ async fn login_request(agent: &Arc<Agent>, access: Access, token: bool, req: Req
         Err(e) => {
             tracing::info!(code = ?e.code, detail = e.detail.as_deref().unwrap_or(""), "card login refused");
             fail(e)
-        }
-    }
-}
-
-/// The professional's answer about a site not in policy; « toujours » is remembered.
-fn ask_consent(approvals: &Approvals, prompt: &dyn ConsentPrompt, origin: &str, lang: Lang) -> Result<(), ApiError> {
-    if approvals.contains(origin) {
-        return Ok(()); // allowed while this request waited for the card
-    }
-    let decision = prompt.ask(&ConsentRequest { origin: origin.to_owned(), lang })?;
-    tracing::info!(%origin, ?decision, "site consent");
-    match decision {
-        Decision::Refuse => Err(ApiError::new(Code::SiteRefused, 403)),
-        Decision::Once => Ok(()),
-        Decision::Always => {
-            if let Err(e) = approvals.add(origin) {
-                tracing::warn!(error = %e, "approval not saved: the site will be asked about again");
-            }
-            Ok(())
         }
     }
 }

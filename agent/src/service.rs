@@ -9,11 +9,11 @@ use cpx_card::CertCache;
 
 use crate::card_service::CardService;
 use crate::config::{Config, KeyStoreKind};
-use crate::consent::{Approvals, ConsentPrompt};
+use crate::consent::{Approvals, Consent, ConsentPrompt};
 use crate::localca::{self, LoopbackIdentity};
 use crate::pin_prompt::PinPrompt;
 use crate::secrets::{FileStore, KeyringStore, SecretStore};
-use crate::server::{Agent, Consent};
+use crate::server::Agent;
 
 fn home() -> PathBuf {
     std::env::var_os("HOME").map(Into::into).unwrap_or_else(|| ".".into())
@@ -75,7 +75,10 @@ pub fn prepare(
 ) -> Result<Prepared, String> {
     let identity = localca::load_or_create(data_dir, store).map_err(|e| e.to_string())?;
     let consent = match consent {
-        Some(prompt) => Some(Consent { approvals: Arc::new(Approvals::open(data_dir, store).map_err(|e| e.to_string())?), prompt }),
+        Some(prompt) => {
+            let approvals = Arc::new(Approvals::open(data_dir, store).map_err(|e| e.to_string())?);
+            Some(Consent::new(approvals, prompt, Duration::from_secs(config.refused_site_quiet_seconds)))
+        }
         None => None,
     };
     let cards = CardService::new(cache, card_timeout, Duration::from_secs(config.busy_wait_seconds));

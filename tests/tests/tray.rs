@@ -193,12 +193,12 @@ fn login_world(name: &str, extra_sites: &str, keyring: bool) -> LoginWorld {
     let port = free_port();
     let portal = PortalProcess::start_with_agent(&dir.join("portal"), &pki, port);
     let desktop = Desktop::start(Panel::Light);
-    let top = if keyring {
+    // A refused site stays refused without a dialog for 3 s (60 s by default).
+    let mut top = "refused_site_quiet_seconds = 3\n".to_owned();
+    if keyring {
         desktop.unlock_keyring(&dir.join("app/home"));
-        "key_store = \"keyring\"\n"
-    } else {
-        ""
-    };
+        top.push_str("key_store = \"keyring\"\n");
+    }
     let app = TrayApp::start_on(desktop, &dir.join("app"), &format!("{top}{}{extra_sites}", portal.agent_site(&pki)), port, &[]);
     app.wait_log(0, &["tray ready"]);
     let browser = Browser::start(&dir.join("browser"), &[&app.ca_pem, &pki.ca_pem]);
@@ -325,6 +325,11 @@ fn site_consent_and_two_sites_asking_at_once() {
         call.join().unwrap()
     });
     assert!(asked.as_str().unwrap_or_default().contains("SITE_REFUSED"), "refused: {asked}");
+    // Asking again at once: refused without a dialog (a page cannot spam them); after the quiet period, asked.
+    let again = b.run_async(&token_call);
+    assert!(again.as_str().unwrap_or_default().contains("SITE_REFUSED"), "{again}");
+    assert!(app.find_window("consent").is_none(), "no dialog during the quiet period");
+    std::thread::sleep(Duration::from_secs(3));
 
     let answer = std::thread::scope(|scope| {
         let call = scope.spawn(|| b.run_async(&token_call));
