@@ -33,6 +33,17 @@ pub fn log_text(dir: &Path) -> String {
     files.iter().map(|f| std::fs::read_to_string(f).unwrap_or_default()).collect()
 }
 
+/// Fails if any of `pins` is in `logs` in any form a log line could hold it: ASCII hex as in a VERIFY
+/// APDU, a JSON string, a field value.
+pub fn assert_no_pin(logs: &str, pins: &[&str]) {
+    for pin in pins {
+        let hex: String = pin.bytes().map(|b| format!("{b:02x}")).collect();
+        for form in [hex.clone(), hex.to_uppercase(), format!("\"{pin}\""), format!("={pin}"), format!(":{pin},")] {
+            assert!(!logs.contains(&form), "the code porteur is in the logs as {form}");
+        }
+    }
+}
+
 /// The repository root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()

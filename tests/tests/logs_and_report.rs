@@ -2,7 +2,7 @@
 //! the holder's identity unless asked to keep it.
 
 use cpx_tests::agent::{server_pki, AgentProcess, Nginx};
-use cpx_tests::{binary, insert_with, logged_commands, out_dir, stack, Options};
+use cpx_tests::{assert_no_pin, binary, insert_with, logged_commands, out_dir, stack, Options};
 use serde_json::json;
 
 #[test]
@@ -23,9 +23,7 @@ fn trace_logs_hold_no_pin_nor_signed_data_and_the_report_is_redacted() {
     std::thread::sleep(std::time::Duration::from_millis(300)); // the log writer is asynchronous
     let logs = agent.logs();
     assert!(logs.contains("card login done") && logs.contains("\"apdu\""), "trace level is on: {}", &logs[..logs.len().min(2000)]);
-    for secret in ["31323334", "30303030", "\"1234\"", "\"0000\"", "=1234", ":1234,"] {
-        assert!(!logs.contains(secret), "{secret} in the logs");
-    }
+    assert_no_pin(&logs, &["1234", "0000"]);
     // What the card signed (INTERNAL AUTHENTICATE's DigestInfo) never reaches the logs, in any case.
     let signed: Vec<String> = logged_commands(&apdus).into_iter().filter(|c| c.starts_with("00880000")).map(|c| c[10..c.len() - 2].to_owned()).collect();
     assert!(!signed.is_empty());

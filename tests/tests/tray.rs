@@ -294,6 +294,11 @@ fn card_login_with_the_pin_typed_into_the_tray_dialog() {
         app.click("#close");
         app.wait_closed("blocked");
     }
+    // The app logged at trace level through all of this; the PINs typed are nowhere in it.
+    std::thread::sleep(Duration::from_millis(300)); // the log writer is asynchronous
+    let logs = app.logs();
+    assert!(logs.contains("card login done") && logs.contains("\"apdu\""), "trace level is on");
+    cpx_tests::assert_no_pin(&logs, &["1234", "0000"]);
 }
 
 #[test]
