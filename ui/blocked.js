@@ -1,7 +1,7 @@
 // The blocked-card notice: what happened and what to do (unblocking code, the issuer's help line); no PIN field.
 "use strict";
 
-(async () => {
+page(async () => {
   await applyLabels();
   const view = await invoke("dialog_view");
   for (const k of ["message", "origin", "holder", "card", "fix"]) document.getElementById(k).textContent = view[k];
@@ -9,4 +9,4 @@
   document.getElementById("close").addEventListener("click", close);
   document.getElementById("close").focus();
   onEscape(close);
-})();
+});

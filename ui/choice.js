@@ -1,7 +1,7 @@
 // Several CPx cards are present: one button per card (holder and card type).
 "use strict";
 
-(async () => {
+page(async () => {
   await applyLabels();
   const view = await invoke("dialog_view");
   document.getElementById("origin").textContent = view.origin;
@@ -15,4 +15,4 @@
   const cancel = () => invoke("dialog_close");
   document.getElementById("cancel").addEventListener("click", cancel);
   onEscape(cancel);
-})();
+});

@@ -30,3 +30,14 @@ function onEscape(action) {
 function closeWindow() {
   window.__TAURI__.window.getCurrentWindow().close();
 }
+
+/** Runs a page's `fill`; marks the page ready (`body[data-ready]`) when done, or shows what failed. */
+function page(fill) {
+  fill().then(
+    () => { document.body.dataset.ready = "true"; },
+    (e) => {
+      document.body.dataset.ready = "error";
+      document.body.append(el("p", { class: "alert bad", role: "alert" }, String(e)));
+    },
+  );
+}

@@ -1,7 +1,7 @@
 // « Autoriser ce site à utiliser votre carte CPx ? » — once, always, or refuse. Focus starts on « une fois ».
 "use strict";
 
-(async () => {
+page(async () => {
   await applyLabels();
   const view = await invoke("dialog_view");
   document.getElementById("origin").textContent = view.origin;
@@ -10,4 +10,4 @@
   }
   document.getElementById("once").focus();
   onEscape(() => invoke("consent_answer", { decision: "refuse" }));
-})();
+});

@@ -2,7 +2,7 @@
 // puts the redacted report on the clipboard for a support request.
 "use strict";
 
-(async () => {
+page(async () => {
   const t = await applyLabels();
   const words = { ok: t.diag_ok, warn: t.diag_warn, fail: t.diag_fail };
   async function run() {
@@ -30,4 +30,4 @@
   onEscape(closeWindow);
   await run();
   document.getElementById("copy").focus({ preventScroll: true });
-})();
+});

@@ -2,7 +2,7 @@
 // confirmation before the last try. The PIN goes to the pin_submit command and nowhere else.
 "use strict";
 
-(async () => {
+page(async () => {
   const t = await applyLabels();
   const view = await invoke("dialog_view");
   document.getElementById("origin").textContent = view.origin;
@@ -58,4 +58,4 @@
   const cancel = () => invoke("dialog_close");
   document.getElementById("cancel").addEventListener("click", cancel);
   onEscape(cancel);
-})();
+});

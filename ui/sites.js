@@ -1,7 +1,7 @@
 // The sites allowed by the organisation's policy (read-only) and by the professional (removable).
 "use strict";
 
-(async () => {
+page(async () => {
   const t = await applyLabels();
   async function render() {
     const view = await invoke("sites_view");
@@ -27,4 +27,4 @@
   document.getElementById("close").addEventListener("click", closeWindow);
   document.getElementById("close").focus();
   onEscape(closeWindow);
-})();
+});

@@ -1,7 +1,7 @@
 // The card state as the tray shows it, then every reader with its card, holder, certificate and tries.
 "use strict";
 
-(async () => {
+page(async () => {
   const t = await applyLabels();
   const view = await invoke("status_view");
   document.body.dataset.state = view.state;
@@ -29,4 +29,4 @@
   document.getElementById("close").addEventListener("click", closeWindow);
   document.getElementById("close").focus({ preventScroll: true });
   onEscape(closeWindow);
-})();
+});

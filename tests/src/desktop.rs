@@ -234,13 +234,17 @@ impl TrayApp {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(h) = self.find_window(page) {
-                // The page fills itself in from the app: wait until it has.
-                let ready = Instant::now() + Duration::from_secs(10);
-                while self.execute("return document.readyState").as_str() != Some("complete") && Instant::now() < ready {
+                // The page fills itself in from the app, then marks itself ready.
+                let ready = Instant::now() + Duration::from_secs(20);
+                loop {
+                    match self.execute("return document.body && document.body.dataset.ready").as_str() {
+                        Some("true") => return h,
+                        Some("error") => panic!("the {page} page failed: {}", self.page_text()),
+                        _ => {}
+                    }
+                    assert!(Instant::now() < ready, "the {page} page never got ready");
                     std::thread::sleep(Duration::from_millis(50));
                 }
-                std::thread::sleep(Duration::from_millis(300));
-                return h;
             }
             assert!(Instant::now() < deadline, "no {page} window; windows: {:?}", self.desktop.window_titles());
             std::thread::sleep(Duration::from_millis(100));
