@@ -364,6 +364,7 @@ fn site_consent_and_two_sites_asking_at_once() {
         std::thread::sleep(Duration::from_millis(100));
     }
     app.click("#close");
+    app.wait_closed("sites");
 
     // Two sites at once: the second dialog waits for the first to close; each names its own site.
     let ca = app.ca_text();
