@@ -2,13 +2,15 @@
 //!
 //! - [`messages`]: every user-facing text, French and English, with stable codes.
 //! - [`scan`]: readers and cards as the professional sees them (`status`, `card`, `watch`).
-//! - [`config`]: port, allowed sites and their mTLS endpoints.
+//! - [`config`]: port, allowed sites and their mTLS endpoints, under the machine's managed policy.
 //! - [`server`]: the loopback HTTPS API pages call; [`api`] its typed errors.
 //! - [`login`]: mTLS login and signed token; [`mtls`]: the TLS client with the card's key.
 //! - [`card_service`]: one card operation at a time; [`pin_prompt`]: asking for the code porteur.
 //! - [`localca`], [`secrets`]: the loopback certificate and where its key lives.
 //! - [`consent`]: sites outside policy, asked about once; [`card_state`]: the card state at a glance.
 //! - [`service`]: starting the agent (shared by `cpx-agent serve` and the tray app).
+//! - [`diagnose`], [`report`], [`logging`], [`browser_trust`]: for the helpdesk.
+//! - [`output`]: terminal conventions of the CLI.
 
 pub mod api;
 pub mod browser_trust;
