@@ -9,8 +9,9 @@ page(async () => {
   document.getElementById("message").textContent = view.message;
   document.getElementById("fix").textContent = view.fix || "";
   if (view.server_error) {
+    const e = view.server_error;
     const s = document.getElementById("server");
-    s.textContent = view.server_error;
+    s.append(e.message, el("br"), el("span", { class: "small" }, e.fix), el("br"), el("span", { class: "small" }, e.detail));
     s.hidden = false;
   }
   const body = document.getElementById("readers");

@@ -88,7 +88,9 @@ pub async fn status_view(shared: AppState<'_>) -> Result<Value, String> {
                 v
             })
             .collect();
-        let server = shared.server_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let server = shared.server_error.lock().unwrap_or_else(|p| p.into_inner()).clone().map(|(code, detail)| {
+            json!({"code": code, "message": code.entry().message.get(lang), "fix": code.entry().fix.get(lang), "detail": detail})
+        });
         use base64::Engine;
         let icon = base64::engine::general_purpose::STANDARD.encode(crate::icons::png(overall, 96));
         json!({

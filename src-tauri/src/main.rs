@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cpx_agent::messages::Lang;
+use cpx_agent::messages::{Code, Lang};
 use cpx_agent::service;
 use tauri::{Manager, RunEvent, WindowEvent};
 
@@ -83,12 +83,12 @@ fn serve(prepared: service::Prepared, shared: Arc<Shared>) {
     tauri::async_runtime::spawn(async move {
         let port = prepared.agent.config.port;
         let result = match service::bind(port).await {
-            Ok(listener) => cpx_agent::server::serve(prepared.agent, &prepared.identity, listener).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e),
+            Ok(listener) => cpx_agent::server::serve(prepared.agent, &prepared.identity, listener).await.map_err(|e| (Code::AgentError, e.to_string())),
+            Err(e) => Err((Code::AgentPortTaken, e)),
         };
-        if let Err(e) = result {
-            tracing::error!(error = %e, "loopback server stopped");
-            *shared.server_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        if let Err((code, detail)) = result {
+            tracing::error!(?code, error = %detail, "loopback server not running");
+            *shared.server_error.lock().unwrap_or_else(|p| p.into_inner()) = Some((code, detail));
         }
     });
 }

@@ -22,8 +22,8 @@ pub struct Shared {
     pub card_timeout: Duration,
     /// The state the tray shows.
     pub state: Mutex<Overall>,
-    /// Set when the loopback server could not start (port taken…).
-    pub server_error: Mutex<Option<String>>,
+    /// Why the loopback server is not running (port taken…), with the technical detail.
+    pub server_error: Mutex<Option<(Code, String)>>,
 }
 
 impl Shared {

@@ -299,8 +299,9 @@ impl TrayApp {
             .collect()
     }
 
-    /// Saves the whole screen as `name.png`.
+    /// Saves the whole screen as `name.png`, once the current window has painted its page.
     pub fn screenshot(&self, name: &str) -> PathBuf {
+        self.run_async("requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(() => done(true), 100)))");
         let path = self.shots.join(format!("{name}.png"));
         self.desktop.screenshot(&path);
         path

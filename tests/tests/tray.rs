@@ -410,3 +410,19 @@ fn english_when_the_os_speaks_english() {
     assert_eq!(app.execute("return document.documentElement.lang").as_str(), Some("en"));
     app.screenshot("status-in-english");
 }
+
+#[test]
+fn the_status_window_says_when_another_program_holds_the_port() {
+    let _one = one_at_a_time();
+    let dir = out_dir("tray-port-taken");
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = squatter.local_addr().unwrap().port();
+    let app = TrayApp::start(&dir, "", port, &[]);
+    app.wait_log(0, &["loopback server not running", "AgentPortTaken"]);
+    assert!(app.second_start(&["--show", "status"]).success());
+    app.wait_window("status");
+    let said = app.text("#server");
+    assert!(said.contains("Le port de l'Agent CPx est occupé par un autre programme") && said.contains("Fermez le programme"), "{said}");
+    app.screenshot("port-occupe");
+    drop(squatter);
+}
