@@ -69,7 +69,11 @@ impl Dialogs {
     /// place before the page asks for it; the lock is not held while the window is made.)
     fn open(&self, window: Window, view: Value, reply: Option<mpsc::Sender<Answer>>) -> Result<String, PromptError> {
         let label = windows::new_dialog_label(window);
-        *self.lock() = Some(Open { label: label.clone(), view, reply });
+        let previous = self.lock().replace(Open { label: label.clone(), view, reply });
+        // A notice still on screen (blocked card) gives way to the new dialog.
+        if let Some(notice) = previous.filter(|o| o.reply.is_none()) {
+            windows::close(&self.app, &notice.label);
+        }
         if let Err(e) = windows::build(&self.app, window, &label, self.lang) {
             self.closed(&label);
             return Err(PromptError::Unavailable(e));

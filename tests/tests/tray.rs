@@ -426,3 +426,32 @@ fn the_status_window_says_when_another_program_holds_the_port() {
     app.screenshot("port-occupe");
     drop(squatter);
 }
+
+#[test]
+fn several_cpx_cards_the_professional_chooses_one() {
+    let _one = one_at_a_time();
+    let w = login_world("tray-choice", "", false);
+    let app = &w.app;
+    let (first, second) = (stack().reader(), stack().reader());
+    let _cps3 = insert("cps3", &first);
+    let _cps4 = insert("cps4", &second);
+    let ca = app.ca_text();
+    let body = format!("{{\"challenge\":\"{}=\"}}", "A".repeat(43));
+    std::thread::scope(|scope| {
+        let call = scope.spawn(|| https(&ca, "127.0.0.1", app.port, "POST", "/v1/token", &[("Origin", &w.portal.origin), ("Content-Type", "application/json")], Some(&body)));
+        app.wait_window("choice");
+        let text = app.page_text();
+        assert!(text.contains("Plusieurs cartes CPx sont présentes") && text.contains("JEAN DUPONT (CPS3)") && text.contains("CLAIRE MARTIN (CPS4)") && text.contains(&w.portal.origin), "{text}");
+        assert!(app.desktop.window_titles().iter().any(|t| t == "Choix de la carte — Agent CPx"));
+        app.screenshot("choix-de-la-carte");
+        app.execute("[...document.querySelectorAll('#cards button')].find(b => b.textContent.includes('CLAIRE MARTIN')).click()");
+        app.wait_window("pin");
+        let pin = app.page_text();
+        assert!(pin.contains("CLAIRE MARTIN") && pin.contains("CPS4"), "the PIN dialog is for the chosen card: {pin}");
+        app.desktop.type_text("1234");
+        app.desktop.key("Return");
+        let answer = call.join().unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.json()["card_type"], "CPS4");
+    });
+}
