@@ -326,7 +326,9 @@ fn site_consent_and_two_sites_asking_at_once() {
         assert!(text.contains("Autoriser ce site à utiliser votre carte CPx ?") && text.contains(&evil), "{text}");
         assert!(app.desktop.window_titles().iter().any(|t| t == "Autorisation du site — Agent CPx"));
         app.screenshot("1-autorisation-du-site");
-        app.click("#refuse");
+        // Keyboard only: the dialog has the focus, Échap refuses.
+        assert_eq!(app.desktop.focused_title(), "Autorisation du site — Agent CPx");
+        app.desktop.key("Escape");
         call.join().unwrap()
     });
     assert!(asked.as_str().unwrap_or_default().contains("SITE_REFUSED"), "refused: {asked}");
@@ -339,7 +341,10 @@ fn site_consent_and_two_sites_asking_at_once() {
     let answer = std::thread::scope(|scope| {
         let call = scope.spawn(|| b.run_async(&token_call));
         app.wait_window("consent");
-        app.click("#always");
+        // Keyboard only: the focus starts on « Autoriser une fois »; Tab, then Entrée on « Toujours autoriser ».
+        assert_eq!(app.execute("return document.activeElement.id").as_str(), Some("once"));
+        app.desktop.key("Tab");
+        app.desktop.key("Return");
         app.wait_window("pin");
         assert!(app.page_text().contains(&evil), "the PIN dialog names the site");
         app.desktop.type_text("1234");
