@@ -14,9 +14,11 @@ PKGS=(
   tmux                    # a real terminal for the terminal PIN prompt test
   libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev libxdo-dev libssl-dev
                           # the tray app (Tauri 2 on WebKitGTK, GTK tray icon)
-  xvfb xauth x11-utils xdotool imagemagick xclip python3-xlib python3-dbus python3-gi webkit2gtk-driver
+  xvfb xauth x11-utils xdotool imagemagick xclip python3-xlib python3-dbus python3-gi python3-pyatspi at-spi2-core
+  webkit2gtk-driver
                           # the tray app's tests: a virtual screen, the keyboard, screenshots, the clipboard,
-                          # tray panels (tests/stack/xembed-tray, sni-host), WebKitWebDriver to read the windows
+                          # tray panels (tests/stack/xembed-tray, sni-host), the accessibility tree (a11y-tree),
+                          # WebKitWebDriver to read the windows
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -205,7 +205,6 @@ impl TrayApp {
             ("CPX_AGENT_CACHE_DIR".into(), dir.join("cache").display().to_string()),
             ("CPX_AGENT_LOG_DIR".into(), dir.join("logs").display().to_string()),
             ("CPX_AGENT_LOG".into(), std::env::var("CPX_AGENT_LOG").unwrap_or_else(|_| "trace".into())),
-            ("NO_AT_BRIDGE".into(), "1".into()),
         ];
         all_env.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let driver_port = free_port();
@@ -324,6 +323,24 @@ impl TrayApp {
         std::thread::sleep(Duration::from_millis(300));
         assert!(self.desktop.window_shot("cpx-test-tray", 4, &path), "tray panel screenshot");
         path
+    }
+
+    /// The accessibility tree (AT-SPI) of the window titled `title`, as a screen reader gets it: each node's
+    /// role, accessible name and text.
+    pub fn accessible(&self, title: &str) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = self.desktop.command(crate::root().join("tests/stack/a11y-tree")).arg(title).output().expect("tests/stack/a11y-tree (apt-get install python3-pyatspi)");
+            if out.status.success() {
+                let nodes: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("a11y-tree JSON");
+                // The web content is exposed a moment after the window.
+                if nodes.iter().any(|n| n["role"] == "push button") {
+                    return nodes;
+                }
+            }
+            assert!(Instant::now() < deadline, "no accessibility tree for {title:?}: {}", String::from_utf8_lossy(&out.stderr));
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// The tray item as the StatusNotifier host sees it: icon name and folder, menu entries.

@@ -224,6 +224,15 @@ impl LoginWorld {
         assert_eq!(self.app.desktop.focused_title(), "Code porteur — Agent CPx", "the PIN dialog has the keyboard focus");
         text
     }
+
+    /// What a screen reader gets of the PIN dialog: the labelled PIN field, both buttons, the site.
+    fn pin_dialog_accessible(&self) {
+        let nodes = self.app.accessible("Code porteur — Agent CPx");
+        let has = |role: &str, name: &str| nodes.iter().any(|n| n["role"] == role && n["name"] == name);
+        assert!(has("password text", "Code porteur (4 chiffres)"), "the PIN field is labelled: {nodes:?}");
+        assert!(has("push button", "Valider") && has("push button", "Annuler"), "{nodes:?}");
+        assert!(nodes.iter().any(|n| n["text"].as_str().is_some_and(|t| t.contains(&self.portal.origin))), "the site is read out: {nodes:?}");
+    }
 }
 
 #[test]
@@ -239,6 +248,7 @@ fn card_login_with_the_pin_typed_into_the_tray_dialog() {
         // Typed on the keyboard into the real dialog: the portal logs in.
         w.click_card_login("Carte CPS insérée et reconnue");
         w.pin_dialog("3 sur 3");
+        w.pin_dialog_accessible();
         app.screenshot("1-dialogue-code-porteur");
         app.desktop.type_text("1234");
         app.desktop.key("Return");
@@ -325,6 +335,11 @@ fn site_consent_and_two_sites_asking_at_once() {
         let text = app.page_text();
         assert!(text.contains("Autoriser ce site à utiliser votre carte CPx ?") && text.contains(&evil), "{text}");
         assert!(app.desktop.window_titles().iter().any(|t| t == "Autorisation du site — Agent CPx"));
+        let nodes = app.accessible("Autorisation du site — Agent CPx");
+        for button in ["Refuser", "Autoriser une fois", "Toujours autoriser"] {
+            assert!(nodes.iter().any(|n| n["role"] == "push button" && n["name"] == button), "{button} for a screen reader: {nodes:?}");
+        }
+        assert!(nodes.iter().any(|n| n["role"] == "heading" && n["name"] == "Autoriser ce site à utiliser votre carte CPx ?"), "{nodes:?}");
         app.screenshot("1-autorisation-du-site");
         // Keyboard only: the dialog has the focus, Échap refuses.
         assert_eq!(app.desktop.focused_title(), "Autorisation du site — Agent CPx");
