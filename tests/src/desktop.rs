@@ -1,7 +1,8 @@
 //! The tray app on a virtual desktop, used the way a person would: Xvfb as the screen, a private D-Bus
 //! session (single instance), WebKitWebDriver launching the real app (whose web views then allow
 //! automation) to read each window's text, xdotool to type into whatever window has the keyboard focus,
-//! ImageMagick's `import` for screenshots, and a panel for the tray icon: either a minimal system tray
+//! ImageMagick's `import` for screenshots, AT-SPI for what a screen reader gets (`tests/stack/a11y-tree`),
+//! and a panel for the tray icon: either a minimal system tray
 //! (`tests/stack/xembed-tray`) that docks the icon on screen, or a StatusNotifier host
 //! (`tests/stack/sni-host`, what GNOME and KDE panels speak) that reads and clicks the icon's menu.
 
