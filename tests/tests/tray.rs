@@ -1,7 +1,9 @@
 //! The tray app on a virtual desktop (Xvfb), the real one: started by WebKitWebDriver, which reads each
-//! window's text; PINs typed with xdotool into whatever window has the keyboard focus; the login page in
-//! headless Chromium; the real pcscd/vpcd stack with virtual cards. Screenshots land in
-//! target/test-out/tray-*/screenshots (the tray icon enlarged 4×, and the whole screen for each window).
+//! window's text; window titles and focus from X; the dialogs also through the accessibility tree; PINs
+//! typed with xdotool into whatever window has the keyboard focus; the tray icon docked in a test panel
+//! (XEmbed) or read and clicked through a StatusNotifier host; the login page in headless Chromium; the
+//! real pcscd/vpcd stack with virtual cards. Screenshots land in target/test-out/tray-*/screenshots (the
+//! tray panel enlarged 4×, and the whole screen for each window).
 //!
 //! One test at a time: each runs a desktop, a web engine and often Chromium, on two cores.
 
