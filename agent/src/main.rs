@@ -128,16 +128,22 @@ fn main() -> ExitCode {
 
 use cpx_agent::service::{card_cache, load_config};
 
-fn report(g: &Global, cache: &CertCache, out: std::path::PathBuf, include_identity: bool, config: Option<std::path::PathBuf>) -> ExitCode {
-    let (config, source) = match load_config(config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("cpx-agent report: {e}");
-            return ExitCode::from(exit::INTERNAL);
-        }
-    };
+/// What `diagnose` and `report` check: the configuration in force, where it came from, the data folder.
+fn config_to_check(command: &str, config: Option<std::path::PathBuf>) -> Result<(cpx_agent::config::Config, String, std::path::PathBuf), ExitCode> {
+    let (config, source) = load_config(config).map_err(|e| {
+        eprintln!("cpx-agent {command}: {e}");
+        ExitCode::from(exit::INTERNAL)
+    })?;
     let data_dir = cpx_agent::service::data_dir(std::env::var_os("CPX_AGENT_DATA_DIR").map(Into::into), &config);
-    let opts = cpx_agent::diagnose::Options { config: &config, config_source: source, reader: g.reader.clone(), origin: None, timeout: Duration::from_millis(g.card_timeout), data_dir };
+    Ok((config, source, data_dir))
+}
+
+fn report(g: &Global, cache: &CertCache, out: std::path::PathBuf, include_identity: bool, config: Option<std::path::PathBuf>) -> ExitCode {
+    let (config, config_source, data_dir) = match config_to_check("report", config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let opts = cpx_agent::diagnose::Options { config: &config, config_source, reader: g.reader.clone(), origin: None, timeout: Duration::from_millis(g.card_timeout), data_dir };
     let text = cpx_agent::report::gather(&opts, cache, include_identity);
     if let Err(e) = std::fs::write(&out, text) {
         eprintln!("cpx-agent report: {}: {e}", out.display());
@@ -165,14 +171,10 @@ fn errors(g: &Global, markdown: bool) -> ExitCode {
 
 fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<String>) -> ExitCode {
     use cpx_agent::diagnose::{self, Verdict};
-    let (config, config_source) = match load_config(config) {
+    let (config, config_source, data_dir) = match config_to_check("diagnose", config) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("cpx-agent diagnose: {e}");
-            return ExitCode::from(exit::INTERNAL);
-        }
+        Err(code) => return code,
     };
-    let data_dir = cpx_agent::service::data_dir(std::env::var_os("CPX_AGENT_DATA_DIR").map(Into::into), &config);
     let opts = diagnose::Options { config: &config, config_source, reader: g.reader.clone(), origin, timeout: Duration::from_millis(g.card_timeout), data_dir };
     let checks = diagnose::run(&opts);
     let status = diagnose::exit_status(&checks);
