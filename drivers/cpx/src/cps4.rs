@@ -1,8 +1,10 @@
 //! CPS4 driver (NXP ChipDoc, applet on a logical channel): tries left by VERIFY with no data, VERIFY,
 //! and signatures by MSE SET DST (`91 02 <alg> <key|80>`) + PSO COMPUTE DIGITAL SIGNATURE on a hash
-//! computed by the host, PKCS#1 v1.5 or RSA-PSS (cpx-card.md §2, §4 D).
+//! computed by the host, PKCS#1 v1.5 or RSA-PSS (docs/cpx-card.md). After a `69 85` the ChipDoc
+//! recovery sequence brings the card back and the command is sent once more — except a VERIFY with the
+//! code porteur, which becomes [`CardError::PinConditions`] for the user to try again.
 
-use cpx_pcsc::{Command, Transport};
+use cpx_pcsc::{Command, StatusWord, Transport};
 
 use crate::card::{signature_outcome, verify_outcome, CpxCard, Opened};
 use crate::error::CardError;
@@ -12,6 +14,13 @@ use crate::scheme::SignScheme;
 
 /// ChipDoc does not report the maximum; ANS's driver hard-codes 3 (card-cps4.c).
 const MAX_TRIES: u8 = 3;
+
+/// The IDS applet and the CPS2ter application, selected by the recovery sequence after `69 85`.
+const AID_IDS: &[u8] = &[0xA0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00];
+const AID_CPS2TER: &[u8] = &[0x80, 0x25, 0x00, 0x00, 0x01, 0xFF, 0x00, 0x02];
+/// « Conditions of use not satisfied »: what a CPS4 answers when ChipDoc lost its state (Cryptolib 5.2
+/// release notes, #1722).
+pub const CONDITIONS_NOT_SATISFIED: StatusWord = StatusWord(0x6985);
 
 /// MANAGE CHANNEL open; returns the CLA of the new channel.
 pub(crate) fn open_channel(t: &mut dyn Transport) -> Result<u8, CardError> {
@@ -47,6 +56,30 @@ impl Cps4 {
         Ok(cla)
     }
 
+    /// The ChipDoc recovery sequence of ANS's CPS4 driver: SELECT the IDS applet on ChipDoc's channel, the
+    /// CPS2ter application on the basic channel, then ChipDoc again on its channel.
+    fn recover(&mut self) -> Result<(), CardError> {
+        let cla = self.chipdoc()?;
+        let aid = self.card.layout.app_aid.clone();
+        let t = self.card.transport.as_mut();
+        // The first two only bring the card back to a known state: their status does not matter.
+        iso::send(t, &Command::new(cla, 0xA4, 0x04, 0x0C).with_data(AID_IDS))?;
+        iso::send(t, &Command::new(0x00, 0xA4, 0x04, 0x0C).with_data(AID_CPS2TER))?;
+        iso::select_aid(t, cla, &aid)
+    }
+
+    /// Runs `op`; after a `69 85`, the recovery sequence and `op` once more. Never used for a VERIFY with
+    /// the code porteur: a code porteur is not presented again on the user's behalf.
+    fn recovering<T>(&mut self, mut op: impl FnMut(&mut Self) -> Result<T, CardError>) -> Result<T, CardError> {
+        match op(self) {
+            Err(CardError::UnexpectedStatus { sw: CONDITIONS_NOT_SATISFIED, .. }) => {
+                self.recover()?;
+                op(self)
+            }
+            other => other,
+        }
+    }
+
     fn pin_reference(&self) -> Result<u8, CardError> {
         self.card.layout.pin.as_ref().map(|p| p.reference).ok_or(CardError::Unsupported { what: "no code porteur".into() })
     }
@@ -68,14 +101,17 @@ impl CpxCard for Cps4 {
             return Ok(None);
         }
         let reference = self.pin_reference()?;
-        let cla = self.chipdoc()?;
-        let r = iso::send(self.card.transport.as_mut(), &Command::new(cla, 0x20, 0x00, reference))?;
-        let tries_left = match r.sw.0 {
-            0x9000 => MAX_TRIES,
-            0x6983 => 0,
-            s if s & 0xFFF0 == 0x63C0 => (s & 0x0F) as u8,
-            _ => return Err(CardError::status("VERIFY (tries left)", r.sw)),
-        };
+        // A VERIFY without data presents no code porteur: it may be sent again after a recovery.
+        let tries_left = self.recovering(|me| {
+            let cla = me.chipdoc()?;
+            let r = iso::send(me.card.transport.as_mut(), &Command::new(cla, 0x20, 0x00, reference))?;
+            match r.sw.0 {
+                0x9000 => Ok(MAX_TRIES),
+                0x6983 => Ok(0),
+                s if s & 0xFFF0 == 0x63C0 => Ok((s & 0x0F) as u8),
+                _ => Err(CardError::status("VERIFY (tries left)", r.sw)),
+            }
+        })?;
         Ok(Some(PinStatus { tries_left, max_tries: MAX_TRIES.max(tries_left) }))
     }
 
@@ -93,12 +129,15 @@ impl CpxCard for Cps4 {
             SignScheme::RsaPssSha256 => 0x2C,
             other => return Err(CardError::Unsupported { what: format!("{other:?} on a CPS4") }),
         };
-        let cla = self.chipdoc()?;
         let key = self.card.layout.key.reference | 0x80;
-        iso::expect_ok(self.card.transport.as_mut(), "MSE SET DST", &Command::new(cla, 0x22, 0x81, 0xB6).with_data([0x91, 0x02, alg, key]))?;
-        let r = iso::send(self.card.transport.as_mut(), &Command::new(cla, 0x2A, 0x9E, 0x9A).with_data(digest).with_le(0))?;
         let modulus = self.card.identity.rsa_bits.unwrap_or(2048) / 8;
-        signature_outcome("PSO COMPUTE DIGITAL SIGNATURE", r, modulus)
+        // MSE and PSO together: a recovery reselects ChipDoc, which forgets the MSE.
+        self.recovering(|me| {
+            let cla = me.chipdoc()?;
+            iso::expect_ok(me.card.transport.as_mut(), "MSE SET DST", &Command::new(cla, 0x22, 0x81, 0xB6).with_data([0x91, 0x02, alg, key]))?;
+            let r = iso::send(me.card.transport.as_mut(), &Command::new(cla, 0x2A, 0x9E, 0x9A).with_data(digest).with_le(0))?;
+            signature_outcome("PSO COMPUTE DIGITAL SIGNATURE", r, modulus)
+        })
     }
 
     fn end_session(&mut self) -> Result<(), CardError> {
