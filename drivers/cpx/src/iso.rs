@@ -31,7 +31,7 @@ pub const FILE_NOT_FOUND: StatusWord = StatusWord(0x6A82);
 /// Only absolute paths: a file id is resolved against its application DF (see `open.rs`), never by
 /// prefixing 3F00 to it.
 pub fn select_path(t: &mut dyn Transport, cla: u8, path: &[u8]) -> Result<Response, CardError> {
-    if !path.starts_with(&[0x3F, 0x00]) || path.len() % 2 != 0 {
+    if !path.starts_with(&[0x3F, 0x00]) || !path.len().is_multiple_of(2) {
         return Err(CardError::malformed("PKCS#15 path", format!("{} is not a path from the MF", hex::encode_upper(path))));
     }
     if path.len() > 0xFF {
@@ -47,7 +47,7 @@ pub fn select_fid(t: &mut dyn Transport, cla: u8, fid: u16) -> Result<Response, 
 
 /// SELECT by a path from the current DF (P1 09, the file ids below it), FCP wanted.
 pub fn select_below(t: &mut dyn Transport, cla: u8, fids: &[u8]) -> Result<Response, CardError> {
-    if fids.is_empty() || fids.len() % 2 != 0 || fids.len() > 0xFF {
+    if fids.is_empty() || !fids.len().is_multiple_of(2) || fids.len() > 0xFF {
         return Err(CardError::malformed("PKCS#15 path", format!("{} bytes of file ids", fids.len())));
     }
     send(t, &Command::new(cla, 0xA4, 0x09, 0x04).with_data(fids))

@@ -67,7 +67,7 @@ impl ObjectPath {
         if bytes.is_empty() {
             return Ok(Self::None);
         }
-        if bytes.len() % 2 != 0 {
+        if !bytes.len().is_multiple_of(2) {
             return Err(bad(format!("odd length ({} bytes)", bytes.len())));
         }
         if bytes.len() > MAX_PATH_BYTES {
