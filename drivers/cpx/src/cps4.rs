@@ -146,3 +146,92 @@ impl CpxCard for Cps4 {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::atr::{Generation, Interface};
+    use crate::cache::Layout;
+    use crate::card::{CardInfo, Recognition};
+    use crate::identity::{IdKind, Identity};
+    use crate::path::Pkcs15Path;
+    use crate::pkcs15::{KeyInfo, PinInfo, AID_CHIPDOC};
+    use cpx_pcsc::{PcscError, Response};
+    use std::sync::{Arc, Mutex};
+
+    /// A ChipDoc that answers `69 85` to the commands listed in `fail_once` the first time each is sent,
+    /// until the recovery sequence has been run; records every command.
+    struct Chipdoc {
+        fail_once: Vec<u8>,
+        failed: Vec<u8>,
+        /// Every command as traces show it (a code porteur hidden).
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Transport for Chipdoc {
+        fn transmit(&mut self, cmd: &Command) -> Result<Response, PcscError> {
+            self.log.lock().unwrap().push(format!("{cmd:?}"));
+            let ok = |data: Vec<u8>| Ok(Response { data, sw: StatusWord::OK });
+            if self.fail_once.contains(&cmd.ins) && !self.failed.contains(&cmd.ins) {
+                self.failed.push(cmd.ins);
+                return Ok(Response { data: Vec::new(), sw: CONDITIONS_NOT_SATISFIED });
+            }
+            match cmd.ins {
+                0x70 if cmd.p1 == 0 => ok(vec![1]),
+                0x2A => ok(vec![0x5A; 256]),
+                0x20 if cmd.data.is_empty() => Ok(Response { data: Vec::new(), sw: StatusWord(0x63C3) }),
+                _ => ok(Vec::new()),
+            }
+        }
+        fn begin_transaction(&mut self) -> Result<(), PcscError> {
+            Ok(())
+        }
+        fn end_transaction(&mut self) -> Result<(), PcscError> {
+            Ok(())
+        }
+        fn reset(&mut self) -> Result<(), PcscError> {
+            Ok(())
+        }
+        fn apdu_count(&self) -> u64 {
+            self.log.lock().unwrap().len() as u64
+        }
+    }
+
+    fn cps4(fail_once: &[u8]) -> (Cps4, Arc<Mutex<Vec<String>>>) {
+        let pin = PinInfo { label: "PIN".into(), auth_id: vec![1], pin_type: 1, min_length: 4, stored_length: 8, reference: 0x01, pad_char: Some(0xFF), needs_padding: true, local: false, path: None };
+        let key = KeyInfo { label: "auth".into(), id: vec![2], usage: vec![2], reference: 0x20, auth_id: Some(vec![1]), path: Some(Pkcs15Path::none()), modulus_bits: Some(2048) };
+        let layout = Layout { generation: Generation::Cps4, app_aid: AID_CHIPDOC.to_vec(), app_label: "ChipDoc".into(), pin: Some(pin), key, cert_label: String::new(), cert_path: Pkcs15Path::none(), cert_file_size: None, cert_der: Vec::new() };
+        let info = CardInfo { generation: Generation::Cps4, interface: Interface::Contact, atr: Vec::new(), recognition: Recognition::IssuerOnly, serial: "1".into(), application: "ChipDoc".into() };
+        let identity = Identity { national_id: String::new(), id_kind: IdKind::Other, id_number: String::new(), nom: String::new(), prenom: String::new(), profession: None, not_before: 0, not_after: 0, issuer: String::new(), test_pki: true, serial: String::new(), signature_allowed: true, rsa_bits: Some(2048) };
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let transport = Box::new(Chipdoc { fail_once: fail_once.to_vec(), failed: Vec::new(), log: log.clone() });
+        (Cps4::new(Opened { transport, info, layout, identity }), log)
+    }
+
+    #[test]
+    fn after_69_85_the_recovery_sequence_runs_and_the_signature_is_sent_once_more() {
+        let (mut card, log) = cps4(&[0x2A]);
+        let sig = card.sign(SignScheme::RsaPkcs1Sha256, &[7; 32]).unwrap();
+        assert_eq!(sig.len(), 256);
+        let sent = log.lock().unwrap().clone();
+        let recovery = ["01A4040C07A0000001510000", "00A4040C088025000001FF0002", "01A4040C088025000001FF0100"];
+        let at = sent.iter().position(|c| c == recovery[0]).unwrap_or_else(|| panic!("no SELECT IDS on channel 1: {sent:?}"));
+        assert_eq!(&sent[at..at + 3], recovery, "{sent:?}");
+        // MSE and PSO again after the recovery.
+        assert!(sent[at + 3].starts_with("012281B6") && sent[at + 4].starts_with("012A9E9A"), "{sent:?}");
+        assert_eq!(sent.iter().filter(|c| c.starts_with("012A9E9A")).count(), 2, "the signature is sent once more, no more");
+        // Tries left (a VERIFY without data, no code porteur in it) recovers too.
+        let (mut card, _) = cps4(&[0x20]);
+        assert_eq!(card.pin_status().unwrap().map(|s| s.tries_left), Some(3));
+    }
+
+    #[test]
+    fn a_69_85_on_the_verify_of_the_code_porteur_is_never_retried() {
+        let (mut card, log) = cps4(&[0x20]);
+        let r = card.verify_pin(&Pin::new("1234").unwrap());
+        assert_eq!(r, Err(CardError::PinConditions));
+        let sent = log.lock().unwrap().clone();
+        assert_eq!(sent.iter().filter(|c| c.starts_with("01 20 00 01")).count(), 1, "one VERIFY only: {sent:?}");
+        assert!(!sent.iter().any(|c| c.contains("A0000001510000")), "no recovery around a code porteur: {sent:?}");
+    }
+}
