@@ -173,3 +173,23 @@ fn a_card_swapped_in_the_same_reader_is_the_one_a_running_agent_reads() {
     let _third = insert_built("cps3-expired as card 992138450", &reader, || with_serial(persona("cps3-expired"), "992138450"));
     assert_eq!(holder(&served).1, "LEROY");
 }
+
+#[test]
+fn a_cps4_offering_t0_and_t1_is_connected_in_t0() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let reader = stack().reader();
+    let _card = insert("cps4", &reader);
+    // The ATR as PC/SC reports it, before any connection (a first connection fixes the protocol).
+    let ctx = pcsc::Context::establish(pcsc::Scope::User).expect("PC/SC");
+    let atr = cpx_pcsc::list_readers(&ctx).expect("readers").into_iter().find(|r| r.name == reader.name).expect("the reader").atr;
+    assert_eq!(cpx_card::atr::parse(&atr).protocols, vec![0, 1], "the CPS4 offers T=0 and T=1");
+    let wanted = cpx_card::atr::protocol_for(&atr);
+    assert_eq!(wanted, Some(cpx_pcsc::Protocol::T0));
+    let options = cpx_pcsc::ConnectionOptions::default();
+    let conn = cpx_pcsc::Connection::connect_with(&reader.name, &options, wanted).expect("connects in T=0");
+    assert_eq!(conn.protocol(), cpx_pcsc::Protocol::T0);
+    drop(conn);
+    // The agent's way of opening it reads the card in that protocol.
+    let card = cpx_agent::scan::open_card_with_atr(&reader.name, Some(&atr), std::time::Duration::from_secs(5), &cpx_card::CertCache::memory()).expect("CPS4 opens");
+    assert_eq!(card.identity().nom, "MARTIN");
+}
