@@ -35,10 +35,12 @@ impl Cps3 {
         if self.pin_df_selected {
             return Ok(());
         }
+        let local = self.pin()?.local;
         let path = self.pin()?.path.clone().unwrap_or_else(Pkcs15Path::none);
         let t = self.card.transport.as_mut();
         let r = match &path.file {
-            ObjectPath::None if path.aid.is_none() => iso::send(t, &Command::new(0x00, 0xA4, 0x09, 0x0C).with_data([0x3F, 0x00]))?,
+            // No DF named (or only an AID) for a global code porteur: the MF, where its CHV object is.
+            ObjectPath::None if path.aid.is_none() || !local => iso::send(t, &Command::new(0x00, 0xA4, 0x09, 0x0C).with_data([0x3F, 0x00]))?,
             ObjectPath::Absolute(fids) => iso::send(t, &Command::new(0x00, 0xA4, 0x09, 0x0C).with_data([&[0x3F, 0x00][..], &ObjectPath::fid_bytes(fids)].concat()))?,
             ObjectPath::None | ObjectPath::Relative(_) => {
                 let aid = path.aid.clone().unwrap_or_else(|| self.card.layout.app_aid.clone());
