@@ -22,7 +22,7 @@ struct World {
 }
 
 fn world(name: &str, extra_sites: &str) -> World {
-    world_with(name, extra_sites, |dir, pki| PortalProcess::start(dir, pki))
+    world_with(name, extra_sites, PortalProcess::start)
 }
 
 /// A world whose portal `start` starts (other CRLs, other options).
@@ -246,7 +246,7 @@ fn a_session_id_set_before_login_is_not_the_one_after() {
     let planted = || w.portal.page("POST", "/cpx/challenge", None, "application/json", Some("{}")).session_cookie().unwrap();
     let logged_in_as = |cookie: &str| {
         let page = w.portal.page("GET", "/compte", Some(cookie), "", None);
-        (page.status == 200).then(|| page.body)
+        (page.status == 200).then_some(page.body)
     };
 
     // Password login.
