@@ -79,6 +79,9 @@ enum Command {
         /// Keep the holder's names and identifiant national (masked by default).
         #[arg(long)]
         include_identity: bool,
+        /// Keep the sites (origins) that used the agent in the log lines (masked by default).
+        #[arg(long)]
+        include_origins: bool,
         #[arg(long, env = "CPX_AGENT_CONFIG")]
         config: Option<std::path::PathBuf>,
     },
@@ -122,7 +125,9 @@ fn main() -> ExitCode {
         Command::Serve { config, port, data_dir } => serve(&g, cache, config, port, data_dir),
         Command::Diagnose { config, origin } => diagnose(&g, config, origin),
         Command::Errors { markdown } => errors(&g, markdown),
-        Command::Report { out, include_identity, config } => report(&g, &cache, out, include_identity, config),
+        Command::Report { out, include_identity, include_origins, config } => {
+            report(&g, &cache, out, cpx_agent::report::Include { identity: include_identity, origins: include_origins }, config)
+        }
     }
 }
 
@@ -138,13 +143,13 @@ fn config_to_check(command: &str, config: Option<std::path::PathBuf>) -> Result<
     Ok((config, source, data_dir))
 }
 
-fn report(g: &Global, cache: &CertCache, out: std::path::PathBuf, include_identity: bool, config: Option<std::path::PathBuf>) -> ExitCode {
+fn report(g: &Global, cache: &CertCache, out: std::path::PathBuf, include: cpx_agent::report::Include, config: Option<std::path::PathBuf>) -> ExitCode {
     let (config, config_source, data_dir) = match config_to_check("report", config) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let opts = cpx_agent::diagnose::Options { config: &config, config_source, reader: g.reader.clone(), origin: None, timeout: Duration::from_millis(g.card_timeout), data_dir };
-    let text = cpx_agent::report::gather(&opts, cache, include_identity);
+    let text = cpx_agent::report::gather_with(&opts, cache, include);
     if let Err(e) = std::fs::write(&out, text) {
         eprintln!("cpx-agent report: {}: {e}", out.display());
         return ExitCode::from(exit::INTERNAL);

@@ -3,6 +3,10 @@
 //! and the card signs the digest. CPS3 (PKCS#1 v1.5 only) gets TLS 1.2; CPS4 gets TLS 1.3 with RSA-PSS
 //! (and TLS 1.2 for servers that want it). Over that channel one JSON POST carries the page's challenge
 //! and origin; the portal's answer goes back to the page as it is.
+//!
+//! The portal is on the other side of the network: the whole exchange (connection, handshake, request,
+//! answer) has one deadline, and the answer is read up to [`MAX_ANSWER`] bytes. A portal that dribbles
+//! its answer or sends without end gets [`AnswerProblem::TooSlow`] or [`AnswerProblem::TooLarge`].
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -35,6 +39,20 @@ impl Endpoint {
     }
 }
 
+/// The most the agent reads of a portal's answer (head and body): a login answer is a few hundred bytes.
+pub const MAX_ANSWER: usize = 64 * 1024;
+
+/// What was wrong with the portal's answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerProblem {
+    #[error("{endpoint}: unreadable HTTP answer")]
+    Unreadable { endpoint: String },
+    #[error("{endpoint}: answer larger than {limit} bytes, not read further")]
+    TooLarge { endpoint: String, limit: usize },
+    #[error("{endpoint}: no complete answer within {seconds} s")]
+    TooSlow { endpoint: String, seconds: u64 },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MtlsError {
     #[error("cannot reach {0}: {1}")]
@@ -44,8 +62,8 @@ pub enum MtlsError {
     /// The card failed to sign (wrong PIN, card removed…): the handshake stopped there.
     #[error(transparent)]
     Card(CardError),
-    #[error("{0}: unreadable HTTP answer")]
-    BadAnswer(String),
+    #[error(transparent)]
+    BadAnswer(AnswerProblem),
 }
 
 /// The card, the PIN for its one signature, and what went wrong if the card refused.
@@ -158,7 +176,7 @@ pub struct PortalAnswer {
 }
 
 /// Opens the mTLS channel to `endpoint` with the card (one signature, `pin`), POSTs `body` (JSON) and
-/// returns the card with the portal's answer.
+/// returns the card with the portal's answer; all of it within `timeout`.
 pub fn post_with_card(
     endpoint: &Endpoint,
     roots: rustls::RootCertStore,
@@ -192,7 +210,9 @@ fn exchange(
     body: &[u8],
     timeout: Duration,
 ) -> Result<PortalAnswer, MtlsError> {
+    let deadline = std::time::Instant::now() + timeout;
     let name = format!("{}:{}", endpoint.host, endpoint.port);
+    let too_slow = || MtlsError::BadAnswer(AnswerProblem::TooSlow { endpoint: name.clone(), seconds: timeout.as_secs() });
     let tls_err = |e: rustls::Error| MtlsError::Tls(name.clone(), e.to_string());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let resolver = CardResolver(Arc::new(CertifiedKey::new(vec![cert], Arc::new(key))));
@@ -225,13 +245,51 @@ fn exchange(
         Some(t) => MtlsError::Tls(name.clone(), t.to_string()),
         None => MtlsError::Tls(name.clone(), e.to_string()),
     };
+    // The handshake (the card signs in it), a record at a time, within the deadline.
+    while tls.conn.is_handshaking() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(too_slow());
+        }
+        let _ = tls.sock.set_read_timeout(Some(left));
+        match tls.conn.complete_io(&mut tls.sock) {
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return Err(too_slow()),
+            Err(e) => return Err(io_err(e)),
+        }
+    }
     tls.write_all(head.as_bytes()).and_then(|_| tls.write_all(body)).and_then(|_| tls.flush()).map_err(io_err)?;
+    if std::time::Instant::now() >= deadline {
+        return Err(too_slow());
+    }
     let mut raw = Vec::new();
-    match tls.read_to_end(&mut raw) {
-        Ok(_) => {}
-        // Servers that close without close_notify: keep what arrived.
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
-        Err(e) => return Err(io_err(e)),
+    let mut chunk = [0u8; 8192];
+    loop {
+        // Each read may wait only for what is left of the deadline: a byte now and then does not reset it.
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(too_slow());
+        }
+        let _ = tls.sock.set_read_timeout(Some(left));
+        match tls.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                raw.extend_from_slice(&chunk[..n]);
+                if raw.len() > MAX_ANSWER {
+                    return Err(MtlsError::BadAnswer(AnswerProblem::TooLarge { endpoint: name.clone(), limit: MAX_ANSWER }));
+                }
+                // A complete answer (by its Content-Length) ends the read even if the server keeps the
+                // connection open.
+                if answer_complete(&raw) {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return Err(too_slow()),
+            // Servers that close without close_notify: keep what arrived.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => break,
+            Err(e) => return Err(io_err(e)),
+        }
     }
     let tls_version = match tls.conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
@@ -239,8 +297,17 @@ fn exchange(
         _ => "TLS",
     }
     .to_owned();
-    let (status, body) = parse_http(&raw).ok_or_else(|| MtlsError::BadAnswer(name.clone()))?;
+    let (status, body) = parse_http(&raw).ok_or_else(|| MtlsError::BadAnswer(AnswerProblem::Unreadable { endpoint: name.clone() }))?;
     Ok(PortalAnswer { status, body, tls_version, card_time: Duration::ZERO })
+}
+
+/// Whether `raw` holds a whole answer with a Content-Length (head and that many body bytes).
+fn answer_complete(raw: &[u8]) -> bool {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
+    let Ok(head) = std::str::from_utf8(&raw[..split]) else { return false };
+    let length = head.split("\r\n").skip(1).filter_map(|l| l.split_once(':')).find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length")).and_then(|(_, v)| v.trim().parse::<usize>().ok());
+    let chunked = head.to_ascii_lowercase().contains("transfer-encoding");
+    matches!(length, Some(n) if !chunked && raw.len() - split - 4 >= n)
 }
 
 /// Status and body of an HTTP/1.1 answer (Content-Length, chunked, or until close).

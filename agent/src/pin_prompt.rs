@@ -196,22 +196,14 @@ fn assuan_escape(s: &str) -> String {
     s.chars().map(|c| if c == '%' || c.is_control() { format!("%{:02X}", c as u32) } else { c.to_string() }).collect()
 }
 
+/// Assuan percent-decoding of a data line: `%XX` is a byte, a `%` not followed by two hex digits stays as
+/// it is (a pinentry's answer comes from another program: nothing in it may panic the agent).
 fn assuan_unescape(s: &str) -> Zeroizing<String> {
-    let b = s.as_bytes();
-    let mut out = Zeroizing::new(Vec::with_capacity(b.len()));
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
+    let bytes: Zeroizing<Vec<u8>> = Zeroizing::new(percent_encoding::percent_decode_str(s).collect());
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => Zeroizing::new(text.to_owned()),
+        Err(_) => Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned()),
     }
-    Zeroizing::new(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// One conversation with a pinentry program.
@@ -368,5 +360,18 @@ mod tests {
         assert_eq!(assuan_escape("a%b\nc"), "a%25b%0Ac");
         assert_eq!(assuan_unescape("12%334").as_str(), "1234");
         assert_eq!(assuan_unescape("50%").as_str(), "50%");
+        assert_eq!(assuan_unescape("12%33").as_str(), "123", "an escape at the very end");
+    }
+
+    #[test]
+    fn assuan_unescaping_never_panics_on_odd_escapes() {
+        // A `%` followed by a multi-byte character used to slice inside it and panic.
+        assert_eq!(assuan_unescape("%aé").as_str(), "%aé");
+        assert_eq!(assuan_unescape("%é1").as_str(), "%é1");
+        assert_eq!(assuan_unescape("%").as_str(), "%");
+        assert_eq!(assuan_unescape("%G1").as_str(), "%G1");
+        assert_eq!(assuan_unescape("a%2").as_str(), "a%2");
+        assert_eq!(assuan_unescape("%C3%A9").as_str(), "é");
+        assert_eq!(assuan_unescape("%FF").as_str(), "\u{FFFD}", "bytes that are not UTF-8");
     }
 }

@@ -1,6 +1,11 @@
 //! `cpx-agent report`: a bundle to attach to a helpdesk ticket — versions, OS, the diagnose checks
 //! (readers, ATRs, card types), recent log lines. Never a PIN (none is ever logged); the identifiant
-//! national and the holder's names are masked unless the user asks to include them.
+//! national and the holder's names are masked unless the user asks to include them, and so are the
+//! sites the professional used: every `http(s)://host[:port]` in the log lines becomes « [site N] »
+//! (numbered, so that the helpdesk can follow one site through the lines) unless the user asks to
+//! include them (`--include-origins`). The configured sites stay in the checks: IT set them.
+
+use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
@@ -9,9 +14,23 @@ use cpx_card::CertCache;
 use crate::diagnose::{self, Check, Options};
 use crate::scan::{self, ScanOptions};
 
+/// What the user asked to keep in the report (both masked by default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Include {
+    /// The holder's names and identifiant national.
+    pub identity: bool,
+    /// The sites (origins) in the log lines.
+    pub origins: bool,
+}
+
 /// Runs the checks and builds the report, masking the identities of the cards present wherever they
-/// appear (shared by `cpx-agent report` and the tray's « copier le rapport »).
+/// appear and the sites in the log lines (the tray's « copier le rapport »).
 pub fn gather(opts: &Options, cache: &CertCache, include_identity: bool) -> String {
+    gather_with(opts, cache, Include { identity: include_identity, origins: false })
+}
+
+/// The same, keeping what `include` says (`cpx-agent report`).
+pub fn gather_with(opts: &Options, cache: &CertCache, include: Include) -> String {
     let checks = diagnose::run(opts);
     let mut identities = Vec::new();
     let scan_options = ScanOptions { timeout: opts.timeout, with_pin: false, reader: opts.reader.clone() };
@@ -21,7 +40,36 @@ pub fn gather(opts: &Options, cache: &CertCache, include_identity: bool) -> Stri
             identities.extend([id.national_id.clone(), id.nom.clone(), id.prenom.clone(), id.display_name()]);
         }
     }
-    build(&checks, &opts.config_source, identities, crate::logging::recent_lines(200), include_identity)
+    build_with(&checks, &opts.config_source, identities, crate::logging::recent_lines(200), include)
+}
+
+/// Replaces each `http://` or `https://` origin in `lines` with « [site N] », the same N for the same
+/// origin.
+pub fn mask_origins(lines: &[String]) -> Vec<String> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    lines
+        .iter()
+        .map(|line| {
+            let mut out = String::with_capacity(line.len());
+            let mut rest = line.as_str();
+            while let Some(at) = ["https://", "http://"].iter().filter_map(|scheme| rest.find(scheme).map(|i| (i, scheme.len()))).min() {
+                let (start, scheme_len) = at;
+                let authority = rest[start + scheme_len..].find(|c: char| !(c.is_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_' | '@' | '%'))).map_or(rest.len(), |n| start + scheme_len + n);
+                out.push_str(&rest[..start]);
+                let origin = &rest[start..authority];
+                if authority == start + scheme_len {
+                    out.push_str(origin);
+                } else {
+                    let next = seen.len() + 1;
+                    let n = *seen.entry(origin.to_ascii_lowercase()).or_insert(next);
+                    out.push_str(&format!("[site {n}]"));
+                }
+                rest = &rest[authority..];
+            }
+            out.push_str(rest);
+            out
+        })
+        .collect()
 }
 
 /// "899700123456" → "89••••••••56" (enough to tell two cards apart); "JEAN DUPONT" → "J••• D•••••".
@@ -86,8 +134,16 @@ fn os() -> Value {
     json!({"family": std::env::consts::OS, "arch": std::env::consts::ARCH, "release": pretty})
 }
 
-/// The report. `identities` are the names and national ids of the cards present (from a scan).
-pub fn build(checks: &[Check], config_source: &str, mut identities: Vec<String>, log_lines: Vec<String>, include_identity: bool) -> String {
+/// The report. `identities` are the names and national ids of the cards present (from a scan); the
+/// sites in the log lines are masked.
+pub fn build(checks: &[Check], config_source: &str, identities: Vec<String>, log_lines: Vec<String>, include_identity: bool) -> String {
+    build_with(checks, config_source, identities, log_lines, Include { identity: include_identity, origins: false })
+}
+
+/// The report, keeping what `include` says.
+pub fn build_with(checks: &[Check], config_source: &str, mut identities: Vec<String>, log_lines: Vec<String>, include: Include) -> String {
+    let include_identity = include.identity;
+    let log_lines = if include.origins { log_lines } else { mask_origins(&log_lines) };
     let report = json!({
         "agent_version": env!("CARGO_PKG_VERSION"),
         "generated_at_unix": crate::scan::now_unix(),
@@ -97,6 +153,7 @@ pub fn build(checks: &[Check], config_source: &str, mut identities: Vec<String>,
         "first_fault": crate::diagnose::first_fault(checks).map(|c| json!({"check": c.check, "code": c.code})),
         "log": log_lines,
         "identity_included": include_identity,
+        "origins_included": include.origins,
     });
     let text = serde_json::to_string_pretty(&report).unwrap_or_default();
     if include_identity {
@@ -128,5 +185,24 @@ mod tests {
         assert!(!out.contains("MARTIN") && !out.contains("CLAIRE") && !out.contains("899700234567"), "{out}");
         let kept = build(&[], "test", vec![], vec![line.to_owned()], true);
         assert!(kept.contains("CLAIRE MARTIN"));
+    }
+
+    #[test]
+    fn visited_sites_are_masked_unless_asked() {
+        let lines = vec![
+            r#"{"fields":{"message":"request","origin":"https://cabinet.example.fr:8443","path":"/v1/authenticate"}}"#.to_owned(),
+            r#"{"fields":{"message":"site consent","origin":"https://autre-site.example","decision":"Refuse"}}"#.to_owned(),
+            r#"{"fields":{"message":"request","origin":"https://CABINET.example.fr:8443","endpoint":"http://10.0.0.1/x"}}"#.to_owned(),
+        ];
+        let masked = build(&[], "test", vec![], lines.clone(), false);
+        for site in ["cabinet.example.fr", "CABINET", "autre-site.example", "10.0.0.1"] {
+            assert!(!masked.contains(site), "{site} in the report: {masked}");
+        }
+        assert!(masked.contains("[site 1]") && masked.contains("[site 2]") && masked.contains("[site 3]/x"), "{masked}");
+        assert!(!masked.contains("[site 4]"), "one number per site: {masked}");
+        assert!(masked.contains("\"origins_included\": false"));
+        let kept = build_with(&[], "test", vec![], lines, Include { identity: false, origins: true });
+        assert!(kept.contains("https://cabinet.example.fr:8443") && kept.contains("https://autre-site.example"), "{kept}");
+        assert_eq!(mask_origins(&["no site, just https:// and text".to_owned()]), vec!["no site, just https:// and text".to_owned()]);
     }
 }

@@ -350,14 +350,41 @@ impl Drop for OpensslServer {
 }
 
 /// The demo portal: site on `https://portal.test:SITE_PORT` (reached on 127.0.0.1), mTLS endpoint on
-/// 127.0.0.1:MTLS_PORT, a SQLite file, the test IGC-Santé CAs as card anchors.
+/// 127.0.0.1:MTLS_PORT, a SQLite file, the test IGC-Santé CAs as card anchors and a current CRL of the
+/// issuing CA (the portal refuses cards whose revocation status is unknown). Its standard error goes to
+/// `portal.err` in its folder.
 pub struct PortalProcess {
     child: Child,
     pub site_port: u16,
     pub mtls_port: u16,
     pub origin: String,
     pub db: PathBuf,
+    /// The CRL file the portal reads (and reads again when it changes), if any.
+    pub crl: Option<PathBuf>,
+    pub dir: PathBuf,
     ca_pem: String,
+}
+
+/// The issuing CA of the test cards (TEST AC IGC-SANTE FORT PERSONNES) and its key.
+fn card_ca_key() -> String {
+    std::fs::read_to_string(root().join("drivers/sim/pki/ca.key.pem")).expect("the test CA key (drivers/sim/pki)")
+}
+
+/// Writes a CRL (DER) of the cards' issuing CA at `path`, revoking the certificates given (PEM), valid
+/// from `this_update` to `next_update` (Unix seconds).
+pub fn write_card_crl(path: &Path, revoked_cert_pems: &[&str], this_update: i64, next_update: i64) {
+    let serials: Vec<Vec<u8>> = revoked_cert_pems.iter().map(|p| crate::crl::serial_of(p)).collect();
+    let der = crate::crl::crl_der(cpx_sim::pki::CA_PEM, &card_ca_key(), &serials, this_update, next_update);
+    // Written aside and renamed, as a CRL is published: the portal never reads half a file.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, der).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A CRL of the cards' issuing CA that revokes nobody, current for a week.
+pub fn write_current_card_crl(path: &Path) {
+    let now = crate::crl::now();
+    write_card_crl(path, &[], now - 3600, now + 7 * 24 * 3600);
 }
 
 impl PortalProcess {
@@ -368,24 +395,39 @@ impl PortalProcess {
     /// Same, with the login page pointing at an agent on `agent_port`.
     pub fn start_with_agent(dir: &Path, pki: &ServerPki, agent_port: u16) -> Self {
         std::fs::create_dir_all(dir).unwrap();
+        let crl = dir.join("card-ca.crl");
+        write_current_card_crl(&crl);
+        Self::start_full(dir, pki, agent_port, Some(&crl), &[])
+    }
+
+    /// The portal with the CRL file `crl` (none: no `--crl`) and more command-line arguments.
+    pub fn start_full(dir: &Path, pki: &ServerPki, agent_port: u16, crl: Option<&Path>, args: &[&str]) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
         let (site_port, mtls_port) = (free_port(), free_port());
         let origin = format!("https://portal.test:{site_port}");
         let db = dir.join("portal.sqlite");
-        let mut child = binary("cpx-demo-portal")
-            .args(["serve", "--origin", &origin, "--site", &format!("127.0.0.1:{site_port}"), "--mtls", &format!("127.0.0.1:{mtls_port}")])
+        let mut cmd = binary("cpx-demo-portal");
+        cmd.args(["serve", "--origin", &origin, "--site", &format!("127.0.0.1:{site_port}"), "--mtls", &format!("127.0.0.1:{mtls_port}")])
             .arg("--db").arg(&db)
             .arg("--cert").arg(&pki.cert_pem)
             .arg("--key").arg(&pki.key_pem)
             .arg("--card-anchors").arg(&pki.card_cas_pem)
             .arg("--agent-url").arg(format!("https://127.0.0.1:{agent_port}"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("cpx-demo-portal serve");
+            .args(args);
+        if let Some(crl) = crl {
+            cmd.arg("--crl").arg(crl);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(std::fs::File::create(dir.join("portal.err")).unwrap()).spawn().expect("cpx-demo-portal serve");
         let mut first = String::new();
         BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut first).unwrap();
-        assert!(first.contains("cpx-demo-portal: site"), "portal did not start: {first:?}");
+        assert!(first.contains("cpx-demo-portal: site"), "portal did not start: {first:?} {}", std::fs::read_to_string(dir.join("portal.err")).unwrap_or_default());
         let ca_pem = std::fs::read_to_string(&pki.ca_pem).unwrap();
-        Self { child, site_port, mtls_port, origin, db, ca_pem }
+        Self { child, site_port, mtls_port, origin, db, crl: crl.map(Path::to_path_buf), dir: dir.to_path_buf(), ca_pem }
+    }
+
+    /// What the portal wrote on its standard error so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("portal.err")).unwrap_or_default()
     }
 
     /// Creates an account with the CLI, as the README says.

@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 
 pub mod agent;
 pub mod browser;
+/// Test CRLs signed by the test PKI's CAs (the same builder as the verifier's tests).
+#[path = "../../relying-party/verifier/tests/support/crl.rs"]
+pub mod crl;
 pub mod desktop;
 pub mod openapi;
 pub mod webdriver;

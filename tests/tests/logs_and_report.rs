@@ -1,5 +1,5 @@
-//! Logs at the most verbose level hold no secret after a full card login, and `cpx-agent report` masks
-//! the holder's identity unless asked to keep it.
+//! Logs at the most verbose level hold no secret after a full card login and are readable by their owner
+//! only, and `cpx-agent report` masks the holder's identity and the sites used unless asked to keep them.
 
 use cpx_tests::agent::{server_pki, AgentProcess, Nginx};
 use cpx_tests::{assert_no_pin, binary, insert_with, logged_commands, out_dir, stack, Options};
@@ -34,12 +34,25 @@ fn trace_logs_hold_no_pin_nor_signed_data_and_the_report_is_redacted() {
     assert!(logs.contains("899700123456"), "the trace log names the card (for the report to mask)");
 
     // The report: identity masked by default, kept on request.
+    // The log folder and files are the owner's only.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let logs_dir = agent.dir.join("logs");
+        assert_eq!(mode(&logs_dir), 0o700, "log folder");
+        let files: Vec<_> = std::fs::read_dir(&logs_dir).unwrap().flatten().map(|e| e.path()).collect();
+        assert!(!files.is_empty());
+        for f in files {
+            assert_eq!(mode(&f), 0o600, "{} is readable by others", f.display());
+        }
+    }
+
     let report = |include: bool| {
         let out = dir.join(if include { "report-full.json" } else { "report.json" });
         let mut cmd = binary("cpx-agent");
         cmd.args(["report", "--reader", &reader.name, "--out"]).arg(&out).env("CPX_AGENT_LOG_DIR", agent.dir.join("logs"));
         if include {
-            cmd.arg("--include-identity");
+            cmd.args(["--include-identity", "--include-origins"]);
         }
         let o = cmd.output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -52,6 +65,10 @@ fn trace_logs_hold_no_pin_nor_signed_data_and_the_report_is_redacted() {
     for want in ["\"checks\"", "3BAC00402A001225006480000310009000", "card login done", "agent_version"] {
         assert!(masked.contains(want), "{want} missing from the report");
     }
+    // The site the professional used is not in it either (the log lines named it: "[site 1]" instead).
+    assert!(logs.contains("https://portal.test"));
+    assert!(!masked.contains("portal.test") && masked.contains("[site 1]"), "the visited site is in the report");
     let full = report(true);
     assert!(full.contains("DUPONT") && full.contains("899700123456"));
+    assert!(full.contains("https://portal.test"), "kept with --include-origins");
 }

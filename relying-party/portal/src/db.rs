@@ -1,13 +1,31 @@
 //! The portal's SQLite file: accounts (argon2 password hashes), card links keyed by the identifiant
-//! national (so that a renewed card, with a new certificate, keeps working), and browser sessions.
+//! national (so that a renewed card, with a new certificate, keeps working), and browser sessions (idle
+//! and absolute lifetimes). The connection is behind a lock taken for each query only: the password hash
+//! (argon2, tens of milliseconds on purpose) is checked outside it, so that one login does not hold up
+//! every other request.
 
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use rusqlite::{params, Connection, OptionalExtension};
 
-pub struct Db(Connection);
+pub struct Db(Mutex<Connection>);
+
+/// How long a browser session lives: `idle` seconds without a request, `absolute` seconds at most.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    pub idle: i64,
+    pub absolute: i64,
+}
+
+impl Default for SessionLimits {
+    /// 30 minutes idle, 12 hours in all (a working day).
+    fn default() -> Self {
+        Self { idle: 30 * 60, absolute: 12 * 3600 }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Account {
@@ -27,6 +45,13 @@ pub struct CardLink {
     pub linked_at: i64,
 }
 
+/// What a new session holds.
+pub enum SessionState<'a> {
+    LoggedIn(i64),
+    /// A verified card identity (JSON) waiting for its first-time link.
+    PendingLink { identity_json: &'a str, seconds: i64 },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("database: {0}")]
@@ -44,6 +69,10 @@ pub fn now() -> i64 {
 }
 
 impl Db {
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn open(path: &Path) -> Result<Self, DbError> {
         let c = Connection::open(path)?;
         c.execute_batch(
@@ -61,7 +90,12 @@ impl Db {
                  id TEXT PRIMARY KEY, account_id INTEGER REFERENCES accounts(id) ON DELETE CASCADE,
                  pending_identity TEXT, pending_until INTEGER, created_at INTEGER NOT NULL);",
         )?;
-        Ok(Self(c))
+        // Files made before sessions expired have no last_seen column.
+        let has_last_seen = c.prepare("SELECT 1 FROM pragma_table_info('sessions') WHERE name = 'last_seen'")?.exists([])?;
+        if !has_last_seen {
+            c.execute_batch("ALTER TABLE sessions ADD COLUMN last_seen INTEGER")?;
+        }
+        Ok(Self(Mutex::new(c)))
     }
 
     fn hash(password: &str) -> Result<String, DbError> {
@@ -73,13 +107,14 @@ impl Db {
     pub fn create_account(&self, username: &str, password: Option<&str>, nom: &str, prenom: &str, profession: Option<&str>, kind: &str, contact: [Option<&str>; 4]) -> Result<i64, DbError> {
         let hash = password.map(Self::hash).transpose()?;
         let [email, telephone, code_postal, ville] = contact;
-        let r = self.0.execute(
+        let c = self.conn();
+        let r = c.execute(
             "INSERT INTO accounts (username, password_hash, nom, prenom, profession, email, telephone, code_postal, ville, kind, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![username, hash, nom, prenom, profession, email, telephone, code_postal, ville, kind, now()],
         );
         match r {
-            Ok(_) => Ok(self.0.last_insert_rowid()),
+            Ok(_) => Ok(c.last_insert_rowid()),
             Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => Err(DbError::UsernameTaken),
             Err(e) => Err(e.into()),
         }
@@ -91,13 +126,18 @@ impl Db {
 
     const ACCOUNT_COLUMNS: &'static str = "id, username, nom, prenom, profession, email, kind";
 
+    fn account_in(c: &Connection, id: i64) -> Result<Option<Account>, DbError> {
+        Ok(c.query_row(&format!("SELECT {} FROM accounts WHERE id = ?1", Self::ACCOUNT_COLUMNS), [id], Self::account_from_row).optional()?)
+    }
+
     pub fn account(&self, id: i64) -> Result<Option<Account>, DbError> {
-        Ok(self.0.query_row(&format!("SELECT {} FROM accounts WHERE id = ?1", Self::ACCOUNT_COLUMNS), [id], Self::account_from_row).optional()?)
+        Self::account_in(&self.conn(), id)
     }
 
     /// The account whose username and password match (constant work whether the user exists or not).
+    /// The database lock is held for the two lookups, not while the hash is checked.
     pub fn check_password(&self, username: &str, password: &str) -> Result<Option<Account>, DbError> {
-        let row: Option<(i64, Option<String>)> = self.0.query_row("SELECT id, password_hash FROM accounts WHERE username = ?1", [username], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        let row: Option<(i64, Option<String>)> = self.conn().query_row("SELECT id, password_hash FROM accounts WHERE username = ?1", [username], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
         // An unknown user costs one hash check too, so timing does not tell which usernames exist.
         static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let dummy = || DUMMY.get_or_init(|| Self::hash("dummy password").unwrap_or_default()).clone();
@@ -105,6 +145,8 @@ impl Db {
             Some((id, Some(h))) => (Some(id), h),
             _ => (None, dummy()),
         };
+        #[cfg(test)]
+        tests::while_hashing(self);
         let ok = PasswordHash::new(&hash).map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()).unwrap_or(false);
         match (ok, id) {
             (true, Some(id)) => self.account(id),
@@ -112,23 +154,29 @@ impl Db {
         }
     }
 
-    /// The account linked to a national id, if any.
-    pub fn linked_account(&self, national_id: &str) -> Result<Option<Account>, DbError> {
-        let id: Option<i64> = self.0.query_row("SELECT account_id FROM card_links WHERE national_id = ?1", [national_id], |r| r.get(0)).optional()?;
+    fn linked_account_in(c: &Connection, national_id: &str) -> Result<Option<Account>, DbError> {
+        let id: Option<i64> = c.query_row("SELECT account_id FROM card_links WHERE national_id = ?1", [national_id], |r| r.get(0)).optional()?;
         match id {
-            Some(id) => self.account(id),
+            Some(id) => Self::account_in(c, id),
             None => Ok(None),
         }
     }
 
-    /// Links a national id to an account; refused when it is linked to another one.
+    /// The account linked to a national id, if any.
+    pub fn linked_account(&self, national_id: &str) -> Result<Option<Account>, DbError> {
+        Self::linked_account_in(&self.conn(), national_id)
+    }
+
+    /// Links a national id to an account; refused when it is linked to another one (checked and written
+    /// under one lock).
     pub fn link(&self, national_id: &str, id_kind: &str, account_id: i64, certificate_serial: &str) -> Result<(), DbError> {
-        if let Some(existing) = self.linked_account(national_id)? {
+        let c = self.conn();
+        if let Some(existing) = Self::linked_account_in(&c, national_id)? {
             if existing.id != account_id {
                 return Err(DbError::AlreadyLinked);
             }
         }
-        self.0.execute(
+        c.execute(
             "INSERT INTO card_links (national_id, id_kind, account_id, linked_at, last_certificate) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT(national_id) DO UPDATE SET last_certificate = excluded.last_certificate",
             params![national_id, id_kind, account_id, now(), certificate_serial],
@@ -137,51 +185,79 @@ impl Db {
     }
 
     pub fn unlink(&self, account_id: i64) -> Result<usize, DbError> {
-        Ok(self.0.execute("DELETE FROM card_links WHERE account_id = ?1", [account_id])?)
+        Ok(self.conn().execute("DELETE FROM card_links WHERE account_id = ?1", [account_id])?)
     }
 
     pub fn links(&self, account_id: i64) -> Result<Vec<CardLink>, DbError> {
-        let mut st = self.0.prepare("SELECT national_id, id_kind, linked_at FROM card_links WHERE account_id = ?1 ORDER BY linked_at")?;
+        let c = self.conn();
+        let mut st = c.prepare("SELECT national_id, id_kind, linked_at FROM card_links WHERE account_id = ?1 ORDER BY linked_at")?;
         let rows = st.query_map([account_id], |r| Ok(CardLink { national_id: r.get(0)?, id_kind: r.get(1)?, linked_at: r.get(2)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// A new session (a random id the caller made), empty.
     pub fn create_session(&self, id: &str) -> Result<(), DbError> {
-        self.0.execute("INSERT OR IGNORE INTO sessions (id, created_at) VALUES (?1, ?2)", params![id, now()])?;
+        let now = now();
+        self.conn().execute("INSERT OR IGNORE INTO sessions (id, created_at, last_seen) VALUES (?1, ?2, ?2)", params![id, now])?;
         Ok(())
     }
 
-    pub fn session_exists(&self, id: &str) -> Result<bool, DbError> {
-        Ok(self.0.query_row("SELECT 1 FROM sessions WHERE id = ?1", [id], |_| Ok(())).optional()?.is_some())
+    /// Whether the session exists and has not expired at `at`; a live one is marked as seen, an expired
+    /// one is deleted (with every other expired session).
+    pub fn touch_session(&self, id: &str, limits: SessionLimits, at: i64) -> Result<bool, DbError> {
+        let c = self.conn();
+        c.execute(
+            "DELETE FROM sessions WHERE created_at <= ?1 - ?2 OR COALESCE(last_seen, created_at) <= ?1 - ?3",
+            params![at, limits.absolute, limits.idle],
+        )?;
+        Ok(c.execute("UPDATE sessions SET last_seen = ?2 WHERE id = ?1", params![id, at])? == 1)
     }
 
     pub fn session_account(&self, id: &str) -> Result<Option<Account>, DbError> {
-        let a: Option<Option<i64>> = self.0.query_row("SELECT account_id FROM sessions WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+        let c = self.conn();
+        let a: Option<Option<i64>> = c.query_row("SELECT account_id FROM sessions WHERE id = ?1", [id], |r| r.get(0)).optional()?;
         match a.flatten() {
-            Some(a) => self.account(a),
+            Some(a) => Self::account_in(&c, a),
             None => Ok(None),
         }
     }
 
-    pub fn log_in(&self, session: &str, account_id: i64) -> Result<(), DbError> {
-        self.0.execute("UPDATE sessions SET account_id = ?2, pending_identity = NULL, pending_until = NULL WHERE id = ?1", params![session, account_id])?;
+    /// Ends session `old` (if any) and makes `new` in its place, logged in to `account_id` or holding a
+    /// card identity that waits `seconds` for its first-time link: the session id changes whenever what
+    /// the session may do changes, so that an id planted in the browser beforehand is worth nothing.
+    pub fn replace_session(&self, old: Option<&str>, new: &str, state: SessionState<'_>) -> Result<(), DbError> {
+        let mut c = self.conn();
+        let tx = c.transaction()?;
+        if let Some(old) = old {
+            tx.execute("DELETE FROM sessions WHERE id = ?1", [old])?;
+        }
+        let now = now();
+        match state {
+            SessionState::LoggedIn(account_id) => tx.execute("INSERT INTO sessions (id, account_id, created_at, last_seen) VALUES (?1, ?2, ?3, ?3)", params![new, account_id, now])?,
+            SessionState::PendingLink { identity_json, seconds } => tx.execute(
+                "INSERT INTO sessions (id, pending_identity, pending_until, created_at, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![new, identity_json, now + seconds, now],
+            )?,
+        };
+        tx.commit()?;
         Ok(())
     }
 
     pub fn log_out(&self, session: &str) -> Result<(), DbError> {
-        self.0.execute("DELETE FROM sessions WHERE id = ?1", [session])?;
+        self.conn().execute("DELETE FROM sessions WHERE id = ?1", [session])?;
         Ok(())
     }
 
     /// Keeps a card identity waiting for the first-time link, for `seconds`.
+    #[cfg(test)]
     pub fn set_pending(&self, session: &str, identity_json: &str, seconds: i64) -> Result<(), DbError> {
-        self.0.execute("UPDATE sessions SET pending_identity = ?2, pending_until = ?3 WHERE id = ?1", params![session, identity_json, now() + seconds])?;
+        self.conn().execute("UPDATE sessions SET pending_identity = ?2, pending_until = ?3 WHERE id = ?1", params![session, identity_json, now() + seconds])?;
         Ok(())
     }
 
     /// The pending identity of the session, unless expired.
     pub fn pending(&self, session: &str) -> Result<Option<String>, DbError> {
-        let row: Option<(Option<String>, Option<i64>)> = self.0.query_row("SELECT pending_identity, pending_until FROM sessions WHERE id = ?1", [session], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        let row: Option<(Option<String>, Option<i64>)> = self.conn().query_row("SELECT pending_identity, pending_until FROM sessions WHERE id = ?1", [session], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
         Ok(match row {
             Some((Some(p), Some(until))) if until > now() => Some(p),
             _ => None,
@@ -190,8 +266,69 @@ impl Db {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::cell::RefCell;
+
+    type Hook = Box<dyn Fn(&Db)>;
+
+    thread_local! {
+        /// Called by `check_password` of this thread right before the hash is checked.
+        static WHILE_HASHING: RefCell<Option<Hook>> = const { RefCell::new(None) };
+    }
+
+    pub(crate) fn while_hashing(db: &Db) {
+        WHILE_HASHING.with(|h| {
+            if let Some(f) = h.borrow().as_ref() {
+                f(db);
+            }
+        });
+    }
+
+    /// Runs `f` (in this thread) while this thread's password checks hash.
+    pub(crate) fn set_while_hashing(f: Option<Hook>) {
+        WHILE_HASHING.with(|h| *h.borrow_mut() = f);
+    }
+
+    #[test]
+    fn sessions_expire_when_idle_and_at_their_lifetime() {
+        let path = std::env::temp_dir().join(format!("cpx-portal-sessions-{}.sqlite", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let db = Db::open(&path).unwrap();
+        let limits = SessionLimits { idle: 60, absolute: 600 };
+        let t0 = now();
+        db.create_session("idle").unwrap();
+        assert!(db.touch_session("idle", limits, t0 + 30).unwrap());
+        assert!(db.touch_session("idle", limits, t0 + 80).unwrap(), "50 s after the last request");
+        assert!(!db.touch_session("idle", limits, t0 + 141).unwrap(), "61 s without a request");
+        assert!(!db.touch_session("idle", limits, t0 + 142).unwrap(), "deleted");
+        db.create_session("busy").unwrap();
+        for at in (t0..t0 + 600).step_by(50) {
+            assert!(db.touch_session("busy", limits, at).unwrap(), "used every 50 s, at {}", at - t0);
+        }
+        assert!(!db.touch_session("busy", limits, t0 + 600).unwrap(), "12 hours (here 600 s) at most, however busy");
+        assert!(!db.touch_session("never-made", limits, t0).unwrap());
+        // A new id replaces the old one when the session logs in.
+        let a = db.create_account("amelie", None, "MARTIN", "AMELIE", None, "pro", [None; 4]).unwrap();
+        db.create_session("before").unwrap();
+        db.replace_session(Some("before"), "after", SessionState::LoggedIn(a)).unwrap();
+        assert!(!db.touch_session("before", limits, now()).unwrap());
+        assert!(db.touch_session("after", limits, now()).unwrap());
+        assert_eq!(db.session_account("after").unwrap().map(|x| x.id), Some(a));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn an_older_file_gets_the_last_seen_column() {
+        let path = std::env::temp_dir().join(format!("cpx-portal-old-{}.sqlite", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        Connection::open(&path).unwrap().execute_batch("CREATE TABLE sessions (id TEXT PRIMARY KEY, account_id INTEGER, pending_identity TEXT, pending_until INTEGER, created_at INTEGER NOT NULL); INSERT INTO sessions (id, created_at) VALUES ('old', 0);").unwrap();
+        let db = Db::open(&path).unwrap();
+        db.create_session("new").unwrap();
+        assert!(db.touch_session("new", SessionLimits::default(), now()).unwrap());
+        assert!(!db.touch_session("old", SessionLimits::default(), now()).unwrap(), "a session of 1970 has expired");
+        let _ = std::fs::remove_file(&path);
+    }
 
     #[test]
     fn accounts_links_and_sessions() {

@@ -46,7 +46,15 @@ pub fn layout(title: &str, body: &str) -> String {
 }
 
 pub fn login(error: Option<&str>, agent_url: &str) -> String {
-    let error = error.map(|e| format!("<div class=\"error\" id=\"login-error\">{}</div>", escape(e))).unwrap_or_default();
+    login_page(error.map(|e| format!("<div class=\"error\" id=\"login-error\">{}</div>", escape(e))).unwrap_or_default(), agent_url)
+}
+
+/// The login page with a refusal that has a stable code (`data-code`), e.g. too many attempts.
+pub fn login_refused(code: &str, message: &str, agent_url: &str) -> String {
+    login_page(format!("<div class=\"error\" id=\"login-error\" role=\"alert\" data-code=\"{}\">{}</div>", escape(code), escape(message)), agent_url)
+}
+
+fn login_page(error: String, agent_url: &str) -> String {
     let agent = escape(agent_url);
     layout(
         "Connexion",

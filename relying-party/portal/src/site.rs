@@ -1,11 +1,18 @@
 //! The portal's web site: login page (card or username/password), the card login's challenge and finish
 //! calls for the JS client, the first-time linking page, « Mon compte ». Every POST must come from the
-//! site's own origin (CSRF); the session cookie is HttpOnly, Secure, SameSite=Strict.
+//! site's own origin (CSRF); the session cookie is HttpOnly, Secure, SameSite=Strict. The session id
+//! changes at every step that gives the session more (password login, card login, first-time link): an
+//! id set in the browser beforehand (session fixation) never becomes a logged-in one. Sessions end after
+//! an idle time and at an absolute lifetime. Password attempts are rate-limited per account and per
+//! client address.
+
+use std::net::IpAddr;
 
 use serde_json::{json, Value};
 
-use crate::db::{Account, DbError};
+use crate::db::{Account, DbError, SessionState};
 use crate::pages;
+use crate::ratelimit::Refusal;
 use crate::state::{random_token, Portal, PENDING_LINK_SECONDS};
 
 /// A response of the site.
@@ -16,17 +23,19 @@ pub struct Reply {
     pub location: Option<String>,
     pub set_session: Option<String>,
     pub clear_session: bool,
+    /// `Retry-After` in seconds (rate-limited answers).
+    pub retry_after: Option<u64>,
 }
 
 impl Reply {
     fn html(body: String) -> Self {
-        Self { status: 200, content_type: "text/html; charset=utf-8", body, location: None, set_session: None, clear_session: false }
+        Self { status: 200, content_type: "text/html; charset=utf-8", body, location: None, set_session: None, clear_session: false, retry_after: None }
     }
     fn json(status: u16, v: Value) -> Self {
-        Self { status, content_type: "application/json", body: v.to_string(), location: None, set_session: None, clear_session: false }
+        Self { status, content_type: "application/json", body: v.to_string(), location: None, set_session: None, clear_session: false, retry_after: None }
     }
     fn redirect(to: &str) -> Self {
-        Self { status: 303, content_type: "text/plain", body: String::new(), location: Some(to.to_owned()), set_session: None, clear_session: false }
+        Self { status: 303, content_type: "text/plain", body: String::new(), location: Some(to.to_owned()), set_session: None, clear_session: false, retry_after: None }
     }
     fn error(status: u16, code: &str, message: &str) -> Self {
         Self::json(status, json!({"error": {"code": code, "message": message}}))
@@ -40,29 +49,14 @@ pub struct SiteRequest<'a> {
     pub session: Option<String>,
     pub content_type: &'a str,
     pub body: &'a [u8],
+    /// The client's address (the rate limit per address).
+    pub client: Option<IpAddr>,
 }
 
-/// `application/x-www-form-urlencoded` fields.
+/// `application/x-www-form-urlencoded` fields (the WHATWG decoding: `+` is a space, `%XX` a byte, a `%`
+/// not followed by two hex digits is kept as it is, bytes that are not UTF-8 become U+FFFD).
 pub fn form(body: &[u8]) -> Vec<(String, String)> {
-    let decode = |s: &str| {
-        let s = s.replace('+', " ");
-        let b = s.as_bytes();
-        let mut out = Vec::with_capacity(b.len());
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'%' && i + 2 < b.len() {
-                if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                    out.push(v);
-                    i += 3;
-                    continue;
-                }
-            }
-            out.push(b[i]);
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
-    String::from_utf8_lossy(body).split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (decode(k), decode(v))).collect()
+    form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
 }
 
 fn field<'a>(f: &'a [(String, String)], name: &str) -> &'a str {
@@ -73,29 +67,63 @@ fn db_error(e: DbError) -> Reply {
     Reply { status: 500, ..Reply::html(pages::layout("Erreur", &format!("<div class=\"error\">{}</div>", pages::escape(&e.to_string())))) }
 }
 
-/// A verified card identity reached the browser session: in when the card is linked, else the
-/// first-time linking page (the identity waits 10 minutes in the session).
-fn signed_in(db: &crate::db::Db, session: &str, identity: cpx_verifier::Identity) -> Reply {
-    match db.linked_account(&identity.national_id) {
-        Ok(Some(a)) => {
-            let id_kind = serde_json::to_value(identity.id_kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-            match db.link(&identity.national_id, &id_kind, a.id, &identity.certificate_serial).and_then(|_| db.log_in(session, a.id)) {
-                Ok(()) => Reply::json(200, json!({"next": "/compte"})),
-                Err(e) => db_error(e),
-            }
-        }
-        Ok(None) => match db.set_pending(session, &serde_json::to_string(&identity).unwrap_or_default(), PENDING_LINK_SECONDS) {
-            Ok(()) => Reply::json(200, json!({"next": "/premiere-connexion"})),
-            Err(e) => db_error(e),
-        },
+/// Session `old` (if any) ends and a new one, holding `state`, takes its place; the reply sets its cookie.
+fn new_session(db: &crate::db::Db, old: Option<&str>, state: SessionState<'_>, reply: Reply) -> Reply {
+    let id = random_token();
+    match db.replace_session(old, &id, state) {
+        Ok(()) => Reply { set_session: Some(id), ..reply },
         Err(e) => db_error(e),
     }
 }
 
+/// A verified card identity reached the browser session: in when the card is linked, else the
+/// first-time linking page (the identity waits 10 minutes in the session). Either way under a new
+/// session id.
+fn signed_in(db: &crate::db::Db, session: &str, identity: cpx_verifier::Identity) -> Reply {
+    match db.linked_account(&identity.national_id) {
+        Ok(Some(a)) => {
+            let id_kind = serde_json::to_value(identity.id_kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            match db.link(&identity.national_id, &id_kind, a.id, &identity.certificate_serial) {
+                Ok(()) => new_session(db, Some(session), SessionState::LoggedIn(a.id), Reply::json(200, json!({"next": "/compte"}))),
+                Err(e) => db_error(e),
+            }
+        }
+        Ok(None) => {
+            let identity_json = serde_json::to_string(&identity).unwrap_or_default();
+            new_session(db, Some(session), SessionState::PendingLink { identity_json: &identity_json, seconds: PENDING_LINK_SECONDS }, Reply::json(200, json!({"next": "/premiere-connexion"})))
+        }
+        Err(e) => db_error(e),
+    }
+}
+
+/// A password check under the rate limits: the account, or the reply to give instead.
+fn password_login(portal: &Portal, f: &[(String, String)], client: Option<IpAddr>, wrong: impl Fn() -> Reply) -> Result<Account, Reply> {
+    let username = field(f, "username");
+    if let Err(refusal) = portal.limiter.check(username, client) {
+        return Err(rate_limited(portal, refusal));
+    }
+    match portal.db.check_password(username, field(f, "password")) {
+        Ok(Some(a)) => {
+            portal.limiter.succeeded(username);
+            Ok(a)
+        }
+        Ok(None) => {
+            portal.limiter.failed(username, client);
+            Err(wrong())
+        }
+        Err(e) => Err(db_error(e)),
+    }
+}
+
+fn rate_limited(portal: &Portal, refusal: Refusal) -> Reply {
+    let page = pages::login_refused(refusal.code(), &refusal.message(), &portal.agent_url);
+    Reply { status: 429, retry_after: Some(refusal.retry_after().as_secs().max(1)), ..Reply::html(page) }
+}
+
 pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
-    let db = portal.db.lock().unwrap_or_else(|e| e.into_inner());
-    // A session that the database does not know is no session.
-    let session = req.session.filter(|s| db.session_exists(s).unwrap_or(false));
+    let db = &portal.db;
+    // A session that the database does not know, or that has expired, is no session.
+    let session = req.session.filter(|s| db.touch_session(s, portal.sessions, crate::db::now()).unwrap_or(false));
     if req.method == "POST" && req.origin != Some(portal.origin.as_str()) {
         return Reply::error(403, "ORIGIN_REFUSED", "Requête refusée : elle ne vient pas de ce site.");
     }
@@ -110,7 +138,7 @@ pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
     if json_call && !req.content_type.starts_with("application/json") {
         return Reply::error(415, "BAD_REQUEST", "JSON attendu.");
     }
-    let new_session = || {
+    let anonymous_session = || {
         let id = random_token();
         db.create_session(&id).map(|_| id)
     };
@@ -122,20 +150,14 @@ pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
         ("GET", "/static/cpx-agent.js") => Reply { content_type: "text/javascript; charset=utf-8", ..Reply::html(include_str!("../../js/cpx-agent.js").to_owned()) },
         ("POST", "/login") => {
             let f = form(req.body);
-            match db.check_password(field(&f, "username"), field(&f, "password")) {
-                Ok(Some(a)) => match session.clone().map_or_else(new_session, Ok) {
-                    Ok(s) => match db.log_in(&s, a.id) {
-                        Ok(()) => Reply { set_session: Some(s), ..Reply::redirect("/compte") },
-                        Err(e) => db_error(e),
-                    },
-                    Err(e) => db_error(e),
-                },
-                Ok(None) => Reply { status: 401, ..Reply::html(pages::login(Some("Identifiant ou mot de passe incorrect."), &portal.agent_url)) },
-                Err(e) => db_error(e),
+            let wrong = || Reply { status: 401, ..Reply::html(pages::login(Some("Identifiant ou mot de passe incorrect."), &portal.agent_url)) };
+            match password_login(portal, &f, req.client, wrong) {
+                Ok(a) => new_session(db, session.as_deref(), SessionState::LoggedIn(a.id), Reply::redirect("/compte")),
+                Err(reply) => reply,
             }
         }
         ("POST", "/cpx/challenge") => {
-            let s = match session.clone().map_or_else(new_session, Ok) {
+            let s = match session.clone().map_or_else(anonymous_session, Ok) {
                 Ok(s) => s,
                 Err(e) => return db_error(e),
             };
@@ -148,7 +170,7 @@ pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
             let Some(identity) = portal.redeem_code(&code, &s) else {
                 return Reply::error(403, "CODE_REFUSED", "Code de connexion invalide, expiré ou d'une autre session.");
             };
-            signed_in(&db, &s, identity)
+            signed_in(db, &s, identity)
         }
         ("POST", "/cpx/token") => {
             // Signed-token mode: the page brings the token the agent made; same checks, plus the signature
@@ -164,8 +186,14 @@ pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
                 Err(e) => return Reply::error(403, "CHALLENGE_UNKNOWN", &e.to_string()),
             }
             match portal.verifier.verify_token(&token, &portal.origin, &challenge) {
-                Ok(identity) => signed_in(&db, &s, identity),
-                Err(e) => Reply::error(403, "CERTIFICATE_REFUSED", &format!("Jeton refusé : {e}")),
+                Ok(identity) => {
+                    crate::state::log_unknown_revocation(&identity);
+                    signed_in(db, &s, identity)
+                }
+                Err(e) => {
+                    let (code, message) = crate::endpoint::card_refusal(&e);
+                    Reply::error(403, code, &format!("Jeton refusé : {message}"))
+                }
             }
         }
         ("GET", "/premiere-connexion") | ("POST", "/premiere-connexion/lier") | ("POST", "/premiere-connexion/creer") => {
@@ -178,10 +206,9 @@ pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
             let again = |status: u16, msg: &str| Reply { status, ..Reply::html(pages::first_login(&card, Some(msg))) };
             let f = form(req.body);
             let account_id = match req.path {
-                "/premiere-connexion/lier" => match db.check_password(field(&f, "username"), field(&f, "password")) {
-                    Ok(Some(a)) => a.id,
-                    Ok(None) => return again(401, "Identifiant ou mot de passe incorrect : seul le titulaire du compte peut y lier sa carte."),
-                    Err(e) => return db_error(e),
+                "/premiere-connexion/lier" => match password_login(portal, &f, req.client, || again(401, "Identifiant ou mot de passe incorrect : seul le titulaire du compte peut y lier sa carte.")) {
+                    Ok(a) => a.id,
+                    Err(reply) => return reply,
                 },
                 "/premiere-connexion/creer" => {
                     let (mail, tel, cp, ville) = (field(&f, "mail"), field(&f, "telephone"), field(&f, "code_postal"), field(&f, "ville"));
@@ -205,10 +232,7 @@ pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
                 Err(DbError::AlreadyLinked) => return again(409, "Cette carte est déjà liée à un autre compte : déliez-la d'abord depuis ce compte."),
                 Err(e) => return db_error(e),
             }
-            match db.log_in(&s, account_id) {
-                Ok(()) => Reply::redirect("/compte"),
-                Err(e) => db_error(e),
-            }
+            new_session(db, Some(&s), SessionState::LoggedIn(account_id), Reply::redirect("/compte"))
         }
         ("GET", "/compte") => match account {
             Some(a) => match db.links(a.id) {
@@ -231,5 +255,92 @@ pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
             Reply { clear_session: true, ..Reply::redirect("/") }
         }
         _ => Reply { status: 404, ..Reply::html(pages::layout("Page introuvable", "<div class=\"error\">Page introuvable.</div>")) },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::time::Duration;
+
+    const ORIGIN: &str = "https://portal.test";
+
+    fn portal(name: &str) -> Arc<Portal> {
+        let path = std::env::temp_dir().join(format!("cpx-portal-site-{name}-{}.sqlite", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        // The card CA of the simulator's test PKI, as plain text (the verifier is not used here).
+        let anchors = include_str!("../../../drivers/sim/pki/ca.pem");
+        Arc::new(Portal {
+            db: crate::db::Db::open(&path).unwrap(),
+            challenges: cpx_verifier::ChallengeStore::new(),
+            codes: Mutex::default(),
+            verifier: cpx_verifier::Verifier::from_pem(anchors, &[]).unwrap(),
+            origin: ORIGIN.into(),
+            agent_url: "https://127.0.0.1:47413".into(),
+            sessions: crate::db::SessionLimits::default(),
+            limiter: crate::ratelimit::Limiter::new(crate::ratelimit::Limits::default()),
+        })
+    }
+
+    fn request<'a>(method: &'a str, path: &'a str, session: Option<&str>, body: &'a [u8]) -> SiteRequest<'a> {
+        SiteRequest { method, path, origin: Some(ORIGIN), session: session.map(str::to_owned), content_type: "application/x-www-form-urlencoded", body, client: Some([127, 0, 0, 1].into()) }
+    }
+
+    #[test]
+    fn form_fields_decode_without_panicking() {
+        let pairs = |body: &str| form(body.as_bytes());
+        let owned = |v: &[(&str, &str)]| v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        // A `%` followed by a multi-byte character used to slice inside it and panic.
+        assert_eq!(pairs("username=%aé&password=x"), owned(&[("username", "%aé"), ("password", "x")]));
+        assert_eq!(pairs("username=%&password=%"), owned(&[("username", "%"), ("password", "%")]));
+        assert_eq!(pairs("username=%G1&password=%é"), owned(&[("username", "%G1"), ("password", "%é")]));
+        assert_eq!(pairs("a=mot+de%2Bpasse+%C3%A9"), owned(&[("a", "mot de+passe é")]));
+        assert_eq!(pairs("a=%FF"), owned(&[("a", "\u{FFFD}")]));
+        assert!(pairs("").is_empty());
+    }
+
+    #[test]
+    fn a_form_with_odd_escapes_gets_an_answer() {
+        let p = portal("odd-form");
+        for body in ["username=%aé&password=x", "username=%&password=%", "username=%G1&password=%é1"] {
+            let r = handle(&p, request("POST", "/login", None, body.as_bytes()));
+            assert_eq!(r.status, 401, "{body}");
+        }
+    }
+
+    #[test]
+    fn the_password_hash_is_checked_outside_the_database_lock() {
+        let p = portal("lock");
+        p.db.create_account("amelie", Some("mot-de-passe"), "MARTIN", "AMELIE", None, "pro", [None; 4]).unwrap();
+        p.db.create_session("someone-else").unwrap();
+        // While this thread hashes the password, another request that needs the database is served.
+        let (seen_tx, seen_rx) = mpsc::channel();
+        let other = p.clone();
+        crate::db::tests::set_while_hashing(Some(Box::new(move |_| {
+            let (done_tx, done_rx) = mpsc::channel();
+            let other = other.clone();
+            std::thread::spawn(move || {
+                let r = handle(&other, request("GET", "/compte", Some("someone-else"), b""));
+                let _ = done_tx.send(r.status);
+            });
+            let _ = seen_tx.send(done_rx.recv_timeout(Duration::from_secs(10)).ok());
+        })));
+        let login = handle(&p, request("POST", "/login", None, b"username=amelie&password=mot-de-passe"));
+        crate::db::tests::set_while_hashing(None);
+        assert_eq!(login.status, 303);
+        assert_eq!(seen_rx.recv().unwrap(), Some(303), "the other request waited for the password hash");
+    }
+
+    #[test]
+    fn password_login_renews_the_session_id() {
+        let p = portal("renew");
+        let a = p.db.create_account("amelie", Some("mot-de-passe"), "MARTIN", "AMELIE", None, "pro", [None; 4]).unwrap();
+        p.db.create_session("planted").unwrap();
+        let r = handle(&p, request("POST", "/login", Some("planted"), b"username=amelie&password=mot-de-passe"));
+        let fresh = r.set_session.expect("a session cookie");
+        assert_ne!(fresh, "planted");
+        assert_eq!(p.db.session_account(&fresh).unwrap().map(|x| x.id), Some(a));
+        assert!(p.db.session_account("planted").unwrap().is_none());
     }
 }

@@ -25,6 +25,9 @@ pub struct Identity {
     /// Certificate serial (changes with each card), hex.
     pub certificate_serial: String,
     pub issuer: String,
+    /// What the CRLs said (an unknown status only where the portal allows it).
+    #[serde(default)]
+    pub revocation: crate::verify::Revocation,
 }
 
 pub(crate) fn from_cert(cert: &X509Certificate<'_>) -> Option<Identity> {
@@ -46,5 +49,6 @@ pub(crate) fn from_cert(cert: &X509Certificate<'_>) -> Option<Identity> {
         certificate_serial: cert.raw_serial_as_string().replace(':', ""),
         issuer: cert.issuer().iter_common_name().next().and_then(|a| a.as_str().ok()).unwrap_or_default().to_owned(),
         national_id,
+        revocation: crate::verify::Revocation::NotRevoked,
     })
 }

@@ -2,8 +2,9 @@
 //! posts a signed token:
 //!
 //! - [`Verifier`]: the card certificate chains to the configured IGC-Santé trust anchors (production
-//!   and/or test), is valid now, is meant for client authentication and digital signature, and is not on
-//!   the optional CRL; out comes the [`Identity`] (national id and its kind, nom, prénom, profession).
+//!   and/or test), is valid now, is meant for client authentication and digital signature, and its
+//!   issuer's current CRL does not list it (no CRL, or an out-of-date one, refuses unless the portal
+//!   opts in with [`Verifier::allow_unknown_revocation`]); out comes the [`Identity`] (national id and its kind, nom, prénom, profession).
 //! - [`ChallengeStore`]: challenges of 256 bits, single use, five minutes, bound to the browser session
 //!   that asked and to the origin of the page.
 //! - [`Verifier::verify_token`]: the signed-token mode, same checks plus the signature over
@@ -17,4 +18,4 @@ mod verify;
 
 pub use challenge::{ChallengeError, ChallengeStore, CHALLENGE_LIFETIME};
 pub use identity::{IdKind, Identity};
-pub use verify::{Token, VerifyError, Verifier};
+pub use verify::{Revocation, Token, VerifyError, Verifier};

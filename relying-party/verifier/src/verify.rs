@@ -1,5 +1,15 @@
 //! Certificate and token verification: chain to the configured IGC-Santé anchors (rustls-webpki),
-//! validity, client-authentication EKU when present, digitalSignature key usage, optional CRL.
+//! validity, client-authentication EKU when present, digitalSignature key usage, revocation.
+//!
+//! Revocation fails closed: a certificate whose issuer has no CRL, or whose CRL is past its nextUpdate,
+//! is refused ([`VerifyError::RevocationUnknown`], [`VerifyError::CrlExpired`]); a revoked one is refused
+//! ([`VerifyError::Revoked`]). A portal that knowingly accepts an unknown status (a test platform, an
+//! outage of the CRL distribution point) says so with [`Verifier::allow_unknown_revocation`], and the
+//! identity it gets back then carries [`Revocation::Unknown`] so that it can log each such login. The
+//! CRLs can be replaced while the verifier is in use ([`Verifier::set_crls`]): portals reload them when
+//! their files change.
+
+use std::sync::RwLock;
 
 use base64::Engine;
 use rustls::pki_types::{CertificateDer, UnixTime};
@@ -21,6 +31,14 @@ pub enum VerifyError {
     NotYetValid,
     #[error("certificate revoked")]
     Revoked,
+    /// No CRL of the certificate's issuer is loaded: nothing says the card was not revoked.
+    #[error("revocation status unknown: no CRL from {issuer} is loaded")]
+    RevocationUnknown { issuer: String },
+    /// The issuer's CRL is past its nextUpdate: a newer one may list the card.
+    #[error("revocation status unknown: the CRL of {issuer} is out of date (next update was due {next_update})")]
+    CrlExpired { issuer: String, next_update: String },
+    #[error("CRL unreadable: {0}")]
+    Crl(String),
     #[error("certificate not issued by a trusted IGC-Santé authority")]
     UnknownIssuer,
     #[error("certificate not for client authentication / digital signature")]
@@ -44,12 +62,34 @@ pub struct Token {
     pub signature: String,
 }
 
+/// What the verifier could say about a certificate's revocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Revocation {
+    /// The issuer's CRL, current, does not list the certificate.
+    #[default]
+    NotRevoked,
+    /// No current CRL of the issuer, accepted because the portal allows an unknown status: why.
+    Unknown { reason: String },
+}
+
 pub struct Verifier {
     anchors: Vec<rustls::pki_types::TrustAnchor<'static>>,
     intermediates: Vec<CertificateDer<'static>>,
-    crls: Vec<webpki::CertRevocationList<'static>>,
+    crls: RwLock<Vec<webpki::CertRevocationList<'static>>>,
+    /// Accept certificates whose revocation status is unknown (no CRL, or an out-of-date one).
+    allow_unknown_revocation: bool,
     /// The anchors as DER, for TLS servers that verify client certificates themselves.
     anchor_certs: Vec<CertificateDer<'static>>,
+}
+
+fn parse_crls(crls_der: &[Vec<u8>]) -> Result<Vec<webpki::CertRevocationList<'static>>, VerifyError> {
+    crls_der.iter().map(|d| webpki::OwnedCertRevocationList::from_der(d).map(webpki::CertRevocationList::from).map_err(|e| VerifyError::Crl(format!("{e:?}")))).collect()
+}
+
+fn unix_date(t: UnixTime) -> String {
+    let secs = i64::try_from(t.as_secs()).unwrap_or(i64::MAX);
+    x509_parser::time::ASN1Time::from_timestamp(secs).map_or_else(|_| format!("{secs} (unix)"), |d| d.to_string())
 }
 
 const ALGS: &[&dyn rustls::pki_types::SignatureVerificationAlgorithm] = &[
@@ -63,7 +103,8 @@ const ALGS: &[&dyn rustls::pki_types::SignatureVerificationAlgorithm] = &[
 
 impl Verifier {
     /// Trust anchors from PEM: the IGC-Santé roots and issuing CAs a portal accepts (every certificate of
-    /// the bundle is an anchor, so an issuing CA alone may be trusted), and optional CRLs (DER).
+    /// the bundle is an anchor, so an issuing CA alone may be trusted), and the CRLs (DER) of the issuing
+    /// CAs. A card whose issuer has no CRL here is refused, unless [`Self::allow_unknown_revocation`].
     pub fn from_pem(anchors_pem: &str, crls_der: &[Vec<u8>]) -> Result<Self, VerifyError> {
         use rustls::pki_types::pem::PemObject;
         let mut anchor_certs = Vec::new();
@@ -77,11 +118,27 @@ impl Verifier {
             .iter()
             .map(|c| webpki::anchor_from_trusted_cert(c).map(|a| a.to_owned()).map_err(|e| VerifyError::Anchors(format!("{e:?}"))))
             .collect::<Result<_, _>>()?;
-        let crls = crls_der
-            .iter()
-            .map(|d| webpki::OwnedCertRevocationList::from_der(d).map(webpki::CertRevocationList::from).map_err(|e| VerifyError::Anchors(format!("CRL: {e:?}"))))
-            .collect::<Result<_, _>>()?;
-        Ok(Self { anchors, intermediates: Vec::new(), crls, anchor_certs })
+        let crls = RwLock::new(parse_crls(crls_der)?);
+        Ok(Self { anchors, intermediates: Vec::new(), crls, allow_unknown_revocation: false, anchor_certs })
+    }
+
+    /// Accepts certificates whose revocation status is unknown (no CRL of their issuer, or a CRL past its
+    /// nextUpdate) instead of refusing them. A revoked certificate listed in a CRL is still refused. The
+    /// identities verified this way carry [`Revocation::Unknown`]: log them.
+    pub fn allow_unknown_revocation(mut self, allow: bool) -> Self {
+        self.allow_unknown_revocation = allow;
+        self
+    }
+
+    pub fn allows_unknown_revocation(&self) -> bool {
+        self.allow_unknown_revocation
+    }
+
+    /// Replaces the CRLs (a portal reloading its files). On an unreadable CRL nothing is replaced.
+    pub fn set_crls(&self, crls_der: &[Vec<u8>]) -> Result<(), VerifyError> {
+        let crls = parse_crls(crls_der)?;
+        *self.crls.write().unwrap_or_else(|e| e.into_inner()) = crls;
+        Ok(())
     }
 
     pub fn anchor_certs(&self) -> &[CertificateDer<'static>] {
@@ -94,34 +151,52 @@ impl Verifier {
     }
 
     pub fn verify_certificate_at(&self, cert_der: &[u8], now: UnixTime) -> Result<Identity, VerifyError> {
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(cert_der).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        let issuer = cert.issuer().iter_common_name().next().and_then(|a| a.as_str().ok()).map_or_else(|| cert.issuer().to_string(), str::to_owned);
         let der = CertificateDer::from(cert_der.to_vec());
         let ee = webpki::EndEntityCert::try_from(&der).map_err(|e| VerifyError::Malformed(format!("{e:?}")))?;
-        let crl_refs: Vec<&webpki::CertRevocationList> = self.crls.iter().collect();
-        let revocation = if crl_refs.is_empty() {
-            None
-        } else {
-            Some(
-                webpki::RevocationOptionsBuilder::new(&crl_refs)
-                    .map_err(|_| VerifyError::Anchors("CRL".into()))?
-                    .with_status_policy(webpki::UnknownStatusPolicy::Allow)
-                    .build(),
-            )
-        };
-        ee.verify_for_usage(ALGS, &self.anchors, &self.intermediates, now, webpki::KeyUsage::client_auth(), revocation, None).map_err(|e| match e {
+        let map = |e: webpki::Error| match e {
             webpki::Error::CertExpired { .. } => VerifyError::Expired,
             webpki::Error::CertNotValidYet { .. } => VerifyError::NotYetValid,
             webpki::Error::CertRevoked => VerifyError::Revoked,
             webpki::Error::UnknownIssuer => VerifyError::UnknownIssuer,
             webpki::Error::RequiredEkuNotFoundContext(_) => VerifyError::WrongUsage,
+            webpki::Error::UnknownRevocationStatus => VerifyError::RevocationUnknown { issuer: issuer.clone() },
+            webpki::Error::CrlExpired { next_update, .. } => VerifyError::CrlExpired { issuer: issuer.clone(), next_update: unix_date(next_update) },
             other => VerifyError::Rejected(format!("{other:?}")),
-        })?;
-        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(cert_der).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        };
+        let verify = |status: webpki::UnknownStatusPolicy, expiration: webpki::ExpirationPolicy| -> Result<(), VerifyError> {
+            let crls = self.crls.read().unwrap_or_else(|e| e.into_inner());
+            let crl_refs: Vec<&webpki::CertRevocationList> = crls.iter().collect();
+            let revocation = match webpki::RevocationOptionsBuilder::new(&crl_refs) {
+                Ok(b) => Some(b.with_status_policy(status).with_expiration_policy(expiration).build()),
+                // No CRL at all: every status is unknown.
+                Err(_) if status == webpki::UnknownStatusPolicy::Allow => None,
+                Err(_) => {
+                    // The chain first: an untrusted or expired card is refused for that reason.
+                    ee.verify_for_usage(ALGS, &self.anchors, &self.intermediates, now, webpki::KeyUsage::client_auth(), None, None).map_err(&map)?;
+                    return Err(VerifyError::RevocationUnknown { issuer: issuer.clone() });
+                }
+            };
+            ee.verify_for_usage(ALGS, &self.anchors, &self.intermediates, now, webpki::KeyUsage::client_auth(), revocation, None).map(|_| ()).map_err(&map)
+        };
+        let revocation = match verify(webpki::UnknownStatusPolicy::Deny, webpki::ExpirationPolicy::Enforce) {
+            Ok(()) => Revocation::NotRevoked,
+            Err(e @ (VerifyError::RevocationUnknown { .. } | VerifyError::CrlExpired { .. })) if self.allow_unknown_revocation => {
+                // Still refused when a CRL lists it, even an out-of-date one.
+                verify(webpki::UnknownStatusPolicy::Allow, webpki::ExpirationPolicy::Ignore)?;
+                Revocation::Unknown { reason: e.to_string() }
+            }
+            Err(e) => return Err(e),
+        };
         match cert.key_usage() {
             Ok(Some(ku)) if !ku.value.digital_signature() => return Err(VerifyError::WrongUsage),
             Err(e) => return Err(VerifyError::Malformed(e.to_string())),
             _ => {}
         }
-        identity::from_cert(&cert).ok_or_else(|| VerifyError::Malformed("no identifiant national (CN) in the subject".into()))
+        let mut identity = identity::from_cert(&cert).ok_or_else(|| VerifyError::Malformed("no identifiant national (CN) in the subject".into()))?;
+        identity.revocation = revocation;
+        Ok(identity)
     }
 
     /// Verifies a signed token for the challenge the portal issued to this session and its own origin.

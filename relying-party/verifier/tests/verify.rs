@@ -1,7 +1,11 @@
-//! The verifier on the test IGC-Santé PKI of the virtual cards (drivers/sim/pki, read as plain files).
+//! The verifier on the test IGC-Santé PKI of the virtual cards (drivers/sim/pki, read as plain files),
+//! with CRLs of the issuing CA made for each test (support/crl.rs).
+
+#[path = "support/crl.rs"]
+mod crl;
 
 use base64::Engine;
-use cpx_verifier::{IdKind, Token, VerifyError, Verifier};
+use cpx_verifier::{IdKind, Revocation, Token, VerifyError, Verifier};
 use rsa::pkcs8::DecodePrivateKey;
 use sha2::{Digest, Sha256};
 
@@ -20,23 +24,37 @@ fn anchors() -> String {
     format!("{}{}", pki!("root.pem"), pki!("ca.pem"))
 }
 
+const DAY: i64 = 24 * 3600;
+
+/// A current CRL of the issuing CA (TEST AC IGC-SANTE FORT PERSONNES) listing `revoked` certificates.
+fn ca_crl(revoked: &[&str]) -> Vec<u8> {
+    let serials: Vec<Vec<u8>> = revoked.iter().map(|pem| crl::serial_of(pem)).collect();
+    crl::crl_der(pki!("ca.pem"), pki!("ca.key.pem"), &serials, crl::now() - DAY, crl::now() + 7 * DAY)
+}
+
+/// The verifier a portal runs: the test anchors and a current CRL of the issuing CA that revokes nobody.
+fn verifier() -> Verifier {
+    Verifier::from_pem(&anchors(), &[ca_crl(&[])]).unwrap()
+}
+
 #[test]
 fn a_card_certificate_gives_the_identity() {
-    let v = Verifier::from_pem(&anchors(), &[]).unwrap();
+    let v = verifier();
     let id = v.verify_certificate(&der(pki!("dupont-auth.pem"))).unwrap();
     assert_eq!((id.national_id.as_str(), id.id_kind, id.id_number.as_str()), ("899700123456", IdKind::Rpps, "99700123456"));
     assert_eq!((id.nom.as_str(), id.prenom.as_str(), id.profession.as_deref()), ("DUPONT", "JEAN", Some("Médecin")));
     let adeli = v.verify_certificate(&der(pki!("roux-auth.pem"))).unwrap();
     assert_eq!((adeli.id_kind, adeli.profession.as_deref()), (IdKind::Adeli, Some("Masseur-Kinésithérapeute")));
+    assert_eq!(id.revocation, Revocation::NotRevoked);
 }
 
 #[test]
 fn refusals() {
-    let v = Verifier::from_pem(&anchors(), &[]).unwrap();
+    let v = verifier();
     assert_eq!(v.verify_certificate(&der(pki!("leroy-auth.pem"))), Err(VerifyError::Expired));
     assert_eq!(v.verify_certificate(&der(pki!("dupont-sign.pem"))), Err(VerifyError::WrongUsage), "the signature certificate is not for login");
     // Trusting only the root: the card sends its leaf alone, so the issuing CA must be configured too.
-    let root_only = Verifier::from_pem(pki!("root.pem"), &[]).unwrap();
+    let root_only = Verifier::from_pem(pki!("root.pem"), &[ca_crl(&[])]).unwrap();
     assert_eq!(root_only.verify_certificate(&der(pki!("dupont-auth.pem"))), Err(VerifyError::UnknownIssuer));
     // A CA certificate presented as a card certificate.
     assert!(v.verify_certificate(&der(pki!("ca.pem"))).is_err());
@@ -47,6 +65,63 @@ fn refusals() {
     let with_crl = Verifier::from_pem(&anchors(), &[crl]).unwrap();
     assert_eq!(with_crl.verify_certificate(&der(pki!("dupont-auth.pem"))), Err(VerifyError::Revoked));
     assert!(with_crl.verify_certificate(&der(pki!("martin-auth.pem"))).is_ok(), "others are not revoked");
+    let fresh = Verifier::from_pem(&anchors(), &[ca_crl(&[pki!("martin-auth.pem")])]).unwrap();
+    assert_eq!(fresh.verify_certificate(&der(pki!("martin-auth.pem"))), Err(VerifyError::Revoked));
+    assert!(matches!(Verifier::from_pem(&anchors(), &[b"not a CRL".to_vec()]), Err(VerifyError::Crl(_))));
+}
+
+#[test]
+fn an_issuer_without_a_crl_is_refused() {
+    let card = der(pki!("dupont-auth.pem"));
+    let none = Verifier::from_pem(&anchors(), &[]).unwrap();
+    assert!(matches!(none.verify_certificate(&card), Err(VerifyError::RevocationUnknown { ref issuer }) if issuer == "TEST AC IGC-SANTE FORT PERSONNES"), "{:?}", none.verify_certificate(&card));
+    // A CRL of another authority (the root's) says nothing about a card of the issuing CA.
+    let root_crl = crl::crl_der(pki!("root.pem"), pki!("root.key.pem"), &[], crl::now() - DAY, crl::now() + 7 * DAY);
+    let other = Verifier::from_pem(&anchors(), &[root_crl]).unwrap();
+    assert!(matches!(other.verify_certificate(&card), Err(VerifyError::RevocationUnknown { .. })), "{:?}", other.verify_certificate(&card));
+    // An untrusted or expired card is refused for that, not for its revocation status.
+    assert_eq!(none.verify_certificate(&der(pki!("leroy-auth.pem"))), Err(VerifyError::Expired));
+    let message = none.verify_certificate(&card).unwrap_err().to_string();
+    assert!(message.contains("revocation status unknown") && message.contains("TEST AC IGC-SANTE FORT PERSONNES"), "{message}");
+}
+
+#[test]
+fn a_crl_past_its_next_update_is_refused() {
+    let card = der(pki!("martin-auth.pem"));
+    let stale = crl::crl_der(pki!("ca.pem"), pki!("ca.key.pem"), &[], crl::now() - 30 * DAY, crl::now() - DAY);
+    let v = Verifier::from_pem(&anchors(), &[stale]).unwrap();
+    let refused = v.verify_certificate(&card);
+    assert!(matches!(refused, Err(VerifyError::CrlExpired { ref issuer, .. }) if issuer == "TEST AC IGC-SANTE FORT PERSONNES"), "{refused:?}");
+    assert!(refused.unwrap_err().to_string().contains("out of date"));
+}
+
+#[test]
+fn unknown_revocation_is_accepted_only_on_explicit_opt_in() {
+    let card = der(pki!("martin-auth.pem"));
+    let none = Verifier::from_pem(&anchors(), &[]).unwrap().allow_unknown_revocation(true);
+    assert!(none.allows_unknown_revocation());
+    let id = none.verify_certificate(&card).unwrap();
+    assert!(matches!(&id.revocation, Revocation::Unknown { reason } if reason.contains("no CRL")), "{:?}", id.revocation);
+    let stale = crl::crl_der(pki!("ca.pem"), pki!("ca.key.pem"), &[crl::serial_of(pki!("dupont-auth.pem"))], crl::now() - 30 * DAY, crl::now() - DAY);
+    let lax = Verifier::from_pem(&anchors(), &[stale]).unwrap().allow_unknown_revocation(true);
+    assert!(matches!(lax.verify_certificate(&card).unwrap().revocation, Revocation::Unknown { .. }));
+    // Listed in a CRL, even an out-of-date one: still refused.
+    assert_eq!(lax.verify_certificate(&der(pki!("dupont-auth.pem"))), Err(VerifyError::Revoked));
+    // The opt-in does not make the other checks lax.
+    assert_eq!(none.verify_certificate(&der(pki!("leroy-auth.pem"))), Err(VerifyError::Expired));
+}
+
+#[test]
+fn crls_are_replaced_while_in_use() {
+    let card = der(pki!("martin-auth.pem"));
+    let v = verifier();
+    assert!(v.verify_certificate(&card).is_ok());
+    v.set_crls(&[ca_crl(&[pki!("martin-auth.pem")])]).unwrap();
+    assert_eq!(v.verify_certificate(&card), Err(VerifyError::Revoked), "the new CRL is in force");
+    assert!(v.set_crls(&[b"garbage".to_vec()]).is_err());
+    assert_eq!(v.verify_certificate(&card), Err(VerifyError::Revoked), "an unreadable CRL does not replace the one in force");
+    v.set_crls(&[]).unwrap();
+    assert!(matches!(v.verify_certificate(&card), Err(VerifyError::RevocationUnknown { .. })));
 }
 
 fn token(key_pem: &str, cert_pem: &str, origin: &str, challenge: &str, pss: bool) -> Token {
@@ -63,7 +138,7 @@ fn token(key_pem: &str, cert_pem: &str, origin: &str, challenge: &str, pss: bool
 
 #[test]
 fn signed_tokens_are_bound_to_origin_and_challenge() {
-    let v = Verifier::from_pem(&anchors(), &[]).unwrap();
+    let v = verifier();
     for pss in [false, true] {
         let t = token(pki!("martin-auth.key.pem"), pki!("martin-auth.pem"), "https://a.fr", "challenge-1", pss);
         assert_eq!(v.verify_token(&t, "https://a.fr", "challenge-1").unwrap().nom, "MARTIN");
