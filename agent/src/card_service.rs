@@ -45,7 +45,9 @@ impl CardService {
         readers.sort_by(|a, b| a.name.cmp(&b.name));
         let mut cards = Vec::new();
         let mut last_problem = None;
-        for r in readers.iter().filter(|r| r.state == cpx_pcsc::SlotState::Present) {
+        // A card another program holds exclusively is tried too: it answers "in use" (CARD_IN_USE), which
+        // says more than "no CPx card".
+        for r in readers.iter().filter(|r| matches!(r.state, cpx_pcsc::SlotState::Present | cpx_pcsc::SlotState::Exclusive)) {
             match scan::open_card(&r.name, self.card_timeout, &self.cache) {
                 Ok(card) => cards.push(card),
                 Err(e) => last_problem = Some(e),

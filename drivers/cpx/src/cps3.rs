@@ -97,9 +97,8 @@ impl CpxCard for Cps3 {
         signature_outcome("INTERNAL AUTHENTICATE", r, modulus)
     }
 
-    fn end_session(&mut self) -> Result<(), CardError> {
-        self.card.transport.reset()?;
-        self.pin_df_selected = true;
-        Ok(())
+    fn end_session(&mut self) {
+        // A reset selects the MF: the PIN's DF when the PIN is global.
+        self.pin_df_selected = self.pin().is_ok_and(|p| p.path.as_deref().is_none_or(|path| path == [0x3F, 0x00]));
     }
 }

@@ -101,9 +101,8 @@ impl CpxCard for Cps4 {
         signature_outcome("PSO COMPUTE DIGITAL SIGNATURE", r, modulus)
     }
 
-    fn end_session(&mut self) -> Result<(), CardError> {
+    fn end_session(&mut self) {
+        // A reset closes every logical channel.
         self.channel = None;
-        self.card.transport.reset()?;
-        Ok(())
     }
 }
