@@ -247,8 +247,25 @@ impl Connection {
         }
     }
 
-    /// One command and the GET RESPONSEs (or the resend with the right Le) its answer calls for.
+    /// One command and the GET RESPONSEs its answer calls for; once again if another program's APDU
+    /// took the answer waiting for GET RESPONSE (`69 85`): pcsc-lite checks a command against the
+    /// transaction lock before it waits for the reader, so one APDU sent just before our transaction
+    /// began can still reach the card inside it. Never for a command carrying a secret (VERIFY).
     fn exchange(&mut self, cmd: &Command) -> Result<Response, PcscError> {
+        let resp = self.exchange_once(cmd)?;
+        match resp {
+            Exchanged::Answer(resp) => Ok(resp),
+            Exchanged::AnswerLost(resp) if cmd.carries_secret() => Ok(resp),
+            Exchanged::AnswerLost(_) => {
+                tracing::debug!(reader = %self.reader, ins = cmd.ins, "GET RESPONSE found nothing waiting: command sent again");
+                Ok(match self.exchange_once(cmd)? {
+                    Exchanged::Answer(r) | Exchanged::AnswerLost(r) => r,
+                })
+            }
+        }
+    }
+
+    fn exchange_once(&mut self, cmd: &Command) -> Result<Exchanged, PcscError> {
         let mut resp = self.raw(cmd)?;
         // Header and status only: command data may be a PIN, a digest to sign or a cryptogram.
         tracing::trace!(reader = %self.reader, cla = cmd.cla, ins = cmd.ins, p1 = cmd.p1, p2 = cmd.p2, lc = cmd.data.len(), sw = %resp.sw, "apdu");
@@ -265,11 +282,26 @@ impl Connection {
                 return Err(PcscError::BadResponse { detail: "endless 61xx chain".into() });
             }
             let more = self.raw(&Command::new(cmd.channel(), 0xC0, 0, 0).with_le(resp.sw.sw2()))?;
+            if more.sw == ANSWER_GONE {
+                return Ok(Exchanged::AnswerLost(more));
+            }
             resp.data.extend_from_slice(&more.data);
             resp.sw = more.sw;
         }
-        Ok(resp)
+        Ok(Exchanged::Answer(resp))
     }
+}
+
+/// How long a new transaction leaves for other programs' commands already on their way to the card.
+const SETTLE: Duration = Duration::from_millis(2);
+
+/// What GET RESPONSE answers when no answer is waiting (conditions of use not satisfied).
+const ANSWER_GONE: crate::StatusWord = crate::StatusWord(0x6985);
+
+enum Exchanged {
+    Answer(Response),
+    /// A GET RESPONSE found no answer waiting: another APDU reached the card in between.
+    AnswerLost(Response),
 }
 
 /// At most this many GET RESPONSE rounds for one command (a card that keeps answering `61xx` is broken).
@@ -412,6 +444,11 @@ fn in_transaction(card: &mut pcsc::Card, inbox: &Receiver<Job>, begin: Reply<()>
             return AfterTransaction::Continue;
         }
     };
+    // pcsc-lite checks a command against the transaction lock before the command waits for the reader:
+    // another program's command that passed that check just before the lock was ours can still reach
+    // the card now. Let such commands through before ours, so that none lands after a VERIFY or between
+    // a command and its GET RESPONSE.
+    thread::sleep(SETTLE);
     let _ = begin.send(Ok(()));
     loop {
         match inbox.recv() {
@@ -447,6 +484,11 @@ mod tests {
     /// A connection whose thread is a script: what it was asked is recorded; GET DATA answers `61 04`
     /// and its GET RESPONSE the data; a reset at the end of a transaction fails when `reset_fails`.
     fn scripted(reset_fails: bool) -> (Connection, Arc<Mutex<Vec<String>>>) {
+        scripted_losing(reset_fails, 0)
+    }
+
+    /// Same, with the first `lost` GET RESPONSEs finding no answer waiting (`69 85`).
+    fn scripted_losing(reset_fails: bool, mut lost: usize) -> (Connection, Arc<Mutex<Vec<String>>>) {
         let (jobs, inbox) = mpsc::channel::<Job>();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
@@ -456,7 +498,14 @@ mod tests {
                 match job {
                     Job::Transmit(apdu, reply) => {
                         log.push(format!("transmit {:02X}", apdu[1]));
-                        let answer = if apdu[1] == 0xC0 { vec![1, 2, 3, 4, 0x90, 0x00] } else { vec![0x61, 0x04] };
+                        let answer = match apdu[1] {
+                            0xC0 if lost > 0 => {
+                                lost -= 1;
+                                vec![0x69, 0x85]
+                            }
+                            0xC0 => vec![1, 2, 3, 4, 0x90, 0x00],
+                            _ => vec![0x61, 0x04],
+                        };
                         let _ = reply.send(Ok(answer));
                     }
                     Job::Begin(reply) => {
@@ -489,6 +538,19 @@ mod tests {
         assert_eq!((r.data.as_slice(), r.sw), (&[1u8, 2, 3, 4][..], crate::StatusWord::OK));
         assert_eq!(log(&seen), ["begin", "transmit CB", "transmit C0", "end Leave"]);
         assert_eq!(c.apdu_count(), 2);
+    }
+
+    #[test]
+    fn an_answer_taken_by_another_program_is_asked_again_except_for_a_verify() {
+        let (mut c, seen) = scripted_losing(false, 1);
+        let r = c.transmit(&Command::new(0, 0xCB, 0x3F, 0xFF).with_data([0x4D, 0])).unwrap();
+        assert_eq!(r.data.as_slice(), [1, 2, 3, 4]);
+        assert_eq!(log(&seen), ["begin", "transmit CB", "transmit C0", "transmit CB", "transmit C0", "end Leave"]);
+
+        let (mut c, seen) = scripted_losing(false, 1);
+        let r = c.transmit(&Command::new(0, 0x20, 0, 1).with_data(*b"1234")).unwrap();
+        assert_eq!(r.sw, crate::StatusWord(0x6985), "the code porteur is never sent twice");
+        assert_eq!(log(&seen), ["begin", "transmit 20", "transmit C0", "end Leave"]);
     }
 
     #[test]
