@@ -77,33 +77,34 @@ mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
 
-    fn recorder() -> (Arc<Mutex<Vec<Disposition>>>, impl FnOnce(Disposition) -> Result<(), PcscError> + Send + 'static) {
-        let seen = Arc::new(Mutex::new(Vec::new()));
+    type Seen = Arc<Mutex<Vec<Disposition>>>;
+
+    /// A transaction whose end is recorded.
+    fn recorded() -> (Seen, Transaction) {
+        let seen = Seen::default();
         let s = seen.clone();
-        (seen, move |d| {
+        (seen, Transaction::new(move |d| {
             s.lock().unwrap().push(d);
             Ok(())
-        })
+        }))
     }
 
     #[test]
     fn ends_once_with_the_disposition_chosen() {
-        let (seen, end) = recorder();
-        let mut tx = Transaction::new(end);
+        let (seen, mut tx) = recorded();
         tx.reset_on_end();
         tx.end().unwrap();
         assert_eq!(*seen.lock().unwrap(), [Disposition::Reset]);
 
-        let (seen, end) = recorder();
-        drop(Transaction::new(end));
+        let (seen, tx) = recorded();
+        drop(tx);
         assert_eq!(*seen.lock().unwrap(), [Disposition::Leave]);
     }
 
     #[test]
     fn a_panic_inside_still_resets() {
-        let (seen, end) = recorder();
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut tx = Transaction::new(end);
+        let (seen, mut tx) = recorded();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
             tx.reset_on_end();
             panic!("session stopped half-way");
         }));
