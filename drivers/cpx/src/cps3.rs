@@ -55,6 +55,8 @@ impl CpxCard for Cps3 {
 
     fn pin_status(&mut self) -> Result<Option<PinStatus>, CardError> {
         let Some(reference) = self.card.layout.pin.as_ref().map(|p| p.reference) else { return Ok(None) };
+        // Selection and GET DATA in one transaction: no other program selects elsewhere in between.
+        let _reading = self.card.transport.transaction()?;
         self.select_pin_df()?;
         // GET DATA, header list 4D { 70 { BF 81 <ref> { A0 (all) } } }: the CHV's DOCP with 9A/9B.
         let header = [0x4D, 0x08, 0x70, 0x06, 0xBF, 0x81, reference, 0x02, 0xA0, 0x80];

@@ -68,6 +68,8 @@ impl CpxCard for Cps4 {
             return Ok(None);
         }
         let reference = self.pin_reference()?;
+        // Channel, selection and the query in one transaction.
+        let _reading = self.card.transport.transaction()?;
         let cla = self.chipdoc()?;
         let r = iso::send(self.card.transport.as_mut(), &Command::new(cla, 0x20, 0x00, reference))?;
         let tries_left = match r.sw.0 {
