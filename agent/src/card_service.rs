@@ -37,7 +37,7 @@ impl CardService {
 
     /// The CPx cards present, opened (other cards are skipped).
     pub fn cpx_cards(&self) -> Result<Vec<Box<dyn CpxCard>>, ApiError> {
-        let ctx = pcsc::Context::establish(pcsc::Scope::User).map_err(|e| ApiError::from(&cpx_card::CardError::Pcsc(cpx_pcsc::PcscError::from_pcsc(e, None))))?;
+        let ctx = cpx_pcsc::Context::establish().map_err(|e| ApiError::from(&cpx_card::CardError::Pcsc(e)))?;
         let mut readers = cpx_pcsc::list_readers(&ctx).map_err(|e| ApiError::from(&cpx_card::CardError::Pcsc(e)))?;
         if readers.is_empty() {
             return Err(ApiError::new(Code::NoReader, 503));

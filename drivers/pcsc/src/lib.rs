@@ -22,5 +22,5 @@ pub use apdu::{Command, Response, StatusWord};
 pub use connection::{Connection, ConnectionOptions, Protocol, Transport};
 pub use error::PcscError;
 pub use monitor::{Monitor, MonitorEvent};
-pub use readers::{list_readers, ReaderInfo, SlotState};
+pub use readers::{list_readers, Context, ReaderInfo, SlotState};
 pub use transaction::{Disposition, Transaction};
