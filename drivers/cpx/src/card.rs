@@ -127,8 +127,10 @@ pub trait CpxCard: Send {
             // A failed reset outweighs anything else (the card may be left verified), except a wrong or
             // blocked code porteur: then it is not verified, and the tries left are what the user needs.
             (Err(e @ (CardError::WrongPin { .. } | CardError::PinBlocked)), _) => Err(e),
-            (_, Err(e)) => Err(e.into()),
-            (result, Ok(())) => result,
+            (_, Err(e)) if reset => Err(e.into()),
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(e)) => Err(e.into()),
+            (Ok(signature), Ok(())) => Ok(signature),
         }
     }
 }
