@@ -37,7 +37,7 @@ impl CardService {
 
     /// The CPx cards present, opened (other cards are skipped).
     pub fn cpx_cards(&self) -> Result<Vec<Box<dyn CpxCard>>, ApiError> {
-        let ctx = pcsc::Context::establish(pcsc::Scope::User).map_err(|e| ApiError::from(&cpx_card::CardError::Pcsc(cpx_pcsc::PcscError::from_pcsc(e, None))))?;
+        let ctx = cpx_pcsc::Context::establish().map_err(|e| ApiError::from(&cpx_card::CardError::Pcsc(e)))?;
         let mut readers = cpx_pcsc::list_readers(&ctx).map_err(|e| ApiError::from(&cpx_card::CardError::Pcsc(e)))?;
         if readers.is_empty() {
             return Err(ApiError::new(Code::NoReader, 503));
@@ -45,7 +45,9 @@ impl CardService {
         readers.sort_by(|a, b| a.name.cmp(&b.name));
         let mut cards = Vec::new();
         let mut last_problem = None;
-        for r in readers.iter().filter(|r| r.state == cpx_pcsc::SlotState::Present) {
+        // A card another program holds exclusively is tried too: it answers "in use" (CARD_IN_USE), which
+        // says more than "no CPx card".
+        for r in readers.iter().filter(|r| matches!(r.state, cpx_pcsc::SlotState::Present | cpx_pcsc::SlotState::Exclusive)) {
             match scan::open_card_with_atr(&r.name, Some(&r.atr), self.card_timeout, &self.cache) {
                 Ok(card) => cards.push(card),
                 Err(e) => last_problem = Some(e),

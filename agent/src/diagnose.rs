@@ -97,7 +97,7 @@ pub fn run(opts: &Options) -> Vec<Check> {
 }
 
 fn card_checks(opts: &Options, checks: &mut Vec<Check>) {
-    let ctx = match pcsc::Context::establish(pcsc::Scope::User) {
+    let ctx = match cpx_pcsc::Context::establish() {
         Ok(c) => c,
         Err(e) => return checks.push(Check::bad("pcsc_service", Verdict::Fail, Code::PcscServiceStopped, format!("SCardEstablishContext: {e}"))),
     };

@@ -292,16 +292,12 @@ async fn shutdown() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-fn context() -> Result<pcsc::Context, PcscError> {
-    pcsc::Context::establish(pcsc::Scope::User).map_err(|e| PcscError::from_pcsc(e, None))
-}
-
 fn options(g: &Global, with_pin: bool) -> ScanOptions {
     ScanOptions { timeout: Duration::from_millis(g.card_timeout), with_pin, reader: g.reader.clone() }
 }
 
 fn run_scan(g: &Global, cache: &CertCache, detailed: bool) -> ExitCode {
-    let reports = context().and_then(|ctx| scan::scan(&ctx, cache, &options(g, detailed)));
+    let reports = cpx_pcsc::Context::establish().and_then(|ctx| scan::scan(&ctx, cache, &options(g, detailed)));
     let reports = match reports {
         Ok(r) => r,
         Err(e) => return service_error(g, &e),

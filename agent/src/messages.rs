@@ -481,6 +481,9 @@ impl From<&PcscError> for Code {
             PcscError::Timeout { .. } => Code::CardTimeout,
             PcscError::BadResponse { .. } | PcscError::BadCommand { .. } => Code::CardMalformed,
             PcscError::ProtocolMismatch | PcscError::Communication { .. } | PcscError::Cancelled | PcscError::Other { .. } => Code::CardCommunication,
+            // The card could not be reset after the code porteur: the connection is dropped, the next
+            // request connects again (and resets it).
+            PcscError::ResetFailed { .. } => Code::CardCommunication,
         }
     }
 }

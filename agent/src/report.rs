@@ -34,7 +34,7 @@ pub fn gather_with(opts: &Options, cache: &CertCache, include: Include) -> Strin
     let checks = diagnose::run(opts);
     let mut identities = Vec::new();
     let scan_options = ScanOptions { timeout: opts.timeout, with_pin: false, reader: opts.reader.clone() };
-    if let Ok(ctx) = pcsc::Context::establish(pcsc::Scope::User) {
+    if let Ok(ctx) = cpx_pcsc::Context::establish() {
         for card in scan::scan(&ctx, cache, &scan_options).unwrap_or_default().iter().filter_map(|r| r.card.as_ref()) {
             let id = &card.identity;
             identities.extend([id.national_id.clone(), id.nom.clone(), id.prenom.clone(), id.display_name()]);

@@ -102,7 +102,7 @@ pub fn failed_state(e: &CardError, code: Code) -> SlotState {
 }
 
 /// Scans the readers. A stopped PC/SC service is an error; no reader is an empty list.
-pub fn scan(ctx: &pcsc::Context, cache: &CertCache, options: &ScanOptions) -> Result<Vec<ReaderReport>, PcscError> {
+pub fn scan(ctx: &cpx_pcsc::Context, cache: &CertCache, options: &ScanOptions) -> Result<Vec<ReaderReport>, PcscError> {
     let mut readers = cpx_pcsc::list_readers(ctx)?;
     readers.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(readers

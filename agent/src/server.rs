@@ -191,7 +191,7 @@ async fn status(agent: &Agent, has_origin: bool, holder: bool, cors: Option<&str
     let cards = agent.cards.clone();
     let options = ScanOptions { timeout: cards.card_timeout, with_pin: true, reader: None };
     let scanned = tokio::task::spawn_blocking(move || {
-        let ctx = pcsc::Context::establish(pcsc::Scope::User).map_err(|e| cpx_pcsc::PcscError::from_pcsc(e, None))?;
+        let ctx = cpx_pcsc::Context::establish()?;
         scan::scan(&ctx, &cards.cache, &options)
     })
     .await;

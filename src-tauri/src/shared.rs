@@ -30,8 +30,7 @@ impl Shared {
     /// Scans the readers now (card type, holder, tries left).
     pub fn scan(&self) -> Result<Vec<ReaderReport>, Code> {
         let options = ScanOptions { timeout: self.card_timeout, with_pin: true, reader: None };
-        pcsc::Context::establish(pcsc::Scope::User)
-            .map_err(|e| cpx_pcsc::PcscError::from_pcsc(e, None))
+        cpx_pcsc::Context::establish()
             .and_then(|ctx| scan::scan(&ctx, &self.agent.cards.cache, &options))
             .map_err(|e| Code::from(&e))
     }

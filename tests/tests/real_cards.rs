@@ -180,7 +180,7 @@ fn a_cps4_offering_t0_and_t1_is_connected_in_t0() {
     let reader = stack().reader();
     let _card = insert("cps4", &reader);
     // The ATR as PC/SC reports it, before any connection (a first connection fixes the protocol).
-    let ctx = pcsc::Context::establish(pcsc::Scope::User).expect("PC/SC");
+    let ctx = cpx_pcsc::Context::establish().expect("PC/SC");
     let atr = cpx_pcsc::list_readers(&ctx).expect("readers").into_iter().find(|r| r.name == reader.name).expect("the reader").atr;
     assert_eq!(cpx_card::atr::parse(&atr).protocols, vec![0, 1], "the CPS4 offers T=0 and T=1");
     let wanted = cpx_card::atr::protocol_for(&atr);

@@ -78,8 +78,9 @@ pub trait CpxCard: Send {
     fn sign(&mut self, scheme: SignScheme, digest: &[u8]) -> Result<Vec<u8>, CardError>;
     /// The schemes this card's authentication key can produce, preferred first.
     fn schemes(&self) -> &'static [SignScheme];
-    /// Forgets the security state (verified code porteur) by resetting the card.
-    fn end_session(&mut self) -> Result<(), CardError>;
+    /// Forgets what the driver assumed about the card's state (selected DF, open logical channel): called
+    /// once the card was reset at the end of a session.
+    fn end_session(&mut self);
 
     /// The authentication certificate (DER).
     fn certificate(&self) -> &[u8] {
@@ -92,7 +93,10 @@ pub trait CpxCard: Send {
     }
 
     /// The whole card login step, in one PC/SC transaction: tries left (a blocked card gets no VERIFY),
-    /// VERIFY, signature, then the card is reset so the code porteur does not stay verified.
+    /// VERIFY, signature. From the VERIFY on, the transaction ends with a reset of the card: no other
+    /// program waiting for the card can get it while the code porteur is verified. A reset that fails is
+    /// an error ([`cpx_pcsc::PcscError::ResetFailed`]), even after a signature, and the connection must be
+    /// made again.
     fn authenticate(&mut self, pin: &Pin, scheme: SignScheme, digest: &[u8]) -> Result<Vec<u8>, CardError> {
         if digest.len() != scheme.digest_len() {
             return Err(CardError::Unsupported { what: format!("digest of {} bytes for {scheme:?}", digest.len()) });
@@ -100,30 +104,41 @@ pub trait CpxCard: Send {
         if !self.schemes().contains(&scheme) {
             return Err(CardError::Unsupported { what: format!("{scheme:?} on this card") });
         }
-        self.transport().begin_transaction()?;
+        let mut session = self.transport().transaction()?;
         let result = (|| {
             match self.pin_status()? {
                 None => return Err(CardError::Unsupported { what: "no code porteur on this interface".into() }),
                 Some(s) if s.blocked() => return Err(CardError::PinBlocked),
                 Some(_) => {}
             }
+            session.reset_on_end();
             self.verify_pin(pin)?;
             self.sign(scheme, digest)
         })();
-        let _ = self.transport().end_transaction();
-        let reset = self.end_session();
-        let sig = result?;
-        reset?;
-        Ok(sig)
+        let reset = session.disposition() == cpx_pcsc::Disposition::Reset;
+        let ended = session.end();
+        if reset {
+            self.end_session();
+        }
+        match (result, ended) {
+            // A failed reset outweighs anything else (the card may be left verified), except a wrong or
+            // blocked code porteur: then it is not verified, and the tries left are what the user needs.
+            (Err(e @ (CardError::WrongPin { .. } | CardError::PinBlocked)), _) => Err(e),
+            (_, Err(e)) if reset => Err(e.into()),
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(e)) => Err(e.into()),
+            (Ok(signature), Ok(())) => Ok(signature),
+        }
     }
 }
 
 /// Recognises the card behind `transport` and returns its driver, ready (identity known).
 pub fn open(mut transport: Box<dyn Transport>, atr: &[u8], cache: &CertCache) -> Result<Box<dyn CpxCard>, CardError> {
-    transport.begin_transaction()?;
+    let reading = transport.transaction()?;
     let opened = crate::open::identify(transport.as_mut(), atr, cache);
-    let _ = transport.end_transaction();
+    let ended = reading.end();
     let (info, layout) = opened?;
+    ended?;
     let identity = identity::from_certificate(&layout.cert_der).map_err(|e| e.after_recognition(Some(info.generation)))?;
     let opened = Opened { transport, info, layout, identity };
     Ok(match opened.info.generation {

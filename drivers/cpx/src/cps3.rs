@@ -39,8 +39,7 @@ impl Cps3 {
         let path = self.pin()?.path.clone().unwrap_or_else(Pkcs15Path::none);
         let t = self.card.transport.as_mut();
         let r = match &path.file {
-            // No DF named (or only an AID) for a global code porteur: the MF, where its CHV object is.
-            ObjectPath::None if path.aid.is_none() || !local => iso::send(t, &Command::new(0x00, 0xA4, 0x09, 0x0C).with_data([0x3F, 0x00]))?,
+            _ if pin_df_is_mf(&path, local) => iso::send(t, &Command::new(0x00, 0xA4, 0x09, 0x0C).with_data([0x3F, 0x00]))?,
             ObjectPath::Absolute(fids) => iso::send(t, &Command::new(0x00, 0xA4, 0x09, 0x0C).with_data([&[0x3F, 0x00][..], &ObjectPath::fid_bytes(fids)].concat()))?,
             ObjectPath::None | ObjectPath::Relative(_) => {
                 let aid = path.aid.clone().unwrap_or_else(|| self.card.layout.app_aid.clone());
@@ -59,6 +58,16 @@ impl Cps3 {
     }
 }
 
+/// Whether the PIN's DF is the MF: no DF named (or only an AID) for a global code porteur — the MF holds
+/// its CHV object — or the MF's own path.
+fn pin_df_is_mf(path: &Pkcs15Path, local: bool) -> bool {
+    match &path.file {
+        ObjectPath::None => path.aid.is_none() || !local,
+        ObjectPath::Absolute(fids) => fids.is_empty(),
+        ObjectPath::Relative(_) => false,
+    }
+}
+
 impl CpxCard for Cps3 {
     fn opened(&self) -> &Opened {
         &self.card
@@ -72,6 +81,8 @@ impl CpxCard for Cps3 {
 
     fn pin_status(&mut self) -> Result<Option<PinStatus>, CardError> {
         let Some(reference) = self.card.layout.pin.as_ref().map(|p| p.reference) else { return Ok(None) };
+        // Selection and GET DATA in one transaction: no other program selects elsewhere in between.
+        let _reading = self.card.transport.transaction()?;
         self.select_pin_df()?;
         // GET DATA, header list 4D { 70 { BF 81 <ref> { A0 (all) } } }: the CHV's DOCP with 9A/9B.
         let header = [0x4D, 0x08, 0x70, 0x06, 0xBF, 0x81, reference, 0x02, 0xA0, 0x80];
@@ -114,9 +125,8 @@ impl CpxCard for Cps3 {
         signature_outcome("INTERNAL AUTHENTICATE", r, modulus)
     }
 
-    fn end_session(&mut self) -> Result<(), CardError> {
-        self.card.transport.reset()?;
-        self.pin_df_selected = true;
-        Ok(())
+    fn end_session(&mut self) {
+        // A reset selects the MF: the PIN's DF when the PIN is global.
+        self.pin_df_selected = self.pin().is_ok_and(|p| pin_df_is_mf(p.path.as_ref().unwrap_or(&Pkcs15Path::none()), p.local));
     }
 }

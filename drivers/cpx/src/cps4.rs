@@ -101,7 +101,9 @@ impl CpxCard for Cps4 {
             return Ok(None);
         }
         let reference = self.pin_reference()?;
-        // A VERIFY without data presents no code porteur: it may be sent again after a recovery.
+        // Channel, selection and the query in one transaction. A VERIFY without data presents no code
+        // porteur: it may be sent again after a recovery.
+        let _reading = self.card.transport.transaction()?;
         let tries_left = self.recovering(|me| {
             let cla = me.chipdoc()?;
             let r = iso::send(me.card.transport.as_mut(), &Command::new(cla, 0x20, 0x00, reference))?;
@@ -140,10 +142,9 @@ impl CpxCard for Cps4 {
         })
     }
 
-    fn end_session(&mut self) -> Result<(), CardError> {
+    fn end_session(&mut self) {
+        // A reset closes every logical channel.
         self.channel = None;
-        self.card.transport.reset()?;
-        Ok(())
     }
 }
 
@@ -156,7 +157,7 @@ mod tests {
     use crate::identity::{IdKind, Identity};
     use crate::path::Pkcs15Path;
     use crate::pkcs15::{KeyInfo, PinInfo, AID_CHIPDOC};
-    use cpx_pcsc::{PcscError, Response};
+    use cpx_pcsc::{PcscError, Response, Transaction};
     use std::sync::{Arc, Mutex};
 
     /// A ChipDoc that answers `69 85` to the commands listed in `fail_once` the first time each is sent,
@@ -183,14 +184,8 @@ mod tests {
                 _ => ok(Vec::new()),
             }
         }
-        fn begin_transaction(&mut self) -> Result<(), PcscError> {
-            Ok(())
-        }
-        fn end_transaction(&mut self) -> Result<(), PcscError> {
-            Ok(())
-        }
-        fn reset(&mut self) -> Result<(), PcscError> {
-            Ok(())
+        fn transaction(&mut self) -> Result<Transaction, PcscError> {
+            Ok(Transaction::new(|_| Ok(())))
         }
         fn apdu_count(&self) -> u64 {
             self.log.lock().unwrap().len() as u64

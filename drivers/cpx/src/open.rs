@@ -358,7 +358,7 @@ mod tests {
             cmd.to_bytes()?;
             self.log.push(cmd.clone());
             Ok(match (cmd.ins, cmd.p1) {
-                (0xA4, 0x04) => match self.apps.get(&cmd.data).cloned() {
+                (0xA4, 0x04) => match self.apps.get(cmd.data.as_slice()).cloned() {
                     Some(df) => self.select(df),
                     None => Response { data: Vec::new(), sw: StatusWord(0x6A82) },
                 },
@@ -383,14 +383,8 @@ mod tests {
                 _ => Response { data: Vec::new(), sw: StatusWord(0x6A82) },
             })
         }
-        fn begin_transaction(&mut self) -> Result<(), PcscError> {
-            Ok(())
-        }
-        fn end_transaction(&mut self) -> Result<(), PcscError> {
-            Ok(())
-        }
-        fn reset(&mut self) -> Result<(), PcscError> {
-            Ok(())
+        fn transaction(&mut self) -> Result<cpx_pcsc::Transaction, PcscError> {
+            Ok(cpx_pcsc::Transaction::new(|_| Ok(())))
         }
         fn apdu_count(&self) -> u64 {
             self.log.len() as u64
@@ -431,8 +425,8 @@ mod tests {
         assert_eq!(content, b"in the application DF");
         drop(files);
         // 3F00 + A001 was sent once, for the absolute path; the relative ones went by file id.
-        let from_mf = card.log.iter().filter(|c| c.ins == 0xA4 && c.data == [0x3F, 0x00, 0xA0, 0x01]).count();
-        let by_fid = card.log.iter().filter(|c| c.ins == 0xA4 && c.p1 == 0x02 && c.data == [0xA0, 0x01]).count();
+        let from_mf = card.log.iter().filter(|c| c.ins == 0xA4 && c.data.as_slice() == [0x3F, 0x00, 0xA0, 0x01]).count();
+        let by_fid = card.log.iter().filter(|c| c.ins == 0xA4 && c.p1 == 0x02 && c.data.as_slice() == [0xA0, 0x01]).count();
         assert_eq!((from_mf, by_fid), (1, 3));
     }
 

@@ -2,25 +2,28 @@
 
 use std::fmt;
 
+use zeroize::Zeroizing;
+
 use crate::error::PcscError;
 
-/// A command APDU. `le` is the expected response length (`Some(0)` means "up to 256 bytes").
+/// A command APDU. `le` is the expected response length (`Some(0)` means "up to 256 bytes"). The data
+/// is wiped when the command is dropped: a VERIFY carries the code porteur.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Command {
     pub cla: u8,
     pub ins: u8,
     pub p1: u8,
     pub p2: u8,
-    pub data: Vec<u8>,
+    pub data: Zeroizing<Vec<u8>>,
     pub le: Option<u8>,
 }
 
 impl Command {
     pub fn new(cla: u8, ins: u8, p1: u8, p2: u8) -> Self {
-        Self { cla, ins, p1, p2, data: Vec::new(), le: None }
+        Self { cla, ins, p1, p2, data: Zeroizing::new(Vec::new()), le: None }
     }
     pub fn with_data(mut self, data: impl Into<Vec<u8>>) -> Self {
-        self.data = data.into();
+        self.data = Zeroizing::new(data.into());
         self
     }
     pub fn with_le(mut self, le: u8) -> Self {

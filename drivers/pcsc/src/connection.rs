@@ -1,14 +1,25 @@
 //! A connected card: every call runs on the connection's own thread and is given up after a timeout, so a
 //! mute card or a wedged reader driver can never hang the caller. T=0 response chaining is resolved here:
 //! `61xx` is followed by GET RESPONSE on the same logical channel, `6Cxx` resends with the right Le.
+//!
+//! Every exchange with the card runs inside a PC/SC transaction, so that no other program's APDU lands
+//! between a command and its GET RESPONSE: a [`Transaction`] the caller holds, or else one opened for
+//! that single command. Transactions nest (the outermost one is the PC/SC one). One that ends with
+//! [`Disposition::Reset`] resets the card before letting it go; if that reset fails, the connection is
+//! poisoned ([`PcscError::ResetFailed`] for every further call) and resets the card as it disconnects.
+
 
 use std::ffi::CString;
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Duration;
 
+use zeroize::Zeroizing;
+
 use crate::apdu::{Command, Response};
 use crate::error::PcscError;
+use crate::transaction::{Disposition, Transaction};
 
 /// The transmission protocol negotiated with the card.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -20,13 +31,12 @@ pub enum Protocol {
 
 /// What the card drivers need from a connected card. [`Connection`] is the PC/SC one; unit tests use scripted ones.
 pub trait Transport: Send {
-    /// Sends one command and returns the complete answer (T=0 chaining already resolved).
+    /// Sends one command and returns the complete answer (T=0 chaining already resolved). Outside a
+    /// transaction, the command and its GET RESPONSEs run in one of their own.
     fn transmit(&mut self, cmd: &Command) -> Result<Response, PcscError>;
-    /// Starts a PC/SC transaction: no other program's APDUs are interleaved until [`Transport::end_transaction`].
-    fn begin_transaction(&mut self) -> Result<(), PcscError>;
-    fn end_transaction(&mut self) -> Result<(), PcscError>;
-    /// Resets the card (security state, selections and logical channels), keeping the connection.
-    fn reset(&mut self) -> Result<(), PcscError>;
+    /// Begins a PC/SC transaction, or joins the one in progress: no other program's APDUs are
+    /// interleaved until the last guard ends. The card is reset at the end if any guard asked for it.
+    fn transaction(&mut self) -> Result<Transaction, PcscError>;
     /// APDUs sent since the connection was made, GET RESPONSEs included.
     fn apdu_count(&self) -> u64;
 }
@@ -49,11 +59,120 @@ impl Default for ConnectionOptions {
 type Reply<T> = Sender<Result<T, PcscError>>;
 
 enum Job {
-    Transmit(Vec<u8>, Reply<Vec<u8>>),
+    /// An encoded APDU (it may hold the code porteur: zeroized once sent).
+    Transmit(Zeroizing<Vec<u8>>, Reply<Vec<u8>>),
     Begin(Reply<()>),
-    End(Reply<()>),
-    Reset(Reply<()>),
-    Disconnect(Reply<()>),
+    End(Disposition, Reply<()>),
+    Disconnect(Disposition, Reply<()>),
+}
+
+fn pcsc_disposition(d: Disposition) -> pcsc::Disposition {
+    match d {
+        Disposition::Leave => pcsc::Disposition::LeaveCard,
+        Disposition::Reset => pcsc::Disposition::ResetCard,
+    }
+}
+
+/// The caller's side of the connection thread, shared by the [`Connection`] and its transaction guards.
+struct Link {
+    jobs: Sender<Job>,
+    timeout: Duration,
+    state: Mutex<LinkState>,
+}
+
+#[derive(Default)]
+struct LinkState {
+    /// Set once a call timed out, the card went away or a reset failed: the connection is then unusable.
+    broken: Option<PcscError>,
+    /// Transaction guards alive.
+    depth: u32,
+    /// One of them asked for a reset.
+    reset: bool,
+}
+
+impl Link {
+    fn state(&self) -> MutexGuard<'_, LinkState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn broken(&self) -> Option<PcscError> {
+        self.state().broken.clone()
+    }
+
+    fn break_with(&self, err: PcscError) {
+        let mut state = self.state();
+        if state.broken.is_none() {
+            state.broken = Some(err);
+        }
+    }
+
+    fn call<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, PcscError> {
+        if let Some(err) = self.broken() {
+            return Err(err);
+        }
+        let (tx, rx) = mpsc::channel();
+        let result = match self.jobs.send(job(tx)) {
+            Ok(()) => wait(&rx, self.timeout),
+            Err(_) => Err(PcscError::CardRemoved),
+        };
+        if let Err(err) = &result {
+            if err.card_lost() {
+                self.break_with(err.clone());
+            }
+        }
+        result
+    }
+
+    fn begin(self: &Arc<Self>) -> Result<Transaction, PcscError> {
+        let outermost = {
+            let state = self.state();
+            if let Some(err) = &state.broken {
+                return Err(err.clone());
+            }
+            state.depth == 0
+        };
+        if outermost {
+            self.call(Job::Begin)?;
+        }
+        self.state().depth += 1;
+        let link = self.clone();
+        Ok(Transaction::new(move |disposition| link.end(disposition)))
+    }
+
+    fn end(&self, disposition: Disposition) -> Result<(), PcscError> {
+        let (disposition, broken) = {
+            let mut state = self.state();
+            state.reset |= disposition == Disposition::Reset;
+            state.depth = state.depth.saturating_sub(1);
+            if state.depth > 0 {
+                return Ok(());
+            }
+            let d = if std::mem::take(&mut state.reset) { Disposition::Reset } else { Disposition::Leave };
+            (d, state.broken.clone())
+        };
+        let result = match broken {
+            // The thread may be stuck on an earlier call: leave the order queued, without waiting, so
+            // that the card is reset if the thread ever gets to it.
+            Some(err) => {
+                let (reply, _) = mpsc::channel();
+                let _ = self.jobs.send(Job::End(disposition, reply));
+                Err(err)
+            }
+            None => self.call(|reply| Job::End(disposition, reply)),
+        };
+        match result {
+            Err(cause) if disposition == Disposition::Reset && !matches!(cause, PcscError::CardRemoved | PcscError::NoCard { .. }) => {
+                let err = match cause {
+                    already @ PcscError::ResetFailed { .. } => already,
+                    cause => PcscError::ResetFailed { cause: Box::new(cause) },
+                };
+                tracing::warn!(error = %err, "card not reset after the code porteur was presented");
+                self.state().broken = Some(err.clone());
+                Err(err)
+            }
+            other => other,
+        }
+    }
 }
 
 /// A card connected through PC/SC.
@@ -61,10 +180,7 @@ pub struct Connection {
     reader: String,
     atr: Vec<u8>,
     protocol: Protocol,
-    timeout: Duration,
-    jobs: Sender<Job>,
-    /// Set once a call timed out or the card went away: the connection is then unusable.
-    broken: Option<PcscError>,
+    link: Arc<Link>,
     apdus: u64,
 }
 
@@ -103,7 +219,7 @@ impl Connection {
                             _ => Protocol::Raw,
                         };
                         if ready_tx.send(Ok((atr, protocol))).is_ok() {
-                            serve(card, inbox, &reader_owned);
+                            serve(card, inbox, &reader_owned, share, protocols);
                         }
                     }
                     Err(e) => {
@@ -113,7 +229,8 @@ impl Connection {
             })
             .map_err(|_| PcscError::Other { code: 0 })?;
         let (atr, protocol) = wait(&ready_rx, options.timeout)?;
-        Ok(Self { reader: reader.to_owned(), atr, protocol, timeout: options.timeout, jobs, broken: None, apdus: 0 })
+        let link = Arc::new(Link { jobs, timeout: options.timeout, state: Mutex::new(LinkState::default()) });
+        Ok(Self { reader: reader.to_owned(), atr, protocol, link, apdus: 0 })
     }
 
     pub fn reader(&self) -> &str {
@@ -126,48 +243,45 @@ impl Connection {
         self.protocol
     }
 
-    fn call<T>(&mut self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, PcscError> {
-        if let Some(err) = &self.broken {
-            return Err(err.clone());
-        }
-        let (tx, rx) = mpsc::channel();
-        let result = match self.jobs.send(job(tx)) {
-            Ok(()) => wait(&rx, self.timeout),
-            Err(_) => Err(PcscError::CardRemoved),
-        };
-        if let Err(err) = &result {
-            if err.card_lost() {
-                self.broken = Some(err.clone());
-            }
-        }
-        result
-    }
-
     fn raw(&mut self, cmd: &Command) -> Result<Response, PcscError> {
-        let bytes = cmd.to_bytes()?;
+        let bytes = Zeroizing::new(cmd.to_bytes()?);
         self.apdus += 1;
-        let raw = self.call(|reply| Job::Transmit(bytes, reply))?;
+        let raw = self.link.call(|reply| Job::Transmit(bytes, reply))?;
         match raw.len() {
             // Nothing at all: the reader lost the card (vpcd reports a vanished card this way).
             0 => {
                 let err = PcscError::Communication { code: 0 };
-                self.broken = Some(err.clone());
+                self.link.break_with(err.clone());
                 Err(err)
             }
             n => Response::parse(&raw).ok_or_else(|| PcscError::BadResponse { detail: format!("{n} byte, no status word") }),
         }
     }
-}
 
-/// At most this many GET RESPONSE rounds for one command (a card that keeps answering `61xx` is broken).
-const MAX_GET_RESPONSE: usize = 64;
+    /// One command and the GET RESPONSEs its answer calls for; once again if another program's APDU
+    /// took the answer waiting for GET RESPONSE (`69 85`): pcsc-lite checks a command against the
+    /// transaction lock before it waits for the reader, so one APDU sent just before our transaction
+    /// began can still reach the card inside it. Never for a command carrying a secret (VERIFY).
+    fn exchange(&mut self, cmd: &Command) -> Result<Response, PcscError> {
+        let resp = self.exchange_once(cmd)?;
+        match resp {
+            Exchanged::Answer(resp) => Ok(resp),
+            Exchanged::AnswerLost(resp) if cmd.carries_secret() => Ok(resp),
+            Exchanged::AnswerLost(_) => {
+                tracing::debug!(reader = %self.reader, ins = cmd.ins, "GET RESPONSE found nothing waiting: command sent again");
+                Ok(match self.exchange_once(cmd)? {
+                    Exchanged::Answer(r) | Exchanged::AnswerLost(r) => r,
+                })
+            }
+        }
+    }
 
-impl Transport for Connection {
-    fn transmit(&mut self, cmd: &Command) -> Result<Response, PcscError> {
+    fn exchange_once(&mut self, cmd: &Command) -> Result<Exchanged, PcscError> {
         let mut resp = self.raw(cmd)?;
         // Header and status only: command data may be a PIN, a digest to sign or a cryptogram.
         tracing::trace!(reader = %self.reader, cla = cmd.cla, ins = cmd.ins, p1 = cmd.p1, p2 = cmd.p2, lc = cmd.data.len(), sw = %resp.sw, "apdu");
         if resp.sw.sw1() == 0x6C {
+            // A clone of the command (zeroized on drop, like the original: it may hold a secret).
             let mut again = cmd.clone();
             again.le = Some(resp.sw.sw2());
             resp = self.raw(&again)?;
@@ -179,36 +293,70 @@ impl Transport for Connection {
                 return Err(PcscError::BadResponse { detail: "endless 61xx chain".into() });
             }
             let more = self.raw(&Command::new(cmd.channel(), 0xC0, 0, 0).with_le(resp.sw.sw2()))?;
+            if more.sw == ANSWER_GONE {
+                return Ok(Exchanged::AnswerLost(more));
+            }
             resp.data.extend_from_slice(&more.data);
             resp.sw = more.sw;
         }
-        Ok(resp)
+        Ok(Exchanged::Answer(resp))
+    }
+}
+
+/// How long a new transaction leaves for other programs' commands already on their way to the card.
+const SETTLE: Duration = Duration::from_millis(2);
+
+/// What GET RESPONSE answers when no answer is waiting (conditions of use not satisfied).
+const ANSWER_GONE: crate::StatusWord = crate::StatusWord(0x6985);
+
+enum Exchanged {
+    Answer(Response),
+    /// A GET RESPONSE found no answer waiting: another APDU reached the card in between.
+    AnswerLost(Response),
+}
+
+/// At most this many GET RESPONSE rounds for one command (a card that keeps answering `61xx` is broken).
+const MAX_GET_RESPONSE: usize = 64;
+
+impl Transport for Connection {
+    fn transmit(&mut self, cmd: &Command) -> Result<Response, PcscError> {
+        let own = if self.link.state().depth == 0 { Some(self.link.begin()?) } else { None };
+        let result = self.exchange(cmd);
+        match own {
+            Some(tx) => {
+                let ended = tx.end();
+                let resp = result?;
+                ended?;
+                Ok(resp)
+            }
+            None => result,
+        }
     }
 
-    fn begin_transaction(&mut self) -> Result<(), PcscError> {
-        self.call(Job::Begin)
+    fn transaction(&mut self) -> Result<Transaction, PcscError> {
+        self.link.begin()
     }
-    fn end_transaction(&mut self) -> Result<(), PcscError> {
-        self.call(Job::End)
-    }
-    fn reset(&mut self) -> Result<(), PcscError> {
-        self.call(Job::Reset)
-    }
+
     fn apdu_count(&self) -> u64 {
         self.apdus
     }
 }
 
 impl Drop for Connection {
-    /// Disconnects (leaving the card as it is: sessions end with [`Transport::reset`]) and waits, within
-    /// the timeout, for the connection thread to let the card go, so that nothing of ours still holds it
-    /// when the caller goes on.
+    /// Disconnects and waits, within the timeout, for the connection thread to let the card go, so that
+    /// nothing of ours still holds it when the caller goes on. The card is left as it is (sessions that
+    /// verified the code porteur reset it as their transaction ends), unless that reset failed: then it
+    /// is reset now.
     fn drop(&mut self) {
-        if self.broken.is_none() {
-            let (tx, rx) = mpsc::channel();
-            if self.jobs.send(Job::Disconnect(tx)).is_ok() {
-                let _ = rx.recv_timeout(self.timeout);
-            }
+        let disposition = match self.link.broken() {
+            None => Disposition::Leave,
+            Some(PcscError::ResetFailed { .. }) => Disposition::Reset,
+            // The thread may be stuck on the card: do not wait for it.
+            Some(_) => return,
+        };
+        let (tx, rx) = mpsc::channel();
+        if self.link.jobs.send(Job::Disconnect(disposition, tx)).is_ok() {
+            let _ = rx.recv_timeout(self.link.timeout);
         }
     }
 }
@@ -223,41 +371,70 @@ fn wait<T>(rx: &Receiver<Result<T, PcscError>>, timeout: Duration) -> Result<T, 
 
 /// The connection thread: owns the card handle and runs the jobs in order, until the [`Connection`] is
 /// dropped (Disconnect job, or the job channel closing).
-fn serve(card: pcsc::Card, inbox: Receiver<Job>, reader: &str) {
-    if let Some(card) = run_jobs(card, &inbox, reader) {
+fn serve(card: pcsc::Card, inbox: Receiver<Job>, reader: &str, share: pcsc::ShareMode, protocols: pcsc::Protocols) {
+    if let Some(card) = run_jobs(card, &inbox, reader, share, protocols) {
         // The Connection went away without a Disconnect job (it gave up on a call that hung): leave the
         // card as it is. A reset here, on a card that may be gone, can wedge a reader driver (vpcd does).
         let _ = card.disconnect(pcsc::Disposition::LeaveCard);
     }
 }
 
+/// The thread's own state between jobs.
+struct Session<'a> {
+    reader: &'a str,
+    share: pcsc::ShareMode,
+    /// The protocols allowed at connection, allowed again when reconnecting.
+    protocols: pcsc::Protocols,
+    buf: Vec<u8>,
+    /// Our transaction ended with a reset: PC/SC reports it to every handle, ours included, and the
+    /// protocol must be negotiated again. `SCardReconnect` (leaving the card) acknowledges it before the
+    /// next call.
+    reset_to_acknowledge: bool,
+}
+
+impl Session<'_> {
+    fn err(&self, e: pcsc::Error) -> PcscError {
+        PcscError::from_pcsc(e, Some(self.reader))
+    }
+
+    fn acknowledge_reset(&mut self, card: &mut pcsc::Card) -> Result<(), PcscError> {
+        if self.reset_to_acknowledge {
+            card.reconnect(self.share, self.protocols, pcsc::Disposition::LeaveCard).map_err(|e| self.err(e))?;
+            self.reset_to_acknowledge = false;
+        }
+        Ok(())
+    }
+}
+
 /// Runs jobs until a Disconnect (returns None: the card is let go) or the job channel closes (returns
 /// the card, still connected).
-fn run_jobs(mut card: pcsc::Card, inbox: &Receiver<Job>, reader: &str) -> Option<pcsc::Card> {
-    let err = |e| PcscError::from_pcsc(e, Some(reader));
-    let mut buf = vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
+fn run_jobs(mut card: pcsc::Card, inbox: &Receiver<Job>, reader: &str, share: pcsc::ShareMode, protocols: pcsc::Protocols) -> Option<pcsc::Card> {
+    let mut s = Session { reader, share, protocols, buf: vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED], reset_to_acknowledge: false };
     while let Ok(job) = inbox.recv() {
         match job {
             Job::Transmit(apdu, reply) => {
-                let _ = reply.send(card.transmit(&apdu, &mut buf).map(<[u8]>::to_vec).map_err(err));
+                let r = s.acknowledge_reset(&mut card).and_then(|()| card.transmit(&apdu, &mut s.buf).map(<[u8]>::to_vec).map_err(|e| s.err(e)));
+                let _ = reply.send(r);
             }
-            Job::Reset(reply) => {
-                let r = card.reconnect(pcsc::ShareMode::Shared, pcsc::Protocols::T0 | pcsc::Protocols::T1, pcsc::Disposition::ResetCard);
-                let _ = reply.send(r.map_err(err));
-            }
-            Job::End(reply) => {
+            Job::End(_, reply) => {
                 let _ = reply.send(Err(PcscError::BadResponse { detail: "no transaction in progress".into() }));
             }
-            Job::Begin(reply) => match in_transaction(&mut card, inbox, reply, &mut buf, reader) {
-                AfterTransaction::Continue => {}
-                AfterTransaction::Disconnect(reply) => {
-                    let _ = reply.send(card.disconnect(pcsc::Disposition::LeaveCard).map_err(|(_, e)| err(e)));
-                    return None;
+            Job::Begin(reply) => {
+                if let Err(e) = s.acknowledge_reset(&mut card) {
+                    let _ = reply.send(Err(e));
+                    continue;
                 }
-                AfterTransaction::Closed => return Some(card),
-            },
-            Job::Disconnect(reply) => {
-                let _ = reply.send(card.disconnect(pcsc::Disposition::LeaveCard).map_err(|(_, e)| err(e)));
+                match in_transaction(&mut card, inbox, reply, &mut s) {
+                    AfterTransaction::Continue => {}
+                    AfterTransaction::Disconnect(disposition, reply) => {
+                        let _ = reply.send(card.disconnect(pcsc_disposition(disposition)).map_err(|(_, e)| s.err(e)));
+                        return None;
+                    }
+                    AfterTransaction::Closed => return Some(card),
+                }
+            }
+            Job::Disconnect(disposition, reply) => {
+                let _ = reply.send(card.disconnect(pcsc_disposition(disposition)).map_err(|(_, e)| s.err(e)));
                 return None;
             }
         }
@@ -267,36 +444,43 @@ fn run_jobs(mut card: pcsc::Card, inbox: &Receiver<Job>, reader: &str) -> Option
 
 enum AfterTransaction {
     Continue,
-    Disconnect(Reply<()>),
+    Disconnect(Disposition, Reply<()>),
     Closed,
 }
 
 /// Begins a transaction and runs jobs inside it until End; a Disconnect or a closed channel also ends it.
-fn in_transaction(card: &mut pcsc::Card, inbox: &Receiver<Job>, begin: Reply<()>, buf: &mut [u8], reader: &str) -> AfterTransaction {
-    let err = |e| PcscError::from_pcsc(e, Some(reader));
+fn in_transaction(card: &mut pcsc::Card, inbox: &Receiver<Job>, begin: Reply<()>, s: &mut Session<'_>) -> AfterTransaction {
     let tx = match card.transaction() {
         Ok(tx) => tx,
         Err(e) => {
-            let _ = begin.send(Err(err(e)));
+            let _ = begin.send(Err(s.err(e)));
             return AfterTransaction::Continue;
         }
     };
+    // pcsc-lite checks a command against the transaction lock before the command waits for the reader:
+    // another program's command that passed that check just before the lock was ours can still reach
+    // the card now. Let such commands through before ours, so that none lands after a VERIFY or between
+    // a command and its GET RESPONSE.
+    thread::sleep(SETTLE);
     let _ = begin.send(Ok(()));
     loop {
         match inbox.recv() {
             Ok(Job::Transmit(apdu, reply)) => {
-                let _ = reply.send(tx.transmit(&apdu, buf).map(<[u8]>::to_vec).map_err(err));
+                let _ = reply.send(tx.transmit(&apdu, &mut s.buf).map(<[u8]>::to_vec).map_err(|e| s.err(e)));
             }
-            Ok(Job::End(reply)) => {
-                let _ = reply.send(tx.end(pcsc::Disposition::LeaveCard).map_err(|(_, e)| err(e)));
+            Ok(Job::End(disposition, reply)) => {
+                let ended = tx.end(pcsc_disposition(disposition));
+                s.reset_to_acknowledge = ended.is_ok() && disposition == Disposition::Reset;
+                // On failure the transaction comes back and ends (leaving the card) as it is dropped.
+                let _ = reply.send(ended.map_err(|(_, e)| s.err(e)));
                 return AfterTransaction::Continue;
             }
-            Ok(Job::Begin(reply)) | Ok(Job::Reset(reply)) => {
+            Ok(Job::Begin(reply)) => {
                 let _ = reply.send(Err(PcscError::BadResponse { detail: "already in a transaction".into() }));
             }
-            Ok(Job::Disconnect(reply)) => {
-                let _ = tx.end(pcsc::Disposition::LeaveCard);
-                return AfterTransaction::Disconnect(reply);
+            Ok(Job::Disconnect(disposition, reply)) => {
+                let _ = tx.end(pcsc_disposition(disposition));
+                return AfterTransaction::Disconnect(disposition, reply);
             }
             Err(_) => {
                 let _ = tx.end(pcsc::Disposition::LeaveCard);
@@ -304,4 +488,111 @@ fn in_transaction(card: &mut pcsc::Card, inbox: &Receiver<Job>, begin: Reply<()>
             }
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection whose thread is a script: what it was asked is recorded; GET DATA answers `61 04`
+    /// and its GET RESPONSE the data; a reset at the end of a transaction fails when `reset_fails`.
+    fn scripted(reset_fails: bool) -> (Connection, Arc<Mutex<Vec<String>>>) {
+        scripted_losing(reset_fails, 0)
+    }
+
+    /// Same, with the first `lost` GET RESPONSEs finding no answer waiting (`69 85`).
+    fn scripted_losing(reset_fails: bool, mut lost: usize) -> (Connection, Arc<Mutex<Vec<String>>>) {
+        let (jobs, inbox) = mpsc::channel::<Job>();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        thread::spawn(move || {
+            while let Ok(job) = inbox.recv() {
+                let mut log = log.lock().unwrap();
+                match job {
+                    Job::Transmit(apdu, reply) => {
+                        log.push(format!("transmit {:02X}", apdu[1]));
+                        let answer = match apdu[1] {
+                            0xC0 if lost > 0 => {
+                                lost -= 1;
+                                vec![0x69, 0x85]
+                            }
+                            0xC0 => vec![1, 2, 3, 4, 0x90, 0x00],
+                            _ => vec![0x61, 0x04],
+                        };
+                        let _ = reply.send(Ok(answer));
+                    }
+                    Job::Begin(reply) => {
+                        log.push("begin".into());
+                        let _ = reply.send(Ok(()));
+                    }
+                    Job::End(d, reply) => {
+                        log.push(format!("end {d:?}"));
+                        let _ = reply.send(if reset_fails && d == Disposition::Reset { Err(PcscError::Unresponsive) } else { Ok(()) });
+                    }
+                    Job::Disconnect(d, reply) => {
+                        log.push(format!("disconnect {d:?}"));
+                        let _ = reply.send(Ok(()));
+                    }
+                }
+            }
+        });
+        let link = Arc::new(Link { jobs, timeout: Duration::from_secs(5), state: Mutex::new(LinkState::default()) });
+        (Connection { reader: "r".into(), atr: Vec::new(), protocol: Protocol::T0, link, apdus: 0 }, seen)
+    }
+
+    fn log(seen: &Arc<Mutex<Vec<String>>>) -> Vec<String> {
+        seen.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn a_command_and_its_get_response_share_one_transaction() {
+        let (mut c, seen) = scripted(false);
+        let r = c.transmit(&Command::new(0, 0xCB, 0x3F, 0xFF).with_data([0x4D, 0])).unwrap();
+        assert_eq!((r.data.as_slice(), r.sw), (&[1u8, 2, 3, 4][..], crate::StatusWord::OK));
+        assert_eq!(log(&seen), ["begin", "transmit CB", "transmit C0", "end Leave"]);
+        assert_eq!(c.apdu_count(), 2);
+    }
+
+    #[test]
+    fn an_answer_taken_by_another_program_is_asked_again_except_for_a_verify() {
+        let (mut c, seen) = scripted_losing(false, 1);
+        let r = c.transmit(&Command::new(0, 0xCB, 0x3F, 0xFF).with_data([0x4D, 0])).unwrap();
+        assert_eq!(r.data.as_slice(), [1, 2, 3, 4]);
+        assert_eq!(log(&seen), ["begin", "transmit CB", "transmit C0", "transmit CB", "transmit C0", "end Leave"]);
+
+        let (mut c, seen) = scripted_losing(false, 1);
+        let r = c.transmit(&Command::new(0, 0x20, 0, 1).with_data(*b"1234")).unwrap();
+        assert_eq!(r.sw, crate::StatusWord(0x6985), "the code porteur is never sent twice");
+        assert_eq!(log(&seen), ["begin", "transmit 20", "transmit C0", "end Leave"]);
+    }
+
+    #[test]
+    fn transactions_nest_and_the_outermost_resets_when_any_asked() {
+        let (mut c, seen) = scripted(false);
+        let outer = c.transaction().unwrap();
+        let mut inner = c.transaction().unwrap();
+        c.transmit(&Command::new(0, 0xCB, 0x3F, 0xFF)).unwrap();
+        inner.reset_on_end();
+        inner.end().unwrap();
+        assert_eq!(log(&seen), ["begin", "transmit CB", "transmit C0"], "the inner guard ends nothing");
+        drop(outer);
+        assert_eq!(log(&seen).last().map(String::as_str), Some("end Reset"));
+        c.transmit(&Command::new(0, 0xCB, 0x3F, 0xFF)).unwrap();
+        assert_eq!(log(&seen).last().map(String::as_str), Some("end Leave"), "the next transaction leaves the card");
+    }
+
+    #[test]
+    fn a_failed_reset_poisons_the_connection_and_resets_on_disconnect() {
+        let (mut c, seen) = scripted(true);
+        let mut session = c.transaction().unwrap();
+        session.reset_on_end();
+        let err = session.end().unwrap_err();
+        assert_eq!(err, PcscError::ResetFailed { cause: Box::new(PcscError::Unresponsive) });
+        assert!(err.card_lost(), "the caller connects again");
+        assert_eq!(c.transmit(&Command::new(0, 0xCB, 0x3F, 0xFF)), Err(err.clone()));
+        assert_eq!(c.transaction().err(), Some(err));
+        drop(c);
+        assert_eq!(log(&seen), ["begin", "end Reset", "disconnect Reset"]);
+    }
+
 }

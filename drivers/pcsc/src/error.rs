@@ -41,6 +41,10 @@ pub enum PcscError {
     Cancelled,
     #[error("PC/SC error 0x{code:08X}")]
     Other { code: u32 },
+    /// The card could not be reset at the end of a session that presented the code porteur: it may still
+    /// be verified. The connection refuses any further use; the card must be connected again.
+    #[error("the card could not be reset after the code porteur was presented ({cause}); connect again")]
+    ResetFailed { cause: Box<PcscError> },
 }
 
 impl PcscError {
@@ -86,12 +90,13 @@ impl PcscError {
             Self::Communication { code } => *code,
             Self::BadResponse { .. } | Self::BadCommand { .. } => 0,
             Self::Other { code } => *code,
+            Self::ResetFailed { cause } => cause.scard_code(),
         }
     }
 
     /// True when the card is gone or changed under us: the session must be dropped and the card read again.
     pub fn card_lost(&self) -> bool {
-        matches!(self, Self::CardRemoved | Self::CardReset | Self::NoCard { .. } | Self::Unresponsive | Self::Timeout { .. } | Self::Communication { .. })
+        matches!(self, Self::CardRemoved | Self::CardReset | Self::NoCard { .. } | Self::Unresponsive | Self::Timeout { .. } | Self::Communication { .. } | Self::ResetFailed { .. })
     }
 }
 

@@ -5,8 +5,9 @@
 //! PC/SC failure into a [`PcscError`].
 //!
 //! - [`apdu`]: command and response APDUs, status words.
-//! - [`connection`]: a connected card, with T=0 response chaining (`61xx`, `6Cxx`), transactions and a
-//!   timeout on every call.
+//! - [`connection`]: a connected card, with T=0 response chaining (`61xx`, `6Cxx`) inside a transaction,
+//!   and a timeout on every call.
+//! - [`transaction`]: the transaction guard, which ends itself (resetting the card when asked).
 //! - [`readers`]: a one-shot view of the readers and what is in them.
 //! - [`monitor`]: an event-driven reader/card monitor on `SCardGetStatusChange`.
 
@@ -15,9 +16,11 @@ pub mod connection;
 pub mod error;
 pub mod monitor;
 pub mod readers;
+pub mod transaction;
 
 pub use apdu::{Command, Response, StatusWord};
 pub use connection::{Connection, ConnectionOptions, Protocol, Transport};
 pub use error::PcscError;
 pub use monitor::{Monitor, MonitorEvent};
-pub use readers::{list_readers, ReaderInfo, SlotState};
+pub use readers::{list_readers, Context, ReaderInfo, SlotState};
+pub use transaction::{Disposition, Transaction};

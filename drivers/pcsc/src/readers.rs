@@ -58,9 +58,20 @@ pub(crate) fn hex_bytes<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::O
     s.serialize_str(&hex::encode_upper(bytes))
 }
 
+/// A session with the PC/SC service, to list readers (a card connection has a context of its own).
+pub struct Context(pcsc::Context);
+
+impl Context {
+    /// Connects to the PC/SC service; a stopped service is [`PcscError::ServiceStopped`].
+    pub fn establish() -> Result<Self, PcscError> {
+        pcsc::Context::establish(pcsc::Scope::User).map(Self).map_err(|e| PcscError::from_pcsc(e, None))
+    }
+}
+
 /// Lists the readers with their current state. No readers is an empty list, not an error; a stopped
 /// PC/SC service is [`PcscError::ServiceStopped`].
-pub fn list_readers(ctx: &pcsc::Context) -> Result<Vec<ReaderInfo>, PcscError> {
+pub fn list_readers(ctx: &Context) -> Result<Vec<ReaderInfo>, PcscError> {
+    let ctx = &ctx.0;
     let names = match ctx.list_readers_owned() {
         Ok(names) => names,
         Err(pcsc::Error::NoReadersAvailable) => return Ok(Vec::new()),
