@@ -104,6 +104,10 @@ pub enum Code {
     AgentPortTaken,
     ClockSkew,
     LoopbackNotTrusted,
+    // One agent per user (shared computers).
+    OtherUser,
+    UserAgentNotRunning,
+    UseUserAgent,
 }
 
 /// One catalogue entry.
@@ -115,7 +119,7 @@ pub struct Entry {
 
 impl Code {
     /// Every code, for catalogues and documentation.
-    pub const ALL: [Code; 41] = [
+    pub const ALL: [Code; 44] = [
         Code::PcscServiceStopped, Code::NoReader, Code::ReaderUnavailable, Code::NoCard, Code::CardMute, Code::CardNotCpx,
         Code::CardInUse, Code::CardRemoved, Code::CardTimeout, Code::CardCommunication, Code::CardMalformed,
         Code::CardUnexpectedStatus, Code::CardIncomplete, Code::PinBlocked, Code::PinWrong, Code::PinFormat,
@@ -125,6 +129,7 @@ impl Code {
         Code::SiteNotConfigured, Code::BadRequest, Code::ChallengeInvalid, Code::NotFound, Code::PortalUnreachable, Code::PortalTls,
         Code::AgentError, Code::CardUnlistedVariant, Code::PinLastTry, Code::CardTestOnProduction, Code::AgentPortTaken,
         Code::ClockSkew, Code::LoopbackNotTrusted,
+        Code::OtherUser, Code::UserAgentNotRunning, Code::UseUserAgent,
     ];
 
     pub fn entry(self) -> Entry {
@@ -334,6 +339,21 @@ impl Code {
                 text!("Le port de l'Agent CPx est occupé par un autre programme", "Agent CPx's port is taken by another program"),
                 text!("Fermez le programme qui utilise ce port, ou demandez au service informatique de configurer un autre port.", "Close the program using that port, or ask IT to configure another port."),
                 true,
+            ),
+            OtherUser => (
+                text!("Refusé : cette demande vient d'un autre utilisateur de l'ordinateur", "Refused: this request comes from another user of the computer"),
+                text!("L'Agent CPx ne sert que la session qui l'a démarré. Sur un poste partagé, chaque utilisateur a son propre agent : le site doit le trouver par l'adresse habituelle (cpx-agent.js à jour).", "Agent CPx serves only the session that started it. On a shared computer each user has an agent of their own: the site must find it through the usual address (an up-to-date cpx-agent.js)."),
+                false,
+            ),
+            UserAgentNotRunning => (
+                text!("L'Agent CPx de votre session n'est pas démarré", "The Agent CPx of your session is not running"),
+                text!("Démarrez l'Agent CPx (menu Démarrer ou reconnexion à la session), puis rechargez la page.", "Start Agent CPx (Start menu, or log in to the session again), then reload the page."),
+                true,
+            ),
+            UseUserAgent => (
+                text!("Sur ce poste partagé, chaque utilisateur a son propre Agent CPx", "On this shared computer each user has their own Agent CPx"),
+                text!("Le site doit demander le port de votre agent à l'adresse habituelle (GET /v1/status, champ agent_port) : mettez à jour cpx-agent.js.", "The site must ask the usual address for your agent's port (GET /v1/status, field agent_port): update cpx-agent.js."),
+                false,
             ),
         };
         Entry { message, fix, retriable }
