@@ -119,14 +119,32 @@ pub async fn serve(agent: Arc<Agent>, identity: &LoopbackIdentity, listener: Tcp
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let (acceptor, agent, me, limits) = (acceptor.clone(), agent.clone(), me.clone(), gate.limits.clone());
-        tokio::spawn(async move {
-            let Ok(local) = tcp.local_addr() else { return };
-            let peer = tokio::task::spawn_blocking(move || crate::peer::classify(&me, local, remote)).await.unwrap_or_else(|e| Peer::Unknown(e.to_string()));
+        let Ok(local) = tcp.local_addr() else { continue };
+        // Linux: one netlink round trip, done here so that a flood's connections over a peer's share are
+        // closed before the next accept (no pile of accepted descriptors waiting for a lookup).
+        #[cfg(target_os = "linux")]
+        let peer = {
+            let peer = crate::peer::classify(&me, local, remote);
             if !slot.assign(peer_key(&peer, remote)) {
                 tracing::debug!(%remote, "connection closed at once: too many connections from this peer");
-                return;
+                continue;
             }
+            peer
+        };
+        let (acceptor, agent, me, limits) = (acceptor.clone(), agent.clone(), me.clone(), gate.limits.clone());
+        tokio::spawn(async move {
+            // Elsewhere the lookup walks the system's tables: on a blocking thread.
+            #[cfg(not(target_os = "linux"))]
+            let peer = {
+                let peer = tokio::task::spawn_blocking(move || crate::peer::classify(&me, local, remote)).await.unwrap_or_else(|e| Peer::Unknown(e.to_string()));
+                if !slot.assign(peer_key(&peer, remote)) {
+                    tracing::debug!(%remote, "connection closed at once: too many connections from this peer");
+                    return;
+                }
+                peer
+            };
+            #[cfg(target_os = "linux")]
+            let _ = &me;
             let Ok(Ok(stream)) = tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await else { return };
             let peer = Arc::new(peer);
             let (body_read, header_read) = (limits.body_read, limits.header_read);

@@ -77,7 +77,9 @@ impl AgentProcess {
     /// `None`, on the port the agent picks (its configuration's `user_ports`).
     pub fn start_as(dir: &Path, config_text: &str, port: Option<u16>, env: &[(&str, &str)], uid: Option<u32>) -> Self {
         std::fs::create_dir_all(dir).unwrap();
-        let (top, sites) = match config_text.find('[') {
+        // The first table header (a line starting with '['; top-level values may hold arrays).
+        let first_table = if config_text.starts_with('[') { Some(0) } else { config_text.find("\n[").map(|i| i + 1) };
+        let (top, sites) = match first_table {
             Some(i) => config_text.split_at(i),
             None => (config_text, ""),
         };

@@ -101,6 +101,7 @@ fn a_flood_from_another_user_is_capped_and_the_page_is_answered_throughout() {
     // The agent's descriptors are scarce (as on a system with a low limit): 1,094 connections exhausted
     // the default 1,024; 256 make it quicker.
     set_descriptor_limit(agent.pid(), 256);
+    let baseline = open_descriptors(agent.pid());
     let flood = Flood::start(agent.port, 3000, 90, Some(OTHER_UID));
     let report = flood.wait_attempts(1500);
     let mut most = 0;
@@ -111,8 +112,9 @@ fn a_flood_from_another_user_is_capped_and_the_page_is_answered_throughout() {
     }
     let report_after = flood.wait_attempts(3000);
     assert!(alive(agent.pid()), "the agent is still running ({report_after})");
-    // The other user holds at most its share (32 connections) while it tries thousands.
-    assert!(most < 128, "the agent held {most} descriptors under the flood ({report}; {report_after})");
+    // The other user holds at most its share (32 connections) while it tries thousands; a few more
+    // for the page's connections and the agent's own work.
+    assert!(most <= baseline + 32 + 16, "baseline {baseline}: the agent held {most} descriptors under the flood ({report}; {report_after})");
     let closed: u64 = report_after.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(closed > 100, "connections over the cap are closed at once: {report_after}");
     drop(flood);
