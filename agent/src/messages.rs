@@ -108,6 +108,7 @@ pub enum Code {
     OtherUser,
     UserAgentNotRunning,
     UseUserAgent,
+    ConsentTooOften,
 }
 
 /// One catalogue entry.
@@ -119,7 +120,7 @@ pub struct Entry {
 
 impl Code {
     /// Every code, for catalogues and documentation.
-    pub const ALL: [Code; 44] = [
+    pub const ALL: [Code; 45] = [
         Code::PcscServiceStopped, Code::NoReader, Code::ReaderUnavailable, Code::NoCard, Code::CardMute, Code::CardNotCpx,
         Code::CardInUse, Code::CardRemoved, Code::CardTimeout, Code::CardCommunication, Code::CardMalformed,
         Code::CardUnexpectedStatus, Code::CardIncomplete, Code::PinBlocked, Code::PinWrong, Code::PinFormat,
@@ -129,7 +130,7 @@ impl Code {
         Code::SiteNotConfigured, Code::BadRequest, Code::ChallengeInvalid, Code::NotFound, Code::PortalUnreachable, Code::PortalTls,
         Code::AgentError, Code::CardUnlistedVariant, Code::PinLastTry, Code::CardTestOnProduction, Code::AgentPortTaken,
         Code::ClockSkew, Code::LoopbackNotTrusted,
-        Code::OtherUser, Code::UserAgentNotRunning, Code::UseUserAgent,
+        Code::OtherUser, Code::UserAgentNotRunning, Code::UseUserAgent, Code::ConsentTooOften,
     ];
 
     pub fn entry(self) -> Entry {
@@ -355,6 +356,11 @@ impl Code {
                 text!("Le site doit demander le port de votre agent à l'adresse habituelle (GET /v1/status, champ agent_port) : mettez à jour cpx-agent.js.", "The site must ask the usual address for your agent's port (GET /v1/status, field agent_port): update cpx-agent.js."),
                 false,
             ),
+            ConsentTooOften => (
+                text!("Trop de demandes d'autorisation de sites en peu de temps : aucune question n'a été posée", "Too many site permission requests in a short time: no question was asked"),
+                text!("Attendez une minute puis recommencez la connexion. Si cela se répète sans que vous l'ayez demandé, une page ouverte essaie d'obtenir votre carte : fermez-la.", "Wait a minute, then start the login again. If it keeps happening without you asking, an open page is trying to get your card: close it."),
+                true,
+            ),
         };
         Entry { message, fix, retriable }
     }
@@ -470,6 +476,7 @@ pub const LABELS: &[(&str, Text)] = &[
     ("consent_explain", text!("Ce site n'est pas dans la liste de votre établissement. N'autorisez que les sites que vous connaissez : il pourra vous demander votre code porteur pour vous connecter.", "This site is not on your organisation's list. Only allow sites you know: it will be able to ask for your code porteur to log you in.")),
     ("consent_once", text!("Autoriser une fois", "Allow once")),
     ("consent_always", text!("Toujours autoriser", "Always allow")),
+    ("consent_always_explain", text!("« Toujours autoriser » : ce site verra, à chaque visite et sans nouvelle question, votre nom et votre identifiant national (RPPS ou ADELI) lus sur la carte.", "« Always allow »: this site will see, at every visit and without asking again, your name and your national identifier (RPPS or ADELI) read from the card.")),
     ("consent_refuse", text!("Refuser", "Refuse")),
     ("choice_title", text!("Choix de la carte — Agent CPx", "Choose the card — Agent CPx")),
     ("choice_question", text!("Plusieurs cartes CPx sont présentes. Laquelle utiliser ?", "Several CPx cards are present. Which one to use?")),

@@ -221,8 +221,9 @@ async fn route(agent: Arc<Agent>, body_deadline: Duration, req: Request<Incoming
     match (req.method().clone(), req.uri().path()) {
         (Method::OPTIONS, _) => preflight(cors),
         (Method::GET, "/v1/status") => {
-            let holder = matches!(access, Access::Policy(_) | Access::Approved(_));
-            status(&agent, origin.is_some(), holder, cors, lang).await
+            // A site not yet allowed learns that the agent runs, nothing about readers or card.
+            let allowed = matches!(access, Access::Policy(_) | Access::Approved(_));
+            status(&agent, allowed, cors, lang).await
         }
         (Method::POST, path @ ("/v1/authenticate" | "/v1/token")) => login_request(&agent, access, path == "/v1/token", req, body_deadline, lang).await,
         _ => error_response(&ApiError::new(Code::NotFound, 404), lang, cors),
@@ -246,12 +247,12 @@ fn preflight(cors: Option<&str>) -> Response<Full<Bytes>> {
     r
 }
 
-/// Readers and card state, in the words of `cpx-agent status`; the holder only for allowed origins (not to
-/// sites still to be asked about); nothing but the version without an Origin.
-async fn status(agent: &Agent, has_origin: bool, holder: bool, cors: Option<&str>, lang: Lang) -> Response<Full<Bytes>> {
+/// Readers, card state and holder, in the words of `cpx-agent status`, for allowed origins; for anyone
+/// else (no Origin, a site not in policy nor allowed by the professional) only that the agent runs.
+async fn status(agent: &Agent, allowed: bool, cors: Option<&str>, lang: Lang) -> Response<Full<Bytes>> {
     let base = json!({"agent": "cpx-agent", "version": env!("CARGO_PKG_VERSION")});
-    if !has_origin {
-        return json_response(200, &base, None);
+    if !allowed {
+        return json_response(200, &base, cors);
     }
     let cards = agent.cards.clone();
     let options = ScanOptions { timeout: cards.card_timeout, with_pin: true, reader: None };
@@ -274,10 +275,8 @@ async fn status(agent: &Agent, has_origin: bool, holder: bool, cors: Option<&str
                     }
                     if let Some(card) = &r.card {
                         v["card_type"] = scan::card_label(card).into();
-                        if holder {
-                            let id = &card.identity;
-                            v["holder"] = json!({"nom": id.nom, "prenom": id.prenom, "profession": id.profession, "national_id": id.national_id});
-                        }
+                        let id = &card.identity;
+                        v["holder"] = json!({"nom": id.nom, "prenom": id.prenom, "profession": id.profession, "national_id": id.national_id});
                     }
                     v
                 })
