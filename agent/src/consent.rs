@@ -360,7 +360,7 @@ mod tests {
         let gate = Consent::new(approvals.clone(), once.clone(), Duration::from_secs(60));
         let answers: Vec<_> = (0..5).map(|i| gate.ask(&format!("https://s{i}.one.example"), Lang::Fr).map_err(|e| e.code)).collect();
         assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), DIALOGS_PER_DOMAIN, "{answers:?}");
-        assert!(answers.iter().any(|a| *a == Err(Code::ConsentTooOften)));
+        assert!(answers.contains(&Err(Code::ConsentTooOften)));
         // …and at most DIALOGS_OVERALL for all domains together.
         let answers: Vec<_> = (0..10).map(|i| gate.ask(&format!("https://site{i}.example"), Lang::Fr).map_err(|e| e.code)).collect();
         assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), DIALOGS_OVERALL - DIALOGS_PER_DOMAIN, "{answers:?}");

@@ -6,7 +6,12 @@
 //!
 //! Sites in policy (the configuration's `[[site]]`) are allowed. When the agent runs in the tray app, any
 //! other https origin may ask too: the professional is asked once (see [`crate::consent`]) and, once allowed, the
-//! site gets the signed-token login (the mTLS login needs the endpoint that only policy can name).
+//! site gets the signed-token login (the mTLS login needs the endpoint that only policy can name); until
+//! then it gets the liveness answer only.
+//!
+//! Only the agent's own OS user is served: the owner of every client socket is checked ([`crate::peer`])
+//! and another user's requests get OTHER_USER (docs/multi-user.md). Connections are capped in total and
+//! per user, and every stage has a deadline ([`crate::limits`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
