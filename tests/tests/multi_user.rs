@@ -1,8 +1,9 @@
 //! Two users of one computer (a terminal server), each with a card and an agent of their own, and the
 //! machine-wide broker on the usual port. Each user's page (curl run as that user, with the portal's
 //! Origin) asks the broker where its agent is, logs in there as its own holder (mTLS accepted by nginx),
-//! and is refused with OTHER_USER by the other user's agent, which asks no PIN. The users are created in
-//! the isolated namespace by uid (setpriv runs the agents and the pages as them).
+//! and is refused with OTHER_USER by the other user's agent, which asks no PIN. The users (alice, bob)
+//! are created with useradd in a private /etc of the isolated namespace; setpriv runs the agents and
+//! the pages as them.
 
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -79,10 +80,29 @@ fn assert_other_user(answer: (u16, Value), what: &str) {
     assert!(v["error"]["message"].as_str().is_some_and(|m| m.contains("autre utilisateur")), "{v}");
 }
 
+/// Creates the two users with useradd, in a private copy of /etc: the test binary runs in the mount
+/// namespace of `stack.sh isolated` (the stack's marker proves it), so the machine's /etc is untouched.
+fn create_users(dir: &Path) {
+    assert!(Path::new("/run/pcscd/.cpx-test-stack").exists(), "only inside stack.sh isolated");
+    let etc = dir.join("etc");
+    let run = |cmd: &mut std::process::Command| {
+        let out = cmd.output().expect("command");
+        assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(std::process::Command::new("cp").arg("-a").arg("/etc/.").arg(&etc));
+    run(std::process::Command::new("mount").arg("--bind").arg(&etc).arg("/etc"));
+    for (name, uid) in [("alice", ALICE), ("bob", BOB)] {
+        run(std::process::Command::new("useradd").args(["--no-create-home", "--user-group", "--uid", &uid.to_string(), name]));
+        let id = std::process::Command::new("id").args(["-u", name]).output().expect("id");
+        assert_eq!(String::from_utf8_lossy(&id.stdout).trim(), uid.to_string());
+    }
+}
+
 #[test]
 fn each_user_logs_in_with_its_own_agent_and_is_refused_by_the_others() {
     let stack = stack();
     let dir = out_dir("multi-user");
+    create_users(&dir);
     let pki = server_pki(&dir.join("pki"));
     let nginx = Nginx::start(&dir.join("nginx"), &pki);
     let broker = Broker::start(&dir.join("broker"));
