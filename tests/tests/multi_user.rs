@@ -9,11 +9,14 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 
 use base64::Engine;
-use cpx_tests::agent::{server_pki, AgentProcess, Nginx};
+use cpx_tests::agent::{server_pki, AgentProcess, Nginx, PortalProcess};
+use cpx_tests::browser::Browser;
 use cpx_tests::{binary, insert, out_dir, stack};
 use serde_json::{json, Value};
 
 const ORIGIN: &str = "https://portal.test";
+/// The tests of this file run one at a time: every agent sees every card of the shared pcscd.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const ALICE: u32 = 2001;
 const BOB: u32 = 2002;
 const USER_PORTS: (u16, u16) = (47800, 47899);
@@ -100,6 +103,7 @@ fn create_users(dir: &Path) {
 
 #[test]
 fn each_user_logs_in_with_its_own_agent_and_is_refused_by_the_others() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let stack = stack();
     let dir = out_dir("multi-user");
     create_users(&dir);
@@ -165,4 +169,33 @@ fn each_user_logs_in_with_its_own_agent_and_is_refused_by_the_others() {
     let r = alice.request_unchecked("GET", "/v1/status", &[("Origin", ORIGIN)], None);
     assert_eq!((r.status, r.json()["error"]["code"].as_str()), (403, Some("OTHER_USER")), "{}", r.body);
     assert!(alice.logs().contains("another user of this computer"), "the refusal is logged");
+}
+
+/// The page client in a real browser on a shared computer: the portal's login page calls the broker at
+/// the usual address, follows `agent_port` to this user's agent and logs in there (Chromium, the demo
+/// portal, the broker and an agent in `user_ports` mode, all as this test's user).
+#[test]
+fn the_page_client_follows_the_broker_to_its_users_agent_in_chromium() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let stack = stack();
+    let dir = out_dir("multi-user-browser");
+    let pki = server_pki(&dir.join("pki"));
+    let broker = Broker::start(&dir.join("broker"));
+    let portal = PortalProcess::start_with_agent(&dir.join("portal"), &pki, broker.port);
+    let config = format!("user_ports = [{}, {}]\n{}", USER_PORTS.0, USER_PORTS.1, portal.agent_site(&pki));
+    let agent = AgentProcess::start_as(&dir.join("agent"), &config, None, &[], None);
+    assert_ne!(agent.port, broker.port);
+    let browser = Browser::start(&dir.join("browser"), &[&agent.dir.join("data/local-ca.pem"), &broker.ca, &pki.ca_pem]);
+    let reader = stack.reader();
+    let _card = insert("cps3", &reader);
+    browser.goto(&format!("{}/", portal.origin));
+    browser.wait_text("#card-state", "Carte CPS insérée et reconnue — JEAN DUPONT");
+    agent.answer_pins(&["1234"]);
+    browser.click("#card-login");
+    browser.wait_path("/premiere-connexion");
+    browser.screenshot("01-premiere-connexion-via-le-broker");
+    let dialog = agent.dialogs().pop().expect("the user's agent asked the PIN");
+    assert!(dialog.contains(&format!("Le site {}", portal.origin)), "{dialog}");
+    let broker_log = cpx_tests::log_text(&dir.join("broker/logs"));
+    assert!(broker_log.contains(&format!("\"agent_port\":\"Some({})\"", agent.port)), "the page asked the broker first: {broker_log}");
 }
