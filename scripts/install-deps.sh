@@ -7,11 +7,12 @@ PKGS=(
   vsmartcard-vpcd         # the virtual reader driver the simulated cards plug into
   opensc                  # OpenSC: the cross-check of the virtual card by a driver nobody here wrote
   gcc libc6-dev pkg-config # the TCP_NODELAY shim of the test stack; pcsc-sys finds libpcsclite with pkg-config
-  iproute2 util-linux     # ip, unshare: the isolated namespaces of the test stack
+  iproute2 util-linux     # ip, unshare: the isolated namespaces of the test stack; setpriv: processes run as other users
   nginx-light openssl     # TLS servers nobody here wrote, for the mTLS interop tests
   chromium chromium-driver libnss3-tools fonts-dejavu-core  # the browser tests (NSS trust store, WebDriver)
   gnome-keyring dbus-daemon dbus-bin  # a real Secret Service for the keyring test
   tmux                    # a real terminal for the terminal PIN prompt test
+  curl                    # the pages of two OS users in the multi-user test (curl run as each user)
   libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev libxdo-dev libssl-dev
                           # the tray app (Tauri 2 on WebKitGTK, GTK tray icon)
   xvfb xauth x11-utils xdotool imagemagick xclip python3-xlib python3-dbus python3-gi python3-pyatspi at-spi2-core

@@ -1,4 +1,5 @@
-// « Autoriser ce site à utiliser votre carte CPx ? » — once, always, or refuse. Focus starts on « une fois ».
+// « Autoriser ce site à utiliser votre carte CPx ? » — once, always, or refuse. Focus starts on « Refuser »:
+// a dialog a page opened must not be allowed by an Entrée typed for something else.
 "use strict";
 
 page(async () => {
@@ -8,6 +9,6 @@ page(async () => {
   for (const decision of ["once", "always", "refuse"]) {
     document.getElementById(decision).addEventListener("click", () => invoke("consent_answer", { decision }));
   }
-  document.getElementById("once").focus();
+  document.getElementById("refuse").focus();
   onEscape(() => invoke("consent_answer", { decision: "refuse" }));
 });

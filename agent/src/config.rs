@@ -49,6 +49,11 @@ pub struct Config {
     /// After « Refuser », how long the site is refused without asking again (no dialog spam), seconds.
     #[serde(default = "default_refusal")]
     pub refused_site_quiet_seconds: u64,
+    /// On a shared computer (terminal server, several sessions): the loopback ports of the users'
+    /// agents, `[first, last]`. Set (by the machine policy), the agent listens on a port of its own in
+    /// that range and the machine-wide broker (`cpx-agent broker`, on `port`) tells each user's pages
+    /// which one (docs/multi-user.md).
+    pub user_ports: Option<[u16; 2]>,
 }
 
 fn default_refusal() -> u64 {
@@ -120,7 +125,7 @@ pub enum ConfigError {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { port: DEFAULT_PORT, sites: Vec::new(), pin_prompt: PinPromptConfig::default(), data_dir: None, key_store: KeyStoreKind::default(), pki: PkiPolicy::default(), log_level: None, busy_wait_seconds: default_busy_wait(), autostart: true, refused_site_quiet_seconds: default_refusal() }
+        Self { port: DEFAULT_PORT, sites: Vec::new(), pin_prompt: PinPromptConfig::default(), data_dir: None, key_store: KeyStoreKind::default(), pki: PkiPolicy::default(), log_level: None, busy_wait_seconds: default_busy_wait(), autostart: true, refused_site_quiet_seconds: default_refusal(), user_ports: None }
     }
 }
 

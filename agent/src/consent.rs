@@ -3,7 +3,9 @@
 //! « refuser »); « toujours » is kept per user in `sites.json` in the data folder, sealed with an HMAC whose
 //! key lives in the keyring, so that a program that can write the file cannot add a site silently. A file
 //! whose seal does not match is set aside (`sites.json.tampered`) and no approval is trusted. « Refuser »
-//! keeps the site from asking again for a while (`refused_site_quiet_seconds`): a page cannot spam dialogs.
+//! keeps the site, and every site of its registrable domain, from asking again for a while
+//! (`refused_site_quiet_seconds`), and dialogs are rate-limited per registrable domain and overall
+//! ([`DIALOGS_PER_DOMAIN`], [`DIALOGS_OVERALL`]): a page cannot spam dialogs, nor rotate sub-domains to.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -169,19 +171,70 @@ impl Approvals {
     }
 }
 
+/// Dialogs shown per registrable domain within [`DIALOG_WINDOW`].
+pub const DIALOGS_PER_DOMAIN: usize = 2;
+/// Dialogs shown in all within [`DIALOG_WINDOW`].
+pub const DIALOGS_OVERALL: usize = 4;
+pub const DIALOG_WINDOW: Duration = Duration::from_secs(60);
+
+/// Second-level public suffixes under which the registrable domain has three labels. Not the whole
+/// Public Suffix List: an approximation that errs on the strict side (more sites share one quota).
+const SECOND_LEVEL_SUFFIXES: &[&str] = &[
+    "gouv.fr", "asso.fr", "nom.fr", "com.fr", "tm.fr", "presse.fr", "co.uk", "org.uk", "ac.uk", "gov.uk", "nhs.uk", "co.jp", "com.au", "com.br", "co.nz", "co.za",
+    "com.cn", "com.es", "com.pl", "co.it", "co.in",
+];
+
+/// The registrable domain of an https origin ("https://a.b.example.fr:8443" → "example.fr"): the rate
+/// limits and a refusal apply to it, so that a page cannot rotate sub-domains to ask again and again.
+/// An IP address or a single-label host is its own domain.
+pub fn registrable_domain(origin: &str) -> String {
+    let rest = origin.strip_prefix("https://").unwrap_or(origin);
+    let host = match rest.find(']') {
+        Some(end) if rest.starts_with('[') => rest.get(..=end).unwrap_or(rest),
+        _ => rest.rsplit_once(':').map_or(rest, |(h, _)| h),
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host.parse::<std::net::Ipv4Addr>().is_ok() || host.starts_with('[') {
+        return host;
+    }
+    let labels: Vec<&str> = host.split('.').collect();
+    let keep = match labels.len() {
+        n if n >= 3 && SECOND_LEVEL_SUFFIXES.contains(&labels[n - 2..].join(".").as_str()) => 3,
+        _ => 2,
+    };
+    labels[labels.len().saturating_sub(keep)..].join(".")
+}
+
 /// The gate of the sites outside policy, as the server uses it.
 pub struct Consent {
     pub approvals: Arc<Approvals>,
     pub prompt: Arc<dyn ConsentPrompt>,
-    /// Sites refused lately, and when: refused again without a dialog for `quiet`, so that a page cannot
-    /// keep asking.
+    /// Registrable domains refused lately, and when: refused again without a dialog for `quiet`, so that
+    /// a page cannot keep asking (nor its sub-domains).
     refused: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// When dialogs were shown lately, and for which registrable domain.
+    shown: std::sync::Mutex<std::collections::VecDeque<(std::time::Instant, String)>>,
     quiet: Duration,
 }
 
 impl Consent {
     pub fn new(approvals: Arc<Approvals>, prompt: Arc<dyn ConsentPrompt>, quiet: Duration) -> Self {
-        Self { approvals, prompt, refused: Default::default(), quiet }
+        Self { approvals, prompt, refused: Default::default(), shown: Default::default(), quiet }
+    }
+
+    /// Counts a dialog for `domain`, or refuses when the domain or everyone together asked too often.
+    fn take_dialog(&self, domain: &str) -> Result<(), ApiError> {
+        let mut shown = self.shown.lock().unwrap_or_else(|p| p.into_inner());
+        while shown.front().is_some_and(|(at, _)| at.elapsed() >= DIALOG_WINDOW) {
+            shown.pop_front();
+        }
+        let for_domain = shown.iter().filter(|(_, d)| d == domain).count();
+        if for_domain >= DIALOGS_PER_DOMAIN || shown.len() >= DIALOGS_OVERALL {
+            tracing::warn!(%domain, for_domain, overall = shown.len(), "site consent not asked: too many dialogs lately");
+            return Err(ApiError::new(Code::ConsentTooOften, 429).detail(format!("{for_domain} dialogs for {domain}, {} in all, in the last {} s", shown.len(), DIALOG_WINDOW.as_secs())));
+        }
+        shown.push_back((std::time::Instant::now(), domain.to_owned()));
+        Ok(())
     }
 
     /// The professional's answer about a site not in policy; « toujours » is remembered, « refuser » for
@@ -190,17 +243,19 @@ impl Consent {
         if self.approvals.contains(origin) {
             return Ok(()); // allowed while this request waited for the card
         }
+        let domain = registrable_domain(origin);
         let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
         refused.retain(|_, at| at.elapsed() < self.quiet);
-        if refused.contains_key(origin) {
-            return Err(ApiError::new(Code::SiteRefused, 403).detail("refused a moment ago: not asked again yet"));
+        if refused.contains_key(&domain) {
+            return Err(ApiError::new(Code::SiteRefused, 403).detail(format!("{domain} refused a moment ago: not asked again yet")));
         }
         drop(refused);
+        self.take_dialog(&domain)?;
         let decision = self.prompt.ask(&ConsentRequest { origin: origin.to_owned(), lang })?;
         tracing::info!(%origin, ?decision, "site consent");
         match decision {
             Decision::Refuse => {
-                self.refused.lock().unwrap_or_else(|p| p.into_inner()).insert(origin.to_owned(), std::time::Instant::now());
+                self.refused.lock().unwrap_or_else(|p| p.into_inner()).insert(domain, std::time::Instant::now());
                 Err(ApiError::new(Code::SiteRefused, 403))
             }
             Decision::Once => Ok(()),
@@ -272,6 +327,44 @@ mod tests {
             self.asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(self.answer)
         }
+    }
+
+    #[test]
+    fn registrable_domains() {
+        for (origin, domain) in [
+            ("https://a.b.example.fr", "example.fr"),
+            ("https://example.fr:8443", "example.fr"),
+            ("https://x.sante.gouv.fr", "sante.gouv.fr"),
+            ("https://www.nhs.co.uk", "nhs.co.uk"),
+            ("https://localhost", "localhost"),
+            ("https://203.0.113.5:8443", "203.0.113.5"),
+            ("https://[::1]:8443", "[::1]"),
+        ] {
+            assert_eq!(registrable_domain(origin), domain, "{origin}");
+        }
+    }
+
+    #[test]
+    fn rotating_sub_domains_gets_no_new_dialog_and_dialogs_are_capped_overall() {
+        let (dir, store) = fresh();
+        let approvals = Arc::new(Approvals::open(&dir, &store).unwrap());
+        let refuse = Arc::new(Counting { answer: Decision::Refuse, asked: Default::default() });
+        let gate = Consent::new(approvals.clone(), refuse.clone(), Duration::from_secs(60));
+        assert_eq!(gate.ask("https://a1.spam.example", Lang::Fr).unwrap_err().code, Code::SiteRefused);
+        for i in 2..20 {
+            assert_eq!(gate.ask(&format!("https://a{i}.spam.example"), Lang::Fr).unwrap_err().code, Code::SiteRefused);
+        }
+        assert_eq!(refuse.asked.load(std::sync::atomic::Ordering::Relaxed), 1, "the refusal covers the whole domain");
+        // « Une fois » each time: at most DIALOGS_PER_DOMAIN per window for one domain…
+        let once = Arc::new(Counting { answer: Decision::Once, asked: Default::default() });
+        let gate = Consent::new(approvals.clone(), once.clone(), Duration::from_secs(60));
+        let answers: Vec<_> = (0..5).map(|i| gate.ask(&format!("https://s{i}.one.example"), Lang::Fr).map_err(|e| e.code)).collect();
+        assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), DIALOGS_PER_DOMAIN, "{answers:?}");
+        assert!(answers.contains(&Err(Code::ConsentTooOften)));
+        // …and at most DIALOGS_OVERALL for all domains together.
+        let answers: Vec<_> = (0..10).map(|i| gate.ask(&format!("https://site{i}.example"), Lang::Fr).map_err(|e| e.code)).collect();
+        assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), DIALOGS_OVERALL - DIALOGS_PER_DOMAIN, "{answers:?}");
+        assert_eq!(once.asked.load(std::sync::atomic::Ordering::Relaxed), DIALOGS_OVERALL);
     }
 
     #[test]

@@ -9,15 +9,19 @@
 //! - [`localca`], [`secrets`]: the loopback certificate and where its key lives.
 //! - [`consent`]: sites outside policy, asked about once; [`card_state`]: the card state at a glance.
 //! - [`service`]: starting the agent (shared by `cpx-agent serve` and the tray app).
+//! - [`peer`]: the OS user behind a loopback connection; [`limits`]: caps and deadlines of the servers;
+//!   [`broker`]: on a shared computer, tells each user's pages where that user's agent listens.
 //! - [`diagnose`], [`report`], [`logging`], [`browser_trust`]: for the helpdesk.
 //! - [`output`]: terminal conventions of the CLI.
 
 pub mod api;
+pub mod broker;
 pub mod browser_trust;
 pub mod card_service;
 pub mod card_state;
 pub mod config;
 pub mod consent;
+pub mod limits;
 pub mod diagnose;
 pub mod localca;
 pub mod logging;
@@ -25,6 +29,7 @@ pub mod login;
 pub mod messages;
 pub mod mtls;
 pub mod output;
+pub mod peer;
 pub mod pin_prompt;
 pub mod report;
 pub mod scan;

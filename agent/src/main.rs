@@ -91,6 +91,22 @@ enum Command {
         #[arg(long)]
         markdown: bool,
     },
+    /// On a shared computer: the machine-wide broker on the agent's usual port, which tells each user's
+    /// pages the port of that user's own agent (docs/multi-user.md).
+    Broker {
+        /// Port on 127.0.0.1 (default: the configuration's `port`).
+        #[arg(long)]
+        port: Option<u16>,
+        /// The users' agents' ports, FIRST-LAST (default: the configuration's `user_ports`).
+        #[arg(long)]
+        user_ports: Option<String>,
+        /// Folder of the broker's local CA and loopback certificate (machine-wide; trusted by the installer).
+        #[arg(long)]
+        data_dir: std::path::PathBuf,
+        /// Configuration (the machine policy is read as for `serve`).
+        #[arg(long, env = "CPX_AGENT_CONFIG")]
+        config: Option<std::path::PathBuf>,
+    },
     /// The loopback HTTPS endpoint that portals' login pages call (headless; the tray app runs the same).
     Serve {
         /// Configuration file (default ~/.config/cpx-agent/config.toml).
@@ -123,6 +139,7 @@ fn main() -> ExitCode {
         Command::Card => run_scan(&g, &cache, true),
         Command::Watch { count, timeout } => watch(&g, &cache, count, timeout.map(Duration::from_secs_f64)),
         Command::Serve { config, port, data_dir } => serve(&g, cache, config, port, data_dir),
+        Command::Broker { port, user_ports, data_dir, config } => broker(port, user_ports, data_dir, config),
         Command::Diagnose { config, origin } => diagnose(&g, config, origin),
         Command::Errors { markdown } => errors(&g, markdown),
         Command::Report { out, include_identity, include_origins, config } => {
@@ -249,6 +266,20 @@ fn serve(g: &Global, cache: CertCache, config: Option<std::path::PathBuf>, port:
         PinPromptConfig::Terminal => std::sync::Arc::new(cpx_agent::pin_prompt::TerminalPrompt),
         PinPromptConfig::Pinentry { program } => std::sync::Arc::new(cpx_agent::pin_prompt::PinentryPrompt { program: program.clone() }),
     };
+    // A shared computer: this user's agent on a port of its own, found by pages through the broker.
+    let user_listener = match config.user_ports {
+        Some([first, last]) => {
+            let bound = cpx_agent::peer::current_user().map_err(|e| e.to_string()).and_then(|me| service::bind_user_port(first, last, &me));
+            match bound {
+                Ok(l) => {
+                    config.port = l.local_addr().map(|a| a.port()).unwrap_or(config.port);
+                    Some(l)
+                }
+                Err(e) => return fail(e),
+            }
+        }
+        None => None,
+    };
     let port = config.port;
     let sites: Vec<String> = config.sites.iter().map(|s| s.origin.clone()).collect();
     // Headless: policy sites only (no one to ask about others).
@@ -261,7 +292,11 @@ fn serve(g: &Global, cache: CertCache, config: Option<std::path::PathBuf>, port:
         Err(e) => return fail(e.to_string()),
     };
     runtime.block_on(async move {
-        let listener = match service::bind(port).await {
+        let bound = match user_listener {
+            Some(l) => tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string()),
+            None => service::bind(port).await,
+        };
+        let listener = match bound {
             Ok(l) => l,
             Err(e) => return fail(e),
         };
@@ -271,6 +306,57 @@ fn serve(g: &Global, cache: CertCache, config: Option<std::path::PathBuf>, port:
         let _ = std::io::stdout().flush();
         tokio::select! {
             r = cpx_agent::server::serve(prepared.agent, &prepared.identity, listener) => match r {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e.to_string()),
+            },
+            _ = shutdown() => ExitCode::SUCCESS,
+        }
+    })
+}
+
+/// `broker`: the machine-wide broker of a shared computer.
+fn broker(port: Option<u16>, user_ports: Option<String>, data_dir: std::path::PathBuf, config: Option<std::path::PathBuf>) -> ExitCode {
+    let fail = |what: String| {
+        eprintln!("cpx-agent broker: {what}");
+        ExitCode::from(exit::INTERNAL)
+    };
+    let config = match load_config(config) {
+        Ok((c, _)) => c,
+        Err(e) => return fail(e),
+    };
+    let range = match user_ports.as_deref() {
+        Some(text) => match text.split_once('-').and_then(|(a, b)| Some([a.trim().parse().ok()?, b.trim().parse().ok()?])) {
+            Some(r) => Some(r),
+            None => return fail(format!("--user-ports {text:?}: expected FIRST-LAST")),
+        },
+        None => config.user_ports,
+    };
+    let Some([first, last]) = range.filter(|[a, b]| a <= b) else {
+        return fail("no users' ports: give --user-ports FIRST-LAST or set user_ports in the machine policy".into());
+    };
+    let port = port.unwrap_or(config.port);
+    let _log_guard = cpx_agent::logging::init(config.log_level.as_deref()).ok();
+    // The broker's key stays in its own folder (a service has no user keyring).
+    let store = cpx_agent::secrets::FileStore { dir: data_dir.join("secrets") };
+    let identity = match cpx_agent::localca::load_or_create(&data_dir, &store) {
+        Ok(i) => i,
+        Err(e) => return fail(e.to_string()),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(e.to_string()),
+    };
+    runtime.block_on(async move {
+        let listener = match cpx_agent::service::bind(port).await {
+            Ok(l) => l,
+            Err(e) => return fail(e),
+        };
+        println!("cpx-agent broker: https://127.0.0.1:{port} (users' agents on {first}-{last}; local CA: {})", identity.ca_path.display());
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let broker = std::sync::Arc::new(cpx_agent::broker::Broker { port, user_ports: first..=last });
+        tokio::select! {
+            r = cpx_agent::broker::serve(broker, &identity, listener) => match r {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(e.to_string()),
             },

@@ -117,6 +117,11 @@ pub enum Code {
     AgentPortTaken,
     ClockSkew,
     LoopbackNotTrusted,
+    // One agent per user (shared computers).
+    OtherUser,
+    UserAgentNotRunning,
+    UseUserAgent,
+    ConsentTooOften,
 }
 
 impl Serialize for Code {
@@ -145,7 +150,7 @@ pub struct Entry {
 
 impl Code {
     /// Every code, for catalogues and documentation (the codes about a recognised card as « CPx »).
-    pub const ALL: [Code; 45] = [
+    pub const ALL: [Code; 49] = [
         Code::PcscServiceStopped, Code::NoReader, Code::ReaderUnavailable, Code::NoCard, Code::CardMute, Code::CardNotCpx,
         Code::CardInUse, Code::CardRemoved, Code::CardTimeout, Code::CardCommunication, Code::CardMalformed,
         Code::CardUnexpectedStatus, Code::CardIncomplete, Code::PinBlocked, Code::PinWrong, Code::PinFormat,
@@ -156,6 +161,7 @@ impl Code {
         Code::AgentError, Code::CardUnlistedVariant, Code::PinLastTry, Code::CardTestOnProduction, Code::AgentPortTaken,
         Code::ClockSkew, Code::LoopbackNotTrusted, Code::CardRecognisedUnreadable(None), Code::CardRecognisedNoCertificate(None),
         Code::CardRecognisedRefused(None), Code::PinNotAccepted,
+        Code::OtherUser, Code::UserAgentNotRunning, Code::UseUserAgent, Code::ConsentTooOften,
     ];
 
     /// The stable name (`CARD_NOT_CPX`…), the same for every generation.
@@ -207,6 +213,10 @@ impl Code {
             AgentPortTaken => "AGENT_PORT_TAKEN",
             ClockSkew => "CLOCK_SKEW",
             LoopbackNotTrusted => "LOOPBACK_NOT_TRUSTED",
+            OtherUser => "OTHER_USER",
+            UserAgentNotRunning => "USER_AGENT_NOT_RUNNING",
+            UseUserAgent => "USE_USER_AGENT",
+            ConsentTooOften => "CONSENT_TOO_OFTEN",
         }
     }
 
@@ -451,6 +461,26 @@ impl Code {
                 text!("Fermez le programme qui utilise ce port, ou demandez au service informatique de configurer un autre port.", "Close the program using that port, or ask IT to configure another port."),
                 true,
             ),
+            OtherUser => (
+                text!("Refusé : cette demande vient d'un autre utilisateur de l'ordinateur", "Refused: this request comes from another user of the computer"),
+                text!("L'Agent CPx ne sert que la session qui l'a démarré. Sur un poste partagé, chaque utilisateur a son propre agent : le site doit le trouver par l'adresse habituelle (cpx-agent.js à jour).", "Agent CPx serves only the session that started it. On a shared computer each user has an agent of their own: the site must find it through the usual address (an up-to-date cpx-agent.js)."),
+                false,
+            ),
+            UserAgentNotRunning => (
+                text!("L'Agent CPx de votre session n'est pas démarré", "The Agent CPx of your session is not running"),
+                text!("Démarrez l'Agent CPx (menu Démarrer ou reconnexion à la session), puis rechargez la page.", "Start Agent CPx (Start menu, or log in to the session again), then reload the page."),
+                true,
+            ),
+            UseUserAgent => (
+                text!("Sur ce poste partagé, chaque utilisateur a son propre Agent CPx", "On this shared computer each user has their own Agent CPx"),
+                text!("Le site doit demander le port de votre agent à l'adresse habituelle (GET /v1/status, champ agent_port) : mettez à jour cpx-agent.js.", "The site must ask the usual address for your agent's port (GET /v1/status, field agent_port): update cpx-agent.js."),
+                false,
+            ),
+            ConsentTooOften => (
+                text!("Trop de demandes d'autorisation de sites en peu de temps : aucune question n'a été posée", "Too many site permission requests in a short time: no question was asked"),
+                text!("Attendez une minute puis recommencez la connexion. Si cela se répète sans que vous l'ayez demandé, une page ouverte essaie d'obtenir votre carte : fermez-la.", "Wait a minute, then start the login again. If it keeps happening without you asking, an open page is trying to get your card: close it."),
+                true,
+            ),
         };
         Entry { message, fix, retriable }
     }
@@ -578,6 +608,7 @@ pub const LABELS: &[(&str, Text)] = &[
     ("consent_explain", text!("Ce site n'est pas dans la liste de votre établissement. N'autorisez que les sites que vous connaissez : il pourra vous demander votre code porteur pour vous connecter.", "This site is not on your organisation's list. Only allow sites you know: it will be able to ask for your code porteur to log you in.")),
     ("consent_once", text!("Autoriser une fois", "Allow once")),
     ("consent_always", text!("Toujours autoriser", "Always allow")),
+    ("consent_always_explain", text!("« Toujours autoriser » : ce site verra, à chaque visite et sans nouvelle question, votre nom et votre identifiant national (RPPS ou ADELI) lus sur la carte.", "« Always allow »: this site will see, at every visit and without asking again, your name and your national identifier (RPPS or ADELI) read from the card.")),
     ("consent_refuse", text!("Refuser", "Refuse")),
     ("choice_title", text!("Choix de la carte — Agent CPx", "Choose the card — Agent CPx")),
     ("choice_question", text!("Plusieurs cartes CPx sont présentes. Laquelle utiliser ?", "Several CPx cards are present. Which one to use?")),

@@ -6,7 +6,12 @@
 //!
 //! Sites in policy (the configuration's `[[site]]`) are allowed. When the agent runs in the tray app, any
 //! other https origin may ask too: the professional is asked once (see [`crate::consent`]) and, once allowed, the
-//! site gets the signed-token login (the mTLS login needs the endpoint that only policy can name).
+//! site gets the signed-token login (the mTLS login needs the endpoint that only policy can name); until
+//! then it gets the liveness answer only.
+//!
+//! Only the agent's own OS user is served: the owner of every client socket is checked ([`crate::peer`])
+//! and another user's requests get OTHER_USER (docs/multi-user.md). Connections are capped in total and
+//! per user, and every stage has a deadline ([`crate::limits`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -23,9 +28,11 @@ use crate::api::ApiError;
 use crate::card_service::CardService;
 use crate::config::{normalise_origin, Config, Site};
 use crate::consent::Consent;
+use crate::limits::{self, Gate, Limits};
 use crate::localca::LoopbackIdentity;
 use crate::login;
 use crate::messages::{Code, Lang};
+use crate::peer::Peer;
 use crate::pin_prompt::PinPrompt;
 use crate::scan::{self, ScanOptions};
 
@@ -77,8 +84,8 @@ impl Agent {
     }
 }
 
-/// Serves until the listener fails.
-pub async fn serve(agent: Arc<Agent>, identity: &LoopbackIdentity, listener: TcpListener) -> std::io::Result<()> {
+/// The TLS side of a loopback server: the loopback certificate, TLS 1.2/1.3, HTTP/1.1 only.
+pub fn tls_acceptor(identity: &LoopbackIdentity) -> std::io::Result<tokio_rustls::TlsAcceptor> {
     use rustls::pki_types::pem::PemObject;
     let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(identity.cert_pem.as_bytes()).collect::<Result<_, _>>().map_err(std::io::Error::other)?;
     let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(identity.key_pem.as_bytes()).map_err(std::io::Error::other)?;
@@ -90,29 +97,81 @@ pub async fn serve(agent: Arc<Agent>, identity: &LoopbackIdentity, listener: Tcp
         .with_single_cert(certs, key)
         .map_err(std::io::Error::other)?;
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(tls)))
+}
+
+/// The per-peer counter's key: the client's OS user, else its address.
+pub fn peer_key(peer: &Peer, remote: std::net::SocketAddr) -> String {
+    match peer {
+        Peer::SameUser => "self".into(),
+        Peer::OtherUser(u) => format!("user {u}"),
+        Peer::Unknown(_) => format!("address {}", remote.ip()),
+    }
+}
+
+/// Serves for ever: accept errors are retried (see [`crate::limits`]); only the setup can fail (the
+/// certificate, or the agent's own user that cannot be known).
+pub async fn serve(agent: Arc<Agent>, identity: &LoopbackIdentity, listener: TcpListener) -> std::io::Result<()> {
+    let acceptor = tls_acceptor(identity)?;
+    let me = Arc::new(crate::peer::current_user().map_err(std::io::Error::other)?);
+    let gate = Gate::new(Limits::for_this_process());
+    tracing::info!(user = %me, max_connections = gate.limits.max_connections, max_per_peer = gate.limits.max_per_peer, "serving this user only");
+    let mut pause = Duration::ZERO;
     loop {
-        let (tcp, _) = listener.accept().await?;
+        let (tcp, remote) = limits::accept(&listener, &mut pause).await;
+        let Some(mut slot) = gate.enter() else {
+            tracing::debug!(%remote, "connection closed at once: too many connections");
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
-        let (acceptor, agent) = (acceptor.clone(), agent.clone());
+        let Ok(local) = tcp.local_addr() else { continue };
+        // Linux: one netlink round trip, done here so that a flood's connections over a peer's share are
+        // closed before the next accept (no pile of accepted descriptors waiting for a lookup).
+        #[cfg(target_os = "linux")]
+        let peer = {
+            let peer = crate::peer::classify(&me, local, remote);
+            if !slot.assign(peer_key(&peer, remote)) {
+                tracing::debug!(%remote, "connection closed at once: too many connections from this peer");
+                continue;
+            }
+            peer
+        };
+        let (acceptor, agent, me, limits) = (acceptor.clone(), agent.clone(), me.clone(), gate.limits.clone());
         tokio::spawn(async move {
-            let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else { return };
-            let service = hyper::service::service_fn(move |req| handle(agent.clone(), req));
+            // Elsewhere the lookup walks the system's tables: on a blocking thread.
+            #[cfg(not(target_os = "linux"))]
+            let peer = {
+                let peer = tokio::task::spawn_blocking(move || crate::peer::classify(&me, local, remote)).await.unwrap_or_else(|e| Peer::Unknown(e.to_string()));
+                if !slot.assign(peer_key(&peer, remote)) {
+                    tracing::debug!(%remote, "connection closed at once: too many connections from this peer");
+                    return;
+                }
+                peer
+            };
+            #[cfg(target_os = "linux")]
+            let _ = &me;
+            let Ok(Ok(stream)) = tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await else { return };
+            let peer = Arc::new(peer);
+            let (body_read, header_read) = (limits.body_read, limits.header_read);
+            let service = hyper::service::service_fn(move |req| handle(agent.clone(), peer.clone(), body_read, req));
+            // The header deadline also closes a keep-alive connection left idle (hyper starts it as soon
+            // as it waits for the next request).
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
+                .header_read_timeout(header_read)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                 .await;
+            drop(slot);
         });
     }
 }
 
-fn lang_of(req: &Request<Incoming>) -> Lang {
+pub(crate) fn lang_of(req: &Request<Incoming>) -> Lang {
     let accept = req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if accept.trim_start().to_ascii_lowercase().starts_with("en") { Lang::En } else { Lang::Fr }
 }
 
-fn json_response(status: u16, body: &Value, cors: Option<&str>) -> Response<Full<Bytes>> {
+pub(crate) fn json_response(status: u16, body: &Value, cors: Option<&str>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = r.headers_mut();
@@ -126,21 +185,32 @@ fn json_response(status: u16, body: &Value, cors: Option<&str>) -> Response<Full
     r
 }
 
-fn error_response(e: &ApiError, lang: Lang, cors: Option<&str>) -> Response<Full<Bytes>> {
+pub(crate) fn error_response(e: &ApiError, lang: Lang, cors: Option<&str>) -> Response<Full<Bytes>> {
     json_response(e.http, &e.to_json(lang), cors)
 }
 
-async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(agent: Arc<Agent>, peer: Arc<Peer>, body_deadline: Duration, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let started = std::time::Instant::now();
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let response = route(agent, req).await;
+    let response = match &*peer {
+        Peer::SameUser => route(agent, body_deadline, req).await,
+        // Another user of the computer (shared workstation, terminal server): nothing, whatever it asks.
+        Peer::OtherUser(user) => {
+            tracing::warn!(%user, "request refused: the client belongs to another user of this computer");
+            error_response(&ApiError::new(Code::OtherUser, 403).detail(format!("client user {user}")), lang_of(&req), None)
+        }
+        Peer::Unknown(why) => {
+            tracing::warn!(%why, "request refused: the client's user cannot be known");
+            error_response(&ApiError::new(Code::OtherUser, 403).detail(format!("client user unknown: {why}")), lang_of(&req), None)
+        }
+    };
     let status = response.status().as_u16();
     tracing::info!(%method, %path, %origin, status, ms = started.elapsed().as_secs_f64() * 1000.0, "request");
     Ok(response)
 }
 
-async fn route(agent: Arc<Agent>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(agent: Arc<Agent>, body_deadline: Duration, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let lang = lang_of(&req);
     let port = agent.config.port;
     let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -156,10 +226,11 @@ async fn route(agent: Arc<Agent>, req: Request<Incoming>) -> Response<Full<Bytes
     match (req.method().clone(), req.uri().path()) {
         (Method::OPTIONS, _) => preflight(cors),
         (Method::GET, "/v1/status") => {
-            let holder = matches!(access, Access::Policy(_) | Access::Approved(_));
-            status(&agent, origin.is_some(), holder, cors, lang).await
+            // A site not yet allowed learns that the agent runs, nothing about readers or card.
+            let allowed = matches!(access, Access::Policy(_) | Access::Approved(_));
+            status(&agent, allowed, cors, lang).await
         }
-        (Method::POST, path @ ("/v1/authenticate" | "/v1/token")) => login_request(&agent, access, path == "/v1/token", req, lang).await,
+        (Method::POST, path @ ("/v1/authenticate" | "/v1/token")) => login_request(&agent, access, path == "/v1/token", req, body_deadline, lang).await,
         _ => error_response(&ApiError::new(Code::NotFound, 404), lang, cors),
     }
 }
@@ -181,12 +252,12 @@ fn preflight(cors: Option<&str>) -> Response<Full<Bytes>> {
     r
 }
 
-/// Readers and card state, in the words of `cpx-agent status`; the holder only for allowed origins (not to
-/// sites still to be asked about); nothing but the version without an Origin.
-async fn status(agent: &Agent, has_origin: bool, holder: bool, cors: Option<&str>, lang: Lang) -> Response<Full<Bytes>> {
+/// Readers, card state and holder, in the words of `cpx-agent status`, for allowed origins; for anyone
+/// else (no Origin, a site not in policy nor allowed by the professional) only that the agent runs.
+async fn status(agent: &Agent, allowed: bool, cors: Option<&str>, lang: Lang) -> Response<Full<Bytes>> {
     let base = json!({"agent": "cpx-agent", "version": env!("CARGO_PKG_VERSION")});
-    if !has_origin {
-        return json_response(200, &base, None);
+    if !allowed {
+        return json_response(200, &base, cors);
     }
     let cards = agent.cards.clone();
     let options = ScanOptions { timeout: cards.card_timeout, with_pin: true, reader: None };
@@ -209,10 +280,8 @@ async fn status(agent: &Agent, has_origin: bool, holder: bool, cors: Option<&str
                     }
                     if let Some(card) = &r.card {
                         v["card_type"] = scan::card_label(card).into();
-                        if holder {
-                            let id = &card.identity;
-                            v["holder"] = json!({"nom": id.nom, "prenom": id.prenom, "profession": id.profession, "national_id": id.national_id});
-                        }
+                        let id = &card.identity;
+                        v["holder"] = json!({"nom": id.nom, "prenom": id.prenom, "profession": id.profession, "national_id": id.national_id});
                     }
                     v
                 })
@@ -229,7 +298,7 @@ async fn status(agent: &Agent, has_origin: bool, holder: bool, cors: Option<&str
     json_response(200, &body, cors)
 }
 
-async fn login_request(agent: &Arc<Agent>, access: Access, token: bool, req: Request<Incoming>, lang: Lang) -> Response<Full<Bytes>> {
+async fn login_request(agent: &Arc<Agent>, access: Access, token: bool, req: Request<Incoming>, body_deadline: Duration, lang: Lang) -> Response<Full<Bytes>> {
     // Denied origins get no CORS header either: the page cannot even read the refusal.
     let Some(origin) = access.cors().map(str::to_owned) else {
         return error_response(&ApiError::new(Code::OriginNotAllowed, 403), lang, None);
@@ -240,9 +309,11 @@ async fn login_request(agent: &Arc<Agent>, access: Access, token: bool, req: Req
     if !json_type {
         return fail(ApiError::new(Code::BadRequest, 415).detail("Content-Type must be application/json"));
     }
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return fail(ApiError::new(Code::BadRequest, 413).detail("body too large")),
+    // A body announced and never sent must not hold the connection open.
+    let body = match tokio::time::timeout(body_deadline, Limited::new(req.into_body(), MAX_BODY).collect()).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => return fail(ApiError::new(Code::BadRequest, 413).detail("body too large")),
+        Err(_) => return fail(ApiError::new(Code::BadRequest, 408).detail("request body not received in time")),
     };
     let challenge = match serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("challenge")?.as_str().map(str::to_owned)) {
         Some(c) => c,

@@ -98,6 +98,30 @@ pub async fn bind(port: u16) -> Result<tokio::net::TcpListener, String> {
     tokio::net::TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| format!("port {port} on 127.0.0.1: {e}"))
 }
 
+/// On a shared computer: a loopback port of this user's own in `first..=last`, tried from a place
+/// derived from the user (the same port from one session to the next, most of the time) onwards.
+pub fn bind_user_port(first: u16, last: u16, user: &crate::peer::UserId) -> Result<std::net::TcpListener, String> {
+    if first > last || first == 0 {
+        return Err(format!("user_ports [{first}, {last}] is not a range of ports"));
+    }
+    let span = u32::from(last - first) + 1;
+    // FNV-1a of the user's id: stable across runs (unlike the std hasher).
+    let hash = user.0.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let mut last_error = None;
+    for i in 0..span {
+        let port = first as u32 + (hash.wrapping_add(i) % span);
+        let port = u16::try_from(port).map_err(|e| e.to_string())?;
+        match std::net::TcpListener::bind(("127.0.0.1", port)) {
+            Ok(l) => {
+                l.set_nonblocking(true).map_err(|e| e.to_string())?;
+                return Ok(l);
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(format!("no free port in {first}-{last} on 127.0.0.1: {}", last_error.map_or_else(String::new, |e| e.to_string())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,9 @@
 //   const status = await agentStatus();          // readers and card state, in the agent's French wording
 //   const { next } = await cardLogin();          // challenge → agent (code porteur, mTLS) → finish
 //
+// On a shared computer the usual address answers with the port of this user's own agent (`agent_port`,
+// docs/multi-user.md); the functions here follow it.
+//
 // Errors are CpxError objects with a stable `code` (the agent's codes, plus AGENT_UNREACHABLE and the
 // portal's own), `triesLeft` when the code porteur was wrong, and `messageFor(error)` gives the French
 // text to show.
@@ -59,12 +62,38 @@ function fromAgentError(body) {
   return new CpxError(e.code || "AGENT_ERROR", e.message, e);
 }
 
-/** Agent version, readers and card state (holder for allowed sites). */
-export async function agentStatus({ agent = DEFAULT_AGENT } = {}) {
+async function fetchStatus(agent) {
   const r = await agentFetch(agent, "/v1/status", { headers: { "Accept-Language": "fr" } }, 5000);
   const body = await r.json().catch(() => ({}));
   if (!r.ok) throw fromAgentError(body);
   return body;
+}
+
+const userAgents = new Map();
+
+/**
+ * The agent of this browser's user. On a computer with one user, the usual address is the agent itself.
+ * On a shared computer (terminal server) it is a broker that answers `agent_port`, the port of the
+ * user's own agent (each agent serves only its own user): the page then talks to that port.
+ */
+export async function userAgent(agent = DEFAULT_AGENT) {
+  if (userAgents.has(agent)) return userAgents.get(agent);
+  const body = await fetchStatus(agent);
+  let url = agent;
+  if (Number.isInteger(body.agent_port)) {
+    const u = new URL(agent);
+    u.port = String(body.agent_port);
+    url = u.origin;
+  }
+  userAgents.set(agent, url);
+  return url;
+}
+
+/** Agent version, readers and card state (holder for allowed sites). */
+export async function agentStatus({ agent = DEFAULT_AGENT } = {}) {
+  const body = await fetchStatus(agent);
+  if (!Number.isInteger(body.agent_port)) return body;
+  return fetchStatus(await userAgent(agent));
 }
 
 async function postPortal(url, payload) {
@@ -80,6 +109,15 @@ async function postPortal(url, payload) {
     throw new CpxError(e.code || "PORTAL_REFUSED", e.message || LOCAL_MESSAGES[e.code] || LOCAL_MESSAGES.PORTAL_REFUSED, e);
   }
   return body;
+}
+
+/** The user's agent, or `agent` itself when it cannot be asked (the POST then says what is wrong). */
+async function userAgentOr(agent) {
+  try {
+    return await userAgent(agent);
+  } catch (e) {
+    return agent;
+  }
 }
 
 /** POSTs the challenge to the agent; its JSON answer, or its typed error thrown. */
@@ -101,7 +139,7 @@ async function postAgent(agent, path, challenge) {
  */
 export async function cardLogin({ agent = DEFAULT_AGENT, challengeUrl = "/cpx/challenge", finishUrl = "/cpx/finish" } = {}) {
   const { challenge } = await postPortal(challengeUrl, {});
-  const body = await postAgent(agent, "/v1/authenticate", challenge);
+  const body = await postAgent(await userAgentOr(agent), "/v1/authenticate", challenge);
   const portal = body.portal || {};
   if (body.portal_status !== 200 || !portal.code) {
     const e = portal.error || {};
@@ -116,6 +154,6 @@ export async function cardLogin({ agent = DEFAULT_AGENT, challengeUrl = "/cpx/ch
  */
 export async function tokenLogin({ agent = DEFAULT_AGENT, challengeUrl = "/cpx/challenge", tokenUrl = "/cpx/token" } = {}) {
   const { challenge } = await postPortal(challengeUrl, {});
-  const token = await postAgent(agent, "/v1/token", challenge);
+  const token = await postAgent(await userAgentOr(agent), "/v1/token", challenge);
   return postPortal(tokenUrl, { challenge, token });
 }

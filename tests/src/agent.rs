@@ -70,8 +70,16 @@ impl AgentProcess {
     /// `config` may start with top-level keys before its `[[site]]` tables; `env` is added to the agent's
     /// environment (PINENTRY_DELAY…).
     pub fn start_full(dir: &Path, config_text: &str, port: u16, env: &[(&str, &str)]) -> Self {
+        Self::start_as(dir, config_text, Some(port), env, None)
+    }
+
+    /// The same, run as the OS user `uid` (its folder given to that user; `setpriv`), on `port` or, with
+    /// `None`, on the port the agent picks (its configuration's `user_ports`).
+    pub fn start_as(dir: &Path, config_text: &str, port: Option<u16>, env: &[(&str, &str)], uid: Option<u32>) -> Self {
         std::fs::create_dir_all(dir).unwrap();
-        let (top, sites) = match config_text.find('[') {
+        // The first table header (a line starting with '['; top-level values may hold arrays).
+        let first_table = if config_text.starts_with('[') { Some(0) } else { config_text.find("\n[").map(|i| i + 1) };
+        let (top, sites) = match first_table {
             Some(i) => config_text.split_at(i),
             None => (config_text, ""),
         };
@@ -81,8 +89,18 @@ impl AgentProcess {
         std::fs::write(&log, "").unwrap();
         let config = dir.join("config.toml");
         let pinentry = root().join("tests/stack/scripted-pinentry");
-        std::fs::write(&config, format!("port = {port}\nkey_store = \"file\"\n{top}[pin_prompt]\nkind = \"pinentry\"\nprogram = \"{}\"\n{sites}", pinentry.display())).unwrap();
-        let mut child = binary("cpx-agent")
+        let port_line = port.map(|p| format!("port = {p}\n")).unwrap_or_default();
+        std::fs::write(&config, format!("{port_line}key_store = \"file\"\n{top}[pin_prompt]\nkind = \"pinentry\"\nprogram = \"{}\"\n{sites}", pinentry.display())).unwrap();
+        let mut command = match uid {
+            Some(uid) => {
+                give_to(dir, uid);
+                let mut c = std::process::Command::new("setpriv");
+                c.args(["--reuid", &uid.to_string(), "--regid", &uid.to_string(), "--clear-groups"]).arg(crate::bin_dir().join("cpx-agent")).env("HOME", dir);
+                c
+            }
+            None => binary("cpx-agent"),
+        };
+        let mut child = command
             .args(["serve", "--config"])
             .arg(&config)
             .arg("--data-dir")
@@ -100,7 +118,9 @@ impl AgentProcess {
             .expect("cpx-agent serve starts");
         let mut first = String::new();
         BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut first).unwrap();
-        assert!(first.contains(&format!("https://127.0.0.1:{port}")), "agent did not start: {first:?}");
+        let started_on = first.split("https://127.0.0.1:").nth(1).and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next()).and_then(|p| p.parse::<u16>().ok());
+        assert!(started_on.is_some() && (port.is_none() || started_on == port), "agent did not start: {first:?}");
+        let port = started_on.unwrap_or_default();
         let ca_pem = std::fs::read_to_string(dir.join("data/local-ca.pem")).expect("local CA written");
         Self { child, port, dir: dir.to_path_buf(), ca_pem, pinentry_answers: answers, pinentry_log: log }
     }
@@ -142,6 +162,21 @@ impl AgentProcess {
             }
         }
         answer
+    }
+}
+
+/// Gives `dir` (and what is in it) to the OS user `uid`, and lets that user reach it from the root.
+pub fn give_to(dir: &Path, uid: u32) {
+    let status = std::process::Command::new("chown").arg("-R").arg(format!("{uid}:{uid}")).arg(dir).status().expect("chown");
+    assert!(status.success(), "chown {}", dir.display());
+    for ancestor in dir.ancestors().skip(1) {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(ancestor) {
+            let mode = m.permissions().mode();
+            if mode & 0o001 == 0 {
+                let _ = std::fs::set_permissions(ancestor, std::fs::Permissions::from_mode(mode | 0o001));
+            }
+        }
     }
 }
 

@@ -154,6 +154,7 @@ fn hostile_requests_get_nothing() {
     let other = s.agent.request("GET", "/v1/status", &[("Origin", "https://evil.example")], None);
     assert_eq!(other.header("Access-Control-Allow-Origin"), None);
     assert!(!other.body.contains("DUPONT"), "no identity for an origin that is not allowed");
+    assert!(other.json().get("readers").is_none() && other.json()["version"].is_string(), "liveness only: {}", other.body);
 }
 
 #[test]

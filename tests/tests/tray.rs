@@ -358,9 +358,14 @@ fn site_consent_and_two_sites_asking_at_once() {
     let answer = std::thread::scope(|scope| {
         let call = scope.spawn(|| b.run_async(&token_call));
         app.wait_window("consent");
-        // Keyboard only: the focus starts on « Autoriser une fois »; Tab, then Entrée on « Toujours autoriser ».
-        assert_eq!(app.execute("return document.activeElement.id").as_str(), Some("once"));
+        // Keyboard only: the focus starts on « Refuser »; Tab twice, then Entrée on « Toujours autoriser »,
+        // which says what the site will see.
+        assert_eq!(app.execute("return document.activeElement.id").as_str(), Some("refuse"));
+        let text = app.page_text();
+        assert!(text.contains("votre nom et votre identifiant national"), "{text}");
         app.desktop.key("Tab");
+        app.desktop.key("Tab");
+        assert_eq!(app.execute("return document.activeElement.id").as_str(), Some("always"));
         app.desktop.key("Return");
         app.wait_window("pin");
         assert!(app.page_text().contains(&evil), "the PIN dialog names the site");
