@@ -17,6 +17,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start-up: boxing would buy nothing
 enum Command {
     /// List the personas (virtual cards) with what each one is for.
     Personas {
@@ -70,8 +71,8 @@ enum Command {
         #[arg(long, value_name = "DIGITS")]
         serial: Option<String>,
         /// Test holder whose keys and certificates the card carries: dupont, dupont-renewed, martin, leroy, roux.
-        #[arg(long, value_name = "NAME", value_parser = |s: &str| cpx_sim::pki::holder(s).ok_or_else(|| format!("unknown holder {s:?}")))]
-        holder: Option<cpx_sim::pki::Holder>,
+        #[arg(long, value_name = "NAME", value_parser = |s: &str| cpx_sim::pki::holder(s).map(|_| s.to_owned()).ok_or_else(|| format!("unknown holder {s:?}")))]
+        holder: Option<String>,
         /// Latency model: `off` (default), `real` (docs/benchmarks.md) or `apdu=MS,baud=N,rsa=MS`.
         #[arg(long, default_value = "off")]
         latency: cpx_sim::Latency,
@@ -114,7 +115,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let options = cpx_sim::Options { pin, tries, actua, garble: garble.map(|g| (g, garble_rate, seed)), pull_on, layout, serial, holder, latency };
+            let options = cpx_sim::Options { pin, tries, actua, garble: garble.map(|g| (g, garble_rate, seed)), pull_on, layout, serial, holder: holder.as_deref().and_then(cpx_sim::pki::holder), latency };
             if let Err(e) = options.check() {
                 eprintln!("cpx-sim: {e}");
                 return ExitCode::from(2);
