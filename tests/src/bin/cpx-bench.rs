@@ -366,9 +366,9 @@ struct NssClient {
 const OPENSC_MODULE: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
 
 impl NssClient {
-    fn new(dir: &std::path::Path, server_ca: &std::path::Path) -> Self {
+    /// `conf`: the OpenSC configuration (OPENSC_CONF) its PKCS#11 module reads.
+    fn new(dir: &std::path::Path, server_ca: &std::path::Path, conf: std::path::PathBuf) -> Self {
         let db = format!("sql:{}", dir.display());
-        let conf = root().join("tests/stack/opensc.conf");
         let run = |program: &str, args: &[&str]| {
             let out = Command::new(program).args(args).env("OPENSC_CONF", &conf).output().unwrap_or_else(|e| panic!("{program}: {e} (apt-get install libnss3-tools)"));
             assert!(out.status.success(), "{program} {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -496,7 +496,7 @@ fn real_speed_bench(json_out: bool, latency: cpx_sim::Latency) {
     drop(agent);
 
     // The browser's own TLS client authentication, through OpenSC's PKCS#11 module in NSS.
-    let nss = NssClient::new(&dir.join("nssdb"), &pki.ca_pem);
+    let nss = NssClient::new(&dir.join("nssdb"), &pki.ca_pem, root().join("tests/stack/opensc.conf"));
     let browser_runs = if latency.is_off() { REAL_RUNS } else { 1 };
     let browser_login = || -> Result<(usize, f64), String> {
         let before = apdus_so_far();
@@ -525,24 +525,46 @@ fn real_speed_bench(json_out: bool, latency: cpx_sim::Latency) {
             }
         }
     }
-    let browser = match &portal_failure {
+    // The portal gives a TLS handshake 30 s: when NSS + OpenSC need longer, measure the same client
+    // authentication against nginx (ssl_verify_client on) with no limit that could cut it.
+    let nginx = portal_failure.is_some().then(|| PatientNginx::start(&dir.join("nginx"), &pki));
+    let to_nginx = |client: &NssClient, port: u16| -> (usize, f64) {
+        let before = apdus_so_far();
+        let (printed, elapsed) = client.run(&dir, port, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", true);
+        assert!(printed.contains("\"verify\":\"SUCCESS\""), "NSS + OpenSC client authentication to nginx failed:\n{printed}");
+        (apdus_so_far() - before, elapsed)
+    };
+    let browser = match &nginx {
         None => Path { label: "browser: NSS tstclnt + OpenSC PKCS#11 → portal (process start → session)", runs },
-        // The portal gives a TLS handshake 30 s: when NSS + OpenSC need longer, measure the same client
-        // authentication against nginx (ssl_verify_client on) with no limit that could cut it.
-        Some(_) => {
-            let nginx = PatientNginx::start(&dir.join("nginx"), &pki);
-            let request = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-            let runs = (0..browser_runs)
-                .map(|_| {
-                    let before = apdus_so_far();
-                    let (printed, elapsed) = nss.run(&dir, nginx.port, request, true);
-                    assert!(printed.contains("\"verify\":\"SUCCESS\""), "NSS + OpenSC client authentication to nginx failed:\n{printed}");
-                    (apdus_so_far() - before, elapsed)
-                })
-                .collect();
-            Path { label: "browser: NSS tstclnt + OpenSC PKCS#11 → nginx mTLS (process start → answer)", runs }
+        Some(n) => Path { label: "browser: NSS tstclnt + OpenSC PKCS#11 → nginx mTLS (process start → answer)", runs: (0..browser_runs).map(|_| to_nginx(&nss, n.port)).collect() },
+    };
+    // The same with OpenSC's file cache on (`use_file_caching`, off in Debian's configuration): the card's
+    // files are read from disk after a first run has filled the cache.
+    let cached_conf = dir.join("opensc-cached.conf");
+    std::fs::write(
+        &cached_conf,
+        format!(
+            "app default {{\n    framework pkcs15 {{ use_file_caching = yes; file_cache_dir = {}; }}\n}}\napp opensc-pkcs11 {{\n    pkcs11 {{ max_virtual_slots = 64; slots_per_card = 4; }}\n}}\n",
+            dir.join("opensc-cache").display()
+        ),
+    )
+    .expect("OpenSC configuration");
+    let cached = NssClient::new(&dir.join("nssdb-cached"), &pki.ca_pem, cached_conf);
+    let cached_run = |client: &NssClient| match &nginx {
+        Some(n) => to_nginx(client, n.port),
+        None => {
+            let before = apdus_so_far();
+            let c = portal.page("POST", "/cpx/challenge", None, "application/json", Some("{}"));
+            let challenge = c.json()["challenge"].as_str().expect("challenge").to_owned();
+            let body = json!({"challenge": challenge, "origin": portal.origin}).to_string();
+            let request = format!("POST /cpx/login HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", portal.mtls_port, body.len());
+            let (printed, elapsed) = client.run(&dir, portal.mtls_port, &request, true);
+            assert!(printed.contains("\"code\""), "cached OpenSC login refused:\n{printed}");
+            (apdus_so_far() - before, elapsed)
         }
     };
+    cached_run(&cached); // fills OpenSC's cache
+    let browser_cached = Path { label: "browser, OpenSC file cache on (cache already filled)", runs: (0..browser_runs).map(|_| cached_run(&cached)).collect() };
     // What NSS and OpenSC cost before any TLS (module load, token scan): a TLS connection without
     // client authentication from the same database. A browser already running has paid it.
     let startup = Path {
@@ -571,7 +593,7 @@ fn real_speed_bench(json_out: bool, latency: cpx_sim::Latency) {
             latency.rsa.as_millis()
         )
     };
-    let rows = [&ours, &ours_cold, &browser, &startup, &warm_browser];
+    let rows = [&ours, &ours_cold, &browser, &startup, &warm_browser, &browser_cached];
     if json_out {
         let paths: Vec<_> = rows.iter().map(|p| json!({"path": p.label, "apdus": p.apdus(), "ms": p.ms(), "vs_ours": p.ms() / ours.ms()})).collect();
         println!("{}", json!({"card": REAL_PERSONA, "latency": model, "runs": REAL_RUNS, "browser_runs": browser_runs, "paths": paths, "browser_vs_ours": browser.ms() / ours.ms(), "running_browser_vs_ours": warm_browser.ms() / ours.ms(), "portal_refused_browser": portal_failure}));
