@@ -46,20 +46,31 @@ impl ApiError {
     }
 }
 
-impl From<&CardError> for ApiError {
-    fn from(e: &CardError) -> Self {
-        let code = Code::from(e);
+impl ApiError {
+    /// A failure of a card already opened (so named: `generation`): an unexpected status or unreadable
+    /// data is « Carte CPS3 reconnue, mais … », not a generic card error.
+    pub fn from_card(e: &CardError, generation: cpx_card::Generation) -> Self {
+        Self::with_code(e, Code::about_card(e, Some(generation)))
+    }
+
+    fn with_code(e: &CardError, code: Code) -> Self {
         let http = match code {
             Code::PinWrong | Code::PinBlocked | Code::CertificateExpired | Code::CertificateNotYetValid | Code::Contactless => 403,
             Code::PcscServiceStopped | Code::NoReader | Code::NoCard | Code::CardRemoved | Code::CardMute | Code::CardTimeout => 503,
             _ => 502,
         };
-        let tries_left = match e {
+        let tries_left = match e.root() {
             CardError::WrongPin { tries_left } => Some(*tries_left),
             CardError::PinBlocked => Some(0),
             _ => None,
         };
         Self { code, http, tries_left, detail: Some(e.to_string()) }
+    }
+}
+
+impl From<&CardError> for ApiError {
+    fn from(e: &CardError) -> Self {
+        Self::with_code(e, Code::from(e))
     }
 }
 

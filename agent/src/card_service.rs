@@ -46,7 +46,7 @@ impl CardService {
         let mut cards = Vec::new();
         let mut last_problem = None;
         for r in readers.iter().filter(|r| r.state == cpx_pcsc::SlotState::Present) {
-            match scan::open_card(&r.name, self.card_timeout, &self.cache) {
+            match scan::open_card_with_atr(&r.name, Some(&r.atr), self.card_timeout, &self.cache) {
                 Ok(card) => cards.push(card),
                 Err(e) => last_problem = Some(e),
             }

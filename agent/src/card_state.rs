@@ -7,8 +7,7 @@ use serde::Serialize;
 use crate::messages::{Code, SlotState, Text};
 use crate::scan::ReaderReport;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overall {
     ServiceStopped,
     NoReader,
@@ -18,13 +17,37 @@ pub enum Overall {
     InUse,
     PinBlocked,
     CertificateExpired,
+    /// A CPx card named by its ATR or EF.SN.ICC that cannot be used; the code says which card and why
+    /// (« Carte CPS3 reconnue, mais son contenu n'a pas pu être lu »).
+    Unusable(Code),
+}
+
+impl Serialize for Overall {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
 }
 
 impl Overall {
-    pub const ALL: [Overall; 8] = [
+    pub const ALL: [Overall; 9] = [
         Overall::ServiceStopped, Overall::NoReader, Overall::NoCard, Overall::Ready, Overall::NotRecognised, Overall::InUse,
-        Overall::PinBlocked, Overall::CertificateExpired,
+        Overall::PinBlocked, Overall::CertificateExpired, Overall::Unusable(Code::CardRecognisedUnreadable(None)),
     ];
+
+    /// The state's stable name (`not_recognised`, `unusable`…).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ServiceStopped => "service_stopped",
+            Self::NoReader => "no_reader",
+            Self::NoCard => "no_card",
+            Self::Ready => "ready",
+            Self::NotRecognised => "not_recognised",
+            Self::InUse => "in_use",
+            Self::PinBlocked => "pin_blocked",
+            Self::CertificateExpired => "certificate_expired",
+            Self::Unusable(_) => "unusable",
+        }
+    }
 
     /// The verdict of a scan (or of the PC/SC error that stopped it).
     pub fn of(scan: Result<&[ReaderReport], Code>) -> Self {
@@ -46,9 +69,19 @@ impl Overall {
             SlotState::CardNotRecognised => Self::NotRecognised,
             SlotState::CardInUse => Self::InUse,
             SlotState::NoCard => Self::NoCard,
+            SlotState::CardRecognisedUnusable => Self::Unusable(r.codes.first().copied().unwrap_or(Code::CardRecognisedUnreadable(r.generation))),
         };
         // Lower rank wins.
-        let rank = |o: Self| [Self::Ready, Self::PinBlocked, Self::CertificateExpired, Self::NotRecognised, Self::InUse, Self::NoCard].iter().position(|x| *x == o).unwrap_or(9);
+        let rank = |o: Self| match o {
+            Self::Ready => 0,
+            Self::PinBlocked => 1,
+            Self::CertificateExpired => 2,
+            Self::Unusable(_) => 3,
+            Self::NotRecognised => 4,
+            Self::InUse => 5,
+            Self::NoCard => 6,
+            _ => 9,
+        };
         reports.iter().map(slot).min_by_key(|o| rank(*o)).unwrap_or(Self::NoCard)
     }
 
@@ -63,6 +96,7 @@ impl Overall {
             Self::InUse => SlotState::CardInUse.text(),
             Self::PinBlocked => Code::PinBlocked.entry().message,
             Self::CertificateExpired => Code::CertificateExpired.entry().message,
+            Self::Unusable(code) => code.entry().message,
         }
     }
 
@@ -77,6 +111,7 @@ impl Overall {
             Self::InUse => Code::CardInUse,
             Self::PinBlocked => Code::PinBlocked,
             Self::CertificateExpired => Code::CertificateExpired,
+            Self::Unusable(code) => code,
         };
         Some(code.entry().fix)
     }
@@ -87,7 +122,7 @@ mod tests {
     use super::*;
 
     fn reader(state: SlotState, codes: &[Code]) -> ReaderReport {
-        ReaderReport { reader: "r".into(), state, codes: codes.to_vec(), atr: String::new(), card: None, detail: None }
+        ReaderReport { reader: "r".into(), state, codes: codes.to_vec(), atr: String::new(), card: None, generation: None, detail: None }
     }
 
     #[test]
@@ -103,6 +138,13 @@ mod tests {
         assert_eq!(Overall::of(Ok(&[empty])), Overall::NoCard);
         assert_eq!(Overall::of(Ok(&[])), Overall::NoReader);
         assert_eq!(Overall::of(Err(Code::PcscServiceStopped)), Overall::ServiceStopped);
+        // A CPS3 whose content cannot be read: named, with the helpdesk route, never « mal insérée ».
+        let unreadable = Code::CardRecognisedUnreadable(Some(cpx_card::Generation::Cps3));
+        let state = Overall::of(Ok(&[reader(SlotState::CardNotRecognised, &[Code::CardMute]), reader(SlotState::CardRecognisedUnusable, &[unreadable])]));
+        assert_eq!(state, Overall::Unusable(unreadable));
+        assert_eq!(state.text().fr, "Carte CPS3 reconnue, mais son contenu n'a pas pu être lu");
+        assert!(state.fix().unwrap().fr.contains("0 825 85 2000"));
+        assert_eq!(serde_json::to_value(state).unwrap(), "unusable");
     }
 
     #[test]

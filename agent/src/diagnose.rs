@@ -60,6 +60,7 @@ pub fn title(check: &str) -> Text {
         "readers" => Text { fr: "Lecteurs de carte", en: "Card readers" },
         "card" => Text { fr: "Carte dans le lecteur", en: "Card in the reader" },
         "card_type" => Text { fr: "Type de carte (ATR, émetteur)", en: "Card type (ATR, issuer)" },
+        "card_content" => Text { fr: "Contenu de la carte (PKCS#15, certificat)", en: "Card content (PKCS#15, certificate)" },
         "pin" => Text { fr: "Code porteur", en: "Code porteur (PIN)" },
         "certificate" => Text { fr: "Certificat de la carte", en: "Card certificate" },
         "loopback_port" => Text { fr: "Port local de l'agent", en: "Agent's loopback port" },
@@ -129,16 +130,22 @@ fn one_card(opts: &Options, r: &cpx_pcsc::ReaderInfo, checks: &mut Vec<Check>) {
         Slot::Unavailable => return checks.push(Check::bad(at("card"), Verdict::Fail, Code::ReaderUnavailable, "reader unavailable")),
         _ => {}
     }
-    let mut card = match scan::open_card(&r.name, opts.timeout, &CertCache::memory()) {
+    let mut card = match scan::open_card_with_atr(&r.name, Some(&r.atr), opts.timeout, &CertCache::memory()) {
         Ok(c) => c,
         Err(e) => {
+            let parsed = cpx_card::atr::parse(&r.atr);
+            let detail = format!("ATR {atr} (protocols T={:?}, historical bytes {}): {e}", parsed.protocols, parsed.historical);
+            // Named by its ATR or EF.SN.ICC, and it answered: the card type is known, its content is at fault.
+            if let (Some(generation), false) = (e.recognised(), matches!(e.root(), cpx_card::CardError::Pcsc(_))) {
+                checks.push(Check::ok(at("card"), format!("ATR {atr}")));
+                checks.push(Check::ok(at("card_type"), format!("{} (by {}), issuer ANS", cpx_card::generation_name(generation), if cpx_card::atr::recognise(&r.atr).is_some() { "ATR table" } else { "EF.SN.ICC" })));
+                return checks.push(Check::bad(at("card_content"), Verdict::Fail, Code::from(&e), detail));
+            }
             let code = match Code::from(&e) {
                 Code::CardTimeout => Code::CardMute,
                 c => c,
             };
             let check = if code == Code::CardNotCpx { "card_type" } else { "card" };
-            let parsed = cpx_card::atr::parse(&r.atr);
-            let detail = format!("ATR {atr} (protocols T={:?}, historical bytes {}): {e}", parsed.protocols, parsed.historical);
             return checks.push(Check::bad(at(check), Verdict::Fail, code, detail));
         }
     };
@@ -159,7 +166,7 @@ fn one_card(opts: &Options, r: &cpx_pcsc::ReaderInfo, checks: &mut Vec<Check>) {
             Ok(Some(p)) if p.tries_left == 1 => Check::bad(at("pin"), Verdict::Warn, Code::PinLastTry, format!("1 of {} tries left", p.max_tries)),
             Ok(Some(p)) => Check::ok(at("pin"), format!("{} of {} tries left", p.tries_left, p.max_tries)),
             Ok(None) => Check::bad(at("pin"), Verdict::Fail, Code::Contactless, "no code porteur"),
-            Err(e) => Check::bad(at("pin"), Verdict::Fail, Code::from(&e), e.to_string()),
+            Err(e) => Check::bad(at("pin"), Verdict::Fail, Code::about_card(&e, Some(info.generation)), e.to_string()),
         });
     }
     let id = card.identity().clone();

@@ -66,7 +66,8 @@ fn usable_card(cards: &CardService, prompt: &dyn PinPrompt, origin: &str, lang: 
         Validity::NotYetValid => return Err(ApiError::new(Code::CertificateNotYetValid, 403)),
         Validity::Valid => {}
     }
-    let status = card.pin_status().map_err(|e| ApiError::from(&e))?.ok_or_else(|| ApiError::new(Code::Contactless, 403))?;
+    let generation = card.info().generation;
+    let status = card.pin_status().map_err(|e| ApiError::from_card(&e, generation))?.ok_or_else(|| ApiError::new(Code::Contactless, 403))?;
     if status.blocked() {
         prompt.show_blocked(&pin_request(card.as_ref(), status, origin, lang));
         return Err(ApiError { tries_left: Some(0), ..ApiError::new(Code::PinBlocked, 403) });
@@ -134,6 +135,7 @@ pub fn authenticate(cards: &CardService, prompt: &dyn PinPrompt, site: &Site, or
     let (card, status) = usable_card(cards, prompt, origin, lang)?;
     let card_ready = started.elapsed();
     let kind = card_type(card.as_ref());
+    let generation = card.info().generation;
     let request = pin_request(card.as_ref(), status, origin, lang);
     let body = json!({"challenge": challenge, "origin": origin, "agent_version": env!("CARGO_PKG_VERSION"), "card_type": kind}).to_string();
     // The card goes into the TLS client and comes back after each attempt.
@@ -142,7 +144,10 @@ pub fn authenticate(cards: &CardService, prompt: &dyn PinPrompt, site: &Site, or
         let taken = card.take().ok_or_else(|| ApiError::new(Code::AgentError, 500))?;
         let (back, answer) = mtls::post_with_card(&endpoint, roots.clone(), taken, pin, body.as_bytes(), Duration::from_secs(15));
         card = Some(back);
-        Ok(answer?)
+        answer.map_err(|e| match e {
+            mtls::MtlsError::Card(c) => ApiError::from_card(&c, generation),
+            other => ApiError::from(other),
+        })
     })?;
     let portal: Value = serde_json::from_slice(&answer.body).unwrap_or_else(|_| json!({"text": String::from_utf8_lossy(&answer.body)}));
     let ms = |d: Duration| (d.as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
@@ -159,7 +164,8 @@ pub fn signed_token(cards: &CardService, prompt: &dyn PinPrompt, origin: &str, c
     let signed = [Sha256::digest(origin.as_bytes()), Sha256::digest(challenge.as_bytes())].concat();
     let digest = Sha256::digest(&signed);
     let request = pin_request(card.as_ref(), status, origin, lang);
-    let (signature, _) = with_pin(prompt, request, |pin| card.authenticate(&pin, scheme, &digest).map_err(|e| ApiError::from(&e)))?;
+    let generation = card.info().generation;
+    let (signature, _) = with_pin(prompt, request, |pin| card.authenticate(&pin, scheme, &digest).map_err(|e| ApiError::from_card(&e, generation)))?;
     let b64 = base64::engine::general_purpose::STANDARD;
     Ok(json!({
         "format": "cpx-token:1",

@@ -354,7 +354,7 @@ fn print_problem(g: &Global, code: Code) {
 
 fn report_json(lang: Lang, r: &ReaderReport) -> serde_json::Value {
     let mut v = serde_json::to_value(r).unwrap_or_default();
-    v["message"] = r.state.text().get(lang).into();
+    v["message"] = r.message().get(lang).into();
     v["problems"] = r.codes.iter().map(|c| problem_json(lang, *c)).collect();
     v
 }
@@ -365,7 +365,7 @@ fn print_report(lang: Lang, r: &ReaderReport, detailed: bool, colour: bool) {
         SlotState::NoCard | SlotState::CardReady => Tone::Warn,
         _ => Tone::Bad,
     };
-    let mut line = format!("{} « {} » : {}", label::READER.get(lang), r.reader, paint(r.state.text().get(lang), tone, colour));
+    let mut line = format!("{} « {} » : {}", label::READER.get(lang), r.reader, paint(r.message().get(lang), tone, colour));
     if let Some(card) = &r.card {
         line.push_str(&format!(" — {}, {}", card_label(card), card.identity.display_name()));
     }
@@ -399,10 +399,12 @@ fn print_report(lang: Lang, r: &ReaderReport, detailed: bool, colour: bool) {
         };
         println!("  {} : {pin}", label::PIN.get(lang));
     }
-    for code in &r.codes {
+    for (i, code) in r.codes.iter().enumerate() {
         let e = code.entry();
         if r.state == SlotState::CardReady {
             println!("  {}", paint(e.message.get(lang), Tone::Bad, colour));
+        } else if r.state == SlotState::CardRecognisedUnusable && i == 0 {
+            // Already the reader's line.
         } else if r.codes.len() > 1 || *code != Code::NoCard {
             println!("  {}", e.message.get(lang));
         }

@@ -2,7 +2,7 @@
 //! what to do about it, and whether trying again can help. The CLI, and later the HTTP API and the tray
 //! app, take their wording from here and nowhere else.
 
-use cpx_card::CardError;
+use cpx_card::{CardError, Generation};
 use cpx_pcsc::PcscError;
 use serde::Serialize;
 
@@ -44,6 +44,9 @@ pub enum SlotState {
     CardNotRecognised,
     CardInUse,
     NoCard,
+    /// The card is a CPx (its ATR or EF.SN.ICC says so) but cannot be used: its reader line says which
+    /// card and why, from the first code ([`Code::CardRecognisedUnreadable`]…), never « mal insérée ».
+    CardRecognisedUnusable,
 }
 
 impl SlotState {
@@ -53,13 +56,15 @@ impl SlotState {
             Self::CardNotRecognised => text!("Carte CPS mal insérée / non reconnue", "CPS card badly inserted / not recognised"),
             Self::CardInUse => text!("Carte utilisée par un autre programme", "Card in use by another program"),
             Self::NoCard => text!("Aucune carte dans le lecteur", "No card in the reader"),
+            Self::CardRecognisedUnusable => text!("Carte CPx reconnue, mais inutilisable", "CPx card recognised, but unusable"),
         }
     }
 }
 
-/// Stable error codes, shared by every surface of the agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+/// Stable error codes, shared by every surface of the agent. A code about a card already recognised as a
+/// CPx carries its generation (`None`: a CPx variant whose generation is not known yet), so that every
+/// surface names the card (« Carte CPS3 reconnue, mais … »); it serialises as its name alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Code {
     PcscServiceStopped,
     NoReader,
@@ -82,6 +87,14 @@ pub enum Code {
     Unsupported,
     CertificateExpired,
     CertificateNotYetValid,
+    /// A CPx card whose PKCS#15 content could not be read.
+    CardRecognisedUnreadable(Option<Generation>),
+    /// A CPx card without a usable authentication key and certificate.
+    CardRecognisedNoCertificate(Option<Generation>),
+    /// A CPx card that answered a command with an unexpected status.
+    CardRecognisedRefused(Option<Generation>),
+    /// The card did not take the code porteur this time (`69 85`): nothing was retried.
+    PinNotAccepted,
     // The loopback API.
     NoCpxCard,
     Busy,
@@ -106,6 +119,23 @@ pub enum Code {
     LoopbackNotTrusted,
 }
 
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// The French and English texts of a failure on a recognised card: « Carte CPS3 reconnue, mais … ».
+macro_rules! named {
+    ($g:expr, $fr:literal, $en:literal) => {
+        match $g {
+            Some(Generation::Cps3) => text!(concat!("Carte CPS3 reconnue, mais ", $fr), concat!("CPS3 card recognised, but ", $en)),
+            Some(Generation::Cps4) => text!(concat!("Carte CPS4 reconnue, mais ", $fr), concat!("CPS4 card recognised, but ", $en)),
+            None => text!(concat!("Carte CPx reconnue, mais ", $fr), concat!("CPx card recognised, but ", $en)),
+        }
+    };
+}
+
 /// One catalogue entry.
 pub struct Entry {
     pub message: Text,
@@ -114,8 +144,8 @@ pub struct Entry {
 }
 
 impl Code {
-    /// Every code, for catalogues and documentation.
-    pub const ALL: [Code; 41] = [
+    /// Every code, for catalogues and documentation (the codes about a recognised card as « CPx »).
+    pub const ALL: [Code; 45] = [
         Code::PcscServiceStopped, Code::NoReader, Code::ReaderUnavailable, Code::NoCard, Code::CardMute, Code::CardNotCpx,
         Code::CardInUse, Code::CardRemoved, Code::CardTimeout, Code::CardCommunication, Code::CardMalformed,
         Code::CardUnexpectedStatus, Code::CardIncomplete, Code::PinBlocked, Code::PinWrong, Code::PinFormat,
@@ -124,8 +154,74 @@ impl Code {
         Code::HostNotAllowed,
         Code::SiteNotConfigured, Code::BadRequest, Code::ChallengeInvalid, Code::NotFound, Code::PortalUnreachable, Code::PortalTls,
         Code::AgentError, Code::CardUnlistedVariant, Code::PinLastTry, Code::CardTestOnProduction, Code::AgentPortTaken,
-        Code::ClockSkew, Code::LoopbackNotTrusted,
+        Code::ClockSkew, Code::LoopbackNotTrusted, Code::CardRecognisedUnreadable(None), Code::CardRecognisedNoCertificate(None),
+        Code::CardRecognisedRefused(None), Code::PinNotAccepted,
     ];
+
+    /// The stable name (`CARD_NOT_CPX`…), the same for every generation.
+    pub fn name(self) -> &'static str {
+        use Code::*;
+        match self {
+            PcscServiceStopped => "PCSC_SERVICE_STOPPED",
+            NoReader => "NO_READER",
+            ReaderUnavailable => "READER_UNAVAILABLE",
+            NoCard => "NO_CARD",
+            CardMute => "CARD_MUTE",
+            CardNotCpx => "CARD_NOT_CPX",
+            CardInUse => "CARD_IN_USE",
+            CardRemoved => "CARD_REMOVED",
+            CardTimeout => "CARD_TIMEOUT",
+            CardCommunication => "CARD_COMMUNICATION",
+            CardMalformed => "CARD_MALFORMED",
+            CardUnexpectedStatus => "CARD_UNEXPECTED_STATUS",
+            CardIncomplete => "CARD_INCOMPLETE",
+            PinBlocked => "PIN_BLOCKED",
+            PinWrong => "PIN_WRONG",
+            PinFormat => "PIN_FORMAT",
+            PinRequired => "PIN_REQUIRED",
+            Contactless => "CONTACTLESS",
+            Unsupported => "UNSUPPORTED",
+            CertificateExpired => "CERTIFICATE_EXPIRED",
+            CertificateNotYetValid => "CERTIFICATE_NOT_YET_VALID",
+            CardRecognisedUnreadable(_) => "CARD_RECOGNISED_UNREADABLE",
+            CardRecognisedNoCertificate(_) => "CARD_RECOGNISED_NO_CERTIFICATE",
+            CardRecognisedRefused(_) => "CARD_RECOGNISED_REFUSED",
+            PinNotAccepted => "PIN_NOT_ACCEPTED",
+            NoCpxCard => "NO_CPX_CARD",
+            Busy => "BUSY",
+            UserCancelled => "USER_CANCELLED",
+            PromptUnavailable => "PROMPT_UNAVAILABLE",
+            OriginNotAllowed => "ORIGIN_NOT_ALLOWED",
+            SiteRefused => "SITE_REFUSED",
+            HostNotAllowed => "HOST_NOT_ALLOWED",
+            SiteNotConfigured => "SITE_NOT_CONFIGURED",
+            BadRequest => "BAD_REQUEST",
+            ChallengeInvalid => "CHALLENGE_INVALID",
+            NotFound => "NOT_FOUND",
+            PortalUnreachable => "PORTAL_UNREACHABLE",
+            PortalTls => "PORTAL_TLS",
+            AgentError => "AGENT_ERROR",
+            CardUnlistedVariant => "CARD_UNLISTED_VARIANT",
+            PinLastTry => "PIN_LAST_TRY",
+            CardTestOnProduction => "CARD_TEST_ON_PRODUCTION",
+            AgentPortTaken => "AGENT_PORT_TAKEN",
+            ClockSkew => "CLOCK_SKEW",
+            LoopbackNotTrusted => "LOOPBACK_NOT_TRUSTED",
+        }
+    }
+
+    /// The generation a code names, for the codes about a recognised CPx card.
+    pub fn generation(self) -> Option<Option<Generation>> {
+        match self {
+            Code::CardRecognisedUnreadable(g) | Code::CardRecognisedNoCertificate(g) | Code::CardRecognisedRefused(g) => Some(g),
+            _ => None,
+        }
+    }
+
+    /// The code of a failure on a card already named `generation` (after it was opened).
+    pub fn about_card(e: &CardError, generation: Option<Generation>) -> Code {
+        Code::from(&e.clone().after_recognition(generation))
+    }
 
     pub fn entry(self) -> Entry {
         use Code::*;
@@ -234,6 +330,26 @@ impl Code {
                 text!("Le certificat de la carte n'est pas encore valide", "The card's certificate is not valid yet"),
                 text!("Vérifiez la date et l'heure de l'ordinateur.", "Check the computer's date and time."),
                 false,
+            ),
+            CardRecognisedUnreadable(g) => (
+                named!(g, "son contenu n'a pas pu être lu", "its content could not be read"),
+                text!("La carte est bien insérée : inutile de la réinsérer. Contactez le support en joignant le rapport de diagnostic (menu Diagnostic, ou cpx-agent report) ; pour la carte elle-même, CPS Info Service : 0 825 85 2000.", "The card is inserted correctly: no need to insert it again. Contact support with the diagnostic report (Diagnostics menu, or cpx-agent report); about the card itself, CPS Info Service: 0 825 85 2000."),
+                false,
+            ),
+            CardRecognisedNoCertificate(g) => (
+                named!(g, "elle ne contient pas de certificat d'authentification utilisable", "it holds no usable authentication certificate"),
+                text!("La carte est bien insérée : inutile de la réinsérer. Contactez l'émetteur de la carte (CPS Info Service : 0 825 85 2000) en joignant le rapport de diagnostic.", "The card is inserted correctly: no need to insert it again. Contact the card issuer (CPS Info Service: 0 825 85 2000) with the diagnostic report."),
+                false,
+            ),
+            CardRecognisedRefused(g) => (
+                named!(g, "elle a refusé une commande", "it refused a command"),
+                text!("La carte est bien insérée : inutile de la réinsérer. Contactez le support en joignant le rapport de diagnostic (menu Diagnostic, ou cpx-agent report) ; pour la carte elle-même, CPS Info Service : 0 825 85 2000.", "The card is inserted correctly: no need to insert it again. Contact support with the diagnostic report (Diagnostics menu, or cpx-agent report); about the card itself, CPS Info Service: 0 825 85 2000."),
+                false,
+            ),
+            PinNotAccepted => (
+                text!("La carte n'a pas pu prendre en compte le code porteur cette fois-ci", "The card could not take the code porteur this time"),
+                text!("Recommencez la connexion et saisissez de nouveau votre code porteur ; l'agent ne le représente jamais à votre place.", "Start the login again and type your code porteur again; the agent never presents it again on your behalf."),
+                true,
             ),
             NoCpxCard => (
                 text!("Aucune carte CPx prête dans les lecteurs", "No CPx card ready in the readers"),
@@ -345,7 +461,7 @@ pub fn catalogue_markdown() -> String {
     let mut out = String::from("# Agent CPx — error codes\n\nGenerated from `agent/src/messages.rs` by `cpx-agent errors --markdown`; do not edit.\nThe same codes are used by `cpx-agent` (CLI and `diagnose`) , the loopback API and the tray app.\n\n| code | message (fr) | message (en) | what to do | retry can help |\n|---|---|---|---|---|\n");
     for code in Code::ALL {
         let e = code.entry();
-        let name = serde_json::to_value(code).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let name = code.name();
         out.push_str(&format!("| `{name}` | {} | {} | {} | {} |\n", e.message.fr, e.message.en, e.fix.fr, if e.retriable { "oui" } else { "non" }));
     }
     out
@@ -363,7 +479,7 @@ impl From<&PcscError> for Code {
             PcscError::UnsupportedCard => Code::CardNotCpx,
             PcscError::SharingViolation => Code::CardInUse,
             PcscError::Timeout { .. } => Code::CardTimeout,
-            PcscError::BadResponse { .. } => Code::CardMalformed,
+            PcscError::BadResponse { .. } | PcscError::BadCommand { .. } => Code::CardMalformed,
             PcscError::ProtocolMismatch | PcscError::Communication { .. } | PcscError::Cancelled | PcscError::Other { .. } => Code::CardCommunication,
         }
     }
@@ -383,6 +499,15 @@ impl From<&CardError> for Code {
             CardError::PinRequired => Code::PinRequired,
             CardError::Unsupported { what } if what.contains("contactless") || what.contains("interface") => Code::Contactless,
             CardError::Unsupported { .. } => Code::Unsupported,
+            CardError::PinConditions => Code::PinNotAccepted,
+            CardError::Recognised { generation, source } => match source.root() {
+                CardError::Malformed { .. } => Code::CardRecognisedUnreadable(*generation),
+                CardError::UnexpectedStatus { .. } => Code::CardRecognisedRefused(*generation),
+                CardError::Missing { what } if what.contains("certificate") || what.contains("key") => Code::CardRecognisedNoCertificate(*generation),
+                CardError::Missing { .. } => Code::CardRecognisedUnreadable(*generation),
+                // Removed, mute, PIN states…: the plain meaning, the report still names the card.
+                root => Code::from(root),
+            },
         }
     }
 }
@@ -519,5 +644,41 @@ mod tests {
         assert_eq!(Code::from(&CardError::Unsupported { what: "signature over the contactless interface".into() }), Code::Contactless);
         assert_eq!(SlotState::CardReady.text().get(Lang::Fr), "Carte CPS insérée et reconnue");
         assert_eq!(SlotState::CardNotRecognised.text().get(Lang::Fr), "Carte CPS mal insérée / non reconnue");
+    }
+
+    #[test]
+    fn a_recognised_card_is_named_whatever_fails_and_never_said_badly_inserted() {
+        use cpx_card::{CardError as E, Generation as G};
+        let sw = cpx_pcsc::StatusWord(0x6A82);
+        let cases = [
+            (E::malformed("PKCS#15 path", "odd length"), "CARD_RECOGNISED_UNREADABLE", "Carte CPS3 reconnue, mais son contenu n'a pas pu être lu"),
+            (E::Missing { what: "authentication certificate" }, "CARD_RECOGNISED_NO_CERTIFICATE", "Carte CPS3 reconnue, mais elle ne contient pas de certificat d'authentification utilisable"),
+            (E::status("SELECT EF.DIR", sw), "CARD_RECOGNISED_REFUSED", "Carte CPS3 reconnue, mais elle a refusé une commande"),
+        ];
+        for (error, name, fr) in cases {
+            let code = Code::from(&error.clone().after_recognition(Some(G::Cps3)));
+            assert_eq!((code.name(), code.entry().message.fr), (name, fr));
+            assert_eq!(serde_json::to_value(code).unwrap(), name);
+            assert_eq!(code.generation(), Some(Some(G::Cps3)));
+            for t in [code.entry().message, code.entry().fix] {
+                assert!(!t.fr.contains("mal insérée") && !t.en.contains("badly inserted"), "{name}");
+            }
+            assert!(code.entry().fix.fr.contains("0 825 85 2000"), "{name}: the helpdesk route");
+            // A CPS4, and a variant whose generation is not known yet.
+            assert!(Code::from(&error.clone().after_recognition(Some(G::Cps4))).entry().message.en.starts_with("CPS4 card recognised"));
+            assert!(Code::from(&error.clone().after_recognition(None)).entry().message.fr.starts_with("Carte CPx reconnue"));
+            // The same failure before recognition keeps its old meaning.
+            assert_ne!(Code::from(&error).name(), name);
+        }
+        // A card that went away is still « retirée », even once named.
+        assert_eq!(Code::from(&E::Pcsc(PcscError::CardRemoved).after_recognition(Some(G::Cps3))), Code::CardRemoved);
+        assert_eq!(Code::about_card(&E::WrongPin { tries_left: 2 }, Some(G::Cps4)), Code::PinWrong);
+        assert_eq!(Code::from(&E::PinConditions), Code::PinNotAccepted);
+    }
+
+    #[test]
+    fn names_are_unique_and_listed() {
+        let names: std::collections::HashSet<_> = Code::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(names.len(), Code::ALL.len());
     }
 }

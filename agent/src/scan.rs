@@ -7,7 +7,7 @@ use cpx_card::{CardError, CertCache, CpxCard, IdKind, Identity, PinStatus, Recog
 use cpx_pcsc::{Connection, ConnectionOptions, PcscError, ReaderInfo};
 use serde::Serialize;
 
-use crate::messages::{Code, SlotState};
+use crate::messages::{Code, SlotState, Text};
 
 /// What the agent knows of a CPx card.
 #[derive(Debug, Clone, Serialize)]
@@ -32,13 +32,26 @@ pub struct ReaderReport {
     pub codes: Vec<Code>,
     pub atr: String,
     pub card: Option<CardSummary>,
+    /// The card generation as soon as the ATR table or EF.SN.ICC named it (`CPS3`, `CPS4`), even when
+    /// the card could not be read further; `null` for no card, a non-CPx card, or a CPx variant whose
+    /// generation is not known yet.
+    pub generation: Option<cpx_card::Generation>,
     /// Technical detail of the failure, for the helpdesk.
     pub detail: Option<String>,
 }
 
 impl ReaderReport {
     fn new(reader: &ReaderInfo, state: SlotState) -> Self {
-        Self { reader: reader.name.clone(), state, codes: Vec::new(), atr: hex::encode_upper(&reader.atr), card: None, detail: None }
+        Self { reader: reader.name.clone(), state, codes: Vec::new(), atr: hex::encode_upper(&reader.atr), card: None, generation: None, detail: None }
+    }
+
+    /// The reader's line: the slot state in words, or for a CPx card that cannot be used, what its first
+    /// code says (« Carte CPS3 reconnue, mais son contenu n'a pas pu être lu »).
+    pub fn message(&self) -> Text {
+        match (self.state, self.codes.first()) {
+            (SlotState::CardRecognisedUnusable, Some(code)) => code.entry().message,
+            (state, _) => state.text(),
+        }
     }
 }
 
@@ -59,9 +72,33 @@ pub fn now_unix() -> i64 {
 
 /// Opens the CPx card in `reader` through PC/SC.
 pub fn open_card(reader: &str, timeout: Duration, cache: &CertCache) -> Result<Box<dyn CpxCard>, CardError> {
-    let conn = Connection::connect(reader, &ConnectionOptions { timeout, exclusive: false })?;
+    open_card_with_atr(reader, None, timeout, cache)
+}
+
+/// Opens the CPx card in `reader`, whose ATR PC/SC reported as `atr`: the driver then picks the protocol
+/// the card needs (T=0 for a CPS4 that also offers T=1, see `cpx_card::atr::protocol_for`). Each call is a
+/// fresh connection, so a card swapped in the same reader is read as the new card.
+pub fn open_card_with_atr(reader: &str, atr: Option<&[u8]>, timeout: Duration, cache: &CertCache) -> Result<Box<dyn CpxCard>, CardError> {
+    let options = ConnectionOptions { timeout, exclusive: false };
+    let protocol = atr.and_then(cpx_card::atr::protocol_for);
+    let conn = match Connection::connect_with(reader, &options, protocol) {
+        // The card changed since its ATR was read: let the reader choose.
+        Err(PcscError::ProtocolMismatch) if protocol.is_some() => Connection::connect(reader, &options)?,
+        other => other?,
+    };
     let atr = conn.atr().to_vec();
     cpx_card::open(Box::new(conn), &atr, cache)
+}
+
+/// The slot state of a card that could not be opened.
+pub fn failed_state(e: &CardError, code: Code) -> SlotState {
+    match code {
+        Code::CardInUse => SlotState::CardInUse,
+        Code::NoCard => SlotState::NoCard,
+        // Named by its ATR or EF.SN.ICC, and it answered: its content is at fault, not its insertion.
+        _ if e.recognised().is_some() && !matches!(e.root(), CardError::Pcsc(_)) => SlotState::CardRecognisedUnusable,
+        _ => SlotState::CardNotRecognised,
+    }
 }
 
 /// Scans the readers. A stopped PC/SC service is an error; no reader is an empty list.
@@ -83,12 +120,18 @@ pub fn report(cache: &CertCache, reader: &ReaderInfo, options: &ScanOptions) -> 
         S::Mute => failed(reader, SlotState::CardNotRecognised, Code::CardMute, None),
         S::Exclusive => failed(reader, SlotState::CardInUse, Code::CardInUse, None),
         S::Unavailable => failed(reader, SlotState::CardNotRecognised, Code::ReaderUnavailable, None),
-        S::Present => match open_card(&reader.name, options.timeout, cache) {
+        S::Present => match open_card_with_atr(&reader.name, Some(&reader.atr), options.timeout, cache) {
             Ok(mut card) => ready(reader, card.as_mut(), options),
             Err(e) => {
                 let code = Code::from(&e);
-                let state = if code == Code::CardInUse { SlotState::CardInUse } else if code == Code::NoCard { SlotState::NoCard } else { SlotState::CardNotRecognised };
-                failed(reader, state, code, Some(e.to_string()))
+                let mut out = failed(reader, failed_state(&e, code), code, Some(e.to_string()));
+                // Named by the driver, or at least by the ATR table (a card that stopped answering).
+                out.generation = match e.recognised() {
+                    Some(generation) => generation,
+                    None if code != Code::CardNotCpx => cpx_card::atr::recognise(&reader.atr).map(|entry| entry.generation),
+                    None => None,
+                };
+                out
             }
         },
     }
@@ -120,12 +163,13 @@ fn ready(reader: &ReaderInfo, card: &mut dyn CpxCard, options: &ScanOptions) -> 
                 pin = p;
             }
             Err(e) => {
-                out.codes.push(Code::from(&e));
+                out.codes.push(Code::about_card(&e, Some(card.info().generation)));
                 out.detail = Some(e.to_string());
             }
         }
     }
     let info = card.info();
+    out.generation = Some(info.generation);
     out.card = Some(CardSummary {
         generation: info.generation,
         interface: info.interface,

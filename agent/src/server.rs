@@ -202,7 +202,7 @@ async fn status(agent: &Agent, has_origin: bool, holder: bool, cors: Option<&str
             body["readers"] = reports
                 .iter()
                 .map(|r| {
-                    let mut v = json!({"reader": r.reader, "state": r.state, "message": r.state.text().get(lang), "codes": r.codes});
+                    let mut v = json!({"reader": r.reader, "state": r.state, "message": r.message().get(lang), "codes": r.codes, "generation": r.generation});
                     // What stops this card from logging in, in words (code porteur blocked, expired…).
                     if let Some(code) = r.codes.first().filter(|_| r.state == crate::messages::SlotState::CardReady) {
                         v["problem"] = code.entry().message.get(lang).into();

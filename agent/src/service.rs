@@ -40,11 +40,19 @@ pub fn data_dir(given: Option<PathBuf>, config: &Config) -> PathBuf {
 
 /// The certificate cache in the user's cache folder (public data only), or memory when there is none.
 pub fn card_cache() -> CertCache {
-    let dir = std::env::var_os("CPX_AGENT_CACHE_DIR")
-        .map(Into::into)
-        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("cpx-agent")))
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cpx-agent")));
-    dir.map_or_else(CertCache::memory, |d| CertCache::in_dir(d.join("cards")))
+    let var = |name: &str| std::env::var_os(name).map(PathBuf::from);
+    cache_dir(var("CPX_AGENT_CACHE_DIR"), var("XDG_CACHE_HOME"), var("HOME")).map_or_else(CertCache::memory, |d| CertCache::in_dir(d.join("cards")))
+}
+
+/// The cache folder, never relative (a relative folder would follow the current directory): the explicit
+/// one, else `$XDG_CACHE_HOME/cpx-agent`, else `$HOME/.cache/cpx-agent`. As the XDG Base Directory
+/// specification says, an empty or relative `XDG_CACHE_HOME` is ignored (the default is used); an empty
+/// or relative `HOME` gives no folder (the cache stays in memory).
+pub fn cache_dir(explicit: Option<PathBuf>, xdg_cache_home: Option<PathBuf>, home: Option<PathBuf>) -> Option<PathBuf> {
+    let absolute = |p: Option<PathBuf>| p.filter(|p| p.is_absolute());
+    absolute(explicit)
+        .or_else(|| absolute(xdg_cache_home).map(|d| d.join("cpx-agent")))
+        .or_else(|| absolute(home).map(|h| h.join(".cache/cpx-agent")))
 }
 
 /// The store of the agent's own secrets (loopback key, approvals' integrity key). Call before any async
@@ -88,4 +96,24 @@ pub fn prepare(
 /// The loopback socket of the agent.
 pub async fn bind(port: u16) -> Result<tokio::net::TcpListener, String> {
     tokio::net::TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| format!("port {port} on 127.0.0.1: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_folder_is_never_relative() {
+        let p = |s: &str| Some(PathBuf::from(s));
+        assert_eq!(cache_dir(None, p("/x/cache"), p("/home/a")), p("/x/cache/cpx-agent"));
+        // Empty or relative XDG_CACHE_HOME: ignored, the default under HOME.
+        assert_eq!(cache_dir(None, p(""), p("/home/a")), p("/home/a/.cache/cpx-agent"));
+        assert_eq!(cache_dir(None, p("cache"), p("/home/a")), p("/home/a/.cache/cpx-agent"));
+        assert_eq!(cache_dir(None, None, p("/home/a")), p("/home/a/.cache/cpx-agent"));
+        // No usable HOME either: no folder (memory only), never the current directory.
+        assert_eq!(cache_dir(None, p(""), p("")), None);
+        assert_eq!(cache_dir(None, None, p("relative/home")), None);
+        assert_eq!(cache_dir(p("rel"), None, p("/home/a")), p("/home/a/.cache/cpx-agent"));
+        assert_eq!(cache_dir(p("/explicit"), p("/x"), p("/home/a")), p("/explicit"));
+    }
 }

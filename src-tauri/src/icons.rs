@@ -29,6 +29,8 @@ fn badge(state: Overall) -> ([f32; 3], Glyph) {
         Overall::InUse => (ORANGE, Glyph::Dots),
         Overall::PinBlocked => (RED, Glyph::Cross),
         Overall::CertificateExpired => (RED, Glyph::Bang),
+        // A CPx card recognised but unusable: orange like « not recognised », with « ! » (not « ? »).
+        Overall::Unusable(_) => (ORANGE, Glyph::Bang),
     }
 }
 

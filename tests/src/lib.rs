@@ -306,6 +306,24 @@ pub fn insert_with(persona: &str, reader: &Reader, options: &Options, apdu_log: 
     unreachable!()
 }
 
+/// Inserts the card `build` makes (a persona changed by the test: another card number, a spoilt file…)
+/// into `reader` and waits until PC/SC reports it; one retry, as [`insert_with`].
+pub fn insert_built(label: &str, reader: &Reader, build: impl Fn() -> cpx_sim::CardOs) -> Card {
+    for attempt in 0..2 {
+        let inserted = cpx_sim::insert(build(), "127.0.0.1", reader.port, Duration::from_secs(5), None).expect("vpcd reader listens");
+        match wait_state(&reader.name, true, Duration::from_secs(5)) {
+            Ok(_) => return Card { inserted: Some(inserted), reader: reader.name.clone() },
+            Err(e) if attempt == 0 => {
+                eprintln!("harness: {e}; inserting {label} again");
+                inserted.remove();
+                let _ = wait_state(&reader.name, false, Duration::from_secs(5));
+            }
+            Err(e) => panic!("pcscd sees the card: {e}"),
+        }
+    }
+    unreachable!()
+}
+
 /// A folder for this test's files under target/test-out/.
 pub fn out_dir(test: &str) -> PathBuf {
     let d = root().join("target/test-out").join(test);

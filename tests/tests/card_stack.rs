@@ -150,7 +150,7 @@ fn expired_variant_contactless_and_foreign_cards() {
 }
 
 #[test]
-fn certificate_cache_skips_the_certificate_and_follows_ef_actua() {
+fn certificate_cache_checks_the_certificate_and_follows_ef_actua() {
     let reader = stack().reader();
     let dir = out_dir("cache");
     let cache = CertCache::in_dir(dir.join("cache"));
@@ -172,7 +172,11 @@ fn certificate_cache_skips_the_certificate_and_follows_ef_actua() {
         assert_eq!(card.identity().nom, "DUPONT");
         card.apdu_count()
     };
-    assert!(!cert_select(&warm_log), "cached: the certificate is not read again");
+    // Cached: the certificate is only checked against the card (its FCP and first READ BINARY), not read
+    // again, and the PKCS#15 files are not read at all (docs/cpx-card.md, certificate cache).
+    assert!(cert_select(&warm_log), "the cached certificate is checked against the card");
+    let reads: Vec<String> = logged_commands(&warm_log).into_iter().filter(|c| c.starts_with("00B0") && !c.starts_with("00B09C")).collect();
+    assert_eq!(reads, ["00B00000E7"], "one READ BINARY of the certificate's first bytes");
     assert!(warm < cold, "cached open {warm} APDUs, cold {cold}");
 
     // The card was updated online (EF_ACTUA now present): everything is read again.

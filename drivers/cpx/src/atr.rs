@@ -1,4 +1,4 @@
-//! ATR recognition (the table of cpx-card.md §1, kept as data with masks) and an ATR parser for
+//! ATR recognition (the table of docs/cpx-card.md, kept as data with masks) and an ATR parser for
 //! diagnostics (an unknown ATR is printed with its parsed form).
 
 use serde::{Deserialize, Serialize};
@@ -33,7 +33,7 @@ pub struct AtrEntry {
     pub interface: Interface,
 }
 
-/// The known CPx ATRs (cpx-card.md §1). Masks: the OpenSC/Windows ones where they exist, exact otherwise.
+/// The known CPx ATRs (docs/cpx-card.md). Masks: the OpenSC/Windows ones where they exist, exact otherwise.
 /// Exact entries come first: the CPS3 mask (OpenSC's) also matches the CPS4 T=0-only ATR.
 pub const ATR_TABLE: &[AtrEntry] = &[
     AtrEntry {
@@ -88,6 +88,23 @@ impl AtrEntry {
 /// The table entry matching `atr`, if any.
 pub fn recognise(atr: &[u8]) -> Option<&'static AtrEntry> {
     ATR_TABLE.iter().find(|e| e.matches(atr))
+}
+
+/// The transmission protocol to connect to this card with, when the driver knows better than the
+/// reader's default.
+///
+/// A CPS4 offers T=0 and T=1 in its ATR (TD1 names T=0, TD2 T=1); ANS had to force T=0 for it on Windows
+/// (Cryptolib 5.2 release notes, issue #1718), and the "T=0 only" CPS4 and the CPS3 offer nothing else.
+/// pcsc-lite and WinSCard negotiate T=1 when the caller allows both, so for a contact CPx card whose ATR
+/// offers T=0 the driver asks for T=0: the protocol the card was qualified with, and its first offered
+/// (the default protocol of ISO/IEC 7816-3). A contactless card (PC/SC pseudo-ATR) and an ATR in no table
+/// are left to the reader (`None`).
+pub fn protocol_for(atr: &[u8]) -> Option<cpx_pcsc::Protocol> {
+    let entry = recognise(atr)?;
+    if entry.interface != Interface::Contact {
+        return None;
+    }
+    parse(atr).protocols.contains(&0).then_some(cpx_pcsc::Protocol::T0)
 }
 
 /// The ISO 7816-3 fields of an ATR, for diagnostics.
@@ -164,6 +181,21 @@ mod tests {
         assert_eq!(recognise(&v).unwrap().generation, Generation::Cps3);
         assert!(recognise(&unhex("3BAC00402A001225009980000310009000")).is_none());
         assert!(recognise(&unhex("3B8F8001804F0CA000000306030001000000006A")).is_none());
+    }
+
+    #[test]
+    fn a_contact_cpx_card_that_offers_t0_is_connected_with_t0() {
+        for e in ATR_TABLE {
+            let wanted = protocol_for(&unhex(e.pattern));
+            match e.interface {
+                Interface::Contact => assert_eq!(wanted, Some(cpx_pcsc::Protocol::T0), "{}", e.label),
+                Interface::Contactless => assert_eq!(wanted, None, "{}", e.label),
+            }
+        }
+        // The CPS4 offers both: T=0 is chosen.
+        assert_eq!(parse(&unhex("3B9B188001001225006480040100009044")).protocols, vec![0, 1]);
+        assert_eq!(protocol_for(&unhex("3B9B188001001225006480040100009044")), Some(cpx_pcsc::Protocol::T0));
+        assert_eq!(protocol_for(&unhex("3B8F8001804F0CA000000306030001000000006A")), None);
     }
 
     #[test]

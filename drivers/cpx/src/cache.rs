@@ -1,6 +1,9 @@
-//! Certificate cache keyed by the card serial (EF.SN.ICC) and interface, invalidated when EF_ACTUA changes (the card
-//! was updated online), so that a card seen before is ready without reading its certificate again.
-//! In memory, and optionally in a folder (public data only: PKCS#15 layout and certificate).
+//! Certificate cache keyed by the card serial (EF.SN.ICC) and interface, so that a card seen before is ready
+//! without reading its PKCS#15 structure again. An entry is used only when EF_ACTUA is unchanged (the card
+//! was not updated online) and the card still holds the cached certificate (checked on every use by
+//! `open.rs`: the certificate file's size and first bytes, since a real CPS3 never updated online has no
+//! EF_ACTUA at all); an entry that does not match is forgotten. In memory, and optionally in a folder
+//! (public data only: PKCS#15 layout and certificate), whose files are readable by their owner only.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,6 +12,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::atr::Generation;
+use crate::path::Pkcs15Path;
 use crate::pkcs15::{KeyInfo, PinInfo};
 
 /// What the driver needs of a card once its PKCS#15 structure has been read.
@@ -21,6 +25,10 @@ pub struct Layout {
     pub pin: Option<PinInfo>,
     pub key: KeyInfo,
     pub cert_label: String,
+    /// Where the certificate is (checked again on every use of a cached entry).
+    pub cert_path: Pkcs15Path,
+    /// The certificate file's size, from its FCP.
+    pub cert_file_size: Option<usize>,
     pub cert_der: Vec<u8>,
 }
 
@@ -65,13 +73,91 @@ impl CertCache {
     pub fn put(&self, serial: &str, actua: Option<&[u8]>, layout: &Layout) {
         let entry = Entry { actua: actua.map(<[u8]>::to_vec), layout: layout.clone() };
         if let Some(f) = self.file(serial) {
-            if let Some(parent) = f.parent() {
-                let _ = std::fs::create_dir_all(parent);
-            }
             if let Ok(json) = serde_json::to_vec(&entry) {
-                let _ = std::fs::write(f, json);
+                let _ = write_private(&f, &json);
             }
         }
         self.mem.lock().unwrap_or_else(|e| e.into_inner()).insert(serial.to_owned(), entry);
+    }
+
+    /// Drops the entry of card `serial` (the card no longer holds the cached certificate).
+    pub fn forget(&self, serial: &str) {
+        self.mem.lock().unwrap_or_else(|e| e.into_inner()).remove(serial);
+        if let Some(f) = self.file(serial) {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+
+    /// The folder of the cache, if it has one.
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self.dir.as_deref()
+    }
+}
+
+/// Writes `bytes` to `file` (folder created if needed), readable and writable by the owner only (0600 on
+/// Unix, the folder 0700), through a temporary file renamed over the old one.
+fn write_private(file: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let parent = file.parent().ok_or_else(|| std::io::Error::other("no folder"))?;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(parent)?;
+    let tmp = file.with_extension("json.tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut out = options.open(&tmp)?;
+    out.write_all(bytes)?;
+    out.sync_all()?;
+    std::fs::rename(&tmp, file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::path::{ObjectPath, Pkcs15Path};
+
+    fn layout(cert: &[u8]) -> Layout {
+        Layout {
+            generation: Generation::Cps3,
+            app_aid: vec![0xE8, 0x28],
+            app_label: "CPx IAS".into(),
+            pin: None,
+            key: KeyInfo { label: "CPS_PRIV_AUT".into(), id: vec![2], usage: vec![1, 2], reference: 0x82, auth_id: None, path: Some(Pkcs15Path::none()), modulus_bits: Some(2048) },
+            cert_label: "Certificat d'Authentification CPS".into(),
+            cert_path: Pkcs15Path { aid: None, file: ObjectPath::Relative(vec![0xC002]), slice: None },
+            cert_file_size: Some(cert.len()),
+            cert_der: cert.to_vec(),
+        }
+    }
+
+    #[test]
+    fn files_are_private_survive_a_restart_and_can_be_forgotten() {
+        let dir = std::env::temp_dir().join(format!("cpx-cache-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cache = CertCache::in_dir(dir.join("cards"));
+        cache.put("992138450-contact", None, &layout(b"cert one"));
+        let file = dir.join("cards/992138450-contact.json");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(std::fs::metadata(dir.join("cards")).unwrap().permissions().mode() & 0o777, 0o700);
+        }
+        // Another process (a restart) reads it from the folder.
+        let again = CertCache::in_dir(dir.join("cards"));
+        assert_eq!(again.get("992138450-contact", None).unwrap().cert_der, b"cert one");
+        // A changed EF_ACTUA misses.
+        assert!(again.get("992138450-contact", Some(&[1])).is_none());
+        again.forget("992138450-contact");
+        assert!(!file.exists());
+        assert!(CertCache::in_dir(dir.join("cards")).get("992138450-contact", None).is_none());
+        // A serial that is not a plain name never becomes a file name.
+        cache.put("../x", None, &layout(b"c"));
+        assert!(!dir.join("x.json").exists());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,12 +1,13 @@
 //! CPS3 driver (IAS-ECC, T=0): tries left by GET DATA on the CHV security data object, VERIFY, and
 //! authentication signatures by MSE SET AT + INTERNAL AUTHENTICATE on a PKCS#1 DigestInfo
-//! (cpx-card.md §3–§4 A). The card pads; it cannot do RSA-PSS, hence TLS 1.2 only.
+//! (docs/cpx-card.md). The card pads; it cannot do RSA-PSS, hence TLS 1.2 only.
 
 use cpx_pcsc::Command;
 
 use crate::card::{signature_outcome, verify_outcome, CpxCard, Opened};
 use crate::error::CardError;
 use crate::iso;
+use crate::path::{ObjectPath, Pkcs15Path};
 use crate::pin::{Pin, PinStatus};
 use crate::pkcs15::PinInfo;
 use crate::scheme::SignScheme;
@@ -27,13 +28,29 @@ impl Cps3 {
         self.card.layout.pin.as_ref().ok_or(CardError::Unsupported { what: "no code porteur on this interface".into() })
     }
 
-    /// Selects the DF the AODF gives for the PIN (the MF for the global CHV), unless already there.
+    /// Selects the DF the AODF gives for the PIN (the MF for the global CHV), unless already there: a path
+    /// from the MF as it is, a path relative to the application (or naming it by AID) from the application
+    /// DF, selected by AID first.
     fn select_pin_df(&mut self) -> Result<(), CardError> {
         if self.pin_df_selected {
             return Ok(());
         }
-        let path = self.pin()?.path.clone().unwrap_or_else(|| vec![0x3F, 0x00]);
-        let r = iso::send(self.card.transport.as_mut(), &Command::new(0x00, 0xA4, 0x09, 0x0C).with_data(path))?;
+        let local = self.pin()?.local;
+        let path = self.pin()?.path.clone().unwrap_or_else(Pkcs15Path::none);
+        let t = self.card.transport.as_mut();
+        let r = match &path.file {
+            // No DF named (or only an AID) for a global code porteur: the MF, where its CHV object is.
+            ObjectPath::None if path.aid.is_none() || !local => iso::send(t, &Command::new(0x00, 0xA4, 0x09, 0x0C).with_data([0x3F, 0x00]))?,
+            ObjectPath::Absolute(fids) => iso::send(t, &Command::new(0x00, 0xA4, 0x09, 0x0C).with_data([&[0x3F, 0x00][..], &ObjectPath::fid_bytes(fids)].concat()))?,
+            ObjectPath::None | ObjectPath::Relative(_) => {
+                let aid = path.aid.clone().unwrap_or_else(|| self.card.layout.app_aid.clone());
+                let r = iso::send(t, &Command::new(0x00, 0xA4, 0x04, 0x0C).with_data(aid))?;
+                match &path.file {
+                    ObjectPath::Relative(fids) if !fids.is_empty() && r.sw.is_ok() => iso::send(t, &Command::new(0x00, 0xA4, 0x09, 0x0C).with_data(ObjectPath::fid_bytes(fids)))?,
+                    _ => r,
+                }
+            }
+        };
         if !r.sw.is_ok() {
             return Err(CardError::status("SELECT PIN DF", r.sw));
         }

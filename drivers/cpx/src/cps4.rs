@@ -1,8 +1,10 @@
 //! CPS4 driver (NXP ChipDoc, applet on a logical channel): tries left by VERIFY with no data, VERIFY,
 //! and signatures by MSE SET DST (`91 02 <alg> <key|80>`) + PSO COMPUTE DIGITAL SIGNATURE on a hash
-//! computed by the host, PKCS#1 v1.5 or RSA-PSS (cpx-card.md §2, §4 D).
+//! computed by the host, PKCS#1 v1.5 or RSA-PSS (docs/cpx-card.md). After a `69 85` the ChipDoc
+//! recovery sequence brings the card back and the command is sent once more — except a VERIFY with the
+//! code porteur, which becomes [`CardError::PinConditions`] for the user to try again.
 
-use cpx_pcsc::{Command, Transport};
+use cpx_pcsc::{Command, StatusWord, Transport};
 
 use crate::card::{signature_outcome, verify_outcome, CpxCard, Opened};
 use crate::error::CardError;
@@ -12,6 +14,13 @@ use crate::scheme::SignScheme;
 
 /// ChipDoc does not report the maximum; ANS's driver hard-codes 3 (card-cps4.c).
 const MAX_TRIES: u8 = 3;
+
+/// The IDS applet and the CPS2ter application, selected by the recovery sequence after `69 85`.
+const AID_IDS: &[u8] = &[0xA0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00];
+const AID_CPS2TER: &[u8] = &[0x80, 0x25, 0x00, 0x00, 0x01, 0xFF, 0x00, 0x02];
+/// « Conditions of use not satisfied »: what a CPS4 answers when ChipDoc lost its state (Cryptolib 5.2
+/// release notes, #1722).
+pub const CONDITIONS_NOT_SATISFIED: StatusWord = StatusWord(0x6985);
 
 /// MANAGE CHANNEL open; returns the CLA of the new channel.
 pub(crate) fn open_channel(t: &mut dyn Transport) -> Result<u8, CardError> {
@@ -47,6 +56,30 @@ impl Cps4 {
         Ok(cla)
     }
 
+    /// The ChipDoc recovery sequence of ANS's CPS4 driver: SELECT the IDS applet on ChipDoc's channel, the
+    /// CPS2ter application on the basic channel, then ChipDoc again on its channel.
+    fn recover(&mut self) -> Result<(), CardError> {
+        let cla = self.chipdoc()?;
+        let aid = self.card.layout.app_aid.clone();
+        let t = self.card.transport.as_mut();
+        // The first two only bring the card back to a known state: their status does not matter.
+        iso::send(t, &Command::new(cla, 0xA4, 0x04, 0x0C).with_data(AID_IDS))?;
+        iso::send(t, &Command::new(0x00, 0xA4, 0x04, 0x0C).with_data(AID_CPS2TER))?;
+        iso::select_aid(t, cla, &aid)
+    }
+
+    /// Runs `op`; after a `69 85`, the recovery sequence and `op` once more. Never used for a VERIFY with
+    /// the code porteur: a code porteur is not presented again on the user's behalf.
+    fn recovering<T>(&mut self, mut op: impl FnMut(&mut Self) -> Result<T, CardError>) -> Result<T, CardError> {
+        match op(self) {
+            Err(CardError::UnexpectedStatus { sw: CONDITIONS_NOT_SATISFIED, .. }) => {
+                self.recover()?;
+                op(self)
+            }
+            other => other,
+        }
+    }
+
     fn pin_reference(&self) -> Result<u8, CardError> {
         self.card.layout.pin.as_ref().map(|p| p.reference).ok_or(CardError::Unsupported { what: "no code porteur".into() })
     }
@@ -68,14 +101,17 @@ impl CpxCard for Cps4 {
             return Ok(None);
         }
         let reference = self.pin_reference()?;
-        let cla = self.chipdoc()?;
-        let r = iso::send(self.card.transport.as_mut(), &Command::new(cla, 0x20, 0x00, reference))?;
-        let tries_left = match r.sw.0 {
-            0x9000 => MAX_TRIES,
-            0x6983 => 0,
-            s if s & 0xFFF0 == 0x63C0 => (s & 0x0F) as u8,
-            _ => return Err(CardError::status("VERIFY (tries left)", r.sw)),
-        };
+        // A VERIFY without data presents no code porteur: it may be sent again after a recovery.
+        let tries_left = self.recovering(|me| {
+            let cla = me.chipdoc()?;
+            let r = iso::send(me.card.transport.as_mut(), &Command::new(cla, 0x20, 0x00, reference))?;
+            match r.sw.0 {
+                0x9000 => Ok(MAX_TRIES),
+                0x6983 => Ok(0),
+                s if s & 0xFFF0 == 0x63C0 => Ok((s & 0x0F) as u8),
+                _ => Err(CardError::status("VERIFY (tries left)", r.sw)),
+            }
+        })?;
         Ok(Some(PinStatus { tries_left, max_tries: MAX_TRIES.max(tries_left) }))
     }
 
@@ -93,17 +129,109 @@ impl CpxCard for Cps4 {
             SignScheme::RsaPssSha256 => 0x2C,
             other => return Err(CardError::Unsupported { what: format!("{other:?} on a CPS4") }),
         };
-        let cla = self.chipdoc()?;
         let key = self.card.layout.key.reference | 0x80;
-        iso::expect_ok(self.card.transport.as_mut(), "MSE SET DST", &Command::new(cla, 0x22, 0x81, 0xB6).with_data([0x91, 0x02, alg, key]))?;
-        let r = iso::send(self.card.transport.as_mut(), &Command::new(cla, 0x2A, 0x9E, 0x9A).with_data(digest).with_le(0))?;
         let modulus = self.card.identity.rsa_bits.unwrap_or(2048) / 8;
-        signature_outcome("PSO COMPUTE DIGITAL SIGNATURE", r, modulus)
+        // MSE and PSO together: a recovery reselects ChipDoc, which forgets the MSE.
+        self.recovering(|me| {
+            let cla = me.chipdoc()?;
+            iso::expect_ok(me.card.transport.as_mut(), "MSE SET DST", &Command::new(cla, 0x22, 0x81, 0xB6).with_data([0x91, 0x02, alg, key]))?;
+            let r = iso::send(me.card.transport.as_mut(), &Command::new(cla, 0x2A, 0x9E, 0x9A).with_data(digest).with_le(0))?;
+            signature_outcome("PSO COMPUTE DIGITAL SIGNATURE", r, modulus)
+        })
     }
 
     fn end_session(&mut self) -> Result<(), CardError> {
         self.channel = None;
         self.card.transport.reset()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::atr::{Generation, Interface};
+    use crate::cache::Layout;
+    use crate::card::{CardInfo, Recognition};
+    use crate::identity::{IdKind, Identity};
+    use crate::path::Pkcs15Path;
+    use crate::pkcs15::{KeyInfo, PinInfo, AID_CHIPDOC};
+    use cpx_pcsc::{PcscError, Response};
+    use std::sync::{Arc, Mutex};
+
+    /// A ChipDoc that answers `69 85` to the commands listed in `fail_once` the first time each is sent,
+    /// until the recovery sequence has been run; records every command.
+    struct Chipdoc {
+        fail_once: Vec<u8>,
+        failed: Vec<u8>,
+        /// Every command as traces show it (a code porteur hidden).
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Transport for Chipdoc {
+        fn transmit(&mut self, cmd: &Command) -> Result<Response, PcscError> {
+            self.log.lock().unwrap().push(format!("{cmd:?}"));
+            let ok = |data: Vec<u8>| Ok(Response { data, sw: StatusWord::OK });
+            if self.fail_once.contains(&cmd.ins) && !self.failed.contains(&cmd.ins) {
+                self.failed.push(cmd.ins);
+                return Ok(Response { data: Vec::new(), sw: CONDITIONS_NOT_SATISFIED });
+            }
+            match cmd.ins {
+                0x70 if cmd.p1 == 0 => ok(vec![1]),
+                0x2A => ok(vec![0x5A; 256]),
+                0x20 if cmd.data.is_empty() => Ok(Response { data: Vec::new(), sw: StatusWord(0x63C3) }),
+                _ => ok(Vec::new()),
+            }
+        }
+        fn begin_transaction(&mut self) -> Result<(), PcscError> {
+            Ok(())
+        }
+        fn end_transaction(&mut self) -> Result<(), PcscError> {
+            Ok(())
+        }
+        fn reset(&mut self) -> Result<(), PcscError> {
+            Ok(())
+        }
+        fn apdu_count(&self) -> u64 {
+            self.log.lock().unwrap().len() as u64
+        }
+    }
+
+    fn cps4(fail_once: &[u8]) -> (Cps4, Arc<Mutex<Vec<String>>>) {
+        let pin = PinInfo { label: "PIN".into(), auth_id: vec![1], pin_type: 1, min_length: 4, stored_length: 8, reference: 0x01, pad_char: Some(0xFF), needs_padding: true, local: false, path: None };
+        let key = KeyInfo { label: "auth".into(), id: vec![2], usage: vec![2], reference: 0x20, auth_id: Some(vec![1]), path: Some(Pkcs15Path::none()), modulus_bits: Some(2048) };
+        let layout = Layout { generation: Generation::Cps4, app_aid: AID_CHIPDOC.to_vec(), app_label: "ChipDoc".into(), pin: Some(pin), key, cert_label: String::new(), cert_path: Pkcs15Path::none(), cert_file_size: None, cert_der: Vec::new() };
+        let info = CardInfo { generation: Generation::Cps4, interface: Interface::Contact, atr: Vec::new(), recognition: Recognition::IssuerOnly, serial: "1".into(), application: "ChipDoc".into() };
+        let identity = Identity { national_id: String::new(), id_kind: IdKind::Other, id_number: String::new(), nom: String::new(), prenom: String::new(), profession: None, not_before: 0, not_after: 0, issuer: String::new(), test_pki: true, serial: String::new(), signature_allowed: true, rsa_bits: Some(2048) };
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let transport = Box::new(Chipdoc { fail_once: fail_once.to_vec(), failed: Vec::new(), log: log.clone() });
+        (Cps4::new(Opened { transport, info, layout, identity }), log)
+    }
+
+    #[test]
+    fn after_69_85_the_recovery_sequence_runs_and_the_signature_is_sent_once_more() {
+        let (mut card, log) = cps4(&[0x2A]);
+        let sig = card.sign(SignScheme::RsaPkcs1Sha256, &[7; 32]).unwrap();
+        assert_eq!(sig.len(), 256);
+        let sent = log.lock().unwrap().clone();
+        let recovery = ["01A4040C07A0000001510000", "00A4040C088025000001FF0002", "01A4040C088025000001FF0100"];
+        let at = sent.iter().position(|c| c == recovery[0]).unwrap_or_else(|| panic!("no SELECT IDS on channel 1: {sent:?}"));
+        assert_eq!(&sent[at..at + 3], recovery, "{sent:?}");
+        // MSE and PSO again after the recovery.
+        assert!(sent[at + 3].starts_with("012281B6") && sent[at + 4].starts_with("012A9E9A"), "{sent:?}");
+        assert_eq!(sent.iter().filter(|c| c.starts_with("012A9E9A")).count(), 2, "the signature is sent once more, no more");
+        // Tries left (a VERIFY without data, no code porteur in it) recovers too.
+        let (mut card, _) = cps4(&[0x20]);
+        assert_eq!(card.pin_status().unwrap().map(|s| s.tries_left), Some(3));
+    }
+
+    #[test]
+    fn a_69_85_on_the_verify_of_the_code_porteur_is_never_retried() {
+        let (mut card, log) = cps4(&[0x20]);
+        let r = card.verify_pin(&Pin::new("1234").unwrap());
+        assert_eq!(r, Err(CardError::PinConditions));
+        let sent = log.lock().unwrap().clone();
+        assert_eq!(sent.iter().filter(|c| c.starts_with("01 20 00 01")).count(), 1, "one VERIFY only: {sent:?}");
+        assert!(!sent.iter().any(|c| c.contains("A0000001510000")), "no recovery around a code porteur: {sent:?}");
     }
 }

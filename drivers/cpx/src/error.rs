@@ -4,6 +4,8 @@
 use cpx_pcsc::{PcscError, StatusWord};
 use serde::Serialize;
 
+use crate::atr::Generation;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CardError {
@@ -41,6 +43,26 @@ pub enum CardError {
     /// The card (or its interface) cannot do this.
     #[error("not supported by this card: {what}")]
     Unsupported { what: String },
+    /// The card answered `69 85` (conditions of use not satisfied) to the code porteur: it was not
+    /// presented again (a code porteur is never retried on the user's behalf); the user may try again.
+    #[error("the card refused the code porteur for now (69 85); try again")]
+    PinConditions,
+    /// The ATR table or EF.SN.ICC already said this is a CPx card (of this generation when known) when
+    /// a later step failed: the failure is about the card's content, never about how it is inserted.
+    #[error("{} card recognised, but: {source}", generation_name(*.generation))]
+    Recognised {
+        generation: Option<Generation>,
+        source: Box<CardError>,
+    },
+}
+
+/// "CPS3", "CPS4", or "CPx" when the generation is not known yet (a variant recognised by its issuer).
+pub fn generation_name(generation: Option<Generation>) -> &'static str {
+    match generation {
+        Some(Generation::Cps3) => "CPS3",
+        Some(Generation::Cps4) => "CPS4",
+        None => "CPx",
+    }
 }
 
 fn sw_hex<S: serde::Serializer>(sw: &StatusWord, s: S) -> Result<S::Ok, S::Error> {
@@ -56,6 +78,32 @@ impl CardError {
     }
     /// True when the card went away or changed: the session must be opened again.
     pub fn card_lost(&self) -> bool {
-        matches!(self, Self::Pcsc(e) if e.card_lost())
+        matches!(self.root(), Self::Pcsc(e) if e.card_lost())
+    }
+
+    /// The failure itself, without the recognition that wraps it.
+    pub fn root(&self) -> &CardError {
+        match self {
+            Self::Recognised { source, .. } => source.root(),
+            other => other,
+        }
+    }
+
+    /// The generation named before the failure, if the card was recognised as a CPx.
+    pub fn recognised(&self) -> Option<Option<Generation>> {
+        match self {
+            Self::Recognised { generation, .. } => Some(*generation),
+            _ => None,
+        }
+    }
+
+    /// Marks a failure that happened after the card was recognised. Kept as it is: one already marked,
+    /// one that says the card is not a CPx after all, and a PC/SC failure (removed, mute, timeout), which
+    /// is about the card's presence rather than its content.
+    pub fn after_recognition(self, generation: Option<Generation>) -> Self {
+        match self {
+            Self::Recognised { .. } | Self::NotCpx { .. } | Self::Pcsc(_) => self,
+            other => Self::Recognised { generation, source: Box::new(other) },
+        }
     }
 }

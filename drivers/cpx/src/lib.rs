@@ -3,7 +3,8 @@
 //!
 //! One driver type per card generation ([`cps3::Cps3`], [`cps4::Cps4`]) behind one trait
 //! ([`card::CpxCard`]); [`card::open`] picks the driver. Everything the card sends is parsed by code that
-//! returns [`CardError`] and never panics ([`tlv`], [`fcp`], [`efsn`], [`pkcs15`], [`identity`], [`atr`]).
+//! returns [`CardError`] and never panics ([`tlv`], [`fcp`], [`efsn`], [`path`], [`pkcs15`], [`identity`],
+//! [`atr`]). The card facts the driver relies on, with their public sources, are in docs/cpx-card.md.
 
 pub mod atr;
 pub mod cache;
@@ -15,6 +16,8 @@ pub mod error;
 pub mod fcp;
 pub mod identity;
 pub mod iso;
+pub mod open;
+pub mod path;
 pub mod pin;
 pub mod pkcs15;
 pub mod scheme;
@@ -23,7 +26,7 @@ pub mod tlv;
 pub use atr::{Generation, Interface};
 pub use cache::CertCache;
 pub use card::{open, CardInfo, CpxCard, Recognition};
-pub use error::CardError;
+pub use error::{generation_name, CardError};
 pub use identity::{Identity, IdKind, Validity};
 pub use pin::{Pin, PinStatus};
 pub use scheme::SignScheme;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::CardError;
+use crate::path::Pkcs15Path;
 use crate::tlv::{self, Tlv};
 
 /// An application listed in EF.DIR.
@@ -15,7 +16,7 @@ pub struct DirApp {
     pub path: Option<Vec<u8>>,
 }
 
-/// The application AIDs of CPx cards (cpx-card.md §2).
+/// The application AIDs of CPx cards (docs/cpx-card.md).
 pub const AID_CPX_IAS: &[u8] = &[0xE8, 0x28, 0xBD, 0x08, 0x0F, 0x80, 0x25, 0x00, 0x00, 0x01, 0xFF, 0x00, 0x10];
 pub const AID_CPX_IAS_CL: &[u8] = &[0xE8, 0x28, 0xBD, 0x08, 0x0F, 0x80, 0x25, 0x00, 0x00, 0x01, 0xFF, 0x00, 0x20];
 /// ChipDoc applet of the CPS4 (also the DF name of the CPS3's MF).
@@ -53,30 +54,21 @@ pub fn parse_dir(bytes: &[u8]) -> Result<Vec<DirApp>, CardError> {
     Ok(apps)
 }
 
+/// The application with this AID, wherever EF.DIR lists it.
+pub fn find_app<'a>(dir: &'a [DirApp], aid: &[u8]) -> Option<&'a DirApp> {
+    dir.iter().find(|a| a.aid == aid)
+}
+
 /// Where the ODF says the directory files are.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Odf {
-    pub prkdf: Vec<Vec<u8>>,
-    pub cdf: Vec<Vec<u8>>,
-    pub aodf: Vec<Vec<u8>>,
+    pub prkdf: Vec<Pkcs15Path>,
+    pub cdf: Vec<Pkcs15Path>,
+    pub aodf: Vec<Pkcs15Path>,
 }
 
-/// A PKCS#15 Path (`30 { 04 path … }`), either `t` itself or nested in it (ODF entries, the indirect
-/// ObjectValue of a CDF entry) at most three levels down.
-fn path_of(t: &Tlv) -> Result<Vec<u8>, CardError> {
-    let mut at = *t;
-    for _ in 0..4 {
-        if at.tag == 0x30 {
-            if let Some(p) = at.child(0x04)? {
-                if p.value.is_empty() || p.value.len() % 2 != 0 {
-                    return Err(bad("PKCS#15 path", "odd length"));
-                }
-                return Ok(p.value.to_vec());
-            }
-        }
-        at = at.child(0x30)?.ok_or_else(|| bad("PKCS#15 path", "no Path"))?;
-    }
-    Err(bad("PKCS#15 path", "nested too deep"))
+fn path_of(t: &Tlv) -> Result<Pkcs15Path, CardError> {
+    Pkcs15Path::find_in(t)
 }
 
 pub fn parse_odf(bytes: &[u8]) -> Result<Odf, CardError> {
@@ -107,7 +99,7 @@ pub struct PinInfo {
     pub needs_padding: bool,
     pub local: bool,
     /// The DF to select before presenting it (3F00 for the CPx global CHV).
-    pub path: Option<Vec<u8>>,
+    pub path: Option<Pkcs15Path>,
 }
 
 /// A private key of the PrKDF.
@@ -120,7 +112,8 @@ pub struct KeyInfo {
     pub reference: u8,
     /// authId of the PIN guarding it.
     pub auth_id: Option<Vec<u8>>,
-    pub path: Option<Vec<u8>>,
+    /// Usually empty or only the application's AID: keys are used by reference.
+    pub path: Option<Pkcs15Path>,
     pub modulus_bits: Option<u32>,
 }
 
@@ -138,7 +131,7 @@ impl KeyInfo {
 pub struct CertInfo {
     pub label: String,
     pub id: Vec<u8>,
-    pub path: Vec<u8>,
+    pub path: Pkcs15Path,
 }
 
 /// `SEQUENCE { common SEQ, class SEQ, [0] subclass?, [1] type }` → (common, class, type).
@@ -241,6 +234,7 @@ pub fn parse_cdf(bytes: &[u8]) -> Result<Vec<CertInfo>, CardError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::path::ObjectPath;
     use proptest::prelude::*;
 
     // Bytes as the virtual CPS3 serves them (captured from its APDU log), which OpenSC's pkcs15-tool also reads.
@@ -256,7 +250,7 @@ mod tests {
         assert_eq!(apps[1].label, "CPx IAS CL");
         assert_eq!(apps[1].path.as_deref(), Some(&[0x3F, 0, 0, 2][..]));
         let odf = parse_odf(&hex::decode(ODF).unwrap()).unwrap();
-        assert_eq!(odf.prkdf, vec![vec![0x3F, 0, 0, 2, 0x70, 2]]);
+        assert_eq!(odf.prkdf, vec![Pkcs15Path { aid: None, file: ObjectPath::Absolute(vec![0x0002, 0x7002]), slice: None }]);
         let keys = parse_prkdf(&hex::decode(PRKDF).unwrap()).unwrap();
         assert_eq!(keys[0].reference, 0x83);
         assert_eq!(keys[0].usage, vec![2]);
@@ -264,7 +258,53 @@ mod tests {
         assert!(keys[0].is_authentication());
     }
 
+    /// A PrKDF entry as a real CPS3 writes it: the authentication key, reference 0x82, its path only
+    /// the application's AID (docs/cpx-card.md), and an ODF with paths relative to the application DF.
+    #[test]
+    fn reads_a_real_layout_relative_paths_and_a_key_path_holding_only_the_aid() {
+        let odf = parse_odf(&hex::decode("A0063004040260 01A4063004040260 02A806300404026003".replace(' ', "")).unwrap()).unwrap();
+        assert_eq!(odf.prkdf[0].file, ObjectPath::Relative(vec![0x6001]));
+        assert_eq!(odf.cdf[0].file, ObjectPath::Relative(vec![0x6002]));
+        let tlv = |tag: &str, v: &str| format!("{tag}{:02X}{v}", v.len() / 2);
+        let key = |path: &str| {
+            let common = tlv("30", &(tlv("0C", &hex::encode_upper("CPS_PRIV_AUT")) + &tlv("04", "01")));
+            let class = tlv("30", &(tlv("04", "02") + &tlv("03", "0560") + &tlv("03", "03B8") + &tlv("02", "82")));
+            let rsa = tlv("A1", &tlv("30", &(path.to_owned() + &tlv("02", "0800"))));
+            hex::decode(tlv("30", &(common + &class + &rsa))).unwrap()
+        };
+        let aid_only = tlv("30", &tlv("A1", &tlv("4F", "E828BD080F8025000001FF0010")));
+        let keys = parse_prkdf(&key(&aid_only)).unwrap();
+        assert_eq!(keys[0].reference, 0x82);
+        assert!(keys[0].is_authentication());
+        let path = keys[0].path.clone().unwrap();
+        assert!(path.is_none());
+        assert_eq!(path.aid.as_deref(), Some(AID_CPX_IAS));
+        assert_eq!(keys[0].modulus_bits, Some(2048));
+        for empty in ["3000", "30020400"] {
+            assert!(parse_prkdf(&key(empty)).unwrap()[0].path.as_ref().unwrap().is_none(), "{empty}");
+        }
+        assert!(parse_prkdf(&key("30030401AA")).is_err(), "odd length");
+    }
+
+    fn dir_record(aid: &[u8], label: &str) -> Vec<u8> {
+        let inner = [&[0x4F, aid.len() as u8][..], aid, &[0x50, label.len() as u8], label.as_bytes()].concat();
+        [&[0x61, inner.len() as u8][..], &inner].concat()
+    }
+
     proptest! {
+        /// Whatever the order of the records (the real EF.DIR lists the contactless application first),
+        /// and whatever padding ends the file, the contact application is found by its AID.
+        #[test]
+        fn ef_dir_finds_the_application_by_aid_in_any_order(order in Just(vec![0usize, 1, 2]).prop_shuffle(), pad in 0usize..40, pad_byte in prop_oneof![Just(0u8), Just(0xFF)]) {
+            let records = [dir_record(AID_CPX_IAS, "CPx IAS"), dir_record(AID_CPX_IAS_CL, "CPx IAS CL"), dir_record(AID_CHIPDOC, "ECC")];
+            let mut bytes: Vec<u8> = order.iter().flat_map(|i| records[*i].clone()).collect();
+            bytes.extend(std::iter::repeat_n(pad_byte, pad));
+            let apps = parse_dir(&bytes).unwrap();
+            prop_assert_eq!(apps.len(), 3);
+            prop_assert_eq!(&find_app(&apps, AID_CPX_IAS).unwrap().label, "CPx IAS");
+            prop_assert_eq!(&find_app(&apps, AID_CPX_IAS_CL).unwrap().label, "CPx IAS CL");
+        }
+
         #[test]
         fn never_panics_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = parse_dir(&bytes);

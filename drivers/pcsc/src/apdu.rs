@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::error::PcscError;
+
 /// A command APDU. `le` is the expected response length (`Some(0)` means "up to 256 bytes").
 #[derive(Clone, PartialEq, Eq)]
 pub struct Command {
@@ -26,9 +28,12 @@ impl Command {
         self
     }
 
-    /// The encoded APDU. Data longer than 255 bytes cannot be sent in one short APDU: callers chain.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        assert!(self.data.len() <= 255, "short APDU data is at most 255 bytes; chain longer data");
+    /// The encoded APDU. Data longer than 255 bytes cannot be sent in one short APDU (callers chain):
+    /// such a command is an error, never a panic, since its data may come from the card (a path, an AID).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, PcscError> {
+        if self.data.len() > 255 {
+            return Err(PcscError::BadCommand { detail: format!("{} data bytes in a short APDU (at most 255)", self.data.len()) });
+        }
         let mut out = vec![self.cla, self.ins, self.p1, self.p2];
         if !self.data.is_empty() {
             out.push(self.data.len() as u8);
@@ -37,7 +42,7 @@ impl Command {
         if let Some(le) = self.le {
             out.push(le);
         }
-        out
+        Ok(out)
     }
 
     /// True for commands whose data is a secret (VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER):
@@ -57,7 +62,10 @@ impl fmt::Debug for Command {
         if self.carries_secret() {
             write!(f, "{:02X} {:02X} {:02X} {:02X} <{} secret bytes>", self.cla, self.ins, self.p1, self.p2, self.data.len())
         } else {
-            write!(f, "{}", hex::encode_upper(self.to_bytes()))
+            match self.to_bytes() {
+                Ok(bytes) => write!(f, "{}", hex::encode_upper(bytes)),
+                Err(_) => write!(f, "{:02X} {:02X} {:02X} {:02X} <{} data bytes: too long>", self.cla, self.ins, self.p1, self.p2, self.data.len()),
+            }
         }
     }
 }
@@ -117,10 +125,19 @@ mod tests {
 
     #[test]
     fn encodes_the_four_cases() {
-        assert_eq!(Command::new(0, 0xA4, 0, 0x0C).to_bytes(), [0, 0xA4, 0, 0x0C]);
-        assert_eq!(Command::new(0, 0xB0, 0, 0).with_le(0xE7).to_bytes(), [0, 0xB0, 0, 0, 0xE7]);
-        assert_eq!(Command::new(0, 0xA4, 9, 4).with_data([0x3F, 0]).to_bytes(), [0, 0xA4, 9, 4, 2, 0x3F, 0]);
-        assert_eq!(Command::new(0, 0x88, 0, 0).with_data([1]).with_le(0).to_bytes(), [0, 0x88, 0, 0, 1, 1, 0]);
+        assert_eq!(Command::new(0, 0xA4, 0, 0x0C).to_bytes().unwrap(), [0, 0xA4, 0, 0x0C]);
+        assert_eq!(Command::new(0, 0xB0, 0, 0).with_le(0xE7).to_bytes().unwrap(), [0, 0xB0, 0, 0, 0xE7]);
+        assert_eq!(Command::new(0, 0xA4, 9, 4).with_data([0x3F, 0]).to_bytes().unwrap(), [0, 0xA4, 9, 4, 2, 0x3F, 0]);
+        assert_eq!(Command::new(0, 0x88, 0, 0).with_data([1]).with_le(0).to_bytes().unwrap(), [0, 0x88, 0, 0, 1, 1, 0]);
+    }
+
+    #[test]
+    fn data_longer_than_a_short_apdu_is_an_error_not_a_panic() {
+        // A PIN path of 300 bytes from a card's AODF, say.
+        let long = Command::new(0, 0xA4, 9, 0x0C).with_data(vec![0x3F; 300]);
+        assert!(matches!(long.to_bytes(), Err(PcscError::BadCommand { .. })));
+        assert!(format!("{long:?}").contains("too long"));
+        assert_eq!(Command::new(0, 0xA4, 9, 0x0C).with_data(vec![1; 255]).to_bytes().unwrap().len(), 260);
     }
 
     #[test]

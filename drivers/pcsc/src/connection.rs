@@ -73,6 +73,17 @@ impl Connection {
     /// PC/SC context of its own: pcsc-lite serialises the calls of one context, so a card that hangs
     /// must not hold up the calls made for other readers.
     pub fn connect(reader: &str, options: &ConnectionOptions) -> Result<Self, PcscError> {
+        Self::connect_with(reader, options, None)
+    }
+
+    /// Connects like [`Connection::connect`], allowing only `protocol` when given (a card driver that
+    /// knows from the ATR which protocol the card needs), T=0 or T=1 otherwise.
+    pub fn connect_with(reader: &str, options: &ConnectionOptions, protocol: Option<Protocol>) -> Result<Self, PcscError> {
+        let protocols = match protocol {
+            Some(Protocol::T0) => pcsc::Protocols::T0,
+            Some(Protocol::T1) => pcsc::Protocols::T1,
+            _ => pcsc::Protocols::T0 | pcsc::Protocols::T1,
+        };
         let name = CString::new(reader).map_err(|_| PcscError::ReaderUnavailable { reader: reader.to_owned() })?;
         let (jobs, inbox) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -82,7 +93,7 @@ impl Connection {
             .name(format!("pcsc {reader}"))
             .spawn(move || {
                 let connected = pcsc::Context::establish(pcsc::Scope::User)
-                    .and_then(|ctx| ctx.connect(&name, share, pcsc::Protocols::T0 | pcsc::Protocols::T1))
+                    .and_then(|ctx| ctx.connect(&name, share, protocols))
                     .and_then(|card| card.status2_owned().map(|st| (st.atr().to_vec(), st.protocol2(), card)));
                 match connected {
                     Ok((atr, protocol, card)) => {
@@ -133,7 +144,7 @@ impl Connection {
     }
 
     fn raw(&mut self, cmd: &Command) -> Result<Response, PcscError> {
-        let bytes = cmd.to_bytes();
+        let bytes = cmd.to_bytes()?;
         self.apdus += 1;
         let raw = self.call(|reply| Job::Transmit(bytes, reply))?;
         match raw.len() {

@@ -32,6 +32,9 @@ pub enum PcscError {
     Communication { code: u32 },
     #[error("malformed answer from the card: {detail}")]
     BadResponse { detail: String },
+    /// A command that cannot be encoded (data too long for a short APDU), typically built from card data.
+    #[error("command not sent: {detail}")]
+    BadCommand { detail: String },
     #[error("card call did not finish within {millis} ms")]
     Timeout { millis: u64 },
     #[error("PC/SC call cancelled")]
@@ -64,7 +67,7 @@ impl PcscError {
         }
     }
 
-    /// The WinSCard/pcsc-lite code of this error (cpx-card.md §9); 0 for errors that are ours.
+    /// The WinSCard/pcsc-lite code of this error (docs/cpx-card.md); 0 for errors that are ours.
     pub fn scard_code(&self) -> u32 {
         match self {
             Self::ServiceStopped => 0x8010_001D,
@@ -81,7 +84,7 @@ impl PcscError {
             Self::Cancelled => 0x8010_0002,
             Self::Timeout { .. } => 0,
             Self::Communication { code } => *code,
-            Self::BadResponse { .. } => 0,
+            Self::BadResponse { .. } | Self::BadCommand { .. } => 0,
             Self::Other { code } => *code,
         }
     }
