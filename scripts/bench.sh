@@ -3,10 +3,16 @@
 #   ./scripts/bench.sh [--json]            card side (APDUs, ms, readiness, OpenSC's count)
 #   ./scripts/bench.sh --login [--json]    the whole card login, agent memory and CPU, concurrency
 #   ./scripts/bench.sh --tray [--json]     the tray app: cold start, idle memory and CPU, insertion → icon
+#   ./scripts/bench.sh --real [--latency real|off|apdu=MS,baud=N,rsa=MS] [--json]
+#                                          card login at real-card speed: ours vs the browser through OpenSC PKCS#11
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The stack runs in private namespaces (unshare): root is needed. Keep the caller's PATH for cargo.
 [ "$(id -u)" = 0 ] || exec sudo env "PATH=$PATH" "HOME=$HOME" "$0" "$@"
-scripts/install-deps.sh
-cargo build --release --locked --workspace --bins
+scripts/install-deps.sh   # also libnss3-tools (certutil, modutil, tstclnt) for --real
+# The tray app (Tauri, minutes to build) only when its benchmark is asked for.
+case " $* " in
+  *" --tray "*) cargo build --release --locked --workspace --bins ;;
+  *) cargo build --release --locked --workspace --bins --exclude cpx-tray ;;
+esac
 exec tests/stack/stack.sh isolated target/release/cpx-bench "$@"

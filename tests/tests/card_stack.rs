@@ -160,7 +160,8 @@ fn certificate_cache_checks_the_certificate_and_follows_ef_actua() {
         let mut card = open_card(&reader.name, &cache).unwrap();
         card.apdu_count()
     };
-    let cert_select = |log: &std::path::Path| logged_commands(log).iter().any(|c| c.contains("3F000001C002"));
+    // A SELECT of the certificate file, by path from 3F00 or by file id under the application (real layout).
+    let cert_select = |log: &std::path::Path| logged_commands(log).iter().any(|c| c.starts_with("00A4") && c.ends_with("C002"));
     assert!(cert_select(&cold_log), "the first open reads the certificate");
 
     // Same card again, a new process's view (cache from the folder): no certificate read.

@@ -1,6 +1,9 @@
 //! Faithfulness cross-check: Debian's OpenSC (iasecc driver, which knows CPS3 cards) reads the virtual
 //! `cps3` as it reads a real one, logs in and signs with the authentication key through PKCS#11, and the
-//! signature verifies against the card's certificate.
+//! signature verifies against the card's certificate. `cps3` has the real cards' layout (EF.DIR with the
+//! contactless application first, paths relative to the application DF, private keys without a path);
+//! OpenSC reads real cards, so it is the independent check of that layout. It reads the absolute layout
+//! (`cps3-abs`) too.
 //!
 //! Pinned OpenSC limits (in OpenSC itself, not in the card): `pkcs15-tool -D` of OpenSC 0.23 prints no
 //! "Tries left" (its list_pins never asks the card); the tries are read through PKCS#11 instead, where
@@ -78,9 +81,30 @@ fn opensc_reads_logs_in_and_signs_on_the_virtual_cps3() {
     let sig = std::fs::read(dir.join("sig")).unwrap();
     verify_signature(&cert, SignScheme::RsaPkcs1Sha256, &digest, &sig).expect("OpenSC's signature verifies against the card certificate");
     let cmds = logged_commands(&dir.join("apdu.log"));
+    // The real layout, read the way OpenSC reads a real card: the application by AID, then its files by
+    // file id under it, never a path made by putting 3F00 in front of a file id.
+    assert!(cmds.iter().any(|c| c.starts_with("00A404") && c.ends_with(AID_CPX_IAS)), "OpenSC selected the application by AID");
+    assert!(!cmds.iter().any(|c| c.starts_with("00A408") || c.contains("3F00C00") || c.contains("3F007002")), "no absolute path to a PKCS#15 file: {cmds:?}");
     assert!(cmds.iter().any(|c| c.starts_with("0020000108")), "OpenSC presented the code porteur");
     assert!(cmds.iter().any(|c| c.starts_with("00880000")), "OpenSC used INTERNAL AUTHENTICATE");
     assert!(cmds.iter().any(|c| c.starts_with("00CB3FFF") && c.contains("BF8101")), "OpenSC read the CHV counters (GET DATA)");
+}
+
+#[test]
+fn opensc_reads_the_key_paths_and_the_absolute_layout() {
+    let reader = stack().reader();
+    // Real layout: each private key's path is the application's AID with an empty file path, printed as
+    // pkcs15-tool prints it for a real CPS3.
+    let card = insert_with("cps3", &reader, &Options::default(), None);
+    let keys = out(&opensc("pkcs15-tool", &["--reader", &reader.name, "--aid", AID_CPX_IAS, "--list-keys"]));
+    assert_eq!(keys.to_uppercase().matches("E828BD080F8025000001FF0010::").count(), 2, "two keys with an AID-only path:\n{keys}");
+    card.remove();
+    // Absolute layout: the same objects.
+    let _card = insert_with("cps3-abs", &reader, &Options::default(), None);
+    let dump = out(&opensc("pkcs15-tool", &["--reader", &reader.name, "--aid", AID_CPX_IAS, "--dump"]));
+    for want in ["PIN [Code porteur]", "Key ref        : 130 (0x82)", "X.509 Certificate [Certificat d'Authentification CPS]"] {
+        assert!(dump.contains(want), "pkcs15-tool -D on cps3-abs lacks {want:?}:\n{dump}");
+    }
 }
 
 #[test]

@@ -78,6 +78,9 @@ holder dupont   DUPONT  JEAN   899700123456 "Médecin"                  20250101
 holder martin   MARTIN  CLAIRE 899700234567 "Pharmacien"               20250101000000Z 20351231235959Z
 holder leroy    LEROY   PAUL   899700345678 "Médecin"                  20200101000000Z 20230101000000Z
 holder roux     ROUX    ANNE   0751012345   "Masseur-Kinésithérapeute" 20250101000000Z 20351231235959Z
+# DUPONT's certificates renewed (new keys, same holder): a card whose certificate changed under the same
+# serial (`cpx-sim insert cps3 --holder dupont-renewed`).
+holder dupont2  DUPONT  JEAN   899700123456 "Médecin"                  20260101000000Z 20361231235959Z
 # The contactless technical certificate ("Certificat Technique CPS") of DUPONT's card.
 key dupont-tech; sign dupont-tech "/SN=DUPONT+CN=899700123456+GN=JEAN/title=Médecin/C=FR" ca auth_ext 20250101000000Z 20351231235959Z
 # A CRL of the issuing CA that revokes DUPONT's authentication certificate (for relying-party tests).

@@ -45,6 +45,22 @@ pub enum Fault {
     Mute,
     /// Leaves the reader when it receives this INS.
     PullOn(u8),
+    /// The ChipDoc `69 85` of Cryptolib 5.2's release notes: the first MSE on a logical channel after a
+    /// good VERIFY gets `69 85`, and the ChipDoc channel keeps answering `69 85` until the recovery
+    /// sequence: SELECT IDS (`A0 00 00 01 51 00 00`) on channel 1, SELECT CPS2ter (`80 25 00 00 01 FF 00 02`)
+    /// with CLA 00, SELECT ChipDoc again on channel 1. The code porteur stays verified. Once only.
+    ChipDoc6985,
+}
+
+/// Where a [`Fault::ChipDoc6985`] card is in its failure and recovery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wedge {
+    /// Waiting for the first MSE after VERIFY.
+    Armed,
+    /// Answering `69 85` on the ChipDoc channel; the number of recovery steps done (0 to 2).
+    Stuck(u8),
+    /// Recovered: behaves normally from now on.
+    Recovered,
 }
 
 /// Ways to spoil answers, to test that the driver survives a card that talks nonsense.
@@ -153,6 +169,12 @@ pub struct CardOs {
     pub pin: Option<Pin>,
     pub fault: Fault,
     pub garbler: Option<Garbler>,
+    /// How long the card takes to answer (applied by the vpcd transport).
+    pub latency: crate::latency::Latency,
+    /// RSA private-key operations done so far (the latency model charges each one).
+    pub rsa_ops: u32,
+    /// State of a [`Fault::ChipDoc6985`] card.
+    pub wedge: Option<Wedge>,
     channels: [Option<Channel>; 4],
     pin_verified: bool,
     pending: Vec<u8>,
@@ -167,7 +189,24 @@ fn sw(code: Sw) -> Vec<u8> {
 
 impl CardOs {
     pub fn new(generation: Generation, atr: Vec<u8>, t0: bool, contactless: bool, fs: FileSystem, keys: Vec<CardKey>, pin: Option<Pin>, fault: Fault) -> Self {
-        let mut os = Self { generation, atr, t0, contactless, fs, keys, pin, fault, garbler: None, channels: Default::default(), pin_verified: false, pending: Vec::new() };
+        let wedge = (fault == Fault::ChipDoc6985).then_some(Wedge::Armed);
+        let mut os = Self {
+            generation,
+            atr,
+            t0,
+            contactless,
+            fs,
+            keys,
+            pin,
+            fault,
+            garbler: None,
+            latency: crate::latency::Latency::OFF,
+            rsa_ops: 0,
+            wedge,
+            channels: Default::default(),
+            pin_verified: false,
+            pending: Vec::new(),
+        };
         os.reset();
         os
     }
@@ -227,6 +266,9 @@ impl CardOs {
         if self.channels[channel].is_none() {
             return sw(0x6881);
         }
+        if let Some(status) = self.chipdoc_6985(channel, ins, p1, data) {
+            return sw(status);
+        }
         let chained = cla & 0x10 != 0;
         let (out, status) = match ins {
             0xA4 => self.select(channel, p1, p2, data),
@@ -239,6 +281,33 @@ impl CardOs {
             _ => (Vec::new(), 0x6D00),
         };
         self.respond(out, status, !data.is_empty())
+    }
+
+    /// [`Fault::ChipDoc6985`]: `Some(69 85)` while the ChipDoc channel is stuck; follows the recovery
+    /// steps (each recovery SELECT itself goes on to be answered normally).
+    fn chipdoc_6985(&mut self, channel: usize, ins: u8, p1: u8, data: &[u8]) -> Option<Sw> {
+        let wedge = self.wedge?;
+        let select_aid = |aid: &str| ins == 0xA4 && p1 == 0x04 && data == crate::persona::hex(aid).as_slice();
+        match wedge {
+            Wedge::Armed if ins == 0x22 && channel != 0 && self.pin_verified => {
+                self.wedge = Some(Wedge::Stuck(0));
+                Some(0x6985)
+            }
+            Wedge::Stuck(0) if channel == 1 && select_aid(crate::persona::AID_IDS) => {
+                self.wedge = Some(Wedge::Stuck(1));
+                None
+            }
+            Wedge::Stuck(1) if channel == 0 && select_aid(crate::persona::AID_CPS2TER) => {
+                self.wedge = Some(Wedge::Stuck(2));
+                None
+            }
+            Wedge::Stuck(2) if channel == 1 && select_aid(crate::persona::AID_ECC_ROOT) => {
+                self.wedge = Some(Wedge::Recovered);
+                None
+            }
+            Wedge::Stuck(_) if channel != 0 => Some(0x6985),
+            _ => None,
+        }
     }
 
     /// T=0: a command that sent data and gets data back answers `61xx`; the data waits for GET RESPONSE.
@@ -530,7 +599,9 @@ impl CardOs {
         if data.is_empty() || data.len() * 10 > key.key.size() * 4 {
             return (Vec::new(), 0x6700);
         }
-        match key.key.sign(Pkcs1v15Sign::new_unprefixed(), data) {
+        let signed = key.key.sign(Pkcs1v15Sign::new_unprefixed(), data);
+        self.rsa_ops += 1;
+        match signed {
             Ok(sig) => (sig, OK),
             Err(_) => (Vec::new(), 0x6F00),
         }
@@ -593,6 +664,7 @@ impl CardOs {
             (0x15, 20) => key.key.sign_with_rng(&mut OsRng, Pss::new::<sha1::Sha1>(), &hash),
             _ => return (Vec::new(), 0x6700),
         };
+        self.rsa_ops += 1;
         match signed {
             Ok(sig) => (sig, OK),
             Err(_) => (Vec::new(), 0x6F00),
@@ -624,9 +696,12 @@ impl CardOs {
             return (Vec::new(), 0x6700);
         }
         let c = BigUint::from_bytes_be(cryptogram);
-        let Ok(m) = rsa::hazmat::rsa_decrypt_and_check(&key.key, Some(&mut OsRng), &c) else { return (Vec::new(), 0x6A80) };
+        let size = key.key.size();
+        let decrypted = rsa::hazmat::rsa_decrypt_and_check(&key.key, Some(&mut OsRng), &c);
+        self.rsa_ops += 1;
+        let Ok(m) = decrypted else { return (Vec::new(), 0x6A80) };
         let mut block = m.to_bytes_be();
-        while block.len() < key.key.size() {
+        while block.len() < size {
             block.insert(0, 0);
         }
         match self.generation {

@@ -57,7 +57,7 @@ pub fn bits(set: &[u8]) -> Vec<u8> {
     tlv(&[0x03], &content)
 }
 
-/// A PKCS#15 Path (absolute, from the MF).
+/// A PKCS#15 Path holding the file path `p` (absolute from 3F00, or a file id relative to the current DF).
 pub fn path(p: &[u8]) -> Vec<u8> {
     seq(&[octets(p)])
 }

@@ -72,7 +72,8 @@ impl FileSystem {
         self.nodes.iter().position(|n| n.parent == Some(df) && matches!(n.body, Body::Ef { sfi: Some(s), .. } if s == sfi))
     }
 
-    /// Follows a path of FIDs from `start`; a leading 3F00 restarts at the MF.
+    /// Follows a path of FIDs from `start`; a leading 3F00 restarts at the MF, a leading 3FFF (ISO 7816-4:
+    /// the current DF) stays at `start`.
     pub fn walk(&self, start: usize, path: &[u8]) -> Option<usize> {
         if path.is_empty() || !path.len().is_multiple_of(2) {
             return None;
@@ -82,6 +83,8 @@ impl FileSystem {
             let fid = u16::from_be_bytes([pair[0], pair[1]]);
             at = if i == 0 && fid == 0x3F00 {
                 MF
+            } else if i == 0 && fid == 0x3FFF && self.is_df(at) {
+                at
             } else if self.is_df(at) {
                 self.child(at, fid)?
             } else {
@@ -110,10 +113,14 @@ impl FileSystem {
         let n = &self.nodes[id];
         let mut body = Vec::new();
         match &n.body {
-            Body::Ef { content, read, .. } => {
+            Body::Ef { content, read, sfi } => {
                 body.extend(tlv(&[0x80], &(content.len() as u16).to_be_bytes()));
                 body.extend(tlv(&[0x82], &[0x01]));
                 body.extend(tlv(&[0x83], &n.fid.to_be_bytes()));
+                // Short file identifier in bits 8-4, as the real CPS3 FCPs show (EF.SN.ICC: 88 01 E0).
+                if let Some(sfi) = sfi {
+                    body.extend(tlv(&[0x88], &[sfi << 3]));
+                }
                 body.extend(tlv(&[0x8A], &[0x05]));
                 let read_scb = if *read == ReadAccess::Always { 0x00 } else { 0xFF };
                 body.extend(tlv(&[0x8C], &[0x7B, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, read_scb]));

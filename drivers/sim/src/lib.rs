@@ -7,11 +7,14 @@
 pub mod card;
 pub mod der;
 pub mod fs;
+pub mod latency;
 pub mod persona;
 pub mod pkcs15;
 pub mod pki;
 pub mod vpcd;
 
 pub use card::CardOs;
+pub use latency::Latency;
+pub use pkcs15::Layout;
 pub use persona::{find, Options, Persona, PERSONAS};
 pub use vpcd::{insert, Inserted};

@@ -2,6 +2,7 @@
 //!
 //!   cpx-sim personas
 //!   cpx-sim insert cps3 --port 35963 [--remove-after 10] [--apdu-log FILE] [--pin 1234] [--tries 3]
+//!                  [--layout real|absolute] [--serial 9DIGITS] [--holder NAME] [--latency real|off|apdu=MS,baud=N,rsa=MS]
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -16,6 +17,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start-up: boxing would buy nothing
 enum Command {
     /// List the personas (virtual cards) with what each one is for.
     Personas {
@@ -60,6 +62,20 @@ enum Command {
         /// Leave the reader on the first command with this INS (hex, e.g. B0 for READ BINARY).
         #[arg(long, value_name = "INS", value_parser = |s: &str| u8::from_str_radix(s, 16))]
         pull_on: Option<u8>,
+        /// PKCS#15 layout: `real` (paths relative to the application DF, as on real CPS3 cards) or
+        /// `absolute` (every path from 3F00); default: the persona's.
+        #[arg(long)]
+        layout: Option<cpx_sim::Layout>,
+        /// Card number in EF.SN.ICC (9 digits); with --holder, a card whose certificate changed under the
+        /// same serial.
+        #[arg(long, value_name = "DIGITS")]
+        serial: Option<String>,
+        /// Test holder whose keys and certificates the card carries: dupont, dupont-renewed, martin, leroy, roux.
+        #[arg(long, value_name = "NAME", value_parser = |s: &str| cpx_sim::pki::holder(s).map(|_| s.to_owned()).ok_or_else(|| format!("unknown holder {s:?}")))]
+        holder: Option<String>,
+        /// Latency model: `off` (default), `real` (docs/benchmarks.md) or `apdu=MS,baud=N,rsa=MS`.
+        #[arg(long, default_value = "off")]
+        latency: cpx_sim::Latency,
         /// How long to wait for the reader to listen, in seconds.
         #[arg(long, default_value_t = 5.0)]
         wait: f64,
@@ -72,22 +88,19 @@ fn main() -> ExitCode {
         Command::Personas { json } => {
             for p in cpx_sim::PERSONAS {
                 if json {
-                    println!("{}", serde_json::json!({"name": p.name, "description": p.description}));
+                    let layout = format!("{:?}", p.layout).to_lowercase();
+                    println!("{}", serde_json::json!({"name": p.name, "description": p.description, "layout": layout}));
                 } else {
                     println!("{:<14} {}", p.name, p.description);
                 }
             }
             ExitCode::SUCCESS
         }
-        Command::Insert { persona, port, host, remove_after, apdu_log, pin, tries, actua, garble, garble_rate, seed, pull_on, wait } => {
+        Command::Insert { persona, port, host, remove_after, apdu_log, pin, tries, actua, garble, garble_rate, seed, pull_on, layout, serial, holder, latency, wait } => {
             let Some(p) = cpx_sim::find(&persona) else {
                 eprintln!("cpx-sim: unknown persona {persona:?}; `cpx-sim personas` lists them");
                 return ExitCode::from(2);
             };
-            if pin.len() != 4 || !pin.bytes().all(|b| b.is_ascii_digit()) {
-                eprintln!("cpx-sim: --pin takes 4 digits");
-                return ExitCode::from(2);
-            }
             let actua = match actua.map(|h| hex::decode(h.replace(' ', ""))).transpose() {
                 Ok(a) => a,
                 Err(_) => {
@@ -102,7 +115,12 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let card = p.card(&cpx_sim::Options { pin, tries, actua, garble: garble.map(|g| (g, garble_rate, seed)), pull_on });
+            let options = cpx_sim::Options { pin, tries, actua, garble: garble.map(|g| (g, garble_rate, seed)), pull_on, layout, serial, holder: holder.as_deref().and_then(cpx_sim::pki::holder), latency };
+            if let Err(e) = options.check() {
+                eprintln!("cpx-sim: {e}");
+                return ExitCode::from(2);
+            }
+            let card = p.card(&options);
             let inserted = match cpx_sim::insert(card, &host, port, Duration::from_secs_f64(wait), log) {
                 Ok(i) => i,
                 Err(e) => {

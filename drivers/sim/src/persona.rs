@@ -2,7 +2,8 @@
 
 use crate::card::{CardKey, CardOs, Fault, Garble, Garbler, Generation, Pin};
 use crate::fs::{FileSystem, ReadAccess, MF};
-use crate::pkcs15::{Application, KeyObject, PinObject};
+use crate::latency::Latency;
+use crate::pkcs15::{Application, KeyObject, Layout, PinObject};
 use crate::pki::{self, Holder};
 
 pub const ATR_CPS3: &str = "3BAC00402A001225006480000310009000";
@@ -18,8 +19,10 @@ const EF_ATR: &str = "804301B846 0404B0ECC1 4703940180 4F088025000001FF0100 E010
 pub const AID_CPX_IAS: &str = "E828BD080F8025000001FF0010";
 pub const AID_CPX_IAS_CL: &str = "E828BD080F8025000001FF0020";
 pub const AID_ECC_ROOT: &str = "8025000001FF0100";
-const AID_CPS2TER: &str = "8025000001FF0002";
-const AID_IDS: &str = "A0000001510000";
+pub const AID_CPS2TER: &str = "8025000001FF0002";
+pub const AID_IDS: &str = "A0000001510000";
+/// Size of the real CPS3's EF.DIR (its FCP says `80 02 00 65`).
+pub const EF_DIR_REAL_SIZE: usize = 101;
 
 /// What the command line may change in a persona.
 #[derive(Clone, Debug)]
@@ -34,42 +37,76 @@ pub struct Options {
     pub garble: Option<(Garble, f64, u64)>,
     /// Leave the reader on the first command with this INS (`pull-mid-sign` is `cps3` with 0x88).
     pub pull_on: Option<u8>,
+    /// PKCS#15 layout (default: the persona's).
+    pub layout: Option<Layout>,
+    /// Card number in EF.SN.ICC and TokenInfo, 9 digits (default: the persona's).
+    pub serial: Option<String>,
+    /// The test holder whose keys and certificates the card carries (default: the persona's); with
+    /// `serial` unchanged, `pki::DUPONT_RENEWED` on `cps3` is a card whose certificate changed under the
+    /// same serial.
+    pub holder: Option<Holder>,
+    /// How long the card takes to answer (off by default).
+    pub latency: Latency,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { pin: "1234".into(), tries: None, actua: None, garble: None, pull_on: None }
+        Self { pin: "1234".into(), tries: None, actua: None, garble: None, pull_on: None, layout: None, serial: None, holder: None, latency: Latency::OFF }
+    }
+}
+
+impl Options {
+    /// Checks what the command line gave: a 4-digit PIN, a 9-digit serial.
+    pub fn check(&self) -> Result<(), String> {
+        if self.pin.len() != 4 || !self.pin.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("--pin takes 4 digits".into());
+        }
+        if let Some(serial) = &self.serial {
+            if serial.len() != 9 || !serial.bytes().all(|b| b.is_ascii_digit()) {
+                return Err("--serial takes 9 digits (the card number after the ANS issuer 80 25 00 00 01)".into());
+            }
+        }
+        Ok(())
     }
 }
 
 pub struct Persona {
     pub name: &'static str,
     pub description: &'static str,
-    build: fn(&Options) -> CardOs,
+    /// The PKCS#15 layout the persona has unless `Options::layout` says otherwise.
+    pub layout: Layout,
+    build: fn(&Options, Layout) -> CardOs,
 }
 
 impl Persona {
     pub fn card(&self, options: &Options) -> CardOs {
-        let mut card = (self.build)(options);
+        let mut card = (self.build)(options, options.layout.unwrap_or(self.layout));
         card.garbler = options.garble.map(|(kind, rate, seed)| Garbler::new(kind, rate, seed));
         if let Some(ins) = options.pull_on {
             card.fault = Fault::PullOn(ins);
         }
+        card.latency = options.latency;
         card
     }
 }
 
+const REAL: Layout = Layout::Real;
+const ABSOLUTE: Layout = Layout::Absolute;
+
 pub const PERSONAS: &[Persona] = &[
-    Persona { name: "cps3", description: "CPS3 contact (IAS-ECC, T=0), Dr Jean DUPONT, Médecin, RPPS", build: |o| cps3(o, pki::DUPONT, ATR_CPS3, 3, Fault::None, "992138450") },
-    Persona { name: "cps3-cl", description: "CPS3 over contactless: no code porteur, technical key only, no signature", build: cps3_cl },
-    Persona { name: "cps4", description: "CPS4 (NXP ChipDoc on logical channel 1, RSA-PSS), Claire MARTIN, Pharmacien", build: cps4 },
-    Persona { name: "cps3-blocked", description: "CPS3 whose code porteur is blocked (0 tries left)", build: |o| cps3(o, pki::DUPONT, ATR_CPS3, 0, Fault::None, "992138450") },
-    Persona { name: "cps3-one-try", description: "CPS3 with one try left", build: |o| cps3(o, pki::DUPONT, ATR_CPS3, 1, Fault::None, "992138450") },
-    Persona { name: "cps3-expired", description: "CPS3 whose certificates expired on 2023-01-01, Paul LEROY", build: |o| cps3(o, pki::LEROY, ATR_CPS3, 3, Fault::None, "994100003") },
-    Persona { name: "cps3-variant", description: "CPx card with an ATR in no table, ANS issuer in EF.SN.ICC, Anne ROUX (ADELI)", build: |o| cps3(o, pki::ROUX, ATR_VARIANT, 3, Fault::None, "995100004") },
-    Persona { name: "not-cpx", description: "another card (Mifare Classic 1K): not a CPx", build: not_cpx },
-    Persona { name: "mute", description: "a card that gives an ATR and then never answers", build: |o| cps3(o, pki::DUPONT, ATR_CPS3, 3, Fault::Mute, "992138450") },
-    Persona { name: "pull-mid-sign", description: "CPS3 that leaves the reader during INTERNAL AUTHENTICATE", build: |o| cps3(o, pki::DUPONT, ATR_CPS3, 3, Fault::PullOn(0x88), "992138450") },
+    Persona { name: "cps3", description: "CPS3 contact (IAS-ECC, T=0), Dr Jean DUPONT, Médecin, RPPS; the real cards' layout (relative paths)", layout: REAL, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 3, Fault::None, "992138450") },
+    Persona { name: "cps3-abs", description: "the same CPS3 with every PKCS#15 path absolute from 3F00 (the older layout)", layout: ABSOLUTE, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 3, Fault::None, "992138450") },
+    Persona { name: "cps3-cl", description: "CPS3 over contactless: no code porteur, technical key only, no signature", layout: REAL, build: cps3_cl },
+    Persona { name: "cps4", description: "CPS4 (NXP ChipDoc on logical channel 1, RSA-PSS), Claire MARTIN, Pharmacien; ATR offers T=0 and T=1", layout: ABSOLUTE, build: |o, l| cps4(o, l, false, Fault::None) },
+    Persona { name: "cps4-t0", description: "CPS4 whose ChipDoc answers as a T=0 card (61xx then GET RESPONSE, 6Cxx), same ATR", layout: ABSOLUTE, build: |o, l| cps4(o, l, true, Fault::None) },
+    Persona { name: "cps4-6985", description: "CPS4 that answers 69 85 to the first MSE after VERIFY until the ChipDoc recovery sequence", layout: ABSOLUTE, build: |o, l| cps4(o, l, false, Fault::ChipDoc6985) },
+    Persona { name: "cps3-blocked", description: "CPS3 whose code porteur is blocked (0 tries left)", layout: REAL, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 0, Fault::None, "992138450") },
+    Persona { name: "cps3-one-try", description: "CPS3 with one try left", layout: REAL, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 1, Fault::None, "992138450") },
+    Persona { name: "cps3-expired", description: "CPS3 whose certificates expired on 2023-01-01, Paul LEROY", layout: REAL, build: |o, l| cps3(o, l, pki::LEROY, ATR_CPS3, 3, Fault::None, "994100003") },
+    Persona { name: "cps3-variant", description: "CPx card with an ATR in no table, ANS issuer in EF.SN.ICC, Anne ROUX (ADELI)", layout: REAL, build: |o, l| cps3(o, l, pki::ROUX, ATR_VARIANT, 3, Fault::None, "995100004") },
+    Persona { name: "not-cpx", description: "another card (Mifare Classic 1K): not a CPx", layout: REAL, build: not_cpx },
+    Persona { name: "mute", description: "a card that gives an ATR and then never answers", layout: REAL, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 3, Fault::Mute, "992138450") },
+    Persona { name: "pull-mid-sign", description: "CPS3 that leaves the reader during INTERNAL AUTHENTICATE", layout: REAL, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 3, Fault::PullOn(0x88), "992138450") },
 ];
 
 pub fn find(name: &str) -> Option<&'static Persona> {
@@ -93,9 +130,11 @@ fn pin(options: &Options, reference: u8, tries: u8) -> Pin {
     Pin { reference, value, max_tries: 3, tries_left: options.tries.unwrap_or(tries) }
 }
 
+/// The MF's own files, with the short file identifiers of the real FCPs: EF.SN.ICC `1C`, EF.ATR `1D`
+/// (EF.DIR `1E` is added by the persona).
 fn common_mf(options: &Options, mf_aid: Option<Vec<u8>>, serial: &str) -> FileSystem {
     let mut fs = FileSystem::new(mf_aid);
-    fs.add_ef(MF, 0x2F01, hex(EF_ATR));
+    fs.add_ef_with(MF, 0x2F01, hex(EF_ATR), Some(0x1D), ReadAccess::Always);
     fs.add_ef_with(MF, 0xD003, ef_sn_icc(serial), Some(0x1C), ReadAccess::Always);
     if let Some(actua) = &options.actua {
         fs.add_ef(MF, 0xD010, actua.clone());
@@ -121,14 +160,32 @@ fn pin_application(label: &'static str, aid: &str, token_label: &'static str, se
     }
 }
 
-fn cps3(options: &Options, holder: Holder, atr: &str, tries: u8, fault: Fault, serial: &str) -> CardOs {
+/// EF.DIR: in the real layout the contactless record comes first and the file is 101 bytes, the rest
+/// after the records being 00 (what an ISO 7816-4 reader takes as the end); the absolute layout lists the
+/// contact application first, with nothing after the records.
+fn ef_dir(layout: Layout, contact: &Application, others: &[&Application]) -> Vec<u8> {
+    match layout {
+        Layout::Real => {
+            let mut dir: Vec<u8> = others.iter().map(|a| a.dir_record(layout)).chain([contact.dir_record(layout)]).collect::<Vec<_>>().concat();
+            if dir.len() < EF_DIR_REAL_SIZE {
+                dir.resize(EF_DIR_REAL_SIZE, 0x00);
+            }
+            dir
+        }
+        Layout::Absolute => [contact.dir_record(layout)].into_iter().chain(others.iter().map(|a| a.dir_record(layout))).collect::<Vec<_>>().concat(),
+    }
+}
+
+fn cps3(options: &Options, layout: Layout, holder: Holder, atr: &str, tries: u8, fault: Fault, serial: &str) -> CardOs {
+    let holder = options.holder.unwrap_or(holder);
+    let serial = options.serial.as_deref().unwrap_or(serial);
     let mut fs = common_mf(options, Some(hex(AID_ECC_ROOT)), serial);
     let contact = pin_application("CPx IAS", AID_CPX_IAS, "CPS3 (code porteur)", serial, holder, (0x01, 0x81, 0x82));
     let cl = cl_application(serial);
-    fs.add_ef(MF, 0x2F00, [contact.dir_record(), cl.dir_record()].concat());
-    let contact_df = contact.install(&mut fs, false);
+    fs.add_ef_with(MF, 0x2F00, ef_dir(layout, &contact, &[&cl]), Some(0x1E), ReadAccess::Always);
+    let contact_df = contact.install(&mut fs, false, layout);
     fs.add_ef_with(contact_df, 0x7001, vec![0; 16], None, ReadAccess::ContactOnly);
-    let cl_df = cl.install(&mut fs, false);
+    let cl_df = cl.install(&mut fs, false, layout);
     let keys = vec![
         CardKey { reference: 0x81, key: holder.sign.private_key(), internal_auth: false, cds: true, needs_pin: true, app_df: contact_df },
         CardKey { reference: 0x82, key: holder.auth.private_key(), internal_auth: true, cds: false, needs_pin: true, app_df: contact_df },
@@ -151,8 +208,8 @@ fn cl_application(serial: &str) -> Application {
 
 /// The same chip read through the contactless interface: the contact application's files are closed,
 /// there is no code porteur to present and signing is refused.
-fn cps3_cl(options: &Options) -> CardOs {
-    let mut card = cps3(options, pki::DUPONT, ATR_CPS3_CL, 3, Fault::None, "992138450");
+fn cps3_cl(options: &Options, layout: Layout) -> CardOs {
+    let mut card = cps3(options, layout, pki::DUPONT, ATR_CPS3_CL, 3, Fault::None, "992138450");
     card.contactless = true;
     card.pin = None;
     for node in card.fs.nodes.iter_mut() {
@@ -165,23 +222,25 @@ fn cps3_cl(options: &Options) -> CardOs {
     card
 }
 
-fn cps4(options: &Options) -> CardOs {
-    let serial = "993100002";
+/// A CPS4. `t0`: the ChipDoc answers case-4 commands the T=0 way (`61xx`, then GET RESPONSE).
+fn cps4(options: &Options, layout: Layout, t0: bool, fault: Fault) -> CardOs {
+    let serial = options.serial.as_deref().unwrap_or("993100002");
+    let holder = options.holder.unwrap_or(pki::MARTIN);
     let mut fs = common_mf(options, None, serial);
     // ChipDoc: keys 0x10 (signature) and 0x20 (authentication); a local PIN reference (b8 set).
-    let chipdoc = pin_application("CPx ChipDoc", AID_ECC_ROOT, "CPS4 (code porteur)", serial, pki::MARTIN, (0x81, 0x10, 0x20));
-    fs.add_ef(MF, 0x2F00, chipdoc.dir_record());
-    let app = chipdoc.install(&mut fs, false);
+    let chipdoc = pin_application("CPx ChipDoc", AID_ECC_ROOT, "CPS4 (code porteur)", serial, holder, (0x81, 0x10, 0x20));
+    fs.add_ef_with(MF, 0x2F00, ef_dir(layout, &chipdoc, &[]), Some(0x1E), ReadAccess::Always);
+    let app = chipdoc.install(&mut fs, false, layout);
     fs.add_df(MF, 0x0010, Some(hex(AID_CPS2TER)));
     fs.add_df(MF, 0x0011, Some(hex(AID_IDS)));
     let keys = vec![
-        CardKey { reference: 0x10, key: pki::MARTIN.sign.private_key(), internal_auth: false, cds: true, needs_pin: true, app_df: app },
-        CardKey { reference: 0x20, key: pki::MARTIN.auth.private_key(), internal_auth: false, cds: true, needs_pin: true, app_df: app },
+        CardKey { reference: 0x10, key: holder.sign.private_key(), internal_auth: false, cds: true, needs_pin: true, app_df: app },
+        CardKey { reference: 0x20, key: holder.auth.private_key(), internal_auth: false, cds: true, needs_pin: true, app_df: app },
     ];
-    CardOs::new(Generation::Cps4, hex(ATR_CPS4), false, false, fs, keys, Some(pin(options, 0x81, 3)), Fault::None)
+    CardOs::new(Generation::Cps4, hex(ATR_CPS4), t0, false, fs, keys, Some(pin(options, 0x81, 3)), fault)
 }
 
-fn not_cpx(_: &Options) -> CardOs {
+fn not_cpx(_: &Options, _: Layout) -> CardOs {
     let fs = FileSystem::new(None);
     CardOs::new(Generation::Cps3, hex(ATR_NOT_CPX), false, true, fs, vec![], None, Fault::None)
 }

@@ -1,6 +1,10 @@
 //! The PKCS#15 application of a virtual card: EF.DIR entry, ODF, TokenInfo, AODF, PrKDF, CDF and the
 //! certificate files, laid out under the application DF. The driver must find everything from these
 //! structures; nothing here is known to it in advance.
+//!
+//! Two layouts ([`Layout`]): the one of the real CPS3 cards (ISO 7816-15 paths relative to the
+//! application DF, private keys without a file path), and the older absolute-path one (every path from
+//! 3F00), kept so that drivers stay tested on both forms.
 
 use crate::der::*;
 use crate::fs::{FileSystem, ReadAccess};
@@ -34,6 +38,30 @@ pub struct KeyObject {
     pub pin: Option<u8>,
     pub cert_fid: u16,
     pub cert_der: Vec<u8>,
+}
+
+/// How the PKCS#15 structures name files (docs/simulator.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// As on real CPS3 cards: the EF.DIR record holds the AID and the label but no path (the application is
+    /// selected by AID); ODF and CDF paths are bare 2-byte file ids, relative to the application DF; a
+    /// private key's path is empty and carries only the application's AID (keys are used by reference).
+    #[default]
+    Real,
+    /// Every path absolute from the MF (`3F00 0001 xxxx`), the EF.DIR record with a path, private keys
+    /// pointing at the application DF.
+    Absolute,
+}
+
+impl std::str::FromStr for Layout {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "real" => Ok(Self::Real),
+            "absolute" | "abs" => Ok(Self::Absolute),
+            _ => Err(format!("unknown layout {s:?}: real or absolute")),
+        }
+    }
 }
 
 pub struct Application {
@@ -70,19 +98,40 @@ fn supported_algorithms() -> Vec<u8> {
 
 impl Application {
     /// The EF.DIR record (tag 61) that names this application.
-    pub fn dir_record(&self) -> Vec<u8> {
-        tlv(&[0x61], &[tlv(&[0x4F], &self.aid), tlv(&[0x50], self.label.as_bytes()), tlv(&[0x51], &self.path(&[]))].concat())
+    pub fn dir_record(&self, layout: Layout) -> Vec<u8> {
+        let mut record = [tlv(&[0x4F], &self.aid), tlv(&[0x50], self.label.as_bytes())].concat();
+        if layout == Layout::Absolute {
+            record.extend(tlv(&[0x51], &self.path(&[])));
+        }
+        tlv(&[0x61], &record)
     }
 
     fn path(&self, fid: &[u8]) -> Vec<u8> {
         [&[0x3F, 0x00][..], &self.df_fid.to_be_bytes(), fid].concat()
     }
 
+    /// A file of this application as a PKCS#15 Path in `layout`.
+    fn file_path(&self, fid: u16, layout: Layout) -> Vec<u8> {
+        match layout {
+            Layout::Real => path(&fid.to_be_bytes()),
+            Layout::Absolute => path(&self.path(&fid.to_be_bytes())),
+        }
+    }
+
+    /// The Path of a private key: `aid::` (empty file path, the application's AID, ISO 7816-15's
+    /// `[APPLICATION 15]`) as pkcs15-tool prints it for a real CPS3; the application DF when absolute.
+    fn key_path(&self, layout: Layout) -> Vec<u8> {
+        match layout {
+            Layout::Real => seq(&[octets(&[]), tlv(&[0x4F], &self.aid)]),
+            Layout::Absolute => path(&self.path(&[])),
+        }
+    }
+
     /// Creates the application DF and its files under the MF; returns the DF's node.
-    pub fn install(&self, fs: &mut FileSystem, contact_only: bool) -> usize {
+    pub fn install(&self, fs: &mut FileSystem, contact_only: bool, layout: Layout) -> usize {
         let df = fs.add_df(crate::fs::MF, self.df_fid, Some(self.aid.clone()));
         let read = if contact_only { ReadAccess::ContactOnly } else { ReadAccess::Always };
-        let p = |fid: u16| path(&self.path(&fid.to_be_bytes()));
+        let p = |fid: u16| self.file_path(fid, layout);
         let mut odf = Vec::new();
         if !self.keys.is_empty() {
             odf.extend(ctx(0, &[p(PRKDF)]));
@@ -125,7 +174,7 @@ impl Application {
                 common.push(octets(&[auth]));
             }
             let key_attrs = seq(&[octets(&id), bits(key.usage), bits(&[0, 2]), integer(key.reference as u32)]);
-            let rsa = seq(&[path(&self.path(&[])), integer(2048)]);
+            let rsa = seq(&[self.key_path(layout), integer(2048)]);
             prkdf.extend(seq(&[seq(&common), key_attrs, ctx(1, &[rsa])]));
             let cert = seq(&[seq(&[utf8(key.cert_label), bits(&[])]), seq(&[octets(&id)]), ctx(1, &[seq(&[p(key.cert_fid)])])]);
             cdf.extend(cert);

@@ -15,7 +15,7 @@ pub const ROOT_PEM: &str = pem!("root");
 pub const CA_PEM: &str = pem!("ca");
 
 /// A certificate with its private key (both PEM).
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub struct KeyPair {
     pub cert_pem: &'static str,
     pub key_pem: &'static str,
@@ -37,7 +37,7 @@ macro_rules! pair {
 }
 
 /// A test holder: authentication and signature certificates.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub struct Holder {
     pub auth: KeyPair,
     pub sign: KeyPair,
@@ -47,12 +47,21 @@ pub struct Holder {
 pub const DUPONT: Holder = Holder { auth: pair!("dupont-auth"), sign: pair!("dupont-sign") };
 /// DUPONT's contactless technical certificate.
 pub const DUPONT_TECH: KeyPair = pair!("dupont-tech");
+/// DUPONT's certificates after a renewal: same holder, new keys and certificates (valid 2026–2036).
+pub const DUPONT_RENEWED: Holder = Holder { auth: pair!("dupont2-auth"), sign: pair!("dupont2-sign") };
 /// Claire MARTIN, Pharmacien, RPPS 899700234567.
 pub const MARTIN: Holder = Holder { auth: pair!("martin-auth"), sign: pair!("martin-sign") };
 /// Paul LEROY, Médecin, RPPS 899700345678; certificates expired on 2023-01-01.
 pub const LEROY: Holder = Holder { auth: pair!("leroy-auth"), sign: pair!("leroy-sign") };
 /// Anne ROUX, Masseur-Kinésithérapeute, ADELI 0751012345.
 pub const ROUX: Holder = Holder { auth: pair!("roux-auth"), sign: pair!("roux-sign") };
+
+/// The test holders by name (`cpx-sim insert … --holder NAME`).
+pub const HOLDERS: &[(&str, Holder)] = &[("dupont", DUPONT), ("dupont-renewed", DUPONT_RENEWED), ("martin", MARTIN), ("leroy", LEROY), ("roux", ROUX)];
+
+pub fn holder(name: &str) -> Option<Holder> {
+    HOLDERS.iter().find(|(n, _)| *n == name).map(|(_, h)| *h)
+}
 
 /// The DER bytes of the first PEM block of `pem`.
 pub fn pem_to_der(pem: &str) -> Vec<u8> {
@@ -86,11 +95,12 @@ mod tests {
 
     #[test]
     fn embedded_material_parses() {
-        for kp in [DUPONT.auth, DUPONT.sign, MARTIN.auth, LEROY.auth, ROUX.auth, DUPONT_TECH] {
+        for kp in [DUPONT.auth, DUPONT.sign, DUPONT_RENEWED.auth, DUPONT_RENEWED.sign, MARTIN.auth, LEROY.auth, ROUX.auth, DUPONT_TECH] {
             let der = kp.cert_der();
             assert_eq!(der[0], 0x30);
             assert_eq!(kp.private_key().n().bits(), 2048);
         }
         assert!(pem_to_der(ROOT_PEM).len() > 500);
+        assert_ne!(DUPONT.auth.cert_der(), DUPONT_RENEWED.auth.cert_der());
     }
 }

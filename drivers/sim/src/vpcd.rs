@@ -1,7 +1,8 @@
 //! The vpcd wire protocol (test-stack.md §1): the virtual card connects to the vpcd reader driver inside
 //! pcscd over TCP. Every frame is a big-endian u16 length and a payload; a 1-byte payload is a control
 //! code (0 power off, 1 power on, 2 reset, 4 get ATR: only the last is answered); anything else is an APDU.
-//! Connecting inserts the card, closing the socket removes it.
+//! Connecting inserts the card, closing the socket removes it. The card's latency model
+//! (`CardOs::latency`) is applied here, before each answer is sent.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -89,6 +90,7 @@ fn serve(mut card: CardOs, mut stream: TcpStream, mut log: Option<ApduLog>) -> i
             }
             continue;
         }
+        let rsa_before = card.rsa_ops;
         let reaction = card.process(&msg);
         if let Some(log) = log.as_mut() {
             let shown = redact(&msg);
@@ -101,7 +103,14 @@ fn serve(mut card: CardOs, mut stream: TcpStream, mut log: Option<ApduLog>) -> i
             let _ = log.flush();
         }
         match reaction {
-            Reaction::Answer(r) => send(&mut stream, &r)?,
+            Reaction::Answer(r) => {
+                // The latency model: the answer leaves when a real card and reader would have given it.
+                let delay = card.latency.delay(&card.atr, msg.len(), r.len(), card.rsa_ops.saturating_sub(rsa_before));
+                if !delay.is_zero() {
+                    thread::sleep(delay);
+                }
+                send(&mut stream, &r)?
+            }
             Reaction::Silence => {}
             Reaction::Pull => {
                 let _ = stream.shutdown(Shutdown::Both);

@@ -6,6 +6,11 @@
 //! pcscd's insertion event to "card ready"; and the APDUs OpenSC's pkcs11-tool needs to log in and sign
 //! on the same card. Times are also given as ratios to a baseline measured in the same run: one APDU
 //! round trip (SELECT MF) on the same stack.
+//!
+//! `--real`: the card login at real-card speed (the virtual card's latency model, docs/benchmarks.md),
+//! ours (page → agent → card → mTLS → portal session) beside the browser's own TLS client authentication
+//! to the same mTLS endpoint through OpenSC's PKCS#11 module in an NSS database (NSS's `tstclnt`), on
+//! the same card: APDUs, milliseconds and the ratio, in one run.
 
 use std::process::Command;
 use std::sync::mpsc;
@@ -327,8 +332,299 @@ fn tray_bench(json_out: bool) {
     println!("\nTargets: tray ready < 1500 ms; no CPU when idle; icon change < 100 ms after pcscd's event.");
 }
 
+/// The card of the `--real` comparison. `cps3-abs` (absolute paths) until the driver reads the real
+/// cards' relative layout; then `cps3`. OpenSC reads both.
+const REAL_PERSONA: &str = "cps3-abs";
+/// Logins measured per path in `--real` (each takes seconds at real-card speed).
+const REAL_RUNS: usize = 3;
+
+/// One measured path of `--real`: APDUs and milliseconds of each run.
+struct Path {
+    label: &'static str,
+    runs: Vec<(usize, f64)>,
+}
+
+impl Path {
+    fn apdus(&self) -> usize {
+        let mut v: Vec<usize> = self.runs.iter().map(|r| r.0).collect();
+        v.sort_unstable();
+        v[v.len() / 2]
+    }
+    fn ms(&self) -> f64 {
+        median(self.runs.iter().map(|r| r.1).collect())
+    }
+}
+
+/// The browser's side of `--real`: an NSS database with OpenSC's PKCS#11 module (what a Firefox or
+/// Chromium user with a card middleware has), the portal's server CA trusted, and NSS's own TLS client.
+struct NssClient {
+    db: String,
+    nickname: String,
+    conf: std::path::PathBuf,
+}
+
+const OPENSC_MODULE: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
+
+impl NssClient {
+    /// `conf`: the OpenSC configuration (OPENSC_CONF) its PKCS#11 module reads.
+    fn new(dir: &std::path::Path, server_ca: &std::path::Path, conf: std::path::PathBuf) -> Self {
+        let db = format!("sql:{}", dir.display());
+        let run = |program: &str, args: &[&str]| {
+            let out = Command::new(program).args(args).env("OPENSC_CONF", &conf).output().unwrap_or_else(|e| panic!("{program}: {e} (apt-get install libnss3-tools)"));
+            assert!(out.status.success(), "{program} {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        std::fs::create_dir_all(dir).expect("NSS database folder");
+        run("certutil", &["-N", "-d", &db, "--empty-password"]);
+        run("modutil", &["-dbdir", &db, "-add", "OpenSC", "-libfile", OPENSC_MODULE, "-force"]);
+        run("certutil", &["-A", "-d", &db, "-n", "portal server CA", "-t", "C,,", "-i", server_ca.to_str().expect("UTF-8 path")]);
+        // The card's authentication certificate as NSS names it: "<token label>:<certificate label>".
+        let listing = run("certutil", &["-L", "-d", &db, "-h", "all"]);
+        let nickname = listing
+            .lines()
+            .filter(|l| l.contains("Certificat d'Authentification CPS"))
+            .map(|l| l.trim_end())
+            .filter_map(|l| l.rfind(char::is_whitespace).map(|i| l[..i].trim().to_owned()))
+            .next()
+            .unwrap_or_else(|| panic!("no card authentication certificate in NSS through OpenSC:\n{listing}"));
+        Self { db, nickname, conf }
+    }
+
+    /// Runs `tstclnt` to 127.0.0.1:`port` sending `request`; `client_auth`: with the card's certificate
+    /// and the code porteur on the command line. Returns what it printed and how long it took.
+    fn run(&self, dir: &std::path::Path, port: u16, request: &str, client_auth: bool) -> (String, f64) {
+        let file = dir.join("request.http");
+        std::fs::write(&file, request).expect("request file");
+        let mut cmd = Command::new("tstclnt");
+        cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-d", &self.db, "-V", "tls1.2:tls1.2", "-4"]).arg("-A").arg(&file).env("OPENSC_CONF", &self.conf);
+        if client_auth {
+            cmd.args(["-n", &self.nickname, "-w", "1234", "-J", "rsa_pkcs1_sha256,ecdsa_secp256r1_sha256"]);
+        } else {
+            cmd.arg("-Q");
+        }
+        let t = Instant::now();
+        let out = cmd.output().expect("tstclnt (apt-get install libnss3-tools)");
+        let elapsed = ms(t.elapsed());
+        (format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)), elapsed)
+    }
+}
+
+/// nginx as an mTLS endpoint that waits as long as the client needs (`client_header_timeout`, which
+/// also bounds nginx's TLS handshake): client certificate required and verified against the card CAs.
+struct PatientNginx {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl PatientNginx {
+    fn start(dir: &std::path::Path, pki: &cpx_tests::agent::ServerPki) -> Self {
+        std::fs::create_dir_all(dir.join("tmp")).expect("nginx folder");
+        let port = cpx_tests::agent::free_port();
+        let d = dir.display();
+        let conf = format!(
+            "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log info;
+events {{ worker_connections 16; }}
+http {{
+  access_log off; client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
+  client_header_timeout 600s; send_timeout 600s;
+  server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {cert}; ssl_certificate_key {key};
+    ssl_client_certificate {cas}; ssl_verify_client on; ssl_verify_depth 2;
+    location / {{ default_type application/json; return 200 '{{\"verify\":\"$ssl_client_verify\",\"protocol\":\"$ssl_protocol\"}}'; }}
+  }}
+}}
+",
+            cert = pki.cert_pem.display(),
+            key = pki.key_pem.display(),
+            cas = pki.card_cas_pem.display()
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
+        let child = Command::new("nginx").arg("-c").arg(dir.join("nginx.conf")).arg("-e").arg(dir.join("error.log")).spawn().expect("nginx (apt-get install nginx-light)");
+        cpx_tests::agent::wait_listening(port);
+        Self { child, port }
+    }
+}
+
+impl Drop for PatientNginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `--real`: the card login at real-card speed, ours beside the browser's TLS client authentication
+/// through OpenSC's PKCS#11 module, same card, same latency model, same portal.
+fn real_speed_bench(json_out: bool, latency: cpx_sim::Latency) {
+    use cpx_tests::agent::{free_port, server_pki, AgentProcess, PortalProcess};
+    use serde_json::json;
+    let dir = out_dir("bench-real");
+    let pki = server_pki(&dir.join("pki"));
+    let agent_port = free_port();
+    let portal = PortalProcess::start_with_agent(&dir.join("portal"), &pki, agent_port);
+    let reader = stack().reader();
+    let log = dir.join("apdu.log");
+    let _card = insert_with(REAL_PERSONA, &reader, &Options { latency, ..Options::default() }, Some(&log));
+    let apdus_so_far = || logged_commands(&log).len();
+    // The card is linked to an account once (not measured), so that every measured login ends in a session.
+    portal.add_account("amelie", "motdepasse-de-test", "DUPONT", "Jean");
+
+    // Ours: « S'identifier par carte CPS » → challenge → agent (PIN prompt excluded) → portal session.
+    let agent = AgentProcess::start_on(&dir.join("agent"), &portal.agent_site(&pki), agent_port);
+    let login = |link: bool| -> (usize, f64) {
+        let before = apdus_so_far();
+        let t = Instant::now();
+        let c = portal.page("POST", "/cpx/challenge", None, "application/json", Some("{}"));
+        let cookie = c.session_cookie().expect("session");
+        let challenge = c.json()["challenge"].as_str().expect("challenge").to_owned();
+        agent.answer_pins(&["1234"]);
+        let a = agent.request_unchecked("POST", "/v1/authenticate", &[("Origin", &portal.origin), ("Content-Type", "application/json")], Some(&json!({"challenge": challenge}).to_string())).json();
+        let code = a["portal"]["code"].as_str().unwrap_or_else(|| panic!("agent login failed: {a}")).to_owned();
+        let f = portal.page("POST", "/cpx/finish", Some(&cookie), "application/json", Some(&json!({"code": code}).to_string()));
+        assert_eq!(f.status, 200, "{}", f.body);
+        let total = ms(t.elapsed());
+        if link {
+            let l = portal.page("POST", "/premiere-connexion/lier", Some(&cookie), "application/x-www-form-urlencoded", Some("username=amelie&password=motdepasse-de-test"));
+            assert!(l.status < 400, "linking: {} {}", l.status, l.body);
+        }
+        let prompt = a["timings_ms"]["prompt"].as_f64().unwrap_or(0.0);
+        (apdus_so_far() - before, total - prompt)
+    };
+    let first = login(true);
+    let ours_cold = Path { label: "ours: agent, first login after insertion (nothing cached)", runs: vec![first] };
+    let ours = Path { label: "ours: agent, card known (« S'identifier » → session)", runs: (0..REAL_RUNS).map(|_| login(false)).collect() };
+    drop(agent);
+
+    // The browser's own TLS client authentication, through OpenSC's PKCS#11 module in NSS.
+    let nss = NssClient::new(&dir.join("nssdb"), &pki.ca_pem, root().join("tests/stack/opensc.conf"));
+    let browser_runs = if latency.is_off() { REAL_RUNS } else { 1 };
+    let browser_login = || -> Result<(usize, f64), String> {
+        let before = apdus_so_far();
+        let t = Instant::now();
+        let c = portal.page("POST", "/cpx/challenge", None, "application/json", Some("{}"));
+        let cookie = c.session_cookie().expect("session");
+        let challenge = c.json()["challenge"].as_str().expect("challenge").to_owned();
+        let body = json!({"challenge": challenge, "origin": portal.origin}).to_string();
+        let request = format!("POST /cpx/login HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", portal.mtls_port, body.len());
+        let (printed, _) = nss.run(&dir, portal.mtls_port, &request, true);
+        let failed = |why: &str| format!("{why} after {:.0} ms and {} APDUs: {}", ms(t.elapsed()), apdus_so_far() - before, printed.trim());
+        let answer: serde_json::Value = printed.find("{\"").and_then(|i| serde_json::Deserializer::from_str(&printed[i..]).into_iter().next()?.ok()).ok_or_else(|| failed("no answer from the portal's mTLS endpoint"))?;
+        let code = answer["code"].as_str().ok_or_else(|| failed("login refused"))?.to_owned();
+        let f = portal.page("POST", "/cpx/finish", Some(&cookie), "application/json", Some(&json!({"code": code}).to_string()));
+        assert_eq!(f.status, 200, "{}", f.body);
+        Ok((apdus_so_far() - before, ms(t.elapsed())))
+    };
+    let mut runs = Vec::new();
+    let mut portal_failure = None;
+    for _ in 0..browser_runs {
+        match browser_login() {
+            Ok(r) => runs.push(r),
+            Err(e) => {
+                portal_failure = Some(e);
+                break;
+            }
+        }
+    }
+    // The portal gives a TLS handshake 30 s: when NSS + OpenSC need longer, measure the same client
+    // authentication against nginx (ssl_verify_client on) with no limit that could cut it.
+    let nginx = portal_failure.is_some().then(|| PatientNginx::start(&dir.join("nginx"), &pki));
+    let to_nginx = |client: &NssClient, port: u16| -> (usize, f64) {
+        let before = apdus_so_far();
+        let (printed, elapsed) = client.run(&dir, port, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", true);
+        assert!(printed.contains("\"verify\":\"SUCCESS\""), "NSS + OpenSC client authentication to nginx failed:\n{printed}");
+        (apdus_so_far() - before, elapsed)
+    };
+    let browser = match &nginx {
+        None => Path { label: "browser: NSS tstclnt + OpenSC PKCS#11 → portal (process start → session)", runs },
+        Some(n) => Path { label: "browser: NSS tstclnt + OpenSC PKCS#11 → nginx mTLS (process start → answer)", runs: (0..browser_runs).map(|_| to_nginx(&nss, n.port)).collect() },
+    };
+    // The same with OpenSC's file cache on (`use_file_caching`, off in Debian's configuration): the card's
+    // files are read from disk after a first run has filled the cache.
+    let cached_conf = dir.join("opensc-cached.conf");
+    std::fs::write(
+        &cached_conf,
+        format!(
+            "app default {{\n    framework pkcs15 {{ use_file_caching = yes; file_cache_dir = {}; }}\n}}\napp opensc-pkcs11 {{\n    pkcs11 {{ max_virtual_slots = 64; slots_per_card = 4; }}\n}}\n",
+            dir.join("opensc-cache").display()
+        ),
+    )
+    .expect("OpenSC configuration");
+    let cached = NssClient::new(&dir.join("nssdb-cached"), &pki.ca_pem, cached_conf);
+    let cached_run = |client: &NssClient| match &nginx {
+        Some(n) => to_nginx(client, n.port),
+        None => {
+            let before = apdus_so_far();
+            let c = portal.page("POST", "/cpx/challenge", None, "application/json", Some("{}"));
+            let challenge = c.json()["challenge"].as_str().expect("challenge").to_owned();
+            let body = json!({"challenge": challenge, "origin": portal.origin}).to_string();
+            let request = format!("POST /cpx/login HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", portal.mtls_port, body.len());
+            let (printed, elapsed) = client.run(&dir, portal.mtls_port, &request, true);
+            assert!(printed.contains("\"code\""), "cached OpenSC login refused:\n{printed}");
+            (apdus_so_far() - before, elapsed)
+        }
+    };
+    cached_run(&cached); // fills OpenSC's cache
+    let browser_cached = Path { label: "browser, OpenSC file cache on (cache already filled)", runs: (0..browser_runs).map(|_| cached_run(&cached)).collect() };
+    // What NSS and OpenSC cost before any TLS (module load, token scan): a TLS connection without
+    // client authentication from the same database. A browser already running has paid it.
+    let startup = Path {
+        label: "browser start-up alone (NSS + OpenSC token scan, no client auth)",
+        runs: (0..browser_runs)
+            .map(|_| {
+                let before = apdus_so_far();
+                let (_, elapsed) = nss.run(&dir, portal.site_port, "", false);
+                (apdus_so_far() - before, elapsed)
+            })
+            .collect(),
+    };
+    let warm_browser = Path {
+        label: "browser already running (the above minus its start-up)",
+        runs: vec![(browser.apdus().saturating_sub(startup.apdus()), browser.ms() - startup.ms())],
+    };
+    let atr_rate = cpx_sim::latency::atr_baud(&cpx_sim::find(REAL_PERSONA).expect("persona").card(&Options::default()).atr);
+    let model = if latency.is_off() {
+        "off".to_owned()
+    } else {
+        format!(
+            "{} ms per APDU, bytes at {} bit/s{}, {} ms per RSA operation",
+            latency.per_apdu.as_millis(),
+            latency.baud.unwrap_or(atr_rate),
+            if latency.baud.is_none() { " (the ATR's rate)" } else { "" },
+            latency.rsa.as_millis()
+        )
+    };
+    let rows = [&ours, &ours_cold, &browser, &startup, &warm_browser, &browser_cached];
+    if json_out {
+        let paths: Vec<_> = rows.iter().map(|p| json!({"path": p.label, "apdus": p.apdus(), "ms": p.ms(), "vs_ours": p.ms() / ours.ms()})).collect();
+        println!("{}", json!({"card": REAL_PERSONA, "latency": model, "runs": REAL_RUNS, "browser_runs": browser_runs, "paths": paths, "browser_vs_ours": browser.ms() / ours.ms(), "running_browser_vs_ours": warm_browser.ms() / ours.ms(), "portal_refused_browser": portal_failure}));
+        return;
+    }
+    println!("Card login at real-card speed, card {REAL_PERSONA} (latency model: {model}), ours: medians of {REAL_RUNS}, browser: {browser_runs} run(s):\n");
+    println!("{:<72} {:>6} {:>9} {:>8}", "path", "APDUs", "ms", "× ours");
+    for p in rows {
+        println!("{:<72} {:>6} {:>9.0} {:>8.1}", p.label, p.apdus(), p.ms(), p.ms() / ours.ms());
+    }
+    if let Some(why) = &portal_failure {
+        println!("\nThrough NSS + OpenSC the portal's mTLS endpoint gave up (its TLS handshake limit is 30 s): {why}");
+    }
+    println!("\nOurs excludes the time the scripted PIN prompt took; tstclnt gets the code porteur on its command line.");
+    println!("Headless Chromium cannot do the browser side: the token's PIN is asked by a dialog headless mode cannot answer.");
+}
+
 fn main() {
     let json = std::env::args().any(|a| a == "--json");
+    if std::env::args().any(|a| a == "--real") {
+        std::env::set_var("CPX_AGENT_LOG", "info");
+        let args: Vec<String> = std::env::args().collect();
+        let latency = args.iter().position(|a| a == "--latency").and_then(|i| args.get(i + 1)).map_or(Ok(cpx_sim::Latency::REAL), |s| s.parse());
+        match latency {
+            Ok(l) => return real_speed_bench(json, l),
+            Err(e) => {
+                eprintln!("cpx-bench: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
     if std::env::args().any(|a| a == "--tray") {
         std::env::set_var("CPX_AGENT_LOG", "info");
         return tray_bench(json);
