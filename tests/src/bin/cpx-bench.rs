@@ -334,7 +334,7 @@ fn tray_bench(json_out: bool) {
 
 /// The card of the `--real` comparison. `cps3-abs` (absolute paths) until the driver reads the real
 /// cards' relative layout; then `cps3`. OpenSC reads both.
-const REAL_PERSONA: &str = "cps3-abs";
+const REAL_PERSONA: &str = "cps3";
 /// Logins measured per path in `--real` (each takes seconds at real-card speed).
 const REAL_RUNS: usize = 3;
 
@@ -484,6 +484,8 @@ fn real_speed_bench(json_out: bool, latency: cpx_sim::Latency) {
         assert_eq!(f.status, 200, "{}", f.body);
         let total = ms(t.elapsed());
         if link {
+            // The portal gives the session a new id at each login step.
+            let cookie = f.session_cookie().unwrap_or(cookie);
             let l = portal.page("POST", "/premiere-connexion/lier", Some(&cookie), "application/x-www-form-urlencoded", Some("username=amelie&password=motdepasse-de-test"));
             assert!(l.status < 400, "linking: {} {}", l.status, l.body);
         }
