@@ -15,13 +15,9 @@ use crate::pin_prompt::PinPrompt;
 use crate::secrets::{FileStore, KeyringStore, SecretStore};
 use crate::server::Agent;
 
-fn home() -> PathBuf {
-    std::env::var_os("HOME").map(Into::into).unwrap_or_else(|| ".".into())
-}
-
-/// The default configuration file: `~/.config/cpx-agent/config.toml`.
+/// The default configuration file (Linux `~/.config/cpx-agent/config.toml`; the others: [`crate::paths`]).
 pub fn default_config_path() -> PathBuf {
-    home().join(".config/cpx-agent/config.toml")
+    crate::paths::current().config_file
 }
 
 /// The configuration given (or the default file when it exists) under the machine's managed policy (when
@@ -30,20 +26,20 @@ pub fn load_config(path: Option<PathBuf>) -> Result<(Config, String), String> {
     let default_path = default_config_path();
     let user = path.or_else(|| default_path.exists().then_some(default_path));
     let policy = Some(crate::config::policy_path()).filter(|p| p.exists());
-    Config::load_layered(user.as_deref(), policy.as_deref()).map(|(c, p)| (c, p.describe())).map_err(|e| e.to_string())
+    let mut layers = crate::policy_registry::layers().map_err(|e| e.to_string())?;
+    layers.extend(policy.as_deref().map(crate::config::PolicyLayer::from_file).transpose().map_err(|e| e.to_string())?);
+    Config::load_with_policies(user.as_deref(), layers).map(|(c, p)| (c, p.describe())).map_err(|e| e.to_string())
 }
 
-/// The data folder: given, or from the configuration, or `~/.local/share/cpx-agent`.
+/// The data folder: given, or from the configuration, or the OS's (Linux `~/.local/share/cpx-agent`).
 pub fn data_dir(given: Option<PathBuf>, config: &Config) -> PathBuf {
-    given.or_else(|| config.data_dir.clone()).unwrap_or_else(|| home().join(".local/share/cpx-agent"))
+    given.or_else(|| config.data_dir.clone()).unwrap_or_else(|| crate::paths::current().data_dir)
 }
 
-/// The certificate cache in the user's cache folder (public data only), or memory when there is none.
+/// The certificate cache in the user's cache folder (public data only), or memory when there is none (no
+/// home folder: the OS's folder would be relative).
 pub fn card_cache() -> CertCache {
-    let dir = std::env::var_os("CPX_AGENT_CACHE_DIR")
-        .map(Into::into)
-        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("cpx-agent")))
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cpx-agent")));
+    let dir = std::env::var_os("CPX_AGENT_CACHE_DIR").map(PathBuf::from).or_else(|| Some(crate::paths::current().cache_dir).filter(|d| d.is_absolute()));
     dir.map_or_else(CertCache::memory, |d| CertCache::in_dir(d.join("cards")))
 }
 
