@@ -22,7 +22,7 @@ expect() { # expect NAME HAYSTACK NEEDLE
 # Wine: a private prefix, no Mono/Gecko install prompts, quiet; our bcryptprimitives.dll before Wine's.
 export WINEPREFIX=$root/target/wine-prefix
 export WINEDEBUG=-all
-export WINEDLLOVERRIDES="mscoree,mshtml=;bcryptprimitives=n,b"
+export WINEDLLOVERRIDES="mscoree,mshtml=;bcryptprimitives,winscard=n,b"
 shim=$root/target/wine-shim
 export WINEPATH="Z:${shim//\//\\}"
 
@@ -41,9 +41,15 @@ cargo test --locked --target "$T" -p cpx-pcsc -p cpx-card -p cpx-agent -p cpx-si
     2> >(grep -v -e 'wine32 is missing' -e 'multiarch needs' -e 'dpkg --add-architecture' -e 'apt-get install wine32' >&2)
 unset CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER
 
-step "cpx-agent.exe"
+step "cpx-agent.exe, with a winscard.dll of a stopped Smart Card service (tests/windows/winscard-stopped.c)"
 cargo build --locked --target "$T" -p cpx-agent --bin cpx-agent
-exe=$root/target/$T/debug/cpx-agent.exe
+# The program's own folder comes first in Windows' DLL search: the agent sees the Smart Card service
+# stopped, as Windows reports it (Wine's winscard.dll is a stub that fails in ways no Windows does).
+app=$root/target/wine-app
+mkdir -p "$app"
+x86_64-w64-mingw32-gcc -shared -O2 -Wall -Werror -o "$app/winscard.dll" tests/windows/winscard-stopped.c tests/windows/winscard-stopped.def
+cp "$root/target/$T/debug/cpx-agent.exe" "$shim/bcryptprimitives.dll" "$app/"
+exe=$app/cpx-agent.exe
 win_user=$(wine_ cmd /c 'echo %USERNAME%' | tr -d '\r')
 local_app=$WINEPREFIX/drive_c/users/$win_user/AppData/Local
 roaming_app=$WINEPREFIX/drive_c/users/$win_user/AppData/Roaming
@@ -59,7 +65,7 @@ step "errors: the catalogue"
 errors=$(wine_ "$exe" errors --lang en)
 expect errors "$errors" PCSC_SERVICE_STOPPED
 
-step "status with no PC/SC service (Wine's winscard.dll is a stub)"
+step "status with the Smart Card service stopped: PCSC_SERVICE_STOPPED, exit 3"
 set +e
 status=$(wine_ "$exe" status --json); rc=$?
 set -e
@@ -72,7 +78,7 @@ set +e
 diag=$(wine_ "$exe" diagnose --json); rc=$?
 set -e
 echo "$diag" > "$out/diagnose-defaults.json"
-expect diagnose "$diag" '"check": "pcsc_service"'
+expect diagnose "$diag" '"check":"pcsc_service"'
 expect diagnose "$diag" 'built-in defaults'
 [ "$rc" != 0 ] || fail "diagnose exit 0 without a PC/SC service"
 
@@ -125,12 +131,15 @@ expect preflight "$headers" 'access-control-allow-origin: https://portail.exampl
 page=$(curl -sS --cacert "$ca" "https://127.0.0.1:$port/v1/status" -H 'Origin: https://portail.example.fr')
 echo "$page" > "$out/status-page.json"
 expect page "$page" 'PCSC_SERVICE_STOPPED'
-refused=$(curl -sS --cacert "$ca" -o /dev/null -w '%{http_code}' "https://127.0.0.1:$port/v1/status" -H 'Origin: https://evil.example')
-[ "$refused" = 403 ] || fail "an origin outside policy got $refused"
+other=$(curl -sS --cacert "$ca" -D - "https://127.0.0.1:$port/v1/status" -H 'Origin: https://autre.example')
+grep -qi '^access-control-allow-origin' <<<"$other" && fail "a page outside policy may read the status: $other"
+refused=$(curl -sS --cacert "$ca" -o /dev/null -w '%{http_code}' -X POST "https://127.0.0.1:$port/v1/authenticate" \
+    -H 'Origin: https://autre.example' -H 'Content-Type: application/json' -d '{}')
+[ "$refused" = 403 ] || fail "a login from an origin outside policy got $refused"
 cert1=$(cat "$local_app/Agent CPx/loopback-cert.pem")
 grep -rlq "PRIVATE KEY" "$local_app/Agent CPx" && fail "a private key was written to the data folder"
 creds=$(wine_ reg query 'HKCU\Software\Wine\Credential Manager' /s)
-expect credential-manager "$creds" 'cpx-agent'
+expect credential-manager "$creds" 'Generic: loopback-tls-key.cpx-agent'
 kill $serve_pid; wait $serve_pid 2>/dev/null || true
 step "serve again: the key comes back from the Credential Manager (same certificate)"
 wine_ "$exe" serve >"$log.2" 2>&1 &
