@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests, and the end-to-end tests on the real pcscd + vpcd stack with virtual cards,
-# inside private namespaces so that no pcscd of the machine is touched. Needs root (unshare).
+# Runs every test: unit tests, the Windows build's tests under Wine (tests/windows/run.sh), and the
+# end-to-end tests on the real pcscd + vpcd stack with virtual cards, inside private namespaces so that no
+# pcscd of the machine is touched. Needs root (unshare).
 #   ./scripts/test.sh [cargo test arguments…]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,4 +9,5 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || exec sudo env "PATH=$PATH" "HOME=$HOME" "$0" "$@"
 scripts/install-deps.sh
 cargo build --workspace --all-targets --locked
+tests/windows/run.sh   # the Windows build under Wine: its unit tests, then cpx-agent.exe end to end
 exec tests/stack/stack.sh isolated cargo test --workspace --offline --locked "$@"

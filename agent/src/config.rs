@@ -1,8 +1,8 @@
 //! The agent's configuration: loopback port, the sites allowed to use the card and, for each, where its
 //! mTLS login endpoint is and which roots sign that endpoint's certificate. Read from a TOML file
 //! (`--config`, default `~/.config/cpx-agent/config.toml`), under the machine's managed policy: a file of the
-//! same form that IT or the installer writes (see [`policy_path`]); what it sets wins over the user's file,
-//! and its sites come first.
+//! same form that IT or the installer writes (see [`policy_path`]), and on Windows the registry's policy keys
+//! ([`crate::policy_registry`]); what a policy sets wins over the user's file, and its sites come first.
 //!
 //! ```toml
 //! port = 47413
@@ -119,6 +119,8 @@ pub enum ConfigError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {source}")]
     Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("{source_name}: {reason}")]
+    Policy { source_name: String, reason: String },
     #[error("{path}: site origin {origin:?} is not of the form https://host[:port]")]
     BadOrigin { path: PathBuf, origin: String },
 }
@@ -129,26 +131,46 @@ impl Default for Config {
     }
 }
 
+/// One source of managed policy: where it was read (for the helpdesk) and what it sets, in the form of
+/// the configuration file. Sources listed first win.
+#[derive(Debug, Clone)]
+pub struct PolicyLayer {
+    /// The file, or the registry key, it was read from.
+    pub source: String,
+    pub table: toml::Table,
+}
+
+impl PolicyLayer {
+    /// The policy file at `path`.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        Ok(Self { source: path.display().to_string(), table: read_table(path)? })
+    }
+
+    /// A policy from another source (the Windows registry), checked alone so that an error names it.
+    pub fn from_table(source: String, table: toml::Table) -> Result<Self, ConfigError> {
+        toml::Value::Table(table.clone()).try_into::<Config>().map_err(|e| ConfigError::Policy { source_name: source.clone(), reason: e.to_string() })?;
+        Ok(Self { source, table })
+    }
+}
+
 /// Where the settings in force came from.
 #[derive(Debug, Clone, Default)]
 pub struct Provenance {
     pub user_file: Option<PathBuf>,
-    pub policy_file: Option<PathBuf>,
-    /// Top-level keys set by the managed policy (`site` for its sites).
-    pub from_policy: Vec<String>,
-    /// Top-level keys set by the user's file and not by the policy.
+    /// Each managed policy source, highest first, with the top-level keys it sets that no higher source
+    /// sets (`site` for its sites: sites add up).
+    pub policies: Vec<(String, Vec<String>)>,
+    /// Top-level keys set by the user's file and not by a policy.
     pub from_user: Vec<String>,
 }
 
 impl Provenance {
-    /// For the helpdesk: which file set what.
+    /// For the helpdesk: which source set what.
     pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(p) = &self.policy_file {
-            parts.push(format!("managed policy {} sets: {}", p.display(), if self.from_policy.is_empty() { "nothing".into() } else { self.from_policy.join(", ") }));
-        }
+        let list = |keys: &[String]| if keys.is_empty() { "nothing".into() } else { keys.join(", ") };
+        let mut parts: Vec<String> = self.policies.iter().map(|(source, keys)| format!("managed policy {source} sets: {}", list(keys))).collect();
         if let Some(u) = &self.user_file {
-            parts.push(format!("user file {} sets: {}", u.display(), if self.from_user.is_empty() { "nothing".into() } else { self.from_user.join(", ") }));
+            parts.push(format!("user file {} sets: {}", u.display(), list(&self.from_user)));
         }
         if parts.is_empty() { "built-in defaults".into() } else { format!("{}; the rest: built-in defaults", parts.join("; ")) }
     }
@@ -157,16 +179,7 @@ impl Provenance {
 /// The machine's managed policy file: `CPX_AGENT_POLICY`, else `/etc/cpx-agent/policy.toml` (Linux),
 /// `/Library/Application Support/Agent CPx/policy.toml` (macOS), `%ProgramData%\Agent CPx\policy.toml`.
 pub fn policy_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("CPX_AGENT_POLICY") {
-        return p.into();
-    }
-    if cfg!(target_os = "macos") {
-        "/Library/Application Support/Agent CPx/policy.toml".into()
-    } else if cfg!(windows) {
-        std::env::var_os("ProgramData").map(PathBuf::from).unwrap_or_else(|| r"C:\ProgramData".into()).join("Agent CPx").join("policy.toml")
-    } else {
-        "/etc/cpx-agent/policy.toml".into()
-    }
+    std::env::var_os("CPX_AGENT_POLICY").map_or_else(|| crate::paths::current().policy_file, Into::into)
 }
 
 fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
@@ -176,35 +189,60 @@ fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
     toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })
 }
 
-impl Config {
-    /// The user's file under the managed policy (either may be absent): the policy's settings win, its
-    /// sites come first and a user site with the same origin is dropped.
-    pub fn load_layered(user: Option<&Path>, policy: Option<&Path>) -> Result<(Self, Provenance), ConfigError> {
-        let user_table = user.map(read_table).transpose()?.unwrap_or_default();
-        let policy_table = policy.map(read_table).transpose()?.unwrap_or_default();
-        let mut merged = user_table.clone();
-        let origin_of = |v: &toml::Value| v.get("origin").and_then(|o| o.as_str()).and_then(normalise_origin);
-        for (key, value) in &policy_table {
-            if key == "site" {
-                let mut sites = value.as_array().cloned().unwrap_or_default();
-                let managed: Vec<_> = sites.iter().filter_map(origin_of).collect();
-                let user_sites = user_table.get("site").and_then(|v| v.as_array()).cloned().unwrap_or_default();
-                sites.extend(user_sites.into_iter().filter(|s| origin_of(s).is_none_or(|o| !managed.contains(&o))));
-                merged.insert(key.clone(), toml::Value::Array(sites));
-            } else {
-                merged.insert(key.clone(), value.clone());
-            }
+fn origin_of(v: &toml::Value) -> Option<String> {
+    v.get("origin").and_then(|o| o.as_str()).and_then(normalise_origin)
+}
+
+/// `higher` over `lower`: its settings win, its sites come first and a lower site with the same origin
+/// is dropped.
+fn overlay(lower: &toml::Table, higher: &toml::Table) -> toml::Table {
+    let mut merged = lower.clone();
+    for (key, value) in higher {
+        if key == "site" {
+            let mut sites = value.as_array().cloned().unwrap_or_default();
+            let managed: Vec<_> = sites.iter().filter_map(origin_of).collect();
+            let lower_sites = lower.get("site").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+            sites.extend(lower_sites.into_iter().filter(|s| origin_of(s).is_none_or(|o| !managed.contains(&o))));
+            merged.insert(key.clone(), toml::Value::Array(sites));
+        } else {
+            merged.insert(key.clone(), value.clone());
         }
-        let at = policy.or(user).unwrap_or(Path::new("(defaults)"));
-        let mut config: Config = toml::Value::Table(merged).try_into().map_err(|source| ConfigError::Parse { path: at.into(), source: Box::new(source) })?;
+    }
+    merged
+}
+
+impl Config {
+    /// The user's file under the managed policy file (either may be absent): the policy's settings win,
+    /// its sites come first and a user site with the same origin is dropped.
+    pub fn load_layered(user: Option<&Path>, policy: Option<&Path>) -> Result<(Self, Provenance), ConfigError> {
+        let layers = policy.map(PolicyLayer::from_file).transpose()?.into_iter().collect();
+        Self::load_with_policies(user, layers)
+    }
+
+    /// The user's file under managed policy sources, the first of `policies` winning over the next ones,
+    /// all of them over the user's file.
+    pub fn load_with_policies(user: Option<&Path>, policies: Vec<PolicyLayer>) -> Result<(Self, Provenance), ConfigError> {
+        let user_table = user.map(read_table).transpose()?.unwrap_or_default();
+        let mut merged = user_table.clone();
+        for layer in policies.iter().rev() {
+            merged = overlay(&merged, &layer.table);
+        }
+        let at = policies.first().map(|l| l.source.clone()).or_else(|| user.map(|u| u.display().to_string())).unwrap_or_else(|| "(defaults)".into());
+        let mut config: Config = toml::Value::Table(merged).try_into().map_err(|e| ConfigError::Policy { source_name: at.clone(), reason: e.to_string() })?;
         for site in &mut config.sites {
-            site.origin = normalise_origin(&site.origin).ok_or_else(|| ConfigError::BadOrigin { path: at.into(), origin: site.origin.clone() })?;
+            site.origin = normalise_origin(&site.origin).ok_or_else(|| ConfigError::BadOrigin { path: at.clone().into(), origin: site.origin.clone() })?;
+        }
+        let mut set_above: Vec<String> = Vec::new();
+        let mut layers = Vec::new();
+        for layer in &policies {
+            let keys: Vec<String> = layer.table.keys().filter(|k| *k == "site" || !set_above.contains(k)).cloned().collect();
+            set_above.extend(layer.table.keys().cloned());
+            layers.push((layer.source.clone(), keys));
         }
         let provenance = Provenance {
             user_file: user.map(Into::into),
-            policy_file: policy.map(Into::into),
-            from_policy: policy_table.keys().cloned().collect(),
-            from_user: user_table.keys().filter(|k| !policy_table.contains_key(*k) || *k == "site").cloned().collect(),
+            policies: layers,
+            from_user: user_table.keys().filter(|k| !set_above.contains(*k) || *k == "site").cloned().collect(),
         };
         Ok((config, provenance))
     }
@@ -269,7 +307,7 @@ mod tests {
         assert_eq!(c.log_level.as_deref(), Some("debug"));
         assert_eq!(c.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(), ["https://b.example", "https://a.example"]);
         assert!(c.sites[0].signed_token, "the policy's version of a site wins");
-        assert_eq!(p.from_policy, ["port", "site"]);
+        assert_eq!(p.policies, [(policy.display().to_string(), vec!["port".to_owned(), "site".to_owned()])]);
         assert_eq!(p.from_user, ["log_level", "site"]);
         assert!(p.describe().contains("managed policy") && p.describe().contains("port, site"), "{}", p.describe());
         std::fs::write(&policy, "port = \"x\"\n").unwrap();

@@ -15,13 +15,9 @@ use crate::pin_prompt::PinPrompt;
 use crate::secrets::{FileStore, KeyringStore, SecretStore};
 use crate::server::Agent;
 
-fn home() -> PathBuf {
-    std::env::var_os("HOME").map(Into::into).unwrap_or_else(|| ".".into())
-}
-
-/// The default configuration file: `~/.config/cpx-agent/config.toml`.
+/// The default configuration file (Linux `~/.config/cpx-agent/config.toml`; the others: [`crate::paths`]).
 pub fn default_config_path() -> PathBuf {
-    home().join(".config/cpx-agent/config.toml")
+    crate::paths::current().config_file
 }
 
 /// The configuration given (or the default file when it exists) under the machine's managed policy (when
@@ -30,29 +26,23 @@ pub fn load_config(path: Option<PathBuf>) -> Result<(Config, String), String> {
     let default_path = default_config_path();
     let user = path.or_else(|| default_path.exists().then_some(default_path));
     let policy = Some(crate::config::policy_path()).filter(|p| p.exists());
-    Config::load_layered(user.as_deref(), policy.as_deref()).map(|(c, p)| (c, p.describe())).map_err(|e| e.to_string())
+    let mut layers = crate::policy_registry::layers().map_err(|e| e.to_string())?;
+    layers.extend(policy.as_deref().map(crate::config::PolicyLayer::from_file).transpose().map_err(|e| e.to_string())?);
+    Config::load_with_policies(user.as_deref(), layers).map(|(c, p)| (c, p.describe())).map_err(|e| e.to_string())
 }
 
-/// The data folder: given, or from the configuration, or `~/.local/share/cpx-agent`.
+/// The data folder: given, or from the configuration, or the OS's (Linux `~/.local/share/cpx-agent`).
 pub fn data_dir(given: Option<PathBuf>, config: &Config) -> PathBuf {
-    given.or_else(|| config.data_dir.clone()).unwrap_or_else(|| home().join(".local/share/cpx-agent"))
+    given.or_else(|| config.data_dir.clone()).unwrap_or_else(|| crate::paths::current().data_dir)
 }
 
-/// The certificate cache in the user's cache folder (public data only), or memory when there is none.
+/// The certificate cache in the user's cache folder (public data only), or memory when there is none (no
+/// home folder: the OS's folder would be relative).
 pub fn card_cache() -> CertCache {
-    let var = |name: &str| std::env::var_os(name).map(PathBuf::from);
-    cache_dir(var("CPX_AGENT_CACHE_DIR"), var("XDG_CACHE_HOME"), var("HOME")).map_or_else(CertCache::memory, |d| CertCache::in_dir(d.join("cards")))
-}
-
-/// The cache folder, never relative (a relative folder would follow the current directory): the explicit
-/// one, else `$XDG_CACHE_HOME/cpx-agent`, else `$HOME/.cache/cpx-agent`. As the XDG Base Directory
-/// specification says, an empty or relative `XDG_CACHE_HOME` is ignored (the default is used); an empty
-/// or relative `HOME` gives no folder (the cache stays in memory).
-pub fn cache_dir(explicit: Option<PathBuf>, xdg_cache_home: Option<PathBuf>, home: Option<PathBuf>) -> Option<PathBuf> {
-    let absolute = |p: Option<PathBuf>| p.filter(|p| p.is_absolute());
-    absolute(explicit)
-        .or_else(|| absolute(xdg_cache_home).map(|d| d.join("cpx-agent")))
-        .or_else(|| absolute(home).map(|h| h.join(".cache/cpx-agent")))
+    // Never relative (a relative folder would follow the current directory): CPX_AGENT_CACHE_DIR, else the
+    // OS's folder (paths.rs ignores an empty or relative XDG_CACHE_HOME, as the XDG specification says).
+    let dir = std::env::var_os("CPX_AGENT_CACHE_DIR").map(PathBuf::from).filter(|d| d.is_absolute()).or_else(|| Some(crate::paths::current().cache_dir));
+    dir.filter(|d| d.is_absolute()).map_or_else(CertCache::memory, |d| CertCache::in_dir(d.join("cards")))
 }
 
 /// The store of the agent's own secrets (loopback key, approvals' integrity key). Call before any async
@@ -120,24 +110,4 @@ pub fn bind_user_port(first: u16, last: u16, user: &crate::peer::UserId) -> Resu
         }
     }
     Err(format!("no free port in {first}-{last} on 127.0.0.1: {}", last_error.map_or_else(String::new, |e| e.to_string())))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_cache_folder_is_never_relative() {
-        let p = |s: &str| Some(PathBuf::from(s));
-        assert_eq!(cache_dir(None, p("/x/cache"), p("/home/a")), p("/x/cache/cpx-agent"));
-        // Empty or relative XDG_CACHE_HOME: ignored, the default under HOME.
-        assert_eq!(cache_dir(None, p(""), p("/home/a")), p("/home/a/.cache/cpx-agent"));
-        assert_eq!(cache_dir(None, p("cache"), p("/home/a")), p("/home/a/.cache/cpx-agent"));
-        assert_eq!(cache_dir(None, None, p("/home/a")), p("/home/a/.cache/cpx-agent"));
-        // No usable HOME either: no folder (memory only), never the current directory.
-        assert_eq!(cache_dir(None, p(""), p("")), None);
-        assert_eq!(cache_dir(None, None, p("relative/home")), None);
-        assert_eq!(cache_dir(p("rel"), None, p("/home/a")), p("/home/a/.cache/cpx-agent"));
-        assert_eq!(cache_dir(p("/explicit"), p("/x"), p("/home/a")), p("/explicit"));
-    }
 }

@@ -127,6 +127,68 @@ pub fn png(state: Overall, size: u32) -> Vec<u8> {
     out
 }
 
+/// The app icon files of the bundle (`icons/`), all drawn here: `cpx-tray --write-icons src-tauri/icons`
+/// writes them, a test checks the committed ones. The .ico (Windows: the .exe's resource, the installer)
+/// and the .icns (macOS bundle) hold PNG images at the sizes each OS picks from.
+pub const APP_ICON_FILES: &[&str] = &["32x32.png", "128x128.png", "icon.png", "icon.ico", "icon.icns"];
+
+/// The sizes of the Windows icon: shell lists, taskbar, Alt+Tab, large tiles.
+const ICO_SIZES: &[u32] = &[16, 24, 32, 48, 64, 256];
+
+/// The macOS icon's entries: type and size (`icp4`…`ic09` at 1x, `ic11`…`ic14` at 2x).
+const ICNS_ENTRIES: &[(&[u8; 4], u32)] = &[(b"icp4", 16), (b"icp5", 32), (b"icp6", 64), (b"ic07", 128), (b"ic08", 256), (b"ic09", 512), (b"ic11", 32), (b"ic12", 64), (b"ic13", 256), (b"ic14", 512)];
+
+/// The content of the app icon file `name` (one of [`APP_ICON_FILES`]).
+pub fn app_icon(name: &str) -> Option<Vec<u8>> {
+    let ready = Overall::Ready;
+    match name {
+        "32x32.png" => Some(png(ready, 32)),
+        "128x128.png" => Some(png(ready, 128)),
+        "icon.png" => Some(png(ready, 256)),
+        "icon.ico" => Some(ico(&ICO_SIZES.iter().map(|s| (*s, png(ready, *s))).collect::<Vec<_>>())),
+        "icon.icns" => Some(icns(&ICNS_ENTRIES.iter().map(|(kind, s)| (**kind, png(ready, *s))).collect::<Vec<_>>())),
+        _ => None,
+    }
+}
+
+/// A Windows .ico of PNG images (read by Windows Vista and later): a 6-byte header, a 16-byte entry per
+/// image (width and height 0 meaning 256, 32 bits per pixel), then the images.
+fn ico(images: &[(u32, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend(0u16.to_le_bytes());
+    out.extend(1u16.to_le_bytes()); // an icon
+    out.extend((images.len() as u16).to_le_bytes());
+    let mut offset = 6 + 16 * images.len() as u32;
+    for (size, data) in images {
+        let side = if *size >= 256 { 0 } else { *size as u8 };
+        out.extend([side, side, 0, 0]);
+        out.extend(1u16.to_le_bytes()); // colour planes
+        out.extend(32u16.to_le_bytes()); // bits per pixel
+        out.extend((data.len() as u32).to_le_bytes());
+        out.extend(offset.to_le_bytes());
+        offset += data.len() as u32;
+    }
+    for (_, data) in images {
+        out.extend(data);
+    }
+    out
+}
+
+/// A macOS .icns: `icns` and the total length, then per image its type, its length (header included)
+/// and the PNG; lengths big-endian.
+fn icns(images: &[([u8; 4], Vec<u8>)]) -> Vec<u8> {
+    let total = 8 + images.iter().map(|(_, d)| 8 + d.len()).sum::<usize>();
+    let mut out = Vec::with_capacity(total);
+    out.extend(b"icns");
+    out.extend((total as u32).to_be_bytes());
+    for (kind, data) in images {
+        out.extend(kind);
+        out.extend(((8 + data.len()) as u32).to_be_bytes());
+        out.extend(data);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,9 +240,34 @@ mod tests {
     #[test]
     fn the_committed_app_icons_are_the_drawn_ones() {
         // `cargo run -p cpx-tray -- --write-icons src-tauri/icons` writes them.
-        for (name, size) in crate::APP_ICONS {
+        for name in APP_ICON_FILES {
             let committed = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("icons").join(name)).unwrap();
-            assert!(committed == png(Overall::Ready, *size), "icons/{name} is stale: run cpx-tray --write-icons src-tauri/icons");
+            assert!(Some(committed) == app_icon(name), "icons/{name} is stale: run cpx-tray --write-icons src-tauri/icons");
         }
+    }
+
+    #[test]
+    fn the_ico_and_icns_index_their_images() {
+        let ico_file = app_icon("icon.ico").unwrap();
+        let u16_at = |i: usize| u16::from_le_bytes([ico_file[i], ico_file[i + 1]]);
+        let u32_at = |i: usize| u32::from_le_bytes([ico_file[i], ico_file[i + 1], ico_file[i + 2], ico_file[i + 3]]) as usize;
+        assert_eq!((u16_at(0), u16_at(2), u16_at(4) as usize), (0, 1, ICO_SIZES.len()));
+        for (i, size) in ICO_SIZES.iter().enumerate() {
+            let entry = 6 + 16 * i;
+            assert_eq!(ico_file[entry] as u32, size % 256, "width of entry {i}");
+            let (len, at) = (u32_at(entry + 8), u32_at(entry + 12));
+            assert_eq!(&ico_file[at..at + len], png(Overall::Ready, *size).as_slice(), "the {size} px image is where its entry says");
+        }
+        let icns_file = app_icon("icon.icns").unwrap();
+        let be = |i: usize| u32::from_be_bytes([icns_file[i], icns_file[i + 1], icns_file[i + 2], icns_file[i + 3]]) as usize;
+        assert_eq!((&icns_file[..4], be(4)), (&b"icns"[..], icns_file.len()));
+        let (mut at, mut kinds) = (8, Vec::new());
+        while at < icns_file.len() {
+            kinds.push(icns_file[at..at + 4].to_vec());
+            assert_eq!(&icns_file[at + 8..at + 16], b"\x89PNG\r\n\x1a\n", "each entry is a PNG");
+            at += be(at + 4);
+        }
+        assert_eq!(at, icns_file.len(), "the entries' lengths add up to the file");
+        assert_eq!(kinds, ICNS_ENTRIES.iter().map(|(k, _)| k.to_vec()).collect::<Vec<_>>());
     }
 }

@@ -31,9 +31,6 @@ use crate::dialogs::Dialogs;
 use crate::shared::Shared;
 use crate::windows::Window;
 
-/// The app icons of the bundle (`icons/`), drawn by [`icons`] (`cpx-tray --write-icons src-tauri/icons`).
-pub const APP_ICONS: &[(&str, u32)] = &[("32x32.png", 32), ("128x128.png", 128), ("icon.png", 256)];
-
 /// Longest wait for one card call.
 const CARD_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -126,8 +123,8 @@ fn main() -> ExitCode {
         }
     };
     if let Some(dir) = args.write_icons {
-        for (name, size) in APP_ICONS {
-            if let Err(e) = std::fs::write(dir.join(name), icons::png(cpx_agent::card_state::Overall::Ready, *size)) {
+        for name in icons::APP_ICON_FILES {
+            if let Err(e) = std::fs::write(dir.join(name), icons::app_icon(name).unwrap_or_default()) {
                 eprintln!("cpx-tray: {}: {e}", dir.join(name).display());
                 return ExitCode::from(1);
             }

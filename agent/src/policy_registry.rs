@@ -1,0 +1,202 @@
+//! The managed policy in the Windows registry, where Group Policy and the installer put it:
+//! `HKLM\Software\Policies\Agent CPx` (the machine's) and `HKCU\Software\Policies\Agent CPx` (the user's,
+//! from a user Group Policy). The machine's wins over the user's, both over the policy file and the user's
+//! configuration file.
+//!
+//! The values carry the policy file's keys (names compared without case): `port`, `busy_wait_seconds`,
+//! `refused_site_quiet_seconds` as REG_DWORD; `autostart` as REG_DWORD 0 or 1; `pki`, `log_level`,
+//! `key_store`, `data_dir` as REG_SZ. Each allowed site is a subkey of `site` (taken in the order of the
+//! subkeys' names, numbers in numeric order) with `origin`, `mtls_endpoint`, `server_roots` (REG_SZ) and
+//! `signed_token` (REG_DWORD 0 or 1). Any other subkey is a table of the same name (`pin_prompt`).
+//!
+//! The mapping onto the policy file's form is plain code, tested on every OS; only the reading of the
+//! registry is Windows-only.
+
+use crate::config::{ConfigError, PolicyLayer};
+
+/// The policy key under HKLM and HKCU.
+pub const KEY: &str = r"Software\Policies\Agent CPx";
+
+/// Keys whose REG_DWORD is a yes/no.
+const FLAGS: &[&str] = &["autostart", "signed_token"];
+
+/// A registry value as the policy reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegData {
+    /// REG_DWORD or REG_QWORD.
+    Number(u64),
+    /// REG_SZ or REG_EXPAND_SZ (not expanded).
+    Text(String),
+    /// Any other type (its REG_* number).
+    Other(u32),
+}
+
+/// A registry key: its values and its subkeys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegKey {
+    pub values: Vec<(String, RegData)>,
+    pub subkeys: Vec<(String, RegKey)>,
+}
+
+fn bad(source: &str, name: &str, reason: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Policy { source_name: format!(r"{source}\{name}"), reason: reason.to_string() }
+}
+
+fn values(key: &RegKey, source: &str) -> Result<toml::Table, ConfigError> {
+    let mut table = toml::Table::new();
+    for (name, data) in &key.values {
+        let name = name.to_ascii_lowercase();
+        let value = match data {
+            RegData::Number(n) if FLAGS.contains(&name.as_str()) => match n {
+                0 => toml::Value::Boolean(false),
+                1 => toml::Value::Boolean(true),
+                other => return Err(bad(source, &name, format!("{other} is neither 0 (no) nor 1 (yes)"))),
+            },
+            RegData::Number(n) => toml::Value::Integer(i64::try_from(*n).map_err(|e| bad(source, &name, e))?),
+            RegData::Text(t) => toml::Value::String(t.clone()),
+            RegData::Other(kind) => return Err(bad(source, &name, format!("registry type {kind} is neither REG_DWORD nor REG_SZ"))),
+        };
+        table.insert(name, value);
+    }
+    Ok(table)
+}
+
+/// Subkey names in order: numbers numerically, then the others by name.
+fn ordered(subkeys: &[(String, RegKey)]) -> Vec<&(String, RegKey)> {
+    let mut sorted: Vec<_> = subkeys.iter().collect();
+    sorted.sort_by_key(|(name, _)| (name.parse::<u64>().map_or(1, |_| 0), name.parse::<u64>().unwrap_or(0), name.to_ascii_lowercase()));
+    sorted
+}
+
+/// The policy file's form of the policy key `key`, read at `source` (for the messages).
+pub fn to_table(key: &RegKey, source: &str) -> Result<toml::Table, ConfigError> {
+    let mut table = values(key, source)?;
+    for (name, sub) in &key.subkeys {
+        let lower = name.to_ascii_lowercase();
+        let at = format!(r"{source}\{name}");
+        let value = if lower == "site" {
+            if !sub.values.is_empty() {
+                return Err(bad(source, name, "sites are subkeys of site (site\\1, site\\2…), not values"));
+            }
+            let sites = ordered(&sub.subkeys).into_iter().map(|(n, s)| values(s, &format!(r"{at}\{n}")).map(toml::Value::Table)).collect::<Result<Vec<_>, _>>()?;
+            toml::Value::Array(sites)
+        } else {
+            toml::Value::Table(to_table(sub, &at)?)
+        };
+        table.insert(lower, value);
+    }
+    Ok(table)
+}
+
+/// The registry's policy layers, machine first; none where the keys are absent (and on other OSes).
+pub fn layers() -> Result<Vec<PolicyLayer>, ConfigError> {
+    #[cfg(windows)]
+    {
+        let mut layers = Vec::new();
+        for (hive, name) in [(winreg::enums::HKEY_LOCAL_MACHINE, "HKLM"), (winreg::enums::HKEY_CURRENT_USER, "HKCU")] {
+            let source = format!(r"{name}\{KEY}");
+            if let Some(key) = win::read(hive, KEY).map_err(|e| ConfigError::Policy { source_name: source.clone(), reason: e.to_string() })? {
+                layers.push(PolicyLayer::from_table(source.clone(), to_table(&key, &source)?)?);
+            }
+        }
+        Ok(layers)
+    }
+    #[cfg(not(windows))]
+    Ok(Vec::new())
+}
+
+#[cfg(windows)]
+mod win {
+    use super::{RegData, RegKey};
+    use winreg::enums::{RegType, KEY_READ};
+    use winreg::types::FromRegValue;
+
+    /// The key `path` under `hive` with everything below it; `None` when it does not exist.
+    pub fn read(hive: winreg::HKEY, path: &str) -> std::io::Result<Option<RegKey>> {
+        match winreg::RegKey::predef(hive).open_subkey_with_flags(path, KEY_READ) {
+            Ok(key) => walk(&key).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn walk(key: &winreg::RegKey) -> std::io::Result<RegKey> {
+        let mut out = RegKey::default();
+        for entry in key.enum_values() {
+            let (name, value) = entry?;
+            let data = match value.vtype {
+                RegType::REG_DWORD => RegData::Number(u32::from_reg_value(&value)?.into()),
+                RegType::REG_QWORD => RegData::Number(u64::from_reg_value(&value)?),
+                RegType::REG_SZ | RegType::REG_EXPAND_SZ => RegData::Text(String::from_reg_value(&value)?),
+                other => RegData::Other(other as u32),
+            };
+            out.values.push((name, data));
+        }
+        for name in key.enum_keys() {
+            let name = name?;
+            let sub = key.open_subkey_with_flags(&name, KEY_READ)?;
+            out.subkeys.push((name.clone(), walk(&sub)?));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn text(s: &str) -> RegData {
+        RegData::Text(s.into())
+    }
+
+    fn site(origin: &str, signed: u64) -> RegKey {
+        RegKey { values: vec![("origin".into(), text(origin)), ("signed_token".into(), RegData::Number(signed))], subkeys: vec![] }
+    }
+
+    #[test]
+    fn registry_values_map_onto_the_policy_file_form() {
+        let key = RegKey {
+            values: vec![("Port".into(), RegData::Number(48000)), ("autostart".into(), RegData::Number(0)), ("pki".into(), text("production"))],
+            subkeys: vec![("site".into(), RegKey { values: vec![], subkeys: vec![("10".into(), site("https://c.example", 0)), ("2".into(), site("https://b.example", 1))] })],
+        };
+        let table = to_table(&key, r"HKLM\X").unwrap();
+        let config: Config = toml::Value::Table(table).try_into().unwrap();
+        assert_eq!((config.port, config.autostart, config.pki), (48000, false, crate::config::PkiPolicy::Production));
+        assert_eq!(config.sites.iter().map(|s| (s.origin.as_str(), s.signed_token)).collect::<Vec<_>>(), [("https://b.example", true), ("https://c.example", false)], "site\\2 before site\\10");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let flag = RegKey { values: vec![("autostart".into(), RegData::Number(2))], subkeys: vec![] };
+        let e = to_table(&flag, r"HKLM\X").unwrap_err().to_string();
+        assert!(e.contains(r"HKLM\X\autostart") && e.contains("neither 0"), "{e}");
+        let binary = RegKey { values: vec![("port".into(), RegData::Other(3))], subkeys: vec![] };
+        assert!(to_table(&binary, r"HKCU\X").unwrap_err().to_string().contains(r"HKCU\X\port"));
+        let unknown = RegKey { values: vec![("prot".into(), RegData::Number(1))], subkeys: vec![] };
+        let e = PolicyLayer::from_table(r"HKLM\X".into(), to_table(&unknown, r"HKLM\X").unwrap()).unwrap_err().to_string();
+        assert!(e.starts_with(r"HKLM\X: ") && e.contains("prot"), "an unknown value is refused and named: {e}");
+    }
+
+    #[test]
+    fn machine_wins_over_user_and_both_over_the_files() {
+        let dir = std::env::temp_dir().join(format!("cpx-regpolicy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (user, file) = (dir.join("user.toml"), dir.join("policy.toml"));
+        std::fs::write(&user, "port = 1000\nlog_level = \"debug\"\nbusy_wait_seconds = 5\nautostart = true\n").unwrap();
+        std::fs::write(&file, "port = 2000\nbusy_wait_seconds = 6\n").unwrap();
+        let layer = |source: &str, key: RegKey| PolicyLayer::from_table(source.into(), to_table(&key, source).unwrap()).unwrap();
+        let hklm = layer("HKLM", RegKey { values: vec![("port".into(), RegData::Number(3000))], subkeys: vec![("site".into(), RegKey { values: vec![], subkeys: vec![("1".into(), site("https://m.example", 0))] })] });
+        let hkcu = layer("HKCU", RegKey { values: vec![("port".into(), RegData::Number(4000)), ("autostart".into(), RegData::Number(0))], subkeys: vec![("site".into(), RegKey { values: vec![], subkeys: vec![("1".into(), site("https://u.example", 0)), ("2".into(), site("https://M.example", 1))] })] });
+        let (c, p) = Config::load_with_policies(Some(&user), vec![hklm, hkcu, PolicyLayer::from_file(&file).unwrap()]).unwrap();
+        assert_eq!(c.port, 3000, "HKLM wins");
+        assert!(!c.autostart, "HKCU wins over the user's file");
+        assert_eq!(c.busy_wait_seconds, 6, "the policy file wins over the user's file");
+        assert_eq!(c.log_level.as_deref(), Some("debug"), "the user's file fills the rest");
+        let sites: Vec<_> = c.sites.iter().map(|s| (s.origin.as_str(), s.signed_token)).collect();
+        assert_eq!(sites, [("https://m.example", false), ("https://u.example", false)], "the machine's version of a site wins");
+        let said = p.describe();
+        assert!(said.starts_with("managed policy HKLM sets: port, site; managed policy HKCU sets: autostart, site; managed policy "), "{said}");
+        assert!(said.contains("sets: busy_wait_seconds; user file") && said.contains("sets: log_level; the rest"), "{said}");
+    }
+}
