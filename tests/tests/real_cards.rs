@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use cpx_sim::fs::{Body, MF};
 use cpx_sim::{CardOs, Options};
 use cpx_tests::agent::{server_pki, AgentProcess};
-use cpx_tests::{binary, insert, insert_built, out_dir, stack};
+use cpx_tests::{binary, insert, insert_built, insert_with, out_dir, stack};
 use serde_json::{json, Value};
 
 /// The agent-serve tests log in with the card of any reader: one at a time.
@@ -192,4 +192,26 @@ fn a_cps4_offering_t0_and_t1_is_connected_in_t0() {
     // The agent's way of opening it reads the card in that protocol.
     let card = cpx_agent::scan::open_card_with_atr(&reader.name, Some(&atr), std::time::Duration::from_secs(5), &cpx_card::CertCache::memory()).expect("CPS4 opens");
     assert_eq!(card.identity().nom, "MARTIN");
+}
+
+#[test]
+fn a_cps4_answering_69_85_mid_login_is_brought_back_by_the_chipdoc_recovery() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = out_dir("real-cards-6985");
+    let pki = server_pki(&dir.join("pki"));
+    let served = AgentProcess::start(&dir.join("agent"), &site(&pki.ca_pem));
+    let reader = stack().reader();
+    let log = dir.join("apdu.log");
+    // After a good VERIFY, the card answers 69 85 to the MSE until the ChipDoc recovery sequence is run.
+    let _card = insert_with("cps4-6985", &reader, &Options::default(), Some(&log));
+    served.answer_pins(&["1234"]);
+    let token = served.request_unchecked("POST", "/v1/token", &[("Origin", ORIGIN), ("Content-Type", "application/json")], Some(&json!({"challenge": "Q".repeat(44)}).to_string()));
+    assert_eq!(token.status, 200, "the login goes through: {}", token.body);
+    assert!(token.json()["signature"].is_string(), "{}", token.body);
+    let sent = cpx_tests::logged_commands(&log);
+    let ids = sent.iter().position(|c| c.starts_with("01A40")  && c.contains("A0000001510000")).unwrap_or_else(|| panic!("no SELECT IDS on channel 1: {sent:?}"));
+    assert!(sent[ids + 1].starts_with("00A40") && sent[ids + 1].contains("8025000001FF0002"), "then CPS2ter with CLA 00: {sent:?}");
+    assert!(sent[ids + 2].starts_with("01A40") && sent[ids + 2].contains("8025000001FF0100"), "then ChipDoc with CLA 01: {sent:?}");
+    assert!(sent[ids..].iter().any(|c| c.starts_with("012A9E9A")), "the signature after the recovery: {sent:?}");
+    assert_eq!(sent.iter().filter(|c| c.starts_with("0120") || c.starts_with("0020")).filter(|c| c.len() > 8).count(), 1, "the code porteur presented once, never replayed: {sent:?}");
 }
