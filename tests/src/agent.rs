@@ -209,9 +209,8 @@ pub fn https(ca_pem: &str, host: &str, port: u16, method: &str, path: &str, head
     https_to(ca_pem, "127.0.0.1", host, port, method, path, headers, body)
 }
 
-/// The same, connecting to `addr` while naming the server `host` (SNI, certificate, Host header).
-#[allow(clippy::too_many_arguments)]
-pub fn https_to(ca_pem: &str, addr: &str, host: &str, port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> HttpAnswer {
+/// A TLS client trusting only the certificates of `ca_pem` (as a browser that trusts the agent's local CA).
+pub fn client_config(ca_pem: &str) -> Arc<rustls::ClientConfig> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
@@ -222,8 +221,14 @@ pub fn https_to(ca_pem: &str, addr: &str, host: &str, port: u16, method: &str, p
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// The same, connecting to `addr` while naming the server `host` (SNI, certificate, Host header).
+#[allow(clippy::too_many_arguments)]
+pub fn https_to(ca_pem: &str, addr: &str, host: &str, port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> HttpAnswer {
     let name = rustls::pki_types::ServerName::try_from(host.to_owned()).unwrap();
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let conn = rustls::ClientConnection::new(client_config(ca_pem), name).unwrap();
     let tcp = TcpStream::connect((addr, port)).expect("connect");
     tcp.set_nodelay(true).unwrap();
     tcp.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
@@ -262,6 +267,12 @@ pub struct Nginx {
 
 impl Nginx {
     pub fn start(dir: &Path, pki: &ServerPki) -> Self {
+        Self::start_with(dir, pki, "")
+    }
+
+    /// With more directives in its `http` block (for example longer timeouts: `client_header_timeout`
+    /// also bounds nginx's TLS handshake).
+    pub fn start_with(dir: &Path, pki: &ServerPki, http_directives: &str) -> Self {
         std::fs::create_dir_all(dir.join("tmp")).unwrap();
         let port = free_port();
         let d = dir.display();
@@ -270,6 +281,7 @@ impl Nginx {
 events {{ worker_connections 64; }}
 http {{
   access_log off; client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
+  {http_directives}
   server {{
     listen 127.0.0.1:{port} ssl;
     ssl_certificate {cert}; ssl_certificate_key {key};

@@ -293,27 +293,21 @@ pub fn insert(persona: &str, reader: &Reader) -> Card {
 /// pulls the card and inserts it again.
 pub fn insert_with(persona: &str, reader: &Reader, options: &Options, apdu_log: Option<&Path>) -> Card {
     let p = cpx_sim::find(persona).unwrap_or_else(|| panic!("unknown persona {persona}"));
-    for attempt in 0..2 {
-        let log = apdu_log.map(|f| Box::new(std::fs::File::create(f).expect("apdu log")) as cpx_sim::vpcd::ApduLog);
-        let inserted = cpx_sim::insert(p.card(options), "127.0.0.1", reader.port, Duration::from_secs(5), log).expect("vpcd reader listens");
-        match wait_state(&reader.name, true, Duration::from_secs(5)) {
-            Ok(_) => return Card { inserted: Some(inserted), reader: reader.name.clone() },
-            Err(e) if attempt == 0 => {
-                eprintln!("harness: {e}; inserting {persona} again");
-                inserted.remove();
-                let _ = wait_state(&reader.name, false, Duration::from_secs(5));
-            }
-            Err(e) => panic!("pcscd sees the card: {e}"),
-        }
-    }
-    unreachable!()
+    insert_made(persona, reader, || p.card(options), apdu_log)
 }
 
 /// Inserts the card `build` makes (a persona changed by the test: another card number, a spoilt file…)
 /// into `reader` and waits until PC/SC reports it; one retry, as [`insert_with`].
 pub fn insert_built(label: &str, reader: &Reader, build: impl Fn() -> cpx_sim::CardOs) -> Card {
+    insert_made(label, reader, build, None)
+}
+
+/// Inserts the card `build` makes and waits until PC/SC reports it, with the one retry [`insert_with`]
+/// explains.
+fn insert_made(label: &str, reader: &Reader, build: impl Fn() -> cpx_sim::CardOs, apdu_log: Option<&Path>) -> Card {
     for attempt in 0..2 {
-        let inserted = cpx_sim::insert(build(), "127.0.0.1", reader.port, Duration::from_secs(5), None).expect("vpcd reader listens");
+        let log = apdu_log.map(|f| Box::new(std::fs::File::create(f).expect("apdu log")) as cpx_sim::vpcd::ApduLog);
+        let inserted = cpx_sim::insert(build(), "127.0.0.1", reader.port, Duration::from_secs(5), log).expect("vpcd reader listens");
         match wait_state(&reader.name, true, Duration::from_secs(5)) {
             Ok(_) => return Card { inserted: Some(inserted), reader: reader.name.clone() },
             Err(e) if attempt == 0 => {

@@ -409,49 +409,6 @@ impl NssClient {
     }
 }
 
-/// nginx as an mTLS endpoint that waits as long as the client needs (`client_header_timeout`, which
-/// also bounds nginx's TLS handshake): client certificate required and verified against the card CAs.
-struct PatientNginx {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl PatientNginx {
-    fn start(dir: &std::path::Path, pki: &cpx_tests::agent::ServerPki) -> Self {
-        std::fs::create_dir_all(dir.join("tmp")).expect("nginx folder");
-        let port = cpx_tests::agent::free_port();
-        let d = dir.display();
-        let conf = format!(
-            "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log info;
-events {{ worker_connections 16; }}
-http {{
-  access_log off; client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
-  client_header_timeout 600s; send_timeout 600s;
-  server {{
-    listen 127.0.0.1:{port} ssl;
-    ssl_certificate {cert}; ssl_certificate_key {key};
-    ssl_client_certificate {cas}; ssl_verify_client on; ssl_verify_depth 2;
-    location / {{ default_type application/json; return 200 '{{\"verify\":\"$ssl_client_verify\",\"protocol\":\"$ssl_protocol\"}}'; }}
-  }}
-}}
-",
-            cert = pki.cert_pem.display(),
-            key = pki.key_pem.display(),
-            cas = pki.card_cas_pem.display()
-        );
-        std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
-        let child = Command::new("nginx").arg("-c").arg(dir.join("nginx.conf")).arg("-e").arg(dir.join("error.log")).spawn().expect("nginx (apt-get install nginx-light)");
-        cpx_tests::agent::wait_listening(port);
-        Self { child, port }
-    }
-}
-
-impl Drop for PatientNginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `--real`: the card login at real-card speed, ours beside the browser's TLS client authentication
 /// through OpenSC's PKCS#11 module, same card, same latency model, same portal.
@@ -529,7 +486,8 @@ fn real_speed_bench(json_out: bool, latency: cpx_sim::Latency) {
     }
     // The portal gives a TLS handshake 30 s: when NSS + OpenSC need longer, measure the same client
     // authentication against nginx (ssl_verify_client on) with no limit that could cut it.
-    let nginx = portal_failure.is_some().then(|| PatientNginx::start(&dir.join("nginx"), &pki));
+    // nginx waiting as long as the client needs (client_header_timeout also bounds its TLS handshake).
+    let nginx = portal_failure.is_some().then(|| cpx_tests::agent::Nginx::start_with(&dir.join("nginx"), &pki, "client_header_timeout 600s; send_timeout 600s;"));
     let to_nginx = |client: &NssClient, port: u16| -> (usize, f64) {
         let before = apdus_so_far();
         let (printed, elapsed) = client.run(&dir, port, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", true);
