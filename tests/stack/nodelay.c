@@ -1,7 +1,7 @@
 /* Preloaded into pcscd by stack.sh: sets TCP_NODELAY on the sockets the vpcd driver accepts or opens.
  *
  * Debian's vpcd writes each frame's length and body with two send() calls; with Nagle on one side and
- * delayed ACK on the other every APDU then waits ~43 ms (test-stack.md §1). With TCP_NODELAY an APDU
+ * delayed ACK on the other every APDU then waits ~43 ms (docs/simulator.md). With TCP_NODELAY an APDU
  * round trip takes ~0.2 ms. Test stack only: nothing of this ships to users. */
 #define _GNU_SOURCE
 #include <dlfcn.h>

@@ -10,7 +10,7 @@
 # Readers: "CPx Test Reader A 00 00" on 127.0.0.1:40000, "… A 00 01" on 40001, B on 40016/40017,
 # C on 40032/40033, D on 40048/40049 (port = CHANNELID + slot). A virtual card connects to a port to be
 # inserted (cpx-sim insert PERSONA --port PORT). Each entry needs its own copy of the driver .so: entries
-# that share one collide in its static slot table (test-stack.md §3).
+# that share one collide in its static slot table (docs/simulator.md, « The test stack »).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 VPCD_SO=${VPCD_SO:-/usr/lib/pcsc/drivers/serial/libifdvpcd.so}

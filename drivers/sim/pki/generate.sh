@@ -6,7 +6,7 @@
 #      └─ one authentication and one signature certificate per test holder
 #
 # The output (*.pem) is committed: the simulator embeds it, so nothing is generated at build or test time.
-# Subjects follow cpx-card.md §6: SN=<nom>+CN=<identifiant national>+GN=<prénom>, title=<profession>, C=FR.
+# Subjects follow the IGC-Santé form (docs/simulator.md): SN=<nom>+CN=<identifiant national>+GN=<prénom>, title=<profession>, C=FR.
 # RSA-2048 everywhere, as on real CPS3/CPS4 cards. Test material only: never trust these anchors in production.
 set -euo pipefail
 cd "$(dirname "$0")"

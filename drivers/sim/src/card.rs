@@ -1,4 +1,4 @@
-//! The card operating system of the virtual CPx card: it answers APDUs the way cpx-card.md §10 says a
+//! The card operating system of the virtual CPx card: it answers APDUs the way docs/simulator.md says a
 //! CPS3 (IAS-ECC, T=0) or a CPS4 (ChipDoc, applet on logical channel 1) does, with real RSA on its own keys.
 
 use rand::rngs::OsRng;

@@ -108,7 +108,7 @@ impl FileSystem {
     }
 
     /// The FCP template (tag 62) a SELECT with P2=04 returns, with the compact ACL (tag 8C) that
-    /// OpenSC's iasecc driver insists on (cpx-card.md §12).
+    /// OpenSC's iasecc driver insists on (docs/simulator.md).
     pub fn fcp(&self, id: usize) -> Vec<u8> {
         let n = &self.nodes[id];
         let mut body = Vec::new();

@@ -1,4 +1,4 @@
-//! The vpcd wire protocol (test-stack.md §1): the virtual card connects to the vpcd reader driver inside
+//! The vpcd wire protocol (docs/simulator.md, « The test stack »): the virtual card connects to the vpcd reader driver inside
 //! pcscd over TCP. Every frame is a big-endian u16 length and a payload; a 1-byte payload is a control
 //! code (0 power off, 1 power on, 2 reset, 4 get ATR: only the last is answered); anything else is an APDU.
 //! Connecting inserts the card, closing the socket removes it. The card's latency model
@@ -129,7 +129,7 @@ fn redact(apdu: &[u8]) -> String {
     }
 }
 
-/// One frame in one write: two writes would meet Nagle and delayed ACK (test-stack.md §1).
+/// One frame in one write: two writes would meet Nagle and delayed ACK (docs/simulator.md, « The test stack »).
 fn send(stream: &mut TcpStream, payload: &[u8]) -> io::Result<()> {
     let mut frame = (payload.len() as u16).to_be_bytes().to_vec();
     frame.extend_from_slice(payload);

@@ -1,4 +1,4 @@
-//! The virtual card's answers, APDU by APDU, against cpx-card.md §10 (no PC/SC needed).
+//! The virtual card's answers, APDU by APDU, against docs/simulator.md (no PC/SC needed).
 
 use cpx_sim::card::{CardOs, Reaction};
 use cpx_sim::{find, Options};
