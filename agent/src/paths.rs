@@ -54,7 +54,7 @@ pub fn folders(os: Os, env: impl Fn(&str) -> Option<OsString>) -> Folders {
         Os::Linux => {
             let home = var("HOME").unwrap_or_else(|| ".".into());
             // The XDG Base Directory specification: a relative value is invalid and is ignored.
-            let xdg = |name: &str, default: &str| var(name).filter(|p| p.is_absolute()).unwrap_or_else(|| home.join(default)).join(UNIX_APP);
+            let xdg = |name: &str, default: &str| var(name).filter(|p| p.has_root()).unwrap_or_else(|| home.join(default)).join(UNIX_APP);
             Folders {
                 config_file: xdg("XDG_CONFIG_HOME", ".config").join("config.toml"),
                 data_dir: xdg("XDG_DATA_HOME", ".local/share"),
@@ -115,7 +115,7 @@ mod tests {
         let f = folders(Os::Linux, env(&[("HOME", "/home/a"), ("XDG_CACHE_HOME", "cache")]));
         assert_eq!(f.cache_dir, PathBuf::from("/home/a/.cache/cpx-agent"));
         // No usable HOME: a relative folder, which the cache refuses (it stays in memory).
-        assert!(!folders(Os::Linux, env(&[("HOME", ""), ("XDG_CACHE_HOME", "")])).cache_dir.is_absolute());
+        assert!(!folders(Os::Linux, env(&[("HOME", ""), ("XDG_CACHE_HOME", "")])).cache_dir.has_root());
     }
 
     #[test]
