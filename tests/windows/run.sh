@@ -111,13 +111,28 @@ set -e
 expect bad-policy "$bad" 'HKLM\Software\Policies\Agent CPx\autostart'
 wine_ reg delete "$policy_key" /v autostart /f >/dev/null
 
-step "serve: a page's requests from Linux curl, the loopback key in the Credential Manager"
 port=47004
+ca="$local_app/Agent CPx/local-ca.pem"
+step "serve refuses a client whose user it cannot find (Linux curl is no Windows process): OTHER_USER"
 log=$out/serve.log
-wine_ "$exe" serve >"$log" 2>&1 &
+wine_ "$exe" serve >"$log.0" 2>&1 &
 serve_pid=$!
 trap 'kill $serve_pid 2>/dev/null || true; wineserver -k 2>/dev/null || true' EXIT
-ca="$local_app/Agent CPx/local-ca.pem"
+for _ in $(seq 1 300); do
+    [ -s "$ca" ] && curl -s --cacert "$ca" -o /dev/null "https://127.0.0.1:$port/v1/status" && break
+    kill -0 $serve_pid 2>/dev/null || { cat "$log.0"; fail "serve exited"; }
+    sleep 0.2
+done
+unknown=$(curl -sS --cacert "$ca" "https://127.0.0.1:$port/v1/status" -H 'Origin: https://portail.example.fr')
+expect fail-closed "$unknown" '"code":"OTHER_USER"'
+kill $serve_pid; wait $serve_pid 2>/dev/null || true
+
+# From here on Linux curl plays the user's own browser: the debug build's test switch takes a client whose
+# owner Wine cannot find as the agent's user (agent/src/peer.rs; release builds ignore it).
+export CPX_AGENT_TEST_UNKNOWN_PEER_IS_SELF=1
+step "serve: a page's requests from Linux curl, the loopback key in the Credential Manager"
+wine_ "$exe" serve >"$log" 2>&1 &
+serve_pid=$!
 for _ in $(seq 1 300); do
     [ -s "$ca" ] && curl -s --cacert "$ca" "https://127.0.0.1:$port/v1/status" >/dev/null && break
     kill -0 $serve_pid 2>/dev/null || { cat "$log"; fail "serve exited"; }
