@@ -113,6 +113,16 @@ wine_ reg delete "$policy_key" /v autostart /f >/dev/null
 
 port=47004
 ca="$local_app/Agent CPx/local-ca.pem"
+# $! is the shell around wine, not the Windows process: end every process of the prefix, then make sure
+# nothing answers on the port any more (the next serve must be the one answering).
+stop_serve() {
+    kill $serve_pid 2>/dev/null || true
+    wineserver -k 2>/dev/null || true
+    wineserver -w 2>/dev/null || true
+    wait $serve_pid 2>/dev/null || true
+    for _ in $(seq 1 50); do curl -s -o /dev/null --max-time 1 "https://127.0.0.1:$port/" -k || return 0; sleep 0.2; done
+    fail "something still answers on port $port"
+}
 step "serve refuses a client whose user it cannot find (Linux curl is no Windows process): OTHER_USER"
 log=$out/serve.log
 wine_ "$exe" serve >"$log.0" 2>&1 &
@@ -125,7 +135,7 @@ for _ in $(seq 1 300); do
 done
 unknown=$(curl -sS --cacert "$ca" "https://127.0.0.1:$port/v1/status" -H 'Origin: https://portail.example.fr')
 expect fail-closed "$unknown" '"code":"OTHER_USER"'
-kill $serve_pid; wait $serve_pid 2>/dev/null || true
+stop_serve
 
 # From here on Linux curl plays the user's own browser: the debug build's test switch takes a client whose
 # owner Wine cannot find as the agent's user (agent/src/peer.rs; release builds ignore it).
@@ -155,7 +165,7 @@ cert1=$(cat "$local_app/Agent CPx/loopback-cert.pem")
 grep -rlq "PRIVATE KEY" "$local_app/Agent CPx" && fail "a private key was written to the data folder"
 creds=$(wine_ reg query 'HKCU\Software\Wine\Credential Manager' /s)
 expect credential-manager "$creds" 'Generic: loopback-tls-key.cpx-agent'
-kill $serve_pid; wait $serve_pid 2>/dev/null || true
+stop_serve
 step "serve again: the key comes back from the Credential Manager (same certificate)"
 wine_ "$exe" serve >"$log.2" 2>&1 &
 serve_pid=$!
@@ -166,7 +176,7 @@ for _ in $(seq 1 300); do
 done
 [ "$(cat "$local_app/Agent CPx/loopback-cert.pem")" = "$cert1" ] || fail "a new loopback certificate: the key was not read back"
 curl -sS --cacert "$ca" "https://127.0.0.1:$port/v1/status" >/dev/null
-kill $serve_pid; wait $serve_pid 2>/dev/null || true
+stop_serve
 
 step "per-OS folders"
 ls "$local_app/Agent CPx/logs/"cpx-agent.log* >/dev/null || fail "no log file under %LOCALAPPDATA%\\Agent CPx\\logs"
