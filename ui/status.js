@@ -16,8 +16,10 @@ page(async () => {
   }
   const body = document.getElementById("readers");
   if (view.readers.length === 0) body.append(el("tr", {}, el("td", { colspan: "2" }, t.status_no_reader)));
-  // Readers with a card first: the one that matters is at the top.
-  const readers = [...view.readers].sort((a, b) => Number(!a.card_type) - Number(!b.card_type));
+  // The one that matters at the top: readers with a usable card, then those with a card that has a
+  // problem (mute, not recognised, in use), then the empty ones.
+  const rank = (r) => (r.card_type ? 0 : r.card_present ? 1 : 2);
+  const readers = [...view.readers].sort((a, b) => rank(a) - rank(b));
   for (const r of readers) {
     const card = el("td", {}, r.message);
     if (r.card_type) {

@@ -75,6 +75,7 @@ pub async fn status_view(shared: AppState<'_>) -> Result<Value, String> {
             .iter()
             .map(|r| {
                 let mut v = json!({"reader": r.reader, "message": r.message().get(lang), "generation": r.generation,
+                    "card_present": r.state != cpx_agent::messages::SlotState::NoCard,
                     "problems": r.codes.iter().map(|c| json!({"code": c, "message": c.entry().message.get(lang), "fix": c.entry().fix.get(lang)})).collect::<Vec<_>>()});
                 if let Some(card) = &r.card {
                     v["card_type"] = cpx_agent::scan::card_label(card).into();

@@ -69,6 +69,7 @@ fn tray_icon_and_status_follow_the_card_and_the_pc_sc_service() {
         assert!(line.contains("card_inserted") || line.contains("CardInserted") || line.contains("CardMute"), "changed on pcscd's event: {line}");
         shots.push(std::fs::read(app.tray_shot(name)).unwrap());
         assert_eq!(status_line(&app), words, "{persona}");
+        assert_eq!(app.text("#readers tr:first-child td:first-child"), reader.name, "{persona}: the reader with the card comes first");
         app.screenshot(&format!("etat-{persona}"));
         close_status(&app);
         let mark = app.log_mark();
