@@ -2,7 +2,7 @@
 //! `cpx-agent` as users run it: a CPS3 named by its ATR and EF.SN.ICC whose PKCS#15 cannot be read (named
 //! in `status`, `card`, `diagnose` and the loopback API, never « mal insérée »); a certificate that changed
 //! under the same card number (the cache must not serve the old one); a card swapped in the same reader
-//! between two operations of a running agent. The card facts are in docs/cpx-card.md.
+//! between two operations of a running agent. The card facts are in docs/card-facts.md.
 //!
 //! The cards are personas of `cpx-sim` changed by the test (another card number in EF.SN.ICC, a spoilt
 //! EF.ODF), built in the test and inserted through the harness.

@@ -1,4 +1,4 @@
-//! ATR recognition (the table of docs/cpx-card.md, kept as data with masks) and an ATR parser for
+//! ATR recognition (the table of docs/card-facts.md, kept as data with masks) and an ATR parser for
 //! diagnostics (an unknown ATR is printed with its parsed form).
 
 use serde::{Deserialize, Serialize};
@@ -33,7 +33,7 @@ pub struct AtrEntry {
     pub interface: Interface,
 }
 
-/// The known CPx ATRs (docs/cpx-card.md). Masks: the OpenSC/Windows ones where they exist, exact otherwise.
+/// The known CPx ATRs (docs/card-facts.md). Masks: the OpenSC/Windows ones where they exist, exact otherwise.
 /// Exact entries come first: the CPS3 mask (OpenSC's) also matches the CPS4 T=0-only ATR.
 pub const ATR_TABLE: &[AtrEntry] = &[
     AtrEntry {

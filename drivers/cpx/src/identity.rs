@@ -1,4 +1,4 @@
-//! The holder's identity, read from the authentication certificate (docs/cpx-card.md): national id and its
+//! The holder's identity, read from the authentication certificate (docs/card-facts.md): national id and its
 //! kind (RPPS `8…` / ADELI `0…`), nom, prénom, profession, validity, issuer, test or production IGC-Santé.
 
 use serde::{Deserialize, Serialize};

@@ -6,7 +6,7 @@ use cpx_pcsc::{Command, Response, StatusWord, Transport};
 use crate::error::CardError;
 use crate::fcp;
 
-/// Largest READ BINARY a CPx card serves in one call (Cryptolib's max_recv_size, docs/cpx-card.md).
+/// Largest READ BINARY a CPx card serves in one call (Cryptolib's max_recv_size, docs/card-facts.md).
 pub const MAX_READ: usize = 0xE7;
 /// Files larger than this are not CPx files: refuse instead of reading forever.
 const MAX_FILE: usize = 16 * 1024;

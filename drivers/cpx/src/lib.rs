@@ -4,7 +4,7 @@
 //! One driver type per card generation ([`cps3::Cps3`], [`cps4::Cps4`]) behind one trait
 //! ([`card::CpxCard`]); [`card::open`] picks the driver. Everything the card sends is parsed by code that
 //! returns [`CardError`] and never panics ([`tlv`], [`fcp`], [`efsn`], [`path`], [`pkcs15`], [`identity`],
-//! [`atr`]). The card facts the driver relies on, with their public sources, are in docs/cpx-card.md.
+//! [`atr`]). The card facts the driver relies on, with their public sources, are in docs/card-facts.md.
 
 pub mod atr;
 pub mod cache;

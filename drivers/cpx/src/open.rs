@@ -4,7 +4,7 @@
 //!
 //! Once the ATR table or EF.SN.ICC has said « CPx », every later failure is returned as
 //! [`CardError::Recognised`] with the generation, so that the user hears « Carte CPS3 reconnue, mais … »
-//! and not « mal insérée ». The card facts relied on here are in docs/cpx-card.md.
+//! and not « mal insérée ». The card facts relied on here are in docs/card-facts.md.
 
 use cpx_pcsc::Transport;
 
