@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::header;
+use hyper::{Method, Request, Response};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -25,7 +25,7 @@ use crate::limits::{self, Gate, Limits};
 use crate::localca::LoopbackIdentity;
 use crate::messages::Code;
 use crate::peer::{self, UserId};
-use crate::server::{error_response, json_response, lang_of};
+use crate::server::{error_response, json_response, lang_of, preflight};
 
 pub struct Broker {
     /// The port the broker listens on (the agent's usual port).
@@ -94,7 +94,7 @@ async fn handle(broker: Arc<Broker>, user: Arc<UserId>, req: Request<Incoming>) 
     let found = agent_port_of(&broker, &user).await;
     tracing::info!(method = %req.method(), path = req.uri().path(), %user, agent_port = ?found.as_ref().ok().copied().flatten(), "broker request");
     Ok(match (req.method().clone(), req.uri().path()) {
-        (Method::OPTIONS, _) => preflight(cors),
+        (Method::OPTIONS, _) => preflight(cors, "GET"),
         (Method::GET, "/v1/status") => match found {
             Ok(Some(agent_port)) => json_response(200, &json!({"agent": "cpx-agent-broker", "version": env!("CARGO_PKG_VERSION"), "agent_port": agent_port}), cors),
             Ok(None) => error_response(&ApiError::new(Code::UserAgentNotRunning, 503).detail(format!("no agent of user {user} listens on {}-{}", broker.user_ports.start(), broker.user_ports.end())), lang, cors),
@@ -108,21 +108,5 @@ async fn handle(broker: Arc<Broker>, user: Arc<UserId>, req: Request<Incoming>) 
             json_response(421, &e, cors)
         }
     })
-}
-
-fn preflight(cors: Option<&str>) -> Response<Full<Bytes>> {
-    let mut r = json_response(204, &serde_json::Value::Null, cors);
-    *r.body_mut() = Full::new(Bytes::new());
-    if cors.is_none() {
-        *r.status_mut() = StatusCode::FORBIDDEN;
-        return r;
-    }
-    let h = r.headers_mut();
-    h.remove(header::CONTENT_TYPE);
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Content-Type, Accept-Language"));
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
-    h.insert("Access-Control-Allow-Private-Network", HeaderValue::from_static("true"));
-    r
 }
 

@@ -224,7 +224,7 @@ async fn route(agent: Arc<Agent>, body_deadline: Duration, req: Request<Incoming
     let cors = cors.as_deref();
 
     match (req.method().clone(), req.uri().path()) {
-        (Method::OPTIONS, _) => preflight(cors),
+        (Method::OPTIONS, _) => preflight(cors, "GET, POST"),
         (Method::GET, "/v1/status") => {
             // A site not yet allowed learns that the agent runs, nothing about readers or card.
             let allowed = matches!(access, Access::Policy(_) | Access::Approved(_));
@@ -235,7 +235,9 @@ async fn route(agent: Arc<Agent>, body_deadline: Duration, req: Request<Incoming
     }
 }
 
-fn preflight(cors: Option<&str>) -> Response<Full<Bytes>> {
+/// The CORS preflight answer: 403 for an origin not allowed; otherwise `methods`, the headers a page
+/// sends, and `Access-Control-Allow-Private-Network` (the agent's and the broker's).
+pub(crate) fn preflight(cors: Option<&str>, methods: &'static str) -> Response<Full<Bytes>> {
     let Some(origin) = cors else {
         let mut r = Response::new(Full::new(Bytes::new()));
         *r.status_mut() = StatusCode::FORBIDDEN;
@@ -245,7 +247,7 @@ fn preflight(cors: Option<&str>) -> Response<Full<Bytes>> {
     *r.body_mut() = Full::new(Bytes::new());
     let h = r.headers_mut();
     h.remove(header::CONTENT_TYPE);
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(methods));
     h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Content-Type, Accept-Language"));
     h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
     h.insert("Access-Control-Allow-Private-Network", HeaderValue::from_static("true"));
