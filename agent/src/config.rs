@@ -54,6 +54,19 @@ pub struct Config {
     /// that range and the machine-wide broker (`cpx-agent broker`, on `port`) tells each user's pages
     /// which one (docs/multi-user.md).
     pub user_ports: Option<[u16; 2]>,
+    /// Whether the professional may allow sites that are not in the managed policy (the consent dialog,
+    /// the user file's sites). A managed policy turns it off; the user's file cannot turn it on again.
+    #[serde(default = "default_true")]
+    pub allow_user_sites: bool,
+    /// Managed sites in the one-line form an installer's property carries (MSI `ALLOWED_ORIGINS`, debconf):
+    /// each entry is `origin` or `origin mtls_endpoint`. Each becomes a `site` when the configuration
+    /// loads; a `site` entry with the same origin wins.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Write the browsers' Local Network Access policies for the managed sites
+    /// (`cpx-agent browser-policies apply`, run by the installers), so that no browser prompt is shown.
+    #[serde(default)]
+    pub browser_policies: bool,
 }
 
 fn default_refusal() -> u64 {
@@ -127,7 +140,7 @@ pub enum ConfigError {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { port: DEFAULT_PORT, sites: Vec::new(), pin_prompt: PinPromptConfig::default(), data_dir: None, key_store: KeyStoreKind::default(), pki: PkiPolicy::default(), log_level: None, busy_wait_seconds: default_busy_wait(), autostart: true, refused_site_quiet_seconds: default_refusal(), user_ports: None }
+        Self { port: DEFAULT_PORT, sites: Vec::new(), pin_prompt: PinPromptConfig::default(), data_dir: None, key_store: KeyStoreKind::default(), pki: PkiPolicy::default(), log_level: None, busy_wait_seconds: default_busy_wait(), autostart: true, refused_site_quiet_seconds: default_refusal(), user_ports: None, allow_user_sites: true, allowed_origins: Vec::new(), browser_policies: false }
     }
 }
 
@@ -229,6 +242,15 @@ impl Config {
         }
         let at = policies.first().map(|l| l.source.clone()).or_else(|| user.map(|u| u.display().to_string())).unwrap_or_else(|| "(defaults)".into());
         let mut config: Config = toml::Value::Table(merged).try_into().map_err(|e| ConfigError::Policy { source_name: at.clone(), reason: e.to_string() })?;
+        for entry in config.allowed_origins.clone() {
+            let mut words = entry.split_whitespace();
+            let (Some(origin), endpoint, None) = (words.next(), words.next(), words.next()) else {
+                return Err(ConfigError::Policy { source_name: at.clone(), reason: format!("allowed_origins entry {entry:?} is not `origin` or `origin mtls_endpoint`") });
+            };
+            if !config.sites.iter().any(|s| normalise_origin(&s.origin) == normalise_origin(origin)) {
+                config.sites.push(Site { origin: origin.into(), mtls_endpoint: endpoint.map(Into::into), server_roots: None, signed_token: false });
+            }
+        }
         for site in &mut config.sites {
             site.origin = normalise_origin(&site.origin).ok_or_else(|| ConfigError::BadOrigin { path: at.clone().into(), origin: site.origin.clone() })?;
         }

@@ -4,8 +4,9 @@
 //! configuration file.
 //!
 //! The values carry the policy file's keys (names compared without case): `port`, `busy_wait_seconds`,
-//! `refused_site_quiet_seconds` as REG_DWORD; `autostart` as REG_DWORD 0 or 1; `pki`, `log_level`,
-//! `key_store`, `data_dir` as REG_SZ. Each allowed site is a subkey of `site` (taken in the order of the
+//! `refused_site_quiet_seconds` as REG_DWORD; `autostart`, `allow_user_sites`, `browser_policies` as REG_DWORD 0
+//! or 1; `pki`, `log_level`, `key_store`, `data_dir` as REG_SZ; `allowed_origins` as one REG_SZ whose entries
+//! (`origin` or `origin mtls_endpoint`) are separated by `;`. Each allowed site is a subkey of `site` (taken in the order of the
 //! subkeys' names, numbers in numeric order) with `origin`, `mtls_endpoint`, `server_roots` (REG_SZ) and
 //! `signed_token` (REG_DWORD 0 or 1). Any other subkey is a table of the same name (`pin_prompt`).
 //!
@@ -18,7 +19,10 @@ use crate::config::{ConfigError, PolicyLayer};
 pub const KEY: &str = r"Software\Policies\Agent CPx";
 
 /// Keys whose REG_DWORD is a yes/no.
-const FLAGS: &[&str] = &["autostart", "signed_token"];
+const FLAGS: &[&str] = &["autostart", "signed_token", "allow_user_sites", "browser_policies"];
+
+/// Keys whose REG_SZ is a list, entries separated by `;`.
+const LISTS: &[&str] = &["allowed_origins"];
 
 /// A registry value as the policy reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +57,8 @@ fn values(key: &RegKey, source: &str) -> Result<toml::Table, ConfigError> {
                 other => return Err(bad(source, &name, format!("{other} is neither 0 (no) nor 1 (yes)"))),
             },
             RegData::Number(n) => toml::Value::Integer(i64::try_from(*n).map_err(|e| bad(source, &name, e))?),
+            // A list in one REG_SZ, as an MSI property writes it: entries separated by `;`.
+            RegData::Text(t) if LISTS.contains(&name.as_str()) => toml::Value::Array(t.split([';', '\n']).map(str::trim).filter(|e| !e.is_empty()).map(|e| toml::Value::String(e.into())).collect()),
             RegData::Text(t) => toml::Value::String(t.clone()),
             RegData::Other(kind) => return Err(bad(source, &name, format!("registry type {kind} is neither REG_DWORD nor REG_SZ"))),
         };
@@ -164,6 +170,22 @@ mod tests {
         let config: Config = toml::Value::Table(table).try_into().unwrap();
         assert_eq!((config.port, config.autostart, config.pki), (48000, false, crate::config::PkiPolicy::Production));
         assert_eq!(config.sites.iter().map(|s| (s.origin.as_str(), s.signed_token)).collect::<Vec<_>>(), [("https://b.example", true), ("https://c.example", false)], "site\\2 before site\\10");
+    }
+
+    #[test]
+    fn allowed_origins_in_one_value_become_sites_after_the_full_ones() {
+        let key = RegKey {
+            values: vec![("ALLOWED_ORIGINS".into(), text("https://a.example https://cpx.a.example/login; https://b.example;")), ("allow_user_sites".into(), RegData::Number(0))],
+            subkeys: vec![("site".into(), RegKey { values: vec![], subkeys: vec![("1".into(), site("https://B.example", 1))] })],
+        };
+        let layer = PolicyLayer::from_table("HKLM".into(), to_table(&key, "HKLM").unwrap()).unwrap();
+        let (c, _) = Config::load_with_policies(None, vec![layer]).unwrap();
+        let sites: Vec<_> = c.sites.iter().map(|s| (s.origin.as_str(), s.mtls_endpoint.as_deref(), s.signed_token)).collect();
+        assert_eq!(sites, [("https://b.example", None, true), ("https://a.example", Some("https://cpx.a.example/login"), false)], "the full site entry wins");
+        assert!(!c.allow_user_sites);
+        let bad = RegKey { values: vec![("allowed_origins".into(), text("https://a.example x y"))], subkeys: vec![] };
+        let layer = PolicyLayer::from_table("HKLM".into(), to_table(&bad, "HKLM").unwrap()).unwrap();
+        assert!(Config::load_with_policies(None, vec![layer]).unwrap_err().to_string().contains("allowed_origins entry"));
     }
 
     #[test]
