@@ -573,7 +573,7 @@ fn print_event(g: &Global, event: &MonitorEvent, at: Instant, cache: &CertCache,
     let _ = std::io::stdout().flush();
 }
 
-/// Local wall-clock time of day, HH:MM:SS.mmm (UTC when the offset is unknown).
+/// The time of day in UTC, HH:MM:SS.mmm (the watch lines; UTC so that lines from several machines compare).
 fn clock() -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let ms = now.as_millis() % 1000;

@@ -102,7 +102,7 @@ pub fn stack() -> &'static Stack {
     STACK.get_or_init(|| {
         assert!(
             Path::new(MARKER).exists(),
-            "the card tests need the isolated PC/SC stack: run them with `sudo tests/run.sh` (or inside `tests/stack/stack.sh isolated`)"
+            "the card tests need the isolated PC/SC stack: run them with `./scripts/test.sh`, or one test file with `tests/stack/stack.sh isolated cargo test -p cpx-tests --test NAME`"
         );
         let dir = root().join("target/stack");
         let (tx, rx) = mpsc::channel::<Ctl>();
