@@ -36,8 +36,12 @@ fn polling_monitor_sees_readers_come_and_go_and_cards() {
     });
     assert!(monitor.is_polling());
     next(&rx, "service started", |e| *e == MonitorEvent::ServiceStarted);
-    for r in all_readers() {
-        next(&rx, "every reader listed", |e| matches!(e, MonitorEvent::ReaderAdded { reader: n } if *n == r.name));
+    let mut unseen: Vec<String> = all_readers().into_iter().map(|r| r.name).collect();
+    while !unseen.is_empty() {
+        match next(&rx, "every reader listed", |e| matches!(e, MonitorEvent::ReaderAdded { .. })) {
+            MonitorEvent::ReaderAdded { reader } => unseen.retain(|r| *r != reader),
+            _ => unreachable!(),
+        }
     }
 
     // Cards: the wait on the known readers is still event-driven between two listings.
