@@ -19,7 +19,8 @@
 
 use crate::config::{ConfigError, PolicyLayer};
 
-/// The managed preferences domain (the `PayloadType` of the profile's settings payload).
+/// The managed preferences domain a profile's settings payload targets (its `PayloadType`, or the
+/// domain of a `com.apple.ManagedClient.preferences` payload).
 pub const DOMAIN: &str = "fr.agentcpx.agent";
 
 /// How the source of these settings is named (`cpx-agent diagnose`, the logs).
