@@ -2,7 +2,8 @@
 //! mTLS login endpoint is and which roots sign that endpoint's certificate. Read from a TOML file
 //! (`--config`, default `~/.config/cpx-agent/config.toml`), under the machine's managed policy: a file of the
 //! same form that IT or the installer writes (see [`policy_path`]), and on Windows the registry's policy keys
-//! ([`crate::policy_registry`]); what a policy sets wins over the user's file, and its sites come first.
+//! ([`crate::policy_registry`]), on macOS a configuration profile's ([`crate::policy_macos`]); what a
+//! policy sets wins over the user's file, and its sites come first.
 //!
 //! ```toml
 //! port = 47413
@@ -159,7 +160,7 @@ impl PolicyLayer {
         Ok(Self { source: path.display().to_string(), table: read_table(path)? })
     }
 
-    /// A policy from another source (the Windows registry), checked alone so that an error names it.
+    /// A policy from another source (the Windows registry, a macOS profile), checked alone so that an error names it.
     pub fn from_table(source: String, table: toml::Table) -> Result<Self, ConfigError> {
         toml::Value::Table(table.clone()).try_into::<Config>().map_err(|e| ConfigError::Policy { source_name: source.clone(), reason: e.to_string() })?;
         Ok(Self { source, table })

@@ -3,7 +3,8 @@
 //! - [`messages`]: every user-facing text, French and English, with stable codes.
 //! - [`scan`]: readers and cards as the professional sees them (`status`, `card`, `watch`).
 //! - [`config`]: port, allowed sites and their mTLS endpoints, under the machine's managed policy
-//!   ([`policy_registry`]: the Windows registry's); [`paths`]: the per-OS folders.
+//!   ([`policy_registry`]: the Windows registry's; [`policy_macos`]: a macOS configuration profile's);
+//!   [`paths`]: the per-OS folders.
 //! - [`server`]: the loopback HTTPS API pages call; [`api`] its typed errors.
 //! - [`login`]: mTLS login and signed token; [`mtls`]: the TLS client with the card's key.
 //! - [`card_service`]: one card operation at a time; [`pin_prompt`]: asking for the code porteur.
@@ -33,6 +34,7 @@ pub mod output;
 pub mod paths;
 pub mod peer;
 pub mod pin_prompt;
+pub mod policy_macos;
 pub mod policy_registry;
 pub mod report;
 pub mod scan;

@@ -27,6 +27,7 @@ pub fn load_config(path: Option<PathBuf>) -> Result<(Config, String), String> {
     let user = path.or_else(|| default_path.exists().then_some(default_path));
     let policy = Some(crate::config::policy_path()).filter(|p| p.exists());
     let mut layers = crate::policy_registry::layers().map_err(|e| e.to_string())?;
+    layers.extend(crate::policy_macos::layers().map_err(|e| e.to_string())?);
     layers.extend(policy.as_deref().map(crate::config::PolicyLayer::from_file).transpose().map_err(|e| e.to_string())?);
     Config::load_with_policies(user.as_deref(), layers).map(|(c, p)| (c, p.describe())).map_err(|e| e.to_string())
 }

@@ -39,6 +39,7 @@ fn monitor_follows_cards_and_survives_a_pcscd_restart() {
     });
     next(&rx, "service started", |e| *e == MonitorEvent::ServiceStarted);
     next(&rx, "reader listed", |e| matches!(e, MonitorEvent::ReaderAdded { reader: r } if *r == reader.name));
+    assert!(!monitor.is_polling(), "pcsc-lite honours the plug-and-play pseudo-reader: no polling");
 
     let card = insert("cps4", &reader);
     let e = next(&rx, "insertion", |e| matches!(e, MonitorEvent::CardInserted { reader: r, .. } if *r == reader.name));

@@ -21,6 +21,6 @@ pub mod transaction;
 pub use apdu::{Command, Response, StatusWord};
 pub use connection::{Connection, ConnectionOptions, Protocol, Transport};
 pub use error::PcscError;
-pub use monitor::{Monitor, MonitorEvent};
+pub use monitor::{Monitor, MonitorEvent, MonitorOptions, ReaderWatch, POLL_PERIOD};
 pub use readers::{list_readers, Context, ReaderInfo, SlotState};
 pub use transaction::{Disposition, Transaction};
