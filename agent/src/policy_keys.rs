@@ -302,4 +302,50 @@ mod tests {
         assert_eq!((config.pki, config.port), (crate::config::PkiPolicy::Production, DEFAULT_PORT));
         assert_eq!(c.problems[0].key, "*");
     }
+
+    /// The keys of `table` and of its `[[site]]` and `[pin_prompt]` tables, sorted.
+    fn key_sets(table: &toml::Table) -> (Vec<String>, Vec<String>, Vec<String>) {
+        let sorted = |keys: Vec<&String>| {
+            let mut k: Vec<String> = keys.into_iter().cloned().collect();
+            k.sort();
+            k.dedup();
+            k
+        };
+        let sites = table.get("site").and_then(|s| s.as_array()).into_iter().flatten().filter_map(|s| s.as_table()).flat_map(|s| s.keys()).collect();
+        let pin = table.get("pin_prompt").and_then(|p| p.as_table()).into_iter().flat_map(|p| p.keys()).collect();
+        (sorted(table.keys().collect()), sorted(sites), sorted(pin))
+    }
+
+    fn sorted(keys: &[&str]) -> Vec<String> {
+        let mut k: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+        k.sort();
+        k
+    }
+
+    /// installer/linux/policy.toml, installer/windows/policy/*.admx|adml and installer/macos/agent-cpx.mobileconfig
+    /// set every key the agent reads and no other, with values the agent takes (Windows and macOS templates:
+    /// scripts/check_policy_templates.py, which also checks the ADMX/ADML's XML and string ids).
+    #[cfg(not(windows))]
+    #[test]
+    fn the_templates_have_every_key_and_no_other() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let wanted = (sorted(keys()), sorted(site_keys()), sorted(PIN_PROMPT_KEYS));
+        // Linux: every setting commented out (`#key = value`, `#[[site]]`); uncommented, a valid policy.
+        let text = std::fs::read_to_string(root.join("installer/linux/policy.toml")).unwrap();
+        assert!(toml::from_str::<toml::Table>(&text).unwrap().is_empty(), "the Linux template sets nothing as shipped");
+        let is_setting = |rest: &str| rest.starts_with('[') || rest.split_once(" = ").is_some_and(|(k, _)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+        let uncommented: Vec<&str> = text.lines().map(|l| l.strip_prefix('#').filter(|rest| is_setting(rest)).unwrap_or(l)).collect();
+        let table: toml::Table = toml::from_str(&uncommented.join("\n")).expect("the Linux template, uncommented, is TOML");
+        assert_eq!(key_sets(&table), wanted, "installer/linux/policy.toml: its keys, its site's, its pin_prompt's");
+        let checked = check("installer/linux/policy.toml", table);
+        assert_eq!(checked.problems, [], "the Linux template's values");
+        // Windows and macOS.
+        let wanted_json = serde_json::json!({"keys": keys(), "site_keys": site_keys(), "pin_prompt_keys": PIN_PROMPT_KEYS});
+        let out = std::process::Command::new("python3").arg(root.join("scripts/check_policy_templates.py")).arg(wanted_json.to_string()).output().expect("python3 runs");
+        assert!(out.status.success(), "scripts/check_policy_templates.py:\n{}", String::from_utf8_lossy(&out.stderr));
+        let payload: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let table = toml::Table::try_from(payload).expect("the profile's payload in the policy file's form");
+        assert_eq!(key_sets(&table), wanted, "installer/macos/agent-cpx.mobileconfig");
+        assert_eq!(check("agent-cpx.mobileconfig", table).problems, [], "the profile's values");
+    }
 }
