@@ -3,6 +3,9 @@
 //! (`--config`, default `~/.config/cpx-agent/config.toml`), under the machine's managed policy: a file of the
 //! same form that IT or the installer writes (see [`policy_path`]), and on Windows the registry's policy keys
 //! ([`crate::policy_registry`]); what a policy sets wins over the user's file, and its sites come first.
+//! Every source is checked key by key ([`crate::policy_keys`]): a malformed key is reported and takes its
+//! safe default, nothing stops the agent. With `allow_user_sites = false` in force, the user file's sites
+//! are left out (docs/security.md, « Trust model »).
 //!
 //! ```toml
 //! port = 47413
