@@ -132,7 +132,7 @@ pub fn to_table(key: &RegKey, source: &str) -> (toml::Table, Vec<PolicyProblem>)
         } else {
             let (sub_table, sub_problems) = to_table(sub, &at);
             if !sub_problems.is_empty() {
-                problems.push(bad(source, name, sub_problems.iter().map(|p| p.reason.as_str()).collect::<Vec<_>>().join("; "), None));
+                problems.push(bad(source, &lower, sub_problems.iter().map(|p| p.reason.as_str()).collect::<Vec<_>>().join("; "), None));
                 continue;
             }
             toml::Value::Table(sub_table)
@@ -250,9 +250,13 @@ mod tests {
     fn a_bad_value_is_reported_and_its_key_gets_its_safe_default() {
         let key = RegKey {
             values: vec![("allow_user_sites".into(), RegData::Number(2)), ("port".into(), RegData::Other(3)), ("prot".into(), RegData::Number(1)), ("pki".into(), text("prod")), ("user_ports".into(), text("47500-47599"))],
-            subkeys: vec![("site".into(), RegKey { values: vec![], subkeys: vec![("1".into(), site("https://ok.example", 1)), ("2".into(), site("https://bad.example", 7))] })],
+            subkeys: vec![
+                ("site".into(), RegKey { values: vec![], subkeys: vec![("1".into(), site("https://ok.example", 1)), ("2".into(), site("https://bad.example", 7))] }),
+                ("PIN_PROMPT".into(), RegKey { values: vec![("kind".into(), text("pinentry")), ("program".into(), RegData::Other(7))], subkeys: vec![] }),
+            ],
         };
         let (table, problems) = to_table(&key, r"HKLM\X");
+        assert!(problems.iter().any(|p| p.key == "pin_prompt" && p.reason.contains("program")), "{problems:?}");
         assert!(problems.iter().any(|p| p.key == "allow_user_sites" && p.reason.contains(r"allow_user_sites: 2 is neither 0")), "{problems:?}");
         assert!(problems.iter().any(|p| p.key == "port" && p.reason.contains("registry type 3")), "{problems:?}");
         assert!(problems.iter().any(|p| p.key == "site" && p.site.as_deref() == Some("https://bad.example")), "{problems:?}");
@@ -261,6 +265,7 @@ mod tests {
         assert!(!c.allow_user_sites, "a malformed allow_user_sites is false");
         assert_eq!((c.port, c.pki, c.user_ports), (crate::config::DEFAULT_PORT, crate::config::PkiPolicy::Production, Some([47500, 47599])));
         assert_eq!(c.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(), ["https://ok.example"], "the site with a bad value is not allowed");
+        assert_eq!(c.pin_prompt, crate::config::PinPromptConfig::Terminal, "a malformed pin_prompt is the terminal");
         let keys: Vec<&str> = p.problems.iter().map(|p| p.key.as_str()).collect();
         for key in ["allow_user_sites", "port", "site", "prot", "pki"] {
             assert!(keys.contains(&key), "{key} reported: {keys:?}");
