@@ -13,7 +13,7 @@ PKGS=(
   gnome-keyring dbus-daemon dbus-bin  # a real Secret Service for the keyring test
   tmux                    # a real terminal for the terminal PIN prompt test
   curl                    # the pages of two OS users in the multi-user test (curl run as each user)
-  shellcheck python3      # the installers' scripts linted, the macOS pkg's plists parsed (tests/macos/check.sh)
+  shellcheck python3      # the installers' scripts linted, the plists parsed (tests/macos/check.sh), scripts/check_policy_templates.py
   libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev libxdo-dev libssl-dev
                           # the tray app (Tauri 2 on WebKitGTK, GTK tray icon)
   xvfb xauth x11-utils xdotool imagemagick xclip python3-xlib python3-dbus python3-gi python3-pyatspi at-spi2-core

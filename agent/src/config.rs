@@ -4,6 +4,9 @@
 //! same form that IT or the installer writes (see [`policy_path`]), and on Windows the registry's policy keys
 //! ([`crate::policy_registry`]), on macOS a configuration profile's ([`crate::policy_macos`]); what a
 //! policy sets wins over the user's file, and its sites come first.
+//! Every source is checked key by key ([`crate::policy_keys`]): a malformed key is reported and takes its
+//! safe default, nothing stops the agent. With `allow_user_sites = false` in force, the user file's sites
+//! are left out (docs/security.md, « Trust model »).
 //!
 //! ```toml
 //! port = 47413
@@ -16,7 +19,9 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+use crate::policy_keys::{self, PolicyProblem};
 
 pub const DEFAULT_PORT: u16 = 47413;
 
@@ -68,6 +73,10 @@ pub struct Config {
     /// (`cpx-agent browser-policies apply`, run by the installers), so that no browser prompt is shown.
     #[serde(default)]
     pub browser_policies: bool,
+    /// Where each setting came from and what was malformed (not a key: filled when the configuration
+    /// loads, for `diagnose` and the logs).
+    #[serde(skip)]
+    pub provenance: Provenance,
 }
 
 fn default_refusal() -> u64 {
@@ -131,40 +140,93 @@ pub enum KeyStoreKind {
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {source}")]
-    Parse { path: PathBuf, source: Box<toml::de::Error> },
     #[error("{source_name}: {reason}")]
     Policy { source_name: String, reason: String },
-    #[error("{path}: site origin {origin:?} is not of the form https://host[:port]")]
-    BadOrigin { path: PathBuf, origin: String },
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { port: DEFAULT_PORT, sites: Vec::new(), pin_prompt: PinPromptConfig::default(), data_dir: None, key_store: KeyStoreKind::default(), pki: PkiPolicy::default(), log_level: None, busy_wait_seconds: default_busy_wait(), autostart: true, refused_site_quiet_seconds: default_refusal(), user_ports: None, allow_user_sites: true, allowed_origins: Vec::new(), browser_policies: false }
+        Self { port: DEFAULT_PORT, sites: Vec::new(), pin_prompt: PinPromptConfig::default(), data_dir: None, key_store: KeyStoreKind::default(), pki: PkiPolicy::default(), log_level: None, busy_wait_seconds: default_busy_wait(), autostart: true, refused_site_quiet_seconds: default_refusal(), user_ports: None, allow_user_sites: true, allowed_origins: Vec::new(), browser_policies: false, provenance: Provenance::default() }
     }
 }
 
-/// One source of managed policy: where it was read (for the helpdesk) and what it sets, in the form of
-/// the configuration file. Sources listed first win.
+/// One source of settings, checked key by key: where it was read (for the helpdesk), what it sets in
+/// the form of the configuration file, and what was malformed in it (set to its safe default, see
+/// [`crate::policy_keys`]). Sources listed first win.
 #[derive(Debug, Clone)]
 pub struct PolicyLayer {
     /// The file, or the registry key, it was read from.
     pub source: String,
+    /// Its well-formed keys, and the safe defaults of the malformed ones.
     pub table: toml::Table,
+    pub problems: Vec<PolicyProblem>,
+    /// Origins of its malformed site entries: no lower source may allow them.
+    pub claimed: Vec<String>,
 }
 
 impl PolicyLayer {
-    /// The policy file at `path`.
+    /// The policy file at `path`. Never fails: an unreadable file, or one that is not TOML, sets every
+    /// key to its safe default and says so in `problems`.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        Ok(Self { source: path.display().to_string(), table: read_table(path)? })
+        let source = path.display().to_string();
+        let checked = match std::fs::read_to_string(path) {
+            Ok(text) => match toml::from_str::<toml::Table>(&text) {
+                Ok(table) => policy_keys::check(&source, table),
+                Err(e) => policy_keys::unreadable(&source, format!("not a TOML file: {}", e.message().trim())),
+            },
+            Err(e) => policy_keys::unreadable(&source, format!("cannot read: {e}")),
+        };
+        Ok(Self::from_checked(source, checked, Vec::new()))
     }
 
-    /// A policy from another source (the Windows registry, a macOS profile), checked alone so that an error names it.
+    /// A policy from another source (the Windows registry, a macOS profile), checked key by key. Never
+    /// fails (malformed keys are in `problems`); the `Result` keeps the callers' form.
     pub fn from_table(source: String, table: toml::Table) -> Result<Self, ConfigError> {
-        toml::Value::Table(table.clone()).try_into::<Config>().map_err(|e| ConfigError::Policy { source_name: source.clone(), reason: e.to_string() })?;
-        Ok(Self { source, table })
+        Ok(Self::checked(source, table, Vec::new()))
     }
+
+    /// As [`Self::from_table`], with the problems found while reading the source (a registry value of the
+    /// wrong type): their keys are set to their safe defaults too.
+    pub fn checked(source: String, table: toml::Table, read_problems: Vec<PolicyProblem>) -> Self {
+        let checked = policy_keys::check(&source, table);
+        Self::from_checked(source, checked, read_problems)
+    }
+
+    /// A source that exists but cannot be read: every key at its safe default, reported.
+    pub fn unreadable(source: String, reason: String) -> Self {
+        let checked = policy_keys::unreadable(&source, reason);
+        Self::from_checked(source, checked, Vec::new())
+    }
+
+    fn from_checked(source: String, mut checked: policy_keys::Checked, read_problems: Vec<PolicyProblem>) -> Self {
+        for p in &read_problems {
+            match policy_keys::safe_default(&p.key) {
+                Some(policy_keys::SafeDefault::Value(v)) => {
+                    checked.table.insert(p.key.clone(), v);
+                }
+                Some(policy_keys::SafeDefault::Unset) => {
+                    checked.table.remove(&p.key);
+                }
+                _ => checked.claimed.extend(p.site.clone()),
+            }
+        }
+        let mut problems = read_problems;
+        problems.append(&mut checked.problems);
+        Self { source, table: checked.table, problems, claimed: checked.claimed }
+    }
+}
+
+/// One setting in force and the source that set it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Setting {
+    /// The key (`site` for each allowed site, whose origin is then the value).
+    pub key: String,
+    /// The value in force, as TOML.
+    pub value: String,
+    /// The file, registry key or profile that set it.
+    pub source: String,
+    /// Set by a managed policy (not the user's file).
+    pub managed: bool,
 }
 
 /// Where the settings in force came from.
@@ -172,10 +234,17 @@ impl PolicyLayer {
 pub struct Provenance {
     pub user_file: Option<PathBuf>,
     /// Each managed policy source, highest first, with the top-level keys it sets that no higher source
-    /// sets (`site` for its sites: sites add up).
+    /// sets (`site` and `allowed_origins` for its sites: sites add up).
     pub policies: Vec<(String, Vec<String>)>,
     /// Top-level keys set by the user's file and not by a policy.
     pub from_user: Vec<String>,
+    /// Each key a source sets, and each allowed site, with that source: what the helpdesk reads.
+    pub settings: Vec<Setting>,
+    /// The malformed keys of every source, and what the agent does instead.
+    pub problems: Vec<PolicyProblem>,
+    /// The source whose `allow_user_sites = false` is in force: the user file's sites, the professional's
+    /// approvals and the consent dialog are off.
+    pub user_sites_off_by: Option<String>,
 }
 
 impl Provenance {
@@ -186,44 +255,60 @@ impl Provenance {
         if let Some(u) = &self.user_file {
             parts.push(format!("user file {} sets: {}", u.display(), list(&self.from_user)));
         }
-        if parts.is_empty() { "built-in defaults".into() } else { format!("{}; the rest: built-in defaults", parts.join("; ")) }
+        let mut said = if parts.is_empty() { "built-in defaults".into() } else { format!("{}; the rest: built-in defaults", parts.join("; ")) };
+        if let Some(by) = &self.user_sites_off_by {
+            said.push_str(&format!("; user sites off (allow_user_sites = false, {by})"));
+        }
+        said
     }
-}
 
-/// The machine's managed policy file: `CPX_AGENT_POLICY`, else `/etc/cpx-agent/policy.toml` (Linux),
-/// `/Library/Application Support/Agent CPx/policy.toml` (macOS), `%ProgramData%\Agent CPx\policy.toml`.
-pub fn policy_path() -> PathBuf {
-    std::env::var_os("CPX_AGENT_POLICY").map_or_else(|| crate::paths::current().policy_file, Into::into)
-}
+    /// The settings a managed policy sets, one per line: `key = value  (source)`.
+    pub fn managed_lines(&self) -> Vec<String> {
+        self.settings.iter().filter(|s| s.managed).map(|s| if s.key == "site" { format!("site {}  ({})", s.value, s.source) } else { format!("{} = {}  ({})", s.key, s.value, s.source) }).collect()
+    }
 
-fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-    // Checked alone first, so that an error names the file it is in.
-    toml::from_str::<Config>(&text).map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })?;
-    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })
-}
-
-fn origin_of(v: &toml::Value) -> Option<String> {
-    v.get("origin").and_then(|o| o.as_str()).and_then(normalise_origin)
-}
-
-/// `higher` over `lower`: its settings win, its sites come first and a lower site with the same origin
-/// is dropped.
-fn overlay(lower: &toml::Table, higher: &toml::Table) -> toml::Table {
-    let mut merged = lower.clone();
-    for (key, value) in higher {
-        if key == "site" {
-            let mut sites = value.as_array().cloned().unwrap_or_default();
-            let managed: Vec<_> = sites.iter().filter_map(origin_of).collect();
-            let lower_sites = lower.get("site").and_then(|v| v.as_array()).cloned().unwrap_or_default();
-            sites.extend(lower_sites.into_iter().filter(|s| origin_of(s).is_none_or(|o| !managed.contains(&o))));
-            merged.insert(key.clone(), toml::Value::Array(sites));
-        } else {
-            merged.insert(key.clone(), value.clone());
+    /// Each problem in the log (warn), for `serve` and the tray app once their log is open.
+    pub fn log_problems(&self) {
+        for p in &self.problems {
+            tracing::warn!(source = %p.source, key = %p.key, reason = %p.reason, instead = %p.instead, "malformed setting: its safe default is in force");
+        }
+        if let Some(by) = &self.user_sites_off_by {
+            tracing::info!(source = %by, "allow_user_sites = false: managed sites only (no user sites, approvals nor consent dialog)");
         }
     }
-    merged
 }
+
+/// The machine's managed policy file: `/etc/cpx-agent/policy.toml` (Linux), `/Library/Application
+/// Support/Agent CPx/policy.toml` (macOS), `%ProgramData%\Agent CPx\policy.toml`. `CPX_AGENT_POLICY` names
+/// another file only in debug builds (the tests): it is an environment variable the user controls, and a
+/// release build takes the machine policy only from places the user cannot write (docs/security.md,
+/// « Trust model »).
+pub fn policy_path() -> PathBuf {
+    policy_path_from(std::env::var_os("CPX_AGENT_POLICY"), cfg!(debug_assertions))
+}
+
+/// `CPX_AGENT_POLICY` is set and this build ignores it.
+pub fn policy_env_ignored() -> bool {
+    !cfg!(debug_assertions) && std::env::var_os("CPX_AGENT_POLICY").is_some()
+}
+
+fn policy_path_from(env: Option<std::ffi::OsString>, honour_env: bool) -> PathBuf {
+    env.filter(|_| honour_env).map_or_else(|| crate::paths::current().policy_file, Into::into)
+}
+
+/// The user's file: read errors stop (the file was named), its content is checked key by key.
+fn user_layer(path: &Path) -> Result<PolicyLayer, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    let source = path.display().to_string();
+    let checked = match toml::from_str::<toml::Table>(&text) {
+        Ok(table) => policy_keys::check(&source, table),
+        Err(e) => policy_keys::unreadable(&source, format!("not a TOML file: {}", e.message().trim())),
+    };
+    Ok(PolicyLayer::from_checked(source, checked, Vec::new()))
+}
+
+/// Keys whose entries add up from source to source (sites); the others: the highest source wins.
+const LISTS_OF_SITES: [&str; 2] = ["site", "allowed_origins"];
 
 impl Config {
     /// The user's file under the managed policy file (either may be absent): the policy's settings win,
@@ -234,39 +319,66 @@ impl Config {
     }
 
     /// The user's file under managed policy sources, the first of `policies` winning over the next ones,
-    /// all of them over the user's file.
+    /// all of them over the user's file. Sites add up, the highest source's entry for an origin winning;
+    /// with `allow_user_sites = false` in force, the user file's sites are left out. Malformed keys are
+    /// at their safe defaults and listed in the provenance (also kept in `Config::provenance`).
     pub fn load_with_policies(user: Option<&Path>, policies: Vec<PolicyLayer>) -> Result<(Self, Provenance), ConfigError> {
-        let user_table = user.map(read_table).transpose()?.unwrap_or_default();
-        let mut merged = user_table.clone();
-        for layer in policies.iter().rev() {
-            merged = overlay(&merged, &layer.table);
+        let user_layer = user.map(user_layer).transpose()?;
+        let sources: Vec<(&PolicyLayer, bool)> = policies.iter().map(|l| (l, true)).chain(user_layer.iter().map(|l| (l, false))).collect();
+        let mut merged = toml::Table::new();
+        let mut settings = Vec::new();
+        for key in policy_keys::keys().iter().filter(|k| !LISTS_OF_SITES.contains(k)) {
+            if let Some((layer, managed)) = sources.iter().find(|(l, _)| l.table.contains_key(*key)) {
+                let value = layer.table[*key].clone();
+                settings.push(Setting { key: (*key).into(), value: value.to_string(), source: layer.source.clone(), managed: *managed });
+                merged.insert((*key).into(), value);
+            }
         }
         let at = policies.first().map(|l| l.source.clone()).or_else(|| user.map(|u| u.display().to_string())).unwrap_or_else(|| "(defaults)".into());
         let mut config: Config = toml::Value::Table(merged).try_into().map_err(|e| ConfigError::Policy { source_name: at.clone(), reason: e.to_string() })?;
-        for entry in config.allowed_origins.clone() {
-            let mut words = entry.split_whitespace();
-            let (Some(origin), endpoint, None) = (words.next(), words.next(), words.next()) else {
-                return Err(ConfigError::Policy { source_name: at.clone(), reason: format!("allowed_origins entry {entry:?} is not `origin` or `origin mtls_endpoint`") });
-            };
-            if !config.sites.iter().any(|s| normalise_origin(&s.origin) == normalise_origin(origin)) {
-                config.sites.push(Site { origin: origin.into(), mtls_endpoint: endpoint.map(Into::into), server_roots: None, signed_token: false });
+        let user_sites_off_by = (!config.allow_user_sites).then(|| settings.iter().find(|s| s.key == "allow_user_sites").map_or_else(|| "built-in".into(), |s| s.source.clone()));
+        let mut taken: Vec<String> = Vec::new();
+        for (layer, managed) in &sources {
+            if !managed && user_sites_off_by.is_some() {
+                continue;
             }
-        }
-        for site in &mut config.sites {
-            site.origin = normalise_origin(&site.origin).ok_or_else(|| ConfigError::BadOrigin { path: at.clone().into(), origin: site.origin.clone() })?;
+            let mut add = |site: Site| {
+                let Some(origin) = normalise_origin(&site.origin) else { return };
+                if !taken.contains(&origin) {
+                    settings.push(Setting { key: "site".into(), value: origin.clone(), source: layer.source.clone(), managed: *managed });
+                    taken.push(origin.clone());
+                    config.sites.push(Site { origin, ..site });
+                }
+            };
+            for entry in layer.table.get("site").and_then(|v| v.as_array()).into_iter().flatten() {
+                if let Ok(site) = entry.clone().try_into::<Site>() {
+                    add(site);
+                }
+            }
+            for entry in layer.table.get("allowed_origins").and_then(|v| v.as_array()).into_iter().flatten().filter_map(|e| e.as_str()) {
+                if let Ok((origin, endpoint)) = policy_keys::parse_allowed_origin(entry) {
+                    config.allowed_origins.push(entry.to_owned());
+                    add(Site { origin, mtls_endpoint: endpoint, server_roots: None, signed_token: false });
+                }
+            }
+            taken.extend(layer.claimed.iter().cloned());
         }
         let mut set_above: Vec<String> = Vec::new();
         let mut layers = Vec::new();
         for layer in &policies {
-            let keys: Vec<String> = layer.table.keys().filter(|k| *k == "site" || !set_above.contains(k)).cloned().collect();
+            let keys: Vec<String> = layer.table.keys().filter(|k| LISTS_OF_SITES.contains(&k.as_str()) || !set_above.contains(k)).cloned().collect();
             set_above.extend(layer.table.keys().cloned());
             layers.push((layer.source.clone(), keys));
         }
         let provenance = Provenance {
             user_file: user.map(Into::into),
             policies: layers,
-            from_user: user_table.keys().filter(|k| !set_above.contains(*k) || *k == "site").cloned().collect(),
+            from_user: user_layer.iter().flat_map(|l| l.table.keys()).filter(|k| !set_above.contains(*k) || LISTS_OF_SITES.contains(&k.as_str())).cloned().collect(),
+            settings,
+            problems: sources.iter().flat_map(|(l, _)| l.problems.iter().cloned()).collect(),
+            user_sites_off_by,
         };
+        config.provenance = provenance.clone();
         Ok((config, provenance))
     }
 
@@ -334,9 +446,81 @@ mod tests {
         assert_eq!(p.from_user, ["log_level", "site"]);
         assert!(p.describe().contains("managed policy") && p.describe().contains("port, site"), "{}", p.describe());
         std::fs::write(&policy, "port = \"x\"\n").unwrap();
-        let e = Config::load_layered(Some(&user), Some(&policy)).unwrap_err().to_string();
-        assert!(e.contains("policy.toml"), "the error names the file: {e}");
+        let (c, p) = Config::load_layered(Some(&user), Some(&policy)).unwrap();
+        assert_eq!(c.port, DEFAULT_PORT, "a malformed policy port is the default port, not the user's");
+        assert_eq!((p.problems[0].source.as_str(), p.problems[0].key.as_str()), (policy.to_str().unwrap(), "port"), "{:?}", p.problems);
         let (c, p) = Config::load_layered(None, None).unwrap();
         assert_eq!((c.port, p.describe()), (DEFAULT_PORT, "built-in defaults".to_owned()));
+    }
+
+    fn files(name: &str, user: &str, policy: &str) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("cpx-trust-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (u, p) = (dir.join("user.toml"), dir.join("policy.toml"));
+        std::fs::write(&u, user).unwrap();
+        std::fs::write(&p, policy).unwrap();
+        (u, p)
+    }
+
+    fn origins(c: &Config) -> Vec<&str> {
+        c.sites.iter().map(|s| s.origin.as_str()).collect()
+    }
+
+    const USER: &str = "allow_user_sites = true\nallowed_origins = [\"https://mine.example\"]\n[[site]]\norigin = \"https://perso.example\"\n[[site]]\norigin = \"https://portail.example.fr\"\nsigned_token = true\nserver_roots = \"/home/me/roots.pem\"\n";
+
+    #[test]
+    fn without_user_sites_only_the_managed_sites_are_allowed() {
+        let (user, policy) = files("off", USER, "allow_user_sites = false\n[[site]]\norigin = \"https://portail.example.fr\"\n");
+        let (c, p) = Config::load_layered(Some(&user), Some(&policy)).unwrap();
+        assert!(!c.allow_user_sites, "the user's file cannot turn it on again");
+        assert_eq!(origins(&c), ["https://portail.example.fr"], "the user file's sites and allowed_origins are left out");
+        assert!(!c.sites[0].signed_token && c.sites[0].server_roots.is_none(), "the policy's entry for its own site, not the user's");
+        assert_eq!(p.user_sites_off_by.as_deref(), Some(policy.to_str().unwrap()));
+        assert!(p.describe().contains("user sites off"), "{}", p.describe());
+        // Allowed: the user's sites come after the policy's, and never replace the policy's entry.
+        let (user, policy) = files("on", USER, "[[site]]\norigin = \"https://portail.example.fr\"\n");
+        let (c, p) = Config::load_layered(Some(&user), Some(&policy)).unwrap();
+        assert_eq!(origins(&c), ["https://portail.example.fr", "https://perso.example", "https://mine.example"]);
+        assert!(!c.sites[0].signed_token, "the user file gives the managed site no more trust");
+        assert_eq!(p.user_sites_off_by, None);
+        let managed = p.managed_lines();
+        assert_eq!(managed, [format!("site https://portail.example.fr  ({})", policy.display())], "only the policy's settings are managed");
+    }
+
+    #[test]
+    fn a_policy_that_is_not_toml_allows_the_managed_sites_only_and_says_so() {
+        let (user, policy) = files("garbage", USER, "allow_user_sites = fals\n[[site]\n");
+        let (c, p) = Config::load_layered(Some(&user), Some(&policy)).unwrap();
+        assert!(!c.allow_user_sites && !c.browser_policies);
+        assert_eq!((c.pki, c.port), (PkiPolicy::Production, DEFAULT_PORT));
+        assert!(c.sites.is_empty(), "{:?}", origins(&c));
+        assert_eq!(p.problems.len(), 1, "{:?}", p.problems);
+        assert!(p.problems[0].key == "*" && p.problems[0].reason.contains("not a TOML file"), "{:?}", p.problems);
+        assert_eq!(c.provenance.problems, p.problems, "the configuration carries its provenance");
+    }
+
+    #[test]
+    fn a_malformed_policy_site_is_allowed_by_no_source() {
+        let (user, policy) = files("claimed", USER, "[[site]]\norigin = \"https://portail.example.fr\"\nsigned_tokn = true\n[[site]]\norigin = \"https://other.example\"\n");
+        let (c, p) = Config::load_layered(Some(&user), Some(&policy)).unwrap();
+        assert_eq!(origins(&c), ["https://other.example", "https://perso.example", "https://mine.example"], "not the user's version of the malformed managed site");
+        assert_eq!(p.problems[0].site.as_deref(), Some("https://portail.example.fr"), "{:?}", p.problems);
+    }
+
+    #[test]
+    fn managed_settings_name_their_source() {
+        let (user, policy) = files("sources", "log_level = \"debug\"\npki = \"both\"\n", "pki = \"production\"\nbrowser_policies = true\n");
+        let (_, p) = Config::load_layered(Some(&user), Some(&policy)).unwrap();
+        let at = policy.display();
+        assert_eq!(p.managed_lines(), [format!("pki = \"production\"  ({at})"), format!("browser_policies = true  ({at})")]);
+        assert!(p.settings.iter().any(|s| s.key == "log_level" && !s.managed && s.source == user.display().to_string()));
+    }
+
+    #[test]
+    fn the_policy_variable_is_honoured_in_debug_builds_only() {
+        let machine = crate::paths::current().policy_file;
+        assert_eq!(policy_path_from(Some("/tmp/mine.toml".into()), false), machine, "a release build");
+        assert_eq!(policy_path_from(Some("/tmp/mine.toml".into()), true), PathBuf::from("/tmp/mine.toml"));
+        assert_eq!(policy_path_from(None, true), machine);
     }
 }

@@ -218,6 +218,19 @@ pub struct Consent {
 }
 
 impl Consent {
+    /// The gate for this configuration and prompt: none without a prompt (`cpx-agent serve`), and none when
+    /// `allow_user_sites` is false: then the professional's approvals (`sites.json`) are not even read and
+    /// no dialog is shown; a site not in policy gets « not allowed » (docs/security.md, « Trust model »).
+    pub fn for_config(config: &crate::config::Config, data_dir: &Path, store: &dyn SecretStore, prompt: Option<Arc<dyn ConsentPrompt>>) -> Result<Option<Self>, ConsentError> {
+        let Some(prompt) = prompt else { return Ok(None) };
+        if !config.allow_user_sites {
+            tracing::info!("allow_user_sites = false: managed sites only, no consent dialog, approvals not read");
+            return Ok(None);
+        }
+        let approvals = Arc::new(Approvals::open(data_dir, store)?);
+        Ok(Some(Self::new(approvals, prompt, Duration::from_secs(config.refused_site_quiet_seconds))))
+    }
+
     pub fn new(approvals: Arc<Approvals>, prompt: Arc<dyn ConsentPrompt>, quiet: Duration) -> Self {
         Self { approvals, prompt, refused: Default::default(), shown: Default::default(), quiet }
     }
@@ -387,5 +400,24 @@ mod tests {
         gate.ask("https://ok.example", Lang::Fr).unwrap();
         assert_eq!(always.asked.load(std::sync::atomic::Ordering::Relaxed), 1, "allowed for good: asked once");
         assert!(approvals.contains("https://ok.example"));
+    }
+
+    #[test]
+    fn without_user_sites_there_is_no_gate_and_approvals_are_not_read() {
+        let (dir, store) = fresh();
+        Approvals::open(&dir, &store).unwrap().add("https://approved.example").unwrap();
+        let prompt: Arc<dyn ConsentPrompt> = Arc::new(Counting { answer: Decision::Always, asked: Default::default() });
+        let mut config = crate::config::Config::default();
+        let gate = Consent::for_config(&config, &dir, &store, Some(prompt.clone())).unwrap();
+        assert!(gate.is_some_and(|g| g.approvals.contains("https://approved.example")), "allowed: the approvals count");
+        config.allow_user_sites = false;
+        assert!(Consent::for_config(&config, &dir, &store, Some(prompt.clone())).unwrap().is_none(), "off: no dialog, no approval");
+        assert!(Consent::for_config(&crate::config::Config::default(), &dir, &store, None).unwrap().is_none(), "no prompt: no gate");
+        // Off by a policy file, whatever the user's file says.
+        let (user, policy) = (dir.join("user.toml"), dir.join("policy.toml"));
+        std::fs::write(&user, "allow_user_sites = true\n").unwrap();
+        std::fs::write(&policy, "allow_user_sites = false\n").unwrap();
+        let (config, _) = crate::config::Config::load_layered(Some(&user), Some(&policy)).unwrap();
+        assert!(Consent::for_config(&config, &dir, &store, Some(prompt)).unwrap().is_none());
     }
 }

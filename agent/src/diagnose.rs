@@ -68,6 +68,8 @@ pub fn title(check: &str) -> Text {
         "site" => Text { fr: "Site configuré", en: "Site configured" },
         "portal_endpoint" => Text { fr: "Serveur de connexion par carte du site", en: "Site's card login server" },
         "clock" => Text { fr: "Horloge de l'ordinateur", en: "Computer clock" },
+        "policy" => Text { fr: "Politique gérée : valeurs fixées et leur source", en: "Managed policy: values set and their source" },
+        "policy_problem" => Text { fr: "Clé de configuration invalide", en: "Malformed configuration key" },
         "loopback_trust" => Text { fr: "Certificat local approuvé par les navigateurs", en: "Local certificate trusted by the browsers" },
         _ => Text { fr: "Vérification", en: "Check" },
     }
@@ -79,6 +81,7 @@ pub fn run(opts: &Options) -> Vec<Check> {
     checks.push(loopback_port(opts.config.port));
     checks.push(loopback_trust(&opts.data_dir));
     checks.push(Check::ok("configuration", format!("{} ({} site(s), port {}, IGC-Santé {})", opts.config_source, opts.config.sites.len(), opts.config.port, format!("{:?}", opts.config.pki).to_lowercase())));
+    policy_checks(&opts.config.provenance, &mut checks);
     if let Some(origin) = &opts.origin {
         checks.push(match opts.config.site(origin) {
             Some(site) => Check::ok("site", format!("{} → {}", site.origin, site.mtls_endpoint.as_deref().unwrap_or("(no mTLS endpoint)"))),
@@ -94,6 +97,20 @@ pub fn run(opts: &Options) -> Vec<Check> {
         }
     }
     checks
+}
+
+/// What the managed policy sets and from where (one `key = value  (source)` per setting), then one warning
+/// per malformed key (`policy_problem:KEY`) naming its source, the reason and the safe default in force.
+fn policy_checks(provenance: &crate::config::Provenance, checks: &mut Vec<Check>) {
+    let managed = provenance.managed_lines();
+    let mut detail = if managed.is_empty() { "no managed policy sets anything".to_owned() } else { managed.join("; ") };
+    if let Some(by) = &provenance.user_sites_off_by {
+        detail.push_str(&format!("; allow_user_sites = false ({by}): managed sites only, no consent dialog"));
+    }
+    checks.push(Check::ok("policy", detail));
+    for p in &provenance.problems {
+        checks.push(Check::bad(format!("policy_problem:{}", p.key), Verdict::Warn, Code::PolicyMalformed, format!("{}: {}; instead: {}", p.source, p.reason, p.instead)));
+    }
 }
 
 fn card_checks(opts: &Options, checks: &mut Vec<Check>) {
@@ -375,5 +392,23 @@ mod tests {
         assert_eq!(clock("o", Some(1000), 1200).verdict, Verdict::Warn);
         assert_eq!(clock("o", Some(100_000), 1000).verdict, Verdict::Fail);
         assert_eq!(clock("o", None, 1000).verdict, Verdict::Ok);
+    }
+
+    #[test]
+    fn policy_checks_name_each_managed_value_and_each_malformed_key() {
+        let dir = std::env::temp_dir().join(format!("cpx-diag-policy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let policy = dir.join("policy.toml");
+        std::fs::write(&policy, "pki = \"production\"\nallow_user_sites = \"non\"\n[[site]]\norigin = \"https://portail.example.fr\"\n").unwrap();
+        let (config, _) = Config::load_layered(None, Some(&policy)).unwrap();
+        let mut checks = Vec::new();
+        policy_checks(&config.provenance, &mut checks);
+        let at = policy.display().to_string();
+        assert!(checks[0].detail.contains(&format!("pki = \"production\"  ({at})")) && checks[0].detail.contains(&format!("site https://portail.example.fr  ({at})")), "{}", checks[0].detail);
+        assert!(checks[0].detail.contains("allow_user_sites = false"), "{}", checks[0].detail);
+        let problem = &checks[1];
+        assert_eq!((problem.check.as_str(), problem.verdict, problem.code), ("policy_problem:allow_user_sites", Verdict::Warn, Some(Code::PolicyMalformed)));
+        assert!(problem.detail.starts_with(&at) && problem.detail.contains("allow_user_sites = false"), "{}", problem.detail);
+        assert_eq!(title("policy_problem:allow_user_sites").fr, "Clé de configuration invalide");
     }
 }

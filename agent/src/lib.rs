@@ -35,6 +35,7 @@ pub mod paths;
 pub mod peer;
 pub mod pin_prompt;
 pub mod policy_macos;
+pub mod policy_keys;
 pub mod policy_registry;
 pub mod report;
 pub mod scan;

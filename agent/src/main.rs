@@ -213,7 +213,14 @@ fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<Strin
             })
             .collect();
         let first = diagnose::first_fault(&checks).map(|c| serde_json::json!({"check": c.check, "code": c.code}));
-        println!("{}", serde_json::json!({"checks": list, "first_fault": first, "exit_status": status}));
+        let p = &config.provenance;
+        let policy = serde_json::json!({
+            "managed": p.settings.iter().filter(|s| s.managed).collect::<Vec<_>>(),
+            "settings": p.settings,
+            "problems": p.problems,
+            "user_sites_off_by": p.user_sites_off_by,
+        });
+        println!("{}", serde_json::json!({"checks": list, "first_fault": first, "exit_status": status, "policy": policy}));
     } else {
         let colour = colour_enabled();
         for c in &checks {
@@ -257,6 +264,10 @@ fn serve(g: &Global, cache: CertCache, config: Option<std::path::PathBuf>, port:
         }
     };
     tracing::info!(version = env!("CARGO_PKG_VERSION"), port = config.port, sites = config.sites.len(), "cpx-agent serve starting");
+    config.provenance.log_problems();
+    for p in &config.provenance.problems {
+        eprintln!("cpx-agent serve: {}: {}: {}; instead: {}", p.source, p.key, p.reason, p.instead);
+    }
     let data_dir = service::data_dir(data_dir, &config);
     let store = match service::secret_store(&config, &data_dir) {
         Ok(s) => s,
@@ -336,6 +347,7 @@ fn broker(port: Option<u16>, user_ports: Option<String>, data_dir: std::path::Pa
     };
     let port = port.unwrap_or(config.port);
     let _log_guard = cpx_agent::logging::init(config.log_level.as_deref()).ok();
+    config.provenance.log_problems();
     // The broker's key stays in its own folder (a service has no user keyring).
     let store = cpx_agent::secrets::FileStore { dir: data_dir.join("secrets") };
     let identity = match cpx_agent::localca::load_or_create(&data_dir, &store) {

@@ -117,6 +117,8 @@ pub enum Code {
     AgentPortTaken,
     ClockSkew,
     LoopbackNotTrusted,
+    /// A managed policy (or the user's file) has a malformed key: its safe default is in force.
+    PolicyMalformed,
     // One agent per user (shared computers).
     OtherUser,
     UserAgentNotRunning,
@@ -150,7 +152,7 @@ pub struct Entry {
 
 impl Code {
     /// Every code, for catalogues and documentation (the codes about a recognised card as « CPx »).
-    pub const ALL: [Code; 49] = [
+    pub const ALL: [Code; 50] = [
         Code::PcscServiceStopped, Code::NoReader, Code::ReaderUnavailable, Code::NoCard, Code::CardMute, Code::CardNotCpx,
         Code::CardInUse, Code::CardRemoved, Code::CardTimeout, Code::CardCommunication, Code::CardMalformed,
         Code::CardUnexpectedStatus, Code::CardIncomplete, Code::PinBlocked, Code::PinWrong, Code::PinFormat,
@@ -159,7 +161,7 @@ impl Code {
         Code::HostNotAllowed,
         Code::SiteNotConfigured, Code::BadRequest, Code::ChallengeInvalid, Code::NotFound, Code::PortalUnreachable, Code::PortalTls,
         Code::AgentError, Code::CardUnlistedVariant, Code::PinLastTry, Code::CardTestOnProduction, Code::AgentPortTaken,
-        Code::ClockSkew, Code::LoopbackNotTrusted, Code::CardRecognisedUnreadable(None), Code::CardRecognisedNoCertificate(None),
+        Code::ClockSkew, Code::LoopbackNotTrusted, Code::PolicyMalformed, Code::CardRecognisedUnreadable(None), Code::CardRecognisedNoCertificate(None),
         Code::CardRecognisedRefused(None), Code::PinNotAccepted,
         Code::OtherUser, Code::UserAgentNotRunning, Code::UseUserAgent, Code::ConsentTooOften,
     ];
@@ -213,6 +215,7 @@ impl Code {
             AgentPortTaken => "AGENT_PORT_TAKEN",
             ClockSkew => "CLOCK_SKEW",
             LoopbackNotTrusted => "LOOPBACK_NOT_TRUSTED",
+            PolicyMalformed => "POLICY_MALFORMED",
             OtherUser => "OTHER_USER",
             UserAgentNotRunning => "USER_AGENT_NOT_RUNNING",
             UseUserAgent => "USE_USER_AGENT",
@@ -454,6 +457,11 @@ impl Code {
             LoopbackNotTrusted => (
                 text!("Le certificat local de l'Agent CPx n'est pas approuvé par les navigateurs", "Agent CPx's local certificate is not trusted by the browsers"),
                 text!("Réinstallez l'Agent CPx (l'installation l'approuve) ou demandez au service informatique de l'ajouter aux certificats approuvés des navigateurs.", "Reinstall Agent CPx (installing trusts it) or ask IT to add it to the browsers' trusted certificates."),
+                false,
+            ),
+            PolicyMalformed => (
+                text!("Une valeur de la configuration gérée est invalide : l'Agent CPx applique à sa place la valeur sûre", "A managed configuration value is malformed: Agent CPx uses the safe value instead"),
+                text!("Signalez-le au service informatique en donnant la clé et la source indiquées (fichier policy.toml, registre, profil) : il corrigera la valeur. D'ici là, la valeur sûre peut limiter ce que l'agent permet.", "Tell IT, giving the key and the source shown (policy.toml file, registry, profile): they will correct the value. Until then, the safe value may limit what the agent allows."),
                 false,
             ),
             AgentPortTaken => (

@@ -18,6 +18,7 @@
 //! tested on every OS; only the reading through CFPreferences is macOS-only.
 
 use crate::config::{ConfigError, PolicyLayer};
+use crate::policy_keys::PolicyProblem;
 
 /// The managed preferences domain a profile's settings payload targets (its `PayloadType`, or the
 /// domain of a `com.apple.ManagedClient.preferences` payload).
@@ -25,24 +26,6 @@ pub const DOMAIN: &str = "fr.agentcpx.agent";
 
 /// How the source of these settings is named (`cpx-agent diagnose`, the logs).
 pub const SOURCE: &str = "profil de configuration fr.agentcpx.agent";
-
-/// The policy's top-level keys: the fields of [`crate::config::Config`] (a test keeps them in step).
-pub const KEYS: &[&str] = &[
-    "port",
-    "site",
-    "pin_prompt",
-    "data_dir",
-    "key_store",
-    "pki",
-    "log_level",
-    "busy_wait_seconds",
-    "autostart",
-    "refused_site_quiet_seconds",
-    "user_ports",
-    "allow_user_sites",
-    "allowed_origins",
-    "browser_policies",
-];
 
 /// Keys whose integer 0 or 1 is a yes/no (profile editors that only write integers).
 const FLAGS: &[&str] = &["autostart", "signed_token", "allow_user_sites", "browser_policies"];
@@ -63,17 +46,20 @@ pub enum PlistValue {
     Other(String),
 }
 
-fn bad(at: &str, reason: impl std::fmt::Display) -> ConfigError {
-    ConfigError::Policy { source_name: format!("{SOURCE}: {at}"), reason: reason.to_string() }
+/// A value that has no policy-file form: where it is and why.
+struct Unmapped {
+    at: String,
+    reason: String,
 }
 
-fn value(key: &str, v: &PlistValue, at: &str) -> Result<toml::Value, ConfigError> {
+fn value(key: &str, v: &PlistValue, at: &str) -> Result<toml::Value, Unmapped> {
+    let bad = |reason: String| Unmapped { at: at.to_owned(), reason };
     Ok(match v {
         PlistValue::Bool(b) => toml::Value::Boolean(*b),
         PlistValue::Integer(n) if FLAGS.contains(&key) => match n {
             0 => toml::Value::Boolean(false),
             1 => toml::Value::Boolean(true),
-            other => return Err(bad(at, format!("{other} is neither 0 (no) nor 1 (yes)"))),
+            other => return Err(bad(format!("{other} is neither 0 (no) nor 1 (yes)"))),
         },
         PlistValue::Integer(n) => toml::Value::Integer(*n),
         PlistValue::Real(r) => toml::Value::Float(*r),
@@ -84,41 +70,75 @@ fn value(key: &str, v: &PlistValue, at: &str) -> Result<toml::Value, ConfigError
         PlistValue::Array(items) => {
             toml::Value::Array(items.iter().enumerate().map(|(i, item)| value("", item, &format!("{at}[{i}]"))).collect::<Result<_, _>>()?)
         }
-        PlistValue::Dict(entries) => toml::Value::Table(table(entries, at)?),
-        PlistValue::Other(kind) => return Err(bad(at, format!("a <{kind}> is not a policy value (integer, string, true/false, array or dict)"))),
+        PlistValue::Dict(entries) => {
+            let mut out = toml::Table::new();
+            for (name, v) in entries {
+                let lower = name.to_ascii_lowercase();
+                out.insert(lower.clone(), value(&lower, v, &format!("{at}.{name}"))?);
+            }
+            toml::Value::Table(out)
+        }
+        PlistValue::Other(kind) => return Err(bad(format!("a <{kind}> is not a policy value (integer, string, true/false, array or dict)"))),
     })
 }
 
-fn table(entries: &[(String, PlistValue)], at: &str) -> Result<toml::Table, ConfigError> {
-    let mut out = toml::Table::new();
-    for (name, v) in entries {
-        let lower = name.to_ascii_lowercase();
-        let here = if at.is_empty() { name.clone() } else { format!("{at}.{name}") };
-        out.insert(lower.clone(), value(&lower, v, &here)?);
+fn problem(key: &str, unmapped: Unmapped, site: Option<String>) -> PolicyProblem {
+    PolicyProblem { source: SOURCE.into(), key: key.into(), reason: format!("{}: {}", unmapped.at, unmapped.reason), instead: crate::policy_keys::instead(key), site }
+}
+
+/// The policy file's form of the profile's settings (the profile's `Payload…` keys left out), and the
+/// values that have none (left out: the layer sets their keys to their safe defaults; a site with such
+/// a value is left out whole).
+pub fn to_table(settings: &[(String, PlistValue)]) -> (toml::Table, Vec<PolicyProblem>) {
+    let (mut table, mut problems) = (toml::Table::new(), Vec::new());
+    for (name, v) in settings.iter().filter(|(k, _)| !k.starts_with("Payload")) {
+        let key = name.to_ascii_lowercase();
+        let mapped = match (key.as_str(), v) {
+            ("site", PlistValue::Array(entries)) => {
+                let mut sites = Vec::new();
+                for (i, entry) in entries.iter().enumerate() {
+                    match value("", entry, &format!("{name}[{i}]")) {
+                        Ok(site) => sites.push(site),
+                        Err(e) => {
+                            let origin = match entry {
+                                PlistValue::Dict(d) => d.iter().find_map(|(k, v)| match v {
+                                    PlistValue::String(o) if k.eq_ignore_ascii_case("origin") => crate::config::normalise_origin(o),
+                                    _ => None,
+                                }),
+                                _ => None,
+                            };
+                            problems.push(problem("site", e, origin));
+                        }
+                    }
+                }
+                Ok(toml::Value::Array(sites))
+            }
+            _ => value(&key, v, name),
+        };
+        match mapped {
+            Ok(mapped) => {
+                table.insert(key, mapped);
+            }
+            Err(e) => problems.push(problem(&key, e, None)),
+        }
     }
-    Ok(out)
+    (table, problems)
 }
 
-/// The policy file's form of the profile's settings (the profile's `Payload…` keys left out).
-pub fn to_table(settings: &[(String, PlistValue)]) -> Result<toml::Table, ConfigError> {
-    let policy: Vec<_> = settings.iter().filter(|(k, _)| !k.starts_with("Payload")).cloned().collect();
-    table(&policy, "")
-}
-
-/// The layer of these settings, checked alone so that an error names the profile; `None` when the
-/// profile sets nothing.
-pub fn layer_of(settings: &[(String, PlistValue)]) -> Result<Option<PolicyLayer>, ConfigError> {
-    let table = to_table(settings)?;
-    if table.is_empty() {
-        return Ok(None);
+/// The layer of these settings, checked key by key like every source; `None` when the profile sets nothing.
+pub fn layer_of(settings: &[(String, PlistValue)]) -> Option<PolicyLayer> {
+    let (table, problems) = to_table(settings);
+    if table.is_empty() && problems.is_empty() {
+        return None;
     }
-    PolicyLayer::from_table(SOURCE.into(), table).map(Some)
+    Some(PolicyLayer::checked(SOURCE.into(), table, problems))
 }
 
-/// The configuration profile's policy layer: none without a profile (and on other OSes).
+/// The configuration profile's policy layer: none without a profile (and on other OSes). Never fails;
+/// the `Result` keeps the callers' form.
 pub fn layers() -> Result<Vec<PolicyLayer>, ConfigError> {
     #[cfg(target_os = "macos")]
-    return Ok(layer_of(&mac::forced(DOMAIN, KEYS))?.into_iter().collect());
+    return Ok(layer_of(&mac::forced(DOMAIN, crate::policy_keys::keys())).into_iter().collect());
     #[cfg(not(target_os = "macos"))]
     Ok(Vec::new())
 }
@@ -207,18 +227,6 @@ mod tests {
     }
 
     #[test]
-    fn known_keys_are_the_config_fields() {
-        // serde names every field in its refusal of an unknown one.
-        let e = toml::from_str::<Config>("no_such_key = 1").unwrap_err().to_string();
-        let expected = e.split("expected one of").nth(1).unwrap_or_else(|| panic!("{e}"));
-        let mut fields: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-        let mut keys = KEYS.to_vec();
-        fields.sort();
-        keys.sort();
-        assert_eq!(keys, fields, "policy_macos::KEYS must list Config's fields");
-    }
-
-    #[test]
     fn profile_values_map_onto_the_policy_file_form() {
         let settings = vec![
             ("PayloadType".into(), s(DOMAIN)),
@@ -232,7 +240,7 @@ mod tests {
             ("allowed_origins".into(), PlistValue::Array(vec![s("https://a.example https://cpx.a.example/login"), s("https://B.example")])),
             ("pin_prompt".into(), PlistValue::Dict(vec![("kind".into(), s("terminal"))])),
         ];
-        let layer = layer_of(&settings).unwrap().expect("a layer");
+        let layer = layer_of(&settings).expect("a layer");
         assert_eq!(layer.source, SOURCE);
         assert!(!layer.table.keys().any(|k| k.starts_with("payload")), "Payload keys are not policy: {:?}", layer.table.keys().collect::<Vec<_>>());
         let (c, p) = Config::load_with_policies(None, vec![layer]).unwrap();
@@ -244,22 +252,29 @@ mod tests {
 
     #[test]
     fn allowed_origins_as_one_string_and_no_settings() {
-        let layer = layer_of(&[("allowed_origins".into(), s("https://a.example; https://b.example;"))]).unwrap().unwrap();
+        let layer = layer_of(&[("allowed_origins".into(), s("https://a.example; https://b.example;"))]).unwrap();
         let (c, _) = Config::load_with_policies(None, vec![layer]).unwrap();
         assert_eq!(c.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(), ["https://a.example", "https://b.example"]);
-        assert!(layer_of(&[("PayloadVersion".into(), PlistValue::Integer(1))]).unwrap().is_none(), "a profile without settings is no layer");
+        assert!(layer_of(&[("PayloadVersion".into(), PlistValue::Integer(1))]).is_none(), "a profile without settings is no layer");
     }
 
     #[test]
-    fn a_bad_value_names_the_profile_and_its_key() {
-        let e = layer_of(&[("browser_policies".into(), PlistValue::Integer(2))]).unwrap_err().to_string();
-        assert!(e.contains(SOURCE) && e.contains("browser_policies") && e.contains("neither 0"), "{e}");
-        let e = layer_of(&[("site".into(), PlistValue::Array(vec![PlistValue::Dict(vec![("origin".into(), PlistValue::Other("date".into()))])]))]).unwrap_err().to_string();
-        assert!(e.contains("site[0].origin") && e.contains("<date>"), "{e}");
-        let e = layer_of(&[("prot".into(), PlistValue::Integer(1))]).unwrap_err().to_string();
-        assert!(e.starts_with(SOURCE) && e.contains("prot"), "an unknown key is refused and named: {e}");
-        let e = layer_of(&[("port".into(), s("47413"))]).unwrap_err().to_string();
-        assert!(e.starts_with(SOURCE), "a wrong type is refused: {e}");
+    fn a_bad_value_is_reported_with_its_key_and_takes_its_safe_default() {
+        let problems = |settings: &[(String, PlistValue)]| layer_of(settings).expect("a layer").problems;
+        let p = problems(&[("browser_policies".into(), PlistValue::Integer(2)), ("allow_user_sites".into(), PlistValue::Other("date".into()))]);
+        assert!(p.iter().all(|p| p.source == SOURCE), "{p:?}");
+        assert!(p.iter().any(|p| p.key == "browser_policies" && p.reason.contains("neither 0")), "{p:?}");
+        let bad_site = site("https://m.example", false);
+        let PlistValue::Dict(mut entries) = bad_site else { unreachable!() };
+        entries.push(("server_roots".into(), PlistValue::Other("data".into())));
+        let layer = layer_of(&[("site".into(), PlistValue::Array(vec![PlistValue::Dict(entries), site("https://ok.example", false)]))]).unwrap();
+        assert!(layer.problems.iter().any(|p| p.key == "site" && p.reason.contains("site[0].server_roots") && p.site.as_deref() == Some("https://m.example")), "{:?}", layer.problems);
+        let (c, _) = Config::load_with_policies(None, vec![layer]).unwrap();
+        assert_eq!(c.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(), ["https://ok.example"], "the malformed site is left out");
+        let (c, _) = Config::load_with_policies(None, vec![layer_of(&[("allow_user_sites".into(), PlistValue::Integer(7))]).unwrap()]).unwrap();
+        assert!(!c.allow_user_sites, "a malformed allow_user_sites is false, never open");
+        assert!(problems(&[("prot".into(), PlistValue::Integer(1))]).iter().any(|p| p.key == "prot"), "an unknown key is reported");
+        assert!(problems(&[("port".into(), s("47413"))]).iter().any(|p| p.key == "port"), "a wrong type is reported");
     }
 
     #[test]
@@ -268,7 +283,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("policy.toml");
         std::fs::write(&file, "port = 2000\nbusy_wait_seconds = 6\n[[site]]\norigin = \"https://f.example\"\n").unwrap();
-        let profile = layer_of(&[("port".into(), PlistValue::Integer(3000)), ("site".into(), PlistValue::Array(vec![site("https://m.example", false)]))]).unwrap().unwrap();
+        let profile = layer_of(&[("port".into(), PlistValue::Integer(3000)), ("site".into(), PlistValue::Array(vec![site("https://m.example", false)]))]).unwrap();
         let (c, p) = Config::load_with_policies(None, vec![profile, PolicyLayer::from_file(&file).unwrap()]).unwrap();
         assert_eq!((c.port, c.busy_wait_seconds), (3000, 6));
         assert_eq!(c.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(), ["https://m.example", "https://f.example"]);

@@ -6,7 +6,8 @@
 //! The values carry the policy file's keys (names compared without case): `port`, `busy_wait_seconds`,
 //! `refused_site_quiet_seconds` as REG_DWORD; `autostart`, `allow_user_sites`, `browser_policies` as REG_DWORD 0
 //! or 1; `pki`, `log_level`, `key_store`, `data_dir` as REG_SZ; `allowed_origins` as one REG_SZ whose entries
-//! (`origin` or `origin mtls_endpoint`) are separated by `;`. Each allowed site is a subkey of `site` (taken in the order of the
+//! (`origin` or `origin mtls_endpoint`) are separated by `;`; `user_ports` as one REG_SZ `first-last` (or
+//! `first;last`). Each allowed site is a subkey of `site` (taken in the order of the
 //! subkeys' names, numbers in numeric order) with `origin`, `mtls_endpoint`, `server_roots` (REG_SZ) and
 //! `signed_token` (REG_DWORD 0 or 1). Any other subkey is a table of the same name (`pin_prompt`).
 //!
@@ -14,6 +15,7 @@
 //! registry is Windows-only.
 
 use crate::config::{ConfigError, PolicyLayer};
+use crate::policy_keys::PolicyProblem;
 
 /// The policy key under HKLM and HKCU.
 pub const KEY: &str = r"Software\Policies\Agent CPx";
@@ -23,6 +25,9 @@ const FLAGS: &[&str] = &["autostart", "signed_token", "allow_user_sites", "brows
 
 /// Keys whose REG_SZ is a list, entries separated by `;`.
 const LISTS: &[&str] = &["allowed_origins"];
+
+/// Keys whose REG_SZ is a list of numbers, separated by `;` or `-` (`user_ports`: `47500-47599`).
+const NUMBER_LISTS: &[&str] = &["user_ports"];
 
 /// A registry value as the policy reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,11 +47,13 @@ pub struct RegKey {
     pub subkeys: Vec<(String, RegKey)>,
 }
 
-fn bad(source: &str, name: &str, reason: impl std::fmt::Display) -> ConfigError {
-    ConfigError::Policy { source_name: format!(r"{source}\{name}"), reason: reason.to_string() }
+fn bad(source: &str, name: &str, reason: impl std::fmt::Display, site: Option<String>) -> PolicyProblem {
+    let key = name.split('\\').next().unwrap_or(name).to_owned();
+    PolicyProblem { source: source.to_owned(), instead: crate::policy_keys::instead(&key), key, reason: format!(r"{name}: {reason}"), site }
 }
 
-fn values(key: &RegKey, source: &str) -> Result<toml::Table, ConfigError> {
+/// The values of `key` in the policy file's form; a value that cannot be mapped is left out and reported.
+fn values(key: &RegKey, source: &str, problems: &mut Vec<PolicyProblem>) -> toml::Table {
     let mut table = toml::Table::new();
     for (name, data) in &key.values {
         let name = name.to_ascii_lowercase();
@@ -54,17 +61,40 @@ fn values(key: &RegKey, source: &str) -> Result<toml::Table, ConfigError> {
             RegData::Number(n) if FLAGS.contains(&name.as_str()) => match n {
                 0 => toml::Value::Boolean(false),
                 1 => toml::Value::Boolean(true),
-                other => return Err(bad(source, &name, format!("{other} is neither 0 (no) nor 1 (yes)"))),
+                other => {
+                    problems.push(bad(source, &name, format!("{other} is neither 0 (no) nor 1 (yes)"), None));
+                    continue;
+                }
             },
-            RegData::Number(n) => toml::Value::Integer(i64::try_from(*n).map_err(|e| bad(source, &name, e))?),
+            RegData::Number(n) => match i64::try_from(*n) {
+                Ok(n) => toml::Value::Integer(n),
+                Err(e) => {
+                    problems.push(bad(source, &name, e, None));
+                    continue;
+                }
+            },
             // A list in one REG_SZ, as an MSI property writes it: entries separated by `;`.
             RegData::Text(t) if LISTS.contains(&name.as_str()) => toml::Value::Array(t.split([';', '\n']).map(str::trim).filter(|e| !e.is_empty()).map(|e| toml::Value::String(e.into())).collect()),
+            // Numbers in one REG_SZ: `first;last` (or `first-last`).
+            RegData::Text(t) if NUMBER_LISTS.contains(&name.as_str()) => {
+                let numbers: Result<Vec<_>, _> = t.split([';', '-']).map(str::trim).filter(|e| !e.is_empty()).map(|e| e.parse::<i64>().map(toml::Value::Integer)).collect();
+                match numbers {
+                    Ok(n) => toml::Value::Array(n),
+                    Err(_) => {
+                        problems.push(bad(source, &name, format!("{t:?} is not numbers separated by `;`"), None));
+                        continue;
+                    }
+                }
+            }
             RegData::Text(t) => toml::Value::String(t.clone()),
-            RegData::Other(kind) => return Err(bad(source, &name, format!("registry type {kind} is neither REG_DWORD nor REG_SZ"))),
+            RegData::Other(kind) => {
+                problems.push(bad(source, &name, format!("registry type {kind} is neither REG_DWORD nor REG_SZ"), None));
+                continue;
+            }
         };
         table.insert(name, value);
     }
-    Ok(table)
+    table
 }
 
 /// Subkey names in order: numbers numerically, then the others by name.
@@ -74,35 +104,60 @@ fn ordered(subkeys: &[(String, RegKey)]) -> Vec<&(String, RegKey)> {
     sorted
 }
 
-/// The policy file's form of the policy key `key`, read at `source` (for the messages).
-pub fn to_table(key: &RegKey, source: &str) -> Result<toml::Table, ConfigError> {
-    let mut table = values(key, source)?;
+/// The policy file's form of the policy key `key`, read at `source` (for the messages), and the values
+/// that could not be mapped (left out: the layer sets their keys to their safe defaults; a site with such
+/// a value is left out whole).
+pub fn to_table(key: &RegKey, source: &str) -> (toml::Table, Vec<PolicyProblem>) {
+    let mut problems = Vec::new();
+    let mut table = values(key, source, &mut problems);
     for (name, sub) in &key.subkeys {
         let lower = name.to_ascii_lowercase();
         let at = format!(r"{source}\{name}");
         let value = if lower == "site" {
             if !sub.values.is_empty() {
-                return Err(bad(source, name, "sites are subkeys of site (site\\1, site\\2…), not values"));
+                problems.push(bad(source, name, "sites are subkeys of site (site\\1, site\\2…), not values: those values are ignored", None));
             }
-            let sites = ordered(&sub.subkeys).into_iter().map(|(n, s)| values(s, &format!(r"{at}\{n}")).map(toml::Value::Table)).collect::<Result<Vec<_>, _>>()?;
+            let mut sites = Vec::new();
+            for (n, s) in ordered(&sub.subkeys) {
+                let mut site_problems = Vec::new();
+                let site = values(s, &format!(r"{at}\{n}"), &mut site_problems);
+                if site_problems.is_empty() {
+                    sites.push(toml::Value::Table(site));
+                } else {
+                    let origin = site.get("origin").and_then(|o| o.as_str()).and_then(crate::config::normalise_origin);
+                    problems.extend(site_problems.into_iter().map(|p| PolicyProblem { key: "site".into(), site: origin.clone(), instead: "this entry is left out (its site is not allowed)".into(), ..p }));
+                }
+            }
             toml::Value::Array(sites)
         } else {
-            toml::Value::Table(to_table(sub, &at)?)
+            let (sub_table, sub_problems) = to_table(sub, &at);
+            if !sub_problems.is_empty() {
+                problems.push(bad(source, &lower, sub_problems.iter().map(|p| p.reason.as_str()).collect::<Vec<_>>().join("; "), None));
+                continue;
+            }
+            toml::Value::Table(sub_table)
         };
         table.insert(lower, value);
     }
-    Ok(table)
+    (table, problems)
 }
 
-/// The registry's policy layers, machine first; none where the keys are absent (and on other OSes).
+/// The registry's policy layers, machine first; none where the keys are absent (and on other OSes). Never
+/// fails (a key that cannot be read sets every key to its safe default); the `Result` keeps the callers' form.
 pub fn layers() -> Result<Vec<PolicyLayer>, ConfigError> {
     #[cfg(windows)]
     {
         let mut layers = Vec::new();
         for (hive, name) in [(winreg::enums::HKEY_LOCAL_MACHINE, "HKLM"), (winreg::enums::HKEY_CURRENT_USER, "HKCU")] {
             let source = format!(r"{name}\{KEY}");
-            if let Some(key) = win::read(hive, KEY).map_err(|e| ConfigError::Policy { source_name: source.clone(), reason: e.to_string() })? {
-                layers.push(PolicyLayer::from_table(source.clone(), to_table(&key, &source)?)?);
+            match win::read(hive, KEY) {
+                Ok(Some(key)) => {
+                    let (table, problems) = to_table(&key, &source);
+                    layers.push(PolicyLayer::checked(source.clone(), table, problems));
+                }
+                Ok(None) => {}
+                // Present but unreadable: every key at its safe default, reported.
+                Err(e) => layers.push(PolicyLayer::unreadable(source.clone(), format!("cannot read: {e}"))),
             }
         }
         Ok(layers)
@@ -166,7 +221,8 @@ mod tests {
             values: vec![("Port".into(), RegData::Number(48000)), ("autostart".into(), RegData::Number(0)), ("pki".into(), text("production"))],
             subkeys: vec![("site".into(), RegKey { values: vec![], subkeys: vec![("10".into(), site("https://c.example", 0)), ("2".into(), site("https://b.example", 1))] })],
         };
-        let table = to_table(&key, r"HKLM\X").unwrap();
+        let (table, problems) = to_table(&key, r"HKLM\X");
+        assert_eq!(problems, []);
         let config: Config = toml::Value::Table(table).try_into().unwrap();
         assert_eq!((config.port, config.autostart, config.pki), (48000, false, crate::config::PkiPolicy::Production));
         assert_eq!(config.sites.iter().map(|s| (s.origin.as_str(), s.signed_token)).collect::<Vec<_>>(), [("https://b.example", true), ("https://c.example", false)], "site\\2 before site\\10");
@@ -178,26 +234,43 @@ mod tests {
             values: vec![("ALLOWED_ORIGINS".into(), text("https://a.example https://cpx.a.example/login; https://b.example;")), ("allow_user_sites".into(), RegData::Number(0))],
             subkeys: vec![("site".into(), RegKey { values: vec![], subkeys: vec![("1".into(), site("https://B.example", 1))] })],
         };
-        let layer = PolicyLayer::from_table("HKLM".into(), to_table(&key, "HKLM").unwrap()).unwrap();
+        let layer = PolicyLayer::from_table("HKLM".into(), to_table(&key, "HKLM").0).unwrap();
         let (c, _) = Config::load_with_policies(None, vec![layer]).unwrap();
         let sites: Vec<_> = c.sites.iter().map(|s| (s.origin.as_str(), s.mtls_endpoint.as_deref(), s.signed_token)).collect();
         assert_eq!(sites, [("https://b.example", None, true), ("https://a.example", Some("https://cpx.a.example/login"), false)], "the full site entry wins");
         assert!(!c.allow_user_sites);
-        let bad = RegKey { values: vec![("allowed_origins".into(), text("https://a.example x y"))], subkeys: vec![] };
-        let layer = PolicyLayer::from_table("HKLM".into(), to_table(&bad, "HKLM").unwrap()).unwrap();
-        assert!(Config::load_with_policies(None, vec![layer]).unwrap_err().to_string().contains("allowed_origins entry"));
+        let bad = RegKey { values: vec![("allowed_origins".into(), text("https://a.example x y; https://b.example"))], subkeys: vec![] };
+        let layer = PolicyLayer::from_table("HKLM".into(), to_table(&bad, "HKLM").0).unwrap();
+        let (c, p) = Config::load_with_policies(None, vec![layer]).unwrap();
+        assert_eq!(c.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(), ["https://b.example"], "the malformed entry alone is left out");
+        assert!(p.problems[0].reason.contains("is not `origin` or `origin mtls_endpoint`") && p.problems[0].key == "allowed_origins", "{:?}", p.problems);
     }
 
     #[test]
-    fn a_bad_value_names_its_key() {
-        let flag = RegKey { values: vec![("autostart".into(), RegData::Number(2))], subkeys: vec![] };
-        let e = to_table(&flag, r"HKLM\X").unwrap_err().to_string();
-        assert!(e.contains(r"HKLM\X\autostart") && e.contains("neither 0"), "{e}");
-        let binary = RegKey { values: vec![("port".into(), RegData::Other(3))], subkeys: vec![] };
-        assert!(to_table(&binary, r"HKCU\X").unwrap_err().to_string().contains(r"HKCU\X\port"));
-        let unknown = RegKey { values: vec![("prot".into(), RegData::Number(1))], subkeys: vec![] };
-        let e = PolicyLayer::from_table(r"HKLM\X".into(), to_table(&unknown, r"HKLM\X").unwrap()).unwrap_err().to_string();
-        assert!(e.starts_with(r"HKLM\X: ") && e.contains("prot"), "an unknown value is refused and named: {e}");
+    fn a_bad_value_is_reported_and_its_key_gets_its_safe_default() {
+        let key = RegKey {
+            values: vec![("allow_user_sites".into(), RegData::Number(2)), ("port".into(), RegData::Other(3)), ("prot".into(), RegData::Number(1)), ("pki".into(), text("prod")), ("user_ports".into(), text("47500-47599"))],
+            subkeys: vec![
+                ("site".into(), RegKey { values: vec![], subkeys: vec![("1".into(), site("https://ok.example", 1)), ("2".into(), site("https://bad.example", 7))] }),
+                ("PIN_PROMPT".into(), RegKey { values: vec![("kind".into(), text("pinentry")), ("program".into(), RegData::Other(7))], subkeys: vec![] }),
+            ],
+        };
+        let (table, problems) = to_table(&key, r"HKLM\X");
+        assert!(problems.iter().any(|p| p.key == "pin_prompt" && p.reason.contains("program")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.key == "allow_user_sites" && p.reason.contains(r"allow_user_sites: 2 is neither 0")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.key == "port" && p.reason.contains("registry type 3")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.key == "site" && p.site.as_deref() == Some("https://bad.example")), "{problems:?}");
+        let layer = PolicyLayer::checked(r"HKLM\X".into(), table, problems);
+        let (c, p) = Config::load_with_policies(None, vec![layer]).unwrap();
+        assert!(!c.allow_user_sites, "a malformed allow_user_sites is false");
+        assert_eq!((c.port, c.pki, c.user_ports), (crate::config::DEFAULT_PORT, crate::config::PkiPolicy::Production, Some([47500, 47599])));
+        assert_eq!(c.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(), ["https://ok.example"], "the site with a bad value is not allowed");
+        assert_eq!(c.pin_prompt, crate::config::PinPromptConfig::Terminal, "a malformed pin_prompt is the terminal");
+        let keys: Vec<&str> = p.problems.iter().map(|p| p.key.as_str()).collect();
+        for key in ["allow_user_sites", "port", "site", "prot", "pki"] {
+            assert!(keys.contains(&key), "{key} reported: {keys:?}");
+        }
+        assert!(p.problems.iter().all(|p| p.source.starts_with(r"HKLM\X")), "{:?}", p.problems);
     }
 
     #[test]
@@ -207,7 +280,7 @@ mod tests {
         let (user, file) = (dir.join("user.toml"), dir.join("policy.toml"));
         std::fs::write(&user, "port = 1000\nlog_level = \"debug\"\nbusy_wait_seconds = 5\nautostart = true\n").unwrap();
         std::fs::write(&file, "port = 2000\nbusy_wait_seconds = 6\n").unwrap();
-        let layer = |source: &str, key: RegKey| PolicyLayer::from_table(source.into(), to_table(&key, source).unwrap()).unwrap();
+        let layer = |source: &str, key: RegKey| PolicyLayer::from_table(source.into(), to_table(&key, source).0).unwrap();
         let hklm = layer("HKLM", RegKey { values: vec![("port".into(), RegData::Number(3000))], subkeys: vec![("site".into(), RegKey { values: vec![], subkeys: vec![("1".into(), site("https://m.example", 0))] })] });
         let hkcu = layer("HKCU", RegKey { values: vec![("port".into(), RegData::Number(4000)), ("autostart".into(), RegData::Number(0))], subkeys: vec![("site".into(), RegKey { values: vec![], subkeys: vec![("1".into(), site("https://u.example", 0)), ("2".into(), site("https://M.example", 1))] })] });
         let (c, p) = Config::load_with_policies(Some(&user), vec![hklm, hkcu, PolicyLayer::from_file(&file).unwrap()]).unwrap();

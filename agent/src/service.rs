@@ -9,7 +9,7 @@ use cpx_card::CertCache;
 
 use crate::card_service::CardService;
 use crate::config::{Config, KeyStoreKind};
-use crate::consent::{Approvals, Consent, ConsentPrompt};
+use crate::consent::{Consent, ConsentPrompt};
 use crate::localca::{self, LoopbackIdentity};
 use crate::pin_prompt::PinPrompt;
 use crate::secrets::{FileStore, KeyringStore, SecretStore};
@@ -21,15 +21,31 @@ pub fn default_config_path() -> PathBuf {
 }
 
 /// The configuration given (or the default file when it exists) under the machine's managed policy (when
-/// it exists); and which file set what.
+/// it exists); and which file set what. Malformed keys do not stop it: they are at their safe defaults
+/// and listed in `Config::provenance` (shown by `diagnose`, logged by [`Provenance::log_problems`]).
+///
+/// [`Provenance::log_problems`]: crate::config::Provenance::log_problems
 pub fn load_config(path: Option<PathBuf>) -> Result<(Config, String), String> {
     let default_path = default_config_path();
     let user = path.or_else(|| default_path.exists().then_some(default_path));
-    let policy = Some(crate::config::policy_path()).filter(|p| p.exists());
+    let policy_file = crate::config::policy_path();
+    let policy = Some(policy_file.clone()).filter(|p| p.exists());
     let mut layers = crate::policy_registry::layers().map_err(|e| e.to_string())?;
     layers.extend(crate::policy_macos::layers().map_err(|e| e.to_string())?);
     layers.extend(policy.as_deref().map(crate::config::PolicyLayer::from_file).transpose().map_err(|e| e.to_string())?);
-    Config::load_with_policies(user.as_deref(), layers).map(|(c, p)| (c, p.describe())).map_err(|e| e.to_string())
+    let (mut config, mut provenance) = Config::load_with_policies(user.as_deref(), layers).map_err(|e| e.to_string())?;
+    if crate::config::policy_env_ignored() {
+        let ignored = crate::policy_keys::PolicyProblem {
+            source: "CPX_AGENT_POLICY".into(),
+            key: "*".into(),
+            reason: "an environment variable names no machine policy in a release build".into(),
+            instead: format!("the machine policy is read from {}", policy_file.display()),
+            site: None,
+        };
+        provenance.problems.push(ignored.clone());
+        config.provenance.problems.push(ignored);
+    }
+    Ok((config, provenance.describe()))
 }
 
 /// The data folder: given, or from the configuration, or the OS's (Linux `~/.local/share/cpx-agent`).
@@ -61,8 +77,8 @@ pub struct Prepared {
     pub identity: LoopbackIdentity,
 }
 
-/// The parts of an agent. With a consent prompt (the tray app), sites outside policy may ask and the
-/// professional's approvals are loaded from `data_dir`.
+/// The parts of an agent. With a consent prompt (the tray app) and `allow_user_sites`, sites outside policy
+/// may ask and the professional's approvals are loaded from `data_dir`.
 pub fn prepare(
     config: Config,
     data_dir: &Path,
@@ -73,13 +89,7 @@ pub fn prepare(
     consent: Option<Arc<dyn ConsentPrompt>>,
 ) -> Result<Prepared, String> {
     let identity = localca::load_or_create(data_dir, store).map_err(|e| e.to_string())?;
-    let consent = match consent {
-        Some(prompt) => {
-            let approvals = Arc::new(Approvals::open(data_dir, store).map_err(|e| e.to_string())?);
-            Some(Consent::new(approvals, prompt, Duration::from_secs(config.refused_site_quiet_seconds)))
-        }
-        None => None,
-    };
+    let consent = Consent::for_config(&config, data_dir, store, consent).map_err(|e| e.to_string())?;
     let cards = CardService::new(cache, card_timeout, Duration::from_secs(config.busy_wait_seconds));
     Ok(Prepared { agent: Arc::new(Agent { config, cards, prompt, consent }), identity })
 }

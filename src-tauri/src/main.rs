@@ -140,6 +140,8 @@ fn main() -> ExitCode {
         }
     };
     let _log_guard = cpx_agent::logging::init(config.log_level.as_deref()).map_err(|e| eprintln!("cpx-tray: no log file ({e})")).ok();
+    // Malformed keys are at their safe defaults: said in the log (and in the diagnostics window).
+    config.provenance.log_problems();
     let data_dir = service::data_dir(args.data_dir, &config);
     // Before any async runtime: the Secret Service client runs its own executor.
     let store = match service::secret_store(&config, &data_dir) {

@@ -139,6 +139,13 @@ fn the_configuration_check_says_what_managed_policy_sets() {
     assert!(detail.contains(&format!("managed policy {} sets: port, site", policy.display())), "{detail}");
     assert!(detail.contains("sets: log_level, site"), "{detail}");
     assert!(detail.contains(&format!("port {port}")) && detail.contains("2 site(s)"), "the policy's port is in force: {detail}");
+    // Each managed value with its source, in the checks and in the JSON; the user's are not managed.
+    let managed = v["checks"].as_array().unwrap().iter().find(|c| c["check"] == "policy").cloned().unwrap_or_default();
+    let at = policy.display();
+    assert!(managed["detail"].as_str().unwrap_or_default().contains(&format!("port = {port}  ({at})")), "{managed}");
+    let listed: Vec<(String, String)> = v["policy"]["managed"].as_array().unwrap().iter().map(|s| (s["key"].as_str().unwrap_or_default().to_owned(), s["source"].as_str().unwrap_or_default().to_owned())).collect();
+    assert_eq!(listed, [("port".to_owned(), at.to_string()), ("site".to_owned(), at.to_string())], "{}", v["policy"]);
+    assert_eq!(v["policy"]["problems"], serde_json::json!([]));
 }
 
 #[test]

@@ -102,13 +102,17 @@ expect policy "$diag" 'managed policy HKCU\\Software\\Policies\\Agent CPx sets: 
 expect policy "$diag" 'Agent CPx\\policy.toml sets: busy_wait_seconds'
 expect policy "$diag" 'config.toml sets: log_level'
 expect policy "$diag" 'https://portail.example.fr → (no mTLS endpoint)'
-step "a malformed registry value is named"
+expect policy "$diag" 'port = 47004  (HKLM\\Software\\Policies\\Agent CPx)'
+expect policy "$diag" 'pki = \"both\"  (HKCU\\Software\\Policies\\Agent CPx)'
+step "a malformed registry value is named, and its safe default is in force"
 wine_ reg add "$policy_key" /v autostart /t REG_DWORD /d 7 /f >/dev/null
 set +e
 bad=$(wine_ "$exe" diagnose --json 2>&1); rc=$?
 set -e
-[ "$rc" = 1 ] || fail "diagnose with a bad policy value: exit $rc, wanted 1"
-expect bad-policy "$bad" 'HKLM\Software\Policies\Agent CPx\autostart'
+case "$rc" in 8|9) ;; *) fail "diagnose with a bad policy value: exit $rc, wanted 8 or 9 (checks run, the value is a warning)" ;; esac
+expect bad-policy "$bad" '"check":"policy_problem:autostart"'
+expect bad-policy "$bad" '"code":"POLICY_MALFORMED"'
+expect bad-policy "$bad" 'HKLM\\Software\\Policies\\Agent CPx: autostart: 7 is neither 0 (no) nor 1 (yes); instead: autostart = true'
 wine_ reg delete "$policy_key" /v autostart /f >/dev/null
 
 port=47004
