@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod broker;
+pub mod browser_policies;
 pub mod browser_trust;
 pub mod card_service;
 pub mod card_state;

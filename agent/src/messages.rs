@@ -574,6 +574,10 @@ pub mod label {
     pub const SERVICE_STOPPED: Text = text!("service PC/SC arrêté", "PC/SC service stopped");
     pub const READY_IN: Text = text!("prête en {ms} ms", "ready in {ms} ms");
     pub const NO_CPX_CARD: Text = text!("Aucune carte CPx prête", "No CPx card ready");
+    pub const BP_WRITTEN: Text = text!("écrit dans", "written in");
+    pub const BP_REMOVED: Text = text!("retiré de", "removed from");
+    pub const BP_NOTHING_WANTED: Text = text!("Stratégies de navigateur désactivées (browser_policies = false) ou aucun site géré : les nôtres sont retirées.", "Browser policies off (browser_policies = false) or no managed site: ours are removed.");
+    pub const BP_NOTHING_DONE: Text = text!("Rien à faire : aucune stratégie de navigateur de l'Agent CPx.", "Nothing to do: no Agent CPx browser policy.");
 }
 
 /// The tray app's words (window titles, buttons, field names), by key. Error texts stay in [`Code`].
