@@ -96,7 +96,7 @@ async function plainHint(agent) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), 5000);
   try {
-    const r = await fetch(url.origin + "/v1/status", { mode: "cors", credentials: "omit", signal: controller.signal });
+    const r = await fetch(url.origin + "/v1/status", { mode: "cors", credentials: "omit", headers: { "Accept-Language": "fr" }, signal: controller.signal });
     const body = await r.json().catch(() => ({}));
     return (body && body.error) || { code: "LOOPBACK_NOT_TRUSTED" };
   } catch (e) {
