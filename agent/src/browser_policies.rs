@@ -328,7 +328,8 @@ fn firefox_file(root: &Path, wanted: &Wanted, record: &mut Record, outcome: &mut
             make_dirs(root, &dir.to_string_lossy(), record)?;
         }
         write_file(&path, &serde_json::to_string_pretty(&doc).unwrap_or_default())?;
-        record.firefox_file_created = created;
+        // Once ours are out, a file that now holds others' policies is theirs.
+        record.firefox_file_created = created && !wanted.is_empty();
     }
     // What we put there and was not there before; a host already listed by the administrator stays theirs.
     let kept_ours: Vec<String> = record.firefox_domains.iter().filter(|d| wanted.hosts.contains(d)).cloned().collect();
@@ -368,14 +369,16 @@ pub fn sync_files(root: &Path, record_file: &Path, wanted: &Wanted) -> Result<Ou
 }
 
 /// A numbered list of the registry (`1`, `2`…): the entries to add so that every wanted value is there,
-/// named after the highest number in use.
+/// each under the lowest free number. Chrome reads such a list from `1` up to the first missing number,
+/// so a value must never land after a gap.
 pub fn numbered_additions(existing: &[(String, String)], wanted: &[String]) -> Vec<(String, String)> {
-    let mut next = existing.iter().filter_map(|(n, _)| n.parse::<u64>().ok()).max().unwrap_or(0) + 1;
+    let mut used: BTreeSet<u64> = existing.iter().filter_map(|(n, _)| n.parse::<u64>().ok()).collect();
     let mut out = Vec::new();
     for w in wanted {
-        if !existing.iter().any(|(_, v)| v == w) {
-            out.push((next.to_string(), w.clone()));
-            next += 1;
+        if !existing.iter().any(|(_, v)| v == w) && !out.iter().any(|(_, v)| v == w) {
+            let free = (1..).find(|n| !used.contains(n)).unwrap_or(1);
+            used.insert(free);
+            out.push((free.to_string(), w.clone()));
         }
     }
     out
@@ -556,7 +559,7 @@ mod tests {
         let dir = root.join("etc/opt/chrome/policies/managed");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("gpo.json"), r#"{"LocalNetworkAccessAllowedForUrls": ["https://other.example"]}"#).unwrap();
-        let out = sync_files(&root, &root.join("rec.json"), &wanted(&["https://a.example"])).unwrap();
+        let out = sync_files(&root, &root.join("state/rec.json"), &wanted(&["https://a.example"])).unwrap();
         assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
         assert!(out.warnings[0].contains("gpo.json") && out.warnings[0].contains("https://a.example"), "{}", out.warnings[0]);
     }
@@ -568,7 +571,7 @@ mod tests {
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         let theirs = json!({"policies": {"DisableTelemetry": true, "LocalNetworkAccess": {"Enabled": true, "SkipDomains": ["intranet.example", "portail.example.fr"]}}});
         std::fs::write(&file, theirs.to_string()).unwrap();
-        let record = root.join("rec.json");
+        let record = root.join("state/rec.json");
 
         sync_files(&root, &record, &wanted(&["https://portail.example.fr", "https://b.example:8443"])).unwrap();
         let doc = read_json(&file);
@@ -588,12 +591,19 @@ mod tests {
     #[test]
     fn firefox_file_we_created_goes_and_a_broken_one_is_left_alone() {
         let root = scratch("firefox-new");
-        let record = root.join("rec.json");
+        let record = root.join("state/rec.json");
         let file = root.join(FIREFOX_FILE);
         sync_files(&root, &record, &wanted(&["https://a.example"])).unwrap();
         assert_eq!(read_json(&file), json!({"policies": {"LocalNetworkAccess": {"SkipDomains": ["a.example"]}}}));
         sync_files(&root, &record, &Wanted::default()).unwrap();
         assert!(!file.exists() && !root.join("etc/firefox").exists());
+        // Created by us, then given a policy by the administrator: only ours go, the file stays theirs.
+        sync_files(&root, &record, &wanted(&["https://a.example"])).unwrap();
+        std::fs::write(&file, r#"{"policies": {"DisableTelemetry": true, "LocalNetworkAccess": {"SkipDomains": ["a.example"]}}}"#).unwrap();
+        sync_files(&root, &record, &Wanted::default()).unwrap();
+        assert_eq!(read_json(&file), json!({"policies": {"DisableTelemetry": true}}));
+        assert!(!read_record(&record).unwrap().firefox_file_created);
+        std::fs::remove_file(&file).unwrap();
 
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         std::fs::write(&file, "{ not json").unwrap();
@@ -606,9 +616,9 @@ mod tests {
 
     #[test]
     fn numbered_lists_keep_the_others_entries() {
-        let existing = vec![("1".to_owned(), "https://other.example".to_owned()), ("7".to_owned(), "https://a.example".to_owned())];
+        let existing = vec![("1".to_owned(), "https://other.example".to_owned()), ("3".to_owned(), "https://a.example".to_owned())];
         let adds = numbered_additions(&existing, &["https://a.example".into(), "https://b.example".into(), "https://c.example".into()]);
-        assert_eq!(adds, [("8".to_owned(), "https://b.example".to_owned()), ("9".to_owned(), "https://c.example".to_owned())]);
+        assert_eq!(adds, [("2".to_owned(), "https://b.example".to_owned()), ("4".to_owned(), "https://c.example".to_owned())], "the gap filled first");
         let ours = vec![
             RegistryEntry { key: "K".into(), name: "8".into(), value: "https://b.example".into() },
             RegistryEntry { key: "K".into(), name: "1".into(), value: "https://mine-once.example".into() },
