@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod broker;
+pub mod browser_policies;
 pub mod browser_trust;
 pub mod card_service;
 pub mod card_state;

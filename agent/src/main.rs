@@ -107,6 +107,17 @@ enum Command {
         #[arg(long, env = "CPX_AGENT_CONFIG")]
         config: Option<std::path::PathBuf>,
     },
+    /// The browsers' Local Network Access policies for the managed sites (run by the installers, as
+    /// root/Administrator): `apply` writes them from the machine policy (`browser_policies` and the sites;
+    /// the flag off: removes ours), `remove` takes away what was written (docs/deploiement.md, section 6).
+    /// Exit status: 0 done, 1 failed (what was written before the failure is recorded, for `remove`).
+    BrowserPolicies {
+        #[command(subcommand)]
+        action: BrowserPoliciesAction,
+        /// Linux: write under this folder instead of / (tests, system images).
+        #[arg(long, global = true, default_value = "/")]
+        root: std::path::PathBuf,
+    },
     /// The loopback HTTPS endpoint that portals' login pages call (headless; the tray app runs the same).
     Serve {
         /// Configuration file (default ~/.config/cpx-agent/config.toml).
@@ -119,6 +130,15 @@ enum Command {
         #[arg(long, env = "CPX_AGENT_DATA_DIR")]
         data_dir: Option<std::path::PathBuf>,
     },
+}
+
+#[derive(Subcommand, Clone, Copy)]
+enum BrowserPoliciesAction {
+    /// Write the policies for the machine policy's sites (Chromium, Chrome, Edge, Firefox); with
+    /// `browser_policies` off, remove ours.
+    Apply,
+    /// Remove the policies this command wrote, and only those.
+    Remove,
 }
 
 mod exit {
@@ -142,6 +162,7 @@ fn main() -> ExitCode {
         Command::Broker { port, user_ports, data_dir, config } => broker(port, user_ports, data_dir, config),
         Command::Diagnose { config, origin } => diagnose(&g, config, origin),
         Command::Errors { markdown } => errors(&g, markdown),
+        Command::BrowserPolicies { action, root } => browser_policies(&g, action, &root),
         Command::Report { out, include_identity, include_origins, config } => {
             report(&g, &cache, out, cpx_agent::report::Include { identity: include_identity, origins: include_origins }, config)
         }
@@ -239,6 +260,49 @@ fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<Strin
         }
     }
     ExitCode::from(status)
+}
+
+/// `browser-policies apply|remove`.
+fn browser_policies(g: &Global, action: BrowserPoliciesAction, root: &std::path::Path) -> ExitCode {
+    use cpx_agent::browser_policies::{self as bp, Action};
+    let result = match action {
+        BrowserPoliciesAction::Apply => bp::machine_config().and_then(|c| bp::apply(root, &c)),
+        BrowserPoliciesAction::Remove => bp::remove(root).map(|o| (bp::Wanted::default(), o)),
+    };
+    let (wanted, outcome) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if g.json {
+                println!("{}", serde_json::json!({"ok": false, "error": e.to_string()}));
+            } else {
+                eprintln!("cpx-agent browser-policies: {e}");
+            }
+            return ExitCode::from(exit::INTERNAL);
+        }
+    };
+    if g.json {
+        println!("{}", serde_json::json!({"ok": true, "origins": wanted.origins, "hosts": wanted.hosts, "changes": outcome.changes, "warnings": outcome.warnings}));
+        return ExitCode::SUCCESS;
+    }
+    let lang = g.lang;
+    if matches!(action, BrowserPoliciesAction::Apply) && wanted.is_empty() {
+        println!("{}", label::BP_NOTHING_WANTED.get(lang));
+    }
+    for c in &outcome.changes {
+        let what = match c.action {
+            Action::Written => label::BP_WRITTEN,
+            Action::Removed => label::BP_REMOVED,
+        };
+        let entries = if c.entries.is_empty() { String::new() } else { format!(" ({})", c.entries.join(", ")) };
+        println!("{} : {} {}{entries}", c.browser, what.get(lang), c.place);
+    }
+    if outcome.changes.is_empty() {
+        println!("{}", label::BP_NOTHING_DONE.get(lang));
+    }
+    for w in &outcome.warnings {
+        println!("{} {w}", paint("!!", Tone::Warn, colour_enabled()));
+    }
+    ExitCode::SUCCESS
 }
 
 /// `serve`: configuration, loopback identity (created on first start), PIN prompt, then the server.

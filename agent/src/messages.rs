@@ -124,6 +124,9 @@ pub enum Code {
     UserAgentNotRunning,
     UseUserAgent,
     ConsentTooOften,
+    // Said by the page client (relying-party/js/cpx-agent.js) when it cannot reach the agent.
+    AgentUnreachable,
+    LocalNetworkBlocked,
 }
 
 impl Serialize for Code {
@@ -152,7 +155,7 @@ pub struct Entry {
 
 impl Code {
     /// Every code, for catalogues and documentation (the codes about a recognised card as « CPx »).
-    pub const ALL: [Code; 50] = [
+    pub const ALL: [Code; 52] = [
         Code::PcscServiceStopped, Code::NoReader, Code::ReaderUnavailable, Code::NoCard, Code::CardMute, Code::CardNotCpx,
         Code::CardInUse, Code::CardRemoved, Code::CardTimeout, Code::CardCommunication, Code::CardMalformed,
         Code::CardUnexpectedStatus, Code::CardIncomplete, Code::PinBlocked, Code::PinWrong, Code::PinFormat,
@@ -164,6 +167,7 @@ impl Code {
         Code::ClockSkew, Code::LoopbackNotTrusted, Code::PolicyMalformed, Code::CardRecognisedUnreadable(None), Code::CardRecognisedNoCertificate(None),
         Code::CardRecognisedRefused(None), Code::PinNotAccepted,
         Code::OtherUser, Code::UserAgentNotRunning, Code::UseUserAgent, Code::ConsentTooOften,
+        Code::AgentUnreachable, Code::LocalNetworkBlocked,
     ];
 
     /// The stable name (`CARD_NOT_CPX`…), the same for every generation.
@@ -220,6 +224,8 @@ impl Code {
             UserAgentNotRunning => "USER_AGENT_NOT_RUNNING",
             UseUserAgent => "USE_USER_AGENT",
             ConsentTooOften => "CONSENT_TOO_OFTEN",
+            AgentUnreachable => "AGENT_UNREACHABLE",
+            LocalNetworkBlocked => "LOCAL_NETWORK_BLOCKED",
         }
     }
 
@@ -489,6 +495,16 @@ impl Code {
                 text!("Attendez une minute puis recommencez la connexion. Si cela se répète sans que vous l'ayez demandé, une page ouverte essaie d'obtenir votre carte : fermez-la.", "Wait a minute, then start the login again. If it keeps happening without you asking, an open page is trying to get your card: close it."),
                 true,
             ),
+            AgentUnreachable => (
+                text!("L'Agent CPx ne répond pas sur cet ordinateur", "Agent CPx does not answer on this computer"),
+                text!("Vérifiez que l'Agent CPx est installé et démarré, puis rechargez la page. Si le navigateur demande d'autoriser ce site à accéder aux appareils et applications de cet ordinateur, choisissez « Autoriser ».", "Check that Agent CPx is installed and running, then reload the page. If the browser asks whether this site may access the devices and apps of this computer, choose « Allow »."),
+                true,
+            ),
+            LocalNetworkBlocked => (
+                text!("Le navigateur empêche ce site de joindre l'Agent CPx sur cet ordinateur (accès au réseau local refusé)", "The browser stops this site from reaching Agent CPx on this computer (local network access refused)"),
+                text!("Cliquez sur l'icône à gauche de l'adresse du site, autorisez l'accès aux appareils et applications de cet ordinateur (réseau local), puis rechargez la page. Le service informatique peut l'autoriser pour tous les postes (stratégies de navigateur de l'Agent CPx).", "Click the icon left of the site's address, allow access to this computer's devices and apps (local network), then reload the page. IT can allow it for every workstation (Agent CPx's browser policies)."),
+                false,
+            ),
         };
         Entry { message, fix, retriable }
     }
@@ -582,6 +598,10 @@ pub mod label {
     pub const SERVICE_STOPPED: Text = text!("service PC/SC arrêté", "PC/SC service stopped");
     pub const READY_IN: Text = text!("prête en {ms} ms", "ready in {ms} ms");
     pub const NO_CPX_CARD: Text = text!("Aucune carte CPx prête", "No CPx card ready");
+    pub const BP_WRITTEN: Text = text!("écrit dans", "written in");
+    pub const BP_REMOVED: Text = text!("retiré de", "removed from");
+    pub const BP_NOTHING_WANTED: Text = text!("Stratégies de navigateur désactivées (browser_policies = false) ou aucun site géré : les nôtres sont retirées.", "Browser policies off (browser_policies = false) or no managed site: ours are removed.");
+    pub const BP_NOTHING_DONE: Text = text!("Rien à faire : aucune stratégie de navigateur de l'Agent CPx.", "Nothing to do: no Agent CPx browser policy.");
 }
 
 /// The tray app's words (window titles, buttons, field names), by key. Error texts stay in [`Code`].
@@ -716,6 +736,23 @@ mod tests {
         assert_eq!(Code::from(&E::Pcsc(PcscError::CardRemoved).after_recognition(Some(G::Cps3))), Code::CardRemoved);
         assert_eq!(Code::about_card(&E::WrongPin { tries_left: 2 }, Some(G::Cps4)), Code::PinWrong);
         assert_eq!(Code::from(&E::PinConditions), Code::PinNotAccepted);
+    }
+
+    /// The page client's own table (relying-party/js/cpx-agent.js) says what the catalogue says.
+    #[test]
+    fn the_page_client_uses_the_catalogue_words() {
+        let js = include_str!("../../relying-party/js/cpx-agent.js");
+        let quoted = |from: &str, key: &str| -> String {
+            let at = from.find(&format!("{key}: \"")).unwrap_or_else(|| panic!("{key} missing"));
+            let rest = &from[at + key.len() + 3..];
+            rest[..rest.find('"').expect("closing quote")].to_owned()
+        };
+        for code in [Code::AgentUnreachable, Code::LocalNetworkBlocked, Code::LoopbackNotTrusted] {
+            let at = js.find(&format!("  {}: {{", code.name())).unwrap_or_else(|| panic!("{} not in the page client's table", code.name()));
+            let entry = code.entry();
+            assert_eq!(quoted(&js[at..], "message"), entry.message.fr, "{}", code.name());
+            assert_eq!(quoted(&js[at..], "fix"), entry.fix.fr, "{}", code.name());
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! (docs/openapi.yaml). Listens on 127.0.0.1 only. Every request must name the agent by `Host`
 //! (`127.0.0.1:PORT` or `localhost:PORT`: DNS rebinding); `Origin` must be an allowed site for anything
 //! beyond a bare liveness answer; CORS is answered to allowed origins only, never with `*`, and with
-//! `Access-Control-Allow-Private-Network: true` on preflights.
+//! `Access-Control-Allow-Private-Network: true` on preflights. Plain HTTP on the same port gets one answer
+//! only, LOOPBACK_NOT_TRUSTED (`426`): the page client's way to tell a certificate its browser refuses from
+//! an agent that does not run ([`plain_hint`]).
 //!
 //! Sites in policy (the configuration's `[[site]]`) are allowed. When the agent runs in the tray app, any
 //! other https origin may ask too: the professional is asked once (see [`crate::consent`]) and, once allowed, the
@@ -150,9 +152,27 @@ pub async fn serve(agent: Arc<Agent>, identity: &LoopbackIdentity, listener: Tcp
             };
             #[cfg(target_os = "linux")]
             let _ = &me;
-            let Ok(Ok(stream)) = tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await else { return };
             let peer = Arc::new(peer);
             let (body_read, header_read) = (limits.body_read, limits.header_read);
+            // A page's plain-HTTP probe (no TLS handshake first): the hint that tells « certificate not
+            // trusted » apart from « agent not running » (see [`plain_hint`]).
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(limits.handshake, tcp.peek(&mut first)).await {
+                Ok(Ok(1)) if first[0] != TLS_HANDSHAKE => {
+                    let service = hyper::service::service_fn(move |req| plain_hint(agent.clone(), peer.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(header_read)
+                        .keep_alive(false)
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                        .await;
+                    drop(slot);
+                    return;
+                }
+                Ok(Ok(1)) => {}
+                _ => return,
+            }
+            let Ok(Ok(stream)) = tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await else { return };
             let service = hyper::service::service_fn(move |req| handle(agent.clone(), peer.clone(), body_read, req));
             // The header deadline also closes a keep-alive connection left idle (hyper starts it as soon
             // as it waits for the next request).
@@ -164,6 +184,34 @@ pub async fn serve(agent: Arc<Agent>, identity: &LoopbackIdentity, listener: Tcp
             drop(slot);
         });
     }
+}
+
+/// The first byte of a TLS client's connection: a handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// The answer to plain HTTP on the agent's port: always `426` with LOOPBACK_NOT_TRUSTED, readable (CORS)
+/// by the origins the HTTPS API answers. A page whose HTTPS call failed tries `http://127.0.0.1:PORT`
+/// (loopback HTTP is not mixed content for browsers): if this answers, the agent runs and the browser
+/// refused its certificate. Nothing else is served without TLS; the same user, Host and Origin checks as
+/// over HTTPS apply.
+async fn plain_hint(agent: Arc<Agent>, peer: Arc<Peer>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let lang = lang_of(&req);
+    let port = agent.config.port;
+    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let response = if !matches!(*peer, Peer::SameUser) {
+        error_response(&ApiError::new(Code::OtherUser, 403), lang, None)
+    } else if host != format!("127.0.0.1:{port}") && host != format!("localhost:{port}") {
+        error_response(&ApiError::new(Code::HostNotAllowed, 403), lang, None)
+    } else {
+        let access = agent.access(origin.as_deref());
+        match *req.method() {
+            Method::OPTIONS => preflight(access.cors(), "GET"),
+            _ => error_response(&ApiError::new(Code::LoopbackNotTrusted, 426).detail(format!("plain HTTP: the agent answers on https://127.0.0.1:{port} only")), lang, access.cors()),
+        }
+    };
+    tracing::info!(method = %req.method(), path = %req.uri().path(), origin = origin.as_deref().unwrap_or(""), status = response.status().as_u16(), "plain HTTP request: TLS hint");
+    Ok(response)
 }
 
 pub(crate) fn lang_of(req: &Request<Incoming>) -> Lang {

@@ -7,9 +7,17 @@
 // On a shared computer the usual address answers with the port of this user's own agent (`agent_port`,
 // docs/multi-user.md); the functions here follow it.
 //
-// Errors are CpxError objects with a stable `code` (the agent's codes, plus AGENT_UNREACHABLE and the
-// portal's own), `triesLeft` when the code porteur was wrong, and `messageFor(error)` gives the French
-// text to show.
+// Errors are CpxError objects with a stable `code` (the agent's codes, plus the page's own below),
+// `triesLeft` when the code porteur was wrong, and `messageFor(error)` gives the French text to show.
+//
+// When the agent cannot be reached, the page says why (`diagnoseUnreachable`):
+//   LOCAL_NETWORK_BLOCKED  the browser's Local Network Access permission is « denied » for this site
+//                          (Chrome/Edge ≥ 142 ask before a public site may call 127.0.0.1; headless or
+//                          refused, the call fails). The installers' browser policies let managed sites
+//                          through (docs/deploiement.md, section 6).
+//   LOOPBACK_NOT_TRUSTED   the HTTPS call failed but the agent answers plain HTTP on the same port (loopback
+//                          HTTP is not mixed content): it runs, and the browser refuses its certificate.
+//   AGENT_UNREACHABLE      neither: the agent is not installed or not running.
 
 export const DEFAULT_AGENT = "https://127.0.0.1:47413";
 
@@ -23,26 +31,97 @@ export class CpxError extends Error {
   }
 }
 
-const LOCAL_MESSAGES = {
-  AGENT_UNREACHABLE: "L'Agent CPx ne répond pas : vérifiez qu'il est installé et démarré, puis rechargez la page.",
-  PORTAL_REFUSED: "Le portail a refusé la connexion par carte.",
-  CHALLENGE_REPLAYED: "Cette tentative de connexion a déjà servi : recommencez.",
-  CHALLENGE_EXPIRED: "La tentative de connexion a expiré : recommencez.",
-  CHALLENGE_UNKNOWN: "Tentative de connexion inconnue : rechargez la page et recommencez.",
-  ORIGIN_MISMATCH: "Connexion refusée : elle a été demandée depuis un autre site.",
-  CERTIFICATE_REFUSED: "Le certificat de votre carte n'est pas accepté par ce portail.",
-  NETWORK: "Le portail ne répond pas : vérifiez votre connexion.",
+// The page's own French texts, by stable code: what happened, then what to do. The codes that the agent's
+// catalogue also has (agent/src/messages.rs) carry the same words; a test there keeps them equal.
+const MESSAGES = {
+  AGENT_UNREACHABLE: {
+    message: "L'Agent CPx ne répond pas sur cet ordinateur",
+    fix: "Vérifiez que l'Agent CPx est installé et démarré, puis rechargez la page. Si le navigateur demande d'autoriser ce site à accéder aux appareils et applications de cet ordinateur, choisissez « Autoriser ».",
+  },
+  LOCAL_NETWORK_BLOCKED: {
+    message: "Le navigateur empêche ce site de joindre l'Agent CPx sur cet ordinateur (accès au réseau local refusé)",
+    fix: "Cliquez sur l'icône à gauche de l'adresse du site, autorisez l'accès aux appareils et applications de cet ordinateur (réseau local), puis rechargez la page. Le service informatique peut l'autoriser pour tous les postes (stratégies de navigateur de l'Agent CPx).",
+  },
+  LOOPBACK_NOT_TRUSTED: {
+    message: "Le certificat local de l'Agent CPx n'est pas approuvé par les navigateurs",
+    fix: "Réinstallez l'Agent CPx (l'installation l'approuve) ou demandez au service informatique de l'ajouter aux certificats approuvés des navigateurs.",
+  },
+  PORTAL_REFUSED: { message: "Le portail a refusé la connexion par carte.", fix: "" },
+  CHALLENGE_REPLAYED: { message: "Cette tentative de connexion a déjà servi.", fix: "Recommencez la connexion." },
+  CHALLENGE_EXPIRED: { message: "La tentative de connexion a expiré.", fix: "Recommencez la connexion." },
+  CHALLENGE_UNKNOWN: { message: "Tentative de connexion inconnue.", fix: "Rechargez la page et recommencez." },
+  ORIGIN_MISMATCH: { message: "Connexion refusée : elle a été demandée depuis un autre site.", fix: "" },
+  CERTIFICATE_REFUSED: { message: "Le certificat de votre carte n'est pas accepté par ce portail.", fix: "" },
+  NETWORK: { message: "Le portail ne répond pas.", fix: "Vérifiez votre connexion." },
 };
+
+function pageError(code) {
+  const m = MESSAGES[code];
+  return new CpxError(code, m.message, { fix: m.fix || undefined, retriable: code === "AGENT_UNREACHABLE" });
+}
 
 /** The French message to show for an error thrown by this module. */
 export function messageFor(error) {
-  if (!(error instanceof CpxError)) return LOCAL_MESSAGES.NETWORK;
-  let text = error.message || LOCAL_MESSAGES[error.code] || error.code;
+  if (!(error instanceof CpxError)) return messageFor(pageError("NETWORK"));
+  const known = MESSAGES[error.code];
+  let text = error.message || (known && known.message) || error.code;
   if (error.code === "PIN_WRONG" && typeof error.triesLeft === "number") {
     text += error.triesLeft === 1 ? " — il reste 1 essai avant blocage de la carte." : ` — il reste ${error.triesLeft} essais.`;
   }
   if (error.fix) text += (/[.!?…]$/.test(text) ? " " : ". ") + error.fix;
   return text;
+}
+
+// The Local Network Access permission: its name in Chrome/Edge ≥ 145, then in 142–144.
+const LOCAL_NETWORK_PERMISSIONS = ["loopback-network", "local-network-access"];
+
+/** The state of this site's permission to reach the computer's own services, or null where unknown. */
+export async function localNetworkPermission() {
+  if (!navigator.permissions || !navigator.permissions.query) return null;
+  for (const name of LOCAL_NETWORK_PERMISSIONS) {
+    try {
+      return (await navigator.permissions.query({ name })).state;
+    } catch (e) {
+      // Not a permission this browser knows.
+    }
+  }
+  return null;
+}
+
+/** The agent's plain-HTTP answer on its own port (it names the problem: LOOPBACK_NOT_TRUSTED), or null. */
+async function plainHint(agent) {
+  const url = new URL(agent);
+  if (url.protocol !== "https:") return null;
+  url.protocol = "http:";
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), 5000);
+  try {
+    const r = await fetch(url.origin + "/v1/status", { mode: "cors", credentials: "omit", headers: { "Accept-Language": "fr" }, signal: controller.signal });
+    const body = await r.json().catch(() => ({}));
+    return (body && body.error) || { code: "LOOPBACK_NOT_TRUSTED" };
+  } catch (e) {
+    return null;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Why `agent` could not be reached, as a CpxError: the browser's Local Network Access permission refused
+ * (LOCAL_NETWORK_BLOCKED), the agent running but its certificate not trusted (LOOPBACK_NOT_TRUSTED, from
+ * the agent's plain-HTTP answer), or no agent (AGENT_UNREACHABLE). A permission still « prompt » after a
+ * failure says nothing: pages that the browser does not gate (same address space) see it too.
+ */
+export async function diagnoseUnreachable(agent = DEFAULT_AGENT) {
+  if ((await localNetworkPermission()) === "denied") return pageError("LOCAL_NETWORK_BLOCKED");
+  const hint = await plainHint(agent);
+  if (hint) {
+    const m = MESSAGES[hint.code] || MESSAGES.LOOPBACK_NOT_TRUSTED;
+    return new CpxError(hint.code || "LOOPBACK_NOT_TRUSTED", hint.message || m.message, { fix: hint.fix || m.fix, retriable: false });
+  }
+  // The probe itself may have met the permission (a prompt refused just now).
+  if ((await localNetworkPermission()) === "denied") return pageError("LOCAL_NETWORK_BLOCKED");
+  return pageError("AGENT_UNREACHABLE");
 }
 
 async function agentFetch(agent, path, options = {}, timeoutMs = 120000) {
@@ -51,7 +130,8 @@ async function agentFetch(agent, path, options = {}, timeoutMs = 120000) {
   try {
     return await fetch(agent + path, { ...options, mode: "cors", credentials: "omit", signal: controller.signal });
   } catch (e) {
-    throw new CpxError("AGENT_UNREACHABLE", LOCAL_MESSAGES.AGENT_UNREACHABLE);
+    if (e && e.name === "AbortError") throw pageError("AGENT_UNREACHABLE");
+    throw await diagnoseUnreachable(agent);
   } finally {
     clearTimeout(timer);
   }
@@ -96,17 +176,23 @@ export async function agentStatus({ agent = DEFAULT_AGENT } = {}) {
   return fetchStatus(await userAgent(agent));
 }
 
+/** A portal's refusal: its own words, else the table's. */
+function portalError(e) {
+  const m = MESSAGES[e.code] || MESSAGES.PORTAL_REFUSED;
+  return new CpxError(e.code || "PORTAL_REFUSED", e.message || m.message, { ...e, fix: e.fix || (e.message ? undefined : m.fix || undefined) });
+}
+
 async function postPortal(url, payload) {
   let r;
   try {
     r = await fetch(url, { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload) });
   } catch (e) {
-    throw new CpxError("NETWORK", LOCAL_MESSAGES.NETWORK);
+    throw pageError("NETWORK");
   }
   const body = await r.json().catch(() => ({}));
   if (!r.ok) {
     const e = body.error || {};
-    throw new CpxError(e.code || "PORTAL_REFUSED", e.message || LOCAL_MESSAGES[e.code] || LOCAL_MESSAGES.PORTAL_REFUSED, e);
+    throw portalError(e);
   }
   return body;
 }
@@ -142,8 +228,7 @@ export async function cardLogin({ agent = DEFAULT_AGENT, challengeUrl = "/cpx/ch
   const body = await postAgent(await userAgentOr(agent), "/v1/authenticate", challenge);
   const portal = body.portal || {};
   if (body.portal_status !== 200 || !portal.code) {
-    const e = portal.error || {};
-    throw new CpxError(e.code || "PORTAL_REFUSED", e.message || LOCAL_MESSAGES[e.code] || LOCAL_MESSAGES.PORTAL_REFUSED, e);
+    throw portalError(portal.error || {});
   }
   return postPortal(finishUrl, { code: portal.code });
 }

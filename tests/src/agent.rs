@@ -17,7 +17,12 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-/// A test PKI for TLS servers (portals, nginx): a CA and a server certificate for 127.0.0.1/localhost.
+/// A public address (TEST-NET-3, RFC 5737) that tests put on the loopback of the isolated stack's private
+/// network namespace, for a portal that browsers see as a public site (Local Network Access applies).
+pub const PUBLIC_TEST_IP: &str = "203.0.113.5";
+
+/// A test PKI for TLS servers (portals, nginx): a CA and a server certificate for 127.0.0.1/localhost (and
+/// portal.test, evil.test, [`PUBLIC_TEST_IP`]).
 pub struct ServerPki {
     pub ca_pem: PathBuf,
     pub cert_pem: PathBuf,
@@ -37,6 +42,7 @@ pub fn server_pki(dir: &Path) -> ServerPki {
     let key = KeyPair::generate().unwrap();
     let mut leaf = CertificateParams::new(vec!["localhost".into(), "portal.test".into(), "evil.test".into()]).unwrap();
     leaf.subject_alt_names.push(SanType::IpAddress([127, 0, 0, 1].into()));
+    leaf.subject_alt_names.push(SanType::IpAddress(PUBLIC_TEST_IP.parse().expect("an IP")));
     leaf.distinguished_name.push(DnType::CommonName, "portal.test");
     let leaf_cert = leaf.signed_by(&key, &ca_cert, &ca_key).unwrap();
     let pki = ServerPki { ca_pem: dir.join("server-ca.pem"), cert_pem: dir.join("server.pem"), key_pem: dir.join("server.key"), card_cas_pem: dir.join("card-cas.pem") };
@@ -449,12 +455,28 @@ impl PortalProcess {
 
     /// The portal with the CRL file `crl` (none: no `--crl`) and more command-line arguments.
     pub fn start_full(dir: &Path, pki: &ServerPki, agent_port: u16, crl: Option<&Path>, args: &[&str]) -> Self {
+        Self::start_at(dir, pki, agent_port, crl, args, None)
+    }
+
+    /// The portal's site on `https://IP:SITE_PORT`, listening on that address (a public address put on the
+    /// isolated stack's loopback: [`PUBLIC_TEST_IP`]); its mTLS endpoint stays on 127.0.0.1.
+    pub fn start_public(dir: &Path, pki: &ServerPki, agent_port: u16, ip: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let crl = dir.join("card-ca.crl");
+        write_current_card_crl(&crl);
+        Self::start_at(dir, pki, agent_port, Some(&crl), &[], Some(ip))
+    }
+
+    fn start_at(dir: &Path, pki: &ServerPki, agent_port: u16, crl: Option<&Path>, args: &[&str], ip: Option<&str>) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let (site_port, mtls_port) = (free_port(), free_port());
-        let origin = format!("https://portal.test:{site_port}");
+        let origin = match ip {
+            Some(ip) => format!("https://{ip}:{site_port}"),
+            None => format!("https://portal.test:{site_port}"),
+        };
         let db = dir.join("portal.sqlite");
         let mut cmd = binary("cpx-demo-portal");
-        cmd.args(["serve", "--origin", &origin, "--site", &format!("127.0.0.1:{site_port}"), "--mtls", &format!("127.0.0.1:{mtls_port}")])
+        cmd.args(["serve", "--origin", &origin, "--site", &format!("{}:{site_port}", ip.unwrap_or("127.0.0.1")), "--mtls", &format!("127.0.0.1:{mtls_port}")])
             .arg("--db").arg(&db)
             .arg("--cert").arg(&pki.cert_pem)
             .arg("--key").arg(&pki.key_pem)

@@ -27,6 +27,14 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium that trusts `cas` and resolves `portal.test` (and
     /// `evil.test`) to 127.0.0.1.
     pub fn start(dir: &Path, cas: &[&Path]) -> Self {
+        Self::start_with(dir, cas, None)
+    }
+
+    /// The same, with `etc_chromium` seen by Chromium as `/etc/chromium` (its managed policies are in
+    /// `policies/managed`): chromedriver and the browser run in a mount namespace of their own where that
+    /// folder is bind-mounted, so the machine's `/etc/chromium` is never touched (root; inside the isolated
+    /// stack).
+    pub fn start_with(dir: &Path, cas: &[&Path], etc_chromium: Option<&Path>) -> Self {
         let home = dir.join("home");
         let nss = home.join(".pki/nssdb");
         std::fs::create_dir_all(&nss).unwrap();
@@ -38,7 +46,16 @@ impl Browser {
             assert!(ok.success(), "certutil -A {}", ca.display());
         }
         let port = free_port();
-        let driver = Command::new("chromedriver")
+        let mut driver = match etc_chromium {
+            Some(etc) => {
+                assert!(Path::new("/etc/chromium").is_dir(), "/etc/chromium missing: apt-get install chromium");
+                let mut c = Command::new("unshare");
+                c.args(["--mount", "--propagation", "private", "--", "sh", "-c", r#"mount --bind "$0" /etc/chromium && exec chromedriver "$1""#]).arg(etc);
+                c
+            }
+            None => Command::new("chromedriver"),
+        };
+        let driver = driver
             .arg(format!("--port={port}"))
             .env("HOME", &home)
             .stdout(Stdio::null())

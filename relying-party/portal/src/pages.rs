@@ -91,7 +91,8 @@ async function refresh() {{
     const problem = shown && shown.problem ? ". " + shown.problem : "";
     state.textContent = shown ? shown.message + who + problem : "Aucun lecteur de carte détecté";
     state.className = "state " + (ready && !ready.problem ? "ok" : "ko");
-  }} catch (e) {{ state.textContent = messageFor(e); state.className = "state ko"; }}
+    state.dataset.code = "";
+  }} catch (e) {{ state.textContent = messageFor(e); state.className = "state ko"; state.dataset.code = e.code || ""; }}
 }}
 button.addEventListener("click", async () => {{
   errorBox.hidden = true; button.disabled = true; button.textContent = "Saisissez votre code porteur dans la fenêtre de l'Agent CPx…";
