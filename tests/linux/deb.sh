@@ -124,7 +124,11 @@ mount -t tmpfs -o mode=0755 pcscd /run/pcscd 2>/dev/null || { mkdir -p /run/pcsc
 touch /run/pcscd/.cpx-test-stack
 stack=$work/stack
 "$repo/tests/stack/stack.sh" pcscd "$stack" >"$work/pcscd.log" 2>&1 &
-until [ -S /run/pcscd/pcscd.comm ]; do sleep 0.05; done
+wait_for() {   # wait_for WHAT CONDITION...: up to 20 s
+    for _ in $(seq 200); do "${@:2}" && return 0; sleep 0.1; done
+    echo "deb.sh: $1 never came" >&2; return 1
+}
+wait_for pcscd test -S /run/pcscd/pcscd.comm
 mount --bind /run/pcscd "$root/run/pcscd"
 "$repo/target/debug/cpx-sim" insert cps3 --port 40000 >"$work/card.log" 2>&1 &
 as_user() { chroot --userspec="$user_spec" "$root" env -i PATH=/usr/bin:/bin HOME=/home/cpxuser LANG=C.UTF-8 CPX_AGENT_CONFIG=/home/cpxuser/agent.toml "$@"; }
@@ -153,7 +157,7 @@ echo "deb.sh: ok: cpx-agent diagnose as a user: the card, and the machine identi
 # The agent as that user presents the machine's certificate; Chromium, with no NSS database of its own,
 # trusts it through the managed policy alone.
 as_user cpx-agent serve >"$work/serve.log" 2>&1 &
-until grep -q 'https://127.0.0.1:47413' "$work/serve.log"; do sleep 0.1; done
+wait_for "cpx-agent serve" grep -q 'https://127.0.0.1:47413' "$work/serve.log" || { cat "$work/serve.log"; exit 1; }
 grep -q 'local CA: /var/lib/cpx-agent/local-ca.pem' "$work/serve.log" || { cat "$work/serve.log"; exit 1; }
 if [ ! -x "$root/usr/bin/chromium" ]; then
     echo "deb.sh: no Chromium in this root: the browser check is left out"
