@@ -269,7 +269,9 @@ impl System {
             if remove_file(&path)? {
                 stores.push(format!("{name} ({})", path.display()));
             }
-            remove_empty_dirs(&dir, &self.root.join("etc"));
+            // Up to the browser's own folder: /etc/opt belongs to the system (base-files).
+            let stop = if dir.starts_with(self.root.join("etc/opt")) { self.root.join("etc/opt") } else { self.root.join("etc") };
+            remove_empty_dirs(&dir, &stop);
         }
         let ca = ca_path.to_string_lossy().into_owned();
         for (name, path) in self.firefox_policy_files() {
@@ -560,7 +562,10 @@ mod tests {
         assert_eq!(ff, serde_json::json!({"policies": {"DisableTelemetry": true, "Certificates": {"Install": ["/etc/other-ca.pem"]}}}));
         // Only the administrator's file and the bundle made above are left.
         assert_eq!(files(&root.join("fs")), vec!["etc/firefox/policies/policies.json".to_owned(), "etc/ssl/certs/ca-certificates.crt".to_owned()]);
-        assert!(!root.join("fs/etc/opt").exists(), "empty policy folders are removed");
+        for gone in ["etc/opt/chrome", "etc/opt/edge", "etc/chromium", "etc/firefox-esr"] {
+            assert!(!root.join("fs").join(gone).exists(), "empty policy folders are removed: {gone}");
+        }
+        assert!(root.join("fs/etc/opt").is_dir(), "/etc/opt is the system's, not ours");
         let _ = std::fs::remove_dir_all(&root);
     }
 

@@ -206,5 +206,6 @@ for f in /usr/bin/cpx-agent /usr/bin/cpx-tray /etc/xdg/autostart/agent-cpx.deskt
          /etc/firefox/policies/policies.json /etc/firefox-esr/policies; do
     [ ! -e "$root$f" ] || fail "$f left after purge"
 done
+[ -d "$root/etc/opt" ] || fail "/etc/opt (the system's) was removed"
 grep -q "$ca_der" <(sed '/^-/d' "$root/etc/ssl/certs/ca-certificates.crt" | tr -d '\n') && fail "the CA is still in the system bundle"
 check "apt-get purge ($((SECONDS - t)) s): files, machine identity and trust all gone"
