@@ -18,6 +18,10 @@ PKGS=(
                           # the tray app (Tauri 2 on WebKitGTK, GTK tray icon)
   xvfb xauth x11-utils xdotool imagemagick xclip python3-xlib python3-dbus python3-gi python3-pyatspi at-spi2-core
   webkit2gtk-driver
+  dpkg-dev binutils ca-certificates libccid debootstrap
+                          # the .deb (scripts/build-deb.sh: dpkg-shlibdeps, strip) and its install test
+                          # (tests/linux/deb.sh: the package's dependencies already here, so that apt
+                          # fetches nothing; debootstrap for its --debootstrap variant)
   mingw-w64 wine wine64   # the Windows build (mingw-w64 links it; scripts/cross.sh) and its tests under Wine
                           # (tests/windows/run.sh; 64-bit Wine only: no i386 architecture is added)
                           # the tray app's tests: a virtual screen, the keyboard, screenshots, the clipboard,

@@ -15,7 +15,7 @@ pub struct StoreVerdict {
 }
 
 /// The DER of every certificate in a PEM text.
-fn ders(pem: &str) -> Vec<Vec<u8>> {
+pub fn ders(pem: &str) -> Vec<Vec<u8>> {
     use rustls::pki_types::pem::PemObject;
     rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()).filter_map(Result::ok).map(|c| c.to_vec()).collect()
 }

@@ -197,11 +197,20 @@ fn one_card(opts: &Options, r: &cpx_pcsc::ReaderInfo, checks: &mut Vec<Check>) {
     });
 }
 
-/// Do the browsers' stores trust the agent's local CA?
+/// Which loopback identity the agent presents (the machine's, made by the installer, or this user's), and
+/// whether the stores the browsers read trust its local CA.
 fn loopback_trust(data_dir: &std::path::Path) -> Check {
+    let machine = crate::machine_trust::machine_dir();
+    match crate::machine_trust::identity(&machine) {
+        Some(Ok(_)) => return machine_trust_check(&machine),
+        Some(Err(e)) => {
+            return Check::bad("loopback_trust", Verdict::Fail, Code::LoopbackNotTrusted, format!("machine identity {}: {e} (the agent falls back to the user's own)", machine.display()));
+        }
+        None => {}
+    }
     let path = data_dir.join(crate::localca::CA_FILE);
     let Ok(pem) = std::fs::read_to_string(&path) else {
-        return Check::ok("loopback_trust", format!("{}: no local CA yet (made at the agent's first start)", path.display()));
+        return Check::ok("loopback_trust", format!("user identity {}: no local CA yet (made at the agent's first start)", path.display()));
     };
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default();
     let stores = crate::browser_trust::check(&pem, &home);
@@ -210,10 +219,25 @@ fn loopback_trust(data_dir: &std::path::Path) -> Check {
         Some(false) => "NOT trusted",
         None => "not readable (certutil missing?)",
     };
-    let detail = stores.iter().map(|s| format!("{}: {}", s.store, said(s.trusted))).collect::<Vec<_>>().join("; ");
+    let detail = format!("user identity {}: {}", path.display(), stores.iter().map(|s| format!("{}: {}", s.store, said(s.trusted))).collect::<Vec<_>>().join("; "));
     if stores.is_empty() {
         Check::ok("loopback_trust", format!("{}: no browser store found to check", path.display()))
     } else if stores.iter().any(|s| s.trusted == Some(true)) {
+        Check::ok("loopback_trust", detail)
+    } else {
+        Check::bad("loopback_trust", Verdict::Warn, Code::LoopbackNotTrusted, detail)
+    }
+}
+
+/// The machine's identity: every machine-wide store the installer wrote must still trust its CA.
+fn machine_trust_check(dir: &std::path::Path) -> Check {
+    let verdicts = match crate::machine_trust::check(dir) {
+        Ok(v) => v,
+        Err(e) => return Check::bad("loopback_trust", Verdict::Fail, Code::LoopbackNotTrusted, format!("machine identity {}: {e}", dir.display())),
+    };
+    let said = |v: &crate::machine_trust::Verdict| format!("{}: {}", v.store, if v.trusted { "trusted" } else { "NOT trusted" });
+    let detail = format!("machine identity {}: {}", dir.display(), verdicts.iter().map(said).collect::<Vec<_>>().join("; "));
+    if verdicts.iter().all(|v| v.trusted) {
         Check::ok("loopback_trust", detail)
     } else {
         Check::bad("loopback_trust", Verdict::Warn, Code::LoopbackNotTrusted, detail)

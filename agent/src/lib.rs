@@ -8,7 +8,8 @@
 //! - [`server`]: the loopback HTTPS API pages call; [`api`] its typed errors.
 //! - [`login`]: mTLS login and signed token; [`mtls`]: the TLS client with the card's key.
 //! - [`card_service`]: one card operation at a time; [`pin_prompt`]: asking for the code porteur.
-//! - [`localca`], [`secrets`]: the loopback certificate and where its key lives.
+//! - [`localca`], [`secrets`]: the loopback certificate and where its key lives; [`machine_trust`]: the
+//!   machine's loopback identity and its machine-wide trust (`cpx-agent install-trust`).
 //! - [`consent`]: sites outside policy, asked about once; [`card_state`]: the card state at a glance.
 //! - [`service`]: starting the agent (shared by `cpx-agent serve` and the tray app).
 //! - [`peer`]: the OS user behind a loopback connection; [`limits`]: caps and deadlines of the servers;
@@ -28,6 +29,7 @@ pub mod limits;
 pub mod diagnose;
 pub mod localca;
 pub mod logging;
+pub mod machine_trust;
 pub mod login;
 pub mod messages;
 pub mod mtls;

@@ -9,7 +9,8 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose
 
 use crate::secrets::{SecretError, SecretStore};
 
-const KEY_NAME: &str = "loopback-tls-key";
+/// The leaf key's name in the secret store (a file of this name in `secrets/` for the machine identity).
+pub const KEY_NAME: &str = "loopback-tls-key";
 pub const CA_FILE: &str = "local-ca.pem";
 pub const CERT_FILE: &str = "loopback-cert.pem";
 

@@ -118,6 +118,13 @@ enum Command {
         #[arg(long, global = true, default_value = "/")]
         root: std::path::PathBuf,
     },
+    /// Run as root by the installers: the machine's loopback identity (local CA and 127.0.0.1 certificate
+    /// in the machine data folder, made once) trusted machine-wide (system store and browsers' policies on
+    /// Linux, System keychain on macOS, LocalMachine Root store on Windows).
+    InstallTrust,
+    /// Run as root by the installers' removal: takes the machine's local CA out of every store
+    /// `install-trust` put it in, then deletes the machine's loopback identity.
+    UninstallTrust,
     /// The loopback HTTPS endpoint that portals' login pages call (headless; the tray app runs the same).
     Serve {
         /// Configuration file (default ~/.config/cpx-agent/config.toml).
@@ -163,6 +170,8 @@ fn main() -> ExitCode {
         Command::Diagnose { config, origin } => diagnose(&g, config, origin),
         Command::Errors { markdown } => errors(&g, markdown),
         Command::BrowserPolicies { action, root } => browser_policies(&g, action, &root),
+        Command::InstallTrust => machine_trust(true),
+        Command::UninstallTrust => machine_trust(false),
         Command::Report { out, include_identity, include_origins, config } => {
             report(&g, &cache, out, cpx_agent::report::Include { identity: include_identity, origins: include_origins }, config)
         }
@@ -303,6 +312,30 @@ fn browser_policies(g: &Global, action: BrowserPoliciesAction, root: &std::path:
         println!("{} {w}", paint("!!", Tone::Warn, colour_enabled()));
     }
     ExitCode::SUCCESS
+}
+
+/// `install-trust` / `uninstall-trust`: what was done, one line each; exit 1 on failure.
+fn machine_trust(install: bool) -> ExitCode {
+    use cpx_agent::machine_trust;
+    let dir = machine_trust::machine_dir();
+    let (name, done) = if install { ("install-trust", machine_trust::install(&dir)) } else { ("uninstall-trust", machine_trust::uninstall(&dir)) };
+    match done {
+        Ok(done) => {
+            if install {
+                println!("cpx-agent {name}: {} ({})", dir.display(), if done.created { "new local CA" } else { "local CA kept" });
+            } else {
+                println!("cpx-agent {name}: {} removed", dir.display());
+            }
+            for store in done.stores {
+                println!("cpx-agent {name}: {} {store}", if install { "trusted in" } else { "removed from" });
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cpx-agent {name}: {e}");
+            ExitCode::from(exit::INTERNAL)
+        }
+    }
 }
 
 /// `serve`: configuration, loopback identity (created on first start), PIN prompt, then the server.

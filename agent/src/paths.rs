@@ -7,6 +7,7 @@
 //! | data | `$XDG_DATA_HOME/cpx-agent` (`~/.local/share`) | `~/Library/Application Support/Agent CPx` | `%LOCALAPPDATA%\Agent CPx` |
 //! | cache | `$XDG_CACHE_HOME/cpx-agent` (`~/.cache`) | `~/Library/Caches/Agent CPx` | `%LOCALAPPDATA%\Agent CPx\cache` |
 //! | policy file | `/etc/cpx-agent/policy.toml` | `/Library/Application Support/Agent CPx/policy.toml` | `%ProgramData%\Agent CPx\policy.toml` |
+//! | machine data ([`machine_data_dir`]) | `/var/lib/cpx-agent` | `/Library/Application Support/Agent CPx` | `%ProgramData%\Agent CPx` |
 //!
 //! The layout is computed from an environment lookup for any OS, so that each OS's layout is tested on
 //! every OS.
@@ -88,6 +89,17 @@ pub fn folders(os: Os, env: impl Fn(&str) -> Option<OsString>) -> Folders {
     }
 }
 
+/// The machine-wide data folder: the machine's loopback identity, written as root by `cpx-agent
+/// install-trust` (Linux `/var/lib/cpx-agent`, macOS `/Library/Application Support/Agent CPx`, Windows
+/// `%ProgramData%\Agent CPx`).
+pub fn machine_data_dir(os: Os, env: impl Fn(&str) -> Option<OsString>) -> PathBuf {
+    match os {
+        Os::Linux => PathBuf::from("/var/lib").join(UNIX_APP),
+        Os::MacOs => PathBuf::from("/Library/Application Support").join(APP),
+        Os::Windows => env("ProgramData").filter(|v| !v.is_empty()).map_or_else(|| PathBuf::from(r"C:\ProgramData"), PathBuf::from).join(APP),
+    }
+}
+
 /// This user's folders on this OS.
 pub fn current() -> Folders {
     folders(Os::current(), |name| std::env::var_os(name))
@@ -138,6 +150,14 @@ mod tests {
         let bare = folders(Os::Windows, env(&[("USERPROFILE", r"C:\Users\b")]));
         assert_eq!(bare.data_dir, PathBuf::from(r"C:\Users\b").join("AppData").join("Local").join("Agent CPx"));
         assert_eq!(bare.policy_file, PathBuf::from(r"C:\ProgramData").join("Agent CPx").join("policy.toml"));
+    }
+
+    #[test]
+    fn machine_folders() {
+        assert_eq!(machine_data_dir(Os::Linux, env(&[])), PathBuf::from("/var/lib/cpx-agent"));
+        assert_eq!(machine_data_dir(Os::MacOs, env(&[])), PathBuf::from("/Library/Application Support/Agent CPx"));
+        assert_eq!(machine_data_dir(Os::Windows, env(&[("ProgramData", r"D:\PD")])), PathBuf::from(r"D:\PD").join("Agent CPx"));
+        assert_eq!(machine_data_dir(Os::Windows, env(&[])), PathBuf::from(r"C:\ProgramData").join("Agent CPx"));
     }
 
     #[test]

@@ -88,10 +88,26 @@ pub fn prepare(
     prompt: Arc<dyn PinPrompt>,
     consent: Option<Arc<dyn ConsentPrompt>>,
 ) -> Result<Prepared, String> {
-    let identity = localca::load_or_create(data_dir, store).map_err(|e| e.to_string())?;
+    let identity = loopback_identity(data_dir, store)?;
     let consent = Consent::for_config(&config, data_dir, store, consent).map_err(|e| e.to_string())?;
     let cards = CardService::new(cache, card_timeout, Duration::from_secs(config.busy_wait_seconds));
     Ok(Prepared { agent: Arc::new(Agent { config, cards, prompt, consent }), identity })
+}
+
+/// The loopback identity: the machine's when an installer made one (`cpx-agent install-trust`, trusted
+/// machine-wide), else this user's own (made at the first start in `data_dir`).
+pub fn loopback_identity(data_dir: &Path, store: &dyn SecretStore) -> Result<LoopbackIdentity, String> {
+    let machine = crate::machine_trust::machine_dir();
+    match crate::machine_trust::identity(&machine) {
+        Some(Ok(identity)) => {
+            tracing::info!(dir = %machine.display(), "loopback identity: the machine's");
+            return Ok(identity);
+        }
+        // A damaged machine identity: this user's own, which the browsers may not trust (`diagnose` says).
+        Some(Err(e)) => tracing::warn!(dir = %machine.display(), error = %e, "the machine's loopback identity cannot be read; using this user's own"),
+        None => {}
+    }
+    localca::load_or_create(data_dir, store).map_err(|e| e.to_string())
 }
 
 /// The loopback socket of the agent.
