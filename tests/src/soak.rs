@@ -10,7 +10,7 @@
 //! by `cpx-soak` (scripts/soak.sh) and by the short e2e run in tests/tests/soak.rs.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -226,8 +226,8 @@ impl Report {
     }
 
     fn growth(&self, of: impl Fn(&Sample) -> f64) -> Option<f64> {
-        let base = &self.samples[self.baseline?];
-        let later = &self.samples[self.baseline? + 1..];
+        let b = self.baseline?;
+        let (base, later) = (self.samples.get(b)?, self.samples.get(b + 1..)?);
         if later.is_empty() || of(base) == 0.0 {
             return None;
         }
@@ -289,7 +289,7 @@ impl Report {
             "unexpected": self.unexpected,
             "agent": {
                 "every": self.every,
-                "baseline_after_logins": self.baseline.map(|i| self.samples[i].after_logins),
+                "baseline_after_logins": self.baseline.and_then(|i| self.samples.get(i)).map(|s| s.after_logins),
                 "samples": self.samples.iter().map(|s| json!({"after_logins": s.after_logins, "rss_kib": s.rss_kib, "fds": s.fds})).collect::<Vec<_>>(),
                 "rss_growth": self.rss_growth(), "fd_growth": self.fd_growth(), "rss_flat": self.rss_flat(), "fds_flat": self.fds_flat(),
             },
@@ -333,7 +333,7 @@ impl Report {
             self.verifies,
             self.fewest_tries_shown.map_or("-".into(), |t| format!("{t} of 3"))
         );
-        let base = self.baseline.map(|i| self.samples[i].after_logins);
+        let base = self.baseline.and_then(|i| self.samples.get(i)).map(|s| s.after_logins);
         let _ = writeln!(
             o,
             "\ncpx-agent serve, every {} logins (flat = no reading more than 10 % above the one after the first {} logins, the warm-up):",
@@ -657,6 +657,8 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> Report {
     report.samples.push(sample(world.agent.pid(), 0));
     let mut deferred_wrong_pin = false;
     let mut rival = Vec::new();
+    // One line per login, to find what a figure stands for.
+    let mut journal = std::fs::File::create(plan.dir.join("logins.log")).expect("soak journal");
     while report.attempted < plan.logins {
         let mut kind = if deferred_wrong_pin { Some(FaultKind::WrongPin) } else { schedule.next() };
         deferred_wrong_pin = false;
@@ -677,6 +679,7 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> Report {
             report.attempted += 1;
             let n = report.attempted;
             let what = format!("login {n} ({})", fault.label());
+            let _ = writeln!(journal, "{what}: {outcome:?}");
             match &outcome {
                 Outcome::Succeeded => {
                     report.succeeded += 1;
@@ -738,4 +741,44 @@ fn card_verifies(dir: &Path) -> usize {
         .flatten()
         .map(|f| crate::logged_commands(&f.path()).iter().filter(|c| c.starts_with("0020") && c.contains("secret")).count())
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(fds: &[usize]) -> Report {
+        let samples = fds.iter().enumerate().map(|(i, f)| Sample { after_logins: i * 10, rss_kib: 20_000, fds: *f }).collect();
+        Report { samples, baseline: Some(1), every: 10, ..Report::default() }
+    }
+
+    #[test]
+    fn flat_is_within_ten_percent_of_the_warm_up_reading() {
+        assert!(report(&[5, 20, 22, 21]).problems().is_empty(), "+10 % is flat; the reading before warm-up does not count");
+        let grown = report(&[20, 20, 21, 23]);
+        assert!(!grown.fds_flat() && grown.problems().iter().any(|p| p.contains("descriptors not flat (+15.0 %)")), "{:?}", grown.problems());
+        assert!(report(&[20]).fds_flat(), "nothing to compare: flat");
+    }
+
+    #[test]
+    fn hangs_untyped_failures_and_repeated_codes_fail_the_run() {
+        let mut r = report(&[20, 20]);
+        r.hung.push("login 3".into());
+        r.untyped.push("login 4".into());
+        r.verifies = 3;
+        r.pin_dialogs = 2;
+        r.fewest_tries_shown = Some(1);
+        r.rival_gains.push("VERIFY 9000".into());
+        assert_eq!(r.problems().len(), 5, "{:?}", r.problems());
+    }
+
+    #[test]
+    fn every_block_of_twelve_holds_each_fault_once() {
+        let mut s = Schedule { rng: StdRng::seed_from_u64(3), block: Vec::new() };
+        for _ in 0..3 {
+            let mut block: Vec<FaultKind> = (0..12).filter_map(|_| s.next()).collect();
+            block.sort();
+            assert_eq!(block, FaultKind::ALL);
+        }
+    }
 }
