@@ -82,8 +82,8 @@ enum Fault {
     /// The virtual card leaves by itself at the first APDU with this INS.
     PullOn(u8),
     /// The card is pulled after this long, wherever the login is.
-    PullAfter(Duration),
-    PcscdRestart(Duration),
+    PullAfter(When),
+    PcscdRestart(When),
     Garbled(cpx_sim::card::Garble, f64, u64),
     TwoPages,
     WrongPin,
@@ -107,8 +107,8 @@ impl Fault {
         match self {
             Fault::None => "none".into(),
             Fault::PullOn(ins) => format!("card pulled at INS {ins:02X}"),
-            Fault::PullAfter(d) => format!("card pulled after {} ms", d.as_millis()),
-            Fault::PcscdRestart(d) => format!("pcscd restarted after {} ms", d.as_millis()),
+            Fault::PullAfter(w) => format!("card pulled {w}"),
+            Fault::PcscdRestart(w) => format!("pcscd restarted {w}"),
             Fault::Garbled(kind, rate, seed) => format!("garbled answers ({kind:?}, {:.0} %, seed {seed})", rate * 100.0),
             Fault::TwoPages => "two pages at once".into(),
             Fault::WrongPin => "wrong code porteur".into(),
@@ -126,10 +126,10 @@ impl Fault {
                     // left), READ BINARY and SELECT (opening the card).
                     Fault::PullOn(*[0x88u8, 0x20, 0xCB, 0xB0, 0xA4].choose(rng).expect("INS"))
                 } else {
-                    Fault::PullAfter(Duration::from_millis(rng.gen_range(0..250)))
+                    Fault::PullAfter(When::draw(rng))
                 }
             }
-            FaultKind::PcscdRestarted => Fault::PcscdRestart(Duration::from_millis(rng.gen_range(0..250))),
+            FaultKind::PcscdRestarted => Fault::PcscdRestart(When::draw(rng)),
             FaultKind::Garbled => {
                 let garble = *[Garble::Nonsense, Garble::Truncate, Garble::WrongLength, Garble::BadStatus].choose(rng).expect("kind");
                 Fault::Garbled(garble, [0.05, 0.1, 0.25][rng.gen_range(0..3)], rng.gen())
@@ -152,6 +152,48 @@ impl Fault {
             Fault::Rival { .. } => Some(&["ok"]),
             Fault::WrongPin => Some(&["PIN_WRONG"]),
             _ => None,
+        }
+    }
+}
+
+/// When, during a login, a timed fault strikes.
+#[derive(Debug, Clone, Copy)]
+enum When {
+    /// This long after the page starts (its status request, the challenge, the card opened…).
+    After(Duration),
+    /// While the PIN dialog is open: the card is open and the code porteur about to be verified.
+    AtPinDialog,
+}
+
+impl When {
+    fn draw(rng: &mut StdRng) -> Self {
+        if rng.gen_bool(0.5) {
+            When::AtPinDialog
+        } else {
+            When::After(Duration::from_millis(rng.gen_range(0..150)))
+        }
+    }
+
+    /// Waits for the moment (or until the login is over, `done`).
+    fn wait(self, agent: &AgentProcess, done: &std::sync::atomic::AtomicBool) {
+        use std::sync::atomic::Ordering;
+        match self {
+            When::After(d) => std::thread::sleep(d),
+            When::AtPinDialog => {
+                let before = agent.dialogs().len();
+                while agent.dialogs().len() == before && !done.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for When {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            When::After(d) => write!(f, "after {} ms", d.as_millis()),
+            When::AtPinDialog => f.write_str("at the PIN dialog"),
         }
     }
 }
@@ -573,36 +615,24 @@ impl World {
                 self.agent.answer_pins(&[PIN]);
                 vec![self.page_login()]
             }
-            Fault::PullAfter(after) => {
+            Fault::PullAfter(when) => {
                 self.agent.answer_pins(&[PIN]);
                 let card = self.card.take();
-                let after = *after;
-                let this = &*self;
-                std::thread::scope(|s| {
-                    s.spawn(move || {
-                        std::thread::sleep(after);
-                        if let Some(c) = card {
-                            c.remove();
-                        }
-                    });
-                    vec![this.page_login()]
+                self.timed(*when, move || {
+                    if let Some(c) = card {
+                        c.remove();
+                    }
                 })
             }
-            Fault::PcscdRestart(after) => {
+            Fault::PcscdRestart(when) => {
                 self.agent.answer_pins(&[PIN]);
-                let after = *after;
-                let this = &*self;
-                let outcome = std::thread::scope(|s| {
-                    s.spawn(move || {
-                        std::thread::sleep(after);
-                        stack().stop();
-                        stack().start().expect("pcscd starts again");
-                    });
-                    this.page_login()
+                let outcome = self.timed(*when, || {
+                    stack().stop();
+                    stack().start().expect("pcscd starts again");
                 });
                 // The virtual card went with the old pcscd's vpcd.
                 self.special = true;
-                vec![outcome]
+                outcome
             }
             Fault::TwoPages => {
                 self.agent.answer_pins(&[PIN, PIN]);
@@ -625,6 +655,22 @@ impl World {
                 vec![outcome]
             }
         }
+    }
+}
+
+impl World {
+    /// One page login with `strike` done at `when` from another thread.
+    fn timed(&self, when: When, strike: impl FnOnce() + Send) -> Vec<Outcome> {
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                when.wait(&self.agent, &done);
+                strike();
+            });
+            let outcome = self.page_login();
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            vec![outcome]
+        })
     }
 }
 

@@ -246,11 +246,14 @@ impl Connection {
     fn raw(&mut self, cmd: &Command) -> Result<Response, PcscError> {
         let bytes = Zeroizing::new(cmd.to_bytes()?);
         self.apdus += 1;
-        let raw = self.link.call(|reply| Job::Transmit(bytes, reply))?;
+        let raw = match self.link.call(|reply| Job::Transmit(bytes, reply)) {
+            Err(err @ PcscError::Communication { .. }) => return Err(why_failed(&self.reader, err)),
+            other => other?,
+        };
         match raw.len() {
             // Nothing at all: the reader lost the card (vpcd reports a vanished card this way).
             0 => {
-                let err = PcscError::Communication { code: 0 };
+                let err = why_failed(&self.reader, PcscError::Communication { code: 0 });
                 self.link.break_with(err.clone());
                 Err(err)
             }
@@ -300,6 +303,39 @@ impl Connection {
             resp.sw = more.sw;
         }
         Ok(Exchanged::Answer(resp))
+    }
+}
+
+/// How long the reader is given to report a card gone after a command failed on it.
+const REMOVAL_NOTICE: Duration = Duration::from_millis(1500);
+
+/// Why a command failed with a communication error: a card pulled out mid-command fails it that way
+/// (pcsc-lite answers `SCARD_E_NOT_TRANSACTED` or `SCARD_F_COMM_ERROR`) before the reader, at its next
+/// poll, reports the slot empty; a pcscd stopped mid-command too. Waits up to [`REMOVAL_NOTICE`] for the
+/// reader to tell: [`PcscError::CardRemoved`] or [`PcscError::ServiceStopped`] then, `err` otherwise.
+fn why_failed(reader: &str, err: PcscError) -> PcscError {
+    let Ok(name) = CString::new(reader) else { return err };
+    let ctx = match pcsc::Context::establish(pcsc::Scope::User) {
+        Ok(ctx) => ctx,
+        Err(pcsc::Error::NoService | pcsc::Error::ServiceStopped) => return PcscError::ServiceStopped,
+        Err(_) => return err,
+    };
+    let deadline = std::time::Instant::now() + REMOVAL_NOTICE;
+    let mut states = [pcsc::ReaderState::new(name, pcsc::State::UNAWARE)];
+    loop {
+        match ctx.get_status_change(deadline.saturating_duration_since(std::time::Instant::now()), &mut states) {
+            Ok(()) => {}
+            Err(pcsc::Error::NoService | pcsc::Error::ServiceStopped) => return PcscError::ServiceStopped,
+            Err(_) => return err,
+        }
+        let state = states[0].event_state();
+        if state.contains(pcsc::State::EMPTY) {
+            return PcscError::CardRemoved;
+        }
+        if std::time::Instant::now() >= deadline {
+            return err;
+        }
+        states[0].sync_current_state();
     }
 }
 
