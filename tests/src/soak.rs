@@ -151,7 +151,13 @@ impl Fault {
             Fault::Rival { mode: "exclusive", .. } => Some(&["ok", "CARD_IN_USE"]),
             Fault::Rival { .. } => Some(&["ok"]),
             Fault::WrongPin => Some(&["PIN_WRONG"]),
-            _ => None,
+            // Pulled before the page's status request read it, the card is simply not there.
+            Fault::PullOn(_) | Fault::PullAfter(_) => Some(&["ok", "CARD_REMOVED", "NO_CPX_CARD"]),
+            // The service down, then back without its readers, then without the card (its virtual card
+            // went with the old vpcd and comes back after the login).
+            Fault::PcscdRestart(_) => Some(&["ok", "PCSC_SERVICE_STOPPED", "NO_READER", "READER_UNAVAILABLE", "NO_CPX_CARD", "CARD_REMOVED"]),
+            // Spoilt answers: any typed error.
+            Fault::Garbled(..) => None,
         }
     }
 }

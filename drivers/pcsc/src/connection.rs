@@ -161,7 +161,9 @@ impl Link {
             None => self.call(|reply| Job::End(disposition, reply)),
         };
         match result {
-            Err(cause) if disposition == Disposition::Reset && !matches!(cause, PcscError::CardRemoved | PcscError::NoCard { .. }) => {
+            // A card that left, or a PC/SC service that stopped (it powers the card up anew when it starts
+            // again), keeps no verified code porteur: the plain cause is the answer.
+            Err(cause) if disposition == Disposition::Reset && !matches!(cause, PcscError::CardRemoved | PcscError::NoCard { .. } | PcscError::ServiceStopped) => {
                 let err = match cause {
                     already @ PcscError::ResetFailed { .. } => already,
                     cause => PcscError::ResetFailed { cause: Box::new(cause) },
@@ -533,11 +535,12 @@ mod tests {
     /// A connection whose thread is a script: what it was asked is recorded; GET DATA answers `61 04`
     /// and its GET RESPONSE the data; a reset at the end of a transaction fails when `reset_fails`.
     fn scripted(reset_fails: bool) -> (Connection, Arc<Mutex<Vec<String>>>) {
-        scripted_losing(reset_fails, 0)
+        scripted_losing(reset_fails.then_some(PcscError::Unresponsive), 0)
     }
 
-    /// Same, with the first `lost` GET RESPONSEs finding no answer waiting (`69 85`).
-    fn scripted_losing(reset_fails: bool, mut lost: usize) -> (Connection, Arc<Mutex<Vec<String>>>) {
+    /// Same, with the first `lost` GET RESPONSEs finding no answer waiting (`69 85`), and the reset
+    /// failing with `reset_error` if given.
+    fn scripted_losing(reset_error: Option<PcscError>, mut lost: usize) -> (Connection, Arc<Mutex<Vec<String>>>) {
         let (jobs, inbox) = mpsc::channel::<Job>();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
@@ -563,7 +566,10 @@ mod tests {
                     }
                     Job::End(d, reply) => {
                         log.push(format!("end {d:?}"));
-                        let _ = reply.send(if reset_fails && d == Disposition::Reset { Err(PcscError::Unresponsive) } else { Ok(()) });
+                        let _ = reply.send(match &reset_error {
+                            Some(e) if d == Disposition::Reset => Err(e.clone()),
+                            _ => Ok(()),
+                        });
                     }
                     Job::Disconnect(d, reply) => {
                         log.push(format!("disconnect {d:?}"));
@@ -591,12 +597,12 @@ mod tests {
 
     #[test]
     fn an_answer_taken_by_another_program_is_asked_again_except_for_a_verify() {
-        let (mut c, seen) = scripted_losing(false, 1);
+        let (mut c, seen) = scripted_losing(None, 1);
         let r = c.transmit(&Command::new(0, 0xCB, 0x3F, 0xFF).with_data([0x4D, 0])).unwrap();
         assert_eq!(r.data.as_slice(), [1, 2, 3, 4]);
         assert_eq!(log(&seen), ["begin", "transmit CB", "transmit C0", "transmit CB", "transmit C0", "end Leave"]);
 
-        let (mut c, seen) = scripted_losing(false, 1);
+        let (mut c, seen) = scripted_losing(None, 1);
         let r = c.transmit(&Command::new(0, 0x20, 0, 1).with_data(*b"1234")).unwrap();
         assert_eq!(r.sw, crate::StatusWord(0x6985), "the code porteur is never sent twice");
         assert_eq!(log(&seen), ["begin", "transmit 20", "transmit C0", "end Leave"]);
@@ -629,6 +635,20 @@ mod tests {
         assert_eq!(c.transaction().err(), Some(err));
         drop(c);
         assert_eq!(log(&seen), ["begin", "end Reset", "disconnect Reset"]);
+    }
+
+    #[test]
+    fn a_reset_that_fails_because_the_card_or_the_service_is_gone_says_so() {
+        // pcscd stopped (it powers the card up anew when it starts) or the card left: no verified code
+        // porteur remains, and the professional is told the plain cause.
+        for gone in [PcscError::ServiceStopped, PcscError::CardRemoved] {
+            let (mut c, seen) = scripted_losing(Some(gone.clone()), 0);
+            let mut session = c.transaction().unwrap();
+            session.reset_on_end();
+            assert_eq!(session.end().unwrap_err(), gone);
+            drop(c);
+            assert!(!log(&seen).contains(&"disconnect Reset".to_owned()), "{gone:?}: not poisoned, nothing to reset");
+        }
     }
 
 }
