@@ -245,12 +245,21 @@ impl Connection {
         self.protocol
     }
 
+    /// A communication error, or one PC/SC gives no meaning for us, explained by what became of the card
+    /// and the service ([`why_failed`]).
+    fn explain(&self, err: PcscError) -> PcscError {
+        match err {
+            PcscError::Communication { .. } | PcscError::Other { .. } => why_failed(&self.reader, err),
+            other => other,
+        }
+    }
+
     fn raw(&mut self, cmd: &Command) -> Result<Response, PcscError> {
         let bytes = Zeroizing::new(cmd.to_bytes()?);
         self.apdus += 1;
         let raw = match self.link.call(|reply| Job::Transmit(bytes, reply)) {
-            Err(err @ PcscError::Communication { .. }) => return Err(why_failed(&self.reader, err)),
-            other => other?,
+            Err(err) => return Err(self.explain(err)),
+            Ok(raw) => raw,
         };
         match raw.len() {
             // Nothing at all: the reader lost the card (vpcd reports a vanished card this way).
@@ -313,7 +322,8 @@ const REMOVAL_NOTICE: Duration = Duration::from_millis(1500);
 
 /// Why a command failed with a communication error: a card pulled out mid-command fails it that way
 /// (pcsc-lite answers `SCARD_E_NOT_TRANSACTED` or `SCARD_F_COMM_ERROR`) before the reader, at its next
-/// poll, reports the slot empty; a pcscd stopped mid-command too. Waits up to [`REMOVAL_NOTICE`] for the
+/// poll, reports the slot empty; a pcscd stopped mid-command too, and one restarted under an open
+/// handle answers `SCARD_W_SECURITY_VIOLATION` (the handle is not one of its own). Waits up to [`REMOVAL_NOTICE`] for the
 /// reader to tell: [`PcscError::CardRemoved`] or [`PcscError::ServiceStopped`] then, `err` otherwise.
 fn why_failed(reader: &str, err: PcscError) -> PcscError {
     let Ok(name) = CString::new(reader) else { return err };
@@ -358,7 +368,7 @@ const MAX_GET_RESPONSE: usize = 64;
 
 impl Transport for Connection {
     fn transmit(&mut self, cmd: &Command) -> Result<Response, PcscError> {
-        let own = if self.link.state().depth == 0 { Some(self.link.begin()?) } else { None };
+        let own = if self.link.state().depth == 0 { Some(self.link.begin().map_err(|e| self.explain(e))?) } else { None };
         let result = self.exchange(cmd);
         match own {
             Some(tx) => {
@@ -372,7 +382,7 @@ impl Transport for Connection {
     }
 
     fn transaction(&mut self) -> Result<Transaction, PcscError> {
-        self.link.begin()
+        self.link.begin().map_err(|e| self.explain(e))
     }
 
     fn apdu_count(&self) -> u64 {
