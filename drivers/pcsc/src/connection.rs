@@ -75,6 +75,8 @@ fn pcsc_disposition(d: Disposition) -> pcsc::Disposition {
 
 /// The caller's side of the connection thread, shared by the [`Connection`] and its transaction guards.
 struct Link {
+    /// The reader's name, to ask PC/SC what became of the card after a failure.
+    reader: String,
     jobs: Sender<Job>,
     timeout: Duration,
     state: Mutex<LinkState>,
@@ -158,11 +160,14 @@ impl Link {
                 let _ = self.jobs.send(Job::End(disposition, reply));
                 Err(err)
             }
-            None => self.call(|reply| Job::End(disposition, reply)),
+            // Ending the transaction is the first call to fail when the card left or pcscd restarted
+            // during the session (opening the card, a signature): say which.
+            None => self.call(|reply| Job::End(disposition, reply)).map_err(|e| explain(&self.reader, e)),
         };
         match result {
-            // A card that left, or a PC/SC service that stopped (it powers the card up anew when it starts
-            // again), keeps no verified code porteur: the plain cause is the answer.
+            // A card that left keeps no verified code porteur; with the PC/SC service stopped, every handle
+            // to the card went with it (nobody, us included, can send the card anything until a pcscd
+            // starts and powers it up for its first client): the plain cause is the answer.
             Err(cause) if disposition == Disposition::Reset && !matches!(cause, PcscError::CardRemoved | PcscError::NoCard { .. } | PcscError::ServiceStopped) => {
                 let err = match cause {
                     already @ PcscError::ResetFailed { .. } => already,
@@ -231,7 +236,7 @@ impl Connection {
             })
             .map_err(|_| PcscError::Other { code: 0 })?;
         let (atr, protocol) = wait(&ready_rx, options.timeout)?;
-        let link = Arc::new(Link { jobs, timeout: options.timeout, state: Mutex::new(LinkState::default()) });
+        let link = Arc::new(Link { reader: reader.to_owned(), jobs, timeout: options.timeout, state: Mutex::new(LinkState::default()) });
         Ok(Self { reader: reader.to_owned(), atr, protocol, link, apdus: 0 })
     }
 
@@ -245,13 +250,8 @@ impl Connection {
         self.protocol
     }
 
-    /// A communication error, or one PC/SC gives no meaning for us, explained by what became of the card
-    /// and the service ([`why_failed`]).
     fn explain(&self, err: PcscError) -> PcscError {
-        match err {
-            PcscError::Communication { .. } | PcscError::Other { .. } => why_failed(&self.reader, err),
-            other => other,
-        }
+        explain(&self.reader, err)
     }
 
     fn raw(&mut self, cmd: &Command) -> Result<Response, PcscError> {
@@ -314,6 +314,15 @@ impl Connection {
             resp.sw = more.sw;
         }
         Ok(Exchanged::Answer(resp))
+    }
+}
+
+/// A communication error, or one PC/SC gives no meaning for us, explained by what became of the card and
+/// the service ([`why_failed`]); other errors as they are.
+fn explain(reader: &str, err: PcscError) -> PcscError {
+    match err {
+        PcscError::Communication { .. } | PcscError::Other { .. } => why_failed(reader, err),
+        other => other,
     }
 }
 
@@ -588,7 +597,7 @@ mod tests {
                 }
             }
         });
-        let link = Arc::new(Link { jobs, timeout: Duration::from_secs(5), state: Mutex::new(LinkState::default()) });
+        let link = Arc::new(Link { reader: "r".into(), jobs, timeout: Duration::from_secs(5), state: Mutex::new(LinkState::default()) });
         (Connection { reader: "r".into(), atr: Vec::new(), protocol: Protocol::T0, link, apdus: 0 }, seen)
     }
 
