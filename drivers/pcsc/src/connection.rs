@@ -336,28 +336,37 @@ const REMOVAL_NOTICE: Duration = Duration::from_millis(1500);
 /// reader to tell: [`PcscError::CardRemoved`] or [`PcscError::ServiceStopped`] then, `err` otherwise.
 fn why_failed(reader: &str, err: PcscError) -> PcscError {
     let Ok(name) = CString::new(reader) else { return err };
-    let ctx = match pcsc::Context::establish(pcsc::Scope::User) {
-        Ok(ctx) => ctx,
-        Err(pcsc::Error::NoService | pcsc::Error::ServiceStopped) => return PcscError::ServiceStopped,
-        Err(_) => return err,
-    };
     let deadline = std::time::Instant::now() + REMOVAL_NOTICE;
-    let mut states = [pcsc::ReaderState::new(name, pcsc::State::UNAWARE)];
-    loop {
-        match ctx.get_status_change(deadline.saturating_duration_since(std::time::Instant::now()), &mut states) {
-            Ok(()) => {}
+    // A pcscd on its way out answers anything (its readers vanish first): ask again, with a new context,
+    // until it is gone, back with the slot empty, or the notice is over.
+    while std::time::Instant::now() < deadline {
+        let ctx = match pcsc::Context::establish(pcsc::Scope::User) {
+            Ok(ctx) => ctx,
             Err(pcsc::Error::NoService | pcsc::Error::ServiceStopped) => return PcscError::ServiceStopped,
-            Err(_) => return err,
+            Err(_) => {
+                thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        let mut states = [pcsc::ReaderState::new(name.clone(), pcsc::State::UNAWARE)];
+        loop {
+            match ctx.get_status_change(deadline.saturating_duration_since(std::time::Instant::now()), &mut states) {
+                Ok(()) => {}
+                Err(pcsc::Error::Timeout) => return err,
+                Err(pcsc::Error::NoService | pcsc::Error::ServiceStopped) => return PcscError::ServiceStopped,
+                Err(_) => break,
+            }
+            if states[0].event_state().contains(pcsc::State::EMPTY) {
+                return PcscError::CardRemoved;
+            }
+            if std::time::Instant::now() >= deadline {
+                return err;
+            }
+            states[0].sync_current_state();
         }
-        let state = states[0].event_state();
-        if state.contains(pcsc::State::EMPTY) {
-            return PcscError::CardRemoved;
-        }
-        if std::time::Instant::now() >= deadline {
-            return err;
-        }
-        states[0].sync_current_state();
+        thread::sleep(Duration::from_millis(50));
     }
+    err
 }
 
 /// How long a new transaction leaves for other programs' commands already on their way to the card.
