@@ -165,10 +165,14 @@ impl Link {
             None => self.call(|reply| Job::End(disposition, reply)).map_err(|e| explain(&self.reader, e)),
         };
         match result {
-            // A card that left keeps no verified code porteur; with the PC/SC service stopped, every handle
-            // to the card went with it (nobody, us included, can send the card anything until a pcscd
-            // starts and powers it up for its first client): the plain cause is the answer.
-            Err(cause) if disposition == Disposition::Reset && !matches!(cause, PcscError::CardRemoved | PcscError::NoCard { .. } | PcscError::ServiceStopped) => {
+            // A card that left keeps no verified code porteur, nor does one whose reader went away; with
+            // the PC/SC service stopped, every handle to the card went with it (nobody, us included, can
+            // send the card anything until a pcscd starts and powers it up for its first client): the
+            // plain cause is the answer.
+            Err(cause)
+                if disposition == Disposition::Reset
+                    && !matches!(cause, PcscError::CardRemoved | PcscError::NoCard { .. } | PcscError::ServiceStopped | PcscError::ReaderUnavailable { .. }) =>
+            {
                 let err = match cause {
                     already @ PcscError::ResetFailed { .. } => already,
                     cause => PcscError::ResetFailed { cause: Box::new(cause) },
@@ -327,18 +331,22 @@ fn explain(reader: &str, err: PcscError) -> PcscError {
 }
 
 /// How long the reader is given to report a card gone after a command failed on it.
-const REMOVAL_NOTICE: Duration = Duration::from_millis(1500);
+const REMOVAL_NOTICE: Duration = Duration::from_secs(2);
 
 /// Why a command failed with a communication error: a card pulled out mid-command fails it that way
 /// (pcsc-lite answers `SCARD_E_NOT_TRANSACTED` or `SCARD_F_COMM_ERROR`) before the reader, at its next
 /// poll, reports the slot empty; a pcscd stopped mid-command too, and one restarted under an open
-/// handle answers `SCARD_W_SECURITY_VIOLATION` (the handle is not one of its own). Waits up to [`REMOVAL_NOTICE`] for the
-/// reader to tell: [`PcscError::CardRemoved`] or [`PcscError::ServiceStopped`] then, `err` otherwise.
+/// handle answers `SCARD_W_SECURITY_VIOLATION` (the handle is not one of its own). Waits up to
+/// [`REMOVAL_NOTICE`] for PC/SC to tell: [`PcscError::CardRemoved`] (slot empty),
+/// [`PcscError::ServiceStopped`] (no service), [`PcscError::ReaderUnavailable`] (the reader still missing
+/// at the end: a restarted pcscd without it yet), `err` otherwise (the card is still there).
 fn why_failed(reader: &str, err: PcscError) -> PcscError {
     let Ok(name) = CString::new(reader) else { return err };
     let deadline = std::time::Instant::now() + REMOVAL_NOTICE;
-    // A pcscd on its way out answers anything (its readers vanish first): ask again, with a new context,
-    // until it is gone, back with the slot empty, or the notice is over.
+    // The reader was missing at the last look (a pcscd on its way out, or one just started that has not
+    // loaded its readers yet, answers without it).
+    let mut missing = false;
+    // Ask again, with a new context, until the service is gone, the slot is seen empty or the notice is over.
     while std::time::Instant::now() < deadline {
         let ctx = match pcsc::Context::establish(pcsc::Scope::User) {
             Ok(ctx) => ctx,
@@ -352,21 +360,31 @@ fn why_failed(reader: &str, err: PcscError) -> PcscError {
         loop {
             match ctx.get_status_change(deadline.saturating_duration_since(std::time::Instant::now()), &mut states) {
                 Ok(()) => {}
-                Err(pcsc::Error::Timeout) => return err,
+                Err(pcsc::Error::Timeout) => break,
                 Err(pcsc::Error::NoService | pcsc::Error::ServiceStopped) => return PcscError::ServiceStopped,
+                Err(pcsc::Error::UnknownReader | pcsc::Error::ReaderUnavailable) => {
+                    missing = true;
+                    break;
+                }
                 Err(_) => break,
             }
-            if states[0].event_state().contains(pcsc::State::EMPTY) {
+            let state = states[0].event_state();
+            if state.contains(pcsc::State::EMPTY) {
                 return PcscError::CardRemoved;
             }
+            missing = state.intersects(pcsc::State::UNKNOWN | pcsc::State::UNAVAILABLE);
             if std::time::Instant::now() >= deadline {
-                return err;
+                break;
             }
             states[0].sync_current_state();
         }
         thread::sleep(Duration::from_millis(50));
     }
-    err
+    if missing {
+        PcscError::ReaderUnavailable { reader: reader.to_owned() }
+    } else {
+        err
+    }
 }
 
 /// How long a new transaction leaves for other programs' commands already on their way to the card.
@@ -669,7 +687,7 @@ mod tests {
     fn a_reset_that_fails_because_the_card_or_the_service_is_gone_says_so() {
         // pcscd stopped (it powers the card up anew when it starts) or the card left: no verified code
         // porteur remains, and the professional is told the plain cause.
-        for gone in [PcscError::ServiceStopped, PcscError::CardRemoved] {
+        for gone in [PcscError::ServiceStopped, PcscError::CardRemoved, PcscError::ReaderUnavailable { reader: "r".into() }] {
             let (mut c, seen) = scripted_losing(Some(gone.clone()), 0);
             let mut session = c.transaction().unwrap();
             session.reset_on_end();
