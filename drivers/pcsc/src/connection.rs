@@ -239,7 +239,7 @@ impl Connection {
                 }
             })
             .map_err(|_| PcscError::Other { code: 0 })?;
-        let (atr, protocol) = wait(&ready_rx, options.timeout)?;
+        let (atr, protocol) = wait(&ready_rx, options.timeout).map_err(|e| explain(reader, e))?;
         let link = Arc::new(Link { reader: reader.to_owned(), jobs, timeout: options.timeout, state: Mutex::new(LinkState::default()) });
         Ok(Self { reader: reader.to_owned(), atr, protocol, link, apdus: 0 })
     }
@@ -254,8 +254,17 @@ impl Connection {
         self.protocol
     }
 
+    /// [`explain`]; the connection, broken by the unexplained error, keeps the explained one (the end of
+    /// the transaction reports it).
     fn explain(&self, err: PcscError) -> PcscError {
-        explain(&self.reader, err)
+        let explained = explain(&self.reader, err.clone());
+        if explained != err {
+            let mut state = self.link.state();
+            if state.broken.as_ref() == Some(&err) {
+                state.broken = Some(explained.clone());
+            }
+        }
+        explained
     }
 
     fn raw(&mut self, cmd: &Command) -> Result<Response, PcscError> {
