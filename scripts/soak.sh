@@ -2,7 +2,8 @@
 # The soak (docs/benchmarks.md, « Soak »): N card logins (default 1,000) through the real pcscd + vpcd, a
 # virtual CPS3, `cpx-agent serve` and the demo portal, with seeded faults; inside the isolated PC/SC stack.
 #   ./scripts/soak.sh [--logins N] [--seed S] [--every E] [--deadline SECONDS] [--json] [--release]
-# Exits non-zero when a login hung, a failure was untyped, or the agent's memory or descriptors grew.
+# Exits non-zero when a login hung, a failure was untyped or not one its fault explains, or the agent's
+# memory or descriptors grew (docs/benchmarks.md says what else it checks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The stack runs in private namespaces (unshare): root is needed. Keep the caller's PATH for cargo.

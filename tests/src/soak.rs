@@ -300,9 +300,9 @@ impl Report {
         self.fd_growth().is_none_or(|g| g <= 0.10)
     }
 
-    /// Why the run fails, if it does: a hung login, an untyped failure, memory or descriptors not flat,
-    /// a rival that got anything, a code porteur presented more often than typed, a card brought near
-    /// blocking.
+    /// Why the run fails, if it does: a hung login, an untyped failure, an outcome the fault does not
+    /// explain, memory or descriptors not flat, a rival that got anything, a code porteur presented more
+    /// often than typed, a card brought near blocking.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
         if !self.hung.is_empty() {
@@ -310,6 +310,9 @@ impl Report {
         }
         if !self.untyped.is_empty() {
             p.push(format!("{} untyped failure(s)", self.untyped.len()));
+        }
+        if !self.unexpected.is_empty() {
+            p.push(format!("{} outcome(s) the fault does not explain", self.unexpected.len()));
         }
         if !self.rss_flat() {
             p.push(format!("resident memory not flat (+{:.1} %)", self.rss_growth().unwrap_or(0.0) * 100.0));
@@ -821,7 +824,8 @@ mod tests {
         r.pin_dialogs = 2;
         r.fewest_tries_shown = Some(1);
         r.rival_gains.push("VERIFY 9000".into());
-        assert_eq!(r.problems().len(), 5, "{:?}", r.problems());
+        r.unexpected.push("login 5 (none): CARD_COMMUNICATION".into());
+        assert_eq!(r.problems().len(), 6, "{:?}", r.problems());
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! Run it with `sudo ./scripts/soak.sh [--logins N] [--seed S] [--every E] [--json]` (inside the isolated
 //! PC/SC stack). It prints the logins attempted, succeeded, failed per error code and hung, the faults
 //! injected, and the agent's resident memory and open descriptors every E logins; it exits 1 when a
-//! login hung, a failure was untyped, memory or descriptors are not flat, a competing PC/SC client got
-//! anything from the card, or a code porteur was presented more often than typed.
+//! login hung, a failure was untyped or is not one its fault explains, memory or descriptors are not
+//! flat, a competing PC/SC client got anything from the card, or a code porteur was presented more often
+//! than typed.
 
 use std::time::Duration;
 
