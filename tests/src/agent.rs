@@ -155,6 +155,11 @@ impl AgentProcess {
         https(&self.ca_pem, "127.0.0.1", self.port, method, path, headers, body)
     }
 
+    /// [`Self::request_unchecked`] that reports a missing answer (within `deadline`) instead of panicking.
+    pub fn try_request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>, deadline: std::time::Duration) -> Result<HttpAnswer, NoAnswer> {
+        try_https_to(&self.ca_pem, "127.0.0.1", "127.0.0.1", self.port, method, path, headers, body, deadline)
+    }
+
     /// An HTTPS request to the agent, trusting its local CA. Every JSON answer is checked against
     /// docs/openapi.yaml.
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> HttpAnswer {
@@ -233,11 +238,38 @@ pub fn client_config(ca_pem: &str) -> Arc<rustls::ClientConfig> {
 /// The same, connecting to `addr` while naming the server `host` (SNI, certificate, Host header).
 #[allow(clippy::too_many_arguments)]
 pub fn https_to(ca_pem: &str, addr: &str, host: &str, port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> HttpAnswer {
-    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).unwrap();
-    let conn = rustls::ClientConnection::new(client_config(ca_pem), name).unwrap();
-    let tcp = TcpStream::connect((addr, port)).expect("connect");
-    tcp.set_nodelay(true).unwrap();
-    tcp.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+    try_https_to(ca_pem, addr, host, port, method, path, headers, body, std::time::Duration::from_secs(60)).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// Why an HTTPS request got no answer.
+#[derive(Debug)]
+pub enum NoAnswer {
+    /// Nothing (or not all of the answer) within the deadline.
+    TimedOut,
+    /// The connection failed, or what came back is not HTTP.
+    Failed(String),
+}
+
+impl std::fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoAnswer::TimedOut => f.write_str("no answer within the deadline"),
+            NoAnswer::Failed(why) => write!(f, "no HTTP answer: {why}"),
+        }
+    }
+}
+
+/// [`https_to`] that reports a missing answer instead of panicking: the connection and each read get
+/// `deadline` (the soak tells a hung request from a failed one).
+#[allow(clippy::too_many_arguments)]
+pub fn try_https_to(ca_pem: &str, addr: &str, host: &str, port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>, deadline: std::time::Duration) -> Result<HttpAnswer, NoAnswer> {
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| NoAnswer::Failed(e.to_string()))?;
+    let conn = rustls::ClientConnection::new(client_config(ca_pem), name).map_err(|e| NoAnswer::Failed(e.to_string()))?;
+    let to = std::net::ToSocketAddrs::to_socket_addrs(&(addr, port)).ok().and_then(|mut a| a.next()).ok_or_else(|| NoAnswer::Failed(format!("no address for {addr}")))?;
+    let tcp = TcpStream::connect_timeout(&to, deadline).map_err(|e| if is_timeout(&e) { NoAnswer::TimedOut } else { NoAnswer::Failed(format!("connect: {e}")) })?;
+    let _ = tcp.set_nodelay(true);
+    tcp.set_read_timeout(Some(deadline)).map_err(|e| NoAnswer::Failed(e.to_string()))?;
+    tcp.set_write_timeout(Some(deadline)).map_err(|e| NoAnswer::Failed(e.to_string()))?;
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
@@ -252,16 +284,25 @@ pub fn https_to(ca_pem: &str, addr: &str, host: &str, port: u16, method: &str, p
     }
     req.push_str("\r\n");
     req.push_str(body);
-    tls.write_all(req.as_bytes()).expect("send");
+    tls.write_all(req.as_bytes()).map_err(|e| if is_timeout(&e) { NoAnswer::TimedOut } else { NoAnswer::Failed(format!("send: {e}")) })?;
     let mut raw = Vec::new();
-    let _ = tls.read_to_end(&mut raw);
+    // A server that closes without TLS close_notify ends the read with an error after the whole answer.
+    if let Err(e) = tls.read_to_end(&mut raw) {
+        if is_timeout(&e) {
+            return Err(NoAnswer::TimedOut);
+        }
+    }
     let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
+    let (head, rest) = text.split_once("\r\n\r\n").ok_or_else(|| NoAnswer::Failed(format!("{text:?}")))?;
     let mut lines = head.split("\r\n");
-    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).expect("status");
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).ok_or_else(|| NoAnswer::Failed(format!("no status line: {head:?}")))?;
     let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
     let (_, body) = cpx_agent::mtls::parse_http(&raw).unwrap_or((status, rest.as_bytes().to_vec()));
-    HttpAnswer { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+    Ok(HttpAnswer { status, headers, body: String::from_utf8_lossy(&body).into_owned() })
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
 }
 
 /// nginx as a portal's mTLS endpoint: client certificate required, verified against the card CAs; it
@@ -512,6 +553,11 @@ impl PortalProcess {
 
     /// A request to the site as its own page would make it (Origin of the site, session cookie).
     pub fn page(&self, method: &str, path: &str, cookie: Option<&str>, content_type: &str, body: Option<&str>) -> HttpAnswer {
+        self.try_page(method, path, cookie, content_type, body, std::time::Duration::from_secs(60)).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// [`Self::page`] that reports a missing answer (within `deadline`) instead of panicking.
+    pub fn try_page(&self, method: &str, path: &str, cookie: Option<&str>, content_type: &str, body: Option<&str>, deadline: std::time::Duration) -> Result<HttpAnswer, NoAnswer> {
         let cookie_header = cookie.map(|c| format!("cpx_session={c}"));
         let mut headers: Vec<(&str, &str)> = vec![("Origin", self.origin.as_str())];
         if let Some(c) = &cookie_header {
@@ -520,7 +566,7 @@ impl PortalProcess {
         if body.is_some() {
             headers.push(("Content-Type", content_type));
         }
-        https_to(&self.ca_pem, "127.0.0.1", "portal.test", self.site_port, method, path, &headers, body)
+        try_https_to(&self.ca_pem, "127.0.0.1", "portal.test", self.site_port, method, path, &headers, body, deadline)
     }
 }
 

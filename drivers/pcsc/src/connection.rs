@@ -75,6 +75,8 @@ fn pcsc_disposition(d: Disposition) -> pcsc::Disposition {
 
 /// The caller's side of the connection thread, shared by the [`Connection`] and its transaction guards.
 struct Link {
+    /// The reader's name, to ask PC/SC what became of the card after a failure.
+    reader: String,
     jobs: Sender<Job>,
     timeout: Duration,
     state: Mutex<LinkState>,
@@ -158,10 +160,19 @@ impl Link {
                 let _ = self.jobs.send(Job::End(disposition, reply));
                 Err(err)
             }
-            None => self.call(|reply| Job::End(disposition, reply)),
+            // Ending the transaction is the first call to fail when the card left or pcscd restarted
+            // during the session (opening the card, a signature): say which.
+            None => self.call(|reply| Job::End(disposition, reply)).map_err(|e| explain(&self.reader, e)),
         };
         match result {
-            Err(cause) if disposition == Disposition::Reset && !matches!(cause, PcscError::CardRemoved | PcscError::NoCard { .. }) => {
+            // A card that left keeps no verified code porteur, nor does one whose reader went away; with
+            // the PC/SC service stopped, every handle to the card went with it (nobody, us included, can
+            // send the card anything until a pcscd starts and powers it up for its first client): the
+            // plain cause is the answer.
+            Err(cause)
+                if disposition == Disposition::Reset
+                    && !matches!(cause, PcscError::CardRemoved | PcscError::NoCard { .. } | PcscError::ServiceStopped | PcscError::ReaderUnavailable { .. }) =>
+            {
                 let err = match cause {
                     already @ PcscError::ResetFailed { .. } => already,
                     cause => PcscError::ResetFailed { cause: Box::new(cause) },
@@ -228,8 +239,8 @@ impl Connection {
                 }
             })
             .map_err(|_| PcscError::Other { code: 0 })?;
-        let (atr, protocol) = wait(&ready_rx, options.timeout)?;
-        let link = Arc::new(Link { jobs, timeout: options.timeout, state: Mutex::new(LinkState::default()) });
+        let (atr, protocol) = wait(&ready_rx, options.timeout).map_err(|e| explain(reader, e))?;
+        let link = Arc::new(Link { reader: reader.to_owned(), jobs, timeout: options.timeout, state: Mutex::new(LinkState::default()) });
         Ok(Self { reader: reader.to_owned(), atr, protocol, link, apdus: 0 })
     }
 
@@ -243,14 +254,30 @@ impl Connection {
         self.protocol
     }
 
+    /// [`explain`]; the connection, broken by the unexplained error, keeps the explained one (the end of
+    /// the transaction reports it).
+    fn explain(&self, err: PcscError) -> PcscError {
+        let explained = explain(&self.reader, err.clone());
+        if explained != err {
+            let mut state = self.link.state();
+            if state.broken.as_ref() == Some(&err) {
+                state.broken = Some(explained.clone());
+            }
+        }
+        explained
+    }
+
     fn raw(&mut self, cmd: &Command) -> Result<Response, PcscError> {
         let bytes = Zeroizing::new(cmd.to_bytes()?);
         self.apdus += 1;
-        let raw = self.link.call(|reply| Job::Transmit(bytes, reply))?;
+        let raw = match self.link.call(|reply| Job::Transmit(bytes, reply)) {
+            Err(err) => return Err(self.explain(err)),
+            Ok(raw) => raw,
+        };
         match raw.len() {
             // Nothing at all: the reader lost the card (vpcd reports a vanished card this way).
             0 => {
-                let err = PcscError::Communication { code: 0 };
+                let err = why_failed(&self.reader, PcscError::Communication { code: 0 });
                 self.link.break_with(err.clone());
                 Err(err)
             }
@@ -303,6 +330,72 @@ impl Connection {
     }
 }
 
+/// A communication error, or one PC/SC gives no meaning for us, explained by what became of the card and
+/// the service ([`why_failed`]); other errors as they are.
+fn explain(reader: &str, err: PcscError) -> PcscError {
+    match err {
+        PcscError::Communication { .. } | PcscError::Other { .. } => why_failed(reader, err),
+        other => other,
+    }
+}
+
+/// How long the reader is given to report a card gone after a command failed on it.
+const REMOVAL_NOTICE: Duration = Duration::from_secs(2);
+
+/// Why a command failed with a communication error: a card pulled out mid-command fails it that way
+/// (pcsc-lite answers `SCARD_E_NOT_TRANSACTED` or `SCARD_F_COMM_ERROR`) before the reader, at its next
+/// poll, reports the slot empty; a pcscd stopped mid-command too, and one restarted under an open
+/// handle answers `SCARD_W_SECURITY_VIOLATION` (the handle is not one of its own). Waits up to
+/// [`REMOVAL_NOTICE`] for PC/SC to tell: [`PcscError::CardRemoved`] (slot empty),
+/// [`PcscError::ServiceStopped`] (no service), [`PcscError::ReaderUnavailable`] (the reader still missing
+/// at the end: a restarted pcscd without it yet), `err` otherwise (the card is still there).
+fn why_failed(reader: &str, err: PcscError) -> PcscError {
+    let Ok(name) = CString::new(reader) else { return err };
+    let deadline = std::time::Instant::now() + REMOVAL_NOTICE;
+    // The reader was missing at the last look (a pcscd on its way out, or one just started that has not
+    // loaded its readers yet, answers without it).
+    let mut missing = false;
+    // Ask again, with a new context, until the service is gone, the slot is seen empty or the notice is over.
+    while std::time::Instant::now() < deadline {
+        let ctx = match pcsc::Context::establish(pcsc::Scope::User) {
+            Ok(ctx) => ctx,
+            Err(pcsc::Error::NoService | pcsc::Error::ServiceStopped) => return PcscError::ServiceStopped,
+            Err(_) => {
+                thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        let mut states = [pcsc::ReaderState::new(name.clone(), pcsc::State::UNAWARE)];
+        loop {
+            match ctx.get_status_change(deadline.saturating_duration_since(std::time::Instant::now()), &mut states) {
+                Ok(()) => {}
+                Err(pcsc::Error::Timeout) => break,
+                Err(pcsc::Error::NoService | pcsc::Error::ServiceStopped) => return PcscError::ServiceStopped,
+                Err(pcsc::Error::UnknownReader | pcsc::Error::ReaderUnavailable) => {
+                    missing = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+            let state = states[0].event_state();
+            if state.contains(pcsc::State::EMPTY) {
+                return PcscError::CardRemoved;
+            }
+            missing = state.intersects(pcsc::State::UNKNOWN | pcsc::State::UNAVAILABLE);
+            if std::time::Instant::now() >= deadline {
+                break;
+            }
+            states[0].sync_current_state();
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    if missing {
+        PcscError::ReaderUnavailable { reader: reader.to_owned() }
+    } else {
+        err
+    }
+}
+
 /// How long a new transaction leaves for other programs' commands already on their way to the card.
 const SETTLE: Duration = Duration::from_millis(2);
 
@@ -320,7 +413,7 @@ const MAX_GET_RESPONSE: usize = 64;
 
 impl Transport for Connection {
     fn transmit(&mut self, cmd: &Command) -> Result<Response, PcscError> {
-        let own = if self.link.state().depth == 0 { Some(self.link.begin()?) } else { None };
+        let own = if self.link.state().depth == 0 { Some(self.link.begin().map_err(|e| self.explain(e))?) } else { None };
         let result = self.exchange(cmd);
         match own {
             Some(tx) => {
@@ -334,7 +427,7 @@ impl Transport for Connection {
     }
 
     fn transaction(&mut self) -> Result<Transaction, PcscError> {
-        self.link.begin()
+        self.link.begin().map_err(|e| self.explain(e))
     }
 
     fn apdu_count(&self) -> u64 {
@@ -497,11 +590,12 @@ mod tests {
     /// A connection whose thread is a script: what it was asked is recorded; GET DATA answers `61 04`
     /// and its GET RESPONSE the data; a reset at the end of a transaction fails when `reset_fails`.
     fn scripted(reset_fails: bool) -> (Connection, Arc<Mutex<Vec<String>>>) {
-        scripted_losing(reset_fails, 0)
+        scripted_losing(reset_fails.then_some(PcscError::Unresponsive), 0)
     }
 
-    /// Same, with the first `lost` GET RESPONSEs finding no answer waiting (`69 85`).
-    fn scripted_losing(reset_fails: bool, mut lost: usize) -> (Connection, Arc<Mutex<Vec<String>>>) {
+    /// Same, with the first `lost` GET RESPONSEs finding no answer waiting (`69 85`), and the reset
+    /// failing with `reset_error` if given.
+    fn scripted_losing(reset_error: Option<PcscError>, mut lost: usize) -> (Connection, Arc<Mutex<Vec<String>>>) {
         let (jobs, inbox) = mpsc::channel::<Job>();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
@@ -527,7 +621,10 @@ mod tests {
                     }
                     Job::End(d, reply) => {
                         log.push(format!("end {d:?}"));
-                        let _ = reply.send(if reset_fails && d == Disposition::Reset { Err(PcscError::Unresponsive) } else { Ok(()) });
+                        let _ = reply.send(match &reset_error {
+                            Some(e) if d == Disposition::Reset => Err(e.clone()),
+                            _ => Ok(()),
+                        });
                     }
                     Job::Disconnect(d, reply) => {
                         log.push(format!("disconnect {d:?}"));
@@ -536,7 +633,7 @@ mod tests {
                 }
             }
         });
-        let link = Arc::new(Link { jobs, timeout: Duration::from_secs(5), state: Mutex::new(LinkState::default()) });
+        let link = Arc::new(Link { reader: "r".into(), jobs, timeout: Duration::from_secs(5), state: Mutex::new(LinkState::default()) });
         (Connection { reader: "r".into(), atr: Vec::new(), protocol: Protocol::T0, link, apdus: 0 }, seen)
     }
 
@@ -555,12 +652,12 @@ mod tests {
 
     #[test]
     fn an_answer_taken_by_another_program_is_asked_again_except_for_a_verify() {
-        let (mut c, seen) = scripted_losing(false, 1);
+        let (mut c, seen) = scripted_losing(None, 1);
         let r = c.transmit(&Command::new(0, 0xCB, 0x3F, 0xFF).with_data([0x4D, 0])).unwrap();
         assert_eq!(r.data.as_slice(), [1, 2, 3, 4]);
         assert_eq!(log(&seen), ["begin", "transmit CB", "transmit C0", "transmit CB", "transmit C0", "end Leave"]);
 
-        let (mut c, seen) = scripted_losing(false, 1);
+        let (mut c, seen) = scripted_losing(None, 1);
         let r = c.transmit(&Command::new(0, 0x20, 0, 1).with_data(*b"1234")).unwrap();
         assert_eq!(r.sw, crate::StatusWord(0x6985), "the code porteur is never sent twice");
         assert_eq!(log(&seen), ["begin", "transmit 20", "transmit C0", "end Leave"]);
@@ -593,6 +690,20 @@ mod tests {
         assert_eq!(c.transaction().err(), Some(err));
         drop(c);
         assert_eq!(log(&seen), ["begin", "end Reset", "disconnect Reset"]);
+    }
+
+    #[test]
+    fn a_reset_that_fails_because_the_card_or_the_service_is_gone_says_so() {
+        // pcscd stopped (it powers the card up anew when it starts) or the card left: no verified code
+        // porteur remains, and the professional is told the plain cause.
+        for gone in [PcscError::ServiceStopped, PcscError::CardRemoved, PcscError::ReaderUnavailable { reader: "r".into() }] {
+            let (mut c, seen) = scripted_losing(Some(gone.clone()), 0);
+            let mut session = c.transaction().unwrap();
+            session.reset_on_end();
+            assert_eq!(session.end().unwrap_err(), gone);
+            drop(c);
+            assert!(!log(&seen).contains(&"disconnect Reset".to_owned()), "{gone:?}: not poisoned, nothing to reset");
+        }
     }
 
 }
