@@ -33,7 +33,24 @@ pub struct LoopbackIdentity {
     pub ca_path: PathBuf,
 }
 
-/// Loads the loopback identity from `dir` and the store, creating it (and a new local CA) when absent.
+/// How long the local CA and the loopback certificate are valid: 825 days, Apple's limit for a TLS server
+/// certificate even under a locally trusted root (Safari refuses a longer one; docs/macos.md).
+pub const VALIDITY_DAYS: i64 = 825;
+
+/// A loopback certificate with less than this left is made again, with a new CA, when the identity is
+/// loaded (`install-trust`, run again by every upgrade, then trusts the new CA and drops the old one).
+pub const RENEW_BEFORE_DAYS: i64 = 90;
+
+/// Whether the certificate in `cert_pem` ends within [`RENEW_BEFORE_DAYS`] (or cannot be read).
+pub fn due_for_renewal(cert_pem: &str, now: time::OffsetDateTime) -> bool {
+    use rustls::pki_types::pem::PemObject;
+    let Ok(der) = rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()) else { return true };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) else { return true };
+    cert.validity().not_after.timestamp() < (now + time::Duration::days(RENEW_BEFORE_DAYS)).unix_timestamp()
+}
+
+/// Loads the loopback identity from `dir` and the store, creating it (and a new local CA) when absent or
+/// due for renewal.
 pub fn load_or_create(dir: &Path, store: &dyn SecretStore) -> Result<LoopbackIdentity, LocalCaError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -42,7 +59,7 @@ pub fn load_or_create(dir: &Path, store: &dyn SecretStore) -> Result<LoopbackIde
     let cert_path = dir.join(CERT_FILE);
     let ca_path = dir.join(CA_FILE);
     if let (Ok(cert_pem), Some(key_pem)) = (std::fs::read_to_string(&cert_path), store.get(KEY_NAME)?) {
-        if ca_path.exists() {
+        if ca_path.exists() && !due_for_renewal(&cert_pem, time::OffsetDateTime::now_utc()) {
             return Ok(LoopbackIdentity { cert_pem, key_pem, ca_path });
         }
     }
@@ -57,6 +74,10 @@ pub fn load_or_create(dir: &Path, store: &dyn SecretStore) -> Result<LoopbackIde
 /// A new CA and loopback leaf: (CA certificate PEM, leaf certificate PEM, leaf key PEM). The CA's key is
 /// dropped when this returns.
 pub fn generate() -> Result<(String, String, String), rcgen::Error> {
+    generate_until(time::OffsetDateTime::now_utc() + time::Duration::days(VALIDITY_DAYS))
+}
+
+fn generate_until(not_after: time::OffsetDateTime) -> Result<(String, String, String), rcgen::Error> {
     let now = time::OffsetDateTime::now_utc();
     let mut ca = CertificateParams::default();
     ca.distinguished_name.push(DnType::CommonName, format!("Agent CPx, autorité locale {}", now.date()));
@@ -72,7 +93,7 @@ pub fn generate() -> Result<(String, String, String), rcgen::Error> {
     });
     let not_before = now - time::Duration::days(1);
     ca.not_before = not_before;
-    ca.not_after = now + time::Duration::days(3650);
+    ca.not_after = not_after;
     let ca_key = KeyPair::generate()?;
     let ca_cert = ca.self_signed(&ca_key)?;
 
@@ -82,7 +103,7 @@ pub fn generate() -> Result<(String, String, String), rcgen::Error> {
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     leaf.not_before = not_before;
-    leaf.not_after = now + time::Duration::days(3650);
+    leaf.not_after = not_after;
     let leaf_key = KeyPair::generate()?;
     let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key)?;
     Ok((ca_cert.pem(), leaf_cert.pem(), leaf_key.serialize_pem()))
@@ -93,6 +114,26 @@ pub fn generate() -> Result<(String, String, String), rcgen::Error> {
 mod tests {
     use super::*;
     use crate::secrets::FileStore;
+
+    #[test]
+    fn a_certificate_near_its_end_is_made_again_with_a_new_ca() {
+        let dir = std::env::temp_dir().join(format!("cpx-localca-renew-{}", std::process::id()));
+        let store = FileStore { dir: dir.join("secrets") };
+        let now = time::OffsetDateTime::now_utc();
+        let fresh = load_or_create(&dir, &store).unwrap();
+        assert!(!due_for_renewal(&fresh.cert_pem, now), "a new certificate is not due");
+        assert!(due_for_renewal(&fresh.cert_pem, now + time::Duration::days(VALIDITY_DAYS - RENEW_BEFORE_DAYS + 1)), "due {RENEW_BEFORE_DAYS} days before its end");
+        assert!(due_for_renewal("not a certificate", now), "an unreadable certificate is made again");
+        let (ca, leaf, key) = generate_until(now + time::Duration::days(30)).unwrap();
+        std::fs::write(dir.join(CA_FILE), &ca).unwrap();
+        std::fs::write(dir.join(CERT_FILE), &leaf).unwrap();
+        store.set(KEY_NAME, &key).unwrap();
+        let renewed = load_or_create(&dir, &store).unwrap();
+        assert_ne!(renewed.cert_pem, leaf, "30 days left: renewed");
+        assert_ne!(std::fs::read_to_string(dir.join(CA_FILE)).unwrap(), ca, "with a new CA");
+        assert!(!due_for_renewal(&renewed.cert_pem, now));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn creates_once_then_reuses() {
