@@ -202,6 +202,10 @@ fn one_card(opts: &Options, r: &cpx_pcsc::ReaderInfo, checks: &mut Vec<Check>) {
 fn loopback_trust(data_dir: &std::path::Path) -> Check {
     let machine = crate::machine_trust::machine_dir();
     match crate::machine_trust::identity(&machine) {
+        Some(Ok(identity)) if crate::localca::due_for_renewal(&identity.cert_pem, time::OffsetDateTime::now_utc()) => {
+            let detail = format!("machine identity {}: the loopback certificate ends within {} days; an administrator runs `cpx-agent install-trust` (or reinstalls) to make it anew", machine.display(), crate::localca::RENEW_BEFORE_DAYS);
+            return Check::bad("loopback_trust", Verdict::Warn, Code::LoopbackNotTrusted, detail);
+        }
         Some(Ok(_)) => return machine_trust_check(&machine),
         Some(Err(e)) => {
             return Check::bad("loopback_trust", Verdict::Fail, Code::LoopbackNotTrusted, format!("machine identity {}: {e} (the agent falls back to the user's own)", machine.display()));
