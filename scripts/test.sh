@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests, the Windows build's tests under Wine (tests/windows/run.sh), and the
+# Runs every test: unit tests, the Windows build's tests under Wine (tests/windows/run.sh, msi.sh), and the
 # end-to-end tests on the real pcscd + vpcd stack with virtual cards, inside private namespaces so that no
 # pcscd of the machine is touched. Needs root (unshare).
 #   ./scripts/test.sh [cargo test arguments…]
@@ -10,4 +10,5 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo build --workspace --all-targets --locked
 tests/windows/run.sh   # the Windows build under Wine: its unit tests, then cpx-agent.exe end to end
+tests/windows/msi.sh   # the MSI: its tables, then installed, upgraded and uninstalled by Wine's msiexec
 exec tests/stack/stack.sh isolated cargo test --workspace --offline --locked "$@"

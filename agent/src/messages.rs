@@ -574,6 +574,10 @@ pub mod label {
     pub const SERVICE_STOPPED: Text = text!("service PC/SC arrêté", "PC/SC service stopped");
     pub const READY_IN: Text = text!("prête en {ms} ms", "ready in {ms} ms");
     pub const NO_CPX_CARD: Text = text!("Aucune carte CPx prête", "No CPx card ready");
+    pub const AUTOSTART_USER_ON: Text = text!("Démarrage avec la session (cet utilisateur) : activé", "Start with the session (this user): on");
+    pub const AUTOSTART_USER_OFF: Text = text!("Démarrage avec la session (cet utilisateur) : désactivé", "Start with the session (this user): off");
+    pub const AUTOSTART_MACHINE_ON: Text = text!("Démarrage pour toutes les sessions (installation) : activé", "Start in every session (installation): on");
+    pub const AUTOSTART_MACHINE_OFF: Text = text!("Démarrage pour toutes les sessions (installation) : absent", "Start in every session (installation): absent");
 }
 
 /// The tray app's words (window titles, buttons, field names), by key. Error texts stay in [`Code`].
