@@ -49,6 +49,11 @@ work=$root/target/installer/work-$version
 rm -rf "$work"
 mkdir -p "$work/bin" "$(dirname "$out")"
 cp "$bin/cpx-agent.exe" "$bin/cpx-tray.exe" "$work/bin/"
+# The GNU build of the tray app loads WebView2Loader.dll at run time (tauri-build puts it next to the .exe).
+if [ -e "$bin/WebView2Loader.dll" ]; then
+    cp "$bin/WebView2Loader.dll" "$work/bin/"
+    defines+=(-D WebView2Loader=1)
+fi
 python3 installer/windows/wixl-compat.py installer/windows/agent-cpx.wxs "$work/agent-cpx.wxs" "$work/compat.sql"
 rm -f "$out"
 # wixl fails with a GLib trap (no message on stdout): its exit status is what counts.

@@ -52,6 +52,9 @@ done
 file=$(table File)
 row File "$file" CpxAgentExe Agent cpx-agent.exe "$(stat -c %s "$bin/cpx-agent.exe")"
 row File "$file" CpxTrayExe Tray cpx-tray.exe "$(stat -c %s "$bin/cpx-tray.exe")"
+if [ -e "$bin/WebView2Loader.dll" ]; then   # the GNU build of the tray app needs it next to it
+    row File "$file" WebView2LoaderDll WebView2Loader WebView2Loader.dll "$(stat -c %s "$bin/WebView2Loader.dll")"
+fi
 component=$(table Component)
 row Component "$component" MachineAutostart '{42D76CC5-8794-4EC7-8D15-9341C4BC1B3E}' INSTALLDIR 260 'AUTOSTART <> "0"'
 for c in AllowedOrigins:ALLOWED_ORIGINS Port:PORT Autostart:AUTOSTART Pki:PKI BrowserPolicies:BROWSER_POLICIES AllowUserSites:ALLOW_USER_SITES; do
@@ -153,6 +156,7 @@ run=$(query "$run_key")
 expect run-key "$run" 'Agent CPx    REG_SZ    "C:\Program Files\Agent CPx\cpx-tray.exe" --autostart'
 [ -f "$app/cpx-agent.exe" ] && [ -f "$app/cpx-tray.exe" ] || fail "files not in $app"
 cmp -s "$app/cpx-agent.exe" "$bin/cpx-agent.exe" || fail "the installed cpx-agent.exe is not the build's"
+[ ! -e "$bin/WebView2Loader.dll" ] || [ -f "$app/WebView2Loader.dll" ] || fail "WebView2Loader.dll not installed"
 # Wine puts the shortcut of an all-users install in the user's Start menu; Windows in ProgramData's.
 lnk=$(find "$drive_c" -name 'Agent CPx.lnk' -path '*Start Menu*' | head -1)
 [ -n "$lnk" ] || fail "no Start-menu shortcut"
@@ -197,7 +201,7 @@ left=$(query "HKLM\\$policy")
 [ -z "$(grep -E 'REG_(SZ|DWORD)' <<<"$left")" ] || fail "policy values left: $left"
 [ -z "$(query 'HKLM\Software\Agent CPx' /s | grep REG_)" ] || fail "HKLM\\Software\\Agent CPx left"
 expect_not uninstall-run-key "$(query "$run_key")" 'Agent CPx'
-[ ! -e "$app/cpx-agent.exe" ] && [ ! -e "$app/cpx-tray.exe" ] || fail "files left in $app"
+[ -z "$(ls -A "$app" 2>/dev/null)" ] || fail "files left in $app: $(ls "$app")"
 [ -z "$(find "$drive_c" -name 'Agent CPx.lnk')" ] || fail "shortcut left"
 expect_not uninstall-entry "$(query "$uninstall_key" /s)" 'Agent CPx'
 if [ "$actions" = yes ]; then
