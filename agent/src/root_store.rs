@@ -8,7 +8,7 @@
 
 use windows_sys::Win32::Security::Cryptography::{
     CertAddEncodedCertificateToStore, CertCloseStore, CertDeleteCertificateFromStore, CertDuplicateCertificateContext, CertEnumCertificatesInStore, CertFreeCertificateContext, CertOpenStore, CERT_CONTEXT,
-    CERT_STORE_ADD_REPLACE_EXISTING, CERT_STORE_OPEN_EXISTING_FLAG, CERT_STORE_PROV_SYSTEM_W, CERT_STORE_READONLY_FLAG, CERT_SYSTEM_STORE_LOCAL_MACHINE, HCERTSTORE, PKCS_7_ASN_ENCODING, X509_ASN_ENCODING,
+    CERT_STORE_ADD_REPLACE_EXISTING, CERT_STORE_OPEN_EXISTING_FLAG, CERT_STORE_PROV_SYSTEM_REGISTRY_W, CERT_STORE_READONLY_FLAG, CERT_SYSTEM_STORE_LOCAL_MACHINE, HCERTSTORE, PKCS_7_ASN_ENCODING, X509_ASN_ENCODING,
 };
 
 /// What failed, with the system's error.
@@ -34,11 +34,14 @@ pub fn der_from_pem(pem: &[u8]) -> Result<Vec<u8>, RootStoreError> {
 struct Store(HCERTSTORE);
 
 impl Store {
+    /// The registry store of `LocalMachine\Root` (`HKLM\Software\Microsoft\SystemCertificates\Root`, where
+    /// `certutil -addstore Root` writes), not the system store that also gathers the Group Policy and
+    /// enterprise stores: what the installer adds is what it removes.
     fn open(write: bool) -> Result<Self, RootStoreError> {
         let name: Vec<u16> = "Root\0".encode_utf16().collect();
         let flags = CERT_SYSTEM_STORE_LOCAL_MACHINE | CERT_STORE_OPEN_EXISTING_FLAG | if write { 0 } else { CERT_STORE_READONLY_FLAG };
         // SAFETY: a system store by name (a NUL-terminated UTF-16 string that outlives the call).
-        let handle = unsafe { CertOpenStore(CERT_STORE_PROV_SYSTEM_W, 0, 0, flags, name.as_ptr().cast()) };
+        let handle = unsafe { CertOpenStore(CERT_STORE_PROV_SYSTEM_REGISTRY_W, 0, 0, flags, name.as_ptr().cast()) };
         if handle.is_null() {
             return Err(RootStoreError::Open { write, source: std::io::Error::last_os_error() });
         }
@@ -91,15 +94,22 @@ pub fn add(der: &[u8]) -> Result<(), RootStoreError> {
     Ok(())
 }
 
-/// Removes the certificate `der` from the machine Root store; whether it was there.
+/// Removes the certificate `der` from the machine Root store, every copy of it (another tool may have
+/// added it again); whether it was there.
 pub fn remove(der: &[u8]) -> Result<bool, RootStoreError> {
     let store = Store::open(true)?;
-    let Some(ctx) = store.find(der) else { return Ok(false) };
-    // SAFETY: deleting frees the context it is given, whatever the outcome.
-    if unsafe { CertDeleteCertificateFromStore(ctx) } == 0 {
-        return Err(RootStoreError::Remove(std::io::Error::last_os_error()));
+    let mut removed = 0;
+    while let Some(ctx) = store.find(der) {
+        // SAFETY: deleting frees the context it is given, whatever the outcome.
+        if unsafe { CertDeleteCertificateFromStore(ctx) } == 0 {
+            return Err(RootStoreError::Remove(std::io::Error::last_os_error()));
+        }
+        removed += 1;
+        if removed > 64 {
+            return Err(RootStoreError::Remove(std::io::Error::other("still there after 64 removals")));
+        }
     }
-    Ok(true)
+    Ok(removed > 0)
 }
 
 #[cfg(test)]
@@ -123,7 +133,7 @@ mod tests {
         assert!(contains(&der).unwrap(), "found after add");
         add(&der).unwrap();
         assert!(remove(&der).unwrap(), "removed");
-        assert!(!contains(&der).unwrap(), "gone after remove (adding twice left one copy)");
+        assert!(!contains(&der).unwrap(), "gone after remove");
         assert!(!remove(&der).unwrap(), "nothing left to remove");
         assert!(matches!(der_from_pem(b"not pem"), Err(RootStoreError::Pem(_))));
     }

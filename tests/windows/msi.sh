@@ -40,7 +40,7 @@ ls -l "$msi1"
 bin=$root/target/$T/debug
 
 step "the MSI's tables (msiinfo export)"
-table() { msiinfo export "$msi1" "$1" | tee "$out/$1.idt"; }
+table() { msiinfo export "$msi1" "$1" | tee "$out/$1.idt" | tr -d '\r'; }   # .idt lines end in CRLF
 property=$(table Property)
 row Property "$property" ALLUSERS 1
 row Property "$property" ProductVersion "$v1"
@@ -109,7 +109,7 @@ trap 'wineserver -k 2>/dev/null || true' EXIT
 # cpx-agent.exe lacks them, the MSI installed below is built so that their failure does not stop it.
 actions=yes
 for cmd in install-trust uninstall-trust browser-policies; do
-    wine_ "$bin/cpx-agent.exe" "$cmd" --help >/dev/null 2>&1 || actions=no
+    wine "$bin/cpx-agent.exe" "$cmd" --help >/dev/null 2>&1 || actions=no
 done
 flags=()
 if [ "$actions" = no ]; then
@@ -120,10 +120,14 @@ fi
 step "build the upgrade ($v2)"
 scripts/build-msi.sh --version "$v2" --out "$msi2" "${flags[@]}"
 
-msiexec_() { # msiexec_ ARGS… : Wine's msiexec, its exit status kept, a verbose log in $out
+msiexec_() { # msiexec_ ARGS… : Wine's msiexec, its exit status kept; a verbose log and what the custom actions printed in $out
     local rc=0
-    wine_ msiexec "$@" /l*v "Z:${out//\//\\}\\msiexec-$((++msiexec_n)).log" || rc=$?
+    msiexec_n=$((msiexec_n + 1))
+    wine msiexec "$@" /l*v "Z:${out//\//\\}\\msiexec-$msiexec_n.log" 2> "$out/msiexec-$msiexec_n.err" || rc=$?
     return $rc
+}
+ran() { # ran N COMMAND: the custom action running `cpx-agent COMMAND` ran during msiexec call N (before the command exists)
+    grep -q "unrecognized subcommand '$2'" "$out/msiexec-$1.err" || { cat "$out/msiexec-$1.err" >&2; fail "msiexec call $1: cpx-agent $2 did not run"; }
 }
 msiexec_n=0
 drive_c=$WINEPREFIX/drive_c
@@ -131,7 +135,7 @@ app="$drive_c/Program Files/Agent CPx"
 run_key='HKLM\Software\Microsoft\Windows\CurrentVersion\Run'
 uninstall_key='HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall'
 root_certs='HKLM\Software\Microsoft\SystemCertificates\Root\Certificates'
-query() { wine_ reg query "$@" 2>/dev/null || true; }
+query() { wine reg query "$@" 2>/dev/null | tr -d '\r' || true; }   # reg prints CRLF lines
 
 step "a property the agent would refuse stops the install (PORT=80)"
 rc=0; msiexec_ /i "$(winepath -w "$msi1")" /qn PORT=80 || rc=$?
@@ -162,6 +166,11 @@ lnk=$(find "$drive_c" -name 'Agent CPx.lnk' -path '*Start Menu*' | head -1)
 [ -n "$lnk" ] || fail "no Start-menu shortcut"
 products=$(query "$uninstall_key" /s)
 expect uninstall-entry "$products" "DisplayVersion    REG_SZ    $v1"
+
+if [ "$actions" = no ]; then   # the custom actions ran (and failed, ignored): install-trust, browser-policies apply
+    ran 2 install-trust
+    ran 2 browser-policies
+fi
 
 step "the installed cpx-agent.exe reads the policy the MSI wrote (diagnose)"
 set +e
@@ -204,6 +213,10 @@ expect_not uninstall-run-key "$(query "$run_key")" 'Agent CPx'
 [ -z "$(ls -A "$app" 2>/dev/null)" ] || fail "files left in $app: $(ls "$app")"
 [ -z "$(find "$drive_c" -name 'Agent CPx.lnk')" ] || fail "shortcut left"
 expect_not uninstall-entry "$(query "$uninstall_key" /s)" 'Agent CPx'
+if [ "$actions" = no ]; then   # the custom actions ran: browser-policies remove, uninstall-trust
+    ran 4 uninstall-trust
+    ran 4 browser-policies
+fi
 if [ "$actions" = yes ]; then
     roots_end=$(query "$root_certs" | grep -c '^HKEY' || true)
     [ "$roots_end" = "$roots_before" ] || fail "uninstall-trust: $roots_end certificates in $root_certs, $roots_before before the install"
