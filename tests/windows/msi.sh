@@ -34,10 +34,38 @@ v2=$major.$minor.$((patch + 1))
 msi1=$out/agent-cpx-$v1.msi
 msi2=$out/agent-cpx-$v2.msi
 
-step "build the MSI ($v1) with scripts/build-msi.sh"
-scripts/build-msi.sh --version "$v1" --out "$msi1"
-ls -l "$msi1"
 bin=$root/target/$T/debug
+[ -e "$bin/cpx-agent.exe" ] && [ -e "$bin/cpx-tray.exe" ] || scripts/cross.sh windows
+
+# Wine: a prefix of its own; our bcryptprimitives.dll (ProcessPrng, tests/windows/processprng.c) first.
+export WINEPREFIX=$root/target/wine-prefix-msi
+export WINEDEBUG=-all
+export WINEDLLOVERRIDES="mscoree,mshtml=;bcryptprimitives=n,b"
+shim=$root/target/wine-shim
+export WINEPATH="Z:${shim//\//\\}"
+wine_() { wine "$@" 2> >(grep -v -e 'wine32 is missing' -e 'multiarch needs' -e 'dpkg --add-architecture' -e 'apt-get install wine32' >&2); }
+step "ProcessPrng shim and a fresh Wine prefix"
+mkdir -p "$shim"
+x86_64-w64-mingw32-gcc -shared -O2 -Wall -Werror -o "$shim/bcryptprimitives.dll" tests/windows/processprng.c tests/windows/processprng.def -lbcrypt
+wineserver -k 2>/dev/null || true
+rm -rf "$WINEPREFIX"
+wineboot -i >/dev/null 2>&1
+trap 'wineserver -k 2>/dev/null || true' EXIT
+
+# The commands the custom actions run come from other changes (install-trust, browser-policies): when this
+# cpx-agent.exe lacks them, the MSI installed below is built so that their failure does not stop it.
+actions=yes
+for cmd in install-trust uninstall-trust browser-policies; do
+    wine "$bin/cpx-agent.exe" "$cmd" --help >/dev/null 2>&1 || actions=no
+done
+flags=()
+if [ "$actions" = no ]; then
+    echo "NOTE: this cpx-agent.exe has no install-trust / browser-policies: the custom actions run and fail, ignored (--test-ignore-action-failures)"
+    flags=(--test-ignore-action-failures)
+fi
+step "build the MSI ($v1) with scripts/build-msi.sh"
+scripts/build-msi.sh --version "$v1" --out "$msi1" "${flags[@]}"
+ls -l "$msi1"
 
 step "the MSI's tables (msiinfo export)"
 table() { msiinfo export "$msi1" "$1" | tee "$out/$1.idt" | tr -d '\r'; }   # .idt lines end in CRLF
@@ -77,8 +105,9 @@ row Upgrade "$upgrade" '{ABCA37F7-79F2-4857-9B73-AE856703C68B}' "$v1" '' '' 2 ''
 # Types: 18 (an .exe among the installed files) + 0x400 (deferred, in the install script) + 0x800 (not
 # impersonated: runs as LocalSystem, elevated) = 3090; + 0x40 (a failure does not stop it) = 3154.
 custom=$(table CustomAction)
-row CustomAction "$custom" InstallTrust 3090 CpxAgentExe install-trust
-row CustomAction "$custom" BrowserPoliciesApply 3090 CpxAgentExe 'browser-policies apply'
+install_type=3090; [ "$actions" = yes ] || install_type=3154   # --test-ignore-action-failures
+row CustomAction "$custom" InstallTrust "$install_type" CpxAgentExe install-trust
+row CustomAction "$custom" BrowserPoliciesApply "$install_type" CpxAgentExe 'browser-policies apply'
 row CustomAction "$custom" UninstallTrust 3154 CpxAgentExe uninstall-trust
 row CustomAction "$custom" BrowserPoliciesRemove 3154 CpxAgentExe 'browser-policies remove'
 sequence=$(table InstallExecuteSequence)
@@ -90,33 +119,6 @@ row Sequence "$sequence" UninstallTrust 'REMOVE~="ALL" AND NOT UPGRADINGPRODUCTC
 [ "$(seq_of InstallInitialize)" -lt "$(seq_of BrowserPoliciesRemove)" ] && [ "$(seq_of UninstallTrust)" -lt "$(seq_of RemoveRegistryValues)" ] &&
     [ "$(seq_of UninstallTrust)" -lt "$(seq_of RemoveFiles)" ] || fail "uninstall actions not before the values and files go"
 
-# Wine: a prefix of its own; our bcryptprimitives.dll (ProcessPrng, tests/windows/processprng.c) first.
-export WINEPREFIX=$root/target/wine-prefix-msi
-export WINEDEBUG=-all
-export WINEDLLOVERRIDES="mscoree,mshtml=;bcryptprimitives=n,b"
-shim=$root/target/wine-shim
-export WINEPATH="Z:${shim//\//\\}"
-wine_() { wine "$@" 2> >(grep -v -e 'wine32 is missing' -e 'multiarch needs' -e 'dpkg --add-architecture' -e 'apt-get install wine32' >&2); }
-step "ProcessPrng shim and a fresh Wine prefix"
-mkdir -p "$shim"
-x86_64-w64-mingw32-gcc -shared -O2 -Wall -Werror -o "$shim/bcryptprimitives.dll" tests/windows/processprng.c tests/windows/processprng.def -lbcrypt
-wineserver -k 2>/dev/null || true
-rm -rf "$WINEPREFIX"
-wineboot -i >/dev/null 2>&1
-trap 'wineserver -k 2>/dev/null || true' EXIT
-
-# The commands the custom actions run come from other changes (install-trust, browser-policies): when this
-# cpx-agent.exe lacks them, the MSI installed below is built so that their failure does not stop it.
-actions=yes
-for cmd in install-trust uninstall-trust browser-policies; do
-    wine "$bin/cpx-agent.exe" "$cmd" --help >/dev/null 2>&1 || actions=no
-done
-flags=()
-if [ "$actions" = no ]; then
-    echo "NOTE: this cpx-agent.exe has no install-trust / browser-policies: the custom actions run and fail, ignored (--test-ignore-action-failures)"
-    flags=(--test-ignore-action-failures)
-    scripts/build-msi.sh --version "$v1" --out "$msi1" "${flags[@]}"
-fi
 step "build the upgrade ($v2)"
 scripts/build-msi.sh --version "$v2" --out "$msi2" "${flags[@]}"
 
