@@ -27,6 +27,7 @@ PKGS=(
                           # the tray app's tests: a virtual screen, the keyboard, screenshots, the clipboard,
                           # tray panels (tests/stack/xembed-tray, sni-host), the accessibility tree (a11y-tree),
                           # WebKitWebDriver to read the windows
+  wixl msitools python3   # the MSI (scripts/build-msi.sh: wixl builds it, msibuild patches it, msiinfo reads it back)
 )
 missing=()
 for p in "${PKGS[@]}"; do

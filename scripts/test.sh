@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests, the Windows build's tests under Wine (tests/windows/run.sh), the macOS
-# installer's files (tests/macos/check.sh), the Linux package's install test (tests/linux/deb.sh), and the
+# Runs every test: unit tests, the Windows build's tests under Wine (tests/windows/run.sh, msi.sh), the
+# macOS installer's files (tests/macos/check.sh), the Linux package's install test (tests/linux/deb.sh), and the
 # end-to-end tests on the real pcscd + vpcd stack with virtual cards, inside private namespaces so that no
 # pcscd of the machine is touched. Needs root (unshare).
 #   ./scripts/test.sh [cargo test arguments…]
@@ -13,4 +13,5 @@ cargo build --workspace --all-targets --locked
 tests/windows/run.sh   # the Windows build under Wine: its unit tests, then cpx-agent.exe end to end
 tests/macos/check.sh   # the macOS pkg's files: plists, distribution, payload layout, shellcheck (seconds)
 tests/linux/deb.sh     # the .deb installed, upgraded and purged in a throwaway overlay of / (1 to 2.5 min)
+tests/windows/msi.sh   # the MSI: its tables, then installed, upgraded and uninstalled by Wine's msiexec
 exec tests/stack/stack.sh isolated cargo test --workspace --offline --locked "$@"

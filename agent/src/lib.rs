@@ -9,15 +9,17 @@
 //! - [`login`]: mTLS login and signed token; [`mtls`]: the TLS client with the card's key.
 //! - [`card_service`]: one card operation at a time; [`pin_prompt`]: asking for the code porteur.
 //! - [`localca`], [`secrets`]: the loopback certificate and where its key lives; [`machine_trust`]: the
-//!   machine's loopback identity and its machine-wide trust (`cpx-agent install-trust`).
+//!   machine's loopback identity and its machine-wide trust (`cpx-agent install-trust`); [`root_store`]:
+//!   the Windows machine Root store it is trusted in.
 //! - [`consent`]: sites outside policy, asked about once; [`card_state`]: the card state at a glance.
 //! - [`service`]: starting the agent (shared by `cpx-agent serve` and the tray app).
 //! - [`peer`]: the OS user behind a loopback connection; [`limits`]: caps and deadlines of the servers;
 //!   [`broker`]: on a shared computer, tells each user's pages where that user's agent listens.
 //! - [`diagnose`], [`report`], [`logging`], [`browser_trust`]: for the helpdesk.
-//! - [`output`]: terminal conventions of the CLI.
+//! - [`output`]: terminal conventions of the CLI; [`autostart`]: the tray app's per-user autostart entry.
 
 pub mod api;
+pub mod autostart;
 pub mod broker;
 pub mod browser_policies;
 pub mod browser_trust;
@@ -41,6 +43,7 @@ pub mod policy_macos;
 pub mod policy_keys;
 pub mod policy_registry;
 pub mod report;
+pub mod root_store;
 pub mod scan;
 pub mod secrets;
 pub mod server;

@@ -125,6 +125,15 @@ enum Command {
     /// Run as root by the installers' removal: takes the machine's local CA out of every store
     /// `install-trust` put it in, then deletes the machine's loopback identity.
     UninstallTrust,
+    /// The tray app's per-user autostart entry: on, off, status (the Run value under HKCU on Windows,
+    /// ~/.config/autostart/agent-cpx.desktop on Linux, a LaunchAgent on macOS).
+    Autostart {
+        #[arg(value_enum)]
+        action: AutostartAction,
+        /// The program the entry starts (default: cpx-tray next to cpx-agent).
+        #[arg(long)]
+        program: Option<std::path::PathBuf>,
+    },
     /// The loopback HTTPS endpoint that portals' login pages call (headless; the tray app runs the same).
     Serve {
         /// Configuration file (default ~/.config/cpx-agent/config.toml).
@@ -146,6 +155,13 @@ enum BrowserPoliciesAction {
     Apply,
     /// Remove the policies this command wrote, and only those.
     Remove,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AutostartAction {
+    On,
+    Off,
+    Status,
 }
 
 mod exit {
@@ -172,6 +188,7 @@ fn main() -> ExitCode {
         Command::BrowserPolicies { action, root } => browser_policies(&g, action, &root),
         Command::InstallTrust => machine_trust(true),
         Command::UninstallTrust => machine_trust(false),
+        Command::Autostart { action, program } => autostart(&g, action, program),
         Command::Report { out, include_identity, include_origins, config } => {
             report(&g, &cache, out, cpx_agent::report::Include { identity: include_identity, origins: include_origins }, config)
         }
@@ -202,6 +219,35 @@ fn report(g: &Global, cache: &CertCache, out: std::path::PathBuf, include: cpx_a
         return ExitCode::from(exit::INTERNAL);
     }
     println!("{}", out.display());
+    ExitCode::SUCCESS
+}
+
+fn autostart(g: &Global, action: AutostartAction, program: Option<std::path::PathBuf>) -> ExitCode {
+    use cpx_agent::autostart::{self, Autostart};
+    let result = Autostart::current().and_then(|a| {
+        match action {
+            AutostartAction::On => a.enable(&program.map_or_else(autostart::default_program, Ok)?)?,
+            AutostartAction::Off => {
+                a.disable()?;
+            }
+            AutostartAction::Status => {}
+        }
+        a.status()
+    });
+    let status = match result {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cpx-agent autostart: {e}");
+            return ExitCode::from(exit::INTERNAL);
+        }
+    };
+    if g.json {
+        println!("{}", serde_json::to_string(&status).unwrap_or_default());
+    } else {
+        let user = if status.user_entry.is_some() { label::AUTOSTART_USER_ON } else { label::AUTOSTART_USER_OFF };
+        let machine = if status.machine { label::AUTOSTART_MACHINE_ON } else { label::AUTOSTART_MACHINE_OFF };
+        println!("{} ({})\n{} ({})", user.get(g.lang), status.user_place, machine.get(g.lang), status.machine_place);
+    }
     ExitCode::SUCCESS
 }
 

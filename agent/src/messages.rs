@@ -602,6 +602,10 @@ pub mod label {
     pub const BP_REMOVED: Text = text!("retiré de", "removed from");
     pub const BP_NOTHING_WANTED: Text = text!("Stratégies de navigateur désactivées (browser_policies = false) ou aucun site géré : les nôtres sont retirées.", "Browser policies off (browser_policies = false) or no managed site: ours are removed.");
     pub const BP_NOTHING_DONE: Text = text!("Rien à faire : aucune stratégie de navigateur de l'Agent CPx.", "Nothing to do: no Agent CPx browser policy.");
+    pub const AUTOSTART_USER_ON: Text = text!("Démarrage avec la session (cet utilisateur) : activé", "Start with the session (this user): on");
+    pub const AUTOSTART_USER_OFF: Text = text!("Démarrage avec la session (cet utilisateur) : désactivé", "Start with the session (this user): off");
+    pub const AUTOSTART_MACHINE_ON: Text = text!("Démarrage pour toutes les sessions (installation) : activé", "Start in every session (installation): on");
+    pub const AUTOSTART_MACHINE_OFF: Text = text!("Démarrage pour toutes les sessions (installation) : absent", "Start in every session (installation): absent");
 }
 
 /// The tray app's words (window titles, buttons, field names), by key. Error texts stay in [`Code`].

@@ -100,7 +100,7 @@ pub trait PinPrompt: Send + Sync {
     fn show_blocked(&self, _request: &PinRequest) {}
 }
 
-/// The controlling terminal (`/dev/tty`), echo off.
+/// The terminal (`/dev/tty`; the console on Windows), echo off.
 pub struct TerminalPrompt;
 
 impl PinPrompt for TerminalPrompt {
@@ -109,16 +109,16 @@ impl PinPrompt for TerminalPrompt {
     }
 
     fn ask(&self, request: &PinRequest) -> Result<Pin, PromptError> {
-        let unavailable = |e: std::io::Error| PromptError::Unavailable(format!("/dev/tty: {e}"));
-        let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").map_err(unavailable)?;
+        let unavailable = |e: std::io::Error| PromptError::Unavailable(format!("{}: {e}", Terminal::NAME));
+        let tty = Terminal::open().map_err(unavailable)?;
         let mut out = &tty;
         writeln!(out, "\n{}\n\n{}", request.title(), request.description()).map_err(unavailable)?;
         write!(out, "{} ", request.prompt_label()).map_err(unavailable)?;
         out.flush().map_err(unavailable)?;
         let mut line = Zeroizing::new(String::new());
         let read = {
-            let _quiet = NoEcho::on(&tty);
-            BufReader::new(&tty).read_line(&mut line)
+            let _quiet = NoEcho::on(&tty.input);
+            BufReader::new(&tty.input).read_line(&mut line)
         };
         let _ = writeln!(out);
         match read {
@@ -129,10 +129,71 @@ impl PinPrompt for TerminalPrompt {
     }
 }
 
-/// The terminal's echo, off while this lives (Unix: there is no /dev/tty elsewhere).
+/// The terminal the professional sits at, whatever the standard streams are: the controlling terminal
+/// (`/dev/tty`) on Unix; on Windows the console, `CONIN$` to read and `CONOUT$` to write (text written with
+/// `WriteConsoleW`, so that accents show whatever the console's code page).
+struct Terminal {
+    input: std::fs::File,
+    output: std::fs::File,
+}
+
+impl Terminal {
+    #[cfg(not(windows))]
+    const NAME: &'static str = "/dev/tty";
+    #[cfg(windows)]
+    const NAME: &'static str = "CONIN$/CONOUT$";
+
+    fn open() -> std::io::Result<Self> {
+        let open = |path: &str| std::fs::OpenOptions::new().read(true).write(true).open(path);
+        #[cfg(not(windows))]
+        let (input, output) = {
+            let tty = open("/dev/tty")?;
+            (tty.try_clone()?, tty)
+        };
+        #[cfg(windows)]
+        let (input, output) = (open("CONIN$")?, open("CONOUT$")?);
+        Ok(Self { input, output })
+    }
+}
+
+impl Write for &Terminal {
+    #[cfg(not(windows))]
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&self.output).write(buf)
+    }
+
+    /// UTF-8 in, UTF-16 to the console; the prompts are whole strings, so a write never splits a character.
+    #[cfg(windows)]
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use std::os::windows::io::AsRawHandle;
+        let text = std::str::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let wide: Vec<u16> = text.encode_utf16().collect();
+        let mut done = 0usize;
+        while done < wide.len() {
+            let chunk = u32::try_from(wide.len() - done).unwrap_or(u32::MAX);
+            let mut written = 0u32;
+            // SAFETY: the console output handle outlives the call; `wide[done..]` holds at least `chunk` units.
+            let ok = unsafe { windows_sys::Win32::System::Console::WriteConsoleW(self.output.as_raw_handle(), wide[done..].as_ptr().cast(), chunk, &mut written, std::ptr::null()) };
+            if ok == 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            done += written as usize;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&self.output).flush()
+    }
+}
+
+/// The terminal's echo, off while this lives: termios `ECHO` on Unix, the console's `ENABLE_ECHO_INPUT`
+/// on Windows (line input stays on: the code porteur is read up to Enter).
 struct NoEcho {
     #[cfg(unix)]
     saved: Option<(i32, libc::termios)>,
+    #[cfg(windows)]
+    saved: Option<(windows_sys::Win32::Foundation::HANDLE, u32)>,
 }
 
 impl NoEcho {
@@ -151,7 +212,21 @@ impl NoEcho {
         Self { saved: Some((fd, saved)) }
     }
 
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    fn on(console: &std::fs::File) -> Self {
+        use std::os::windows::io::AsRawHandle;
+        use windows_sys::Win32::System::Console::{GetConsoleMode, SetConsoleMode, ENABLE_ECHO_INPUT};
+        let handle = console.as_raw_handle();
+        let mut saved = 0u32;
+        // SAFETY: console mode calls on a handle that outlives this guard.
+        if unsafe { GetConsoleMode(handle, &mut saved) } == 0 {
+            return Self { saved: None };
+        }
+        unsafe { SetConsoleMode(handle, saved & !ENABLE_ECHO_INPUT) };
+        Self { saved: Some((handle, saved)) }
+    }
+
+    #[cfg(not(any(unix, windows)))]
     fn on(_tty: &std::fs::File) -> Self {
         Self {}
     }
@@ -164,13 +239,18 @@ impl Drop for NoEcho {
             // SAFETY: as in `on`.
             unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
         }
+        #[cfg(windows)]
+        if let Some((handle, saved)) = self.saved {
+            // SAFETY: as in `on`.
+            unsafe { windows_sys::Win32::System::Console::SetConsoleMode(handle, saved) };
+        }
     }
 }
 
 impl TerminalPrompt {
     fn choose(&self, choice: &CardChoice) -> Result<usize, PromptError> {
-        let unavailable = |e: std::io::Error| PromptError::Unavailable(format!("/dev/tty: {e}"));
-        let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").map_err(unavailable)?;
+        let unavailable = |e: std::io::Error| PromptError::Unavailable(format!("{}: {e}", Terminal::NAME));
+        let tty = Terminal::open().map_err(unavailable)?;
         let mut out = &tty;
         writeln!(out, "\n{}", choice.question("…").trim_end_matches(['…', ' ', '?'])).map_err(unavailable)?;
         for (i, c) in choice.cards.iter().enumerate() {
@@ -178,7 +258,7 @@ impl TerminalPrompt {
         }
         write!(out, "> ").map_err(unavailable)?;
         let mut line = String::new();
-        BufReader::new(&tty).read_line(&mut line).map_err(unavailable)?;
+        BufReader::new(&tty.input).read_line(&mut line).map_err(unavailable)?;
         match line.trim().parse::<usize>() {
             Ok(n) if (1..=choice.cards.len()).contains(&n) => Ok(n - 1),
             _ => Err(PromptError::Cancelled),

@@ -90,17 +90,16 @@ fn serve(prepared: service::Prepared, shared: Arc<Shared>) {
     });
 }
 
-/// The per-user autostart entry follows the configuration's `autostart`.
-fn follow_autostart(app: &tauri::AppHandle, wanted: bool) {
-    use tauri_plugin_autostart::ManagerExt;
-    let launcher = app.autolaunch();
-    let result = match (wanted, launcher.is_enabled().unwrap_or(false)) {
-        (true, false) => launcher.enable(),
-        (false, true) => launcher.disable(),
-        _ => Ok(()),
-    };
-    if let Err(e) = result {
-        tracing::warn!(error = %e, wanted, "per-user autostart not changed");
+/// The per-user autostart entry follows the configuration's `autostart` (`cpx_agent::autostart`: the
+/// HKCU Run value, ~/.config/autostart/agent-cpx.desktop, the user's LaunchAgent); none where the
+/// installer's machine-wide entry already starts the tray in every session.
+fn follow_autostart(wanted: bool) {
+    let result = std::env::current_exe()
+        .map_err(|e| e.to_string())
+        .and_then(|program| cpx_agent::autostart::Autostart::current().and_then(|a| a.follow(wanted, &program)).map_err(|e| e.to_string()));
+    match result {
+        Ok(plan) => tracing::debug!(?plan, wanted, "per-user autostart"),
+        Err(e) => tracing::warn!(error = %e, wanted, "per-user autostart not changed"),
     }
 }
 
@@ -155,13 +154,16 @@ fn main() -> ExitCode {
     let mut config = Some(config);
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(move |app, argv, _cwd| {
+            // A second start at login (a per-user and a machine-wide entry both there): nothing to show.
+            if argv.iter().any(|a| a == cpx_agent::autostart::ARG) {
+                return;
+            }
             // A second start: show what it asked for (the status window by default).
             let window = parse_args(&argv).ok().and_then(|a| a.show).unwrap_or(Window::Status);
             if let Err(e) = windows::show(app, window, lang) {
                 tracing::warn!(error = %e, "window not shown");
             }
         }))
-        .plugin(tauri_plugin_autostart::init(tauri_plugin_autostart::MacosLauncher::LaunchAgent, Some(vec!["--autostart"])))
         .plugin(tauri_plugin_clipboard_manager::init())
         .invoke_handler(tauri::generate_handler![
             commands::labels,
@@ -203,7 +205,7 @@ fn main() -> ExitCode {
 
             let port = prepared.agent.config.port;
             serve(prepared, shared.clone());
-            follow_autostart(&handle, autostart);
+            follow_autostart(autostart);
             // WebDriver (tests) drives the app through its first web view, which must outlive the others.
             if std::env::var("TAURI_WEBVIEW_AUTOMATION").as_deref() == Ok("true") {
                 tauri::WebviewWindowBuilder::new(app, "automation", tauri::WebviewUrl::App("index.html".into())).visible(false).build()?;

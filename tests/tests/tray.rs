@@ -143,7 +143,7 @@ fn menu_single_instance_autostart_windows_and_their_capabilities() {
     app.wait_closed("about");
 
     // Per-user autostart.
-    let desktop_file = dir.join("home/.config/autostart/Agent CPx.desktop");
+    let desktop_file = dir.join("home/.config/autostart/agent-cpx.desktop");
     let entry = std::fs::read_to_string(&desktop_file).unwrap_or_else(|e| panic!("{}: {e}", desktop_file.display()));
     assert!(entry.contains("cpx-tray"), "{entry}");
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Windows build under Wine (Debian's Wine 8): the unit tests of the crates that run without a card,
 # then end-to-end checks of cpx-agent.exe: the CLI, PC/SC absent, the loopback server answering a page's
-# requests from Linux curl, the loopback key in the Windows Credential Manager, the per-OS folders, and
-# the managed policy read from the registry (HKLM over HKCU over the policy file over the user's file).
+# requests from Linux curl, the loopback key in the Windows Credential Manager, the per-OS folders, the
+# managed policy read from the registry (HKLM over HKCU over the policy file over the user's file), and the
+# per-user autostart Run value. The MSI has its own script: tests/windows/msi.sh.
 #   tests/windows/run.sh            (needs wine, mingw-w64: scripts/install-deps.sh)
 # Everything Wine writes lives in a private prefix under target/ (no ~/.wine is touched).
 set -euo pipefail
@@ -181,6 +182,20 @@ done
 [ "$(cat "$local_app/Agent CPx/loopback-cert.pem")" = "$cert1" ] || fail "a new loopback certificate: the key was not read back"
 curl -sS --cacert "$ca" "https://127.0.0.1:$port/v1/status" >/dev/null
 stop_serve
+
+step "per-user autostart: the HKCU Run value (cpx-agent autostart on / status / off)"
+run_key='HKCU\Software\Microsoft\Windows\CurrentVersion\Run'
+: > "$app/cpx-tray.exe"   # what the entry starts by default: cpx-tray.exe next to cpx-agent.exe
+wine_ reg delete "$run_key" /v 'Agent CPx' /f >/dev/null 2>&1 || true
+wine_ "$exe" autostart on >/dev/null
+tray_path=$(winepath -w "$app/cpx-tray.exe" | tr -d '\r')
+expect autostart-on "$(wine_ reg query "$run_key" /v 'Agent CPx')" "Agent CPx    REG_SZ    \"$tray_path\" --autostart"
+auto=$(wine_ "$exe" autostart status --json)
+expect autostart-status "$auto" '"user_entry":"\"'
+expect autostart-status "$auto" '"machine":false'
+wine_ "$exe" autostart off >/dev/null
+wine_ reg query "$run_key" /v 'Agent CPx' >/dev/null 2>&1 && fail "autostart off: the Run value is still there"
+expect autostart-off "$(wine_ "$exe" autostart status --lang en)" 'Start with the session (this user): off'
 
 step "per-OS folders"
 ls "$local_app/Agent CPx/logs/"cpx-agent.log* >/dev/null || fail "no log file under %LOCALAPPDATA%\\Agent CPx\\logs"

@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# The Windows installer (installer/windows/agent-cpx.wxs, scripts/build-msi.sh): built, its tables read back
+# with msiinfo and checked, then installed silently under Wine with the public properties, the installed
+# cpx-agent.exe reading the managed policy the MSI wrote, an upgrade to a newer build that keeps the policy,
+# and the uninstall (files, registry values and the Run entry gone).
+#   tests/windows/msi.sh            (needs wixl, msitools, wine, mingw-w64: scripts/install-deps.sh)
+# Uses the Windows debug build (scripts/cross.sh windows builds it when it is missing) and a Wine prefix of
+# its own under target/ (target/wine-prefix-msi), made afresh each run.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+T=x86_64-pc-windows-gnu
+out=$root/target/test-out/windows-msi
+rm -rf "$out"
+mkdir -p "$out"
+
+step() { printf '\n== %s (%ss)\n' "$1" "$SECONDS"; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+expect() { # expect NAME HAYSTACK NEEDLE
+    grep -qF -- "$3" <<<"$2" || { printf '%s\n' "$2" >&2; fail "$1: no '$3' in the output above"; }
+}
+expect_not() { # expect_not NAME HAYSTACK NEEDLE
+    if grep -qF -- "$3" <<<"$2"; then printf '%s\n' "$2" >&2; fail "$1: '$3' still in the output above"; fi
+}
+row() { # row NAME TABLE-TEXT FIELD... : one row of an exported table has these tab-separated fields in a row
+    local pattern
+    pattern=$(printf '%s\t' "${@:3}")
+    grep -qF -- "${pattern%$'\t'}" <<<"$2" || { printf '%s\n' "$2" >&2; fail "$1: no row with $(printf '[%s] ' "${@:3}")"; }
+}
+
+v1=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
+IFS=. read -r major minor patch <<<"$v1"
+v2=$major.$minor.$((patch + 1))
+msi1=$out/agent-cpx-$v1.msi
+msi2=$out/agent-cpx-$v2.msi
+
+bin=$root/target/$T/debug
+[ -e "$bin/cpx-agent.exe" ] && [ -e "$bin/cpx-tray.exe" ] || scripts/cross.sh windows
+
+# Wine: a prefix of its own; our bcryptprimitives.dll (ProcessPrng, tests/windows/processprng.c) first.
+export WINEPREFIX=$root/target/wine-prefix-msi
+export WINEDEBUG=-all
+export WINEDLLOVERRIDES="mscoree,mshtml=;bcryptprimitives=n,b"
+shim=$root/target/wine-shim
+export WINEPATH="Z:${shim//\//\\}"
+wine_() { wine "$@" 2> >(grep -v -e 'wine32 is missing' -e 'multiarch needs' -e 'dpkg --add-architecture' -e 'apt-get install wine32' >&2); }
+step "ProcessPrng shim and a fresh Wine prefix"
+mkdir -p "$shim"
+x86_64-w64-mingw32-gcc -shared -O2 -Wall -Werror -o "$shim/bcryptprimitives.dll" tests/windows/processprng.c tests/windows/processprng.def -lbcrypt
+wineserver -k 2>/dev/null || true
+rm -rf "$WINEPREFIX"
+wineboot -i >/dev/null 2>&1
+trap 'wineserver -k 2>/dev/null || true' EXIT
+
+# The commands the custom actions run come from other changes (install-trust, browser-policies): when this
+# cpx-agent.exe lacks them, the MSI installed below is built so that their failure does not stop it.
+actions=yes
+for cmd in install-trust uninstall-trust browser-policies; do
+    wine "$bin/cpx-agent.exe" "$cmd" --help >/dev/null 2>&1 || actions=no
+done
+flags=()
+if [ "$actions" = no ]; then
+    echo "NOTE: this cpx-agent.exe has no install-trust / browser-policies: the custom actions run and fail, ignored (--test-ignore-action-failures)"
+    flags=(--test-ignore-action-failures)
+fi
+step "build the MSI ($v1) with scripts/build-msi.sh"
+scripts/build-msi.sh --version "$v1" --out "$msi1" "${flags[@]}"
+ls -l "$msi1"
+
+step "the MSI's tables (msiinfo export)"
+table() { msiinfo export "$msi1" "$1" | tee "$out/$1.idt" | tr -d '\r'; }   # .idt lines end in CRLF
+property=$(table Property)
+row Property "$property" ALLUSERS 1
+row Property "$property" ProductVersion "$v1"
+row Property "$property" UpgradeCode '{ABCA37F7-79F2-4857-9B73-AE856703C68B}'
+secure=$(awk -F'\t' '$1 == "SecureCustomProperties" { print $2 }' <<<"$property")
+for p in ALLOWED_ORIGINS PORT AUTOSTART PKI BROWSER_POLICIES ALLOW_USER_SITES WIX_UPGRADE_DETECTED; do
+    [[ ";$secure;" == *";$p;"* ]] || fail "SecureCustomProperties lacks $p: $secure"
+done
+file=$(table File)
+row File "$file" CpxAgentExe Agent cpx-agent.exe "$(stat -c %s "$bin/cpx-agent.exe")"
+row File "$file" CpxTrayExe Tray cpx-tray.exe "$(stat -c %s "$bin/cpx-tray.exe")"
+if [ -e "$bin/WebView2Loader.dll" ]; then   # the GNU build of the tray app needs it next to it
+    row File "$file" WebView2LoaderDll WebView2Loader WebView2Loader.dll "$(stat -c %s "$bin/WebView2Loader.dll")"
+fi
+component=$(table Component)
+row Component "$component" MachineAutostart '{42D76CC5-8794-4EC7-8D15-9341C4BC1B3E}' INSTALLDIR 260 'AUTOSTART <> "0"'
+for c in AllowedOrigins:ALLOWED_ORIGINS Port:PORT Autostart:AUTOSTART Pki:PKI BrowserPolicies:BROWSER_POLICIES AllowUserSites:ALLOW_USER_SITES; do
+    grep -qP "^Policy${c%%:*}\t[^\t]*\tINSTALLDIR\t260\t${c#*:}\t" <<<"$component" || fail "component Policy${c%%:*} is not conditioned on ${c#*:}"
+done
+registry=$(table Registry)
+policy='Software\Policies\Agent CPx'
+row Registry "$registry" 2 "$policy" allowed_origins '[ALLOWED_ORIGINS]' PolicyAllowedOrigins
+row Registry "$registry" 2 "$policy" port '#[PORT]' PolicyPort
+row Registry "$registry" 2 "$policy" autostart '#[AUTOSTART]' PolicyAutostart
+row Registry "$registry" 2 "$policy" pki '[PKI]' PolicyPki
+row Registry "$registry" 2 "$policy" browser_policies '#[BROWSER_POLICIES]' PolicyBrowserPolicies
+row Registry "$registry" 2 "$policy" allow_user_sites '#[ALLOW_USER_SITES]' PolicyAllowUserSites
+row Registry "$registry" 2 'Software\Microsoft\Windows\CurrentVersion\Run' 'Agent CPx' '"[#CpxTrayExe]" --autostart' MachineAutostart
+shortcut=$(table Shortcut)
+row Shortcut "$shortcut" StartMenuTray ProgramMenuFolder 'Agent CPx' Tray '[#CpxTrayExe]'
+upgrade=$(table Upgrade)
+row Upgrade "$upgrade" '{ABCA37F7-79F2-4857-9B73-AE856703C68B}' '' "$v1" '' 1 '' WIX_UPGRADE_DETECTED
+row Upgrade "$upgrade" '{ABCA37F7-79F2-4857-9B73-AE856703C68B}' "$v1" '' '' 2 '' WIX_DOWNGRADE_DETECTED
+# Types: 18 (an .exe among the installed files) + 0x400 (deferred, in the install script) + 0x800 (not
+# impersonated: runs as LocalSystem, elevated) = 3090; + 0x40 (a failure does not stop it) = 3154.
+custom=$(table CustomAction)
+install_type=3090; [ "$actions" = yes ] || install_type=3154   # --test-ignore-action-failures
+row CustomAction "$custom" InstallTrust "$install_type" CpxAgentExe install-trust
+row CustomAction "$custom" BrowserPoliciesApply "$install_type" CpxAgentExe 'browser-policies apply'
+row CustomAction "$custom" UninstallTrust 3154 CpxAgentExe uninstall-trust
+row CustomAction "$custom" BrowserPoliciesRemove 3154 CpxAgentExe 'browser-policies remove'
+sequence=$(table InstallExecuteSequence)
+seq_of() { awk -F'\t' -v a="$1" '$1 == a { print $3 }' <<<"$sequence"; }
+row Sequence "$sequence" InstallTrust 'NOT REMOVE~="ALL"'
+row Sequence "$sequence" UninstallTrust 'REMOVE~="ALL" AND NOT UPGRADINGPRODUCTCODE'
+[ "$(seq_of WriteRegistryValues)" -lt "$(seq_of InstallTrust)" ] && [ "$(seq_of InstallTrust)" -lt "$(seq_of BrowserPoliciesApply)" ] &&
+    [ "$(seq_of BrowserPoliciesApply)" -lt "$(seq_of InstallFinalize)" ] || fail "install actions not between WriteRegistryValues and InstallFinalize"
+[ "$(seq_of InstallInitialize)" -lt "$(seq_of BrowserPoliciesRemove)" ] && [ "$(seq_of UninstallTrust)" -lt "$(seq_of RemoveRegistryValues)" ] &&
+    [ "$(seq_of UninstallTrust)" -lt "$(seq_of RemoveFiles)" ] || fail "uninstall actions not before the values and files go"
+
+step "build the upgrade ($v2)"
+scripts/build-msi.sh --version "$v2" --out "$msi2" "${flags[@]}"
+
+msiexec_() { # msiexec_ ARGS… : Wine's msiexec, its exit status kept; a verbose log and what the custom actions printed in $out
+    local rc=0
+    msiexec_n=$((msiexec_n + 1))
+    wine msiexec "$@" /l*v "Z:${out//\//\\}\\msiexec-$msiexec_n.log" 2> "$out/msiexec-$msiexec_n.err" || rc=$?
+    return $rc
+}
+ran() { # ran N COMMAND: the custom action running `cpx-agent COMMAND` ran during msiexec call N (before the command exists)
+    grep -q "unrecognized subcommand '$2'" "$out/msiexec-$1.err" || { cat "$out/msiexec-$1.err" >&2; fail "msiexec call $1: cpx-agent $2 did not run"; }
+}
+msiexec_n=0
+drive_c=$WINEPREFIX/drive_c
+app="$drive_c/Program Files/Agent CPx"
+run_key='HKLM\Software\Microsoft\Windows\CurrentVersion\Run'
+uninstall_key='HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall'
+root_certs='HKLM\Software\Microsoft\SystemCertificates\Root\Certificates'
+query() { wine reg query "$@" 2>/dev/null | tr -d '\r' || true; }   # reg prints CRLF lines
+
+step "a property the agent would refuse stops the install (PORT=80)"
+rc=0; msiexec_ /i "$(winepath -w "$msi1")" /qn PORT=80 || rc=$?
+[ "$rc" != 0 ] || fail "PORT=80 installed"
+[ ! -e "$app" ] || fail "PORT=80: files installed"
+
+step "silent install with the public properties"
+roots_before=$(query "$root_certs" | grep -c '^HKEY' || true)
+origins='https://portail.example.fr https://cpx.portail.example.fr:8444/cpx/login;https://autre.example.fr'
+msiexec_ /i "$(winepath -w "$msi1")" /qn "ALLOWED_ORIGINS=$origins" PORT=47413 AUTOSTART=1 PKI=test BROWSER_POLICIES=1 ALLOW_USER_SITES=0 ||
+    fail "msiexec /i exit $?"
+values=$(query "HKLM\\$policy")
+echo "$values"
+echo "$values" > "$out/policy-after-install.txt"
+expect allowed_origins "$values" "allowed_origins    REG_SZ    $origins"
+expect port "$values" 'port    REG_DWORD    0xb935'
+expect autostart "$values" 'autostart    REG_DWORD    0x1'
+expect pki "$values" 'pki    REG_SZ    test'
+expect browser_policies "$values" 'browser_policies    REG_DWORD    0x1'
+expect allow_user_sites "$values" 'allow_user_sites    REG_DWORD    0x0'
+run=$(query "$run_key")
+expect run-key "$run" 'Agent CPx    REG_SZ    "C:\Program Files\Agent CPx\cpx-tray.exe" --autostart'
+[ -f "$app/cpx-agent.exe" ] && [ -f "$app/cpx-tray.exe" ] || fail "files not in $app"
+cmp -s "$app/cpx-agent.exe" "$bin/cpx-agent.exe" || fail "the installed cpx-agent.exe is not the build's"
+[ ! -e "$bin/WebView2Loader.dll" ] || [ -f "$app/WebView2Loader.dll" ] || fail "WebView2Loader.dll not installed"
+# Wine puts the shortcut of an all-users install in the user's Start menu; Windows in ProgramData's.
+lnk=$(find "$drive_c" -name 'Agent CPx.lnk' -path '*Start Menu*' | head -1)
+[ -n "$lnk" ] || fail "no Start-menu shortcut"
+products=$(query "$uninstall_key" /s)
+expect uninstall-entry "$products" "DisplayVersion    REG_SZ    $v1"
+
+if [ "$actions" = no ]; then   # the custom actions ran (and failed, ignored): install-trust, browser-policies apply
+    ran 2 install-trust
+    ran 2 browser-policies
+fi
+
+step "the installed cpx-agent.exe reads the policy the MSI wrote (diagnose)"
+set +e
+diag=$(wine_ "C:\\Program Files\\Agent CPx\\cpx-agent.exe" diagnose --json --origin https://portail.example.fr)
+set -e
+echo "$diag" > "$out/diagnose.json"
+expect diagnose "$diag" 'port 47413'
+expect diagnose "$diag" 'IGC-Santé test'
+expect diagnose "$diag" 'managed policy HKLM\\Software\\Policies\\Agent CPx sets: '
+for key in allow_user_sites allowed_origins autostart browser_policies pki port; do
+    grep -qP 'managed policy HKLM\\\\Software\\\\Policies\\\\Agent CPx sets: [^;"]*\b'"$key"'\b' <<<"$diag" || { echo "$diag" >&2; fail "diagnose: HKLM does not set $key"; }
+done
+expect diagnose "$diag" 'https://portail.example.fr → https://cpx.portail.example.fr:8444/cpx/login'
+
+if [ "$actions" = yes ]; then
+    step "the custom actions: the local CA in the machine Root store, the browsers' policies"
+    roots_after=$(query "$root_certs" | grep -c '^HKEY' || true)
+    [ "$roots_after" -gt "$roots_before" ] || fail "install-trust: no certificate added to $root_certs ($roots_before before, $roots_after after)"
+    chrome=$(query 'HKLM\Software\Policies\Google\Chrome' /s)
+    expect browser-policies "$chrome" https://portail.example.fr
+fi
+
+step "upgrade to $v2 without properties: the policy stays"
+msiexec_ /i "$(winepath -w "$msi2")" /qn || fail "upgrade: msiexec /i exit $?"
+products=$(query "$uninstall_key" /s)
+expect upgrade "$products" "DisplayVersion    REG_SZ    $v2"
+expect_not upgrade "$products" "DisplayVersion    REG_SZ    $v1"
+[ "$(grep -c 'DisplayName    REG_SZ    Agent CPx$' <<<"$products")" = 1 ] || { echo "$products"; fail "upgrade: not exactly one Agent CPx product"; }
+after=$(query "HKLM\\$policy")
+[ "$after" = "$values" ] || { diff <(echo "$values") <(echo "$after") || true; fail "upgrade: the managed policy changed"; }
+expect upgrade-run-key "$(query "$run_key")" 'Agent CPx    REG_SZ'
+[ -f "$app/cpx-agent.exe" ] || fail "upgrade: cpx-agent.exe gone"
+
+step "uninstall: files, policy values, Run entry, shortcut gone"
+msiexec_ /x "$(winepath -w "$msi2")" /qn || fail "msiexec /x exit $?"
+left=$(query "HKLM\\$policy")
+[ -z "$(grep -E 'REG_(SZ|DWORD)' <<<"$left")" ] || fail "policy values left: $left"
+[ -z "$(query 'HKLM\Software\Agent CPx' /s | grep REG_)" ] || fail "HKLM\\Software\\Agent CPx left"
+expect_not uninstall-run-key "$(query "$run_key")" 'Agent CPx'
+[ -z "$(ls -A "$app" 2>/dev/null)" ] || fail "files left in $app: $(ls "$app")"
+[ -z "$(find "$drive_c" -name 'Agent CPx.lnk')" ] || fail "shortcut left"
+expect_not uninstall-entry "$(query "$uninstall_key" /s)" 'Agent CPx'
+if [ "$actions" = no ]; then   # the custom actions ran: browser-policies remove, uninstall-trust
+    ran 4 uninstall-trust
+    ran 4 browser-policies
+fi
+if [ "$actions" = yes ]; then
+    roots_end=$(query "$root_certs" | grep -c '^HKEY' || true)
+    [ "$roots_end" = "$roots_before" ] || fail "uninstall-trust: $roots_end certificates in $root_certs, $roots_before before the install"
+    expect_not browser-policies-removed "$(query 'HKLM\Software\Policies\Google\Chrome' /s)" https://portail.example.fr
+fi
+
+step "MSI under Wine: all passed ($(du -h "$msi1" | cut -f1) MSI, ${SECONDS}s)"
