@@ -81,7 +81,11 @@ async fn handle(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Byt
 fuzz_target!(|data: &[u8]| {
     runtime().block_on(async {
         let (client, server) = tokio::io::duplex(64 * 1024);
-        let conn = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(server), hyper::service::service_fn(handle));
+        // As `server::serve` sets the connection up (timer and header deadline), minus TLS.
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(10))
+            .serve_connection(hyper_util::rt::TokioIo::new(server), hyper::service::service_fn(handle));
         let (mut from_agent, mut to_agent) = tokio::io::split(client);
         let send = async move {
             let _ = to_agent.write_all(data).await;
