@@ -51,7 +51,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 
 async fn handle(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let agent = agent();
-    let header = |name| req.headers().get(name).and_then(|v: &hyper::header::HeaderValue| v.to_str().ok()).map(str::to_owned);
+    let header = |name: hyper::header::HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let host = header(hyper::header::HOST);
     let origin = header(hyper::header::ORIGIN);
     let host_ok = matches!(host.as_deref(), Some(h) if h == format!("127.0.0.1:{PORT}") || h == format!("localhost:{PORT}"));
