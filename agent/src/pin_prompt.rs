@@ -295,10 +295,56 @@ struct Pinentry {
 }
 
 /// What a pinentry answered to GETPIN or CONFIRM.
-enum Answer {
+pub enum Answer {
+    /// `OK`, with the last `D` line's data (percent-decoded) if any: the code porteur after GETPIN.
     Ok(Option<Zeroizing<String>>),
+    /// `ERR 83886194` (GPG_ERR_NOT_CONFIRMED): the "not OK" button of a CONFIRM.
     NotConfirmed,
+    /// Any other `ERR`, or the pinentry closed the connection or sent what is not text.
     Cancelled,
+}
+
+/// Reads a pinentry's lines up to `OK` (status and comment lines are skipped); `ERR …`, the end of the
+/// stream or a read error (a line that is not UTF-8) is the error, as text. Everything comes from
+/// another program: nothing in it may panic the agent (fuzz target `assuan`, docs/fuzzing.md).
+pub fn read_ok(output: &mut impl BufRead) -> Result<(), String> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match output.read_line(&mut line) {
+            Ok(0) => return Err("pinentry closed the connection".into()),
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        if line.starts_with("OK") {
+            return Ok(());
+        }
+        if line.starts_with("ERR") {
+            return Err(line.trim().to_owned());
+        }
+    }
+}
+
+/// Reads a pinentry's answer to GETPIN or CONFIRM: `D` lines (the data, percent-decoded), then `OK` or
+/// `ERR`; other lines (`S`, `#`, `INQUIRE`…) are skipped. A closed stream or a read error cancels. The
+/// lines that may hold the code porteur are zeroized once read.
+pub fn read_answer(output: &mut impl BufRead) -> Answer {
+    let mut data = None;
+    loop {
+        let mut line = Zeroizing::new(String::new());
+        match output.read_line(&mut line) {
+            Ok(0) | Err(_) => return Answer::Cancelled,
+            Ok(_) => {}
+        }
+        if let Some(d) = line.strip_prefix("D ") {
+            data = Some(assuan_unescape(d.trim_end_matches(['\r', '\n'])));
+        } else if line.starts_with("OK") {
+            return Answer::Ok(data);
+        } else if line.starts_with("ERR") {
+            // 83886194 is GPG_ERR_NOT_CONFIRMED (the "not OK" button); anything else cancels.
+            return if line.contains("83886194") { Answer::NotConfirmed } else { Answer::Cancelled };
+        }
+    }
 }
 
 impl Pinentry {
@@ -322,19 +368,7 @@ impl Pinentry {
     }
 
     fn expect_ok(&mut self) -> Result<(), PromptError> {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if self.output.read_line(&mut line).map_err(|e| self.unavailable(e))? == 0 {
-                return Err(self.unavailable("pinentry closed the connection"));
-            }
-            if line.starts_with("OK") {
-                return Ok(());
-            }
-            if line.starts_with("ERR") {
-                return Err(self.unavailable(line.trim()));
-            }
-        }
+        read_ok(&mut self.output).map_err(|e| self.unavailable(e))
     }
 
     fn set(&mut self, commands: &[String]) -> Result<(), PromptError> {
@@ -350,22 +384,7 @@ impl Pinentry {
         if writeln!(self.input, "{command}").is_err() {
             return Answer::Cancelled;
         }
-        let mut data = None;
-        loop {
-            let mut line = Zeroizing::new(String::new());
-            match self.output.read_line(&mut line) {
-                Ok(0) | Err(_) => return Answer::Cancelled,
-                Ok(_) => {}
-            }
-            if let Some(d) = line.strip_prefix("D ") {
-                data = Some(assuan_unescape(d.trim_end_matches(['\r', '\n'])));
-            } else if line.starts_with("OK") {
-                return Answer::Ok(data);
-            } else if line.starts_with("ERR") {
-                // 83886194 is GPG_ERR_NOT_CONFIRMED (the "not OK" button); anything else cancels.
-                return if line.contains("83886194") { Answer::NotConfirmed } else { Answer::Cancelled };
-            }
-        }
+        read_answer(&mut self.output)
     }
 }
 

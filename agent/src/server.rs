@@ -214,7 +214,7 @@ async fn plain_hint(agent: Arc<Agent>, peer: Arc<Peer>, req: Request<Incoming>) 
     Ok(response)
 }
 
-pub(crate) fn lang_of(req: &Request<Incoming>) -> Lang {
+pub(crate) fn lang_of<B>(req: &Request<B>) -> Lang {
     let accept = req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if accept.trim_start().to_ascii_lowercase().starts_with("en") { Lang::En } else { Lang::Fr }
 }
@@ -258,28 +258,86 @@ async fn handle(agent: Arc<Agent>, peer: Arc<Peer>, body_deadline: Duration, req
     Ok(response)
 }
 
+/// What the agent makes of a request before any card call: the answer when it needs no card (refusals,
+/// the preflight, unknown paths, malformed bodies), or what it asks of the card.
+pub enum Admission {
+    /// Answered without the card.
+    Answer(Response<Full<Bytes>>),
+    /// `GET /v1/status`: readers and card when `allowed`, else only that the agent runs.
+    Status { allowed: bool, cors: Option<String>, lang: Lang },
+    /// `POST /v1/authenticate` or `POST /v1/token` with a well-formed challenge, from an origin that may log in
+    /// this way.
+    Login(CardLogin),
+}
+
+/// A login request admitted: what the card session needs.
+pub struct CardLogin {
+    access: Access,
+    origin: String,
+    token: bool,
+    challenge: String,
+    site: Option<Site>,
+    lang: Lang,
+}
+
+impl CardLogin {
+    /// The origin the login is for (the CORS origin of the answer).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+    /// `true` for the signed token (`/v1/token`), `false` for the mTLS login.
+    pub fn token(&self) -> bool {
+        self.token
+    }
+    /// The portal's challenge, as checked by [`login::check_challenge`].
+    pub fn challenge(&self) -> &str {
+        &self.challenge
+    }
+}
+
 async fn route(agent: Arc<Agent>, body_deadline: Duration, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    match admit(&agent, body_deadline, req).await {
+        Admission::Answer(r) => r,
+        Admission::Status { allowed, cors, lang } => status(&agent, allowed, cors.as_deref(), lang).await,
+        Admission::Login(login) => login_request(&agent, login).await,
+    }
+}
+
+/// The agent's handling of a request up to the card: the `Host` check (DNS rebinding), the `Origin`'s
+/// access, routing, and for a login the content type, the body (at most 16 KiB, read within
+/// `body_deadline`), its JSON and the challenge. Never touches PC/SC nor a prompt (the fuzz target
+/// `http_request` drives it with any bytes, docs/fuzzing.md).
+pub async fn admit<B>(agent: &Agent, body_deadline: Duration, req: Request<B>) -> Admission
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let lang = lang_of(&req);
     let port = agent.config.port;
     let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
     if host != format!("127.0.0.1:{port}") && host != format!("localhost:{port}") {
         tracing::warn!(%host, "request refused: Host is not the agent's");
-        return error_response(&ApiError::new(Code::HostNotAllowed, 403), lang, None);
+        return Admission::Answer(error_response(&ApiError::new(Code::HostNotAllowed, 403), lang, None));
     }
     let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let access = agent.access(origin.as_deref());
     let cors = access.cors().map(str::to_owned);
-    let cors = cors.as_deref();
 
     match (req.method().clone(), req.uri().path()) {
-        (Method::OPTIONS, _) => preflight(cors, "GET, POST"),
+        (Method::OPTIONS, _) => Admission::Answer(preflight(cors.as_deref(), "GET, POST")),
         (Method::GET, "/v1/status") => {
             // A site not yet allowed learns that the agent runs, nothing about readers or card.
             let allowed = matches!(access, Access::Policy(_) | Access::Approved(_));
-            status(&agent, allowed, cors, lang).await
+            Admission::Status { allowed, cors, lang }
         }
-        (Method::POST, path @ ("/v1/authenticate" | "/v1/token")) => login_request(&agent, access, path == "/v1/token", req, body_deadline, lang).await,
-        _ => error_response(&ApiError::new(Code::NotFound, 404), lang, cors),
+        (Method::POST, path @ ("/v1/authenticate" | "/v1/token")) => {
+            let token = path == "/v1/token";
+            match admit_login(access, token, req, body_deadline, lang).await {
+                Ok(login) => Admission::Login(login),
+                Err(answer) => Admission::Answer(answer),
+            }
+        }
+        _ => Admission::Answer(error_response(&ApiError::new(Code::NotFound, 404), lang, cors.as_deref())),
     }
 }
 
@@ -348,13 +406,17 @@ async fn status(agent: &Agent, allowed: bool, cors: Option<&str>, lang: Lang) ->
     json_response(200, &body, cors)
 }
 
-async fn login_request(agent: &Arc<Agent>, access: Access, token: bool, req: Request<Incoming>, body_deadline: Duration, lang: Lang) -> Response<Full<Bytes>> {
+async fn admit_login<B>(access: Access, token: bool, req: Request<B>, body_deadline: Duration, lang: Lang) -> Result<CardLogin, Response<Full<Bytes>>>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     // Denied origins get no CORS header either: the page cannot even read the refusal.
     let Some(origin) = access.cors().map(str::to_owned) else {
-        return error_response(&ApiError::new(Code::OriginNotAllowed, 403), lang, None);
+        return Err(error_response(&ApiError::new(Code::OriginNotAllowed, 403), lang, None));
     };
     let cors = Some(origin.as_str());
-    let fail = |e: ApiError| error_response(&e, lang, cors);
+    let fail = |e: ApiError| Err(error_response(&e, lang, cors));
     let json_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
     if !json_type {
         return fail(ApiError::new(Code::BadRequest, 415).detail("Content-Type must be application/json"));
@@ -381,6 +443,13 @@ async fn login_request(agent: &Arc<Agent>, access: Access, token: bool, req: Req
         None if !token => return fail(ApiError::new(Code::SiteNotConfigured, 403).detail("the mTLS login needs the site in managed policy; this site may use the signed token (/v1/token)")),
         _ => {}
     }
+    Ok(CardLogin { access, origin, token, challenge, site, lang })
+}
+
+async fn login_request(agent: &Arc<Agent>, login: CardLogin) -> Response<Full<Bytes>> {
+    let CardLogin { access, origin, token, challenge, site, lang } = login;
+    let cors = Some(origin.as_str());
+    let fail = |e: ApiError| error_response(&e, lang, cors);
     let ask = matches!(access, Access::Askable(_)).then(|| agent.clone());
     let prompt = agent.prompt.clone();
     let asked_for = origin.clone();

@@ -236,7 +236,7 @@ async fn respond(portal: &Arc<state::Portal>, req: hyper::Request<hyper::body::I
         return plain(status, "application/json", v.to_string());
     }
     let header = |h: header::HeaderName| parts.headers.get(h).and_then(|v| v.to_str().ok());
-    let session = header(header::COOKIE).and_then(|c| c.split(';').find_map(|kv| kv.trim().strip_prefix("cpx_session=")).map(str::to_owned));
+    let session = header(header::COOKIE).and_then(|c| cpx_demo_portal::forms::session_cookie(c).map(str::to_owned));
     let (method, path) = (parts.method.as_str().to_owned(), parts.uri.path().to_owned());
     let (origin, content_type) = (header(header::ORIGIN).map(str::to_owned), header(header::CONTENT_TYPE).unwrap_or("").to_owned());
     // The handler hashes passwords (argon2) and queries SQLite: off the runtime's worker threads.

@@ -10,6 +10,8 @@ use std::net::IpAddr;
 
 use serde_json::{json, Value};
 
+use cpx_demo_portal::forms::{field, form, NewAccount};
+
 use crate::db::{Account, DbError, SessionState};
 use crate::pages;
 use crate::ratelimit::Refusal;
@@ -51,16 +53,6 @@ pub struct SiteRequest<'a> {
     pub body: &'a [u8],
     /// The client's address (the rate limit per address).
     pub client: Option<IpAddr>,
-}
-
-/// `application/x-www-form-urlencoded` fields (the WHATWG decoding: `+` is a space, `%XX` a byte, a `%`
-/// not followed by two hex digits is kept as it is, bytes that are not UTF-8 become U+FFFD).
-pub fn form(body: &[u8]) -> Vec<(String, String)> {
-    form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
-}
-
-fn field<'a>(f: &'a [(String, String)], name: &str) -> &'a str {
-    f.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.trim())
 }
 
 fn db_error(e: DbError) -> Reply {
@@ -211,14 +203,11 @@ pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
                     Err(reply) => return reply,
                 },
                 "/premiere-connexion/creer" => {
-                    let (mail, tel, cp, ville) = (field(&f, "mail"), field(&f, "telephone"), field(&f, "code_postal"), field(&f, "ville"));
-                    if !mail.contains('@') || mail.len() < 3 {
-                        return again(400, "Adresse mail invalide.");
-                    }
-                    if cp.len() != 5 || !cp.bytes().all(|b| b.is_ascii_digit()) || ville.is_empty() {
-                        return again(400, "Code postal (5 chiffres) et ville sont obligatoires.");
-                    }
-                    let tel = (!tel.is_empty()).then_some(tel);
+                    let new = match NewAccount::from_form(&f) {
+                        Ok(new) => new,
+                        Err(message) => return again(400, message),
+                    };
+                    let NewAccount { mail, telephone: tel, code_postal: cp, ville } = new;
                     match db.create_account(mail, None, &identity.nom, &identity.prenom, identity.profession.as_deref(), "liberal", [Some(mail), tel, Some(cp), Some(ville)]) {
                         Ok(id) => id,
                         Err(DbError::UsernameTaken) => return again(409, "Un compte existe déjà avec cette adresse mail : liez votre carte dans l'Espace professionnel."),
@@ -285,19 +274,6 @@ mod tests {
 
     fn request<'a>(method: &'a str, path: &'a str, session: Option<&str>, body: &'a [u8]) -> SiteRequest<'a> {
         SiteRequest { method, path, origin: Some(ORIGIN), session: session.map(str::to_owned), content_type: "application/x-www-form-urlencoded", body, client: Some([127, 0, 0, 1].into()) }
-    }
-
-    #[test]
-    fn form_fields_decode_without_panicking() {
-        let pairs = |body: &str| form(body.as_bytes());
-        let owned = |v: &[(&str, &str)]| v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
-        // A `%` followed by a multi-byte character used to slice inside it and panic.
-        assert_eq!(pairs("username=%aé&password=x"), owned(&[("username", "%aé"), ("password", "x")]));
-        assert_eq!(pairs("username=%&password=%"), owned(&[("username", "%"), ("password", "%")]));
-        assert_eq!(pairs("username=%G1&password=%é"), owned(&[("username", "%G1"), ("password", "%é")]));
-        assert_eq!(pairs("a=mot+de%2Bpasse+%C3%A9"), owned(&[("a", "mot de+passe é")]));
-        assert_eq!(pairs("a=%FF"), owned(&[("a", "\u{FFFD}")]));
-        assert!(pairs("").is_empty());
     }
 
     #[test]
