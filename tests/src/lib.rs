@@ -22,6 +22,7 @@ pub mod browser;
 pub mod crl;
 pub mod desktop;
 pub mod openapi;
+pub mod rival;
 pub mod soak;
 pub mod webdriver;
 

@@ -8,81 +8,18 @@
 //!
 //! The tests of this file run one at a time: the agent logs in with the CPx card it finds in any reader.
 
-use std::io::Read;
-use std::process::{Child, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use cpx_card::CertCache;
 use cpx_tests::agent::AgentProcess;
-use cpx_tests::{binary, insert_with, logged_commands, open_card, out_dir, stack, Options};
+use cpx_tests::rival::{Rival, Seen};
+use cpx_tests::{insert_with, logged_commands, open_card, out_dir, stack, Options};
 use serde_json::json;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 const ORIGIN: &str = "https://portal.test";
-
-/// A running `cpx-rival`.
-struct Rival {
-    child: Child,
-    what: String,
-    /// Its standard output, read as it comes (a full pipe would stop it).
-    output: Option<std::thread::JoinHandle<String>>,
-}
-
-/// What a rival saw each time it had the card.
-#[derive(Debug)]
-struct Seen {
-    at_nanos: u128,
-    asked: String,
-    signed: String,
-}
-
-impl Rival {
-    fn start(reader: &str, mode: &str, pause_micros: u64, hold_millis: u64) -> Self {
-        let mut cmd = binary("cpx-rival");
-        cmd.args([reader, mode, &pause_micros.to_string(), &hold_millis.to_string()]).stdin(Stdio::piped()).stdout(Stdio::piped());
-        if mode == "poll" {
-            // A card held by someone else answers at once, instead of after pcsc-lite's 100 ms poll.
-            cmd.env("PCSCLITE_NO_BLOCKING", "1");
-        }
-        let mut child = cmd.spawn().expect("cpx-rival starts");
-        let mut stdout = child.stdout.take().expect("rival stdout");
-        let output = std::thread::spawn(move || {
-            let mut out = String::new();
-            let _ = stdout.read_to_string(&mut out);
-            out
-        });
-        Self { child, what: format!("{mode} rival"), output: Some(output) }
-    }
-
-    /// Tells the rival to stop (its standard input closes) and reads what it saw.
-    fn finish(mut self) -> Vec<Seen> {
-        drop(self.child.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.child.try_wait().expect("rival status").is_none() {
-            assert!(Instant::now() < deadline, "{} did not stop", self.what);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let out = self.output.take().expect("rival output").join().expect("rival output read");
-        assert!(out.lines().last() == Some("done"), "{} ended badly: {out}", self.what);
-        out.lines()
-            .filter(|l| *l != "done")
-            .map(|l| {
-                let f: Vec<&str> = l.split(' ').collect();
-                assert_eq!(f.len(), 3, "{l}");
-                Seen { at_nanos: f[0].parse().expect("time"), asked: f[1].to_owned(), signed: f[2].to_owned() }
-            })
-            .collect()
-    }
-}
-
-impl Drop for Rival {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn now_nanos() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
@@ -138,7 +75,7 @@ fn rivals_never_find_the_code_porteur_verified() {
             failures.push(format!("login {i}: {} {}", r.status, r.body));
         }
     }
-    let seen: Vec<(String, Vec<Seen>)> = rivals.into_iter().map(|r| (r.what.clone(), r.finish())).collect();
+    let seen: Vec<(String, Vec<Seen>)> = rivals.into_iter().map(|r| (r.what.clone(), r.finish().unwrap_or_else(|e| panic!("{e}")))).collect();
 
     for (what, s) in &seen {
         assert_nothing_gained(what, s);
@@ -175,7 +112,7 @@ fn get_response_chains_are_not_interleaved() {
         // mostly win the lock).
         std::thread::sleep(Duration::from_millis(1));
     }
-    let seen: Vec<Seen> = rivals.into_iter().flat_map(Rival::finish).collect();
+    let seen: Vec<Seen> = rivals.into_iter().flat_map(|r| r.finish().unwrap_or_else(|e| panic!("{e}"))).collect();
     assert!(errors.is_empty(), "{} of 200 GET DATA failed with rivals around, first: {}", errors.len(), errors[0]);
     assert!(seen.len() >= 50, "the rivals reached the card only {} times", seen.len());
     // In the card's log, a GET RESPONSE always follows the command that announced it.
@@ -225,7 +162,7 @@ fn a_rival_holding_the_card_after_a_login_finds_it_reset() {
         let code = busy.json()["error"]["code"].as_str().map(str::to_owned);
         assert_eq!(code.as_deref(), Some("CARD_IN_USE"), "round {round}: {} {}", busy.status, busy.body);
         assert_eq!(agent.dialogs().len(), dialogs, "round {round}: no PIN dialog for a card held by another program");
-        let seen = holder.finish();
+        let seen = holder.finish().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(seen.len(), 1, "round {round}: the holder had the card once: {seen:?}");
         assert_nothing_gained("the holder", &seen);
     }
