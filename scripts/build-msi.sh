@@ -49,6 +49,8 @@ work=$root/target/installer/work-$version
 rm -rf "$work"
 mkdir -p "$work/bin" "$(dirname "$out")"
 cp "$bin/cpx-agent.exe" "$bin/cpx-tray.exe" "$work/bin/"
+# Debug information stays with the build, not in the package (a debug build's is most of its size).
+x86_64-w64-mingw32-strip --strip-debug "$work/bin/cpx-agent.exe" "$work/bin/cpx-tray.exe"
 # The GNU build of the tray app loads WebView2Loader.dll at run time (tauri-build puts it next to the .exe).
 if [ -e "$bin/WebView2Loader.dll" ]; then
     cp "$bin/WebView2Loader.dll" "$work/bin/"

@@ -78,8 +78,9 @@ for p in ALLOWED_ORIGINS PORT AUTOSTART PKI BROWSER_POLICIES ALLOW_USER_SITES WI
     [[ ";$secure;" == *";$p;"* ]] || fail "SecureCustomProperties lacks $p: $secure"
 done
 file=$(table File)
-row File "$file" CpxAgentExe Agent cpx-agent.exe "$(stat -c %s "$bin/cpx-agent.exe")"
-row File "$file" CpxTrayExe Tray cpx-tray.exe "$(stat -c %s "$bin/cpx-tray.exe")"
+staged=$root/target/installer/work-$v1/bin   # the files as build-msi.sh put them in (debug information stripped)
+row File "$file" CpxAgentExe Agent cpx-agent.exe "$(stat -c %s "$staged/cpx-agent.exe")"
+row File "$file" CpxTrayExe Tray cpx-tray.exe "$(stat -c %s "$staged/cpx-tray.exe")"
 if [ -e "$bin/WebView2Loader.dll" ]; then   # the GNU build of the tray app needs it next to it
     row File "$file" WebView2LoaderDll WebView2Loader WebView2Loader.dll "$(stat -c %s "$bin/WebView2Loader.dll")"
 fi
@@ -138,6 +139,11 @@ run_key='HKLM\Software\Microsoft\Windows\CurrentVersion\Run'
 uninstall_key='HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall'
 root_certs='HKLM\Software\Microsoft\SystemCertificates\Root\Certificates'
 query() { wine reg query "$@" 2>/dev/null | tr -d '\r' || true; }   # reg prints CRLF lines
+# The machine's local CA as the Root store names it: its SHA-1 thumbprint is the subkey's name. (Counting
+# the subkeys would not do: Wine fills the Root store with the host's roots the first time it is opened.)
+local_ca_thumbprint() {
+    openssl x509 -in "$WINEPREFIX/drive_c/ProgramData/Agent CPx/local-ca.pem" -noout -fingerprint -sha1 | sed 's/.*=//; s/://g'
+}
 
 step "a property the agent would refuse stops the install (PORT=80)"
 rc=0; msiexec_ /i "$(winepath -w "$msi1")" /qn PORT=80 || rc=$?
@@ -145,7 +151,6 @@ rc=0; msiexec_ /i "$(winepath -w "$msi1")" /qn PORT=80 || rc=$?
 [ ! -e "$app" ] || fail "PORT=80: files installed"
 
 step "silent install with the public properties"
-roots_before=$(query "$root_certs" | grep -c '^HKEY' || true)
 origins='https://portail.example.fr https://cpx.portail.example.fr:8444/cpx/login;https://autre.example.fr'
 msiexec_ /i "$(winepath -w "$msi1")" /qn "ALLOWED_ORIGINS=$origins" PORT=47413 AUTOSTART=1 PKI=test BROWSER_POLICIES=1 ALLOW_USER_SITES=0 ||
     fail "msiexec /i exit $?"
@@ -161,7 +166,7 @@ expect allow_user_sites "$values" 'allow_user_sites    REG_DWORD    0x0'
 run=$(query "$run_key")
 expect run-key "$run" 'Agent CPx    REG_SZ    "C:\Program Files\Agent CPx\cpx-tray.exe" --autostart'
 [ -f "$app/cpx-agent.exe" ] && [ -f "$app/cpx-tray.exe" ] || fail "files not in $app"
-cmp -s "$app/cpx-agent.exe" "$bin/cpx-agent.exe" || fail "the installed cpx-agent.exe is not the build's"
+cmp -s "$app/cpx-agent.exe" "$staged/cpx-agent.exe" || fail "the installed cpx-agent.exe is not the build's"
 [ ! -e "$bin/WebView2Loader.dll" ] || [ -f "$app/WebView2Loader.dll" ] || fail "WebView2Loader.dll not installed"
 # Wine puts the shortcut of an all-users install in the user's Start menu; Windows in ProgramData's.
 lnk=$(find "$drive_c" -name 'Agent CPx.lnk' -path '*Start Menu*' | head -1)
@@ -189,8 +194,8 @@ expect diagnose "$diag" 'https://portail.example.fr → https://cpx.portail.exam
 
 if [ "$actions" = yes ]; then
     step "the custom actions: the local CA in the machine Root store, the browsers' policies"
-    roots_after=$(query "$root_certs" | grep -c '^HKEY' || true)
-    [ "$roots_after" -gt "$roots_before" ] || fail "install-trust: no certificate added to $root_certs ($roots_before before, $roots_after after)"
+    thumbprint=$(local_ca_thumbprint) || fail "install-trust: no local CA in %ProgramData%\\Agent CPx"
+    query "$root_certs\\$thumbprint" | grep -q Blob || fail "install-trust: the local CA $thumbprint is not in $root_certs"
     chrome=$(query 'HKLM\Software\Policies\Google\Chrome' /s)
     expect browser-policies "$chrome" https://portail.example.fr
 fi
@@ -206,6 +211,7 @@ after=$(query "HKLM\\$policy")
 expect upgrade-run-key "$(query "$run_key")" 'Agent CPx    REG_SZ'
 [ -f "$app/cpx-agent.exe" ] || fail "upgrade: cpx-agent.exe gone"
 
+[ "$actions" = yes ] && { thumbprint=$(local_ca_thumbprint) || fail "upgrade: no local CA"; }   # Wine's upgrade made a new one
 step "uninstall: files, policy values, Run entry, shortcut gone"
 msiexec_ /x "$(winepath -w "$msi2")" /qn || fail "msiexec /x exit $?"
 left=$(query "HKLM\\$policy")
@@ -220,8 +226,7 @@ if [ "$actions" = no ]; then   # the custom actions ran: browser-policies remove
     ran 4 browser-policies
 fi
 if [ "$actions" = yes ]; then
-    roots_end=$(query "$root_certs" | grep -c '^HKEY' || true)
-    [ "$roots_end" = "$roots_before" ] || fail "uninstall-trust: $roots_end certificates in $root_certs, $roots_before before the install"
+    query "$root_certs\\$thumbprint" | grep -q Blob && fail "uninstall-trust: the local CA $thumbprint is still in $root_certs"
     expect_not browser-policies-removed "$(query 'HKLM\Software\Policies\Google\Chrome' /s)" https://portail.example.fr
 fi
 
