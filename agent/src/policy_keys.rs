@@ -73,6 +73,19 @@ pub fn site_keys() -> &'static [&'static str] {
     fields::<Site>()
 }
 
+/// Keys that are yes/no, which a source holding only numbers (a registry REG_DWORD, a profile editor that
+/// writes integers) gives as 0 or 1.
+pub const FLAGS: &[&str] = &["autostart", "signed_token", "allow_user_sites", "browser_policies"];
+
+/// Keys that are lists of text, which a source may give as one string (an MSI property in a REG_SZ, a
+/// profile's `<string>`), entries separated by `;` or line breaks ([`split_list`]).
+pub const TEXT_LISTS: &[&str] = &["allowed_origins"];
+
+/// The entries of a text list given as one string: separated by `;` or line breaks, blanks dropped.
+pub fn split_list(text: &str) -> toml::Value {
+    toml::Value::Array(text.split([';', '\n']).map(str::trim).filter(|e| !e.is_empty()).map(|e| toml::Value::String(e.into())).collect())
+}
+
 /// The keys of `[pin_prompt]` (an enum tagged by `kind`, which serde cannot list).
 pub const PIN_PROMPT_KEYS: &[&str] = &["kind", "program"];
 

@@ -18,7 +18,7 @@
 //! tested on every OS; only the reading through CFPreferences is macOS-only.
 
 use crate::config::{ConfigError, PolicyLayer};
-use crate::policy_keys::PolicyProblem;
+use crate::policy_keys::{split_list, PolicyProblem, FLAGS, TEXT_LISTS};
 
 /// The managed preferences domain a profile's settings payload targets (its `PayloadType`, or the
 /// domain of a `com.apple.ManagedClient.preferences` payload).
@@ -26,12 +26,6 @@ pub const DOMAIN: &str = "fr.agentcpx.agent";
 
 /// How the source of these settings is named (`cpx-agent diagnose`, the logs).
 pub const SOURCE: &str = "profil de configuration fr.agentcpx.agent";
-
-/// Keys whose integer 0 or 1 is a yes/no (profile editors that only write integers).
-const FLAGS: &[&str] = &["autostart", "signed_token", "allow_user_sites", "browser_policies"];
-
-/// Keys that are lists, which a profile may also give as one string, entries separated by `;`.
-const LISTS: &[&str] = &["allowed_origins"];
 
 /// A property-list value as the policy reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,9 +57,7 @@ fn value(key: &str, v: &PlistValue, at: &str) -> Result<toml::Value, Unmapped> {
         },
         PlistValue::Integer(n) => toml::Value::Integer(*n),
         PlistValue::Real(r) => toml::Value::Float(*r),
-        PlistValue::String(s) if LISTS.contains(&key) => {
-            toml::Value::Array(s.split([';', '\n']).map(str::trim).filter(|e| !e.is_empty()).map(|e| toml::Value::String(e.into())).collect())
-        }
+        PlistValue::String(s) if TEXT_LISTS.contains(&key) => split_list(s),
         PlistValue::String(s) => toml::Value::String(s.clone()),
         PlistValue::Array(items) => {
             toml::Value::Array(items.iter().enumerate().map(|(i, item)| value("", item, &format!("{at}[{i}]"))).collect::<Result<_, _>>()?)

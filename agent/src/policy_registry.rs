@@ -20,12 +20,6 @@ use crate::policy_keys::PolicyProblem;
 /// The policy key under HKLM and HKCU.
 pub const KEY: &str = r"Software\Policies\Agent CPx";
 
-/// Keys whose REG_DWORD is a yes/no.
-const FLAGS: &[&str] = &["autostart", "signed_token", "allow_user_sites", "browser_policies"];
-
-/// Keys whose REG_SZ is a list, entries separated by `;`.
-const LISTS: &[&str] = &["allowed_origins"];
-
 /// Keys whose REG_SZ is a list of numbers, separated by `;` or `-` (`user_ports`: `47500-47599`).
 const NUMBER_LISTS: &[&str] = &["user_ports"];
 
@@ -58,7 +52,7 @@ fn values(key: &RegKey, source: &str, problems: &mut Vec<PolicyProblem>) -> toml
     for (name, data) in &key.values {
         let name = name.to_ascii_lowercase();
         let value = match data {
-            RegData::Number(n) if FLAGS.contains(&name.as_str()) => match n {
+            RegData::Number(n) if crate::policy_keys::FLAGS.contains(&name.as_str()) => match n {
                 0 => toml::Value::Boolean(false),
                 1 => toml::Value::Boolean(true),
                 other => {
@@ -74,7 +68,7 @@ fn values(key: &RegKey, source: &str, problems: &mut Vec<PolicyProblem>) -> toml
                 }
             },
             // A list in one REG_SZ, as an MSI property writes it: entries separated by `;`.
-            RegData::Text(t) if LISTS.contains(&name.as_str()) => toml::Value::Array(t.split([';', '\n']).map(str::trim).filter(|e| !e.is_empty()).map(|e| toml::Value::String(e.into())).collect()),
+            RegData::Text(t) if crate::policy_keys::TEXT_LISTS.contains(&name.as_str()) => crate::policy_keys::split_list(t),
             // Numbers in one REG_SZ: `first;last` (or `first-last`).
             RegData::Text(t) if NUMBER_LISTS.contains(&name.as_str()) => {
                 let numbers: Result<Vec<_>, _> = t.split([';', '-']).map(str::trim).filter(|e| !e.is_empty()).map(|e| e.parse::<i64>().map(toml::Value::Integer)).collect();
