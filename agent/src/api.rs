@@ -55,8 +55,17 @@ impl ApiError {
 
     fn with_code(e: &CardError, code: Code) -> Self {
         let http = match code {
-            Code::PinWrong | Code::PinBlocked | Code::CertificateExpired | Code::CertificateNotYetValid | Code::Contactless => 403,
-            Code::PcscServiceStopped | Code::NoReader | Code::NoCard | Code::CardRemoved | Code::CardMute | Code::CardTimeout => 503,
+            Code::PinWrong
+            | Code::PinBlocked
+            | Code::CertificateExpired
+            | Code::CertificateNotYetValid
+            | Code::Contactless => 403,
+            Code::PcscServiceStopped
+            | Code::NoReader
+            | Code::NoCard
+            | Code::CardRemoved
+            | Code::CardMute
+            | Code::CardTimeout => 503,
             _ => 502,
         };
         let tries_left = match e.root() {
@@ -88,7 +97,9 @@ impl From<MtlsError> for ApiError {
         match &e {
             MtlsError::Card(c) => ApiError::from(c),
             MtlsError::Unreachable(..) => ApiError::new(Code::PortalUnreachable, 502).detail(e.to_string()),
-            MtlsError::Tls(..) | MtlsError::BadAnswer(_) => ApiError::new(Code::PortalTls, 502).detail(e.to_string()),
+            MtlsError::Tls(..) | MtlsError::BadAnswer(_) => {
+                ApiError::new(Code::PortalTls, 502).detail(e.to_string())
+            }
         }
     }
 }

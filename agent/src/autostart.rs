@@ -51,14 +51,18 @@ pub enum AutostartError {
 pub enum Place {
     File(PathBuf),
     /// The `Agent CPx` value of the Run key, under HKLM when `machine`, else HKCU.
-    RunValue { machine: bool },
+    RunValue {
+        machine: bool,
+    },
 }
 
 impl std::fmt::Display for Place {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Place::File(p) => write!(f, "{}", p.display()),
-            Place::RunValue { machine } => write!(f, r"{}\{RUN_KEY}\{NAME}", if *machine { "HKLM" } else { "HKCU" }),
+            Place::RunValue { machine } => {
+                write!(f, r"{}\{RUN_KEY}\{NAME}", if *machine { "HKLM" } else { "HKCU" })
+            }
         }
     }
 }
@@ -75,7 +79,13 @@ pub fn user_place(os: Os, env: impl Fn(&str) -> Option<OsString>) -> Result<Plac
             };
             Ok(Place::File(config.join("autostart").join(DESKTOP_FILE)))
         }
-        Os::MacOs => Ok(Place::File(var("HOME").filter(|p| p.has_root()).ok_or(AutostartError::NoHome)?.join("Library/LaunchAgents").join(format!("{LAUNCH_AGENT_LABEL}.plist")))),
+        Os::MacOs => Ok(Place::File(
+            var("HOME")
+                .filter(|p| p.has_root())
+                .ok_or(AutostartError::NoHome)?
+                .join("Library/LaunchAgents")
+                .join(format!("{LAUNCH_AGENT_LABEL}.plist")),
+        )),
     }
 }
 
@@ -84,14 +94,17 @@ pub fn machine_place(os: Os) -> Place {
     match os {
         Os::Windows => Place::RunValue { machine: true },
         Os::Linux => Place::File(Path::new("/etc/xdg/autostart").join(DESKTOP_FILE)),
-        Os::MacOs => Place::File(Path::new("/Library/LaunchAgents").join(format!("{LAUNCH_AGENT_LABEL}.plist"))),
+        Os::MacOs => {
+            Place::File(Path::new("/Library/LaunchAgents").join(format!("{LAUNCH_AGENT_LABEL}.plist")))
+        }
     }
 }
 
 /// One argument of a desktop entry's `Exec` key, quoted as the Desktop Entry specification asks, then
 /// escaped as a string value (a backslash doubled) and `%` doubled (field codes).
 fn desktop_exec_arg(arg: &str) -> String {
-    const RESERVED: &[char] = &[' ', '\t', '\n', '"', '\'', '\\', '>', '<', '~', '|', '&', ';', '$', '*', '?', '#', '(', ')', '`'];
+    const RESERVED: &[char] =
+        &[' ', '\t', '\n', '"', '\'', '\\', '>', '<', '~', '|', '&', ';', '$', '*', '?', '#', '(', ')', '`'];
     let quoted = if arg.is_empty() || arg.contains(RESERVED) {
         let mut q = String::from("\"");
         for c in arg.chars() {
@@ -130,7 +143,8 @@ pub fn entry_text(os: Os, program: &Path) -> String {
 
 /// The tray app next to this program (`cpx-tray`, `cpx-tray.exe`): what the entry starts by default.
 pub fn default_program() -> Result<PathBuf, AutostartError> {
-    let me = std::env::current_exe().map_err(|e| AutostartError::File { path: "cpx-agent".into(), source: e })?;
+    let me =
+        std::env::current_exe().map_err(|e| AutostartError::File { path: "cpx-agent".into(), source: e })?;
     Ok(me.with_file_name(format!("cpx-tray{}", std::env::consts::EXE_SUFFIX)))
 }
 
@@ -206,7 +220,12 @@ impl Autostart {
 
     /// The entries as they are.
     pub fn status(&self) -> Result<Status, AutostartError> {
-        Ok(Status { user_place: self.user.to_string(), user_entry: read(&self.user)?, machine_place: self.machine.to_string(), machine: read(&self.machine)?.is_some() })
+        Ok(Status {
+            user_place: self.user.to_string(),
+            user_entry: read(&self.user)?,
+            machine_place: self.machine.to_string(),
+            machine: read(&self.machine)?.is_some(),
+        })
     }
 
     /// Writes the per-user entry that starts `program` (which must exist).
@@ -309,16 +328,19 @@ mod run_value {
     }
 
     pub fn write(data: &str) -> Result<(), AutostartError> {
-        let (key, _) = winreg::RegKey::predef(HKEY_CURRENT_USER).create_subkey(RUN_KEY).map_err(AutostartError::Registry)?;
+        let (key, _) = winreg::RegKey::predef(HKEY_CURRENT_USER)
+            .create_subkey(RUN_KEY)
+            .map_err(AutostartError::Registry)?;
         key.set_value(NAME, &data).map_err(AutostartError::Registry)
     }
 
     pub fn remove() -> Result<bool, AutostartError> {
-        let key = match winreg::RegKey::predef(HKEY_CURRENT_USER).open_subkey_with_flags(RUN_KEY, KEY_SET_VALUE) {
-            Ok(k) => k,
-            Err(e) if not_found(&e) => return Ok(false),
-            Err(e) => return Err(AutostartError::Registry(e)),
-        };
+        let key =
+            match winreg::RegKey::predef(HKEY_CURRENT_USER).open_subkey_with_flags(RUN_KEY, KEY_SET_VALUE) {
+                Ok(k) => k,
+                Err(e) if not_found(&e) => return Ok(false),
+                Err(e) => return Err(AutostartError::Registry(e)),
+            };
         match key.delete_value(NAME) {
             Ok(()) => Ok(true),
             Err(e) if not_found(&e) => Ok(false),
@@ -359,20 +381,45 @@ mod tests {
 
     #[test]
     fn places_per_os() {
-        assert_eq!(user_place(Os::Linux, env(&[("HOME", "/home/a")])).unwrap(), Place::File("/home/a/.config/autostart/agent-cpx.desktop".into()));
-        assert_eq!(user_place(Os::Linux, env(&[("HOME", "/home/a"), ("XDG_CONFIG_HOME", "/x")])).unwrap(), Place::File("/x/autostart/agent-cpx.desktop".into()));
-        assert_eq!(user_place(Os::Linux, env(&[("HOME", "/home/a"), ("XDG_CONFIG_HOME", "rel")])).unwrap(), Place::File("/home/a/.config/autostart/agent-cpx.desktop".into()), "a relative XDG_CONFIG_HOME is ignored");
+        assert_eq!(
+            user_place(Os::Linux, env(&[("HOME", "/home/a")])).unwrap(),
+            Place::File("/home/a/.config/autostart/agent-cpx.desktop".into())
+        );
+        assert_eq!(
+            user_place(Os::Linux, env(&[("HOME", "/home/a"), ("XDG_CONFIG_HOME", "/x")])).unwrap(),
+            Place::File("/x/autostart/agent-cpx.desktop".into())
+        );
+        assert_eq!(
+            user_place(Os::Linux, env(&[("HOME", "/home/a"), ("XDG_CONFIG_HOME", "rel")])).unwrap(),
+            Place::File("/home/a/.config/autostart/agent-cpx.desktop".into()),
+            "a relative XDG_CONFIG_HOME is ignored"
+        );
         assert!(matches!(user_place(Os::Linux, env(&[])), Err(AutostartError::NoHome)));
-        assert_eq!(user_place(Os::MacOs, env(&[("HOME", "/Users/a")])).unwrap(), Place::File("/Users/a/Library/LaunchAgents/fr.agentcpx.tray.plist".into()));
-        assert_eq!(user_place(Os::Windows, env(&[])).unwrap().to_string(), r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run\Agent CPx");
-        assert_eq!(machine_place(Os::Windows).to_string(), r"HKLM\Software\Microsoft\Windows\CurrentVersion\Run\Agent CPx");
+        assert_eq!(
+            user_place(Os::MacOs, env(&[("HOME", "/Users/a")])).unwrap(),
+            Place::File("/Users/a/Library/LaunchAgents/fr.agentcpx.tray.plist".into())
+        );
+        assert_eq!(
+            user_place(Os::Windows, env(&[])).unwrap().to_string(),
+            r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run\Agent CPx"
+        );
+        assert_eq!(
+            machine_place(Os::Windows).to_string(),
+            r"HKLM\Software\Microsoft\Windows\CurrentVersion\Run\Agent CPx"
+        );
         assert_eq!(machine_place(Os::Linux), Place::File("/etc/xdg/autostart/agent-cpx.desktop".into()));
-        assert_eq!(machine_place(Os::MacOs), Place::File("/Library/LaunchAgents/fr.agentcpx.tray.plist".into()));
+        assert_eq!(
+            machine_place(Os::MacOs),
+            Place::File("/Library/LaunchAgents/fr.agentcpx.tray.plist".into())
+        );
     }
 
     #[test]
     fn entry_texts() {
-        assert_eq!(entry_text(Os::Windows, Path::new(r"C:\Program Files\Agent CPx\cpx-tray.exe")), r#""C:\Program Files\Agent CPx\cpx-tray.exe" --autostart"#);
+        assert_eq!(
+            entry_text(Os::Windows, Path::new(r"C:\Program Files\Agent CPx\cpx-tray.exe")),
+            r#""C:\Program Files\Agent CPx\cpx-tray.exe" --autostart"#
+        );
         let desktop = entry_text(Os::Linux, Path::new("/usr/bin/cpx-tray"));
         assert!(desktop.starts_with("[Desktop Entry]\nType=Application\nName=Agent CPx\n"), "{desktop}");
         assert!(desktop.contains("\nExec=/usr/bin/cpx-tray --autostart\n"), "{desktop}");
@@ -380,7 +427,11 @@ mod tests {
         let odd = entry_text(Os::Linux, Path::new("/opt/Agent CPx/a\"b$c\\d%e/cpx-tray"));
         assert!(odd.contains(r#"Exec="/opt/Agent CPx/a\\"b\\$c\\\\d%%e/cpx-tray" --autostart"#), "{odd}");
         let plist = entry_text(Os::MacOs, Path::new("/Applications/Agent CPx.app/Contents/MacOS/cpx-tray"));
-        assert!(plist.contains("<string>fr.agentcpx.tray</string>") && plist.contains("<key>RunAtLoad</key>\n  <true/>"), "{plist}");
+        assert!(
+            plist.contains("<string>fr.agentcpx.tray</string>")
+                && plist.contains("<key>RunAtLoad</key>\n  <true/>"),
+            "{plist}"
+        );
         assert!(plist.contains("<string>/Applications/Agent CPx.app/Contents/MacOS/cpx-tray</string>\n    <string>--autostart</string>"), "{plist}");
         assert!(entry_text(Os::MacOs, Path::new("/a&b<c")).contains("<string>/a&amp;b&lt;c</string>"));
     }
@@ -391,9 +442,14 @@ mod tests {
             let dir = scratch(&format!("{os:?}"));
             let home = dir.join("home");
             let home_str = home.to_str().unwrap();
-            let a = Autostart::for_user(os, env(&[("HOME", home_str)])).unwrap().with_machine_place(Place::File(dir.join("machine-entry")));
+            let a = Autostart::for_user(os, env(&[("HOME", home_str)]))
+                .unwrap()
+                .with_machine_place(Place::File(dir.join("machine-entry")));
             let program = dir.join("cpx-tray");
-            assert!(matches!(a.enable(&program), Err(AutostartError::NoProgram(_))), "no entry for a program that is not there");
+            assert!(
+                matches!(a.enable(&program), Err(AutostartError::NoProgram(_))),
+                "no entry for a program that is not there"
+            );
             std::fs::write(&program, "").unwrap();
             // An entry the plugin of earlier versions wrote goes away.
             let Place::File(entry) = a.user_place().clone() else { panic!("a file on {os:?}") };
@@ -429,7 +485,12 @@ mod tests {
 
     #[test]
     fn plan_rewrites_an_entry_for_another_program() {
-        let status = |user: Option<&str>, machine| Status { user_place: String::new(), user_entry: user.map(Into::into), machine_place: String::new(), machine };
+        let status = |user: Option<&str>, machine| Status {
+            user_place: String::new(),
+            user_entry: user.map(Into::into),
+            machine_place: String::new(),
+            machine,
+        };
         assert_eq!(plan(true, &status(Some("old"), false), "new"), Plan::Write);
         assert_eq!(plan(true, &status(None, false), "new"), Plan::Write);
         assert_eq!(plan(false, &status(None, false), "new"), Plan::Nothing);

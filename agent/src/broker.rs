@@ -35,10 +35,19 @@ pub struct Broker {
 }
 
 /// Serves for ever (accept errors are retried; see [`crate::limits`]).
-pub async fn serve(broker: Arc<Broker>, identity: &LoopbackIdentity, listener: TcpListener) -> std::io::Result<()> {
+pub async fn serve(
+    broker: Arc<Broker>,
+    identity: &LoopbackIdentity,
+    listener: TcpListener,
+) -> std::io::Result<()> {
     let acceptor = crate::server::tls_acceptor(identity)?;
     let gate = Gate::new(Limits::for_this_process());
-    tracing::info!(port = broker.port, first = broker.user_ports.start(), last = broker.user_ports.end(), "broker serving");
+    tracing::info!(
+        port = broker.port,
+        first = broker.user_ports.start(),
+        last = broker.user_ports.end(),
+        "broker serving"
+    );
     let mut pause = Duration::ZERO;
     loop {
         let (tcp, remote) = limits::accept(&listener, &mut pause).await;
@@ -58,7 +67,9 @@ pub async fn serve(broker: Arc<Broker>, identity: &LoopbackIdentity, listener: T
             if !slot.assign(format!("user {user}")) {
                 return;
             }
-            let Ok(Ok(stream)) = tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await else { return };
+            let Ok(Ok(stream)) = tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await else {
+                return;
+            };
             let user = Arc::new(user);
             let service = hyper::service::service_fn(move |req| handle(broker.clone(), user.clone(), req));
             let _ = hyper::server::conn::http1::Builder::new()
@@ -81,7 +92,11 @@ async fn agent_port_of(broker: &Broker, user: &UserId) -> Result<Option<u16>, Ap
     Ok(ports.first().copied())
 }
 
-async fn handle(broker: Arc<Broker>, user: Arc<UserId>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    broker: Arc<Broker>,
+    user: Arc<UserId>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let lang = lang_of(&req);
     let port = broker.port;
     let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -96,8 +111,20 @@ async fn handle(broker: Arc<Broker>, user: Arc<UserId>, req: Request<Incoming>) 
     Ok(match (req.method().clone(), req.uri().path()) {
         (Method::OPTIONS, _) => preflight(cors, "GET"),
         (Method::GET, "/v1/status") => match found {
-            Ok(Some(agent_port)) => json_response(200, &json!({"agent": "cpx-agent-broker", "version": env!("CARGO_PKG_VERSION"), "agent_port": agent_port}), cors),
-            Ok(None) => error_response(&ApiError::new(Code::UserAgentNotRunning, 503).detail(format!("no agent of user {user} listens on {}-{}", broker.user_ports.start(), broker.user_ports.end())), lang, cors),
+            Ok(Some(agent_port)) => json_response(
+                200,
+                &json!({"agent": "cpx-agent-broker", "version": env!("CARGO_PKG_VERSION"), "agent_port": agent_port}),
+                cors,
+            ),
+            Ok(None) => error_response(
+                &ApiError::new(Code::UserAgentNotRunning, 503).detail(format!(
+                    "no agent of user {user} listens on {}-{}",
+                    broker.user_ports.start(),
+                    broker.user_ports.end()
+                )),
+                lang,
+                cors,
+            ),
             Err(e) => error_response(&e, lang, cors),
         },
         _ => {
@@ -109,4 +136,3 @@ async fn handle(broker: Arc<Broker>, user: Arc<UserId>, req: Request<Incoming>) 
         }
     })
 }
-

@@ -28,16 +28,22 @@ use crate::config::{Config, ConfigError, PolicyLayer};
 pub const FILE_NAME: &str = "agent-cpx-lna.json";
 
 /// The Chromium family's policies: all sites of the list may reach local addresses / the loopback.
-pub const CHROMIUM_POLICIES: [&str; 2] = ["LocalNetworkAccessAllowedForUrls", "LoopbackNetworkAllowedForUrls"];
+pub const CHROMIUM_POLICIES: [&str; 2] =
+    ["LocalNetworkAccessAllowedForUrls", "LoopbackNetworkAllowedForUrls"];
 
 /// The Chromium family on Linux: browser name and managed-policy folder (relative to the root).
-pub const CHROMIUM_DIRS: [(&str, &str); 3] = [("Chromium", "etc/chromium/policies/managed"), ("Google Chrome", "etc/opt/chrome/policies/managed"), ("Microsoft Edge", "etc/opt/edge/policies/managed")];
+pub const CHROMIUM_DIRS: [(&str, &str); 3] = [
+    ("Chromium", "etc/chromium/policies/managed"),
+    ("Google Chrome", "etc/opt/chrome/policies/managed"),
+    ("Microsoft Edge", "etc/opt/edge/policies/managed"),
+];
 
 /// Firefox's machine-wide policy file on Linux (relative to the root).
 pub const FIREFOX_FILE: &str = "etc/firefox/policies/policies.json";
 
 /// The Windows registry keys (under `HKLM\Software\Policies`) of each browser.
-pub const REGISTRY_CHROMIUM: [(&str, &str); 2] = [("Google Chrome", r"Google\Chrome"), ("Microsoft Edge", r"Microsoft\Edge")];
+pub const REGISTRY_CHROMIUM: [(&str, &str); 2] =
+    [("Google Chrome", r"Google\Chrome"), ("Microsoft Edge", r"Microsoft\Edge")];
 pub const REGISTRY_FIREFOX: &str = r"Mozilla\Firefox\LocalNetworkAccess\SkipDomains";
 
 #[derive(Debug, thiserror::Error)]
@@ -96,13 +102,15 @@ impl Wanted {
 /// the page's bare host).
 pub fn host_of(origin: &str) -> Option<String> {
     let rest = origin.strip_prefix("https://")?;
-    let host = if let Some(v6) = rest.strip_prefix('[') { v6.split(']').next()? } else { rest.split(':').next()? };
+    let host =
+        if let Some(v6) = rest.strip_prefix('[') { v6.split(']').next()? } else { rest.split(':').next()? };
     (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
 /// The machine policy alone (the policy file and, on Windows, HKLM), without any user's file or HKCU.
 pub fn machine_config() -> Result<Config, Error> {
-    let mut layers: Vec<PolicyLayer> = crate::policy_registry::layers()?.into_iter().filter(|l| l.source.starts_with("HKLM")).collect();
+    let mut layers: Vec<PolicyLayer> =
+        crate::policy_registry::layers()?.into_iter().filter(|l| l.source.starts_with("HKLM")).collect();
     let file = crate::config::policy_path();
     if file.exists() {
         layers.push(PolicyLayer::from_file(&file)?);
@@ -178,7 +186,8 @@ pub fn record_path(root: &Path) -> PathBuf {
 
 pub fn read_record(path: &Path) -> Result<Record, Error> {
     match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| Error::NotJson { path: path.into(), reason: e.to_string() }),
+        Ok(text) => serde_json::from_str(&text)
+            .map_err(|e| Error::NotJson { path: path.into(), reason: e.to_string() }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Record::default()),
         Err(e) => Err(Error::Io { path: path.into(), source: e }),
     }
@@ -187,7 +196,9 @@ pub fn read_record(path: &Path) -> Result<Record, Error> {
 fn write_record(path: &Path, record: &Record) -> Result<(), Error> {
     if record.is_empty() {
         return match std::fs::remove_file(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io { path: path.into(), source: e }),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::Io { path: path.into(), source: e })
+            }
             _ => {
                 // Its folder too, when nothing else is kept there (fails harmlessly otherwise).
                 let _ = path.parent().map(std::fs::remove_dir);
@@ -239,13 +250,23 @@ fn remove_empty_dirs(root: &Path, record: &mut Record) {
 }
 
 /// The Chromium family on Linux: our own file in each browser's managed folder.
-fn chromium_files(root: &Path, wanted: &Wanted, record: &mut Record, outcome: &mut Outcome) -> Result<(), Error> {
+fn chromium_files(
+    root: &Path,
+    wanted: &Wanted,
+    record: &mut Record,
+    outcome: &mut Outcome,
+) -> Result<(), Error> {
     for (browser, dir) in CHROMIUM_DIRS {
         let file = root.join(dir).join(FILE_NAME);
         if wanted.is_empty() {
             if file.exists() {
                 std::fs::remove_file(&file).map_err(io(&file))?;
-                outcome.changes.push(Change { browser: browser.into(), place: file.display().to_string(), action: Action::Removed, entries: Vec::new() });
+                outcome.changes.push(Change {
+                    browser: browser.into(),
+                    place: file.display().to_string(),
+                    action: Action::Removed,
+                    entries: Vec::new(),
+                });
             }
             continue;
         }
@@ -255,11 +276,18 @@ fn chromium_files(root: &Path, wanted: &Wanted, record: &mut Record, outcome: &m
             doc.insert(policy.into(), json!(wanted.origins));
         }
         write_file(&file, &serde_json::to_string_pretty(&Value::Object(doc)).unwrap_or_default())?;
-        outcome.changes.push(Change { browser: browser.into(), place: file.display().to_string(), action: Action::Written, entries: wanted.origins.clone() });
+        outcome.changes.push(Change {
+            browser: browser.into(),
+            place: file.display().to_string(),
+            action: Action::Written,
+            entries: wanted.origins.clone(),
+        });
         // Another file of the folder setting the same policy: the browser keeps one of them only.
         for other in std::fs::read_dir(root.join(dir)).into_iter().flatten().flatten() {
             let path = other.path();
-            if path.file_name().is_some_and(|n| n == FILE_NAME) || path.extension().is_none_or(|e| e != "json") {
+            if path.file_name().is_some_and(|n| n == FILE_NAME)
+                || path.extension().is_none_or(|e| e != "json")
+            {
                 continue;
             }
             let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -273,10 +301,18 @@ fn chromium_files(root: &Path, wanted: &Wanted, record: &mut Record, outcome: &m
 }
 
 /// Firefox on Linux: our host names merged into `SkipDomains` of policies.json, other policies kept.
-fn firefox_file(root: &Path, wanted: &Wanted, record: &mut Record, outcome: &mut Outcome) -> Result<(), Error> {
+fn firefox_file(
+    root: &Path,
+    wanted: &Wanted,
+    record: &mut Record,
+    outcome: &mut Outcome,
+) -> Result<(), Error> {
     let path = root.join(FIREFOX_FILE);
     let existing = match std::fs::read_to_string(&path) {
-        Ok(text) => Some(serde_json::from_str::<Value>(&text).map_err(|e| Error::NotJson { path: path.clone(), reason: e.to_string() })?),
+        Ok(text) => Some(
+            serde_json::from_str::<Value>(&text)
+                .map_err(|e| Error::NotJson { path: path.clone(), reason: e.to_string() })?,
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(Error::Io { path, source: e }),
     };
@@ -289,9 +325,21 @@ fn firefox_file(root: &Path, wanted: &Wanted, record: &mut Record, outcome: &mut
     let mut doc = existing.unwrap_or_else(|| json!({}));
     let shape = |what: &str, expected| Error::Shape { path: path.clone(), what: what.into(), expected };
     let top = doc.as_object_mut().ok_or_else(|| shape("the file", "object"))?;
-    let policies = top.entry("policies").or_insert_with(|| json!({})).as_object_mut().ok_or_else(|| shape("policies", "object"))?;
-    let lna = policies.entry("LocalNetworkAccess").or_insert_with(|| json!({})).as_object_mut().ok_or_else(|| shape("policies.LocalNetworkAccess", "object"))?;
-    let list = lna.entry("SkipDomains").or_insert_with(|| json!([])).as_array_mut().ok_or_else(|| shape("policies.LocalNetworkAccess.SkipDomains", "list"))?;
+    let policies = top
+        .entry("policies")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+        .ok_or_else(|| shape("policies", "object"))?;
+    let lna = policies
+        .entry("LocalNetworkAccess")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+        .ok_or_else(|| shape("policies.LocalNetworkAccess", "object"))?;
+    let list = lna
+        .entry("SkipDomains")
+        .or_insert_with(|| json!([]))
+        .as_array_mut()
+        .ok_or_else(|| shape("policies.LocalNetworkAccess.SkipDomains", "list"))?;
     // Ours from an earlier run go first, then the wanted ones that are not there already.
     let before = list.clone();
     let mut removed = Vec::new();
@@ -316,7 +364,8 @@ fn firefox_file(root: &Path, wanted: &Wanted, record: &mut Record, outcome: &mut
         policies.remove("LocalNetworkAccess");
     }
     let unchanged = *list_of(&doc) == before && !created_now;
-    let now_empty = doc.get("policies").and_then(Value::as_object).is_some_and(Map::is_empty) && doc.as_object().is_some_and(|o| o.len() == 1);
+    let now_empty = doc.get("policies").and_then(Value::as_object).is_some_and(Map::is_empty)
+        && doc.as_object().is_some_and(|o| o.len() == 1);
     let created = record.firefox_file_created || created_now;
     if now_empty && created {
         if path.exists() {
@@ -332,15 +381,27 @@ fn firefox_file(root: &Path, wanted: &Wanted, record: &mut Record, outcome: &mut
         record.firefox_file_created = created && !wanted.is_empty();
     }
     // What we put there and was not there before; a host already listed by the administrator stays theirs.
-    let kept_ours: Vec<String> = record.firefox_domains.iter().filter(|d| wanted.hosts.contains(d)).cloned().collect();
-    record.firefox_domains = kept_ours.into_iter().chain(added.iter().cloned()).collect::<BTreeSet<_>>().into_iter().collect();
+    let kept_ours: Vec<String> =
+        record.firefox_domains.iter().filter(|d| wanted.hosts.contains(d)).cloned().collect();
+    record.firefox_domains =
+        kept_ours.into_iter().chain(added.iter().cloned()).collect::<BTreeSet<_>>().into_iter().collect();
     let place = path.display().to_string();
     let gone: Vec<String> = removed.into_iter().filter(|r| !wanted.hosts.contains(r)).collect();
     if !gone.is_empty() {
-        outcome.changes.push(Change { browser: "Firefox".into(), place: place.clone(), action: Action::Removed, entries: gone });
+        outcome.changes.push(Change {
+            browser: "Firefox".into(),
+            place: place.clone(),
+            action: Action::Removed,
+            entries: gone,
+        });
     }
     if !wanted.is_empty() {
-        outcome.changes.push(Change { browser: "Firefox".into(), place, action: Action::Written, entries: wanted.hosts.clone() });
+        outcome.changes.push(Change {
+            browser: "Firefox".into(),
+            place,
+            action: Action::Written,
+            entries: wanted.hosts.clone(),
+        });
     }
     Ok(())
 }
@@ -355,11 +416,15 @@ fn list_of(doc: &Value) -> &Vec<Value> {
 /// at `record_file`.
 pub fn sync_files(root: &Path, record_file: &Path, wanted: &Wanted) -> Result<Outcome, Error> {
     if !root.is_dir() {
-        return Err(Error::Io { path: root.into(), source: std::io::Error::new(std::io::ErrorKind::NotFound, "the root folder does not exist") });
+        return Err(Error::Io {
+            path: root.into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "the root folder does not exist"),
+        });
     }
     let mut record = read_record(record_file)?;
     let mut outcome = Outcome::default();
-    let result = chromium_files(root, wanted, &mut record, &mut outcome).and_then(|()| firefox_file(root, wanted, &mut record, &mut outcome));
+    let result = chromium_files(root, wanted, &mut record, &mut outcome)
+        .and_then(|()| firefox_file(root, wanted, &mut record, &mut outcome));
     if wanted.is_empty() {
         remove_empty_dirs(root, &mut record);
     }
@@ -387,7 +452,10 @@ pub fn numbered_additions(existing: &[(String, String)], wanted: &[String]) -> V
 /// A numbered list of the registry after our recorded entries are taken away: the names to delete (only
 /// where the value is still the one we wrote).
 pub fn numbered_removals(existing: &[(String, String)], ours: &[RegistryEntry], key: &str) -> Vec<String> {
-    ours.iter().filter(|e| e.key == key && existing.iter().any(|(n, v)| *n == e.name && *v == e.value)).map(|e| e.name.clone()).collect()
+    ours.iter()
+        .filter(|e| e.key == key && existing.iter().any(|(n, v)| *n == e.name && *v == e.value))
+        .map(|e| e.name.clone())
+        .collect()
 }
 
 /// The registry side (Windows): numbered REG_SZ lists under `base` (`Software\Policies` of HKLM; tests use
@@ -412,14 +480,23 @@ pub mod registry {
 
     fn read(hive: &winreg::RegKey, path: &str) -> std::io::Result<Vec<(String, String)>> {
         match hive.open_subkey_with_flags(path, KEY_READ) {
-            Ok(k) => Ok(k.enum_values().filter_map(Result::ok).filter_map(|(n, v)| String::from_reg_value(&v).ok().map(|v| (n, v))).collect()),
+            Ok(k) => Ok(k
+                .enum_values()
+                .filter_map(Result::ok)
+                .filter_map(|(n, v)| String::from_reg_value(&v).ok().map(|v| (n, v)))
+                .collect()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(e),
         }
     }
 
     /// Writes (non-empty `wanted`) or removes (empty) our entries in `hive\base\…`.
-    pub fn sync(hive: winreg::HKEY, base: &str, record_file: &Path, wanted: &Wanted) -> Result<Outcome, Error> {
+    pub fn sync(
+        hive: winreg::HKEY,
+        base: &str,
+        record_file: &Path,
+        wanted: &Wanted,
+    ) -> Result<Outcome, Error> {
         let hive = winreg::RegKey::predef(hive);
         let mut record = read_record(record_file)?;
         let mut outcome = Outcome::default();
@@ -429,14 +506,24 @@ pub mod registry {
             let err = |source| Error::Registry { key: key.clone(), source };
             let step = (|| -> Result<(), Error> {
                 let existing = read(&hive, &path).map_err(err)?;
-                let stale: Vec<RegistryEntry> = record.registry.iter().filter(|e| e.key == key && !values.contains(&e.value)).cloned().collect();
+                let stale: Vec<RegistryEntry> = record
+                    .registry
+                    .iter()
+                    .filter(|e| e.key == key && !values.contains(&e.value))
+                    .cloned()
+                    .collect();
                 let to_delete = numbered_removals(&existing, &stale, &key);
                 if !to_delete.is_empty() {
                     let k = hive.open_subkey_with_flags(&path, KEY_READ | KEY_WRITE).map_err(err)?;
                     for name in &to_delete {
                         k.delete_value(name).map_err(err)?;
                     }
-                    outcome.changes.push(Change { browser: browser.into(), place: format!(r"{base}\{key}"), action: Action::Removed, entries: stale.iter().map(|e| e.value.clone()).collect() });
+                    outcome.changes.push(Change {
+                        browser: browser.into(),
+                        place: format!(r"{base}\{key}"),
+                        action: Action::Removed,
+                        entries: stale.iter().map(|e| e.value.clone()).collect(),
+                    });
                 }
                 record.registry.retain(|e| !(e.key == key && !values.contains(&e.value)));
                 let left = read(&hive, &path).map_err(err)?;
@@ -448,9 +535,18 @@ pub mod registry {
                     let (k, _) = hive.create_subkey_with_flags(&path, KEY_READ | KEY_WRITE).map_err(err)?;
                     for (name, value) in &adds {
                         k.set_value(name, value).map_err(err)?;
-                        record.registry.push(RegistryEntry { key: key.clone(), name: name.clone(), value: value.clone() });
+                        record.registry.push(RegistryEntry {
+                            key: key.clone(),
+                            name: name.clone(),
+                            value: value.clone(),
+                        });
                     }
-                    outcome.changes.push(Change { browser: browser.into(), place: format!(r"{base}\{key}"), action: Action::Written, entries: values.clone() });
+                    outcome.changes.push(Change {
+                        browser: browser.into(),
+                        place: format!(r"{base}\{key}"),
+                        action: Action::Written,
+                        entries: values.clone(),
+                    });
                 }
                 Ok(())
             })();
@@ -505,7 +601,19 @@ mod tests {
     }
 
     fn wanted(origins: &[&str]) -> Wanted {
-        let config = Config { browser_policies: true, sites: origins.iter().map(|o| crate::config::Site { origin: (*o).into(), mtls_endpoint: None, server_roots: None, signed_token: false }).collect(), ..Config::default() };
+        let config = Config {
+            browser_policies: true,
+            sites: origins
+                .iter()
+                .map(|o| crate::config::Site {
+                    origin: (*o).into(),
+                    mtls_endpoint: None,
+                    server_roots: None,
+                    signed_token: false,
+                })
+                .collect(),
+            ..Config::default()
+        };
         Wanted::from_config(&config)
     }
 
@@ -515,7 +623,12 @@ mod tests {
 
     #[test]
     fn hosts_and_the_flag() {
-        let w = wanted(&["https://portail.example.fr", "https://portail.example.fr:8443", "https://[::1]:9000", "https://203.0.113.5:8443"]);
+        let w = wanted(&[
+            "https://portail.example.fr",
+            "https://portail.example.fr:8443",
+            "https://[::1]:9000",
+            "https://203.0.113.5:8443",
+        ]);
         assert_eq!(w.hosts, ["portail.example.fr", "::1", "203.0.113.5"]);
         assert_eq!(w.origins.len(), 4);
         let off = Config { browser_policies: false, ..Config::default() };
@@ -527,20 +640,37 @@ mod tests {
         let root = scratch("chromium");
         // Chromium's folder exists (the package made it), Chrome's and Edge's do not.
         std::fs::create_dir_all(root.join("etc/chromium/policies/managed")).unwrap();
-        std::fs::write(root.join("etc/chromium/policies/managed/theirs.json"), r#"{"HomepageLocation": "https://intranet"}"#).unwrap();
+        std::fs::write(
+            root.join("etc/chromium/policies/managed/theirs.json"),
+            r#"{"HomepageLocation": "https://intranet"}"#,
+        )
+        .unwrap();
         let record = root.join("var/lib/cpx-agent/browser-policies.json");
         let w = wanted(&["https://203.0.113.5:8443", "https://portail.example.fr"]);
         let out = sync_files(&root, &record, &w).unwrap();
         for (_, dir) in CHROMIUM_DIRS {
             let doc = read_json(&root.join(dir).join(FILE_NAME));
             for policy in CHROMIUM_POLICIES {
-                assert_eq!(doc[policy], json!(["https://203.0.113.5:8443", "https://portail.example.fr"]), "{dir} {policy}");
+                assert_eq!(
+                    doc[policy],
+                    json!(["https://203.0.113.5:8443", "https://portail.example.fr"]),
+                    "{dir} {policy}"
+                );
             }
         }
         assert!(out.warnings.is_empty(), "{:?}", out.warnings);
-        assert_eq!(out.changes.iter().filter(|c| c.action == Action::Written).count(), 4, "3 Chromium family + Firefox");
+        assert_eq!(
+            out.changes.iter().filter(|c| c.action == Action::Written).count(),
+            4,
+            "3 Chromium family + Firefox"
+        );
         let rec = read_record(&record).unwrap();
-        assert!(rec.created_dirs.contains(&"etc/opt/edge".to_owned()) && !rec.created_dirs.iter().any(|d| d.starts_with("etc/chromium")), "{:?}", rec.created_dirs);
+        assert!(
+            rec.created_dirs.contains(&"etc/opt/edge".to_owned())
+                && !rec.created_dirs.iter().any(|d| d.starts_with("etc/chromium")),
+            "{:?}",
+            rec.created_dirs
+        );
 
         let out = sync_files(&root, &record, &Wanted::default()).unwrap();
         assert!(out.changes.iter().all(|c| c.action == Action::Removed));
@@ -548,7 +678,10 @@ mod tests {
             assert!(!root.join(dir).join(FILE_NAME).exists(), "{dir}");
         }
         assert!(root.join("etc/chromium/policies/managed/theirs.json").exists(), "the others' file stays");
-        assert!(!root.join("etc/opt").exists() && !root.join("etc/firefox").exists(), "the folders we made are gone");
+        assert!(
+            !root.join("etc/opt").exists() && !root.join("etc/firefox").exists(),
+            "the folders we made are gone"
+        );
         assert!(root.join("etc/chromium/policies/managed").is_dir(), "the package's folder stays");
         assert!(!record.exists(), "nothing left to remember");
     }
@@ -558,10 +691,18 @@ mod tests {
         let root = scratch("conflict");
         let dir = root.join("etc/opt/chrome/policies/managed");
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("gpo.json"), r#"{"LocalNetworkAccessAllowedForUrls": ["https://other.example"]}"#).unwrap();
+        std::fs::write(
+            dir.join("gpo.json"),
+            r#"{"LocalNetworkAccessAllowedForUrls": ["https://other.example"]}"#,
+        )
+        .unwrap();
         let out = sync_files(&root, &root.join("state/rec.json"), &wanted(&["https://a.example"])).unwrap();
         assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
-        assert!(out.warnings[0].contains("gpo.json") && out.warnings[0].contains("https://a.example"), "{}", out.warnings[0]);
+        assert!(
+            out.warnings[0].contains("gpo.json") && out.warnings[0].contains("https://a.example"),
+            "{}",
+            out.warnings[0]
+        );
     }
 
     #[test]
@@ -573,16 +714,27 @@ mod tests {
         std::fs::write(&file, theirs.to_string()).unwrap();
         let record = root.join("state/rec.json");
 
-        sync_files(&root, &record, &wanted(&["https://portail.example.fr", "https://b.example:8443"])).unwrap();
+        sync_files(&root, &record, &wanted(&["https://portail.example.fr", "https://b.example:8443"]))
+            .unwrap();
         let doc = read_json(&file);
         assert_eq!(doc["policies"]["DisableTelemetry"], json!(true), "other policies kept");
         assert_eq!(doc["policies"]["LocalNetworkAccess"]["Enabled"], json!(true));
-        assert_eq!(doc["policies"]["LocalNetworkAccess"]["SkipDomains"], json!(["intranet.example", "portail.example.fr", "b.example"]));
-        assert_eq!(read_record(&record).unwrap().firefox_domains, ["b.example"], "portail.example.fr was the administrator's");
+        assert_eq!(
+            doc["policies"]["LocalNetworkAccess"]["SkipDomains"],
+            json!(["intranet.example", "portail.example.fr", "b.example"])
+        );
+        assert_eq!(
+            read_record(&record).unwrap().firefox_domains,
+            ["b.example"],
+            "portail.example.fr was the administrator's"
+        );
 
         // Another site list: the old one of ours goes, the new one comes.
         sync_files(&root, &record, &wanted(&["https://c.example"])).unwrap();
-        assert_eq!(read_json(&file)["policies"]["LocalNetworkAccess"]["SkipDomains"], json!(["intranet.example", "portail.example.fr", "c.example"]));
+        assert_eq!(
+            read_json(&file)["policies"]["LocalNetworkAccess"]["SkipDomains"],
+            json!(["intranet.example", "portail.example.fr", "c.example"])
+        );
 
         sync_files(&root, &record, &Wanted::default()).unwrap();
         assert_eq!(read_json(&file), theirs, "back to the administrator's file");
@@ -594,7 +746,10 @@ mod tests {
         let record = root.join("state/rec.json");
         let file = root.join(FIREFOX_FILE);
         sync_files(&root, &record, &wanted(&["https://a.example"])).unwrap();
-        assert_eq!(read_json(&file), json!({"policies": {"LocalNetworkAccess": {"SkipDomains": ["a.example"]}}}));
+        assert_eq!(
+            read_json(&file),
+            json!({"policies": {"LocalNetworkAccess": {"SkipDomains": ["a.example"]}}})
+        );
         sync_files(&root, &record, &Wanted::default()).unwrap();
         assert!(!file.exists() && !root.join("etc/firefox").exists());
         // Created by us, then given a policy by the administrator: only ours go, the file stays theirs.
@@ -610,21 +765,44 @@ mod tests {
         let e = sync_files(&root, &record, &wanted(&["https://a.example"])).unwrap_err();
         assert!(matches!(e, Error::NotJson { .. }), "{e}");
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "{ not json", "untouched");
-        assert!(root.join("etc/chromium/policies/managed").join(FILE_NAME).exists(), "the Chromium family was still done");
+        assert!(
+            root.join("etc/chromium/policies/managed").join(FILE_NAME).exists(),
+            "the Chromium family was still done"
+        );
         assert!(!read_record(&record).unwrap().created_dirs.is_empty(), "and recorded, to be removed later");
     }
 
     #[test]
     fn numbered_lists_keep_the_others_entries() {
-        let existing = vec![("1".to_owned(), "https://other.example".to_owned()), ("3".to_owned(), "https://a.example".to_owned())];
-        let adds = numbered_additions(&existing, &["https://a.example".into(), "https://b.example".into(), "https://c.example".into()]);
-        assert_eq!(adds, [("2".to_owned(), "https://b.example".to_owned()), ("4".to_owned(), "https://c.example".to_owned())], "the gap filled first");
+        let existing = vec![
+            ("1".to_owned(), "https://other.example".to_owned()),
+            ("3".to_owned(), "https://a.example".to_owned()),
+        ];
+        let adds = numbered_additions(
+            &existing,
+            &["https://a.example".into(), "https://b.example".into(), "https://c.example".into()],
+        );
+        assert_eq!(
+            adds,
+            [
+                ("2".to_owned(), "https://b.example".to_owned()),
+                ("4".to_owned(), "https://c.example".to_owned())
+            ],
+            "the gap filled first"
+        );
         let ours = vec![
             RegistryEntry { key: "K".into(), name: "8".into(), value: "https://b.example".into() },
             RegistryEntry { key: "K".into(), name: "1".into(), value: "https://mine-once.example".into() },
         ];
-        let now = vec![("1".to_owned(), "https://other.example".to_owned()), ("8".to_owned(), "https://b.example".to_owned())];
-        assert_eq!(numbered_removals(&now, &ours, "K"), ["8"], "value 1 was changed by someone else: theirs now");
+        let now = vec![
+            ("1".to_owned(), "https://other.example".to_owned()),
+            ("8".to_owned(), "https://b.example".to_owned()),
+        ];
+        assert_eq!(
+            numbered_removals(&now, &ours, "K"),
+            ["8"],
+            "value 1 was changed by someone else: theirs now"
+        );
     }
 
     #[cfg(windows)]
@@ -634,26 +812,48 @@ mod tests {
         use winreg::types::FromRegValue;
         let base = format!(r"Software\cpx-agent-test-{}\Policies", std::process::id());
         let hkcu = winreg::RegKey::predef(HKEY_CURRENT_USER);
-        let (chrome, _) = hkcu.create_subkey(format!(r"{base}\Google\Chrome\LocalNetworkAccessAllowedForUrls")).unwrap();
+        let (chrome, _) =
+            hkcu.create_subkey(format!(r"{base}\Google\Chrome\LocalNetworkAccessAllowedForUrls")).unwrap();
         chrome.set_value("1", &"https://gpo.example").unwrap();
         let record = scratch("registry").join("rec.json");
         let values = |key: &str| -> Vec<(String, String)> {
             match hkcu.open_subkey_with_flags(format!(r"{base}\{key}"), KEY_READ) {
                 Ok(k) => {
-                    let mut v: Vec<(String, String)> = k.enum_values().map(|r| r.unwrap()).map(|(n, d)| (n, String::from_reg_value(&d).unwrap())).collect();
+                    let mut v: Vec<(String, String)> = k
+                        .enum_values()
+                        .map(|r| r.unwrap())
+                        .map(|(n, d)| (n, String::from_reg_value(&d).unwrap()))
+                        .collect();
                     v.sort();
                     v
                 }
                 Err(_) => Vec::new(),
             }
         };
-        registry::sync(HKEY_CURRENT_USER, &base, &record, &wanted(&["https://portail.example.fr:8443"])).unwrap();
-        assert_eq!(values(r"Google\Chrome\LocalNetworkAccessAllowedForUrls"), [("1".into(), "https://gpo.example".into()), ("2".into(), "https://portail.example.fr:8443".into())]);
-        assert_eq!(values(r"Microsoft\Edge\LoopbackNetworkAllowedForUrls"), [("1".to_owned(), "https://portail.example.fr:8443".to_owned())]);
+        registry::sync(HKEY_CURRENT_USER, &base, &record, &wanted(&["https://portail.example.fr:8443"]))
+            .unwrap();
+        assert_eq!(
+            values(r"Google\Chrome\LocalNetworkAccessAllowedForUrls"),
+            [
+                ("1".into(), "https://gpo.example".into()),
+                ("2".into(), "https://portail.example.fr:8443".into())
+            ]
+        );
+        assert_eq!(
+            values(r"Microsoft\Edge\LoopbackNetworkAllowedForUrls"),
+            [("1".to_owned(), "https://portail.example.fr:8443".to_owned())]
+        );
         assert_eq!(values(REGISTRY_FIREFOX), [("1".to_owned(), "portail.example.fr".to_owned())]);
         registry::sync(HKEY_CURRENT_USER, &base, &record, &Wanted::default()).unwrap();
-        assert_eq!(values(r"Google\Chrome\LocalNetworkAccessAllowedForUrls"), [("1".to_owned(), "https://gpo.example".to_owned())], "the GPO's entry stays");
-        assert!(values(r"Microsoft\Edge\LoopbackNetworkAllowedForUrls").is_empty() && values(REGISTRY_FIREFOX).is_empty());
+        assert_eq!(
+            values(r"Google\Chrome\LocalNetworkAccessAllowedForUrls"),
+            [("1".to_owned(), "https://gpo.example".to_owned())],
+            "the GPO's entry stays"
+        );
+        assert!(
+            values(r"Microsoft\Edge\LoopbackNetworkAllowedForUrls").is_empty()
+                && values(REGISTRY_FIREFOX).is_empty()
+        );
         assert!(!record.exists());
         let _ = hkcu.delete_subkey_all(format!(r"Software\cpx-agent-test-{}", std::process::id()));
     }

@@ -17,7 +17,10 @@ pub struct StoreVerdict {
 /// The DER of every certificate in a PEM text.
 pub fn ders(pem: &str) -> Vec<Vec<u8>> {
     use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()).filter_map(Result::ok).map(|c| c.to_vec()).collect()
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+        .filter_map(Result::ok)
+        .map(|c| c.to_vec())
+        .collect()
 }
 
 /// The NSS databases of the user's browsers.
@@ -36,12 +39,14 @@ fn nss_databases(home: &Path) -> Vec<(String, PathBuf)> {
 /// Whether `db` holds the CA `der` with the TLS server CA trust flag.
 fn nss_trusts(db: &Path, der: &[u8]) -> Option<bool> {
     let db = format!("sql:{}", db.display());
-    let list = Command::new("certutil").args(["-L", "-d", &db]).output().ok().filter(|o| o.status.success())?;
+    let list =
+        Command::new("certutil").args(["-L", "-d", &db]).output().ok().filter(|o| o.status.success())?;
     let list = String::from_utf8_lossy(&list.stdout);
     // "Nickname                                  Trust Attributes": the flags are the last word.
     for line in list.lines().skip(3) {
         let Some((nickname, flags)) = line.trim_end().rsplit_once(char::is_whitespace) else { continue };
-        let cert = Command::new("certutil").args(["-L", "-d", &db, "-a", "-n", nickname.trim()]).output().ok()?;
+        let cert =
+            Command::new("certutil").args(["-L", "-d", &db, "-a", "-n", nickname.trim()]).output().ok()?;
         if ders(&String::from_utf8_lossy(&cert.stdout)).iter().any(|d| d == der) {
             return Some(flags.split(',').next().is_some_and(|ssl| ssl.contains('C')));
         }
@@ -55,5 +60,8 @@ pub fn check(ca_pem: &str, home: &Path) -> Vec<StoreVerdict> {
     if !cfg!(target_os = "linux") {
         return Vec::new();
     }
-    nss_databases(home).into_iter().map(|(store, db)| StoreVerdict { store, trusted: nss_trusts(&db, &der) }).collect()
+    nss_databases(home)
+        .into_iter()
+        .map(|(store, db)| StoreVerdict { store, trusted: nss_trusts(&db, &der) })
+        .collect()
 }

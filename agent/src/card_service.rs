@@ -26,19 +26,26 @@ impl CardService {
     }
 
     /// Runs `f` with exclusive use of the card service, on a blocking thread.
-    pub async fn exclusive<T: Send + 'static>(self: &Arc<Self>, f: impl FnOnce(&CardService) -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    pub async fn exclusive<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&CardService) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
         let _permit = tokio::time::timeout(self.busy_wait, self.permit.acquire())
             .await
             .map_err(|_| ApiError::new(Code::Busy, 409))?
             .map_err(|_| ApiError::new(Code::AgentError, 500))?;
         let me = self.clone();
-        tokio::task::spawn_blocking(move || f(&me)).await.map_err(|e| ApiError::new(Code::AgentError, 500).detail(e.to_string()))?
+        tokio::task::spawn_blocking(move || f(&me))
+            .await
+            .map_err(|e| ApiError::new(Code::AgentError, 500).detail(e.to_string()))?
     }
 
     /// The CPx cards present, opened (other cards are skipped).
     pub fn cpx_cards(&self) -> Result<Vec<Box<dyn CpxCard>>, ApiError> {
-        let ctx = cpx_pcsc::Context::establish().map_err(|e| ApiError::from(&cpx_card::CardError::Pcsc(e)))?;
-        let mut readers = cpx_pcsc::list_readers(&ctx).map_err(|e| ApiError::from(&cpx_card::CardError::Pcsc(e)))?;
+        let ctx =
+            cpx_pcsc::Context::establish().map_err(|e| ApiError::from(&cpx_card::CardError::Pcsc(e)))?;
+        let mut readers =
+            cpx_pcsc::list_readers(&ctx).map_err(|e| ApiError::from(&cpx_card::CardError::Pcsc(e)))?;
         if readers.is_empty() {
             return Err(ApiError::new(Code::NoReader, 503));
         }
@@ -47,7 +54,10 @@ impl CardService {
         let mut last_problem = None;
         // A card another program holds exclusively is tried too: it answers "in use" (CARD_IN_USE), which
         // says more than "no CPx card".
-        for r in readers.iter().filter(|r| matches!(r.state, cpx_pcsc::SlotState::Present | cpx_pcsc::SlotState::Exclusive)) {
+        for r in readers
+            .iter()
+            .filter(|r| matches!(r.state, cpx_pcsc::SlotState::Present | cpx_pcsc::SlotState::Exclusive))
+        {
             match scan::open_card_with_atr(&r.name, Some(&r.atr), self.card_timeout, &self.cache) {
                 Ok(card) => cards.push(card),
                 Err(e) => last_problem = Some(e),

@@ -30,8 +30,15 @@ impl Serialize for Overall {
 
 impl Overall {
     pub const ALL: [Overall; 9] = [
-        Overall::ServiceStopped, Overall::NoReader, Overall::NoCard, Overall::Ready, Overall::NotRecognised, Overall::InUse,
-        Overall::PinBlocked, Overall::CertificateExpired, Overall::Unusable(Code::CardRecognisedUnreadable(None)),
+        Overall::ServiceStopped,
+        Overall::NoReader,
+        Overall::NoCard,
+        Overall::Ready,
+        Overall::NotRecognised,
+        Overall::InUse,
+        Overall::PinBlocked,
+        Overall::CertificateExpired,
+        Overall::Unusable(Code::CardRecognisedUnreadable(None)),
     ];
 
     /// The state's stable name (`not_recognised`, `unusable`…).
@@ -63,13 +70,17 @@ impl Overall {
             SlotState::CardReady => match r.codes.first() {
                 None | Some(Code::PinLastTry) => Self::Ready,
                 Some(Code::PinBlocked) => Self::PinBlocked,
-                Some(Code::CertificateExpired) | Some(Code::CertificateNotYetValid) => Self::CertificateExpired,
+                Some(Code::CertificateExpired) | Some(Code::CertificateNotYetValid) => {
+                    Self::CertificateExpired
+                }
                 Some(_) => Self::NotRecognised,
             },
             SlotState::CardNotRecognised => Self::NotRecognised,
             SlotState::CardInUse => Self::InUse,
             SlotState::NoCard => Self::NoCard,
-            SlotState::CardRecognisedUnusable => Self::Unusable(r.codes.first().copied().unwrap_or(Code::CardRecognisedUnreadable(r.generation))),
+            SlotState::CardRecognisedUnusable => Self::Unusable(
+                r.codes.first().copied().unwrap_or(Code::CardRecognisedUnreadable(r.generation)),
+            ),
         };
         // Lower rank wins.
         let rank = |o: Self| match o {
@@ -122,7 +133,15 @@ mod tests {
     use super::*;
 
     fn reader(state: SlotState, codes: &[Code]) -> ReaderReport {
-        ReaderReport { reader: "r".into(), state, codes: codes.to_vec(), atr: String::new(), card: None, generation: None, detail: None }
+        ReaderReport {
+            reader: "r".into(),
+            state,
+            codes: codes.to_vec(),
+            atr: String::new(),
+            card: None,
+            generation: None,
+            detail: None,
+        }
     }
 
     #[test]
@@ -133,14 +152,23 @@ mod tests {
         assert_eq!(Overall::of(Ok(&[empty.clone(), blocked.clone(), ready])), Overall::Ready);
         assert_eq!(Overall::of(Ok(&[empty.clone(), blocked])), Overall::PinBlocked);
         assert_eq!(Overall::of(Ok(&[reader(SlotState::CardReady, &[Code::PinLastTry])])), Overall::Ready);
-        assert_eq!(Overall::of(Ok(&[reader(SlotState::CardReady, &[Code::CertificateExpired])])), Overall::CertificateExpired);
-        assert_eq!(Overall::of(Ok(&[empty.clone(), reader(SlotState::CardNotRecognised, &[Code::CardMute])])), Overall::NotRecognised);
+        assert_eq!(
+            Overall::of(Ok(&[reader(SlotState::CardReady, &[Code::CertificateExpired])])),
+            Overall::CertificateExpired
+        );
+        assert_eq!(
+            Overall::of(Ok(&[empty.clone(), reader(SlotState::CardNotRecognised, &[Code::CardMute])])),
+            Overall::NotRecognised
+        );
         assert_eq!(Overall::of(Ok(&[empty])), Overall::NoCard);
         assert_eq!(Overall::of(Ok(&[])), Overall::NoReader);
         assert_eq!(Overall::of(Err(Code::PcscServiceStopped)), Overall::ServiceStopped);
         // A CPS3 whose content cannot be read: named, with the helpdesk route, never « mal insérée ».
         let unreadable = Code::CardRecognisedUnreadable(Some(cpx_card::Generation::Cps3));
-        let state = Overall::of(Ok(&[reader(SlotState::CardNotRecognised, &[Code::CardMute]), reader(SlotState::CardRecognisedUnusable, &[unreadable])]));
+        let state = Overall::of(Ok(&[
+            reader(SlotState::CardNotRecognised, &[Code::CardMute]),
+            reader(SlotState::CardRecognisedUnusable, &[unreadable]),
+        ]));
         assert_eq!(state, Overall::Unusable(unreadable));
         assert_eq!(state.text().fr, "Carte CPS3 reconnue, mais son contenu n'a pas pu être lu");
         assert!(state.fix().unwrap().fr.contains("0 825 85 2000"));

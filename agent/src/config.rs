@@ -146,7 +146,23 @@ pub enum ConfigError {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { port: DEFAULT_PORT, sites: Vec::new(), pin_prompt: PinPromptConfig::default(), data_dir: None, key_store: KeyStoreKind::default(), pki: PkiPolicy::default(), log_level: None, busy_wait_seconds: default_busy_wait(), autostart: true, refused_site_quiet_seconds: default_refusal(), user_ports: None, allow_user_sites: true, allowed_origins: Vec::new(), browser_policies: false, provenance: Provenance::default() }
+        Self {
+            port: DEFAULT_PORT,
+            sites: Vec::new(),
+            pin_prompt: PinPromptConfig::default(),
+            data_dir: None,
+            key_store: KeyStoreKind::default(),
+            pki: PkiPolicy::default(),
+            log_level: None,
+            busy_wait_seconds: default_busy_wait(),
+            autostart: true,
+            refused_site_quiet_seconds: default_refusal(),
+            user_ports: None,
+            allow_user_sites: true,
+            allowed_origins: Vec::new(),
+            browser_policies: false,
+            provenance: Provenance::default(),
+        }
     }
 }
 
@@ -172,7 +188,9 @@ impl PolicyLayer {
         let checked = match std::fs::read_to_string(path) {
             Ok(text) => match toml::from_str::<toml::Table>(&text) {
                 Ok(table) => policy_keys::check(&source, table),
-                Err(e) => policy_keys::unreadable(&source, format!("not a TOML file: {}", e.message().trim())),
+                Err(e) => {
+                    policy_keys::unreadable(&source, format!("not a TOML file: {}", e.message().trim()))
+                }
             },
             Err(e) => policy_keys::unreadable(&source, format!("cannot read: {e}")),
         };
@@ -198,7 +216,11 @@ impl PolicyLayer {
         Self::from_checked(source, checked, Vec::new())
     }
 
-    fn from_checked(source: String, mut checked: policy_keys::Checked, read_problems: Vec<PolicyProblem>) -> Self {
+    fn from_checked(
+        source: String,
+        mut checked: policy_keys::Checked,
+        read_problems: Vec<PolicyProblem>,
+    ) -> Self {
         for p in &read_problems {
             match policy_keys::safe_default(&p.key) {
                 Some(policy_keys::SafeDefault::Value(v)) => {
@@ -251,11 +273,19 @@ impl Provenance {
     /// For the helpdesk: which source set what.
     pub fn describe(&self) -> String {
         let list = |keys: &[String]| if keys.is_empty() { "nothing".into() } else { keys.join(", ") };
-        let mut parts: Vec<String> = self.policies.iter().map(|(source, keys)| format!("managed policy {source} sets: {}", list(keys))).collect();
+        let mut parts: Vec<String> = self
+            .policies
+            .iter()
+            .map(|(source, keys)| format!("managed policy {source} sets: {}", list(keys)))
+            .collect();
         if let Some(u) = &self.user_file {
             parts.push(format!("user file {} sets: {}", u.display(), list(&self.from_user)));
         }
-        let mut said = if parts.is_empty() { "built-in defaults".into() } else { format!("{}; the rest: built-in defaults", parts.join("; ")) };
+        let mut said = if parts.is_empty() {
+            "built-in defaults".into()
+        } else {
+            format!("{}; the rest: built-in defaults", parts.join("; "))
+        };
         if let Some(by) = &self.user_sites_off_by {
             said.push_str(&format!("; user sites off (allow_user_sites = false, {by})"));
         }
@@ -264,7 +294,17 @@ impl Provenance {
 
     /// The settings a managed policy sets, one per line: `key = value  (source)`.
     pub fn managed_lines(&self) -> Vec<String> {
-        self.settings.iter().filter(|s| s.managed).map(|s| if s.key == "site" { format!("site {}  ({})", s.value, s.source) } else { format!("{} = {}  ({})", s.key, s.value, s.source) }).collect()
+        self.settings
+            .iter()
+            .filter(|s| s.managed)
+            .map(|s| {
+                if s.key == "site" {
+                    format!("site {}  ({})", s.value, s.source)
+                } else {
+                    format!("{} = {}  ({})", s.key, s.value, s.source)
+                }
+            })
+            .collect()
     }
 
     /// Each problem in the log (warn), for `serve` and the tray app once their log is open.
@@ -298,7 +338,8 @@ fn policy_path_from(env: Option<std::ffi::OsString>, honour_env: bool) -> PathBu
 
 /// The user's file: read errors stop (the file was named), its content is checked key by key.
 fn user_layer(path: &Path) -> Result<PolicyLayer, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
     let source = path.display().to_string();
     let checked = match toml::from_str::<toml::Table>(&text) {
         Ok(table) => policy_keys::check(&source, table),
@@ -313,7 +354,10 @@ const LISTS_OF_SITES: [&str; 2] = ["site", "allowed_origins"];
 impl Config {
     /// The user's file under the managed policy file (either may be absent): the policy's settings win,
     /// its sites come first and a user site with the same origin is dropped.
-    pub fn load_layered(user: Option<&Path>, policy: Option<&Path>) -> Result<(Self, Provenance), ConfigError> {
+    pub fn load_layered(
+        user: Option<&Path>,
+        policy: Option<&Path>,
+    ) -> Result<(Self, Provenance), ConfigError> {
         let layers = policy.map(PolicyLayer::from_file).transpose()?.into_iter().collect();
         Self::load_with_policies(user, layers)
     }
@@ -322,21 +366,41 @@ impl Config {
     /// all of them over the user's file. Sites add up, the highest source's entry for an origin winning;
     /// with `allow_user_sites = false` in force, the user file's sites are left out. Malformed keys are
     /// at their safe defaults and listed in the provenance (also kept in `Config::provenance`).
-    pub fn load_with_policies(user: Option<&Path>, policies: Vec<PolicyLayer>) -> Result<(Self, Provenance), ConfigError> {
+    pub fn load_with_policies(
+        user: Option<&Path>,
+        policies: Vec<PolicyLayer>,
+    ) -> Result<(Self, Provenance), ConfigError> {
         let user_layer = user.map(user_layer).transpose()?;
-        let sources: Vec<(&PolicyLayer, bool)> = policies.iter().map(|l| (l, true)).chain(user_layer.iter().map(|l| (l, false))).collect();
+        let sources: Vec<(&PolicyLayer, bool)> =
+            policies.iter().map(|l| (l, true)).chain(user_layer.iter().map(|l| (l, false))).collect();
         let mut merged = toml::Table::new();
         let mut settings = Vec::new();
         for key in policy_keys::keys().iter().filter(|k| !LISTS_OF_SITES.contains(k)) {
             if let Some((layer, managed)) = sources.iter().find(|(l, _)| l.table.contains_key(*key)) {
                 let value = layer.table[*key].clone();
-                settings.push(Setting { key: (*key).into(), value: value.to_string(), source: layer.source.clone(), managed: *managed });
+                settings.push(Setting {
+                    key: (*key).into(),
+                    value: value.to_string(),
+                    source: layer.source.clone(),
+                    managed: *managed,
+                });
                 merged.insert((*key).into(), value);
             }
         }
-        let at = policies.first().map(|l| l.source.clone()).or_else(|| user.map(|u| u.display().to_string())).unwrap_or_else(|| "(defaults)".into());
-        let mut config: Config = toml::Value::Table(merged).try_into().map_err(|e| ConfigError::Policy { source_name: at.clone(), reason: e.to_string() })?;
-        let user_sites_off_by = (!config.allow_user_sites).then(|| settings.iter().find(|s| s.key == "allow_user_sites").map_or_else(|| "built-in".into(), |s| s.source.clone()));
+        let at = policies
+            .first()
+            .map(|l| l.source.clone())
+            .or_else(|| user.map(|u| u.display().to_string()))
+            .unwrap_or_else(|| "(defaults)".into());
+        let mut config: Config = toml::Value::Table(merged)
+            .try_into()
+            .map_err(|e| ConfigError::Policy { source_name: at.clone(), reason: e.to_string() })?;
+        let user_sites_off_by = (!config.allow_user_sites).then(|| {
+            settings
+                .iter()
+                .find(|s| s.key == "allow_user_sites")
+                .map_or_else(|| "built-in".into(), |s| s.source.clone())
+        });
         let mut taken: Vec<String> = Vec::new();
         for (layer, managed) in &sources {
             if !managed && user_sites_off_by.is_some() {
@@ -345,7 +409,12 @@ impl Config {
             let mut add = |site: Site| {
                 let Some(origin) = normalise_origin(&site.origin) else { return };
                 if !taken.contains(&origin) {
-                    settings.push(Setting { key: "site".into(), value: origin.clone(), source: layer.source.clone(), managed: *managed });
+                    settings.push(Setting {
+                        key: "site".into(),
+                        value: origin.clone(),
+                        source: layer.source.clone(),
+                        managed: *managed,
+                    });
                     taken.push(origin.clone());
                     config.sites.push(Site { origin, ..site });
                 }
@@ -355,7 +424,14 @@ impl Config {
                     add(site);
                 }
             }
-            for entry in layer.table.get("allowed_origins").and_then(|v| v.as_array()).into_iter().flatten().filter_map(|e| e.as_str()) {
+            for entry in layer
+                .table
+                .get("allowed_origins")
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.as_str())
+            {
                 if let Ok((origin, endpoint)) = policy_keys::parse_allowed_origin(entry) {
                     config.allowed_origins.push(entry.to_owned());
                     add(Site { origin, mtls_endpoint: endpoint, server_roots: None, signed_token: false });
@@ -366,14 +442,24 @@ impl Config {
         let mut set_above: Vec<String> = Vec::new();
         let mut layers = Vec::new();
         for layer in &policies {
-            let keys: Vec<String> = layer.table.keys().filter(|k| LISTS_OF_SITES.contains(&k.as_str()) || !set_above.contains(k)).cloned().collect();
+            let keys: Vec<String> = layer
+                .table
+                .keys()
+                .filter(|k| LISTS_OF_SITES.contains(&k.as_str()) || !set_above.contains(k))
+                .cloned()
+                .collect();
             set_above.extend(layer.table.keys().cloned());
             layers.push((layer.source.clone(), keys));
         }
         let provenance = Provenance {
             user_file: user.map(Into::into),
             policies: layers,
-            from_user: user_layer.iter().flat_map(|l| l.table.keys()).filter(|k| !set_above.contains(*k) || LISTS_OF_SITES.contains(&k.as_str())).cloned().collect(),
+            from_user: user_layer
+                .iter()
+                .flat_map(|l| l.table.keys())
+                .filter(|k| !set_above.contains(*k) || LISTS_OF_SITES.contains(&k.as_str()))
+                .cloned()
+                .collect(),
             settings,
             problems: sources.iter().flat_map(|(l, _)| l.problems.iter().cloned()).collect(),
             user_sites_off_by,
@@ -413,10 +499,24 @@ mod tests {
 
     #[test]
     fn origins_are_https_and_normalised() {
-        assert_eq!(normalise_origin("https://Portail.Example.fr").as_deref(), Some("https://portail.example.fr"));
-        assert_eq!(normalise_origin("https://portail.example.fr:443").as_deref(), Some("https://portail.example.fr"));
+        assert_eq!(
+            normalise_origin("https://Portail.Example.fr").as_deref(),
+            Some("https://portail.example.fr")
+        );
+        assert_eq!(
+            normalise_origin("https://portail.example.fr:443").as_deref(),
+            Some("https://portail.example.fr")
+        );
         assert_eq!(normalise_origin("https://203.0.113.5:8443").as_deref(), Some("https://203.0.113.5:8443"));
-        for bad in ["http://portail.example.fr", "https://", "https://a/b", "null", "https://a:99999", "https://u@a", "*"] {
+        for bad in [
+            "http://portail.example.fr",
+            "https://",
+            "https://a/b",
+            "null",
+            "https://a:99999",
+            "https://u@a",
+            "*",
+        ] {
             assert_eq!(normalise_origin(bad), None, "{bad}");
         }
     }
@@ -436,19 +536,35 @@ mod tests {
         let user = dir.join("user.toml");
         let policy = dir.join("policy.toml");
         std::fs::write(&user, "port = 1000\nlog_level = \"debug\"\n[[site]]\norigin = \"https://a.example\"\n[[site]]\norigin = \"https://B.example\"\n").unwrap();
-        std::fs::write(&policy, "port = 2000\n[[site]]\norigin = \"https://b.example\"\nsigned_token = true\n").unwrap();
+        std::fs::write(
+            &policy,
+            "port = 2000\n[[site]]\norigin = \"https://b.example\"\nsigned_token = true\n",
+        )
+        .unwrap();
         let (c, p) = Config::load_layered(Some(&user), Some(&policy)).unwrap();
         assert_eq!(c.port, 2000);
         assert_eq!(c.log_level.as_deref(), Some("debug"));
-        assert_eq!(c.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(), ["https://b.example", "https://a.example"]);
+        assert_eq!(
+            c.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(),
+            ["https://b.example", "https://a.example"]
+        );
         assert!(c.sites[0].signed_token, "the policy's version of a site wins");
         assert_eq!(p.policies, [(policy.display().to_string(), vec!["port".to_owned(), "site".to_owned()])]);
         assert_eq!(p.from_user, ["log_level", "site"]);
-        assert!(p.describe().contains("managed policy") && p.describe().contains("port, site"), "{}", p.describe());
+        assert!(
+            p.describe().contains("managed policy") && p.describe().contains("port, site"),
+            "{}",
+            p.describe()
+        );
         std::fs::write(&policy, "port = \"x\"\n").unwrap();
         let (c, p) = Config::load_layered(Some(&user), Some(&policy)).unwrap();
         assert_eq!(c.port, DEFAULT_PORT, "a malformed policy port is the default port, not the user's");
-        assert_eq!((p.problems[0].source.as_str(), p.problems[0].key.as_str()), (policy.to_str().unwrap(), "port"), "{:?}", p.problems);
+        assert_eq!(
+            (p.problems[0].source.as_str(), p.problems[0].key.as_str()),
+            (policy.to_str().unwrap(), "port"),
+            "{:?}",
+            p.problems
+        );
         let (c, p) = Config::load_layered(None, None).unwrap();
         assert_eq!((c.port, p.describe()), (DEFAULT_PORT, "built-in defaults".to_owned()));
     }
@@ -470,21 +586,39 @@ mod tests {
 
     #[test]
     fn without_user_sites_only_the_managed_sites_are_allowed() {
-        let (user, policy) = files("off", USER, "allow_user_sites = false\n[[site]]\norigin = \"https://portail.example.fr\"\n");
+        let (user, policy) = files(
+            "off",
+            USER,
+            "allow_user_sites = false\n[[site]]\norigin = \"https://portail.example.fr\"\n",
+        );
         let (c, p) = Config::load_layered(Some(&user), Some(&policy)).unwrap();
         assert!(!c.allow_user_sites, "the user's file cannot turn it on again");
-        assert_eq!(origins(&c), ["https://portail.example.fr"], "the user file's sites and allowed_origins are left out");
-        assert!(!c.sites[0].signed_token && c.sites[0].server_roots.is_none(), "the policy's entry for its own site, not the user's");
+        assert_eq!(
+            origins(&c),
+            ["https://portail.example.fr"],
+            "the user file's sites and allowed_origins are left out"
+        );
+        assert!(
+            !c.sites[0].signed_token && c.sites[0].server_roots.is_none(),
+            "the policy's entry for its own site, not the user's"
+        );
         assert_eq!(p.user_sites_off_by.as_deref(), Some(policy.to_str().unwrap()));
         assert!(p.describe().contains("user sites off"), "{}", p.describe());
         // Allowed: the user's sites come after the policy's, and never replace the policy's entry.
         let (user, policy) = files("on", USER, "[[site]]\norigin = \"https://portail.example.fr\"\n");
         let (c, p) = Config::load_layered(Some(&user), Some(&policy)).unwrap();
-        assert_eq!(origins(&c), ["https://portail.example.fr", "https://perso.example", "https://mine.example"]);
+        assert_eq!(
+            origins(&c),
+            ["https://portail.example.fr", "https://perso.example", "https://mine.example"]
+        );
         assert!(!c.sites[0].signed_token, "the user file gives the managed site no more trust");
         assert_eq!(p.user_sites_off_by, None);
         let managed = p.managed_lines();
-        assert_eq!(managed, [format!("site https://portail.example.fr  ({})", policy.display())], "only the policy's settings are managed");
+        assert_eq!(
+            managed,
+            [format!("site https://portail.example.fr  ({})", policy.display())],
+            "only the policy's settings are managed"
+        );
     }
 
     #[test]
@@ -495,7 +629,11 @@ mod tests {
         assert_eq!((c.pki, c.port), (PkiPolicy::Production, DEFAULT_PORT));
         assert!(c.sites.is_empty(), "{:?}", origins(&c));
         assert_eq!(p.problems.len(), 1, "{:?}", p.problems);
-        assert!(p.problems[0].key == "*" && p.problems[0].reason.contains("not a TOML file"), "{:?}", p.problems);
+        assert!(
+            p.problems[0].key == "*" && p.problems[0].reason.contains("not a TOML file"),
+            "{:?}",
+            p.problems
+        );
         assert_eq!(c.provenance.problems, p.problems, "the configuration carries its provenance");
     }
 
@@ -503,17 +641,31 @@ mod tests {
     fn a_malformed_policy_site_is_allowed_by_no_source() {
         let (user, policy) = files("claimed", USER, "[[site]]\norigin = \"https://portail.example.fr\"\nsigned_tokn = true\n[[site]]\norigin = \"https://other.example\"\n");
         let (c, p) = Config::load_layered(Some(&user), Some(&policy)).unwrap();
-        assert_eq!(origins(&c), ["https://other.example", "https://perso.example", "https://mine.example"], "not the user's version of the malformed managed site");
+        assert_eq!(
+            origins(&c),
+            ["https://other.example", "https://perso.example", "https://mine.example"],
+            "not the user's version of the malformed managed site"
+        );
         assert_eq!(p.problems[0].site.as_deref(), Some("https://portail.example.fr"), "{:?}", p.problems);
     }
 
     #[test]
     fn managed_settings_name_their_source() {
-        let (user, policy) = files("sources", "log_level = \"debug\"\npki = \"both\"\n", "pki = \"production\"\nbrowser_policies = true\n");
+        let (user, policy) = files(
+            "sources",
+            "log_level = \"debug\"\npki = \"both\"\n",
+            "pki = \"production\"\nbrowser_policies = true\n",
+        );
         let (_, p) = Config::load_layered(Some(&user), Some(&policy)).unwrap();
         let at = policy.display();
-        assert_eq!(p.managed_lines(), [format!("pki = \"production\"  ({at})"), format!("browser_policies = true  ({at})")]);
-        assert!(p.settings.iter().any(|s| s.key == "log_level" && !s.managed && s.source == user.display().to_string()));
+        assert_eq!(
+            p.managed_lines(),
+            [format!("pki = \"production\"  ({at})"), format!("browser_policies = true  ({at})")]
+        );
+        assert!(p
+            .settings
+            .iter()
+            .any(|s| s.key == "log_level" && !s.managed && s.source == user.display().to_string()));
     }
 
     #[test]

@@ -88,7 +88,10 @@ impl Approvals {
             Some(hex_key) => Zeroizing::new(hex::decode(hex_key.trim()).map_err(|_| ConsentError::BadKey)?),
             None => {
                 let mut key = Zeroizing::new(vec![0u8; 32]);
-                getrandom::getrandom(&mut key).map_err(|e| ConsentError::File { path: data_dir.into(), source: std::io::Error::other(e) })?;
+                getrandom::getrandom(&mut key).map_err(|e| ConsentError::File {
+                    path: data_dir.into(),
+                    source: std::io::Error::other(e),
+                })?;
                 store.set(KEY_NAME, &hex::encode(&*key))?;
                 key
             }
@@ -123,7 +126,8 @@ impl Approvals {
                 // Keep the altered file for the helpdesk; trust nothing in it.
                 let aside = self.path.with_extension("json.tampered");
                 tracing::warn!(path = %self.path.display(), aside = %aside.display(), "approved sites file altered outside the agent: set aside, no approval trusted");
-                std::fs::rename(&self.path, &aside).map_err(|source| ConsentError::File { path: self.path.clone(), source })?;
+                std::fs::rename(&self.path, &aside)
+                    .map_err(|source| ConsentError::File { path: self.path.clone(), source })?;
                 self.tampered = true;
             }
         }
@@ -180,8 +184,27 @@ pub const DIALOG_WINDOW: Duration = Duration::from_secs(60);
 /// Second-level public suffixes under which the registrable domain has three labels. Not the whole
 /// Public Suffix List: an approximation that errs on the strict side (more sites share one quota).
 const SECOND_LEVEL_SUFFIXES: &[&str] = &[
-    "gouv.fr", "asso.fr", "nom.fr", "com.fr", "tm.fr", "presse.fr", "co.uk", "org.uk", "ac.uk", "gov.uk", "nhs.uk", "co.jp", "com.au", "com.br", "co.nz", "co.za",
-    "com.cn", "com.es", "com.pl", "co.it", "co.in",
+    "gouv.fr",
+    "asso.fr",
+    "nom.fr",
+    "com.fr",
+    "tm.fr",
+    "presse.fr",
+    "co.uk",
+    "org.uk",
+    "ac.uk",
+    "gov.uk",
+    "nhs.uk",
+    "co.jp",
+    "com.au",
+    "com.br",
+    "co.nz",
+    "co.za",
+    "com.cn",
+    "com.es",
+    "com.pl",
+    "co.it",
+    "co.in",
 ];
 
 /// The registrable domain of an https origin ("https://a.b.example.fr:8443" → "example.fr"): the rate
@@ -221,10 +244,17 @@ impl Consent {
     /// The gate for this configuration and prompt: none without a prompt (`cpx-agent serve`), and none when
     /// `allow_user_sites` is false: then the professional's approvals (`sites.json`) are not even read and
     /// no dialog is shown; a site not in policy gets « not allowed » (docs/security.md, « Trust model »).
-    pub fn for_config(config: &crate::config::Config, data_dir: &Path, store: &dyn SecretStore, prompt: Option<Arc<dyn ConsentPrompt>>) -> Result<Option<Self>, ConsentError> {
+    pub fn for_config(
+        config: &crate::config::Config,
+        data_dir: &Path,
+        store: &dyn SecretStore,
+        prompt: Option<Arc<dyn ConsentPrompt>>,
+    ) -> Result<Option<Self>, ConsentError> {
         let Some(prompt) = prompt else { return Ok(None) };
         if !config.allow_user_sites {
-            tracing::info!("allow_user_sites = false: managed sites only, no consent dialog, approvals not read");
+            tracing::info!(
+                "allow_user_sites = false: managed sites only, no consent dialog, approvals not read"
+            );
             return Ok(None);
         }
         let approvals = Arc::new(Approvals::open(data_dir, store)?);
@@ -244,7 +274,11 @@ impl Consent {
         let for_domain = shown.iter().filter(|(_, d)| d == domain).count();
         if for_domain >= DIALOGS_PER_DOMAIN || shown.len() >= DIALOGS_OVERALL {
             tracing::warn!(%domain, for_domain, overall = shown.len(), "site consent not asked: too many dialogs lately");
-            return Err(ApiError::new(Code::ConsentTooOften, 429).detail(format!("{for_domain} dialogs for {domain}, {} in all, in the last {} s", shown.len(), DIALOG_WINDOW.as_secs())));
+            return Err(ApiError::new(Code::ConsentTooOften, 429).detail(format!(
+                "{for_domain} dialogs for {domain}, {} in all, in the last {} s",
+                shown.len(),
+                DIALOG_WINDOW.as_secs()
+            )));
         }
         shown.push_back((std::time::Instant::now(), domain.to_owned()));
         Ok(())
@@ -260,7 +294,8 @@ impl Consent {
         let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
         refused.retain(|_, at| at.elapsed() < self.quiet);
         if refused.contains_key(&domain) {
-            return Err(ApiError::new(Code::SiteRefused, 403).detail(format!("{domain} refused a moment ago: not asked again yet")));
+            return Err(ApiError::new(Code::SiteRefused, 403)
+                .detail(format!("{domain} refused a moment ago: not asked again yet")));
         }
         drop(refused);
         self.take_dialog(&domain)?;
@@ -268,7 +303,10 @@ impl Consent {
         tracing::info!(%origin, ?decision, "site consent");
         match decision {
             Decision::Refuse => {
-                self.refused.lock().unwrap_or_else(|p| p.into_inner()).insert(domain, std::time::Instant::now());
+                self.refused
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(domain, std::time::Instant::now());
                 Err(ApiError::new(Code::SiteRefused, 403))
             }
             Decision::Once => Ok(()),
@@ -288,7 +326,11 @@ mod tests {
     use crate::secrets::FileStore;
 
     fn fresh() -> (PathBuf, FileStore) {
-        let dir = std::env::temp_dir().join(format!("cpx-consent-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let dir = std::env::temp_dir().join(format!(
+            "cpx-consent-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         let store = FileStore { dir: dir.join("secrets") };
         (dir, store)
@@ -313,7 +355,8 @@ mod tests {
         let (dir, store) = fresh();
         Approvals::open(&dir, &store).unwrap().add("https://a.example").unwrap();
         let path = dir.join(FILE_NAME);
-        let edited = std::fs::read_to_string(&path).unwrap().replace("https://a.example", "https://evil.example");
+        let edited =
+            std::fs::read_to_string(&path).unwrap().replace("https://a.example", "https://evil.example");
         std::fs::write(&path, edited).unwrap();
         let a = Approvals::open(&dir, &store).unwrap();
         assert!(a.tampered);
@@ -365,18 +408,33 @@ mod tests {
         let gate = Consent::new(approvals.clone(), refuse.clone(), Duration::from_secs(60));
         assert_eq!(gate.ask("https://a1.spam.example", Lang::Fr).unwrap_err().code, Code::SiteRefused);
         for i in 2..20 {
-            assert_eq!(gate.ask(&format!("https://a{i}.spam.example"), Lang::Fr).unwrap_err().code, Code::SiteRefused);
+            assert_eq!(
+                gate.ask(&format!("https://a{i}.spam.example"), Lang::Fr).unwrap_err().code,
+                Code::SiteRefused
+            );
         }
-        assert_eq!(refuse.asked.load(std::sync::atomic::Ordering::Relaxed), 1, "the refusal covers the whole domain");
+        assert_eq!(
+            refuse.asked.load(std::sync::atomic::Ordering::Relaxed),
+            1,
+            "the refusal covers the whole domain"
+        );
         // « Une fois » each time: at most DIALOGS_PER_DOMAIN per window for one domain…
         let once = Arc::new(Counting { answer: Decision::Once, asked: Default::default() });
         let gate = Consent::new(approvals.clone(), once.clone(), Duration::from_secs(60));
-        let answers: Vec<_> = (0..5).map(|i| gate.ask(&format!("https://s{i}.one.example"), Lang::Fr).map_err(|e| e.code)).collect();
+        let answers: Vec<_> = (0..5)
+            .map(|i| gate.ask(&format!("https://s{i}.one.example"), Lang::Fr).map_err(|e| e.code))
+            .collect();
         assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), DIALOGS_PER_DOMAIN, "{answers:?}");
         assert!(answers.contains(&Err(Code::ConsentTooOften)));
         // …and at most DIALOGS_OVERALL for all domains together.
-        let answers: Vec<_> = (0..10).map(|i| gate.ask(&format!("https://site{i}.example"), Lang::Fr).map_err(|e| e.code)).collect();
-        assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), DIALOGS_OVERALL - DIALOGS_PER_DOMAIN, "{answers:?}");
+        let answers: Vec<_> = (0..10)
+            .map(|i| gate.ask(&format!("https://site{i}.example"), Lang::Fr).map_err(|e| e.code))
+            .collect();
+        assert_eq!(
+            answers.iter().filter(|a| a.is_ok()).count(),
+            DIALOGS_OVERALL - DIALOGS_PER_DOMAIN,
+            "{answers:?}"
+        );
         assert_eq!(once.asked.load(std::sync::atomic::Ordering::Relaxed), DIALOGS_OVERALL);
     }
 
@@ -393,12 +451,20 @@ mod tests {
         let now = Consent::new(approvals.clone(), refuse.clone(), Duration::ZERO);
         assert!(now.ask("https://spam.example", Lang::Fr).is_err());
         assert!(now.ask("https://spam.example", Lang::Fr).is_err());
-        assert_eq!(refuse.asked.load(std::sync::atomic::Ordering::Relaxed), 3, "no quiet period: asked each time");
+        assert_eq!(
+            refuse.asked.load(std::sync::atomic::Ordering::Relaxed),
+            3,
+            "no quiet period: asked each time"
+        );
         let always = Arc::new(Counting { answer: Decision::Always, asked: Default::default() });
         let gate = Consent::new(approvals.clone(), always.clone(), Duration::from_secs(60));
         gate.ask("https://ok.example", Lang::Fr).unwrap();
         gate.ask("https://ok.example", Lang::Fr).unwrap();
-        assert_eq!(always.asked.load(std::sync::atomic::Ordering::Relaxed), 1, "allowed for good: asked once");
+        assert_eq!(
+            always.asked.load(std::sync::atomic::Ordering::Relaxed),
+            1,
+            "allowed for good: asked once"
+        );
         assert!(approvals.contains("https://ok.example"));
     }
 
@@ -406,13 +472,23 @@ mod tests {
     fn without_user_sites_there_is_no_gate_and_approvals_are_not_read() {
         let (dir, store) = fresh();
         Approvals::open(&dir, &store).unwrap().add("https://approved.example").unwrap();
-        let prompt: Arc<dyn ConsentPrompt> = Arc::new(Counting { answer: Decision::Always, asked: Default::default() });
+        let prompt: Arc<dyn ConsentPrompt> =
+            Arc::new(Counting { answer: Decision::Always, asked: Default::default() });
         let mut config = crate::config::Config::default();
         let gate = Consent::for_config(&config, &dir, &store, Some(prompt.clone())).unwrap();
-        assert!(gate.is_some_and(|g| g.approvals.contains("https://approved.example")), "allowed: the approvals count");
+        assert!(
+            gate.is_some_and(|g| g.approvals.contains("https://approved.example")),
+            "allowed: the approvals count"
+        );
         config.allow_user_sites = false;
-        assert!(Consent::for_config(&config, &dir, &store, Some(prompt.clone())).unwrap().is_none(), "off: no dialog, no approval");
-        assert!(Consent::for_config(&crate::config::Config::default(), &dir, &store, None).unwrap().is_none(), "no prompt: no gate");
+        assert!(
+            Consent::for_config(&config, &dir, &store, Some(prompt.clone())).unwrap().is_none(),
+            "off: no dialog, no approval"
+        );
+        assert!(
+            Consent::for_config(&crate::config::Config::default(), &dir, &store, None).unwrap().is_none(),
+            "no prompt: no gate"
+        );
         // Off by a policy file, whatever the user's file says.
         let (user, policy) = (dir.join("user.toml"), dir.join("policy.toml"));
         std::fs::write(&user, "allow_user_sites = true\n").unwrap();

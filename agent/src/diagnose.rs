@@ -60,17 +60,28 @@ pub fn title(check: &str) -> Text {
         "readers" => Text { fr: "Lecteurs de carte", en: "Card readers" },
         "card" => Text { fr: "Carte dans le lecteur", en: "Card in the reader" },
         "card_type" => Text { fr: "Type de carte (ATR, émetteur)", en: "Card type (ATR, issuer)" },
-        "card_content" => Text { fr: "Contenu de la carte (PKCS#15, certificat)", en: "Card content (PKCS#15, certificate)" },
+        "card_content" => Text {
+            fr: "Contenu de la carte (PKCS#15, certificat)",
+            en: "Card content (PKCS#15, certificate)",
+        },
         "pin" => Text { fr: "Code porteur", en: "Code porteur (PIN)" },
         "certificate" => Text { fr: "Certificat de la carte", en: "Card certificate" },
         "loopback_port" => Text { fr: "Port local de l'agent", en: "Agent's loopback port" },
         "configuration" => Text { fr: "Configuration en vigueur", en: "Configuration in force" },
         "site" => Text { fr: "Site configuré", en: "Site configured" },
-        "portal_endpoint" => Text { fr: "Serveur de connexion par carte du site", en: "Site's card login server" },
+        "portal_endpoint" => {
+            Text { fr: "Serveur de connexion par carte du site", en: "Site's card login server" }
+        }
         "clock" => Text { fr: "Horloge de l'ordinateur", en: "Computer clock" },
-        "policy" => Text { fr: "Politique gérée : valeurs fixées et leur source", en: "Managed policy: values set and their source" },
+        "policy" => Text {
+            fr: "Politique gérée : valeurs fixées et leur source",
+            en: "Managed policy: values set and their source",
+        },
         "policy_problem" => Text { fr: "Clé de configuration invalide", en: "Malformed configuration key" },
-        "loopback_trust" => Text { fr: "Certificat local approuvé par les navigateurs", en: "Local certificate trusted by the browsers" },
+        "loopback_trust" => Text {
+            fr: "Certificat local approuvé par les navigateurs",
+            en: "Local certificate trusted by the browsers",
+        },
         _ => Text { fr: "Vérification", en: "Check" },
     }
 }
@@ -80,12 +91,33 @@ pub fn run(opts: &Options) -> Vec<Check> {
     card_checks(opts, &mut checks);
     checks.push(loopback_port(opts.config.port));
     checks.push(loopback_trust(&opts.data_dir));
-    checks.push(Check::ok("configuration", format!("{} ({} site(s), port {}, IGC-Santé {})", opts.config_source, opts.config.sites.len(), opts.config.port, format!("{:?}", opts.config.pki).to_lowercase())));
+    checks.push(Check::ok(
+        "configuration",
+        format!(
+            "{} ({} site(s), port {}, IGC-Santé {})",
+            opts.config_source,
+            opts.config.sites.len(),
+            opts.config.port,
+            format!("{:?}", opts.config.pki).to_lowercase()
+        ),
+    ));
     policy_checks(&opts.config.provenance, &mut checks);
     if let Some(origin) = &opts.origin {
         checks.push(match opts.config.site(origin) {
-            Some(site) => Check::ok("site", format!("{} → {}", site.origin, site.mtls_endpoint.as_deref().unwrap_or("(no mTLS endpoint)"))),
-            None => Check::bad("site", Verdict::Fail, Code::SiteNotConfigured, format!("{origin} is not in the configuration")),
+            Some(site) => Check::ok(
+                "site",
+                format!(
+                    "{} → {}",
+                    site.origin,
+                    site.mtls_endpoint.as_deref().unwrap_or("(no mTLS endpoint)")
+                ),
+            ),
+            None => Check::bad(
+                "site",
+                Verdict::Fail,
+                Code::SiteNotConfigured,
+                format!("{origin} is not in the configuration"),
+            ),
         });
     }
     for site in opts.config.sites.iter().filter(|s| s.mtls_endpoint.is_some()) {
@@ -103,27 +135,43 @@ pub fn run(opts: &Options) -> Vec<Check> {
 /// per malformed key (`policy_problem:KEY`) naming its source, the reason and the safe default in force.
 fn policy_checks(provenance: &crate::config::Provenance, checks: &mut Vec<Check>) {
     let managed = provenance.managed_lines();
-    let mut detail = if managed.is_empty() { "no managed policy sets anything".to_owned() } else { managed.join("; ") };
+    let mut detail =
+        if managed.is_empty() { "no managed policy sets anything".to_owned() } else { managed.join("; ") };
     if let Some(by) = &provenance.user_sites_off_by {
         detail.push_str(&format!("; allow_user_sites = false ({by}): managed sites only, no consent dialog"));
     }
     checks.push(Check::ok("policy", detail));
     for p in &provenance.problems {
-        checks.push(Check::bad(format!("policy_problem:{}", p.key), Verdict::Warn, Code::PolicyMalformed, format!("{}: {}; instead: {}", p.source, p.reason, p.instead)));
+        checks.push(Check::bad(
+            format!("policy_problem:{}", p.key),
+            Verdict::Warn,
+            Code::PolicyMalformed,
+            format!("{}: {}; instead: {}", p.source, p.reason, p.instead),
+        ));
     }
 }
 
 fn card_checks(opts: &Options, checks: &mut Vec<Check>) {
     let ctx = match cpx_pcsc::Context::establish() {
         Ok(c) => c,
-        Err(e) => return checks.push(Check::bad("pcsc_service", Verdict::Fail, Code::PcscServiceStopped, format!("SCardEstablishContext: {e}"))),
+        Err(e) => {
+            return checks.push(Check::bad(
+                "pcsc_service",
+                Verdict::Fail,
+                Code::PcscServiceStopped,
+                format!("SCardEstablishContext: {e}"),
+            ))
+        }
     };
     checks.push(Check::ok("pcsc_service", "running"));
     let readers = match cpx_pcsc::list_readers(&ctx) {
         Ok(r) => r,
-        Err(e) => return checks.push(Check::bad("pcsc_service", Verdict::Fail, Code::from(&e), e.to_string())),
+        Err(e) => {
+            return checks.push(Check::bad("pcsc_service", Verdict::Fail, Code::from(&e), e.to_string()))
+        }
     };
-    let mut readers: Vec<_> = readers.into_iter().filter(|r| opts.reader.as_deref().is_none_or(|n| n == r.name)).collect();
+    let mut readers: Vec<_> =
+        readers.into_iter().filter(|r| opts.reader.as_deref().is_none_or(|n| n == r.name)).collect();
     readers.sort_by(|a, b| a.name.cmp(&b.name));
     if readers.is_empty() {
         let code = if opts.reader.is_some() { Code::ReaderUnavailable } else { Code::NoReader };
@@ -143,19 +191,45 @@ fn one_card(opts: &Options, r: &cpx_pcsc::ReaderInfo, checks: &mut Vec<Check>) {
     let atr = hex::encode_upper(&r.atr);
     match r.state {
         Slot::Mute => return checks.push(Check::bad(at("card"), Verdict::Fail, Code::CardMute, "no ATR")),
-        Slot::Exclusive => return checks.push(Check::bad(at("card"), Verdict::Fail, Code::CardInUse, "held exclusively by another program")),
-        Slot::Unavailable => return checks.push(Check::bad(at("card"), Verdict::Fail, Code::ReaderUnavailable, "reader unavailable")),
+        Slot::Exclusive => {
+            return checks.push(Check::bad(
+                at("card"),
+                Verdict::Fail,
+                Code::CardInUse,
+                "held exclusively by another program",
+            ))
+        }
+        Slot::Unavailable => {
+            return checks.push(Check::bad(
+                at("card"),
+                Verdict::Fail,
+                Code::ReaderUnavailable,
+                "reader unavailable",
+            ))
+        }
         _ => {}
     }
     let mut card = match scan::open_card_with_atr(&r.name, Some(&r.atr), opts.timeout, &CertCache::memory()) {
         Ok(c) => c,
         Err(e) => {
             let parsed = cpx_card::atr::parse(&r.atr);
-            let detail = format!("ATR {atr} (protocols T={:?}, historical bytes {}): {e}", parsed.protocols, parsed.historical);
+            let detail = format!(
+                "ATR {atr} (protocols T={:?}, historical bytes {}): {e}",
+                parsed.protocols, parsed.historical
+            );
             // Named by its ATR or EF.SN.ICC, and it answered: the card type is known, its content is at fault.
-            if let (Some(generation), false) = (e.recognised(), matches!(e.root(), cpx_card::CardError::Pcsc(_))) {
+            if let (Some(generation), false) =
+                (e.recognised(), matches!(e.root(), cpx_card::CardError::Pcsc(_)))
+            {
                 checks.push(Check::ok(at("card"), format!("ATR {atr}")));
-                checks.push(Check::ok(at("card_type"), format!("{} (by {}), issuer ANS", cpx_card::generation_name(generation), if cpx_card::atr::recognise(&r.atr).is_some() { "ATR table" } else { "EF.SN.ICC" })));
+                checks.push(Check::ok(
+                    at("card_type"),
+                    format!(
+                        "{} (by {}), issuer ANS",
+                        cpx_card::generation_name(generation),
+                        if cpx_card::atr::recognise(&r.atr).is_some() { "ATR table" } else { "EF.SN.ICC" }
+                    ),
+                ));
                 return checks.push(Check::bad(at("card_content"), Verdict::Fail, Code::from(&e), detail));
             }
             let code = match Code::from(&e) {
@@ -169,30 +243,68 @@ fn one_card(opts: &Options, r: &cpx_pcsc::ReaderInfo, checks: &mut Vec<Check>) {
     checks.push(Check::ok(at("card"), format!("ATR {atr}")));
     let info = card.info().clone();
     checks.push(match &info.recognition {
-        Recognition::AtrTable { label } => Check::ok(at("card_type"), format!("{label}, issuer ANS, card number {}", info.serial)),
+        Recognition::AtrTable { label } => {
+            Check::ok(at("card_type"), format!("{label}, issuer ANS, card number {}", info.serial))
+        }
         Recognition::IssuerOnly => {
             let parsed = cpx_card::atr::parse(&info.atr);
-            Check::bad(at("card_type"), Verdict::Warn, Code::CardUnlistedVariant, format!("ATR {atr} in no table (T={:?}, historical bytes {}); issuer ANS; read as {:?}", parsed.protocols, parsed.historical, info.generation))
+            Check::bad(
+                at("card_type"),
+                Verdict::Warn,
+                Code::CardUnlistedVariant,
+                format!(
+                    "ATR {atr} in no table (T={:?}, historical bytes {}); issuer ANS; read as {:?}",
+                    parsed.protocols, parsed.historical, info.generation
+                ),
+            )
         }
     });
     if info.interface == cpx_card::Interface::Contactless {
         checks.push(Check::bad(at("pin"), Verdict::Fail, Code::Contactless, "contactless: no code porteur"));
     } else {
         checks.push(match card.pin_status() {
-            Ok(Some(p)) if p.blocked() => Check::bad(at("pin"), Verdict::Fail, Code::PinBlocked, "0 tries left"),
-            Ok(Some(p)) if p.tries_left == 1 => Check::bad(at("pin"), Verdict::Warn, Code::PinLastTry, format!("1 of {} tries left", p.max_tries)),
+            Ok(Some(p)) if p.blocked() => {
+                Check::bad(at("pin"), Verdict::Fail, Code::PinBlocked, "0 tries left")
+            }
+            Ok(Some(p)) if p.tries_left == 1 => Check::bad(
+                at("pin"),
+                Verdict::Warn,
+                Code::PinLastTry,
+                format!("1 of {} tries left", p.max_tries),
+            ),
             Ok(Some(p)) => Check::ok(at("pin"), format!("{} of {} tries left", p.tries_left, p.max_tries)),
             Ok(None) => Check::bad(at("pin"), Verdict::Fail, Code::Contactless, "no code porteur"),
-            Err(e) => Check::bad(at("pin"), Verdict::Fail, Code::about_card(&e, Some(info.generation)), e.to_string()),
+            Err(e) => Check::bad(
+                at("pin"),
+                Verdict::Fail,
+                Code::about_card(&e, Some(info.generation)),
+                e.to_string(),
+            ),
         });
     }
     let id = card.identity().clone();
-    let dates = format!("{} → {}, {}", cpx_card::identity::date(id.not_before), cpx_card::identity::date(id.not_after), id.issuer);
+    let dates = format!(
+        "{} → {}, {}",
+        cpx_card::identity::date(id.not_before),
+        cpx_card::identity::date(id.not_after),
+        id.issuer
+    );
     checks.push(match (id.validity_at(now_unix()), id.test_pki, opts.config.pki) {
-        (Validity::Expired, ..) => Check::bad(at("certificate"), Verdict::Fail, Code::CertificateExpired, dates),
-        (Validity::NotYetValid, ..) => Check::bad(at("certificate"), Verdict::Fail, Code::CertificateNotYetValid, dates),
-        (_, true, PkiPolicy::Production) => Check::bad(at("certificate"), Verdict::Fail, Code::CardTestOnProduction, dates),
-        (_, false, PkiPolicy::Test) => Check::bad(at("certificate"), Verdict::Fail, Code::CardTestOnProduction, format!("production card, test-only configuration: {dates}")),
+        (Validity::Expired, ..) => {
+            Check::bad(at("certificate"), Verdict::Fail, Code::CertificateExpired, dates)
+        }
+        (Validity::NotYetValid, ..) => {
+            Check::bad(at("certificate"), Verdict::Fail, Code::CertificateNotYetValid, dates)
+        }
+        (_, true, PkiPolicy::Production) => {
+            Check::bad(at("certificate"), Verdict::Fail, Code::CardTestOnProduction, dates)
+        }
+        (_, false, PkiPolicy::Test) => Check::bad(
+            at("certificate"),
+            Verdict::Fail,
+            Code::CardTestOnProduction,
+            format!("production card, test-only configuration: {dates}"),
+        ),
         _ => Check::ok(at("certificate"), format!("{} ({}), {dates}", id.display_name(), id.national_id)),
     });
 }
@@ -202,19 +314,32 @@ fn one_card(opts: &Options, r: &cpx_pcsc::ReaderInfo, checks: &mut Vec<Check>) {
 fn loopback_trust(data_dir: &std::path::Path) -> Check {
     let machine = crate::machine_trust::machine_dir();
     match crate::machine_trust::identity(&machine) {
-        Some(Ok(identity)) if crate::localca::due_for_renewal(&identity.cert_pem, time::OffsetDateTime::now_utc()) => {
+        Some(Ok(identity))
+            if crate::localca::due_for_renewal(&identity.cert_pem, time::OffsetDateTime::now_utc()) =>
+        {
             let detail = format!("machine identity {}: the loopback certificate ends within {} days; an administrator runs `cpx-agent install-trust` (or reinstalls) to make it anew", machine.display(), crate::localca::RENEW_BEFORE_DAYS);
             return Check::bad("loopback_trust", Verdict::Warn, Code::LoopbackNotTrusted, detail);
         }
         Some(Ok(_)) => return machine_trust_check(&machine),
         Some(Err(e)) => {
-            return Check::bad("loopback_trust", Verdict::Fail, Code::LoopbackNotTrusted, format!("machine identity {}: {e} (the agent falls back to the user's own)", machine.display()));
+            return Check::bad(
+                "loopback_trust",
+                Verdict::Fail,
+                Code::LoopbackNotTrusted,
+                format!(
+                    "machine identity {}: {e} (the agent falls back to the user's own)",
+                    machine.display()
+                ),
+            );
         }
         None => {}
     }
     let path = data_dir.join(crate::localca::CA_FILE);
     let Ok(pem) = std::fs::read_to_string(&path) else {
-        return Check::ok("loopback_trust", format!("user identity {}: no local CA yet (made at the agent's first start)", path.display()));
+        return Check::ok(
+            "loopback_trust",
+            format!("user identity {}: no local CA yet (made at the agent's first start)", path.display()),
+        );
     };
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default();
     let stores = crate::browser_trust::check(&pem, &home);
@@ -223,7 +348,11 @@ fn loopback_trust(data_dir: &std::path::Path) -> Check {
         Some(false) => "NOT trusted",
         None => "not readable (certutil missing?)",
     };
-    let detail = format!("user identity {}: {}", path.display(), stores.iter().map(|s| format!("{}: {}", s.store, said(s.trusted))).collect::<Vec<_>>().join("; "));
+    let detail = format!(
+        "user identity {}: {}",
+        path.display(),
+        stores.iter().map(|s| format!("{}: {}", s.store, said(s.trusted))).collect::<Vec<_>>().join("; ")
+    );
     if stores.is_empty() {
         Check::ok("loopback_trust", format!("{}: no browser store found to check", path.display()))
     } else if stores.iter().any(|s| s.trusted == Some(true)) {
@@ -237,10 +366,23 @@ fn loopback_trust(data_dir: &std::path::Path) -> Check {
 fn machine_trust_check(dir: &std::path::Path) -> Check {
     let verdicts = match crate::machine_trust::check(dir) {
         Ok(v) => v,
-        Err(e) => return Check::bad("loopback_trust", Verdict::Fail, Code::LoopbackNotTrusted, format!("machine identity {}: {e}", dir.display())),
+        Err(e) => {
+            return Check::bad(
+                "loopback_trust",
+                Verdict::Fail,
+                Code::LoopbackNotTrusted,
+                format!("machine identity {}: {e}", dir.display()),
+            )
+        }
     };
-    let said = |v: &crate::machine_trust::Verdict| format!("{}: {}", v.store, if v.trusted { "trusted" } else { "NOT trusted" });
-    let detail = format!("machine identity {}: {}", dir.display(), verdicts.iter().map(said).collect::<Vec<_>>().join("; "));
+    let said = |v: &crate::machine_trust::Verdict| {
+        format!("{}: {}", v.store, if v.trusted { "trusted" } else { "NOT trusted" })
+    };
+    let detail = format!(
+        "machine identity {}: {}",
+        dir.display(),
+        verdicts.iter().map(said).collect::<Vec<_>>().join("; ")
+    );
     if verdicts.iter().all(|v| v.trusted) {
         Check::ok("loopback_trust", detail)
     } else {
@@ -255,7 +397,12 @@ fn loopback_port(port: u16) -> Check {
     }
     match probe_agent(port) {
         true => Check::ok("loopback_port", format!("127.0.0.1:{port}: Agent CPx answers")),
-        false => Check::bad("loopback_port", Verdict::Fail, Code::AgentPortTaken, format!("127.0.0.1:{port} is taken and does not answer as Agent CPx")),
+        false => Check::bad(
+            "loopback_port",
+            Verdict::Fail,
+            Code::AgentPortTaken,
+            format!("127.0.0.1:{port} is taken and does not answer as Agent CPx"),
+        ),
     }
 }
 
@@ -265,13 +412,30 @@ fn probe_agent(port: u16) -> bool {
     #[derive(Debug)]
     struct AnyCert;
     impl rustls::client::danger::ServerCertVerifier for AnyCert {
-        fn verify_server_cert(&self, _: &rustls::pki_types::CertificateDer, _: &[rustls::pki_types::CertificateDer], _: &rustls::pki_types::ServerName, _: &[u8], _: rustls::pki_types::UnixTime) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        fn verify_server_cert(
+            &self,
+            _: &rustls::pki_types::CertificateDer,
+            _: &[rustls::pki_types::CertificateDer],
+            _: &rustls::pki_types::ServerName,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
             Ok(rustls::client::danger::ServerCertVerified::assertion())
         }
-        fn verify_tls12_signature(&self, _: &[u8], _: &rustls::pki_types::CertificateDer, _: &rustls::DigitallySignedStruct) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &rustls::pki_types::CertificateDer,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
             Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
         }
-        fn verify_tls13_signature(&self, _: &[u8], _: &rustls::pki_types::CertificateDer, _: &rustls::DigitallySignedStruct) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &rustls::pki_types::CertificateDer,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
             Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
         }
         fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -279,14 +443,26 @@ fn probe_agent(port: u16) -> bool {
         }
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let Ok(builder) = rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions() else { return false };
-    let config = builder.dangerous().with_custom_certificate_verifier(std::sync::Arc::new(AnyCert)).with_no_client_auth();
+    let Ok(builder) =
+        rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions()
+    else {
+        return false;
+    };
+    let config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AnyCert))
+        .with_no_client_auth();
     let Ok(name) = rustls::pki_types::ServerName::try_from("localhost") else { return false };
     let Ok(conn) = rustls::ClientConnection::new(std::sync::Arc::new(config), name) else { return false };
-    let Ok(tcp) = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)) else { return false };
+    let Ok(tcp) =
+        std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))
+    else {
+        return false;
+    };
     let _ = tcp.set_read_timeout(Some(Duration::from_secs(3)));
     let mut tls = rustls::StreamOwned::new(conn, tcp);
-    if write!(tls, "GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").is_err() {
+    if write!(tls, "GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").is_err()
+    {
         return false;
     }
     let mut raw = Vec::new();
@@ -302,13 +478,18 @@ fn portal_endpoint(site: &crate::config::Site, timeout: Duration) -> (Check, Opt
     let check = format!("portal_endpoint:{}", site.origin);
     let fail = |code: Code, detail: String| (Check::bad(check.clone(), Verdict::Fail, code, detail), None);
     let url = site.mtls_endpoint.as_deref().unwrap_or_default();
-    let Some(ep) = Endpoint::parse(url) else { return fail(Code::SiteNotConfigured, format!("{url} is not https://host[:port]/path")) };
+    let Some(ep) = Endpoint::parse(url) else {
+        return fail(Code::SiteNotConfigured, format!("{url} is not https://host[:port]/path"));
+    };
     // The same roots the login uses.
     let store = match crate::login::load_roots(site) {
         Ok(s) => s,
         Err(e) => return fail(e.code, e.detail.unwrap_or_default()),
     };
-    let addr = match std::net::ToSocketAddrs::to_socket_addrs(&(ep.host.as_str(), ep.port)).ok().and_then(|mut a| a.next()) {
+    let addr = match std::net::ToSocketAddrs::to_socket_addrs(&(ep.host.as_str(), ep.port))
+        .ok()
+        .and_then(|mut a| a.next())
+    {
         Some(a) => a,
         None => return fail(Code::PortalUnreachable, format!("{}: name does not resolve", ep.host)),
     };
@@ -317,12 +498,17 @@ fn portal_endpoint(site: &crate::config::Site, timeout: Duration) -> (Check, Opt
         Err(e) => return fail(Code::PortalUnreachable, format!("{}:{}: {e}", ep.host, ep.port)),
     };
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = match rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
-        Ok(b) => b.with_root_certificates(store).with_no_client_auth(),
-        Err(e) => return fail(Code::AgentError, e.to_string()),
+    let config =
+        match rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
+            Ok(b) => b.with_root_certificates(store).with_no_client_auth(),
+            Err(e) => return fail(Code::AgentError, e.to_string()),
+        };
+    let Ok(name) = rustls::pki_types::ServerName::try_from(ep.host.clone()) else {
+        return fail(Code::SiteNotConfigured, "bad host name".into());
     };
-    let Ok(name) = rustls::pki_types::ServerName::try_from(ep.host.clone()) else { return fail(Code::SiteNotConfigured, "bad host name".into()) };
-    let Ok(mut conn) = rustls::ClientConnection::new(std::sync::Arc::new(config), name) else { return fail(Code::AgentError, "TLS setup".into()) };
+    let Ok(mut conn) = rustls::ClientConnection::new(std::sync::Arc::new(config), name) else {
+        return fail(Code::AgentError, "TLS setup".into());
+    };
     let _ = tcp.set_read_timeout(Some(timeout));
     let mut refused_without_card = false;
     while conn.is_handshaking() {
@@ -330,7 +516,10 @@ fn portal_endpoint(site: &crate::config::Site, timeout: Duration) -> (Check, Opt
             Ok(_) => {}
             // A server that requires a client certificate may end the handshake here: the server's
             // certificate was verified before that, which is what this check is about.
-            Err(e) if e.to_string().contains("CertificateRequired") || e.to_string().contains("HandshakeFailure") => {
+            Err(e)
+                if e.to_string().contains("CertificateRequired")
+                    || e.to_string().contains("HandshakeFailure") =>
+            {
                 refused_without_card = true;
                 break;
             }
@@ -343,7 +532,11 @@ fn portal_endpoint(site: &crate::config::Site, timeout: Duration) -> (Check, Opt
 
 /// `HEAD path` on the open TLS connection; the answer's `Date` as Unix time. `None` when the server
 /// answers nothing without the card (TLS 1.3 servers refuse only after the handshake) or sends no date.
-fn http_date(conn: &mut rustls::ClientConnection, tcp: &mut std::net::TcpStream, ep: &Endpoint) -> Option<i64> {
+fn http_date(
+    conn: &mut rustls::ClientConnection,
+    tcp: &mut std::net::TcpStream,
+    ep: &Endpoint,
+) -> Option<i64> {
     use std::io::{Read, Write};
     let mut tls = rustls::Stream::new(conn, tcp);
     write!(tls, "HEAD {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", ep.path, ep.host).ok()?;
@@ -356,14 +549,21 @@ fn http_date(conn: &mut rustls::ClientConnection, tcp: &mut std::net::TcpStream,
         }
     }
     let text = String::from_utf8_lossy(&head);
-    text.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case("date")).map(|(_, v)| v.trim().to_owned())).and_then(|d| parse_http_date(&d))
+    text.lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.trim().eq_ignore_ascii_case("date"))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .and_then(|d| parse_http_date(&d))
 }
 
 /// `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 9110 IMF-fixdate) as Unix time.
 fn parse_http_date(s: &str) -> Option<i64> {
     let parts: Vec<&str> = s.split_whitespace().collect();
     let [_, day, month, year, hms, "GMT"] = parts.as_slice() else { return None };
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let month = time::Month::try_from(MONTHS.iter().position(|m| m == month)? as u8 + 1).ok()?;
     let mut t = hms.split(':').map(|v| v.parse::<u8>().ok());
     let (h, m, sec) = (t.next()??, t.next()??, t.next()??);
@@ -432,11 +632,23 @@ mod tests {
         let mut checks = Vec::new();
         policy_checks(&config.provenance, &mut checks);
         let at = policy.display().to_string();
-        assert!(checks[0].detail.contains(&format!("pki = \"production\"  ({at})")) && checks[0].detail.contains(&format!("site https://portail.example.fr  ({at})")), "{}", checks[0].detail);
+        assert!(
+            checks[0].detail.contains(&format!("pki = \"production\"  ({at})"))
+                && checks[0].detail.contains(&format!("site https://portail.example.fr  ({at})")),
+            "{}",
+            checks[0].detail
+        );
         assert!(checks[0].detail.contains("allow_user_sites = false"), "{}", checks[0].detail);
         let problem = &checks[1];
-        assert_eq!((problem.check.as_str(), problem.verdict, problem.code), ("policy_problem:allow_user_sites", Verdict::Warn, Some(Code::PolicyMalformed)));
-        assert!(problem.detail.starts_with(&at) && problem.detail.contains("allow_user_sites = false"), "{}", problem.detail);
+        assert_eq!(
+            (problem.check.as_str(), problem.verdict, problem.code),
+            ("policy_problem:allow_user_sites", Verdict::Warn, Some(Code::PolicyMalformed))
+        );
+        assert!(
+            problem.detail.starts_with(&at) && problem.detail.contains("allow_user_sites = false"),
+            "{}",
+            problem.detail
+        );
         assert_eq!(title("policy_problem:allow_user_sites").fr, "Clé de configuration invalide");
     }
 }

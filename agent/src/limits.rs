@@ -26,7 +26,13 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_connections: 256, max_per_peer: 32, handshake: Duration::from_secs(5), header_read: Duration::from_secs(10), body_read: Duration::from_secs(10) }
+        Self {
+            max_connections: 256,
+            max_per_peer: 32,
+            handshake: Duration::from_secs(5),
+            header_read: Duration::from_secs(10),
+            body_read: Duration::from_secs(10),
+        }
     }
 }
 

@@ -5,7 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, KeyPair, KeyUsagePurpose, NameConstraints, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, KeyPair,
+    KeyUsagePurpose, NameConstraints, SanType,
+};
 
 use crate::secrets::{SecretError, SecretStore};
 
@@ -122,7 +125,13 @@ mod tests {
         let now = time::OffsetDateTime::now_utc();
         let fresh = load_or_create(&dir, &store).unwrap();
         assert!(!due_for_renewal(&fresh.cert_pem, now), "a new certificate is not due");
-        assert!(due_for_renewal(&fresh.cert_pem, now + time::Duration::days(VALIDITY_DAYS - RENEW_BEFORE_DAYS + 1)), "due {RENEW_BEFORE_DAYS} days before its end");
+        assert!(
+            due_for_renewal(
+                &fresh.cert_pem,
+                now + time::Duration::days(VALIDITY_DAYS - RENEW_BEFORE_DAYS + 1)
+            ),
+            "due {RENEW_BEFORE_DAYS} days before its end"
+        );
         assert!(due_for_renewal("not a certificate", now), "an unreadable certificate is made again");
         let (ca, leaf, key) = generate_until(now + time::Duration::days(30)).unwrap();
         std::fs::write(dir.join(CA_FILE), &ca).unwrap();
@@ -145,7 +154,8 @@ mod tests {
         assert!(a.key_pem.contains("PRIVATE KEY"));
         let ca = std::fs::read_to_string(&a.ca_path).unwrap();
         assert!(ca.contains("BEGIN CERTIFICATE") && !ca.contains("PRIVATE"));
-        let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let files: Vec<_> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         assert!(files.iter().all(|f| !f.contains("ca-key")), "the CA key is never written: {files:?}");
         let _ = std::fs::remove_dir_all(&dir);
     }

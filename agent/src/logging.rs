@@ -21,7 +21,10 @@ pub fn log_dir() -> PathBuf {
     } else if cfg!(windows) {
         std::env::var_os("LOCALAPPDATA").map(PathBuf::from).unwrap_or(home).join("Agent CPx").join("logs")
     } else {
-        std::env::var_os("XDG_STATE_HOME").map(PathBuf::from).unwrap_or_else(|| home.join(".local/state")).join("cpx-agent/logs")
+        std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join(".local/state"))
+            .join("cpx-agent/logs")
     }
 }
 
@@ -29,11 +32,23 @@ pub const FILE_PREFIX: &str = "cpx-agent.log";
 
 /// Starts writing log files; keep the guard alive as long as the process logs.
 pub fn init(config_level: Option<&str>) -> Result<tracing_appender::non_blocking::WorkerGuard, String> {
-    let level = std::env::var("CPX_AGENT_LOG").ok().or_else(|| config_level.map(str::to_owned)).unwrap_or_else(|| "info".into());
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("warn,cpx_agent={level},cpx_pcsc={level},cpx_card={level},cpx_tray={level}")).map_err(|e| format!("log level {level:?}: {e}"))?;
+    let level = std::env::var("CPX_AGENT_LOG")
+        .ok()
+        .or_else(|| config_level.map(str::to_owned))
+        .unwrap_or_else(|| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(format!(
+        "warn,cpx_agent={level},cpx_pcsc={level},cpx_card={level},cpx_tray={level}"
+    ))
+    .map_err(|e| format!("log level {level:?}: {e}"))?;
     let appender = PrivateFiles::open(&log_dir())?;
     let (writer, guard) = tracing_appender::non_blocking(appender);
-    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(writer).with_ansi(false).try_init().map_err(|e| e.to_string())?;
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false)
+        .try_init()
+        .map_err(|e| e.to_string())?;
     Ok(guard)
 }
 
@@ -47,7 +62,8 @@ pub struct PrivateFiles {
 
 /// The appender's file for a UTC day: `cpx-agent.log.YYYY-MM-DD` (tracing-appender's daily naming).
 fn file_for_day(dir: &Path, day: i64) -> PathBuf {
-    let date = time::OffsetDateTime::from_unix_timestamp(day * 86_400).map(|t| t.date()).unwrap_or(time::Date::MIN);
+    let date =
+        time::OffsetDateTime::from_unix_timestamp(day * 86_400).map(|t| t.date()).unwrap_or(time::Date::MIN);
     dir.join(format!("{FILE_PREFIX}.{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day()))
 }
 
@@ -83,7 +99,9 @@ impl PrivateFiles {
         // The appender prunes old files at start: the folder must exist by then.
         builder.create(dir).map_err(at)?;
         for entry in std::fs::read_dir(dir).map_err(at)?.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(FILE_PREFIX) && entry.file_type().is_ok_and(|t| t.is_file()) {
+            if entry.file_name().to_string_lossy().starts_with(FILE_PREFIX)
+                && entry.file_type().is_ok_and(|t| t.is_file())
+            {
                 create_private(&entry.path()).map_err(at)?;
             }
         }
@@ -118,10 +136,20 @@ impl Write for PrivateFiles {
 /// The last `n` lines of the newest log files.
 pub fn recent_lines(n: usize) -> Vec<String> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(log_dir())
-        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.file_name().is_some_and(|f| f.to_string_lossy().starts_with(FILE_PREFIX))).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.file_name().is_some_and(|f| f.to_string_lossy().starts_with(FILE_PREFIX)))
+                .collect()
+        })
         .unwrap_or_default();
     files.sort();
-    let mut lines: Vec<String> = files.iter().flat_map(|f| std::fs::read_to_string(f).unwrap_or_default().lines().map(str::to_owned).collect::<Vec<_>>()).collect();
+    let mut lines: Vec<String> = files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f).unwrap_or_default().lines().map(str::to_owned).collect::<Vec<_>>()
+        })
+        .collect();
     let skip = lines.len().saturating_sub(n);
     lines.drain(..skip);
     lines
@@ -151,7 +179,10 @@ mod tests {
         w.flush().unwrap();
         assert_eq!(mode(&fresh), 0o700, "a folder the agent creates");
         let today = file_for_day(&fresh, today());
-        assert!(std::fs::read_to_string(&today).unwrap().contains("hello"), "the appender writes in the file made for today");
+        assert!(
+            std::fs::read_to_string(&today).unwrap().contains("hello"),
+            "the appender writes in the file made for today"
+        );
         assert_eq!(mode(&today), 0o600);
         // A new day (seen as the day before having passed): its file is made owner-only before the write.
         std::fs::remove_file(&today).unwrap();

@@ -45,10 +45,18 @@ pub fn card_type(card: &dyn CpxCard) -> &'static str {
 
 /// The CPx card to log in with (the user picks when there are several), checked before anything else is
 /// asked of the user, and its tries left.
-fn usable_card(cards: &CardService, prompt: &dyn PinPrompt, origin: &str, lang: Lang) -> Result<(Box<dyn CpxCard>, cpx_card::PinStatus), ApiError> {
+fn usable_card(
+    cards: &CardService,
+    prompt: &dyn PinPrompt,
+    origin: &str,
+    lang: Lang,
+) -> Result<(Box<dyn CpxCard>, cpx_card::PinStatus), ApiError> {
     let mut present = cards.cpx_cards()?;
     let index = if present.len() > 1 {
-        let labels = present.iter().map(|c| format!("{} ({})", c.identity().display_name(), card_type(c.as_ref()))).collect();
+        let labels = present
+            .iter()
+            .map(|c| format!("{} ({})", c.identity().display_name(), card_type(c.as_ref())))
+            .collect();
         prompt.choose_card(&CardChoice { origin: origin.to_owned(), cards: labels, lang })?
     } else {
         0
@@ -67,7 +75,10 @@ fn usable_card(cards: &CardService, prompt: &dyn PinPrompt, origin: &str, lang: 
         Validity::Valid => {}
     }
     let generation = card.info().generation;
-    let status = card.pin_status().map_err(|e| ApiError::from_card(&e, generation))?.ok_or_else(|| ApiError::new(Code::Contactless, 403))?;
+    let status = card
+        .pin_status()
+        .map_err(|e| ApiError::from_card(&e, generation))?
+        .ok_or_else(|| ApiError::new(Code::Contactless, 403))?;
     if status.blocked() {
         prompt.show_blocked(&pin_request(card.as_ref(), status, origin, lang));
         return Err(ApiError { tries_left: Some(0), ..ApiError::new(Code::PinBlocked, 403) });
@@ -90,7 +101,11 @@ fn pin_request(card: &dyn CpxCard, status: cpx_card::PinStatus, origin: &str, la
 /// Asks for the code porteur and hands it to `attempt` (which presents it to the card). After a wrong
 /// code the prompt may ask again, saying so and with the tries left; a card that ends blocked is shown as
 /// blocked. Returns the attempt's result and the time spent in the prompt.
-fn with_pin<T>(prompt: &dyn PinPrompt, mut request: PinRequest, mut attempt: impl FnMut(cpx_card::Pin) -> Result<T, ApiError>) -> Result<(T, Duration), ApiError> {
+fn with_pin<T>(
+    prompt: &dyn PinPrompt,
+    mut request: PinRequest,
+    mut attempt: impl FnMut(cpx_card::Pin) -> Result<T, ApiError>,
+) -> Result<(T, Duration), ApiError> {
     let mut in_prompt = Duration::ZERO;
     loop {
         let asked = std::time::Instant::now();
@@ -115,9 +130,12 @@ fn with_pin<T>(prompt: &dyn PinPrompt, mut request: PinRequest, mut attempt: imp
 pub fn load_roots(site: &Site) -> Result<rustls::RootCertStore, ApiError> {
     use rustls::pki_types::pem::PemObject;
     let not_configured = |d: String| ApiError::new(Code::SiteNotConfigured, 500).detail(d);
-    let path = site.server_roots.as_ref().ok_or_else(|| not_configured("no server_roots for this site".into()))?;
+    let path =
+        site.server_roots.as_ref().ok_or_else(|| not_configured("no server_roots for this site".into()))?;
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_file_iter(path).map_err(|e| not_configured(format!("{}: {e}", path.display())))? {
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| not_configured(format!("{}: {e}", path.display())))?
+    {
         let cert = cert.map_err(|e| not_configured(format!("{}: {e}", path.display())))?;
         roots.add(cert).map_err(|e| not_configured(format!("{}: {e}", path.display())))?;
     }
@@ -128,9 +146,20 @@ pub fn load_roots(site: &Site) -> Result<rustls::RootCertStore, ApiError> {
 }
 
 /// mTLS login: PIN, then the card-authenticated POST of `{challenge, origin, agent_version, card_type}`.
-pub fn authenticate(cards: &CardService, prompt: &dyn PinPrompt, site: &Site, origin: &str, challenge: &str, lang: Lang) -> Result<Value, ApiError> {
+pub fn authenticate(
+    cards: &CardService,
+    prompt: &dyn PinPrompt,
+    site: &Site,
+    origin: &str,
+    challenge: &str,
+    lang: Lang,
+) -> Result<Value, ApiError> {
     let started = std::time::Instant::now();
-    let endpoint = site.mtls_endpoint.as_deref().and_then(Endpoint::parse).ok_or_else(|| ApiError::new(Code::SiteNotConfigured, 500))?;
+    let endpoint = site
+        .mtls_endpoint
+        .as_deref()
+        .and_then(Endpoint::parse)
+        .ok_or_else(|| ApiError::new(Code::SiteNotConfigured, 500))?;
     let roots = load_roots(site)?;
     let (card, status) = usable_card(cards, prompt, origin, lang)?;
     let card_ready = started.elapsed();
@@ -142,30 +171,48 @@ pub fn authenticate(cards: &CardService, prompt: &dyn PinPrompt, site: &Site, or
     let mut card = Some(card);
     let (answer, prompt_time) = with_pin(prompt, request, |pin| {
         let taken = card.take().ok_or_else(|| ApiError::new(Code::AgentError, 500))?;
-        let (back, answer) = mtls::post_with_card(&endpoint, roots.clone(), taken, pin, body.as_bytes(), Duration::from_secs(15));
+        let (back, answer) = mtls::post_with_card(
+            &endpoint,
+            roots.clone(),
+            taken,
+            pin,
+            body.as_bytes(),
+            Duration::from_secs(15),
+        );
         card = Some(back);
         answer.map_err(|e| match e {
             mtls::MtlsError::Card(c) => ApiError::from_card(&c, generation),
             other => ApiError::from(other),
         })
     })?;
-    let portal: Value = serde_json::from_slice(&answer.body).unwrap_or_else(|_| json!({"text": String::from_utf8_lossy(&answer.body)}));
+    let portal: Value = serde_json::from_slice(&answer.body)
+        .unwrap_or_else(|_| json!({"text": String::from_utf8_lossy(&answer.body)}));
     let ms = |d: Duration| (d.as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
     // Where the time went: the card (finding and reading it, then signing), the PIN prompt, the rest
     // (TLS, the portal, the agent itself).
     let timings = json!({"total": ms(started.elapsed()), "card": ms(card_ready + answer.card_time), "prompt": ms(prompt_time)});
-    Ok(json!({"status": "done", "card_type": kind, "tls": answer.tls_version, "portal_status": answer.status, "portal": portal, "timings_ms": timings}))
+    Ok(
+        json!({"status": "done", "card_type": kind, "tls": answer.tls_version, "portal_status": answer.status, "portal": portal, "timings_ms": timings}),
+    )
 }
 
 /// Signed-token login: the card signs `SHA-256(origin) ‖ SHA-256(challenge)`.
-pub fn signed_token(cards: &CardService, prompt: &dyn PinPrompt, origin: &str, challenge: &str, lang: Lang) -> Result<Value, ApiError> {
+pub fn signed_token(
+    cards: &CardService,
+    prompt: &dyn PinPrompt,
+    origin: &str,
+    challenge: &str,
+    lang: Lang,
+) -> Result<Value, ApiError> {
     let (mut card, status) = usable_card(cards, prompt, origin, lang)?;
     let scheme = card.schemes()[0];
     let signed = [Sha256::digest(origin.as_bytes()), Sha256::digest(challenge.as_bytes())].concat();
     let digest = Sha256::digest(&signed);
     let request = pin_request(card.as_ref(), status, origin, lang);
     let generation = card.info().generation;
-    let (signature, _) = with_pin(prompt, request, |pin| card.authenticate(&pin, scheme, &digest).map_err(|e| ApiError::from_card(&e, generation)))?;
+    let (signature, _) = with_pin(prompt, request, |pin| {
+        card.authenticate(&pin, scheme, &digest).map_err(|e| ApiError::from_card(&e, generation))
+    })?;
     let b64 = base64::engine::general_purpose::STANDARD;
     Ok(json!({
         "format": "cpx-token:1",
@@ -185,7 +232,9 @@ mod tests {
     fn challenges_need_256_bits() {
         let b64 = base64::engine::general_purpose::STANDARD;
         assert!(check_challenge(&b64.encode([7u8; 32])).is_ok());
-        assert!(check_challenge(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0xFBu8; 40])).is_ok());
+        assert!(
+            check_challenge(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0xFBu8; 40])).is_ok()
+        );
         assert!(check_challenge(&b64.encode([7u8; 31])).is_err());
         assert!(check_challenge("not base64!").is_err());
         assert!(check_challenge(&"A".repeat(600)).is_err());

@@ -49,10 +49,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrustError + '_ {
 /// The machine data folder: `CPX_AGENT_MACHINE_DIR` when set to an absolute path (tests), else the OS's
 /// (Linux `/var/lib/cpx-agent`).
 pub fn machine_dir() -> PathBuf {
-    std::env::var_os("CPX_AGENT_MACHINE_DIR")
-        .map(PathBuf::from)
-        .filter(|d| d.is_absolute())
-        .unwrap_or_else(|| crate::paths::machine_data_dir(crate::paths::Os::current(), |n| std::env::var_os(n)))
+    std::env::var_os("CPX_AGENT_MACHINE_DIR").map(PathBuf::from).filter(|d| d.is_absolute()).unwrap_or_else(
+        || crate::paths::machine_data_dir(crate::paths::Os::current(), |n| std::env::var_os(n)),
+    )
 }
 
 /// Where the leaf's key lives: the layout of [`FileStore`] in `dir/secrets`, so that `cpx-agent broker
@@ -70,9 +69,15 @@ pub fn identity(dir: &Path) -> Option<Result<LoopbackIdentity, LocalCaError>> {
     }
     let cert_path = dir.join(localca::CERT_FILE);
     let read = || -> Result<LoopbackIdentity, LocalCaError> {
-        let cert_pem = std::fs::read_to_string(&cert_path).map_err(|source| LocalCaError::Io { path: cert_path.clone(), source })?;
-        let key_pem = crate::secrets::SecretStore::get(&key_store(dir), localca::KEY_NAME)?
-            .ok_or_else(|| LocalCaError::Io { path: key_store(dir).dir.join(localca::KEY_NAME), source: std::io::ErrorKind::NotFound.into() })?;
+        let cert_pem = std::fs::read_to_string(&cert_path)
+            .map_err(|source| LocalCaError::Io { path: cert_path.clone(), source })?;
+        let key_pem =
+            crate::secrets::SecretStore::get(&key_store(dir), localca::KEY_NAME)?.ok_or_else(|| {
+                LocalCaError::Io {
+                    path: key_store(dir).dir.join(localca::KEY_NAME),
+                    source: std::io::ErrorKind::NotFound.into(),
+                }
+            })?;
         Ok(LoopbackIdentity { cert_pem, key_pem, ca_path: ca_path.clone() })
     };
     Some(read())
@@ -97,7 +102,10 @@ pub struct Done {
 /// The CA certificate's DER in a PEM file.
 fn ca_der(path: &Path) -> Result<Vec<u8>, TrustError> {
     let pem = std::fs::read_to_string(path).map_err(io(path))?;
-    crate::browser_trust::ders(&pem).into_iter().next().ok_or_else(|| TrustError::NoCertificate(path.to_path_buf()))
+    crate::browser_trust::ders(&pem)
+        .into_iter()
+        .next()
+        .ok_or_else(|| TrustError::NoCertificate(path.to_path_buf()))
 }
 
 /// Makes the identity in `dir` when absent, then trusts its CA machine-wide. Run again, it keeps the
@@ -203,17 +211,24 @@ impl System {
     }
 
     fn chromium_policy_dirs(&self) -> Vec<(&'static str, PathBuf)> {
-        [("Chromium", "etc/chromium/policies/managed"), ("Google Chrome", "etc/opt/chrome/policies/managed"), ("Microsoft Edge", "etc/opt/edge/policies/managed")]
-            .into_iter()
-            .map(|(name, dir)| (name, self.root.join(dir)))
-            .collect()
+        [
+            ("Chromium", "etc/chromium/policies/managed"),
+            ("Google Chrome", "etc/opt/chrome/policies/managed"),
+            ("Microsoft Edge", "etc/opt/edge/policies/managed"),
+        ]
+        .into_iter()
+        .map(|(name, dir)| (name, self.root.join(dir)))
+        .collect()
     }
 
     fn firefox_policy_files(&self) -> Vec<(&'static str, PathBuf)> {
-        [("Firefox", "etc/firefox/policies/policies.json"), ("Firefox ESR", "etc/firefox-esr/policies/policies.json")]
-            .into_iter()
-            .map(|(name, file)| (name, self.root.join(file)))
-            .collect()
+        [
+            ("Firefox", "etc/firefox/policies/policies.json"),
+            ("Firefox ESR", "etc/firefox-esr/policies/policies.json"),
+        ]
+        .into_iter()
+        .map(|(name, file)| (name, self.root.join(file)))
+        .collect()
     }
 
     fn update_ca_certificates(&self) -> Result<(), TrustError> {
@@ -243,7 +258,11 @@ impl System {
         for (name, path) in self.firefox_policy_files() {
             edit_policies(&path, |policies| {
                 let install = policies.entry("Certificates").or_insert_with(|| serde_json::json!({}));
-                let install = install.as_object_mut().ok_or("Certificates is not an object")?.entry("Install").or_insert_with(|| serde_json::json!([]));
+                let install = install
+                    .as_object_mut()
+                    .ok_or("Certificates is not an object")?
+                    .entry("Install")
+                    .or_insert_with(|| serde_json::json!([]));
                 let list = install.as_array_mut().ok_or("Certificates.Install is not a list")?;
                 if !list.iter().any(|v| v.as_str() == Some(&ca)) {
                     list.push(ca.clone().into());
@@ -270,7 +289,11 @@ impl System {
                 stores.push(format!("{name} ({})", path.display()));
             }
             // Up to the browser's own folder: /etc/opt belongs to the system (base-files).
-            let stop = if dir.starts_with(self.root.join("etc/opt")) { self.root.join("etc/opt") } else { self.root.join("etc") };
+            let stop = if dir.starts_with(self.root.join("etc/opt")) {
+                self.root.join("etc/opt")
+            } else {
+                self.root.join("etc")
+            };
             remove_empty_dirs(&dir, &stop);
         }
         let ca = ca_path.to_string_lossy().into_owned();
@@ -307,18 +330,29 @@ impl System {
         let mut verdicts = Vec::new();
         let bundle = std::fs::read_to_string(self.system_bundle()).unwrap_or_default();
         let in_bundle = crate::browser_trust::ders(&bundle).iter().any(|d| d == der);
-        verdicts.push(Verdict { store: format!("system ({})", self.system_bundle().display()), trusted: in_bundle });
+        verdicts.push(Verdict {
+            store: format!("system ({})", self.system_bundle().display()),
+            trusted: in_bundle,
+        });
         let b64 = base64::engine::general_purpose::STANDARD.encode(der);
         for (name, dir) in self.chromium_policy_dirs() {
             let path = dir.join(CHROMIUM_POLICY_FILE);
-            let policy: Option<serde_json::Value> = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok());
-            let listed = policy.as_ref().and_then(|p| p["CACertificates"].as_array()).is_some_and(|l| l.iter().any(|v| v.as_str() == Some(&b64)));
+            let policy: Option<serde_json::Value> =
+                std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok());
+            let listed = policy
+                .as_ref()
+                .and_then(|p| p["CACertificates"].as_array())
+                .is_some_and(|l| l.iter().any(|v| v.as_str() == Some(&b64)));
             verdicts.push(Verdict { store: format!("{name} policy ({})", path.display()), trusted: listed });
         }
         let ca = ca_path.to_string_lossy();
         for (name, path) in self.firefox_policy_files() {
-            let policy: Option<serde_json::Value> = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok());
-            let listed = policy.as_ref().and_then(|p| p["policies"]["Certificates"]["Install"].as_array()).is_some_and(|l| l.iter().any(|v| v.as_str() == Some(&ca)));
+            let policy: Option<serde_json::Value> =
+                std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok());
+            let listed = policy
+                .as_ref()
+                .and_then(|p| p["policies"]["Certificates"]["Install"].as_array())
+                .is_some_and(|l| l.iter().any(|v| v.as_str() == Some(&ca)));
             verdicts.push(Verdict { store: format!("{name} policy ({})", path.display()), trusted: listed });
         }
         Ok(verdicts)
@@ -349,7 +383,10 @@ impl System {
 
     fn check(&self, _der: &[u8], ca_path: &Path) -> Result<Vec<Verdict>, TrustError> {
         let ca = ca_path.to_string_lossy();
-        let trusted = std::process::Command::new("security").args(["verify-cert", "-c", &ca, "-p", "ssl"]).output().is_ok_and(|o| o.status.success());
+        let trusted = std::process::Command::new("security")
+            .args(["verify-cert", "-c", &ca, "-p", "ssl"])
+            .output()
+            .is_ok_and(|o| o.status.success());
         Ok(vec![Verdict { store: format!("System keychain ({})", Self::KEYCHAIN), trusted }])
     }
 }
@@ -363,7 +400,10 @@ fn sha1_hex(der: &[u8]) -> String {
 #[cfg(windows)]
 impl System {
     fn trust(&self, der: &[u8], _ca_path: &Path) -> Result<Vec<String>, TrustError> {
-        crate::root_store::add(der).map_err(|e| TrustError::Command { command: "LocalMachine Root store".into(), detail: e.to_string() })?;
+        crate::root_store::add(der).map_err(|e| TrustError::Command {
+            command: "LocalMachine Root store".into(),
+            detail: e.to_string(),
+        })?;
         Ok(vec!["LocalMachine Root store".into()])
     }
 
@@ -371,7 +411,10 @@ impl System {
         if der.is_empty() {
             return Ok(Vec::new());
         }
-        crate::root_store::remove(der).map_err(|e| TrustError::Command { command: "LocalMachine Root store".into(), detail: e.to_string() })?;
+        crate::root_store::remove(der).map_err(|e| TrustError::Command {
+            command: "LocalMachine Root store".into(),
+            detail: e.to_string(),
+        })?;
         Ok(vec!["LocalMachine Root store".into()])
     }
 
@@ -384,7 +427,10 @@ impl System {
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 impl System {
     fn trust(&self, _der: &[u8], _ca_path: &Path) -> Result<Vec<String>, TrustError> {
-        Err(TrustError::Command { command: "install-trust".into(), detail: "no machine-wide store known on this system".into() })
+        Err(TrustError::Command {
+            command: "install-trust".into(),
+            detail: "no machine-wide store known on this system".into(),
+        })
     }
     fn untrust(&self, _der: &[u8], _ca_path: &Path) -> Result<Vec<String>, TrustError> {
         Ok(Vec::new())
@@ -398,7 +444,10 @@ impl System {
 #[cfg_attr(windows, allow(dead_code))]
 fn run(program: &str, args: &[&str]) -> Result<(), TrustError> {
     let command = std::iter::once(program).chain(args.iter().copied()).collect::<Vec<_>>().join(" ");
-    let out = std::process::Command::new(program).args(args).output().map_err(|e| TrustError::Command { command: command.clone(), detail: e.to_string() })?;
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| TrustError::Command { command: command.clone(), detail: e.to_string() })?;
     if out.status.success() {
         return Ok(());
     }
@@ -410,7 +459,8 @@ fn run(program: &str, args: &[&str]) -> Result<(), TrustError> {
 fn pem(der: &[u8]) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect();
+    let lines: Vec<&str> =
+        b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect();
     format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
 }
 
@@ -456,7 +506,10 @@ fn remove_empty_dirs(dir: &Path, stop: &Path) {
 /// Edits the `policies` object of a Firefox `policies.json` (created when absent; other policies kept);
 /// a file left with no policy is removed.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn edit_policies(path: &Path, edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>) -> Result<(), &'static str>) -> Result<(), TrustError> {
+fn edit_policies(
+    path: &Path,
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>) -> Result<(), &'static str>,
+) -> Result<(), TrustError> {
     let bad = |detail: &str| TrustError::Json { path: path.to_path_buf(), detail: detail.to_owned() };
     let mut doc: serde_json::Value = match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text).map_err(|e| bad(&e.to_string()))?,
@@ -515,7 +568,11 @@ mod tests {
         // An administrator's own Firefox policy, which must survive both.
         let firefox = root.join("fs/etc/firefox/policies/policies.json");
         std::fs::create_dir_all(firefox.parent().unwrap()).unwrap();
-        std::fs::write(&firefox, r#"{"policies": {"DisableTelemetry": true, "Certificates": {"Install": ["/etc/other-ca.pem"]}}}"#).unwrap();
+        std::fs::write(
+            &firefox,
+            r#"{"policies": {"DisableTelemetry": true, "Certificates": {"Install": ["/etc/other-ca.pem"]}}}"#,
+        )
+        .unwrap();
         let dir = root.join("machine");
 
         let first = install_in(&dir, &system).unwrap();
@@ -523,7 +580,11 @@ mod tests {
         let id = identity(&dir).expect("identity present").unwrap();
         assert!(id.key_pem.contains("PRIVATE KEY") && id.cert_pem.contains("BEGIN CERTIFICATE"));
         let key = dir.join("secrets").join(localca::KEY_NAME);
-        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o644, "the users' agents read the leaf key");
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o644,
+            "the users' agents read the leaf key"
+        );
         assert!(!files(&dir).iter().any(|f| f.contains("ca-key")), "the CA key is never written");
 
         let der = ca_der(&dir.join(localca::CA_FILE)).unwrap();
@@ -533,7 +594,8 @@ mod tests {
         let verdicts = system.check(&der, &dir.join(localca::CA_FILE)).unwrap();
         assert_eq!(verdicts.len(), 6, "{verdicts:?}");
         assert!(verdicts.iter().all(|v| v.trusted), "{verdicts:?}");
-        let ff: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&firefox).unwrap()).unwrap();
+        let ff: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&firefox).unwrap()).unwrap();
         assert_eq!(ff["policies"]["DisableTelemetry"], true);
         assert_eq!(ff["policies"]["Certificates"]["Install"].as_array().unwrap().len(), 2);
 
@@ -541,27 +603,47 @@ mod tests {
         let second = install_in(&dir, &system).unwrap();
         assert!(!second.created);
         assert_eq!(identity(&dir).unwrap().unwrap().cert_pem, id.cert_pem);
-        let ff: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&firefox).unwrap()).unwrap();
+        let ff: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&firefox).unwrap()).unwrap();
         assert_eq!(ff["policies"]["Certificates"]["Install"].as_array().unwrap().len(), 2);
 
         // A damaged identity (the key gone) is made again, and the old CA is trusted no more.
         std::fs::remove_file(&key).unwrap();
-        assert!(identity(&dir).unwrap().is_err(), "a key that cannot be read is an error, not « no identity »");
+        assert!(
+            identity(&dir).unwrap().is_err(),
+            "a key that cannot be read is an error, not « no identity »"
+        );
         let third = install_in(&dir, &system).unwrap();
         assert!(third.created);
         let new_der = ca_der(&dir.join(localca::CA_FILE)).unwrap();
         assert_ne!(new_der, der);
-        let chromium: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("fs/etc/chromium/policies/managed").join(CHROMIUM_POLICY_FILE)).unwrap()).unwrap();
+        let chromium: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                root.join("fs/etc/chromium/policies/managed").join(CHROMIUM_POLICY_FILE),
+            )
+            .unwrap(),
+        )
+        .unwrap();
         assert_eq!(chromium["CACertificates"].as_array().unwrap().len(), 1);
 
         let gone = uninstall_in(&dir, &system).unwrap();
         assert!(gone.stores.len() >= 5, "{:?}", gone.stores);
         assert!(identity(&dir).is_none());
         assert!(!dir.exists());
-        let ff: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&firefox).unwrap()).unwrap();
-        assert_eq!(ff, serde_json::json!({"policies": {"DisableTelemetry": true, "Certificates": {"Install": ["/etc/other-ca.pem"]}}}));
+        let ff: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&firefox).unwrap()).unwrap();
+        assert_eq!(
+            ff,
+            serde_json::json!({"policies": {"DisableTelemetry": true, "Certificates": {"Install": ["/etc/other-ca.pem"]}}})
+        );
         // Only the administrator's file and the bundle made above are left.
-        assert_eq!(files(&root.join("fs")), vec!["etc/firefox/policies/policies.json".to_owned(), "etc/ssl/certs/ca-certificates.crt".to_owned()]);
+        assert_eq!(
+            files(&root.join("fs")),
+            vec![
+                "etc/firefox/policies/policies.json".to_owned(),
+                "etc/ssl/certs/ca-certificates.crt".to_owned()
+            ]
+        );
         for gone in ["etc/opt/chrome", "etc/opt/edge", "etc/chromium", "etc/firefox-esr"] {
             assert!(!root.join("fs").join(gone).exists(), "empty policy folders are removed: {gone}");
         }

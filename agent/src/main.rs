@@ -16,7 +16,8 @@ use cpx_card::identity::date;
 use cpx_card::{CertCache, Recognition, Validity};
 use cpx_pcsc::{Monitor, MonitorEvent, PcscError};
 
-const AFTER_HELP: &str = "Exit status: 0 a CPx card is ready, 1 internal error, 2 usage error, 3 PC/SC service stopped, \
+const AFTER_HELP: &str =
+    "Exit status: 0 a CPx card is ready, 1 internal error, 2 usage error, 3 PC/SC service stopped, \
 4 no reader, 5 no card, 6 a card is there but no usable CPx card, 7 CPx card recognised but unable to log in \
 (code porteur blocked, certificate expired, contactless); for `diagnose`: 0 all fine, 8 warnings only, \
 9 a check failed. NO_COLOR disables colours.";
@@ -189,30 +190,51 @@ fn main() -> ExitCode {
         Command::InstallTrust => machine_trust(true),
         Command::UninstallTrust => machine_trust(false),
         Command::Autostart { action, program } => autostart(&g, action, program),
-        Command::Report { out, include_identity, include_origins, config } => {
-            report(&g, &cache, out, cpx_agent::report::Include { identity: include_identity, origins: include_origins }, config)
-        }
+        Command::Report { out, include_identity, include_origins, config } => report(
+            &g,
+            &cache,
+            out,
+            cpx_agent::report::Include { identity: include_identity, origins: include_origins },
+            config,
+        ),
     }
 }
 
 use cpx_agent::service::{card_cache, load_config};
 
 /// What `diagnose` and `report` check: the configuration in force, where it came from, the data folder.
-fn config_to_check(command: &str, config: Option<std::path::PathBuf>) -> Result<(cpx_agent::config::Config, String, std::path::PathBuf), ExitCode> {
+fn config_to_check(
+    command: &str,
+    config: Option<std::path::PathBuf>,
+) -> Result<(cpx_agent::config::Config, String, std::path::PathBuf), ExitCode> {
     let (config, source) = load_config(config).map_err(|e| {
         eprintln!("cpx-agent {command}: {e}");
         ExitCode::from(exit::INTERNAL)
     })?;
-    let data_dir = cpx_agent::service::data_dir(std::env::var_os("CPX_AGENT_DATA_DIR").map(Into::into), &config);
+    let data_dir =
+        cpx_agent::service::data_dir(std::env::var_os("CPX_AGENT_DATA_DIR").map(Into::into), &config);
     Ok((config, source, data_dir))
 }
 
-fn report(g: &Global, cache: &CertCache, out: std::path::PathBuf, include: cpx_agent::report::Include, config: Option<std::path::PathBuf>) -> ExitCode {
+fn report(
+    g: &Global,
+    cache: &CertCache,
+    out: std::path::PathBuf,
+    include: cpx_agent::report::Include,
+    config: Option<std::path::PathBuf>,
+) -> ExitCode {
     let (config, config_source, data_dir) = match config_to_check("report", config) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let opts = cpx_agent::diagnose::Options { config: &config, config_source, reader: g.reader.clone(), origin: None, timeout: Duration::from_millis(g.card_timeout), data_dir };
+    let opts = cpx_agent::diagnose::Options {
+        config: &config,
+        config_source,
+        reader: g.reader.clone(),
+        origin: None,
+        timeout: Duration::from_millis(g.card_timeout),
+        data_dir,
+    };
     let text = cpx_agent::report::gather_with(&opts, cache, include);
     if let Err(e) = std::fs::write(&out, text) {
         eprintln!("cpx-agent report: {}: {e}", out.display());
@@ -244,9 +266,16 @@ fn autostart(g: &Global, action: AutostartAction, program: Option<std::path::Pat
     if g.json {
         println!("{}", serde_json::to_string(&status).unwrap_or_default());
     } else {
-        let user = if status.user_entry.is_some() { label::AUTOSTART_USER_ON } else { label::AUTOSTART_USER_OFF };
+        let user =
+            if status.user_entry.is_some() { label::AUTOSTART_USER_ON } else { label::AUTOSTART_USER_OFF };
         let machine = if status.machine { label::AUTOSTART_MACHINE_ON } else { label::AUTOSTART_MACHINE_OFF };
-        println!("{} ({})\n{} ({})", user.get(g.lang), status.user_place, machine.get(g.lang), status.machine_place);
+        println!(
+            "{} ({})\n{} ({})",
+            user.get(g.lang),
+            status.user_place,
+            machine.get(g.lang),
+            status.machine_place
+        );
     }
     ExitCode::SUCCESS
 }
@@ -260,7 +289,13 @@ fn errors(g: &Global, markdown: bool) -> ExitCode {
             if g.json {
                 println!("{}", problem_json(g.lang, code));
             } else {
-                println!("{} — {}\n  {} : {}", serde_json::to_value(code).unwrap_or_default().as_str().unwrap_or_default(), e.message.get(g.lang), label::WHAT_TO_DO.get(g.lang), e.fix.get(g.lang));
+                println!(
+                    "{} — {}\n  {} : {}",
+                    serde_json::to_value(code).unwrap_or_default().as_str().unwrap_or_default(),
+                    e.message.get(g.lang),
+                    label::WHAT_TO_DO.get(g.lang),
+                    e.fix.get(g.lang)
+                );
             }
         }
     }
@@ -273,7 +308,14 @@ fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<Strin
         Ok(c) => c,
         Err(code) => return code,
     };
-    let opts = diagnose::Options { config: &config, config_source, reader: g.reader.clone(), origin, timeout: Duration::from_millis(g.card_timeout), data_dir };
+    let opts = diagnose::Options {
+        config: &config,
+        config_source,
+        reader: g.reader.clone(),
+        origin,
+        timeout: Duration::from_millis(g.card_timeout),
+        data_dir,
+    };
     let checks = diagnose::run(&opts);
     let status = diagnose::exit_status(&checks);
     if g.json {
@@ -288,7 +330,8 @@ fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<Strin
                 v
             })
             .collect();
-        let first = diagnose::first_fault(&checks).map(|c| serde_json::json!({"check": c.check, "code": c.code}));
+        let first =
+            diagnose::first_fault(&checks).map(|c| serde_json::json!({"check": c.check, "code": c.code}));
         let p = &config.provenance;
         let policy = serde_json::json!({
             "managed": p.settings.iter().filter(|s| s.managed).collect::<Vec<_>>(),
@@ -296,7 +339,10 @@ fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<Strin
             "problems": p.problems,
             "user_sites_off_by": p.user_sites_off_by,
         });
-        println!("{}", serde_json::json!({"checks": list, "first_fault": first, "exit_status": status, "policy": policy}));
+        println!(
+            "{}",
+            serde_json::json!({"checks": list, "first_fault": first, "exit_status": status, "policy": policy})
+        );
     } else {
         let colour = colour_enabled();
         for c in &checks {
@@ -306,10 +352,19 @@ fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<Strin
                 Verdict::Fail => ("KO ", Tone::Bad),
             };
             let place = c.check.split_once(':').map(|(_, r)| format!(" « {r} »")).unwrap_or_default();
-            println!("{} {}{place} : {}", paint(mark, tone, colour), diagnose::lang_title(&c.check, g.lang), c.detail);
+            println!(
+                "{} {}{place} : {}",
+                paint(mark, tone, colour),
+                diagnose::lang_title(&c.check, g.lang),
+                c.detail
+            );
             if let Some(code) = c.code {
                 let e = code.entry();
-                println!("    [{}] {}", serde_json::to_value(code).unwrap_or_default().as_str().unwrap_or_default(), e.message.get(g.lang));
+                println!(
+                    "    [{}] {}",
+                    serde_json::to_value(code).unwrap_or_default().as_str().unwrap_or_default(),
+                    e.message.get(g.lang)
+                );
                 println!("    {} : {}", label::WHAT_TO_DO.get(g.lang), e.fix.get(g.lang));
             }
         }
@@ -336,7 +391,10 @@ fn browser_policies(g: &Global, action: BrowserPoliciesAction, root: &std::path:
         }
     };
     if g.json {
-        println!("{}", serde_json::json!({"ok": true, "origins": wanted.origins, "hosts": wanted.hosts, "changes": outcome.changes, "warnings": outcome.warnings}));
+        println!(
+            "{}",
+            serde_json::json!({"ok": true, "origins": wanted.origins, "hosts": wanted.hosts, "changes": outcome.changes, "warnings": outcome.warnings})
+        );
         return ExitCode::SUCCESS;
     }
     let lang = g.lang;
@@ -348,7 +406,8 @@ fn browser_policies(g: &Global, action: BrowserPoliciesAction, root: &std::path:
             Action::Written => label::BP_WRITTEN,
             Action::Removed => label::BP_REMOVED,
         };
-        let entries = if c.entries.is_empty() { String::new() } else { format!(" ({})", c.entries.join(", ")) };
+        let entries =
+            if c.entries.is_empty() { String::new() } else { format!(" ({})", c.entries.join(", ")) };
         println!("{} : {} {}{entries}", c.browser, what.get(lang), c.place);
     }
     if outcome.changes.is_empty() {
@@ -364,11 +423,19 @@ fn browser_policies(g: &Global, action: BrowserPoliciesAction, root: &std::path:
 fn machine_trust(install: bool) -> ExitCode {
     use cpx_agent::machine_trust;
     let dir = machine_trust::machine_dir();
-    let (name, done) = if install { ("install-trust", machine_trust::install(&dir)) } else { ("uninstall-trust", machine_trust::uninstall(&dir)) };
+    let (name, done) = if install {
+        ("install-trust", machine_trust::install(&dir))
+    } else {
+        ("uninstall-trust", machine_trust::uninstall(&dir))
+    };
     match done {
         Ok(done) => {
             if install {
-                println!("cpx-agent {name}: {} ({})", dir.display(), if done.created { "new local CA" } else { "local CA kept" });
+                println!(
+                    "cpx-agent {name}: {} ({})",
+                    dir.display(),
+                    if done.created { "new local CA" } else { "local CA kept" }
+                );
             } else {
                 println!("cpx-agent {name}: {} removed", dir.display());
             }
@@ -385,7 +452,13 @@ fn machine_trust(install: bool) -> ExitCode {
 }
 
 /// `serve`: configuration, loopback identity (created on first start), PIN prompt, then the server.
-fn serve(g: &Global, cache: CertCache, config: Option<std::path::PathBuf>, port: Option<u16>, data_dir: Option<std::path::PathBuf>) -> ExitCode {
+fn serve(
+    g: &Global,
+    cache: CertCache,
+    config: Option<std::path::PathBuf>,
+    port: Option<u16>,
+    data_dir: Option<std::path::PathBuf>,
+) -> ExitCode {
     use cpx_agent::config::PinPromptConfig;
     use cpx_agent::service;
     let fail = |what: String| {
@@ -406,7 +479,12 @@ fn serve(g: &Global, cache: CertCache, config: Option<std::path::PathBuf>, port:
             None
         }
     };
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), port = config.port, sites = config.sites.len(), "cpx-agent serve starting");
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        port = config.port,
+        sites = config.sites.len(),
+        "cpx-agent serve starting"
+    );
     config.provenance.log_problems();
     for p in &config.provenance.problems {
         eprintln!("cpx-agent serve: {}: {}: {}; instead: {}", p.source, p.key, p.reason, p.instead);
@@ -418,12 +496,16 @@ fn serve(g: &Global, cache: CertCache, config: Option<std::path::PathBuf>, port:
     };
     let prompt: std::sync::Arc<dyn cpx_agent::pin_prompt::PinPrompt> = match &config.pin_prompt {
         PinPromptConfig::Terminal => std::sync::Arc::new(cpx_agent::pin_prompt::TerminalPrompt),
-        PinPromptConfig::Pinentry { program } => std::sync::Arc::new(cpx_agent::pin_prompt::PinentryPrompt { program: program.clone() }),
+        PinPromptConfig::Pinentry { program } => {
+            std::sync::Arc::new(cpx_agent::pin_prompt::PinentryPrompt { program: program.clone() })
+        }
     };
     // A shared computer: this user's agent on a port of its own, found by pages through the broker.
     let user_listener = match config.user_ports {
         Some([first, last]) => {
-            let bound = cpx_agent::peer::current_user().map_err(|e| e.to_string()).and_then(|me| service::bind_user_port(first, last, &me));
+            let bound = cpx_agent::peer::current_user()
+                .map_err(|e| e.to_string())
+                .and_then(|me| service::bind_user_port(first, last, &me));
             match bound {
                 Ok(l) => {
                     config.port = l.local_addr().map(|a| a.port()).unwrap_or(config.port);
@@ -437,7 +519,15 @@ fn serve(g: &Global, cache: CertCache, config: Option<std::path::PathBuf>, port:
     let port = config.port;
     let sites: Vec<String> = config.sites.iter().map(|s| s.origin.clone()).collect();
     // Headless: policy sites only (no one to ask about others).
-    let prepared = match service::prepare(config, &data_dir, store.as_ref(), cache, Duration::from_millis(g.card_timeout), prompt, None) {
+    let prepared = match service::prepare(
+        config,
+        &data_dir,
+        store.as_ref(),
+        cache,
+        Duration::from_millis(g.card_timeout),
+        prompt,
+        None,
+    ) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
@@ -455,7 +545,10 @@ fn serve(g: &Global, cache: CertCache, config: Option<std::path::PathBuf>, port:
             Err(e) => return fail(e),
         };
         println!("cpx-agent: https://127.0.0.1:{port} (local CA: {})", prepared.identity.ca_path.display());
-        println!("cpx-agent: allowed sites: {}", if sites.is_empty() { "none".to_owned() } else { sites.join(", ") });
+        println!(
+            "cpx-agent: allowed sites: {}",
+            if sites.is_empty() { "none".to_owned() } else { sites.join(", ") }
+        );
         use std::io::Write;
         let _ = std::io::stdout().flush();
         tokio::select! {
@@ -469,7 +562,12 @@ fn serve(g: &Global, cache: CertCache, config: Option<std::path::PathBuf>, port:
 }
 
 /// `broker`: the machine-wide broker of a shared computer.
-fn broker(port: Option<u16>, user_ports: Option<String>, data_dir: std::path::PathBuf, config: Option<std::path::PathBuf>) -> ExitCode {
+fn broker(
+    port: Option<u16>,
+    user_ports: Option<String>,
+    data_dir: std::path::PathBuf,
+    config: Option<std::path::PathBuf>,
+) -> ExitCode {
     let fail = |what: String| {
         eprintln!("cpx-agent broker: {what}");
         ExitCode::from(exit::INTERNAL)
@@ -479,14 +577,19 @@ fn broker(port: Option<u16>, user_ports: Option<String>, data_dir: std::path::Pa
         Err(e) => return fail(e),
     };
     let range = match user_ports.as_deref() {
-        Some(text) => match text.split_once('-').and_then(|(a, b)| Some([a.trim().parse().ok()?, b.trim().parse().ok()?])) {
+        Some(text) => match text
+            .split_once('-')
+            .and_then(|(a, b)| Some([a.trim().parse().ok()?, b.trim().parse().ok()?]))
+        {
             Some(r) => Some(r),
             None => return fail(format!("--user-ports {text:?}: expected FIRST-LAST")),
         },
         None => config.user_ports,
     };
     let Some([first, last]) = range.filter(|[a, b]| a <= b) else {
-        return fail("no users' ports: give --user-ports FIRST-LAST or set user_ports in the machine policy".into());
+        return fail(
+            "no users' ports: give --user-ports FIRST-LAST or set user_ports in the machine policy".into(),
+        );
     };
     let port = port.unwrap_or(config.port);
     let _log_guard = cpx_agent::logging::init(config.log_level.as_deref()).ok();
@@ -506,7 +609,10 @@ fn broker(port: Option<u16>, user_ports: Option<String>, data_dir: std::path::Pa
             Ok(l) => l,
             Err(e) => return fail(e),
         };
-        println!("cpx-agent broker: https://127.0.0.1:{port} (users' agents on {first}-{last}; local CA: {})", identity.ca_path.display());
+        println!(
+            "cpx-agent broker: https://127.0.0.1:{port} (users' agents on {first}-{last}; local CA: {})",
+            identity.ca_path.display()
+        );
         use std::io::Write;
         let _ = std::io::stdout().flush();
         let broker = std::sync::Arc::new(cpx_agent::broker::Broker { port, user_ports: first..=last });
@@ -523,7 +629,8 @@ fn broker(port: Option<u16>, user_ports: Option<String>, data_dir: std::path::Pa
 async fn shutdown() {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -538,7 +645,8 @@ fn options(g: &Global, with_pin: bool) -> ScanOptions {
 }
 
 fn run_scan(g: &Global, cache: &CertCache, detailed: bool) -> ExitCode {
-    let reports = cpx_pcsc::Context::establish().and_then(|ctx| scan::scan(&ctx, cache, &options(g, detailed)));
+    let reports =
+        cpx_pcsc::Context::establish().and_then(|ctx| scan::scan(&ctx, cache, &options(g, detailed)));
     let reports = match reports {
         Ok(r) => r,
         Err(e) => return service_error(g, &e),
@@ -607,7 +715,12 @@ fn print_report(lang: Lang, r: &ReaderReport, detailed: bool, colour: bool) {
         SlotState::NoCard | SlotState::CardReady => Tone::Warn,
         _ => Tone::Bad,
     };
-    let mut line = format!("{} « {} » : {}", label::READER.get(lang), r.reader, paint(r.message().get(lang), tone, colour));
+    let mut line = format!(
+        "{} « {} » : {}",
+        label::READER.get(lang),
+        r.reader,
+        paint(r.message().get(lang), tone, colour)
+    );
     if let Some(card) = &r.card {
         line.push_str(&format!(" — {}, {}", card_label(card), card.identity.display_name()));
     }
@@ -637,7 +750,10 @@ fn print_report(lang: Lang, r: &ReaderReport, detailed: bool, colour: bool) {
         let pin = match card.pin {
             None => label::NO_PIN.get(lang).to_owned(),
             Some(p) if p.blocked() => paint(label::BLOCKED.get(lang), Tone::Bad, colour),
-            Some(p) => fill(label::TRIES_LEFT.get(lang), &[("n", &p.tries_left.to_string()), ("max", &p.max_tries.to_string())]),
+            Some(p) => fill(
+                label::TRIES_LEFT.get(lang),
+                &[("n", &p.tries_left.to_string()), ("max", &p.max_tries.to_string())],
+            ),
         };
         println!("  {} : {pin}", label::PIN.get(lang));
     }
@@ -692,12 +808,18 @@ fn print_event(g: &Global, event: &MonitorEvent, at: Instant, cache: &CertCache,
         MonitorEvent::ReaderRemoved { reader } => (Some(reader), label::READER_REMOVED.get(lang).to_owned()),
         MonitorEvent::CardRemoved { reader } => (Some(reader), label::REMOVED.get(lang).to_owned()),
         MonitorEvent::CardMute { reader } => (Some(reader), paint(label::MUTE.get(lang), Tone::Bad, colour)),
-        MonitorEvent::CardInserted { reader, atr } => (Some(reader), format!("{} (ATR {})", label::INSERTED.get(lang), hex::encode_upper(atr))),
+        MonitorEvent::CardInserted { reader, atr } => {
+            (Some(reader), format!("{} (ATR {})", label::INSERTED.get(lang), hex::encode_upper(atr)))
+        }
     };
     // An inserted card is identified now: the report and the time from pcscd's event to "ready".
     let report = match event {
         MonitorEvent::CardInserted { reader, atr } => {
-            let info = cpx_pcsc::ReaderInfo { name: reader.clone(), state: cpx_pcsc::SlotState::Present, atr: atr.clone() };
+            let info = cpx_pcsc::ReaderInfo {
+                name: reader.clone(),
+                state: cpx_pcsc::SlotState::Present,
+                atr: atr.clone(),
+            };
             let r = scan::report(cache, &info, &options(g, false));
             Some((r, at.elapsed()))
         }

@@ -53,10 +53,16 @@ impl SlotState {
     pub fn text(self) -> Text {
         match self {
             Self::CardReady => text!("Carte CPS insérée et reconnue", "CPS card inserted and recognised"),
-            Self::CardNotRecognised => text!("Carte CPS mal insérée / non reconnue", "CPS card badly inserted / not recognised"),
-            Self::CardInUse => text!("Carte utilisée par un autre programme", "Card in use by another program"),
+            Self::CardNotRecognised => {
+                text!("Carte CPS mal insérée / non reconnue", "CPS card badly inserted / not recognised")
+            }
+            Self::CardInUse => {
+                text!("Carte utilisée par un autre programme", "Card in use by another program")
+            }
             Self::NoCard => text!("Aucune carte dans le lecteur", "No card in the reader"),
-            Self::CardRecognisedUnusable => text!("Carte CPx reconnue, mais inutilisable", "CPx card recognised, but unusable"),
+            Self::CardRecognisedUnusable => {
+                text!("Carte CPx reconnue, mais inutilisable", "CPx card recognised, but unusable")
+            }
         }
     }
 }
@@ -139,9 +145,15 @@ impl Serialize for Code {
 macro_rules! named {
     ($g:expr, $fr:literal, $en:literal) => {
         match $g {
-            Some(Generation::Cps3) => text!(concat!("Carte CPS3 reconnue, mais ", $fr), concat!("CPS3 card recognised, but ", $en)),
-            Some(Generation::Cps4) => text!(concat!("Carte CPS4 reconnue, mais ", $fr), concat!("CPS4 card recognised, but ", $en)),
-            None => text!(concat!("Carte CPx reconnue, mais ", $fr), concat!("CPx card recognised, but ", $en)),
+            Some(Generation::Cps3) => {
+                text!(concat!("Carte CPS3 reconnue, mais ", $fr), concat!("CPS3 card recognised, but ", $en))
+            }
+            Some(Generation::Cps4) => {
+                text!(concat!("Carte CPS4 reconnue, mais ", $fr), concat!("CPS4 card recognised, but ", $en))
+            }
+            None => {
+                text!(concat!("Carte CPx reconnue, mais ", $fr), concat!("CPx card recognised, but ", $en))
+            }
         }
     };
 }
@@ -156,18 +168,58 @@ pub struct Entry {
 impl Code {
     /// Every code, for catalogues and documentation (the codes about a recognised card as « CPx »).
     pub const ALL: [Code; 52] = [
-        Code::PcscServiceStopped, Code::NoReader, Code::ReaderUnavailable, Code::NoCard, Code::CardMute, Code::CardNotCpx,
-        Code::CardInUse, Code::CardRemoved, Code::CardTimeout, Code::CardCommunication, Code::CardMalformed,
-        Code::CardUnexpectedStatus, Code::CardIncomplete, Code::PinBlocked, Code::PinWrong, Code::PinFormat,
-        Code::PinRequired, Code::Contactless, Code::Unsupported, Code::CertificateExpired, Code::CertificateNotYetValid,
-        Code::NoCpxCard, Code::Busy, Code::UserCancelled, Code::PromptUnavailable, Code::OriginNotAllowed, Code::SiteRefused,
+        Code::PcscServiceStopped,
+        Code::NoReader,
+        Code::ReaderUnavailable,
+        Code::NoCard,
+        Code::CardMute,
+        Code::CardNotCpx,
+        Code::CardInUse,
+        Code::CardRemoved,
+        Code::CardTimeout,
+        Code::CardCommunication,
+        Code::CardMalformed,
+        Code::CardUnexpectedStatus,
+        Code::CardIncomplete,
+        Code::PinBlocked,
+        Code::PinWrong,
+        Code::PinFormat,
+        Code::PinRequired,
+        Code::Contactless,
+        Code::Unsupported,
+        Code::CertificateExpired,
+        Code::CertificateNotYetValid,
+        Code::NoCpxCard,
+        Code::Busy,
+        Code::UserCancelled,
+        Code::PromptUnavailable,
+        Code::OriginNotAllowed,
+        Code::SiteRefused,
         Code::HostNotAllowed,
-        Code::SiteNotConfigured, Code::BadRequest, Code::ChallengeInvalid, Code::NotFound, Code::PortalUnreachable, Code::PortalTls,
-        Code::AgentError, Code::CardUnlistedVariant, Code::PinLastTry, Code::CardTestOnProduction, Code::AgentPortTaken,
-        Code::ClockSkew, Code::LoopbackNotTrusted, Code::PolicyMalformed, Code::CardRecognisedUnreadable(None), Code::CardRecognisedNoCertificate(None),
-        Code::CardRecognisedRefused(None), Code::PinNotAccepted,
-        Code::OtherUser, Code::UserAgentNotRunning, Code::UseUserAgent, Code::ConsentTooOften,
-        Code::AgentUnreachable, Code::LocalNetworkBlocked,
+        Code::SiteNotConfigured,
+        Code::BadRequest,
+        Code::ChallengeInvalid,
+        Code::NotFound,
+        Code::PortalUnreachable,
+        Code::PortalTls,
+        Code::AgentError,
+        Code::CardUnlistedVariant,
+        Code::PinLastTry,
+        Code::CardTestOnProduction,
+        Code::AgentPortTaken,
+        Code::ClockSkew,
+        Code::LoopbackNotTrusted,
+        Code::PolicyMalformed,
+        Code::CardRecognisedUnreadable(None),
+        Code::CardRecognisedNoCertificate(None),
+        Code::CardRecognisedRefused(None),
+        Code::PinNotAccepted,
+        Code::OtherUser,
+        Code::UserAgentNotRunning,
+        Code::UseUserAgent,
+        Code::ConsentTooOften,
+        Code::AgentUnreachable,
+        Code::LocalNetworkBlocked,
     ];
 
     /// The stable name (`CARD_NOT_CPX`…), the same for every generation.
@@ -232,7 +284,9 @@ impl Code {
     /// The generation a code names, for the codes about a recognised CPx card.
     pub fn generation(self) -> Option<Option<Generation>> {
         match self {
-            Code::CardRecognisedUnreadable(g) | Code::CardRecognisedNoCertificate(g) | Code::CardRecognisedRefused(g) => Some(g),
+            Code::CardRecognisedUnreadable(g)
+            | Code::CardRecognisedNoCertificate(g)
+            | Code::CardRecognisedRefused(g) => Some(g),
             _ => None,
         }
     }
@@ -516,7 +570,13 @@ pub fn catalogue_markdown() -> String {
     for code in Code::ALL {
         let e = code.entry();
         let name = code.name();
-        out.push_str(&format!("| `{name}` | {} | {} | {} | {} |\n", e.message.fr, e.message.en, e.fix.fr, if e.retriable { "oui" } else { "non" }));
+        out.push_str(&format!(
+            "| `{name}` | {} | {} | {} | {} |\n",
+            e.message.fr,
+            e.message.en,
+            e.fix.fr,
+            if e.retriable { "oui" } else { "non" }
+        ));
     }
     out
 }
@@ -534,7 +594,10 @@ impl From<&PcscError> for Code {
             PcscError::SharingViolation => Code::CardInUse,
             PcscError::Timeout { .. } => Code::CardTimeout,
             PcscError::BadResponse { .. } | PcscError::BadCommand { .. } => Code::CardMalformed,
-            PcscError::ProtocolMismatch | PcscError::Communication { .. } | PcscError::Cancelled | PcscError::Other { .. } => Code::CardCommunication,
+            PcscError::ProtocolMismatch
+            | PcscError::Communication { .. }
+            | PcscError::Cancelled
+            | PcscError::Other { .. } => Code::CardCommunication,
             // The card could not be reset after the code porteur: the connection is dropped, the next
             // request connects again (and resets it).
             PcscError::ResetFailed { .. } => Code::CardCommunication,
@@ -554,13 +617,17 @@ impl From<&CardError> for Code {
             CardError::WrongPin { .. } => Code::PinWrong,
             CardError::PinFormat => Code::PinFormat,
             CardError::PinRequired => Code::PinRequired,
-            CardError::Unsupported { what } if what.contains("contactless") || what.contains("interface") => Code::Contactless,
+            CardError::Unsupported { what } if what.contains("contactless") || what.contains("interface") => {
+                Code::Contactless
+            }
             CardError::Unsupported { .. } => Code::Unsupported,
             CardError::PinConditions => Code::PinNotAccepted,
             CardError::Recognised { generation, source } => match source.root() {
                 CardError::Malformed { .. } => Code::CardRecognisedUnreadable(*generation),
                 CardError::UnexpectedStatus { .. } => Code::CardRecognisedRefused(*generation),
-                CardError::Missing { what } if what.contains("certificate") || what.contains("key") => Code::CardRecognisedNoCertificate(*generation),
+                CardError::Missing { what } if what.contains("certificate") || what.contains("key") => {
+                    Code::CardRecognisedNoCertificate(*generation)
+                }
                 CardError::Missing { .. } => Code::CardRecognisedUnreadable(*generation),
                 // Removed, mute, PIN states…: the plain meaning, the report still names the card.
                 root => Code::from(root),
@@ -587,7 +654,8 @@ pub mod label {
     pub const BLOCKED: Text = text!("bloqué", "blocked");
     pub const NO_PIN: Text = text!("aucun (sans contact)", "none (contactless)");
     pub const SERIAL: Text = text!("Numéro de carte", "Card number");
-    pub const UNKNOWN_VARIANT: Text = text!("variante CPx non répertoriée (ATR {atr})", "unlisted CPx variant (ATR {atr})");
+    pub const UNKNOWN_VARIANT: Text =
+        text!("variante CPx non répertoriée (ATR {atr})", "unlisted CPx variant (ATR {atr})");
     pub const WHAT_TO_DO: Text = text!("Que faire", "What to do");
     pub const INSERTED: Text = text!("carte insérée", "card inserted");
     pub const REMOVED: Text = text!("carte retirée", "card removed");
@@ -601,11 +669,26 @@ pub mod label {
     pub const BP_WRITTEN: Text = text!("écrit dans", "written in");
     pub const BP_REMOVED: Text = text!("retiré de", "removed from");
     pub const BP_NOTHING_WANTED: Text = text!("Stratégies de navigateur désactivées (browser_policies = false) ou aucun site géré : les nôtres sont retirées.", "Browser policies off (browser_policies = false) or no managed site: ours are removed.");
-    pub const BP_NOTHING_DONE: Text = text!("Rien à faire : aucune stratégie de navigateur de l'Agent CPx.", "Nothing to do: no Agent CPx browser policy.");
-    pub const AUTOSTART_USER_ON: Text = text!("Démarrage avec la session (cet utilisateur) : activé", "Start with the session (this user): on");
-    pub const AUTOSTART_USER_OFF: Text = text!("Démarrage avec la session (cet utilisateur) : désactivé", "Start with the session (this user): off");
-    pub const AUTOSTART_MACHINE_ON: Text = text!("Démarrage pour toutes les sessions (installation) : activé", "Start in every session (installation): on");
-    pub const AUTOSTART_MACHINE_OFF: Text = text!("Démarrage pour toutes les sessions (installation) : absent", "Start in every session (installation): absent");
+    pub const BP_NOTHING_DONE: Text = text!(
+        "Rien à faire : aucune stratégie de navigateur de l'Agent CPx.",
+        "Nothing to do: no Agent CPx browser policy."
+    );
+    pub const AUTOSTART_USER_ON: Text = text!(
+        "Démarrage avec la session (cet utilisateur) : activé",
+        "Start with the session (this user): on"
+    );
+    pub const AUTOSTART_USER_OFF: Text = text!(
+        "Démarrage avec la session (cet utilisateur) : désactivé",
+        "Start with the session (this user): off"
+    );
+    pub const AUTOSTART_MACHINE_ON: Text = text!(
+        "Démarrage pour toutes les sessions (installation) : activé",
+        "Start in every session (installation): on"
+    );
+    pub const AUTOSTART_MACHINE_OFF: Text = text!(
+        "Démarrage pour toutes les sessions (installation) : absent",
+        "Start in every session (installation): absent"
+    );
 }
 
 /// The tray app's words (window titles, buttons, field names), by key. Error texts stay in [`Code`].
@@ -678,8 +761,6 @@ pub fn labels(lang: Lang) -> serde_json::Map<String, serde_json::Value> {
 mod tests {
     use super::*;
 
-
-
     #[test]
     fn every_code_has_both_languages_and_a_fix() {
         for code in Code::ALL {
@@ -689,7 +770,10 @@ mod tests {
                 assert_ne!(t.fr, t.en, "{code:?} is not translated");
             }
             let json = serde_json::to_string(&code).unwrap();
-            assert!(json.chars().all(|c| c.is_ascii_uppercase() || c == '_' || c == '"'), "stable code {json}");
+            assert!(
+                json.chars().all(|c| c.is_ascii_uppercase() || c == '_' || c == '"'),
+                "stable code {json}"
+            );
         }
     }
 
@@ -706,8 +790,14 @@ mod tests {
         assert_eq!(Code::from(&CardError::Pcsc(PcscError::ServiceStopped)), Code::PcscServiceStopped);
         assert_eq!(Code::from(&CardError::Pcsc(PcscError::SharingViolation)), Code::CardInUse);
         assert_eq!(Code::from(&CardError::Pcsc(PcscError::Timeout { millis: 1 })), Code::CardTimeout);
-        assert_eq!(Code::from(&CardError::NotCpx { atr: String::new(), reason: String::new() }), Code::CardNotCpx);
-        assert_eq!(Code::from(&CardError::Unsupported { what: "signature over the contactless interface".into() }), Code::Contactless);
+        assert_eq!(
+            Code::from(&CardError::NotCpx { atr: String::new(), reason: String::new() }),
+            Code::CardNotCpx
+        );
+        assert_eq!(
+            Code::from(&CardError::Unsupported { what: "signature over the contactless interface".into() }),
+            Code::Contactless
+        );
         assert_eq!(SlotState::CardReady.text().get(Lang::Fr), "Carte CPS insérée et reconnue");
         assert_eq!(SlotState::CardNotRecognised.text().get(Lang::Fr), "Carte CPS mal insérée / non reconnue");
     }
@@ -717,9 +807,21 @@ mod tests {
         use cpx_card::{CardError as E, Generation as G};
         let sw = cpx_pcsc::StatusWord(0x6A82);
         let cases = [
-            (E::malformed("PKCS#15 path", "odd length"), "CARD_RECOGNISED_UNREADABLE", "Carte CPS3 reconnue, mais son contenu n'a pas pu être lu"),
-            (E::Missing { what: "authentication certificate" }, "CARD_RECOGNISED_NO_CERTIFICATE", "Carte CPS3 reconnue, mais elle ne contient pas de certificat d'authentification utilisable"),
-            (E::status("SELECT EF.DIR", sw), "CARD_RECOGNISED_REFUSED", "Carte CPS3 reconnue, mais elle a refusé une commande"),
+            (
+                E::malformed("PKCS#15 path", "odd length"),
+                "CARD_RECOGNISED_UNREADABLE",
+                "Carte CPS3 reconnue, mais son contenu n'a pas pu être lu",
+            ),
+            (
+                E::Missing { what: "authentication certificate" },
+                "CARD_RECOGNISED_NO_CERTIFICATE",
+                "Carte CPS3 reconnue, mais elle ne contient pas de certificat d'authentification utilisable",
+            ),
+            (
+                E::status("SELECT EF.DIR", sw),
+                "CARD_RECOGNISED_REFUSED",
+                "Carte CPS3 reconnue, mais elle a refusé une commande",
+            ),
         ];
         for (error, name, fr) in cases {
             let code = Code::from(&error.clone().after_recognition(Some(G::Cps3)));
@@ -731,13 +833,24 @@ mod tests {
             }
             assert!(code.entry().fix.fr.contains("0 825 85 2000"), "{name}: the helpdesk route");
             // A CPS4, and a variant whose generation is not known yet.
-            assert!(Code::from(&error.clone().after_recognition(Some(G::Cps4))).entry().message.en.starts_with("CPS4 card recognised"));
-            assert!(Code::from(&error.clone().after_recognition(None)).entry().message.fr.starts_with("Carte CPx reconnue"));
+            assert!(Code::from(&error.clone().after_recognition(Some(G::Cps4)))
+                .entry()
+                .message
+                .en
+                .starts_with("CPS4 card recognised"));
+            assert!(Code::from(&error.clone().after_recognition(None))
+                .entry()
+                .message
+                .fr
+                .starts_with("Carte CPx reconnue"));
             // The same failure before recognition keeps its old meaning.
             assert_ne!(Code::from(&error).name(), name);
         }
         // A card that went away is still « retirée », even once named.
-        assert_eq!(Code::from(&E::Pcsc(PcscError::CardRemoved).after_recognition(Some(G::Cps3))), Code::CardRemoved);
+        assert_eq!(
+            Code::from(&E::Pcsc(PcscError::CardRemoved).after_recognition(Some(G::Cps3))),
+            Code::CardRemoved
+        );
         assert_eq!(Code::about_card(&E::WrongPin { tries_left: 2 }, Some(G::Cps4)), Code::PinWrong);
         assert_eq!(Code::from(&E::PinConditions), Code::PinNotAccepted);
     }
@@ -752,7 +865,9 @@ mod tests {
             rest[..rest.find('"').expect("closing quote")].to_owned()
         };
         for code in [Code::AgentUnreachable, Code::LocalNetworkBlocked, Code::LoopbackNotTrusted] {
-            let at = js.find(&format!("  {}: {{", code.name())).unwrap_or_else(|| panic!("{} not in the page client's table", code.name()));
+            let at = js
+                .find(&format!("  {}: {{", code.name()))
+                .unwrap_or_else(|| panic!("{} not in the page client's table", code.name()));
             let entry = code.entry();
             assert_eq!(quoted(&js[at..], "message"), entry.message.fr, "{}", code.name());
             assert_eq!(quoted(&js[at..], "fix"), entry.fix.fr, "{}", code.name());

@@ -30,12 +30,17 @@ pub struct Endpoint {
 impl Endpoint {
     pub fn parse(url: &str) -> Option<Self> {
         let rest = url.strip_prefix("https://")?;
-        let (authority, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+        let (authority, path) =
+            rest.split_once('/').map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
         let (host, port) = match authority.rsplit_once(':') {
             Some((h, p)) if !h.is_empty() => (h, p.parse().ok()?),
             _ => (authority, 443),
         };
-        (!host.is_empty() && !host.contains([':', '@', ' '])).then(|| Self { host: host.to_owned(), port, path })
+        (!host.is_empty() && !host.contains([':', '@', ' '])).then(|| Self {
+            host: host.to_owned(),
+            port,
+            path,
+        })
     }
 }
 
@@ -92,7 +97,9 @@ struct CardKey {
 
 impl SigningKey for CardKey {
     fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
-        self.schemes.iter().find(|(tls, _)| offered.contains(tls)).map(|(tls, card)| Box::new(CardSigner { card: self.card.clone(), tls: *tls, scheme: *card }) as Box<dyn Signer>)
+        self.schemes.iter().find(|(tls, _)| offered.contains(tls)).map(|(tls, card)| {
+            Box::new(CardSigner { card: self.card.clone(), tls: *tls, scheme: *card }) as Box<dyn Signer>
+        })
     }
     fn algorithm(&self) -> SignatureAlgorithm {
         SignatureAlgorithm::RSA
@@ -115,7 +122,9 @@ impl Signer for CardSigner {
         };
         let mut slot = self.card.0.lock().map_err(|_| rustls::Error::General("card lock".into()))?;
         // The PIN serves one signature: a second request to sign gets nothing (no PIN retry, ever).
-        let Some(pin) = slot.pin.take() else { return Err(rustls::Error::General("code porteur already used".into())) };
+        let Some(pin) = slot.pin.take() else {
+            return Err(rustls::Error::General("code porteur already used".into()));
+        };
         let started = std::time::Instant::now();
         let signed = slot.card.authenticate(&pin, self.scheme, &digest);
         slot.card_time += started.elapsed();
@@ -145,7 +154,9 @@ impl rustls::client::ResolvesClientCert for CardResolver {
 }
 
 /// The TLS schemes a card can produce, best first, and the protocol versions that go with them.
-fn tls_for(card: &dyn CpxCard) -> (Vec<(SignatureScheme, SignScheme)>, Vec<&'static rustls::SupportedProtocolVersion>) {
+fn tls_for(
+    card: &dyn CpxCard,
+) -> (Vec<(SignatureScheme, SignScheme)>, Vec<&'static rustls::SupportedProtocolVersion>) {
     let mut schemes = Vec::new();
     for s in card.schemes() {
         let tls = match s {
@@ -187,7 +198,12 @@ pub fn post_with_card(
 ) -> (Box<dyn CpxCard>, Result<PortalAnswer, MtlsError>) {
     let cert = CertificateDer::from(card.certificate().to_vec());
     let (schemes, versions) = tls_for(card.as_ref());
-    let shared = SharedCard(Arc::new(Mutex::new(CardSlot { card, pin: Some(pin), error: None, card_time: Duration::ZERO })));
+    let shared = SharedCard(Arc::new(Mutex::new(CardSlot {
+        card,
+        pin: Some(pin),
+        error: None,
+        card_time: Duration::ZERO,
+    })));
     let key = CardKey { card: shared.clone(), schemes };
     let result = exchange(endpoint, roots, cert, key, &versions, body, timeout);
     let slot = match Arc::try_unwrap(shared.0) {
@@ -212,7 +228,9 @@ fn exchange(
 ) -> Result<PortalAnswer, MtlsError> {
     let deadline = std::time::Instant::now() + timeout;
     let name = format!("{}:{}", endpoint.host, endpoint.port);
-    let too_slow = || MtlsError::BadAnswer(AnswerProblem::TooSlow { endpoint: name.clone(), seconds: timeout.as_secs() });
+    let too_slow = || {
+        MtlsError::BadAnswer(AnswerProblem::TooSlow { endpoint: name.clone(), seconds: timeout.as_secs() })
+    };
     let tls_err = |e: rustls::Error| MtlsError::Tls(name.clone(), e.to_string());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let resolver = CardResolver(Arc::new(CertifiedKey::new(vec![cert], Arc::new(key))));
@@ -221,14 +239,16 @@ fn exchange(
         .map_err(tls_err)?
         .with_root_certificates(roots)
         .with_client_cert_resolver(Arc::new(resolver));
-    let server_name = ServerName::try_from(endpoint.host.clone()).map_err(|e| MtlsError::Tls(name.clone(), e.to_string()))?;
+    let server_name = ServerName::try_from(endpoint.host.clone())
+        .map_err(|e| MtlsError::Tls(name.clone(), e.to_string()))?;
     let conn = rustls::ClientConnection::new(Arc::new(config), server_name).map_err(tls_err)?;
     let addr = (endpoint.host.as_str(), endpoint.port)
         .to_socket_addrs()
         .map_err(|e| MtlsError::Unreachable(name.clone(), e.to_string()))?
         .next()
         .ok_or_else(|| MtlsError::Unreachable(name.clone(), "no address".into()))?;
-    let tcp = TcpStream::connect_timeout(&addr, timeout).map_err(|e| MtlsError::Unreachable(name.clone(), e.to_string()))?;
+    let tcp = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| MtlsError::Unreachable(name.clone(), e.to_string()))?;
     // Small handshake records back to back: without this, Nagle and delayed ACK add ~40 ms to TLS 1.2.
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_read_timeout(Some(timeout));
@@ -241,7 +261,8 @@ fn exchange(
         body.len(),
         env!("CARGO_PKG_VERSION")
     );
-    let io_err = |e: std::io::Error| match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+    let io_err = |e: std::io::Error| match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
         Some(t) => MtlsError::Tls(name.clone(), t.to_string()),
         None => MtlsError::Tls(name.clone(), e.to_string()),
     };
@@ -254,11 +275,16 @@ fn exchange(
         let _ = tls.sock.set_read_timeout(Some(left));
         match tls.conn.complete_io(&mut tls.sock) {
             Ok(_) => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return Err(too_slow()),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return Err(too_slow())
+            }
             Err(e) => return Err(io_err(e)),
         }
     }
-    tls.write_all(head.as_bytes()).and_then(|_| tls.write_all(body)).and_then(|_| tls.flush()).map_err(io_err)?;
+    tls.write_all(head.as_bytes())
+        .and_then(|_| tls.write_all(body))
+        .and_then(|_| tls.flush())
+        .map_err(io_err)?;
     if std::time::Instant::now() >= deadline {
         return Err(too_slow());
     }
@@ -276,7 +302,10 @@ fn exchange(
             Ok(n) => {
                 raw.extend_from_slice(&chunk[..n]);
                 if raw.len() > MAX_ANSWER {
-                    return Err(MtlsError::BadAnswer(AnswerProblem::TooLarge { endpoint: name.clone(), limit: MAX_ANSWER }));
+                    return Err(MtlsError::BadAnswer(AnswerProblem::TooLarge {
+                        endpoint: name.clone(),
+                        limit: MAX_ANSWER,
+                    }));
                 }
                 // A complete answer (by its Content-Length) ends the read even if the server keeps the
                 // connection open.
@@ -285,7 +314,9 @@ fn exchange(
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return Err(too_slow()),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return Err(too_slow())
+            }
             // Servers that close without close_notify: keep what arrived.
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => break,
             Err(e) => return Err(io_err(e)),
@@ -297,7 +328,8 @@ fn exchange(
         _ => "TLS",
     }
     .to_owned();
-    let (status, body) = parse_http(&raw).ok_or_else(|| MtlsError::BadAnswer(AnswerProblem::Unreadable { endpoint: name.clone() }))?;
+    let (status, body) = parse_http(&raw)
+        .ok_or_else(|| MtlsError::BadAnswer(AnswerProblem::Unreadable { endpoint: name.clone() }))?;
     Ok(PortalAnswer { status, body, tls_version, card_time: Duration::ZERO })
 }
 
@@ -305,7 +337,12 @@ fn exchange(
 fn answer_complete(raw: &[u8]) -> bool {
     let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
     let Ok(head) = std::str::from_utf8(&raw[..split]) else { return false };
-    let length = head.split("\r\n").skip(1).filter_map(|l| l.split_once(':')).find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length")).and_then(|(_, v)| v.trim().parse::<usize>().ok());
+    let length = head
+        .split("\r\n")
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok());
     let chunked = head.to_ascii_lowercase().contains("transfer-encoding");
     matches!(length, Some(n) if !chunked && raw.len() - split - 4 >= n)
 }
@@ -332,7 +369,9 @@ pub fn parse_http(raw: &[u8]) -> Option<(u16, Vec<u8>)> {
         let mut at = rest;
         loop {
             let eol = at.windows(2).position(|w| w == b"\r\n")?;
-            let size = usize::from_str_radix(std::str::from_utf8(&at[..eol]).ok()?.split(';').next()?.trim(), 16).ok()?;
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&at[..eol]).ok()?.split(';').next()?.trim(), 16)
+                    .ok()?;
             at = &at[eol + 2..];
             if size == 0 {
                 break out;
@@ -355,7 +394,10 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        assert_eq!(Endpoint::parse("https://m.a.fr:8444/cpx/login"), Some(Endpoint { host: "m.a.fr".into(), port: 8444, path: "/cpx/login".into() }));
+        assert_eq!(
+            Endpoint::parse("https://m.a.fr:8444/cpx/login"),
+            Some(Endpoint { host: "m.a.fr".into(), port: 8444, path: "/cpx/login".into() })
+        );
         assert_eq!(Endpoint::parse("https://m.a.fr").unwrap().port, 443);
         assert_eq!(Endpoint::parse("http://m.a.fr"), None);
         assert_eq!(Endpoint::parse("https://:1/x"), None);
@@ -363,8 +405,16 @@ mod tests {
 
     #[test]
     fn http_answers() {
-        assert_eq!(parse_http(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), Some((200, b"ok".to_vec())));
-        assert_eq!(parse_http(b"HTTP/1.1 401 No\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n"), Some((401, b"abc".to_vec())));
+        assert_eq!(
+            parse_http(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+            Some((200, b"ok".to_vec()))
+        );
+        assert_eq!(
+            parse_http(
+                b"HTTP/1.1 401 No\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n"
+            ),
+            Some((401, b"abc".to_vec()))
+        );
         assert_eq!(parse_http(b"garbage"), None);
         assert_eq!(parse_http(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort"), None);
     }

@@ -55,7 +55,9 @@ pub fn folders(os: Os, env: impl Fn(&str) -> Option<OsString>) -> Folders {
         Os::Linux => {
             let home = var("HOME").unwrap_or_else(|| ".".into());
             // The XDG Base Directory specification: a relative value is invalid and is ignored.
-            let xdg = |name: &str, default: &str| var(name).filter(|p| p.has_root()).unwrap_or_else(|| home.join(default)).join(UNIX_APP);
+            let xdg = |name: &str, default: &str| {
+                var(name).filter(|p| p.has_root()).unwrap_or_else(|| home.join(default)).join(UNIX_APP)
+            };
             Folders {
                 config_file: xdg("XDG_CONFIG_HOME", ".config").join("config.toml"),
                 data_dir: xdg("XDG_DATA_HOME", ".local/share"),
@@ -96,7 +98,10 @@ pub fn machine_data_dir(os: Os, env: impl Fn(&str) -> Option<OsString>) -> PathB
     match os {
         Os::Linux => PathBuf::from("/var/lib").join(UNIX_APP),
         Os::MacOs => PathBuf::from("/Library/Application Support").join(APP),
-        Os::Windows => env("ProgramData").filter(|v| !v.is_empty()).map_or_else(|| PathBuf::from(r"C:\ProgramData"), PathBuf::from).join(APP),
+        Os::Windows => env("ProgramData")
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| PathBuf::from(r"C:\ProgramData"), PathBuf::from)
+            .join(APP),
     }
 }
 
@@ -119,9 +124,16 @@ mod tests {
         assert_eq!(f.config_file, PathBuf::from("/home/a/.config/cpx-agent/config.toml"));
         assert_eq!(f.data_dir, PathBuf::from("/home/a/.local/share/cpx-agent"));
         assert_eq!(f.cache_dir, PathBuf::from("/home/a/.cache/cpx-agent"));
-        let f = folders(Os::Linux, env(&[("HOME", "/home/a"), ("XDG_CACHE_HOME", "/tmp/c"), ("XDG_CONFIG_HOME", "")]));
+        let f = folders(
+            Os::Linux,
+            env(&[("HOME", "/home/a"), ("XDG_CACHE_HOME", "/tmp/c"), ("XDG_CONFIG_HOME", "")]),
+        );
         assert_eq!(f.cache_dir, PathBuf::from("/tmp/c/cpx-agent"));
-        assert_eq!(f.config_file, PathBuf::from("/home/a/.config/cpx-agent/config.toml"), "an empty variable counts as unset");
+        assert_eq!(
+            f.config_file,
+            PathBuf::from("/home/a/.config/cpx-agent/config.toml"),
+            "an empty variable counts as unset"
+        );
         assert_eq!(f.policy_file, PathBuf::from("/etc/cpx-agent/policy.toml"));
         // A relative XDG_CACHE_HOME is invalid (XDG specification): the default under HOME.
         let f = folders(Os::Linux, env(&[("HOME", "/home/a"), ("XDG_CACHE_HOME", "cache")]));
@@ -133,7 +145,10 @@ mod tests {
     #[test]
     fn macos_uses_library() {
         let f = folders(Os::MacOs, env(&[("HOME", "/Users/a")]));
-        assert_eq!(f.config_file, PathBuf::from("/Users/a/Library/Application Support/Agent CPx/config.toml"));
+        assert_eq!(
+            f.config_file,
+            PathBuf::from("/Users/a/Library/Application Support/Agent CPx/config.toml")
+        );
         assert_eq!(f.data_dir, PathBuf::from("/Users/a/Library/Application Support/Agent CPx"));
         assert_eq!(f.cache_dir, PathBuf::from("/Users/a/Library/Caches/Agent CPx"));
         assert_eq!(f.policy_file, PathBuf::from("/Library/Application Support/Agent CPx/policy.toml"));
@@ -141,23 +156,43 @@ mod tests {
 
     #[test]
     fn windows_uses_appdata_localappdata_and_programdata() {
-        let f = folders(Os::Windows, env(&[("APPDATA", r"C:\Users\a\AppData\Roaming"), ("LOCALAPPDATA", r"C:\Users\a\AppData\Local"), ("ProgramData", r"D:\PD")]));
-        let (roaming, local) = (PathBuf::from(r"C:\Users\a\AppData\Roaming"), PathBuf::from(r"C:\Users\a\AppData\Local"));
+        let f = folders(
+            Os::Windows,
+            env(&[
+                ("APPDATA", r"C:\Users\a\AppData\Roaming"),
+                ("LOCALAPPDATA", r"C:\Users\a\AppData\Local"),
+                ("ProgramData", r"D:\PD"),
+            ]),
+        );
+        let (roaming, local) =
+            (PathBuf::from(r"C:\Users\a\AppData\Roaming"), PathBuf::from(r"C:\Users\a\AppData\Local"));
         assert_eq!(f.config_file, roaming.join("Agent CPx").join("config.toml"));
         assert_eq!(f.data_dir, local.join("Agent CPx"));
         assert_eq!(f.cache_dir, local.join("Agent CPx").join("cache"));
         assert_eq!(f.policy_file, PathBuf::from(r"D:\PD").join("Agent CPx").join("policy.toml"));
         let bare = folders(Os::Windows, env(&[("USERPROFILE", r"C:\Users\b")]));
-        assert_eq!(bare.data_dir, PathBuf::from(r"C:\Users\b").join("AppData").join("Local").join("Agent CPx"));
+        assert_eq!(
+            bare.data_dir,
+            PathBuf::from(r"C:\Users\b").join("AppData").join("Local").join("Agent CPx")
+        );
         assert_eq!(bare.policy_file, PathBuf::from(r"C:\ProgramData").join("Agent CPx").join("policy.toml"));
     }
 
     #[test]
     fn machine_folders() {
         assert_eq!(machine_data_dir(Os::Linux, env(&[])), PathBuf::from("/var/lib/cpx-agent"));
-        assert_eq!(machine_data_dir(Os::MacOs, env(&[])), PathBuf::from("/Library/Application Support/Agent CPx"));
-        assert_eq!(machine_data_dir(Os::Windows, env(&[("ProgramData", r"D:\PD")])), PathBuf::from(r"D:\PD").join("Agent CPx"));
-        assert_eq!(machine_data_dir(Os::Windows, env(&[])), PathBuf::from(r"C:\ProgramData").join("Agent CPx"));
+        assert_eq!(
+            machine_data_dir(Os::MacOs, env(&[])),
+            PathBuf::from("/Library/Application Support/Agent CPx")
+        );
+        assert_eq!(
+            machine_data_dir(Os::Windows, env(&[("ProgramData", r"D:\PD")])),
+            PathBuf::from(r"D:\PD").join("Agent CPx")
+        );
+        assert_eq!(
+            machine_data_dir(Os::Windows, env(&[])),
+            PathBuf::from(r"C:\ProgramData").join("Agent CPx")
+        );
     }
 
     #[test]

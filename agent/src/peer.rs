@@ -70,7 +70,10 @@ fn unknown_is_self() -> bool {
 
 /// The loopback ports (IPv4) in `range` that a socket of `user` listens on, lowest first (the broker
 /// finds a user's agent this way: only that user can own those sockets).
-pub fn listening_ports_of(user: &UserId, range: std::ops::RangeInclusive<u16>) -> Result<Vec<u16>, PeerError> {
+pub fn listening_ports_of(
+    user: &UserId,
+    range: std::ops::RangeInclusive<u16>,
+) -> Result<Vec<u16>, PeerError> {
     imp::listening_ports_of(user, range)
 }
 
@@ -153,7 +156,9 @@ mod linux {
     /// the one answer of an exact request.
     fn exchange(req: &[u8], dump: bool, mut each: impl FnMut(&[u8])) -> Result<(), PeerError> {
         let err = |what: &str| PeerError::Lookup(format!("{what}: {}", std::io::Error::last_os_error()));
-        let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, NETLINK_SOCK_DIAG) };
+        let fd = unsafe {
+            libc::socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, NETLINK_SOCK_DIAG)
+        };
         if fd < 0 {
             return Err(err("netlink socket"));
         }
@@ -165,10 +170,27 @@ mod linux {
         }
         let fd = Fd(fd);
         let timeout = libc::timeval { tv_sec: 2, tv_usec: 0 };
-        unsafe { libc::setsockopt(fd.0, libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&timeout as *const libc::timeval).cast(), std::mem::size_of::<libc::timeval>() as u32) };
+        unsafe {
+            libc::setsockopt(
+                fd.0,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&timeout as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as u32,
+            )
+        };
         let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         kernel.nl_family = libc::AF_NETLINK as u16;
-        let sent = unsafe { libc::sendto(fd.0, req.as_ptr().cast(), req.len(), 0, (&kernel as *const libc::sockaddr_nl).cast(), std::mem::size_of::<libc::sockaddr_nl>() as u32) };
+        let sent = unsafe {
+            libc::sendto(
+                fd.0,
+                req.as_ptr().cast(),
+                req.len(),
+                0,
+                (&kernel as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as u32,
+            )
+        };
         if sent < 0 {
             return Err(err("netlink send"));
         }
@@ -196,7 +218,10 @@ mod linux {
                         return if code == -libc::ENOENT {
                             Err(PeerError::NotFound(String::new()))
                         } else {
-                            Err(PeerError::Lookup(format!("netlink: {}", std::io::Error::from_raw_os_error(-code))))
+                            Err(PeerError::Lookup(format!(
+                                "netlink: {}",
+                                std::io::Error::from_raw_os_error(-code)
+                            )))
                         };
                     }
                     SOCK_DIAG_BY_FAMILY => {
@@ -227,7 +252,10 @@ mod linux {
         uid.map(|u| UserId(u.to_string())).ok_or_else(|| PeerError::NotFound(remote.to_string()))
     }
 
-    pub fn listening_ports_of(user: &UserId, range: std::ops::RangeInclusive<u16>) -> Result<Vec<u16>, PeerError> {
+    pub fn listening_ports_of(
+        user: &UserId,
+        range: std::ops::RangeInclusive<u16>,
+    ) -> Result<Vec<u16>, PeerError> {
         let req = request(NLM_F_REQUEST | NLM_F_DUMP, 1 << TCP_LISTEN, None, None);
         let mut ports = Vec::new();
         exchange(&req, true, |m| {

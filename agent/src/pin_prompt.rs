@@ -166,14 +166,23 @@ impl Write for &Terminal {
     #[cfg(windows)]
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         use std::os::windows::io::AsRawHandle;
-        let text = std::str::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let text =
+            std::str::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         let wide: Vec<u16> = text.encode_utf16().collect();
         let mut done = 0usize;
         while done < wide.len() {
             let chunk = u32::try_from(wide.len() - done).unwrap_or(u32::MAX);
             let mut written = 0u32;
             // SAFETY: the console output handle outlives the call; `wide[done..]` holds at least `chunk` units.
-            let ok = unsafe { windows_sys::Win32::System::Console::WriteConsoleW(self.output.as_raw_handle(), wide[done..].as_ptr().cast(), chunk, &mut written, std::ptr::null()) };
+            let ok = unsafe {
+                windows_sys::Win32::System::Console::WriteConsoleW(
+                    self.output.as_raw_handle(),
+                    wide[done..].as_ptr().cast(),
+                    chunk,
+                    &mut written,
+                    std::ptr::null(),
+                )
+            };
             if ok == 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -273,7 +282,9 @@ pub struct PinentryPrompt {
 
 /// Assuan percent-encoding of a parameter (`%`, CR, LF and control characters).
 fn assuan_escape(s: &str) -> String {
-    s.chars().map(|c| if c == '%' || c.is_control() { format!("%{:02X}", c as u32) } else { c.to_string() }).collect()
+    s.chars()
+        .map(|c| if c == '%' || c.is_control() { format!("%{:02X}", c as u32) } else { c.to_string() })
+        .collect()
 }
 
 /// Assuan percent-decoding of a data line: `%XX` is a byte, a `%` not followed by two hex digits stays as
@@ -356,8 +367,11 @@ impl Pinentry {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| PromptError::Unavailable(format!("{name}: {e}")))?;
-        let input = child.stdin.take().ok_or_else(|| PromptError::Unavailable(format!("{name}: no stdin")))?;
-        let output = BufReader::new(child.stdout.take().ok_or_else(|| PromptError::Unavailable(format!("{name}: no stdout")))?);
+        let input =
+            child.stdin.take().ok_or_else(|| PromptError::Unavailable(format!("{name}: no stdin")))?;
+        let output = BufReader::new(
+            child.stdout.take().ok_or_else(|| PromptError::Unavailable(format!("{name}: no stdout")))?,
+        );
         let mut p = Self { child, input, output, program: name };
         p.expect_ok()?;
         Ok(p)
@@ -446,7 +460,15 @@ mod tests {
 
     #[test]
     fn the_dialog_names_the_site_and_warns_on_the_last_try() {
-        let mut r = PinRequest { origin: "https://portail.example.fr".into(), holder: "JEAN DUPONT".into(), card: "CPS3".into(), tries_left: 3, max_tries: 3, wrong_pin: false, lang: Lang::Fr };
+        let mut r = PinRequest {
+            origin: "https://portail.example.fr".into(),
+            holder: "JEAN DUPONT".into(),
+            card: "CPS3".into(),
+            tries_left: 3,
+            max_tries: 3,
+            wrong_pin: false,
+            lang: Lang::Fr,
+        };
         let d = r.description();
         assert!(d.starts_with("Le site https://portail.example.fr\n"), "{d}");
         assert!(d.contains("Essais restants : 3 sur 3") && !d.contains("dernier essai"));

@@ -83,7 +83,13 @@ pub const TEXT_LISTS: &[&str] = &["allowed_origins"];
 
 /// The entries of a text list given as one string: separated by `;` or line breaks, blanks dropped.
 pub fn split_list(text: &str) -> toml::Value {
-    toml::Value::Array(text.split([';', '\n']).map(str::trim).filter(|e| !e.is_empty()).map(|e| toml::Value::String(e.into())).collect())
+    toml::Value::Array(
+        text.split([';', '\n'])
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|e| toml::Value::String(e.into()))
+            .collect(),
+    )
 }
 
 /// The keys of `[pin_prompt]` (an enum tagged by `kind`, which serde cannot list).
@@ -113,7 +119,12 @@ fn fields<T: de::DeserializeOwned>() -> &'static [&'static str] {
         fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Found> {
             Err(Found(&[]))
         }
-        fn deserialize_struct<V: Visitor<'de>>(self, _: &'static str, fields: &'static [&'static str], _: V) -> Result<V::Value, Found> {
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Found> {
             Err(Found(fields))
         }
         serde::forward_to_deserialize_any! { bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any }
@@ -142,7 +153,13 @@ pub fn unreadable(source: &str, reason: String) -> Checked {
             table.insert((*key).to_owned(), v);
         }
     }
-    let problem = PolicyProblem { source: source.into(), key: "*".into(), reason, instead: "every key at its safe default (managed sites only, production cards, no user sites)".into(), site: None };
+    let problem = PolicyProblem {
+        source: source.into(),
+        key: "*".into(),
+        reason,
+        instead: "every key at its safe default (managed sites only, production cards, no user sites)".into(),
+        site: None,
+    };
     Checked { table, problems: vec![problem], claimed: Vec::new() }
 }
 
@@ -160,15 +177,20 @@ pub fn instead(key: &str) -> String {
 fn check_value(key: &str, value: &toml::Value) -> Result<(), String> {
     let mut one = toml::Table::new();
     one.insert(key.to_owned(), value.clone());
-    let config: Config = toml::Value::Table(one).try_into().map_err(|e: toml::de::Error| e.message().trim().to_owned())?;
+    let config: Config =
+        toml::Value::Table(one).try_into().map_err(|e: toml::de::Error| e.message().trim().to_owned())?;
     match key {
         "port" if config.port == 0 => Err("port 0 is not a port".into()),
         "user_ports" => match config.user_ports {
-            Some([first, last]) if first == 0 || first > last => Err(format!("[{first}, {last}] is not a range of ports [first, last]")),
+            Some([first, last]) if first == 0 || first > last => {
+                Err(format!("[{first}, {last}] is not a range of ports [first, last]"))
+            }
             _ => Ok(()),
         },
         "log_level" => match config.log_level.as_deref() {
-            Some(l) if !LOG_LEVELS.contains(&l.to_ascii_lowercase().as_str()) => Err(format!("{l:?} is none of {}", LOG_LEVELS.join(", "))),
+            Some(l) if !LOG_LEVELS.contains(&l.to_ascii_lowercase().as_str()) => {
+                Err(format!("{l:?} is none of {}", LOG_LEVELS.join(", ")))
+            }
             _ => Ok(()),
         },
         _ => Ok(()),
@@ -178,7 +200,8 @@ fn check_value(key: &str, value: &toml::Value) -> Result<(), String> {
 /// One `[[site]]` entry: a well-formed site with an https origin.
 fn check_site(value: &toml::Value) -> Result<(), String> {
     let site: Site = value.clone().try_into().map_err(|e: toml::de::Error| e.message().trim().to_owned())?;
-    normalise_origin(&site.origin).ok_or_else(|| format!("origin {:?} is not of the form https://host[:port]", site.origin))?;
+    normalise_origin(&site.origin)
+        .ok_or_else(|| format!("origin {:?} is not of the form https://host[:port]", site.origin))?;
     if let Some(ep) = site.mtls_endpoint.as_deref().filter(|e| !e.starts_with("https://")) {
         return Err(format!("mtls_endpoint {ep:?} is not an https:// address"));
     }
@@ -191,7 +214,8 @@ pub fn parse_allowed_origin(entry: &str) -> Result<(String, Option<String>), Str
     let (Some(origin), endpoint, None) = (words.next(), words.next(), words.next()) else {
         return Err(format!("entry {entry:?} is not `origin` or `origin mtls_endpoint`"));
     };
-    let origin = normalise_origin(origin).ok_or_else(|| format!("entry {entry:?}: {origin:?} is not of the form https://host[:port]"))?;
+    let origin = normalise_origin(origin)
+        .ok_or_else(|| format!("entry {entry:?}: {origin:?} is not of the form https://host[:port]"))?;
     if let Some(ep) = endpoint.filter(|e| !e.starts_with("https://")) {
         return Err(format!("entry {entry:?}: {ep:?} is not an https:// address"));
     }
@@ -202,21 +226,44 @@ pub fn parse_allowed_origin(entry: &str) -> Result<(String, Option<String>), Str
 pub fn check(source: &str, table: toml::Table) -> Checked {
     let mut out = Checked::default();
     for (key, value) in table {
-        let problem = |reason: String, site: Option<String>| PolicyProblem { source: source.into(), key: key.clone(), instead: instead(&key), reason, site };
+        let problem = |reason: String, site: Option<String>| PolicyProblem {
+            source: source.into(),
+            key: key.clone(),
+            instead: instead(&key),
+            reason,
+            site,
+        };
         match safe_default(&key) {
-            None => out.problems.push(PolicyProblem { instead: "ignored".into(), ..problem(format!("{key:?} is not a key the agent reads"), None) }),
+            None => out.problems.push(PolicyProblem {
+                instead: "ignored".into(),
+                ..problem(format!("{key:?} is not a key the agent reads"), None)
+            }),
             Some(SafeDefault::DropEntries) => {
                 let Some(entries) = value.as_array() else {
-                    out.problems.push(PolicyProblem { instead: "the key is left out (none of its sites is allowed)".into(), ..problem(format!("expected a list, found {}", value.type_str()), None) });
+                    out.problems.push(PolicyProblem {
+                        instead: "the key is left out (none of its sites is allowed)".into(),
+                        ..problem(format!("expected a list, found {}", value.type_str()), None)
+                    });
                     continue;
                 };
                 let mut kept = Vec::new();
                 for entry in entries {
-                    let checked = if key == "site" { check_site(entry) } else { entry.as_str().ok_or_else(|| format!("expected a string, found {}", entry.type_str())).and_then(|e| parse_allowed_origin(e).map(drop)) };
+                    let checked = if key == "site" {
+                        check_site(entry)
+                    } else {
+                        entry
+                            .as_str()
+                            .ok_or_else(|| format!("expected a string, found {}", entry.type_str()))
+                            .and_then(|e| parse_allowed_origin(e).map(drop))
+                    };
                     match checked {
                         Ok(()) => kept.push(entry.clone()),
                         Err(reason) => {
-                            let origin = if key == "site" { entry.get("origin").and_then(|o| o.as_str()) } else { entry.as_str().and_then(|e| e.split_whitespace().next()) };
+                            let origin = if key == "site" {
+                                entry.get("origin").and_then(|o| o.as_str())
+                            } else {
+                                entry.as_str().and_then(|e| e.split_whitespace().next())
+                            };
                             let origin = origin.and_then(normalise_origin);
                             out.claimed.extend(origin.clone());
                             out.problems.push(problem(reason, origin));
@@ -247,8 +294,16 @@ mod tests {
 
     #[test]
     fn the_keys_come_from_config_and_each_has_a_safe_default() {
-        assert!(keys().contains(&"site") && keys().contains(&"allow_user_sites") && keys().contains(&"pki"), "{:?}", keys());
-        assert!(!keys().contains(&"sites") && !keys().contains(&"provenance"), "serde names, no skipped field: {:?}", keys());
+        assert!(
+            keys().contains(&"site") && keys().contains(&"allow_user_sites") && keys().contains(&"pki"),
+            "{:?}",
+            keys()
+        );
+        assert!(
+            !keys().contains(&"sites") && !keys().contains(&"provenance"),
+            "serde names, no skipped field: {:?}",
+            keys()
+        );
         for key in keys() {
             assert!(safe_default(key).is_some(), "{key} has no safe default");
             if let Some(SafeDefault::Value(v)) = safe_default(key) {
@@ -287,11 +342,23 @@ mod tests {
         .unwrap();
         let c = check("policy.toml", table);
         let reported: Vec<&str> = c.problems.iter().map(|p| p.key.as_str()).collect();
-        for key in ["port", "pki", "allow_user_sites", "browser_policies", "log_level", "user_ports", "prot", "pin_prompt", "site", "allowed_origins"] {
+        for key in [
+            "port",
+            "pki",
+            "allow_user_sites",
+            "browser_policies",
+            "log_level",
+            "user_ports",
+            "prot",
+            "pin_prompt",
+            "site",
+            "allowed_origins",
+        ] {
             assert!(reported.contains(&key), "{key} reported: {:?}", c.problems);
         }
         assert!(c.problems.iter().all(|p| p.source == "policy.toml" && !p.reason.is_empty()));
-        let config: Config = toml::Value::Table(c.table.clone()).try_into().expect("what is kept is a valid configuration");
+        let config: Config =
+            toml::Value::Table(c.table.clone()).try_into().expect("what is kept is a valid configuration");
         assert_eq!(config.port, DEFAULT_PORT);
         assert_eq!(config.pki, crate::config::PkiPolicy::Production);
         assert!(!config.allow_user_sites && !config.browser_policies);
@@ -299,9 +366,16 @@ mod tests {
         assert_eq!(config.key_store, crate::config::KeyStoreKind::File, "a well-formed key stays");
         assert_eq!(config.pin_prompt, crate::config::PinPromptConfig::Terminal);
         assert!(!c.table.contains_key("prot"));
-        assert_eq!(config.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(), ["https://ok.example"]);
+        assert_eq!(
+            config.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(),
+            ["https://ok.example"]
+        );
         assert_eq!(config.allowed_origins, ["https://a.example"]);
-        assert!(!c.claimed.iter().any(|o| o.contains("b.example")), "an origin that is not https is no origin: {:?}", c.claimed);
+        assert!(
+            !c.claimed.iter().any(|o| o.contains("b.example")),
+            "an origin that is not https is no origin: {:?}",
+            c.claimed
+        );
         for origin in ["https://c.example", "https://typo.example", "https://ep.example"] {
             assert!(c.claimed.iter().any(|o| o == origin), "{origin} claimed: {:?}", c.claimed);
         }
@@ -325,8 +399,16 @@ mod tests {
             k.dedup();
             k
         };
-        let sites = table.get("site").and_then(|s| s.as_array()).into_iter().flatten().filter_map(|s| s.as_table()).flat_map(|s| s.keys()).collect();
-        let pin = table.get("pin_prompt").and_then(|p| p.as_table()).into_iter().flat_map(|p| p.keys()).collect();
+        let sites = table
+            .get("site")
+            .and_then(|s| s.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_table())
+            .flat_map(|s| s.keys())
+            .collect();
+        let pin =
+            table.get("pin_prompt").and_then(|p| p.as_table()).into_iter().flat_map(|p| p.keys()).collect();
         (sorted(table.keys().collect()), sorted(sites), sorted(pin))
     }
 
@@ -347,17 +429,40 @@ mod tests {
         let wanted = (sorted(keys()), sorted(site_keys()), sorted(PIN_PROMPT_KEYS));
         // Linux: every setting commented out (`#key = value`, `#[[site]]`); uncommented, a valid policy.
         let text = std::fs::read_to_string(root.join("installer/linux/policy.toml")).unwrap();
-        assert!(toml::from_str::<toml::Table>(&text).unwrap().is_empty(), "the Linux template sets nothing as shipped");
-        let is_setting = |rest: &str| rest.starts_with('[') || rest.split_once(" = ").is_some_and(|(k, _)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
-        let uncommented: Vec<&str> = text.lines().map(|l| l.strip_prefix('#').filter(|rest| is_setting(rest)).unwrap_or(l)).collect();
-        let table: toml::Table = toml::from_str(&uncommented.join("\n")).expect("the Linux template, uncommented, is TOML");
-        assert_eq!(key_sets(&table), wanted, "installer/linux/policy.toml: its keys, its site's, its pin_prompt's");
+        assert!(
+            toml::from_str::<toml::Table>(&text).unwrap().is_empty(),
+            "the Linux template sets nothing as shipped"
+        );
+        let is_setting = |rest: &str| {
+            rest.starts_with('[')
+                || rest.split_once(" = ").is_some_and(|(k, _)| {
+                    !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                })
+        };
+        let uncommented: Vec<&str> =
+            text.lines().map(|l| l.strip_prefix('#').filter(|rest| is_setting(rest)).unwrap_or(l)).collect();
+        let table: toml::Table =
+            toml::from_str(&uncommented.join("\n")).expect("the Linux template, uncommented, is TOML");
+        assert_eq!(
+            key_sets(&table),
+            wanted,
+            "installer/linux/policy.toml: its keys, its site's, its pin_prompt's"
+        );
         let checked = check("installer/linux/policy.toml", table);
         assert_eq!(checked.problems, [], "the Linux template's values");
         // Windows and macOS.
-        let wanted_json = serde_json::json!({"keys": keys(), "site_keys": site_keys(), "pin_prompt_keys": PIN_PROMPT_KEYS});
-        let out = std::process::Command::new("python3").arg(root.join("scripts/check_policy_templates.py")).arg(wanted_json.to_string()).output().expect("python3 runs");
-        assert!(out.status.success(), "scripts/check_policy_templates.py:\n{}", String::from_utf8_lossy(&out.stderr));
+        let wanted_json =
+            serde_json::json!({"keys": keys(), "site_keys": site_keys(), "pin_prompt_keys": PIN_PROMPT_KEYS});
+        let out = std::process::Command::new("python3")
+            .arg(root.join("scripts/check_policy_templates.py"))
+            .arg(wanted_json.to_string())
+            .output()
+            .expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "scripts/check_policy_templates.py:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let payload: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let table = toml::Table::try_from(payload).expect("the profile's payload in the policy file's form");
         assert_eq!(key_sets(&table), wanted, "installer/macos/agent-cpx.mobileconfig");

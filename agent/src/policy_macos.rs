@@ -59,9 +59,13 @@ fn value(key: &str, v: &PlistValue, at: &str) -> Result<toml::Value, Unmapped> {
         PlistValue::Real(r) => toml::Value::Float(*r),
         PlistValue::String(s) if TEXT_LISTS.contains(&key) => split_list(s),
         PlistValue::String(s) => toml::Value::String(s.clone()),
-        PlistValue::Array(items) => {
-            toml::Value::Array(items.iter().enumerate().map(|(i, item)| value("", item, &format!("{at}[{i}]"))).collect::<Result<_, _>>()?)
-        }
+        PlistValue::Array(items) => toml::Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| value("", item, &format!("{at}[{i}]")))
+                .collect::<Result<_, _>>()?,
+        ),
         PlistValue::Dict(entries) => {
             let mut out = toml::Table::new();
             for (name, v) in entries {
@@ -70,12 +74,22 @@ fn value(key: &str, v: &PlistValue, at: &str) -> Result<toml::Value, Unmapped> {
             }
             toml::Value::Table(out)
         }
-        PlistValue::Other(kind) => return Err(bad(format!("a <{kind}> is not a policy value (integer, string, true/false, array or dict)"))),
+        PlistValue::Other(kind) => {
+            return Err(bad(format!(
+                "a <{kind}> is not a policy value (integer, string, true/false, array or dict)"
+            )))
+        }
     })
 }
 
 fn problem(key: &str, unmapped: Unmapped, site: Option<String>) -> PolicyProblem {
-    PolicyProblem { source: SOURCE.into(), key: key.into(), reason: format!("{}: {}", unmapped.at, unmapped.reason), instead: crate::policy_keys::instead(key), site }
+    PolicyProblem {
+        source: SOURCE.into(),
+        key: key.into(),
+        reason: format!("{}: {}", unmapped.at, unmapped.reason),
+        instead: crate::policy_keys::instead(key),
+        site,
+    }
 }
 
 /// The policy file's form of the profile's settings (the profile's `Payload…` keys left out), and the
@@ -94,7 +108,9 @@ pub fn to_table(settings: &[(String, PlistValue)]) -> (toml::Table, Vec<PolicyPr
                         Err(e) => {
                             let origin = match entry {
                                 PlistValue::Dict(d) => d.iter().find_map(|(k, v)| match v {
-                                    PlistValue::String(o) if k.eq_ignore_ascii_case("origin") => crate::config::normalise_origin(o),
+                                    PlistValue::String(o) if k.eq_ignore_ascii_case("origin") => {
+                                        crate::config::normalise_origin(o)
+                                    }
                                     _ => None,
                                 }),
                                 _ => None,
@@ -187,14 +203,20 @@ mod mac {
         }
         if let Some(a) = v.downcast::<CFArray>() {
             // SAFETY: the array's items are CF objects it retains while we hold it.
-            return PlistValue::Array(a.get_all_values().into_iter().map(|item| convert(&unsafe { CFType::wrap_under_get_rule(item) })).collect());
+            return PlistValue::Array(
+                a.get_all_values()
+                    .into_iter()
+                    .map(|item| convert(&unsafe { CFType::wrap_under_get_rule(item) }))
+                    .collect(),
+            );
         }
         if let Some(d) = v.downcast::<CFDictionary>() {
             let (keys, values) = d.get_keys_and_values();
             let mut entries = Vec::new();
             for (k, item) in keys.into_iter().zip(values) {
                 // SAFETY: the dictionary's keys and values are CF objects it retains while we hold it.
-                let (k, item) = unsafe { (CFType::wrap_under_get_rule(k), CFType::wrap_under_get_rule(item)) };
+                let (k, item) =
+                    unsafe { (CFType::wrap_under_get_rule(k), CFType::wrap_under_get_rule(item)) };
                 let name = k.downcast::<CFString>().map_or_else(|| format!("{k:?}"), |s| s.to_string());
                 entries.push((name, convert(&item)));
             }
@@ -215,7 +237,10 @@ mod tests {
     }
 
     fn site(origin: &str, signed: bool) -> PlistValue {
-        PlistValue::Dict(vec![("origin".into(), s(origin)), ("signed_token".into(), PlistValue::Bool(signed))])
+        PlistValue::Dict(vec![
+            ("origin".into(), s(origin)),
+            ("signed_token".into(), PlistValue::Bool(signed)),
+        ])
     }
 
     #[test]
@@ -227,46 +252,111 @@ mod tests {
             ("autostart".into(), PlistValue::Integer(0)),
             ("allow_user_sites".into(), PlistValue::Bool(false)),
             ("pki".into(), s("production")),
-            ("user_ports".into(), PlistValue::Array(vec![PlistValue::Integer(48100), PlistValue::Integer(48199)])),
-            ("site".into(), PlistValue::Array(vec![site("https://b.example", true), site("https://c.example", false)])),
-            ("allowed_origins".into(), PlistValue::Array(vec![s("https://a.example https://cpx.a.example/login"), s("https://B.example")])),
+            (
+                "user_ports".into(),
+                PlistValue::Array(vec![PlistValue::Integer(48100), PlistValue::Integer(48199)]),
+            ),
+            (
+                "site".into(),
+                PlistValue::Array(vec![site("https://b.example", true), site("https://c.example", false)]),
+            ),
+            (
+                "allowed_origins".into(),
+                PlistValue::Array(vec![
+                    s("https://a.example https://cpx.a.example/login"),
+                    s("https://B.example"),
+                ]),
+            ),
             ("pin_prompt".into(), PlistValue::Dict(vec![("kind".into(), s("terminal"))])),
         ];
         let layer = layer_of(&settings).expect("a layer");
         assert_eq!(layer.source, SOURCE);
-        assert!(!layer.table.keys().any(|k| k.starts_with("payload")), "Payload keys are not policy: {:?}", layer.table.keys().collect::<Vec<_>>());
+        assert!(
+            !layer.table.keys().any(|k| k.starts_with("payload")),
+            "Payload keys are not policy: {:?}",
+            layer.table.keys().collect::<Vec<_>>()
+        );
         let (c, p) = Config::load_with_policies(None, vec![layer]).unwrap();
-        assert_eq!((c.port, c.autostart, c.allow_user_sites, c.pki, c.user_ports), (48000, false, false, crate::config::PkiPolicy::Production, Some([48100, 48199])));
-        let sites: Vec<_> = c.sites.iter().map(|s| (s.origin.as_str(), s.mtls_endpoint.as_deref(), s.signed_token)).collect();
-        assert_eq!(sites, [("https://b.example", None, true), ("https://c.example", None, false), ("https://a.example", Some("https://cpx.a.example/login"), false)]);
-        assert!(p.describe().starts_with("managed policy profil de configuration fr.agentcpx.agent sets: "), "{}", p.describe());
+        assert_eq!(
+            (c.port, c.autostart, c.allow_user_sites, c.pki, c.user_ports),
+            (48000, false, false, crate::config::PkiPolicy::Production, Some([48100, 48199]))
+        );
+        let sites: Vec<_> =
+            c.sites.iter().map(|s| (s.origin.as_str(), s.mtls_endpoint.as_deref(), s.signed_token)).collect();
+        assert_eq!(
+            sites,
+            [
+                ("https://b.example", None, true),
+                ("https://c.example", None, false),
+                ("https://a.example", Some("https://cpx.a.example/login"), false)
+            ]
+        );
+        assert!(
+            p.describe().starts_with("managed policy profil de configuration fr.agentcpx.agent sets: "),
+            "{}",
+            p.describe()
+        );
     }
 
     #[test]
     fn allowed_origins_as_one_string_and_no_settings() {
-        let layer = layer_of(&[("allowed_origins".into(), s("https://a.example; https://b.example;"))]).unwrap();
+        let layer =
+            layer_of(&[("allowed_origins".into(), s("https://a.example; https://b.example;"))]).unwrap();
         let (c, _) = Config::load_with_policies(None, vec![layer]).unwrap();
-        assert_eq!(c.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(), ["https://a.example", "https://b.example"]);
-        assert!(layer_of(&[("PayloadVersion".into(), PlistValue::Integer(1))]).is_none(), "a profile without settings is no layer");
+        assert_eq!(
+            c.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(),
+            ["https://a.example", "https://b.example"]
+        );
+        assert!(
+            layer_of(&[("PayloadVersion".into(), PlistValue::Integer(1))]).is_none(),
+            "a profile without settings is no layer"
+        );
     }
 
     #[test]
     fn a_bad_value_is_reported_with_its_key_and_takes_its_safe_default() {
         let problems = |settings: &[(String, PlistValue)]| layer_of(settings).expect("a layer").problems;
-        let p = problems(&[("browser_policies".into(), PlistValue::Integer(2)), ("allow_user_sites".into(), PlistValue::Other("date".into()))]);
+        let p = problems(&[
+            ("browser_policies".into(), PlistValue::Integer(2)),
+            ("allow_user_sites".into(), PlistValue::Other("date".into())),
+        ]);
         assert!(p.iter().all(|p| p.source == SOURCE), "{p:?}");
         assert!(p.iter().any(|p| p.key == "browser_policies" && p.reason.contains("neither 0")), "{p:?}");
         let bad_site = site("https://m.example", false);
         let PlistValue::Dict(mut entries) = bad_site else { unreachable!() };
         entries.push(("server_roots".into(), PlistValue::Other("data".into())));
-        let layer = layer_of(&[("site".into(), PlistValue::Array(vec![PlistValue::Dict(entries), site("https://ok.example", false)]))]).unwrap();
-        assert!(layer.problems.iter().any(|p| p.key == "site" && p.reason.contains("site[0].server_roots") && p.site.as_deref() == Some("https://m.example")), "{:?}", layer.problems);
+        let layer = layer_of(&[(
+            "site".into(),
+            PlistValue::Array(vec![PlistValue::Dict(entries), site("https://ok.example", false)]),
+        )])
+        .unwrap();
+        assert!(
+            layer.problems.iter().any(|p| p.key == "site"
+                && p.reason.contains("site[0].server_roots")
+                && p.site.as_deref() == Some("https://m.example")),
+            "{:?}",
+            layer.problems
+        );
         let (c, _) = Config::load_with_policies(None, vec![layer]).unwrap();
-        assert_eq!(c.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(), ["https://ok.example"], "the malformed site is left out");
-        let (c, _) = Config::load_with_policies(None, vec![layer_of(&[("allow_user_sites".into(), PlistValue::Integer(7))]).unwrap()]).unwrap();
+        assert_eq!(
+            c.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(),
+            ["https://ok.example"],
+            "the malformed site is left out"
+        );
+        let (c, _) = Config::load_with_policies(
+            None,
+            vec![layer_of(&[("allow_user_sites".into(), PlistValue::Integer(7))]).unwrap()],
+        )
+        .unwrap();
         assert!(!c.allow_user_sites, "a malformed allow_user_sites is false, never open");
-        assert!(problems(&[("prot".into(), PlistValue::Integer(1))]).iter().any(|p| p.key == "prot"), "an unknown key is reported");
-        assert!(problems(&[("port".into(), s("47413"))]).iter().any(|p| p.key == "port"), "a wrong type is reported");
+        assert!(
+            problems(&[("prot".into(), PlistValue::Integer(1))]).iter().any(|p| p.key == "prot"),
+            "an unknown key is reported"
+        );
+        assert!(
+            problems(&[("port".into(), s("47413"))]).iter().any(|p| p.key == "port"),
+            "a wrong type is reported"
+        );
     }
 
     #[test]
@@ -274,11 +364,27 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("cpx-macpolicy-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("policy.toml");
-        std::fs::write(&file, "port = 2000\nbusy_wait_seconds = 6\n[[site]]\norigin = \"https://f.example\"\n").unwrap();
-        let profile = layer_of(&[("port".into(), PlistValue::Integer(3000)), ("site".into(), PlistValue::Array(vec![site("https://m.example", false)]))]).unwrap();
-        let (c, p) = Config::load_with_policies(None, vec![profile, PolicyLayer::from_file(&file).unwrap()]).unwrap();
+        std::fs::write(
+            &file,
+            "port = 2000\nbusy_wait_seconds = 6\n[[site]]\norigin = \"https://f.example\"\n",
+        )
+        .unwrap();
+        let profile = layer_of(&[
+            ("port".into(), PlistValue::Integer(3000)),
+            ("site".into(), PlistValue::Array(vec![site("https://m.example", false)])),
+        ])
+        .unwrap();
+        let (c, p) =
+            Config::load_with_policies(None, vec![profile, PolicyLayer::from_file(&file).unwrap()]).unwrap();
         assert_eq!((c.port, c.busy_wait_seconds), (3000, 6));
-        assert_eq!(c.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(), ["https://m.example", "https://f.example"]);
-        assert!(p.describe().starts_with(&format!("managed policy {SOURCE} sets: port, site; managed policy ")), "{}", p.describe());
+        assert_eq!(
+            c.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(),
+            ["https://m.example", "https://f.example"]
+        );
+        assert!(
+            p.describe().starts_with(&format!("managed policy {SOURCE} sets: port, site; managed policy ")),
+            "{}",
+            p.describe()
+        );
     }
 }

@@ -43,7 +43,13 @@ pub struct RegKey {
 
 fn bad(source: &str, name: &str, reason: impl std::fmt::Display, site: Option<String>) -> PolicyProblem {
     let key = name.split('\\').next().unwrap_or(name).to_owned();
-    PolicyProblem { source: source.to_owned(), instead: crate::policy_keys::instead(&key), key, reason: format!(r"{name}: {reason}"), site }
+    PolicyProblem {
+        source: source.to_owned(),
+        instead: crate::policy_keys::instead(&key),
+        key,
+        reason: format!(r"{name}: {reason}"),
+        site,
+    }
 }
 
 /// The values of `key` in the policy file's form; a value that cannot be mapped is left out and reported.
@@ -68,21 +74,38 @@ fn values(key: &RegKey, source: &str, problems: &mut Vec<PolicyProblem>) -> toml
                 }
             },
             // A list in one REG_SZ, as an MSI property writes it: entries separated by `;`.
-            RegData::Text(t) if crate::policy_keys::TEXT_LISTS.contains(&name.as_str()) => crate::policy_keys::split_list(t),
+            RegData::Text(t) if crate::policy_keys::TEXT_LISTS.contains(&name.as_str()) => {
+                crate::policy_keys::split_list(t)
+            }
             // Numbers in one REG_SZ: `first;last` (or `first-last`).
             RegData::Text(t) if NUMBER_LISTS.contains(&name.as_str()) => {
-                let numbers: Result<Vec<_>, _> = t.split([';', '-']).map(str::trim).filter(|e| !e.is_empty()).map(|e| e.parse::<i64>().map(toml::Value::Integer)).collect();
+                let numbers: Result<Vec<_>, _> = t
+                    .split([';', '-'])
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty())
+                    .map(|e| e.parse::<i64>().map(toml::Value::Integer))
+                    .collect();
                 match numbers {
                     Ok(n) => toml::Value::Array(n),
                     Err(_) => {
-                        problems.push(bad(source, &name, format!("{t:?} is not numbers separated by `;`"), None));
+                        problems.push(bad(
+                            source,
+                            &name,
+                            format!("{t:?} is not numbers separated by `;`"),
+                            None,
+                        ));
                         continue;
                     }
                 }
             }
             RegData::Text(t) => toml::Value::String(t.clone()),
             RegData::Other(kind) => {
-                problems.push(bad(source, &name, format!("registry type {kind} is neither REG_DWORD nor REG_SZ"), None));
+                problems.push(bad(
+                    source,
+                    &name,
+                    format!("registry type {kind} is neither REG_DWORD nor REG_SZ"),
+                    None,
+                ));
                 continue;
             }
         };
@@ -94,7 +117,9 @@ fn values(key: &RegKey, source: &str, problems: &mut Vec<PolicyProblem>) -> toml
 /// Subkey names in order: numbers numerically, then the others by name.
 fn ordered(subkeys: &[(String, RegKey)]) -> Vec<&(String, RegKey)> {
     let mut sorted: Vec<_> = subkeys.iter().collect();
-    sorted.sort_by_key(|(name, _)| (name.parse::<u64>().map_or(1, |_| 0), name.parse::<u64>().unwrap_or(0), name.to_ascii_lowercase()));
+    sorted.sort_by_key(|(name, _)| {
+        (name.parse::<u64>().map_or(1, |_| 0), name.parse::<u64>().unwrap_or(0), name.to_ascii_lowercase())
+    });
     sorted
 }
 
@@ -109,7 +134,12 @@ pub fn to_table(key: &RegKey, source: &str) -> (toml::Table, Vec<PolicyProblem>)
         let at = format!(r"{source}\{name}");
         let value = if lower == "site" {
             if !sub.values.is_empty() {
-                problems.push(bad(source, name, "sites are subkeys of site (site\\1, site\\2…), not values: those values are ignored", None));
+                problems.push(bad(
+                    source,
+                    name,
+                    "sites are subkeys of site (site\\1, site\\2…), not values: those values are ignored",
+                    None,
+                ));
             }
             let mut sites = Vec::new();
             for (n, s) in ordered(&sub.subkeys) {
@@ -118,15 +148,26 @@ pub fn to_table(key: &RegKey, source: &str) -> (toml::Table, Vec<PolicyProblem>)
                 if site_problems.is_empty() {
                     sites.push(toml::Value::Table(site));
                 } else {
-                    let origin = site.get("origin").and_then(|o| o.as_str()).and_then(crate::config::normalise_origin);
-                    problems.extend(site_problems.into_iter().map(|p| PolicyProblem { key: "site".into(), site: origin.clone(), instead: "this entry is left out (its site is not allowed)".into(), ..p }));
+                    let origin =
+                        site.get("origin").and_then(|o| o.as_str()).and_then(crate::config::normalise_origin);
+                    problems.extend(site_problems.into_iter().map(|p| PolicyProblem {
+                        key: "site".into(),
+                        site: origin.clone(),
+                        instead: "this entry is left out (its site is not allowed)".into(),
+                        ..p
+                    }));
                 }
             }
             toml::Value::Array(sites)
         } else {
             let (sub_table, sub_problems) = to_table(sub, &at);
             if !sub_problems.is_empty() {
-                problems.push(bad(source, &lower, sub_problems.iter().map(|p| p.reason.as_str()).collect::<Vec<_>>().join("; "), None));
+                problems.push(bad(
+                    source,
+                    &lower,
+                    sub_problems.iter().map(|p| p.reason.as_str()).collect::<Vec<_>>().join("; "),
+                    None,
+                ));
                 continue;
             }
             toml::Value::Table(sub_table)
@@ -142,7 +183,9 @@ pub fn layers() -> Result<Vec<PolicyLayer>, ConfigError> {
     #[cfg(windows)]
     {
         let mut layers = Vec::new();
-        for (hive, name) in [(winreg::enums::HKEY_LOCAL_MACHINE, "HKLM"), (winreg::enums::HKEY_CURRENT_USER, "HKCU")] {
+        for (hive, name) in
+            [(winreg::enums::HKEY_LOCAL_MACHINE, "HKLM"), (winreg::enums::HKEY_CURRENT_USER, "HKCU")]
+        {
             let source = format!(r"{name}\{KEY}");
             match win::read(hive, KEY) {
                 Ok(Some(key)) => {
@@ -206,60 +249,161 @@ mod tests {
     }
 
     fn site(origin: &str, signed: u64) -> RegKey {
-        RegKey { values: vec![("origin".into(), text(origin)), ("signed_token".into(), RegData::Number(signed))], subkeys: vec![] }
+        RegKey {
+            values: vec![("origin".into(), text(origin)), ("signed_token".into(), RegData::Number(signed))],
+            subkeys: vec![],
+        }
     }
 
     #[test]
     fn registry_values_map_onto_the_policy_file_form() {
         let key = RegKey {
-            values: vec![("Port".into(), RegData::Number(48000)), ("autostart".into(), RegData::Number(0)), ("pki".into(), text("production"))],
-            subkeys: vec![("site".into(), RegKey { values: vec![], subkeys: vec![("10".into(), site("https://c.example", 0)), ("2".into(), site("https://b.example", 1))] })],
+            values: vec![
+                ("Port".into(), RegData::Number(48000)),
+                ("autostart".into(), RegData::Number(0)),
+                ("pki".into(), text("production")),
+            ],
+            subkeys: vec![(
+                "site".into(),
+                RegKey {
+                    values: vec![],
+                    subkeys: vec![
+                        ("10".into(), site("https://c.example", 0)),
+                        ("2".into(), site("https://b.example", 1)),
+                    ],
+                },
+            )],
         };
         let (table, problems) = to_table(&key, r"HKLM\X");
         assert_eq!(problems, []);
         let config: Config = toml::Value::Table(table).try_into().unwrap();
-        assert_eq!((config.port, config.autostart, config.pki), (48000, false, crate::config::PkiPolicy::Production));
-        assert_eq!(config.sites.iter().map(|s| (s.origin.as_str(), s.signed_token)).collect::<Vec<_>>(), [("https://b.example", true), ("https://c.example", false)], "site\\2 before site\\10");
+        assert_eq!(
+            (config.port, config.autostart, config.pki),
+            (48000, false, crate::config::PkiPolicy::Production)
+        );
+        assert_eq!(
+            config.sites.iter().map(|s| (s.origin.as_str(), s.signed_token)).collect::<Vec<_>>(),
+            [("https://b.example", true), ("https://c.example", false)],
+            "site\\2 before site\\10"
+        );
     }
 
     #[test]
     fn allowed_origins_in_one_value_become_sites_after_the_full_ones() {
         let key = RegKey {
-            values: vec![("ALLOWED_ORIGINS".into(), text("https://a.example https://cpx.a.example/login; https://b.example;")), ("allow_user_sites".into(), RegData::Number(0))],
-            subkeys: vec![("site".into(), RegKey { values: vec![], subkeys: vec![("1".into(), site("https://B.example", 1))] })],
+            values: vec![
+                (
+                    "ALLOWED_ORIGINS".into(),
+                    text("https://a.example https://cpx.a.example/login; https://b.example;"),
+                ),
+                ("allow_user_sites".into(), RegData::Number(0)),
+            ],
+            subkeys: vec![(
+                "site".into(),
+                RegKey { values: vec![], subkeys: vec![("1".into(), site("https://B.example", 1))] },
+            )],
         };
         let layer = PolicyLayer::from_table("HKLM".into(), to_table(&key, "HKLM").0).unwrap();
         let (c, _) = Config::load_with_policies(None, vec![layer]).unwrap();
-        let sites: Vec<_> = c.sites.iter().map(|s| (s.origin.as_str(), s.mtls_endpoint.as_deref(), s.signed_token)).collect();
-        assert_eq!(sites, [("https://b.example", None, true), ("https://a.example", Some("https://cpx.a.example/login"), false)], "the full site entry wins");
+        let sites: Vec<_> =
+            c.sites.iter().map(|s| (s.origin.as_str(), s.mtls_endpoint.as_deref(), s.signed_token)).collect();
+        assert_eq!(
+            sites,
+            [
+                ("https://b.example", None, true),
+                ("https://a.example", Some("https://cpx.a.example/login"), false)
+            ],
+            "the full site entry wins"
+        );
         assert!(!c.allow_user_sites);
-        let bad = RegKey { values: vec![("allowed_origins".into(), text("https://a.example x y; https://b.example"))], subkeys: vec![] };
+        let bad = RegKey {
+            values: vec![("allowed_origins".into(), text("https://a.example x y; https://b.example"))],
+            subkeys: vec![],
+        };
         let layer = PolicyLayer::from_table("HKLM".into(), to_table(&bad, "HKLM").0).unwrap();
         let (c, p) = Config::load_with_policies(None, vec![layer]).unwrap();
-        assert_eq!(c.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(), ["https://b.example"], "the malformed entry alone is left out");
-        assert!(p.problems[0].reason.contains("is not `origin` or `origin mtls_endpoint`") && p.problems[0].key == "allowed_origins", "{:?}", p.problems);
+        assert_eq!(
+            c.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(),
+            ["https://b.example"],
+            "the malformed entry alone is left out"
+        );
+        assert!(
+            p.problems[0].reason.contains("is not `origin` or `origin mtls_endpoint`")
+                && p.problems[0].key == "allowed_origins",
+            "{:?}",
+            p.problems
+        );
     }
 
     #[test]
     fn a_bad_value_is_reported_and_its_key_gets_its_safe_default() {
         let key = RegKey {
-            values: vec![("allow_user_sites".into(), RegData::Number(2)), ("port".into(), RegData::Other(3)), ("prot".into(), RegData::Number(1)), ("pki".into(), text("prod")), ("user_ports".into(), text("47500-47599"))],
+            values: vec![
+                ("allow_user_sites".into(), RegData::Number(2)),
+                ("port".into(), RegData::Other(3)),
+                ("prot".into(), RegData::Number(1)),
+                ("pki".into(), text("prod")),
+                ("user_ports".into(), text("47500-47599")),
+            ],
             subkeys: vec![
-                ("site".into(), RegKey { values: vec![], subkeys: vec![("1".into(), site("https://ok.example", 1)), ("2".into(), site("https://bad.example", 7))] }),
-                ("PIN_PROMPT".into(), RegKey { values: vec![("kind".into(), text("pinentry")), ("program".into(), RegData::Other(7))], subkeys: vec![] }),
+                (
+                    "site".into(),
+                    RegKey {
+                        values: vec![],
+                        subkeys: vec![
+                            ("1".into(), site("https://ok.example", 1)),
+                            ("2".into(), site("https://bad.example", 7)),
+                        ],
+                    },
+                ),
+                (
+                    "PIN_PROMPT".into(),
+                    RegKey {
+                        values: vec![
+                            ("kind".into(), text("pinentry")),
+                            ("program".into(), RegData::Other(7)),
+                        ],
+                        subkeys: vec![],
+                    },
+                ),
             ],
         };
         let (table, problems) = to_table(&key, r"HKLM\X");
-        assert!(problems.iter().any(|p| p.key == "pin_prompt" && p.reason.contains("program")), "{problems:?}");
-        assert!(problems.iter().any(|p| p.key == "allow_user_sites" && p.reason.contains(r"allow_user_sites: 2 is neither 0")), "{problems:?}");
-        assert!(problems.iter().any(|p| p.key == "port" && p.reason.contains("registry type 3")), "{problems:?}");
-        assert!(problems.iter().any(|p| p.key == "site" && p.site.as_deref() == Some("https://bad.example")), "{problems:?}");
+        assert!(
+            problems.iter().any(|p| p.key == "pin_prompt" && p.reason.contains("program")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(
+                |p| p.key == "allow_user_sites" && p.reason.contains(r"allow_user_sites: 2 is neither 0")
+            ),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.key == "port" && p.reason.contains("registry type 3")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.key == "site" && p.site.as_deref() == Some("https://bad.example")),
+            "{problems:?}"
+        );
         let layer = PolicyLayer::checked(r"HKLM\X".into(), table, problems);
         let (c, p) = Config::load_with_policies(None, vec![layer]).unwrap();
         assert!(!c.allow_user_sites, "a malformed allow_user_sites is false");
-        assert_eq!((c.port, c.pki, c.user_ports), (crate::config::DEFAULT_PORT, crate::config::PkiPolicy::Production, Some([47500, 47599])));
-        assert_eq!(c.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(), ["https://ok.example"], "the site with a bad value is not allowed");
-        assert_eq!(c.pin_prompt, crate::config::PinPromptConfig::Terminal, "a malformed pin_prompt is the terminal");
+        assert_eq!(
+            (c.port, c.pki, c.user_ports),
+            (crate::config::DEFAULT_PORT, crate::config::PkiPolicy::Production, Some([47500, 47599]))
+        );
+        assert_eq!(
+            c.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(),
+            ["https://ok.example"],
+            "the site with a bad value is not allowed"
+        );
+        assert_eq!(
+            c.pin_prompt,
+            crate::config::PinPromptConfig::Terminal,
+            "a malformed pin_prompt is the terminal"
+        );
         let keys: Vec<&str> = p.problems.iter().map(|p| p.key.as_str()).collect();
         for key in ["allow_user_sites", "port", "site", "prot", "pki"] {
             assert!(keys.contains(&key), "{key} reported: {keys:?}");
@@ -272,20 +416,62 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("cpx-regpolicy-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (user, file) = (dir.join("user.toml"), dir.join("policy.toml"));
-        std::fs::write(&user, "port = 1000\nlog_level = \"debug\"\nbusy_wait_seconds = 5\nautostart = true\n").unwrap();
+        std::fs::write(
+            &user,
+            "port = 1000\nlog_level = \"debug\"\nbusy_wait_seconds = 5\nautostart = true\n",
+        )
+        .unwrap();
         std::fs::write(&file, "port = 2000\nbusy_wait_seconds = 6\n").unwrap();
-        let layer = |source: &str, key: RegKey| PolicyLayer::from_table(source.into(), to_table(&key, source).0).unwrap();
-        let hklm = layer("HKLM", RegKey { values: vec![("port".into(), RegData::Number(3000))], subkeys: vec![("site".into(), RegKey { values: vec![], subkeys: vec![("1".into(), site("https://m.example", 0))] })] });
-        let hkcu = layer("HKCU", RegKey { values: vec![("port".into(), RegData::Number(4000)), ("autostart".into(), RegData::Number(0))], subkeys: vec![("site".into(), RegKey { values: vec![], subkeys: vec![("1".into(), site("https://u.example", 0)), ("2".into(), site("https://M.example", 1))] })] });
-        let (c, p) = Config::load_with_policies(Some(&user), vec![hklm, hkcu, PolicyLayer::from_file(&file).unwrap()]).unwrap();
+        let layer = |source: &str, key: RegKey| {
+            PolicyLayer::from_table(source.into(), to_table(&key, source).0).unwrap()
+        };
+        let hklm = layer(
+            "HKLM",
+            RegKey {
+                values: vec![("port".into(), RegData::Number(3000))],
+                subkeys: vec![(
+                    "site".into(),
+                    RegKey { values: vec![], subkeys: vec![("1".into(), site("https://m.example", 0))] },
+                )],
+            },
+        );
+        let hkcu = layer(
+            "HKCU",
+            RegKey {
+                values: vec![
+                    ("port".into(), RegData::Number(4000)),
+                    ("autostart".into(), RegData::Number(0)),
+                ],
+                subkeys: vec![(
+                    "site".into(),
+                    RegKey {
+                        values: vec![],
+                        subkeys: vec![
+                            ("1".into(), site("https://u.example", 0)),
+                            ("2".into(), site("https://M.example", 1)),
+                        ],
+                    },
+                )],
+            },
+        );
+        let (c, p) =
+            Config::load_with_policies(Some(&user), vec![hklm, hkcu, PolicyLayer::from_file(&file).unwrap()])
+                .unwrap();
         assert_eq!(c.port, 3000, "HKLM wins");
         assert!(!c.autostart, "HKCU wins over the user's file");
         assert_eq!(c.busy_wait_seconds, 6, "the policy file wins over the user's file");
         assert_eq!(c.log_level.as_deref(), Some("debug"), "the user's file fills the rest");
         let sites: Vec<_> = c.sites.iter().map(|s| (s.origin.as_str(), s.signed_token)).collect();
-        assert_eq!(sites, [("https://m.example", false), ("https://u.example", false)], "the machine's version of a site wins");
+        assert_eq!(
+            sites,
+            [("https://m.example", false), ("https://u.example", false)],
+            "the machine's version of a site wins"
+        );
         let said = p.describe();
         assert!(said.starts_with("managed policy HKLM sets: port, site; managed policy HKCU sets: autostart, site; managed policy "), "{said}");
-        assert!(said.contains("sets: busy_wait_seconds; user file") && said.contains("sets: log_level; the rest"), "{said}");
+        assert!(
+            said.contains("sets: busy_wait_seconds; user file") && said.contains("sets: log_level; the rest"),
+            "{said}"
+        );
     }
 }

@@ -35,7 +35,9 @@ pub fn gather_with(opts: &Options, cache: &CertCache, include: Include) -> Strin
     let mut identities = Vec::new();
     let scan_options = ScanOptions { timeout: opts.timeout, with_pin: false, reader: opts.reader.clone() };
     if let Ok(ctx) = cpx_pcsc::Context::establish() {
-        for card in scan::scan(&ctx, cache, &scan_options).unwrap_or_default().iter().filter_map(|r| r.card.as_ref()) {
+        for card in
+            scan::scan(&ctx, cache, &scan_options).unwrap_or_default().iter().filter_map(|r| r.card.as_ref())
+        {
             let id = &card.identity;
             identities.extend([id.national_id.clone(), id.nom.clone(), id.prenom.clone(), id.display_name()]);
         }
@@ -52,9 +54,17 @@ pub fn mask_origins(lines: &[String]) -> Vec<String> {
         .map(|line| {
             let mut out = String::with_capacity(line.len());
             let mut rest = line.as_str();
-            while let Some(at) = ["https://", "http://"].iter().filter_map(|scheme| rest.find(scheme).map(|i| (i, scheme.len()))).min() {
+            while let Some(at) = ["https://", "http://"]
+                .iter()
+                .filter_map(|scheme| rest.find(scheme).map(|i| (i, scheme.len())))
+                .min()
+            {
                 let (start, scheme_len) = at;
-                let authority = rest[start + scheme_len..].find(|c: char| !(c.is_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_' | '@' | '%'))).map_or(rest.len(), |n| start + scheme_len + n);
+                let authority = rest[start + scheme_len..]
+                    .find(|c: char| {
+                        !(c.is_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_' | '@' | '%'))
+                    })
+                    .map_or(rest.len(), |n| start + scheme_len + n);
                 out.push_str(&rest[..start]);
                 let origin = &rest[start..authority];
                 if authority == start + scheme_len {
@@ -79,13 +89,20 @@ pub fn mask(s: &str) -> String {
     if n >= 8 && chars.iter().filter(|c| c.is_ascii_digit()).count() * 2 > n {
         return chars.iter().enumerate().map(|(i, c)| if i < 2 || i >= n - 2 { *c } else { '•' }).collect();
     }
-    s.split(' ').map(|w| w.chars().enumerate().map(|(i, c)| if i == 0 { c } else { '•' }).collect::<String>()).collect::<Vec<_>>().join(" ")
+    s.split(' ')
+        .map(|w| w.chars().enumerate().map(|(i, c)| if i == 0 { c } else { '•' }).collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// True for what looks like an identifiant national: 8 + 11 digits (RPPS) or 0 + 9 characters (ADELI).
 fn national_id_like(token: &str) -> bool {
     let digits = token.bytes().filter(u8::is_ascii_digit).count();
-    (token.len() == 12 && token.starts_with('8') && digits == 12) || (token.len() == 10 && token.starts_with('0') && digits >= 7 && token.bytes().all(|b| b.is_ascii_alphanumeric()))
+    (token.len() == 12 && token.starts_with('8') && digits == 12)
+        || (token.len() == 10
+            && token.starts_with('0')
+            && digits >= 7
+            && token.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// Masks the known identities (national ids, names) and anything shaped like a national id.
@@ -130,18 +147,37 @@ fn identities_in_log(line: &str, into: &mut Vec<String>) {
 
 fn os() -> Value {
     let release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    let pretty = release.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=")).map(|v| v.trim_matches('"').to_owned());
+    let pretty =
+        release.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=")).map(|v| v.trim_matches('"').to_owned());
     json!({"family": std::env::consts::OS, "arch": std::env::consts::ARCH, "release": pretty})
 }
 
 /// The report. `identities` are the names and national ids of the cards present (from a scan); the
 /// sites in the log lines are masked.
-pub fn build(checks: &[Check], config_source: &str, identities: Vec<String>, log_lines: Vec<String>, include_identity: bool) -> String {
-    build_with(checks, config_source, identities, log_lines, Include { identity: include_identity, origins: false })
+pub fn build(
+    checks: &[Check],
+    config_source: &str,
+    identities: Vec<String>,
+    log_lines: Vec<String>,
+    include_identity: bool,
+) -> String {
+    build_with(
+        checks,
+        config_source,
+        identities,
+        log_lines,
+        Include { identity: include_identity, origins: false },
+    )
 }
 
 /// The report, keeping what `include` says.
-pub fn build_with(checks: &[Check], config_source: &str, mut identities: Vec<String>, log_lines: Vec<String>, include: Include) -> String {
+pub fn build_with(
+    checks: &[Check],
+    config_source: &str,
+    mut identities: Vec<String>,
+    log_lines: Vec<String>,
+    include: Include,
+) -> String {
     let include_identity = include.identity;
     let log_lines = if include.origins { log_lines } else { mask_origins(&log_lines) };
     let report = json!({
@@ -171,8 +207,17 @@ mod tests {
 
     #[test]
     fn masks_known_and_shaped_identities() {
-        let t = redact("JEAN DUPONT (899700123456), ADELI 0751012345, port 47413, serial 992138450", &["DUPONT".into(), "JEAN".into()]);
-        assert!(!t.contains("DUPONT") && !t.contains("JEAN") && !t.contains("899700123456") && !t.contains("0751012345"), "{t}");
+        let t = redact(
+            "JEAN DUPONT (899700123456), ADELI 0751012345, port 47413, serial 992138450",
+            &["DUPONT".into(), "JEAN".into()],
+        );
+        assert!(
+            !t.contains("DUPONT")
+                && !t.contains("JEAN")
+                && !t.contains("899700123456")
+                && !t.contains("0751012345"),
+            "{t}"
+        );
         assert!(t.contains("47413") && t.contains("992138450"), "other numbers stay: {t}");
         assert_eq!(mask("899700123456"), "89••••••••56");
         assert_eq!(mask("JEAN DUPONT"), "J••• D•••••");
@@ -180,7 +225,8 @@ mod tests {
 
     #[test]
     fn names_from_log_lines_are_masked_too() {
-        let line = r#"{"fields":{"message":"card chosen","holder":"CLAIRE MARTIN","national_id":"899700234567"}}"#;
+        let line =
+            r#"{"fields":{"message":"card chosen","holder":"CLAIRE MARTIN","national_id":"899700234567"}}"#;
         let out = build(&[], "test", vec![], vec![line.to_owned()], false);
         assert!(!out.contains("MARTIN") && !out.contains("CLAIRE") && !out.contains("899700234567"), "{out}");
         let kept = build(&[], "test", vec![], vec![line.to_owned()], true);
@@ -198,11 +244,20 @@ mod tests {
         for site in ["cabinet.example.fr", "CABINET", "autre-site.example", "10.0.0.1"] {
             assert!(!masked.contains(site), "{site} in the report: {masked}");
         }
-        assert!(masked.contains("[site 1]") && masked.contains("[site 2]") && masked.contains("[site 3]/x"), "{masked}");
+        assert!(
+            masked.contains("[site 1]") && masked.contains("[site 2]") && masked.contains("[site 3]/x"),
+            "{masked}"
+        );
         assert!(!masked.contains("[site 4]"), "one number per site: {masked}");
         assert!(masked.contains("\"origins_included\": false"));
         let kept = build_with(&[], "test", vec![], lines, Include { identity: false, origins: true });
-        assert!(kept.contains("https://cabinet.example.fr:8443") && kept.contains("https://autre-site.example"), "{kept}");
-        assert_eq!(mask_origins(&["no site, just https:// and text".to_owned()]), vec!["no site, just https:// and text".to_owned()]);
+        assert!(
+            kept.contains("https://cabinet.example.fr:8443") && kept.contains("https://autre-site.example"),
+            "{kept}"
+        );
+        assert_eq!(
+            mask_origins(&["no site, just https:// and text".to_owned()]),
+            vec!["no site, just https:// and text".to_owned()]
+        );
     }
 }

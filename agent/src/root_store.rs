@@ -7,8 +7,11 @@
 #![cfg(windows)]
 
 use windows_sys::Win32::Security::Cryptography::{
-    CertAddEncodedCertificateToStore, CertCloseStore, CertDeleteCertificateFromStore, CertDuplicateCertificateContext, CertEnumCertificatesInStore, CertFreeCertificateContext, CertOpenStore, CERT_CONTEXT,
-    CERT_STORE_ADD_REPLACE_EXISTING, CERT_STORE_OPEN_EXISTING_FLAG, CERT_STORE_PROV_SYSTEM_REGISTRY_W, CERT_STORE_READONLY_FLAG, CERT_SYSTEM_STORE_LOCAL_MACHINE, HCERTSTORE, PKCS_7_ASN_ENCODING, X509_ASN_ENCODING,
+    CertAddEncodedCertificateToStore, CertCloseStore, CertDeleteCertificateFromStore,
+    CertDuplicateCertificateContext, CertEnumCertificatesInStore, CertFreeCertificateContext, CertOpenStore,
+    CERT_CONTEXT, CERT_STORE_ADD_REPLACE_EXISTING, CERT_STORE_OPEN_EXISTING_FLAG,
+    CERT_STORE_PROV_SYSTEM_REGISTRY_W, CERT_STORE_READONLY_FLAG, CERT_SYSTEM_STORE_LOCAL_MACHINE, HCERTSTORE,
+    PKCS_7_ASN_ENCODING, X509_ASN_ENCODING,
 };
 
 /// What failed, with the system's error.
@@ -27,7 +30,9 @@ pub enum RootStoreError {
 /// The DER of the first certificate of a PEM text.
 pub fn der_from_pem(pem: &[u8]) -> Result<Vec<u8>, RootStoreError> {
     use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::CertificateDer::from_pem_slice(pem).map(|c| c.to_vec()).map_err(|e| RootStoreError::Pem(format!("{e:?}")))
+    rustls::pki_types::CertificateDer::from_pem_slice(pem)
+        .map(|c| c.to_vec())
+        .map_err(|e| RootStoreError::Pem(format!("{e:?}")))
 }
 
 /// The open store, closed on drop.
@@ -39,9 +44,12 @@ impl Store {
     /// enterprise stores: what the installer adds is what it removes.
     fn open(write: bool) -> Result<Self, RootStoreError> {
         let name: Vec<u16> = "Root\0".encode_utf16().collect();
-        let flags = CERT_SYSTEM_STORE_LOCAL_MACHINE | CERT_STORE_OPEN_EXISTING_FLAG | if write { 0 } else { CERT_STORE_READONLY_FLAG };
+        let flags = CERT_SYSTEM_STORE_LOCAL_MACHINE
+            | CERT_STORE_OPEN_EXISTING_FLAG
+            | if write { 0 } else { CERT_STORE_READONLY_FLAG };
         // SAFETY: a system store by name (a NUL-terminated UTF-16 string that outlives the call).
-        let handle = unsafe { CertOpenStore(CERT_STORE_PROV_SYSTEM_REGISTRY_W, 0, 0, flags, name.as_ptr().cast()) };
+        let handle =
+            unsafe { CertOpenStore(CERT_STORE_PROV_SYSTEM_REGISTRY_W, 0, 0, flags, name.as_ptr().cast()) };
         if handle.is_null() {
             return Err(RootStoreError::Open { write, source: std::io::Error::last_os_error() });
         }
@@ -58,7 +66,8 @@ impl Store {
                 return None;
             }
             // SAFETY: a context from the store; its encoded bytes live as long as the context.
-            let encoded = unsafe { std::slice::from_raw_parts((*ctx).pbCertEncoded, (*ctx).cbCertEncoded as usize) };
+            let encoded =
+                unsafe { std::slice::from_raw_parts((*ctx).pbCertEncoded, (*ctx).cbCertEncoded as usize) };
             if encoded == der {
                 // SAFETY: a second reference for the caller, then the enumeration's one is freed.
                 let found = unsafe { CertDuplicateCertificateContext(ctx) };
@@ -85,9 +94,19 @@ pub fn contains(der: &[u8]) -> Result<bool, RootStoreError> {
 /// Adds the certificate `der` to the machine Root store (replacing the same certificate if there).
 pub fn add(der: &[u8]) -> Result<(), RootStoreError> {
     let store = Store::open(true)?;
-    let len = u32::try_from(der.len()).map_err(|_| RootStoreError::Add(std::io::Error::from(std::io::ErrorKind::InvalidInput)))?;
+    let len = u32::try_from(der.len())
+        .map_err(|_| RootStoreError::Add(std::io::Error::from(std::io::ErrorKind::InvalidInput)))?;
     // SAFETY: `der` is read during the call only; no context is asked back.
-    let ok = unsafe { CertAddEncodedCertificateToStore(store.0, X509_ASN_ENCODING | PKCS_7_ASN_ENCODING, der.as_ptr(), len, CERT_STORE_ADD_REPLACE_EXISTING, std::ptr::null_mut()) };
+    let ok = unsafe {
+        CertAddEncodedCertificateToStore(
+            store.0,
+            X509_ASN_ENCODING | PKCS_7_ASN_ENCODING,
+            der.as_ptr(),
+            len,
+            CERT_STORE_ADD_REPLACE_EXISTING,
+            std::ptr::null_mut(),
+        )
+    };
     if ok == 0 {
         return Err(RootStoreError::Add(std::io::Error::last_os_error()));
     }
@@ -121,7 +140,9 @@ mod tests {
     #[test]
     fn add_find_remove_a_throwaway_ca() {
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(rcgen::DnType::CommonName, format!("Agent CPx root_store test {}", std::process::id()));
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("Agent CPx root_store test {}", std::process::id()));
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = params.self_signed(&key).unwrap();

@@ -42,7 +42,15 @@ pub struct ReaderReport {
 
 impl ReaderReport {
     fn new(reader: &ReaderInfo, state: SlotState) -> Self {
-        Self { reader: reader.name.clone(), state, codes: Vec::new(), atr: hex::encode_upper(&reader.atr), card: None, generation: None, detail: None }
+        Self {
+            reader: reader.name.clone(),
+            state,
+            codes: Vec::new(),
+            atr: hex::encode_upper(&reader.atr),
+            card: None,
+            generation: None,
+            detail: None,
+        }
     }
 
     /// The reader's line: the slot state in words, or for a CPx card that cannot be used, what its first
@@ -78,7 +86,12 @@ pub fn open_card(reader: &str, timeout: Duration, cache: &CertCache) -> Result<B
 /// Opens the CPx card in `reader`, whose ATR PC/SC reported as `atr`: the driver then picks the protocol
 /// the card needs (T=0 for a CPS4 that also offers T=1, see `cpx_card::atr::protocol_for`). Each call is a
 /// fresh connection, so a card swapped in the same reader is read as the new card.
-pub fn open_card_with_atr(reader: &str, atr: Option<&[u8]>, timeout: Duration, cache: &CertCache) -> Result<Box<dyn CpxCard>, CardError> {
+pub fn open_card_with_atr(
+    reader: &str,
+    atr: Option<&[u8]>,
+    timeout: Duration,
+    cache: &CertCache,
+) -> Result<Box<dyn CpxCard>, CardError> {
     let options = ConnectionOptions { timeout, exclusive: false };
     let protocol = atr.and_then(cpx_card::atr::protocol_for);
     let conn = match Connection::connect_with(reader, &options, protocol) {
@@ -96,13 +109,19 @@ pub fn failed_state(e: &CardError, code: Code) -> SlotState {
         Code::CardInUse => SlotState::CardInUse,
         Code::NoCard => SlotState::NoCard,
         // Named by its ATR or EF.SN.ICC, and it answered: its content is at fault, not its insertion.
-        _ if e.recognised().is_some() && !matches!(e.root(), CardError::Pcsc(_)) => SlotState::CardRecognisedUnusable,
+        _ if e.recognised().is_some() && !matches!(e.root(), CardError::Pcsc(_)) => {
+            SlotState::CardRecognisedUnusable
+        }
         _ => SlotState::CardNotRecognised,
     }
 }
 
 /// Scans the readers. A stopped PC/SC service is an error; no reader is an empty list.
-pub fn scan(ctx: &cpx_pcsc::Context, cache: &CertCache, options: &ScanOptions) -> Result<Vec<ReaderReport>, PcscError> {
+pub fn scan(
+    ctx: &cpx_pcsc::Context,
+    cache: &CertCache,
+    options: &ScanOptions,
+) -> Result<Vec<ReaderReport>, PcscError> {
     let mut readers = cpx_pcsc::list_readers(ctx)?;
     readers.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(readers
@@ -128,7 +147,9 @@ pub fn report(cache: &CertCache, reader: &ReaderInfo, options: &ScanOptions) -> 
                 // Named by the driver, or at least by the ATR table (a card that stopped answering).
                 out.generation = match e.recognised() {
                     Some(generation) => generation,
-                    None if code != Code::CardNotCpx => cpx_card::atr::recognise(&reader.atr).map(|entry| entry.generation),
+                    None if code != Code::CardNotCpx => {
+                        cpx_card::atr::recognise(&reader.atr).map(|entry| entry.generation)
+                    }
                     None => None,
                 };
                 out

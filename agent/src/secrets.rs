@@ -37,7 +37,9 @@ impl KeyringStore {
         keyring_core::set_default_store(zbus_secret_service_keyring_store::Store::new().map_err(no_keyring)?);
         // macOS and Windows: written to the stores' documented APIs, not built here (Linux only).
         #[cfg(target_os = "macos")]
-        keyring_core::set_default_store(apple_native_keyring_store::keychain::Store::new().map_err(no_keyring)?);
+        keyring_core::set_default_store(
+            apple_native_keyring_store::keychain::Store::new().map_err(no_keyring)?,
+        );
         #[cfg(windows)]
         keyring_core::set_default_store(windows_native_keyring_store::Store::new().map_err(no_keyring)?);
         #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]

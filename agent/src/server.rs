@@ -89,8 +89,11 @@ impl Agent {
 /// The TLS side of a loopback server: the loopback certificate, TLS 1.2/1.3, HTTP/1.1 only.
 pub fn tls_acceptor(identity: &LoopbackIdentity) -> std::io::Result<tokio_rustls::TlsAcceptor> {
     use rustls::pki_types::pem::PemObject;
-    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(identity.cert_pem.as_bytes()).collect::<Result<_, _>>().map_err(std::io::Error::other)?;
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(identity.key_pem.as_bytes()).map_err(std::io::Error::other)?;
+    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(identity.cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(std::io::Error::other)?;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(identity.key_pem.as_bytes())
+        .map_err(std::io::Error::other)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -113,7 +116,11 @@ pub fn peer_key(peer: &Peer, remote: std::net::SocketAddr) -> String {
 
 /// Serves for ever: accept errors are retried (see [`crate::limits`]); only the setup can fail (the
 /// certificate, or the agent's own user that cannot be known).
-pub async fn serve(agent: Arc<Agent>, identity: &LoopbackIdentity, listener: TcpListener) -> std::io::Result<()> {
+pub async fn serve(
+    agent: Arc<Agent>,
+    identity: &LoopbackIdentity,
+    listener: TcpListener,
+) -> std::io::Result<()> {
     let acceptor = tls_acceptor(identity)?;
     let me = Arc::new(crate::peer::current_user().map_err(std::io::Error::other)?);
     let gate = Gate::new(Limits::for_this_process());
@@ -138,12 +145,15 @@ pub async fn serve(agent: Arc<Agent>, identity: &LoopbackIdentity, listener: Tcp
             }
             peer
         };
-        let (acceptor, agent, me, limits) = (acceptor.clone(), agent.clone(), me.clone(), gate.limits.clone());
+        let (acceptor, agent, me, limits) =
+            (acceptor.clone(), agent.clone(), me.clone(), gate.limits.clone());
         tokio::spawn(async move {
             // Elsewhere the lookup walks the system's tables: on a blocking thread.
             #[cfg(not(target_os = "linux"))]
             let peer = {
-                let peer = tokio::task::spawn_blocking(move || crate::peer::classify(&me, local, remote)).await.unwrap_or_else(|e| Peer::Unknown(e.to_string()));
+                let peer = tokio::task::spawn_blocking(move || crate::peer::classify(&me, local, remote))
+                    .await
+                    .unwrap_or_else(|e| Peer::Unknown(e.to_string()));
                 if !slot.assign(peer_key(&peer, remote)) {
                     tracing::debug!(%remote, "connection closed at once: too many connections from this peer");
                     return;
@@ -159,7 +169,8 @@ pub async fn serve(agent: Arc<Agent>, identity: &LoopbackIdentity, listener: Tcp
             let mut first = [0u8; 1];
             match tokio::time::timeout(limits.handshake, tcp.peek(&mut first)).await {
                 Ok(Ok(1)) if first[0] != TLS_HANDSHAKE => {
-                    let service = hyper::service::service_fn(move |req| plain_hint(agent.clone(), peer.clone(), req));
+                    let service =
+                        hyper::service::service_fn(move |req| plain_hint(agent.clone(), peer.clone(), req));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .timer(hyper_util::rt::TokioTimer::new())
                         .header_read_timeout(header_read)
@@ -172,8 +183,11 @@ pub async fn serve(agent: Arc<Agent>, identity: &LoopbackIdentity, listener: Tcp
                 Ok(Ok(1)) => {}
                 _ => return,
             }
-            let Ok(Ok(stream)) = tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await else { return };
-            let service = hyper::service::service_fn(move |req| handle(agent.clone(), peer.clone(), body_read, req));
+            let Ok(Ok(stream)) = tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await else {
+                return;
+            };
+            let service =
+                hyper::service::service_fn(move |req| handle(agent.clone(), peer.clone(), body_read, req));
             // The header deadline also closes a keep-alive connection left idle (hyper starts it as soon
             // as it waits for the next request).
             let _ = hyper::server::conn::http1::Builder::new()
@@ -194,7 +208,11 @@ const TLS_HANDSHAKE: u8 = 0x16;
 /// (loopback HTTP is not mixed content for browsers): if this answers, the agent runs and the browser
 /// refused its certificate. Nothing else is served without TLS; the same user, Host and Origin checks as
 /// over HTTPS apply.
-async fn plain_hint(agent: Arc<Agent>, peer: Arc<Peer>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn plain_hint(
+    agent: Arc<Agent>,
+    peer: Arc<Peer>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let lang = lang_of(&req);
     let port = agent.config.port;
     let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -207,7 +225,12 @@ async fn plain_hint(agent: Arc<Agent>, peer: Arc<Peer>, req: Request<Incoming>) 
         let access = agent.access(origin.as_deref());
         match *req.method() {
             Method::OPTIONS => preflight(access.cors(), "GET"),
-            _ => error_response(&ApiError::new(Code::LoopbackNotTrusted, 426).detail(format!("plain HTTP: the agent answers on https://127.0.0.1:{port} only")), lang, access.cors()),
+            _ => error_response(
+                &ApiError::new(Code::LoopbackNotTrusted, 426)
+                    .detail(format!("plain HTTP: the agent answers on https://127.0.0.1:{port} only")),
+                lang,
+                access.cors(),
+            ),
         }
     };
     tracing::info!(method = %req.method(), path = %req.uri().path(), origin = origin.as_deref().unwrap_or(""), status = response.status().as_u16(), "plain HTTP request: TLS hint");
@@ -216,7 +239,11 @@ async fn plain_hint(agent: Arc<Agent>, peer: Arc<Peer>, req: Request<Incoming>) 
 
 pub(crate) fn lang_of<B>(req: &Request<B>) -> Lang {
     let accept = req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if accept.trim_start().to_ascii_lowercase().starts_with("en") { Lang::En } else { Lang::Fr }
+    if accept.trim_start().to_ascii_lowercase().starts_with("en") {
+        Lang::En
+    } else {
+        Lang::Fr
+    }
 }
 
 pub(crate) fn json_response(status: u16, body: &Value, cors: Option<&str>) -> Response<Full<Bytes>> {
@@ -237,7 +264,12 @@ pub(crate) fn error_response(e: &ApiError, lang: Lang, cors: Option<&str>) -> Re
     json_response(e.http, &e.to_json(lang), cors)
 }
 
-async fn handle(agent: Arc<Agent>, peer: Arc<Peer>, body_deadline: Duration, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    agent: Arc<Agent>,
+    peer: Arc<Peer>,
+    body_deadline: Duration,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let started = std::time::Instant::now();
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
@@ -246,11 +278,19 @@ async fn handle(agent: Arc<Agent>, peer: Arc<Peer>, body_deadline: Duration, req
         // Another user of the computer (shared workstation, terminal server): nothing, whatever it asks.
         Peer::OtherUser(user) => {
             tracing::warn!(%user, "request refused: the client belongs to another user of this computer");
-            error_response(&ApiError::new(Code::OtherUser, 403).detail(format!("client user {user}")), lang_of(&req), None)
+            error_response(
+                &ApiError::new(Code::OtherUser, 403).detail(format!("client user {user}")),
+                lang_of(&req),
+                None,
+            )
         }
         Peer::Unknown(why) => {
             tracing::warn!(%why, "request refused: the client's user cannot be known");
-            error_response(&ApiError::new(Code::OtherUser, 403).detail(format!("client user unknown: {why}")), lang_of(&req), None)
+            error_response(
+                &ApiError::new(Code::OtherUser, 403).detail(format!("client user unknown: {why}")),
+                lang_of(&req),
+                None,
+            )
         }
     };
     let status = response.status().as_u16();
@@ -406,7 +446,13 @@ async fn status(agent: &Agent, allowed: bool, cors: Option<&str>, lang: Lang) ->
     json_response(200, &body, cors)
 }
 
-async fn admit_login<B>(access: Access, token: bool, req: Request<B>, body_deadline: Duration, lang: Lang) -> Result<CardLogin, Response<Full<Bytes>>>
+async fn admit_login<B>(
+    access: Access,
+    token: bool,
+    req: Request<B>,
+    body_deadline: Duration,
+    lang: Lang,
+) -> Result<CardLogin, Response<Full<Bytes>>>
 where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -417,17 +463,27 @@ where
     };
     let cors = Some(origin.as_str());
     let fail = |e: ApiError| Err(error_response(&e, lang, cors));
-    let json_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+    let json_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
     if !json_type {
         return fail(ApiError::new(Code::BadRequest, 415).detail("Content-Type must be application/json"));
     }
     // A body announced and never sent must not hold the connection open.
-    let body = match tokio::time::timeout(body_deadline, Limited::new(req.into_body(), MAX_BODY).collect()).await {
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(_)) => return fail(ApiError::new(Code::BadRequest, 413).detail("body too large")),
-        Err(_) => return fail(ApiError::new(Code::BadRequest, 408).detail("request body not received in time")),
-    };
-    let challenge = match serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("challenge")?.as_str().map(str::to_owned)) {
+    let body =
+        match tokio::time::timeout(body_deadline, Limited::new(req.into_body(), MAX_BODY).collect()).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(_)) => return fail(ApiError::new(Code::BadRequest, 413).detail("body too large")),
+            Err(_) => {
+                return fail(ApiError::new(Code::BadRequest, 408).detail("request body not received in time"))
+            }
+        };
+    let challenge = match serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("challenge")?.as_str().map(str::to_owned))
+    {
         Some(c) => c,
         None => return fail(ApiError::new(Code::BadRequest, 400).detail("expected {\"challenge\": \"…\"}")),
     };
@@ -439,8 +495,15 @@ where
         _ => None,
     };
     match &site {
-        Some(site) if token && !site.signed_token => return fail(ApiError::new(Code::SiteNotConfigured, 403).detail("signed tokens are not enabled for this site")),
-        None if !token => return fail(ApiError::new(Code::SiteNotConfigured, 403).detail("the mTLS login needs the site in managed policy; this site may use the signed token (/v1/token)")),
+        Some(site) if token && !site.signed_token => {
+            return fail(
+                ApiError::new(Code::SiteNotConfigured, 403)
+                    .detail("signed tokens are not enabled for this site"),
+            )
+        }
+        None if !token => return fail(ApiError::new(Code::SiteNotConfigured, 403).detail(
+            "the mTLS login needs the site in managed policy; this site may use the signed token (/v1/token)",
+        )),
         _ => {}
     }
     Ok(CardLogin { access, origin, token, challenge, site, lang })
@@ -461,7 +524,9 @@ async fn login_request(agent: &Arc<Agent>, login: CardLogin) -> Response<Full<By
                 consent.ask(&asked_for, lang)?;
             }
             match &site {
-                Some(site) if !token => login::authenticate(cards, prompt.as_ref(), site, &asked_for, &challenge, lang),
+                Some(site) if !token => {
+                    login::authenticate(cards, prompt.as_ref(), site, &asked_for, &challenge, lang)
+                }
                 _ => login::signed_token(cards, prompt.as_ref(), &asked_for, &challenge, lang),
             }
         })

@@ -32,8 +32,15 @@ pub fn load_config(path: Option<PathBuf>) -> Result<(Config, String), String> {
     let policy = Some(policy_file.clone()).filter(|p| p.exists());
     let mut layers = crate::policy_registry::layers().map_err(|e| e.to_string())?;
     layers.extend(crate::policy_macos::layers().map_err(|e| e.to_string())?);
-    layers.extend(policy.as_deref().map(crate::config::PolicyLayer::from_file).transpose().map_err(|e| e.to_string())?);
-    let (mut config, mut provenance) = Config::load_with_policies(user.as_deref(), layers).map_err(|e| e.to_string())?;
+    layers.extend(
+        policy
+            .as_deref()
+            .map(crate::config::PolicyLayer::from_file)
+            .transpose()
+            .map_err(|e| e.to_string())?,
+    );
+    let (mut config, mut provenance) =
+        Config::load_with_policies(user.as_deref(), layers).map_err(|e| e.to_string())?;
     if crate::config::policy_env_ignored() {
         let ignored = crate::policy_keys::PolicyProblem {
             source: "CPX_AGENT_POLICY".into(),
@@ -58,7 +65,10 @@ pub fn data_dir(given: Option<PathBuf>, config: &Config) -> PathBuf {
 pub fn card_cache() -> CertCache {
     // Never relative (a relative folder would follow the current directory): CPX_AGENT_CACHE_DIR, else the
     // OS's folder (paths.rs ignores an empty or relative XDG_CACHE_HOME, as the XDG specification says).
-    let dir = std::env::var_os("CPX_AGENT_CACHE_DIR").map(PathBuf::from).filter(|d| d.is_absolute()).or_else(|| Some(crate::paths::current().cache_dir));
+    let dir = std::env::var_os("CPX_AGENT_CACHE_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute())
+        .or_else(|| Some(crate::paths::current().cache_dir));
     dir.filter(|d| d.is_absolute()).map_or_else(CertCache::memory, |d| CertCache::in_dir(d.join("cards")))
 }
 
@@ -104,7 +114,9 @@ pub fn loopback_identity(data_dir: &Path, store: &dyn SecretStore) -> Result<Loo
             return Ok(identity);
         }
         // A damaged machine identity: this user's own, which the browsers may not trust (`diagnose` says).
-        Some(Err(e)) => tracing::warn!(dir = %machine.display(), error = %e, "the machine's loopback identity cannot be read; using this user's own"),
+        Some(Err(e)) => {
+            tracing::warn!(dir = %machine.display(), error = %e, "the machine's loopback identity cannot be read; using this user's own")
+        }
         None => {}
     }
     localca::load_or_create(data_dir, store).map_err(|e| e.to_string())
@@ -112,12 +124,18 @@ pub fn loopback_identity(data_dir: &Path, store: &dyn SecretStore) -> Result<Loo
 
 /// The loopback socket of the agent.
 pub async fn bind(port: u16) -> Result<tokio::net::TcpListener, String> {
-    tokio::net::TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| format!("port {port} on 127.0.0.1: {e}"))
+    tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("port {port} on 127.0.0.1: {e}"))
 }
 
 /// On a shared computer: a loopback port of this user's own in `first..=last`, tried from a place
 /// derived from the user (the same port from one session to the next, most of the time) onwards.
-pub fn bind_user_port(first: u16, last: u16, user: &crate::peer::UserId) -> Result<std::net::TcpListener, String> {
+pub fn bind_user_port(
+    first: u16,
+    last: u16,
+    user: &crate::peer::UserId,
+) -> Result<std::net::TcpListener, String> {
     if first > last || first == 0 {
         return Err(format!("user_ports [{first}, {last}] is not a range of ports"));
     }
@@ -136,5 +154,8 @@ pub fn bind_user_port(first: u16, last: u16, user: &crate::peer::UserId) -> Resu
             Err(e) => last_error = Some(e),
         }
     }
-    Err(format!("no free port in {first}-{last} on 127.0.0.1: {}", last_error.map_or_else(String::new, |e| e.to_string())))
+    Err(format!(
+        "no free port in {first}-{last} on 127.0.0.1: {}",
+        last_error.map_or_else(String::new, |e| e.to_string())
+    ))
 }

@@ -37,10 +37,29 @@ fn agent() -> &'static Arc<Agent> {
     AGENT.get_or_init(|| {
         let mut config = Config { port: PORT, ..Config::default() };
         config.sites = vec![
-            Site { origin: "https://portail.example.fr".into(), mtls_endpoint: Some("https://portail.example.fr:8444/cpx/login".into()), server_roots: None, signed_token: true },
-            Site { origin: "https://mtls.example.fr:8443".into(), mtls_endpoint: Some("https://mtls.example.fr:8444/cpx/login".into()), server_roots: None, signed_token: false },
+            Site {
+                origin: "https://portail.example.fr".into(),
+                mtls_endpoint: Some("https://portail.example.fr:8444/cpx/login".into()),
+                server_roots: None,
+                signed_token: true,
+            },
+            Site {
+                origin: "https://mtls.example.fr:8443".into(),
+                mtls_endpoint: Some("https://mtls.example.fr:8444/cpx/login".into()),
+                server_roots: None,
+                signed_token: false,
+            },
         ];
-        Arc::new(Agent { config, cards: cpx_agent::card_service::CardService::new(cpx_card::CertCache::memory(), Duration::from_secs(1), Duration::from_secs(1)), prompt: Arc::new(NoPrompt), consent: None })
+        Arc::new(Agent {
+            config,
+            cards: cpx_agent::card_service::CardService::new(
+                cpx_card::CertCache::memory(),
+                Duration::from_secs(1),
+                Duration::from_secs(1),
+            ),
+            prompt: Arc::new(NoPrompt),
+            consent: None,
+        })
     })
 }
 
@@ -51,7 +70,9 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 
 async fn handle(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let agent = agent();
-    let header = |name: hyper::header::HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let header = |name: hyper::header::HeaderName| {
+        req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    };
     let host = header(hyper::header::HOST);
     let origin = header(hyper::header::ORIGIN);
     let host_ok = matches!(host.as_deref(), Some(h) if h == format!("127.0.0.1:{PORT}") || h == format!("localhost:{PORT}"));

@@ -34,14 +34,19 @@ pub fn dialog_view(window: WebviewWindow, shared: AppState<'_>) -> Result<Value,
 
 /// Hands `answer` to the login waiting on `window`, if it is the `kind` dialog on screen.
 fn reply(window: &WebviewWindow, shared: &Shared, kind: Window, answer: Answer) -> Result<(), String> {
-    if window_of(window) == Some(kind) && shared.dialogs.answer(window.label(), answer) { Ok(()) } else { Err("no request".into()) }
+    if window_of(window) == Some(kind) && shared.dialogs.answer(window.label(), answer) {
+        Ok(())
+    } else {
+        Err("no request".into())
+    }
 }
 
 /// The code porteur typed in the PIN dialog: four digits, or the dialog says so and stays open.
 #[tauri::command]
 pub fn pin_submit(window: WebviewWindow, shared: AppState<'_>, pin: String) -> Result<(), String> {
     let pin = Zeroizing::new(pin);
-    let pin = cpx_card::Pin::new(&pin).map_err(|_| cpx_agent::messages::Code::PinFormat.entry().message.get(shared.lang).to_owned())?;
+    let pin = cpx_card::Pin::new(&pin)
+        .map_err(|_| cpx_agent::messages::Code::PinFormat.entry().message.get(shared.lang).to_owned())?;
     reply(&window, &shared, Window::Pin, Answer::Pin(pin))
 }
 
@@ -142,7 +147,14 @@ pub fn about_view(shared: AppState<'_>) -> Value {
 }
 
 fn diagnose_options(shared: &Shared) -> diagnose::Options<'_> {
-    diagnose::Options { config: &shared.agent.config, config_source: shared.config_source.clone(), reader: None, origin: None, timeout: shared.card_timeout, data_dir: shared.data_dir.clone() }
+    diagnose::Options {
+        config: &shared.agent.config,
+        config_source: shared.config_source.clone(),
+        reader: None,
+        origin: None,
+        timeout: shared.card_timeout,
+        data_dir: shared.data_dir.clone(),
+    }
 }
 
 /// The checks of `cpx-agent diagnose`, in words.
@@ -176,9 +188,11 @@ pub async fn diagnostics_run(shared: AppState<'_>) -> Result<Value, String> {
 pub async fn diagnostics_copy(app: tauri::AppHandle, shared: AppState<'_>) -> Result<usize, String> {
     use tauri_plugin_clipboard_manager::ClipboardExt;
     let shared = Arc::clone(&shared);
-    let text = tauri::async_runtime::spawn_blocking(move || cpx_agent::report::gather(&diagnose_options(&shared), &shared.agent.cards.cache, false))
-        .await
-        .map_err(|e| e.to_string())?;
+    let text = tauri::async_runtime::spawn_blocking(move || {
+        cpx_agent::report::gather(&diagnose_options(&shared), &shared.agent.cards.cache, false)
+    })
+    .await
+    .map_err(|e| e.to_string())?;
     app.clipboard().write_text(text.clone()).map_err(|e| e.to_string())?;
     tracing::info!(bytes = text.len(), "report copied to the clipboard");
     Ok(text.len())

@@ -67,7 +67,12 @@ impl Dialogs {
 
     /// Opens a new dialog window showing `view`; the dialog on screen is now this one. (The view is in
     /// place before the page asks for it; the lock is not held while the window is made.)
-    fn open(&self, window: Window, view: Value, reply: Option<mpsc::Sender<Answer>>) -> Result<String, PromptError> {
+    fn open(
+        &self,
+        window: Window,
+        view: Value,
+        reply: Option<mpsc::Sender<Answer>>,
+    ) -> Result<String, PromptError> {
         let label = windows::new_dialog_label(window);
         let previous = self.lock().replace(Open { label: label.clone(), view, reply });
         // A notice still on screen (blocked card) gives way to the new dialog.

@@ -55,7 +55,9 @@ fn circle(p: (f32, f32), c: (f32, f32), r: f32) -> f32 {
 fn glyph_distance(glyph: Glyph, p: (f32, f32)) -> f32 {
     match glyph {
         Glyph::Check => segment(p, (-0.5, 0.0), (-0.12, 0.4)).min(segment(p, (-0.12, 0.4), (0.5, -0.38))),
-        Glyph::Cross => segment(p, (-0.42, -0.42), (0.42, 0.42)).min(segment(p, (-0.42, 0.42), (0.42, -0.42))),
+        Glyph::Cross => {
+            segment(p, (-0.42, -0.42), (0.42, 0.42)).min(segment(p, (-0.42, 0.42), (0.42, -0.42)))
+        }
         Glyph::Minus => segment(p, (-0.5, 0.0), (0.5, 0.0)),
         Glyph::Bang => segment(p, (0.0, -0.55), (0.0, 0.12)).min(circle(p, (0.0, 0.5), 0.0)),
         Glyph::Question => {
@@ -64,7 +66,9 @@ fn glyph_distance(glyph: Glyph, p: (f32, f32)) -> f32 {
             let arc = if p.1 < -0.1 || p.0 > 0.0 { ring } else { f32::MAX };
             arc.min(segment(p, (0.05, 0.07), (0.0, 0.22))).min(circle(p, (0.0, 0.55), 0.0))
         }
-        Glyph::Dots => [-0.45f32, 0.0, 0.45].iter().map(|x| circle(p, (*x, 0.0), 0.0)).fold(f32::MAX, f32::min),
+        Glyph::Dots => {
+            [-0.45f32, 0.0, 0.45].iter().map(|x| circle(p, (*x, 0.0), 0.0)).fold(f32::MAX, f32::min)
+        }
     }
 }
 
@@ -136,7 +140,18 @@ pub const APP_ICON_FILES: &[&str] = &["32x32.png", "128x128.png", "icon.png", "i
 const ICO_SIZES: &[u32] = &[16, 24, 32, 48, 64, 256];
 
 /// The macOS icon's entries: type and size (`icp4`…`ic09` at 1x, `ic11`…`ic14` at 2x).
-const ICNS_ENTRIES: &[(&[u8; 4], u32)] = &[(b"icp4", 16), (b"icp5", 32), (b"icp6", 64), (b"ic07", 128), (b"ic08", 256), (b"ic09", 512), (b"ic11", 32), (b"ic12", 64), (b"ic13", 256), (b"ic14", 512)];
+const ICNS_ENTRIES: &[(&[u8; 4], u32)] = &[
+    (b"icp4", 16),
+    (b"icp5", 32),
+    (b"icp6", 64),
+    (b"ic07", 128),
+    (b"ic08", 256),
+    (b"ic09", 512),
+    (b"ic11", 32),
+    (b"ic12", 64),
+    (b"ic13", 256),
+    (b"ic14", 512),
+];
 
 /// The content of the app icon file `name` (one of [`APP_ICON_FILES`]).
 pub fn app_icon(name: &str) -> Option<Vec<u8>> {
@@ -146,7 +161,9 @@ pub fn app_icon(name: &str) -> Option<Vec<u8>> {
         "128x128.png" => Some(png(ready, 128)),
         "icon.png" => Some(png(ready, 256)),
         "icon.ico" => Some(ico(&ICO_SIZES.iter().map(|s| (*s, png(ready, *s))).collect::<Vec<_>>())),
-        "icon.icns" => Some(icns(&ICNS_ENTRIES.iter().map(|(kind, s)| (**kind, png(ready, *s))).collect::<Vec<_>>())),
+        "icon.icns" => {
+            Some(icns(&ICNS_ENTRIES.iter().map(|(kind, s)| (**kind, png(ready, *s))).collect::<Vec<_>>()))
+        }
         _ => None,
     }
 }
@@ -199,11 +216,13 @@ mod tests {
 
     /// The icon over a plain panel of luminance `bg`.
     fn on(icon: &[u8], bg: f32) -> Vec<f32> {
-        icon.chunks(4).map(|p| {
-            let a = p[3] as f32 / 255.0;
-            let l = luminance([p[0] as f32 / 255.0, p[1] as f32 / 255.0, p[2] as f32 / 255.0]);
-            l * a + bg * (1.0 - a)
-        }).collect()
+        icon.chunks(4)
+            .map(|p| {
+                let a = p[3] as f32 / 255.0;
+                let l = luminance([p[0] as f32 / 255.0, p[1] as f32 / 255.0, p[2] as f32 / 255.0]);
+                l * a + bg * (1.0 - a)
+            })
+            .collect()
     }
 
     #[test]
@@ -219,8 +238,17 @@ mod tests {
         }
         for (i, a) in icons.iter().enumerate() {
             for (j, b) in icons.iter().enumerate().skip(i + 1) {
-                let differing = a.chunks(4).zip(b.chunks(4)).filter(|(p, q)| p.iter().zip(q.iter()).any(|(x, y)| x.abs_diff(*y) > 60)).count();
-                assert!(differing >= 6, "{:?} and {:?} differ in {differing} pixels only", Overall::ALL[i], Overall::ALL[j]);
+                let differing = a
+                    .chunks(4)
+                    .zip(b.chunks(4))
+                    .filter(|(p, q)| p.iter().zip(q.iter()).any(|(x, y)| x.abs_diff(*y) > 60))
+                    .count();
+                assert!(
+                    differing >= 6,
+                    "{:?} and {:?} differ in {differing} pixels only",
+                    Overall::ALL[i],
+                    Overall::ALL[j]
+                );
             }
         }
     }
@@ -232,7 +260,10 @@ mod tests {
             for bg in [0.05, 0.95] {
                 let seen = on(&icon, bg);
                 let contrasting = seen.iter().filter(|l| (**l - bg).abs() > 0.4).count();
-                assert!(contrasting >= 40, "{state:?} on a panel of luminance {bg}: {contrasting} contrasting pixels");
+                assert!(
+                    contrasting >= 40,
+                    "{state:?} on a panel of luminance {bg}: {contrasting} contrasting pixels"
+                );
             }
         }
     }
@@ -241,8 +272,13 @@ mod tests {
     fn the_committed_app_icons_are_the_drawn_ones() {
         // `cargo run -p cpx-tray -- --write-icons src-tauri/icons` writes them.
         for name in APP_ICON_FILES {
-            let committed = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("icons").join(name)).unwrap();
-            assert!(Some(committed) == app_icon(name), "icons/{name} is stale: run cpx-tray --write-icons src-tauri/icons");
+            let committed =
+                std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("icons").join(name))
+                    .unwrap();
+            assert!(
+                Some(committed) == app_icon(name),
+                "icons/{name} is stale: run cpx-tray --write-icons src-tauri/icons"
+            );
         }
     }
 
@@ -250,16 +286,24 @@ mod tests {
     fn the_ico_and_icns_index_their_images() {
         let ico_file = app_icon("icon.ico").unwrap();
         let u16_at = |i: usize| u16::from_le_bytes([ico_file[i], ico_file[i + 1]]);
-        let u32_at = |i: usize| u32::from_le_bytes([ico_file[i], ico_file[i + 1], ico_file[i + 2], ico_file[i + 3]]) as usize;
+        let u32_at = |i: usize| {
+            u32::from_le_bytes([ico_file[i], ico_file[i + 1], ico_file[i + 2], ico_file[i + 3]]) as usize
+        };
         assert_eq!((u16_at(0), u16_at(2), u16_at(4) as usize), (0, 1, ICO_SIZES.len()));
         for (i, size) in ICO_SIZES.iter().enumerate() {
             let entry = 6 + 16 * i;
             assert_eq!(ico_file[entry] as u32, size % 256, "width of entry {i}");
             let (len, at) = (u32_at(entry + 8), u32_at(entry + 12));
-            assert_eq!(&ico_file[at..at + len], png(Overall::Ready, *size).as_slice(), "the {size} px image is where its entry says");
+            assert_eq!(
+                &ico_file[at..at + len],
+                png(Overall::Ready, *size).as_slice(),
+                "the {size} px image is where its entry says"
+            );
         }
         let icns_file = app_icon("icon.icns").unwrap();
-        let be = |i: usize| u32::from_be_bytes([icns_file[i], icns_file[i + 1], icns_file[i + 2], icns_file[i + 3]]) as usize;
+        let be = |i: usize| {
+            u32::from_be_bytes([icns_file[i], icns_file[i + 1], icns_file[i + 2], icns_file[i + 3]]) as usize
+        };
         assert_eq!((&icns_file[..4], be(4)), (&b"icns"[..], icns_file.len()));
         let (mut at, mut kinds) = (8, Vec::new());
         while at < icns_file.len() {

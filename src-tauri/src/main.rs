@@ -56,7 +56,10 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
             "--data-dir" => args.data_dir = Some(value("--data-dir")?.into()),
             "--show" => {
                 let v = value("--show")?;
-                args.show = Some(tray::menu_target(&v).ok_or(format!("--show: unknown window {v:?} (status, diagnostics, sites, about)"))?);
+                args.show = Some(
+                    tray::menu_target(&v)
+                        .ok_or(format!("--show: unknown window {v:?} (status, diagnostics, sites, about)"))?,
+                );
             }
             "--write-icons" => args.write_icons = Some(value("--write-icons")?.into()),
             "--autostart" => {}
@@ -71,8 +74,16 @@ const USAGE: &str = "Usage: cpx-tray [--config FILE] [--data-dir DIR] [--show st
 
 /// French unless the OS asks for English (`CPX_AGENT_LANG=fr|en` wins).
 fn os_lang() -> Lang {
-    let tag = std::env::var("CPX_AGENT_LANG").ok().or_else(sys_locale::get_locale).unwrap_or_default().to_ascii_lowercase();
-    if tag.starts_with("en") { Lang::En } else { Lang::Fr }
+    let tag = std::env::var("CPX_AGENT_LANG")
+        .ok()
+        .or_else(sys_locale::get_locale)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if tag.starts_with("en") {
+        Lang::En
+    } else {
+        Lang::Fr
+    }
 }
 
 /// Runs the agent's loopback server on the app's runtime; why it stopped goes to the status window.
@@ -80,7 +91,9 @@ fn serve(prepared: service::Prepared, shared: Arc<Shared>) {
     tauri::async_runtime::spawn(async move {
         let port = prepared.agent.config.port;
         let result = match service::bind(port).await {
-            Ok(listener) => cpx_agent::server::serve(prepared.agent, &prepared.identity, listener).await.map_err(|e| (Code::AgentError, e.to_string())),
+            Ok(listener) => cpx_agent::server::serve(prepared.agent, &prepared.identity, listener)
+                .await
+                .map_err(|e| (Code::AgentError, e.to_string())),
             Err(e) => Err((Code::AgentPortTaken, e)),
         };
         if let Err((code, detail)) = result {
@@ -94,9 +107,11 @@ fn serve(prepared: service::Prepared, shared: Arc<Shared>) {
 /// HKCU Run value, ~/.config/autostart/agent-cpx.desktop, the user's LaunchAgent); none where the
 /// installer's machine-wide entry already starts the tray in every session.
 fn follow_autostart(wanted: bool) {
-    let result = std::env::current_exe()
-        .map_err(|e| e.to_string())
-        .and_then(|program| cpx_agent::autostart::Autostart::current().and_then(|a| a.follow(wanted, &program)).map_err(|e| e.to_string()));
+    let result = std::env::current_exe().map_err(|e| e.to_string()).and_then(|program| {
+        cpx_agent::autostart::Autostart::current()
+            .and_then(|a| a.follow(wanted, &program))
+            .map_err(|e| e.to_string())
+    });
     match result {
         Ok(plan) => tracing::debug!(?plan, wanted, "per-user autostart"),
         Err(e) => tracing::warn!(error = %e, wanted, "per-user autostart not changed"),
@@ -138,7 +153,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let _log_guard = cpx_agent::logging::init(config.log_level.as_deref()).map_err(|e| eprintln!("cpx-tray: no log file ({e})")).ok();
+    let _log_guard = cpx_agent::logging::init(config.log_level.as_deref())
+        .map_err(|e| eprintln!("cpx-tray: no log file ({e})"))
+        .ok();
     // Malformed keys are at their safe defaults: said in the log (and in the diagnostics window).
     config.provenance.log_problems();
     let data_dir = service::data_dir(args.data_dir, &config);
@@ -184,7 +201,15 @@ fn main() -> ExitCode {
             let handle = app.handle().clone();
             let dialogs = Arc::new(Dialogs::new(handle.clone(), lang));
             let autostart = config.autostart;
-            let prepared = service::prepare(config, &data_dir, store.as_ref(), service::card_cache(), CARD_TIMEOUT, dialogs.clone(), Some(dialogs.clone()))?;
+            let prepared = service::prepare(
+                config,
+                &data_dir,
+                store.as_ref(),
+                service::card_cache(),
+                CARD_TIMEOUT,
+                dialogs.clone(),
+                Some(dialogs.clone()),
+            )?;
             let shared = Arc::new(Shared {
                 lang,
                 agent: prepared.agent.clone(),
@@ -208,13 +233,22 @@ fn main() -> ExitCode {
             follow_autostart(autostart);
             // WebDriver (tests) drives the app through its first web view, which must outlive the others.
             if std::env::var("TAURI_WEBVIEW_AUTOMATION").as_deref() == Ok("true") {
-                tauri::WebviewWindowBuilder::new(app, "automation", tauri::WebviewUrl::App("index.html".into())).visible(false).build()?;
+                tauri::WebviewWindowBuilder::new(
+                    app,
+                    "automation",
+                    tauri::WebviewUrl::App("index.html".into()),
+                )
+                .visible(false)
+                .build()?;
             }
             if let Some(window) = show_first {
                 windows::show(&handle, window, lang)?;
             }
             tracing::info!(state = ?state, tray_ms, port, "tray ready");
-            println!("cpx-tray: ready in {tray_ms:.0} ms ({}), https://127.0.0.1:{port}", state.text().get(lang));
+            println!(
+                "cpx-tray: ready in {tray_ms:.0} ms ({}), https://127.0.0.1:{port}",
+                state.text().get(lang)
+            );
             Ok(())
         })
         .on_window_event(|window, event| {

@@ -45,7 +45,12 @@ pub fn build(app: &AppHandle, lang: Lang, state: Overall) -> tauri::Result<TrayI
     let t = labels(lang);
     let text = |k: &str| t.get(k).and_then(|v| v.as_str()).unwrap_or(k).to_owned();
     let state_line = MenuItem::with_id(app, "state", state.text().get(lang), false, None::<&str>)?;
-    let items = [("status", "menu_status"), ("diagnostics", "menu_diagnostics"), ("sites", "menu_sites"), ("about", "menu_about")];
+    let items = [
+        ("status", "menu_status"),
+        ("diagnostics", "menu_diagnostics"),
+        ("sites", "menu_sites"),
+        ("about", "menu_about"),
+    ];
     let mut entries: Vec<MenuItem<_>> = Vec::new();
     for (id, key) in items {
         entries.push(MenuItem::with_id(app, id, text(key), true, None::<&str>)?);
@@ -53,7 +58,10 @@ pub fn build(app: &AppHandle, lang: Lang, state: Overall) -> tauri::Result<TrayI
     let quit = MenuItem::with_id(app, "quit", text("menu_quit"), true, None::<&str>)?;
     let separator = PredefinedMenuItem::separator(app)?;
     let top_separator = PredefinedMenuItem::separator(app)?;
-    let menu = Menu::with_items(app, &[&state_line, &top_separator, &entries[0], &entries[1], &entries[2], &entries[3], &separator, &quit])?;
+    let menu = Menu::with_items(
+        app,
+        &[&state_line, &top_separator, &entries[0], &entries[1], &entries[2], &entries[3], &separator, &quit],
+    )?;
     app.manage(StateLine(state_line));
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(icon(state))

@@ -23,7 +23,16 @@ pub enum Window {
 }
 
 impl Window {
-    pub const ALL: [Window; 8] = [Window::Pin, Window::Blocked, Window::Consent, Window::Choice, Window::Status, Window::Diagnostics, Window::Sites, Window::About];
+    pub const ALL: [Window; 8] = [
+        Window::Pin,
+        Window::Blocked,
+        Window::Consent,
+        Window::Choice,
+        Window::Status,
+        Window::Diagnostics,
+        Window::Sites,
+        Window::About,
+    ];
 
     /// The window's name: its label (dialogs add `-N`), its page (`ui/<name>.html`), its capability.
     pub fn name(self) -> &'static str {
@@ -101,17 +110,18 @@ pub fn show(app: &AppHandle, window: Window, lang: Lang) -> Result<(), String> {
 /// Makes the window `label` showing `window`'s page; dialogs on top, focused. Callable from any thread.
 pub fn build(app: &AppHandle, window: Window, label: &str, lang: Lang) -> Result<(), String> {
     let (w, h) = window.size();
-    let built = WebviewWindowBuilder::new(app, label, WebviewUrl::App(format!("{}.html", window.name()).into()))
-        .title(window.title(lang))
-        .inner_size(w, h)
-        .resizable(!window.is_dialog())
-        .minimizable(!window.is_dialog())
-        .maximizable(false)
-        .always_on_top(window.is_dialog())
-        .center()
-        .focused(true)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let built =
+        WebviewWindowBuilder::new(app, label, WebviewUrl::App(format!("{}.html", window.name()).into()))
+            .title(window.title(lang))
+            .inner_size(w, h)
+            .resizable(!window.is_dialog())
+            .minimizable(!window.is_dialog())
+            .maximizable(false)
+            .always_on_top(window.is_dialog())
+            .center()
+            .focused(true)
+            .build()
+            .map_err(|e| e.to_string())?;
     let _ = built.set_focus();
     Ok(())
 }

@@ -40,12 +40,18 @@ pub fn server_pki(dir: &Path) -> ServerPki {
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(vec!["localhost".into(), "portal.test".into(), "evil.test".into()]).unwrap();
+    let mut leaf =
+        CertificateParams::new(vec!["localhost".into(), "portal.test".into(), "evil.test".into()]).unwrap();
     leaf.subject_alt_names.push(SanType::IpAddress([127, 0, 0, 1].into()));
     leaf.subject_alt_names.push(SanType::IpAddress(PUBLIC_TEST_IP.parse().expect("an IP")));
     leaf.distinguished_name.push(DnType::CommonName, "portal.test");
     let leaf_cert = leaf.signed_by(&key, &ca_cert, &ca_key).unwrap();
-    let pki = ServerPki { ca_pem: dir.join("server-ca.pem"), cert_pem: dir.join("server.pem"), key_pem: dir.join("server.key"), card_cas_pem: dir.join("card-cas.pem") };
+    let pki = ServerPki {
+        ca_pem: dir.join("server-ca.pem"),
+        cert_pem: dir.join("server.pem"),
+        key_pem: dir.join("server.key"),
+        card_cas_pem: dir.join("card-cas.pem"),
+    };
     std::fs::write(&pki.ca_pem, ca_cert.pem()).unwrap();
     std::fs::write(&pki.cert_pem, leaf_cert.pem()).unwrap();
     std::fs::write(&pki.key_pem, key.serialize_pem()).unwrap();
@@ -81,10 +87,17 @@ impl AgentProcess {
 
     /// The same, run as the OS user `uid` (its folder given to that user; `setpriv`), on `port` or, with
     /// `None`, on the port the agent picks (its configuration's `user_ports`).
-    pub fn start_as(dir: &Path, config_text: &str, port: Option<u16>, env: &[(&str, &str)], uid: Option<u32>) -> Self {
+    pub fn start_as(
+        dir: &Path,
+        config_text: &str,
+        port: Option<u16>,
+        env: &[(&str, &str)],
+        uid: Option<u32>,
+    ) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         // The first table header (a line starting with '['; top-level values may hold arrays).
-        let first_table = if config_text.starts_with('[') { Some(0) } else { config_text.find("\n[").map(|i| i + 1) };
+        let first_table =
+            if config_text.starts_with('[') { Some(0) } else { config_text.find("\n[").map(|i| i + 1) };
         let (top, sites) = match first_table {
             Some(i) => config_text.split_at(i),
             None => (config_text, ""),
@@ -101,7 +114,9 @@ impl AgentProcess {
             Some(uid) => {
                 give_to(dir, uid);
                 let mut c = std::process::Command::new("setpriv");
-                c.args(["--reuid", &uid.to_string(), "--regid", &uid.to_string(), "--clear-groups"]).arg(crate::bin_dir().join("cpx-agent")).env("HOME", dir);
+                c.args(["--reuid", &uid.to_string(), "--regid", &uid.to_string(), "--clear-groups"])
+                    .arg(crate::bin_dir().join("cpx-agent"))
+                    .env("HOME", dir);
                 c
             }
             None => binary("cpx-agent"),
@@ -124,8 +139,15 @@ impl AgentProcess {
             .expect("cpx-agent serve starts");
         let mut first = String::new();
         BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut first).unwrap();
-        let started_on = first.split("https://127.0.0.1:").nth(1).and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next()).and_then(|p| p.parse::<u16>().ok());
-        assert!(started_on.is_some() && (port.is_none() || started_on == port), "agent did not start: {first:?}");
+        let started_on = first
+            .split("https://127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|p| p.parse::<u16>().ok());
+        assert!(
+            started_on.is_some() && (port.is_none() || started_on == port),
+            "agent did not start: {first:?}"
+        );
         let port = started_on.unwrap_or_default();
         let ca_pem = std::fs::read_to_string(dir.join("data/local-ca.pem")).expect("local CA written");
         Self { child, port, dir: dir.to_path_buf(), ca_pem, pinentry_answers: answers, pinentry_log: log }
@@ -142,34 +164,61 @@ impl AgentProcess {
 
     /// Queues the answers of the scripted pinentry (a PIN, or "cancel").
     pub fn answer_pins(&self, answers: &[&str]) {
-        std::fs::write(&self.pinentry_answers, answers.iter().map(|a| format!("{a}\n")).collect::<String>()).unwrap();
+        std::fs::write(&self.pinentry_answers, answers.iter().map(|a| format!("{a}\n")).collect::<String>())
+            .unwrap();
     }
 
     /// The dialog texts the pinentry showed, decoded.
     pub fn dialogs(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.pinentry_log).unwrap_or_default().lines().map(|l| l.replace("%0A", "\n").replace("%25", "%")).collect()
+        std::fs::read_to_string(&self.pinentry_log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.replace("%0A", "\n").replace("%25", "%"))
+            .collect()
     }
 
     /// An HTTPS request to the agent, not checked against the API document (benchmarks).
-    pub fn request_unchecked(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> HttpAnswer {
+    pub fn request_unchecked(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> HttpAnswer {
         https(&self.ca_pem, "127.0.0.1", self.port, method, path, headers, body)
     }
 
     /// [`Self::request_unchecked`] that reports a missing answer (within `deadline`) instead of panicking.
-    pub fn try_request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>, deadline: std::time::Duration) -> Result<HttpAnswer, NoAnswer> {
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+        deadline: std::time::Duration,
+    ) -> Result<HttpAnswer, NoAnswer> {
         try_https_to(&self.ca_pem, "127.0.0.1", "127.0.0.1", self.port, method, path, headers, body, deadline)
     }
 
     /// An HTTPS request to the agent, trusting its local CA. Every JSON answer is checked against
     /// docs/openapi.yaml.
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> HttpAnswer {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> HttpAnswer {
         let answer = https(&self.ca_pem, "127.0.0.1", self.port, method, path, headers, body);
         if method != "OPTIONS" && path.starts_with("/v1/") && !answer.body.is_empty() {
             let spec = crate::openapi::Spec::load();
             let documented = if answer.status == 404 { "/v1/authenticate" } else { path };
             let method = if answer.status == 404 { "POST" } else { method };
             if let Err(e) = spec.check(method, documented, answer.status, &answer.json()) {
-                panic!("{method} {path} → {} does not follow docs/openapi.yaml: {e}\n{}", answer.status, answer.body);
+                panic!(
+                    "{method} {path} → {} does not follow docs/openapi.yaml: {e}\n{}",
+                    answer.status, answer.body
+                );
             }
         }
         answer
@@ -178,7 +227,12 @@ impl AgentProcess {
 
 /// Gives `dir` (and what is in it) to the OS user `uid`, and lets that user reach it from the root.
 pub fn give_to(dir: &Path, uid: u32) {
-    let status = std::process::Command::new("chown").arg("-R").arg(format!("{uid}:{uid}")).arg(dir).status().expect("chown");
+    let status = std::process::Command::new("chown")
+        .arg("-R")
+        .arg(format!("{uid}:{uid}"))
+        .arg(dir)
+        .status()
+        .expect("chown");
     assert!(status.success(), "chown {}", dir.display());
     for ancestor in dir.ancestors().skip(1) {
         use std::os::unix::fs::PermissionsExt;
@@ -216,7 +270,15 @@ impl HttpAnswer {
 
 /// One HTTP/1.1 request over TLS to `host:port`, trusting `ca_pem`. Sends `Host: host:port` unless a
 /// Host header is given.
-pub fn https(ca_pem: &str, host: &str, port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> HttpAnswer {
+pub fn https(
+    ca_pem: &str,
+    host: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> HttpAnswer {
     https_to(ca_pem, "127.0.0.1", host, port, method, path, headers, body)
 }
 
@@ -227,18 +289,29 @@ pub fn client_config(ca_pem: &str) -> Arc<rustls::ClientConfig> {
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(c.unwrap()).unwrap();
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
     Arc::new(config)
 }
 
 /// The same, connecting to `addr` while naming the server `host` (SNI, certificate, Host header).
 #[allow(clippy::too_many_arguments)]
-pub fn https_to(ca_pem: &str, addr: &str, host: &str, port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> HttpAnswer {
-    try_https_to(ca_pem, addr, host, port, method, path, headers, body, std::time::Duration::from_secs(60)).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+pub fn https_to(
+    ca_pem: &str,
+    addr: &str,
+    host: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> HttpAnswer {
+    try_https_to(ca_pem, addr, host, port, method, path, headers, body, std::time::Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
 /// Why an HTTPS request got no answer.
@@ -262,11 +335,32 @@ impl std::fmt::Display for NoAnswer {
 /// [`https_to`] that reports a missing answer instead of panicking: the connection and each read get
 /// `deadline` (the soak tells a hung request from a failed one).
 #[allow(clippy::too_many_arguments)]
-pub fn try_https_to(ca_pem: &str, addr: &str, host: &str, port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>, deadline: std::time::Duration) -> Result<HttpAnswer, NoAnswer> {
-    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| NoAnswer::Failed(e.to_string()))?;
-    let conn = rustls::ClientConnection::new(client_config(ca_pem), name).map_err(|e| NoAnswer::Failed(e.to_string()))?;
-    let to = std::net::ToSocketAddrs::to_socket_addrs(&(addr, port)).ok().and_then(|mut a| a.next()).ok_or_else(|| NoAnswer::Failed(format!("no address for {addr}")))?;
-    let tcp = TcpStream::connect_timeout(&to, deadline).map_err(|e| if is_timeout(&e) { NoAnswer::TimedOut } else { NoAnswer::Failed(format!("connect: {e}")) })?;
+pub fn try_https_to(
+    ca_pem: &str,
+    addr: &str,
+    host: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+    deadline: std::time::Duration,
+) -> Result<HttpAnswer, NoAnswer> {
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| NoAnswer::Failed(e.to_string()))?;
+    let conn = rustls::ClientConnection::new(client_config(ca_pem), name)
+        .map_err(|e| NoAnswer::Failed(e.to_string()))?;
+    let to = std::net::ToSocketAddrs::to_socket_addrs(&(addr, port))
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| NoAnswer::Failed(format!("no address for {addr}")))?;
+    let tcp = TcpStream::connect_timeout(&to, deadline).map_err(|e| {
+        if is_timeout(&e) {
+            NoAnswer::TimedOut
+        } else {
+            NoAnswer::Failed(format!("connect: {e}"))
+        }
+    })?;
     let _ = tcp.set_nodelay(true);
     tcp.set_read_timeout(Some(deadline)).map_err(|e| NoAnswer::Failed(e.to_string()))?;
     tcp.set_write_timeout(Some(deadline)).map_err(|e| NoAnswer::Failed(e.to_string()))?;
@@ -284,7 +378,13 @@ pub fn try_https_to(ca_pem: &str, addr: &str, host: &str, port: u16, method: &st
     }
     req.push_str("\r\n");
     req.push_str(body);
-    tls.write_all(req.as_bytes()).map_err(|e| if is_timeout(&e) { NoAnswer::TimedOut } else { NoAnswer::Failed(format!("send: {e}")) })?;
+    tls.write_all(req.as_bytes()).map_err(|e| {
+        if is_timeout(&e) {
+            NoAnswer::TimedOut
+        } else {
+            NoAnswer::Failed(format!("send: {e}"))
+        }
+    })?;
     let mut raw = Vec::new();
     // A server that closes without TLS close_notify ends the read with an error after the whole answer.
     if let Err(e) = tls.read_to_end(&mut raw) {
@@ -295,8 +395,15 @@ pub fn try_https_to(ca_pem: &str, addr: &str, host: &str, port: u16, method: &st
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, rest) = text.split_once("\r\n\r\n").ok_or_else(|| NoAnswer::Failed(format!("{text:?}")))?;
     let mut lines = head.split("\r\n");
-    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).ok_or_else(|| NoAnswer::Failed(format!("no status line: {head:?}")))?;
-    let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| NoAnswer::Failed(format!("no status line: {head:?}")))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
     let (_, body) = cpx_agent::mtls::parse_http(&raw).unwrap_or((status, rest.as_bytes().to_vec()));
     Ok(HttpAnswer { status, headers, body: String::from_utf8_lossy(&body).into_owned() })
 }
@@ -343,7 +450,13 @@ http {{
             cas = pki.card_cas_pem.display()
         );
         std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-        let child = std::process::Command::new("nginx").arg("-c").arg(dir.join("nginx.conf")).arg("-e").arg(dir.join("error.log")).spawn().expect("nginx (apt-get install nginx-light)");
+        let child = std::process::Command::new("nginx")
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .spawn()
+            .expect("nginx (apt-get install nginx-light)");
         wait_listening(port);
         Self { child, port }
     }
@@ -432,7 +545,8 @@ impl OpensslServer {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        std::fs::read_to_string(dir.join("s_server.out")).unwrap_or_default() + &std::fs::read_to_string(dir.join("s_server.err")).unwrap_or_default()
+        std::fs::read_to_string(dir.join("s_server.out")).unwrap_or_default()
+            + &std::fs::read_to_string(dir.join("s_server.err")).unwrap_or_default()
     }
 }
 
@@ -461,7 +575,8 @@ pub struct PortalProcess {
 
 /// The issuing CA of the test cards (TEST AC IGC-SANTE FORT PERSONNES) and its key.
 fn card_ca_key() -> String {
-    std::fs::read_to_string(root().join("drivers/sim/pki/ca.key.pem")).expect("the test CA key (drivers/sim/pki)")
+    std::fs::read_to_string(root().join("drivers/sim/pki/ca.key.pem"))
+        .expect("the test CA key (drivers/sim/pki)")
 }
 
 /// Writes a CRL (DER) of the cards' issuing CA at `path`, revoking the certificates given (PEM), valid
@@ -495,7 +610,13 @@ impl PortalProcess {
     }
 
     /// The portal with the CRL file `crl` (none: no `--crl`) and more command-line arguments.
-    pub fn start_full(dir: &Path, pki: &ServerPki, agent_port: u16, crl: Option<&Path>, args: &[&str]) -> Self {
+    pub fn start_full(
+        dir: &Path,
+        pki: &ServerPki,
+        agent_port: u16,
+        crl: Option<&Path>,
+        args: &[&str],
+    ) -> Self {
         Self::start_at(dir, pki, agent_port, crl, args, None)
     }
 
@@ -508,7 +629,14 @@ impl PortalProcess {
         Self::start_at(dir, pki, agent_port, Some(&crl), &[], Some(ip))
     }
 
-    fn start_at(dir: &Path, pki: &ServerPki, agent_port: u16, crl: Option<&Path>, args: &[&str], ip: Option<&str>) -> Self {
+    fn start_at(
+        dir: &Path,
+        pki: &ServerPki,
+        agent_port: u16,
+        crl: Option<&Path>,
+        args: &[&str],
+        ip: Option<&str>,
+    ) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let (site_port, mtls_port) = (free_port(), free_port());
         let origin = match ip {
@@ -517,22 +645,52 @@ impl PortalProcess {
         };
         let db = dir.join("portal.sqlite");
         let mut cmd = binary("cpx-demo-portal");
-        cmd.args(["serve", "--origin", &origin, "--site", &format!("{}:{site_port}", ip.unwrap_or("127.0.0.1")), "--mtls", &format!("127.0.0.1:{mtls_port}")])
-            .arg("--db").arg(&db)
-            .arg("--cert").arg(&pki.cert_pem)
-            .arg("--key").arg(&pki.key_pem)
-            .arg("--card-anchors").arg(&pki.card_cas_pem)
-            .arg("--agent-url").arg(format!("https://127.0.0.1:{agent_port}"))
-            .args(args);
+        cmd.args([
+            "serve",
+            "--origin",
+            &origin,
+            "--site",
+            &format!("{}:{site_port}", ip.unwrap_or("127.0.0.1")),
+            "--mtls",
+            &format!("127.0.0.1:{mtls_port}"),
+        ])
+        .arg("--db")
+        .arg(&db)
+        .arg("--cert")
+        .arg(&pki.cert_pem)
+        .arg("--key")
+        .arg(&pki.key_pem)
+        .arg("--card-anchors")
+        .arg(&pki.card_cas_pem)
+        .arg("--agent-url")
+        .arg(format!("https://127.0.0.1:{agent_port}"))
+        .args(args);
         if let Some(crl) = crl {
             cmd.arg("--crl").arg(crl);
         }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(std::fs::File::create(dir.join("portal.err")).unwrap()).spawn().expect("cpx-demo-portal serve");
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.join("portal.err")).unwrap())
+            .spawn()
+            .expect("cpx-demo-portal serve");
         let mut first = String::new();
         BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut first).unwrap();
-        assert!(first.contains("cpx-demo-portal: site"), "portal did not start: {first:?} {}", std::fs::read_to_string(dir.join("portal.err")).unwrap_or_default());
+        assert!(
+            first.contains("cpx-demo-portal: site"),
+            "portal did not start: {first:?} {}",
+            std::fs::read_to_string(dir.join("portal.err")).unwrap_or_default()
+        );
         let ca_pem = std::fs::read_to_string(&pki.ca_pem).unwrap();
-        Self { child, site_port, mtls_port, origin, db, crl: crl.map(Path::to_path_buf), dir: dir.to_path_buf(), ca_pem }
+        Self {
+            child,
+            site_port,
+            mtls_port,
+            origin,
+            db,
+            crl: crl.map(Path::to_path_buf),
+            dir: dir.to_path_buf(),
+            ca_pem,
+        }
     }
 
     /// What the portal wrote on its standard error so far.
@@ -542,7 +700,22 @@ impl PortalProcess {
 
     /// Creates an account with the CLI, as the README says.
     pub fn add_account(&self, username: &str, password: &str, nom: &str, prenom: &str) {
-        let out = binary("cpx-demo-portal").args(["add-account", "--username", username, "--password", password, "--nom", nom, "--prenom", prenom]).arg("--db").arg(&self.db).output().unwrap();
+        let out = binary("cpx-demo-portal")
+            .args([
+                "add-account",
+                "--username",
+                username,
+                "--password",
+                password,
+                "--nom",
+                nom,
+                "--prenom",
+                prenom,
+            ])
+            .arg("--db")
+            .arg(&self.db)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
 
@@ -552,12 +725,28 @@ impl PortalProcess {
     }
 
     /// A request to the site as its own page would make it (Origin of the site, session cookie).
-    pub fn page(&self, method: &str, path: &str, cookie: Option<&str>, content_type: &str, body: Option<&str>) -> HttpAnswer {
-        self.try_page(method, path, cookie, content_type, body, std::time::Duration::from_secs(60)).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    pub fn page(
+        &self,
+        method: &str,
+        path: &str,
+        cookie: Option<&str>,
+        content_type: &str,
+        body: Option<&str>,
+    ) -> HttpAnswer {
+        self.try_page(method, path, cookie, content_type, body, std::time::Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
     /// [`Self::page`] that reports a missing answer (within `deadline`) instead of panicking.
-    pub fn try_page(&self, method: &str, path: &str, cookie: Option<&str>, content_type: &str, body: Option<&str>, deadline: std::time::Duration) -> Result<HttpAnswer, NoAnswer> {
+    pub fn try_page(
+        &self,
+        method: &str,
+        path: &str,
+        cookie: Option<&str>,
+        content_type: &str,
+        body: Option<&str>,
+        deadline: std::time::Duration,
+    ) -> Result<HttpAnswer, NoAnswer> {
         let cookie_header = cookie.map(|c| format!("cpx_session={c}"));
         let mut headers: Vec<(&str, &str)> = vec![("Origin", self.origin.as_str())];
         if let Some(c) = &cookie_header {
@@ -566,14 +755,27 @@ impl PortalProcess {
         if body.is_some() {
             headers.push(("Content-Type", content_type));
         }
-        try_https_to(&self.ca_pem, "127.0.0.1", "portal.test", self.site_port, method, path, &headers, body, deadline)
+        try_https_to(
+            &self.ca_pem,
+            "127.0.0.1",
+            "portal.test",
+            self.site_port,
+            method,
+            path,
+            &headers,
+            body,
+            deadline,
+        )
     }
 }
 
 impl HttpAnswer {
     /// The session cookie the answer sets.
     pub fn session_cookie(&self) -> Option<String> {
-        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie")).find_map(|(_, v)| v.strip_prefix("cpx_session=")?.split(';').next().map(str::to_owned))
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .find_map(|(_, v)| v.strip_prefix("cpx_session=")?.split(';').next().map(str::to_owned))
     }
 }
 

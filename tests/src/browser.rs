@@ -39,18 +39,37 @@ impl Browser {
         let nss = home.join(".pki/nssdb");
         std::fs::create_dir_all(&nss).unwrap();
         let db = format!("sql:{}", nss.display());
-        let ok = Command::new("certutil").args(["-d", &db, "-N", "--empty-password"]).status().expect("certutil (apt-get install libnss3-tools)");
+        let ok = Command::new("certutil")
+            .args(["-d", &db, "-N", "--empty-password"])
+            .status()
+            .expect("certutil (apt-get install libnss3-tools)");
         assert!(ok.success());
         for (i, ca) in cas.iter().enumerate() {
-            let ok = Command::new("certutil").args(["-d", &db, "-A", "-t", "C,,", "-n", &format!("test CA {i}"), "-i"]).arg(ca).status().unwrap();
+            let ok = Command::new("certutil")
+                .args(["-d", &db, "-A", "-t", "C,,", "-n", &format!("test CA {i}"), "-i"])
+                .arg(ca)
+                .status()
+                .unwrap();
             assert!(ok.success(), "certutil -A {}", ca.display());
         }
         let port = free_port();
         let mut driver = match etc_chromium {
             Some(etc) => {
-                assert!(Path::new("/etc/chromium").is_dir(), "/etc/chromium missing: apt-get install chromium");
+                assert!(
+                    Path::new("/etc/chromium").is_dir(),
+                    "/etc/chromium missing: apt-get install chromium"
+                );
                 let mut c = Command::new("unshare");
-                c.args(["--mount", "--propagation", "private", "--", "sh", "-c", r#"mount --bind "$0" /etc/chromium && exec chromedriver "$1""#]).arg(etc);
+                c.args([
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "--",
+                    "sh",
+                    "-c",
+                    r#"mount --bind "$0" /etc/chromium && exec chromedriver "$1""#,
+                ])
+                .arg(etc);
                 c
             }
             None => Command::new("chromedriver"),

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::agent::{free_port, wait_listening};
-use crate::webdriver::Session;
 use crate::bin_dir;
+use crate::webdriver::Session;
 
 /// What shows the app's tray icon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +44,19 @@ impl Desktop {
                 if Path::new(&format!("/tmp/.X{n}-lock")).exists() {
                     return None;
                 }
-                let mut child = Command::new("Xvfb").args([format!(":{n}"), "-screen".into(), "0".into(), "1024x768x24".into(), "-nolisten".into(), "tcp".into()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("Xvfb (apt-get install xvfb)");
+                let mut child = Command::new("Xvfb")
+                    .args([
+                        format!(":{n}"),
+                        "-screen".into(),
+                        "0".into(),
+                        "1024x768x24".into(),
+                        "-nolisten".into(),
+                        "tcp".into(),
+                    ])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("Xvfb (apt-get install xvfb)");
                 let deadline = Instant::now() + Duration::from_secs(10);
                 while Instant::now() < deadline {
                     if let Ok(Some(_)) = child.try_wait() {
@@ -60,14 +72,22 @@ impl Desktop {
                 None
             })
             .expect("a free X display");
-        let out = Command::new("dbus-daemon").args(["--session", "--fork", "--print-address=1", "--print-pid=1"]).output().expect("dbus-daemon (apt-get install dbus-daemon)");
+        let out = Command::new("dbus-daemon")
+            .args(["--session", "--fork", "--print-address=1", "--print-pid=1"])
+            .output()
+            .expect("dbus-daemon (apt-get install dbus-daemon)");
         let text = String::from_utf8_lossy(&out.stdout);
         let mut lines = text.lines();
         let dbus = lines.next().expect("D-Bus address").trim().to_owned();
         let dbus_pid = lines.next().and_then(|l| l.trim().parse().ok()).expect("D-Bus pid");
-        let mut desktop = Self { xvfb, panel: Command::new("true").spawn().expect("true"), dbus_pid, display, dbus };
+        let mut desktop =
+            Self { xvfb, panel: Command::new("true").spawn().expect("true"), dbus_pid, display, dbus };
         let mut panel = match panel_kind {
-            Panel::StatusNotifier => desktop.command(crate::root().join("tests/stack/sni-host")).arg("serve").stdout(Stdio::piped()).spawn(),
+            Panel::StatusNotifier => desktop
+                .command(crate::root().join("tests/stack/sni-host"))
+                .arg("serve")
+                .stdout(Stdio::piped())
+                .spawn(),
             Panel::Dark | Panel::Light => desktop
                 .command(crate::root().join("tests/stack/xembed-tray"))
                 .arg(if panel_kind == Panel::Dark { "dark" } else { "light" })
@@ -123,7 +143,11 @@ impl Desktop {
 
     /// The titles of the visible top-level windows.
     pub fn window_titles(&self) -> Vec<String> {
-        self.xdotool(&["search", "--onlyvisible", "--name", "."]).lines().map(|id| self.xdotool(&["getwindowname", id.trim()])).filter(|t| !t.is_empty()).collect()
+        self.xdotool(&["search", "--onlyvisible", "--name", "."])
+            .lines()
+            .map(|id| self.xdotool(&["getwindowname", id.trim()]))
+            .filter(|t| !t.is_empty())
+            .collect()
     }
 
     /// Types `text` on the keyboard, into whatever window has the focus.
@@ -138,7 +162,12 @@ impl Desktop {
 
     /// A PNG of the whole screen.
     pub fn screenshot(&self, path: &Path) {
-        let ok = self.command("import").args(["-window", "root"]).arg(path).status().expect("import (apt-get install imagemagick)");
+        let ok = self
+            .command("import")
+            .args(["-window", "root"])
+            .arg(path)
+            .status()
+            .expect("import (apt-get install imagemagick)");
         assert!(ok.success(), "screenshot {}", path.display());
     }
 
@@ -147,8 +176,15 @@ impl Desktop {
         let id = self.xdotool(&["search", "--name", &format!("^{name}$")]);
         let Some(id) = id.lines().next() else { return false };
         let raw = path.with_extension("raw.png");
-        let taken = self.command("import").args(["-window", id.trim()]).arg(&raw).status().is_ok_and(|s| s.success());
-        let scaled = taken && Command::new("convert").arg(&raw).args(["-scale", &format!("{}%", scale * 100)]).arg(path).status().is_ok_and(|s| s.success());
+        let taken =
+            self.command("import").args(["-window", id.trim()]).arg(&raw).status().is_ok_and(|s| s.success());
+        let scaled = taken
+            && Command::new("convert")
+                .arg(&raw)
+                .args(["-scale", &format!("{}%", scale * 100)])
+                .arg(path)
+                .status()
+                .is_ok_and(|s| s.success());
         let _ = std::fs::remove_file(&raw);
         scaled
     }
@@ -192,7 +228,13 @@ impl TrayApp {
     }
 
     /// Same, on `desktop`.
-    pub fn start_on(desktop: Desktop, dir: &Path, config_text: &str, port: u16, env: &[(&str, &str)]) -> Self {
+    pub fn start_on(
+        desktop: Desktop,
+        dir: &Path,
+        config_text: &str,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Self {
         std::fs::create_dir_all(dir.join("home")).unwrap();
         let config = dir.join("config.toml");
         // The file key store unless the test asks for the keyring.
@@ -221,7 +263,9 @@ impl TrayApp {
         wait_listening(driver_port);
         let app = bin_dir().join("cpx-tray");
         assert!(app.exists(), "{} not built: run `cargo build --workspace` first", app.display());
-        let session = Session::new(driver_port, json!({"webkitgtk:browserOptions": {"binary": app, "args": []}})).unwrap_or_else(|e| panic!("{e}"));
+        let session =
+            Session::new(driver_port, json!({"webkitgtk:browserOptions": {"binary": app, "args": []}}))
+                .unwrap_or_else(|e| panic!("{e}"));
         wait_listening(port);
         let shots = dir.join("screenshots");
         std::fs::create_dir_all(&shots).unwrap();
@@ -246,7 +290,11 @@ impl TrayApp {
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
-            assert!(Instant::now() < deadline, "no {page} window; windows: {:?}", self.desktop.window_titles());
+            assert!(
+                Instant::now() < deadline,
+                "no {page} window; windows: {:?}",
+                self.desktop.window_titles()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -291,17 +339,22 @@ impl TrayApp {
     /// The app's processes (children of the WebDriver server named cpx-tray).
     pub fn app_pids(&self) -> Vec<u32> {
         let driver = self.driver.id();
-        let children = std::fs::read_to_string(format!("/proc/{driver}/task/{driver}/children")).unwrap_or_default();
+        let children =
+            std::fs::read_to_string(format!("/proc/{driver}/task/{driver}/children")).unwrap_or_default();
         children
             .split_whitespace()
             .filter_map(|p| p.parse::<u32>().ok())
-            .filter(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "cpx-tray"))
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "cpx-tray")
+            })
             .collect()
     }
 
     /// Saves the whole screen as `name.png`, once the current window has painted its page.
     pub fn screenshot(&self, name: &str) -> PathBuf {
-        self.run_async("requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(() => done(true), 100)))");
+        self.run_async(
+            "requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(() => done(true), 100)))",
+        );
         let path = self.shots.join(format!("{name}.png"));
         self.desktop.screenshot(&path);
         path
@@ -314,7 +367,13 @@ impl TrayApp {
         let deadline = Instant::now() + Duration::from_secs(10);
         let panel = self.desktop.xdotool(&["search", "--name", "^cpx-test-tray$"]);
         loop {
-            let tree = self.desktop.command("xwininfo").args(["-children", "-id", panel.trim()]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+            let tree = self
+                .desktop
+                .command("xwininfo")
+                .args(["-children", "-id", panel.trim()])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
             if tree.contains("tray-icon tray app cpx") {
                 break;
             }
@@ -331,29 +390,49 @@ impl TrayApp {
     pub fn accessible(&self, title: &str) -> Vec<serde_json::Value> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let out = self.desktop.command(crate::root().join("tests/stack/a11y-tree")).arg(title).output().expect("tests/stack/a11y-tree (apt-get install python3-pyatspi)");
+            let out = self
+                .desktop
+                .command(crate::root().join("tests/stack/a11y-tree"))
+                .arg(title)
+                .output()
+                .expect("tests/stack/a11y-tree (apt-get install python3-pyatspi)");
             if out.status.success() {
-                let nodes: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("a11y-tree JSON");
+                let nodes: Vec<serde_json::Value> =
+                    serde_json::from_slice(&out.stdout).expect("a11y-tree JSON");
                 // The web content is exposed a moment after the window.
                 if nodes.iter().any(|n| n["role"] == "push button") {
                     return nodes;
                 }
             }
-            assert!(Instant::now() < deadline, "no accessibility tree for {title:?}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                Instant::now() < deadline,
+                "no accessibility tree for {title:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
 
     /// The tray item as the StatusNotifier host sees it: icon name and folder, menu entries.
     pub fn tray_item(&self) -> serde_json::Value {
-        let out = self.desktop.command(crate::root().join("tests/stack/sni-host")).arg("item").output().expect("sni-host");
+        let out = self
+            .desktop
+            .command(crate::root().join("tests/stack/sni-host"))
+            .arg("item")
+            .output()
+            .expect("sni-host");
         assert!(out.status.success(), "sni-host item: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).expect("sni-host JSON")
     }
 
     /// Clicks the tray menu's entry `label` through the StatusNotifier host.
     pub fn click_menu(&self, label: &str) {
-        let out = self.desktop.command(crate::root().join("tests/stack/sni-host")).args(["click", label]).output().expect("sni-host");
+        let out = self
+            .desktop
+            .command(crate::root().join("tests/stack/sni-host"))
+            .args(["click", label])
+            .output()
+            .expect("sni-host");
         assert!(out.status.success(), "sni-host click {label:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
@@ -371,7 +450,8 @@ impl TrayApp {
     pub fn wait_log(&self, after: usize, parts: &[&str]) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Some(line) = self.logs().lines().skip(after).find(|l| parts.iter().all(|p| l.contains(p))) {
+            if let Some(line) = self.logs().lines().skip(after).find(|l| parts.iter().all(|p| l.contains(p)))
+            {
                 return line.to_owned();
             }
             assert!(Instant::now() < deadline, "the app never logged {parts:?}");
@@ -406,10 +486,17 @@ impl Drop for TrayApp {
 pub fn start_plain(desktop: &Desktop, dir: &Path, port: u16) -> (Child, Duration) {
     std::fs::create_dir_all(dir.join("home")).unwrap();
     let config = dir.join("config.toml");
-    std::fs::write(&config, format!("port = {port}\nkey_store = \"file\"\nautostart = false\nlog_level = \"info\"\n")).unwrap();
+    std::fs::write(
+        &config,
+        format!("port = {port}\nkey_store = \"file\"\nautostart = false\nlog_level = \"info\"\n"),
+    )
+    .unwrap();
     let started = Instant::now();
     let mut c = desktop.command(bin_dir().join("cpx-tray"));
-    c.args(["--config"]).arg(&config).arg("--data-dir").arg(dir.join("data"))
+    c.args(["--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
         .env("HOME", dir.join("home"))
         .env("CPX_AGENT_CACHE_DIR", dir.join("cache"))
         .env("CPX_AGENT_LOG_DIR", dir.join("logs"))

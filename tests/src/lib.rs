@@ -33,7 +33,8 @@ const SOCKET: &str = "/run/pcscd/pcscd.comm";
 
 /// Every log file in `dir` (the agent's or the tray app's `CPX_AGENT_LOG_DIR`), oldest first.
 pub fn log_text(dir: &Path) -> String {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).into_iter().flatten().flatten().map(|f| f.path()).collect();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(dir).into_iter().flatten().flatten().map(|f| f.path()).collect();
     files.sort();
     files.iter().map(|f| std::fs::read_to_string(f).unwrap_or_default()).collect()
 }
@@ -43,7 +44,9 @@ pub fn log_text(dir: &Path) -> String {
 pub fn assert_no_pin(logs: &str, pins: &[&str]) {
     for pin in pins {
         let hex: String = pin.bytes().map(|b| format!("{b:02x}")).collect();
-        for form in [hex.clone(), hex.to_uppercase(), format!("\"{pin}\""), format!("={pin}"), format!(":{pin},")] {
+        for form in
+            [hex.clone(), hex.to_uppercase(), format!("\"{pin}\""), format!("={pin}"), format!(":{pin},")]
+        {
             assert!(!logs.contains(&form), "the code porteur is in the logs as {form}");
         }
     }
@@ -58,7 +61,11 @@ pub fn root() -> PathBuf {
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().expect("exe dir");
-    if dir.ends_with("deps") { dir.parent().expect("profile dir").to_path_buf() } else { dir.to_path_buf() }
+    if dir.ends_with("deps") {
+        dir.parent().expect("profile dir").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 /// A command for one of the workspace's binaries (`cpx-agent`, `cpx-sim`).
@@ -77,7 +84,8 @@ pub struct Reader {
 
 /// All readers of the stack (`stack.sh readers`).
 pub fn all_readers() -> Vec<Reader> {
-    let out = Command::new(root().join("tests/stack/stack.sh")).arg("readers").output().expect("stack.sh readers");
+    let out =
+        Command::new(root().join("tests/stack/stack.sh")).arg("readers").output().expect("stack.sh readers");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_once('\t'))
@@ -138,7 +146,9 @@ pub fn stack() -> &'static Stack {
 fn start_pcscd(dir: &Path, readers: bool) -> Result<Child, String> {
     // A pcscd of the previous test binary may still be on its way out.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while let Some(pid) = std::fs::read_to_string("/run/pcscd/pcscd.pid").ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+    while let Some(pid) =
+        std::fs::read_to_string("/run/pcscd/pcscd.pid").ok().and_then(|p| p.trim().parse::<i32>().ok())
+    {
         if unsafe { libc::kill(pid, 0) } != 0 || Instant::now() > deadline {
             break;
         }
@@ -238,7 +248,9 @@ pub fn wait_state(reader: &str, present: bool, timeout: Duration) -> Result<Dura
     let ctx = pcsc::Context::establish(pcsc::Scope::User).map_err(|e| e.to_string())?;
     let mut states = [pcsc::ReaderState::new(CString::new(reader).unwrap(), pcsc::State::UNAWARE)];
     loop {
-        let left = timeout.checked_sub(start.elapsed()).ok_or_else(|| format!("{reader}: card {} not seen", if present { "insertion" } else { "removal" }))?;
+        let left = timeout.checked_sub(start.elapsed()).ok_or_else(|| {
+            format!("{reader}: card {} not seen", if present { "insertion" } else { "removal" })
+        })?;
         match ctx.get_status_change(left, &mut states) {
             Ok(()) | Err(pcsc::Error::Timeout) => {}
             Err(e) => return Err(format!("{reader}: {e}")),
@@ -306,10 +318,17 @@ pub fn insert_built(label: &str, reader: &Reader, build: impl Fn() -> cpx_sim::C
 
 /// Inserts the card `build` makes and waits until PC/SC reports it, with the one retry [`insert_with`]
 /// explains.
-fn insert_made(label: &str, reader: &Reader, build: impl Fn() -> cpx_sim::CardOs, apdu_log: Option<&Path>) -> Card {
+fn insert_made(
+    label: &str,
+    reader: &Reader,
+    build: impl Fn() -> cpx_sim::CardOs,
+    apdu_log: Option<&Path>,
+) -> Card {
     for attempt in 0..2 {
-        let log = apdu_log.map(|f| Box::new(std::fs::File::create(f).expect("apdu log")) as cpx_sim::vpcd::ApduLog);
-        let inserted = cpx_sim::insert(build(), "127.0.0.1", reader.port, Duration::from_secs(5), log).expect("vpcd reader listens");
+        let log =
+            apdu_log.map(|f| Box::new(std::fs::File::create(f).expect("apdu log")) as cpx_sim::vpcd::ApduLog);
+        let inserted = cpx_sim::insert(build(), "127.0.0.1", reader.port, Duration::from_secs(5), log)
+            .expect("vpcd reader listens");
         match wait_state(&reader.name, true, Duration::from_secs(5)) {
             Ok(_) => return Card { inserted: Some(inserted), reader: reader.name.clone() },
             Err(e) if attempt == 0 => {
@@ -332,30 +351,54 @@ pub fn out_dir(test: &str) -> PathBuf {
 }
 
 /// Opens the CPx card in `reader` through the real PC/SC stack, with the driver.
-pub fn open_card(reader: &str, cache: &cpx_card::CertCache) -> Result<Box<dyn cpx_card::CpxCard>, cpx_card::CardError> {
+pub fn open_card(
+    reader: &str,
+    cache: &cpx_card::CertCache,
+) -> Result<Box<dyn cpx_card::CpxCard>, cpx_card::CardError> {
     open_card_with_timeout(reader, cache, Duration::from_secs(5))
 }
 
-pub fn open_card_with_timeout(reader: &str, cache: &cpx_card::CertCache, timeout: Duration) -> Result<Box<dyn cpx_card::CpxCard>, cpx_card::CardError> {
+pub fn open_card_with_timeout(
+    reader: &str,
+    cache: &cpx_card::CertCache,
+    timeout: Duration,
+) -> Result<Box<dyn cpx_card::CpxCard>, cpx_card::CardError> {
     cpx_agent::scan::open_card(reader, timeout, cache)
 }
 
 /// Verifies an RSA signature on a SHA-256 digest against a DER certificate's public key.
-pub fn verify_signature(cert_der: &[u8], scheme: cpx_card::SignScheme, digest: &[u8], signature: &[u8]) -> Result<(), String> {
+pub fn verify_signature(
+    cert_der: &[u8],
+    scheme: cpx_card::SignScheme,
+    digest: &[u8],
+    signature: &[u8],
+) -> Result<(), String> {
     use rsa::pkcs8::DecodePublicKey;
     use x509_parser::prelude::FromDer;
-    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(cert_der).map_err(|e| e.to_string())?;
+    let (_, cert) =
+        x509_parser::certificate::X509Certificate::from_der(cert_der).map_err(|e| e.to_string())?;
     let key = rsa::RsaPublicKey::from_public_key_der(cert.public_key().raw).map_err(|e| e.to_string())?;
     let result = match scheme {
-        cpx_card::SignScheme::RsaPkcs1Sha256 => key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), digest, signature),
+        cpx_card::SignScheme::RsaPkcs1Sha256 => {
+            key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), digest, signature)
+        }
         cpx_card::SignScheme::RsaPssSha256 => key.verify(rsa::Pss::new::<sha2::Sha256>(), digest, signature),
-        cpx_card::SignScheme::RsaPkcs1Sha384 => key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha384>(), digest, signature),
-        cpx_card::SignScheme::RsaPkcs1Sha512 => key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha512>(), digest, signature),
+        cpx_card::SignScheme::RsaPkcs1Sha384 => {
+            key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha384>(), digest, signature)
+        }
+        cpx_card::SignScheme::RsaPkcs1Sha512 => {
+            key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha512>(), digest, signature)
+        }
     };
     result.map_err(|e| e.to_string())
 }
 
 /// The commands of an APDU log written by the virtual card (`> ` lines), without the answers.
 pub fn logged_commands(log: &Path) -> Vec<String> {
-    std::fs::read_to_string(log).unwrap_or_default().lines().filter_map(|l| l.strip_prefix("> ")).map(str::to_owned).collect()
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("> "))
+        .map(str::to_owned)
+        .collect()
 }

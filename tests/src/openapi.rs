@@ -8,7 +8,8 @@ pub struct Spec(Value);
 
 impl Spec {
     pub fn load() -> Self {
-        let text = std::fs::read_to_string(crate::root().join("docs/openapi.yaml")).expect("docs/openapi.yaml");
+        let text =
+            std::fs::read_to_string(crate::root().join("docs/openapi.yaml")).expect("docs/openapi.yaml");
         Self(serde_yaml::from_str(&text).expect("openapi.yaml parses"))
     }
 
@@ -41,7 +42,12 @@ impl Spec {
 
     /// The error codes the document lists.
     pub fn error_codes(&self) -> Vec<String> {
-        self.0["components"]["schemas"]["ErrorBody"]["properties"]["code"]["enum"].as_array().expect("code enum").iter().filter_map(|c| c.as_str().map(str::to_owned)).collect()
+        self.0["components"]["schemas"]["ErrorBody"]["properties"]["code"]["enum"]
+            .as_array()
+            .expect("code enum")
+            .iter()
+            .filter_map(|c| c.as_str().map(str::to_owned))
+            .collect()
     }
 
     fn validate(&self, v: &Value, schema: &Value, at: &str) -> Result<(), String> {
@@ -83,6 +89,10 @@ impl Spec {
             Some("boolean") => v.is_boolean(),
             _ => true,
         };
-        if ok { Ok(()) } else { Err(format!("{at}: {v} is not of type {}", schema["type"])) }
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{at}: {v} is not of type {}", schema["type"]))
+        }
     }
 }

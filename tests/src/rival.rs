@@ -31,7 +31,9 @@ impl Rival {
     /// Starts one on `reader` (`mode`: poll, transaction, exclusive; see cpx-rival's doc).
     pub fn start(reader: &str, mode: &str, pause_micros: u64, hold_millis: u64) -> Self {
         let mut cmd = binary("cpx-rival");
-        cmd.args([reader, mode, &pause_micros.to_string(), &hold_millis.to_string()]).stdin(Stdio::piped()).stdout(Stdio::piped());
+        cmd.args([reader, mode, &pause_micros.to_string(), &hold_millis.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
         if mode == "poll" {
             // A card held by someone else answers at once, instead of after pcsc-lite's 100 ms poll.
             cmd.env("PCSCLITE_NO_BLOCKING", "1");
@@ -64,7 +66,11 @@ impl Rival {
         out.lines()
             .filter(|l| *l != "done")
             .map(|l| match l.split(' ').collect::<Vec<_>>()[..] {
-                [at, asked, signed] => Ok(Seen { at_nanos: at.parse().map_err(|_| format!("{}: bad time in {l:?}", self.what))?, asked: asked.into(), signed: signed.into() }),
+                [at, asked, signed] => Ok(Seen {
+                    at_nanos: at.parse().map_err(|_| format!("{}: bad time in {l:?}", self.what))?,
+                    asked: asked.into(),
+                    signed: signed.into(),
+                }),
                 _ => Err(format!("{}: bad line {l:?}", self.what)),
             })
             .collect()

@@ -61,7 +61,8 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 6] = [Self::CardPulled, Self::PcscdRestarted, Self::Garbled, Self::TwoPages, Self::WrongPin, Self::Rival];
+    pub const ALL: [FaultKind; 6] =
+        [Self::CardPulled, Self::PcscdRestarted, Self::Garbled, Self::TwoPages, Self::WrongPin, Self::Rival];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -87,7 +88,11 @@ enum Fault {
     Garbled(cpx_sim::card::Garble, f64, u64),
     TwoPages,
     WrongPin,
-    Rival { mode: &'static str, pause_micros: u64, hold_millis: u64 },
+    Rival {
+        mode: &'static str,
+        pause_micros: u64,
+        hold_millis: u64,
+    },
 }
 
 impl Fault {
@@ -109,7 +114,9 @@ impl Fault {
             Fault::PullOn(ins) => format!("card pulled at INS {ins:02X}"),
             Fault::PullAfter(w) => format!("card pulled {w}"),
             Fault::PcscdRestart(w) => format!("pcscd restarted {w}"),
-            Fault::Garbled(kind, rate, seed) => format!("garbled answers ({kind:?}, {:.0} %, seed {seed})", rate * 100.0),
+            Fault::Garbled(kind, rate, seed) => {
+                format!("garbled answers ({kind:?}, {:.0} %, seed {seed})", rate * 100.0)
+            }
             Fault::TwoPages => "two pages at once".into(),
             Fault::WrongPin => "wrong code porteur".into(),
             Fault::Rival { mode, .. } => format!("{mode} PC/SC rival"),
@@ -131,14 +138,20 @@ impl Fault {
             }
             FaultKind::PcscdRestarted => Fault::PcscdRestart(When::draw(rng)),
             FaultKind::Garbled => {
-                let garble = *[Garble::Nonsense, Garble::Truncate, Garble::WrongLength, Garble::BadStatus].choose(rng).expect("kind");
+                let garble = *[Garble::Nonsense, Garble::Truncate, Garble::WrongLength, Garble::BadStatus]
+                    .choose(rng)
+                    .expect("kind");
                 Fault::Garbled(garble, [0.05, 0.1, 0.25][rng.gen_range(0..3)], rng.gen())
             }
             FaultKind::TwoPages => Fault::TwoPages,
             FaultKind::WrongPin => Fault::WrongPin,
             FaultKind::Rival => match rng.gen_range(0..3) {
                 0 => Fault::Rival { mode: "poll", pause_micros: rng.gen_range(200..1000), hold_millis: 0 },
-                1 => Fault::Rival { mode: "transaction", pause_micros: rng.gen_range(1_000..50_000), hold_millis: rng.gen_range(0..30) },
+                1 => Fault::Rival {
+                    mode: "transaction",
+                    pause_micros: rng.gen_range(1_000..50_000),
+                    hold_millis: rng.gen_range(0..30),
+                },
                 _ => Fault::Rival { mode: "exclusive", pause_micros: 0, hold_millis: 0 },
             },
         }
@@ -155,7 +168,14 @@ impl Fault {
             Fault::PullOn(_) | Fault::PullAfter(_) => Some(&["ok", "CARD_REMOVED", "NO_CPX_CARD"]),
             // The service down, then back without its readers, then without the card (its virtual card
             // went with the old vpcd and comes back after the login).
-            Fault::PcscdRestart(_) => Some(&["ok", "PCSC_SERVICE_STOPPED", "NO_READER", "READER_UNAVAILABLE", "NO_CPX_CARD", "CARD_REMOVED"]),
+            Fault::PcscdRestart(_) => Some(&[
+                "ok",
+                "PCSC_SERVICE_STOPPED",
+                "NO_READER",
+                "READER_UNAVAILABLE",
+                "NO_CPX_CARD",
+                "CARD_REMOVED",
+            ]),
             // Spoilt answers: any typed error.
             Fault::Garbled(..) => None,
         }
@@ -321,10 +341,16 @@ impl Report {
             p.push(format!("open descriptors not flat (+{:.1} %)", self.fd_growth().unwrap_or(0.0) * 100.0));
         }
         if !self.rival_gains.is_empty() {
-            p.push(format!("a competing PC/SC client found the code porteur verified or had the card sign {} time(s)", self.rival_gains.len()));
+            p.push(format!(
+                "a competing PC/SC client found the code porteur verified or had the card sign {} time(s)",
+                self.rival_gains.len()
+            ));
         }
         if self.verifies > self.pin_dialogs {
-            p.push(format!("{} VERIFY with a code porteur for {} PIN dialog(s): a code porteur was presented again", self.verifies, self.pin_dialogs));
+            p.push(format!(
+                "{} VERIFY with a code porteur for {} PIN dialog(s): a code porteur was presented again",
+                self.verifies, self.pin_dialogs
+            ));
         }
         if self.fewest_tries_shown.is_some_and(|t| t < 2) {
             p.push("a PIN dialog showed fewer than 2 tries left: two wrong codes in a row".into());
@@ -355,8 +381,22 @@ impl Report {
         use std::fmt::Write;
         let mut o = String::new();
         let secs = self.elapsed.as_secs();
-        let _ = writeln!(o, "Soak, seed {}: {} card logins in {} min {:02} s", self.seed, self.attempted, secs / 60, secs % 60);
-        let _ = writeln!(o, "  succeeded {}, failed with a typed error {}, untyped {}, hung {}", self.succeeded, self.failed_total(), self.untyped.len(), self.hung.len());
+        let _ = writeln!(
+            o,
+            "Soak, seed {}: {} card logins in {} min {:02} s",
+            self.seed,
+            self.attempted,
+            secs / 60,
+            secs % 60
+        );
+        let _ = writeln!(
+            o,
+            "  succeeded {}, failed with a typed error {}, untyped {}, hung {}",
+            self.succeeded,
+            self.failed_total(),
+            self.untyped.len(),
+            self.hung.len()
+        );
         if !self.failed.is_empty() {
             let _ = writeln!(o, "\nFailures by code:");
             for (code, n) in &self.failed {
@@ -394,10 +434,18 @@ impl Report {
         let _ = writeln!(o, "  {:>7} {:>10} {:>6}", "logins", "RSS MiB", "fds");
         for (i, s) in self.samples.iter().enumerate() {
             let mark = if Some(i) == self.baseline { "  ← warm-up reading" } else { "" };
-            let _ = writeln!(o, "  {:>7} {:>10.1} {:>6}{mark}", s.after_logins, s.rss_kib as f64 / 1024.0, s.fds);
+            let _ =
+                writeln!(o, "  {:>7} {:>10.1} {:>6}{mark}", s.after_logins, s.rss_kib as f64 / 1024.0, s.fds);
         }
         let pct = |g: Option<f64>| g.map_or("n/a".into(), |g| format!("{:+.1} %", g * 100.0));
-        let _ = writeln!(o, "  RSS {} (largest rise {}), fds {} (largest rise {})", if self.rss_flat() { "flat" } else { "NOT flat" }, pct(self.rss_growth()), if self.fds_flat() { "flat" } else { "NOT flat" }, pct(self.fd_growth()));
+        let _ = writeln!(
+            o,
+            "  RSS {} (largest rise {}), fds {} (largest rise {})",
+            if self.rss_flat() { "flat" } else { "NOT flat" },
+            pct(self.rss_growth()),
+            if self.fds_flat() { "flat" } else { "NOT flat" },
+            pct(self.fd_growth())
+        );
         let problems = self.problems();
         if problems.is_empty() {
             let _ = writeln!(o, "\nResult: pass");
@@ -418,7 +466,11 @@ pub fn sample(pid: u32, after_logins: usize) -> Sample {
         let n = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0);
         fds = fds.min(n);
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        rss_kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+        rss_kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
     }
     Sample { after_logins, rss_kib, fds }
 }
@@ -455,7 +507,21 @@ impl World {
         std::fs::create_dir_all(dir.join("cards")).expect("card log folder");
         let spec = Spec::load();
         let codes = spec.error_codes();
-        let mut w = World { portal, agent, _pki: pki, reader, card: None, special: false, insertions: 0, tries_full: true, spec, codes, deadline: plan.deadline, dir: dir.clone(), linked: false };
+        let mut w = World {
+            portal,
+            agent,
+            _pki: pki,
+            reader,
+            card: None,
+            special: false,
+            insertions: 0,
+            tries_full: true,
+            spec,
+            codes,
+            deadline: plan.deadline,
+            dir: dir.clone(),
+            linked: false,
+        };
         w.ensure_card();
         w
     }
@@ -480,10 +546,15 @@ impl World {
     /// A failure answer of the agent: its code when the answer follows docs/openapi.yaml and the code is
     /// one of its list (AGENT_ERROR, the internal error, is not typed: it says nothing of the cause).
     fn agent_failure(&self, path: &str, a: &HttpAnswer) -> Outcome {
-        let Ok(v) = serde_json::from_str::<Value>(&a.body) else { return Outcome::Untyped(format!("{path} → {} not JSON: {}", a.status, a.body)) };
+        let Ok(v) = serde_json::from_str::<Value>(&a.body) else {
+            return Outcome::Untyped(format!("{path} → {} not JSON: {}", a.status, a.body));
+        };
         let code = v["error"]["code"].as_str().unwrap_or_default().to_owned();
         if let Err(e) = self.spec.check("POST", path, a.status, &v) {
-            return Outcome::Untyped(format!("{path} → {} does not follow docs/openapi.yaml ({e}): {}", a.status, a.body));
+            return Outcome::Untyped(format!(
+                "{path} → {} does not follow docs/openapi.yaml ({e}): {}",
+                a.status, a.body
+            ));
         }
         if code.is_empty() || code == "AGENT_ERROR" || !self.codes.contains(&code) {
             return Outcome::Untyped(format!("{path} → {}: {}", a.status, a.body));
@@ -499,19 +570,38 @@ impl World {
             NoAnswer::Failed(why) => Outcome::Untyped(format!("{step}: {why}")),
         };
         // The page first asks the agent's status (which agent serves this user).
-        if let Err(e) = self.agent.try_request("GET", "/v1/status", &[("Origin", origin), ("Accept-Language", "fr")], None, self.deadline) {
+        if let Err(e) = self.agent.try_request(
+            "GET",
+            "/v1/status",
+            &[("Origin", origin), ("Accept-Language", "fr")],
+            None,
+            self.deadline,
+        ) {
             return no_answer("GET /v1/status", e);
         }
-        let c = match self.portal.try_page("POST", "/cpx/challenge", None, "application/json", Some("{}"), self.deadline) {
+        let c = match self.portal.try_page(
+            "POST",
+            "/cpx/challenge",
+            None,
+            "application/json",
+            Some("{}"),
+            self.deadline,
+        ) {
             Ok(c) => c,
             Err(e) => return no_answer("POST /cpx/challenge", e),
         };
-        let (Some(cookie), Some(challenge)) = (c.session_cookie(), serde_json::from_str::<Value>(&c.body).ok().and_then(|v| v["challenge"].as_str().map(str::to_owned))) else {
+        let (Some(cookie), Some(challenge)) = (
+            c.session_cookie(),
+            serde_json::from_str::<Value>(&c.body)
+                .ok()
+                .and_then(|v| v["challenge"].as_str().map(str::to_owned)),
+        ) else {
             return Outcome::Untyped(format!("POST /cpx/challenge → {}: {}", c.status, c.body));
         };
         let body = json!({"challenge": challenge}).to_string();
         let headers = [("Origin", origin), ("Content-Type", "application/json"), ("Accept-Language", "fr")];
-        let a = match self.agent.try_request("POST", "/v1/authenticate", &headers, Some(&body), self.deadline) {
+        let a = match self.agent.try_request("POST", "/v1/authenticate", &headers, Some(&body), self.deadline)
+        {
             Ok(a) => a,
             Err(e) => return no_answer("POST /v1/authenticate", e),
         };
@@ -523,7 +613,10 @@ impl World {
             Err(_) => return Outcome::Untyped(format!("POST /v1/authenticate → 200 not JSON: {}", a.body)),
         };
         if let Err(e) = self.spec.check("POST", "/v1/authenticate", 200, &v) {
-            return Outcome::Untyped(format!("POST /v1/authenticate → 200 does not follow docs/openapi.yaml ({e}): {}", a.body));
+            return Outcome::Untyped(format!(
+                "POST /v1/authenticate → 200 does not follow docs/openapi.yaml ({e}): {}",
+                a.body
+            ));
         }
         let Some(code) = v["portal"]["code"].as_str().filter(|_| v["portal_status"] == 200) else {
             return match v["portal"]["error"]["code"].as_str() {
@@ -531,7 +624,14 @@ impl World {
                 None => Outcome::Untyped(format!("the portal refused without a code: {}", a.body)),
             };
         };
-        let f = match self.portal.try_page("POST", "/cpx/finish", Some(&cookie), "application/json", Some(&json!({"code": code}).to_string()), self.deadline) {
+        let f = match self.portal.try_page(
+            "POST",
+            "/cpx/finish",
+            Some(&cookie),
+            "application/json",
+            Some(&json!({"code": code}).to_string()),
+            self.deadline,
+        ) {
             Ok(f) => f,
             Err(e) => return no_answer("POST /cpx/finish", e),
         };
@@ -539,12 +639,22 @@ impl World {
             if !self.linked && f.body.contains("/premiere-connexion") {
                 // The card's first login: link it to its account, as the professional does once.
                 if let Some(session) = f.session_cookie() {
-                    let _ = self.portal.try_page("POST", "/premiere-connexion/lier", Some(&session), "application/x-www-form-urlencoded", Some("username=amelie&password=mot-de-passe-amelie"), self.deadline);
+                    let _ = self.portal.try_page(
+                        "POST",
+                        "/premiere-connexion/lier",
+                        Some(&session),
+                        "application/x-www-form-urlencoded",
+                        Some("username=amelie&password=mot-de-passe-amelie"),
+                        self.deadline,
+                    );
                 }
             }
             return Outcome::Succeeded;
         }
-        match serde_json::from_str::<Value>(&f.body).ok().and_then(|v| v["error"]["code"].as_str().map(str::to_owned)) {
+        match serde_json::from_str::<Value>(&f.body)
+            .ok()
+            .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
+        {
             Some(c) => Outcome::Failed(format!("portal:{c}")),
             None => Outcome::Untyped(format!("POST /cpx/finish → {}: {}", f.status, f.body)),
         }
@@ -600,7 +710,10 @@ impl World {
                 std::thread::scope(|s| {
                     let first = s.spawn(|| this.page_login());
                     let second = this.page_login();
-                    vec![first.join().unwrap_or_else(|_| Outcome::Untyped("page thread panicked".into())), second]
+                    vec![
+                        first.join().unwrap_or_else(|_| Outcome::Untyped("page thread panicked".into())),
+                        second,
+                    ]
                 })
             }
             Fault::Rival { mode, pause_micros, hold_millis } => {
@@ -647,7 +760,8 @@ struct Schedule {
 impl Schedule {
     fn next(&mut self) -> Option<FaultKind> {
         if self.block.is_empty() {
-            let mut b: Vec<Option<FaultKind>> = FaultKind::ALL.iter().copied().map(Some).chain(std::iter::repeat_n(None, 6)).collect();
+            let mut b: Vec<Option<FaultKind>> =
+                FaultKind::ALL.iter().copied().map(Some).chain(std::iter::repeat_n(None, 6)).collect();
             b.shuffle(&mut self.rng);
             self.block = b;
         }
@@ -698,18 +812,23 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> Report {
                 }
                 Outcome::Failed(code) => *report.failed.entry(code.clone()).or_default() += 1,
                 Outcome::Untyped(why) => report.untyped.push(format!("{what}: {why}")),
-                Outcome::Hung(step) => report.hung.push(format!("{what}: no answer to {step} within {} s", plan.deadline.as_secs())),
+                Outcome::Hung(step) => report
+                    .hung
+                    .push(format!("{what}: no answer to {step} within {} s", plan.deadline.as_secs())),
             }
             if outcome == Outcome::Failed("PIN_WRONG".into()) {
                 world.tries_full = false;
             }
             if let Some(expected) = fault.expected() {
                 if !expected.contains(&outcome.short()) {
-                    report.unexpected.push(format!("{what}: {}", match &outcome {
-                        Outcome::Untyped(w) => format!("untyped: {w}"),
-                        Outcome::Hung(s) => format!("hung at {s}"),
-                        o => o.short().to_owned(),
-                    }));
+                    report.unexpected.push(format!(
+                        "{what}: {}",
+                        match &outcome {
+                            Outcome::Untyped(w) => format!("untyped: {w}"),
+                            Outcome::Hung(s) => format!("hung at {s}"),
+                            o => o.short().to_owned(),
+                        }
+                    ));
                 }
             }
             if n % every == 0 {
@@ -732,11 +851,18 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> Report {
         }
     }
     report.rival_turns = rival.len();
-    report.rival_gains = rival.iter().filter(|(asked, signed)| asked == "9000" || signed == "9000" || signed.starts_with("61")).map(|(a, s)| format!("VERIFY {a}, INTERNAL AUTHENTICATE {s}")).collect();
+    report.rival_gains = rival
+        .iter()
+        .filter(|(asked, signed)| asked == "9000" || signed == "9000" || signed.starts_with("61"))
+        .map(|(a, s)| format!("VERIFY {a}, INTERNAL AUTHENTICATE {s}"))
+        .collect();
     // The code porteur: dialogs the pinentry showed (and the tries each named), VERIFYs the cards got.
     let dialogs = world.agent.dialogs();
     report.pin_dialogs = dialogs.len();
-    report.fewest_tries_shown = dialogs.iter().filter_map(|d| d.split("Essais restants : ").nth(1)?.split(' ').next()?.parse().ok()).min();
+    report.fewest_tries_shown = dialogs
+        .iter()
+        .filter_map(|d| d.split("Essais restants : ").nth(1)?.split(' ').next()?.parse().ok())
+        .min();
     report.verifies = card_verifies(&plan.dir.join("cards"));
     drop(world);
     report.elapsed = started.elapsed();
@@ -749,7 +875,12 @@ fn card_verifies(dir: &Path) -> usize {
         .into_iter()
         .flatten()
         .flatten()
-        .map(|f| crate::logged_commands(&f.path()).iter().filter(|c| c.starts_with("0020") && c.contains("secret")).count())
+        .map(|f| {
+            crate::logged_commands(&f.path())
+                .iter()
+                .filter(|c| c.starts_with("0020") && c.contains("secret"))
+                .count()
+        })
         .sum()
 }
 
@@ -758,15 +889,27 @@ mod tests {
     use super::*;
 
     fn report(fds: &[usize]) -> Report {
-        let samples = fds.iter().enumerate().map(|(i, f)| Sample { after_logins: i * 10, rss_kib: 20_000, fds: *f }).collect();
+        let samples = fds
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Sample { after_logins: i * 10, rss_kib: 20_000, fds: *f })
+            .collect();
         Report { samples, baseline: Some(1), every: 10, ..Report::default() }
     }
 
     #[test]
     fn flat_is_within_ten_percent_of_the_warm_up_reading() {
-        assert!(report(&[5, 20, 22, 21]).problems().is_empty(), "+10 % is flat; the reading before warm-up does not count");
+        assert!(
+            report(&[5, 20, 22, 21]).problems().is_empty(),
+            "+10 % is flat; the reading before warm-up does not count"
+        );
         let grown = report(&[20, 20, 21, 23]);
-        assert!(!grown.fds_flat() && grown.problems().iter().any(|p| p.contains("descriptors not flat (+15.0 %)")), "{:?}", grown.problems());
+        assert!(
+            !grown.fds_flat()
+                && grown.problems().iter().any(|p| p.contains("descriptors not flat (+15.0 %)")),
+            "{:?}",
+            grown.problems()
+        );
         assert!(report(&[20]).fds_flat(), "nothing to compare: flat");
     }
 

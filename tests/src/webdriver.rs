@@ -46,7 +46,8 @@ impl Session {
     /// Opens a session with `capabilities` (the `alwaysMatch` object).
     pub fn new(port: u16, capabilities: Value) -> Result<Self, String> {
         let v = call(port, "POST", "/session", Some(&json!({"capabilities": {"alwaysMatch": capabilities}})));
-        let id = v["value"]["sessionId"].as_str().ok_or_else(|| format!("no WebDriver session: {v}"))?.to_owned();
+        let id =
+            v["value"]["sessionId"].as_str().ok_or_else(|| format!("no WebDriver session: {v}"))?.to_owned();
         Ok(Self { port, id })
     }
 
@@ -79,7 +80,10 @@ impl Session {
 
     pub fn text(&self, css: &str) -> String {
         match self.element(css) {
-            Some(e) => self.s("GET", &format!("/element/{e}/text"), None)["value"].as_str().unwrap_or_default().to_owned(),
+            Some(e) => self.s("GET", &format!("/element/{e}/text"), None)["value"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
             None => String::new(),
         }
     }
@@ -108,7 +112,11 @@ impl Session {
             if t.contains(want) {
                 return t;
             }
-            assert!(Instant::now() < deadline, "{css} never showed {want:?}; it shows {t:?} on {}", self.url());
+            assert!(
+                Instant::now() < deadline,
+                "{css} never showed {want:?}; it shows {t:?} on {}",
+                self.url()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -116,8 +124,18 @@ impl Session {
     /// Waits until the URL path is `path`.
     pub fn wait_path(&self, path: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !self.url().split_once("://").and_then(|(_, r)| r.split_once('/')).is_some_and(|(_, p)| format!("/{p}") == path) {
-            assert!(Instant::now() < deadline, "never reached {path}; at {} showing {}", self.url(), self.page_text());
+        while !self
+            .url()
+            .split_once("://")
+            .and_then(|(_, r)| r.split_once('/'))
+            .is_some_and(|(_, p)| format!("/{p}") == path)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "never reached {path}; at {} showing {}",
+                self.url(),
+                self.page_text()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -136,11 +154,16 @@ impl Session {
     /// The page as PNG.
     pub fn screenshot_png(&self) -> Vec<u8> {
         let v = self.s("GET", "/screenshot", None);
-        base64::engine::general_purpose::STANDARD.decode(v["value"].as_str().unwrap_or_default()).unwrap_or_default()
+        base64::engine::general_purpose::STANDARD
+            .decode(v["value"].as_str().unwrap_or_default())
+            .unwrap_or_default()
     }
 
     pub fn handles(&self) -> Vec<String> {
-        self.s("GET", "/window/handles", None)["value"].as_array().map(|a| a.iter().filter_map(|h| h.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+        self.s("GET", "/window/handles", None)["value"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|h| h.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
     }
 
     pub fn switch_to(&self, handle: &str) {

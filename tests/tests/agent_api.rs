@@ -27,7 +27,12 @@ fn site(endpoint_port: u16, roots: &std::path::Path) -> String {
 }
 
 fn login(agent: &AgentProcess, origin: &str, body: &str) -> cpx_tests::agent::HttpAnswer {
-    agent.request("POST", "/v1/authenticate", &[("Origin", origin), ("Content-Type", "application/json")], Some(body))
+    agent.request(
+        "POST",
+        "/v1/authenticate",
+        &[("Origin", origin), ("Content-Type", "application/json")],
+        Some(body),
+    )
 }
 
 struct Setup {
@@ -62,7 +67,10 @@ fn mtls_login_accepted_by_nginx_cps3_tls12_cps4_tls13() {
         assert!(portal.contains(&format!("\"protocol\":\"{tls}\"")), "{portal}");
         assert!(portal.contains(&format!("CN={id}")), "{portal}");
         let dialog = s.agent.dialogs().pop().expect("the PIN was asked");
-        assert!(dialog.starts_with(&format!("Le site {ORIGIN}")), "the dialog names the site first: {dialog}");
+        assert!(
+            dialog.starts_with(&format!("Le site {ORIGIN}")),
+            "the dialog names the site first: {dialog}"
+        );
         assert!(dialog.contains("Essais restants : 3 sur 3"), "{dialog}");
         card.remove();
     }
@@ -84,18 +92,32 @@ fn wrong_pin_then_right_pin_blocked_expired_and_cancel() {
         assert!(e["message_en"].as_str().is_some() && e["fix"].as_str().is_some() && e["retriable"] == true);
         let right = login(&s.agent, ORIGIN, &json!({"challenge": challenge()}).to_string());
         assert_eq!(right.status, 200, "{}", right.body);
-        assert!(s.agent.dialogs()[1].contains("Essais restants : 2 sur 3"), "the second dialog shows the try spent");
+        assert!(
+            s.agent.dialogs()[1].contains("Essais restants : 2 sur 3"),
+            "the second dialog shows the try spent"
+        );
         let cancelled = login(&s.agent, ORIGIN, &json!({"challenge": challenge()}).to_string());
-        assert_eq!((cancelled.status, cancelled.json()["error"]["code"].as_str()), (409, Some("USER_CANCELLED")));
+        assert_eq!(
+            (cancelled.status, cancelled.json()["error"]["code"].as_str()),
+            (409, Some("USER_CANCELLED"))
+        );
     }
     for (persona, code) in [("cps3-blocked", "PIN_BLOCKED"), ("cps3-expired", "CERTIFICATE_EXPIRED")] {
         let log = out_dir(&format!("api-{persona}")).join("apdu.log");
         let _card = insert_with(persona, &reader, &Options::default(), Some(&log));
         let before = s.agent.dialogs().len();
         let r = login(&s.agent, ORIGIN, &json!({"challenge": challenge()}).to_string());
-        assert_eq!((r.status, r.json()["error"]["code"].as_str()), (403, Some(code)), "{persona}: {}", r.body);
+        assert_eq!(
+            (r.status, r.json()["error"]["code"].as_str()),
+            (403, Some(code)),
+            "{persona}: {}",
+            r.body
+        );
         assert_eq!(s.agent.dialogs().len(), before, "{persona}: refused before any PIN prompt");
-        let verifies = logged_commands(&log).into_iter().filter(|c| c.starts_with("0020") && c.contains("secret")).count();
+        let verifies = logged_commands(&log)
+            .into_iter()
+            .filter(|c| c.starts_with("0020") && c.contains("secret"))
+            .count();
         assert_eq!(verifies, 0, "{persona}: no VERIFY sent");
     }
 }
@@ -118,7 +140,16 @@ fn hostile_requests_get_nothing() {
     let r = s.agent.request("POST", "/v1/authenticate", &[("Content-Type", "application/json")], Some(&body));
     assert_eq!(r.status, 403);
     // DNS rebinding: the right origin through another host name.
-    let r = s.agent.request("POST", "/v1/authenticate", &[("Host", &format!("attacker.example:{}", s.agent.port)), ("Origin", ORIGIN), ("Content-Type", "application/json")], Some(&body));
+    let r = s.agent.request(
+        "POST",
+        "/v1/authenticate",
+        &[
+            ("Host", &format!("attacker.example:{}", s.agent.port)),
+            ("Origin", ORIGIN),
+            ("Content-Type", "application/json"),
+        ],
+        Some(&body),
+    );
     assert_eq!((r.status, r.json()["error"]["code"].as_str()), (403, Some("HOST_NOT_ALLOWED")));
     assert!(s.agent.dialogs().is_empty(), "no PIN prompt for any of these");
     assert!(!logged_commands(&log).iter().any(|c| c.starts_with("0088")), "the card signed nothing");
@@ -127,7 +158,12 @@ fn hostile_requests_get_nothing() {
     let short = json!({"challenge": base64::engine::general_purpose::STANDARD.encode([1u8; 16])}).to_string();
     assert_eq!(login(&s.agent, ORIGIN, &short).json()["error"]["code"], "CHALLENGE_INVALID");
     assert_eq!(login(&s.agent, ORIGIN, "{\"nonce\": 1}").json()["error"]["code"], "BAD_REQUEST");
-    let plain = s.agent.request("POST", "/v1/authenticate", &[("Origin", ORIGIN), ("Content-Type", "text/plain")], Some(&body));
+    let plain = s.agent.request(
+        "POST",
+        "/v1/authenticate",
+        &[("Origin", ORIGIN), ("Content-Type", "text/plain")],
+        Some(&body),
+    );
     assert_eq!(plain.status, 415, "a simple (no-preflight) request is refused");
     let big = json!({"challenge": "A".repeat(20_000)}).to_string();
     assert_eq!(login(&s.agent, ORIGIN, &big).status, 413);
@@ -135,11 +171,25 @@ fn hostile_requests_get_nothing() {
     assert!(s.agent.dialogs().is_empty());
 
     // CORS preflight: allowed origin only, with Private Network Access.
-    let pre = s.agent.request("OPTIONS", "/v1/authenticate", &[("Origin", ORIGIN), ("Access-Control-Request-Method", "POST"), ("Access-Control-Request-Private-Network", "true")], None);
+    let pre = s.agent.request(
+        "OPTIONS",
+        "/v1/authenticate",
+        &[
+            ("Origin", ORIGIN),
+            ("Access-Control-Request-Method", "POST"),
+            ("Access-Control-Request-Private-Network", "true"),
+        ],
+        None,
+    );
     assert_eq!(pre.status, 204);
     assert_eq!(pre.header("Access-Control-Allow-Origin"), Some(ORIGIN));
     assert_eq!(pre.header("Access-Control-Allow-Private-Network"), Some("true"));
-    let pre = s.agent.request("OPTIONS", "/v1/authenticate", &[("Origin", "https://evil.example"), ("Access-Control-Request-Method", "POST")], None);
+    let pre = s.agent.request(
+        "OPTIONS",
+        "/v1/authenticate",
+        &[("Origin", "https://evil.example"), ("Access-Control-Request-Method", "POST")],
+        None,
+    );
     assert_eq!(pre.status, 403);
     assert_eq!(pre.header("Access-Control-Allow-Origin"), None);
 
@@ -148,13 +198,23 @@ fn hostile_requests_get_nothing() {
     assert!(bare.get("readers").is_none() && bare["version"].is_string(), "{bare}");
     let allowed = s.agent.request("GET", "/v1/status", &[("Origin", ORIGIN)], None);
     let v = allowed.json();
-    let mine = v["readers"].as_array().unwrap().iter().find(|r| r["reader"] == reader.name.as_str()).unwrap().clone();
+    let mine = v["readers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["reader"] == reader.name.as_str())
+        .unwrap()
+        .clone();
     assert_eq!(mine["message"], "Carte CPS insérée et reconnue");
     assert_eq!(mine["holder"]["nom"], "DUPONT");
     let other = s.agent.request("GET", "/v1/status", &[("Origin", "https://evil.example")], None);
     assert_eq!(other.header("Access-Control-Allow-Origin"), None);
     assert!(!other.body.contains("DUPONT"), "no identity for an origin that is not allowed");
-    assert!(other.json().get("readers").is_none() && other.json()["version"].is_string(), "liveness only: {}", other.body);
+    assert!(
+        other.json().get("readers").is_none() && other.json()["version"].is_string(),
+        "liveness only: {}",
+        other.body
+    );
 }
 
 #[test]
@@ -166,7 +226,12 @@ fn signed_token_binds_origin_and_challenge() {
         let _card = insert(persona, &reader);
         s.agent.answer_pins(&["1234"]);
         let c = challenge();
-        let r = s.agent.request("POST", "/v1/token", &[("Origin", ORIGIN), ("Content-Type", "application/json")], Some(&json!({"challenge": c}).to_string()));
+        let r = s.agent.request(
+            "POST",
+            "/v1/token",
+            &[("Origin", ORIGIN), ("Content-Type", "application/json")],
+            Some(&json!({"challenge": c}).to_string()),
+        );
         assert_eq!(r.status, 200, "{}", r.body);
         let v = r.json();
         let b64 = base64::engine::general_purpose::STANDARD;
@@ -174,10 +239,15 @@ fn signed_token_binds_origin_and_challenge() {
         let sig = b64.decode(v["signature"].as_str().unwrap()).unwrap();
         let signed = [Sha256::digest(ORIGIN.as_bytes()), Sha256::digest(c.as_bytes())].concat();
         let digest = Sha256::digest(&signed);
-        let scheme = if v["algorithm"] == "PS256" { cpx_card::SignScheme::RsaPssSha256 } else { cpx_card::SignScheme::RsaPkcs1Sha256 };
+        let scheme = if v["algorithm"] == "PS256" {
+            cpx_card::SignScheme::RsaPssSha256
+        } else {
+            cpx_card::SignScheme::RsaPkcs1Sha256
+        };
         cpx_tests::verify_signature(&cert, scheme, &digest, &sig).expect("token signature verifies");
         // The same signature does not verify for another origin.
-        let other = Sha256::digest([Sha256::digest(b"https://evil.example"), Sha256::digest(c.as_bytes())].concat());
+        let other =
+            Sha256::digest([Sha256::digest(b"https://evil.example"), Sha256::digest(c.as_bytes())].concat());
         assert!(cpx_tests::verify_signature(&cert, scheme, &other, &sig).is_err());
         assert_eq!(v["algorithm"], if persona == "cps4" { "PS256" } else { "RS256" });
     }
@@ -233,12 +303,23 @@ fn openapi_lists_every_error_code() {
         let name = serde_json::to_value(code).unwrap();
         assert!(documented.iter().any(|d| name == d.as_str()), "{name} missing from docs/openapi.yaml");
     }
-    assert_eq!(documented.len(), cpx_agent::messages::Code::ALL.len(), "the document lists codes the agent does not have");
+    assert_eq!(
+        documented.len(),
+        cpx_agent::messages::Code::ALL.len(),
+        "the document lists codes the agent does not have"
+    );
     // The checker itself refuses what the document does not allow.
     assert!(spec.check("GET", "/v1/status", 200, &json!({"agent": "cpx-agent", "version": "0.1.0"})).is_ok());
     assert!(spec.check("GET", "/v1/status", 200, &json!({"agent": "cpx-agent"})).is_err(), "missing field");
-    assert!(spec.check("GET", "/v1/status", 200, &json!({"agent": "other", "version": "1"})).is_err(), "enum");
-    assert!(spec.check("GET", "/v1/status", 200, &json!({"agent": "cpx-agent", "version": "1", "pin": "1234"})).is_err(), "undocumented field");
+    assert!(
+        spec.check("GET", "/v1/status", 200, &json!({"agent": "other", "version": "1"})).is_err(),
+        "enum"
+    );
+    assert!(
+        spec.check("GET", "/v1/status", 200, &json!({"agent": "cpx-agent", "version": "1", "pin": "1234"}))
+            .is_err(),
+        "undocumented field"
+    );
     assert!(spec.check("POST", "/v1/authenticate", 418, &json!({})).is_err(), "undocumented status");
 }
 
@@ -249,7 +330,8 @@ fn two_cpx_cards_the_user_picks_and_other_cards_are_ignored() {
     let (r1, r2, r3) = (stack().reader(), stack().reader(), stack().reader());
     // A bi-fente reader also holds the patient's card: it is not a CPx card and is never offered.
     let _other = insert("not-cpx", &r3);
-    let mut readers = [(&r1, "cps3", "899700123456", "JEAN DUPONT"), (&r2, "cps4", "899700234567", "CLAIRE MARTIN")];
+    let mut readers =
+        [(&r1, "cps3", "899700123456", "JEAN DUPONT"), (&r2, "cps4", "899700234567", "CLAIRE MARTIN")];
     readers.sort_by(|a, b| a.0.name.cmp(&b.0.name));
     let _a = insert(readers[0].1, readers[0].0);
     let _b = insert(readers[1].1, readers[1].0);
@@ -260,7 +342,10 @@ fn two_cpx_cards_the_user_picks_and_other_cards_are_ignored() {
     assert!(r.body.contains(&format!("CN={}", readers[1].2)), "logged in with the second card: {}", r.body);
     let dialogs = s.agent.dialogs();
     assert_eq!(dialogs.len(), 3, "{dialogs:?}");
-    assert!(dialogs[0].contains(readers[0].3) && dialogs[1].contains(readers[1].3), "each card shown with its holder: {dialogs:?}");
+    assert!(
+        dialogs[0].contains(readers[0].3) && dialogs[1].contains(readers[1].3),
+        "each card shown with its holder: {dialogs:?}"
+    );
     assert!(dialogs[0].contains(ORIGIN), "the site is named there too");
     // Cancelling the choice.
     s.agent.answer_pins(&["cancel"]);
@@ -276,7 +361,11 @@ fn concurrent_logins_take_turns_on_the_card() {
     let _card = insert("cps3", &reader);
     s.agent.answer_pins(&["1234", "1234", "1234"]);
     let statuses: Vec<u16> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..3).map(|_| scope.spawn(|| login(&s.agent, ORIGIN, &json!({"challenge": challenge()}).to_string()).status)).collect();
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                scope.spawn(|| login(&s.agent, ORIGIN, &json!({"challenge": challenge()}).to_string()).status)
+            })
+            .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(statuses, vec![200, 200, 200], "one card operation at a time, each request waits its turn");
@@ -291,7 +380,12 @@ fn a_login_waiting_too_long_for_the_card_gets_busy() {
     let nginx = Nginx::start(&dir.join("nginx"), &pki);
     // The card is given up after 1 s of waiting; the professional takes 3 s to type the PIN.
     let config = format!("busy_wait_seconds = 1\n{}", site(nginx.port, &pki.ca_pem));
-    let agent = AgentProcess::start_full(&dir.join("agent"), &config, cpx_tests::agent::free_port(), &[("PINENTRY_DELAY", "3")]);
+    let agent = AgentProcess::start_full(
+        &dir.join("agent"),
+        &config,
+        cpx_tests::agent::free_port(),
+        &[("PINENTRY_DELAY", "3")],
+    );
     let reader = stack().reader();
     let _card = insert("cps3", &reader);
     agent.answer_pins(&["1234"]);
@@ -301,7 +395,12 @@ fn a_login_waiting_too_long_for_the_card_gets_busy() {
         let second = login(&agent, ORIGIN, &json!({"challenge": challenge()}).to_string());
         (first.join().unwrap(), second)
     });
-    assert_eq!((second.status, second.json()["error"]["code"].as_str()), (409, Some("BUSY")), "{}", second.body);
+    assert_eq!(
+        (second.status, second.json()["error"]["code"].as_str()),
+        (409, Some("BUSY")),
+        "{}",
+        second.body
+    );
     assert_eq!(second.json()["error"]["retriable"], true);
     assert_eq!(first.status, 200, "the first login goes on: {}", first.body);
 }

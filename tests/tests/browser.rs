@@ -52,12 +52,16 @@ fn card_login_link_second_login_and_liberal_account_in_chromium() {
         b.click("#card-login");
         b.wait_path("/premiere-connexion");
         let text = b.page_text();
-        for want in ["Première connexion par carte CPx", "Espace professionnel", "Espace médecin libéral"] {
+        for want in ["Première connexion par carte CPx", "Espace professionnel", "Espace médecin libéral"]
+        {
             assert!(text.contains(want), "{want:?} missing: {text}");
         }
         b.screenshot("02-premiere-connexion");
         let dialog = w.agent.dialogs().pop().unwrap();
-        assert!(dialog.contains(&format!("Le site {}", w.portal.origin)), "the PIN dialog named the page's site: {dialog}");
+        assert!(
+            dialog.contains(&format!("Le site {}", w.portal.origin)),
+            "the PIN dialog named the page's site: {dialog}"
+        );
 
         b.type_into("#link-username", "amelie");
         b.type_into("#link-password", "mot-de-passe-amelie");
@@ -111,9 +115,15 @@ fn pin_errors_refusals_and_foreign_origins_in_chromium() {
         b.screenshot("07-code-porteur-incorrect");
         b.click("#card-login");
         b.wait_path("/premiere-connexion");
-        assert!(w.agent.dialogs()[1].contains("Essais restants : 2 sur 3"), "the second dialog shows the try spent");
+        assert!(
+            w.agent.dialogs()[1].contains("Essais restants : 2 sur 3"),
+            "the second dialog shows the try spent"
+        );
     }
-    for (persona, want, shot) in [("cps3-blocked", "Code porteur bloqué", "08-carte-bloquee"), ("cps3-expired", "Le certificat de la carte a expiré", "09-certificat-expire")] {
+    for (persona, want, shot) in [
+        ("cps3-blocked", "Code porteur bloqué", "08-carte-bloquee"),
+        ("cps3-expired", "Le certificat de la carte a expiré", "09-certificat-expire"),
+    ] {
         let log = out_dir(&format!("browser-{persona}")).join("apdu.log");
         let _card = insert_with(persona, &reader, &Options::default(), Some(&log));
         let dialogs = w.agent.dialogs().len();
@@ -124,14 +134,18 @@ fn pin_errors_refusals_and_foreign_origins_in_chromium() {
         assert!(e.contains("0 825 85 2000"), "the message says what to do: {e}");
         b.screenshot(shot);
         assert_eq!(w.agent.dialogs().len(), dialogs, "{persona}: no PIN dialog");
-        assert!(!logged_commands(&log).iter().any(|c| c.starts_with("0020") && c.contains("secret")), "{persona}: no VERIFY");
+        assert!(
+            !logged_commands(&log).iter().any(|c| c.starts_with("0020") && c.contains("secret")),
+            "{persona}: no VERIFY"
+        );
     }
     w.login_page();
     b.wait_text("#card-state", "Aucune carte");
     b.screenshot("10-aucune-carte");
 
     // A page on an origin the agent does not allow: no PIN prompt, no signature.
-    let _card = insert_with("cps3", &reader, &Options::default(), Some(&out_dir("browser-evil").join("apdu.log")));
+    let _card =
+        insert_with("cps3", &reader, &Options::default(), Some(&out_dir("browser-evil").join("apdu.log")));
     let dialogs = w.agent.dialogs().len();
     let evil = w.portal.origin.replace("portal.test", "evil.test");
     b.goto(&format!("{evil}/"));
@@ -140,8 +154,14 @@ fn pin_errors_refusals_and_foreign_origins_in_chromium() {
         "fetch('https://127.0.0.1:{}/v1/authenticate', {{method: 'POST', headers: {{'Content-Type': 'application/json'}}, body: JSON.stringify({{challenge: 'A'.repeat(44)}})}}).then(r => done('status ' + r.status), e => done('blocked: ' + e))",
         w.agent.port
     ));
-    assert!(direct.as_str().unwrap_or_default().starts_with("blocked"), "the browser may not call the agent from there: {direct}");
+    assert!(
+        direct.as_str().unwrap_or_default().starts_with("blocked"),
+        "the browser may not call the agent from there: {direct}"
+    );
     b.screenshot("11-site-non-autorise");
     assert_eq!(w.agent.dialogs().len(), dialogs, "no PIN dialog for a site that is not allowed");
-    assert!(!logged_commands(&out_dir("browser-evil").join("apdu.log")).iter().any(|c| c.starts_with("0088")), "no signature");
+    assert!(
+        !logged_commands(&out_dir("browser-evil").join("apdu.log")).iter().any(|c| c.starts_with("0088")),
+        "no signature"
+    );
 }

@@ -33,11 +33,19 @@ fn challenge() -> String {
 }
 
 fn token(agent: &AgentProcess) -> cpx_tests::agent::HttpAnswer {
-    agent.request_unchecked("POST", "/v1/token", &[("Origin", ORIGIN), ("Content-Type", "application/json")], Some(&json!({"challenge": challenge()}).to_string()))
+    agent.request_unchecked(
+        "POST",
+        "/v1/token",
+        &[("Origin", ORIGIN), ("Content-Type", "application/json")],
+        Some(&json!({"challenge": challenge()}).to_string()),
+    )
 }
 
 fn agent(name: &str) -> AgentProcess {
-    AgentProcess::start(&out_dir(name).join("agent"), &format!("[[site]]\norigin = \"{ORIGIN}\"\nsigned_token = true\n"))
+    AgentProcess::start(
+        &out_dir(name).join("agent"),
+        &format!("[[site]]\norigin = \"{ORIGIN}\"\nsigned_token = true\n"),
+    )
 }
 
 /// The rival never found the code porteur verified nor had the card sign.
@@ -75,12 +83,17 @@ fn rivals_never_find_the_code_porteur_verified() {
             failures.push(format!("login {i}: {} {}", r.status, r.body));
         }
     }
-    let seen: Vec<(String, Vec<Seen>)> = rivals.into_iter().map(|r| (r.what.clone(), r.finish().unwrap_or_else(|e| panic!("{e}")))).collect();
+    let seen: Vec<(String, Vec<Seen>)> =
+        rivals.into_iter().map(|r| (r.what.clone(), r.finish().unwrap_or_else(|e| panic!("{e}")))).collect();
 
     for (what, s) in &seen {
         assert_nothing_gained(what, s);
     }
-    assert!(failures.is_empty(), "logins failed while rivals competed for the card:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "logins failed while rivals competed for the card:\n{}",
+        failures.join("\n")
+    );
     // The rivals really competed: they had the card many times, and during most of the logins (between
     // the agent's own transactions: opening the card, tries left, the PIN dialog, the signature).
     let all: Vec<u128> = seen.iter().flat_map(|(_, s)| s.iter().map(|x| x.at_nanos)).collect();
@@ -90,7 +103,14 @@ fn rivals_never_find_the_code_porteur_verified() {
     // The card itself signed exactly once per login: nothing for anyone else.
     let commands = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = commands.lines().collect();
-    let signatures = lines.windows(2).filter(|w| w[0].starts_with("> 00880000") && (w[1].starts_with("< ") && (w[1].ends_with("9000") || w[1][w[1].len() - 4..].starts_with("61")))).count();
+    let signatures = lines
+        .windows(2)
+        .filter(|w| {
+            w[0].starts_with("> 00880000")
+                && (w[1].starts_with("< ")
+                    && (w[1].ends_with("9000") || w[1][w[1].len() - 4..].starts_with("61")))
+        })
+        .count();
     assert_eq!(signatures, LOGINS, "INTERNAL AUTHENTICATEs the card answered with a signature");
 }
 
@@ -112,13 +132,22 @@ fn get_response_chains_are_not_interleaved() {
         // mostly win the lock).
         std::thread::sleep(Duration::from_millis(1));
     }
-    let seen: Vec<Seen> = rivals.into_iter().flat_map(|r| r.finish().unwrap_or_else(|e| panic!("{e}"))).collect();
-    assert!(errors.is_empty(), "{} of 200 GET DATA failed with rivals around, first: {}", errors.len(), errors[0]);
+    let seen: Vec<Seen> =
+        rivals.into_iter().flat_map(|r| r.finish().unwrap_or_else(|e| panic!("{e}"))).collect();
+    assert!(
+        errors.is_empty(),
+        "{} of 200 GET DATA failed with rivals around, first: {}",
+        errors.len(),
+        errors[0]
+    );
     assert!(seen.len() >= 50, "the rivals reached the card only {} times", seen.len());
     // In the card's log, a GET RESPONSE always follows the command that announced it.
     let lines = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = lines.lines().collect();
-    let orphans = lines.windows(3).filter(|w| w[1].starts_with("< ") && w[1].ends_with("6985") && w[0].starts_with("> 00C0")).count();
+    let orphans = lines
+        .windows(3)
+        .filter(|w| w[1].starts_with("< ") && w[1].ends_with("6985") && w[0].starts_with("> 00C0"))
+        .count();
     assert_eq!(orphans, 0, "GET RESPONSEs that found another program's command in between");
 }
 
@@ -127,7 +156,8 @@ fn wait_exclusive(reader: &str) {
     let ctx = pcsc::Context::establish(pcsc::Scope::User).expect("PC/SC context");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let mut states = [pcsc::ReaderState::new(std::ffi::CString::new(reader).unwrap(), pcsc::State::UNAWARE)];
+        let mut states =
+            [pcsc::ReaderState::new(std::ffi::CString::new(reader).unwrap(), pcsc::State::UNAWARE)];
         match ctx.get_status_change(Duration::ZERO, &mut states) {
             Ok(()) | Err(pcsc::Error::Timeout) => {}
             Err(e) => panic!("{reader}: {e}"),
@@ -135,7 +165,11 @@ fn wait_exclusive(reader: &str) {
         if states[0].event_state().contains(pcsc::State::EXCLUSIVE) {
             return;
         }
-        assert!(Instant::now() < deadline, "the holder did not get the card exclusively within 10 s ({:?})", states[0].event_state());
+        assert!(
+            Instant::now() < deadline,
+            "the holder did not get the card exclusively within 10 s ({:?})",
+            states[0].event_state()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -161,7 +195,11 @@ fn a_rival_holding_the_card_after_a_login_finds_it_reset() {
         let busy = token(&agent);
         let code = busy.json()["error"]["code"].as_str().map(str::to_owned);
         assert_eq!(code.as_deref(), Some("CARD_IN_USE"), "round {round}: {} {}", busy.status, busy.body);
-        assert_eq!(agent.dialogs().len(), dialogs, "round {round}: no PIN dialog for a card held by another program");
+        assert_eq!(
+            agent.dialogs().len(),
+            dialogs,
+            "round {round}: no PIN dialog for a card held by another program"
+        );
         let seen = holder.finish().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(seen.len(), 1, "round {round}: the holder had the card once: {seen:?}");
         assert_nothing_gained("the holder", &seen);
@@ -170,5 +208,8 @@ fn a_rival_holding_the_card_after_a_login_finds_it_reset() {
     agent.answer_pins(&["1234"]);
     let r = token(&agent);
     assert_eq!(r.status, 200, "{}", r.body);
-    assert!(logged_commands(&log).iter().any(|c| c.starts_with("00200001") && !c.contains("secret")), "the holder asked the card");
+    assert!(
+        logged_commands(&log).iter().any(|c| c.starts_with("00200001") && !c.contains("secret")),
+        "the holder asked the card"
+    );
 }

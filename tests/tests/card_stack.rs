@@ -20,7 +20,10 @@ fn cps3_identity_code_porteur_and_signature() {
     assert_eq!(info.recognition, Recognition::AtrTable { label: "CPS3 (contact)" });
     assert_eq!(info.serial, "992138450");
     let id = card.identity().clone();
-    assert_eq!((id.national_id.as_str(), id.nom.as_str(), id.prenom.as_str()), ("899700123456", "DUPONT", "JEAN"));
+    assert_eq!(
+        (id.national_id.as_str(), id.nom.as_str(), id.prenom.as_str()),
+        ("899700123456", "DUPONT", "JEAN")
+    );
     assert_eq!(id.profession.as_deref(), Some("Médecin"));
     assert_eq!(id.id_kind, cpx_card::IdKind::Rpps);
     assert!(id.test_pki, "test IGC-Santé issuer: {}", id.issuer);
@@ -42,12 +45,19 @@ fn cps3_identity_code_porteur_and_signature() {
     let d384 = Sha384::digest(b"x").to_vec();
     let sig = card.authenticate(&Pin::new("1234").unwrap(), SignScheme::RsaPkcs1Sha384, &d384).unwrap();
     verify_signature(card.certificate(), SignScheme::RsaPkcs1Sha384, &d384, &sig).unwrap();
-    assert!(matches!(card.authenticate(&Pin::new("1234").unwrap(), SignScheme::RsaPssSha256, &d), Err(CardError::Unsupported { .. })));
+    assert!(matches!(
+        card.authenticate(&Pin::new("1234").unwrap(), SignScheme::RsaPssSha256, &d),
+        Err(CardError::Unsupported { .. })
+    ));
 
     // The code porteur never shows in what crossed the wire as the card logs it.
     let commands = logged_commands(&log);
-    assert!(!commands.iter().any(|c| c.contains("31323334FFFFFFFF") || c.contains("30303030FFFFFFFF")), "PIN bytes in the APDU log");
-    let verifies: Vec<&String> = commands.iter().filter(|c| c.starts_with("00200001") && c.len() > 10).collect();
+    assert!(
+        !commands.iter().any(|c| c.contains("31323334FFFFFFFF") || c.contains("30303030FFFFFFFF")),
+        "PIN bytes in the APDU log"
+    );
+    let verifies: Vec<&String> =
+        commands.iter().filter(|c| c.starts_with("00200001") && c.len() > 10).collect();
     assert!(verifies.len() >= 3 && verifies.iter().all(|c| c.contains("secret bytes")), "{verifies:?}");
     assert!(commands.iter().any(|c| c.starts_with("00880000")), "INTERNAL AUTHENTICATE was used");
 }
@@ -74,7 +84,10 @@ fn cps4_signs_pss_and_pkcs1_on_channel_1() {
     let cmds = logged_commands(&log);
     assert!(cmds.iter().any(|c| c.starts_with("012A9E9A")), "PSO CDS on logical channel 1: {cmds:?}");
     assert!(cmds.iter().any(|c| c.starts_with("0070000001")), "MANAGE CHANNEL open");
-    assert_eq!(card.authenticate(&Pin::new("9999").unwrap(), SignScheme::RsaPssSha256, &d), Err(CardError::WrongPin { tries_left: 2 }));
+    assert_eq!(
+        card.authenticate(&Pin::new("9999").unwrap(), SignScheme::RsaPssSha256, &d),
+        Err(CardError::WrongPin { tries_left: 2 })
+    );
 }
 
 #[test]
@@ -102,7 +115,8 @@ fn blocked_card_is_refused_before_any_verify() {
     assert!(card.pin_status().unwrap().unwrap().blocked());
     let r = card.authenticate(&Pin::new("1234").unwrap(), SignScheme::RsaPkcs1Sha256, &digest("x"));
     assert_eq!(r, Err(CardError::PinBlocked));
-    let verifies: Vec<String> = logged_commands(&log).into_iter().filter(|c| c.starts_with("0020") && c.contains("secret")).collect();
+    let verifies: Vec<String> =
+        logged_commands(&log).into_iter().filter(|c| c.starts_with("0020") && c.contains("secret")).collect();
     assert!(verifies.is_empty(), "a VERIFY with a PIN reached a blocked card: {verifies:?}");
 }
 
@@ -131,7 +145,10 @@ fn expired_variant_contactless_and_foreign_cards() {
         let card = open_card(&reader.name, &CertCache::memory()).unwrap();
         assert_eq!(card.info().recognition, Recognition::IssuerOnly);
         assert_eq!(card.info().generation, Generation::Cps3);
-        assert_eq!((card.identity().id_kind, card.identity().id_number.as_str()), (cpx_card::IdKind::Adeli, "751012345"));
+        assert_eq!(
+            (card.identity().id_kind, card.identity().id_number.as_str()),
+            (cpx_card::IdKind::Adeli, "751012345")
+        );
     }
     {
         let _c = insert("cps3-cl", &reader);
@@ -161,7 +178,9 @@ fn certificate_cache_checks_the_certificate_and_follows_ef_actua() {
         card.apdu_count()
     };
     // A SELECT of the certificate file, by path from 3F00 or by file id under the application (real layout).
-    let cert_select = |log: &std::path::Path| logged_commands(log).iter().any(|c| c.starts_with("00A4") && c.ends_with("C002"));
+    let cert_select = |log: &std::path::Path| {
+        logged_commands(log).iter().any(|c| c.starts_with("00A4") && c.ends_with("C002"))
+    };
     assert!(cert_select(&cold_log), "the first open reads the certificate");
 
     // Same card again, a new process's view (cache from the folder): no certificate read.
@@ -176,13 +195,17 @@ fn certificate_cache_checks_the_certificate_and_follows_ef_actua() {
     // Cached: the certificate is only checked against the card (its FCP and first READ BINARY), not read
     // again, and the PKCS#15 files are not read at all (docs/card-facts.md, certificate cache).
     assert!(cert_select(&warm_log), "the cached certificate is checked against the card");
-    let reads: Vec<String> = logged_commands(&warm_log).into_iter().filter(|c| c.starts_with("00B0") && !c.starts_with("00B09C")).collect();
+    let reads: Vec<String> = logged_commands(&warm_log)
+        .into_iter()
+        .filter(|c| c.starts_with("00B0") && !c.starts_with("00B09C"))
+        .collect();
     assert_eq!(reads, ["00B00000E7"], "one READ BINARY of the certificate's first bytes");
     assert!(warm < cold, "cached open {warm} APDUs, cold {cold}");
 
     // The card was updated online (EF_ACTUA now present): everything is read again.
     let updated_log = dir.join("updated.log");
-    let updated = Options { actua: Some(vec![0xEC, 0x06, 0x81, 0x01, 0x20, 0x82, 0x01, 0x26]), ..Options::default() };
+    let updated =
+        Options { actua: Some(vec![0xEC, 0x06, 0x81, 0x01, 0x20, 0x82, 0x01, 0x26]), ..Options::default() };
     let _c = insert_with("cps3", &reader, &updated, Some(&updated_log));
     open_card(&reader.name, &from_disk).unwrap();
     assert!(cert_select(&updated_log), "EF_ACTUA changed: the certificate is read again");

@@ -8,7 +8,12 @@ use cpx_tests::{binary, insert, stack};
 
 fn agent(args: &[&str]) -> Output {
     let cache = tempdir("cli-cache");
-    binary("cpx-agent").args(args).env("CPX_AGENT_CACHE_DIR", cache).env_remove("CPX_LANG").output().expect("cpx-agent runs")
+    binary("cpx-agent")
+        .args(args)
+        .env("CPX_AGENT_CACHE_DIR", cache)
+        .env_remove("CPX_LANG")
+        .output()
+        .expect("cpx-agent runs")
 }
 
 fn tempdir(name: &str) -> std::path::PathBuf {
@@ -49,7 +54,11 @@ fn status_in_french_and_english_with_exit_codes() {
 #[test]
 fn status_of_cards_that_are_not_ready() {
     let reader = stack().reader();
-    for (persona, exit, code) in [("not-cpx", 6, "CARD_NOT_CPX"), ("mute", 6, "CARD_TIMEOUT"), ("cps3-expired", 7, "CERTIFICATE_EXPIRED")] {
+    for (persona, exit, code) in [
+        ("not-cpx", 6, "CARD_NOT_CPX"),
+        ("mute", 6, "CARD_TIMEOUT"),
+        ("cps3-expired", 7, "CERTIFICATE_EXPIRED"),
+    ] {
         let card = insert(persona, &reader);
         let out = agent(&["status", "--json", "--card-timeout", "500", "--reader", &reader.name]);
         assert_eq!(out.status.code(), Some(exit), "{persona}: {}", text(&out));
@@ -71,7 +80,14 @@ fn card_shows_identity_validity_and_tries() {
     let out = agent(&["card", "--reader", &reader.name]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let t = text(&out);
-    for want in ["ANNE ROUX", "0751012345 (ADELI 751012345)", "Masseur-Kinésithérapeute", "variante CPx non répertoriée", "3 essai(s) restant(s) sur 3", "valide du 2025-01-01 au 2035-12-31"] {
+    for want in [
+        "ANNE ROUX",
+        "0751012345 (ADELI 751012345)",
+        "Masseur-Kinésithérapeute",
+        "variante CPx non répertoriée",
+        "3 essai(s) restant(s) sur 3",
+        "valide du 2025-01-01 au 2035-12-31",
+    ] {
         assert!(t.contains(want), "missing {want:?} in:\n{t}");
     }
     card.remove();
@@ -119,7 +135,18 @@ fn watch_prints_one_line_per_event() {
 fn cpx_sim_cli_inserts_and_removes() {
     let out = binary("cpx-sim").arg("personas").output().unwrap();
     let listed = String::from_utf8_lossy(&out.stdout);
-    for p in ["cps3", "cps3-cl", "cps4", "cps3-blocked", "cps3-one-try", "cps3-expired", "cps3-variant", "not-cpx", "mute", "pull-mid-sign"] {
+    for p in [
+        "cps3",
+        "cps3-cl",
+        "cps4",
+        "cps3-blocked",
+        "cps3-one-try",
+        "cps3-expired",
+        "cps3-variant",
+        "not-cpx",
+        "mute",
+        "pull-mid-sign",
+    ] {
         assert!(listed.lines().any(|l| l.split_whitespace().next() == Some(p)), "persona {p} listed");
     }
     let bad = binary("cpx-sim").args(["insert", "nobody"]).output().unwrap();

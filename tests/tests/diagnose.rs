@@ -23,7 +23,8 @@ fn diagnose(reader: &Reader, config: &PathBuf, extra: &[&str]) -> (Output, Value
         .args(extra)
         .output()
         .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
     (out, v)
 }
 
@@ -51,7 +52,10 @@ fn card_faults_are_named_first() {
         let problem = v["checks"].as_array().unwrap().iter().find(|c| c["code"] == code).unwrap();
         assert!(!problem["problem"]["fix"].as_str().unwrap().is_empty(), "{persona}: the fix is given");
         if persona == "cps3-variant" || persona == "not-cpx" {
-            assert!(problem["detail"].as_str().unwrap().contains("historical bytes"), "unknown ATR printed with its parsed form: {problem}");
+            assert!(
+                problem["detail"].as_str().unwrap().contains("historical bytes"),
+                "unknown ATR printed with its parsed form: {problem}"
+            );
         }
         card.remove();
     }
@@ -70,7 +74,11 @@ fn policy_exclusive_use_and_port_faults() {
     assert_eq!((first_fault(&v), out.status.code()), ("none".into(), Some(0)), "{v}");
     // The card held exclusively by another program.
     {
-        let _held = cpx_pcsc::Connection::connect(&reader.name, &cpx_pcsc::ConnectionOptions { exclusive: true, ..Default::default() }).unwrap();
+        let _held = cpx_pcsc::Connection::connect(
+            &reader.name,
+            &cpx_pcsc::ConnectionOptions { exclusive: true, ..Default::default() },
+        )
+        .unwrap();
         let (_, v) = diagnose(&reader, &plain, &[]);
         assert_eq!(first_fault(&v), "CARD_IN_USE", "{v}");
     }
@@ -96,13 +104,28 @@ fn site_and_portal_faults() {
     let dir = out_dir("diagnose-portal");
     let pki = server_pki(&dir.join("pki"));
     let nginx = Nginx::start(&dir.join("nginx"), &pki);
-    let site = |port: u16| format!("[[site]]\norigin = \"https://portal.test\"\nmtls_endpoint = \"https://localhost:{port}/cpx/login\"\nserver_roots = \"{}\"\n", pki.ca_pem.display());
+    let site = |port: u16| {
+        format!("[[site]]\norigin = \"https://portal.test\"\nmtls_endpoint = \"https://localhost:{port}/cpx/login\"\nserver_roots = \"{}\"\n", pki.ca_pem.display())
+    };
     let good = config("portal-good", &site(nginx.port));
     let (out, v) = diagnose(&reader, &good, &["--origin", "https://portal.test"]);
-    assert_eq!((first_fault(&v), out.status.code()), ("none".into(), Some(0)), "a reachable endpoint with a trusted certificate: {v}");
+    assert_eq!(
+        (first_fault(&v), out.status.code()),
+        ("none".into(), Some(0)),
+        "a reachable endpoint with a trusted certificate: {v}"
+    );
     // nginx answers HTTP without the card (400, no certificate) with its Date: the clocks agree.
-    let clock = v["checks"].as_array().unwrap().iter().find(|c| c["check"] == "clock:https://portal.test").cloned().unwrap_or_default();
-    assert!(clock["detail"].as_str().unwrap_or_default().contains(" s against the endpoint's Date"), "the clock was measured: {clock}");
+    let clock = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "clock:https://portal.test")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        clock["detail"].as_str().unwrap_or_default().contains(" s against the endpoint's Date"),
+        "the clock was measured: {clock}"
+    );
     let (_, v) = diagnose(&reader, &good, &["--origin", "https://other.test"]);
     assert_eq!(first_fault(&v), "SITE_NOT_CONFIGURED", "{v}");
     let closed = free_port();
@@ -131,20 +154,57 @@ fn the_configuration_check_says_what_managed_policy_sets() {
     let policy = dir.join("policy.toml");
     std::fs::write(&user, "log_level = \"debug\"\n[[site]]\norigin = \"https://perso.example\"\n").unwrap();
     let port = free_port();
-    std::fs::write(&policy, format!("port = {port}\n[[site]]\norigin = \"https://portail.example.fr\"\nsigned_token = true\n")).unwrap();
-    let out = binary("cpx-agent").args(["diagnose", "--json", "--config"]).arg(&user).env("CPX_AGENT_POLICY", &policy).output().unwrap();
+    std::fs::write(
+        &policy,
+        format!("port = {port}\n[[site]]\norigin = \"https://portail.example.fr\"\nsigned_token = true\n"),
+    )
+    .unwrap();
+    let out = binary("cpx-agent")
+        .args(["diagnose", "--json", "--config"])
+        .arg(&user)
+        .env("CPX_AGENT_POLICY", &policy)
+        .output()
+        .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let config = v["checks"].as_array().unwrap().iter().find(|c| c["check"] == "configuration").cloned().unwrap_or_default();
+    let config = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "configuration")
+        .cloned()
+        .unwrap_or_default();
     let detail = config["detail"].as_str().unwrap_or_default();
     assert!(detail.contains(&format!("managed policy {} sets: port, site", policy.display())), "{detail}");
     assert!(detail.contains("sets: log_level, site"), "{detail}");
-    assert!(detail.contains(&format!("port {port}")) && detail.contains("2 site(s)"), "the policy's port is in force: {detail}");
+    assert!(
+        detail.contains(&format!("port {port}")) && detail.contains("2 site(s)"),
+        "the policy's port is in force: {detail}"
+    );
     // Each managed value with its source, in the checks and in the JSON; the user's are not managed.
-    let managed = v["checks"].as_array().unwrap().iter().find(|c| c["check"] == "policy").cloned().unwrap_or_default();
+    let managed =
+        v["checks"].as_array().unwrap().iter().find(|c| c["check"] == "policy").cloned().unwrap_or_default();
     let at = policy.display();
-    assert!(managed["detail"].as_str().unwrap_or_default().contains(&format!("port = {port}  ({at})")), "{managed}");
-    let listed: Vec<(String, String)> = v["policy"]["managed"].as_array().unwrap().iter().map(|s| (s["key"].as_str().unwrap_or_default().to_owned(), s["source"].as_str().unwrap_or_default().to_owned())).collect();
-    assert_eq!(listed, [("port".to_owned(), at.to_string()), ("site".to_owned(), at.to_string())], "{}", v["policy"]);
+    assert!(
+        managed["detail"].as_str().unwrap_or_default().contains(&format!("port = {port}  ({at})")),
+        "{managed}"
+    );
+    let listed: Vec<(String, String)> = v["policy"]["managed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["key"].as_str().unwrap_or_default().to_owned(),
+                s["source"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [("port".to_owned(), at.to_string()), ("site".to_owned(), at.to_string())],
+        "{}",
+        v["policy"]
+    );
     assert_eq!(v["policy"]["problems"], serde_json::json!([]));
 }
 
@@ -157,17 +217,45 @@ fn whether_the_browsers_trust_the_local_ca() {
     let nss = home.join(".pki/nssdb");
     std::fs::create_dir_all(&nss).unwrap();
     let db = format!("sql:{}", nss.display());
-    assert!(std::process::Command::new("certutil").args(["-d", &db, "-N", "--empty-password"]).status().unwrap().success());
+    assert!(std::process::Command::new("certutil")
+        .args(["-d", &db, "-N", "--empty-password"])
+        .status()
+        .unwrap()
+        .success());
     let config = config("trust-check", "");
     let trust = || {
-        let out = binary("cpx-agent").args(["diagnose", "--json", "--config"]).arg(&config).env("HOME", &home).env("CPX_AGENT_DATA_DIR", dir.join("data")).output().unwrap();
+        let out = binary("cpx-agent")
+            .args(["diagnose", "--json", "--config"])
+            .arg(&config)
+            .env("HOME", &home)
+            .env("CPX_AGENT_DATA_DIR", dir.join("data"))
+            .output()
+            .unwrap();
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["checks"].as_array().unwrap().iter().find(|c| c["check"] == "loopback_trust").cloned().unwrap_or_default()
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "loopback_trust")
+            .cloned()
+            .unwrap_or_default()
     };
     let before = trust();
-    assert_eq!((before["verdict"].as_str(), before["code"].as_str()), (Some("warn"), Some("LOOPBACK_NOT_TRUSTED")), "{before}");
-    assert!(std::process::Command::new("certutil").args(["-d", &db, "-A", "-t", "C,,", "-n", "Agent CPx local CA", "-i"]).arg(&identity.ca_path).status().unwrap().success());
+    assert_eq!(
+        (before["verdict"].as_str(), before["code"].as_str()),
+        (Some("warn"), Some("LOOPBACK_NOT_TRUSTED")),
+        "{before}"
+    );
+    assert!(std::process::Command::new("certutil")
+        .args(["-d", &db, "-A", "-t", "C,,", "-n", "Agent CPx local CA", "-i"])
+        .arg(&identity.ca_path)
+        .status()
+        .unwrap()
+        .success());
     let after = trust();
     assert_eq!(after["verdict"].as_str(), Some("ok"), "{after}");
-    assert!(after["detail"].as_str().unwrap_or_default().contains("Chromium/Chrome (~/.pki/nssdb): trusted"), "{after}");
+    assert!(
+        after["detail"].as_str().unwrap_or_default().contains("Chromium/Chrome (~/.pki/nssdb): trusted"),
+        "{after}"
+    );
 }

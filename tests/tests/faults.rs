@@ -27,13 +27,16 @@ fn card_pulled_mid_signature() {
     let (tx, rx) = mpsc::channel();
     let name = reader.name.clone();
     let monitor = Monitor::start(move |e, _| {
-        if matches!(&e, MonitorEvent::CardInserted { reader, .. } | MonitorEvent::CardRemoved { reader } if *reader == name) {
+        if matches!(&e, MonitorEvent::CardInserted { reader, .. } | MonitorEvent::CardRemoved { reader } if *reader == name)
+        {
             let _ = tx.send(e);
         }
     });
     let sim = insert("pull-mid-sign", &reader);
     let seen = |want: &str| loop {
-        let e = rx.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| panic!("monitor did not report {want}"));
+        let e = rx
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| panic!("monitor did not report {want}"));
         if format!("{e:?}").starts_with(want) {
             break;
         }
@@ -53,7 +56,8 @@ fn card_pulled_mid_signature() {
     let _again = insert("cps3", &reader);
     seen("CardInserted");
     let mut card = open_card(&reader.name, &CertCache::memory()).unwrap();
-    card.authenticate(&Pin::new("1234").unwrap(), SignScheme::RsaPkcs1Sha256, &[7u8; 32]).expect("signs after re-insertion");
+    card.authenticate(&Pin::new("1234").unwrap(), SignScheme::RsaPkcs1Sha256, &[7u8; 32])
+        .expect("signs after re-insertion");
     monitor.stop();
 }
 
@@ -67,7 +71,10 @@ fn card_pulled_mid_reading() {
         let sim = insert_with("cps3", &reader, &options, None);
         let r = open_card(&reader.name, &CertCache::memory());
         let err = r.err().expect("no identity from a card that left");
-        assert!(matches!(err.root(), CardError::Pcsc(PcscError::CardRemoved)), "INS {ins:02X}: card removed, got {err:?}");
+        assert!(
+            matches!(err.root(), CardError::Pcsc(PcscError::CardRemoved)),
+            "INS {ins:02X}: card removed, got {err:?}"
+        );
         drop(sim);
     }
     let _again = insert("cps3", &reader);
@@ -88,7 +95,9 @@ fn garbled_answers_give_typed_errors() {
             let _card = insert_with("cps3", &reader, &options, None);
             runs += 1;
             let outcome = open_card_with_timeout(&reader.name, &CertCache::memory(), Duration::from_secs(2))
-                .and_then(|mut c| c.authenticate(&Pin::new("1234").unwrap(), SignScheme::RsaPkcs1Sha256, &[1u8; 32]));
+                .and_then(|mut c| {
+                    c.authenticate(&Pin::new("1234").unwrap(), SignScheme::RsaPkcs1Sha256, &[1u8; 32])
+                });
             match outcome {
                 Ok(sig) => assert_eq!(sig.len(), 256, "{kind:?}/{seed}: a signature of the modulus size"),
                 Err(CardError::Pcsc(PcscError::Timeout { .. })) => panic!("{kind:?}/{seed}: timed out"),

@@ -42,11 +42,22 @@ impl HostilePortal {
         for c in rustls::pki_types::CertificateDer::pem_file_iter(&pki.card_cas_pem).unwrap() {
             card_cas.add(c.unwrap()).unwrap();
         }
-        let client_verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(card_cas), provider.clone()).build().unwrap();
-        let certs = rustls::pki_types::CertificateDer::pem_file_iter(&pki.cert_pem).unwrap().collect::<Result<Vec<_>, _>>().unwrap();
+        let client_verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(card_cas), provider.clone())
+                .build()
+                .unwrap();
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(&pki.cert_pem)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
         let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&pki.key_pem).unwrap();
         let config = Arc::new(
-            rustls::ServerConfig::builder_with_provider(provider).with_safe_default_protocol_versions().unwrap().with_client_cert_verifier(client_verifier).with_single_cert(certs, key).unwrap(),
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_client_cert_verifier(client_verifier)
+                .with_single_cert(certs, key)
+                .unwrap(),
         );
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -69,8 +80,12 @@ impl HostilePortal {
             }
             let started = Instant::now();
             let head: &[u8] = match behaviour {
-                Behaviour::Flood => b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n",
-                Behaviour::Dribble => b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+                Behaviour::Flood => {
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n"
+                }
+                Behaviour::Dribble => {
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                }
                 Behaviour::Silent => b"",
             };
             if let Err(e) = tls.write_all(head).and_then(|_| tls.flush()) {
@@ -96,7 +111,10 @@ impl HostilePortal {
                         let r = tls.sock.peek(&mut probe);
                         tls.sock.set_nonblocking(false).unwrap();
                         match r {
-                            Ok(0) => Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "agent hung up")),
+                            Ok(0) => Err(std::io::Error::new(
+                                std::io::ErrorKind::ConnectionAborted,
+                                "agent hung up",
+                            )),
                             Ok(_) => Ok(0),
                             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
                             Err(e) => Err(e),
@@ -136,10 +154,21 @@ fn login_against(name: &str, behaviour: Behaviour) -> (u16, String, String, Stri
     let agent = AgentProcess::start(&dir.join("agent"), &site);
     agent.answer_pins(&["1234"]);
     let challenge = base64_challenge();
-    let r = agent.request("POST", "/v1/authenticate", &[("Origin", ORIGIN), ("Content-Type", "application/json")], Some(&json!({"challenge": challenge}).to_string()));
+    let r = agent.request(
+        "POST",
+        "/v1/authenticate",
+        &[("Origin", ORIGIN), ("Content-Type", "application/json")],
+        Some(&json!({"challenge": challenge}).to_string()),
+    );
     let v = r.json();
     let ended = portal.wait_end();
-    (r.status, v["error"]["code"].as_str().unwrap_or_default().to_owned(), v["error"]["detail"].as_str().unwrap_or_default().to_owned(), ended, portal.sent.load(Ordering::Relaxed))
+    (
+        r.status,
+        v["error"]["code"].as_str().unwrap_or_default().to_owned(),
+        v["error"]["detail"].as_str().unwrap_or_default().to_owned(),
+        ended,
+        portal.sent.load(Ordering::Relaxed),
+    )
 }
 
 fn base64_challenge() -> String {
@@ -168,7 +197,8 @@ fn a_portal_that_dribbles_or_says_nothing_meets_the_deadline() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let reader = stack().reader();
     let _card = insert("cps3", &reader);
-    for (name, behaviour) in [("hostile-dribble", Behaviour::Dribble), ("hostile-silent", Behaviour::Silent)] {
+    for (name, behaviour) in [("hostile-dribble", Behaviour::Dribble), ("hostile-silent", Behaviour::Silent)]
+    {
         let (status, code, detail, ended, _) = login_against(name, behaviour);
         assert_eq!((status, code.as_str()), (502, "PORTAL_TLS"), "{name}: {detail}");
         assert!(detail.contains("no complete answer within 15 s"), "{name}: {detail}");

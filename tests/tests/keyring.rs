@@ -29,14 +29,34 @@ done"#,
         dir = dir.display(),
         data = data.display(),
     );
-    let out = Command::new(root().join("tests/stack/with-keyring.sh")).arg(dir.join("home")).args(["bash", "-c", &script]).output().expect("dbus-run-session (apt-get install dbus-daemon gnome-keyring)");
+    let out = Command::new(root().join("tests/stack/with-keyring.sh"))
+        .arg(dir.join("home"))
+        .args(["bash", "-c", &script])
+        .output()
+        .expect("dbus-run-session (apt-get install dbus-daemon gnome-keyring)");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{text}");
-    assert_eq!(text.matches("Verify return code: 0 (ok)").count(), 2, "both starts serve a certificate the local CA verifies:\n{text}\n{}", std::fs::read_to_string(dir.join("agent-1.log")).unwrap_or_default());
-    assert_eq!(std::fs::read(dir.join("cert-1.pem")).unwrap(), std::fs::read(dir.join("cert-2.pem")).unwrap(), "the second start found the key in the keyring");
-    let files: Vec<String> = std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    assert!(files.iter().all(|f| f.ends_with(".pem") && !f.contains("key")), "no key file in the data folder: {files:?}");
+    assert_eq!(
+        text.matches("Verify return code: 0 (ok)").count(),
+        2,
+        "both starts serve a certificate the local CA verifies:\n{text}\n{}",
+        std::fs::read_to_string(dir.join("agent-1.log")).unwrap_or_default()
+    );
+    assert_eq!(
+        std::fs::read(dir.join("cert-1.pem")).unwrap(),
+        std::fs::read(dir.join("cert-2.pem")).unwrap(),
+        "the second start found the key in the keyring"
+    );
+    let files: Vec<String> =
+        std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(
+        files.iter().all(|f| f.ends_with(".pem") && !f.contains("key")),
+        "no key file in the data folder: {files:?}"
+    );
     for f in &files {
-        assert!(!std::fs::read_to_string(data.join(f)).unwrap().contains("PRIVATE KEY"), "{f} holds a private key");
+        assert!(
+            !std::fs::read_to_string(data.join(f)).unwrap().contains("PRIVATE KEY"),
+            "{f} holds a private key"
+        );
     }
 }

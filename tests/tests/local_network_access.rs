@@ -19,9 +19,15 @@ use cpx_tests::{binary, insert, out_dir, stack};
 /// Puts PUBLIC_TEST_IP on the loopback; only ever inside the isolated stack (its own network namespace).
 fn public_address_on_loopback() {
     stack(); // asserts that we run inside `stack.sh isolated`
-    let shown = Command::new("ip").args(["-o", "addr", "show", "dev", "lo"]).output().expect("ip (apt-get install iproute2)");
+    let shown = Command::new("ip")
+        .args(["-o", "addr", "show", "dev", "lo"])
+        .output()
+        .expect("ip (apt-get install iproute2)");
     if !String::from_utf8_lossy(&shown.stdout).contains(&format!(" {PUBLIC_TEST_IP}/")) {
-        let ok = Command::new("ip").args(["addr", "add", &format!("{PUBLIC_TEST_IP}/32"), "dev", "lo"]).status().unwrap();
+        let ok = Command::new("ip")
+            .args(["addr", "add", &format!("{PUBLIC_TEST_IP}/32"), "dev", "lo"])
+            .status()
+            .unwrap();
         assert!(ok.success(), "ip addr add {PUBLIC_TEST_IP}");
     }
 }
@@ -31,7 +37,12 @@ fn apply_browser_policies(dir: &Path, origin: &str, root: &Path) -> String {
     std::fs::create_dir_all(root).unwrap();
     let policy = dir.join("policy.toml");
     std::fs::write(&policy, format!("browser_policies = true\nallowed_origins = [\"{origin}\"]\n")).unwrap();
-    let out = binary("cpx-agent").args(["browser-policies", "apply", "--root"]).arg(root).env("CPX_AGENT_POLICY", &policy).output().unwrap();
+    let out = binary("cpx-agent")
+        .args(["browser-policies", "apply", "--root"])
+        .arg(root)
+        .env("CPX_AGENT_POLICY", &policy)
+        .output()
+        .unwrap();
     let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "browser-policies apply failed: {said}");
     said
@@ -60,23 +71,39 @@ fn a_public_portal_needs_the_browser_policy_that_the_installer_writes() {
         let b = Browser::start_with(&dir.join("browser-without"), &cas, Some(&empty));
         b.goto(&format!("{}/", portal.origin));
         let state = b.wait_text("#card-state", BLOCKED);
-        assert!(state.contains("autorisez l'accès aux appareils et applications de cet ordinateur"), "says what to do: {state}");
-        assert_eq!(b.execute("return document.getElementById('card-state').dataset.code"), "LOCAL_NETWORK_BLOCKED");
+        assert!(
+            state.contains("autorisez l'accès aux appareils et applications de cet ordinateur"),
+            "says what to do: {state}"
+        );
+        assert_eq!(
+            b.execute("return document.getElementById('card-state').dataset.code"),
+            "LOCAL_NETWORK_BLOCKED"
+        );
         b.screenshot("01-sans-strategie-etat");
         b.click("#card-login");
         let e = b.wait_text("#card-error", BLOCKED);
         assert!(e.contains("stratégies de navigateur de l'Agent CPx"), "names the IT fix: {e}");
-        assert_eq!(b.execute("return document.getElementById('card-error').dataset.code"), "LOCAL_NETWORK_BLOCKED");
+        assert_eq!(
+            b.execute("return document.getElementById('card-error').dataset.code"),
+            "LOCAL_NETWORK_BLOCKED"
+        );
         b.screenshot("02-sans-strategie-connexion-refusee");
         assert!(agent.dialogs().is_empty(), "no PIN dialog: nothing reached the agent");
-        assert!(!agent.logs().contains(&portal.origin), "the agent never saw the page's origin:\n{}", agent.logs());
+        assert!(
+            !agent.logs().contains(&portal.origin),
+            "the agent never saw the page's origin:\n{}",
+            agent.logs()
+        );
     }
 
     // The installer's policy: Chromium sees it as /etc/chromium/policies/managed.
     let root = dir.join("root");
     let said = apply_browser_policies(&dir, &portal.origin, &root);
     let file = root.join("etc/chromium/policies/managed/agent-cpx-lna.json");
-    let written: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}\n{said}", file.display()))).unwrap();
+    let written: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}\n{said}", file.display())),
+    )
+    .unwrap();
     assert_eq!(written["LoopbackNetworkAllowedForUrls"], serde_json::json!([portal.origin]));
     {
         let b = Browser::start_with(&dir.join("browser-with"), &cas, Some(&root.join("etc/chromium")));
@@ -93,10 +120,20 @@ fn a_public_portal_needs_the_browser_policy_that_the_installer_writes() {
 
     // The policy, but the agent's local CA not trusted by this browser: the agent's plain-HTTP hint.
     {
-        let b = Browser::start_with(&dir.join("browser-untrusted"), &[pki.ca_pem.as_path()], Some(&root.join("etc/chromium")));
+        let b = Browser::start_with(
+            &dir.join("browser-untrusted"),
+            &[pki.ca_pem.as_path()],
+            Some(&root.join("etc/chromium")),
+        );
         b.goto(&format!("{}/", portal.origin));
-        b.wait_text("#card-state", "Le certificat local de l'Agent CPx n'est pas approuvé par les navigateurs");
-        assert_eq!(b.execute("return document.getElementById('card-state').dataset.code"), "LOOPBACK_NOT_TRUSTED");
+        b.wait_text(
+            "#card-state",
+            "Le certificat local de l'Agent CPx n'est pas approuvé par les navigateurs",
+        );
+        assert_eq!(
+            b.execute("return document.getElementById('card-state').dataset.code"),
+            "LOOPBACK_NOT_TRUSTED"
+        );
         b.screenshot("05-certificat-local-non-approuve");
     }
 
@@ -106,7 +143,10 @@ fn a_public_portal_needs_the_browser_policy_that_the_installer_writes() {
         let b = Browser::start_with(&dir.join("browser-no-agent"), &cas, Some(&root.join("etc/chromium")));
         b.goto(&format!("{}/", portal.origin));
         b.wait_text("#card-state", "L'Agent CPx ne répond pas sur cet ordinateur");
-        assert_eq!(b.execute("return document.getElementById('card-state').dataset.code"), "AGENT_UNREACHABLE");
+        assert_eq!(
+            b.execute("return document.getElementById('card-state').dataset.code"),
+            "AGENT_UNREACHABLE"
+        );
         b.screenshot("06-agent-arrete");
     }
 }

@@ -18,14 +18,26 @@ fn trace_logs_hold_no_pin_nor_signed_data_and_the_report_is_redacted() {
     agent.answer_pins(&["0000", "1234"]);
     let body = json!({"challenge": "A".repeat(43) + "="}).to_string();
     let headers = [("Origin", "https://portal.test"), ("Content-Type", "application/json")];
-    assert_eq!(agent.request("POST", "/v1/authenticate", &headers, Some(&body)).status, 403, "wrong PIN first");
+    assert_eq!(
+        agent.request("POST", "/v1/authenticate", &headers, Some(&body)).status,
+        403,
+        "wrong PIN first"
+    );
     assert_eq!(agent.request("POST", "/v1/authenticate", &headers, Some(&body)).status, 200);
     std::thread::sleep(std::time::Duration::from_millis(300)); // the log writer is asynchronous
     let logs = agent.logs();
-    assert!(logs.contains("card login done") && logs.contains("\"apdu\""), "trace level is on: {}", &logs[..logs.len().min(2000)]);
+    assert!(
+        logs.contains("card login done") && logs.contains("\"apdu\""),
+        "trace level is on: {}",
+        &logs[..logs.len().min(2000)]
+    );
     assert_no_pin(&logs, &["1234", "0000"]);
     // What the card signed (INTERNAL AUTHENTICATE's DigestInfo) never reaches the logs, in any case.
-    let signed: Vec<String> = logged_commands(&apdus).into_iter().filter(|c| c.starts_with("00880000")).map(|c| c[10..c.len() - 2].to_owned()).collect();
+    let signed: Vec<String> = logged_commands(&apdus)
+        .into_iter()
+        .filter(|c| c.starts_with("00880000"))
+        .map(|c| c[10..c.len() - 2].to_owned())
+        .collect();
     assert!(!signed.is_empty());
     for s in signed {
         let digest = &s[s.len() - 64..];
@@ -50,7 +62,9 @@ fn trace_logs_hold_no_pin_nor_signed_data_and_the_report_is_redacted() {
     let report = |include: bool| {
         let out = dir.join(if include { "report-full.json" } else { "report.json" });
         let mut cmd = binary("cpx-agent");
-        cmd.args(["report", "--reader", &reader.name, "--out"]).arg(&out).env("CPX_AGENT_LOG_DIR", agent.dir.join("logs"));
+        cmd.args(["report", "--reader", &reader.name, "--out"])
+            .arg(&out)
+            .env("CPX_AGENT_LOG_DIR", agent.dir.join("logs"));
         if include {
             cmd.args(["--include-identity", "--include-origins"]);
         }
@@ -67,7 +81,10 @@ fn trace_logs_hold_no_pin_nor_signed_data_and_the_report_is_redacted() {
     }
     // The site the professional used is not in it either (the log lines named it: "[site 1]" instead).
     assert!(logs.contains("https://portal.test"));
-    assert!(!masked.contains("portal.test") && masked.contains("[site 1]"), "the visited site is in the report");
+    assert!(
+        !masked.contains("portal.test") && masked.contains("[site 1]"),
+        "the visited site is in the report"
+    );
     let full = report(true);
     assert!(full.contains("DUPONT") && full.contains("899700123456"));
     assert!(full.contains("https://portal.test"), "kept with --include-origins");

@@ -42,19 +42,33 @@ fn monitor_follows_cards_and_survives_a_pcscd_restart() {
     assert!(!monitor.is_polling(), "pcsc-lite honours the plug-and-play pseudo-reader: no polling");
 
     let card = insert("cps4", &reader);
-    let e = next(&rx, "insertion", |e| matches!(e, MonitorEvent::CardInserted { reader: r, .. } if *r == reader.name));
-    assert!(matches!(e, MonitorEvent::CardInserted { atr, .. } if hex::encode_upper(&atr) == cpx_sim::persona::ATR_CPS4));
+    let e = next(
+        &rx,
+        "insertion",
+        |e| matches!(e, MonitorEvent::CardInserted { reader: r, .. } if *r == reader.name),
+    );
+    assert!(
+        matches!(e, MonitorEvent::CardInserted { atr, .. } if hex::encode_upper(&atr) == cpx_sim::persona::ATR_CPS4)
+    );
     card.remove();
     next(&rx, "removal", |e| matches!(e, MonitorEvent::CardRemoved { reader: r } if *r == reader.name));
 
     // pcscd stops: the monitor says so, and the CLI says « service arrêté » with its exit status.
     let _card = insert("cps3", &reader);
-    next(&rx, "insertion", |e| matches!(e, MonitorEvent::CardInserted { reader: r, .. } if *r == reader.name));
+    next(
+        &rx,
+        "insertion",
+        |e| matches!(e, MonitorEvent::CardInserted { reader: r, .. } if *r == reader.name),
+    );
     s.stop();
     next(&rx, "service stopped", |e| *e == MonitorEvent::ServiceStopped);
     let out = binary("cpx-agent").arg("status").output().unwrap();
     assert_eq!(out.status.code(), Some(3), "exit status for a stopped service");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("service de carte à puce (PC/SC) est arrêté"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("service de carte à puce (PC/SC) est arrêté"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(first_fault(), "PCSC_SERVICE_STOPPED", "diagnose names the stopped service first");
 
     // pcscd running with no reader configured.
@@ -67,9 +81,17 @@ fn monitor_follows_cards_and_survives_a_pcscd_restart() {
     // pcscd is back: the monitor reconnects by itself and reports the reader again.
     s.start().unwrap();
     next(&rx, "service started again", |e| *e == MonitorEvent::ServiceStarted);
-    next(&rx, "reader listed again", |e| matches!(e, MonitorEvent::ReaderAdded { reader: r } if *r == reader.name));
+    next(
+        &rx,
+        "reader listed again",
+        |e| matches!(e, MonitorEvent::ReaderAdded { reader: r } if *r == reader.name),
+    );
     drop(_card);
     let _card = insert("cps3", &reader);
-    next(&rx, "insertion after the restart", |e| matches!(e, MonitorEvent::CardInserted { reader: r, .. } if *r == reader.name));
+    next(
+        &rx,
+        "insertion after the restart",
+        |e| matches!(e, MonitorEvent::CardInserted { reader: r, .. } if *r == reader.name),
+    );
     monitor.stop();
 }

@@ -46,16 +46,30 @@ fn polling_monitor_sees_readers_come_and_go_and_cards() {
 
     // Cards: the wait on the known readers is still event-driven between two listings.
     let card = insert("cps4", &reader);
-    let e = next(&rx, "insertion", |e| matches!(e, MonitorEvent::CardInserted { reader: r, .. } if *r == reader.name));
-    assert!(matches!(e, MonitorEvent::CardInserted { atr, .. } if hex::encode_upper(&atr) == cpx_sim::persona::ATR_CPS4));
+    let e = next(
+        &rx,
+        "insertion",
+        |e| matches!(e, MonitorEvent::CardInserted { reader: r, .. } if *r == reader.name),
+    );
+    assert!(
+        matches!(e, MonitorEvent::CardInserted { atr, .. } if hex::encode_upper(&atr) == cpx_sim::persona::ATR_CPS4)
+    );
     card.remove();
     next(&rx, "removal", |e| matches!(e, MonitorEvent::CardRemoved { reader: r } if *r == reader.name));
 
     // The readers go: a card in one is reported removed first.
     let card = insert("cps3", &reader);
-    next(&rx, "insertion", |e| matches!(e, MonitorEvent::CardInserted { reader: r, .. } if *r == reader.name));
+    next(
+        &rx,
+        "insertion",
+        |e| matches!(e, MonitorEvent::CardInserted { reader: r, .. } if *r == reader.name),
+    );
     s.stop();
-    next(&rx, "card gone with its reader", |e| matches!(e, MonitorEvent::CardRemoved { reader: r } if *r == reader.name));
+    next(
+        &rx,
+        "card gone with its reader",
+        |e| matches!(e, MonitorEvent::CardRemoved { reader: r } if *r == reader.name),
+    );
     next(&rx, "reader gone", |e| matches!(e, MonitorEvent::ReaderRemoved { reader: r } if *r == reader.name));
     next(&rx, "service stopped", |e| *e == MonitorEvent::ServiceStopped);
     drop(card);
@@ -70,8 +84,16 @@ fn polling_monitor_sees_readers_come_and_go_and_cards() {
     // The readers are back: listed again, and a card in one is seen.
     s.start().unwrap();
     next(&rx, "service started again", |e| *e == MonitorEvent::ServiceStarted);
-    next(&rx, "reader listed again", |e| matches!(e, MonitorEvent::ReaderAdded { reader: r } if *r == reader.name));
+    next(
+        &rx,
+        "reader listed again",
+        |e| matches!(e, MonitorEvent::ReaderAdded { reader: r } if *r == reader.name),
+    );
     let _card = insert("cps3", &reader);
-    next(&rx, "insertion after the readers came back", |e| matches!(e, MonitorEvent::CardInserted { reader: r, .. } if *r == reader.name));
+    next(
+        &rx,
+        "insertion after the readers came back",
+        |e| matches!(e, MonitorEvent::CardInserted { reader: r, .. } if *r == reader.name),
+    );
     monitor.stop();
 }

@@ -31,16 +31,32 @@ fn challenge() -> String {
 /// A request as a page of `uid`'s browser makes it (curl run as that user, with the site's Origin).
 fn page_as(uid: u32, ca: &Path, method: &str, port: u16, path: &str, body: Option<&str>) -> (u16, Value) {
     let mut c = std::process::Command::new("setpriv");
-    c.args(["--reuid", &uid.to_string(), "--regid", &uid.to_string(), "--clear-groups", "curl", "-sS", "--max-time", "60", "--cacert"])
-        .arg(ca)
-        .args(["-X", method, "-H", &format!("Origin: {ORIGIN}"), "-w", "\n%{http_code}"]);
+    c.args([
+        "--reuid",
+        &uid.to_string(),
+        "--regid",
+        &uid.to_string(),
+        "--clear-groups",
+        "curl",
+        "-sS",
+        "--max-time",
+        "60",
+        "--cacert",
+    ])
+    .arg(ca)
+    .args(["-X", method, "-H", &format!("Origin: {ORIGIN}"), "-w", "\n%{http_code}"]);
     if let Some(b) = body {
         c.args(["-H", "Content-Type: application/json", "--data-binary", b]);
     }
     let out = c.arg(format!("https://127.0.0.1:{port}{path}")).output().expect("curl");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, status) = text.rsplit_once('\n').unwrap_or_else(|| panic!("curl: {text} {}", String::from_utf8_lossy(&out.stderr)));
-    let status = status.trim().parse().unwrap_or_else(|_| panic!("curl: {text} {}", String::from_utf8_lossy(&out.stderr)));
+    let (body, status) = text
+        .rsplit_once('\n')
+        .unwrap_or_else(|| panic!("curl: {text} {}", String::from_utf8_lossy(&out.stderr)));
+    let status = status
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("curl: {text} {}", String::from_utf8_lossy(&out.stderr)));
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
@@ -56,7 +72,14 @@ impl Broker {
         std::fs::create_dir_all(dir).unwrap();
         let port = cpx_tests::agent::free_port();
         let mut child = binary("cpx-agent")
-            .args(["broker", "--port", &port.to_string(), "--user-ports", &format!("{}-{}", USER_PORTS.0, USER_PORTS.1), "--data-dir"])
+            .args([
+                "broker",
+                "--port",
+                &port.to_string(),
+                "--user-ports",
+                &format!("{}-{}", USER_PORTS.0, USER_PORTS.1),
+                "--data-dir",
+            ])
             .arg(dir.join("data"))
             .env("CPX_AGENT_LOG_DIR", dir.join("logs"))
             .env("CPX_AGENT_LOG", "debug")
@@ -95,7 +118,13 @@ fn create_users(dir: &Path) {
     run(std::process::Command::new("cp").arg("-a").arg("/etc/.").arg(&etc));
     run(std::process::Command::new("mount").arg("--bind").arg(&etc).arg("/etc"));
     for (name, uid) in [("alice", ALICE), ("bob", BOB)] {
-        run(std::process::Command::new("useradd").args(["--no-create-home", "--user-group", "--uid", &uid.to_string(), name]));
+        run(std::process::Command::new("useradd").args([
+            "--no-create-home",
+            "--user-group",
+            "--uid",
+            &uid.to_string(),
+            name,
+        ]));
         let id = std::process::Command::new("id").args(["-u", name]).output().expect("id");
         assert_eq!(String::from_utf8_lossy(&id.stdout).trim(), uid.to_string());
     }
@@ -130,8 +159,19 @@ fn each_user_logs_in_with_its_own_agent_and_is_refused_by_the_others() {
         let (status, v) = page_as(uid, &broker.ca, "GET", broker.port, "/v1/status", None);
         assert_eq!((status, v["agent_port"].as_u64()), (200, Some(u64::from(agent.port))), "user {uid}: {v}");
         // A login sent to the broker is pointed at the user's agent.
-        let (status, v) = page_as(uid, &broker.ca, "POST", broker.port, "/v1/authenticate", Some(&json!({"challenge": challenge()}).to_string()));
-        assert_eq!((status, v["error"]["code"].as_str(), v["error"]["agent_port"].as_u64()), (421, Some("USE_USER_AGENT"), Some(u64::from(agent.port))), "{v}");
+        let (status, v) = page_as(
+            uid,
+            &broker.ca,
+            "POST",
+            broker.port,
+            "/v1/authenticate",
+            Some(&json!({"challenge": challenge()}).to_string()),
+        );
+        assert_eq!(
+            (status, v["error"]["code"].as_str(), v["error"]["agent_port"].as_u64()),
+            (421, Some("USE_USER_AGENT"), Some(u64::from(agent.port))),
+            "{v}"
+        );
     }
     // A user without an agent is told so.
     let (status, v) = page_as(2003, &broker.ca, "GET", broker.port, "/v1/status", None);
@@ -142,14 +182,42 @@ fn each_user_logs_in_with_its_own_agent_and_is_refused_by_the_others() {
         let _card = insert("cps3", &reader);
         // Bob's page on Alice's agent: refused, whatever it asks, and Alice is asked nothing.
         alice.answer_pins(&["1234"]);
-        assert_other_user(page_as(BOB, &ca(&alice), "GET", alice.port, "/v1/status", None), "Bob reads Alice's status");
-        assert_other_user(page_as(BOB, &ca(&alice), "POST", alice.port, "/v1/authenticate", Some(&json!({"challenge": challenge()}).to_string())), "Bob logs in on Alice's agent");
-        assert!(alice.dialogs().is_empty(), "no PIN dialog for another user's request: {:?}", alice.dialogs());
+        assert_other_user(
+            page_as(BOB, &ca(&alice), "GET", alice.port, "/v1/status", None),
+            "Bob reads Alice's status",
+        );
+        assert_other_user(
+            page_as(
+                BOB,
+                &ca(&alice),
+                "POST",
+                alice.port,
+                "/v1/authenticate",
+                Some(&json!({"challenge": challenge()}).to_string()),
+            ),
+            "Bob logs in on Alice's agent",
+        );
+        assert!(
+            alice.dialogs().is_empty(),
+            "no PIN dialog for another user's request: {:?}",
+            alice.dialogs()
+        );
         // Alice's own page: her holder, her login.
         let (status, v) = page_as(ALICE, &ca(&alice), "GET", alice.port, "/v1/status", None);
-        let holder = v["readers"].as_array().into_iter().flatten().any(|r| r["holder"]["national_id"] == "899700123456");
+        let holder = v["readers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["holder"]["national_id"] == "899700123456");
         assert_eq!((status, holder), (200, true), "{v}");
-        let (status, v) = page_as(ALICE, &ca(&alice), "POST", alice.port, "/v1/authenticate", Some(&json!({"challenge": challenge()}).to_string()));
+        let (status, v) = page_as(
+            ALICE,
+            &ca(&alice),
+            "POST",
+            alice.port,
+            "/v1/authenticate",
+            Some(&json!({"challenge": challenge()}).to_string()),
+        );
         assert_eq!(status, 200, "Alice logs in: {v}");
         let portal = v["portal"]["text"].as_str().map_or_else(|| v["portal"].to_string(), str::to_owned);
         assert!(portal.contains("\"verify\":\"SUCCESS\"") && portal.contains("CN=899700123456"), "{portal}");
@@ -158,9 +226,26 @@ fn each_user_logs_in_with_its_own_agent_and_is_refused_by_the_others() {
     {
         let _card = insert("cps4", &reader);
         bob.answer_pins(&["1234"]);
-        assert_other_user(page_as(ALICE, &ca(&bob), "POST", bob.port, "/v1/authenticate", Some(&json!({"challenge": challenge()}).to_string())), "Alice logs in on Bob's agent");
+        assert_other_user(
+            page_as(
+                ALICE,
+                &ca(&bob),
+                "POST",
+                bob.port,
+                "/v1/authenticate",
+                Some(&json!({"challenge": challenge()}).to_string()),
+            ),
+            "Alice logs in on Bob's agent",
+        );
         assert!(bob.dialogs().is_empty(), "{:?}", bob.dialogs());
-        let (status, v) = page_as(BOB, &ca(&bob), "POST", bob.port, "/v1/authenticate", Some(&json!({"challenge": challenge()}).to_string()));
+        let (status, v) = page_as(
+            BOB,
+            &ca(&bob),
+            "POST",
+            bob.port,
+            "/v1/authenticate",
+            Some(&json!({"challenge": challenge()}).to_string()),
+        );
         assert_eq!(status, 200, "Bob logs in: {v}");
         let portal = v["portal"]["text"].as_str().map_or_else(|| v["portal"].to_string(), str::to_owned);
         assert!(portal.contains("\"verify\":\"SUCCESS\"") && portal.contains("CN=899700234567"), "{portal}");
@@ -185,7 +270,10 @@ fn the_page_client_follows_the_broker_to_its_users_agent_in_chromium() {
     let config = format!("user_ports = [{}, {}]\n{}", USER_PORTS.0, USER_PORTS.1, portal.agent_site(&pki));
     let agent = AgentProcess::start_as(&dir.join("agent"), &config, None, &[], None);
     assert_ne!(agent.port, broker.port);
-    let browser = Browser::start(&dir.join("browser"), &[&agent.dir.join("data/local-ca.pem"), &broker.ca, &pki.ca_pem]);
+    let browser = Browser::start(
+        &dir.join("browser"),
+        &[&agent.dir.join("data/local-ca.pem"), &broker.ca, &pki.ca_pem],
+    );
     let reader = stack.reader();
     let _card = insert("cps3", &reader);
     browser.goto(&format!("{}/", portal.origin));
@@ -197,5 +285,8 @@ fn the_page_client_follows_the_broker_to_its_users_agent_in_chromium() {
     let dialog = agent.dialogs().pop().expect("the user's agent asked the PIN");
     assert!(dialog.contains(&format!("Le site {}", portal.origin)), "{dialog}");
     let broker_log = cpx_tests::log_text(&dir.join("broker/logs"));
-    assert!(broker_log.contains(&format!("\"agent_port\":\"Some({})\"", agent.port)), "the page asked the broker first: {broker_log}");
+    assert!(
+        broker_log.contains(&format!("\"agent_port\":\"Some({})\"", agent.port)),
+        "the page asked the broker first: {broker_log}"
+    );
 }

@@ -21,7 +21,11 @@ const AID_CPX_IAS: &str = "E828BD080F8025000001FF0010";
 const AUTH_KEY_ID: &str = "e828bd080f8025000001ff001002";
 
 fn opensc(tool: &str, args: &[&str]) -> Output {
-    Command::new(tool).args(args).env("OPENSC_CONF", root().join("tests/stack/opensc.conf")).output().unwrap_or_else(|e| panic!("{tool}: {e} (apt-get install opensc)"))
+    Command::new(tool)
+        .args(args)
+        .env("OPENSC_CONF", root().join("tests/stack/opensc.conf"))
+        .output()
+        .unwrap_or_else(|e| panic!("{tool}: {e} (apt-get install opensc)"))
 }
 
 fn out(o: &Output) -> String {
@@ -35,7 +39,10 @@ fn slot_of(reader: &str) -> String {
     for line in listing.lines() {
         if let Some(rest) = line.strip_prefix("Slot ") {
             // "Slot 7 (0x19): CPx Test Reader A 00 00"
-            current = rest.split_once("): ").filter(|(_, name)| *name == reader).map(|(id, _)| id.split("(").nth(1).unwrap_or_default().to_owned());
+            current = rest
+                .split_once("): ")
+                .filter(|(_, name)| *name == reader)
+                .map(|(id, _)| id.split("(").nth(1).unwrap_or_default().to_owned());
         } else if let Some(id) = &current {
             if line.contains("token label") && line.contains("Code porteur") {
                 return id.clone();
@@ -55,10 +62,20 @@ fn opensc_reads_logs_in_and_signs_on_the_virtual_cps3() {
     assert!(out(&name).contains("IAS-ECC"), "OpenSC binds its iasecc driver: {}", out(&name));
 
     let dump = out(&opensc("pkcs15-tool", &["--reader", &reader.name, "--aid", AID_CPX_IAS, "--dump"]));
-    for want in ["PIN [Code porteur]", "Type           : ascii-numeric", "Private RSA Key [CPS_PRIV_AUT]", "Key ref        : 130 (0x82)", "X.509 Certificate [Certificat d'Authentification CPS]", "X.509 Certificate [Certificat de Signature CPS]"] {
+    for want in [
+        "PIN [Code porteur]",
+        "Type           : ascii-numeric",
+        "Private RSA Key [CPS_PRIV_AUT]",
+        "Key ref        : 130 (0x82)",
+        "X.509 Certificate [Certificat d'Authentification CPS]",
+        "X.509 Certificate [Certificat de Signature CPS]",
+    ] {
         assert!(dump.contains(want), "pkcs15-tool -D lacks {want:?}:\n{dump}");
     }
-    assert!(!dump.contains("Tries left"), "OpenSC 0.23's pkcs15-tool does not read tries; if it now does, update this test and the note");
+    assert!(
+        !dump.contains("Tries left"),
+        "OpenSC 0.23's pkcs15-tool does not read tries; if it now does, update this test and the note"
+    );
 
     // PKCS#11: log in with the code porteur and sign a SHA-256 DigestInfo with the authentication key.
     let slot = slot_of(&reader.name);
@@ -67,27 +84,69 @@ fn opensc_reads_logs_in_and_signs_on_the_virtual_cps3() {
     let digest_info = [SignScheme::RsaPkcs1Sha256.digest_info_prefix().unwrap(), &digest].concat();
     std::fs::write(dir.join("di"), &digest_info).unwrap();
     let before = logged_commands(&dir.join("apdu.log")).len();
-    let sign = opensc("pkcs11-tool", &[
-        "--module", MODULE, "--slot", &slot, "--login", "--pin", "1234", "--sign", "--mechanism", "RSA-PKCS", "--id", AUTH_KEY_ID,
-        "--input-file", dir.join("di").to_str().unwrap(), "--output-file", dir.join("sig").to_str().unwrap(),
-    ]);
+    let sign = opensc(
+        "pkcs11-tool",
+        &[
+            "--module",
+            MODULE,
+            "--slot",
+            &slot,
+            "--login",
+            "--pin",
+            "1234",
+            "--sign",
+            "--mechanism",
+            "RSA-PKCS",
+            "--id",
+            AUTH_KEY_ID,
+            "--input-file",
+            dir.join("di").to_str().unwrap(),
+            "--output-file",
+            dir.join("sig").to_str().unwrap(),
+        ],
+    );
     assert!(sign.status.success(), "pkcs11-tool login + sign: {}", out(&sign));
     let opensc_apdus = logged_commands(&dir.join("apdu.log")).len() - before;
     std::fs::write(dir.join("opensc-apdus.txt"), opensc_apdus.to_string()).unwrap();
 
-    let read = opensc("pkcs11-tool", &["--module", MODULE, "--slot", &slot, "--read-object", "--type", "cert", "--id", AUTH_KEY_ID, "--output-file", dir.join("cert.der").to_str().unwrap()]);
+    let read = opensc(
+        "pkcs11-tool",
+        &[
+            "--module",
+            MODULE,
+            "--slot",
+            &slot,
+            "--read-object",
+            "--type",
+            "cert",
+            "--id",
+            AUTH_KEY_ID,
+            "--output-file",
+            dir.join("cert.der").to_str().unwrap(),
+        ],
+    );
     assert!(read.status.success(), "{}", out(&read));
     let cert = std::fs::read(dir.join("cert.der")).unwrap();
     let sig = std::fs::read(dir.join("sig")).unwrap();
-    verify_signature(&cert, SignScheme::RsaPkcs1Sha256, &digest, &sig).expect("OpenSC's signature verifies against the card certificate");
+    verify_signature(&cert, SignScheme::RsaPkcs1Sha256, &digest, &sig)
+        .expect("OpenSC's signature verifies against the card certificate");
     let cmds = logged_commands(&dir.join("apdu.log"));
     // The real layout, read the way OpenSC reads a real card: the application by AID, then its files by
     // file id under it, never a path made by putting 3F00 in front of a file id.
-    assert!(cmds.iter().any(|c| c.starts_with("00A404") && c.ends_with(AID_CPX_IAS)), "OpenSC selected the application by AID");
-    assert!(!cmds.iter().any(|c| c.starts_with("00A408") || c.contains("3F00C00") || c.contains("3F007002")), "no absolute path to a PKCS#15 file: {cmds:?}");
+    assert!(
+        cmds.iter().any(|c| c.starts_with("00A404") && c.ends_with(AID_CPX_IAS)),
+        "OpenSC selected the application by AID"
+    );
+    assert!(
+        !cmds.iter().any(|c| c.starts_with("00A408") || c.contains("3F00C00") || c.contains("3F007002")),
+        "no absolute path to a PKCS#15 file: {cmds:?}"
+    );
     assert!(cmds.iter().any(|c| c.starts_with("0020000108")), "OpenSC presented the code porteur");
     assert!(cmds.iter().any(|c| c.starts_with("00880000")), "OpenSC used INTERNAL AUTHENTICATE");
-    assert!(cmds.iter().any(|c| c.starts_with("00CB3FFF") && c.contains("BF8101")), "OpenSC read the CHV counters (GET DATA)");
+    assert!(
+        cmds.iter().any(|c| c.starts_with("00CB3FFF") && c.contains("BF8101")),
+        "OpenSC read the CHV counters (GET DATA)"
+    );
 }
 
 #[test]
@@ -97,12 +156,20 @@ fn opensc_reads_the_key_paths_and_the_absolute_layout() {
     // pkcs15-tool prints it for a real CPS3.
     let card = insert_with("cps3", &reader, &Options::default(), None);
     let keys = out(&opensc("pkcs15-tool", &["--reader", &reader.name, "--aid", AID_CPX_IAS, "--list-keys"]));
-    assert_eq!(keys.to_uppercase().matches("E828BD080F8025000001FF0010::").count(), 2, "two keys with an AID-only path:\n{keys}");
+    assert_eq!(
+        keys.to_uppercase().matches("E828BD080F8025000001FF0010::").count(),
+        2,
+        "two keys with an AID-only path:\n{keys}"
+    );
     card.remove();
     // Absolute layout: the same objects.
     let _card = insert_with("cps3-abs", &reader, &Options::default(), None);
     let dump = out(&opensc("pkcs15-tool", &["--reader", &reader.name, "--aid", AID_CPX_IAS, "--dump"]));
-    for want in ["PIN [Code porteur]", "Key ref        : 130 (0x82)", "X.509 Certificate [Certificat d'Authentification CPS]"] {
+    for want in [
+        "PIN [Code porteur]",
+        "Key ref        : 130 (0x82)",
+        "X.509 Certificate [Certificat d'Authentification CPS]",
+    ] {
         assert!(dump.contains(want), "pkcs15-tool -D on cps3-abs lacks {want:?}:\n{dump}");
     }
 }
@@ -114,7 +181,10 @@ fn opensc_reports_a_blocked_code_porteur() {
     let slot = slot_of(&reader.name);
     let listing = out(&opensc("pkcs11-tool", &["--module", MODULE, "-L"]));
     assert!(listing.contains("user PIN locked"), "{listing}");
-    let login = opensc("pkcs11-tool", &["--module", MODULE, "--slot", &slot, "--login", "--pin", "1234", "--list-objects"]);
+    let login = opensc(
+        "pkcs11-tool",
+        &["--module", MODULE, "--slot", &slot, "--login", "--pin", "1234", "--list-objects"],
+    );
     assert!(!login.status.success());
     assert!(out(&login).contains("CKR_PIN_LOCKED"), "{}", out(&login));
 }

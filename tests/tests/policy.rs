@@ -20,14 +20,24 @@ fn start(name: &str, policy: &str) -> AgentProcess {
     std::fs::create_dir_all(&dir).unwrap();
     let policy_file = dir.join("policy.toml");
     std::fs::write(&policy_file, policy).unwrap();
-    AgentProcess::start_full(&dir.join("agent"), &user_sites(), free_port(), &[("CPX_AGENT_POLICY", policy_file.to_str().unwrap())])
+    AgentProcess::start_full(
+        &dir.join("agent"),
+        &user_sites(),
+        free_port(),
+        &[("CPX_AGENT_POLICY", policy_file.to_str().unwrap())],
+    )
 }
 
 /// A signed-token request with a challenge too short: an allowed origin gets CHALLENGE_INVALID (it passed
 /// the origin gate), a refused one ORIGIN_NOT_ALLOWED. The card is never reached.
 fn token(agent: &AgentProcess, origin: &str) -> HttpAnswer {
     let body = json!({"challenge": "AAAA"}).to_string();
-    agent.request("POST", "/v1/token", &[("Origin", origin), ("Content-Type", "application/json")], Some(&body))
+    agent.request(
+        "POST",
+        "/v1/token",
+        &[("Origin", origin), ("Content-Type", "application/json")],
+        Some(&body),
+    )
 }
 
 fn code(answer: &HttpAnswer) -> String {
@@ -40,14 +50,27 @@ fn without_user_sites_a_site_of_the_user_file_is_refused_with_no_dialog() {
     let refused = token(&agent, PERSO);
     assert_eq!((refused.status, code(&refused)), (403, "ORIGIN_NOT_ALLOWED".to_owned()), "{}", refused.body);
     assert_eq!(refused.header("Access-Control-Allow-Origin"), None);
-    let preflight = agent.request("OPTIONS", "/v1/token", &[("Origin", PERSO), ("Access-Control-Request-Method", "POST")], None);
+    let preflight = agent.request(
+        "OPTIONS",
+        "/v1/token",
+        &[("Origin", PERSO), ("Access-Control-Request-Method", "POST")],
+        None,
+    );
     assert_eq!((preflight.status, preflight.header("Access-Control-Allow-Origin")), (403, None));
     let managed = token(&agent, MANAGED);
-    assert_eq!((managed.status, code(&managed)), (400, "CHALLENGE_INVALID".to_owned()), "the managed site passes the gate: {}", managed.body);
+    assert_eq!(
+        (managed.status, code(&managed)),
+        (400, "CHALLENGE_INVALID".to_owned()),
+        "the managed site passes the gate: {}",
+        managed.body
+    );
     assert!(agent.dialogs().is_empty(), "no dialog for either");
     // The malformed key did not stop the agent: its safe default is in force, and the log says so.
     let logs = agent.logs();
-    assert!(logs.contains("malformed setting") && logs.contains("\"pki\"") && logs.contains("production"), "{logs}");
+    assert!(
+        logs.contains("malformed setting") && logs.contains("\"pki\"") && logs.contains("production"),
+        "{logs}"
+    );
 }
 
 #[test]

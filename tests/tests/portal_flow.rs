@@ -9,7 +9,10 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use cpx_tests::agent::{server_pki, write_card_crl, write_current_card_crl, AgentProcess, PortalProcess, ServerPki, DEFAULT_AGENT_PORT};
+use cpx_tests::agent::{
+    server_pki, write_card_crl, write_current_card_crl, AgentProcess, PortalProcess, ServerPki,
+    DEFAULT_AGENT_PORT,
+};
 use cpx_tests::{insert, out_dir, stack};
 use serde_json::{json, Value};
 
@@ -26,7 +29,11 @@ fn world(name: &str, extra_sites: &str) -> World {
 }
 
 /// A world whose portal `start` starts (other CRLs, other options).
-fn world_with(name: &str, extra_sites: &str, start: impl FnOnce(&std::path::Path, &ServerPki) -> PortalProcess) -> World {
+fn world_with(
+    name: &str,
+    extra_sites: &str,
+    start: impl FnOnce(&std::path::Path, &ServerPki) -> PortalProcess,
+) -> World {
     let dir = out_dir(name);
     let pki = server_pki(&dir.join("pki"));
     let portal = start(&dir.join("portal"), &pki);
@@ -44,13 +51,24 @@ impl World {
         let cookie = r.session_cookie().or(session.map(str::to_owned)).expect("session cookie");
         let challenge = r.json()["challenge"].as_str().unwrap().to_owned();
         self.agent.answer_pins(&["1234"]);
-        let a = self.agent.request("POST", "/v1/authenticate", &[("Origin", origin_at_agent), ("Content-Type", "application/json")], Some(&json!({"challenge": challenge}).to_string()));
+        let a = self.agent.request(
+            "POST",
+            "/v1/authenticate",
+            &[("Origin", origin_at_agent), ("Content-Type", "application/json")],
+            Some(&json!({"challenge": challenge}).to_string()),
+        );
         assert_eq!(a.status, 200, "{}", a.body);
         (cookie, challenge, a.json())
     }
 
     fn finish(&self, cookie: &str, code: &str) -> cpx_tests::agent::HttpAnswer {
-        self.portal.page("POST", "/cpx/finish", Some(cookie), "application/json", Some(&json!({"code": code}).to_string()))
+        self.portal.page(
+            "POST",
+            "/cpx/finish",
+            Some(cookie),
+            "application/json",
+            Some(&json!({"code": code}).to_string()),
+        )
     }
 
     /// Finishes a card login; the session id the portal gives in exchange (a new one).
@@ -87,18 +105,43 @@ fn first_login_links_then_second_login_goes_straight_in() {
     let (fin, cookie) = w.finish_session(&cookie, answer["portal"]["code"].as_str().unwrap());
     assert_eq!(fin.json()["next"], "/premiere-connexion");
     let page = w.portal.page("GET", "/premiere-connexion", Some(&cookie), "", None);
-    for want in ["Première connexion par carte CPx", "Espace professionnel", "Espace médecin libéral", "value=\"DUPONT\"", "value=\"JEAN\"", "value=\"Médecin\""] {
+    for want in [
+        "Première connexion par carte CPx",
+        "Espace professionnel",
+        "Espace médecin libéral",
+        "value=\"DUPONT\"",
+        "value=\"JEAN\"",
+        "value=\"Médecin\"",
+    ] {
         assert!(page.body.contains(want), "missing {want:?}");
     }
     // Only the account's owner can link it.
-    let bad = w.portal.page("POST", "/premiere-connexion/lier", Some(&cookie), "application/x-www-form-urlencoded", Some("username=amelie&password=devine"));
+    let bad = w.portal.page(
+        "POST",
+        "/premiere-connexion/lier",
+        Some(&cookie),
+        "application/x-www-form-urlencoded",
+        Some("username=amelie&password=devine"),
+    );
     assert_eq!(bad.status, 401);
     assert!(bad.body.contains("seul le titulaire du compte"));
-    let ok = w.portal.page("POST", "/premiere-connexion/lier", Some(&cookie), "application/x-www-form-urlencoded", Some("username=amelie&password=mot-de-passe-amelie"));
+    let ok = w.portal.page(
+        "POST",
+        "/premiere-connexion/lier",
+        Some(&cookie),
+        "application/x-www-form-urlencoded",
+        Some("username=amelie&password=mot-de-passe-amelie"),
+    );
     assert_eq!((ok.status, ok.header("Location")), (303, Some("/compte")));
     let cookie = ok.session_cookie().expect("a new session id at linking");
     let account = w.portal.page("GET", "/compte", Some(&cookie), "", None);
-    assert!(account.body.contains("Mon compte") && account.body.contains("899700123456") && account.body.contains("amelie"), "{}", account.body);
+    assert!(
+        account.body.contains("Mon compte")
+            && account.body.contains("899700123456")
+            && account.body.contains("amelie"),
+        "{}",
+        account.body
+    );
 
     // Second card login, a new browser session: straight in.
     let (cookie2, _, answer) = w.card_step(None, &w.portal.origin);
@@ -118,13 +161,30 @@ fn liberal_account_created_from_the_card() {
     let (cookie, _, answer) = w.card_step(None, &w.portal.origin);
     assert_eq!(answer["tls"], "TLSv1.3");
     let (_, cookie) = w.finish_session(&cookie, answer["portal"]["code"].as_str().unwrap());
-    let missing = w.portal.page("POST", "/premiere-connexion/creer", Some(&cookie), "application/x-www-form-urlencoded", Some("mail=claire.martin%40example.fr&code_postal=&ville="));
+    let missing = w.portal.page(
+        "POST",
+        "/premiere-connexion/creer",
+        Some(&cookie),
+        "application/x-www-form-urlencoded",
+        Some("mail=claire.martin%40example.fr&code_postal=&ville="),
+    );
     assert_eq!(missing.status, 400, "code postal and ville are required");
-    let made = w.portal.page("POST", "/premiere-connexion/creer", Some(&cookie), "application/x-www-form-urlencoded", Some("mail=claire.martin%40example.fr&telephone=0102030405&code_postal=75012&ville=Paris"));
+    let made = w.portal.page(
+        "POST",
+        "/premiere-connexion/creer",
+        Some(&cookie),
+        "application/x-www-form-urlencoded",
+        Some("mail=claire.martin%40example.fr&telephone=0102030405&code_postal=75012&ville=Paris"),
+    );
     assert_eq!(made.status, 303, "{}", made.body);
     let cookie = made.session_cookie().expect("a new session id at account creation");
     let account = w.portal.page("GET", "/compte", Some(&cookie), "", None).body;
-    assert!(account.contains("Espace médecin libéral") && account.contains("CLAIRE") && account.contains("899700234567"), "{account}");
+    assert!(
+        account.contains("Espace médecin libéral")
+            && account.contains("CLAIRE")
+            && account.contains("899700234567"),
+        "{account}"
+    );
 }
 
 #[test]
@@ -138,10 +198,26 @@ fn replayed_cross_origin_and_stolen_codes_are_refused() {
     let (cookie, challenge, answer) = w.card_step(None, &w.portal.origin);
     // Replay: the same challenge a second time.
     w.agent.answer_pins(&["1234"]);
-    let again = w.agent.request("POST", "/v1/authenticate", &[("Origin", &w.portal.origin), ("Content-Type", "application/json")], Some(&json!({"challenge": challenge}).to_string())).json();
-    assert_eq!((again["portal_status"].as_u64(), again["portal"]["error"]["code"].as_str()), (Some(403), Some("CHALLENGE_REPLAYED")), "{again}");
+    let again = w
+        .agent
+        .request(
+            "POST",
+            "/v1/authenticate",
+            &[("Origin", &w.portal.origin), ("Content-Type", "application/json")],
+            Some(&json!({"challenge": challenge}).to_string()),
+        )
+        .json();
+    assert_eq!(
+        (again["portal_status"].as_u64(), again["portal"]["error"]["code"].as_str()),
+        (Some(403), Some("CHALLENGE_REPLAYED")),
+        "{again}"
+    );
     // The code redeemed from another browser session.
-    let thief = w.portal.page("POST", "/cpx/challenge", None, "application/json", Some("{}")).session_cookie().unwrap();
+    let thief = w
+        .portal
+        .page("POST", "/cpx/challenge", None, "application/json", Some("{}"))
+        .session_cookie()
+        .unwrap();
     let stolen = w.finish(&thief, answer["portal"]["code"].as_str().unwrap());
     assert_eq!((stolen.status, stolen.json()["error"]["code"].as_str()), (403, Some("CODE_REFUSED")));
     // …which also spent it: the rightful session cannot use it either now (single use).
@@ -156,14 +232,29 @@ fn replayed_cross_origin_and_stolen_codes_are_refused() {
     // endpoint configured for the page's origin. Here the page of other.test sends the portal's
     // challenge; the agent carries origin other.test to other.test's endpoint, which is not the portal.
     w.agent.answer_pins(&["1234"]);
-    let cross = w.agent.request("POST", "/v1/authenticate", &[("Origin", "https://other.test"), ("Content-Type", "application/json")], Some(&json!({"challenge": challenge}).to_string()));
+    let cross = w.agent.request(
+        "POST",
+        "/v1/authenticate",
+        &[("Origin", "https://other.test"), ("Content-Type", "application/json")],
+        Some(&json!({"challenge": challenge}).to_string()),
+    );
     assert_ne!(cross.status, 200, "nothing reaches the portal from another origin: {}", cross.body);
     // And straight to the portal's endpoint with another origin (a relay): ORIGIN_MISMATCH.
-    let agent_for_relay = AgentProcess::start(&out_dir("flow-relay-agent"), &w.portal.agent_site(&w._pki).replace(&w.portal.origin, "https://other.test"));
+    let agent_for_relay = AgentProcess::start(
+        &out_dir("flow-relay-agent"),
+        &w.portal.agent_site(&w._pki).replace(&w.portal.origin, "https://other.test"),
+    );
     agent_for_relay.answer_pins(&["1234"]);
     let r = w.portal.page("POST", "/cpx/challenge", None, "application/json", Some("{}"));
     let challenge = r.json()["challenge"].as_str().unwrap().to_owned();
-    let relayed = agent_for_relay.request("POST", "/v1/authenticate", &[("Origin", "https://other.test"), ("Content-Type", "application/json")], Some(&json!({"challenge": challenge}).to_string())).json();
+    let relayed = agent_for_relay
+        .request(
+            "POST",
+            "/v1/authenticate",
+            &[("Origin", "https://other.test"), ("Content-Type", "application/json")],
+            Some(&json!({"challenge": challenge}).to_string()),
+        )
+        .json();
     assert_eq!(relayed["portal"]["error"]["code"], "ORIGIN_MISMATCH", "{relayed}");
 }
 
@@ -176,24 +267,57 @@ fn an_identity_linked_to_one_account_cannot_be_linked_to_another() {
     // Two browser sessions reach the linking page for the same card.
     let (c1, _) = w.card_login(None);
     let (c2, _) = w.card_login(None);
-    let first = w.portal.page("POST", "/premiere-connexion/lier", Some(&c1), "application/x-www-form-urlencoded", Some("username=amelie&password=mot-de-passe-amelie"));
+    let first = w.portal.page(
+        "POST",
+        "/premiere-connexion/lier",
+        Some(&c1),
+        "application/x-www-form-urlencoded",
+        Some("username=amelie&password=mot-de-passe-amelie"),
+    );
     assert_eq!(first.status, 303);
     let c1 = first.session_cookie().unwrap();
-    let second = w.portal.page("POST", "/premiere-connexion/lier", Some(&c2), "application/x-www-form-urlencoded", Some("username=bruno&password=mot-de-passe-bruno"));
+    let second = w.portal.page(
+        "POST",
+        "/premiere-connexion/lier",
+        Some(&c2),
+        "application/x-www-form-urlencoded",
+        Some("username=bruno&password=mot-de-passe-bruno"),
+    );
     assert_eq!(second.status, 409, "{}", second.body);
     assert!(second.body.contains("déjà liée à un autre compte"));
     // After unlinking from amelie's account, bruno can link it.
-    assert_eq!(w.portal.page("POST", "/compte/delier", Some(&c1), "application/x-www-form-urlencoded", Some("")).status, 303);
+    assert_eq!(
+        w.portal
+            .page("POST", "/compte/delier", Some(&c1), "application/x-www-form-urlencoded", Some(""))
+            .status,
+        303
+    );
     let (c3, _, a3) = w.card_step(None, &w.portal.origin);
     assert_eq!(a3["portal"]["status"], "link_required");
     let (_, c3) = w.finish_session(&c3, a3["portal"]["code"].as_str().unwrap());
-    let linked = w.portal.page("POST", "/premiere-connexion/lier", Some(&c3), "application/x-www-form-urlencoded", Some("username=bruno&password=mot-de-passe-bruno"));
+    let linked = w.portal.page(
+        "POST",
+        "/premiere-connexion/lier",
+        Some(&c3),
+        "application/x-www-form-urlencoded",
+        Some("username=bruno&password=mot-de-passe-bruno"),
+    );
     assert_eq!(linked.status, 303);
     let c3 = linked.session_cookie().unwrap();
     // A POST from another origin is refused (CSRF).
     let csrf = cpx_tests::agent::https_to(
-        &std::fs::read_to_string(&w._pki.ca_pem).unwrap(), "127.0.0.1", "portal.test", w.portal.site_port, "POST", "/compte/delier",
-        &[("Origin", "https://evil.example"), ("Cookie", &format!("cpx_session={c3}")), ("Content-Type", "application/x-www-form-urlencoded")], Some(""),
+        &std::fs::read_to_string(&w._pki.ca_pem).unwrap(),
+        "127.0.0.1",
+        "portal.test",
+        w.portal.site_port,
+        "POST",
+        "/compte/delier",
+        &[
+            ("Origin", "https://evil.example"),
+            ("Cookie", &format!("cpx_session={c3}")),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        Some(""),
     );
     assert_eq!(csrf.status, 403);
 }
@@ -208,15 +332,32 @@ fn signed_token_login_through_the_page() {
     let cookie = r.session_cookie().unwrap();
     let challenge = r.json()["challenge"].as_str().unwrap().to_owned();
     w.agent.answer_pins(&["1234"]);
-    let token = w.agent.request("POST", "/v1/token", &[("Origin", &w.portal.origin), ("Content-Type", "application/json")], Some(&json!({"challenge": challenge}).to_string())).json();
+    let token = w
+        .agent
+        .request(
+            "POST",
+            "/v1/token",
+            &[("Origin", &w.portal.origin), ("Content-Type", "application/json")],
+            Some(&json!({"challenge": challenge}).to_string()),
+        )
+        .json();
     assert_eq!(token["algorithm"], "PS256");
     let body = json!({"challenge": challenge, "token": token}).to_string();
     let done = w.portal.page("POST", "/cpx/token", Some(&cookie), "application/json", Some(&body));
-    assert_eq!((done.status, done.json()["next"].as_str()), (200, Some("/premiere-connexion")), "{}", done.body);
+    assert_eq!(
+        (done.status, done.json()["next"].as_str()),
+        (200, Some("/premiere-connexion")),
+        "{}",
+        done.body
+    );
     let old = cookie;
     let cookie = done.session_cookie().expect("a new session id at card login");
     assert_ne!(cookie, old);
-    assert!(w.portal.page("GET", "/premiere-connexion", Some(&cookie), "", None).body.contains("value=\"MARTIN\""));
+    assert!(w
+        .portal
+        .page("GET", "/premiere-connexion", Some(&cookie), "", None)
+        .body
+        .contains("value=\"MARTIN\""));
     // The same token again: the challenge is spent.
     let again = w.portal.page("POST", "/cpx/token", Some(&cookie), "application/json", Some(&body));
     assert_eq!((again.status, again.json()["error"]["code"].as_str()), (403, Some("CHALLENGE_REPLAYED")));
@@ -224,7 +365,11 @@ fn signed_token_login_through_the_page() {
     let r = w.portal.page("POST", "/cpx/challenge", Some(&cookie), "application/json", Some("{}"));
     let fresh = r.json()["challenge"].as_str().unwrap().to_owned();
     let forged = json!({"challenge": fresh, "token": token}).to_string();
-    assert_eq!(w.portal.page("POST", "/cpx/token", Some(&cookie), "application/json", Some(&forged)).json()["error"]["code"], "CERTIFICATE_REFUSED");
+    assert_eq!(
+        w.portal.page("POST", "/cpx/token", Some(&cookie), "application/json", Some(&forged)).json()["error"]
+            ["code"],
+        "CERTIFICATE_REFUSED"
+    );
 }
 
 /// Polls `check` every 200 ms until it holds, for `limit` at most.
@@ -243,7 +388,12 @@ fn a_session_id_set_before_login_is_not_the_one_after() {
     let reader = stack().reader();
     let _card = insert("cps3", &reader);
     // An id the attacker got from the portal (any visit makes one) and planted in the victim's browser.
-    let planted = || w.portal.page("POST", "/cpx/challenge", None, "application/json", Some("{}")).session_cookie().unwrap();
+    let planted = || {
+        w.portal
+            .page("POST", "/cpx/challenge", None, "application/json", Some("{}"))
+            .session_cookie()
+            .unwrap()
+    };
     let logged_in_as = |cookie: &str| {
         let page = w.portal.page("GET", "/compte", Some(cookie), "", None);
         (page.status == 200).then_some(page.body)
@@ -263,9 +413,18 @@ fn a_session_id_set_before_login_is_not_the_one_after() {
     let (cookie, _, answer) = w.card_step(Some(&fixed), &w.portal.origin);
     assert_eq!(cookie, fixed, "the challenge belongs to the session that asked");
     let (_, pending) = w.finish_session(&cookie, answer["portal"]["code"].as_str().unwrap());
-    assert_eq!(w.portal.page("GET", "/premiere-connexion", Some(&fixed), "", None).status, 403, "the planted id sees the card's identity");
-    assert!(w.portal.page("GET", "/premiere-connexion", Some(&pending), "", None).body.contains("value=\"DUPONT\""));
-    let linked = w.form("/premiere-connexion/lier", Some(&pending), "username=amelie&password=mot-de-passe-amelie");
+    assert_eq!(
+        w.portal.page("GET", "/premiere-connexion", Some(&fixed), "", None).status,
+        403,
+        "the planted id sees the card's identity"
+    );
+    assert!(w
+        .portal
+        .page("GET", "/premiere-connexion", Some(&pending), "", None)
+        .body
+        .contains("value=\"DUPONT\""));
+    let linked =
+        w.form("/premiere-connexion/lier", Some(&pending), "username=amelie&password=mot-de-passe-amelie");
     assert_eq!(linked.status, 303, "{}", linked.body);
     let after = linked.session_cookie().expect("a new session id at linking");
     assert_ne!(after, pending);
@@ -290,7 +449,8 @@ fn sessions_expire_idle_and_at_their_absolute_lifetime() {
         write_current_card_crl(&crl);
         PortalProcess::start_full(dir, pki, DEFAULT_AGENT_PORT, Some(&crl), &["--session-idle-seconds", "3"])
     });
-    let cookie = idle.form("/login", None, "username=amelie&password=mot-de-passe-amelie").session_cookie().unwrap();
+    let cookie =
+        idle.form("/login", None, "username=amelie&password=mot-de-passe-amelie").session_cookie().unwrap();
     assert_eq!(idle.portal.page("GET", "/compte", Some(&cookie), "", None).status, 200);
     let mut last_seen = Instant::now();
     eventually(Duration::from_secs(30), "the idle session ends", || {
@@ -309,9 +469,14 @@ fn sessions_expire_idle_and_at_their_absolute_lifetime() {
         write_current_card_crl(&crl);
         PortalProcess::start_full(dir, pki, DEFAULT_AGENT_PORT, Some(&crl), &["--session-max-seconds", "5"])
     });
-    let cookie = absolute.form("/login", None, "username=amelie&password=mot-de-passe-amelie").session_cookie().unwrap();
+    let cookie = absolute
+        .form("/login", None, "username=amelie&password=mot-de-passe-amelie")
+        .session_cookie()
+        .unwrap();
     assert_eq!(absolute.portal.page("GET", "/compte", Some(&cookie), "", None).status, 200);
-    eventually(Duration::from_secs(30), "the session ends at its absolute lifetime", || absolute.portal.page("GET", "/compte", Some(&cookie), "", None).status == 303);
+    eventually(Duration::from_secs(30), "the session ends at its absolute lifetime", || {
+        absolute.portal.page("GET", "/compte", Some(&cookie), "", None).status == 303
+    });
 }
 
 #[test]
@@ -326,7 +491,13 @@ fn password_attempts_are_rate_limited_per_account() {
     let r = w.form("/login", None, "username=amelie&password=mot-de-passe-amelie");
     assert_eq!(r.status, 429, "{}", r.body);
     assert!(r.session_cookie().is_none());
-    assert!(r.body.contains("data-code=\"LOGIN_RATE_LIMITED_ACCOUNT\"") && r.body.contains("Trop de tentatives de connexion pour cet identifiant : réessayez dans 15 minutes"), "{}", r.body);
+    assert!(
+        r.body.contains("data-code=\"LOGIN_RATE_LIMITED_ACCOUNT\"")
+            && r.body
+                .contains("Trop de tentatives de connexion pour cet identifiant : réessayez dans 15 minutes"),
+        "{}",
+        r.body
+    );
     assert!(r.header("Retry-After").and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s > 0 && s <= 900));
     // Another account is not affected.
     let other = w.form("/login", None, "username=bruno&password=mot-de-passe-bruno");
@@ -337,7 +508,12 @@ fn password_attempts_are_rate_limited_per_account() {
 fn a_percent_before_a_multibyte_character_does_not_crash_the_portal() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let w = world("flow-percent", "");
-    for body in ["username=%aé&password=x", "username=%&password=%", "username=%G1&password=%é", "username=ami%C3%A9&password=%FF"] {
+    for body in [
+        "username=%aé&password=x",
+        "username=%&password=%",
+        "username=%G1&password=%é",
+        "username=ami%C3%A9&password=%FF",
+    ] {
         let r = w.form("/login", None, body);
         assert_eq!(r.status, 401, "{body}: {}", r.body);
         assert!(r.body.contains("Identifiant ou mot de passe incorrect"), "{body}");
@@ -357,7 +533,11 @@ fn revoked_cards_and_unknown_revocation_status_are_refused_and_crls_reload() {
     let day = 24 * 3600;
     let refusal = |w: &World| {
         let (_, _, answer) = w.card_step(None, &w.portal.origin);
-        (answer["portal_status"].as_u64(), answer["portal"]["error"]["code"].as_str().map(str::to_owned), answer["portal"]["error"]["message"].as_str().unwrap_or_default().to_owned())
+        (
+            answer["portal_status"].as_u64(),
+            answer["portal"]["error"]["code"].as_str().map(str::to_owned),
+            answer["portal"]["error"]["message"].as_str().unwrap_or_default().to_owned(),
+        )
     };
 
     // A CRL that is out of date (its nextUpdate passed): the status is unknown, the login refused.
@@ -373,27 +553,37 @@ fn revoked_cards_and_unknown_revocation_status_are_refused_and_crls_reload() {
     // The CRL is published anew (revoking this very card): the portal reloads it without a restart.
     let crl = w.portal.crl.clone().unwrap();
     write_card_crl(&crl, &[cpx_sim::pki::DUPONT.auth.cert_pem], now - 60, now + day);
-    eventually(Duration::from_secs(30), "the new CRL is in force", || w.portal.stderr().contains("CRL reloaded"));
+    eventually(Duration::from_secs(30), "the new CRL is in force", || {
+        w.portal.stderr().contains("CRL reloaded")
+    });
     let (status, code, _) = refusal(&w);
     assert_eq!((status, code.as_deref()), (Some(403), Some("CERTIFICATE_REVOKED")));
     // And lifted again.
     write_current_card_crl(&crl);
-    eventually(Duration::from_secs(30), "the CRL without the card is in force", || w.portal.stderr().matches("CRL reloaded").count() >= 2);
+    eventually(Duration::from_secs(30), "the CRL without the card is in force", || {
+        w.portal.stderr().matches("CRL reloaded").count() >= 2
+    });
     let (cookie, _, answer) = w.card_step(None, &w.portal.origin);
     assert_eq!(answer["portal"]["status"], "link_required", "{answer}");
     w.finish_session(&cookie, answer["portal"]["code"].as_str().unwrap());
     drop(w);
 
     // No CRL at all for the cards' issuer: refused…
-    let w = world_with("flow-crl-none", "", |dir, pki| PortalProcess::start_full(dir, pki, DEFAULT_AGENT_PORT, None, &[]));
+    let w = world_with("flow-crl-none", "", |dir, pki| {
+        PortalProcess::start_full(dir, pki, DEFAULT_AGENT_PORT, None, &[])
+    });
     let (status, code, message) = refusal(&w);
     assert_eq!((status, code.as_deref()), (Some(403), Some("REVOCATION_UNKNOWN")), "{message}");
     drop(w);
     // …unless the portal says, and logs, that it accepts an unknown status.
-    let w = world_with("flow-crl-allowed", "", |dir, pki| PortalProcess::start_full(dir, pki, DEFAULT_AGENT_PORT, None, &["--allow-unknown-revocation"]));
+    let w = world_with("flow-crl-allowed", "", |dir, pki| {
+        PortalProcess::start_full(dir, pki, DEFAULT_AGENT_PORT, None, &["--allow-unknown-revocation"])
+    });
     assert!(w.portal.stderr().contains("WARNING --allow-unknown-revocation"), "{}", w.portal.stderr());
     let (cookie, _, answer) = w.card_step(None, &w.portal.origin);
     assert_eq!(answer["portal"]["status"], "link_required", "{answer}");
     w.finish_session(&cookie, answer["portal"]["code"].as_str().unwrap());
-    eventually(Duration::from_secs(10), "the login without revocation check is logged", || w.portal.stderr().contains("accepted without revocation check"));
+    eventually(Duration::from_secs(10), "the login without revocation check is logged", || {
+        w.portal.stderr().contains("accepted without revocation check")
+    });
 }

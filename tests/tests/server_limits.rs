@@ -57,7 +57,12 @@ impl Flood {
             }
             None => std::process::Command::new(exe),
         };
-        let mut child = command.args([port.to_string(), count.to_string(), seconds.to_string()]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("cpx-flood");
+        let mut child = command
+            .args([port.to_string(), count.to_string(), seconds.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("cpx-flood");
         let out = child.stdout.take().expect("stdout");
         let (tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -117,7 +122,10 @@ fn a_flood_from_another_user_is_capped_and_the_page_is_answered_throughout() {
     assert!(alive(agent.pid()), "the agent is still running ({report_after})");
     // The other user holds at most its share (32 connections) while it tries thousands; a few more
     // for the page's connections and the agent's own work.
-    assert!(most <= baseline + 32 + 16, "baseline {baseline}: the agent held {most} descriptors under the flood ({report}; {report_after})");
+    assert!(
+        most <= baseline + 32 + 16,
+        "baseline {baseline}: the agent held {most} descriptors under the flood ({report}; {report_after})"
+    );
     let closed: u64 = report_after.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(closed > 100, "connections over the cap are closed at once: {report_after}");
     drop(flood);
@@ -138,7 +146,11 @@ fn descriptors_exhausted_by_the_same_user_do_not_stop_the_server() {
         flood.wait_attempts(500);
         let deadline = Instant::now() + Duration::from_secs(30);
         while !agent.logs().contains("out of descriptors") {
-            assert!(alive(agent.pid()), "the agent stopped when descriptors ran out:\n{}", agent.logs().lines().rev().take(5).collect::<Vec<_>>().join("\n"));
+            assert!(
+                alive(agent.pid()),
+                "the agent stopped when descriptors ran out:\n{}",
+                agent.logs().lines().rev().take(5).collect::<Vec<_>>().join("\n")
+            );
             assert!(Instant::now() < deadline, "the fault was not reproduced (no accept error logged)");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -160,7 +172,11 @@ fn descriptors_exhausted_by_the_same_user_do_not_stop_the_server() {
 
 /// A TLS connection to the agent that the test drives byte by byte.
 fn raw_tls(agent: &AgentProcess) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    let conn = rustls::ClientConnection::new(cpx_tests::agent::client_config(&agent.ca_pem), "127.0.0.1".try_into().unwrap()).unwrap();
+    let conn = rustls::ClientConnection::new(
+        cpx_tests::agent::client_config(&agent.ca_pem),
+        "127.0.0.1".try_into().unwrap(),
+    )
+    .unwrap();
     let tcp = TcpStream::connect(("127.0.0.1", agent.port)).unwrap();
     // Longer than any deadline of the agent: a connection still open then is one the agent kept.
     tcp.set_read_timeout(Some(Duration::from_secs(45))).unwrap();
@@ -181,7 +197,10 @@ fn read_until_closed(tls: &mut rustls::StreamOwned<rustls::ClientConnection, Tcp
             Ok(0) => break,
             Ok(n) => got.extend_from_slice(&buf[..n]),
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                panic!("the agent kept the connection open: {e} (so far: {:?})", String::from_utf8_lossy(&got))
+                panic!(
+                    "the agent kept the connection open: {e} (so far: {:?})",
+                    String::from_utf8_lossy(&got)
+                )
             }
             // A close without close_notify, or a reset: closed.
             Err(_) => break,
@@ -220,7 +239,8 @@ fn slowloris_headers_and_idle_keep_alive_are_closed() {
     let agent = AgentProcess::start(&dir.join("agent"), SITE);
     // Headers one line at a time, never finished.
     let mut slow = raw_tls(&agent);
-    slow.write_all(format!("GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n", agent.port).as_bytes()).unwrap();
+    slow.write_all(format!("GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n", agent.port).as_bytes())
+        .unwrap();
     let started = Instant::now();
     let mut closed = false;
     for i in 0..120 {
@@ -243,7 +263,8 @@ fn slowloris_headers_and_idle_keep_alive_are_closed() {
     assert!(closed, "headers trickled for {:?} and the agent still waits", started.elapsed());
     // A keep-alive connection left idle after one request.
     let mut idle = raw_tls(&agent);
-    idle.write_all(format!("GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", agent.port).as_bytes()).unwrap();
+    idle.write_all(format!("GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", agent.port).as_bytes())
+        .unwrap();
     let answer = read_until_closed(&mut idle);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
     page_status(&agent);

@@ -26,7 +26,12 @@ fn terminal_prompt_without_echo() {
     )
     .unwrap();
     let session = format!("cpx-prompt-{}", std::process::id());
-    let command = format!("{} serve --config {} --data-dir {}", bin_dir().join("cpx-agent").display(), config.display(), dir.join("data").display());
+    let command = format!(
+        "{} serve --config {} --data-dir {}",
+        bin_dir().join("cpx-agent").display(),
+        config.display(),
+        dir.join("data").display()
+    );
     tmux(&["new-session", "-d", "-s", &session, "-x", "120", "-y", "40", &command]);
     cpx_tests::agent::wait_listening(port);
     let reader = stack().reader();
@@ -34,7 +39,15 @@ fn terminal_prompt_without_echo() {
     let ca = std::fs::read_to_string(dir.join("data/local-ca.pem")).unwrap();
     let request = std::thread::spawn(move || {
         let body = json!({"challenge": "A".repeat(43) + "="}).to_string();
-        cpx_tests::agent::https(&ca, "127.0.0.1", port, "POST", "/v1/authenticate", &[("Origin", "https://portal.test"), ("Content-Type", "application/json")], Some(&body))
+        cpx_tests::agent::https(
+            &ca,
+            "127.0.0.1",
+            port,
+            "POST",
+            "/v1/authenticate",
+            &[("Origin", "https://portal.test"), ("Content-Type", "application/json")],
+            Some(&body),
+        )
     });
     let deadline = Instant::now() + Duration::from_secs(20);
     let screen = loop {
@@ -45,7 +58,12 @@ fn terminal_prompt_without_echo() {
         assert!(Instant::now() < deadline, "no prompt on the terminal:\n{s}");
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert!(screen.contains("Le site https://portal.test") && screen.contains("JEAN DUPONT (CPS3)") && screen.contains("Essais restants : 3 sur 3"), "{screen}");
+    assert!(
+        screen.contains("Le site https://portal.test")
+            && screen.contains("JEAN DUPONT (CPS3)")
+            && screen.contains("Essais restants : 3 sur 3"),
+        "{screen}"
+    );
     tmux(&["send-keys", "-t", &session, "1234", "Enter"]);
     let answer = request.join().unwrap();
     let after = tmux(&["capture-pane", "-p", "-t", &session]);

@@ -31,7 +31,11 @@ fn status_line(app: &TrayApp) -> String {
         std::thread::sleep(Duration::from_millis(100));
         line = app.text("#message");
     }
-    assert!(app.desktop.window_titles().iter().any(|t| t == "État de la carte — Agent CPx"), "status window title: {:?}", app.desktop.window_titles());
+    assert!(
+        app.desktop.window_titles().iter().any(|t| t == "État de la carte — Agent CPx"),
+        "status window title: {:?}",
+        app.desktop.window_titles()
+    );
     line
 }
 
@@ -60,16 +64,28 @@ fn tray_icon_and_status_follow_the_card_and_the_pc_sc_service() {
     for (persona, state, words, name) in [
         ("cps3", "Ready", "Carte CPS insérée et reconnue", "tray-2-carte-prete"),
         ("cps3-blocked", "PinBlocked", "Code porteur bloqué", "tray-3-code-bloque"),
-        ("cps3-expired", "CertificateExpired", "Le certificat de la carte a expiré", "tray-4-certificat-expire"),
+        (
+            "cps3-expired",
+            "CertificateExpired",
+            "Le certificat de la carte a expiré",
+            "tray-4-certificat-expire",
+        ),
         ("mute", "NotRecognised", "Carte CPS mal insérée / non reconnue", "tray-5-carte-non-reconnue"),
     ] {
         let mark = app.log_mark();
         let card = insert(persona, &reader);
         let line = app.wait_log(mark, &["tray state", &format!("\"state\":\"{state}\"")]);
-        assert!(line.contains("card_inserted") || line.contains("CardInserted") || line.contains("CardMute"), "changed on pcscd's event: {line}");
+        assert!(
+            line.contains("card_inserted") || line.contains("CardInserted") || line.contains("CardMute"),
+            "changed on pcscd's event: {line}"
+        );
         shots.push(std::fs::read(app.tray_shot(name)).unwrap());
         assert_eq!(status_line(&app), words, "{persona}");
-        assert_eq!(app.text("#readers tr:first-child td:first-child"), reader.name, "{persona}: the reader with the card comes first");
+        assert_eq!(
+            app.text("#readers tr:first-child td:first-child"),
+            reader.name,
+            "{persona}: the reader with the card comes first"
+        );
         app.screenshot(&format!("etat-{persona}"));
         close_status(&app);
         let mark = app.log_mark();
@@ -103,9 +119,15 @@ fn menu_single_instance_autostart_windows_and_their_capabilities() {
     let _one = one_at_a_time();
     let dir = out_dir("tray-windows");
     let _reader = stack().reader(); // pcscd runs, no card in the readers
-    // A StatusNotifier host, as GNOME and KDE panels: the menu can be read and clicked.
+                                    // A StatusNotifier host, as GNOME and KDE panels: the menu can be read and clicked.
     let desktop = Desktop::start(Panel::StatusNotifier);
-    let app = TrayApp::start_on(desktop, &dir, "[[site]]\norigin = \"https://portail.example.fr\"\nsigned_token = true\n", free_port(), &[]);
+    let app = TrayApp::start_on(
+        desktop,
+        &dir,
+        "[[site]]\norigin = \"https://portail.example.fr\"\nsigned_token = true\n",
+        free_port(),
+        &[],
+    );
     app.wait_log(0, &["tray ready"]);
 
     // The tray menu: the state in words first (not clickable), then the entries.
@@ -118,13 +140,27 @@ fn menu_single_instance_autostart_windows_and_their_capabilities() {
         assert!(std::time::Instant::now() < deadline, "no tray menu: {item}");
         std::thread::sleep(Duration::from_millis(100));
     };
-    let labels: Vec<&str> = item["menu"].as_array().unwrap().iter().map(|e| e["label"].as_str().unwrap_or_default()).collect();
-    assert_eq!(labels, ["Aucune carte dans le lecteur", "État de la carte", "Diagnostic", "Sites autorisés", "À propos", "Quitter"], "{item}");
+    let labels: Vec<&str> =
+        item["menu"].as_array().unwrap().iter().map(|e| e["label"].as_str().unwrap_or_default()).collect();
+    assert_eq!(
+        labels,
+        [
+            "Aucune carte dans le lecteur",
+            "État de la carte",
+            "Diagnostic",
+            "Sites autorisés",
+            "À propos",
+            "Quitter"
+        ],
+        "{item}"
+    );
     assert_eq!(item["menu"][0]["enabled"], false, "the state line is not clickable");
     // The icon the panel shows: the app's drawing of this state, as a PNG file the host reads.
     let name = item["icon_name"].as_str().unwrap_or_default();
-    let icon = std::path::Path::new(item["icon_theme_path"].as_str().unwrap_or_default()).join(if name.ends_with(".png") { name.to_owned() } else { format!("{name}.png") });
-    std::fs::copy(&icon, app.shots.join("tray-icone-statusnotifier.png")).unwrap_or_else(|e| panic!("{}: {e} ({item})", icon.display()));
+    let icon = std::path::Path::new(item["icon_theme_path"].as_str().unwrap_or_default())
+        .join(if name.ends_with(".png") { name.to_owned() } else { format!("{name}.png") });
+    std::fs::copy(&icon, app.shots.join("tray-icone-statusnotifier.png"))
+        .unwrap_or_else(|e| panic!("{}: {e} ({item})", icon.display()));
 
     // « À propos » from the menu; a second start hands over and exits: still one app.
     app.click_menu("À propos");
@@ -132,7 +168,12 @@ fn menu_single_instance_autostart_windows_and_their_capabilities() {
     assert!(app.second_start(&["--show", "about"]).success());
     assert_eq!(app.app_pids().len(), 1, "one cpx-tray process");
     let about = app.page_text();
-    assert!(about.contains("Version") && about.contains(env!("CARGO_PKG_VERSION")) && about.contains(&format!("https://127.0.0.1:{}", app.port)), "{about}");
+    assert!(
+        about.contains("Version")
+            && about.contains(env!("CARGO_PKG_VERSION"))
+            && about.contains(&format!("https://127.0.0.1:{}", app.port)),
+        "{about}"
+    );
     app.screenshot("a-propos");
     // The about page may not call another window's commands.
     let denied = app.run_async("window.__TAURI__.core.invoke('sites_remove', {origin: 'https://portail.example.fr'}).then(() => done('allowed'), e => done('denied: ' + e))");
@@ -144,7 +185,8 @@ fn menu_single_instance_autostart_windows_and_their_capabilities() {
 
     // Per-user autostart.
     let desktop_file = dir.join("home/.config/autostart/agent-cpx.desktop");
-    let entry = std::fs::read_to_string(&desktop_file).unwrap_or_else(|e| panic!("{}: {e}", desktop_file.display()));
+    let entry =
+        std::fs::read_to_string(&desktop_file).unwrap_or_else(|e| panic!("{}: {e}", desktop_file.display()));
     assert!(entry.contains("cpx-tray"), "{entry}");
 
     // Sites: policy listed, nothing removable there.
@@ -165,13 +207,24 @@ fn menu_single_instance_autostart_windows_and_their_capabilities() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let summary = app.text("#summary");
-    assert!(summary.contains("Aucune carte") || summary.contains("Attention") || summary.contains("Échec"), "the first fault is named: {summary}");
+    assert!(
+        summary.contains("Aucune carte") || summary.contains("Attention") || summary.contains("Échec"),
+        "the first fault is named: {summary}"
+    );
     app.screenshot("diagnostic");
     app.click("#copy");
     app.wait_text("#copied", "Rapport copié");
-    let clip = app.desktop.command("xclip").args(["-o", "-selection", "clipboard"]).output().expect("xclip (apt-get install xclip)");
+    let clip = app
+        .desktop
+        .command("xclip")
+        .args(["-o", "-selection", "clipboard"])
+        .output()
+        .expect("xclip (apt-get install xclip)");
     let clip = String::from_utf8_lossy(&clip.stdout);
-    assert!(clip.contains("\"agent_version\"") && clip.contains("\"checks\""), "the report is on the clipboard: {clip:.200}");
+    assert!(
+        clip.contains("\"agent_version\"") && clip.contains("\"checks\""),
+        "the report is on the clipboard: {clip:.200}"
+    );
 
     // « Quitter » ends the app.
     app.click_menu("Quitter");
@@ -202,7 +255,13 @@ fn login_world(name: &str, extra_sites: &str, keyring: bool) -> LoginWorld {
         desktop.unlock_keyring(&dir.join("app/home"));
         top.push_str("key_store = \"keyring\"\n");
     }
-    let app = TrayApp::start_on(desktop, &dir.join("app"), &format!("{top}{}{extra_sites}", portal.agent_site(&pki)), port, &[]);
+    let app = TrayApp::start_on(
+        desktop,
+        &dir.join("app"),
+        &format!("{top}{}{extra_sites}", portal.agent_site(&pki)),
+        port,
+        &[],
+    );
     app.wait_log(0, &["tray ready"]);
     let browser = Browser::start(&dir.join("browser"), &[&app.ca_pem, &pki.ca_pem]);
     LoginWorld { portal, app, browser, _pki: pki }
@@ -221,10 +280,16 @@ impl LoginWorld {
     fn pin_dialog(&self, tries: &str) -> String {
         self.app.wait_window("pin");
         let text = self.app.page_text();
-        for want in [self.portal.origin.as_str(), "demande à utiliser votre carte CPx", "JEAN DUPONT", "CPS3", tries] {
+        for want in
+            [self.portal.origin.as_str(), "demande à utiliser votre carte CPx", "JEAN DUPONT", "CPS3", tries]
+        {
             assert!(text.contains(want), "{want:?} missing from the PIN dialog: {text}");
         }
-        assert_eq!(self.app.desktop.focused_title(), "Code porteur — Agent CPx", "the PIN dialog has the keyboard focus");
+        assert_eq!(
+            self.app.desktop.focused_title(),
+            "Code porteur — Agent CPx",
+            "the PIN dialog has the keyboard focus"
+        );
         text
     }
 
@@ -234,7 +299,10 @@ impl LoginWorld {
         let has = |role: &str, name: &str| nodes.iter().any(|n| n["role"] == role && n["name"] == name);
         assert!(has("password text", "Code porteur (4 chiffres)"), "the PIN field is labelled: {nodes:?}");
         assert!(has("push button", "Valider") && has("push button", "Annuler"), "{nodes:?}");
-        assert!(nodes.iter().any(|n| n["text"].as_str().is_some_and(|t| t.contains(&self.portal.origin))), "the site is read out: {nodes:?}");
+        assert!(
+            nodes.iter().any(|n| n["text"].as_str().is_some_and(|t| t.contains(&self.portal.origin))),
+            "the site is read out: {nodes:?}"
+        );
     }
 }
 
@@ -291,7 +359,10 @@ fn card_login_with_the_pin_typed_into_the_tray_dialog() {
         app.screenshot("4-dernier-essai");
         app.desktop.key("Escape");
         b.wait_text("#card-error", "Connexion annulée");
-        assert!(!logged_commands(&log).iter().any(|c| c.starts_with("0020") && c.len() > 10), "nothing was sent to the card");
+        assert!(
+            !logged_commands(&log).iter().any(|c| c.starts_with("0020") && c.len() > 10),
+            "nothing was sent to the card"
+        );
     }
     {
         // A blocked card: the blocked notice and what to do, no PIN field.
@@ -299,8 +370,17 @@ fn card_login_with_the_pin_typed_into_the_tray_dialog() {
         w.click_card_login("Code porteur bloqué");
         app.wait_window("blocked");
         let text = app.page_text();
-        assert!(text.contains("Code porteur bloqué") && text.contains("0 825 85 2000") && text.contains(&w.portal.origin), "{text}");
-        assert_eq!(app.execute("return document.querySelectorAll('input').length").as_u64(), Some(0), "no PIN field");
+        assert!(
+            text.contains("Code porteur bloqué")
+                && text.contains("0 825 85 2000")
+                && text.contains(&w.portal.origin),
+            "{text}"
+        );
+        assert_eq!(
+            app.execute("return document.querySelectorAll('input').length").as_u64(),
+            Some(0),
+            "no PIN field"
+        );
         assert!(app.desktop.window_titles().iter().any(|t| t == "Carte bloquée — Agent CPx"));
         app.screenshot("5-carte-bloquee");
         b.wait_text("#card-error", "Code porteur bloqué");
@@ -319,7 +399,8 @@ fn site_consent_and_two_sites_asking_at_once() {
     let _one = one_at_a_time();
     let second = "https://second.test";
     // The approvals' integrity key (and the loopback key) in a real Secret Service.
-    let w = login_world("tray-consent", &format!("[[site]]\norigin = \"{second}\"\nsigned_token = true\n"), true);
+    let w =
+        login_world("tray-consent", &format!("[[site]]\norigin = \"{second}\"\nsigned_token = true\n"), true);
     let (app, b) = (&w.app, &w.browser);
     let reader = stack().reader();
     let _card = insert("cps3", &reader);
@@ -332,23 +413,34 @@ fn site_consent_and_two_sites_asking_at_once() {
         "fetch('https://127.0.0.1:{}/v1/token', {{method: 'POST', headers: {{'Content-Type': 'application/json'}}, body: JSON.stringify({{challenge: '{challenge}'}})}}).then(r => r.json()).then(j => done(JSON.stringify(j)), e => done('failed: ' + e))",
         app.port
     );
-    let asked = std::thread::scope(|scope| {
-        let call = scope.spawn(|| b.run_async(&token_call));
-        app.wait_window("consent");
-        let text = app.page_text();
-        assert!(text.contains("Autoriser ce site à utiliser votre carte CPx ?") && text.contains(&evil), "{text}");
-        assert!(app.desktop.window_titles().iter().any(|t| t == "Autorisation du site — Agent CPx"));
-        let nodes = app.accessible("Autorisation du site — Agent CPx");
-        for button in ["Refuser", "Autoriser une fois", "Toujours autoriser"] {
-            assert!(nodes.iter().any(|n| n["role"] == "push button" && n["name"] == button), "{button} for a screen reader: {nodes:?}");
-        }
-        assert!(nodes.iter().any(|n| n["role"] == "heading" && n["name"] == "Autoriser ce site à utiliser votre carte CPx ?"), "{nodes:?}");
-        app.screenshot("1-autorisation-du-site");
-        // Keyboard only: the dialog has the focus, Échap refuses.
-        assert_eq!(app.desktop.focused_title(), "Autorisation du site — Agent CPx");
-        app.desktop.key("Escape");
-        call.join().unwrap()
-    });
+    let asked =
+        std::thread::scope(|scope| {
+            let call = scope.spawn(|| b.run_async(&token_call));
+            app.wait_window("consent");
+            let text = app.page_text();
+            assert!(
+                text.contains("Autoriser ce site à utiliser votre carte CPx ?") && text.contains(&evil),
+                "{text}"
+            );
+            assert!(app.desktop.window_titles().iter().any(|t| t == "Autorisation du site — Agent CPx"));
+            let nodes = app.accessible("Autorisation du site — Agent CPx");
+            for button in ["Refuser", "Autoriser une fois", "Toujours autoriser"] {
+                assert!(
+                    nodes.iter().any(|n| n["role"] == "push button" && n["name"] == button),
+                    "{button} for a screen reader: {nodes:?}"
+                );
+            }
+            assert!(
+                nodes.iter().any(|n| n["role"] == "heading"
+                    && n["name"] == "Autoriser ce site à utiliser votre carte CPx ?"),
+                "{nodes:?}"
+            );
+            app.screenshot("1-autorisation-du-site");
+            // Keyboard only: the dialog has the focus, Échap refuses.
+            assert_eq!(app.desktop.focused_title(), "Autorisation du site — Agent CPx");
+            app.desktop.key("Escape");
+            call.join().unwrap()
+        });
     assert!(asked.as_str().unwrap_or_default().contains("SITE_REFUSED"), "refused: {asked}");
     // Asking again at once: refused without a dialog (a page cannot spam them); after the quiet period, asked.
     let again = b.run_async(&token_call);
@@ -378,8 +470,13 @@ fn site_consent_and_two_sites_asking_at_once() {
     let sealed = std::fs::read_to_string(app.dir.join("data/sites.json")).expect("approvals saved");
     assert!(sealed.contains(&evil) && sealed.contains("\"mac\""), "{sealed}");
     assert!(!app.dir.join("data/secrets").exists(), "the keys are in the keyring, not in files");
-    let keyrings: Vec<_> = std::fs::read_dir(app.dir.join("home/.local/share/keyrings")).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
-    assert!(keyrings.iter().any(|f| f.to_string_lossy().ends_with(".keyring")), "gnome-keyring holds them: {keyrings:?}");
+    let keyrings: Vec<_> = std::fs::read_dir(app.dir.join("home/.local/share/keyrings"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        keyrings.iter().any(|f| f.to_string_lossy().ends_with(".keyring")),
+        "gnome-keyring holds them: {keyrings:?}"
+    );
     // Allowed for good: listed, and asked no more; then removed.
     assert!(app.second_start(&["--show", "sites"]).success());
     app.wait_window("sites");
@@ -398,7 +495,15 @@ fn site_consent_and_two_sites_asking_at_once() {
     let ca = app.ca_text();
     let ask = |origin: &str| {
         let body = format!("{{\"challenge\":\"{challenge}\"}}");
-        https(&ca, "127.0.0.1", app.port, "POST", "/v1/token", &[("Origin", origin), ("Content-Type", "application/json")], Some(&body))
+        https(
+            &ca,
+            "127.0.0.1",
+            app.port,
+            "POST",
+            "/v1/token",
+            &[("Origin", origin), ("Content-Type", "application/json")],
+            Some(&body),
+        )
     };
     std::thread::scope(|scope| {
         let first = scope.spawn(|| ask(&w.portal.origin));
@@ -415,7 +520,10 @@ fn site_consent_and_two_sites_asking_at_once() {
         assert_eq!(first.join().unwrap().status, 200);
         app.wait_window("pin");
         let text = app.page_text();
-        assert!(text.contains(second) && !text.contains(&w.portal.origin), "the second dialog names the second site: {text}");
+        assert!(
+            text.contains(second) && !text.contains(&w.portal.origin),
+            "the second dialog names the second site: {text}"
+        );
         app.screenshot("4-second-site");
         app.desktop.type_text("1234");
         app.desktop.key("Return");
@@ -433,7 +541,11 @@ fn english_when_the_os_speaks_english() {
     assert!(app.second_start(&["--show", "status"]).success());
     app.wait_window("status");
     app.wait_text("#message", "card");
-    assert!(app.desktop.window_titles().iter().any(|t| t == "Card status — Agent CPx"), "{:?}", app.desktop.window_titles());
+    assert!(
+        app.desktop.window_titles().iter().any(|t| t == "Card status — Agent CPx"),
+        "{:?}",
+        app.desktop.window_titles()
+    );
     assert_eq!(app.text("#close"), "Close");
     assert_eq!(app.execute("return document.documentElement.lang").as_str(), Some("en"));
     app.screenshot("status-in-english");
@@ -450,7 +562,11 @@ fn the_status_window_says_when_another_program_holds_the_port() {
     assert!(app.second_start(&["--show", "status"]).success());
     app.wait_window("status");
     let said = app.text("#server");
-    assert!(said.contains("Le port de l'Agent CPx est occupé par un autre programme") && said.contains("Fermez le programme"), "{said}");
+    assert!(
+        said.contains("Le port de l'Agent CPx est occupé par un autre programme")
+            && said.contains("Fermez le programme"),
+        "{said}"
+    );
     app.screenshot("port-occupe");
     drop(squatter);
 }
@@ -466,16 +582,35 @@ fn several_cpx_cards_the_professional_chooses_one() {
     let ca = app.ca_text();
     let body = format!("{{\"challenge\":\"{}=\"}}", "A".repeat(43));
     std::thread::scope(|scope| {
-        let call = scope.spawn(|| https(&ca, "127.0.0.1", app.port, "POST", "/v1/token", &[("Origin", &w.portal.origin), ("Content-Type", "application/json")], Some(&body)));
+        let call = scope.spawn(|| {
+            https(
+                &ca,
+                "127.0.0.1",
+                app.port,
+                "POST",
+                "/v1/token",
+                &[("Origin", &w.portal.origin), ("Content-Type", "application/json")],
+                Some(&body),
+            )
+        });
         app.wait_window("choice");
         let text = app.page_text();
-        assert!(text.contains("Plusieurs cartes CPx sont présentes") && text.contains("JEAN DUPONT (CPS3)") && text.contains("CLAIRE MARTIN (CPS4)") && text.contains(&w.portal.origin), "{text}");
+        assert!(
+            text.contains("Plusieurs cartes CPx sont présentes")
+                && text.contains("JEAN DUPONT (CPS3)")
+                && text.contains("CLAIRE MARTIN (CPS4)")
+                && text.contains(&w.portal.origin),
+            "{text}"
+        );
         assert!(app.desktop.window_titles().iter().any(|t| t == "Choix de la carte — Agent CPx"));
         app.screenshot("choix-de-la-carte");
         app.execute("[...document.querySelectorAll('#cards button')].find(b => b.textContent.includes('CLAIRE MARTIN')).click()");
         app.wait_window("pin");
         let pin = app.page_text();
-        assert!(pin.contains("CLAIRE MARTIN") && pin.contains("CPS4"), "the PIN dialog is for the chosen card: {pin}");
+        assert!(
+            pin.contains("CLAIRE MARTIN") && pin.contains("CPS4"),
+            "the PIN dialog is for the chosen card: {pin}"
+        );
         app.desktop.type_text("1234");
         app.desktop.key("Return");
         let answer = call.join().unwrap();

@@ -27,14 +27,27 @@ fn read_i32(buf: &[u8], at: usize) -> Option<i32> {
 fn uid_of_pid(pid: libc::c_int) -> Option<u32> {
     let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
     let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
-    let n = unsafe { libc::proc_pidinfo(pid, libc::PROC_PIDTBSDINFO, 0, (&mut info as *mut libc::proc_bsdinfo).cast(), size) };
+    let n = unsafe {
+        libc::proc_pidinfo(
+            pid,
+            libc::PROC_PIDTBSDINFO,
+            0,
+            (&mut info as *mut libc::proc_bsdinfo).cast(),
+            size,
+        )
+    };
     (n == size).then_some(info.pbi_uid)
 }
 
 /// Every TCP socket of every visible process: (pid, local port, foreign port).
 fn tcp_sockets() -> Result<Vec<(libc::c_int, u16, u16)>, PeerError> {
     let mut pids = vec![0 as libc::pid_t; 4096];
-    let n = unsafe { libc::proc_listallpids(pids.as_mut_ptr().cast(), (pids.len() * std::mem::size_of::<libc::pid_t>()) as libc::c_int) };
+    let n = unsafe {
+        libc::proc_listallpids(
+            pids.as_mut_ptr().cast(),
+            (pids.len() * std::mem::size_of::<libc::pid_t>()) as libc::c_int,
+        )
+    };
     if n < 0 {
         return Err(PeerError::Lookup(format!("proc_listallpids: {}", std::io::Error::last_os_error())));
     }
@@ -42,14 +55,30 @@ fn tcp_sockets() -> Result<Vec<(libc::c_int, u16, u16)>, PeerError> {
     let mut out = Vec::new();
     for pid in pids {
         let mut fds = vec![libc::proc_fdinfo { proc_fd: 0, proc_fdtype: 0 }; 1024];
-        let bytes = unsafe { libc::proc_pidinfo(pid, libc::PROC_PIDLISTFDS, 0, fds.as_mut_ptr().cast(), (fds.len() * std::mem::size_of::<libc::proc_fdinfo>()) as libc::c_int) };
+        let bytes = unsafe {
+            libc::proc_pidinfo(
+                pid,
+                libc::PROC_PIDLISTFDS,
+                0,
+                fds.as_mut_ptr().cast(),
+                (fds.len() * std::mem::size_of::<libc::proc_fdinfo>()) as libc::c_int,
+            )
+        };
         if bytes <= 0 {
             continue;
         }
         fds.truncate(bytes as usize / std::mem::size_of::<libc::proc_fdinfo>());
         for fd in fds.iter().filter(|f| f.proc_fdtype == libc::PROX_FDTYPE_SOCKET as u32) {
             let mut info = [0u8; SOCKET_FDINFO_BUF];
-            let got = unsafe { libc::proc_pidfdinfo(pid, fd.proc_fd, PROC_PIDFDSOCKETINFO, info.as_mut_ptr().cast(), info.len() as libc::c_int) };
+            let got = unsafe {
+                libc::proc_pidfdinfo(
+                    pid,
+                    fd.proc_fd,
+                    PROC_PIDFDSOCKETINFO,
+                    info.as_mut_ptr().cast(),
+                    info.len() as libc::c_int,
+                )
+            };
             if got <= 0 || read_i32(&info, SOI_KIND) != Some(SOCKINFO_TCP) {
                 continue;
             }
@@ -70,15 +99,22 @@ pub fn owner_of_client(local: SocketAddr, remote: SocketAddr) -> Result<UserId, 
     let me = unsafe { libc::getpid() };
     let (pid, ..) = tcp_sockets()?
         .into_iter()
-        .find(|&(pid, l, f)| l == remote.port() && f == local.port() && (pid != me || remote.port() != local.port()))
+        .find(|&(pid, l, f)| {
+            l == remote.port() && f == local.port() && (pid != me || remote.port() != local.port())
+        })
         .ok_or_else(|| PeerError::NotFound(remote.to_string()))?;
     uid_of_pid(pid).map(|u| UserId(u.to_string())).ok_or_else(|| PeerError::NotFound(remote.to_string()))
 }
 
-pub fn listening_ports_of(user: &UserId, range: std::ops::RangeInclusive<u16>) -> Result<Vec<u16>, PeerError> {
+pub fn listening_ports_of(
+    user: &UserId,
+    range: std::ops::RangeInclusive<u16>,
+) -> Result<Vec<u16>, PeerError> {
     let mut ports: Vec<u16> = tcp_sockets()?
         .into_iter()
-        .filter(|&(pid, l, f)| f == 0 && range.contains(&l) && uid_of_pid(pid).is_some_and(|u| u.to_string() == user.0))
+        .filter(|&(pid, l, f)| {
+            f == 0 && range.contains(&l) && uid_of_pid(pid).is_some_and(|u| u.to_string() == user.0)
+        })
         .map(|(_, l, _)| l)
         .collect();
     ports.sort_unstable();

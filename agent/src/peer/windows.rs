@@ -6,12 +6,16 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use windows_sys::Win32::Foundation::{CloseHandle, LocalFree, HANDLE};
-use windows_sys::Win32::NetworkManagement::IpHelper::{GetExtendedTcpTable, MIB_TCPROW_OWNER_PID, MIB_TCP_STATE_LISTEN, TCP_TABLE_OWNER_PID_ALL};
+use windows_sys::Win32::NetworkManagement::IpHelper::{
+    GetExtendedTcpTable, MIB_TCPROW_OWNER_PID, MIB_TCP_STATE_LISTEN, TCP_TABLE_OWNER_PID_ALL,
+};
 use windows_sys::Win32::Networking::WinSock::AF_INET;
 use windows_sys::Win32::Security::Authorization::ConvertSidToStringSidW;
 use windows_sys::Win32::Security::{GetTokenInformation, TokenUser, TOKEN_QUERY, TOKEN_USER};
 use windows_sys::Win32::System::RemoteDesktop::ProcessIdToSessionId;
-use windows_sys::Win32::System::Threading::{GetCurrentProcessId, OpenProcess, OpenProcessToken, PROCESS_QUERY_LIMITED_INFORMATION};
+use windows_sys::Win32::System::Threading::{
+    GetCurrentProcessId, OpenProcess, OpenProcessToken, PROCESS_QUERY_LIMITED_INFORMATION,
+};
 
 use super::{PeerError, UserId};
 
@@ -46,7 +50,10 @@ fn user_of_process(pid: u32) -> Result<UserId, PeerError> {
     unsafe { GetTokenInformation(token.0, TokenUser, std::ptr::null_mut(), 0, &mut needed) };
     // u64 words keep TOKEN_USER aligned.
     let mut buf = vec![0u64; (needed as usize).div_ceil(8).max(8)];
-    if unsafe { GetTokenInformation(token.0, TokenUser, buf.as_mut_ptr().cast(), (buf.len() * 8) as u32, &mut needed) } == 0 {
+    if unsafe {
+        GetTokenInformation(token.0, TokenUser, buf.as_mut_ptr().cast(), (buf.len() * 8) as u32, &mut needed)
+    } == 0
+    {
         return Err(os_error("GetTokenInformation"));
     }
     let user = unsafe { &*(buf.as_ptr() as *const TOKEN_USER) };
@@ -72,13 +79,24 @@ fn tcp_table() -> Result<Vec<MIB_TCPROW_OWNER_PID>, PeerError> {
     let mut size = 0u32;
     let mut buf: Vec<u64> = Vec::new();
     for _ in 0..4 {
-        let r = unsafe { GetExtendedTcpTable(buf.as_mut_ptr().cast(), &mut size, 0, AF_INET as u32, TCP_TABLE_OWNER_PID_ALL, 0) };
+        let r = unsafe {
+            GetExtendedTcpTable(
+                buf.as_mut_ptr().cast(),
+                &mut size,
+                0,
+                AF_INET as u32,
+                TCP_TABLE_OWNER_PID_ALL,
+                0,
+            )
+        };
         if r == 0 && !buf.is_empty() {
             // MIB_TCPTABLE_OWNER_PID: dwNumEntries, then the rows.
             let count = (buf[0] & 0xffff_ffff) as usize;
             let rows = unsafe { (buf.as_ptr() as *const u8).add(4) as *const MIB_TCPROW_OWNER_PID };
             let max = (buf.len() * 8 - 4) / std::mem::size_of::<MIB_TCPROW_OWNER_PID>();
-            return Ok((0..count.min(max)).map(|i| unsafe { std::ptr::read_unaligned(rows.add(i)) }).collect());
+            return Ok((0..count.min(max))
+                .map(|i| unsafe { std::ptr::read_unaligned(rows.add(i)) })
+                .collect());
         }
         // ERROR_INSUFFICIENT_BUFFER (122): grow to the size asked, with room for new connections.
         buf = vec![0u64; (size as usize).div_ceil(8) + 64];
@@ -94,12 +112,17 @@ fn addr(raw_addr: u32, raw_port: u32) -> SocketAddr {
 pub fn owner_of_client(local: SocketAddr, remote: SocketAddr) -> Result<UserId, PeerError> {
     let row = tcp_table()?
         .into_iter()
-        .find(|r| addr(r.dwLocalAddr, r.dwLocalPort) == remote && addr(r.dwRemoteAddr, r.dwRemotePort) == local)
+        .find(|r| {
+            addr(r.dwLocalAddr, r.dwLocalPort) == remote && addr(r.dwRemoteAddr, r.dwRemotePort) == local
+        })
         .ok_or_else(|| PeerError::NotFound(remote.to_string()))?;
     user_of_process(row.dwOwningPid)
 }
 
-pub fn listening_ports_of(user: &UserId, range: std::ops::RangeInclusive<u16>) -> Result<Vec<u16>, PeerError> {
+pub fn listening_ports_of(
+    user: &UserId,
+    range: std::ops::RangeInclusive<u16>,
+) -> Result<Vec<u16>, PeerError> {
     let mut ports: Vec<u16> = tcp_table()?
         .into_iter()
         .filter(|r| r.dwState == MIB_TCP_STATE_LISTEN as u32)

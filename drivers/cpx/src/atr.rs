@@ -81,7 +81,8 @@ fn unhex(s: &str) -> Vec<u8> {
 impl AtrEntry {
     pub fn matches(&self, atr: &[u8]) -> bool {
         let (pattern, mask) = (unhex(self.pattern), unhex(self.mask));
-        atr.len() == pattern.len() && atr.iter().zip(pattern.iter().zip(&mask)).all(|(a, (p, m))| a & m == p & m)
+        atr.len() == pattern.len()
+            && atr.iter().zip(pattern.iter().zip(&mask)).all(|(a, (p, m))| a & m == p & m)
     }
 }
 
@@ -128,7 +129,13 @@ pub fn parse(atr: &[u8]) -> ParsedAtr {
     let mut inconsistent = false;
     let ts = atr.first().copied().unwrap_or(0);
     let Some(&t0) = atr.get(1) else {
-        return ParsedAtr { ts, protocols: vec![0], historical: String::new(), tck: None, inconsistent: true };
+        return ParsedAtr {
+            ts,
+            protocols: vec![0],
+            historical: String::new(),
+            tck: None,
+            inconsistent: true,
+        };
     };
     let k = (t0 & 0x0F) as usize;
     let mut y = t0 >> 4;

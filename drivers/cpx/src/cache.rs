@@ -64,7 +64,10 @@ impl CertCache {
     pub fn get(&self, serial: &str, actua: Option<&[u8]>) -> Option<Layout> {
         let mut mem = self.mem.lock().unwrap_or_else(|e| e.into_inner());
         if !mem.contains_key(serial) {
-            let from_disk = self.file(serial).and_then(|f| std::fs::read(f).ok()).and_then(|b| serde_json::from_slice::<Entry>(&b).ok());
+            let from_disk = self
+                .file(serial)
+                .and_then(|f| std::fs::read(f).ok())
+                .and_then(|b| serde_json::from_slice::<Entry>(&b).ok());
             mem.insert(serial.to_owned(), from_disk?);
         }
         mem.get(serial).filter(|e| e.actua.as_deref() == actua).map(|e| e.layout.clone())
@@ -126,7 +129,15 @@ mod tests {
             app_aid: vec![0xE8, 0x28],
             app_label: "CPx IAS".into(),
             pin: None,
-            key: KeyInfo { label: "CPS_PRIV_AUT".into(), id: vec![2], usage: vec![1, 2], reference: 0x82, auth_id: None, path: Some(Pkcs15Path::none()), modulus_bits: Some(2048) },
+            key: KeyInfo {
+                label: "CPS_PRIV_AUT".into(),
+                id: vec![2],
+                usage: vec![1, 2],
+                reference: 0x82,
+                auth_id: None,
+                path: Some(Pkcs15Path::none()),
+                modulus_bits: Some(2048),
+            },
             cert_label: "Certificat d'Authentification CPS".into(),
             cert_path: Pkcs15Path { aid: None, file: ObjectPath::Relative(vec![0xC002]), slice: None },
             cert_file_size: Some(cert.len()),

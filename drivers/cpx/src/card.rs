@@ -99,7 +99,9 @@ pub trait CpxCard: Send {
     /// made again.
     fn authenticate(&mut self, pin: &Pin, scheme: SignScheme, digest: &[u8]) -> Result<Vec<u8>, CardError> {
         if digest.len() != scheme.digest_len() {
-            return Err(CardError::Unsupported { what: format!("digest of {} bytes for {scheme:?}", digest.len()) });
+            return Err(CardError::Unsupported {
+                what: format!("digest of {} bytes for {scheme:?}", digest.len()),
+            });
         }
         if !self.schemes().contains(&scheme) {
             return Err(CardError::Unsupported { what: format!("{scheme:?} on this card") });
@@ -107,7 +109,9 @@ pub trait CpxCard: Send {
         let mut session = self.transport().transaction()?;
         let result = (|| {
             match self.pin_status()? {
-                None => return Err(CardError::Unsupported { what: "no code porteur on this interface".into() }),
+                None => {
+                    return Err(CardError::Unsupported { what: "no code porteur on this interface".into() })
+                }
                 Some(s) if s.blocked() => return Err(CardError::PinBlocked),
                 Some(_) => {}
             }
@@ -133,13 +137,18 @@ pub trait CpxCard: Send {
 }
 
 /// Recognises the card behind `transport` and returns its driver, ready (identity known).
-pub fn open(mut transport: Box<dyn Transport>, atr: &[u8], cache: &CertCache) -> Result<Box<dyn CpxCard>, CardError> {
+pub fn open(
+    mut transport: Box<dyn Transport>,
+    atr: &[u8],
+    cache: &CertCache,
+) -> Result<Box<dyn CpxCard>, CardError> {
     let reading = transport.transaction()?;
     let opened = crate::open::identify(transport.as_mut(), atr, cache);
     let ended = reading.end();
     let (info, layout) = opened?;
     ended?;
-    let identity = identity::from_certificate(&layout.cert_der).map_err(|e| e.after_recognition(Some(info.generation)))?;
+    let identity = identity::from_certificate(&layout.cert_der)
+        .map_err(|e| e.after_recognition(Some(info.generation)))?;
     let opened = Opened { transport, info, layout, identity };
     Ok(match opened.info.generation {
         Generation::Cps3 => Box::new(Cps3::new(opened)),
@@ -162,10 +171,17 @@ pub(crate) fn verify_outcome(sw: cpx_pcsc::StatusWord) -> Result<(), CardError> 
 }
 
 /// Maps the status word of a signing command.
-pub(crate) fn signature_outcome(name: &'static str, r: cpx_pcsc::Response, modulus_bytes: usize) -> Result<Vec<u8>, CardError> {
+pub(crate) fn signature_outcome(
+    name: &'static str,
+    r: cpx_pcsc::Response,
+    modulus_bytes: usize,
+) -> Result<Vec<u8>, CardError> {
     match r.sw.0 {
         0x9000 if r.data.len() == modulus_bytes => Ok(r.data),
-        0x9000 => Err(CardError::malformed("signature", format!("{} bytes for a {}-byte modulus", r.data.len(), modulus_bytes))),
+        0x9000 => Err(CardError::malformed(
+            "signature",
+            format!("{} bytes for a {}-byte modulus", r.data.len(), modulus_bytes),
+        )),
         0x6982 => Err(CardError::PinRequired),
         _ => Err(CardError::status(name, r.sw)),
     }

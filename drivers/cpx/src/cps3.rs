@@ -25,7 +25,11 @@ impl Cps3 {
     }
 
     fn pin(&self) -> Result<&PinInfo, CardError> {
-        self.card.layout.pin.as_ref().ok_or(CardError::Unsupported { what: "no code porteur on this interface".into() })
+        self.card
+            .layout
+            .pin
+            .as_ref()
+            .ok_or(CardError::Unsupported { what: "no code porteur on this interface".into() })
     }
 
     /// Selects the DF the AODF gives for the PIN (the MF for the global CHV), unless already there: a path
@@ -39,13 +43,22 @@ impl Cps3 {
         let path = self.pin()?.path.clone().unwrap_or_else(Pkcs15Path::none);
         let t = self.card.transport.as_mut();
         let r = match &path.file {
-            _ if pin_df_is_mf(&path, local) => iso::send(t, &Command::new(0x00, 0xA4, 0x09, 0x0C).with_data([0x3F, 0x00]))?,
-            ObjectPath::Absolute(fids) => iso::send(t, &Command::new(0x00, 0xA4, 0x09, 0x0C).with_data([&[0x3F, 0x00][..], &ObjectPath::fid_bytes(fids)].concat()))?,
+            _ if pin_df_is_mf(&path, local) => {
+                iso::send(t, &Command::new(0x00, 0xA4, 0x09, 0x0C).with_data([0x3F, 0x00]))?
+            }
+            ObjectPath::Absolute(fids) => iso::send(
+                t,
+                &Command::new(0x00, 0xA4, 0x09, 0x0C)
+                    .with_data([&[0x3F, 0x00][..], &ObjectPath::fid_bytes(fids)].concat()),
+            )?,
             ObjectPath::None | ObjectPath::Relative(_) => {
                 let aid = path.aid.clone().unwrap_or_else(|| self.card.layout.app_aid.clone());
                 let r = iso::send(t, &Command::new(0x00, 0xA4, 0x04, 0x0C).with_data(aid))?;
                 match &path.file {
-                    ObjectPath::Relative(fids) if !fids.is_empty() && r.sw.is_ok() => iso::send(t, &Command::new(0x00, 0xA4, 0x09, 0x0C).with_data(ObjectPath::fid_bytes(fids)))?,
+                    ObjectPath::Relative(fids) if !fids.is_empty() && r.sw.is_ok() => iso::send(
+                        t,
+                        &Command::new(0x00, 0xA4, 0x09, 0x0C).with_data(ObjectPath::fid_bytes(fids)),
+                    )?,
                     _ => r,
                 }
             }
@@ -86,7 +99,8 @@ impl CpxCard for Cps3 {
         self.select_pin_df()?;
         // GET DATA, header list 4D { 70 { BF 81 <ref> { A0 (all) } } }: the CHV's DOCP with 9A/9B.
         let header = [0x4D, 0x08, 0x70, 0x06, 0xBF, 0x81, reference, 0x02, 0xA0, 0x80];
-        let r = iso::send(self.card.transport.as_mut(), &Command::new(0x00, 0xCB, 0x3F, 0xFF).with_data(header))?;
+        let r =
+            iso::send(self.card.transport.as_mut(), &Command::new(0x00, 0xCB, 0x3F, 0xFF).with_data(header))?;
         if !r.sw.is_ok() {
             return Err(CardError::status("GET DATA (CHV)", r.sw));
         }
@@ -108,7 +122,10 @@ impl CpxCard for Cps3 {
         let info = self.pin()?.clone();
         self.select_pin_df()?;
         let data = pin.encode(&info)?;
-        let r = iso::send(self.card.transport.as_mut(), &Command::new(0x00, 0x20, 0x00, info.reference).with_data(data.as_slice()))?;
+        let r = iso::send(
+            self.card.transport.as_mut(),
+            &Command::new(0x00, 0x20, 0x00, info.reference).with_data(data.as_slice()),
+        )?;
         verify_outcome(r.sw)
     }
 
@@ -116,17 +133,26 @@ impl CpxCard for Cps3 {
         if self.card.info.interface == crate::atr::Interface::Contactless {
             return Err(CardError::Unsupported { what: "signature over the contactless interface".into() });
         }
-        let prefix = scheme.digest_info_prefix().ok_or(CardError::Unsupported { what: "RSA-PSS on a CPS3".into() })?;
+        let prefix =
+            scheme.digest_info_prefix().ok_or(CardError::Unsupported { what: "RSA-PSS on a CPS3".into() })?;
         let key = self.card.layout.key.reference;
-        iso::expect_ok(self.card.transport.as_mut(), "MSE SET AT", &Command::new(0x00, 0x22, 0x41, 0xA4).with_data([0x80, 0x01, 0x02, 0x84, 0x01, key]))?;
+        iso::expect_ok(
+            self.card.transport.as_mut(),
+            "MSE SET AT",
+            &Command::new(0x00, 0x22, 0x41, 0xA4).with_data([0x80, 0x01, 0x02, 0x84, 0x01, key]),
+        )?;
         let digest_info = [prefix, digest].concat();
-        let r = iso::send(self.card.transport.as_mut(), &Command::new(0x00, 0x88, 0x00, 0x00).with_data(digest_info).with_le(0))?;
+        let r = iso::send(
+            self.card.transport.as_mut(),
+            &Command::new(0x00, 0x88, 0x00, 0x00).with_data(digest_info).with_le(0),
+        )?;
         let modulus = self.card.identity.rsa_bits.unwrap_or(2048) / 8;
         signature_outcome("INTERNAL AUTHENTICATE", r, modulus)
     }
 
     fn end_session(&mut self) {
         // A reset selects the MF: the PIN's DF when the PIN is global.
-        self.pin_df_selected = self.pin().is_ok_and(|p| pin_df_is_mf(p.path.as_ref().unwrap_or(&Pkcs15Path::none()), p.local));
+        self.pin_df_selected =
+            self.pin().is_ok_and(|p| pin_df_is_mf(p.path.as_ref().unwrap_or(&Pkcs15Path::none()), p.local));
     }
 }

@@ -70,7 +70,10 @@ impl Cps4 {
 
     /// Runs `op`; after a `69 85`, the recovery sequence and `op` once more. Never used for a VERIFY with
     /// the code porteur: a code porteur is not presented again on the user's behalf.
-    fn recovering<T>(&mut self, mut op: impl FnMut(&mut Self) -> Result<T, CardError>) -> Result<T, CardError> {
+    fn recovering<T>(
+        &mut self,
+        mut op: impl FnMut(&mut Self) -> Result<T, CardError>,
+    ) -> Result<T, CardError> {
         match op(self) {
             Err(CardError::UnexpectedStatus { sw: CONDITIONS_NOT_SATISFIED, .. }) => {
                 self.recover()?;
@@ -81,7 +84,12 @@ impl Cps4 {
     }
 
     fn pin_reference(&self) -> Result<u8, CardError> {
-        self.card.layout.pin.as_ref().map(|p| p.reference).ok_or(CardError::Unsupported { what: "no code porteur".into() })
+        self.card
+            .layout
+            .pin
+            .as_ref()
+            .map(|p| p.reference)
+            .ok_or(CardError::Unsupported { what: "no code porteur".into() })
     }
 }
 
@@ -118,10 +126,14 @@ impl CpxCard for Cps4 {
     }
 
     fn verify_pin(&mut self, pin: &Pin) -> Result<(), CardError> {
-        let info = self.card.layout.pin.clone().ok_or(CardError::Unsupported { what: "no code porteur".into() })?;
+        let info =
+            self.card.layout.pin.clone().ok_or(CardError::Unsupported { what: "no code porteur".into() })?;
         let cla = self.chipdoc()?;
         let data = pin.encode(&info)?;
-        let r = iso::send(self.card.transport.as_mut(), &Command::new(cla, 0x20, 0x00, info.reference).with_data(data.as_slice()))?;
+        let r = iso::send(
+            self.card.transport.as_mut(),
+            &Command::new(cla, 0x20, 0x00, info.reference).with_data(data.as_slice()),
+        )?;
         verify_outcome(r.sw)
     }
 
@@ -136,8 +148,15 @@ impl CpxCard for Cps4 {
         // MSE and PSO together: a recovery reselects ChipDoc, which forgets the MSE.
         self.recovering(|me| {
             let cla = me.chipdoc()?;
-            iso::expect_ok(me.card.transport.as_mut(), "MSE SET DST", &Command::new(cla, 0x22, 0x81, 0xB6).with_data([0x91, 0x02, alg, key]))?;
-            let r = iso::send(me.card.transport.as_mut(), &Command::new(cla, 0x2A, 0x9E, 0x9A).with_data(digest).with_le(0))?;
+            iso::expect_ok(
+                me.card.transport.as_mut(),
+                "MSE SET DST",
+                &Command::new(cla, 0x22, 0x81, 0xB6).with_data([0x91, 0x02, alg, key]),
+            )?;
+            let r = iso::send(
+                me.card.transport.as_mut(),
+                &Command::new(cla, 0x2A, 0x9E, 0x9A).with_data(digest).with_le(0),
+            )?;
             signature_outcome("PSO COMPUTE DIGITAL SIGNATURE", r, modulus)
         })
     }
@@ -193,13 +212,64 @@ mod tests {
     }
 
     fn cps4(fail_once: &[u8]) -> (Cps4, Arc<Mutex<Vec<String>>>) {
-        let pin = PinInfo { label: "PIN".into(), auth_id: vec![1], pin_type: 1, min_length: 4, stored_length: 8, reference: 0x01, pad_char: Some(0xFF), needs_padding: true, local: false, path: None };
-        let key = KeyInfo { label: "auth".into(), id: vec![2], usage: vec![2], reference: 0x20, auth_id: Some(vec![1]), path: Some(Pkcs15Path::none()), modulus_bits: Some(2048) };
-        let layout = Layout { generation: Generation::Cps4, app_aid: AID_CHIPDOC.to_vec(), app_label: "ChipDoc".into(), pin: Some(pin), key, cert_label: String::new(), cert_path: Pkcs15Path::none(), cert_file_size: None, cert_der: Vec::new() };
-        let info = CardInfo { generation: Generation::Cps4, interface: Interface::Contact, atr: Vec::new(), recognition: Recognition::IssuerOnly, serial: "1".into(), application: "ChipDoc".into() };
-        let identity = Identity { national_id: String::new(), id_kind: IdKind::Other, id_number: String::new(), nom: String::new(), prenom: String::new(), profession: None, not_before: 0, not_after: 0, issuer: String::new(), test_pki: true, serial: String::new(), signature_allowed: true, rsa_bits: Some(2048) };
+        let pin = PinInfo {
+            label: "PIN".into(),
+            auth_id: vec![1],
+            pin_type: 1,
+            min_length: 4,
+            stored_length: 8,
+            reference: 0x01,
+            pad_char: Some(0xFF),
+            needs_padding: true,
+            local: false,
+            path: None,
+        };
+        let key = KeyInfo {
+            label: "auth".into(),
+            id: vec![2],
+            usage: vec![2],
+            reference: 0x20,
+            auth_id: Some(vec![1]),
+            path: Some(Pkcs15Path::none()),
+            modulus_bits: Some(2048),
+        };
+        let layout = Layout {
+            generation: Generation::Cps4,
+            app_aid: AID_CHIPDOC.to_vec(),
+            app_label: "ChipDoc".into(),
+            pin: Some(pin),
+            key,
+            cert_label: String::new(),
+            cert_path: Pkcs15Path::none(),
+            cert_file_size: None,
+            cert_der: Vec::new(),
+        };
+        let info = CardInfo {
+            generation: Generation::Cps4,
+            interface: Interface::Contact,
+            atr: Vec::new(),
+            recognition: Recognition::IssuerOnly,
+            serial: "1".into(),
+            application: "ChipDoc".into(),
+        };
+        let identity = Identity {
+            national_id: String::new(),
+            id_kind: IdKind::Other,
+            id_number: String::new(),
+            nom: String::new(),
+            prenom: String::new(),
+            profession: None,
+            not_before: 0,
+            not_after: 0,
+            issuer: String::new(),
+            test_pki: true,
+            serial: String::new(),
+            signature_allowed: true,
+            rsa_bits: Some(2048),
+        };
         let log = Arc::new(Mutex::new(Vec::new()));
-        let transport = Box::new(Chipdoc { fail_once: fail_once.to_vec(), failed: Vec::new(), log: log.clone() });
+        let transport =
+            Box::new(Chipdoc { fail_once: fail_once.to_vec(), failed: Vec::new(), log: log.clone() });
         (Cps4::new(Opened { transport, info, layout, identity }), log)
     }
 
@@ -209,12 +279,20 @@ mod tests {
         let sig = card.sign(SignScheme::RsaPkcs1Sha256, &[7; 32]).unwrap();
         assert_eq!(sig.len(), 256);
         let sent = log.lock().unwrap().clone();
-        let recovery = ["01A4040C07A0000001510000", "00A4040C088025000001FF0002", "01A4040C088025000001FF0100"];
-        let at = sent.iter().position(|c| c == recovery[0]).unwrap_or_else(|| panic!("no SELECT IDS on channel 1: {sent:?}"));
+        let recovery =
+            ["01A4040C07A0000001510000", "00A4040C088025000001FF0002", "01A4040C088025000001FF0100"];
+        let at = sent
+            .iter()
+            .position(|c| c == recovery[0])
+            .unwrap_or_else(|| panic!("no SELECT IDS on channel 1: {sent:?}"));
         assert_eq!(&sent[at..at + 3], recovery, "{sent:?}");
         // MSE and PSO again after the recovery.
         assert!(sent[at + 3].starts_with("012281B6") && sent[at + 4].starts_with("012A9E9A"), "{sent:?}");
-        assert_eq!(sent.iter().filter(|c| c.starts_with("012A9E9A")).count(), 2, "the signature is sent once more, no more");
+        assert_eq!(
+            sent.iter().filter(|c| c.starts_with("012A9E9A")).count(),
+            2,
+            "the signature is sent once more, no more"
+        );
         // Tries left (a VERIFY without data, no code porteur in it) recovers too.
         let (mut card, _) = cps4(&[0x20]);
         assert_eq!(card.pin_status().unwrap().map(|s| s.tries_left), Some(3));
@@ -226,7 +304,14 @@ mod tests {
         let r = card.verify_pin(&Pin::new("1234").unwrap());
         assert_eq!(r, Err(CardError::PinConditions));
         let sent = log.lock().unwrap().clone();
-        assert_eq!(sent.iter().filter(|c| c.starts_with("01 20 00 01")).count(), 1, "one VERIFY only: {sent:?}");
-        assert!(!sent.iter().any(|c| c.contains("A0000001510000")), "no recovery around a code porteur: {sent:?}");
+        assert_eq!(
+            sent.iter().filter(|c| c.starts_with("01 20 00 01")).count(),
+            1,
+            "one VERIFY only: {sent:?}"
+        );
+        assert!(
+            !sent.iter().any(|c| c.contains("A0000001510000")),
+            "no recovery around a code porteur: {sent:?}"
+        );
     }
 }

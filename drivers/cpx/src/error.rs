@@ -50,10 +50,7 @@ pub enum CardError {
     /// The ATR table or EF.SN.ICC already said this is a CPx card (of this generation when known) when
     /// a later step failed: the failure is about the card's content, never about how it is inserted.
     #[error("{} card recognised, but: {source}", generation_name(*.generation))]
-    Recognised {
-        generation: Option<Generation>,
-        source: Box<CardError>,
-    },
+    Recognised { generation: Option<Generation>, source: Box<CardError> },
 }
 
 /// "CPS3", "CPS4", or "CPx" when the generation is not known yet (a variant recognised by its issuer).

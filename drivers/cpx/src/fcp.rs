@@ -23,7 +23,9 @@ pub fn parse(bytes: &[u8]) -> Result<Fcp, CardError> {
     let mut fcp = Fcp::default();
     for t in top.children()? {
         match t.tag {
-            0x80 | 0x81 if fcp.size.is_none() && !t.value.is_empty() => fcp.size = Some(tlv::unsigned(t.value)? as usize),
+            0x80 | 0x81 if fcp.size.is_none() && !t.value.is_empty() => {
+                fcp.size = Some(tlv::unsigned(t.value)? as usize)
+            }
             0x82 => fcp.is_df = t.value.first() == Some(&0x38),
             0x83 if t.value.len() == 2 => fcp.fid = Some(u16::from_be_bytes([t.value[0], t.value[1]])),
             0x84 => fcp.aid = Some(t.value.to_vec()),

@@ -79,15 +79,21 @@ pub fn from_certificate(der: &[u8]) -> Result<Identity, CardError> {
     }
     let subject = cert.subject();
     let attr = |oid: &x509_parser::der_parser::Oid| -> Option<String> {
-        subject.iter_attributes().find(|a| a.attr_type() == oid).and_then(|a| a.as_str().ok()).map(str::to_owned)
+        subject
+            .iter_attributes()
+            .find(|a| a.attr_type() == oid)
+            .and_then(|a| a.as_str().ok())
+            .map(str::to_owned)
     };
     use x509_parser::oid_registry as oids;
-    let national_id = attr(&oids::OID_X509_COMMON_NAME).ok_or_else(|| bad("no CN (identifiant national) in the subject".into()))?;
+    let national_id = attr(&oids::OID_X509_COMMON_NAME)
+        .ok_or_else(|| bad("no CN (identifiant national) in the subject".into()))?;
     let nom = attr(&oids::OID_X509_SURNAME).unwrap_or_default();
     let prenom = attr(&oids::OID_X509_GIVEN_NAME).unwrap_or_default();
     let profession = attr(&oids::OID_X509_TITLE).or_else(|| attr(&oids::OID_X509_ORGANIZATIONAL_UNIT));
     let (id_kind, id_number) = classify(&national_id);
-    let issuer = cert.issuer().iter_common_name().next().and_then(|a| a.as_str().ok()).unwrap_or_default().to_owned();
+    let issuer =
+        cert.issuer().iter_common_name().next().and_then(|a| a.as_str().ok()).unwrap_or_default().to_owned();
     let test_pki = issuer.starts_with("TEST ")
         || cert.issuer().iter_organizational_unit().any(|a| a.as_str().is_ok_and(|s| s.contains("TEST")));
     let signature_allowed = match cert.key_usage() {
@@ -119,7 +125,9 @@ pub fn from_certificate(der: &[u8]) -> Result<Identity, CardError> {
 fn classify(national_id: &str) -> (IdKind, String) {
     let digits = national_id.chars().all(|c| c.is_ascii_alphanumeric());
     match national_id.split_at_checked(1) {
-        Some(("8", rest)) if rest.len() == 11 && rest.bytes().all(|b| b.is_ascii_digit()) => (IdKind::Rpps, rest.to_owned()),
+        Some(("8", rest)) if rest.len() == 11 && rest.bytes().all(|b| b.is_ascii_digit()) => {
+            (IdKind::Rpps, rest.to_owned())
+        }
         Some(("0", rest)) if rest.len() == 9 && digits => (IdKind::Adeli, rest.to_owned()),
         _ => (IdKind::Other, national_id.to_owned()),
     }

@@ -32,7 +32,10 @@ pub const FILE_NOT_FOUND: StatusWord = StatusWord(0x6A82);
 /// prefixing 3F00 to it.
 pub fn select_path(t: &mut dyn Transport, cla: u8, path: &[u8]) -> Result<Response, CardError> {
     if !path.starts_with(&[0x3F, 0x00]) || !path.len().is_multiple_of(2) {
-        return Err(CardError::malformed("PKCS#15 path", format!("{} is not a path from the MF", hex::encode_upper(path))));
+        return Err(CardError::malformed(
+            "PKCS#15 path",
+            format!("{} is not a path from the MF", hex::encode_upper(path)),
+        ));
     }
     if path.len() > 0xFF {
         return Err(CardError::malformed("PKCS#15 path", "too long"));
@@ -82,7 +85,10 @@ pub fn read_range(t: &mut dyn Transport, cla: u8, start: usize, len: usize) -> R
         return Err(CardError::malformed("FCP", format!("file of {len} bytes")));
     }
     if start + len > 0x8000 {
-        return Err(CardError::malformed("PKCS#15 path", format!("bytes {start}..{} beyond the largest offset", start + len)));
+        return Err(CardError::malformed(
+            "PKCS#15 path",
+            format!("bytes {start}..{} beyond the largest offset", start + len),
+        ));
     }
     let mut out = Vec::with_capacity(len);
     while out.len() < len {
@@ -93,7 +99,10 @@ pub fn read_range(t: &mut dyn Transport, cla: u8, start: usize, len: usize) -> R
             return Err(CardError::status("READ BINARY", r.sw));
         }
         if r.data.is_empty() || r.data.len() > n {
-            return Err(CardError::malformed("READ BINARY", format!("asked {n} bytes, got {}", r.data.len())));
+            return Err(CardError::malformed(
+                "READ BINARY",
+                format!("asked {n} bytes, got {}", r.data.len()),
+            ));
         }
         out.extend_from_slice(&r.data);
     }

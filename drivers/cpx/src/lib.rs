@@ -27,6 +27,6 @@ pub use atr::{Generation, Interface};
 pub use cache::CertCache;
 pub use card::{open, CardInfo, CpxCard, Recognition};
 pub use error::{generation_name, CardError};
-pub use identity::{Identity, IdKind, Validity};
+pub use identity::{IdKind, Identity, Validity};
 pub use pin::{Pin, PinStatus};
 pub use scheme::SignScheme;

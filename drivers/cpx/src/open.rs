@@ -33,14 +33,20 @@ fn not_cpx(atr: &[u8], reason: impl Into<String>) -> CardError {
 }
 
 /// Recognises the card and learns its layout (inside the caller's transaction).
-pub(crate) fn identify(t: &mut dyn Transport, atr: &[u8], cache: &CertCache) -> Result<(CardInfo, Layout), CardError> {
+pub(crate) fn identify(
+    t: &mut dyn Transport,
+    atr: &[u8],
+    cache: &CertCache,
+) -> Result<(CardInfo, Layout), CardError> {
     let entry = atr::recognise(atr);
     let named = entry.map(|e| e.generation);
     // Until EF.SN.ICC has been read, only a listed ATR names the card.
     let by_atr = |e: CardError| if entry.is_some() { e.after_recognition(named) } else { e };
     let sn = match read_sn_icc(t).map_err(by_atr)? {
         Some(content) => content,
-        None if entry.is_some() => return Err(CardError::Missing { what: "EF.SN.ICC" }.after_recognition(named)),
+        None if entry.is_some() => {
+            return Err(CardError::Missing { what: "EF.SN.ICC" }.after_recognition(named))
+        }
         None => return Err(not_cpx(atr, "EF.SN.ICC not readable")),
     };
     let sn = match efsn::parse(&sn) {
@@ -104,7 +110,13 @@ fn read_actua(t: &mut dyn Transport) -> Result<Option<Vec<u8>>, CardError> {
 
 /// The layout: the cached one when EF_ACTUA is unchanged and the card still holds the cached
 /// certificate, otherwise read from the card (and the cache updated).
-fn layout(t: &mut dyn Transport, named: Option<Generation>, interface: Interface, serial: &str, cache: &CertCache) -> Result<Layout, CardError> {
+fn layout(
+    t: &mut dyn Transport,
+    named: Option<Generation>,
+    interface: Interface,
+    serial: &str,
+    cache: &CertCache,
+) -> Result<Layout, CardError> {
     let actua = read_actua(t)?;
     // The same chip shows another application over contactless: the interface is part of the key.
     let key = format!("{serial}-{}", if interface == Interface::Contact { "contact" } else { "contactless" });
@@ -141,10 +153,16 @@ impl<'t> AppFiles<'t> {
     /// Selects the EF `path` names; returns its FCP.
     pub(crate) fn select(&mut self, path: &Pkcs15Path) -> Result<Vec<u8>, CardError> {
         let r = match &path.file {
-            ObjectPath::None => return Err(CardError::malformed("PKCS#15 path", "no file where a file is needed")),
+            ObjectPath::None => {
+                return Err(CardError::malformed("PKCS#15 path", "no file where a file is needed"))
+            }
             ObjectPath::Absolute(fids) => {
                 self.in_app = false;
-                iso::select_path(self.t, self.cla, &[&[0x3F, 0x00][..], &ObjectPath::fid_bytes(fids)].concat())?
+                iso::select_path(
+                    self.t,
+                    self.cla,
+                    &[&[0x3F, 0x00][..], &ObjectPath::fid_bytes(fids)].concat(),
+                )?
             }
             ObjectPath::Relative(fids) => {
                 match path.aid.as_deref() {
@@ -159,7 +177,9 @@ impl<'t> AppFiles<'t> {
                     _ => {}
                 }
                 match fids.as_slice() {
-                    [] => return Err(CardError::malformed("PKCS#15 path", "names a DF where a file is needed")),
+                    [] => {
+                        return Err(CardError::malformed("PKCS#15 path", "names a DF where a file is needed"))
+                    }
                     // A file of the application DF: the DF stays current.
                     [fid] => iso::select_fid(self.t, self.cla, *fid)?,
                     _ => {
@@ -182,11 +202,19 @@ impl<'t> AppFiles<'t> {
             Some(s) => {
                 let (index, length) = (s.index as usize, s.length as usize);
                 if size.is_some_and(|size| index + length > size) {
-                    return Err(CardError::malformed("PKCS#15 path", format!("bytes {index}..{} of a {}-byte file", index + length, size.unwrap_or(0))));
+                    return Err(CardError::malformed(
+                        "PKCS#15 path",
+                        format!("bytes {index}..{} of a {}-byte file", index + length, size.unwrap_or(0)),
+                    ));
                 }
                 iso::read_range(self.t, self.cla, index, length)?
             }
-            None => iso::read_range(self.t, self.cla, 0, size.ok_or_else(|| CardError::malformed("FCP", "no file size"))?)?,
+            None => iso::read_range(
+                self.t,
+                self.cla,
+                0,
+                size.ok_or_else(|| CardError::malformed("FCP", "no file size"))?,
+            )?,
         };
         Ok((content, size))
     }
@@ -234,12 +262,23 @@ fn still_on_card(t: &mut dyn Transport, layout: &Layout) -> Result<bool, CardErr
 
 /// The CPx application of EF.DIR for this card, chosen by AID whatever the order of the records (a real
 /// CPS3 lists the contactless application first), and the generation it implies.
-pub fn choose_application(dir: &[DirApp], generation: Option<Generation>, interface: Interface) -> Result<(Generation, &DirApp), CardError> {
+pub fn choose_application(
+    dir: &[DirApp],
+    generation: Option<Generation>,
+    interface: Interface,
+) -> Result<(Generation, &DirApp), CardError> {
     let missing = |what| CardError::Missing { what };
     Ok(match (generation, interface) {
-        (Some(Generation::Cps4), _) => (Generation::Cps4, find_app(dir, AID_CHIPDOC).ok_or_else(|| missing("ChipDoc application"))?),
-        (_, Interface::Contactless) => (Generation::Cps3, find_app(dir, AID_CPX_IAS_CL).ok_or_else(|| missing("contactless CPx application"))?),
-        (Some(Generation::Cps3), _) => (Generation::Cps3, find_app(dir, AID_CPX_IAS).ok_or_else(|| missing("CPx IAS application"))?),
+        (Some(Generation::Cps4), _) => {
+            (Generation::Cps4, find_app(dir, AID_CHIPDOC).ok_or_else(|| missing("ChipDoc application"))?)
+        }
+        (_, Interface::Contactless) => (
+            Generation::Cps3,
+            find_app(dir, AID_CPX_IAS_CL).ok_or_else(|| missing("contactless CPx application"))?,
+        ),
+        (Some(Generation::Cps3), _) => {
+            (Generation::Cps3, find_app(dir, AID_CPX_IAS).ok_or_else(|| missing("CPx IAS application"))?)
+        }
         // A variant: the applications it lists say which generation it is.
         (None, _) => match (find_app(dir, AID_CPX_IAS), find_app(dir, AID_CHIPDOC)) {
             (Some(app), _) => (Generation::Cps3, app),
@@ -251,7 +290,11 @@ pub fn choose_application(dir: &[DirApp], generation: Option<Generation>, interf
 
 /// Reads EF.DIR, picks the CPx application and reads its PKCS#15 objects: the authentication key, its
 /// certificate and the code porteur guarding it.
-fn read_layout(t: &mut dyn Transport, named: Option<Generation>, interface: Interface) -> Result<Layout, CardError> {
+fn read_layout(
+    t: &mut dyn Transport,
+    named: Option<Generation>,
+    interface: Interface,
+) -> Result<Layout, CardError> {
     let dir = pkcs15::parse_dir(&read_ef_dir(t)?)?;
     let (generation, app) = choose_application(&dir, named, interface)?;
     let app = app.clone();
@@ -264,7 +307,12 @@ fn read_layout(t: &mut dyn Transport, named: Option<Generation>, interface: Inte
     Ok(layout)
 }
 
-fn read_objects(t: &mut dyn Transport, cla: u8, app: &DirApp, generation: Generation) -> Result<Layout, CardError> {
+fn read_objects(
+    t: &mut dyn Transport,
+    cla: u8,
+    app: &DirApp,
+    generation: Generation,
+) -> Result<Layout, CardError> {
     let mut files = AppFiles::open(t, cla, &app.aid)?;
     let odf = Pkcs15Path { aid: None, file: ObjectPath::Relative(vec![EF_ODF]), slice: None };
     let odf = pkcs15::parse_odf(&files.read(&odf)?.0)?;
@@ -272,12 +320,18 @@ fn read_objects(t: &mut dyn Transport, cla: u8, app: &DirApp, generation: Genera
     for path in &odf.prkdf {
         keys.extend(pkcs15::parse_prkdf(&files.read(path)?.0)?);
     }
-    let key = keys.into_iter().find(|k| k.is_authentication()).ok_or(CardError::Missing { what: "authentication key" })?;
+    let key = keys
+        .into_iter()
+        .find(|k| k.is_authentication())
+        .ok_or(CardError::Missing { what: "authentication key" })?;
     let mut certs = Vec::new();
     for path in &odf.cdf {
         certs.extend(pkcs15::parse_cdf(&files.read(path)?.0)?);
     }
-    let cert = certs.into_iter().find(|c| c.id == key.id).ok_or(CardError::Missing { what: "authentication certificate" })?;
+    let cert = certs
+        .into_iter()
+        .find(|c| c.id == key.id)
+        .ok_or(CardError::Missing { what: "authentication certificate" })?;
     let pin = match &key.auth_id {
         None => None,
         Some(auth_id) => {
@@ -285,7 +339,11 @@ fn read_objects(t: &mut dyn Transport, cla: u8, app: &DirApp, generation: Genera
             for path in &odf.aodf {
                 pins.extend(pkcs15::parse_aodf(&files.read(path)?.0)?);
             }
-            Some(pins.into_iter().find(|p| &p.auth_id == auth_id).ok_or(CardError::Missing { what: "code porteur" })?)
+            Some(
+                pins.into_iter()
+                    .find(|p| &p.auth_id == auth_id)
+                    .ok_or(CardError::Missing { what: "code porteur" })?,
+            )
         }
     };
     if cert.path.is_none() {
@@ -325,7 +383,13 @@ mod tests {
 
     impl FakeCard {
         fn new() -> Self {
-            Self { files: HashMap::new(), apps: HashMap::new(), current_df: vec![0x3F00], current_ef: None, log: Vec::new() }
+            Self {
+                files: HashMap::new(),
+                apps: HashMap::new(),
+                current_df: vec![0x3F00],
+                current_ef: None,
+                log: Vec::new(),
+            }
         }
         fn fcp(size: usize) -> Vec<u8> {
             vec![0x62, 0x04, 0x80, 0x02, (size >> 8) as u8, size as u8]
@@ -368,12 +432,21 @@ mod tests {
                 }
                 (0xA4, 0x09) => {
                     let path = fids(&cmd.data);
-                    let target = if path.first() == Some(&0x3F00) { path } else { [self.current_df.clone(), path].concat() };
+                    let target = if path.first() == Some(&0x3F00) {
+                        path
+                    } else {
+                        [self.current_df.clone(), path].concat()
+                    };
                     self.select(target)
                 }
                 (0xB0, p1) if p1 & 0x80 == 0 => {
                     let offset = u16::from_be_bytes([cmd.p1, cmd.p2]) as usize;
-                    let content = self.current_ef.as_ref().and_then(|ef| self.files.get(ef)).cloned().unwrap_or_default();
+                    let content = self
+                        .current_ef
+                        .as_ref()
+                        .and_then(|ef| self.files.get(ef))
+                        .cloned()
+                        .unwrap_or_default();
                     let n = cmd.le.map_or(256, |l| if l == 0 { 256 } else { l as usize });
                     match content.get(offset..(offset + n).min(content.len())) {
                         Some(d) if !d.is_empty() => Response { data: d.to_vec(), sw: StatusWord::OK },
@@ -425,8 +498,16 @@ mod tests {
         assert_eq!(content, b"in the application DF");
         drop(files);
         // 3F00 + A001 was sent once, for the absolute path; the relative ones went by file id.
-        let from_mf = card.log.iter().filter(|c| c.ins == 0xA4 && c.data.as_slice() == [0x3F, 0x00, 0xA0, 0x01]).count();
-        let by_fid = card.log.iter().filter(|c| c.ins == 0xA4 && c.p1 == 0x02 && c.data.as_slice() == [0xA0, 0x01]).count();
+        let from_mf = card
+            .log
+            .iter()
+            .filter(|c| c.ins == 0xA4 && c.data.as_slice() == [0x3F, 0x00, 0xA0, 0x01])
+            .count();
+        let by_fid = card
+            .log
+            .iter()
+            .filter(|c| c.ins == 0xA4 && c.p1 == 0x02 && c.data.as_slice() == [0xA0, 0x01])
+            .count();
         assert_eq!((from_mf, by_fid), (1, 3));
     }
 
@@ -434,11 +515,23 @@ mod tests {
     fn aid_qualified_paths_and_slices() {
         let mut card = card_with_app();
         let mut files = AppFiles::open(&mut card, 0, AID_CPX_IAS).unwrap();
-        let other = Pkcs15Path { aid: Some(vec![0xA0, 0, 0, 0, 0x01]), file: ObjectPath::Relative(vec![0xA001]), slice: None };
+        let other = Pkcs15Path {
+            aid: Some(vec![0xA0, 0, 0, 0, 0x01]),
+            file: ObjectPath::Relative(vec![0xA001]),
+            slice: None,
+        };
         assert_eq!(files.read(&other).unwrap().0, b"in another application");
-        let same = Pkcs15Path { aid: Some(AID_CPX_IAS.to_vec()), file: ObjectPath::Relative(vec![0xA001]), slice: None };
+        let same = Pkcs15Path {
+            aid: Some(AID_CPX_IAS.to_vec()),
+            file: ObjectPath::Relative(vec![0xA001]),
+            slice: None,
+        };
         assert_eq!(files.read(&same).unwrap().0, b"in the application DF");
-        let slice = Pkcs15Path { aid: Some(AID_CPX_IAS_CL.to_vec()), file: ObjectPath::Relative(vec![0xC001]), slice: Some(crate::path::Slice { index: 300, length: 250 }) };
+        let slice = Pkcs15Path {
+            aid: Some(AID_CPX_IAS_CL.to_vec()),
+            file: ObjectPath::Relative(vec![0xC001]),
+            slice: Some(crate::path::Slice { index: 300, length: 250 }),
+        };
         let (content, size) = files.read(&slice).unwrap();
         assert_eq!(size, Some(600));
         assert_eq!(content, (0u8..=255).cycle().skip(300).take(250).collect::<Vec<_>>());
@@ -447,16 +540,29 @@ mod tests {
         assert!(matches!(files.read(&Pkcs15Path::none()), Err(CardError::Malformed { .. })));
         drop(files);
         // Only the slice was read: 250 bytes in two READ BINARY, from offset 300.
-        let reads: Vec<_> = card.log.iter().filter(|c| c.ins == 0xB0).map(|c| (u16::from_be_bytes([c.p1, c.p2]), c.le)).collect();
+        let reads: Vec<_> = card
+            .log
+            .iter()
+            .filter(|c| c.ins == 0xB0)
+            .map(|c| (u16::from_be_bytes([c.p1, c.p2]), c.le))
+            .collect();
         assert!(reads.contains(&(300, Some(iso::MAX_READ as u8))), "{reads:?}");
-        assert!(reads.contains(&(300 + iso::MAX_READ as u16, Some((250 - iso::MAX_READ) as u8))), "{reads:?}");
+        assert!(
+            reads.contains(&(300 + iso::MAX_READ as u16, Some((250 - iso::MAX_READ) as u8))),
+            "{reads:?}"
+        );
     }
 
     #[test]
     fn the_contact_application_is_chosen_by_aid_whatever_the_order() {
-        let dir = |aids: &[&[u8]]| aids.iter().map(|a| DirApp { aid: a.to_vec(), label: hex::encode(a), path: None }).collect::<Vec<_>>();
+        let dir = |aids: &[&[u8]]| {
+            aids.iter()
+                .map(|a| DirApp { aid: a.to_vec(), label: hex::encode(a), path: None })
+                .collect::<Vec<_>>()
+        };
         for apps in [dir(&[AID_CPX_IAS_CL, AID_CPX_IAS]), dir(&[AID_CPX_IAS, AID_CPX_IAS_CL])] {
-            let (generation, app) = choose_application(&apps, Some(Generation::Cps3), Interface::Contact).unwrap();
+            let (generation, app) =
+                choose_application(&apps, Some(Generation::Cps3), Interface::Contact).unwrap();
             assert_eq!((generation, app.aid.as_slice()), (Generation::Cps3, AID_CPX_IAS));
             let (_, app) = choose_application(&apps, Some(Generation::Cps3), Interface::Contactless).unwrap();
             assert_eq!(app.aid, AID_CPX_IAS_CL);
@@ -464,7 +570,10 @@ mod tests {
             assert_eq!(app.aid, AID_CPX_IAS);
         }
         let only_cl = dir(&[AID_CPX_IAS_CL]);
-        assert!(matches!(choose_application(&only_cl, Some(Generation::Cps3), Interface::Contact), Err(CardError::Missing { .. })));
+        assert!(matches!(
+            choose_application(&only_cl, Some(Generation::Cps3), Interface::Contact),
+            Err(CardError::Missing { .. })
+        ));
     }
 
     #[test]

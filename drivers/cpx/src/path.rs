@@ -258,7 +258,13 @@ mod tests {
     }
 
     /// Encodes a path the way a card may: one of the ISO 7816-15 forms.
-    fn encode(prefix: Option<u16>, fids: &[u16], aid: Option<&[u8]>, extended: bool, slice: Option<(u16, u16)>) -> Vec<u8> {
+    fn encode(
+        prefix: Option<u16>,
+        fids: &[u16],
+        aid: Option<&[u8]>,
+        extended: bool,
+        slice: Option<(u16, u16)>,
+    ) -> Vec<u8> {
         let tlv = |tag: u8, v: &[u8]| [&[tag, v.len() as u8][..], v].concat();
         let mut efid: Vec<u8> = prefix.map(|p| p.to_be_bytes().to_vec()).unwrap_or_default();
         efid.extend(fids.iter().flat_map(|f| f.to_be_bytes()));

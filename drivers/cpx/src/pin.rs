@@ -26,7 +26,8 @@ impl Pin {
         }
         let mut out = Zeroizing::new(Vec::with_capacity(info.stored_length));
         match info.pin_type {
-            0 => out.extend(self.0.chunks(2).map(|c| ((c[0] - b'0') << 4) | c.get(1).map_or(0x0F, |d| d - b'0'))),
+            0 => out
+                .extend(self.0.chunks(2).map(|c| ((c[0] - b'0') << 4) | c.get(1).map_or(0x0F, |d| d - b'0'))),
             _ => out.extend_from_slice(&self.0),
         }
         if info.needs_padding {
@@ -60,7 +61,18 @@ mod tests {
     use super::*;
 
     fn info() -> PinInfo {
-        PinInfo { label: "Code porteur".into(), auth_id: vec![1], pin_type: 1, min_length: 4, stored_length: 8, reference: 1, pad_char: Some(0xFF), needs_padding: true, local: false, path: None }
+        PinInfo {
+            label: "Code porteur".into(),
+            auth_id: vec![1],
+            pin_type: 1,
+            min_length: 4,
+            stored_length: 8,
+            reference: 1,
+            pad_char: Some(0xFF),
+            needs_padding: true,
+            local: false,
+            path: None,
+        }
     }
 
     #[test]

@@ -17,8 +17,10 @@ pub struct DirApp {
 }
 
 /// The application AIDs of CPx cards (docs/card-facts.md).
-pub const AID_CPX_IAS: &[u8] = &[0xE8, 0x28, 0xBD, 0x08, 0x0F, 0x80, 0x25, 0x00, 0x00, 0x01, 0xFF, 0x00, 0x10];
-pub const AID_CPX_IAS_CL: &[u8] = &[0xE8, 0x28, 0xBD, 0x08, 0x0F, 0x80, 0x25, 0x00, 0x00, 0x01, 0xFF, 0x00, 0x20];
+pub const AID_CPX_IAS: &[u8] =
+    &[0xE8, 0x28, 0xBD, 0x08, 0x0F, 0x80, 0x25, 0x00, 0x00, 0x01, 0xFF, 0x00, 0x10];
+pub const AID_CPX_IAS_CL: &[u8] =
+    &[0xE8, 0x28, 0xBD, 0x08, 0x0F, 0x80, 0x25, 0x00, 0x00, 0x01, 0xFF, 0x00, 0x20];
 /// ChipDoc applet of the CPS4 (also the DF name of the CPS3's MF).
 pub const AID_CHIPDOC: &[u8] = &[0x80, 0x25, 0x00, 0x00, 0x01, 0xFF, 0x01, 0x00];
 
@@ -178,11 +180,22 @@ pub fn parse_aodf(bytes: &[u8]) -> Result<Vec<PinInfo>, CardError> {
             let (label, _) = label_and_auth(&common)?;
             let auth_id = class.child(0x04)?.ok_or_else(|| bad(W, "no authId"))?.value.to_vec();
             let fields = attrs.children()?;
-            let flags = fields.iter().find(|t| t.tag == 0x03).map(|t| tlv::bit_string(t.value)).transpose()?.unwrap_or_default();
+            let flags = fields
+                .iter()
+                .find(|t| t.tag == 0x03)
+                .map(|t| tlv::bit_string(t.value))
+                .transpose()?
+                .unwrap_or_default();
             let ints: Vec<&Tlv> = fields.iter().filter(|t| t.tag == 0x02).collect();
-            let pin_type = fields.iter().find(|t| t.tag == 0x0A).and_then(|t| t.value.first().copied()).unwrap_or(1);
-            let min_length = ints.first().map(|t| small(t.value, W)).transpose()?.ok_or_else(|| bad(W, "no minLength"))?;
-            let stored_length = ints.get(1).map(|t| small(t.value, W)).transpose()?.ok_or_else(|| bad(W, "no storedLength"))?;
+            let pin_type =
+                fields.iter().find(|t| t.tag == 0x0A).and_then(|t| t.value.first().copied()).unwrap_or(1);
+            let min_length =
+                ints.first().map(|t| small(t.value, W)).transpose()?.ok_or_else(|| bad(W, "no minLength"))?;
+            let stored_length = ints
+                .get(1)
+                .map(|t| small(t.value, W))
+                .transpose()?
+                .ok_or_else(|| bad(W, "no storedLength"))?;
             let reference = match fields.iter().find(|t| t.tag == 0x80) {
                 Some(t) => tlv::unsigned(t.value)? as u8,
                 None => 0,
@@ -192,7 +205,18 @@ pub fn parse_aodf(bytes: &[u8]) -> Result<Vec<PinInfo>, CardError> {
             if stored_length < min_length || stored_length > 64 {
                 return Err(bad(W, "PIN lengths inconsistent"));
             }
-            Ok(PinInfo { label, auth_id, pin_type, min_length, stored_length, reference, pad_char, needs_padding: flags.contains(&5), local: flags.contains(&1), path })
+            Ok(PinInfo {
+                label,
+                auth_id,
+                pin_type,
+                min_length,
+                stored_length,
+                reference,
+                pad_char,
+                needs_padding: flags.contains(&5),
+                local: flags.contains(&1),
+                path,
+            })
         })
         .collect()
 }
@@ -207,12 +231,26 @@ pub fn parse_prkdf(bytes: &[u8]) -> Result<Vec<KeyInfo>, CardError> {
             let fields = class.children()?;
             let id = fields.iter().find(|t| t.tag == 0x04).ok_or_else(|| bad(W, "no key ID"))?.value.to_vec();
             // usage is the first BIT STRING, accessFlags the second.
-            let usage = fields.iter().find(|t| t.tag == 0x03).map(|t| tlv::bit_string(t.value)).transpose()?.unwrap_or_default();
-            let reference = fields.iter().find(|t| t.tag == 0x02).map(|t| tlv::unsigned(t.value)).transpose()?.ok_or_else(|| bad(W, "no key reference"))?;
+            let usage = fields
+                .iter()
+                .find(|t| t.tag == 0x03)
+                .map(|t| tlv::bit_string(t.value))
+                .transpose()?
+                .unwrap_or_default();
+            let reference = fields
+                .iter()
+                .find(|t| t.tag == 0x02)
+                .map(|t| tlv::unsigned(t.value))
+                .transpose()?
+                .ok_or_else(|| bad(W, "no key reference"))?;
             let reference = u8::try_from(reference).map_err(|_| bad(W, "key reference out of range"))?;
             let rsa = attrs.children()?;
             let path = rsa.iter().find(|t| t.tag == 0x30).map(path_of).transpose()?;
-            let modulus_bits = rsa.iter().find(|t| t.tag == 0x02).map(|t| small(t.value, W).map(|v| v as u32)).transpose()?;
+            let modulus_bits = rsa
+                .iter()
+                .find(|t| t.tag == 0x02)
+                .map(|t| small(t.value, W).map(|v| v as u32))
+                .transpose()?;
             Ok(KeyInfo { label, id, usage, reference, auth_id, path, modulus_bits })
         })
         .collect()
@@ -250,7 +288,10 @@ mod tests {
         assert_eq!(apps[1].label, "CPx IAS CL");
         assert_eq!(apps[1].path.as_deref(), Some(&[0x3F, 0, 0, 2][..]));
         let odf = parse_odf(&hex::decode(ODF).unwrap()).unwrap();
-        assert_eq!(odf.prkdf, vec![Pkcs15Path { aid: None, file: ObjectPath::Absolute(vec![0x0002, 0x7002]), slice: None }]);
+        assert_eq!(
+            odf.prkdf,
+            vec![Pkcs15Path { aid: None, file: ObjectPath::Absolute(vec![0x0002, 0x7002]), slice: None }]
+        );
         let keys = parse_prkdf(&hex::decode(PRKDF).unwrap()).unwrap();
         assert_eq!(keys[0].reference, 0x83);
         assert_eq!(keys[0].usage, vec![2]);
@@ -262,13 +303,17 @@ mod tests {
     /// the application's AID (docs/card-facts.md), and an ODF with paths relative to the application DF.
     #[test]
     fn reads_a_real_layout_relative_paths_and_a_key_path_holding_only_the_aid() {
-        let odf = parse_odf(&hex::decode("A0063004040260 01A4063004040260 02A806300404026003".replace(' ', "")).unwrap()).unwrap();
+        let odf = parse_odf(
+            &hex::decode("A0063004040260 01A4063004040260 02A806300404026003".replace(' ', "")).unwrap(),
+        )
+        .unwrap();
         assert_eq!(odf.prkdf[0].file, ObjectPath::Relative(vec![0x6001]));
         assert_eq!(odf.cdf[0].file, ObjectPath::Relative(vec![0x6002]));
         let tlv = |tag: &str, v: &str| format!("{tag}{:02X}{v}", v.len() / 2);
         let key = |path: &str| {
             let common = tlv("30", &(tlv("0C", &hex::encode_upper("CPS_PRIV_AUT")) + &tlv("04", "01")));
-            let class = tlv("30", &(tlv("04", "02") + &tlv("03", "0560") + &tlv("03", "03B8") + &tlv("02", "82")));
+            let class =
+                tlv("30", &(tlv("04", "02") + &tlv("03", "0560") + &tlv("03", "03B8") + &tlv("02", "82")));
             let rsa = tlv("A1", &tlv("30", &(path.to_owned() + &tlv("02", "0800"))));
             hex::decode(tlv("30", &(common + &class + &rsa))).unwrap()
         };
@@ -287,7 +332,8 @@ mod tests {
     }
 
     fn dir_record(aid: &[u8], label: &str) -> Vec<u8> {
-        let inner = [&[0x4F, aid.len() as u8][..], aid, &[0x50, label.len() as u8], label.as_bytes()].concat();
+        let inner =
+            [&[0x4F, aid.len() as u8][..], aid, &[0x50, label.len() as u8], label.as_bytes()].concat();
         [&[0x61, inner.len() as u8][..], &inner].concat()
     }
 

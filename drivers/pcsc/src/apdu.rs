@@ -35,7 +35,9 @@ impl Command {
     /// such a command is an error, never a panic, since its data may come from the card (a path, an AID).
     pub fn to_bytes(&self) -> Result<Vec<u8>, PcscError> {
         if self.data.len() > 255 {
-            return Err(PcscError::BadCommand { detail: format!("{} data bytes in a short APDU (at most 255)", self.data.len()) });
+            return Err(PcscError::BadCommand {
+                detail: format!("{} data bytes in a short APDU (at most 255)", self.data.len()),
+            });
         }
         let mut out = vec![self.cla, self.ins, self.p1, self.p2];
         if !self.data.is_empty() {
@@ -63,11 +65,27 @@ impl Command {
 impl fmt::Debug for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.carries_secret() {
-            write!(f, "{:02X} {:02X} {:02X} {:02X} <{} secret bytes>", self.cla, self.ins, self.p1, self.p2, self.data.len())
+            write!(
+                f,
+                "{:02X} {:02X} {:02X} {:02X} <{} secret bytes>",
+                self.cla,
+                self.ins,
+                self.p1,
+                self.p2,
+                self.data.len()
+            )
         } else {
             match self.to_bytes() {
                 Ok(bytes) => write!(f, "{}", hex::encode_upper(bytes)),
-                Err(_) => write!(f, "{:02X} {:02X} {:02X} {:02X} <{} data bytes: too long>", self.cla, self.ins, self.p1, self.p2, self.data.len()),
+                Err(_) => write!(
+                    f,
+                    "{:02X} {:02X} {:02X} {:02X} <{} data bytes: too long>",
+                    self.cla,
+                    self.ins,
+                    self.p1,
+                    self.p2,
+                    self.data.len()
+                ),
             }
         }
     }
@@ -130,8 +148,14 @@ mod tests {
     fn encodes_the_four_cases() {
         assert_eq!(Command::new(0, 0xA4, 0, 0x0C).to_bytes().unwrap(), [0, 0xA4, 0, 0x0C]);
         assert_eq!(Command::new(0, 0xB0, 0, 0).with_le(0xE7).to_bytes().unwrap(), [0, 0xB0, 0, 0, 0xE7]);
-        assert_eq!(Command::new(0, 0xA4, 9, 4).with_data([0x3F, 0]).to_bytes().unwrap(), [0, 0xA4, 9, 4, 2, 0x3F, 0]);
-        assert_eq!(Command::new(0, 0x88, 0, 0).with_data([1]).with_le(0).to_bytes().unwrap(), [0, 0x88, 0, 0, 1, 1, 0]);
+        assert_eq!(
+            Command::new(0, 0xA4, 9, 4).with_data([0x3F, 0]).to_bytes().unwrap(),
+            [0, 0xA4, 9, 4, 2, 0x3F, 0]
+        );
+        assert_eq!(
+            Command::new(0, 0x88, 0, 0).with_data([1]).with_le(0).to_bytes().unwrap(),
+            [0, 0x88, 0, 0, 1, 1, 0]
+        );
     }
 
     #[test]

@@ -8,7 +8,6 @@
 //! [`Disposition::Reset`] resets the card before letting it go; if that reset fails, the connection is
 //! poisoned ([`PcscError::ResetFailed`] for every further call) and resets the card as it disconnects.
 
-
 use std::ffi::CString;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -171,7 +170,13 @@ impl Link {
             // plain cause is the answer.
             Err(cause)
                 if disposition == Disposition::Reset
-                    && !matches!(cause, PcscError::CardRemoved | PcscError::NoCard { .. } | PcscError::ServiceStopped | PcscError::ReaderUnavailable { .. }) =>
+                    && !matches!(
+                        cause,
+                        PcscError::CardRemoved
+                            | PcscError::NoCard { .. }
+                            | PcscError::ServiceStopped
+                            | PcscError::ReaderUnavailable { .. }
+                    ) =>
             {
                 let err = match cause {
                     already @ PcscError::ResetFailed { .. } => already,
@@ -205,13 +210,18 @@ impl Connection {
 
     /// Connects like [`Connection::connect`], allowing only `protocol` when given (a card driver that
     /// knows from the ATR which protocol the card needs), T=0 or T=1 otherwise.
-    pub fn connect_with(reader: &str, options: &ConnectionOptions, protocol: Option<Protocol>) -> Result<Self, PcscError> {
+    pub fn connect_with(
+        reader: &str,
+        options: &ConnectionOptions,
+        protocol: Option<Protocol>,
+    ) -> Result<Self, PcscError> {
         let protocols = match protocol {
             Some(Protocol::T0) => pcsc::Protocols::T0,
             Some(Protocol::T1) => pcsc::Protocols::T1,
             _ => pcsc::Protocols::T0 | pcsc::Protocols::T1,
         };
-        let name = CString::new(reader).map_err(|_| PcscError::ReaderUnavailable { reader: reader.to_owned() })?;
+        let name =
+            CString::new(reader).map_err(|_| PcscError::ReaderUnavailable { reader: reader.to_owned() })?;
         let (jobs, inbox) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::channel();
         let share = if options.exclusive { pcsc::ShareMode::Exclusive } else { pcsc::ShareMode::Shared };
@@ -221,7 +231,9 @@ impl Connection {
             .spawn(move || {
                 let connected = pcsc::Context::establish(pcsc::Scope::User)
                     .and_then(|ctx| ctx.connect(&name, share, protocols))
-                    .and_then(|card| card.status2_owned().map(|st| (st.atr().to_vec(), st.protocol2(), card)));
+                    .and_then(|card| {
+                        card.status2_owned().map(|st| (st.atr().to_vec(), st.protocol2(), card))
+                    });
                 match connected {
                     Ok((atr, protocol, card)) => {
                         let protocol = match protocol {
@@ -240,7 +252,12 @@ impl Connection {
             })
             .map_err(|_| PcscError::Other { code: 0 })?;
         let (atr, protocol) = wait(&ready_rx, options.timeout).map_err(|e| explain(reader, e))?;
-        let link = Arc::new(Link { reader: reader.to_owned(), jobs, timeout: options.timeout, state: Mutex::new(LinkState::default()) });
+        let link = Arc::new(Link {
+            reader: reader.to_owned(),
+            jobs,
+            timeout: options.timeout,
+            state: Mutex::new(LinkState::default()),
+        });
         Ok(Self { reader: reader.to_owned(), atr, protocol, link, apdus: 0 })
     }
 
@@ -281,7 +298,8 @@ impl Connection {
                 self.link.break_with(err.clone());
                 Err(err)
             }
-            n => Response::parse(&raw).ok_or_else(|| PcscError::BadResponse { detail: format!("{n} byte, no status word") }),
+            n => Response::parse(&raw)
+                .ok_or_else(|| PcscError::BadResponse { detail: format!("{n} byte, no status word") }),
         }
     }
 
@@ -367,10 +385,14 @@ fn why_failed(reader: &str, err: PcscError) -> PcscError {
         };
         let mut states = [pcsc::ReaderState::new(name.clone(), pcsc::State::UNAWARE)];
         loop {
-            match ctx.get_status_change(deadline.saturating_duration_since(std::time::Instant::now()), &mut states) {
+            match ctx
+                .get_status_change(deadline.saturating_duration_since(std::time::Instant::now()), &mut states)
+            {
                 Ok(()) => {}
                 Err(pcsc::Error::Timeout) => break,
-                Err(pcsc::Error::NoService | pcsc::Error::ServiceStopped) => return PcscError::ServiceStopped,
+                Err(pcsc::Error::NoService | pcsc::Error::ServiceStopped) => {
+                    return PcscError::ServiceStopped
+                }
                 Err(pcsc::Error::UnknownReader | pcsc::Error::ReaderUnavailable) => {
                     missing = true;
                     break;
@@ -413,7 +435,11 @@ const MAX_GET_RESPONSE: usize = 64;
 
 impl Transport for Connection {
     fn transmit(&mut self, cmd: &Command) -> Result<Response, PcscError> {
-        let own = if self.link.state().depth == 0 { Some(self.link.begin().map_err(|e| self.explain(e))?) } else { None };
+        let own = if self.link.state().depth == 0 {
+            Some(self.link.begin().map_err(|e| self.explain(e))?)
+        } else {
+            None
+        };
         let result = self.exchange(cmd);
         match own {
             Some(tx) => {
@@ -457,14 +483,22 @@ impl Drop for Connection {
 fn wait<T>(rx: &Receiver<Result<T, PcscError>>, timeout: Duration) -> Result<T, PcscError> {
     match rx.recv_timeout(timeout) {
         Ok(result) => result,
-        Err(mpsc::RecvTimeoutError::Timeout) => Err(PcscError::Timeout { millis: timeout.as_millis() as u64 }),
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            Err(PcscError::Timeout { millis: timeout.as_millis() as u64 })
+        }
         Err(mpsc::RecvTimeoutError::Disconnected) => Err(PcscError::CardRemoved),
     }
 }
 
 /// The connection thread: owns the card handle and runs the jobs in order, until the [`Connection`] is
 /// dropped (Disconnect job, or the job channel closing).
-fn serve(card: pcsc::Card, inbox: Receiver<Job>, reader: &str, share: pcsc::ShareMode, protocols: pcsc::Protocols) {
+fn serve(
+    card: pcsc::Card,
+    inbox: Receiver<Job>,
+    reader: &str,
+    share: pcsc::ShareMode,
+    protocols: pcsc::Protocols,
+) {
     if let Some(card) = run_jobs(card, &inbox, reader, share, protocols) {
         // The Connection went away without a Disconnect job (it gave up on a call that hung): leave the
         // card as it is. A reset here, on a card that may be gone, can wedge a reader driver (vpcd does).
@@ -492,7 +526,8 @@ impl Session<'_> {
 
     fn acknowledge_reset(&mut self, card: &mut pcsc::Card) -> Result<(), PcscError> {
         if self.reset_to_acknowledge {
-            card.reconnect(self.share, self.protocols, pcsc::Disposition::LeaveCard).map_err(|e| self.err(e))?;
+            card.reconnect(self.share, self.protocols, pcsc::Disposition::LeaveCard)
+                .map_err(|e| self.err(e))?;
             self.reset_to_acknowledge = false;
         }
         Ok(())
@@ -501,16 +536,31 @@ impl Session<'_> {
 
 /// Runs jobs until a Disconnect (returns None: the card is let go) or the job channel closes (returns
 /// the card, still connected).
-fn run_jobs(mut card: pcsc::Card, inbox: &Receiver<Job>, reader: &str, share: pcsc::ShareMode, protocols: pcsc::Protocols) -> Option<pcsc::Card> {
-    let mut s = Session { reader, share, protocols, buf: vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED], reset_to_acknowledge: false };
+fn run_jobs(
+    mut card: pcsc::Card,
+    inbox: &Receiver<Job>,
+    reader: &str,
+    share: pcsc::ShareMode,
+    protocols: pcsc::Protocols,
+) -> Option<pcsc::Card> {
+    let mut s = Session {
+        reader,
+        share,
+        protocols,
+        buf: vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED],
+        reset_to_acknowledge: false,
+    };
     while let Ok(job) = inbox.recv() {
         match job {
             Job::Transmit(apdu, reply) => {
-                let r = s.acknowledge_reset(&mut card).and_then(|()| card.transmit(&apdu, &mut s.buf).map(<[u8]>::to_vec).map_err(|e| s.err(e)));
+                let r = s.acknowledge_reset(&mut card).and_then(|()| {
+                    card.transmit(&apdu, &mut s.buf).map(<[u8]>::to_vec).map_err(|e| s.err(e))
+                });
                 let _ = reply.send(r);
             }
             Job::End(_, reply) => {
-                let _ = reply.send(Err(PcscError::BadResponse { detail: "no transaction in progress".into() }));
+                let _ =
+                    reply.send(Err(PcscError::BadResponse { detail: "no transaction in progress".into() }));
             }
             Job::Begin(reply) => {
                 if let Err(e) = s.acknowledge_reset(&mut card) {
@@ -520,7 +570,8 @@ fn run_jobs(mut card: pcsc::Card, inbox: &Receiver<Job>, reader: &str, share: pc
                 match in_transaction(&mut card, inbox, reply, &mut s) {
                     AfterTransaction::Continue => {}
                     AfterTransaction::Disconnect(disposition, reply) => {
-                        let _ = reply.send(card.disconnect(pcsc_disposition(disposition)).map_err(|(_, e)| s.err(e)));
+                        let _ = reply
+                            .send(card.disconnect(pcsc_disposition(disposition)).map_err(|(_, e)| s.err(e)));
                         return None;
                     }
                     AfterTransaction::Closed => return Some(card),
@@ -542,7 +593,12 @@ enum AfterTransaction {
 }
 
 /// Begins a transaction and runs jobs inside it until End; a Disconnect or a closed channel also ends it.
-fn in_transaction(card: &mut pcsc::Card, inbox: &Receiver<Job>, begin: Reply<()>, s: &mut Session<'_>) -> AfterTransaction {
+fn in_transaction(
+    card: &mut pcsc::Card,
+    inbox: &Receiver<Job>,
+    begin: Reply<()>,
+    s: &mut Session<'_>,
+) -> AfterTransaction {
     let tx = match card.transaction() {
         Ok(tx) => tx,
         Err(e) => {
@@ -595,7 +651,10 @@ mod tests {
 
     /// Same, with the first `lost` GET RESPONSEs finding no answer waiting (`69 85`), and the reset
     /// failing with `reset_error` if given.
-    fn scripted_losing(reset_error: Option<PcscError>, mut lost: usize) -> (Connection, Arc<Mutex<Vec<String>>>) {
+    fn scripted_losing(
+        reset_error: Option<PcscError>,
+        mut lost: usize,
+    ) -> (Connection, Arc<Mutex<Vec<String>>>) {
         let (jobs, inbox) = mpsc::channel::<Job>();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
@@ -633,7 +692,12 @@ mod tests {
                 }
             }
         });
-        let link = Arc::new(Link { reader: "r".into(), jobs, timeout: Duration::from_secs(5), state: Mutex::new(LinkState::default()) });
+        let link = Arc::new(Link {
+            reader: "r".into(),
+            jobs,
+            timeout: Duration::from_secs(5),
+            state: Mutex::new(LinkState::default()),
+        });
         (Connection { reader: "r".into(), atr: Vec::new(), protocol: Protocol::T0, link, apdus: 0 }, seen)
     }
 
@@ -655,7 +719,10 @@ mod tests {
         let (mut c, seen) = scripted_losing(None, 1);
         let r = c.transmit(&Command::new(0, 0xCB, 0x3F, 0xFF).with_data([0x4D, 0])).unwrap();
         assert_eq!(r.data.as_slice(), [1, 2, 3, 4]);
-        assert_eq!(log(&seen), ["begin", "transmit CB", "transmit C0", "transmit CB", "transmit C0", "end Leave"]);
+        assert_eq!(
+            log(&seen),
+            ["begin", "transmit CB", "transmit C0", "transmit CB", "transmit C0", "end Leave"]
+        );
 
         let (mut c, seen) = scripted_losing(None, 1);
         let r = c.transmit(&Command::new(0, 0x20, 0, 1).with_data(*b"1234")).unwrap();
@@ -675,7 +742,11 @@ mod tests {
         drop(outer);
         assert_eq!(log(&seen).last().map(String::as_str), Some("end Reset"));
         c.transmit(&Command::new(0, 0xCB, 0x3F, 0xFF)).unwrap();
-        assert_eq!(log(&seen).last().map(String::as_str), Some("end Leave"), "the next transaction leaves the card");
+        assert_eq!(
+            log(&seen).last().map(String::as_str),
+            Some("end Leave"),
+            "the next transaction leaves the card"
+        );
     }
 
     #[test]
@@ -696,14 +767,20 @@ mod tests {
     fn a_reset_that_fails_because_the_card_or_the_service_is_gone_says_so() {
         // pcscd stopped (it powers the card up anew when it starts) or the card left: no verified code
         // porteur remains, and the professional is told the plain cause.
-        for gone in [PcscError::ServiceStopped, PcscError::CardRemoved, PcscError::ReaderUnavailable { reader: "r".into() }] {
+        for gone in [
+            PcscError::ServiceStopped,
+            PcscError::CardRemoved,
+            PcscError::ReaderUnavailable { reader: "r".into() },
+        ] {
             let (mut c, seen) = scripted_losing(Some(gone.clone()), 0);
             let mut session = c.transaction().unwrap();
             session.reset_on_end();
             assert_eq!(session.end().unwrap_err(), gone);
             drop(c);
-            assert!(!log(&seen).contains(&"disconnect Reset".to_owned()), "{gone:?}: not poisoned, nothing to reset");
+            assert!(
+                !log(&seen).contains(&"disconnect Reset".to_owned()),
+                "{gone:?}: not poisoned, nothing to reset"
+            );
         }
     }
-
 }

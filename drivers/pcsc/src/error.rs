@@ -96,7 +96,16 @@ impl PcscError {
 
     /// True when the card is gone or changed under us: the session must be dropped and the card read again.
     pub fn card_lost(&self) -> bool {
-        matches!(self, Self::CardRemoved | Self::CardReset | Self::NoCard { .. } | Self::Unresponsive | Self::Timeout { .. } | Self::Communication { .. } | Self::ResetFailed { .. })
+        matches!(
+            self,
+            Self::CardRemoved
+                | Self::CardReset
+                | Self::NoCard { .. }
+                | Self::Unresponsive
+                | Self::Timeout { .. }
+                | Self::Communication { .. }
+                | Self::ResetFailed { .. }
+        )
     }
 }
 

@@ -17,8 +17,8 @@
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -33,16 +33,24 @@ use crate::readers::{hex_bytes, SlotState};
 pub enum MonitorEvent {
     ServiceStarted,
     ServiceStopped,
-    ReaderAdded { reader: String },
-    ReaderRemoved { reader: String },
+    ReaderAdded {
+        reader: String,
+    },
+    ReaderRemoved {
+        reader: String,
+    },
     CardInserted {
         reader: String,
         #[serde(serialize_with = "hex_bytes")]
         atr: Vec<u8>,
     },
     /// A card is in the reader but does not answer (no ATR).
-    CardMute { reader: String },
-    CardRemoved { reader: String },
+    CardMute {
+        reader: String,
+    },
+    CardRemoved {
+        reader: String,
+    },
 }
 
 /// A running monitor; dropping it (or [`Monitor::stop`]) ends the thread.
@@ -88,7 +96,10 @@ impl Monitor {
     }
 
     /// Same, with options.
-    pub fn start_with(options: MonitorOptions, mut on_event: impl FnMut(MonitorEvent, Instant) + Send + 'static) -> Self {
+    pub fn start_with(
+        options: MonitorOptions,
+        mut on_event: impl FnMut(MonitorEvent, Instant) + Send + 'static,
+    ) -> Self {
         let ctx = Arc::new(Mutex::new(None));
         let polling = Arc::new(AtomicBool::new(matches!(options.readers, ReaderWatch::Poll { .. })));
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
@@ -217,7 +228,12 @@ fn list(ctx: &pcsc::Context) -> Result<(Vec<CString>, Vec<String>), pcsc::Error>
 
 /// Watches until the service goes away (or the monitor is cancelled). With `poll`, the reader list is
 /// read again every period instead of waiting on the plug-and-play pseudo-reader.
-fn watch(ctx: &pcsc::Context, on_event: &mut impl FnMut(MonitorEvent, Instant), stop: &mpsc::Receiver<()>, poll: Option<Duration>) -> Outcome {
+fn watch(
+    ctx: &pcsc::Context,
+    on_event: &mut impl FnMut(MonitorEvent, Instant),
+    stop: &mpsc::Receiver<()>,
+    poll: Option<Duration>,
+) -> Outcome {
     // What we last reported per reader: its slot state and PC/SC event counter.
     let mut known: BTreeMap<String, (SlotState, u32)> = BTreeMap::new();
     let mut pnp = pcsc::ReaderState::new(pcsc::PNP_NOTIFICATION(), pcsc::State::UNAWARE);
@@ -290,11 +306,16 @@ fn watch(ctx: &pcsc::Context, on_event: &mut impl FnMut(MonitorEvent, Instant), 
                 let now = SlotState::from_pcsc(ev);
                 let count = rs.event_count();
                 let (before, before_count) = known.get(&reader).copied().unwrap_or((SlotState::Empty, 0));
-                let card_changed = now.has_card() && before.has_card() && count != before_count && before_count != 0;
+                let card_changed =
+                    now.has_card() && before.has_card() && count != before_count && before_count != 0;
                 if before.has_card() && (!now.has_card() || card_changed) {
                     on_event(MonitorEvent::CardRemoved { reader: reader.clone() }, at);
                 }
-                if now.has_card() && (!before.has_card() || card_changed || (before == SlotState::Mute) != (now == SlotState::Mute)) {
+                if now.has_card()
+                    && (!before.has_card()
+                        || card_changed
+                        || (before == SlotState::Mute) != (now == SlotState::Mute))
+                {
                     let event = if now == SlotState::Mute {
                         MonitorEvent::CardMute { reader: reader.clone() }
                     } else {
@@ -313,7 +334,10 @@ fn watch(ctx: &pcsc::Context, on_event: &mut impl FnMut(MonitorEvent, Instant), 
 }
 
 /// The service went away: every card and reader we knew of is gone with it.
-fn lost(known: BTreeMap<String, (SlotState, u32)>, on_event: &mut impl FnMut(MonitorEvent, Instant)) -> Outcome {
+fn lost(
+    known: BTreeMap<String, (SlotState, u32)>,
+    on_event: &mut impl FnMut(MonitorEvent, Instant),
+) -> Outcome {
     for (reader, (state, _)) in known {
         if state.has_card() {
             on_event(MonitorEvent::CardRemoved { reader: reader.clone() }, Instant::now());
@@ -336,16 +360,28 @@ mod tests {
         // pcsc-lite, Windows, macOS 12+: no reader change yet (timeout) or one already seen.
         assert_eq!(pnp_answer(Err(pcsc::Error::Timeout), pcsc::State::UNAWARE), Ok(true));
         assert_eq!(pnp_answer(Ok(()), pcsc::State::CHANGED), Ok(true));
-        assert_eq!(pnp_answer(Err(pcsc::Error::NoService), pcsc::State::UNAWARE), Err(pcsc::Error::NoService));
+        assert_eq!(
+            pnp_answer(Err(pcsc::Error::NoService), pcsc::State::UNAWARE),
+            Err(pcsc::Error::NoService)
+        );
     }
 
     #[test]
     fn a_poll_relists_only_when_the_reader_set_changed() {
         let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
         let watched = set(&["SCR3310 Smart Card Reader", "Identiv uTrust 2700 R"]);
-        assert!(!readers_changed(&watched, &set(&["Identiv uTrust 2700 R", "SCR3310 Smart Card Reader"])), "same readers, another order");
+        assert!(
+            !readers_changed(&watched, &set(&["Identiv uTrust 2700 R", "SCR3310 Smart Card Reader"])),
+            "same readers, another order"
+        );
         assert!(readers_changed(&watched, &set(&["SCR3310 Smart Card Reader"])), "one unplugged");
-        assert!(readers_changed(&watched, &set(&["SCR3310 Smart Card Reader", "Identiv uTrust 2700 R", "Gemalto PC Twin Reader"])), "one plugged in");
+        assert!(
+            readers_changed(
+                &watched,
+                &set(&["SCR3310 Smart Card Reader", "Identiv uTrust 2700 R", "Gemalto PC Twin Reader"])
+            ),
+            "one plugged in"
+        );
         assert!(readers_changed(&set(&[]), &set(&["Gemalto PC Twin Reader"])));
     }
 }

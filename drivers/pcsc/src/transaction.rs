@@ -68,7 +68,10 @@ impl Drop for Transaction {
 
 impl fmt::Debug for Transaction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Transaction").field("disposition", &self.disposition).field("ended", &self.end.is_none()).finish()
+        f.debug_struct("Transaction")
+            .field("disposition", &self.disposition)
+            .field("ended", &self.end.is_none())
+            .finish()
     }
 }
 
@@ -83,10 +86,13 @@ mod tests {
     fn recorded() -> (Seen, Transaction) {
         let seen = Seen::default();
         let s = seen.clone();
-        (seen, Transaction::new(move |d| {
-            s.lock().unwrap().push(d);
-            Ok(())
-        }))
+        (
+            seen,
+            Transaction::new(move |d| {
+                s.lock().unwrap().push(d);
+                Ok(())
+            }),
+        )
     }
 
     #[test]

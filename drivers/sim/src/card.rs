@@ -118,7 +118,8 @@ impl Garbler {
                 [data, &extra, sw].concat()
             }
             Garble::BadStatus => {
-                const ODD: [[u8; 2]; 6] = [[0x6F, 0x00], [0x6A, 0x80], [0x69, 0x84], [0x61, 0xFF], [0x6C, 0x00], [0x90, 0x00]];
+                const ODD: [[u8; 2]; 6] =
+                    [[0x6F, 0x00], [0x6A, 0x80], [0x69, 0x84], [0x61, 0xFF], [0x6C, 0x00], [0x90, 0x00]];
                 [data, &ODD[self.rng.gen_range(0..ODD.len())]].concat()
             }
         }
@@ -188,7 +189,16 @@ fn sw(code: Sw) -> Vec<u8> {
 }
 
 impl CardOs {
-    pub fn new(generation: Generation, atr: Vec<u8>, t0: bool, contactless: bool, fs: FileSystem, keys: Vec<CardKey>, pin: Option<Pin>, fault: Fault) -> Self {
+    pub fn new(
+        generation: Generation,
+        atr: Vec<u8>,
+        t0: bool,
+        contactless: bool,
+        fs: FileSystem,
+        keys: Vec<CardKey>,
+        pin: Option<Pin>,
+        fault: Fault,
+    ) -> Self {
         let wedge = (fault == Fault::ChipDoc6985).then_some(Wedge::Armed);
         let mut os = Self {
             generation,
@@ -441,7 +451,9 @@ impl CardOs {
             return (Vec::new(), 0x6A88);
         }
         let Some(pos) = data.iter().position(|b| *b == 0xBF) else { return (Vec::new(), 0x6A80) };
-        let (Some(&class), Some(&reference), Some(&len)) = (data.get(pos + 1), data.get(pos + 2), data.get(pos + 3)) else {
+        let (Some(&class), Some(&reference), Some(&len)) =
+            (data.get(pos + 1), data.get(pos + 2), data.get(pos + 3))
+        else {
             return (Vec::new(), 0x6A80);
         };
         let want = data.get(pos + 4..pos + 4 + len as usize).unwrap_or(&[]);
@@ -452,17 +464,26 @@ impl CardOs {
                 if current_df != MF {
                     return (Vec::new(), 0x6A88);
                 }
-                let Some(pin) = self.pin.as_ref().filter(|p| p.reference == reference) else { return (Vec::new(), 0x6A88) };
+                let Some(pin) = self.pin.as_ref().filter(|p| p.reference == reference) else {
+                    return (Vec::new(), 0x6A88);
+                };
                 if want.starts_with(&[0x7F, 0x41]) {
                     tlv(&[0x7F, 0x41], &[tlv(&[0x80], &[pin.value.len() as u8]), tlv(&[0x81], &[4])].concat())
                 } else {
                     // ACLs (AM F3): change always, verify always, reset under SE#3 user auth, put-data never.
-                    let docp = [tlv(&[0x9A], &[pin.max_tries]), tlv(&[0x9B], &[pin.tries_left]), tlv(&[0xA1], &tlv(&[0x8C], &[0xF3, 0x00, 0x00, 0x13, 0xFF, 0x00]))].concat();
+                    let docp = [
+                        tlv(&[0x9A], &[pin.max_tries]),
+                        tlv(&[0x9B], &[pin.tries_left]),
+                        tlv(&[0xA1], &tlv(&[0x8C], &[0xF3, 0x00, 0x00, 0x13, 0xFF, 0x00])),
+                    ]
+                    .concat();
                     tlv(&[0xA0], &docp)
                 }
             }
             0x90 => {
-                let Some(key) = self.keys.iter().find(|k| k.reference & 0x7F == reference & 0x7F && self.fs.is_under(current_df, k.app_df)) else {
+                let Some(key) = self.keys.iter().find(|k| {
+                    k.reference & 0x7F == reference & 0x7F && self.fs.is_under(current_df, k.app_df)
+                }) else {
                     return (Vec::new(), 0x6A88);
                 };
                 if !want.starts_with(&[0xA0]) {
@@ -508,7 +529,11 @@ impl CardOs {
         } else {
             pin.tries_left -= 1;
             self.pin_verified = false;
-            if pin.tries_left == 0 { 0x6983 } else { 0x63C0 | pin.tries_left as Sw }
+            if pin.tries_left == 0 {
+                0x6983
+            } else {
+                0x63C0 | pin.tries_left as Sw
+            }
         }
     }
 
@@ -577,7 +602,8 @@ impl CardOs {
     fn usable_key(&self, channel: usize, reference: u8) -> Result<&CardKey, Sw> {
         let key = self.key(reference).ok_or(0x6A88u16)?;
         let current = self.channels[channel].as_ref().map_or(MF, |c| c.current);
-        let in_app = self.fs.is_under(current, key.app_df) || self.generation == Generation::Cps3 && self.fs.df_of(current) == MF;
+        let in_app = self.fs.is_under(current, key.app_df)
+            || self.generation == Generation::Cps3 && self.fs.df_of(current) == MF;
         if !in_app {
             return Err(0x6985);
         }
@@ -748,8 +774,12 @@ mod tests {
     fn finishes_a_sha256_started_elsewhere() {
         let msg: Vec<u8> = (0..150u8).collect();
         // State after the first 128 bytes (two blocks), computed with compress256 from the IV.
-        let mut h: [u32; 8] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
-        let blocks: Vec<_> = msg[..128].chunks(64).map(|c| *sha2::digest::generic_array::GenericArray::from_slice(c)).collect();
+        let mut h: [u32; 8] =
+            [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+        let blocks: Vec<_> = msg[..128]
+            .chunks(64)
+            .map(|c| *sha2::digest::generic_array::GenericArray::from_slice(c))
+            .collect();
         sha2::compress256(&mut h, &blocks);
         let state: Vec<u8> = h.iter().flat_map(|w| w.to_be_bytes()).collect();
         let got = finish_sha256(&state, &1024u64.to_be_bytes(), &msg[128..]).unwrap();

@@ -46,7 +46,14 @@ impl FileSystem {
         self.add_ef_with(parent, fid, content, None, ReadAccess::Always)
     }
 
-    pub fn add_ef_with(&mut self, parent: usize, fid: u16, content: Vec<u8>, sfi: Option<u8>, read: ReadAccess) -> usize {
+    pub fn add_ef_with(
+        &mut self,
+        parent: usize,
+        fid: u16,
+        content: Vec<u8>,
+        sfi: Option<u8>,
+        read: ReadAccess,
+    ) -> usize {
         self.nodes.push(Node { fid, parent: Some(parent), body: Body::Ef { content, sfi, read } });
         self.nodes.len() - 1
     }
@@ -57,7 +64,11 @@ impl FileSystem {
 
     /// The DF a node is in (itself for a DF).
     pub fn df_of(&self, id: usize) -> usize {
-        if self.is_df(id) { id } else { self.nodes[id].parent.unwrap_or(MF) }
+        if self.is_df(id) {
+            id
+        } else {
+            self.nodes[id].parent.unwrap_or(MF)
+        }
     }
 
     pub fn child(&self, df: usize, fid: u16) -> Option<usize> {
@@ -69,7 +80,9 @@ impl FileSystem {
     }
 
     pub fn by_sfi(&self, df: usize, sfi: u8) -> Option<usize> {
-        self.nodes.iter().position(|n| n.parent == Some(df) && matches!(n.body, Body::Ef { sfi: Some(s), .. } if s == sfi))
+        self.nodes
+            .iter()
+            .position(|n| n.parent == Some(df) && matches!(n.body, Body::Ef { sfi: Some(s), .. } if s == sfi))
     }
 
     /// Follows a path of FIDs from `start`; a leading 3F00 restarts at the MF, a leading 3FFF (ISO 7816-4:

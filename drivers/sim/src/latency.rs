@@ -30,7 +30,8 @@ impl Latency {
 
     /// The documented real-card model (docs/benchmarks.md): 90 ms per APDU, the bytes at the rate the
     /// ATR offers (CPS3: 9600 bit/s; CPS4: 115 200 bit/s), 250 ms per RSA-2048 operation.
-    pub const REAL: Latency = Latency { per_apdu: Duration::from_millis(90), baud: None, rsa: Duration::from_millis(250) };
+    pub const REAL: Latency =
+        Latency { per_apdu: Duration::from_millis(90), baud: None, rsa: Duration::from_millis(250) };
 
     pub fn is_off(&self) -> bool {
         self.per_apdu.is_zero() && self.rsa.is_zero() && self.baud.is_none()
@@ -62,12 +63,20 @@ impl std::str::FromStr for Latency {
         }
         let mut model = Self::REAL;
         for part in s.split(',') {
-            let (key, value) = part.split_once('=').ok_or_else(|| format!("latency: {part:?} is not KEY=VALUE (apdu=MS, baud=N, rsa=MS)"))?;
-            let number: u64 = value.trim_end_matches("ms").parse().map_err(|_| format!("latency: {value:?} is not a number"))?;
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| format!("latency: {part:?} is not KEY=VALUE (apdu=MS, baud=N, rsa=MS)"))?;
+            let number: u64 = value
+                .trim_end_matches("ms")
+                .parse()
+                .map_err(|_| format!("latency: {value:?} is not a number"))?;
             match key {
                 "apdu" => model.per_apdu = Duration::from_millis(number),
                 "rsa" => model.rsa = Duration::from_millis(number),
-                "baud" => model.baud = Some(u32::try_from(number).map_err(|_| "latency: baud too large".to_owned())?.max(1)),
+                "baud" => {
+                    model.baud =
+                        Some(u32::try_from(number).map_err(|_| "latency: baud too large".to_owned())?.max(1))
+                }
                 _ => return Err(format!("latency: unknown key {key:?} (apdu, baud, rsa)")),
             }
         }

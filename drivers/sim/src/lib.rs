@@ -15,6 +15,6 @@ pub mod vpcd;
 
 pub use card::CardOs;
 pub use latency::Latency;
-pub use pkcs15::Layout;
 pub use persona::{find, Options, Persona, PERSONAS};
+pub use pkcs15::Layout;
 pub use vpcd::{insert, Inserted};

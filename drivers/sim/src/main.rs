@@ -89,14 +89,35 @@ fn main() -> ExitCode {
             for p in cpx_sim::PERSONAS {
                 if json {
                     let layout = format!("{:?}", p.layout).to_lowercase();
-                    println!("{}", serde_json::json!({"name": p.name, "description": p.description, "layout": layout}));
+                    println!(
+                        "{}",
+                        serde_json::json!({"name": p.name, "description": p.description, "layout": layout})
+                    );
                 } else {
                     println!("{:<14} {}", p.name, p.description);
                 }
             }
             ExitCode::SUCCESS
         }
-        Command::Insert { persona, port, host, remove_after, apdu_log, pin, tries, actua, garble, garble_rate, seed, pull_on, layout, serial, holder, latency, wait } => {
+        Command::Insert {
+            persona,
+            port,
+            host,
+            remove_after,
+            apdu_log,
+            pin,
+            tries,
+            actua,
+            garble,
+            garble_rate,
+            seed,
+            pull_on,
+            layout,
+            serial,
+            holder,
+            latency,
+            wait,
+        } => {
             let Some(p) = cpx_sim::find(&persona) else {
                 eprintln!("cpx-sim: unknown persona {persona:?}; `cpx-sim personas` lists them");
                 return ExitCode::from(2);
@@ -115,7 +136,17 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let options = cpx_sim::Options { pin, tries, actua, garble: garble.map(|g| (g, garble_rate, seed)), pull_on, layout, serial, holder: holder.as_deref().and_then(cpx_sim::pki::holder), latency };
+            let options = cpx_sim::Options {
+                pin,
+                tries,
+                actua,
+                garble: garble.map(|g| (g, garble_rate, seed)),
+                pull_on,
+                layout,
+                serial,
+                holder: holder.as_deref().and_then(cpx_sim::pki::holder),
+                latency,
+            };
             if let Err(e) = options.check() {
                 eprintln!("cpx-sim: {e}");
                 return ExitCode::from(2);

@@ -51,7 +51,17 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { pin: "1234".into(), tries: None, actua: None, garble: None, pull_on: None, layout: None, serial: None, holder: None, latency: Latency::OFF }
+        Self {
+            pin: "1234".into(),
+            tries: None,
+            actua: None,
+            garble: None,
+            pull_on: None,
+            layout: None,
+            serial: None,
+            holder: None,
+            latency: Latency::OFF,
+        }
     }
 }
 
@@ -63,7 +73,9 @@ impl Options {
         }
         if let Some(serial) = &self.serial {
             if serial.len() != 9 || !serial.bytes().all(|b| b.is_ascii_digit()) {
-                return Err("--serial takes 9 digits (the card number after the ANS issuer 80 25 00 00 01)".into());
+                return Err(
+                    "--serial takes 9 digits (the card number after the ANS issuer 80 25 00 00 01)".into()
+                );
             }
         }
         Ok(())
@@ -144,7 +156,14 @@ fn common_mf(options: &Options, mf_aid: Option<Vec<u8>>, serial: &str) -> FileSy
 
 /// The application with the code porteur, the signature key (non-repudiation) and the authentication
 /// key, as on every contact CPx card; `refs` = (PIN, signature key, authentication key) references.
-fn pin_application(label: &'static str, aid: &str, token_label: &'static str, serial: &str, holder: Holder, refs: (u8, u8, u8)) -> Application {
+fn pin_application(
+    label: &'static str,
+    aid: &str,
+    token_label: &'static str,
+    serial: &str,
+    holder: Holder,
+    refs: (u8, u8, u8),
+) -> Application {
     let (pin, sign, auth) = refs;
     Application {
         label,
@@ -152,10 +171,35 @@ fn pin_application(label: &'static str, aid: &str, token_label: &'static str, se
         df_fid: 0x0001,
         token_label,
         serial: serial.as_bytes().to_vec(),
-        pins: vec![PinObject { label: "Code porteur", auth_id: 1, reference: pin, min_len: 4, stored_len: 8, pad: 0xFF }],
+        pins: vec![PinObject {
+            label: "Code porteur",
+            auth_id: 1,
+            reference: pin,
+            min_len: 4,
+            stored_len: 8,
+            pad: 0xFF,
+        }],
         keys: vec![
-            KeyObject { key_label: "CPS_PRIV_SIG", cert_label: "Certificat de Signature CPS", id: 1, reference: sign, usage: &[9], pin: Some(1), cert_fid: 0xC001, cert_der: holder.sign.cert_der() },
-            KeyObject { key_label: "CPS_PRIV_AUT", cert_label: "Certificat d'Authentification CPS", id: 2, reference: auth, usage: &[1, 2], pin: Some(1), cert_fid: 0xC002, cert_der: holder.auth.cert_der() },
+            KeyObject {
+                key_label: "CPS_PRIV_SIG",
+                cert_label: "Certificat de Signature CPS",
+                id: 1,
+                reference: sign,
+                usage: &[9],
+                pin: Some(1),
+                cert_fid: 0xC001,
+                cert_der: holder.sign.cert_der(),
+            },
+            KeyObject {
+                key_label: "CPS_PRIV_AUT",
+                cert_label: "Certificat d'Authentification CPS",
+                id: 2,
+                reference: auth,
+                usage: &[1, 2],
+                pin: Some(1),
+                cert_fid: 0xC002,
+                cert_der: holder.auth.cert_der(),
+            },
         ],
     }
 }
@@ -166,30 +210,69 @@ fn pin_application(label: &'static str, aid: &str, token_label: &'static str, se
 fn ef_dir(layout: Layout, contact: &Application, others: &[&Application]) -> Vec<u8> {
     match layout {
         Layout::Real => {
-            let mut dir: Vec<u8> = others.iter().map(|a| a.dir_record(layout)).chain([contact.dir_record(layout)]).collect::<Vec<_>>().concat();
+            let mut dir: Vec<u8> = others
+                .iter()
+                .map(|a| a.dir_record(layout))
+                .chain([contact.dir_record(layout)])
+                .collect::<Vec<_>>()
+                .concat();
             if dir.len() < EF_DIR_REAL_SIZE {
                 dir.resize(EF_DIR_REAL_SIZE, 0x00);
             }
             dir
         }
-        Layout::Absolute => [contact.dir_record(layout)].into_iter().chain(others.iter().map(|a| a.dir_record(layout))).collect::<Vec<_>>().concat(),
+        Layout::Absolute => [contact.dir_record(layout)]
+            .into_iter()
+            .chain(others.iter().map(|a| a.dir_record(layout)))
+            .collect::<Vec<_>>()
+            .concat(),
     }
 }
 
-fn cps3(options: &Options, layout: Layout, holder: Holder, atr: &str, tries: u8, fault: Fault, serial: &str) -> CardOs {
+fn cps3(
+    options: &Options,
+    layout: Layout,
+    holder: Holder,
+    atr: &str,
+    tries: u8,
+    fault: Fault,
+    serial: &str,
+) -> CardOs {
     let holder = options.holder.unwrap_or(holder);
     let serial = options.serial.as_deref().unwrap_or(serial);
     let mut fs = common_mf(options, Some(hex(AID_ECC_ROOT)), serial);
-    let contact = pin_application("CPx IAS", AID_CPX_IAS, "CPS3 (code porteur)", serial, holder, (0x01, 0x81, 0x82));
+    let contact =
+        pin_application("CPx IAS", AID_CPX_IAS, "CPS3 (code porteur)", serial, holder, (0x01, 0x81, 0x82));
     let cl = cl_application(serial);
     fs.add_ef_with(MF, 0x2F00, ef_dir(layout, &contact, &[&cl]), Some(0x1E), ReadAccess::Always);
     let contact_df = contact.install(&mut fs, false, layout);
     fs.add_ef_with(contact_df, 0x7001, vec![0; 16], None, ReadAccess::ContactOnly);
     let cl_df = cl.install(&mut fs, false, layout);
     let keys = vec![
-        CardKey { reference: 0x81, key: holder.sign.private_key(), internal_auth: false, cds: true, needs_pin: true, app_df: contact_df },
-        CardKey { reference: 0x82, key: holder.auth.private_key(), internal_auth: true, cds: false, needs_pin: true, app_df: contact_df },
-        CardKey { reference: 0x83, key: pki::DUPONT_TECH.private_key(), internal_auth: true, cds: false, needs_pin: false, app_df: cl_df },
+        CardKey {
+            reference: 0x81,
+            key: holder.sign.private_key(),
+            internal_auth: false,
+            cds: true,
+            needs_pin: true,
+            app_df: contact_df,
+        },
+        CardKey {
+            reference: 0x82,
+            key: holder.auth.private_key(),
+            internal_auth: true,
+            cds: false,
+            needs_pin: true,
+            app_df: contact_df,
+        },
+        CardKey {
+            reference: 0x83,
+            key: pki::DUPONT_TECH.private_key(),
+            internal_auth: true,
+            cds: false,
+            needs_pin: false,
+            app_df: cl_df,
+        },
     ];
     CardOs::new(Generation::Cps3, hex(atr), true, false, fs, keys, Some(pin(options, 0x01, tries)), fault)
 }
@@ -202,7 +285,16 @@ fn cl_application(serial: &str) -> Application {
         token_label: "CPS3 (sans contact)",
         serial: serial.as_bytes().to_vec(),
         pins: vec![],
-        keys: vec![KeyObject { key_label: "CPS_PRIV_TECH_AUT", cert_label: "Certificat Technique CPS", id: 3, reference: 0x83, usage: &[2], pin: None, cert_fid: 0xC003, cert_der: pki::DUPONT_TECH.cert_der() }],
+        keys: vec![KeyObject {
+            key_label: "CPS_PRIV_TECH_AUT",
+            cert_label: "Certificat Technique CPS",
+            id: 3,
+            reference: 0x83,
+            usage: &[2],
+            pin: None,
+            cert_fid: 0xC003,
+            cert_der: pki::DUPONT_TECH.cert_der(),
+        }],
     }
 }
 
@@ -228,14 +320,35 @@ fn cps4(options: &Options, layout: Layout, t0: bool, fault: Fault) -> CardOs {
     let holder = options.holder.unwrap_or(pki::MARTIN);
     let mut fs = common_mf(options, None, serial);
     // ChipDoc: keys 0x10 (signature) and 0x20 (authentication); a local PIN reference (b8 set).
-    let chipdoc = pin_application("CPx ChipDoc", AID_ECC_ROOT, "CPS4 (code porteur)", serial, holder, (0x81, 0x10, 0x20));
+    let chipdoc = pin_application(
+        "CPx ChipDoc",
+        AID_ECC_ROOT,
+        "CPS4 (code porteur)",
+        serial,
+        holder,
+        (0x81, 0x10, 0x20),
+    );
     fs.add_ef_with(MF, 0x2F00, ef_dir(layout, &chipdoc, &[]), Some(0x1E), ReadAccess::Always);
     let app = chipdoc.install(&mut fs, false, layout);
     fs.add_df(MF, 0x0010, Some(hex(AID_CPS2TER)));
     fs.add_df(MF, 0x0011, Some(hex(AID_IDS)));
     let keys = vec![
-        CardKey { reference: 0x10, key: holder.sign.private_key(), internal_auth: false, cds: true, needs_pin: true, app_df: app },
-        CardKey { reference: 0x20, key: holder.auth.private_key(), internal_auth: false, cds: true, needs_pin: true, app_df: app },
+        CardKey {
+            reference: 0x10,
+            key: holder.sign.private_key(),
+            internal_auth: false,
+            cds: true,
+            needs_pin: true,
+            app_df: app,
+        },
+        CardKey {
+            reference: 0x20,
+            key: holder.auth.private_key(),
+            internal_auth: false,
+            cds: true,
+            needs_pin: true,
+            app_df: app,
+        },
     ];
     CardOs::new(Generation::Cps4, hex(ATR_CPS4), t0, false, fs, keys, Some(pin(options, 0x81, 3)), fault)
 }

@@ -81,17 +81,19 @@ fn supported_algorithms() -> Vec<u8> {
     const DECIPHER: u8 = 5;
     const HASH: u8 = 6;
     let algos: [(u32, u8, u32); 6] = [
-        (0x0001, SIGN, 0x02),    // CKM_RSA_PKCS, INTERNAL AUTHENTICATE
+        (0x0001, SIGN, 0x02),     // CKM_RSA_PKCS, INTERNAL AUTHENTICATE
         (0x0001, DECIPHER, 0x1A), // CKM_RSA_PKCS, PSO DECIPHER
-        (0x0006, SIGN, 0x12),    // CKM_SHA1_RSA_PKCS
-        (0x0040, SIGN, 0x42),    // CKM_SHA256_RSA_PKCS
-        (0x0220, HASH, 0x10),    // CKM_SHA_1
-        (0x0250, HASH, 0x40),    // CKM_SHA256
+        (0x0006, SIGN, 0x12),     // CKM_SHA1_RSA_PKCS
+        (0x0040, SIGN, 0x42),     // CKM_SHA256_RSA_PKCS
+        (0x0220, HASH, 0x10),     // CKM_SHA_1
+        (0x0250, HASH, 0x40),     // CKM_SHA256
     ];
     let infos: Vec<Vec<u8>> = algos
         .iter()
         .enumerate()
-        .map(|(i, (mech, op, alg_ref))| seq(&[integer(i as u32 + 1), integer(*mech), tlv(&[0x05], &[]), bits(&[*op]), integer(*alg_ref)]))
+        .map(|(i, (mech, op, alg_ref))| {
+            seq(&[integer(i as u32 + 1), integer(*mech), tlv(&[0x05], &[]), bits(&[*op]), integer(*alg_ref)])
+        })
         .collect();
     ctx(2, &infos)
 }
@@ -141,7 +143,14 @@ impl Application {
             odf.extend(ctx(8, &[p(AODF)]));
         }
         fs.add_ef_with(df, ODF, odf, None, read);
-        let token_info = seq(&[integer(0), octets(&self.serial), utf8("ANS"), tlv(&[0x80], self.token_label.as_bytes()), bits(&[1]), supported_algorithms()]);
+        let token_info = seq(&[
+            integer(0),
+            octets(&self.serial),
+            utf8("ANS"),
+            tlv(&[0x80], self.token_label.as_bytes()),
+            bits(&[1]),
+            supported_algorithms(),
+        ]);
         fs.add_ef_with(df, TOKEN_INFO, token_info, None, read);
 
         let aodf: Vec<u8> = self
@@ -173,10 +182,15 @@ impl Application {
             if let Some(auth) = key.pin {
                 common.push(octets(&[auth]));
             }
-            let key_attrs = seq(&[octets(&id), bits(key.usage), bits(&[0, 2]), integer(key.reference as u32)]);
+            let key_attrs =
+                seq(&[octets(&id), bits(key.usage), bits(&[0, 2]), integer(key.reference as u32)]);
             let rsa = seq(&[self.key_path(layout), integer(2048)]);
             prkdf.extend(seq(&[seq(&common), key_attrs, ctx(1, &[rsa])]));
-            let cert = seq(&[seq(&[utf8(key.cert_label), bits(&[])]), seq(&[octets(&id)]), ctx(1, &[seq(&[p(key.cert_fid)])])]);
+            let cert = seq(&[
+                seq(&[utf8(key.cert_label), bits(&[])]),
+                seq(&[octets(&id)]),
+                ctx(1, &[seq(&[p(key.cert_fid)])]),
+            ]);
             cdf.extend(cert);
             fs.add_ef_with(df, key.cert_fid, key.cert_der.clone(), None, read);
         }

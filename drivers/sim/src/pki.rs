@@ -57,7 +57,13 @@ pub const LEROY: Holder = Holder { auth: pair!("leroy-auth"), sign: pair!("leroy
 pub const ROUX: Holder = Holder { auth: pair!("roux-auth"), sign: pair!("roux-sign") };
 
 /// The test holders by name (`cpx-sim insert … --holder NAME`).
-pub const HOLDERS: &[(&str, Holder)] = &[("dupont", DUPONT), ("dupont-renewed", DUPONT_RENEWED), ("martin", MARTIN), ("leroy", LEROY), ("roux", ROUX)];
+pub const HOLDERS: &[(&str, Holder)] = &[
+    ("dupont", DUPONT),
+    ("dupont-renewed", DUPONT_RENEWED),
+    ("martin", MARTIN),
+    ("leroy", LEROY),
+    ("roux", ROUX),
+];
 
 pub fn holder(name: &str) -> Option<Holder> {
     HOLDERS.iter().find(|(n, _)| *n == name).map(|(_, h)| *h)
@@ -65,7 +71,12 @@ pub fn holder(name: &str) -> Option<Holder> {
 
 /// The DER bytes of the first PEM block of `pem`.
 pub fn pem_to_der(pem: &str) -> Vec<u8> {
-    let b64: String = pem.lines().skip_while(|l| !l.starts_with("-----BEGIN")).skip(1).take_while(|l| !l.starts_with("-----END")).collect();
+    let b64: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
     base64_decode(&b64)
 }
 
@@ -77,7 +88,8 @@ fn base64_decode(s: &str) -> Vec<u8> {
         b'+' => 62,
         _ => 63,
     };
-    let clean: Vec<u8> = s.bytes().filter(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/').collect();
+    let clean: Vec<u8> =
+        s.bytes().filter(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/').collect();
     let mut out = Vec::with_capacity(clean.len() * 3 / 4);
     for chunk in clean.chunks(4) {
         let v: Vec<u8> = chunk.iter().map(|&c| val(c)).collect();
@@ -95,7 +107,16 @@ mod tests {
 
     #[test]
     fn embedded_material_parses() {
-        for kp in [DUPONT.auth, DUPONT.sign, DUPONT_RENEWED.auth, DUPONT_RENEWED.sign, MARTIN.auth, LEROY.auth, ROUX.auth, DUPONT_TECH] {
+        for kp in [
+            DUPONT.auth,
+            DUPONT.sign,
+            DUPONT_RENEWED.auth,
+            DUPONT_RENEWED.sign,
+            MARTIN.auth,
+            LEROY.auth,
+            ROUX.auth,
+            DUPONT_TECH,
+        ] {
             let der = kp.cert_der();
             assert_eq!(der[0], 0x30);
             assert_eq!(kp.private_key().n().bits(), 2048);

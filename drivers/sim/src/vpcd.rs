@@ -55,20 +55,30 @@ impl Drop for Inserted {
 
 /// Inserts `card` into the vpcd reader listening on `host:port`, retrying for up to `wait` while no
 /// reader listens yet (pcscd starting).
-pub fn insert(card: CardOs, host: &str, port: u16, wait: Duration, log: Option<ApduLog>) -> io::Result<Inserted> {
+pub fn insert(
+    card: CardOs,
+    host: &str,
+    port: u16,
+    wait: Duration,
+    log: Option<ApduLog>,
+) -> io::Result<Inserted> {
     let deadline = Instant::now() + wait;
     let stream = loop {
         match TcpStream::connect((host, port)) {
             Ok(s) => break s,
             Err(e) if Instant::now() >= deadline => {
-                return Err(io::Error::new(e.kind(), format!("no vpcd reader on {host}:{port} ({e}); is pcscd running with the vpcd driver?")))
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("no vpcd reader on {host}:{port} ({e}); is pcscd running with the vpcd driver?"),
+                ))
             }
             Err(_) => thread::sleep(Duration::from_millis(20)),
         }
     };
     stream.set_nodelay(true)?;
     let reader = stream.try_clone()?;
-    let thread = thread::Builder::new().name(format!("vicc {port}")).spawn(move || serve(card, reader, log))?;
+    let thread =
+        thread::Builder::new().name(format!("vicc {port}")).spawn(move || serve(card, reader, log))?;
     Ok(Inserted { stream, thread: Some(thread) })
 }
 
@@ -105,7 +115,12 @@ fn serve(mut card: CardOs, mut stream: TcpStream, mut log: Option<ApduLog>) -> i
         match reaction {
             Reaction::Answer(r) => {
                 // The latency model: the answer leaves when a real card and reader would have given it.
-                let delay = card.latency.delay(&card.atr, msg.len(), r.len(), card.rsa_ops.saturating_sub(rsa_before));
+                let delay = card.latency.delay(
+                    &card.atr,
+                    msg.len(),
+                    r.len(),
+                    card.rsa_ops.saturating_sub(rsa_before),
+                );
                 if !delay.is_zero() {
                     thread::sleep(delay);
                 }

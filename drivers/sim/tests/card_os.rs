@@ -71,7 +71,10 @@ fn pin_counters_and_wrong_input() {
     assert_eq!(send(&mut c, "00 CB 3F FF 0A 4D08 7006 BF8101 02 A080"), "6A88");
     send(&mut c, "00 A4 00 0C 02 3F00");
     let r = send(&mut c, "00 CB 3F FF 0A 4D08 7006 BF8101 02 A080");
-    assert_eq!(send(&mut c, &format!("00C00000{}", &r[2..4])), "7016BF810112A0109A01039B0103A1088C06F3000013FF009000");
+    assert_eq!(
+        send(&mut c, &format!("00C00000{}", &r[2..4])),
+        "7016BF810112A0109A01039B0103A1088C06F3000013FF009000"
+    );
     assert_eq!(send(&mut c, "00 20 00 01 08 30303030FFFFFFFF"), "63C2");
     assert_eq!(send(&mut c, "00 20 00 01 08 30303030FFFFFFFF"), "63C1");
     assert_eq!(send(&mut c, "00 20 00 01 08 30303030FFFFFFFF"), "6983");
@@ -88,7 +91,11 @@ fn internal_authenticate_and_pso() {
     assert_eq!(send(&mut c, "00 22 41 A4 06 800102 840182"), "9000");
     assert_eq!(send(&mut c, &format!("0088000033{digest_info}00")), "6982", "code porteur not verified");
     send(&mut c, "00 20 00 01 08 31323334FFFFFFFF");
-    assert_eq!(send(&mut c, &format!("00880000{:02X}{}00", 103, "00".repeat(103))), "6700", "over 40 % of the modulus");
+    assert_eq!(
+        send(&mut c, &format!("00880000{:02X}{}00", 103, "00".repeat(103))),
+        "6700",
+        "over 40 % of the modulus"
+    );
     assert_eq!(send(&mut c, &format!("0088000033{digest_info}00")), "6100");
     let sig = send(&mut c, "00C0000000");
     assert_eq!(sig.len(), 2 * 256 + 4);
@@ -193,7 +200,10 @@ fn real_layout_ef_dir_lists_the_contactless_application_first_in_101_bytes() {
     let cl = dir_hex.find("E828BD080F8025000001FF0020").expect("contactless AID");
     let contact = dir_hex.find("E828BD080F8025000001FF0010").expect("contact AID");
     assert!(cl < contact, "the contactless record comes first: {dir_hex}");
-    assert!(!dir_hex.contains("51043F00"), "the records carry no path (applications are selected by AID): {dir_hex}");
+    assert!(
+        !dir_hex.contains("51043F00"),
+        "the records carry no path (applications are selected by AID): {dir_hex}"
+    );
     let records_end = 2 + dir[1] as usize + 2 + dir[2 + dir[1] as usize + 1] as usize;
     assert!(dir[records_end..].iter().all(|b| *b == 0), "after the two records, 00 padding: {dir_hex}");
 }
@@ -203,7 +213,11 @@ fn real_short_file_identifiers() {
     let mut c = card("cps3");
     let atr = read_by_sfi(&mut c, 0x1D);
     assert_eq!((atr.len(), &atr[..4]), (57, &[0x80, 0x43, 0x01, 0xB8][..]), "EF.ATR by SFI 1D");
-    assert_eq!(hex::encode_upper(read_by_sfi(&mut c, 0x1C)), "5A0A8025000001992138450F", "EF.SN.ICC by SFI 1C");
+    assert_eq!(
+        hex::encode_upper(read_by_sfi(&mut c, 0x1C)),
+        "5A0A8025000001992138450F",
+        "EF.SN.ICC by SFI 1C"
+    );
     assert!(fcp(&mut c, "00 A4 09 04 04 3F00 D003").contains("8801E0"), "EF.SN.ICC's FCP carries SFI 1C");
     assert!(fcp(&mut c, "00 A4 09 04 04 3F00 2F01").contains("8801E8"), "EF.ATR's FCP carries SFI 1D");
     assert_eq!(send(&mut c, "00 A4 09 0C 04 3F00 D010"), "6A82", "EF_ACTUA absent by default");
@@ -221,7 +235,11 @@ fn real_layout_paths_are_relative_to_the_application() {
     send(&mut c, "00 A4 04 0C 0D E828BD080F8025000001FF0010");
     assert_eq!(send(&mut c, "00 A4 02 0C 02 7002"), "9000");
     let prkdf = hex::encode_upper(read_current(&mut c));
-    assert_eq!(prkdf.matches("301104004F0DE828BD080F8025000001FF0010").count(), 2, "two keys with an AID-only path: {prkdf}");
+    assert_eq!(
+        prkdf.matches("301104004F0DE828BD080F8025000001FF0010").count(),
+        2,
+        "two keys with an AID-only path: {prkdf}"
+    );
     // CDF: the certificates by bare file id.
     send(&mut c, "00 A4 04 0C 0D E828BD080F8025000001FF0010");
     assert_eq!(send(&mut c, "00 A4 02 0C 02 7003"), "9000");
@@ -236,7 +254,12 @@ fn real_layout_paths_are_relative_to_the_application() {
 
 #[test]
 fn absolute_layout_is_kept_as_a_persona_and_an_option() {
-    for c in [&mut card("cps3-abs"), &mut find("cps3").unwrap().card(&Options { layout: Some(cpx_sim::Layout::Absolute), ..Options::default() })] {
+    for c in [
+        &mut card("cps3-abs"),
+        &mut find("cps3")
+            .unwrap()
+            .card(&Options { layout: Some(cpx_sim::Layout::Absolute), ..Options::default() }),
+    ] {
         let dir = hex::encode_upper(read_by_sfi(c, 0x1E));
         assert!(dir.find("FF0010").unwrap() < dir.find("FF0020").unwrap(), "contact record first: {dir}");
         assert!(dir.contains("51043F000001"), "records with their path: {dir}");
@@ -252,13 +275,19 @@ fn absolute_layout_is_kept_as_a_persona_and_an_option() {
 
 #[test]
 fn chosen_serial_and_holder() {
-    let options = Options { serial: Some("991234567".into()), holder: Some(cpx_sim::pki::DUPONT_RENEWED), ..Options::default() };
+    let options = Options {
+        serial: Some("991234567".into()),
+        holder: Some(cpx_sim::pki::DUPONT_RENEWED),
+        ..Options::default()
+    };
     let mut c = find("cps3").unwrap().card(&options);
     assert_eq!(hex::encode_upper(read_by_sfi(&mut c, 0x1C)), "5A0A8025000001991234567F");
     assert_eq!(send(&mut c, "00 A4 09 0C 06 3F00 0001 C002"), "9000");
     assert_eq!(read_current(&mut c), cpx_sim::pki::DUPONT_RENEWED.auth.cert_der(), "the renewed certificate");
     // Same serial, new certificate: only the holder changes.
-    let mut renewed = find("cps3").unwrap().card(&Options { holder: Some(cpx_sim::pki::DUPONT_RENEWED), ..Options::default() });
+    let mut renewed = find("cps3")
+        .unwrap()
+        .card(&Options { holder: Some(cpx_sim::pki::DUPONT_RENEWED), ..Options::default() });
     let mut old = card("cps3");
     assert_eq!(read_by_sfi(&mut renewed, 0x1C), read_by_sfi(&mut old, 0x1C));
     for c in [&mut renewed, &mut old] {
@@ -272,12 +301,20 @@ fn chosen_serial_and_holder() {
 #[test]
 fn cps4_t0_chains_its_answers_through_get_response() {
     let mut c = card("cps4-t0");
-    assert_eq!(c.atr, hex::decode("3B9B188001001225006480040100009044").unwrap(), "the real CPS4 ATR (T=0 and T=1)");
+    assert_eq!(
+        c.atr,
+        hex::decode("3B9B188001001225006480040100009044").unwrap(),
+        "the real CPS4 ATR (T=0 and T=1)"
+    );
     assert_eq!(send(&mut c, "00 70 00 00 01"), "019000");
     assert_eq!(send(&mut c, "01 A4 04 0C 08 8025000001FF0100"), "9000");
     assert_eq!(send(&mut c, "01 20 00 81 08 31323334FFFFFFFF"), "9000");
     assert_eq!(send(&mut c, "01 22 81 B6 04 91022CA0"), "9000");
-    assert_eq!(send(&mut c, &format!("012A9E9A20{}00", "11".repeat(32))), "6100", "T=0: the signature waits for GET RESPONSE");
+    assert_eq!(
+        send(&mut c, &format!("012A9E9A20{}00", "11".repeat(32))),
+        "6100",
+        "T=0: the signature waits for GET RESPONSE"
+    );
     let sig = send(&mut c, "01 C0 00 00 00");
     assert_eq!((sig.len(), sw(&sig)), (2 * 256 + 4, "9000"));
     assert_eq!(send(&mut c, "01 C0 00 00 00"), "6985", "nothing more pending");
@@ -293,7 +330,11 @@ fn cps4_6985_until_the_chipdoc_recovery_sequence() {
     assert_eq!(send(&mut c, "01 22 81 B6 04 91022CA0"), "6985", "the first MSE after VERIFY");
     assert_eq!(send(&mut c, "01 22 81 B6 04 91022CA0"), "6985", "stuck");
     assert_eq!(send(&mut c, &format!("012A9E9A20{}00", "11".repeat(32))), "6985");
-    assert_eq!(send(&mut c, "01 A4 04 0C 08 8025000001FF0100"), "6985", "reselecting ChipDoc alone does not help");
+    assert_eq!(
+        send(&mut c, "01 A4 04 0C 08 8025000001FF0100"),
+        "6985",
+        "reselecting ChipDoc alone does not help"
+    );
     assert_eq!(send(&mut c, "00 A4 09 0C 04 3F00 D003"), "9000", "the basic channel still answers");
     // The recovery sequence: IDS on channel 1, CPS2ter with CLA 00, ChipDoc with CLA 01.
     assert_eq!(send(&mut c, "01 A4 04 0C 07 A0000001510000"), "9000");
@@ -313,7 +354,8 @@ fn exchange(latency: cpx_sim::Latency, apdus: &[&str]) -> Vec<(String, std::time
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let card = find("cps3").unwrap().card(&Options { latency, ..Options::default() });
-    let _inserted = cpx_sim::insert(card, "127.0.0.1", port, std::time::Duration::from_secs(5), None).unwrap();
+    let _inserted =
+        cpx_sim::insert(card, "127.0.0.1", port, std::time::Duration::from_secs(5), None).unwrap();
     let (mut s, _) = listener.accept().unwrap();
     apdus
         .iter()
@@ -335,7 +377,12 @@ fn latency_model_delays_each_answer_by_apdu_bytes_and_rsa() {
     use std::time::Duration;
     let digest_info = "3031300D060960864801650304020105000420".to_owned() + &"AB".repeat(32);
     let model: cpx_sim::Latency = "apdu=30,baud=9600,rsa=200".parse().unwrap();
-    let apdus = ["00 A4 00 0C 02 3F00", "00 20 00 01 08 31323334FFFFFFFF", "00 22 41 A4 06 800102 840182", &format!("0088000033{digest_info}00")];
+    let apdus = [
+        "00 A4 00 0C 02 3F00",
+        "00 20 00 01 08 31323334FFFFFFFF",
+        "00 22 41 A4 06 800102 840182",
+        &format!("0088000033{digest_info}00"),
+    ];
     let got = exchange(model, &apdus);
     assert_eq!(got[0].0, "9000");
     assert_eq!(got[3].0, "6100", "INTERNAL AUTHENTICATE done");

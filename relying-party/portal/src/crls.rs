@@ -30,7 +30,10 @@ fn read(paths: &[PathBuf]) -> Result<(Vec<Vec<u8>>, u64), String> {
     for path in paths {
         let raw = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
         raw.hash(&mut hasher);
-        let pem: Vec<Vec<u8>> = CertificateRevocationListDer::pem_slice_iter(&raw).filter_map(Result::ok).map(|c| c.to_vec()).collect();
+        let pem: Vec<Vec<u8>> = CertificateRevocationListDer::pem_slice_iter(&raw)
+            .filter_map(Result::ok)
+            .map(|c| c.to_vec())
+            .collect();
         if pem.is_empty() {
             crls.push(raw);
         } else {
@@ -76,7 +79,9 @@ impl CrlFiles {
             match self.reload_if_changed(&portal.verifier) {
                 Ok(true) => eprintln!("cpx-demo-portal: CRL reloaded from {}", self.describe()),
                 Ok(false) => {}
-                Err(e) => eprintln!("cpx-demo-portal: CRL not reloaded, the previous ones stay in force: {e}"),
+                Err(e) => {
+                    eprintln!("cpx-demo-portal: CRL not reloaded, the previous ones stay in force: {e}")
+                }
             }
         }
     }

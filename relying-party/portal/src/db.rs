@@ -49,7 +49,10 @@ pub struct CardLink {
 pub enum SessionState<'a> {
     LoggedIn(i64),
     /// A verified card identity (JSON) waiting for its first-time link.
-    PendingLink { identity_json: &'a str, seconds: i64 },
+    PendingLink {
+        identity_json: &'a str,
+        seconds: i64,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +94,8 @@ impl Db {
                  pending_identity TEXT, pending_until INTEGER, created_at INTEGER NOT NULL);",
         )?;
         // Files made before sessions expired have no last_seen column.
-        let has_last_seen = c.prepare("SELECT 1 FROM pragma_table_info('sessions') WHERE name = 'last_seen'")?.exists([])?;
+        let has_last_seen =
+            c.prepare("SELECT 1 FROM pragma_table_info('sessions') WHERE name = 'last_seen'")?.exists([])?;
         if !has_last_seen {
             c.execute_batch("ALTER TABLE sessions ADD COLUMN last_seen INTEGER")?;
         }
@@ -100,11 +104,23 @@ impl Db {
 
     fn hash(password: &str) -> Result<String, DbError> {
         let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| DbError::Hash(e.to_string()))
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| DbError::Hash(e.to_string()))
     }
 
     /// Creates an account; `password` None makes a card-only account.
-    pub fn create_account(&self, username: &str, password: Option<&str>, nom: &str, prenom: &str, profession: Option<&str>, kind: &str, contact: [Option<&str>; 4]) -> Result<i64, DbError> {
+    pub fn create_account(
+        &self,
+        username: &str,
+        password: Option<&str>,
+        nom: &str,
+        prenom: &str,
+        profession: Option<&str>,
+        kind: &str,
+        contact: [Option<&str>; 4],
+    ) -> Result<i64, DbError> {
         let hash = password.map(Self::hash).transpose()?;
         let [email, telephone, code_postal, ville] = contact;
         let c = self.conn();
@@ -115,19 +131,36 @@ impl Db {
         );
         match r {
             Ok(_) => Ok(c.last_insert_rowid()),
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => Err(DbError::UsernameTaken),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(DbError::UsernameTaken)
+            }
             Err(e) => Err(e.into()),
         }
     }
 
     fn account_from_row(r: &rusqlite::Row) -> rusqlite::Result<Account> {
-        Ok(Account { id: r.get(0)?, username: r.get(1)?, nom: r.get(2)?, prenom: r.get(3)?, profession: r.get(4)?, email: r.get(5)?, kind: r.get(6)? })
+        Ok(Account {
+            id: r.get(0)?,
+            username: r.get(1)?,
+            nom: r.get(2)?,
+            prenom: r.get(3)?,
+            profession: r.get(4)?,
+            email: r.get(5)?,
+            kind: r.get(6)?,
+        })
     }
 
     const ACCOUNT_COLUMNS: &'static str = "id, username, nom, prenom, profession, email, kind";
 
     fn account_in(c: &Connection, id: i64) -> Result<Option<Account>, DbError> {
-        Ok(c.query_row(&format!("SELECT {} FROM accounts WHERE id = ?1", Self::ACCOUNT_COLUMNS), [id], Self::account_from_row).optional()?)
+        Ok(c.query_row(
+            &format!("SELECT {} FROM accounts WHERE id = ?1", Self::ACCOUNT_COLUMNS),
+            [id],
+            Self::account_from_row,
+        )
+        .optional()?)
     }
 
     pub fn account(&self, id: i64) -> Result<Option<Account>, DbError> {
@@ -137,7 +170,12 @@ impl Db {
     /// The account whose username and password match (constant work whether the user exists or not).
     /// The database lock is held for the two lookups, not while the hash is checked.
     pub fn check_password(&self, username: &str, password: &str) -> Result<Option<Account>, DbError> {
-        let row: Option<(i64, Option<String>)> = self.conn().query_row("SELECT id, password_hash FROM accounts WHERE username = ?1", [username], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        let row: Option<(i64, Option<String>)> = self
+            .conn()
+            .query_row("SELECT id, password_hash FROM accounts WHERE username = ?1", [username], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
         // An unknown user costs one hash check too, so timing does not tell which usernames exist.
         static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let dummy = || DUMMY.get_or_init(|| Self::hash("dummy password").unwrap_or_default()).clone();
@@ -147,7 +185,9 @@ impl Db {
         };
         #[cfg(test)]
         tests::while_hashing(self);
-        let ok = PasswordHash::new(&hash).map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()).unwrap_or(false);
+        let ok = PasswordHash::new(&hash)
+            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+            .unwrap_or(false);
         match (ok, id) {
             (true, Some(id)) => self.account(id),
             _ => Ok(None),
@@ -155,7 +195,11 @@ impl Db {
     }
 
     fn linked_account_in(c: &Connection, national_id: &str) -> Result<Option<Account>, DbError> {
-        let id: Option<i64> = c.query_row("SELECT account_id FROM card_links WHERE national_id = ?1", [national_id], |r| r.get(0)).optional()?;
+        let id: Option<i64> = c
+            .query_row("SELECT account_id FROM card_links WHERE national_id = ?1", [national_id], |r| {
+                r.get(0)
+            })
+            .optional()?;
         match id {
             Some(id) => Self::account_in(c, id),
             None => Ok(None),
@@ -169,7 +213,13 @@ impl Db {
 
     /// Links a national id to an account; refused when it is linked to another one (checked and written
     /// under one lock).
-    pub fn link(&self, national_id: &str, id_kind: &str, account_id: i64, certificate_serial: &str) -> Result<(), DbError> {
+    pub fn link(
+        &self,
+        national_id: &str,
+        id_kind: &str,
+        account_id: i64,
+        certificate_serial: &str,
+    ) -> Result<(), DbError> {
         let c = self.conn();
         if let Some(existing) = Self::linked_account_in(&c, national_id)? {
             if existing.id != account_id {
@@ -190,15 +240,22 @@ impl Db {
 
     pub fn links(&self, account_id: i64) -> Result<Vec<CardLink>, DbError> {
         let c = self.conn();
-        let mut st = c.prepare("SELECT national_id, id_kind, linked_at FROM card_links WHERE account_id = ?1 ORDER BY linked_at")?;
-        let rows = st.query_map([account_id], |r| Ok(CardLink { national_id: r.get(0)?, id_kind: r.get(1)?, linked_at: r.get(2)? }))?;
+        let mut st = c.prepare(
+            "SELECT national_id, id_kind, linked_at FROM card_links WHERE account_id = ?1 ORDER BY linked_at",
+        )?;
+        let rows = st.query_map([account_id], |r| {
+            Ok(CardLink { national_id: r.get(0)?, id_kind: r.get(1)?, linked_at: r.get(2)? })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// A new session (a random id the caller made), empty.
     pub fn create_session(&self, id: &str) -> Result<(), DbError> {
         let now = now();
-        self.conn().execute("INSERT OR IGNORE INTO sessions (id, created_at, last_seen) VALUES (?1, ?2, ?2)", params![id, now])?;
+        self.conn().execute(
+            "INSERT OR IGNORE INTO sessions (id, created_at, last_seen) VALUES (?1, ?2, ?2)",
+            params![id, now],
+        )?;
         Ok(())
     }
 
@@ -215,7 +272,8 @@ impl Db {
 
     pub fn session_account(&self, id: &str) -> Result<Option<Account>, DbError> {
         let c = self.conn();
-        let a: Option<Option<i64>> = c.query_row("SELECT account_id FROM sessions WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+        let a: Option<Option<i64>> =
+            c.query_row("SELECT account_id FROM sessions WHERE id = ?1", [id], |r| r.get(0)).optional()?;
         match a.flatten() {
             Some(a) => Self::account_in(&c, a),
             None => Ok(None),
@@ -225,7 +283,12 @@ impl Db {
     /// Ends session `old` (if any) and makes `new` in its place, logged in to `account_id` or holding a
     /// card identity that waits `seconds` for its first-time link: the session id changes whenever what
     /// the session may do changes, so that an id planted in the browser beforehand is worth nothing.
-    pub fn replace_session(&self, old: Option<&str>, new: &str, state: SessionState<'_>) -> Result<(), DbError> {
+    pub fn replace_session(
+        &self,
+        old: Option<&str>,
+        new: &str,
+        state: SessionState<'_>,
+    ) -> Result<(), DbError> {
         let mut c = self.conn();
         let tx = c.transaction()?;
         if let Some(old) = old {
@@ -251,13 +314,21 @@ impl Db {
     /// Keeps a card identity waiting for the first-time link, for `seconds`.
     #[cfg(test)]
     pub fn set_pending(&self, session: &str, identity_json: &str, seconds: i64) -> Result<(), DbError> {
-        self.conn().execute("UPDATE sessions SET pending_identity = ?2, pending_until = ?3 WHERE id = ?1", params![session, identity_json, now() + seconds])?;
+        self.conn().execute(
+            "UPDATE sessions SET pending_identity = ?2, pending_until = ?3 WHERE id = ?1",
+            params![session, identity_json, now() + seconds],
+        )?;
         Ok(())
     }
 
     /// The pending identity of the session, unless expired.
     pub fn pending(&self, session: &str) -> Result<Option<String>, DbError> {
-        let row: Option<(Option<String>, Option<i64>)> = self.conn().query_row("SELECT pending_identity, pending_until FROM sessions WHERE id = ?1", [session], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        let row: Option<(Option<String>, Option<i64>)> = self
+            .conn()
+            .query_row("SELECT pending_identity, pending_until FROM sessions WHERE id = ?1", [session], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
         Ok(match row {
             Some((Some(p), Some(until))) if until > now() => Some(p),
             _ => None,
@@ -306,7 +377,10 @@ pub(crate) mod tests {
         for at in (t0..t0 + 600).step_by(50) {
             assert!(db.touch_session("busy", limits, at).unwrap(), "used every 50 s, at {}", at - t0);
         }
-        assert!(!db.touch_session("busy", limits, t0 + 600).unwrap(), "12 hours (here 600 s) at most, however busy");
+        assert!(
+            !db.touch_session("busy", limits, t0 + 600).unwrap(),
+            "12 hours (here 600 s) at most, however busy"
+        );
         assert!(!db.touch_session("never-made", limits, t0).unwrap());
         // A new id replaces the old one when the session logs in.
         let a = db.create_account("amelie", None, "MARTIN", "AMELIE", None, "pro", [None; 4]).unwrap();
@@ -326,7 +400,10 @@ pub(crate) mod tests {
         let db = Db::open(&path).unwrap();
         db.create_session("new").unwrap();
         assert!(db.touch_session("new", SessionLimits::default(), now()).unwrap());
-        assert!(!db.touch_session("old", SessionLimits::default(), now()).unwrap(), "a session of 1970 has expired");
+        assert!(
+            !db.touch_session("old", SessionLimits::default(), now()).unwrap(),
+            "a session of 1970 has expired"
+        );
         let _ = std::fs::remove_file(&path);
     }
 
@@ -335,9 +412,22 @@ pub(crate) mod tests {
         let path = std::env::temp_dir().join(format!("cpx-portal-{}.sqlite", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let db = Db::open(&path).unwrap();
-        let a = db.create_account("amelie", Some("s3cret"), "MARTIN", "AMELIE", Some("Infirmière"), "pro", [None; 4]).unwrap();
+        let a = db
+            .create_account(
+                "amelie",
+                Some("s3cret"),
+                "MARTIN",
+                "AMELIE",
+                Some("Infirmière"),
+                "pro",
+                [None; 4],
+            )
+            .unwrap();
         let b = db.create_account("bruno", Some("other"), "B", "B", None, "pro", [None; 4]).unwrap();
-        assert!(matches!(db.create_account("amelie", None, "x", "y", None, "pro", [None; 4]), Err(DbError::UsernameTaken)));
+        assert!(matches!(
+            db.create_account("amelie", None, "x", "y", None, "pro", [None; 4]),
+            Err(DbError::UsernameTaken)
+        ));
         assert_eq!(db.check_password("amelie", "s3cret").unwrap().map(|x| x.id), Some(a));
         assert!(db.check_password("amelie", "wrong").unwrap().is_none());
         assert!(db.check_password("nobody", "s3cret").unwrap().is_none());

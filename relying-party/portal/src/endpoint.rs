@@ -11,7 +11,9 @@ use crate::state::Portal;
 /// Handles `POST /cpx/login` with the client certificate of the connection.
 pub fn login(portal: &Portal, client_cert: Option<&[u8]>, body: &[u8]) -> (u16, Value) {
     let refuse = |code: &str, message: &str| (403, json!({"error": {"code": code, "message": message}}));
-    let Some(cert) = client_cert else { return refuse("CERTIFICATE_REFUSED", "Aucun certificat de carte présenté.") };
+    let Some(cert) = client_cert else {
+        return refuse("CERTIFICATE_REFUSED", "Aucun certificat de carte présenté.");
+    };
     let identity = match portal.verify_card(cert) {
         Ok(id) => id,
         Err(e) => {
@@ -19,16 +21,26 @@ pub fn login(portal: &Portal, client_cert: Option<&[u8]>, body: &[u8]) -> (u16, 
             return refuse(code, &message);
         }
     };
-    let Ok(req) = serde_json::from_slice::<Value>(body) else { return (400, json!({"error": {"code": "BAD_REQUEST", "message": "JSON attendu"}})) };
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return (400, json!({"error": {"code": "BAD_REQUEST", "message": "JSON attendu"}}));
+    };
     let (Some(challenge), Some(origin)) = (req["challenge"].as_str(), req["origin"].as_str()) else {
         return (400, json!({"error": {"code": "BAD_REQUEST", "message": "challenge et origin attendus"}}));
     };
     let session = match portal.challenges.redeem(challenge, origin) {
         Ok(s) => s,
-        Err(ChallengeError::Replayed) => return refuse("CHALLENGE_REPLAYED", "Cette tentative de connexion a déjà servi."),
-        Err(ChallengeError::Expired) => return refuse("CHALLENGE_EXPIRED", "La tentative de connexion a expiré."),
-        Err(ChallengeError::Unknown) => return refuse("CHALLENGE_UNKNOWN", "Tentative de connexion inconnue."),
-        Err(ChallengeError::OriginMismatch { .. }) => return refuse("ORIGIN_MISMATCH", "Connexion demandée depuis un autre site."),
+        Err(ChallengeError::Replayed) => {
+            return refuse("CHALLENGE_REPLAYED", "Cette tentative de connexion a déjà servi.")
+        }
+        Err(ChallengeError::Expired) => {
+            return refuse("CHALLENGE_EXPIRED", "La tentative de connexion a expiré.")
+        }
+        Err(ChallengeError::Unknown) => {
+            return refuse("CHALLENGE_UNKNOWN", "Tentative de connexion inconnue.")
+        }
+        Err(ChallengeError::OriginMismatch { .. }) => {
+            return refuse("ORIGIN_MISMATCH", "Connexion demandée depuis un autre site.")
+        }
     };
     let linked = portal.db.linked_account(&identity.national_id);
     let status = match linked {

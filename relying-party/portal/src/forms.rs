@@ -31,7 +31,8 @@ impl<'a> NewAccount<'a> {
     /// The fields `mail`, `telephone` (optional), `code_postal` (5 digits) and `ville`; the error is the
     /// page's message.
     pub fn from_form(f: &'a [(String, String)]) -> Result<Self, &'static str> {
-        let (mail, tel, cp, ville) = (field(f, "mail"), field(f, "telephone"), field(f, "code_postal"), field(f, "ville"));
+        let (mail, tel, cp, ville) =
+            (field(f, "mail"), field(f, "telephone"), field(f, "code_postal"), field(f, "ville"));
         if !mail.contains('@') || mail.len() < 3 {
             return Err("Adresse mail invalide.");
         }
@@ -49,7 +50,8 @@ mod tests {
     #[test]
     fn form_fields_decode_without_panicking() {
         let pairs = |body: &str| form(body.as_bytes());
-        let owned = |v: &[(&str, &str)]| v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let owned =
+            |v: &[(&str, &str)]| v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
         // A `%` followed by a multi-byte character used to slice inside it and panic.
         assert_eq!(pairs("username=%aé&password=x"), owned(&[("username", "%aé"), ("password", "x")]));
         assert_eq!(pairs("username=%&password=%"), owned(&[("username", "%"), ("password", "%")]));
@@ -70,9 +72,15 @@ mod tests {
     #[test]
     fn the_new_account_form_is_checked() {
         let f = form(b"mail=+a%40b.fr&telephone=&code_postal=75001&ville=Paris");
-        assert_eq!(NewAccount::from_form(&f), Ok(NewAccount { mail: "a@b.fr", telephone: None, code_postal: "75001", ville: "Paris" }));
+        assert_eq!(
+            NewAccount::from_form(&f),
+            Ok(NewAccount { mail: "a@b.fr", telephone: None, code_postal: "75001", ville: "Paris" })
+        );
         assert!(NewAccount::from_form(&form(b"mail=ab&code_postal=75001&ville=Paris")).is_err());
-        assert!(NewAccount::from_form(&form("mail=a@b&code_postal=７5001&ville=Paris".as_bytes())).is_err(), "digits are ASCII digits");
+        assert!(
+            NewAccount::from_form(&form("mail=a@b&code_postal=７5001&ville=Paris".as_bytes())).is_err(),
+            "digits are ASCII digits"
+        );
         assert!(NewAccount::from_form(&form(b"mail=a@b&code_postal=75001&ville=+")).is_err());
     }
 }

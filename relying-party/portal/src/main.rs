@@ -33,7 +33,11 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 #[derive(Parser)]
-#[command(name = "cpx-demo-portal", version, about = "Portail de démonstration : connexion par carte CPx avec l'Agent CPx")]
+#[command(
+    name = "cpx-demo-portal",
+    version,
+    about = "Portail de démonstration : connexion par carte CPx avec l'Agent CPx"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -100,16 +104,29 @@ enum Command {
 
 /// "23/11/2026".
 pub fn date(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix).map_or_else(|_| "?".into(), |t| {
-        let d = t.date();
-        format!("{:02}/{:02}/{:04}", d.day(), u8::from(d.month()), d.year())
-    })
+    time::OffsetDateTime::from_unix_timestamp(unix).map_or_else(
+        |_| "?".into(),
+        |t| {
+            let d = t.date();
+            format!("{:02}/{:02}/{:04}", d.day(), u8::from(d.month()), d.year())
+        },
+    )
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::AddAccount { db, username, password, nom, prenom, profession } => {
-            let r = db::Db::open(&db).and_then(|d| d.create_account(&username, Some(&password), &nom, &prenom, profession.as_deref(), "pro", [None; 4]));
+            let r = db::Db::open(&db).and_then(|d| {
+                d.create_account(
+                    &username,
+                    Some(&password),
+                    &nom,
+                    &prenom,
+                    profession.as_deref(),
+                    "pro",
+                    [None; 4],
+                )
+            });
             match r {
                 Ok(id) => {
                     println!("compte {username} créé (id {id})");
@@ -121,18 +138,32 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Serve { db, origin, site, mtls, cert, key, card_anchors, crl, crl_reload_seconds, allow_unknown_revocation, session_idle_seconds, session_max_seconds, agent_url } => {
+        Command::Serve {
+            db,
+            origin,
+            site,
+            mtls,
+            cert,
+            key,
+            card_anchors,
+            crl,
+            crl_reload_seconds,
+            allow_unknown_revocation,
+            session_idle_seconds,
+            session_max_seconds,
+            agent_url,
+        } => {
             let options = Options {
                 crl_reload: Duration::from_secs(crl_reload_seconds.max(1)),
                 allow_unknown_revocation,
                 sessions: db::SessionLimits { idle: session_idle_seconds, absolute: session_max_seconds },
             };
             match serve(db, origin, site, mtls, cert, key, card_anchors, crl, agent_url, options) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("cpx-demo-portal: {e}");
-                ExitCode::FAILURE
-            }
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("cpx-demo-portal: {e}");
+                    ExitCode::FAILURE
+                }
             }
         }
     }
@@ -146,12 +177,28 @@ struct Options {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn serve(db: PathBuf, origin: String, site: SocketAddr, mtls: SocketAddr, cert: PathBuf, key: PathBuf, anchors: PathBuf, crl: Vec<PathBuf>, agent_url: String, options: Options) -> Result<(), String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert).map_err(|e| format!("{}: {e}", cert.display()))?.collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+fn serve(
+    db: PathBuf,
+    origin: String,
+    site: SocketAddr,
+    mtls: SocketAddr,
+    cert: PathBuf,
+    key: PathBuf,
+    anchors: PathBuf,
+    crl: Vec<PathBuf>,
+    agent_url: String,
+    options: Options,
+) -> Result<(), String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
+        .map_err(|e| format!("{}: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
     let key = PrivateKeyDer::from_pem_file(&key).map_err(|e| format!("{}: {e}", key.display()))?;
     let anchors_pem = std::fs::read_to_string(&anchors).map_err(|e| format!("{}: {e}", anchors.display()))?;
     let crl_files = crls::CrlFiles::new(crl);
-    let verifier = cpx_verifier::Verifier::from_pem(&anchors_pem, &crl_files.initial()?).map_err(|e| e.to_string())?.allow_unknown_revocation(options.allow_unknown_revocation);
+    let verifier = cpx_verifier::Verifier::from_pem(&anchors_pem, &crl_files.initial()?)
+        .map_err(|e| e.to_string())?
+        .allow_unknown_revocation(options.allow_unknown_revocation);
     if options.allow_unknown_revocation {
         eprintln!("cpx-demo-portal: WARNING --allow-unknown-revocation: card certificates whose revocation status is unknown (no CRL of their issuer, or an out-of-date one) are ACCEPTED; each such login is logged");
     }
@@ -161,7 +208,10 @@ fn serve(db: PathBuf, origin: String, site: SocketAddr, mtls: SocketAddr, cert: 
     for a in verifier.anchor_certs() {
         roots.add(a.clone()).map_err(|e| e.to_string())?;
     }
-    let client_verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().map_err(|e| e.to_string())?;
+    let client_verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|e| e.to_string())?;
     let mtls_config = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
@@ -185,7 +235,11 @@ fn serve(db: PathBuf, origin: String, site: SocketAddr, mtls: SocketAddr, cert: 
         sessions: options.sessions,
         limiter: ratelimit::Limiter::new(ratelimit::Limits::default()),
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     runtime.block_on(async move {
         let site_listener = tokio::net::TcpListener::bind(site).await.map_err(|e| format!("{site}: {e}"))?;
         let mtls_listener = tokio::net::TcpListener::bind(mtls).await.map_err(|e| format!("{mtls}: {e}"))?;
@@ -200,17 +254,30 @@ fn serve(db: PathBuf, origin: String, site: SocketAddr, mtls: SocketAddr, cert: 
     })
 }
 
-async fn accept_loop(listener: tokio::net::TcpListener, config: Arc<rustls::ServerConfig>, portal: Arc<state::Portal>, mtls: bool) {
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    portal: Arc<state::Portal>,
+    mtls: bool,
+) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     while let Ok((tcp, peer)) = listener.accept().await {
         let _ = tcp.set_nodelay(true);
         let (acceptor, portal) = (acceptor.clone(), portal.clone());
         tokio::spawn(async move {
-            let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(30), acceptor.accept(tcp)).await else { return };
-            let client_cert: Option<Vec<u8>> = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
+            let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(30), acceptor.accept(tcp)).await
+            else {
+                return;
+            };
+            let client_cert: Option<Vec<u8>> =
+                tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
             let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let (portal, client_cert) = (portal.clone(), client_cert.clone());
-                async move { Ok::<_, std::convert::Infallible>(respond(&portal, req, mtls, client_cert.as_deref(), peer.ip()).await) }
+                async move {
+                    Ok::<_, std::convert::Infallible>(
+                        respond(&portal, req, mtls, client_cert.as_deref(), peer.ip()).await,
+                    )
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
@@ -221,28 +288,54 @@ async fn accept_loop(listener: tokio::net::TcpListener, config: Arc<rustls::Serv
     }
 }
 
-async fn respond(portal: &Arc<state::Portal>, req: hyper::Request<hyper::body::Incoming>, mtls: bool, client_cert: Option<&[u8]>, client: std::net::IpAddr) -> Response<Full<Bytes>> {
+async fn respond(
+    portal: &Arc<state::Portal>,
+    req: hyper::Request<hyper::body::Incoming>,
+    mtls: bool,
+    client_cert: Option<&[u8]>,
+    client: std::net::IpAddr,
+) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let Ok(body) = Limited::new(body, 64 * 1024).collect().await.map(|b| b.to_bytes()) else {
-        return plain(413, "application/json", r#"{"error":{"code":"TOO_LARGE","message":"Requête trop grande"}}"#.into());
+        return plain(
+            413,
+            "application/json",
+            r#"{"error":{"code":"TOO_LARGE","message":"Requête trop grande"}}"#.into(),
+        );
     };
     if mtls {
         if (parts.method.as_str(), parts.uri.path()) != ("POST", "/cpx/login") {
             return plain(404, "application/json", r#"{"error":{"code":"NOT_FOUND"}}"#.into());
         }
         let (portal, client_cert) = (portal.clone(), client_cert.map(<[u8]>::to_vec));
-        let answered = tokio::task::spawn_blocking(move || endpoint::login(&portal, client_cert.as_deref(), &body)).await;
-        let (status, v) = answered.unwrap_or_else(|_| (500, serde_json::json!({"error": {"code": "PORTAL_ERROR"}})));
+        let answered =
+            tokio::task::spawn_blocking(move || endpoint::login(&portal, client_cert.as_deref(), &body))
+                .await;
+        let (status, v) =
+            answered.unwrap_or_else(|_| (500, serde_json::json!({"error": {"code": "PORTAL_ERROR"}})));
         return plain(status, "application/json", v.to_string());
     }
     let header = |h: header::HeaderName| parts.headers.get(h).and_then(|v| v.to_str().ok());
-    let session = header(header::COOKIE).and_then(|c| cpx_demo_portal::forms::session_cookie(c).map(str::to_owned));
+    let session =
+        header(header::COOKIE).and_then(|c| cpx_demo_portal::forms::session_cookie(c).map(str::to_owned));
     let (method, path) = (parts.method.as_str().to_owned(), parts.uri.path().to_owned());
-    let (origin, content_type) = (header(header::ORIGIN).map(str::to_owned), header(header::CONTENT_TYPE).unwrap_or("").to_owned());
+    let (origin, content_type) =
+        (header(header::ORIGIN).map(str::to_owned), header(header::CONTENT_TYPE).unwrap_or("").to_owned());
     // The handler hashes passwords (argon2) and queries SQLite: off the runtime's worker threads.
     let portal = portal.clone();
     let handled = tokio::task::spawn_blocking(move || {
-        site::handle(&portal, site::SiteRequest { method: &method, path: &path, origin: origin.as_deref(), session, content_type: &content_type, body: &body, client: Some(client) })
+        site::handle(
+            &portal,
+            site::SiteRequest {
+                method: &method,
+                path: &path,
+                origin: origin.as_deref(),
+                session,
+                content_type: &content_type,
+                body: &body,
+                client: Some(client),
+            },
+        )
     })
     .await;
     let Ok(reply) = handled else {
@@ -254,7 +347,9 @@ async fn respond(portal: &Arc<state::Portal>, req: hyper::Request<hyper::body::I
         h.insert(header::LOCATION, to);
     }
     if let Some(s) = reply.set_session {
-        if let Ok(v) = HeaderValue::from_str(&format!("cpx_session={s}; Path=/; HttpOnly; Secure; SameSite=Strict")) {
+        if let Ok(v) =
+            HeaderValue::from_str(&format!("cpx_session={s}; Path=/; HttpOnly; Secure; SameSite=Strict"))
+        {
             h.insert(header::SET_COOKIE, v);
         }
     }
@@ -262,7 +357,10 @@ async fn respond(portal: &Arc<state::Portal>, req: hyper::Request<hyper::body::I
         h.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     if reply.clear_session {
-        h.insert(header::SET_COOKIE, HeaderValue::from_static("cpx_session=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"));
+        h.insert(
+            header::SET_COOKIE,
+            HeaderValue::from_static("cpx_session=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"),
+        );
     }
     r
 }

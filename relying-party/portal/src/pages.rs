@@ -46,12 +46,24 @@ pub fn layout(title: &str, body: &str) -> String {
 }
 
 pub fn login(error: Option<&str>, agent_url: &str) -> String {
-    login_page(error.map(|e| format!("<div class=\"error\" id=\"login-error\">{}</div>", escape(e))).unwrap_or_default(), agent_url)
+    login_page(
+        error
+            .map(|e| format!("<div class=\"error\" id=\"login-error\">{}</div>", escape(e)))
+            .unwrap_or_default(),
+        agent_url,
+    )
 }
 
 /// The login page with a refusal that has a stable code (`data-code`), e.g. too many attempts.
 pub fn login_refused(code: &str, message: &str, agent_url: &str) -> String {
-    login_page(format!("<div class=\"error\" id=\"login-error\" role=\"alert\" data-code=\"{}\">{}</div>", escape(code), escape(message)), agent_url)
+    login_page(
+        format!(
+            "<div class=\"error\" id=\"login-error\" role=\"alert\" data-code=\"{}\">{}</div>",
+            escape(code),
+            escape(message)
+        ),
+        agent_url,
+    )
 }
 
 fn login_page(error: String, agent_url: &str) -> String {
@@ -114,8 +126,11 @@ pub struct PendingCard<'a> {
 }
 
 pub fn first_login(card: &PendingCard, error: Option<&str>) -> String {
-    let error = error.map(|e| format!("<div class=\"error\" id=\"link-error\">{}</div>", escape(e))).unwrap_or_default();
-    let (nom, prenom, profession, id) = (escape(card.nom), escape(card.prenom), escape(card.profession), escape(card.national_id));
+    let error = error
+        .map(|e| format!("<div class=\"error\" id=\"link-error\">{}</div>", escape(e)))
+        .unwrap_or_default();
+    let (nom, prenom, profession, id) =
+        (escape(card.nom), escape(card.prenom), escape(card.profession), escape(card.national_id));
     layout(
         "Première connexion par carte CPx",
         &format!(
@@ -153,7 +168,14 @@ pub fn first_login(card: &PendingCard, error: Option<&str>) -> String {
 pub fn account(a: &Account, links: &[CardLink]) -> String {
     let rows: String = links
         .iter()
-        .map(|l| format!("<tr><td>{}</td><td>{}</td><td>{}</td></tr>", escape(&l.national_id), escape(&l.id_kind), crate::date(l.linked_at)))
+        .map(|l| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&l.national_id),
+                escape(&l.id_kind),
+                crate::date(l.linked_at)
+            )
+        })
         .collect();
     let cards = if links.is_empty() {
         "<p id=\"no-card\">Aucune carte CPx liée à ce compte.</p>".to_owned()
@@ -174,7 +196,12 @@ pub fn account(a: &Account, links: &[CardLink]) -> String {
             user = escape(&a.username),
             prof = a.profession.as_deref().map(|p| format!(" — {}", escape(p))).unwrap_or_default(),
             space = if a.kind == "liberal" { "Espace médecin libéral" } else { "Espace professionnel" },
-            mail = a.email.as_deref().filter(|m| *m != a.username).map(|m| format!(" — {}", escape(m))).unwrap_or_default()
+            mail = a
+                .email
+                .as_deref()
+                .filter(|m| *m != a.username)
+                .map(|m| format!(" — {}", escape(m)))
+                .unwrap_or_default()
         ),
     )
 }

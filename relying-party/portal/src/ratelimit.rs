@@ -89,7 +89,9 @@ impl Limiter {
     fn check_at(&self, account: &str, address: Option<IpAddr>, now: Instant) -> Result<(), Refusal> {
         let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let window = self.limits.window;
-        let retry = |times: &[Instant]| times.first().map_or(window, |first| window.saturating_sub(now.duration_since(*first)));
+        let retry = |times: &[Instant]| {
+            times.first().map_or(window, |first| window.saturating_sub(now.duration_since(*first)))
+        };
         if let Some(times) = address.and_then(|a| f.addresses.get_mut(&a)) {
             if recent(times, window, now) >= self.limits.per_address {
                 return Err(Refusal::Address { retry_after: retry(times) });
@@ -139,7 +141,13 @@ mod tests {
         }
         let refused = l.check("amelie", b).unwrap_err();
         assert!(matches!(refused, Refusal::Account { .. }), "the account is locked from any address");
-        assert!(refused.message().starts_with("Trop de tentatives de connexion pour cet identifiant : réessayez dans 10 minutes"), "{}", refused.message());
+        assert!(
+            refused.message().starts_with(
+                "Trop de tentatives de connexion pour cet identifiant : réessayez dans 10 minutes"
+            ),
+            "{}",
+            refused.message()
+        );
         assert!(l.check("bruno", a).is_ok(), "other accounts are not");
         l.failed("bruno", a);
         l.failed("carla", a);

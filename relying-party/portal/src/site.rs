@@ -31,13 +31,37 @@ pub struct Reply {
 
 impl Reply {
     fn html(body: String) -> Self {
-        Self { status: 200, content_type: "text/html; charset=utf-8", body, location: None, set_session: None, clear_session: false, retry_after: None }
+        Self {
+            status: 200,
+            content_type: "text/html; charset=utf-8",
+            body,
+            location: None,
+            set_session: None,
+            clear_session: false,
+            retry_after: None,
+        }
     }
     fn json(status: u16, v: Value) -> Self {
-        Self { status, content_type: "application/json", body: v.to_string(), location: None, set_session: None, clear_session: false, retry_after: None }
+        Self {
+            status,
+            content_type: "application/json",
+            body: v.to_string(),
+            location: None,
+            set_session: None,
+            clear_session: false,
+            retry_after: None,
+        }
     }
     fn redirect(to: &str) -> Self {
-        Self { status: 303, content_type: "text/plain", body: String::new(), location: Some(to.to_owned()), set_session: None, clear_session: false, retry_after: None }
+        Self {
+            status: 303,
+            content_type: "text/plain",
+            body: String::new(),
+            location: Some(to.to_owned()),
+            set_session: None,
+            clear_session: false,
+            retry_after: None,
+        }
     }
     fn error(status: u16, code: &str, message: &str) -> Self {
         Self::json(status, json!({"error": {"code": code, "message": message}}))
@@ -56,7 +80,13 @@ pub struct SiteRequest<'a> {
 }
 
 fn db_error(e: DbError) -> Reply {
-    Reply { status: 500, ..Reply::html(pages::layout("Erreur", &format!("<div class=\"error\">{}</div>", pages::escape(&e.to_string())))) }
+    Reply {
+        status: 500,
+        ..Reply::html(pages::layout(
+            "Erreur",
+            &format!("<div class=\"error\">{}</div>", pages::escape(&e.to_string())),
+        ))
+    }
 }
 
 /// Session `old` (if any) ends and a new one, holding `state`, takes its place; the reply sets its cookie.
@@ -74,22 +104,40 @@ fn new_session(db: &crate::db::Db, old: Option<&str>, state: SessionState<'_>, r
 fn signed_in(db: &crate::db::Db, session: &str, identity: cpx_verifier::Identity) -> Reply {
     match db.linked_account(&identity.national_id) {
         Ok(Some(a)) => {
-            let id_kind = serde_json::to_value(identity.id_kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            let id_kind = serde_json::to_value(identity.id_kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
             match db.link(&identity.national_id, &id_kind, a.id, &identity.certificate_serial) {
-                Ok(()) => new_session(db, Some(session), SessionState::LoggedIn(a.id), Reply::json(200, json!({"next": "/compte"}))),
+                Ok(()) => new_session(
+                    db,
+                    Some(session),
+                    SessionState::LoggedIn(a.id),
+                    Reply::json(200, json!({"next": "/compte"})),
+                ),
                 Err(e) => db_error(e),
             }
         }
         Ok(None) => {
             let identity_json = serde_json::to_string(&identity).unwrap_or_default();
-            new_session(db, Some(session), SessionState::PendingLink { identity_json: &identity_json, seconds: PENDING_LINK_SECONDS }, Reply::json(200, json!({"next": "/premiere-connexion"})))
+            new_session(
+                db,
+                Some(session),
+                SessionState::PendingLink { identity_json: &identity_json, seconds: PENDING_LINK_SECONDS },
+                Reply::json(200, json!({"next": "/premiere-connexion"})),
+            )
         }
         Err(e) => db_error(e),
     }
 }
 
 /// A password check under the rate limits: the account, or the reply to give instead.
-fn password_login(portal: &Portal, f: &[(String, String)], client: Option<IpAddr>, wrong: impl Fn() -> Reply) -> Result<Account, Reply> {
+fn password_login(
+    portal: &Portal,
+    f: &[(String, String)],
+    client: Option<IpAddr>,
+    wrong: impl Fn() -> Reply,
+) -> Result<Account, Reply> {
     let username = field(f, "username");
     if let Err(refusal) = portal.limiter.check(username, client) {
         return Err(rate_limited(portal, refusal));
@@ -115,7 +163,8 @@ fn rate_limited(portal: &Portal, refusal: Refusal) -> Reply {
 pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
     let db = &portal.db;
     // A session that the database does not know, or that has expired, is no session.
-    let session = req.session.filter(|s| db.touch_session(s, portal.sessions, crate::db::now()).unwrap_or(false));
+    let session =
+        req.session.filter(|s| db.touch_session(s, portal.sessions, crate::db::now()).unwrap_or(false));
     if req.method == "POST" && req.origin != Some(portal.origin.as_str()) {
         return Reply::error(403, "ORIGIN_REFUSED", "Requête refusée : elle ne vient pas de ce site.");
     }
@@ -139,12 +188,23 @@ pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
             Some(_) => Reply::redirect("/compte"),
             None => Reply::html(pages::login(None, &portal.agent_url)),
         },
-        ("GET", "/static/cpx-agent.js") => Reply { content_type: "text/javascript; charset=utf-8", ..Reply::html(include_str!("../../js/cpx-agent.js").to_owned()) },
+        ("GET", "/static/cpx-agent.js") => Reply {
+            content_type: "text/javascript; charset=utf-8",
+            ..Reply::html(include_str!("../../js/cpx-agent.js").to_owned())
+        },
         ("POST", "/login") => {
             let f = form(req.body);
-            let wrong = || Reply { status: 401, ..Reply::html(pages::login(Some("Identifiant ou mot de passe incorrect."), &portal.agent_url)) };
+            let wrong = || Reply {
+                status: 401,
+                ..Reply::html(pages::login(Some("Identifiant ou mot de passe incorrect."), &portal.agent_url))
+            };
             match password_login(portal, &f, req.client, wrong) {
-                Ok(a) => new_session(db, session.as_deref(), SessionState::LoggedIn(a.id), Reply::redirect("/compte")),
+                Ok(a) => new_session(
+                    db,
+                    session.as_deref(),
+                    SessionState::LoggedIn(a.id),
+                    Reply::redirect("/compte"),
+                ),
                 Err(reply) => reply,
             }
         }
@@ -157,24 +217,45 @@ pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
             Reply { set_session: Some(s), ..Reply::json(200, json!({"challenge": challenge})) }
         }
         ("POST", "/cpx/finish") => {
-            let Some(s) = session else { return Reply::error(403, "NO_SESSION", "Session absente : rechargez la page.") };
-            let code = serde_json::from_slice::<Value>(req.body).ok().and_then(|v| v["code"].as_str().map(str::to_owned)).unwrap_or_default();
+            let Some(s) = session else {
+                return Reply::error(403, "NO_SESSION", "Session absente : rechargez la page.");
+            };
+            let code = serde_json::from_slice::<Value>(req.body)
+                .ok()
+                .and_then(|v| v["code"].as_str().map(str::to_owned))
+                .unwrap_or_default();
             let Some(identity) = portal.redeem_code(&code, &s) else {
-                return Reply::error(403, "CODE_REFUSED", "Code de connexion invalide, expiré ou d'une autre session.");
+                return Reply::error(
+                    403,
+                    "CODE_REFUSED",
+                    "Code de connexion invalide, expiré ou d'une autre session.",
+                );
             };
             signed_in(db, &s, identity)
         }
         ("POST", "/cpx/token") => {
             // Signed-token mode: the page brings the token the agent made; same checks, plus the signature
             // over SHA-256(origin) ‖ SHA-256(challenge) for this portal's origin and this session's challenge.
-            let Some(s) = session else { return Reply::error(403, "NO_SESSION", "Session absente : rechargez la page.") };
-            let Ok(v) = serde_json::from_slice::<Value>(req.body) else { return Reply::error(400, "BAD_REQUEST", "JSON attendu.") };
+            let Some(s) = session else {
+                return Reply::error(403, "NO_SESSION", "Session absente : rechargez la page.");
+            };
+            let Ok(v) = serde_json::from_slice::<Value>(req.body) else {
+                return Reply::error(400, "BAD_REQUEST", "JSON attendu.");
+            };
             let challenge = v["challenge"].as_str().unwrap_or_default().to_owned();
-            let Ok(token) = serde_json::from_value::<cpx_verifier::Token>(v["token"].clone()) else { return Reply::error(400, "BAD_REQUEST", "Jeton attendu.") };
+            let Ok(token) = serde_json::from_value::<cpx_verifier::Token>(v["token"].clone()) else {
+                return Reply::error(400, "BAD_REQUEST", "Jeton attendu.");
+            };
             match portal.challenges.redeem(&challenge, &portal.origin) {
                 Ok(owner) if owner == s => {}
                 Ok(_) => return Reply::error(403, "CODE_REFUSED", "Défi d'une autre session."),
-                Err(cpx_verifier::ChallengeError::Replayed) => return Reply::error(403, "CHALLENGE_REPLAYED", "Cette tentative de connexion a déjà servi."),
+                Err(cpx_verifier::ChallengeError::Replayed) => {
+                    return Reply::error(
+                        403,
+                        "CHALLENGE_REPLAYED",
+                        "Cette tentative de connexion a déjà servi.",
+                    )
+                }
                 Err(e) => return Reply::error(403, "CHALLENGE_UNKNOWN", &e.to_string()),
             }
             match portal.verifier.verify_token(&token, &portal.origin, &challenge) {
@@ -188,17 +269,35 @@ pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
                 }
             }
         }
-        ("GET", "/premiere-connexion") | ("POST", "/premiere-connexion/lier") | ("POST", "/premiere-connexion/creer") => {
-            let pending = session.as_deref().and_then(|s| db.pending(s).ok().flatten()).and_then(|p| serde_json::from_str::<cpx_verifier::Identity>(&p).ok());
+        ("GET", "/premiere-connexion")
+        | ("POST", "/premiere-connexion/lier")
+        | ("POST", "/premiere-connexion/creer") => {
+            let pending = session
+                .as_deref()
+                .and_then(|s| db.pending(s).ok().flatten())
+                .and_then(|p| serde_json::from_str::<cpx_verifier::Identity>(&p).ok());
             let (Some(s), Some(identity)) = (session.clone(), pending) else {
                 return Reply { status: 403, ..Reply::html(pages::login(Some("La liaison de carte a expiré (10 minutes) : identifiez-vous de nouveau par carte."), &portal.agent_url)) };
             };
-            let card = pages::PendingCard { nom: &identity.nom, prenom: &identity.prenom, profession: identity.profession.as_deref().unwrap_or(""), national_id: &identity.national_id };
-            let id_kind = serde_json::to_value(identity.id_kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-            let again = |status: u16, msg: &str| Reply { status, ..Reply::html(pages::first_login(&card, Some(msg))) };
+            let card = pages::PendingCard {
+                nom: &identity.nom,
+                prenom: &identity.prenom,
+                profession: identity.profession.as_deref().unwrap_or(""),
+                national_id: &identity.national_id,
+            };
+            let id_kind = serde_json::to_value(identity.id_kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let again = |status: u16, msg: &str| Reply {
+                status,
+                ..Reply::html(pages::first_login(&card, Some(msg)))
+            };
             let f = form(req.body);
             let account_id = match req.path {
-                "/premiere-connexion/lier" => match password_login(portal, &f, req.client, || again(401, "Identifiant ou mot de passe incorrect : seul le titulaire du compte peut y lier sa carte.")) {
+                "/premiere-connexion/lier" => match password_login(portal, &f, req.client, || {
+                    again(401, "Identifiant ou mot de passe incorrect : seul le titulaire du compte peut y lier sa carte.")
+                }) {
                     Ok(a) => a.id,
                     Err(reply) => return reply,
                 },
@@ -218,7 +317,12 @@ pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
             };
             match db.link(&identity.national_id, &id_kind, account_id, &identity.certificate_serial) {
                 Ok(()) => {}
-                Err(DbError::AlreadyLinked) => return again(409, "Cette carte est déjà liée à un autre compte : déliez-la d'abord depuis ce compte."),
+                Err(DbError::AlreadyLinked) => {
+                    return again(
+                        409,
+                        "Cette carte est déjà liée à un autre compte : déliez-la d'abord depuis ce compte.",
+                    )
+                }
                 Err(e) => return db_error(e),
             }
             new_session(db, Some(&s), SessionState::LoggedIn(account_id), Reply::redirect("/compte"))
@@ -243,7 +347,10 @@ pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
             }
             Reply { clear_session: true, ..Reply::redirect("/") }
         }
-        _ => Reply { status: 404, ..Reply::html(pages::layout("Page introuvable", "<div class=\"error\">Page introuvable.</div>")) },
+        _ => Reply {
+            status: 404,
+            ..Reply::html(pages::layout("Page introuvable", "<div class=\"error\">Page introuvable.</div>"))
+        },
     }
 }
 
@@ -273,7 +380,15 @@ mod tests {
     }
 
     fn request<'a>(method: &'a str, path: &'a str, session: Option<&str>, body: &'a [u8]) -> SiteRequest<'a> {
-        SiteRequest { method, path, origin: Some(ORIGIN), session: session.map(str::to_owned), content_type: "application/x-www-form-urlencoded", body, client: Some([127, 0, 0, 1].into()) }
+        SiteRequest {
+            method,
+            path,
+            origin: Some(ORIGIN),
+            session: session.map(str::to_owned),
+            content_type: "application/x-www-form-urlencoded",
+            body,
+            client: Some([127, 0, 0, 1].into()),
+        }
     }
 
     #[test]
@@ -288,7 +403,8 @@ mod tests {
     #[test]
     fn the_password_hash_is_checked_outside_the_database_lock() {
         let p = portal("lock");
-        p.db.create_account("amelie", Some("mot-de-passe"), "MARTIN", "AMELIE", None, "pro", [None; 4]).unwrap();
+        p.db.create_account("amelie", Some("mot-de-passe"), "MARTIN", "AMELIE", None, "pro", [None; 4])
+            .unwrap();
         p.db.create_session("someone-else").unwrap();
         // While this thread hashes the password, another request that needs the database is served.
         let (seen_tx, seen_rx) = mpsc::channel();
@@ -311,9 +427,12 @@ mod tests {
     #[test]
     fn password_login_renews_the_session_id() {
         let p = portal("renew");
-        let a = p.db.create_account("amelie", Some("mot-de-passe"), "MARTIN", "AMELIE", None, "pro", [None; 4]).unwrap();
+        let a =
+            p.db.create_account("amelie", Some("mot-de-passe"), "MARTIN", "AMELIE", None, "pro", [None; 4])
+                .unwrap();
         p.db.create_session("planted").unwrap();
-        let r = handle(&p, request("POST", "/login", Some("planted"), b"username=amelie&password=mot-de-passe"));
+        let r =
+            handle(&p, request("POST", "/login", Some("planted"), b"username=amelie&password=mot-de-passe"));
         let fresh = r.set_session.expect("a session cookie");
         assert_ne!(fresh, "planted");
         assert_eq!(p.db.session_account(&fresh).unwrap().map(|x| x.id), Some(a));

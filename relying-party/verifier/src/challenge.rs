@@ -57,7 +57,10 @@ impl ChallengeStore {
         let mut issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
         let lifetime = self.lifetime();
         issued.retain(|_, i| i.at.elapsed() < lifetime);
-        issued.insert(challenge.clone(), Issued { session: session.to_owned(), origin: origin.to_owned(), at: Instant::now() });
+        issued.insert(
+            challenge.clone(),
+            Issued { session: session.to_owned(), origin: origin.to_owned(), at: Instant::now() },
+        );
         challenge
     }
 
@@ -67,7 +70,11 @@ impl ChallengeStore {
         let taken = self.issued.lock().unwrap_or_else(|e| e.into_inner()).remove(challenge);
         let Some(issued) = taken else {
             let used = self.used.lock().unwrap_or_else(|e| e.into_inner());
-            return Err(if used.contains_key(challenge) { ChallengeError::Replayed } else { ChallengeError::Unknown });
+            return Err(if used.contains_key(challenge) {
+                ChallengeError::Replayed
+            } else {
+                ChallengeError::Unknown
+            });
         };
         let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
         let lifetime = self.lifetime();
@@ -77,7 +84,10 @@ impl ChallengeStore {
             return Err(ChallengeError::Expired);
         }
         if issued.origin != origin {
-            return Err(ChallengeError::OriginMismatch { issued_for: issued.origin, used_from: origin.to_owned() });
+            return Err(ChallengeError::OriginMismatch {
+                issued_for: issued.origin,
+                used_from: origin.to_owned(),
+            });
         }
         Ok(issued.session)
     }

@@ -32,12 +32,22 @@ pub struct Identity {
 
 pub(crate) fn from_cert(cert: &X509Certificate<'_>) -> Option<Identity> {
     let subject = cert.subject();
-    let attr = |oid: &x509_parser::der_parser::Oid| subject.iter_attributes().find(|a| a.attr_type() == oid).and_then(|a| a.as_str().ok()).map(str::to_owned);
+    let attr = |oid: &x509_parser::der_parser::Oid| {
+        subject
+            .iter_attributes()
+            .find(|a| a.attr_type() == oid)
+            .and_then(|a| a.as_str().ok())
+            .map(str::to_owned)
+    };
     use x509_parser::oid_registry as oids;
     let national_id = attr(&oids::OID_X509_COMMON_NAME)?;
     let (id_kind, id_number) = match national_id.split_at_checked(1) {
-        Some(("8", n)) if n.len() == 11 && n.bytes().all(|b| b.is_ascii_digit()) => (IdKind::Rpps, n.to_owned()),
-        Some(("0", n)) if n.len() == 9 && n.bytes().all(|b| b.is_ascii_alphanumeric()) => (IdKind::Adeli, n.to_owned()),
+        Some(("8", n)) if n.len() == 11 && n.bytes().all(|b| b.is_ascii_digit()) => {
+            (IdKind::Rpps, n.to_owned())
+        }
+        Some(("0", n)) if n.len() == 9 && n.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+            (IdKind::Adeli, n.to_owned())
+        }
         _ => (IdKind::Other, national_id.clone()),
     };
     Some(Identity {
@@ -47,7 +57,13 @@ pub(crate) fn from_cert(cert: &X509Certificate<'_>) -> Option<Identity> {
         prenom: attr(&oids::OID_X509_GIVEN_NAME).unwrap_or_default(),
         profession: attr(&oids::OID_X509_TITLE).or_else(|| attr(&oids::OID_X509_ORGANIZATIONAL_UNIT)),
         certificate_serial: cert.raw_serial_as_string().replace(':', ""),
-        issuer: cert.issuer().iter_common_name().next().and_then(|a| a.as_str().ok()).unwrap_or_default().to_owned(),
+        issuer: cert
+            .issuer()
+            .iter_common_name()
+            .next()
+            .and_then(|a| a.as_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
         national_id,
         revocation: crate::verify::Revocation::NotRevoked,
     })

@@ -18,4 +18,4 @@ mod verify;
 
 pub use challenge::{ChallengeError, ChallengeStore, CHALLENGE_LIFETIME};
 pub use identity::{IdKind, Identity};
-pub use verify::{Revocation, Token, VerifyError, Verifier};
+pub use verify::{Revocation, Token, Verifier, VerifyError};

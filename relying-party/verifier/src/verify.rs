@@ -35,7 +35,9 @@ pub enum VerifyError {
     #[error("revocation status unknown: no CRL from {issuer} is loaded")]
     RevocationUnknown { issuer: String },
     /// The issuer's CRL is past its nextUpdate: a newer one may list the card.
-    #[error("revocation status unknown: the CRL of {issuer} is out of date (next update was due {next_update})")]
+    #[error(
+        "revocation status unknown: the CRL of {issuer} is out of date (next update was due {next_update})"
+    )]
     CrlExpired { issuer: String, next_update: String },
     #[error("CRL unreadable: {0}")]
     Crl(String),
@@ -84,12 +86,20 @@ pub struct Verifier {
 }
 
 fn parse_crls(crls_der: &[Vec<u8>]) -> Result<Vec<webpki::CertRevocationList<'static>>, VerifyError> {
-    crls_der.iter().map(|d| webpki::OwnedCertRevocationList::from_der(d).map(webpki::CertRevocationList::from).map_err(|e| VerifyError::Crl(format!("{e:?}")))).collect()
+    crls_der
+        .iter()
+        .map(|d| {
+            webpki::OwnedCertRevocationList::from_der(d)
+                .map(webpki::CertRevocationList::from)
+                .map_err(|e| VerifyError::Crl(format!("{e:?}")))
+        })
+        .collect()
 }
 
 fn unix_date(t: UnixTime) -> String {
     let secs = i64::try_from(t.as_secs()).unwrap_or(i64::MAX);
-    x509_parser::time::ASN1Time::from_timestamp(secs).map_or_else(|_| format!("{secs} (unix)"), |d| d.to_string())
+    x509_parser::time::ASN1Time::from_timestamp(secs)
+        .map_or_else(|_| format!("{secs} (unix)"), |d| d.to_string())
 }
 
 const ALGS: &[&dyn rustls::pki_types::SignatureVerificationAlgorithm] = &[
@@ -116,7 +126,11 @@ impl Verifier {
         }
         let anchors = anchor_certs
             .iter()
-            .map(|c| webpki::anchor_from_trusted_cert(c).map(|a| a.to_owned()).map_err(|e| VerifyError::Anchors(format!("{e:?}"))))
+            .map(|c| {
+                webpki::anchor_from_trusted_cert(c)
+                    .map(|a| a.to_owned())
+                    .map_err(|e| VerifyError::Anchors(format!("{e:?}")))
+            })
             .collect::<Result<_, _>>()?;
         let crls = RwLock::new(parse_crls(crls_der)?);
         Ok(Self { anchors, intermediates: Vec::new(), crls, allow_unknown_revocation: false, anchor_certs })
@@ -151,21 +165,34 @@ impl Verifier {
     }
 
     pub fn verify_certificate_at(&self, cert_der: &[u8], now: UnixTime) -> Result<Identity, VerifyError> {
-        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(cert_der).map_err(|e| VerifyError::Malformed(e.to_string()))?;
-        let issuer = cert.issuer().iter_common_name().next().and_then(|a| a.as_str().ok()).map_or_else(|| cert.issuer().to_string(), str::to_owned);
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(cert_der)
+            .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        let issuer = cert
+            .issuer()
+            .iter_common_name()
+            .next()
+            .and_then(|a| a.as_str().ok())
+            .map_or_else(|| cert.issuer().to_string(), str::to_owned);
         let der = CertificateDer::from(cert_der.to_vec());
-        let ee = webpki::EndEntityCert::try_from(&der).map_err(|e| VerifyError::Malformed(format!("{e:?}")))?;
+        let ee =
+            webpki::EndEntityCert::try_from(&der).map_err(|e| VerifyError::Malformed(format!("{e:?}")))?;
         let map = |e: webpki::Error| match e {
             webpki::Error::CertExpired { .. } => VerifyError::Expired,
             webpki::Error::CertNotValidYet { .. } => VerifyError::NotYetValid,
             webpki::Error::CertRevoked => VerifyError::Revoked,
             webpki::Error::UnknownIssuer => VerifyError::UnknownIssuer,
             webpki::Error::RequiredEkuNotFoundContext(_) => VerifyError::WrongUsage,
-            webpki::Error::UnknownRevocationStatus => VerifyError::RevocationUnknown { issuer: issuer.clone() },
-            webpki::Error::CrlExpired { next_update, .. } => VerifyError::CrlExpired { issuer: issuer.clone(), next_update: unix_date(next_update) },
+            webpki::Error::UnknownRevocationStatus => {
+                VerifyError::RevocationUnknown { issuer: issuer.clone() }
+            }
+            webpki::Error::CrlExpired { next_update, .. } => {
+                VerifyError::CrlExpired { issuer: issuer.clone(), next_update: unix_date(next_update) }
+            }
             other => VerifyError::Rejected(format!("{other:?}")),
         };
-        let verify = |status: webpki::UnknownStatusPolicy, expiration: webpki::ExpirationPolicy| -> Result<(), VerifyError> {
+        let verify = |status: webpki::UnknownStatusPolicy,
+                      expiration: webpki::ExpirationPolicy|
+         -> Result<(), VerifyError> {
             let crls = self.crls.read().unwrap_or_else(|e| e.into_inner());
             let crl_refs: Vec<&webpki::CertRevocationList> = crls.iter().collect();
             let revocation = match webpki::RevocationOptionsBuilder::new(&crl_refs) {
@@ -174,15 +201,36 @@ impl Verifier {
                 Err(_) if status == webpki::UnknownStatusPolicy::Allow => None,
                 Err(_) => {
                     // The chain first: an untrusted or expired card is refused for that reason.
-                    ee.verify_for_usage(ALGS, &self.anchors, &self.intermediates, now, webpki::KeyUsage::client_auth(), None, None).map_err(&map)?;
+                    ee.verify_for_usage(
+                        ALGS,
+                        &self.anchors,
+                        &self.intermediates,
+                        now,
+                        webpki::KeyUsage::client_auth(),
+                        None,
+                        None,
+                    )
+                    .map_err(&map)?;
                     return Err(VerifyError::RevocationUnknown { issuer: issuer.clone() });
                 }
             };
-            ee.verify_for_usage(ALGS, &self.anchors, &self.intermediates, now, webpki::KeyUsage::client_auth(), revocation, None).map(|_| ()).map_err(&map)
+            ee.verify_for_usage(
+                ALGS,
+                &self.anchors,
+                &self.intermediates,
+                now,
+                webpki::KeyUsage::client_auth(),
+                revocation,
+                None,
+            )
+            .map(|_| ())
+            .map_err(&map)
         };
         let revocation = match verify(webpki::UnknownStatusPolicy::Deny, webpki::ExpirationPolicy::Enforce) {
             Ok(()) => Revocation::NotRevoked,
-            Err(e @ (VerifyError::RevocationUnknown { .. } | VerifyError::CrlExpired { .. })) if self.allow_unknown_revocation => {
+            Err(e @ (VerifyError::RevocationUnknown { .. } | VerifyError::CrlExpired { .. }))
+                if self.allow_unknown_revocation =>
+            {
                 // Still refused when a CRL lists it, even an out-of-date one.
                 verify(webpki::UnknownStatusPolicy::Allow, webpki::ExpirationPolicy::Ignore)?;
                 Revocation::Unknown { reason: e.to_string() }
@@ -194,19 +242,28 @@ impl Verifier {
             Err(e) => return Err(VerifyError::Malformed(e.to_string())),
             _ => {}
         }
-        let mut identity = identity::from_cert(&cert).ok_or_else(|| VerifyError::Malformed("no identifiant national (CN) in the subject".into()))?;
+        let mut identity = identity::from_cert(&cert)
+            .ok_or_else(|| VerifyError::Malformed("no identifiant national (CN) in the subject".into()))?;
         identity.revocation = revocation;
         Ok(identity)
     }
 
     /// Verifies a signed token for the challenge the portal issued to this session and its own origin.
-    pub fn verify_token(&self, token: &Token, origin: &str, challenge: &str) -> Result<Identity, VerifyError> {
+    pub fn verify_token(
+        &self,
+        token: &Token,
+        origin: &str,
+        challenge: &str,
+    ) -> Result<Identity, VerifyError> {
         if token.format != "cpx-token:1" {
             return Err(VerifyError::Token(format!("format {:?}", token.format)));
         }
         let b64 = base64::engine::general_purpose::STANDARD;
-        let cert = b64.decode(&token.certificate).map_err(|_| VerifyError::Token("certificate is not base64".into()))?;
-        let signature = b64.decode(&token.signature).map_err(|_| VerifyError::Token("signature is not base64".into()))?;
+        let cert = b64
+            .decode(&token.certificate)
+            .map_err(|_| VerifyError::Token("certificate is not base64".into()))?;
+        let signature =
+            b64.decode(&token.signature).map_err(|_| VerifyError::Token("signature is not base64".into()))?;
         let identity = self.verify_certificate(&cert)?;
         let alg = match token.algorithm.as_str() {
             "RS256" => algs::RSA_PKCS1_2048_8192_SHA256,
@@ -215,7 +272,8 @@ impl Verifier {
         };
         let signed = [Sha256::digest(origin.as_bytes()), Sha256::digest(challenge.as_bytes())].concat();
         let der = CertificateDer::from(cert);
-        let ee = webpki::EndEntityCert::try_from(&der).map_err(|e| VerifyError::Malformed(format!("{e:?}")))?;
+        let ee =
+            webpki::EndEntityCert::try_from(&der).map_err(|e| VerifyError::Malformed(format!("{e:?}")))?;
         ee.verify_signature(alg, &signed, &signature).map_err(|_| VerifyError::BadSignature)?;
         Ok(identity)
     }

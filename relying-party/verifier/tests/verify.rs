@@ -5,7 +5,7 @@
 mod crl;
 
 use base64::Engine;
-use cpx_verifier::{IdKind, Revocation, Token, VerifyError, Verifier};
+use cpx_verifier::{IdKind, Revocation, Token, Verifier, VerifyError};
 use rsa::pkcs8::DecodePrivateKey;
 use sha2::{Digest, Sha256};
 
@@ -41,10 +41,19 @@ fn verifier() -> Verifier {
 fn a_card_certificate_gives_the_identity() {
     let v = verifier();
     let id = v.verify_certificate(&der(pki!("dupont-auth.pem"))).unwrap();
-    assert_eq!((id.national_id.as_str(), id.id_kind, id.id_number.as_str()), ("899700123456", IdKind::Rpps, "99700123456"));
-    assert_eq!((id.nom.as_str(), id.prenom.as_str(), id.profession.as_deref()), ("DUPONT", "JEAN", Some("Médecin")));
+    assert_eq!(
+        (id.national_id.as_str(), id.id_kind, id.id_number.as_str()),
+        ("899700123456", IdKind::Rpps, "99700123456")
+    );
+    assert_eq!(
+        (id.nom.as_str(), id.prenom.as_str(), id.profession.as_deref()),
+        ("DUPONT", "JEAN", Some("Médecin"))
+    );
     let adeli = v.verify_certificate(&der(pki!("roux-auth.pem"))).unwrap();
-    assert_eq!((adeli.id_kind, adeli.profession.as_deref()), (IdKind::Adeli, Some("Masseur-Kinésithérapeute")));
+    assert_eq!(
+        (adeli.id_kind, adeli.profession.as_deref()),
+        (IdKind::Adeli, Some("Masseur-Kinésithérapeute"))
+    );
     assert_eq!(id.revocation, Revocation::NotRevoked);
 }
 
@@ -52,7 +61,11 @@ fn a_card_certificate_gives_the_identity() {
 fn refusals() {
     let v = verifier();
     assert_eq!(v.verify_certificate(&der(pki!("leroy-auth.pem"))), Err(VerifyError::Expired));
-    assert_eq!(v.verify_certificate(&der(pki!("dupont-sign.pem"))), Err(VerifyError::WrongUsage), "the signature certificate is not for login");
+    assert_eq!(
+        v.verify_certificate(&der(pki!("dupont-sign.pem"))),
+        Err(VerifyError::WrongUsage),
+        "the signature certificate is not for login"
+    );
     // Trusting only the root: the card sends its leaf alone, so the issuing CA must be configured too.
     let root_only = Verifier::from_pem(pki!("root.pem"), &[ca_crl(&[])]).unwrap();
     assert_eq!(root_only.verify_certificate(&der(pki!("dupont-auth.pem"))), Err(VerifyError::UnknownIssuer));
@@ -74,24 +87,40 @@ fn refusals() {
 fn an_issuer_without_a_crl_is_refused() {
     let card = der(pki!("dupont-auth.pem"));
     let none = Verifier::from_pem(&anchors(), &[]).unwrap();
-    assert!(matches!(none.verify_certificate(&card), Err(VerifyError::RevocationUnknown { ref issuer }) if issuer == "TEST AC IGC-SANTE FORT PERSONNES"), "{:?}", none.verify_certificate(&card));
+    assert!(
+        matches!(none.verify_certificate(&card), Err(VerifyError::RevocationUnknown { ref issuer }) if issuer == "TEST AC IGC-SANTE FORT PERSONNES"),
+        "{:?}",
+        none.verify_certificate(&card)
+    );
     // A CRL of another authority (the root's) says nothing about a card of the issuing CA.
-    let root_crl = crl::crl_der(pki!("root.pem"), pki!("root.key.pem"), &[], crl::now() - DAY, crl::now() + 7 * DAY);
+    let root_crl =
+        crl::crl_der(pki!("root.pem"), pki!("root.key.pem"), &[], crl::now() - DAY, crl::now() + 7 * DAY);
     let other = Verifier::from_pem(&anchors(), &[root_crl]).unwrap();
-    assert!(matches!(other.verify_certificate(&card), Err(VerifyError::RevocationUnknown { .. })), "{:?}", other.verify_certificate(&card));
+    assert!(
+        matches!(other.verify_certificate(&card), Err(VerifyError::RevocationUnknown { .. })),
+        "{:?}",
+        other.verify_certificate(&card)
+    );
     // An untrusted or expired card is refused for that, not for its revocation status.
     assert_eq!(none.verify_certificate(&der(pki!("leroy-auth.pem"))), Err(VerifyError::Expired));
     let message = none.verify_certificate(&card).unwrap_err().to_string();
-    assert!(message.contains("revocation status unknown") && message.contains("TEST AC IGC-SANTE FORT PERSONNES"), "{message}");
+    assert!(
+        message.contains("revocation status unknown") && message.contains("TEST AC IGC-SANTE FORT PERSONNES"),
+        "{message}"
+    );
 }
 
 #[test]
 fn a_crl_past_its_next_update_is_refused() {
     let card = der(pki!("martin-auth.pem"));
-    let stale = crl::crl_der(pki!("ca.pem"), pki!("ca.key.pem"), &[], crl::now() - 30 * DAY, crl::now() - DAY);
+    let stale =
+        crl::crl_der(pki!("ca.pem"), pki!("ca.key.pem"), &[], crl::now() - 30 * DAY, crl::now() - DAY);
     let v = Verifier::from_pem(&anchors(), &[stale]).unwrap();
     let refused = v.verify_certificate(&card);
-    assert!(matches!(refused, Err(VerifyError::CrlExpired { ref issuer, .. }) if issuer == "TEST AC IGC-SANTE FORT PERSONNES"), "{refused:?}");
+    assert!(
+        matches!(refused, Err(VerifyError::CrlExpired { ref issuer, .. }) if issuer == "TEST AC IGC-SANTE FORT PERSONNES"),
+        "{refused:?}"
+    );
     assert!(refused.unwrap_err().to_string().contains("out of date"));
 }
 
@@ -101,8 +130,18 @@ fn unknown_revocation_is_accepted_only_on_explicit_opt_in() {
     let none = Verifier::from_pem(&anchors(), &[]).unwrap().allow_unknown_revocation(true);
     assert!(none.allows_unknown_revocation());
     let id = none.verify_certificate(&card).unwrap();
-    assert!(matches!(&id.revocation, Revocation::Unknown { reason } if reason.contains("no CRL")), "{:?}", id.revocation);
-    let stale = crl::crl_der(pki!("ca.pem"), pki!("ca.key.pem"), &[crl::serial_of(pki!("dupont-auth.pem"))], crl::now() - 30 * DAY, crl::now() - DAY);
+    assert!(
+        matches!(&id.revocation, Revocation::Unknown { reason } if reason.contains("no CRL")),
+        "{:?}",
+        id.revocation
+    );
+    let stale = crl::crl_der(
+        pki!("ca.pem"),
+        pki!("ca.key.pem"),
+        &[crl::serial_of(pki!("dupont-auth.pem"))],
+        crl::now() - 30 * DAY,
+        crl::now() - DAY,
+    );
     let lax = Verifier::from_pem(&anchors(), &[stale]).unwrap().allow_unknown_revocation(true);
     assert!(matches!(lax.verify_certificate(&card).unwrap().revocation, Revocation::Unknown { .. }));
     // Listed in a CRL, even an out-of-date one: still refused.
@@ -119,31 +158,50 @@ fn crls_are_replaced_while_in_use() {
     v.set_crls(&[ca_crl(&[pki!("martin-auth.pem")])]).unwrap();
     assert_eq!(v.verify_certificate(&card), Err(VerifyError::Revoked), "the new CRL is in force");
     assert!(v.set_crls(&[b"garbage".to_vec()]).is_err());
-    assert_eq!(v.verify_certificate(&card), Err(VerifyError::Revoked), "an unreadable CRL does not replace the one in force");
+    assert_eq!(
+        v.verify_certificate(&card),
+        Err(VerifyError::Revoked),
+        "an unreadable CRL does not replace the one in force"
+    );
     v.set_crls(&[]).unwrap();
     assert!(matches!(v.verify_certificate(&card), Err(VerifyError::RevocationUnknown { .. })));
 }
 
 fn token(key_pem: &str, cert_pem: &str, origin: &str, challenge: &str, pss: bool) -> Token {
     let key = rsa::RsaPrivateKey::from_pkcs8_pem(key_pem).unwrap();
-    let digest = Sha256::digest([Sha256::digest(origin.as_bytes()), Sha256::digest(challenge.as_bytes())].concat());
+    let digest =
+        Sha256::digest([Sha256::digest(origin.as_bytes()), Sha256::digest(challenge.as_bytes())].concat());
     let sig = if pss {
         key.sign_with_rng(&mut rand::thread_rng(), rsa::Pss::new::<Sha256>(), &digest).unwrap()
     } else {
         key.sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &digest).unwrap()
     };
     let b64 = base64::engine::general_purpose::STANDARD;
-    Token { format: "cpx-token:1".into(), algorithm: if pss { "PS256" } else { "RS256" }.into(), certificate: b64.encode(der(cert_pem)), signature: b64.encode(sig) }
+    Token {
+        format: "cpx-token:1".into(),
+        algorithm: if pss { "PS256" } else { "RS256" }.into(),
+        certificate: b64.encode(der(cert_pem)),
+        signature: b64.encode(sig),
+    }
 }
 
 #[test]
 fn signed_tokens_are_bound_to_origin_and_challenge() {
     let v = verifier();
     for pss in [false, true] {
-        let t = token(pki!("martin-auth.key.pem"), pki!("martin-auth.pem"), "https://a.fr", "challenge-1", pss);
+        let t =
+            token(pki!("martin-auth.key.pem"), pki!("martin-auth.pem"), "https://a.fr", "challenge-1", pss);
         assert_eq!(v.verify_token(&t, "https://a.fr", "challenge-1").unwrap().nom, "MARTIN");
-        assert_eq!(v.verify_token(&t, "https://b.fr", "challenge-1"), Err(VerifyError::BadSignature), "other origin");
-        assert_eq!(v.verify_token(&t, "https://a.fr", "challenge-2"), Err(VerifyError::BadSignature), "other challenge");
+        assert_eq!(
+            v.verify_token(&t, "https://b.fr", "challenge-1"),
+            Err(VerifyError::BadSignature),
+            "other origin"
+        );
+        assert_eq!(
+            v.verify_token(&t, "https://a.fr", "challenge-2"),
+            Err(VerifyError::BadSignature),
+            "other challenge"
+        );
     }
     let expired = token(pki!("leroy-auth.key.pem"), pki!("leroy-auth.pem"), "https://a.fr", "c", false);
     assert_eq!(v.verify_token(&expired, "https://a.fr", "c"), Err(VerifyError::Expired));

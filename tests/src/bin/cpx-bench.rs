@@ -83,7 +83,15 @@ fn measure(persona: &'static str) -> Figures {
     }
     drop(card);
     drop(_card);
-    Figures { persona, cold_apdus, cold_ms: median(cold_ms), warm_apdus, warm_ms: median(warm_ms), ready_ms: ready_after_insertion(persona), opensc_apdus: opensc_apdus(persona) }
+    Figures {
+        persona,
+        cold_apdus,
+        cold_ms: median(cold_ms),
+        warm_apdus,
+        warm_ms: median(warm_ms),
+        ready_ms: ready_after_insertion(persona),
+        opensc_apdus: opensc_apdus(persona),
+    }
 }
 
 /// Time from pcscd's insertion event (as the monitor receives it) to the identity being known, with the
@@ -121,7 +129,11 @@ fn opensc_apdus(persona: &'static str) -> Option<usize> {
     let log = dir.join("apdu.log");
     let _card = insert_with(persona, &reader, &Options::default(), Some(&log));
     let conf = root().join("tests/stack/opensc.conf");
-    let listing = Command::new("pkcs11-tool").args(["--module", "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so", "-L"]).env("OPENSC_CONF", &conf).output().ok()?;
+    let listing = Command::new("pkcs11-tool")
+        .args(["--module", "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so", "-L"])
+        .env("OPENSC_CONF", &conf)
+        .output()
+        .ok()?;
     let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
     let slot = listing
         .split("Slot ")
@@ -131,10 +143,34 @@ fn opensc_apdus(persona: &'static str) -> Option<usize> {
         .split_once(')')?
         .0
         .to_owned();
-    std::fs::write(dir.join("di"), [&[0x30, 0x31, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20][..], &[0x5A; 32]].concat()).ok()?;
+    std::fs::write(
+        dir.join("di"),
+        [
+            &[
+                0x30, 0x31, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+                0x05, 0x00, 0x04, 0x20,
+            ][..],
+            &[0x5A; 32],
+        ]
+        .concat(),
+    )
+    .ok()?;
     let before = logged_commands(&log).len();
     let ok = Command::new("pkcs11-tool")
-        .args(["--module", "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so", "--slot", &slot, "--login", "--pin", "1234", "--sign", "--mechanism", "RSA-PKCS", "--id", "e828bd080f8025000001ff001002"])
+        .args([
+            "--module",
+            "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
+            "--slot",
+            &slot,
+            "--login",
+            "--pin",
+            "1234",
+            "--sign",
+            "--mechanism",
+            "RSA-PKCS",
+            "--id",
+            "e828bd080f8025000001ff001002",
+        ])
         .arg("--input-file")
         .arg(dir.join("di"))
         .arg("--output-file")
@@ -167,9 +203,22 @@ fn login_bench(json_out: bool) {
             let cookie = c.session_cookie().expect("session");
             let challenge = c.json()["challenge"].as_str().unwrap().to_owned();
             agent.answer_pins(&["1234"]);
-            let a = agent.request_unchecked("POST", "/v1/authenticate", &[("Origin", &portal.origin), ("Content-Type", "application/json")], Some(&json!({"challenge": challenge}).to_string())).json();
+            let a = agent
+                .request_unchecked(
+                    "POST",
+                    "/v1/authenticate",
+                    &[("Origin", &portal.origin), ("Content-Type", "application/json")],
+                    Some(&json!({"challenge": challenge}).to_string()),
+                )
+                .json();
             let code = a["portal"]["code"].as_str().expect("portal code").to_owned();
-            let f = portal.page("POST", "/cpx/finish", Some(&cookie), "application/json", Some(&json!({"code": code}).to_string()));
+            let f = portal.page(
+                "POST",
+                "/cpx/finish",
+                Some(&cookie),
+                "application/json",
+                Some(&json!({"code": code}).to_string()),
+            );
             assert_eq!(f.status, 200);
             let total = ms(t.elapsed());
             let card = a["timings_ms"]["card"].as_f64().unwrap();
@@ -183,7 +232,14 @@ fn login_bench(json_out: bool) {
         let runs: Vec<(f64, f64, f64, f64)> = (0..RUNS).map(|_| login()).collect();
         let overhead = median(runs.iter().map(|(t, c, p, _)| t - c - p).collect());
         let agent_own = median(runs.iter().map(|(_, c, p, a)| a - c - p).collect());
-        rows.push((persona, median(runs.iter().map(|r| r.0).collect()), median(runs.iter().map(|r| r.1).collect()), median(runs.iter().map(|r| r.2).collect()), overhead, agent_own));
+        rows.push((
+            persona,
+            median(runs.iter().map(|r| r.0).collect()),
+            median(runs.iter().map(|r| r.1).collect()),
+            median(runs.iter().map(|r| r.2).collect()),
+            overhead,
+            agent_own,
+        ));
     }
     // 50 concurrent /v1/status from an allowed origin.
     let errors = std::sync::atomic::AtomicUsize::new(0);
@@ -200,10 +256,16 @@ fn login_bench(json_out: bool) {
     // Idle: resident memory, and CPU ticks over 5 s with nothing to do.
     let stat = |pid: u32| -> (u64, u64) {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let rss_kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+        let rss_kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
-        let ticks = fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + fields.get(12).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0);
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+        let ticks = fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+            + fields.get(12).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0);
         (rss_kb, ticks)
     };
     std::thread::sleep(Duration::from_secs(1));
@@ -213,17 +275,27 @@ fn login_bench(json_out: bool) {
     let errors = errors.into_inner();
     if json_out {
         let cards: Vec<_> = rows.iter().map(|(p, t, c, pr, o, a)| json!({"card": p, "login_ms": t, "card_ms": c, "prompt_ms": pr, "agent_and_portal_overhead_ms": o, "inside_agent_overhead_ms": a})).collect();
-        println!("{}", json!({"runs": RUNS, "logins": cards, "status_50_concurrent_errors": errors, "agent_idle_rss_kib": rss_kb, "agent_idle_cpu_ticks_5s": after - before}));
+        println!(
+            "{}",
+            json!({"runs": RUNS, "logins": cards, "status_50_concurrent_errors": errors, "agent_idle_rss_kib": rss_kb, "agent_idle_cpu_ticks_5s": after - before})
+        );
         return;
     }
     println!("Card login end to end (page → agent → card → mTLS → portal), medians of {RUNS}:\n");
-    println!("{:<6} {:>10} {:>9} {:>14} {:>26} {:>22}", "card", "login ms", "card ms", "PIN prompt ms", "agent + portal overhead ms", "of which inside agent");
+    println!(
+        "{:<6} {:>10} {:>9} {:>14} {:>26} {:>22}",
+        "card", "login ms", "card ms", "PIN prompt ms", "agent + portal overhead ms", "of which inside agent"
+    );
     for (p, t, c, pr, o, a) in &rows {
         println!("{p:<6} {t:>10.1} {c:>9.1} {pr:>14.1} {o:>26.1} {a:>22.1}");
     }
     println!("(overhead = login − card − PIN prompt; it includes the three HTTPS connections the page opens, to the portal twice and to the agent)");
     println!("\n50 concurrent GET /v1/status: {errors} error(s)");
-    println!("cpx-agent serve idle: {:.1} MiB resident, {} CPU tick(s) in 5 s", rss_kb as f64 / 1024.0, after - before);
+    println!(
+        "cpx-agent serve idle: {:.1} MiB resident, {} CPU tick(s) in 5 s",
+        rss_kb as f64 / 1024.0,
+        after - before
+    );
     println!("Targets: overhead < 20 ms median; idle < 25 MB RSS and no CPU; 50 concurrent status answered with no error.");
 }
 
@@ -232,16 +304,23 @@ fn process_tree_stat(pid: u32) -> (u64, u64) {
     let mut pids = vec![pid];
     let mut i = 0;
     while i < pids.len() {
-        let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", pids[i])).unwrap_or_default();
+        let children =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", pids[i])).unwrap_or_default();
         pids.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
         i += 1;
     }
     pids.iter().fold((0, 0), |(rss, ticks), pid| {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let rss_kb: u64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+        let rss_kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
-        let t = fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + fields.get(12).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0);
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+        let t = fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+            + fields.get(12).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0);
         (rss + rss_kb, ticks + t)
     })
 }
@@ -295,7 +374,9 @@ fn tray_bench(json_out: bool) {
         let card = insert("cps3", &reader);
         let deadline = Instant::now() + Duration::from_secs(10);
         let line = loop {
-            if let Some(l) = logs().lines().skip(seen).find(|l| l.contains("tray state") && l.contains("\"Ready\"")) {
+            if let Some(l) =
+                logs().lines().skip(seen).find(|l| l.contains("tray state") && l.contains("\"Ready\""))
+            {
                 break l.to_owned();
             }
             assert!(Instant::now() < deadline, "no icon change");
@@ -317,16 +398,24 @@ fn tray_bench(json_out: bool) {
     let (serve_start, tray_start, icon) = (median(serve_starts), median(tray_starts), median(icon_ms));
     let idle_ticks = after - before;
     if json_out {
-        println!("{}", json!({
-            "tray_ready_ms": tray_start, "serve_ready_ms": serve_start, "tray_ready_vs_serve": tray_start / serve_start,
-            "tray_idle_rss_kib": tray_rss, "serve_idle_rss_kib": serve_rss, "tray_idle_rss_vs_serve": tray_rss as f64 / serve_rss as f64,
-            "tray_idle_cpu_ticks_5s": idle_ticks, "icon_change_ms": icon, "card_ready_ms": card_ready, "icon_change_vs_card_ready": icon / card_ready,
-        }));
+        println!(
+            "{}",
+            json!({
+                "tray_ready_ms": tray_start, "serve_ready_ms": serve_start, "tray_ready_vs_serve": tray_start / serve_start,
+                "tray_idle_rss_kib": tray_rss, "serve_idle_rss_kib": serve_rss, "tray_idle_rss_vs_serve": tray_rss as f64 / serve_rss as f64,
+                "tray_idle_cpu_ticks_5s": idle_ticks, "icon_change_ms": icon, "card_ready_ms": card_ready, "icon_change_vs_card_ready": icon / card_ready,
+            })
+        );
         return;
     }
     println!("Tray app (release build), medians of {STARTS} starts and 10 insertions; baselines measured in the same run:\n");
     println!("cold start to tray ready     {tray_start:>8.0} ms   cpx-agent serve to listening {serve_start:>6.0} ms   ×{:.1}", tray_start / serve_start);
-    println!("idle resident memory         {:>8.1} MiB  cpx-agent serve {:>6.1} MiB              ×{:.1}", tray_rss as f64 / 1024.0, serve_rss as f64 / 1024.0, tray_rss as f64 / serve_rss as f64);
+    println!(
+        "idle resident memory         {:>8.1} MiB  cpx-agent serve {:>6.1} MiB              ×{:.1}",
+        tray_rss as f64 / 1024.0,
+        serve_rss as f64 / 1024.0,
+        tray_rss as f64 / serve_rss as f64
+    );
     println!("idle CPU                     {idle_ticks:>8} tick(s) in 5 s");
     println!("insertion → icon changed     {icon:>8.1} ms   insertion → card identified {card_ready:>6.1} ms   ×{:.1}", icon / card_ready);
     println!("\nTargets: tray ready < 1500 ms; no CPU when idle; icon change < 100 ms after pcscd's event.");
@@ -370,14 +459,36 @@ impl NssClient {
     fn new(dir: &std::path::Path, server_ca: &std::path::Path, conf: std::path::PathBuf) -> Self {
         let db = format!("sql:{}", dir.display());
         let run = |program: &str, args: &[&str]| {
-            let out = Command::new(program).args(args).env("OPENSC_CONF", &conf).output().unwrap_or_else(|e| panic!("{program}: {e} (apt-get install libnss3-tools)"));
-            assert!(out.status.success(), "{program} {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            let out = Command::new(program)
+                .args(args)
+                .env("OPENSC_CONF", &conf)
+                .output()
+                .unwrap_or_else(|e| panic!("{program}: {e} (apt-get install libnss3-tools)"));
+            assert!(
+                out.status.success(),
+                "{program} {args:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
             String::from_utf8_lossy(&out.stdout).into_owned()
         };
         std::fs::create_dir_all(dir).expect("NSS database folder");
         run("certutil", &["-N", "-d", &db, "--empty-password"]);
         run("modutil", &["-dbdir", &db, "-add", "OpenSC", "-libfile", OPENSC_MODULE, "-force"]);
-        run("certutil", &["-A", "-d", &db, "-n", "portal server CA", "-t", "C,,", "-i", server_ca.to_str().expect("UTF-8 path")]);
+        run(
+            "certutil",
+            &[
+                "-A",
+                "-d",
+                &db,
+                "-n",
+                "portal server CA",
+                "-t",
+                "C,,",
+                "-i",
+                server_ca.to_str().expect("UTF-8 path"),
+            ],
+        );
         // The card's authentication certificate as NSS names it: "<token label>:<certificate label>".
         let listing = run("certutil", &["-L", "-d", &db, "-h", "all"]);
         let nickname = listing
@@ -386,7 +497,9 @@ impl NssClient {
             .map(|l| l.trim_end())
             .filter_map(|l| l.rfind(char::is_whitespace).map(|i| l[..i].trim().to_owned()))
             .next()
-            .unwrap_or_else(|| panic!("no card authentication certificate in NSS through OpenSC:\n{listing}"));
+            .unwrap_or_else(|| {
+                panic!("no card authentication certificate in NSS through OpenSC:\n{listing}")
+            });
         Self { db, nickname, conf }
     }
 
@@ -396,7 +509,10 @@ impl NssClient {
         let file = dir.join("request.http");
         std::fs::write(&file, request).expect("request file");
         let mut cmd = Command::new("tstclnt");
-        cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-d", &self.db, "-V", "tls1.2:tls1.2", "-4"]).arg("-A").arg(&file).env("OPENSC_CONF", &self.conf);
+        cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-d", &self.db, "-V", "tls1.2:tls1.2", "-4"])
+            .arg("-A")
+            .arg(&file)
+            .env("OPENSC_CONF", &self.conf);
         if client_auth {
             cmd.args(["-n", &self.nickname, "-w", "1234", "-J", "rsa_pkcs1_sha256,ecdsa_secp256r1_sha256"]);
         } else {
@@ -408,7 +524,6 @@ impl NssClient {
         (format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)), elapsed)
     }
 }
-
 
 /// `--real`: the card login at real-card speed, ours beside the browser's TLS client authentication
 /// through OpenSC's PKCS#11 module, same card, same latency model, same portal.
@@ -435,23 +550,47 @@ fn real_speed_bench(json_out: bool, latency: cpx_sim::Latency) {
         let cookie = c.session_cookie().expect("session");
         let challenge = c.json()["challenge"].as_str().expect("challenge").to_owned();
         agent.answer_pins(&["1234"]);
-        let a = agent.request_unchecked("POST", "/v1/authenticate", &[("Origin", &portal.origin), ("Content-Type", "application/json")], Some(&json!({"challenge": challenge}).to_string())).json();
-        let code = a["portal"]["code"].as_str().unwrap_or_else(|| panic!("agent login failed: {a}")).to_owned();
-        let f = portal.page("POST", "/cpx/finish", Some(&cookie), "application/json", Some(&json!({"code": code}).to_string()));
+        let a = agent
+            .request_unchecked(
+                "POST",
+                "/v1/authenticate",
+                &[("Origin", &portal.origin), ("Content-Type", "application/json")],
+                Some(&json!({"challenge": challenge}).to_string()),
+            )
+            .json();
+        let code =
+            a["portal"]["code"].as_str().unwrap_or_else(|| panic!("agent login failed: {a}")).to_owned();
+        let f = portal.page(
+            "POST",
+            "/cpx/finish",
+            Some(&cookie),
+            "application/json",
+            Some(&json!({"code": code}).to_string()),
+        );
         assert_eq!(f.status, 200, "{}", f.body);
         let total = ms(t.elapsed());
         if link {
             // The portal gives the session a new id at each login step.
             let cookie = f.session_cookie().unwrap_or(cookie);
-            let l = portal.page("POST", "/premiere-connexion/lier", Some(&cookie), "application/x-www-form-urlencoded", Some("username=amelie&password=motdepasse-de-test"));
+            let l = portal.page(
+                "POST",
+                "/premiere-connexion/lier",
+                Some(&cookie),
+                "application/x-www-form-urlencoded",
+                Some("username=amelie&password=motdepasse-de-test"),
+            );
             assert!(l.status < 400, "linking: {} {}", l.status, l.body);
         }
         let prompt = a["timings_ms"]["prompt"].as_f64().unwrap_or(0.0);
         (apdus_so_far() - before, total - prompt)
     };
     let first = login(true);
-    let ours_cold = Path { label: "ours: agent, first login after insertion (nothing cached)", runs: vec![first] };
-    let ours = Path { label: "ours: agent, card known (« S'identifier » → session)", runs: (0..REAL_RUNS).map(|_| login(false)).collect() };
+    let ours_cold =
+        Path { label: "ours: agent, first login after insertion (nothing cached)", runs: vec![first] };
+    let ours = Path {
+        label: "ours: agent, card known (« S'identifier » → session)",
+        runs: (0..REAL_RUNS).map(|_| login(false)).collect(),
+    };
     drop(agent);
 
     // The browser's own TLS client authentication, through OpenSC's PKCS#11 module in NSS.
@@ -466,10 +605,26 @@ fn real_speed_bench(json_out: bool, latency: cpx_sim::Latency) {
         let body = json!({"challenge": challenge, "origin": portal.origin}).to_string();
         let request = format!("POST /cpx/login HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", portal.mtls_port, body.len());
         let (printed, _) = nss.run(&dir, portal.mtls_port, &request, true);
-        let failed = |why: &str| format!("{why} after {:.0} ms and {} APDUs: {}", ms(t.elapsed()), apdus_so_far() - before, printed.trim());
-        let answer: serde_json::Value = printed.find("{\"").and_then(|i| serde_json::Deserializer::from_str(&printed[i..]).into_iter().next()?.ok()).ok_or_else(|| failed("no answer from the portal's mTLS endpoint"))?;
+        let failed = |why: &str| {
+            format!(
+                "{why} after {:.0} ms and {} APDUs: {}",
+                ms(t.elapsed()),
+                apdus_so_far() - before,
+                printed.trim()
+            )
+        };
+        let answer: serde_json::Value = printed
+            .find("{\"")
+            .and_then(|i| serde_json::Deserializer::from_str(&printed[i..]).into_iter().next()?.ok())
+            .ok_or_else(|| failed("no answer from the portal's mTLS endpoint"))?;
         let code = answer["code"].as_str().ok_or_else(|| failed("login refused"))?.to_owned();
-        let f = portal.page("POST", "/cpx/finish", Some(&cookie), "application/json", Some(&json!({"code": code}).to_string()));
+        let f = portal.page(
+            "POST",
+            "/cpx/finish",
+            Some(&cookie),
+            "application/json",
+            Some(&json!({"code": code}).to_string()),
+        );
         assert_eq!(f.status, 200, "{}", f.body);
         Ok((apdus_so_far() - before, ms(t.elapsed())))
     };
@@ -487,16 +642,32 @@ fn real_speed_bench(json_out: bool, latency: cpx_sim::Latency) {
     // The portal gives a TLS handshake 30 s: when NSS + OpenSC need longer, measure the same client
     // authentication against nginx (ssl_verify_client on) with no limit that could cut it.
     // nginx waiting as long as the client needs (client_header_timeout also bounds its TLS handshake).
-    let nginx = portal_failure.is_some().then(|| cpx_tests::agent::Nginx::start_with(&dir.join("nginx"), &pki, "client_header_timeout 600s; send_timeout 600s;"));
+    let nginx = portal_failure.is_some().then(|| {
+        cpx_tests::agent::Nginx::start_with(
+            &dir.join("nginx"),
+            &pki,
+            "client_header_timeout 600s; send_timeout 600s;",
+        )
+    });
     let to_nginx = |client: &NssClient, port: u16| -> (usize, f64) {
         let before = apdus_so_far();
-        let (printed, elapsed) = client.run(&dir, port, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", true);
-        assert!(printed.contains("\"verify\":\"SUCCESS\""), "NSS + OpenSC client authentication to nginx failed:\n{printed}");
+        let (printed, elapsed) =
+            client.run(&dir, port, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", true);
+        assert!(
+            printed.contains("\"verify\":\"SUCCESS\""),
+            "NSS + OpenSC client authentication to nginx failed:\n{printed}"
+        );
         (apdus_so_far() - before, elapsed)
     };
     let browser = match &nginx {
-        None => Path { label: "browser: NSS tstclnt + OpenSC PKCS#11 → portal (process start → session)", runs },
-        Some(n) => Path { label: "browser: NSS tstclnt + OpenSC PKCS#11 → nginx mTLS (process start → answer)", runs: (0..browser_runs).map(|_| to_nginx(&nss, n.port)).collect() },
+        None => Path {
+            label: "browser: NSS tstclnt + OpenSC PKCS#11 → portal (process start → session)",
+            runs,
+        },
+        Some(n) => Path {
+            label: "browser: NSS tstclnt + OpenSC PKCS#11 → nginx mTLS (process start → answer)",
+            runs: (0..browser_runs).map(|_| to_nginx(&nss, n.port)).collect(),
+        },
     };
     // The same with OpenSC's file cache on (`use_file_caching`, off in Debian's configuration): the card's
     // files are read from disk after a first run has filled the cache.
@@ -524,7 +695,10 @@ fn real_speed_bench(json_out: bool, latency: cpx_sim::Latency) {
         }
     };
     cached_run(&cached); // fills OpenSC's cache
-    let browser_cached = Path { label: "browser, OpenSC file cache on (cache already filled)", runs: (0..browser_runs).map(|_| cached_run(&cached)).collect() };
+    let browser_cached = Path {
+        label: "browser, OpenSC file cache on (cache already filled)",
+        runs: (0..browser_runs).map(|_| cached_run(&cached)).collect(),
+    };
     // What NSS and OpenSC cost before any TLS (module load, token scan): a TLS connection without
     // client authentication from the same database. A browser already running has paid it.
     let startup = Path {
@@ -541,7 +715,9 @@ fn real_speed_bench(json_out: bool, latency: cpx_sim::Latency) {
         label: "browser already running (the above minus its start-up)",
         runs: vec![(browser.apdus().saturating_sub(startup.apdus()), browser.ms() - startup.ms())],
     };
-    let atr_rate = cpx_sim::latency::atr_baud(&cpx_sim::find(REAL_PERSONA).expect("persona").card(&Options::default()).atr);
+    let atr_rate = cpx_sim::latency::atr_baud(
+        &cpx_sim::find(REAL_PERSONA).expect("persona").card(&Options::default()).atr,
+    );
     let model = if latency.is_off() {
         "off".to_owned()
     } else {
@@ -555,8 +731,16 @@ fn real_speed_bench(json_out: bool, latency: cpx_sim::Latency) {
     };
     let rows = [&ours, &ours_cold, &browser, &startup, &warm_browser, &browser_cached];
     if json_out {
-        let paths: Vec<_> = rows.iter().map(|p| json!({"path": p.label, "apdus": p.apdus(), "ms": p.ms(), "vs_ours": p.ms() / ours.ms()})).collect();
-        println!("{}", json!({"card": REAL_PERSONA, "latency": model, "runs": REAL_RUNS, "browser_runs": browser_runs, "paths": paths, "browser_vs_ours": browser.ms() / ours.ms(), "running_browser_vs_ours": warm_browser.ms() / ours.ms(), "portal_refused_browser": portal_failure}));
+        let paths: Vec<_> = rows
+            .iter()
+            .map(
+                |p| json!({"path": p.label, "apdus": p.apdus(), "ms": p.ms(), "vs_ours": p.ms() / ours.ms()}),
+            )
+            .collect();
+        println!(
+            "{}",
+            json!({"card": REAL_PERSONA, "latency": model, "runs": REAL_RUNS, "browser_runs": browser_runs, "paths": paths, "browser_vs_ours": browser.ms() / ours.ms(), "running_browser_vs_ours": warm_browser.ms() / ours.ms(), "portal_refused_browser": portal_failure})
+        );
         return;
     }
     println!("Card login at real-card speed, card {REAL_PERSONA} (latency model: {model}), ours: medians of {REAL_RUNS}, browser: {browser_runs} run(s):\n");
@@ -576,7 +760,11 @@ fn main() {
     if std::env::args().any(|a| a == "--real") {
         std::env::set_var("CPX_AGENT_LOG", "info");
         let args: Vec<String> = std::env::args().collect();
-        let latency = args.iter().position(|a| a == "--latency").and_then(|i| args.get(i + 1)).map_or(Ok(cpx_sim::Latency::REAL), |s| s.parse());
+        let latency = args
+            .iter()
+            .position(|a| a == "--latency")
+            .and_then(|i| args.get(i + 1))
+            .map_or(Ok(cpx_sim::Latency::REAL), |s| s.parse());
         match latency {
             Ok(l) => return real_speed_bench(json, l),
             Err(e) => {
@@ -616,12 +804,31 @@ fn main() {
         return;
     }
     println!("Baseline: one APDU round trip (SELECT MF) = {base:.3} ms (median of 200)\n");
-    println!("{:<6} {:>11} {:>9} {:>8} {:>11} {:>9} {:>8} {:>10} {:>13}", "card", "cold APDUs", "cold ms", "×base", "warm APDUs", "warm ms", "×base", "ready ms", "OpenSC APDUs");
+    println!(
+        "{:<6} {:>11} {:>9} {:>8} {:>11} {:>9} {:>8} {:>10} {:>13}",
+        "card",
+        "cold APDUs",
+        "cold ms",
+        "×base",
+        "warm APDUs",
+        "warm ms",
+        "×base",
+        "ready ms",
+        "OpenSC APDUs"
+    );
     for f in &figures {
         let opensc = f.opensc_apdus.map_or("n/a".to_owned(), |n| n.to_string());
         println!(
             "{:<6} {:>11} {:>9.2} {:>8.1} {:>11} {:>9.2} {:>8.1} {:>10.2} {:>13}",
-            f.persona, f.cold_apdus, f.cold_ms, f.cold_ms / base, f.warm_apdus, f.warm_ms, f.warm_ms / base, f.ready_ms, opensc
+            f.persona,
+            f.cold_apdus,
+            f.cold_ms,
+            f.cold_ms / base,
+            f.warm_apdus,
+            f.warm_ms,
+            f.warm_ms / base,
+            f.ready_ms,
+            opensc
         );
     }
     println!("\nTargets: warm authentication ≤ 6 APDUs and ≤ half of OpenSC's count; card ready < 100 ms after pcscd's event.");
@@ -632,7 +839,11 @@ fn main() {
             f.persona,
             f.warm_apdus,
             if f.warm_apdus <= 6 { "≤" } else { ">" },
-            match half { Some(true) => "≤ OpenSC/2", Some(false) => "> OpenSC/2", None => "no OpenSC figure" },
+            match half {
+                Some(true) => "≤ OpenSC/2",
+                Some(false) => "> OpenSC/2",
+                None => "no OpenSC figure",
+            },
             f.ready_ms,
             if f.ready_ms < 100.0 { "<" } else { "≥" }
         );

@@ -14,7 +14,10 @@ fn main() {
     portal.add_account("amelie", "mot-de-passe-amelie", "MARTIN", "AMELIE");
     let agent = AgentProcess::start_on(&dir.join("agent"), &portal.agent_site(&pki), agent_port);
     println!("portail : {} (compte amelie / mot-de-passe-amelie)", portal.origin);
-    println!("agent   : https://127.0.0.1:{agent_port} (autorité locale {})", agent.dir.join("data/local-ca.pem").display());
+    println!(
+        "agent   : https://127.0.0.1:{agent_port} (autorité locale {})",
+        agent.dir.join("data/local-ca.pem").display()
+    );
     let reader = stack().reader();
     let _card = insert("cps3", &reader);
     println!("carte   : cps3 (Dr Jean DUPONT) dans « {} », code porteur 1234", reader.name);
@@ -27,7 +30,10 @@ fn main() {
     agent.answer_pins(&["1234"]);
     b.click("#card-login");
     b.wait_path("/premiere-connexion");
-    println!("  fenêtre du code porteur : {}", agent.dialogs().pop().unwrap_or_default().replace('\n', " / "));
+    println!(
+        "  fenêtre du code porteur : {}",
+        agent.dialogs().pop().unwrap_or_default().replace('\n', " / ")
+    );
     step("2-premiere-connexion", "première connexion : lier la carte ou créer un compte");
     b.type_into("#link-username", "amelie");
     b.type_into("#link-password", "mot-de-passe-amelie");

@@ -29,7 +29,10 @@ const MSE: [u8; 11] = [0x00, 0x22, 0x41, 0xA4, 0x06, 0x80, 0x01, 0x02, 0x84, 0x0
 
 /// INTERNAL AUTHENTICATE on a SHA-256 DigestInfo of the rival's choosing.
 fn internal_authenticate() -> Vec<u8> {
-    let prefix = [0x30, 0x31, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
+    let prefix = [
+        0x30, 0x31, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00,
+        0x04, 0x20,
+    ];
     let digest_info: Vec<u8> = prefix.iter().copied().chain([0x5A; 32]).collect();
     let mut apdu = vec![0x00, 0x88, 0x00, 0x00, digest_info.len() as u8];
     apdu.extend_from_slice(&digest_info);
@@ -62,11 +65,20 @@ fn probe(card: &pcsc::Card) -> Result<String, pcsc::Error> {
 /// After a reset by another program, PC/SC refuses this handle's calls until it reconnects.
 fn acknowledge(card: &mut pcsc::Card, err: pcsc::Error) {
     if err == pcsc::Error::ResetCard {
-        let _ = card.reconnect(pcsc::ShareMode::Shared, pcsc::Protocols::T0 | pcsc::Protocols::T1, pcsc::Disposition::LeaveCard);
+        let _ = card.reconnect(
+            pcsc::ShareMode::Shared,
+            pcsc::Protocols::T0 | pcsc::Protocols::T1,
+            pcsc::Disposition::LeaveCard,
+        );
     }
 }
 
-fn connect(ctx: &pcsc::Context, reader: &CString, share: pcsc::ShareMode, stop: &AtomicBool) -> Option<pcsc::Card> {
+fn connect(
+    ctx: &pcsc::Context,
+    reader: &CString,
+    share: pcsc::ShareMode,
+    stop: &AtomicBool,
+) -> Option<pcsc::Card> {
     while !stop.load(Ordering::SeqCst) {
         match ctx.connect(reader, share, pcsc::Protocols::T0 | pcsc::Protocols::T1) {
             Ok(card) => return Some(card),

@@ -12,7 +12,13 @@ fn main() {
     let pki = server_pki(&dir.join("pki"));
     let port = free_port();
     let portal = PortalProcess::start_with_agent(&dir.join("portal"), &pki, port);
-    let app = TrayApp::start_on(Desktop::start(Panel::Light), &dir.join("app"), &portal.agent_site(&pki), port, &[]);
+    let app = TrayApp::start_on(
+        Desktop::start(Panel::Light),
+        &dir.join("app"),
+        &portal.agent_site(&pki),
+        port,
+        &[],
+    );
     app.wait_log(0, &["tray ready"]);
     println!("portail  : {}", portal.origin);
     println!("Agent CPx: cpx-tray, https://127.0.0.1:{port}");

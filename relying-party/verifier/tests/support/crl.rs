@@ -58,14 +58,31 @@ pub fn serial_of(cert_pem: &str) -> Vec<u8> {
 }
 
 /// A CRL (DER) of the CA `issuer_cert_pem`, signed with its key, listing `revoked` serials.
-pub fn crl_der(issuer_cert_pem: &str, issuer_key_pem: &str, revoked: &[Vec<u8>], this_update: i64, next_update: i64) -> Vec<u8> {
+pub fn crl_der(
+    issuer_cert_pem: &str,
+    issuer_key_pem: &str,
+    revoked: &[Vec<u8>],
+    this_update: i64,
+    next_update: i64,
+) -> Vec<u8> {
     let issuer_der = pem_der(issuer_cert_pem);
-    let (_, issuer) = x509_parser::certificate::X509Certificate::from_der(&issuer_der).expect("issuer certificate");
+    let (_, issuer) =
+        x509_parser::certificate::X509Certificate::from_der(&issuer_der).expect("issuer certificate");
     // sha256WithRSAEncryption, NULL parameters.
-    let algorithm = seq(&[tlv(0x06, &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x0B]), vec![0x05, 0x00]]);
-    let mut tbs = vec![integer(&[1]), algorithm.clone(), issuer.subject().as_raw().to_vec(), time(this_update), time(next_update)];
+    let algorithm =
+        seq(&[tlv(0x06, &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x0B]), vec![0x05, 0x00]]);
+    let mut tbs = vec![
+        integer(&[1]),
+        algorithm.clone(),
+        issuer.subject().as_raw().to_vec(),
+        time(this_update),
+        time(next_update),
+    ];
     if !revoked.is_empty() {
-        tbs.push(seq(&revoked.iter().map(|serial| seq(&[integer(serial), time(this_update)])).collect::<Vec<_>>()));
+        tbs.push(seq(&revoked
+            .iter()
+            .map(|serial| seq(&[integer(serial), time(this_update)]))
+            .collect::<Vec<_>>()));
     }
     // crlExtensions [0]: the CRL number (2.5.29.20), required by RFC 5280 and by rustls-webpki.
     let crl_number = seq(&[tlv(0x06, &[0x55, 0x1D, 0x14]), tlv(0x04, &integer(&this_update.to_be_bytes()))]);
