@@ -831,7 +831,7 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> Report {
                     ));
                 }
             }
-            if n % every == 0 {
+            if n.is_multiple_of(every) {
                 report.samples.push(sample(world.agent.pid(), n));
                 if report.baseline.is_none() && n >= every {
                     report.baseline = Some(report.samples.len() - 1);

@@ -124,12 +124,12 @@ impl Session {
     /// Waits until the URL path is `path`.
     pub fn wait_path(&self, path: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !self
-            .url()
-            .split_once("://")
-            .and_then(|(_, r)| r.split_once('/'))
-            .is_some_and(|(_, p)| format!("/{p}") == path)
-        {
+        let at_path = |url: String| {
+            url.split_once("://")
+                .and_then(|(_, r)| r.split_once('/'))
+                .is_some_and(|(_, p)| format!("/{p}") == path)
+        };
+        while !at_path(self.url()) {
             assert!(
                 Instant::now() < deadline,
                 "never reached {path}; at {} showing {}",

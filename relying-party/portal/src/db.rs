@@ -38,6 +38,23 @@ pub struct Account {
     pub kind: String,
 }
 
+/// What an account is created with.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AccountFields<'a> {
+    pub username: &'a str,
+    /// None makes a card-only account.
+    pub password: Option<&'a str>,
+    pub nom: &'a str,
+    pub prenom: &'a str,
+    pub profession: Option<&'a str>,
+    /// "pro" (made by an administrator) or "liberal" (registered with a card).
+    pub kind: &'a str,
+    pub email: Option<&'a str>,
+    pub telephone: Option<&'a str>,
+    pub code_postal: Option<&'a str>,
+    pub ville: Option<&'a str>,
+}
+
 #[derive(Debug, Clone)]
 pub struct CardLink {
     pub national_id: String,
@@ -110,19 +127,21 @@ impl Db {
             .map_err(|e| DbError::Hash(e.to_string()))
     }
 
-    /// Creates an account; `password` None makes a card-only account.
-    pub fn create_account(
-        &self,
-        username: &str,
-        password: Option<&str>,
-        nom: &str,
-        prenom: &str,
-        profession: Option<&str>,
-        kind: &str,
-        contact: [Option<&str>; 4],
-    ) -> Result<i64, DbError> {
-        let hash = password.map(Self::hash).transpose()?;
-        let [email, telephone, code_postal, ville] = contact;
+    /// Creates an account.
+    pub fn create_account(&self, a: &AccountFields) -> Result<i64, DbError> {
+        let hash = a.password.map(Self::hash).transpose()?;
+        let AccountFields {
+            username,
+            nom,
+            prenom,
+            profession,
+            kind,
+            email,
+            telephone,
+            code_postal,
+            ville,
+            ..
+        } = *a;
         let c = self.conn();
         let r = c.execute(
             "INSERT INTO accounts (username, password_hash, nom, prenom, profession, email, telephone, code_postal, ville, kind, created_at)
@@ -383,7 +402,15 @@ pub(crate) mod tests {
         );
         assert!(!db.touch_session("never-made", limits, t0).unwrap());
         // A new id replaces the old one when the session logs in.
-        let a = db.create_account("amelie", None, "MARTIN", "AMELIE", None, "pro", [None; 4]).unwrap();
+        let a = db
+            .create_account(&AccountFields {
+                username: "amelie",
+                nom: "MARTIN",
+                prenom: "AMELIE",
+                kind: "pro",
+                ..Default::default()
+            })
+            .unwrap();
         db.create_session("before").unwrap();
         db.replace_session(Some("before"), "after", SessionState::LoggedIn(a)).unwrap();
         assert!(!db.touch_session("before", limits, now()).unwrap());
@@ -413,19 +440,34 @@ pub(crate) mod tests {
         let _ = std::fs::remove_file(&path);
         let db = Db::open(&path).unwrap();
         let a = db
-            .create_account(
-                "amelie",
-                Some("s3cret"),
-                "MARTIN",
-                "AMELIE",
-                Some("Infirmière"),
-                "pro",
-                [None; 4],
-            )
+            .create_account(&AccountFields {
+                username: "amelie",
+                password: Some("s3cret"),
+                nom: "MARTIN",
+                prenom: "AMELIE",
+                profession: Some("Infirmière"),
+                kind: "pro",
+                ..Default::default()
+            })
             .unwrap();
-        let b = db.create_account("bruno", Some("other"), "B", "B", None, "pro", [None; 4]).unwrap();
+        let b = db
+            .create_account(&AccountFields {
+                username: "bruno",
+                password: Some("other"),
+                nom: "B",
+                prenom: "B",
+                kind: "pro",
+                ..Default::default()
+            })
+            .unwrap();
         assert!(matches!(
-            db.create_account("amelie", None, "x", "y", None, "pro", [None; 4]),
+            db.create_account(&AccountFields {
+                username: "amelie",
+                nom: "x",
+                prenom: "y",
+                kind: "pro",
+                ..Default::default()
+            }),
             Err(DbError::UsernameTaken)
         ));
         assert_eq!(db.check_password("amelie", "s3cret").unwrap().map(|x| x.id), Some(a));

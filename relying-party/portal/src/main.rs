@@ -117,15 +117,15 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::AddAccount { db, username, password, nom, prenom, profession } => {
             let r = db::Db::open(&db).and_then(|d| {
-                d.create_account(
-                    &username,
-                    Some(&password),
-                    &nom,
-                    &prenom,
-                    profession.as_deref(),
-                    "pro",
-                    [None; 4],
-                )
+                d.create_account(&db::AccountFields {
+                    username: &username,
+                    password: Some(&password),
+                    nom: &nom,
+                    prenom: &prenom,
+                    profession: profession.as_deref(),
+                    kind: "pro",
+                    ..Default::default()
+                })
             });
             match r {
                 Ok(id) => {

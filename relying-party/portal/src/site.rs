@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use cpx_demo_portal::forms::{field, form, NewAccount};
 
-use crate::db::{Account, DbError, SessionState};
+use crate::db::{Account, AccountFields, DbError, SessionState};
 use crate::pages;
 use crate::ratelimit::Refusal;
 use crate::state::{random_token, Portal, PENDING_LINK_SECONDS};
@@ -307,7 +307,18 @@ pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
                         Err(message) => return again(400, message),
                     };
                     let NewAccount { mail, telephone: tel, code_postal: cp, ville } = new;
-                    match db.create_account(mail, None, &identity.nom, &identity.prenom, identity.profession.as_deref(), "liberal", [Some(mail), tel, Some(cp), Some(ville)]) {
+                    match db.create_account(&AccountFields {
+                        username: mail,
+                        nom: &identity.nom,
+                        prenom: &identity.prenom,
+                        profession: identity.profession.as_deref(),
+                        kind: "liberal",
+                        email: Some(mail),
+                        telephone: tel,
+                        code_postal: Some(cp),
+                        ville: Some(ville),
+                        password: None,
+                    }) {
                         Ok(id) => id,
                         Err(DbError::UsernameTaken) => return again(409, "Un compte existe déjà avec cette adresse mail : liez votre carte dans l'Espace professionnel."),
                         Err(e) => return db_error(e),
@@ -362,6 +373,17 @@ mod tests {
 
     const ORIGIN: &str = "https://portal.test";
 
+    fn amelie() -> AccountFields<'static> {
+        AccountFields {
+            username: "amelie",
+            password: Some("mot-de-passe"),
+            nom: "MARTIN",
+            prenom: "AMELIE",
+            kind: "pro",
+            ..Default::default()
+        }
+    }
+
     fn portal(name: &str) -> Arc<Portal> {
         let path = std::env::temp_dir().join(format!("cpx-portal-site-{name}-{}.sqlite", std::process::id()));
         let _ = std::fs::remove_file(&path);
@@ -403,8 +425,7 @@ mod tests {
     #[test]
     fn the_password_hash_is_checked_outside_the_database_lock() {
         let p = portal("lock");
-        p.db.create_account("amelie", Some("mot-de-passe"), "MARTIN", "AMELIE", None, "pro", [None; 4])
-            .unwrap();
+        p.db.create_account(&amelie()).unwrap();
         p.db.create_session("someone-else").unwrap();
         // While this thread hashes the password, another request that needs the database is served.
         let (seen_tx, seen_rx) = mpsc::channel();
@@ -427,9 +448,7 @@ mod tests {
     #[test]
     fn password_login_renews_the_session_id() {
         let p = portal("renew");
-        let a =
-            p.db.create_account("amelie", Some("mot-de-passe"), "MARTIN", "AMELIE", None, "pro", [None; 4])
-                .unwrap();
+        let a = p.db.create_account(&amelie()).unwrap();
         p.db.create_session("planted").unwrap();
         let r =
             handle(&p, request("POST", "/login", Some("planted"), b"username=amelie&password=mot-de-passe"));
