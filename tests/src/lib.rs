@@ -21,6 +21,7 @@ pub mod browser;
 #[path = "../../relying-party/verifier/tests/support/crl.rs"]
 pub mod crl;
 pub mod desktop;
+pub mod events;
 pub mod openapi;
 pub mod rival;
 pub mod soak;
