@@ -197,7 +197,8 @@ impl AgentProcess {
         body: Option<&str>,
         deadline: std::time::Duration,
     ) -> Result<HttpAnswer, NoAnswer> {
-        try_https_to(&self.ca_pem, "127.0.0.1", "127.0.0.1", self.port, method, path, headers, body, deadline)
+        Server { ca_pem: &self.ca_pem, addr: "127.0.0.1", host: "127.0.0.1", port: self.port }
+            .try_send(&Request { method, path, headers, body }, deadline)
     }
 
     /// An HTTPS request to the agent, trusting its local CA. Every JSON answer is checked against
@@ -268,8 +269,8 @@ impl HttpAnswer {
     }
 }
 
-/// One HTTP/1.1 request over TLS to `host:port`, trusting `ca_pem`. Sends `Host: host:port` unless a
-/// Host header is given.
+/// One HTTP/1.1 request over TLS to `host:port` on this machine, trusting `ca_pem`. Sends
+/// `Host: host:port` unless a Host header is given.
 pub fn https(
     ca_pem: &str,
     host: &str,
@@ -279,7 +280,7 @@ pub fn https(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> HttpAnswer {
-    https_to(ca_pem, "127.0.0.1", host, port, method, path, headers, body)
+    Server { ca_pem, addr: "127.0.0.1", host, port }.send(&Request { method, path, headers, body })
 }
 
 /// A TLS client trusting only the certificates of `ca_pem` (as a browser that trusts the agent's local CA).
@@ -298,20 +299,23 @@ pub fn client_config(ca_pem: &str) -> Arc<rustls::ClientConfig> {
     Arc::new(config)
 }
 
-/// The same, connecting to `addr` while naming the server `host` (SNI, certificate, Host header).
-#[allow(clippy::too_many_arguments)]
-pub fn https_to(
-    ca_pem: &str,
-    addr: &str,
-    host: &str,
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&str>,
-) -> HttpAnswer {
-    try_https_to(ca_pem, addr, host, port, method, path, headers, body, std::time::Duration::from_secs(60))
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+/// Where an HTTPS request goes: the address connected to, the name the server is asked for (SNI, its
+/// certificate, the Host header), its port, and the only CA trusted.
+#[derive(Clone, Copy)]
+pub struct Server<'a> {
+    pub ca_pem: &'a str,
+    pub addr: &'a str,
+    pub host: &'a str,
+    pub port: u16,
+}
+
+/// One HTTP/1.1 request.
+#[derive(Clone, Copy)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: Option<&'a str>,
 }
 
 /// Why an HTTPS request got no answer.
@@ -332,80 +336,80 @@ impl std::fmt::Display for NoAnswer {
     }
 }
 
-/// [`https_to`] that reports a missing answer instead of panicking: the connection and each read get
-/// `deadline` (the soak tells a hung request from a failed one).
-#[allow(clippy::too_many_arguments)]
-pub fn try_https_to(
-    ca_pem: &str,
-    addr: &str,
-    host: &str,
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&str>,
-    deadline: std::time::Duration,
-) -> Result<HttpAnswer, NoAnswer> {
-    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-        .map_err(|e| NoAnswer::Failed(e.to_string()))?;
-    let conn = rustls::ClientConnection::new(client_config(ca_pem), name)
-        .map_err(|e| NoAnswer::Failed(e.to_string()))?;
-    let to = std::net::ToSocketAddrs::to_socket_addrs(&(addr, port))
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| NoAnswer::Failed(format!("no address for {addr}")))?;
-    let tcp = TcpStream::connect_timeout(&to, deadline).map_err(|e| {
-        if is_timeout(&e) {
-            NoAnswer::TimedOut
-        } else {
-            NoAnswer::Failed(format!("connect: {e}"))
+impl Server<'_> {
+    /// Sends `r` and reads the whole answer (60 s at the most), panicking without one.
+    pub fn send(&self, r: &Request) -> HttpAnswer {
+        self.try_send(r, std::time::Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{} {}: {e}", r.method, r.path))
+    }
+
+    /// [`Self::send`] that reports a missing answer instead of panicking: the connection and each read
+    /// get `deadline` (the soak tells a hung request from a failed one).
+    pub fn try_send(&self, r: &Request, deadline: std::time::Duration) -> Result<HttpAnswer, NoAnswer> {
+        let Server { ca_pem, addr, host, port } = *self;
+        let Request { method, path, headers, body } = *r;
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|e| NoAnswer::Failed(e.to_string()))?;
+        let conn = rustls::ClientConnection::new(client_config(ca_pem), name)
+            .map_err(|e| NoAnswer::Failed(e.to_string()))?;
+        let to = std::net::ToSocketAddrs::to_socket_addrs(&(addr, port))
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| NoAnswer::Failed(format!("no address for {addr}")))?;
+        let tcp = TcpStream::connect_timeout(&to, deadline).map_err(|e| {
+            if is_timeout(&e) {
+                NoAnswer::TimedOut
+            } else {
+                NoAnswer::Failed(format!("connect: {e}"))
+            }
+        })?;
+        let _ = tcp.set_nodelay(true);
+        tcp.set_read_timeout(Some(deadline)).map_err(|e| NoAnswer::Failed(e.to_string()))?;
+        tcp.set_write_timeout(Some(deadline)).map_err(|e| NoAnswer::Failed(e.to_string()))?;
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            req.push_str(&format!("Host: {host}:{port}\r\n"));
         }
-    })?;
-    let _ = tcp.set_nodelay(true);
-    tcp.set_read_timeout(Some(deadline)).map_err(|e| NoAnswer::Failed(e.to_string()))?;
-    tcp.set_write_timeout(Some(deadline)).map_err(|e| NoAnswer::Failed(e.to_string()))?;
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        req.push_str(&format!("Host: {host}:{port}\r\n"));
-    }
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    let body = body.unwrap_or("");
-    if !body.is_empty() {
-        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    tls.write_all(req.as_bytes()).map_err(|e| {
-        if is_timeout(&e) {
-            NoAnswer::TimedOut
-        } else {
-            NoAnswer::Failed(format!("send: {e}"))
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
         }
-    })?;
-    let mut raw = Vec::new();
-    // A server that closes without TLS close_notify ends the read with an error after the whole answer.
-    if let Err(e) = tls.read_to_end(&mut raw) {
-        if is_timeout(&e) {
-            return Err(NoAnswer::TimedOut);
+        let body = body.unwrap_or("");
+        if !body.is_empty() {
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
         }
+        req.push_str("\r\n");
+        req.push_str(body);
+        tls.write_all(req.as_bytes()).map_err(|e| {
+            if is_timeout(&e) {
+                NoAnswer::TimedOut
+            } else {
+                NoAnswer::Failed(format!("send: {e}"))
+            }
+        })?;
+        let mut raw = Vec::new();
+        // A server that closes without TLS close_notify ends the read with an error after the whole answer.
+        if let Err(e) = tls.read_to_end(&mut raw) {
+            if is_timeout(&e) {
+                return Err(NoAnswer::TimedOut);
+            }
+        }
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, rest) =
+            text.split_once("\r\n\r\n").ok_or_else(|| NoAnswer::Failed(format!("{text:?}")))?;
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| NoAnswer::Failed(format!("no status line: {head:?}")))?;
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        let (_, body) = cpx_agent::mtls::parse_http(&raw).unwrap_or((status, rest.as_bytes().to_vec()));
+        Ok(HttpAnswer { status, headers, body: String::from_utf8_lossy(&body).into_owned() })
     }
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").ok_or_else(|| NoAnswer::Failed(format!("{text:?}")))?;
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| NoAnswer::Failed(format!("no status line: {head:?}")))?;
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let (_, body) = cpx_agent::mtls::parse_http(&raw).unwrap_or((status, rest.as_bytes().to_vec()));
-    Ok(HttpAnswer { status, headers, body: String::from_utf8_lossy(&body).into_owned() })
 }
 
 fn is_timeout(e: &std::io::Error) -> bool {
@@ -755,17 +759,8 @@ impl PortalProcess {
         if body.is_some() {
             headers.push(("Content-Type", content_type));
         }
-        try_https_to(
-            &self.ca_pem,
-            "127.0.0.1",
-            "portal.test",
-            self.site_port,
-            method,
-            path,
-            &headers,
-            body,
-            deadline,
-        )
+        Server { ca_pem: &self.ca_pem, addr: "127.0.0.1", host: "portal.test", port: self.site_port }
+            .try_send(&Request { method, path, headers: &headers, body }, deadline)
     }
 }
 

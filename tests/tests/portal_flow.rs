@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use cpx_tests::agent::{
-    server_pki, write_card_crl, write_current_card_crl, AgentProcess, PortalProcess, ServerPki,
-    DEFAULT_AGENT_PORT,
+    server_pki, write_card_crl, write_current_card_crl, AgentProcess, PortalProcess, Request, Server,
+    ServerPki, DEFAULT_AGENT_PORT,
 };
 use cpx_tests::{insert, out_dir, stack};
 use serde_json::{json, Value};
@@ -305,20 +305,18 @@ fn an_identity_linked_to_one_account_cannot_be_linked_to_another() {
     assert_eq!(linked.status, 303);
     let c3 = linked.session_cookie().unwrap();
     // A POST from another origin is refused (CSRF).
-    let csrf = cpx_tests::agent::https_to(
-        &std::fs::read_to_string(&w._pki.ca_pem).unwrap(),
-        "127.0.0.1",
-        "portal.test",
-        w.portal.site_port,
-        "POST",
-        "/compte/delier",
-        &[
+    let ca_pem = std::fs::read_to_string(&w._pki.ca_pem).unwrap();
+    let portal = Server { ca_pem: &ca_pem, addr: "127.0.0.1", host: "portal.test", port: w.portal.site_port };
+    let csrf = portal.send(&Request {
+        method: "POST",
+        path: "/compte/delier",
+        headers: &[
             ("Origin", "https://evil.example"),
             ("Cookie", &format!("cpx_session={c3}")),
             ("Content-Type", "application/x-www-form-urlencoded"),
         ],
-        Some(""),
-    );
+        body: Some(""),
+    });
     assert_eq!(csrf.status, 403);
 }
 
