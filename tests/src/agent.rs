@@ -188,6 +188,20 @@ impl AgentProcess {
         https(&self.ca_pem, "127.0.0.1", self.port, method, path, headers, body)
     }
 
+    /// `POST /v1/authenticate` as the page of `origin` sends it, code porteur `1234` answered; the JSON
+    /// answer (not checked against the API document: benchmarks).
+    pub fn authenticate_unchecked(&self, origin: &str, challenge: &str) -> serde_json::Value {
+        self.answer_pins(&["1234"]);
+        let body = serde_json::json!({ "challenge": challenge }).to_string();
+        self.request_unchecked(
+            "POST",
+            "/v1/authenticate",
+            &[("Origin", origin), ("Content-Type", "application/json")],
+            Some(&body),
+        )
+        .json()
+    }
+
     /// [`Self::request_unchecked`] that reports a missing answer (within `deadline`) instead of panicking.
     pub fn try_request(
         &self,
@@ -739,6 +753,20 @@ impl PortalProcess {
     ) -> HttpAnswer {
         self.try_page(method, path, cookie, content_type, body, std::time::Duration::from_secs(60))
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// The login page's first step: a new session and its challenge (session cookie, challenge).
+    pub fn challenge(&self) -> (String, String) {
+        let c = self.page("POST", "/cpx/challenge", None, "application/json", Some("{}"));
+        assert_eq!(c.status, 200, "{}", c.body);
+        let cookie = c.session_cookie().expect("a session cookie with the challenge");
+        (cookie, c.json()["challenge"].as_str().expect("challenge").to_owned())
+    }
+
+    /// The login page's last step: the code the agent brought back, exchanged for a session.
+    pub fn finish(&self, cookie: &str, code: &str) -> HttpAnswer {
+        let body = serde_json::json!({ "code": code }).to_string();
+        self.page("POST", "/cpx/finish", Some(cookie), "application/json", Some(&body))
     }
 
     /// [`Self::page`] that reports a missing answer (within `deadline`) instead of panicking.

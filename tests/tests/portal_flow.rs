@@ -62,13 +62,7 @@ impl World {
     }
 
     fn finish(&self, cookie: &str, code: &str) -> cpx_tests::agent::HttpAnswer {
-        self.portal.page(
-            "POST",
-            "/cpx/finish",
-            Some(cookie),
-            "application/json",
-            Some(&json!({"code": code}).to_string()),
-        )
+        self.portal.finish(cookie, code)
     }
 
     /// Finishes a card login; the session id the portal gives in exchange (a new one).
