@@ -195,25 +195,14 @@ impl Verifier {
          -> Result<(), VerifyError> {
             let crls = self.crls.read().unwrap_or_else(|e| e.into_inner());
             let crl_refs: Vec<&webpki::CertRevocationList> = crls.iter().collect();
-            let revocation = match webpki::RevocationOptionsBuilder::new(&crl_refs) {
-                Ok(b) => Some(b.with_status_policy(status).with_expiration_policy(expiration).build()),
-                // No CRL at all: every status is unknown.
-                Err(_) if status == webpki::UnknownStatusPolicy::Allow => None,
-                Err(_) => {
-                    // The chain first: an untrusted or expired card is refused for that reason.
-                    ee.verify_for_usage(
-                        ALGS,
-                        &self.anchors,
-                        &self.intermediates,
-                        now,
-                        webpki::KeyUsage::client_auth(),
-                        None,
-                        None,
-                    )
-                    .map_err(&map)?;
-                    return Err(VerifyError::RevocationUnknown { issuer: issuer.clone() });
+            // No CRL at all: every status is unknown, refused unless the policy allows it.
+            let (revocation, unknown_refused) = match webpki::RevocationOptionsBuilder::new(&crl_refs) {
+                Ok(b) => {
+                    (Some(b.with_status_policy(status).with_expiration_policy(expiration).build()), false)
                 }
+                Err(_) => (None, status != webpki::UnknownStatusPolicy::Allow),
             };
+            // The chain first: an untrusted or expired card is refused for that reason.
             ee.verify_for_usage(
                 ALGS,
                 &self.anchors,
@@ -223,8 +212,11 @@ impl Verifier {
                 revocation,
                 None,
             )
-            .map(|_| ())
-            .map_err(&map)
+            .map_err(&map)?;
+            if unknown_refused {
+                return Err(VerifyError::RevocationUnknown { issuer: issuer.clone() });
+            }
+            Ok(())
         };
         let revocation = match verify(webpki::UnknownStatusPolicy::Deny, webpki::ExpirationPolicy::Enforce) {
             Ok(()) => Revocation::NotRevoked,
