@@ -150,9 +150,6 @@ pub struct Record {
     /// Folders created (relative to the root), removed again when empty.
     #[serde(default)]
     pub created_dirs: Vec<String>,
-    /// Firefox's policies.json did not exist before.
-    #[serde(default)]
-    pub firefox_file_created: bool,
     /// Host names added to Firefox's `SkipDomains` in policies.json.
     #[serde(default)]
     pub firefox_domains: Vec<String>,
@@ -300,85 +297,52 @@ fn chromium_files(
     Ok(())
 }
 
-/// Firefox on Linux: our host names merged into `SkipDomains` of policies.json, other policies kept.
+/// Firefox on Linux: our host names merged into `SkipDomains` of policies.json, other policies kept
+/// (agent/src/firefox_policies.rs).
 fn firefox_file(
     root: &Path,
     wanted: &Wanted,
     record: &mut Record,
     outcome: &mut Outcome,
 ) -> Result<(), Error> {
+    use crate::firefox_policies::{edit_list, Next, PolicyFileError};
     let path = root.join(FIREFOX_FILE);
     let existing = match std::fs::read_to_string(&path) {
-        Ok(text) => Some(
-            serde_json::from_str::<Value>(&text)
-                .map_err(|e| Error::NotJson { path: path.clone(), reason: e.to_string() })?,
-        ),
+        Ok(text) => Some(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(Error::Io { path, source: e }),
     };
-    if existing.is_none() && wanted.is_empty() {
-        record.firefox_domains.clear();
-        record.firefox_file_created = false;
-        return Ok(());
-    }
-    let created_now = existing.is_none();
-    let mut doc = existing.unwrap_or_else(|| json!({}));
-    let shape = |what: &str, expected| Error::Shape { path: path.clone(), what: what.into(), expected };
-    let top = doc.as_object_mut().ok_or_else(|| shape("the file", "object"))?;
-    let policies = top
-        .entry("policies")
-        .or_insert_with(|| json!({}))
-        .as_object_mut()
-        .ok_or_else(|| shape("policies", "object"))?;
-    let lna = policies
-        .entry("LocalNetworkAccess")
-        .or_insert_with(|| json!({}))
-        .as_object_mut()
-        .ok_or_else(|| shape("policies.LocalNetworkAccess", "object"))?;
-    let list = lna
-        .entry("SkipDomains")
-        .or_insert_with(|| json!([]))
-        .as_array_mut()
-        .ok_or_else(|| shape("policies.LocalNetworkAccess.SkipDomains", "list"))?;
     // Ours from an earlier run go first, then the wanted ones that are not there already.
-    let before = list.clone();
     let mut removed = Vec::new();
-    list.retain(|v| match v.as_str() {
-        Some(s) if record.firefox_domains.iter().any(|d| d == s) => {
-            removed.push(s.to_owned());
-            false
-        }
-        _ => true,
-    });
     let mut added = Vec::new();
-    for host in &wanted.hosts {
-        if !list.iter().any(|v| v.as_str() == Some(host)) {
-            list.push(json!(host));
-            added.push(host.clone());
+    let next = edit_list(existing.as_deref(), "LocalNetworkAccess", "SkipDomains", |list| {
+        list.retain(|v| match v.as_str() {
+            Some(s) if record.firefox_domains.iter().any(|d| d == s) => {
+                removed.push(s.to_owned());
+                false
+            }
+            _ => true,
+        });
+        for host in &wanted.hosts {
+            if !list.iter().any(|v| v.as_str() == Some(host)) {
+                list.push(json!(host));
+                added.push(host.clone());
+            }
         }
-    }
-    if list.is_empty() {
-        lna.remove("SkipDomains");
-    }
-    if lna.is_empty() {
-        policies.remove("LocalNetworkAccess");
-    }
-    let unchanged = *list_of(&doc) == before && !created_now;
-    let now_empty = doc.get("policies").and_then(Value::as_object).is_some_and(Map::is_empty)
-        && doc.as_object().is_some_and(|o| o.len() == 1);
-    let created = record.firefox_file_created || created_now;
-    if now_empty && created {
-        if path.exists() {
-            std::fs::remove_file(&path).map_err(io(&path))?;
+    })
+    .map_err(|e| match e {
+        PolicyFileError::NotJson(reason) => Error::NotJson { path: path.clone(), reason },
+        PolicyFileError::Shape { what, expected } => Error::Shape { path: path.clone(), what, expected },
+    })?;
+    match next {
+        Next::Unchanged => {}
+        Next::Write(text) => {
+            if let Some(dir) = path.parent().and_then(|d| d.strip_prefix(root).ok()) {
+                make_dirs(root, &dir.to_string_lossy(), record)?;
+            }
+            write_file(&path, text.trim_end())?;
         }
-        record.firefox_file_created = false;
-    } else if !unchanged {
-        if let Some(dir) = path.parent().and_then(|d| d.strip_prefix(root).ok()) {
-            make_dirs(root, &dir.to_string_lossy(), record)?;
-        }
-        write_file(&path, &serde_json::to_string_pretty(&doc).unwrap_or_default())?;
-        // Once ours are out, a file that now holds others' policies is theirs.
-        record.firefox_file_created = created && !wanted.is_empty();
+        Next::Remove => std::fs::remove_file(&path).map_err(io(&path))?,
     }
     // What we put there and was not there before; a host already listed by the administrator stays theirs.
     let kept_ours: Vec<String> =
@@ -404,12 +368,6 @@ fn firefox_file(
         });
     }
     Ok(())
-}
-
-/// `policies.LocalNetworkAccess.SkipDomains` of a Firefox policies document (empty when absent).
-fn list_of(doc: &Value) -> &Vec<Value> {
-    static EMPTY: Vec<Value> = Vec::new();
-    doc.pointer("/policies/LocalNetworkAccess/SkipDomains").and_then(Value::as_array).unwrap_or(&EMPTY)
 }
 
 /// Writes (non-empty `wanted`) or removes (empty) the Linux policy files under `root`, keeping the record
@@ -757,7 +715,6 @@ mod tests {
         std::fs::write(&file, r#"{"policies": {"DisableTelemetry": true, "LocalNetworkAccess": {"SkipDomains": ["a.example"]}}}"#).unwrap();
         sync_files(&root, &record, &Wanted::default()).unwrap();
         assert_eq!(read_json(&file), json!({"policies": {"DisableTelemetry": true}}));
-        assert!(!read_record(&record).unwrap().firefox_file_created);
         std::fs::remove_file(&file).unwrap();
 
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();

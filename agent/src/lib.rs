@@ -28,6 +28,7 @@ pub mod card_state;
 pub mod config;
 pub mod consent;
 pub mod diagnose;
+pub mod firefox_policies;
 pub mod limits;
 pub mod localca;
 pub mod logging;

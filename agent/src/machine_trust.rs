@@ -256,18 +256,10 @@ impl System {
         }
         let ca = ca_path.to_string_lossy().into_owned();
         for (name, path) in self.firefox_policy_files() {
-            edit_policies(&path, |policies| {
-                let install = policies.entry("Certificates").or_insert_with(|| serde_json::json!({}));
-                let install = install
-                    .as_object_mut()
-                    .ok_or("Certificates is not an object")?
-                    .entry("Install")
-                    .or_insert_with(|| serde_json::json!([]));
-                let list = install.as_array_mut().ok_or("Certificates.Install is not a list")?;
+            edit_firefox(&path, |list| {
                 if !list.iter().any(|v| v.as_str() == Some(&ca)) {
                     list.push(ca.clone().into());
                 }
-                Ok(())
             })?;
             stores.push(format!("{name} ({})", path.display()));
         }
@@ -298,27 +290,7 @@ impl System {
         }
         let ca = ca_path.to_string_lossy().into_owned();
         for (name, path) in self.firefox_policy_files() {
-            if !path.exists() {
-                continue;
-            }
-            let mut removed = false;
-            edit_policies(&path, |policies| {
-                if let Some(certs) = policies.get_mut("Certificates").and_then(|c| c.as_object_mut()) {
-                    if let Some(list) = certs.get_mut("Install").and_then(|l| l.as_array_mut()) {
-                        let n = list.len();
-                        list.retain(|v| v.as_str() != Some(&ca));
-                        removed = list.len() != n;
-                        if list.is_empty() {
-                            certs.remove("Install");
-                        }
-                    }
-                    if certs.is_empty() {
-                        policies.remove("Certificates");
-                    }
-                }
-                Ok(())
-            })?;
-            if removed {
+            if path.exists() && edit_firefox(&path, |list| list.retain(|v| v.as_str() != Some(&ca)))? {
                 stores.push(format!("{name} ({})", path.display()));
             }
         }
@@ -503,34 +475,33 @@ fn remove_empty_dirs(dir: &Path, stop: &Path) {
     }
 }
 
-/// Edits the `policies` object of a Firefox `policies.json` (created when absent; other policies kept);
-/// a file left with no policy is removed.
+/// Edits `Certificates.Install` of a Firefox `policies.json` (agent/src/firefox_policies.rs: created when
+/// absent, other policies kept, removed when nothing is left); says whether the file changed.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn edit_policies(
-    path: &Path,
-    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>) -> Result<(), &'static str>,
-) -> Result<(), TrustError> {
-    let bad = |detail: &str| TrustError::Json { path: path.to_path_buf(), detail: detail.to_owned() };
-    let mut doc: serde_json::Value = match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| bad(&e.to_string()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
+fn edit_firefox(path: &Path, edit: impl FnOnce(&mut Vec<serde_json::Value>)) -> Result<bool, TrustError> {
+    use crate::firefox_policies::{edit_list, Next};
+    let existing = match std::fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(TrustError::Io { path: path.to_path_buf(), source: e }),
     };
-    let root = doc.as_object_mut().ok_or_else(|| bad("not an object"))?;
-    let policies = root.entry("policies").or_insert_with(|| serde_json::json!({}));
-    edit(policies.as_object_mut().ok_or_else(|| bad("policies is not an object"))?).map_err(bad)?;
-    if root.get("policies").and_then(|p| p.as_object()).is_some_and(|p| p.is_empty()) {
-        root.remove("policies");
-    }
-    if root.is_empty() {
-        remove_file(path)?;
-        if let Some(parent) = path.parent() {
-            remove_empty_dirs(parent, &parent.ancestors().nth(2).map(Path::to_path_buf).unwrap_or_default());
+    let next = edit_list(existing.as_deref(), "Certificates", "Install", edit)
+        .map_err(|e| TrustError::Json { path: path.to_path_buf(), detail: e.to_string() })?;
+    match next {
+        Next::Unchanged => return Ok(false),
+        Next::Write(text) => {
+            create_dir(path.parent().unwrap_or(Path::new("/")))?;
+            write_public(path, &text)?;
         }
-        return Ok(());
+        Next::Remove => {
+            remove_file(path)?;
+            if let Some(parent) = path.parent() {
+                let stop = parent.ancestors().nth(2).map(Path::to_path_buf).unwrap_or_default();
+                remove_empty_dirs(parent, &stop);
+            }
+        }
     }
-    create_dir(path.parent().unwrap_or(Path::new("/")))?;
-    write_public(path, &format!("{doc:#}\n"))
+    Ok(true)
 }
 
 #[cfg(all(test, target_os = "linux"))]
