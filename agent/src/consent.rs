@@ -274,7 +274,7 @@ impl Consent {
         let for_domain = shown.iter().filter(|(_, d)| d == domain).count();
         if for_domain >= DIALOGS_PER_DOMAIN || shown.len() >= DIALOGS_OVERALL {
             tracing::warn!(%domain, for_domain, overall = shown.len(), "site consent not asked: too many dialogs lately");
-            return Err(ApiError::new(Code::ConsentTooOften, 429).detail(format!(
+            return Err(ApiError::new(Code::ConsentTooOften).detail(format!(
                 "{for_domain} dialogs for {domain}, {} in all, in the last {} s",
                 shown.len(),
                 DIALOG_WINDOW.as_secs()
@@ -294,7 +294,7 @@ impl Consent {
         let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
         refused.retain(|_, at| at.elapsed() < self.quiet);
         if refused.contains_key(&domain) {
-            return Err(ApiError::new(Code::SiteRefused, 403)
+            return Err(ApiError::new(Code::SiteRefused)
                 .detail(format!("{domain} refused a moment ago: not asked again yet")));
         }
         drop(refused);
@@ -307,7 +307,7 @@ impl Consent {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(domain, std::time::Instant::now());
-                Err(ApiError::new(Code::SiteRefused, 403))
+                Err(ApiError::new(Code::SiteRefused))
             }
             Decision::Once => Ok(()),
             Decision::Always => {
