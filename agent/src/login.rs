@@ -15,7 +15,7 @@ use crate::api::ApiError;
 use crate::card_service::CardService;
 use crate::config::Site;
 use crate::messages::{Code, Lang};
-use crate::mtls::{self, Endpoint};
+use crate::mtls;
 use crate::pin_prompt::{CardChoice, PinPrompt, PinRequest};
 use crate::scan::now_unix;
 
@@ -205,8 +205,7 @@ pub fn authenticate(
     let started = std::time::Instant::now();
     let endpoint = site
         .mtls_endpoint
-        .as_deref()
-        .and_then(Endpoint::parse)
+        .as_ref()
         .ok_or_else(|| ApiError::site_misconfigured("no mtls_endpoint for this site"))?;
     let roots = load_roots(site)?;
     let (card, status) = usable_card(cards, prompt, origin, lang)?;
@@ -220,7 +219,7 @@ pub fn authenticate(
     let (answer, prompt_time) = with_pin(prompt, request, |pin| {
         let taken = card.take().ok_or_else(|| ApiError::new(Code::AgentError))?;
         let (back, answer) = mtls::post_with_card(
-            &endpoint,
+            endpoint,
             roots.clone(),
             taken,
             pin,
