@@ -311,7 +311,7 @@ pub enum Admission {
     Status { allowed: bool, cors: Option<String>, lang: Lang },
     /// `POST /v1/authenticate` or `POST /v1/token` with a well-formed challenge, from an origin that may log in
     /// this way.
-    Login(CardLogin),
+    Login(Box<CardLogin>),
 }
 
 /// A login request admitted: what the card session needs.
@@ -343,7 +343,7 @@ async fn route(agent: Arc<Agent>, body_deadline: Duration, req: Request<Incoming
     match admit(&agent, body_deadline, req).await {
         Admission::Answer(r) => r,
         Admission::Status { allowed, cors, lang } => status(&agent, allowed, cors.as_deref(), lang).await,
-        Admission::Login(login) => login_request(&agent, login).await,
+        Admission::Login(login) => login_request(&agent, *login).await,
     }
 }
 
@@ -377,8 +377,10 @@ where
         (Method::POST, path @ ("/v1/authenticate" | "/v1/token")) => {
             let token = path == "/v1/token";
             match admit_login(access, token, req, body_deadline, lang).await {
-                Ok(login) => Admission::Login(login),
-                Err(answer) => Admission::Answer(answer),
+                Ok(login) => Admission::Login(Box::new(login)),
+                // Denied origins get no CORS header either (`cors` is `None`): the page cannot even read
+                // the refusal.
+                Err(e) => Admission::Answer(error_response(&e, lang, cors.as_deref())),
             }
         }
         _ => Admission::Answer(error_response(&ApiError::new(Code::NotFound), lang, cors.as_deref())),
@@ -456,53 +458,48 @@ async fn admit_login<B>(
     req: Request<B>,
     body_deadline: Duration,
     lang: Lang,
-) -> Result<CardLogin, Response<Full<Bytes>>>
+) -> Result<CardLogin, ApiError>
 where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    // Denied origins get no CORS header either: the page cannot even read the refusal.
     let Some(origin) = access.cors().map(str::to_owned) else {
-        return Err(error_response(&ApiError::new(Code::OriginNotAllowed), lang, None));
+        return Err(ApiError::new(Code::OriginNotAllowed));
     };
-    let cors = Some(origin.as_str());
-    let fail = |e: ApiError| Err(error_response(&e, lang, cors));
     let json_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     if !json_type {
-        return fail(ApiError::malformed(Malformed::NotJson));
+        return Err(ApiError::malformed(Malformed::NotJson));
     }
     // A body announced and never sent must not hold the connection open.
     let body =
         match tokio::time::timeout(body_deadline, Limited::new(req.into_body(), MAX_BODY).collect()).await {
             Ok(Ok(b)) => b.to_bytes(),
-            Ok(Err(_)) => return fail(ApiError::malformed(Malformed::TooLarge)),
-            Err(_) => return fail(ApiError::malformed(Malformed::TooSlow)),
+            Ok(Err(_)) => return Err(ApiError::malformed(Malformed::TooLarge)),
+            Err(_) => return Err(ApiError::malformed(Malformed::TooSlow)),
         };
     let challenge = match serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| v.get("challenge")?.as_str().map(str::to_owned))
     {
         Some(c) => c,
-        None => return fail(ApiError::malformed(Malformed::NoChallenge)),
+        None => return Err(ApiError::malformed(Malformed::NoChallenge)),
     };
-    if let Err(e) = login::check_challenge(&challenge) {
-        return fail(e);
-    }
+    login::check_challenge(&challenge)?;
     let site = match &access {
         Access::Policy(site) => Some(site.clone()),
         _ => None,
     };
     match &site {
         Some(site) if token && !site.signed_token => {
-            return fail(
-                ApiError::new(Code::SiteNotConfigured).detail("signed tokens are not enabled for this site"),
+            return Err(
+                ApiError::new(Code::SiteNotConfigured).detail("signed tokens are not enabled for this site")
             )
         }
-        None if !token => return fail(ApiError::new(Code::SiteNotConfigured).detail(
+        None if !token => return Err(ApiError::new(Code::SiteNotConfigured).detail(
             "the mTLS login needs the site in managed policy; this site may use the signed token (/v1/token)",
         )),
         _ => {}
