@@ -19,7 +19,7 @@ use hyper::{Method, Request, Response};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::api::ApiError;
+use crate::api::{ApiError, Problem};
 use crate::config::normalise_origin;
 use crate::limits::{self, Gate, Limits};
 use crate::localca::LoopbackIdentity;
@@ -87,8 +87,8 @@ async fn agent_port_of(broker: &Broker, user: &UserId) -> Result<Option<u16>, Ap
     let (user, range) = (user.clone(), broker.user_ports.clone());
     let ports = tokio::task::spawn_blocking(move || peer::listening_ports_of(&user, range))
         .await
-        .map_err(|e| ApiError::new(Code::AgentError, 500).detail(e.to_string()))?
-        .map_err(|e| ApiError::new(Code::AgentError, 500).detail(e.to_string()))?;
+        .map_err(|e| ApiError::new(Code::AgentError).detail(e.to_string()))?
+        .map_err(|e| ApiError::new(Code::AgentError).detail(e.to_string()))?;
     Ok(ports.first().copied())
 }
 
@@ -101,7 +101,7 @@ async fn handle(
     let port = broker.port;
     let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
     if host != format!("127.0.0.1:{port}") && host != format!("localhost:{port}") {
-        return Ok(error_response(&ApiError::new(Code::HostNotAllowed, 403), lang, None));
+        return Ok(error_response(&ApiError::new(Code::HostNotAllowed), lang, None));
     }
     // Any https page may learn where its user's agent is (a port number): that agent decides the rest.
     let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).and_then(normalise_origin);
@@ -117,7 +117,7 @@ async fn handle(
                 cors,
             ),
             Ok(None) => error_response(
-                &ApiError::new(Code::UserAgentNotRunning, 503).detail(format!(
+                &ApiError::new(Code::UserAgentNotRunning).detail(format!(
                     "no agent of user {user} listens on {}-{}",
                     broker.user_ports.start(),
                     broker.user_ports.end()
@@ -128,11 +128,9 @@ async fn handle(
             Err(e) => error_response(&e, lang, cors),
         },
         _ => {
-            let mut e = ApiError::new(Code::UseUserAgent, 421).to_json(lang);
-            if let Ok(Some(p)) = found {
-                e["error"]["agent_port"] = p.into();
-            }
-            json_response(421, &e, cors)
+            let problem =
+                Problem { agent_port: found.ok().flatten(), ..Problem::new(Code::UseUserAgent, lang) };
+            json_response(Code::UseUserAgent.http_status(), &problem.answer(), cors)
         }
     })
 }

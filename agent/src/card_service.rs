@@ -32,12 +32,12 @@ impl CardService {
     ) -> Result<T, ApiError> {
         let _permit = tokio::time::timeout(self.busy_wait, self.permit.acquire())
             .await
-            .map_err(|_| ApiError::new(Code::Busy, 409))?
-            .map_err(|_| ApiError::new(Code::AgentError, 500))?;
+            .map_err(|_| ApiError::new(Code::Busy))?
+            .map_err(|_| ApiError::new(Code::AgentError))?;
         let me = self.clone();
         tokio::task::spawn_blocking(move || f(&me))
             .await
-            .map_err(|e| ApiError::new(Code::AgentError, 500).detail(e.to_string()))?
+            .map_err(|e| ApiError::new(Code::AgentError).detail(e.to_string()))?
     }
 
     /// The CPx cards present, opened (other cards are skipped).
@@ -47,7 +47,7 @@ impl CardService {
         let mut readers =
             cpx_pcsc::list_readers(&ctx).map_err(|e| ApiError::from(&cpx_card::CardError::Pcsc(e)))?;
         if readers.is_empty() {
-            return Err(ApiError::new(Code::NoReader, 503));
+            return Err(ApiError::new(Code::NoReader));
         }
         readers.sort_by(|a, b| a.name.cmp(&b.name));
         let mut cards = Vec::new();
@@ -66,7 +66,7 @@ impl CardService {
         if cards.is_empty() {
             return Err(match last_problem {
                 Some(e) if Code::from(&e) != Code::CardNotCpx => ApiError::from(&e),
-                _ => ApiError::new(Code::NoCpxCard, 503),
+                _ => ApiError::new(Code::NoCpxCard),
             });
         }
         Ok(cards)

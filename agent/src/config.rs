@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::mtls::Endpoint;
 use crate::policy_keys::{self, PolicyProblem};
 
 pub const DEFAULT_PORT: u16 = 47413;
@@ -109,8 +110,8 @@ fn default_port() -> u16 {
 pub struct Site {
     /// The page's origin as browsers send it: `https://host[:port]`.
     pub origin: String,
-    /// The portal's mTLS login endpoint (never taken from a request).
-    pub mtls_endpoint: Option<String>,
+    /// The portal's mTLS login endpoint (never taken from a request), checked when the configuration loads.
+    pub mtls_endpoint: Option<Endpoint>,
     /// PEM file with the roots that sign the endpoint's server certificate.
     pub server_roots: Option<PathBuf>,
     /// The site may also ask for a signed token (for portals that cannot terminate mTLS).
@@ -475,22 +476,25 @@ impl Config {
     }
 }
 
-/// `https://Host:443` → `https://host`; `None` for anything that is not an https origin.
+/// `https://Host:443` → `https://host`; `None` for anything that is not an https origin as a browser sends
+/// it (`https://host[:port]`, nothing after the authority, no user info). The URL rules are
+/// [`url::Url`]'s, as for the mTLS endpoints ([`Endpoint`]).
 pub fn normalise_origin(origin: &str) -> Option<String> {
+    // The serialised origin has no path, query nor fragment, not even a `/`.
     let rest = origin.strip_prefix("https://")?;
-    if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
+    // nor anything the URL parser would drop or mend (spaces, tabs, line feeds).
+    if rest.contains(|c: char| matches!(c, '/' | '?' | '#' | '\\') || c.is_whitespace() || c.is_control()) {
         return None;
     }
-    let lower = rest.to_ascii_lowercase();
-    let host = lower.strip_suffix(":443").unwrap_or(&lower);
-    // A port, unless the colon is inside an IPv6 literal ("[::1]").
-    if let Some((h, port)) = host.rsplit_once(':') {
-        let is_port = !host.starts_with('[') || h.ends_with(']');
-        if is_port && (!port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err()) {
-            return None;
-        }
+    let url = url::Url::parse(origin).ok()?;
+    if url.scheme() != "https" || !url.username().is_empty() || url.password().is_some() {
+        return None;
     }
-    Some(format!("https://{host}"))
+    let host = url.host_str().filter(|h| !h.is_empty())?;
+    Some(match url.port() {
+        Some(port) => format!("https://{host}:{port}"),
+        None => format!("https://{host}"),
+    })
 }
 
 #[cfg(test)]
@@ -508,6 +512,8 @@ mod tests {
             Some("https://portail.example.fr")
         );
         assert_eq!(normalise_origin("https://203.0.113.5:8443").as_deref(), Some("https://203.0.113.5:8443"));
+        assert_eq!(normalise_origin("https://[::1]:8443").as_deref(), Some("https://[::1]:8443"));
+        assert_eq!(normalise_origin("https://[::1]:443").as_deref(), Some("https://[::1]"));
         for bad in [
             "http://portail.example.fr",
             "https://",
@@ -515,6 +521,13 @@ mod tests {
             "null",
             "https://a:99999",
             "https://u@a",
+            "https://u:p@a",
+            "https://a b",
+            "https://a ",
+            "https://a\tb",
+            "https://[::1",
+            "https://a/",
+            "https://a?x",
             "*",
         ] {
             assert_eq!(normalise_origin(bad), None, "{bad}");
@@ -525,7 +538,22 @@ mod tests {
     fn parses_sites() {
         let c: Config = toml::from_str("port = 1234\n[[site]]\norigin = \"https://a.fr\"\nmtls_endpoint = \"https://m.a.fr:8444/login\"\n").unwrap();
         assert_eq!(c.port, 1234);
-        assert_eq!(c.sites[0].mtls_endpoint.as_deref(), Some("https://m.a.fr:8444/login"));
+        let endpoint = c.sites[0].mtls_endpoint.as_ref().unwrap();
+        assert_eq!(
+            (endpoint.host.as_str(), endpoint.port, endpoint.path.as_str()),
+            ("m.a.fr", 8444, "/login")
+        );
+        // One rule for origins and endpoints: an IPv6 literal is fine in both.
+        let c: Config = toml::from_str(
+            "[[site]]\norigin = \"https://[::1]:8443\"\nmtls_endpoint = \"https://[::1]:8444/login\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.sites[0].mtls_endpoint.as_ref().unwrap().host, "::1");
+        assert_eq!(normalise_origin(&c.sites[0].origin).as_deref(), Some("https://[::1]:8443"));
+        let refused = toml::from_str::<Config>(
+            "[[site]]\norigin = \"https://a.fr\"\nmtls_endpoint = \"https://u@m.a.fr/login\"\n",
+        );
+        assert!(refused.unwrap_err().to_string().contains("user info"), "user info refused when it loads");
         assert!(toml::from_str::<Config>("prot = 1").is_err(), "unknown keys are refused");
     }
 

@@ -211,15 +211,13 @@ const SECOND_LEVEL_SUFFIXES: &[&str] = &[
 /// limits and a refusal apply to it, so that a page cannot rotate sub-domains to ask again and again.
 /// An IP address or a single-label host is its own domain.
 pub fn registrable_domain(origin: &str) -> String {
-    let rest = origin.strip_prefix("https://").unwrap_or(origin);
-    let host = match rest.find(']') {
-        Some(end) if rest.starts_with('[') => rest.get(..=end).unwrap_or(rest),
-        _ => rest.rsplit_once(':').map_or(rest, |(h, _)| h),
+    let host = match url::Url::parse(origin).ok().and_then(|u| u.host().map(|h| h.to_owned())) {
+        Some(url::Host::Domain(name)) => name,
+        // An address, IPv6 in brackets.
+        Some(address) => return address.to_string(),
+        None => origin.to_ascii_lowercase(),
     };
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    if host.parse::<std::net::Ipv4Addr>().is_ok() || host.starts_with('[') {
-        return host;
-    }
+    let host = host.trim_end_matches('.');
     let labels: Vec<&str> = host.split('.').collect();
     let keep = match labels.len() {
         n if n >= 3 && SECOND_LEVEL_SUFFIXES.contains(&labels[n - 2..].join(".").as_str()) => 3,
@@ -274,7 +272,7 @@ impl Consent {
         let for_domain = shown.iter().filter(|(_, d)| d == domain).count();
         if for_domain >= DIALOGS_PER_DOMAIN || shown.len() >= DIALOGS_OVERALL {
             tracing::warn!(%domain, for_domain, overall = shown.len(), "site consent not asked: too many dialogs lately");
-            return Err(ApiError::new(Code::ConsentTooOften, 429).detail(format!(
+            return Err(ApiError::new(Code::ConsentTooOften).detail(format!(
                 "{for_domain} dialogs for {domain}, {} in all, in the last {} s",
                 shown.len(),
                 DIALOG_WINDOW.as_secs()
@@ -294,7 +292,7 @@ impl Consent {
         let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
         refused.retain(|_, at| at.elapsed() < self.quiet);
         if refused.contains_key(&domain) {
-            return Err(ApiError::new(Code::SiteRefused, 403)
+            return Err(ApiError::new(Code::SiteRefused)
                 .detail(format!("{domain} refused a moment ago: not asked again yet")));
         }
         drop(refused);
@@ -307,7 +305,7 @@ impl Consent {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(domain, std::time::Instant::now());
-                Err(ApiError::new(Code::SiteRefused, 403))
+                Err(ApiError::new(Code::SiteRefused))
             }
             Decision::Once => Ok(()),
             Decision::Always => {
@@ -395,6 +393,8 @@ mod tests {
             ("https://localhost", "localhost"),
             ("https://203.0.113.5:8443", "203.0.113.5"),
             ("https://[::1]:8443", "[::1]"),
+            ("https://[0:0::1]", "[::1]"),
+            ("https://Example.FR.", "example.fr"),
         ] {
             assert_eq!(registrable_domain(origin), domain, "{origin}");
         }

@@ -109,7 +109,7 @@ pub fn run(opts: &Options) -> Vec<Check> {
                 format!(
                     "{} → {}",
                     site.origin,
-                    site.mtls_endpoint.as_deref().unwrap_or("(no mTLS endpoint)")
+                    site.mtls_endpoint.as_ref().map_or("(no mTLS endpoint)", Endpoint::as_str)
                 ),
             ),
             None => Check::bad(
@@ -477,9 +477,8 @@ fn probe_agent(port: u16) -> bool {
 fn portal_endpoint(site: &crate::config::Site, timeout: Duration) -> (Check, Option<i64>) {
     let check = format!("portal_endpoint:{}", site.origin);
     let fail = |code: Code, detail: String| (Check::bad(check.clone(), Verdict::Fail, code, detail), None);
-    let url = site.mtls_endpoint.as_deref().unwrap_or_default();
-    let Some(ep) = Endpoint::parse(url) else {
-        return fail(Code::SiteNotConfigured, format!("{url} is not https://host[:port]/path"));
+    let Some(ep) = &site.mtls_endpoint else {
+        return fail(Code::SiteNotConfigured, "no mtls_endpoint".into());
     };
     // The same roots the login uses.
     let store = match crate::login::load_roots(site) {
@@ -526,7 +525,7 @@ fn portal_endpoint(site: &crate::config::Site, timeout: Duration) -> (Check, Opt
             Err(e) => return fail(Code::PortalTls, format!("{}:{}: {e}", ep.host, ep.port)),
         }
     }
-    let date = if refused_without_card { None } else { http_date(&mut conn, &mut tcp, &ep) };
+    let date = if refused_without_card { None } else { http_date(&mut conn, &mut tcp, ep) };
     (Check::ok(check, format!("{}:{} answers TLS with a trusted certificate", ep.host, ep.port)), date)
 }
 

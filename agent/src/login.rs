@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use cpx_card::{CpxCard, SignScheme, Validity};
+use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -14,13 +15,60 @@ use crate::api::ApiError;
 use crate::card_service::CardService;
 use crate::config::Site;
 use crate::messages::{Code, Lang};
-use crate::mtls::{self, Endpoint};
+use crate::mtls;
 use crate::pin_prompt::{CardChoice, PinPrompt, PinRequest};
 use crate::scan::now_unix;
 
+/// The answer to an mTLS login (docs/openapi.yaml `LoginResult`): the portal's answer as it came.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoginDone {
+    /// Always `done`: the portal answered (whatever its status).
+    pub status: &'static str,
+    pub card_type: &'static str,
+    /// `TLSv1.2` or `TLSv1.3`.
+    pub tls: String,
+    pub portal_status: u16,
+    /// The portal's JSON answer, or `{"text": …}` when it is not JSON.
+    pub portal: Value,
+    pub timings_ms: Timings,
+}
+
+/// Where the time of a login went, in milliseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Timings {
+    pub total: f64,
+    /// Finding and reading the card, then signing.
+    pub card: f64,
+    /// The PIN prompt.
+    pub prompt: f64,
+}
+
+/// The signed token (docs/openapi.yaml `Token`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SignedToken {
+    /// `cpx-token:1`.
+    pub format: &'static str,
+    /// `RS256` or `PS256`.
+    pub algorithm: &'static str,
+    /// The card's authentication certificate, base64 DER.
+    pub certificate: String,
+    /// base64.
+    pub signature: String,
+    pub card_type: &'static str,
+    pub agent_version: &'static str,
+}
+
+/// What a login answers the page.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum LoginAnswer {
+    Mtls(LoginDone),
+    Token(SignedToken),
+}
+
 /// A challenge is at least 256 bits, base64 or base64url, as the portal's server generated it.
 pub fn check_challenge(challenge: &str) -> Result<(), ApiError> {
-    let bad = || ApiError::new(Code::ChallengeInvalid, 400);
+    let bad = || ApiError::new(Code::ChallengeInvalid);
     if challenge.len() > 512 {
         return Err(bad());
     }
@@ -62,26 +110,26 @@ fn usable_card(
         0
     };
     if index >= present.len() {
-        return Err(ApiError::new(Code::NoCpxCard, 503));
+        return Err(ApiError::new(Code::NoCpxCard));
     }
     let mut card = present.swap_remove(index);
     tracing::debug!(serial = %card.info().serial, holder = %card.identity().display_name(), national_id = %card.identity().national_id, "card chosen");
     if card.info().interface == cpx_card::Interface::Contactless {
-        return Err(ApiError::new(Code::Contactless, 403));
+        return Err(ApiError::new(Code::Contactless));
     }
     match card.identity().validity_at(now_unix()) {
-        Validity::Expired => return Err(ApiError::new(Code::CertificateExpired, 403)),
-        Validity::NotYetValid => return Err(ApiError::new(Code::CertificateNotYetValid, 403)),
+        Validity::Expired => return Err(ApiError::new(Code::CertificateExpired)),
+        Validity::NotYetValid => return Err(ApiError::new(Code::CertificateNotYetValid)),
         Validity::Valid => {}
     }
     let generation = card.info().generation;
     let status = card
         .pin_status()
         .map_err(|e| ApiError::from_card(&e, generation))?
-        .ok_or_else(|| ApiError::new(Code::Contactless, 403))?;
+        .ok_or_else(|| ApiError::new(Code::Contactless))?;
     if status.blocked() {
         prompt.show_blocked(&pin_request(card.as_ref(), status, origin, lang));
-        return Err(ApiError { tries_left: Some(0), ..ApiError::new(Code::PinBlocked, 403) });
+        return Err(ApiError::new(Code::PinBlocked).tries_left(0));
     }
     Ok((card, status))
 }
@@ -129,7 +177,7 @@ fn with_pin<T>(
 /// The roots that sign a site's mTLS endpoint certificate (its `server_roots` file).
 pub fn load_roots(site: &Site) -> Result<rustls::RootCertStore, ApiError> {
     use rustls::pki_types::pem::PemObject;
-    let not_configured = |d: String| ApiError::new(Code::SiteNotConfigured, 500).detail(d);
+    let not_configured = |d: String| ApiError::site_misconfigured(d);
     let path =
         site.server_roots.as_ref().ok_or_else(|| not_configured("no server_roots for this site".into()))?;
     let mut roots = rustls::RootCertStore::empty();
@@ -153,13 +201,12 @@ pub fn authenticate(
     origin: &str,
     challenge: &str,
     lang: Lang,
-) -> Result<Value, ApiError> {
+) -> Result<LoginDone, ApiError> {
     let started = std::time::Instant::now();
     let endpoint = site
         .mtls_endpoint
-        .as_deref()
-        .and_then(Endpoint::parse)
-        .ok_or_else(|| ApiError::new(Code::SiteNotConfigured, 500))?;
+        .as_ref()
+        .ok_or_else(|| ApiError::site_misconfigured("no mtls_endpoint for this site"))?;
     let roots = load_roots(site)?;
     let (card, status) = usable_card(cards, prompt, origin, lang)?;
     let card_ready = started.elapsed();
@@ -170,9 +217,9 @@ pub fn authenticate(
     // The card goes into the TLS client and comes back after each attempt.
     let mut card = Some(card);
     let (answer, prompt_time) = with_pin(prompt, request, |pin| {
-        let taken = card.take().ok_or_else(|| ApiError::new(Code::AgentError, 500))?;
+        let taken = card.take().ok_or_else(|| ApiError::new(Code::AgentError))?;
         let (back, answer) = mtls::post_with_card(
-            &endpoint,
+            endpoint,
             roots.clone(),
             taken,
             pin,
@@ -190,10 +237,19 @@ pub fn authenticate(
     let ms = |d: Duration| (d.as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
     // Where the time went: the card (finding and reading it, then signing), the PIN prompt, the rest
     // (TLS, the portal, the agent itself).
-    let timings = json!({"total": ms(started.elapsed()), "card": ms(card_ready + answer.card_time), "prompt": ms(prompt_time)});
-    Ok(
-        json!({"status": "done", "card_type": kind, "tls": answer.tls_version, "portal_status": answer.status, "portal": portal, "timings_ms": timings}),
-    )
+    let timings_ms = Timings {
+        total: ms(started.elapsed()),
+        card: ms(card_ready + answer.card_time),
+        prompt: ms(prompt_time),
+    };
+    Ok(LoginDone {
+        status: "done",
+        card_type: kind,
+        tls: answer.tls_version,
+        portal_status: answer.status,
+        portal,
+        timings_ms,
+    })
 }
 
 /// Signed-token login: the card signs `SHA-256(origin) ‖ SHA-256(challenge)`.
@@ -203,7 +259,7 @@ pub fn signed_token(
     origin: &str,
     challenge: &str,
     lang: Lang,
-) -> Result<Value, ApiError> {
+) -> Result<SignedToken, ApiError> {
     let (mut card, status) = usable_card(cards, prompt, origin, lang)?;
     let scheme = card.schemes()[0];
     let signed = [Sha256::digest(origin.as_bytes()), Sha256::digest(challenge.as_bytes())].concat();
@@ -214,14 +270,14 @@ pub fn signed_token(
         card.authenticate(&pin, scheme, &digest).map_err(|e| ApiError::from_card(&e, generation))
     })?;
     let b64 = base64::engine::general_purpose::STANDARD;
-    Ok(json!({
-        "format": "cpx-token:1",
-        "algorithm": if scheme == SignScheme::RsaPssSha256 { "PS256" } else { "RS256" },
-        "certificate": b64.encode(card.certificate()),
-        "signature": b64.encode(signature),
-        "card_type": card_type(card.as_ref()),
-        "agent_version": env!("CARGO_PKG_VERSION"),
-    }))
+    Ok(SignedToken {
+        format: "cpx-token:1",
+        algorithm: if scheme == SignScheme::RsaPssSha256 { "PS256" } else { "RS256" },
+        certificate: b64.encode(card.certificate()),
+        signature: b64.encode(signature),
+        card_type: card_type(card.as_ref()),
+        agent_version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
 #[cfg(test)]

@@ -291,7 +291,7 @@ fn errors(g: &Global, markdown: bool) -> ExitCode {
             } else {
                 println!(
                     "{} — {}\n  {} : {}",
-                    serde_json::to_value(code).unwrap_or_default().as_str().unwrap_or_default(),
+                    code.as_str(),
                     e.message.get(g.lang),
                     label::WHAT_TO_DO.get(g.lang),
                     e.fix.get(g.lang)
@@ -360,11 +360,7 @@ fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<Strin
             );
             if let Some(code) = c.code {
                 let e = code.entry();
-                println!(
-                    "    [{}] {}",
-                    serde_json::to_value(code).unwrap_or_default().as_str().unwrap_or_default(),
-                    e.message.get(g.lang)
-                );
+                println!("    [{}] {}", code.as_str(), e.message.get(g.lang));
                 println!("    {} : {}", label::WHAT_TO_DO.get(g.lang), e.fix.get(g.lang));
             }
         }
@@ -684,8 +680,7 @@ fn service_error(g: &Global, e: &PcscError) -> ExitCode {
 }
 
 fn problem_json(lang: Lang, code: Code) -> serde_json::Value {
-    let e = code.entry();
-    serde_json::json!({"code": code, "message": e.message.get(lang), "fix": e.fix.get(lang), "retriable": e.retriable})
+    cpx_agent::api::Problem::new(code, lang).to_value()
 }
 
 fn print_problem(g: &Global, code: Code) {

@@ -137,7 +137,7 @@ pub enum Code {
 
 impl Serialize for Code {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -222,8 +222,9 @@ impl Code {
         Code::LocalNetworkBlocked,
     ];
 
-    /// The stable name (`CARD_NOT_CPX`…), the same for every generation.
-    pub fn name(self) -> &'static str {
+    /// The stable wire name (`CARD_NOT_CPX`…), the same for every generation: what the API, the CLI's
+    /// JSON and docs/errors.md say (serialising a code writes exactly this).
+    pub fn as_str(self) -> &'static str {
         use Code::*;
         match self {
             PcscServiceStopped => "PCSC_SERVICE_STOPPED",
@@ -278,6 +279,56 @@ impl Code {
             ConsentTooOften => "CONSENT_TOO_OFTEN",
             AgentUnreachable => "AGENT_UNREACHABLE",
             LocalNetworkBlocked => "LOCAL_NETWORK_BLOCKED",
+        }
+    }
+
+    /// The HTTP status the loopback API answers this code with. Two codes may also answer another status,
+    /// each from one constructor of [`crate::api::ApiError`] that says why: BAD_REQUEST (what was wrong
+    /// with the request: 408, 413, 415) and SITE_NOT_CONFIGURED (500 when the agent's own configuration of
+    /// a policy site is unusable, rather than the site asking a login its configuration does not allow).
+    pub fn http_status(self) -> u16 {
+        use Code::*;
+        match self {
+            BadRequest | ChallengeInvalid => 400,
+            PinBlocked
+            | PinWrong
+            | Contactless
+            | CertificateExpired
+            | CertificateNotYetValid
+            | OtherUser
+            | HostNotAllowed
+            | OriginNotAllowed
+            | SiteRefused
+            | SiteNotConfigured => 403,
+            NotFound => 404,
+            Busy | UserCancelled => 409,
+            UseUserAgent => 421,
+            LoopbackNotTrusted => 426,
+            ConsentTooOften => 429,
+            AgentError => 500,
+            // Card failures: what the agent found on the card side (the page's request was fine).
+            ReaderUnavailable
+            | CardNotCpx
+            | CardInUse
+            | CardCommunication
+            | CardMalformed
+            | CardUnexpectedStatus
+            | CardIncomplete
+            | PinFormat
+            | PinRequired
+            | Unsupported
+            | CardRecognisedUnreadable(_)
+            | CardRecognisedNoCertificate(_)
+            | CardRecognisedRefused(_)
+            | PinNotAccepted
+            | PortalUnreachable
+            | PortalTls => 502,
+            // Nothing to use yet, or not now: a reader, a card, the service, a prompt, the user's agent.
+            PcscServiceStopped | NoReader | NoCard | CardRemoved | CardMute | CardTimeout | NoCpxCard
+            | PromptUnavailable | UserAgentNotRunning => 503,
+            // Said by `diagnose`, the CLI or the page client, never answered by the API.
+            CardUnlistedVariant | PinLastTry | CardTestOnProduction | AgentPortTaken | ClockSkew
+            | PolicyMalformed | AgentUnreachable | LocalNetworkBlocked => 500,
         }
     }
 
@@ -569,7 +620,7 @@ pub fn catalogue_markdown() -> String {
     let mut out = String::from("# Agent CPx — error codes\n\nGenerated from `agent/src/messages.rs` by `cpx-agent errors --markdown`; do not edit.\nThe same codes are used by `cpx-agent` (CLI and `diagnose`) , the loopback API and the tray app.\n\n| code | message (fr) | message (en) | what to do | retry can help |\n|---|---|---|---|---|\n");
     for code in Code::ALL {
         let e = code.entry();
-        let name = code.name();
+        let name = code.as_str();
         out.push_str(&format!(
             "| `{name}` | {} | {} | {} | {} |\n",
             e.message.fr,
@@ -825,7 +876,7 @@ mod tests {
         ];
         for (error, name, fr) in cases {
             let code = Code::from(&error.clone().after_recognition(Some(G::Cps3)));
-            assert_eq!((code.name(), code.entry().message.fr), (name, fr));
+            assert_eq!((code.as_str(), code.entry().message.fr), (name, fr));
             assert_eq!(serde_json::to_value(code).unwrap(), name);
             assert_eq!(code.generation(), Some(Some(G::Cps3)));
             for t in [code.entry().message, code.entry().fix] {
@@ -844,7 +895,7 @@ mod tests {
                 .fr
                 .starts_with("Carte CPx reconnue"));
             // The same failure before recognition keeps its old meaning.
-            assert_ne!(Code::from(&error).name(), name);
+            assert_ne!(Code::from(&error).as_str(), name);
         }
         // A card that went away is still « retirée », even once named.
         assert_eq!(
@@ -866,17 +917,50 @@ mod tests {
         };
         for code in [Code::AgentUnreachable, Code::LocalNetworkBlocked, Code::LoopbackNotTrusted] {
             let at = js
-                .find(&format!("  {}: {{", code.name()))
-                .unwrap_or_else(|| panic!("{} not in the page client's table", code.name()));
+                .find(&format!("  {}: {{", code.as_str()))
+                .unwrap_or_else(|| panic!("{} not in the page client's table", code.as_str()));
             let entry = code.entry();
-            assert_eq!(quoted(&js[at..], "message"), entry.message.fr, "{}", code.name());
-            assert_eq!(quoted(&js[at..], "fix"), entry.fix.fr, "{}", code.name());
+            assert_eq!(quoted(&js[at..], "message"), entry.message.fr, "{}", code.as_str());
+            assert_eq!(quoted(&js[at..], "fix"), entry.fix.fr, "{}", code.as_str());
         }
     }
 
     #[test]
     fn names_are_unique_and_listed() {
-        let names: std::collections::HashSet<_> = Code::ALL.iter().map(|c| c.name()).collect();
+        let names: std::collections::HashSet<_> = Code::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(names.len(), Code::ALL.len());
+    }
+
+    /// `as_str()` is what serde writes, and the variant's own name in SCREAMING_SNAKE_CASE.
+    #[test]
+    fn as_str_is_the_serialised_name() {
+        for code in Code::ALL {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str(), "{code:?}");
+            let variant = format!("{code:?}");
+            let variant = variant.split('(').next().unwrap_or_default();
+            let mut snake = String::new();
+            for (i, c) in variant.chars().enumerate() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    snake.push('_');
+                }
+                snake.push(c.to_ascii_uppercase());
+            }
+            assert_eq!(code.as_str(), snake, "{code:?}");
+        }
+    }
+
+    /// Every code answers an HTTP error status; the ones a page reacts to keep their documented status.
+    #[test]
+    fn http_statuses() {
+        for code in Code::ALL {
+            assert!((400..600).contains(&code.http_status()), "{code:?}");
+        }
+        assert_eq!(Code::Busy.http_status(), 409);
+        assert_eq!(Code::LoopbackNotTrusted.http_status(), 426);
+        assert_eq!(Code::UseUserAgent.http_status(), 421);
+        assert_eq!(Code::ConsentTooOften.http_status(), 429);
+        assert_eq!(Code::PinWrong.http_status(), 403);
+        assert_eq!(Code::NoCard.http_status(), 503);
+        assert_eq!(Code::CardRecognisedRefused(None).http_status(), 502);
     }
 }

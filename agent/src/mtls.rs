@@ -4,43 +4,103 @@
 //! (and TLS 1.2 for servers that want it). Over that channel one JSON POST carries the page's challenge
 //! and origin; the portal's answer goes back to the page as it is.
 //!
-//! The portal is on the other side of the network: the whole exchange (connection, handshake, request,
-//! answer) has one deadline, and the answer is read up to [`MAX_ANSWER`] bytes. A portal that dribbles
+//! The request and its answer are HTTP/1.1 by hyper's client over the tokio-rustls stream. The portal is
+//! on the other side of the network: the whole exchange (connection, handshake, request, answer) has one
+//! deadline, and the answer is read up to [`MAX_ANSWER`] bytes (its body; its head within hyper's buffer
+//! of that size). A portal that dribbles
 //! its answer or sends without end gets [`AnswerProblem::TooSlow`] or [`AnswerProblem::TooLarge`].
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cpx_card::{CardError, CpxCard, Pin, SignScheme};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::sign::{CertifiedKey, Signer, SigningKey};
 use rustls::{SignatureAlgorithm, SignatureScheme};
 use sha2::Digest;
 
-/// An `https://host[:port]/path` endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A portal's mTLS login endpoint, `https://host[:port]/path`: parsed once, when the configuration loads
+/// ([`crate::config::Site`]), by the same URL rules as the origins ([`url::Url`]). A host may be a name,
+/// an IPv4 address or a bracketed IPv6 one (`https://[::1]:8443/login`); user info, a fragment or another
+/// scheme are refused.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct Endpoint {
+    url: url::Url,
+    /// The host as the TLS name and the socket address take it (an IPv6 address without brackets).
     pub host: String,
     pub port: u16,
+    /// The path and query the POST goes to.
     pub path: String,
 }
 
+/// Why a string is not an mTLS endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    #[error("mtls_endpoint {0:?} is not a URL: {1}")]
+    NotUrl(String, url::ParseError),
+    #[error("mtls_endpoint {0:?} is not an https:// address")]
+    NotHttps(String),
+    #[error("mtls_endpoint {0:?} has user info (not allowed)")]
+    UserInfo(String),
+    #[error("mtls_endpoint {0:?} has a fragment (not allowed)")]
+    Fragment(String),
+}
+
 impl Endpoint {
-    pub fn parse(url: &str) -> Option<Self> {
-        let rest = url.strip_prefix("https://")?;
-        let (authority, path) =
-            rest.split_once('/').map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.is_empty() => (h, p.parse().ok()?),
-            _ => (authority, 443),
+    pub fn parse(text: &str) -> Result<Self, EndpointError> {
+        let url = url::Url::parse(text).map_err(|e| EndpointError::NotUrl(text.into(), e))?;
+        if url.scheme() != "https" {
+            return Err(EndpointError::NotHttps(text.into()));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(EndpointError::UserInfo(text.into()));
+        }
+        if url.fragment().is_some() {
+            return Err(EndpointError::Fragment(text.into()));
+        }
+        // An https URL always has a host (the parser refuses `https://:1/x`) and a known default port.
+        let host = match url.host() {
+            Some(url::Host::Ipv6(a)) => a.to_string(),
+            Some(h) => h.to_string(),
+            None => return Err(EndpointError::NotHttps(text.into())),
         };
-        (!host.is_empty() && !host.contains([':', '@', ' '])).then(|| Self {
-            host: host.to_owned(),
-            port,
-            path,
-        })
+        let port = url.port_or_known_default().unwrap_or(443);
+        let path = url[url::Position::BeforePath..url::Position::AfterQuery].to_owned();
+        Ok(Self { host, port, path, url })
+    }
+
+    /// The endpoint as written in the configuration (normalised: `https://m.a.fr:443/x` → `https://m.a.fr/x`).
+    pub fn as_str(&self) -> &str {
+        self.url.as_str()
+    }
+
+    /// `host:port` (`[::1]:8443`), for messages and the `Host` header of a non-default port.
+    pub fn authority(&self) -> String {
+        format!("{}:{}", self.url.host_str().unwrap_or_default(), self.port)
+    }
+
+    /// The `Host` header: the host alone on port 443.
+    pub fn host_header(&self) -> String {
+        match self.url.port() {
+            None => self.url.host_str().unwrap_or_default().to_owned(),
+            Some(_) => self.authority(),
+        }
+    }
+}
+
+impl TryFrom<String> for Endpoint {
+    type Error = EndpointError;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Self::parse(&text)
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -217,6 +277,9 @@ pub fn post_with_card(
     (slot.card, result)
 }
 
+/// The whole exchange on a runtime of its own, on this thread: the card signs inside the handshake
+/// (blocking card I/O), which must not hold a worker of the agent's server. The caller is a blocking
+/// task ([`crate::card_service::CardService::exclusive`]).
 fn exchange(
     endpoint: &Endpoint,
     roots: rustls::RootCertStore,
@@ -226,8 +289,26 @@ fn exchange(
     body: &[u8],
     timeout: Duration,
 ) -> Result<PortalAnswer, MtlsError> {
-    let deadline = std::time::Instant::now() + timeout;
-    let name = format!("{}:{}", endpoint.host, endpoint.port);
+    let name = endpoint.authority();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| MtlsError::Unreachable(name.clone(), e.to_string()))?;
+    // Dropping the runtime at the end closes the connection, whatever state it is in.
+    runtime.block_on(exchange_async(endpoint, roots, cert, key, versions, body, timeout))
+}
+
+async fn exchange_async(
+    endpoint: &Endpoint,
+    roots: rustls::RootCertStore,
+    cert: CertificateDer<'static>,
+    key: CardKey,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    body: &[u8],
+    timeout: Duration,
+) -> Result<PortalAnswer, MtlsError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let name = endpoint.authority();
     let too_slow = || {
         MtlsError::BadAnswer(AnswerProblem::TooSlow { endpoint: name.clone(), seconds: timeout.as_secs() })
     };
@@ -241,151 +322,136 @@ fn exchange(
         .with_client_cert_resolver(Arc::new(resolver));
     let server_name = ServerName::try_from(endpoint.host.clone())
         .map_err(|e| MtlsError::Tls(name.clone(), e.to_string()))?;
-    let conn = rustls::ClientConnection::new(Arc::new(config), server_name).map_err(tls_err)?;
-    let addr = (endpoint.host.as_str(), endpoint.port)
-        .to_socket_addrs()
-        .map_err(|e| MtlsError::Unreachable(name.clone(), e.to_string()))?
+    let unreachable = |why: String| MtlsError::Unreachable(name.clone(), why);
+    let addr = tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port))
+        .await
+        .map_err(|e| unreachable(e.to_string()))?
         .next()
-        .ok_or_else(|| MtlsError::Unreachable(name.clone(), "no address".into()))?;
-    let tcp = TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| MtlsError::Unreachable(name.clone(), e.to_string()))?;
+        .ok_or_else(|| unreachable("no address".into()))?;
+    let tcp = match tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => return Err(unreachable(e.to_string())),
+        Err(_) => return Err(unreachable("connection timed out".into())),
+    };
     // Small handshake records back to back: without this, Nagle and delayed ACK add ~40 ms to TLS 1.2.
     let _ = tcp.set_nodelay(true);
-    let _ = tcp.set_read_timeout(Some(timeout));
-    let _ = tcp.set_write_timeout(Some(timeout));
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let head = format!(
-        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: cpx-agent/{}\r\n\r\n",
-        endpoint.path,
-        if endpoint.port == 443 { endpoint.host.clone() } else { name.clone() },
-        body.len(),
-        env!("CARGO_PKG_VERSION")
-    );
-    let io_err = |e: std::io::Error| match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        Some(t) => MtlsError::Tls(name.clone(), t.to_string()),
-        None => MtlsError::Tls(name.clone(), e.to_string()),
+    let io_err =
+        |e: &std::io::Error| match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+            Some(t) => MtlsError::Tls(name.clone(), t.to_string()),
+            None => MtlsError::Tls(name.clone(), e.to_string()),
+        };
+    let exchange = async {
+        // The handshake (the card signs in it).
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(server_name, tcp)
+            .await
+            .map_err(|e| io_err(&e))?;
+        let tls_version = match tls.get_ref().1.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+            _ => "TLS",
+        }
+        .to_owned();
+        let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+            .max_buf_size(MAX_ANSWER)
+            .handshake(hyper_util::rt::TokioIo::new(EofTolerant(tls)))
+            .await
+            .map_err(|e| http_err(&name, &e))?;
+        tokio::spawn(connection);
+        let request = hyper::Request::post(endpoint.path.as_str())
+            .header(hyper::header::HOST, endpoint.host_header())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::CONNECTION, "close")
+            .header(hyper::header::USER_AGENT, concat!("cpx-agent/", env!("CARGO_PKG_VERSION")))
+            .body(Full::new(Bytes::copy_from_slice(body)))
+            .map_err(|e| MtlsError::Tls(name.clone(), e.to_string()))?;
+        let answer = sender.send_request(request).await.map_err(|e| http_err(&name, &e))?;
+        let status = answer.status().as_u16();
+        let too_large =
+            || MtlsError::BadAnswer(AnswerProblem::TooLarge { endpoint: name.clone(), limit: MAX_ANSWER });
+        let body = match Limited::new(answer.into_body(), MAX_ANSWER).collect().await {
+            Ok(b) => b.to_bytes().to_vec(),
+            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                return Err(too_large())
+            }
+            Err(e) => {
+                return Err(match e.downcast_ref::<hyper::Error>() {
+                    Some(h) => http_err(&name, h),
+                    None => MtlsError::Tls(name.clone(), e.to_string()),
+                })
+            }
+        };
+        Ok(PortalAnswer { status, body, tls_version, card_time: Duration::ZERO })
     };
-    // The handshake (the card signs in it), a record at a time, within the deadline.
-    while tls.conn.is_handshaking() {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return Err(too_slow());
-        }
-        let _ = tls.sock.set_read_timeout(Some(left));
-        match tls.conn.complete_io(&mut tls.sock) {
-            Ok(_) => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                return Err(too_slow())
-            }
-            Err(e) => return Err(io_err(e)),
-        }
-    }
-    tls.write_all(head.as_bytes())
-        .and_then(|_| tls.write_all(body))
-        .and_then(|_| tls.flush())
-        .map_err(io_err)?;
-    if std::time::Instant::now() >= deadline {
-        return Err(too_slow());
-    }
-    let mut raw = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        // Each read may wait only for what is left of the deadline: a byte now and then does not reset it.
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return Err(too_slow());
-        }
-        let _ = tls.sock.set_read_timeout(Some(left));
-        match tls.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => {
-                raw.extend_from_slice(&chunk[..n]);
-                if raw.len() > MAX_ANSWER {
-                    return Err(MtlsError::BadAnswer(AnswerProblem::TooLarge {
-                        endpoint: name.clone(),
-                        limit: MAX_ANSWER,
-                    }));
-                }
-                // A complete answer (by its Content-Length) ends the read even if the server keeps the
-                // connection open.
-                if answer_complete(&raw) {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                return Err(too_slow())
-            }
-            // Servers that close without close_notify: keep what arrived.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => break,
-            Err(e) => return Err(io_err(e)),
-        }
-    }
-    let tls_version = match tls.conn.protocol_version() {
-        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
-        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
-        _ => "TLS",
-    }
-    .to_owned();
-    let (status, body) = parse_http(&raw)
-        .ok_or_else(|| MtlsError::BadAnswer(AnswerProblem::Unreadable { endpoint: name.clone() }))?;
-    Ok(PortalAnswer { status, body, tls_version, card_time: Duration::ZERO })
+    // The whole exchange, handshake and answer, within the deadline: a byte now and then does not
+    // extend it.
+    tokio::time::timeout_at(deadline, exchange).await.unwrap_or_else(|_| Err(too_slow()))
 }
 
-/// Whether `raw` holds a whole answer with a Content-Length (head and that many body bytes).
-fn answer_complete(raw: &[u8]) -> bool {
-    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
-    let Ok(head) = std::str::from_utf8(&raw[..split]) else { return false };
-    let length = head
-        .split("\r\n")
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse::<usize>().ok());
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding");
-    matches!(length, Some(n) if !chunked && raw.len() - split - 4 >= n)
+/// A failure of the HTTP exchange: a TLS or socket error under it is said as such, an answer that is
+/// not HTTP is unreadable, a head over [`MAX_ANSWER`] too large.
+fn http_err(name: &str, e: &hyper::Error) -> MtlsError {
+    if e.is_parse_too_large() {
+        return MtlsError::BadAnswer(AnswerProblem::TooLarge { endpoint: name.into(), limit: MAX_ANSWER });
+    }
+    if e.is_parse() || e.is_parse_status() || e.is_incomplete_message() {
+        return MtlsError::BadAnswer(AnswerProblem::Unreadable { endpoint: name.into() });
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        if let Some(t) = inner.downcast_ref::<rustls::Error>() {
+            return MtlsError::Tls(name.into(), t.to_string());
+        }
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            if let Some(t) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return MtlsError::Tls(name.into(), t.to_string());
+            }
+            return MtlsError::Tls(name.into(), io.to_string());
+        }
+        source = inner.source();
+    }
+    MtlsError::Tls(name.into(), e.to_string())
 }
 
-/// Status and body of an HTTP/1.1 answer (Content-Length, chunked, or until close).
-pub fn parse_http(raw: &[u8]) -> Option<(u16, Vec<u8>)> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..split]).ok()?;
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
-    let mut chunked = false;
-    let mut length = None;
-    for l in lines {
-        let (k, v) = l.split_once(':')?;
-        match k.trim().to_ascii_lowercase().as_str() {
-            "transfer-encoding" => chunked = v.trim().eq_ignore_ascii_case("chunked"),
-            "content-length" => length = v.trim().parse::<usize>().ok(),
-            _ => {}
+/// The TLS stream, with a TCP close that came without TLS's `close_notify` read as the end of the
+/// answer (servers that do so are common; an answer cut short is still caught by its length).
+struct EofTolerant<S>(S);
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for EofTolerant<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match std::pin::Pin::new(&mut self.0).poll_read(cx, buf) {
+            std::task::Poll::Ready(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                std::task::Poll::Ready(Ok(()))
+            }
+            other => other,
         }
     }
-    let rest = &raw[split + 4..];
-    let body = if chunked {
-        let mut out = Vec::new();
-        let mut at = rest;
-        loop {
-            let eol = at.windows(2).position(|w| w == b"\r\n")?;
-            let size =
-                usize::from_str_radix(std::str::from_utf8(&at[..eol]).ok()?.split(';').next()?.trim(), 16)
-                    .ok()?;
-            at = &at[eol + 2..];
-            if size == 0 {
-                break out;
-            }
-            out.extend_from_slice(at.get(..size)?);
-            at = at.get(size + 2..)?;
-        }
-    } else {
-        match length {
-            Some(n) => rest.get(..n)?.to_vec(),
-            None => rest.to_vec(),
-        }
-    };
-    Some((status, body))
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for EofTolerant<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]
@@ -394,28 +460,32 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        assert_eq!(
-            Endpoint::parse("https://m.a.fr:8444/cpx/login"),
-            Some(Endpoint { host: "m.a.fr".into(), port: 8444, path: "/cpx/login".into() })
-        );
-        assert_eq!(Endpoint::parse("https://m.a.fr").unwrap().port, 443);
-        assert_eq!(Endpoint::parse("http://m.a.fr"), None);
-        assert_eq!(Endpoint::parse("https://:1/x"), None);
-    }
-
-    #[test]
-    fn http_answers() {
-        assert_eq!(
-            parse_http(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
-            Some((200, b"ok".to_vec()))
-        );
-        assert_eq!(
-            parse_http(
-                b"HTTP/1.1 401 No\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n"
-            ),
-            Some((401, b"abc".to_vec()))
-        );
-        assert_eq!(parse_http(b"garbage"), None);
-        assert_eq!(parse_http(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort"), None);
+        let e = Endpoint::parse("https://m.a.fr:8444/cpx/login?v=1").unwrap();
+        assert_eq!((e.host.as_str(), e.port, e.path.as_str()), ("m.a.fr", 8444, "/cpx/login?v=1"));
+        assert_eq!((e.authority(), e.host_header()), ("m.a.fr:8444".into(), "m.a.fr:8444".into()));
+        // No port: 443, and the Host header without it; no path: `/`.
+        let e = Endpoint::parse("https://M.A.fr").unwrap();
+        assert_eq!((e.host.as_str(), e.port, e.path.as_str()), ("m.a.fr", 443, "/"));
+        assert_eq!(e.host_header(), "m.a.fr");
+        assert_eq!(Endpoint::parse("https://m.a.fr:443/x").unwrap().host_header(), "m.a.fr");
+        // IPv6: bracketed in the URL and the Host header, bare for the socket and the TLS name.
+        let e = Endpoint::parse("https://[::1]:8443/cpx/login").unwrap();
+        assert_eq!((e.host.as_str(), e.port, e.path.as_str()), ("::1", 8443, "/cpx/login"));
+        assert_eq!(e.authority(), "[::1]:8443");
+        assert!(ServerName::try_from(e.host.clone()).is_ok());
+        assert_eq!(Endpoint::parse("https://[::1]/x").unwrap().port, 443);
+        // Refused.
+        assert!(matches!(Endpoint::parse("http://m.a.fr/x"), Err(EndpointError::NotHttps(_))));
+        assert!(matches!(Endpoint::parse("ftp://m.a.fr/x"), Err(EndpointError::NotHttps(_))));
+        assert!(matches!(Endpoint::parse("https://u@m.a.fr/x"), Err(EndpointError::UserInfo(_))));
+        assert!(matches!(Endpoint::parse("https://u:p@m.a.fr/x"), Err(EndpointError::UserInfo(_))));
+        assert!(matches!(Endpoint::parse("https://m.a.fr/x#f"), Err(EndpointError::Fragment(_))));
+        for bad in ["https://:1/x", "https://m.a.fr:99999/x", "https://[::1/x", "m.a.fr/x", ""] {
+            assert!(matches!(Endpoint::parse(bad), Err(EndpointError::NotUrl(..))), "{bad}");
+        }
+        // From the configuration's string.
+        let e: Endpoint = serde_json::from_str("\"https://[::1]:8443/l\"").unwrap();
+        assert_eq!(e.as_str(), "https://[::1]:8443/l");
+        assert!(serde_json::from_str::<Endpoint>("\"http://a/l\"").is_err());
     }
 }

@@ -10,6 +10,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Serialize;
 
 use crate::config::{normalise_origin, Config, Site, DEFAULT_PORT};
+use crate::mtls::Endpoint;
 
 /// One malformed key in one source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -202,24 +203,19 @@ fn check_site(value: &toml::Value) -> Result<(), String> {
     let site: Site = value.clone().try_into().map_err(|e: toml::de::Error| e.message().trim().to_owned())?;
     normalise_origin(&site.origin)
         .ok_or_else(|| format!("origin {:?} is not of the form https://host[:port]", site.origin))?;
-    if let Some(ep) = site.mtls_endpoint.as_deref().filter(|e| !e.starts_with("https://")) {
-        return Err(format!("mtls_endpoint {ep:?} is not an https:// address"));
-    }
     Ok(())
 }
 
 /// One `allowed_origins` entry: `origin` or `origin mtls_endpoint`.
-pub fn parse_allowed_origin(entry: &str) -> Result<(String, Option<String>), String> {
+pub fn parse_allowed_origin(entry: &str) -> Result<(String, Option<Endpoint>), String> {
     let mut words = entry.split_whitespace();
     let (Some(origin), endpoint, None) = (words.next(), words.next(), words.next()) else {
         return Err(format!("entry {entry:?} is not `origin` or `origin mtls_endpoint`"));
     };
     let origin = normalise_origin(origin)
         .ok_or_else(|| format!("entry {entry:?}: {origin:?} is not of the form https://host[:port]"))?;
-    if let Some(ep) = endpoint.filter(|e| !e.starts_with("https://")) {
-        return Err(format!("entry {entry:?}: {ep:?} is not an https:// address"));
-    }
-    Ok((origin, endpoint.map(Into::into)))
+    let endpoint = endpoint.map(Endpoint::parse).transpose().map_err(|e| format!("entry {entry:?}: {e}"))?;
+    Ok((origin, endpoint))
 }
 
 /// Checks `table`, read from `source`, key by key.

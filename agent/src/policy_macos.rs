@@ -281,8 +281,17 @@ mod tests {
             (c.port, c.autostart, c.allow_user_sites, c.pki, c.user_ports),
             (48000, false, false, crate::config::PkiPolicy::Production, Some([48100, 48199]))
         );
-        let sites: Vec<_> =
-            c.sites.iter().map(|s| (s.origin.as_str(), s.mtls_endpoint.as_deref(), s.signed_token)).collect();
+        let sites: Vec<_> = c
+            .sites
+            .iter()
+            .map(|s| {
+                (
+                    s.origin.as_str(),
+                    s.mtls_endpoint.as_ref().map(crate::mtls::Endpoint::as_str),
+                    s.signed_token,
+                )
+            })
+            .collect();
         assert_eq!(
             sites,
             [

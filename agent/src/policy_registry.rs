@@ -305,8 +305,17 @@ mod tests {
         };
         let layer = PolicyLayer::from_table("HKLM".into(), to_table(&key, "HKLM").0).unwrap();
         let (c, _) = Config::load_with_policies(None, vec![layer]).unwrap();
-        let sites: Vec<_> =
-            c.sites.iter().map(|s| (s.origin.as_str(), s.mtls_endpoint.as_deref(), s.signed_token)).collect();
+        let sites: Vec<_> = c
+            .sites
+            .iter()
+            .map(|s| {
+                (
+                    s.origin.as_str(),
+                    s.mtls_endpoint.as_ref().map(crate::mtls::Endpoint::as_str),
+                    s.signed_token,
+                )
+            })
+            .collect();
         assert_eq!(
             sites,
             [

@@ -26,13 +26,13 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use crate::api::ApiError;
+use crate::api::{ApiError, Malformed, Problem};
 use crate::card_service::CardService;
 use crate::config::{normalise_origin, Config, Site};
 use crate::consent::Consent;
 use crate::limits::{self, Gate, Limits};
 use crate::localca::LoopbackIdentity;
-use crate::login;
+use crate::login::{self, LoginAnswer};
 use crate::messages::{Code, Lang};
 use crate::peer::Peer;
 use crate::pin_prompt::PinPrompt;
@@ -218,15 +218,15 @@ async fn plain_hint(
     let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
     let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let response = if !matches!(*peer, Peer::SameUser) {
-        error_response(&ApiError::new(Code::OtherUser, 403), lang, None)
+        error_response(&ApiError::new(Code::OtherUser), lang, None)
     } else if host != format!("127.0.0.1:{port}") && host != format!("localhost:{port}") {
-        error_response(&ApiError::new(Code::HostNotAllowed, 403), lang, None)
+        error_response(&ApiError::new(Code::HostNotAllowed), lang, None)
     } else {
         let access = agent.access(origin.as_deref());
         match *req.method() {
             Method::OPTIONS => preflight(access.cors(), "GET"),
             _ => error_response(
-                &ApiError::new(Code::LoopbackNotTrusted, 426)
+                &ApiError::new(Code::LoopbackNotTrusted)
                     .detail(format!("plain HTTP: the agent answers on https://127.0.0.1:{port} only")),
                 lang,
                 access.cors(),
@@ -246,8 +246,12 @@ pub(crate) fn lang_of<B>(req: &Request<B>) -> Lang {
     }
 }
 
-pub(crate) fn json_response(status: u16, body: &Value, cors: Option<&str>) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+pub(crate) fn json_response(
+    status: u16,
+    body: &impl serde::Serialize,
+    cors: Option<&str>,
+) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(serde_json::to_vec(body).unwrap_or_default())));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
@@ -261,7 +265,7 @@ pub(crate) fn json_response(status: u16, body: &Value, cors: Option<&str>) -> Re
 }
 
 pub(crate) fn error_response(e: &ApiError, lang: Lang, cors: Option<&str>) -> Response<Full<Bytes>> {
-    json_response(e.http, &e.to_json(lang), cors)
+    json_response(e.http_status(), &e.to_json(lang), cors)
 }
 
 async fn handle(
@@ -279,7 +283,7 @@ async fn handle(
         Peer::OtherUser(user) => {
             tracing::warn!(%user, "request refused: the client belongs to another user of this computer");
             error_response(
-                &ApiError::new(Code::OtherUser, 403).detail(format!("client user {user}")),
+                &ApiError::new(Code::OtherUser).detail(format!("client user {user}")),
                 lang_of(&req),
                 None,
             )
@@ -287,7 +291,7 @@ async fn handle(
         Peer::Unknown(why) => {
             tracing::warn!(%why, "request refused: the client's user cannot be known");
             error_response(
-                &ApiError::new(Code::OtherUser, 403).detail(format!("client user unknown: {why}")),
+                &ApiError::new(Code::OtherUser).detail(format!("client user unknown: {why}")),
                 lang_of(&req),
                 None,
             )
@@ -307,7 +311,7 @@ pub enum Admission {
     Status { allowed: bool, cors: Option<String>, lang: Lang },
     /// `POST /v1/authenticate` or `POST /v1/token` with a well-formed challenge, from an origin that may log in
     /// this way.
-    Login(CardLogin),
+    Login(Box<CardLogin>),
 }
 
 /// A login request admitted: what the card session needs.
@@ -339,7 +343,7 @@ async fn route(agent: Arc<Agent>, body_deadline: Duration, req: Request<Incoming
     match admit(&agent, body_deadline, req).await {
         Admission::Answer(r) => r,
         Admission::Status { allowed, cors, lang } => status(&agent, allowed, cors.as_deref(), lang).await,
-        Admission::Login(login) => login_request(&agent, login).await,
+        Admission::Login(login) => login_request(&agent, *login).await,
     }
 }
 
@@ -357,7 +361,7 @@ where
     let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
     if host != format!("127.0.0.1:{port}") && host != format!("localhost:{port}") {
         tracing::warn!(%host, "request refused: Host is not the agent's");
-        return Admission::Answer(error_response(&ApiError::new(Code::HostNotAllowed, 403), lang, None));
+        return Admission::Answer(error_response(&ApiError::new(Code::HostNotAllowed), lang, None));
     }
     let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let access = agent.access(origin.as_deref());
@@ -373,11 +377,13 @@ where
         (Method::POST, path @ ("/v1/authenticate" | "/v1/token")) => {
             let token = path == "/v1/token";
             match admit_login(access, token, req, body_deadline, lang).await {
-                Ok(login) => Admission::Login(login),
-                Err(answer) => Admission::Answer(answer),
+                Ok(login) => Admission::Login(Box::new(login)),
+                // Denied origins get no CORS header either (`cors` is `None`): the page cannot even read
+                // the refusal.
+                Err(e) => Admission::Answer(error_response(&e, lang, cors.as_deref())),
             }
         }
-        _ => Admission::Answer(error_response(&ApiError::new(Code::NotFound, 404), lang, cors.as_deref())),
+        _ => Admission::Answer(error_response(&ApiError::new(Code::NotFound), lang, cors.as_deref())),
     }
 }
 
@@ -439,9 +445,9 @@ async fn status(agent: &Agent, allowed: bool, cors: Option<&str>, lang: Lang) ->
             let code = Code::from(&e);
             body["service"] = if code == Code::PcscServiceStopped { "stopped" } else { "running" }.into();
             body["readers"] = json!([]);
-            body["error"] = ApiError::new(code, 503).to_json(lang)["error"].clone();
+            body["error"] = Problem::new(code, lang).to_value();
         }
-        Err(_) => return error_response(&ApiError::new(Code::AgentError, 500), lang, cors),
+        Err(_) => return error_response(&ApiError::new(Code::AgentError), lang, cors),
     }
     json_response(200, &body, cors)
 }
@@ -452,56 +458,48 @@ async fn admit_login<B>(
     req: Request<B>,
     body_deadline: Duration,
     lang: Lang,
-) -> Result<CardLogin, Response<Full<Bytes>>>
+) -> Result<CardLogin, ApiError>
 where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    // Denied origins get no CORS header either: the page cannot even read the refusal.
     let Some(origin) = access.cors().map(str::to_owned) else {
-        return Err(error_response(&ApiError::new(Code::OriginNotAllowed, 403), lang, None));
+        return Err(ApiError::new(Code::OriginNotAllowed));
     };
-    let cors = Some(origin.as_str());
-    let fail = |e: ApiError| Err(error_response(&e, lang, cors));
     let json_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     if !json_type {
-        return fail(ApiError::new(Code::BadRequest, 415).detail("Content-Type must be application/json"));
+        return Err(ApiError::malformed(Malformed::NotJson));
     }
     // A body announced and never sent must not hold the connection open.
     let body =
         match tokio::time::timeout(body_deadline, Limited::new(req.into_body(), MAX_BODY).collect()).await {
             Ok(Ok(b)) => b.to_bytes(),
-            Ok(Err(_)) => return fail(ApiError::new(Code::BadRequest, 413).detail("body too large")),
-            Err(_) => {
-                return fail(ApiError::new(Code::BadRequest, 408).detail("request body not received in time"))
-            }
+            Ok(Err(_)) => return Err(ApiError::malformed(Malformed::TooLarge)),
+            Err(_) => return Err(ApiError::malformed(Malformed::TooSlow)),
         };
     let challenge = match serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| v.get("challenge")?.as_str().map(str::to_owned))
     {
         Some(c) => c,
-        None => return fail(ApiError::new(Code::BadRequest, 400).detail("expected {\"challenge\": \"…\"}")),
+        None => return Err(ApiError::malformed(Malformed::NoChallenge)),
     };
-    if let Err(e) = login::check_challenge(&challenge) {
-        return fail(e);
-    }
+    login::check_challenge(&challenge)?;
     let site = match &access {
         Access::Policy(site) => Some(site.clone()),
         _ => None,
     };
     match &site {
         Some(site) if token && !site.signed_token => {
-            return fail(
-                ApiError::new(Code::SiteNotConfigured, 403)
-                    .detail("signed tokens are not enabled for this site"),
+            return Err(
+                ApiError::new(Code::SiteNotConfigured).detail("signed tokens are not enabled for this site")
             )
         }
-        None if !token => return fail(ApiError::new(Code::SiteNotConfigured, 403).detail(
+        None if !token => return Err(ApiError::new(Code::SiteNotConfigured).detail(
             "the mTLS login needs the site in managed policy; this site may use the signed token (/v1/token)",
         )),
         _ => {}
@@ -526,15 +524,28 @@ async fn login_request(agent: &Arc<Agent>, login: CardLogin) -> Response<Full<By
             match &site {
                 Some(site) if !token => {
                     login::authenticate(cards, prompt.as_ref(), site, &asked_for, &challenge, lang)
+                        .map(LoginAnswer::Mtls)
                 }
-                _ => login::signed_token(cards, prompt.as_ref(), &asked_for, &challenge, lang),
+                _ => login::signed_token(cards, prompt.as_ref(), &asked_for, &challenge, lang)
+                    .map(LoginAnswer::Token),
             }
         })
         .await;
     match result {
-        Ok(v) => {
-            tracing::info!(card_type = %v["card_type"], tls = %v["tls"], portal_status = %v["portal_status"], "card login done");
-            json_response(200, &v, cors)
+        Ok(answer) => {
+            match &answer {
+                LoginAnswer::Mtls(done) => {
+                    tracing::info!(card_type = done.card_type, tls = %done.tls, portal_status = done.portal_status, "card login done")
+                }
+                LoginAnswer::Token(token) => {
+                    tracing::info!(
+                        card_type = token.card_type,
+                        algorithm = token.algorithm,
+                        "card login done"
+                    )
+                }
+            }
+            json_response(200, &answer, cors)
         }
         Err(e) => {
             tracing::info!(code = ?e.code, detail = e.detail.as_deref().unwrap_or(""), "card login refused");

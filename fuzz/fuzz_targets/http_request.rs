@@ -39,13 +39,15 @@ fn agent() -> &'static Arc<Agent> {
         config.sites = vec![
             Site {
                 origin: "https://portail.example.fr".into(),
-                mtls_endpoint: Some("https://portail.example.fr:8444/cpx/login".into()),
+                mtls_endpoint: cpx_agent::mtls::Endpoint::parse("https://portail.example.fr:8444/cpx/login")
+                    .ok(),
                 server_roots: None,
                 signed_token: true,
             },
             Site {
                 origin: "https://mtls.example.fr:8443".into(),
-                mtls_endpoint: Some("https://mtls.example.fr:8444/cpx/login".into()),
+                mtls_endpoint: cpx_agent::mtls::Endpoint::parse("https://mtls.example.fr:8444/cpx/login")
+                    .ok(),
                 server_roots: None,
                 signed_token: false,
             },

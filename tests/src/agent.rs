@@ -421,9 +421,51 @@ impl Server<'_> {
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
             .collect();
-        let (_, body) = cpx_agent::mtls::parse_http(&raw).unwrap_or((status, rest.as_bytes().to_vec()));
+        let (_, body) = parse_http(&raw).unwrap_or((status, rest.as_bytes().to_vec()));
         Ok(HttpAnswer { status, headers, body: String::from_utf8_lossy(&body).into_owned() })
     }
+}
+
+/// Status and body of an HTTP/1.1 answer (Content-Length, chunked, or until close): the agent's, or
+/// another server's in the tests.
+fn parse_http(raw: &[u8]) -> Option<(u16, Vec<u8>)> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..split]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let mut chunked = false;
+    let mut length = None;
+    for l in lines {
+        let (k, v) = l.split_once(':')?;
+        match k.trim().to_ascii_lowercase().as_str() {
+            "transfer-encoding" => chunked = v.trim().eq_ignore_ascii_case("chunked"),
+            "content-length" => length = v.trim().parse::<usize>().ok(),
+            _ => {}
+        }
+    }
+    let rest = &raw[split + 4..];
+    let body = if chunked {
+        let mut out = Vec::new();
+        let mut at = rest;
+        loop {
+            let eol = at.windows(2).position(|w| w == b"\r\n")?;
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&at[..eol]).ok()?.split(';').next()?.trim(), 16)
+                    .ok()?;
+            at = &at[eol + 2..];
+            if size == 0 {
+                break out;
+            }
+            out.extend_from_slice(at.get(..size)?);
+            at = at.get(size + 2..)?;
+        }
+    } else {
+        match length {
+            Some(n) => rest.get(..n)?.to_vec(),
+            None => rest.to_vec(),
+        }
+    };
+    Some((status, body))
 }
 
 fn is_timeout(e: &std::io::Error) -> bool {
