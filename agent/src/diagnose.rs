@@ -859,7 +859,7 @@ mod tests {
         said_in_both_languages(&checks);
         let fr: Vec<String> = checks.iter().map(|c| crate::output::check_text(Lang::Fr, c, false)).collect();
         for english in
-            ["running", "not in the configuration", "not measured", "free (the agent", "no browser store"]
+            [": running", "not in the configuration", "not measured", "free (the agent", "no browser store"]
         {
             assert!(!fr.iter().any(|l| l.contains(english)), "« {english} » in French: {fr:#?}");
         }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use cpx_agent::exit::ExitStatus;
 use cpx_agent::messages::{label, Code, Lang, SlotState};
-use cpx_agent::output::{self, colour_enabled, fill, paint, Tone};
+use cpx_agent::output::{self, colour_enabled, fill};
 use cpx_agent::scan::{self, ReaderReport, ScanOptions};
 use cpx_card::CertCache;
 use cpx_pcsc::{Monitor, MonitorEvent, PcscError};
@@ -250,16 +250,7 @@ fn autostart(g: &Global, action: AutostartAction, program: Option<std::path::Pat
     if g.json {
         println!("{}", serde_json::to_string(&status).unwrap_or_default());
     } else {
-        let user =
-            if status.user_entry.is_some() { label::AUTOSTART_USER_ON } else { label::AUTOSTART_USER_OFF };
-        let machine = if status.machine { label::AUTOSTART_MACHINE_ON } else { label::AUTOSTART_MACHINE_OFF };
-        println!(
-            "{} ({})\n{} ({})",
-            user.get(g.lang),
-            status.user_place,
-            machine.get(g.lang),
-            status.machine_place
-        );
+        println!("{}", output::autostart_text(g.lang, &status));
     }
     ExitCode::SUCCESS
 }
@@ -321,7 +312,7 @@ fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<Strin
 
 /// `browser-policies apply|remove`.
 fn browser_policies(g: &Global, action: BrowserPoliciesAction, root: &std::path::Path) -> ExitCode {
-    use cpx_agent::browser_policies::{self as bp, Action};
+    use cpx_agent::browser_policies as bp;
     let result = match action {
         BrowserPoliciesAction::Apply => bp::machine_config().and_then(|c| bp::apply(root, &c)),
         BrowserPoliciesAction::Remove => bp::remove(root).map(|o| (bp::Wanted::default(), o)),
@@ -344,25 +335,8 @@ fn browser_policies(g: &Global, action: BrowserPoliciesAction, root: &std::path:
         );
         return ExitCode::SUCCESS;
     }
-    let lang = g.lang;
-    if matches!(action, BrowserPoliciesAction::Apply) && wanted.is_empty() {
-        println!("{}", label::BP_NOTHING_WANTED.get(lang));
-    }
-    for c in &outcome.changes {
-        let what = match c.action {
-            Action::Written => label::BP_WRITTEN,
-            Action::Removed => label::BP_REMOVED,
-        };
-        let entries =
-            if c.entries.is_empty() { String::new() } else { format!(" ({})", c.entries.join(", ")) };
-        println!("{} : {} {}{entries}", c.browser, what.get(lang), c.place);
-    }
-    if outcome.changes.is_empty() {
-        println!("{}", label::BP_NOTHING_DONE.get(lang));
-    }
-    for w in &outcome.warnings {
-        println!("{} {w}", paint("!!", Tone::Warn, colour_enabled()));
-    }
+    let nothing_wanted = matches!(action, BrowserPoliciesAction::Apply) && wanted.is_empty();
+    print!("{}", output::browser_policies_text(g.lang, nothing_wanted, &outcome, colour_enabled()));
     ExitCode::SUCCESS
 }
 
@@ -679,17 +653,7 @@ fn watch(g: &Global, cache: &CertCache, count: Option<usize>, timeout: Option<Du
 fn print_event(g: &Global, event: &MonitorEvent, at: Instant, cache: &CertCache, colour: bool) {
     let lang = g.lang;
     let stamp = clock();
-    let (reader, what) = match event {
-        MonitorEvent::ServiceStarted => (None, label::SERVICE_STARTED.get(lang).to_owned()),
-        MonitorEvent::ServiceStopped => (None, paint(label::SERVICE_STOPPED.get(lang), Tone::Bad, colour)),
-        MonitorEvent::ReaderAdded { reader } => (Some(reader), label::READER_ADDED.get(lang).to_owned()),
-        MonitorEvent::ReaderRemoved { reader } => (Some(reader), label::READER_REMOVED.get(lang).to_owned()),
-        MonitorEvent::CardRemoved { reader } => (Some(reader), label::REMOVED.get(lang).to_owned()),
-        MonitorEvent::CardMute { reader } => (Some(reader), paint(label::MUTE.get(lang), Tone::Bad, colour)),
-        MonitorEvent::CardInserted { reader, atr } => {
-            (Some(reader), format!("{} (ATR {})", label::INSERTED.get(lang), hex::encode_upper(atr)))
-        }
-    };
+    let (reader, what) = output::event_text(lang, event, colour);
     // An inserted card is identified now: the report and the time from pcscd's event to "ready".
     let report = match event {
         MonitorEvent::CardInserted { reader, atr } => {

@@ -877,6 +877,67 @@ pub mod prompt {
     }
 }
 
+/// The tray's pages (ui/) take their words from [`LABELS`] by key: every key they use must be there.
+#[cfg(test)]
+mod ui_words {
+    use super::LABELS;
+
+    /// The keys a page uses: `data-t="KEY"` and `data-t-label="KEY"` in its HTML, `t.KEY` in its script
+    /// (`t` is what `applyLabels()` returns).
+    fn keys_used(name: &str, text: &str) -> Vec<String> {
+        let ident = |rest: &str| -> String {
+            rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
+        };
+        let mut keys = Vec::new();
+        if name.ends_with(".html") {
+            for attr in ["data-t=\"", "data-t-label=\""] {
+                keys.extend(text.match_indices(attr).map(|(at, _)| ident(&text[at + attr.len()..])));
+            }
+        } else if name.ends_with(".js") {
+            for (at, _) in text.match_indices("t.") {
+                let before = text[..at].chars().next_back();
+                if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '$') {
+                    continue;
+                }
+                keys.push(ident(&text[at + 2..]));
+            }
+        }
+        keys.retain(|k| !k.is_empty());
+        keys
+    }
+
+    #[test]
+    fn every_key_the_tray_pages_use_is_in_the_catalogue() {
+        let ui = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui");
+        let mut used = 0;
+        for entry in std::fs::read_dir(&ui).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for key in keys_used(&name, &text) {
+                assert!(LABELS.iter().any(|(k, _)| *k == key), "ui/{name} uses « {key} », not in LABELS");
+                used += 1;
+            }
+        }
+        assert!(used > 40, "only {used} keys found in ui/: the scan is broken");
+    }
+
+    #[test]
+    fn the_scan_finds_keys_in_html_and_scripts() {
+        assert_eq!(keys_used("a.html", r#"<p data-t="pin_x"></p><b data-t-label="y">"#), ["pin_x", "y"]);
+        assert_eq!(keys_used("a.js", "`${t.pin_of} ${view.t.x} ${cat.y}` + t.z"), ["pin_of", "z"]);
+    }
+
+    #[test]
+    fn labels_are_unique_and_translated() {
+        let keys: std::collections::HashSet<_> = LABELS.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys.len(), LABELS.len(), "a key twice in LABELS");
+        for (k, t) in LABELS {
+            assert!(!t.fr.is_empty() && !t.en.is_empty(), "{k}");
+        }
+    }
+}
+
 /// [`LABELS`] in one language, for the tray's pages.
 pub fn labels(lang: Lang) -> serde_json::Map<String, serde_json::Value> {
     LABELS.iter().map(|(k, t)| ((*k).to_owned(), t.get(lang).into())).collect()

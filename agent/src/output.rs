@@ -200,6 +200,22 @@ pub fn reader_view(lang: Lang, r: &ReaderReport) -> Value {
     v
 }
 
+/// A reader as `GET /v1/status` gives it to the pages (docs/openapi.yaml): its state and message, what
+/// stops a ready card from logging in, the card type and holder.
+pub fn reader_api_json(lang: Lang, r: &ReaderReport) -> Value {
+    let mut v = json!({"reader": r.reader, "state": r.state, "message": r.message().get(lang), "codes": r.codes, "generation": r.generation});
+    // What stops this card from logging in, in words (code porteur blocked, expired…).
+    if let Some(code) = r.codes.first().filter(|_| r.state == SlotState::CardReady) {
+        v["problem"] = code.entry().message.get(lang).into();
+    }
+    if let Some(card) = &r.card {
+        v["card_type"] = card_label(card).into();
+        let id = &card.identity;
+        v["holder"] = json!({"nom": id.nom, "prenom": id.prenom, "profession": id.profession, "national_id": id.national_id});
+    }
+    v
+}
+
 /// A reader's report as the CLI's text: the reader's line, with `detailed` the card's fields, then each
 /// problem and what to do.
 pub fn report_text(lang: Lang, r: &ReaderReport, detailed: bool, colour: bool) -> String {
@@ -296,6 +312,59 @@ pub fn check_text(lang: Lang, c: &Check, colour: bool) -> String {
         out.push_str(&format!("\n    {} : {}", label::WHAT_TO_DO.get(lang), e.fix.get(lang)));
     }
     out
+}
+
+/// `autostart status`: the per-user entry and the installer's, each with where it lives.
+pub fn autostart_text(lang: Lang, status: &crate::autostart::Status) -> String {
+    let user = if status.user_entry.is_some() { label::AUTOSTART_USER_ON } else { label::AUTOSTART_USER_OFF };
+    let machine = if status.machine { label::AUTOSTART_MACHINE_ON } else { label::AUTOSTART_MACHINE_OFF };
+    format!("{} ({})\n{} ({})", user.get(lang), status.user_place, machine.get(lang), status.machine_place)
+}
+
+/// `browser-policies apply|remove`: one line per change, then the warnings (each line ends with `\n`).
+pub fn browser_policies_text(
+    lang: Lang,
+    nothing_wanted: bool,
+    outcome: &crate::browser_policies::Outcome,
+    colour: bool,
+) -> String {
+    use crate::browser_policies::Action;
+    let mut out = String::new();
+    if nothing_wanted {
+        out.push_str(&format!("{}\n", label::BP_NOTHING_WANTED.get(lang)));
+    }
+    for c in &outcome.changes {
+        let what = match c.action {
+            Action::Written => label::BP_WRITTEN,
+            Action::Removed => label::BP_REMOVED,
+        };
+        let entries =
+            if c.entries.is_empty() { String::new() } else { format!(" ({})", c.entries.join(", ")) };
+        out.push_str(&format!("{} : {} {}{entries}\n", c.browser, what.get(lang), c.place));
+    }
+    if outcome.changes.is_empty() {
+        out.push_str(&format!("{}\n", label::BP_NOTHING_DONE.get(lang)));
+    }
+    for w in &outcome.warnings {
+        out.push_str(&format!("{} {w}\n", paint("!!", Tone::Warn, colour)));
+    }
+    out
+}
+
+/// A monitor event of `watch`: the reader it is about, if any, and what happened.
+pub fn event_text(lang: Lang, event: &cpx_pcsc::MonitorEvent, colour: bool) -> (Option<&str>, String) {
+    use cpx_pcsc::MonitorEvent as E;
+    match event {
+        E::ServiceStarted => (None, label::SERVICE_STARTED.get(lang).to_owned()),
+        E::ServiceStopped => (None, paint(label::SERVICE_STOPPED.get(lang), Tone::Bad, colour)),
+        E::ReaderAdded { reader } => (Some(reader), label::READER_ADDED.get(lang).to_owned()),
+        E::ReaderRemoved { reader } => (Some(reader), label::READER_REMOVED.get(lang).to_owned()),
+        E::CardRemoved { reader } => (Some(reader), label::REMOVED.get(lang).to_owned()),
+        E::CardMute { reader } => (Some(reader), paint(label::MUTE.get(lang), Tone::Bad, colour)),
+        E::CardInserted { reader, atr } => {
+            (Some(reader), format!("{} (ATR {})", label::INSERTED.get(lang), hex::encode_upper(atr)))
+        }
+    }
 }
 
 #[cfg(test)]
