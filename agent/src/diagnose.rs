@@ -196,7 +196,7 @@ pub fn run(opts: &Options) -> Vec<Check> {
     checks.push(Check::ok(
         CheckKind::Configuration,
         Said::new(detail::CONFIGURATION)
-            .with("source", &opts.config_source)
+            .list("source", provenance_said(&opts.config.provenance))
             .with("sites", opts.config.sites.len())
             .with("port", opts.config.port)
             .word("pki", pki),
@@ -230,6 +230,32 @@ pub fn run(opts: &Options) -> Vec<Check> {
         }
     }
     checks
+}
+
+/// Which source set which keys, in words (the same as [`crate::config::Provenance::describe`], said in
+/// either language).
+fn provenance_said(p: &crate::config::Provenance) -> Vec<Said> {
+    let keys = |said: Said, keys: &[String]| match keys.is_empty() {
+        true => said.word("keys", detail::CONFIG_NOTHING),
+        false => said.with("keys", keys.join(", ")),
+    };
+    let mut parts: Vec<Said> = p
+        .policies
+        .iter()
+        .map(|(source, k)| keys(Said::new(detail::CONFIG_POLICY_SETS).with("source", source), k))
+        .collect();
+    if let Some(u) = &p.user_file {
+        parts.push(keys(Said::new(detail::CONFIG_USER_SETS).with("path", u.display()), &p.from_user));
+    }
+    parts.push(Said::new(if parts.is_empty() {
+        detail::CONFIG_DEFAULTS
+    } else {
+        detail::CONFIG_REST_DEFAULTS
+    }));
+    if let Some(by) = &p.user_sites_off_by {
+        parts.push(Said::new(detail::CONFIG_USER_SITES_OFF).with("by", by));
+    }
+    parts
 }
 
 /// What the managed policy sets and from where (one `key = value  (source)` per setting), then one warning
@@ -804,6 +830,19 @@ mod tests {
             let (fr, en) = (c.detail.get(Lang::Fr), c.detail.get(Lang::En));
             assert_ne!(fr, en, "{}: the French detail is the English one", c.id);
         }
+    }
+
+    #[test]
+    fn the_configuration_is_said_as_describe_says_it_in_english() {
+        let dir = std::env::temp_dir().join(format!("cpx-diag-provenance-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (user, policy) = (dir.join("config.toml"), dir.join("policy.toml"));
+        std::fs::write(&user, "log_level = \"debug\"\n").unwrap();
+        std::fs::write(&policy, "port = 4\nallow_user_sites = false\n").unwrap();
+        let (_, p) = Config::load_layered(Some(&user), Some(&policy)).unwrap();
+        let said = Said::new(detail::LIST).list("items", provenance_said(&p));
+        assert_eq!(said.get(Lang::En), p.describe());
+        assert!(said.get(Lang::Fr).contains("le reste : valeurs par défaut"), "{}", said.get(Lang::Fr));
     }
 
     #[test]

@@ -796,7 +796,7 @@ pub mod detail {
         PCSC_RUNNING = text!("en marche", "running");
         PCSC_CONTEXT_FAILED = text!("SCardEstablishContext a échoué : {error}", "SCardEstablishContext: {error}");
         PCSC_ERROR = text!("erreur PC/SC : {error}", "PC/SC error: {error}");
-        READERS_LISTED = text!("lecteurs : {readers}", "readers: {readers}");
+        READERS_LISTED = text!("vus par PC/SC : {readers}", "listed by PC/SC: {readers}");
         NO_READER_LISTED = text!("aucun lecteur vu par PC/SC", "no reader listed by PC/SC");
         NO_CARD_ANYWHERE = text!("aucune carte dans aucun lecteur", "no card in any reader");
         NO_ATR = text!("pas d'ATR", "no ATR");
@@ -816,6 +816,12 @@ pub mod detail {
         CERTIFICATE_PRODUCTION_CARD = text!("carte de production, configuration de test seulement : du {from} au {to}, {issuer}", "production card, test-only configuration: {from} → {to}, {issuer}");
         CERTIFICATE_HOLDER = text!("{name} ({id}), du {from} au {to}, {issuer}", "{name} ({id}), {from} → {to}, {issuer}");
         CONFIGURATION = text!("{source} ({sites} site(s) configuré(s), port {port}, IGC-Santé {pki})", "{source} ({sites} site(s), port {port}, IGC-Santé {pki})");
+        CONFIG_POLICY_SETS = text!("la politique gérée {source} fixe : {keys}", "managed policy {source} sets: {keys}");
+        CONFIG_USER_SETS = text!("le fichier de l'utilisateur {path} fixe : {keys}", "user file {path} sets: {keys}");
+        CONFIG_NOTHING = text!("rien", "nothing");
+        CONFIG_DEFAULTS = text!("valeurs par défaut", "built-in defaults");
+        CONFIG_REST_DEFAULTS = text!("le reste : valeurs par défaut", "the rest: built-in defaults");
+        CONFIG_USER_SITES_OFF = text!("sites de l'utilisateur désactivés (allow_user_sites = false, {by})", "user sites off (allow_user_sites = false, {by})");
         PKI_PRODUCTION = text!("de production", "production");
         PKI_TEST = text!("de test", "test");
         PKI_BOTH = text!("de production et de test", "production and test");

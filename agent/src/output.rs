@@ -125,6 +125,11 @@ pub fn field(lang: Lang, name: Text, value: &str) -> String {
     fill(crate::messages::prompt::FIELD.get(lang), &[("label", name.get(lang)), ("value", value)])
 }
 
+/// [`field`] with a name already said.
+fn field_str(lang: Lang, name: &str, value: &str) -> String {
+    fill(crate::messages::prompt::FIELD.get(lang), &[("label", name), ("value", value)])
+}
+
 /// A code of the catalogue as JSON: its name, message and fix in `lang`, whether retrying can help.
 pub fn problem_json(lang: Lang, code: Code) -> Value {
     let e = code.entry();
@@ -300,16 +305,12 @@ pub fn check_text(lang: Lang, c: &Check, colour: bool) -> String {
         Verdict::Fail => ("KO ", Tone::Bad),
     };
     let place = c.id.about.as_deref().map(|r| format!(" « {r} »")).unwrap_or_default();
-    let mut out = format!(
-        "{} {}{place} : {}",
-        paint(mark, tone, colour),
-        c.id.kind.title().get(lang),
-        c.detail.get(lang)
-    );
+    let title = format!("{}{place}", c.id.kind.title().get(lang));
+    let mut out = format!("{} {}", paint(mark, tone, colour), field_str(lang, &title, &c.detail.get(lang)));
     if let Some(code) = c.code {
         let e = code.entry();
         out.push_str(&format!("\n    [{}] {}", code.name(), e.message.get(lang)));
-        out.push_str(&format!("\n    {} : {}", label::WHAT_TO_DO.get(lang), e.fix.get(lang)));
+        out.push_str(&format!("\n    {}", field(lang, label::WHAT_TO_DO, e.fix.get(lang))));
     }
     out
 }

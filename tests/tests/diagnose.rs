@@ -214,8 +214,11 @@ fn the_configuration_check_says_what_managed_policy_sets() {
         .cloned()
         .unwrap_or_default();
     let detail = config["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains(&format!("managed policy {} sets: port, site", policy.display())), "{detail}");
-    assert!(detail.contains("sets: log_level, site"), "{detail}");
+    assert!(
+        detail.contains(&format!("la politique gérée {} fixe : port, site", policy.display())),
+        "{detail}"
+    );
+    assert!(detail.contains("fixe : log_level, site"), "{detail}");
     assert!(
         detail.contains(&format!("port {port}")) && detail.contains("2 site(s)"),
         "the policy's port is in force: {detail}"
