@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use cpx_agent::exit::ExitStatus;
-use cpx_agent::messages::{label, Code, Lang, SlotState};
-use cpx_agent::output::{self, colour_enabled, fill};
+use cpx_agent::messages::{Code, Lang, SlotState};
+use cpx_agent::output::{self, colour_enabled};
 use cpx_agent::scan::{self, ReaderReport, ScanOptions};
 use cpx_card::CertCache;
 use cpx_pcsc::{Monitor, MonitorEvent, PcscError};
@@ -171,8 +171,8 @@ fn main() -> ExitCode {
         Command::Diagnose { config, origin } => diagnose(&g, config, origin),
         Command::Errors { markdown } => errors(&g, markdown),
         Command::BrowserPolicies { action, root } => browser_policies(&g, action, &root),
-        Command::InstallTrust => machine_trust(true),
-        Command::UninstallTrust => machine_trust(false),
+        Command::InstallTrust => machine_trust(&g, true),
+        Command::UninstallTrust => machine_trust(&g, false),
         Command::Autostart { action, program } => autostart(&g, action, program),
         Command::Report { out, include_identity, include_origins, config } => report(
             &g,
@@ -341,7 +341,7 @@ fn browser_policies(g: &Global, action: BrowserPoliciesAction, root: &std::path:
 }
 
 /// `install-trust` / `uninstall-trust`: what was done, one line each; exit 1 on failure.
-fn machine_trust(install: bool) -> ExitCode {
+fn machine_trust(g: &Global, install: bool) -> ExitCode {
     use cpx_agent::machine_trust;
     let dir = machine_trust::machine_dir();
     let (name, done) = if install {
@@ -351,18 +351,7 @@ fn machine_trust(install: bool) -> ExitCode {
     };
     match done {
         Ok(done) => {
-            if install {
-                println!(
-                    "cpx-agent {name}: {} ({})",
-                    dir.display(),
-                    if done.created { "new local CA" } else { "local CA kept" }
-                );
-            } else {
-                println!("cpx-agent {name}: {} removed", dir.display());
-            }
-            for store in done.stores {
-                println!("cpx-agent {name}: {} {store}", if install { "trusted in" } else { "removed from" });
-            }
+            print!("{}", output::machine_trust_text(g.lang, name, install, &dir, &done));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -653,7 +642,6 @@ fn watch(g: &Global, cache: &CertCache, count: Option<usize>, timeout: Option<Du
 fn print_event(g: &Global, event: &MonitorEvent, at: Instant, cache: &CertCache, colour: bool) {
     let lang = g.lang;
     let stamp = clock();
-    let (reader, what) = output::event_text(lang, event, colour);
     // An inserted card is identified now: the report and the time from pcscd's event to "ready".
     let report = match event {
         MonitorEvent::CardInserted { reader, atr } => {
@@ -667,25 +655,11 @@ fn print_event(g: &Global, event: &MonitorEvent, at: Instant, cache: &CertCache,
         }
         _ => None,
     };
+    let report = report.as_ref().map(|(r, ready)| (r, *ready));
     if g.json {
-        let mut v = serde_json::to_value(event).unwrap_or_default();
-        v["time"] = stamp.into();
-        v["message"] = what.into();
-        if let Some((r, ready)) = &report {
-            v["card"] = output::report_json(lang, r);
-            v["ready_ms"] = serde_json::json!(ready.as_secs_f64() * 1000.0);
-        }
-        println!("{v}");
+        println!("{}", output::event_json(lang, event, &stamp, report));
     } else {
-        let place = reader.map(|r| format!("{} « {r} » : ", label::READER.get(lang))).unwrap_or_default();
-        println!("[{stamp}] {place}{what}");
-        if let Some((r, ready)) = report {
-            let ms = format!("{:.1}", ready.as_secs_f64() * 1000.0);
-            println!("[{stamp}]   {}", output::report_text(lang, &r, false, colour));
-            if r.state == SlotState::CardReady {
-                println!("[{stamp}]   {}", fill(label::READY_IN.get(lang), &[("ms", &ms)]));
-            }
-        }
+        println!("{}", output::event_lines(lang, event, &stamp, report, colour));
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();

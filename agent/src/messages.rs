@@ -858,6 +858,18 @@ pub mod detail {
     }
 }
 
+/// What `install-trust` and `uninstall-trust` say they did.
+pub mod trust {
+    use super::Text;
+    texts! {
+        NEW_CA = text!("nouvelle autorité locale", "new local CA");
+        CA_KEPT = text!("autorité locale conservée", "local CA kept");
+        REMOVED = text!("{dir} supprimé", "{dir} removed");
+        TRUSTED_IN = text!("approuvée dans {store}", "trusted in {store}");
+        REMOVED_FROM = text!("retirée de {store}", "removed from {store}");
+    }
+}
+
 /// The code porteur prompts (terminal, pinentry; the tray's dialog shares these through [`LABELS`]).
 pub mod prompt {
     use super::Text;
@@ -883,9 +895,10 @@ pub mod prompt {
     }
 }
 
-/// The tray's pages (ui/) take their words from [`LABELS`] by key: every key they use must be there.
+/// The words section is complete: every key the tray's pages (ui/) use is in [`LABELS`], every text with
+/// words is translated.
 #[cfg(test)]
-mod ui_words {
+mod words_tests {
     use super::LABELS;
 
     /// The keys a page uses: `data-t="KEY"` and `data-t-label="KEY"` in its HTML, `t.KEY` in its script
@@ -932,6 +945,21 @@ mod ui_words {
     fn the_scan_finds_keys_in_html_and_scripts() {
         assert_eq!(keys_used("a.html", r#"<p data-t="pin_x"></p><b data-t-label="y">"#), ["pin_x", "y"]);
         assert_eq!(keys_used("a.js", "`${t.pin_of} ${view.t.x} ${cat.y}` + t.z"), ["pin_of", "z"]);
+    }
+
+    #[test]
+    fn every_text_of_the_words_section_is_translated() {
+        use super::{check_title, detail, prompt, trust};
+        for t in [detail::ALL, check_title::ALL, prompt::ALL, trust::ALL].concat() {
+            // Texts with words in them (not only `{placeholders}`) differ between the languages.
+            let mut words = t.en.to_owned();
+            while let (Some(a), Some(b)) = (words.find('{'), words.find('}')) {
+                words.replace_range(a..=b.max(a), "");
+            }
+            if words.chars().any(char::is_alphabetic) {
+                assert_ne!(t.fr, t.en, "« {} » is not translated", t.en);
+            }
+        }
     }
 
     #[test]

@@ -352,6 +352,29 @@ pub fn browser_policies_text(
     out
 }
 
+/// `install-trust` / `uninstall-trust`: what was done, one line each (each ends with `\n`).
+pub fn machine_trust_text(
+    lang: Lang,
+    command: &str,
+    install: bool,
+    dir: &std::path::Path,
+    done: &crate::machine_trust::Done,
+) -> String {
+    use crate::messages::trust;
+    let dir = dir.display().to_string();
+    let mut out = if install {
+        let kept = if done.created { trust::NEW_CA } else { trust::CA_KEPT };
+        format!("cpx-agent {command}: {dir} ({})\n", kept.get(lang))
+    } else {
+        format!("cpx-agent {command}: {}\n", fill(trust::REMOVED.get(lang), &[("dir", &dir)]))
+    };
+    for store in &done.stores {
+        let text = if install { trust::TRUSTED_IN } else { trust::REMOVED_FROM };
+        out.push_str(&format!("cpx-agent {command}: {}\n", fill(text.get(lang), &[("store", store)])));
+    }
+    out
+}
+
 /// A monitor event of `watch`: the reader it is about, if any, and what happened.
 pub fn event_text(lang: Lang, event: &cpx_pcsc::MonitorEvent, colour: bool) -> (Option<&str>, String) {
     use cpx_pcsc::MonitorEvent as E;
@@ -366,6 +389,46 @@ pub fn event_text(lang: Lang, event: &cpx_pcsc::MonitorEvent, colour: bool) -> (
             (Some(reader), format!("{} (ATR {})", label::INSERTED.get(lang), hex::encode_upper(atr)))
         }
     }
+}
+
+/// A `watch --json` line: the event, its time and message; for an inserted card, its report and how long
+/// after pcscd's event it was ready.
+pub fn event_json(
+    lang: Lang,
+    event: &cpx_pcsc::MonitorEvent,
+    stamp: &str,
+    report: Option<(&ReaderReport, std::time::Duration)>,
+) -> Value {
+    let mut v = serde_json::to_value(event).unwrap_or_default();
+    v["time"] = stamp.into();
+    v["message"] = event_text(lang, event, false).1.into();
+    if let Some((r, ready)) = report {
+        v["card"] = report_json(lang, r);
+        v["ready_ms"] = json!(ready.as_secs_f64() * 1000.0);
+    }
+    v
+}
+
+/// The `watch` lines of one event: « [time] Lecteur « … » : carte insérée (ATR …) », then for an inserted
+/// card its report and « prête en … ms ».
+pub fn event_lines(
+    lang: Lang,
+    event: &cpx_pcsc::MonitorEvent,
+    stamp: &str,
+    report: Option<(&ReaderReport, std::time::Duration)>,
+    colour: bool,
+) -> String {
+    let (reader, what) = event_text(lang, event, colour);
+    let place = reader.map(|r| format!("{} « {r} » : ", label::READER.get(lang))).unwrap_or_default();
+    let mut out = format!("[{stamp}] {place}{what}");
+    if let Some((r, ready)) = report {
+        let ms = format!("{:.1}", ready.as_secs_f64() * 1000.0);
+        out.push_str(&format!("\n[{stamp}]   {}", report_text(lang, r, false, colour)));
+        if r.state == SlotState::CardReady {
+            out.push_str(&format!("\n[{stamp}]   {}", fill(label::READY_IN.get(lang), &[("ms", &ms)])));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
