@@ -13,12 +13,12 @@ page(async () => {
     rows.replaceChildren();
     for (const c of view.checks) {
       const what = el("td", {}, el("strong", {}, c.title));
-      if (c.message) what.append(el("br"), c.message, el("br"), el("span", { class: "small" }, c.fix));
+      if (c.problem) what.append(el("br"), c.problem.message, el("br"), el("span", { class: "small" }, c.problem.fix));
       what.append(el("br"), el("span", { class: "small" }, c.detail));
       rows.append(el("tr", { "data-check": c.check }, el("td", { class: `verdict ${c.verdict}` }, words[c.verdict]), what));
     }
     const first = view.checks.find((c) => c.verdict !== "ok");
-    summary.textContent = first ? `${words[first.verdict]} : ${first.message || first.title}` : `${t.diag_ok}`;
+    summary.textContent = first ? `${words[first.verdict]} : ${first.problem ? first.problem.message : first.title}` : `${t.diag_ok}`;
     document.body.dataset.worst = view.worst;
   }
   document.getElementById("rerun").addEventListener("click", run);

@@ -9,8 +9,10 @@ use cpx_pcsc::SlotState as Slot;
 use serde::Serialize;
 
 use crate::config::{Config, PkiPolicy};
-use crate::messages::{Code, Lang, Text};
+use crate::exit::ExitStatus;
+use crate::messages::{detail, Code, Lang, Text};
 use crate::mtls::Endpoint;
+use crate::output::Said;
 use crate::scan::{self, now_unix};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -21,22 +23,151 @@ pub enum Verdict {
     Fail,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// What a check is about. Its name (`card`, `loopback_port`…) is stable: the JSON and the report carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckKind {
+    PcscService,
+    Readers,
+    Card,
+    CardType,
+    CardContent,
+    Pin,
+    Certificate,
+    LoopbackPort,
+    LoopbackTrust,
+    Configuration,
+    Policy,
+    PolicyProblem,
+    Site,
+    PortalEndpoint,
+    Clock,
+}
+
+impl CheckKind {
+    pub const ALL: [CheckKind; 15] = [
+        Self::PcscService,
+        Self::Readers,
+        Self::Card,
+        Self::CardType,
+        Self::CardContent,
+        Self::Pin,
+        Self::Certificate,
+        Self::LoopbackPort,
+        Self::LoopbackTrust,
+        Self::Configuration,
+        Self::Policy,
+        Self::PolicyProblem,
+        Self::Site,
+        Self::PortalEndpoint,
+        Self::Clock,
+    ];
+
+    /// The stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PcscService => "pcsc_service",
+            Self::Readers => "readers",
+            Self::Card => "card",
+            Self::CardType => "card_type",
+            Self::CardContent => "card_content",
+            Self::Pin => "pin",
+            Self::Certificate => "certificate",
+            Self::LoopbackPort => "loopback_port",
+            Self::LoopbackTrust => "loopback_trust",
+            Self::Configuration => "configuration",
+            Self::Policy => "policy",
+            Self::PolicyProblem => "policy_problem",
+            Self::Site => "site",
+            Self::PortalEndpoint => "portal_endpoint",
+            Self::Clock => "clock",
+        }
+    }
+
+    /// The title, from the catalogue.
+    pub fn title(self) -> Text {
+        use crate::messages::check_title as t;
+        match self {
+            Self::PcscService => t::PCSC_SERVICE,
+            Self::Readers => t::READERS,
+            Self::Card => t::CARD,
+            Self::CardType => t::CARD_TYPE,
+            Self::CardContent => t::CARD_CONTENT,
+            Self::Pin => t::PIN,
+            Self::Certificate => t::CERTIFICATE,
+            Self::LoopbackPort => t::LOOPBACK_PORT,
+            Self::LoopbackTrust => t::LOOPBACK_TRUST,
+            Self::Configuration => t::CONFIGURATION,
+            Self::Policy => t::POLICY,
+            Self::PolicyProblem => t::POLICY_PROBLEM,
+            Self::Site => t::SITE,
+            Self::PortalEndpoint => t::PORTAL_ENDPOINT,
+            Self::Clock => t::CLOCK,
+        }
+    }
+
+    /// This check about one reader, site or key.
+    pub fn at(self, about: impl Into<String>) -> CheckId {
+        CheckId { kind: self, about: Some(about.into()) }
+    }
+}
+
+/// One check: its kind and, for some, the reader, site (origin) or configuration key it is about. It
+/// serialises as `kind` or `kind:about` (`card:Lecteur 0`, `clock:https://portail.example.fr`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckId {
+    pub kind: CheckKind,
+    pub about: Option<String>,
+}
+
+impl From<CheckKind> for CheckId {
+    fn from(kind: CheckKind) -> Self {
+        Self { kind, about: None }
+    }
+}
+
+impl std::fmt::Display for CheckId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.about {
+            Some(about) => write!(f, "{}:{about}", self.kind.name()),
+            None => f.write_str(self.kind.name()),
+        }
+    }
+}
+
+impl Serialize for CheckId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[derive(Debug, Clone)]
 pub struct Check {
-    /// Stable name of the check.
-    pub check: String,
+    pub id: CheckId,
     pub verdict: Verdict,
     pub code: Option<Code>,
-    /// What was found, for the helpdesk (technical, not translated).
-    pub detail: String,
+    /// What was found, from the catalogue, in either language.
+    pub detail: Said,
+}
+
+/// The stable form (the helpdesk report): the detail in English.
+impl Serialize for Check {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Check", 4)?;
+        st.serialize_field("check", &self.id)?;
+        st.serialize_field("verdict", &self.verdict)?;
+        st.serialize_field("code", &self.code)?;
+        st.serialize_field("detail", &self.detail.get(Lang::En))?;
+        st.end()
+    }
 }
 
 impl Check {
-    fn ok(check: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { check: check.into(), verdict: Verdict::Ok, code: None, detail: detail.into() }
+    fn ok(id: impl Into<CheckId>, detail: Said) -> Self {
+        Self { id: id.into(), verdict: Verdict::Ok, code: None, detail }
     }
-    fn bad(check: impl Into<String>, verdict: Verdict, code: Code, detail: impl Into<String>) -> Self {
-        Self { check: check.into(), verdict, code: Some(code), detail: detail.into() }
+    fn bad(id: impl Into<CheckId>, verdict: Verdict, code: Code, detail: Said) -> Self {
+        Self { id: id.into(), verdict, code: Some(code), detail }
     }
 }
 
@@ -52,71 +183,41 @@ pub struct Options<'a> {
     pub data_dir: std::path::PathBuf,
 }
 
-/// The titles of the checks, in the user's language.
-pub fn title(check: &str) -> Text {
-    let kind = check.split(':').next().unwrap_or(check);
-    match kind {
-        "pcsc_service" => Text { fr: "Service PC/SC", en: "PC/SC service" },
-        "readers" => Text { fr: "Lecteurs de carte", en: "Card readers" },
-        "card" => Text { fr: "Carte dans le lecteur", en: "Card in the reader" },
-        "card_type" => Text { fr: "Type de carte (ATR, émetteur)", en: "Card type (ATR, issuer)" },
-        "card_content" => Text {
-            fr: "Contenu de la carte (PKCS#15, certificat)",
-            en: "Card content (PKCS#15, certificate)",
-        },
-        "pin" => Text { fr: "Code porteur", en: "Code porteur (PIN)" },
-        "certificate" => Text { fr: "Certificat de la carte", en: "Card certificate" },
-        "loopback_port" => Text { fr: "Port local de l'agent", en: "Agent's loopback port" },
-        "configuration" => Text { fr: "Configuration en vigueur", en: "Configuration in force" },
-        "site" => Text { fr: "Site configuré", en: "Site configured" },
-        "portal_endpoint" => {
-            Text { fr: "Serveur de connexion par carte du site", en: "Site's card login server" }
-        }
-        "clock" => Text { fr: "Horloge de l'ordinateur", en: "Computer clock" },
-        "policy" => Text {
-            fr: "Politique gérée : valeurs fixées et leur source",
-            en: "Managed policy: values set and their source",
-        },
-        "policy_problem" => Text { fr: "Clé de configuration invalide", en: "Malformed configuration key" },
-        "loopback_trust" => Text {
-            fr: "Certificat local approuvé par les navigateurs",
-            en: "Local certificate trusted by the browsers",
-        },
-        _ => Text { fr: "Vérification", en: "Check" },
-    }
-}
-
 pub fn run(opts: &Options) -> Vec<Check> {
     let mut checks = Vec::new();
     card_checks(opts, &mut checks);
     checks.push(loopback_port(opts.config.port));
     checks.push(loopback_trust(&opts.data_dir));
+    let pki = match opts.config.pki {
+        PkiPolicy::Production => detail::PKI_PRODUCTION,
+        PkiPolicy::Test => detail::PKI_TEST,
+        PkiPolicy::Both => detail::PKI_BOTH,
+    };
     checks.push(Check::ok(
-        "configuration",
-        format!(
-            "{} ({} site(s), port {}, IGC-Santé {})",
-            opts.config_source,
-            opts.config.sites.len(),
-            opts.config.port,
-            format!("{:?}", opts.config.pki).to_lowercase()
-        ),
+        CheckKind::Configuration,
+        Said::new(detail::CONFIGURATION)
+            .list("source", provenance_said(&opts.config.provenance))
+            .with("sites", opts.config.sites.len())
+            .with("port", opts.config.port)
+            .word("pki", pki),
     ));
     policy_checks(&opts.config.provenance, &mut checks);
     if let Some(origin) = &opts.origin {
         checks.push(match opts.config.site(origin) {
             Some(site) => Check::ok(
-                "site",
-                format!(
-                    "{} → {}",
-                    site.origin,
-                    site.mtls_endpoint.as_ref().map_or("(no mTLS endpoint)", Endpoint::as_str)
-                ),
+                CheckKind::Site,
+                match &site.mtls_endpoint {
+                    Some(endpoint) => Said::new(detail::SITE_ENDPOINT)
+                        .with("origin", &site.origin)
+                        .with("endpoint", endpoint.as_str()),
+                    None => Said::new(detail::SITE_NO_ENDPOINT).with("origin", &site.origin),
+                },
             ),
             None => Check::bad(
-                "site",
+                CheckKind::Site,
                 Verdict::Fail,
                 Code::SiteNotConfigured,
-                format!("{origin} is not in the configuration"),
+                Said::new(detail::SITE_NOT_CONFIGURED).with("origin", origin),
             ),
         });
     }
@@ -131,22 +232,54 @@ pub fn run(opts: &Options) -> Vec<Check> {
     checks
 }
 
+/// Which source set which keys, in words (the same as [`crate::config::Provenance::describe`], said in
+/// either language).
+fn provenance_said(p: &crate::config::Provenance) -> Vec<Said> {
+    let keys = |said: Said, keys: &[String]| match keys.is_empty() {
+        true => said.word("keys", detail::CONFIG_NOTHING),
+        false => said.with("keys", keys.join(", ")),
+    };
+    let mut parts: Vec<Said> = p
+        .policies
+        .iter()
+        .map(|(source, k)| keys(Said::new(detail::CONFIG_POLICY_SETS).with("source", source), k))
+        .collect();
+    if let Some(u) = &p.user_file {
+        parts.push(keys(Said::new(detail::CONFIG_USER_SETS).with("path", u.display()), &p.from_user));
+    }
+    parts.push(Said::new(if parts.is_empty() {
+        detail::CONFIG_DEFAULTS
+    } else {
+        detail::CONFIG_REST_DEFAULTS
+    }));
+    if let Some(by) = &p.user_sites_off_by {
+        parts.push(Said::new(detail::CONFIG_USER_SITES_OFF).with("by", by));
+    }
+    parts
+}
+
 /// What the managed policy sets and from where (one `key = value  (source)` per setting), then one warning
 /// per malformed key (`policy_problem:KEY`) naming its source, the reason and the safe default in force.
 fn policy_checks(provenance: &crate::config::Provenance, checks: &mut Vec<Check>) {
     let managed = provenance.managed_lines();
-    let mut detail =
-        if managed.is_empty() { "no managed policy sets anything".to_owned() } else { managed.join("; ") };
+    let mut detail = vec![if managed.is_empty() {
+        Said::new(detail::POLICY_NOTHING)
+    } else {
+        Said::new(detail::POLICY_MANAGED).with("settings", managed.join("; "))
+    }];
     if let Some(by) = &provenance.user_sites_off_by {
-        detail.push_str(&format!("; allow_user_sites = false ({by}): managed sites only, no consent dialog"));
+        detail.push(Said::new(detail::POLICY_USER_SITES_OFF).with("by", by));
     }
-    checks.push(Check::ok("policy", detail));
+    checks.push(Check::ok(CheckKind::Policy, Said::new(detail::LIST).list("items", detail)));
     for p in &provenance.problems {
         checks.push(Check::bad(
-            format!("policy_problem:{}", p.key),
+            CheckKind::PolicyProblem.at(&p.key),
             Verdict::Warn,
             Code::PolicyMalformed,
-            format!("{}: {}; instead: {}", p.source, p.reason, p.instead),
+            Said::new(detail::POLICY_PROBLEM)
+                .with("source", &p.source)
+                .with("reason", &p.reason)
+                .with("instead", &p.instead),
         ));
     }
 }
@@ -156,18 +289,23 @@ fn card_checks(opts: &Options, checks: &mut Vec<Check>) {
         Ok(c) => c,
         Err(e) => {
             return checks.push(Check::bad(
-                "pcsc_service",
+                CheckKind::PcscService,
                 Verdict::Fail,
                 Code::PcscServiceStopped,
-                format!("SCardEstablishContext: {e}"),
+                Said::new(detail::PCSC_CONTEXT_FAILED).with("error", e),
             ))
         }
     };
-    checks.push(Check::ok("pcsc_service", "running"));
+    checks.push(Check::ok(CheckKind::PcscService, Said::new(detail::PCSC_RUNNING)));
     let readers = match cpx_pcsc::list_readers(&ctx) {
         Ok(r) => r,
         Err(e) => {
-            return checks.push(Check::bad("pcsc_service", Verdict::Fail, Code::from(&e), e.to_string()))
+            return checks.push(Check::bad(
+                CheckKind::PcscService,
+                Verdict::Fail,
+                Code::from(&e),
+                Said::new(detail::PCSC_ERROR).with("error", e),
+            ))
         }
     };
     let mut readers: Vec<_> =
@@ -175,11 +313,22 @@ fn card_checks(opts: &Options, checks: &mut Vec<Check>) {
     readers.sort_by(|a, b| a.name.cmp(&b.name));
     if readers.is_empty() {
         let code = if opts.reader.is_some() { Code::ReaderUnavailable } else { Code::NoReader };
-        return checks.push(Check::bad("readers", Verdict::Fail, code, "no reader listed by PC/SC"));
+        return checks.push(Check::bad(
+            CheckKind::Readers,
+            Verdict::Fail,
+            code,
+            Said::new(detail::NO_READER_LISTED),
+        ));
     }
-    checks.push(Check::ok("readers", readers.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")));
+    let names = readers.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ");
+    checks.push(Check::ok(CheckKind::Readers, Said::new(detail::READERS_LISTED).with("readers", names)));
     if readers.iter().all(|r| r.state == Slot::Empty) {
-        return checks.push(Check::bad("card", Verdict::Fail, Code::NoCard, "no card in any reader"));
+        return checks.push(Check::bad(
+            CheckKind::Card,
+            Verdict::Fail,
+            Code::NoCard,
+            Said::new(detail::NO_CARD_ANYWHERE),
+        ));
     }
     for r in readers.iter().filter(|r| r.state != Slot::Empty) {
         one_card(opts, r, checks);
@@ -187,125 +336,133 @@ fn card_checks(opts: &Options, checks: &mut Vec<Check>) {
 }
 
 fn one_card(opts: &Options, r: &cpx_pcsc::ReaderInfo, checks: &mut Vec<Check>) {
-    let at = |c: &str| format!("{c}:{}", r.name);
+    let at = |kind: CheckKind| kind.at(&r.name);
     let atr = hex::encode_upper(&r.atr);
-    match r.state {
-        Slot::Mute => return checks.push(Check::bad(at("card"), Verdict::Fail, Code::CardMute, "no ATR")),
-        Slot::Exclusive => {
-            return checks.push(Check::bad(
-                at("card"),
-                Verdict::Fail,
-                Code::CardInUse,
-                "held exclusively by another program",
-            ))
-        }
-        Slot::Unavailable => {
-            return checks.push(Check::bad(
-                at("card"),
-                Verdict::Fail,
-                Code::ReaderUnavailable,
-                "reader unavailable",
-            ))
-        }
-        _ => {}
+    let unusable = match r.state {
+        Slot::Mute => Some((Code::CardMute, detail::NO_ATR)),
+        Slot::Exclusive => Some((Code::CardInUse, detail::HELD_EXCLUSIVELY)),
+        Slot::Unavailable => Some((Code::ReaderUnavailable, detail::READER_UNAVAILABLE)),
+        _ => None,
+    };
+    if let Some((code, said)) = unusable {
+        return checks.push(Check::bad(at(CheckKind::Card), Verdict::Fail, code, Said::new(said)));
     }
+    let present = || Said::new(detail::CARD_PRESENT).with("atr", &atr);
     let mut card = match scan::open_card_with_atr(&r.name, Some(&r.atr), opts.timeout, &CertCache::memory()) {
         Ok(c) => c,
         Err(e) => {
             let parsed = cpx_card::atr::parse(&r.atr);
-            let detail = format!(
-                "ATR {atr} (protocols T={:?}, historical bytes {}): {e}",
-                parsed.protocols, parsed.historical
-            );
+            let detail = Said::new(detail::OPEN_FAILED)
+                .with("atr", &atr)
+                .with("protocols", format!("{:?}", parsed.protocols))
+                .with("historical", &parsed.historical)
+                .with("error", &e);
             // Named by its ATR or EF.SN.ICC, and it answered: the card type is known, its content is at fault.
             if let (Some(generation), false) =
                 (e.recognised(), matches!(e.root(), cpx_card::CardError::Pcsc(_)))
             {
-                checks.push(Check::ok(at("card"), format!("ATR {atr}")));
+                checks.push(Check::ok(at(CheckKind::Card), present()));
+                let by = if cpx_card::atr::recognise(&r.atr).is_some() {
+                    detail::TYPE_BY_ATR_TABLE
+                } else {
+                    detail::TYPE_BY_SERIAL
+                };
                 checks.push(Check::ok(
-                    at("card_type"),
-                    format!(
-                        "{} (by {}), issuer ANS",
-                        cpx_card::generation_name(generation),
-                        if cpx_card::atr::recognise(&r.atr).is_some() { "ATR table" } else { "EF.SN.ICC" }
-                    ),
+                    at(CheckKind::CardType),
+                    Said::new(by).with("generation", cpx_card::generation_name(generation)),
                 ));
-                return checks.push(Check::bad(at("card_content"), Verdict::Fail, Code::from(&e), detail));
+                return checks.push(Check::bad(
+                    at(CheckKind::CardContent),
+                    Verdict::Fail,
+                    Code::from(&e),
+                    detail,
+                ));
             }
             let code = match Code::from(&e) {
                 Code::CardTimeout => Code::CardMute,
                 c => c,
             };
-            let check = if code == Code::CardNotCpx { "card_type" } else { "card" };
-            return checks.push(Check::bad(at(check), Verdict::Fail, code, detail));
+            let kind = if code == Code::CardNotCpx { CheckKind::CardType } else { CheckKind::Card };
+            return checks.push(Check::bad(at(kind), Verdict::Fail, code, detail));
         }
     };
-    checks.push(Check::ok(at("card"), format!("ATR {atr}")));
+    checks.push(Check::ok(at(CheckKind::Card), present()));
     let info = card.info().clone();
     checks.push(match &info.recognition {
-        Recognition::AtrTable { label } => {
-            Check::ok(at("card_type"), format!("{label}, issuer ANS, card number {}", info.serial))
-        }
+        Recognition::AtrTable { label } => Check::ok(
+            at(CheckKind::CardType),
+            Said::new(detail::TYPE_LISTED).with("label", label).with("serial", &info.serial),
+        ),
         Recognition::IssuerOnly => {
             let parsed = cpx_card::atr::parse(&info.atr);
             Check::bad(
-                at("card_type"),
+                at(CheckKind::CardType),
                 Verdict::Warn,
                 Code::CardUnlistedVariant,
-                format!(
-                    "ATR {atr} in no table (T={:?}, historical bytes {}); issuer ANS; read as {:?}",
-                    parsed.protocols, parsed.historical, info.generation
-                ),
+                Said::new(detail::TYPE_UNLISTED)
+                    .with("atr", &atr)
+                    .with("protocols", format!("{:?}", parsed.protocols))
+                    .with("historical", &parsed.historical)
+                    .with("generation", format!("{:?}", info.generation)),
             )
         }
     });
+    let pin = at(CheckKind::Pin);
     if info.interface == cpx_card::Interface::Contactless {
-        checks.push(Check::bad(at("pin"), Verdict::Fail, Code::Contactless, "contactless: no code porteur"));
+        checks.push(Check::bad(pin, Verdict::Fail, Code::Contactless, Said::new(detail::CONTACTLESS)));
     } else {
+        let tries = |n: u8, max: u8| Said::new(detail::TRIES_LEFT).with("n", n).with("max", max);
         checks.push(match card.pin_status() {
             Ok(Some(p)) if p.blocked() => {
-                Check::bad(at("pin"), Verdict::Fail, Code::PinBlocked, "0 tries left")
+                Check::bad(pin, Verdict::Fail, Code::PinBlocked, tries(0, p.max_tries))
             }
-            Ok(Some(p)) if p.tries_left == 1 => Check::bad(
-                at("pin"),
-                Verdict::Warn,
-                Code::PinLastTry,
-                format!("1 of {} tries left", p.max_tries),
-            ),
-            Ok(Some(p)) => Check::ok(at("pin"), format!("{} of {} tries left", p.tries_left, p.max_tries)),
-            Ok(None) => Check::bad(at("pin"), Verdict::Fail, Code::Contactless, "no code porteur"),
+            Ok(Some(p)) if p.tries_left == 1 => {
+                Check::bad(pin, Verdict::Warn, Code::PinLastTry, tries(1, p.max_tries))
+            }
+            Ok(Some(p)) => Check::ok(pin, tries(p.tries_left, p.max_tries)),
+            Ok(None) => Check::bad(pin, Verdict::Fail, Code::Contactless, Said::new(detail::NO_PIN)),
             Err(e) => Check::bad(
-                at("pin"),
+                pin,
                 Verdict::Fail,
                 Code::about_card(&e, Some(info.generation)),
-                e.to_string(),
+                Said::new(detail::CARD_ERROR).with("error", e),
             ),
         });
     }
     let id = card.identity().clone();
-    let dates = format!(
-        "{} → {}, {}",
-        cpx_card::identity::date(id.not_before),
-        cpx_card::identity::date(id.not_after),
-        id.issuer
-    );
+    let dates = |text| {
+        Said::new(text)
+            .with("from", cpx_card::identity::date(id.not_before))
+            .with("to", cpx_card::identity::date(id.not_after))
+            .with("issuer", &id.issuer)
+    };
+    let certificate = at(CheckKind::Certificate);
     checks.push(match (id.validity_at(now_unix()), id.test_pki, opts.config.pki) {
         (Validity::Expired, ..) => {
-            Check::bad(at("certificate"), Verdict::Fail, Code::CertificateExpired, dates)
+            Check::bad(certificate, Verdict::Fail, Code::CertificateExpired, dates(detail::CERTIFICATE_DATES))
         }
-        (Validity::NotYetValid, ..) => {
-            Check::bad(at("certificate"), Verdict::Fail, Code::CertificateNotYetValid, dates)
-        }
-        (_, true, PkiPolicy::Production) => {
-            Check::bad(at("certificate"), Verdict::Fail, Code::CardTestOnProduction, dates)
-        }
-        (_, false, PkiPolicy::Test) => Check::bad(
-            at("certificate"),
+        (Validity::NotYetValid, ..) => Check::bad(
+            certificate,
+            Verdict::Fail,
+            Code::CertificateNotYetValid,
+            dates(detail::CERTIFICATE_DATES),
+        ),
+        (_, true, PkiPolicy::Production) => Check::bad(
+            certificate,
             Verdict::Fail,
             Code::CardTestOnProduction,
-            format!("production card, test-only configuration: {dates}"),
+            dates(detail::CERTIFICATE_DATES),
         ),
-        _ => Check::ok(at("certificate"), format!("{} ({}), {dates}", id.display_name(), id.national_id)),
+        (_, false, PkiPolicy::Test) => Check::bad(
+            certificate,
+            Verdict::Fail,
+            Code::CardTestOnProduction,
+            dates(detail::CERTIFICATE_PRODUCTION_CARD),
+        ),
+        _ => Check::ok(
+            certificate,
+            dates(detail::CERTIFICATE_HOLDER).with("name", id.display_name()).with("id", &id.national_id),
+        ),
     });
 }
 
@@ -313,23 +470,23 @@ fn one_card(opts: &Options, r: &cpx_pcsc::ReaderInfo, checks: &mut Vec<Check>) {
 /// whether the stores the browsers read trust its local CA.
 fn loopback_trust(data_dir: &std::path::Path) -> Check {
     let machine = crate::machine_trust::machine_dir();
+    let dir = machine.display();
     match crate::machine_trust::identity(&machine) {
         Some(Ok(identity))
             if crate::localca::due_for_renewal(&identity.cert_pem, time::OffsetDateTime::now_utc()) =>
         {
-            let detail = format!("machine identity {}: the loopback certificate ends within {} days; an administrator runs `cpx-agent install-trust` (or reinstalls) to make it anew", machine.display(), crate::localca::RENEW_BEFORE_DAYS);
-            return Check::bad("loopback_trust", Verdict::Warn, Code::LoopbackNotTrusted, detail);
+            let detail = Said::new(detail::MACHINE_RENEW)
+                .with("dir", &dir)
+                .with("days", crate::localca::RENEW_BEFORE_DAYS);
+            return Check::bad(CheckKind::LoopbackTrust, Verdict::Warn, Code::LoopbackNotTrusted, detail);
         }
         Some(Ok(_)) => return machine_trust_check(&machine),
         Some(Err(e)) => {
             return Check::bad(
-                "loopback_trust",
+                CheckKind::LoopbackTrust,
                 Verdict::Fail,
                 Code::LoopbackNotTrusted,
-                format!(
-                    "machine identity {}: {e} (the agent falls back to the user's own)",
-                    machine.display()
-                ),
+                Said::new(detail::MACHINE_BROKEN).with("dir", &dir).with("error", e),
             );
         }
         None => {}
@@ -337,28 +494,29 @@ fn loopback_trust(data_dir: &std::path::Path) -> Check {
     let path = data_dir.join(crate::localca::CA_FILE);
     let Ok(pem) = std::fs::read_to_string(&path) else {
         return Check::ok(
-            "loopback_trust",
-            format!("user identity {}: no local CA yet (made at the agent's first start)", path.display()),
+            CheckKind::LoopbackTrust,
+            Said::new(detail::USER_NO_CA).with("path", path.display()),
         );
     };
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default();
     let stores = crate::browser_trust::check(&pem, &home);
-    let said = |t: Option<bool>| match t {
-        Some(true) => "trusted",
-        Some(false) => "NOT trusted",
-        None => "not readable (certutil missing?)",
+    let said = |store: &str, t: Option<bool>| {
+        let text = match t {
+            Some(true) => detail::STORE_TRUSTED,
+            Some(false) => detail::STORE_NOT_TRUSTED,
+            None => detail::STORE_UNREADABLE,
+        };
+        Said::new(text).with("store", store)
     };
-    let detail = format!(
-        "user identity {}: {}",
-        path.display(),
-        stores.iter().map(|s| format!("{}: {}", s.store, said(s.trusted))).collect::<Vec<_>>().join("; ")
-    );
+    let detail = Said::new(detail::USER_STORES)
+        .with("path", path.display())
+        .list("stores", stores.iter().map(|s| said(&s.store, s.trusted)).collect());
     if stores.is_empty() {
-        Check::ok("loopback_trust", format!("{}: no browser store found to check", path.display()))
+        Check::ok(CheckKind::LoopbackTrust, Said::new(detail::NO_BROWSER_STORE).with("path", path.display()))
     } else if stores.iter().any(|s| s.trusted == Some(true)) {
-        Check::ok("loopback_trust", detail)
+        Check::ok(CheckKind::LoopbackTrust, detail)
     } else {
-        Check::bad("loopback_trust", Verdict::Warn, Code::LoopbackNotTrusted, detail)
+        Check::bad(CheckKind::LoopbackTrust, Verdict::Warn, Code::LoopbackNotTrusted, detail)
     }
 }
 
@@ -368,40 +526,39 @@ fn machine_trust_check(dir: &std::path::Path) -> Check {
         Ok(v) => v,
         Err(e) => {
             return Check::bad(
-                "loopback_trust",
+                CheckKind::LoopbackTrust,
                 Verdict::Fail,
                 Code::LoopbackNotTrusted,
-                format!("machine identity {}: {e}", dir.display()),
+                Said::new(detail::MACHINE_UNCHECKED).with("dir", dir.display()).with("error", e),
             )
         }
     };
     let said = |v: &crate::machine_trust::Verdict| {
-        format!("{}: {}", v.store, if v.trusted { "trusted" } else { "NOT trusted" })
+        Said::new(if v.trusted { detail::STORE_TRUSTED } else { detail::STORE_NOT_TRUSTED })
+            .with("store", &v.store)
     };
-    let detail = format!(
-        "machine identity {}: {}",
-        dir.display(),
-        verdicts.iter().map(said).collect::<Vec<_>>().join("; ")
-    );
+    let detail = Said::new(detail::MACHINE_STORES)
+        .with("dir", dir.display())
+        .list("stores", verdicts.iter().map(said).collect());
     if verdicts.iter().all(|v| v.trusted) {
-        Check::ok("loopback_trust", detail)
+        Check::ok(CheckKind::LoopbackTrust, detail)
     } else {
-        Check::bad("loopback_trust", Verdict::Warn, Code::LoopbackNotTrusted, detail)
+        Check::bad(CheckKind::LoopbackTrust, Verdict::Warn, Code::LoopbackNotTrusted, detail)
     }
 }
 
 /// Is the port free, or held by an Agent CPx (it answers `{"agent": "cpx-agent"}` on /v1/status)?
 fn loopback_port(port: u16) -> Check {
     if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-        return Check::ok("loopback_port", format!("127.0.0.1:{port} free (the agent is not running)"));
+        return Check::ok(CheckKind::LoopbackPort, Said::new(detail::PORT_FREE).with("port", port));
     }
     match probe_agent(port) {
-        true => Check::ok("loopback_port", format!("127.0.0.1:{port}: Agent CPx answers")),
+        true => Check::ok(CheckKind::LoopbackPort, Said::new(detail::PORT_OURS).with("port", port)),
         false => Check::bad(
-            "loopback_port",
+            CheckKind::LoopbackPort,
             Verdict::Fail,
             Code::AgentPortTaken,
-            format!("127.0.0.1:{port} is taken and does not answer as Agent CPx"),
+            Said::new(detail::PORT_TAKEN).with("port", port),
         ),
     }
 }
@@ -475,38 +632,48 @@ fn probe_agent(port: u16) -> bool {
 /// The site's mTLS endpoint: reachable, TLS with a certificate from the configured roots (handshake
 /// without the card). When it also answers HTTP without the card, its `Date` (Unix time) for the clock check.
 fn portal_endpoint(site: &crate::config::Site, timeout: Duration) -> (Check, Option<i64>) {
-    let check = format!("portal_endpoint:{}", site.origin);
-    let fail = |code: Code, detail: String| (Check::bad(check.clone(), Verdict::Fail, code, detail), None);
+    let check = CheckKind::PortalEndpoint.at(&site.origin);
+    let fail = |code: Code, detail: Said| (Check::bad(check.clone(), Verdict::Fail, code, detail), None);
     let Some(ep) = &site.mtls_endpoint else {
-        return fail(Code::SiteNotConfigured, "no mtls_endpoint".into());
+        return fail(
+            Code::SiteNotConfigured,
+            Said::new(detail::SITE_NO_ENDPOINT).with("origin", &site.origin),
+        );
     };
+    let at = |text| Said::new(text).with("host", &ep.host).with("port", ep.port);
     // The same roots the login uses.
     let store = match crate::login::load_roots(site) {
         Ok(s) => s,
-        Err(e) => return fail(e.code, e.detail.unwrap_or_default()),
+        Err(e) => {
+            return fail(
+                e.code,
+                Said::new(detail::ENDPOINT_ROOTS).with("error", e.detail.unwrap_or_default()),
+            )
+        }
     };
     let addr = match std::net::ToSocketAddrs::to_socket_addrs(&(ep.host.as_str(), ep.port))
         .ok()
         .and_then(|mut a| a.next())
     {
         Some(a) => a,
-        None => return fail(Code::PortalUnreachable, format!("{}: name does not resolve", ep.host)),
+        None => return fail(Code::PortalUnreachable, at(detail::ENDPOINT_NO_NAME)),
     };
     let mut tcp = match std::net::TcpStream::connect_timeout(&addr, timeout) {
         Ok(t) => t,
-        Err(e) => return fail(Code::PortalUnreachable, format!("{}:{}: {e}", ep.host, ep.port)),
+        Err(e) => return fail(Code::PortalUnreachable, at(detail::ENDPOINT_UNREACHABLE).with("error", e)),
     };
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let config =
         match rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
             Ok(b) => b.with_root_certificates(store).with_no_client_auth(),
-            Err(e) => return fail(Code::AgentError, e.to_string()),
+            Err(e) => return fail(Code::AgentError, Said::new(detail::ENDPOINT_TLS_SETUP).with("error", e)),
         };
     let Ok(name) = rustls::pki_types::ServerName::try_from(ep.host.clone()) else {
-        return fail(Code::SiteNotConfigured, "bad host name".into());
+        return fail(Code::SiteNotConfigured, at(detail::ENDPOINT_BAD_HOST));
     };
-    let Ok(mut conn) = rustls::ClientConnection::new(std::sync::Arc::new(config), name) else {
-        return fail(Code::AgentError, "TLS setup".into());
+    let mut conn = match rustls::ClientConnection::new(std::sync::Arc::new(config), name) {
+        Ok(c) => c,
+        Err(e) => return fail(Code::AgentError, Said::new(detail::ENDPOINT_TLS_SETUP).with("error", e)),
     };
     let _ = tcp.set_read_timeout(Some(timeout));
     let mut refused_without_card = false;
@@ -522,11 +689,11 @@ fn portal_endpoint(site: &crate::config::Site, timeout: Duration) -> (Check, Opt
                 refused_without_card = true;
                 break;
             }
-            Err(e) => return fail(Code::PortalTls, format!("{}:{}: {e}", ep.host, ep.port)),
+            Err(e) => return fail(Code::PortalTls, at(detail::ENDPOINT_TLS).with("error", e)),
         }
     }
     let date = if refused_without_card { None } else { http_date(&mut conn, &mut tcp, ep) };
-    (Check::ok(check, format!("{}:{} answers TLS with a trusted certificate", ep.host, ep.port)), date)
+    (Check::ok(check, at(detail::ENDPOINT_OK)), date)
 }
 
 /// `HEAD path` on the open TLS connection; the answer's `Date` as Unix time. `None` when the server
@@ -572,12 +739,12 @@ fn parse_http_date(s: &str) -> Option<i64> {
 
 /// The computer's clock against the server's `Date`: a few minutes off make TLS and login challenges fail.
 fn clock(origin: &str, server: Option<i64>, now: i64) -> Check {
-    let check = format!("clock:{origin}");
+    let check = CheckKind::Clock.at(origin);
     let Some(server) = server else {
-        return Check::ok(check, "not measured: the endpoint answers HTTP only with the card");
+        return Check::ok(check, Said::new(detail::CLOCK_NOT_MEASURED));
     };
     let skew = now - server;
-    let detail = format!("{skew:+} s against the endpoint's Date");
+    let detail = Said::new(detail::CLOCK_SKEW).with("skew", format!("{skew:+}"));
     match skew.abs() {
         0..=60 => Check::ok(check, detail),
         61..=300 => Check::bad(check, Verdict::Warn, Code::ClockSkew, detail),
@@ -585,24 +752,20 @@ fn clock(origin: &str, server: Option<i64>, now: i64) -> Check {
     }
 }
 
-/// Exit status of `diagnose`: 0 all fine, 8 warnings only, 9 a check failed.
-pub fn exit_status(checks: &[Check]) -> u8 {
+/// Exit status of `diagnose` ([`ExitStatus::DIAGNOSE`]).
+pub fn exit_status(checks: &[Check]) -> ExitStatus {
     if checks.iter().any(|c| c.verdict == Verdict::Fail) {
-        9
+        ExitStatus::CheckFailed
     } else if checks.iter().any(|c| c.verdict == Verdict::Warn) {
-        8
+        ExitStatus::Warnings
     } else {
-        0
+        ExitStatus::AllFine
     }
 }
 
 /// The first check that is not fine: the fault to act on.
 pub fn first_fault(checks: &[Check]) -> Option<&Check> {
     checks.iter().find(|c| c.verdict != Verdict::Ok)
-}
-
-pub fn lang_title(check: &str, lang: Lang) -> &'static str {
-    title(check).get(lang)
 }
 
 #[cfg(test)]
@@ -631,23 +794,115 @@ mod tests {
         let mut checks = Vec::new();
         policy_checks(&config.provenance, &mut checks);
         let at = policy.display().to_string();
+        let managed = checks[0].detail.get(Lang::Fr);
         assert!(
-            checks[0].detail.contains(&format!("pki = \"production\"  ({at})"))
-                && checks[0].detail.contains(&format!("site https://portail.example.fr  ({at})")),
-            "{}",
-            checks[0].detail
+            managed.contains(&format!("pki = \"production\"  ({at})"))
+                && managed.contains(&format!("site https://portail.example.fr  ({at})")),
+            "{managed}"
         );
-        assert!(checks[0].detail.contains("allow_user_sites = false"), "{}", checks[0].detail);
+        assert!(managed.contains("allow_user_sites = false"), "{managed}");
         let problem = &checks[1];
         assert_eq!(
-            (problem.check.as_str(), problem.verdict, problem.code),
+            (problem.id.to_string().as_str(), problem.verdict, problem.code),
             ("policy_problem:allow_user_sites", Verdict::Warn, Some(Code::PolicyMalformed))
         );
-        assert!(
-            problem.detail.starts_with(&at) && problem.detail.contains("allow_user_sites = false"),
-            "{}",
-            problem.detail
-        );
-        assert_eq!(title("policy_problem:allow_user_sites").fr, "Clé de configuration invalide");
+        let detail = problem.detail.get(Lang::En);
+        assert!(detail.starts_with(&at) && detail.contains("allow_user_sites = false"), "{detail}");
+        assert_eq!(problem.id.kind.title().fr, "Clé de configuration invalide");
+        assert_eq!(problem.id.about.as_deref(), Some("allow_user_sites"));
+    }
+
+    fn is(a: Text, b: Text) -> bool {
+        a.fr == b.fr && a.en == b.en
+    }
+
+    /// Every check is said in the user's language: its title and each text its detail is made of come
+    /// from the catalogue, and a detail in French is not the English one.
+    fn said_in_both_languages(checks: &[Check]) {
+        for c in checks {
+            assert!(crate::messages::check_title::ALL.iter().any(|t| is(*t, c.id.kind.title())), "{}", c.id);
+            for t in c.detail.texts() {
+                assert!(
+                    crate::messages::detail::ALL.iter().any(|d| is(*d, t)),
+                    "{}: « {} » is not in the catalogue's details",
+                    c.id,
+                    t.en
+                );
+            }
+            let (fr, en) = (c.detail.get(Lang::Fr), c.detail.get(Lang::En));
+            assert_ne!(fr, en, "{}: the French detail is the English one", c.id);
+        }
+    }
+
+    #[test]
+    fn the_configuration_is_said_as_describe_says_it_in_english() {
+        let dir = std::env::temp_dir().join(format!("cpx-diag-provenance-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (user, policy) = (dir.join("config.toml"), dir.join("policy.toml"));
+        std::fs::write(&user, "log_level = \"debug\"\n").unwrap();
+        std::fs::write(&policy, "port = 4\nallow_user_sites = false\n").unwrap();
+        let (_, p) = Config::load_layered(Some(&user), Some(&policy)).unwrap();
+        let said = Said::new(detail::LIST).list("items", provenance_said(&p));
+        assert_eq!(said.get(Lang::En), p.describe());
+        assert!(said.get(Lang::Fr).contains("le reste : valeurs par défaut"), "{}", said.get(Lang::Fr));
+    }
+
+    #[test]
+    fn check_ids_serialise_as_their_stable_names() {
+        let names: std::collections::HashSet<_> = CheckKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names.len(), CheckKind::ALL.len());
+        assert_eq!(CheckKind::Card.at("Lecteur 0").to_string(), "card:Lecteur 0");
+        assert_eq!(serde_json::to_value(CheckId::from(CheckKind::LoopbackPort)).unwrap(), "loopback_port");
+        let c = clock("https://portail.example.fr", Some(1000), 1030);
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["check"], "clock:https://portail.example.fr");
+        assert_eq!(v["detail"], "+30 s against the endpoint's Date", "the report's form is English");
+        for kind in CheckKind::ALL {
+            assert_ne!(kind.title().fr, kind.title().en, "{} is not translated", kind.name());
+        }
+    }
+
+    /// A run over a fixture (whatever PC/SC says here: a stopped service is a check too), with a malformed
+    /// policy key and a site, then each check built directly: no English in the French details.
+    #[test]
+    fn every_detail_comes_from_the_catalogue_in_both_languages() {
+        let dir = std::env::temp_dir().join(format!("cpx-diag-words-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let policy = dir.join("policy.toml");
+        std::fs::write(
+            &policy,
+            "port = 1\nallow_user_sites = \"non\"\n[[site]]\norigin = \"https://portail.example.fr\"\n",
+        )
+        .unwrap();
+        let (config, _) = Config::load_layered(None, Some(&policy)).unwrap();
+        let opts = Options {
+            config: &config,
+            config_source: "fixture".into(),
+            reader: Some("no such reader".into()),
+            origin: Some("https://autre.example.fr".into()),
+            timeout: Duration::from_millis(200),
+            data_dir: dir.join("data"),
+        };
+        let mut checks = run(&opts);
+        assert!(checks.iter().any(|c| c.id.kind == CheckKind::PolicyProblem), "the fixture's malformed key");
+        assert!(checks
+            .iter()
+            .any(|c| c.id.kind == CheckKind::Site && c.code == Some(Code::SiteNotConfigured)));
+        checks.extend([
+            clock("o", None, 0),
+            clock("o", Some(0), 400),
+            loopback_port(0),
+            machine_trust_check(&dir.join("no machine identity")),
+        ]);
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::write(dir.join("data").join(crate::localca::CA_FILE), "not a certificate").unwrap();
+        checks.push(loopback_trust(&dir.join("data")));
+        said_in_both_languages(&checks);
+        let fr: Vec<String> = checks.iter().map(|c| crate::output::check_text(Lang::Fr, c, false)).collect();
+        for english in
+            [": running", "not in the configuration", "not measured", "free (the agent", "no browser store"]
+        {
+            assert!(!fr.iter().any(|l| l.contains(english)), "« {english} » in French: {fr:#?}");
+        }
     }
 }

@@ -16,7 +16,8 @@
 //! - [`peer`]: the OS user behind a loopback connection; [`limits`]: caps and deadlines of the servers;
 //!   [`broker`]: on a shared computer, tells each user's pages where that user's agent listens.
 //! - [`diagnose`], [`report`], [`logging`], [`browser_trust`]: for the helpdesk.
-//! - [`output`]: terminal conventions of the CLI; [`autostart`]: the tray app's per-user autostart entry.
+//! - [`output`]: rendering reports, problems and checks (text, JSON, colours) for the CLI, `serve` and the
+//!   tray app; [`exit`]: the CLI's exit statuses; [`autostart`]: the tray app's per-user autostart entry.
 
 pub mod api;
 pub mod autostart;
@@ -28,6 +29,7 @@ pub mod card_state;
 pub mod config;
 pub mod consent;
 pub mod diagnose;
+pub mod exit;
 pub mod firefox_policies;
 pub mod limits;
 pub mod localca;

@@ -1,29 +1,21 @@
-//! `cpx-agent`: the agent's command line.
-//!
-//! Exit status: 0 a CPx card is ready · 1 internal error · 2 usage error · 3 PC/SC service stopped ·
-//! 4 no reader · 5 no card · 6 a card is there but none is a usable CPx card · 7 the CPx card is
-//! recognised but cannot log in (code porteur blocked, certificate expired, contactless).
+//! `cpx-agent`: the agent's command line. Parses the arguments and dispatches; what is printed is rendered
+//! by `cpx_agent::output`, the exit statuses are `cpx_agent::exit::ExitStatus` (which also writes the help's
+//! section about them).
 
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use cpx_agent::messages::{label, Code, Lang, SlotState};
-use cpx_agent::output::{colour_enabled, fill, paint, Tone};
-use cpx_agent::scan::{self, card_label, national_id_label, ReaderReport, ScanOptions};
-use cpx_card::identity::date;
-use cpx_card::{CertCache, Recognition, Validity};
+use cpx_agent::exit::ExitStatus;
+use cpx_agent::messages::{Code, Lang, SlotState};
+use cpx_agent::output::{self, colour_enabled};
+use cpx_agent::scan::{self, ReaderReport, ScanOptions};
+use cpx_card::CertCache;
 use cpx_pcsc::{Monitor, MonitorEvent, PcscError};
 
-const AFTER_HELP: &str =
-    "Exit status: 0 a CPx card is ready, 1 internal error, 2 usage error, 3 PC/SC service stopped, \
-4 no reader, 5 no card, 6 a card is there but no usable CPx card, 7 CPx card recognised but unable to log in \
-(code porteur blocked, certificate expired, contactless); for `diagnose`: 0 all fine, 8 warnings only, \
-9 a check failed. NO_COLOR disables colours.";
-
 #[derive(Parser)]
-#[command(name = "cpx-agent", version, about = "Agent CPx: cartes CPS/CPE/CPA/CPF des professionnels de santé", after_help = AFTER_HELP)]
+#[command(name = "cpx-agent", version, about = "Agent CPx: cartes CPS/CPE/CPA/CPF des professionnels de santé", after_help = ExitStatus::help())]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -63,7 +55,8 @@ enum Command {
         timeout: Option<f64>,
     },
     /// Ordered checks naming the fault and its fix (service, readers, card, PIN, certificate, port,
-    /// configuration, portals). Exit status: 0 all fine, 8 warnings only, 9 a check failed.
+    /// configuration, portals).
+    #[command(after_help = ExitStatus::sentence(&ExitStatus::DIAGNOSE))]
     Diagnose {
         /// Configuration file (default ~/.config/cpx-agent/config.toml).
         #[arg(long, env = "CPX_AGENT_CONFIG")]
@@ -165,15 +158,6 @@ enum AutostartAction {
     Status,
 }
 
-mod exit {
-    pub const INTERNAL: u8 = 1;
-    pub const SERVICE_STOPPED: u8 = 3;
-    pub const NO_READER: u8 = 4;
-    pub const NO_CARD: u8 = 5;
-    pub const NOT_USABLE: u8 = 6;
-    pub const CANNOT_LOG_IN: u8 = 7;
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let g = cli.global.clone();
@@ -187,8 +171,8 @@ fn main() -> ExitCode {
         Command::Diagnose { config, origin } => diagnose(&g, config, origin),
         Command::Errors { markdown } => errors(&g, markdown),
         Command::BrowserPolicies { action, root } => browser_policies(&g, action, &root),
-        Command::InstallTrust => machine_trust(true),
-        Command::UninstallTrust => machine_trust(false),
+        Command::InstallTrust => machine_trust(&g, true),
+        Command::UninstallTrust => machine_trust(&g, false),
         Command::Autostart { action, program } => autostart(&g, action, program),
         Command::Report { out, include_identity, include_origins, config } => report(
             &g,
@@ -209,7 +193,7 @@ fn config_to_check(
 ) -> Result<(cpx_agent::config::Config, String, std::path::PathBuf), ExitCode> {
     let (config, source) = load_config(config).map_err(|e| {
         eprintln!("cpx-agent {command}: {e}");
-        ExitCode::from(exit::INTERNAL)
+        ExitCode::from(ExitStatus::Internal)
     })?;
     let data_dir =
         cpx_agent::service::data_dir(std::env::var_os("CPX_AGENT_DATA_DIR").map(Into::into), &config);
@@ -238,7 +222,7 @@ fn report(
     let text = cpx_agent::report::gather_with(&opts, cache, include);
     if let Err(e) = std::fs::write(&out, text) {
         eprintln!("cpx-agent report: {}: {e}", out.display());
-        return ExitCode::from(exit::INTERNAL);
+        return ExitCode::from(ExitStatus::Internal);
     }
     println!("{}", out.display());
     ExitCode::SUCCESS
@@ -260,22 +244,13 @@ fn autostart(g: &Global, action: AutostartAction, program: Option<std::path::Pat
         Ok(s) => s,
         Err(e) => {
             eprintln!("cpx-agent autostart: {e}");
-            return ExitCode::from(exit::INTERNAL);
+            return ExitCode::from(ExitStatus::Internal);
         }
     };
     if g.json {
         println!("{}", serde_json::to_string(&status).unwrap_or_default());
     } else {
-        let user =
-            if status.user_entry.is_some() { label::AUTOSTART_USER_ON } else { label::AUTOSTART_USER_OFF };
-        let machine = if status.machine { label::AUTOSTART_MACHINE_ON } else { label::AUTOSTART_MACHINE_OFF };
-        println!(
-            "{} ({})\n{} ({})",
-            user.get(g.lang),
-            status.user_place,
-            machine.get(g.lang),
-            status.machine_place
-        );
+        println!("{}", output::autostart_text(g.lang, &status));
     }
     ExitCode::SUCCESS
 }
@@ -285,17 +260,10 @@ fn errors(g: &Global, markdown: bool) -> ExitCode {
         print!("{}", cpx_agent::messages::catalogue_markdown());
     } else {
         for code in Code::ALL {
-            let e = code.entry();
             if g.json {
-                println!("{}", problem_json(g.lang, code));
+                println!("{}", output::problem_json(g.lang, code));
             } else {
-                println!(
-                    "{} — {}\n  {} : {}",
-                    code.as_str(),
-                    e.message.get(g.lang),
-                    label::WHAT_TO_DO.get(g.lang),
-                    e.fix.get(g.lang)
-                );
+                println!("{}", output::catalogue_entry_text(g.lang, code));
             }
         }
     }
@@ -303,7 +271,7 @@ fn errors(g: &Global, markdown: bool) -> ExitCode {
 }
 
 fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<String>) -> ExitCode {
-    use cpx_agent::diagnose::{self, Verdict};
+    use cpx_agent::diagnose;
     let (config, config_source, data_dir) = match config_to_check("diagnose", config) {
         Ok(c) => c,
         Err(code) => return code,
@@ -319,19 +287,9 @@ fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<Strin
     let checks = diagnose::run(&opts);
     let status = diagnose::exit_status(&checks);
     if g.json {
-        let list: Vec<_> = checks
-            .iter()
-            .map(|c| {
-                let mut v = serde_json::to_value(c).unwrap_or_default();
-                v["title"] = diagnose::lang_title(&c.check, g.lang).into();
-                if let Some(code) = c.code {
-                    v["problem"] = problem_json(g.lang, code);
-                }
-                v
-            })
-            .collect();
+        let list: Vec<_> = checks.iter().map(|c| output::check_json(g.lang, c)).collect();
         let first =
-            diagnose::first_fault(&checks).map(|c| serde_json::json!({"check": c.check, "code": c.code}));
+            diagnose::first_fault(&checks).map(|c| serde_json::json!({"check": c.id, "code": c.code}));
         let p = &config.provenance;
         let policy = serde_json::json!({
             "managed": p.settings.iter().filter(|s| s.managed).collect::<Vec<_>>(),
@@ -341,28 +299,12 @@ fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<Strin
         });
         println!(
             "{}",
-            serde_json::json!({"checks": list, "first_fault": first, "exit_status": status, "policy": policy})
+            serde_json::json!({"checks": list, "first_fault": first, "exit_status": status.code(), "policy": policy})
         );
     } else {
         let colour = colour_enabled();
         for c in &checks {
-            let (mark, tone) = match c.verdict {
-                Verdict::Ok => ("OK ", Tone::Good),
-                Verdict::Warn => ("!! ", Tone::Warn),
-                Verdict::Fail => ("KO ", Tone::Bad),
-            };
-            let place = c.check.split_once(':').map(|(_, r)| format!(" « {r} »")).unwrap_or_default();
-            println!(
-                "{} {}{place} : {}",
-                paint(mark, tone, colour),
-                diagnose::lang_title(&c.check, g.lang),
-                c.detail
-            );
-            if let Some(code) = c.code {
-                let e = code.entry();
-                println!("    [{}] {}", code.as_str(), e.message.get(g.lang));
-                println!("    {} : {}", label::WHAT_TO_DO.get(g.lang), e.fix.get(g.lang));
-            }
+            println!("{}", output::check_text(g.lang, c, colour));
         }
     }
     ExitCode::from(status)
@@ -370,7 +312,7 @@ fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<Strin
 
 /// `browser-policies apply|remove`.
 fn browser_policies(g: &Global, action: BrowserPoliciesAction, root: &std::path::Path) -> ExitCode {
-    use cpx_agent::browser_policies::{self as bp, Action};
+    use cpx_agent::browser_policies as bp;
     let result = match action {
         BrowserPoliciesAction::Apply => bp::machine_config().and_then(|c| bp::apply(root, &c)),
         BrowserPoliciesAction::Remove => bp::remove(root).map(|o| (bp::Wanted::default(), o)),
@@ -383,7 +325,7 @@ fn browser_policies(g: &Global, action: BrowserPoliciesAction, root: &std::path:
             } else {
                 eprintln!("cpx-agent browser-policies: {e}");
             }
-            return ExitCode::from(exit::INTERNAL);
+            return ExitCode::from(ExitStatus::Internal);
         }
     };
     if g.json {
@@ -393,30 +335,13 @@ fn browser_policies(g: &Global, action: BrowserPoliciesAction, root: &std::path:
         );
         return ExitCode::SUCCESS;
     }
-    let lang = g.lang;
-    if matches!(action, BrowserPoliciesAction::Apply) && wanted.is_empty() {
-        println!("{}", label::BP_NOTHING_WANTED.get(lang));
-    }
-    for c in &outcome.changes {
-        let what = match c.action {
-            Action::Written => label::BP_WRITTEN,
-            Action::Removed => label::BP_REMOVED,
-        };
-        let entries =
-            if c.entries.is_empty() { String::new() } else { format!(" ({})", c.entries.join(", ")) };
-        println!("{} : {} {}{entries}", c.browser, what.get(lang), c.place);
-    }
-    if outcome.changes.is_empty() {
-        println!("{}", label::BP_NOTHING_DONE.get(lang));
-    }
-    for w in &outcome.warnings {
-        println!("{} {w}", paint("!!", Tone::Warn, colour_enabled()));
-    }
+    let nothing_wanted = matches!(action, BrowserPoliciesAction::Apply) && wanted.is_empty();
+    print!("{}", output::browser_policies_text(g.lang, nothing_wanted, &outcome, colour_enabled()));
     ExitCode::SUCCESS
 }
 
 /// `install-trust` / `uninstall-trust`: what was done, one line each; exit 1 on failure.
-fn machine_trust(install: bool) -> ExitCode {
+fn machine_trust(g: &Global, install: bool) -> ExitCode {
     use cpx_agent::machine_trust;
     let dir = machine_trust::machine_dir();
     let (name, done) = if install {
@@ -426,23 +351,12 @@ fn machine_trust(install: bool) -> ExitCode {
     };
     match done {
         Ok(done) => {
-            if install {
-                println!(
-                    "cpx-agent {name}: {} ({})",
-                    dir.display(),
-                    if done.created { "new local CA" } else { "local CA kept" }
-                );
-            } else {
-                println!("cpx-agent {name}: {} removed", dir.display());
-            }
-            for store in done.stores {
-                println!("cpx-agent {name}: {} {store}", if install { "trusted in" } else { "removed from" });
-            }
+            print!("{}", output::machine_trust_text(g.lang, name, install, &dir, &done));
             ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("cpx-agent {name}: {e}");
-            ExitCode::from(exit::INTERNAL)
+            ExitCode::from(ExitStatus::Internal)
         }
     }
 }
@@ -459,7 +373,7 @@ fn serve(
     use cpx_agent::service;
     let fail = |what: String| {
         eprintln!("cpx-agent serve: {what}");
-        ExitCode::from(exit::INTERNAL)
+        ExitCode::from(ExitStatus::Internal)
     };
     let mut config = match load_config(config) {
         Ok((c, _)) => c,
@@ -566,7 +480,7 @@ fn broker(
 ) -> ExitCode {
     let fail = |what: String| {
         eprintln!("cpx-agent broker: {what}");
-        ExitCode::from(exit::INTERNAL)
+        ExitCode::from(ExitStatus::Internal)
     };
     let config = match load_config(config) {
         Ok((c, _)) => c,
@@ -650,118 +564,50 @@ fn run_scan(g: &Global, cache: &CertCache, detailed: bool) -> ExitCode {
     if reports.is_empty() {
         let code = if g.reader.is_some() { Code::ReaderUnavailable } else { Code::NoReader };
         print_problem(g, code);
-        return ExitCode::from(exit::NO_READER);
+        return ExitCode::from(ExitStatus::NoReader);
     }
     if g.json {
-        let out: Vec<_> = reports.iter().map(|r| report_json(g.lang, r)).collect();
+        let out: Vec<_> = reports.iter().map(|r| output::report_json(g.lang, r)).collect();
         println!("{}", serde_json::json!({"service": "running", "readers": out}));
     } else {
         let colour = colour_enabled();
         for r in &reports {
-            print_report(g.lang, r, detailed, colour);
+            println!("{}", output::report_text(g.lang, r, detailed, colour));
         }
     }
     let ready: Vec<&ReaderReport> = reports.iter().filter(|r| r.state == SlotState::CardReady).collect();
-    ExitCode::from(if ready.iter().any(|r| r.codes.is_empty()) {
-        0
+    let status = if ready.iter().any(|r| r.codes.is_empty()) {
+        ExitStatus::Ready
     } else if !ready.is_empty() {
-        exit::CANNOT_LOG_IN
+        ExitStatus::CannotLogIn
     } else if reports.iter().all(|r| r.state == SlotState::NoCard) {
-        exit::NO_CARD
+        ExitStatus::NoCard
     } else {
-        exit::NOT_USABLE
-    })
+        ExitStatus::NotUsable
+    };
+    ExitCode::from(status)
 }
 
 fn service_error(g: &Global, e: &PcscError) -> ExitCode {
     let code = Code::from(e);
     print_problem(g, code);
-    ExitCode::from(if code == Code::PcscServiceStopped { exit::SERVICE_STOPPED } else { exit::INTERNAL })
+    ExitCode::from(if code == Code::PcscServiceStopped {
+        ExitStatus::ServiceStopped
+    } else {
+        ExitStatus::Internal
+    })
 }
 
-fn problem_json(lang: Lang, code: Code) -> serde_json::Value {
-    cpx_agent::api::Problem::new(code, lang).to_value()
-}
-
+/// A problem instead of the readers (`status`, `card`): with `--json`, the readers' document, empty.
 fn print_problem(g: &Global, code: Code) {
     if g.json {
         let service = if code == Code::PcscServiceStopped { "stopped" } else { "running" };
-        let mut v = problem_json(g.lang, code);
+        let mut v = output::problem_json(g.lang, code);
         v["service"] = service.into();
         v["readers"] = serde_json::json!([]);
         println!("{v}");
     } else {
-        let e = code.entry();
-        println!("{}", paint(e.message.get(g.lang), Tone::Bad, colour_enabled()));
-        println!("  {} : {}", label::WHAT_TO_DO.get(g.lang), e.fix.get(g.lang));
-    }
-}
-
-fn report_json(lang: Lang, r: &ReaderReport) -> serde_json::Value {
-    let mut v = serde_json::to_value(r).unwrap_or_default();
-    v["message"] = r.message().get(lang).into();
-    v["problems"] = r.codes.iter().map(|c| problem_json(lang, *c)).collect();
-    v
-}
-
-fn print_report(lang: Lang, r: &ReaderReport, detailed: bool, colour: bool) {
-    let tone = match r.state {
-        SlotState::CardReady if r.codes.is_empty() => Tone::Good,
-        SlotState::NoCard | SlotState::CardReady => Tone::Warn,
-        _ => Tone::Bad,
-    };
-    let mut line = format!(
-        "{} « {} » : {}",
-        label::READER.get(lang),
-        r.reader,
-        paint(r.message().get(lang), tone, colour)
-    );
-    if let Some(card) = &r.card {
-        line.push_str(&format!(" — {}, {}", card_label(card), card.identity.display_name()));
-    }
-    println!("{line}");
-    if let (true, Some(card)) = (detailed, &r.card) {
-        let id = &card.identity;
-        let mut kind = card_label(card);
-        if card.recognition == Recognition::IssuerOnly {
-            kind = format!("{kind}, {}", fill(label::UNKNOWN_VARIANT.get(lang), &[("atr", &r.atr)]));
-        }
-        println!("  {} : {kind}", label::CARD_TYPE.get(lang));
-        println!("  {} : {}", label::SERIAL.get(lang), card.serial);
-        println!("  {} : {}", label::HOLDER.get(lang), id.display_name());
-        println!("  {} : {}", label::NATIONAL_ID.get(lang), national_id_label(id));
-        if let Some(p) = &id.profession {
-            println!("  {} : {p}", label::PROFESSION.get(lang));
-        }
-        let dates = [("from", date(id.not_before)), ("to", date(id.not_after))];
-        let dates: Vec<(&str, &str)> = dates.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let validity = match card.certificate_validity {
-            Validity::Valid => fill(label::VALID_FROM_TO.get(lang), &dates),
-            Validity::Expired => paint(&fill(label::EXPIRED_ON.get(lang), &dates), Tone::Bad, colour),
-            Validity::NotYetValid => paint(&fill(label::NOT_YET_VALID.get(lang), &dates), Tone::Bad, colour),
-        };
-        let test = if id.test_pki { format!(", {}", label::TEST_PKI.get(lang)) } else { String::new() };
-        println!("  {} : {validity} ({}{test})", label::CERTIFICATE.get(lang), id.issuer);
-        let pin = match card.pin {
-            None => label::NO_PIN.get(lang).to_owned(),
-            Some(p) if p.blocked() => paint(label::BLOCKED.get(lang), Tone::Bad, colour),
-            Some(p) => fill(
-                label::TRIES_LEFT.get(lang),
-                &[("n", &p.tries_left.to_string()), ("max", &p.max_tries.to_string())],
-            ),
-        };
-        println!("  {} : {pin}", label::PIN.get(lang));
-    }
-    for (i, code) in r.codes.iter().enumerate() {
-        let e = code.entry();
-        if r.state == SlotState::CardReady {
-            println!("  {}", paint(e.message.get(lang), Tone::Bad, colour));
-        } else if r.state == SlotState::CardRecognisedUnusable && i == 0 {
-            // Already the reader's line.
-        } else if r.codes.len() > 1 || *code != Code::NoCard {
-            println!("  {}", e.message.get(lang));
-        }
-        println!("  {} : {}", label::WHAT_TO_DO.get(lang), e.fix.get(lang));
+        println!("{}", output::problem_text(g.lang, code, colour_enabled()));
     }
 }
 
@@ -796,17 +642,6 @@ fn watch(g: &Global, cache: &CertCache, count: Option<usize>, timeout: Option<Du
 fn print_event(g: &Global, event: &MonitorEvent, at: Instant, cache: &CertCache, colour: bool) {
     let lang = g.lang;
     let stamp = clock();
-    let (reader, what) = match event {
-        MonitorEvent::ServiceStarted => (None, label::SERVICE_STARTED.get(lang).to_owned()),
-        MonitorEvent::ServiceStopped => (None, paint(label::SERVICE_STOPPED.get(lang), Tone::Bad, colour)),
-        MonitorEvent::ReaderAdded { reader } => (Some(reader), label::READER_ADDED.get(lang).to_owned()),
-        MonitorEvent::ReaderRemoved { reader } => (Some(reader), label::READER_REMOVED.get(lang).to_owned()),
-        MonitorEvent::CardRemoved { reader } => (Some(reader), label::REMOVED.get(lang).to_owned()),
-        MonitorEvent::CardMute { reader } => (Some(reader), paint(label::MUTE.get(lang), Tone::Bad, colour)),
-        MonitorEvent::CardInserted { reader, atr } => {
-            (Some(reader), format!("{} (ATR {})", label::INSERTED.get(lang), hex::encode_upper(atr)))
-        }
-    };
     // An inserted card is identified now: the report and the time from pcscd's event to "ready".
     let report = match event {
         MonitorEvent::CardInserted { reader, atr } => {
@@ -820,26 +655,11 @@ fn print_event(g: &Global, event: &MonitorEvent, at: Instant, cache: &CertCache,
         }
         _ => None,
     };
+    let report = report.as_ref().map(|(r, ready)| (r, *ready));
     if g.json {
-        let mut v = serde_json::to_value(event).unwrap_or_default();
-        v["time"] = stamp.into();
-        v["message"] = what.into();
-        if let Some((r, ready)) = &report {
-            v["card"] = report_json(lang, r);
-            v["ready_ms"] = serde_json::json!(ready.as_secs_f64() * 1000.0);
-        }
-        println!("{v}");
+        println!("{}", output::event_json(lang, event, &stamp, report));
     } else {
-        let place = reader.map(|r| format!("{} « {r} » : ", label::READER.get(lang))).unwrap_or_default();
-        println!("[{stamp}] {place}{what}");
-        if let Some((r, ready)) = report {
-            let ms = format!("{:.1}", ready.as_secs_f64() * 1000.0);
-            print!("[{stamp}]   ");
-            print_report(lang, &r, false, colour);
-            if r.state == SlotState::CardReady {
-                println!("[{stamp}]   {}", fill(label::READY_IN.get(lang), &[("ms", &ms)]));
-            }
-        }
+        println!("{}", output::event_lines(lang, event, &stamp, report, colour));
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();

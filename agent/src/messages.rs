@@ -752,21 +752,21 @@ pub const LABELS: &[(&str, Text)] = &[
     ("menu_about", text!("À propos", "About")),
     ("menu_quit", text!("Quitter", "Quit")),
     ("pin_title", text!("Code porteur — Agent CPx", "Code porteur (PIN) — Agent CPx")),
-    ("pin_site", text!("Le site", "The site")),
-    ("pin_site_asks", text!("demande à utiliser votre carte CPx.", "asks to use your CPx card.")),
+    ("pin_site", prompt::SITE),
+    ("pin_site_asks", prompt::SITE_ASKS),
     ("pin_holder", label::HOLDER),
     ("pin_card", label::CARD_TYPE),
-    ("pin_tries", text!("Essais restants", "Tries left")),
-    ("pin_of", text!("sur", "of")),
-    ("pin_label", text!("Code porteur (4 chiffres)", "Code porteur (4 digits)")),
+    ("pin_tries", prompt::TRIES),
+    ("pin_of", prompt::OF),
+    ("pin_label", prompt::PIN_FIELD),
     ("pin_wrong", text!("Code porteur incorrect.", "Wrong code porteur.")),
-    ("pin_last_try", text!("Attention : dernier essai. Une erreur de plus bloquera la carte.", "Warning: last try. One more error will block the card.")),
+    ("pin_last_try", prompt::LAST_TRY),
     ("pin_confirm_last", text!("Envoyer ce code ? S'il est faux, la carte sera bloquée.", "Send this code? If it is wrong, the card will be blocked.")),
     ("pin_send_anyway", text!("Envoyer quand même", "Send anyway")),
     ("pin_format", text!("Le code porteur a 4 chiffres.", "The code porteur has 4 digits.")),
     ("pin_blocked_title", text!("Carte bloquée — Agent CPx", "Card blocked — Agent CPx")),
-    ("ok", text!("Valider", "OK")),
-    ("cancel", text!("Annuler", "Cancel")),
+    ("ok", prompt::OK),
+    ("cancel", prompt::CANCEL),
     ("close", text!("Fermer", "Close")),
     ("back", text!("Retour", "Back")),
     ("consent_title", text!("Autorisation du site — Agent CPx", "Site permission — Agent CPx")),
@@ -802,6 +802,225 @@ pub const LABELS: &[(&str, Text)] = &[
     ("diag_fail", text!("Échec", "Failed")),
     ("diag_running", text!("Vérification en cours…", "Checking…")),
 ];
+
+// ---- The words of `diagnose`, the PIN prompts and the exit statuses: their own section, apart from the
+// `Code` impl. Each `texts!` block also lists its texts in `ALL`, for the completeness tests.
+
+/// Declares `Text` constants and `ALL`, the list of them.
+macro_rules! texts {
+    ($($(#[$doc:meta])* $name:ident = $value:expr;)*) => {
+        $($(#[$doc])* pub const $name: Text = $value;)*
+        /// Every text of this section.
+        pub const ALL: &[Text] = &[$($name),*];
+    };
+}
+
+/// The titles of `diagnose`'s checks.
+pub mod check_title {
+    use super::Text;
+    texts! {
+        PCSC_SERVICE = text!("Service PC/SC", "PC/SC service");
+        READERS = text!("Lecteurs de carte", "Card readers");
+        CARD = text!("Carte dans le lecteur", "Card in the reader");
+        CARD_TYPE = text!("Type de carte (ATR, émetteur)", "Card type (ATR, issuer)");
+        CARD_CONTENT = text!("Contenu de la carte (PKCS#15, certificat)", "Card content (PKCS#15, certificate)");
+        PIN = text!("Code porteur", "Code porteur (PIN)");
+        CERTIFICATE = text!("Certificat de la carte", "Card certificate");
+        LOOPBACK_PORT = text!("Port local de l'agent", "Agent's loopback port");
+        CONFIGURATION = text!("Configuration en vigueur", "Configuration in force");
+        SITE = text!("Site configuré", "Site configured");
+        PORTAL_ENDPOINT = text!("Serveur de connexion par carte du site", "Site's card login server");
+        CLOCK = text!("Horloge de l'ordinateur", "Computer clock");
+        POLICY = text!("Politique gérée : valeurs fixées et leur source", "Managed policy: values set and their source");
+        POLICY_PROBLEM = text!("Clé de configuration invalide", "Malformed configuration key");
+        LOOPBACK_TRUST = text!("Certificat local approuvé par les navigateurs", "Local certificate trusted by the browsers");
+    }
+}
+
+/// What each check of `diagnose` found (`{name}` placeholders filled with technical values: paths, ATRs,
+/// the system's own error texts).
+pub mod detail {
+    use super::Text;
+    texts! {
+        /// Several findings, joined with « ; ».
+        LIST = text!("{items}", "{items}");
+        PCSC_RUNNING = text!("en marche", "running");
+        PCSC_CONTEXT_FAILED = text!("SCardEstablishContext a échoué : {error}", "SCardEstablishContext: {error}");
+        PCSC_ERROR = text!("erreur PC/SC : {error}", "PC/SC error: {error}");
+        READERS_LISTED = text!("vus par PC/SC : {readers}", "listed by PC/SC: {readers}");
+        NO_READER_LISTED = text!("aucun lecteur vu par PC/SC", "no reader listed by PC/SC");
+        NO_CARD_ANYWHERE = text!("aucune carte dans aucun lecteur", "no card in any reader");
+        NO_ATR = text!("pas d'ATR", "no ATR");
+        HELD_EXCLUSIVELY = text!("utilisée en exclusivité par un autre programme", "held exclusively by another program");
+        READER_UNAVAILABLE = text!("lecteur indisponible", "reader unavailable");
+        CARD_PRESENT = text!("carte présente, ATR {atr}", "card present, ATR {atr}");
+        OPEN_FAILED = text!("ATR {atr} (protocoles T={protocols}, octets historiques {historical}) : {error}", "ATR {atr} (protocols T={protocols}, historical bytes {historical}): {error}");
+        TYPE_BY_ATR_TABLE = text!("{generation} (reconnue par la table des ATR), émetteur ANS", "{generation} (by ATR table), issuer ANS");
+        TYPE_BY_SERIAL = text!("{generation} (reconnue par EF.SN.ICC), émetteur ANS", "{generation} (by EF.SN.ICC), issuer ANS");
+        TYPE_LISTED = text!("{label}, émetteur ANS, numéro de carte {serial}", "{label}, issuer ANS, card number {serial}");
+        TYPE_UNLISTED = text!("ATR {atr} dans aucune table (T={protocols}, octets historiques {historical}) ; émetteur ANS ; lue comme {generation}", "ATR {atr} in no table (T={protocols}, historical bytes {historical}); issuer ANS; read as {generation}");
+        CONTACTLESS = text!("sans contact : pas de code porteur", "contactless: no code porteur");
+        NO_PIN = text!("pas de code porteur", "no code porteur");
+        TRIES_LEFT = super::label::TRIES_LEFT;
+        CARD_ERROR = text!("erreur de la carte : {error}", "card error: {error}");
+        CERTIFICATE_DATES = text!("du {from} au {to}, {issuer}", "{from} → {to}, {issuer}");
+        CERTIFICATE_PRODUCTION_CARD = text!("carte de production, configuration de test seulement : du {from} au {to}, {issuer}", "production card, test-only configuration: {from} → {to}, {issuer}");
+        CERTIFICATE_HOLDER = text!("{name} ({id}), du {from} au {to}, {issuer}", "{name} ({id}), {from} → {to}, {issuer}");
+        CONFIGURATION = text!("{source} ({sites} site(s) configuré(s), port {port}, IGC-Santé {pki})", "{source} ({sites} site(s), port {port}, IGC-Santé {pki})");
+        CONFIG_POLICY_SETS = text!("la politique gérée {source} fixe : {keys}", "managed policy {source} sets: {keys}");
+        CONFIG_USER_SETS = text!("le fichier de l'utilisateur {path} fixe : {keys}", "user file {path} sets: {keys}");
+        CONFIG_NOTHING = text!("rien", "nothing");
+        CONFIG_DEFAULTS = text!("valeurs par défaut", "built-in defaults");
+        CONFIG_REST_DEFAULTS = text!("le reste : valeurs par défaut", "the rest: built-in defaults");
+        CONFIG_USER_SITES_OFF = text!("sites de l'utilisateur désactivés (allow_user_sites = false, {by})", "user sites off (allow_user_sites = false, {by})");
+        PKI_PRODUCTION = text!("de production", "production");
+        PKI_TEST = text!("de test", "test");
+        PKI_BOTH = text!("de production et de test", "production and test");
+        SITE_ENDPOINT = text!("{origin} → serveur de connexion {endpoint}", "{origin} → login server {endpoint}");
+        SITE_NO_ENDPOINT = text!("{origin} → pas de serveur de connexion mTLS", "{origin} → no mTLS endpoint");
+        SITE_NOT_CONFIGURED = text!("{origin} n'est pas dans la configuration", "{origin} is not in the configuration");
+        POLICY_NOTHING = text!("aucune politique gérée ne fixe quoi que ce soit", "no managed policy sets anything");
+        POLICY_MANAGED = text!("fixé par la politique gérée : {settings}", "set by the managed policy: {settings}");
+        POLICY_USER_SITES_OFF = text!("allow_user_sites = false ({by}) : sites gérés seulement, jamais de demande d'autorisation", "allow_user_sites = false ({by}): managed sites only, no consent dialog");
+        POLICY_PROBLEM = text!("{source} : {reason} ; à la place : {instead}", "{source}: {reason}; instead: {instead}");
+        MACHINE_RENEW = text!("identité de la machine {dir} : le certificat local expire dans moins de {days} jours ; un administrateur lance `cpx-agent install-trust` (ou réinstalle) pour le refaire", "machine identity {dir}: the loopback certificate ends within {days} days; an administrator runs `cpx-agent install-trust` (or reinstalls) to make it anew");
+        MACHINE_BROKEN = text!("identité de la machine {dir} : {error} (l'agent se rabat sur celle de l'utilisateur)", "machine identity {dir}: {error} (the agent falls back to the user's own)");
+        MACHINE_UNCHECKED = text!("identité de la machine {dir} : {error}", "machine identity {dir}: {error}");
+        MACHINE_STORES = text!("identité de la machine {dir} : {stores}", "machine identity {dir}: {stores}");
+        USER_NO_CA = text!("identité de l'utilisateur {path} : pas encore d'autorité locale (créée au premier démarrage de l'agent)", "user identity {path}: no local CA yet (made at the agent's first start)");
+        USER_STORES = text!("identité de l'utilisateur {path} : {stores}", "user identity {path}: {stores}");
+        NO_BROWSER_STORE = text!("{path} : aucun magasin de certificats de navigateur à vérifier", "{path}: no browser store found to check");
+        STORE_TRUSTED = text!("{store} : approuvé", "{store}: trusted");
+        STORE_NOT_TRUSTED = text!("{store} : NON approuvé", "{store}: NOT trusted");
+        STORE_UNREADABLE = text!("{store} : illisible (certutil manquant ?)", "{store}: not readable (certutil missing?)");
+        PORT_FREE = text!("127.0.0.1:{port} libre (l'agent n'est pas lancé)", "127.0.0.1:{port} free (the agent is not running)");
+        PORT_OURS = text!("127.0.0.1:{port} : l'Agent CPx répond", "127.0.0.1:{port}: Agent CPx answers");
+        PORT_TAKEN = text!("127.0.0.1:{port} est pris et ne répond pas comme l'Agent CPx", "127.0.0.1:{port} is taken and does not answer as Agent CPx");
+        ENDPOINT_ROOTS = text!("certificats racines du site : {error}", "the site's server roots: {error}");
+        ENDPOINT_NO_NAME = text!("{host} : ce nom ne se résout pas", "{host}: name does not resolve");
+        ENDPOINT_UNREACHABLE = text!("{host}:{port} injoignable : {error}", "{host}:{port} unreachable: {error}");
+        ENDPOINT_TLS = text!("{host}:{port} : échec TLS : {error}", "{host}:{port}: TLS failed: {error}");
+        ENDPOINT_TLS_SETUP = text!("préparation de TLS impossible : {error}", "TLS setup failed: {error}");
+        ENDPOINT_BAD_HOST = text!("nom d'hôte invalide : {host}", "bad host name: {host}");
+        ENDPOINT_OK = text!("{host}:{port} répond en TLS avec un certificat approuvé", "{host}:{port} answers TLS with a trusted certificate");
+        CLOCK_NOT_MEASURED = text!("non mesurée : le serveur ne répond en HTTP qu'avec la carte", "not measured: the endpoint answers HTTP only with the card");
+        CLOCK_SKEW = text!("{skew} s d'écart avec l'en-tête Date du serveur", "{skew} s against the endpoint's Date");
+    }
+}
+
+/// What `install-trust` and `uninstall-trust` say they did.
+pub mod trust {
+    use super::Text;
+    texts! {
+        NEW_CA = text!("nouvelle autorité locale", "new local CA");
+        CA_KEPT = text!("autorité locale conservée", "local CA kept");
+        REMOVED = text!("{dir} supprimé", "{dir} removed");
+        TRUSTED_IN = text!("approuvée dans {store}", "trusted in {store}");
+        REMOVED_FROM = text!("retirée de {store}", "removed from {store}");
+    }
+}
+
+/// The code porteur prompts (terminal, pinentry; the tray's dialog shares these through [`LABELS`]).
+pub mod prompt {
+    use super::Text;
+    texts! {
+        TITLE = text!("Agent CPx — code porteur", "Agent CPx — code porteur (PIN)");
+        SITE = text!("Le site", "The site");
+        SITE_ASKS = text!("demande à utiliser votre carte CPx.", "asks to use your CPx card.");
+        HOLDER = super::label::HOLDER;
+        TRIES = text!("Essais restants", "Tries left");
+        OF = text!("sur", "of");
+        LAST_TRY = text!("Attention : dernier essai. Une erreur de plus bloquera la carte.", "Warning: last try. One more error will block the card.");
+        PIN_FIELD = text!("Code porteur (4 chiffres)", "Code porteur (4 digits)");
+        SEVERAL_CARDS = text!("Plusieurs cartes CPx sont présentes.", "Several CPx cards are present.");
+        USE_CARD_OF = text!("Utiliser la carte de {card} ?", "Use the card of {card}?");
+        USE_THIS_CARD = text!("Utiliser cette carte", "Use this card");
+        NEXT_CARD = text!("Carte suivante", "Next card");
+        OK = text!("Valider", "OK");
+        CANCEL = text!("Annuler", "Cancel");
+        /// One field and its value: « Titulaire : … » / « Holder: … ».
+        FIELD = text!("{label} : {value}", "{label}: {value}");
+        /// What the terminal prompt ends with, before the typed code: « Code porteur (4 chiffres) : ».
+        ASK = text!("{label} :", "{label}:");
+    }
+}
+
+/// The words section is complete: every key the tray's pages (ui/) use is in [`LABELS`], every text with
+/// words is translated.
+#[cfg(test)]
+mod words_tests {
+    use super::LABELS;
+
+    /// The keys a page uses: `data-t="KEY"` and `data-t-label="KEY"` in its HTML, `t.KEY` in its script
+    /// (`t` is what `applyLabels()` returns).
+    fn keys_used(name: &str, text: &str) -> Vec<String> {
+        let ident = |rest: &str| -> String {
+            rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
+        };
+        let mut keys = Vec::new();
+        if name.ends_with(".html") {
+            for attr in ["data-t=\"", "data-t-label=\""] {
+                keys.extend(text.match_indices(attr).map(|(at, _)| ident(&text[at + attr.len()..])));
+            }
+        } else if name.ends_with(".js") {
+            for (at, _) in text.match_indices("t.") {
+                let before = text[..at].chars().next_back();
+                if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '$') {
+                    continue;
+                }
+                keys.push(ident(&text[at + 2..]));
+            }
+        }
+        keys.retain(|k| !k.is_empty());
+        keys
+    }
+
+    #[test]
+    fn every_key_the_tray_pages_use_is_in_the_catalogue() {
+        let ui = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui");
+        let mut used = 0;
+        for entry in std::fs::read_dir(&ui).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for key in keys_used(&name, &text) {
+                assert!(LABELS.iter().any(|(k, _)| *k == key), "ui/{name} uses « {key} », not in LABELS");
+                used += 1;
+            }
+        }
+        assert!(used > 40, "only {used} keys found in ui/: the scan is broken");
+    }
+
+    #[test]
+    fn the_scan_finds_keys_in_html_and_scripts() {
+        assert_eq!(keys_used("a.html", r#"<p data-t="pin_x"></p><b data-t-label="y">"#), ["pin_x", "y"]);
+        assert_eq!(keys_used("a.js", "`${t.pin_of} ${view.t.x} ${cat.y}` + t.z"), ["pin_of", "z"]);
+    }
+
+    #[test]
+    fn every_text_of_the_words_section_is_translated() {
+        use super::{check_title, detail, prompt, trust};
+        for t in [detail::ALL, check_title::ALL, prompt::ALL, trust::ALL].concat() {
+            // Texts with words in them (not only `{placeholders}`) differ between the languages.
+            let mut words = t.en.to_owned();
+            while let (Some(a), Some(b)) = (words.find('{'), words.find('}')) {
+                words.replace_range(a..=b.max(a), "");
+            }
+            if words.chars().any(char::is_alphabetic) {
+                assert_ne!(t.fr, t.en, "« {} » is not translated", t.en);
+            }
+        }
+    }
+
+    #[test]
+    fn labels_are_unique_and_translated() {
+        let keys: std::collections::HashSet<_> = LABELS.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys.len(), LABELS.len(), "a key twice in LABELS");
+        for (k, t) in LABELS {
+            assert!(!t.fr.is_empty() && !t.en.is_empty(), "{k}");
+        }
+    }
+}
 
 /// [`LABELS`] in one language, for the tray's pages.
 pub fn labels(lang: Lang) -> serde_json::Map<String, serde_json::Value> {

@@ -12,7 +12,8 @@ use std::process::{Command, Stdio};
 use cpx_card::Pin;
 use zeroize::Zeroizing;
 
-use crate::messages::Lang;
+use crate::messages::{prompt, Lang};
+use crate::output::{field, fill};
 
 /// What the prompt shows.
 #[derive(Debug, Clone)]
@@ -29,33 +30,28 @@ pub struct PinRequest {
 
 impl PinRequest {
     pub fn title(&self) -> &'static str {
-        match self.lang {
-            Lang::Fr => "Agent CPx — code porteur",
-            Lang::En => "Agent CPx — code porteur (PIN)",
-        }
+        prompt::TITLE.get(self.lang)
     }
 
-    /// The text of the dialog: the site first, then the card and the tries.
+    /// The text of the dialog: the site first, then the card and the tries (the words of the tray's dialog).
     pub fn description(&self) -> String {
-        let (n, max) = (self.tries_left, self.max_tries);
-        let mut s = match self.lang {
-            Lang::Fr => format!("Le site {}\ndemande à utiliser votre carte CPx.\n\nTitulaire : {} ({})\nEssais restants : {n} sur {max}", self.origin, self.holder, self.card),
-            Lang::En => format!("The site {}\nasks to use your CPx card.\n\nHolder: {} ({})\nTries left: {n} of {max}", self.origin, self.holder, self.card),
-        };
-        if n == 1 {
-            s.push_str(match self.lang {
-                Lang::Fr => "\n\nATTENTION : dernier essai. Une erreur bloquera la carte.",
-                Lang::En => "\n\nWARNING: last try. One more error will block the card.",
-            });
+        let lang = self.lang;
+        let tries = format!("{} {} {}", self.tries_left, prompt::OF.get(lang), self.max_tries);
+        let mut s = format!(
+            "{}\n\n{}\n{}",
+            site_asks(lang, &self.origin),
+            field(lang, prompt::HOLDER, &format!("{} ({})", self.holder, self.card)),
+            field(lang, prompt::TRIES, &tries)
+        );
+        if self.tries_left == 1 {
+            s.push_str(&format!("\n\n{}", prompt::LAST_TRY.get(lang)));
         }
         s
     }
 
-    pub fn prompt_label(&self) -> &'static str {
-        match self.lang {
-            Lang::Fr => "Code porteur (4 chiffres) :",
-            Lang::En => "Code porteur (4 digits):",
-        }
+    /// « Code porteur (4 chiffres) : », before the typed code.
+    pub fn prompt_label(&self) -> String {
+        fill(prompt::ASK.get(self.lang), &[("label", prompt::PIN_FIELD.get(self.lang))])
     }
 }
 
@@ -76,11 +72,19 @@ pub struct CardChoice {
     pub lang: Lang,
 }
 
+/// « Le site https://…\ndemande à utiliser votre carte CPx. »
+fn site_asks(lang: Lang, origin: &str) -> String {
+    format!("{} {origin}\n{}", prompt::SITE.get(lang), prompt::SITE_ASKS.get(lang))
+}
+
 impl CardChoice {
-    fn question(&self, card: &str) -> String {
-        match self.lang {
-            Lang::Fr => format!("Le site {}\ndemande à utiliser votre carte CPx.\nPlusieurs cartes CPx sont présentes.\n\nUtiliser la carte de {card} ?", self.origin),
-            Lang::En => format!("The site {}\nasks to use your CPx card.\nSeveral CPx cards are present.\n\nUse the card of {card}?", self.origin),
+    /// The question about one card; without a card (`None`), the lead-in of the terminal's numbered list.
+    fn question(&self, card: Option<&str>) -> String {
+        let lang = self.lang;
+        let head = format!("{}\n{}", site_asks(lang, &self.origin), prompt::SEVERAL_CARDS.get(lang));
+        match card {
+            Some(card) => format!("{head}\n\n{}", fill(prompt::USE_CARD_OF.get(lang), &[("card", card)])),
+            None => head,
         }
     }
 }
@@ -261,7 +265,7 @@ impl TerminalPrompt {
         let unavailable = |e: std::io::Error| PromptError::Unavailable(format!("{}: {e}", Terminal::NAME));
         let tty = Terminal::open().map_err(unavailable)?;
         let mut out = &tty;
-        writeln!(out, "\n{}", choice.question("…").trim_end_matches(['…', ' ', '?'])).map_err(unavailable)?;
+        writeln!(out, "\n{}", choice.question(None)).map_err(unavailable)?;
         for (i, c) in choice.cards.iter().enumerate() {
             writeln!(out, "  {} : {c}", i + 1).map_err(unavailable)?;
         }
@@ -412,16 +416,13 @@ impl Drop for Pinentry {
 impl PinPrompt for PinentryPrompt {
     fn ask(&self, request: &PinRequest) -> Result<Pin, PromptError> {
         let mut p = Pinentry::start(&self.program)?;
-        let (ok, cancel) = match request.lang {
-            Lang::Fr => ("Valider", "Annuler"),
-            Lang::En => ("OK", "Cancel"),
-        };
+        let lang = request.lang;
         p.set(&[
             format!("SETTITLE {}", assuan_escape(request.title())),
             format!("SETDESC {}", assuan_escape(&request.description())),
-            format!("SETPROMPT {}", assuan_escape(request.prompt_label())),
-            format!("SETOK {ok}"),
-            format!("SETCANCEL {cancel}"),
+            format!("SETPROMPT {}", assuan_escape(&request.prompt_label())),
+            format!("SETOK {}", assuan_escape(prompt::OK.get(lang))),
+            format!("SETCANCEL {}", assuan_escape(prompt::CANCEL.get(lang))),
         ])?;
         match p.run("GETPIN") {
             Answer::Ok(Some(pin)) => Pin::new(&pin).map_err(|_| PromptError::Cancelled),
@@ -431,18 +432,17 @@ impl PinPrompt for PinentryPrompt {
 
     /// One question per card, « Utiliser cette carte » / « Carte suivante » / « Annuler ».
     fn choose_card(&self, choice: &CardChoice) -> Result<usize, PromptError> {
-        let (use_it, next, cancel) = match choice.lang {
-            Lang::Fr => ("Utiliser cette carte", "Carte suivante", "Annuler"),
-            Lang::En => ("Use this card", "Next card", "Cancel"),
-        };
+        let lang = choice.lang;
+        let (use_it, next, cancel) =
+            (prompt::USE_THIS_CARD.get(lang), prompt::NEXT_CARD.get(lang), prompt::CANCEL.get(lang));
         for (i, card) in choice.cards.iter().enumerate() {
             let mut p = Pinentry::start(&self.program)?;
             p.set(&[
                 "SETTITLE Agent CPx".to_owned(),
-                format!("SETDESC {}", assuan_escape(&choice.question(card))),
+                format!("SETDESC {}", assuan_escape(&choice.question(Some(card)))),
                 format!("SETOK {}", assuan_escape(use_it)),
                 format!("SETNOTOK {}", assuan_escape(next)),
-                format!("SETCANCEL {cancel}"),
+                format!("SETCANCEL {}", assuan_escape(cancel)),
             ])?;
             match p.run("CONFIRM") {
                 Answer::Ok(_) => return Ok(i),
@@ -474,6 +474,37 @@ mod tests {
         assert!(d.contains("Essais restants : 3 sur 3") && !d.contains("dernier essai"));
         r.tries_left = 1;
         assert!(r.description().contains("dernier essai"));
+        assert!(d.contains("Titulaire : JEAN DUPONT (CPS3)"), "{d}");
+        assert_eq!(r.prompt_label(), "Code porteur (4 chiffres) :");
+    }
+
+    /// The terminal, pinentry and the tray's dialog say the same words: those of the catalogue.
+    #[test]
+    fn the_prompts_say_the_words_of_the_tray_dialog() {
+        let labels = crate::messages::labels(Lang::Fr);
+        let label = |k: &str| labels[k].as_str().unwrap().to_owned();
+        let r = PinRequest {
+            origin: "https://portail.example.fr".into(),
+            holder: "JEAN DUPONT".into(),
+            card: "CPS3".into(),
+            tries_left: 1,
+            max_tries: 3,
+            wrong_pin: false,
+            lang: Lang::Fr,
+        };
+        let d = r.description();
+        for key in ["pin_site", "pin_site_asks", "pin_tries", "pin_last_try"] {
+            assert!(d.contains(&label(key)), "{key}: {d}");
+        }
+        assert!(r.prompt_label().starts_with(&label("pin_label")));
+        let en = PinRequest { lang: Lang::En, ..r }.description();
+        assert!(
+            en.contains("Holder: JEAN DUPONT (CPS3)") && en.contains("One more error will block"),
+            "{en}"
+        );
+        let choice = CardChoice { origin: "https://p.fr".into(), cards: vec!["A".into()], lang: Lang::Fr };
+        assert!(choice.question(Some("JEAN DUPONT")).ends_with("Utiliser la carte de JEAN DUPONT ?"));
+        assert!(choice.question(None).ends_with("Plusieurs cartes CPx sont présentes."));
     }
 
     #[test]

@@ -186,7 +186,7 @@ pub fn build_with(
         "os": os(),
         "configuration": config_source,
         "checks": checks,
-        "first_fault": crate::diagnose::first_fault(checks).map(|c| json!({"check": c.check, "code": c.code})),
+        "first_fault": crate::diagnose::first_fault(checks).map(|c| json!({"check": c.id, "code": c.code})),
         "log": log_lines,
         "identity_included": include_identity,
         "origins_included": include.origins,

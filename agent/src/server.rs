@@ -424,22 +424,7 @@ async fn status(agent: &Agent, allowed: bool, cors: Option<&str>, lang: Lang) ->
     match scanned {
         Ok(Ok(reports)) => {
             body["service"] = "running".into();
-            body["readers"] = reports
-                .iter()
-                .map(|r| {
-                    let mut v = json!({"reader": r.reader, "state": r.state, "message": r.message().get(lang), "codes": r.codes, "generation": r.generation});
-                    // What stops this card from logging in, in words (code porteur blocked, expired…).
-                    if let Some(code) = r.codes.first().filter(|_| r.state == crate::messages::SlotState::CardReady) {
-                        v["problem"] = code.entry().message.get(lang).into();
-                    }
-                    if let Some(card) = &r.card {
-                        v["card_type"] = scan::card_label(card).into();
-                        let id = &card.identity;
-                        v["holder"] = json!({"nom": id.nom, "prenom": id.prenom, "profession": id.profession, "national_id": id.national_id});
-                    }
-                    v
-                })
-                .collect();
+            body["readers"] = reports.iter().map(|r| crate::output::reader_api_json(lang, r)).collect();
         }
         Ok(Err(e)) => {
             let code = Code::from(&e);

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use cpx_agent::consent::Decision;
 use cpx_agent::diagnose::{self, Verdict};
 use cpx_agent::messages::labels as catalogue_labels;
+use cpx_agent::output;
 use serde_json::{json, Value};
 use tauri::{State, WebviewWindow};
 use zeroize::Zeroizing;
@@ -75,27 +76,12 @@ pub async fn status_view(shared: AppState<'_>) -> Result<Value, String> {
         let lang = shared.lang;
         let scanned = shared.scan();
         let overall = cpx_agent::card_state::Overall::of(scanned.as_deref().map_err(|c| *c));
-        let readers: Vec<Value> = scanned
-            .unwrap_or_default()
-            .iter()
-            .map(|r| {
-                let mut v = json!({"reader": r.reader, "message": r.message().get(lang), "generation": r.generation,
-                    "card_present": r.state != cpx_agent::messages::SlotState::NoCard,
-                    "problems": r.codes.iter().map(|c| json!({"code": c, "message": c.entry().message.get(lang), "fix": c.entry().fix.get(lang)})).collect::<Vec<_>>()});
-                if let Some(card) = &r.card {
-                    v["card_type"] = cpx_agent::scan::card_label(card).into();
-                    v["holder"] = card.identity.display_name().into();
-                    v["certificate"] = certificate_text(card, lang).into();
-                    if let Some(p) = card.pin {
-                        v["tries_left"] = p.tries_left.into();
-                        v["max_tries"] = p.max_tries.into();
-                    }
-                }
-                v
-            })
-            .collect();
+        let readers: Vec<Value> =
+            scanned.unwrap_or_default().iter().map(|r| output::reader_view(lang, r)).collect();
         let server = shared.server_error.lock().unwrap_or_else(|p| p.into_inner()).clone().map(|(code, detail)| {
-            json!({"code": code, "message": code.entry().message.get(lang), "fix": code.entry().fix.get(lang), "detail": detail})
+            let mut v = output::problem_json(lang, code);
+            v["detail"] = detail.into();
+            v
         });
         use base64::Engine;
         let icon = base64::engine::general_purpose::STANDARD.encode(crate::icons::png(overall, 96));
@@ -106,20 +92,6 @@ pub async fn status_view(shared: AppState<'_>) -> Result<Value, String> {
     })
     .await
     .map_err(|e| e.to_string())
-}
-
-/// « valide du … au … » or « expiré depuis le … », from the catalogue.
-fn certificate_text(card: &cpx_agent::scan::CardSummary, lang: cpx_agent::messages::Lang) -> String {
-    use cpx_agent::messages::label;
-    use cpx_card::identity::date;
-    let id = &card.identity;
-    let (from, to) = (date(id.not_before), date(id.not_after));
-    let template = match card.certificate_validity {
-        cpx_card::Validity::Valid => label::VALID_FROM_TO,
-        cpx_card::Validity::Expired => label::EXPIRED_ON,
-        cpx_card::Validity::NotYetValid => label::NOT_YET_VALID,
-    };
-    cpx_agent::output::fill(template.get(lang), &[("from", &from), ("to", &to)])
 }
 
 /// The sites allowed by policy and by the professional.
@@ -164,19 +136,12 @@ pub async fn diagnostics_run(shared: AppState<'_>) -> Result<Value, String> {
     tauri::async_runtime::spawn_blocking(move || {
         let lang = shared.lang;
         let checks = diagnose::run(&diagnose_options(&shared));
-        let rows: Vec<Value> = checks
-            .iter()
-            .map(|c| {
-                let mut v = json!({"check": c.check, "title": diagnose::title(&c.check).get(lang), "verdict": c.verdict, "detail": c.detail});
-                if let Some(code) = c.code {
-                    v["code"] = json!(code);
-                    v["message"] = code.entry().message.get(lang).into();
-                    v["fix"] = code.entry().fix.get(lang).into();
-                }
-                v
-            })
-            .collect();
-        let worst = checks.iter().map(|c| c.verdict).max_by_key(|v| match v { Verdict::Ok => 0, Verdict::Warn => 1, Verdict::Fail => 2 });
+        let rows: Vec<Value> = checks.iter().map(|c| output::check_json(lang, c)).collect();
+        let worst = checks.iter().map(|c| c.verdict).max_by_key(|v| match v {
+            Verdict::Ok => 0,
+            Verdict::Warn => 1,
+            Verdict::Fail => 2,
+        });
         json!({"checks": rows, "worst": worst})
     })
     .await

@@ -53,11 +53,51 @@ fn card_faults_are_named_first() {
         assert!(!problem["problem"]["fix"].as_str().unwrap().is_empty(), "{persona}: the fix is given");
         if persona == "cps3-variant" || persona == "not-cpx" {
             assert!(
-                problem["detail"].as_str().unwrap().contains("historical bytes"),
+                problem["detail"].as_str().unwrap().contains("octets historiques"),
                 "unknown ATR printed with its parsed form: {problem}"
             );
         }
         card.remove();
+    }
+}
+
+/// Every check is said in the chosen language: the same run in French and in English differs in every
+/// title and every detail (only technical values such as paths and ATRs are the same), and the French
+/// text output has none of the English details.
+#[test]
+fn details_are_in_the_chosen_language() {
+    let reader = stack().reader();
+    let _card = insert("cps3-one-try", &reader);
+    let config = config("words", "[[site]]\norigin = \"https://portal.test\"\n");
+    let run = |lang: &str| diagnose(&reader, &config, &["--origin", "https://other.test", "--lang", lang]).1;
+    let (fr, en) = (run("fr"), run("en"));
+    let (fr, en) = (fr["checks"].as_array().unwrap(), en["checks"].as_array().unwrap());
+    assert!(fr.len() >= 10 && fr.len() == en.len(), "{fr:#?}");
+    for (f, e) in fr.iter().zip(en) {
+        assert_eq!(f["check"], e["check"]);
+        assert_ne!(f["detail"], e["detail"], "{}: the French detail is the English one", f["check"]);
+        assert_ne!(f["title"], e["title"], "{}", f["check"]);
+    }
+    let out = binary("cpx-agent")
+        .args([
+            "diagnose",
+            "--card-timeout",
+            "500",
+            "--reader",
+            &reader.name,
+            "--origin",
+            "https://other.test",
+        ])
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1 essai(s) restant(s) sur 3"), "{text}");
+    for english in
+        [": running", "tries left", "issuer ANS", "card present", "not in the configuration", "free (the"]
+    {
+        assert!(!text.contains(english), "« {english} » in the French output:\n{text}");
     }
 }
 
@@ -123,7 +163,7 @@ fn site_and_portal_faults() {
         .cloned()
         .unwrap_or_default();
     assert!(
-        clock["detail"].as_str().unwrap_or_default().contains(" s against the endpoint's Date"),
+        clock["detail"].as_str().unwrap_or_default().contains(" s d'écart avec l'en-tête Date du serveur"),
         "the clock was measured: {clock}"
     );
     let (_, v) = diagnose(&reader, &good, &["--origin", "https://other.test"]);
@@ -174,8 +214,11 @@ fn the_configuration_check_says_what_managed_policy_sets() {
         .cloned()
         .unwrap_or_default();
     let detail = config["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains(&format!("managed policy {} sets: port, site", policy.display())), "{detail}");
-    assert!(detail.contains("sets: log_level, site"), "{detail}");
+    assert!(
+        detail.contains(&format!("la politique gérée {} fixe : port, site", policy.display())),
+        "{detail}"
+    );
+    assert!(detail.contains("fixe : log_level, site"), "{detail}");
     assert!(
         detail.contains(&format!("port {port}")) && detail.contains("2 site(s)"),
         "the policy's port is in force: {detail}"
@@ -255,7 +298,7 @@ fn whether_the_browsers_trust_the_local_ca() {
     let after = trust();
     assert_eq!(after["verdict"].as_str(), Some("ok"), "{after}");
     assert!(
-        after["detail"].as_str().unwrap_or_default().contains("Chromium/Chrome (~/.pki/nssdb): trusted"),
+        after["detail"].as_str().unwrap_or_default().contains("Chromium/Chrome (~/.pki/nssdb) : approuvé"),
         "{after}"
     );
 }
