@@ -82,6 +82,7 @@ pub fn title(check: &str) -> Text {
             fr: "Certificat local approuvé par les navigateurs",
             en: "Local certificate trusted by the browsers",
         },
+        "key_store" => Text { fr: "Trousseau des clés de l'agent", en: "Agent's key store" },
         _ => Text { fr: "Vérification", en: "Check" },
     }
 }
@@ -91,6 +92,7 @@ pub fn run(opts: &Options) -> Vec<Check> {
     card_checks(opts, &mut checks);
     checks.push(loopback_port(opts.config.port));
     checks.push(loopback_trust(&opts.data_dir));
+    checks.push(key_store(opts.config.key_store, &opts.data_dir));
     checks.push(Check::ok(
         "configuration",
         format!(
@@ -359,6 +361,20 @@ fn loopback_trust(data_dir: &std::path::Path) -> Check {
         Check::ok("loopback_trust", detail)
     } else {
         Check::bad("loopback_trust", Verdict::Warn, Code::LoopbackNotTrusted, detail)
+    }
+}
+
+/// Where this user's keys are: the keyring, or (a warning with the fix) files because no keyring was usable.
+fn key_store(kind: crate::config::KeyStoreKind, data_dir: &std::path::Path) -> Check {
+    match crate::secrets::keyring_fallback(kind, data_dir) {
+        Some(dir) => {
+            Check::bad("key_store", Verdict::Warn, Code::KeyringUnavailable, dir.display().to_string())
+        }
+        None if kind == crate::config::KeyStoreKind::File => Check::ok(
+            "key_store",
+            format!("key_store = \"file\": {}", data_dir.join(crate::secrets::PRIVATE_DIR).display()),
+        ),
+        None => Check::ok("key_store", "keyring"),
     }
 }
 

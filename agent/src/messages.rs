@@ -133,6 +133,9 @@ pub enum Code {
     // Said by the page client (relying-party/js/cpx-agent.js) when it cannot reach the agent.
     AgentUnreachable,
     LocalNetworkBlocked,
+    // Where the agent's keys are.
+    /// No usable keyring: the agent's keys are in files of this user only (0600).
+    KeyringUnavailable,
 }
 
 impl Serialize for Code {
@@ -167,7 +170,7 @@ pub struct Entry {
 
 impl Code {
     /// Every code, for catalogues and documentation (the codes about a recognised card as « CPx »).
-    pub const ALL: [Code; 52] = [
+    pub const ALL: [Code; 53] = [
         Code::PcscServiceStopped,
         Code::NoReader,
         Code::ReaderUnavailable,
@@ -220,6 +223,7 @@ impl Code {
         Code::ConsentTooOften,
         Code::AgentUnreachable,
         Code::LocalNetworkBlocked,
+        Code::KeyringUnavailable,
     ];
 
     /// The stable name (`CARD_NOT_CPX`…), the same for every generation.
@@ -278,6 +282,7 @@ impl Code {
             ConsentTooOften => "CONSENT_TOO_OFTEN",
             AgentUnreachable => "AGENT_UNREACHABLE",
             LocalNetworkBlocked => "LOCAL_NETWORK_BLOCKED",
+            KeyringUnavailable => "KEYRING_UNAVAILABLE",
         }
     }
 
@@ -557,6 +562,12 @@ impl Code {
             LocalNetworkBlocked => (
                 text!("Le navigateur empêche ce site de joindre l'Agent CPx sur cet ordinateur (accès au réseau local refusé)", "The browser stops this site from reaching Agent CPx on this computer (local network access refused)"),
                 text!("Cliquez sur l'icône à gauche de l'adresse du site, autorisez l'accès aux appareils et applications de cet ordinateur (réseau local), puis rechargez la page. Le service informatique peut l'autoriser pour tous les postes (stratégies de navigateur de l'Agent CPx).", "Click the icon left of the site's address, allow access to this computer's devices and apps (local network), then reload the page. IT can allow it for every workstation (Agent CPx's browser policies)."),
+                false,
+            ),
+            // Where the agent's keys are.
+            KeyringUnavailable => (
+                text!("Aucun trousseau de clés utilisable : la clé du certificat local de l'Agent CPx est gardée dans un fichier lisible par vous seul", "No usable keyring: Agent CPx's local certificate key is kept in a file readable by you only"),
+                text!("Installez et déverrouillez un trousseau de clés (gnome-keyring, ou le Secret Service de KeePassXC), puis redémarrez l'Agent CPx : la clé y sera déplacée. En attendant, l'Agent CPx fonctionne normalement.", "Install and unlock a keyring (gnome-keyring, or KeePassXC's Secret Service), then restart Agent CPx: the key will be moved into it. Meanwhile Agent CPx works as usual."),
                 false,
             ),
         };
