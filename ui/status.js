@@ -14,6 +14,13 @@ page(async () => {
     s.append(e.message, el("br"), el("span", { class: "small" }, e.fix), el("br"), el("span", { class: "small" }, e.detail));
     s.hidden = false;
   }
+  if (view.keys) {
+    // No usable keyring: the agent works, its keys are in a file of this user's (and how to get a keyring).
+    const k = view.keys;
+    const s = document.getElementById("keys");
+    s.append(k.message, el("br"), el("span", { class: "small" }, k.fix), el("br"), el("span", { class: "small" }, k.detail));
+    s.hidden = false;
+  }
   const body = document.getElementById("readers");
   if (view.readers.length === 0) body.append(el("tr", {}, el("td", { colspan: "2" }, t.status_no_reader)));
   // The one that matters at the top: readers with a usable card, then those with a card that has a

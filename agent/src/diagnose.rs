@@ -41,10 +41,11 @@ pub enum CheckKind {
     Site,
     PortalEndpoint,
     Clock,
+    KeyStore,
 }
 
 impl CheckKind {
-    pub const ALL: [CheckKind; 15] = [
+    pub const ALL: [CheckKind; 16] = [
         Self::PcscService,
         Self::Readers,
         Self::Card,
@@ -60,6 +61,7 @@ impl CheckKind {
         Self::Site,
         Self::PortalEndpoint,
         Self::Clock,
+        Self::KeyStore,
     ];
 
     /// The stable name.
@@ -80,6 +82,7 @@ impl CheckKind {
             Self::Site => "site",
             Self::PortalEndpoint => "portal_endpoint",
             Self::Clock => "clock",
+            Self::KeyStore => "key_store",
         }
     }
 
@@ -102,6 +105,7 @@ impl CheckKind {
             Self::Site => t::SITE,
             Self::PortalEndpoint => t::PORTAL_ENDPOINT,
             Self::Clock => t::CLOCK,
+            Self::KeyStore => t::KEY_STORE,
         }
     }
 
@@ -188,6 +192,7 @@ pub fn run(opts: &Options) -> Vec<Check> {
     card_checks(opts, &mut checks);
     checks.push(loopback_port(opts.config.port));
     checks.push(loopback_trust(&opts.data_dir));
+    checks.push(key_store(opts.config.key_store, &opts.data_dir));
     let pki = match opts.config.pki {
         PkiPolicy::Production => detail::PKI_PRODUCTION,
         PkiPolicy::Test => detail::PKI_TEST,
@@ -517,6 +522,24 @@ fn loopback_trust(data_dir: &std::path::Path) -> Check {
         Check::ok(CheckKind::LoopbackTrust, detail)
     } else {
         Check::bad(CheckKind::LoopbackTrust, Verdict::Warn, Code::LoopbackNotTrusted, detail)
+    }
+}
+
+/// Where this user's keys are: the keyring, or (a warning with the fix) files because no keyring was usable.
+fn key_store(kind: crate::config::KeyStoreKind, data_dir: &std::path::Path) -> Check {
+    match crate::secrets::keyring_fallback(kind, data_dir) {
+        Some(dir) => Check::bad(
+            CheckKind::KeyStore,
+            Verdict::Warn,
+            Code::KeyringUnavailable,
+            Said::new(detail::KEYS_IN_FILES).with("folder", dir.display()),
+        ),
+        None if kind == crate::config::KeyStoreKind::File => Check::ok(
+            CheckKind::KeyStore,
+            Said::new(detail::KEYS_IN_FILES_BY_CHOICE)
+                .with("folder", data_dir.join(crate::secrets::PRIVATE_DIR).display()),
+        ),
+        None => Check::ok(CheckKind::KeyStore, Said::new(detail::KEYS_IN_KEYRING)),
     }
 }
 

@@ -133,6 +133,9 @@ pub enum Code {
     // Said by the page client (relying-party/js/cpx-agent.js) when it cannot reach the agent.
     AgentUnreachable,
     LocalNetworkBlocked,
+    // Where the agent's keys are.
+    /// No usable keyring: the agent's keys are in files of this user only (0600).
+    KeyringUnavailable,
 }
 
 impl Serialize for Code {
@@ -167,7 +170,7 @@ pub struct Entry {
 
 impl Code {
     /// Every code, for catalogues and documentation (the codes about a recognised card as « CPx »).
-    pub const ALL: [Code; 52] = [
+    pub const ALL: [Code; 53] = [
         Code::PcscServiceStopped,
         Code::NoReader,
         Code::ReaderUnavailable,
@@ -220,6 +223,7 @@ impl Code {
         Code::ConsentTooOften,
         Code::AgentUnreachable,
         Code::LocalNetworkBlocked,
+        Code::KeyringUnavailable,
     ];
 
     /// The stable wire name (`CARD_NOT_CPX`…), the same for every generation: what the API, the CLI's
@@ -279,6 +283,7 @@ impl Code {
             ConsentTooOften => "CONSENT_TOO_OFTEN",
             AgentUnreachable => "AGENT_UNREACHABLE",
             LocalNetworkBlocked => "LOCAL_NETWORK_BLOCKED",
+            KeyringUnavailable => "KEYRING_UNAVAILABLE",
         }
     }
 
@@ -328,7 +333,7 @@ impl Code {
             | PromptUnavailable | UserAgentNotRunning => 503,
             // Said by `diagnose`, the CLI or the page client, never answered by the API.
             CardUnlistedVariant | PinLastTry | CardTestOnProduction | AgentPortTaken | ClockSkew
-            | PolicyMalformed | AgentUnreachable | LocalNetworkBlocked => 500,
+            | PolicyMalformed | AgentUnreachable | LocalNetworkBlocked | KeyringUnavailable => 500,
         }
     }
 
@@ -610,6 +615,12 @@ impl Code {
                 text!("Cliquez sur l'icône à gauche de l'adresse du site, autorisez l'accès aux appareils et applications de cet ordinateur (réseau local), puis rechargez la page. Le service informatique peut l'autoriser pour tous les postes (stratégies de navigateur de l'Agent CPx).", "Click the icon left of the site's address, allow access to this computer's devices and apps (local network), then reload the page. IT can allow it for every workstation (Agent CPx's browser policies)."),
                 false,
             ),
+            // Where the agent's keys are.
+            KeyringUnavailable => (
+                text!("Aucun trousseau de clés utilisable : la clé du certificat local de l'Agent CPx est gardée dans un fichier lisible par vous seul", "No usable keyring: Agent CPx's local certificate key is kept in a file readable by you only"),
+                text!("Installez et déverrouillez un trousseau de clés (gnome-keyring, ou le Secret Service de KeePassXC), puis redémarrez l'Agent CPx : la clé y sera déplacée. En attendant, l'Agent CPx fonctionne normalement.", "Install and unlock a keyring (gnome-keyring, or KeePassXC's Secret Service), then restart Agent CPx: the key will be moved into it. Meanwhile Agent CPx works as usual."),
+                false,
+            ),
         };
         Entry { message, fix, retriable }
     }
@@ -834,6 +845,7 @@ pub mod check_title {
         POLICY = text!("Politique gérée : valeurs fixées et leur source", "Managed policy: values set and their source");
         POLICY_PROBLEM = text!("Clé de configuration invalide", "Malformed configuration key");
         LOOPBACK_TRUST = text!("Certificat local approuvé par les navigateurs", "Local certificate trusted by the browsers");
+        KEY_STORE = text!("Trousseau des clés de l'agent", "Agent's key store");
     }
 }
 
@@ -845,6 +857,9 @@ pub mod detail {
         /// Several findings, joined with « ; ».
         LIST = text!("{items}", "{items}");
         PCSC_RUNNING = text!("en marche", "running");
+        KEYS_IN_FILES = text!("pas de trousseau utilisable : clés dans {folder} (fichiers lisibles par vous seul)", "no usable keyring: keys in {folder} (files only you can read)");
+        KEYS_IN_FILES_BY_CHOICE = text!("key_store = \"file\" : clés dans {folder}", "key_store = \"file\": keys in {folder}");
+        KEYS_IN_KEYRING = text!("dans le trousseau du système", "in the system keyring");
         PCSC_CONTEXT_FAILED = text!("SCardEstablishContext a échoué : {error}", "SCardEstablishContext: {error}");
         PCSC_ERROR = text!("erreur PC/SC : {error}", "PC/SC error: {error}");
         READERS_LISTED = text!("vus par PC/SC : {readers}", "listed by PC/SC: {readers}");

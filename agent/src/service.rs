@@ -12,7 +12,7 @@ use crate::config::{Config, KeyStoreKind};
 use crate::consent::{Consent, ConsentPrompt};
 use crate::localca::{self, LoopbackIdentity};
 use crate::pin_prompt::PinPrompt;
-use crate::secrets::{FileStore, KeyringStore, SecretStore};
+use crate::secrets::{self, KeyringStore, PrivateFileStore, SecretStore};
 use crate::server::Agent;
 
 /// The default configuration file (Linux `~/.config/cpx-agent/config.toml`; the others: [`crate::paths`]).
@@ -73,12 +73,32 @@ pub fn card_cache() -> CertCache {
 }
 
 /// The store of the agent's own secrets (loopback key, approvals' integrity key). Call before any async
-/// runtime starts (the Secret Service client runs its own executor).
+/// runtime starts (the Secret Service client runs its own executor). With `key_store = "keyring"` and no
+/// usable keyring (a session without a Secret Service, a keyring that stays locked), this user's files
+/// ([`PrivateFileStore`], 0600) instead: the agent starts, and the status window and `diagnose` say so
+/// (`KEYRING_UNAVAILABLE`). A keyring found again later gets the files' secrets ([`secrets::move_into`]).
 pub fn secret_store(config: &Config, data_dir: &Path) -> Result<Box<dyn SecretStore>, String> {
-    Ok(match config.key_store {
-        KeyStoreKind::Keyring => Box::new(KeyringStore::native().map_err(|e| e.to_string())?),
-        KeyStoreKind::File => Box::new(FileStore { dir: data_dir.join("secrets") }),
-    })
+    let files = PrivateFileStore::in_data_dir(data_dir);
+    if config.key_store == KeyStoreKind::File {
+        return Ok(Box::new(files));
+    }
+    let keyring = match KeyringStore::usable(localca::KEY_NAME) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!(error = %e, dir = %files.dir().display(), "no usable keyring: the agent's keys are kept in files of this user only");
+            return Ok(Box::new(files));
+        }
+    };
+    match secrets::move_into(&files, &keyring) {
+        Ok(moved) if !moved.is_empty() => tracing::info!(?moved, "keys moved from files into the keyring"),
+        Ok(_) => {}
+        Err(e) => {
+            // The files are the newest copies: keep using them rather than the keyring's.
+            tracing::warn!(error = %e, dir = %files.dir().display(), "keys not moved into the keyring; kept in files");
+            return Ok(Box::new(files));
+        }
+    }
+    Ok(Box::new(keyring))
 }
 
 /// What a running agent is made of.

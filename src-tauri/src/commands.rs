@@ -85,7 +85,13 @@ pub async fn status_view(shared: AppState<'_>) -> Result<Value, String> {
         });
         use base64::Engine;
         let icon = base64::engine::general_purpose::STANDARD.encode(crate::icons::png(overall, 96));
+        // No usable keyring: the keys are in files of this user only (a warning, with the fix).
+        let keys = cpx_agent::secrets::keyring_fallback(shared.agent.config.key_store, &shared.data_dir).map(|dir| {
+            let code = cpx_agent::messages::Code::KeyringUnavailable;
+            json!({"code": code, "message": code.entry().message.get(lang), "fix": code.entry().fix.get(lang), "detail": dir.display().to_string()})
+        });
         json!({
+            "keys": keys,
             "state": overall, "icon": format!("data:image/png;base64,{icon}"), "message": overall.text().get(lang), "fix": overall.fix().map(|f| f.get(lang)),
             "readers": readers, "port": shared.agent.config.port, "server_error": server,
         })

@@ -6,8 +6,8 @@
 //! - [`commands`]: what the pages may call (each window only its own, see `capabilities/`).
 //! - [`shared`]: what these parts share.
 //!
-//! Usage: `cpx-tray [--config FILE] [--data-dir DIR] [--show status|diagnostics|sites|about]`. A second
-//! start hands its `--show` to the running app (single instance) and exits.
+//! Usage (`cpx-tray --help`): `cpx-tray [--config FILE] [--data-dir DIR] [--show status|diagnostics|sites|about]`.
+//! A second start hands its `--show` to the running app (single instance) and exits.
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
@@ -23,6 +23,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use cpx_agent::messages::{Code, Lang};
 use cpx_agent::service;
 use tauri::{Manager, RunEvent, WindowEvent};
@@ -34,43 +35,40 @@ use crate::windows::Window;
 /// Longest wait for one card call.
 const CARD_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The command line; `CPX_AGENT_CONFIG` and `CPX_AGENT_DATA_DIR` stand for `--config` and `--data-dir`, as
+/// for `cpx-agent`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "cpx-tray",
+    version,
+    about = "Agent CPx dans la barre des tâches : état de la carte, saisie du code porteur, autorisation des sites ; \
+             fait tourner le serveur local de l'agent.",
+    after_help = "A second start hands --show to the running app (the status window by default) and exits."
+)]
 struct Args {
+    /// Configuration file (default ~/.config/cpx-agent/config.toml).
+    #[arg(long, env = "CPX_AGENT_CONFIG")]
     config: Option<PathBuf>,
+    /// Data folder: local CA, approved sites (default ~/.local/share/cpx-agent).
+    #[arg(long, env = "CPX_AGENT_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Window to show at start (or in the running app, on a second start).
+    #[arg(long, value_parser = window_parser())]
     show: Option<Window>,
+    /// Writes the app's icon files into this folder and exits (packaging).
+    #[arg(long, hide = true, value_name = "DIR")]
     write_icons: Option<PathBuf>,
+    /// Started by the session's autostart entry (a second start then shows nothing).
+    #[arg(long, hide = true)]
+    autostart: bool,
 }
 
-fn parse_args(argv: &[String]) -> Result<Args, String> {
-    let mut args = Args {
-        config: std::env::var_os("CPX_AGENT_CONFIG").map(Into::into),
-        data_dir: std::env::var_os("CPX_AGENT_DATA_DIR").map(Into::into),
-        show: None,
-        write_icons: None,
-    };
-    let mut it = argv.iter().skip(1);
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
-        match a.as_str() {
-            "--config" => args.config = Some(value("--config")?.into()),
-            "--data-dir" => args.data_dir = Some(value("--data-dir")?.into()),
-            "--show" => {
-                let v = value("--show")?;
-                args.show = Some(
-                    tray::menu_target(&v)
-                        .ok_or(format!("--show: unknown window {v:?} (status, diagnostics, sites, about)"))?,
-                );
-            }
-            "--write-icons" => args.write_icons = Some(value("--write-icons")?.into()),
-            "--autostart" => {}
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(args)
+/// `--show`'s values: the windows of the tray menu.
+fn window_parser() -> impl clap::builder::TypedValueParser<Value = Window> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["status", "diagnostics", "sites", "about"])
+        .try_map(|name: String| tray::menu_target(&name).ok_or("not a window of the tray menu"))
 }
-
-const USAGE: &str = "Usage: cpx-tray [--config FILE] [--data-dir DIR] [--show status|diagnostics|sites|about]\n\nAgent CPx in the tray: card state, code porteur dialog, site consent; runs the agent's loopback server.\nA second start hands --show to the running app and exits.";
 
 /// French unless the OS asks for English (`CPX_AGENT_LANG=fr|en` wins).
 fn os_lang() -> Lang {
@@ -124,18 +122,8 @@ fn main() -> ExitCode {
     if !cfg!(debug_assertions) {
         std::env::remove_var("TAURI_WEBVIEW_AUTOMATION");
     }
-    let argv: Vec<String> = std::env::args().collect();
-    let args = match parse_args(&argv) {
-        Ok(a) => a,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("cpx-tray: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    // --help and --version print and exit 0; a usage error exits 2 (as `cpx-agent`).
+    let args = Args::parse();
     if let Some(dir) = args.write_icons {
         for name in icons::APP_ICON_FILES {
             if let Err(e) = std::fs::write(dir.join(name), icons::app_icon(name).unwrap_or_default()) {
@@ -172,11 +160,12 @@ fn main() -> ExitCode {
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(move |app, argv, _cwd| {
             // A second start at login (a per-user and a machine-wide entry both there): nothing to show.
-            if argv.iter().any(|a| a == cpx_agent::autostart::ARG) {
+            let second = Args::try_parse_from(&argv).ok();
+            if second.as_ref().is_some_and(|a| a.autostart) {
                 return;
             }
             // A second start: show what it asked for (the status window by default).
-            let window = parse_args(&argv).ok().and_then(|a| a.show).unwrap_or(Window::Status);
+            let window = second.and_then(|a| a.show).unwrap_or(Window::Status);
             if let Err(e) = windows::show(app, window, lang) {
                 tracing::warn!(error = %e, "window not shown");
             }
@@ -273,4 +262,27 @@ fn main() -> ExitCode {
         }
     });
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line() {
+        Args::command().debug_assert();
+        let args = Args::try_parse_from(["cpx-tray", "--show", "sites", "--config", "/c.toml"]).unwrap();
+        assert_eq!(
+            (args.show, args.config.as_deref()),
+            (Some(Window::Sites), Some(std::path::Path::new("/c.toml")))
+        );
+        assert!(Args::try_parse_from(["cpx-tray", cpx_agent::autostart::ARG]).unwrap().autostart);
+        let unknown = Args::try_parse_from(["cpx-tray", "--show", "pin"]).unwrap_err();
+        assert_eq!(unknown.kind(), clap::error::ErrorKind::InvalidValue, "the PIN dialog is no menu window");
+        assert_eq!(unknown.exit_code(), 2, "a usage error exits 2");
+        let help = Args::try_parse_from(["cpx-tray", "--help"]).unwrap_err();
+        assert_eq!((help.kind(), help.exit_code()), (clap::error::ErrorKind::DisplayHelp, 0));
+        assert!(help.to_string().contains("[possible values: status, diagnostics, sites, about]"), "{help}");
+    }
 }

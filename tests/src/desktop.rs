@@ -39,6 +39,48 @@ pub struct Desktop {
 
 impl Desktop {
     pub fn start(panel_kind: Panel) -> Self {
+        Self::start_with_bus(panel_kind, &["--session"])
+    }
+
+    /// A desktop whose session bus has no Secret Service: every D-Bus service installed but the ones that
+    /// provide `org.freedesktop.secrets` (gnome-keyring, KeePassXC…), its configuration in `dir`.
+    pub fn start_without_secret_service(panel_kind: Panel, dir: &Path) -> Self {
+        let services = dir.join("dbus-services");
+        std::fs::create_dir_all(&services).unwrap();
+        for entry in std::fs::read_dir("/usr/share/dbus-1/services").into_iter().flatten().flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            if !text.lines().any(|l| l.trim() == "Name=org.freedesktop.secrets") {
+                let _ = std::os::unix::fs::symlink(entry.path(), services.join(entry.file_name()));
+            }
+        }
+        // The system's session bus configuration (/usr/share/dbus-1/session.conf) with these services.
+        let config = dir.join("session-bus.conf");
+        std::fs::write(
+            &config,
+            format!(
+                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <keep_umask/>
+  <listen>unix:tmpdir=/tmp</listen>
+  <auth>EXTERNAL</auth>
+  <servicedir>{}</servicedir>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#,
+                services.display()
+            ),
+        )
+        .unwrap();
+        Self::start_with_bus(panel_kind, &[&format!("--config-file={}", config.display())])
+    }
+
+    fn start_with_bus(panel_kind: Panel, bus: &[&str]) -> Self {
         let (xvfb, display) = (20..200)
             .find_map(|n| {
                 if Path::new(&format!("/tmp/.X{n}-lock")).exists() {
@@ -73,7 +115,8 @@ impl Desktop {
             })
             .expect("a free X display");
         let out = Command::new("dbus-daemon")
-            .args(["--session", "--fork", "--print-address=1", "--print-pid=1"])
+            .args(bus)
+            .args(["--fork", "--print-address=1", "--print-pid=1"])
             .output()
             .expect("dbus-daemon (apt-get install dbus-daemon)");
         let text = String::from_utf8_lossy(&out.stdout);
