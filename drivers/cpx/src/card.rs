@@ -1,16 +1,14 @@
-//! The card trait every generation's driver implements, and [`open`], which recognises a card and hands
-//! it to the right driver: ATR table first, then the EF.SN.ICC issuer check, then the PKCS#15 structure
-//! (from the certificate cache when the card was seen before); how is in [`crate::open`].
+//! The card trait every generation's driver implements ([`CpxCard`]), what is known of a card once opened
+//! ([`CardInfo`]), and the status words of VERIFY and of the signing commands, which both generations
+//! share. Recognising a card and picking its driver is [`crate::open`]'s.
 
 use cpx_pcsc::Transport;
 use serde::Serialize;
 
 use crate::atr::{Generation, Interface};
-use crate::cache::{CertCache, Layout};
-use crate::cps3::Cps3;
-use crate::cps4::Cps4;
+use crate::cache::Layout;
 use crate::error::CardError;
-use crate::identity::{self, Identity};
+use crate::identity::Identity;
 use crate::pin::{Pin, PinStatus};
 use crate::scheme::SignScheme;
 
@@ -99,19 +97,15 @@ pub trait CpxCard: Send {
     /// made again.
     fn authenticate(&mut self, pin: &Pin, scheme: SignScheme, digest: &[u8]) -> Result<Vec<u8>, CardError> {
         if digest.len() != scheme.digest_len() {
-            return Err(CardError::Unsupported {
-                what: format!("digest of {} bytes for {scheme:?}", digest.len()),
-            });
+            return Err(CardError::DigestLength { scheme, len: digest.len() });
         }
         if !self.schemes().contains(&scheme) {
-            return Err(CardError::Unsupported { what: format!("{scheme:?} on this card") });
+            return Err(CardError::SchemeUnsupported { scheme });
         }
         let mut session = self.transport().transaction()?;
         let result = (|| {
             match self.pin_status()? {
-                None => {
-                    return Err(CardError::Unsupported { what: "no code porteur on this interface".into() })
-                }
+                None => return Err(CardError::NoPinOnInterface),
                 Some(s) if s.blocked() => return Err(CardError::PinBlocked),
                 Some(_) => {}
             }
@@ -134,26 +128,6 @@ pub trait CpxCard: Send {
             (Ok(signature), Ok(())) => Ok(signature),
         }
     }
-}
-
-/// Recognises the card behind `transport` and returns its driver, ready (identity known).
-pub fn open(
-    mut transport: Box<dyn Transport>,
-    atr: &[u8],
-    cache: &CertCache,
-) -> Result<Box<dyn CpxCard>, CardError> {
-    let reading = transport.transaction()?;
-    let opened = crate::open::identify(transport.as_mut(), atr, cache);
-    let ended = reading.end();
-    let (info, layout) = opened?;
-    ended?;
-    let identity = identity::from_certificate(&layout.cert_der)
-        .map_err(|e| e.after_recognition(Some(info.generation)))?;
-    let opened = Opened { transport, info, layout, identity };
-    Ok(match opened.info.generation {
-        Generation::Cps3 => Box::new(Cps3::new(opened)),
-        Generation::Cps4 => Box::new(Cps4::new(opened)),
-    })
 }
 
 /// Maps the status word of a VERIFY (with data) to its meaning.

@@ -25,11 +25,7 @@ impl Cps3 {
     }
 
     fn pin(&self) -> Result<&PinInfo, CardError> {
-        self.card
-            .layout
-            .pin
-            .as_ref()
-            .ok_or(CardError::Unsupported { what: "no code porteur on this interface".into() })
+        self.card.layout.pin.as_ref().ok_or(CardError::NoPinOnInterface)
     }
 
     /// Selects the DF the AODF gives for the PIN (the MF for the global CHV), unless already there: a path
@@ -131,10 +127,9 @@ impl CpxCard for Cps3 {
 
     fn sign(&mut self, scheme: SignScheme, digest: &[u8]) -> Result<Vec<u8>, CardError> {
         if self.card.info.interface == crate::atr::Interface::Contactless {
-            return Err(CardError::Unsupported { what: "signature over the contactless interface".into() });
+            return Err(CardError::ContactlessSignature);
         }
-        let prefix =
-            scheme.digest_info_prefix().ok_or(CardError::Unsupported { what: "RSA-PSS on a CPS3".into() })?;
+        let prefix = scheme.digest_info_prefix().ok_or(CardError::SchemeUnsupported { scheme })?;
         let key = self.card.layout.key.reference;
         iso::expect_ok(
             self.card.transport.as_mut(),

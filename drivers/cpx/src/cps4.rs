@@ -84,12 +84,7 @@ impl Cps4 {
     }
 
     fn pin_reference(&self) -> Result<u8, CardError> {
-        self.card
-            .layout
-            .pin
-            .as_ref()
-            .map(|p| p.reference)
-            .ok_or(CardError::Unsupported { what: "no code porteur".into() })
+        self.card.layout.pin.as_ref().map(|p| p.reference).ok_or(CardError::NoPinOnInterface)
     }
 }
 
@@ -126,8 +121,7 @@ impl CpxCard for Cps4 {
     }
 
     fn verify_pin(&mut self, pin: &Pin) -> Result<(), CardError> {
-        let info =
-            self.card.layout.pin.clone().ok_or(CardError::Unsupported { what: "no code porteur".into() })?;
+        let info = self.card.layout.pin.clone().ok_or(CardError::NoPinOnInterface)?;
         let cla = self.chipdoc()?;
         let data = pin.encode(&info)?;
         let r = iso::send(
@@ -141,7 +135,7 @@ impl CpxCard for Cps4 {
         let alg = match scheme {
             SignScheme::RsaPkcs1Sha256 => 0x28,
             SignScheme::RsaPssSha256 => 0x2C,
-            other => return Err(CardError::Unsupported { what: format!("{other:?} on a CPS4") }),
+            scheme => return Err(CardError::SchemeUnsupported { scheme }),
         };
         let key = self.card.layout.key.reference | 0x80;
         let modulus = self.card.identity.rsa_bits.unwrap_or(2048) / 8;

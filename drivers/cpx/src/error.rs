@@ -5,6 +5,7 @@ use cpx_pcsc::{PcscError, StatusWord};
 use serde::Serialize;
 
 use crate::atr::Generation;
+use crate::scheme::SignScheme;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -25,9 +26,13 @@ pub enum CardError {
     /// A structure read from the card (TLV, FCP, PKCS#15, EF.SN.ICC, certificate…) does not parse.
     #[error("malformed {what} on the card: {detail}")]
     Malformed { what: &'static str, detail: String },
-    /// The card's PKCS#15 structure lacks an object the operation needs.
+    /// The card's PKCS#15 structure lacks an object the operation needs (EF.SN.ICC, the CPx
+    /// application, the code porteur object).
     #[error("the card has no {what}")]
     Missing { what: &'static str },
+    /// The card's PKCS#15 structure has no authentication key, or no certificate for it: it cannot log in.
+    #[error("the card has no {}", .what.name())]
+    MissingCredential { what: Credential },
     /// The code porteur is blocked: no VERIFY was (or will be) sent.
     #[error("code porteur blocked")]
     PinBlocked,
@@ -40,9 +45,19 @@ pub enum CardError {
     /// The operation needs a verified code porteur.
     #[error("code porteur not verified")]
     PinRequired,
-    /// The card (or its interface) cannot do this.
-    #[error("not supported by this card: {what}")]
-    Unsupported { what: String },
+    /// The card has no code porteur on this interface (a CPS3 read contactless, a CPS4 whose PKCS#15 names
+    /// none): it cannot log in through this reader.
+    #[error("no code porteur on this interface")]
+    NoPinOnInterface,
+    /// A signature was asked over the contactless interface, which does not sign.
+    #[error("no signature over the contactless interface")]
+    ContactlessSignature,
+    /// The card's authentication key cannot produce this signature scheme (RSA-PSS on a CPS3…).
+    #[error("{scheme:?} not supported by this card")]
+    SchemeUnsupported { scheme: SignScheme },
+    /// The digest given is not as long as the scheme's hash (nothing was sent to the card).
+    #[error("digest of {len} bytes for {scheme:?}")]
+    DigestLength { scheme: SignScheme, len: usize },
     /// The card answered `69 85` (conditions of use not satisfied) to the code porteur: it was not
     /// presented again (a code porteur is never retried on the user's behalf); the user may try again.
     #[error("the card refused the code porteur for now (69 85); try again")]
@@ -51,6 +66,26 @@ pub enum CardError {
     /// a later step failed: the failure is about the card's content, never about how it is inserted.
     #[error("{} card recognised, but: {source}", generation_name(*.generation))]
     Recognised { generation: Option<Generation>, source: Box<CardError> },
+}
+
+/// The login credential a card may lack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Credential {
+    /// The private key whose usage is authentication.
+    AuthenticationKey,
+    /// The certificate of that key.
+    AuthenticationCertificate,
+}
+
+impl Credential {
+    /// Its name in the error texts.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AuthenticationKey => "authentication key",
+            Self::AuthenticationCertificate => "authentication certificate",
+        }
+    }
 }
 
 /// "CPS3", "CPS4", or "CPx" when the generation is not known yet (a variant recognised by its issuer).

@@ -10,9 +10,11 @@ use cpx_pcsc::Transport;
 
 use crate::atr::{self, Generation, Interface};
 use crate::cache::{CertCache, Layout};
-use crate::card::{CardInfo, Recognition};
+use crate::card::{CardInfo, CpxCard, Opened, Recognition};
+use crate::cps3::Cps3;
+use crate::cps4::Cps4;
 use crate::efsn;
-use crate::error::CardError;
+use crate::error::{CardError, Credential};
 use crate::fcp;
 use crate::iso;
 use crate::path::{ObjectPath, Pkcs15Path};
@@ -30,6 +32,26 @@ const EF_ODF: u16 = 0x5031;
 
 fn not_cpx(atr: &[u8], reason: impl Into<String>) -> CardError {
     CardError::NotCpx { atr: hex::encode_upper(atr), reason: reason.into() }
+}
+
+/// Recognises the card behind `transport` and returns its driver, ready (identity known).
+pub fn open(
+    mut transport: Box<dyn Transport>,
+    atr: &[u8],
+    cache: &CertCache,
+) -> Result<Box<dyn CpxCard>, CardError> {
+    let reading = transport.transaction()?;
+    let opened = identify(transport.as_mut(), atr, cache);
+    let ended = reading.end();
+    let (info, layout) = opened?;
+    ended?;
+    let identity = crate::identity::from_certificate(&layout.cert_der)
+        .map_err(|e| e.after_recognition(Some(info.generation)))?;
+    let opened = Opened { transport, info, layout, identity };
+    Ok(match opened.info.generation {
+        Generation::Cps3 => Box::new(Cps3::new(opened)),
+        Generation::Cps4 => Box::new(Cps4::new(opened)),
+    })
 }
 
 /// Recognises the card and learns its layout (inside the caller's transaction).
@@ -323,7 +345,7 @@ fn read_objects(
     let key = keys
         .into_iter()
         .find(|k| k.is_authentication())
-        .ok_or(CardError::Missing { what: "authentication key" })?;
+        .ok_or(CardError::MissingCredential { what: Credential::AuthenticationKey })?;
     let mut certs = Vec::new();
     for path in &odf.cdf {
         certs.extend(pkcs15::parse_cdf(&files.read(path)?.0)?);
@@ -331,7 +353,7 @@ fn read_objects(
     let cert = certs
         .into_iter()
         .find(|c| c.id == key.id)
-        .ok_or(CardError::Missing { what: "authentication certificate" })?;
+        .ok_or(CardError::MissingCredential { what: Credential::AuthenticationCertificate })?;
     let pin = match &key.auth_id {
         None => None,
         Some(auth_id) => {
@@ -347,7 +369,7 @@ fn read_objects(
         }
     };
     if cert.path.is_none() {
-        return Err(CardError::Missing { what: "authentication certificate" });
+        return Err(CardError::MissingCredential { what: Credential::AuthenticationCertificate });
     }
     let (cert_der, cert_file_size) = files.read(&cert.path)?;
     Ok(Layout {
