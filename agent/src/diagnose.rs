@@ -8,10 +8,11 @@ use cpx_card::{CertCache, Recognition, Validity};
 use cpx_pcsc::SlotState as Slot;
 use serde::Serialize;
 
+use crate::card_service::CardService;
 use crate::config::{Config, PkiPolicy};
 use crate::messages::{Code, Lang, Text};
 use crate::mtls::Endpoint;
-use crate::scan::{self, now_unix};
+use crate::scan::now_unix;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -48,6 +49,8 @@ pub struct Options<'a> {
     /// Check that this origin is configured.
     pub origin: Option<String>,
     pub timeout: Duration,
+    /// The way to the card: the agent's (the tray), or the command's own (`cpx-agent diagnose`).
+    pub cards: &'a CardService,
     /// The agent's data folder (its local CA).
     pub data_dir: std::path::PathBuf,
 }
@@ -152,27 +155,22 @@ fn policy_checks(provenance: &crate::config::Provenance, checks: &mut Vec<Check>
 }
 
 fn card_checks(opts: &Options, checks: &mut Vec<Check>) {
-    let ctx = match cpx_pcsc::Context::establish() {
-        Ok(c) => c,
-        Err(e) => {
-            return checks.push(Check::bad(
-                "pcsc_service",
-                Verdict::Fail,
-                Code::PcscServiceStopped,
-                format!("SCardEstablishContext: {e}"),
-            ))
-        }
-    };
-    checks.push(Check::ok("pcsc_service", "running"));
-    let readers = match cpx_pcsc::list_readers(&ctx) {
+    // Through the card service, like every card access: a login in progress is waited for.
+    if let Err(code) = opts.cards.blocking(|cards| reader_checks(opts, cards, checks)) {
+        checks.push(Check::bad("card", Verdict::Fail, code, "the card stayed in use by a login"));
+    }
+}
+
+fn reader_checks(opts: &Options, cards: &CardService, checks: &mut Vec<Check>) {
+    let readers = match cards.readers() {
         Ok(r) => r,
         Err(e) => {
             return checks.push(Check::bad("pcsc_service", Verdict::Fail, Code::from(&e), e.to_string()))
         }
     };
-    let mut readers: Vec<_> =
+    checks.push(Check::ok("pcsc_service", "running"));
+    let readers: Vec<_> =
         readers.into_iter().filter(|r| opts.reader.as_deref().is_none_or(|n| n == r.name)).collect();
-    readers.sort_by(|a, b| a.name.cmp(&b.name));
     if readers.is_empty() {
         let code = if opts.reader.is_some() { Code::ReaderUnavailable } else { Code::NoReader };
         return checks.push(Check::bad("readers", Verdict::Fail, code, "no reader listed by PC/SC"));
@@ -182,11 +180,11 @@ fn card_checks(opts: &Options, checks: &mut Vec<Check>) {
         return checks.push(Check::bad("card", Verdict::Fail, Code::NoCard, "no card in any reader"));
     }
     for r in readers.iter().filter(|r| r.state != Slot::Empty) {
-        one_card(opts, r, checks);
+        one_card(opts, cards, r, checks);
     }
 }
 
-fn one_card(opts: &Options, r: &cpx_pcsc::ReaderInfo, checks: &mut Vec<Check>) {
+fn one_card(opts: &Options, cards: &CardService, r: &cpx_pcsc::ReaderInfo, checks: &mut Vec<Check>) {
     let at = |c: &str| format!("{c}:{}", r.name);
     let atr = hex::encode_upper(&r.atr);
     match r.state {
@@ -209,7 +207,8 @@ fn one_card(opts: &Options, r: &cpx_pcsc::ReaderInfo, checks: &mut Vec<Check>) {
         }
         _ => {}
     }
-    let mut card = match scan::open_card_with_atr(&r.name, Some(&r.atr), opts.timeout, &CertCache::memory()) {
+    // Everything read from the card, never from the cache: the check is about the card's content.
+    let mut card = match cards.open_card(&r.name, Some(&r.atr), &CertCache::memory()) {
         Ok(c) => c,
         Err(e) => {
             let parsed = cpx_card::atr::parse(&r.atr);

@@ -18,6 +18,13 @@
 //! - [`diagnose`], [`report`], [`logging`], [`browser_trust`]: for the helpdesk.
 //! - [`output`]: terminal conventions of the CLI; [`autostart`]: the tray app's per-user autostart entry.
 
+/// The card driver's types the agent's users need (the tray's PIN dialog and status window), so that
+/// they depend on the agent alone.
+pub mod card {
+    pub use cpx_card::identity::date;
+    pub use cpx_card::{Generation, Identity, Pin, PinStatus, Validity};
+}
+
 pub mod api;
 pub mod autostart;
 pub mod broker;

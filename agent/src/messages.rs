@@ -814,7 +814,10 @@ mod tests {
         // A missing key or certificate: no certificate once the card is named, incomplete before.
         let no_key = E::MissingCredential { what: Credential::AuthenticationKey };
         assert_eq!(Code::from(&no_key), Code::CardIncomplete);
-        assert_eq!(Code::about_card(&no_key, Some(G::Cps4)), Code::CardRecognisedNoCertificate(Some(G::Cps4)));
+        assert_eq!(
+            Code::about_card(&no_key, Some(G::Cps4)),
+            Code::CardRecognisedNoCertificate(Some(G::Cps4))
+        );
         // Any other missing object of a named card: its content could not be read.
         let no_app = E::Missing { what: "ChipDoc application" };
         assert_eq!(Code::about_card(&no_app, Some(G::Cps4)), Code::CardRecognisedUnreadable(Some(G::Cps4)));

@@ -45,7 +45,7 @@ fn reply(window: &WebviewWindow, shared: &Shared, kind: Window, answer: Answer) 
 #[tauri::command]
 pub fn pin_submit(window: WebviewWindow, shared: AppState<'_>, pin: String) -> Result<(), String> {
     let pin = Zeroizing::new(pin);
-    let pin = cpx_card::Pin::new(&pin)
+    let pin = cpx_agent::card::Pin::new(&pin)
         .map_err(|_| cpx_agent::messages::Code::PinFormat.entry().message.get(shared.lang).to_owned())?;
     reply(&window, &shared, Window::Pin, Answer::Pin(pin))
 }
@@ -110,14 +110,14 @@ pub async fn status_view(shared: AppState<'_>) -> Result<Value, String> {
 
 /// « valide du … au … » or « expiré depuis le … », from the catalogue.
 fn certificate_text(card: &cpx_agent::scan::CardSummary, lang: cpx_agent::messages::Lang) -> String {
+    use cpx_agent::card::{date, Validity};
     use cpx_agent::messages::label;
-    use cpx_card::identity::date;
     let id = &card.identity;
     let (from, to) = (date(id.not_before), date(id.not_after));
     let template = match card.certificate_validity {
-        cpx_card::Validity::Valid => label::VALID_FROM_TO,
-        cpx_card::Validity::Expired => label::EXPIRED_ON,
-        cpx_card::Validity::NotYetValid => label::NOT_YET_VALID,
+        Validity::Valid => label::VALID_FROM_TO,
+        Validity::Expired => label::EXPIRED_ON,
+        Validity::NotYetValid => label::NOT_YET_VALID,
     };
     cpx_agent::output::fill(template.get(lang), &[("from", &from), ("to", &to)])
 }
@@ -153,6 +153,7 @@ fn diagnose_options(shared: &Shared) -> diagnose::Options<'_> {
         reader: None,
         origin: None,
         timeout: shared.card_timeout,
+        cards: &shared.agent.cards,
         data_dir: shared.data_dir.clone(),
     }
 }
@@ -189,7 +190,7 @@ pub async fn diagnostics_copy(app: tauri::AppHandle, shared: AppState<'_>) -> Re
     use tauri_plugin_clipboard_manager::ClipboardExt;
     let shared = Arc::clone(&shared);
     let text = tauri::async_runtime::spawn_blocking(move || {
-        cpx_agent::report::gather(&diagnose_options(&shared), &shared.agent.cards.cache, false)
+        cpx_agent::report::gather(&diagnose_options(&shared), false)
     })
     .await
     .map_err(|e| e.to_string())?;

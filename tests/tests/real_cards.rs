@@ -234,7 +234,8 @@ fn a_cps4_offering_t0_and_t1_is_connected_in_t0() {
     let _card = insert("cps4", &reader);
     // The ATR as PC/SC reports it, before any connection (a first connection fixes the protocol).
     let ctx = cpx_pcsc::Context::establish().expect("PC/SC");
-    let atr = cpx_pcsc::list_readers(&ctx)
+    let atr = ctx
+        .readers()
         .expect("readers")
         .into_iter()
         .find(|r| r.name == reader.name)

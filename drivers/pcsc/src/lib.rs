@@ -22,5 +22,5 @@ pub use apdu::{Command, Response, StatusWord};
 pub use connection::{Connection, ConnectionOptions, Protocol, Transport};
 pub use error::PcscError;
 pub use monitor::{Monitor, MonitorEvent, MonitorOptions, ReaderWatch, POLL_PERIOD};
-pub use readers::{list_readers, Context, ReaderInfo, SlotState};
+pub use readers::{Context, ReaderInfo, SlotState};
 pub use transaction::{Disposition, Transaction};
