@@ -17,7 +17,10 @@ use crate::scheme::SignScheme;
 #[serde(tag = "by", rename_all = "snake_case")]
 pub enum Recognition {
     /// Its ATR is in the table.
-    AtrTable { label: &'static str },
+    AtrTable {
+        /// The table's name for it (« CPS3 »).
+        label: &'static str,
+    },
     /// Its ATR is in no table, but EF.SN.ICC names the ANS as issuer: a CPx variant.
     IssuerOnly,
 }
@@ -25,10 +28,14 @@ pub enum Recognition {
 /// What is known of a card once opened.
 #[derive(Debug, Clone, Serialize)]
 pub struct CardInfo {
+    /// The card generation.
     pub generation: Generation,
+    /// Contact or contactless.
     pub interface: Interface,
+    /// The ATR as the card gave it.
     #[serde(serialize_with = "hex_ser")]
     pub atr: Vec<u8>,
+    /// How the card was recognised.
     pub recognition: Recognition,
     /// Card number from EF.SN.ICC.
     pub serial: String,
@@ -50,15 +57,20 @@ pub struct Opened {
 
 /// One CPx card, whatever its generation.
 pub trait CpxCard: Send {
+    /// What the driver learnt when the card was opened.
     fn opened(&self) -> &Opened;
+    /// The same, to change (the transport, after a session).
     fn opened_mut(&mut self) -> &mut Opened;
 
+    /// The card's type, interface, number and application.
     fn info(&self) -> &CardInfo {
         &self.opened().info
     }
+    /// Its PKCS#15 layout: key, certificate, code porteur.
     fn layout(&self) -> &Layout {
         &self.opened().layout
     }
+    /// The holder, from the authentication certificate.
     fn identity(&self) -> &Identity {
         &self.opened().identity
     }

@@ -13,6 +13,7 @@ use crate::pkcs15::PinInfo;
 use crate::scheme::SignScheme;
 use crate::tlv;
 
+/// The CPS3 driver (IAS ECC): the PKCS#15 objects on the basic channel, signature by INTERNAL AUTHENTICATE.
 pub struct Cps3 {
     card: Opened,
     /// The PIN's DF is the current one (true after a reset: the MF is selected).
@@ -20,6 +21,7 @@ pub struct Cps3 {
 }
 
 impl Cps3 {
+    /// The driver of a card [`crate::open::open`] recognised as a CPS3.
     pub fn new(card: Opened) -> Self {
         Self { card, pin_df_selected: false }
     }

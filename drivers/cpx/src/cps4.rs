@@ -35,6 +35,7 @@ pub(crate) fn close_channel(t: &mut dyn Transport, cla: u8) -> Result<(), CardEr
     iso::expect_ok(t, "MANAGE CHANNEL close", &Command::new(0x00, 0x70, 0x80, cla)).map(drop)
 }
 
+/// The CPS4 driver: ChipDoc on a logical channel, signature by MSE SET and PSO.
 pub struct Cps4 {
     card: Opened,
     /// CLA of the channel where ChipDoc is selected, once opened in this session.
@@ -42,6 +43,7 @@ pub struct Cps4 {
 }
 
 impl Cps4 {
+    /// The driver of a card [`crate::open::open`] recognised as a CPS4.
     pub fn new(card: Opened) -> Self {
         Self { card, channel: None }
     }

@@ -6,6 +6,8 @@
 //! returns [`CardError`] and never panics ([`tlv`], [`fcp`], [`efsn`], [`path`], [`pkcs15`], [`identity`],
 //! [`atr`]). The card facts the driver relies on, with their public sources, are in docs/card-facts.md.
 
+#![warn(missing_docs)]
+
 pub mod atr;
 pub mod cache;
 pub mod card;

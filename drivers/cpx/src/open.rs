@@ -22,7 +22,9 @@ use crate::pkcs15::{self, find_app, DirApp, AID_CHIPDOC, AID_CPX_IAS, AID_CPX_IA
 
 /// Short file identifiers of the MF's EFs, from the FCPs (tag 88) of real CPS3 cards.
 pub const SFI_EF_SN_ICC: u8 = 0x1C;
+/// Short file identifier of EF.ATR (EF.SN.ICC is read through it).
 pub const SFI_EF_ATR: u8 = 0x1D;
+/// Short file identifier of EF.DIR, the list of applications.
 pub const SFI_EF_DIR: u8 = 0x1E;
 const EF_SN_ICC: [u8; 4] = [0x3F, 0x00, 0xD0, 0x03];
 const EF_DIR: [u8; 4] = [0x3F, 0x00, 0x2F, 0x00];

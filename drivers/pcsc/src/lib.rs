@@ -11,6 +11,8 @@
 //! - [`readers`]: a one-shot view of the readers and what is in them.
 //! - [`monitor`]: an event-driven reader/card monitor on `SCardGetStatusChange`.
 
+#![warn(missing_docs)]
+
 pub mod apdu;
 pub mod connection;
 pub mod error;
