@@ -7,8 +7,9 @@
 //!
 //! **A scan while a login holds the card** answers from the last scan (the state before the login:
 //! a page polling `GET /v1/status` and the tray's status window keep their answer at once, and no PIN
-//! dialog is ever disturbed by APDUs of a scan). With no scan to answer from, it waits for the card like
-//! a login does (up to `busy_wait`), then reports BUSY. A login forgets the last scan when it ends (the
+//! dialog is ever disturbed by APDUs of a scan). With no scan to answer from, it waits for the card up to
+//! the card timeout (a login's card calls end within it; its PIN dialog may last much longer, and a page
+//! or a window must not hang that long), then reports BUSY; so do diagnose and the CLI's reads. A login forgets the last scan when it ends (the
 //! tries left may have changed), so the next scan reads the card again; the tray's watch
 //! ([`crate::card_state::watch`]) reads it again as soon as the login ends. A CLI command in its own
 //! process has its own service, hence its own permit.
@@ -57,6 +58,7 @@ pub(crate) enum Source {
 const FREE_POLL: Duration = Duration::from_millis(20);
 
 impl CardService {
+    /// A service with nothing remembered and the card free.
     pub fn new(cache: CertCache, card_timeout: Duration, busy_wait: Duration) -> Arc<Self> {
         Arc::new(Self {
             cache,
@@ -87,10 +89,10 @@ impl CardService {
         done.map_err(|e| ApiError::new(Code::AgentError, 500).detail(e.to_string()))?
     }
 
-    /// Runs `f` with exclusive use of the card, on this thread (a blocking one: the CLI, the tray's
-    /// threads); BUSY when the card stayed taken for `busy_wait`. Not for async code: use [`Self::exclusive`].
+    /// Runs `f` with exclusive use of the card, on this thread (a blocking one: the CLI, diagnose, the
+    /// tray's threads); BUSY when the card stayed taken for the card timeout. Not for async code.
     pub fn blocking<T>(&self, f: impl FnOnce(&CardService) -> T) -> Result<T, Code> {
-        let _permit = self.wait_blocking(self.busy_wait).ok_or(Code::Busy)?;
+        let _permit = self.wait_blocking(self.card_timeout).ok_or(Code::Busy)?;
         let out = f(self);
         self.forget();
         Ok(out)
@@ -106,7 +108,7 @@ impl CardService {
                 if let Some(r) = self.remembered(&options, None) {
                     return r;
                 }
-                match tokio::time::timeout(self.busy_wait, self.permit.clone().acquire_owned()).await {
+                match tokio::time::timeout(self.card_timeout, self.permit.clone().acquire_owned()).await {
                     Ok(Ok(p)) => p,
                     Ok(Err(_)) => return Err(Code::AgentError),
                     Err(_) => return Err(Code::Busy),
@@ -139,7 +141,7 @@ impl CardService {
                 if let Some(r) = self.remembered(options, None) {
                     return (r, Source::Remembered);
                 }
-                match self.wait_blocking(self.busy_wait) {
+                match self.wait_blocking(self.card_timeout) {
                     Some(p) => p,
                     None => return (Err(Code::Busy), Source::Read),
                 }
@@ -299,8 +301,9 @@ mod tests {
     use super::*;
     use crate::messages::SlotState;
 
-    fn service(busy_wait: Duration) -> Arc<CardService> {
-        CardService::new(CertCache::memory(), Duration::from_secs(1), busy_wait)
+    /// A service whose waits (for a login and for a scan) are all `wait`.
+    fn service(wait: Duration) -> Arc<CardService> {
+        CardService::new(CertCache::memory(), wait, wait)
     }
 
     fn ready(name: &str) -> ReaderReport {
@@ -316,7 +319,7 @@ mod tests {
     }
 
     fn options(with_pin: bool, reader: Option<&str>) -> ScanOptions {
-        ScanOptions { timeout: Duration::from_secs(1), with_pin, reader: reader.map(str::to_owned) }
+        ScanOptions { with_pin, reader: reader.map(str::to_owned) }
     }
 
     /// Holds the card as a login with its PIN dialog open does, until the returned sender is dropped.

@@ -234,6 +234,8 @@ mod tests {
         assert_eq!(Overall::of(Ok(&[empty])), Overall::NoCard);
         assert_eq!(Overall::of(Ok(&[])), Overall::NoReader);
         assert_eq!(Overall::of(Err(Code::PcscServiceStopped)), Overall::ServiceStopped);
+        // A login kept the card longer than the scan waited (see card_service.rs).
+        assert_eq!(Overall::of(Err(Code::Busy)), Overall::InUse);
         // A CPS3 whose content cannot be read: named, with the helpdesk route, never « mal insérée ».
         let unreadable = Code::CardRecognisedUnreadable(Some(cpx_card::Generation::Cps3));
         let state = Overall::of(Ok(&[
