@@ -155,7 +155,8 @@ fn policy_checks(provenance: &crate::config::Provenance, checks: &mut Vec<Check>
 }
 
 fn card_checks(opts: &Options, checks: &mut Vec<Check>) {
-    // Through the card service, like every card access: a login in progress is waited for.
+    // Through the card service, like every card access: a login in progress is waited for (up to the card
+    // timeout).
     if let Err(code) = opts.cards.blocking(|cards| reader_checks(opts, cards, checks)) {
         checks.push(Check::bad("card", Verdict::Fail, code, "the card stayed in use by a login"));
     }
