@@ -1,11 +1,18 @@
 //! The card state at a glance: one verdict over every reader, for the tray icon and its tooltip. A usable
 //! CPx card anywhere wins; otherwise the most telling problem (blocked code porteur, expired certificate,
-//! a card not recognised) before the plain absences (no card, no reader, no PC/SC service).
+//! a card not recognised) before the plain absences (no card, no reader, no PC/SC service). [`watch`]
+//! follows it: the PC/SC monitor's events, each answered by a scan through the card service.
 
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use cpx_pcsc::{Monitor, MonitorEvent};
 use serde::Serialize;
 
+use crate::card_service::{CardService, Source};
 use crate::messages::{Code, SlotState, Text};
-use crate::scan::ReaderReport;
+use crate::scan::{ReaderReport, ScanOptions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overall {
@@ -61,6 +68,8 @@ impl Overall {
         let reports = match scan {
             Ok(r) => r,
             Err(Code::PcscServiceStopped) => return Self::ServiceStopped,
+            // A login kept the card longer than a scan waits for it.
+            Err(Code::Busy) => return Self::InUse,
             Err(_) => return Self::NoReader,
         };
         if reports.is_empty() {
@@ -128,6 +137,68 @@ impl Overall {
     }
 }
 
+/// One look at the readers, after a PC/SC event.
+#[derive(Debug, Clone)]
+pub struct Update {
+    /// The verdict over every reader.
+    pub overall: Overall,
+    /// Every reader, or why none could be looked at.
+    pub readers: Result<Vec<ReaderReport>, Code>,
+    /// What the PC/SC service reported.
+    pub event: MonitorEvent,
+    /// When it reported it.
+    pub at: Instant,
+}
+
+/// A running watch; dropping it (or [`Watch::stop`]) ends it.
+pub struct Watch {
+    monitor: Monitor,
+}
+
+impl Watch {
+    /// Stops the monitor; the thread that scans ends after its current scan.
+    pub fn stop(self) {
+        self.monitor.stop();
+    }
+}
+
+/// Follows the card state: starts the PC/SC monitor and, on each of its events, scans the readers
+/// through `cards` and hands the result to `on_update` (on a thread of its own, in order). A scan that a
+/// login answered from the state before it (see [`crate::card_service`]) is made again as soon as the
+/// login ends, so the state after the login (tries left, a card removed meanwhile) is shown too.
+pub fn watch(
+    cards: Arc<CardService>,
+    options: ScanOptions,
+    mut on_update: impl FnMut(Update) + Send + 'static,
+) -> Watch {
+    let (tx, rx) = mpsc::channel::<(MonitorEvent, Instant)>();
+    let monitor = Monitor::start(move |event, at| {
+        let _ = tx.send((event, at));
+    });
+    let scanning = std::thread::Builder::new().name("card state".into()).spawn(move || {
+        let mut look = |event: &MonitorEvent, at: Instant| {
+            let (readers, source) = cards.scan_from(&options);
+            let overall = Overall::of(readers.as_deref().map_err(|c| *c));
+            on_update(Update { overall, readers, event: event.clone(), at });
+            source
+        };
+        while let Ok((event, at)) = rx.recv() {
+            if look(&event, at) == Source::Remembered {
+                // An event that comes meanwhile is answered by the look after the login.
+                let stopped = || matches!(rx.try_recv(), Err(mpsc::TryRecvError::Disconnected));
+                if !cards.wait_free(stopped) {
+                    return;
+                }
+                look(&event, at);
+            }
+        }
+    });
+    if let Err(e) = scanning {
+        tracing::warn!(error = %e, "card state thread not started");
+    }
+    Watch { monitor }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +234,8 @@ mod tests {
         assert_eq!(Overall::of(Ok(&[empty])), Overall::NoCard);
         assert_eq!(Overall::of(Ok(&[])), Overall::NoReader);
         assert_eq!(Overall::of(Err(Code::PcscServiceStopped)), Overall::ServiceStopped);
+        // A login kept the card longer than the scan waited (see card_service.rs).
+        assert_eq!(Overall::of(Err(Code::Busy)), Overall::InUse);
         // A CPS3 whose content cannot be read: named, with the helpdesk route, never « mal insérée ».
         let unreadable = Code::CardRecognisedUnreadable(Some(cpx_card::Generation::Cps3));
         let state = Overall::of(Ok(&[

@@ -8,12 +8,13 @@ use cpx_card::{CertCache, Recognition, Validity};
 use cpx_pcsc::SlotState as Slot;
 use serde::Serialize;
 
+use crate::card_service::CardService;
 use crate::config::{Config, PkiPolicy};
 use crate::exit::ExitStatus;
 use crate::messages::{detail, Code, Lang, Text};
 use crate::mtls::Endpoint;
 use crate::output::Said;
-use crate::scan::{self, now_unix};
+use crate::scan::now_unix;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -183,6 +184,8 @@ pub struct Options<'a> {
     /// Check that this origin is configured.
     pub origin: Option<String>,
     pub timeout: Duration,
+    /// The way to the card: the agent's (the tray), or the command's own (`cpx-agent diagnose`).
+    pub cards: &'a CardService,
     /// The agent's data folder (its local CA).
     pub data_dir: std::path::PathBuf,
 }
@@ -290,19 +293,15 @@ fn policy_checks(provenance: &crate::config::Provenance, checks: &mut Vec<Check>
 }
 
 fn card_checks(opts: &Options, checks: &mut Vec<Check>) {
-    let ctx = match cpx_pcsc::Context::establish() {
-        Ok(c) => c,
-        Err(e) => {
-            return checks.push(Check::bad(
-                CheckKind::PcscService,
-                Verdict::Fail,
-                Code::PcscServiceStopped,
-                Said::new(detail::PCSC_CONTEXT_FAILED).with("error", e),
-            ))
-        }
-    };
-    checks.push(Check::ok(CheckKind::PcscService, Said::new(detail::PCSC_RUNNING)));
-    let readers = match cpx_pcsc::list_readers(&ctx) {
+    // Through the card service, like every card access: a login in progress is waited for (up to the card
+    // timeout).
+    if let Err(code) = opts.cards.blocking(|cards| reader_checks(opts, cards, checks)) {
+        checks.push(Check::bad(CheckKind::Card, Verdict::Fail, code, Said::new(detail::CARD_BUSY)));
+    }
+}
+
+fn reader_checks(opts: &Options, cards: &CardService, checks: &mut Vec<Check>) {
+    let readers = match cards.readers() {
         Ok(r) => r,
         Err(e) => {
             return checks.push(Check::bad(
@@ -313,9 +312,9 @@ fn card_checks(opts: &Options, checks: &mut Vec<Check>) {
             ))
         }
     };
-    let mut readers: Vec<_> =
+    checks.push(Check::ok(CheckKind::PcscService, Said::new(detail::PCSC_RUNNING)));
+    let readers: Vec<_> =
         readers.into_iter().filter(|r| opts.reader.as_deref().is_none_or(|n| n == r.name)).collect();
-    readers.sort_by(|a, b| a.name.cmp(&b.name));
     if readers.is_empty() {
         let code = if opts.reader.is_some() { Code::ReaderUnavailable } else { Code::NoReader };
         return checks.push(Check::bad(
@@ -336,11 +335,11 @@ fn card_checks(opts: &Options, checks: &mut Vec<Check>) {
         ));
     }
     for r in readers.iter().filter(|r| r.state != Slot::Empty) {
-        one_card(opts, r, checks);
+        one_card(opts, cards, r, checks);
     }
 }
 
-fn one_card(opts: &Options, r: &cpx_pcsc::ReaderInfo, checks: &mut Vec<Check>) {
+fn one_card(opts: &Options, cards: &CardService, r: &cpx_pcsc::ReaderInfo, checks: &mut Vec<Check>) {
     let at = |kind: CheckKind| kind.at(&r.name);
     let atr = hex::encode_upper(&r.atr);
     let unusable = match r.state {
@@ -353,7 +352,8 @@ fn one_card(opts: &Options, r: &cpx_pcsc::ReaderInfo, checks: &mut Vec<Check>) {
         return checks.push(Check::bad(at(CheckKind::Card), Verdict::Fail, code, Said::new(said)));
     }
     let present = || Said::new(detail::CARD_PRESENT).with("atr", &atr);
-    let mut card = match scan::open_card_with_atr(&r.name, Some(&r.atr), opts.timeout, &CertCache::memory()) {
+    // Everything read from the card, never from the cache: the check is about the card's content.
+    let mut card = match cards.open_card(&r.name, Some(&r.atr), &CertCache::memory()) {
         Ok(c) => c,
         Err(e) => {
             let parsed = cpx_card::atr::parse(&r.atr);

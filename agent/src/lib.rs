@@ -7,17 +7,26 @@
 //!   [`paths`]: the per-OS folders.
 //! - [`server`]: the loopback HTTPS API pages call; [`api`] its typed errors.
 //! - [`login`]: mTLS login and signed token; [`mtls`]: the TLS client with the card's key.
-//! - [`card_service`]: one card operation at a time; [`pin_prompt`]: asking for the code porteur.
+//! - [`card_service`]: the one way to the card (PC/SC, opening cards, scans), one card operation at a
+//!   time; [`pin_prompt`]: asking for the code porteur.
 //! - [`localca`], [`secrets`]: the loopback certificate and where its key lives; [`machine_trust`]: the
 //!   machine's loopback identity and its machine-wide trust (`cpx-agent install-trust`); [`root_store`]:
 //!   the Windows machine Root store it is trusted in.
-//! - [`consent`]: sites outside policy, asked about once; [`card_state`]: the card state at a glance.
+//! - [`consent`]: sites outside policy, asked about once; [`card_state`]: the card state at a glance,
+//!   and its watch for the tray; [`card`]: the driver's types the tray needs.
 //! - [`service`]: starting the agent (shared by `cpx-agent serve` and the tray app).
 //! - [`peer`]: the OS user behind a loopback connection; [`limits`]: caps and deadlines of the servers;
 //!   [`broker`]: on a shared computer, tells each user's pages where that user's agent listens.
 //! - [`diagnose`], [`report`], [`logging`], [`browser_trust`]: for the helpdesk.
 //! - [`output`]: rendering reports, problems and checks (text, JSON, colours) for the CLI, `serve` and the
 //!   tray app; [`exit`]: the CLI's exit statuses; [`autostart`]: the tray app's per-user autostart entry.
+
+/// The card driver's types the agent's users need (the tray's PIN dialog and status window), so that
+/// they depend on the agent alone.
+pub mod card {
+    pub use cpx_card::identity::date;
+    pub use cpx_card::{Generation, Identity, Pin, PinStatus, Validity};
+}
 
 pub mod api;
 pub mod autostart;

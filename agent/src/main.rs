@@ -3,16 +3,17 @@
 //! section about them).
 
 use std::process::ExitCode;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
+use cpx_agent::card_service::CardService;
 use cpx_agent::exit::ExitStatus;
 use cpx_agent::messages::{Code, Lang, SlotState};
 use cpx_agent::output::{self, colour_enabled};
-use cpx_agent::scan::{self, ReaderReport, ScanOptions};
+use cpx_agent::scan::{ReaderReport, ScanOptions};
 use cpx_card::CertCache;
-use cpx_pcsc::{Monitor, MonitorEvent, PcscError};
+use cpx_pcsc::{Monitor, MonitorEvent};
 
 #[derive(Parser)]
 #[command(name = "cpx-agent", version, about = "Agent CPx: cartes CPS/CPE/CPA/CPF des professionnels de santé", after_help = ExitStatus::help())]
@@ -163,9 +164,11 @@ fn main() -> ExitCode {
     let g = cli.global.clone();
     let cache = card_cache();
     match cli.command {
-        Command::Status => run_scan(&g, &cache, false),
-        Command::Card => run_scan(&g, &cache, true),
-        Command::Watch { count, timeout } => watch(&g, &cache, count, timeout.map(Duration::from_secs_f64)),
+        Command::Status => run_scan(&g, &cli_cards(&g, cache), false),
+        Command::Card => run_scan(&g, &cli_cards(&g, cache), true),
+        Command::Watch { count, timeout } => {
+            watch(&g, &cli_cards(&g, cache), count, timeout.map(Duration::from_secs_f64))
+        }
         Command::Serve { config, port, data_dir } => serve(&g, cache, config, port, data_dir),
         Command::Broker { port, user_ports, data_dir, config } => broker(port, user_ports, data_dir, config),
         Command::Diagnose { config, origin } => diagnose(&g, config, origin),
@@ -176,7 +179,7 @@ fn main() -> ExitCode {
         Command::Autostart { action, program } => autostart(&g, action, program),
         Command::Report { out, include_identity, include_origins, config } => report(
             &g,
-            &cache,
+            &cli_cards(&g, cache),
             out,
             cpx_agent::report::Include { identity: include_identity, origins: include_origins },
             config,
@@ -185,6 +188,12 @@ fn main() -> ExitCode {
 }
 
 use cpx_agent::service::{card_cache, load_config};
+
+/// This command's own way to the card (a CLI process has its own card service, hence its own permit).
+fn cli_cards(g: &Global, cache: CertCache) -> Arc<CardService> {
+    let timeout = Duration::from_millis(g.card_timeout);
+    CardService::new(cache, timeout, timeout)
+}
 
 /// What `diagnose` and `report` check: the configuration in force, where it came from, the data folder.
 fn config_to_check(
@@ -202,7 +211,7 @@ fn config_to_check(
 
 fn report(
     g: &Global,
-    cache: &CertCache,
+    cards: &CardService,
     out: std::path::PathBuf,
     include: cpx_agent::report::Include,
     config: Option<std::path::PathBuf>,
@@ -217,9 +226,10 @@ fn report(
         reader: g.reader.clone(),
         origin: None,
         timeout: Duration::from_millis(g.card_timeout),
+        cards,
         data_dir,
     };
-    let text = cpx_agent::report::gather_with(&opts, cache, include);
+    let text = cpx_agent::report::gather_with(&opts, include);
     if let Err(e) = std::fs::write(&out, text) {
         eprintln!("cpx-agent report: {}: {e}", out.display());
         return ExitCode::from(ExitStatus::Internal);
@@ -276,12 +286,14 @@ fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<Strin
         Ok(c) => c,
         Err(code) => return code,
     };
+    let cards = cli_cards(g, CertCache::memory());
     let opts = diagnose::Options {
         config: &config,
         config_source,
         reader: g.reader.clone(),
         origin,
         timeout: Duration::from_millis(g.card_timeout),
+        cards: &cards,
         data_dir,
     };
     let checks = diagnose::run(&opts);
@@ -551,15 +563,13 @@ async fn shutdown() {
 }
 
 fn options(g: &Global, with_pin: bool) -> ScanOptions {
-    ScanOptions { timeout: Duration::from_millis(g.card_timeout), with_pin, reader: g.reader.clone() }
+    ScanOptions { with_pin, reader: g.reader.clone() }
 }
 
-fn run_scan(g: &Global, cache: &CertCache, detailed: bool) -> ExitCode {
-    let reports =
-        cpx_pcsc::Context::establish().and_then(|ctx| scan::scan(&ctx, cache, &options(g, detailed)));
-    let reports = match reports {
+fn run_scan(g: &Global, cards: &CardService, detailed: bool) -> ExitCode {
+    let reports = match cards.scan_blocking(&options(g, detailed)) {
         Ok(r) => r,
-        Err(e) => return service_error(g, &e),
+        Err(code) => return service_error(g, code),
     };
     if reports.is_empty() {
         let code = if g.reader.is_some() { Code::ReaderUnavailable } else { Code::NoReader };
@@ -588,8 +598,7 @@ fn run_scan(g: &Global, cache: &CertCache, detailed: bool) -> ExitCode {
     ExitCode::from(status)
 }
 
-fn service_error(g: &Global, e: &PcscError) -> ExitCode {
-    let code = Code::from(e);
+fn service_error(g: &Global, code: Code) -> ExitCode {
     print_problem(g, code);
     ExitCode::from(if code == Code::PcscServiceStopped {
         ExitStatus::ServiceStopped
@@ -613,7 +622,7 @@ fn print_problem(g: &Global, code: Code) {
 
 /// `watch`: the monitor's events, one line each; an inserted card is identified at once and the line
 /// says how long after pcscd's event it was ready.
-fn watch(g: &Global, cache: &CertCache, count: Option<usize>, timeout: Option<Duration>) -> ExitCode {
+fn watch(g: &Global, cards: &CardService, count: Option<usize>, timeout: Option<Duration>) -> ExitCode {
     let (tx, rx) = mpsc::channel();
     let monitor = Monitor::start(move |event, at| {
         let _ = tx.send((event, at));
@@ -633,13 +642,13 @@ fn watch(g: &Global, cache: &CertCache, count: Option<usize>, timeout: Option<Du
         };
         let Some((event, at)) = next else { break };
         seen += 1;
-        print_event(g, &event, at, cache, colour);
+        print_event(g, &event, at, cards, colour);
     }
     monitor.stop();
     ExitCode::SUCCESS
 }
 
-fn print_event(g: &Global, event: &MonitorEvent, at: Instant, cache: &CertCache, colour: bool) {
+fn print_event(g: &Global, event: &MonitorEvent, at: Instant, cards: &CardService, colour: bool) {
     let lang = g.lang;
     let stamp = clock();
     // An inserted card is identified now: the report and the time from pcscd's event to "ready".
@@ -650,8 +659,8 @@ fn print_event(g: &Global, event: &MonitorEvent, at: Instant, cache: &CertCache,
                 state: cpx_pcsc::SlotState::Present,
                 atr: atr.clone(),
             };
-            let r = scan::report(cache, &info, &options(g, false));
-            Some((r, at.elapsed()))
+            // The CLI's own service: nothing else holds its card, the report always comes.
+            cards.report_blocking(&info, &options(g, false)).ok().map(|r| (r, at.elapsed()))
         }
         _ => None,
     };

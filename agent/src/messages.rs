@@ -679,17 +679,15 @@ impl From<&CardError> for Code {
             CardError::WrongPin { .. } => Code::PinWrong,
             CardError::PinFormat => Code::PinFormat,
             CardError::PinRequired => Code::PinRequired,
-            CardError::Unsupported { what } if what.contains("contactless") || what.contains("interface") => {
-                Code::Contactless
-            }
-            CardError::Unsupported { .. } => Code::Unsupported,
+            CardError::MissingCredential { .. } => Code::CardIncomplete,
+            // No code porteur or no signature on this interface: the card logs in through a contact reader.
+            CardError::NoPinOnInterface | CardError::ContactlessSignature => Code::Contactless,
+            CardError::SchemeUnsupported { .. } | CardError::DigestLength { .. } => Code::Unsupported,
             CardError::PinConditions => Code::PinNotAccepted,
             CardError::Recognised { generation, source } => match source.root() {
                 CardError::Malformed { .. } => Code::CardRecognisedUnreadable(*generation),
                 CardError::UnexpectedStatus { .. } => Code::CardRecognisedRefused(*generation),
-                CardError::Missing { what } if what.contains("certificate") || what.contains("key") => {
-                    Code::CardRecognisedNoCertificate(*generation)
-                }
+                CardError::MissingCredential { .. } => Code::CardRecognisedNoCertificate(*generation),
                 CardError::Missing { .. } => Code::CardRecognisedUnreadable(*generation),
                 // Removed, mute, PIN states…: the plain meaning, the report still names the card.
                 root => Code::from(root),
@@ -860,10 +858,10 @@ pub mod detail {
         KEYS_IN_FILES = text!("pas de trousseau utilisable : clés dans {folder} (fichiers lisibles par vous seul)", "no usable keyring: keys in {folder} (files only you can read)");
         KEYS_IN_FILES_BY_CHOICE = text!("key_store = \"file\" : clés dans {folder}", "key_store = \"file\": keys in {folder}");
         KEYS_IN_KEYRING = text!("dans le trousseau du système", "in the system keyring");
-        PCSC_CONTEXT_FAILED = text!("SCardEstablishContext a échoué : {error}", "SCardEstablishContext: {error}");
         PCSC_ERROR = text!("erreur PC/SC : {error}", "PC/SC error: {error}");
         READERS_LISTED = text!("vus par PC/SC : {readers}", "listed by PC/SC: {readers}");
         NO_READER_LISTED = text!("aucun lecteur vu par PC/SC", "no reader listed by PC/SC");
+        CARD_BUSY = text!("la carte est restée occupée par une connexion en cours", "the card stayed in use by a login in progress");
         NO_CARD_ANYWHERE = text!("aucune carte dans aucun lecteur", "no card in any reader");
         NO_ATR = text!("pas d'ATR", "no ATR");
         HELD_EXCLUSIVELY = text!("utilisée en exclusivité par un autre programme", "held exclusively by another program");
@@ -1079,12 +1077,35 @@ mod tests {
             Code::from(&CardError::NotCpx { atr: String::new(), reason: String::new() }),
             Code::CardNotCpx
         );
-        assert_eq!(
-            Code::from(&CardError::Unsupported { what: "signature over the contactless interface".into() }),
-            Code::Contactless
-        );
+        assert_eq!(Code::from(&CardError::ContactlessSignature), Code::Contactless);
         assert_eq!(SlotState::CardReady.text().get(Lang::Fr), "Carte CPS insérée et reconnue");
         assert_eq!(SlotState::CardNotRecognised.text().get(Lang::Fr), "Carte CPS mal insérée / non reconnue");
+    }
+
+    #[test]
+    fn what_a_card_cannot_do_is_classified_by_its_variant() {
+        use cpx_card::{CardError as E, Credential, Generation as G, SignScheme};
+        // A card with no code porteur on this interface (a CPS3 read contactless, a CPS4 without one)
+        // logs in through a contact reader: CONTACTLESS, whatever its generation.
+        assert_eq!(Code::from(&E::NoPinOnInterface), Code::Contactless);
+        assert_eq!(Code::about_card(&E::NoPinOnInterface, Some(G::Cps4)), Code::Contactless);
+        assert_eq!(Code::about_card(&E::ContactlessSignature, Some(G::Cps3)), Code::Contactless);
+        // What the key cannot do, or a digest of the wrong length: UNSUPPORTED.
+        let pss = E::SchemeUnsupported { scheme: SignScheme::RsaPssSha256 };
+        assert_eq!(Code::from(&pss), Code::Unsupported);
+        assert_eq!(Code::about_card(&pss, Some(G::Cps3)), Code::Unsupported);
+        let short = E::DigestLength { scheme: SignScheme::RsaPkcs1Sha256, len: 20 };
+        assert_eq!(Code::from(&short), Code::Unsupported);
+        // A missing key or certificate: no certificate once the card is named, incomplete before.
+        let no_key = E::MissingCredential { what: Credential::AuthenticationKey };
+        assert_eq!(Code::from(&no_key), Code::CardIncomplete);
+        assert_eq!(
+            Code::about_card(&no_key, Some(G::Cps4)),
+            Code::CardRecognisedNoCertificate(Some(G::Cps4))
+        );
+        // Any other missing object of a named card: its content could not be read.
+        let no_app = E::Missing { what: "ChipDoc application" };
+        assert_eq!(Code::about_card(&no_app, Some(G::Cps4)), Code::CardRecognisedUnreadable(Some(G::Cps4)));
     }
 
     #[test]
@@ -1098,7 +1119,7 @@ mod tests {
                 "Carte CPS3 reconnue, mais son contenu n'a pas pu être lu",
             ),
             (
-                E::Missing { what: "authentication certificate" },
+                E::MissingCredential { what: cpx_card::Credential::AuthenticationCertificate },
                 "CARD_RECOGNISED_NO_CERTIFICATE",
                 "Carte CPS3 reconnue, mais elle ne contient pas de certificat d'authentification utilisable",
             ),

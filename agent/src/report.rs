@@ -9,10 +9,8 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use cpx_card::CertCache;
-
 use crate::diagnose::{self, Check, Options};
-use crate::scan::{self, ScanOptions};
+use crate::scan::ScanOptions;
 
 /// What the user asked to keep in the report (both masked by default).
 #[derive(Debug, Clone, Copy, Default)]
@@ -25,22 +23,19 @@ pub struct Include {
 
 /// Runs the checks and builds the report, masking the identities of the cards present wherever they
 /// appear and the sites in the log lines (the tray's « copier le rapport »).
-pub fn gather(opts: &Options, cache: &CertCache, include_identity: bool) -> String {
-    gather_with(opts, cache, Include { identity: include_identity, origins: false })
+pub fn gather(opts: &Options, include_identity: bool) -> String {
+    gather_with(opts, Include { identity: include_identity, origins: false })
 }
 
 /// The same, keeping what `include` says (`cpx-agent report`).
-pub fn gather_with(opts: &Options, cache: &CertCache, include: Include) -> String {
+pub fn gather_with(opts: &Options, include: Include) -> String {
     let checks = diagnose::run(opts);
     let mut identities = Vec::new();
-    let scan_options = ScanOptions { timeout: opts.timeout, with_pin: false, reader: opts.reader.clone() };
-    if let Ok(ctx) = cpx_pcsc::Context::establish() {
-        for card in
-            scan::scan(&ctx, cache, &scan_options).unwrap_or_default().iter().filter_map(|r| r.card.as_ref())
-        {
-            let id = &card.identity;
-            identities.extend([id.national_id.clone(), id.nom.clone(), id.prenom.clone(), id.display_name()]);
-        }
+    let scan_options = ScanOptions { with_pin: false, reader: opts.reader.clone() };
+    let scanned = opts.cards.scan_blocking(&scan_options).unwrap_or_default();
+    for card in scanned.iter().filter_map(|r| r.card.as_ref()) {
+        let id = &card.identity;
+        identities.extend([id.national_id.clone(), id.nom.clone(), id.prenom.clone(), id.display_name()]);
     }
     build_with(&checks, &opts.config_source, identities, crate::logging::recent_lines(200), include)
 }

@@ -1,12 +1,13 @@
-//! Looks at every reader and the card in it: the state the professional sees, and for a CPx card its
-//! type, holder, certificate and code porteur. Shared by `status`, `card` and `watch`.
+//! What a reader and the card in it look like to the professional: the slot state, and for a CPx card its
+//! type, holder, certificate and code porteur. The readers are scanned through the card service
+//! ([`crate::card_service::CardService::scan`]); shared by `status`, `card`, `watch`, `GET /v1/status`
+//! and the tray.
 
-use std::time::Duration;
-
-use cpx_card::{CardError, CertCache, CpxCard, IdKind, Identity, PinStatus, Recognition, Validity};
-use cpx_pcsc::{Connection, ConnectionOptions, PcscError, ReaderInfo};
+use cpx_card::{CardError, CpxCard, IdKind, Identity, PinStatus, Recognition, Validity};
+use cpx_pcsc::ReaderInfo;
 use serde::Serialize;
 
+use crate::card_service::CardService;
 use crate::messages::{Code, SlotState, Text};
 
 /// What the agent knows of a CPx card.
@@ -63,11 +64,9 @@ impl ReaderReport {
     }
 }
 
-/// Options of a scan.
+/// Options of a scan (the longest wait for a card call is the card service's).
 #[derive(Clone)]
 pub struct ScanOptions {
-    /// Longest wait for any single card call.
-    pub timeout: Duration,
     /// Also read the tries left on the code porteur (two more APDUs).
     pub with_pin: bool,
     /// Only this reader.
@@ -76,31 +75,6 @@ pub struct ScanOptions {
 
 pub fn now_unix() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
-/// Opens the CPx card in `reader` through PC/SC.
-pub fn open_card(reader: &str, timeout: Duration, cache: &CertCache) -> Result<Box<dyn CpxCard>, CardError> {
-    open_card_with_atr(reader, None, timeout, cache)
-}
-
-/// Opens the CPx card in `reader`, whose ATR PC/SC reported as `atr`: the driver then picks the protocol
-/// the card needs (T=0 for a CPS4 that also offers T=1, see `cpx_card::atr::protocol_for`). Each call is a
-/// fresh connection, so a card swapped in the same reader is read as the new card.
-pub fn open_card_with_atr(
-    reader: &str,
-    atr: Option<&[u8]>,
-    timeout: Duration,
-    cache: &CertCache,
-) -> Result<Box<dyn CpxCard>, CardError> {
-    let options = ConnectionOptions { timeout, exclusive: false };
-    let protocol = atr.and_then(cpx_card::atr::protocol_for);
-    let conn = match Connection::connect_with(reader, &options, protocol) {
-        // The card changed since its ATR was read: let the reader choose.
-        Err(PcscError::ProtocolMismatch) if protocol.is_some() => Connection::connect(reader, &options)?,
-        other => other?,
-    };
-    let atr = conn.atr().to_vec();
-    cpx_card::open(Box::new(conn), &atr, cache)
 }
 
 /// The slot state of a card that could not be opened.
@@ -116,30 +90,15 @@ pub fn failed_state(e: &CardError, code: Code) -> SlotState {
     }
 }
 
-/// Scans the readers. A stopped PC/SC service is an error; no reader is an empty list.
-pub fn scan(
-    ctx: &cpx_pcsc::Context,
-    cache: &CertCache,
-    options: &ScanOptions,
-) -> Result<Vec<ReaderReport>, PcscError> {
-    let mut readers = cpx_pcsc::list_readers(ctx)?;
-    readers.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(readers
-        .iter()
-        .filter(|r| options.reader.as_deref().is_none_or(|only| only == r.name))
-        .map(|r| report(cache, r, options))
-        .collect())
-}
-
-/// The report of one reader.
-pub fn report(cache: &CertCache, reader: &ReaderInfo, options: &ScanOptions) -> ReaderReport {
+/// The report of one reader; the card is opened through `cards`, whose permit the caller holds.
+pub(crate) fn report(cards: &CardService, reader: &ReaderInfo, options: &ScanOptions) -> ReaderReport {
     use cpx_pcsc::SlotState as S;
     match reader.state {
         S::Empty => ReaderReport::new(reader, SlotState::NoCard),
         S::Mute => failed(reader, SlotState::CardNotRecognised, Code::CardMute, None),
         S::Exclusive => failed(reader, SlotState::CardInUse, Code::CardInUse, None),
         S::Unavailable => failed(reader, SlotState::CardNotRecognised, Code::ReaderUnavailable, None),
-        S::Present => match open_card_with_atr(&reader.name, Some(&reader.atr), options.timeout, cache) {
+        S::Present => match cards.open_card(&reader.name, Some(&reader.atr), &cards.cache) {
             Ok(mut card) => ready(reader, card.as_mut(), options),
             Err(e) => {
                 let code = Code::from(&e);

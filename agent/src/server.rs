@@ -36,7 +36,7 @@ use crate::login::{self, LoginAnswer};
 use crate::messages::{Code, Lang};
 use crate::peer::Peer;
 use crate::pin_prompt::PinPrompt;
-use crate::scan::{self, ScanOptions};
+use crate::scan::ScanOptions;
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 16 * 1024;
@@ -413,26 +413,20 @@ async fn status(agent: &Agent, allowed: bool, cors: Option<&str>, lang: Lang) ->
     if !allowed {
         return json_response(200, &base, cors);
     }
-    let cards = agent.cards.clone();
-    let options = ScanOptions { timeout: cards.card_timeout, with_pin: true, reader: None };
-    let scanned = tokio::task::spawn_blocking(move || {
-        let ctx = cpx_pcsc::Context::establish()?;
-        scan::scan(&ctx, &cards.cache, &options)
-    })
-    .await;
+    // Through the card service: during a login, the state before it (see card_service.rs).
+    let scanned = agent.cards.scan(ScanOptions { with_pin: true, reader: None }).await;
     let mut body = base;
     match scanned {
-        Ok(Ok(reports)) => {
+        Ok(reports) => {
             body["service"] = "running".into();
             body["readers"] = reports.iter().map(|r| crate::output::reader_api_json(lang, r)).collect();
         }
-        Ok(Err(e)) => {
-            let code = Code::from(&e);
+        Err(Code::AgentError) => return error_response(&ApiError::new(Code::AgentError), lang, cors),
+        Err(code) => {
             body["service"] = if code == Code::PcscServiceStopped { "stopped" } else { "running" }.into();
             body["readers"] = json!([]);
             body["error"] = Problem::new(code, lang).to_value();
         }
-        Err(_) => return error_response(&ApiError::new(Code::AgentError), lang, cors),
     }
     json_response(200, &body, cors)
 }

@@ -46,7 +46,7 @@ fn reply(window: &WebviewWindow, shared: &Shared, kind: Window, answer: Answer) 
 #[tauri::command]
 pub fn pin_submit(window: WebviewWindow, shared: AppState<'_>, pin: String) -> Result<(), String> {
     let pin = Zeroizing::new(pin);
-    let pin = cpx_card::Pin::new(&pin)
+    let pin = cpx_agent::card::Pin::new(&pin)
         .map_err(|_| cpx_agent::messages::Code::PinFormat.entry().message.get(shared.lang).to_owned())?;
     reply(&window, &shared, Window::Pin, Answer::Pin(pin))
 }
@@ -131,6 +131,7 @@ fn diagnose_options(shared: &Shared) -> diagnose::Options<'_> {
         reader: None,
         origin: None,
         timeout: shared.card_timeout,
+        cards: &shared.agent.cards,
         data_dir: shared.data_dir.clone(),
     }
 }
@@ -160,7 +161,7 @@ pub async fn diagnostics_copy(app: tauri::AppHandle, shared: AppState<'_>) -> Re
     use tauri_plugin_clipboard_manager::ClipboardExt;
     let shared = Arc::clone(&shared);
     let text = tauri::async_runtime::spawn_blocking(move || {
-        cpx_agent::report::gather(&diagnose_options(&shared), &shared.agent.cards.cache, false)
+        cpx_agent::report::gather(&diagnose_options(&shared), false)
     })
     .await
     .map_err(|e| e.to_string())?;

@@ -8,10 +8,10 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use cpx_agent::card::Pin;
 use cpx_agent::consent::{ConsentPrompt, ConsentRequest, Decision};
 use cpx_agent::messages::Lang;
 use cpx_agent::pin_prompt::{CardChoice, PinPrompt, PinRequest, PromptError};
-use cpx_card::Pin;
 use serde_json::{json, Value};
 use tauri::AppHandle;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cpx_agent::card_state::Overall;
 use cpx_agent::messages::{Code, Lang};
-use cpx_agent::scan::{self, ReaderReport, ScanOptions};
+use cpx_agent::scan::{ReaderReport, ScanOptions};
 use cpx_agent::server::Agent;
 
 use crate::dialogs::Dialogs;
@@ -27,12 +27,14 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Scans the readers now (card type, holder, tries left).
+    /// What the tray and its status window scan: card type, holder, tries left.
+    pub fn scan_options() -> ScanOptions {
+        ScanOptions { with_pin: true, reader: None }
+    }
+
+    /// Scans the readers now, through the agent's card service (during a login: the state before it).
     pub fn scan(&self) -> Result<Vec<ReaderReport>, Code> {
-        let options = ScanOptions { timeout: self.card_timeout, with_pin: true, reader: None };
-        cpx_pcsc::Context::establish()
-            .and_then(|ctx| scan::scan(&ctx, &self.agent.cards.cache, &options))
-            .map_err(|e| Code::from(&e))
+        self.agent.cards.scan_blocking(&Self::scan_options())
     }
 
     pub fn overall(&self) -> Overall {

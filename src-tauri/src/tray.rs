@@ -4,9 +4,8 @@
 
 use std::sync::Arc;
 
-use cpx_agent::card_state::Overall;
+use cpx_agent::card_state::{self, Overall, Watch};
 use cpx_agent::messages::{labels, Lang};
-use cpx_pcsc::Monitor;
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
@@ -98,12 +97,13 @@ fn set(app: &AppHandle, shared: &Shared, state: Overall) -> bool {
 }
 
 /// Follows the card state until the app exits.
-pub fn watch(app: AppHandle, shared: Arc<Shared>) -> Monitor {
-    Monitor::start(move |event, at| {
-        let state = shared.overall();
+pub fn watch(app: AppHandle, shared: Arc<Shared>) -> Watch {
+    let cards = shared.agent.cards.clone();
+    card_state::watch(cards, Shared::scan_options(), move |update| {
+        let state = update.overall;
         if set(&app, &shared, state) {
             // From pcscd's report of the event to the new icon.
-            tracing::info!(state = ?state, event = ?event, ms = at.elapsed().as_secs_f64() * 1000.0, "tray state");
+            tracing::info!(state = ?state, event = ?update.event, ms = update.at.elapsed().as_secs_f64() * 1000.0, "tray state");
         }
     })
 }

@@ -364,7 +364,9 @@ pub fn open_card_with_timeout(
     cache: &cpx_card::CertCache,
     timeout: Duration,
 ) -> Result<Box<dyn cpx_card::CpxCard>, cpx_card::CardError> {
-    cpx_agent::scan::open_card(reader, timeout, cache)
+    // The agent's own way to the card, as a CLI process has it.
+    let cards = cpx_agent::card_service::CardService::new(cpx_card::CertCache::memory(), timeout, timeout);
+    cards.open_card(reader, None, cache)
 }
 
 /// Verifies an RSA signature on a SHA-256 digest against a DER certificate's public key.

@@ -47,7 +47,7 @@ fn cps3_identity_code_porteur_and_signature() {
     verify_signature(card.certificate(), SignScheme::RsaPkcs1Sha384, &d384, &sig).unwrap();
     assert!(matches!(
         card.authenticate(&Pin::new("1234").unwrap(), SignScheme::RsaPssSha256, &d),
-        Err(CardError::Unsupported { .. })
+        Err(CardError::SchemeUnsupported { scheme: SignScheme::RsaPssSha256 })
     ));
 
     // The code porteur never shows in what crossed the wire as the card logs it.
@@ -157,7 +157,7 @@ fn expired_variant_contactless_and_foreign_cards() {
         assert_eq!(card.layout().cert_label, "Certificat Technique CPS");
         assert_eq!(card.pin_status().unwrap(), None);
         let r = card.authenticate(&Pin::new("1234").unwrap(), SignScheme::RsaPkcs1Sha256, &digest("x"));
-        assert!(matches!(r, Err(CardError::Unsupported { .. })), "{r:?}");
+        assert!(matches!(r, Err(CardError::NoPinOnInterface)), "{r:?}");
     }
     {
         let _c = insert("not-cpx", &reader);

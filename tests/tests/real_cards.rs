@@ -234,12 +234,8 @@ fn a_cps4_offering_t0_and_t1_is_connected_in_t0() {
     let _card = insert("cps4", &reader);
     // The ATR as PC/SC reports it, before any connection (a first connection fixes the protocol).
     let ctx = cpx_pcsc::Context::establish().expect("PC/SC");
-    let atr = cpx_pcsc::list_readers(&ctx)
-        .expect("readers")
-        .into_iter()
-        .find(|r| r.name == reader.name)
-        .expect("the reader")
-        .atr;
+    let atr =
+        ctx.readers().expect("readers").into_iter().find(|r| r.name == reader.name).expect("the reader").atr;
     assert_eq!(cpx_card::atr::parse(&atr).protocols, vec![0, 1], "the CPS4 offers T=0 and T=1");
     let wanted = cpx_card::atr::protocol_for(&atr);
     assert_eq!(wanted, Some(cpx_pcsc::Protocol::T0));
@@ -248,13 +244,9 @@ fn a_cps4_offering_t0_and_t1_is_connected_in_t0() {
     assert_eq!(conn.protocol(), cpx_pcsc::Protocol::T0);
     drop(conn);
     // The agent's way of opening it reads the card in that protocol.
-    let card = cpx_agent::scan::open_card_with_atr(
-        &reader.name,
-        Some(&atr),
-        std::time::Duration::from_secs(5),
-        &cpx_card::CertCache::memory(),
-    )
-    .expect("CPS4 opens");
+    let timeout = std::time::Duration::from_secs(5);
+    let cards = cpx_agent::card_service::CardService::new(cpx_card::CertCache::memory(), timeout, timeout);
+    let card = cards.open_card(&reader.name, Some(&atr), &cards.cache).expect("CPS4 opens");
     assert_eq!(card.identity().nom, "MARTIN");
 }
 

@@ -17,19 +17,26 @@ pub enum Generation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Interface {
+    /// Read through the contacts: the code porteur and the signature are available.
     Contact,
+    /// Read without contact (CPS3 NFC): identity only, no code porteur, no signature.
     Contactless,
 }
 
 /// One known CPx ATR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct AtrEntry {
+    /// How people name the card (« CPS3 », « CPS3 (sans contact) », « CPS4 »).
     pub label: &'static str,
+    /// The ATR pattern, hexadecimal.
     #[serde(skip)]
     pub pattern: &'static str,
+    /// Which bits of the pattern must match, hexadecimal.
     #[serde(skip)]
     pub mask: &'static str,
+    /// The card generation it names.
     pub generation: Generation,
+    /// The interface it names.
     pub interface: Interface,
 }
 
@@ -79,6 +86,7 @@ fn unhex(s: &str) -> Vec<u8> {
 }
 
 impl AtrEntry {
+    /// True when `atr` matches this entry under its mask.
     pub fn matches(&self, atr: &[u8]) -> bool {
         let (pattern, mask) = (unhex(self.pattern), unhex(self.mask));
         atr.len() == pattern.len()

@@ -18,17 +18,23 @@ use crate::pkcs15::{KeyInfo, PinInfo};
 /// What the driver needs of a card once its PKCS#15 structure has been read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layout {
+    /// The card generation.
     pub generation: Generation,
+    /// The AID of the CPx application read.
     pub app_aid: Vec<u8>,
+    /// The application's label.
     pub app_label: String,
     /// The code porteur guarding the authentication key (none on the contactless interface).
     pub pin: Option<PinInfo>,
+    /// The authentication key.
     pub key: KeyInfo,
+    /// The certificate's label.
     pub cert_label: String,
     /// Where the certificate is (checked again on every use of a cached entry).
     pub cert_path: Pkcs15Path,
     /// The certificate file's size, from its FCP.
     pub cert_file_size: Option<usize>,
+    /// The authentication certificate (DER).
     pub cert_der: Vec<u8>,
 }
 
@@ -38,6 +44,8 @@ struct Entry {
     layout: Layout,
 }
 
+/// What was read from the cards already seen (layout and certificate), keyed by card number, so that a card
+/// seen before opens with a few APDUs; in memory, and optionally in a folder shared between runs.
 #[derive(Default)]
 pub struct CertCache {
     mem: Mutex<HashMap<String, Entry>>,
@@ -73,6 +81,7 @@ impl CertCache {
         mem.get(serial).filter(|e| e.actua.as_deref() == actua).map(|e| e.layout.clone())
     }
 
+    /// Remembers the layout of card `serial`, with the EF.ACTUA content it was read with.
     pub fn put(&self, serial: &str, actua: Option<&[u8]>, layout: &Layout) {
         let entry = Entry { actua: actua.map(<[u8]>::to_vec), layout: layout.clone() };
         if let Some(f) = self.file(serial) {

@@ -1,16 +1,14 @@
-//! The card trait every generation's driver implements, and [`open`], which recognises a card and hands
-//! it to the right driver: ATR table first, then the EF.SN.ICC issuer check, then the PKCS#15 structure
-//! (from the certificate cache when the card was seen before); how is in [`crate::open`].
+//! The card trait every generation's driver implements ([`CpxCard`]), what is known of a card once opened
+//! ([`CardInfo`]), and the status words of VERIFY and of the signing commands, which both generations
+//! share. Recognising a card and picking its driver is [`crate::open`]'s.
 
 use cpx_pcsc::Transport;
 use serde::Serialize;
 
 use crate::atr::{Generation, Interface};
-use crate::cache::{CertCache, Layout};
-use crate::cps3::Cps3;
-use crate::cps4::Cps4;
+use crate::cache::Layout;
 use crate::error::CardError;
-use crate::identity::{self, Identity};
+use crate::identity::Identity;
 use crate::pin::{Pin, PinStatus};
 use crate::scheme::SignScheme;
 
@@ -19,7 +17,10 @@ use crate::scheme::SignScheme;
 #[serde(tag = "by", rename_all = "snake_case")]
 pub enum Recognition {
     /// Its ATR is in the table.
-    AtrTable { label: &'static str },
+    AtrTable {
+        /// The table's name for it (« CPS3 »).
+        label: &'static str,
+    },
     /// Its ATR is in no table, but EF.SN.ICC names the ANS as issuer: a CPx variant.
     IssuerOnly,
 }
@@ -27,10 +28,14 @@ pub enum Recognition {
 /// What is known of a card once opened.
 #[derive(Debug, Clone, Serialize)]
 pub struct CardInfo {
+    /// The card generation.
     pub generation: Generation,
+    /// Contact or contactless.
     pub interface: Interface,
+    /// The ATR as the card gave it.
     #[serde(serialize_with = "hex_ser")]
     pub atr: Vec<u8>,
+    /// How the card was recognised.
     pub recognition: Recognition,
     /// Card number from EF.SN.ICC.
     pub serial: String,
@@ -52,15 +57,20 @@ pub struct Opened {
 
 /// One CPx card, whatever its generation.
 pub trait CpxCard: Send {
+    /// What the driver learnt when the card was opened.
     fn opened(&self) -> &Opened;
+    /// The same, to change (the transport, after a session).
     fn opened_mut(&mut self) -> &mut Opened;
 
+    /// The card's type, interface, number and application.
     fn info(&self) -> &CardInfo {
         &self.opened().info
     }
+    /// Its PKCS#15 layout: key, certificate, code porteur.
     fn layout(&self) -> &Layout {
         &self.opened().layout
     }
+    /// The holder, from the authentication certificate.
     fn identity(&self) -> &Identity {
         &self.opened().identity
     }
@@ -99,19 +109,15 @@ pub trait CpxCard: Send {
     /// made again.
     fn authenticate(&mut self, pin: &Pin, scheme: SignScheme, digest: &[u8]) -> Result<Vec<u8>, CardError> {
         if digest.len() != scheme.digest_len() {
-            return Err(CardError::Unsupported {
-                what: format!("digest of {} bytes for {scheme:?}", digest.len()),
-            });
+            return Err(CardError::DigestLength { scheme, len: digest.len() });
         }
         if !self.schemes().contains(&scheme) {
-            return Err(CardError::Unsupported { what: format!("{scheme:?} on this card") });
+            return Err(CardError::SchemeUnsupported { scheme });
         }
         let mut session = self.transport().transaction()?;
         let result = (|| {
             match self.pin_status()? {
-                None => {
-                    return Err(CardError::Unsupported { what: "no code porteur on this interface".into() })
-                }
+                None => return Err(CardError::NoPinOnInterface),
                 Some(s) if s.blocked() => return Err(CardError::PinBlocked),
                 Some(_) => {}
             }
@@ -134,26 +140,6 @@ pub trait CpxCard: Send {
             (Ok(signature), Ok(())) => Ok(signature),
         }
     }
-}
-
-/// Recognises the card behind `transport` and returns its driver, ready (identity known).
-pub fn open(
-    mut transport: Box<dyn Transport>,
-    atr: &[u8],
-    cache: &CertCache,
-) -> Result<Box<dyn CpxCard>, CardError> {
-    let reading = transport.transaction()?;
-    let opened = crate::open::identify(transport.as_mut(), atr, cache);
-    let ended = reading.end();
-    let (info, layout) = opened?;
-    ended?;
-    let identity = identity::from_certificate(&layout.cert_der)
-        .map_err(|e| e.after_recognition(Some(info.generation)))?;
-    let opened = Opened { transport, info, layout, identity };
-    Ok(match opened.info.generation {
-        Generation::Cps3 => Box::new(Cps3::new(opened)),
-        Generation::Cps4 => Box::new(Cps4::new(opened)),
-    })
 }
 
 /// Maps the status word of a VERIFY (with data) to its meaning.

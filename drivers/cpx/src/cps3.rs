@@ -13,6 +13,7 @@ use crate::pkcs15::PinInfo;
 use crate::scheme::SignScheme;
 use crate::tlv;
 
+/// The CPS3 driver (IAS ECC): the PKCS#15 objects on the basic channel, signature by INTERNAL AUTHENTICATE.
 pub struct Cps3 {
     card: Opened,
     /// The PIN's DF is the current one (true after a reset: the MF is selected).
@@ -20,16 +21,13 @@ pub struct Cps3 {
 }
 
 impl Cps3 {
+    /// The driver of a card [`crate::open::open`] recognised as a CPS3.
     pub fn new(card: Opened) -> Self {
         Self { card, pin_df_selected: false }
     }
 
     fn pin(&self) -> Result<&PinInfo, CardError> {
-        self.card
-            .layout
-            .pin
-            .as_ref()
-            .ok_or(CardError::Unsupported { what: "no code porteur on this interface".into() })
+        self.card.layout.pin.as_ref().ok_or(CardError::NoPinOnInterface)
     }
 
     /// Selects the DF the AODF gives for the PIN (the MF for the global CHV), unless already there: a path
@@ -131,10 +129,9 @@ impl CpxCard for Cps3 {
 
     fn sign(&mut self, scheme: SignScheme, digest: &[u8]) -> Result<Vec<u8>, CardError> {
         if self.card.info.interface == crate::atr::Interface::Contactless {
-            return Err(CardError::Unsupported { what: "signature over the contactless interface".into() });
+            return Err(CardError::ContactlessSignature);
         }
-        let prefix =
-            scheme.digest_info_prefix().ok_or(CardError::Unsupported { what: "RSA-PSS on a CPS3".into() })?;
+        let prefix = scheme.digest_info_prefix().ok_or(CardError::SchemeUnsupported { scheme })?;
         let key = self.card.layout.key.reference;
         iso::expect_ok(
             self.card.transport.as_mut(),

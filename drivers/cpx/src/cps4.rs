@@ -35,6 +35,7 @@ pub(crate) fn close_channel(t: &mut dyn Transport, cla: u8) -> Result<(), CardEr
     iso::expect_ok(t, "MANAGE CHANNEL close", &Command::new(0x00, 0x70, 0x80, cla)).map(drop)
 }
 
+/// The CPS4 driver: ChipDoc on a logical channel, signature by MSE SET and PSO.
 pub struct Cps4 {
     card: Opened,
     /// CLA of the channel where ChipDoc is selected, once opened in this session.
@@ -42,6 +43,7 @@ pub struct Cps4 {
 }
 
 impl Cps4 {
+    /// The driver of a card [`crate::open::open`] recognised as a CPS4.
     pub fn new(card: Opened) -> Self {
         Self { card, channel: None }
     }
@@ -84,12 +86,7 @@ impl Cps4 {
     }
 
     fn pin_reference(&self) -> Result<u8, CardError> {
-        self.card
-            .layout
-            .pin
-            .as_ref()
-            .map(|p| p.reference)
-            .ok_or(CardError::Unsupported { what: "no code porteur".into() })
+        self.card.layout.pin.as_ref().map(|p| p.reference).ok_or(CardError::NoPinOnInterface)
     }
 }
 
@@ -126,8 +123,7 @@ impl CpxCard for Cps4 {
     }
 
     fn verify_pin(&mut self, pin: &Pin) -> Result<(), CardError> {
-        let info =
-            self.card.layout.pin.clone().ok_or(CardError::Unsupported { what: "no code porteur".into() })?;
+        let info = self.card.layout.pin.clone().ok_or(CardError::NoPinOnInterface)?;
         let cla = self.chipdoc()?;
         let data = pin.encode(&info)?;
         let r = iso::send(
@@ -141,7 +137,7 @@ impl CpxCard for Cps4 {
         let alg = match scheme {
             SignScheme::RsaPkcs1Sha256 => 0x28,
             SignScheme::RsaPssSha256 => 0x2C,
-            other => return Err(CardError::Unsupported { what: format!("{other:?} on a CPS4") }),
+            scheme => return Err(CardError::SchemeUnsupported { scheme }),
         };
         let key = self.card.layout.key.reference | 0x80;
         let modulus = self.card.identity.rsa_bits.unwrap_or(2048) / 8;

@@ -4,6 +4,7 @@
 use crate::error::CardError;
 use crate::tlv;
 
+/// The issuer identifier of the ANS (Agence du Numérique en Santé), which issues every CPx card.
 pub const ANS_ISSUER: [u8; 5] = [0x80, 0x25, 0x00, 0x00, 0x01];
 
 /// What EF.SN.ICC says.
@@ -16,6 +17,7 @@ pub struct SerialNumber {
 }
 
 impl SerialNumber {
+    /// True when the ANS issued the card: a CPx card, whatever its ATR.
     pub fn issued_by_ans(&self) -> bool {
         self.issuer == ANS_ISSUER
     }

@@ -3,6 +3,7 @@
 use crate::error::CardError;
 use crate::tlv;
 
+/// What a SELECT's FCP says of the file.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Fcp {
     /// Size of a transparent EF (tag 80, or 81).
@@ -15,6 +16,7 @@ pub struct Fcp {
     pub is_df: bool,
 }
 
+/// Parses an FCP (tag 62) or FCI (tag 6F) template.
 pub fn parse(bytes: &[u8]) -> Result<Fcp, CardError> {
     let (top, _) = tlv::parse_one(bytes)?;
     if top.tag != 0x62 && top.tag != 0x6F {

@@ -18,19 +18,24 @@ pub enum IdKind {
     Other,
 }
 
+/// The holder as the authentication certificate names them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     /// The identifiant national exactly as in the certificate (CN).
     pub national_id: String,
+    /// Which register the identifiant national comes from.
     pub id_kind: IdKind,
     /// The RPPS or ADELI number without its one-digit prefix.
     pub id_number: String,
+    /// Family name.
     pub nom: String,
+    /// Given name.
     pub prenom: String,
     /// Profession label (`title`, or `OU` on ADELI-era certificates).
     pub profession: Option<String>,
     /// Validity, seconds since the Unix epoch.
     pub not_before: i64,
+    /// End of validity, seconds since the Unix epoch.
     pub not_after: i64,
     /// Issuer common name (e.g. "TEST AC IGC-SANTE FORT PERSONNES").
     pub issuer: String,
@@ -48,12 +53,16 @@ pub struct Identity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Validity {
+    /// Its validity has not started.
     NotYetValid,
+    /// Valid now.
     Valid,
+    /// Expired.
     Expired,
 }
 
 impl Identity {
+    /// The certificate's validity at `unix` (seconds since the epoch).
     pub fn validity_at(&self, unix: i64) -> Validity {
         if unix < self.not_before {
             Validity::NotYetValid

@@ -11,6 +11,7 @@ pub const MAX_READ: usize = 0xE7;
 /// Files larger than this are not CPx files: refuse instead of reading forever.
 const MAX_FILE: usize = 16 * 1024;
 
+/// Sends `cmd` and returns the response, its status word not checked.
 pub fn send(t: &mut dyn Transport, cmd: &Command) -> Result<Response, CardError> {
     Ok(t.transmit(cmd)?)
 }
@@ -25,6 +26,7 @@ pub fn expect_ok(t: &mut dyn Transport, name: &'static str, cmd: &Command) -> Re
     }
 }
 
+/// `6A 82`: file or application not found.
 pub const FILE_NOT_FOUND: StatusWord = StatusWord(0x6A82);
 
 /// SELECT by path from the MF (P1 09, path including 3F00, as OpenSC and Cryptolib do), FCP wanted.

@@ -2,9 +2,11 @@
 //! structure, reports and verifies the code porteur, and signs digests with the authentication key.
 //!
 //! One driver type per card generation ([`cps3::Cps3`], [`cps4::Cps4`]) behind one trait
-//! ([`card::CpxCard`]); [`card::open`] picks the driver. Everything the card sends is parsed by code that
+//! ([`card::CpxCard`]); [`open::open`] picks the driver. Everything the card sends is parsed by code that
 //! returns [`CardError`] and never panics ([`tlv`], [`fcp`], [`efsn`], [`path`], [`pkcs15`], [`identity`],
 //! [`atr`]). The card facts the driver relies on, with their public sources, are in docs/card-facts.md.
+
+#![warn(missing_docs)]
 
 pub mod atr;
 pub mod cache;
@@ -25,8 +27,9 @@ pub mod tlv;
 
 pub use atr::{Generation, Interface};
 pub use cache::CertCache;
-pub use card::{open, CardInfo, CpxCard, Recognition};
-pub use error::{generation_name, CardError};
+pub use card::{CardInfo, CpxCard, Recognition};
+pub use error::{generation_name, CardError, Credential};
 pub use identity::{IdKind, Identity, Validity};
+pub use open::open;
 pub use pin::{Pin, PinStatus};
 pub use scheme::SignScheme;

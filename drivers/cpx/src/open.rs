@@ -10,9 +10,11 @@ use cpx_pcsc::Transport;
 
 use crate::atr::{self, Generation, Interface};
 use crate::cache::{CertCache, Layout};
-use crate::card::{CardInfo, Recognition};
+use crate::card::{CardInfo, CpxCard, Opened, Recognition};
+use crate::cps3::Cps3;
+use crate::cps4::Cps4;
 use crate::efsn;
-use crate::error::CardError;
+use crate::error::{CardError, Credential};
 use crate::fcp;
 use crate::iso;
 use crate::path::{ObjectPath, Pkcs15Path};
@@ -20,7 +22,9 @@ use crate::pkcs15::{self, find_app, DirApp, AID_CHIPDOC, AID_CPX_IAS, AID_CPX_IA
 
 /// Short file identifiers of the MF's EFs, from the FCPs (tag 88) of real CPS3 cards.
 pub const SFI_EF_SN_ICC: u8 = 0x1C;
+/// Short file identifier of EF.ATR (EF.SN.ICC is read through it).
 pub const SFI_EF_ATR: u8 = 0x1D;
+/// Short file identifier of EF.DIR, the list of applications.
 pub const SFI_EF_DIR: u8 = 0x1E;
 const EF_SN_ICC: [u8; 4] = [0x3F, 0x00, 0xD0, 0x03];
 const EF_DIR: [u8; 4] = [0x3F, 0x00, 0x2F, 0x00];
@@ -30,6 +34,26 @@ const EF_ODF: u16 = 0x5031;
 
 fn not_cpx(atr: &[u8], reason: impl Into<String>) -> CardError {
     CardError::NotCpx { atr: hex::encode_upper(atr), reason: reason.into() }
+}
+
+/// Recognises the card behind `transport` and returns its driver, ready (identity known).
+pub fn open(
+    mut transport: Box<dyn Transport>,
+    atr: &[u8],
+    cache: &CertCache,
+) -> Result<Box<dyn CpxCard>, CardError> {
+    let reading = transport.transaction()?;
+    let opened = identify(transport.as_mut(), atr, cache);
+    let ended = reading.end();
+    let (info, layout) = opened?;
+    ended?;
+    let identity = crate::identity::from_certificate(&layout.cert_der)
+        .map_err(|e| e.after_recognition(Some(info.generation)))?;
+    let opened = Opened { transport, info, layout, identity };
+    Ok(match opened.info.generation {
+        Generation::Cps3 => Box::new(Cps3::new(opened)),
+        Generation::Cps4 => Box::new(Cps4::new(opened)),
+    })
 }
 
 /// Recognises the card and learns its layout (inside the caller's transaction).
@@ -323,7 +347,7 @@ fn read_objects(
     let key = keys
         .into_iter()
         .find(|k| k.is_authentication())
-        .ok_or(CardError::Missing { what: "authentication key" })?;
+        .ok_or(CardError::MissingCredential { what: Credential::AuthenticationKey })?;
     let mut certs = Vec::new();
     for path in &odf.cdf {
         certs.extend(pkcs15::parse_cdf(&files.read(path)?.0)?);
@@ -331,7 +355,7 @@ fn read_objects(
     let cert = certs
         .into_iter()
         .find(|c| c.id == key.id)
-        .ok_or(CardError::Missing { what: "authentication certificate" })?;
+        .ok_or(CardError::MissingCredential { what: Credential::AuthenticationCertificate })?;
     let pin = match &key.auth_id {
         None => None,
         Some(auth_id) => {
@@ -347,7 +371,7 @@ fn read_objects(
         }
     };
     if cert.path.is_none() {
-        return Err(CardError::Missing { what: "authentication certificate" });
+        return Err(CardError::MissingCredential { what: Credential::AuthenticationCertificate });
     }
     let (cert_der, cert_file_size) = files.read(&cert.path)?;
     Ok(Layout {

@@ -43,7 +43,9 @@ pub enum ObjectPath {
 /// A slice of a file: `length` bytes from `index`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Slice {
+    /// Offset of the first byte.
     pub index: u32,
+    /// Number of bytes.
     pub length: u32,
 }
 
@@ -52,6 +54,7 @@ pub struct Slice {
 pub struct Pkcs15Path {
     /// The application the path belongs to, when it names one; otherwise the application being read.
     pub aid: Option<Vec<u8>>,
+    /// The file, from the MF or relative to the application.
     pub file: ObjectPath,
     /// Only part of the file holds the object.
     pub slice: Option<Slice>,

@@ -46,11 +46,14 @@ impl std::fmt::Debug for Pin {
 /// Tries left on the code porteur, read without spending one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct PinStatus {
+    /// Tries left before the code porteur is blocked.
     pub tries_left: u8,
+    /// Tries a new counter has.
     pub max_tries: u8,
 }
 
 impl PinStatus {
+    /// True when no try is left.
     pub fn blocked(&self) -> bool {
         self.tries_left == 0
     }

@@ -10,7 +10,9 @@ use crate::tlv::{self, Tlv};
 /// An application listed in EF.DIR.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirApp {
+    /// The application identifier.
     pub aid: Vec<u8>,
+    /// The application's label.
     pub label: String,
     /// Path of the application DF, when EF.DIR gives it.
     pub path: Option<Vec<u8>>,
@@ -19,6 +21,7 @@ pub struct DirApp {
 /// The application AIDs of CPx cards (docs/card-facts.md).
 pub const AID_CPX_IAS: &[u8] =
     &[0xE8, 0x28, 0xBD, 0x08, 0x0F, 0x80, 0x25, 0x00, 0x00, 0x01, 0xFF, 0x00, 0x10];
+/// The contactless CPx application of the CPS3.
 pub const AID_CPX_IAS_CL: &[u8] =
     &[0xE8, 0x28, 0xBD, 0x08, 0x0F, 0x80, 0x25, 0x00, 0x00, 0x01, 0xFF, 0x00, 0x20];
 /// ChipDoc applet of the CPS4 (also the DF name of the CPS3's MF).
@@ -64,8 +67,11 @@ pub fn find_app<'a>(dir: &'a [DirApp], aid: &[u8]) -> Option<&'a DirApp> {
 /// Where the ODF says the directory files are.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Odf {
+    /// Where the private key directories (PrKDF) are.
     pub prkdf: Vec<Pkcs15Path>,
+    /// Where the certificate directories (CDF) are.
     pub cdf: Vec<Pkcs15Path>,
+    /// Where the authentication object directories (AODF, the PINs) are.
     pub aodf: Vec<Pkcs15Path>,
 }
 
@@ -73,6 +79,7 @@ fn path_of(t: &Tlv) -> Result<Pkcs15Path, CardError> {
     Pkcs15Path::find_in(t)
 }
 
+/// Parses EF.ODF: where the PrKDF, CDF and AODF files are.
 pub fn parse_odf(bytes: &[u8]) -> Result<Odf, CardError> {
     let mut odf = Odf::default();
     for t in tlv::parse_all(bytes)? {
@@ -90,15 +97,23 @@ pub fn parse_odf(bytes: &[u8]) -> Result<Odf, CardError> {
 /// A PIN of the AODF, with what is needed to build a VERIFY.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PinInfo {
+    /// The PIN's label (« Code porteur »…).
     pub label: String,
+    /// The authId keys name to say this PIN guards them.
     pub auth_id: Vec<u8>,
     /// 0 BCD, 1 ASCII digits, 2 UTF-8.
     pub pin_type: u8,
+    /// Fewest digits accepted.
     pub min_length: usize,
+    /// Bytes the VERIFY data takes (the code porteur padded).
     pub stored_length: usize,
+    /// The PIN reference in VERIFY's P2.
     pub reference: u8,
+    /// The padding byte, when the card gives one.
     pub pad_char: Option<u8>,
+    /// The code porteur is padded to `stored_length`.
     pub needs_padding: bool,
+    /// A PIN of the application DF rather than a global one (P2 bit 8).
     pub local: bool,
     /// The DF to select before presenting it (3F00 for the CPx global CHV).
     pub path: Option<Pkcs15Path>,
@@ -107,20 +122,26 @@ pub struct PinInfo {
 /// A private key of the PrKDF.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyInfo {
+    /// The key's label.
     pub label: String,
+    /// The PKCS#15 identifier linking the key to its certificate.
     pub id: Vec<u8>,
     /// KeyUsageFlags bit numbers (1 decrypt, 2 sign, 9 nonRepudiation…).
     pub usage: Vec<u32>,
+    /// The key reference for MSE SET.
     pub reference: u8,
     /// authId of the PIN guarding it.
     pub auth_id: Option<Vec<u8>>,
     /// Usually empty or only the application's AID: keys are used by reference.
     pub path: Option<Pkcs15Path>,
+    /// The RSA modulus size, when the PrKDF gives it.
     pub modulus_bits: Option<u32>,
 }
 
 impl KeyInfo {
+    /// KeyUsageFlags bit: sign.
     pub const SIGN: u32 = 2;
+    /// KeyUsageFlags bit: non-repudiation (the qualified signature key).
     pub const NON_REPUDIATION: u32 = 9;
     /// The authentication key: signs, but is not the non-repudiation (qualified signature) key.
     pub fn is_authentication(&self) -> bool {
@@ -131,8 +152,11 @@ impl KeyInfo {
 /// A certificate of the CDF.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertInfo {
+    /// The certificate's label.
     pub label: String,
+    /// The identifier of the key it certifies.
     pub id: Vec<u8>,
+    /// Where the certificate file is.
     pub path: Pkcs15Path,
 }
 
@@ -171,6 +195,7 @@ fn small(v: &[u8], what: &'static str) -> Result<usize, CardError> {
     Ok(n as usize)
 }
 
+/// Parses an AODF: the PINs (code porteur) of the application.
 pub fn parse_aodf(bytes: &[u8]) -> Result<Vec<PinInfo>, CardError> {
     const W: &str = "AODF";
     objects(bytes)?
@@ -221,6 +246,7 @@ pub fn parse_aodf(bytes: &[u8]) -> Result<Vec<PinInfo>, CardError> {
         .collect()
 }
 
+/// Parses a PrKDF: the private keys of the application.
 pub fn parse_prkdf(bytes: &[u8]) -> Result<Vec<KeyInfo>, CardError> {
     const W: &str = "PrKDF";
     objects(bytes)?
@@ -256,6 +282,7 @@ pub fn parse_prkdf(bytes: &[u8]) -> Result<Vec<KeyInfo>, CardError> {
         .collect()
 }
 
+/// Parses a CDF: the certificates of the application.
 pub fn parse_cdf(bytes: &[u8]) -> Result<Vec<CertInfo>, CardError> {
     const W: &str = "CDF";
     objects(bytes)?

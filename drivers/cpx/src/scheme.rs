@@ -2,16 +2,21 @@
 
 use serde::Serialize;
 
+/// How the authentication key signs a digest computed by the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum SignScheme {
+    /// RSA PKCS#1 v1.5 over SHA-256.
     RsaPkcs1Sha256,
+    /// RSA PKCS#1 v1.5 over SHA-384.
     RsaPkcs1Sha384,
+    /// RSA PKCS#1 v1.5 over SHA-512.
     RsaPkcs1Sha512,
     /// RSA-PSS, MGF1 with SHA-256, salt of 32 bytes (TLS 1.3 `rsa_pss_rsae_sha256`).
     RsaPssSha256,
 }
 
 impl SignScheme {
+    /// The length of the digest the scheme signs.
     pub fn digest_len(self) -> usize {
         match self {
             Self::RsaPkcs1Sha256 | Self::RsaPssSha256 => 32,

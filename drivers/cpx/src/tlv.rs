@@ -6,7 +6,9 @@ use crate::error::CardError;
 /// One TLV: its tag (all tag bytes, big-endian in a u32) and its value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tlv<'a> {
+    /// All tag bytes, big-endian.
     pub tag: u32,
+    /// The value bytes.
     pub value: &'a [u8],
 }
 

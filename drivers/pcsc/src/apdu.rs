@@ -10,22 +10,31 @@ use crate::error::PcscError;
 /// is wiped when the command is dropped: a VERIFY carries the code porteur.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Command {
+    /// Class byte (CLA): the logical channel and secure messaging bits.
     pub cla: u8,
+    /// Instruction byte (INS): SELECT, READ BINARY, VERIFY…
     pub ins: u8,
+    /// First parameter byte (P1).
     pub p1: u8,
+    /// Second parameter byte (P2).
     pub p2: u8,
+    /// Command data (Lc is its length); wiped when dropped, since it may carry the code porteur.
     pub data: Zeroizing<Vec<u8>>,
+    /// Expected response length (Le), when the command asks for data back.
     pub le: Option<u8>,
 }
 
 impl Command {
+    /// A command with no data and no Le (case 1).
     pub fn new(cla: u8, ins: u8, p1: u8, p2: u8) -> Self {
         Self { cla, ins, p1, p2, data: Zeroizing::new(Vec::new()), le: None }
     }
+    /// Adds the command data.
     pub fn with_data(mut self, data: impl Into<Vec<u8>>) -> Self {
         self.data = Zeroizing::new(data.into());
         self
     }
+    /// Adds the expected response length.
     pub fn with_le(mut self, le: u8) -> Self {
         self.le = Some(le);
         self
@@ -96,13 +105,17 @@ impl fmt::Debug for Command {
 pub struct StatusWord(pub u16);
 
 impl StatusWord {
+    /// `90 00`: the command succeeded.
     pub const OK: Self = Self(0x9000);
+    /// The first status byte (SW1).
     pub fn sw1(self) -> u8 {
         (self.0 >> 8) as u8
     }
+    /// The second status byte (SW2).
     pub fn sw2(self) -> u8 {
         self.0 as u8
     }
+    /// True for `90 00`.
     pub fn is_ok(self) -> bool {
         self == Self::OK
     }
@@ -122,7 +135,9 @@ impl fmt::Display for StatusWord {
 /// A response APDU: data and status word.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Response {
+    /// The response data, without the status word.
     pub data: Vec<u8>,
+    /// The status word that ended the response.
     pub sw: StatusWord,
 }
 

@@ -23,8 +23,11 @@ use crate::transaction::{Disposition, Transaction};
 /// The transmission protocol negotiated with the card.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Protocol {
+    /// T=0: character protocol, with `61xx`/`6Cxx` response chaining.
     T0,
+    /// T=1: block protocol.
     T1,
+    /// Raw: no protocol (direct reader commands).
     Raw,
 }
 
@@ -261,12 +264,15 @@ impl Connection {
         Ok(Self { reader: reader.to_owned(), atr, protocol, link, apdus: 0 })
     }
 
+    /// The reader's name.
     pub fn reader(&self) -> &str {
         &self.reader
     }
+    /// The card's ATR as read when connecting.
     pub fn atr(&self) -> &[u8] {
         &self.atr
     }
+    /// The protocol the connection uses.
     pub fn protocol(&self) -> Protocol {
         self.protocol
     }

@@ -6,45 +6,85 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PcscError {
+    /// The PC/SC service is not running.
     #[error("PC/SC service not running (SCARD_E_NO_SERVICE)")]
     ServiceStopped,
+    /// The service lists no reader.
     #[error("no smart-card reader available (SCARD_E_NO_READERS_AVAILABLE)")]
     NoReaders,
+    /// The reader is listed but cannot be used.
     #[error("reader {reader:?} unavailable (SCARD_E_READER_UNAVAILABLE)")]
-    ReaderUnavailable { reader: String },
+    ReaderUnavailable {
+        /// The reader's name.
+        reader: String,
+    },
+    /// No card in the reader.
     #[error("no card in reader {reader:?} (SCARD_E_NO_SMARTCARD)")]
-    NoCard { reader: String },
+    NoCard {
+        /// The reader's name.
+        reader: String,
+    },
+    /// The card was taken out during the session.
     #[error("card removed (SCARD_W_REMOVED_CARD)")]
     CardRemoved,
+    /// Another program reset the card: its state (selections, verified code porteur) is gone.
     #[error("card reset by another application (SCARD_W_RESET_CARD)")]
     CardReset,
+    /// A card is there but does not answer.
     #[error("card does not answer (SCARD_W_UNRESPONSIVE_CARD)")]
     Unresponsive,
+    /// The card is not powered.
     #[error("card not powered (SCARD_W_UNPOWERED_CARD)")]
     Unpowered,
+    /// The reader cannot handle this card.
     #[error("card not supported by the reader (SCARD_W_UNSUPPORTED_CARD / SCARD_E_CARD_UNSUPPORTED)")]
     UnsupportedCard,
+    /// Another program holds the card exclusively.
     #[error("card held exclusively by another program (SCARD_E_SHARING_VIOLATION)")]
     SharingViolation,
+    /// The card does not speak the protocol asked for.
     #[error("protocol mismatch (SCARD_E_PROTO_MISMATCH)")]
     ProtocolMismatch,
+    /// The exchange with the card or the reader failed.
     #[error("communication with the card or reader failed (0x{code:08X})")]
-    Communication { code: u32 },
+    Communication {
+        /// The PC/SC code.
+        code: u32,
+    },
+    /// The card's answer does not parse as an APDU response.
     #[error("malformed answer from the card: {detail}")]
-    BadResponse { detail: String },
+    BadResponse {
+        /// What is wrong with it.
+        detail: String,
+    },
     /// A command that cannot be encoded (data too long for a short APDU), typically built from card data.
     #[error("command not sent: {detail}")]
-    BadCommand { detail: String },
+    BadCommand {
+        /// Why it cannot be encoded.
+        detail: String,
+    },
+    /// A card call took longer than the connection's timeout.
     #[error("card call did not finish within {millis} ms")]
-    Timeout { millis: u64 },
+    Timeout {
+        /// The timeout, in milliseconds.
+        millis: u64,
+    },
+    /// The call was cancelled (the monitor stopping).
     #[error("PC/SC call cancelled")]
     Cancelled,
+    /// Any other PC/SC error.
     #[error("PC/SC error 0x{code:08X}")]
-    Other { code: u32 },
+    Other {
+        /// The PC/SC code.
+        code: u32,
+    },
     /// The card could not be reset at the end of a session that presented the code porteur: it may still
     /// be verified. The connection refuses any further use; the card must be connected again.
     #[error("the card could not be reset after the code porteur was presented ({cause}); connect again")]
-    ResetFailed { cause: Box<PcscError> },
+    ResetFailed {
+        /// Why the reset failed.
+        cause: Box<PcscError>,
+    },
 }
 
 impl PcscError {

@@ -11,6 +11,8 @@
 //! - [`readers`]: a one-shot view of the readers and what is in them.
 //! - [`monitor`]: an event-driven reader/card monitor on `SCardGetStatusChange`.
 
+#![warn(missing_docs)]
+
 pub mod apdu;
 pub mod connection;
 pub mod error;
@@ -22,5 +24,5 @@ pub use apdu::{Command, Response, StatusWord};
 pub use connection::{Connection, ConnectionOptions, Protocol, Transport};
 pub use error::PcscError;
 pub use monitor::{Monitor, MonitorEvent, MonitorOptions, ReaderWatch, POLL_PERIOD};
-pub use readers::{list_readers, Context, ReaderInfo, SlotState};
+pub use readers::{Context, ReaderInfo, SlotState};
 pub use transaction::{Disposition, Transaction};

@@ -31,24 +31,36 @@ use crate::readers::{hex_bytes, SlotState};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum MonitorEvent {
+    /// The PC/SC service answers (at start, or again after it stopped).
     ServiceStarted,
+    /// The PC/SC service stopped; the monitor tries to reconnect.
     ServiceStopped,
+    /// A reader was plugged in.
     ReaderAdded {
+        /// The reader's name.
         reader: String,
     },
+    /// A reader was unplugged.
     ReaderRemoved {
+        /// The reader's name.
         reader: String,
     },
+    /// A card answered to reset in the reader.
     CardInserted {
+        /// The reader's name.
         reader: String,
+        /// The card's ATR.
         #[serde(serialize_with = "hex_bytes")]
         atr: Vec<u8>,
     },
     /// A card is in the reader but does not answer (no ATR).
     CardMute {
+        /// The reader's name.
         reader: String,
     },
+    /// The card was taken out.
     CardRemoved {
+        /// The reader's name.
         reader: String,
     },
 }
@@ -71,14 +83,21 @@ pub const POLL_PERIOD: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReaderWatch {
     /// The `\\?PnP?\Notification` pseudo-reader where the service honours it, else polling every `period`.
-    Auto { period: Duration },
+    Auto {
+        /// How often to list the readers when polling.
+        period: Duration,
+    },
     /// Always list the readers every `period`, as on macOS 11 and earlier (tests force it).
-    Poll { period: Duration },
+    Poll {
+        /// How often to list the readers.
+        period: Duration,
+    },
 }
 
 /// The monitor's options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MonitorOptions {
+    /// How reader arrivals and removals are noticed.
     pub readers: ReaderWatch,
 }
 

@@ -47,7 +47,9 @@ impl SlotState {
 /// One reader and its slot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReaderInfo {
+    /// The reader's name as the PC/SC service gives it.
     pub name: String,
+    /// What its slot holds.
     pub state: SlotState,
     /// The ATR of the card, empty when there is none.
     #[serde(serialize_with = "hex_bytes")]
@@ -66,29 +68,33 @@ impl Context {
     pub fn establish() -> Result<Self, PcscError> {
         pcsc::Context::establish(pcsc::Scope::User).map(Self).map_err(|e| PcscError::from_pcsc(e, None))
     }
-}
 
-/// Lists the readers with their current state. No readers is an empty list, not an error; a stopped
-/// PC/SC service is [`PcscError::ServiceStopped`].
-pub fn list_readers(ctx: &Context) -> Result<Vec<ReaderInfo>, PcscError> {
-    let ctx = &ctx.0;
-    let names = match ctx.list_readers_owned() {
-        Ok(names) => names,
-        Err(pcsc::Error::NoReadersAvailable) => return Ok(Vec::new()),
-        Err(e) => return Err(PcscError::from_pcsc(e, None)),
-    };
-    let mut states: Vec<pcsc::ReaderState> =
-        names.iter().map(|n| pcsc::ReaderState::new(n.clone(), pcsc::State::UNAWARE)).collect();
-    match ctx.get_status_change(Duration::ZERO, &mut states) {
-        Ok(()) | Err(pcsc::Error::Timeout) => {}
-        Err(e) => return Err(PcscError::from_pcsc(e, None)),
+    /// Lists the readers with their current state. No readers is an empty list, not an error; a stopped
+    /// PC/SC service is [`PcscError::ServiceStopped`].
+    pub fn readers(&self) -> Result<Vec<ReaderInfo>, PcscError> {
+        let ctx = &self.0;
+        let names = match ctx.list_readers_owned() {
+            Ok(names) => names,
+            Err(pcsc::Error::NoReadersAvailable) => return Ok(Vec::new()),
+            Err(e) => return Err(PcscError::from_pcsc(e, None)),
+        };
+        let mut states: Vec<pcsc::ReaderState> =
+            names.iter().map(|n| pcsc::ReaderState::new(n.clone(), pcsc::State::UNAWARE)).collect();
+        match ctx.get_status_change(Duration::ZERO, &mut states) {
+            Ok(()) | Err(pcsc::Error::Timeout) => {}
+            Err(e) => return Err(PcscError::from_pcsc(e, None)),
+        }
+        Ok(states
+            .iter()
+            .map(|s| ReaderInfo {
+                name: s.name().to_string_lossy().into_owned(),
+                state: SlotState::from_pcsc(s.event_state()),
+                atr: if s.event_state().contains(pcsc::State::PRESENT) {
+                    s.atr().to_vec()
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect())
     }
-    Ok(states
-        .iter()
-        .map(|s| ReaderInfo {
-            name: s.name().to_string_lossy().into_owned(),
-            state: SlotState::from_pcsc(s.event_state()),
-            atr: if s.event_state().contains(pcsc::State::PRESENT) { s.atr().to_vec() } else { Vec::new() },
-        })
-        .collect())
 }
