@@ -5,6 +5,7 @@
 //! Windows asks the user to confirm each certificate added there.
 
 #![cfg(windows)]
+#![allow(unsafe_code)] // crypt32
 
 use windows_sys::Win32::Security::Cryptography::{
     CertAddEncodedCertificateToStore, CertCloseStore, CertDeleteCertificateFromStore,
@@ -88,6 +89,7 @@ impl Drop for Store {
 /// Whether the certificate `der` is in the machine Root store.
 pub fn contains(der: &[u8]) -> Result<bool, RootStoreError> {
     let store = Store::open(false)?;
+    // SAFETY: the context `find` returned, freed once.
     Ok(store.find(der).map(|ctx| unsafe { CertFreeCertificateContext(ctx) }).is_some())
 }
 

@@ -190,6 +190,7 @@ impl Desktop {
     }
 }
 
+#[allow(unsafe_code)] // libc: kill
 impl Drop for Desktop {
     fn drop(&mut self) {
         let _ = self.panel.kill();
@@ -465,6 +466,7 @@ impl TrayApp {
     }
 }
 
+#[allow(unsafe_code)] // libc: kill
 impl Drop for TrayApp {
     fn drop(&mut self) {
         let apps = self.app_pids();

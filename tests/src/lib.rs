@@ -108,6 +108,7 @@ pub struct Stack {
 static STACK: OnceLock<Stack> = OnceLock::new();
 
 /// The stack of this test binary, pcscd started.
+#[allow(unsafe_code)] // libc: kill
 pub fn stack() -> &'static Stack {
     STACK.get_or_init(|| {
         assert!(
@@ -128,6 +129,7 @@ pub fn stack() -> &'static Stack {
                         }
                         Ctl::Stop(reply) => {
                             if let Some(mut c) = child.take() {
+                                // SAFETY: plain kill(2) of the pcscd this keeper started (not yet waited for).
                                 unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
                                 let _ = c.wait();
                             }
@@ -143,12 +145,14 @@ pub fn stack() -> &'static Stack {
     })
 }
 
+#[allow(unsafe_code)] // libc: kill, prctl
 fn start_pcscd(dir: &Path, readers: bool) -> Result<Child, String> {
     // A pcscd of the previous test binary may still be on its way out.
     let deadline = Instant::now() + Duration::from_secs(10);
     while let Some(pid) =
         std::fs::read_to_string("/run/pcscd/pcscd.pid").ok().and_then(|p| p.trim().parse::<i32>().ok())
     {
+        // SAFETY: signal 0 only asks whether the process exists.
         if unsafe { libc::kill(pid, 0) } != 0 || Instant::now() > deadline {
             break;
         }
@@ -160,6 +164,7 @@ fn start_pcscd(dir: &Path, readers: bool) -> Result<Child, String> {
     if !readers {
         cmd.env("CPX_STACK_ENTRIES", "none");
     }
+    // SAFETY: the closure only calls prctl, which is async-signal-safe, between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
