@@ -72,6 +72,7 @@ impl Store {
             if encoded == der {
                 // SAFETY: a second reference for the caller, then the enumeration's one is freed.
                 let found = unsafe { CertDuplicateCertificateContext(ctx) };
+                // SAFETY: the enumeration's reference, freed once (the duplicate stays valid).
                 unsafe { CertFreeCertificateContext(ctx) };
                 return Some(found);
             }
