@@ -213,7 +213,7 @@ fn certificate_cache_checks_the_certificate_and_follows_ef_actua() {
         card.apdu_count()
     };
     // Cached: the certificate is only checked against the card (its FCP and first READ BINARY), not read
-    // again, and the PKCS#15 files are not read at all (docs/card-facts.md, certificate cache).
+    // again, and the PKCS#15 files are not read at all (docs/card-facts.md#certificate-cache).
     assert!(cert_select(&warm_log), "the cached certificate is checked against the card");
     let reads: Vec<String> = logged_commands(&warm_log)
         .into_iter()
