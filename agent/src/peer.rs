@@ -99,6 +99,7 @@ mod imp {
 }
 
 #[cfg(target_os = "linux")]
+#[allow(unsafe_code)] // libc: geteuid and a netlink socket
 mod linux {
     //! NETLINK_SOCK_DIAG (linux/inet_diag.h): one exact-match request per connection, a dump of the
     //! listening sockets for the broker.
@@ -117,6 +118,7 @@ mod linux {
     const MSG_UID_OFFSET: usize = 4 + 48 + 12;
 
     pub fn current_user() -> Result<UserId, PeerError> {
+        // SAFETY: geteuid takes nothing and cannot fail.
         Ok(UserId(unsafe { libc::geteuid() }.to_string()))
     }
 
@@ -156,6 +158,7 @@ mod linux {
     /// the one answer of an exact request.
     fn exchange(req: &[u8], dump: bool, mut each: impl FnMut(&[u8])) -> Result<(), PeerError> {
         let err = |what: &str| PeerError::Lookup(format!("{what}: {}", std::io::Error::last_os_error()));
+        // SAFETY: socket(2) with constant arguments; the descriptor is checked, then owned by `Fd`.
         let fd = unsafe {
             libc::socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, NETLINK_SOCK_DIAG)
         };
@@ -165,11 +168,13 @@ mod linux {
         struct Fd(i32);
         impl Drop for Fd {
             fn drop(&mut self) {
+                // SAFETY: the descriptor socket(2) gave, closed once, here.
                 unsafe { libc::close(self.0) };
             }
         }
         let fd = Fd(fd);
         let timeout = libc::timeval { tv_sec: 2, tv_usec: 0 };
+        // SAFETY: `timeout` outlives the call and the length given is its size.
         unsafe {
             libc::setsockopt(
                 fd.0,
@@ -179,8 +184,10 @@ mod linux {
                 std::mem::size_of::<libc::timeval>() as u32,
             )
         };
+        // SAFETY: sockaddr_nl is plain data, all zeros is valid (and what the kernel's address needs).
         let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         kernel.nl_family = libc::AF_NETLINK as u16;
+        // SAFETY: `req` and `kernel` outlive the call; the lengths given are theirs.
         let sent = unsafe {
             libc::sendto(
                 fd.0,
@@ -196,6 +203,7 @@ mod linux {
         }
         let mut buf = vec![0u8; 32 * 1024];
         loop {
+            // SAFETY: `buf` outlives the call and holds `buf.len()` bytes.
             let n = unsafe { libc::recv(fd.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
             if n < 0 {
                 return Err(err("netlink receive"));
@@ -273,9 +281,11 @@ mod linux {
 }
 
 #[cfg(windows)]
+#[allow(unsafe_code)] // Win32: the TCP table, process tokens, SIDs
 mod windows;
 
 #[cfg(target_os = "macos")]
+#[allow(unsafe_code)] // libc: proc_pidinfo and friends
 mod macos;
 
 #[cfg(all(test, target_os = "linux"))]

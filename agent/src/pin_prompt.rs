@@ -168,6 +168,7 @@ impl Write for &Terminal {
 
     /// UTF-8 in, UTF-16 to the console; the prompts are whole strings, so a write never splits a character.
     #[cfg(windows)]
+    #[allow(unsafe_code)] // Win32: WriteConsoleW
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         use std::os::windows::io::AsRawHandle;
         let text =
@@ -209,6 +210,7 @@ struct NoEcho {
     saved: Option<(windows_sys::Win32::Foundation::HANDLE, u32)>,
 }
 
+#[allow(unsafe_code)] // termios; Win32 console mode
 impl NoEcho {
     #[cfg(unix)]
     fn on(tty: &std::fs::File) -> Self {
@@ -216,11 +218,13 @@ impl NoEcho {
         let fd = tty.as_raw_fd();
         // SAFETY: termios calls on a file descriptor that outlives this guard.
         let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: `saved` outlives the call.
         if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
             return Self { saved: None };
         }
         let mut quiet = saved;
         quiet.c_lflag &= !libc::ECHO;
+        // SAFETY: `quiet` outlives the call.
         unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
         Self { saved: Some((fd, saved)) }
     }
@@ -235,6 +239,7 @@ impl NoEcho {
         if unsafe { GetConsoleMode(handle, &mut saved) } == 0 {
             return Self { saved: None };
         }
+        // SAFETY: as above.
         unsafe { SetConsoleMode(handle, saved & !ENABLE_ECHO_INPUT) };
         Self { saved: Some((handle, saved)) }
     }
@@ -245,6 +250,7 @@ impl NoEcho {
     }
 }
 
+#[allow(unsafe_code)] // termios; Win32 console mode
 impl Drop for NoEcho {
     fn drop(&mut self) {
         #[cfg(unix)]

@@ -152,6 +152,7 @@ pub fn layers() -> Result<Vec<PolicyLayer>, ConfigError> {
 }
 
 #[cfg(target_os = "macos")]
+#[allow(unsafe_code)] // CoreFoundation: CFPreferences
 mod mac {
     use super::PlistValue;
     use core_foundation::array::CFArray;
@@ -206,6 +207,7 @@ mod mac {
             return PlistValue::Array(
                 a.get_all_values()
                     .into_iter()
+                    // SAFETY: the array's items are CF objects it retains while we hold it.
                     .map(|item| convert(&unsafe { CFType::wrap_under_get_rule(item) }))
                     .collect(),
             );

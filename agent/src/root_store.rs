@@ -5,6 +5,7 @@
 //! Windows asks the user to confirm each certificate added there.
 
 #![cfg(windows)]
+#![allow(unsafe_code)] // crypt32
 
 use windows_sys::Win32::Security::Cryptography::{
     CertAddEncodedCertificateToStore, CertCloseStore, CertDeleteCertificateFromStore,
@@ -71,6 +72,7 @@ impl Store {
             if encoded == der {
                 // SAFETY: a second reference for the caller, then the enumeration's one is freed.
                 let found = unsafe { CertDuplicateCertificateContext(ctx) };
+                // SAFETY: the enumeration's reference, freed once (the duplicate stays valid).
                 unsafe { CertFreeCertificateContext(ctx) };
                 return Some(found);
             }
@@ -88,6 +90,7 @@ impl Drop for Store {
 /// Whether the certificate `der` is in the machine Root store.
 pub fn contains(der: &[u8]) -> Result<bool, RootStoreError> {
     let store = Store::open(false)?;
+    // SAFETY: the context `find` returned, freed once.
     Ok(store.find(der).map(|ctx| unsafe { CertFreeCertificateContext(ctx) }).is_some())
 }
 

@@ -135,6 +135,7 @@ impl AgentProcess {
             .env("CPX_AGENT_LOG", std::env::var("CPX_AGENT_LOG").unwrap_or_else(|_| "trace".into()))
             .env("CPX_AGENT_LOG_DIR", dir.join("logs"))
             .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.join("stderr.log")).expect("the agent's stderr file"))
             .spawn()
             .expect("cpx-agent serve starts");
         let mut first = String::new();
@@ -146,7 +147,8 @@ impl AgentProcess {
             .and_then(|p| p.parse::<u16>().ok());
         assert!(
             started_on.is_some() && (port.is_none() || started_on == port),
-            "agent did not start: {first:?}"
+            "agent did not start: {first:?}\n{}",
+            std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default()
         );
         let port = started_on.unwrap_or_default();
         let ca_pem = std::fs::read_to_string(dir.join("data/local-ca.pem")).expect("local CA written");
@@ -156,6 +158,11 @@ impl AgentProcess {
     /// Everything the agent logged so far.
     pub fn logs(&self) -> String {
         crate::log_text(&self.dir.join("logs"))
+    }
+
+    /// Everything the agent wrote to its standard error so far (kept in `stderr.log` of its folder).
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {

@@ -233,6 +233,7 @@ impl Desktop {
     }
 }
 
+#[allow(unsafe_code)] // libc: kill
 impl Drop for Desktop {
     fn drop(&mut self) {
         let _ = self.panel.kill();
@@ -508,6 +509,7 @@ impl TrayApp {
     }
 }
 
+#[allow(unsafe_code)] // libc: kill
 impl Drop for TrayApp {
     fn drop(&mut self) {
         let apps = self.app_pids();

@@ -40,17 +40,82 @@ pub fn log_text(dir: &Path) -> String {
     files.iter().map(|f| std::fs::read_to_string(f).unwrap_or_default()).collect()
 }
 
-/// Fails if any of `pins` is in `logs` in any form a log line could hold it: ASCII hex as in a VERIFY
-/// APDU, a JSON string, a field value.
+/// Every form a log line could hold the code porteur `pin` (ASCII digits) in, as the driver sends it or
+/// as code could print it: the hex of its digits and of the VERIFY data (padded with `FF` to 8 bytes),
+/// upper or lower case, bare or with spaces or colons between the bytes; the bytes as a Rust `Debug`
+/// list; base64 of the padded block. (The digits themselves are checked as a token: see
+/// [`assert_no_pin`].)
+pub fn pin_forms(pin: &str) -> Vec<String> {
+    use base64::Engine;
+    let mut padded = pin.as_bytes().to_vec();
+    padded.resize(8, 0xFF);
+    let mut forms = Vec::new();
+    for bytes in [pin.as_bytes(), &padded[..]] {
+        for sep in ["", " ", ":"] {
+            let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            forms.push(hex.join(sep));
+            forms.push(hex.join(sep).to_uppercase());
+        }
+        forms.push(bytes.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", "));
+    }
+    forms.push(base64::engine::general_purpose::STANDARD.encode(&padded).trim_end_matches('=').to_owned());
+    forms
+}
+
+/// Fails if any of `pins` is in `logs`: its digits as a token (not inside a longer run of letters or
+/// digits, so that a port or a serial number that happens to contain them does not count), or any of
+/// [`pin_forms`].
 pub fn assert_no_pin(logs: &str, pins: &[&str]) {
     for pin in pins {
-        let hex: String = pin.bytes().map(|b| format!("{b:02x}")).collect();
-        for form in
-            [hex.clone(), hex.to_uppercase(), format!("\"{pin}\""), format!("={pin}"), format!(":{pin},")]
-        {
+        let bytes = logs.as_bytes();
+        let alnum =
+            |i: Option<usize>| i.and_then(|i| bytes.get(i)).is_some_and(|b| b.is_ascii_alphanumeric());
+        for (at, _) in logs.match_indices(pin) {
+            let line_start = logs[..at].rfind('\n').map_or(0, |i| i + 1);
+            let line_end = logs[at..].find('\n').map_or(logs.len(), |i| at + i);
+            assert!(
+                alnum(at.checked_sub(1)) || alnum(Some(at + pin.len())),
+                "the code porteur is in the logs as digits: {}",
+                &logs[line_start..line_end]
+            );
+        }
+        for form in pin_forms(pin) {
             assert!(!logs.contains(&form), "the code porteur is in the logs as {form}");
         }
     }
+}
+
+/// Calls `check` every 20 ms until it gives something, and returns that; fails naming `what` when
+/// `timeout` passes first. For what happens in another process or thread (a log line written, a window
+/// shown, a state reached): no test waits a fixed time and hopes.
+pub fn poll<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(found) = check() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The command lines of the processes whose parent is `pid` (from /proc), arguments joined by spaces.
+pub fn child_commands(pid: u32) -> Vec<String> {
+    let parent_of = |stat: &str| {
+        // "pid (comm) state ppid …": comm may hold spaces and parentheses, so read after the last ')'.
+        stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+    };
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("stat")).ok().as_deref().and_then(parent_of) == Some(pid)
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).split('\0').collect::<Vec<_>>().join(" ").trim().to_owned())
+        .collect()
 }
 
 /// The repository root.
@@ -109,6 +174,7 @@ pub struct Stack {
 static STACK: OnceLock<Stack> = OnceLock::new();
 
 /// The stack of this test binary, pcscd started.
+#[allow(unsafe_code)] // libc: kill
 pub fn stack() -> &'static Stack {
     STACK.get_or_init(|| {
         assert!(
@@ -129,6 +195,7 @@ pub fn stack() -> &'static Stack {
                         }
                         Ctl::Stop(reply) => {
                             if let Some(mut c) = child.take() {
+                                // SAFETY: plain kill(2) of the pcscd this keeper started (not yet waited for).
                                 unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
                                 let _ = c.wait();
                             }
@@ -144,12 +211,14 @@ pub fn stack() -> &'static Stack {
     })
 }
 
+#[allow(unsafe_code)] // libc: kill, prctl
 fn start_pcscd(dir: &Path, readers: bool) -> Result<Child, String> {
     // A pcscd of the previous test binary may still be on its way out.
     let deadline = Instant::now() + Duration::from_secs(10);
     while let Some(pid) =
         std::fs::read_to_string("/run/pcscd/pcscd.pid").ok().and_then(|p| p.trim().parse::<i32>().ok())
     {
+        // SAFETY: signal 0 only asks whether the process exists.
         if unsafe { libc::kill(pid, 0) } != 0 || Instant::now() > deadline {
             break;
         }
@@ -161,6 +230,7 @@ fn start_pcscd(dir: &Path, readers: bool) -> Result<Child, String> {
     if !readers {
         cmd.env("CPX_STACK_ENTRIES", "none");
     }
+    // SAFETY: the closure only calls prctl, which is async-signal-safe, between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
@@ -404,4 +474,58 @@ pub fn logged_commands(log: &Path) -> Vec<String> {
         .filter_map(|l| l.strip_prefix("> "))
         .map(str::to_owned)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaks(logs: &str) -> bool {
+        std::panic::catch_unwind(|| assert_no_pin(logs, &["5791"])).is_err()
+    }
+
+    #[test]
+    fn a_code_porteur_is_found_in_every_form_a_log_could_hold_it() {
+        for logs in ["pin=5791", "{\"pin\":\"5791\"}", "data: 5791\n"] {
+            assert!(leaks(logs), "{logs}");
+        }
+        for logs in [
+            "apdu=002000010835373931FFFFFFFF",
+            "data=35373931",
+            "data=35 37 39 31 ff ff ff ff",
+            "data=35:37:39:31",
+            "data=[53, 55, 57, 49, 255, 255, 255, 255]",
+            "data=NTc5Mf////8=",
+        ] {
+            assert!(leaks(logs), "{logs}");
+        }
+    }
+
+    #[test]
+    fn digits_inside_a_longer_number_or_word_are_not_the_code_porteur() {
+        assert!(!leaks("port=57910 national_id=899757910123 ms=15791.2 id=x5791 cps4-t0 sw=9000"));
+    }
+
+    #[test]
+    fn child_commands_lists_a_child_of_this_process() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let found = child_commands(std::process::id());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(found.iter().any(|c| c == "sleep 30"), "{found:?}");
+    }
+
+    #[test]
+    fn poll_returns_what_the_check_found_and_fails_at_the_deadline() {
+        let mut n = 0;
+        assert_eq!(
+            poll("three calls", Duration::from_secs(5), || {
+                n += 1;
+                (n == 3).then_some(n)
+            }),
+            3
+        );
+        let late = std::panic::catch_unwind(|| poll("never", Duration::from_millis(50), || None::<()>));
+        assert!(late.is_err());
+    }
 }

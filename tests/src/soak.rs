@@ -85,7 +85,7 @@ enum Fault {
     /// The card is pulled after this long, wherever the login is.
     PullAfter(When),
     PcscdRestart(When),
-    Garbled(cpx_sim::card::Garble, f64, u64),
+    Garbled(cpx_sim::Garble, f64, u64),
     TwoPages,
     WrongPin,
     Rival {
@@ -125,7 +125,7 @@ impl Fault {
 
     /// Draws the parameters of a fault of `kind`.
     fn draw(kind: FaultKind, rng: &mut StdRng) -> Self {
-        use cpx_sim::card::Garble;
+        use cpx_sim::Garble;
         match kind {
             FaultKind::CardPulled => {
                 if rng.gen_bool(0.5) {

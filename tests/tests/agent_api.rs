@@ -391,7 +391,10 @@ fn a_login_waiting_too_long_for_the_card_gets_busy() {
     agent.answer_pins(&["1234"]);
     let (first, second) = std::thread::scope(|scope| {
         let first = scope.spawn(|| login(&agent, ORIGIN, &json!({"challenge": challenge()}).to_string()));
-        std::thread::sleep(std::time::Duration::from_millis(500));
+        // The first login holds the card once its PIN dialog is up (the pinentry is the agent's child).
+        cpx_tests::poll("the first login's PIN dialog", std::time::Duration::from_secs(10), || {
+            cpx_tests::child_commands(agent.pid()).iter().any(|c| c.contains("pinentry")).then_some(())
+        });
         let second = login(&agent, ORIGIN, &json!({"challenge": challenge()}).to_string());
         (first.join().unwrap(), second)
     });

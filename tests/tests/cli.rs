@@ -118,7 +118,8 @@ fn watch_prints_one_line_per_event() {
         }
     };
     next_for("service_started");
-    std::thread::sleep(Duration::from_millis(200));
+    // The monitor watches our reader from now on.
+    next_for("reader_added");
     let card = insert("cps4", &reader);
     let v = next_for("card_inserted");
     assert_eq!(v["card"]["state"], "CARD_READY", "{v}");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cpx_card::{CardError, CertCache, Pin, SignScheme};
 use cpx_pcsc::{Monitor, MonitorEvent, PcscError};
-use cpx_sim::card::Garble;
+use cpx_sim::Garble;
 use cpx_tests::{insert, insert_with, open_card, open_card_with_timeout, stack, Options};
 
 #[test]

@@ -2,7 +2,7 @@
 //! only, and `cpx-agent report` masks the holder's identity and the sites used unless asked to keep them.
 
 use cpx_tests::agent::{server_pki, AgentProcess, Nginx};
-use cpx_tests::{assert_no_pin, binary, insert_with, logged_commands, out_dir, stack, Options};
+use cpx_tests::{assert_no_pin, binary, insert_with, logged_commands, out_dir, poll, stack, Options};
 use serde_json::json;
 
 #[test]
@@ -24,13 +24,11 @@ fn trace_logs_hold_no_pin_nor_signed_data_and_the_report_is_redacted() {
         "wrong PIN first"
     );
     assert_eq!(agent.request("POST", "/v1/authenticate", &headers, Some(&body)).status, 200);
-    std::thread::sleep(std::time::Duration::from_millis(300)); // the log writer is asynchronous
-    let logs = agent.logs();
-    assert!(
-        logs.contains("card login done") && logs.contains("\"apdu\""),
-        "trace level is on: {}",
-        &logs[..logs.len().min(2000)]
-    );
+    // The log writer is asynchronous: wait for the login's last line.
+    let logs = poll("the login in the agent's log", std::time::Duration::from_secs(10), || {
+        Some(agent.logs()).filter(|l| l.contains("card login done"))
+    });
+    assert!(logs.contains("\"apdu\""), "trace level is on: {}", &logs[..logs.len().min(2000)]);
     assert_no_pin(&logs, &["1234", "0000"]);
     // What the card signed (INTERNAL AUTHENTICATE's DigestInfo) never reaches the logs, in any case.
     let signed: Vec<String> = logged_commands(&apdus)

@@ -34,8 +34,10 @@ fn alive(pid: u32) -> bool {
 }
 
 /// Lowers (or raises) the agent's descriptor limit, as a small `ulimit -n` would have.
+#[allow(unsafe_code)] // libc: prlimit
 fn set_descriptor_limit(pid: u32, n: u64) {
     let limit = libc::rlimit { rlim_cur: n, rlim_max: 20000.max(n) };
+    // SAFETY: `limit` outlives the call; the old limit is not asked for (null).
     let r = unsafe { libc::prlimit(pid as i32, libc::RLIMIT_NOFILE, &limit, std::ptr::null_mut()) };
     assert_eq!(r, 0, "prlimit: {}", std::io::Error::last_os_error());
 }

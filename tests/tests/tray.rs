@@ -388,9 +388,11 @@ fn card_login_with_the_pin_typed_into_the_tray_dialog() {
         app.wait_closed("blocked");
     }
     // The app logged at trace level through all of this; the PINs typed are nowhere in it.
-    std::thread::sleep(Duration::from_millis(300)); // the log writer is asynchronous
-    let logs = app.logs();
-    assert!(logs.contains("card login done") && logs.contains("\"apdu\""), "trace level is on");
+    // The log writer is asynchronous: wait for the last login's line.
+    let logs = cpx_tests::poll("the logins in the app's log", Duration::from_secs(10), || {
+        Some(app.logs()).filter(|l| l.contains("card login done"))
+    });
+    assert!(logs.contains("\"apdu\""), "trace level is on");
     cpx_tests::assert_no_pin(&logs, &["1234", "0000"]);
 }
 
@@ -446,6 +448,7 @@ fn site_consent_and_two_sites_asking_at_once() {
     let again = b.run_async(&token_call);
     assert!(again.as_str().unwrap_or_default().contains("SITE_REFUSED"), "{again}");
     assert!(app.find_window("consent").is_none(), "no dialog during the quiet period");
+    // Time passes on purpose: the quiet period (refused_site_quiet_seconds = 3) must be over.
     std::thread::sleep(Duration::from_secs(3));
 
     let answer = std::thread::scope(|scope| {
@@ -510,6 +513,7 @@ fn site_consent_and_two_sites_asking_at_once() {
         app.wait_window("pin");
         assert!(app.page_text().contains(&w.portal.origin));
         let second_call = scope.spawn(|| ask(second));
+        // Time passes on purpose: the second request must have had the time to show a dialog, and not.
         std::thread::sleep(Duration::from_secs(2));
         app.find_window("pin").expect("the first dialog is still open");
         assert!(app.page_text().contains(&w.portal.origin), "still the first site's dialog");

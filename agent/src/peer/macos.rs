@@ -25,8 +25,10 @@ fn read_i32(buf: &[u8], at: usize) -> Option<i32> {
 }
 
 fn uid_of_pid(pid: libc::c_int) -> Option<u32> {
+    // SAFETY: proc_bsdinfo is plain data; all zeros is a valid value.
     let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
     let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
+    // SAFETY: `info` outlives the call and `size` is its size.
     let n = unsafe {
         libc::proc_pidinfo(
             pid,
@@ -42,6 +44,7 @@ fn uid_of_pid(pid: libc::c_int) -> Option<u32> {
 /// Every TCP socket of every visible process: (pid, local port, foreign port).
 fn tcp_sockets() -> Result<Vec<(libc::c_int, u16, u16)>, PeerError> {
     let mut pids = vec![0 as libc::pid_t; 4096];
+    // SAFETY: `pids` outlives the call and holds the byte length given.
     let n = unsafe {
         libc::proc_listallpids(
             pids.as_mut_ptr().cast(),
@@ -55,6 +58,7 @@ fn tcp_sockets() -> Result<Vec<(libc::c_int, u16, u16)>, PeerError> {
     let mut out = Vec::new();
     for pid in pids {
         let mut fds = vec![libc::proc_fdinfo { proc_fd: 0, proc_fdtype: 0 }; 1024];
+        // SAFETY: `fds` outlives the call and holds the byte length given.
         let bytes = unsafe {
             libc::proc_pidinfo(
                 pid,
@@ -70,6 +74,7 @@ fn tcp_sockets() -> Result<Vec<(libc::c_int, u16, u16)>, PeerError> {
         fds.truncate(bytes as usize / std::mem::size_of::<libc::proc_fdinfo>());
         for fd in fds.iter().filter(|f| f.proc_fdtype == libc::PROX_FDTYPE_SOCKET as u32) {
             let mut info = [0u8; SOCKET_FDINFO_BUF];
+            // SAFETY: `info` outlives the call and holds the byte length given.
             let got = unsafe {
                 libc::proc_pidfdinfo(
                     pid,
@@ -92,10 +97,12 @@ fn tcp_sockets() -> Result<Vec<(libc::c_int, u16, u16)>, PeerError> {
 }
 
 pub fn current_user() -> Result<UserId, PeerError> {
+    // SAFETY: geteuid takes nothing and cannot fail.
     Ok(UserId(unsafe { libc::geteuid() }.to_string()))
 }
 
 pub fn owner_of_client(local: SocketAddr, remote: SocketAddr) -> Result<UserId, PeerError> {
+    // SAFETY: getpid takes nothing and cannot fail.
     let me = unsafe { libc::getpid() };
     let (pid, ..) = tcp_sockets()?
         .into_iter()

@@ -1,5 +1,5 @@
-//! ATR recognition (the table of docs/card-facts.md, kept as data with masks) and an ATR parser for
-//! diagnostics (an unknown ATR is printed with its parsed form).
+//! ATR recognition (the table of docs/card-facts.md#recognition, kept as data with masks) and an ATR
+//! parser for diagnostics (an unknown ATR is printed with its parsed form).
 
 use serde::{Deserialize, Serialize};
 
@@ -40,7 +40,8 @@ pub struct AtrEntry {
     pub interface: Interface,
 }
 
-/// The known CPx ATRs (docs/card-facts.md). Masks: the OpenSC/Windows ones where they exist, exact otherwise.
+/// The known CPx ATRs (docs/card-facts.md#recognition). Masks: the OpenSC/Windows ones where they exist,
+/// exact otherwise.
 /// Exact entries come first: the CPS3 mask (OpenSC's) also matches the CPS4 T=0-only ATR.
 pub const ATR_TABLE: &[AtrEntry] = &[
     AtrEntry {

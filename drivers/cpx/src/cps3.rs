@@ -1,6 +1,6 @@
 //! CPS3 driver (IAS-ECC, T=0): tries left by GET DATA on the CHV security data object, VERIFY, and
 //! authentication signatures by MSE SET AT + INTERNAL AUTHENTICATE on a PKCS#1 DigestInfo
-//! (docs/card-facts.md). The card pads; it cannot do RSA-PSS, hence TLS 1.2 only.
+//! (docs/card-facts.md#code-porteur-and-signatures). The card pads; it cannot do RSA-PSS, hence TLS 1.2 only.
 
 use cpx_pcsc::Command;
 

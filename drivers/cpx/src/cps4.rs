@@ -1,8 +1,9 @@
 //! CPS4 driver (NXP ChipDoc, applet on a logical channel): tries left by VERIFY with no data, VERIFY,
 //! and signatures by MSE SET DST (`91 02 <alg> <key|80>`) + PSO COMPUTE DIGITAL SIGNATURE on a hash
-//! computed by the host, PKCS#1 v1.5 or RSA-PSS (docs/card-facts.md). After a `69 85` the ChipDoc
-//! recovery sequence brings the card back and the command is sent once more — except a VERIFY with the
-//! code porteur, which becomes [`CardError::PinConditions`] for the user to try again.
+//! computed by the host, PKCS#1 v1.5 or RSA-PSS (docs/card-facts.md#code-porteur-and-signatures).
+//! After a `69 85` the ChipDoc recovery sequence brings the card back and the command is sent once more
+//! — except a VERIFY with the code porteur, which becomes [`CardError::PinConditions`] for the user to
+//! try again.
 
 use cpx_pcsc::{Command, StatusWord, Transport};
 

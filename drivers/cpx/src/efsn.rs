@@ -1,5 +1,5 @@
 //! EF.SN.ICC (3F00/D003): the card number, and the issuer check that tells a CPx card from any other
-//! IAS-ECC card (`80 25 00 00 01` is the ANS issuer; docs/card-facts.md–2).
+//! IAS-ECC card (`80 25 00 00 01` is the ANS issuer; docs/card-facts.md#recognition).
 
 use crate::error::CardError;
 use crate::tlv;
@@ -55,7 +55,7 @@ mod tests {
 
     #[test]
     fn real_example() {
-        // docs/card-facts.md.
+        // docs/card-facts.md#recognition.
         let sn = parse(&hex::decode("5A0A8025000001992138450F").unwrap()).unwrap();
         assert!(sn.issued_by_ans());
         assert_eq!(sn.serial, "992138450");

@@ -1,5 +1,6 @@
-//! The holder's identity, read from the authentication certificate (docs/card-facts.md): national id and its
-//! kind (RPPS `8…` / ADELI `0…`), nom, prénom, profession, validity, issuer, test or production IGC-Santé.
+//! The holder's identity, read from the authentication certificate
+//! (docs/card-facts.md#certificates-and-the-holders-identity): national id and its kind (RPPS `8…` /
+//! ADELI `0…`), nom, prénom, profession, validity, issuer, test or production IGC-Santé.
 
 use serde::{Deserialize, Serialize};
 use x509_parser::prelude::*;

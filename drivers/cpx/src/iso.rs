@@ -6,7 +6,8 @@ use cpx_pcsc::{Command, Response, StatusWord, Transport};
 use crate::error::CardError;
 use crate::fcp;
 
-/// Largest READ BINARY a CPx card serves in one call (Cryptolib's max_recv_size, docs/card-facts.md).
+/// Largest READ BINARY a CPx card serves in one call (Cryptolib's max_recv_size,
+/// docs/card-facts.md#files-of-the-mf).
 pub const MAX_READ: usize = 0xE7;
 /// Files larger than this are not CPx files: refuse instead of reading forever.
 const MAX_FILE: usize = 16 * 1024;

@@ -9,9 +9,9 @@
 //! ```
 //! OpenSC also writes the AID as `[1] { [APPLICATION 15] aid, OCTET STRING path }` (its "pathExtended");
 //! both are read. A real CPS3 gives its private keys a path holding only the application's AID (the keys
-//! are used by key reference, docs/card-facts.md), so an empty path is a valid [`ObjectPath::None`], not an
-//! error. Every path is resolved against the application DF the driver selected (see `open.rs`): a file id
-//! is never prefixed with `3F00`.
+//! are used by key reference, docs/card-facts.md#pkcs15-paths-isoiec-7816-15), so an empty path is a
+//! valid [`ObjectPath::None`], not an error. Every path is resolved against the application DF the
+//! driver selected (see `open.rs`): a file id is never prefixed with `3F00`.
 
 use serde::{Deserialize, Serialize};
 

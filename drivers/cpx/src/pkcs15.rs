@@ -18,7 +18,7 @@ pub struct DirApp {
     pub path: Option<Vec<u8>>,
 }
 
-/// The application AIDs of CPx cards (docs/card-facts.md).
+/// The application AIDs of CPx cards (docs/card-facts.md#applications-efdir).
 pub const AID_CPX_IAS: &[u8] =
     &[0xE8, 0x28, 0xBD, 0x08, 0x0F, 0x80, 0x25, 0x00, 0x00, 0x01, 0xFF, 0x00, 0x10];
 /// The contactless CPx application of the CPS3.
@@ -327,7 +327,8 @@ mod tests {
     }
 
     /// A PrKDF entry as a real CPS3 writes it: the authentication key, reference 0x82, its path only
-    /// the application's AID (docs/card-facts.md), and an ODF with paths relative to the application DF.
+    /// the application's AID (docs/card-facts.md#pkcs15-paths-isoiec-7816-15), and an ODF with paths
+    /// relative to the application DF.
     #[test]
     fn reads_a_real_layout_relative_paths_and_a_key_path_holding_only_the_aid() {
         let odf = parse_odf(

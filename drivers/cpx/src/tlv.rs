@@ -107,7 +107,7 @@ mod tests {
 
     #[test]
     fn parses_the_chv_sdo_answer_of_a_real_cps3() {
-        // docs/card-facts.md, OSC#2275 trace.
+        // docs/card-facts.md#code-porteur-and-signatures, OSC#2275 trace.
         let raw = hex::decode("7016BF810112A0109A01039B0103A1088C06F3000013FF00").unwrap();
         let (top, rest) = parse_one(&raw).unwrap();
         assert!(rest.is_empty());

@@ -111,7 +111,8 @@ impl PcscError {
         }
     }
 
-    /// The WinSCard/pcsc-lite code of this error (docs/card-facts.md); 0 for errors that are ours.
+    /// The WinSCard/pcsc-lite code of this error (docs/card-facts.md#pcsc-errors); 0 for errors that are
+    /// ours.
     pub fn scard_code(&self) -> u32 {
         match self {
             Self::ServiceStopped => 0x8010_001D,

@@ -6,23 +6,29 @@ use rsa::traits::PublicKeyParts;
 use rsa::{BigUint, Pkcs1v15Sign, Pss, RsaPrivateKey};
 use sha2::{Digest, Sha256};
 
+use crate::fault::{Command, Fault, Garbler, Wedge};
 use crate::fs::{Body, FileSystem, ReadAccess, MF};
 
 /// Card generation: decides the command set (INTERNAL AUTHENTICATE, logical channels, MSE forms).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Generation {
+    /// CPS3: IAS-ECC, INTERNAL AUTHENTICATE, no logical channels.
     Cps3,
+    /// CPS4: ChipDoc on logical channel 1, PSO only.
     Cps4,
 }
 
 /// A private key of the card.
 pub struct CardKey {
+    /// Key reference (the MSE's `84`/`83` value).
     pub reference: u8,
+    /// The RSA private key.
     pub key: RsaPrivateKey,
     /// The key may serve INTERNAL AUTHENTICATE (CPS3 authentication and technical keys).
     pub internal_auth: bool,
     /// The key may sign with PSO COMPUTE DIGITAL SIGNATURE.
     pub cds: bool,
+    /// The code porteur must be verified first.
     pub needs_pin: bool,
     /// The DF the key belongs to: it is usable only while that application is selected.
     pub app_df: usize,
@@ -30,105 +36,20 @@ pub struct CardKey {
 
 /// The code porteur and its counter.
 pub struct Pin {
+    /// Reference of the code porteur (VERIFY's P2).
     pub reference: u8,
     /// Stored form: ASCII digits padded with 0xFF to the stored length.
     pub value: Vec<u8>,
+    /// Tries the counter is reset to after a good VERIFY.
     pub max_tries: u8,
+    /// Tries left before the code porteur blocks.
     pub tries_left: u8,
-}
-
-/// What the card does beyond answering (used by the fault personas).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fault {
-    None,
-    /// Never answers any APDU.
-    Mute,
-    /// Leaves the reader when it receives this INS.
-    PullOn(u8),
-    /// The ChipDoc `69 85` of Cryptolib 5.2's release notes: the first MSE on a logical channel after a
-    /// good VERIFY gets `69 85`, and the ChipDoc channel keeps answering `69 85` until the recovery
-    /// sequence: SELECT IDS (`A0 00 00 01 51 00 00`) on channel 1, SELECT CPS2ter (`80 25 00 00 01 FF 00 02`)
-    /// with CLA 00, SELECT ChipDoc again on channel 1. The code porteur stays verified. Once only.
-    ChipDoc6985,
-}
-
-/// Where a [`Fault::ChipDoc6985`] card is in its failure and recovery.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wedge {
-    /// Waiting for the first MSE after VERIFY.
-    Armed,
-    /// Answering `69 85` on the ChipDoc channel; the number of recovery steps done (0 to 2).
-    Stuck(u8),
-    /// Recovered: behaves normally from now on.
-    Recovered,
-}
-
-/// Ways to spoil answers, to test that the driver survives a card that talks nonsense.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Garble {
-    /// Random bytes instead of the answer (1 to 40 of them).
-    Nonsense,
-    /// The answer's data cut short, status word kept.
-    Truncate,
-    /// Extra bytes added to the answer's data.
-    WrongLength,
-    /// An unexpected status word in place of the real one.
-    BadStatus,
-}
-
-impl std::str::FromStr for Garble {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "nonsense" => Ok(Self::Nonsense),
-            "truncate" => Ok(Self::Truncate),
-            "wrong-length" => Ok(Self::WrongLength),
-            "bad-status" => Ok(Self::BadStatus),
-            _ => Err(format!("unknown garble {s:?}: nonsense, truncate, wrong-length or bad-status")),
-        }
-    }
-}
-
-/// Spoils a share of the answers, reproducibly (seeded).
-pub struct Garbler {
-    pub kind: Garble,
-    /// Probability that one answer is spoilt.
-    pub rate: f64,
-    rng: rand::rngs::StdRng,
-}
-
-impl Garbler {
-    pub fn new(kind: Garble, rate: f64, seed: u64) -> Self {
-        use rand::SeedableRng;
-        Self { kind, rate, rng: rand::rngs::StdRng::seed_from_u64(seed) }
-    }
-
-    fn spoil(&mut self, answer: Vec<u8>) -> Vec<u8> {
-        use rand::Rng;
-        if !self.rng.gen_bool(self.rate.clamp(0.0, 1.0)) {
-            return answer;
-        }
-        let n = answer.len().saturating_sub(2);
-        let (data, sw) = answer.split_at(n);
-        match self.kind {
-            Garble::Nonsense => (0..self.rng.gen_range(1..=40)).map(|_| self.rng.gen()).collect(),
-            Garble::Truncate => [&data[..data.len() / 2], sw].concat(),
-            Garble::WrongLength => {
-                let extra: Vec<u8> = (0..self.rng.gen_range(1..=8)).map(|_| self.rng.gen()).collect();
-                [data, &extra, sw].concat()
-            }
-            Garble::BadStatus => {
-                const ODD: [[u8; 2]; 6] =
-                    [[0x6F, 0x00], [0x6A, 0x80], [0x69, 0x84], [0x61, 0xFF], [0x6C, 0x00], [0x90, 0x00]];
-                [data, &ODD[self.rng.gen_range(0..ODD.len())]].concat()
-            }
-        }
-    }
 }
 
 /// What the transport must do with the card's reaction to one APDU.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Reaction {
+    /// Send this response APDU (data and status word).
     Answer(Vec<u8>),
     /// Say nothing, ever (a mute card).
     Silence,
@@ -159,16 +80,46 @@ impl Channel {
     }
 }
 
-pub struct CardOs {
+/// What a card is made of: everything [`CardOs::new`] needs (the personas build one each).
+pub struct CardSpec {
+    /// Card generation (command set).
     pub generation: Generation,
+    /// The answer to reset.
+    pub atr: Vec<u8>,
+    /// Answer case-4 commands the T=0 way (`61xx`, then GET RESPONSE).
+    pub t0: bool,
+    /// Read through the contactless interface (no signature).
+    pub contactless: bool,
+    /// The files.
+    pub fs: FileSystem,
+    /// The private keys.
+    pub keys: Vec<CardKey>,
+    /// The code porteur, if the card has one.
+    pub pin: Option<Pin>,
+    /// How the card misbehaves ([`Fault::None`] for a healthy card).
+    pub fault: Fault,
+}
+
+/// The virtual card's operating system: its state (files, keys, code porteur, logical channels) and the
+/// APDUs it answers.
+pub struct CardOs {
+    /// Card generation (command set).
+    pub generation: Generation,
+    /// The answer to reset.
     pub atr: Vec<u8>,
     /// Answer case-4 commands with `61xx` and let the terminal GET RESPONSE, as T=0 cards do.
     pub t0: bool,
+    /// Read through the contactless interface (no signature).
     pub contactless: bool,
+    /// The files.
     pub fs: FileSystem,
+    /// The private keys.
     pub keys: Vec<CardKey>,
+    /// The code porteur, if the card has one.
     pub pin: Option<Pin>,
+    /// How the card misbehaves ([`Fault::None`] for a healthy card).
     pub fault: Fault,
+    /// Spoils a share of the answers, when set (`--garble`).
     pub garbler: Option<Garbler>,
     /// How long the card takes to answer (applied by the vpcd transport).
     pub latency: crate::latency::Latency,
@@ -189,17 +140,9 @@ fn sw(code: Sw) -> Vec<u8> {
 }
 
 impl CardOs {
-    pub fn new(
-        generation: Generation,
-        atr: Vec<u8>,
-        t0: bool,
-        contactless: bool,
-        fs: FileSystem,
-        keys: Vec<CardKey>,
-        pin: Option<Pin>,
-        fault: Fault,
-    ) -> Self {
-        let wedge = (fault == Fault::ChipDoc6985).then_some(Wedge::Armed);
+    /// A card as the spec describes it, just powered up; no garbling, no latency.
+    pub fn new(spec: CardSpec) -> Self {
+        let CardSpec { generation, atr, t0, contactless, fs, keys, pin, fault } = spec;
         let mut os = Self {
             generation,
             atr,
@@ -212,7 +155,7 @@ impl CardOs {
             garbler: None,
             latency: crate::latency::Latency::OFF,
             rsa_ops: 0,
-            wedge,
+            wedge: fault.initial_wedge(),
             channels: Default::default(),
             pin_verified: false,
             pending: Vec::new(),
@@ -276,8 +219,10 @@ impl CardOs {
         if self.channels[channel].is_none() {
             return sw(0x6881);
         }
-        if let Some(status) = self.chipdoc_6985(channel, ins, p1, data) {
-            return sw(status);
+        if let Some(wedge) = self.wedge.as_mut() {
+            if let Some(status) = wedge.step(Command { channel, ins, p1, data }, self.pin_verified) {
+                return sw(status);
+            }
         }
         let chained = cla & 0x10 != 0;
         let (out, status) = match ins {
@@ -291,33 +236,6 @@ impl CardOs {
             _ => (Vec::new(), 0x6D00),
         };
         self.respond(out, status, !data.is_empty())
-    }
-
-    /// [`Fault::ChipDoc6985`]: `Some(69 85)` while the ChipDoc channel is stuck; follows the recovery
-    /// steps (each recovery SELECT itself goes on to be answered normally).
-    fn chipdoc_6985(&mut self, channel: usize, ins: u8, p1: u8, data: &[u8]) -> Option<Sw> {
-        let wedge = self.wedge?;
-        let select_aid = |aid: &str| ins == 0xA4 && p1 == 0x04 && data == crate::persona::hex(aid).as_slice();
-        match wedge {
-            Wedge::Armed if ins == 0x22 && channel != 0 && self.pin_verified => {
-                self.wedge = Some(Wedge::Stuck(0));
-                Some(0x6985)
-            }
-            Wedge::Stuck(0) if channel == 1 && select_aid(crate::persona::AID_IDS) => {
-                self.wedge = Some(Wedge::Stuck(1));
-                None
-            }
-            Wedge::Stuck(1) if channel == 0 && select_aid(crate::persona::AID_CPS2TER) => {
-                self.wedge = Some(Wedge::Stuck(2));
-                None
-            }
-            Wedge::Stuck(2) if channel == 1 && select_aid(crate::persona::AID_ECC_ROOT) => {
-                self.wedge = Some(Wedge::Recovered);
-                None
-            }
-            Wedge::Stuck(_) if channel != 0 => Some(0x6985),
-            _ => None,
-        }
     }
 
     /// T=0: a command that sent data and gets data back answers `61xx`; the data waits for GET RESPONSE.

@@ -23,14 +23,17 @@ pub fn ctx(n: u8, parts: &[Vec<u8>]) -> Vec<u8> {
     tlv(&[0xA0 | n], &parts.concat())
 }
 
+/// OCTET STRING.
 pub fn octets(bytes: &[u8]) -> Vec<u8> {
     tlv(&[0x04], bytes)
 }
 
+/// UTF8String.
 pub fn utf8(s: &str) -> Vec<u8> {
     tlv(&[0x0C], s.as_bytes())
 }
 
+/// INTEGER, in the fewest bytes (a leading 00 when the high bit is set).
 pub fn integer(v: u32) -> Vec<u8> {
     let mut bytes: Vec<u8> = v.to_be_bytes().iter().copied().skip_while(|b| *b == 0).collect();
     if bytes.first().is_none_or(|b| b & 0x80 != 0) {
@@ -39,6 +42,7 @@ pub fn integer(v: u32) -> Vec<u8> {
     tlv(&[0x02], &bytes)
 }
 
+/// ENUMERATED (one byte).
 pub fn enumerated(v: u8) -> Vec<u8> {
     tlv(&[0x0A], &[v])
 }

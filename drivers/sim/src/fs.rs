@@ -5,47 +5,72 @@ use crate::der::tlv;
 /// Who may read an EF.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadAccess {
+    /// Readable at any time.
     Always,
     /// Only over the contact interface (the CPS3's 3F00/0001/7001 test of Cryptolib).
     ContactOnly,
+    /// Never readable (a file whose content only the card uses).
     Never,
 }
 
+/// What a node is: a DF or a transparent EF.
 #[derive(Clone, Debug)]
 pub enum Body {
-    Df { aid: Option<Vec<u8>> },
-    Ef { content: Vec<u8>, sfi: Option<u8>, read: ReadAccess },
+    /// A dedicated file, selectable by AID when it has one.
+    Df {
+        /// The AID it is selected by, if any.
+        aid: Option<Vec<u8>>,
+    },
+    /// A transparent elementary file: its bytes, its short file identifier, who may read it.
+    Ef {
+        /// The file's bytes.
+        content: Vec<u8>,
+        /// Short file identifier (READ BINARY with P1 = 80 | SFI).
+        sfi: Option<u8>,
+        /// Who may read it.
+        read: ReadAccess,
+    },
 }
 
+/// One file of the tree.
 #[derive(Clone, Debug)]
 pub struct Node {
+    /// File identifier.
     pub fid: u16,
+    /// Index of the parent DF (None for the MF).
     pub parent: Option<usize>,
+    /// DF or EF.
     pub body: Body,
 }
 
 /// The file tree; node 0 is the MF (3F00).
 #[derive(Clone, Debug)]
 pub struct FileSystem {
+    /// Every file; a file's index is its handle.
     pub nodes: Vec<Node>,
 }
 
+/// Handle of the MF.
 pub const MF: usize = 0;
 
 impl FileSystem {
+    /// A tree with only the MF (with an AID when given).
     pub fn new(mf_aid: Option<Vec<u8>>) -> Self {
         Self { nodes: vec![Node { fid: 0x3F00, parent: None, body: Body::Df { aid: mf_aid } }] }
     }
 
+    /// Adds a DF under `parent`; returns its handle.
     pub fn add_df(&mut self, parent: usize, fid: u16, aid: Option<Vec<u8>>) -> usize {
         self.nodes.push(Node { fid, parent: Some(parent), body: Body::Df { aid } });
         self.nodes.len() - 1
     }
 
+    /// Adds an always-readable EF with no SFI under `parent`; returns its handle.
     pub fn add_ef(&mut self, parent: usize, fid: u16, content: Vec<u8>) -> usize {
         self.add_ef_with(parent, fid, content, None, ReadAccess::Always)
     }
 
+    /// Adds an EF with its SFI and read access under `parent`; returns its handle.
     pub fn add_ef_with(
         &mut self,
         parent: usize,
@@ -58,6 +83,7 @@ impl FileSystem {
         self.nodes.len() - 1
     }
 
+    /// The node is a DF.
     pub fn is_df(&self, id: usize) -> bool {
         matches!(self.nodes[id].body, Body::Df { .. })
     }
@@ -71,14 +97,17 @@ impl FileSystem {
         }
     }
 
+    /// The file `fid` directly under `df`.
     pub fn child(&self, df: usize, fid: u16) -> Option<usize> {
         self.nodes.iter().position(|n| n.parent == Some(df) && n.fid == fid)
     }
 
+    /// The DF with this AID.
     pub fn by_aid(&self, aid: &[u8]) -> Option<usize> {
         self.nodes.iter().position(|n| matches!(&n.body, Body::Df { aid: Some(a) } if a == aid))
     }
 
+    /// The EF of `df` with this short file identifier.
     pub fn by_sfi(&self, df: usize, sfi: u8) -> Option<usize> {
         self.nodes
             .iter()

@@ -33,6 +33,7 @@ impl Latency {
     pub const REAL: Latency =
         Latency { per_apdu: Duration::from_millis(90), baud: None, rsa: Duration::from_millis(250) };
 
+    /// No delay of any kind.
     pub fn is_off(&self) -> bool {
         self.per_apdu.is_zero() && self.rsa.is_zero() && self.baud.is_none()
     }

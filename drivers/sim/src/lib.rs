@@ -4,8 +4,11 @@
 //! It shares no code with the card driver (`drivers/cpx`): it is the outside world the driver is tested
 //! against, and a simulator that reused the driver's parsers would share its mistakes.
 
+#![warn(missing_docs)]
+
 pub mod card;
 pub mod der;
+pub mod fault;
 pub mod fs;
 pub mod latency;
 pub mod persona;
@@ -13,7 +16,8 @@ pub mod pkcs15;
 pub mod pki;
 pub mod vpcd;
 
-pub use card::CardOs;
+pub use card::{CardOs, CardSpec};
+pub use fault::{Fault, Garble};
 pub use latency::Latency;
 pub use persona::{find, Options, Persona, PERSONAS};
 pub use pkcs15::Layout;

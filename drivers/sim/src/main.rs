@@ -52,7 +52,7 @@ enum Command {
         actua: Option<String>,
         /// Spoil a share of the answers: nonsense, truncate, wrong-length or bad-status.
         #[arg(long)]
-        garble: Option<cpx_sim::card::Garble>,
+        garble: Option<cpx_sim::fault::Garble>,
         /// Share of the answers spoilt by --garble (0 to 1).
         #[arg(long, default_value_t = 0.2)]
         garble_rate: f64,

@@ -1,13 +1,17 @@
 //! The personas: ready-made virtual cards, each a real CPx card generation or a fault to reproduce.
 
-use crate::card::{CardKey, CardOs, Fault, Garble, Garbler, Generation, Pin};
+use crate::card::{CardKey, CardOs, CardSpec, Generation, Pin};
+use crate::fault::{Fault, Garble, Garbler};
 use crate::fs::{FileSystem, ReadAccess, MF};
 use crate::latency::Latency;
 use crate::pkcs15::{Application, KeyObject, Layout, PinObject};
 use crate::pki::{self, Holder};
 
+/// ATR of a CPS3 over the contact interface (T=0).
 pub const ATR_CPS3: &str = "3BAC00402A001225006480000310009000";
+/// Pseudo-ATR of a CPS3 read over contactless.
 pub const ATR_CPS3_CL: &str = "3B8F80010031B86404B0ECC173940180829000 0E";
+/// ATR of a CPS4 (offers T=0 and T=1).
 pub const ATR_CPS4: &str = "3B9B188001001225006480040100009044";
 /// A CPS3-like ATR that is in no recognition table (historical bytes changed).
 pub const ATR_VARIANT: &str = "3BAC00402A001225009980000310009000";
@@ -16,10 +20,15 @@ pub const ATR_NOT_CPX: &str = "3B8F8001804F0CA000000306030001000000006A";
 
 /// EF.ATR of a real CPS3 (OpenSC #2223; docs/simulator.md), 57 bytes.
 const EF_ATR: &str = "804301B846 0404B0ECC1 4703940180 4F088025000001FF0100 E010020201040202010402020100020201 00 7808 06062B8122F87802 82029000";
+/// AID of the CPS3's contact application « CPx IAS ».
 pub const AID_CPX_IAS: &str = "E828BD080F8025000001FF0010";
+/// AID of the CPS3's contactless application « CPx IAS CL ».
 pub const AID_CPX_IAS_CL: &str = "E828BD080F8025000001FF0020";
+/// AID of the CPS4's ChipDoc application.
 pub const AID_ECC_ROOT: &str = "8025000001FF0100";
+/// AID of the CPS2ter application (a step of the ChipDoc `69 85` recovery).
 pub const AID_CPS2TER: &str = "8025000001FF0002";
+/// AID of the IDS application (a step of the ChipDoc `69 85` recovery).
 pub const AID_IDS: &str = "A0000001510000";
 /// Size of the real CPS3's EF.DIR (its FCP says `80 02 00 65`).
 pub const EF_DIR_REAL_SIZE: usize = 101;
@@ -82,8 +91,11 @@ impl Options {
     }
 }
 
+/// A ready-made virtual card: a name for the command line and the tests, and how to build it.
 pub struct Persona {
+    /// Name given to `cpx-sim insert`.
     pub name: &'static str,
+    /// What the card is for (`cpx-sim personas`).
     pub description: &'static str,
     /// The PKCS#15 layout the persona has unless `Options::layout` says otherwise.
     pub layout: Layout,
@@ -91,6 +103,7 @@ pub struct Persona {
 }
 
 impl Persona {
+    /// Builds the card with the command line's changes applied.
     pub fn card(&self, options: &Options) -> CardOs {
         let mut card = (self.build)(options, options.layout.unwrap_or(self.layout));
         card.garbler = options.garble.map(|(kind, rate, seed)| Garbler::new(kind, rate, seed));
@@ -105,6 +118,7 @@ impl Persona {
 const REAL: Layout = Layout::Real;
 const ABSOLUTE: Layout = Layout::Absolute;
 
+/// Every persona, in the order `cpx-sim personas` lists them.
 pub const PERSONAS: &[Persona] = &[
     Persona { name: "cps3", description: "CPS3 contact (IAS-ECC, T=0), Dr Jean DUPONT, Médecin, RPPS; the real cards' layout (relative paths)", layout: REAL, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 3, Fault::None, "992138450") },
     Persona { name: "cps3-abs", description: "the same CPS3 with every PKCS#15 path absolute from 3F00 (the older layout)", layout: ABSOLUTE, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 3, Fault::None, "992138450") },
@@ -121,10 +135,12 @@ pub const PERSONAS: &[Persona] = &[
     Persona { name: "pull-mid-sign", description: "CPS3 that leaves the reader during INTERNAL AUTHENTICATE", layout: REAL, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 3, Fault::PullOn(0x88), "992138450") },
 ];
 
+/// The persona with this name.
 pub fn find(name: &str) -> Option<&'static Persona> {
     PERSONAS.iter().find(|p| p.name == name)
 }
 
+/// Bytes of a hex constant (spaces allowed); panics on a bad constant (they are all in this crate).
 pub fn hex(s: &str) -> Vec<u8> {
     let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
     hex::decode(clean).expect("persona constant is hex")
@@ -274,7 +290,16 @@ fn cps3(
             app_df: cl_df,
         },
     ];
-    CardOs::new(Generation::Cps3, hex(atr), true, false, fs, keys, Some(pin(options, 0x01, tries)), fault)
+    CardOs::new(CardSpec {
+        generation: Generation::Cps3,
+        atr: hex(atr),
+        t0: true,
+        contactless: false,
+        fs,
+        keys,
+        pin: Some(pin(options, 0x01, tries)),
+        fault,
+    })
 }
 
 fn cl_application(serial: &str) -> Application {
@@ -350,10 +375,28 @@ fn cps4(options: &Options, layout: Layout, t0: bool, fault: Fault) -> CardOs {
             app_df: app,
         },
     ];
-    CardOs::new(Generation::Cps4, hex(ATR_CPS4), t0, false, fs, keys, Some(pin(options, 0x81, 3)), fault)
+    CardOs::new(CardSpec {
+        generation: Generation::Cps4,
+        atr: hex(ATR_CPS4),
+        t0,
+        contactless: false,
+        fs,
+        keys,
+        pin: Some(pin(options, 0x81, 3)),
+        fault,
+    })
 }
 
 fn not_cpx(_: &Options, _: Layout) -> CardOs {
     let fs = FileSystem::new(None);
-    CardOs::new(Generation::Cps3, hex(ATR_NOT_CPX), false, true, fs, vec![], None, Fault::None)
+    CardOs::new(CardSpec {
+        generation: Generation::Cps3,
+        atr: hex(ATR_NOT_CPX),
+        t0: false,
+        contactless: true,
+        fs,
+        keys: vec![],
+        pin: None,
+        fault: Fault::None,
+    })
 }

@@ -9,34 +9,50 @@
 use crate::der::*;
 use crate::fs::{FileSystem, ReadAccess};
 
+/// File id of the ODF (object directory).
 pub const ODF: u16 = 0x5031;
+/// File id of TokenInfo.
 pub const TOKEN_INFO: u16 = 0x5032;
+/// File id of the PrKDF (private keys).
 pub const PRKDF: u16 = 0x7002;
+/// File id of the CDF (certificates).
 pub const CDF: u16 = 0x7003;
+/// File id of the AODF (authentication objects: the code porteur).
 pub const AODF: u16 = 0x7004;
 
 /// A PIN object of the AODF.
 pub struct PinObject {
+    /// Label of the PIN object.
     pub label: &'static str,
+    /// authId the keys it guards refer to.
     pub auth_id: u8,
+    /// PIN reference on the card (VERIFY's P2).
     pub reference: u8,
+    /// Shortest code porteur accepted.
     pub min_len: u32,
+    /// Length of the stored, padded value.
     pub stored_len: u32,
+    /// Padding byte.
     pub pad: u8,
 }
 
 /// A key with its certificate.
 pub struct KeyObject {
+    /// Label of the private key object.
     pub key_label: &'static str,
+    /// Label of the certificate object.
     pub cert_label: &'static str,
     /// Last byte of the PKCS#15 ID (the rest is the application AID, as on real cards).
     pub id: u8,
+    /// Key reference on the card.
     pub reference: u8,
     /// PKCS#15 KeyUsageFlags bit numbers.
     pub usage: &'static [u8],
     /// authId of the PIN that guards it, if any.
     pub pin: Option<u8>,
+    /// File id of the certificate's EF in the application DF.
     pub cert_fid: u16,
+    /// The certificate (DER).
     pub cert_der: Vec<u8>,
 }
 
@@ -64,13 +80,21 @@ impl std::str::FromStr for Layout {
     }
 }
 
+/// A PKCS#15 application: its DF, its token and its objects.
 pub struct Application {
+    /// Label in EF.DIR.
     pub label: &'static str,
+    /// AID of the application DF.
     pub aid: Vec<u8>,
+    /// File id of the application DF under the MF.
     pub df_fid: u16,
+    /// TokenInfo's label.
     pub token_label: &'static str,
+    /// TokenInfo's serial number.
     pub serial: Vec<u8>,
+    /// PIN objects of the AODF.
     pub pins: Vec<PinObject>,
+    /// Keys (PrKDF) with their certificates (CDF).
     pub keys: Vec<KeyObject>,
 }
 

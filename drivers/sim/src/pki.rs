@@ -17,14 +17,18 @@ pub const CA_PEM: &str = pem!("ca");
 /// A certificate with its private key (both PEM).
 #[derive(Clone, Copy, Debug)]
 pub struct KeyPair {
+    /// The certificate, PEM.
     pub cert_pem: &'static str,
+    /// Its private key, PKCS#8 PEM.
     pub key_pem: &'static str,
 }
 
 impl KeyPair {
+    /// The certificate, DER.
     pub fn cert_der(&self) -> Vec<u8> {
         pem_to_der(self.cert_pem)
     }
+    /// The private key.
     pub fn private_key(&self) -> RsaPrivateKey {
         RsaPrivateKey::from_pkcs8_pem(self.key_pem).expect("embedded test key is valid PKCS#8")
     }
@@ -39,7 +43,9 @@ macro_rules! pair {
 /// A test holder: authentication and signature certificates.
 #[derive(Clone, Copy, Debug)]
 pub struct Holder {
+    /// Authentication key and certificate.
     pub auth: KeyPair,
+    /// Signature key and certificate.
     pub sign: KeyPair,
 }
 
@@ -65,6 +71,7 @@ pub const HOLDERS: &[(&str, Holder)] = &[
     ("roux", ROUX),
 ];
 
+/// The test holder of this name (see [`HOLDERS`]).
 pub fn holder(name: &str) -> Option<Holder> {
     HOLDERS.iter().find(|(n, _)| *n == name).map(|(_, h)| *h)
 }

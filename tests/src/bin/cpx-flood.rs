@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[allow(unsafe_code)] // libc: getrlimit, setrlimit
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(port), Some(count), Some(seconds)) = (
@@ -20,6 +21,7 @@ fn main() {
         std::process::exit(2);
     };
     // Room for COUNT descriptors.
+    // SAFETY: `r` outlives both calls.
     unsafe {
         let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 {
