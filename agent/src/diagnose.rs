@@ -898,7 +898,10 @@ mod tests {
         )
         .unwrap();
         let (config, _) = Config::load_layered(None, Some(&policy)).unwrap();
+        let timeout = Duration::from_millis(200);
+        let cards = CardService::new(CertCache::memory(), timeout, timeout);
         let opts = Options {
+            cards: &cards,
             config: &config,
             config_source: "fixture".into(),
             reader: Some("no such reader".into()),

@@ -336,8 +336,7 @@ mod private {
         #[cfg(unix)]
         {
             use std::os::unix::fs::{MetadataExt, PermissionsExt};
-            // SAFETY: geteuid(2) takes nothing and cannot fail.
-            let me = unsafe { libc::geteuid() };
+            let me = super::effective_uid();
             if meta.uid() != me {
                 return Err(refuse(UnsafeFile::NotOwned { owner: meta.uid(), me }));
             }
@@ -371,6 +370,14 @@ pub fn keyring_fallback(kind: crate::config::KeyStoreKind, data_dir: &Path) -> O
     let held = files.names().map(|n| !n.is_empty()).unwrap_or(true);
     (kind == crate::config::KeyStoreKind::Keyring && held && files.dir().exists())
         .then(|| files.dir().to_path_buf())
+}
+
+/// This process's effective user id: the owner the private files must have.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid(2) takes nothing and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 #[cfg(test)]
@@ -469,8 +476,7 @@ mod tests {
         let data = scratch("owner");
         let store = PrivateFileStore::in_data_dir(&data);
         store.set("k", "v").unwrap();
-        // SAFETY: geteuid(2) takes nothing and cannot fail.
-        let me = unsafe { libc::geteuid() };
+        let me = effective_uid();
         let (folder, file) = if me == 0 {
             // As root: hand the file, then the folder, to `nobody`.
             let file = PrivateFileStore::at(store.dir().to_path_buf());
