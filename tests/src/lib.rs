@@ -509,10 +509,15 @@ mod tests {
     #[test]
     fn child_commands_lists_a_child_of_this_process() {
         let mut child = Command::new("sleep").arg("30").spawn().unwrap();
-        let found = child_commands(std::process::id());
+        // Between fork and exec the child's command line is not yet its own: poll.
+        let listed = std::panic::catch_unwind(|| {
+            poll("the child listed", Duration::from_secs(10), || {
+                child_commands(std::process::id()).iter().any(|c| c == "sleep 30").then_some(())
+            })
+        });
         let _ = child.kill();
         let _ = child.wait();
-        assert!(found.iter().any(|c| c == "sleep 30"), "{found:?}");
+        assert!(listed.is_ok(), "sleep 30 never listed among {:?}", child_commands(std::process::id()));
     }
 
     #[test]

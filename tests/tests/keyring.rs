@@ -132,7 +132,8 @@ fn the_tray_starts_without_a_secret_service_and_says_so() {
         (Some("warn"), Some("KEYRING_UNAVAILABLE")),
         "{check}"
     );
-    assert_eq!(check["detail"].as_str(), Some(secrets.display().to_string().as_str()), "{check}");
+    let folder = secrets.display().to_string();
+    assert!(check["detail"].as_str().is_some_and(|d| d.contains(&folder)), "the folder named: {check}");
 
     // A card login works all the same: the browser trusts the loopback certificate made with that key.
     let browser = Browser::start(&dir.join("browser"), &[&app.ca_pem, &pki.ca_pem]);
