@@ -193,9 +193,14 @@ impl PrivateFileStore {
         if let Some(parent) = self.dir.parent() {
             std::fs::create_dir_all(parent).map_err(err)?;
         }
-        let mut builder = std::fs::DirBuilder::new();
         #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        let builder = {
+            let mut b = std::fs::DirBuilder::new();
+            std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+            b
+        };
+        #[cfg(not(unix))]
+        let builder = std::fs::DirBuilder::new();
         match builder.create(&self.dir) {
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(err(e)),
             _ => private::folder(&self.dir),
