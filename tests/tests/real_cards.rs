@@ -30,6 +30,7 @@ fn persona(name: &str) -> CardOs {
 fn with_serial(mut card: CardOs, serial: &str) -> CardOs {
     let content = hex::decode(format!("5A0A8025000001{serial}F")).expect("serial digits");
     let node = card
+        .spec
         .fs
         .nodes
         .iter_mut()
@@ -44,7 +45,7 @@ fn with_serial(mut card: CardOs, serial: &str) -> CardOs {
 /// The card with every EF `fid` spoilt (same size, content that is no TLV: `30 84 …`).
 fn with_spoilt(mut card: CardOs, fid: u16) -> CardOs {
     let mut spoilt = 0;
-    for node in card.fs.nodes.iter_mut().filter(|n| n.fid == fid) {
+    for node in card.spec.fs.nodes.iter_mut().filter(|n| n.fid == fid) {
         if let Body::Ef { content, .. } = &mut node.body {
             let n = content.len();
             *content = [vec![0x30, 0x84], vec![0xFF; n.saturating_sub(2)]].concat();

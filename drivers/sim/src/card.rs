@@ -103,22 +103,8 @@ pub struct CardSpec {
 /// The virtual card's operating system: its state (files, keys, code porteur, logical channels) and the
 /// APDUs it answers.
 pub struct CardOs {
-    /// Card generation (command set).
-    pub generation: Generation,
-    /// The answer to reset.
-    pub atr: Vec<u8>,
-    /// Answer case-4 commands with `61xx` and let the terminal GET RESPONSE, as T=0 cards do.
-    pub t0: bool,
-    /// Read through the contactless interface (no signature).
-    pub contactless: bool,
-    /// The files.
-    pub fs: FileSystem,
-    /// The private keys.
-    pub keys: Vec<CardKey>,
-    /// The code porteur, if the card has one.
-    pub pin: Option<Pin>,
-    /// How the card misbehaves ([`Fault::None`] for a healthy card).
-    pub fault: Fault,
+    /// What the card is made of; a persona or a test may change it between commands.
+    pub spec: CardSpec,
     /// Spoils a share of the answers, when set (`--garble`).
     pub garbler: Option<Garbler>,
     /// How long the card takes to answer (applied by the vpcd transport).
@@ -142,20 +128,12 @@ fn sw(code: Sw) -> Vec<u8> {
 impl CardOs {
     /// A card as the spec describes it, just powered up; no garbling, no latency.
     pub fn new(spec: CardSpec) -> Self {
-        let CardSpec { generation, atr, t0, contactless, fs, keys, pin, fault } = spec;
         let mut os = Self {
-            generation,
-            atr,
-            t0,
-            contactless,
-            fs,
-            keys,
-            pin,
-            fault,
+            wedge: spec.fault.initial_wedge(),
+            spec,
             garbler: None,
             latency: crate::latency::Latency::OFF,
             rsa_ops: 0,
-            wedge: fault.initial_wedge(),
             channels: Default::default(),
             pin_verified: false,
             pending: Vec::new(),
@@ -173,7 +151,7 @@ impl CardOs {
 
     /// One command APDU in, the card's reaction out.
     pub fn process(&mut self, apdu: &[u8]) -> Reaction {
-        match self.fault {
+        match self.spec.fault {
             Fault::Mute => return Reaction::Silence,
             Fault::PullOn(ins) if apdu.get(1) == Some(&ins) => return Reaction::Pull,
             _ => {}
@@ -202,7 +180,7 @@ impl CardOs {
                 (&apdu[5..5 + lc], apdu.get(5 + lc).copied())
             }
         };
-        if cla & 0x80 != 0 && !(cla == 0x80 && self.generation == Generation::Cps3) {
+        if cla & 0x80 != 0 && !(cla == 0x80 && self.spec.generation == Generation::Cps3) {
             return sw(0x6E00);
         }
         if ins == 0xC0 {
@@ -210,7 +188,7 @@ impl CardOs {
         }
         self.pending.clear();
         let channel = (cla & 0x03) as usize;
-        if channel != 0 && self.generation == Generation::Cps3 {
+        if channel != 0 && self.spec.generation == Generation::Cps3 {
             return sw(0x6881);
         }
         if ins == 0x70 {
@@ -231,7 +209,7 @@ impl CardOs {
             0xCB => self.get_data(channel, p1, p2, data),
             0x20 => (Vec::new(), self.verify(p1, p2, data)),
             0x22 => (Vec::new(), self.mse(channel, p1, p2, data)),
-            0x88 if self.generation == Generation::Cps3 => self.internal_authenticate(channel, data),
+            0x88 if self.spec.generation == Generation::Cps3 => self.internal_authenticate(channel, data),
             0x2A => self.pso(channel, p1, p2, data, chained),
             _ => (Vec::new(), 0x6D00),
         };
@@ -243,7 +221,7 @@ impl CardOs {
         if out.is_empty() || status != OK {
             return sw(status);
         }
-        if self.t0 && had_data {
+        if self.spec.t0 && had_data {
             let n = out.len();
             self.pending = out;
             return vec![0x61, if n >= 256 { 0 } else { n as u8 }];
@@ -273,7 +251,7 @@ impl CardOs {
     }
 
     fn manage_channel(&mut self, p1: u8, p2: u8, le: Option<u8>) -> Vec<u8> {
-        if self.generation == Generation::Cps3 {
+        if self.spec.generation == Generation::Cps3 {
             return sw(0x6D00);
         }
         match (p1, p2) {
@@ -298,26 +276,26 @@ impl CardOs {
 
     fn select(&mut self, channel: usize, p1: u8, p2: u8, data: &[u8]) -> (Vec<u8>, Sw) {
         let current = self.channels[channel].as_ref().map_or(MF, |c| c.current);
-        let df = self.fs.df_of(current);
+        let df = self.spec.fs.df_of(current);
         let target = match p1 {
             // OpenSC's iasecc driver selects the MF with P1=02 too, and real CPS3 cards accept it.
             0x00 | 0x02 if data.is_empty() || data == [0x3F, 0x00] => Some(MF),
-            0x00 | 0x02 if data.len() == 2 => self.fs.child(df, u16::from_be_bytes([data[0], data[1]])),
-            0x04 => self.fs.by_aid(data),
-            0x08 => self.fs.walk(MF, data),
-            0x09 => self.fs.walk(df, data),
+            0x00 | 0x02 if data.len() == 2 => self.spec.fs.child(df, u16::from_be_bytes([data[0], data[1]])),
+            0x04 => self.spec.fs.by_aid(data),
+            0x08 => self.spec.fs.walk(MF, data),
+            0x09 => self.spec.fs.walk(df, data),
             _ => return (Vec::new(), 0x6A86),
         };
         if !matches!(p2, 0x04 | 0x0C) {
             return (Vec::new(), 0x6A86);
         }
         let Some(target) = target else { return (Vec::new(), 0x6A82) };
-        if p1 == 0x02 && self.fs.is_df(target) && target != MF {
+        if p1 == 0x02 && self.spec.fs.is_df(target) && target != MF {
             return (Vec::new(), 0x6A82);
         }
         self.ch(channel).current = target;
         if p2 == 0x04 {
-            (self.fs.fcp(target), OK)
+            (self.spec.fs.fcp(target), OK)
         } else {
             (Vec::new(), OK)
         }
@@ -328,8 +306,8 @@ impl CardOs {
     fn read_binary(&mut self, channel: usize, p1: u8, p2: u8, le: Option<u8>) -> Vec<u8> {
         let current = self.ch(channel).current;
         let (ef, offset) = if p1 & 0x80 != 0 {
-            let df = self.fs.df_of(current);
-            let found = self.fs.by_sfi(df, p1 & 0x1F).or_else(|| self.fs.by_sfi(MF, p1 & 0x1F));
+            let df = self.spec.fs.df_of(current);
+            let found = self.spec.fs.by_sfi(df, p1 & 0x1F).or_else(|| self.spec.fs.by_sfi(MF, p1 & 0x1F));
             match found {
                 Some(ef) => {
                     self.ch(channel).current = ef;
@@ -340,10 +318,10 @@ impl CardOs {
         } else {
             (current, u16::from_be_bytes([p1, p2]) as usize)
         };
-        let Body::Ef { content, read, .. } = &self.fs.nodes[ef].body else { return sw(0x6986) };
+        let Body::Ef { content, read, .. } = &self.spec.fs.nodes[ef].body else { return sw(0x6986) };
         match read {
             ReadAccess::Never => return sw(0x6982),
-            ReadAccess::ContactOnly if self.contactless => return sw(0x6982),
+            ReadAccess::ContactOnly if self.spec.contactless => return sw(0x6982),
             _ => {}
         }
         if offset >= content.len() {
@@ -365,7 +343,7 @@ impl CardOs {
     /// public part (7F48) is refused with `6A80`, as OpenSC expects of CPx cards.
     fn get_data(&mut self, channel: usize, p1: u8, p2: u8, data: &[u8]) -> (Vec<u8>, Sw) {
         use crate::der::tlv;
-        if (p1, p2) != (0x3F, 0xFF) || self.generation != Generation::Cps3 {
+        if (p1, p2) != (0x3F, 0xFF) || self.spec.generation != Generation::Cps3 {
             return (Vec::new(), 0x6A88);
         }
         let Some(pos) = data.iter().position(|b| *b == 0xBF) else { return (Vec::new(), 0x6A80) };
@@ -376,13 +354,13 @@ impl CardOs {
         };
         let want = data.get(pos + 4..pos + 4 + len as usize).unwrap_or(&[]);
         let current = self.ch(channel).current;
-        let current_df = self.fs.df_of(current);
+        let current_df = self.spec.fs.df_of(current);
         let body = match class {
             0x81 => {
                 if current_df != MF {
                     return (Vec::new(), 0x6A88);
                 }
-                let Some(pin) = self.pin.as_ref().filter(|p| p.reference == reference) else {
+                let Some(pin) = self.spec.pin.as_ref().filter(|p| p.reference == reference) else {
                     return (Vec::new(), 0x6A88);
                 };
                 if want.starts_with(&[0x7F, 0x41]) {
@@ -399,8 +377,8 @@ impl CardOs {
                 }
             }
             0x90 => {
-                let Some(key) = self.keys.iter().find(|k| {
-                    k.reference & 0x7F == reference & 0x7F && self.fs.is_under(current_df, k.app_df)
+                let Some(key) = self.spec.keys.iter().find(|k| {
+                    k.reference & 0x7F == reference & 0x7F && self.spec.fs.is_under(current_df, k.app_df)
                 }) else {
                     return (Vec::new(), 0x6A88);
                 };
@@ -420,7 +398,7 @@ impl CardOs {
     }
 
     fn verify(&mut self, p1: u8, p2: u8, data: &[u8]) -> Sw {
-        let Some(pin) = self.pin.as_mut() else { return 0x6A88 };
+        let Some(pin) = self.spec.pin.as_mut() else { return 0x6A88 };
         if p2 != pin.reference {
             return 0x6A88;
         }
@@ -456,7 +434,7 @@ impl CardOs {
     }
 
     fn key(&self, reference: u8) -> Option<&CardKey> {
-        self.keys.iter().find(|k| k.reference == reference)
+        self.spec.keys.iter().find(|k| k.reference == reference)
     }
 
     /// MANAGE SECURITY ENVIRONMENT SET: AT (A4), DST (B6), HT (AA), CT (B8); tags 80 (algorithm),
@@ -474,7 +452,7 @@ impl CardOs {
             match (tag, len) {
                 (0x80, 1) => alg = Some(value[0]),
                 (0x84 | 0x83, 1) => key = Some(value[0]),
-                (0x91, 2) if self.generation == Generation::Cps4 => {
+                (0x91, 2) if self.spec.generation == Generation::Cps4 => {
                     alg = Some(value[0]);
                     key = Some(value[1] & 0x7F);
                 }
@@ -485,7 +463,7 @@ impl CardOs {
         if i != data.len() {
             return 0x6A80;
         }
-        let generation = self.generation;
+        let generation = self.spec.generation;
         let key_known = key.is_none_or(|k| self.key(k).is_some());
         let ch = self.ch(channel);
         match (p2, alg, key) {
@@ -520,8 +498,8 @@ impl CardOs {
     fn usable_key(&self, channel: usize, reference: u8) -> Result<&CardKey, Sw> {
         let key = self.key(reference).ok_or(0x6A88u16)?;
         let current = self.channels[channel].as_ref().map_or(MF, |c| c.current);
-        let in_app = self.fs.is_under(current, key.app_df)
-            || self.generation == Generation::Cps3 && self.fs.df_of(current) == MF;
+        let in_app = self.spec.fs.is_under(current, key.app_df)
+            || self.spec.generation == Generation::Cps3 && self.spec.fs.df_of(current) == MF;
         if !in_app {
             return Err(0x6985);
         }
@@ -590,7 +568,7 @@ impl CardOs {
 
     /// PSO COMPUTE DIGITAL SIGNATURE with the DST's key and algorithm, on the hash given here or by PSO HASH.
     fn pso_cds(&mut self, channel: usize, data: &[u8]) -> (Vec<u8>, Sw) {
-        if self.contactless {
+        if self.spec.contactless {
             return (Vec::new(), 0x6985);
         }
         let Some((alg, reference)) = self.ch(channel).env.dst else { return (Vec::new(), 0x6985) };
@@ -629,7 +607,7 @@ impl CardOs {
             Ok(k) => k,
             Err(s) => return (Vec::new(), s),
         };
-        let cryptogram = match self.generation {
+        let cryptogram = match self.spec.generation {
             Generation::Cps3 => match input.split_first() {
                 Some((0x81, c)) => c,
                 _ => return (Vec::new(), 0x6A80),
@@ -648,7 +626,7 @@ impl CardOs {
         while block.len() < size {
             block.insert(0, 0);
         }
-        match self.generation {
+        match self.spec.generation {
             Generation::Cps4 => (block, OK),
             Generation::Cps3 => match block.get(..2) {
                 Some([0x00, 0x02]) => match block[2..].iter().position(|b| *b == 0) {

@@ -108,7 +108,7 @@ impl Persona {
         let mut card = (self.build)(options, options.layout.unwrap_or(self.layout));
         card.garbler = options.garble.map(|(kind, rate, seed)| Garbler::new(kind, rate, seed));
         if let Some(ins) = options.pull_on {
-            card.fault = Fault::PullOn(ins);
+            card.spec.fault = Fault::PullOn(ins);
         }
         card.latency = options.latency;
         card
@@ -327,9 +327,9 @@ fn cl_application(serial: &str) -> Application {
 /// there is no code porteur to present and signing is refused.
 fn cps3_cl(options: &Options, layout: Layout) -> CardOs {
     let mut card = cps3(options, layout, pki::DUPONT, ATR_CPS3_CL, 3, Fault::None, "992138450");
-    card.contactless = true;
-    card.pin = None;
-    for node in card.fs.nodes.iter_mut() {
+    card.spec.contactless = true;
+    card.spec.pin = None;
+    for node in card.spec.fs.nodes.iter_mut() {
         if let crate::fs::Body::Ef { read, .. } = &mut node.body {
             if node.parent == Some(1) || node.fid == 0x7001 {
                 *read = ReadAccess::ContactOnly;

@@ -94,7 +94,7 @@ fn serve(mut card: CardOs, mut stream: TcpStream, mut log: Option<ApduLog>) -> i
         }
         if msg.len() == 1 {
             match msg[0] {
-                0x04 => send(&mut stream, &card.atr)?,
+                0x04 => send(&mut stream, &card.spec.atr)?,
                 0x00..=0x02 => card.reset(),
                 _ => {}
             }
@@ -116,7 +116,7 @@ fn serve(mut card: CardOs, mut stream: TcpStream, mut log: Option<ApduLog>) -> i
             Reaction::Answer(r) => {
                 // The latency model: the answer leaves when a real card and reader would have given it.
                 let delay = card.latency.delay(
-                    &card.atr,
+                    &card.spec.atr,
                     msg.len(),
                     r.len(),
                     card.rsa_ops.saturating_sub(rsa_before),

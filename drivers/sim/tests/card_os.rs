@@ -302,7 +302,7 @@ fn chosen_serial_and_holder() {
 fn cps4_t0_chains_its_answers_through_get_response() {
     let mut c = card("cps4-t0");
     assert_eq!(
-        c.atr,
+        c.spec.atr,
         hex::decode("3B9B188001001225006480040100009044").unwrap(),
         "the real CPS4 ATR (T=0 and T=1)"
     );

@@ -37,9 +37,9 @@ fn write_fuzz_seeds() {
     };
     for persona in PERSONAS {
         let card = persona.card(&Options::default());
-        write("card_atr", format!("{}-atr", persona.name), &card.atr);
-        for (id, node) in card.fs.nodes.iter().enumerate() {
-            write("card_tlv", format!("{}-{:04X}-fcp", persona.name, node.fid), &card.fs.fcp(id));
+        write("card_atr", format!("{}-atr", persona.name), &card.spec.atr);
+        for (id, node) in card.spec.fs.nodes.iter().enumerate() {
+            write("card_tlv", format!("{}-{:04X}-fcp", persona.name, node.fid), &card.spec.fs.fcp(id));
             if let Body::Ef { content, .. } = &node.body {
                 write(target_of(node.fid, content), format!("{}-{:04X}", persona.name, node.fid), content);
             }

@@ -680,7 +680,7 @@ fn real_speed_bench(json_out: bool, latency: cpx_sim::Latency) {
         runs: vec![(browser.apdus().saturating_sub(startup.apdus()), browser.ms() - startup.ms())],
     };
     let atr_rate = cpx_sim::latency::atr_baud(
-        &cpx_sim::find(REAL_PERSONA).expect("persona").card(&Options::default()).atr,
+        &cpx_sim::find(REAL_PERSONA).expect("persona").card(&Options::default()).spec.atr,
     );
     let model = if latency.is_off() {
         "off".to_owned()
