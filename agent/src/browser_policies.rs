@@ -101,19 +101,21 @@ impl Wanted {
 /// `https://Portail.example.fr:8443` → `portail.example.fr`; `https://[::1]:8443` → `::1` (Firefox compares
 /// the page's bare host).
 pub fn host_of(origin: &str) -> Option<String> {
-    let rest = origin.strip_prefix("https://")?;
-    let host =
-        if let Some(v6) = rest.strip_prefix('[') { v6.split(']').next()? } else { rest.split(':').next()? };
-    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+    let url = url::Url::parse(origin).ok().filter(|u| u.scheme() == "https")?;
+    Some(match url.host()? {
+        url::Host::Domain(name) => name.to_ascii_lowercase(),
+        url::Host::Ipv4(address) => address.to_string(),
+        url::Host::Ipv6(address) => address.to_string(),
+    })
 }
 
 /// The machine policy alone (the policy file and, on Windows, HKLM), without any user's file or HKCU.
 pub fn machine_config() -> Result<Config, Error> {
     let mut layers: Vec<PolicyLayer> =
-        crate::policy_registry::layers()?.into_iter().filter(|l| l.source.starts_with("HKLM")).collect();
+        crate::policy_registry::layers().into_iter().filter(|l| l.source.starts_with("HKLM")).collect();
     let file = crate::config::policy_path();
     if file.exists() {
-        layers.push(PolicyLayer::from_file(&file)?);
+        layers.push(PolicyLayer::from_file(&file));
     }
     Ok(Config::load_with_policies(None, layers)?.0)
 }

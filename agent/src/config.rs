@@ -184,24 +184,26 @@ pub struct PolicyLayer {
 impl PolicyLayer {
     /// The policy file at `path`. Never fails: an unreadable file, or one that is not TOML, sets every
     /// key to its safe default and says so in `problems`.
-    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+    pub fn from_file(path: &Path) -> Self {
         let source = path.display().to_string();
-        let checked = match std::fs::read_to_string(path) {
-            Ok(text) => match toml::from_str::<toml::Table>(&text) {
-                Ok(table) => policy_keys::check(&source, table),
-                Err(e) => {
-                    policy_keys::unreadable(&source, format!("not a TOML file: {}", e.message().trim()))
-                }
-            },
-            Err(e) => policy_keys::unreadable(&source, format!("cannot read: {e}")),
-        };
-        Ok(Self::from_checked(source, checked, Vec::new()))
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::from_text(source, &text),
+            Err(e) => Self::unreadable(source, format!("cannot read: {e}")),
+        }
     }
 
-    /// A policy from another source (the Windows registry, a macOS profile), checked key by key. Never
-    /// fails (malformed keys are in `problems`); the `Result` keeps the callers' form.
-    pub fn from_table(source: String, table: toml::Table) -> Result<Self, ConfigError> {
-        Ok(Self::checked(source, table, Vec::new()))
+    /// A policy file's text, checked key by key; text that is not TOML sets every key to its safe default.
+    fn from_text(source: String, text: &str) -> Self {
+        match toml::from_str::<toml::Table>(text) {
+            Ok(table) => Self::from_table(source, table),
+            Err(e) => Self::unreadable(source, format!("not a TOML file: {}", e.message().trim())),
+        }
+    }
+
+    /// A policy from another source (the Windows registry, a macOS profile), checked key by key
+    /// (malformed keys are in `problems`).
+    pub fn from_table(source: String, table: toml::Table) -> Self {
+        Self::checked(source, table, Vec::new())
     }
 
     /// As [`Self::from_table`], with the problems found while reading the source (a registry value of the
@@ -341,12 +343,7 @@ fn policy_path_from(env: Option<std::ffi::OsString>, honour_env: bool) -> PathBu
 fn user_layer(path: &Path) -> Result<PolicyLayer, ConfigError> {
     let text =
         std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-    let source = path.display().to_string();
-    let checked = match toml::from_str::<toml::Table>(&text) {
-        Ok(table) => policy_keys::check(&source, table),
-        Err(e) => policy_keys::unreadable(&source, format!("not a TOML file: {}", e.message().trim())),
-    };
-    Ok(PolicyLayer::from_checked(source, checked, Vec::new()))
+    Ok(PolicyLayer::from_text(path.display().to_string(), &text))
 }
 
 /// Keys whose entries add up from source to source (sites); the others: the highest source wins.
@@ -359,7 +356,7 @@ impl Config {
         user: Option<&Path>,
         policy: Option<&Path>,
     ) -> Result<(Self, Provenance), ConfigError> {
-        let layers = policy.map(PolicyLayer::from_file).transpose()?.into_iter().collect();
+        let layers = policy.map(PolicyLayer::from_file).into_iter().collect();
         Self::load_with_policies(user, layers)
     }
 
@@ -495,6 +492,17 @@ pub fn normalise_origin(origin: &str) -> Option<String> {
         Some(port) => format!("https://{host}:{port}"),
         None => format!("https://{host}"),
     })
+}
+
+#[cfg(test)]
+impl Config {
+    /// The sites as (origin, mTLS endpoint, signed token), for the policy sources' tests.
+    pub(crate) fn site_summary(&self) -> Vec<(&str, Option<&str>, bool)> {
+        self.sites
+            .iter()
+            .map(|s| (s.origin.as_str(), s.mtls_endpoint.as_ref().map(|e| e.as_str()), s.signed_token))
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 //! setting, are the checks). The mapping of a plist value tree onto the policy file's form is plain code,
 //! tested on every OS; only the reading through CFPreferences is macOS-only.
 
-use crate::config::{ConfigError, PolicyLayer};
+use crate::config::PolicyLayer;
 use crate::policy_keys::{split_list, PolicyProblem, FLAGS, TEXT_LISTS};
 
 /// The managed preferences domain a profile's settings payload targets (its `PayloadType`, or the
@@ -142,13 +142,12 @@ pub fn layer_of(settings: &[(String, PlistValue)]) -> Option<PolicyLayer> {
     Some(PolicyLayer::checked(SOURCE.into(), table, problems))
 }
 
-/// The configuration profile's policy layer: none without a profile (and on other OSes). Never fails;
-/// the `Result` keeps the callers' form.
-pub fn layers() -> Result<Vec<PolicyLayer>, ConfigError> {
+/// The configuration profile's policy layer: none without a profile (and on other OSes). Never fails.
+pub fn layers() -> Vec<PolicyLayer> {
     #[cfg(target_os = "macos")]
-    return Ok(layer_of(&mac::forced(DOMAIN, crate::policy_keys::keys())).into_iter().collect());
+    return layer_of(&mac::forced(DOMAIN, crate::policy_keys::keys())).into_iter().collect();
     #[cfg(not(target_os = "macos"))]
-    Ok(Vec::new())
+    Vec::new()
 }
 
 #[cfg(target_os = "macos")]
@@ -283,19 +282,8 @@ mod tests {
             (c.port, c.autostart, c.allow_user_sites, c.pki, c.user_ports),
             (48000, false, false, crate::config::PkiPolicy::Production, Some([48100, 48199]))
         );
-        let sites: Vec<_> = c
-            .sites
-            .iter()
-            .map(|s| {
-                (
-                    s.origin.as_str(),
-                    s.mtls_endpoint.as_ref().map(crate::mtls::Endpoint::as_str),
-                    s.signed_token,
-                )
-            })
-            .collect();
         assert_eq!(
-            sites,
+            c.site_summary(),
             [
                 ("https://b.example", None, true),
                 ("https://c.example", None, false),
@@ -385,8 +373,7 @@ mod tests {
             ("site".into(), PlistValue::Array(vec![site("https://m.example", false)])),
         ])
         .unwrap();
-        let (c, p) =
-            Config::load_with_policies(None, vec![profile, PolicyLayer::from_file(&file).unwrap()]).unwrap();
+        let (c, p) = Config::load_with_policies(None, vec![profile, PolicyLayer::from_file(&file)]).unwrap();
         assert_eq!((c.port, c.busy_wait_seconds), (3000, 6));
         assert_eq!(
             c.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(),

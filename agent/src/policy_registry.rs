@@ -14,7 +14,7 @@
 //! The mapping onto the policy file's form is plain code, tested on every OS; only the reading of the
 //! registry is Windows-only.
 
-use crate::config::{ConfigError, PolicyLayer};
+use crate::config::PolicyLayer;
 use crate::policy_keys::PolicyProblem;
 
 /// The policy key under HKLM and HKCU.
@@ -178,8 +178,8 @@ pub fn to_table(key: &RegKey, source: &str) -> (toml::Table, Vec<PolicyProblem>)
 }
 
 /// The registry's policy layers, machine first; none where the keys are absent (and on other OSes). Never
-/// fails (a key that cannot be read sets every key to its safe default); the `Result` keeps the callers' form.
-pub fn layers() -> Result<Vec<PolicyLayer>, ConfigError> {
+/// fails (a key that cannot be read sets every key to its safe default).
+pub fn layers() -> Vec<PolicyLayer> {
     #[cfg(windows)]
     {
         let mut layers = Vec::new();
@@ -197,10 +197,10 @@ pub fn layers() -> Result<Vec<PolicyLayer>, ConfigError> {
                 Err(e) => layers.push(PolicyLayer::unreadable(source.clone(), format!("cannot read: {e}"))),
             }
         }
-        Ok(layers)
+        layers
     }
     #[cfg(not(windows))]
-    Ok(Vec::new())
+    Vec::new()
 }
 
 #[cfg(windows)]
@@ -303,21 +303,10 @@ mod tests {
                 RegKey { values: vec![], subkeys: vec![("1".into(), site("https://B.example", 1))] },
             )],
         };
-        let layer = PolicyLayer::from_table("HKLM".into(), to_table(&key, "HKLM").0).unwrap();
+        let layer = PolicyLayer::from_table("HKLM".into(), to_table(&key, "HKLM").0);
         let (c, _) = Config::load_with_policies(None, vec![layer]).unwrap();
-        let sites: Vec<_> = c
-            .sites
-            .iter()
-            .map(|s| {
-                (
-                    s.origin.as_str(),
-                    s.mtls_endpoint.as_ref().map(crate::mtls::Endpoint::as_str),
-                    s.signed_token,
-                )
-            })
-            .collect();
         assert_eq!(
-            sites,
+            c.site_summary(),
             [
                 ("https://b.example", None, true),
                 ("https://a.example", Some("https://cpx.a.example/login"), false)
@@ -329,7 +318,7 @@ mod tests {
             values: vec![("allowed_origins".into(), text("https://a.example x y; https://b.example"))],
             subkeys: vec![],
         };
-        let layer = PolicyLayer::from_table("HKLM".into(), to_table(&bad, "HKLM").0).unwrap();
+        let layer = PolicyLayer::from_table("HKLM".into(), to_table(&bad, "HKLM").0);
         let (c, p) = Config::load_with_policies(None, vec![layer]).unwrap();
         assert_eq!(
             c.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(),
@@ -431,9 +420,8 @@ mod tests {
         )
         .unwrap();
         std::fs::write(&file, "port = 2000\nbusy_wait_seconds = 6\n").unwrap();
-        let layer = |source: &str, key: RegKey| {
-            PolicyLayer::from_table(source.into(), to_table(&key, source).0).unwrap()
-        };
+        let layer =
+            |source: &str, key: RegKey| PolicyLayer::from_table(source.into(), to_table(&key, source).0);
         let hklm = layer(
             "HKLM",
             RegKey {
@@ -464,8 +452,7 @@ mod tests {
             },
         );
         let (c, p) =
-            Config::load_with_policies(Some(&user), vec![hklm, hkcu, PolicyLayer::from_file(&file).unwrap()])
-                .unwrap();
+            Config::load_with_policies(Some(&user), vec![hklm, hkcu, PolicyLayer::from_file(&file)]).unwrap();
         assert_eq!(c.port, 3000, "HKLM wins");
         assert!(!c.autostart, "HKCU wins over the user's file");
         assert_eq!(c.busy_wait_seconds, 6, "the policy file wins over the user's file");

@@ -30,15 +30,9 @@ pub fn load_config(path: Option<PathBuf>) -> Result<(Config, String), String> {
     let user = path.or_else(|| default_path.exists().then_some(default_path));
     let policy_file = crate::config::policy_path();
     let policy = Some(policy_file.clone()).filter(|p| p.exists());
-    let mut layers = crate::policy_registry::layers().map_err(|e| e.to_string())?;
-    layers.extend(crate::policy_macos::layers().map_err(|e| e.to_string())?);
-    layers.extend(
-        policy
-            .as_deref()
-            .map(crate::config::PolicyLayer::from_file)
-            .transpose()
-            .map_err(|e| e.to_string())?,
-    );
+    let mut layers = crate::policy_registry::layers();
+    layers.extend(crate::policy_macos::layers());
+    layers.extend(policy.as_deref().map(crate::config::PolicyLayer::from_file));
     let (mut config, mut provenance) =
         Config::load_with_policies(user.as_deref(), layers).map_err(|e| e.to_string())?;
     if crate::config::policy_env_ignored() {
