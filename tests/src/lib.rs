@@ -141,6 +141,16 @@ pub fn binary(name: &str) -> Command {
     Command::new(path)
 }
 
+/// `cpx-agent ARGS` run to its end, as a user would (in French), with its certificate cache in `cache`.
+pub fn agent_cli(args: &[&str], cache: &Path) -> std::process::Output {
+    binary("cpx-agent")
+        .args(args)
+        .env("CPX_AGENT_CACHE_DIR", cache)
+        .env_remove("CPX_LANG")
+        .output()
+        .expect("cpx-agent runs")
+}
+
 /// One virtual reader: the vpcd port a card connects to and the name PC/SC gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reader {

@@ -7,13 +7,7 @@ use std::time::Duration;
 use cpx_tests::{binary, insert, stack};
 
 fn agent(args: &[&str]) -> Output {
-    let cache = tempdir("cli-cache");
-    binary("cpx-agent")
-        .args(args)
-        .env("CPX_AGENT_CACHE_DIR", cache)
-        .env_remove("CPX_LANG")
-        .output()
-        .expect("cpx-agent runs")
+    cpx_tests::agent_cli(args, &tempdir("cli-cache"))
 }
 
 fn tempdir(name: &str) -> std::path::PathBuf {

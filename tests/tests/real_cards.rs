@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use cpx_sim::fs::{Body, MF};
 use cpx_sim::{CardOs, Options};
 use cpx_tests::agent::{server_pki, AgentProcess};
-use cpx_tests::{binary, insert, insert_built, insert_with, out_dir, stack};
+use cpx_tests::{agent_cli, insert, insert_built, insert_with, out_dir, stack};
 use serde_json::{json, Value};
 
 /// The agent-serve tests log in with the card of any reader: one at a time.
@@ -56,15 +56,6 @@ fn with_spoilt(mut card: CardOs, fid: u16) -> CardOs {
     card
 }
 
-fn agent(args: &[&str], cache: &Path) -> Output {
-    binary("cpx-agent")
-        .args(args)
-        .env("CPX_AGENT_CACHE_DIR", cache)
-        .env_remove("CPX_LANG")
-        .output()
-        .expect("cpx-agent runs")
-}
-
 fn text(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -93,7 +84,7 @@ fn a_cps3_whose_pkcs15_cannot_be_read_is_named_everywhere_never_badly_inserted()
     // A CPS3 by its ATR and EF.SN.ICC, whose EF.ODF (5031) is not PKCS#15.
     let _card = insert_built("cps3 with a spoilt ODF", &reader, || with_spoilt(persona("cps3"), 0x5031));
 
-    let out = agent(&["status", "--json", "--reader", &reader.name], &dir.join("cache"));
+    let out = agent_cli(&["status", "--json", "--reader", &reader.name], &dir.join("cache"));
     assert_eq!(out.status.code(), Some(6), "not usable: {}", text(&out));
     let j = json_of(&out);
     let r = &j["readers"][0];
@@ -112,7 +103,7 @@ fn a_cps3_whose_pkcs15_cannot_be_read_is_named_everywhere_never_badly_inserted()
         &["card", "--reader", &reader.name],
         &["card", "--lang", "en", "--reader", &reader.name],
     ] {
-        let out = agent(args, &dir.join("cache"));
+        let out = agent_cli(args, &dir.join("cache"));
         let t = text(&out);
         assert!(
             t.contains(UNREADABLE_FR)
@@ -122,7 +113,7 @@ fn a_cps3_whose_pkcs15_cannot_be_read_is_named_everywhere_never_badly_inserted()
         assert!(!t.contains("mal insérée") && !t.contains("badly inserted"), "{args:?}:\n{t}");
     }
 
-    let diag = agent(&["diagnose", "--json", "--reader", &reader.name], &dir.join("cache"));
+    let diag = agent_cli(&["diagnose", "--json", "--reader", &reader.name], &dir.join("cache"));
     let d = json_of(&diag);
     assert_eq!(d["first_fault"]["check"], format!("card_content:{}", reader.name), "{d}");
     assert_eq!(d["first_fault"]["code"], "CARD_RECOGNISED_UNREADABLE", "{d}");
@@ -131,7 +122,7 @@ fn a_cps3_whose_pkcs15_cannot_be_read_is_named_everywhere_never_badly_inserted()
         checks.iter().find(|c| c["check"] == format!("card_type:{}", reader.name)).expect("card type check");
     assert_eq!(card_type["verdict"], "ok", "the card type is known: {d}");
     assert!(card_type["detail"].as_str().unwrap().starts_with("CPS3"), "{d}");
-    let diag_text = text(&agent(&["diagnose", "--reader", &reader.name], &dir.join("cache")));
+    let diag_text = text(&agent_cli(&["diagnose", "--reader", &reader.name], &dir.join("cache")));
     assert!(diag_text.contains(UNREADABLE_FR) && !diag_text.contains("mal insérée"), "{diag_text}");
 
     // The loopback API: the status the pages read, and a login attempt.
@@ -164,7 +155,7 @@ fn a_new_certificate_under_the_same_card_number_is_read_not_the_cached_one() {
     let reader = stack().reader();
     {
         let _card = insert("cps3", &reader);
-        let j = json_of(&agent(&["card", "--json", "--reader", &reader.name], &cache));
+        let j = json_of(&agent_cli(&["card", "--json", "--reader", &reader.name], &cache));
         let r = &j["readers"][0];
         assert_eq!(
             (r["card"]["serial"].as_str(), r["card"]["identity"]["nom"].as_str()),
@@ -184,7 +175,7 @@ fn a_new_certificate_under_the_same_card_number_is_read_not_the_cached_one() {
     let _card = insert_built("cps3-expired as card 992138450", &reader, || {
         with_serial(persona("cps3-expired"), "992138450")
     });
-    let j = json_of(&agent(&["card", "--json", "--reader", &reader.name], &cache));
+    let j = json_of(&agent_cli(&["card", "--json", "--reader", &reader.name], &cache));
     let r = &j["readers"][0];
     assert_eq!(
         (r["card"]["serial"].as_str(), r["card"]["identity"]["nom"].as_str()),
@@ -192,7 +183,7 @@ fn a_new_certificate_under_the_same_card_number_is_read_not_the_cached_one() {
         "the new certificate, not the cached one: {j}"
     );
     // Seen again, the card is served from the refreshed cache with the same answer.
-    let j = json_of(&agent(&["card", "--json", "--reader", &reader.name], &cache));
+    let j = json_of(&agent_cli(&["card", "--json", "--reader", &reader.name], &cache));
     assert_eq!(j["readers"][0]["card"]["identity"]["nom"], "LEROY", "{j}");
 }
 

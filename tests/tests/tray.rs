@@ -498,15 +498,7 @@ fn site_consent_and_two_sites_asking_at_once() {
     let ca = app.ca_text();
     let ask = |origin: &str| {
         let body = format!("{{\"challenge\":\"{challenge}\"}}");
-        https(
-            &ca,
-            "127.0.0.1",
-            app.port,
-            "POST",
-            "/v1/token",
-            &[("Origin", origin), ("Content-Type", "application/json")],
-            Some(&body),
-        )
+        token_request(&ca, app.port, origin, &body)
     };
     std::thread::scope(|scope| {
         let first = scope.spawn(|| ask(&w.portal.origin));
@@ -586,17 +578,7 @@ fn several_cpx_cards_the_professional_chooses_one() {
     let ca = app.ca_text();
     let body = format!("{{\"challenge\":\"{}=\"}}", "A".repeat(43));
     std::thread::scope(|scope| {
-        let call = scope.spawn(|| {
-            https(
-                &ca,
-                "127.0.0.1",
-                app.port,
-                "POST",
-                "/v1/token",
-                &[("Origin", &w.portal.origin), ("Content-Type", "application/json")],
-                Some(&body),
-            )
-        });
+        let call = scope.spawn(|| token_request(&ca, app.port, &w.portal.origin, &body));
         app.wait_window("choice");
         let text = app.page_text();
         assert!(
@@ -621,4 +603,17 @@ fn several_cpx_cards_the_professional_chooses_one() {
         assert_eq!(answer.status, 200, "{}", answer.body);
         assert_eq!(answer.json()["card_type"], "CPS4");
     });
+}
+
+/// `POST /v1/token` to the app's agent as the page of `origin` sends it.
+fn token_request(ca: &str, port: u16, origin: &str, body: &str) -> cpx_tests::agent::HttpAnswer {
+    https(
+        ca,
+        "127.0.0.1",
+        port,
+        "POST",
+        "/v1/token",
+        &[("Origin", origin), ("Content-Type", "application/json")],
+        Some(body),
+    )
 }
