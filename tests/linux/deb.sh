@@ -139,7 +139,7 @@ for _ in $(seq 50); do
 done
 [ -n "$ok" ] || { as_user cpx-agent status || true; echo "deb.sh: the virtual card is not ready" >&2; exit 1; }
 set +e
-as_user cpx-agent diagnose --json > "$work/diagnose.json"
+as_user cpx-agent diagnose --json --lang en > "$work/diagnose.json"   # English details: matched below
 status=$?
 set -e
 as_user cpx-agent diagnose || true

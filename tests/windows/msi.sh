@@ -181,7 +181,7 @@ fi
 
 step "the installed cpx-agent.exe reads the policy the MSI wrote (diagnose)"
 set +e
-diag=$(wine_ "C:\\Program Files\\Agent CPx\\cpx-agent.exe" diagnose --json --origin https://portail.example.fr)
+diag=$(wine_ "C:\\Program Files\\Agent CPx\\cpx-agent.exe" diagnose --json --lang en --origin https://portail.example.fr)
 set -e
 echo "$diag" > "$out/diagnose.json"
 expect diagnose "$diag" 'port 47413'

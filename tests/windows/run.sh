@@ -76,7 +76,7 @@ expect status "$status" '"PCSC_SERVICE_STOPPED"'
 
 step "diagnose with built-in defaults"
 set +e
-diag=$(wine_ "$exe" diagnose --json); rc=$?
+diag=$(wine_ "$exe" diagnose --json --lang en); rc=$?   # English details: the words matched below
 set -e
 echo "$diag" > "$out/diagnose-defaults.json"
 expect diagnose "$diag" '"check":"pcsc_service"'
@@ -93,22 +93,22 @@ wine_ reg add "$policy_key" /v port /t REG_DWORD /d 47004 /f >/dev/null
 wine_ reg add "$policy_key\\site\\1" /v origin /t REG_SZ /d https://portail.example.fr /f >/dev/null
 wine_ reg add "$policy_key\\site\\1" /v signed_token /t REG_DWORD /d 1 /f >/dev/null
 set +e
-diag=$(wine_ "$exe" diagnose --json --origin https://portail.example.fr); rc=$?
+diag=$(wine_ "$exe" diagnose --json --lang en --origin https://portail.example.fr); rc=$?
 set -e
 echo "$diag" > "$out/diagnose-policy.json"
 expect policy "$diag" 'port 47004'
-expect policy "$diag" 'IGC-Santé both'
+expect policy "$diag" 'IGC-Santé production and test'
 expect policy "$diag" 'managed policy HKLM\\Software\\Policies\\Agent CPx sets: port, site'
 expect policy "$diag" 'managed policy HKCU\\Software\\Policies\\Agent CPx sets: pki'
 expect policy "$diag" 'Agent CPx\\policy.toml sets: busy_wait_seconds'
 expect policy "$diag" 'config.toml sets: log_level'
-expect policy "$diag" 'https://portail.example.fr → (no mTLS endpoint)'
+expect policy "$diag" 'https://portail.example.fr → no mTLS endpoint'
 expect policy "$diag" 'port = 47004  (HKLM\\Software\\Policies\\Agent CPx)'
 expect policy "$diag" 'pki = \"both\"  (HKCU\\Software\\Policies\\Agent CPx)'
 step "a malformed registry value is named, and its safe default is in force"
 wine_ reg add "$policy_key" /v autostart /t REG_DWORD /d 7 /f >/dev/null
 set +e
-bad=$(wine_ "$exe" diagnose --json 2>&1); rc=$?
+bad=$(wine_ "$exe" diagnose --json --lang en 2>&1); rc=$?
 set -e
 case "$rc" in 8|9) ;; *) fail "diagnose with a bad policy value: exit $rc, wanted 8 or 9 (checks run, the value is a warning)" ;; esac
 expect bad-policy "$bad" '"check":"policy_problem:autostart"'
