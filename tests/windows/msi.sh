@@ -190,7 +190,7 @@ expect diagnose "$diag" 'managed policy HKLM\\Software\\Policies\\Agent CPx sets
 for key in allow_user_sites allowed_origins autostart browser_policies pki port; do
     grep -qP 'managed policy HKLM\\\\Software\\\\Policies\\\\Agent CPx sets: [^;"]*\b'"$key"'\b' <<<"$diag" || { echo "$diag" >&2; fail "diagnose: HKLM does not set $key"; }
 done
-expect diagnose "$diag" 'https://portail.example.fr → https://cpx.portail.example.fr:8444/cpx/login'
+expect diagnose "$diag" 'https://portail.example.fr → login server https://cpx.portail.example.fr:8444/cpx/login'
 
 if [ "$actions" = yes ]; then
     step "the custom actions: the local CA in the machine Root store, the browsers' policies"
