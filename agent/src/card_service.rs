@@ -9,10 +9,10 @@
 //! a page polling `GET /v1/status` and the tray's status window keep their answer at once, and no PIN
 //! dialog is ever disturbed by APDUs of a scan). With no scan to answer from, it waits for the card up to
 //! the card timeout (a login's card calls end within it; its PIN dialog may last much longer, and a page
-//! or a window must not hang that long), then reports BUSY; so do diagnose and the CLI's reads. A login forgets the last scan when it ends (the
-//! tries left may have changed), so the next scan reads the card again; the tray's watch
-//! ([`crate::card_state::watch`]) reads it again as soon as the login ends. A CLI command in its own
-//! process has its own service, hence its own permit.
+//! or a window must not hang that long), then reports BUSY; so do diagnose and the CLI's reads. A login
+//! forgets the last scan when it ends (the tries left may have changed), so the next scan reads the card
+//! again; the tray's watch ([`crate::card_state::watch`]) reads it again as soon as the login ends. A CLI
+//! command in its own process has its own service, hence its own permit.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
