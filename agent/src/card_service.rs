@@ -175,14 +175,18 @@ impl CardService {
         self.blocking(|cards| scan::report(cards, reader, options))
     }
 
-    /// The readers PC/SC lists, sorted by name, with what is in them. Inside [`Self::blocking`].
+    /// The readers PC/SC lists, sorted by name, with what is in them: the one place that connects to the
+    /// PC/SC service. A stopped service is [`PcscError::ServiceStopped`]; no reader is an empty list.
+    /// Inside [`Self::blocking`] or [`Self::exclusive`].
     pub fn readers(&self) -> Result<Vec<ReaderInfo>, PcscError> {
-        readers()
+        let mut readers = cpx_pcsc::Context::establish()?.readers()?;
+        readers.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(readers)
     }
 
     /// The CPx cards present, opened (other cards are skipped). Inside [`Self::exclusive`].
     pub fn cpx_cards(&self) -> Result<Vec<Box<dyn CpxCard>>, ApiError> {
-        let readers = readers().map_err(|e| ApiError::from(&CardError::Pcsc(e)))?;
+        let readers = self.readers().map_err(|e| ApiError::from(&CardError::Pcsc(e)))?;
         if readers.is_empty() {
             return Err(ApiError::new(Code::NoReader));
         }
@@ -233,7 +237,8 @@ impl CardService {
     /// Reads every reader now (the permit is held).
     fn read_now(&self, options: &ScanOptions) -> Result<Vec<ReaderReport>, Code> {
         let full = ScanOptions { reader: None, ..options.clone() };
-        let readers = readers()
+        let readers = self
+            .readers()
             .map(|list| list.iter().map(|r| scan::report(self, r, &full)).collect::<Vec<_>>())
             .map_err(|e| Code::from(&e));
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
@@ -277,14 +282,6 @@ impl CardService {
     fn remember(&self, with_pin: bool, readers: Result<Vec<ReaderReport>, Code>) {
         *self.last.lock().unwrap() = Some(Remembered { at: Instant::now(), with_pin, readers });
     }
-}
-
-/// The readers PC/SC lists, sorted by name, with what is in them: the one place that connects to the
-/// PC/SC service. A stopped service is [`PcscError::ServiceStopped`]; no reader is an empty list.
-fn readers() -> Result<Vec<ReaderInfo>, PcscError> {
-    let mut readers = cpx_pcsc::Context::establish()?.readers()?;
-    readers.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(readers)
 }
 
 /// The readers of a scan that `options` ask for (one reader, or all).
