@@ -17,7 +17,8 @@
  *
  * The keypad is a Unix stream socket the test connects to. Keys are bytes: '0'-'9', 'E' (OK, "enter"),
  * 'C' (cancel); anything else is ignored. When an entry starts the reader writes "ENTRY current|new|
- * confirm\n" to the connected keypad client, and "DONE XXXX\n" (the status word) when the command ends.
+ * confirm\n" to the connected keypad client, and "DONE XXXX\n" (the status word) when the command ends;
+ * before that, "STRUCTURE <hex>\n": the structure the computer sent, for the test to look into.
  * Keys sent before an entry wait in the socket for it. A newer keypad connection replaces the older one.
  *
  * readers.d: DEVICENAME KEYPAD_SOCKET:PORT:MAX_SECONDS. MAX_SECONDS is the reader's own longest wait for a
@@ -243,6 +244,19 @@ static int keypad_entry(const char *which, int seconds, int min, int max, int co
     }
 }
 
+/* Tells the keypad client what the computer sent (the structure, hexadecimal): a test checks that the code
+ * porteur is not in it. */
+static void keypad_structure(const unsigned char *tx, size_t n)
+{
+    char line[2 * 300 + 16];
+    size_t at = (size_t) snprintf(line, sizeof line, "STRUCTURE ");
+    for (size_t i = 0; i < n && at + 3 < sizeof line; i++)
+        at += (size_t) snprintf(line + at, sizeof line - at, "%02X", tx[i]);
+    snprintf(line + at, sizeof line - at, "\n");
+    keypad_accept();
+    keypad_write(line);
+}
+
 /* ---- building the APDU from the structure (CCID PC_to_RDR_Secure) ---- */
 
 static uint16_t le16(const unsigned char *b)
@@ -354,6 +368,7 @@ static DWORD verify_direct(const unsigned char *tx, size_t tx_len, PUCHAR rx, DW
     size_t n;
     char digits[MAX_DIGITS];
     int count;
+    keypad_structure(tx, tx_len);
     unsigned char *apdu = template_of(tx, tx_len, 19, &n);
     uint16_t extra = tx_len >= 19 ? le16(tx + 5) : 0;
     int min = extra >> 8, max = extra & 0xFF;
@@ -377,6 +392,7 @@ static DWORD modify_direct(const unsigned char *tx, size_t tx_len, PUCHAR rx, DW
     size_t n;
     char current[MAX_DIGITS], fresh[MAX_DIGITS], again[MAX_DIGITS];
     int n_current = 0, n_fresh = 0, n_again = 0, sw = ENTRY_OK;
+    keypad_structure(tx, tx_len);
     unsigned char *apdu = template_of(tx, tx_len, 24, &n);
     uint16_t extra = tx_len >= 24 ? le16(tx + 7) : 0;
     int min = extra >> 8, max = extra & 0xFF;

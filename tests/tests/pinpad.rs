@@ -1,0 +1,167 @@
+//! The code porteur typed on a PIN-pad reader's keypad, through the real pcscd and the virtual PIN-pad
+//! reader (`tests/stack/pinpad.c`): the driver reads the reader's features, sends the
+//! `PIN_VERIFY_STRUCTURE` for the card's VERIFY, and the reader builds the VERIFY from what is typed on
+//! its keypad. CPS3 and CPS4; right, wrong then right, cancel, timeout, a blocked card never prompted, a
+//! structure the reader refuses. In each, the code porteur is nowhere on the computer's side: not in the
+//! structure it sent (the reader reports it), and the card's answer proves the reader wrote it right.
+
+use std::time::Duration;
+
+use cpx_card::pinpad::verify_structure;
+use cpx_card::{CardError, CertCache, CpxCard, PinPad, PinPadError, SignScheme};
+use cpx_pcsc::pinpad::{self, ReaderAnswer};
+use cpx_tests::pinpad::{borrow, Keypad, PinPadReader};
+use cpx_tests::{assert_no_pin, insert_with, logged_commands, open_card, out_dir, stack, verify_signature, Options};
+use sha2::{Digest, Sha256};
+
+const CODE: &str = "1234";
+const WAIT: Duration = Duration::from_secs(20);
+
+fn digest() -> Vec<u8> {
+    Sha256::digest(b"pinpad challenge").to_vec()
+}
+
+fn detect(card: &mut Box<dyn CpxCard>) -> PinPad {
+    PinPad::detect(card.transport(), 30).expect("feature request").expect("the virtual reader has a PIN pad")
+}
+
+/// Types `keys` on the keypad once the reader asks, in a thread; returns the structure the computer sent
+/// and the status word the reader returned.
+fn typist(pad: &PinPadReader, keys: &'static str) -> std::thread::JoinHandle<(String, String)> {
+    let mut keypad = Keypad::connect(pad);
+    std::thread::spawn(move || {
+        let structure = keypad.wait_structure(WAIT);
+        assert_eq!(keypad.wait_entry(WAIT), "current");
+        if !keys.is_empty() {
+            keypad.press(keys);
+        }
+        (structure, keypad.wait_done(WAIT))
+    })
+}
+
+/// The structure holds the VERIFY template with its padding, and nothing of the code porteur.
+fn assert_structure_without_code(structure: &str, header: &str) {
+    assert!(structure.ends_with(&format!("{header}FFFFFFFFFFFFFFFF")), "template: {structure}");
+    assert_no_pin(structure, &[CODE]);
+    assert!(!structure.contains("31323334"), "{structure}");
+}
+
+fn login_on_keypad(persona: &str, header: &str, scheme: SignScheme) {
+    let pad = borrow(false);
+    let dir = out_dir(&format!("pinpad_{persona}"));
+    let log = dir.join("apdu.log");
+    let _card = insert_with(persona, &pad.reader, &Options::default(), Some(&log));
+    let mut card = open_card(&pad.reader.name, &CertCache::memory()).expect("the card opens");
+    let reader_pad = detect(&mut card);
+    let features = pinpad::features(card.transport()).unwrap();
+    assert!(features.verify_direct.is_some() && features.modify_direct.is_some(), "{features:?}");
+    let props = pinpad::properties(card.transport(), &features).unwrap().expect("PIN properties");
+    assert!(!props.has_display());
+    assert_eq!(props.validation, 0x02, "validation by the OK key");
+
+    // Wrong, then right.
+    let d = digest();
+    let typing = typist(&pad, "0000E");
+    let wrong = card.authenticate_on_reader(&reader_pad, scheme, &d);
+    let (structure, sw) = typing.join().unwrap();
+    assert_eq!(wrong, Err(PinPadError::Card(CardError::WrongPin { tries_left: 2 })));
+    assert_eq!(sw, "63C2");
+    assert_structure_without_code(&structure, header);
+
+    let typing = typist(&pad, "1234E");
+    let sig = card.authenticate_on_reader(&reader_pad, scheme, &d).expect("logged in on the keypad");
+    let (structure, sw) = typing.join().unwrap();
+    assert_eq!(sw, "9000");
+    assert_structure_without_code(&structure, header);
+    verify_signature(card.certificate(), scheme, &d, &sig).expect("the signature verifies");
+    assert_eq!(card.pin_status().unwrap().unwrap().tries_left, 3, "the right code resets the counter");
+
+    // The card saw VERIFYs with data it did not get from the computer: the reader built them.
+    let cmds = logged_commands(&log);
+    let verifies: Vec<_> = cmds.iter().filter(|c| c.starts_with(header) && c.contains("secret")).collect();
+    assert_eq!(verifies.len(), 2, "{cmds:?}");
+    assert!(verifies.iter().all(|c| c.ends_with("<8 secret bytes>")), "{verifies:?}");
+}
+
+#[test]
+fn cps3_logs_in_with_the_code_typed_on_the_keypad_wrong_then_right() {
+    login_on_keypad("cps3", "0020000108", SignScheme::RsaPkcs1Sha256);
+}
+
+#[test]
+fn cps4_logs_in_with_the_code_typed_on_the_keypad_wrong_then_right() {
+    login_on_keypad("cps4", "0120008108", SignScheme::RsaPssSha256);
+}
+
+#[test]
+fn cancel_and_timeout_on_the_keypad_are_the_readers_answers_and_spend_no_try() {
+    let pad = borrow(false);
+    let log = out_dir("pinpad_cancel").join("apdu.log");
+    let _card = insert_with("cps3", &pad.reader, &Options::default(), Some(&log));
+    let mut card = open_card(&pad.reader.name, &CertCache::memory()).unwrap();
+    let reader_pad = detect(&mut card);
+    let d = digest();
+
+    let typing = typist(&pad, "12C");
+    let cancelled = card.authenticate_on_reader(&reader_pad, SignScheme::RsaPkcs1Sha256, &d);
+    assert_eq!(typing.join().unwrap().1, "6401");
+    assert_eq!(cancelled, Err(PinPadError::Reader(ReaderAnswer::Cancelled)));
+
+    // No key at all: the reader gives up after its own timeout.
+    let typing = typist(&pad, "");
+    let timed_out = card.authenticate_on_reader(&reader_pad, SignScheme::RsaPkcs1Sha256, &d);
+    assert_eq!(typing.join().unwrap().1, "6400");
+    assert_eq!(timed_out, Err(PinPadError::Reader(ReaderAnswer::Timeout)));
+
+    // OK after too few digits: the reader's length check.
+    let typing = typist(&pad, "12E");
+    let short = card.authenticate_on_reader(&reader_pad, SignScheme::RsaPkcs1Sha256, &d);
+    assert_eq!(typing.join().unwrap().1, "6403");
+    assert_eq!(short, Err(PinPadError::Reader(ReaderAnswer::Length)));
+
+    assert_eq!(card.pin_status().unwrap().unwrap().tries_left, 3, "no try spent");
+    assert!(
+        !logged_commands(&log).iter().any(|c| c.contains("secret")),
+        "no VERIFY with data reached the card"
+    );
+    // And the card was reset at the end of each attempt, inside the transaction: it still works.
+    let typing = typist(&pad, "1234E");
+    card.authenticate_on_reader(&reader_pad, SignScheme::RsaPkcs1Sha256, &d).expect("logs in after all");
+    assert_eq!(typing.join().unwrap().1, "9000");
+}
+
+#[test]
+fn a_blocked_card_is_never_asked_for_its_code_on_the_keypad() {
+    let pad = borrow(false);
+    let _card = insert_with("cps3-blocked", &pad.reader, &Options::default(), None);
+    let mut card = open_card(&pad.reader.name, &CertCache::memory()).unwrap();
+    let reader_pad = detect(&mut card);
+    let mut keypad = Keypad::connect(&pad);
+    let r = card.authenticate_on_reader(&reader_pad, SignScheme::RsaPkcs1Sha256, &digest());
+    assert_eq!(r, Err(PinPadError::Card(CardError::PinBlocked)));
+    assert!(keypad.said_nothing(), "the reader was asked for a code on a blocked card");
+}
+
+#[test]
+fn a_structure_the_reader_cannot_use_is_refused_with_6b80() {
+    let pad = borrow(false);
+    let _card = insert_with("cps3", &pad.reader, &Options::default(), None);
+    let mut card = open_card(&pad.reader.name, &CertCache::memory()).unwrap();
+    let reader_pad = detect(&mut card);
+    let info = card.layout().pin.clone().expect("code porteur");
+    let mut structure = verify_structure(&info, 0x00, 30).unwrap();
+    // Maximum digits below the minimum.
+    structure.digits = (4, 2);
+    let mut keypad = Keypad::connect(&pad);
+    let r = pinpad::verify_on_keypad(card.transport(), reader_pad.verify, &structure).unwrap();
+    assert_eq!(ReaderAnswer::from_sw(r.sw.0), Some(ReaderAnswer::InvalidStructure));
+    assert_eq!(keypad.wait_done(WAIT), "6B80");
+}
+
+#[test]
+fn a_reader_without_pin_pad_has_no_verify_feature() {
+    let reader = stack().reader();
+    let _card = insert_with("cps3", &reader, &Options::default(), None);
+    let mut card = open_card(&reader.name, &CertCache::memory()).unwrap();
+    assert_eq!(PinPad::detect(card.transport(), 30).unwrap(), None, "vpcd has no PIN pad");
+}
