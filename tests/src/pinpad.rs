@@ -114,7 +114,8 @@ pub struct Keypad {
 impl Keypad {
     /// Connects to the reader's keypad (replacing any earlier connection).
     pub fn connect(pad: &PinPadReader) -> Keypad {
-        let stream = poll("the keypad socket", Duration::from_secs(10), || UnixStream::connect(&pad.keypad).ok());
+        let stream =
+            poll("the keypad socket", Duration::from_secs(10), || UnixStream::connect(&pad.keypad).ok());
         let lines = BufReader::new(stream.try_clone().expect("keypad socket"));
         Keypad { stream, lines }
     }
@@ -134,7 +135,8 @@ impl Keypad {
                         return rest.trim().to_owned();
                     }
                 }
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
                 Err(e) => panic!("keypad: {e}"),
             }
         }

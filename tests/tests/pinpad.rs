@@ -11,7 +11,9 @@ use cpx_card::pinpad::verify_structure;
 use cpx_card::{CardError, CertCache, CpxCard, PinPad, PinPadError, SignScheme};
 use cpx_pcsc::pinpad::{self, ReaderAnswer};
 use cpx_tests::pinpad::{borrow, Keypad, PinPadReader};
-use cpx_tests::{assert_no_pin, insert_with, logged_commands, open_card, out_dir, stack, verify_signature, Options};
+use cpx_tests::{
+    assert_no_pin, insert_with, logged_commands, open_card, out_dir, stack, verify_signature, Options,
+};
 use sha2::{Digest, Sha256};
 
 const CODE: &str = "1234";
