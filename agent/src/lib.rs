@@ -51,6 +51,7 @@ pub mod output;
 pub mod paths;
 pub mod peer;
 pub mod pin_prompt;
+pub mod pinpad;
 pub mod policy_keys;
 pub mod policy_macos;
 pub mod policy_registry;

@@ -167,3 +167,31 @@ fn a_reader_without_pin_pad_has_no_verify_feature() {
     let mut card = open_card(&reader.name, &CertCache::memory()).unwrap();
     assert_eq!(PinPad::detect(card.transport(), 30).unwrap(), None, "vpcd has no PIN pad");
 }
+
+#[test]
+fn a_quirk_listed_reader_or_pinpad_off_falls_back_to_the_code_typed_on_screen() {
+    use cpx_agent::pinpad::{PinPadPolicy, PinPadUse};
+    // The reader named like an OMNIKEY 3x21 claims a PIN pad: it is not used.
+    let omnikey = borrow(true);
+    let _card = insert_with("cps3", &omnikey.reader, &Options::default(), None);
+    let mut card = open_card(&omnikey.reader.name, &CertCache::memory()).unwrap();
+    let features = pinpad::features(card.transport()).unwrap();
+    assert!(features.verify_direct.is_some(), "it claims a PIN pad");
+    let choice = PinPadUse::decide(PinPadPolicy::Auto, &omnikey.reader.name, &features);
+    assert_eq!(choice, PinPadUse::QuirkListed { entry: "OMNIKEY 3x21" });
+    assert_eq!(choice.control(), None);
+    // The code typed on screen goes through it as through any reader, and its keypad is never asked.
+    let mut keypad = Keypad::connect(&omnikey);
+    let d = digest();
+    let sig = card.authenticate(&cpx_card::Pin::new(CODE).unwrap(), SignScheme::RsaPkcs1Sha256, &d).unwrap();
+    verify_signature(card.certificate(), SignScheme::RsaPkcs1Sha256, &d, &sig).unwrap();
+    assert!(keypad.said_nothing());
+
+    // A real PIN pad, with the policy `pinpad = "off"`: not used either.
+    let pad = borrow(false);
+    let _card = insert_with("cps4", &pad.reader, &Options::default(), None);
+    let mut card = open_card(&pad.reader.name, &CertCache::memory()).unwrap();
+    let features = pinpad::features(card.transport()).unwrap();
+    assert_eq!(PinPadUse::decide(PinPadPolicy::Off, &pad.reader.name, &features), PinPadUse::OffByPolicy);
+    assert!(PinPadUse::decide(PinPadPolicy::Auto, &pad.reader.name, &features).control().is_some());
+}
