@@ -195,3 +195,15 @@ fn a_quirk_listed_reader_or_pinpad_off_falls_back_to_the_code_typed_on_screen() 
     assert_eq!(PinPadUse::decide(PinPadPolicy::Off, &pad.reader.name, &features), PinPadUse::OffByPolicy);
     assert!(PinPadUse::decide(PinPadPolicy::Auto, &pad.reader.name, &features).control().is_some());
 }
+
+#[test]
+fn a_reader_tells_its_pin_pad_without_a_card() {
+    let pad = borrow(false);
+    let r = pinpad::reader_pin_pad(&pad.reader.name, WAIT).expect("direct connection to the reader");
+    assert!(r.features.can_verify() && r.features.modify_direct.is_some(), "{r:?}");
+    let props = r.properties.expect("PIN properties");
+    assert!(!props.has_display());
+    let reader = stack().reader();
+    let vpcd = pinpad::reader_pin_pad(&reader.name, WAIT).expect("direct connection to vpcd");
+    assert!(!vpcd.features.can_verify(), "vpcd has no PIN pad: {vpcd:?}");
+}

@@ -27,6 +27,6 @@ pub use apdu::{Command, Response, StatusWord};
 pub use connection::{Connection, ConnectionOptions, Protocol, Transport};
 pub use error::PcscError;
 pub use monitor::{Monitor, MonitorEvent, MonitorOptions, ReaderWatch, POLL_PERIOD};
-pub use pinpad::{PinPadFeatures, PinProperties};
+pub use pinpad::{PinPadFeatures, PinProperties, ReaderPinPad};
 pub use readers::{Context, ReaderInfo, SlotState};
 pub use transaction::{Disposition, Transaction};

@@ -134,6 +134,52 @@ pub fn properties(
     }
 }
 
+/// What a reader says of its PIN pad.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReaderPinPad {
+    /// Its PIN features.
+    pub features: PinPadFeatures,
+    /// Its PIN properties, if it gives them.
+    pub properties: Option<PinProperties>,
+}
+
+/// Asks a reader about its PIN pad without needing a card: a direct connection (`SCARD_SHARE_DIRECT`)
+/// to the reader itself, on a thread of its own, given up after `timeout` (for `diagnose`).
+pub fn reader_pin_pad(reader: &str, timeout: Duration) -> Result<ReaderPinPad, PcscError> {
+    let name = std::ffi::CString::new(reader)
+        .map_err(|_| PcscError::ReaderUnavailable { reader: reader.to_owned() })?;
+    let owned = reader.to_owned();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name(format!("pinpad {reader}"))
+        .spawn(move || {
+            let err = |e| PcscError::from_pcsc(e, Some(&owned));
+            let asked = (|| {
+                let ctx = pcsc::Context::establish(pcsc::Scope::User).map_err(err)?;
+                let card =
+                    ctx.connect(&name, pcsc::ShareMode::Direct, pcsc::Protocols::UNDEFINED).map_err(err)?;
+                let mut buf = [0u8; 1024];
+                let control =
+                    |code: u32, buf: &mut [u8]| card.control(code as _, &[], buf).map(<[u8]>::to_vec);
+                let features = match control(feature_request_code(), &mut buf) {
+                    Ok(tlvs) => PinPadFeatures::parse(&tlvs),
+                    Err(_) => PinPadFeatures::default(),
+                };
+                let properties = features
+                    .pin_properties
+                    .and_then(|code| control(code, &mut buf).ok())
+                    .and_then(|b| PinProperties::parse(&b));
+                Ok(ReaderPinPad { features, properties })
+            })();
+            let _ = tx.send(asked);
+        })
+        .map_err(|_| PcscError::Other { code: 0 })?;
+    match rx.recv_timeout(timeout) {
+        Ok(r) => r,
+        Err(_) => Err(PcscError::Timeout { millis: timeout.as_millis() as u64 }),
+    }
+}
+
 /// How the reader is to write the code porteur into the VERIFY (`bmFormatString` and its neighbours).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PinFormat {
