@@ -207,3 +207,38 @@ fn a_reader_tells_its_pin_pad_without_a_card() {
     let vpcd = pinpad::reader_pin_pad(&reader.name, WAIT).expect("direct connection to vpcd");
     assert!(!vpcd.features.can_verify(), "vpcd has no PIN pad: {vpcd:?}");
 }
+
+/// The reader writes the digits where and as the structure says, like a CCID reader's `PC_to_RDR_Secure`:
+/// checked on an APDU the card logs in full (a proprietary INS it refuses), with the keypad typing 1234.
+#[test]
+fn the_reader_writes_the_digits_as_the_structure_says() {
+    let pad = borrow(false);
+    let log = out_dir("pinpad_formats").join("apdu.log");
+    let _card = insert_with("cps3", &pad.reader, &Options::default(), Some(&log));
+    let mut card = open_card(&pad.reader.name, &CertCache::memory()).unwrap();
+    let verify = detect(&mut card).verify;
+    // (bmFormatString, bmPINBlockString, bmPINLengthFormat, template data, what the card receives)
+    let cases: [(u8, u8, u8, &str, &str); 5] = [
+        (0x82, 0x08, 0x00, "FFFFFFFFFFFFFFFF", "31323334FFFFFFFF"), // ASCII, left, 8-byte block
+        (0x81, 0x08, 0x00, "FFFFFFFFFFFFFFFF", "1234FFFFFFFFFFFF"), // BCD, left
+        (0x85, 0x04, 0x00, "FFFFFFFFFFFFFFFF", "FFFF1234FFFFFFFF"), // BCD, right-justified in 4 bytes
+        (0x89, 0x47, 0x04, "2FFFFFFFFFFFFFFF", "241234FFFFFFFFFF"), // ISO 9564 format 2: length nibble
+        (0x20, 0x08, 0x00, "FFFFFFFFFFFFFFFF", "F01020304FFFFFFF"), // binary, at bit 4 (bit units)
+    ];
+    for (format, block, length, template, want) in cases {
+        let apdu = [&[0x80u8, 0xE2, 0x00, 0x00, 0x08][..], &hex::decode(template).unwrap()].concat();
+        let mut structure = vec![10, 0, format, block, length, 4, 4, 0x02, 1, 0x0C, 0x04, 0, 0, 0, 0];
+        structure.extend_from_slice(&(apdu.len() as u32).to_le_bytes());
+        structure.extend_from_slice(&apdu);
+        let typing = typist(&pad, "1234E");
+        let answer = card.transport().control(verify, &structure, WAIT).expect("the reader answers");
+        typing.join().unwrap();
+        assert_eq!(answer.len(), 2, "the card's status word");
+        let sent = logged_commands(&log).last().cloned().unwrap_or_default();
+        assert_eq!(
+            sent,
+            format!("80E2000008{want}"),
+            "format {format:02X} block {block:02X} length {length:02X}"
+        );
+    }
+}
