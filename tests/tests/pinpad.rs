@@ -242,3 +242,42 @@ fn the_reader_writes_the_digits_as_the_structure_says() {
         );
     }
 }
+
+/// MODIFY PIN DIRECT: current code, new code, confirmation; two entries that differ are the reader's
+/// `64 02`, and the card gets nothing.
+#[test]
+fn the_reader_asks_the_current_and_new_codes_and_refuses_a_confirmation_that_differs() {
+    let pad = borrow(false);
+    let log = out_dir("pinpad_modify").join("apdu.log");
+    let _card = insert_with("cps3", &pad.reader, &Options::default(), Some(&log));
+    let mut card = open_card(&pad.reader.name, &CertCache::memory()).unwrap();
+    let modify = pinpad::features(card.transport()).unwrap().modify_direct.expect("MODIFY PIN DIRECT");
+    let apdu = [&[0x80u8, 0xE4, 0x00, 0x00, 0x10][..], &[0xFF; 16]].concat();
+    // bTimerOut, bTimerOut2, ASCII, 8-byte block, no length, offsets 0 and 8, 4 digits, confirm + current.
+    let mut structure =
+        vec![10, 0, 0x82, 0x08, 0x00, 0, 8, 4, 4, 0x03, 0x02, 3, 0x0C, 0x04, 0, 1, 2, 0, 0, 0];
+    structure.extend_from_slice(&(apdu.len() as u32).to_le_bytes());
+    structure.extend_from_slice(&apdu);
+    for (confirmation, differs) in [("5679", true), ("5678", false)] {
+        let before = logged_commands(&log).len();
+        let mut keypad = Keypad::connect(&pad);
+        let typing = std::thread::spawn(move || {
+            for (entry, code) in [("current", "1234"), ("new", "5678"), ("confirm", confirmation)] {
+                assert_eq!(keypad.wait_entry(WAIT), entry);
+                keypad.type_code(code);
+            }
+            keypad.wait_done(WAIT)
+        });
+        let answer = card.transport().control(modify, &structure, WAIT).unwrap();
+        let done = typing.join().unwrap();
+        let cmds = logged_commands(&log);
+        assert_eq!(hex::encode_upper(&answer), done);
+        if differs {
+            assert_eq!(done, "6402");
+            assert_eq!(cmds.len(), before, "nothing reached the card");
+        } else {
+            // The current code in the first block, the new one at offset 8, the template's padding kept.
+            assert_eq!(cmds.last().unwrap(), "80E400001031323334FFFFFFFF35363738FFFFFFFF");
+        }
+    }
+}
