@@ -3,7 +3,8 @@
 #
 #   stack.sh isolated CMD...   run CMD in private mount, network and PID namespaces (root), with a private
 #                              /run/pcscd and loopback: nothing inside can see or touch the host's pcscd
-#   stack.sh prepare DIR       write DIR/readers.d (4 vpcd entries, 8 readers) and build DIR/libnodelay.so
+#   stack.sh prepare DIR       write DIR/readers.d (4 vpcd entries, 8 readers; 3 PIN-pad readers) and
+#                              build DIR/libnodelay.so and DIR/libcpxpinpad.so
 #   stack.sh pcscd DIR         (inside `isolated` only) exec pcscd in the foreground on DIR/readers.d
 #   stack.sh readers           print "port<TAB>reader name" for the 8 readers
 #   stack.sh pinpad-readers DIR  print "port<TAB>reader name<TAB>keypad socket" for the PIN-pad readers
@@ -95,5 +96,5 @@ case "${1:-}" in
     ;;
   readers) readers ;;
   pinpad-readers) pinpad_readers "${2:?stack.sh pinpad-readers DIR}" ;;
-  *) sed -n '2,22p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,19p' "$0" >&2; exit 2 ;;
 esac
