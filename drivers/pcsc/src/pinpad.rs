@@ -322,6 +322,13 @@ mod tests {
     }
 
     #[test]
+    fn the_feature_request_code_is_the_platforms() {
+        // pcsc-lite: 0x42000000 + 3400; WinSCard: FILE_DEVICE_SMARTCARD (0x31) << 16 | 3400 << 2.
+        let want = if cfg!(windows) { 0x0031_3520 } else { 0x4200_0D48 };
+        assert_eq!(feature_request_code(), want);
+    }
+
+    #[test]
     fn pin_properties_are_little_endian() {
         let p = PinProperties::parse(&[0x10, 0x02, 0x02, 0x05]).unwrap();
         assert_eq!(p, PinProperties { lcd_layout: 0x0210, validation: 2, timeout2: 5 });
