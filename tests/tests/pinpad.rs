@@ -170,7 +170,7 @@ fn a_reader_without_pin_pad_has_no_verify_feature() {
 
 #[test]
 fn a_quirk_listed_reader_or_pinpad_off_falls_back_to_the_code_typed_on_screen() {
-    use cpx_agent::pinpad::{PinPadPolicy, PinPadUse};
+    use cpx_agent::card::{PinPadPolicy, PinPadUse};
     // The reader named like an OMNIKEY 3x21 claims a PIN pad: it is not used.
     let omnikey = borrow(true);
     let _card = insert_with("cps3", &omnikey.reader, &Options::default(), None);
