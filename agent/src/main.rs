@@ -606,7 +606,7 @@ fn run_scan(g: &Global, cards: &CardService, detailed: bool) -> ExitCode {
 
 fn service_error(g: &Global, code: Code) -> ExitCode {
     print_problem(g, code);
-    ExitCode::from(if code == Code::PcscServiceStopped {
+    ExitCode::from(if matches!(code, Code::PcscServiceStopped | Code::PcscServiceFault) {
         ExitStatus::ServiceStopped
     } else {
         ExitStatus::Internal

@@ -73,6 +73,7 @@ impl SlotState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Code {
     PcscServiceStopped,
+    PcscServiceFault,
     NoReader,
     ReaderUnavailable,
     NoCard,
@@ -170,8 +171,9 @@ pub struct Entry {
 
 impl Code {
     /// Every code, for catalogues and documentation (the codes about a recognised card as « CPx »).
-    pub const ALL: [Code; 53] = [
+    pub const ALL: [Code; 54] = [
         Code::PcscServiceStopped,
+        Code::PcscServiceFault,
         Code::NoReader,
         Code::ReaderUnavailable,
         Code::NoCard,
@@ -232,6 +234,7 @@ impl Code {
         use Code::*;
         match self {
             PcscServiceStopped => "PCSC_SERVICE_STOPPED",
+            PcscServiceFault => "PCSC_SERVICE_FAULT",
             NoReader => "NO_READER",
             ReaderUnavailable => "READER_UNAVAILABLE",
             NoCard => "NO_CARD",
@@ -329,7 +332,7 @@ impl Code {
             | PortalUnreachable
             | PortalTls => 502,
             // Nothing to use yet, or not now: a reader, a card, the service, a prompt, the user's agent.
-            PcscServiceStopped | NoReader | NoCard | CardRemoved | CardMute | CardTimeout | NoCpxCard
+            PcscServiceStopped | PcscServiceFault | NoReader | NoCard | CardRemoved | CardMute | CardTimeout | NoCpxCard
             | PromptUnavailable | UserAgentNotRunning => 503,
             // Said by `diagnose`, the CLI or the page client, never answered by the API.
             CardUnlistedVariant | PinLastTry | CardTestOnProduction | AgentPortTaken | ClockSkew
@@ -358,6 +361,11 @@ impl Code {
             PcscServiceStopped => (
                 text!("Le service de carte à puce (PC/SC) est arrêté", "The smart-card service (PC/SC) is stopped"),
                 text!("Démarrez le service « Carte à puce » (Windows) ou pcscd (Linux), puis réessayez.", "Start the Smart Card service (Windows) or pcscd (Linux), then try again."),
+                true,
+            ),
+            PcscServiceFault => (
+                text!("Le service de carte à puce (PC/SC) est en erreur : ni la carte ni le lecteur n'en sont la cause", "The smart-card service (PC/SC) failed: neither the card nor the reader is the cause"),
+                text!("Redémarrez le service « Carte à puce » (Windows) ou pcscd (Linux), ou redémarrez l'ordinateur, puis réessayez.", "Restart the Smart Card service (Windows) or pcscd (Linux), or restart the computer, then try again."),
                 true,
             ),
             NoReader => (
@@ -656,6 +664,8 @@ impl From<&PcscError> for Code {
             PcscError::SharingViolation => Code::CardInUse,
             PcscError::Timeout { .. } => Code::CardTimeout,
             PcscError::BadResponse { .. } | PcscError::BadCommand { .. } => Code::CardMalformed,
+            // The service's own failure (SCARD_F_INTERNAL_ERROR…; every call under Wine's winscard).
+            other @ PcscError::Other { .. } if other.service_fault() => Code::PcscServiceFault,
             PcscError::ProtocolMismatch
             | PcscError::Communication { .. }
             | PcscError::Cancelled
@@ -1071,6 +1081,9 @@ mod tests {
         assert_eq!(Code::from(&CardError::PinBlocked), Code::PinBlocked);
         assert_eq!(Code::from(&CardError::WrongPin { tries_left: 2 }), Code::PinWrong);
         assert_eq!(Code::from(&CardError::Pcsc(PcscError::ServiceStopped)), Code::PcscServiceStopped);
+        let internal = PcscError::Other { code: 0x8010_0001 }; // SCARD_F_INTERNAL_ERROR
+        assert_eq!(Code::from(&CardError::Pcsc(internal)), Code::PcscServiceFault);
+        assert_eq!(Code::from(&PcscError::Other { code: 0x8010_0022 }), Code::CardCommunication);
         assert_eq!(Code::from(&CardError::Pcsc(PcscError::SharingViolation)), Code::CardInUse);
         assert_eq!(Code::from(&CardError::Pcsc(PcscError::Timeout { millis: 1 })), Code::CardTimeout);
         assert_eq!(
