@@ -854,6 +854,7 @@ pub mod check_title {
         POLICY_PROBLEM = text!("Clé de configuration invalide", "Malformed configuration key");
         LOOPBACK_TRUST = text!("Certificat local approuvé par les navigateurs", "Local certificate trusted by the browsers");
         KEY_STORE = text!("Trousseau des clés de l'agent", "Agent's key store");
+        PINPAD = text!("Clavier du lecteur (code porteur)", "Reader's PIN pad");
     }
 }
 
@@ -870,6 +871,8 @@ pub mod detail {
         KEYS_IN_KEYRING = text!("dans le trousseau du système", "in the system keyring");
         PCSC_ERROR = text!("erreur PC/SC : {error}", "PC/SC error: {error}");
         READERS_LISTED = text!("vus par PC/SC : {readers}", "listed by PC/SC: {readers}");
+        PINPAD_NOT_USED_YET = text!("le lecteur annonce un clavier ; l'agent demande encore le code porteur dans sa propre fenêtre", "the reader has a PIN pad; the agent still asks for the code porteur in its own dialog");
+        PINPAD_QUIRK_LISTED = text!("le lecteur annonce un clavier, mais ce modèle n'en a pas ({entry}) : le code porteur est demandé dans la fenêtre de l'agent", "the reader claims a PIN pad, but this model has none ({entry}): the code porteur is asked for in the agent's dialog");
         NO_READER_LISTED = text!("aucun lecteur vu par PC/SC", "no reader listed by PC/SC");
         CARD_BUSY = text!("la carte est restée occupée par une connexion en cours", "the card stayed in use by a login in progress");
         NO_CARD_ANYWHERE = text!("aucune carte dans aucun lecteur", "no card in any reader");

@@ -281,3 +281,40 @@ fn the_reader_asks_the_current_and_new_codes_and_refuses_a_confirmation_that_dif
         }
     }
 }
+
+/// `cpx-agent diagnose` names a reader's PIN pad, and says that the quirk-listed one's is not real; a
+/// reader without one (vpcd) gets no such check.
+#[test]
+fn diagnose_names_the_pin_pad_of_each_reader() {
+    let pad = borrow(false);
+    let omnikey = borrow(true);
+    let vpcd = stack().reader();
+    let dir = out_dir("pinpad_diagnose");
+    let config = dir.join("config.toml");
+    std::fs::write(&config, format!("port = {}\n", cpx_tests::agent::free_port())).unwrap();
+    let check = |reader: &str, lang: &str| -> Option<serde_json::Value> {
+        let out = cpx_tests::binary("cpx-agent")
+            .args([
+                "diagnose",
+                "--json",
+                "--card-timeout",
+                "500",
+                "--lang",
+                lang,
+                "--reader",
+                reader,
+                "--config",
+            ])
+            .arg(&config)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("diagnose --json");
+        v["checks"].as_array().unwrap().iter().find(|c| c["check"] == format!("pinpad:{reader}")).cloned()
+    };
+    let with_pad = check(&pad.reader.name, "fr").expect("a check for the PIN-pad reader");
+    assert_eq!(with_pad["verdict"], "ok", "{with_pad}");
+    assert!(with_pad["detail"].as_str().unwrap().contains("annonce un clavier"), "{with_pad}");
+    let quirk = check(&omnikey.reader.name, "en").expect("a check for the OMNIKEY-named reader");
+    assert!(quirk["detail"].as_str().unwrap().contains("this model has none (OMNIKEY 3x21)"), "{quirk}");
+    assert_eq!(check(&vpcd.name, "en"), None, "no PIN pad on vpcd");
+}
