@@ -36,7 +36,7 @@ def inside(path):
     return os.path.join(root, path.lstrip("/"))
 
 # Every plist parses (the profile is h3's file: checked when present).
-for name in ["fr.agentcpx.tray.plist", "Info.plist", "agent-cpx.mobileconfig"]:
+for name in ["fr.agentcpx.tray.plist", "Info.plist", "agent-cpx.mobileconfig", "fr.agentcpx.agent.all-keys.plist"]:
     if os.path.exists(os.path.join(mac, name)):
         load(os.path.join(mac, name))
 
