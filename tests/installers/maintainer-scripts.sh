@@ -2,8 +2,8 @@
 # Every maintainer script of the packages, run one by one and its exit status checked, in a throwaway root
 # (an overlay of / in a private mount namespace, its changes in memory and gone when the test ends):
 #   - the .deb's postinst, prerm and postrm (installer/linux/debian), with each argument dpkg gives them,
-#     running the real cpx-agent (target/debug); then with a cpx-agent whose browser policies fail (a
-#     broken policies.json of another program) and with one that fails every command: a removal must
+#     running the real cpx-agent (target/debug); then with the real one whose browser policies cannot be
+#     written and with a stand-in that fails every command: a removal must
 #     never be stopped by the agent, an install must say when the trust could not be set up;
 #   - the macOS pkg's postinstall and uninstall.sh (installer/macos), which cannot run their real cpx-agent
 #     here: a stand-in answers as the macOS build does (`browser-policies` → Unsupported, exit 1;
@@ -78,18 +78,17 @@ expect_exit 0 "postrm remove" sh /tmp/deb/postrm remove
 expect_exit 0 "postrm purge" sh /tmp/deb/postrm purge
 [ ! -e "$root/var/lib/cpx-agent" ] || fail "postrm purge left /var/lib/cpx-agent"
 
-# Another program's broken policies.json: the real `browser-policies apply` fails, the install goes on.
-mkdir -p "$root/etc/cpx-agent" "$root/etc/firefox/policies"
+# The real `browser-policies apply` failing (its file cannot be written: a folder in its place): the
+# install goes on, saying so.
+mkdir -p "$root/etc/cpx-agent" "$root$lna"
 printf 'browser_policies = true\nallowed_origins = ["https://portail.example.fr"]\n' > "$root/etc/cpx-agent/policy.toml"
-echo '{ not json' > "$root/etc/firefox/policies/policies.json"
 set +e; in_root cpx-agent browser-policies apply >/dev/null 2>&1; bp=$?; set -e
-[ "$bp" != 0 ] || fail "cpx-agent browser-policies apply accepted a broken policies.json: the check below would prove nothing"
+[ "$bp" != 0 ] || fail "cpx-agent browser-policies apply wrote over a folder: the check below would prove nothing"
 expect_exit 0 "postinst configure, browser-policies apply failing" sh /tmp/deb/postinst configure
 grep -q 'browser-policies apply failed' <<<"$out" || fail "postinst does not say that browser-policies apply failed: $out"
-[ "$(cat "$root/etc/firefox/policies/policies.json")" = '{ not json' ] || fail "the broken policies.json was overwritten"
 expect_exit 0 "prerm remove, browser-policies remove failing" sh /tmp/deb/prerm remove
 expect_exit 0 "postrm purge" sh /tmp/deb/postrm purge
-rm -rf "$root/etc/firefox/policies" "$root/etc/cpx-agent"
+rm -rf "$root$lna" "$root/etc/cpx-agent"
 
 # A cpx-agent that fails every command (a broken build, a missing library): removal and purge still work;
 # the install fails, saying so (the trust could not be set up: dpkg leaves the package half-configured).
@@ -155,7 +154,7 @@ pkg_args=(/tmp/agent-cpx.pkg /Applications / /)   # $1 the package, $2 where, $3
 
 mac_run 0 "postinstall, a user at the screen" 501 /bin/bash /tmp/postinstall "${pkg_args[@]}"
 [ "$(readlink "$root/usr/local/bin/cpx-agent")" = "$agent" ] || fail "postinstall: /usr/local/bin/cpx-agent is not a link to $agent"
-[ "$(stat -c '%U:%G %a' "$root/Library/LaunchAgents/fr.agentcpx.tray.plist")" = "root:wheel 644" ] || fail "postinstall: the LaunchAgent is not root:wheel 644"
+[ "$(in_root stat -c '%U:%G %a' /Library/LaunchAgents/fr.agentcpx.tray.plist)" = "root:wheel 644" ] || fail "postinstall: the LaunchAgent is not root:wheel 644"
 called "cpx-agent install-trust" postinstall
 called "launchctl bootstrap gui/501 /Library/LaunchAgents/fr.agentcpx.tray.plist" postinstall
 not_called "browser-policies" postinstall
