@@ -217,6 +217,8 @@ lnk=$(find "$drive_c" -name 'Agent CPx.lnk' -path '*Start Menu*' | head -1)
 [ -n "$lnk" ] || fail "no Start-menu shortcut"
 products=$(query "$uninstall_key" /s)
 expect uninstall-entry "$products" "DisplayVersion    REG_SZ    $v1"
+# The detection rule of SCCM/Intune (docs/deploiement.md, section 10): this value, version-compared.
+expect detection "$(query 'HKLM\Software\Agent CPx\Install' /v version)" "version    REG_SZ    $v1"
 
 if [ "$actions" = no ]; then   # the custom actions ran (and failed, ignored): install-trust, browser-policies apply
     ran 3 install-trust
@@ -253,6 +255,7 @@ step "upgrade to $v2 without properties: the policy stays"
 msiexec_ /i "$(winepath -w "$msi2")" /qn || fail "upgrade: msiexec /i exit $?"
 products=$(query "$uninstall_key" /s)
 expect upgrade "$products" "DisplayVersion    REG_SZ    $v2"
+expect detection-after-upgrade "$(query 'HKLM\Software\Agent CPx\Install' /v version)" "version    REG_SZ    $v2"
 expect_not upgrade "$products" "DisplayVersion    REG_SZ    $v1"
 [ "$(grep -c 'DisplayName    REG_SZ    Agent CPx$' <<<"$products")" = 1 ] || { echo "$products"; fail "upgrade: not exactly one Agent CPx product"; }
 after=$(query "HKLM\\$defaults")
