@@ -13,7 +13,9 @@ use crate::exit::ExitStatus;
 pub fn about_installation(kind: CheckKind) -> bool {
     use CheckKind::*;
     match kind {
-        PcscService | LoopbackPort | LoopbackTrust | KeyStore | Configuration | Policy | PolicyProblem => true,
+        PcscService | LoopbackPort | LoopbackTrust | KeyStore | Configuration | Policy | PolicyProblem => {
+            true
+        }
         Readers | Card | CardType | CardContent | Pin | Certificate | Site | PortalEndpoint | Clock => false,
     }
 }
