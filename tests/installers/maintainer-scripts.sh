@@ -2,7 +2,8 @@
 # Every maintainer script of the packages, run one by one and its exit status checked, in a throwaway root
 # (an overlay of / in a private mount namespace, its changes in memory and gone when the test ends):
 #   - the .deb's postinst, prerm and postrm (installer/linux/debian), with each argument dpkg gives them,
-#     running the real cpx-agent (target/debug); then with the real one whose browser policies cannot be
+#     running the real cpx-agent (target/debug) and the real deb-systemd-helper (the policy watch,
+#     installer/linux/systemd, enabled, masked at removal, forgotten at purge); then with the real one whose browser policies cannot be
 #     written and with a stand-in that fails every command: a removal must
 #     never be stopped by the agent, an install must say when the trust could not be set up;
 #   - the macOS pkg's postinstall and uninstall.sh (installer/macos), which cannot run their real cpx-agent
@@ -47,7 +48,13 @@ expect_exit() {
 deb=installer/linux/debian
 mkdir -p "$root/tmp/deb"
 cp "$repo/$deb/postinst" "$repo/$deb/prerm" "$repo/$deb/postrm" "$root/tmp/deb/"
+# As dpkg runs a maintainer script: its name and package in the environment (deb-systemd-helper wants them).
+# shellcheck disable=SC2016 # expanded by the script written, not here
+printf '#!/bin/sh\nscript=$1; shift\nDPKG_MAINTSCRIPT_PACKAGE=agent-cpx DPKG_MAINTSCRIPT_NAME=$script exec sh "/tmp/deb/$script" "$@"\n' > "$root/tmp/deb/run"
 install -m 755 "$agent_bin" "$root/usr/bin/cpx-agent"
+mkdir -p "$root/usr/lib/systemd/system"
+install -m 644 "$repo/installer/linux/systemd/agent-cpx-policy.path" "$repo/installer/linux/systemd/agent-cpx-policy.service" "$root/usr/lib/systemd/system/"
+watch=/etc/systemd/system/multi-user.target.wants/agent-cpx-policy.path   # enabled: started at boot
 mkdir -p "$root/etc/cpx-agent"
 cat > "$root/etc/cpx-agent/policy.toml" <<'EOF'
 browser_policies = true
@@ -57,26 +64,35 @@ lna=/etc/chromium/policies/managed/agent-cpx-lna.json
 ca=/usr/local/share/ca-certificates/agent-cpx-local-ca.crt
 
 # As dpkg runs them: install, upgrade, remove, purge (man deb-postinst, deb-prerm, deb-postrm).
-expect_exit 0 "postinst configure (first install)" sh /tmp/deb/postinst configure
+expect_exit 0 "postinst configure (first install)" sh /tmp/deb/run postinst configure
 for f in /var/lib/cpx-agent/local-ca.pem "$ca"; do [ -e "$root$f" ] || fail "postinst configure: no $f"; done
 grep -q '"https://portail.example.fr"' "$root$lna" || fail "postinst configure: $lna lacks the managed portal"
 ca_sum=$(sha256sum < "$root/var/lib/cpx-agent/local-ca.pem")
-expect_exit 0 "prerm upgrade" sh /tmp/deb/prerm upgrade 0.0.1
+[ -L "$root$watch" ] || fail "postinst configure did not enable agent-cpx-policy.path"
+# The units as systemd reads them (no systemd runs here: the path's trigger itself is not exercised).
+in_root systemd-analyze verify /usr/lib/systemd/system/agent-cpx-policy.path /usr/lib/systemd/system/agent-cpx-policy.service \
+    || fail "systemd-analyze verify: the policy watch's units"
+check "agent-cpx-policy.path enabled, its units verified"
+expect_exit 0 "prerm upgrade" sh /tmp/deb/run prerm upgrade 0.0.1
 [ -e "$root$ca" ] || fail "prerm upgrade removed the trust"
-expect_exit 0 "postrm upgrade" sh /tmp/deb/postrm upgrade 0.0.1
-expect_exit 0 "postinst configure (upgrade)" sh /tmp/deb/postinst configure 0.0.1
+expect_exit 0 "postrm upgrade" sh /tmp/deb/run postrm upgrade 0.0.1
+expect_exit 0 "postinst configure (upgrade)" sh /tmp/deb/run postinst configure 0.0.1
 [ "$(sha256sum < "$root/var/lib/cpx-agent/local-ca.pem")" = "$ca_sum" ] || fail "the upgrade made a new local CA"
 for args in "postinst abort-upgrade 0.0.1" "postinst abort-remove" "prerm failed-upgrade 0.0.1" \
             "postrm failed-upgrade 0.0.1" "postrm abort-install" "postrm abort-upgrade 0.0.1" "postrm disappear x 1"; do
     read -r script rest <<<"$args"
     # shellcheck disable=SC2086 # the arguments, split on purpose
-    expect_exit 0 "$args" sh "/tmp/deb/$script" $rest
+    expect_exit 0 "$args" sh /tmp/deb/run "$script" $rest
 done
-expect_exit 0 "prerm remove" sh /tmp/deb/prerm remove
+expect_exit 0 "prerm remove" sh /tmp/deb/run prerm remove
 for f in "$ca" "$lna"; do [ ! -e "$root$f" ] || fail "prerm remove left $f"; done
-expect_exit 0 "postrm remove" sh /tmp/deb/postrm remove
-expect_exit 0 "postrm purge" sh /tmp/deb/postrm purge
+expect_exit 0 "postrm remove" sh /tmp/deb/run postrm remove
+[ -L "$root/etc/systemd/system/agent-cpx-policy.path" ] || fail "postrm remove did not mask agent-cpx-policy.path"
+expect_exit 0 "postrm purge" sh /tmp/deb/run postrm purge
 [ ! -e "$root/var/lib/cpx-agent" ] || fail "postrm purge left /var/lib/cpx-agent"
+for f in "$watch" /etc/systemd/system/agent-cpx-policy.path; do
+    if [ -L "$root$f" ]; then fail "postrm purge left $f"; fi
+done
 
 # The real `browser-policies apply` failing (its file cannot be written: a folder in its place): the
 # install goes on, saying so.
@@ -84,21 +100,21 @@ mkdir -p "$root/etc/cpx-agent" "$root$lna"
 printf 'browser_policies = true\nallowed_origins = ["https://portail.example.fr"]\n' > "$root/etc/cpx-agent/policy.toml"
 set +e; in_root cpx-agent browser-policies apply >/dev/null 2>&1; bp=$?; set -e
 [ "$bp" != 0 ] || fail "cpx-agent browser-policies apply wrote over a folder: the check below would prove nothing"
-expect_exit 0 "postinst configure, browser-policies apply failing" sh /tmp/deb/postinst configure
+expect_exit 0 "postinst configure, browser-policies apply failing" sh /tmp/deb/run postinst configure
 grep -q 'browser-policies apply failed' <<<"$out" || fail "postinst does not say that browser-policies apply failed: $out"
-expect_exit 0 "prerm remove, browser-policies remove failing" sh /tmp/deb/prerm remove
-expect_exit 0 "postrm purge" sh /tmp/deb/postrm purge
+expect_exit 0 "prerm remove, browser-policies remove failing" sh /tmp/deb/run prerm remove
+expect_exit 0 "postrm purge" sh /tmp/deb/run postrm purge
 rm -rf "$root$lna" "$root/etc/cpx-agent"
 
 # A cpx-agent that fails every command (a broken build, a missing library): removal and purge still work;
 # the install fails, saying so (the trust could not be set up: dpkg leaves the package half-configured).
 printf '#!/bin/sh\necho "cpx-agent (stand-in): $*: failed" >&2\nexit 1\n' > "$root/usr/bin/cpx-agent"
-expect_exit 1 "postinst configure, cpx-agent failing" sh /tmp/deb/postinst configure
-expect_exit 0 "prerm remove, cpx-agent failing" sh /tmp/deb/prerm remove
+expect_exit 1 "postinst configure, cpx-agent failing" sh /tmp/deb/run postinst configure
+expect_exit 0 "prerm remove, cpx-agent failing" sh /tmp/deb/run prerm remove
 grep -q 'uninstall-trust failed' <<<"$out" || fail "prerm does not say that uninstall-trust failed: $out"
 rm "$root/usr/bin/cpx-agent"
-expect_exit 0 "prerm remove, cpx-agent gone" sh /tmp/deb/prerm remove
-expect_exit 0 "postrm purge, cpx-agent gone" sh /tmp/deb/postrm purge
+expect_exit 0 "prerm remove, cpx-agent gone" sh /tmp/deb/run prerm remove
+expect_exit 0 "postrm purge, cpx-agent gone" sh /tmp/deb/run postrm purge
 
 # ---- the macOS pkg's scripts -----------------------------------------------------------------------
 mac=installer/macos
