@@ -1,9 +1,10 @@
 //! « Installed and healthy », without a card: the verdict of `cpx-agent diagnose --health`, for compliance
 //! scripts and SCCM/Intune detection. It is read from the same checks as `diagnose`, leaving out those
 //! that depend on what the professional has at hand (a reader, a card, its code porteur and certificate)
-//! or on the network (the portals, the clock against them): an empty reader is not a broken install.
-//! What counts is what the installation set up: the PC/SC service, the loopback port, the local CA and its
-//! trust, the key store, the configuration and the managed policy.
+//! or on the network (the portals, the clock against them): an empty reader is not a broken install. The
+//! PC/SC service is left out too: Windows stops it while no reader is plugged in. What counts is what the
+//! installation set up: the loopback port, the local CA and its trust, the key store, the configuration
+//! and the managed policy.
 
 use crate::diagnose::{Check, CheckKind, Verdict};
 use crate::exit::ExitStatus;
@@ -13,10 +14,9 @@ use crate::exit::ExitStatus;
 pub fn about_installation(kind: CheckKind) -> bool {
     use CheckKind::*;
     match kind {
-        PcscService | LoopbackPort | LoopbackTrust | KeyStore | Configuration | Policy | PolicyProblem => {
-            true
-        }
-        Readers | Card | CardType | CardContent | Pin | Certificate | Site | PortalEndpoint | Clock => false,
+        LoopbackPort | LoopbackTrust | KeyStore | Configuration | Policy | PolicyProblem => true,
+        PcscService | Readers | Card | CardType | CardContent | Pin | Certificate | Site | PortalEndpoint
+        | Clock => false,
     }
 }
 
@@ -68,9 +68,9 @@ mod tests {
     }
 
     #[test]
-    fn no_reader_and_no_card_are_healthy() {
+    fn no_pcsc_service_no_reader_and_no_card_are_healthy() {
         let checks = [
-            check(CheckKind::PcscService, Verdict::Ok),
+            check(CheckKind::PcscService, Verdict::Fail),
             check(CheckKind::Readers, Verdict::Fail),
             check(CheckKind::Card, Verdict::Fail),
             check(CheckKind::LoopbackPort, Verdict::Ok),
