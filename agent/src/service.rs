@@ -33,6 +33,8 @@ pub fn load_config(path: Option<PathBuf>) -> Result<(Config, String), String> {
     let mut layers = crate::platform::policy_registry::layers();
     layers.extend(crate::platform::policy_macos::layers());
     layers.extend(policy.as_deref().map(crate::platform::config::PolicyLayer::from_file));
+    // The MSI's properties, below every policy source (a GPO's value wins).
+    layers.extend(crate::platform::policy_registry::defaults_layers());
     let (mut config, mut provenance) =
         Config::load_with_policies(user.as_deref(), layers).map_err(|e| e.to_string())?;
     if crate::platform::config::policy_env_ignored() {

@@ -6,8 +6,8 @@
 //! installation set up: the loopback port, the local CA and its trust, the key store, the configuration
 //! and the managed policy.
 
-use crate::diagnose::{Check, CheckKind, Verdict};
-use crate::exit::ExitStatus;
+use super::diagnose::{Check, CheckKind, Verdict};
+use crate::cli::exit::ExitStatus;
 
 /// Whether a check says something about the installation (`true`), or about the card at hand or the
 /// network (`false`).
@@ -47,8 +47,8 @@ pub fn first_fault(checks: &[Check]) -> Option<&Check> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::output::Said;
     use crate::messages::Code;
-    use crate::output::Said;
 
     fn check(kind: CheckKind, verdict: Verdict) -> Check {
         Check {
@@ -79,7 +79,11 @@ mod tests {
             check(CheckKind::Configuration, Verdict::Ok),
             check(CheckKind::PortalEndpoint, Verdict::Fail),
         ];
-        assert_eq!(crate::diagnose::exit_status(&checks), ExitStatus::CheckFailed, "diagnose itself fails");
+        assert_eq!(
+            super::super::diagnose::exit_status(&checks),
+            ExitStatus::CheckFailed,
+            "diagnose itself fails"
+        );
         assert_eq!(exit_status(&checks), ExitStatus::AllFine);
         assert!(first_fault(&checks).is_none());
     }
