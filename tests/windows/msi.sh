@@ -239,26 +239,26 @@ echo "$diag" > "$out/diagnose.json"
 expect diagnose "$diag" 'IGC-Santé production'   # the GPO's pki, not the MSI's PKI=test
 expect_not diagnose "$diag" 'IGC-Santé test'
 grep -qP 'managed policy HKLM\\\\Software\\\\Policies\\\\Agent CPx sets: [^;"]*\bpki\b' <<<"$diag" || { echo "$diag" >&2; fail "diagnose: the GPO's key does not set pki"; }
-defaults_read=no
-if grep -qF 'Software\\Agent CPx\\Defaults' <<<"$diag"; then
-    defaults_read=yes
-    expect diagnose "$diag" 'port 47420'
-    for key in allow_user_sites allowed_origins autostart browser_policies port; do
-        grep -qP 'HKLM\\\\Software\\\\Agent CPx\\\\Defaults sets: [^;"]*\b'"$key"'\b' <<<"$diag" || { echo "$diag" >&2; fail "diagnose: the installer's defaults do not set $key"; }
-    done
-    expect diagnose "$diag" 'https://portail.example.fr → login server https://cpx.portail.example.fr:8444/cpx/login'
-else
-    echo "NOTE: this cpx-agent.exe does not read HKLM\\$defaults yet (agent/src/policy_registry.rs): only the GPO's values are checked"
-fi
+expect diagnose "$diag" 'port 47420'   # the installer's defaults, where no GPO value is set
+for key in allow_user_sites allowed_origins autostart browser_policies port; do
+    grep -qP 'HKLM\\\\Software\\\\Agent CPx\\\\Defaults sets: [^;"]*\b'"$key"'\b' <<<"$diag" || { echo "$diag" >&2; fail "diagnose: the installer's defaults do not set $key"; }
+done
+grep -qP 'HKLM\\\\Software\\\\Agent CPx\\\\Defaults sets: [^;"]*\bpki\b' <<<"$diag" && { echo "$diag" >&2; fail "diagnose: the installer's pki counted over the GPO's"; }
+expect diagnose "$diag" 'https://portail.example.fr → login server https://cpx.portail.example.fr:8444/cpx/login'
+# Installed and healthy without a card (no reader under Wine): the exit status compliance scripts read.
+set +e
+health=$(wine_ "C:\\Program Files\\Agent CPx\\cpx-agent.exe" diagnose --health --json --lang en)
+health_status=$?
+set -e
+echo "$health" > "$out/health.json"
+[ "$health_status" = 0 ] || { echo "$health" >&2; fail "diagnose --health: exit $health_status, expected 0 (installed and healthy)"; }
 
 if [ "$actions" = yes ]; then
     step "the custom actions: the local CA in the machine Root store, the browsers' policies"
     thumbprint=$(local_ca_thumbprint) || fail "install-trust: no local CA in %ProgramData%\\Agent CPx"
     query "$root_certs\\$thumbprint" | grep -q Blob || fail "install-trust: the local CA $thumbprint is not in $root_certs"
-    if [ "$defaults_read" = yes ]; then   # BROWSER_POLICIES=1 is one of the installer's defaults
-        chrome=$(query 'HKLM\Software\Policies\Google\Chrome' /s)
-        expect browser-policies "$chrome" https://portail.example.fr
-    fi
+    chrome=$(query 'HKLM\Software\Policies\Google\Chrome' /s)   # BROWSER_POLICIES=1: an installer's default
+    expect browser-policies "$chrome" https://portail.example.fr
 fi
 
 step "upgrade to $v2 without properties: the policy stays"
@@ -292,7 +292,7 @@ if [ "$actions" = no ]; then   # the custom actions ran: browser-policies remove
 fi
 if [ "$actions" = yes ]; then
     query "$root_certs\\$thumbprint" | grep -q Blob && fail "uninstall-trust: the local CA $thumbprint is still in $root_certs"
-    [ "$defaults_read" = no ] || expect_not browser-policies-removed "$(query 'HKLM\Software\Policies\Google\Chrome' /s)" https://portail.example.fr
+    expect_not browser-policies-removed "$(query 'HKLM\Software\Policies\Google\Chrome' /s)" https://portail.example.fr
 fi
 
 step "with a WebView2 Runtime registered (per machine, 32-bit view): installed without WEBVIEW2_CHECK"
