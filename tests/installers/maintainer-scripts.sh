@@ -128,7 +128,7 @@ printf '#!/bin/sh\n' > "$work/bin/cpx-agent"
 rm -rf "$work/payload"
 CPX_PKG_BIN_DIR=$work/bin "$repo/scripts/build-pkg.sh" --stage "$work/payload" >/dev/null
 cp -a "$work/payload/." "$root/"
-# cpx-agent as the macOS build answers (agent/src/browser_policies.rs: Unsupported on macOS).
+# cpx-agent as the macOS build answers (agent/src/platform/browser_policies.rs: Unsupported on macOS).
 cat > "$root$agent" <<EOF
 #!/bin/sh
 echo "cpx-agent \$*" >> $calls
