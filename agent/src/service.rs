@@ -134,16 +134,21 @@ pub const SITES_RELOAD: Duration = Duration::from_secs(3);
 pub fn watch_sites(agent: &Arc<Agent>, every: Duration) {
     let weak = Arc::downgrade(agent);
     let user_file = agent.config.provenance.user_file.clone();
+    let mut failing = false;
     let spawned = std::thread::Builder::new().name("policy-watch".into()).spawn(move || loop {
         std::thread::sleep(every);
         let Some(agent) = weak.upgrade() else { return };
         let fresh = match load_config(user_file.clone()) {
             Ok((config, _)) => config.sites,
             Err(e) => {
-                tracing::warn!(error = %e, "configuration not read again: the sites in force are kept");
+                // Said once, not every few seconds.
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(error = %e, "configuration not read again: the sites in force are kept");
+                }
                 continue;
             }
         };
+        failing = false;
         let said = |sites: &[crate::platform::config::Site]| format!("{sites:?}");
         let mut sites = agent.sites.write().unwrap_or_else(|e| e.into_inner());
         if said(&sites) != said(&fresh) {
