@@ -16,7 +16,7 @@ pub fn about_installation(kind: CheckKind) -> bool {
     match kind {
         LoopbackPort | LoopbackTrust | KeyStore | Configuration | Policy | PolicyProblem => true,
         PcscService | Readers | Card | CardType | CardContent | Pin | Certificate | Site | PortalEndpoint
-        | Clock => false,
+        | Clock | PinPad => false,
     }
 }
 
