@@ -93,8 +93,8 @@ enum Command {
         #[arg(long)]
         port: Option<u16>,
         /// The users' agents' ports, FIRST-LAST (default: the configuration's `user_ports`).
-        #[arg(long)]
-        user_ports: Option<String>,
+        #[arg(long, value_name = "FIRST-LAST", value_parser = port_range)]
+        user_ports: Option<[u16; 2]>,
         /// Folder of the broker's local CA and loopback certificate (machine-wide; trusted by the installer).
         #[arg(long)]
         data_dir: std::path::PathBuf,
@@ -297,7 +297,7 @@ fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<Strin
         data_dir,
     };
     let checks = helpdesk::diagnose(&opts);
-    let status = helpdesk::exit_status(&checks);
+    let status = ExitStatus::of_checks(&checks);
     if g.json {
         let list: Vec<_> = checks.iter().map(|c| cli::check_json(g.lang, c)).collect();
         let first =
@@ -489,10 +489,17 @@ fn serve(
     })
 }
 
+/// `--user-ports FIRST-LAST`: two ports.
+fn port_range(text: &str) -> Result<[u16; 2], String> {
+    text.split_once('-')
+        .and_then(|(a, b)| Some([a.trim().parse().ok()?, b.trim().parse().ok()?]))
+        .ok_or_else(|| "expected FIRST-LAST (two ports)".to_owned())
+}
+
 /// `broker`: the machine-wide broker of a shared computer.
 fn broker(
     port: Option<u16>,
-    user_ports: Option<String>,
+    user_ports: Option<[u16; 2]>,
     data_dir: std::path::PathBuf,
     config: Option<std::path::PathBuf>,
 ) -> ExitCode {
@@ -504,16 +511,7 @@ fn broker(
         Ok((c, _)) => c,
         Err(e) => return fail(e),
     };
-    let range = match user_ports.as_deref() {
-        Some(text) => match text
-            .split_once('-')
-            .and_then(|(a, b)| Some([a.trim().parse().ok()?, b.trim().parse().ok()?]))
-        {
-            Some(r) => Some(r),
-            None => return fail(format!("--user-ports {text:?}: expected FIRST-LAST")),
-        },
-        None => config.user_ports,
-    };
+    let range = user_ports.or(config.user_ports);
     let Some([first, last]) = range.filter(|[a, b]| a <= b) else {
         return fail(
             "no users' ports: give --user-ports FIRST-LAST or set user_ports in the machine policy".into(),
@@ -686,4 +684,23 @@ fn clock() -> String {
     let ms = now.as_millis() % 1000;
     let s = now.as_secs() % 86_400;
     format!("{:02}:{:02}:{:02}.{ms:03}", s / 3600, s / 60 % 60, s % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ports_are_two_ports() {
+        assert_eq!(port_range("48100-48199"), Ok([48100, 48199]));
+        assert_eq!(port_range(" 48100 - 48199 "), Ok([48100, 48199]));
+        for bad in ["48100", "a-b", "48100-70000", ""] {
+            assert!(port_range(bad).is_err(), "{bad}");
+        }
+        let args = |ports: &str| {
+            Cli::try_parse_from(["cpx-agent", "broker", "--data-dir", "/x", "--user-ports", ports])
+        };
+        assert!(args("48100-48199").is_ok());
+        assert!(args("48100").is_err());
+    }
 }

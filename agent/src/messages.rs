@@ -287,56 +287,6 @@ impl Code {
         }
     }
 
-    /// The HTTP status the loopback API answers this code with. Two codes may also answer another status,
-    /// each from one constructor of [`crate::loopback::api::ApiError`] that says why: BAD_REQUEST (what was wrong
-    /// with the request: 408, 413, 415) and SITE_NOT_CONFIGURED (500 when the agent's own configuration of
-    /// a policy site is unusable, rather than the site asking a login its configuration does not allow).
-    pub fn http_status(self) -> u16 {
-        use Code::*;
-        match self {
-            BadRequest | ChallengeInvalid => 400,
-            PinBlocked
-            | PinWrong
-            | Contactless
-            | CertificateExpired
-            | CertificateNotYetValid
-            | OtherUser
-            | HostNotAllowed
-            | OriginNotAllowed
-            | SiteRefused
-            | SiteNotConfigured => 403,
-            NotFound => 404,
-            Busy | UserCancelled => 409,
-            UseUserAgent => 421,
-            LoopbackNotTrusted => 426,
-            ConsentTooOften => 429,
-            AgentError => 500,
-            // Card failures: what the agent found on the card side (the page's request was fine).
-            ReaderUnavailable
-            | CardNotCpx
-            | CardInUse
-            | CardCommunication
-            | CardMalformed
-            | CardUnexpectedStatus
-            | CardIncomplete
-            | PinFormat
-            | PinRequired
-            | Unsupported
-            | CardRecognisedUnreadable(_)
-            | CardRecognisedNoCertificate(_)
-            | CardRecognisedRefused(_)
-            | PinNotAccepted
-            | PortalUnreachable
-            | PortalTls => 502,
-            // Nothing to use yet, or not now: a reader, a card, the service, a prompt, the user's agent.
-            PcscServiceStopped | NoReader | NoCard | CardRemoved | CardMute | CardTimeout | NoCpxCard
-            | PromptUnavailable | UserAgentNotRunning => 503,
-            // Said by `diagnose`, the CLI or the page client, never answered by the API.
-            CardUnlistedVariant | PinLastTry | CardTestOnProduction | AgentPortTaken | ClockSkew
-            | PolicyMalformed | AgentUnreachable | LocalNetworkBlocked | KeyringUnavailable => 500,
-        }
-    }
-
     /// The generation a code names, for the codes about a recognised CPx card.
     pub fn generation(self) -> Option<Option<Generation>> {
         match self {
@@ -1202,20 +1152,5 @@ mod tests {
             }
             assert_eq!(code.as_str(), snake, "{code:?}");
         }
-    }
-
-    /// Every code answers an HTTP error status; the ones a page reacts to keep their documented status.
-    #[test]
-    fn http_statuses() {
-        for code in Code::ALL {
-            assert!((400..600).contains(&code.http_status()), "{code:?}");
-        }
-        assert_eq!(Code::Busy.http_status(), 409);
-        assert_eq!(Code::LoopbackNotTrusted.http_status(), 426);
-        assert_eq!(Code::UseUserAgent.http_status(), 421);
-        assert_eq!(Code::ConsentTooOften.http_status(), 429);
-        assert_eq!(Code::PinWrong.http_status(), 403);
-        assert_eq!(Code::NoCard.http_status(), 503);
-        assert_eq!(Code::CardRecognisedRefused(None).http_status(), 502);
     }
 }

@@ -17,7 +17,7 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::card::pin_prompt::PromptError;
-use crate::loopback::api::ApiError;
+use crate::failure::Failure;
 use crate::messages::{Code, Lang};
 use crate::platform::secrets::{SecretError, SecretStore};
 
@@ -264,7 +264,7 @@ impl Consent {
     }
 
     /// Counts a dialog for `domain`, or refuses when the domain or everyone together asked too often.
-    fn take_dialog(&self, domain: &str) -> Result<(), ApiError> {
+    fn take_dialog(&self, domain: &str) -> Result<(), Failure> {
         let mut shown = self.shown.lock().unwrap_or_else(|p| p.into_inner());
         while shown.front().is_some_and(|(at, _)| at.elapsed() >= DIALOG_WINDOW) {
             shown.pop_front();
@@ -272,7 +272,7 @@ impl Consent {
         let for_domain = shown.iter().filter(|(_, d)| d == domain).count();
         if for_domain >= DIALOGS_PER_DOMAIN || shown.len() >= DIALOGS_OVERALL {
             tracing::warn!(%domain, for_domain, overall = shown.len(), "site consent not asked: too many dialogs lately");
-            return Err(ApiError::new(Code::ConsentTooOften).detail(format!(
+            return Err(Failure::new(Code::ConsentTooOften).detail(format!(
                 "{for_domain} dialogs for {domain}, {} in all, in the last {} s",
                 shown.len(),
                 DIALOG_WINDOW.as_secs()
@@ -284,7 +284,7 @@ impl Consent {
 
     /// The professional's answer about a site not in policy; « toujours » is remembered, « refuser » for
     /// a while.
-    pub fn ask(&self, origin: &str, lang: Lang) -> Result<(), ApiError> {
+    pub fn ask(&self, origin: &str, lang: Lang) -> Result<(), Failure> {
         if self.approvals.contains(origin) {
             return Ok(()); // allowed while this request waited for the card
         }
@@ -292,7 +292,7 @@ impl Consent {
         let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
         refused.retain(|_, at| at.elapsed() < self.quiet);
         if refused.contains_key(&domain) {
-            return Err(ApiError::new(Code::SiteRefused)
+            return Err(Failure::new(Code::SiteRefused)
                 .detail(format!("{domain} refused a moment ago: not asked again yet")));
         }
         drop(refused);
@@ -305,7 +305,7 @@ impl Consent {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(domain, std::time::Instant::now());
-                Err(ApiError::new(Code::SiteRefused))
+                Err(Failure::new(Code::SiteRefused))
             }
             Decision::Once => Ok(()),
             Decision::Always => {

@@ -20,7 +20,6 @@ pub use card_service::CardService;
 pub use card_state::{watch, Overall, Watch};
 pub use consent::{ConsentPrompt, ConsentRequest, Decision};
 pub use login::check_challenge;
-pub use mtls::Endpoint;
 pub use pin_prompt::{
     read_answer, read_ok, Answer, CardChoice, PinPrompt, PinRequest, PinentryPrompt, PromptError,
     TerminalPrompt,

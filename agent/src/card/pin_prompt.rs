@@ -12,8 +12,9 @@ use std::process::{Command, Stdio};
 use cpx_card::Pin;
 use zeroize::Zeroizing;
 
-use crate::cli::output::{field, fill};
-use crate::messages::{prompt, Lang};
+use crate::failure::Failure;
+use crate::messages::{prompt, Code, Lang};
+use crate::said::{field, fill};
 
 /// What the prompt shows.
 #[derive(Debug, Clone)]
@@ -61,6 +62,15 @@ pub enum PromptError {
     Cancelled,
     #[error("the PIN prompt cannot be shown: {0}")]
     Unavailable(String),
+}
+
+impl From<PromptError> for Failure {
+    fn from(e: PromptError) -> Self {
+        match e {
+            PromptError::Cancelled => Failure::new(Code::UserCancelled),
+            PromptError::Unavailable(d) => Failure::new(Code::PromptUnavailable).detail(d),
+        }
+    }
 }
 
 /// Several CPx cards are present: which one to log in with (each shown with its holder).

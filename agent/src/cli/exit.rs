@@ -3,6 +3,8 @@
 
 use std::process::ExitCode;
 
+use crate::helpdesk::diagnose::{Check, Verdict};
+
 /// What a `cpx-agent` command ends with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -20,6 +22,19 @@ pub enum ExitStatus {
     AllFine,
     Warnings,
     CheckFailed,
+}
+
+impl ExitStatus {
+    /// Exit status of `diagnose` ([`ExitStatus::DIAGNOSE`]): its worst check.
+    pub fn of_checks(checks: &[Check]) -> ExitStatus {
+        if checks.iter().any(|c| c.verdict == Verdict::Fail) {
+            ExitStatus::CheckFailed
+        } else if checks.iter().any(|c| c.verdict == Verdict::Warn) {
+            ExitStatus::Warnings
+        } else {
+            ExitStatus::AllFine
+        }
+    }
 }
 
 impl ExitStatus {

@@ -9,12 +9,11 @@ use cpx_pcsc::SlotState as Slot;
 use serde::Serialize;
 
 use crate::card::card_service::CardService;
-use crate::card::mtls::Endpoint;
 use crate::card::scan::now_unix;
-use crate::cli::exit::ExitStatus;
-use crate::cli::output::Said;
 use crate::messages::{detail, Code, Lang, Text};
 use crate::platform::config::{Config, PkiPolicy};
+use crate::platform::endpoint::Endpoint;
+use crate::said::Said;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -775,17 +774,6 @@ fn clock(origin: &str, server: Option<i64>, now: i64) -> Check {
         0..=60 => Check::ok(check, detail),
         61..=300 => Check::bad(check, Verdict::Warn, Code::ClockSkew, detail),
         _ => Check::bad(check, Verdict::Fail, Code::ClockSkew, detail),
-    }
-}
-
-/// Exit status of `diagnose` ([`ExitStatus::DIAGNOSE`]).
-pub fn exit_status(checks: &[Check]) -> ExitStatus {
-    if checks.iter().any(|c| c.verdict == Verdict::Fail) {
-        ExitStatus::CheckFailed
-    } else if checks.iter().any(|c| c.verdict == Verdict::Warn) {
-        ExitStatus::Warnings
-    } else {
-        ExitStatus::AllFine
     }
 }
 

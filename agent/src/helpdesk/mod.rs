@@ -5,6 +5,6 @@ pub(crate) mod diagnose;
 pub(crate) mod logging;
 pub(crate) mod report;
 
-pub use diagnose::{exit_status, first_fault, run as diagnose, Options as DiagnoseOptions, Verdict};
+pub use diagnose::{first_fault, run as diagnose, Options as DiagnoseOptions, Verdict};
 pub use logging::init as init_logging;
 pub use report::{gather as report, gather_with as report_with, Include};

@@ -130,7 +130,7 @@ async fn handle(
         _ => {
             let problem =
                 Problem { agent_port: found.ok().flatten(), ..Problem::new(Code::UseUserAgent, lang) };
-            json_response(Code::UseUserAgent.http_status(), &problem.answer(), cors)
+            json_response(crate::loopback::api::http_status(Code::UseUserAgent), &problem.answer(), cors)
         }
     })
 }

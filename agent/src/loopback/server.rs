@@ -30,11 +30,11 @@ use crate::card::card_service::CardService;
 use crate::card::consent::Consent;
 use crate::card::login::{self, LoginAnswer};
 use crate::card::pin_prompt::PinPrompt;
-use crate::card::scan::ScanOptions;
+use crate::card::scan::{card_label, ReaderReport, ScanOptions};
 use crate::loopback::api::{ApiError, Malformed, Problem};
 use crate::loopback::limits::{self, Gate, Limits};
 use crate::loopback::peer::Peer;
-use crate::messages::{Code, Lang};
+use crate::messages::{Code, Lang, SlotState};
 use crate::platform::config::{normalise_origin, Config, Site};
 use crate::platform::localca::LoopbackIdentity;
 
@@ -420,7 +420,7 @@ async fn status(agent: &Agent, allowed: bool, cors: Option<&str>, lang: Lang) ->
     match scanned {
         Ok(reports) => {
             body["service"] = "running".into();
-            body["readers"] = reports.iter().map(|r| crate::cli::output::reader_api_json(lang, r)).collect();
+            body["readers"] = reports.iter().map(|r| reader_api_json(lang, r)).collect();
         }
         Err(Code::AgentError) => return error_response(&ApiError::new(Code::AgentError), lang, cors),
         Err(code) => {
@@ -529,7 +529,23 @@ async fn login_request(agent: &Arc<Agent>, login: CardLogin) -> Response<Full<By
         }
         Err(e) => {
             tracing::info!(code = ?e.code, detail = e.detail.as_deref().unwrap_or(""), "card login refused");
-            fail(e)
+            fail(e.into())
         }
     }
+}
+
+/// A reader as `GET /v1/status` gives it to the pages (docs/openapi.yaml): its state and message, what
+/// stops a ready card from logging in, the card type and holder.
+pub fn reader_api_json(lang: Lang, r: &ReaderReport) -> Value {
+    let mut v = json!({"reader": r.reader, "state": r.state, "message": r.message().get(lang), "codes": r.codes, "generation": r.generation});
+    // What stops this card from logging in, in words (code porteur blocked, expired…).
+    if let Some(code) = r.codes.first().filter(|_| r.state == SlotState::CardReady) {
+        v["problem"] = code.entry().message.get(lang).into();
+    }
+    if let Some(card) = &r.card {
+        v["card_type"] = card_label(card).into();
+        let id = &card.identity;
+        v["holder"] = json!({"nom": id.nom, "prenom": id.prenom, "profession": id.profession, "national_id": id.national_id});
+    }
+    v
 }

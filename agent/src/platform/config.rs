@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::card::mtls::Endpoint;
+use crate::platform::endpoint::Endpoint;
 use crate::platform::policy_keys::{self, PolicyProblem};
 
 pub const DEFAULT_PORT: u16 = 47413;

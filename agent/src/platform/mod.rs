@@ -8,6 +8,7 @@ pub(crate) mod autostart;
 pub(crate) mod browser_policies;
 pub(crate) mod browser_trust;
 pub(crate) mod config;
+pub(crate) mod endpoint;
 pub(crate) mod firefox_policies;
 pub(crate) mod localca;
 pub(crate) mod machine_trust;
@@ -26,6 +27,7 @@ pub use browser_policies::{
     remove as remove_browser_policies, Wanted as BrowserPolicies,
 };
 pub use config::{Config, PinPromptConfig, Site};
+pub use endpoint::Endpoint;
 pub use localca::load_or_create as load_or_create_identity;
 pub use machine_trust::{install as install_trust, machine_dir, uninstall as uninstall_trust};
 pub use secrets::{keyring_fallback, FileStore};
