@@ -156,7 +156,7 @@ impl Approvals {
     pub fn add(&self, origin: &str) -> Result<(), ConsentError> {
         let mut sites = self.sites.lock().unwrap_or_else(|p| p.into_inner());
         if !sites.iter().any(|a| a.origin == origin) {
-            sites.push(Approval { origin: origin.to_owned(), approved_at: crate::card::scan::now_unix() });
+            sites.push(Approval { origin: origin.to_owned(), approved_at: crate::card::rules::now_unix() });
             self.save(&sites)?;
         }
         Ok(())

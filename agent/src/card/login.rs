@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use base64::Engine;
-use cpx_card::{CpxCard, SignScheme, Validity};
+use cpx_card::{CpxCard, SignScheme};
 use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::card::card_service::CardService;
 use crate::card::mtls;
 use crate::card::pin_prompt::{CardChoice, PinPrompt, PinRequest};
-use crate::card::scan::now_unix;
+use crate::card::rules::{login_blockers, now_unix};
 use crate::failure::Failure;
 use crate::messages::{Code, Lang};
 use crate::platform::config::Site;
@@ -85,10 +85,7 @@ pub fn check_challenge(challenge: &str) -> Result<(), Failure> {
 
 /// What the page and the portal are told about the card.
 pub fn card_type(card: &dyn CpxCard) -> &'static str {
-    match card.info().generation {
-        cpx_card::Generation::Cps3 => "CPS3",
-        cpx_card::Generation::Cps4 => "CPS4",
-    }
+    card.info().generation.name()
 }
 
 /// The CPx card to log in with (the user picks when there are several), checked before anything else is
@@ -114,13 +111,8 @@ fn usable_card(
     }
     let mut card = present.swap_remove(index);
     tracing::debug!(serial = %card.info().serial, holder = %card.identity().display_name(), national_id = %card.identity().national_id, "card chosen");
-    if card.info().interface == cpx_card::Interface::Contactless {
-        return Err(Failure::new(Code::Contactless));
-    }
-    match card.identity().validity_at(now_unix()) {
-        Validity::Expired => return Err(Failure::new(Code::CertificateExpired)),
-        Validity::NotYetValid => return Err(Failure::new(Code::CertificateNotYetValid)),
-        Validity::Valid => {}
+    if let Some(&code) = login_blockers(card.as_ref(), now_unix()).first() {
+        return Err(Failure::new(code));
     }
     let generation = card.info().generation;
     let status = card

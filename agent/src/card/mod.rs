@@ -11,6 +11,7 @@ pub(crate) mod consent;
 pub(crate) mod login;
 pub(crate) mod mtls;
 pub(crate) mod pin_prompt;
+pub(crate) mod rules;
 pub(crate) mod scan;
 
 pub use cpx_card::identity::date;

@@ -62,6 +62,9 @@ pub enum PromptError {
     Cancelled,
     #[error("the PIN prompt cannot be shown: {0}")]
     Unavailable(String),
+    /// What was typed is not a code porteur (4 to 8 digits): PIN_FORMAT, as the tray's dialog says.
+    #[error("what was typed is not a code porteur")]
+    BadFormat,
 }
 
 impl From<PromptError> for Failure {
@@ -69,6 +72,7 @@ impl From<PromptError> for Failure {
         match e {
             PromptError::Cancelled => Failure::new(Code::UserCancelled),
             PromptError::Unavailable(d) => Failure::new(Code::PromptUnavailable).detail(d),
+            PromptError::BadFormat => Failure::new(Code::PinFormat),
         }
     }
 }
@@ -137,7 +141,7 @@ impl PinPrompt for TerminalPrompt {
         let _ = writeln!(out);
         match read {
             Ok(0) => Err(PromptError::Cancelled),
-            Ok(_) => Pin::new(line.trim_end_matches(['\r', '\n'])).map_err(|_| PromptError::Cancelled),
+            Ok(_) => Pin::new(line.trim_end_matches(['\r', '\n'])).map_err(|_| PromptError::BadFormat),
             Err(e) => Err(unavailable(e)),
         }
     }
@@ -441,7 +445,7 @@ impl PinPrompt for PinentryPrompt {
             format!("SETCANCEL {}", assuan_escape(prompt::CANCEL.get(lang))),
         ])?;
         match p.run("GETPIN") {
-            Answer::Ok(Some(pin)) => Pin::new(&pin).map_err(|_| PromptError::Cancelled),
+            Answer::Ok(Some(pin)) => Pin::new(&pin).map_err(|_| PromptError::BadFormat),
             _ => Err(PromptError::Cancelled),
         }
     }
@@ -521,6 +525,37 @@ mod tests {
         let choice = CardChoice { origin: "https://p.fr".into(), cards: vec!["A".into()], lang: Lang::Fr };
         assert!(choice.question(Some("JEAN DUPONT")).ends_with("Utiliser la carte de JEAN DUPONT ?"));
         assert!(choice.question(None).ends_with("Plusieurs cartes CPx sont présentes."));
+    }
+
+    /// A badly formed code porteur is PIN_FORMAT in pinentry (and the terminal) as in the tray's dialog;
+    /// only « Annuler » is USER_CANCELLED.
+    #[cfg(unix)]
+    #[test]
+    fn a_badly_formed_code_porteur_is_pin_format_as_in_the_tray() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("cpx-pinentry-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let program = dir.join("pinentry");
+        std::fs::write(
+            &program,
+            "#!/bin/sh\necho OK\nwhile read -r c _; do case $c in GETPIN) echo 'D 12ab'; echo OK;; BYE) echo OK; exit 0;; *) echo OK;; esac; done\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let request = PinRequest {
+            origin: "https://portail.example.fr".into(),
+            holder: "JEAN DUPONT".into(),
+            card: "CPS3".into(),
+            tries_left: 3,
+            max_tries: 3,
+            wrong_pin: false,
+            lang: Lang::Fr,
+        };
+        let answer = PinentryPrompt { program: program.clone() }.ask(&request);
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(matches!(answer, Err(PromptError::BadFormat)), "{answer:?}");
+        assert_eq!(Failure::from(PromptError::BadFormat).code, Code::PinFormat);
+        assert_eq!(Failure::from(PromptError::Cancelled).code, Code::UserCancelled);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use cpx_pcsc::ReaderInfo;
 use serde::Serialize;
 
 use crate::card::card_service::CardService;
+use crate::card::rules::{login_blockers, now_unix};
 use crate::messages::{Code, SlotState, Text};
 
 /// What the agent knows of a CPx card.
@@ -73,10 +74,6 @@ pub struct ScanOptions {
     pub reader: Option<String>,
 }
 
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
 /// The slot state of a card that could not be opened.
 pub fn failed_state(e: &CardError, code: Code) -> SlotState {
     match code {
@@ -124,15 +121,9 @@ fn failed(reader: &ReaderInfo, state: SlotState, code: Code, detail: Option<Stri
 fn ready(reader: &ReaderInfo, card: &mut dyn CpxCard, options: &ScanOptions) -> ReaderReport {
     let mut out = ReaderReport::new(reader, SlotState::CardReady);
     let identity = card.identity().clone();
-    let validity = identity.validity_at(now_unix());
-    match validity {
-        Validity::Expired => out.codes.push(Code::CertificateExpired),
-        Validity::NotYetValid => out.codes.push(Code::CertificateNotYetValid),
-        Validity::Valid => {}
-    }
-    if card.info().interface == cpx_card::Interface::Contactless {
-        out.codes.push(Code::Contactless);
-    }
+    let now = now_unix();
+    let validity = identity.validity_at(now);
+    out.codes.extend(login_blockers(&*card, now));
     let mut pin = None;
     if options.with_pin {
         match card.pin_status() {
@@ -167,7 +158,7 @@ fn ready(reader: &ReaderInfo, card: &mut dyn CpxCard, options: &ScanOptions) -> 
 pub fn card_label(card: &CardSummary) -> String {
     match &card.recognition {
         Recognition::AtrTable { label } => (*label).to_owned(),
-        Recognition::IssuerOnly => format!("{:?}", card.generation).to_uppercase(),
+        Recognition::IssuerOnly => card.generation.name().to_owned(),
     }
 }
 

@@ -9,7 +9,7 @@ use cpx_pcsc::SlotState as Slot;
 use serde::Serialize;
 
 use crate::card::card_service::CardService;
-use crate::card::scan::now_unix;
+use crate::card::rules::now_unix;
 use crate::messages::{detail, Code, Lang, Text};
 use crate::platform::config::{Config, PkiPolicy};
 use crate::platform::endpoint::Endpoint;

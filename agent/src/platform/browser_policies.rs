@@ -25,7 +25,6 @@ use serde_json::{json, Map, Value};
 use crate::platform::config::{Config, ConfigError, PolicyLayer};
 
 /// Our policy file's name in the Chromium family's managed folders.
-#[cfg_attr(windows, allow(dead_code))]
 pub const FILE_NAME: &str = "agent-cpx-lna.json";
 
 /// The Chromium family's policies: all sites of the list may reach local addresses / the loopback.
@@ -33,7 +32,6 @@ pub const CHROMIUM_POLICIES: [&str; 2] =
     ["LocalNetworkAccessAllowedForUrls", "LoopbackNetworkAllowedForUrls"];
 
 /// The Chromium family on Linux: browser name and managed-policy folder (relative to the root).
-#[cfg_attr(windows, allow(dead_code))]
 pub const CHROMIUM_DIRS: [(&str, &str); 3] = [
     ("Chromium", "etc/chromium/policies/managed"),
     ("Google Chrome", "etc/opt/chrome/policies/managed"),
@@ -41,7 +39,6 @@ pub const CHROMIUM_DIRS: [(&str, &str); 3] = [
 ];
 
 /// Firefox's machine-wide policy file on Linux (relative to the root).
-#[cfg_attr(windows, allow(dead_code))]
 pub const FIREFOX_FILE: &str = "etc/firefox/policies/policies.json";
 
 /// The Windows registry keys (under `HKLM\Software\Policies`) of each browser.
@@ -226,7 +223,6 @@ fn write_file(path: &Path, text: &str) -> Result<(), Error> {
 }
 
 /// Creates `dir` (relative to `root`) and its missing parents, recording the ones created.
-#[cfg_attr(windows, allow(dead_code))]
 fn make_dirs(root: &Path, dir: &str, record: &mut Record) -> Result<(), Error> {
     let mut so_far = PathBuf::new();
     for part in Path::new(dir).components() {
@@ -244,7 +240,6 @@ fn make_dirs(root: &Path, dir: &str, record: &mut Record) -> Result<(), Error> {
 }
 
 /// Removes the recorded folders that are empty, deepest first; keeps the others recorded.
-#[cfg_attr(windows, allow(dead_code))]
 fn remove_empty_dirs(root: &Path, record: &mut Record) {
     let mut dirs = record.created_dirs.clone();
     dirs.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
@@ -258,7 +253,6 @@ fn remove_empty_dirs(root: &Path, record: &mut Record) {
 }
 
 /// The Chromium family on Linux: our own file in each browser's managed folder.
-#[cfg_attr(windows, allow(dead_code))]
 fn chromium_files(
     root: &Path,
     wanted: &Wanted,
@@ -311,7 +305,6 @@ fn chromium_files(
 
 /// Firefox on Linux: our host names merged into `SkipDomains` of policies.json, other policies kept
 /// (agent/src/platform/firefox_policies.rs).
-#[cfg_attr(windows, allow(dead_code))]
 fn firefox_file(
     root: &Path,
     wanted: &Wanted,
@@ -385,7 +378,6 @@ fn firefox_file(
 
 /// Writes (non-empty `wanted`) or removes (empty) the Linux policy files under `root`, keeping the record
 /// at `record_file`.
-#[cfg_attr(windows, allow(dead_code))]
 pub fn sync_files(root: &Path, record_file: &Path, wanted: &Wanted) -> Result<Outcome, Error> {
     if !root.is_dir() {
         return Err(Error::Io {
