@@ -12,7 +12,9 @@ pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
 /// A catalogue text and the values of its placeholders, said in either language when rendered.
 #[derive(Debug, Clone)]
 pub struct Said {
+    /// The catalogue text, with `{name}` placeholders.
     pub text: Text,
+    /// Each placeholder's value.
     pub args: Vec<(&'static str, Arg)>,
 }
 
@@ -28,6 +30,7 @@ pub enum Arg {
 }
 
 impl Said {
+    /// `text`, with no value yet.
     pub fn new(text: Text) -> Self {
         Self { text, args: Vec::new() }
     }
@@ -50,6 +53,7 @@ impl Said {
         self
     }
 
+    /// Said in `lang`, every placeholder filled.
     pub fn get(&self, lang: Lang) -> String {
         let values: Vec<(&str, String)> = self
             .args

@@ -97,7 +97,9 @@ pub fn secret_store(config: &Config, data_dir: &Path) -> Result<Box<dyn SecretSt
 
 /// What a running agent is made of.
 pub struct Prepared {
+    /// What the server serves with.
     pub agent: Arc<Agent>,
+    /// The loopback certificate and key.
     pub identity: LoopbackIdentity,
 }
 

@@ -29,20 +29,26 @@ const FILE_NAME: &str = "sites.json";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
+    /// « Une fois »: this login only.
     Once,
+    /// « Toujours »: kept for this site.
     Always,
+    /// « Refuser ».
     Refuse,
 }
 
 /// What the consent dialog shows.
 #[derive(Debug, Clone)]
 pub struct ConsentRequest {
+    /// The site asking.
     pub origin: String,
+    /// The language the dialog speaks.
     pub lang: Lang,
 }
 
 /// Asks the professional whether a site not in policy may use the card (the tray app's dialog).
 pub trait ConsentPrompt: Send + Sync {
+    /// Shows the question and waits for the professional's answer.
     fn ask(&self, request: &ConsentRequest) -> Result<Decision, PromptError>;
 }
 

@@ -19,17 +19,24 @@ use crate::said::{field, fill};
 /// What the prompt shows.
 #[derive(Debug, Clone)]
 pub struct PinRequest {
+    /// The site asking (always shown).
     pub origin: String,
+    /// The card holder's name.
     pub holder: String,
+    /// The card type (« CPS3 »…).
     pub card: String,
+    /// Tries left before the code porteur blocks.
     pub tries_left: u8,
+    /// Tries a fresh code porteur has.
     pub max_tries: u8,
     /// The code porteur typed just before was wrong (the prompt asks again).
     pub wrong_pin: bool,
+    /// The language the prompt speaks.
     pub lang: Lang,
 }
 
 impl PinRequest {
+    /// The dialog's title.
     pub fn title(&self) -> &'static str {
         prompt::TITLE.get(self.lang)
     }
@@ -56,10 +63,13 @@ impl PinRequest {
     }
 }
 
+/// Why no code porteur (or card choice) came back from a prompt.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PromptError {
+    /// The professional cancelled (« Annuler »).
     #[error("cancelled by the user")]
     Cancelled,
+    /// The prompt could not be shown (no terminal, no pinentry program…).
     #[error("the PIN prompt cannot be shown: {0}")]
     Unavailable(String),
     /// What was typed is not a code porteur (4 to 8 digits): PIN_FORMAT, as the tray's dialog says.
@@ -80,9 +90,11 @@ impl From<PromptError> for Failure {
 /// Several CPx cards are present: which one to log in with (each shown with its holder).
 #[derive(Debug, Clone)]
 pub struct CardChoice {
+    /// The site asking.
     pub origin: String,
     /// "JEAN DUPONT (CPS3, lecteur …)" for each card, in reader order.
     pub cards: Vec<String>,
+    /// The language the question speaks.
     pub lang: Lang,
 }
 
@@ -103,7 +115,9 @@ impl CardChoice {
     }
 }
 
+/// Asks the professional for the code porteur: the terminal, pinentry, or the tray app's dialog.
 pub trait PinPrompt: Send + Sync {
+    /// The code porteur typed, checked for its form (never logged, stored or retried).
     fn ask(&self, request: &PinRequest) -> Result<Pin, PromptError>;
     /// The index of the card to use among `choice.cards`.
     fn choose_card(&self, choice: &CardChoice) -> Result<usize, PromptError>;
@@ -301,6 +315,7 @@ impl TerminalPrompt {
 
 /// A pinentry program spoken to in the Assuan protocol.
 pub struct PinentryPrompt {
+    /// The pinentry program (e.g. /usr/bin/pinentry-gnome3).
     pub program: PathBuf,
 }
 

@@ -28,11 +28,15 @@ pub struct CardSummary {
 /// One reader and its slot.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReaderReport {
+    /// The reader's name, as PC/SC gives it.
     pub reader: String,
+    /// The slot's state.
     pub state: SlotState,
     /// Why the card is not ready (or what makes a ready card unusable for login).
     pub codes: Vec<Code>,
+    /// The card's ATR, in hex (empty without a card).
     pub atr: String,
+    /// The CPx card read, when it could be.
     pub card: Option<CardSummary>,
     /// The card generation as soon as the ATR table or EF.SN.ICC named it (`CPS3`, `CPS4`), even when
     /// the card could not be read further; `null` for no card, a non-CPx card, or a CPx variant whose

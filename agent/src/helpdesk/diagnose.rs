@@ -15,11 +15,15 @@ use crate::platform::config::{Config, PkiPolicy};
 use crate::platform::endpoint::Endpoint;
 use crate::said::Said;
 
+/// A check's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
+    /// Fine.
     Ok,
+    /// Works, but something needs attention.
     Warn,
+    /// The fault to fix.
     Fail,
 }
 
@@ -175,13 +179,17 @@ impl Check {
     }
 }
 
+/// What `diagnose` checks, and with what.
 pub struct Options<'a> {
+    /// The agent's configuration.
     pub config: &'a Config,
     /// Where the configuration came from, for the report.
     pub config_source: String,
+    /// Check this reader only.
     pub reader: Option<String>,
     /// Check that this origin is configured.
     pub origin: Option<String>,
+    /// Longest wait for one card or network call.
     pub timeout: Duration,
     /// The way to the card: the agent's (the tray), or the command's own (`cpx-agent diagnose`).
     pub cards: &'a CardService,
@@ -189,6 +197,7 @@ pub struct Options<'a> {
     pub data_dir: std::path::PathBuf,
 }
 
+/// Runs the checks in order, from the PC/SC service to the sites: the first not fine is the fault.
 pub fn run(opts: &Options) -> Vec<Check> {
     let mut checks = Vec::new();
     card_checks(opts, &mut checks);

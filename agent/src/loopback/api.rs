@@ -74,14 +74,22 @@ impl ApiError {
 /// chosen language and in both, the fix, whether retrying can help, and what the case adds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
+    /// The code.
     pub code: Code,
+    /// Its message in the chosen language.
     pub message: &'static str,
+    /// Its message in French.
     pub message_fr: &'static str,
+    /// Its message in English.
     pub message_en: &'static str,
+    /// What to do, in the chosen language.
     pub fix: &'static str,
+    /// Whether trying again can help.
     pub retriable: bool,
+    /// The code porteur's tries left, when it was wrong.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tries_left: Option<u8>,
+    /// Technical detail for the helpdesk (never a secret).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// USE_USER_AGENT (the broker): the port of the caller's agent.
@@ -90,6 +98,7 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// `code` in `lang`, with nothing more to say.
     pub fn new(code: Code, lang: Lang) -> Self {
         let e = code.entry();
         Self {

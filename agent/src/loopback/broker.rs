@@ -27,6 +27,7 @@ use crate::messages::Code;
 use crate::platform::config::normalise_origin;
 use crate::platform::localca::LoopbackIdentity;
 
+/// The machine-wide broker: where it listens and where the users' agents do.
 pub struct Broker {
     /// The port the broker listens on (the agent's usual port).
     pub port: u16,

@@ -41,9 +41,13 @@ use crate::platform::localca::LoopbackIdentity;
 /// Largest request body accepted.
 const MAX_BODY: usize = 16 * 1024;
 
+/// What the loopback server serves with: the configuration, the card, the prompts.
 pub struct Agent {
+    /// Port, allowed sites, policy.
     pub config: Config,
+    /// The one way to the card.
     pub cards: Arc<CardService>,
+    /// Asks for the code porteur.
     pub prompt: Arc<dyn PinPrompt>,
     /// Asking about sites not in policy (the tray app); `None` allows policy sites only (`cpx-agent serve`).
     pub consent: Option<Consent>,
@@ -309,7 +313,14 @@ pub enum Admission {
     /// Answered without the card.
     Answer(Response<Full<Bytes>>),
     /// `GET /v1/status`: readers and card when `allowed`, else only that the agent runs.
-    Status { allowed: bool, cors: Option<String>, lang: Lang },
+    Status {
+        /// The origin may see the readers and the card.
+        allowed: bool,
+        /// The origin to answer to (CORS), when it is allowed.
+        cors: Option<String>,
+        /// The language of the answer.
+        lang: Lang,
+    },
     /// `POST /v1/authenticate` or `POST /v1/token` with a well-formed challenge, from an origin that may log in
     /// this way.
     Login(Box<CardLogin>),

@@ -11,6 +11,7 @@ pub struct Endpoint {
     url: url::Url,
     /// The host as the TLS name and the socket address take it (an IPv6 address without brackets).
     pub host: String,
+    /// The TCP port (443 when the URL names none).
     pub port: u16,
     /// The path and query the POST goes to.
     pub path: String,
@@ -30,6 +31,7 @@ pub enum EndpointError {
 }
 
 impl Endpoint {
+    /// Parses and checks `https://host[:port]/path`.
     pub fn parse(text: &str) -> Result<Self, EndpointError> {
         let url = url::Url::parse(text).map_err(|e| EndpointError::NotUrl(text.into(), e))?;
         if url.scheme() != "https" {
