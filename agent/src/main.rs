@@ -395,7 +395,7 @@ fn serve(
     };
     let mut config = match load_config(config) {
         Ok((c, _)) => c,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     if let Some(p) = port {
         config.port = p;
@@ -420,7 +420,7 @@ fn serve(
     let data_dir = service::data_dir(data_dir, &config);
     let store = match service::secret_store(&config, &data_dir) {
         Ok(s) => s,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     let prompt: std::sync::Arc<dyn cpx_agent::card::PinPrompt> = match &config.pin_prompt {
         PinPromptConfig::Terminal => std::sync::Arc::new(cpx_agent::card::TerminalPrompt),
@@ -433,7 +433,7 @@ fn serve(
         Some([first, last]) => {
             let bound = cpx_agent::loopback::current_user()
                 .map_err(|e| e.to_string())
-                .and_then(|me| service::bind_user_port(first, last, &me));
+                .and_then(|me| service::bind_user_port(first, last, &me).map_err(|e| e.to_string()));
             match bound {
                 Ok(l) => {
                     config.port = l.local_addr().map(|a| a.port()).unwrap_or(config.port);
@@ -457,7 +457,7 @@ fn serve(
         None,
     ) {
         Ok(p) => p,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
@@ -466,7 +466,7 @@ fn serve(
     runtime.block_on(async move {
         let bound = match user_listener {
             Some(l) => tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string()),
-            None => service::bind(port).await,
+            None => service::bind(port).await.map_err(|e| e.to_string()),
         };
         let listener = match bound {
             Ok(l) => l,
@@ -509,7 +509,7 @@ fn broker(
     };
     let config = match load_config(config) {
         Ok((c, _)) => c,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     let range = user_ports.or(config.user_ports);
     let Some([first, last]) = range.filter(|[a, b]| a <= b) else {
@@ -533,7 +533,7 @@ fn broker(
     runtime.block_on(async move {
         let listener = match cpx_agent::service::bind(port).await {
             Ok(l) => l,
-            Err(e) => return fail(e),
+            Err(e) => return fail(e.to_string()),
         };
         println!(
             "cpx-agent broker: https://127.0.0.1:{port} (users' agents on {first}-{last}; local CA: {})",
