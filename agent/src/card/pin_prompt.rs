@@ -493,9 +493,9 @@ impl PinPrompt for PinentryPrompt {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_dialog_names_the_site_and_warns_on_the_last_try() {
-        let mut r = PinRequest {
+    /// A first request for a CPS3 of JEAN DUPONT's, in French.
+    fn sample_request() -> PinRequest {
+        PinRequest {
             origin: "https://portail.example.fr".into(),
             holder: "JEAN DUPONT".into(),
             card: "CPS3".into(),
@@ -503,7 +503,12 @@ mod tests {
             max_tries: 3,
             wrong_pin: false,
             lang: Lang::Fr,
-        };
+        }
+    }
+
+    #[test]
+    fn the_dialog_names_the_site_and_warns_on_the_last_try() {
+        let mut r = sample_request();
         let d = r.description();
         assert!(d.starts_with("Le site https://portail.example.fr\n"), "{d}");
         assert!(d.contains("Essais restants : 3 sur 3") && !d.contains("dernier essai"));
@@ -557,15 +562,7 @@ mod tests {
         )
         .unwrap();
         std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let request = PinRequest {
-            origin: "https://portail.example.fr".into(),
-            holder: "JEAN DUPONT".into(),
-            card: "CPS3".into(),
-            tries_left: 3,
-            max_tries: 3,
-            wrong_pin: false,
-            lang: Lang::Fr,
-        };
+        let request = sample_request();
         let answer = PinentryPrompt { program: program.clone() }.ask(&request);
         std::fs::remove_dir_all(&dir).ok();
         assert!(matches!(answer, Err(PromptError::BadFormat)), "{answer:?}");
