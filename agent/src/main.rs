@@ -99,8 +99,8 @@ enum Command {
         #[arg(long)]
         port: Option<u16>,
         /// The users' agents' ports, FIRST-LAST (default: the configuration's `user_ports`).
-        #[arg(long)]
-        user_ports: Option<String>,
+        #[arg(long, value_name = "FIRST-LAST", value_parser = port_range)]
+        user_ports: Option<[u16; 2]>,
         /// Folder of the broker's local CA and loopback certificate (machine-wide; trusted by the installer).
         #[arg(long)]
         data_dir: std::path::PathBuf,
@@ -310,7 +310,7 @@ fn diagnose(
     let checks = helpdesk::diagnose(&opts);
     let (status, first) = match health {
         true => (helpdesk::health_exit_status(&checks), helpdesk::health_first_fault(&checks)),
-        false => (helpdesk::exit_status(&checks), helpdesk::first_fault(&checks)),
+        false => (ExitStatus::of_checks(&checks), helpdesk::first_fault(&checks)),
     };
     if g.json {
         let list: Vec<_> = checks.iter().map(|c| cli::check_json(g.lang, c)).collect();
@@ -408,7 +408,7 @@ fn serve(
     };
     let mut config = match load_config(config) {
         Ok((c, _)) => c,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     if let Some(p) = port {
         config.port = p;
@@ -433,7 +433,7 @@ fn serve(
     let data_dir = service::data_dir(data_dir, &config);
     let store = match service::secret_store(&config, &data_dir) {
         Ok(s) => s,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     let prompt: std::sync::Arc<dyn cpx_agent::card::PinPrompt> = match &config.pin_prompt {
         PinPromptConfig::Terminal => std::sync::Arc::new(cpx_agent::card::TerminalPrompt),
@@ -446,7 +446,7 @@ fn serve(
         Some([first, last]) => {
             let bound = cpx_agent::loopback::current_user()
                 .map_err(|e| e.to_string())
-                .and_then(|me| service::bind_user_port(first, last, &me));
+                .and_then(|me| service::bind_user_port(first, last, &me).map_err(|e| e.to_string()));
             match bound {
                 Ok(l) => {
                     config.port = l.local_addr().map(|a| a.port()).unwrap_or(config.port);
@@ -470,7 +470,7 @@ fn serve(
         None,
     ) {
         Ok(p) => p,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
@@ -479,7 +479,7 @@ fn serve(
     runtime.block_on(async move {
         let bound = match user_listener {
             Some(l) => tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string()),
-            None => service::bind(port).await,
+            None => service::bind(port).await.map_err(|e| e.to_string()),
         };
         let listener = match bound {
             Ok(l) => l,
@@ -502,10 +502,17 @@ fn serve(
     })
 }
 
+/// `--user-ports FIRST-LAST`: two ports.
+fn port_range(text: &str) -> Result<[u16; 2], String> {
+    text.split_once('-')
+        .and_then(|(a, b)| Some([a.trim().parse().ok()?, b.trim().parse().ok()?]))
+        .ok_or_else(|| "expected FIRST-LAST (two ports)".to_owned())
+}
+
 /// `broker`: the machine-wide broker of a shared computer.
 fn broker(
     port: Option<u16>,
-    user_ports: Option<String>,
+    user_ports: Option<[u16; 2]>,
     data_dir: std::path::PathBuf,
     config: Option<std::path::PathBuf>,
 ) -> ExitCode {
@@ -515,18 +522,9 @@ fn broker(
     };
     let config = match load_config(config) {
         Ok((c, _)) => c,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
-    let range = match user_ports.as_deref() {
-        Some(text) => match text
-            .split_once('-')
-            .and_then(|(a, b)| Some([a.trim().parse().ok()?, b.trim().parse().ok()?]))
-        {
-            Some(r) => Some(r),
-            None => return fail(format!("--user-ports {text:?}: expected FIRST-LAST")),
-        },
-        None => config.user_ports,
-    };
+    let range = user_ports.or(config.user_ports);
     let Some([first, last]) = range.filter(|[a, b]| a <= b) else {
         return fail(
             "no users' ports: give --user-ports FIRST-LAST or set user_ports in the machine policy".into(),
@@ -548,7 +546,7 @@ fn broker(
     runtime.block_on(async move {
         let listener = match cpx_agent::service::bind(port).await {
             Ok(l) => l,
-            Err(e) => return fail(e),
+            Err(e) => return fail(e.to_string()),
         };
         println!(
             "cpx-agent broker: https://127.0.0.1:{port} (users' agents on {first}-{last}; local CA: {})",
@@ -699,4 +697,23 @@ fn clock() -> String {
     let ms = now.as_millis() % 1000;
     let s = now.as_secs() % 86_400;
     format!("{:02}:{:02}:{:02}.{ms:03}", s / 3600, s / 60 % 60, s % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ports_are_two_ports() {
+        assert_eq!(port_range("48100-48199"), Ok([48100, 48199]));
+        assert_eq!(port_range(" 48100 - 48199 "), Ok([48100, 48199]));
+        for bad in ["48100", "a-b", "48100-70000", ""] {
+            assert!(port_range(bad).is_err(), "{bad}");
+        }
+        let args = |ports: &str| {
+            Cli::try_parse_from(["cpx-agent", "broker", "--data-dir", "/x", "--user-ports", ports])
+        };
+        assert!(args("48100-48199").is_ok());
+        assert!(args("48100").is_err());
+    }
 }

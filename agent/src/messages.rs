@@ -6,22 +6,28 @@ use cpx_card::{CardError, Generation};
 use cpx_pcsc::PcscError;
 use serde::Serialize;
 
+/// The language the agent speaks: French by default, or English.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Lang {
+    /// French.
     #[default]
     Fr,
+    /// English.
     En,
 }
 
 /// French and English versions of one text.
 #[derive(Debug, Clone, Copy)]
 pub struct Text {
+    /// In French.
     pub fr: &'static str,
+    /// In English.
     pub en: &'static str,
 }
 
 impl Text {
+    /// The text in `lang`.
     pub fn get(&self, lang: Lang) -> &'static str {
         match lang {
             Lang::Fr => self.fr,
@@ -40,9 +46,13 @@ macro_rules! text {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SlotState {
+    /// A CPx card, read.
     CardReady,
+    /// A card that is not a CPx card (or not read at all).
     CardNotRecognised,
+    /// A card another program holds.
     CardInUse,
+    /// No card.
     NoCard,
     /// The card is a CPx (its ATR or EF.SN.ICC says so) but cannot be used: its reader line says which
     /// card and why, from the first code ([`Code::CardRecognisedUnreadable`]…), never « mal insérée ».
@@ -50,6 +60,7 @@ pub enum SlotState {
 }
 
 impl SlotState {
+    /// How the state reads on the reader's line.
     pub fn text(self) -> Text {
         match self {
             Self::CardReady => text!("Carte CPS insérée et reconnue", "CPS card inserted and recognised"),
@@ -69,8 +80,10 @@ impl SlotState {
 
 /// Stable error codes, shared by every surface of the agent. A code about a card already recognised as a
 /// CPx carries its generation (`None`: a CPx variant whose generation is not known yet), so that every
-/// surface names the card (« Carte CPS3 reconnue, mais … »); it serialises as its name alone.
+/// surface names the card (« Carte CPS3 reconnue, mais … »); it serialises as its name alone. A variant's
+/// meaning is its catalogue entry ([`Code::entry`], docs/errors.md), written once there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
 pub enum Code {
     PcscServiceStopped,
     PcscServiceFault,
@@ -164,8 +177,11 @@ macro_rules! named {
 
 /// One catalogue entry.
 pub struct Entry {
+    /// What happened.
     pub message: Text,
+    /// What to do.
     pub fix: Text,
+    /// Whether trying again can help.
     pub retriable: bool,
 }
 
@@ -290,56 +306,6 @@ impl Code {
         }
     }
 
-    /// The HTTP status the loopback API answers this code with. Two codes may also answer another status,
-    /// each from one constructor of [`crate::loopback::api::ApiError`] that says why: BAD_REQUEST (what was wrong
-    /// with the request: 408, 413, 415) and SITE_NOT_CONFIGURED (500 when the agent's own configuration of
-    /// a policy site is unusable, rather than the site asking a login its configuration does not allow).
-    pub fn http_status(self) -> u16 {
-        use Code::*;
-        match self {
-            BadRequest | ChallengeInvalid => 400,
-            PinBlocked
-            | PinWrong
-            | Contactless
-            | CertificateExpired
-            | CertificateNotYetValid
-            | OtherUser
-            | HostNotAllowed
-            | OriginNotAllowed
-            | SiteRefused
-            | SiteNotConfigured => 403,
-            NotFound => 404,
-            Busy | UserCancelled => 409,
-            UseUserAgent => 421,
-            LoopbackNotTrusted => 426,
-            ConsentTooOften => 429,
-            AgentError => 500,
-            // Card failures: what the agent found on the card side (the page's request was fine).
-            ReaderUnavailable
-            | CardNotCpx
-            | CardInUse
-            | CardCommunication
-            | CardMalformed
-            | CardUnexpectedStatus
-            | CardIncomplete
-            | PinFormat
-            | PinRequired
-            | Unsupported
-            | CardRecognisedUnreadable(_)
-            | CardRecognisedNoCertificate(_)
-            | CardRecognisedRefused(_)
-            | PinNotAccepted
-            | PortalUnreachable
-            | PortalTls => 502,
-            // Nothing to use yet, or not now: a reader, a card, the service, a prompt, the user's agent.
-            PcscServiceStopped | PcscServiceFault | NoReader | NoCard | CardRemoved | CardMute
-            | CardTimeout | NoCpxCard | PromptUnavailable | UserAgentNotRunning => 503,
-            // Said by `diagnose`, the CLI or the page client, never answered by the API.
-            CardUnlistedVariant | PinLastTry | CardTestOnProduction | AgentPortTaken | ClockSkew
-            | PolicyMalformed | AgentUnreachable | LocalNetworkBlocked | KeyringUnavailable => 500,
-        }
-    }
-
     /// The generation a code names, for the codes about a recognised CPx card.
     pub fn generation(self) -> Option<Option<Generation>> {
         match self {
@@ -355,6 +321,7 @@ impl Code {
         Code::from(&e.clone().after_recognition(generation))
     }
 
+    /// The code's catalogue entry: its message, its fix, whether retrying can help.
     pub fn entry(self) -> Entry {
         use Code::*;
         let (message, fix, retriable) = match self {
@@ -706,7 +673,8 @@ impl From<&CardError> for Code {
     }
 }
 
-/// Labels of the CLI output.
+/// Labels of the CLI output (each constant's doc is its text).
+#[allow(missing_docs)]
 pub mod label {
     use super::Text;
     pub const READER: Text = text!("Lecteur", "Reader");
@@ -825,10 +793,10 @@ pub const LABELS: &[(&str, Text)] = &[
 // ---- The words of `diagnose`, the PIN prompts and the exit statuses: their own section, apart from the
 // `Code` impl. Each `texts!` block also lists its texts in `ALL`, for the completeness tests.
 
-/// Declares `Text` constants and `ALL`, the list of them.
+/// Declares `Text` constants and `ALL`, the list of them (a constant's words are its documentation).
 macro_rules! texts {
     ($($(#[$doc:meta])* $name:ident = $value:expr;)*) => {
-        $($(#[$doc])* pub const $name: Text = $value;)*
+        $($(#[$doc])* #[allow(missing_docs)] pub const $name: Text = $value;)*
         /// Every text of this section.
         pub const ALL: &[Text] = &[$($name),*];
     };
@@ -1218,20 +1186,5 @@ mod tests {
             }
             assert_eq!(code.as_str(), snake, "{code:?}");
         }
-    }
-
-    /// Every code answers an HTTP error status; the ones a page reacts to keep their documented status.
-    #[test]
-    fn http_statuses() {
-        for code in Code::ALL {
-            assert!((400..600).contains(&code.http_status()), "{code:?}");
-        }
-        assert_eq!(Code::Busy.http_status(), 409);
-        assert_eq!(Code::LoopbackNotTrusted.http_status(), 426);
-        assert_eq!(Code::UseUserAgent.http_status(), 421);
-        assert_eq!(Code::ConsentTooOften.http_status(), 429);
-        assert_eq!(Code::PinWrong.http_status(), 403);
-        assert_eq!(Code::NoCard.http_status(), 503);
-        assert_eq!(Code::CardRecognisedRefused(None).http_status(), 502);
     }
 }

@@ -15,6 +15,60 @@ use crate::platform::config::{Config, KeyStoreKind};
 use crate::platform::localca::{self, LoopbackIdentity};
 use crate::platform::secrets::{self, KeyringStore, PrivateFileStore, SecretStore};
 
+/// Why the agent cannot start: each step of the startup says its own way.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration (or a managed policy) cannot be read.
+    #[error(transparent)]
+    Config(#[from] crate::platform::config::ConfigError),
+    /// The loopback certificate cannot be made or read.
+    #[error(transparent)]
+    Identity(#[from] crate::platform::localca::LocalCaError),
+    /// The approvals of sites outside policy cannot be read.
+    #[error(transparent)]
+    Consent(#[from] crate::card::consent::ConsentError),
+    /// The loopback port cannot be listened on.
+    #[error("port {port} on 127.0.0.1: {source}")]
+    Bind {
+        /// The port.
+        port: u16,
+        /// Why (taken, not allowed…).
+        source: std::io::Error,
+    },
+    /// `user_ports` is no range of ports.
+    #[error("user_ports [{first}, {last}] is not a range of ports")]
+    NotARange {
+        /// The first port.
+        first: u16,
+        /// The last port.
+        last: u16,
+    },
+    /// Every port of `user_ports` is taken.
+    #[error("no free port in {first}-{last} on 127.0.0.1: {why}")]
+    NoFreePort {
+        /// The first port.
+        first: u16,
+        /// The last port.
+        last: u16,
+        /// The last port's error.
+        why: String,
+    },
+}
+
+impl StartError {
+    /// The catalogue's code for it: a port already taken is AGENT_PORT_TAKEN, the rest AGENT_ERROR.
+    pub fn code(&self) -> crate::messages::Code {
+        use crate::messages::Code;
+        match self {
+            StartError::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {
+                Code::AgentPortTaken
+            }
+            StartError::NoFreePort { .. } => Code::AgentPortTaken,
+            _ => Code::AgentError,
+        }
+    }
+}
+
 /// The default configuration file (Linux `~/.config/cpx-agent/config.toml`; the others: [`crate::platform::paths`]).
 pub fn default_config_path() -> PathBuf {
     crate::platform::paths::current().config_file
@@ -25,7 +79,7 @@ pub fn default_config_path() -> PathBuf {
 /// and listed in `Config::provenance` (shown by `diagnose`, logged by [`Provenance::log_problems`]).
 ///
 /// [`Provenance::log_problems`]: crate::platform::config::Provenance::log_problems
-pub fn load_config(path: Option<PathBuf>) -> Result<(Config, String), String> {
+pub fn load_config(path: Option<PathBuf>) -> Result<(Config, String), StartError> {
     let default_path = default_config_path();
     let user = path.or_else(|| default_path.exists().then_some(default_path));
     let policy_file = crate::platform::config::policy_path();
@@ -36,7 +90,7 @@ pub fn load_config(path: Option<PathBuf>) -> Result<(Config, String), String> {
     // The MSI's properties, below every policy source (a GPO's value wins).
     layers.extend(crate::platform::policy_registry::defaults_layers());
     let (mut config, mut provenance) =
-        Config::load_with_policies(user.as_deref(), layers).map_err(|e| e.to_string())?;
+        Config::load_with_policies(user.as_deref(), layers)?;
     if crate::platform::config::policy_env_ignored() {
         let ignored = crate::platform::policy_keys::PolicyProblem {
             source: "CPX_AGENT_POLICY".into(),
@@ -73,7 +127,7 @@ pub fn card_cache() -> CertCache {
 /// usable keyring (a session without a Secret Service, a keyring that stays locked), this user's files
 /// ([`PrivateFileStore`], 0600) instead: the agent starts, and the status window and `diagnose` say so
 /// (`KEYRING_UNAVAILABLE`). A keyring found again later gets the files' secrets ([`secrets::move_into`]).
-pub fn secret_store(config: &Config, data_dir: &Path) -> Result<Box<dyn SecretStore>, String> {
+pub fn secret_store(config: &Config, data_dir: &Path) -> Result<Box<dyn SecretStore>, StartError> {
     let files = PrivateFileStore::in_data_dir(data_dir);
     if config.key_store == KeyStoreKind::File {
         return Ok(Box::new(files));
@@ -99,7 +153,9 @@ pub fn secret_store(config: &Config, data_dir: &Path) -> Result<Box<dyn SecretSt
 
 /// What a running agent is made of.
 pub struct Prepared {
+    /// What the server serves with.
     pub agent: Arc<Agent>,
+    /// The loopback certificate and key.
     pub identity: LoopbackIdentity,
 }
 
@@ -113,9 +169,9 @@ pub fn prepare(
     card_timeout: Duration,
     prompt: Arc<dyn PinPrompt>,
     consent: Option<Arc<dyn ConsentPrompt>>,
-) -> Result<Prepared, String> {
+) -> Result<Prepared, StartError> {
     let identity = loopback_identity(data_dir, store)?;
-    let consent = Consent::for_config(&config, data_dir, store, consent).map_err(|e| e.to_string())?;
+    let consent = Consent::for_config(&config, data_dir, store, consent)?;
     let cards = CardService::new(cache, card_timeout, Duration::from_secs(config.busy_wait_seconds));
     let sites = std::sync::RwLock::new(config.sites.clone());
     let agent = Arc::new(Agent { config, cards, prompt, consent, sites });
@@ -164,7 +220,7 @@ pub fn watch_sites(agent: &Arc<Agent>, every: Duration) {
 
 /// The loopback identity: the machine's when an installer made one (`cpx-agent install-trust`, trusted
 /// machine-wide), else this user's own (made at the first start in `data_dir`).
-pub fn loopback_identity(data_dir: &Path, store: &dyn SecretStore) -> Result<LoopbackIdentity, String> {
+pub fn loopback_identity(data_dir: &Path, store: &dyn SecretStore) -> Result<LoopbackIdentity, StartError> {
     let machine = crate::platform::machine_trust::machine_dir();
     match crate::platform::machine_trust::identity(&machine) {
         Some(Ok(identity)) => {
@@ -177,14 +233,14 @@ pub fn loopback_identity(data_dir: &Path, store: &dyn SecretStore) -> Result<Loo
         }
         None => {}
     }
-    localca::load_or_create(data_dir, store).map_err(|e| e.to_string())
+    Ok(localca::load_or_create(data_dir, store)?)
 }
 
 /// The loopback socket of the agent.
-pub async fn bind(port: u16) -> Result<tokio::net::TcpListener, String> {
+pub async fn bind(port: u16) -> Result<tokio::net::TcpListener, StartError> {
     tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
-        .map_err(|e| format!("port {port} on 127.0.0.1: {e}"))
+        .map_err(|source| StartError::Bind { port, source })
 }
 
 /// On a shared computer: a loopback port of this user's own in `first..=last`, tried from a place
@@ -193,9 +249,9 @@ pub fn bind_user_port(
     first: u16,
     last: u16,
     user: &crate::loopback::peer::UserId,
-) -> Result<std::net::TcpListener, String> {
+) -> Result<std::net::TcpListener, StartError> {
     if first > last || first == 0 {
-        return Err(format!("user_ports [{first}, {last}] is not a range of ports"));
+        return Err(StartError::NotARange { first, last });
     }
     let span = u32::from(last - first) + 1;
     // FNV-1a of the user's id: stable across runs (unlike the std hasher).
@@ -203,17 +259,14 @@ pub fn bind_user_port(
     let mut last_error = None;
     for i in 0..span {
         let port = first as u32 + (hash.wrapping_add(i) % span);
-        let port = u16::try_from(port).map_err(|e| e.to_string())?;
+        let Ok(port) = u16::try_from(port) else { break };
         match std::net::TcpListener::bind(("127.0.0.1", port)) {
             Ok(l) => {
-                l.set_nonblocking(true).map_err(|e| e.to_string())?;
+                l.set_nonblocking(true).map_err(|source| StartError::Bind { port, source })?;
                 return Ok(l);
             }
             Err(e) => last_error = Some(e),
         }
     }
-    Err(format!(
-        "no free port in {first}-{last} on 127.0.0.1: {}",
-        last_error.map_or_else(String::new, |e| e.to_string())
-    ))
+    Err(StartError::NoFreePort { first, last, why: last_error.map_or_else(String::new, |e| e.to_string()) })
 }

@@ -39,14 +39,16 @@ fn agent() -> &'static Arc<Agent> {
         config.sites = vec![
             Site {
                 origin: "https://portail.example.fr".into(),
-                mtls_endpoint: cpx_agent::card::Endpoint::parse("https://portail.example.fr:8444/cpx/login")
-                    .ok(),
+                mtls_endpoint: cpx_agent::platform::Endpoint::parse(
+                    "https://portail.example.fr:8444/cpx/login",
+                )
+                .ok(),
                 server_roots: None,
                 signed_token: true,
             },
             Site {
                 origin: "https://mtls.example.fr:8443".into(),
-                mtls_endpoint: cpx_agent::card::Endpoint::parse("https://mtls.example.fr:8444/cpx/login")
+                mtls_endpoint: cpx_agent::platform::Endpoint::parse("https://mtls.example.fr:8444/cpx/login")
                     .ok(),
                 server_roots: None,
                 signed_token: false,

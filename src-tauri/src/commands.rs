@@ -6,6 +6,7 @@ use std::sync::Arc;
 use cpx_agent::card::Decision;
 use cpx_agent::cli;
 use cpx_agent::helpdesk::{self, Verdict};
+use cpx_agent::loopback::Problem;
 use cpx_agent::messages::labels as catalogue_labels;
 use serde_json::{json, Value};
 use tauri::{State, WebviewWindow};
@@ -79,16 +80,14 @@ pub async fn status_view(shared: AppState<'_>) -> Result<Value, String> {
         let readers: Vec<Value> =
             scanned.unwrap_or_default().iter().map(|r| cli::reader_view(lang, r)).collect();
         let server = shared.server_error.lock().unwrap_or_else(|p| p.into_inner()).clone().map(|(code, detail)| {
-            let mut v = cli::problem_json(lang, code);
-            v["detail"] = detail.into();
-            v
+            Problem { detail: Some(detail), ..Problem::new(code, lang) }.to_value()
         });
         use base64::Engine;
         let icon = base64::engine::general_purpose::STANDARD.encode(crate::icons::png(overall, 96));
         // No usable keyring: the keys are in files of this user only (a warning, with the fix).
         let keys = cpx_agent::platform::keyring_fallback(shared.agent.config.key_store, &shared.data_dir).map(|dir| {
             let code = cpx_agent::messages::Code::KeyringUnavailable;
-            json!({"code": code, "message": code.entry().message.get(lang), "fix": code.entry().fix.get(lang), "detail": dir.display().to_string()})
+            Problem { detail: Some(dir.display().to_string()), ..Problem::new(code, lang) }.to_value()
         });
         json!({
             "keys": keys,

@@ -92,7 +92,7 @@ fn serve(prepared: service::Prepared, shared: Arc<Shared>) {
             Ok(listener) => cpx_agent::loopback::serve(prepared.agent, &prepared.identity, listener)
                 .await
                 .map_err(|e| (Code::AgentError, e.to_string())),
-            Err(e) => Err((Code::AgentPortTaken, e)),
+            Err(e) => Err((e.code(), e.to_string())),
         };
         if let Err((code, detail)) = result {
             tracing::error!(?code, error = %detail, "loopback server not running");

@@ -21,7 +21,7 @@ use cpx_card::{CardError, CertCache, CpxCard};
 use cpx_pcsc::{Connection, ConnectionOptions, PcscError, ReaderInfo};
 
 use crate::card::scan::{self, ReaderReport, ScanOptions};
-use crate::loopback::api::ApiError;
+use crate::failure::Failure;
 use crate::messages::Code;
 
 /// The agent's access to the cards; see the module documentation.
@@ -73,12 +73,12 @@ impl CardService {
     /// taken for `busy_wait`. The last scan is forgotten when `f` ends (a login changes the tries left).
     pub async fn exclusive<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&CardService) -> Result<T, ApiError> + Send + 'static,
-    ) -> Result<T, ApiError> {
+        f: impl FnOnce(&CardService) -> Result<T, Failure> + Send + 'static,
+    ) -> Result<T, Failure> {
         let _permit = tokio::time::timeout(self.busy_wait, self.permit.acquire())
             .await
-            .map_err(|_| ApiError::new(Code::Busy))?
-            .map_err(|_| ApiError::new(Code::AgentError))?;
+            .map_err(|_| Failure::new(Code::Busy))?
+            .map_err(|_| Failure::new(Code::AgentError))?;
         let me = self.clone();
         let done = tokio::task::spawn_blocking(move || {
             let out = f(&me);
@@ -86,7 +86,7 @@ impl CardService {
             out
         })
         .await;
-        done.map_err(|e| ApiError::new(Code::AgentError).detail(e.to_string()))?
+        done.map_err(|e| Failure::new(Code::AgentError).detail(e.to_string()))?
     }
 
     /// Runs `f` with exclusive use of the card, on this thread (a blocking one: the CLI, diagnose, the
@@ -185,10 +185,10 @@ impl CardService {
     }
 
     /// The CPx cards present, opened (other cards are skipped). Inside [`Self::exclusive`].
-    pub fn cpx_cards(&self) -> Result<Vec<Box<dyn CpxCard>>, ApiError> {
-        let readers = self.readers().map_err(|e| ApiError::from(&CardError::Pcsc(e)))?;
+    pub fn cpx_cards(&self) -> Result<Vec<Box<dyn CpxCard>>, Failure> {
+        let readers = self.readers().map_err(|e| Failure::from(&CardError::Pcsc(e)))?;
         if readers.is_empty() {
-            return Err(ApiError::new(Code::NoReader));
+            return Err(Failure::new(Code::NoReader));
         }
         let mut cards = Vec::new();
         let mut last_problem = None;
@@ -205,8 +205,8 @@ impl CardService {
         }
         if cards.is_empty() {
             return Err(match last_problem {
-                Some(e) if Code::from(&e) != Code::CardNotCpx => ApiError::from(&e),
-                _ => ApiError::new(Code::NoCpxCard),
+                Some(e) if Code::from(&e) != Code::CardNotCpx => Failure::from(&e),
+                _ => Failure::new(Code::NoCpxCard),
             });
         }
         Ok(cards)

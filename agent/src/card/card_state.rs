@@ -14,15 +14,24 @@ use crate::card::card_service::{CardService, Source};
 use crate::card::scan::{ReaderReport, ScanOptions};
 use crate::messages::{Code, SlotState, Text};
 
+/// The card state at a glance, over every reader: what the tray icon and its tooltip show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overall {
+    /// The PC/SC service is stopped.
     ServiceStopped,
+    /// No reader is plugged in.
     NoReader,
+    /// No card in any reader.
     NoCard,
+    /// A CPx card is ready to log in.
     Ready,
+    /// A card that is not a CPx card.
     NotRecognised,
+    /// The card is held by another program.
     InUse,
+    /// The code porteur is blocked.
     PinBlocked,
+    /// The card's certificate has expired.
     CertificateExpired,
     /// A CPx card named by its ATR or EF.SN.ICC that cannot be used; the code says which card and why
     /// (« Carte CPS3 reconnue, mais son contenu n'a pas pu être lu »).
@@ -36,6 +45,7 @@ impl Serialize for Overall {
 }
 
 impl Overall {
+    /// Every state (the icons and their tests).
     pub const ALL: [Overall; 9] = [
         Overall::ServiceStopped,
         Overall::NoReader,

@@ -17,7 +17,7 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::card::pin_prompt::PromptError;
-use crate::loopback::api::ApiError;
+use crate::failure::Failure;
 use crate::messages::{Code, Lang};
 use crate::platform::secrets::{SecretError, SecretStore};
 
@@ -29,20 +29,26 @@ const FILE_NAME: &str = "sites.json";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
+    /// « Une fois »: this login only.
     Once,
+    /// « Toujours »: kept for this site.
     Always,
+    /// « Refuser ».
     Refuse,
 }
 
 /// What the consent dialog shows.
 #[derive(Debug, Clone)]
 pub struct ConsentRequest {
+    /// The site asking.
     pub origin: String,
+    /// The language the dialog speaks.
     pub lang: Lang,
 }
 
 /// Asks the professional whether a site not in policy may use the card (the tray app's dialog).
 pub trait ConsentPrompt: Send + Sync {
+    /// Shows the question and waits for the professional's answer.
     fn ask(&self, request: &ConsentRequest) -> Result<Decision, PromptError>;
 }
 
@@ -156,7 +162,7 @@ impl Approvals {
     pub fn add(&self, origin: &str) -> Result<(), ConsentError> {
         let mut sites = self.sites.lock().unwrap_or_else(|p| p.into_inner());
         if !sites.iter().any(|a| a.origin == origin) {
-            sites.push(Approval { origin: origin.to_owned(), approved_at: crate::card::scan::now_unix() });
+            sites.push(Approval { origin: origin.to_owned(), approved_at: crate::card::rules::now_unix() });
             self.save(&sites)?;
         }
         Ok(())
@@ -264,7 +270,7 @@ impl Consent {
     }
 
     /// Counts a dialog for `domain`, or refuses when the domain or everyone together asked too often.
-    fn take_dialog(&self, domain: &str) -> Result<(), ApiError> {
+    fn take_dialog(&self, domain: &str) -> Result<(), Failure> {
         let mut shown = self.shown.lock().unwrap_or_else(|p| p.into_inner());
         while shown.front().is_some_and(|(at, _)| at.elapsed() >= DIALOG_WINDOW) {
             shown.pop_front();
@@ -272,7 +278,7 @@ impl Consent {
         let for_domain = shown.iter().filter(|(_, d)| d == domain).count();
         if for_domain >= DIALOGS_PER_DOMAIN || shown.len() >= DIALOGS_OVERALL {
             tracing::warn!(%domain, for_domain, overall = shown.len(), "site consent not asked: too many dialogs lately");
-            return Err(ApiError::new(Code::ConsentTooOften).detail(format!(
+            return Err(Failure::new(Code::ConsentTooOften).detail(format!(
                 "{for_domain} dialogs for {domain}, {} in all, in the last {} s",
                 shown.len(),
                 DIALOG_WINDOW.as_secs()
@@ -284,7 +290,7 @@ impl Consent {
 
     /// The professional's answer about a site not in policy; « toujours » is remembered, « refuser » for
     /// a while.
-    pub fn ask(&self, origin: &str, lang: Lang) -> Result<(), ApiError> {
+    pub fn ask(&self, origin: &str, lang: Lang) -> Result<(), Failure> {
         if self.approvals.contains(origin) {
             return Ok(()); // allowed while this request waited for the card
         }
@@ -292,7 +298,7 @@ impl Consent {
         let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
         refused.retain(|_, at| at.elapsed() < self.quiet);
         if refused.contains_key(&domain) {
-            return Err(ApiError::new(Code::SiteRefused)
+            return Err(Failure::new(Code::SiteRefused)
                 .detail(format!("{domain} refused a moment ago: not asked again yet")));
         }
         drop(refused);
@@ -305,7 +311,7 @@ impl Consent {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(domain, std::time::Instant::now());
-                Err(ApiError::new(Code::SiteRefused))
+                Err(Failure::new(Code::SiteRefused))
             }
             Decision::Once => Ok(()),
             Decision::Always => {

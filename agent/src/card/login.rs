@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use base64::Engine;
-use cpx_card::{CpxCard, SignScheme, Validity};
+use cpx_card::{CpxCard, SignScheme};
 use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 use crate::card::card_service::CardService;
 use crate::card::mtls;
 use crate::card::pin_prompt::{CardChoice, PinPrompt, PinRequest};
-use crate::card::scan::now_unix;
-use crate::loopback::api::ApiError;
+use crate::card::rules::{login_blockers, now_unix};
+use crate::failure::Failure;
 use crate::messages::{Code, Lang};
 use crate::platform::config::Site;
 
@@ -67,8 +67,8 @@ pub enum LoginAnswer {
 }
 
 /// A challenge is at least 256 bits, base64 or base64url, as the portal's server generated it.
-pub fn check_challenge(challenge: &str) -> Result<(), ApiError> {
-    let bad = || ApiError::new(Code::ChallengeInvalid);
+pub fn check_challenge(challenge: &str) -> Result<(), Failure> {
+    let bad = || Failure::new(Code::ChallengeInvalid);
     if challenge.len() > 512 {
         return Err(bad());
     }
@@ -85,10 +85,7 @@ pub fn check_challenge(challenge: &str) -> Result<(), ApiError> {
 
 /// What the page and the portal are told about the card.
 pub fn card_type(card: &dyn CpxCard) -> &'static str {
-    match card.info().generation {
-        cpx_card::Generation::Cps3 => "CPS3",
-        cpx_card::Generation::Cps4 => "CPS4",
-    }
+    card.info().generation.name()
 }
 
 /// The CPx card to log in with (the user picks when there are several), checked before anything else is
@@ -98,7 +95,7 @@ fn usable_card(
     prompt: &dyn PinPrompt,
     origin: &str,
     lang: Lang,
-) -> Result<(Box<dyn CpxCard>, cpx_card::PinStatus), ApiError> {
+) -> Result<(Box<dyn CpxCard>, cpx_card::PinStatus), Failure> {
     let mut present = cards.cpx_cards()?;
     let index = if present.len() > 1 {
         let labels = present
@@ -110,26 +107,21 @@ fn usable_card(
         0
     };
     if index >= present.len() {
-        return Err(ApiError::new(Code::NoCpxCard));
+        return Err(Failure::new(Code::NoCpxCard));
     }
     let mut card = present.swap_remove(index);
     tracing::debug!(serial = %card.info().serial, holder = %card.identity().display_name(), national_id = %card.identity().national_id, "card chosen");
-    if card.info().interface == cpx_card::Interface::Contactless {
-        return Err(ApiError::new(Code::Contactless));
-    }
-    match card.identity().validity_at(now_unix()) {
-        Validity::Expired => return Err(ApiError::new(Code::CertificateExpired)),
-        Validity::NotYetValid => return Err(ApiError::new(Code::CertificateNotYetValid)),
-        Validity::Valid => {}
+    if let Some(&code) = login_blockers(card.as_ref(), now_unix()).first() {
+        return Err(Failure::new(code));
     }
     let generation = card.info().generation;
     let status = card
         .pin_status()
-        .map_err(|e| ApiError::from_card(&e, generation))?
-        .ok_or_else(|| ApiError::new(Code::Contactless))?;
+        .map_err(|e| Failure::from_card(&e, generation))?
+        .ok_or_else(|| Failure::new(Code::Contactless))?;
     if status.blocked() {
         prompt.show_blocked(&pin_request(card.as_ref(), status, origin, lang));
-        return Err(ApiError::new(Code::PinBlocked).tries_left(0));
+        return Err(Failure::new(Code::PinBlocked).tries_left(0));
     }
     Ok((card, status))
 }
@@ -152,8 +144,8 @@ fn pin_request(card: &dyn CpxCard, status: cpx_card::PinStatus, origin: &str, la
 fn with_pin<T>(
     prompt: &dyn PinPrompt,
     mut request: PinRequest,
-    mut attempt: impl FnMut(cpx_card::Pin) -> Result<T, ApiError>,
-) -> Result<(T, Duration), ApiError> {
+    mut attempt: impl FnMut(cpx_card::Pin) -> Result<T, Failure>,
+) -> Result<(T, Duration), Failure> {
     let mut in_prompt = Duration::ZERO;
     loop {
         let asked = std::time::Instant::now();
@@ -175,9 +167,9 @@ fn with_pin<T>(
 }
 
 /// The roots that sign a site's mTLS endpoint certificate (its `server_roots` file).
-pub fn load_roots(site: &Site) -> Result<rustls::RootCertStore, ApiError> {
+pub fn load_roots(site: &Site) -> Result<rustls::RootCertStore, Failure> {
     use rustls::pki_types::pem::PemObject;
-    let not_configured = |d: String| ApiError::site_misconfigured(d);
+    let not_configured = |d: String| Failure::site_misconfigured(d);
     let path =
         site.server_roots.as_ref().ok_or_else(|| not_configured("no server_roots for this site".into()))?;
     let mut roots = rustls::RootCertStore::empty();
@@ -201,12 +193,12 @@ pub fn authenticate(
     origin: &str,
     challenge: &str,
     lang: Lang,
-) -> Result<LoginDone, ApiError> {
+) -> Result<LoginDone, Failure> {
     let started = std::time::Instant::now();
     let endpoint = site
         .mtls_endpoint
         .as_ref()
-        .ok_or_else(|| ApiError::site_misconfigured("no mtls_endpoint for this site"))?;
+        .ok_or_else(|| Failure::site_misconfigured("no mtls_endpoint for this site"))?;
     let roots = load_roots(site)?;
     let (card, status) = usable_card(cards, prompt, origin, lang)?;
     let card_ready = started.elapsed();
@@ -217,7 +209,7 @@ pub fn authenticate(
     // The card goes into the TLS client and comes back after each attempt.
     let mut card = Some(card);
     let (answer, prompt_time) = with_pin(prompt, request, |pin| {
-        let taken = card.take().ok_or_else(|| ApiError::new(Code::AgentError))?;
+        let taken = card.take().ok_or_else(|| Failure::new(Code::AgentError))?;
         let (back, answer) = mtls::post_with_card(
             endpoint,
             roots.clone(),
@@ -228,8 +220,8 @@ pub fn authenticate(
         );
         card = Some(back);
         answer.map_err(|e| match e {
-            mtls::MtlsError::Card(c) => ApiError::from_card(&c, generation),
-            other => ApiError::from(other),
+            mtls::MtlsError::Card(c) => Failure::from_card(&c, generation),
+            other => Failure::from(other),
         })
     })?;
     let portal: Value = serde_json::from_slice(&answer.body)
@@ -259,7 +251,7 @@ pub fn signed_token(
     origin: &str,
     challenge: &str,
     lang: Lang,
-) -> Result<SignedToken, ApiError> {
+) -> Result<SignedToken, Failure> {
     let (mut card, status) = usable_card(cards, prompt, origin, lang)?;
     let scheme = card.schemes()[0];
     let signed = [Sha256::digest(origin.as_bytes()), Sha256::digest(challenge.as_bytes())].concat();
@@ -267,7 +259,7 @@ pub fn signed_token(
     let request = pin_request(card.as_ref(), status, origin, lang);
     let generation = card.info().generation;
     let (signature, _) = with_pin(prompt, request, |pin| {
-        card.authenticate(&pin, scheme, &digest).map_err(|e| ApiError::from_card(&e, generation))
+        card.authenticate(&pin, scheme, &digest).map_err(|e| Failure::from_card(&e, generation))
     })?;
     let b64 = base64::engine::general_purpose::STANDARD;
     Ok(SignedToken {

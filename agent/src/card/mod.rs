@@ -13,6 +13,7 @@ pub(crate) mod login;
 pub(crate) mod mtls;
 pub(crate) mod pin_prompt;
 pub(crate) mod pinpad;
+pub(crate) mod rules;
 pub(crate) mod scan;
 
 pub use cpx_card::identity::date;
@@ -22,7 +23,6 @@ pub use card_service::CardService;
 pub use card_state::{watch, Overall, Watch};
 pub use consent::{ConsentPrompt, ConsentRequest, Decision};
 pub use login::check_challenge;
-pub use mtls::Endpoint;
 pub use pin_prompt::{
     read_answer, read_ok, Answer, CardChoice, PinPrompt, PinRequest, PinentryPrompt, PromptError,
     TerminalPrompt,

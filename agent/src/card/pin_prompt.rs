@@ -12,23 +12,31 @@ use std::process::{Command, Stdio};
 use cpx_card::Pin;
 use zeroize::Zeroizing;
 
-use crate::cli::output::{field, fill};
-use crate::messages::{prompt, Lang};
+use crate::failure::Failure;
+use crate::messages::{prompt, Code, Lang};
+use crate::said::{field, fill};
 
 /// What the prompt shows.
 #[derive(Debug, Clone)]
 pub struct PinRequest {
+    /// The site asking (always shown).
     pub origin: String,
+    /// The card holder's name.
     pub holder: String,
+    /// The card type (« CPS3 »…).
     pub card: String,
+    /// Tries left before the code porteur blocks.
     pub tries_left: u8,
+    /// Tries a fresh code porteur has.
     pub max_tries: u8,
     /// The code porteur typed just before was wrong (the prompt asks again).
     pub wrong_pin: bool,
+    /// The language the prompt speaks.
     pub lang: Lang,
 }
 
 impl PinRequest {
+    /// The dialog's title.
     pub fn title(&self) -> &'static str {
         prompt::TITLE.get(self.lang)
     }
@@ -55,20 +63,38 @@ impl PinRequest {
     }
 }
 
+/// Why no code porteur (or card choice) came back from a prompt.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PromptError {
+    /// The professional cancelled (« Annuler »).
     #[error("cancelled by the user")]
     Cancelled,
+    /// The prompt could not be shown (no terminal, no pinentry program…).
     #[error("the PIN prompt cannot be shown: {0}")]
     Unavailable(String),
+    /// What was typed is not a code porteur (4 to 8 digits): PIN_FORMAT, as the tray's dialog says.
+    #[error("what was typed is not a code porteur")]
+    BadFormat,
+}
+
+impl From<PromptError> for Failure {
+    fn from(e: PromptError) -> Self {
+        match e {
+            PromptError::Cancelled => Failure::new(Code::UserCancelled),
+            PromptError::Unavailable(d) => Failure::new(Code::PromptUnavailable).detail(d),
+            PromptError::BadFormat => Failure::new(Code::PinFormat),
+        }
+    }
 }
 
 /// Several CPx cards are present: which one to log in with (each shown with its holder).
 #[derive(Debug, Clone)]
 pub struct CardChoice {
+    /// The site asking.
     pub origin: String,
     /// "JEAN DUPONT (CPS3, lecteur …)" for each card, in reader order.
     pub cards: Vec<String>,
+    /// The language the question speaks.
     pub lang: Lang,
 }
 
@@ -89,7 +115,9 @@ impl CardChoice {
     }
 }
 
+/// Asks the professional for the code porteur: the terminal, pinentry, or the tray app's dialog.
 pub trait PinPrompt: Send + Sync {
+    /// The code porteur typed, checked for its form (never logged, stored or retried).
     fn ask(&self, request: &PinRequest) -> Result<Pin, PromptError>;
     /// The index of the card to use among `choice.cards`.
     fn choose_card(&self, choice: &CardChoice) -> Result<usize, PromptError>;
@@ -127,7 +155,7 @@ impl PinPrompt for TerminalPrompt {
         let _ = writeln!(out);
         match read {
             Ok(0) => Err(PromptError::Cancelled),
-            Ok(_) => Pin::new(line.trim_end_matches(['\r', '\n'])).map_err(|_| PromptError::Cancelled),
+            Ok(_) => Pin::new(line.trim_end_matches(['\r', '\n'])).map_err(|_| PromptError::BadFormat),
             Err(e) => Err(unavailable(e)),
         }
     }
@@ -287,6 +315,7 @@ impl TerminalPrompt {
 
 /// A pinentry program spoken to in the Assuan protocol.
 pub struct PinentryPrompt {
+    /// The pinentry program (e.g. /usr/bin/pinentry-gnome3).
     pub program: PathBuf,
 }
 
@@ -431,7 +460,7 @@ impl PinPrompt for PinentryPrompt {
             format!("SETCANCEL {}", assuan_escape(prompt::CANCEL.get(lang))),
         ])?;
         match p.run("GETPIN") {
-            Answer::Ok(Some(pin)) => Pin::new(&pin).map_err(|_| PromptError::Cancelled),
+            Answer::Ok(Some(pin)) => Pin::new(&pin).map_err(|_| PromptError::BadFormat),
             _ => Err(PromptError::Cancelled),
         }
     }
@@ -464,9 +493,9 @@ impl PinPrompt for PinentryPrompt {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_dialog_names_the_site_and_warns_on_the_last_try() {
-        let mut r = PinRequest {
+    /// A first request for a CPS3 of JEAN DUPONT's, in French.
+    fn sample_request() -> PinRequest {
+        PinRequest {
             origin: "https://portail.example.fr".into(),
             holder: "JEAN DUPONT".into(),
             card: "CPS3".into(),
@@ -474,7 +503,12 @@ mod tests {
             max_tries: 3,
             wrong_pin: false,
             lang: Lang::Fr,
-        };
+        }
+    }
+
+    #[test]
+    fn the_dialog_names_the_site_and_warns_on_the_last_try() {
+        let mut r = sample_request();
         let d = r.description();
         assert!(d.starts_with("Le site https://portail.example.fr\n"), "{d}");
         assert!(d.contains("Essais restants : 3 sur 3") && !d.contains("dernier essai"));
@@ -511,6 +545,29 @@ mod tests {
         let choice = CardChoice { origin: "https://p.fr".into(), cards: vec!["A".into()], lang: Lang::Fr };
         assert!(choice.question(Some("JEAN DUPONT")).ends_with("Utiliser la carte de JEAN DUPONT ?"));
         assert!(choice.question(None).ends_with("Plusieurs cartes CPx sont présentes."));
+    }
+
+    /// A badly formed code porteur is PIN_FORMAT in pinentry (and the terminal) as in the tray's dialog;
+    /// only « Annuler » is USER_CANCELLED.
+    #[cfg(unix)]
+    #[test]
+    fn a_badly_formed_code_porteur_is_pin_format_as_in_the_tray() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("cpx-pinentry-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let program = dir.join("pinentry");
+        std::fs::write(
+            &program,
+            "#!/bin/sh\necho OK\nwhile read -r c _; do case $c in GETPIN) echo 'D 12ab'; echo OK;; BYE) echo OK; exit 0;; *) echo OK;; esac; done\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let request = sample_request();
+        let answer = PinentryPrompt { program: program.clone() }.ask(&request);
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(matches!(answer, Err(PromptError::BadFormat)), "{answer:?}");
+        assert_eq!(Failure::from(PromptError::BadFormat).code, Code::PinFormat);
+        assert_eq!(Failure::from(PromptError::Cancelled).code, Code::UserCancelled);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use cpx_pcsc::ReaderInfo;
 use serde::Serialize;
 
 use crate::card::card_service::CardService;
+use crate::card::rules::{login_blockers, now_unix};
 use crate::messages::{Code, SlotState, Text};
 
 /// What the agent knows of a CPx card.
@@ -27,11 +28,15 @@ pub struct CardSummary {
 /// One reader and its slot.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReaderReport {
+    /// The reader's name, as PC/SC gives it.
     pub reader: String,
+    /// The slot's state.
     pub state: SlotState,
     /// Why the card is not ready (or what makes a ready card unusable for login).
     pub codes: Vec<Code>,
+    /// The card's ATR, in hex (empty without a card).
     pub atr: String,
+    /// The CPx card read, when it could be.
     pub card: Option<CardSummary>,
     /// The card generation as soon as the ATR table or EF.SN.ICC named it (`CPS3`, `CPS4`), even when
     /// the card could not be read further; `null` for no card, a non-CPx card, or a CPx variant whose
@@ -71,10 +76,6 @@ pub struct ScanOptions {
     pub with_pin: bool,
     /// Only this reader.
     pub reader: Option<String>,
-}
-
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The slot state of a card that could not be opened.
@@ -124,15 +125,9 @@ fn failed(reader: &ReaderInfo, state: SlotState, code: Code, detail: Option<Stri
 fn ready(reader: &ReaderInfo, card: &mut dyn CpxCard, options: &ScanOptions) -> ReaderReport {
     let mut out = ReaderReport::new(reader, SlotState::CardReady);
     let identity = card.identity().clone();
-    let validity = identity.validity_at(now_unix());
-    match validity {
-        Validity::Expired => out.codes.push(Code::CertificateExpired),
-        Validity::NotYetValid => out.codes.push(Code::CertificateNotYetValid),
-        Validity::Valid => {}
-    }
-    if card.info().interface == cpx_card::Interface::Contactless {
-        out.codes.push(Code::Contactless);
-    }
+    let now = now_unix();
+    let validity = identity.validity_at(now);
+    out.codes.extend(login_blockers(&*card, now));
     let mut pin = None;
     if options.with_pin {
         match card.pin_status() {
@@ -167,7 +162,7 @@ fn ready(reader: &ReaderInfo, card: &mut dyn CpxCard, options: &ScanOptions) -> 
 pub fn card_label(card: &CardSummary) -> String {
     match &card.recognition {
         Recognition::AtrTable { label } => (*label).to_owned(),
-        Recognition::IssuerOnly => format!("{:?}", card.generation).to_uppercase(),
+        Recognition::IssuerOnly => card.generation.name().to_owned(),
     }
 }
 

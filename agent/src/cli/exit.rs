@@ -3,23 +3,46 @@
 
 use std::process::ExitCode;
 
+use crate::helpdesk::diagnose::{Check, Verdict};
+
 /// What a `cpx-agent` command ends with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
     /// `status`, `card`: a CPx card is ready.
     Ready,
+    /// The agent itself failed (configuration, files, a bug).
     Internal,
     /// clap's own status for a bad command line.
     Usage,
+    /// The PC/SC service is stopped.
     ServiceStopped,
+    /// No reader.
     NoReader,
+    /// No card.
     NoCard,
+    /// A card that is not a usable CPx card.
     NotUsable,
+    /// A CPx card that cannot log in (blocked code porteur, expired certificate, contactless).
     CannotLogIn,
     /// `diagnose`: every check is fine.
     AllFine,
+    /// `diagnose`: no check failed, some warn.
     Warnings,
+    /// `diagnose`: a check failed.
     CheckFailed,
+}
+
+impl ExitStatus {
+    /// Exit status of `diagnose` ([`ExitStatus::DIAGNOSE`]): its worst check.
+    pub fn of_checks(checks: &[Check]) -> ExitStatus {
+        if checks.iter().any(|c| c.verdict == Verdict::Fail) {
+            ExitStatus::CheckFailed
+        } else if checks.iter().any(|c| c.verdict == Verdict::Warn) {
+            ExitStatus::Warnings
+        } else {
+            ExitStatus::AllFine
+        }
+    }
 }
 
 impl ExitStatus {
@@ -37,6 +60,7 @@ impl ExitStatus {
     /// The statuses of `diagnose`.
     pub const DIAGNOSE: [ExitStatus; 3] = [Self::AllFine, Self::Warnings, Self::CheckFailed];
 
+    /// The process exit code.
     pub fn code(self) -> u8 {
         match self {
             Self::Ready | Self::AllFine => 0,

@@ -1,6 +1,5 @@
 //! Rendering, in one place, of what the agent says: the terminal conventions (colour only on a terminal
-//! and never when `NO_COLOR` is set, no-color.org), catalogue texts filled with their values ([`Said`]),
-//! and the reader reports, problems and checks as text or JSON, for the CLI, `serve`'s status and the tray
+//! and never when `NO_COLOR` is set, no-color.org), and the reader reports, problems and checks as text or JSON, for the CLI, `serve`'s status and the tray
 //! app's windows alike.
 
 use std::io::IsTerminal;
@@ -11,7 +10,8 @@ use serde_json::{json, Value};
 
 use crate::card::scan::{card_label, national_id_label, CardSummary, ReaderReport};
 use crate::helpdesk::diagnose::{Check, Verdict};
-use crate::messages::{label, Code, Lang, SlotState, Text};
+use crate::messages::{label, Code, Lang, SlotState};
+use crate::said::{field, field_str, fill};
 
 #[derive(Clone, Copy)]
 pub enum Tone {
@@ -35,99 +35,6 @@ pub fn paint(text: &str, tone: Tone, colour: bool) -> String {
         Tone::Bad => "31",
     };
     format!("\x1b[{code}m{text}\x1b[0m")
-}
-
-/// Replaces `{name}` placeholders of a catalogue text.
-pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    values.iter().fold(template.to_owned(), |acc, (k, v)| acc.replace(&format!("{{{k}}}"), v))
-}
-
-/// A catalogue text and the values of its placeholders, said in either language when rendered.
-#[derive(Debug, Clone)]
-pub struct Said {
-    pub text: Text,
-    pub args: Vec<(&'static str, Arg)>,
-}
-
-/// The value of one placeholder.
-#[derive(Debug, Clone)]
-pub enum Arg {
-    /// A technical value (a path, an ATR, the system's own error text): the same in every language.
-    Plain(String),
-    /// A word of the catalogue.
-    Word(Text),
-    /// Several catalogue texts, joined with « ; » (« ; » in French).
-    List(Vec<Said>),
-}
-
-impl Said {
-    pub fn new(text: Text) -> Self {
-        Self { text, args: Vec::new() }
-    }
-
-    /// Sets `{name}` to a technical value.
-    pub fn with(mut self, name: &'static str, value: impl std::fmt::Display) -> Self {
-        self.args.push((name, Arg::Plain(value.to_string())));
-        self
-    }
-
-    /// Sets `{name}` to a word of the catalogue.
-    pub fn word(mut self, name: &'static str, word: Text) -> Self {
-        self.args.push((name, Arg::Word(word)));
-        self
-    }
-
-    /// Sets `{name}` to a list of catalogue texts.
-    pub fn list(mut self, name: &'static str, items: Vec<Said>) -> Self {
-        self.args.push((name, Arg::List(items)));
-        self
-    }
-
-    pub fn get(&self, lang: Lang) -> String {
-        let values: Vec<(&str, String)> = self
-            .args
-            .iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    Arg::Plain(s) => s.clone(),
-                    Arg::Word(t) => t.get(lang).to_owned(),
-                    Arg::List(items) => {
-                        let sep = match lang {
-                            Lang::Fr => " ; ",
-                            Lang::En => "; ",
-                        };
-                        items.iter().map(|i| i.get(lang)).collect::<Vec<_>>().join(sep)
-                    }
-                };
-                (*k, v)
-            })
-            .collect();
-        let values: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        fill(self.text.get(lang), &values)
-    }
-
-    /// Every catalogue text this is made of (itself, its words, its list's items).
-    pub fn texts(&self) -> Vec<Text> {
-        let mut out = vec![self.text];
-        for (_, a) in &self.args {
-            match a {
-                Arg::Plain(_) => {}
-                Arg::Word(t) => out.push(*t),
-                Arg::List(items) => out.extend(items.iter().flat_map(Said::texts)),
-            }
-        }
-        out
-    }
-}
-
-/// « Titulaire : JEAN DUPONT » / « Holder: JEAN DUPONT ».
-pub fn field(lang: Lang, name: Text, value: &str) -> String {
-    fill(crate::messages::prompt::FIELD.get(lang), &[("label", name.get(lang)), ("value", value)])
-}
-
-/// [`field`] with a name already said.
-fn field_str(lang: Lang, name: &str, value: &str) -> String {
-    fill(crate::messages::prompt::FIELD.get(lang), &[("label", name), ("value", value)])
 }
 
 /// A code of the catalogue as JSON: its name, message and fix in `lang`, whether retrying can help.
@@ -200,22 +107,6 @@ pub fn reader_view(lang: Lang, r: &ReaderReport) -> Value {
             v["tries_left"] = p.tries_left.into();
             v["max_tries"] = p.max_tries.into();
         }
-    }
-    v
-}
-
-/// A reader as `GET /v1/status` gives it to the pages (docs/openapi.yaml): its state and message, what
-/// stops a ready card from logging in, the card type and holder.
-pub fn reader_api_json(lang: Lang, r: &ReaderReport) -> Value {
-    let mut v = json!({"reader": r.reader, "state": r.state, "message": r.message().get(lang), "codes": r.codes, "generation": r.generation});
-    // What stops this card from logging in, in words (code porteur blocked, expired…).
-    if let Some(code) = r.codes.first().filter(|_| r.state == SlotState::CardReady) {
-        v["problem"] = code.entry().message.get(lang).into();
-    }
-    if let Some(card) = &r.card {
-        v["card_type"] = card_label(card).into();
-        let id = &card.identity;
-        v["holder"] = json!({"nom": id.nom, "prenom": id.prenom, "profession": id.profession, "national_id": id.national_id});
     }
     v
 }
@@ -428,31 +319,4 @@ pub fn event_lines(
         }
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::messages::detail;
-
-    #[test]
-    fn said_fills_words_and_lists_in_the_language() {
-        let said = Said::new(detail::USER_STORES).with("path", "/tmp/ca.pem").list(
-            "stores",
-            vec![
-                Said::new(detail::STORE_TRUSTED).with("store", "NSS"),
-                Said::new(detail::STORE_NOT_TRUSTED).with("store", "Firefox"),
-            ],
-        );
-        assert_eq!(said.get(Lang::En), "user identity /tmp/ca.pem: NSS: trusted; Firefox: NOT trusted");
-        assert_eq!(
-            said.get(Lang::Fr),
-            "identité de l'utilisateur /tmp/ca.pem : NSS : approuvé ; Firefox : NON approuvé"
-        );
-        assert_eq!(said.texts().len(), 3);
-        let config = Said::new(detail::CONFIGURATION).word("pki", detail::PKI_TEST).with("port", 1);
-        assert!(config.get(Lang::Fr).contains("IGC-Santé de test"), "{}", config.get(Lang::Fr));
-        assert_eq!(field(Lang::Fr, label::HOLDER, "X"), "Titulaire : X");
-        assert_eq!(field(Lang::En, label::HOLDER, "X"), "Holder: X");
-    }
 }

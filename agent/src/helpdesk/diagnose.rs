@@ -9,18 +9,21 @@ use cpx_pcsc::SlotState as Slot;
 use serde::Serialize;
 
 use crate::card::card_service::CardService;
-use crate::card::mtls::Endpoint;
-use crate::card::scan::now_unix;
-use crate::cli::exit::ExitStatus;
-use crate::cli::output::Said;
+use crate::card::rules::now_unix;
 use crate::messages::{detail, Code, Lang, Text};
 use crate::platform::config::{Config, PkiPolicy};
+use crate::platform::endpoint::Endpoint;
+use crate::said::Said;
 
+/// A check's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
+    /// Fine.
     Ok,
+    /// Works, but something needs attention.
     Warn,
+    /// The fault to fix.
     Fail,
 }
 
@@ -180,13 +183,17 @@ impl Check {
     }
 }
 
+/// What `diagnose` checks, and with what.
 pub struct Options<'a> {
+    /// The agent's configuration.
     pub config: &'a Config,
     /// Where the configuration came from, for the report.
     pub config_source: String,
+    /// Check this reader only.
     pub reader: Option<String>,
     /// Check that this origin is configured.
     pub origin: Option<String>,
+    /// Longest wait for one card or network call.
     pub timeout: Duration,
     /// The way to the card: the agent's (the tray), or the command's own (`cpx-agent diagnose`).
     pub cards: &'a CardService,
@@ -194,6 +201,7 @@ pub struct Options<'a> {
     pub data_dir: std::path::PathBuf,
 }
 
+/// Runs the checks in order, from the PC/SC service to the sites: the first not fine is the fault.
 pub fn run(opts: &Options) -> Vec<Check> {
     let mut checks = Vec::new();
     card_checks(opts, &mut checks);
@@ -796,17 +804,6 @@ fn clock(origin: &str, server: Option<i64>, now: i64) -> Check {
         0..=60 => Check::ok(check, detail),
         61..=300 => Check::bad(check, Verdict::Warn, Code::ClockSkew, detail),
         _ => Check::bad(check, Verdict::Fail, Code::ClockSkew, detail),
-    }
-}
-
-/// Exit status of `diagnose` ([`ExitStatus::DIAGNOSE`]).
-pub fn exit_status(checks: &[Check]) -> ExitStatus {
-    if checks.iter().any(|c| c.verdict == Verdict::Fail) {
-        ExitStatus::CheckFailed
-    } else if checks.iter().any(|c| c.verdict == Verdict::Warn) {
-        ExitStatus::Warnings
-    } else {
-        ExitStatus::AllFine
     }
 }
 

@@ -47,7 +47,7 @@ pub fn first_fault(checks: &[Check]) -> Option<&Check> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::output::Said;
+    use crate::said::Said;
     use crate::messages::Code;
 
     fn check(kind: CheckKind, verdict: Verdict) -> Check {
@@ -80,7 +80,7 @@ mod tests {
             check(CheckKind::PortalEndpoint, Verdict::Fail),
         ];
         assert_eq!(
-            super::super::diagnose::exit_status(&checks),
+            ExitStatus::of_checks(&checks),
             ExitStatus::CheckFailed,
             "diagnose itself fails"
         );

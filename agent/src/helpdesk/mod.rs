@@ -7,7 +7,7 @@ pub(crate) mod health;
 pub(crate) mod logging;
 pub(crate) mod report;
 
-pub use diagnose::{exit_status, first_fault, run as diagnose, Options as DiagnoseOptions, Verdict};
+pub use diagnose::{first_fault, run as diagnose, Options as DiagnoseOptions, Verdict};
 pub use health::{exit_status as health_exit_status, first_fault as health_first_fault};
 pub use logging::init as init_logging;
 pub use report::{gather as report, gather_with as report_with, Include};

@@ -178,7 +178,7 @@ pub fn build_with(
     let log_lines = if include.origins { log_lines } else { mask_origins(&log_lines) };
     let report = json!({
         "agent_version": env!("CARGO_PKG_VERSION"),
-        "generated_at_unix": crate::card::scan::now_unix(),
+        "generated_at_unix": crate::card::rules::now_unix(),
         "os": os(),
         "configuration": config_source,
         "checks": checks,

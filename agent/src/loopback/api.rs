@@ -2,17 +2,16 @@
 //! catalogue, whether retrying can help, and the tries left when the code porteur was wrong. [`Problem`]
 //! is the one JSON form of a code, for the API, the CLI's `--json` and the tray.
 
-use cpx_card::CardError;
 use serde::Serialize;
 
-use crate::card::mtls::MtlsError;
-use crate::card::pin_prompt::PromptError;
+use crate::failure::Failure;
 use crate::messages::{Code, Lang};
 
+/// A failure as the loopback API answers it: the domain's [`Failure`] and its HTTP status.
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub code: Code,
-    /// The HTTP status: the code's own ([`Code::http_status`]) unless a constructor says otherwise.
+    /// The HTTP status: the code's own ([`http_status`]) unless the failure or a constructor says otherwise.
     http: u16,
     pub tries_left: Option<u8>,
     /// Technical detail for the helpdesk (never a secret).
@@ -35,7 +34,7 @@ pub enum Malformed {
 impl ApiError {
     /// `code`, answered with its own HTTP status.
     pub fn new(code: Code) -> Self {
-        Self { code, http: code.http_status(), tries_left: None, detail: None }
+        Self::from(Failure::new(code))
     }
 
     /// BAD_REQUEST, with the status and the detail of what was wrong.
@@ -49,19 +48,9 @@ impl ApiError {
         Self { http, ..Self::new(Code::BadRequest) }.detail(detail)
     }
 
-    /// SITE_NOT_CONFIGURED when the agent's own configuration of a policy site cannot serve (no endpoint,
-    /// roots unreadable): a fault on the agent's side (500), not a refusal of the site's request (403).
-    pub fn site_misconfigured(detail: impl Into<String>) -> Self {
-        Self { http: 500, ..Self::new(Code::SiteNotConfigured) }.detail(detail)
-    }
-
+    /// The same error, with its technical detail.
     pub fn detail(mut self, d: impl Into<String>) -> Self {
         self.detail = Some(d.into());
-        self
-    }
-
-    pub fn tries_left(mut self, n: u8) -> Self {
-        self.tries_left = Some(n);
         self
     }
 
@@ -85,14 +74,22 @@ impl ApiError {
 /// chosen language and in both, the fix, whether retrying can help, and what the case adds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
+    /// The code.
     pub code: Code,
+    /// Its message in the chosen language.
     pub message: &'static str,
+    /// Its message in French.
     pub message_fr: &'static str,
+    /// Its message in English.
     pub message_en: &'static str,
+    /// What to do, in the chosen language.
     pub fix: &'static str,
+    /// Whether trying again can help.
     pub retriable: bool,
+    /// The code porteur's tries left, when it was wrong.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tries_left: Option<u8>,
+    /// Technical detail for the helpdesk (never a secret).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// USE_USER_AGENT (the broker): the port of the caller's agent.
@@ -101,6 +98,7 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// `code` in `lang`, with nothing more to say.
     pub fn new(code: Code, lang: Lang) -> Self {
         let e = code.entry();
         Self {
@@ -127,52 +125,68 @@ impl Problem {
     }
 }
 
-impl ApiError {
-    /// A failure of a card already opened (so named: `generation`): an unexpected status or unreadable
-    /// data is « Carte CPS3 reconnue, mais … », not a generic card error.
-    pub fn from_card(e: &CardError, generation: cpx_card::Generation) -> Self {
-        Self::with_code(e, Code::about_card(e, Some(generation)))
-    }
-
-    fn with_code(e: &CardError, code: Code) -> Self {
-        let tries_left = match e.root() {
-            CardError::WrongPin { tries_left } => Some(*tries_left),
-            CardError::PinBlocked => Some(0),
-            _ => None,
-        };
-        Self { tries_left, ..Self::new(code) }.detail(e.to_string())
+impl From<Failure> for ApiError {
+    /// The server's mapping: the code's status, 500 when the agent's own configuration is at fault.
+    fn from(f: Failure) -> Self {
+        let http = if f.agent_fault { 500 } else { http_status(f.code) };
+        Self { code: f.code, http, tries_left: f.tries_left, detail: f.detail }
     }
 }
 
-impl From<&CardError> for ApiError {
-    fn from(e: &CardError) -> Self {
-        Self::with_code(e, Code::from(e))
-    }
-}
-
-impl From<PromptError> for ApiError {
-    fn from(e: PromptError) -> Self {
-        match e {
-            PromptError::Cancelled => ApiError::new(Code::UserCancelled),
-            PromptError::Unavailable(d) => ApiError::new(Code::PromptUnavailable).detail(d),
-        }
-    }
-}
-
-impl From<MtlsError> for ApiError {
-    fn from(e: MtlsError) -> Self {
-        match &e {
-            MtlsError::Card(c) => ApiError::from(c),
-            MtlsError::Unreachable(..) => ApiError::new(Code::PortalUnreachable).detail(e.to_string()),
-            MtlsError::Tls(..) | MtlsError::BadAnswer(_) => {
-                ApiError::new(Code::PortalTls).detail(e.to_string())
-            }
-        }
+/// The HTTP status the loopback API answers a code with: the server's mapping (the domain's [`Failure`]
+/// speaks no HTTP). Two codes may also answer another status, each from one constructor that says why: BAD_REQUEST (what was wrong
+/// with the request: 408, 413, 415) and SITE_NOT_CONFIGURED (500 when the agent's own configuration of
+/// a policy site is unusable, rather than the site asking a login its configuration does not allow).
+pub fn http_status(code: Code) -> u16 {
+    use Code::*;
+    match code {
+        BadRequest | ChallengeInvalid => 400,
+        PinBlocked
+        | PinWrong
+        | Contactless
+        | CertificateExpired
+        | CertificateNotYetValid
+        | OtherUser
+        | HostNotAllowed
+        | OriginNotAllowed
+        | SiteRefused
+        | SiteNotConfigured => 403,
+        NotFound => 404,
+        Busy | UserCancelled => 409,
+        UseUserAgent => 421,
+        LoopbackNotTrusted => 426,
+        ConsentTooOften => 429,
+        AgentError => 500,
+        // Card failures: what the agent found on the card side (the page's request was fine).
+        ReaderUnavailable
+        | CardNotCpx
+        | CardInUse
+        | CardCommunication
+        | CardMalformed
+        | CardUnexpectedStatus
+        | CardIncomplete
+        | PinFormat
+        | PinRequired
+        | Unsupported
+        | CardRecognisedUnreadable(_)
+        | CardRecognisedNoCertificate(_)
+        | CardRecognisedRefused(_)
+        | PinNotAccepted
+        | PortalUnreachable
+        | PortalTls => 502,
+        // Nothing to use yet, or not now: a reader, a card, the service, a prompt, the user's agent.
+        PcscServiceStopped | PcscServiceFault | NoReader | NoCard | CardRemoved | CardMute | CardTimeout | NoCpxCard
+        | PromptUnavailable | UserAgentNotRunning => 503,
+        // Said by `diagnose`, the CLI or the page client, never answered by the API.
+        CardUnlistedVariant | PinLastTry | CardTestOnProduction | AgentPortTaken | ClockSkew
+        | PolicyMalformed | AgentUnreachable | LocalNetworkBlocked | KeyringUnavailable => 500,
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use cpx_card::CardError;
+
     use super::*;
 
     #[test]
@@ -200,7 +214,7 @@ mod tests {
     fn statuses_come_from_the_code_or_say_why_not() {
         assert_eq!(ApiError::new(Code::Busy).http_status(), 409);
         assert_eq!(ApiError::new(Code::SiteNotConfigured).http_status(), 403);
-        assert_eq!(ApiError::site_misconfigured("no server_roots").http_status(), 500);
+        assert_eq!(ApiError::from(Failure::site_misconfigured("no server_roots")).http_status(), 500);
         for (what, status) in [
             (Malformed::NotJson, 415),
             (Malformed::TooLarge, 413),
@@ -211,7 +225,22 @@ mod tests {
             assert_eq!((e.code, e.http_status()), (Code::BadRequest, status), "{what:?}");
             assert!(e.detail.is_some());
         }
-        let wrong = ApiError::from(&CardError::WrongPin { tries_left: 1 });
+        let wrong = ApiError::from(Failure::from(&CardError::WrongPin { tries_left: 1 }));
         assert_eq!((wrong.code, wrong.http_status(), wrong.tries_left), (Code::PinWrong, 403, Some(1)));
+    }
+
+    /// Every code answers an HTTP error status; the ones a page reacts to keep their documented status.
+    #[test]
+    fn http_statuses() {
+        for code in Code::ALL {
+            assert!((400..600).contains(&http_status(code)), "{code:?}");
+        }
+        assert_eq!(http_status(Code::Busy), 409);
+        assert_eq!(http_status(Code::LoopbackNotTrusted), 426);
+        assert_eq!(http_status(Code::UseUserAgent), 421);
+        assert_eq!(http_status(Code::ConsentTooOften), 429);
+        assert_eq!(http_status(Code::PinWrong), 403);
+        assert_eq!(http_status(Code::NoCard), 503);
+        assert_eq!(http_status(Code::CardRecognisedRefused(None)), 502);
     }
 }

@@ -27,6 +27,7 @@ use crate::messages::Code;
 use crate::platform::config::normalise_origin;
 use crate::platform::localca::LoopbackIdentity;
 
+/// The machine-wide broker: where it listens and where the users' agents do.
 pub struct Broker {
     /// The port the broker listens on (the agent's usual port).
     pub port: u16,
@@ -130,7 +131,7 @@ async fn handle(
         _ => {
             let problem =
                 Problem { agent_port: found.ok().flatten(), ..Problem::new(Code::UseUserAgent, lang) };
-            json_response(Code::UseUserAgent.http_status(), &problem.answer(), cors)
+            json_response(crate::loopback::api::http_status(Code::UseUserAgent), &problem.answer(), cors)
         }
     })
 }

@@ -17,6 +17,7 @@ pub struct Limits {
     pub max_connections: usize,
     /// Connections open at once from one peer (OS user).
     pub max_per_peer: usize,
+    /// The TLS handshake of a new connection.
     pub handshake: Duration,
     /// Reading a request's headers; also how long an idle keep-alive connection stays open.
     pub header_read: Duration,

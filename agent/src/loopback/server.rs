@@ -30,17 +30,18 @@ use crate::card::card_service::CardService;
 use crate::card::consent::Consent;
 use crate::card::login::{self, LoginAnswer};
 use crate::card::pin_prompt::PinPrompt;
-use crate::card::scan::ScanOptions;
+use crate::card::scan::{card_label, ReaderReport, ScanOptions};
 use crate::loopback::api::{ApiError, Malformed, Problem};
 use crate::loopback::limits::{self, Gate, Limits};
 use crate::loopback::peer::Peer;
-use crate::messages::{Code, Lang};
+use crate::messages::{Code, Lang, SlotState};
 use crate::platform::config::{normalise_origin, Config, Site};
 use crate::platform::localca::LoopbackIdentity;
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 16 * 1024;
 
+/// What the loopback server serves with: the configuration, the card, the prompts.
 pub struct Agent {
     /// The configuration the agent started with (port, key store, timeouts…).
     pub config: Config,
@@ -48,7 +49,9 @@ pub struct Agent {
     /// user's file) changes while the agent runs ([`crate::service::watch_sites`]): a site added by a GPO,
     /// a profile or the policy file is allowed without a restart, a site removed is refused.
     pub sites: std::sync::RwLock<Vec<Site>>,
+    /// The one way to the card.
     pub cards: Arc<CardService>,
+    /// Asks for the code porteur.
     pub prompt: Arc<dyn PinPrompt>,
     /// Asking about sites not in policy (the tray app); `None` allows policy sites only (`cpx-agent serve`).
     pub consent: Option<Consent>,
@@ -317,7 +320,14 @@ pub enum Admission {
     /// Answered without the card.
     Answer(Response<Full<Bytes>>),
     /// `GET /v1/status`: readers and card when `allowed`, else only that the agent runs.
-    Status { allowed: bool, cors: Option<String>, lang: Lang },
+    Status {
+        /// The origin may see the readers and the card.
+        allowed: bool,
+        /// The origin to answer to (CORS), when it is allowed.
+        cors: Option<String>,
+        /// The language of the answer.
+        lang: Lang,
+    },
     /// `POST /v1/authenticate` or `POST /v1/token` with a well-formed challenge, from an origin that may log in
     /// this way.
     Login(Box<CardLogin>),
@@ -428,7 +438,7 @@ async fn status(agent: &Agent, allowed: bool, cors: Option<&str>, lang: Lang) ->
     match scanned {
         Ok(reports) => {
             body["service"] = "running".into();
-            body["readers"] = reports.iter().map(|r| crate::cli::output::reader_api_json(lang, r)).collect();
+            body["readers"] = reports.iter().map(|r| reader_api_json(lang, r)).collect();
         }
         Err(Code::AgentError) => return error_response(&ApiError::new(Code::AgentError), lang, cors),
         Err(code) => {
@@ -537,7 +547,23 @@ async fn login_request(agent: &Arc<Agent>, login: CardLogin) -> Response<Full<By
         }
         Err(e) => {
             tracing::info!(code = ?e.code, detail = e.detail.as_deref().unwrap_or(""), "card login refused");
-            fail(e)
+            fail(e.into())
         }
     }
+}
+
+/// A reader as `GET /v1/status` gives it to the pages (docs/openapi.yaml): its state and message, what
+/// stops a ready card from logging in, the card type and holder.
+pub fn reader_api_json(lang: Lang, r: &ReaderReport) -> Value {
+    let mut v = json!({"reader": r.reader, "state": r.state, "message": r.message().get(lang), "codes": r.codes, "generation": r.generation});
+    // What stops this card from logging in, in words (code porteur blocked, expired…).
+    if let Some(code) = r.codes.first().filter(|_| r.state == SlotState::CardReady) {
+        v["problem"] = code.entry().message.get(lang).into();
+    }
+    if let Some(card) = &r.card {
+        v["card_type"] = card_label(card).into();
+        let id = &card.identity;
+        v["holder"] = json!({"nom": id.nom, "prenom": id.prenom, "profession": id.profession, "national_id": id.national_id});
+    }
+    v
 }

@@ -214,6 +214,7 @@ impl Autostart {
         self
     }
 
+    /// Where the user's entry lives.
     pub fn user_place(&self) -> &Place {
         &self.user
     }

@@ -72,7 +72,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 /// (Firefox).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Wanted {
+    /// The managed sites' origins (Chromium family).
     pub origins: Vec<String>,
+    /// The managed sites' host names (Firefox).
     pub hosts: Vec<String>,
 }
 
@@ -95,6 +97,7 @@ impl Wanted {
         Self { origins, hosts }
     }
 
+    /// Nothing to let through.
     pub fn is_empty(&self) -> bool {
         self.origins.is_empty()
     }

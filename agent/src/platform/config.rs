@@ -21,14 +21,16 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::card::mtls::Endpoint;
+use crate::platform::endpoint::Endpoint;
 use crate::platform::policy_keys::{self, PolicyProblem};
 
 pub const DEFAULT_PORT: u16 = 47413;
 
+/// The agent's settings, after the managed policy and the user's file are merged.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The loopback port pages call.
     #[serde(default = "default_port")]
     pub port: u16,
     /// Sites allowed to ask for a card login.
@@ -105,6 +107,7 @@ fn default_port() -> u16 {
     DEFAULT_PORT
 }
 
+/// A site allowed to use the card, from managed policy (or the user's file).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Site {
@@ -119,6 +122,7 @@ pub struct Site {
     pub signed_token: bool,
 }
 
+/// How `cpx-agent serve` asks for the code porteur (the tray app uses its own dialog).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum PinPromptConfig {
@@ -126,7 +130,10 @@ pub enum PinPromptConfig {
     #[default]
     Terminal,
     /// Ask through a pinentry program (Assuan protocol), e.g. /usr/bin/pinentry-gnome3.
-    Pinentry { program: PathBuf },
+    Pinentry {
+        /// The pinentry program.
+        program: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]

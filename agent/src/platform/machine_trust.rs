@@ -24,8 +24,10 @@ use crate::platform::localca::{self, LocalCaError, LoopbackIdentity};
 use crate::platform::secrets::FileStore;
 
 /// The file name of the CA in the stores that take files.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub const STORE_FILE_NAME: &str = "agent-cpx-local-ca";
 /// Our file in the Chromium-family managed policy folders.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub const CHROMIUM_POLICY_FILE: &str = "agent-cpx-local-ca.json";
 
 #[derive(Debug, thiserror::Error)]

@@ -5,9 +5,12 @@
 //! the browsers' stores), the browsers' policy files, and the tray app's per-user autostart entry.
 
 pub(crate) mod autostart;
+// The policy files are Linux's; Windows writes the registry, macOS a configuration profile.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) mod browser_policies;
 pub(crate) mod browser_trust;
 pub(crate) mod config;
+pub(crate) mod endpoint;
 pub(crate) mod firefox_policies;
 pub(crate) mod localca;
 pub(crate) mod machine_trust;
@@ -26,6 +29,7 @@ pub use browser_policies::{
     remove as remove_browser_policies, Wanted as BrowserPolicies,
 };
 pub use config::{Config, PinPromptConfig, Site};
+pub use endpoint::Endpoint;
 pub use localca::load_or_create as load_or_create_identity;
 pub use machine_trust::{install as install_trust, machine_dir, uninstall as uninstall_trust};
 pub use secrets::{keyring_fallback, FileStore};

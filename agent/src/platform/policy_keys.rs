@@ -9,8 +9,8 @@
 use serde::de::{self, Deserializer, Visitor};
 use serde::Serialize;
 
-use crate::card::mtls::Endpoint;
 use crate::platform::config::{normalise_origin, Config, Site, DEFAULT_PORT};
+use crate::platform::endpoint::Endpoint;
 
 /// One malformed key in one source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -98,7 +98,7 @@ pub fn split_list(text: &str) -> toml::Value {
 }
 
 /// The keys of `[pin_prompt]` (an enum tagged by `kind`, which serde cannot list).
-#[cfg(test)]
+#[cfg(all(test, not(windows)))]
 pub const PIN_PROMPT_KEYS: &[&str] = &["kind", "program"];
 
 /// Log levels `log_level` takes.

@@ -29,6 +29,7 @@ pub enum RootStoreError {
 }
 
 /// The DER of the first certificate of a PEM text.
+#[cfg_attr(not(test), allow(dead_code))]
 pub fn der_from_pem(pem: &[u8]) -> Result<Vec<u8>, RootStoreError> {
     use rustls::pki_types::pem::PemObject;
     rustls::pki_types::CertificateDer::from_pem_slice(pem)

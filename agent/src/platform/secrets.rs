@@ -102,6 +102,7 @@ impl SecretStore for KeyringStore {
 /// Secrets in a folder shared on purpose: the machine identity's (`machine_trust`, written as root,
 /// readable by every user) and the broker's. A user's own secrets are in a [`PrivateFileStore`].
 pub struct FileStore {
+    /// The folder of the secrets.
     pub dir: PathBuf,
 }
 

@@ -13,6 +13,16 @@ pub enum Generation {
     Cps4,
 }
 
+impl Generation {
+    /// The generation's name as people and the page say it: "CPS3", "CPS4".
+    pub fn name(self) -> &'static str {
+        match self {
+            Generation::Cps3 => "CPS3",
+            Generation::Cps4 => "CPS4",
+        }
+    }
+}
+
 /// How the card is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -125,11 +125,7 @@ impl Credential {
 
 /// "CPS3", "CPS4", or "CPx" when the generation is not known yet (a variant recognised by its issuer).
 pub fn generation_name(generation: Option<Generation>) -> &'static str {
-    match generation {
-        Some(Generation::Cps3) => "CPS3",
-        Some(Generation::Cps4) => "CPS4",
-        None => "CPx",
-    }
+    generation.map_or("CPx", Generation::name)
 }
 
 fn sw_hex<S: serde::Serializer>(sw: &StatusWord, s: S) -> Result<S::Ok, S::Error> {

@@ -21,9 +21,13 @@ pub fn session_cookie(cookie: &str) -> Option<&str> {
 /// The first-time linking form's new account (« Créer mon compte »), checked.
 #[derive(Debug, PartialEq, Eq)]
 pub struct NewAccount<'a> {
+    /// E-mail address.
     pub mail: &'a str,
+    /// Telephone number, optional.
     pub telephone: Option<&'a str>,
+    /// Postal code.
     pub code_postal: &'a str,
+    /// Town.
     pub ville: &'a str,
 }
 

@@ -8,18 +8,29 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use rand::RngCore;
 
+/// How long an issued challenge may be answered.
 pub const CHALLENGE_LIFETIME: Duration = Duration::from_secs(5 * 60);
 
+/// Why a challenge answered is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChallengeError {
+    /// Never issued here.
     #[error("unknown challenge")]
     Unknown,
+    /// Answered once already.
     #[error("challenge already used")]
     Replayed,
+    /// Older than its lifetime.
     #[error("challenge expired")]
     Expired,
+    /// Answered from another origin than the one it was issued for.
     #[error("challenge issued for {issued_for}, used from {used_from}")]
-    OriginMismatch { issued_for: String, used_from: String },
+    OriginMismatch {
+        /// The origin it was issued for.
+        issued_for: String,
+        /// The origin it came back from.
+        used_from: String,
+    },
 }
 
 struct Issued {
@@ -28,6 +39,7 @@ struct Issued {
     at: Instant,
 }
 
+/// The challenges a portal issued and those already used: each is answered once, in time, from its origin.
 #[derive(Default)]
 pub struct ChallengeStore {
     issued: Mutex<HashMap<String, Issued>>,
@@ -36,6 +48,7 @@ pub struct ChallengeStore {
 }
 
 impl ChallengeStore {
+    /// An empty store, with the default lifetime.
     pub fn new() -> Self {
         Self::default()
     }

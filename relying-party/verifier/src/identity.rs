@@ -4,26 +4,37 @@
 use serde::{Deserialize, Serialize};
 use x509_parser::prelude::*;
 
+/// Which register the identifiant national comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum IdKind {
+    /// RPPS (identifiant national 8 + RPPS).
     Rpps,
+    /// ADELI (identifiant national 0 + ADELI).
     Adeli,
+    /// Another register.
     Other,
 }
 
+/// The card holder, as the certificate says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     /// The identifiant national (8 + RPPS, 0 + ADELI): the key a portal links accounts with, so that a
     /// renewed card keeps working.
     pub national_id: String,
+    /// The register of the identifiant national.
     pub id_kind: IdKind,
+    /// The number in that register.
     pub id_number: String,
+    /// Family name.
     pub nom: String,
+    /// Given name.
     pub prenom: String,
+    /// The profession, when the certificate names it.
     pub profession: Option<String>,
     /// Certificate serial (changes with each card), hex.
     pub certificate_serial: String,
+    /// The issuing authority's name.
     pub issuer: String,
     /// What the CRLs said (an unknown status only where the portal allows it).
     #[serde(default)]

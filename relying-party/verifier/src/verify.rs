@@ -19,36 +19,56 @@ use x509_parser::prelude::FromDer;
 
 use crate::identity::{self, Identity};
 
+/// Why a certificate or a signed token is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
+    /// The trust anchors could not be loaded.
     #[error("trust anchors: {0}")]
     Anchors(String),
+    /// The certificate is not readable DER.
     #[error("certificate unreadable: {0}")]
     Malformed(String),
+    /// Past the certificate's end date.
     #[error("certificate expired")]
     Expired,
+    /// Before the certificate's start date.
     #[error("certificate not valid yet")]
     NotYetValid,
+    /// On its issuer's CRL.
     #[error("certificate revoked")]
     Revoked,
     /// No CRL of the certificate's issuer is loaded: nothing says the card was not revoked.
     #[error("revocation status unknown: no CRL from {issuer} is loaded")]
-    RevocationUnknown { issuer: String },
+    RevocationUnknown {
+        /// The issuer named by the certificate.
+        issuer: String,
+    },
     /// The issuer's CRL is past its nextUpdate: a newer one may list the card.
     #[error(
         "revocation status unknown: the CRL of {issuer} is out of date (next update was due {next_update})"
     )]
-    CrlExpired { issuer: String, next_update: String },
+    CrlExpired {
+        /// The issuer of the CRL.
+        issuer: String,
+        /// When the next CRL was due.
+        next_update: String,
+    },
+    /// A CRL could not be read.
     #[error("CRL unreadable: {0}")]
     Crl(String),
+    /// Not issued under a trusted IGC-Santé authority.
     #[error("certificate not issued by a trusted IGC-Santé authority")]
     UnknownIssuer,
+    /// Not a certificate for client authentication / digital signature.
     #[error("certificate not for client authentication / digital signature")]
     WrongUsage,
+    /// The chain was refused (webpki says why).
     #[error("certificate rejected: {0}")]
     Rejected(String),
+    /// The token is malformed.
     #[error("token: {0}")]
     Token(String),
+    /// The token's signature does not verify.
     #[error("token signature invalid")]
     BadSignature,
 }
@@ -56,7 +76,9 @@ pub enum VerifyError {
 /// A signed token as the page posts it (`cpx-token:1`).
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct Token {
+    /// `cpx-token:1`.
     pub format: String,
+    /// The signature scheme (`RSA-PKCS1-SHA256`, `RSA-PSS-SHA256`).
     pub algorithm: String,
     /// base64 DER.
     pub certificate: String,
@@ -72,9 +94,13 @@ pub enum Revocation {
     #[default]
     NotRevoked,
     /// No current CRL of the issuer, accepted because the portal allows an unknown status: why.
-    Unknown { reason: String },
+    Unknown {
+        /// Why the status is unknown.
+        reason: String,
+    },
 }
 
+/// Verifies CPx card certificates and signed tokens against the IGC-Santé anchors and CRLs.
 pub struct Verifier {
     anchors: Vec<rustls::pki_types::TrustAnchor<'static>>,
     intermediates: Vec<CertificateDer<'static>>,
@@ -144,6 +170,7 @@ impl Verifier {
         self
     }
 
+    /// Whether a certificate whose revocation status is unknown is accepted.
     pub fn allows_unknown_revocation(&self) -> bool {
         self.allow_unknown_revocation
     }
@@ -155,6 +182,7 @@ impl Verifier {
         Ok(())
     }
 
+    /// The trust anchors, as certificates.
     pub fn anchor_certs(&self) -> &[CertificateDer<'static>] {
         &self.anchor_certs
     }
@@ -164,6 +192,7 @@ impl Verifier {
         self.verify_certificate_at(cert_der, UnixTime::now())
     }
 
+    /// Verifies a card certificate at `now` and returns the holder's identity.
     pub fn verify_certificate_at(&self, cert_der: &[u8], now: UnixTime) -> Result<Identity, VerifyError> {
         let (_, cert) = x509_parser::certificate::X509Certificate::from_der(cert_der)
             .map_err(|e| VerifyError::Malformed(e.to_string()))?;
