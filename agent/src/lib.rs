@@ -28,6 +28,7 @@ pub mod card {
     pub use cpx_card::{Generation, Identity, Pin, PinStatus, Validity};
 }
 
+pub mod admin_owned;
 pub mod api;
 pub mod autostart;
 pub mod broker;
@@ -50,6 +51,7 @@ pub mod mtls;
 pub mod output;
 pub mod paths;
 pub mod peer;
+pub mod peer_table;
 pub mod pin_prompt;
 pub mod policy_keys;
 pub mod policy_macos;
