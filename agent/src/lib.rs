@@ -39,6 +39,7 @@ pub mod card_state;
 pub mod config;
 pub mod consent;
 pub mod diagnose;
+pub mod dialog_pressure;
 pub mod exit;
 pub mod firefox_policies;
 pub mod limits;
