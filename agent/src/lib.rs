@@ -54,6 +54,7 @@ pub mod mtls;
 pub mod output;
 pub mod paths;
 pub mod peer;
+pub mod peer_cred;
 pub mod peer_table;
 pub mod pin_prompt;
 pub mod policy_keys;
