@@ -62,6 +62,86 @@ pub fn check_unix_path(path: &Path) -> Result<(), Untrusted> {
     Ok(())
 }
 
+/// What [`ensure_machine_folder`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FolderState {
+    /// The folder did not exist: made, with the administrators' rights.
+    Created,
+    /// It existed and passes the rule.
+    Trusted,
+    /// It existed with another owner, or writable by others: set aside (nothing in it is used) and made
+    /// anew.
+    Rebuilt { set_aside: std::path::PathBuf, why: Untrusted },
+}
+
+/// The machine folder, made or checked before anything in it is used: a folder that exists with another
+/// owner, or that others can write, is renamed aside (`<name>.untrusted-<unix time>`, kept for the
+/// helpdesk) and made anew. Run by the installers' `install-trust` as root / an administrator.
+pub fn ensure_machine_folder(dir: &Path) -> std::io::Result<FolderState> {
+    if !dir.exists() {
+        make_machine_folder(dir)?;
+        return Ok(FolderState::Created);
+    }
+    let Err(why) = check_folder_itself(dir) else { return Ok(FolderState::Trusted) };
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let aside = |n: u32| {
+        let mut name = dir.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".untrusted-{stamp}"));
+        if n > 0 {
+            name.push(format!("-{n}"));
+        }
+        dir.with_file_name(name)
+    };
+    let set_aside = (0..1000).map(aside).find(|p| !p.exists()).unwrap_or_else(|| aside(1000));
+    std::fs::rename(dir, &set_aside)?;
+    make_machine_folder(dir)?;
+    Ok(FolderState::Rebuilt { set_aside, why })
+}
+
+#[cfg(unix)]
+fn check_folder_itself(dir: &Path) -> Result<(), Untrusted> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(dir)
+        .map_err(|e| Untrusted::Unreadable { path: dir.display().to_string(), reason: e.to_string() })?;
+    if m.file_type().is_symlink() {
+        return Err(Untrusted::Writable {
+            path: dir.display().to_string(),
+            who: "a symbolic link's maker".into(),
+        });
+    }
+    unix_rule(&dir.display().to_string(), m.uid(), m.mode())
+}
+
+#[cfg(windows)]
+fn check_folder_itself(dir: &Path) -> Result<(), Untrusted> {
+    win::check_path(dir)
+}
+
+#[cfg(not(any(unix, windows)))]
+fn check_folder_itself(_: &Path) -> Result<(), Untrusted> {
+    Ok(())
+}
+
+#[cfg(unix)]
+fn make_machine_folder(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
+    // The umask may have taken bits away, never added: set exactly.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+}
+
+#[cfg(windows)]
+fn make_machine_folder(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    win::protect_folder(dir)
+}
+
+#[cfg(not(any(unix, windows)))]
+fn make_machine_folder(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
 /// Who an ACE names, as SDDL writes it: an abbreviation (`SY`, `BA`, `BU`, `CO`, `WD`…) or `S-1-…`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sid(pub String);
@@ -392,6 +472,28 @@ mod win {
             sid
         }
 
+        /// A folder another account made (here: this test's account, with what it inherits) and filled
+        /// is never trusted: set aside, and the folder made anew holds nothing of it. Under Wine, which
+        /// does not keep descriptors, the owner read back is this account's, never the administrators'.
+        #[test]
+        fn a_planted_folder_is_never_trusted() {
+            let base = std::env::temp_dir().join(format!("cpx-planted-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&base);
+            let dir = base.join("Agent CPx");
+            std::fs::create_dir_all(dir.join("secrets")).unwrap();
+            std::fs::write(dir.join("local-ca.pem"), "planted").unwrap();
+            let verdict = check_path(&dir);
+            assert!(
+                matches!(verdict, Err(Untrusted::Owner { .. } | Untrusted::Writable { .. })),
+                "{verdict:?}"
+            );
+            let state = ensure_machine_folder(&dir).unwrap();
+            let FolderState::Rebuilt { set_aside, .. } = state else { panic!("{state:?}") };
+            assert_eq!(std::fs::read_to_string(set_aside.join("local-ca.pem")).unwrap(), "planted");
+            assert!(dir.is_dir() && !dir.join("local-ca.pem").exists());
+            let _ = std::fs::remove_dir_all(&base);
+        }
+
         /// The descriptor Windows builds for the machine folder, read field by field (Wine does not keep
         /// a file's descriptor, so it is checked here rather than on a folder).
         #[test]
@@ -570,5 +672,39 @@ mod tests {
         assert_eq!(check_unix_path(&link), verdict);
         assert!(matches!(check_unix_path(&dir.join("absent")), Err(Untrusted::Unreadable { .. })));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_machine_folder_is_set_aside_and_made_anew() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let base = std::env::temp_dir().join(format!("cpx-machine-folder-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let dir = base.join("cpx-agent");
+        assert_eq!(ensure_machine_folder(&dir).unwrap(), FolderState::Created);
+        assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o7777, 0o755);
+        let mine = std::fs::metadata(&dir).unwrap().uid();
+        if mine != 0 {
+            // Not root: the folder made is this user's, which the rule refuses; nothing more to show.
+            std::fs::remove_dir_all(&base).unwrap();
+            return;
+        }
+        assert_eq!(ensure_machine_folder(&dir).unwrap(), FolderState::Trusted);
+        // Another account's doing: the folder left writable by all, a CA planted in it.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::write(dir.join("local-ca.pem"), "planted").unwrap();
+        let FolderState::Rebuilt { set_aside, why } = ensure_machine_folder(&dir).unwrap() else { panic!() };
+        assert!(matches!(why, Untrusted::Writable { .. }), "{why:?}");
+        assert_eq!(std::fs::read_to_string(set_aside.join("local-ca.pem")).unwrap(), "planted");
+        assert!(!dir.join("local-ca.pem").exists(), "nothing planted is in the folder used");
+        assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o7777, 0o755);
+        // Owned by another account.
+        std::os::unix::fs::chown(&dir, Some(65534), None).unwrap();
+        assert!(matches!(
+            ensure_machine_folder(&dir).unwrap(),
+            FolderState::Rebuilt { why: Untrusted::Owner { .. }, .. }
+        ));
+        assert_eq!(std::fs::metadata(&dir).unwrap().uid(), 0);
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }
