@@ -1,0 +1,122 @@
+//! macOS: the owner of a loopback client socket through libproc, as `lsof` finds it: every process's
+//! descriptors (`PROC_PIDLISTFDS`), for each socket its TCP endpoint (`PROC_PIDFDSOCKETINFO`), and the
+//! owner of the process whose socket is bound to the client's address and port and connected to the
+//! agent's address and port (`PROC_PIDTBSDINFO`): the whole pair, by [`crate::loopback::peer_table`]'s
+//! one rule. Ports alone let another account that bound `<its LAN address>:Y`, Y being the browser's
+//! source port, pass as the professional (issue 19). Processes of other users are visible to this walk only as far as the system
+//! lets a user see them; a client that cannot be found is refused (fail closed).
+//!
+//! `struct socket_fdinfo` (sys/proc_info.h) is not in the libc crate; the fields read are at fixed offsets,
+//! parsed by [`crate::loopback::peer_table::macos_row`].
+
+use std::net::SocketAddr;
+
+use super::{PeerError, UserId};
+
+use crate::loopback::peer_table::{client_owner, macos_row, MatchError, SocketRow};
+
+const PROC_PIDFDSOCKETINFO: libc::c_int = 3;
+/// Larger than `struct socket_fdinfo` (about 800 bytes).
+const SOCKET_FDINFO_BUF: usize = 2048;
+
+fn uid_of_pid(pid: libc::c_int) -> Option<u32> {
+    // SAFETY: proc_bsdinfo is plain data; all zeros is a valid value.
+    let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
+    // SAFETY: `info` outlives the call and `size` is its size.
+    let n = unsafe {
+        libc::proc_pidinfo(
+            pid,
+            libc::PROC_PIDTBSDINFO,
+            0,
+            (&mut info as *mut libc::proc_bsdinfo).cast(),
+            size,
+        )
+    };
+    (n == size).then_some(info.pbi_uid)
+}
+
+/// Every TCP socket of every visible process, its owner the pid.
+fn tcp_sockets() -> Result<Vec<SocketRow<libc::c_int>>, PeerError> {
+    let mut pids = vec![0 as libc::pid_t; 4096];
+    // SAFETY: `pids` outlives the call and holds the byte length given.
+    let n = unsafe {
+        libc::proc_listallpids(
+            pids.as_mut_ptr().cast(),
+            (pids.len() * std::mem::size_of::<libc::pid_t>()) as libc::c_int,
+        )
+    };
+    if n < 0 {
+        return Err(PeerError::Lookup(format!("proc_listallpids: {}", std::io::Error::last_os_error())));
+    }
+    pids.truncate(n as usize);
+    let mut out = Vec::new();
+    for pid in pids {
+        let mut fds = vec![libc::proc_fdinfo { proc_fd: 0, proc_fdtype: 0 }; 1024];
+        // SAFETY: `fds` outlives the call and holds the byte length given.
+        let bytes = unsafe {
+            libc::proc_pidinfo(
+                pid,
+                libc::PROC_PIDLISTFDS,
+                0,
+                fds.as_mut_ptr().cast(),
+                (fds.len() * std::mem::size_of::<libc::proc_fdinfo>()) as libc::c_int,
+            )
+        };
+        if bytes <= 0 {
+            continue;
+        }
+        fds.truncate(bytes as usize / std::mem::size_of::<libc::proc_fdinfo>());
+        for fd in fds.iter().filter(|f| f.proc_fdtype == libc::PROX_FDTYPE_SOCKET as u32) {
+            let mut info = [0u8; SOCKET_FDINFO_BUF];
+            // SAFETY: `info` outlives the call and holds the byte length given.
+            let got = unsafe {
+                libc::proc_pidfdinfo(
+                    pid,
+                    fd.proc_fd,
+                    PROC_PIDFDSOCKETINFO,
+                    info.as_mut_ptr().cast(),
+                    info.len() as libc::c_int,
+                )
+            };
+            if got <= 0 {
+                continue;
+            }
+            if let Some(row) = macos_row(pid, info.get(..got as usize).unwrap_or(&info)) {
+                out.push(row);
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn current_user() -> Result<UserId, PeerError> {
+    // SAFETY: geteuid takes nothing and cannot fail.
+    Ok(UserId(unsafe { libc::geteuid() }.to_string()))
+}
+
+pub fn owner_of_client(local: SocketAddr, remote: SocketAddr) -> Result<UserId, PeerError> {
+    let pid = client_owner(tcp_sockets()?, local, remote).map_err(|e| match e {
+        MatchError::NotFound { .. } => PeerError::NotFound(remote.to_string()),
+        e @ MatchError::Ambiguous { .. } => PeerError::Lookup(e.to_string()),
+    })?;
+    uid_of_pid(pid).map(|u| UserId(u.to_string())).ok_or_else(|| PeerError::NotFound(remote.to_string()))
+}
+
+pub fn listening_ports_of(
+    user: &UserId,
+    range: std::ops::RangeInclusive<u16>,
+) -> Result<Vec<u16>, PeerError> {
+    let mut ports: Vec<u16> = tcp_sockets()?
+        .into_iter()
+        .filter(|r| {
+            r.remote.port() == 0
+                && range.contains(&r.local.port())
+                && uid_of_pid(r.owner).is_some_and(|u| u.to_string() == user.0)
+        })
+        .map(|r| r.local.port())
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    Ok(ports)
+}
