@@ -35,6 +35,7 @@ pub enum Untrusted {
 }
 
 /// The Unix rule for one file or folder: owned by root, no write bit for group or others.
+#[cfg_attr(not(unix), allow(dead_code))]
 pub fn unix_rule(path: &str, uid: u32, mode: u32) -> Result<(), Untrusted> {
     if uid != 0 {
         return Err(Untrusted::Owner { path: path.to_owned(), owner: format!("uid {uid}") });
@@ -304,7 +305,7 @@ pub fn check_descriptor(path: &str, d: &Descriptor) -> Result<(), Untrusted> {
 }
 
 #[cfg(windows)]
-pub use win::{machine_folder_descriptor, protect_folder, OwnedDescriptor};
+pub use win::protect_folder;
 
 #[cfg(windows)]
 #[allow(unsafe_code)] // Win32: security descriptors
@@ -548,7 +549,7 @@ mod win {
 }
 
 #[cfg(windows)]
-pub use win::{check_path as check_windows_path, descriptor_of};
+pub use win::check_path as check_windows_path;
 
 #[cfg(test)]
 mod tests {
