@@ -112,6 +112,8 @@ pub fn prepare(
     prompt: Arc<dyn PinPrompt>,
     consent: Option<Arc<dyn ConsentPrompt>>,
 ) -> Result<Prepared, String> {
+    crate::platform::secrets::private_data_dir(data_dir)
+        .map_err(|e| format!("{}: {e}", data_dir.display()))?;
     let identity = loopback_identity(data_dir, store)?;
     let consent = Consent::for_config(&config, data_dir, store, consent).map_err(|e| e.to_string())?;
     let cards = CardService::new(cache, card_timeout, Duration::from_secs(config.busy_wait_seconds));
