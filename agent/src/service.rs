@@ -27,6 +27,14 @@ pub enum StartError {
     /// The approvals of sites outside policy cannot be read.
     #[error(transparent)]
     Consent(#[from] crate::card::consent::ConsentError),
+    /// The data folder cannot be made private to the user (0700).
+    #[error("{}: {source}", dir.display())]
+    DataDir {
+        /// The folder.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The loopback port cannot be listened on.
     #[error("port {port} on 127.0.0.1: {source}")]
     Bind {
@@ -86,7 +94,7 @@ pub fn load_config(path: Option<PathBuf>) -> Result<(Config, String), StartError
     let policy = Some(policy_file.clone()).filter(|p| p.exists());
     let mut layers = crate::platform::policy_registry::layers();
     layers.extend(crate::platform::policy_macos::layers());
-    layers.extend(policy.as_deref().map(crate::platform::config::PolicyLayer::from_file));
+    layers.extend(policy.as_deref().map(crate::platform::config::PolicyLayer::from_machine_file));
     // The MSI's properties, below every policy source (a GPO's value wins).
     layers.extend(crate::platform::policy_registry::defaults_layers());
     let (mut config, mut provenance) =
@@ -170,6 +178,8 @@ pub fn prepare(
     prompt: Arc<dyn PinPrompt>,
     consent: Option<Arc<dyn ConsentPrompt>>,
 ) -> Result<Prepared, StartError> {
+    crate::platform::secrets::private_data_dir(data_dir)
+        .map_err(|source| StartError::DataDir { dir: data_dir.to_path_buf(), source })?;
     let identity = loopback_identity(data_dir, store)?;
     let consent = Consent::for_config(&config, data_dir, store, consent)?;
     let cards = CardService::new(cache, card_timeout, Duration::from_secs(config.busy_wait_seconds));

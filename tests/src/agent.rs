@@ -11,6 +11,8 @@ use crate::{binary, root};
 
 /// The agent's default port (cpx-agent's config.rs).
 pub const DEFAULT_AGENT_PORT: u16 = 47413;
+/// The demo portal's session cookie (`__Host-` prefixed: this host only, Secure, Path=/).
+pub const PORTAL_SESSION_COOKIE: &str = "__Host-cpx_session";
 
 /// A free TCP port on the loopback.
 pub fn free_port() -> u16 {
@@ -828,7 +830,7 @@ impl PortalProcess {
         body: Option<&str>,
         deadline: std::time::Duration,
     ) -> Result<HttpAnswer, NoAnswer> {
-        let cookie_header = cookie.map(|c| format!("cpx_session={c}"));
+        let cookie_header = cookie.map(|c| format!("{PORTAL_SESSION_COOKIE}={c}"));
         let mut headers: Vec<(&str, &str)> = vec![("Origin", self.origin.as_str())];
         if let Some(c) = &cookie_header {
             headers.push(("Cookie", c));
@@ -844,10 +846,9 @@ impl PortalProcess {
 impl HttpAnswer {
     /// The session cookie the answer sets.
     pub fn session_cookie(&self) -> Option<String> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-            .find_map(|(_, v)| v.strip_prefix("cpx_session=")?.split(';').next().map(str::to_owned))
+        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie")).find_map(|(_, v)| {
+            v.strip_prefix(PORTAL_SESSION_COOKIE)?.strip_prefix('=')?.split(';').next().map(str::to_owned)
+        })
     }
 }
 

@@ -639,12 +639,13 @@ impl World {
             if !self.linked && f.body.contains("/premiere-connexion") {
                 // The card's first login: link it to its account, as the professional does once.
                 if let Some(session) = f.session_cookie() {
+                    // Linking confirms the card shown on the page (cps3: Jean DUPONT).
                     let _ = self.portal.try_page(
                         "POST",
                         "/premiere-connexion/lier",
                         Some(&session),
                         "application/x-www-form-urlencoded",
-                        Some("username=amelie&password=mot-de-passe-amelie"),
+                        Some("username=amelie&password=mot-de-passe-amelie&carte=899700123456"),
                         self.deadline,
                     );
                 }

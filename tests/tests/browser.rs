@@ -56,6 +56,10 @@ fn card_login_link_second_login_and_liberal_account_in_chromium() {
         {
             assert!(text.contains(want), "{want:?} missing: {text}");
         }
+        // Whose card it is comes first, with « Ce n'est pas ma carte ».
+        let holder = b.text("#card-holder");
+        assert!(holder.contains("JEAN DUPONT") && holder.contains("899700123456"), "{holder}");
+        assert!(b.text("#whose-title").contains("Est-ce bien votre carte ?"));
         b.screenshot("02-premiere-connexion");
         let dialog = w.agent.dialogs().pop().unwrap();
         assert!(
@@ -65,6 +69,7 @@ fn card_login_link_second_login_and_liberal_account_in_chromium() {
 
         b.type_into("#link-username", "amelie");
         b.type_into("#link-password", "mot-de-passe-amelie");
+        b.click("#link-confirm");
         b.click("form[action='/premiere-connexion/lier'] button");
         b.wait_path("/compte");
         b.wait_text("#links", "899700123456");
@@ -91,6 +96,7 @@ fn card_login_link_second_login_and_liberal_account_in_chromium() {
     b.type_into("#telephone", "0102030405");
     b.type_into("#code_postal", "75012");
     b.type_into("#ville", "Paris");
+    b.click("#create-confirm");
     b.screenshot("05-creation-compte-liberal");
     b.click("form[action='/premiere-connexion/creer'] button");
     b.wait_path("/compte");

@@ -1,7 +1,8 @@
 //! A hostile portal cannot hold the agent: its mTLS endpoint (a TLS server in this test that asks for
 //! and verifies the card's client certificate, as a real portal does) answers without end (1 GiB), a
-//! byte now and then, or not at all. The agent stops reading at its answer cap or at its deadline and
-//! gives the page a typed error; the server sees the agent hang up early.
+//! byte now and then, not at all, or half an answer without a length cut without TLS's close_notify. The
+//! agent stops reading at its answer cap or at its deadline, or refuses the cut answer, and gives the
+//! page a typed error; the server sees the agent hang up early.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -25,6 +26,9 @@ enum Behaviour {
     Dribble,
     /// Completes the handshake, reads the request and never answers.
     Silent,
+    /// Answers with no length, half a body, then closes the TCP connection without TLS's close_notify:
+    /// what an attacker on the path who cuts the connection leaves.
+    CutShort,
 }
 
 struct HostilePortal {
@@ -87,9 +91,17 @@ impl HostilePortal {
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
                 }
                 Behaviour::Silent => b"",
+                Behaviour::CutShort => {
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"status\":\"authenticated\",\"code\":\"ab"
+                }
             };
             if let Err(e) = tls.write_all(head).and_then(|_| tls.flush()) {
                 return end(format!("head: {e}"));
+            }
+            if let Behaviour::CutShort = behaviour {
+                // TCP closed under TLS: no close_notify.
+                let _ = tls.sock.shutdown(std::net::Shutdown::Both);
+                return end("agent hung up: cut by the server".into());
             }
             let chunk = vec![b' '; 64 * 1024];
             loop {
@@ -103,6 +115,7 @@ impl HostilePortal {
                         std::thread::sleep(Duration::from_millis(500));
                         tls.write_all(b" ").and_then(|_| tls.flush()).map(|_| 1)
                     }
+                    Behaviour::CutShort => Ok(0),
                     Behaviour::Silent => {
                         std::thread::sleep(Duration::from_millis(200));
                         // Sees the agent hang up: a read returns 0 or fails once it has.
@@ -204,4 +217,14 @@ fn a_portal_that_dribbles_or_says_nothing_meets_the_deadline() {
         assert!(detail.contains("no complete answer within 15 s"), "{name}: {detail}");
         assert!(ended.starts_with("agent hung up"), "{name}: {ended}");
     }
+}
+
+#[test]
+fn a_portal_answer_cut_before_its_end_is_an_error() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let reader = stack().reader();
+    let _card = insert("cps3", &reader);
+    let (status, code, detail, _, _) = login_against("hostile-cut", Behaviour::CutShort);
+    assert_eq!((status, code.as_str()), (502, "PORTAL_TLS"), "{detail}");
+    assert!(detail.contains("answer cut before its end"), "{detail}");
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use cpx_tests::agent::{
     server_pki, write_card_crl, write_current_card_crl, AgentProcess, PortalProcess, Request, Server,
-    ServerPki, DEFAULT_AGENT_PORT,
+    ServerPki, DEFAULT_AGENT_PORT, PORTAL_SESSION_COOKIE,
 };
 use cpx_tests::{insert, out_dir, stack};
 use serde_json::{json, Value};
@@ -106,16 +106,23 @@ fn first_login_links_then_second_login_goes_straight_in() {
         "value=\"DUPONT\"",
         "value=\"JEAN\"",
         "value=\"Médecin\"",
+        "Est-ce bien votre carte ?",
+        "<strong>JEAN DUPONT</strong> — Médecin, identifiant national 899700123456",
     ] {
         assert!(page.body.contains(want), "missing {want:?}");
     }
+    // The right password, but the professional has not confirmed that the card shown is theirs.
+    let unconfirmed =
+        w.form("/premiere-connexion/lier", Some(&cookie), "username=amelie&password=mot-de-passe-amelie");
+    assert_eq!(unconfirmed.status, 400, "{}", unconfirmed.body);
+    assert!(unconfirmed.body.contains("cochez « Cette carte est la mienne »"));
     // Only the account's owner can link it.
     let bad = w.portal.page(
         "POST",
         "/premiere-connexion/lier",
         Some(&cookie),
         "application/x-www-form-urlencoded",
-        Some("username=amelie&password=devine"),
+        Some("username=amelie&password=devine&carte=899700123456"),
     );
     assert_eq!(bad.status, 401);
     assert!(bad.body.contains("seul le titulaire du compte"));
@@ -124,7 +131,7 @@ fn first_login_links_then_second_login_goes_straight_in() {
         "/premiere-connexion/lier",
         Some(&cookie),
         "application/x-www-form-urlencoded",
-        Some("username=amelie&password=mot-de-passe-amelie"),
+        Some("username=amelie&password=mot-de-passe-amelie&carte=899700123456"),
     );
     assert_eq!((ok.status, ok.header("Location")), (303, Some("/compte")));
     let cookie = ok.session_cookie().expect("a new session id at linking");
@@ -160,7 +167,7 @@ fn liberal_account_created_from_the_card() {
         "/premiere-connexion/creer",
         Some(&cookie),
         "application/x-www-form-urlencoded",
-        Some("mail=claire.martin%40example.fr&code_postal=&ville="),
+        Some("mail=claire.martin%40example.fr&code_postal=&ville=&carte=899700234567"),
     );
     assert_eq!(missing.status, 400, "code postal and ville are required");
     let made = w.portal.page(
@@ -168,7 +175,7 @@ fn liberal_account_created_from_the_card() {
         "/premiere-connexion/creer",
         Some(&cookie),
         "application/x-www-form-urlencoded",
-        Some("mail=claire.martin%40example.fr&telephone=0102030405&code_postal=75012&ville=Paris"),
+        Some("mail=claire.martin%40example.fr&telephone=0102030405&code_postal=75012&ville=Paris&carte=899700234567"),
     );
     assert_eq!(made.status, 303, "{}", made.body);
     let cookie = made.session_cookie().expect("a new session id at account creation");
@@ -266,7 +273,7 @@ fn an_identity_linked_to_one_account_cannot_be_linked_to_another() {
         "/premiere-connexion/lier",
         Some(&c1),
         "application/x-www-form-urlencoded",
-        Some("username=amelie&password=mot-de-passe-amelie"),
+        Some("username=amelie&password=mot-de-passe-amelie&carte=899700123456"),
     );
     assert_eq!(first.status, 303);
     let c1 = first.session_cookie().unwrap();
@@ -275,7 +282,7 @@ fn an_identity_linked_to_one_account_cannot_be_linked_to_another() {
         "/premiere-connexion/lier",
         Some(&c2),
         "application/x-www-form-urlencoded",
-        Some("username=bruno&password=mot-de-passe-bruno"),
+        Some("username=bruno&password=mot-de-passe-bruno&carte=899700123456"),
     );
     assert_eq!(second.status, 409, "{}", second.body);
     assert!(second.body.contains("déjà liée à un autre compte"));
@@ -294,7 +301,7 @@ fn an_identity_linked_to_one_account_cannot_be_linked_to_another() {
         "/premiere-connexion/lier",
         Some(&c3),
         "application/x-www-form-urlencoded",
-        Some("username=bruno&password=mot-de-passe-bruno"),
+        Some("username=bruno&password=mot-de-passe-bruno&carte=899700123456"),
     );
     assert_eq!(linked.status, 303);
     let c3 = linked.session_cookie().unwrap();
@@ -306,7 +313,7 @@ fn an_identity_linked_to_one_account_cannot_be_linked_to_another() {
         path: "/compte/delier",
         headers: &[
             ("Origin", "https://evil.example"),
-            ("Cookie", &format!("cpx_session={c3}")),
+            ("Cookie", &format!("{PORTAL_SESSION_COOKIE}={c3}")),
             ("Content-Type", "application/x-www-form-urlencoded"),
         ],
         body: Some(""),
@@ -415,8 +422,11 @@ fn a_session_id_set_before_login_is_not_the_one_after() {
         .page("GET", "/premiere-connexion", Some(&pending), "", None)
         .body
         .contains("value=\"DUPONT\""));
-    let linked =
-        w.form("/premiere-connexion/lier", Some(&pending), "username=amelie&password=mot-de-passe-amelie");
+    let linked = w.form(
+        "/premiere-connexion/lier",
+        Some(&pending),
+        "username=amelie&password=mot-de-passe-amelie&carte=899700123456",
+    );
     assert_eq!(linked.status, 303, "{}", linked.body);
     let after = linked.session_cookie().expect("a new session id at linking");
     assert_ne!(after, pending);
@@ -578,4 +588,68 @@ fn revoked_cards_and_unknown_revocation_status_are_refused_and_crls_reload() {
     eventually(Duration::from_secs(10), "the login without revocation check is logged", || {
         w.portal.stderr().contains("accepted without revocation check")
     });
+}
+
+#[test]
+fn parallel_password_guesses_are_counted_before_the_hash() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let w = world("flow-parallel-guesses", "");
+    // 12 guesses sent at once over 12 connections: only the account's 5 reach the password check.
+    let start = std::sync::Barrier::new(12);
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let guesses: Vec<_> = (0..12)
+            .map(|i| {
+                let (w, start) = (&w, &start);
+                s.spawn(move || {
+                    start.wait();
+                    w.form("/login", None, &format!("username=amelie&password=devine-{i}")).status
+                })
+            })
+            .collect();
+        guesses.into_iter().map(|g| g.join().unwrap()).collect()
+    });
+    let count = |status| statuses.iter().filter(|s| **s == status).count();
+    assert_eq!((count(401), count(429)), (5, 7), "{statuses:?}");
+    assert_eq!(w.form("/login", None, "username=amelie&password=mot-de-passe-amelie").status, 429);
+}
+
+#[test]
+fn the_session_cookie_is_host_only_and_a_foreign_card_can_be_turned_down() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let w = world("flow-not-my-card", "");
+    let reader = stack().reader();
+    let _card = insert("cps3", &reader);
+    let (cookie, _, answer) = w.card_step(None, &w.portal.origin);
+    let fin = w.finish(&cookie, answer["portal"]["code"].as_str().unwrap());
+    let set = fin.header("Set-Cookie").expect("a session cookie").to_owned();
+    assert!(set.starts_with("__Host-cpx_session="), "{set}");
+    for part in ["; Path=/", "; Secure", "; HttpOnly", "; SameSite=Strict"] {
+        assert!(set.contains(part), "{set}");
+    }
+    assert!(!set.to_ascii_lowercase().contains("domain="), "{set}");
+    let pending = fin.session_cookie().unwrap();
+    // The same session id under the unprefixed name (which a sibling host could set) is no session.
+    let ca_pem = std::fs::read_to_string(&w._pki.ca_pem).unwrap();
+    let portal = Server { ca_pem: &ca_pem, addr: "127.0.0.1", host: "portal.test", port: w.portal.site_port };
+    let unprefixed = portal.send(&Request {
+        method: "GET",
+        path: "/premiere-connexion",
+        headers: &[("Cookie", &format!("cpx_session={pending}"))],
+        body: None,
+    });
+    assert_eq!(unprefixed.status, 403);
+    // « Ce n'est pas ma carte »: the card is not linked, the pending session ends, and the page says why.
+    let refused = w.form("/premiere-connexion/refuser", Some(&pending), "");
+    assert_eq!(refused.status, 200);
+    assert!(refused.body.contains("un autre programme se fait peut-être passer pour l'Agent CPx"));
+    assert!(refused.header("Set-Cookie").is_some_and(|c| c.contains("Max-Age=0")));
+    let late = w.form(
+        "/premiere-connexion/lier",
+        Some(&pending),
+        "username=amelie&password=mot-de-passe-amelie&carte=899700123456",
+    );
+    assert_eq!(late.status, 403);
+    // The card is still unlinked: its next login asks again.
+    let (_, _, again) = w.card_step(None, &w.portal.origin);
+    assert_eq!(again["portal"]["status"], "link_required");
 }

@@ -143,11 +143,16 @@ impl Approvals {
     fn save(&self, sites: &[Approval]) -> Result<(), ConsentError> {
         let err = |source| ConsentError::File { path: self.path.clone(), source };
         if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(err)?;
+            crate::platform::secrets::private_data_dir(dir).map_err(err)?;
         }
         let sealed = SealedFile { version: 1, sites: sites.to_vec(), mac: self.seal(sites) };
         let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&sealed).unwrap_or_default()).map_err(err)?;
+        // This user's only (0600): which sites the professional approved is nobody else's business.
+        crate::platform::secrets::write_private(
+            &tmp,
+            &serde_json::to_vec_pretty(&sealed).unwrap_or_default(),
+        )
+        .map_err(err)?;
         std::fs::rename(&tmp, &self.path).map_err(err)
     }
 
@@ -338,6 +343,20 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let store = FileStore { dir: dir.join("secrets") };
         (dir, store)
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_data_folder_and_sites_json_are_this_users_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, store) = fresh();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let a = Approvals::open(&dir, &store).unwrap();
+        a.add("https://a.example").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700, "the data folder");
+        assert_eq!(mode(&dir.join(FILE_NAME)), 0o600, "sites.json");
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub enum AnswerProblem {
     TooLarge { endpoint: String, limit: usize },
     #[error("{endpoint}: no complete answer within {seconds} s")]
     TooSlow { endpoint: String, seconds: u64 },
+    #[error("{endpoint}: answer cut before its end (no length, connection closed without close_notify)")]
+    CutShort { endpoint: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -256,11 +258,14 @@ async fn exchange_async(
     let server_name = ServerName::try_from(endpoint.host.clone())
         .map_err(|e| MtlsError::Tls(name.clone(), e.to_string()))?;
     let unreachable = |why: String| MtlsError::Unreachable(name.clone(), why);
-    let addr = tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port))
-        .await
-        .map_err(|e| unreachable(e.to_string()))?
-        .next()
-        .ok_or_else(|| unreachable("no address".into()))?;
+    // The name lookup too runs within the deadline: a resolver that never answers does not hold the login.
+    let addr =
+        tokio::time::timeout_at(deadline, tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port)))
+            .await
+            .map_err(|_| unreachable("name lookup timed out".into()))?
+            .map_err(|e| unreachable(e.to_string()))?
+            .next()
+            .ok_or_else(|| unreachable("no address".into()))?;
     let tcp = match tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(addr)).await {
         Ok(Ok(tcp)) => tcp,
         Ok(Err(e)) => return Err(unreachable(e.to_string())),
@@ -273,6 +278,7 @@ async fn exchange_async(
             Some(t) => MtlsError::Tls(name.clone(), t.to_string()),
             None => MtlsError::Tls(name.clone(), e.to_string()),
         };
+    let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let exchange = async {
         // The handshake (the card signs in it).
         let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
@@ -287,7 +293,7 @@ async fn exchange_async(
         .to_owned();
         let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
             .max_buf_size(MAX_ANSWER)
-            .handshake(hyper_util::rt::TokioIo::new(EofTolerant(tls)))
+            .handshake(hyper_util::rt::TokioIo::new(EofTolerant(tls, cut.clone())))
             .await
             .map_err(|e| http_err(&name, &e))?;
         tokio::spawn(connection);
@@ -300,6 +306,10 @@ async fn exchange_async(
             .map_err(|e| MtlsError::Tls(name.clone(), e.to_string()))?;
         let answer = sender.send_request(request).await.map_err(|e| http_err(&name, &e))?;
         let status = answer.status().as_u16();
+        // A body with neither a length nor chunks ends when the connection does: there, a close without
+        // close_notify may be an attacker's cut, not the end.
+        let delimited = answer.headers().contains_key(hyper::header::CONTENT_LENGTH)
+            || answer.headers().contains_key(hyper::header::TRANSFER_ENCODING);
         let too_large =
             || MtlsError::BadAnswer(AnswerProblem::TooLarge { endpoint: name.clone(), limit: MAX_ANSWER });
         let body = match Limited::new(answer.into_body(), MAX_ANSWER).collect().await {
@@ -314,6 +324,9 @@ async fn exchange_async(
                 })
             }
         };
+        if !delimited && cut.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(MtlsError::BadAnswer(AnswerProblem::CutShort { endpoint: name.clone() }));
+        }
         Ok(PortalAnswer { status, body, tls_version, card_time: Duration::ZERO })
     };
     // The whole exchange, handshake and answer, within the deadline: a byte now and then does not
@@ -347,8 +360,9 @@ fn http_err(name: &str, e: &hyper::Error) -> MtlsError {
 }
 
 /// The TLS stream, with a TCP close that came without TLS's `close_notify` read as the end of the
-/// answer (servers that do so are common; an answer cut short is still caught by its length).
-struct EofTolerant<S>(S);
+/// answer (servers that do so are common; an answer cut short is still caught by its length), and noted
+/// in the flag: an answer without a length that ends so is an error.
+struct EofTolerant<S>(S, Arc<std::sync::atomic::AtomicBool>);
 
 impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for EofTolerant<S> {
     fn poll_read(
@@ -358,6 +372,7 @@ impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for EofTolerant<S> {
     ) -> std::task::Poll<std::io::Result<()>> {
         match std::pin::Pin::new(&mut self.0).poll_read(cx, buf) {
             std::task::Poll::Ready(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                self.1.store(true, std::sync::atomic::Ordering::SeqCst);
                 std::task::Poll::Ready(Ok(()))
             }
             other => other,

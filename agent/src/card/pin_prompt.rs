@@ -147,10 +147,11 @@ impl PinPrompt for TerminalPrompt {
         writeln!(out, "\n{}\n\n{}", request.title(), request.description()).map_err(unavailable)?;
         write!(out, "{} ", request.prompt_label()).map_err(unavailable)?;
         out.flush().map_err(unavailable)?;
-        let mut line = Zeroizing::new(String::new());
+        // Room for any code porteur (no reallocation leaving a copy behind); the read buffer is wiped too.
+        let mut line = Zeroizing::new(String::with_capacity(256));
         let read = {
             let _quiet = NoEcho::on(&tty.input);
-            BufReader::new(&tty.input).read_line(&mut line)
+            WipedReader::new(&tty.input).read_line(&mut line)
         };
         let _ = writeln!(out);
         match read {
@@ -340,7 +341,7 @@ fn assuan_unescape(s: &str) -> Zeroizing<String> {
 struct Pinentry {
     child: std::process::Child,
     input: std::process::ChildStdin,
-    output: BufReader<std::process::ChildStdout>,
+    output: WipedReader<std::process::ChildStdout>,
     program: String,
 }
 
@@ -352,6 +353,45 @@ pub enum Answer {
     NotConfirmed,
     /// Any other `ERR`, or the pinentry closed the connection or sent what is not text.
     Cancelled,
+}
+
+/// A buffered reader whose buffer is wiped when dropped: the terminal's line and the pinentry's `D` line
+/// carry the code porteur through it (a `BufReader` would leave it in freed memory).
+pub struct WipedReader<R> {
+    inner: R,
+    buf: Zeroizing<Vec<u8>>,
+    pos: usize,
+    filled: usize,
+}
+
+impl<R: std::io::Read> WipedReader<R> {
+    pub fn new(inner: R) -> Self {
+        Self { inner, buf: Zeroizing::new(vec![0; 4096]), pos: 0, filled: 0 }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for WipedReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: std::io::Read> BufRead for WipedReader<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.pos >= self.filled {
+            self.filled = self.inner.read(&mut self.buf)?;
+            self.pos = 0;
+        }
+        Ok(self.buf.get(self.pos..self.filled).unwrap_or_default())
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.filled);
+    }
 }
 
 /// Reads a pinentry's lines up to `OK` (status and comment lines are skipped); `ERR …`, the end of the
@@ -381,7 +421,7 @@ pub fn read_ok(output: &mut impl BufRead) -> Result<(), String> {
 pub fn read_answer(output: &mut impl BufRead) -> Answer {
     let mut data = None;
     loop {
-        let mut line = Zeroizing::new(String::new());
+        let mut line = Zeroizing::new(String::with_capacity(1024));
         match output.read_line(&mut line) {
             Ok(0) | Err(_) => return Answer::Cancelled,
             Ok(_) => {}
@@ -408,7 +448,7 @@ impl Pinentry {
             .map_err(|e| PromptError::Unavailable(format!("{name}: {e}")))?;
         let input =
             child.stdin.take().ok_or_else(|| PromptError::Unavailable(format!("{name}: no stdin")))?;
-        let output = BufReader::new(
+        let output = WipedReader::new(
             child.stdout.take().ok_or_else(|| PromptError::Unavailable(format!("{name}: no stdout")))?,
         );
         let mut p = Self { child, input, output, program: name };
@@ -516,6 +556,28 @@ mod tests {
         assert!(r.description().contains("dernier essai"));
         assert!(d.contains("Titulaire : JEAN DUPONT (CPS3)"), "{d}");
         assert_eq!(r.prompt_label(), "Code porteur (4 chiffres) :");
+    }
+
+    /// The wiped reader gives the lines a BufReader would, across reads that end mid-line.
+    #[test]
+    fn the_wiped_reader_reads_the_pinentry_answer_in_pieces() {
+        struct Dribble<'a>(&'a [u8]);
+        impl std::io::Read for Dribble<'_> {
+            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.len().min(out.len()).min(3);
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut r = WipedReader::new(Dribble(b"S PIN_REPEATED\nD 12%2534\nOK\n"));
+        match read_answer(&mut r) {
+            Answer::Ok(Some(pin)) => assert_eq!(pin.as_str(), "12%34"),
+            _ => panic!("no data"),
+        }
+        assert!(matches!(read_answer(&mut r), Answer::Cancelled), "end of stream");
+        let mut r = WipedReader::new(Dribble(b"# hello\nOK Pleased to meet you\n"));
+        assert_eq!(read_ok(&mut r), Ok(()));
     }
 
     /// The terminal, pinentry and the tray's dialog say the same words: those of the catalogue.

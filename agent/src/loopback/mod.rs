@@ -7,6 +7,10 @@ pub(crate) mod api;
 pub(crate) mod broker;
 pub(crate) mod limits;
 pub(crate) mod peer;
+#[allow(dead_code, unused_imports)]
+// the machine service's channel to each user's agent (issue 19), not built yet
+pub(crate) mod peer_cred;
+pub(crate) mod peer_table;
 pub(crate) mod server;
 
 pub use api::Problem;

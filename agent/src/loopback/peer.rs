@@ -6,8 +6,11 @@
 //!   exact address and port pair; its `uid` is the owner). The same table lists the listening sockets.
 //! - Windows: `GetExtendedTcpTable` gives the process owning the client's socket; its token's user SID and
 //!   its session are compared with the agent's (see [`windows`]).
-//! - macOS: libproc walks the processes' socket descriptors to find the one bound to the client's port,
-//!   then its owner (see [`macos`]).
+//! - macOS: libproc walks the processes' socket descriptors to find the one bound to the client's address
+//!   and port and connected to the agent's, then its owner (see [`macos`]).
+//!
+//! On every OS the table's rows go through [`crate::loopback::peer_table`]'s one rule: the whole address
+//! pair, and a refusal when more than one socket has it.
 
 use std::net::SocketAddr;
 
@@ -252,12 +255,17 @@ mod linux {
     pub fn owner_of_client(local: SocketAddr, remote: SocketAddr) -> Result<UserId, PeerError> {
         // The client's socket: its own address is our `remote`, its peer our `local`.
         let req = request(NLM_F_REQUEST, u32::MAX, Some(remote), Some(local));
-        let mut uid = None;
-        exchange(&req, false, |m| uid = uid_of(m)).map_err(|e| match e {
-            PeerError::NotFound(_) => PeerError::NotFound(remote.to_string()),
-            e => e,
-        })?;
-        uid.map(|u| UserId(u.to_string())).ok_or_else(|| PeerError::NotFound(remote.to_string()))
+        let mut rows = Vec::new();
+        exchange(&req, false, |m| rows.extend(crate::loopback::peer_table::linux_row(m))).map_err(
+            |e| match e {
+                PeerError::NotFound(_) => PeerError::NotFound(remote.to_string()),
+                e => e,
+            },
+        )?;
+        // The kernel matched the exact pair; its answer is held to the same rule as every OS's table.
+        crate::loopback::peer_table::client_owner(rows, local, remote)
+            .map(|uid| UserId(uid.to_string()))
+            .map_err(|e| PeerError::NotFound(e.to_string()))
     }
 
     pub fn listening_ports_of(

@@ -425,13 +425,14 @@ pub(crate) fn preflight(cors: Option<&str>, methods: &'static str) -> Response<F
     r
 }
 
-/// Readers, card state and holder, in the words of `cpx-agent status`, for allowed origins; for anyone
-/// else (no Origin, a site not in policy nor allowed by the professional) only that the agent runs.
+/// The version, readers, card state and holder, in the words of `cpx-agent status`, for allowed origins;
+/// for anyone else (no Origin, a site not in policy nor allowed by the professional) only that the agent
+/// runs: not its version, which would tell a page which known flaws to try.
 async fn status(agent: &Agent, allowed: bool, cors: Option<&str>, lang: Lang) -> Response<Full<Bytes>> {
-    let base = json!({"agent": "cpx-agent", "version": env!("CARGO_PKG_VERSION")});
     if !allowed {
-        return json_response(200, &base, cors);
+        return json_response(200, &json!({"agent": "cpx-agent"}), cors);
     }
+    let base = json!({"agent": "cpx-agent", "version": env!("CARGO_PKG_VERSION")});
     // Through the card service: during a login, the state before it (see card_service.rs).
     let scanned = agent.cards.scan(ScanOptions { with_pin: true, reader: None }).await;
     let mut body = base;

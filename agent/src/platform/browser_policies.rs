@@ -123,7 +123,7 @@ pub fn machine_config() -> Result<Config, Error> {
         .collect();
     let file = crate::platform::config::policy_path();
     if file.exists() {
-        layers.push(PolicyLayer::from_file(&file));
+        layers.push(PolicyLayer::from_machine_file(&file));
     }
     layers.extend(crate::platform::policy_registry::defaults_layers());
     Ok(Config::load_with_policies(None, layers)?.0)

@@ -199,6 +199,33 @@ impl PolicyLayer {
         }
     }
 
+    /// The machine's policy file (issue 19): read only when root owns it and nobody else can write it nor
+    /// the folders above it (Unix); otherwise ignored, every key left to the sources below it, and said in
+    /// the problems (`diagnose`). A file named by `CPX_AGENT_POLICY` (debug builds, tests) and the Windows
+    /// file (Wine, the tests' Windows, keeps no descriptor to check) are read as [`Self::from_file`] does.
+    pub fn from_machine_file(path: &Path) -> Self {
+        #[cfg(unix)]
+        if path == crate::platform::paths::current().policy_file {
+            if let Err(why) = crate::platform::admin_owned::check_unix_path(path) {
+                return Self::not_trusted(path.display().to_string(), why.to_string());
+            }
+        }
+        Self::from_file(path)
+    }
+
+    /// A source that another account could have written: nothing of it applies, and the problem says why.
+    #[cfg_attr(not(unix), allow(dead_code))]
+    fn not_trusted(source: String, reason: String) -> Self {
+        let problem = PolicyProblem {
+            source: source.clone(),
+            key: "*".into(),
+            reason: format!("not protected, ignored: {reason}"),
+            instead: "none of this file applies: it must belong to root and be writable by no other account, nor its folders".into(),
+            site: None,
+        };
+        Self::checked(source, toml::Table::new(), vec![problem])
+    }
+
     /// A policy file's text, checked key by key; text that is not TOML sets every key to its safe default.
     fn from_text(source: String, text: &str) -> Self {
         match toml::from_str::<toml::Table>(text) {
@@ -363,7 +390,7 @@ impl Config {
         user: Option<&Path>,
         policy: Option<&Path>,
     ) -> Result<(Self, Provenance), ConfigError> {
-        let layers = policy.map(PolicyLayer::from_file).into_iter().collect();
+        let layers = policy.map(PolicyLayer::from_machine_file).into_iter().collect();
         Self::load_with_policies(user, layers)
     }
 
@@ -717,5 +744,24 @@ mod tests {
         assert_eq!(policy_path_from(Some("/tmp/mine.toml".into()), false), machine, "a release build");
         assert_eq!(policy_path_from(Some("/tmp/mine.toml".into()), true), PathBuf::from("/tmp/mine.toml"));
         assert_eq!(policy_path_from(None, true), machine);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_policy_file_others_can_write_is_not_trusted() {
+        let layer = PolicyLayer::not_trusted(
+            "/etc/cpx-agent/policy.toml".into(),
+            "/etc/cpx-agent: every account can change it".into(),
+        );
+        assert!(layer.table.is_empty(), "nothing of it applies");
+        assert_eq!(layer.problems.len(), 1);
+        assert!(layer.problems[0].reason.starts_with("not protected, ignored"), "{:?}", layer.problems);
+        // A file elsewhere (CPX_AGENT_POLICY in the tests) is read as it is.
+        let dir = std::env::temp_dir().join(format!("cpx-policy-trust-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("policy.toml");
+        std::fs::write(&file, "port = 47999\n").unwrap();
+        assert!(PolicyLayer::from_machine_file(&file).problems.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -48,16 +48,22 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrustError + '_ {
     move |source| TrustError::Io { path: path.to_path_buf(), source }
 }
 
-/// The machine data folder: `CPX_AGENT_MACHINE_DIR` when set to an absolute path (tests), else the OS's
-/// (Linux `/var/lib/cpx-agent`).
+/// The machine data folder: the OS's (Linux `/var/lib/cpx-agent`; Windows `%ProgramData%\Agent CPx` with
+/// ProgramData from `SHGetKnownFolderPath`, never from the user's environment); `CPX_AGENT_MACHINE_DIR`,
+/// an absolute path, in debug builds only (tests).
 pub fn machine_dir() -> PathBuf {
-    std::env::var_os("CPX_AGENT_MACHINE_DIR").map(PathBuf::from).filter(|d| d.is_absolute()).unwrap_or_else(
-        || {
-            crate::platform::paths::machine_data_dir(crate::platform::paths::Os::current(), |n| {
-                std::env::var_os(n)
-            })
-        },
+    let os_folder = || {
+        #[cfg(windows)]
+        if let Ok(program_data) = crate::platform::known_folders::program_data() {
+            return program_data.join("Agent CPx");
+        }
+        crate::platform::paths::machine_data_dir(crate::platform::paths::Os::current(), |_| None)
+    };
+    crate::platform::known_folders::machine_dir_override(
+        std::env::var_os("CPX_AGENT_MACHINE_DIR"),
+        cfg!(debug_assertions),
     )
+    .unwrap_or_else(os_folder)
 }
 
 /// Where the leaf's key lives: the layout of [`FileStore`] in `dir/secrets`, so that `cpx-agent broker
@@ -115,7 +121,50 @@ fn ca_der(path: &Path) -> Result<Vec<u8>, TrustError> {
 /// Makes the identity in `dir` when absent, then trusts its CA machine-wide. Run again, it keeps the
 /// identity and writes the trust again (idempotent).
 pub fn install(dir: &Path) -> Result<Done, TrustError> {
-    install_in(dir, &System::here())
+    let system = System::here();
+    let ca_path = dir.join(localca::CA_FILE);
+    let before = ca_der(&ca_path).ok();
+    if !prepare_machine_folder(dir)? {
+        // What was there is not used: its CA, if some store trusts it, is trusted no more.
+        if let Some(old) = before {
+            system.untrust(&old, &ca_path)?;
+        }
+    }
+    install_in(dir, &system)
+}
+
+/// Before anything in the machine folder is used (issue 19): a folder another account owns or can write
+/// is set aside and made anew (Unix; on Windows a new folder gets its protected DACL, and one that exists
+/// untrusted is reported: Wine, the only Windows of the tests, keeps no descriptor to check); a CA found
+/// there is kept only when name-constrained to the loopback names and the issuer of the leaf beside it,
+/// else both are removed and made anew. False when something was set aside or removed.
+fn prepare_machine_folder(dir: &Path) -> Result<bool, TrustError> {
+    use crate::platform::admin_owned;
+    let mut kept = true;
+    #[cfg(unix)]
+    if let admin_owned::FolderState::Rebuilt { set_aside, why } =
+        admin_owned::ensure_machine_folder(dir).map_err(io(dir))?
+    {
+        tracing::warn!(folder = %dir.display(), aside = %set_aside.display(), %why, "machine folder not trusted: set aside and made anew");
+        kept = false;
+    }
+    #[cfg(windows)]
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        admin_owned::protect_folder(dir).map_err(io(dir))?;
+    } else if let Err(why) = admin_owned::check_windows_path(dir) {
+        tracing::warn!(folder = %dir.display(), %why, "machine folder not protected");
+    }
+    let (ca_path, cert_path) = (dir.join(localca::CA_FILE), dir.join(localca::CERT_FILE));
+    if let (Ok(ca), Ok(leaf)) = (std::fs::read_to_string(&ca_path), std::fs::read_to_string(&cert_path)) {
+        if let Err(why) = crate::platform::ca_check::check_loopback_pair(&ca, &leaf) {
+            tracing::warn!(ca = %ca_path.display(), %why, "loopback CA not trusted: made anew");
+            std::fs::remove_file(&ca_path).map_err(io(&ca_path))?;
+            std::fs::remove_file(&cert_path).map_err(io(&cert_path))?;
+            kept = false;
+        }
+    }
+    Ok(kept)
 }
 
 /// Takes the CA of `dir` out of every machine-wide store, then removes the identity.

@@ -4,14 +4,18 @@
 //! loopback certificate (localca) and its machine-wide trust (machine trust, the Windows Root store,
 //! the browsers' stores), the browsers' policy files, and the tray app's per-user autostart entry.
 
+#[cfg_attr(not(windows), allow(dead_code))] // the descriptor rules are Windows'
+pub(crate) mod admin_owned;
 pub(crate) mod autostart;
 // The policy files are Linux's; Windows writes the registry, macOS a configuration profile.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) mod browser_policies;
 pub(crate) mod browser_trust;
+pub(crate) mod ca_check;
 pub(crate) mod config;
 pub(crate) mod endpoint;
 pub(crate) mod firefox_policies;
+pub(crate) mod known_folders;
 pub(crate) mod localca;
 pub(crate) mod machine_trust;
 pub(crate) mod paths;

@@ -108,7 +108,14 @@ pub fn machine_data_dir(os: Os, env: impl Fn(&str) -> Option<OsString>) -> PathB
 
 /// This user's folders on this OS.
 pub fn current() -> Folders {
-    folders(Os::current(), |name| std::env::var_os(name))
+    folders(Os::current(), |name| {
+        // The machine's folder from the OS, never from the user's environment (issue 19).
+        #[cfg(windows)]
+        if name == "ProgramData" {
+            return crate::platform::known_folders::program_data().ok().map(Into::into);
+        }
+        std::env::var_os(name)
+    })
 }
 
 #[cfg(test)]

@@ -386,6 +386,40 @@ fn effective_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// The agent's data folder is this user's only (Unix 0700; issue 19): another account of the machine
+/// reads neither the sites the professional approved nor anything else kept there. Made when absent;
+/// closed when open to others (a folder of another owner cannot be, and is left as it is, logged).
+pub fn private_data_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+                tracing::warn!(path = %dir.display(), mode = format!("{:o}", mode & 0o777), error = %e, "data folder open to others");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` as a file of this user's only (Unix 0600, whatever the umask).
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,9 +13,15 @@ pub fn field<'a>(f: &'a [(String, String)], name: &str) -> &'a str {
     f.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.trim())
 }
 
-/// The `cpx_session` value of a `Cookie` header (`a=1; cpx_session=…; b=2`), if any.
+/// The session cookie's name. The `__Host-` prefix makes browsers accept it only when set `Secure`, with
+/// `Path=/` and no `Domain`, by this very host over HTTPS: a sibling subdomain or a plain-HTTP answer
+/// cannot plant a session id in the professional's browser.
+pub const SESSION_COOKIE: &str = "__Host-cpx_session";
+
+/// The session cookie's value in a `Cookie` header (`a=1; __Host-cpx_session=…; b=2`), if any. A cookie
+/// named without the prefix is not the session.
 pub fn session_cookie(cookie: &str) -> Option<&str> {
-    cookie.split(';').find_map(|kv| kv.trim().strip_prefix("cpx_session="))
+    cookie.split(';').find_map(|kv| kv.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
 }
 
 /// The first-time linking form's new account (« Créer mon compte »), checked.
@@ -67,9 +73,11 @@ mod tests {
 
     #[test]
     fn the_session_cookie_among_others() {
-        assert_eq!(session_cookie("theme=dark; cpx_session=abc; x=1"), Some("abc"));
-        assert_eq!(session_cookie("cpx_session="), Some(""));
-        assert_eq!(session_cookie("xcpx_session=abc"), None);
+        assert_eq!(session_cookie("theme=dark; __Host-cpx_session=abc; x=1"), Some("abc"));
+        assert_eq!(session_cookie("__Host-cpx_session="), Some(""));
+        assert_eq!(session_cookie("cpx_session=abc"), None, "the name without its prefix");
+        assert_eq!(session_cookie("__Host-cpx_sessionx=abc"), None);
+        assert_eq!(session_cookie("x__Host-cpx_session=abc"), None);
         assert_eq!(session_cookie(""), None);
     }
 

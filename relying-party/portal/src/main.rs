@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use cpx_demo_portal::forms::SESSION_COOKIE;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper::header::{self, HeaderValue};
@@ -348,7 +349,7 @@ async fn respond(
     }
     if let Some(s) = reply.set_session {
         if let Ok(v) =
-            HeaderValue::from_str(&format!("cpx_session={s}; Path=/; HttpOnly; Secure; SameSite=Strict"))
+            HeaderValue::from_str(&format!("{SESSION_COOKIE}={s}; Path=/; HttpOnly; Secure; SameSite=Strict"))
         {
             h.insert(header::SET_COOKIE, v);
         }
@@ -359,7 +360,10 @@ async fn respond(
     if reply.clear_session {
         h.insert(
             header::SET_COOKIE,
-            HeaderValue::from_static("cpx_session=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"),
+            HeaderValue::from_str(&format!(
+                "{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"
+            ))
+            .unwrap_or_else(|_| HeaderValue::from_static("")),
         );
     }
     r

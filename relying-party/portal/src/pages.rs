@@ -28,6 +28,9 @@ h2{font-size:18px;margin:0 0 12px;color:#0b4f8a}
 label{display:block;margin:10px 0 4px;font-size:14px}
 input{width:100%;box-sizing:border-box;padding:8px;border:1px solid #9aa7b4;border-radius:4px;font-size:15px}
 input[readonly]{background:#eef1f4}
+input[type=checkbox]{width:auto;margin:0 8px 0 0;vertical-align:middle}
+label.confirm{margin-top:14px;padding:8px;border-radius:4px;background:#fff6d6}
+.whose{margin-bottom:20px}.holder{font-size:19px}
 button{margin-top:14px;padding:10px 18px;border:0;border-radius:4px;background:#0b4f8a;color:#fff;font-size:15px;cursor:pointer}
 button.card{background:#0a7d4f;font-size:16px;width:100%}
 button.secondary{background:#6b7785}
@@ -125,17 +128,32 @@ pub struct PendingCard<'a> {
     pub national_id: &'a str,
 }
 
+/// The first-time linking page. The card's holder is shown first, with the question « is this your
+/// card? »: a page that an impostor agent answered with another person's card would otherwise have the
+/// professional link that card to their own account with their password. Both forms carry a required
+/// confirmation naming the card (`carte` = its identifiant national), which the portal checks.
 pub fn first_login(card: &PendingCard, error: Option<&str>) -> String {
     let error = error
-        .map(|e| format!("<div class=\"error\" id=\"link-error\">{}</div>", escape(e)))
+        .map(|e| format!("<div class=\"error\" id=\"link-error\" role=\"alert\">{}</div>", escape(e)))
         .unwrap_or_default();
     let (nom, prenom, profession, id) =
         (escape(card.nom), escape(card.prenom), escape(card.profession), escape(card.national_id));
+    let confirm = |form: &str| {
+        format!(
+            "<label class=\"confirm\"><input type=\"checkbox\" id=\"{form}-confirm\" name=\"carte\" value=\"{id}\" required>Cette carte est la mienne : {prenom} {nom}</label>"
+        )
+    };
+    let (link_confirm, create_confirm) = (confirm("link"), confirm("create"));
     layout(
         "Première connexion par carte CPx",
         &format!(
             r#"<h1>Première connexion par carte CPx</h1>
-<p>Votre carte ({prenom} {nom}, identifiant {id}) n'est encore liée à aucun compte. Choisissez une fois pour toutes :</p>{error}
+<section class="pane whose" id="whose-card" aria-labelledby="whose-title">
+ <h2 id="whose-title">Est-ce bien votre carte ?</h2>
+ <p class="holder" id="card-holder"><strong>{prenom} {nom}</strong> — {profession}, identifiant national {id}</p>
+ <p>Cette carte n'est encore liée à aucun compte. Vérifiez que ce nom est le vôtre avant de lier la carte à votre compte ou de créer un compte. Si ce n'est pas votre nom, ne saisissez pas votre mot de passe : un autre programme que l'Agent CPx a peut-être répondu à cette page.</p>
+ <form method="post" action="/premiere-connexion/refuser"><button class="secondary" id="not-my-card" type="submit">Ce n'est pas ma carte</button></form>
+</section>{error}
 <div class="panes">
  <section class="pane" aria-labelledby="pro-title">
   <h2 id="pro-title">Espace professionnel</h2>
@@ -143,6 +161,7 @@ pub fn first_login(card: &PendingCard, error: Option<&str>) -> String {
   <form method="post" action="/premiere-connexion/lier">
    <label for="link-username">Identifiant</label><input id="link-username" name="username" required>
    <label for="link-password">Mot de passe</label><input id="link-password" name="password" type="password" required>
+   {link_confirm}
    <button type="submit">Lier ma carte à ce compte</button>
   </form>
  </section>
@@ -157,11 +176,26 @@ pub fn first_login(card: &PendingCard, error: Option<&str>) -> String {
    <label for="telephone">Téléphone</label><input id="telephone" name="telephone" type="tel">
    <label for="code_postal">Code postal *</label><input id="code_postal" name="code_postal" required pattern="[0-9]{{5}}">
    <label for="ville">Ville *</label><input id="ville" name="ville" required>
+   {create_confirm}
    <button type="submit">Créer mon compte</button>
   </form>
  </section>
 </div>"#
         ),
+    )
+}
+
+/// After « Ce n'est pas ma carte »: the pending card is forgotten, and the professional is told why this
+/// matters.
+pub fn not_my_card() -> String {
+    layout(
+        "Carte non liée",
+        r#"<h1>Carte non liée</h1>
+<section class="pane" id="not-mine" role="alert">
+ <h2>Aucune carte n'a été liée à votre compte</h2>
+ <p>Si vous vous êtes identifié avec votre propre carte et qu'un autre nom s'est affiché, un autre programme se fait peut-être passer pour l'Agent CPx sur cet ordinateur. Ne saisissez pas votre mot de passe, retirez votre carte et prévenez votre service informatique.</p>
+ <p><a href="/">Revenir à la page de connexion</a></p>
+</section>"#,
     )
 }
 

@@ -1,7 +1,9 @@
-//! Password login attempts are rate-limited, per account and per client address: after too many failures
-//! in a window the next attempts are refused before any password is checked (no argon2 work for an
-//! attacker's guesses), with a French message saying when to try again. A successful login clears the
-//! account's failures; the address keeps its count until the window passes.
+//! Password login attempts are rate-limited, per account and per client address: after too many attempts
+//! in a window the next ones are refused before any password is checked (no argon2 work for an
+//! attacker's guesses), with a French message saying when to try again. An attempt is counted when it is
+//! let through, before its password is hashed, in the same lock as the check: N guesses sent in parallel
+//! cannot all pass the check while the first ones are still hashing. A successful login takes its own
+//! attempt back and clears the account's count; the address keeps its failures until the window passes.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -81,12 +83,13 @@ impl Limiter {
         Self { limits, failures: Mutex::default() }
     }
 
-    /// Whether an attempt for `account` from `address` may go ahead now.
-    pub fn check(&self, account: &str, address: Option<IpAddr>) -> Result<(), Refusal> {
-        self.check_at(account, address, Instant::now())
+    /// An attempt for `account` from `address`: refused when the account or the address has used up its
+    /// window, else let through and counted at once (as a failure until [`Self::succeeded`] says otherwise).
+    pub fn begin(&self, account: &str, address: Option<IpAddr>) -> Result<Attempt, Refusal> {
+        self.begin_at(account, address, Instant::now())
     }
 
-    fn check_at(&self, account: &str, address: Option<IpAddr>, now: Instant) -> Result<(), Refusal> {
+    fn begin_at(&self, account: &str, address: Option<IpAddr>, now: Instant) -> Result<Attempt, Refusal> {
         let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let window = self.limits.window;
         let retry = |times: &[Instant]| {
@@ -102,14 +105,6 @@ impl Limiter {
                 return Err(Refusal::Account { retry_after: retry(times) });
             }
         }
-        Ok(())
-    }
-
-    /// Counts a failed attempt.
-    pub fn failed(&self, account: &str, address: Option<IpAddr>) {
-        let now = Instant::now();
-        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let window = self.limits.window;
         if f.accounts.len() + f.addresses.len() > MAX_KEYS {
             f.accounts.retain(|_, t| recent(t, window, now) > 0);
             f.addresses.retain(|_, t| recent(t, window, now) > 0);
@@ -118,12 +113,28 @@ impl Limiter {
         if let Some(a) = address {
             f.addresses.entry(a).or_default().push(now);
         }
+        Ok(Attempt { address, at: now })
     }
 
-    /// A successful login: the account's failures are forgotten.
-    pub fn succeeded(&self, account: &str) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).accounts.remove(account);
+    /// The attempt's password was right: the account's count is forgotten, and the address's count loses
+    /// this attempt.
+    pub fn succeeded(&self, account: &str, attempt: Attempt) {
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        f.accounts.remove(account);
+        if let Some(times) = attempt.address.and_then(|a| f.addresses.get_mut(&a)) {
+            if let Some(i) = times.iter().position(|t| *t == attempt.at) {
+                times.remove(i);
+            }
+        }
     }
+}
+
+/// An attempt let through and already counted.
+#[derive(Debug)]
+#[must_use = "a right password must give its attempt back with Limiter::succeeded"]
+pub struct Attempt {
+    address: Option<IpAddr>,
+    at: Instant,
 }
 
 #[cfg(test)]
@@ -136,10 +147,9 @@ mod tests {
         let a: Option<IpAddr> = Some([192, 0, 2, 1].into());
         let b: Option<IpAddr> = Some([192, 0, 2, 2].into());
         for _ in 0..3 {
-            assert!(l.check("amelie", a).is_ok());
-            l.failed("amelie", a);
+            let _ = l.begin("amelie", a).unwrap();
         }
-        let refused = l.check("amelie", b).unwrap_err();
+        let refused = l.begin("amelie", b).unwrap_err();
         assert!(matches!(refused, Refusal::Account { .. }), "the account is locked from any address");
         assert!(
             refused.message().starts_with(
@@ -148,17 +158,41 @@ mod tests {
             "{}",
             refused.message()
         );
-        assert!(l.check("bruno", a).is_ok(), "other accounts are not");
-        l.failed("bruno", a);
-        l.failed("carla", a);
-        assert!(matches!(l.check("denis", a), Err(Refusal::Address { .. })), "5 failures from one address");
-        assert!(l.check("denis", b).is_ok());
-        // A success clears the account, not the address.
-        l.succeeded("amelie");
-        assert!(l.check("amelie", b).is_ok());
-        assert!(l.check("amelie", a).is_err());
+        let _ = l.begin("bruno", a).expect("other accounts are not locked");
+        let _ = l.begin("carla", a).unwrap();
+        assert!(matches!(l.begin("denis", a), Err(Refusal::Address { .. })), "5 attempts from one address");
+        // A refused attempt is not counted: b has one attempt (amelie's refusal did not count).
+        let denis = l.begin("denis", b).unwrap();
+        // A success clears the account, and gives its attempt back to the address.
+        l.succeeded("denis", denis);
+        for name in ["emile", "fanny", "gilles", "hugo"] {
+            let _ = l.begin(name, b).unwrap();
+        }
+        assert!(l.begin("felix", b).is_ok(), "the successful attempt no longer counts for b");
+        assert!(l.begin("felix", b).is_err(), "b has used its 5");
         // The window passes.
         let later = Instant::now() + Duration::from_secs(601);
-        assert!(l.check_at("denis", a, later).is_ok());
+        assert!(l.begin_at("denis", a, later).is_ok());
+    }
+
+    #[test]
+    fn parallel_attempts_are_counted_before_any_password_is_checked() {
+        let l = Limiter::new(Limits { per_account: 5, per_address: 100, window: Duration::from_secs(600) });
+        let start = std::sync::Barrier::new(16);
+        let passed = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for i in 0..16u8 {
+                let (l, start, passed) = (&l, &start, &passed);
+                s.spawn(move || {
+                    start.wait();
+                    if let Ok(attempt) = l.begin("amelie", Some([192, 0, 2, i].into())) {
+                        passed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        // The password check runs now, long after every other thread's begin.
+                        drop(attempt);
+                    }
+                });
+            }
+        });
+        assert_eq!(passed.into_inner(), 5);
     }
 }

@@ -139,18 +139,14 @@ fn password_login(
     wrong: impl Fn() -> Reply,
 ) -> Result<Account, Reply> {
     let username = field(f, "username");
-    if let Err(refusal) = portal.limiter.check(username, client) {
-        return Err(rate_limited(portal, refusal));
-    }
+    // Counted now, before argon2 runs: guesses sent in parallel are refused while the first ones hash.
+    let attempt = portal.limiter.begin(username, client).map_err(|refusal| rate_limited(portal, refusal))?;
     match portal.db.check_password(username, field(f, "password")) {
         Ok(Some(a)) => {
-            portal.limiter.succeeded(username);
+            portal.limiter.succeeded(username, attempt);
             Ok(a)
         }
-        Ok(None) => {
-            portal.limiter.failed(username, client);
-            Err(wrong())
-        }
+        Ok(None) => Err(wrong()),
         Err(e) => Err(db_error(e)),
     }
 }
@@ -269,6 +265,13 @@ pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
                 }
             }
         }
+        ("POST", "/premiere-connexion/refuser") => {
+            // « Ce n'est pas ma carte »: the pending identity and its session end here.
+            if let Some(s) = &session {
+                let _ = db.log_out(s);
+            }
+            Reply { clear_session: true, ..Reply::html(pages::not_my_card()) }
+        }
         ("GET", "/premiere-connexion")
         | ("POST", "/premiere-connexion/lier")
         | ("POST", "/premiere-connexion/creer") => {
@@ -294,6 +297,13 @@ pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
                 ..Reply::html(pages::first_login(&card, Some(msg)))
             };
             let f = form(req.body);
+            if req.method == "POST" && field(&f, "carte") != identity.national_id {
+                // Checked before any password: the professional has not said this card is theirs.
+                return again(
+                    400,
+                    "Vérifiez le nom de la carte en haut de la page, puis cochez « Cette carte est la mienne » : seul son titulaire peut la lier à un compte.",
+                );
+            }
             let account_id = match req.path {
                 "/premiere-connexion/lier" => match password_login(portal, &f, req.client, || {
                     again(401, "Identifiant ou mot de passe incorrect : seul le titulaire du compte peut y lier sa carte.")
@@ -456,5 +466,109 @@ mod tests {
         assert_ne!(fresh, "planted");
         assert_eq!(p.db.session_account(&fresh).unwrap().map(|x| x.id), Some(a));
         assert!(p.db.session_account("planted").unwrap().is_none());
+    }
+
+    #[test]
+    fn parallel_password_guesses_do_not_all_pass() {
+        let p = portal("parallel");
+        p.db.create_account(&amelie()).unwrap();
+        // 12 guesses at once: all reach the limiter before the first argon2 hash ends.
+        let start = std::sync::Barrier::new(12);
+        let statuses: Vec<u16> = std::thread::scope(|s| {
+            let guesses: Vec<_> = (0..12)
+                .map(|i| {
+                    let (p, start) = (&p, &start);
+                    s.spawn(move || {
+                        let body = format!("username=amelie&password=devine-{i}");
+                        start.wait();
+                        handle(p, request("POST", "/login", None, body.as_bytes())).status
+                    })
+                })
+                .collect();
+            guesses.into_iter().map(|g| g.join().unwrap()).collect()
+        });
+        let checked = statuses.iter().filter(|s| **s == 401).count();
+        let refused = statuses.iter().filter(|s| **s == 429).count();
+        assert_eq!((checked, refused), (5, 7), "{statuses:?}");
+    }
+
+    fn pending_card(p: &Portal, session: &str) {
+        let identity = serde_json::json!({
+            "national_id": "899700123456", "id_kind": "RPPS", "id_number": "99700123456",
+            "nom": "DUPONT", "prenom": "JEAN", "profession": "Médecin",
+            "certificate_serial": "01", "issuer": "test"
+        });
+        p.db.create_session(session).unwrap();
+        p.db.set_pending(session, &identity.to_string(), 600).unwrap();
+    }
+
+    #[test]
+    fn the_card_is_linked_only_once_its_holder_says_it_is_theirs() {
+        let p = portal("confirm");
+        let a = p.db.create_account(&amelie()).unwrap();
+        pending_card(&p, "pending");
+        let page = handle(&p, request("GET", "/premiere-connexion", Some("pending"), b"")).body;
+        assert!(page.contains("Est-ce bien votre carte ?"), "{page}");
+        assert!(page.contains("<strong>JEAN DUPONT</strong> — Médecin, identifiant national 899700123456"));
+        assert!(page.contains("name=\"carte\" value=\"899700123456\" required"));
+        // The right password without the confirmation, or confirming another card: nothing linked, and no
+        // attempt spent.
+        for body in [
+            "username=amelie&password=mot-de-passe",
+            "username=amelie&password=mot-de-passe&carte=899700999999",
+            "username=amelie&password=mot-de-passe&carte=",
+        ] {
+            let r = handle(&p, request("POST", "/premiere-connexion/lier", Some("pending"), body.as_bytes()));
+            assert_eq!(r.status, 400, "{body}");
+            assert!(r.body.contains("cochez « Cette carte est la mienne »"), "{}", r.body);
+        }
+        let r = handle(
+            &p,
+            request(
+                "POST",
+                "/premiere-connexion/creer",
+                Some("pending"),
+                b"mail=a%40b.fr&code_postal=75001&ville=Paris",
+            ),
+        );
+        assert_eq!(r.status, 400);
+        assert!(p.db.linked_account("899700123456").unwrap().is_none());
+        let r = handle(
+            &p,
+            request(
+                "POST",
+                "/premiere-connexion/lier",
+                Some("pending"),
+                b"username=amelie&password=mot-de-passe&carte=899700123456",
+            ),
+        );
+        assert_eq!(r.status, 303, "{}", r.body);
+        assert_eq!(p.db.linked_account("899700123456").unwrap().map(|x| x.id), Some(a));
+    }
+
+    #[test]
+    fn not_my_card_ends_the_pending_link() {
+        let p = portal("not-mine");
+        p.db.create_account(&amelie()).unwrap();
+        pending_card(&p, "pending");
+        let r = handle(&p, request("POST", "/premiere-connexion/refuser", Some("pending"), b""));
+        assert_eq!(r.status, 200);
+        assert!(r.clear_session);
+        assert!(
+            r.body.contains("un autre programme se fait peut-être passer pour l'Agent CPx"),
+            "{}",
+            r.body
+        );
+        let r = handle(
+            &p,
+            request(
+                "POST",
+                "/premiere-connexion/lier",
+                Some("pending"),
+                b"username=amelie&password=mot-de-passe&carte=899700123456",
+            ),
+        );
+        assert_eq!(r.status, 403, "the pending card is gone");
+        assert!(p.db.linked_account("899700123456").unwrap().is_none());
     }
 }

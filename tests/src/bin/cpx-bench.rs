@@ -546,12 +546,13 @@ fn real_speed_bench(json_out: bool, latency: cpx_sim::Latency) {
         if link {
             // The portal gives the session a new id at each login step.
             let cookie = f.session_cookie().unwrap_or(cookie);
+            // Linking confirms the card shown on the page (cps3: Jean DUPONT).
             let l = portal.page(
                 "POST",
                 "/premiere-connexion/lier",
                 Some(&cookie),
                 "application/x-www-form-urlencoded",
-                Some("username=amelie&password=motdepasse-de-test"),
+                Some("username=amelie&password=motdepasse-de-test&carte=899700123456"),
             );
             assert!(l.status < 400, "linking: {} {}", l.status, l.body);
         }

@@ -37,6 +37,7 @@ fn main() {
     step("2-premiere-connexion", "première connexion : lier la carte ou créer un compte");
     b.type_into("#link-username", "amelie");
     b.type_into("#link-password", "mot-de-passe-amelie");
+    b.click("#link-confirm");
     b.click("form[action='/premiere-connexion/lier'] button");
     b.wait_path("/compte");
     step("3-mon-compte", "carte liée au compte amelie");

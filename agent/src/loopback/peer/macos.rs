@@ -1,28 +1,23 @@
 //! macOS: the owner of a loopback client socket through libproc, as `lsof` finds it: every process's
 //! descriptors (`PROC_PIDLISTFDS`), for each socket its TCP endpoint (`PROC_PIDFDSOCKETINFO`), and the
-//! owner of the process whose socket is bound to the client's port and connected to the agent's port
-//! (`PROC_PIDTBSDINFO`). Processes of other users are visible to this walk only as far as the system
+//! owner of the process whose socket is bound to the client's address and port and connected to the
+//! agent's address and port (`PROC_PIDTBSDINFO`): the whole pair, by [`crate::loopback::peer_table`]'s
+//! one rule. Ports alone let another account that bound `<its LAN address>:Y`, Y being the browser's
+//! source port, pass as the professional (issue 19). Processes of other users are visible to this walk only as far as the system
 //! lets a user see them; a client that cannot be found is refused (fail closed).
 //!
-//! `struct socket_fdinfo` (sys/proc_info.h) is not in the libc crate; the fields read are at fixed offsets:
-//! `proc_fileinfo` (24 bytes), then `socket_info` whose `soi_kind` is at 232 and `soi_proto` at 240; in
-//! `soi_proto`, `in_sockinfo.insi_fport` at 0 and `insi_lport` at 4 (ports in network order).
+//! `struct socket_fdinfo` (sys/proc_info.h) is not in the libc crate; the fields read are at fixed offsets,
+//! parsed by [`crate::loopback::peer_table::macos_row`].
 
 use std::net::SocketAddr;
 
 use super::{PeerError, UserId};
 
+use crate::loopback::peer_table::{client_owner, macos_row, MatchError, SocketRow};
+
 const PROC_PIDFDSOCKETINFO: libc::c_int = 3;
-const SOCKINFO_TCP: i32 = 2;
-const SOI_KIND: usize = 24 + 232;
-const INSI_FPORT: usize = 24 + 240;
-const INSI_LPORT: usize = 24 + 244;
 /// Larger than `struct socket_fdinfo` (about 800 bytes).
 const SOCKET_FDINFO_BUF: usize = 2048;
-
-fn read_i32(buf: &[u8], at: usize) -> Option<i32> {
-    buf.get(at..at + 4).map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-}
 
 fn uid_of_pid(pid: libc::c_int) -> Option<u32> {
     // SAFETY: proc_bsdinfo is plain data; all zeros is a valid value.
@@ -41,8 +36,8 @@ fn uid_of_pid(pid: libc::c_int) -> Option<u32> {
     (n == size).then_some(info.pbi_uid)
 }
 
-/// Every TCP socket of every visible process: (pid, local port, foreign port).
-fn tcp_sockets() -> Result<Vec<(libc::c_int, u16, u16)>, PeerError> {
+/// Every TCP socket of every visible process, its owner the pid.
+fn tcp_sockets() -> Result<Vec<SocketRow<libc::c_int>>, PeerError> {
     let mut pids = vec![0 as libc::pid_t; 4096];
     // SAFETY: `pids` outlives the call and holds the byte length given.
     let n = unsafe {
@@ -84,12 +79,11 @@ fn tcp_sockets() -> Result<Vec<(libc::c_int, u16, u16)>, PeerError> {
                     info.len() as libc::c_int,
                 )
             };
-            if got <= 0 || read_i32(&info, SOI_KIND) != Some(SOCKINFO_TCP) {
+            if got <= 0 {
                 continue;
             }
-            let port = |at| read_i32(&info, at).map(|p| u16::from_be(p as u16));
-            if let (Some(l), Some(f)) = (port(INSI_LPORT), port(INSI_FPORT)) {
-                out.push((pid, l, f));
+            if let Some(row) = macos_row(pid, info.get(..got as usize).unwrap_or(&info)) {
+                out.push(row);
             }
         }
     }
@@ -102,14 +96,10 @@ pub fn current_user() -> Result<UserId, PeerError> {
 }
 
 pub fn owner_of_client(local: SocketAddr, remote: SocketAddr) -> Result<UserId, PeerError> {
-    // SAFETY: getpid takes nothing and cannot fail.
-    let me = unsafe { libc::getpid() };
-    let (pid, ..) = tcp_sockets()?
-        .into_iter()
-        .find(|&(pid, l, f)| {
-            l == remote.port() && f == local.port() && (pid != me || remote.port() != local.port())
-        })
-        .ok_or_else(|| PeerError::NotFound(remote.to_string()))?;
+    let pid = client_owner(tcp_sockets()?, local, remote).map_err(|e| match e {
+        MatchError::NotFound { .. } => PeerError::NotFound(remote.to_string()),
+        e @ MatchError::Ambiguous { .. } => PeerError::Lookup(e.to_string()),
+    })?;
     uid_of_pid(pid).map(|u| UserId(u.to_string())).ok_or_else(|| PeerError::NotFound(remote.to_string()))
 }
 
@@ -119,10 +109,12 @@ pub fn listening_ports_of(
 ) -> Result<Vec<u16>, PeerError> {
     let mut ports: Vec<u16> = tcp_sockets()?
         .into_iter()
-        .filter(|&(pid, l, f)| {
-            f == 0 && range.contains(&l) && uid_of_pid(pid).is_some_and(|u| u.to_string() == user.0)
+        .filter(|r| {
+            r.remote.port() == 0
+                && range.contains(&r.local.port())
+                && uid_of_pid(r.owner).is_some_and(|u| u.to_string() == user.0)
         })
-        .map(|(_, l, _)| l)
+        .map(|r| r.local.port())
         .collect();
     ports.sort_unstable();
     ports.dedup();

@@ -18,6 +18,7 @@ use windows_sys::Win32::System::Threading::{
 };
 
 use super::{PeerError, UserId};
+use crate::loopback::peer_table::{client_owner, windows_row, MatchError};
 
 struct Handle(HANDLE);
 impl Drop for Handle {
@@ -123,13 +124,15 @@ fn addr(raw_addr: u32, raw_port: u32) -> SocketAddr {
 }
 
 pub fn owner_of_client(local: SocketAddr, remote: SocketAddr) -> Result<UserId, PeerError> {
-    let row = tcp_table()?
-        .into_iter()
-        .find(|r| {
-            addr(r.dwLocalAddr, r.dwLocalPort) == remote && addr(r.dwRemoteAddr, r.dwRemotePort) == local
-        })
-        .ok_or_else(|| PeerError::NotFound(remote.to_string()))?;
-    user_of_process(row.dwOwningPid)
+    // The whole address pair, and only one socket with it (crate::loopback::peer_table's one rule).
+    let rows = tcp_table()?.into_iter().map(|r| {
+        windows_row((r.dwLocalAddr, r.dwLocalPort), (r.dwRemoteAddr, r.dwRemotePort), r.dwOwningPid)
+    });
+    let pid = client_owner(rows, local, remote).map_err(|e| match e {
+        MatchError::NotFound { .. } => PeerError::NotFound(remote.to_string()),
+        e @ MatchError::Ambiguous { .. } => PeerError::Lookup(e.to_string()),
+    })?;
+    user_of_process(pid)
 }
 
 pub fn listening_ports_of(
