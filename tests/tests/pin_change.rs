@@ -1,0 +1,162 @@
+//! The driver changes and unblocks the code porteur of virtual CPS3 and CPS4 cards through the real pcscd
+//! and vpcd: a wrong current code, a wrong code de déblocage with its tries, a blocked one, and after each
+//! success a login with the new code; the card left with no code verified (reset inside the transaction).
+
+use cpx_card::{
+    CardError, CertCache, CodePorteur, CpxCard, Pin, PinChangeError, SignScheme, UnblockingCode,
+};
+use cpx_pcsc::Command;
+use cpx_tests::{insert_with, logged_commands, open_card, out_dir, stack, verify_signature, Options};
+use sha2::{Digest, Sha256};
+
+fn pin(digits: &str) -> Pin {
+    Pin::new(digits).unwrap()
+}
+
+fn code(digits: &str) -> UnblockingCode {
+    UnblockingCode::new(digits).unwrap()
+}
+
+/// The code porteur's reference on each persona (VERIFY's P2).
+fn reference(persona: &str) -> u8 {
+    if persona.starts_with("cps4") {
+        0x81
+    } else {
+        0x01
+    }
+}
+
+/// Logs in with `digits`: VERIFY and a signature that verifies against the card's certificate.
+fn login(card: &mut Box<dyn CpxCard>, digits: &str) -> Result<(), CardError> {
+    let scheme = card.schemes()[0];
+    let digest = Sha256::digest(b"login after the change").to_vec();
+    let signature = card.authenticate(&pin(digits), scheme, &digest)?;
+    verify_signature(card.certificate(), scheme, &digest, &signature).expect("the signature verifies");
+    Ok(())
+}
+
+/// The card holds no verified code porteur: a VERIFY without data answers the tries (`63 Cx`), not
+/// `90 00`. Sent on the basic channel, where a reset leaves every card.
+fn assert_not_verified(card: &mut Box<dyn CpxCard>, persona: &str) {
+    let r = card.transport().transmit(&Command::new(0x00, 0x20, 0x00, reference(persona))).unwrap();
+    assert_eq!(r.sw.0 & 0xFFF0, 0x63C0, "{persona}: the card was left with the code porteur verified ({})", r.sw);
+}
+
+/// Commands of the APDU log that carry a secret (the card's log masks it) with this INS.
+fn secret_commands(log: &std::path::Path, ins: &str) -> Vec<String> {
+    logged_commands(log).into_iter().filter(|c| c.get(2..4) == Some(ins) && c.contains("secret")).collect()
+}
+
+#[test]
+fn change_the_code_porteur_then_log_in_with_the_new_one() {
+    for persona in ["cps3", "cps4"] {
+        let reader = stack().reader();
+        let log = out_dir(&format!("pin-change-{persona}")).join("apdu.log");
+        let _card = insert_with(persona, &reader, &Options::default(), Some(&log));
+        let mut card = open_card(&reader.name, &CertCache::memory()).expect("opens");
+
+        let wrong = card.change_pin(&pin("0000"), &pin("5678"));
+        assert_eq!(wrong, Err(PinChangeError::Card(CardError::WrongPin { tries_left: 2 })), "{persona}");
+        assert_eq!(card.pin_status().unwrap().unwrap().tries_left, 2, "{persona}: one try spent");
+
+        card.change_pin(&pin("1234"), &pin("5678")).unwrap_or_else(|e| panic!("{persona}: {e}"));
+        assert_not_verified(&mut card, persona);
+        assert_eq!(card.pin_status().unwrap().unwrap().tries_left, 3, "{persona}: the counter is back");
+        assert_eq!(login(&mut card, "1234"), Err(CardError::WrongPin { tries_left: 2 }), "{persona}: old code");
+        login(&mut card, "5678").unwrap_or_else(|e| panic!("{persona}: login with the new code: {e}"));
+
+        let changes = logged_commands(&log).into_iter().filter(|c| c.get(2..4) == Some("24")).count();
+        assert_eq!(changes, if persona == "cps3" { 2 } else { 1 }, "{persona}: CHANGE REFERENCE DATA sent");
+    }
+}
+
+#[test]
+fn a_blocked_code_porteur_is_not_changed_but_unblocked() {
+    for persona in ["cps3-blocked", "cps4-blocked"] {
+        let reader = stack().reader();
+        let log = out_dir(&format!("pin-unblock-{persona}")).join("apdu.log");
+        let _card = insert_with(persona, &reader, &Options::default(), Some(&log));
+        let mut card = open_card(&reader.name, &CertCache::memory()).expect("opens");
+        assert!(card.pin_status().unwrap().unwrap().blocked(), "{persona}");
+
+        assert_eq!(
+            card.change_pin(&pin("1234"), &pin("5678")),
+            Err(PinChangeError::Card(CardError::PinBlocked)),
+            "{persona}"
+        );
+        assert!(secret_commands(&log, "24").is_empty(), "{persona}: a change reached a blocked code porteur");
+
+        // The tries of the code de déblocage are read before it is typed, without spending one.
+        let status = card.unblock_status().unwrap().expect("a contact card has a code de déblocage");
+        assert_eq!((status.tries_left, status.max_tries), (3, 3), "{persona}");
+        let wrong = card.unblock_pin(&code("87654321"), &pin("4321"));
+        assert_eq!(wrong, Err(PinChangeError::WrongUnblockingCode { tries_left: 2 }), "{persona}");
+        assert_eq!(card.unblock_status().unwrap().unwrap().tries_left, 2, "{persona}");
+        assert!(card.pin_status().unwrap().unwrap().blocked(), "{persona}: still blocked");
+
+        card.unblock_pin(&code("12345678"), &pin("4321")).unwrap_or_else(|e| panic!("{persona}: {e}"));
+        assert_not_verified(&mut card, persona);
+        assert_eq!(card.pin_status().unwrap().unwrap().tries_left, 3, "{persona}: unblocked");
+        assert_eq!(card.unblock_status().unwrap().unwrap().tries_left, 3, "{persona}: a right code resets it");
+        login(&mut card, "4321").unwrap_or_else(|e| panic!("{persona}: login with the new code: {e}"));
+
+        // Two codes de déblocage reached the card (VERIFY with data on its reference), each once.
+        let unblock_ref = if persona.starts_with("cps4") { "82" } else { "02" };
+        let presented: Vec<String> =
+            secret_commands(&log, "20").into_iter().filter(|c| c.get(6..8) == Some(unblock_ref)).collect();
+        assert_eq!(presented.len(), 2, "{persona}: {presented:?}");
+    }
+}
+
+#[test]
+fn a_blocked_code_de_deblocage_is_never_presented() {
+    for persona in ["cps3-blocked", "cps4-blocked"] {
+        let reader = stack().reader();
+        let log = out_dir(&format!("unblock-blocked-{persona}")).join("apdu.log");
+        let _card = insert_with(persona, &reader, &Options::default(), Some(&log));
+        let mut card = open_card(&reader.name, &CertCache::memory()).expect("opens");
+        for tries_left in [2, 1] {
+            assert_eq!(
+                card.unblock_pin(&code("00000000"), &pin("4321")),
+                Err(PinChangeError::WrongUnblockingCode { tries_left }),
+                "{persona}"
+            );
+        }
+        assert_eq!(
+            card.unblock_pin(&code("00000000"), &pin("4321")),
+            Err(PinChangeError::UnblockingCodeBlocked),
+            "{persona}: the last try blocks it"
+        );
+        assert!(card.unblock_status().unwrap().unwrap().blocked(), "{persona}");
+        let sent = secret_commands(&log, "20").len();
+        assert_eq!(
+            card.unblock_pin(&code("12345678"), &pin("4321")),
+            Err(PinChangeError::UnblockingCodeBlocked),
+            "{persona}: even the right code"
+        );
+        assert_eq!(secret_commands(&log, "20").len(), sent, "{persona}: nothing presented to a blocked code");
+        assert!(secret_commands(&log, "2C").is_empty(), "{persona}: no RESET RETRY COUNTER with a new code");
+        assert!(card.pin_status().unwrap().unwrap().blocked(), "{persona}: the card stays blocked");
+    }
+    // A card that comes blocked both ways.
+    let reader = stack().reader();
+    let _card = insert_with("cps3-dead", &reader, &Options::default(), None);
+    let mut card = open_card(&reader.name, &CertCache::memory()).expect("opens");
+    assert!(card.unblock_status().unwrap().unwrap().blocked());
+    assert_eq!(card.unblock_pin(&code("12345678"), &pin("4321")), Err(PinChangeError::UnblockingCodeBlocked));
+}
+
+#[test]
+fn a_code_de_deblocage_of_the_wrong_length_never_reaches_the_card() {
+    for bad in ["1234", "123456789", "1234abcd"] {
+        assert!(matches!(UnblockingCode::new(bad), Err(PinChangeError::UnblockingCodeFormat)), "{bad}");
+    }
+    // The card refuses a wrong length by itself too, without spending a try.
+    let reader = stack().reader();
+    let _card = insert_with("cps3-blocked", &reader, &Options::default(), None);
+    let mut card = open_card(&reader.name, &CertCache::memory()).expect("opens");
+    let t = card.transport();
+    let r = t.transmit(&Command::new(0x00, 0x20, 0x00, 0x02).with_data(*b"1234")).unwrap();
+    assert_eq!(r.sw.0, 0x6700);
+    assert_eq!(card.unblock_status().unwrap().unwrap().tries_left, 3);
+}
