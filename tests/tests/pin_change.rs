@@ -2,9 +2,7 @@
 //! and vpcd: a wrong current code, a wrong code de déblocage with its tries, a blocked one, and after each
 //! success a login with the new code; the card left with no code verified (reset inside the transaction).
 
-use cpx_card::{
-    CardError, CertCache, CodePorteur, CpxCard, Pin, PinChangeError, SignScheme, UnblockingCode,
-};
+use cpx_card::{CardError, CertCache, CodePorteur, CpxCard, Pin, PinChangeError, UnblockingCode};
 use cpx_pcsc::Command;
 use cpx_tests::{insert_with, logged_commands, open_card, out_dir, stack, verify_signature, Options};
 use sha2::{Digest, Sha256};
@@ -17,12 +15,12 @@ fn code(digits: &str) -> UnblockingCode {
     UnblockingCode::new(digits).unwrap()
 }
 
-/// The code porteur's reference on each persona (VERIFY's P2).
-fn reference(persona: &str) -> u8 {
+/// The references of the code porteur and of the code de déblocage on each persona (VERIFY's P2).
+fn references(persona: &str) -> [u8; 2] {
     if persona.starts_with("cps4") {
-        0x81
+        [0x81, 0x82]
     } else {
-        0x01
+        [0x01, 0x02]
     }
 }
 
@@ -35,11 +33,18 @@ fn login(card: &mut Box<dyn CpxCard>, digits: &str) -> Result<(), CardError> {
     Ok(())
 }
 
-/// The card holds no verified code porteur: a VERIFY without data answers the tries (`63 Cx`), not
-/// `90 00`. Sent on the basic channel, where a reset leaves every card.
+/// The card holds no verified code (code porteur, code de déblocage): a VERIFY without data answers the
+/// tries (`63 Cx`), not `90 00`. Sent on the basic channel, where a reset leaves every card.
 fn assert_not_verified(card: &mut Box<dyn CpxCard>, persona: &str) {
-    let r = card.transport().transmit(&Command::new(0x00, 0x20, 0x00, reference(persona))).unwrap();
-    assert_eq!(r.sw.0 & 0xFFF0, 0x63C0, "{persona}: the card was left with the code porteur verified ({})", r.sw);
+    for reference in references(persona) {
+        let r = card.transport().transmit(&Command::new(0x00, 0x20, 0x00, reference)).unwrap();
+        assert_eq!(
+            r.sw.0 & 0xFFF0,
+            0x63C0,
+            "{persona}: the card was left with {reference:02X} verified ({})",
+            r.sw
+        );
+    }
 }
 
 /// Commands of the APDU log that carry a secret (the card's log masks it) with this INS.
@@ -62,7 +67,11 @@ fn change_the_code_porteur_then_log_in_with_the_new_one() {
         card.change_pin(&pin("1234"), &pin("5678")).unwrap_or_else(|e| panic!("{persona}: {e}"));
         assert_not_verified(&mut card, persona);
         assert_eq!(card.pin_status().unwrap().unwrap().tries_left, 3, "{persona}: the counter is back");
-        assert_eq!(login(&mut card, "1234"), Err(CardError::WrongPin { tries_left: 2 }), "{persona}: old code");
+        assert_eq!(
+            login(&mut card, "1234"),
+            Err(CardError::WrongPin { tries_left: 2 }),
+            "{persona}: old code"
+        );
         login(&mut card, "5678").unwrap_or_else(|e| panic!("{persona}: login with the new code: {e}"));
 
         let changes = logged_commands(&log).into_iter().filter(|c| c.get(2..4) == Some("24")).count();
@@ -97,7 +106,11 @@ fn a_blocked_code_porteur_is_not_changed_but_unblocked() {
         card.unblock_pin(&code("12345678"), &pin("4321")).unwrap_or_else(|e| panic!("{persona}: {e}"));
         assert_not_verified(&mut card, persona);
         assert_eq!(card.pin_status().unwrap().unwrap().tries_left, 3, "{persona}: unblocked");
-        assert_eq!(card.unblock_status().unwrap().unwrap().tries_left, 3, "{persona}: a right code resets it");
+        assert_eq!(
+            card.unblock_status().unwrap().unwrap().tries_left,
+            3,
+            "{persona}: a right code resets it"
+        );
         login(&mut card, "4321").unwrap_or_else(|e| panic!("{persona}: login with the new code: {e}"));
 
         // Two codes de déblocage reached the card (VERIFY with data on its reference), each once.

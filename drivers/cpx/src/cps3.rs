@@ -140,7 +140,8 @@ impl CpxCard for Cps3 {
     fn change_reference_data(&mut self, current: &Pin, new: &Pin) -> Result<(), PinChangeError> {
         let info = self.pin()?.clone();
         self.select_pin_df()?;
-        let data = Zeroizing::new([current.encode(&info)?.as_slice(), new.encode(&info)?.as_slice()].concat());
+        let data =
+            Zeroizing::new([current.encode(&info)?.as_slice(), new.encode(&info)?.as_slice()].concat());
         let r = iso::send(
             self.card.transport.as_mut(),
             &Command::new(0x00, 0x24, 0x00, info.reference).with_data(data.as_slice()),

@@ -85,7 +85,9 @@ pub(crate) fn unblock_verify_outcome(sw: StatusWord) -> Result<(), PinChangeErro
     match sw.0 {
         0x9000 => Ok(()),
         0x6983 | 0x63C0 => Err(PinChangeError::UnblockingCodeBlocked),
-        s if s & 0xFFF0 == 0x63C0 => Err(PinChangeError::WrongUnblockingCode { tries_left: (s & 0x0F) as u8 }),
+        s if s & 0xFFF0 == 0x63C0 => {
+            Err(PinChangeError::WrongUnblockingCode { tries_left: (s & 0x0F) as u8 })
+        }
         0x6700 => Err(PinChangeError::UnblockingCodeFormat),
         _ => Err(CardError::status("VERIFY (code de déblocage)", sw).into()),
     }
@@ -145,7 +147,10 @@ mod tests {
     fn status_words_of_the_code_de_deblocage_and_of_the_new_code() {
         let sw = StatusWord;
         assert_eq!(unblock_verify_outcome(sw(0x9000)), Ok(()));
-        assert_eq!(unblock_verify_outcome(sw(0x63C2)), Err(PinChangeError::WrongUnblockingCode { tries_left: 2 }));
+        assert_eq!(
+            unblock_verify_outcome(sw(0x63C2)),
+            Err(PinChangeError::WrongUnblockingCode { tries_left: 2 })
+        );
         assert_eq!(unblock_verify_outcome(sw(0x63C0)), Err(PinChangeError::UnblockingCodeBlocked));
         assert_eq!(unblock_verify_outcome(sw(0x6983)), Err(PinChangeError::UnblockingCodeBlocked));
         assert_eq!(unblock_verify_outcome(sw(0x6700)), Err(PinChangeError::UnblockingCodeFormat));

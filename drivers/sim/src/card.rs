@@ -397,7 +397,10 @@ impl CardOs {
                 };
                 if want.starts_with(&[0x7F, 0x41]) {
                     let min = if is_pin { 4 } else { pin.value.len() as u8 };
-                    tlv(&[0x7F, 0x41], &[tlv(&[0x80], &[pin.value.len() as u8]), tlv(&[0x81], &[min])].concat())
+                    tlv(
+                        &[0x7F, 0x41],
+                        &[tlv(&[0x80], &[pin.value.len() as u8]), tlv(&[0x81], &[min])].concat(),
+                    )
                 } else {
                     // ACLs (AM F3): the code porteur's change always, verify always, reset under SE#3 user
                     // auth, put-data never; the code de déblocage's (not known, made up): change and reset
@@ -442,7 +445,11 @@ impl CardOs {
         if let Some(pin) = self.spec.pin.as_mut().filter(|p| p.reference == reference) {
             return Some((pin, &mut self.pin_verified));
         }
-        self.spec.unblock.as_mut().filter(|p| p.reference == reference).map(|p| (p, &mut self.unblock_verified))
+        self.spec
+            .unblock
+            .as_mut()
+            .filter(|p| p.reference == reference)
+            .map(|p| (p, &mut self.unblock_verified))
     }
 
     /// VERIFY of the code porteur or of the code de déblocage; without data, the tries left (`63 Cx`).

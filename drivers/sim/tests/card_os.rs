@@ -96,7 +96,11 @@ const UNBLOCK_WRONG: &str = "3837363534333231";
 fn cps3_change_reference_data_checks_the_current_code() {
     let mut c = card("cps3");
     assert_eq!(send(&mut c, &format!("00 24 00 01 10 {PIN_0000}{PIN_5678}")), "63C2", "wrong current code");
-    assert_eq!(send(&mut c, &format!("00 24 00 01 0C 31323334{PIN_5678}")), "6700", "current code not padded");
+    assert_eq!(
+        send(&mut c, &format!("00 24 00 01 0C 31323334{PIN_5678}")),
+        "6700",
+        "current code not padded"
+    );
     assert_eq!(send(&mut c, "00 20 00 01"), "63C2", "a wrong length spends no try");
     assert_eq!(send(&mut c, &format!("00 24 01 01 08 {PIN_5678}")), "6982", "P1 01 needs a verified code");
     assert_eq!(send(&mut c, &format!("00 24 00 01 10 {PIN_1234}{PIN_5678}")), "9000");
@@ -105,7 +109,11 @@ fn cps3_change_reference_data_checks_the_current_code() {
     assert_eq!(send(&mut c, &format!("00 20 00 01 08 {PIN_1234}")), "63C2", "the old code is gone");
     assert_eq!(send(&mut c, &format!("00 20 00 01 08 {PIN_5678}")), "9000");
     assert_eq!(send(&mut c, &format!("00 24 00 05 10 {PIN_5678}{PIN_1234}")), "6A88", "no such reference");
-    assert_eq!(send(&mut c, &format!("00 24 00 02 10 {UNBLOCK}{UNBLOCK}")), "6A88", "the code de déblocage stays");
+    assert_eq!(
+        send(&mut c, &format!("00 24 00 02 10 {UNBLOCK}{UNBLOCK}")),
+        "6A88",
+        "the code de déblocage stays"
+    );
     // Three wrong current codes block the code porteur, which then cannot be changed.
     for expected in ["63C2", "63C1", "6983", "6983"] {
         assert_eq!(send(&mut c, &format!("00 24 00 01 10 {PIN_0000}{PIN_1234}")), expected);
