@@ -40,6 +40,7 @@ pub mod consent;
 pub mod diagnose;
 pub mod exit;
 pub mod firefox_policies;
+pub mod helpdesk_page;
 pub mod limits;
 pub mod localca;
 pub mod logging;
