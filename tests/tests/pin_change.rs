@@ -4,7 +4,9 @@
 
 use cpx_card::{CardError, CertCache, CodePorteur, CpxCard, Pin, PinChangeError, UnblockingCode};
 use cpx_pcsc::Command;
-use cpx_tests::{insert_with, logged_commands, open_card, out_dir, stack, verify_signature, Options};
+use cpx_tests::{
+    assert_no_pin, insert_with, logged_commands, open_card, out_dir, stack, verify_signature, Options,
+};
 use sha2::{Digest, Sha256};
 
 fn pin(digits: &str) -> Pin {
@@ -172,4 +174,45 @@ fn a_code_de_deblocage_of_the_wrong_length_never_reaches_the_card() {
     let r = t.transmit(&Command::new(0x00, 0x20, 0x00, 0x02).with_data(*b"1234")).unwrap();
     assert_eq!(r.sw.0, 0x6700);
     assert_eq!(card.unblock_status().unwrap().unwrap().tries_left, 3);
+}
+
+/// Everything the driver and the PC/SC layer log in this test binary, at trace level (every APDU), as the
+/// agent's log files would hold it.
+static TRACES: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct Traces;
+
+impl std::io::Write for Traces {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        TRACES.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_codes_are_in_no_log_line_nor_any_logged_apdu() {
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
+        .with_writer(|| Traces)
+        .try_init();
+    let (current, new, wrong, unblock, new_after) = ("1234", "5678", "9012", "12345678", "3456");
+    for persona in ["cps3", "cps4"] {
+        let reader = stack().reader();
+        let _card = insert_with(persona, &reader, &Options::default(), None);
+        let mut card = open_card(&reader.name, &CertCache::memory()).expect("opens");
+        assert!(card.change_pin(&pin(wrong), &pin(new)).is_err(), "{persona}");
+        card.change_pin(&pin(current), &pin(new)).unwrap_or_else(|e| panic!("{persona}: {e}"));
+        card.unblock_pin(&code(unblock), &pin(new_after)).unwrap_or_else(|e| panic!("{persona}: {e}"));
+        login(&mut card, new_after).unwrap_or_else(|e| panic!("{persona}: {e}"));
+    }
+    let logs = String::from_utf8_lossy(&TRACES.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    assert!(logs.contains("\"apdu\""), "trace level is on: {}", &logs[..logs.len().min(2000)]);
+    for ins in ["\"ins\":36", "\"ins\":44"] {
+        assert!(logs.contains(ins), "CHANGE and RESET RETRY COUNTER logged ({ins})");
+    }
+    assert_no_pin(&logs, &[current, new, wrong, unblock, new_after]);
 }
