@@ -4,6 +4,7 @@
 
 use cpx_card::{CardError, CertCache, CodePorteur, CpxCard, Pin, PinChangeError, UnblockingCode};
 use cpx_pcsc::Command;
+use cpx_tests::agent::AgentProcess;
 use cpx_tests::{
     assert_no_pin, insert_with, logged_commands, open_card, out_dir, stack, verify_signature, Options,
 };
@@ -215,4 +216,40 @@ fn the_codes_are_in_no_log_line_nor_any_logged_apdu() {
         assert!(logs.contains(ins), "CHANGE and RESET RETRY COUNTER logged ({ins})");
     }
     assert_no_pin(&logs, &[current, new, wrong, unblock, new_after]);
+}
+
+#[test]
+fn a_portal_can_neither_change_nor_unblock_the_code_porteur() {
+    // The loopback API has no such route: not in its document, and the running agent knows none.
+    let api = std::fs::read_to_string(cpx_tests::root().join("docs/openapi.yaml")).expect("openapi.yaml");
+    let routes: Vec<&str> = api.lines().filter(|l| l.starts_with("  /")).collect();
+    assert!(!routes.is_empty(), "routes of docs/openapi.yaml");
+    for route in &routes {
+        let r = route.to_lowercase();
+        assert!(
+            !["pin", "unblock", "debloc", "code"].iter().any(|w| r.contains(w)),
+            "a route for the code: {route}"
+        );
+    }
+    const ORIGIN: &str = "https://portal.test";
+    let dir = out_dir("pin-change-no-route");
+    let agent = AgentProcess::start(&dir.join("agent"), &format!("[[site]]\norigin = \"{ORIGIN}\"\n"));
+    let body = r#"{"current":"1234","new":"5678","unblock":"12345678"}"#;
+    for path in
+        ["/v1/pin", "/v1/pin/change", "/v1/pin/unblock", "/v1/unblock", "/v1/change-pin", "/v1/card/pin"]
+    {
+        let answer = agent.request(
+            "POST",
+            path,
+            &[("Origin", ORIGIN), ("Content-Type", "application/json")],
+            Some(body),
+        );
+        assert_eq!(
+            (answer.status, answer.json()["error"]["code"].as_str()),
+            (404, Some("NOT_FOUND")),
+            "{path}"
+        );
+    }
+    assert!(agent.dialogs().is_empty(), "no dialog was opened: {:?}", agent.dialogs());
+    assert_no_pin(&agent.logs(), &["1234", "5678", "12345678"]);
 }
