@@ -51,6 +51,7 @@ pub mod mtls;
 pub mod output;
 pub mod paths;
 pub mod peer;
+pub mod pin_life;
 pub mod pin_prompt;
 pub mod policy_keys;
 pub mod policy_macos;

@@ -2,6 +2,10 @@
 //! and vpcd: a wrong current code, a wrong code de déblocage with its tries, a blocked one, and after each
 //! success a login with the new code; the card left with no code verified (reset inside the transaction).
 
+use cpx_agent::card_service::CardService;
+use cpx_agent::pin_life::{self, CardLabel, CodeDialog, PinLifeError};
+use cpx_agent::pin_prompt::PromptError;
+use cpx_card::PinStatus;
 use cpx_card::{CardError, CertCache, CodePorteur, CpxCard, Pin, PinChangeError, UnblockingCode};
 use cpx_pcsc::Command;
 use cpx_tests::agent::AgentProcess;
@@ -9,6 +13,9 @@ use cpx_tests::{
     assert_no_pin, insert_with, logged_commands, open_card, out_dir, stack, verify_signature, Options,
 };
 use sha2::{Digest, Sha256};
+use std::sync::Mutex;
+use std::time::Duration;
+use zeroize::Zeroizing;
 
 fn pin(digits: &str) -> Pin {
     Pin::new(digits).unwrap()
@@ -252,4 +259,139 @@ fn a_portal_can_neither_change_nor_unblock_the_code_porteur() {
     }
     assert!(agent.dialogs().is_empty(), "no dialog was opened: {:?}", agent.dialogs());
     assert_no_pin(&agent.logs(), &["1234", "5678", "12345678"]);
+}
+
+/// The professional, scripted: what they type, and what they were asked (with the tries shown).
+struct Scripted {
+    current: &'static str,
+    unblock: &'static str,
+    new: [&'static str; 2],
+    confirm: bool,
+    asked: Mutex<Vec<String>>,
+}
+
+impl Scripted {
+    fn new(current: &'static str, unblock: &'static str, new: [&'static str; 2]) -> Self {
+        Self { current, unblock, new, confirm: true, asked: Mutex::new(Vec::new()) }
+    }
+    fn note(&self, what: String) {
+        self.asked.lock().unwrap().push(what);
+    }
+    fn asked(&self) -> Vec<String> {
+        self.asked.lock().unwrap().clone()
+    }
+}
+
+impl CodeDialog for Scripted {
+    fn choose_card(&self, _cards: &[CardLabel]) -> Result<usize, PromptError> {
+        panic!("one card per reader: no choice to make");
+    }
+    fn current_pin(&self, card: &CardLabel, status: PinStatus) -> Result<Pin, PromptError> {
+        self.note(format!("current {} {}/{}", card.text, status.tries_left, status.max_tries));
+        Ok(pin(self.current))
+    }
+    fn confirm_last_unblock_try(&self, _card: &CardLabel) -> Result<bool, PromptError> {
+        self.note("confirm last try".into());
+        Ok(self.confirm)
+    }
+    fn unblocking_code(&self, _card: &CardLabel, status: PinStatus) -> Result<UnblockingCode, PromptError> {
+        self.note(format!("unblock {}/{}", status.tries_left, status.max_tries));
+        Ok(code(self.unblock))
+    }
+    fn new_pin_twice(&self, _card: &CardLabel) -> Result<[Zeroizing<String>; 2], PromptError> {
+        self.note("new twice".into());
+        Ok(self.new.map(|s| Zeroizing::new(s.to_owned())))
+    }
+}
+
+fn service() -> std::sync::Arc<CardService> {
+    CardService::new(CertCache::memory(), Duration::from_secs(5), Duration::from_secs(5))
+}
+
+#[test]
+fn the_agent_flow_changes_with_the_new_code_typed_twice() {
+    for persona in ["cps3", "cps4"] {
+        let reader = stack().reader();
+        let log = out_dir(&format!("pin-life-change-{persona}")).join("apdu.log");
+        let _card = insert_with(persona, &reader, &Options::default(), Some(&log));
+        let cards = service();
+        let run =
+            |dialog: &Scripted| cards.blocking(|c| pin_life::change(c, Some(&reader.name), dialog)).unwrap();
+
+        // Mismatched new codes: nothing reaches the card.
+        let mismatch = Scripted::new("1234", "", ["5678", "5679"]);
+        assert!(matches!(run(&mismatch), Err(PinLifeError::NewPinMismatch)), "{persona}");
+        assert!(
+            secret_commands(&log, "24").is_empty() && secret_commands(&log, "20").is_empty(),
+            "{persona}"
+        );
+        let holder = if persona == "cps3" { "JEAN DUPONT (CPS3)" } else { "CLAIRE MARTIN (CPS4)" };
+        assert_eq!(mismatch.asked(), [format!("current {holder} 3/3"), "new twice".into()], "{persona}");
+
+        let wrong = Scripted::new("0000", "", ["5678", "5678"]);
+        assert!(
+            matches!(
+                run(&wrong),
+                Err(PinLifeError::Refused(PinChangeError::Card(CardError::WrongPin { tries_left: 2 })))
+            ),
+            "{persona}"
+        );
+        let right = Scripted::new("1234", "", ["5678", "5678"]);
+        run(&right).unwrap_or_else(|e| panic!("{persona}: {e}"));
+        assert_eq!(right.asked()[0], format!("current {holder} 2/3"), "{persona}: the tries shown");
+        let mut card = open_card(&reader.name, &CertCache::memory()).unwrap();
+        login(&mut card, "5678").unwrap_or_else(|e| panic!("{persona}: login with the new code: {e}"));
+    }
+}
+
+#[test]
+fn the_agent_flow_unblocks_with_the_tries_shown_and_the_last_one_confirmed() {
+    for persona in ["cps3-blocked", "cps4-blocked"] {
+        let reader = stack().reader();
+        let log = out_dir(&format!("pin-life-unblock-{persona}")).join("apdu.log");
+        let options = Options { unblock_tries: Some(2), ..Options::default() };
+        let _card = insert_with(persona, &reader, &options, Some(&log));
+        let cards = service();
+        let run =
+            |dialog: &Scripted| cards.blocking(|c| pin_life::unblock(c, Some(&reader.name), dialog)).unwrap();
+        // A blocked code porteur cannot be changed: the flow says so before asking anything.
+        let change = Scripted::new("1234", "", ["5678", "5678"]);
+        let refused = cards.blocking(|c| pin_life::change(c, Some(&reader.name), &change)).unwrap();
+        assert!(matches!(refused, Err(PinLifeError::Refused(PinChangeError::Card(CardError::PinBlocked)))));
+        assert!(change.asked().is_empty(), "{persona}: {:?}", change.asked());
+
+        let wrong = Scripted::new("", "87654321", ["4321", "4321"]);
+        assert!(
+            matches!(
+                run(&wrong),
+                Err(PinLifeError::Refused(PinChangeError::WrongUnblockingCode { tries_left: 1 }))
+            ),
+            "{persona}"
+        );
+        assert_eq!(
+            wrong.asked(),
+            ["unblock 2/3", "new twice"],
+            "{persona}: tries shown before the code is typed"
+        );
+
+        // The last try: confirmation first; declined, nothing is typed nor sent.
+        let sent = secret_commands(&log, "20").len();
+        let declined = Scripted { confirm: false, ..Scripted::new("", "12345678", ["4321", "4321"]) };
+        assert!(matches!(run(&declined), Err(PinLifeError::NotConfirmed)), "{persona}");
+        assert_eq!(declined.asked(), ["confirm last try"], "{persona}");
+        assert_eq!(secret_commands(&log, "20").len(), sent, "{persona}");
+
+        let right = Scripted::new("", "12345678", ["4321", "4321"]);
+        run(&right).unwrap_or_else(|e| panic!("{persona}: {e}"));
+        assert_eq!(right.asked(), ["confirm last try", "unblock 1/3", "new twice"], "{persona}");
+        let mut card = open_card(&reader.name, &CertCache::memory()).unwrap();
+        login(&mut card, "4321").unwrap_or_else(|e| panic!("{persona}: login after the unblock: {e}"));
+    }
+    // A blocked code de déblocage: named before anything is asked.
+    let reader = stack().reader();
+    let _card = insert_with("cps3-dead", &reader, &Options::default(), None);
+    let dialog = Scripted::new("", "12345678", ["4321", "4321"]);
+    let r = service().blocking(|c| pin_life::unblock(c, Some(&reader.name), &dialog)).unwrap();
+    assert!(matches!(r, Err(PinLifeError::Refused(PinChangeError::UnblockingCodeBlocked))), "{r:?}");
+    assert!(dialog.asked().is_empty(), "{:?}", dialog.asked());
 }
