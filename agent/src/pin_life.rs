@@ -8,7 +8,6 @@
 use cpx_card::{CardError, CodePorteur, CpxCard, Pin, PinChangeError, PinStatus, UnblockingCode};
 use zeroize::Zeroizing;
 
-use crate::api::ApiError;
 use crate::card_service::CardService;
 use crate::login::card_type;
 use crate::messages::Code;
@@ -40,9 +39,9 @@ pub trait CodeDialog {
 /// Why the code porteur was not changed or unblocked.
 #[derive(Debug, thiserror::Error)]
 pub enum PinLifeError {
-    /// The card could not be found or used (no reader, no CPx card, contactless…).
-    #[error("{}", .0.code.as_str())]
-    Card(ApiError),
+    /// The card could not be found or used (no reader, no CPx card, contactless…): its code.
+    #[error("{}", .0.as_str())]
+    Card(Code),
     /// The professional closed the dialog, or it could not be shown.
     #[error(transparent)]
     Prompt(#[from] PromptError),
@@ -64,8 +63,8 @@ fn chosen_card(
     reader: Option<&str>,
     dialog: &dyn CodeDialog,
 ) -> Result<(Box<dyn CpxCard>, CardLabel), PinLifeError> {
-    let no_card = |code| PinLifeError::Card(ApiError::new(code));
-    let readers = cards.readers().map_err(|e| PinLifeError::Card(ApiError::from(&CardError::Pcsc(e))))?;
+    let no_card = PinLifeError::Card;
+    let readers = cards.readers().map_err(|e| no_card(Code::from(&e)))?;
     if readers.is_empty() {
         return Err(no_card(Code::NoReader));
     }
@@ -86,7 +85,7 @@ fn chosen_card(
     let index = match present.len() {
         0 => {
             return Err(match last_problem {
-                Some(e) if Code::from(&e) != Code::CardNotCpx => PinLifeError::Card(ApiError::from(&e)),
+                Some(e) if Code::from(&e) != Code::CardNotCpx => no_card(Code::from(&e)),
                 _ => no_card(Code::NoCpxCard),
             })
         }
