@@ -34,7 +34,7 @@ export class CpxError extends Error {
 // The page's own French texts, by stable code: what happened, then what to do. The codes that the agent's
 // catalogue also has (agent/src/messages.rs) carry the same words; a test there keeps them equal. Every
 // code this file can show has an entry on the helpdesk page (docs/helpdesk.md), with these very words: a
-// test of agent/src/helpdesk_page.rs fails otherwise.
+// test of agent/src/helpdesk/page.rs fails otherwise.
 const MESSAGES = {
   AGENT_UNREACHABLE: {
     message: "L'Agent CPx ne répond pas sur cet ordinateur",

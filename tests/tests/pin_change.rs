@@ -2,9 +2,9 @@
 //! and vpcd: a wrong current code, a wrong code de déblocage with its tries, a blocked one, and after each
 //! success a login with the new code; the card left with no code verified (reset inside the transaction).
 
-use cpx_agent::card_service::CardService;
-use cpx_agent::pin_life::{self, CardLabel, CodeDialog, PinLifeError};
-use cpx_agent::pin_prompt::PromptError;
+use cpx_agent::card::{
+    change_pin, unblock_pin, CardLabel, CardService, CodeDialog, PinLifeError, PromptError,
+};
 use cpx_card::PinStatus;
 use cpx_card::{CardError, CertCache, CodePorteur, CpxCard, Pin, PinChangeError, UnblockingCode};
 use cpx_pcsc::Command;
@@ -315,8 +315,7 @@ fn the_agent_flow_changes_with_the_new_code_typed_twice() {
         let log = out_dir(&format!("pin-life-change-{persona}")).join("apdu.log");
         let _card = insert_with(persona, &reader, &Options::default(), Some(&log));
         let cards = service();
-        let run =
-            |dialog: &Scripted| cards.blocking(|c| pin_life::change(c, Some(&reader.name), dialog)).unwrap();
+        let run = |dialog: &Scripted| cards.blocking(|c| change_pin(c, Some(&reader.name), dialog)).unwrap();
 
         // Mismatched new codes: nothing reaches the card.
         let mismatch = Scripted::new("1234", "", ["5678", "5679"]);
@@ -352,11 +351,10 @@ fn the_agent_flow_unblocks_with_the_tries_shown_and_the_last_one_confirmed() {
         let options = Options { unblock_tries: Some(2), ..Options::default() };
         let _card = insert_with(persona, &reader, &options, Some(&log));
         let cards = service();
-        let run =
-            |dialog: &Scripted| cards.blocking(|c| pin_life::unblock(c, Some(&reader.name), dialog)).unwrap();
+        let run = |dialog: &Scripted| cards.blocking(|c| unblock_pin(c, Some(&reader.name), dialog)).unwrap();
         // A blocked code porteur cannot be changed: the flow says so before asking anything.
         let change = Scripted::new("1234", "", ["5678", "5678"]);
-        let refused = cards.blocking(|c| pin_life::change(c, Some(&reader.name), &change)).unwrap();
+        let refused = cards.blocking(|c| change_pin(c, Some(&reader.name), &change)).unwrap();
         assert!(matches!(refused, Err(PinLifeError::Refused(PinChangeError::Card(CardError::PinBlocked)))));
         assert!(change.asked().is_empty(), "{persona}: {:?}", change.asked());
 
@@ -391,7 +389,7 @@ fn the_agent_flow_unblocks_with_the_tries_shown_and_the_last_one_confirmed() {
     let reader = stack().reader();
     let _card = insert_with("cps3-dead", &reader, &Options::default(), None);
     let dialog = Scripted::new("", "12345678", ["4321", "4321"]);
-    let r = service().blocking(|c| pin_life::unblock(c, Some(&reader.name), &dialog)).unwrap();
+    let r = service().blocking(|c| unblock_pin(c, Some(&reader.name), &dialog)).unwrap();
     assert!(matches!(r, Err(PinLifeError::Refused(PinChangeError::UnblockingCodeBlocked))), "{r:?}");
     assert!(dialog.asked().is_empty(), "{:?}", dialog.asked());
 }
