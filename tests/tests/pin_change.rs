@@ -286,17 +286,21 @@ impl CodeDialog for Scripted {
     fn choose_card(&self, _cards: &[CardLabel]) -> Result<usize, PromptError> {
         panic!("one card per reader: no choice to make");
     }
-    fn current_pin(&self, card: &CardLabel, status: PinStatus) -> Result<Pin, PromptError> {
+    fn current_pin(&self, card: &CardLabel, status: PinStatus) -> Result<Zeroizing<String>, PromptError> {
         self.note(format!("current {} {}/{}", card.text, status.tries_left, status.max_tries));
-        Ok(pin(self.current))
+        Ok(Zeroizing::new(self.current.to_owned()))
     }
     fn confirm_last_unblock_try(&self, _card: &CardLabel) -> Result<bool, PromptError> {
         self.note("confirm last try".into());
         Ok(self.confirm)
     }
-    fn unblocking_code(&self, _card: &CardLabel, status: PinStatus) -> Result<UnblockingCode, PromptError> {
+    fn unblocking_code(
+        &self,
+        _card: &CardLabel,
+        status: PinStatus,
+    ) -> Result<Zeroizing<String>, PromptError> {
         self.note(format!("unblock {}/{}", status.tries_left, status.max_tries));
-        Ok(code(self.unblock))
+        Ok(Zeroizing::new(self.unblock.to_owned()))
     }
     fn new_pin_twice(&self, _card: &CardLabel) -> Result<[Zeroizing<String>; 2], PromptError> {
         self.note("new twice".into());

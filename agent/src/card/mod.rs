@@ -25,6 +25,6 @@ pub use mtls::Endpoint;
 pub use pin_life::{change as change_pin, unblock as unblock_pin, CardLabel, CodeDialog, PinLifeError};
 pub use pin_prompt::{
     read_answer, read_ok, Answer, CardChoice, PinPrompt, PinRequest, PinentryPrompt, PromptError,
-    TerminalPrompt,
+    TerminalCodeDialog, TerminalPrompt,
 };
 pub use scan::{ReaderReport, ScanOptions};

@@ -26,12 +26,12 @@ pub struct CardLabel {
 pub trait CodeDialog {
     /// Several CPx cards are present: the index of the one to use.
     fn choose_card(&self, cards: &[CardLabel]) -> Result<usize, PromptError>;
-    /// The current code porteur, the tries left shown.
-    fn current_pin(&self, card: &CardLabel, status: PinStatus) -> Result<Pin, PromptError>;
+    /// The current code porteur as typed, the tries left shown (its form is checked by the flow).
+    fn current_pin(&self, card: &CardLabel, status: PinStatus) -> Result<Zeroizing<String>, PromptError>;
     /// The code de déblocage is at its last try: whether to go on (nothing typed yet).
     fn confirm_last_unblock_try(&self, card: &CardLabel) -> Result<bool, PromptError>;
-    /// The code de déblocage, its tries shown before it is typed.
-    fn unblocking_code(&self, card: &CardLabel, status: PinStatus) -> Result<UnblockingCode, PromptError>;
+    /// The code de déblocage as typed, its tries shown before it is typed (its form is checked by the flow).
+    fn unblocking_code(&self, card: &CardLabel, status: PinStatus) -> Result<Zeroizing<String>, PromptError>;
     /// The new code porteur, typed twice: both entries as typed (compared by the flow).
     fn new_pin_twice(&self, card: &CardLabel) -> Result<[Zeroizing<String>; 2], PromptError>;
 }
@@ -126,7 +126,7 @@ pub fn change(
     if status.blocked() {
         return Err(card_error(CardError::PinBlocked));
     }
-    let current = dialog.current_pin(&label, status)?;
+    let current = Pin::new(&dialog.current_pin(&label, status)?).map_err(card_error)?;
     let new = new_pin(dialog, &label)?;
     card.change_pin(&current, &new)?;
     tracing::info!(serial = %card.info().serial, "code porteur changed");
@@ -148,7 +148,7 @@ pub fn unblock(
     if status.tries_left == 1 && !dialog.confirm_last_unblock_try(&label)? {
         return Err(PinLifeError::NotConfirmed);
     }
-    let code = dialog.unblocking_code(&label, status)?;
+    let code = UnblockingCode::new(&dialog.unblocking_code(&label, status)?)?;
     let new = new_pin(dialog, &label)?;
     card.unblock_pin(&code, &new)?;
     tracing::info!(serial = %card.info().serial, "code porteur unblocked");

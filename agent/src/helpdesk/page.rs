@@ -169,6 +169,10 @@ pub const GUIDES: &[Guide] = &[
     Guide { code: "AGENT_UNREACHABLE", actor: Professional, look: &[Diagnose, Browser], then: t("Si l'agent tourne (icône dans la zone de notification) : les stratégies de navigateur (docs/deploiement.md, section 6) et la confiance du certificat local (section 1).", "If the agent runs (icon in the notification area): the browser policies (docs/deploiement.md, section 6) and the trust of the local certificate (section 1).") },
     Guide { code: "LOCAL_NETWORK_BLOCKED", actor: Professional, look: &[Browser], then: t("Pour tous les postes : `cpx-agent browser-policies apply` (fait par l'installation) autorise les portails gérés.", "For every computer: `cpx-agent browser-policies apply` (run by the installers) allows the managed portals.") },
     Guide { code: "KEYRING_UNAVAILABLE", actor: It, look: &[Diagnose], then: NONE },
+    Guide { code: "UNBLOCK_CODE_WRONG", actor: Professional, look: &[], then: t("Le support ne connaît jamais le code de déblocage : il est dans le courrier reçu avec la carte. Perdu : CPS Info Service, 0 825 85 2000.", "The helpdesk never knows the unblocking code: it is in the letter that came with the card. Lost: CPS Info Service, 0 825 85 2000.") },
+    Guide { code: "UNBLOCK_CODE_BLOCKED", actor: Professional, look: &[], then: t("Aucun logiciel ne peut plus débloquer cette carte : seule une nouvelle carte règle le problème.", "No software can unblock this card any more: only a new card solves it.") },
+    Guide { code: "UNBLOCK_CODE_FORMAT", actor: Professional, look: &[], then: NONE },
+    Guide { code: "NEW_PIN_MISMATCH", actor: Professional, look: &[], then: NONE },
 ];
 
 /// The page client's own codes, with its words (kept equal to cpx-agent.js by a test).
