@@ -460,80 +460,6 @@ impl PinPrompt for PinentryPrompt {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_dialog_names_the_site_and_warns_on_the_last_try() {
-        let mut r = PinRequest {
-            origin: "https://portail.example.fr".into(),
-            holder: "JEAN DUPONT".into(),
-            card: "CPS3".into(),
-            tries_left: 3,
-            max_tries: 3,
-            wrong_pin: false,
-            lang: Lang::Fr,
-        };
-        let d = r.description();
-        assert!(d.starts_with("Le site https://portail.example.fr\n"), "{d}");
-        assert!(d.contains("Essais restants : 3 sur 3") && !d.contains("dernier essai"));
-        r.tries_left = 1;
-        assert!(r.description().contains("dernier essai"));
-        assert!(d.contains("Titulaire : JEAN DUPONT (CPS3)"), "{d}");
-        assert_eq!(r.prompt_label(), "Code porteur (4 chiffres) :");
-    }
-
-    /// The terminal, pinentry and the tray's dialog say the same words: those of the catalogue.
-    #[test]
-    fn the_prompts_say_the_words_of_the_tray_dialog() {
-        let labels = crate::messages::labels(Lang::Fr);
-        let label = |k: &str| labels[k].as_str().unwrap().to_owned();
-        let r = PinRequest {
-            origin: "https://portail.example.fr".into(),
-            holder: "JEAN DUPONT".into(),
-            card: "CPS3".into(),
-            tries_left: 1,
-            max_tries: 3,
-            wrong_pin: false,
-            lang: Lang::Fr,
-        };
-        let d = r.description();
-        for key in ["pin_site", "pin_site_asks", "pin_tries", "pin_last_try"] {
-            assert!(d.contains(&label(key)), "{key}: {d}");
-        }
-        assert!(r.prompt_label().starts_with(&label("pin_label")));
-        let en = PinRequest { lang: Lang::En, ..r }.description();
-        assert!(
-            en.contains("Holder: JEAN DUPONT (CPS3)") && en.contains("One more error will block"),
-            "{en}"
-        );
-        let choice = CardChoice { origin: "https://p.fr".into(), cards: vec!["A".into()], lang: Lang::Fr };
-        assert!(choice.question(Some("JEAN DUPONT")).ends_with("Utiliser la carte de JEAN DUPONT ?"));
-        assert!(choice.question(None).ends_with("Plusieurs cartes CPx sont présentes."));
-    }
-
-    #[test]
-    fn assuan_escaping() {
-        assert_eq!(assuan_escape("a%b\nc"), "a%25b%0Ac");
-        assert_eq!(assuan_unescape("12%334").as_str(), "1234");
-        assert_eq!(assuan_unescape("50%").as_str(), "50%");
-        assert_eq!(assuan_unescape("12%33").as_str(), "123", "an escape at the very end");
-    }
-
-    #[test]
-    fn assuan_unescaping_never_panics_on_odd_escapes() {
-        // A `%` followed by a multi-byte character used to slice inside it and panic.
-        assert_eq!(assuan_unescape("%aé").as_str(), "%aé");
-        assert_eq!(assuan_unescape("%é1").as_str(), "%é1");
-        assert_eq!(assuan_unescape("%").as_str(), "%");
-        assert_eq!(assuan_unescape("%G1").as_str(), "%G1");
-        assert_eq!(assuan_unescape("a%2").as_str(), "a%2");
-        assert_eq!(assuan_unescape("%C3%A9").as_str(), "é");
-        assert_eq!(assuan_unescape("%FF").as_str(), "\u{FFFD}", "bytes that are not UTF-8");
-    }
-}
-
 /// Changing and unblocking the code porteur on the terminal (`cpx-agent pin`): the card and the tries
 /// first, every code read without echo, a yes/no before the last try of the code de déblocage.
 pub struct TerminalCodeDialog {
@@ -624,5 +550,79 @@ impl crate::card::CodeDialog for TerminalCodeDialog {
         let first = self.secret(None, pin_life::NEW_FIELD.get(self.lang))?;
         let second = self.secret(None, pin_life::NEW_AGAIN_FIELD.get(self.lang))?;
         Ok([first, second])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dialog_names_the_site_and_warns_on_the_last_try() {
+        let mut r = PinRequest {
+            origin: "https://portail.example.fr".into(),
+            holder: "JEAN DUPONT".into(),
+            card: "CPS3".into(),
+            tries_left: 3,
+            max_tries: 3,
+            wrong_pin: false,
+            lang: Lang::Fr,
+        };
+        let d = r.description();
+        assert!(d.starts_with("Le site https://portail.example.fr\n"), "{d}");
+        assert!(d.contains("Essais restants : 3 sur 3") && !d.contains("dernier essai"));
+        r.tries_left = 1;
+        assert!(r.description().contains("dernier essai"));
+        assert!(d.contains("Titulaire : JEAN DUPONT (CPS3)"), "{d}");
+        assert_eq!(r.prompt_label(), "Code porteur (4 chiffres) :");
+    }
+
+    /// The terminal, pinentry and the tray's dialog say the same words: those of the catalogue.
+    #[test]
+    fn the_prompts_say_the_words_of_the_tray_dialog() {
+        let labels = crate::messages::labels(Lang::Fr);
+        let label = |k: &str| labels[k].as_str().unwrap().to_owned();
+        let r = PinRequest {
+            origin: "https://portail.example.fr".into(),
+            holder: "JEAN DUPONT".into(),
+            card: "CPS3".into(),
+            tries_left: 1,
+            max_tries: 3,
+            wrong_pin: false,
+            lang: Lang::Fr,
+        };
+        let d = r.description();
+        for key in ["pin_site", "pin_site_asks", "pin_tries", "pin_last_try"] {
+            assert!(d.contains(&label(key)), "{key}: {d}");
+        }
+        assert!(r.prompt_label().starts_with(&label("pin_label")));
+        let en = PinRequest { lang: Lang::En, ..r }.description();
+        assert!(
+            en.contains("Holder: JEAN DUPONT (CPS3)") && en.contains("One more error will block"),
+            "{en}"
+        );
+        let choice = CardChoice { origin: "https://p.fr".into(), cards: vec!["A".into()], lang: Lang::Fr };
+        assert!(choice.question(Some("JEAN DUPONT")).ends_with("Utiliser la carte de JEAN DUPONT ?"));
+        assert!(choice.question(None).ends_with("Plusieurs cartes CPx sont présentes."));
+    }
+
+    #[test]
+    fn assuan_escaping() {
+        assert_eq!(assuan_escape("a%b\nc"), "a%25b%0Ac");
+        assert_eq!(assuan_unescape("12%334").as_str(), "1234");
+        assert_eq!(assuan_unescape("50%").as_str(), "50%");
+        assert_eq!(assuan_unescape("12%33").as_str(), "123", "an escape at the very end");
+    }
+
+    #[test]
+    fn assuan_unescaping_never_panics_on_odd_escapes() {
+        // A `%` followed by a multi-byte character used to slice inside it and panic.
+        assert_eq!(assuan_unescape("%aé").as_str(), "%aé");
+        assert_eq!(assuan_unescape("%é1").as_str(), "%é1");
+        assert_eq!(assuan_unescape("%").as_str(), "%");
+        assert_eq!(assuan_unescape("%G1").as_str(), "%G1");
+        assert_eq!(assuan_unescape("a%2").as_str(), "a%2");
+        assert_eq!(assuan_unescape("%C3%A9").as_str(), "é");
+        assert_eq!(assuan_unescape("%FF").as_str(), "\u{FFFD}", "bytes that are not UTF-8");
     }
 }
