@@ -91,6 +91,17 @@ enum Command {
         /// As the Markdown of docs/errors.md.
         #[arg(long)]
         markdown: bool,
+        /// The helpdesk page instead, as the Markdown of docs/helpdesk.md (`--lang en`: docs/helpdesk.en.md).
+        #[arg(long, requires = "markdown")]
+        helpdesk: bool,
+    },
+    /// Change the code porteur (the current one, then the new one twice) or unblock the card with its code
+    /// de déblocage, on this terminal. Exit status: 0 done, 1 internal error, 3 PC/SC service stopped, 4
+    /// no reader, 5 no card, 6 no usable CPx card, 7 refused (wrong or blocked code, codes that differ,
+    /// cancelled).
+    Pin {
+        #[command(subcommand)]
+        action: PinAction,
     },
     /// On a shared computer: the machine-wide broker on the agent's usual port, which tells each user's
     /// pages the port of that user's own agent (docs/multi-user.md).
@@ -158,6 +169,14 @@ enum BrowserPoliciesAction {
     Remove,
 }
 
+#[derive(Subcommand, Clone, Copy)]
+enum PinAction {
+    /// Change the code porteur: the current code, then the new one twice.
+    Change,
+    /// Unblock the card: the code de déblocage (its tries shown first), then the new code porteur twice.
+    Unblock,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum AutostartAction {
     On,
@@ -178,7 +197,8 @@ fn main() -> ExitCode {
         Command::Serve { config, port, data_dir } => serve(&g, cache, config, port, data_dir),
         Command::Broker { port, user_ports, data_dir, config } => broker(port, user_ports, data_dir, config),
         Command::Diagnose { config, origin, health } => diagnose(&g, config, origin, health),
-        Command::Errors { markdown } => errors(&g, markdown),
+        Command::Errors { markdown, helpdesk } => errors(&g, markdown, helpdesk),
+        Command::Pin { action } => pin(&g, &cli_cards(&g, cache), action),
         Command::BrowserPolicies { action, root } => browser_policies(&g, action, &root),
         Command::InstallTrust => machine_trust(&g, true),
         Command::UninstallTrust => machine_trust(&g, false),
@@ -271,8 +291,10 @@ fn autostart(g: &Global, action: AutostartAction, program: Option<std::path::Pat
     ExitCode::SUCCESS
 }
 
-fn errors(g: &Global, markdown: bool) -> ExitCode {
-    if markdown {
+fn errors(g: &Global, markdown: bool, helpdesk: bool) -> ExitCode {
+    if helpdesk {
+        print!("{}", cpx_agent::helpdesk::helpdesk_markdown(g.lang));
+    } else if markdown {
         print!("{}", cpx_agent::messages::catalogue_markdown());
     } else {
         for code in Code::ALL {
@@ -284,6 +306,68 @@ fn errors(g: &Global, markdown: bool) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// `cpx-agent pin change|unblock`: the flow of `cpx_agent::card::change_pin`/`unblock_pin` with the
+/// terminal's dialog; the codes go from the terminal to the card, never printed nor logged.
+fn pin(g: &Global, cards: &CardService, action: PinAction) -> ExitCode {
+    use cpx_agent::card::{change_pin, unblock_pin, PinLifeError, PromptError, TerminalCodeDialog};
+    use cpx_agent::messages::pin_life;
+    let (title, done) = match action {
+        PinAction::Change => (pin_life::CHANGE_TITLE, pin_life::CHANGED),
+        PinAction::Unblock => (pin_life::UNBLOCK_TITLE, pin_life::UNBLOCKED),
+    };
+    let dialog = TerminalCodeDialog { lang: g.lang, title };
+    let reader = g.reader.as_deref();
+    let result = cards.blocking(|c| match action {
+        PinAction::Change => change_pin(c, reader, &dialog),
+        PinAction::Unblock => unblock_pin(c, reader, &dialog),
+    });
+    let code = match result {
+        Ok(Ok(())) => {
+            if g.json {
+                println!("{}", serde_json::json!({"done": true, "message": done.get(g.lang)}));
+            } else {
+                println!("{}", done.get(g.lang));
+            }
+            return ExitCode::SUCCESS;
+        }
+        Err(code) | Ok(Err(PinLifeError::Card(code))) => code,
+        Ok(Err(PinLifeError::Prompt(PromptError::Cancelled) | PinLifeError::NotConfirmed)) => {
+            Code::UserCancelled
+        }
+        Ok(Err(PinLifeError::Prompt(PromptError::Unavailable(_)))) => Code::PromptUnavailable,
+        Ok(Err(PinLifeError::Prompt(PromptError::BadFormat))) => Code::PinFormat,
+        Ok(Err(PinLifeError::NewPinMismatch)) => Code::NewPinMismatch,
+        Ok(Err(PinLifeError::Refused(e))) => {
+            let code = Code::from(&e);
+            let tries = match e {
+                cpx_card::PinChangeError::WrongUnblockingCode { tries_left }
+                | cpx_card::PinChangeError::Card(cpx_card::CardError::WrongPin { tries_left }) => {
+                    Some(tries_left)
+                }
+                _ => None,
+            };
+            if let (Some(tries), false) = (tries, g.json) {
+                eprintln!("{}", cli::tries_text(g.lang, tries, 3));
+            }
+            code
+        }
+    };
+    if g.json {
+        println!("{}", cli::problem_json(g.lang, code));
+    } else {
+        eprintln!("{}", cli::problem_text(g.lang, code, colour_enabled()));
+    }
+    let status = match code {
+        Code::PcscServiceStopped => ExitStatus::ServiceStopped,
+        Code::NoReader => ExitStatus::NoReader,
+        Code::NoCard | Code::NoCpxCard => ExitStatus::NoCard,
+        Code::CardNotCpx | Code::CardMute | Code::CardInUse | Code::Contactless => ExitStatus::NotUsable,
+        Code::AgentError | Code::PromptUnavailable => ExitStatus::Internal,
+        _ => ExitStatus::CannotLogIn,
+    };
+    ExitCode::from(status)
 }
 
 fn diagnose(

@@ -150,6 +150,10 @@ pub enum Code {
     // Where the agent's keys are.
     /// No usable keyring: the agent's keys are in files of this user only (0600).
     KeyringUnavailable,
+    UnblockCodeWrong,
+    UnblockCodeBlocked,
+    UnblockCodeFormat,
+    NewPinMismatch,
 }
 
 impl Serialize for Code {
@@ -187,7 +191,7 @@ pub struct Entry {
 
 impl Code {
     /// Every code, for catalogues and documentation (the codes about a recognised card as « CPx »).
-    pub const ALL: [Code; 54] = [
+    pub const ALL: [Code; 58] = [
         Code::PcscServiceStopped,
         Code::PcscServiceFault,
         Code::NoReader,
@@ -242,6 +246,10 @@ impl Code {
         Code::AgentUnreachable,
         Code::LocalNetworkBlocked,
         Code::KeyringUnavailable,
+        Code::UnblockCodeWrong,
+        Code::UnblockCodeBlocked,
+        Code::UnblockCodeFormat,
+        Code::NewPinMismatch,
     ];
 
     /// The stable wire name (`CARD_NOT_CPX`…), the same for every generation: what the API, the CLI's
@@ -303,6 +311,10 @@ impl Code {
             AgentUnreachable => "AGENT_UNREACHABLE",
             LocalNetworkBlocked => "LOCAL_NETWORK_BLOCKED",
             KeyringUnavailable => "KEYRING_UNAVAILABLE",
+            UnblockCodeWrong => "UNBLOCK_CODE_WRONG",
+            UnblockCodeBlocked => "UNBLOCK_CODE_BLOCKED",
+            UnblockCodeFormat => "UNBLOCK_CODE_FORMAT",
+            NewPinMismatch => "NEW_PIN_MISMATCH",
         }
     }
 
@@ -397,7 +409,7 @@ impl Code {
             ),
             PinBlocked => (
                 text!("Code porteur bloqué", "Code porteur (PIN) blocked"),
-                text!("Débloquez la carte avec son code de déblocage (courrier reçu avec la carte) ou appelez CPS Info Service au 0 825 85 2000.", "Unblock the card with its unblocking code (letter received with the card) or call CPS Info Service on 0 825 85 2000."),
+                text!("Débloquez la carte avec son code de déblocage (courrier reçu avec la carte) : Agent CPx → « Débloquer ma carte », ou cpx-agent pin unblock. Sans ce code, appelez CPS Info Service au 0 825 85 2000.", "Unblock the card with its unblocking code (letter received with the card): Agent CPx → « Débloquer ma carte », or cpx-agent pin unblock. Without that code, call CPS Info Service on 0 825 85 2000."),
                 false,
             ),
             PinWrong => (
@@ -596,6 +608,27 @@ impl Code {
                 text!("Installez et déverrouillez un trousseau de clés (gnome-keyring, ou le Secret Service de KeePassXC), puis redémarrez l'Agent CPx : la clé y sera déplacée. En attendant, l'Agent CPx fonctionne normalement.", "Install and unlock a keyring (gnome-keyring, or KeePassXC's Secret Service), then restart Agent CPx: the key will be moved into it. Meanwhile Agent CPx works as usual."),
                 false,
             ),
+            // Changing and unblocking the code porteur.
+            UnblockCodeWrong => (
+                text!("Code de déblocage incorrect", "Wrong unblocking code"),
+                text!("Vérifiez le code de déblocage (8 chiffres, dans le courrier reçu avec la carte) : après 3 erreurs la carte ne peut plus être débloquée et doit être remplacée.", "Check the unblocking code (8 digits, in the letter that came with the card): after 3 mistakes the card can no longer be unblocked and must be replaced."),
+                true,
+            ),
+            UnblockCodeBlocked => (
+                text!("Code de déblocage bloqué : la carte ne peut plus être débloquée", "Unblocking code blocked: the card can no longer be unblocked"),
+                text!("La carte doit être remplacée : appelez CPS Info Service au 0 825 85 2000.", "The card must be replaced: call CPS Info Service on 0 825 85 2000."),
+                false,
+            ),
+            UnblockCodeFormat => (
+                text!("Le code de déblocage comporte 8 chiffres", "The unblocking code is 8 digits"),
+                text!("Saisissez les 8 chiffres du code de déblocage reçu par courrier avec la carte.", "Type the 8 digits of the unblocking code that came by letter with the card."),
+                true,
+            ),
+            NewPinMismatch => (
+                text!("Les deux saisies du nouveau code porteur sont différentes", "The two entries of the new code porteur differ"),
+                text!("Saisissez deux fois le même nouveau code porteur (4 chiffres). Rien n'a été changé sur la carte.", "Type the same new code porteur (4 digits) twice. Nothing was changed on the card."),
+                true,
+            ),
         };
         Entry { message, fix, retriable }
     }
@@ -669,6 +702,18 @@ impl From<&CardError> for Code {
                 // Removed, mute, PIN states…: the plain meaning, the report still names the card.
                 root => Code::from(root),
             },
+        }
+    }
+}
+
+impl From<&cpx_card::PinChangeError> for Code {
+    fn from(e: &cpx_card::PinChangeError) -> Self {
+        use cpx_card::PinChangeError::*;
+        match e {
+            Card(e) => e.into(),
+            WrongUnblockingCode { .. } => Code::UnblockCodeWrong,
+            UnblockingCodeBlocked => Code::UnblockCodeBlocked,
+            UnblockingCodeFormat => Code::UnblockCodeFormat,
         }
     }
 }
@@ -914,6 +959,24 @@ pub mod trust {
     }
 }
 
+/// Changing and unblocking the code porteur (`cpx-agent pin`, the tray's menu).
+pub mod pin_life {
+    use super::Text;
+    texts! {
+        CHANGE_TITLE = text!("Agent CPx — changer le code porteur", "Agent CPx — change the code porteur");
+        UNBLOCK_TITLE = text!("Agent CPx — débloquer la carte", "Agent CPx — unblock the card");
+        CURRENT_FIELD = text!("Code porteur actuel (4 chiffres)", "Current code porteur (4 digits)");
+        NEW_FIELD = text!("Nouveau code porteur (4 chiffres)", "New code porteur (4 digits)");
+        NEW_AGAIN_FIELD = text!("Nouveau code porteur, une seconde fois", "New code porteur, once more");
+        UNBLOCK_FIELD = text!("Code de déblocage (8 chiffres)", "Unblocking code (8 digits)");
+        UNBLOCK_TRIES = text!("Essais du code de déblocage", "Tries of the unblocking code");
+        UNBLOCK_LAST_TRY = text!("Dernier essai du code de déblocage : une erreur de plus et la carte devra être remplacée (CPS Info Service). Continuer ?", "Last try of the unblocking code: one more mistake and the card must be replaced (CPS Info Service). Go on?");
+        YES_NO = text!("[o/N]", "[y/N]");
+        CHANGED = text!("Code porteur changé.", "Code porteur changed.");
+        UNBLOCKED = text!("Carte débloquée : votre nouveau code porteur est actif.", "Card unblocked: your new code porteur is active.");
+    }
+}
+
 /// The code porteur prompts (terminal, pinentry; the tray's dialog shares these through [`LABELS`]).
 pub mod prompt {
     use super::Text;
@@ -993,8 +1056,8 @@ mod words_tests {
 
     #[test]
     fn every_text_of_the_words_section_is_translated() {
-        use super::{check_title, detail, prompt, trust};
-        for t in [detail::ALL, check_title::ALL, prompt::ALL, trust::ALL].concat() {
+        use super::{check_title, detail, pin_life, prompt, trust};
+        for t in [detail::ALL, check_title::ALL, prompt::ALL, pin_life::ALL, trust::ALL].concat() {
             // Texts with words in them (not only `{placeholders}`) differ between the languages.
             let mut words = t.en.to_owned();
             while let (Some(a), Some(b)) = (words.find('{'), words.find('}')) {

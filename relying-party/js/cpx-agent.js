@@ -32,7 +32,9 @@ export class CpxError extends Error {
 }
 
 // The page's own French texts, by stable code: what happened, then what to do. The codes that the agent's
-// catalogue also has (agent/src/messages.rs) carry the same words; a test there keeps them equal.
+// catalogue also has (agent/src/messages.rs) carry the same words; a test there keeps them equal. Every
+// code this file can show has an entry on the helpdesk page (docs/helpdesk.md), with these very words: a
+// test of agent/src/helpdesk/page.rs fails otherwise.
 const MESSAGES = {
   AGENT_UNREACHABLE: {
     message: "L'Agent CPx ne répond pas sur cet ordinateur",
@@ -46,13 +48,13 @@ const MESSAGES = {
     message: "Le certificat local de l'Agent CPx n'est pas approuvé par les navigateurs",
     fix: "Réinstallez l'Agent CPx (l'installation l'approuve) ou demandez au service informatique de l'ajouter aux certificats approuvés des navigateurs.",
   },
-  PORTAL_REFUSED: { message: "Le portail a refusé la connexion par carte.", fix: "" },
+  PORTAL_REFUSED: { message: "Le portail a refusé la connexion par carte.", fix: "Contactez le support du portail en donnant l'heure de l'essai." },
   CHALLENGE_REPLAYED: { message: "Cette tentative de connexion a déjà servi.", fix: "Recommencez la connexion." },
   CHALLENGE_EXPIRED: { message: "La tentative de connexion a expiré.", fix: "Recommencez la connexion." },
   CHALLENGE_UNKNOWN: { message: "Tentative de connexion inconnue.", fix: "Rechargez la page et recommencez." },
-  ORIGIN_MISMATCH: { message: "Connexion refusée : elle a été demandée depuis un autre site.", fix: "" },
-  CERTIFICATE_REFUSED: { message: "Le certificat de votre carte n'est pas accepté par ce portail.", fix: "" },
-  NETWORK: { message: "Le portail ne répond pas.", fix: "Vérifiez votre connexion." },
+  ORIGIN_MISMATCH: { message: "Connexion refusée : elle a été demandée depuis un autre site.", fix: "Ouvrez le portail à son adresse habituelle (pas par un lien reçu) et recommencez." },
+  CERTIFICATE_REFUSED: { message: "Le certificat de votre carte n'est pas accepté par ce portail.", fix: "Vérifiez dans l'Agent CPx (menu « État de la carte ») que votre carte est valide, puis contactez le support du portail." },
+  NETWORK: { message: "Le portail ne répond pas.", fix: "Vérifiez votre connexion réseau, puis rechargez la page." },
 };
 
 function pageError(code) {

@@ -9,11 +9,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use cpx_card::Pin;
+use cpx_card::{Pin, PinStatus};
 use zeroize::Zeroizing;
 
 use crate::failure::Failure;
-use crate::messages::{prompt, Code, Lang};
+use crate::messages::{pin_life, prompt, Code, Lang};
 use crate::said::{field, fill};
 
 /// What the prompt shows.
@@ -526,6 +526,100 @@ impl PinPrompt for PinentryPrompt {
             }
         }
         Err(PromptError::Cancelled)
+    }
+}
+
+/// Changing and unblocking the code porteur on the terminal (`cpx-agent pin`): the card and the tries
+/// first, every code read without echo, a yes/no before the last try of the code de déblocage.
+pub struct TerminalCodeDialog {
+    /// The language of the dialog.
+    pub lang: Lang,
+    /// The title of the dialog: changing or unblocking.
+    pub title: crate::messages::Text,
+}
+
+impl TerminalCodeDialog {
+    fn unavailable(e: std::io::Error) -> PromptError {
+        PromptError::Unavailable(format!("{}: {e}", Terminal::NAME))
+    }
+
+    /// Writes `lead` (if any), then « label : » and reads a line without echo; end of input cancels.
+    fn secret(&self, lead: Option<&str>, label: &str) -> Result<Zeroizing<String>, PromptError> {
+        let tty = Terminal::open().map_err(Self::unavailable)?;
+        let mut out = &tty;
+        if let Some(lead) = lead {
+            writeln!(out, "\n{}\n\n{lead}", self.title.get(self.lang)).map_err(Self::unavailable)?;
+        }
+        write!(out, "{} ", fill(prompt::ASK.get(self.lang), &[("label", label)]))
+            .map_err(Self::unavailable)?;
+        out.flush().map_err(Self::unavailable)?;
+        let mut line = Zeroizing::new(String::new());
+        let read = {
+            let _quiet = NoEcho::on(&tty.input);
+            BufReader::new(&tty.input).read_line(&mut line)
+        };
+        let _ = writeln!(out);
+        match read {
+            Ok(0) => Err(PromptError::Cancelled),
+            Ok(_) => Ok(Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned())),
+            Err(e) => Err(Self::unavailable(e)),
+        }
+    }
+
+    /// The card and a count of tries: « Titulaire : JEAN DUPONT (CPS3) », « Essais restants : 3 sur 3 ».
+    fn lead(&self, card: &crate::card::CardLabel, tries: crate::messages::Text, status: PinStatus) -> String {
+        let lang = self.lang;
+        let count = format!("{} {} {}", status.tries_left, prompt::OF.get(lang), status.max_tries);
+        format!("{}\n{}", field(lang, prompt::HOLDER, &card.text), field(lang, tries, &count))
+    }
+}
+
+impl crate::card::CodeDialog for TerminalCodeDialog {
+    fn choose_card(&self, cards: &[crate::card::CardLabel]) -> Result<usize, PromptError> {
+        let choice = CardChoice {
+            origin: String::new(),
+            cards: cards.iter().map(|c| format!("{} — {}", c.text, c.reader)).collect(),
+            lang: self.lang,
+        };
+        TerminalPrompt.choose(&choice)
+    }
+
+    fn current_pin(
+        &self,
+        card: &crate::card::CardLabel,
+        status: PinStatus,
+    ) -> Result<Zeroizing<String>, PromptError> {
+        let lead = self.lead(card, prompt::TRIES, status);
+        self.secret(Some(&lead), pin_life::CURRENT_FIELD.get(self.lang))
+    }
+
+    fn confirm_last_unblock_try(&self, card: &crate::card::CardLabel) -> Result<bool, PromptError> {
+        let tty = Terminal::open().map_err(Self::unavailable)?;
+        let mut out = &tty;
+        let lang = self.lang;
+        writeln!(out, "\n{}\n\n{}", self.title.get(lang), field(lang, prompt::HOLDER, &card.text))
+            .map_err(Self::unavailable)?;
+        write!(out, "{} {} ", pin_life::UNBLOCK_LAST_TRY.get(lang), pin_life::YES_NO.get(lang))
+            .map_err(Self::unavailable)?;
+        out.flush().map_err(Self::unavailable)?;
+        let mut line = String::new();
+        BufReader::new(&tty.input).read_line(&mut line).map_err(Self::unavailable)?;
+        Ok(matches!(line.trim().to_lowercase().as_str(), "o" | "oui" | "y" | "yes"))
+    }
+
+    fn unblocking_code(
+        &self,
+        card: &crate::card::CardLabel,
+        status: PinStatus,
+    ) -> Result<Zeroizing<String>, PromptError> {
+        let lead = self.lead(card, pin_life::UNBLOCK_TRIES, status);
+        self.secret(Some(&lead), pin_life::UNBLOCK_FIELD.get(self.lang))
+    }
+
+    fn new_pin_twice(&self, _card: &crate::card::CardLabel) -> Result<[Zeroizing<String>; 2], PromptError> {
+        let first = self.secret(None, pin_life::NEW_FIELD.get(self.lang))?;
+        let second = self.secret(None, pin_life::NEW_AGAIN_FIELD.get(self.lang))?;
+        Ok([first, second])
     }
 }
 

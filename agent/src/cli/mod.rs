@@ -9,5 +9,5 @@ pub use exit::ExitStatus;
 pub use output::{
     autostart_text, browser_policies_text, catalogue_entry_text, check_json, check_text, colour_enabled,
     event_json, event_lines, machine_trust_text, problem_json, problem_text, reader_view, report_json,
-    report_text,
+    report_text, tries_text,
 };

@@ -1,13 +1,16 @@
 //! For the helpdesk: `cpx-agent diagnose` (ordered checks naming the fault and its fix), its `--health`
 //! verdict (installed and healthy without a card, for compliance scripts), `cpx-agent report` (a bundle
-//! to attach to a ticket) and the log files they read.
+//! to attach to a ticket) the log files they read, and the helpdesk page
+//! (docs/helpdesk.md, docs/helpdesk.en.md).
 
 pub(crate) mod diagnose;
 pub(crate) mod health;
 pub(crate) mod logging;
+pub(crate) mod page;
 pub(crate) mod report;
 
 pub use diagnose::{first_fault, run as diagnose, Options as DiagnoseOptions, Verdict};
 pub use health::{exit_status as health_exit_status, first_fault as health_first_fault};
 pub use logging::init as init_logging;
+pub use page::helpdesk_markdown;
 pub use report::{gather as report, gather_with as report_with, Include};

@@ -180,6 +180,7 @@ pub fn http_status(code: Code) -> u16 {
         // Said by `diagnose`, the CLI or the page client, never answered by the API.
         CardUnlistedVariant | PinLastTry | CardTestOnProduction | AgentPortTaken | ClockSkew
         | PolicyMalformed | AgentUnreachable | LocalNetworkBlocked | KeyringUnavailable => 500,
+        UnblockCodeWrong | UnblockCodeBlocked | UnblockCodeFormat | NewPinMismatch => 500,
     }
 }
 

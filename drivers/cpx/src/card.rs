@@ -12,6 +12,7 @@ use crate::identity::Identity;
 use crate::pin::{Pin, PinStatus};
 use crate::pinpad::{PinPad, PinPadError};
 use crate::pkcs15::PinInfo;
+use crate::pin_change::{secret_session, PinChangeError, UnblockingCode};
 use crate::scheme::SignScheme;
 
 /// How the card was recognised.
@@ -90,6 +91,15 @@ pub trait CpxCard: Send {
     fn sign(&mut self, scheme: SignScheme, digest: &[u8]) -> Result<Vec<u8>, CardError>;
     /// The schemes this card's authentication key can produce, preferred first.
     fn schemes(&self) -> &'static [SignScheme];
+    /// Tries left on the code de déblocage, without spending one; `None` when the card has no code
+    /// porteur on this interface.
+    fn unblock_status(&mut self) -> Result<Option<PinStatus>, CardError>;
+    /// This generation's commands to replace the code porteur, the current one checked by the card. Sent
+    /// by [`CpxCard::change_pin`], inside its session.
+    fn change_reference_data(&mut self, current: &Pin, new: &Pin) -> Result<(), PinChangeError>;
+    /// This generation's commands to present the code de déblocage and set a new code porteur with a
+    /// fresh counter. Sent by [`CpxCard::unblock_pin`], inside its session.
+    fn reset_retry_counter(&mut self, code: &UnblockingCode, new: &Pin) -> Result<(), PinChangeError>;
     /// Forgets what the driver assumed about the card's state (selected DF, open logical channel): called
     /// once the card was reset at the end of a session.
     fn end_session(&mut self);
@@ -186,6 +196,42 @@ fn login<C: CpxCard + ?Sized, E: From<CardError>>(
         (Ok(signature), Ok(())) => Ok(signature),
     }
 }
+
+/// Changing and unblocking the code porteur, for every generation: one PC/SC transaction each, ending
+/// with a reset of the card (the card may hold a verified code: [`crate::pin_change`]).
+pub trait CodePorteur: CpxCard {
+    /// Replaces the code porteur: its tries read first (a blocked one gets nothing sent), then the
+    /// generation's commands with the current code (a wrong one spends a try:
+    /// [`CardError::WrongPin`]) and the new one.
+    fn change_pin(&mut self, current: &Pin, new: &Pin) -> Result<(), PinChangeError> {
+        secret_session(self, |card, session| {
+            match card.pin_status()? {
+                None => return Err(CardError::NoPinOnInterface.into()),
+                Some(s) if s.blocked() => return Err(CardError::PinBlocked.into()),
+                Some(_) => {}
+            }
+            session.reset_on_end();
+            card.change_reference_data(current, new)
+        })
+    }
+
+    /// Unblocks the code porteur (blocked or forgotten) with the code de déblocage and sets a new one:
+    /// the tries of the code de déblocage read first (a blocked one gets nothing sent:
+    /// [`PinChangeError::UnblockingCodeBlocked`]), then the generation's commands.
+    fn unblock_pin(&mut self, code: &UnblockingCode, new: &Pin) -> Result<(), PinChangeError> {
+        secret_session(self, |card, session| {
+            match card.unblock_status()? {
+                None => return Err(CardError::NoPinOnInterface.into()),
+                Some(s) if s.blocked() => return Err(PinChangeError::UnblockingCodeBlocked),
+                Some(_) => {}
+            }
+            session.reset_on_end();
+            card.reset_retry_counter(code, new)
+        })
+    }
+}
+
+impl<C: CpxCard + ?Sized> CodePorteur for C {}
 
 /// Maps the status word of a VERIFY (with data) to its meaning.
 pub(crate) fn verify_outcome(sw: cpx_pcsc::StatusWord) -> Result<(), CardError> {

@@ -1,17 +1,26 @@
 //! CPS3 driver (IAS-ECC, T=0): tries left by GET DATA on the CHV security data object, VERIFY, and
 //! authentication signatures by MSE SET AT + INTERNAL AUTHENTICATE on a PKCS#1 DigestInfo
 //! (docs/card-facts.md#code-porteur-and-signatures). The card pads; it cannot do RSA-PSS, hence TLS 1.2 only.
+//! The code porteur is changed by CHANGE REFERENCE DATA with the current and the new code, and unblocked
+//! by a VERIFY of the code de déblocage then RESET RETRY COUNTER with the new code (the code porteur's
+//! reset ACL asks for the code de déblocage first).
 
 use cpx_pcsc::Command;
+use zeroize::Zeroizing;
 
 use crate::card::{signature_outcome, verify_outcome, CpxCard, Opened};
 use crate::error::CardError;
 use crate::iso;
 use crate::path::{ObjectPath, Pkcs15Path};
 use crate::pin::{Pin, PinStatus};
+use crate::pin_change::{new_code_outcome, unblock_verify_outcome, PinChangeError, UnblockingCode};
 use crate::pkcs15::PinInfo;
 use crate::scheme::SignScheme;
 use crate::tlv;
+
+/// Reference of the code de déblocage: the global CHV after the code porteur's (not seen in a public
+/// trace; docs/card-facts.md).
+const UNBLOCK_REFERENCE: u8 = 0x02;
 
 /// The CPS3 driver (IAS ECC): the PKCS#15 objects on the basic channel, signature by INTERNAL AUTHENTICATE.
 pub struct Cps3 {
@@ -24,6 +33,32 @@ impl Cps3 {
     /// The driver of a card [`crate::open::open`] recognised as a CPS3.
     pub fn new(card: Opened) -> Self {
         Self { card, pin_df_selected: false }
+    }
+
+    /// Tries of a CHV (the code porteur, the code de déblocage) by GET DATA on its security data object,
+    /// header list 4D { 70 { BF 81 <ref> { A0 (all) } } }: the DOCP with 9A (max) and 9B (left).
+    fn chv_status(&mut self, reference: u8) -> Result<PinStatus, CardError> {
+        // Selection and GET DATA in one transaction: no other program selects elsewhere in between.
+        let _reading = self.card.transport.transaction()?;
+        self.select_pin_df()?;
+        let header = [0x4D, 0x08, 0x70, 0x06, 0xBF, 0x81, reference, 0x02, 0xA0, 0x80];
+        let r =
+            iso::send(self.card.transport.as_mut(), &Command::new(0x00, 0xCB, 0x3F, 0xFF).with_data(header))?;
+        if !r.sw.is_ok() {
+            return Err(CardError::status("GET DATA (CHV)", r.sw));
+        }
+        let bad = |d: &str| CardError::malformed("CHV data object", d);
+        let (top, _) = tlv::parse_one(&r.data)?;
+        let sdo = top.child(0xBF8100 | reference as u32)?.ok_or_else(|| bad("no SDO"))?;
+        let docp = sdo.child(0xA0)?.ok_or_else(|| bad("no DOCP"))?;
+        let byte = |tag| -> Result<u8, CardError> {
+            docp.child(tag)?.and_then(|t| t.value.first().copied()).ok_or_else(|| bad("no counter"))
+        };
+        let (max_tries, tries_left) = (byte(0x9A)?, byte(0x9B)?);
+        if tries_left > max_tries || max_tries == 0 {
+            return Err(bad("counters out of range"));
+        }
+        Ok(PinStatus { tries_left, max_tries })
     }
 
     fn pin(&self) -> Result<&PinInfo, CardError> {
@@ -92,28 +127,37 @@ impl CpxCard for Cps3 {
 
     fn pin_status(&mut self) -> Result<Option<PinStatus>, CardError> {
         let Some(reference) = self.card.layout.pin.as_ref().map(|p| p.reference) else { return Ok(None) };
-        // Selection and GET DATA in one transaction: no other program selects elsewhere in between.
-        let _reading = self.card.transport.transaction()?;
+        self.chv_status(reference).map(Some)
+    }
+
+    fn unblock_status(&mut self) -> Result<Option<PinStatus>, CardError> {
+        if self.card.layout.pin.is_none() {
+            return Ok(None);
+        }
+        self.chv_status(UNBLOCK_REFERENCE).map(Some)
+    }
+
+    fn change_reference_data(&mut self, current: &Pin, new: &Pin) -> Result<(), PinChangeError> {
+        let info = self.pin()?.clone();
         self.select_pin_df()?;
-        // GET DATA, header list 4D { 70 { BF 81 <ref> { A0 (all) } } }: the CHV's DOCP with 9A/9B.
-        let header = [0x4D, 0x08, 0x70, 0x06, 0xBF, 0x81, reference, 0x02, 0xA0, 0x80];
-        let r =
-            iso::send(self.card.transport.as_mut(), &Command::new(0x00, 0xCB, 0x3F, 0xFF).with_data(header))?;
-        if !r.sw.is_ok() {
-            return Err(CardError::status("GET DATA (CHV)", r.sw));
-        }
-        let bad = |d: &str| CardError::malformed("CHV data object", d);
-        let (top, _) = tlv::parse_one(&r.data)?;
-        let sdo = top.child(0xBF8100 | reference as u32)?.ok_or_else(|| bad("no SDO"))?;
-        let docp = sdo.child(0xA0)?.ok_or_else(|| bad("no DOCP"))?;
-        let byte = |tag| -> Result<u8, CardError> {
-            docp.child(tag)?.and_then(|t| t.value.first().copied()).ok_or_else(|| bad("no counter"))
-        };
-        let (max_tries, tries_left) = (byte(0x9A)?, byte(0x9B)?);
-        if tries_left > max_tries || max_tries == 0 {
-            return Err(bad("counters out of range"));
-        }
-        Ok(Some(PinStatus { tries_left, max_tries }))
+        let data =
+            Zeroizing::new([current.encode(&info)?.as_slice(), new.encode(&info)?.as_slice()].concat());
+        let r = iso::send(
+            self.card.transport.as_mut(),
+            &Command::new(0x00, 0x24, 0x00, info.reference).with_data(data.as_slice()),
+        )?;
+        new_code_outcome("CHANGE REFERENCE DATA", r.sw)
+    }
+
+    fn reset_retry_counter(&mut self, code: &UnblockingCode, new: &Pin) -> Result<(), PinChangeError> {
+        let info = self.pin()?.clone();
+        let new = new.encode(&info)?;
+        self.select_pin_df()?;
+        let t = self.card.transport.as_mut();
+        let r = iso::send(t, &Command::new(0x00, 0x20, 0x00, UNBLOCK_REFERENCE).with_data(code.bytes()))?;
+        unblock_verify_outcome(r.sw)?;
+        let r = iso::send(t, &Command::new(0x00, 0x2C, 0x02, info.reference).with_data(new.as_slice()))?;
+        new_code_outcome("RESET RETRY COUNTER", r.sw)
     }
 
     fn prepare_verify(&mut self) -> Result<(u8, PinInfo), CardError> {

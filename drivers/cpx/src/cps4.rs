@@ -3,7 +3,10 @@
 //! computed by the host, PKCS#1 v1.5 or RSA-PSS (docs/card-facts.md#code-porteur-and-signatures).
 //! After a `69 85` the ChipDoc recovery sequence brings the card back and the command is sent once more
 //! — except a VERIFY with the code porteur, which becomes [`CardError::PinConditions`] for the user to
-//! try again.
+//! try again. The code porteur is changed as ANS's CPS4 driver does: VERIFY of the current code, then
+//! CHANGE REFERENCE DATA P1 `01` with the new one; unblocked by a VERIFY of the code de déblocage, RESET
+//! RETRY COUNTER P1 `03` (the counter only), then CHANGE REFERENCE DATA P1 `01`. None of these is sent
+//! again after a `69 85`.
 
 use cpx_pcsc::{Command, StatusWord, Transport};
 
@@ -12,10 +15,15 @@ use crate::error::CardError;
 use crate::iso;
 use crate::pin::{Pin, PinStatus};
 use crate::pkcs15::PinInfo;
+use crate::pin_change::{new_code_outcome, unblock_verify_outcome, PinChangeError, UnblockingCode};
 use crate::scheme::SignScheme;
 
 /// ChipDoc does not report the maximum; ANS's driver hard-codes 3 (card-cps4.c).
 const MAX_TRIES: u8 = 3;
+
+/// Reference of the code de déblocage: local, the CHV after the code porteur's (not seen in a public
+/// trace; docs/card-facts.md).
+const UNBLOCK_REFERENCE: u8 = 0x82;
 
 /// The IDS applet and the CPS2ter application, selected by the recovery sequence after `69 85`.
 const AID_IDS: &[u8] = &[0xA0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00];
@@ -87,6 +95,35 @@ impl Cps4 {
         }
     }
 
+    /// Tries left on a CHV by VERIFY without data, which presents no secret: it may be sent again after a
+    /// recovery. Channel, selection and the query in one transaction.
+    fn counter(&mut self, reference: u8) -> Result<PinStatus, CardError> {
+        let _reading = self.card.transport.transaction()?;
+        let tries_left = self.recovering(|me| {
+            let cla = me.chipdoc()?;
+            let r = iso::send(me.card.transport.as_mut(), &Command::new(cla, 0x20, 0x00, reference))?;
+            match r.sw.0 {
+                0x9000 => Ok(MAX_TRIES),
+                0x6983 => Ok(0),
+                s if s & 0xFFF0 == 0x63C0 => Ok((s & 0x0F) as u8),
+                _ => Err(CardError::status("VERIFY (tries left)", r.sw)),
+            }
+        })?;
+        Ok(PinStatus { tries_left, max_tries: MAX_TRIES.max(tries_left) })
+    }
+
+    /// CHANGE REFERENCE DATA P1 `01`: the new code porteur alone, once a code was verified.
+    fn set_new_code(&mut self, new: &Pin) -> Result<(), PinChangeError> {
+        let info = self.card.layout.pin.clone().ok_or(CardError::NoPinOnInterface)?;
+        let cla = self.chipdoc()?;
+        let data = new.encode(&info)?;
+        let r = iso::send(
+            self.card.transport.as_mut(),
+            &Command::new(cla, 0x24, 0x01, info.reference).with_data(data.as_slice()),
+        )?;
+        new_code_outcome("CHANGE REFERENCE DATA", r.sw)
+    }
+
     fn pin_reference(&self) -> Result<u8, CardError> {
         self.card.layout.pin.as_ref().map(|p| p.reference).ok_or(CardError::NoPinOnInterface)
     }
@@ -108,20 +145,30 @@ impl CpxCard for Cps4 {
             return Ok(None);
         }
         let reference = self.pin_reference()?;
-        // Channel, selection and the query in one transaction. A VERIFY without data presents no code
-        // porteur: it may be sent again after a recovery.
-        let _reading = self.card.transport.transaction()?;
-        let tries_left = self.recovering(|me| {
-            let cla = me.chipdoc()?;
-            let r = iso::send(me.card.transport.as_mut(), &Command::new(cla, 0x20, 0x00, reference))?;
-            match r.sw.0 {
-                0x9000 => Ok(MAX_TRIES),
-                0x6983 => Ok(0),
-                s if s & 0xFFF0 == 0x63C0 => Ok((s & 0x0F) as u8),
-                _ => Err(CardError::status("VERIFY (tries left)", r.sw)),
-            }
-        })?;
-        Ok(Some(PinStatus { tries_left, max_tries: MAX_TRIES.max(tries_left) }))
+        self.counter(reference).map(Some)
+    }
+
+    fn unblock_status(&mut self) -> Result<Option<PinStatus>, CardError> {
+        if self.card.layout.pin.is_none() {
+            return Ok(None);
+        }
+        self.counter(UNBLOCK_REFERENCE).map(Some)
+    }
+
+    fn change_reference_data(&mut self, current: &Pin, new: &Pin) -> Result<(), PinChangeError> {
+        self.verify_pin(current)?;
+        self.set_new_code(new)
+    }
+
+    fn reset_retry_counter(&mut self, code: &UnblockingCode, new: &Pin) -> Result<(), PinChangeError> {
+        let reference = self.pin_reference()?;
+        let cla = self.chipdoc()?;
+        let t = self.card.transport.as_mut();
+        let r = iso::send(t, &Command::new(cla, 0x20, 0x00, UNBLOCK_REFERENCE).with_data(code.bytes()))?;
+        unblock_verify_outcome(r.sw)?;
+        let r = iso::send(t, &Command::new(cla, 0x2C, 0x03, reference | 0x80))?;
+        new_code_outcome("RESET RETRY COUNTER", r.sw)?;
+        self.set_new_code(new)
     }
 
     fn prepare_verify(&mut self) -> Result<(u8, PinInfo), CardError> {

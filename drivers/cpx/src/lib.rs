@@ -1,5 +1,5 @@
 //! The CPx card driver: recognises CPS3 and CPS4 cards, reads the holder's identity from their PKCS#15
-//! structure, reports and verifies the code porteur, and signs digests with the authentication key.
+//! structure, reports, verifies, changes and unblocks the code porteur, and signs digests with the authentication key.
 //!
 //! One driver type per card generation ([`cps3::Cps3`], [`cps4::Cps4`]) behind one trait
 //! ([`card::CpxCard`]); [`open::open`] picks the driver. Everything the card sends is parsed by code that
@@ -22,16 +22,18 @@ pub mod open;
 pub mod path;
 pub mod pin;
 pub mod pinpad;
+pub mod pin_change;
 pub mod pkcs15;
 pub mod scheme;
 pub mod tlv;
 
 pub use atr::{Generation, Interface};
 pub use cache::CertCache;
-pub use card::{CardInfo, CpxCard, Recognition};
+pub use card::{CardInfo, CodePorteur, CpxCard, Recognition};
 pub use error::{generation_name, CardError, Credential};
 pub use identity::{IdKind, Identity, Validity};
 pub use open::open;
 pub use pin::{Pin, PinStatus};
 pub use pinpad::{PinPad, PinPadError};
+pub use pin_change::{PinChangeError, UnblockingCode, UNBLOCKING_CODE_LEN};
 pub use scheme::SignScheme;

@@ -34,16 +34,38 @@ pub struct CardKey {
     pub app_df: usize,
 }
 
-/// The code porteur and its counter.
+/// A secret of the card and its counter: the code porteur, or the code de déblocage (unblocking code).
 pub struct Pin {
-    /// Reference of the code porteur (VERIFY's P2).
+    /// Reference of the secret (VERIFY's P2).
     pub reference: u8,
-    /// Stored form: ASCII digits padded with 0xFF to the stored length.
+    /// Stored form: ASCII digits, padded with 0xFF to the stored length for the code porteur.
     pub value: Vec<u8>,
     /// Tries the counter is reset to after a good VERIFY.
     pub max_tries: u8,
-    /// Tries left before the code porteur blocks.
+    /// Tries left before the secret blocks.
     pub tries_left: u8,
+}
+
+impl Pin {
+    /// Compares a presented value with the stored one: a right one resets the counter, a wrong one
+    /// spends a try; a value of another length spends none (`67 00`), nor does a blocked secret (`69 83`).
+    fn check(&mut self, presented: &[u8]) -> Sw {
+        if self.tries_left == 0 {
+            return 0x6983;
+        }
+        if presented.len() != self.value.len() {
+            return 0x6700;
+        }
+        if presented == self.value.as_slice() {
+            self.tries_left = self.max_tries;
+            return OK;
+        }
+        self.tries_left -= 1;
+        match self.tries_left {
+            0 => 0x6983,
+            n => 0x63C0 | n as Sw,
+        }
+    }
 }
 
 /// What the transport must do with the card's reaction to one APDU.
@@ -96,6 +118,9 @@ pub struct CardSpec {
     pub keys: Vec<CardKey>,
     /// The code porteur, if the card has one.
     pub pin: Option<Pin>,
+    /// The code de déblocage: VERIFY with it is what RESET RETRY COUNTER of the code porteur asks for
+    /// first (its ACL: user authentication under SE#3).
+    pub unblock: Option<Pin>,
     /// How the card misbehaves ([`Fault::None`] for a healthy card).
     pub fault: Fault,
 }
@@ -115,6 +140,7 @@ pub struct CardOs {
     pub wedge: Option<Wedge>,
     channels: [Option<Channel>; 4],
     pin_verified: bool,
+    unblock_verified: bool,
     pending: Vec<u8>,
 }
 
@@ -136,6 +162,7 @@ impl CardOs {
             rsa_ops: 0,
             channels: Default::default(),
             pin_verified: false,
+            unblock_verified: false,
             pending: Vec::new(),
         };
         os.reset();
@@ -146,6 +173,7 @@ impl CardOs {
     pub fn reset(&mut self) {
         self.channels = [Some(Channel::new()), None, None, None];
         self.pin_verified = false;
+        self.unblock_verified = false;
         self.pending.clear();
     }
 
@@ -208,6 +236,8 @@ impl CardOs {
             0xB0 => return self.read_binary(channel, p1, p2, le),
             0xCB => self.get_data(channel, p1, p2, data),
             0x20 => (Vec::new(), self.verify(p1, p2, data)),
+            0x24 => (Vec::new(), self.change_reference_data(p1, p2, data)),
+            0x2C => (Vec::new(), self.reset_retry_counter(p1, p2, data)),
             0x22 => (Vec::new(), self.mse(channel, p1, p2, data)),
             0x88 if self.spec.generation == Generation::Cps3 => self.internal_authenticate(channel, data),
             0x2A => self.pso(channel, p1, p2, data, chained),
@@ -360,17 +390,30 @@ impl CardOs {
                 if current_df != MF {
                     return (Vec::new(), 0x6A88);
                 }
-                let Some(pin) = self.spec.pin.as_ref().filter(|p| p.reference == reference) else {
+                let is_pin = self.spec.pin.as_ref().is_some_and(|p| p.reference == reference);
+                let secret = [self.spec.pin.as_ref(), self.spec.unblock.as_ref()];
+                let Some(pin) = secret.into_iter().flatten().find(|p| p.reference == reference) else {
                     return (Vec::new(), 0x6A88);
                 };
                 if want.starts_with(&[0x7F, 0x41]) {
-                    tlv(&[0x7F, 0x41], &[tlv(&[0x80], &[pin.value.len() as u8]), tlv(&[0x81], &[4])].concat())
+                    let min = if is_pin { 4 } else { pin.value.len() as u8 };
+                    tlv(
+                        &[0x7F, 0x41],
+                        &[tlv(&[0x80], &[pin.value.len() as u8]), tlv(&[0x81], &[min])].concat(),
+                    )
                 } else {
-                    // ACLs (AM F3): change always, verify always, reset under SE#3 user auth, put-data never.
+                    // ACLs (AM F3): the code porteur's change always, verify always, reset under SE#3 user
+                    // auth, put-data never; the code de déblocage's (not known, made up): change and reset
+                    // never, verify always.
+                    let acl = if is_pin {
+                        [0xF3, 0x00, 0x00, 0x13, 0xFF, 0x00]
+                    } else {
+                        [0xF3, 0xFF, 0x00, 0xFF, 0xFF, 0x00]
+                    };
                     let docp = [
                         tlv(&[0x9A], &[pin.max_tries]),
                         tlv(&[0x9B], &[pin.tries_left]),
-                        tlv(&[0xA1], &tlv(&[0x8C], &[0xF3, 0x00, 0x00, 0x13, 0xFF, 0x00])),
+                        tlv(&[0xA1], &tlv(&[0x8C], &acl)),
                     ]
                     .concat();
                     tlv(&[0xA0], &docp)
@@ -397,39 +440,89 @@ impl CardOs {
         (tlv(&[0x70], &tlv(&[0xBF, class, reference], &body)), OK)
     }
 
-    fn verify(&mut self, p1: u8, p2: u8, data: &[u8]) -> Sw {
-        let Some(pin) = self.spec.pin.as_mut() else { return 0x6A88 };
-        if p2 != pin.reference {
-            return 0x6A88;
+    /// The code porteur or the code de déblocage with this reference, and whether it is verified.
+    fn secret(&mut self, reference: u8) -> Option<(&mut Pin, &mut bool)> {
+        if let Some(pin) = self.spec.pin.as_mut().filter(|p| p.reference == reference) {
+            return Some((pin, &mut self.pin_verified));
         }
+        self.spec
+            .unblock
+            .as_mut()
+            .filter(|p| p.reference == reference)
+            .map(|p| (p, &mut self.unblock_verified))
+    }
+
+    /// VERIFY of the code porteur or of the code de déblocage; without data, the tries left (`63 Cx`).
+    fn verify(&mut self, p1: u8, p2: u8, data: &[u8]) -> Sw {
+        let Some((secret, verified)) = self.secret(p2) else { return 0x6A88 };
         if p1 == 0xFF {
-            self.pin_verified = false;
+            *verified = false;
             return OK;
         }
         if p1 != 0x00 {
             return 0x6A86;
         }
-        if pin.tries_left == 0 {
+        if secret.tries_left == 0 {
             return 0x6983;
         }
         if data.is_empty() {
-            return if self.pin_verified { OK } else { 0x63C0 | pin.tries_left as Sw };
+            return if *verified { OK } else { 0x63C0 | secret.tries_left as Sw };
         }
-        if data.len() != pin.value.len() {
-            return 0x6700;
+        let status = secret.check(data);
+        if status != 0x6700 {
+            *verified = status == OK;
         }
-        if data == pin.value.as_slice() {
-            pin.tries_left = pin.max_tries;
-            self.pin_verified = true;
-            OK
-        } else {
-            pin.tries_left -= 1;
-            self.pin_verified = false;
-            if pin.tries_left == 0 {
-                0x6983
-            } else {
-                0x63C0 | pin.tries_left as Sw
+        status
+    }
+
+    /// CHANGE REFERENCE DATA of the code porteur: P1 `00` with the current and the new value (the card
+    /// checks the current one, a wrong one spends a try), P1 `01` with the new value only once the code
+    /// porteur or the code de déblocage is verified (ChipDoc's form after a VERIFY). Each value has the
+    /// stored length (`67 00` otherwise, no try spent); a blocked code porteur cannot be changed.
+    fn change_reference_data(&mut self, p1: u8, p2: u8, data: &[u8]) -> Sw {
+        let Some(pin) = self.spec.pin.as_mut().filter(|p| p.reference == p2) else { return 0x6A88 };
+        if pin.tries_left == 0 {
+            return 0x6983;
+        }
+        let n = pin.value.len();
+        match p1 {
+            0x00 if data.len() != 2 * n => 0x6700,
+            0x00 => {
+                let status = pin.check(&data[..n]);
+                self.pin_verified = status == OK;
+                if status == OK {
+                    pin.value = data[n..].to_vec();
+                }
+                status
             }
+            0x01 if !(self.pin_verified || self.unblock_verified) => 0x6982,
+            0x01 if data.len() != n => 0x6700,
+            0x01 => {
+                pin.value = data.to_vec();
+                OK
+            }
+            _ => 0x6A86,
+        }
+    }
+
+    /// RESET RETRY COUNTER of the code porteur, allowed once the code de déblocage is verified (the
+    /// code porteur's reset ACL): P1 `02` with a new value (IAS-ECC), P1 `03` without data, the counter
+    /// only (ChipDoc, followed by CHANGE REFERENCE DATA P1 `01`). The forms carrying the code de
+    /// déblocage in the data (P1 `00`, `01`) are refused (`6A 86`).
+    fn reset_retry_counter(&mut self, p1: u8, p2: u8, data: &[u8]) -> Sw {
+        let Some(pin) = self.spec.pin.as_mut().filter(|p| p.reference == p2) else { return 0x6A88 };
+        match p1 {
+            0x02 | 0x03 if !self.unblock_verified => 0x6982,
+            0x02 if data.len() != pin.value.len() => 0x6700,
+            0x03 if !data.is_empty() => 0x6700,
+            0x02 | 0x03 => {
+                if p1 == 0x02 {
+                    pin.value = data.to_vec();
+                }
+                pin.tries_left = pin.max_tries;
+                OK
+            }
+            _ => 0x6A86,
         }
     }
 

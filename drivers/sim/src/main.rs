@@ -2,6 +2,7 @@
 //!
 //!   cpx-sim personas
 //!   cpx-sim insert cps3 --port 35963 [--remove-after 10] [--apdu-log FILE] [--pin 1234] [--tries 3]
+//!                  [--unblock 12345678] [--unblock-tries 3]
 //!                  [--layout real|absolute] [--serial 9DIGITS] [--holder NAME] [--latency real|off|apdu=MS,baud=N,rsa=MS]
 
 use std::process::ExitCode;
@@ -47,6 +48,12 @@ enum Command {
         /// Tries left on the code porteur.
         #[arg(long)]
         tries: Option<u8>,
+        /// The code de déblocage of the card (8 digits).
+        #[arg(long, default_value = cpx_sim::persona::UNBLOCK_CODE)]
+        unblock: String,
+        /// Tries left on the code de déblocage.
+        #[arg(long)]
+        unblock_tries: Option<u8>,
         /// Content of EF_ACTUA (3F00/D010), hex; absent by default.
         #[arg(long, value_name = "HEX")]
         actua: Option<String>,
@@ -107,6 +114,8 @@ fn main() -> ExitCode {
             apdu_log,
             pin,
             tries,
+            unblock,
+            unblock_tries,
             actua,
             garble,
             garble_rate,
@@ -139,6 +148,8 @@ fn main() -> ExitCode {
             let options = cpx_sim::Options {
                 pin,
                 tries,
+                unblock,
+                unblock_tries,
                 actua,
                 garble: garble.map(|g| (g, garble_rate, seed)),
                 pull_on,

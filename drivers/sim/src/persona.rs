@@ -30,6 +30,18 @@ pub const AID_ECC_ROOT: &str = "8025000001FF0100";
 pub const AID_CPS2TER: &str = "8025000001FF0002";
 /// AID of the IDS application (a step of the ChipDoc `69 85` recovery).
 pub const AID_IDS: &str = "A0000001510000";
+/// The code de déblocage of every persona unless `--unblock` says otherwise.
+pub const UNBLOCK_CODE: &str = "12345678";
+/// Length of the code de déblocage: 8 digits (what CPS Gestion asked for; not in any public trace).
+pub const UNBLOCK_LEN: usize = 8;
+/// Tries of the code de déblocage (not in any public trace: the code porteur's 3).
+pub const UNBLOCK_TRIES: u8 = 3;
+/// Reference of the code de déblocage: the CHV after the code porteur's, global on a CPS3 (`02`), local
+/// on a CPS4 (`82`) like its code porteur (`81`). Not in any public trace: docs/simulator.md.
+pub const UNBLOCK_REF_CPS3: u8 = 0x02;
+/// See [`UNBLOCK_REF_CPS3`].
+pub const UNBLOCK_REF_CPS4: u8 = 0x82;
+
 /// Size of the real CPS3's EF.DIR (its FCP says `80 02 00 65`).
 pub const EF_DIR_REAL_SIZE: usize = 101;
 
@@ -40,6 +52,10 @@ pub struct Options {
     pub pin: String,
     /// Tries left (default: the persona's).
     pub tries: Option<u8>,
+    /// The code de déblocage (8 digits).
+    pub unblock: String,
+    /// Tries left on the code de déblocage (default: the persona's).
+    pub unblock_tries: Option<u8>,
     /// Content of EF_ACTUA (3F00/D010); absent (`6A82`) when None, as on a card never updated online.
     pub actua: Option<Vec<u8>>,
     /// Spoil answers: kind, share of answers spoilt, seed.
@@ -63,6 +79,8 @@ impl Default for Options {
         Self {
             pin: "1234".into(),
             tries: None,
+            unblock: UNBLOCK_CODE.into(),
+            unblock_tries: None,
             actua: None,
             garble: None,
             pull_on: None,
@@ -79,6 +97,9 @@ impl Options {
     pub fn check(&self) -> Result<(), String> {
         if self.pin.len() != 4 || !self.pin.bytes().all(|b| b.is_ascii_digit()) {
             return Err("--pin takes 4 digits".into());
+        }
+        if self.unblock.len() != UNBLOCK_LEN || !self.unblock.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("--unblock takes {UNBLOCK_LEN} digits"));
         }
         if let Some(serial) = &self.serial {
             if serial.len() != 9 || !serial.bytes().all(|b| b.is_ascii_digit()) {
@@ -123,10 +144,12 @@ pub const PERSONAS: &[Persona] = &[
     Persona { name: "cps3", description: "CPS3 contact (IAS-ECC, T=0), Dr Jean DUPONT, Médecin, RPPS; the real cards' layout (relative paths)", layout: REAL, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 3, Fault::None, "992138450") },
     Persona { name: "cps3-abs", description: "the same CPS3 with every PKCS#15 path absolute from 3F00 (the older layout)", layout: ABSOLUTE, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 3, Fault::None, "992138450") },
     Persona { name: "cps3-cl", description: "CPS3 over contactless: no code porteur, technical key only, no signature", layout: REAL, build: cps3_cl },
-    Persona { name: "cps4", description: "CPS4 (NXP ChipDoc on logical channel 1, RSA-PSS), Claire MARTIN, Pharmacien; ATR offers T=0 and T=1", layout: ABSOLUTE, build: |o, l| cps4(o, l, false, Fault::None) },
-    Persona { name: "cps4-t0", description: "CPS4 whose ChipDoc answers as a T=0 card (61xx then GET RESPONSE, 6Cxx), same ATR", layout: ABSOLUTE, build: |o, l| cps4(o, l, true, Fault::None) },
-    Persona { name: "cps4-6985", description: "CPS4 that answers 69 85 to the first MSE after VERIFY until the ChipDoc recovery sequence", layout: ABSOLUTE, build: |o, l| cps4(o, l, false, Fault::ChipDoc6985) },
-    Persona { name: "cps3-blocked", description: "CPS3 whose code porteur is blocked (0 tries left)", layout: REAL, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 0, Fault::None, "992138450") },
+    Persona { name: "cps4", description: "CPS4 (NXP ChipDoc on logical channel 1, RSA-PSS), Claire MARTIN, Pharmacien; ATR offers T=0 and T=1", layout: ABSOLUTE, build: |o, l| cps4(o, l, false, Fault::None, 3) },
+    Persona { name: "cps4-t0", description: "CPS4 whose ChipDoc answers as a T=0 card (61xx then GET RESPONSE, 6Cxx), same ATR", layout: ABSOLUTE, build: |o, l| cps4(o, l, true, Fault::None, 3) },
+    Persona { name: "cps4-6985", description: "CPS4 that answers 69 85 to the first MSE after VERIFY until the ChipDoc recovery sequence", layout: ABSOLUTE, build: |o, l| cps4(o, l, false, Fault::ChipDoc6985, 3) },
+    Persona { name: "cps3-blocked", description: "CPS3 whose code porteur is blocked (0 tries left); code de déblocage 12345678", layout: REAL, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 0, Fault::None, "992138450") },
+    Persona { name: "cps3-dead", description: "CPS3 whose code porteur and code de déblocage are both blocked: the card must be replaced", layout: REAL, build: |o, l| unblock_blocked(cps3(o, l, pki::DUPONT, ATR_CPS3, 0, Fault::None, "992138450"), o) },
+    Persona { name: "cps4-blocked", description: "CPS4 whose code porteur is blocked (0 tries left); code de déblocage 12345678", layout: ABSOLUTE, build: |o, l| cps4(o, l, false, Fault::None, 0) },
     Persona { name: "cps3-one-try", description: "CPS3 with one try left", layout: REAL, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 1, Fault::None, "992138450") },
     Persona { name: "cps3-expired", description: "CPS3 whose certificates expired on 2023-01-01, Paul LEROY", layout: REAL, build: |o, l| cps3(o, l, pki::LEROY, ATR_CPS3, 3, Fault::None, "994100003") },
     Persona { name: "cps3-variant", description: "CPx card with an ATR in no table, ANS issuer in EF.SN.ICC, Anne ROUX (ADELI)", layout: REAL, build: |o, l| cps3(o, l, pki::ROUX, ATR_VARIANT, 3, Fault::None, "995100004") },
@@ -156,6 +179,23 @@ fn pin(options: &Options, reference: u8, tries: u8) -> Pin {
     let mut value = options.pin.as_bytes().to_vec();
     value.resize(8, 0xFF);
     Pin { reference, value, max_tries: 3, tries_left: options.tries.unwrap_or(tries) }
+}
+
+fn unblock(options: &Options, reference: u8) -> Pin {
+    Pin {
+        reference,
+        value: options.unblock.as_bytes().to_vec(),
+        max_tries: UNBLOCK_TRIES,
+        tries_left: options.unblock_tries.unwrap_or(UNBLOCK_TRIES),
+    }
+}
+
+/// The card with its code de déblocage blocked too (unless `--unblock-tries` says otherwise).
+fn unblock_blocked(mut card: CardOs, options: &Options) -> CardOs {
+    if let Some(code) = card.spec.unblock.as_mut() {
+        code.tries_left = options.unblock_tries.unwrap_or(0);
+    }
+    card
 }
 
 /// The MF's own files, with the short file identifiers of the real FCPs: EF.SN.ICC `1C`, EF.ATR `1D`
@@ -298,6 +338,7 @@ fn cps3(
         fs,
         keys,
         pin: Some(pin(options, 0x01, tries)),
+        unblock: Some(unblock(options, UNBLOCK_REF_CPS3)),
         fault,
     })
 }
@@ -329,6 +370,7 @@ fn cps3_cl(options: &Options, layout: Layout) -> CardOs {
     let mut card = cps3(options, layout, pki::DUPONT, ATR_CPS3_CL, 3, Fault::None, "992138450");
     card.spec.contactless = true;
     card.spec.pin = None;
+    card.spec.unblock = None;
     for node in card.spec.fs.nodes.iter_mut() {
         if let crate::fs::Body::Ef { read, .. } = &mut node.body {
             if node.parent == Some(1) || node.fid == 0x7001 {
@@ -340,7 +382,7 @@ fn cps3_cl(options: &Options, layout: Layout) -> CardOs {
 }
 
 /// A CPS4. `t0`: the ChipDoc answers case-4 commands the T=0 way (`61xx`, then GET RESPONSE).
-fn cps4(options: &Options, layout: Layout, t0: bool, fault: Fault) -> CardOs {
+fn cps4(options: &Options, layout: Layout, t0: bool, fault: Fault, tries: u8) -> CardOs {
     let serial = options.serial.as_deref().unwrap_or("993100002");
     let holder = options.holder.unwrap_or(pki::MARTIN);
     let mut fs = common_mf(options, None, serial);
@@ -382,7 +424,8 @@ fn cps4(options: &Options, layout: Layout, t0: bool, fault: Fault) -> CardOs {
         contactless: false,
         fs,
         keys,
-        pin: Some(pin(options, 0x81, 3)),
+        pin: Some(pin(options, 0x81, tries)),
+        unblock: Some(unblock(options, UNBLOCK_REF_CPS4)),
         fault,
     })
 }
@@ -397,6 +440,7 @@ fn not_cpx(_: &Options, _: Layout) -> CardOs {
         fs,
         keys: vec![],
         pin: None,
+        unblock: None,
         fault: Fault::None,
     })
 }

@@ -62,7 +62,7 @@ fn pin_counters_and_wrong_input() {
     let mut c = card("cps3");
     assert_eq!(send(&mut c, "00 20 00 01"), "63C3");
     assert_eq!(send(&mut c, "00 20 00 01 04 31323334"), "6700", "PIN not padded to the stored length");
-    assert_eq!(send(&mut c, "00 20 00 02 08 31323334FFFFFFFF"), "6A88", "no such PIN reference");
+    assert_eq!(send(&mut c, "00 20 00 05 08 31323334FFFFFFFF"), "6A88", "no such PIN reference");
     assert_eq!(send(&mut c, "00 20 00 01 08 30303030FFFFFFFF"), "63C2");
     assert_eq!(send(&mut c, "00 20 00 01 08 31323334FFFFFFFF"), "9000");
     assert_eq!(send(&mut c, "00 20 00 01"), "9000", "verified");
@@ -82,6 +82,104 @@ fn pin_counters_and_wrong_input() {
     assert_eq!(send(&mut c, "00 FF 00 00"), "6D00");
     assert_eq!(send(&mut c, "00 A4"), "6700");
     assert_eq!(send(&mut c, "00 20 00 01 09 31"), "6700", "Lc larger than the data");
+}
+
+/// The code porteur 1234 / 5678 / 0000 as VERIFY carries it (ASCII, `FF` to 8 bytes).
+const PIN_1234: &str = "31323334FFFFFFFF";
+const PIN_5678: &str = "35363738FFFFFFFF";
+const PIN_0000: &str = "30303030FFFFFFFF";
+/// The personas' code de déblocage 12345678, and a wrong one.
+const UNBLOCK: &str = "3132333435363738";
+const UNBLOCK_WRONG: &str = "3837363534333231";
+
+#[test]
+fn cps3_change_reference_data_checks_the_current_code() {
+    let mut c = card("cps3");
+    assert_eq!(send(&mut c, &format!("00 24 00 01 10 {PIN_0000}{PIN_5678}")), "63C2", "wrong current code");
+    assert_eq!(
+        send(&mut c, &format!("00 24 00 01 0C 31323334{PIN_5678}")),
+        "6700",
+        "current code not padded"
+    );
+    assert_eq!(send(&mut c, "00 20 00 01"), "63C2", "a wrong length spends no try");
+    assert_eq!(send(&mut c, &format!("00 24 01 01 08 {PIN_5678}")), "6982", "P1 01 needs a verified code");
+    assert_eq!(send(&mut c, &format!("00 24 00 01 10 {PIN_1234}{PIN_5678}")), "9000");
+    assert_eq!(send(&mut c, "00 20 00 01"), "9000", "verified by the change, the counter back to 3");
+    send(&mut c, "00 20 FF 01");
+    assert_eq!(send(&mut c, &format!("00 20 00 01 08 {PIN_1234}")), "63C2", "the old code is gone");
+    assert_eq!(send(&mut c, &format!("00 20 00 01 08 {PIN_5678}")), "9000");
+    assert_eq!(send(&mut c, &format!("00 24 00 05 10 {PIN_5678}{PIN_1234}")), "6A88", "no such reference");
+    assert_eq!(
+        send(&mut c, &format!("00 24 00 02 10 {UNBLOCK}{UNBLOCK}")),
+        "6A88",
+        "the code de déblocage stays"
+    );
+    // Three wrong current codes block the code porteur, which then cannot be changed.
+    for expected in ["63C2", "63C1", "6983", "6983"] {
+        assert_eq!(send(&mut c, &format!("00 24 00 01 10 {PIN_0000}{PIN_1234}")), expected);
+    }
+    assert_eq!(send(&mut c, &format!("00 24 00 01 10 {PIN_5678}{PIN_1234}")), "6983");
+}
+
+#[test]
+fn cps3_reset_retry_counter_asks_for_the_code_de_deblocage_first() {
+    let mut c = card("cps3-blocked");
+    assert_eq!(send(&mut c, &format!("00 2C 02 01 08 {PIN_5678}")), "6982", "no code de déblocage presented");
+    assert_eq!(send(&mut c, &format!("00 2C 00 01 10 {UNBLOCK}{PIN_5678}")), "6A86", "the code in the data");
+    // Its tries, without spending one, by VERIFY without data and by GET DATA on its CHV object.
+    assert_eq!(send(&mut c, "00 20 00 02"), "63C3");
+    let r = send(&mut c, "00 CB 3F FF 0A 4D08 7006 BF8102 02 A080");
+    let docp = send(&mut c, &format!("00C00000{}", &r[2..4]));
+    assert!(docp.starts_with("7016BF810212A0109A01039B0103"), "{docp}");
+    assert_eq!(send(&mut c, &format!("00 20 00 02 08 {UNBLOCK_WRONG}")), "63C2");
+    assert_eq!(send(&mut c, "00 20 00 02 04 31323334"), "6700", "a code de déblocage of 4 digits");
+    assert_eq!(send(&mut c, &format!("00 2C 02 01 08 {PIN_5678}")), "6982", "a wrong code verifies nothing");
+    assert_eq!(send(&mut c, &format!("00 20 00 02 08 {UNBLOCK}")), "9000");
+    assert_eq!(send(&mut c, "00 20 00 02"), "9000", "its counter back to 3, verified");
+    assert_eq!(send(&mut c, "00 2C 02 01 04 35363738"), "6700", "the new code not padded");
+    assert_eq!(send(&mut c, &format!("00 2C 02 01 08 {PIN_5678}")), "9000");
+    assert_eq!(send(&mut c, "00 20 00 01"), "63C3", "unblocked, not verified");
+    assert_eq!(send(&mut c, &format!("00 20 00 01 08 {PIN_5678}")), "9000");
+    // A reset forgets the code de déblocage.
+    c.reset();
+    assert_eq!(send(&mut c, &format!("00 2C 02 01 08 {PIN_1234}")), "6982");
+}
+
+#[test]
+fn a_blocked_code_de_deblocage_unblocks_nothing() {
+    let mut c = card("cps3-blocked");
+    for expected in ["63C2", "63C1", "6983"] {
+        assert_eq!(send(&mut c, &format!("00 20 00 02 08 {UNBLOCK_WRONG}")), expected);
+    }
+    assert_eq!(send(&mut c, &format!("00 20 00 02 08 {UNBLOCK}")), "6983", "blocked stays blocked");
+    assert_eq!(send(&mut c, "00 20 00 02"), "6983");
+    assert_eq!(send(&mut c, &format!("00 2C 02 01 08 {PIN_5678}")), "6982");
+    let mut dead = card("cps3-dead");
+    assert_eq!(send(&mut dead, "00 20 00 01"), "6983");
+    assert_eq!(send(&mut dead, "00 20 00 02"), "6983");
+}
+
+#[test]
+fn cps4_change_and_unblock_the_chipdoc_way() {
+    let mut c = card("cps4");
+    send(&mut c, "00 70 00 00 01");
+    send(&mut c, "01 A4 04 0C 08 8025000001FF0100");
+    // Change: VERIFY the current code, then CHANGE REFERENCE DATA P1 01 with the new one.
+    assert_eq!(send(&mut c, &format!("01 24 01 81 08 {PIN_5678}")), "6982");
+    assert_eq!(send(&mut c, &format!("01 20 00 81 08 {PIN_1234}")), "9000");
+    assert_eq!(send(&mut c, "01 24 01 81 04 35363738"), "6700");
+    assert_eq!(send(&mut c, &format!("01 24 01 81 08 {PIN_5678}")), "9000");
+    assert_eq!(send(&mut c, &format!("01 20 00 81 08 {PIN_1234}")), "63C2");
+    let mut c = card("cps4-blocked");
+    send(&mut c, "00 70 00 00 01");
+    assert_eq!(send(&mut c, "01 20 00 81"), "6983");
+    assert_eq!(send(&mut c, "01 20 00 82"), "63C3", "tries of the code de déblocage");
+    assert_eq!(send(&mut c, "01 2C 03 81"), "6982");
+    assert_eq!(send(&mut c, &format!("01 20 00 82 08 {UNBLOCK}")), "9000");
+    assert_eq!(send(&mut c, "01 2C 03 81 08 35363738"), "6700", "P1 03 carries no data");
+    assert_eq!(send(&mut c, "01 2C 03 81"), "9000");
+    assert_eq!(send(&mut c, &format!("01 24 01 81 08 {PIN_5678}")), "9000");
+    assert_eq!(send(&mut c, &format!("01 20 00 81 08 {PIN_5678}")), "9000");
 }
 
 #[test]
