@@ -2,6 +2,9 @@
 //! ([`CardInfo`]), and the status words of VERIFY and of the signing commands, which both generations
 //! share. Recognising a card and picking its driver is [`crate::open`]'s.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use cpx_pcsc::Transport;
 use serde::Serialize;
 
@@ -53,6 +56,18 @@ pub struct Opened {
     pub(crate) info: CardInfo,
     pub(crate) layout: Layout,
     pub(crate) identity: Identity,
+    /// The flag of the reader's entry in the certificate cache this card was opened with or remembered
+    /// in (`crate::cache`): cleared when a signature does not verify with the certificate.
+    pub(crate) vouched: Option<Arc<AtomicBool>>,
+    /// The tries left the last [`CpxCard::pin_status`] read, not yet followed by a VERIFY.
+    pub(crate) tries_read: Option<PinStatus>,
+}
+
+impl Opened {
+    /// What the driver of a card just opened holds.
+    pub(crate) fn new(transport: Box<dyn Transport>, info: CardInfo, layout: Layout, identity: Identity) -> Self {
+        Self { transport, info, layout, identity, vouched: None, tries_read: None }
+    }
 }
 
 /// One CPx card, whatever its generation.
@@ -80,8 +95,17 @@ pub trait CpxCard: Send {
     }
 
     /// Tries left on the code porteur, without spending one; `None` when the card has no code porteur
-    /// on this interface (contactless).
-    fn pin_status(&mut self) -> Result<Option<PinStatus>, CardError>;
+    /// on this interface (contactless). The generation's own query, see [`CpxCard::pin_status`].
+    fn read_pin_status(&mut self) -> Result<Option<PinStatus>, CardError>;
+
+    /// Tries left on the code porteur, without spending one; `None` when the card has no code porteur
+    /// on this interface (contactless). The answer also serves the next [`CpxCard::authenticate`], which
+    /// then does not ask the card again (the caller read them to show them before asking the code).
+    fn pin_status(&mut self) -> Result<Option<PinStatus>, CardError> {
+        let status = self.read_pin_status();
+        self.opened_mut().tries_read = status.as_ref().ok().copied().flatten();
+        status
+    }
     /// Presents the code porteur.
     fn verify_pin(&mut self, pin: &Pin) -> Result<(), CardError>;
     /// Signs a digest computed by the host with the authentication key.
@@ -103,10 +127,18 @@ pub trait CpxCard: Send {
     }
 
     /// The whole card login step, in one PC/SC transaction: tries left (a blocked card gets no VERIFY),
-    /// VERIFY, signature. From the VERIFY on, the transaction ends with a reset of the card: no other
+    /// VERIFY, signature. The tries are not read again when the last [`CpxCard::pin_status`] found the
+    /// card not blocked and no VERIFY followed it: the caller has just read them to show them with the
+    /// code porteur's dialog (a card blocked by another program in between answers the VERIFY `69 83`
+    /// and spends nothing). From the VERIFY on, the transaction ends with a reset of the card: no other
     /// program waiting for the card can get it while the code porteur is verified. A reset that fails is
     /// an error ([`cpx_pcsc::PcscError::ResetFailed`]), even after a signature, and the connection must be
     /// made again.
+    ///
+    /// The signature is verified with the certificate's public key before it is returned: a signature
+    /// that does not verify (the card's certificate renewed in place since it was read) is an error,
+    /// and the certificate cache's entry for this reader is no longer trusted: the next opening checks
+    /// the card's certificate again.
     fn authenticate(&mut self, pin: &Pin, scheme: SignScheme, digest: &[u8]) -> Result<Vec<u8>, CardError> {
         if digest.len() != scheme.digest_len() {
             return Err(CardError::DigestLength { scheme, len: digest.len() });
@@ -114,16 +146,29 @@ pub trait CpxCard: Send {
         if !self.schemes().contains(&scheme) {
             return Err(CardError::SchemeUnsupported { scheme });
         }
+        let tries_read = self.opened_mut().tries_read.take();
         let mut session = self.transport().transaction()?;
         let result = (|| {
-            match self.pin_status()? {
+            let status = match tries_read {
+                Some(status) if !status.blocked() => Some(status),
+                _ => self.read_pin_status()?,
+            };
+            match status {
                 None => return Err(CardError::NoPinOnInterface),
                 Some(s) if s.blocked() => return Err(CardError::PinBlocked),
                 Some(_) => {}
             }
             session.reset_on_end();
             self.verify_pin(pin)?;
-            self.sign(scheme, digest)
+            let signature = self.sign(scheme, digest)?;
+            if let Err(detail) = crate::identity::verify_signature(self.certificate(), scheme, digest, &signature)
+            {
+                if let Some(vouched) = &self.opened().vouched {
+                    vouched.store(false, Ordering::SeqCst);
+                }
+                return Err(CardError::malformed("signature", format!("does not verify with the card's certificate as read before (renewed on the card?): {detail}")));
+            }
+            Ok(signature)
         })();
         let reset = session.disposition() == cpx_pcsc::Disposition::Reset;
         let ended = session.end();

@@ -41,6 +41,11 @@ pub trait Transport: Send {
     fn transaction(&mut self) -> Result<Transaction, PcscError>;
     /// APDUs sent since the connection was made, GET RESPONSEs included.
     fn apdu_count(&self) -> u64;
+    /// The reader the card is in, when the transport is a PC/SC connection (the card driver then asks
+    /// the reader's event counter whether the card has left since it was read, [`crate::EventCounter`]).
+    fn reader(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// How to connect.
@@ -464,6 +469,10 @@ impl Transport for Connection {
 
     fn apdu_count(&self) -> u64 {
         self.apdus
+    }
+
+    fn reader(&self) -> Option<&str> {
+        Some(&self.reader)
     }
 }
 
