@@ -67,7 +67,8 @@ impl Player {
             Reaction::Answer(a) => a,
             other => return Err(format!("{name}: the virtual card gave {other:?}")),
         };
-        let sw = answer.len().checked_sub(2).map(|i| &answer[i..]).ok_or(format!("{name}: no status word"))?;
+        let sw =
+            answer.len().checked_sub(2).map(|i| &answer[i..]).ok_or(format!("{name}: no status word"))?;
         if sw != [0x90, 0x00] && sw[0] != 0x61 {
             return Err(format!("{name}: status {}", hex::encode_upper(sw)));
         }
@@ -108,8 +109,8 @@ impl Player {
         self.send("MSE SET AT", vec![0x00, 0x22, 0x41, 0xA4, 0x06, 0x80, 0x01, 0x02, 0x84, 0x01, key])?;
         let digest_info = [
             &[
-                0x30, 0x31, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
-                0x00, 0x04, 0x20,
+                0x30, 0x31, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+                0x05, 0x00, 0x04, 0x20,
             ][..],
             &[0x5A; 32],
         ]
@@ -123,7 +124,10 @@ impl Player {
     /// The authentication certificate: SELECT by path from the MF (no FCP), READ BINARY of its bytes.
     fn read_certificate(&mut self) -> Result<(), String> {
         let (path, len) = certificate_file(&self.card)?;
-        self.send("SELECT certificate (path)", [&[0x00, 0xA4, 0x08, 0x0C, path.len() as u8][..], &path].concat())?;
+        self.send(
+            "SELECT certificate (path)",
+            [&[0x00, 0xA4, 0x08, 0x0C, path.len() as u8][..], &path].concat(),
+        )?;
         let mut offset = 0;
         while offset < len {
             let n = (len - offset).min(0xE7);
@@ -140,7 +144,8 @@ impl Player {
 fn certificate_file(card: &CardOs) -> Result<(Vec<u8>, usize), String> {
     use rsa::traits::PublicKeyParts;
     use x509_parser::prelude::FromDer;
-    let key = card.spec.keys.iter().find(|k| k.internal_auth && k.needs_pin).ok_or("no authentication key")?;
+    let key =
+        card.spec.keys.iter().find(|k| k.internal_auth && k.needs_pin).ok_or("no authentication key")?;
     let modulus = key.key.n().to_bytes_be();
     let strip = |b: &[u8]| b.iter().position(|x| *x != 0).map_or(Vec::new(), |i| b[i..].to_vec());
     let fs = &card.spec.fs;
@@ -199,7 +204,14 @@ mod tests {
         let names: Vec<_> = known.apdus.iter().map(|a| a.name).collect();
         assert_eq!(
             names,
-            ["GET DATA (tries)", "GET RESPONSE", "VERIFY", "MSE SET AT", "INTERNAL AUTHENTICATE", "GET RESPONSE"]
+            [
+                "GET DATA (tries)",
+                "GET RESPONSE",
+                "VERIFY",
+                "MSE SET AT",
+                "INTERNAL AUTHENTICATE",
+                "GET RESPONSE"
+            ]
         );
         // Six exchanges at 90 ms, one RSA operation at 250 ms, and the bytes at 9600 bit/s.
         let bytes: usize = known.apdus.iter().map(|a| a.command.len() + a.answer_len).sum();

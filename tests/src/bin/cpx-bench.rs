@@ -608,7 +608,8 @@ fn real_speed_bench(json_out: bool, latency: cpx_sim::Latency, browser: bool) {
     drop(agent);
     let insertion_new = real_insertion(latency, false);
     let insertion_seen = real_insertion(latency, true);
-    let floors = cpx_tests::floor::floors(REAL_PERSONA, latency).expect("the floors play on the virtual card");
+    let floors =
+        cpx_tests::floor::floors(REAL_PERSONA, latency).expect("the floors play on the virtual card");
     let ours_paths = [&ours, &ours_cold, &insertion_new, &insertion_seen];
     if !browser {
         print_floors(json_out, &floors, &ours_paths, &describe(latency));
@@ -789,11 +790,17 @@ fn floor_json(floors: &[cpx_tests::floor::Floor], ours: &[&Path]) -> serde_json:
 /// The table of the floors and ours (or its JSON line when `json_out`).
 fn print_floors(json_out: bool, floors: &[cpx_tests::floor::Floor], ours: &[&Path], model: &str) {
     if json_out {
-        println!("{}", serde_json::json!({"card": REAL_PERSONA, "latency": model, "runs": REAL_RUNS, "floors": floor_json(floors, ours)}));
+        println!(
+            "{}",
+            serde_json::json!({"card": REAL_PERSONA, "latency": model, "runs": REAL_RUNS, "floors": floor_json(floors, ours)})
+        );
         return;
     }
     println!("The card's floor (the least it must see for the path, same latency model: {model}) and ours, medians of {REAL_RUNS}:\n");
-    println!("{:<48} {:>12} {:>9} {:>11} {:>9} {:>9}", "path", "floor APDUs", "floor ms", "ours APDUs", "ours ms", "× floor");
+    println!(
+        "{:<48} {:>12} {:>9} {:>11} {:>9} {:>9}",
+        "path", "floor APDUs", "floor ms", "ours APDUs", "ours ms", "× floor"
+    );
     for (f, o) in floors.iter().zip(ours) {
         let floor_ms = ms(f.time());
         println!(
