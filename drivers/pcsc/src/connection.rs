@@ -363,10 +363,18 @@ impl Connection {
 /// the service ([`why_failed`]); other errors as they are.
 fn explain(reader: &str, err: PcscError) -> PcscError {
     match err {
-        PcscError::Communication { .. } | PcscError::Other { .. } => why_failed(reader, err),
+        PcscError::Communication { .. } | PcscError::Other { .. } => match why_failed(reader, err) {
+            // Still unexplained once the new service shows the card again: the handle was the old
+            // service's (a pcscd restarted under it), nothing the card did.
+            PcscError::Other { code: SECURITY_VIOLATION } => PcscError::ServiceStopped,
+            other => other,
+        },
         other => other,
     }
 }
+
+/// `SCARD_W_SECURITY_VIOLATION`: what pcsc-lite answers a handle it did not give (its service restarted).
+const SECURITY_VIOLATION: u32 = 0x8010_006A;
 
 /// How long the reader is given to report a card gone after a command failed on it.
 const REMOVAL_NOTICE: Duration = Duration::from_secs(2);
