@@ -120,10 +120,8 @@ impl CertCache {
     pub(crate) fn known(&self, reader: &str, events: u32, atr: &[u8]) -> Option<Known> {
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let card = seen.readers.get(reader)?;
-        (card.events == events && card.info.atr == atr && card.vouched.load(Ordering::SeqCst)).then(|| Known {
-            info: card.info.clone(),
-            layout: card.layout.clone(),
-            vouched: card.vouched.clone(),
+        (card.events == events && card.info.atr == atr && card.vouched.load(Ordering::SeqCst)).then(|| {
+            Known { info: card.info.clone(), layout: card.layout.clone(), vouched: card.vouched.clone() }
         })
     }
 

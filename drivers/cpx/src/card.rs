@@ -65,7 +65,12 @@ pub struct Opened {
 
 impl Opened {
     /// What the driver of a card just opened holds.
-    pub(crate) fn new(transport: Box<dyn Transport>, info: CardInfo, layout: Layout, identity: Identity) -> Self {
+    pub(crate) fn new(
+        transport: Box<dyn Transport>,
+        info: CardInfo,
+        layout: Layout,
+        identity: Identity,
+    ) -> Self {
         Self { transport, info, layout, identity, vouched: None, tries_read: None }
     }
 }
@@ -161,7 +166,8 @@ pub trait CpxCard: Send {
             session.reset_on_end();
             self.verify_pin(pin)?;
             let signature = self.sign(scheme, digest)?;
-            if let Err(detail) = crate::identity::verify_signature(self.certificate(), scheme, digest, &signature)
+            if let Err(detail) =
+                crate::identity::verify_signature(self.certificate(), scheme, digest, &signature)
             {
                 if let Some(vouched) = &self.opened().vouched {
                     vouched.store(false, Ordering::SeqCst);

@@ -83,7 +83,12 @@ impl Identity {
 
 /// Checks that `signature` is the signature of `digest` under `scheme` by the key of the certificate
 /// `der` (its RSA public key): what the card signed is what the certificate the agent sends vouches for.
-pub fn verify_signature(der: &[u8], scheme: SignScheme, digest: &[u8], signature: &[u8]) -> Result<(), String> {
+pub fn verify_signature(
+    der: &[u8],
+    scheme: SignScheme,
+    digest: &[u8],
+    signature: &[u8],
+) -> Result<(), String> {
     use rsa::pkcs8::DecodePublicKey;
     let (_, cert) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
     let key = rsa::RsaPublicKey::from_public_key_der(cert.public_key().raw).map_err(|e| e.to_string())?;
