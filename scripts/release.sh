@@ -83,7 +83,7 @@ else
     echo "release: cargo-deny not installed; the same allow-list (deny.toml) checked by scripts/sbom.py"
     python3 scripts/sbom.py --check
 fi
-(cd "$out" && rm -f SHA256SUMS && sha256sum -- *.deb *.msi *.pkg *.cdx.json 2>/dev/null > SHA256SUMS)
+(cd "$out" && rm -f SHA256SUMS && shopt -s nullglob && files=(*.deb *.msi *.pkg *.cdx.json) && sha256sum -- "${files[@]}" > SHA256SUMS)
 echo "release: $out"
 cat "$out/SHA256SUMS"
 
