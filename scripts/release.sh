@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-want=() build=1 repro= install_tests=0
+want=() build=1 repro='' install_tests=0
 repro_bins=${CPX_REPRO_BINS:-cpx-agent cpx-tray}
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -47,7 +47,8 @@ remap() {  # the flags for a source tree at $1
     local cargo_home=${CARGO_HOME:-$HOME/.cargo} rustup_home=${RUSTUP_HOME:-$HOME/.rustup}
     echo "--remap-path-prefix=$1=/build/agent-cpx --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$rustup_home=/rustup"
 }
-export RUSTFLAGS="$(remap "$root")"
+RUSTFLAGS=$(remap "$root")
+export RUSTFLAGS
 export CARGO_INCREMENTAL=0
 # Shared machines: the release builds yield to everything else.
 build() { nice -n 19 cargo build --locked --offline --release "$@"; }
@@ -94,8 +95,10 @@ if [ -n "$repro" ]; then
     git archive HEAD | tar -x -C "$repro/src"
     (
         cd "$repro/src"
-        export RUSTFLAGS="$(remap "$repro/src")" CARGO_TARGET_DIR="$repro/target"
-        nice -n 19 cargo build --locked --offline --release $(printf -- '-p %s ' $repro_bins) --bins
+        RUSTFLAGS=$(remap "$repro/src")
+        export RUSTFLAGS CARGO_TARGET_DIR="$repro/target"
+        read -r -a bins <<<"$repro_bins"
+        nice -n 19 cargo build --locked --offline --release "${bins[@]/#/--package=}" --bins
     )
     same=1
     for bin in $repro_bins; do
