@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The Windows installer: installer/windows/agent-cpx.wxs (WiX v3) built on Linux by wixl (msitools) into
 # target/installer/agent-cpx-VERSION.msi, from the Windows build in target/x86_64-pc-windows-gnu.
-#   scripts/build-msi.sh [--release] [--version X.Y.Z] [--out FILE]
+#   scripts/build-msi.sh [--release [--no-build]] [--version X.Y.Z] [--out FILE]
 # Without --release it packs the debug build scripts/cross.sh makes (building it with `scripts/cross.sh
-# windows` when it is missing); --release builds cpx-agent and cpx-tray in release mode first. The version
+# windows` when it is missing); --release builds cpx-agent and cpx-tray in release mode first (--no-build: packs
+# the release build already made, as scripts/release.sh does). The version
 # defaults to the workspace's (Cargo.toml). wixl 0.101 lacks two WiX v3 features the source uses (component
 # conditions, Property/@Secure): installer/windows/wixl-compat.py strips them and they are written into the
 # MSI's tables with msibuild afterwards. Not done here: Authenticode signing, ICE validation (docs/windows.md).
@@ -12,17 +13,19 @@ cd "$(dirname "$0")/.."
 root=$PWD
 T=x86_64-pc-windows-gnu
 profile=debug
+build=1
 version=
 out=
 defines=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --release) profile=release ;;
+        --no-build) build=0 ;;
         --version) version=${2:?--version needs X.Y.Z}; shift ;;
         --out) out=${2:?--out needs a file}; shift ;;
         # tests/windows/msi.sh, on an agent that lacks install-trust / browser-policies: failures do not stop the install.
         --test-ignore-action-failures) defines+=(-D TestIgnoreActionFailures=1) ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
         *) echo "build-msi: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -35,10 +38,10 @@ for tool in wixl msibuild msiinfo python3; do
 done
 
 bin=$root/target/$T/$profile
-if [ "$profile" = release ]; then
+if [ "$profile" = release ] && [ "$build" = 1 ]; then
     rustup target add "$T" >/dev/null 2>&1 || true
     cargo build --locked --release --target "$T" -p cpx-agent -p cpx-tray --bins
-elif [ ! -e "$bin/cpx-agent.exe" ] || [ ! -e "$bin/cpx-tray.exe" ]; then
+elif [ "$profile" = debug ] && [ ! -e "$bin/cpx-agent.exe" ] || [ ! -e "$bin/cpx-tray.exe" ]; then
     scripts/cross.sh windows
 fi
 for exe in cpx-agent.exe cpx-tray.exe; do

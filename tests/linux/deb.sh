@@ -15,7 +15,8 @@
 # does not prove that Depends is complete on a bare system: `--debootstrap` runs the same steps in a
 # fresh minimal Debian under target/deb-test/ (passed here in 12 minutes, most of it downloading; not run
 # by scripts/test.sh; no Chromium there, so no browser check).
-#   tests/linux/deb.sh [--debootstrap]     (root; run by scripts/test.sh after the workspace's build)
+#   tests/linux/deb.sh [--debootstrap]     (root; run by scripts/test.sh after the workspace's build;
+#                                          CPX_DEB_RELEASE=1: the release build, scripts/release.sh)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -27,7 +28,8 @@ if [ "${CPX_DEB_TEST_INNER:-}" != 1 ]; then
     start=$SECONDS
     # The package under test and a newer build of it, from the binaries already built.
     # Not compressed: xz takes a minute or more on 2 cores, and changes nothing of what is tested.
-    v1=$(CPX_DEB_COMPRESSION=none "$repo/scripts/build-deb.sh" --no-build)
+    # CPX_DEB_RELEASE=1 (scripts/release.sh --install-tests): from the release build.
+    v1=$(CPX_DEB_COMPRESSION=none "$repo/scripts/build-deb.sh" --no-build ${CPX_DEB_RELEASE:+--release})
     version=$(dpkg-deb -f "$v1" Version)
     # The same content under a higher version (repacked: quicker than building again).
     v2=$repo/target/installer/agent-cpx_${version}+upgrade1_$(dpkg-deb -f "$v1" Architecture).deb

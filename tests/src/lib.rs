@@ -22,6 +22,7 @@ pub mod browser;
 pub mod crl;
 pub mod desktop;
 pub mod events;
+pub mod floor;
 pub mod openapi;
 pub mod pinpad;
 pub mod rival;

@@ -37,8 +37,14 @@ v2=$major.$minor.$((patch + 1))
 msi1=$out/agent-cpx-$v1.msi
 msi2=$out/agent-cpx-$v2.msi
 
-bin=$root/target/$T/debug
-[ -e "$bin/cpx-agent.exe" ] && [ -e "$bin/cpx-tray.exe" ] || scripts/cross.sh windows
+# CPX_MSI_RELEASE=1 (scripts/release.sh --install-tests): the release build scripts/release.sh made.
+if [ "${CPX_MSI_RELEASE:-}" = 1 ]; then
+    bin=$root/target/$T/release
+    [ -e "$bin/cpx-agent.exe" ] && [ -e "$bin/cpx-tray.exe" ] || fail "no release build in $bin (scripts/release.sh --msi)"
+else
+    bin=$root/target/$T/debug
+    [ -e "$bin/cpx-agent.exe" ] && [ -e "$bin/cpx-tray.exe" ] || scripts/cross.sh windows
+fi
 
 # Wine: a prefix of its own; our bcryptprimitives.dll (ProcessPrng, tests/windows/processprng.c) first.
 export WINEPREFIX=$root/target/wine-prefix-msi
@@ -62,9 +68,10 @@ for cmd in install-trust uninstall-trust browser-policies; do
     wine "$bin/cpx-agent.exe" "$cmd" --help >/dev/null 2>&1 || actions=no
 done
 flags=()
+[ "${CPX_MSI_RELEASE:-}" = 1 ] && flags=(--release --no-build)
 if [ "$actions" = no ]; then
     echo "NOTE: this cpx-agent.exe has no install-trust / browser-policies: the custom actions run and fail, ignored (--test-ignore-action-failures)"
-    flags=(--test-ignore-action-failures)
+    flags+=(--test-ignore-action-failures)
 fi
 step "build the MSI ($v1) with scripts/build-msi.sh"
 scripts/build-msi.sh --version "$v1" --out "$msi1" "${flags[@]}"

@@ -4,14 +4,23 @@
 //! `open.rs`: the certificate file's size and first bytes, since a real CPS3 never updated online has no
 //! EF_ACTUA at all); an entry that does not match is forgotten. In memory, and optionally in a folder
 //! (public data only: PKCS#15 layout and certificate), whose files are readable by their owner only.
+//!
+//! Beside it, in memory, the cards seen in each reader ([`Seen`]): the reader's event counter when the
+//! card was read. The same count later (through the same PC/SC context, [`cpx_pcsc::EventCounter`]) and
+//! the same ATR say the card never left the reader: `open.rs` then knows it without a single APDU. What
+//! still guards the cached certificate then is the signature: checked with the certificate's public key
+//! before it leaves the driver ([`crate::card::CpxCard::authenticate`]); a mismatch (a certificate
+//! renewed on the card in place) drops the entry, and the next opening checks the card again.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
 use crate::atr::Generation;
+use crate::card::CardInfo;
 use crate::path::Pkcs15Path;
 use crate::pkcs15::{KeyInfo, PinInfo};
 
@@ -50,6 +59,32 @@ struct Entry {
 pub struct CertCache {
     mem: Mutex<HashMap<String, Entry>>,
     dir: Option<PathBuf>,
+    seen: Mutex<Seen>,
+}
+
+/// The cards read in each reader, with the reader's event counter at the time, through one PC/SC
+/// context kept open (see the module documentation).
+#[derive(Default)]
+struct Seen {
+    counter: Option<cpx_pcsc::EventCounter>,
+    readers: HashMap<String, SeenCard>,
+}
+
+/// A card read in a reader: what was learnt, and when (the reader's event count).
+struct SeenCard {
+    events: u32,
+    info: CardInfo,
+    layout: Layout,
+    /// Cleared when a signature did not verify with the certificate: the entry is no longer vouched for.
+    vouched: Arc<AtomicBool>,
+}
+
+/// A card known without reading it: what was learnt when it was read, and the flag a signature that does
+/// not verify with its certificate clears.
+pub(crate) struct Known {
+    pub(crate) info: CardInfo,
+    pub(crate) layout: Layout,
+    pub(crate) vouched: Arc<AtomicBool>,
 }
 
 impl CertCache {
@@ -60,7 +95,42 @@ impl CertCache {
 
     /// A cache also kept in `dir` (created if needed), shared between runs.
     pub fn in_dir(dir: PathBuf) -> Self {
-        Self { mem: Mutex::default(), dir: Some(dir) }
+        Self { mem: Mutex::default(), dir: Some(dir), seen: Mutex::default() }
+    }
+
+    /// The event count of `reader` now (`None`: not counted, no card, or PC/SC unreachable). A context
+    /// that fails (the service stopped or restarted) is dropped with every count read through it.
+    pub(crate) fn reader_events(&self, reader: &str) -> Option<u32> {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.counter.is_none() {
+            seen.readers.clear();
+            seen.counter = cpx_pcsc::EventCounter::establish().ok();
+        }
+        match seen.counter.as_ref()?.events(reader) {
+            Ok(count) => count,
+            Err(_) => {
+                *seen = Seen::default();
+                None
+            }
+        }
+    }
+
+    /// The card read in `reader` when its event count was `events`, if it is the same count now, the ATR
+    /// is the same and no signature has failed since.
+    pub(crate) fn known(&self, reader: &str, events: u32, atr: &[u8]) -> Option<Known> {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let card = seen.readers.get(reader)?;
+        (card.events == events && card.info.atr == atr && card.vouched.load(Ordering::SeqCst)).then(|| {
+            Known { info: card.info.clone(), layout: card.layout.clone(), vouched: card.vouched.clone() }
+        })
+    }
+
+    /// Remembers the card just read in `reader` at event count `events`; returns its flag.
+    pub(crate) fn saw(&self, reader: &str, events: u32, info: &CardInfo, layout: &Layout) -> Arc<AtomicBool> {
+        let vouched = Arc::new(AtomicBool::new(true));
+        let card = SeenCard { events, info: info.clone(), layout: layout.clone(), vouched: vouched.clone() };
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).readers.insert(reader.to_owned(), card);
+        vouched
     }
 
     fn file(&self, serial: &str) -> Option<PathBuf> {

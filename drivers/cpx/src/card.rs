@@ -2,6 +2,9 @@
 //! ([`CardInfo`]), and the status words of VERIFY and of the signing commands, which both generations
 //! share. Recognising a card and picking its driver is [`crate::open`]'s.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use cpx_pcsc::Transport;
 use serde::Serialize;
 
@@ -56,6 +59,23 @@ pub struct Opened {
     pub(crate) info: CardInfo,
     pub(crate) layout: Layout,
     pub(crate) identity: Identity,
+    /// The flag of the reader's entry in the certificate cache this card was opened with or remembered
+    /// in (`crate::cache`): cleared when a signature does not verify with the certificate.
+    pub(crate) vouched: Option<Arc<AtomicBool>>,
+    /// The tries left the last [`CpxCard::pin_status`] read, not yet followed by a VERIFY.
+    pub(crate) tries_read: Option<PinStatus>,
+}
+
+impl Opened {
+    /// What the driver of a card just opened holds.
+    pub(crate) fn new(
+        transport: Box<dyn Transport>,
+        info: CardInfo,
+        layout: Layout,
+        identity: Identity,
+    ) -> Self {
+        Self { transport, info, layout, identity, vouched: None, tries_read: None }
+    }
 }
 
 /// One CPx card, whatever its generation.
@@ -83,8 +103,17 @@ pub trait CpxCard: Send {
     }
 
     /// Tries left on the code porteur, without spending one; `None` when the card has no code porteur
-    /// on this interface (contactless).
-    fn pin_status(&mut self) -> Result<Option<PinStatus>, CardError>;
+    /// on this interface (contactless). The generation's own query, see [`CpxCard::pin_status`].
+    fn read_pin_status(&mut self) -> Result<Option<PinStatus>, CardError>;
+
+    /// Tries left on the code porteur, without spending one; `None` when the card has no code porteur
+    /// on this interface (contactless). The answer also serves the next [`CpxCard::authenticate`], which
+    /// then does not ask the card again (the caller read them to show them before asking the code).
+    fn pin_status(&mut self) -> Result<Option<PinStatus>, CardError> {
+        let status = self.read_pin_status();
+        self.opened_mut().tries_read = status.as_ref().ok().copied().flatten();
+        status
+    }
     /// Presents the code porteur.
     fn verify_pin(&mut self, pin: &Pin) -> Result<(), CardError>;
     /// Signs a digest computed by the host with the authentication key.
@@ -127,10 +156,18 @@ pub trait CpxCard: Send {
     }
 
     /// The whole card login step, in one PC/SC transaction: tries left (a blocked card gets no VERIFY),
-    /// VERIFY, signature. From the VERIFY on, the transaction ends with a reset of the card: no other
+    /// VERIFY, signature. The tries are not read again when the last [`CpxCard::pin_status`] found the
+    /// card not blocked and no VERIFY followed it: the caller has just read them to show them with the
+    /// code porteur's dialog (a card blocked by another program in between answers the VERIFY `69 83`
+    /// and spends nothing). From the VERIFY on, the transaction ends with a reset of the card: no other
     /// program waiting for the card can get it while the code porteur is verified. A reset that fails is
     /// an error ([`cpx_pcsc::PcscError::ResetFailed`]), even after a signature, and the connection must be
     /// made again.
+    ///
+    /// The signature is verified with the certificate's public key before it is returned: a signature
+    /// that does not verify (the card's certificate renewed in place since it was read) is an error,
+    /// and the certificate cache's entry for this reader is no longer trusted: the next opening checks
+    /// the card's certificate again.
     fn authenticate(&mut self, pin: &Pin, scheme: SignScheme, digest: &[u8]) -> Result<Vec<u8>, CardError> {
         let not_verified = |e: &CardError| matches!(e, CardError::WrongPin { .. } | CardError::PinBlocked);
         login(self, |card| card.verify_pin(pin), not_verified, scheme, digest)
@@ -170,16 +207,32 @@ fn login<C: CpxCard + ?Sized, E: From<CardError>>(
     if !card.schemes().contains(&scheme) {
         return Err(CardError::SchemeUnsupported { scheme }.into());
     }
+    let tries_read = card.opened_mut().tries_read.take();
     let mut session = card.transport().transaction().map_err(CardError::from)?;
     let result = (|| {
-        match card.pin_status()? {
+        let status = match tries_read {
+            Some(status) if !status.blocked() => Some(status),
+            _ => card.read_pin_status()?,
+        };
+        match status {
             None => return Err(CardError::NoPinOnInterface.into()),
             Some(s) if s.blocked() => return Err(CardError::PinBlocked.into()),
             Some(_) => {}
         }
         session.reset_on_end();
         present(card)?;
-        Ok(card.sign(scheme, digest)?)
+        let signature = card.sign(scheme, digest)?;
+        if let Err(detail) = crate::identity::verify_signature(card.certificate(), scheme, digest, &signature) {
+            if let Some(vouched) = &card.opened().vouched {
+                vouched.store(false, Ordering::SeqCst);
+            }
+            return Err(CardError::malformed(
+                "signature",
+                format!("does not verify with the card's certificate as read before (renewed on the card?): {detail}"),
+            )
+            .into());
+        }
+        Ok(signature)
     })();
     let reset = session.disposition() == cpx_pcsc::Disposition::Reset;
     let ended = session.end();
@@ -204,8 +257,10 @@ pub trait CodePorteur: CpxCard {
     /// generation's commands with the current code (a wrong one spends a try:
     /// [`CardError::WrongPin`]) and the new one.
     fn change_pin(&mut self, current: &Pin, new: &Pin) -> Result<(), PinChangeError> {
+        // Tries read before (for the dialog) say nothing once the code porteur is changed.
+        self.opened_mut().tries_read = None;
         secret_session(self, |card, session| {
-            match card.pin_status()? {
+            match card.read_pin_status()? {
                 None => return Err(CardError::NoPinOnInterface.into()),
                 Some(s) if s.blocked() => return Err(CardError::PinBlocked.into()),
                 Some(_) => {}
@@ -219,6 +274,7 @@ pub trait CodePorteur: CpxCard {
     /// the tries of the code de déblocage read first (a blocked one gets nothing sent:
     /// [`PinChangeError::UnblockingCodeBlocked`]), then the generation's commands.
     fn unblock_pin(&mut self, code: &UnblockingCode, new: &Pin) -> Result<(), PinChangeError> {
+        self.opened_mut().tries_read = None;
         secret_session(self, |card, session| {
             match card.unblock_status()? {
                 None => return Err(CardError::NoPinOnInterface.into()),

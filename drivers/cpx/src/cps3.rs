@@ -125,7 +125,7 @@ impl CpxCard for Cps3 {
         &[SignScheme::RsaPkcs1Sha256, SignScheme::RsaPkcs1Sha384, SignScheme::RsaPkcs1Sha512]
     }
 
-    fn pin_status(&mut self) -> Result<Option<PinStatus>, CardError> {
+    fn read_pin_status(&mut self) -> Result<Option<PinStatus>, CardError> {
         let Some(reference) = self.card.layout.pin.as_ref().map(|p| p.reference) else { return Ok(None) };
         self.chv_status(reference).map(Some)
     }

@@ -140,7 +140,7 @@ impl CpxCard for Cps4 {
         &[SignScheme::RsaPssSha256, SignScheme::RsaPkcs1Sha256]
     }
 
-    fn pin_status(&mut self) -> Result<Option<PinStatus>, CardError> {
+    fn read_pin_status(&mut self) -> Result<Option<PinStatus>, CardError> {
         if self.card.layout.pin.is_none() {
             return Ok(None);
         }
@@ -319,7 +319,7 @@ mod tests {
         let log = Arc::new(Mutex::new(Vec::new()));
         let transport =
             Box::new(Chipdoc { fail_once: fail_once.to_vec(), failed: Vec::new(), log: log.clone() });
-        (Cps4::new(Opened { transport, info, layout, identity }), log)
+        (Cps4::new(Opened::new(transport, info, layout, identity)), log)
     }
 
     #[test]

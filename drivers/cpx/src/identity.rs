@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use x509_parser::prelude::*;
 
 use crate::error::CardError;
+use crate::scheme::SignScheme;
 
 /// The kind of national identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +79,26 @@ impl Identity {
     pub fn display_name(&self) -> String {
         format!("{} {}", self.prenom, self.nom).trim().to_owned()
     }
+}
+
+/// Checks that `signature` is the signature of `digest` under `scheme` by the key of the certificate
+/// `der` (its RSA public key): what the card signed is what the certificate the agent sends vouches for.
+pub fn verify_signature(
+    der: &[u8],
+    scheme: SignScheme,
+    digest: &[u8],
+    signature: &[u8],
+) -> Result<(), String> {
+    use rsa::pkcs8::DecodePublicKey;
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
+    let key = rsa::RsaPublicKey::from_public_key_der(cert.public_key().raw).map_err(|e| e.to_string())?;
+    let verified = match scheme {
+        SignScheme::RsaPkcs1Sha256 => key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), digest, signature),
+        SignScheme::RsaPkcs1Sha384 => key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha384>(), digest, signature),
+        SignScheme::RsaPkcs1Sha512 => key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha512>(), digest, signature),
+        SignScheme::RsaPssSha256 => key.verify(rsa::Pss::new::<sha2::Sha256>(), digest, signature),
+    };
+    verified.map_err(|e| e.to_string())
 }
 
 /// Reads the identity from a DER certificate.

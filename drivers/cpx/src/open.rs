@@ -37,11 +37,27 @@ fn not_cpx(atr: &[u8], reason: impl Into<String>) -> CardError {
 }
 
 /// Recognises the card behind `transport` and returns its driver, ready (identity known).
+///
+/// A card read before in the same reader that has not left it since (the reader's event count is the
+/// same, through the cache's PC/SC context, and so is the ATR) is known without a single APDU: what was
+/// learnt then serves. A card swapped or pulled and put back changes the count; a certificate renewed
+/// in place is caught by the signature check of [`CpxCard::authenticate`].
 pub fn open(
     mut transport: Box<dyn Transport>,
     atr: &[u8],
     cache: &CertCache,
 ) -> Result<Box<dyn CpxCard>, CardError> {
+    // The count is read after the connection was made: a card swapped before it changes the count, one
+    // swapped after it leaves this connection's handle dead (every command then fails).
+    let reader = transport.reader().map(str::to_owned);
+    let events = reader.as_deref().and_then(|r| cache.reader_events(r).map(|n| (r.to_owned(), n)));
+    if let Some(known) = events.as_ref().and_then(|(r, n)| cache.known(r, *n, atr)) {
+        let identity = crate::identity::from_certificate(&known.layout.cert_der)
+            .map_err(|e| e.after_recognition(Some(known.info.generation)))?;
+        let mut opened = Opened::new(transport, known.info, known.layout, identity);
+        opened.vouched = Some(known.vouched);
+        return Ok(driver(opened));
+    }
     let reading = transport.transaction()?;
     let opened = identify(transport.as_mut(), atr, cache);
     let ended = reading.end();
@@ -49,11 +65,20 @@ pub fn open(
     ended?;
     let identity = crate::identity::from_certificate(&layout.cert_der)
         .map_err(|e| e.after_recognition(Some(info.generation)))?;
-    let opened = Opened { transport, info, layout, identity };
-    Ok(match opened.info.generation {
+    // Remembered for this reader only when the count did not move while the card was read.
+    let vouched = events
+        .filter(|(r, n)| cache.reader_events(r) == Some(*n))
+        .map(|(r, n)| cache.saw(&r, n, &info, &layout));
+    let mut opened = Opened::new(transport, info, layout, identity);
+    opened.vouched = vouched;
+    Ok(driver(opened))
+}
+
+fn driver(opened: Opened) -> Box<dyn CpxCard> {
+    match opened.info.generation {
         Generation::Cps3 => Box::new(Cps3::new(opened)),
         Generation::Cps4 => Box::new(Cps4::new(opened)),
-    })
+    }
 }
 
 /// Recognises the card and learns its layout (inside the caller's transaction).

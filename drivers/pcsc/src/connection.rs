@@ -48,6 +48,12 @@ pub trait Transport: Send {
         let _ = (code, data, wait);
         Err(PcscError::Other { code: crate::pinpad::UNSUPPORTED_FEATURE })
     }
+
+    /// The reader the card is in, when the transport is a PC/SC connection (the card driver then asks
+    /// the reader's event counter whether the card has left since it was read, [`crate::EventCounter`]).
+    fn reader(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// How to connect.
@@ -371,10 +377,18 @@ impl Connection {
 /// the service ([`why_failed`]); other errors as they are.
 fn explain(reader: &str, err: PcscError) -> PcscError {
     match err {
-        PcscError::Communication { .. } | PcscError::Other { .. } => why_failed(reader, err),
+        PcscError::Communication { .. } | PcscError::Other { .. } => match why_failed(reader, err) {
+            // Still unexplained once the new service shows the card again: the handle was the old
+            // service's (a pcscd restarted under it), nothing the card did.
+            PcscError::Other { code: SECURITY_VIOLATION } => PcscError::ServiceStopped,
+            other => other,
+        },
         other => other,
     }
 }
+
+/// `SCARD_W_SECURITY_VIOLATION`: what pcsc-lite answers a handle it did not give (its service restarted).
+const SECURITY_VIOLATION: u32 = 0x8010_006A;
 
 /// How long the reader is given to report a card gone after a command failed on it.
 const REMOVAL_NOTICE: Duration = Duration::from_secs(2);
@@ -485,6 +499,10 @@ impl Transport for Connection {
         self.link
             .call_within(wait + self.link.timeout, |reply| Job::Control(code, data, reply))
             .map_err(|e| self.explain(e))
+    }
+
+    fn reader(&self) -> Option<&str> {
+        Some(&self.reader)
     }
 }
 

@@ -9,6 +9,7 @@
 //!   and a timeout on every call.
 //! - [`transaction`]: the transaction guard, which ends itself (resetting the card when asked).
 //! - [`readers`]: a one-shot view of the readers and what is in them.
+//! - [`events`]: a reader's event counter, to know that a card has not left the reader since it was read.
 //! - [`monitor`]: an event-driven reader/card monitor on `SCardGetStatusChange`.
 //! - [`pinpad`]: PIN-pad readers (PC/SC part 10): the reader's features, its PIN properties, and the
 //!   verification of the code porteur on its keypad.
@@ -18,6 +19,7 @@
 pub mod apdu;
 pub mod connection;
 pub mod error;
+pub mod events;
 pub mod monitor;
 pub mod pinpad;
 pub mod readers;
@@ -26,6 +28,7 @@ pub mod transaction;
 pub use apdu::{Command, Response, StatusWord};
 pub use connection::{Connection, ConnectionOptions, Protocol, Transport};
 pub use error::PcscError;
+pub use events::EventCounter;
 pub use monitor::{Monitor, MonitorEvent, MonitorOptions, ReaderWatch, POLL_PERIOD};
 pub use pinpad::{PinPadFeatures, PinProperties, ReaderPinPad};
 pub use readers::{Context, ReaderInfo, SlotState};

@@ -516,9 +516,49 @@ impl NssClient {
     }
 }
 
+/// `--real`: insertion → identity known at real-card speed, as the agent opens a card it is told of
+/// (pcscd's insertion event → the driver knows the holder): with `seen_before`, the card was read once
+/// before in another insertion (the cache has it), otherwise nothing is cached.
+fn real_insertion(latency: cpx_sim::Latency, seen_before: bool) -> Path {
+    let reader = stack().reader();
+    let cache = CertCache::memory();
+    if seen_before {
+        let _card = insert_with(REAL_PERSONA, &reader, &Options { latency, ..Options::default() }, None);
+        open_card(&reader.name, &cache).expect("open");
+    }
+    cpx_tests::wait_state(&reader.name, false, Duration::from_secs(10)).expect("reader empty");
+    let (tx, rx) = mpsc::channel();
+    let name = reader.name.clone();
+    let monitor = Monitor::start(move |e, at| {
+        if matches!(&e, MonitorEvent::CardInserted { reader, .. } if *reader == name) {
+            let _ = tx.send(at);
+        }
+    });
+    let mut runs = Vec::new();
+    for _ in 0..REAL_RUNS {
+        let card = insert_with(REAL_PERSONA, &reader, &Options { latency, ..Options::default() }, None);
+        let at = rx.recv_timeout(Duration::from_secs(10)).expect("insertion event");
+        let fresh = CertCache::memory();
+        let mut opened = open_card(&reader.name, if seen_before { &cache } else { &fresh }).expect("open");
+        runs.push((opened.apdu_count() as usize, ms(at.elapsed())));
+        drop(opened);
+        card.remove();
+        cpx_tests::wait_state(&reader.name, false, Duration::from_secs(10)).expect("card removed");
+    }
+    monitor.stop();
+    Path {
+        label: if seen_before {
+            "ours: insertion → identity known, card seen before"
+        } else {
+            "ours: insertion → identity known, card never seen"
+        },
+        runs,
+    }
+}
+
 /// `--real`: the card login at real-card speed, ours beside the browser's TLS client authentication
 /// through OpenSC's PKCS#11 module, same card, same latency model, same portal.
-fn real_speed_bench(json_out: bool, latency: cpx_sim::Latency) {
+fn real_speed_bench(json_out: bool, latency: cpx_sim::Latency, browser: bool) {
     use cpx_tests::agent::{free_port, server_pki, AgentProcess, PortalProcess};
     use serde_json::json;
     let dir = out_dir("bench-real");
@@ -567,6 +607,15 @@ fn real_speed_bench(json_out: bool, latency: cpx_sim::Latency) {
         runs: (0..REAL_RUNS).map(|_| login(false)).collect(),
     };
     drop(agent);
+    let insertion_new = real_insertion(latency, false);
+    let insertion_seen = real_insertion(latency, true);
+    let floors =
+        cpx_tests::floor::floors(REAL_PERSONA, latency).expect("the floors play on the virtual card");
+    let ours_paths = [&ours, &ours_cold, &insertion_new, &insertion_seen];
+    if !browser {
+        print_floors(json_out, &floors, &ours_paths, &describe(latency));
+        return;
+    }
 
     // The browser's own TLS client authentication, through OpenSC's PKCS#11 module in NSS.
     let nss = NssClient::new(&dir.join("nssdb"), &pki.ca_pem, root().join("tests/stack/opensc.conf"));
@@ -680,20 +729,7 @@ fn real_speed_bench(json_out: bool, latency: cpx_sim::Latency) {
         label: "browser already running (the above minus its start-up)",
         runs: vec![(browser.apdus().saturating_sub(startup.apdus()), browser.ms() - startup.ms())],
     };
-    let atr_rate = cpx_sim::latency::atr_baud(
-        &cpx_sim::find(REAL_PERSONA).expect("persona").card(&Options::default()).spec.atr,
-    );
-    let model = if latency.is_off() {
-        "off".to_owned()
-    } else {
-        format!(
-            "{} ms per APDU, bytes at {} bit/s{}, {} ms per RSA operation",
-            latency.per_apdu.as_millis(),
-            latency.baud.unwrap_or(atr_rate),
-            if latency.baud.is_none() { " (the ATR's rate)" } else { "" },
-            latency.rsa.as_millis()
-        )
-    };
+    let model = describe(latency);
     let rows = [&ours, &ours_cold, &browser, &startup, &warm_browser, &browser_cached];
     if json_out {
         let paths: Vec<_> = rows
@@ -704,7 +740,7 @@ fn real_speed_bench(json_out: bool, latency: cpx_sim::Latency) {
             .collect();
         println!(
             "{}",
-            json!({"card": REAL_PERSONA, "latency": model, "runs": REAL_RUNS, "browser_runs": browser_runs, "paths": paths, "browser_vs_ours": browser.ms() / ours.ms(), "running_browser_vs_ours": warm_browser.ms() / ours.ms(), "portal_refused_browser": portal_failure})
+            json!({"card": REAL_PERSONA, "latency": model, "runs": REAL_RUNS, "browser_runs": browser_runs, "paths": paths, "browser_vs_ours": browser.ms() / ours.ms(), "running_browser_vs_ours": warm_browser.ms() / ours.ms(), "portal_refused_browser": portal_failure, "floors": floor_json(&floors, &ours_paths)})
         );
         return;
     }
@@ -717,7 +753,71 @@ fn real_speed_bench(json_out: bool, latency: cpx_sim::Latency) {
         println!("\nThrough NSS + OpenSC the portal's mTLS endpoint gave up (its TLS handshake limit is 30 s): {why}");
     }
     println!("\nOurs excludes the time the scripted PIN prompt took; tstclnt gets the code porteur on its command line.");
-    println!("Headless Chromium cannot do the browser side: the token's PIN is asked by a dialog headless mode cannot answer.");
+    println!("Headless Chromium cannot do the browser side: the token's PIN is asked by a dialog headless mode cannot answer.\n");
+    print_floors(false, &floors, &ours_paths, &model);
+}
+
+/// The latency model in words.
+fn describe(latency: cpx_sim::Latency) -> String {
+    let atr_rate = cpx_sim::latency::atr_baud(
+        &cpx_sim::find(REAL_PERSONA).expect("persona").card(&Options::default()).spec.atr,
+    );
+    if latency.is_off() {
+        "off".to_owned()
+    } else {
+        format!(
+            "{} ms per APDU, bytes at {} bit/s{}, {} ms per RSA operation",
+            latency.per_apdu.as_millis(),
+            latency.baud.unwrap_or(atr_rate),
+            if latency.baud.is_none() { " (the ATR's rate)" } else { "" },
+            latency.rsa.as_millis()
+        )
+    }
+}
+
+/// Each floor beside ours: APDUs, milliseconds and the ratio (`ours[i]` is the path of `floors[i]`).
+fn floor_json(floors: &[cpx_tests::floor::Floor], ours: &[&Path]) -> serde_json::Value {
+    floors
+        .iter()
+        .zip(ours)
+        .map(|(f, o)| {
+            let floor_ms = ms(f.time());
+            serde_json::json!({"path": f.path, "floor_apdus": f.apdus.len(), "floor_ms": floor_ms, "floor_commands": f.listing(),
+                "ours_apdus": o.apdus(), "ours_ms": o.ms(), "vs_floor": o.ms() / floor_ms})
+        })
+        .collect()
+}
+
+/// The table of the floors and ours (or its JSON line when `json_out`).
+fn print_floors(json_out: bool, floors: &[cpx_tests::floor::Floor], ours: &[&Path], model: &str) {
+    if json_out {
+        println!(
+            "{}",
+            serde_json::json!({"card": REAL_PERSONA, "latency": model, "runs": REAL_RUNS, "floors": floor_json(floors, ours)})
+        );
+        return;
+    }
+    println!("The card's floor (the least it must see for the path, same latency model: {model}) and ours, medians of {REAL_RUNS}:\n");
+    println!(
+        "{:<48} {:>12} {:>9} {:>11} {:>9} {:>9}",
+        "path", "floor APDUs", "floor ms", "ours APDUs", "ours ms", "× floor"
+    );
+    for (f, o) in floors.iter().zip(ours) {
+        let floor_ms = ms(f.time());
+        println!(
+            "{:<48} {:>12} {:>9.0} {:>11} {:>9.0} {:>9.2}",
+            f.path,
+            f.apdus.len(),
+            floor_ms,
+            o.apdus(),
+            o.ms(),
+            o.ms() / floor_ms
+        );
+    }
+    println!("\nThe floors' commands:");
+    for f in floors {
+        println!("  {}: {}", f.path, f.listing());
+    }
 }
 
 fn main() {
@@ -731,7 +831,7 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .map_or(Ok(cpx_sim::Latency::REAL), |s| s.parse());
         match latency {
-            Ok(l) => return real_speed_bench(json, l),
+            Ok(l) => return real_speed_bench(json, l, !std::env::args().any(|a| a == "--no-browser")),
             Err(e) => {
                 eprintln!("cpx-bench: {e}");
                 std::process::exit(2);
