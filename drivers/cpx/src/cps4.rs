@@ -240,6 +240,7 @@ mod tests {
             cert_path: Pkcs15Path::none(),
             cert_file_size: None,
             cert_der: Vec::new(),
+            card_type_code: None,
         };
         let info = CardInfo {
             generation: Generation::Cps4,
@@ -248,10 +249,15 @@ mod tests {
             recognition: Recognition::IssuerOnly,
             serial: "1".into(),
             application: "ChipDoc".into(),
+            card_type: crate::CardType::Cpx,
+            card_type_source: crate::TypeSource::Unknown,
         };
         let identity = Identity {
             national_id: String::new(),
             id_kind: IdKind::Other,
+            id_nat_kind: crate::IdNatKind::Unknown,
+            nominative: false,
+            structure: None,
             id_number: String::new(),
             nom: String::new(),
             prenom: String::new(),
