@@ -1,0 +1,222 @@
+//! Every CPx card as itself — CPS, CPE (nominative or not), CPA, CPF — through the real pcscd and vpcd: the
+//! driver's card type (from the card's `CPS_ID_CARD`, else the identifiant national) apart from the
+//! generation, the identity's structure and holder; the demo portal offering « Espace médecin libéral »
+//! to CPS holders only and refusing its POST for any other card whatever the form; « Mon compte » naming
+//! the identifier as the portals do; headless Chromium driving the pages (screenshots under
+//! target/test-out/card-types-browser/browser/screenshots).
+
+use std::sync::Mutex;
+
+use cpx_card::{CardType, CertCache, Generation, IdNatKind, TypeSource};
+use cpx_tests::agent::{free_port, server_pki, AgentProcess, PortalProcess, ServerPki};
+use cpx_tests::browser::Browser;
+use cpx_tests::{insert, open_card, out_dir, stack};
+use serde_json::json;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// (persona, generation, card type, where it was learnt, kind of identifiant national, holder, nominative)
+const CARDS: &[(&str, Generation, CardType, TypeSource, IdNatKind, &str, bool)] = &[
+    ("cps3", Generation::Cps3, CardType::Cps, TypeSource::Certificate, IdNatKind::Rpps, "JEAN DUPONT", true),
+    ("cpe", Generation::Cps3, CardType::Cpe, TypeSource::Card, IdNatKind::FinessInternal, "SOPHIE MOREAU", true),
+    (
+        "cpe-anonyme",
+        Generation::Cps3,
+        CardType::Cpe,
+        TypeSource::Certificate,
+        IdNatKind::FinessInternal,
+        "CLINIQUE DE TEST DU PARC",
+        false,
+    ),
+    ("cpa", Generation::Cps4, CardType::Cpa, TypeSource::Card, IdNatKind::RppsInternal, "MARIE BERNARD", true),
+    ("cpf", Generation::Cps3, CardType::Cpf, TypeSource::Card, IdNatKind::Rpps, "LUCAS PETIT", true),
+];
+
+#[test]
+fn each_card_has_its_type_apart_from_its_generation() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let reader = stack().reader();
+    let cache = CertCache::memory();
+    for &(persona, generation, card_type, source, kind, holder, nominative) in CARDS {
+        let _card = insert(persona, &reader);
+        // Twice: read from the card, then from the certificate cache.
+        for pass in ["card", "cache"] {
+            let card = open_card(&reader.name, &cache).unwrap_or_else(|e| panic!("{persona} opens: {e}"));
+            let (info, id) = (card.info(), card.identity());
+            assert_eq!(
+                (info.generation, info.card_type, info.card_type_source),
+                (generation, card_type, source),
+                "{persona} ({pass})"
+            );
+            assert_eq!((id.id_nat_kind, id.display_name().as_str(), id.nominative), (kind, holder, nominative));
+        }
+    }
+    let _card = insert("cpe-anonyme", &reader);
+    let card = open_card(&reader.name, &cache).unwrap();
+    let id = card.identity();
+    assert_eq!(id.id_display_fr(), "FINESS/identifiant interne 3990000011/ACCUEIL01");
+    let structure = id.structure.clone().expect("a structure");
+    assert_eq!(
+        (structure.register.as_deref(), structure.number.as_deref(), structure.internal_id.as_deref()),
+        (Some("FINESS"), Some("990000011"), Some("ACCUEIL01"))
+    );
+    assert_eq!(card.info().type_name(), "CPE (CPS3)");
+}
+
+struct World {
+    portal: PortalProcess,
+    agent: AgentProcess,
+    pki: ServerPki,
+    dir: std::path::PathBuf,
+}
+
+fn world(name: &str, agent_port: u16) -> World {
+    let dir = out_dir(name);
+    let pki = server_pki(&dir.join("pki"));
+    let portal = PortalProcess::start_with_agent(&dir.join("portal"), &pki, agent_port);
+    for (user, nom, prenom) in [("amelie", "MARTIN", "AMELIE"), ("bruno", "BERNARD", "BRUNO"), ("chloe", "ROBERT", "CHLOE")]
+    {
+        portal.add_account(user, &format!("mot-de-passe-{user}"), nom, prenom);
+    }
+    let agent = AgentProcess::start_on(&dir.join("agent"), &portal.agent_site(&pki), agent_port);
+    World { portal, agent, pki, dir }
+}
+
+const REFUSAL: &str = "data-code=\"LIBERAL_SPACE_CPS_ONLY\"";
+
+#[test]
+fn the_portal_refuses_a_liberal_account_to_any_card_but_a_cps_whatever_the_form() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let w = world("card-types-portal", free_port());
+    let reader = stack().reader();
+    for persona in ["cpa", "cpe-anonyme"] {
+        let _card = insert(persona, &reader);
+        let r = w.portal.page("POST", "/cpx/challenge", None, "application/json", Some("{}"));
+        let cookie = r.session_cookie().expect("session");
+        let challenge = r.json()["challenge"].as_str().unwrap().to_owned();
+        w.agent.answer_pins(&["1234"]);
+        let a = w.agent.request(
+            "POST",
+            "/v1/authenticate",
+            &[("Origin", &w.portal.origin), ("Content-Type", "application/json")],
+            Some(&json!({"challenge": challenge}).to_string()),
+        );
+        assert_eq!(a.status, 200, "{}", a.body);
+        let fin = w.portal.finish(&cookie, a.json()["portal"]["code"].as_str().unwrap());
+        assert_eq!(fin.json()["next"], "/premiere-connexion", "{persona}");
+        let cookie = fin.session_cookie().expect("a new session at card login");
+        let page = w.portal.page("GET", "/premiere-connexion", Some(&cookie), "", None).body;
+        assert!(page.contains("Espace professionnel") && page.contains("id=\"liberal-absent\""), "{page}");
+        assert!(!page.contains("action=\"/premiere-connexion/creer\""), "{persona}: no liberal form: {page}");
+        for form in [
+            "mail=pirate%40example.fr&telephone=0102030405&code_postal=75012&ville=Paris",
+            "",
+            "mail=x&kind=liberal&profession=M%C3%A9decin",
+        ] {
+            let refused = w.portal.page(
+                "POST",
+                "/premiere-connexion/creer",
+                Some(&cookie),
+                "application/x-www-form-urlencoded",
+                Some(form),
+            );
+            assert_eq!(refused.status, 403, "{persona} {form:?}: {}", refused.body);
+            assert!(
+                refused.body.contains(REFUSAL) && refused.body.contains("réservé aux titulaires d&#39;une carte CPS"),
+                "{}",
+                refused.body
+            );
+            assert!(refused.session_cookie().is_none(), "no account session");
+        }
+        // Still waiting for a link: no account was made.
+        let after = w.portal.page("GET", "/compte", Some(&cookie), "", None);
+        assert_eq!(after.status, 303, "{persona}: not logged in");
+    }
+}
+
+#[test]
+fn cpe_cpe_anonyme_and_cpf_in_chromium() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let agent_port = free_port();
+    let w = world("card-types-browser", agent_port);
+    let b = Browser::start(
+        &w.dir.join("browser"),
+        &[&w.agent.dir.join("data/local-ca.pem"), &w.pki.ca_pem],
+    );
+    let reader = stack().reader();
+    let login = |persona: &str| {
+        b.goto(&format!("{}/", w.portal.origin));
+        b.wait_text("#card-state", "insérée et reconnue");
+        b.screenshot(&format!("{persona}-01-page-de-connexion"));
+        w.agent.answer_pins(&["1234"]);
+        b.click("#card-login");
+        b.wait_path("/premiere-connexion");
+    };
+    let link = |user: &str| {
+        b.type_into("#link-username", user);
+        b.type_into("#link-password", &format!("mot-de-passe-{user}"));
+        b.click("form[action='/premiere-connexion/lier'] button");
+        b.wait_path("/compte");
+    };
+    let log_out = || {
+        b.click("form[action='/deconnexion'] button");
+        b.wait_path("/");
+    };
+
+    // A CPE linked to an existing account; no liberal space, and its POST refused from the page itself.
+    {
+        let _card = insert("cpe", &reader);
+        login("cpe");
+        let card = b.text("#pending-card");
+        assert!(
+            card.contains(
+                "Votre carte CPE (SOPHIE MOREAU, CENTRE HOSPITALIER DE TEST, FINESS/identifiant interne 30B0238838/CPET00001)"
+            ),
+            "{card}"
+        );
+        assert_eq!(b.text("#lib-title"), "", "no « Espace médecin libéral » pane");
+        assert!(b.text("#liberal-absent").contains("réservé aux titulaires d'une carte CPS"));
+        b.screenshot("cpe-02-premiere-connexion-sans-espace-liberal");
+        let posted = b.run_async(
+            "fetch('/premiere-connexion/creer', {method: 'POST', headers: {'Content-Type': 'application/x-www-form-urlencoded'}, body: 'mail=sophie%40example.fr&code_postal=75012&ville=Paris'}).then(async r => done(r.status + ' ' + await r.text()), e => done('error ' + e))",
+        );
+        let posted = posted.as_str().unwrap_or_default();
+        assert!(posted.starts_with("403 ") && posted.contains(REFUSAL), "{posted}");
+        link("amelie");
+        let links = b.wait_text("#links", "FINESS/identifiant interne 30B0238838/CPET00001");
+        assert!(!links.contains("OTHER"), "{links}");
+        b.screenshot("cpe-03-mon-compte-identifiant");
+        log_out();
+    }
+    // A non-nominative CPE: named by its structure, never an empty name or a dangling comma.
+    {
+        let _card = insert("cpe-anonyme", &reader);
+        login("cpe-anonyme");
+        let card = b.text("#pending-card");
+        assert!(
+            card.contains(
+                "Votre carte CPE (CLINIQUE DE TEST DU PARC, FINESS/identifiant interne 3990000011/ACCUEIL01)"
+            ),
+            "{card}"
+        );
+        assert!(!card.contains("( ") && !card.contains(", ,"), "{card}");
+        assert_eq!(b.text("#lib-title"), "");
+        b.screenshot("cpe-anonyme-02-premiere-connexion");
+        link("bruno");
+        b.wait_text("#links", "FINESS/identifiant interne 3990000011/ACCUEIL01");
+        b.screenshot("cpe-anonyme-03-mon-compte");
+        log_out();
+    }
+    // A CPF's first login. Its certificate is a CPS's (an RPPS, a person): the portal, which sees only the
+    // certificate, names it by its RPPS (docs/card-facts.md#card-types).
+    {
+        let _card = insert("cpf", &reader);
+        login("cpf");
+        let card = b.text("#pending-card");
+        assert!(card.contains("(LUCAS PETIT, RPPS 899700456789)"), "{card}");
+        b.screenshot("cpf-02-premiere-connexion");
+        link("chloe");
+        b.wait_text("#links", "RPPS 899700456789");
+        b.screenshot("cpf-03-mon-compte");
+    }
+}
