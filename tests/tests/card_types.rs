@@ -18,7 +18,15 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// (persona, generation, card type, where it was learnt, kind of identifiant national, holder, nominative)
 const CARDS: &[(&str, Generation, CardType, TypeSource, IdNatKind, &str, bool)] = &[
     ("cps3", Generation::Cps3, CardType::Cps, TypeSource::Certificate, IdNatKind::Rpps, "JEAN DUPONT", true),
-    ("cpe", Generation::Cps3, CardType::Cpe, TypeSource::Card, IdNatKind::FinessInternal, "SOPHIE MOREAU", true),
+    (
+        "cpe",
+        Generation::Cps3,
+        CardType::Cpe,
+        TypeSource::Card,
+        IdNatKind::FinessInternal,
+        "SOPHIE MOREAU",
+        true,
+    ),
     (
         "cpe-anonyme",
         Generation::Cps3,
@@ -28,7 +36,15 @@ const CARDS: &[(&str, Generation, CardType, TypeSource, IdNatKind, &str, bool)] 
         "CLINIQUE DE TEST DU PARC",
         false,
     ),
-    ("cpa", Generation::Cps4, CardType::Cpa, TypeSource::Card, IdNatKind::RppsInternal, "MARIE BERNARD", true),
+    (
+        "cpa",
+        Generation::Cps4,
+        CardType::Cpa,
+        TypeSource::Card,
+        IdNatKind::RppsInternal,
+        "MARIE BERNARD",
+        true,
+    ),
     ("cpf", Generation::Cps3, CardType::Cpf, TypeSource::Card, IdNatKind::Rpps, "LUCAS PETIT", true),
 ];
 
@@ -48,7 +64,10 @@ fn each_card_has_its_type_apart_from_its_generation() {
                 (generation, card_type, source),
                 "{persona} ({pass})"
             );
-            assert_eq!((id.id_nat_kind, id.display_name().as_str(), id.nominative), (kind, holder, nominative));
+            assert_eq!(
+                (id.id_nat_kind, id.display_name().as_str(), id.nominative),
+                (kind, holder, nominative)
+            );
         }
     }
     let _card = insert("cpe-anonyme", &reader);
@@ -74,7 +93,8 @@ fn world(name: &str, agent_port: u16) -> World {
     let dir = out_dir(name);
     let pki = server_pki(&dir.join("pki"));
     let portal = PortalProcess::start_with_agent(&dir.join("portal"), &pki, agent_port);
-    for (user, nom, prenom) in [("amelie", "MARTIN", "AMELIE"), ("bruno", "BERNARD", "BRUNO"), ("chloe", "ROBERT", "CHLOE")]
+    for (user, nom, prenom) in
+        [("amelie", "MARTIN", "AMELIE"), ("bruno", "BERNARD", "BRUNO"), ("chloe", "ROBERT", "CHLOE")]
     {
         portal.add_account(user, &format!("mot-de-passe-{user}"), nom, prenom);
     }
@@ -122,7 +142,8 @@ fn the_portal_refuses_a_liberal_account_to_any_card_but_a_cps_whatever_the_form(
             );
             assert_eq!(refused.status, 403, "{persona} {form:?}: {}", refused.body);
             assert!(
-                refused.body.contains(REFUSAL) && refused.body.contains("réservé aux titulaires d&#39;une carte CPS"),
+                refused.body.contains(REFUSAL)
+                    && refused.body.contains("réservé aux titulaires d&#39;une carte CPS"),
                 "{}",
                 refused.body
             );
@@ -139,10 +160,7 @@ fn cpe_cpe_anonyme_and_cpf_in_chromium() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let agent_port = free_port();
     let w = world("card-types-browser", agent_port);
-    let b = Browser::start(
-        &w.dir.join("browser"),
-        &[&w.agent.dir.join("data/local-ca.pem"), &w.pki.ca_pem],
-    );
+    let b = Browser::start(&w.dir.join("browser"), &[&w.agent.dir.join("data/local-ca.pem"), &w.pki.ca_pem]);
     let reader = stack().reader();
     let login = |persona: &str| {
         b.goto(&format!("{}/", w.portal.origin));

@@ -94,7 +94,9 @@ impl Identity {
         structure
             .and_then(|s| s.name.clone())
             .filter(|n| !n.trim().is_empty())
-            .or_else(|| structure.and_then(|s| Some(format!("{} {}", s.register.as_ref()?, s.number.as_ref()?))))
+            .or_else(|| {
+                structure.and_then(|s| Some(format!("{} {}", s.register.as_ref()?, s.number.as_ref()?)))
+            })
             .unwrap_or_else(|| self.national_id.clone())
     }
 

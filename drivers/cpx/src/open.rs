@@ -10,8 +10,8 @@ use cpx_pcsc::Transport;
 
 use crate::atr::{self, Generation, Interface};
 use crate::cache::{CertCache, Layout};
-use crate::card_type::{self, CardType, TypeSource};
 use crate::card::{CardInfo, CpxCard, Opened, Recognition};
+use crate::card_type::{self, CardType, TypeSource};
 use crate::cps3::Cps3;
 use crate::cps4::Cps4;
 use crate::efsn;

@@ -337,7 +337,8 @@ mod tests {
 
     #[test]
     fn data_objects_of_the_dodf() {
-        let odf = parse_odf(&hex::decode("A00630040402 7002A70630040402 7005".replace(' ', "")).unwrap()).unwrap();
+        let odf =
+            parse_odf(&hex::decode("A00630040402 7002A70630040402 7005".replace(' ', "")).unwrap()).unwrap();
         assert_eq!(odf.dodf[0].file, ObjectPath::Relative(vec![0x7005]));
         let objects = parse_dodf(&hex::decode(DODF.replace(' ', "")).unwrap()).unwrap();
         assert_eq!(objects.len(), 1);

@@ -271,8 +271,7 @@ fn cps3(
     let holder = options.holder.unwrap_or(holder);
     let serial = options.serial.as_deref().unwrap_or(serial);
     let mut fs = common_mf(options, Some(hex(AID_ECC_ROOT)), serial);
-    let contact =
-        pin_application(
+    let contact = pin_application(
         "CPx IAS",
         AID_CPX_IAS,
         "CPS3 (code porteur)",

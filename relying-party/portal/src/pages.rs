@@ -151,7 +151,8 @@ pub fn first_login_refused(card: &PendingCard, code: &str, message: &str) -> Str
 fn first_login_with(card: &PendingCard, error: Option<(Option<&str>, &str)>) -> String {
     let error = error
         .map(|(code, e)| {
-            let code = code.map(|c| format!(" role=\"alert\" data-code=\"{}\"", escape(c))).unwrap_or_default();
+            let code =
+                code.map(|c| format!(" role=\"alert\" data-code=\"{}\"", escape(c))).unwrap_or_default();
             format!("<div class=\"error\" id=\"link-error\"{code}>{}</div>", escape(e))
         })
         .unwrap_or_default();

@@ -66,11 +66,19 @@ fn every_cpx_card_gives_its_type_kind_and_structure() {
     assert_eq!(cps.id_label(), "RPPS 899700123456");
 
     let cpe = v.verify_certificate(&der(pki!("moreau-auth.pem"))).unwrap();
-    assert_eq!((cpe.card_type, cpe.id_nat_kind, cpe.id_kind), (CardType::Cpe, IdNatKind::FinessInternal, IdKind::Other));
+    assert_eq!(
+        (cpe.card_type, cpe.id_nat_kind, cpe.id_kind),
+        (CardType::Cpe, IdNatKind::FinessInternal, IdKind::Other)
+    );
     assert_eq!(cpe.id_label(), "FINESS/identifiant interne 30B0238838/CPET00001");
     let structure = cpe.structure.clone().unwrap();
     assert_eq!(
-        (structure.name.as_deref(), structure.register.as_deref(), structure.number.as_deref(), structure.internal_id.as_deref()),
+        (
+            structure.name.as_deref(),
+            structure.register.as_deref(),
+            structure.number.as_deref(),
+            structure.internal_id.as_deref()
+        ),
         (Some("CENTRE HOSPITALIER DE TEST"), Some("FINESS"), Some("0B0238838"), Some("CPET00001"))
     );
     assert_eq!(cpe.holder(), "SOPHIE MOREAU");
