@@ -288,7 +288,7 @@ impl Code {
     }
 
     /// The HTTP status the loopback API answers this code with. Two codes may also answer another status,
-    /// each from one constructor of [`crate::api::ApiError`] that says why: BAD_REQUEST (what was wrong
+    /// each from one constructor of [`crate::loopback::api::ApiError`] that says why: BAD_REQUEST (what was wrong
     /// with the request: 408, 413, 415) and SITE_NOT_CONFIGURED (500 when the agent's own configuration of
     /// a policy site is unusable, rather than the site asking a login its configuration does not allow).
     pub fn http_status(self) -> u16 {

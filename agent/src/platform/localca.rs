@@ -10,7 +10,7 @@ use rcgen::{
     KeyUsagePurpose, NameConstraints, SanType,
 };
 
-use crate::secrets::{SecretError, SecretStore};
+use crate::platform::secrets::{SecretError, SecretStore};
 
 /// The leaf key's name in the secret store (a file of this name in `secrets/` for the machine identity).
 pub const KEY_NAME: &str = "loopback-tls-key";
@@ -116,7 +116,7 @@ fn generate_until(not_after: time::OffsetDateTime) -> Result<(String, String, St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secrets::FileStore;
+    use crate::platform::secrets::FileStore;
 
     #[test]
     fn a_certificate_near_its_end_is_made_again_with_a_new_ca() {

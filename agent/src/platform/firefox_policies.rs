@@ -1,7 +1,7 @@
 //! Firefox's enterprise policies file (`policies.json`), which an administrator may share with the agent.
 //! The agent edits one list inside `policies` at a time — `Certificates.Install` for the local CA
-//! (agent/src/machine_trust.rs), `LocalNetworkAccess.SkipDomains` for the sites
-//! (agent/src/browser_policies.rs) — keeps every other policy, drops the objects its edit leaves empty, and
+//! (agent/src/platform/machine_trust.rs), `LocalNetworkAccess.SkipDomains` for the sites
+//! (agent/src/platform/browser_policies.rs) — keeps every other policy, drops the objects its edit leaves empty, and
 //! the whole file when nothing is left in it. Pure: the callers read and write the file their own way.
 
 use serde_json::{json, Map, Value};

@@ -101,6 +101,7 @@ impl Gate {
     }
 
     /// Connections open now (all peers).
+    #[cfg(test)]
     pub fn open(&self) -> usize {
         self.counts().total
     }

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::config::{Config, ConfigError, PolicyLayer};
+use crate::platform::config::{Config, ConfigError, PolicyLayer};
 
 /// Our policy file's name in the Chromium family's managed folders.
 pub const FILE_NAME: &str = "agent-cpx-lna.json";
@@ -42,8 +42,10 @@ pub const CHROMIUM_DIRS: [(&str, &str); 3] = [
 pub const FIREFOX_FILE: &str = "etc/firefox/policies/policies.json";
 
 /// The Windows registry keys (under `HKLM\Software\Policies`) of each browser.
+#[cfg_attr(not(windows), allow(dead_code))]
 pub const REGISTRY_CHROMIUM: [(&str, &str); 2] =
     [("Google Chrome", r"Google\Chrome"), ("Microsoft Edge", r"Microsoft\Edge")];
+#[cfg_attr(not(windows), allow(dead_code))]
 pub const REGISTRY_FIREFOX: &str = r"Mozilla\Firefox\LocalNetworkAccess\SkipDomains";
 
 #[derive(Debug, thiserror::Error)]
@@ -111,9 +113,11 @@ pub fn host_of(origin: &str) -> Option<String> {
 
 /// The machine policy alone (the policy file and, on Windows, HKLM), without any user's file or HKCU.
 pub fn machine_config() -> Result<Config, Error> {
-    let mut layers: Vec<PolicyLayer> =
-        crate::policy_registry::layers().into_iter().filter(|l| l.source.starts_with("HKLM")).collect();
-    let file = crate::config::policy_path();
+    let mut layers: Vec<PolicyLayer> = crate::platform::policy_registry::layers()
+        .into_iter()
+        .filter(|l| l.source.starts_with("HKLM"))
+        .collect();
+    let file = crate::platform::config::policy_path();
     if file.exists() {
         layers.push(PolicyLayer::from_file(&file));
     }
@@ -177,7 +181,7 @@ impl Record {
 /// `%ProgramData%\Agent CPx\browser-policies.json` (next to the policy file).
 pub fn record_path(root: &Path) -> PathBuf {
     if cfg!(windows) {
-        crate::paths::current().policy_file.with_file_name("browser-policies.json")
+        crate::platform::paths::current().policy_file.with_file_name("browser-policies.json")
     } else {
         root.join("var/lib/cpx-agent/browser-policies.json")
     }
@@ -300,14 +304,14 @@ fn chromium_files(
 }
 
 /// Firefox on Linux: our host names merged into `SkipDomains` of policies.json, other policies kept
-/// (agent/src/firefox_policies.rs).
+/// (agent/src/platform/firefox_policies.rs).
 fn firefox_file(
     root: &Path,
     wanted: &Wanted,
     record: &mut Record,
     outcome: &mut Outcome,
 ) -> Result<(), Error> {
-    use crate::firefox_policies::{edit_list, Next, PolicyFileError};
+    use crate::platform::firefox_policies::{edit_list, Next, PolicyFileError};
     let path = root.join(FIREFOX_FILE);
     let existing = match std::fs::read_to_string(&path) {
         Ok(text) => Some(text),
@@ -396,6 +400,7 @@ pub fn sync_files(root: &Path, record_file: &Path, wanted: &Wanted) -> Result<Ou
 /// A numbered list of the registry (`1`, `2`…): the entries to add so that every wanted value is there,
 /// each under the lowest free number. Chrome reads such a list from `1` up to the first missing number,
 /// so a value must never land after a gap.
+#[cfg_attr(not(windows), allow(dead_code))]
 pub fn numbered_additions(existing: &[(String, String)], wanted: &[String]) -> Vec<(String, String)> {
     let mut used: BTreeSet<u64> = existing.iter().filter_map(|(n, _)| n.parse::<u64>().ok()).collect();
     let mut out = Vec::new();
@@ -411,6 +416,7 @@ pub fn numbered_additions(existing: &[(String, String)], wanted: &[String]) -> V
 
 /// A numbered list of the registry after our recorded entries are taken away: the names to delete (only
 /// where the value is still the one we wrote).
+#[cfg_attr(not(windows), allow(dead_code))]
 pub fn numbered_removals(existing: &[(String, String)], ours: &[RegistryEntry], key: &str) -> Vec<String> {
     ours.iter()
         .filter(|e| e.key == key && existing.iter().any(|(n, v)| *n == e.name && *v == e.value))
@@ -565,7 +571,7 @@ mod tests {
             browser_policies: true,
             sites: origins
                 .iter()
-                .map(|o| crate::config::Site {
+                .map(|o| crate::platform::config::Site {
                     origin: (*o).into(),
                     mtls_endpoint: None,
                     server_roots: None,

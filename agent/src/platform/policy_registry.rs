@@ -14,8 +14,8 @@
 //! The mapping onto the policy file's form is plain code, tested on every OS; only the reading of the
 //! registry is Windows-only.
 
-use crate::config::PolicyLayer;
-use crate::policy_keys::PolicyProblem;
+use crate::platform::config::PolicyLayer;
+use crate::platform::policy_keys::PolicyProblem;
 
 /// The policy key under HKLM and HKCU.
 pub const KEY: &str = r"Software\Policies\Agent CPx";
@@ -45,7 +45,7 @@ fn bad(source: &str, name: &str, reason: impl std::fmt::Display, site: Option<St
     let key = name.split('\\').next().unwrap_or(name).to_owned();
     PolicyProblem {
         source: source.to_owned(),
-        instead: crate::policy_keys::instead(&key),
+        instead: crate::platform::policy_keys::instead(&key),
         key,
         reason: format!(r"{name}: {reason}"),
         site,
@@ -58,7 +58,7 @@ fn values(key: &RegKey, source: &str, problems: &mut Vec<PolicyProblem>) -> toml
     for (name, data) in &key.values {
         let name = name.to_ascii_lowercase();
         let value = match data {
-            RegData::Number(n) if crate::policy_keys::FLAGS.contains(&name.as_str()) => match n {
+            RegData::Number(n) if crate::platform::policy_keys::FLAGS.contains(&name.as_str()) => match n {
                 0 => toml::Value::Boolean(false),
                 1 => toml::Value::Boolean(true),
                 other => {
@@ -74,8 +74,8 @@ fn values(key: &RegKey, source: &str, problems: &mut Vec<PolicyProblem>) -> toml
                 }
             },
             // A list in one REG_SZ, as an MSI property writes it: entries separated by `;`.
-            RegData::Text(t) if crate::policy_keys::TEXT_LISTS.contains(&name.as_str()) => {
-                crate::policy_keys::split_list(t)
+            RegData::Text(t) if crate::platform::policy_keys::TEXT_LISTS.contains(&name.as_str()) => {
+                crate::platform::policy_keys::split_list(t)
             }
             // Numbers in one REG_SZ: `first;last` (or `first-last`).
             RegData::Text(t) if NUMBER_LISTS.contains(&name.as_str()) => {
@@ -148,8 +148,10 @@ pub fn to_table(key: &RegKey, source: &str) -> (toml::Table, Vec<PolicyProblem>)
                 if site_problems.is_empty() {
                     sites.push(toml::Value::Table(site));
                 } else {
-                    let origin =
-                        site.get("origin").and_then(|o| o.as_str()).and_then(crate::config::normalise_origin);
+                    let origin = site
+                        .get("origin")
+                        .and_then(|o| o.as_str())
+                        .and_then(crate::platform::config::normalise_origin);
                     problems.extend(site_problems.into_iter().map(|p| PolicyProblem {
                         key: "site".into(),
                         site: origin.clone(),
@@ -242,7 +244,7 @@ mod win {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::platform::config::Config;
 
     fn text(s: &str) -> RegData {
         RegData::Text(s.into())
@@ -279,7 +281,7 @@ mod tests {
         let config: Config = toml::Value::Table(table).try_into().unwrap();
         assert_eq!(
             (config.port, config.autostart, config.pki),
-            (48000, false, crate::config::PkiPolicy::Production)
+            (48000, false, crate::platform::config::PkiPolicy::Production)
         );
         assert_eq!(
             config.sites.iter().map(|s| (s.origin.as_str(), s.signed_token)).collect::<Vec<_>>(),
@@ -390,7 +392,11 @@ mod tests {
         assert!(!c.allow_user_sites, "a malformed allow_user_sites is false");
         assert_eq!(
             (c.port, c.pki, c.user_ports),
-            (crate::config::DEFAULT_PORT, crate::config::PkiPolicy::Production, Some([47500, 47599]))
+            (
+                crate::platform::config::DEFAULT_PORT,
+                crate::platform::config::PkiPolicy::Production,
+                Some([47500, 47599])
+            )
         );
         assert_eq!(
             c.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(),
@@ -399,7 +405,7 @@ mod tests {
         );
         assert_eq!(
             c.pin_prompt,
-            crate::config::PinPromptConfig::Terminal,
+            crate::platform::config::PinPromptConfig::Terminal,
             "a malformed pin_prompt is the terminal"
         );
         let keys: Vec<&str> = p.problems.iter().map(|p| p.key.as_str()).collect();

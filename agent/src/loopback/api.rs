@@ -5,9 +5,9 @@
 use cpx_card::CardError;
 use serde::Serialize;
 
+use crate::card::mtls::MtlsError;
+use crate::card::pin_prompt::PromptError;
 use crate::messages::{Code, Lang};
-use crate::mtls::MtlsError;
-use crate::pin_prompt::PromptError;
 
 #[derive(Debug, Clone)]
 pub struct ApiError {

@@ -8,13 +8,13 @@ use cpx_card::{CertCache, Recognition, Validity};
 use cpx_pcsc::SlotState as Slot;
 use serde::Serialize;
 
-use crate::card_service::CardService;
-use crate::config::{Config, PkiPolicy};
-use crate::exit::ExitStatus;
+use crate::card::card_service::CardService;
+use crate::card::mtls::Endpoint;
+use crate::card::scan::now_unix;
+use crate::cli::exit::ExitStatus;
+use crate::cli::output::Said;
 use crate::messages::{detail, Code, Lang, Text};
-use crate::mtls::Endpoint;
-use crate::output::Said;
-use crate::scan::now_unix;
+use crate::platform::config::{Config, PkiPolicy};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -240,9 +240,9 @@ pub fn run(opts: &Options) -> Vec<Check> {
     checks
 }
 
-/// Which source set which keys, in words (the same as [`crate::config::Provenance::describe`], said in
+/// Which source set which keys, in words (the same as [`crate::platform::config::Provenance::describe`], said in
 /// either language).
-fn provenance_said(p: &crate::config::Provenance) -> Vec<Said> {
+fn provenance_said(p: &crate::platform::config::Provenance) -> Vec<Said> {
     let keys = |said: Said, keys: &[String]| match keys.is_empty() {
         true => said.word("keys", detail::CONFIG_NOTHING),
         false => said.with("keys", keys.join(", ")),
@@ -268,7 +268,7 @@ fn provenance_said(p: &crate::config::Provenance) -> Vec<Said> {
 
 /// What the managed policy sets and from where (one `key = value  (source)` per setting), then one warning
 /// per malformed key (`policy_problem:KEY`) naming its source, the reason and the safe default in force.
-fn policy_checks(provenance: &crate::config::Provenance, checks: &mut Vec<Check>) {
+fn policy_checks(provenance: &crate::platform::config::Provenance, checks: &mut Vec<Check>) {
     let managed = provenance.managed_lines();
     let mut detail = vec![if managed.is_empty() {
         Said::new(detail::POLICY_NOTHING)
@@ -474,15 +474,18 @@ fn one_card(opts: &Options, cards: &CardService, r: &cpx_pcsc::ReaderInfo, check
 /// Which loopback identity the agent presents (the machine's, made by the installer, or this user's), and
 /// whether the stores the browsers read trust its local CA.
 fn loopback_trust(data_dir: &std::path::Path) -> Check {
-    let machine = crate::machine_trust::machine_dir();
+    let machine = crate::platform::machine_trust::machine_dir();
     let dir = machine.display();
-    match crate::machine_trust::identity(&machine) {
+    match crate::platform::machine_trust::identity(&machine) {
         Some(Ok(identity))
-            if crate::localca::due_for_renewal(&identity.cert_pem, time::OffsetDateTime::now_utc()) =>
+            if crate::platform::localca::due_for_renewal(
+                &identity.cert_pem,
+                time::OffsetDateTime::now_utc(),
+            ) =>
         {
             let detail = Said::new(detail::MACHINE_RENEW)
                 .with("dir", &dir)
-                .with("days", crate::localca::RENEW_BEFORE_DAYS);
+                .with("days", crate::platform::localca::RENEW_BEFORE_DAYS);
             return Check::bad(CheckKind::LoopbackTrust, Verdict::Warn, Code::LoopbackNotTrusted, detail);
         }
         Some(Ok(_)) => return machine_trust_check(&machine),
@@ -496,7 +499,7 @@ fn loopback_trust(data_dir: &std::path::Path) -> Check {
         }
         None => {}
     }
-    let path = data_dir.join(crate::localca::CA_FILE);
+    let path = data_dir.join(crate::platform::localca::CA_FILE);
     let Ok(pem) = std::fs::read_to_string(&path) else {
         return Check::ok(
             CheckKind::LoopbackTrust,
@@ -504,7 +507,7 @@ fn loopback_trust(data_dir: &std::path::Path) -> Check {
         );
     };
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default();
-    let stores = crate::browser_trust::check(&pem, &home);
+    let stores = crate::platform::browser_trust::check(&pem, &home);
     let said = |store: &str, t: Option<bool>| {
         let text = match t {
             Some(true) => detail::STORE_TRUSTED,
@@ -526,18 +529,18 @@ fn loopback_trust(data_dir: &std::path::Path) -> Check {
 }
 
 /// Where this user's keys are: the keyring, or (a warning with the fix) files because no keyring was usable.
-fn key_store(kind: crate::config::KeyStoreKind, data_dir: &std::path::Path) -> Check {
-    match crate::secrets::keyring_fallback(kind, data_dir) {
+fn key_store(kind: crate::platform::config::KeyStoreKind, data_dir: &std::path::Path) -> Check {
+    match crate::platform::secrets::keyring_fallback(kind, data_dir) {
         Some(dir) => Check::bad(
             CheckKind::KeyStore,
             Verdict::Warn,
             Code::KeyringUnavailable,
             Said::new(detail::KEYS_IN_FILES).with("folder", dir.display()),
         ),
-        None if kind == crate::config::KeyStoreKind::File => Check::ok(
+        None if kind == crate::platform::config::KeyStoreKind::File => Check::ok(
             CheckKind::KeyStore,
             Said::new(detail::KEYS_IN_FILES_BY_CHOICE)
-                .with("folder", data_dir.join(crate::secrets::PRIVATE_DIR).display()),
+                .with("folder", data_dir.join(crate::platform::secrets::PRIVATE_DIR).display()),
         ),
         None => Check::ok(CheckKind::KeyStore, Said::new(detail::KEYS_IN_KEYRING)),
     }
@@ -545,7 +548,7 @@ fn key_store(kind: crate::config::KeyStoreKind, data_dir: &std::path::Path) -> C
 
 /// The machine's identity: every machine-wide store the installer wrote must still trust its CA.
 fn machine_trust_check(dir: &std::path::Path) -> Check {
-    let verdicts = match crate::machine_trust::check(dir) {
+    let verdicts = match crate::platform::machine_trust::check(dir) {
         Ok(v) => v,
         Err(e) => {
             return Check::bad(
@@ -556,7 +559,7 @@ fn machine_trust_check(dir: &std::path::Path) -> Check {
             )
         }
     };
-    let said = |v: &crate::machine_trust::Verdict| {
+    let said = |v: &crate::platform::machine_trust::Verdict| {
         Said::new(if v.trusted { detail::STORE_TRUSTED } else { detail::STORE_NOT_TRUSTED })
             .with("store", &v.store)
     };
@@ -654,7 +657,7 @@ fn probe_agent(port: u16) -> bool {
 /// certificate; reaching that point proves the endpoint is there and its certificate is trusted).
 /// The site's mTLS endpoint: reachable, TLS with a certificate from the configured roots (handshake
 /// without the card). When it also answers HTTP without the card, its `Date` (Unix time) for the clock check.
-fn portal_endpoint(site: &crate::config::Site, timeout: Duration) -> (Check, Option<i64>) {
+fn portal_endpoint(site: &crate::platform::config::Site, timeout: Duration) -> (Check, Option<i64>) {
     let check = CheckKind::PortalEndpoint.at(&site.origin);
     let fail = |code: Code, detail: Said| (Check::bad(check.clone(), Verdict::Fail, code, detail), None);
     let Some(ep) = &site.mtls_endpoint else {
@@ -665,7 +668,7 @@ fn portal_endpoint(site: &crate::config::Site, timeout: Duration) -> (Check, Opt
     };
     let at = |text| Said::new(text).with("host", &ep.host).with("port", ep.port);
     // The same roots the login uses.
-    let store = match crate::login::load_roots(site) {
+    let store = match crate::card::login::load_roots(site) {
         Ok(s) => s,
         Err(e) => {
             return fail(
@@ -921,10 +924,12 @@ mod tests {
             machine_trust_check(&dir.join("no machine identity")),
         ]);
         std::fs::create_dir_all(dir.join("data")).unwrap();
-        std::fs::write(dir.join("data").join(crate::localca::CA_FILE), "not a certificate").unwrap();
+        std::fs::write(dir.join("data").join(crate::platform::localca::CA_FILE), "not a certificate")
+            .unwrap();
         checks.push(loopback_trust(&dir.join("data")));
         said_in_both_languages(&checks);
-        let fr: Vec<String> = checks.iter().map(|c| crate::output::check_text(Lang::Fr, c, false)).collect();
+        let fr: Vec<String> =
+            checks.iter().map(|c| crate::cli::output::check_text(Lang::Fr, c, false)).collect();
         for english in
             [": running", "not in the configuration", "not measured", "free (the agent", "no browser store"]
         {

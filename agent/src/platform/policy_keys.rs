@@ -9,8 +9,8 @@
 use serde::de::{self, Deserializer, Visitor};
 use serde::Serialize;
 
-use crate::config::{normalise_origin, Config, Site, DEFAULT_PORT};
-use crate::mtls::Endpoint;
+use crate::card::mtls::Endpoint;
+use crate::platform::config::{normalise_origin, Config, Site, DEFAULT_PORT};
 
 /// One malformed key in one source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -70,19 +70,23 @@ pub fn keys() -> &'static [&'static str] {
 }
 
 /// The keys of one `[[site]]` entry.
+#[cfg(test)]
 pub fn site_keys() -> &'static [&'static str] {
     fields::<Site>()
 }
 
 /// Keys that are yes/no, which a source holding only numbers (a registry REG_DWORD, a profile editor that
 /// writes integers) gives as 0 or 1.
+#[cfg_attr(not(any(windows, target_os = "macos")), allow(dead_code))]
 pub const FLAGS: &[&str] = &["autostart", "signed_token", "allow_user_sites", "browser_policies"];
 
 /// Keys that are lists of text, which a source may give as one string (an MSI property in a REG_SZ, a
 /// profile's `<string>`), entries separated by `;` or line breaks ([`split_list`]).
+#[cfg_attr(not(any(windows, target_os = "macos")), allow(dead_code))]
 pub const TEXT_LISTS: &[&str] = &["allowed_origins"];
 
 /// The entries of a text list given as one string: separated by `;` or line breaks, blanks dropped.
+#[cfg_attr(not(any(windows, target_os = "macos")), allow(dead_code))]
 pub fn split_list(text: &str) -> toml::Value {
     toml::Value::Array(
         text.split([';', '\n'])
@@ -94,6 +98,7 @@ pub fn split_list(text: &str) -> toml::Value {
 }
 
 /// The keys of `[pin_prompt]` (an enum tagged by `kind`, which serde cannot list).
+#[cfg(test)]
 pub const PIN_PROMPT_KEYS: &[&str] = &["kind", "program"];
 
 /// Log levels `log_level` takes.
@@ -356,11 +361,11 @@ mod tests {
         let config: Config =
             toml::Value::Table(c.table.clone()).try_into().expect("what is kept is a valid configuration");
         assert_eq!(config.port, DEFAULT_PORT);
-        assert_eq!(config.pki, crate::config::PkiPolicy::Production);
+        assert_eq!(config.pki, crate::platform::config::PkiPolicy::Production);
         assert!(!config.allow_user_sites && !config.browser_policies);
         assert_eq!((config.log_level, config.user_ports), (None, None));
-        assert_eq!(config.key_store, crate::config::KeyStoreKind::File, "a well-formed key stays");
-        assert_eq!(config.pin_prompt, crate::config::PinPromptConfig::Terminal);
+        assert_eq!(config.key_store, crate::platform::config::KeyStoreKind::File, "a well-formed key stays");
+        assert_eq!(config.pin_prompt, crate::platform::config::PinPromptConfig::Terminal);
         assert!(!c.table.contains_key("prot"));
         assert_eq!(
             config.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(),
@@ -382,7 +387,7 @@ mod tests {
         let c = unreadable("policy.toml", "expected `=`".into());
         let config: Config = toml::Value::Table(c.table).try_into().unwrap();
         assert!(!config.allow_user_sites && !config.browser_policies);
-        assert_eq!((config.pki, config.port), (crate::config::PkiPolicy::Production, DEFAULT_PORT));
+        assert_eq!((config.pki, config.port), (crate::platform::config::PkiPolicy::Production, DEFAULT_PORT));
         assert_eq!(c.problems[0].key, "*");
     }
 

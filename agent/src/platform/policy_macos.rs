@@ -1,7 +1,7 @@
 //! The managed policy of a macOS configuration profile: the managed preferences of the domain
 //! `fr.agentcpx.agent` (installer/macos/agent-cpx.mobileconfig is an example), which MDM or
 //! `profiles`/System Settings install. It wins over the policy file and the user's configuration file,
-//! like the Windows registry's policy ([`crate::policy_registry`]).
+//! like the Windows registry's policy ([`crate::platform::policy_registry`]).
 //!
 //! The profile carries the policy file's keys with plist types: `port`, `busy_wait_seconds`,
 //! `refused_site_quiet_seconds` as `<integer>`; `autostart`, `allow_user_sites`, `browser_policies`,
@@ -17,8 +17,8 @@
 //! setting, are the checks). The mapping of a plist value tree onto the policy file's form is plain code,
 //! tested on every OS; only the reading through CFPreferences is macOS-only.
 
-use crate::config::PolicyLayer;
-use crate::policy_keys::{split_list, PolicyProblem, FLAGS, TEXT_LISTS};
+use crate::platform::config::PolicyLayer;
+use crate::platform::policy_keys::{split_list, PolicyProblem, FLAGS, TEXT_LISTS};
 
 /// The managed preferences domain a profile's settings payload targets (its `PayloadType`, or the
 /// domain of a `com.apple.ManagedClient.preferences` payload).
@@ -87,7 +87,7 @@ fn problem(key: &str, unmapped: Unmapped, site: Option<String>) -> PolicyProblem
         source: SOURCE.into(),
         key: key.into(),
         reason: format!("{}: {}", unmapped.at, unmapped.reason),
-        instead: crate::policy_keys::instead(key),
+        instead: crate::platform::policy_keys::instead(key),
         site,
     }
 }
@@ -109,7 +109,7 @@ pub fn to_table(settings: &[(String, PlistValue)]) -> (toml::Table, Vec<PolicyPr
                             let origin = match entry {
                                 PlistValue::Dict(d) => d.iter().find_map(|(k, v)| match v {
                                     PlistValue::String(o) if k.eq_ignore_ascii_case("origin") => {
-                                        crate::config::normalise_origin(o)
+                                        crate::platform::config::normalise_origin(o)
                                     }
                                     _ => None,
                                 }),
@@ -145,7 +145,7 @@ pub fn layer_of(settings: &[(String, PlistValue)]) -> Option<PolicyLayer> {
 /// The configuration profile's policy layer: none without a profile (and on other OSes). Never fails.
 pub fn layers() -> Vec<PolicyLayer> {
     #[cfg(target_os = "macos")]
-    return layer_of(&mac::forced(DOMAIN, crate::policy_keys::keys())).into_iter().collect();
+    return layer_of(&mac::forced(DOMAIN, crate::platform::policy_keys::keys())).into_iter().collect();
     #[cfg(not(target_os = "macos"))]
     Vec::new()
 }
@@ -231,7 +231,7 @@ mod mac {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::platform::config::Config;
 
     fn s(v: &str) -> PlistValue {
         PlistValue::String(v.into())
@@ -280,7 +280,7 @@ mod tests {
         let (c, p) = Config::load_with_policies(None, vec![layer]).unwrap();
         assert_eq!(
             (c.port, c.autostart, c.allow_user_sites, c.pki, c.user_ports),
-            (48000, false, false, crate::config::PkiPolicy::Production, Some([48100, 48199]))
+            (48000, false, false, crate::platform::config::PkiPolicy::Production, Some([48100, 48199]))
         );
         assert_eq!(
             c.site_summary(),

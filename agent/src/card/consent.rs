@@ -16,10 +16,10 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::api::ApiError;
+use crate::card::pin_prompt::PromptError;
+use crate::loopback::api::ApiError;
 use crate::messages::{Code, Lang};
-use crate::pin_prompt::PromptError;
-use crate::secrets::{SecretError, SecretStore};
+use crate::platform::secrets::{SecretError, SecretStore};
 
 /// The name of the integrity key in the secret store.
 const KEY_NAME: &str = "sites-integrity-key";
@@ -156,7 +156,7 @@ impl Approvals {
     pub fn add(&self, origin: &str) -> Result<(), ConsentError> {
         let mut sites = self.sites.lock().unwrap_or_else(|p| p.into_inner());
         if !sites.iter().any(|a| a.origin == origin) {
-            sites.push(Approval { origin: origin.to_owned(), approved_at: crate::scan::now_unix() });
+            sites.push(Approval { origin: origin.to_owned(), approved_at: crate::card::scan::now_unix() });
             self.save(&sites)?;
         }
         Ok(())
@@ -243,7 +243,7 @@ impl Consent {
     /// `allow_user_sites` is false: then the professional's approvals (`sites.json`) are not even read and
     /// no dialog is shown; a site not in policy gets « not allowed » (docs/security.md, « Trust model »).
     pub fn for_config(
-        config: &crate::config::Config,
+        config: &crate::platform::config::Config,
         data_dir: &Path,
         store: &dyn SecretStore,
         prompt: Option<Arc<dyn ConsentPrompt>>,
@@ -321,7 +321,7 @@ impl Consent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secrets::FileStore;
+    use crate::platform::secrets::FileStore;
 
     fn fresh() -> (PathBuf, FileStore) {
         let dir = std::env::temp_dir().join(format!(
@@ -474,7 +474,7 @@ mod tests {
         Approvals::open(&dir, &store).unwrap().add("https://approved.example").unwrap();
         let prompt: Arc<dyn ConsentPrompt> =
             Arc::new(Counting { answer: Decision::Always, asked: Default::default() });
-        let mut config = crate::config::Config::default();
+        let mut config = crate::platform::config::Config::default();
         let gate = Consent::for_config(&config, &dir, &store, Some(prompt.clone())).unwrap();
         assert!(
             gate.is_some_and(|g| g.approvals.contains("https://approved.example")),
@@ -486,14 +486,16 @@ mod tests {
             "off: no dialog, no approval"
         );
         assert!(
-            Consent::for_config(&crate::config::Config::default(), &dir, &store, None).unwrap().is_none(),
+            Consent::for_config(&crate::platform::config::Config::default(), &dir, &store, None)
+                .unwrap()
+                .is_none(),
             "no prompt: no gate"
         );
         // Off by a policy file, whatever the user's file says.
         let (user, policy) = (dir.join("user.toml"), dir.join("policy.toml"));
         std::fs::write(&user, "allow_user_sites = true\n").unwrap();
         std::fs::write(&policy, "allow_user_sites = false\n").unwrap();
-        let (config, _) = crate::config::Config::load_layered(Some(&user), Some(&policy)).unwrap();
+        let (config, _) = crate::platform::config::Config::load_layered(Some(&user), Some(&policy)).unwrap();
         assert!(Consent::for_config(&config, &dir, &store, Some(prompt)).unwrap().is_none());
     }
 }

@@ -11,13 +11,13 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::api::ApiError;
-use crate::card_service::CardService;
-use crate::config::Site;
+use crate::card::card_service::CardService;
+use crate::card::mtls;
+use crate::card::pin_prompt::{CardChoice, PinPrompt, PinRequest};
+use crate::card::scan::now_unix;
+use crate::loopback::api::ApiError;
 use crate::messages::{Code, Lang};
-use crate::mtls;
-use crate::pin_prompt::{CardChoice, PinPrompt, PinRequest};
-use crate::scan::now_unix;
+use crate::platform::config::Site;
 
 /// The answer to an mTLS login (docs/openapi.yaml `LoginResult`): the portal's answer as it came.
 #[derive(Debug, Clone, Serialize)]

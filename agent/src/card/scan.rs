@@ -1,13 +1,13 @@
 //! What a reader and the card in it look like to the professional: the slot state, and for a CPx card its
 //! type, holder, certificate and code porteur. The readers are scanned through the card service
-//! ([`crate::card_service::CardService::scan`]); shared by `status`, `card`, `watch`, `GET /v1/status`
+//! ([`crate::card::card_service::CardService::scan`]); shared by `status`, `card`, `watch`, `GET /v1/status`
 //! and the tray.
 
 use cpx_card::{CardError, CpxCard, IdKind, Identity, PinStatus, Recognition, Validity};
 use cpx_pcsc::ReaderInfo;
 use serde::Serialize;
 
-use crate::card_service::CardService;
+use crate::card::card_service::CardService;
 use crate::messages::{Code, SlotState, Text};
 
 /// What the agent knows of a CPx card.

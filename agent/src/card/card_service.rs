@@ -11,7 +11,7 @@
 //! the card timeout (a login's card calls end within it; its PIN dialog may last much longer, and a page
 //! or a window must not hang that long), then reports BUSY; so do diagnose and the CLI's reads. A login
 //! forgets the last scan when it ends (the tries left may have changed), so the next scan reads the card
-//! again; the tray's watch ([`crate::card_state::watch`]) reads it again as soon as the login ends. A CLI
+//! again; the tray's watch ([`crate::card::card_state::watch`]) reads it again as soon as the login ends. A CLI
 //! command in its own process has its own service, hence its own permit.
 
 use std::sync::{Arc, Mutex};
@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use cpx_card::{CardError, CertCache, CpxCard};
 use cpx_pcsc::{Connection, ConnectionOptions, PcscError, ReaderInfo};
 
-use crate::api::ApiError;
+use crate::card::scan::{self, ReaderReport, ScanOptions};
+use crate::loopback::api::ApiError;
 use crate::messages::Code;
-use crate::scan::{self, ReaderReport, ScanOptions};
 
 /// The agent's access to the cards; see the module documentation.
 pub struct CardService {

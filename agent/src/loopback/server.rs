@@ -7,13 +7,13 @@
 //! an agent that does not run ([`plain_hint`]).
 //!
 //! Sites in policy (the configuration's `[[site]]`) are allowed. When the agent runs in the tray app, any
-//! other https origin may ask too: the professional is asked once (see [`crate::consent`]) and, once allowed, the
+//! other https origin may ask too: the professional is asked once (see [`crate::card::consent`]) and, once allowed, the
 //! site gets the signed-token login (the mTLS login needs the endpoint that only policy can name); until
 //! then it gets the liveness answer only.
 //!
-//! Only the agent's own OS user is served: the owner of every client socket is checked ([`crate::peer`])
+//! Only the agent's own OS user is served: the owner of every client socket is checked ([`crate::loopback::peer`])
 //! and another user's requests get OTHER_USER (docs/multi-user.md). Connections are capped in total and
-//! per user, and every stage has a deadline ([`crate::limits`]).
+//! per user, and every stage has a deadline ([`crate::loopback::limits`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -26,17 +26,17 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use crate::api::{ApiError, Malformed, Problem};
-use crate::card_service::CardService;
-use crate::config::{normalise_origin, Config, Site};
-use crate::consent::Consent;
-use crate::limits::{self, Gate, Limits};
-use crate::localca::LoopbackIdentity;
-use crate::login::{self, LoginAnswer};
+use crate::card::card_service::CardService;
+use crate::card::consent::Consent;
+use crate::card::login::{self, LoginAnswer};
+use crate::card::pin_prompt::PinPrompt;
+use crate::card::scan::ScanOptions;
+use crate::loopback::api::{ApiError, Malformed, Problem};
+use crate::loopback::limits::{self, Gate, Limits};
+use crate::loopback::peer::Peer;
 use crate::messages::{Code, Lang};
-use crate::peer::Peer;
-use crate::pin_prompt::PinPrompt;
-use crate::scan::ScanOptions;
+use crate::platform::config::{normalise_origin, Config, Site};
+use crate::platform::localca::LoopbackIdentity;
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 16 * 1024;
@@ -114,7 +114,7 @@ pub fn peer_key(peer: &Peer, remote: std::net::SocketAddr) -> String {
     }
 }
 
-/// Serves for ever: accept errors are retried (see [`crate::limits`]); only the setup can fail (the
+/// Serves for ever: accept errors are retried (see [`crate::loopback::limits`]); only the setup can fail (the
 /// certificate, or the agent's own user that cannot be known).
 pub async fn serve(
     agent: Arc<Agent>,
@@ -122,7 +122,7 @@ pub async fn serve(
     listener: TcpListener,
 ) -> std::io::Result<()> {
     let acceptor = tls_acceptor(identity)?;
-    let me = Arc::new(crate::peer::current_user().map_err(std::io::Error::other)?);
+    let me = Arc::new(crate::loopback::peer::current_user().map_err(std::io::Error::other)?);
     let gate = Gate::new(Limits::for_this_process());
     tracing::info!(user = %me, max_connections = gate.limits.max_connections, max_per_peer = gate.limits.max_per_peer, "serving this user only");
     let mut pause = Duration::ZERO;
@@ -138,7 +138,7 @@ pub async fn serve(
         // closed before the next accept (no pile of accepted descriptors waiting for a lookup).
         #[cfg(target_os = "linux")]
         let peer = {
-            let peer = crate::peer::classify(&me, local, remote);
+            let peer = crate::loopback::peer::classify(&me, local, remote);
             if !slot.assign(peer_key(&peer, remote)) {
                 tracing::debug!(%remote, "connection closed at once: too many connections from this peer");
                 continue;
@@ -151,9 +151,10 @@ pub async fn serve(
             // Elsewhere the lookup walks the system's tables: on a blocking thread.
             #[cfg(not(target_os = "linux"))]
             let peer = {
-                let peer = tokio::task::spawn_blocking(move || crate::peer::classify(&me, local, remote))
-                    .await
-                    .unwrap_or_else(|e| Peer::Unknown(e.to_string()));
+                let peer =
+                    tokio::task::spawn_blocking(move || crate::loopback::peer::classify(&me, local, remote))
+                        .await
+                        .unwrap_or_else(|e| Peer::Unknown(e.to_string()));
                 if !slot.assign(peer_key(&peer, remote)) {
                     tracing::debug!(%remote, "connection closed at once: too many connections from this peer");
                     return;
@@ -419,7 +420,7 @@ async fn status(agent: &Agent, allowed: bool, cors: Option<&str>, lang: Lang) ->
     match scanned {
         Ok(reports) => {
             body["service"] = "running".into();
-            body["readers"] = reports.iter().map(|r| crate::output::reader_api_json(lang, r)).collect();
+            body["readers"] = reports.iter().map(|r| crate::cli::output::reader_api_json(lang, r)).collect();
         }
         Err(Code::AgentError) => return error_response(&ApiError::new(Code::AgentError), lang, cors),
         Err(code) => {

@@ -2,9 +2,9 @@
 //! mTLS login endpoint is and which roots sign that endpoint's certificate. Read from a TOML file
 //! (`--config`, default `~/.config/cpx-agent/config.toml`), under the machine's managed policy: a file of the
 //! same form that IT or the installer writes (see [`policy_path`]), and on Windows the registry's policy keys
-//! ([`crate::policy_registry`]), on macOS a configuration profile's ([`crate::policy_macos`]); what a
+//! ([`crate::platform::policy_registry`]), on macOS a configuration profile's ([`crate::platform::policy_macos`]); what a
 //! policy sets wins over the user's file, and its sites come first.
-//! Every source is checked key by key ([`crate::policy_keys`]): a malformed key is reported and takes its
+//! Every source is checked key by key ([`crate::platform::policy_keys`]): a malformed key is reported and takes its
 //! safe default, nothing stops the agent. With `allow_user_sites = false` in force, the user file's sites
 //! are left out (docs/security.md, « Trust model »).
 //!
@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::mtls::Endpoint;
-use crate::policy_keys::{self, PolicyProblem};
+use crate::card::mtls::Endpoint;
+use crate::platform::policy_keys::{self, PolicyProblem};
 
 pub const DEFAULT_PORT: u16 = 47413;
 
@@ -169,7 +169,7 @@ impl Default for Config {
 
 /// One source of settings, checked key by key: where it was read (for the helpdesk), what it sets in
 /// the form of the configuration file, and what was malformed in it (set to its safe default, see
-/// [`crate::policy_keys`]). Sources listed first win.
+/// [`crate::platform::policy_keys`]). Sources listed first win.
 #[derive(Debug, Clone)]
 pub struct PolicyLayer {
     /// The file, or the registry key, it was read from.
@@ -336,7 +336,7 @@ pub fn policy_env_ignored() -> bool {
 }
 
 fn policy_path_from(env: Option<std::ffi::OsString>, honour_env: bool) -> PathBuf {
-    env.filter(|_| honour_env).map_or_else(|| crate::paths::current().policy_file, Into::into)
+    env.filter(|_| honour_env).map_or_else(|| crate::platform::paths::current().policy_file, Into::into)
 }
 
 /// The user's file: read errors stop (the file was named), its content is checked key by key.
@@ -706,7 +706,7 @@ mod tests {
 
     #[test]
     fn the_policy_variable_is_honoured_in_debug_builds_only() {
-        let machine = crate::paths::current().policy_file;
+        let machine = crate::platform::paths::current().policy_file;
         assert_eq!(policy_path_from(Some("/tmp/mine.toml".into()), false), machine, "a release build");
         assert_eq!(policy_path_from(Some("/tmp/mine.toml".into()), true), PathBuf::from("/tmp/mine.toml"));
         assert_eq!(policy_path_from(None, true), machine);

@@ -370,10 +370,10 @@ pub fn move_into(files: &PrivateFileStore, keyring: &dyn SecretStore) -> Result<
 
 /// The folder holding this user's secrets because no keyring was usable: `key_store` asks for the
 /// keyring, and files are there (they move into the keyring at the first start that finds one).
-pub fn keyring_fallback(kind: crate::config::KeyStoreKind, data_dir: &Path) -> Option<PathBuf> {
+pub fn keyring_fallback(kind: crate::platform::config::KeyStoreKind, data_dir: &Path) -> Option<PathBuf> {
     let files = PrivateFileStore::in_data_dir(data_dir);
     let held = files.names().map(|n| !n.is_empty()).unwrap_or(true);
-    (kind == crate::config::KeyStoreKind::Keyring && held && files.dir().exists())
+    (kind == crate::platform::config::KeyStoreKind::Keyring && held && files.dir().exists())
         .then(|| files.dir().to_path_buf())
 }
 
@@ -418,29 +418,32 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let data = scratch("modes");
         let store = PrivateFileStore::in_data_dir(&data);
-        assert!(store.get(crate::localca::KEY_NAME).unwrap().is_none(), "nothing yet");
+        assert!(store.get(crate::platform::localca::KEY_NAME).unwrap().is_none(), "nothing yet");
         assert!(!store.dir().exists(), "reading creates nothing");
-        store.set(crate::localca::KEY_NAME, "-----BEGIN PRIVATE KEY-----").unwrap();
+        store.set(crate::platform::localca::KEY_NAME, "-----BEGIN PRIVATE KEY-----").unwrap();
         assert_eq!(mode(store.dir()), 0o700);
-        let file = store.dir().join(crate::localca::KEY_NAME);
+        let file = store.dir().join(crate::platform::localca::KEY_NAME);
         assert_eq!(mode(&file), 0o600);
         assert_eq!(
-            store.get(crate::localca::KEY_NAME).unwrap().as_deref().map(String::as_str),
+            store.get(crate::platform::localca::KEY_NAME).unwrap().as_deref().map(String::as_str),
             Some("-----BEGIN PRIVATE KEY-----")
         );
         assert_eq!(
             store.names().unwrap(),
-            vec![crate::localca::KEY_NAME.to_owned()],
+            vec![crate::platform::localca::KEY_NAME.to_owned()],
             "no temporary file left"
         );
         // An old file open to others is replaced by a new one, 0600 from its creation.
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        store.set(crate::localca::KEY_NAME, "new").unwrap();
+        store.set(crate::platform::localca::KEY_NAME, "new").unwrap();
         assert_eq!(mode(&file), 0o600);
         // A folder or a file of this user open to others is closed before use.
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
         std::fs::set_permissions(store.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(store.get(crate::localca::KEY_NAME).unwrap().as_deref().map(String::as_str), Some("new"));
+        assert_eq!(
+            store.get(crate::platform::localca::KEY_NAME).unwrap().as_deref().map(String::as_str),
+            Some("new")
+        );
         assert_eq!((mode(store.dir()), mode(&file)), (0o700, 0o600));
         assert!(matches!(store.set("../escape", "x"), Err(SecretError::BadName(_))));
         std::fs::remove_dir_all(&data).unwrap();
@@ -511,21 +514,24 @@ mod tests {
 
     #[test]
     fn fallback_files_move_into_the_keyring_and_are_said_until_then() {
-        use crate::config::KeyStoreKind;
+        use crate::platform::config::KeyStoreKind;
         let data = scratch("move");
         let files = PrivateFileStore::in_data_dir(&data);
         assert_eq!(keyring_fallback(KeyStoreKind::Keyring, &data), None, "no files, no fallback");
-        files.set(crate::localca::KEY_NAME, "newest key").unwrap();
+        files.set(crate::platform::localca::KEY_NAME, "newest key").unwrap();
         files.set("sites-integrity-key", "mac key").unwrap();
         assert_eq!(keyring_fallback(KeyStoreKind::Keyring, &data), Some(files.dir().to_path_buf()));
         assert_eq!(keyring_fallback(KeyStoreKind::File, &data), None, "files asked for: no warning");
         // The keyring's older copy is replaced by the file's (the one the certificate on disk matches).
         let keyring = PrivateFileStore::at(data.join("stand-in-keyring"));
-        keyring.set(crate::localca::KEY_NAME, "older key").unwrap();
+        keyring.set(crate::platform::localca::KEY_NAME, "older key").unwrap();
         let moved = move_into(&files, &keyring).unwrap();
-        assert_eq!(moved, vec![crate::localca::KEY_NAME.to_owned(), "sites-integrity-key".to_owned()]);
         assert_eq!(
-            keyring.get(crate::localca::KEY_NAME).unwrap().as_deref().map(String::as_str),
+            moved,
+            vec![crate::platform::localca::KEY_NAME.to_owned(), "sites-integrity-key".to_owned()]
+        );
+        assert_eq!(
+            keyring.get(crate::platform::localca::KEY_NAME).unwrap().as_deref().map(String::as_str),
             Some("newest key")
         );
         assert_eq!(

@@ -9,9 +9,9 @@ use cpx_card::identity::date;
 use cpx_card::{Recognition, Validity};
 use serde_json::{json, Value};
 
-use crate::diagnose::{Check, Verdict};
+use crate::card::scan::{card_label, national_id_label, CardSummary, ReaderReport};
+use crate::helpdesk::diagnose::{Check, Verdict};
 use crate::messages::{label, Code, Lang, SlotState, Text};
-use crate::scan::{card_label, national_id_label, CardSummary, ReaderReport};
 
 #[derive(Clone, Copy)]
 pub enum Tone {
@@ -132,7 +132,7 @@ fn field_str(lang: Lang, name: &str, value: &str) -> String {
 
 /// A code of the catalogue as JSON: its name, message and fix in `lang`, whether retrying can help.
 pub fn problem_json(lang: Lang, code: Code) -> Value {
-    crate::api::Problem::new(code, lang).to_value()
+    crate::loopback::api::Problem::new(code, lang).to_value()
 }
 
 /// A code of the catalogue as text: its message (in red), then « Que faire : … ».
@@ -315,7 +315,7 @@ pub fn check_text(lang: Lang, c: &Check, colour: bool) -> String {
 }
 
 /// `autostart status`: the per-user entry and the installer's, each with where it lives.
-pub fn autostart_text(lang: Lang, status: &crate::autostart::Status) -> String {
+pub fn autostart_text(lang: Lang, status: &crate::platform::autostart::Status) -> String {
     let user = if status.user_entry.is_some() { label::AUTOSTART_USER_ON } else { label::AUTOSTART_USER_OFF };
     let machine = if status.machine { label::AUTOSTART_MACHINE_ON } else { label::AUTOSTART_MACHINE_OFF };
     format!("{} ({})\n{} ({})", user.get(lang), status.user_place, machine.get(lang), status.machine_place)
@@ -325,10 +325,10 @@ pub fn autostart_text(lang: Lang, status: &crate::autostart::Status) -> String {
 pub fn browser_policies_text(
     lang: Lang,
     nothing_wanted: bool,
-    outcome: &crate::browser_policies::Outcome,
+    outcome: &crate::platform::browser_policies::Outcome,
     colour: bool,
 ) -> String {
-    use crate::browser_policies::Action;
+    use crate::platform::browser_policies::Action;
     let mut out = String::new();
     if nothing_wanted {
         out.push_str(&format!("{}\n", label::BP_NOTHING_WANTED.get(lang)));
@@ -357,7 +357,7 @@ pub fn machine_trust_text(
     command: &str,
     install: bool,
     dir: &std::path::Path,
-    done: &crate::machine_trust::Done,
+    done: &crate::platform::machine_trust::Done,
 ) -> String {
     use crate::messages::trust;
     let dir = dir.display().to_string();

@@ -12,8 +12,8 @@ use std::process::{Command, Stdio};
 use cpx_card::Pin;
 use zeroize::Zeroizing;
 
+use crate::cli::output::{field, fill};
 use crate::messages::{prompt, Lang};
-use crate::output::{field, fill};
 
 /// What the prompt shows.
 #[derive(Debug, Clone)]

@@ -10,9 +10,9 @@ use std::time::Instant;
 use cpx_pcsc::{Monitor, MonitorEvent};
 use serde::Serialize;
 
-use crate::card_service::{CardService, Source};
+use crate::card::card_service::{CardService, Source};
+use crate::card::scan::{ReaderReport, ScanOptions};
 use crate::messages::{Code, SlotState, Text};
-use crate::scan::{ReaderReport, ScanOptions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overall {
@@ -164,7 +164,7 @@ impl Watch {
 
 /// Follows the card state: starts the PC/SC monitor and, on each of its events, scans the readers
 /// through `cards` and hands the result to `on_update` (on a thread of its own, in order). A scan that a
-/// login answered from the state before it (see [`crate::card_service`]) is made again as soon as the
+/// login answered from the state before it (see [`crate::card::card_service`]) is made again as soon as the
 /// login ends, so the state after the login (tries left, a card removed meanwhile) is shown too.
 pub fn watch(
     cards: Arc<CardService>,

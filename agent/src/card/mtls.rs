@@ -22,7 +22,7 @@ use rustls::{SignatureAlgorithm, SignatureScheme};
 use sha2::Digest;
 
 /// A portal's mTLS login endpoint, `https://host[:port]/path`: parsed once, when the configuration loads
-/// ([`crate::config::Site`]), by the same URL rules as the origins ([`url::Url`]). A host may be a name,
+/// ([`crate::platform::config::Site`]), by the same URL rules as the origins ([`url::Url`]). A host may be a name,
 /// an IPv4 address or a bracketed IPv6 one (`https://[::1]:8443/login`); user info, a fragment or another
 /// scheme are refused.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
@@ -279,7 +279,7 @@ pub fn post_with_card(
 
 /// The whole exchange on a runtime of its own, on this thread: the card signs inside the handshake
 /// (blocking card I/O), which must not hold a worker of the agent's server. The caller is a blocking
-/// task ([`crate::card_service::CardService::exclusive`]).
+/// task ([`crate::card::card_service::CardService::exclusive`]).
 fn exchange(
     endpoint: &Endpoint,
     roots: rustls::RootCertStore,

@@ -103,7 +103,7 @@ mod tests {
     /// The README says what the code does (its copy is checked, not generated: run `cpx-agent --help`).
     #[test]
     fn the_readme_lists_the_exit_statuses_of_the_code() {
-        let readme = include_str!("../../README.md").split_whitespace().collect::<Vec<_>>().join(" ");
+        let readme = include_str!("../../../README.md").split_whitespace().collect::<Vec<_>>().join(" ");
         for list in [&ExitStatus::CARD[..], &ExitStatus::DIAGNOSE[..]] {
             let sentence = ExitStatus::sentence(list);
             assert!(readme.contains(&sentence), "README.md must say: {sentence}");

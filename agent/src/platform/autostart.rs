@@ -14,7 +14,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::paths::Os;
+use crate::platform::paths::Os;
 
 /// The Run value's name, the desktop entry's and the launch agent's display name.
 pub const NAME: &str = "Agent CPx";

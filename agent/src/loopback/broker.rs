@@ -19,13 +19,13 @@ use hyper::{Method, Request, Response};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::api::{ApiError, Problem};
-use crate::config::normalise_origin;
-use crate::limits::{self, Gate, Limits};
-use crate::localca::LoopbackIdentity;
+use crate::loopback::api::{ApiError, Problem};
+use crate::loopback::limits::{self, Gate, Limits};
+use crate::loopback::peer::{self, UserId};
+use crate::loopback::server::{error_response, json_response, lang_of, preflight};
 use crate::messages::Code;
-use crate::peer::{self, UserId};
-use crate::server::{error_response, json_response, lang_of, preflight};
+use crate::platform::config::normalise_origin;
+use crate::platform::localca::LoopbackIdentity;
 
 pub struct Broker {
     /// The port the broker listens on (the agent's usual port).
@@ -34,13 +34,13 @@ pub struct Broker {
     pub user_ports: RangeInclusive<u16>,
 }
 
-/// Serves for ever (accept errors are retried; see [`crate::limits`]).
+/// Serves for ever (accept errors are retried; see [`crate::loopback::limits`]).
 pub async fn serve(
     broker: Arc<Broker>,
     identity: &LoopbackIdentity,
     listener: TcpListener,
 ) -> std::io::Result<()> {
-    let acceptor = crate::server::tls_acceptor(identity)?;
+    let acceptor = crate::loopback::server::tls_acceptor(identity)?;
     let gate = Gate::new(Limits::for_this_process());
     tracing::info!(
         port = broker.port,

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use crate::diagnose::{self, Check, Options};
-use crate::scan::ScanOptions;
+use crate::card::scan::ScanOptions;
+use crate::helpdesk::diagnose::{self, Check, Options};
 
 /// What the user asked to keep in the report (both masked by default).
 #[derive(Debug, Clone, Copy, Default)]
@@ -37,7 +37,7 @@ pub fn gather_with(opts: &Options, include: Include) -> String {
         let id = &card.identity;
         identities.extend([id.national_id.clone(), id.nom.clone(), id.prenom.clone(), id.display_name()]);
     }
-    build_with(&checks, &opts.config_source, identities, crate::logging::recent_lines(200), include)
+    build_with(&checks, &opts.config_source, identities, crate::helpdesk::logging::recent_lines(200), include)
 }
 
 /// Replaces each `http://` or `https://` origin in `lines` with « [site N] », the same N for the same
@@ -149,6 +149,7 @@ fn os() -> Value {
 
 /// The report. `identities` are the names and national ids of the cards present (from a scan); the
 /// sites in the log lines are masked.
+#[cfg(test)]
 pub fn build(
     checks: &[Check],
     config_source: &str,
@@ -177,11 +178,11 @@ pub fn build_with(
     let log_lines = if include.origins { log_lines } else { mask_origins(&log_lines) };
     let report = json!({
         "agent_version": env!("CARGO_PKG_VERSION"),
-        "generated_at_unix": crate::scan::now_unix(),
+        "generated_at_unix": crate::card::scan::now_unix(),
         "os": os(),
         "configuration": config_source,
         "checks": checks,
-        "first_fault": crate::diagnose::first_fault(checks).map(|c| json!({"check": c.id, "code": c.code})),
+        "first_fault": crate::helpdesk::diagnose::first_fault(checks).map(|c| json!({"check": c.id, "code": c.code})),
         "log": log_lines,
         "identity_included": include_identity,
         "origins_included": include.origins,

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 /// The operating systems the agent knows the folders of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)] // `MacOs`: the system's name, not the enum's
 pub enum Os {
     Linux,
     MacOs,

@@ -1,8 +1,8 @@
 //! The machine's loopback identity and its machine-wide trust, for `cpx-agent install-trust` and
 //! `uninstall-trust` (run as root/Administrator by the installers).
 //!
-//! `install-trust` creates, in the machine data folder ([`crate::paths::machine_data_dir`]), a local CA
-//! and its `127.0.0.1`/`localhost` certificate exactly as [`crate::localca`] does for one user (the CA is
+//! `install-trust` creates, in the machine data folder ([`crate::platform::paths::machine_data_dir`]), a local CA
+//! and its `127.0.0.1`/`localhost` certificate exactly as [`crate::platform::localca`] does for one user (the CA is
 //! name-constrained to the loopback names and its key is destroyed once the leaf is signed), then trusts
 //! the CA machine-wide:
 //! - Linux: the system store (`/usr/local/share/ca-certificates/agent-cpx-local-ca.crt`, then
@@ -11,7 +11,7 @@
 //!   Firefox through `Certificates.Install` in its enterprise `policies.json` (`/etc/firefox/policies`,
 //!   `/etc/firefox-esr/policies`), merged into what is already there;
 //! - macOS: the System keychain (`security add-trusted-cert -d -r trustRoot`);
-//! - Windows: the LocalMachine Root store ([`crate::root_store`]).
+//! - Windows: the LocalMachine Root store ([`crate::platform::root_store`]).
 //!
 //! `uninstall-trust` takes all of it away. The leaf's key is readable by every local account, so that
 //! each user's agent can present the machine's certificate (the trade-off: docs/security.md, « The
@@ -20,8 +20,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::localca::{self, LocalCaError, LoopbackIdentity};
-use crate::secrets::FileStore;
+use crate::platform::localca::{self, LocalCaError, LoopbackIdentity};
+use crate::platform::secrets::FileStore;
 
 /// The file name of the CA in the stores that take files.
 pub const STORE_FILE_NAME: &str = "agent-cpx-local-ca";
@@ -50,7 +50,11 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrustError + '_ {
 /// (Linux `/var/lib/cpx-agent`).
 pub fn machine_dir() -> PathBuf {
     std::env::var_os("CPX_AGENT_MACHINE_DIR").map(PathBuf::from).filter(|d| d.is_absolute()).unwrap_or_else(
-        || crate::paths::machine_data_dir(crate::paths::Os::current(), |n| std::env::var_os(n)),
+        || {
+            crate::platform::paths::machine_data_dir(crate::platform::paths::Os::current(), |n| {
+                std::env::var_os(n)
+            })
+        },
     )
 }
 
@@ -71,12 +75,10 @@ pub fn identity(dir: &Path) -> Option<Result<LoopbackIdentity, LocalCaError>> {
     let read = || -> Result<LoopbackIdentity, LocalCaError> {
         let cert_pem = std::fs::read_to_string(&cert_path)
             .map_err(|source| LocalCaError::Io { path: cert_path.clone(), source })?;
-        let key_pem =
-            crate::secrets::SecretStore::get(&key_store(dir), localca::KEY_NAME)?.ok_or_else(|| {
-                LocalCaError::Io {
-                    path: key_store(dir).dir.join(localca::KEY_NAME),
-                    source: std::io::ErrorKind::NotFound.into(),
-                }
+        let key_pem = crate::platform::secrets::SecretStore::get(&key_store(dir), localca::KEY_NAME)?
+            .ok_or_else(|| LocalCaError::Io {
+                path: key_store(dir).dir.join(localca::KEY_NAME),
+                source: std::io::ErrorKind::NotFound.into(),
             })?;
         Ok(LoopbackIdentity { cert_pem, key_pem, ca_path: ca_path.clone() })
     };
@@ -102,7 +104,7 @@ pub struct Done {
 /// The CA certificate's DER in a PEM file.
 fn ca_der(path: &Path) -> Result<Vec<u8>, TrustError> {
     let pem = std::fs::read_to_string(path).map_err(io(path))?;
-    crate::browser_trust::ders(&pem)
+    crate::platform::browser_trust::ders(&pem)
         .into_iter()
         .next()
         .ok_or_else(|| TrustError::NoCertificate(path.to_path_buf()))
@@ -301,7 +303,7 @@ impl System {
         use base64::Engine;
         let mut verdicts = Vec::new();
         let bundle = std::fs::read_to_string(self.system_bundle()).unwrap_or_default();
-        let in_bundle = crate::browser_trust::ders(&bundle).iter().any(|d| d == der);
+        let in_bundle = crate::platform::browser_trust::ders(&bundle).iter().any(|d| d == der);
         verdicts.push(Verdict {
             store: format!("system ({})", self.system_bundle().display()),
             trusted: in_bundle,
@@ -372,7 +374,7 @@ fn sha1_hex(der: &[u8]) -> String {
 #[cfg(windows)]
 impl System {
     fn trust(&self, der: &[u8], _ca_path: &Path) -> Result<Vec<String>, TrustError> {
-        crate::root_store::add(der).map_err(|e| TrustError::Command {
+        crate::platform::root_store::add(der).map_err(|e| TrustError::Command {
             command: "LocalMachine Root store".into(),
             detail: e.to_string(),
         })?;
@@ -383,7 +385,7 @@ impl System {
         if der.is_empty() {
             return Ok(Vec::new());
         }
-        crate::root_store::remove(der).map_err(|e| TrustError::Command {
+        crate::platform::root_store::remove(der).map_err(|e| TrustError::Command {
             command: "LocalMachine Root store".into(),
             detail: e.to_string(),
         })?;
@@ -391,7 +393,7 @@ impl System {
     }
 
     fn check(&self, der: &[u8], _ca_path: &Path) -> Result<Vec<Verdict>, TrustError> {
-        let trusted = crate::root_store::contains(der).unwrap_or(false);
+        let trusted = crate::platform::root_store::contains(der).unwrap_or(false);
         Ok(vec![Verdict { store: "LocalMachine Root store".into(), trusted }])
     }
 }
@@ -475,11 +477,11 @@ fn remove_empty_dirs(dir: &Path, stop: &Path) {
     }
 }
 
-/// Edits `Certificates.Install` of a Firefox `policies.json` (agent/src/firefox_policies.rs: created when
+/// Edits `Certificates.Install` of a Firefox `policies.json` (agent/src/platform/firefox_policies.rs: created when
 /// absent, other policies kept, removed when nothing is left); says whether the file changed.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn edit_firefox(path: &Path, edit: impl FnOnce(&mut Vec<serde_json::Value>)) -> Result<bool, TrustError> {
-    use crate::firefox_policies::{edit_list, Next};
+    use crate::platform::firefox_policies::{edit_list, Next};
     let existing = match std::fs::read_to_string(path) {
         Ok(text) => Some(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -638,7 +640,7 @@ mod tests {
     #[test]
     fn pem_round_trips() {
         let (ca, _, _) = localca::generate().unwrap();
-        let der = crate::browser_trust::ders(&ca).remove(0);
-        assert_eq!(crate::browser_trust::ders(&pem(&der)), vec![der]);
+        let der = crate::platform::browser_trust::ders(&ca).remove(0);
+        assert_eq!(crate::platform::browser_trust::ders(&pem(&der)), vec![der]);
     }
 }
