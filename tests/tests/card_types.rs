@@ -82,6 +82,90 @@ fn each_card_has_its_type_apart_from_its_generation() {
     assert_eq!(card.info().type_name(), "CPE (CPS3)");
 }
 
+/// (persona, status line, `card`'s type line, its national id line, its structure line)
+const CLI: &[(&str, &str, &str, &str, Option<&str>)] = &[
+    (
+        "cps3",
+        "Carte CPS insérée et reconnue — CPS3 (contact), JEAN DUPONT",
+        "CPS (carte de professionnel de santé, d'après l'identifiant national) sur CPS3 (contact)",
+        "899700123456 (RPPS 99700123456)",
+        None,
+    ),
+    (
+        "cpe",
+        "Carte CPE insérée et reconnue — CPS3 (contact), SOPHIE MOREAU",
+        "CPE (carte de personnel d'établissement, d'après la carte) sur CPS3 (contact)",
+        "FINESS/identifiant interne 30B0238838/CPET00001",
+        Some("CENTRE HOSPITALIER DE TEST (FINESS 0B0238838)"),
+    ),
+    (
+        "cpe-anonyme",
+        "Carte CPE insérée et reconnue — CPS3 (contact), CLINIQUE DE TEST DU PARC",
+        "CPE (carte de personnel d'établissement, d'après l'identifiant national) sur CPS3 (contact)",
+        "FINESS/identifiant interne 3990000011/ACCUEIL01",
+        Some("CLINIQUE DE TEST DU PARC (FINESS 990000011)"),
+    ),
+    (
+        "cpa",
+        "Carte CPA insérée et reconnue — CPS4, MARIE BERNARD",
+        "CPA (carte de personnel autorisé, d'après la carte) sur CPS4",
+        "RPPS/identifiant interne 699700123456/SEC01",
+        Some("RPPS 99700123456"),
+    ),
+    (
+        "cpf",
+        "Carte CPF insérée et reconnue — CPS3 (contact), LUCAS PETIT",
+        "CPF (carte de professionnel en formation, d'après la carte) sur CPS3 (contact)",
+        "899700456789 (RPPS 99700456789)",
+        None,
+    ),
+];
+
+#[test]
+fn status_card_and_json_name_each_card_as_itself() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let reader = stack().reader();
+    let cache = out_dir("card-types-cli");
+    let cli = |args: &[&str]| {
+        let out = cpx_tests::agent_cli(&[args, &["--reader", &reader.name]].concat(), &cache);
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    for &(persona, status, kind, id, structure) in CLI {
+        let _card = insert(persona, &reader);
+        let (code, text) = cli(&["status"]);
+        assert_eq!(code, Some(0), "{persona}: {text}");
+        assert!(text.contains(status), "{persona}: {text}");
+        assert!(
+            !text.contains(", \n") && !text.trim_end().ends_with(','),
+            "{persona}: no dangling comma: {text}"
+        );
+        let (_, card) = cli(&["card"]);
+        assert!(card.contains(&format!("Type de carte : {kind}")), "{persona}: {card}");
+        assert!(card.contains(&format!("Identifiant national : {id}")), "{persona}: {card}");
+        match structure {
+            Some(s) => assert!(card.contains(&format!("Structure : {s}")), "{persona}: {card}"),
+            None => assert!(!card.contains("Structure :"), "{persona}: {card}"),
+        }
+        assert!(!card.contains("Titulaire : \n"), "{persona}: a holder: {card}");
+        let (_, en) = cli(&["status", "--lang", "en"]);
+        let want = format!("{} card inserted and recognised", &status[6..9]);
+        assert!(en.contains(&want), "{persona}: {en}");
+
+        let (_, json) = cli(&["card", "--json"]);
+        let j: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+        let c = &j["readers"][0]["card"];
+        let (_, _, card_type, _, _, holder, _) = CARDS.iter().find(|c| c.0 == persona).unwrap();
+        assert_eq!(c["card_type"], json!(card_type), "{persona}: {c}");
+        assert_eq!(c["generation"], json!(CARDS.iter().find(|c| c.0 == persona).unwrap().1), "{persona}");
+        assert_eq!(j["readers"][0]["message"], status.split(" — ").next().unwrap(), "{persona}");
+        assert_eq!(
+            c["identity"]["structure"]["name"].as_str(),
+            structure.map(|s| s.split(" (").next().unwrap()).filter(|_| !persona.starts_with("cpa"))
+        );
+        assert!(text.contains(holder), "{persona}");
+    }
+}
+
 struct World {
     portal: PortalProcess,
     agent: AgentProcess,

@@ -601,7 +601,10 @@ fn several_cpx_cards_the_professional_chooses_one() {
         app.desktop.key("Return");
         let answer = call.join().unwrap();
         assert_eq!(answer.status, 200, "{}", answer.body);
-        assert_eq!(answer.json()["card_type"], "CPS4");
+        assert_eq!(
+            (&answer.json()["card_type"], &answer.json()["generation"]),
+            (&"CPS".into(), &"CPS4".into())
+        );
     });
 }
 
