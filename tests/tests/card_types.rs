@@ -206,6 +206,19 @@ fn the_portal_refuses_a_liberal_account_to_any_card_but_a_cps_whatever_the_form(
             Some(&json!({"challenge": challenge}).to_string()),
         );
         assert_eq!(a.status, 200, "{}", a.body);
+        // The login answer names the card type and the generation both (docs/openapi.yaml).
+        let want = if persona == "cpa" { ("CPA", "CPS4") } else { ("CPE", "CPS3") };
+        assert_eq!(
+            (a.json()["card_type"].as_str(), a.json()["generation"].as_str()),
+            (Some(want.0), Some(want.1))
+        );
+        let status = w.agent.request("GET", "/v1/status", &[("Origin", &w.portal.origin)], None).json();
+        let readers = status["readers"].as_array().cloned().unwrap_or_default();
+        let r = readers.iter().find(|r| r["reader"] == reader.name.as_str()).expect("the test reader");
+        assert_eq!(r["card_kind"], want.0, "{status}");
+        let display = if persona == "cpa" { "MARIE BERNARD" } else { "CLINIQUE DE TEST DU PARC" };
+        assert_eq!(r["holder"]["display"], display, "{status}");
+        assert_eq!(r["message"], format!("Carte {} insérée et reconnue", want.0));
         let fin = w.portal.finish(&cookie, a.json()["portal"]["code"].as_str().unwrap());
         assert_eq!(fin.json()["next"], "/premiere-connexion", "{persona}");
         let cookie = fin.session_cookie().expect("a new session at card login");
@@ -239,6 +252,10 @@ fn the_portal_refuses_a_liberal_account_to_any_card_but_a_cps_whatever_the_form(
     }
 }
 
+/// True when the page has no « Espace médecin libéral » pane.
+const NO_LIBERAL_PANE: &str =
+    "done(document.querySelector('#lib-title') === null && document.querySelector('#liberal-absent') !== null)";
+
 #[test]
 fn cpe_cpe_anonyme_and_cpf_in_chromium() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -268,6 +285,8 @@ fn cpe_cpe_anonyme_and_cpf_in_chromium() {
     // A CPE linked to an existing account; no liberal space, and its POST refused from the page itself.
     {
         let _card = insert("cpe", &reader);
+        b.goto(&format!("{}/", w.portal.origin));
+        b.wait_text("#card-state", "Carte CPE insérée et reconnue — SOPHIE MOREAU");
         login("cpe");
         let card = b.text("#pending-card");
         assert!(
@@ -276,7 +295,7 @@ fn cpe_cpe_anonyme_and_cpf_in_chromium() {
             ),
             "{card}"
         );
-        assert_eq!(b.text("#lib-title"), "", "no « Espace médecin libéral » pane");
+        assert_eq!(b.run_async(NO_LIBERAL_PANE), json!(true), "no « Espace médecin libéral » pane");
         assert!(b.text("#liberal-absent").contains("réservé aux titulaires d'une carte CPS"));
         b.screenshot("cpe-02-premiere-connexion-sans-espace-liberal");
         let posted = b.run_async(
@@ -293,6 +312,8 @@ fn cpe_cpe_anonyme_and_cpf_in_chromium() {
     // A non-nominative CPE: named by its structure, never an empty name or a dangling comma.
     {
         let _card = insert("cpe-anonyme", &reader);
+        b.goto(&format!("{}/", w.portal.origin));
+        b.wait_text("#card-state", "Carte CPE insérée et reconnue — CLINIQUE DE TEST DU PARC");
         login("cpe-anonyme");
         let card = b.text("#pending-card");
         assert!(
@@ -302,7 +323,7 @@ fn cpe_cpe_anonyme_and_cpf_in_chromium() {
             "{card}"
         );
         assert!(!card.contains("( ") && !card.contains(", ,"), "{card}");
-        assert_eq!(b.text("#lib-title"), "");
+        assert_eq!(b.run_async(NO_LIBERAL_PANE), json!(true));
         b.screenshot("cpe-anonyme-02-premiere-connexion");
         link("bruno");
         b.wait_text("#links", "FINESS/identifiant interne 3990000011/ACCUEIL01");
