@@ -343,3 +343,18 @@ fn cpe_cpe_anonyme_and_cpf_in_chromium() {
         b.screenshot("cpf-03-mon-compte");
     }
 }
+
+/// Asking a CPS4 for its tries left opens a logical channel; the driver closes it when it goes, so that any
+/// number of scans leaves the card's channels free for the login (the card keeps them across connections).
+#[test]
+fn cps4_scans_do_not_use_up_the_logical_channels() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let reader = stack().reader();
+    let _card = insert("cpa", &reader);
+    let cache = CertCache::memory();
+    for i in 0..5 {
+        let mut card = open_card(&reader.name, &cache).unwrap_or_else(|e| panic!("open {i}: {e}"));
+        let tries = card.pin_status().unwrap_or_else(|e| panic!("tries left, scan {i}: {e}"));
+        assert_eq!(tries.map(|t| t.tries_left), Some(3));
+    }
+}

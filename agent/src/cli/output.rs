@@ -212,7 +212,15 @@ pub fn reader_view(lang: Lang, r: &ReaderReport) -> Value {
         v["card_type"] = format!("{} · {}", card.card_type.code(), card_label(card)).into();
         v["card_kind"] = json!(card.card_type);
         v["holder"] = card.identity.display_name().into();
-        v["structure"] = structure_label(&card.identity).into();
+        // The structure, without the name again when it is the holder's (a non-nominative card).
+        let id = &card.identity;
+        let number = id
+            .structure
+            .as_ref()
+            .and_then(|s| Some(format!("{} {}", s.register.as_ref()?, s.number.as_ref()?)));
+        let named_by_structure =
+            id.structure.as_ref().and_then(|s| s.name.as_ref()) == Some(&id.display_name());
+        v["structure"] = if named_by_structure { number.into() } else { structure_label(id).into() };
         v["certificate"] = certificate_text(lang, card).into();
         if let Some(p) = card.pin {
             v["tries_left"] = p.tries_left.into();

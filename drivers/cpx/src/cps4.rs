@@ -91,6 +91,17 @@ impl Cps4 {
     }
 }
 
+/// A logical channel stays open on the card across PC/SC connections until the card is reset: the one
+/// opened to ask for the tries left (no reset follows) is closed when the driver goes, or a few scans
+/// would use up the card's channels (`MANAGE CHANNEL` then answers `6A 81`).
+impl Drop for Cps4 {
+    fn drop(&mut self) {
+        if let Some(cla) = self.channel.take() {
+            let _ = close_channel(self.card.transport.as_mut(), cla);
+        }
+    }
+}
+
 impl CpxCard for Cps4 {
     fn opened(&self) -> &Opened {
         &self.card
