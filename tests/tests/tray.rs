@@ -583,8 +583,8 @@ fn several_cpx_cards_the_professional_chooses_one() {
         let text = app.page_text();
         assert!(
             text.contains("Plusieurs cartes CPx sont présentes")
-                && text.contains("JEAN DUPONT (CPS3)")
-                && text.contains("CLAIRE MARTIN (CPS4)")
+                && text.contains("JEAN DUPONT — CPS (CPS3)")
+                && text.contains("CLAIRE MARTIN — CPS (CPS4)")
                 && text.contains(&w.portal.origin),
             "{text}"
         );

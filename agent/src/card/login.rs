@@ -121,7 +121,7 @@ fn usable_card(
     let index = if present.len() > 1 {
         let labels = present
             .iter()
-            .map(|c| format!("{} ({})", c.identity().display_name(), c.info().type_name()))
+            .map(|c| format!("{} — {}", c.identity().display_name(), c.info().type_name()))
             .collect();
         prompt.choose_card(&CardChoice { origin: origin.to_owned(), cards: labels, lang })?
     } else {
