@@ -30,7 +30,8 @@ page(async () => {
   for (const r of readers) {
     const card = el("td", {}, r.message);
     if (r.card_type) {
-      card.append(el("br"), `${r.card_type} — ${r.holder}`, el("br"), `${t.status_certificate} : ${r.certificate}`);
+      const structure = r.structure ? `, ${r.structure}` : "";
+      card.append(el("br"), `${r.card_type} — ${r.holder}${structure}`, el("br"), `${t.status_certificate} : ${r.certificate}`);
       if (r.tries_left !== undefined) card.append(el("br"), `${t.status_pin} : ${r.tries_left} ${t.pin_of} ${r.max_tries}`);
     }
     for (const p of r.problems) card.append(el("br"), el("strong", {}, p.message), " — ", p.fix);

@@ -78,6 +78,33 @@ impl SlotState {
     }
 }
 
+/// The ready card's line with the card's own type: « Carte CPE insérée et reconnue » (« Carte CPx … » when
+/// the type is not known).
+pub fn card_ready(card_type: cpx_card::CardType) -> Text {
+    use cpx_card::CardType::*;
+    match card_type {
+        Cps => text!("Carte CPS insérée et reconnue", "CPS card inserted and recognised"),
+        Cpf => text!("Carte CPF insérée et reconnue", "CPF card inserted and recognised"),
+        Cpe => text!("Carte CPE insérée et reconnue", "CPE card inserted and recognised"),
+        Cpa => text!("Carte CPA insérée et reconnue", "CPA card inserted and recognised"),
+        Csa => text!("Carte CSA insérée et reconnue", "CSA card inserted and recognised"),
+        Cpx => text!("Carte CPx insérée et reconnue", "CPx card inserted and recognised"),
+    }
+}
+
+/// What a card type is, in words: « carte de personnel d'établissement ».
+pub fn card_type_name(card_type: cpx_card::CardType) -> Text {
+    use cpx_card::CardType::*;
+    match card_type {
+        Cps => text!("carte de professionnel de santé", "health professional card"),
+        Cpf => text!("carte de professionnel en formation", "card of a professional in training"),
+        Cpe => text!("carte de personnel d'établissement", "card of a health structure's staff"),
+        Cpa => text!("carte de personnel autorisé", "card of authorised staff"),
+        Csa => text!("carte de serveur applicatif", "application server card"),
+        Cpx => text!("type non précisé par la carte", "type not given by the card"),
+    }
+}
+
 /// Stable error codes, shared by every surface of the agent. A code about a card already recognised as a
 /// CPx carries its generation (`None`: a CPx variant whose generation is not known yet), so that every
 /// surface names the card (« Carte CPS3 reconnue, mais … »); it serialises as its name alone. A variant's
@@ -726,6 +753,10 @@ pub mod label {
     pub const CARD_TYPE: Text = text!("Type de carte", "Card type");
     pub const HOLDER: Text = text!("Titulaire", "Holder");
     pub const NATIONAL_ID: Text = text!("Identifiant national", "National id");
+    pub const STRUCTURE: Text = text!("Structure", "Structure");
+    pub const ON_PLATFORM: Text = text!("sur", "on");
+    pub const TYPE_FROM_CARD: Text = text!("d'après la carte", "from the card");
+    pub const TYPE_FROM_CERTIFICATE: Text = text!("d'après l'identifiant national", "from the national id");
     pub const PROFESSION: Text = text!("Profession", "Profession");
     pub const CERTIFICATE: Text = text!("Certificat", "Certificate");
     pub const VALID_FROM_TO: Text = text!("valide du {from} au {to}", "valid from {from} to {to}");
@@ -896,8 +927,8 @@ pub mod detail {
         OPEN_FAILED = text!("ATR {atr} (protocoles T={protocols}, octets historiques {historical}) : {error}", "ATR {atr} (protocols T={protocols}, historical bytes {historical}): {error}");
         TYPE_BY_ATR_TABLE = text!("{generation} (reconnue par la table des ATR), émetteur ANS", "{generation} (by ATR table), issuer ANS");
         TYPE_BY_SERIAL = text!("{generation} (reconnue par EF.SN.ICC), émetteur ANS", "{generation} (by EF.SN.ICC), issuer ANS");
-        TYPE_LISTED = text!("{label}, émetteur ANS, numéro de carte {serial}", "{label}, issuer ANS, card number {serial}");
-        TYPE_UNLISTED = text!("ATR {atr} dans aucune table (T={protocols}, octets historiques {historical}) ; émetteur ANS ; lue comme {generation}", "ATR {atr} in no table (T={protocols}, historical bytes {historical}); issuer ANS; read as {generation}");
+        TYPE_LISTED = text!("{label}, émetteur ANS, numéro de carte {serial} ; carte {kind}", "{label}, issuer ANS, card number {serial}; {kind} card");
+        TYPE_UNLISTED = text!("ATR {atr} dans aucune table (T={protocols}, octets historiques {historical}) ; émetteur ANS ; lue comme {generation} ; carte {kind}", "ATR {atr} in no table (T={protocols}, historical bytes {historical}); issuer ANS; read as {generation}; {kind} card");
         CONTACTLESS = text!("sans contact : pas de code porteur", "contactless: no code porteur");
         NO_PIN = text!("pas de code porteur", "no code porteur");
         TRIES_LEFT = super::label::TRIES_LEFT;

@@ -178,6 +178,22 @@ export async function agentStatus({ agent = DEFAULT_AGENT } = {}) {
   return fetchStatus(await userAgent(agent));
 }
 
+/**
+ * Who holds the card of a reader of `agentStatus()`, never empty: the person (« JEAN DUPONT »), or for a
+ * non-nominative card its structure, else its identifiant national; "" when no card is known.
+ */
+export function holderName(reader) {
+  const h = (reader && reader.holder) || {};
+  const person = [h.prenom, h.nom].filter(Boolean).join(" ").trim();
+  return person || h.display || (h.structure && h.structure.name) || h.national_id || "";
+}
+
+/** « carte CPE », « carte CPS »… from a reader of `agentStatus()`; « carte CPx » when the type is unknown. */
+export function cardName(reader) {
+  const kind = reader && reader.card_kind;
+  return "carte " + (kind && kind !== "CPX" ? kind : "CPx");
+}
+
 /** A portal's refusal: its own words, else the table's. */
 function portalError(e) {
   const m = MESSAGES[e.code] || MESSAGES.PORTAL_REFUSED;

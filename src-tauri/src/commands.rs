@@ -77,8 +77,9 @@ pub async fn status_view(shared: AppState<'_>) -> Result<Value, String> {
         let lang = shared.lang;
         let scanned = shared.scan();
         let overall = cpx_agent::card::Overall::of(scanned.as_deref().map_err(|c| *c));
-        let readers: Vec<Value> =
-            scanned.unwrap_or_default().iter().map(|r| cli::reader_view(lang, r)).collect();
+        let scanned = scanned.unwrap_or_default();
+        let message = overall.text_for(&scanned).get(lang);
+        let readers: Vec<Value> = scanned.iter().map(|r| cli::reader_view(lang, r)).collect();
         let server = shared.server_error.lock().unwrap_or_else(|p| p.into_inner()).clone().map(|(code, detail)| {
             Problem { detail: Some(detail), ..Problem::new(code, lang) }.to_value()
         });
@@ -91,7 +92,7 @@ pub async fn status_view(shared: AppState<'_>) -> Result<Value, String> {
         });
         json!({
             "keys": keys,
-            "state": overall, "icon": format!("data:image/png;base64,{icon}"), "message": overall.text().get(lang), "fix": overall.fix().map(|f| f.get(lang)),
+            "state": overall, "icon": format!("data:image/png;base64,{icon}"), "message": message, "fix": overall.fix().map(|f| f.get(lang)),
             "readers": readers, "port": shared.agent.config.port, "server_error": server,
         })
     })

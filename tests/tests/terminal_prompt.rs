@@ -60,7 +60,7 @@ fn terminal_prompt_without_echo() {
     };
     assert!(
         screen.contains("Le site https://portal.test")
-            && screen.contains("JEAN DUPONT (CPS3)")
+            && screen.contains("JEAN DUPONT — CPS (CPS3)")
             && screen.contains("Essais restants : 3 sur 3"),
         "{screen}"
     );

@@ -583,8 +583,8 @@ fn several_cpx_cards_the_professional_chooses_one() {
         let text = app.page_text();
         assert!(
             text.contains("Plusieurs cartes CPx sont présentes")
-                && text.contains("JEAN DUPONT (CPS3)")
-                && text.contains("CLAIRE MARTIN (CPS4)")
+                && text.contains("JEAN DUPONT — CPS (CPS3)")
+                && text.contains("CLAIRE MARTIN — CPS (CPS4)")
                 && text.contains(&w.portal.origin),
             "{text}"
         );
@@ -601,7 +601,10 @@ fn several_cpx_cards_the_professional_chooses_one() {
         app.desktop.key("Return");
         let answer = call.join().unwrap();
         assert_eq!(answer.status, 200, "{}", answer.body);
-        assert_eq!(answer.json()["card_type"], "CPS4");
+        assert_eq!(
+            (&answer.json()["card_type"], &answer.json()["generation"]),
+            (&"CPS".into(), &"CPS4".into())
+        );
     });
 }
 
@@ -616,4 +619,63 @@ fn token_request(ca: &str, port: u16, origin: &str, body: &str) -> cpx_tests::ag
         &[("Origin", origin), ("Content-Type", "application/json")],
         Some(body),
     )
+}
+
+/// Every CPx card as itself in the status window and the PIN dialog: its type and generation, the holder
+/// (a non-nominative card's structure), never an empty name.
+#[test]
+fn the_status_window_and_the_pin_dialog_name_every_cpx_card() {
+    let _one = one_at_a_time();
+    let w = login_world("tray-card-types", "", false);
+    let (app, b) = (&w.app, &w.browser);
+    let reader = stack().reader();
+    for (persona, ready, card_line, holder, pin_card) in [
+        (
+            "cpe",
+            "Carte CPE insérée et reconnue",
+            "CPE · CPS3 (contact) — SOPHIE MOREAU, CENTRE HOSPITALIER DE TEST (FINESS 0B0238838)",
+            "SOPHIE MOREAU",
+            "CPE (CPS3)",
+        ),
+        (
+            "cpe-anonyme",
+            "Carte CPE insérée et reconnue",
+            "CPE · CPS3 (contact) — CLINIQUE DE TEST DU PARC, FINESS 990000011",
+            "CLINIQUE DE TEST DU PARC",
+            "CPE (CPS3)",
+        ),
+        (
+            "cpa",
+            "Carte CPA insérée et reconnue",
+            "CPA · CPS4 — MARIE BERNARD, RPPS 99700123456",
+            "MARIE BERNARD",
+            "CPA (CPS4)",
+        ),
+        (
+            "cpf",
+            "Carte CPF insérée et reconnue",
+            "CPF · CPS3 (contact) — LUCAS PETIT",
+            "LUCAS PETIT",
+            "CPF (CPS3)",
+        ),
+    ] {
+        let mark = app.log_mark();
+        let _card = insert(persona, &reader);
+        app.wait_log(mark, &["tray state", "\"state\":\"Ready\""]);
+        assert_eq!(status_line(app), ready, "{persona}");
+        let readers = app.text("#readers");
+        assert!(readers.contains(card_line), "{persona}: {readers}");
+        app.screenshot(&format!("etat-{persona}"));
+        close_status(app);
+
+        w.click_card_login(ready);
+        app.wait_window("pin");
+        let text = app.page_text();
+        assert!(text.contains(holder) && text.contains(pin_card), "{persona}: {text}");
+        app.screenshot(&format!("code-porteur-{persona}"));
+        app.desktop.type_text("1234");
+        app.desktop.key("Return");
+        b.wait_path("/premiere-connexion");
+        app.wait_closed("pin");
+    }
 }

@@ -115,6 +115,18 @@ impl Overall {
         reports.iter().map(slot).min_by_key(|o| rank(*o)).unwrap_or(Self::NoCard)
     }
 
+    /// The words for this state over these readers: for a ready card, its own type (« Carte CPE insérée et
+    /// reconnue »), otherwise [`Overall::text`].
+    pub fn text_for(self, reports: &[ReaderReport]) -> Text {
+        let ready = |r: &&ReaderReport| {
+            r.state == SlotState::CardReady && matches!(r.codes.first(), None | Some(Code::PinLastTry))
+        };
+        match (self, reports.iter().find(ready)) {
+            (Self::Ready, Some(r)) => r.message(),
+            _ => self.text(),
+        }
+    }
+
     /// The tooltip: the catalogue's words for this state.
     pub fn text(self) -> Text {
         match self {

@@ -24,7 +24,10 @@ use crate::platform::config::Site;
 pub struct LoginDone {
     /// Always `done`: the portal answered (whatever its status).
     pub status: &'static str,
+    /// The card type: `CPS`, `CPE`, `CPA`, `CPF`, `CSA`, or `CPX` when not known.
     pub card_type: &'static str,
+    /// The card generation: `CPS3` or `CPS4`.
+    pub generation: &'static str,
     /// `TLSv1.2` or `TLSv1.3`.
     pub tls: String,
     pub portal_status: u16,
@@ -54,7 +57,10 @@ pub struct SignedToken {
     pub certificate: String,
     /// base64.
     pub signature: String,
+    /// The card type (`CPS`, `CPE`…, `CPX` when not known).
     pub card_type: &'static str,
+    /// The card generation: `CPS3` or `CPS4`.
+    pub generation: &'static str,
     pub agent_version: &'static str,
 }
 
@@ -83,8 +89,20 @@ pub fn check_challenge(challenge: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// What the page and the portal are told about the card.
+/// What the page and the portal are told about the card's type: `CPS`, `CPE`, `CPA`, `CPF`, `CSA`, `CPX`.
 pub fn card_type(card: &dyn CpxCard) -> &'static str {
+    match card.info().card_type {
+        cpx_card::CardType::Cps => "CPS",
+        cpx_card::CardType::Cpf => "CPF",
+        cpx_card::CardType::Cpe => "CPE",
+        cpx_card::CardType::Cpa => "CPA",
+        cpx_card::CardType::Csa => "CSA",
+        cpx_card::CardType::Cpx => "CPX",
+    }
+}
+
+/// The card's generation, for the page and the portal: `CPS3` or `CPS4`.
+pub fn generation(card: &dyn CpxCard) -> &'static str {
     card.info().generation.name()
 }
 
@@ -100,7 +118,7 @@ fn usable_card(
     let index = if present.len() > 1 {
         let labels = present
             .iter()
-            .map(|c| format!("{} ({})", c.identity().display_name(), card_type(c.as_ref())))
+            .map(|c| format!("{} — {}", c.identity().display_name(), c.info().type_name()))
             .collect();
         prompt.choose_card(&CardChoice { origin: origin.to_owned(), cards: labels, lang })?
     } else {
@@ -130,7 +148,7 @@ fn pin_request(card: &dyn CpxCard, status: cpx_card::PinStatus, origin: &str, la
     PinRequest {
         origin: origin.to_owned(),
         holder: card.identity().display_name(),
-        card: card_type(card).to_owned(),
+        card: card.info().type_name(),
         tries_left: status.tries_left,
         max_tries: status.max_tries,
         wrong_pin: false,
@@ -185,7 +203,8 @@ pub fn load_roots(site: &Site) -> Result<rustls::RootCertStore, Failure> {
     Ok(roots)
 }
 
-/// mTLS login: PIN, then the card-authenticated POST of `{challenge, origin, agent_version, card_type}`.
+/// mTLS login: PIN, then the card-authenticated POST of `{challenge, origin, agent_version, card_type,
+/// generation}`.
 pub fn authenticate(
     cards: &CardService,
     prompt: &dyn PinPrompt,
@@ -202,10 +221,10 @@ pub fn authenticate(
     let roots = load_roots(site)?;
     let (card, status) = usable_card(cards, prompt, origin, lang)?;
     let card_ready = started.elapsed();
-    let kind = card_type(card.as_ref());
+    let (kind, platform) = (card_type(card.as_ref()), self::generation(card.as_ref()));
     let generation = card.info().generation;
     let request = pin_request(card.as_ref(), status, origin, lang);
-    let body = json!({"challenge": challenge, "origin": origin, "agent_version": env!("CARGO_PKG_VERSION"), "card_type": kind}).to_string();
+    let body = json!({"challenge": challenge, "origin": origin, "agent_version": env!("CARGO_PKG_VERSION"), "card_type": kind, "generation": platform}).to_string();
     // The card goes into the TLS client and comes back after each attempt.
     let mut card = Some(card);
     let (answer, prompt_time) = with_pin(prompt, request, |pin| {
@@ -237,6 +256,7 @@ pub fn authenticate(
     Ok(LoginDone {
         status: "done",
         card_type: kind,
+        generation: platform,
         tls: answer.tls_version,
         portal_status: answer.status,
         portal,
@@ -268,6 +288,7 @@ pub fn signed_token(
         certificate: b64.encode(card.certificate()),
         signature: b64.encode(signature),
         card_type: card_type(card.as_ref()),
+        generation: self::generation(card.as_ref()),
         agent_version: env!("CARGO_PKG_VERSION"),
     })
 }

@@ -48,7 +48,7 @@ impl PinRequest {
         let mut s = format!(
             "{}\n\n{}\n{}",
             site_asks(lang, &self.origin),
-            field(lang, prompt::HOLDER, &format!("{} ({})", self.holder, self.card)),
+            field(lang, prompt::HOLDER, &format!("{} — {}", self.holder, self.card)),
             field(lang, prompt::TRIES, &tries)
         );
         if self.tries_left == 1 {
@@ -648,7 +648,7 @@ mod tests {
         assert!(d.contains("Essais restants : 3 sur 3") && !d.contains("dernier essai"));
         r.tries_left = 1;
         assert!(r.description().contains("dernier essai"));
-        assert!(d.contains("Titulaire : JEAN DUPONT (CPS3)"), "{d}");
+        assert!(d.contains("Titulaire : JEAN DUPONT — CPS3"), "{d}");
         assert_eq!(r.prompt_label(), "Code porteur (4 chiffres) :");
     }
 
@@ -695,7 +695,7 @@ mod tests {
         assert!(r.prompt_label().starts_with(&label("pin_label")));
         let en = PinRequest { lang: Lang::En, ..r }.description();
         assert!(
-            en.contains("Holder: JEAN DUPONT (CPS3)") && en.contains("One more error will block"),
+            en.contains("Holder: JEAN DUPONT — CPS3") && en.contains("One more error will block"),
             "{en}"
         );
         let choice = CardChoice { origin: "https://p.fr".into(), cards: vec!["A".into()], lang: Lang::Fr };

@@ -14,6 +14,10 @@ use crate::messages::{Code, SlotState, Text};
 /// What the agent knows of a CPx card.
 #[derive(Debug, Clone, Serialize)]
 pub struct CardSummary {
+    /// The card type (CPS, CPE, CPA, CPF…), apart from the generation.
+    pub card_type: cpx_card::CardType,
+    /// Where the card type was learnt (the card's data, the certificate, or unknown).
+    pub card_type_source: cpx_card::TypeSource,
     pub generation: cpx_card::Generation,
     pub interface: cpx_card::Interface,
     pub recognition: Recognition,
@@ -64,6 +68,10 @@ impl ReaderReport {
     pub fn message(&self) -> Text {
         match (self.state, self.codes.first()) {
             (SlotState::CardRecognisedUnusable, Some(code)) => code.entry().message,
+            (SlotState::CardReady, _) => match &self.card {
+                Some(card) => crate::messages::card_ready(card.card_type),
+                None => SlotState::CardReady.text(),
+            },
             (state, _) => state.text(),
         }
     }
@@ -146,6 +154,8 @@ fn ready(reader: &ReaderInfo, card: &mut dyn CpxCard, options: &ScanOptions) -> 
     let info = card.info();
     out.generation = Some(info.generation);
     out.card = Some(CardSummary {
+        card_type: info.card_type,
+        card_type_source: info.card_type_source,
         generation: info.generation,
         interface: info.interface,
         recognition: info.recognition.clone(),
@@ -166,11 +176,31 @@ pub fn card_label(card: &CardSummary) -> String {
     }
 }
 
-/// "899700123456 (RPPS 99700123456)".
-pub fn national_id_label(id: &Identity) -> String {
+/// "899700123456 (RPPS 99700123456)"; every other kind as the portals print it: « FINESS/identifiant
+/// interne 30B0238838/CPET00001 ».
+pub fn national_id_label(lang: crate::messages::Lang, id: &Identity) -> String {
     match id.id_kind {
         IdKind::Rpps => format!("{} (RPPS {})", id.national_id, id.id_number),
         IdKind::Adeli => format!("{} (ADELI {})", id.national_id, id.id_number),
-        IdKind::Other => id.national_id.clone(),
+        IdKind::Other => match lang {
+            crate::messages::Lang::Fr => id.id_display_fr(),
+            crate::messages::Lang::En => id.id_display_en(),
+        },
+    }
+}
+
+/// The structure a card belongs to, when it names one: « CENTRE HOSPITALIER DE TEST (FINESS 0B0238838) ».
+pub fn structure_label(id: &Identity) -> Option<String> {
+    let s = id.structure.as_ref()?;
+    let number = match (&s.register, &s.number) {
+        (Some(r), Some(n)) => Some(format!("{r} {n}")),
+        (None, Some(n)) => Some(n.clone()),
+        _ => None,
+    };
+    match (&s.name, number) {
+        (Some(name), Some(number)) => Some(format!("{name} ({number})")),
+        (Some(name), None) => Some(name.clone()),
+        (None, Some(number)) => Some(number),
+        (None, None) => None,
     }
 }

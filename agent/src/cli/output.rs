@@ -8,7 +8,7 @@ use cpx_card::identity::date;
 use cpx_card::{Recognition, Validity};
 use serde_json::{json, Value};
 
-use crate::card::scan::{card_label, national_id_label, CardSummary, ReaderReport};
+use crate::card::scan::{card_label, national_id_label, structure_label, CardSummary, ReaderReport};
 use crate::helpdesk::diagnose::{Check, Verdict};
 use crate::messages::{label, Code, Lang, SlotState};
 use crate::said::{field, field_str, fill};
@@ -90,6 +90,22 @@ pub fn report_json(lang: Lang, r: &ReaderReport) -> Value {
     v
 }
 
+/// « CPE (carte de personnel d'établissement, d'après la carte) sur CPS3 (contact) »: the card type, what
+/// it is, where it was learnt, and the generation (`platform`).
+pub fn card_type_text(lang: Lang, card: &CardSummary, platform: &str) -> String {
+    let source = match card.card_type_source {
+        cpx_card::TypeSource::Card => format!(", {}", label::TYPE_FROM_CARD.get(lang)),
+        cpx_card::TypeSource::Certificate => format!(", {}", label::TYPE_FROM_CERTIFICATE.get(lang)),
+        cpx_card::TypeSource::Unknown => String::new(),
+    };
+    format!(
+        "{} ({}{source}) {} {platform}",
+        card.card_type.code(),
+        crate::messages::card_type_name(card.card_type).get(lang),
+        label::ON_PLATFORM.get(lang)
+    )
+}
+
 /// A reader as the tray's status window shows it: its message, the card, holder, certificate and tries.
 pub fn reader_view(lang: Lang, r: &ReaderReport) -> Value {
     let mut v = json!({
@@ -100,8 +116,18 @@ pub fn reader_view(lang: Lang, r: &ReaderReport) -> Value {
         "problems": r.codes.iter().map(|c| problem_json(lang, *c)).collect::<Vec<_>>(),
     });
     if let Some(card) = &r.card {
-        v["card_type"] = card_label(card).into();
+        v["card_type"] = format!("{} · {}", card.card_type.code(), card_label(card)).into();
+        v["card_kind"] = json!(card.card_type);
         v["holder"] = card.identity.display_name().into();
+        // The structure, without the name again when it is the holder's (a non-nominative card).
+        let id = &card.identity;
+        let number = id
+            .structure
+            .as_ref()
+            .and_then(|s| Some(format!("{} {}", s.register.as_ref()?, s.number.as_ref()?)));
+        let named_by_structure =
+            id.structure.as_ref().and_then(|s| s.name.as_ref()) == Some(&id.display_name());
+        v["structure"] = if named_by_structure { number.into() } else { structure_label(id).into() };
         v["certificate"] = certificate_text(lang, card).into();
         if let Some(p) = card.pin {
             v["tries_left"] = p.tries_left.into();
@@ -136,10 +162,13 @@ pub fn report_text(lang: Lang, r: &ReaderReport, detailed: bool, colour: bool) -
         if card.recognition == Recognition::IssuerOnly {
             kind = format!("{kind}, {}", fill(label::UNKNOWN_VARIANT.get(lang), &[("atr", &r.atr)]));
         }
-        out.push(format!("  {} : {kind}", label::CARD_TYPE.get(lang)));
+        out.push(format!("  {} : {}", label::CARD_TYPE.get(lang), card_type_text(lang, card, &kind)));
         out.push(format!("  {} : {}", label::SERIAL.get(lang), card.serial));
         out.push(format!("  {} : {}", label::HOLDER.get(lang), id.display_name()));
-        out.push(format!("  {} : {}", label::NATIONAL_ID.get(lang), national_id_label(id)));
+        if let Some(structure) = structure_label(id) {
+            out.push(format!("  {} : {structure}", label::STRUCTURE.get(lang)));
+        }
+        out.push(format!("  {} : {}", label::NATIONAL_ID.get(lang), national_id_label(lang, id)));
         if let Some(p) = &id.profession {
             out.push(format!("  {} : {p}", label::PROFESSION.get(lang)));
         }

@@ -425,7 +425,10 @@ fn one_card(opts: &Options, cards: &CardService, r: &cpx_pcsc::ReaderInfo, check
     checks.push(match &info.recognition {
         Recognition::AtrTable { label } => Check::ok(
             at(CheckKind::CardType),
-            Said::new(detail::TYPE_LISTED).with("label", label).with("serial", &info.serial),
+            Said::new(detail::TYPE_LISTED)
+                .with("label", label)
+                .with("serial", &info.serial)
+                .with("kind", info.card_type.code()),
         ),
         Recognition::IssuerOnly => {
             let parsed = cpx_card::atr::parse(&info.atr);
@@ -437,7 +440,8 @@ fn one_card(opts: &Options, cards: &CardService, r: &cpx_pcsc::ReaderInfo, check
                     .with("atr", &atr)
                     .with("protocols", format!("{:?}", parsed.protocols))
                     .with("historical", &parsed.historical)
-                    .with("generation", format!("{:?}", info.generation)),
+                    .with("generation", format!("{:?}", info.generation))
+                    .with("kind", info.card_type.code()),
             )
         }
     });

@@ -36,6 +36,8 @@ pub fn gather_with(opts: &Options, include: Include) -> String {
     for card in scanned.iter().filter_map(|r| r.card.as_ref()) {
         let id = &card.identity;
         identities.extend([id.national_id.clone(), id.nom.clone(), id.prenom.clone(), id.display_name()]);
+        // A structure card's internal id names its holder too.
+        identities.extend(id.structure.iter().filter_map(|s| s.internal_id.clone()));
     }
     build_with(&checks, &opts.config_source, identities, crate::helpdesk::logging::recent_lines(200), include)
 }

@@ -563,8 +563,11 @@ pub fn reader_api_json(lang: Lang, r: &ReaderReport) -> Value {
     }
     if let Some(card) = &r.card {
         v["card_type"] = card_label(card).into();
+        v["card_kind"] = json!(card.card_type);
         let id = &card.identity;
-        v["holder"] = json!({"nom": id.nom, "prenom": id.prenom, "profession": id.profession, "national_id": id.national_id});
+        v["holder"] = json!({"nom": id.nom, "prenom": id.prenom, "profession": id.profession,
+            "national_id": id.national_id, "display": id.display_name(), "nominative": id.nominative,
+            "structure": id.structure.as_ref().and_then(|s| s.name.as_deref())});
     }
     v
 }

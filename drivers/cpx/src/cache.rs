@@ -45,6 +45,10 @@ pub struct Layout {
     pub cert_file_size: Option<usize>,
     /// The authentication certificate (DER).
     pub cert_der: Vec<u8>,
+    /// The card type code of the card's `CPS_ID_CARD` data object, when the card has one
+    /// ([`crate::card_type::CardType::from_card_code`]).
+    #[serde(default)]
+    pub card_type_code: Option<u8>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -221,6 +225,7 @@ mod tests {
             cert_path: Pkcs15Path { aid: None, file: ObjectPath::Relative(vec![0xC002]), slice: None },
             cert_file_size: Some(cert.len()),
             cert_der: cert.to_vec(),
+            card_type_code: None,
         }
     }
 

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::atr::{Generation, Interface};
 use crate::cache::Layout;
+use crate::card_type::{CardType, TypeSource};
 use crate::error::CardError;
 use crate::identity::Identity;
 use crate::pin::{Pin, PinStatus};
@@ -47,6 +48,17 @@ pub struct CardInfo {
     pub serial: String,
     /// The PKCS#15 application used.
     pub application: String,
+    /// The card type (CPS, CPE, CPA, CPF…), apart from the generation.
+    pub card_type: CardType,
+    /// Where the card type was learnt.
+    pub card_type_source: TypeSource,
+}
+
+impl CardInfo {
+    /// « CPE » with the generation: « CPE (CPS3) »… for people; « CPx » when the type is not known.
+    pub fn type_name(&self) -> String {
+        format!("{} ({})", self.card_type.code(), crate::error::generation_name(Some(self.generation)))
+    }
 }
 
 fn hex_ser<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {

@@ -129,6 +129,17 @@ impl Cps4 {
     }
 }
 
+/// A logical channel stays open on the card across PC/SC connections until the card is reset: the one
+/// opened to ask for the tries left (no reset follows) is closed when the driver goes, or a few scans
+/// would use up the card's channels (`MANAGE CHANNEL` then answers `6A 81`).
+impl Drop for Cps4 {
+    fn drop(&mut self) {
+        if let Some(cla) = self.channel.take() {
+            let _ = close_channel(self.card.transport.as_mut(), cla);
+        }
+    }
+}
+
 impl CpxCard for Cps4 {
     fn opened(&self) -> &Opened {
         &self.card
@@ -292,6 +303,7 @@ mod tests {
             cert_path: Pkcs15Path::none(),
             cert_file_size: None,
             cert_der: Vec::new(),
+            card_type_code: None,
         };
         let info = CardInfo {
             generation: Generation::Cps4,
@@ -300,10 +312,15 @@ mod tests {
             recognition: Recognition::IssuerOnly,
             serial: "1".into(),
             application: "ChipDoc".into(),
+            card_type: crate::CardType::Cpx,
+            card_type_source: crate::TypeSource::Unknown,
         };
         let identity = Identity {
             national_id: String::new(),
             id_kind: IdKind::Other,
+            id_nat_kind: crate::IdNatKind::Unknown,
+            nominative: false,
+            structure: None,
             id_number: String::new(),
             nom: String::new(),
             prenom: String::new(),

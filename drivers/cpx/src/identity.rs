@@ -1,10 +1,13 @@
 //! The holder's identity, read from the authentication certificate
 //! (docs/card-facts.md#certificates-and-the-holders-identity): national id and its kind (RPPS `8…` /
-//! ADELI `0…`), nom, prénom, profession, validity, issuer, test or production IGC-Santé.
+//! ADELI `0…`, and every other kind: [`IdNatKind`]), nom, prénom (none on a non-nominative card), the
+//! structure (`O` and the number in the identifiant national), profession, validity, issuer, test or
+//! production IGC-Santé.
 
 use serde::{Deserialize, Serialize};
 use x509_parser::prelude::*;
 
+use crate::card_type::{split_structure_id, IdNatKind, Structure};
 use crate::error::CardError;
 use crate::scheme::SignScheme;
 
@@ -25,8 +28,14 @@ pub enum IdKind {
 pub struct Identity {
     /// The identifiant national exactly as in the certificate (CN).
     pub national_id: String,
-    /// Which register the identifiant national comes from.
+    /// Which register the identifiant national comes from (RPPS, ADELI, or another form).
     pub id_kind: IdKind,
+    /// Every kind of identifiant national, from its first character (« FINESS/identifiant interne »…).
+    pub id_nat_kind: IdNatKind,
+    /// The certificate names a person (it has SN or GN); a non-nominative card names only its structure.
+    pub nominative: bool,
+    /// The structure the card belongs to: `O`, and the number the identifiant national carries.
+    pub structure: Option<Structure>,
     /// The RPPS or ADELI number without its one-digit prefix.
     pub id_number: String,
     /// Family name.
@@ -75,9 +84,32 @@ impl Identity {
         }
     }
 
-    /// "Jean DUPONT".
+    /// The holder, never empty: the person (« JEAN DUPONT »), or on a non-nominative card the structure
+    /// (its name, else its number), else the identifiant national.
     pub fn display_name(&self) -> String {
-        format!("{} {}", self.prenom, self.nom).trim().to_owned()
+        let person = format!("{} {}", self.prenom, self.nom).trim().to_owned();
+        if !person.is_empty() {
+            return person;
+        }
+        let structure = self.structure.as_ref();
+        structure
+            .and_then(|s| s.name.clone())
+            .filter(|n| !n.trim().is_empty())
+            .or_else(|| {
+                structure.and_then(|s| Some(format!("{} {}", s.register.as_ref()?, s.number.as_ref()?)))
+            })
+            .unwrap_or_else(|| self.national_id.clone())
+    }
+
+    /// The identifiant national as the portals print it: « FINESS/identifiant interne 30B0238838/CPET00001 »,
+    /// « RPPS 899700123456 ».
+    pub fn id_display_fr(&self) -> String {
+        format!("{} {}", self.id_nat_kind.name_fr(), self.national_id)
+    }
+
+    /// The same in English.
+    pub fn id_display_en(&self) -> String {
+        format!("{} {}", self.id_nat_kind.name_en(), self.national_id)
     }
 }
 
@@ -123,6 +155,19 @@ pub fn from_certificate(der: &[u8]) -> Result<Identity, CardError> {
     let prenom = attr(&oids::OID_X509_GIVEN_NAME).unwrap_or_default();
     let profession = attr(&oids::OID_X509_TITLE).or_else(|| attr(&oids::OID_X509_ORGANIZATIONAL_UNIT));
     let (id_kind, id_number) = classify(&national_id);
+    let id_nat_kind = IdNatKind::of(&national_id);
+    let organisation = attr(&oids::OID_X509_ORGANIZATION_NAME).filter(|o| !o.trim().is_empty());
+    let numbers = split_structure_id(&national_id);
+    let structure = (organisation.is_some() || numbers.is_some()).then(|| {
+        let (number, internal_id) = numbers.map_or((None, None), |(n, i)| (Some(n), i));
+        Structure {
+            name: organisation,
+            register: number.as_ref().and(id_nat_kind.register()).map(str::to_owned),
+            number,
+            internal_id,
+        }
+    });
+    let nominative = !nom.trim().is_empty() || !prenom.trim().is_empty();
     let issuer =
         cert.issuer().iter_common_name().next().and_then(|a| a.as_str().ok()).unwrap_or_default().to_owned();
     let test_pki = issuer.starts_with("TEST ")
@@ -139,6 +184,9 @@ pub fn from_certificate(der: &[u8]) -> Result<Identity, CardError> {
     Ok(Identity {
         national_id,
         id_kind,
+        id_nat_kind,
+        nominative,
+        structure,
         id_number,
         nom,
         prenom,
@@ -193,6 +241,52 @@ mod tests {
         assert_eq!(classify("1234/567").0, IdKind::Other);
         assert_eq!(classify("").0, IdKind::Other);
         assert_eq!(classify("é").0, IdKind::Other);
+    }
+
+    fn test_card(name: &str) -> Identity {
+        let path = format!("{}/../sim/pki/{name}-auth.pem", env!("CARGO_MANIFEST_DIR"));
+        let pem = std::fs::read(path).unwrap();
+        let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+        from_certificate(&pem.contents).unwrap()
+    }
+
+    #[test]
+    fn a_nominative_cpe_names_its_person_and_its_structure() {
+        let id = test_card("moreau");
+        assert!(id.nominative);
+        assert_eq!((id.id_nat_kind, id.id_kind), (IdNatKind::FinessInternal, IdKind::Other));
+        assert_eq!(id.display_name(), "SOPHIE MOREAU");
+        assert_eq!(id.id_display_fr(), "FINESS/identifiant interne 30B0238838/CPET00001");
+        assert_eq!(
+            id.structure,
+            Some(Structure {
+                name: Some("CENTRE HOSPITALIER DE TEST".into()),
+                register: Some("FINESS".into()),
+                number: Some("0B0238838".into()),
+                internal_id: Some("CPET00001".into()),
+            })
+        );
+    }
+
+    #[test]
+    fn a_non_nominative_cpe_is_named_by_its_structure_never_empty() {
+        let mut id = test_card("accueil");
+        assert!(!id.nominative && id.nom.is_empty() && id.prenom.is_empty());
+        assert_eq!(id.display_name(), "CLINIQUE DE TEST DU PARC");
+        id.structure.as_mut().unwrap().name = None;
+        assert_eq!(id.display_name(), "FINESS 990000011");
+        id.structure = None;
+        assert_eq!(id.display_name(), "3990000011/ACCUEIL01");
+    }
+
+    #[test]
+    fn a_cps_has_no_structure() {
+        let id = test_card("dupont");
+        assert!(id.nominative && id.structure.is_none());
+        assert_eq!((id.id_nat_kind, id.id_display_en()), (IdNatKind::Rpps, "RPPS 899700123456".into()));
+        let cpa = test_card("bernard");
+        assert_eq!(cpa.id_display_fr(), "RPPS/identifiant interne 699700123456/SEC01");
+        assert_eq!(cpa.structure.unwrap().name, None);
     }
 
     #[test]

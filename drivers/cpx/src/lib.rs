@@ -11,6 +11,7 @@
 pub mod atr;
 pub mod cache;
 pub mod card;
+pub mod card_type;
 pub mod cps3;
 pub mod cps4;
 pub mod efsn;
@@ -30,6 +31,7 @@ pub mod tlv;
 pub use atr::{Generation, Interface};
 pub use cache::CertCache;
 pub use card::{CardInfo, CodePorteur, CpxCard, Recognition};
+pub use card_type::{CardType, IdNatKind, Structure, TypeSource};
 pub use error::{generation_name, CardError, Credential};
 pub use identity::{IdKind, Identity, Validity};
 pub use open::open;

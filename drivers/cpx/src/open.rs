@@ -11,6 +11,7 @@ use cpx_pcsc::Transport;
 use crate::atr::{self, Generation, Interface};
 use crate::cache::{CertCache, Layout};
 use crate::card::{CardInfo, CpxCard, Opened, Recognition};
+use crate::card_type::{self, CardType, TypeSource};
 use crate::cps3::Cps3;
 use crate::cps4::Cps4;
 use crate::efsn;
@@ -65,6 +66,8 @@ pub fn open(
     ended?;
     let identity = crate::identity::from_certificate(&layout.cert_der)
         .map_err(|e| e.after_recognition(Some(info.generation)))?;
+    let mut info = info;
+    (info.card_type, info.card_type_source) = card_type::decide(layout.card_type_code, identity.id_nat_kind);
     // Remembered for this reader only when the count did not move while the card was read.
     let vouched = events
         .filter(|(r, n)| cache.reader_events(r) == Some(*n))
@@ -116,6 +119,8 @@ pub(crate) fn identify(
         recognition: entry.map_or(Recognition::IssuerOnly, |e| Recognition::AtrTable { label: e.label }),
         serial: sn.serial,
         application: layout.app_label.clone(),
+        card_type: CardType::Cpx,
+        card_type_source: TypeSource::Unknown,
     };
     Ok((info, layout))
 }
@@ -399,6 +404,7 @@ fn read_objects(
         return Err(CardError::MissingCredential { what: Credential::AuthenticationCertificate });
     }
     let (cert_der, cert_file_size) = files.read(&cert.path)?;
+    let card_type_code = card_type_code(&mut files, &odf.dodf)?;
     Ok(Layout {
         generation,
         app_aid: app.aid.clone(),
@@ -409,7 +415,35 @@ fn read_objects(
         cert_path: cert.path,
         cert_file_size,
         cert_der,
+        card_type_code,
     })
+}
+
+/// Label of the data object holding the card's identification (Cryptolib exposes it as a PKCS#11 data
+/// object of that label): its first byte is taken as the card type code (docs/card-facts.md#card-types).
+pub const CPS_ID_CARD: &str = "CPS_ID_CARD";
+
+/// The card type code of the `CPS_ID_CARD` data object, when the DODF lists one. Optional data: a DODF
+/// or object that cannot be read or parsed leaves the type to the certificate; a card gone is an error.
+fn card_type_code(files: &mut AppFiles, dodfs: &[Pkcs15Path]) -> Result<Option<u8>, CardError> {
+    let optional = |r: Result<Option<u8>, CardError>| match r {
+        Err(e) if e.card_lost() => Err(e),
+        Err(_) => Ok(None),
+        ok => ok,
+    };
+    for dodf in dodfs {
+        let found = optional((|| {
+            let objects = pkcs15::parse_dodf(&files.read(dodf)?.0)?;
+            match objects.into_iter().find(|o| o.label == CPS_ID_CARD) {
+                Some(object) => Ok(files.read(&object.path)?.0.first().copied()),
+                None => Ok(None),
+            }
+        })())?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -73,6 +73,8 @@ pub struct Odf {
     pub cdf: Vec<Pkcs15Path>,
     /// Where the authentication object directories (AODF, the PINs) are.
     pub aodf: Vec<Pkcs15Path>,
+    /// Where the data object directories (DODF) are.
+    pub dodf: Vec<Pkcs15Path>,
 }
 
 fn path_of(t: &Tlv) -> Result<Pkcs15Path, CardError> {
@@ -87,6 +89,7 @@ pub fn parse_odf(bytes: &[u8]) -> Result<Odf, CardError> {
             0xA0 => &mut odf.prkdf,
             0xA4 => &mut odf.cdf,
             0xA8 => &mut odf.aodf,
+            0xA7 => &mut odf.dodf,
             _ => continue,
         };
         slot.push(path_of(&t)?);
@@ -282,6 +285,28 @@ pub fn parse_prkdf(bytes: &[u8]) -> Result<Vec<KeyInfo>, CardError> {
         .collect()
 }
 
+/// A data object of the DODF (`CPS_ID_CARD`…): its label and where its value is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataInfo {
+    /// The object's label.
+    pub label: String,
+    /// Where its value is.
+    pub path: Pkcs15Path,
+}
+
+/// Parses a DODF: the application's opaque data objects (`SEQUENCE { common, commonData, [1] Path }`).
+pub fn parse_dodf(bytes: &[u8]) -> Result<Vec<DataInfo>, CardError> {
+    const W: &str = "DODF";
+    objects(bytes)?
+        .iter()
+        .map(|obj| {
+            let (common, _, value) = object(obj, W)?;
+            let (label, _) = label_and_auth(&common)?;
+            Ok(DataInfo { label, path: path_of(&value)? })
+        })
+        .collect()
+}
+
 /// Parses a CDF: the certificates of the application.
 pub fn parse_cdf(bytes: &[u8]) -> Result<Vec<CertInfo>, CardError> {
     const W: &str = "CDF";
@@ -306,6 +331,21 @@ mod tests {
     const DIR: &str = "611E4F0DE828BD080F8025000001FF001050074350782049415351043F00000161214F0DE828BD080F8025000001FF0020500A4350782049415320434C51043F000002";
     const ODF: &str = "A00A300804063F0000027002A40A300804063F0000027003";
     const PRKDF: &str = "304730170C114350535F505249565F544543485F41555403020780301C040EE828BD080F8025000001FF00200303020520030205A002020083A10E300C300604043F00000202020800";
+
+    /// A DODF listing `CPS_ID_CARD` in file `D001` of the application, as the virtual CPE serves it.
+    const DODF: &str = "301C30100C0B4350535F49445F43415244030100 3000A10630040402D001";
+
+    #[test]
+    fn data_objects_of_the_dodf() {
+        let odf =
+            parse_odf(&hex::decode("A00630040402 7002A70630040402 7005".replace(' ', "")).unwrap()).unwrap();
+        assert_eq!(odf.dodf[0].file, ObjectPath::Relative(vec![0x7005]));
+        let objects = parse_dodf(&hex::decode(DODF.replace(' ', "")).unwrap()).unwrap();
+        assert_eq!(objects.len(), 1);
+        assert_eq!(objects[0].label, "CPS_ID_CARD");
+        assert_eq!(objects[0].path.file, ObjectPath::Relative(vec![0xD001]));
+        assert!(parse_dodf(&hex::decode("30033001 00".replace(' ', "")).unwrap()).is_err());
+    }
 
     #[test]
     fn parses_the_structures_of_a_cps3() {
@@ -386,11 +426,12 @@ mod tests {
             let _ = parse_aodf(&bytes);
             let _ = parse_prkdf(&bytes);
             let _ = parse_cdf(&bytes);
+            let _ = parse_dodf(&bytes);
         }
 
         #[test]
-        fn never_panics_on_mutated_structures(which in 0usize..3, pos in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>()) {
-            let mut bytes = hex::decode([DIR, ODF, PRKDF][which]).unwrap();
+        fn never_panics_on_mutated_structures(which in 0usize..4, pos in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>()) {
+            let mut bytes = hex::decode([DIR, ODF, PRKDF, &DODF.replace(' ', "")][which]).unwrap();
             let i = pos.index(bytes.len());
             bytes[i] = byte;
             bytes.truncate(cut.index(bytes.len()) + 1);
@@ -399,6 +440,7 @@ mod tests {
             let _ = parse_prkdf(&bytes);
             let _ = parse_aodf(&bytes);
             let _ = parse_cdf(&bytes);
+            let _ = parse_dodf(&bytes);
         }
     }
 }

@@ -53,8 +53,9 @@ CNF
 touch "$work/index.txt"; echo 1000 > "$work/serial"
 
 key() { [ -f "$1.key.pem" ] || openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1.key.pem" 2>/dev/null; }
-# sign NAME SUBJECT ISSUER EXT START END
+# sign NAME SUBJECT ISSUER EXT START END (a certificate already there is kept: REISSUE=1 issues every one again)
 sign() {
+  if [ -f "$1.pem" ] && [ -z "${REISSUE:-}" ]; then return 0; fi
   openssl req -new -utf8 -multivalue-rdn -key "$1.key.pem" -subj "$2" -out "$work/$1.csr"
   if [ "$3" = self ]; then
     openssl ca -batch -utf8 -multivalue-rdn -config "$work/ca.cnf" -selfsign -keyfile "$1.key.pem" \
@@ -83,7 +84,22 @@ holder roux     ROUX    ANNE   0751012345   "Masseur-Kinésithérapeute" 2025010
 holder dupont2  DUPONT  JEAN   899700123456 "Médecin"                  20260101000000Z 20361231235959Z
 # The contactless technical certificate ("Certificat Technique CPS") of DUPONT's card.
 key dupont-tech; sign dupont-tech "/SN=DUPONT+CN=899700123456+GN=JEAN/title=Médecin/C=FR" ca auth_ext 20250101000000Z 20351231235959Z
+# The other CPx cards (docs/card-facts.md#card-types), serials from 3000 so that they never meet the ones
+# above. Subjects as far as public facts go: a nominative structure card keeps SN/GN and gets O (inferred);
+# a non-nominative CPE has no SN and no GN, O = the structure's raison sociale, CN = the identifiant national
+# « xxxx/yyyy » (GIE SESAM-Vitale, PDT-INF-617). What `title` holds for non-health staff is not public: none.
+[ "$(cat "$work/serial")" -ge 3000 ] 2>/dev/null || echo 3000 > "$work/serial"
+# structure_holder NAME SUBJECT
+structure_holder() {
+  key "$1-auth"; sign "$1-auth" "$2" ca auth_ext 20250101000000Z 20351231235959Z
+  key "$1-sign"; sign "$1-sign" "$2" ca sign_ext 20250101000000Z 20351231235959Z
+}
+structure_holder moreau  "/SN=MOREAU+CN=30B0238838\/CPET00001+GN=SOPHIE/O=CENTRE HOSPITALIER DE TEST/C=FR"
+structure_holder accueil "/CN=3990000011\/ACCUEIL01/O=CLINIQUE DE TEST DU PARC/C=FR"
+structure_holder bernard "/SN=BERNARD+CN=699700123456\/SEC01+GN=MARIE/C=FR"
+holder petit    PETIT   LUCAS  899700456789 "Médecin"                  20250101000000Z 20351231235959Z
 # A CRL of the issuing CA that revokes DUPONT's authentication certificate (for relying-party tests).
+[ -f crl-dupont-revoked.pem ] && [ -z "${REISSUE:-}" ] && { echo "PKI written to $(pwd)"; exit 0; }
 echo 01 > "$work/crlnumber"
 openssl ca -config "$work/ca.cnf" -cert ca.pem -keyfile ca.key.pem -revoke dupont-auth.pem 2>"$work/revoke.log" || { cat "$work/revoke.log" >&2; exit 1; }
 openssl ca -config "$work/ca.cnf" -cert ca.pem -keyfile ca.key.pem -gencrl -crldays 3650 -out crl-dupont-revoked.pem 2>/dev/null

@@ -4,7 +4,7 @@ use crate::card::{CardKey, CardOs, CardSpec, Generation, Pin};
 use crate::fault::{Fault, Garble, Garbler};
 use crate::fs::{FileSystem, ReadAccess, MF};
 use crate::latency::Latency;
-use crate::pkcs15::{Application, KeyObject, Layout, PinObject};
+use crate::pkcs15::{Application, DataObject, KeyObject, Layout, PinObject};
 use crate::pki::{self, Holder};
 
 /// ATR of a CPS3 over the contact interface (T=0).
@@ -141,21 +141,25 @@ const ABSOLUTE: Layout = Layout::Absolute;
 
 /// Every persona, in the order `cpx-sim personas` lists them.
 pub const PERSONAS: &[Persona] = &[
-    Persona { name: "cps3", description: "CPS3 contact (IAS-ECC, T=0), Dr Jean DUPONT, Médecin, RPPS; the real cards' layout (relative paths)", layout: REAL, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 3, Fault::None, "992138450") },
-    Persona { name: "cps3-abs", description: "the same CPS3 with every PKCS#15 path absolute from 3F00 (the older layout)", layout: ABSOLUTE, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 3, Fault::None, "992138450") },
+    Persona { name: "cps3", description: "CPS3 contact (IAS-ECC, T=0), Dr Jean DUPONT, Médecin, RPPS; the real cards' layout (relative paths)", layout: REAL, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 3, Fault::None, "992138450", None) },
+    Persona { name: "cps3-abs", description: "the same CPS3 with every PKCS#15 path absolute from 3F00 (the older layout)", layout: ABSOLUTE, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 3, Fault::None, "992138450", None) },
     Persona { name: "cps3-cl", description: "CPS3 over contactless: no code porteur, technical key only, no signature", layout: REAL, build: cps3_cl },
     Persona { name: "cps4", description: "CPS4 (NXP ChipDoc on logical channel 1, RSA-PSS), Claire MARTIN, Pharmacien; ATR offers T=0 and T=1", layout: ABSOLUTE, build: |o, l| cps4(o, l, false, Fault::None, 3) },
     Persona { name: "cps4-t0", description: "CPS4 whose ChipDoc answers as a T=0 card (61xx then GET RESPONSE, 6Cxx), same ATR", layout: ABSOLUTE, build: |o, l| cps4(o, l, true, Fault::None, 3) },
     Persona { name: "cps4-6985", description: "CPS4 that answers 69 85 to the first MSE after VERIFY until the ChipDoc recovery sequence", layout: ABSOLUTE, build: |o, l| cps4(o, l, false, Fault::ChipDoc6985, 3) },
-    Persona { name: "cps3-blocked", description: "CPS3 whose code porteur is blocked (0 tries left); code de déblocage 12345678", layout: REAL, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 0, Fault::None, "992138450") },
-    Persona { name: "cps3-dead", description: "CPS3 whose code porteur and code de déblocage are both blocked: the card must be replaced", layout: REAL, build: |o, l| unblock_blocked(cps3(o, l, pki::DUPONT, ATR_CPS3, 0, Fault::None, "992138450"), o) },
+    Persona { name: "cps3-blocked", description: "CPS3 whose code porteur is blocked (0 tries left); code de déblocage 12345678", layout: REAL, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 0, Fault::None, "992138450", None) },
+    Persona { name: "cps3-dead", description: "CPS3 whose code porteur and code de déblocage are both blocked: the card must be replaced", layout: REAL, build: |o, l| unblock_blocked(cps3(o, l, pki::DUPONT, ATR_CPS3, 0, Fault::None, "992138450", None), o) },
     Persona { name: "cps4-blocked", description: "CPS4 whose code porteur is blocked (0 tries left); code de déblocage 12345678", layout: ABSOLUTE, build: |o, l| cps4(o, l, false, Fault::None, 0) },
-    Persona { name: "cps3-one-try", description: "CPS3 with one try left", layout: REAL, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 1, Fault::None, "992138450") },
-    Persona { name: "cps3-expired", description: "CPS3 whose certificates expired on 2023-01-01, Paul LEROY", layout: REAL, build: |o, l| cps3(o, l, pki::LEROY, ATR_CPS3, 3, Fault::None, "994100003") },
-    Persona { name: "cps3-variant", description: "CPx card with an ATR in no table, ANS issuer in EF.SN.ICC, Anne ROUX (ADELI)", layout: REAL, build: |o, l| cps3(o, l, pki::ROUX, ATR_VARIANT, 3, Fault::None, "995100004") },
+    Persona { name: "cps3-one-try", description: "CPS3 with one try left", layout: REAL, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 1, Fault::None, "992138450", None) },
+    Persona { name: "cps3-expired", description: "CPS3 whose certificates expired on 2023-01-01, Paul LEROY", layout: REAL, build: |o, l| cps3(o, l, pki::LEROY, ATR_CPS3, 3, Fault::None, "994100003", None) },
+    Persona { name: "cps3-variant", description: "CPx card with an ATR in no table, ANS issuer in EF.SN.ICC, Anne ROUX (ADELI)", layout: REAL, build: |o, l| cps3(o, l, pki::ROUX, ATR_VARIANT, 3, Fault::None, "995100004", None) },
+    Persona { name: "cpe", description: "CPE (carte de personnel d'établissement) on a CPS3, Sophie MOREAU, FINESS/identifiant interne 30B0238838/CPET00001, CENTRE HOSPITALIER DE TEST; type in CPS_ID_CARD", layout: REAL, build: |o, l| cps3(o, l, pki::MOREAU, ATR_CPS3, 3, Fault::None, "996100005", Some(2)) },
+    Persona { name: "cpe-anonyme", description: "non-nominative CPE on a CPS3: no SN/GN, O = CLINIQUE DE TEST DU PARC, CN = 3990000011/ACCUEIL01; no CPS_ID_CARD (type from the certificate)", layout: REAL, build: |o, l| cps3(o, l, pki::ACCUEIL, ATR_CPS3, 3, Fault::None, "996100006", None) },
+    Persona { name: "cpa", description: "CPA (carte de personnel autorisé) on a CPS4, Marie BERNARD, secretary of a practice, RPPS/identifiant interne 699700123456/SEC01; type in CPS_ID_CARD", layout: ABSOLUTE, build: cpa },
+    Persona { name: "cpf", description: "CPF (carte de professionnel en formation) on a CPS3, Lucas PETIT, intern, RPPS 899700456789; type in CPS_ID_CARD only (its certificate looks like a CPS's)", layout: REAL, build: |o, l| cps3(o, l, pki::PETIT, ATR_CPS3, 3, Fault::None, "996100008", Some(1)) },
     Persona { name: "not-cpx", description: "another card (Mifare Classic 1K): not a CPx", layout: REAL, build: not_cpx },
-    Persona { name: "mute", description: "a card that gives an ATR and then never answers", layout: REAL, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 3, Fault::Mute, "992138450") },
-    Persona { name: "pull-mid-sign", description: "CPS3 that leaves the reader during INTERNAL AUTHENTICATE", layout: REAL, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 3, Fault::PullOn(0x88), "992138450") },
+    Persona { name: "mute", description: "a card that gives an ATR and then never answers", layout: REAL, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 3, Fault::Mute, "992138450", None) },
+    Persona { name: "pull-mid-sign", description: "CPS3 that leaves the reader during INTERNAL AUTHENTICATE", layout: REAL, build: |o, l| cps3(o, l, pki::DUPONT, ATR_CPS3, 3, Fault::PullOn(0x88), "992138450", None) },
 ];
 
 /// The persona with this name.
@@ -219,6 +223,7 @@ fn pin_application(
     serial: &str,
     holder: Holder,
     refs: (u8, u8, u8),
+    card_code: Option<u8>,
 ) -> Application {
     let (pin, sign, auth) = refs;
     Application {
@@ -257,7 +262,14 @@ fn pin_application(
                 cert_der: holder.auth.cert_der(),
             },
         ],
+        data: card_code.map(card_data).into_iter().collect(),
     }
+}
+
+/// The `CPS_ID_CARD` data object, whose first byte is the card type code of the CPS2ter-compatible data
+/// (0 CPS, 1 CPF, 2 CPE, 3 CPA; docs/card-facts.md#card-types: the byte's place is inferred).
+fn card_data(code: u8) -> DataObject {
+    DataObject { label: "CPS_ID_CARD", fid: 0xD001, value: vec![code, 0x00] }
 }
 
 /// EF.DIR: in the real layout the contactless record comes first and the file is 101 bytes, the rest
@@ -285,6 +297,7 @@ fn ef_dir(layout: Layout, contact: &Application, others: &[&Application]) -> Vec
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one line per persona in PERSONAS reads better than a builder
 fn cps3(
     options: &Options,
     layout: Layout,
@@ -293,12 +306,20 @@ fn cps3(
     tries: u8,
     fault: Fault,
     serial: &str,
+    card_code: Option<u8>,
 ) -> CardOs {
     let holder = options.holder.unwrap_or(holder);
     let serial = options.serial.as_deref().unwrap_or(serial);
     let mut fs = common_mf(options, Some(hex(AID_ECC_ROOT)), serial);
-    let contact =
-        pin_application("CPx IAS", AID_CPX_IAS, "CPS3 (code porteur)", serial, holder, (0x01, 0x81, 0x82));
+    let contact = pin_application(
+        "CPx IAS",
+        AID_CPX_IAS,
+        "CPS3 (code porteur)",
+        serial,
+        holder,
+        (0x01, 0x81, 0x82),
+        card_code,
+    );
     let cl = cl_application(serial);
     fs.add_ef_with(MF, 0x2F00, ef_dir(layout, &contact, &[&cl]), Some(0x1E), ReadAccess::Always);
     let contact_df = contact.install(&mut fs, false, layout);
@@ -351,6 +372,7 @@ fn cl_application(serial: &str) -> Application {
         token_label: "CPS3 (sans contact)",
         serial: serial.as_bytes().to_vec(),
         pins: vec![],
+        data: vec![],
         keys: vec![KeyObject {
             key_label: "CPS_PRIV_TECH_AUT",
             cert_label: "Certificat Technique CPS",
@@ -367,7 +389,7 @@ fn cl_application(serial: &str) -> Application {
 /// The same chip read through the contactless interface: the contact application's files are closed,
 /// there is no code porteur to present and signing is refused.
 fn cps3_cl(options: &Options, layout: Layout) -> CardOs {
-    let mut card = cps3(options, layout, pki::DUPONT, ATR_CPS3_CL, 3, Fault::None, "992138450");
+    let mut card = cps3(options, layout, pki::DUPONT, ATR_CPS3_CL, 3, Fault::None, "992138450", None);
     card.spec.contactless = true;
     card.spec.pin = None;
     card.spec.unblock = None;
@@ -383,8 +405,25 @@ fn cps3_cl(options: &Options, layout: Layout) -> CardOs {
 
 /// A CPS4. `t0`: the ChipDoc answers case-4 commands the T=0 way (`61xx`, then GET RESPONSE).
 fn cps4(options: &Options, layout: Layout, t0: bool, fault: Fault, tries: u8) -> CardOs {
-    let serial = options.serial.as_deref().unwrap_or("993100002");
-    let holder = options.holder.unwrap_or(pki::MARTIN);
+    cps4_of(options, layout, t0, fault, (pki::MARTIN, "993100002"), None, tries)
+}
+
+/// The CPA: a CPS4 platform whose `CPS_ID_CARD` says CPA.
+fn cpa(options: &Options, layout: Layout) -> CardOs {
+    cps4_of(options, layout, false, Fault::None, (pki::BERNARD, "996100007"), Some(3), 3)
+}
+
+fn cps4_of(
+    options: &Options,
+    layout: Layout,
+    t0: bool,
+    fault: Fault,
+    (holder, serial): (Holder, &str),
+    card_code: Option<u8>,
+    tries: u8,
+) -> CardOs {
+    let serial = options.serial.as_deref().unwrap_or(serial);
+    let holder = options.holder.unwrap_or(holder);
     let mut fs = common_mf(options, None, serial);
     // ChipDoc: keys 0x10 (signature) and 0x20 (authentication); a local PIN reference (b8 set).
     let chipdoc = pin_application(
@@ -394,6 +433,7 @@ fn cps4(options: &Options, layout: Layout, t0: bool, fault: Fault, tries: u8) ->
         serial,
         holder,
         (0x81, 0x10, 0x20),
+        card_code,
     );
     fs.add_ef_with(MF, 0x2F00, ef_dir(layout, &chipdoc, &[]), Some(0x1E), ReadAccess::Always);
     let app = chipdoc.install(&mut fs, false, layout);

@@ -19,6 +19,18 @@ pub const PRKDF: u16 = 0x7002;
 pub const CDF: u16 = 0x7003;
 /// File id of the AODF (authentication objects: the code porteur).
 pub const AODF: u16 = 0x7004;
+/// File id of the DODF (data objects: `CPS_ID_CARD`).
+pub const DODF: u16 = 0x7005;
+
+/// An opaque data object of the DODF, readable without the code porteur.
+pub struct DataObject {
+    /// Its label (`CPS_ID_CARD`, as Cryptolib names the PKCS#11 data object).
+    pub label: &'static str,
+    /// File id of its EF in the application DF.
+    pub fid: u16,
+    /// Its value.
+    pub value: Vec<u8>,
+}
 
 /// A PIN object of the AODF.
 pub struct PinObject {
@@ -96,6 +108,8 @@ pub struct Application {
     pub pins: Vec<PinObject>,
     /// Keys (PrKDF) with their certificates (CDF).
     pub keys: Vec<KeyObject>,
+    /// Data objects (DODF).
+    pub data: Vec<DataObject>,
 }
 
 /// TokenInfo's supportedAlgorithms [2]: (PKCS#11 mechanism, PKCS#15 operation bits, IAS-ECC algorithm
@@ -163,10 +177,25 @@ impl Application {
             odf.extend(ctx(0, &[p(PRKDF)]));
             odf.extend(ctx(4, &[p(CDF)]));
         }
+        if !self.data.is_empty() {
+            odf.extend(ctx(7, &[p(DODF)]));
+        }
         if !self.pins.is_empty() {
             odf.extend(ctx(8, &[p(AODF)]));
         }
         fs.add_ef_with(df, ODF, odf, None, read);
+        if !self.data.is_empty() {
+            let dodf: Vec<u8> = self
+                .data
+                .iter()
+                .map(|d| seq(&[seq(&[utf8(d.label), bits(&[])]), seq(&[]), ctx(1, &[p(d.fid)])]))
+                .collect::<Vec<_>>()
+                .concat();
+            fs.add_ef_with(df, DODF, dodf, None, read);
+            for d in &self.data {
+                fs.add_ef_with(df, d.fid, d.value.clone(), None, read);
+            }
+        }
         let token_info = seq(&[
             integer(0),
             octets(&self.serial),

@@ -62,6 +62,18 @@ pub const LEROY: Holder = Holder { auth: pair!("leroy-auth"), sign: pair!("leroy
 /// Anne ROUX, Masseur-Kinésithérapeute, ADELI 0751012345.
 pub const ROUX: Holder = Holder { auth: pair!("roux-auth"), sign: pair!("roux-sign") };
 
+/// Sophie MOREAU, staff of CENTRE HOSPITALIER DE TEST: a nominative CPE, identifiant national
+/// 30B0238838/CPET00001 (FINESS/identifiant interne), `O` the structure.
+pub const MOREAU: Holder = Holder { auth: pair!("moreau-auth"), sign: pair!("moreau-sign") };
+/// The reception desk of CLINIQUE DE TEST DU PARC: a non-nominative CPE (no SN, no GN; `O` the structure,
+/// CN 3990000011/ACCUEIL01).
+pub const ACCUEIL: Holder = Holder { auth: pair!("accueil-auth"), sign: pair!("accueil-sign") };
+/// Marie BERNARD, secretary of a practice: a CPA, identifiant national 699700123456/SEC01
+/// (RPPS/identifiant interne).
+pub const BERNARD: Holder = Holder { auth: pair!("bernard-auth"), sign: pair!("bernard-sign") };
+/// Lucas PETIT, an intern (CPF), RPPS 899700456789, Médecin.
+pub const PETIT: Holder = Holder { auth: pair!("petit-auth"), sign: pair!("petit-sign") };
+
 /// The test holders by name (`cpx-sim insert … --holder NAME`).
 pub const HOLDERS: &[(&str, Holder)] = &[
     ("dupont", DUPONT),
@@ -69,6 +81,10 @@ pub const HOLDERS: &[(&str, Holder)] = &[
     ("martin", MARTIN),
     ("leroy", LEROY),
     ("roux", ROUX),
+    ("moreau", MOREAU),
+    ("accueil", ACCUEIL),
+    ("bernard", BERNARD),
+    ("petit", PETIT),
 ];
 
 /// The test holder of this name (see [`HOLDERS`]).
@@ -122,6 +138,10 @@ mod tests {
             MARTIN.auth,
             LEROY.auth,
             ROUX.auth,
+            MOREAU.auth,
+            ACCUEIL.auth,
+            BERNARD.auth,
+            PETIT.auth,
             DUPONT_TECH,
         ] {
             let der = kp.cert_der();

@@ -77,9 +77,9 @@ fn login_page(error: String, agent_url: &str) -> String {
             r#"<h1>Connexion à votre espace</h1>{error}
 <div class="panes">
  <section class="pane" aria-labelledby="card-title">
-  <h2 id="card-title">Carte CPS</h2>
+  <h2 id="card-title">Carte CPx</h2>
   <div id="card-state" class="state" role="status">Recherche de l'Agent CPx…</div>
-  <button id="card-login" class="card" type="button" data-agent="{agent}">S'identifier par carte CPS</button>
+  <button id="card-login" class="card" type="button" data-agent="{agent}">S'identifier par carte CPx</button>
   <div id="card-error" class="error" role="alert" hidden></div>
  </section>
  <section class="pane" aria-labelledby="pw-title">
@@ -92,7 +92,7 @@ fn login_page(error: String, agent_url: &str) -> String {
  </section>
 </div>
 <script type="module">
-import {{ agentStatus, cardLogin, messageFor }} from "/static/cpx-agent.js";
+import {{ agentStatus, cardLogin, holderName, messageFor }} from "/static/cpx-agent.js";
 const state = document.getElementById("card-state");
 const errorBox = document.getElementById("card-error");
 const button = document.getElementById("card-login");
@@ -102,7 +102,7 @@ async function refresh() {{
     const s = await agentStatus({{ agent }});
     const ready = (s.readers || []).find(r => r.state === "CARD_READY");
     const shown = ready || (s.readers || []).find(r => r.state !== "NO_CARD") || (s.readers || [])[0];
-    const who = ready && ready.holder ? " — " + ready.holder.prenom + " " + ready.holder.nom : "";
+    const who = ready && holderName(ready) ? " — " + holderName(ready) : "";
     const problem = shown && shown.problem ? ". " + shown.problem : "";
     state.textContent = shown ? shown.message + who + problem : "Aucun lecteur de carte détecté";
     state.className = "state " + (ready && !ready.problem ? "ok" : "ko");
@@ -113,7 +113,7 @@ button.addEventListener("click", async () => {{
   errorBox.hidden = true; button.disabled = true; button.textContent = "Saisissez votre code porteur dans la fenêtre de l'Agent CPx…";
   try {{ const r = await cardLogin({{ agent }}); window.location.assign(r.next); }}
   catch (e) {{ errorBox.textContent = messageFor(e); errorBox.hidden = false; errorBox.dataset.code = e.code || ""; refresh(); }}
-  finally {{ button.disabled = false; button.textContent = "S'identifier par carte CPS"; }}
+  finally {{ button.disabled = false; button.textContent = "S'identifier par carte CPx"; }}
 }});
 refresh();
 </script>"#
@@ -121,50 +121,74 @@ refresh();
     )
 }
 
+/// The card waiting to be linked, as the first-connection page names it.
 pub struct PendingCard<'a> {
     pub nom: &'a str,
     pub prenom: &'a str,
     pub profession: &'a str,
+    /// « CPS », « CPE »… (« CPx » when unknown).
+    pub card_type: &'a str,
+    /// The person, or the structure of a non-nominative card.
+    pub holder: &'a str,
+    /// The structure's name, when the card names one.
+    pub structure: Option<&'a str>,
+    /// « FINESS/identifiant interne 30B0238838/CPET00001 ».
+    pub id_label: &'a str,
+    /// The identifiant national, which the forms' confirmation names (`carte`).
     pub national_id: &'a str,
+    /// « Espace médecin libéral » is offered (a CPS with an RPPS or ADELI number).
+    pub liberal: bool,
 }
+
+/// Why a card other than a CPS with an RPPS or ADELI number gets no « Espace médecin libéral ».
+pub const LIBERAL_CPS_ONLY: &str = "L'Espace médecin libéral est réservé aux titulaires d'une carte CPS \
+     (identifiant RPPS ou ADELI) : avec cette carte CPx, liez-la à votre compte dans l'Espace professionnel.";
 
 /// The first-time linking page. The card's holder is shown first, with the question « is this your
 /// card? »: a page that an impostor agent answered with another person's card would otherwise have the
 /// professional link that card to their own account with their password. Both forms carry a required
 /// confirmation naming the card (`carte` = its identifiant national), which the portal checks.
 pub fn first_login(card: &PendingCard, error: Option<&str>) -> String {
+    first_login_with(card, error.map(|e| (None, e)))
+}
+
+/// The first-connection page with an error that has a stable code (`data-code`).
+pub fn first_login_refused(card: &PendingCard, code: &str, message: &str) -> String {
+    first_login_with(card, Some((Some(code), message)))
+}
+
+fn first_login_with(card: &PendingCard, error: Option<(Option<&str>, &str)>) -> String {
     let error = error
-        .map(|e| format!("<div class=\"error\" id=\"link-error\" role=\"alert\">{}</div>", escape(e)))
+        .map(|(code, e)| {
+            let code =
+                code.map(|c| format!(" role=\"alert\" data-code=\"{}\"", escape(c))).unwrap_or_default();
+            format!("<div class=\"error\" id=\"link-error\"{code}>{}</div>", escape(e))
+        })
         .unwrap_or_default();
     let (nom, prenom, profession, id) =
         (escape(card.nom), escape(card.prenom), escape(card.profession), escape(card.national_id));
+    let kind = escape(card.card_type);
+    let holder = escape(card.holder);
     let confirm = |form: &str| {
         format!(
-            "<label class=\"confirm\"><input type=\"checkbox\" id=\"{form}-confirm\" name=\"carte\" value=\"{id}\" required>Cette carte est la mienne : {prenom} {nom}</label>"
+            "<label class=\"confirm\"><input type=\"checkbox\" id=\"{form}-confirm\" name=\"carte\" value=\"{id}\" required>Cette carte est la mienne : {holder}</label>"
         )
     };
     let (link_confirm, create_confirm) = (confirm("link"), confirm("create"));
-    layout(
-        "Première connexion par carte CPx",
-        &format!(
-            r#"<h1>Première connexion par carte CPx</h1>
-<section class="pane whose" id="whose-card" aria-labelledby="whose-title">
- <h2 id="whose-title">Est-ce bien votre carte ?</h2>
- <p class="holder" id="card-holder"><strong>{prenom} {nom}</strong> — {profession}, identifiant national {id}</p>
- <p>Cette carte n'est encore liée à aucun compte. Vérifiez que ce nom est le vôtre avant de lier la carte à votre compte ou de créer un compte. Si ce n'est pas votre nom, ne saisissez pas votre mot de passe : un autre programme que l'Agent CPx a peut-être répondu à cette page.</p>
- <form method="post" action="/premiere-connexion/refuser"><button class="secondary" id="not-my-card" type="submit">Ce n'est pas ma carte</button></form>
-</section>{error}
-<div class="panes">
- <section class="pane" aria-labelledby="pro-title">
-  <h2 id="pro-title">Espace professionnel</h2>
-  <p>Vous avez déjà un compte : liez-y votre carte.</p>
-  <form method="post" action="/premiere-connexion/lier">
-   <label for="link-username">Identifiant</label><input id="link-username" name="username" required>
-   <label for="link-password">Mot de passe</label><input id="link-password" name="password" type="password" required>
-   {link_confirm}
-   <button type="submit">Lier ma carte à ce compte</button>
-  </form>
- </section>
+    // A non-nominative card names no profession: its type then.
+    let what = match profession.is_empty() {
+        true => format!("carte {kind}"),
+        false => profession.clone(),
+    };
+    let mut named = vec![escape(card.holder)];
+    if let Some(s) = card.structure.filter(|s| *s != card.holder) {
+        named.push(escape(s));
+    }
+    named.push(escape(card.id_label));
+    let named = named.join(", ");
+    let liberal = if card.liberal {
+        format!(
+            r#"
  <section class="pane" aria-labelledby="lib-title">
   <h2 id="lib-title">Espace médecin libéral</h2>
   <p>Créez votre compte à partir de votre carte.</p>
@@ -179,7 +203,32 @@ pub fn first_login(card: &PendingCard, error: Option<&str>) -> String {
    {create_confirm}
    <button type="submit">Créer mon compte</button>
   </form>
- </section>
+ </section>"#
+        )
+    } else {
+        format!(r#"<p id="liberal-absent" class="state">{}</p>"#, escape(LIBERAL_CPS_ONLY))
+    };
+    layout(
+        "Première connexion par carte CPx",
+        &format!(
+            r#"<h1>Première connexion par carte CPx</h1>
+<section class="pane whose" id="whose-card" aria-labelledby="whose-title">
+ <h2 id="whose-title">Est-ce bien votre carte ?</h2>
+ <p class="holder" id="card-holder"><strong>{holder}</strong> — {what}, identifiant national {id}</p>
+ <p id="pending-card">Votre carte {kind} ({named}) n'est encore liée à aucun compte. Vérifiez que ce nom est le vôtre avant de lier la carte à votre compte ou de créer un compte. Si ce n'est pas votre nom, ne saisissez pas votre mot de passe : un autre programme que l'Agent CPx a peut-être répondu à cette page.</p>
+ <form method="post" action="/premiere-connexion/refuser"><button class="secondary" id="not-my-card" type="submit">Ce n'est pas ma carte</button></form>
+</section>{error}
+<div class="panes">
+ <section class="pane" aria-labelledby="pro-title">
+  <h2 id="pro-title">Espace professionnel</h2>
+  <p>Vous avez déjà un compte : liez-y votre carte.</p>
+  <form method="post" action="/premiere-connexion/lier">
+   <label for="link-username">Identifiant</label><input id="link-username" name="username" required>
+   <label for="link-password">Mot de passe</label><input id="link-password" name="password" type="password" required>
+   {link_confirm}
+   <button type="submit">Lier ma carte à ce compte</button>
+  </form>
+ </section>{liberal}
 </div>"#
         ),
     )
@@ -199,14 +248,22 @@ pub fn not_my_card() -> String {
     )
 }
 
+/// How « Mon compte » names a linked card's identifier, as the portals print it: « FINESS/identifiant
+/// interne 30B0238838/CPET00001 », « RPPS 899700123456 ». `id_kind` is what the link stored (the verifier's
+/// `IdNatKind`, or the older `RPPS`/`ADELI`/`OTHER`).
+pub fn id_label(id_kind: &str, national_id: &str) -> String {
+    let kind = serde_json::from_value::<cpx_verifier::IdNatKind>(serde_json::Value::from(id_kind))
+        .unwrap_or_else(|_| cpx_verifier::IdNatKind::of(national_id));
+    format!("{} {national_id}", kind.label())
+}
+
 pub fn account(a: &Account, links: &[CardLink]) -> String {
     let rows: String = links
         .iter()
         .map(|l| {
             format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&l.national_id),
-                escape(&l.id_kind),
+                "<tr><td class=\"card-id\">{}</td><td>{}</td></tr>",
+                escape(&id_label(&l.id_kind, &l.national_id)),
                 crate::date(l.linked_at)
             )
         })
@@ -214,7 +271,7 @@ pub fn account(a: &Account, links: &[CardLink]) -> String {
     let cards = if links.is_empty() {
         "<p id=\"no-card\">Aucune carte CPx liée à ce compte.</p>".to_owned()
     } else {
-        format!("<table id=\"links\"><tr><th>Identifiant national</th><th>Type</th><th>Liée le</th></tr>{rows}</table><form method=\"post\" action=\"/compte/delier\"><button class=\"secondary\" type=\"submit\">Délier la carte</button></form>")
+        format!("<table id=\"links\"><tr><th>Identifiant</th><th>Liée le</th></tr>{rows}</table><form method=\"post\" action=\"/compte/delier\"><button class=\"secondary\" type=\"submit\">Délier la carte</button></form>")
     };
     layout(
         "Mon compte",

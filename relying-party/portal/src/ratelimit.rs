@@ -52,7 +52,7 @@ impl Refusal {
         let minutes = self.retry_after().as_secs().div_ceil(60).max(1);
         let when = if minutes == 1 { "dans 1 minute".to_owned() } else { format!("dans {minutes} minutes") };
         match self {
-            Refusal::Account { .. } => format!("Trop de tentatives de connexion pour cet identifiant : réessayez {when}, ou connectez-vous par carte CPS."),
+            Refusal::Account { .. } => format!("Trop de tentatives de connexion pour cet identifiant : réessayez {when}, ou connectez-vous par carte CPx."),
             Refusal::Address { .. } => format!("Trop de tentatives de connexion depuis cet ordinateur : réessayez {when}."),
         }
     }

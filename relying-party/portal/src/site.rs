@@ -98,16 +98,25 @@ fn new_session(db: &crate::db::Db, old: Option<&str>, state: SessionState<'_>, r
     }
 }
 
+/// The typed refusal of `/premiere-connexion/creer` for a card other than a CPS with an RPPS or ADELI
+/// number (CPE, CPA, a structure's number…).
+pub const LIBERAL_SPACE_CPS_ONLY: &str = "LIBERAL_SPACE_CPS_ONLY";
+
+/// What a card link stores as the identifier's kind: every PS_IdNat kind (`FINESS_INTERNAL`…).
+fn id_kind_of(identity: &cpx_verifier::Identity) -> String {
+    serde_json::to_value(identity.id_nat_kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 /// A verified card identity reached the browser session: in when the card is linked, else the
 /// first-time linking page (the identity waits 10 minutes in the session). Either way under a new
 /// session id.
 fn signed_in(db: &crate::db::Db, session: &str, identity: cpx_verifier::Identity) -> Reply {
     match db.linked_account(&identity.national_id) {
         Ok(Some(a)) => {
-            let id_kind = serde_json::to_value(identity.id_kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
+            let id_kind = id_kind_of(&identity);
             match db.link(&identity.national_id, &id_kind, a.id, &identity.certificate_serial) {
                 Ok(()) => new_session(
                     db,
@@ -282,20 +291,31 @@ pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
             let (Some(s), Some(identity)) = (session.clone(), pending) else {
                 return Reply { status: 403, ..Reply::html(pages::login(Some("La liaison de carte a expiré (10 minutes) : identifiez-vous de nouveau par carte."), &portal.agent_url)) };
             };
+            let (holder, id_label) = (identity.holder(), identity.id_label());
             let card = pages::PendingCard {
                 nom: &identity.nom,
                 prenom: &identity.prenom,
                 profession: identity.profession.as_deref().unwrap_or(""),
+                card_type: identity.card_type.code(),
+                holder: &holder,
+                structure: identity.structure.as_ref().and_then(|s| s.name.as_deref()),
+                id_label: &id_label,
                 national_id: &identity.national_id,
+                liberal: identity.may_open_liberal_space(),
             };
-            let id_kind = serde_json::to_value(identity.id_kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
+            let id_kind = id_kind_of(&identity);
             let again = |status: u16, msg: &str| Reply {
                 status,
                 ..Reply::html(pages::first_login(&card, Some(msg)))
             };
+            // Whatever the form says (confirmed or not): only a CPS with an RPPS or ADELI number makes an
+            // account.
+            if req.path == "/premiere-connexion/creer" && !identity.may_open_liberal_space() {
+                return Reply {
+                    status: 403,
+                    ..Reply::html(pages::first_login_refused(&card, LIBERAL_SPACE_CPS_ONLY, pages::LIBERAL_CPS_ONLY))
+                };
+            }
             let f = form(req.body);
             if req.method == "POST" && field(&f, "carte") != identity.national_id {
                 // Checked before any password: the professional has not said this card is theirs.
@@ -494,7 +514,7 @@ mod tests {
 
     fn pending_card(p: &Portal, session: &str) {
         let identity = serde_json::json!({
-            "national_id": "899700123456", "id_kind": "RPPS", "id_number": "99700123456",
+            "national_id": "899700123456", "id_kind": "RPPS", "id_number": "99700123456", "id_nat_kind": "RPPS", "card_type": "CPS", "nominative": true,
             "nom": "DUPONT", "prenom": "JEAN", "profession": "Médecin",
             "certificate_serial": "01", "issuer": "test"
         });

@@ -5,7 +5,7 @@
 mod crl;
 
 use base64::Engine;
-use cpx_verifier::{IdKind, Revocation, Token, Verifier, VerifyError};
+use cpx_verifier::{CardType, IdKind, IdNatKind, Revocation, Token, Verifier, VerifyError};
 use rsa::pkcs8::DecodePrivateKey;
 use sha2::{Digest, Sha256};
 
@@ -55,6 +55,47 @@ fn a_card_certificate_gives_the_identity() {
         (IdKind::Adeli, Some("Masseur-Kinésithérapeute"))
     );
     assert_eq!(id.revocation, Revocation::NotRevoked);
+}
+
+#[test]
+fn every_cpx_card_gives_its_type_kind_and_structure() {
+    let v = verifier();
+    let cps = v.verify_certificate(&der(pki!("dupont-auth.pem"))).unwrap();
+    assert_eq!((cps.card_type, cps.id_nat_kind, cps.nominative), (CardType::Cps, IdNatKind::Rpps, true));
+    assert!(cps.may_open_liberal_space() && cps.structure.is_none());
+    assert_eq!(cps.id_label(), "RPPS 899700123456");
+
+    let cpe = v.verify_certificate(&der(pki!("moreau-auth.pem"))).unwrap();
+    assert_eq!(
+        (cpe.card_type, cpe.id_nat_kind, cpe.id_kind),
+        (CardType::Cpe, IdNatKind::FinessInternal, IdKind::Other)
+    );
+    assert_eq!(cpe.id_label(), "FINESS/identifiant interne 30B0238838/CPET00001");
+    let structure = cpe.structure.clone().unwrap();
+    assert_eq!(
+        (
+            structure.name.as_deref(),
+            structure.register.as_deref(),
+            structure.number.as_deref(),
+            structure.internal_id.as_deref()
+        ),
+        (Some("CENTRE HOSPITALIER DE TEST"), Some("FINESS"), Some("0B0238838"), Some("CPET00001"))
+    );
+    assert_eq!(cpe.holder(), "SOPHIE MOREAU");
+    assert!(!cpe.may_open_liberal_space());
+
+    let anonymous = v.verify_certificate(&der(pki!("accueil-auth.pem"))).unwrap();
+    assert!(!anonymous.nominative && anonymous.nom.is_empty() && anonymous.prenom.is_empty());
+    assert_eq!((anonymous.card_type, anonymous.holder()), (CardType::Cpe, "CLINIQUE DE TEST DU PARC".into()));
+    assert!(!anonymous.may_open_liberal_space());
+
+    let cpa = v.verify_certificate(&der(pki!("bernard-auth.pem"))).unwrap();
+    assert_eq!((cpa.card_type, cpa.id_nat_kind), (CardType::Cpa, IdNatKind::RppsInternal));
+    assert!(!cpa.may_open_liberal_space());
+
+    // A CPF's certificate is a CPS's (RPPS, person): the portal cannot tell them apart.
+    let cpf = v.verify_certificate(&der(pki!("petit-auth.pem"))).unwrap();
+    assert_eq!((cpf.card_type, cpf.id_kind), (CardType::Cps, IdKind::Rpps));
 }
 
 #[test]

@@ -572,7 +572,7 @@ fn real_speed_bench(json_out: bool, latency: cpx_sim::Latency, browser: bool) {
     // The card is linked to an account once (not measured), so that every measured login ends in a session.
     portal.add_account("amelie", "motdepasse-de-test", "DUPONT", "Jean");
 
-    // Ours: « S'identifier par carte CPS » → challenge → agent (PIN prompt excluded) → portal session.
+    // Ours: « S'identifier par carte CPx » → challenge → agent (PIN prompt excluded) → portal session.
     let agent = AgentProcess::start_on(&dir.join("agent"), &portal.agent_site(&pki), agent_port);
     let login = |link: bool| -> (usize, f64) {
         let before = apdus_so_far();
