@@ -54,6 +54,7 @@ pub mod pin_prompt;
 pub mod policy_keys;
 pub mod policy_macos;
 pub mod policy_registry;
+pub mod proxy;
 pub mod report;
 pub mod root_store;
 pub mod scan;
