@@ -99,7 +99,9 @@ fn load() -> Result<Lib, String> {
     unsafe {
         Ok(Lib {
             import_name: std::mem::transmute::<*mut c_void, ImportName>(sym("gss_import_name")?),
-            init_sec_context: std::mem::transmute::<*mut c_void, InitSecContext>(sym("gss_init_sec_context")?),
+            init_sec_context: std::mem::transmute::<*mut c_void, InitSecContext>(sym(
+                "gss_init_sec_context",
+            )?),
             release_buffer: std::mem::transmute::<*mut c_void, ReleaseBuffer>(sym("gss_release_buffer")?),
             release_name: std::mem::transmute::<*mut c_void, ReleaseName>(sym("gss_release_name")?),
             delete_sec_context: std::mem::transmute::<*mut c_void, DeleteSecContext>(sym(
@@ -167,7 +169,8 @@ impl Gss {
         let service = CString::new(format!("HTTP@{host}")).map_err(|e| e.to_string())?;
         let bytes = service.as_bytes();
         let input = Buffer { length: bytes.len(), value: bytes.as_ptr() as *mut c_void };
-        let oid = Oid { length: NT_HOSTBASED_SERVICE.len() as u32, elements: NT_HOSTBASED_SERVICE.as_ptr().cast() };
+        let oid =
+            Oid { length: NT_HOSTBASED_SERVICE.len() as u32, elements: NT_HOSTBASED_SERVICE.as_ptr().cast() };
         let mut minor = 0;
         let mut name: GssName = std::ptr::null_mut();
         // SAFETY: valid input buffer and OID for the call's length; `name` is released in Drop.

@@ -221,10 +221,9 @@ pub async fn open(
 ) -> Result<tokio::net::TcpStream, ProxyError> {
     let deadline = tokio::time::Instant::now() + timeout;
     match &route.proxy {
-        None => connect_any(host, port, deadline).await.map_err(|why| ProxyError::Unreachable {
-            target: connect::authority(host, port),
-            why,
-        }),
+        None => connect_any(host, port, deadline)
+            .await
+            .map_err(|why| ProxyError::Unreachable { target: connect::authority(host, port), why }),
         Some(proxy) => open_tunnel(proxy, host, port, deadline, &auth::Credentials::system()).await,
     }
 }
@@ -241,8 +240,10 @@ pub fn open_blocking(
         Some(p) => ProxyError::ProxyUnreachable { proxy: p.to_string(), why },
         None => ProxyError::Unreachable { target: connect::authority(host, port), why },
     };
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| failed(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| failed(e.to_string()))?;
     runtime.block_on(async {
         let tcp = open(route, host, port, timeout).await?.into_std().map_err(|e| failed(e.to_string()))?;
         tcp.set_nonblocking(false).map_err(|e| failed(e.to_string()))?;
@@ -275,10 +276,8 @@ mod tests {
         assert!(matches!(ProxySetting::parse("socks5://proxy:1080"), Err(SettingError::Scheme(_))));
         assert!(matches!(ProxySetting::parse("http://proxy:3128/pac"), Err(SettingError::Unknown(_))));
         assert!(matches!(ProxySetting::parse("http://:3128"), Err(SettingError::Unknown(_))));
-        let s: ProxySetting = toml::from_str::<toml::Table>("proxy = \"direct\"").unwrap()["proxy"]
-            .clone()
-            .try_into()
-            .unwrap();
+        let s: ProxySetting =
+            toml::from_str::<toml::Table>("proxy = \"direct\"").unwrap()["proxy"].clone().try_into().unwrap();
         assert_eq!(s, ProxySetting::Direct);
     }
 

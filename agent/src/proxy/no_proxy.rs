@@ -17,7 +17,10 @@ pub fn is_loopback(host: &str) -> bool {
 /// Whether `host` (and `port`) matches one entry of a bypass list given as text, entries separated by
 /// commas, semicolons or blanks.
 pub fn bypassed(list: &str, host: &str, port: u16) -> bool {
-    list.split([',', ';', ' ', '\t', '\n']).map(str::trim).filter(|e| !e.is_empty()).any(|e| matches(e, host, port))
+    list.split([',', ';', ' ', '\t', '\n'])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .any(|e| matches(e, host, port))
 }
 
 /// One entry against one host.
@@ -38,7 +41,8 @@ pub fn matches(entry: &str, host: &str, port: u16) -> bool {
     let entry = entry.trim_start_matches("http://").trim_start_matches("https://");
     // A network.
     if let Some((net, bits)) = entry.split_once('/') {
-        let (Ok(net), Ok(bits), Ok(addr)) = (net.parse::<IpAddr>(), bits.parse::<u32>(), host.parse::<IpAddr>())
+        let (Ok(net), Ok(bits), Ok(addr)) =
+            (net.parse::<IpAddr>(), bits.parse::<u32>(), host.parse::<IpAddr>())
         else {
             return false;
         };
@@ -118,7 +122,8 @@ mod tests {
 
     #[test]
     fn bypass_lists() {
-        let list = "localhost, .chu-exemple.fr;*.intra.fr 10.0.0.0/8,fe80::/10  <local> portail.fr:8443 *mgr*";
+        let list =
+            "localhost, .chu-exemple.fr;*.intra.fr 10.0.0.0/8,fe80::/10  <local> portail.fr:8443 *mgr*";
         for (host, port) in [
             ("chu-exemple.fr", 443),
             ("cpx.chu-exemple.fr", 443),

@@ -63,8 +63,10 @@ impl super::auth::Context for Sspi {
             pvBuffer: input.map_or(std::ptr::null_mut(), |t| t.as_ptr() as *mut _),
         };
         let in_desc = SecBufferDesc { ulVersion: SECBUFFER_VERSION, cBuffers: 1, pBuffers: &mut in_buffer };
-        let mut out_buffer = SecBuffer { cbBuffer: 0, BufferType: SECBUFFER_TOKEN, pvBuffer: std::ptr::null_mut() };
-        let mut out_desc = SecBufferDesc { ulVersion: SECBUFFER_VERSION, cBuffers: 1, pBuffers: &mut out_buffer };
+        let mut out_buffer =
+            SecBuffer { cbBuffer: 0, BufferType: SECBUFFER_TOKEN, pvBuffer: std::ptr::null_mut() };
+        let mut out_desc =
+            SecBufferDesc { ulVersion: SECBUFFER_VERSION, cBuffers: 1, pBuffers: &mut out_buffer };
         let mut new_context = SecHandle { dwLower: 0, dwUpper: 0 };
         let mut attributes = 0u32;
         let previous = self.context.as_ref().map_or(std::ptr::null(), |c| c as *const SecHandle);

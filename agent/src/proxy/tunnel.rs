@@ -37,7 +37,10 @@ impl Head {
         let mut parts = status_line.splitn(3, ' ');
         let version = parts.next().unwrap_or_default();
         if !version.starts_with("HTTP/1.") {
-            return Err(format!("not an HTTP answer: {:?}", status_line.chars().take(40).collect::<String>()));
+            return Err(format!(
+                "not an HTTP answer: {:?}",
+                status_line.chars().take(40).collect::<String>()
+            ));
         }
         let status = parts
             .next()
@@ -162,10 +165,10 @@ async fn tunnel(
             request.push_str(&format!("Proxy-Authorization: {h}\r\n"));
         }
         request.push_str("\r\n");
-        stream.write_all(request.as_bytes()).await.map_err(|e| ProxyError::ProxyUnreachable {
-            proxy: name.clone(),
-            why: e.to_string(),
-        })?;
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| ProxyError::ProxyUnreachable { proxy: name.clone(), why: e.to_string() })?;
         let (head, body_start) = read_head(&mut stream, &name).await?;
         tracing::debug!(proxy = %name, %target, status = head.status, round, "CONNECT answered");
         if (200..300).contains(&head.status) {
@@ -377,10 +380,12 @@ mod tests {
 
     #[tokio::test]
     async fn refusals_and_bad_answers_are_typed() {
-        let (proxy, _task) =
-            scripted(vec!["HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"]).await;
+        let (proxy, _task) = scripted(vec!["HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"]).await;
         let e = open_tunnel(&proxy, "p.fr", 443, soon(), &Credentials::default()).await.unwrap_err();
-        assert!(matches!(&e, ProxyError::Refused { status: 403, target, .. } if target == "p.fr:443"), "{e:?}");
+        assert!(
+            matches!(&e, ProxyError::Refused { status: 403, target, .. } if target == "p.fr:443"),
+            "{e:?}"
+        );
         assert_eq!(e.code(), "PROXY_REFUSED");
         let (proxy, _task) = scripted(vec!["SSH-2.0-OpenSSH_9.2\r\n\r\n"]).await;
         let e = open_tunnel(&proxy, "p.fr", 443, soon(), &Credentials::default()).await.unwrap_err();

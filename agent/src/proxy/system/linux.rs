@@ -24,13 +24,15 @@ pub fn desktop_with(
     let mode = get(BASE, "mode").and_then(|v| gvariant_string(&v));
     match mode.as_deref() {
         Some("manual") => {
-            let ignore = get(BASE, "ignore-hosts").map(|v| gvariant_strings(&v).join(",")).unwrap_or_default();
+            let ignore =
+                get(BASE, "ignore-hosts").map(|v| gvariant_strings(&v).join(",")).unwrap_or_default();
             if bypassed(&ignore, host, port) {
                 return Route::direct(format!("GNOME: ignore-hosts ({ignore})"));
             }
             let server = |schema: &str| {
                 let h = get(schema, "host").and_then(|v| gvariant_string(&v)).filter(|h| !h.is_empty())?;
-                let p = get(schema, "port").and_then(|v| v.trim().trim_start_matches("uint32 ").parse::<u16>().ok())?;
+                let p = get(schema, "port")
+                    .and_then(|v| v.trim().trim_start_matches("uint32 ").parse::<u16>().ok())?;
                 (p != 0).then(|| ProxyServer::parse(&format!("{h}:{p}")).ok()).flatten()
             };
             let https = server(&format!("{BASE}.https"));
@@ -42,7 +44,8 @@ pub fn desktop_with(
                     let http = format!("{BASE}.http");
                     if get(&http, "use-authentication").is_some_and(|v| v.trim() == "true") {
                         let user = get(&http, "authentication-user").and_then(|v| gvariant_string(&v));
-                        let password = get(&http, "authentication-password").and_then(|v| gvariant_string(&v));
+                        let password =
+                            get(&http, "authentication-password").and_then(|v| gvariant_string(&v));
                         if let (Some(u), Some(pw)) = (user, password) {
                             p.basic = Some((u, pw));
                         }
@@ -82,13 +85,19 @@ fn libproxy(url: &str) -> Option<String> {
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let first = text.split_whitespace().next()?.to_owned();
-    Some(if first.starts_with("direct://") { "DIRECT".into() } else { format!("PROXY {}", first.trim_start_matches("http://")) })
+    Some(if first.starts_with("direct://") {
+        "DIRECT".into()
+    } else {
+        format!("PROXY {}", first.trim_start_matches("http://"))
+    })
 }
 
 /// `'text'` → `text` (GVariant's text form; `\'` and `\\` unescaped).
 pub fn gvariant_string(v: &str) -> Option<String> {
     let v = v.trim();
-    let inner = v.strip_prefix('\'').and_then(|r| r.strip_suffix('\''))
+    let inner = v
+        .strip_prefix('\'')
+        .and_then(|r| r.strip_suffix('\''))
         .or_else(|| v.strip_prefix('"').and_then(|r| r.strip_suffix('"')))?;
     let mut out = String::new();
     let mut chars = inner.chars();
@@ -146,7 +155,10 @@ mod tests {
         assert_eq!(gvariant_string("'manual'\n").as_deref(), Some("manual"));
         assert_eq!(gvariant_string("'l\\'hôpital'").as_deref(), Some("l'hôpital"));
         assert_eq!(gvariant_string("3128"), None);
-        assert_eq!(gvariant_strings("['localhost', '127.0.0.0/8', \"::1\"]"), ["localhost", "127.0.0.0/8", "::1"]);
+        assert_eq!(
+            gvariant_strings("['localhost', '127.0.0.0/8', \"::1\"]"),
+            ["localhost", "127.0.0.0/8", "::1"]
+        );
         assert!(gvariant_strings("@as []").is_empty());
     }
 
@@ -164,7 +176,10 @@ mod tests {
         let no_pac = |_: &str| None;
         let r = desktop_with("cpx.portail.fr", 443, &manual, &no_pac);
         let p = r.proxy.unwrap();
-        assert_eq!((p.authority(), p.basic), ("proxy.chu.fr:3128".into(), Some(("jean".into(), "pw".into()))));
+        assert_eq!(
+            (p.authority(), p.basic),
+            ("proxy.chu.fr:3128".into(), Some(("jean".into(), "pw".into())))
+        );
         assert!(desktop_with("dpi.intra.chu.fr", 443, &manual, &no_pac).proxy.is_none());
 
         let same = settings(&[

@@ -27,10 +27,10 @@ pub fn route(host: &str, port: u16) -> Route {
     }
     // SAFETY: a CFDictionary owned by us (Create rule), released when dropped.
     let dict: CFDictionary<CFString, CFType> = unsafe { CFDictionary::wrap_under_create_rule(raw) };
-    let number = |k: &str| {
-        dict.find(CFString::new(k)).and_then(|v| v.downcast::<CFNumber>()).and_then(|n| n.to_i64())
-    };
-    let text = |k: &str| dict.find(CFString::new(k)).and_then(|v| v.downcast::<CFString>()).map(|s| s.to_string());
+    let number =
+        |k: &str| dict.find(CFString::new(k)).and_then(|v| v.downcast::<CFNumber>()).and_then(|n| n.to_i64());
+    let text =
+        |k: &str| dict.find(CFString::new(k)).and_then(|v| v.downcast::<CFString>()).map(|s| s.to_string());
     let exceptions: Vec<String> = dict
         .find(CFString::new("ExceptionsList"))
         .and_then(|v| v.downcast::<CFArray>())

@@ -39,16 +39,16 @@ pub fn route(host: &str, port: u16) -> Route {
     }
     #[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]
     {
-        from_env(host, port, &|k| std::env::var(k).ok()).unwrap_or_else(|| Route::direct("no proxy configured"))
+        from_env(host, port, &|k| std::env::var(k).ok())
+            .unwrap_or_else(|| Route::direct("no proxy configured"))
     }
 }
 
 /// The environment's proxy for an https URL, as curl reads it: `https_proxy`, else `all_proxy` (lower
 /// case first), unless `no_proxy` covers the host. `None`: the environment sets no proxy.
 pub fn from_env(host: &str, port: u16, var: &dyn Fn(&str) -> Option<String>) -> Option<Route> {
-    let get = |name: &str| {
-        var(name).or_else(|| var(&name.to_ascii_uppercase())).filter(|v| !v.trim().is_empty())
-    };
+    let get =
+        |name: &str| var(name).or_else(|| var(&name.to_ascii_uppercase())).filter(|v| !v.trim().is_empty());
     let (name, value) = ["https_proxy", "all_proxy"].iter().find_map(|n| get(n).map(|v| (*n, v)))?;
     if let Some(list) = get("no_proxy") {
         if bypassed(&list, host, port) {
@@ -82,7 +82,8 @@ pub fn pick_https(list: &str) -> Option<ProxyServer> {
         return None;
     }
     let scheme = |s: &str| entries.iter().find_map(|e| e.strip_prefix(s)).map(str::to_owned);
-    let chosen = scheme("https=").or_else(|| entries.iter().find(|e| !e.contains('=')).map(|e| (*e).to_owned()))?;
+    let chosen =
+        scheme("https=").or_else(|| entries.iter().find(|e| !e.contains('=')).map(|e| (*e).to_owned()))?;
     ProxyServer::parse(&chosen).ok()
 }
 
@@ -96,9 +97,14 @@ mod tests {
 
     #[test]
     fn environment() {
-        let r = from_env("cpx.portail.fr", 443, &env(&[("https_proxy", "http://proxy.chu.fr:3128")])).unwrap();
-        assert_eq!((r.proxy.unwrap().authority(), r.source.as_str()), ("proxy.chu.fr:3128".into(), "https_proxy"));
-        let r = from_env("a.fr", 443, &env(&[("HTTPS_PROXY", "proxy:8080"), ("ALL_PROXY", "other:1")])).unwrap();
+        let r =
+            from_env("cpx.portail.fr", 443, &env(&[("https_proxy", "http://proxy.chu.fr:3128")])).unwrap();
+        assert_eq!(
+            (r.proxy.unwrap().authority(), r.source.as_str()),
+            ("proxy.chu.fr:3128".into(), "https_proxy")
+        );
+        let r =
+            from_env("a.fr", 443, &env(&[("HTTPS_PROXY", "proxy:8080"), ("ALL_PROXY", "other:1")])).unwrap();
         assert_eq!(r.proxy.unwrap().authority(), "proxy:8080");
         let r = from_env("a.fr", 443, &env(&[("all_proxy", "http://other:1")])).unwrap();
         assert_eq!(r.source, "all_proxy");

@@ -36,7 +36,13 @@ fn take(p: *mut u16) -> Option<String> {
 }
 
 /// The manual proxy of a WinINet/WinHTTP configuration for the host, with its bypass list.
-fn manual(proxy: Option<String>, bypass: Option<String>, host: &str, port: u16, source: &str) -> Option<Route> {
+fn manual(
+    proxy: Option<String>,
+    bypass: Option<String>,
+    host: &str,
+    port: u16,
+    source: &str,
+) -> Option<Route> {
     let list = proxy.filter(|p| !p.trim().is_empty())?;
     let bypass = bypass.unwrap_or_default();
     if bypassed(&bypass, host, port) {
@@ -62,7 +68,11 @@ fn auto_proxy(url: &str, detect: bool, pac: Option<&str>, host: &str, port: u16)
     let mut options = WINHTTP_AUTOPROXY_OPTIONS {
         dwFlags: (if detect { WINHTTP_AUTOPROXY_AUTO_DETECT } else { 0 })
             | (if pac_w.is_some() { WINHTTP_AUTOPROXY_CONFIG_URL } else { 0 }),
-        dwAutoDetectFlags: if detect { WINHTTP_AUTO_DETECT_TYPE_DHCP | WINHTTP_AUTO_DETECT_TYPE_DNS_A } else { 0 },
+        dwAutoDetectFlags: if detect {
+            WINHTTP_AUTO_DETECT_TYPE_DHCP | WINHTTP_AUTO_DETECT_TYPE_DNS_A
+        } else {
+            0
+        },
         lpszAutoConfigUrl: pac_w.as_ref().map_or(std::ptr::null(), |w| w.as_ptr()),
         lpvReserved: std::ptr::null_mut(),
         dwReserved: 0,
@@ -101,7 +111,9 @@ pub fn route(host: &str, port: u16) -> Route {
             match auto_proxy(&url, detect, pac.as_deref(), host, port) {
                 Ok(r) => return r,
                 // As browsers do: a script that cannot be had or run falls back to the manual settings.
-                Err(e) => tracing::warn!(error = %e, "automatic proxy configuration failed; manual settings apply"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "automatic proxy configuration failed; manual settings apply")
+                }
             }
         }
         if let Some(r) = manual(proxy, bypass, host, port, "WinINet (manual)") {
