@@ -213,7 +213,7 @@ async fn tunnel(
                 let mut chosen = Answer::None;
                 let mut context_failure = None;
                 for scheme in [Scheme::Negotiate, Scheme::Ntlm] {
-                    if !(credentials.negotiate && has(scheme)) || !matches!(chosen, Answer::None) {
+                    if !(credentials.negotiate && has(scheme) && matches!(chosen, Answer::None)) {
                         continue;
                     }
                     let started = auth::context(scheme, &proxy.host).and_then(|mut c| {
