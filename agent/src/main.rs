@@ -1,5 +1,5 @@
 //! `cpx-agent`: the agent's command line. Parses the arguments and dispatches; what is printed is rendered
-//! by `cpx_agent::output`, the exit statuses are `cpx_agent::exit::ExitStatus` (which also writes the help's
+//! by `cpx_agent::cli`, the exit statuses are `cpx_agent::cli::ExitStatus` (which also writes the help's
 //! section about them).
 
 use std::process::ExitCode;
@@ -7,11 +7,11 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use cpx_agent::card_service::CardService;
-use cpx_agent::exit::ExitStatus;
+use cpx_agent::card::CardService;
+use cpx_agent::card::{ReaderReport, ScanOptions};
+use cpx_agent::cli::ExitStatus;
+use cpx_agent::cli::{self, colour_enabled};
 use cpx_agent::messages::{Code, Lang, SlotState};
-use cpx_agent::output::{self, colour_enabled};
-use cpx_agent::scan::{ReaderReport, ScanOptions};
 use cpx_card::CertCache;
 use cpx_pcsc::{Monitor, MonitorEvent};
 
@@ -181,7 +181,7 @@ fn main() -> ExitCode {
             &g,
             &cli_cards(&g, cache),
             out,
-            cpx_agent::report::Include { identity: include_identity, origins: include_origins },
+            cpx_agent::helpdesk::Include { identity: include_identity, origins: include_origins },
             config,
         ),
     }
@@ -199,7 +199,7 @@ fn cli_cards(g: &Global, cache: CertCache) -> Arc<CardService> {
 fn config_to_check(
     command: &str,
     config: Option<std::path::PathBuf>,
-) -> Result<(cpx_agent::config::Config, String, std::path::PathBuf), ExitCode> {
+) -> Result<(cpx_agent::platform::Config, String, std::path::PathBuf), ExitCode> {
     let (config, source) = load_config(config).map_err(|e| {
         eprintln!("cpx-agent {command}: {e}");
         ExitCode::from(ExitStatus::Internal)
@@ -213,14 +213,14 @@ fn report(
     g: &Global,
     cards: &CardService,
     out: std::path::PathBuf,
-    include: cpx_agent::report::Include,
+    include: cpx_agent::helpdesk::Include,
     config: Option<std::path::PathBuf>,
 ) -> ExitCode {
     let (config, config_source, data_dir) = match config_to_check("report", config) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let opts = cpx_agent::diagnose::Options {
+    let opts = cpx_agent::helpdesk::DiagnoseOptions {
         config: &config,
         config_source,
         reader: g.reader.clone(),
@@ -229,7 +229,7 @@ fn report(
         cards,
         data_dir,
     };
-    let text = cpx_agent::report::gather_with(&opts, include);
+    let text = cpx_agent::helpdesk::report_with(&opts, include);
     if let Err(e) = std::fs::write(&out, text) {
         eprintln!("cpx-agent report: {}: {e}", out.display());
         return ExitCode::from(ExitStatus::Internal);
@@ -239,10 +239,10 @@ fn report(
 }
 
 fn autostart(g: &Global, action: AutostartAction, program: Option<std::path::PathBuf>) -> ExitCode {
-    use cpx_agent::autostart::{self, Autostart};
+    use cpx_agent::platform::{default_program, Autostart};
     let result = Autostart::current().and_then(|a| {
         match action {
-            AutostartAction::On => a.enable(&program.map_or_else(autostart::default_program, Ok)?)?,
+            AutostartAction::On => a.enable(&program.map_or_else(default_program, Ok)?)?,
             AutostartAction::Off => {
                 a.disable()?;
             }
@@ -260,7 +260,7 @@ fn autostart(g: &Global, action: AutostartAction, program: Option<std::path::Pat
     if g.json {
         println!("{}", serde_json::to_string(&status).unwrap_or_default());
     } else {
-        println!("{}", output::autostart_text(g.lang, &status));
+        println!("{}", cli::autostart_text(g.lang, &status));
     }
     ExitCode::SUCCESS
 }
@@ -271,9 +271,9 @@ fn errors(g: &Global, markdown: bool) -> ExitCode {
     } else {
         for code in Code::ALL {
             if g.json {
-                println!("{}", output::problem_json(g.lang, code));
+                println!("{}", cli::problem_json(g.lang, code));
             } else {
-                println!("{}", output::catalogue_entry_text(g.lang, code));
+                println!("{}", cli::catalogue_entry_text(g.lang, code));
             }
         }
     }
@@ -281,13 +281,13 @@ fn errors(g: &Global, markdown: bool) -> ExitCode {
 }
 
 fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<String>) -> ExitCode {
-    use cpx_agent::diagnose;
+    use cpx_agent::helpdesk;
     let (config, config_source, data_dir) = match config_to_check("diagnose", config) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let cards = cli_cards(g, CertCache::memory());
-    let opts = diagnose::Options {
+    let opts = helpdesk::DiagnoseOptions {
         config: &config,
         config_source,
         reader: g.reader.clone(),
@@ -296,12 +296,12 @@ fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<Strin
         cards: &cards,
         data_dir,
     };
-    let checks = diagnose::run(&opts);
-    let status = diagnose::exit_status(&checks);
+    let checks = helpdesk::diagnose(&opts);
+    let status = helpdesk::exit_status(&checks);
     if g.json {
-        let list: Vec<_> = checks.iter().map(|c| output::check_json(g.lang, c)).collect();
+        let list: Vec<_> = checks.iter().map(|c| cli::check_json(g.lang, c)).collect();
         let first =
-            diagnose::first_fault(&checks).map(|c| serde_json::json!({"check": c.id, "code": c.code}));
+            helpdesk::first_fault(&checks).map(|c| serde_json::json!({"check": c.id, "code": c.code}));
         let p = &config.provenance;
         let policy = serde_json::json!({
             "managed": p.settings.iter().filter(|s| s.managed).collect::<Vec<_>>(),
@@ -316,7 +316,7 @@ fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<Strin
     } else {
         let colour = colour_enabled();
         for c in &checks {
-            println!("{}", output::check_text(g.lang, c, colour));
+            println!("{}", cli::check_text(g.lang, c, colour));
         }
     }
     ExitCode::from(status)
@@ -324,10 +324,16 @@ fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<Strin
 
 /// `browser-policies apply|remove`.
 fn browser_policies(g: &Global, action: BrowserPoliciesAction, root: &std::path::Path) -> ExitCode {
-    use cpx_agent::browser_policies as bp;
+    use cpx_agent::platform::{
+        apply_browser_policies, browser_policies_config, remove_browser_policies, BrowserPolicies,
+    };
     let result = match action {
-        BrowserPoliciesAction::Apply => bp::machine_config().and_then(|c| bp::apply(root, &c)),
-        BrowserPoliciesAction::Remove => bp::remove(root).map(|o| (bp::Wanted::default(), o)),
+        BrowserPoliciesAction::Apply => {
+            browser_policies_config().and_then(|c| apply_browser_policies(root, &c))
+        }
+        BrowserPoliciesAction::Remove => {
+            remove_browser_policies(root).map(|o| (BrowserPolicies::default(), o))
+        }
     };
     let (wanted, outcome) = match result {
         Ok(r) => r,
@@ -348,22 +354,22 @@ fn browser_policies(g: &Global, action: BrowserPoliciesAction, root: &std::path:
         return ExitCode::SUCCESS;
     }
     let nothing_wanted = matches!(action, BrowserPoliciesAction::Apply) && wanted.is_empty();
-    print!("{}", output::browser_policies_text(g.lang, nothing_wanted, &outcome, colour_enabled()));
+    print!("{}", cli::browser_policies_text(g.lang, nothing_wanted, &outcome, colour_enabled()));
     ExitCode::SUCCESS
 }
 
 /// `install-trust` / `uninstall-trust`: what was done, one line each; exit 1 on failure.
 fn machine_trust(g: &Global, install: bool) -> ExitCode {
-    use cpx_agent::machine_trust;
-    let dir = machine_trust::machine_dir();
+    use cpx_agent::platform::{install_trust, machine_dir, uninstall_trust};
+    let dir = machine_dir();
     let (name, done) = if install {
-        ("install-trust", machine_trust::install(&dir))
+        ("install-trust", install_trust(&dir))
     } else {
-        ("uninstall-trust", machine_trust::uninstall(&dir))
+        ("uninstall-trust", uninstall_trust(&dir))
     };
     match done {
         Ok(done) => {
-            print!("{}", output::machine_trust_text(g.lang, name, install, &dir, &done));
+            print!("{}", cli::machine_trust_text(g.lang, name, install, &dir, &done));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -381,7 +387,7 @@ fn serve(
     port: Option<u16>,
     data_dir: Option<std::path::PathBuf>,
 ) -> ExitCode {
-    use cpx_agent::config::PinPromptConfig;
+    use cpx_agent::platform::PinPromptConfig;
     use cpx_agent::service;
     let fail = |what: String| {
         eprintln!("cpx-agent serve: {what}");
@@ -394,7 +400,7 @@ fn serve(
     if let Some(p) = port {
         config.port = p;
     }
-    let _log_guard = match cpx_agent::logging::init(config.log_level.as_deref()) {
+    let _log_guard = match cpx_agent::helpdesk::init_logging(config.log_level.as_deref()) {
         Ok(g) => Some(g),
         Err(e) => {
             eprintln!("cpx-agent serve: no log file ({e})");
@@ -416,16 +422,16 @@ fn serve(
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    let prompt: std::sync::Arc<dyn cpx_agent::pin_prompt::PinPrompt> = match &config.pin_prompt {
-        PinPromptConfig::Terminal => std::sync::Arc::new(cpx_agent::pin_prompt::TerminalPrompt),
+    let prompt: std::sync::Arc<dyn cpx_agent::card::PinPrompt> = match &config.pin_prompt {
+        PinPromptConfig::Terminal => std::sync::Arc::new(cpx_agent::card::TerminalPrompt),
         PinPromptConfig::Pinentry { program } => {
-            std::sync::Arc::new(cpx_agent::pin_prompt::PinentryPrompt { program: program.clone() })
+            std::sync::Arc::new(cpx_agent::card::PinentryPrompt { program: program.clone() })
         }
     };
     // A shared computer: this user's agent on a port of its own, found by pages through the broker.
     let user_listener = match config.user_ports {
         Some([first, last]) => {
-            let bound = cpx_agent::peer::current_user()
+            let bound = cpx_agent::loopback::current_user()
                 .map_err(|e| e.to_string())
                 .and_then(|me| service::bind_user_port(first, last, &me));
             match bound {
@@ -474,7 +480,7 @@ fn serve(
         use std::io::Write;
         let _ = std::io::stdout().flush();
         tokio::select! {
-            r = cpx_agent::server::serve(prepared.agent, &prepared.identity, listener) => match r {
+            r = cpx_agent::loopback::serve(prepared.agent, &prepared.identity, listener) => match r {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(e.to_string()),
             },
@@ -514,11 +520,11 @@ fn broker(
         );
     };
     let port = port.unwrap_or(config.port);
-    let _log_guard = cpx_agent::logging::init(config.log_level.as_deref()).ok();
+    let _log_guard = cpx_agent::helpdesk::init_logging(config.log_level.as_deref()).ok();
     config.provenance.log_problems();
     // The broker's key stays in its own folder (a service has no user keyring).
-    let store = cpx_agent::secrets::FileStore { dir: data_dir.join("secrets") };
-    let identity = match cpx_agent::localca::load_or_create(&data_dir, &store) {
+    let store = cpx_agent::platform::FileStore { dir: data_dir.join("secrets") };
+    let identity = match cpx_agent::platform::load_or_create_identity(&data_dir, &store) {
         Ok(i) => i,
         Err(e) => return fail(e.to_string()),
     };
@@ -537,9 +543,9 @@ fn broker(
         );
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        let broker = std::sync::Arc::new(cpx_agent::broker::Broker { port, user_ports: first..=last });
+        let broker = std::sync::Arc::new(cpx_agent::loopback::Broker { port, user_ports: first..=last });
         tokio::select! {
-            r = cpx_agent::broker::serve(broker, &identity, listener) => match r {
+            r = cpx_agent::loopback::serve_broker(broker, &identity, listener) => match r {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(e.to_string()),
             },
@@ -577,12 +583,12 @@ fn run_scan(g: &Global, cards: &CardService, detailed: bool) -> ExitCode {
         return ExitCode::from(ExitStatus::NoReader);
     }
     if g.json {
-        let out: Vec<_> = reports.iter().map(|r| output::report_json(g.lang, r)).collect();
+        let out: Vec<_> = reports.iter().map(|r| cli::report_json(g.lang, r)).collect();
         println!("{}", serde_json::json!({"service": "running", "readers": out}));
     } else {
         let colour = colour_enabled();
         for r in &reports {
-            println!("{}", output::report_text(g.lang, r, detailed, colour));
+            println!("{}", cli::report_text(g.lang, r, detailed, colour));
         }
     }
     let ready: Vec<&ReaderReport> = reports.iter().filter(|r| r.state == SlotState::CardReady).collect();
@@ -611,12 +617,12 @@ fn service_error(g: &Global, code: Code) -> ExitCode {
 fn print_problem(g: &Global, code: Code) {
     if g.json {
         let service = if code == Code::PcscServiceStopped { "stopped" } else { "running" };
-        let mut v = output::problem_json(g.lang, code);
+        let mut v = cli::problem_json(g.lang, code);
         v["service"] = service.into();
         v["readers"] = serde_json::json!([]);
         println!("{v}");
     } else {
-        println!("{}", output::problem_text(g.lang, code, colour_enabled()));
+        println!("{}", cli::problem_text(g.lang, code, colour_enabled()));
     }
 }
 
@@ -666,9 +672,9 @@ fn print_event(g: &Global, event: &MonitorEvent, at: Instant, cards: &CardServic
     };
     let report = report.as_ref().map(|(r, ready)| (r, *ready));
     if g.json {
-        println!("{}", output::event_json(lang, event, &stamp, report));
+        println!("{}", cli::event_json(lang, event, &stamp, report));
     } else {
-        println!("{}", output::event_lines(lang, event, &stamp, report, colour));
+        println!("{}", cli::event_lines(lang, event, &stamp, report, colour));
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();

@@ -7,36 +7,36 @@ use std::time::Duration;
 
 use cpx_card::CertCache;
 
-use crate::card_service::CardService;
-use crate::config::{Config, KeyStoreKind};
-use crate::consent::{Consent, ConsentPrompt};
-use crate::localca::{self, LoopbackIdentity};
-use crate::pin_prompt::PinPrompt;
-use crate::secrets::{self, KeyringStore, PrivateFileStore, SecretStore};
-use crate::server::Agent;
+use crate::card::card_service::CardService;
+use crate::card::consent::{Consent, ConsentPrompt};
+use crate::card::pin_prompt::PinPrompt;
+use crate::loopback::server::Agent;
+use crate::platform::config::{Config, KeyStoreKind};
+use crate::platform::localca::{self, LoopbackIdentity};
+use crate::platform::secrets::{self, KeyringStore, PrivateFileStore, SecretStore};
 
-/// The default configuration file (Linux `~/.config/cpx-agent/config.toml`; the others: [`crate::paths`]).
+/// The default configuration file (Linux `~/.config/cpx-agent/config.toml`; the others: [`crate::platform::paths`]).
 pub fn default_config_path() -> PathBuf {
-    crate::paths::current().config_file
+    crate::platform::paths::current().config_file
 }
 
 /// The configuration given (or the default file when it exists) under the machine's managed policy (when
 /// it exists); and which file set what. Malformed keys do not stop it: they are at their safe defaults
 /// and listed in `Config::provenance` (shown by `diagnose`, logged by [`Provenance::log_problems`]).
 ///
-/// [`Provenance::log_problems`]: crate::config::Provenance::log_problems
+/// [`Provenance::log_problems`]: crate::platform::config::Provenance::log_problems
 pub fn load_config(path: Option<PathBuf>) -> Result<(Config, String), String> {
     let default_path = default_config_path();
     let user = path.or_else(|| default_path.exists().then_some(default_path));
-    let policy_file = crate::config::policy_path();
+    let policy_file = crate::platform::config::policy_path();
     let policy = Some(policy_file.clone()).filter(|p| p.exists());
-    let mut layers = crate::policy_registry::layers();
-    layers.extend(crate::policy_macos::layers());
-    layers.extend(policy.as_deref().map(crate::config::PolicyLayer::from_file));
+    let mut layers = crate::platform::policy_registry::layers();
+    layers.extend(crate::platform::policy_macos::layers());
+    layers.extend(policy.as_deref().map(crate::platform::config::PolicyLayer::from_file));
     let (mut config, mut provenance) =
         Config::load_with_policies(user.as_deref(), layers).map_err(|e| e.to_string())?;
-    if crate::config::policy_env_ignored() {
-        let ignored = crate::policy_keys::PolicyProblem {
+    if crate::platform::config::policy_env_ignored() {
+        let ignored = crate::platform::policy_keys::PolicyProblem {
             source: "CPX_AGENT_POLICY".into(),
             key: "*".into(),
             reason: "an environment variable names no machine policy in a release build".into(),
@@ -51,7 +51,7 @@ pub fn load_config(path: Option<PathBuf>) -> Result<(Config, String), String> {
 
 /// The data folder: given, or from the configuration, or the OS's (Linux `~/.local/share/cpx-agent`).
 pub fn data_dir(given: Option<PathBuf>, config: &Config) -> PathBuf {
-    given.or_else(|| config.data_dir.clone()).unwrap_or_else(|| crate::paths::current().data_dir)
+    given.or_else(|| config.data_dir.clone()).unwrap_or_else(|| crate::platform::paths::current().data_dir)
 }
 
 /// The certificate cache in the user's cache folder (public data only), or memory when there is none (no
@@ -62,7 +62,7 @@ pub fn card_cache() -> CertCache {
     let dir = std::env::var_os("CPX_AGENT_CACHE_DIR")
         .map(PathBuf::from)
         .filter(|d| d.is_absolute())
-        .or_else(|| Some(crate::paths::current().cache_dir));
+        .or_else(|| Some(crate::platform::paths::current().cache_dir));
     dir.filter(|d| d.is_absolute()).map_or_else(CertCache::memory, |d| CertCache::in_dir(d.join("cards")))
 }
 
@@ -121,8 +121,8 @@ pub fn prepare(
 /// The loopback identity: the machine's when an installer made one (`cpx-agent install-trust`, trusted
 /// machine-wide), else this user's own (made at the first start in `data_dir`).
 pub fn loopback_identity(data_dir: &Path, store: &dyn SecretStore) -> Result<LoopbackIdentity, String> {
-    let machine = crate::machine_trust::machine_dir();
-    match crate::machine_trust::identity(&machine) {
+    let machine = crate::platform::machine_trust::machine_dir();
+    match crate::platform::machine_trust::identity(&machine) {
         Some(Ok(identity)) => {
             tracing::info!(dir = %machine.display(), "loopback identity: the machine's");
             return Ok(identity);
@@ -148,7 +148,7 @@ pub async fn bind(port: u16) -> Result<tokio::net::TcpListener, String> {
 pub fn bind_user_port(
     first: u16,
     last: u16,
-    user: &crate::peer::UserId,
+    user: &crate::loopback::peer::UserId,
 ) -> Result<std::net::TcpListener, String> {
     if first > last || first == 0 {
         return Err(format!("user_ports [{first}, {last}] is not a range of ports"));

@@ -4,7 +4,7 @@
 
 use std::io::Cursor;
 
-use cpx_agent::pin_prompt::{read_answer, read_ok, Answer};
+use cpx_agent::card::{read_answer, read_ok, Answer};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -9,9 +9,9 @@ use std::convert::Infallible;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use cpx_agent::config::{Config, Site};
-use cpx_agent::pin_prompt::{CardChoice, PinPrompt, PinRequest, PromptError};
-use cpx_agent::server::{admit, Admission, Agent};
+use cpx_agent::card::{CardChoice, PinPrompt, PinRequest, PromptError};
+use cpx_agent::loopback::{admit, Admission, Agent};
+use cpx_agent::platform::{Config, Site};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Request, Response};
@@ -39,14 +39,14 @@ fn agent() -> &'static Arc<Agent> {
         config.sites = vec![
             Site {
                 origin: "https://portail.example.fr".into(),
-                mtls_endpoint: cpx_agent::mtls::Endpoint::parse("https://portail.example.fr:8444/cpx/login")
+                mtls_endpoint: cpx_agent::card::Endpoint::parse("https://portail.example.fr:8444/cpx/login")
                     .ok(),
                 server_roots: None,
                 signed_token: true,
             },
             Site {
                 origin: "https://mtls.example.fr:8443".into(),
-                mtls_endpoint: cpx_agent::mtls::Endpoint::parse("https://mtls.example.fr:8444/cpx/login")
+                mtls_endpoint: cpx_agent::card::Endpoint::parse("https://mtls.example.fr:8444/cpx/login")
                     .ok(),
                 server_roots: None,
                 signed_token: false,
@@ -54,7 +54,7 @@ fn agent() -> &'static Arc<Agent> {
         ];
         Arc::new(Agent {
             config,
-            cards: cpx_agent::card_service::CardService::new(
+            cards: cpx_agent::card::CardService::new(
                 cpx_card::CertCache::memory(),
                 Duration::from_secs(1),
                 Duration::from_secs(1),
@@ -95,7 +95,7 @@ async fn handle(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Byt
             let site = site.unwrap_or_else(|| panic!("login admitted for {origin:?}, not in policy"));
             assert_eq!(login.origin(), site.origin);
             assert!(!login.token() || site.signed_token, "token for a site without it");
-            assert!(cpx_agent::login::check_challenge(login.challenge()).is_ok());
+            assert!(cpx_agent::card::check_challenge(login.challenge()).is_ok());
             Response::new(Full::new(Bytes::from_static(b"login")))
         }
     })

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use cpx_agent::consent::Decision;
-use cpx_agent::diagnose::{self, Verdict};
+use cpx_agent::card::Decision;
+use cpx_agent::cli;
+use cpx_agent::helpdesk::{self, Verdict};
 use cpx_agent::messages::labels as catalogue_labels;
-use cpx_agent::output;
 use serde_json::{json, Value};
 use tauri::{State, WebviewWindow};
 use zeroize::Zeroizing;
@@ -75,18 +75,18 @@ pub async fn status_view(shared: AppState<'_>) -> Result<Value, String> {
     tauri::async_runtime::spawn_blocking(move || {
         let lang = shared.lang;
         let scanned = shared.scan();
-        let overall = cpx_agent::card_state::Overall::of(scanned.as_deref().map_err(|c| *c));
+        let overall = cpx_agent::card::Overall::of(scanned.as_deref().map_err(|c| *c));
         let readers: Vec<Value> =
-            scanned.unwrap_or_default().iter().map(|r| output::reader_view(lang, r)).collect();
+            scanned.unwrap_or_default().iter().map(|r| cli::reader_view(lang, r)).collect();
         let server = shared.server_error.lock().unwrap_or_else(|p| p.into_inner()).clone().map(|(code, detail)| {
-            let mut v = output::problem_json(lang, code);
+            let mut v = cli::problem_json(lang, code);
             v["detail"] = detail.into();
             v
         });
         use base64::Engine;
         let icon = base64::engine::general_purpose::STANDARD.encode(crate::icons::png(overall, 96));
         // No usable keyring: the keys are in files of this user only (a warning, with the fix).
-        let keys = cpx_agent::secrets::keyring_fallback(shared.agent.config.key_store, &shared.data_dir).map(|dir| {
+        let keys = cpx_agent::platform::keyring_fallback(shared.agent.config.key_store, &shared.data_dir).map(|dir| {
             let code = cpx_agent::messages::Code::KeyringUnavailable;
             json!({"code": code, "message": code.entry().message.get(lang), "fix": code.entry().fix.get(lang), "detail": dir.display().to_string()})
         });
@@ -124,8 +124,8 @@ pub fn about_view(shared: AppState<'_>) -> Value {
     json!({"version": env!("CARGO_PKG_VERSION"), "address": format!("https://127.0.0.1:{}", shared.agent.config.port), "configuration": shared.config_source})
 }
 
-fn diagnose_options(shared: &Shared) -> diagnose::Options<'_> {
-    diagnose::Options {
+fn diagnose_options(shared: &Shared) -> helpdesk::DiagnoseOptions<'_> {
+    helpdesk::DiagnoseOptions {
         config: &shared.agent.config,
         config_source: shared.config_source.clone(),
         reader: None,
@@ -142,8 +142,8 @@ pub async fn diagnostics_run(shared: AppState<'_>) -> Result<Value, String> {
     let shared = Arc::clone(&shared);
     tauri::async_runtime::spawn_blocking(move || {
         let lang = shared.lang;
-        let checks = diagnose::run(&diagnose_options(&shared));
-        let rows: Vec<Value> = checks.iter().map(|c| output::check_json(lang, c)).collect();
+        let checks = helpdesk::diagnose(&diagnose_options(&shared));
+        let rows: Vec<Value> = checks.iter().map(|c| cli::check_json(lang, c)).collect();
         let worst = checks.iter().map(|c| c.verdict).max_by_key(|v| match v {
             Verdict::Ok => 0,
             Verdict::Warn => 1,
@@ -161,7 +161,7 @@ pub async fn diagnostics_copy(app: tauri::AppHandle, shared: AppState<'_>) -> Re
     use tauri_plugin_clipboard_manager::ClipboardExt;
     let shared = Arc::clone(&shared);
     let text = tauri::async_runtime::spawn_blocking(move || {
-        cpx_agent::report::gather(&diagnose_options(&shared), false)
+        cpx_agent::helpdesk::report(&diagnose_options(&shared), false)
     })
     .await
     .map_err(|e| e.to_string())?;

@@ -9,9 +9,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use cpx_agent::card::Pin;
-use cpx_agent::consent::{ConsentPrompt, ConsentRequest, Decision};
+use cpx_agent::card::{CardChoice, PinPrompt, PinRequest, PromptError};
+use cpx_agent::card::{ConsentPrompt, ConsentRequest, Decision};
 use cpx_agent::messages::Lang;
-use cpx_agent::pin_prompt::{CardChoice, PinPrompt, PinRequest, PromptError};
 use serde_json::{json, Value};
 use tauri::AppHandle;
 

@@ -2,7 +2,7 @@
 //! light panels) with a round badge whose colour and glyph tell the state, so that two states never
 //! differ by colour alone. Drawn at any size with anti-aliasing (signed distances), RGBA.
 
-use cpx_agent::card_state::Overall;
+use cpx_agent::card::Overall;
 
 #[derive(Clone, Copy)]
 enum Glyph {

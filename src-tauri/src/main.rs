@@ -89,7 +89,7 @@ fn serve(prepared: service::Prepared, shared: Arc<Shared>) {
     tauri::async_runtime::spawn(async move {
         let port = prepared.agent.config.port;
         let result = match service::bind(port).await {
-            Ok(listener) => cpx_agent::server::serve(prepared.agent, &prepared.identity, listener)
+            Ok(listener) => cpx_agent::loopback::serve(prepared.agent, &prepared.identity, listener)
                 .await
                 .map_err(|e| (Code::AgentError, e.to_string())),
             Err(e) => Err((Code::AgentPortTaken, e)),
@@ -101,12 +101,12 @@ fn serve(prepared: service::Prepared, shared: Arc<Shared>) {
     });
 }
 
-/// The per-user autostart entry follows the configuration's `autostart` (`cpx_agent::autostart`: the
+/// The per-user autostart entry follows the configuration's `autostart` (`cpx_agent::platform::Autostart`: the
 /// HKCU Run value, ~/.config/autostart/agent-cpx.desktop, the user's LaunchAgent); none where the
 /// installer's machine-wide entry already starts the tray in every session.
 fn follow_autostart(wanted: bool) {
     let result = std::env::current_exe().map_err(|e| e.to_string()).and_then(|program| {
-        cpx_agent::autostart::Autostart::current()
+        cpx_agent::platform::Autostart::current()
             .and_then(|a| a.follow(wanted, &program))
             .map_err(|e| e.to_string())
     });
@@ -141,7 +141,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let _log_guard = cpx_agent::logging::init(config.log_level.as_deref())
+    let _log_guard = cpx_agent::helpdesk::init_logging(config.log_level.as_deref())
         .map_err(|e| eprintln!("cpx-tray: no log file ({e})"))
         .ok();
     // Malformed keys are at their safe defaults: said in the log (and in the diagnostics window).
@@ -206,7 +206,7 @@ fn main() -> ExitCode {
                 config_source,
                 data_dir: data_dir.clone(),
                 card_timeout: CARD_TIMEOUT,
-                state: Mutex::new(cpx_agent::card_state::Overall::NoCard),
+                state: Mutex::new(cpx_agent::card::Overall::NoCard),
                 server_error: Mutex::new(None),
             });
             app.manage(shared.clone());
@@ -277,7 +277,7 @@ mod tests {
             (args.show, args.config.as_deref()),
             (Some(Window::Sites), Some(std::path::Path::new("/c.toml")))
         );
-        assert!(Args::try_parse_from(["cpx-tray", cpx_agent::autostart::ARG]).unwrap().autostart);
+        assert!(Args::try_parse_from(["cpx-tray", cpx_agent::platform::AUTOSTART_ARG]).unwrap().autostart);
         let unknown = Args::try_parse_from(["cpx-tray", "--show", "pin"]).unwrap_err();
         assert_eq!(unknown.kind(), clap::error::ErrorKind::InvalidValue, "the PIN dialog is no menu window");
         assert_eq!(unknown.exit_code(), 2, "a usage error exits 2");

@@ -4,10 +4,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cpx_agent::card_state::Overall;
+use cpx_agent::card::Overall;
+use cpx_agent::card::{ReaderReport, ScanOptions};
+use cpx_agent::loopback::Agent;
 use cpx_agent::messages::{Code, Lang};
-use cpx_agent::scan::{ReaderReport, ScanOptions};
-use cpx_agent::server::Agent;
 
 use crate::dialogs::Dialogs;
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use cpx_agent::card_state::{self, Overall, Watch};
+use cpx_agent::card::{self, Overall, Watch};
 use cpx_agent::messages::{labels, Lang};
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
@@ -99,7 +99,7 @@ fn set(app: &AppHandle, shared: &Shared, state: Overall) -> bool {
 /// Follows the card state until the app exits.
 pub fn watch(app: AppHandle, shared: Arc<Shared>) -> Watch {
     let cards = shared.agent.cards.clone();
-    card_state::watch(cards, Shared::scan_options(), move |update| {
+    card::watch(cards, Shared::scan_options(), move |update| {
         let state = update.overall;
         if set(&app, &shared, state) {
             // From pcscd's report of the event to the new icon.

@@ -446,7 +446,7 @@ pub fn open_card_with_timeout(
     timeout: Duration,
 ) -> Result<Box<dyn cpx_card::CpxCard>, cpx_card::CardError> {
     // The agent's own way to the card, as a CLI process has it.
-    let cards = cpx_agent::card_service::CardService::new(cpx_card::CertCache::memory(), timeout, timeout);
+    let cards = cpx_agent::card::CardService::new(cpx_card::CertCache::memory(), timeout, timeout);
     cards.open_card(reader, None, cache)
 }
 

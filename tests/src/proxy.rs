@@ -4,8 +4,8 @@
 //! (`negotiate_kerberos_auth`) against a real MIT Kerberos KDC (`krb5kdc`) with its own realm, database
 //! and keytab in the test's folder.
 //!
-//! Addresses: the stack's side of the pair is `10.77.N.1/30`, the outside's `10.77.N.2/30` (N: one per
-//! outside in this test binary); both exist only in the isolated stack's private namespaces. The portal's
+//! Addresses: the stack's side of the pair is `10.X.N.1/30`, the outside's `10.X.N.2/30` (X from the test
+//! binary's pid, N: one per outside in this test binary); both exist only in the isolated stack's private namespaces. The portal's
 //! mTLS endpoint listens on the outside's own loopback, which no process of the stack's namespace can
 //! reach; its names (`portal.test`, `cpx.portal.test`) are in Squid's hosts file only.
 
@@ -79,8 +79,12 @@ impl Outside {
         poll("the outside's network namespace", Duration::from_secs(10), || {
             std::fs::read_link(format!("/proc/{pid}/ns/net")).ok().filter(|ns| *ns != ours).map(|_| ())
         });
-        let (a, b) = (format!("cpxp{n}a"), format!("cpxp{n}b"));
-        let (inner_ip, ip) = (format!("10.77.{n}.1"), format!("10.77.{n}.2"));
+        // Names and addresses of this test binary's own (the namespaces of the previous binary in the same
+        // stack may not be gone yet): the pid in the names, and in the second byte of the addresses.
+        let me = std::process::id();
+        let (a, b) = (format!("cx{me}p{n}a"), format!("cx{me}p{n}b"));
+        let net = 100 + me % 100;
+        let (inner_ip, ip) = (format!("10.{net}.{n}.1"), format!("10.{net}.{n}.2"));
         run(Command::new("ip").args([
             "link",
             "add",

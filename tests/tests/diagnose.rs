@@ -254,8 +254,8 @@ fn the_configuration_check_says_what_managed_policy_sets() {
 #[test]
 fn whether_the_browsers_trust_the_local_ca() {
     let dir = out_dir("diagnose-loopback-trust");
-    let store = cpx_agent::secrets::FileStore { dir: dir.join("data/secrets") };
-    let identity = cpx_agent::localca::load_or_create(&dir.join("data"), &store).unwrap();
+    let store = cpx_agent::platform::FileStore { dir: dir.join("data/secrets") };
+    let identity = cpx_agent::platform::load_or_create_identity(&dir.join("data"), &store).unwrap();
     let home = dir.join("home");
     let nss = home.join(".pki/nssdb");
     std::fs::create_dir_all(&nss).unwrap();

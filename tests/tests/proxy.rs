@@ -1,6 +1,6 @@
 //! The way to a portal through a hospital's proxy: Debian's Squid is the only way into the « outside »
 //! namespace where the demo portal runs (tests/src/proxy.rs), and its names are known to Squid alone. The
-//! agent's tunnel (`cpx_agent::proxy`) goes through it with no authentication, with Basic, and with
+//! agent's tunnel (`cpx_agent::platform::proxy`) goes through it with no authentication, with Basic, and with
 //! Negotiate against a real MIT Kerberos KDC; Squid's refusals and its demands for credentials the agent
 //! lacks come back as typed errors with their catalogue codes.
 
@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-use cpx_agent::proxy::{self, ProxyError, ProxyServer, ProxySetting, Route};
+use cpx_agent::platform::proxy::{self, ProxyError, ProxyServer, ProxySetting, Route};
 use cpx_tests::agent::{free_port, server_pki, PortalProcess, ServerPki};
 use cpx_tests::proxy::{Kdc, Outside, ProxyAuth, Squid, BASIC_PASSWORD, BASIC_USER, FORBIDDEN_HOST};
 use cpx_tests::{out_dir, poll};
@@ -99,11 +99,11 @@ fn a_refusal_of_the_proxy_is_typed() {
     let via = Route::via(w.proxy(), "test");
     let e = proxy::open_blocking(&via, FORBIDDEN_HOST, 443, Duration::from_secs(20)).unwrap_err();
     assert!(matches!(&e, ProxyError::Refused { status: 403, .. }), "{e:?}");
-    assert_eq!(e.code(), "PROXY_REFUSED");
+    assert_eq!(e.code().as_str(), "PROXY_REFUSED");
     // A proxy nobody runs.
     let gone = Route::via(ProxyServer::parse(&format!("http://{}:3129", w.outside.ip)).unwrap(), "test");
     let e = proxy::open_blocking(&gone, MTLS_HOST, 443, Duration::from_secs(20)).unwrap_err();
-    assert_eq!(e.code(), "PROXY_UNREACHABLE", "{e:?}");
+    assert_eq!(e.code().as_str(), "PROXY_UNREACHABLE", "{e:?}");
 }
 
 #[test]
@@ -113,7 +113,7 @@ fn basic_authentication_with_the_proxy_urls_credentials() {
     let bare = Route::via(w.proxy(), "test");
     let e = get_through(&bare, "portal.test", w.portal.site_port, &w.pki).unwrap_err();
     assert!(matches!(&e, ProxyError::AuthRequired { offered, .. } if offered.contains("Basic")), "{e:?}");
-    assert_eq!(e.code(), "PROXY_AUTH_REQUIRED");
+    assert_eq!(e.code().as_str(), "PROXY_AUTH_REQUIRED");
     // Wrong password: refused credentials.
     let wrong = format!("http://{BASIC_USER}:faux@{}:{}", w.outside.ip, w.squid.port);
     let e = get_through(
@@ -123,7 +123,7 @@ fn basic_authentication_with_the_proxy_urls_credentials() {
         &w.pki,
     )
     .unwrap_err();
-    assert_eq!(e.code(), "PROXY_AUTH_FAILED", "{e:?}");
+    assert_eq!(e.code().as_str(), "PROXY_AUTH_FAILED", "{e:?}");
     // The right ones.
     let good = format!("http://{BASIC_USER}:{BASIC_PASSWORD}@{}:{}", w.outside.ip, w.squid.port);
     let via = Route::via(ProxyServer::parse(&good).unwrap(), "test");
@@ -189,6 +189,6 @@ fn negotiate_in_a_process_with_the_ticket() {
     };
     match get_through(&via, "portal.test", var("CPX_TEST_SITE_PORT").parse().unwrap(), &pki) {
         Ok(status) => println!("negotiate: {status}"),
-        Err(e) => println!("negotiate: {} ({e})", e.code()),
+        Err(e) => println!("negotiate: {} ({e})", e.code().as_str()),
     }
 }

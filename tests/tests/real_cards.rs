@@ -237,7 +237,7 @@ fn a_cps4_offering_t0_and_t1_is_connected_in_t0() {
     drop(conn);
     // The agent's way of opening it reads the card in that protocol.
     let timeout = std::time::Duration::from_secs(5);
-    let cards = cpx_agent::card_service::CardService::new(cpx_card::CertCache::memory(), timeout, timeout);
+    let cards = cpx_agent::card::CardService::new(cpx_card::CertCache::memory(), timeout, timeout);
     let card = cards.open_card(&reader.name, Some(&atr), &cards.cache).expect("CPS4 opens");
     assert_eq!(card.identity().nom, "MARTIN");
 }

@@ -143,7 +143,7 @@ expect fail-closed "$unknown" '"code":"OTHER_USER"'
 stop_serve
 
 # From here on Linux curl plays the user's own browser: the debug build's test switch takes a client whose
-# owner Wine cannot find as the agent's user (agent/src/peer.rs; release builds ignore it).
+# owner Wine cannot find as the agent's user (agent/src/loopback/peer.rs; release builds ignore it).
 export CPX_AGENT_TEST_UNKNOWN_PEER_IS_SELF=1
 step "serve: a page's requests from Linux curl, the loopback key in the Credential Manager"
 wine_ "$exe" serve >"$log" 2>&1 &

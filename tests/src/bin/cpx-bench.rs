@@ -225,9 +225,9 @@ fn login_bench(json_out: bool) {
         ));
     }
     // Concurrent /v1/status from an allowed origin, up to the agent's per-user connection cap (more are
-    // closed at once by design: agent/src/limits.rs).
+    // closed at once by design: agent/src/loopback/limits.rs).
     let errors = std::sync::atomic::AtomicUsize::new(0);
-    let concurrent = cpx_agent::limits::Limits::default().max_per_peer;
+    let concurrent = cpx_agent::loopback::Limits::default().max_per_peer;
     std::thread::scope(|s| {
         for _ in 0..concurrent {
             s.spawn(|| {

@@ -1,0 +1,28 @@
+//! The card and the login: the one way to the card ([`CardService`]: PC/SC, opening cards, one card
+//! operation at a time), the readers and cards as the professional sees them (scan), the card state at a
+//! glance for the tray (card state), the two logins (mTLS with the card's key, signed token), asking for
+//! the code porteur (PIN prompts) and asking about sites outside policy (consent). Also the driver's
+//! types the agent's users need (the tray's PIN dialog and status window), so that they depend on the
+//! agent alone.
+
+pub(crate) mod card_service;
+pub(crate) mod card_state;
+pub(crate) mod consent;
+pub(crate) mod login;
+pub(crate) mod mtls;
+pub(crate) mod pin_prompt;
+pub(crate) mod scan;
+
+pub use cpx_card::identity::date;
+pub use cpx_card::{Generation, Identity, Pin, PinStatus, Validity};
+
+pub use card_service::CardService;
+pub use card_state::{watch, Overall, Watch};
+pub use consent::{ConsentPrompt, ConsentRequest, Decision};
+pub use login::check_challenge;
+pub use mtls::Endpoint;
+pub use pin_prompt::{
+    read_answer, read_ok, Answer, CardChoice, PinPrompt, PinRequest, PinentryPrompt, PromptError,
+    TerminalPrompt,
+};
+pub use scan::{ReaderReport, ScanOptions};

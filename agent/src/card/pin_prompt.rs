@@ -1,0 +1,535 @@
+//! Asking the professional for the code porteur. Always shows the requesting site (origin), the holder,
+//! the card and the tries left, and warns before the last try. The PIN goes from the prompt straight to
+//! the card session: it is never logged, stored or retried by the agent.
+//!
+//! Two prompts here: the terminal one, and any pinentry program (the Assuan protocol GnuPG uses), so a
+//! desktop without the tray app still gets a dialog. The tray app's own dialog implements the same trait.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use cpx_card::Pin;
+use zeroize::Zeroizing;
+
+use crate::cli::output::{field, fill};
+use crate::messages::{prompt, Lang};
+
+/// What the prompt shows.
+#[derive(Debug, Clone)]
+pub struct PinRequest {
+    pub origin: String,
+    pub holder: String,
+    pub card: String,
+    pub tries_left: u8,
+    pub max_tries: u8,
+    /// The code porteur typed just before was wrong (the prompt asks again).
+    pub wrong_pin: bool,
+    pub lang: Lang,
+}
+
+impl PinRequest {
+    pub fn title(&self) -> &'static str {
+        prompt::TITLE.get(self.lang)
+    }
+
+    /// The text of the dialog: the site first, then the card and the tries (the words of the tray's dialog).
+    pub fn description(&self) -> String {
+        let lang = self.lang;
+        let tries = format!("{} {} {}", self.tries_left, prompt::OF.get(lang), self.max_tries);
+        let mut s = format!(
+            "{}\n\n{}\n{}",
+            site_asks(lang, &self.origin),
+            field(lang, prompt::HOLDER, &format!("{} ({})", self.holder, self.card)),
+            field(lang, prompt::TRIES, &tries)
+        );
+        if self.tries_left == 1 {
+            s.push_str(&format!("\n\n{}", prompt::LAST_TRY.get(lang)));
+        }
+        s
+    }
+
+    /// « Code porteur (4 chiffres) : », before the typed code.
+    pub fn prompt_label(&self) -> String {
+        fill(prompt::ASK.get(self.lang), &[("label", prompt::PIN_FIELD.get(self.lang))])
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PromptError {
+    #[error("cancelled by the user")]
+    Cancelled,
+    #[error("the PIN prompt cannot be shown: {0}")]
+    Unavailable(String),
+}
+
+/// Several CPx cards are present: which one to log in with (each shown with its holder).
+#[derive(Debug, Clone)]
+pub struct CardChoice {
+    pub origin: String,
+    /// "JEAN DUPONT (CPS3, lecteur …)" for each card, in reader order.
+    pub cards: Vec<String>,
+    pub lang: Lang,
+}
+
+/// « Le site https://…\ndemande à utiliser votre carte CPx. »
+fn site_asks(lang: Lang, origin: &str) -> String {
+    format!("{} {origin}\n{}", prompt::SITE.get(lang), prompt::SITE_ASKS.get(lang))
+}
+
+impl CardChoice {
+    /// The question about one card; without a card (`None`), the lead-in of the terminal's numbered list.
+    fn question(&self, card: Option<&str>) -> String {
+        let lang = self.lang;
+        let head = format!("{}\n{}", site_asks(lang, &self.origin), prompt::SEVERAL_CARDS.get(lang));
+        match card {
+            Some(card) => format!("{head}\n\n{}", fill(prompt::USE_CARD_OF.get(lang), &[("card", card)])),
+            None => head,
+        }
+    }
+}
+
+pub trait PinPrompt: Send + Sync {
+    fn ask(&self, request: &PinRequest) -> Result<Pin, PromptError>;
+    /// The index of the card to use among `choice.cards`.
+    fn choose_card(&self, choice: &CardChoice) -> Result<usize, PromptError>;
+    /// Whether a wrong code porteur is asked for again within the same login, as Web eID's dialog does (the
+    /// professional types it again: the agent never resends one). The terminal and pinentry prompts end
+    /// the login instead and let the page say how many tries are left.
+    fn asks_again_after_wrong_pin(&self) -> bool {
+        false
+    }
+    /// Tells the professional the card is blocked, with what to do (no PIN field). By default the page
+    /// says it from the API's error.
+    fn show_blocked(&self, _request: &PinRequest) {}
+}
+
+/// The terminal (`/dev/tty`; the console on Windows), echo off.
+pub struct TerminalPrompt;
+
+impl PinPrompt for TerminalPrompt {
+    fn choose_card(&self, choice: &CardChoice) -> Result<usize, PromptError> {
+        self.choose(choice)
+    }
+
+    fn ask(&self, request: &PinRequest) -> Result<Pin, PromptError> {
+        let unavailable = |e: std::io::Error| PromptError::Unavailable(format!("{}: {e}", Terminal::NAME));
+        let tty = Terminal::open().map_err(unavailable)?;
+        let mut out = &tty;
+        writeln!(out, "\n{}\n\n{}", request.title(), request.description()).map_err(unavailable)?;
+        write!(out, "{} ", request.prompt_label()).map_err(unavailable)?;
+        out.flush().map_err(unavailable)?;
+        let mut line = Zeroizing::new(String::new());
+        let read = {
+            let _quiet = NoEcho::on(&tty.input);
+            BufReader::new(&tty.input).read_line(&mut line)
+        };
+        let _ = writeln!(out);
+        match read {
+            Ok(0) => Err(PromptError::Cancelled),
+            Ok(_) => Pin::new(line.trim_end_matches(['\r', '\n'])).map_err(|_| PromptError::Cancelled),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+/// The terminal the professional sits at, whatever the standard streams are: the controlling terminal
+/// (`/dev/tty`) on Unix; on Windows the console, `CONIN$` to read and `CONOUT$` to write (text written with
+/// `WriteConsoleW`, so that accents show whatever the console's code page).
+struct Terminal {
+    input: std::fs::File,
+    output: std::fs::File,
+}
+
+impl Terminal {
+    #[cfg(not(windows))]
+    const NAME: &'static str = "/dev/tty";
+    #[cfg(windows)]
+    const NAME: &'static str = "CONIN$/CONOUT$";
+
+    fn open() -> std::io::Result<Self> {
+        let open = |path: &str| std::fs::OpenOptions::new().read(true).write(true).open(path);
+        #[cfg(not(windows))]
+        let (input, output) = {
+            let tty = open("/dev/tty")?;
+            (tty.try_clone()?, tty)
+        };
+        #[cfg(windows)]
+        let (input, output) = (open("CONIN$")?, open("CONOUT$")?);
+        Ok(Self { input, output })
+    }
+}
+
+impl Write for &Terminal {
+    #[cfg(not(windows))]
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&self.output).write(buf)
+    }
+
+    /// UTF-8 in, UTF-16 to the console; the prompts are whole strings, so a write never splits a character.
+    #[cfg(windows)]
+    #[allow(unsafe_code)] // Win32: WriteConsoleW
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use std::os::windows::io::AsRawHandle;
+        let text =
+            std::str::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let wide: Vec<u16> = text.encode_utf16().collect();
+        let mut done = 0usize;
+        while done < wide.len() {
+            let chunk = u32::try_from(wide.len() - done).unwrap_or(u32::MAX);
+            let mut written = 0u32;
+            // SAFETY: the console output handle outlives the call; `wide[done..]` holds at least `chunk` units.
+            let ok = unsafe {
+                windows_sys::Win32::System::Console::WriteConsoleW(
+                    self.output.as_raw_handle(),
+                    wide[done..].as_ptr().cast(),
+                    chunk,
+                    &mut written,
+                    std::ptr::null(),
+                )
+            };
+            if ok == 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            done += written as usize;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&self.output).flush()
+    }
+}
+
+/// The terminal's echo, off while this lives: termios `ECHO` on Unix, the console's `ENABLE_ECHO_INPUT`
+/// on Windows (line input stays on: the code porteur is read up to Enter).
+struct NoEcho {
+    #[cfg(unix)]
+    saved: Option<(i32, libc::termios)>,
+    #[cfg(windows)]
+    saved: Option<(windows_sys::Win32::Foundation::HANDLE, u32)>,
+}
+
+#[allow(unsafe_code)] // termios; Win32 console mode
+impl NoEcho {
+    #[cfg(unix)]
+    fn on(tty: &std::fs::File) -> Self {
+        use std::os::fd::AsRawFd;
+        let fd = tty.as_raw_fd();
+        // SAFETY: termios calls on a file descriptor that outlives this guard.
+        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: `saved` outlives the call.
+        if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
+            return Self { saved: None };
+        }
+        let mut quiet = saved;
+        quiet.c_lflag &= !libc::ECHO;
+        // SAFETY: `quiet` outlives the call.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+        Self { saved: Some((fd, saved)) }
+    }
+
+    #[cfg(windows)]
+    fn on(console: &std::fs::File) -> Self {
+        use std::os::windows::io::AsRawHandle;
+        use windows_sys::Win32::System::Console::{GetConsoleMode, SetConsoleMode, ENABLE_ECHO_INPUT};
+        let handle = console.as_raw_handle();
+        let mut saved = 0u32;
+        // SAFETY: console mode calls on a handle that outlives this guard.
+        if unsafe { GetConsoleMode(handle, &mut saved) } == 0 {
+            return Self { saved: None };
+        }
+        // SAFETY: as above.
+        unsafe { SetConsoleMode(handle, saved & !ENABLE_ECHO_INPUT) };
+        Self { saved: Some((handle, saved)) }
+    }
+
+    #[cfg(not(any(unix, windows)))]
+    fn on(_tty: &std::fs::File) -> Self {
+        Self {}
+    }
+}
+
+#[allow(unsafe_code)] // termios; Win32 console mode
+impl Drop for NoEcho {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some((fd, saved)) = self.saved {
+            // SAFETY: as in `on`.
+            unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+        }
+        #[cfg(windows)]
+        if let Some((handle, saved)) = self.saved {
+            // SAFETY: as in `on`.
+            unsafe { windows_sys::Win32::System::Console::SetConsoleMode(handle, saved) };
+        }
+    }
+}
+
+impl TerminalPrompt {
+    fn choose(&self, choice: &CardChoice) -> Result<usize, PromptError> {
+        let unavailable = |e: std::io::Error| PromptError::Unavailable(format!("{}: {e}", Terminal::NAME));
+        let tty = Terminal::open().map_err(unavailable)?;
+        let mut out = &tty;
+        writeln!(out, "\n{}", choice.question(None)).map_err(unavailable)?;
+        for (i, c) in choice.cards.iter().enumerate() {
+            writeln!(out, "  {} : {c}", i + 1).map_err(unavailable)?;
+        }
+        write!(out, "> ").map_err(unavailable)?;
+        let mut line = String::new();
+        BufReader::new(&tty.input).read_line(&mut line).map_err(unavailable)?;
+        match line.trim().parse::<usize>() {
+            Ok(n) if (1..=choice.cards.len()).contains(&n) => Ok(n - 1),
+            _ => Err(PromptError::Cancelled),
+        }
+    }
+}
+
+/// A pinentry program spoken to in the Assuan protocol.
+pub struct PinentryPrompt {
+    pub program: PathBuf,
+}
+
+/// Assuan percent-encoding of a parameter (`%`, CR, LF and control characters).
+fn assuan_escape(s: &str) -> String {
+    s.chars()
+        .map(|c| if c == '%' || c.is_control() { format!("%{:02X}", c as u32) } else { c.to_string() })
+        .collect()
+}
+
+/// Assuan percent-decoding of a data line: `%XX` is a byte, a `%` not followed by two hex digits stays as
+/// it is (a pinentry's answer comes from another program: nothing in it may panic the agent).
+fn assuan_unescape(s: &str) -> Zeroizing<String> {
+    let bytes: Zeroizing<Vec<u8>> = Zeroizing::new(percent_encoding::percent_decode_str(s).collect());
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => Zeroizing::new(text.to_owned()),
+        Err(_) => Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned()),
+    }
+}
+
+/// One conversation with a pinentry program.
+struct Pinentry {
+    child: std::process::Child,
+    input: std::process::ChildStdin,
+    output: BufReader<std::process::ChildStdout>,
+    program: String,
+}
+
+/// What a pinentry answered to GETPIN or CONFIRM.
+pub enum Answer {
+    /// `OK`, with the last `D` line's data (percent-decoded) if any: the code porteur after GETPIN.
+    Ok(Option<Zeroizing<String>>),
+    /// `ERR 83886194` (GPG_ERR_NOT_CONFIRMED): the "not OK" button of a CONFIRM.
+    NotConfirmed,
+    /// Any other `ERR`, or the pinentry closed the connection or sent what is not text.
+    Cancelled,
+}
+
+/// Reads a pinentry's lines up to `OK` (status and comment lines are skipped); `ERR …`, the end of the
+/// stream or a read error (a line that is not UTF-8) is the error, as text. Everything comes from
+/// another program: nothing in it may panic the agent (fuzz target `assuan`, docs/fuzzing.md).
+pub fn read_ok(output: &mut impl BufRead) -> Result<(), String> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match output.read_line(&mut line) {
+            Ok(0) => return Err("pinentry closed the connection".into()),
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        if line.starts_with("OK") {
+            return Ok(());
+        }
+        if line.starts_with("ERR") {
+            return Err(line.trim().to_owned());
+        }
+    }
+}
+
+/// Reads a pinentry's answer to GETPIN or CONFIRM: `D` lines (the data, percent-decoded), then `OK` or
+/// `ERR`; other lines (`S`, `#`, `INQUIRE`…) are skipped. A closed stream or a read error cancels. The
+/// lines that may hold the code porteur are zeroized once read.
+pub fn read_answer(output: &mut impl BufRead) -> Answer {
+    let mut data = None;
+    loop {
+        let mut line = Zeroizing::new(String::new());
+        match output.read_line(&mut line) {
+            Ok(0) | Err(_) => return Answer::Cancelled,
+            Ok(_) => {}
+        }
+        if let Some(d) = line.strip_prefix("D ") {
+            data = Some(assuan_unescape(d.trim_end_matches(['\r', '\n'])));
+        } else if line.starts_with("OK") {
+            return Answer::Ok(data);
+        } else if line.starts_with("ERR") {
+            // 83886194 is GPG_ERR_NOT_CONFIRMED (the "not OK" button); anything else cancels.
+            return if line.contains("83886194") { Answer::NotConfirmed } else { Answer::Cancelled };
+        }
+    }
+}
+
+impl Pinentry {
+    fn start(program: &std::path::Path) -> Result<Self, PromptError> {
+        let name = program.display().to_string();
+        let mut child = Command::new(program)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| PromptError::Unavailable(format!("{name}: {e}")))?;
+        let input =
+            child.stdin.take().ok_or_else(|| PromptError::Unavailable(format!("{name}: no stdin")))?;
+        let output = BufReader::new(
+            child.stdout.take().ok_or_else(|| PromptError::Unavailable(format!("{name}: no stdout")))?,
+        );
+        let mut p = Self { child, input, output, program: name };
+        p.expect_ok()?;
+        Ok(p)
+    }
+
+    fn unavailable(&self, e: impl std::fmt::Display) -> PromptError {
+        PromptError::Unavailable(format!("{}: {e}", self.program))
+    }
+
+    fn expect_ok(&mut self) -> Result<(), PromptError> {
+        read_ok(&mut self.output).map_err(|e| self.unavailable(e))
+    }
+
+    fn set(&mut self, commands: &[String]) -> Result<(), PromptError> {
+        for cmd in commands {
+            writeln!(self.input, "{cmd}").map_err(|e| self.unavailable(e))?;
+            self.expect_ok()?;
+        }
+        Ok(())
+    }
+
+    /// Sends GETPIN or CONFIRM and reads the answer.
+    fn run(&mut self, command: &str) -> Answer {
+        if writeln!(self.input, "{command}").is_err() {
+            return Answer::Cancelled;
+        }
+        read_answer(&mut self.output)
+    }
+}
+
+impl Drop for Pinentry {
+    fn drop(&mut self) {
+        let _ = writeln!(self.input, "BYE");
+        let _ = self.child.wait();
+    }
+}
+
+impl PinPrompt for PinentryPrompt {
+    fn ask(&self, request: &PinRequest) -> Result<Pin, PromptError> {
+        let mut p = Pinentry::start(&self.program)?;
+        let lang = request.lang;
+        p.set(&[
+            format!("SETTITLE {}", assuan_escape(request.title())),
+            format!("SETDESC {}", assuan_escape(&request.description())),
+            format!("SETPROMPT {}", assuan_escape(&request.prompt_label())),
+            format!("SETOK {}", assuan_escape(prompt::OK.get(lang))),
+            format!("SETCANCEL {}", assuan_escape(prompt::CANCEL.get(lang))),
+        ])?;
+        match p.run("GETPIN") {
+            Answer::Ok(Some(pin)) => Pin::new(&pin).map_err(|_| PromptError::Cancelled),
+            _ => Err(PromptError::Cancelled),
+        }
+    }
+
+    /// One question per card, « Utiliser cette carte » / « Carte suivante » / « Annuler ».
+    fn choose_card(&self, choice: &CardChoice) -> Result<usize, PromptError> {
+        let lang = choice.lang;
+        let (use_it, next, cancel) =
+            (prompt::USE_THIS_CARD.get(lang), prompt::NEXT_CARD.get(lang), prompt::CANCEL.get(lang));
+        for (i, card) in choice.cards.iter().enumerate() {
+            let mut p = Pinentry::start(&self.program)?;
+            p.set(&[
+                "SETTITLE Agent CPx".to_owned(),
+                format!("SETDESC {}", assuan_escape(&choice.question(Some(card)))),
+                format!("SETOK {}", assuan_escape(use_it)),
+                format!("SETNOTOK {}", assuan_escape(next)),
+                format!("SETCANCEL {}", assuan_escape(cancel)),
+            ])?;
+            match p.run("CONFIRM") {
+                Answer::Ok(_) => return Ok(i),
+                Answer::NotConfirmed => continue,
+                Answer::Cancelled => return Err(PromptError::Cancelled),
+            }
+        }
+        Err(PromptError::Cancelled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dialog_names_the_site_and_warns_on_the_last_try() {
+        let mut r = PinRequest {
+            origin: "https://portail.example.fr".into(),
+            holder: "JEAN DUPONT".into(),
+            card: "CPS3".into(),
+            tries_left: 3,
+            max_tries: 3,
+            wrong_pin: false,
+            lang: Lang::Fr,
+        };
+        let d = r.description();
+        assert!(d.starts_with("Le site https://portail.example.fr\n"), "{d}");
+        assert!(d.contains("Essais restants : 3 sur 3") && !d.contains("dernier essai"));
+        r.tries_left = 1;
+        assert!(r.description().contains("dernier essai"));
+        assert!(d.contains("Titulaire : JEAN DUPONT (CPS3)"), "{d}");
+        assert_eq!(r.prompt_label(), "Code porteur (4 chiffres) :");
+    }
+
+    /// The terminal, pinentry and the tray's dialog say the same words: those of the catalogue.
+    #[test]
+    fn the_prompts_say_the_words_of_the_tray_dialog() {
+        let labels = crate::messages::labels(Lang::Fr);
+        let label = |k: &str| labels[k].as_str().unwrap().to_owned();
+        let r = PinRequest {
+            origin: "https://portail.example.fr".into(),
+            holder: "JEAN DUPONT".into(),
+            card: "CPS3".into(),
+            tries_left: 1,
+            max_tries: 3,
+            wrong_pin: false,
+            lang: Lang::Fr,
+        };
+        let d = r.description();
+        for key in ["pin_site", "pin_site_asks", "pin_tries", "pin_last_try"] {
+            assert!(d.contains(&label(key)), "{key}: {d}");
+        }
+        assert!(r.prompt_label().starts_with(&label("pin_label")));
+        let en = PinRequest { lang: Lang::En, ..r }.description();
+        assert!(
+            en.contains("Holder: JEAN DUPONT (CPS3)") && en.contains("One more error will block"),
+            "{en}"
+        );
+        let choice = CardChoice { origin: "https://p.fr".into(), cards: vec!["A".into()], lang: Lang::Fr };
+        assert!(choice.question(Some("JEAN DUPONT")).ends_with("Utiliser la carte de JEAN DUPONT ?"));
+        assert!(choice.question(None).ends_with("Plusieurs cartes CPx sont présentes."));
+    }
+
+    #[test]
+    fn assuan_escaping() {
+        assert_eq!(assuan_escape("a%b\nc"), "a%25b%0Ac");
+        assert_eq!(assuan_unescape("12%334").as_str(), "1234");
+        assert_eq!(assuan_unescape("50%").as_str(), "50%");
+        assert_eq!(assuan_unescape("12%33").as_str(), "123", "an escape at the very end");
+    }
+
+    #[test]
+    fn assuan_unescaping_never_panics_on_odd_escapes() {
+        // A `%` followed by a multi-byte character used to slice inside it and panic.
+        assert_eq!(assuan_unescape("%aé").as_str(), "%aé");
+        assert_eq!(assuan_unescape("%é1").as_str(), "%é1");
+        assert_eq!(assuan_unescape("%").as_str(), "%");
+        assert_eq!(assuan_unescape("%G1").as_str(), "%G1");
+        assert_eq!(assuan_unescape("a%2").as_str(), "a%2");
+        assert_eq!(assuan_unescape("%C3%A9").as_str(), "é");
+        assert_eq!(assuan_unescape("%FF").as_str(), "\u{FFFD}", "bytes that are not UTF-8");
+    }
+}

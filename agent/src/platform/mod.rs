@@ -1,0 +1,34 @@
+//! The platform: what the agent finds on, and writes to, the machine. The per-OS folders (paths), the
+//! configuration under the machine's managed policy (config; policy keys, the Windows registry's and a
+//! macOS configuration profile's policy), where secrets live (secrets: keyring or private files), the
+//! loopback certificate (localca) and its machine-wide trust (machine trust, the Windows Root store,
+//! the browsers' stores), the browsers' policy files, the tray app's per-user autostart entry, and the way out to the portals
+//! through the proxy the browsers use (proxy: the OS's proxy settings, the `CONNECT` tunnel, proxy
+//! authentication).
+
+pub(crate) mod autostart;
+pub(crate) mod browser_policies;
+pub(crate) mod browser_trust;
+pub(crate) mod config;
+pub(crate) mod firefox_policies;
+pub(crate) mod localca;
+pub(crate) mod machine_trust;
+pub(crate) mod paths;
+pub(crate) mod policy_keys;
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+pub(crate) mod policy_macos;
+#[cfg_attr(not(windows), allow(dead_code))]
+pub(crate) mod policy_registry;
+pub mod proxy;
+pub(crate) mod root_store;
+pub(crate) mod secrets;
+
+pub use autostart::{default_program, Autostart, ARG as AUTOSTART_ARG};
+pub use browser_policies::{
+    apply as apply_browser_policies, machine_config as browser_policies_config,
+    remove as remove_browser_policies, Wanted as BrowserPolicies,
+};
+pub use config::{Config, PinPromptConfig, Site};
+pub use localca::load_or_create as load_or_create_identity;
+pub use machine_trust::{install as install_trust, machine_dir, uninstall as uninstall_trust};
+pub use secrets::{keyring_fallback, FileStore};
