@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use crate::agent::free_port;
+use crate::agent::{free_port, server_pki, PortalProcess, ServerPki};
 use crate::poll;
 
 /// A realm of the test KDC.
@@ -28,6 +28,8 @@ pub const BASIC_USER: &str = "jean";
 pub const BASIC_PASSWORD: &str = "mot-de-passe-du-proxy";
 /// A name Squid refuses every tunnel to (`403`).
 pub const FORBIDDEN_HOST: &str = "interdit.test";
+/// The portal's mTLS endpoint's name, in Squid's hosts file only (`portal.test`, its site, too).
+pub const MTLS_HOST: &str = "cpx.portal.test";
 
 static NEXT: AtomicU32 = AtomicU32::new(1);
 
@@ -345,5 +347,28 @@ impl Drop for Kdc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// What the proxy tests start: the outside, Squid in it asking for `auth` (with its KDC for Negotiate),
+/// and the demo portal behind it, whose login page calls an agent on `agent_port`.
+pub struct Hospital {
+    pub portal: PortalProcess,
+    pub squid: Squid,
+    pub pki: ServerPki,
+    pub kdc: Option<Kdc>,
+    /// Last: the namespace goes when everything in it is stopped.
+    pub outside: Outside,
+}
+
+impl Hospital {
+    pub fn start(dir: &Path, auth: ProxyAuth, agent_port: u16) -> Self {
+        let outside = Outside::new();
+        let kdc = (auth == ProxyAuth::Negotiate).then(|| Kdc::start(&dir.join("kdc")));
+        let hosts = format!("127.0.0.1 {MTLS_HOST} {FORBIDDEN_HOST}\n{} portal.test\n", outside.ip);
+        let squid = Squid::start(&dir.join("squid"), &outside, auth, &hosts, kdc.as_ref());
+        let pki = server_pki(&dir.join("pki"));
+        let portal = PortalProcess::start_outside(&dir.join("portal"), &pki, agent_port, &outside);
+        Self { portal, squid, pki, kdc, outside }
     }
 }

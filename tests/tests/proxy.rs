@@ -10,36 +10,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use cpx_agent::platform::proxy::{self, ProxyError, ProxyServer, ProxySetting, Route};
-use cpx_tests::agent::{free_port, server_pki, PortalProcess, ServerPki};
-use cpx_tests::proxy::{Kdc, Outside, ProxyAuth, Squid, BASIC_PASSWORD, BASIC_USER, FORBIDDEN_HOST};
+use cpx_tests::agent::{free_port, ServerPki};
+use cpx_tests::proxy::{Hospital, ProxyAuth, BASIC_PASSWORD, BASIC_USER, FORBIDDEN_HOST, MTLS_HOST};
 use cpx_tests::{out_dir, poll};
 
-/// The names of the outside, in Squid's hosts file only.
-const MTLS_HOST: &str = "cpx.portal.test";
-
-struct World {
-    portal: PortalProcess,
-    squid: Squid,
-    pki: ServerPki,
-    _kdc: Option<Kdc>,
-    outside: Outside,
+fn world(name: &str, auth: ProxyAuth) -> Hospital {
+    Hospital::start(&out_dir(name), auth, free_port())
 }
 
-fn world(name: &str, auth: ProxyAuth) -> World {
-    let dir = out_dir(name);
-    let outside = Outside::new();
-    let kdc = (auth == ProxyAuth::Negotiate).then(|| Kdc::start(&dir.join("kdc")));
-    let hosts = format!("127.0.0.1 {MTLS_HOST} {FORBIDDEN_HOST}\n{} portal.test\n", outside.ip);
-    let squid = Squid::start(&dir.join("squid"), &outside, auth, &hosts, kdc.as_ref());
-    let pki = server_pki(&dir.join("pki"));
-    let portal = PortalProcess::start_outside(&dir.join("portal"), &pki, free_port(), &outside);
-    World { portal, squid, pki, _kdc: kdc, outside }
-}
-
-impl World {
-    fn proxy(&self) -> ProxyServer {
-        ProxyServer::parse(&self.squid.url).unwrap()
-    }
+/// Squid, as the agent's configuration names it.
+fn proxy_of(w: &Hospital) -> ProxyServer {
+    ProxyServer::parse(&w.squid.url).unwrap()
 }
 
 /// Through `route`, a TLS connection to `host:port` that must present the portal's certificate for
@@ -77,7 +58,7 @@ fn the_proxy_is_the_only_way_and_the_tunnel_reaches_the_portal() {
     // Through it: the portal's site, by a name only Squid resolves.
     let via =
         proxy::route_for(&ProxySetting::parse(&w.squid.url).unwrap(), "portal.test", w.portal.site_port);
-    assert_eq!(via.proxy, Some(w.proxy()));
+    assert_eq!(via.proxy, Some(proxy_of(&w)));
     assert_eq!(get_through(&via, "portal.test", w.portal.site_port, &w.pki).unwrap(), "HTTP/1.1 200 OK");
     // And the mTLS endpoint on the outside's loopback: the tunnel opens (its TLS needs the card: the
     // end-to-end login tests).
@@ -96,7 +77,7 @@ fn the_proxy_is_the_only_way_and_the_tunnel_reaches_the_portal() {
 #[test]
 fn a_refusal_of_the_proxy_is_typed() {
     let w = world("proxy-refused", ProxyAuth::None);
-    let via = Route::via(w.proxy(), "test");
+    let via = Route::via(proxy_of(&w), "test");
     let e = proxy::open_blocking(&via, FORBIDDEN_HOST, 443, Duration::from_secs(20)).unwrap_err();
     assert!(matches!(&e, ProxyError::Refused { status: 403, .. }), "{e:?}");
     assert_eq!(e.code().as_str(), "PROXY_REFUSED");
@@ -110,7 +91,7 @@ fn a_refusal_of_the_proxy_is_typed() {
 fn basic_authentication_with_the_proxy_urls_credentials() {
     let w = world("proxy-basic", ProxyAuth::Basic);
     // No credentials: the proxy's demand is typed, with the schemes it offered.
-    let bare = Route::via(w.proxy(), "test");
+    let bare = Route::via(proxy_of(&w), "test");
     let e = get_through(&bare, "portal.test", w.portal.site_port, &w.pki).unwrap_err();
     assert!(matches!(&e, ProxyError::AuthRequired { offered, .. } if offered.contains("Basic")), "{e:?}");
     assert_eq!(e.code().as_str(), "PROXY_AUTH_REQUIRED");
@@ -142,7 +123,7 @@ fn basic_authentication_with_the_proxy_urls_credentials() {
 #[test]
 fn negotiate_with_a_kerberos_ticket() {
     let w = world("proxy-negotiate", ProxyAuth::Negotiate);
-    let kdc = w._kdc.as_ref().unwrap();
+    let kdc = w.kdc.as_ref().unwrap();
     let child = |ccache: &Path| {
         std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "negotiate_in_a_process_with_the_ticket", "--ignored", "--nocapture"])

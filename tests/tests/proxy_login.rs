@@ -10,44 +10,40 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use cpx_tests::agent::{free_port, server_pki, AgentProcess, PortalProcess, ServerPki};
+use cpx_tests::agent::{free_port, AgentProcess};
 use cpx_tests::browser::Browser;
-use cpx_tests::proxy::{Kdc, Outside, ProxyAuth, Squid, BASIC_PASSWORD, BASIC_USER, FORBIDDEN_HOST};
+use cpx_tests::proxy::{Hospital, ProxyAuth, BASIC_PASSWORD, BASIC_USER, FORBIDDEN_HOST, MTLS_HOST};
 use cpx_tests::{binary, insert, out_dir, poll, stack};
 use serde_json::{json, Value};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// The mTLS endpoint's name, in Squid's hosts file only.
-const MTLS_HOST: &str = "cpx.portal.test";
-
 struct World {
     agent: AgentProcess,
-    portal: PortalProcess,
-    squid: Squid,
-    kdc: Option<Kdc>,
-    pki: ServerPki,
-    outside: Outside,
+    hospital: Hospital,
     dir: std::path::PathBuf,
 }
 
-/// The outside with Squid (`auth`) and the portal; the agent with `config` (top-level keys, `{proxy}`
+impl std::ops::Deref for World {
+    type Target = Hospital;
+    fn deref(&self) -> &Hospital {
+        &self.hospital
+    }
+}
+
+/// The hospital with Squid (`auth`) and the portal; the agent with `config` (top-level keys, `{proxy}`
 /// replaced by Squid's URL, `{ip}` by its address) before the portal's site, whose endpoint is named
 /// `endpoint_host`, and `env`.
 fn world(name: &str, auth: ProxyAuth, config: &str, endpoint_host: &str, env: &[(&str, &str)]) -> World {
     let dir = out_dir(name);
-    let outside = Outside::new();
-    let kdc = (auth == ProxyAuth::Negotiate).then(|| Kdc::start(&dir.join("kdc")));
-    let hosts = format!("127.0.0.1 {MTLS_HOST} {FORBIDDEN_HOST}\n{} portal.test\n", outside.ip);
-    let squid = Squid::start(&dir.join("squid"), &outside, auth, &hosts, kdc.as_ref());
-    let pki = server_pki(&dir.join("pki"));
     let agent_port = free_port();
-    let portal = PortalProcess::start_outside(&dir.join("portal"), &pki, agent_port, &outside);
+    let hospital = Hospital::start(&dir, auth, agent_port);
+    let (squid, portal, pki, outside) = (&hospital.squid, &hospital.portal, &hospital.pki, &hospital.outside);
     portal.add_account("amelie", "mot-de-passe-amelie", "MARTIN", "AMELIE");
     let config = config.replace("{proxy}", &squid.url).replace("{ip}", &outside.ip);
     let mut env: Vec<(String, String)> =
         env.iter().map(|(k, v)| (k.to_string(), v.replace("{proxy}", &squid.url))).collect();
-    if let Some(kdc) = &kdc {
+    if let Some(kdc) = &hospital.kdc {
         env.push(("KRB5_CONFIG".into(), kdc.config.display().to_string()));
         // The session's ticket, unless the test gives another cache.
         if !env.iter().any(|(k, _)| k == "KRB5CCNAME") {
@@ -57,9 +53,9 @@ fn world(name: &str, auth: ProxyAuth, config: &str, endpoint_host: &str, env: &[
         }
     }
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let site = portal.agent_site_named(&pki, endpoint_host);
+    let site = portal.agent_site_named(pki, endpoint_host);
     let agent = AgentProcess::start_full(&dir.join("agent"), &format!("{config}{site}"), agent_port, &env);
-    World { agent, portal, squid, kdc, pki, outside, dir }
+    World { agent, hospital, dir }
 }
 
 impl World {
@@ -200,7 +196,6 @@ fn diagnose_names_the_proxy_of_each_site_and_tries_the_tunnel() {
         text.contains("PROXY_AUTH_REQUIRED"),
         "the tunnel was tried, and the proxy asked for credentials: {text}"
     );
-    let _ = &w.pki;
 }
 
 #[test]
