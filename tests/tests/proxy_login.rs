@@ -122,6 +122,35 @@ fn card_login_through_the_proxy_of_https_proxy_in_tls13() {
 }
 
 #[test]
+fn card_login_through_the_proxy_of_gnomes_settings() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // No `proxy` key, no proxy variable: GNOME's settings (`gsettings`, here from a keyfile backend in
+    // the test's folder, as a session's dconf would give them).
+    let dir = out_dir("proxy-login-gnome-settings");
+    let settings = dir.join("glib-2.0/settings");
+    std::fs::create_dir_all(&settings).unwrap();
+    let (config_home, keyfile) = (dir.display().to_string(), settings.join("keyfile"));
+    let env = [("GSETTINGS_BACKEND", "keyfile"), ("XDG_CONFIG_HOME", config_home.as_str())];
+    let w = world("proxy-login-gnome", ProxyAuth::None, "", MTLS_HOST, &env);
+    std::fs::write(
+        &keyfile,
+        format!(
+            "[system/proxy]\nmode='manual'\nignore-hosts=['localhost', '127.0.0.0/8']\n\n[system/proxy/https]\nhost='{}'\nport={}\n",
+            w.outside.ip, w.squid.port
+        ),
+    )
+    .unwrap();
+    let reader = stack().reader();
+    let _card = insert("cps3", &reader);
+    w.card_login();
+    w.tunnel_logged("-");
+    // GNOME's ignore-hosts covers the endpoint: straight, and its name is unknown without the proxy.
+    std::fs::write(&keyfile, format!("[system/proxy]\nmode='manual'\nignore-hosts=['*.portal.test']\n\n[system/proxy/https]\nhost='{}'\nport={}\n", w.outside.ip, w.squid.port)).unwrap();
+    let (_, _, answer) = w.authenticate();
+    assert_eq!(answer["error"]["code"], "PORTAL_UNREACHABLE", "{answer}");
+}
+
+#[test]
 fn card_login_through_a_proxy_asking_for_basic() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let config = format!("proxy = \"http://{BASIC_USER}:{BASIC_PASSWORD}@{{ip}}:3128\"\n");
