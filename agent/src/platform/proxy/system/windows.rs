@@ -132,3 +132,52 @@ pub fn route(host: &str, port: u16) -> Route {
     }
     Route::direct("no proxy configured")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// WinINet's `DefaultConnectionSettings`: version, counter, flags (2: a proxy; 4: a PAC address; 8:
+    /// automatic detection), then the proxy, the bypass list and the PAC address, each as a length and
+    /// bytes, and the rest zeroes.
+    fn connection_settings(flags: u32, proxy: &str, bypass: &str, pac: &str) -> Vec<u8> {
+        let mut blob = Vec::new();
+        for v in [0x46u32, 1, flags] {
+            blob.extend(v.to_le_bytes());
+        }
+        for s in [proxy, bypass, pac] {
+            blob.extend((s.len() as u32).to_le_bytes());
+            blob.extend(s.as_bytes());
+        }
+        blob.extend([0u8; 32]);
+        blob
+    }
+
+    /// The user's WinINet settings as Windows (and Wine) keep them, written in the registry of the test's
+    /// user, then read back by [`route`]: the manual proxy for https, and its bypass list.
+    #[test]
+    fn the_users_manual_proxy_and_its_bypass_list() {
+        use winreg::enums::HKEY_CURRENT_USER;
+        const CONNECTIONS: &str = r"Software\Microsoft\Windows\CurrentVersion\Internet Settings\Connections";
+        let (key, _) = winreg::RegKey::predef(HKEY_CURRENT_USER).create_subkey(CONNECTIONS).unwrap();
+        let before = key.get_raw_value("DefaultConnectionSettings").ok();
+        let blob =
+            connection_settings(3, "http=web:80;https=proxy.chu-test.fr:3128", "<local>;*.intra.fr", "");
+        let value = winreg::RegValue { bytes: blob.into(), vtype: winreg::enums::REG_BINARY };
+        key.set_raw_value("DefaultConnectionSettings", &value).unwrap();
+        let through = route("cpx.portail.fr", 443);
+        let intra = route("dpi.intra.fr", 443);
+        let local = route("serveur", 443);
+        match before {
+            Some(v) => key.set_raw_value("DefaultConnectionSettings", &v).unwrap(),
+            None => key.delete_value("DefaultConnectionSettings").unwrap(),
+        }
+        let proxy = through.proxy.unwrap_or_else(|| panic!("no proxy: {}", through.source));
+        assert_eq!(
+            (proxy.authority(), through.source.as_str()),
+            ("proxy.chu-test.fr:3128".into(), "WinINet (manual)")
+        );
+        assert!(intra.proxy.is_none() && intra.source.contains("bypass"), "{intra:?}");
+        assert!(local.proxy.is_none(), "{local:?}");
+    }
+}
