@@ -165,8 +165,7 @@ impl Route {
 pub fn route_for(setting: &ProxySetting, host: &str, port: u16) -> Route {
     match setting {
         ProxySetting::Direct => Route::direct("policy: direct"),
-        ProxySetting::Fixed(p) if no_proxy::is_loopback(host) => {
-            let _ = p;
+        ProxySetting::Fixed(_) if no_proxy::is_loopback(host) => {
             Route::direct("loopback (never through a proxy)")
         }
         ProxySetting::Fixed(p) => Route::via(p.clone(), "policy"),
