@@ -51,6 +51,9 @@ install -m 0644 installer/linux/agent-cpx-autostart.desktop "$pkg/etc/xdg/autost
 install -m 0644 installer/linux/agent-cpx.desktop "$pkg/usr/share/applications/agent-cpx.desktop"
 install -m 0644 src-tauri/icons/128x128.png "$pkg/usr/share/icons/hicolor/128x128/apps/agent-cpx.png"
 install -m 0644 src-tauri/icons/32x32.png "$pkg/usr/share/icons/hicolor/32x32/apps/agent-cpx.png"
+# The machine policy watched: a change rewrites the browsers' policies (installer/linux/systemd).
+install -d "$pkg/usr/lib/systemd/system"
+install -m 0644 installer/linux/systemd/agent-cpx-policy.path installer/linux/systemd/agent-cpx-policy.service "$pkg/usr/lib/systemd/system/"
 license=$(sed -n '/^\[workspace.package\]/,/^\[/s/^license *= *"\(.*\)"/\1/p' Cargo.toml)
 printf 'Agent CPx\nLicense: %s\nSource: the project repository (README.md).\n' "${license:-see the project repository}" > "$pkg/usr/share/doc/agent-cpx/copyright"
 for script in postinst prerm postrm; do

@@ -5,8 +5,8 @@
 #                                                     command line (Contents/MacOS/cpx-agent)
 #   /Library/LaunchAgents/fr.agentcpx.tray.plist      machine-wide start at login
 #   /Library/Application Support/Agent CPx/uninstall.sh
-# and whose postinstall (installer/macos/scripts/postinstall) trusts the local CA and writes the browser
-# policies. Files: installer/macos/. Install: sudo installer -pkg target/installer/agent-cpx-VERSION.pkg -target /
+# and whose postinstall (installer/macos/scripts/postinstall) trusts the local CA and starts the tray app
+# (the browsers' policies come with the profile). Files: installer/macos/. Install: sudo installer -pkg target/installer/agent-cpx-VERSION.pkg -target /
 #
 #   scripts/build-pkg.sh [--debug] [--universal]     macOS only (pkgbuild, productbuild): builds the binaries
 #                                                     (release; --debug reuses a debug build's profile;

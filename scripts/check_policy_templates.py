@@ -11,9 +11,14 @@ Checks:
   Software\\Policies\\Agent CPx are the agent's keys (`site` excepted: a site with its roots is a subkey
   site\\N, which an ADMX cannot write; `allowed_origins` carries sites), those under ...\\pin_prompt the
   keys of pin_prompt.
-- installer/macos/agent-cpx.mobileconfig: a plist whose payload of type fr.agentcpx.agent has every key
-  and no other (and every key of a site and of pin_prompt); its payload is printed as JSON on stdout for
-  the caller to check the values with the agent's own parser.
+- installer/macos/fr.agentcpx.agent.all-keys.plist: the domain's preferences with every key and no other
+  (and every key of a site and of pin_prompt); printed as JSON on stdout for the caller to check the
+  values with the agent's own parser.
+- installer/macos/agent-cpx.mobileconfig, the profile an MDM pushes as it is: its fr.agentcpx.agent
+  payload sets only keys the agent reads, none of those that must be adapted per fleet or per Mac
+  (user_ports, data_dir, pin_prompt, site) and no path of a user's or of Homebrew; Chrome, Edge and
+  Firefox payloads let the profile's portals through (Local Network Access), the same origins and hosts;
+  every PayloadUUID differs; device scope.
 Exit status 0 when all holds; otherwise every problem is printed on stderr and the status is 1.
 """
 import json
@@ -85,18 +90,67 @@ def admx_checks(keys, pin_keys):
         problems.append(f"AgentCPx.admx: values under {other}, which the agent does not read")
 
 
-def mobileconfig_checks(keys, site_keys, pin_keys):
-    path = ROOT / "installer/macos/agent-cpx.mobileconfig"
+# Keys a profile pushed to a whole fleet as it is must not set: they depend on the Mac or the fleet.
+PER_FLEET = {"user_ports", "data_dir", "pin_prompt", "site"}
+
+
+def load_plist(path):
     try:
-        profile = plistlib.loads(path.read_bytes())
+        return plistlib.loads(path.read_bytes())
     except Exception as e:  # plistlib raises several types for a malformed plist
         problems.append(f"{path.name}: not a plist: {e}")
         return None
-    payloads = [p for p in profile.get("PayloadContent", []) if p.get("PayloadType") == "fr.agentcpx.agent"]
-    if len(payloads) != 1:
-        problems.append(f"{path.name}: {len(payloads)} payloads of type fr.agentcpx.agent, expected 1")
+
+
+def mobileconfig_checks(keys):
+    path = ROOT / "installer/macos/agent-cpx.mobileconfig"
+    profile = load_plist(path)
+    if profile is None:
+        return
+    content = profile.get("PayloadContent", [])
+    by_type = {}
+    for p in content:
+        by_type.setdefault(p.get("PayloadType"), []).append(p)
+    for t in ("fr.agentcpx.agent", "com.google.Chrome", "com.microsoft.Edge", "org.mozilla.firefox"):
+        if len(by_type.get(t, [])) != 1:
+            problems.append(f"{path.name}: {len(by_type.get(t, []))} payloads of type {t}, expected 1")
+    if problems:
+        return
+    agent = {k: v for k, v in by_type["fr.agentcpx.agent"][0].items() if not k.startswith("Payload")}
+    for k in sorted(set(agent) - set(keys)):
+        problems.append(f"{path.name}: key {k} is not a key the agent reads")
+    for k in sorted(set(agent) & PER_FLEET):
+        problems.append(f"{path.name}: sets {k}, which depends on the fleet or the Mac: not in a profile pushed as it is")
+    text = path.read_text(encoding="utf-8")
+    body = re.sub(r"<!--.*?-->", "", text, flags=re.S)
+    for bad in ("/Users/", "/opt/homebrew", "/usr/local/Cellar"):
+        if bad in body:
+            problems.append(f"{path.name}: a value names {bad}, a user's or Homebrew's path")
+    origins = [entry.split()[0] for entry in agent.get("allowed_origins", [])]
+    if not origins:
+        problems.append(f"{path.name}: no allowed_origins: the browsers' payloads would have nothing to let through")
+    for t in ("com.google.Chrome", "com.microsoft.Edge"):
+        for policy in ("LocalNetworkAccessAllowedForUrls", "LoopbackNetworkAllowedForUrls"):
+            if by_type[t][0].get(policy) != origins:
+                problems.append(f"{path.name}: {t} {policy} is {by_type[t][0].get(policy)}, the profile's origins are {origins}")
+    firefox = by_type["org.mozilla.firefox"][0]
+    hosts = [re.sub(r"^https://([^:/]+).*$", r"\1", o).lower() for o in origins]
+    if firefox.get("EnterprisePoliciesEnabled") is not True:
+        problems.append(f"{path.name}: Firefox reads a profile's policies only with EnterprisePoliciesEnabled true")
+    if firefox.get("LocalNetworkAccess", {}).get("SkipDomains") != hosts:
+        problems.append(f"{path.name}: Firefox LocalNetworkAccess.SkipDomains is not the profile's hosts {hosts}")
+    uuids = [p.get("PayloadUUID") for p in content] + [profile.get("PayloadUUID")]
+    if len(set(uuids)) != len(uuids) or None in uuids:
+        problems.append(f"{path.name}: PayloadUUIDs missing or repeated: {uuids}")
+    if profile.get("PayloadScope") != "System":
+        problems.append(f"{path.name}: PayloadScope is not System (a device profile)")
+
+
+def all_keys_checks(keys, site_keys, pin_keys):
+    path = ROOT / "installer/macos/fr.agentcpx.agent.all-keys.plist"
+    payload = load_plist(path)
+    if payload is None:
         return None
-    payload = {k: v for k, v in payloads[0].items() if not k.startswith("Payload")}
     for k in sorted(set(keys) - set(payload)):
         problems.append(f"{path.name}: key {k} missing")
     for k in sorted(set(payload) - set(keys)):
@@ -112,7 +166,8 @@ def mobileconfig_checks(keys, site_keys, pin_keys):
 def main():
     wanted = json.loads(sys.argv[1])
     admx_checks(wanted["keys"], wanted["pin_prompt_keys"])
-    payload = mobileconfig_checks(wanted["keys"], wanted["site_keys"], wanted["pin_prompt_keys"])
+    mobileconfig_checks(wanted["keys"])
+    payload = all_keys_checks(wanted["keys"], wanted["site_keys"], wanted["pin_prompt_keys"])
     for p in problems:
         print(p, file=sys.stderr)
     print(json.dumps(payload))

@@ -65,6 +65,12 @@ enum Command {
         /// Also check that this site (origin) is configured.
         #[arg(long)]
         origin: Option<String>,
+        /// Installed and healthy, without a card: the exit status counts only the checks of the
+        /// installation (loopback port, local CA and its trust, key store, configuration, managed
+        /// policy), not the PC/SC service, the reader, the card nor the portals (compliance scripts,
+        /// SCCM/Intune detection).
+        #[arg(long)]
+        health: bool,
     },
     /// A redacted bundle for a helpdesk ticket: versions, OS, checks, readers, ATRs, recent log lines.
     Report {
@@ -171,7 +177,7 @@ fn main() -> ExitCode {
         }
         Command::Serve { config, port, data_dir } => serve(&g, cache, config, port, data_dir),
         Command::Broker { port, user_ports, data_dir, config } => broker(port, user_ports, data_dir, config),
-        Command::Diagnose { config, origin } => diagnose(&g, config, origin),
+        Command::Diagnose { config, origin, health } => diagnose(&g, config, origin, health),
         Command::Errors { markdown } => errors(&g, markdown),
         Command::BrowserPolicies { action, root } => browser_policies(&g, action, &root),
         Command::InstallTrust => machine_trust(&g, true),
@@ -280,7 +286,12 @@ fn errors(g: &Global, markdown: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<String>) -> ExitCode {
+fn diagnose(
+    g: &Global,
+    config: Option<std::path::PathBuf>,
+    origin: Option<String>,
+    health: bool,
+) -> ExitCode {
     use cpx_agent::helpdesk;
     let (config, config_source, data_dir) = match config_to_check("diagnose", config) {
         Ok(c) => c,
@@ -297,11 +308,13 @@ fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<Strin
         data_dir,
     };
     let checks = helpdesk::diagnose(&opts);
-    let status = helpdesk::exit_status(&checks);
+    let (status, first) = match health {
+        true => (helpdesk::health_exit_status(&checks), helpdesk::health_first_fault(&checks)),
+        false => (helpdesk::exit_status(&checks), helpdesk::first_fault(&checks)),
+    };
     if g.json {
         let list: Vec<_> = checks.iter().map(|c| cli::check_json(g.lang, c)).collect();
-        let first =
-            helpdesk::first_fault(&checks).map(|c| serde_json::json!({"check": c.id, "code": c.code}));
+        let first = first.map(|c| serde_json::json!({"check": c.id, "code": c.code}));
         let p = &config.provenance;
         let policy = serde_json::json!({
             "managed": p.settings.iter().filter(|s| s.managed).collect::<Vec<_>>(),
@@ -311,7 +324,7 @@ fn diagnose(g: &Global, config: Option<std::path::PathBuf>, origin: Option<Strin
         });
         println!(
             "{}",
-            serde_json::json!({"checks": list, "first_fault": first, "exit_status": status.code(), "policy": policy})
+            serde_json::json!({"checks": list, "first_fault": first, "exit_status": status.code(), "health": health, "policy": policy})
         );
     } else {
         let colour = colour_enabled();
@@ -606,7 +619,7 @@ fn run_scan(g: &Global, cards: &CardService, detailed: bool) -> ExitCode {
 
 fn service_error(g: &Global, code: Code) -> ExitCode {
     print_problem(g, code);
-    ExitCode::from(if code == Code::PcscServiceStopped {
+    ExitCode::from(if matches!(code, Code::PcscServiceStopped | Code::PcscServiceFault) {
         ExitStatus::ServiceStopped
     } else {
         ExitStatus::Internal

@@ -73,6 +73,7 @@ impl SlotState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Code {
     PcscServiceStopped,
+    PcscServiceFault,
     NoReader,
     ReaderUnavailable,
     NoCard,
@@ -174,8 +175,9 @@ pub struct Entry {
 
 impl Code {
     /// Every code, for catalogues and documentation (the codes about a recognised card as « CPx »).
-    pub const ALL: [Code; 57] = [
+    pub const ALL: [Code; 58] = [
         Code::PcscServiceStopped,
+        Code::PcscServiceFault,
         Code::NoReader,
         Code::ReaderUnavailable,
         Code::NoCard,
@@ -240,6 +242,7 @@ impl Code {
         use Code::*;
         match self {
             PcscServiceStopped => "PCSC_SERVICE_STOPPED",
+            PcscServiceFault => "PCSC_SERVICE_FAULT",
             NoReader => "NO_READER",
             ReaderUnavailable => "READER_UNAVAILABLE",
             NoCard => "NO_CARD",
@@ -345,8 +348,8 @@ impl Code {
             | ProxyAuthRequired
             | ProxyAuthFailed => 502,
             // Nothing to use yet, or not now: a reader, a card, the service, a prompt, the user's agent.
-            PcscServiceStopped | NoReader | NoCard | CardRemoved | CardMute | CardTimeout | NoCpxCard
-            | PromptUnavailable | UserAgentNotRunning => 503,
+            PcscServiceStopped | PcscServiceFault | NoReader | NoCard | CardRemoved | CardMute
+            | CardTimeout | NoCpxCard | PromptUnavailable | UserAgentNotRunning => 503,
             // Said by `diagnose`, the CLI or the page client, never answered by the API.
             CardUnlistedVariant | PinLastTry | CardTestOnProduction | AgentPortTaken | ClockSkew
             | PolicyMalformed | AgentUnreachable | LocalNetworkBlocked | KeyringUnavailable => 500,
@@ -374,6 +377,11 @@ impl Code {
             PcscServiceStopped => (
                 text!("Le service de carte à puce (PC/SC) est arrêté", "The smart-card service (PC/SC) is stopped"),
                 text!("Démarrez le service « Carte à puce » (Windows) ou pcscd (Linux), puis réessayez.", "Start the Smart Card service (Windows) or pcscd (Linux), then try again."),
+                true,
+            ),
+            PcscServiceFault => (
+                text!("Le service de carte à puce (PC/SC) est en erreur : ni la carte ni le lecteur n'en sont la cause", "The smart-card service (PC/SC) failed: neither the card nor the reader is the cause"),
+                text!("Redémarrez le service « Carte à puce » (Windows) ou pcscd (Linux), ou redémarrez l'ordinateur, puis réessayez.", "Restart the Smart Card service (Windows) or pcscd (Linux), or restart the computer, then try again."),
                 true,
             ),
             NoReader => (
@@ -692,6 +700,8 @@ impl From<&PcscError> for Code {
             PcscError::SharingViolation => Code::CardInUse,
             PcscError::Timeout { .. } => Code::CardTimeout,
             PcscError::BadResponse { .. } | PcscError::BadCommand { .. } => Code::CardMalformed,
+            // The service's own failure (SCARD_F_INTERNAL_ERROR…; every call under Wine's winscard).
+            other @ PcscError::Other { .. } if other.service_fault() => Code::PcscServiceFault,
             PcscError::ProtocolMismatch
             | PcscError::Communication { .. }
             | PcscError::Cancelled
@@ -881,6 +891,7 @@ pub mod check_title {
         POLICY_PROBLEM = text!("Clé de configuration invalide", "Malformed configuration key");
         LOOPBACK_TRUST = text!("Certificat local approuvé par les navigateurs", "Local certificate trusted by the browsers");
         KEY_STORE = text!("Trousseau des clés de l'agent", "Agent's key store");
+        PINPAD = text!("Clavier du lecteur (code porteur)", "Reader's PIN pad");
     }
 }
 
@@ -897,6 +908,8 @@ pub mod detail {
         KEYS_IN_KEYRING = text!("dans le trousseau du système", "in the system keyring");
         PCSC_ERROR = text!("erreur PC/SC : {error}", "PC/SC error: {error}");
         READERS_LISTED = text!("vus par PC/SC : {readers}", "listed by PC/SC: {readers}");
+        PINPAD_NOT_USED_YET = text!("le lecteur annonce un clavier ; l'agent demande encore le code porteur dans sa propre fenêtre", "the reader has a PIN pad; the agent still asks for the code porteur in its own dialog");
+        PINPAD_QUIRK_LISTED = text!("le lecteur annonce un clavier, mais ce modèle n'en a pas ({entry}) : le code porteur est demandé dans la fenêtre de l'agent", "the reader claims a PIN pad, but this model has none ({entry}): the code porteur is asked for in the agent's dialog");
         NO_READER_LISTED = text!("aucun lecteur vu par PC/SC", "no reader listed by PC/SC");
         CARD_BUSY = text!("la carte est restée occupée par une connexion en cours", "the card stayed in use by a login in progress");
         NO_CARD_ANYWHERE = text!("aucune carte dans aucun lecteur", "no card in any reader");
@@ -1110,6 +1123,9 @@ mod tests {
         assert_eq!(Code::from(&CardError::PinBlocked), Code::PinBlocked);
         assert_eq!(Code::from(&CardError::WrongPin { tries_left: 2 }), Code::PinWrong);
         assert_eq!(Code::from(&CardError::Pcsc(PcscError::ServiceStopped)), Code::PcscServiceStopped);
+        let internal = PcscError::Other { code: 0x8010_0001 }; // SCARD_F_INTERNAL_ERROR
+        assert_eq!(Code::from(&CardError::Pcsc(internal)), Code::PcscServiceFault);
+        assert_eq!(Code::from(&PcscError::Other { code: 0x8010_0022 }), Code::CardCommunication);
         assert_eq!(Code::from(&CardError::Pcsc(PcscError::SharingViolation)), Code::CardInUse);
         assert_eq!(Code::from(&CardError::Pcsc(PcscError::Timeout { millis: 1 })), Code::CardTimeout);
         assert_eq!(

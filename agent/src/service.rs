@@ -33,6 +33,8 @@ pub fn load_config(path: Option<PathBuf>) -> Result<(Config, String), String> {
     let mut layers = crate::platform::policy_registry::layers();
     layers.extend(crate::platform::policy_macos::layers());
     layers.extend(policy.as_deref().map(crate::platform::config::PolicyLayer::from_file));
+    // The MSI's properties, below every policy source (a GPO's value wins).
+    layers.extend(crate::platform::policy_registry::defaults_layers());
     let (mut config, mut provenance) =
         Config::load_with_policies(user.as_deref(), layers).map_err(|e| e.to_string())?;
     if crate::platform::config::policy_env_ignored() {
@@ -115,7 +117,49 @@ pub fn prepare(
     let identity = loopback_identity(data_dir, store)?;
     let consent = Consent::for_config(&config, data_dir, store, consent).map_err(|e| e.to_string())?;
     let cards = CardService::new(cache, card_timeout, Duration::from_secs(config.busy_wait_seconds));
-    Ok(Prepared { agent: Arc::new(Agent { config, cards, prompt, consent }), identity })
+    let sites = std::sync::RwLock::new(config.sites.clone());
+    let agent = Arc::new(Agent { config, cards, prompt, consent, sites });
+    watch_sites(&agent, SITES_RELOAD);
+    Ok(Prepared { agent, identity })
+}
+
+/// How often a running agent reads its configuration again (the managed policy's registry keys,
+/// configuration profile and policy file, and the user's file): a few small reads.
+pub const SITES_RELOAD: Duration = Duration::from_secs(3);
+
+/// Reads the configuration again every `every` while `agent` lives, and puts the allowed sites it finds
+/// in force ([`Agent::sites`]): a policy change (a GPO, a profile, the policy file) reaches a running
+/// agent without a reinstall nor a restart. A configuration that cannot be read keeps the sites in force.
+/// The other settings (port, key store…) apply at the next start.
+pub fn watch_sites(agent: &Arc<Agent>, every: Duration) {
+    let weak = Arc::downgrade(agent);
+    let user_file = agent.config.provenance.user_file.clone();
+    let mut failing = false;
+    let spawned = std::thread::Builder::new().name("policy-watch".into()).spawn(move || loop {
+        std::thread::sleep(every);
+        let Some(agent) = weak.upgrade() else { return };
+        let fresh = match load_config(user_file.clone()) {
+            Ok((config, _)) => config.sites,
+            Err(e) => {
+                // Said once, not every few seconds.
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(error = %e, "configuration not read again: the sites in force are kept");
+                }
+                continue;
+            }
+        };
+        failing = false;
+        let said = |sites: &[crate::platform::config::Site]| format!("{sites:?}");
+        let mut sites = agent.sites.write().unwrap_or_else(|e| e.into_inner());
+        if said(&sites) != said(&fresh) {
+            let origins: Vec<&str> = fresh.iter().map(|s| s.origin.as_str()).collect();
+            tracing::info!(sites = ?origins, "the allowed sites changed: in force now");
+            *sites = fresh;
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "the configuration will not be read again while the agent runs");
+    }
 }
 
 /// The loopback identity: the machine's when an installer made one (`cpx-agent install-trust`, trusted

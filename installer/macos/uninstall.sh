@@ -1,11 +1,11 @@
 #!/bin/bash
 # Removes Agent CPx and everything its pkg set up:
 #   sudo "/Library/Application Support/Agent CPx/uninstall.sh"
-# Stops the tray app in every session, removes the browsers' policies it wrote
-# (`cpx-agent browser-policies remove`), the machine's loopback identity and the trust of its local CA
+# Stops the tray app in every session, removes the machine's loopback identity and the trust of its local CA
 # (`cpx-agent uninstall-trust`), the LaunchAgent, the app, the command-line link and the pkg's receipt.
 # Kept: the managed policy file (/Library/Application Support/Agent CPx/policy.toml, IT's), a
-# configuration profile (removed by whoever installed it), each user's own data
+# configuration profile and the browsers' policies it carries (removed by whoever installed it: the pkg
+# writes no browser policy on macOS, `cpx-agent browser-policies` answers Unsupported there), each user's own data
 # (~/Library/Application Support/Agent CPx, ~/Library/Caches/Agent CPx, ~/Library/Logs/Agent CPx).
 # Goes on after a failed step and exits 1 if any failed.
 set -uo pipefail
@@ -30,10 +30,9 @@ for uid in $(dscl . -list /Users UniqueID | awk '$2 >= 500 { print $2 }'); do
 done
 
 if [ -x "$AGENT" ]; then
-    step "browser policies" "$AGENT" browser-policies remove
     step "trust of the local CA and the loopback identity" "$AGENT" uninstall-trust
 else
-    echo "uninstall: $AGENT is missing: browser policies and the CA's trust are left as they are" >&2
+    echo "uninstall: $AGENT is missing: the CA's trust is left as it is" >&2
     failed=1
 fi
 

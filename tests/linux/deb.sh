@@ -3,7 +3,7 @@
 # mount namespace, its changes in memory (tmpfs) and gone when the test ends. In it, as root:
 #   1. `apt-get install ./agent-cpx_V.deb` (dependencies resolved by apt from the package registry);
 #      the files, the machine's local CA in the system store and in the browsers' policy files, the
-#      leaf key readable by a user;
+#      leaf key readable by a user, the policy watch (agent-cpx-policy.path) enabled;
 #   2. in a private network namespace with the project's pcscd + vpcd stack and a virtual CPS3 card
 #      (the chroot uses that pcscd's socket): `cpx-agent diagnose` as a user, then `cpx-agent serve` as
 #      that user and headless Chromium, with an empty NSS database, loading https://127.0.0.1:PORT/v1/status
@@ -89,9 +89,12 @@ for f in /usr/bin/cpx-agent /usr/bin/cpx-tray /etc/xdg/autostart/agent-cpx.deskt
          /etc/cpx-agent/policy.toml /var/lib/cpx-agent/local-ca.pem /var/lib/cpx-agent/loopback-cert.pem \
          /var/lib/cpx-agent/secrets/loopback-tls-key /usr/local/share/ca-certificates/agent-cpx-local-ca.crt \
          /etc/chromium/policies/managed/agent-cpx-local-ca.json /etc/opt/chrome/policies/managed/agent-cpx-local-ca.json \
-         /etc/opt/edge/policies/managed/agent-cpx-local-ca.json /etc/firefox/policies/policies.json /etc/firefox-esr/policies/policies.json; do
+         /etc/opt/edge/policies/managed/agent-cpx-local-ca.json /etc/firefox/policies/policies.json /etc/firefox-esr/policies/policies.json \
+         /usr/lib/systemd/system/agent-cpx-policy.path /usr/lib/systemd/system/agent-cpx-policy.service; do
     [ -e "$root$f" ] || fail "$f missing after install"
 done
+# Enabled (a link whose absolute target is inside the root: -L, not -e, from outside it).
+[ -L "$root/etc/systemd/system/multi-user.target.wants/agent-cpx-policy.path" ] || fail "agent-cpx-policy.path not enabled"
 check "the package's files and install-trust's files are in place"
 in_root ldd /usr/bin/cpx-tray | grep -q 'not found' && fail "cpx-tray: a library is missing: $(in_root ldd /usr/bin/cpx-tray | grep 'not found')"
 in_root dpkg-query -W -f='${Conffiles}\n' agent-cpx | grep -q /etc/cpx-agent/policy.toml || fail "policy.toml is not a conffile"
@@ -216,6 +219,9 @@ for f in /usr/bin/cpx-agent /usr/bin/cpx-tray /etc/xdg/autostart/agent-cpx.deskt
          /etc/chromium/policies/managed/agent-cpx-local-ca.json /etc/chromium/policies/managed/agent-cpx-lna.json \
          /etc/opt/chrome /etc/opt/edge /etc/firefox/policies/policies.json /etc/firefox-esr/policies; do
     [ ! -e "$root$f" ] || fail "$f left after purge"
+done
+for f in /etc/systemd/system/multi-user.target.wants/agent-cpx-policy.path /etc/systemd/system/agent-cpx-policy.path; do
+    if [ -L "$root$f" ]; then fail "$f (the policy watch enabled or masked) left after purge"; fi
 done
 [ -d "$root/etc/opt" ] || fail "/etc/opt (the system's) was removed"
 grep -q "$ca_der" <(sed '/^-/d' "$root/etc/ssl/certs/ca-certificates.crt" | tr -d '\n') && fail "the CA is still in the system bundle"

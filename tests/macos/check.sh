@@ -36,7 +36,7 @@ def inside(path):
     return os.path.join(root, path.lstrip("/"))
 
 # Every plist parses (the profile is h3's file: checked when present).
-for name in ["fr.agentcpx.tray.plist", "Info.plist", "agent-cpx.mobileconfig"]:
+for name in ["fr.agentcpx.tray.plist", "Info.plist", "agent-cpx.mobileconfig", "fr.agentcpx.agent.all-keys.plist"]:
     if os.path.exists(os.path.join(mac, name)):
         load(os.path.join(mac, name))
 
@@ -85,9 +85,12 @@ for script in [post, os.path.join(mac, "uninstall.sh")]:
         path = m.group(1).replace("$APP", re.search(r'^APP="([^"]+)"', text, re.M).group(1))
         if not os.path.exists(inside(path)):
             fail(f"{script}: {var}={path} is not in the payload")
-    for command in ["install-trust", "browser-policies apply"] if script == post else ["uninstall-trust", "browser-policies remove"]:
+    for command in ["install-trust"] if script == post else ["uninstall-trust"]:
         if f'"$AGENT" {command}' not in text:
             fail(f"{script} does not run cpx-agent {command}")
+    # Unsupported on macOS (the profile carries the browsers' policies): running it would fail the script.
+    if re.search(r'^[^#]*"\$AGENT" browser-policies', text, re.M):
+        fail(f"{script} runs cpx-agent browser-policies, which answers Unsupported on macOS")
 if not os.path.exists(inside("/Library/Application Support/Agent CPx/uninstall.sh")):
     fail("the payload lacks the uninstall script")
 print("macos check: plists, distribution and payload layout agree")

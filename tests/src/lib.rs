@@ -23,6 +23,7 @@ pub mod crl;
 pub mod desktop;
 pub mod events;
 pub mod openapi;
+pub mod pinpad;
 pub mod proxy;
 pub mod rival;
 pub mod soak;

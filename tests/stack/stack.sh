@@ -3,19 +3,27 @@
 #
 #   stack.sh isolated CMD...   run CMD in private mount, network and PID namespaces (root), with a private
 #                              /run/pcscd and loopback: nothing inside can see or touch the host's pcscd
-#   stack.sh prepare DIR       write DIR/readers.d (4 vpcd entries, 8 readers) and build DIR/libnodelay.so
+#   stack.sh prepare DIR       write DIR/readers.d (4 vpcd entries, 8 readers; 3 PIN-pad readers) and
+#                              build DIR/libnodelay.so and DIR/libcpxpinpad.so
 #   stack.sh pcscd DIR         (inside `isolated` only) exec pcscd in the foreground on DIR/readers.d
 #   stack.sh readers           print "port<TAB>reader name" for the 8 readers
+#   stack.sh pinpad-readers DIR  print "port<TAB>reader name<TAB>keypad socket" for the PIN-pad readers
 #
 # Readers: "CPx Test Reader A 00 00" on 127.0.0.1:40000, "… A 00 01" on 40001, B on 40016/40017,
 # C on 40032/40033, D on 40048/40049 (port = CHANNELID + slot). A virtual card connects to a port to be
 # inserted (cpx-sim insert PERSONA --port PORT). Each entry needs its own copy of the driver .so: entries
 # that share one collide in its static slot table (docs/simulator.md, « The test stack »).
+#
+# PIN-pad readers (one slot each, driver built from pinpad.c, a virtual keypad on a Unix socket):
+# "CPx PIN-pad Reader E 00 00" on 40064, "… F 00 00" on 40080, and on 40096 a reader named like an
+# OMNIKEY 3x21, a model known to claim a PIN pad it does not have. Their keypad sockets are DIR/keypad-E…
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 VPCD_SO=${VPCD_SO:-/usr/lib/pcsc/drivers/serial/libifdvpcd.so}
 # CPX_STACK_ENTRIES=none starts pcscd with no reader at all (the "no reader configured" fault).
-if [ "${CPX_STACK_ENTRIES:-}" = none ]; then ENTRIES=(); else ENTRIES=(A B C D); fi
+if [ "${CPX_STACK_ENTRIES:-}" = none ]; then ENTRIES=(); PINPADS=(); else ENTRIES=(A B C D); PINPADS=(E F G); fi
+# The PIN-pad readers' longest wait for a key, in seconds (their keypad timeout).
+PINPAD_SECONDS=5
 MARKER=/run/pcscd/.cpx-test-stack
 
 readers() {
@@ -23,6 +31,21 @@ readers() {
   for e in "${ENTRIES[@]+"${ENTRIES[@]}"}"; do
     local base=$((40000 + 16 * i))
     printf '%s\tCPx Test Reader %s 00 00\n%s\tCPx Test Reader %s 00 01\n' "$base" "$e" $((base + 1)) "$e"
+    i=$((i + 1))
+  done
+}
+
+pinpad_name() {
+  case $1 in
+    G) echo "HID Global OMNIKEY 3x21 Smart Card Reader" ;;
+    *) echo "CPx PIN-pad Reader $1" ;;
+  esac
+}
+
+pinpad_readers() {
+  local dir=$1 i=4
+  for e in "${PINPADS[@]+"${PINPADS[@]}"}"; do
+    printf '%s\t%s 00 00\t%s\n' $((40000 + 16 * i)) "$(pinpad_name "$e")" "$dir/keypad-$e"
     i=$((i + 1))
   done
 }
@@ -37,6 +60,17 @@ prepare() {
     cp "$(readlink -f "$VPCD_SO")" "$so"
     printf 'FRIENDLYNAME "CPx Test Reader %s"\nDEVICENAME /dev/null:%d\nLIBPATH %s\nCHANNELID %d\n' "$e" "$base" "$so" "$base" \
       > "$dir/readers.d/reader-$e"
+    i=$((i + 1))
+  done
+  if [ ! -e "$dir/libcpxpinpad.so" ] || [ "$here/pinpad.c" -nt "$dir/libcpxpinpad.so" ]; then
+    gcc -shared -fPIC -O2 -I/usr/include/PCSC -o "$dir/libcpxpinpad.so" "$here/pinpad.c"
+  fi
+  i=4
+  for e in "${PINPADS[@]+"${PINPADS[@]}"}"; do
+    local so="$dir/drivers/libcpxpinpad-$e.so" base=$((40000 + 16 * i))
+    cp "$dir/libcpxpinpad.so" "$so"
+    printf 'FRIENDLYNAME "%s"\nDEVICENAME %s:%d:%d\nLIBPATH %s\nCHANNELID %d\n' "$(pinpad_name "$e")" \
+      "$dir/keypad-$e" "$base" "$PINPAD_SECONDS" "$so" "$base" > "$dir/readers.d/reader-$e"
     i=$((i + 1))
   done
   if [ ! -e "$dir/libnodelay.so" ] || [ "$here/nodelay.c" -nt "$dir/libnodelay.so" ]; then
@@ -61,5 +95,6 @@ case "${1:-}" in
     LD_PRELOAD="$dir/libnodelay.so" exec pcscd --foreground --config "$dir/readers.d" ${PCSCD_ARGS:-}
     ;;
   readers) readers ;;
-  *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+  pinpad-readers) pinpad_readers "${2:?stack.sh pinpad-readers DIR}" ;;
+  *) sed -n '2,19p' "$0" >&2; exit 2 ;;
 esac

@@ -302,3 +302,38 @@ fn whether_the_browsers_trust_the_local_ca() {
         "{after}"
     );
 }
+
+/// `diagnose --health`: « installed and healthy » without a card, for compliance scripts and SCCM/Intune
+/// detection. An empty reader or a mute card leaves it at 0 (where plain `diagnose` says 9); what the
+/// installation set up (here: the agent's port, taken by another program) makes it fail.
+#[test]
+fn health_counts_the_installation_not_the_card() {
+    let reader = stack().reader();
+    let plain = config("health", "");
+    let (out, v) = diagnose(&reader, &plain, &[]);
+    assert_eq!(out.status.code(), Some(9), "plain diagnose, reader without card: {v}");
+    let (out, v) = diagnose(&reader, &plain, &["--health"]);
+    assert_eq!((first_fault(&v), out.status.code()), ("none".into(), Some(0)), "--health, no card: {v}");
+    assert_eq!(v["health"], true, "{v}");
+    assert!(
+        v["checks"].as_array().unwrap().iter().any(|c| c["code"] == "NO_CARD"),
+        "--health still lists the card's check: {v}"
+    );
+    let card = insert("mute", &reader);
+    let (out, v) = diagnose(&reader, &plain, &["--health"]);
+    assert_eq!((first_fault(&v), out.status.code()), ("none".into(), Some(0)), "--health, mute card: {v}");
+    card.remove();
+    // The agent's port taken by another program: the installation is not healthy.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = squatter.local_addr().unwrap().port();
+    let taken = out_dir("diagnose-health-port").join("config.toml");
+    std::fs::write(&taken, format!("port = {port}\n")).unwrap();
+    let accept = std::thread::spawn(move || {
+        for s in squatter.incoming().take(1) {
+            drop(s);
+        }
+    });
+    let (out, v) = diagnose(&reader, &taken, &["--health"]);
+    assert_eq!((first_fault(&v), out.status.code()), ("AGENT_PORT_TAKEN".into(), Some(9)), "{v}");
+    let _ = accept.join();
+}

@@ -13,7 +13,10 @@
 use std::process::{Command, Output};
 
 use cpx_card::SignScheme;
-use cpx_tests::{insert_with, logged_commands, out_dir, root, stack, verify_signature, Options};
+use cpx_tests::pinpad::{borrow, Keypad};
+use cpx_tests::{
+    assert_no_pin, insert_with, logged_commands, out_dir, root, stack, verify_signature, Options,
+};
 use sha2::{Digest, Sha256};
 
 const MODULE: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
@@ -21,9 +24,13 @@ const AID_CPX_IAS: &str = "E828BD080F8025000001FF0010";
 const AUTH_KEY_ID: &str = "e828bd080f8025000001ff001002";
 
 fn opensc(tool: &str, args: &[&str]) -> Output {
+    opensc_with("opensc.conf", tool, args)
+}
+
+fn opensc_with(conf: &str, tool: &str, args: &[&str]) -> Output {
     Command::new(tool)
         .args(args)
-        .env("OPENSC_CONF", root().join("tests/stack/opensc.conf"))
+        .env("OPENSC_CONF", root().join("tests/stack").join(conf))
         .output()
         .unwrap_or_else(|e| panic!("{tool}: {e} (apt-get install opensc)"))
 }
@@ -34,7 +41,11 @@ fn out(o: &Output) -> String {
 
 /// The PKCS#11 slot id of the contact application's token in `reader`.
 fn slot_of(reader: &str) -> String {
-    let listing = out(&opensc("pkcs11-tool", &["--module", MODULE, "-L"]));
+    slot_with("opensc.conf", reader)
+}
+
+fn slot_with(conf: &str, reader: &str) -> String {
+    let listing = out(&opensc_with(conf, "pkcs11-tool", &["--module", MODULE, "-L"]));
     let mut current: Option<String> = None;
     for line in listing.lines() {
         if let Some(rest) = line.strip_prefix("Slot ") {
@@ -195,4 +206,70 @@ fn opensc_has_no_cps4_support() {
     let _card = insert_with("cps4", &reader, &Options::default(), None);
     let name = out(&opensc("opensc-tool", &["--reader", &reader.name, "--name"]));
     assert!(!name.contains("IAS-ECC"), "if OpenSC now binds the CPS4, extend the cross-check: {name}");
+}
+
+/// OpenSC, with `enable_pinpad = true`, logs in through the virtual PIN-pad reader: PKCS#11 offers the
+/// protected authentication path, `pkcs11-tool --login` asks for no code, the code is typed on the
+/// virtual keypad, and the reader builds the VERIFY from OpenSC's own PIN_VERIFY_STRUCTURE. An
+/// independent client: the virtual reader behaves like a real one.
+#[test]
+fn opensc_logs_in_through_the_virtual_pin_pad_reader() {
+    const CONF: &str = "opensc-pinpad.conf";
+    let pad = borrow(false);
+    let dir = out_dir("opensc_pinpad");
+    let log = dir.join("apdu.log");
+    let _card = insert_with("cps3", &pad.reader, &Options::default(), Some(&log));
+    let slot = slot_with(CONF, &pad.reader.name);
+    let listing = out(&opensc_with(CONF, "pkcs11-tool", &["--module", MODULE, "--slot", &slot, "-T"]));
+    assert!(listing.contains("PIN pad"), "the token offers the protected authentication path:\n{listing}");
+
+    let digest = Sha256::digest(b"Agent CPx PIN-pad cross-check").to_vec();
+    let digest_info = [SignScheme::RsaPkcs1Sha256.digest_info_prefix().unwrap(), &digest].concat();
+    std::fs::write(dir.join("di"), &digest_info).unwrap();
+    let mut keypad = Keypad::connect(&pad);
+    let typing = std::thread::spawn(move || {
+        let wait = std::time::Duration::from_secs(60);
+        let structure = keypad.wait_structure(wait);
+        keypad.wait_entry(wait);
+        keypad.type_code("1234");
+        (structure, keypad.wait_done(wait))
+    });
+    let sign = opensc_with(
+        CONF,
+        "pkcs11-tool",
+        &[
+            "--module",
+            MODULE,
+            "--slot",
+            &slot,
+            "--login",
+            "--sign",
+            "--mechanism",
+            "RSA-PKCS",
+            "--id",
+            AUTH_KEY_ID,
+            "--input-file",
+            dir.join("di").to_str().unwrap(),
+            "--output-file",
+            dir.join("sig").to_str().unwrap(),
+        ],
+    );
+    let (structure, sw) = typing.join().expect("the keypad was asked for the code");
+    assert!(sign.status.success(), "pkcs11-tool login on the PIN pad + sign: {}", out(&sign));
+    assert_eq!(sw, "9000");
+    assert_no_pin(&structure, &["1234"]);
+    let cmds = logged_commands(&log);
+    assert!(
+        cmds.iter().any(|c| c.starts_with("0020000108") && c.ends_with("<8 secret bytes>")),
+        "the reader presented the code porteur: {cmds:?}"
+    );
+    let read = opensc_with(
+        CONF,
+        "pkcs11-tool",
+        &["--module", MODULE, "--slot", &slot, "--read-object", "--type", "cert", "--id", AUTH_KEY_ID],
+    );
+    assert!(read.status.success(), "{}", out(&read));
+    let sig = std::fs::read(dir.join("sig")).unwrap();
+    verify_signature(&read.stdout, SignScheme::RsaPkcs1Sha256, &digest, &sig)
+        .expect("OpenSC's signature verifies against the card certificate");
 }

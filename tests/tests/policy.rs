@@ -81,3 +81,36 @@ fn with_user_sites_the_same_site_of_the_user_file_is_allowed() {
     assert_eq!(allowed.header("Access-Control-Allow-Origin"), Some(PERSO));
     assert!(!agent.logs().contains("malformed setting"));
 }
+
+/// A policy change reaches a running agent, without a reinstall nor a restart: a site the administrator
+/// adds to the policy file (as Ansible would) is let through, a site removed is refused again.
+#[test]
+fn a_site_added_to_the_policy_file_is_allowed_without_a_restart() {
+    const LATER: &str = "https://ajoute.example.fr";
+    let policy = format!("allow_user_sites = false\n[[site]]\norigin = \"{MANAGED}\"\nsigned_token = true\n");
+    let dir = out_dir("policy-reload");
+    let file = dir.join("policy.toml");
+    std::fs::write(&file, &policy).unwrap();
+    let agent = AgentProcess::start_full(
+        &dir.join("agent"),
+        &user_sites(),
+        free_port(),
+        &[("CPX_AGENT_POLICY", file.to_str().unwrap())],
+    );
+    let before = token(&agent, LATER);
+    assert_eq!((before.status, code(&before)), (403, "ORIGIN_NOT_ALLOWED".to_owned()), "{}", before.body);
+    let added = format!("{policy}[[site]]\norigin = \"{LATER}\"\nsigned_token = true\n");
+    std::fs::write(&file, added).unwrap();
+    let answer = cpx_tests::poll("the added site let through", std::time::Duration::from_secs(20), || {
+        let a = token(&agent, LATER);
+        (a.status == 400).then_some(a)
+    });
+    assert_eq!(code(&answer), "CHALLENGE_INVALID", "{}", answer.body);
+    assert!(agent.logs().contains("the allowed sites changed"), "the log says so");
+    // Removed again: refused again.
+    std::fs::write(&file, &policy).unwrap();
+    cpx_tests::poll("the removed site refused", std::time::Duration::from_secs(20), || {
+        (token(&agent, LATER).status == 403).then_some(())
+    });
+    assert_eq!(token(&agent, MANAGED).status, 400, "the managed site still passes");
+}

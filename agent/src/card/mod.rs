@@ -1,7 +1,8 @@
 //! The card and the login: the one way to the card ([`CardService`]: PC/SC, opening cards, one card
 //! operation at a time), the readers and cards as the professional sees them (scan), the card state at a
 //! glance for the tray (card state), the two logins (mTLS with the card's key, signed token), asking for
-//! the code porteur (PIN prompts) and asking about sites outside policy (consent). Also the driver's
+//! the code porteur (PIN prompts), whether a reader's keypad takes it (pinpad) and asking about sites
+//! outside policy (consent). Also the driver's
 //! types the agent's users need (the tray's PIN dialog and status window), so that they depend on the
 //! agent alone.
 
@@ -11,6 +12,7 @@ pub(crate) mod consent;
 pub(crate) mod login;
 pub(crate) mod mtls;
 pub(crate) mod pin_prompt;
+pub(crate) mod pinpad;
 pub(crate) mod scan;
 
 pub use cpx_card::identity::date;
@@ -25,4 +27,5 @@ pub use pin_prompt::{
     read_answer, read_ok, Answer, CardChoice, PinPrompt, PinRequest, PinentryPrompt, PromptError,
     TerminalPrompt,
 };
+pub use pinpad::{quirk as pinpad_quirk, PinPadPolicy, PinPadUse};
 pub use scan::{ReaderReport, ScanOptions};

@@ -58,7 +58,7 @@ impl ExitStatus {
             Self::Ready => "a CPx card is ready",
             Self::Internal => "internal error",
             Self::Usage => "usage error",
-            Self::ServiceStopped => "PC/SC service stopped",
+            Self::ServiceStopped => "PC/SC service stopped or failing",
             Self::NoReader => "no reader",
             Self::NoCard => "no card",
             Self::NotUsable => {

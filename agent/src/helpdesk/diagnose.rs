@@ -44,6 +44,7 @@ pub enum CheckKind {
     PortalEndpoint,
     Clock,
     KeyStore,
+    PinPad,
 }
 
 impl CheckKind {
@@ -65,6 +66,7 @@ impl CheckKind {
         Self::PortalEndpoint,
         Self::Clock,
         Self::KeyStore,
+        Self::PinPad,
     ];
 
     /// The stable name.
@@ -87,6 +89,7 @@ impl CheckKind {
             Self::PortalEndpoint => "portal_endpoint",
             Self::Clock => "clock",
             Self::KeyStore => "key_store",
+            Self::PinPad => "pinpad",
         }
     }
 
@@ -111,6 +114,7 @@ impl CheckKind {
             Self::PortalEndpoint => t::PORTAL_ENDPOINT,
             Self::Clock => t::CLOCK,
             Self::KeyStore => t::KEY_STORE,
+            Self::PinPad => t::PINPAD,
         }
     }
 
@@ -334,6 +338,9 @@ fn reader_checks(opts: &Options, cards: &CardService, checks: &mut Vec<Check>) {
     }
     let names = readers.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ");
     checks.push(Check::ok(CheckKind::Readers, Said::new(detail::READERS_LISTED).with("readers", names)));
+    for r in &readers {
+        pinpad_check(&r.name, opts.timeout, checks);
+    }
     if readers.iter().all(|r| r.state == Slot::Empty) {
         return checks.push(Check::bad(
             CheckKind::Card,
@@ -345,6 +352,20 @@ fn reader_checks(opts: &Options, cards: &CardService, checks: &mut Vec<Check>) {
     for r in readers.iter().filter(|r| r.state != Slot::Empty) {
         one_card(opts, cards, r, checks);
     }
+}
+
+/// A reader that says it has a PIN pad: named, with whether its keypad takes the code porteur. Readers
+/// without one, or that do not answer the question, add nothing.
+fn pinpad_check(reader: &str, timeout: Duration, checks: &mut Vec<Check>) {
+    let Ok(pad) = cpx_pcsc::pinpad::reader_pin_pad(reader, timeout) else { return };
+    if !pad.features.can_verify() {
+        return;
+    }
+    let said = match crate::card::pinpad_quirk(reader) {
+        Some(entry) => Said::new(detail::PINPAD_QUIRK_LISTED).with("entry", entry),
+        None => Said::new(detail::PINPAD_NOT_USED_YET),
+    };
+    checks.push(Check::ok(CheckKind::PinPad.at(reader), said));
 }
 
 fn one_card(opts: &Options, cards: &CardService, r: &cpx_pcsc::ReaderInfo, checks: &mut Vec<Check>) {

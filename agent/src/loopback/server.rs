@@ -42,7 +42,12 @@ use crate::platform::localca::LoopbackIdentity;
 const MAX_BODY: usize = 16 * 1024;
 
 pub struct Agent {
+    /// The configuration the agent started with (port, key store, timeouts…).
     pub config: Config,
+    /// The allowed sites in force: the configuration's at start, then as the managed policy (or the
+    /// user's file) changes while the agent runs ([`crate::service::watch_sites`]): a site added by a GPO,
+    /// a profile or the policy file is allowed without a restart, a site removed is refused.
+    pub sites: std::sync::RwLock<Vec<Site>>,
     pub cards: Arc<CardService>,
     pub prompt: Arc<dyn PinPrompt>,
     /// Asking about sites not in policy (the tray app); `None` allows policy sites only (`cpx-agent serve`).
@@ -75,9 +80,12 @@ impl Access {
 impl Agent {
     fn access(&self, origin: Option<&str>) -> Access {
         let Some(origin) = origin else { return Access::Denied };
-        if let Some(site) = self.config.site(origin) {
+        let normalised = normalise_origin(origin);
+        let sites = self.sites.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(site) = sites.iter().find(|s| Some(&s.origin) == normalised.as_ref()) {
             return Access::Policy(site.clone());
         }
+        drop(sites);
         match (&self.consent, normalise_origin(origin)) {
             (Some(c), Some(o)) if c.approvals.contains(&o) => Access::Approved(o),
             (Some(_), Some(o)) => Access::Askable(o),

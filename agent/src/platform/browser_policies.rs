@@ -111,7 +111,8 @@ pub fn host_of(origin: &str) -> Option<String> {
     })
 }
 
-/// The machine policy alone (the policy file and, on Windows, HKLM), without any user's file or HKCU.
+/// The machine policy alone (the policy file and, on Windows, HKLM's policy key then the installer's
+/// defaults), without any user's file or HKCU.
 pub fn machine_config() -> Result<Config, Error> {
     let mut layers: Vec<PolicyLayer> = crate::platform::policy_registry::layers()
         .into_iter()
@@ -121,6 +122,7 @@ pub fn machine_config() -> Result<Config, Error> {
     if file.exists() {
         layers.push(PolicyLayer::from_file(&file));
     }
+    layers.extend(crate::platform::policy_registry::defaults_layers());
     Ok(Config::load_with_policies(None, layers)?.0)
 }
 

@@ -1,7 +1,8 @@
-//! The managed policy in the Windows registry, where Group Policy and the installer put it:
+//! The managed policy in the Windows registry: where Group Policy puts it,
 //! `HKLM\Software\Policies\Agent CPx` (the machine's) and `HKCU\Software\Policies\Agent CPx` (the user's,
-//! from a user Group Policy). The machine's wins over the user's, both over the policy file and the user's
-//! configuration file.
+//! from a user Group Policy), and where the MSI puts its properties, `HKLM\Software\Agent CPx\Defaults`
+//! (the installer's defaults, [`DEFAULTS_KEY`]). The machine's wins over the user's, both over the policy
+//! file, which wins over the installer's defaults; all over the user's configuration file.
 //!
 //! The values carry the policy file's keys (names compared without case): `port`, `busy_wait_seconds`,
 //! `refused_site_quiet_seconds` as REG_DWORD; `autostart`, `allow_user_sites`, `browser_policies` as REG_DWORD 0
@@ -184,25 +185,44 @@ pub fn to_table(key: &RegKey, source: &str) -> (toml::Table, Vec<PolicyProblem>)
 pub fn layers() -> Vec<PolicyLayer> {
     #[cfg(windows)]
     {
-        let mut layers = Vec::new();
-        for (hive, name) in
-            [(winreg::enums::HKEY_LOCAL_MACHINE, "HKLM"), (winreg::enums::HKEY_CURRENT_USER, "HKCU")]
-        {
-            let source = format!(r"{name}\{KEY}");
-            match win::read(hive, KEY) {
-                Ok(Some(key)) => {
-                    let (table, problems) = to_table(&key, &source);
-                    layers.push(PolicyLayer::checked(source.clone(), table, problems));
-                }
-                Ok(None) => {}
-                // Present but unreadable: every key at its safe default, reported.
-                Err(e) => layers.push(PolicyLayer::unreadable(source.clone(), format!("cannot read: {e}"))),
-            }
-        }
-        layers
+        [(winreg::enums::HKEY_LOCAL_MACHINE, "HKLM"), (winreg::enums::HKEY_CURRENT_USER, "HKCU")]
+            .into_iter()
+            .filter_map(|(hive, name)| layer(hive, name, KEY))
+            .collect()
     }
     #[cfg(not(windows))]
     Vec::new()
+}
+
+/// The installer's defaults, `HKLM\Software\Agent CPx\Defaults`: the MSI's public properties
+/// (installer/windows/agent-cpx.wxs), in the policy key's form. Group Policy never writes there, so the
+/// MSI never removes nor reverts what a GPO set; the layer comes after every policy source (a GPO's value,
+/// or the policy file's, wins), before the user's file.
+pub const DEFAULTS_KEY: &str = r"Software\Agent CPx\Defaults";
+
+/// The installer's defaults layer; none where the key is absent (and on other OSes).
+pub fn defaults_layers() -> Vec<PolicyLayer> {
+    #[cfg(windows)]
+    {
+        layer(winreg::enums::HKEY_LOCAL_MACHINE, "HKLM", DEFAULTS_KEY).into_iter().collect()
+    }
+    #[cfg(not(windows))]
+    Vec::new()
+}
+
+/// The layer of `key` under `hive` (named `name` in the messages): `None` when the key is absent.
+#[cfg(windows)]
+fn layer(hive: winreg::HKEY, name: &str, key: &str) -> Option<PolicyLayer> {
+    let source = format!(r"{name}\{key}");
+    match win::read(hive, key) {
+        Ok(Some(found)) => {
+            let (table, problems) = to_table(&found, &source);
+            Some(PolicyLayer::checked(source, table, problems))
+        }
+        Ok(None) => None,
+        // Present but unreadable: every key at its safe default, reported.
+        Err(e) => Some(PolicyLayer::unreadable(source, format!("cannot read: {e}"))),
+    }
 }
 
 #[cfg(windows)]

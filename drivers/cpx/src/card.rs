@@ -10,6 +10,8 @@ use crate::cache::Layout;
 use crate::error::CardError;
 use crate::identity::Identity;
 use crate::pin::{Pin, PinStatus};
+use crate::pinpad::{PinPad, PinPadError};
+use crate::pkcs15::PinInfo;
 use crate::scheme::SignScheme;
 
 /// How the card was recognised.
@@ -102,43 +104,86 @@ pub trait CpxCard: Send {
         self.transport().apdu_count()
     }
 
+    /// Makes the card ready for a VERIFY of the code porteur (its DF selected, its logical channel open)
+    /// and returns the VERIFY's class byte and the code porteur's AODF entry.
+    fn prepare_verify(&mut self) -> Result<(u8, PinInfo), CardError>;
+
+    /// Presents the code porteur the holder types on the reader's keypad: the reader builds the VERIFY
+    /// from the structure ([`crate::pinpad`]); the code porteur never crosses the computer.
+    fn verify_pin_on_reader(&mut self, pad: &PinPad) -> Result<(), PinPadError> {
+        let (cla, info) = self.prepare_verify()?;
+        let structure = crate::pinpad::verify_structure(&info, cla, pad.timeout_secs)?;
+        crate::pinpad::verify_on_reader(self.transport(), pad, &structure)
+    }
+
     /// The whole card login step, in one PC/SC transaction: tries left (a blocked card gets no VERIFY),
     /// VERIFY, signature. From the VERIFY on, the transaction ends with a reset of the card: no other
     /// program waiting for the card can get it while the code porteur is verified. A reset that fails is
     /// an error ([`cpx_pcsc::PcscError::ResetFailed`]), even after a signature, and the connection must be
     /// made again.
     fn authenticate(&mut self, pin: &Pin, scheme: SignScheme, digest: &[u8]) -> Result<Vec<u8>, CardError> {
-        if digest.len() != scheme.digest_len() {
-            return Err(CardError::DigestLength { scheme, len: digest.len() });
+        let not_verified = |e: &CardError| matches!(e, CardError::WrongPin { .. } | CardError::PinBlocked);
+        login(self, |card| card.verify_pin(pin), not_verified, scheme, digest)
+    }
+
+    /// The same login step with the code porteur typed on the reader's keypad ([`PinPad`]): the same
+    /// rules (tries read first, a blocked card never asked, the card reset inside the transaction).
+    fn authenticate_on_reader(
+        &mut self,
+        pad: &PinPad,
+        scheme: SignScheme,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, PinPadError> {
+        let not_verified = |e: &PinPadError| {
+            matches!(
+                e,
+                PinPadError::Reader(_)
+                    | PinPadError::Card(CardError::WrongPin { .. } | CardError::PinBlocked)
+            )
+        };
+        login(self, |card| card.verify_pin_on_reader(pad), not_verified, scheme, digest)
+    }
+}
+
+/// The login step of [`CpxCard::authenticate`], whatever presents the code porteur; `not_verified` names
+/// the errors that leave the code porteur unverified (they outweigh a failed reset: the user needs them).
+fn login<C: CpxCard + ?Sized, E: From<CardError>>(
+    card: &mut C,
+    present: impl FnOnce(&mut C) -> Result<(), E>,
+    not_verified: impl Fn(&E) -> bool,
+    scheme: SignScheme,
+    digest: &[u8],
+) -> Result<Vec<u8>, E> {
+    if digest.len() != scheme.digest_len() {
+        return Err(CardError::DigestLength { scheme, len: digest.len() }.into());
+    }
+    if !card.schemes().contains(&scheme) {
+        return Err(CardError::SchemeUnsupported { scheme }.into());
+    }
+    let mut session = card.transport().transaction().map_err(CardError::from)?;
+    let result = (|| {
+        match card.pin_status()? {
+            None => return Err(CardError::NoPinOnInterface.into()),
+            Some(s) if s.blocked() => return Err(CardError::PinBlocked.into()),
+            Some(_) => {}
         }
-        if !self.schemes().contains(&scheme) {
-            return Err(CardError::SchemeUnsupported { scheme });
-        }
-        let mut session = self.transport().transaction()?;
-        let result = (|| {
-            match self.pin_status()? {
-                None => return Err(CardError::NoPinOnInterface),
-                Some(s) if s.blocked() => return Err(CardError::PinBlocked),
-                Some(_) => {}
-            }
-            session.reset_on_end();
-            self.verify_pin(pin)?;
-            self.sign(scheme, digest)
-        })();
-        let reset = session.disposition() == cpx_pcsc::Disposition::Reset;
-        let ended = session.end();
-        if reset {
-            self.end_session();
-        }
-        match (result, ended) {
-            // A failed reset outweighs anything else (the card may be left verified), except a wrong or
-            // blocked code porteur: then it is not verified, and the tries left are what the user needs.
-            (Err(e @ (CardError::WrongPin { .. } | CardError::PinBlocked)), _) => Err(e),
-            (_, Err(e)) if reset => Err(e.into()),
-            (Err(e), _) => Err(e),
-            (Ok(_), Err(e)) => Err(e.into()),
-            (Ok(signature), Ok(())) => Ok(signature),
-        }
+        session.reset_on_end();
+        present(card)?;
+        Ok(card.sign(scheme, digest)?)
+    })();
+    let reset = session.disposition() == cpx_pcsc::Disposition::Reset;
+    let ended = session.end();
+    if reset {
+        card.end_session();
+    }
+    match (result, ended) {
+        // A failed reset outweighs anything else (the card may be left verified), except a code porteur
+        // not verified (wrong, blocked, not typed): the tries left are what the user needs.
+        (Err(e), _) if not_verified(&e) => Err(e),
+        (_, Err(e)) if reset => Err(CardError::from(e).into()),
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(e)) => Err(CardError::from(e).into()),
+        (Ok(signature), Ok(())) => Ok(signature),
     }
 }
 

@@ -116,9 +116,14 @@ impl CpxCard for Cps3 {
         Ok(Some(PinStatus { tries_left, max_tries }))
     }
 
-    fn verify_pin(&mut self, pin: &Pin) -> Result<(), CardError> {
+    fn prepare_verify(&mut self) -> Result<(u8, PinInfo), CardError> {
         let info = self.pin()?.clone();
         self.select_pin_df()?;
+        Ok((0x00, info))
+    }
+
+    fn verify_pin(&mut self, pin: &Pin) -> Result<(), CardError> {
+        let (_, info) = self.prepare_verify()?;
         let data = pin.encode(&info)?;
         let r = iso::send(
             self.card.transport.as_mut(),

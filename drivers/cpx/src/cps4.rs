@@ -11,6 +11,7 @@ use crate::card::{signature_outcome, verify_outcome, CpxCard, Opened};
 use crate::error::CardError;
 use crate::iso;
 use crate::pin::{Pin, PinStatus};
+use crate::pkcs15::PinInfo;
 use crate::scheme::SignScheme;
 
 /// ChipDoc does not report the maximum; ANS's driver hard-codes 3 (card-cps4.c).
@@ -123,9 +124,13 @@ impl CpxCard for Cps4 {
         Ok(Some(PinStatus { tries_left, max_tries: MAX_TRIES.max(tries_left) }))
     }
 
-    fn verify_pin(&mut self, pin: &Pin) -> Result<(), CardError> {
+    fn prepare_verify(&mut self) -> Result<(u8, PinInfo), CardError> {
         let info = self.card.layout.pin.clone().ok_or(CardError::NoPinOnInterface)?;
-        let cla = self.chipdoc()?;
+        Ok((self.chipdoc()?, info))
+    }
+
+    fn verify_pin(&mut self, pin: &Pin) -> Result<(), CardError> {
+        let (cla, info) = self.prepare_verify()?;
         let data = pin.encode(&info)?;
         let r = iso::send(
             self.card.transport.as_mut(),

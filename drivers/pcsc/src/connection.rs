@@ -41,6 +41,13 @@ pub trait Transport: Send {
     fn transaction(&mut self) -> Result<Transaction, PcscError>;
     /// APDUs sent since the connection was made, GET RESPONSEs included.
     fn apdu_count(&self) -> u64;
+    /// Sends a reader command (`SCardControl`) and returns the reader's answer; `wait` is how long it may
+    /// take (a PIN entry on the reader's keypad takes as long as the person typing). Transports with no
+    /// reader behind them answer [`PcscError::Other`] with `SCARD_E_UNSUPPORTED_FEATURE`.
+    fn control(&mut self, code: u32, data: &[u8], wait: Duration) -> Result<Vec<u8>, PcscError> {
+        let _ = (code, data, wait);
+        Err(PcscError::Other { code: crate::pinpad::UNSUPPORTED_FEATURE })
+    }
 }
 
 /// How to connect.
@@ -63,6 +70,8 @@ type Reply<T> = Sender<Result<T, PcscError>>;
 enum Job {
     /// An encoded APDU (it may hold the code porteur: zeroized once sent).
     Transmit(Zeroizing<Vec<u8>>, Reply<Vec<u8>>),
+    /// A reader command (`SCardControl`): its code and data.
+    Control(u32, Zeroizing<Vec<u8>>, Reply<Vec<u8>>),
     Begin(Reply<()>),
     End(Disposition, Reply<()>),
     Disconnect(Disposition, Reply<()>),
@@ -111,12 +120,16 @@ impl Link {
     }
 
     fn call<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, PcscError> {
+        self.call_within(self.timeout, job)
+    }
+
+    fn call_within<T>(&self, timeout: Duration, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, PcscError> {
         if let Some(err) = self.broken() {
             return Err(err);
         }
         let (tx, rx) = mpsc::channel();
         let result = match self.jobs.send(job(tx)) {
-            Ok(()) => wait(&rx, self.timeout),
+            Ok(()) => wait(&rx, timeout),
             Err(_) => Err(PcscError::CardRemoved),
         };
         if let Err(err) = &result {
@@ -465,6 +478,14 @@ impl Transport for Connection {
     fn apdu_count(&self) -> u64 {
         self.apdus
     }
+
+    fn control(&mut self, code: u32, data: &[u8], wait: Duration) -> Result<Vec<u8>, PcscError> {
+        let data = Zeroizing::new(data.to_vec());
+        // The reader's own wait, plus the connection's timeout for the card's answer.
+        self.link
+            .call_within(wait + self.link.timeout, |reply| Job::Control(code, data, reply))
+            .map_err(|e| self.explain(e))
+    }
 }
 
 impl Drop for Connection {
@@ -564,6 +585,12 @@ fn run_jobs(
                 });
                 let _ = reply.send(r);
             }
+            Job::Control(code, data, reply) => {
+                let r = s.acknowledge_reset(&mut card).and_then(|()| {
+                    card.control(code as _, &data, &mut s.buf).map(<[u8]>::to_vec).map_err(|e| s.err(e))
+                });
+                let _ = reply.send(r);
+            }
             Job::End(_, reply) => {
                 let _ =
                     reply.send(Err(PcscError::BadResponse { detail: "no transaction in progress".into() }));
@@ -622,6 +649,10 @@ fn in_transaction(
         match inbox.recv() {
             Ok(Job::Transmit(apdu, reply)) => {
                 let _ = reply.send(tx.transmit(&apdu, &mut s.buf).map(<[u8]>::to_vec).map_err(|e| s.err(e)));
+            }
+            Ok(Job::Control(code, data, reply)) => {
+                let r = tx.control(code as _, &data, &mut s.buf).map(<[u8]>::to_vec).map_err(|e| s.err(e));
+                let _ = reply.send(r);
             }
             Ok(Job::End(disposition, reply)) => {
                 let ended = tx.end(pcsc_disposition(disposition));
@@ -695,6 +726,10 @@ mod tests {
                         log.push(format!("disconnect {d:?}"));
                         let _ = reply.send(Ok(()));
                     }
+                    Job::Control(code, data, reply) => {
+                        log.push(format!("control {code:08X} {}", data.len()));
+                        let _ = reply.send(Ok(vec![0x63, 0xC2]));
+                    }
                 }
             }
         });
@@ -709,6 +744,16 @@ mod tests {
 
     fn log(seen: &Arc<Mutex<Vec<String>>>) -> Vec<String> {
         seen.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn a_reader_command_runs_on_the_connection_thread_inside_the_transaction() {
+        let (mut c, seen) = scripted(false);
+        let tx = c.transaction().unwrap();
+        let answer = c.control(0x4233_0006, &[1, 2, 3], Duration::from_secs(30)).unwrap();
+        tx.end().unwrap();
+        assert_eq!(answer, [0x63, 0xC2]);
+        assert_eq!(log(&seen), ["begin", "control 42330006 3", "end Leave"]);
     }
 
     #[test]

@@ -135,6 +135,20 @@ impl PcscError {
         }
     }
 
+    /// True when the PC/SC service itself failed (`SCARD_F_INTERNAL_ERROR`, `SCARD_F_UNKNOWN_ERROR`,
+    /// `SCARD_F_WAITED_TOO_LONG`, `SCARD_E_NO_MEMORY`, `SCARD_E_SYSTEM_CANCELLED`,
+    /// `SCARD_E_SERVER_TOO_BUSY`): neither the card nor the reader is at fault, the smart-card service
+    /// is, and restarting it (pcscd, « Carte à puce » on Windows) is the fix. Under Wine's winscard every
+    /// call answers `SCARD_F_INTERNAL_ERROR`.
+    pub fn service_fault(&self) -> bool {
+        matches!(
+            self,
+            Self::Other {
+                code: 0x8010_0001 | 0x8010_0014 | 0x8010_0007 | 0x8010_0006 | 0x8010_0012 | 0x8010_0031
+            }
+        )
+    }
+
     /// True when the card is gone or changed under us: the session must be dropped and the card read again.
     pub fn card_lost(&self) -> bool {
         matches!(
@@ -168,6 +182,23 @@ mod tests {
         for (err, code) in cases {
             assert_eq!(PcscError::from_pcsc(err, Some("r")).scard_code(), code, "{err:?}");
             assert_eq!(err as u32, code, "pcsc crate code of {err:?}");
+        }
+    }
+
+    #[test]
+    fn the_services_own_failures_are_told_from_the_cards_and_readers() {
+        for err in [
+            pcsc::Error::InternalError,
+            pcsc::Error::UnknownError,
+            pcsc::Error::WaitedTooLong,
+            pcsc::Error::NoMemory,
+            pcsc::Error::SystemCancelled,
+            pcsc::Error::ServerTooBusy,
+        ] {
+            assert!(PcscError::from_pcsc(err, None).service_fault(), "{err:?}");
+        }
+        for err in [pcsc::Error::RemovedCard, pcsc::Error::NoSmartcard, pcsc::Error::CommError] {
+            assert!(!PcscError::from_pcsc(err, Some("r")).service_fault(), "{err:?}");
         }
     }
 }

@@ -10,6 +10,8 @@
 //! - [`transaction`]: the transaction guard, which ends itself (resetting the card when asked).
 //! - [`readers`]: a one-shot view of the readers and what is in them.
 //! - [`monitor`]: an event-driven reader/card monitor on `SCardGetStatusChange`.
+//! - [`pinpad`]: PIN-pad readers (PC/SC part 10): the reader's features, its PIN properties, and the
+//!   verification of the code porteur on its keypad.
 
 #![warn(missing_docs)]
 
@@ -17,6 +19,7 @@ pub mod apdu;
 pub mod connection;
 pub mod error;
 pub mod monitor;
+pub mod pinpad;
 pub mod readers;
 pub mod transaction;
 
@@ -24,5 +27,6 @@ pub use apdu::{Command, Response, StatusWord};
 pub use connection::{Connection, ConnectionOptions, Protocol, Transport};
 pub use error::PcscError;
 pub use monitor::{Monitor, MonitorEvent, MonitorOptions, ReaderWatch, POLL_PERIOD};
+pub use pinpad::{PinPadFeatures, PinProperties, ReaderPinPad};
 pub use readers::{Context, ReaderInfo, SlotState};
 pub use transaction::{Disposition, Transaction};
