@@ -48,7 +48,7 @@ pub enum CheckKind {
 }
 
 impl CheckKind {
-    pub const ALL: [CheckKind; 17] = [
+    pub const ALL: [CheckKind; 18] = [
         Self::PcscService,
         Self::Readers,
         Self::Card,
