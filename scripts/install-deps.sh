@@ -12,6 +12,9 @@ PKGS=(
   chromium chromium-driver libnss3-tools fonts-dejavu-core  # the browser tests (NSS trust store, WebDriver)
   gnome-keyring dbus-daemon dbus-bin  # a real Secret Service for the keyring test
   tmux                    # a real terminal for the terminal PIN prompt test
+  squid krb5-kdc krb5-admin-server krb5-user libglib2.0-bin gsettings-desktop-schemas
+                          # the proxy tests: Squid (no auth, Basic, Negotiate) as the only way to the portal,
+                          # a real Kerberos KDC with its own realm (tests/src/proxy.rs), GNOME's proxy settings
   curl                    # the pages of two OS users in the multi-user test (curl run as each user)
   shellcheck python3      # the installers' scripts linted, the plists parsed (tests/macos/check.sh), scripts/check_policy_templates.py
   libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev libxdo-dev libssl-dev

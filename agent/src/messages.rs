@@ -156,6 +156,10 @@ pub enum Code {
     NotFound,
     PortalUnreachable,
     PortalTls,
+    ProxyUnreachable,
+    ProxyRefused,
+    ProxyAuthRequired,
+    ProxyAuthFailed,
     AgentError,
     // Diagnostics.
     CardUnlistedVariant,
@@ -218,7 +222,7 @@ pub struct Entry {
 
 impl Code {
     /// Every code, for catalogues and documentation (the codes about a recognised card as « CPx »).
-    pub const ALL: [Code; 58] = [
+    pub const ALL: [Code; 62] = [
         Code::PcscServiceStopped,
         Code::PcscServiceFault,
         Code::NoReader,
@@ -254,6 +258,10 @@ impl Code {
         Code::NotFound,
         Code::PortalUnreachable,
         Code::PortalTls,
+        Code::ProxyUnreachable,
+        Code::ProxyRefused,
+        Code::ProxyAuthRequired,
+        Code::ProxyAuthFailed,
         Code::AgentError,
         Code::CardUnlistedVariant,
         Code::PinLastTry,
@@ -323,6 +331,10 @@ impl Code {
             NotFound => "NOT_FOUND",
             PortalUnreachable => "PORTAL_UNREACHABLE",
             PortalTls => "PORTAL_TLS",
+            ProxyUnreachable => "PROXY_UNREACHABLE",
+            ProxyRefused => "PROXY_REFUSED",
+            ProxyAuthRequired => "PROXY_AUTH_REQUIRED",
+            ProxyAuthFailed => "PROXY_AUTH_FAILED",
             AgentError => "AGENT_ERROR",
             CardUnlistedVariant => "CARD_UNLISTED_VARIANT",
             PinLastTry => "PIN_LAST_TRY",
@@ -552,6 +564,26 @@ impl Code {
             PortalUnreachable => (
                 text!("Le serveur de connexion par carte du site ne répond pas", "The site's card login server does not answer"),
                 text!("Vérifiez votre connexion réseau ; si cela persiste, contactez le support du site.", "Check your network connection; if it persists, contact the site's support."),
+                true,
+            ),
+            ProxyUnreachable => (
+                text!("Le proxy du réseau ne répond pas", "The network's proxy does not answer"),
+                text!("Vérifiez la connexion réseau ; si cela persiste, signalez au service informatique le proxy indiqué dans le rapport de diagnostic (réglage proxy de l'ordinateur ou clé de stratégie « proxy »).", "Check the network connection; if it persists, give IT the proxy named in the diagnostic report (the computer's proxy setting or the « proxy » policy key)."),
+                true,
+            ),
+            ProxyRefused => (
+                text!("Le proxy refuse la connexion au serveur de connexion par carte du site", "The proxy refuses the connection to the site's card login server"),
+                text!("Demandez au service informatique d'autoriser sur le proxy l'accès HTTPS (CONNECT) à l'adresse de connexion par carte du site indiquée dans le rapport de diagnostic.", "Ask IT to allow on the proxy HTTPS access (CONNECT) to the site's card login address named in the diagnostic report."),
+                false,
+            ),
+            ProxyAuthRequired => (
+                text!("Le proxy demande une authentification que l'Agent CPx ne peut pas fournir", "The proxy asks for an authentication Agent CPx cannot provide"),
+                text!("Ouvrez une session avec votre compte du domaine (ticket Kerberos) ; sinon, demandez au service informatique d'autoriser l'Agent CPx sur le proxy ou d'y activer l'authentification Negotiate.", "Log in with your domain account (Kerberos ticket); otherwise ask IT to let Agent CPx through the proxy or to enable Negotiate authentication on it."),
+                false,
+            ),
+            ProxyAuthFailed => (
+                text!("L'authentification au proxy a échoué", "Authentication to the proxy failed"),
+                text!("Verrouillez puis rouvrez votre session pour renouveler votre ticket Kerberos ; si cela persiste, contactez le service informatique avec le rapport de diagnostic.", "Lock and unlock your session to renew your Kerberos ticket; if it persists, contact IT with the diagnostic report."),
                 true,
             ),
             PortalTls => (
@@ -892,6 +924,7 @@ pub mod check_title {
         LOOPBACK_PORT = text!("Port local de l'agent", "Agent's loopback port");
         CONFIGURATION = text!("Configuration en vigueur", "Configuration in force");
         SITE = text!("Site configuré", "Site configured");
+        PORTAL_WAY = text!("Chemin vers le serveur de connexion par carte (proxy)", "Way to the site's card login server (proxy)");
         PORTAL_ENDPOINT = text!("Serveur de connexion par carte du site", "Site's card login server");
         CLOCK = text!("Horloge de l'ordinateur", "Computer clock");
         POLICY = text!("Politique gérée : valeurs fixées et leur source", "Managed policy: values set and their source");
@@ -967,8 +1000,10 @@ pub mod detail {
         PORT_OURS = text!("127.0.0.1:{port} : l'Agent CPx répond", "127.0.0.1:{port}: Agent CPx answers");
         PORT_TAKEN = text!("127.0.0.1:{port} est pris et ne répond pas comme l'Agent CPx", "127.0.0.1:{port} is taken and does not answer as Agent CPx");
         ENDPOINT_ROOTS = text!("certificats racines du site : {error}", "the site's server roots: {error}");
-        ENDPOINT_NO_NAME = text!("{host} : ce nom ne se résout pas", "{host}: name does not resolve");
-        ENDPOINT_UNREACHABLE = text!("{host}:{port} injoignable : {error}", "{host}:{port} unreachable: {error}");
+        WAY_DIRECT_OK = text!("{host}:{port} joint directement, sans proxy ({source})", "{host}:{port} reached directly, without a proxy ({source})");
+        WAY_DIRECT_FAILED = text!("{host}:{port} injoignable directement, sans proxy ({source}) : {error}", "{host}:{port} unreachable directly, without a proxy ({source}): {error}");
+        WAY_PROXY_OK = text!("tunnel CONNECT vers {host}:{port} ouvert par le proxy {proxy} ({source})", "CONNECT tunnel to {host}:{port} opened through the proxy {proxy} ({source})");
+        WAY_PROXY_FAILED = text!("tunnel CONNECT vers {host}:{port} par le proxy {proxy} ({source}) : {error}", "CONNECT tunnel to {host}:{port} through the proxy {proxy} ({source}): {error}");
         ENDPOINT_TLS = text!("{host}:{port} : échec TLS : {error}", "{host}:{port}: TLS failed: {error}");
         ENDPOINT_TLS_SETUP = text!("préparation de TLS impossible : {error}", "TLS setup failed: {error}");
         ENDPOINT_BAD_HOST = text!("nom d'hôte invalide : {host}", "bad host name: {host}");

@@ -24,7 +24,7 @@ pub fn free_port() -> u16 {
 pub const PUBLIC_TEST_IP: &str = "203.0.113.5";
 
 /// A test PKI for TLS servers (portals, nginx): a CA and a server certificate for 127.0.0.1/localhost (and
-/// portal.test, evil.test, [`PUBLIC_TEST_IP`]).
+/// portal.test, cpx.portal.test, evil.test, [`PUBLIC_TEST_IP`]).
 pub struct ServerPki {
     pub ca_pem: PathBuf,
     pub cert_pem: PathBuf,
@@ -42,8 +42,13 @@ pub fn server_pki(dir: &Path) -> ServerPki {
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let key = KeyPair::generate().unwrap();
-    let mut leaf =
-        CertificateParams::new(vec!["localhost".into(), "portal.test".into(), "evil.test".into()]).unwrap();
+    let mut leaf = CertificateParams::new(vec![
+        "localhost".into(),
+        "portal.test".into(),
+        "cpx.portal.test".into(),
+        "evil.test".into(),
+    ])
+    .unwrap();
     leaf.subject_alt_names.push(SanType::IpAddress([127, 0, 0, 1].into()));
     leaf.subject_alt_names.push(SanType::IpAddress(PUBLIC_TEST_IP.parse().expect("an IP")));
     leaf.distinguished_name.push(DnType::CommonName, "portal.test");
@@ -639,6 +644,8 @@ pub struct PortalProcess {
     /// The CRL file the portal reads (and reads again when it changes), if any.
     pub crl: Option<PathBuf>,
     pub dir: PathBuf,
+    /// The address the harness reaches the site on (the page calls of the tests).
+    pub site_addr: String,
     ca_pem: String,
 }
 
@@ -686,7 +693,7 @@ impl PortalProcess {
         crl: Option<&Path>,
         args: &[&str],
     ) -> Self {
-        Self::start_at(dir, pki, agent_port, crl, args, None)
+        Self::start_at(dir, pki, agent_port, crl, args, None, None)
     }
 
     /// The portal's site on `https://IP:SITE_PORT`, listening on that address (a public address put on the
@@ -695,7 +702,22 @@ impl PortalProcess {
         std::fs::create_dir_all(dir).unwrap();
         let crl = dir.join("card-ca.crl");
         write_current_card_crl(&crl);
-        Self::start_at(dir, pki, agent_port, Some(&crl), &[], Some(ip))
+        Self::start_at(dir, pki, agent_port, Some(&crl), &[], Some(ip), None)
+    }
+
+    /// The portal in the proxy tests' « outside » ([`crate::proxy::Outside`]): its site on the outside's
+    /// address (`https://portal.test:SITE_PORT`, the harness's page calls go there), its mTLS endpoint on
+    /// the outside's own loopback, which only the proxy reaches.
+    pub fn start_outside(
+        dir: &Path,
+        pki: &ServerPki,
+        agent_port: u16,
+        outside: &crate::proxy::Outside,
+    ) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let crl = dir.join("card-ca.crl");
+        write_current_card_crl(&crl);
+        Self::start_at(dir, pki, agent_port, Some(&crl), &[], None, Some(outside))
     }
 
     fn start_at(
@@ -705,6 +727,7 @@ impl PortalProcess {
         crl: Option<&Path>,
         args: &[&str],
         ip: Option<&str>,
+        outside: Option<&crate::proxy::Outside>,
     ) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let (site_port, mtls_port) = (free_port(), free_port());
@@ -713,13 +736,17 @@ impl PortalProcess {
             None => format!("https://portal.test:{site_port}"),
         };
         let db = dir.join("portal.sqlite");
-        let mut cmd = binary("cpx-demo-portal");
+        let site_addr = outside.map_or(ip.unwrap_or("127.0.0.1"), |o| o.ip.as_str()).to_owned();
+        let mut cmd = match outside {
+            Some(o) => o.command(crate::bin_dir().join("cpx-demo-portal")),
+            None => binary("cpx-demo-portal"),
+        };
         cmd.args([
             "serve",
             "--origin",
             &origin,
             "--site",
-            &format!("{}:{site_port}", ip.unwrap_or("127.0.0.1")),
+            &format!("{site_addr}:{site_port}"),
             "--mtls",
             &format!("127.0.0.1:{mtls_port}"),
         ])
@@ -758,6 +785,7 @@ impl PortalProcess {
             db,
             crl: crl.map(Path::to_path_buf),
             dir: dir.to_path_buf(),
+            site_addr: if outside.is_some() { site_addr } else { "127.0.0.1".into() },
             ca_pem,
         }
     }
@@ -791,6 +819,12 @@ impl PortalProcess {
     /// The agent's `[[site]]` for this portal.
     pub fn agent_site(&self, pki: &ServerPki) -> String {
         format!("[[site]]\norigin = \"{}\"\nmtls_endpoint = \"https://127.0.0.1:{}/cpx/login\"\nserver_roots = \"{}\"\nsigned_token = true\n", self.origin, self.mtls_port, pki.ca_pem.display())
+    }
+
+    /// The agent's `[[site]]` for this portal with its mTLS endpoint named `host` (a name only a proxy
+    /// resolves, in the proxy tests), and `extra` lines (`proxy = …`) before it.
+    pub fn agent_site_named(&self, pki: &ServerPki, host: &str) -> String {
+        format!("[[site]]\norigin = \"{}\"\nmtls_endpoint = \"https://{host}:{}/cpx/login\"\nserver_roots = \"{}\"\nsigned_token = true\n", self.origin, self.mtls_port, pki.ca_pem.display())
     }
 
     /// A request to the site as its own page would make it (Origin of the site, session cookie).
@@ -838,7 +872,7 @@ impl PortalProcess {
         if body.is_some() {
             headers.push(("Content-Type", content_type));
         }
-        Server { ca_pem: &self.ca_pem, addr: "127.0.0.1", host: "portal.test", port: self.site_port }
+        Server { ca_pem: &self.ca_pem, addr: &self.site_addr, host: "portal.test", port: self.site_port }
             .try_send(&Request { method, path, headers: &headers, body }, deadline)
     }
 }

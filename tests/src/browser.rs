@@ -35,6 +35,11 @@ impl Browser {
     /// folder is bind-mounted, so the machine's `/etc/chromium` is never touched (root; inside the isolated
     /// stack).
     pub fn start_with(dir: &Path, cas: &[&Path], etc_chromium: Option<&Path>) -> Self {
+        Self::start_full(dir, cas, etc_chromium, &[])
+    }
+
+    /// The same, with more command-line arguments for Chromium (`--proxy-server=…`).
+    pub fn start_full(dir: &Path, cas: &[&Path], etc_chromium: Option<&Path>, extra_args: &[String]) -> Self {
         let home = dir.join("home");
         let nss = home.join(".pki/nssdb");
         std::fs::create_dir_all(&nss).unwrap();
@@ -83,13 +88,25 @@ impl Browser {
             .expect("chromedriver (apt-get install chromium-driver)");
         crate::agent::wait_listening(port);
         let profile = dir.join("profile");
-        let caps = json!({"goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
-                     "--lang=fr-FR", "--window-size=1100,900", format!("--user-data-dir={}", profile.display()),
-                     "--host-resolver-rules=MAP portal.test 127.0.0.1, MAP evil.test 127.0.0.1"]
-        }});
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+            "--lang=fr-FR",
+            "--window-size=1100,900",
+            "--host-resolver-rules=MAP portal.test 127.0.0.1, MAP evil.test 127.0.0.1",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.push(format!("--user-data-dir={}", profile.display()));
+        args.extend(extra_args.iter().cloned());
+        let caps = json!({"goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}});
         let session = Session::new(port, caps).unwrap_or_else(|e| panic!("{e}"));
         let shots = dir.join("screenshots");
         std::fs::create_dir_all(&shots).unwrap();

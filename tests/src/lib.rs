@@ -25,6 +25,7 @@ pub mod events;
 pub mod floor;
 pub mod openapi;
 pub mod pinpad;
+pub mod proxy;
 pub mod rival;
 pub mod soak;
 pub mod webdriver;

@@ -18,6 +18,7 @@ use crate::card::rules::{login_blockers, now_unix};
 use crate::failure::Failure;
 use crate::messages::{Code, Lang};
 use crate::platform::config::Site;
+use crate::platform::proxy::ProxySetting;
 
 /// The answer to an mTLS login (docs/openapi.yaml `LoginResult`): the portal's answer as it came.
 #[derive(Debug, Clone, Serialize)]
@@ -209,6 +210,7 @@ pub fn authenticate(
     cards: &CardService,
     prompt: &dyn PinPrompt,
     site: &Site,
+    proxy: &ProxySetting,
     origin: &str,
     challenge: &str,
     lang: Lang,
@@ -231,6 +233,7 @@ pub fn authenticate(
         let taken = card.take().ok_or_else(|| Failure::new(Code::AgentError))?;
         let (back, answer) = mtls::post_with_card(
             endpoint,
+            proxy,
             roots.clone(),
             taken,
             pin,

@@ -4,6 +4,10 @@
 //! (and TLS 1.2 for servers that want it). Over that channel one JSON POST carries the page's challenge
 //! and origin; the portal's answer goes back to the page as it is.
 //!
+//! The way to the endpoint is the proxy the browsers use, if any ([`crate::platform::proxy`]): the
+//! handshake then runs inside the proxy's `CONNECT` tunnel, end to end; without a proxy every address of
+//! the endpoint's name is tried in turn.
+//!
 //! The request and its answer are HTTP/1.1 by hyper's client over the tokio-rustls stream. The portal is
 //! on the other side of the network: the whole exchange (connection, handshake, request, answer) has one
 //! deadline, and the answer is read up to [`MAX_ANSWER`] bytes (its body; its head within hyper's buffer
@@ -24,6 +28,7 @@ use sha2::Digest;
 use crate::failure::Failure;
 use crate::messages::Code;
 use crate::platform::endpoint::Endpoint;
+use crate::platform::proxy::{self, ProxyError, ProxySetting};
 
 /// The most the agent reads of a portal's answer (head and body): a login answer is a few hundred bytes.
 pub const MAX_ANSWER: usize = 64 * 1024;
@@ -50,6 +55,10 @@ pub enum MtlsError {
     /// The card failed to sign (wrong PIN, card removed…): the handshake stopped there.
     #[error(transparent)]
     Card(CardError),
+    /// The way to the endpoint could not be opened: the proxy refused, asked for credentials the agent
+    /// lacks, did not answer; or, straight to the portal, no address of its name answered.
+    #[error(transparent)]
+    Proxy(ProxyError),
     #[error(transparent)]
     BadAnswer(AnswerProblem),
 }
@@ -58,6 +67,7 @@ impl From<MtlsError> for Failure {
     fn from(e: MtlsError) -> Self {
         match &e {
             MtlsError::Card(c) => Failure::from(c),
+            MtlsError::Proxy(p) => Failure::new(p.code()).detail(e.to_string()),
             MtlsError::Unreachable(..) => Failure::new(Code::PortalUnreachable).detail(e.to_string()),
             MtlsError::Tls(..) | MtlsError::BadAnswer(_) => {
                 Failure::new(Code::PortalTls).detail(e.to_string())
@@ -181,10 +191,11 @@ pub struct PortalAnswer {
     pub card_time: Duration,
 }
 
-/// Opens the mTLS channel to `endpoint` with the card (one signature, `pin`), POSTs `body` (JSON) and
-/// returns the card with the portal's answer; all of it within `timeout`.
+/// Opens the mTLS channel to `endpoint` (through the proxy `proxy` chooses) with the card (one signature,
+/// `pin`), POSTs `body` (JSON) and returns the card with the portal's answer; all of it within `timeout`.
 pub fn post_with_card(
     endpoint: &Endpoint,
+    proxy: &ProxySetting,
     roots: rustls::RootCertStore,
     card: Box<dyn CpxCard>,
     pin: Pin,
@@ -200,7 +211,7 @@ pub fn post_with_card(
         card_time: Duration::ZERO,
     })));
     let key = CardKey { card: shared.clone(), schemes };
-    let result = exchange(endpoint, roots, cert, key, &versions, body, timeout);
+    let result = exchange(endpoint, proxy, roots, cert, key, &versions, body, timeout);
     let slot = match Arc::try_unwrap(shared.0) {
         Ok(m) => m.into_inner().unwrap_or_else(|e| e.into_inner()),
         Err(_) => unreachable!("the TLS config is dropped when the exchange ends"),
@@ -215,8 +226,10 @@ pub fn post_with_card(
 /// The whole exchange on a runtime of its own, on this thread: the card signs inside the handshake
 /// (blocking card I/O), which must not hold a worker of the agent's server. The caller is a blocking
 /// task ([`crate::card::card_service::CardService::exclusive`]).
+#[allow(clippy::too_many_arguments)]
 fn exchange(
     endpoint: &Endpoint,
+    proxy: &ProxySetting,
     roots: rustls::RootCertStore,
     cert: CertificateDer<'static>,
     key: CardKey,
@@ -230,11 +243,13 @@ fn exchange(
         .build()
         .map_err(|e| MtlsError::Unreachable(name.clone(), e.to_string()))?;
     // Dropping the runtime at the end closes the connection, whatever state it is in.
-    runtime.block_on(exchange_async(endpoint, roots, cert, key, versions, body, timeout))
+    runtime.block_on(exchange_async(endpoint, proxy, roots, cert, key, versions, body, timeout))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn exchange_async(
     endpoint: &Endpoint,
+    proxy: &ProxySetting,
     roots: rustls::RootCertStore,
     cert: CertificateDer<'static>,
     key: CardKey,
@@ -257,22 +272,14 @@ async fn exchange_async(
         .with_client_cert_resolver(Arc::new(resolver));
     let server_name = ServerName::try_from(endpoint.host.clone())
         .map_err(|e| MtlsError::Tls(name.clone(), e.to_string()))?;
-    let unreachable = |why: String| MtlsError::Unreachable(name.clone(), why);
-    // The name lookup too runs within the deadline: a resolver that never answers does not hold the login.
-    let addr =
-        tokio::time::timeout_at(deadline, tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port)))
-            .await
-            .map_err(|_| unreachable("name lookup timed out".into()))?
-            .map_err(|e| unreachable(e.to_string()))?
-            .next()
-            .ok_or_else(|| unreachable("no address".into()))?;
-    let tcp = match tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(addr)).await {
-        Ok(Ok(tcp)) => tcp,
-        Ok(Err(e)) => return Err(unreachable(e.to_string())),
-        Err(_) => return Err(unreachable("connection timed out".into())),
-    };
-    // Small handshake records back to back: without this, Nagle and delayed ACK add ~40 ms to TLS 1.2.
-    let _ = tcp.set_nodelay(true);
+    // The proxy the browsers use (or none), then a tunnel through it or every address of the name.
+    let route = proxy::route_for(proxy, &endpoint.host, endpoint.port);
+    tracing::info!(endpoint = %name, proxy = %route.proxy.as_ref().map_or("none".to_owned(), |p| p.to_string()), source = %route.source, "way to the portal");
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let tcp = proxy::open(&route, &endpoint.host, endpoint.port, left).await.map_err(|e| match e {
+        ProxyError::Unreachable { why, .. } => MtlsError::Unreachable(name.clone(), why),
+        other => MtlsError::Proxy(other),
+    })?;
     let io_err =
         |e: &std::io::Error| match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
             Some(t) => MtlsError::Tls(name.clone(), t.to_string()),

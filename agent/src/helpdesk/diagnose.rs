@@ -43,6 +43,7 @@ pub enum CheckKind {
     Policy,
     PolicyProblem,
     Site,
+    PortalWay,
     PortalEndpoint,
     Clock,
     KeyStore,
@@ -50,7 +51,7 @@ pub enum CheckKind {
 }
 
 impl CheckKind {
-    pub const ALL: [CheckKind; 17] = [
+    pub const ALL: [CheckKind; 18] = [
         Self::PcscService,
         Self::Readers,
         Self::Card,
@@ -64,6 +65,7 @@ impl CheckKind {
         Self::Policy,
         Self::PolicyProblem,
         Self::Site,
+        Self::PortalWay,
         Self::PortalEndpoint,
         Self::Clock,
         Self::KeyStore,
@@ -86,6 +88,7 @@ impl CheckKind {
             Self::Policy => "policy",
             Self::PolicyProblem => "policy_problem",
             Self::Site => "site",
+            Self::PortalWay => "portal_way",
             Self::PortalEndpoint => "portal_endpoint",
             Self::Clock => "clock",
             Self::KeyStore => "key_store",
@@ -110,6 +113,7 @@ impl CheckKind {
             Self::Policy => t::POLICY,
             Self::PolicyProblem => t::POLICY_PROBLEM,
             Self::Site => t::SITE,
+            Self::PortalWay => t::PORTAL_WAY,
             Self::PortalEndpoint => t::PORTAL_ENDPOINT,
             Self::Clock => t::CLOCK,
             Self::KeyStore => t::KEY_STORE,
@@ -242,7 +246,11 @@ pub fn run(opts: &Options) -> Vec<Check> {
         });
     }
     for site in opts.config.sites.iter().filter(|s| s.mtls_endpoint.is_some()) {
-        let (endpoint, server_date) = portal_endpoint(site, opts.timeout);
+        let (way, tcp) = portal_way(site, &opts.config.proxy, opts.timeout);
+        checks.push(way);
+        // The way failed: the endpoint check would only say it again.
+        let Some(tcp) = tcp else { continue };
+        let (endpoint, server_date) = portal_endpoint(site, tcp, opts.timeout);
         let ok = endpoint.verdict == Verdict::Ok;
         checks.push(endpoint);
         if ok {
@@ -686,11 +694,45 @@ fn probe_agent(port: u16) -> bool {
     String::from_utf8_lossy(&raw).contains("\"agent\":\"cpx-agent\"")
 }
 
-/// A TLS handshake with the portal's mTLS endpoint, without the card (the server may ask for a client
-/// certificate; reaching that point proves the endpoint is there and its certificate is trusted).
-/// The site's mTLS endpoint: reachable, TLS with a certificate from the configured roots (handshake
+/// The way to a site's mTLS endpoint: the proxy chosen for it (and what chose it: the policy, the
+/// environment, the desktop's or the OS's settings) and the `CONNECT` tunnel through it, or straight to
+/// the endpoint (every address of its name). The stream, when it opened, for the endpoint check.
+fn portal_way(
+    site: &crate::platform::config::Site,
+    setting: &crate::platform::proxy::ProxySetting,
+    timeout: Duration,
+) -> (Check, Option<std::net::TcpStream>) {
+    use crate::platform::proxy;
+    let check = CheckKind::PortalWay.at(&site.origin);
+    let Some(ep) = &site.mtls_endpoint else {
+        let said = Said::new(detail::SITE_NO_ENDPOINT).with("origin", &site.origin);
+        return (Check::bad(check, Verdict::Fail, Code::SiteNotConfigured, said), None);
+    };
+    let route = proxy::route_for(setting, &ep.host, ep.port);
+    let said = |text| {
+        let s = Said::new(text).with("host", &ep.host).with("port", ep.port).with("source", &route.source);
+        match &route.proxy {
+            Some(p) => s.with("proxy", p),
+            None => s,
+        }
+    };
+    let (ok, failed) = match route.proxy {
+        Some(_) => (detail::WAY_PROXY_OK, detail::WAY_PROXY_FAILED),
+        None => (detail::WAY_DIRECT_OK, detail::WAY_DIRECT_FAILED),
+    };
+    match proxy::open_blocking(&route, &ep.host, ep.port, timeout) {
+        Ok(tcp) => (Check::ok(check, said(ok)), Some(tcp)),
+        Err(e) => (Check::bad(check, Verdict::Fail, e.code(), said(failed).with("error", &e)), None),
+    }
+}
+
+/// The site's mTLS endpoint, over the stream [`portal_way`] opened: TLS with a certificate from the configured roots (handshake
 /// without the card). When it also answers HTTP without the card, its `Date` (Unix time) for the clock check.
-fn portal_endpoint(site: &crate::platform::config::Site, timeout: Duration) -> (Check, Option<i64>) {
+fn portal_endpoint(
+    site: &crate::platform::config::Site,
+    mut tcp: std::net::TcpStream,
+    timeout: Duration,
+) -> (Check, Option<i64>) {
     let check = CheckKind::PortalEndpoint.at(&site.origin);
     let fail = |code: Code, detail: Said| (Check::bad(check.clone(), Verdict::Fail, code, detail), None);
     let Some(ep) = &site.mtls_endpoint else {
@@ -709,17 +751,6 @@ fn portal_endpoint(site: &crate::platform::config::Site, timeout: Duration) -> (
                 Said::new(detail::ENDPOINT_ROOTS).with("error", e.detail.unwrap_or_default()),
             )
         }
-    };
-    let addr = match std::net::ToSocketAddrs::to_socket_addrs(&(ep.host.as_str(), ep.port))
-        .ok()
-        .and_then(|mut a| a.next())
-    {
-        Some(a) => a,
-        None => return fail(Code::PortalUnreachable, at(detail::ENDPOINT_NO_NAME)),
-    };
-    let mut tcp = match std::net::TcpStream::connect_timeout(&addr, timeout) {
-        Ok(t) => t,
-        Err(e) => return fail(Code::PortalUnreachable, at(detail::ENDPOINT_UNREACHABLE).with("error", e)),
     };
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let config =

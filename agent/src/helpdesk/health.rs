@@ -15,8 +15,8 @@ pub fn about_installation(kind: CheckKind) -> bool {
     use CheckKind::*;
     match kind {
         LoopbackPort | LoopbackTrust | KeyStore | Configuration | Policy | PolicyProblem => true,
-        PcscService | Readers | Card | CardType | CardContent | Pin | Certificate | Site | PortalEndpoint
-        | Clock | PinPad => false,
+        PcscService | Readers | Card | CardType | CardContent | Pin | Certificate | Site | PortalWay
+        | PortalEndpoint | Clock | PinPad => false,
     }
 }
 

@@ -173,7 +173,11 @@ pub fn http_status(code: Code) -> u16 {
         | CardRecognisedRefused(_)
         | PinNotAccepted
         | PortalUnreachable
-        | PortalTls => 502,
+        | PortalTls
+        | ProxyUnreachable
+        | ProxyRefused
+        | ProxyAuthRequired
+        | ProxyAuthFailed => 502,
         // Nothing to use yet, or not now: a reader, a card, the service, a prompt, the user's agent.
         PcscServiceStopped | PcscServiceFault | NoReader | NoCard | CardRemoved | CardMute | CardTimeout | NoCpxCard
         | PromptUnavailable | UserAgentNotRunning => 503,

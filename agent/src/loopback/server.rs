@@ -512,6 +512,7 @@ async fn login_request(agent: &Arc<Agent>, login: CardLogin) -> Response<Full<By
     let fail = |e: ApiError| error_response(&e, lang, cors);
     let ask = matches!(access, Access::Askable(_)).then(|| agent.clone());
     let prompt = agent.prompt.clone();
+    let proxy = agent.config.proxy.clone();
     let asked_for = origin.clone();
     // Dialogs are shown one at a time: the consent question waits for the card like the PIN dialog does.
     let result = agent
@@ -522,7 +523,7 @@ async fn login_request(agent: &Arc<Agent>, login: CardLogin) -> Response<Full<By
             }
             match &site {
                 Some(site) if !token => {
-                    login::authenticate(cards, prompt.as_ref(), site, &asked_for, &challenge, lang)
+                    login::authenticate(cards, prompt.as_ref(), site, &proxy, &asked_for, &challenge, lang)
                         .map(LoginAnswer::Mtls)
                 }
                 _ => login::signed_token(cards, prompt.as_ref(), &asked_for, &challenge, lang)

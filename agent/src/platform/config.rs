@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::platform::endpoint::Endpoint;
 use crate::platform::policy_keys::{self, PolicyProblem};
+use crate::platform::proxy::ProxySetting;
 
 pub const DEFAULT_PORT: u16 = 47413;
 
@@ -76,6 +77,10 @@ pub struct Config {
     /// (`cpx-agent browser-policies apply`, run by the installers), so that no browser prompt is shown.
     #[serde(default)]
     pub browser_policies: bool,
+    /// How the portals' mTLS endpoints are reached: `"system"` (the proxy the browsers use, the default),
+    /// `"direct"`, or a fixed `"http://host:port"` (docs/proxy.md).
+    #[serde(default)]
+    pub proxy: ProxySetting,
     /// Where each setting came from and what was malformed (not a key: filled when the configuration
     /// loads, for `diagnose` and the logs).
     #[serde(skip)]
@@ -169,6 +174,7 @@ impl Default for Config {
             allow_user_sites: true,
             allowed_origins: Vec::new(),
             browser_policies: false,
+            proxy: ProxySetting::System,
             provenance: Provenance::default(),
         }
     }

@@ -2,7 +2,9 @@
 //! configuration under the machine's managed policy (config; policy keys, the Windows registry's and a
 //! macOS configuration profile's policy), where secrets live (secrets: keyring or private files), the
 //! loopback certificate (localca) and its machine-wide trust (machine trust, the Windows Root store,
-//! the browsers' stores), the browsers' policy files, and the tray app's per-user autostart entry.
+//! the browsers' stores), the browsers' policy files, the tray app's per-user autostart entry, and the way out to the portals
+//! through the proxy the browsers use (proxy: the OS's proxy settings, the `CONNECT` tunnel, proxy
+//! authentication).
 
 #[cfg_attr(not(windows), allow(dead_code))] // the descriptor rules are Windows'
 pub(crate) mod admin_owned;
@@ -24,6 +26,7 @@ pub(crate) mod policy_keys;
 pub(crate) mod policy_macos;
 #[cfg_attr(not(windows), allow(dead_code))]
 pub(crate) mod policy_registry;
+pub mod proxy;
 pub(crate) mod root_store;
 pub(crate) mod secrets;
 

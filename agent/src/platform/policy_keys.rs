@@ -60,6 +60,8 @@ pub fn safe_default(key: &str) -> Option<SafeDefault> {
         "allow_user_sites" => Value(Boolean(false)),
         // Nothing is written into the browsers' policies.
         "browser_policies" => Value(Boolean(false)),
+        // The proxy the OS gives, as the browsers use it.
+        "proxy" => Value(Text("system".into())),
         _ => return None,
     })
 }
