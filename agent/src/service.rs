@@ -97,8 +97,7 @@ pub fn load_config(path: Option<PathBuf>) -> Result<(Config, String), StartError
     layers.extend(policy.as_deref().map(crate::platform::config::PolicyLayer::from_machine_file));
     // The MSI's properties, below every policy source (a GPO's value wins).
     layers.extend(crate::platform::policy_registry::defaults_layers());
-    let (mut config, mut provenance) =
-        Config::load_with_policies(user.as_deref(), layers)?;
+    let (mut config, mut provenance) = Config::load_with_policies(user.as_deref(), layers)?;
     if crate::platform::config::policy_env_ignored() {
         let ignored = crate::platform::policy_keys::PolicyProblem {
             source: "CPX_AGENT_POLICY".into(),

@@ -47,8 +47,8 @@ pub fn first_fault(checks: &[Check]) -> Option<&Check> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::said::Said;
     use crate::messages::Code;
+    use crate::said::Said;
 
     fn check(kind: CheckKind, verdict: Verdict) -> Check {
         Check {
@@ -79,11 +79,7 @@ mod tests {
             check(CheckKind::Configuration, Verdict::Ok),
             check(CheckKind::PortalEndpoint, Verdict::Fail),
         ];
-        assert_eq!(
-            ExitStatus::of_checks(&checks),
-            ExitStatus::CheckFailed,
-            "diagnose itself fails"
-        );
+        assert_eq!(ExitStatus::of_checks(&checks), ExitStatus::CheckFailed, "diagnose itself fails");
         assert_eq!(exit_status(&checks), ExitStatus::AllFine);
         assert!(first_fault(&checks).is_none());
     }

@@ -179,8 +179,8 @@ pub fn http_status(code: Code) -> u16 {
         | ProxyAuthRequired
         | ProxyAuthFailed => 502,
         // Nothing to use yet, or not now: a reader, a card, the service, a prompt, the user's agent.
-        PcscServiceStopped | PcscServiceFault | NoReader | NoCard | CardRemoved | CardMute | CardTimeout | NoCpxCard
-        | PromptUnavailable | UserAgentNotRunning => 503,
+        PcscServiceStopped | PcscServiceFault | NoReader | NoCard | CardRemoved | CardMute | CardTimeout
+        | NoCpxCard | PromptUnavailable | UserAgentNotRunning => 503,
         // Said by `diagnose`, the CLI or the page client, never answered by the API.
         CardUnlistedVariant | PinLastTry | CardTestOnProduction | AgentPortTaken | ClockSkew
         | PolicyMalformed | AgentUnreachable | LocalNetworkBlocked | KeyringUnavailable => 500,

@@ -14,9 +14,9 @@ use crate::card_type::{CardType, TypeSource};
 use crate::error::CardError;
 use crate::identity::Identity;
 use crate::pin::{Pin, PinStatus};
+use crate::pin_change::{secret_session, PinChangeError, UnblockingCode};
 use crate::pinpad::{PinPad, PinPadError};
 use crate::pkcs15::PinInfo;
-use crate::pin_change::{secret_session, PinChangeError, UnblockingCode};
 use crate::scheme::SignScheme;
 
 /// How the card was recognised.
@@ -234,7 +234,8 @@ fn login<C: CpxCard + ?Sized, E: From<CardError>>(
         session.reset_on_end();
         present(card)?;
         let signature = card.sign(scheme, digest)?;
-        if let Err(detail) = crate::identity::verify_signature(card.certificate(), scheme, digest, &signature) {
+        if let Err(detail) = crate::identity::verify_signature(card.certificate(), scheme, digest, &signature)
+        {
             if let Some(vouched) = &card.opened().vouched {
                 vouched.store(false, Ordering::SeqCst);
             }

@@ -14,8 +14,8 @@ use crate::card::{signature_outcome, verify_outcome, CpxCard, Opened};
 use crate::error::CardError;
 use crate::iso;
 use crate::pin::{Pin, PinStatus};
-use crate::pkcs15::PinInfo;
 use crate::pin_change::{new_code_outcome, unblock_verify_outcome, PinChangeError, UnblockingCode};
+use crate::pkcs15::PinInfo;
 use crate::scheme::SignScheme;
 
 /// ChipDoc does not report the maximum; ANS's driver hard-codes 3 (card-cps4.c).

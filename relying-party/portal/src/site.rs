@@ -313,7 +313,11 @@ pub fn handle(portal: &Portal, req: SiteRequest) -> Reply {
             if req.path == "/premiere-connexion/creer" && !identity.may_open_liberal_space() {
                 return Reply {
                     status: 403,
-                    ..Reply::html(pages::first_login_refused(&card, LIBERAL_SPACE_CPS_ONLY, pages::LIBERAL_CPS_ONLY))
+                    ..Reply::html(pages::first_login_refused(
+                        &card,
+                        LIBERAL_SPACE_CPS_ONLY,
+                        pages::LIBERAL_CPS_ONLY,
+                    ))
                 };
             }
             let f = form(req.body);
