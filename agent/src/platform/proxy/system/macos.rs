@@ -133,6 +133,7 @@ fn run_script(script: &str, host: &str, port: u16) -> Result<Option<ProxyServer>
     Ok(None)
 }
 
+/// The route macOS gives for `https://host:port/` (SystemConfiguration, a PAC script through CFNetwork).
 pub fn route(host: &str, port: u16) -> Route {
     // SAFETY: NULL asks for the current proxies; the dictionary returned follows the Create rule.
     let raw = unsafe { SCDynamicStoreCopyProxies(std::ptr::null()) };

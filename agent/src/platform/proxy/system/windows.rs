@@ -100,6 +100,8 @@ fn auto_proxy(url: &str, detect: bool, pac: Option<&str>, host: &str, port: u16)
     Ok(manual(proxy, bypass, host, port, &how).unwrap_or_else(|| Route::direct(format!("{how}: DIRECT"))))
 }
 
+/// The route Windows gives for `https://host:port/`: the user's WinINet settings (WPAD, PAC, manual), then
+/// WinHTTP's.
 pub fn route(host: &str, port: u16) -> Route {
     let url = format!("https://{}/", crate::platform::proxy::connect::authority(host, port));
     let mut ie = WINHTTP_CURRENT_USER_IE_PROXY_CONFIG::default();
