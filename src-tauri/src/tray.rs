@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use cpx_agent::card::{self, Overall, Watch};
-use cpx_agent::messages::{labels, Lang};
+use cpx_agent::messages::{labels, Lang, Text};
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
@@ -79,7 +79,7 @@ pub fn build(app: &AppHandle, lang: Lang, state: Overall) -> tauri::Result<TrayI
         .build(app)
 }
 
-/// Sets the tray to `state`; true when it changed.
+/// Sets the tray's icon to `state`; true when it changed.
 fn set(app: &AppHandle, shared: &Shared, state: Overall) -> bool {
     let mut current = shared.state.lock().unwrap_or_else(|p| p.into_inner());
     if *current == state {
@@ -88,20 +88,34 @@ fn set(app: &AppHandle, shared: &Shared, state: Overall) -> bool {
     *current = state;
     if let Some(tray) = app.tray_by_id(TRAY_ID) {
         let _ = tray.set_icon(Some(icon(state)));
-        let _ = tray.set_tooltip(Some(tooltip(state, shared.lang)));
-    }
-    if let Some(line) = app.try_state::<StateLine>() {
-        let _ = line.0.set_text(state.text().get(shared.lang));
     }
     true
+}
+
+/// Puts `words` (the state in words, naming a ready card's own type: « Carte CPE insérée et reconnue »)
+/// in the tooltip and the menu's first line.
+fn say(app: &AppHandle, lang: Lang, words: Text) {
+    if let Some(tray) = app.tray_by_id(TRAY_ID) {
+        let _ = tray.set_tooltip(Some(format!("Agent CPx — {}", words.get(lang))));
+    }
+    if let Some(line) = app.try_state::<StateLine>() {
+        let _ = line.0.set_text(words.get(lang));
+    }
 }
 
 /// Follows the card state until the app exits.
 pub fn watch(app: AppHandle, shared: Arc<Shared>) -> Watch {
     let cards = shared.agent.cards.clone();
+    let mut said: Option<&'static str> = None;
     card::watch(cards, Shared::scan_options(), move |update| {
         let state = update.overall;
-        if set(&app, &shared, state) {
+        let words = state.text_for(update.readers.as_deref().unwrap_or(&[]));
+        let changed = set(&app, &shared, state);
+        if changed || said != Some(words.fr) {
+            say(&app, shared.lang, words);
+            said = Some(words.fr);
+        }
+        if changed {
             // From pcscd's report of the event to the new icon.
             tracing::info!(state = ?state, event = ?update.event, ms = update.at.elapsed().as_secs_f64() * 1000.0, "tray state");
         }

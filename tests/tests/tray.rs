@@ -118,8 +118,8 @@ fn tray_icon_and_status_follow_the_card_and_the_pc_sc_service() {
 fn menu_single_instance_autostart_windows_and_their_capabilities() {
     let _one = one_at_a_time();
     let dir = out_dir("tray-windows");
-    let _reader = stack().reader(); // pcscd runs, no card in the readers
-                                    // A StatusNotifier host, as GNOME and KDE panels: the menu can be read and clicked.
+    let reader = stack().reader(); // pcscd runs, no card in the readers
+                                   // A StatusNotifier host, as GNOME and KDE panels: the menu can be read and clicked.
     let desktop = Desktop::start(Panel::StatusNotifier);
     let app = TrayApp::start_on(
         desktop,
@@ -161,6 +161,18 @@ fn menu_single_instance_autostart_windows_and_their_capabilities() {
         .join(if name.ends_with(".png") { name.to_owned() } else { format!("{name}.png") });
     std::fs::copy(&icon, app.shots.join("tray-icone-statusnotifier.png"))
         .unwrap_or_else(|e| panic!("{}: {e} ({item})", icon.display()));
+
+    // A ready card is named by its own type in the menu's first line (issue 20): a CPE is no CPS.
+    {
+        let _card = insert("cpe", &reader);
+        cpx_tests::poll("the menu naming the CPE", Duration::from_secs(10), || {
+            let item = app.tray_item();
+            (item["menu"][0]["label"] == "Carte CPE insérée et reconnue").then_some(())
+        });
+    }
+    cpx_tests::poll("the menu back to no card", Duration::from_secs(10), || {
+        (app.tray_item()["menu"][0]["label"] == "Aucune carte dans le lecteur").then_some(())
+    });
 
     // « À propos » from the menu; a second start hands over and exits: still one app.
     app.click_menu("À propos");
