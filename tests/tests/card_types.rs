@@ -274,6 +274,8 @@ fn cpe_cpe_anonyme_and_cpf_in_chromium() {
     let link = |user: &str| {
         b.type_into("#link-username", user);
         b.type_into("#link-password", &format!("mot-de-passe-{user}"));
+        // « Cette carte est la mienne »: the portal links nothing without it.
+        b.click("#link-confirm");
         b.click("form[action='/premiere-connexion/lier'] button");
         b.wait_path("/compte");
     };
