@@ -152,7 +152,14 @@ fn each_user_logs_in_with_its_own_agent_and_is_refused_by_the_others() {
     for agent in [&alice, &bob] {
         assert!((USER_PORTS.0..=USER_PORTS.1).contains(&agent.port), "{}", agent.port);
     }
-    let ca = |agent: &AgentProcess| agent.dir.join("data/local-ca.pem");
+    // The local CA's certificate, where the other account can read it: the agent's data folder is its
+    // user's only (0700), the certificate public.
+    let ca = |agent: &AgentProcess| {
+        let public = agent.dir.with_extension("local-ca.pem");
+        std::fs::copy(agent.dir.join("data/local-ca.pem"), &public).expect("local CA");
+        std::fs::set_permissions(&public, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+        public
+    };
 
     // Each page asks the broker, on the usual port, where its user's agent is.
     for (uid, agent) in [(ALICE, &alice), (BOB, &bob)] {

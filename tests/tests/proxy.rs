@@ -39,7 +39,7 @@ fn https_get(tcp: TcpStream, host: &str, ca: &Path) -> String {
     let mut answer = Vec::new();
     let _ = tls.read_to_end(&mut answer);
     let text = String::from_utf8_lossy(&answer);
-    assert!(text.contains("carte CPS"), "the portal's login page: {text}");
+    assert!(text.contains("carte CPx"), "the portal's login page: {text}");
     text.lines().next().unwrap_or_default().to_owned()
 }
 

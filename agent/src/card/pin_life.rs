@@ -9,11 +9,10 @@ use cpx_card::{CardError, CodePorteur, CpxCard, Pin, PinChangeError, PinStatus, 
 use zeroize::Zeroizing;
 
 use crate::card::card_service::CardService;
-use crate::card::login::card_type;
 use crate::card::pin_prompt::PromptError;
 use crate::messages::Code;
 
-/// The card as the dialogs name it: « JEAN DUPONT (CPS3) », and its reader.
+/// The card as the dialogs name it: « JEAN DUPONT — CPS (CPS3) », and its reader.
 #[derive(Debug, Clone)]
 pub struct CardLabel {
     /// Holder and card type.
@@ -76,7 +75,7 @@ fn chosen_card(
         }
         match cards.open_card(&r.name, Some(&r.atr), &cards.cache) {
             Ok(card) => {
-                let text = format!("{} ({})", card.identity().display_name(), card_type(card.as_ref()));
+                let text = format!("{} — {}", card.identity().display_name(), card.info().type_name());
                 present.push((card, CardLabel { text, reader: r.name.clone() }));
             }
             Err(e) => last_problem = Some(e),

@@ -566,7 +566,7 @@ impl TerminalCodeDialog {
         }
     }
 
-    /// The card and a count of tries: « Titulaire : JEAN DUPONT (CPS3) », « Essais restants : 3 sur 3 ».
+    /// The card and a count of tries: « Titulaire : JEAN DUPONT — CPS (CPS3) », « Essais restants : 3 sur 3 ».
     fn lead(&self, card: &crate::card::CardLabel, tries: crate::messages::Text, status: PinStatus) -> String {
         let lang = self.lang;
         let count = format!("{} {} {}", status.tries_left, prompt::OF.get(lang), status.max_tries);
