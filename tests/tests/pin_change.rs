@@ -328,7 +328,8 @@ fn the_agent_flow_changes_with_the_new_code_typed_twice() {
             secret_commands(&log, "24").is_empty() && secret_commands(&log, "20").is_empty(),
             "{persona}"
         );
-        let holder = if persona == "cps3" { "JEAN DUPONT — CPS (CPS3)" } else { "CLAIRE MARTIN — CPS (CPS4)" };
+        let holder =
+            if persona == "cps3" { "JEAN DUPONT — CPS (CPS3)" } else { "CLAIRE MARTIN — CPS (CPS4)" };
         assert_eq!(mismatch.asked(), [format!("current {holder} 3/3"), "new twice".into()], "{persona}");
 
         let wrong = Scripted::new("0000", "", ["5678", "5678"]);

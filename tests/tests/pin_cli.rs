@@ -69,7 +69,8 @@ fn login(reader: &str, digits: &str) -> Result<(), cpx_card::CardError> {
 
 #[test]
 fn change_on_the_terminal_then_log_in_with_the_new_code() {
-    for (persona, holder) in [("cps3", "JEAN DUPONT — CPS (CPS3)"), ("cps4", "CLAIRE MARTIN — CPS (CPS4)")] {
+    for (persona, holder) in [("cps3", "JEAN DUPONT — CPS (CPS3)"), ("cps4", "CLAIRE MARTIN — CPS (CPS4)")]
+    {
         let reader = stack().reader();
         let _card = insert_with(persona, &reader, &Options::default(), None);
 
