@@ -23,6 +23,13 @@ const MODULE: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
 const AID_CPX_IAS: &str = "E828BD080F8025000001FF0010";
 const AUTH_KEY_ID: &str = "e828bd080f8025000001ff001002";
 
+/// One OpenSC test at a time: `pkcs11-tool` lists the slots in two calls (count, then list), and a card
+/// another test inserts in between makes the second call fail with `CKR_BUFFER_TOO_SMALL`.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn opensc(tool: &str, args: &[&str]) -> Output {
     opensc_with("opensc.conf", tool, args)
 }
@@ -65,6 +72,7 @@ fn slot_with(conf: &str, reader: &str) -> String {
 
 #[test]
 fn opensc_reads_logs_in_and_signs_on_the_virtual_cps3() {
+    let _one = one_at_a_time();
     let reader = stack().reader();
     let dir = out_dir("opensc");
     let _card = insert_with("cps3", &reader, &Options::default(), Some(&dir.join("apdu.log")));
@@ -162,6 +170,7 @@ fn opensc_reads_logs_in_and_signs_on_the_virtual_cps3() {
 
 #[test]
 fn opensc_reads_the_key_paths_and_the_absolute_layout() {
+    let _one = one_at_a_time();
     let reader = stack().reader();
     // Real layout: each private key's path is the application's AID with an empty file path, printed as
     // pkcs15-tool prints it for a real CPS3.
@@ -187,6 +196,7 @@ fn opensc_reads_the_key_paths_and_the_absolute_layout() {
 
 #[test]
 fn opensc_reports_a_blocked_code_porteur() {
+    let _one = one_at_a_time();
     let reader = stack().reader();
     let _card = insert_with("cps3-blocked", &reader, &Options::default(), None);
     let slot = slot_of(&reader.name);
@@ -202,6 +212,7 @@ fn opensc_reports_a_blocked_code_porteur() {
 
 #[test]
 fn opensc_has_no_cps4_support() {
+    let _one = one_at_a_time();
     let reader = stack().reader();
     let _card = insert_with("cps4", &reader, &Options::default(), None);
     let name = out(&opensc("opensc-tool", &["--reader", &reader.name, "--name"]));
@@ -214,6 +225,7 @@ fn opensc_has_no_cps4_support() {
 /// independent client: the virtual reader behaves like a real one.
 #[test]
 fn opensc_logs_in_through_the_virtual_pin_pad_reader() {
+    let _one = one_at_a_time();
     const CONF: &str = "opensc-pinpad.conf";
     let pad = borrow(false);
     let dir = out_dir("opensc_pinpad");
