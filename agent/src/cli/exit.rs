@@ -34,13 +34,11 @@ pub enum ExitStatus {
 
 impl ExitStatus {
     /// Exit status of `diagnose` ([`ExitStatus::DIAGNOSE`]): its worst check.
-    pub fn of_checks(checks: &[Check]) -> ExitStatus {
-        if checks.iter().any(|c| c.verdict == Verdict::Fail) {
-            ExitStatus::CheckFailed
-        } else if checks.iter().any(|c| c.verdict == Verdict::Warn) {
-            ExitStatus::Warnings
-        } else {
-            ExitStatus::AllFine
+    pub fn of_checks<'a>(checks: impl IntoIterator<Item = &'a Check>) -> ExitStatus {
+        match checks.into_iter().map(|c| c.verdict).max() {
+            Some(Verdict::Fail) => ExitStatus::CheckFailed,
+            Some(Verdict::Warn) => ExitStatus::Warnings,
+            _ => ExitStatus::AllFine,
         }
     }
 }

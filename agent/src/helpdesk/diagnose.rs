@@ -15,8 +15,8 @@ use crate::platform::config::{Config, PkiPolicy};
 use crate::platform::endpoint::Endpoint;
 use crate::said::Said;
 
-/// A check's outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// A check's outcome, from the best to the worst (`max` is the worst of several).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Fine.

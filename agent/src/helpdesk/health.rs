@@ -29,14 +29,7 @@ pub fn installation_checks(checks: &[Check]) -> Vec<&Check> {
 /// policy value in its safe default…), 9 a check of the installation failed. A card or reader problem never
 /// counts.
 pub fn exit_status(checks: &[Check]) -> ExitStatus {
-    let relevant = installation_checks(checks);
-    if relevant.iter().any(|c| c.verdict == Verdict::Fail) {
-        ExitStatus::CheckFailed
-    } else if relevant.iter().any(|c| c.verdict == Verdict::Warn) {
-        ExitStatus::Warnings
-    } else {
-        ExitStatus::AllFine
-    }
+    ExitStatus::of_checks(installation_checks(checks))
 }
 
 /// The first check of the installation that is not fine: what to fix.
