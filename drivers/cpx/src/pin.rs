@@ -60,10 +60,11 @@ impl PinStatus {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn info() -> PinInfo {
+    /// The code porteur's AODF entry of a CPS3 (4 digits in 8 bytes padded with `FF`).
+    pub(crate) fn info() -> PinInfo {
         PinInfo {
             label: "Code porteur".into(),
             auth_id: vec![1],

@@ -88,21 +88,7 @@ pub(crate) fn verify_on_reader(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn info() -> PinInfo {
-        PinInfo {
-            label: "Code porteur".into(),
-            auth_id: vec![1],
-            pin_type: 1,
-            min_length: 4,
-            stored_length: 8,
-            reference: 1,
-            pad_char: Some(0xFF),
-            needs_padding: true,
-            local: false,
-            path: None,
-        }
-    }
+    use crate::pin::tests::info;
 
     #[test]
     fn the_template_is_the_verify_the_driver_sends_with_room_for_the_digits() {
