@@ -5,28 +5,28 @@
 # `cargo metadata`, scripts/sbom.py), and the licence check of that tree (cargo deny when installed,
 # deny.toml; otherwise scripts/sbom.py --check with the same allow-list). Not part of ./scripts/test.sh:
 # a release build of the tray app takes tens of minutes on 2 cores.
-#   scripts/release.sh [--deb] [--msi] [--pkg] [--no-build] [--repro DIR] [--install-tests]
+#   scripts/release.sh [--deb] [--msi] [--pkg] [--no-build] [--binaries] [--install-tests]
 #     --deb --msi --pkg   the packages to build (default: the .deb and the MSI on Linux, the pkg on macOS)
 #     --no-build          package the release binaries already built
-#     --repro DIR         build cpx-agent and cpx-tray again from a copy of this commit in DIR (another
-#                         path, another target folder) and compare the binaries byte for byte
-#                         (CPX_REPRO_BINS="cpx-agent": only those binaries; default both)
+#     --binaries          only build the Linux release binaries (cpx-agent, cpx-tray) with the flags below,
+#                         no package (scripts/reproducible.sh builds a second clone with it)
 #     --install-tests     then run the install tests on these packages (tests/linux/deb.sh,
 #                         tests/windows/msi.sh: root, Wine)
 # Reproducible: SOURCE_DATE_EPOCH = the commit's time, the source, Cargo and rustup folders remapped
-# (--remap-path-prefix), `--locked --offline`. README « Release » says what was compared and found.
+# (--remap-path-prefix for Rust, -ffile-prefix-map for the C code of build scripts), `--locked --offline`,
+# no incremental build. scripts/reproducible.sh builds the same commit in another folder and compares;
+# README « Release » says what was compared and found.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-want=() build=1 repro='' install_tests=0
-repro_bins=${CPX_REPRO_BINS:-cpx-agent cpx-tray}
+want=() build=1 binaries=0 install_tests=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --deb|--msi|--pkg) want+=("${1#--}") ;;
         --no-build) build=0 ;;
-        --repro) repro=${2:?--repro needs a folder}; shift ;;
+        --binaries) binaries=1 ;;
         --install-tests) install_tests=1 ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "release: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -43,15 +43,27 @@ mkdir -p "$out"
 
 # The same bytes from the same commit: no build path, no build time.
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
-remap() {  # the flags for a source tree at $1
-    local cargo_home=${CARGO_HOME:-$HOME/.cargo} rustup_home=${RUSTUP_HOME:-$HOME/.rustup}
-    echo "--remap-path-prefix=$1=/build/agent-cpx --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$rustup_home=/rustup"
-}
-RUSTFLAGS=$(remap "$root")
-export RUSTFLAGS
-export CARGO_INCREMENTAL=0
+# The source tree (its target/ folder included: build scripts' OUT_DIR), Cargo's and rustup's folders get
+# fixed names in everything the compilers write: panic locations, debug paths, C __FILE__s.
+cargo_home=${CARGO_HOME:-$HOME/.cargo} rustup_home=${RUSTUP_HOME:-$HOME/.rustup}
+RUSTFLAGS="--remap-path-prefix=$root=/build/agent-cpx --remap-path-prefix=$cargo_home=/cargo"
+RUSTFLAGS+=" --remap-path-prefix=$rustup_home=/rustup"
+CFLAGS="${CFLAGS:+$CFLAGS }-ffile-prefix-map=$root=/build/agent-cpx -ffile-prefix-map=$cargo_home=/cargo"
+CXXFLAGS="${CXXFLAGS:+$CXXFLAGS }-ffile-prefix-map=$root=/build/agent-cpx -ffile-prefix-map=$cargo_home=/cargo"
+export RUSTFLAGS CFLAGS CXXFLAGS CARGO_INCREMENTAL=0
+unset CARGO_TARGET_DIR  # target/ inside the tree, under the remapped folder
 # Shared machines: the release builds yield to everything else.
-build() { nice -n 19 cargo build --locked --offline --release "$@"; }
+build() {
+    local start=$SECONDS
+    nice -n 19 cargo build --locked --offline --release "$@"
+    echo "release: cargo build --release $* took $(( SECONDS - start )) s"
+}
+
+if [ "$binaries" = 1 ]; then
+    build -p cpx-agent -p cpx-tray --bins
+    (cd target/release && sha256sum cpx-agent cpx-tray)
+    exit 0
+fi
 
 packages=()
 for kind in "${want[@]}"; do
@@ -87,31 +99,6 @@ fi
 (cd "$out" && rm -f SHA256SUMS && shopt -s nullglob && files=(*.deb *.msi *.pkg *.cdx.json) && sha256sum -- "${files[@]}" > SHA256SUMS)
 echo "release: $out"
 cat "$out/SHA256SUMS"
-
-if [ -n "$repro" ]; then
-    # The same commit in another folder, built again with its own target folder: the binaries must be the
-    # same bytes (the first build's are in target/release).
-    rm -rf "$repro" && mkdir -p "$repro/src"
-    git archive HEAD | tar -x -C "$repro/src"
-    (
-        cd "$repro/src"
-        RUSTFLAGS=$(remap "$repro/src")
-        export RUSTFLAGS CARGO_TARGET_DIR="$repro/target"
-        read -r -a bins <<<"$repro_bins"
-        nice -n 19 cargo build --locked --offline --release "${bins[@]/#/--package=}" --bins
-    )
-    same=1
-    for bin in $repro_bins; do
-        a=$root/target/release/$bin b=$repro/target/release/$bin
-        if cmp -s "$a" "$b"; then
-            echo "reproducible: $bin $(sha256sum < "$a" | cut -c1-16)… identical in both builds"
-        else
-            same=0
-            echo "NOT reproducible: $bin differs: $(cmp "$a" "$b" | head -1); $(cmp -l "$a" "$b" | wc -l) bytes"
-        fi
-    done
-    [ "$same" = 1 ] || exit 1
-fi
 
 if [ "$install_tests" = 1 ]; then
     for p in "${packages[@]}"; do

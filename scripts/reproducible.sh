@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Two release builds of the same commit, from two folders, give the same bytes: this tree's release build
+# (scripts/release.sh --binaries, unless --no-build) and a second clone of HEAD in another folder, built
+# from scratch with its own target/ and the same script; then the SHA-256 of cpx-agent and cpx-tray in both,
+# and what each binary still carries of either folder, of $HOME or of a date (strings).
+#   scripts/reproducible.sh [--no-build] [DIR]
+#     DIR         where the second clone goes (default: /tmp/agent-cpx-repro; emptied first)
+#     --no-build  this tree's release binaries are already built from HEAD (release.sh --binaries)
+# Exit 0 when both binaries are identical; 1 otherwise (the differing bytes are counted). Not part of
+# ./scripts/test.sh: two release builds of the tray app take an hour on 2 shared cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+build=1 dir=/tmp/agent-cpx-repro
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --no-build) build=0 ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        -*) echo "reproducible: unknown argument $1" >&2; exit 2 ;;
+        *) dir=$1 ;;
+    esac
+    shift
+done
+case "$dir" in /*) ;; *) dir=$PWD/$dir ;; esac
+[ "$dir" != "$root" ] || { echo "reproducible: DIR must be another folder" >&2; exit 2; }
+if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
+    echo "reproducible: the tree has uncommitted changes; the clone builds HEAD ($(git rev-parse --short HEAD))" >&2
+fi
+bins=(cpx-agent cpx-tray)
+
+[ "$build" = 1 ] && scripts/release.sh --binaries
+rm -rf "$dir"
+git clone --quiet --no-hardlinks "$root" "$dir"
+git -C "$dir" checkout --quiet --detach "$(git rev-parse HEAD)"
+echo "reproducible: $(git rev-parse --short HEAD) cloned into $dir, building there"
+"$dir/scripts/release.sh" --binaries
+
+same=1
+for bin in "${bins[@]}"; do
+    a=$root/target/release/$bin b=$dir/target/release/$bin
+    echo "$bin: $(sha256sum < "$a" | cut -d' ' -f1)  $a"
+    echo "$bin: $(sha256sum < "$b" | cut -d' ' -f1)  $b"
+    if cmp -s "$a" "$b"; then
+        echo "reproducible: $bin identical ($(stat -c %s "$a") bytes)"
+    else
+        same=0
+        echo "NOT reproducible: $bin: $(cmp "$a" "$b" | head -1); $(cmp -l "$a" "$b" | wc -l) bytes differ"
+    fi
+    for f in "$a" "$b"; do
+        leaks=$(strings -n 6 "$f" | grep -c -e "$root" -e "$dir" -e "$HOME" -e "$(date -u +%Y-%m-%d)" || true)
+        echo "  $(basename "$(dirname "$(dirname "$(dirname "$f")")")")/…/$bin: $leaks strings naming the build folder, \$HOME or today's date"
+    done
+done
+[ "$same" = 1 ]
