@@ -556,6 +556,8 @@ fn serve(
         Ok(p) => p,
         Err(e) => return fail(e.to_string()),
     };
+    // Each card read as soon as it is inserted: the first login finds it known.
+    let _cards_read = service::read_cards_on_insertion(&prepared.agent);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
         Err(e) => return fail(e.to_string()),

@@ -188,6 +188,34 @@ pub fn prepare(
     Ok(Prepared { agent, identity })
 }
 
+/// Reads each card as soon as it is inserted (and the cards already there when the agent starts), in the
+/// background, so that a professional who clicks later finds the card known: the login then costs the
+/// card-known commands only (docs/card-sessions.md, « A card that never left its reader »). The same scan
+/// as the tray's watch ([`crate::card::watch`]): the card service's permit (a login waits for a read in
+/// progress, then finds the card known), the certificate cache's rules (a card swapped or pulled during
+/// the read changes the reader's event count and is read again; a certificate renewed in place fails the
+/// signature check). `cpx-agent serve` runs it; the tray app's own watch does the same for it. Each card
+/// read is logged (« card read on insertion »). Dropping the returned watch stops it.
+pub fn read_cards_on_insertion(agent: &Arc<Agent>) -> crate::card::Watch {
+    use crate::card::ScanOptions;
+    use crate::messages::SlotState;
+    crate::card::watch(agent.cards.clone(), ScanOptions { with_pin: false, reader: None }, |update| {
+        let cpx_pcsc::MonitorEvent::CardInserted { reader, .. } = &update.event else { return };
+        let report = update.readers.iter().flatten().find(|r| &r.reader == reader);
+        match report.map(|r| (r.state, r.card.as_ref())) {
+            Some((SlotState::CardReady, Some(card))) => tracing::info!(
+                reader = %reader,
+                generation = card.generation.name(),
+                ms = update.at.elapsed().as_millis() as u64,
+                "card read on insertion: its certificate is cached for the next login"
+            ),
+            other => {
+                tracing::debug!(reader = %reader, state = ?other.map(|o| o.0), "card inserted, not ready")
+            }
+        }
+    })
+}
+
 /// How often a running agent reads its configuration again (the managed policy's registry keys,
 /// configuration profile and policy file, and the user's file): a few small reads.
 pub const SITES_RELOAD: Duration = Duration::from_secs(3);
