@@ -172,7 +172,7 @@ fn certificate_file(card: &CardOs) -> Result<(Vec<u8>, usize), String> {
 }
 
 /// The floors of every path for `persona` under `latency`: card known, first login after insertion,
-/// insertion → identity known (a card never seen), insertion → identity known (a card seen before).
+/// first login after the background read (the card-known commands), insertion → identity known (a card never seen), insertion → identity known (a card seen before).
 pub fn floors(persona: &str, latency: Latency) -> Result<Vec<Floor>, String> {
     let spec = cpx_sim::find(persona).ok_or_else(|| format!("no persona {persona}"))?;
     let play = |path: &'static str, steps: &dyn Fn(&mut Player) -> Result<(), String>| {
@@ -186,6 +186,8 @@ pub fn floors(persona: &str, latency: Latency) -> Result<Vec<Floor>, String> {
             p.login()?;
             p.read_certificate()
         })?,
+        // The certificate was read on insertion, before the click: the login is the card-known one.
+        play("first login after the background read", &|p| p.login())?,
         play("insertion → identity known, card never seen", &|p| p.read_certificate())?,
         play("insertion → identity known, card seen before", &|p| {
             p.send("READ BINARY EF.SN.ICC (SFI)", vec![0x00, 0xB0, 0x9C, 0x00, 0x0C]).map(|_| ())
@@ -221,8 +223,10 @@ mod tests {
         // The first login reads the whole certificate once more; the signature came back whole.
         assert!(floors[1].apdus.len() > known.apdus.len() + 1);
         assert_eq!(known.apdus[5].answer_len, 256 + 2);
-        assert_eq!(floors[3].apdus.len(), 1);
-        assert!(Floor::time(&floors[2]) < floors[1].time());
+        assert_eq!(floors[4].apdus.len(), 1);
+        assert!(Floor::time(&floors[3]) < floors[1].time());
+        // After the background read, the first login is the card-known one.
+        assert_eq!(floors[2].apdus.len(), known.apdus.len());
         assert_eq!(super::floors("cps3", Latency::OFF).unwrap()[0].time(), Duration::ZERO);
     }
 }
