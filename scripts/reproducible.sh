@@ -4,7 +4,8 @@
 # from scratch with its own target/ and the same script; then the SHA-256 of cpx-agent and cpx-tray in both,
 # and what each binary still carries of either folder, of $HOME or of a date (strings).
 #   scripts/reproducible.sh [--no-build] [DIR]
-#     DIR         where the second clone goes (default: /tmp/agent-cpx-repro; emptied first)
+#     DIR         where the second clone goes (default: /tmp/agent-cpx-repro); a clone an earlier run left
+#                 there is brought to this commit and keeps its target/ (CPX_REPRO_FRESH=1: cloned anew)
 #     --no-build  this tree's release binaries are already built from HEAD (release.sh --binaries)
 # Exit 0 when both binaries are identical; 1 otherwise (the differing bytes are counted). Not part of
 # ./scripts/test.sh: two release builds of the tray app take an hour on 2 shared cores.
@@ -15,7 +16,7 @@ build=1 dir=/tmp/agent-cpx-repro
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-build) build=0 ;;
-        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
         -*) echo "reproducible: unknown argument $1" >&2; exit 2 ;;
         *) dir=$1 ;;
     esac
@@ -29,10 +30,20 @@ fi
 bins=(cpx-agent cpx-tray)
 
 [ "$build" = 1 ] && scripts/release.sh --binaries
-rm -rf "$dir"
-git clone --quiet --no-hardlinks "$root" "$dir"
-git -C "$dir" checkout --quiet --detach "$(git rev-parse HEAD)"
-echo "reproducible: $(git rev-parse --short HEAD) cloned into $dir, building there"
+commit=$(git rev-parse HEAD)
+if [ -d "$dir/.git" ] && [ -z "${CPX_REPRO_FRESH:-}" ]; then
+    # A clone made by an earlier run: brought to this commit, its target/ kept (the crates whose sources
+    # did not change are not built again; CPX_REPRO_FRESH=1 starts from an empty folder).
+    git -C "$dir" fetch --quiet "$root" HEAD
+    git -C "$dir" checkout --quiet --force --detach FETCH_HEAD
+    git -C "$dir" clean --quiet -fdx -e /target
+else
+    rm -rf "$dir"
+    git clone --quiet --no-hardlinks "$root" "$dir"
+    git -C "$dir" checkout --quiet --detach "$commit"
+fi
+[ "$(git -C "$dir" rev-parse HEAD)" = "$commit" ] || { echo "reproducible: $dir is not at $commit" >&2; exit 1; }
+echo "reproducible: $(git rev-parse --short HEAD) in $dir, building there"
 "$dir/scripts/release.sh" --binaries
 
 same=1
