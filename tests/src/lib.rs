@@ -237,6 +237,8 @@ fn start_pcscd(dir: &Path, readers: bool) -> Result<Child, String> {
         }
         thread::sleep(Duration::from_millis(20));
     }
+    // A new file, not the old one truncated: a target/ folder copied with hard links shares it.
+    let _ = std::fs::remove_file(dir.with_extension("pcscd.log"));
     let log = std::fs::File::create(dir.with_extension("pcscd.log")).map_err(|e| e.to_string())?;
     let mut cmd = Command::new(root().join("tests/stack/stack.sh"));
     cmd.arg("pcscd").arg(dir).stdout(log.try_clone().map_err(|e| e.to_string())?).stderr(log);
