@@ -15,6 +15,7 @@ scripts/install-deps.sh   # mingw-w64 (the Windows linker and C compiler), wine 
 no_warnings() {
     local log=$root/target/cross-$1.log; shift
     mkdir -p "$root/target"
+    rm -f "$log"  # a new file: a target/ copied with hard links (cp -al) would share it with another tree
     "$@" 2>&1 | tee "$log" | grep -E '^(warning|error)' || true
     [ "${PIPESTATUS[0]}" = 0 ] || { echo "cross: failed: $*" >&2; exit 1; }
     if grep -q '^warning' "$log"; then echo "cross: warnings (see $log)" >&2; exit 1; fi
