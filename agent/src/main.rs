@@ -167,6 +167,12 @@ enum BrowserPoliciesAction {
     Apply,
     /// Remove the policies this command wrote, and only those.
     Remove,
+    /// Windows: register the scheduled task that runs `apply` as LocalSystem at boot, after each Group
+    /// Policy refresh and every hour, so a policy changed by GPO or Intune reaches the browsers (the MSI
+    /// runs it).
+    Schedule,
+    /// Windows: remove that scheduled task (the MSI's uninstall runs it).
+    Unschedule,
 }
 
 #[derive(Subcommand, Clone, Copy)]
@@ -425,6 +431,9 @@ fn browser_policies(g: &Global, action: BrowserPoliciesAction, root: &std::path:
         apply_browser_policies, browser_policies_config, remove_browser_policies, BrowserPolicies,
     };
     let result = match action {
+        BrowserPoliciesAction::Schedule | BrowserPoliciesAction::Unschedule => {
+            return browser_policies_task(g, matches!(action, BrowserPoliciesAction::Schedule));
+        }
         BrowserPoliciesAction::Apply => {
             browser_policies_config().and_then(|c| apply_browser_policies(root, &c))
         }
@@ -452,6 +461,29 @@ fn browser_policies(g: &Global, action: BrowserPoliciesAction, root: &std::path:
     }
     let nothing_wanted = matches!(action, BrowserPoliciesAction::Apply) && wanted.is_empty();
     print!("{}", cli::browser_policies_text(g.lang, nothing_wanted, &outcome, colour_enabled()));
+    ExitCode::SUCCESS
+}
+
+/// `browser-policies schedule|unschedule`: the Windows scheduled task.
+fn browser_policies_task(g: &Global, schedule: bool) -> ExitCode {
+    use cpx_agent::messages::label;
+    use cpx_agent::platform::policy_task::{self, TASK_NAME};
+    let result = if schedule { policy_task::schedule() } else { policy_task::unschedule() };
+    match result {
+        Ok(()) if g.json => println!("{}", serde_json::json!({"ok": true, "task": TASK_NAME})),
+        Ok(()) => {
+            let text = if schedule { label::BP_SCHEDULED } else { label::BP_UNSCHEDULED };
+            println!("{}", cpx_agent::said::fill(text.get(g.lang), &[("task", TASK_NAME)]));
+        }
+        Err(e) => {
+            if g.json {
+                println!("{}", serde_json::json!({"ok": false, "error": e.to_string()}));
+            } else {
+                eprintln!("cpx-agent browser-policies: {e}");
+            }
+            return ExitCode::from(ExitStatus::Internal);
+        }
+    }
     ExitCode::SUCCESS
 }
 

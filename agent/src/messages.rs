@@ -819,6 +819,12 @@ pub mod label {
         "Rien à faire : aucune stratégie de navigateur de l'Agent CPx.",
         "Nothing to do: no Agent CPx browser policy."
     );
+    pub const BP_SCHEDULED: Text = text!(
+        "Tâche planifiée « {task} » enregistrée : les stratégies de navigateur sont réécrites au démarrage, après chaque actualisation des GPO et toutes les heures.",
+        "Scheduled task \"{task}\" registered: the browser policies are rewritten at boot, after each Group Policy refresh and every hour."
+    );
+    pub const BP_UNSCHEDULED: Text =
+        text!("Tâche planifiée « {task} » retirée.", "Scheduled task \"{task}\" removed.");
     pub const AUTOSTART_USER_ON: Text = text!(
         "Démarrage avec la session (cet utilisateur) : activé",
         "Start with the session (this user): on"
