@@ -311,7 +311,7 @@ fn errors(g: &Global, markdown: bool, helpdesk: bool) -> ExitCode {
 /// `cpx-agent pin change|unblock`: the flow of `cpx_agent::card::change_pin`/`unblock_pin` with the
 /// terminal's dialog; the codes go from the terminal to the card, never printed nor logged.
 fn pin(g: &Global, cards: &CardService, action: PinAction) -> ExitCode {
-    use cpx_agent::card::{change_pin, unblock_pin, PinLifeError, PromptError, TerminalCodeDialog};
+    use cpx_agent::card::{change_pin, unblock_pin, TerminalCodeDialog};
     use cpx_agent::messages::pin_life;
     let (title, done) = match action {
         PinAction::Change => (pin_life::CHANGE_TITLE, pin_life::CHANGED),
@@ -332,26 +332,12 @@ fn pin(g: &Global, cards: &CardService, action: PinAction) -> ExitCode {
             }
             return ExitCode::SUCCESS;
         }
-        Err(code) | Ok(Err(PinLifeError::Card(code))) => code,
-        Ok(Err(PinLifeError::Prompt(PromptError::Cancelled) | PinLifeError::NotConfirmed)) => {
-            Code::UserCancelled
-        }
-        Ok(Err(PinLifeError::Prompt(PromptError::Unavailable(_)))) => Code::PromptUnavailable,
-        Ok(Err(PinLifeError::Prompt(PromptError::BadFormat))) => Code::PinFormat,
-        Ok(Err(PinLifeError::NewPinMismatch)) => Code::NewPinMismatch,
-        Ok(Err(PinLifeError::Refused(e))) => {
-            let code = Code::from(&e);
-            let tries = match e {
-                cpx_card::PinChangeError::WrongUnblockingCode { tries_left }
-                | cpx_card::PinChangeError::Card(cpx_card::CardError::WrongPin { tries_left }) => {
-                    Some(tries_left)
-                }
-                _ => None,
-            };
-            if let (Some(tries), false) = (tries, g.json) {
+        Err(code) => code,
+        Ok(Err(e)) => {
+            if let (Some(tries), false) = (e.tries_left(), g.json) {
                 eprintln!("{}", cli::tries_text(g.lang, tries, 3));
             }
-            code
+            e.code()
         }
     };
     if g.json {

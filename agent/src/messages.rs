@@ -896,6 +896,19 @@ pub const LABELS: &[(&str, Text)] = &[
     ("diag_warn", text!("Attention", "Warning")),
     ("diag_fail", text!("Échec", "Failed")),
     ("diag_running", text!("Vérification en cours…", "Checking…")),
+    ("menu_change_pin", text!("Changer mon code porteur", "Change my code porteur")),
+    ("menu_unblock", text!("Débloquer ma carte", "Unblock my card")),
+    ("pin_change_title", text!("Changer le code porteur — Agent CPx", "Change the code porteur — Agent CPx")),
+    ("pin_unblock_title", text!("Débloquer la carte — Agent CPx", "Unblock the card — Agent CPx")),
+    ("pin_current", pin_life::CURRENT_FIELD),
+    ("pin_new", pin_life::NEW_FIELD),
+    ("pin_new_again", pin_life::NEW_AGAIN_FIELD),
+    ("pin_unblock_code", pin_life::UNBLOCK_FIELD),
+    ("pin_unblock_tries", pin_life::UNBLOCK_TRIES),
+    ("pin_unblock_last_try", pin_life::UNBLOCK_LAST_TRY),
+    ("pin_continue", text!("Continuer", "Go on")),
+    ("pin_again", text!("Recommencer", "Start again")),
+    ("pin_sending", text!("Envoi à la carte…", "Sending to the card…")),
 ];
 
 // ---- The words of `diagnose`, the PIN prompts and the exit statuses: their own section, apart from the
