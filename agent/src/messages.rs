@@ -906,7 +906,7 @@ pub const LABELS: &[(&str, Text)] = &[
     ("pin_unblock_code", pin_life::UNBLOCK_FIELD),
     ("pin_unblock_tries", pin_life::UNBLOCK_TRIES),
     ("pin_unblock_last_try", pin_life::UNBLOCK_LAST_TRY),
-    ("pin_continue", text!("Continuer", "Go on")),
+    ("pin_continue", pin_life::GO_ON),
     ("pin_again", text!("Recommencer", "Start again")),
     ("pin_sending", text!("Envoi à la carte…", "Sending to the card…")),
 ];
@@ -1051,6 +1051,7 @@ pub mod pin_life {
         UNBLOCK_TRIES = text!("Essais du code de déblocage", "Tries of the unblocking code");
         UNBLOCK_LAST_TRY = text!("Dernier essai du code de déblocage : une erreur de plus et la carte devra être remplacée (CPS Info Service). Continuer ?", "Last try of the unblocking code: one more mistake and the card must be replaced (CPS Info Service). Go on?");
         YES_NO = text!("[o/N]", "[y/N]");
+        GO_ON = text!("Continuer", "Go on");
         CHANGED = text!("Code porteur changé.", "Code porteur changed.");
         UNBLOCKED = text!("Carte débloquée : votre nouveau code porteur est actif.", "Card unblocked: your new code porteur is active.");
     }
