@@ -149,6 +149,20 @@ impl CpxCard for Cps3 {
         new_code_outcome("CHANGE REFERENCE DATA", r.sw)
     }
 
+    /// One CHANGE REFERENCE DATA (P1 `00`) with both codes, as for codes typed on screen: the reader
+    /// asks for the current code, then the new one twice, and writes them into the command.
+    fn change_reference_data_on_reader(
+        &mut self,
+        _pad: &crate::pinpad::PinPad,
+        modify: &crate::pinpad::PinPadModify,
+    ) -> Result<(), crate::pinpad::PinPadChangeError> {
+        let (cla, info) = self.prepare_verify()?;
+        let header = [cla, 0x24, 0x00, info.reference];
+        let structure = crate::pinpad::modify_structure(&info, header, true, modify.timeout_secs)?;
+        let t = self.card.transport.as_mut();
+        crate::pinpad::modify_on_reader(t, modify, &structure, "CHANGE REFERENCE DATA")
+    }
+
     fn reset_retry_counter(&mut self, code: &UnblockingCode, new: &Pin) -> Result<(), PinChangeError> {
         let info = self.pin()?.clone();
         let new = new.encode(&info)?;
