@@ -388,3 +388,43 @@ fn the_code_porteur_is_changed_on_the_keypad() {
         assert!(!cmds.iter().any(|c| c.contains("35363738")), "{persona}: {cmds:?}");
     }
 }
+
+/// A blocked card unblocked with its code de déblocage and a new code porteur typed twice on the keypad
+/// (CPS3: RESET RETRY COUNTER `2C 02` filled by the reader; CPS4: `2C 03`, then `24 01` filled by the
+/// reader); a wrong code de déblocage never lights the keypad; then a login with the new code.
+#[test]
+fn a_blocked_card_is_unblocked_with_the_new_code_typed_on_the_keypad() {
+    use cpx_card::{CodePorteur, PinChangeError, PinPadChangeError, PinPadModify, UnblockingCode};
+    for (persona, new_code_header) in [("cps3-blocked", "00 2C 02 01"), ("cps4-blocked", "01 24 01 81")] {
+        let pad = borrow(false);
+        let log = out_dir(&format!("pinpad_unblock_{persona}")).join("apdu.log");
+        let _card = insert_with(persona, &pad.reader, &Options::default(), Some(&log));
+        let mut card = open_card(&pad.reader.name, &CertCache::memory()).unwrap();
+        let modify = PinPadModify::detect(card.transport(), 30).unwrap().expect("MODIFY PIN DIRECT");
+
+        let mut keypad = Keypad::connect(&pad);
+        let wrong = card.unblock_pin_on_reader(&UnblockingCode::new("87654321").unwrap(), &modify);
+        let wrong_code = PinChangeError::WrongUnblockingCode { tries_left: 2 };
+        assert_eq!(wrong, Err(PinPadChangeError::Refused(wrong_code)), "{persona}");
+        assert!(keypad.said_nothing(), "{persona}: the keypad was not asked after a wrong code de déblocage");
+        drop(keypad);
+
+        let typing = entries_typist(&pad, vec![("new", "4321"), ("confirm", "4321")]);
+        card.unblock_pin_on_reader(&UnblockingCode::new("12345678").unwrap(), &modify)
+            .unwrap_or_else(|e| panic!("{persona}: {e}"));
+        assert_eq!(typing.join().unwrap(), "9000", "{persona}");
+        assert_eq!(card.pin_status().unwrap().unwrap().tries_left, 3, "{persona}: unblocked");
+
+        let d = digest();
+        let scheme = card.schemes()[0];
+        let sig = card.authenticate(&cpx_card::Pin::new("4321").unwrap(), scheme, &d).expect("the new code");
+        verify_signature(card.certificate(), scheme, &d, &sig).expect("the signature verifies");
+        let header = new_code_header.replace(' ', "");
+        let cmds = logged_commands(&log);
+        assert!(
+            cmds.iter().any(|c| c.starts_with(&header) && c.contains("secret")),
+            "{persona}: the reader's command setting the new code: {cmds:?}"
+        );
+        assert_no_pin(&cmds.join("\n"), &["4321"]);
+    }
+}

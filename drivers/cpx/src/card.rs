@@ -156,6 +156,13 @@ pub trait CpxCard: Send {
         let structure = crate::pinpad::modify_structure(&info, header, false, modify.timeout_secs)?;
         crate::pinpad::modify_on_reader(self.transport(), modify, &structure, "CHANGE REFERENCE DATA")
     }
+    /// This generation's commands to present the code de déblocage and set a new code porteur typed twice
+    /// on the reader's keypad. Sent by [`CodePorteur::unblock_pin_on_reader`], inside its session.
+    fn reset_retry_counter_on_reader(
+        &mut self,
+        code: &UnblockingCode,
+        modify: &PinPadModify,
+    ) -> Result<(), PinPadChangeError>;
     /// Forgets what the driver assumed about the card's state (selected DF, open logical channel): called
     /// once the card was reset at the end of a session.
     fn end_session(&mut self);
@@ -327,6 +334,26 @@ pub trait CodePorteur: CpxCard {
             }
             session.reset_on_end();
             card.change_reference_data_on_reader(pad, modify)
+        })
+    }
+
+    /// Unblocks the code porteur with the code de déblocage and a new code typed twice on the reader's
+    /// keypad: the same rules as [`CodePorteur::unblock_pin`] (its tries read first, a blocked one never
+    /// presented, the card reset inside the transaction).
+    fn unblock_pin_on_reader(
+        &mut self,
+        code: &UnblockingCode,
+        modify: &PinPadModify,
+    ) -> Result<(), PinPadChangeError> {
+        self.opened_mut().tries_read = None;
+        secret_session(self, PinPadChangeError::code_refused, |card, session| {
+            match card.unblock_status()? {
+                None => return Err(CardError::NoPinOnInterface.into()),
+                Some(s) if s.blocked() => return Err(PinChangeError::UnblockingCodeBlocked.into()),
+                Some(_) => {}
+            }
+            session.reset_on_end();
+            card.reset_retry_counter_on_reader(code, modify)
         })
     }
 }
