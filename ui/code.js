@@ -54,6 +54,7 @@ page(async () => {
   const firstDigits = unblock ? 8 : 4;
   $("first-label").textContent = unblock ? t.pin_unblock_code : t.pin_current;
   first.maxLength = firstDigits;
+  first.classList.toggle("wide", unblock); // room for the 8 digits of the code de déblocage
   const fields = [first, $("new"), $("again")];
   const error = $("error");
   for (const f of fields) {

@@ -104,7 +104,7 @@ impl Window {
             Window::Blocked => (440.0, 380.0),
             Window::Consent => (560.0, 340.0),
             Window::Choice => (440.0, 340.0),
-            Window::Change | Window::Unblock => (460.0, 500.0),
+            Window::Change | Window::Unblock => (460.0, 540.0),
             Window::Status => (580.0, 520.0),
             Window::Diagnostics => (680.0, 560.0),
             Window::Sites => (560.0, 420.0),

@@ -884,8 +884,56 @@ fn change_and_unblock_the_code_porteur_from_the_tray_menu() {
         app.click("#close");
         app.wait_closed("code");
     }
+    {
+        // A CPS4: its own sequence behind the same dialog.
+        let _card = insert_with("cps4", &reader, &Options::default(), None);
+        app.click_menu("Changer mon code porteur");
+        let text = code_window(&app, "codes");
+        assert!(text.contains("CLAIRE MARTIN — CPS (CPS4)") && text.contains("3 sur 3"), "{text}");
+        type_codes(&app, "1234", "2468", "2468");
+        assert!(code_window(&app, "result").contains("Code porteur changé."));
+        app.click("#close");
+        app.wait_closed("code");
+        card_login(&reader.name, "2468").expect("a CPS4 login with the new code");
+    }
     let logs = cpx_tests::poll("the flows in the app's log", Duration::from_secs(10), || {
-        Some(app.logs()).filter(|l| l.matches("code porteur flow ended").count() >= 6)
+        Some(app.logs()).filter(|l| l.matches("code porteur flow ended").count() >= 8)
     });
-    cpx_tests::assert_no_pin(&logs, &["5678", "0000", "1111", "87654321", "12345678", "4321", "1234567"]);
+    cpx_tests::assert_no_pin(
+        &logs,
+        &["5678", "0000", "1111", "87654321", "12345678", "4321", "1234567", "2468"],
+    );
+}
+
+/// The same dialogs in English when the desktop speaks English: the catalogue's English words.
+#[test]
+fn the_code_porteur_dialogs_in_english() {
+    let _one = one_at_a_time();
+    let dir = out_dir("tray-pin-life-english");
+    let reader = stack().reader();
+    let desktop = Desktop::start(Panel::StatusNotifier);
+    let app = TrayApp::start_on(desktop, &dir, "", free_port(), &[("LANGUAGE", "en_GB:en")]);
+    app.wait_log(0, &["tray ready"]);
+    let options = Options { unblock_tries: Some(1), ..Options::default() };
+    let _card = insert_with("cps3-blocked", &reader, &options, None);
+    app.click_menu("Unblock my card");
+    let question = code_window(&app, "confirm");
+    assert!(question.contains("Last try of the unblocking code"), "{question}");
+    assert_eq!(app.desktop.focused_title(), "Unblock the card — Agent CPx");
+    app.screenshot("unblock-last-try");
+    app.click("#continue");
+    let text = code_window(&app, "codes");
+    for want in [
+        "Tries of the unblocking code",
+        "1 of 3",
+        "Unblocking code (8 digits)",
+        "New code porteur, once more",
+    ] {
+        assert!(text.contains(want), "{want:?} missing: {text}");
+    }
+    type_codes(&app, "12345678", "4321", "4322");
+    app.wait_text("#error", "The two entries of the new code porteur differ");
+    app.screenshot("unblock-codes-differ");
+    app.desktop.key("Escape");
+    app.wait_closed("code");
 }
