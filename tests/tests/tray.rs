@@ -194,6 +194,8 @@ fn menu_single_instance_autostart_windows_and_their_capabilities() {
     assert!(denied.as_str().unwrap_or_default().starts_with("denied"), "about → sites_remove: {denied}");
     let denied = app.run_async("window.__TAURI__.core.invoke('pin_submit', {pin: '1234'}).then(() => done('allowed'), e => done('denied: ' + e))");
     assert!(denied.as_str().unwrap_or_default().starts_with("denied"), "about → pin_submit: {denied}");
+    let denied = app.run_async("window.__TAURI__.core.invoke('pin_life_start', {action: 'unblock'}).then(() => done('allowed'), e => done('denied: ' + e))");
+    assert!(denied.as_str().unwrap_or_default().starts_with("denied"), "about → pin_life_start: {denied}");
     app.desktop.key("Escape");
     app.wait_closed("about");
 
