@@ -57,10 +57,17 @@ pub fn start(app: &AppHandle, action: Action) {
         tracing::debug!(?action, "code porteur dialog already open");
         return;
     }
+    /// Lets the next flow start when this one ends, however it ends.
+    struct Ended;
+    impl Drop for Ended {
+        fn drop(&mut self) {
+            RUNNING.store(false, Ordering::SeqCst);
+        }
+    }
     let app = app.clone();
     let spawned = std::thread::Builder::new().name("code-porteur".into()).spawn(move || {
+        let _ended = Ended;
         run(&app, &shared, action);
-        RUNNING.store(false, Ordering::SeqCst);
     });
     if let Err(e) = spawned {
         RUNNING.store(false, Ordering::SeqCst);
