@@ -8,8 +8,12 @@ use cpx_card::{CertCache, Pin};
 use cpx_tests::{bin_dir, insert_with, open_card, stack, Options};
 use sha2::{Digest, Sha256};
 
+/// tmux on a server of this test binary's own (`-L`): the default server may be another test run's, in
+/// another PC/SC stack's namespaces.
 fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux").args(args).output().expect("tmux (apt-get install tmux)");
+    let socket = format!("cpx-pin-cli-{}", std::process::id());
+    let out =
+        Command::new("tmux").arg("-L").arg(socket).args(args).output().expect("tmux (apt-get install tmux)");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
