@@ -8,16 +8,16 @@ use cpx_card::{CertCache, Pin};
 use cpx_tests::{bin_dir, insert_with, open_card, stack, Options};
 use sha2::{Digest, Sha256};
 
-/// tmux on a server of this test binary's own (`-L`): the default server may be another test run's, in
-/// another PC/SC stack's namespaces.
-fn tmux(args: &[&str]) -> String {
-    let socket = format!("cpx-pin-cli-{}", std::process::id());
+/// tmux on the server `socket` (`-L`).
+fn tmux(socket: &str, args: &[&str]) -> String {
     let out =
-        Command::new("tmux").arg("-L").arg(socket).args(args).output().expect("tmux (apt-get install tmux)");
+        Command::new("tmux").args(["-L", socket]).args(args).output().expect("tmux (apt-get install tmux)");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A `cpx-agent pin …` running in its own tmux session.
+/// A `cpx-agent pin …` running in a tmux session on a server of its own: a shared server exits with its
+/// last session, taking along a session another test opens at that moment (and the default server may be
+/// another test run's, in another PC/SC stack's namespaces).
 struct Terminal {
     session: String,
 }
@@ -29,12 +29,16 @@ impl Terminal {
             "{} pin {args} --reader '{reader}'; echo \"exit=$?\"; sleep 600",
             bin_dir().join("cpx-agent").display()
         );
-        tmux(&["new-session", "-d", "-s", &session, "-x", "400", "-y", "50", &command]);
+        tmux(&session, &["new-session", "-d", "-s", &session, "-x", "400", "-y", "50", &command]);
         Self { session }
     }
 
+    fn tmux(&self, args: &[&str]) -> String {
+        tmux(&self.session, args)
+    }
+
     fn screen(&self) -> String {
-        tmux(&["capture-pane", "-p", "-t", &self.session])
+        self.tmux(&["capture-pane", "-p", "-t", &self.session])
     }
 
     /// Waits until the screen shows `text` (polling), and returns the screen.
@@ -53,14 +57,14 @@ impl Terminal {
     /// Waits for the prompt `label`, then types `keys` and Enter.
     fn answer(&self, label: &str, keys: &str) -> String {
         let screen = self.wait_for(label);
-        tmux(&["send-keys", "-t", &self.session, keys, "Enter"]);
+        self.tmux(&["send-keys", "-t", &self.session, keys, "Enter"]);
         screen
     }
 }
 
 impl Drop for Terminal {
     fn drop(&mut self) {
-        tmux(&["kill-session", "-t", &self.session]);
+        self.tmux(&["kill-server"]);
     }
 }
 
