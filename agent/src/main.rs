@@ -402,7 +402,7 @@ fn diagnose(
     };
     let checks = helpdesk::diagnose(&opts);
     let (status, first) = match health {
-        true => (helpdesk::health_exit_status(&checks), helpdesk::health_first_fault(&checks)),
+        true => (ExitStatus::of_health(&checks), helpdesk::health_first_fault(&checks)),
         false => (ExitStatus::of_checks(&checks), helpdesk::first_fault(&checks)),
     };
     if g.json {

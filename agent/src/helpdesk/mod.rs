@@ -10,7 +10,7 @@ pub(crate) mod page;
 pub(crate) mod report;
 
 pub use diagnose::{first_fault, run as diagnose, Options as DiagnoseOptions, Verdict};
-pub use health::{exit_status as health_exit_status, first_fault as health_first_fault};
+pub use health::{first_fault as health_first_fault, installation_checks};
 pub use logging::init as init_logging;
 pub use page::helpdesk_markdown;
 pub use report::{gather as report, gather_with as report_with, Include};

@@ -18,6 +18,7 @@ pub(crate) mod config;
 pub(crate) mod endpoint;
 pub(crate) mod firefox_policies;
 pub(crate) mod known_folders;
+pub(crate) mod layers;
 pub(crate) mod localca;
 pub(crate) mod machine_trust;
 pub(crate) mod paths;

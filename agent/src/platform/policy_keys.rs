@@ -7,26 +7,10 @@
 //! new field of `Config` is a new key everywhere (the templates' test fails until they have it).
 
 use serde::de::{self, Deserializer, Visitor};
-use serde::Serialize;
 
+pub use crate::platform::config::PolicyProblem;
 use crate::platform::config::{normalise_origin, Config, Site, DEFAULT_PORT};
 use crate::platform::endpoint::Endpoint;
-
-/// One malformed key in one source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PolicyProblem {
-    /// The file, registry key or profile it is in.
-    pub source: String,
-    /// The top-level key (`*` for the whole source).
-    pub key: String,
-    /// What is wrong, for the helpdesk.
-    pub reason: String,
-    /// What the agent does instead.
-    pub instead: String,
-    /// In a site entry: its origin, when it could be read (that origin is then allowed by no lower source).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub site: Option<String>,
-}
 
 /// What a malformed key becomes.
 #[derive(Debug, Clone, PartialEq)]

@@ -17,7 +17,7 @@
 //! setting, are the checks). The mapping of a plist value tree onto the policy file's form is plain code,
 //! tested on every OS; only the reading through CFPreferences is macOS-only.
 
-use crate::platform::config::PolicyLayer;
+use crate::platform::layers::PolicyLayer;
 use crate::platform::policy_keys::{split_list, PolicyProblem, FLAGS, TEXT_LISTS};
 
 /// The managed preferences domain a profile's settings payload targets (its `PayloadType`, or the

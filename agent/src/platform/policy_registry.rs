@@ -15,7 +15,7 @@
 //! The mapping onto the policy file's form is plain code, tested on every OS; only the reading of the
 //! registry is Windows-only.
 
-use crate::platform::config::PolicyLayer;
+use crate::platform::layers::PolicyLayer;
 use crate::platform::policy_keys::PolicyProblem;
 
 /// The policy key under HKLM and HKCU.
