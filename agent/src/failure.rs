@@ -1,6 +1,7 @@
 //! The domain's failure: what went wrong as a code of the catalogue, the tries left when the code porteur
 //! was wrong, and a technical detail for the helpdesk. The card and the login fail with it; no HTTP here:
 //! the loopback server maps a failure to its answer's status (`crate::loopback`).
+#![forbid(unsafe_code)]
 
 use cpx_card::CardError;
 

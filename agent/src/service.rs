@@ -1,5 +1,6 @@
 //! Starting the agent, shared by `cpx-agent serve` and the tray app: where its files go, which secret
 //! store holds its keys, the loopback certificate, the card service and the listening socket.
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! verdict (installed and healthy without a card, for compliance scripts), `cpx-agent report` (a bundle
 //! to attach to a ticket) the log files they read, and the helpdesk page
 //! (docs/helpdesk.md, docs/helpdesk.en.md).
+#![forbid(unsafe_code)]
 
 pub(crate) mod diagnose;
 pub(crate) mod health;

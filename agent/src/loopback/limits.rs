@@ -3,6 +3,7 @@
 //! counted in total and per peer (the client socket's OS user, else its address) and those over the cap
 //! are closed at once, and every stage of a connection has a deadline (TLS handshake, request headers,
 //! request body; an idle keep-alive connection is closed by the header deadline of its next request).
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -51,11 +52,8 @@ impl Limits {
 }
 
 #[cfg(unix)]
-#[allow(unsafe_code)] // libc: getrlimit
 fn descriptor_limit() -> Option<usize> {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: `r` outlives the call.
-    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0).then_some(r.rlim_cur as usize)
+    crate::platform::sys::open_files_limit()
 }
 
 #[cfg(not(unix))]

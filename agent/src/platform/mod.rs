@@ -31,6 +31,7 @@ pub mod policy_task;
 pub mod proxy;
 pub(crate) mod root_store;
 pub(crate) mod secrets;
+pub(crate) mod sys;
 
 pub use autostart::{default_program, Autostart, ARG as AUTOSTART_ARG};
 pub use browser_policies::{

@@ -91,8 +91,7 @@ fn tcp_sockets() -> Result<Vec<SocketRow<libc::c_int>>, PeerError> {
 }
 
 pub fn current_user() -> Result<UserId, PeerError> {
-    // SAFETY: geteuid takes nothing and cannot fail.
-    Ok(UserId(unsafe { libc::geteuid() }.to_string()))
+    Ok(UserId(crate::platform::sys::effective_uid().to_string()))
 }
 
 pub fn owner_of_client(local: SocketAddr, remote: SocketAddr) -> Result<UserId, PeerError> {
