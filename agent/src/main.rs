@@ -16,7 +16,7 @@ use cpx_card::CertCache;
 use cpx_pcsc::{Monitor, MonitorEvent};
 
 #[derive(Parser)]
-#[command(name = "cpx-agent", version, about = "Agent CPx: cartes CPS/CPE/CPA/CPF des professionnels de santé", after_help = ExitStatus::help())]
+#[command(name = "cpx-agent", version, about = cpx_agent::messages::names::CLI_ABOUT.fr, after_help = ExitStatus::help())]
 struct Cli {
     #[command(flatten)]
     global: Global,

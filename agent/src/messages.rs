@@ -798,6 +798,22 @@ pub mod prompt {
     }
 }
 
+/// The agent's names and descriptions outside its windows: the command line's, the autostart entry's, the
+/// local certificate authority's (these three are written in French, the language of the machine's users).
+pub mod names {
+    use super::Text;
+    texts! {
+        /// What `cpx-agent --help` says the program is.
+        CLI_ABOUT = text!("Agent CPx: cartes CPS/CPE/CPA/CPF des professionnels de santé", "Agent CPx: the CPS/CPE/CPA/CPF cards of health professionals");
+        /// The `Comment` of the Linux autostart entry (`.desktop`).
+        AUTOSTART_COMMENT = text!("Carte CPx : état et connexion aux portails de santé", "CPx card: status and login to health portals");
+        /// The local certificate authority's common name, followed by the day it was made.
+        LOCAL_CA = text!("Agent CPx, autorité locale", "Agent CPx, local authority");
+        /// The local certificate authority's organisation.
+        LOCAL_CA_ORGANISATION = text!("Agent CPx (ce poste uniquement)", "Agent CPx (this computer only)");
+    }
+}
+
 /// The words section is complete: every key the tray's pages (ui/) use is in [`LABELS`], every text with
 /// words is translated.
 #[cfg(test)]
@@ -852,8 +868,9 @@ mod words_tests {
 
     #[test]
     fn every_text_of_the_words_section_is_translated() {
-        use super::{check_title, detail, pin_life, prompt, trust};
-        for t in [detail::ALL, check_title::ALL, prompt::ALL, pin_life::ALL, trust::ALL].concat() {
+        use super::{check_title, detail, names, pin_life, prompt, trust};
+        for t in [detail::ALL, check_title::ALL, prompt::ALL, pin_life::ALL, trust::ALL, names::ALL].concat()
+        {
             // Texts with words in them (not only `{placeholders}`) differ between the languages.
             let mut words = t.en.to_owned();
             while let (Some(a), Some(b)) = (words.find('{'), words.find('}')) {
