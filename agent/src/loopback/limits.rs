@@ -3,7 +3,6 @@
 //! counted in total and per peer (the client socket's OS user, else its address) and those over the cap
 //! are closed at once, and every stage of a connection has a deadline (TLS handshake, request headers,
 //! request body; an idle keep-alive connection is closed by the header deadline of its next request).
-#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -243,11 +243,9 @@ mod linux {
 }
 
 #[cfg(windows)]
-#[allow(unsafe_code)] // Win32: the TCP table, process tokens, SIDs
 mod windows;
 
 #[cfg(target_os = "macos")]
-#[allow(unsafe_code)] // libc: proc_pidinfo and friends
 mod macos;
 
 #[cfg(all(test, target_os = "linux"))]

@@ -2,7 +2,6 @@
 //! other end of a Unix socket, as the kernel says (Linux `SO_PEERCRED`, macOS and the BSDs
 //! `getpeereid`), never as the peer says. A service that forwards a browser's request to « that user's
 //! agent » checks that the process listening on, or connecting to, the socket runs as that user.
-#![forbid(unsafe_code)]
 
 #[cfg(unix)]
 pub use unix::{check_peer, peer_uid};

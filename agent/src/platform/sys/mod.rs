@@ -1,10 +1,17 @@
-//! The C library calls (libc) the other modules need, each behind a safe function: the effective user id,
-//! the open-files limit, the uid of a Unix socket's other end as the kernel says, and a NETLINK_SOCK_DIAG
-//! socket. The modules that use them hold no `unsafe` block. Left in modules of their own, being FFI from
-//! end to end: the Win32 and macOS peer lookups (loopback/peer/), the Windows stores and descriptors
-//! (root_store, admin_owned, known_folders), the proxies' SSPI/GSSAPI/WinHTTP/SystemConfiguration, the macOS
-//! profile reader (policy_macos) and the terminal prompt's echo switch (card/pin_prompt.rs).
+//! The FFI in one place: the calls into the C library (libc), Win32 and libproc that the other modules
+//! need, each behind a safe function, so that those modules hold no `unsafe` block. Here: the effective
+//! user id, the open-files limit, the uid of a Unix socket's other end as the kernel says, a
+//! NETLINK_SOCK_DIAG socket; `windows`: a process's user and the TCP table; `macos`: libproc's
+//! processes and sockets. Left in modules of their own, being FFI from end to end: the Windows stores and
+//! descriptors (root_store, admin_owned, known_folders), the proxies' SSPI/GSSAPI/WinHTTP/
+//! SystemConfiguration, the macOS profile reader (policy_macos) and the terminal prompt's echo switch
+//! (card/pin_prompt.rs).
 #![allow(unsafe_code)]
+
+#[cfg(target_os = "macos")]
+pub mod macos;
+#[cfg(windows)]
+pub mod windows;
 
 /// This process's effective user id.
 #[cfg(unix)]
