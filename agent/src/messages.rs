@@ -185,6 +185,8 @@ pub enum Code {
     UnblockCodeBlocked,
     UnblockCodeFormat,
     NewPinMismatch,
+    /// No code porteur was typed on the PIN-pad reader's keypad before the reader gave up (`64 00`).
+    PinPadTimeout,
 }
 
 impl Serialize for Code {
@@ -222,7 +224,7 @@ pub struct Entry {
 
 impl Code {
     /// Every code, for catalogues and documentation (the codes about a recognised card as « CPx »).
-    pub const ALL: [Code; 62] = [
+    pub const ALL: [Code; 63] = [
         Code::PcscServiceStopped,
         Code::PcscServiceFault,
         Code::NoReader,
@@ -285,6 +287,7 @@ impl Code {
         Code::UnblockCodeBlocked,
         Code::UnblockCodeFormat,
         Code::NewPinMismatch,
+        Code::PinPadTimeout,
     ];
 
     /// The stable wire name (`CARD_NOT_CPX`…), the same for every generation: what the API, the CLI's
@@ -354,6 +357,7 @@ impl Code {
             UnblockCodeBlocked => "UNBLOCK_CODE_BLOCKED",
             UnblockCodeFormat => "UNBLOCK_CODE_FORMAT",
             NewPinMismatch => "NEW_PIN_MISMATCH",
+            PinPadTimeout => "PINPAD_TIMEOUT",
         }
     }
 
@@ -688,6 +692,11 @@ impl Code {
                 text!("Saisissez deux fois le même nouveau code porteur (4 chiffres). Rien n'a été changé sur la carte.", "Type the same new code porteur (4 digits) twice. Nothing was changed on the card."),
                 true,
             ),
+            PinPadTimeout => (
+                text!("Le lecteur a cessé d'attendre le code porteur sur son clavier", "The reader stopped waiting for the code porteur on its keypad"),
+                text!("Recommencez la connexion, puis saisissez votre code porteur sur le clavier du lecteur et appuyez sur sa touche OK sans attendre. Aucun essai n'a été compté.", "Start the login again, then type your code porteur on the reader's keypad and press its OK key without waiting. No try was spent."),
+                true,
+            ),
         };
         Entry { message, fix, retriable }
     }
@@ -859,6 +868,11 @@ pub const LABELS: &[(&str, Text)] = &[
     ("pin_confirm_last", text!("Envoyer ce code ? S'il est faux, la carte sera bloquée.", "Send this code? If it is wrong, the card will be blocked.")),
     ("pin_send_anyway", text!("Envoyer quand même", "Send anyway")),
     ("pin_format", text!("Le code porteur a 4 chiffres.", "The code porteur has 4 digits.")),
+    ("keypad_title", text!("Code porteur sur le lecteur — Agent CPx", "Code porteur on the reader — Agent CPx")),
+    ("keypad_ask", prompt::KEYPAD_ASK),
+    ("keypad_cancel", prompt::KEYPAD_CANCEL),
+    ("keypad_timeout", prompt::KEYPAD_TIMEOUT),
+    ("keypad_wrong", prompt::KEYPAD_WRONG),
     ("pin_blocked_title", text!("Carte bloquée — Agent CPx", "Card blocked — Agent CPx")),
     ("ok", prompt::OK),
     ("cancel", prompt::CANCEL),
@@ -1061,6 +1075,14 @@ pub mod prompt {
         NEXT_CARD = text!("Carte suivante", "Next card");
         OK = text!("Valider", "OK");
         CANCEL = text!("Annuler", "Cancel");
+        /// The code porteur typed on a PIN-pad reader's keypad (the reader builds the VERIFY).
+        KEYPAD_TITLE = text!("Agent CPx — code porteur sur le lecteur", "Agent CPx — code porteur on the reader");
+        KEYPAD_ASK = text!("Saisissez votre code porteur sur le clavier du lecteur, puis appuyez sur sa touche OK.", "Type your code porteur on the reader's keypad, then press its OK key.");
+        KEYPAD_CANCEL = text!("Pour annuler, appuyez sur la touche Annuler du lecteur : cette fenêtre ne peut pas arrêter le lecteur.", "To cancel, press the reader's Cancel key: this window cannot stop the reader.");
+        KEYPAD_TIMEOUT = text!("Le lecteur n'attend que quelques secondes : s'il cesse d'attendre avant la fin de votre saisie, recommencez la connexion depuis la page du site.", "The reader waits only a few seconds: if it stops waiting before you are done, start the login again from the site's page.");
+        KEYPAD_WRONG = text!("Code porteur incorrect : saisissez-le de nouveau sur le clavier du lecteur.", "Wrong code porteur: type it again on the reader's keypad.");
+        /// A button that only hides the notice (the reader goes on waiting).
+        KEYPAD_HIDE = text!("Masquer", "Hide");
         /// One field and its value: « Titulaire : … » / « Holder: … ».
         FIELD = text!("{label} : {value}", "{label}: {value}");
         /// What the terminal prompt ends with, before the typed code: « Code porteur (4 chiffres) : ».

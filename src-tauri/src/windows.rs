@@ -13,6 +13,8 @@ use tauri::{AppHandle, Manager, WebviewUrl, WebviewWindowBuilder};
 #[serde(rename_all = "snake_case")]
 pub enum Window {
     Pin,
+    /// The code porteur typed on the reader's keypad: a notice, no field, no cancel.
+    Keypad,
     Blocked,
     Consent,
     Choice,
@@ -23,8 +25,9 @@ pub enum Window {
 }
 
 impl Window {
-    pub const ALL: [Window; 8] = [
+    pub const ALL: [Window; 9] = [
         Window::Pin,
+        Window::Keypad,
         Window::Blocked,
         Window::Consent,
         Window::Choice,
@@ -38,6 +41,7 @@ impl Window {
     pub fn name(self) -> &'static str {
         match self {
             Window::Pin => "pin",
+            Window::Keypad => "keypad",
             Window::Blocked => "blocked",
             Window::Consent => "consent",
             Window::Choice => "choice",
@@ -57,6 +61,7 @@ impl Window {
     fn title_key(self) -> &'static str {
         match self {
             Window::Pin => "pin_title",
+            Window::Keypad => "keypad_title",
             Window::Blocked => "pin_blocked_title",
             Window::Consent => "consent_title",
             Window::Choice => "choice_title",
@@ -69,12 +74,13 @@ impl Window {
 
     /// Dialogs a site's login waits on: on top of everything, focused.
     pub fn is_dialog(self) -> bool {
-        matches!(self, Window::Pin | Window::Blocked | Window::Consent | Window::Choice)
+        matches!(self, Window::Pin | Window::Keypad | Window::Blocked | Window::Consent | Window::Choice)
     }
 
     fn size(self) -> (f64, f64) {
         match self {
             Window::Pin => (440.0, 540.0),
+            Window::Keypad => (440.0, 500.0),
             Window::Blocked => (440.0, 330.0),
             Window::Consent => (560.0, 340.0),
             Window::Choice => (440.0, 340.0),

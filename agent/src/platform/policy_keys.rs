@@ -62,6 +62,8 @@ pub fn safe_default(key: &str) -> Option<SafeDefault> {
         "browser_policies" => Value(Boolean(false)),
         // The proxy the OS gives, as the browsers use it.
         "proxy" => Value(Text("system".into())),
+        // A PIN-pad reader's keypad when the reader has one (the code porteur never crosses the computer).
+        "pinpad" => Value(Text("auto".into())),
         _ => return None,
     })
 }
