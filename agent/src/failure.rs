@@ -56,7 +56,7 @@ impl Failure {
     pub fn from_keypad(e: &PinPadError, generation: Option<cpx_card::Generation>) -> Self {
         let reader = |a: &ReaderAnswer| {
             let code = match a {
-                ReaderAnswer::Timeout => Code::PinPadTimeout,
+                ReaderAnswer::Timeout => Code::PinpadTimeout,
                 ReaderAnswer::Cancelled => Code::UserCancelled,
                 ReaderAnswer::CodesDiffer | ReaderAnswer::Length => Code::PinFormat,
                 ReaderAnswer::InvalidStructure => Code::CardRecognisedRefused(generation),

@@ -186,7 +186,7 @@ pub enum Code {
     UnblockCodeFormat,
     NewPinMismatch,
     /// No code porteur was typed on the PIN-pad reader's keypad before the reader gave up (`64 00`).
-    PinPadTimeout,
+    PinpadTimeout,
 }
 
 impl Serialize for Code {
@@ -287,7 +287,7 @@ impl Code {
         Code::UnblockCodeBlocked,
         Code::UnblockCodeFormat,
         Code::NewPinMismatch,
-        Code::PinPadTimeout,
+        Code::PinpadTimeout,
     ];
 
     /// The stable wire name (`CARD_NOT_CPX`…), the same for every generation: what the API, the CLI's
@@ -357,7 +357,7 @@ impl Code {
             UnblockCodeBlocked => "UNBLOCK_CODE_BLOCKED",
             UnblockCodeFormat => "UNBLOCK_CODE_FORMAT",
             NewPinMismatch => "NEW_PIN_MISMATCH",
-            PinPadTimeout => "PINPAD_TIMEOUT",
+            PinpadTimeout => "PINPAD_TIMEOUT",
         }
     }
 
@@ -692,7 +692,7 @@ impl Code {
                 text!("Saisissez deux fois le même nouveau code porteur (4 chiffres). Rien n'a été changé sur la carte.", "Type the same new code porteur (4 digits) twice. Nothing was changed on the card."),
                 true,
             ),
-            PinPadTimeout => (
+            PinpadTimeout => (
                 text!("Le lecteur a cessé d'attendre le code porteur sur son clavier", "The reader stopped waiting for the code porteur on its keypad"),
                 text!("Recommencez la connexion, puis saisissez votre code porteur sur le clavier du lecteur et appuyez sur sa touche OK sans attendre. Aucun essai n'a été compté.", "Start the login again, then type your code porteur on the reader's keypad and press its OK key without waiting. No try was spent."),
                 true,
@@ -962,7 +962,9 @@ pub mod detail {
         KEYS_IN_KEYRING = text!("dans le trousseau du système", "in the system keyring");
         PCSC_ERROR = text!("erreur PC/SC : {error}", "PC/SC error: {error}");
         READERS_LISTED = text!("vus par PC/SC : {readers}", "listed by PC/SC: {readers}");
-        PINPAD_NOT_USED_YET = text!("le lecteur annonce un clavier ; l'agent demande encore le code porteur dans sa propre fenêtre", "the reader has a PIN pad; the agent still asks for the code porteur in its own dialog");
+        PINPAD_USED = text!("le lecteur a un clavier : le code porteur s'y saisit, il ne passe pas par l'ordinateur", "the reader has a PIN pad: the code porteur is typed on it and never crosses the computer");
+        PINPAD_OFF = text!("le lecteur annonce un clavier, mais la stratégie pinpad = \"off\" fait demander le code porteur dans la fenêtre de l'agent", "the reader has a PIN pad, but the policy pinpad = \"off\" has the code porteur asked for in the agent's dialog");
+        PINPAD_NOT_USABLE = text!("le lecteur annonce un clavier que l'agent ne sait pas utiliser (sans vérification directe) : le code porteur est demandé dans la fenêtre de l'agent", "the reader has a PIN pad the agent cannot use (no direct verification): the code porteur is asked for in the agent's dialog");
         PINPAD_QUIRK_LISTED = text!("le lecteur annonce un clavier, mais ce modèle n'en a pas ({entry}) : le code porteur est demandé dans la fenêtre de l'agent", "the reader claims a PIN pad, but this model has none ({entry}): the code porteur is asked for in the agent's dialog");
         NO_READER_LISTED = text!("aucun lecteur vu par PC/SC", "no reader listed by PC/SC");
         CARD_BUSY = text!("la carte est restée occupée par une connexion en cours", "the card stayed in use by a login in progress");

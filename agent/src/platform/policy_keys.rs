@@ -330,6 +330,7 @@ mod tests {
             log_level = "loud"
             user_ports = [48000, 47000]
             key_store = "file"
+            pinpad = "sometimes"
             prot = 1
             allowed_origins = ["https://a.example", "http://b.example", "https://c.example ftp://x", 3]
             [pin_prompt]
@@ -355,6 +356,7 @@ mod tests {
             "log_level",
             "user_ports",
             "prot",
+            "pinpad",
             "pin_prompt",
             "site",
             "allowed_origins",
@@ -370,6 +372,7 @@ mod tests {
         assert_eq!((config.log_level, config.user_ports), (None, None));
         assert_eq!(config.key_store, crate::platform::config::KeyStoreKind::File, "a well-formed key stays");
         assert_eq!(config.pin_prompt, crate::platform::config::PinPromptConfig::Terminal);
+        assert_eq!(config.pinpad, crate::platform::config::PinPadPolicy::Auto, "the keypad when there is one");
         assert!(!c.table.contains_key("prot"));
         assert_eq!(
             config.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(),
