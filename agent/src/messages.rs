@@ -872,7 +872,6 @@ pub const LABELS: &[(&str, Text)] = &[
     ("keypad_ask", prompt::KEYPAD_ASK),
     ("keypad_cancel", prompt::KEYPAD_CANCEL),
     ("keypad_timeout", prompt::KEYPAD_TIMEOUT),
-    ("keypad_wrong", prompt::KEYPAD_WRONG),
     ("pin_blocked_title", text!("Carte bloquée — Agent CPx", "Card blocked — Agent CPx")),
     ("ok", prompt::OK),
     ("cancel", prompt::CANCEL),
@@ -1080,9 +1079,9 @@ pub mod prompt {
         /// The code porteur typed on a PIN-pad reader's keypad (the reader builds the VERIFY).
         KEYPAD_TITLE = text!("Agent CPx — code porteur sur le lecteur", "Agent CPx — code porteur on the reader");
         KEYPAD_ASK = text!("Saisissez votre code porteur sur le clavier du lecteur, puis appuyez sur sa touche OK.", "Type your code porteur on the reader's keypad, then press its OK key.");
-        KEYPAD_CANCEL = text!("Pour annuler, appuyez sur la touche Annuler du lecteur : cette fenêtre ne peut pas arrêter le lecteur.", "To cancel, press the reader's Cancel key: this window cannot stop the reader.");
-        KEYPAD_TIMEOUT = text!("Le lecteur n'attend que quelques secondes : s'il cesse d'attendre avant la fin de votre saisie, recommencez la connexion depuis la page du site.", "The reader waits only a few seconds: if it stops waiting before you are done, start the login again from the site's page.");
-        KEYPAD_WRONG = text!("Code porteur incorrect : saisissez-le de nouveau sur le clavier du lecteur.", "Wrong code porteur: type it again on the reader's keypad.");
+        KEYPAD_CANCEL = text!("Pour annuler, appuyez sur la touche Annuler du lecteur : cette fenêtre ne peut pas arrêter le lecteur.", "To cancel, press the reader's Cancel key: this window cannot stop the reader.");
+        KEYPAD_TIMEOUT = text!("Le lecteur n'attend que quelques secondes : s'il cesse d'attendre avant la fin de votre saisie, recommencez la connexion depuis la page du site.", "The reader waits only a few seconds: if it stops waiting before you are done, start the login again from the site's page.");
+        KEYPAD_WRONG = text!("Code porteur incorrect : saisissez-le de nouveau sur le clavier du lecteur.", "Wrong code porteur: type it again on the reader's keypad.");
         /// A button that only hides the notice (the reader goes on waiting).
         KEYPAD_HIDE = text!("Masquer", "Hide");
         /// One field and its value: « Titulaire : … » / « Holder: … ».

@@ -80,7 +80,7 @@ impl Window {
     fn size(self) -> (f64, f64) {
         match self {
             Window::Pin => (440.0, 540.0),
-            Window::Keypad => (440.0, 500.0),
+            Window::Keypad => (440.0, 640.0),
             Window::Blocked => (440.0, 330.0),
             Window::Consent => (560.0, 340.0),
             Window::Choice => (440.0, 340.0),

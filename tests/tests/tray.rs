@@ -703,7 +703,7 @@ fn card_login_with_the_code_typed_on_the_reader_keypad() {
     let w = login_world("tray-keypad", "", false);
     let (app, b) = (&w.app, &w.browser);
     let pad = borrow(false);
-    let log = out_dir("tray-keypad").join("apdu.log");
+    let log = out_dir("tray-keypad-card").join("apdu.log");
     let _card = insert_with("cps3", &pad.reader, &Options::default(), Some(&log));
     let mut keypad = Keypad::connect(&pad);
     let wait = Duration::from_secs(30);
@@ -731,7 +731,16 @@ fn card_login_with_the_code_typed_on_the_reader_keypad() {
         app.find_window("keypad").map(|_| app.page_text()).filter(|t| t.contains("Code porteur incorrect"))
     });
     app.screenshot("2-code-incorrect-sur-le-lecteur");
-    assert!(wrong.contains("2 sur 3"), "{wrong}");
+    assert!(wrong.contains("2 sur 3") && !wrong.contains("dernier essai"), "{wrong}");
+    assert_eq!(keypad.wait_entry(wait), "current");
+    keypad.type_code("0000");
+    assert_eq!(keypad.wait_done(wait), "63C1");
+    // The last try: the warning (no confirmation can stop the reader: the warning comes before the code).
+    let last = cpx_tests::poll("the keypad notice of the last try", wait, || {
+        app.find_window("keypad").map(|_| app.page_text()).filter(|t| t.contains("1 sur 3"))
+    });
+    app.screenshot("3-dernier-essai-sur-le-lecteur");
+    assert!(last.contains("dernier essai") && last.contains("Code porteur incorrect"), "{last}");
     assert_eq!(keypad.wait_entry(wait), "current");
     keypad.type_code("1234");
     assert_eq!(keypad.wait_done(wait), "9000");
@@ -756,7 +765,7 @@ fn card_login_with_the_code_typed_on_the_reader_keypad() {
     app.wait_closed("keypad");
 
     let verifies: Vec<_> = logged_commands(&log).into_iter().filter(|c| c.contains("secret")).collect();
-    assert_eq!(verifies.len(), 2, "the wrong and the right code, both built by the reader: {verifies:?}");
+    assert_eq!(verifies.len(), 3, "two wrong codes and the right one, all built by the reader: {verifies:?}");
     let logs = cpx_tests::poll("the login in the app's log", Duration::from_secs(10), || {
         Some(app.logs()).filter(|l| l.contains("card login done"))
     });
