@@ -727,6 +727,28 @@ mod tests {
         assert_eq!(r.prompt_label(), "Code porteur (4 chiffres) :");
     }
 
+    /// The keypad notice: the request's site, card and tries, where to type, what to do when the reader
+    /// stops waiting, and that only the reader's Cancel key cancels; in French and English.
+    #[test]
+    fn the_keypad_notice_says_where_to_type_and_how_to_cancel() {
+        let mut r = sample_request();
+        let d = r.keypad_description();
+        assert!(d.starts_with(&r.description()), "{d}");
+        for words in [
+            "Saisissez votre code porteur sur le clavier du lecteur",
+            "cesse d'attendre",
+            "Pour annuler, appuyez sur la touche Annuler du lecteur",
+        ] {
+            assert!(d.contains(words), "{words:?}: {d}");
+        }
+        assert!(!d.contains("incorrect"));
+        r.wrong_pin = true;
+        r.lang = Lang::En;
+        let en = r.keypad_description();
+        assert!(en.contains("Wrong code porteur: type it again on the reader's keypad."), "{en}");
+        assert!(en.contains("press the reader's Cancel key: this window cannot stop the reader"), "{en}");
+    }
+
     /// The wiped reader gives the lines a BufReader would, across reads that end mid-line.
     #[test]
     fn the_wiped_reader_reads_the_pinentry_answer_in_pieces() {
