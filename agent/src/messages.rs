@@ -961,7 +961,7 @@ pub mod detail {
         KEYS_IN_KEYRING = text!("dans le trousseau du système", "in the system keyring");
         PCSC_ERROR = text!("erreur PC/SC : {error}", "PC/SC error: {error}");
         READERS_LISTED = text!("vus par PC/SC : {readers}", "listed by PC/SC: {readers}");
-        PINPAD_USED = text!("le lecteur a un clavier : le code porteur s'y saisit, il ne passe pas par l'ordinateur", "the reader has a PIN pad: the code porteur is typed on it and never crosses the computer");
+        PINPAD_USED = text!("le lecteur annonce un clavier : le code porteur s'y saisit, il ne passe pas par l'ordinateur", "the reader has a PIN pad: the code porteur is typed on it and never crosses the computer");
         PINPAD_OFF = text!("le lecteur annonce un clavier, mais la stratégie pinpad = \"off\" fait demander le code porteur dans la fenêtre de l'agent", "the reader has a PIN pad, but the policy pinpad = \"off\" has the code porteur asked for in the agent's dialog");
         PINPAD_NOT_USABLE = text!("le lecteur annonce un clavier que l'agent ne sait pas utiliser (sans vérification directe) : le code porteur est demandé dans la fenêtre de l'agent", "the reader has a PIN pad the agent cannot use (no direct verification): the code porteur is asked for in the agent's dialog");
         PINPAD_QUIRK_LISTED = text!("le lecteur annonce un clavier, mais ce modèle n'en a pas ({entry}) : le code porteur est demandé dans la fenêtre de l'agent", "the reader claims a PIN pad, but this model has none ({entry}): the code porteur is asked for in the agent's dialog");

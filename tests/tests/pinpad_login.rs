@@ -47,8 +47,7 @@ fn world(name: &str, persona: &str, quirk_listed: bool, top: &str) -> World {
     let portal = PortalProcess::start_with_agent(&dir.join("portal"), &pki, port);
     let agent =
         AgentProcess::start_full(&dir.join("agent"), &format!("{top}{}", portal.agent_site(&pki)), port, &[]);
-    let browser =
-        Browser::start(&dir.join("browser"), &[&agent.dir.join("data/local-ca.pem"), &pki.ca_pem]);
+    let browser = Browser::start(&dir.join("browser"), &[&agent.dir.join("data/local-ca.pem"), &pki.ca_pem]);
     let pad = borrow(quirk_listed);
     let apdu_log = dir.join("apdu.log");
     let _card = insert_with(persona, &pad.reader, &Options::default(), Some(&apdu_log));

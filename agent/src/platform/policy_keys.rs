@@ -372,7 +372,11 @@ mod tests {
         assert_eq!((config.log_level, config.user_ports), (None, None));
         assert_eq!(config.key_store, crate::platform::config::KeyStoreKind::File, "a well-formed key stays");
         assert_eq!(config.pin_prompt, crate::platform::config::PinPromptConfig::Terminal);
-        assert_eq!(config.pinpad, crate::platform::config::PinPadPolicy::Auto, "the keypad when there is one");
+        assert_eq!(
+            config.pinpad,
+            crate::platform::config::PinPadPolicy::Auto,
+            "the keypad when there is one"
+        );
         assert!(!c.table.contains_key("prot"));
         assert_eq!(
             config.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(),
