@@ -758,6 +758,9 @@ fn card_login_with_the_code_typed_on_the_reader_keypad() {
         "no PIN field and no cancel that would pretend to stop the reader"
     );
     assert_eq!(app.desktop.focused_title(), "Code porteur sur le lecteur — Agent CPx");
+    // Its capability grants no answer: the keypad window cannot hand a code porteur to the login.
+    let denied = app.run_async("window.__TAURI__.core.invoke('pin_submit', {pin: '1234'}).then(() => done('allowed'), e => done('denied: ' + e))");
+    assert!(denied.as_str().unwrap_or_default().starts_with("denied"), "keypad → pin_submit: {denied}");
     assert_eq!(keypad.wait_entry(wait), "current");
     keypad.press("C");
     assert_eq!(keypad.wait_done(wait), "6401");
