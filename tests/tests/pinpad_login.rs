@@ -153,6 +153,9 @@ fn keypad_login(persona: &str, holder: &str, header: &str) {
     assert_eq!(sw, "9000");
     structures.push(structure);
     b.screenshot(&format!("{persona}-4-connecte"));
+    // The notice went away with the reader's command: no pinentry left running.
+    let children = cpx_tests::child_commands(w.agent.pid());
+    assert!(children.iter().all(|c| !c.contains("pinentry") && !c.contains("sleep")), "{children:?}");
     let notices = w.keypad_notices();
     assert_eq!(notices.len(), 4, "one notice per login: {notices:?}");
     assert!(notices[3].contains("Essais restants : 2 sur 3"), "{}", notices[3]);
