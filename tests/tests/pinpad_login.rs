@@ -228,3 +228,60 @@ fn pinpad_off_asks_for_the_code_in_the_prompt() {
 fn a_quirk_listed_reader_is_not_used_as_a_pin_pad() {
     prompt_login("pinpad-login-quirk", true, "");
 }
+
+/// The signed token with the code typed on the keypad, through the API as a page calls it (every answer
+/// checked against docs/openapi.yaml): the reader's timeout is PINPAD_TIMEOUT, its cancel USER_CANCELLED,
+/// a wrong code PIN_WRONG with the tries left, the right one a token whose signature verifies.
+#[test]
+fn signed_token_with_the_code_typed_on_the_keypad() {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let origin = "https://portal.test";
+    let dir = out_dir("pinpad-login-token");
+    let agent = AgentProcess::start(
+        &dir.join("agent"),
+        &format!("[[site]]\norigin = \"{origin}\"\nsigned_token = true\n"),
+    );
+    let pad = borrow(false);
+    let log = dir.join("apdu.log");
+    let _card = insert_with("cps4", &pad.reader, &Options::default(), Some(&log));
+    let challenge = "A".repeat(43) + "=";
+    let token = |keys: &'static str| {
+        let typing = typist(&pad, keys);
+        let r = agent.request(
+            "POST",
+            "/v1/token",
+            &[("Origin", origin), ("Content-Type", "application/json")],
+            Some(&serde_json::json!({ "challenge": challenge }).to_string()),
+        );
+        (r, typing.join().unwrap())
+    };
+    let (r, (_, sw)) = token("");
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].as_str(), sw.as_str()),
+        (409, Some("PINPAD_TIMEOUT"), "6400")
+    );
+    let (r, (_, sw)) = token("C");
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].as_str(), sw.as_str()),
+        (409, Some("USER_CANCELLED"), "6401")
+    );
+    let (r, (_, sw)) = token("0000E");
+    assert_eq!((r.status, r.json()["error"]["code"].as_str(), sw.as_str()), (403, Some("PIN_WRONG"), "63C2"));
+    assert_eq!(r.json()["error"]["tries_left"], 2, "{}", r.body);
+    let (r, (structure, sw)) = token("1234E");
+    assert_eq!((r.status, sw.as_str()), (200, "9000"), "{}", r.body);
+    let v = r.json();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let cert = b64.decode(v["certificate"].as_str().unwrap()).unwrap();
+    let sig = b64.decode(v["signature"].as_str().unwrap()).unwrap();
+    let digest =
+        Sha256::digest([Sha256::digest(origin.as_bytes()), Sha256::digest(challenge.as_bytes())].concat());
+    cpx_tests::verify_signature(&cert, cpx_card::SignScheme::RsaPssSha256, &digest, &sig)
+        .expect("the token verifies");
+    assert_no_pin(&agent.logs(), &[CODE, WRONG]);
+    assert_no_pin(&structure, &[CODE, WRONG]);
+    let verifies: Vec<_> = logged_commands(&log).into_iter().filter(|c| c.contains("secret")).collect();
+    assert_eq!(verifies.len(), 2, "the wrong and the right code, built by the reader: {verifies:?}");
+}
