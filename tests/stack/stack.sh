@@ -92,7 +92,10 @@ case "${1:-}" in
     [ -e "$MARKER" ] || { echo "stack.sh pcscd: refusing to run outside 'stack.sh isolated' (it would replace the system's pcscd)" >&2; exit 1; }
     prepare "$dir"
     rm -f /run/pcscd/pcscd.comm /run/pcscd/pcscd.pid
-    LD_PRELOAD="$dir/libnodelay.so" exec pcscd --foreground --config "$dir/readers.d" ${PCSCD_ARGS:-}
+    # LD_BIND_NOW: the drivers' symbols bound when pcscd loads them. Lazily bound, the first
+    # SCardControl on a vpcd reader (the agent asks every card's reader for its PIN-pad features) made
+    # pcscd segfault inside the dynamic loader (one copy of the vpcd driver per entry).
+    LD_BIND_NOW=1 LD_PRELOAD="$dir/libnodelay.so" exec pcscd --foreground --config "$dir/readers.d" ${PCSCD_ARGS:-}
     ;;
   readers) readers ;;
   pinpad-readers) pinpad_readers "${2:?stack.sh pinpad-readers DIR}" ;;
