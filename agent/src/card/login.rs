@@ -163,8 +163,13 @@ const KEYPAD_SECONDS: u8 = 30;
 
 /// The reader's keypad, when it is to take the code porteur: the reader lists
 /// `FEATURE_VERIFY_PIN_DIRECT`, it is not in the quirk list, and the policy allows it
-/// ([`PinPadUse::decide`]). A reader that cannot say (a failed feature request) is used as a plain reader.
+/// ([`PinPadUse::decide`]). A reader that cannot say (a failed feature request) is used as a plain reader;
+/// with `pinpad = "off"` the reader is not even asked (IT's way out for a driver that mishandles
+/// `SCardControl`).
 fn keypad(card: &mut dyn CpxCard, policy: PinPadPolicy) -> Option<cpx_card::PinPad> {
+    if policy == PinPadPolicy::Off {
+        return None;
+    }
     let features = match cpx_pcsc::pinpad::features(card.transport()) {
         Ok(f) => f,
         Err(e) => {
