@@ -55,15 +55,10 @@ prepare() {
   mkdir -p "$dir/readers.d" "$dir/drivers"
   rm -f "$dir"/readers.d/*
   [ -e "$VPCD_SO" ] || { echo "stack.sh: $VPCD_SO missing: apt-get install vsmartcard-vpcd" >&2; exit 1; }
-  # vpcd loaded through vpcd-control.c, which answers SCardControl itself (pcscd 1.9.9 crashes on vpcd's).
-  if [ ! -e "$dir/libvpcdwrap.so" ] || [ "$here/vpcd-control.c" -nt "$dir/libvpcdwrap.so" ]; then
-    gcc -shared -fPIC -O2 -I/usr/include/PCSC -o "$dir/libvpcdwrap.so" "$here/vpcd-control.c" -ldl
-  fi
   for e in "${ENTRIES[@]+"${ENTRIES[@]}"}"; do
     local so="$dir/drivers/libifdvpcd-$e.so" base=$((40000 + 16 * i))
     cp "$(readlink -f "$VPCD_SO")" "$so"
-    cp "$dir/libvpcdwrap.so" "$dir/drivers/libvpcdwrap-$e.so"
-    printf 'FRIENDLYNAME "CPx Test Reader %s"\nDEVICENAME /dev/null:%d\nLIBPATH %s\nCHANNELID %d\n' "$e" "$base" "$dir/drivers/libvpcdwrap-$e.so" "$base" \
+    printf 'FRIENDLYNAME "CPx Test Reader %s"\nDEVICENAME /dev/null:%d\nLIBPATH %s\nCHANNELID %d\n' "$e" "$base" "$so" "$base" \
       > "$dir/readers.d/reader-$e"
     i=$((i + 1))
   done
@@ -97,7 +92,10 @@ case "${1:-}" in
     [ -e "$MARKER" ] || { echo "stack.sh pcscd: refusing to run outside 'stack.sh isolated' (it would replace the system's pcscd)" >&2; exit 1; }
     prepare "$dir"
     rm -f /run/pcscd/pcscd.comm /run/pcscd/pcscd.pid
-    LD_PRELOAD="$dir/libnodelay.so" exec pcscd --foreground --config "$dir/readers.d" ${PCSCD_ARGS:-}
+    # LD_BIND_NOW: the drivers' symbols bound when pcscd loads them. Lazily bound, the first
+    # SCardControl on a vpcd reader (the agent asks every card's reader for its PIN-pad features) made
+    # pcscd segfault inside the dynamic loader (one copy of the vpcd driver per entry).
+    LD_BIND_NOW=1 LD_PRELOAD="$dir/libnodelay.so" exec pcscd --foreground --config "$dir/readers.d" ${PCSCD_ARGS:-}
     ;;
   readers) readers ;;
   pinpad-readers) pinpad_readers "${2:?stack.sh pinpad-readers DIR}" ;;
