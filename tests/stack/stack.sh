@@ -57,7 +57,9 @@ prepare() {
   [ -e "$VPCD_SO" ] || { echo "stack.sh: $VPCD_SO missing: apt-get install vsmartcard-vpcd" >&2; exit 1; }
   for e in "${ENTRIES[@]+"${ENTRIES[@]}"}"; do
     local so="$dir/drivers/libifdvpcd-$e.so" base=$((40000 + 16 * i))
-    cp "$(readlink -f "$VPCD_SO")" "$so"
+    # A new file, never the old one rewritten: a target/ copied with hard links (cp -al) shares these
+    # files with other checkouts, whose running pcscd has them mapped (rewritten, it segfaults).
+    cp --remove-destination "$(readlink -f "$VPCD_SO")" "$so"
     printf 'FRIENDLYNAME "CPx Test Reader %s"\nDEVICENAME /dev/null:%d\nLIBPATH %s\nCHANNELID %d\n' "$e" "$base" "$so" "$base" \
       > "$dir/readers.d/reader-$e"
     i=$((i + 1))
@@ -68,7 +70,7 @@ prepare() {
   i=4
   for e in "${PINPADS[@]+"${PINPADS[@]}"}"; do
     local so="$dir/drivers/libcpxpinpad-$e.so" base=$((40000 + 16 * i))
-    cp "$dir/libcpxpinpad.so" "$so"
+    cp --remove-destination "$dir/libcpxpinpad.so" "$so"
     printf 'FRIENDLYNAME "%s"\nDEVICENAME %s:%d:%d\nLIBPATH %s\nCHANNELID %d\n' "$(pinpad_name "$e")" \
       "$dir/keypad-$e" "$base" "$PINPAD_SECONDS" "$so" "$base" > "$dir/readers.d/reader-$e"
     i=$((i + 1))
@@ -92,10 +94,7 @@ case "${1:-}" in
     [ -e "$MARKER" ] || { echo "stack.sh pcscd: refusing to run outside 'stack.sh isolated' (it would replace the system's pcscd)" >&2; exit 1; }
     prepare "$dir"
     rm -f /run/pcscd/pcscd.comm /run/pcscd/pcscd.pid
-    # LD_BIND_NOW: the drivers' symbols bound when pcscd loads them. Lazily bound, the first
-    # SCardControl on a vpcd reader (the agent asks every card's reader for its PIN-pad features) made
-    # pcscd segfault inside the dynamic loader (one copy of the vpcd driver per entry).
-    LD_BIND_NOW=1 LD_PRELOAD="$dir/libnodelay.so" exec pcscd --foreground --config "$dir/readers.d" ${PCSCD_ARGS:-}
+    LD_PRELOAD="$dir/libnodelay.so" exec pcscd --foreground --config "$dir/readers.d" ${PCSCD_ARGS:-}
     ;;
   readers) readers ;;
   pinpad-readers) pinpad_readers "${2:?stack.sh pinpad-readers DIR}" ;;
