@@ -828,6 +828,12 @@ pub mod label {
         "Rien à faire : aucune stratégie de navigateur de l'Agent CPx.",
         "Nothing to do: no Agent CPx browser policy."
     );
+    pub const BP_SCHEDULED: Text = text!(
+        "Tâche planifiée « {task} » enregistrée : les stratégies de navigateur sont réécrites au démarrage, après chaque actualisation des GPO et toutes les heures.",
+        "Scheduled task \"{task}\" registered: the browser policies are rewritten at boot, after each Group Policy refresh and every hour."
+    );
+    pub const BP_UNSCHEDULED: Text =
+        text!("Tâche planifiée « {task} » retirée.", "Scheduled task \"{task}\" removed.");
     pub const AUTOSTART_USER_ON: Text = text!(
         "Démarrage avec la session (cet utilisateur) : activé",
         "Start with the session (this user): on"
@@ -909,6 +915,19 @@ pub const LABELS: &[(&str, Text)] = &[
     ("diag_warn", text!("Attention", "Warning")),
     ("diag_fail", text!("Échec", "Failed")),
     ("diag_running", text!("Vérification en cours…", "Checking…")),
+    ("menu_change_pin", text!("Changer mon code porteur", "Change my code porteur")),
+    ("menu_unblock", text!("Débloquer ma carte", "Unblock my card")),
+    ("pin_change_title", text!("Changer le code porteur — Agent CPx", "Change the code porteur — Agent CPx")),
+    ("pin_unblock_title", text!("Débloquer la carte — Agent CPx", "Unblock the card — Agent CPx")),
+    ("pin_current", pin_life::CURRENT_FIELD),
+    ("pin_new", pin_life::NEW_FIELD),
+    ("pin_new_again", pin_life::NEW_AGAIN_FIELD),
+    ("pin_unblock_code", pin_life::UNBLOCK_FIELD),
+    ("pin_unblock_tries", pin_life::UNBLOCK_TRIES),
+    ("pin_unblock_last_try", pin_life::UNBLOCK_LAST_TRY),
+    ("pin_continue", pin_life::GO_ON),
+    ("pin_again", text!("Recommencer", "Start again")),
+    ("pin_sending", text!("Envoi à la carte…", "Sending to the card…")),
 ];
 
 // ---- The words of `diagnose`, the PIN prompts and the exit statuses: their own section, apart from the
@@ -1053,6 +1072,7 @@ pub mod pin_life {
         UNBLOCK_TRIES = text!("Essais du code de déblocage", "Tries of the unblocking code");
         UNBLOCK_LAST_TRY = text!("Dernier essai du code de déblocage : une erreur de plus et la carte devra être remplacée (CPS Info Service). Continuer ?", "Last try of the unblocking code: one more mistake and the card must be replaced (CPS Info Service). Go on?");
         YES_NO = text!("[o/N]", "[y/N]");
+        GO_ON = text!("Continuer", "Go on");
         CHANGED = text!("Code porteur changé.", "Code porteur changed.");
         UNBLOCKED = text!("Carte débloquée : votre nouveau code porteur est actif.", "Card unblocked: your new code porteur is active.");
     }

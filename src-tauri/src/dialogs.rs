@@ -14,6 +14,7 @@ use cpx_agent::card::{ConsentPrompt, ConsentRequest, Decision};
 use cpx_agent::messages::Lang;
 use serde_json::{json, Value};
 use tauri::AppHandle;
+use zeroize::Zeroizing;
 
 use crate::windows::{self, Window};
 
@@ -25,6 +26,14 @@ pub enum Answer {
     Pin(Pin),
     Consent(Decision),
     Choice(usize),
+    /// The codes window of a change or an unblocking: the current code or the code de déblocage, and the
+    /// new code twice (as typed; the agent's flow checks them).
+    Codes {
+        first: Zeroizing<String>,
+        new: [Zeroizing<String>; 2],
+    },
+    /// The answer to « Continuer ? » before the last try of the code de déblocage.
+    Confirm(bool),
     Cancel,
 }
 
@@ -52,7 +61,7 @@ impl Dialogs {
     }
 
     /// Shows `window` with `view` and waits for its answer.
-    fn ask(&self, window: Window, view: Value) -> Result<Answer, PromptError> {
+    pub fn ask(&self, window: Window, view: Value) -> Result<Answer, PromptError> {
         let (tx, rx) = mpsc::channel();
         let label = self.open(window, view, Some(tx))?;
         let answer = rx.recv_timeout(ANSWER_WAIT).unwrap_or(Answer::Cancel);
@@ -65,9 +74,10 @@ impl Dialogs {
         Ok(answer)
     }
 
-    /// Opens a new dialog window showing `view`; the dialog on screen is now this one. (The view is in
-    /// place before the page asks for it; the lock is not held while the window is made.)
-    fn open(
+    /// Opens a new dialog window showing `view` (a notice when `reply` is none); the dialog on screen is
+    /// now this one. (The view is in place before the page asks for it; the lock is not held while the
+    /// window is made.)
+    pub fn open(
         &self,
         window: Window,
         view: Value,

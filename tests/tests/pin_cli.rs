@@ -8,12 +8,16 @@ use cpx_card::{CertCache, Pin};
 use cpx_tests::{bin_dir, insert_with, open_card, stack, Options};
 use sha2::{Digest, Sha256};
 
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux").args(args).output().expect("tmux (apt-get install tmux)");
+/// tmux on the server `socket` (`-L`).
+fn tmux(socket: &str, args: &[&str]) -> String {
+    let out =
+        Command::new("tmux").args(["-L", socket]).args(args).output().expect("tmux (apt-get install tmux)");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A `cpx-agent pin …` running in its own tmux session.
+/// A `cpx-agent pin …` running in a tmux session on a server of its own: a shared server exits with its
+/// last session, taking along a session another test opens at that moment (and the default server may be
+/// another test run's, in another PC/SC stack's namespaces).
 struct Terminal {
     session: String,
 }
@@ -25,12 +29,16 @@ impl Terminal {
             "{} pin {args} --reader '{reader}'; echo \"exit=$?\"; sleep 600",
             bin_dir().join("cpx-agent").display()
         );
-        tmux(&["new-session", "-d", "-s", &session, "-x", "400", "-y", "50", &command]);
+        tmux(&session, &["new-session", "-d", "-s", &session, "-x", "400", "-y", "50", &command]);
         Self { session }
     }
 
+    fn tmux(&self, args: &[&str]) -> String {
+        tmux(&self.session, args)
+    }
+
     fn screen(&self) -> String {
-        tmux(&["capture-pane", "-p", "-t", &self.session])
+        self.tmux(&["capture-pane", "-p", "-t", &self.session])
     }
 
     /// Waits until the screen shows `text` (polling), and returns the screen.
@@ -49,14 +57,14 @@ impl Terminal {
     /// Waits for the prompt `label`, then types `keys` and Enter.
     fn answer(&self, label: &str, keys: &str) -> String {
         let screen = self.wait_for(label);
-        tmux(&["send-keys", "-t", &self.session, keys, "Enter"]);
+        self.tmux(&["send-keys", "-t", &self.session, keys, "Enter"]);
         screen
     }
 }
 
 impl Drop for Terminal {
     fn drop(&mut self) {
-        tmux(&["kill-session", "-t", &self.session]);
+        self.tmux(&["kill-server"]);
     }
 }
 
@@ -168,4 +176,109 @@ fn unblock_on_the_terminal_with_the_tries_shown() {
         end.contains("Code de déblocage bloqué") && !end.contains("(8 chiffres)"),
         "nothing asked:\n{end}"
     );
+}
+
+/// `cpx-agent pin …` with the configuration's pinentry (the scripted one: its answers queued, the texts it
+/// showed logged): no terminal at all.
+struct PinentryRun {
+    dir: std::path::PathBuf,
+}
+
+impl PinentryRun {
+    fn new(name: &str) -> Self {
+        let dir = cpx_tests::out_dir(&format!("pin-pinentry-{name}"));
+        let program = cpx_tests::root().join("tests/stack/scripted-pinentry");
+        std::fs::write(
+            dir.join("config.toml"),
+            format!("[pin_prompt]\nkind = \"pinentry\"\nprogram = \"{}\"\n", program.display()),
+        )
+        .unwrap();
+        let _ = std::fs::remove_file(dir.join("pinentry.log"));
+        Self { dir }
+    }
+
+    /// Runs `cpx-agent pin ACTION` with `answers` queued; its exit code, standard output and error, and
+    /// what the pinentry showed (decoded).
+    fn run(&self, action: &str, reader: &str, answers: &[&str]) -> (i32, String, String) {
+        let queued: String = answers.iter().map(|a| format!("{a}\n")).collect();
+        std::fs::write(self.dir.join("answers"), queued).unwrap();
+        let out = Command::new(bin_dir().join("cpx-agent"))
+            .args(["pin", action, "--reader", reader])
+            .env("CPX_AGENT_CONFIG", self.dir.join("config.toml"))
+            .env("PINENTRY_ANSWERS", self.dir.join("answers"))
+            .env("PINENTRY_LOG", self.dir.join("pinentry.log"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("cpx-agent");
+        let shown = std::fs::read_to_string(self.dir.join("pinentry.log")).unwrap_or_default();
+        let shown = percent_decode(&shown);
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (
+            out.status.code().unwrap_or(-1),
+            text(&out.stdout),
+            format!("{}\n--- pinentry:\n{shown}", text(&out.stderr)),
+        )
+    }
+}
+
+/// The Assuan escapes of the pinentry's log (`%0A`…), decoded.
+fn percent_decode(s: &str) -> String {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match (b[i], s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn change_and_unblock_through_pinentry() {
+    let reader = stack().reader();
+    {
+        let _card = insert_with("cps3", &reader, &Options::default(), None);
+        let p = PinentryRun::new("change");
+        let (status, _, said) = p.run("change", &reader.name, &["1234", "5678", "5679"]);
+        assert!(
+            status == 7 && said.contains("Les deux saisies du nouveau code porteur sont différentes"),
+            "{said}"
+        );
+        assert!(
+            said.contains("Titulaire : JEAN DUPONT — CPS (CPS3)")
+                && said.contains("Essais restants : 3 sur 3"),
+            "the card and its tries in the pinentry's dialog: {said}"
+        );
+        let (status, out, said) = p.run("change", &reader.name, &["1234", "5678", "5678"]);
+        assert_eq!((status, out.trim()), (0, "Code porteur changé."), "{said}");
+        login(&reader.name, "5678").expect("a login with the new code");
+        // Cancelled at the first question: nothing changed.
+        let (status, _, said) = p.run("change", &reader.name, &["cancel"]);
+        assert!(status == 7 && said.contains("annulée"), "{said}");
+        login(&reader.name, "5678").expect("still the new code");
+    }
+    {
+        let options = Options { unblock_tries: Some(1), ..Options::default() };
+        let _card = insert_with("cps3-blocked", &reader, &options, None);
+        let p = PinentryRun::new("unblock");
+        // The last try of the code de déblocage: « not OK » to the confirmation sends nothing.
+        let (status, _, said) = p.run("unblock", &reader.name, &["no"]);
+        assert!(status == 7 && said.contains("Dernier essai du code de déblocage"), "{said}");
+        let (status, out, said) = p.run("unblock", &reader.name, &["yes", "12345678", "4321", "4321"]);
+        assert_eq!(status, 0, "{out}{said}");
+        assert!(out.contains("Carte débloquée"), "{out}");
+        assert!(said.contains("Essais du code de déblocage : 1 sur 3"), "the tries before the code: {said}");
+        for code in ["12345678", "4321"] {
+            assert!(!out.contains(code) && !said.split("--- pinentry:").next().unwrap().contains(code));
+        }
+        login(&reader.name, "4321").expect("a login after the unblocking");
+    }
 }

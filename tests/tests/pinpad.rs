@@ -318,3 +318,113 @@ fn diagnose_names_the_pin_pad_of_each_reader() {
     assert!(quirk["detail"].as_str().unwrap().contains("this model has none (OMNIKEY 3x21)"), "{quirk}");
     assert_eq!(check(&vpcd.name, "en"), None, "no PIN pad on vpcd");
 }
+
+/// Types each `(entry, code)` when the reader asks for that entry, in a thread; returns the status word
+/// of the reader's last command.
+fn entries_typist(
+    pad: &PinPadReader,
+    entries: Vec<(&'static str, &'static str)>,
+) -> std::thread::JoinHandle<String> {
+    let mut keypad = Keypad::connect(pad);
+    std::thread::spawn(move || {
+        for (entry, code) in entries {
+            assert_eq!(keypad.wait_entry(WAIT), entry);
+            keypad.type_code(code);
+        }
+        keypad.wait_done(WAIT)
+    })
+}
+
+/// The code porteur changed on the keypad (PC/SC part 10 modify) by the driver: CPS3 in one CHANGE
+/// REFERENCE DATA the reader fills with the current and the new code; CPS4 with the current code
+/// verified on the keypad first, then the new one alone. A confirmation that differs, a wrong current
+/// code, then the change, and a login with the new code; the codes never on the computer's side.
+#[test]
+fn the_code_porteur_is_changed_on_the_keypad() {
+    use cpx_card::{CodePorteur, PinChangeError, PinPadChangeError, PinPadModify};
+    for (persona, change_header, current_first) in
+        [("cps3", "0024000110", false), ("cps4", "0124018108", true)]
+    {
+        let pad = borrow(false);
+        let log = out_dir(&format!("pinpad_change_{persona}")).join("apdu.log");
+        let _card = insert_with(persona, &pad.reader, &Options::default(), Some(&log));
+        let mut card = open_card(&pad.reader.name, &CertCache::memory()).unwrap();
+        let verify = detect(&mut card);
+        let modify = PinPadModify::detect(card.transport(), 30).unwrap().expect("MODIFY PIN DIRECT");
+
+        // The confirmation differs: the reader's 64 02, nothing changed.
+        let typing = entries_typist(&pad, vec![("current", "1234"), ("new", "5678"), ("confirm", "5679")]);
+        let differs = card.change_pin_on_reader(&verify, &modify);
+        assert_eq!(typing.join().unwrap(), "6402", "{persona}");
+        assert_eq!(differs, Err(PinPadChangeError::Reader(ReaderAnswer::CodesDiffer)), "{persona}");
+
+        // A wrong current code: the card's answer with its tries (a CPS4 is not asked for the new code).
+        let entries = if current_first {
+            vec![("current", "0000")]
+        } else {
+            vec![("current", "0000"), ("new", "5678"), ("confirm", "5678")]
+        };
+        let typing = entries_typist(&pad, entries);
+        let wrong = card.change_pin_on_reader(&verify, &modify);
+        assert_eq!(typing.join().unwrap(), "63C2", "{persona}");
+        let wrong_pin = PinChangeError::Card(CardError::WrongPin { tries_left: 2 });
+        assert_eq!(wrong, Err(PinPadChangeError::Refused(wrong_pin)), "{persona}");
+
+        let typing = entries_typist(&pad, vec![("current", "1234"), ("new", "5678"), ("confirm", "5678")]);
+        card.change_pin_on_reader(&verify, &modify).unwrap_or_else(|e| panic!("{persona}: {e}"));
+        assert_eq!(typing.join().unwrap(), "9000", "{persona}");
+
+        // A login with the new code, typed on screen this time.
+        let d = digest();
+        let scheme = card.schemes()[0];
+        let sig = card.authenticate(&cpx_card::Pin::new("5678").unwrap(), scheme, &d).expect("the new code");
+        verify_signature(card.certificate(), scheme, &d, &sig).expect("the signature verifies");
+
+        // The card got the new code in commands the reader built: the computer never had it.
+        let cmds = logged_commands(&log);
+        let changes: Vec<_> = cmds.iter().filter(|c| c.starts_with(change_header)).collect();
+        assert!(!changes.is_empty() && changes.iter().all(|c| c.contains("secret")), "{persona}: {cmds:?}");
+        assert_no_pin(&cmds.join("\n"), &["5678", "0000"]);
+        assert!(!cmds.iter().any(|c| c.contains("35363738")), "{persona}: {cmds:?}");
+    }
+}
+
+/// A blocked card unblocked with its code de déblocage and a new code porteur typed twice on the keypad
+/// (CPS3: RESET RETRY COUNTER `2C 02` filled by the reader; CPS4: `2C 03`, then `24 01` filled by the
+/// reader); a wrong code de déblocage never lights the keypad; then a login with the new code.
+#[test]
+fn a_blocked_card_is_unblocked_with_the_new_code_typed_on_the_keypad() {
+    use cpx_card::{CodePorteur, PinChangeError, PinPadChangeError, PinPadModify, UnblockingCode};
+    for (persona, new_code_header) in [("cps3-blocked", "00 2C 02 01"), ("cps4-blocked", "01 24 01 81")] {
+        let pad = borrow(false);
+        let log = out_dir(&format!("pinpad_unblock_{persona}")).join("apdu.log");
+        let _card = insert_with(persona, &pad.reader, &Options::default(), Some(&log));
+        let mut card = open_card(&pad.reader.name, &CertCache::memory()).unwrap();
+        let modify = PinPadModify::detect(card.transport(), 30).unwrap().expect("MODIFY PIN DIRECT");
+
+        let mut keypad = Keypad::connect(&pad);
+        let wrong = card.unblock_pin_on_reader(&UnblockingCode::new("87654321").unwrap(), &modify);
+        let wrong_code = PinChangeError::WrongUnblockingCode { tries_left: 2 };
+        assert_eq!(wrong, Err(PinPadChangeError::Refused(wrong_code)), "{persona}");
+        assert!(keypad.said_nothing(), "{persona}: the keypad was not asked after a wrong code de déblocage");
+        drop(keypad);
+
+        let typing = entries_typist(&pad, vec![("new", "4321"), ("confirm", "4321")]);
+        card.unblock_pin_on_reader(&UnblockingCode::new("12345678").unwrap(), &modify)
+            .unwrap_or_else(|e| panic!("{persona}: {e}"));
+        assert_eq!(typing.join().unwrap(), "9000", "{persona}");
+        assert_eq!(card.pin_status().unwrap().unwrap().tries_left, 3, "{persona}: unblocked");
+
+        let d = digest();
+        let scheme = card.schemes()[0];
+        let sig = card.authenticate(&cpx_card::Pin::new("4321").unwrap(), scheme, &d).expect("the new code");
+        verify_signature(card.certificate(), scheme, &d, &sig).expect("the signature verifies");
+        let header = new_code_header.replace(' ', "");
+        let cmds = logged_commands(&log);
+        assert!(
+            cmds.iter().any(|c| c.starts_with(&header) && c.contains("secret")),
+            "{persona}: the reader's command setting the new code: {cmds:?}"
+        );
+        assert_no_pin(&cmds.join("\n"), &["4321"]);
+    }
+}

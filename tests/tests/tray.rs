@@ -134,7 +134,7 @@ fn menu_single_instance_autostart_windows_and_their_capabilities() {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let item = loop {
         let item = app.tray_item();
-        if item["menu"].as_array().is_some_and(|m| m.len() >= 6) {
+        if item["menu"].as_array().is_some_and(|m| m.len() >= 8) {
             break item;
         }
         assert!(std::time::Instant::now() < deadline, "no tray menu: {item}");
@@ -147,6 +147,8 @@ fn menu_single_instance_autostart_windows_and_their_capabilities() {
         [
             "Aucune carte dans le lecteur",
             "État de la carte",
+            "Changer mon code porteur",
+            "Débloquer ma carte",
             "Diagnostic",
             "Sites autorisés",
             "À propos",
@@ -192,6 +194,8 @@ fn menu_single_instance_autostart_windows_and_their_capabilities() {
     assert!(denied.as_str().unwrap_or_default().starts_with("denied"), "about → sites_remove: {denied}");
     let denied = app.run_async("window.__TAURI__.core.invoke('pin_submit', {pin: '1234'}).then(() => done('allowed'), e => done('denied: ' + e))");
     assert!(denied.as_str().unwrap_or_default().starts_with("denied"), "about → pin_submit: {denied}");
+    let denied = app.run_async("window.__TAURI__.core.invoke('pin_life_start', {action: 'unblock'}).then(() => done('allowed'), e => done('denied: ' + e))");
+    assert!(denied.as_str().unwrap_or_default().starts_with("denied"), "about → pin_life_start: {denied}");
     app.desktop.key("Escape");
     app.wait_closed("about");
 
@@ -396,8 +400,21 @@ fn card_login_with_the_pin_typed_into_the_tray_dialog() {
         assert!(app.desktop.window_titles().iter().any(|t| t == "Carte bloquée — Agent CPx"));
         app.screenshot("5-carte-bloquee");
         b.wait_text("#card-error", "Code porteur bloqué");
+        // The notice's « Débloquer ma carte »: the unblocking dialog, then a login with the new code.
+        app.click("#unblock");
+        let codes = code_window(app, "codes");
+        assert!(codes.contains("Essais du code de déblocage") && codes.contains("3 sur 3"), "{codes}");
+        app.screenshot("6-debloquer-depuis-la-notice");
+        type_codes(app, "12345678", "9876", "9876");
+        assert!(code_window(app, "result").contains("Carte débloquée"));
+        app.screenshot("7-carte-debloquee");
         app.click("#close");
-        app.wait_closed("blocked");
+        app.wait_closed("code");
+        w.click_card_login("Carte CPS insérée et reconnue");
+        w.pin_dialog("3 sur 3");
+        app.desktop.type_text("9876");
+        app.desktop.key("Return");
+        b.wait_path("/premiere-connexion");
     }
     // The app logged at trace level through all of this; the PINs typed are nowhere in it.
     // The log writer is asynchronous: wait for the last login's line.
@@ -405,7 +422,7 @@ fn card_login_with_the_pin_typed_into_the_tray_dialog() {
         Some(app.logs()).filter(|l| l.contains("card login done"))
     });
     assert!(logs.contains("\"apdu\""), "trace level is on");
-    cpx_tests::assert_no_pin(&logs, &["1234", "0000"]);
+    cpx_tests::assert_no_pin(&logs, &["1234", "0000", "12345678", "9876"]);
 }
 
 #[test]
@@ -690,6 +707,237 @@ fn the_status_window_and_the_pin_dialog_name_every_cpx_card() {
         b.wait_path("/premiere-connexion");
         app.wait_closed("pin");
     }
+}
+
+/// Waits for the code porteur window (`ui/code.html`: changing or unblocking) at `step` (`confirm`,
+/// `codes`, `result`), switched to, and returns its text.
+fn code_window(app: &TrayApp, step: &str) -> String {
+    let script = format!(
+        "return document.body.dataset.ready === 'true' && !document.getElementById('{step}-step').hidden"
+    );
+    cpx_tests::poll(&format!("the code porteur window at {step}"), Duration::from_secs(30), || {
+        app.find_window("code")?;
+        (app.execute(&script) == true).then(|| app.page_text())
+    })
+}
+
+/// Types the three codes of the codes window (first field focused), then Enter.
+fn type_codes(app: &TrayApp, first: &str, new: &str, again: &str) {
+    for (i, digits) in [first, new, again].into_iter().enumerate() {
+        if i > 0 {
+            app.desktop.key("Tab");
+        }
+        app.desktop.type_text(digits);
+    }
+    app.desktop.key("Return");
+}
+
+/// A login (VERIFY and a signature) with `digits`, on the card itself.
+fn card_login(reader: &str, digits: &str) -> Result<(), cpx_card::CardError> {
+    use sha2::Digest;
+    let mut card = cpx_tests::open_card(reader, &cpx_card::CertCache::memory()).expect("opens");
+    let scheme = card.schemes()[0];
+    let digest = sha2::Sha256::digest(b"after the tray's dialog").to_vec();
+    card.authenticate(&cpx_card::Pin::new(digits).unwrap(), scheme, &digest).map(drop)
+}
+
+#[test]
+fn change_and_unblock_the_code_porteur_from_the_tray_menu() {
+    let _one = one_at_a_time();
+    let dir = out_dir("tray-pin-life");
+    let reader = stack().reader();
+    let app = TrayApp::start_on(Desktop::start(Panel::StatusNotifier), &dir, "", free_port(), &[]);
+    app.wait_log(0, &["tray ready"]);
+    let menu = cpx_tests::poll("the tray menu", Duration::from_secs(10), || {
+        let item = app.tray_item();
+        let labels: Vec<String> =
+            item["menu"].as_array()?.iter().filter_map(|e| e["label"].as_str()).map(str::to_owned).collect();
+        (labels.len() >= 8).then_some(labels)
+    });
+    assert_eq!(
+        menu[1..4],
+        ["État de la carte", "Changer mon code porteur", "Débloquer ma carte"],
+        "{menu:?}"
+    );
+
+    {
+        let log = dir.join("apdu-change.log");
+        let _card = insert_with("cps3", &reader, &Options::default(), Some(&log));
+        app.click_menu("Changer mon code porteur");
+        let text = code_window(&app, "codes");
+        for want in [
+            "Changer mon code porteur",
+            "JEAN DUPONT — CPS (CPS3)",
+            "Essais restants",
+            "3 sur 3",
+            "Code porteur actuel (4 chiffres)",
+            "Nouveau code porteur, une seconde fois",
+        ] {
+            assert!(text.contains(want), "{want:?} missing: {text}");
+        }
+        assert_eq!(
+            app.desktop.focused_title(),
+            "Changer le code porteur — Agent CPx",
+            "the dialog has the focus"
+        );
+        app.screenshot("changer-1-dialogue");
+        // Too short, then two new codes that differ: said in the window, nothing sent to the card.
+        app.desktop.type_text("12");
+        app.desktop.key("Return");
+        app.wait_text("#error", "Le code porteur comporte 4 chiffres");
+        app.screenshot("changer-2-trop-court");
+        app.desktop.type_text("34");
+        for (key, digits) in [("Tab", "5678"), ("Tab", "5679")] {
+            app.desktop.key(key);
+            app.desktop.type_text(digits);
+        }
+        app.desktop.key("Return");
+        app.wait_text("#error", "Les deux saisies du nouveau code porteur sont différentes");
+        app.screenshot("changer-3-codes-differents");
+        assert!(!logged_commands(&log).iter().any(|c| c.contains("secret")), "nothing sent to the card yet");
+        // The second entry again: changed, and a login with the new code works.
+        app.desktop.type_text("5678");
+        app.desktop.key("Return");
+        let done = code_window(&app, "result");
+        assert!(done.contains("Code porteur changé."), "{done}");
+        app.screenshot("changer-4-change");
+        app.click("#close");
+        app.wait_closed("code");
+        card_login(&reader.name, "5678").expect("a login with the new code");
+        assert_eq!(card_login(&reader.name, "1234"), Err(cpx_card::CardError::WrongPin { tries_left: 2 }));
+
+        // A wrong current code: the card's refusal with the tries left, and « Recommencer ».
+        app.click_menu("Changer mon code porteur");
+        let text = code_window(&app, "codes");
+        assert!(text.contains("2 sur 3"), "the wrong code counted: {text}");
+        type_codes(&app, "0000", "1111", "1111");
+        let refused = code_window(&app, "result");
+        assert!(
+            refused.contains("Code porteur incorrect") && refused.contains("Essais restants : 1 sur 3"),
+            "{refused}"
+        );
+        app.screenshot("changer-5-code-incorrect");
+        app.click("#again-button");
+        let again = code_window(&app, "codes");
+        assert!(again.contains("1 sur 3"), "{again}");
+        app.desktop.key("Escape");
+        app.wait_closed("code");
+    }
+    {
+        // A blocked card, two tries of its code de déblocage left: shown before it is typed.
+        let options = Options { unblock_tries: Some(2), ..Options::default() };
+        let _card = insert_with("cps3-blocked", &reader, &options, None);
+        app.click_menu("Débloquer ma carte");
+        let text = code_window(&app, "codes");
+        for want in
+            ["Débloquer ma carte", "Essais du code de déblocage", "2 sur 3", "Code de déblocage (8 chiffres)"]
+        {
+            assert!(text.contains(want), "{want:?} missing: {text}");
+        }
+        assert_eq!(app.desktop.focused_title(), "Débloquer la carte — Agent CPx");
+        app.screenshot("debloquer-1-dialogue");
+        type_codes(&app, "1234567", "4321", "4321");
+        app.wait_text("#error", "Le code de déblocage comporte 8 chiffres");
+        app.screenshot("debloquer-2-trop-court");
+        app.desktop.key("Escape");
+        app.wait_closed("code");
+        // A wrong code de déblocage: its tries left.
+        app.click_menu("Débloquer ma carte");
+        code_window(&app, "codes");
+        type_codes(&app, "87654321", "4321", "4321");
+        let refused = code_window(&app, "result");
+        assert!(
+            refused.contains("Code de déblocage incorrect")
+                && refused.contains("Essais du code de déblocage : 1 sur 3"),
+            "{refused}"
+        );
+        app.screenshot("debloquer-3-code-incorrect");
+        // Its last try: a confirmation first, then the right code unblocks the card.
+        app.click("#again-button");
+        let question = code_window(&app, "confirm");
+        assert!(question.contains("Dernier essai du code de déblocage"), "{question}");
+        let fields =
+            "return [...document.querySelectorAll('input')].filter(i => i.offsetParent !== null).length";
+        assert_eq!(app.execute(fields).as_u64(), Some(0), "nothing to type before « Continuer »");
+        app.screenshot("debloquer-4-dernier-essai");
+        app.click("#continue");
+        let text = code_window(&app, "codes");
+        assert!(text.contains("1 sur 3"), "{text}");
+        type_codes(&app, "12345678", "4321", "4321");
+        let done = code_window(&app, "result");
+        assert!(done.contains("Carte débloquée"), "{done}");
+        app.screenshot("debloquer-5-debloquee");
+        app.click("#close");
+        app.wait_closed("code");
+        card_login(&reader.name, "4321").expect("a login after the unblocking");
+        // The tray says the card is ready again, without waiting for a reader event.
+        cpx_tests::poll("the menu saying the card is ready", Duration::from_secs(10), || {
+            (app.tray_item()["menu"][0]["label"] == "Carte CPS insérée et reconnue").then_some(())
+        });
+    }
+    {
+        // The code de déblocage blocked: named with its route before anything is typed.
+        let _card = insert_with("cps3-dead", &reader, &Options::default(), None);
+        app.click_menu("Débloquer ma carte");
+        let text = code_window(&app, "result");
+        assert!(text.contains("Code de déblocage bloqué") && text.contains("CPS Info Service"), "{text}");
+        assert_eq!(app.text("#again-button"), "", "no « Recommencer »");
+        app.screenshot("debloquer-6-code-de-deblocage-bloque");
+        app.click("#close");
+        app.wait_closed("code");
+    }
+    {
+        // A CPS4: its own sequence behind the same dialog.
+        let _card = insert_with("cps4", &reader, &Options::default(), None);
+        app.click_menu("Changer mon code porteur");
+        let text = code_window(&app, "codes");
+        assert!(text.contains("CLAIRE MARTIN — CPS (CPS4)") && text.contains("3 sur 3"), "{text}");
+        type_codes(&app, "1234", "2468", "2468");
+        assert!(code_window(&app, "result").contains("Code porteur changé."));
+        app.click("#close");
+        app.wait_closed("code");
+        card_login(&reader.name, "2468").expect("a CPS4 login with the new code");
+    }
+    let logs = cpx_tests::poll("the flows in the app's log", Duration::from_secs(10), || {
+        Some(app.logs()).filter(|l| l.matches("code porteur flow ended").count() >= 8)
+    });
+    cpx_tests::assert_no_pin(
+        &logs,
+        &["5678", "0000", "1111", "87654321", "12345678", "4321", "1234567", "2468"],
+    );
+}
+
+/// The same dialogs in English when the desktop speaks English: the catalogue's English words.
+#[test]
+fn the_code_porteur_dialogs_in_english() {
+    let _one = one_at_a_time();
+    let dir = out_dir("tray-pin-life-english");
+    let reader = stack().reader();
+    let desktop = Desktop::start(Panel::StatusNotifier);
+    let app = TrayApp::start_on(desktop, &dir, "", free_port(), &[("LANGUAGE", "en_GB:en")]);
+    app.wait_log(0, &["tray ready"]);
+    let options = Options { unblock_tries: Some(1), ..Options::default() };
+    let _card = insert_with("cps3-blocked", &reader, &options, None);
+    app.click_menu("Unblock my card");
+    let question = code_window(&app, "confirm");
+    assert!(question.contains("Last try of the unblocking code"), "{question}");
+    assert_eq!(app.desktop.focused_title(), "Unblock the card — Agent CPx");
+    app.screenshot("unblock-last-try");
+    app.click("#continue");
+    let text = code_window(&app, "codes");
+    for want in [
+        "Tries of the unblocking code",
+        "1 of 3",
+        "Unblocking code (8 digits)",
+        "New code porteur, once more",
+    ] {
+        assert!(text.contains(want), "{want:?} missing: {text}");
+    }
+    type_codes(&app, "12345678", "4321", "4322");
+    app.wait_text("#error", "The two entries of the new code porteur differ");
+    app.screenshot("unblock-codes-differ");
+    app.desktop.key("Escape");
+    app.wait_closed("code");
 }
 
 /// The code porteur typed on the reader's keypad: the tray shows a notice (the site, the holder, the tries,

@@ -55,6 +55,33 @@ pub enum PinLifeError {
     Refused(#[from] PinChangeError),
 }
 
+impl PinLifeError {
+    /// The catalogue's code for this outcome, as the CLI and the tray say it (closing the dialog or not
+    /// confirming the last try is USER_CANCELLED).
+    pub fn code(&self) -> Code {
+        match self {
+            PinLifeError::Card(code) => *code,
+            PinLifeError::Prompt(PromptError::Cancelled) | PinLifeError::NotConfirmed => Code::UserCancelled,
+            PinLifeError::Prompt(PromptError::Unavailable(_)) => Code::PromptUnavailable,
+            PinLifeError::Prompt(PromptError::BadFormat) => Code::PinFormat,
+            PinLifeError::NewPinMismatch => Code::NewPinMismatch,
+            PinLifeError::Refused(e) => Code::from(e),
+        }
+    }
+
+    /// The tries left the card answered to a wrong code (code porteur or code de déblocage), if that is
+    /// what happened.
+    pub fn tries_left(&self) -> Option<u8> {
+        match self {
+            PinLifeError::Refused(
+                PinChangeError::WrongUnblockingCode { tries_left }
+                | PinChangeError::Card(CardError::WrongPin { tries_left }),
+            ) => Some(*tries_left),
+            _ => None,
+        }
+    }
+}
+
 /// The CPx card in `reader`, or the only one present (the dialog chooses among several), with its label.
 /// Inside [`CardService::blocking`] or [`CardService::exclusive`].
 fn chosen_card(

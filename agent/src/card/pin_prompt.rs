@@ -698,6 +698,99 @@ impl crate::card::CodeDialog for TerminalCodeDialog {
     }
 }
 
+/// Changing and unblocking the code porteur through a pinentry program (`cpx-agent pin` when the
+/// configuration's `[pin_prompt]` is a pinentry): one dialog per question, the card and the tries first,
+/// a CONFIRM before the last try of the code de déblocage, the new code asked twice (compared by the flow).
+pub struct PinentryCodeDialog {
+    /// The pinentry program.
+    pub program: PathBuf,
+    /// The language of the dialogs.
+    pub lang: Lang,
+    /// The title of the dialogs: changing or unblocking.
+    pub title: crate::messages::Text,
+}
+
+impl PinentryCodeDialog {
+    /// A pinentry showing this dialog's title, `desc` and the OK/Cancel buttons (and `prompt` if any).
+    fn start(&self, desc: &str, prompt_label: Option<&str>, ok: &str) -> Result<Pinentry, PromptError> {
+        let mut p = Pinentry::start(&self.program)?;
+        let mut commands = vec![
+            format!("SETTITLE {}", assuan_escape(self.title.get(self.lang))),
+            format!("SETDESC {}", assuan_escape(desc)),
+            format!("SETOK {}", assuan_escape(ok)),
+            format!("SETCANCEL {}", assuan_escape(prompt::CANCEL.get(self.lang))),
+        ];
+        if let Some(label) = prompt_label {
+            commands.push(format!("SETPROMPT {}", assuan_escape(label)));
+        }
+        p.set(&commands)?;
+        Ok(p)
+    }
+
+    /// One code, as typed (its form is checked by the flow); « Annuler » cancels.
+    fn secret(&self, desc: &str, label: crate::messages::Text) -> Result<Zeroizing<String>, PromptError> {
+        let mut p = self.start(desc, Some(label.get(self.lang)), prompt::OK.get(self.lang))?;
+        match p.run("GETPIN") {
+            Answer::Ok(Some(code)) => Ok(code),
+            _ => Err(PromptError::Cancelled),
+        }
+    }
+
+    /// « Titulaire : … » and a count of tries, as the terminal's dialog says them.
+    fn lead(&self, card: &crate::card::CardLabel, tries: crate::messages::Text, status: PinStatus) -> String {
+        TerminalCodeDialog { lang: self.lang, title: self.title }.lead(card, tries, status)
+    }
+}
+
+impl crate::card::CodeDialog for PinentryCodeDialog {
+    fn choose_card(&self, cards: &[crate::card::CardLabel]) -> Result<usize, PromptError> {
+        let choice = CardChoice {
+            origin: String::new(),
+            cards: cards.iter().map(|c| format!("{} — {}", c.text, c.reader)).collect(),
+            lang: self.lang,
+        };
+        PinentryPrompt { program: self.program.clone() }.choose_card(&choice)
+    }
+
+    fn current_pin(
+        &self,
+        card: &crate::card::CardLabel,
+        status: PinStatus,
+    ) -> Result<Zeroizing<String>, PromptError> {
+        self.secret(&self.lead(card, prompt::TRIES, status), pin_life::CURRENT_FIELD)
+    }
+
+    fn confirm_last_unblock_try(&self, card: &crate::card::CardLabel) -> Result<bool, PromptError> {
+        let lang = self.lang;
+        let desc = format!(
+            "{}\n\n{}",
+            field(lang, prompt::HOLDER, &card.text),
+            pin_life::UNBLOCK_LAST_TRY.get(lang)
+        );
+        let mut p = self.start(&desc, None, pin_life::GO_ON.get(lang))?;
+        match p.run("CONFIRM") {
+            Answer::Ok(_) => Ok(true),
+            Answer::NotConfirmed => Ok(false),
+            Answer::Cancelled => Err(PromptError::Cancelled),
+        }
+    }
+
+    fn unblocking_code(
+        &self,
+        card: &crate::card::CardLabel,
+        status: PinStatus,
+    ) -> Result<Zeroizing<String>, PromptError> {
+        self.secret(&self.lead(card, pin_life::UNBLOCK_TRIES, status), pin_life::UNBLOCK_FIELD)
+    }
+
+    fn new_pin_twice(&self, card: &crate::card::CardLabel) -> Result<[Zeroizing<String>; 2], PromptError> {
+        let desc = field(self.lang, prompt::HOLDER, &card.text);
+        let first = self.secret(&desc, pin_life::NEW_FIELD)?;
+        let second = self.secret(&desc, pin_life::NEW_AGAIN_FIELD)?;
+        Ok([first, second])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,7 @@ pub(crate) mod policy_keys;
 pub(crate) mod policy_macos;
 #[cfg_attr(not(windows), allow(dead_code))]
 pub(crate) mod policy_registry;
+pub mod policy_task;
 pub mod proxy;
 pub(crate) mod root_store;
 pub(crate) mod secrets;
