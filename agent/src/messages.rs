@@ -1100,7 +1100,7 @@ pub mod prompt {
         KEYPAD_TITLE = text!("Agent CPx — code porteur sur le lecteur", "Agent CPx — code porteur on the reader");
         KEYPAD_ASK = text!("Saisissez votre code porteur sur le clavier du lecteur, puis appuyez sur sa touche OK.", "Type your code porteur on the reader's keypad, then press its OK key.");
         KEYPAD_CANCEL = text!("Pour annuler, appuyez sur la touche Annuler du lecteur : cette fenêtre ne peut pas arrêter le lecteur.", "To cancel, press the reader's Cancel key: this window cannot stop the reader.");
-        KEYPAD_TIMEOUT = text!("Le lecteur n'attend que quelques secondes : s'il cesse d'attendre avant la fin de votre saisie, recommencez la connexion depuis la page du site.", "The reader waits only a few seconds: if it stops waiting before you are done, start the login again from the site's page.");
+        KEYPAD_TIMEOUT = text!("Le lecteur n'attend pas indéfiniment : s'il cesse d'attendre avant la fin de votre saisie, recommencez la connexion depuis la page du site.", "The reader does not wait forever: if it stops waiting before you are done, start the login again from the site's page.");
         KEYPAD_WRONG = text!("Code porteur incorrect : saisissez-le de nouveau sur le clavier du lecteur.", "Wrong code porteur: type it again on the reader's keypad.");
         /// A button that only hides the notice (the reader goes on waiting).
         KEYPAD_HIDE = text!("Masquer", "Hide");
