@@ -368,6 +368,10 @@ codes! {
     NewPinMismatch = "NEW_PIN_MISMATCH", retriable: true,
         text!("Les deux saisies du nouveau code porteur sont différentes", "The two entries of the new code porteur differ"),
         text!("Saisissez deux fois le même nouveau code porteur (4 chiffres). Rien n'a été changé sur la carte.", "Type the same new code porteur (4 digits) twice. Nothing was changed on the card.");
+    /// No code porteur was typed on the PIN-pad reader's keypad before the reader gave up (`64 00`).
+    PinpadTimeout = "PINPAD_TIMEOUT", retriable: true,
+        text!("Le lecteur a cessé d'attendre le code porteur sur son clavier", "The reader stopped waiting for the code porteur on its keypad"),
+        text!("Recommencez la connexion, puis saisissez votre code porteur sur le clavier du lecteur et appuyez sur sa touche OK sans attendre. Aucun essai n'a été compté.", "Start the login again, then type your code porteur on the reader's keypad and press its OK key without waiting. No try was spent.");
 }
 
 impl Serialize for Code {
@@ -575,6 +579,10 @@ pub const LABELS: &[(&str, Text)] = &[
     ("pin_confirm_last", text!("Envoyer ce code ? S'il est faux, la carte sera bloquée.", "Send this code? If it is wrong, the card will be blocked.")),
     ("pin_send_anyway", text!("Envoyer quand même", "Send anyway")),
     ("pin_format", text!("Le code porteur a 4 chiffres.", "The code porteur has 4 digits.")),
+    ("keypad_title", text!("Code porteur sur le lecteur — Agent CPx", "Code porteur on the reader — Agent CPx")),
+    ("keypad_ask", prompt::KEYPAD_ASK),
+    ("keypad_cancel", prompt::KEYPAD_CANCEL),
+    ("keypad_timeout", prompt::KEYPAD_TIMEOUT),
     ("pin_blocked_title", text!("Carte bloquée — Agent CPx", "Card blocked — Agent CPx")),
     ("ok", prompt::OK),
     ("cancel", prompt::CANCEL),
@@ -677,7 +685,9 @@ pub mod detail {
         KEYS_IN_KEYRING = text!("dans le trousseau du système", "in the system keyring");
         PCSC_ERROR = text!("erreur PC/SC : {error}", "PC/SC error: {error}");
         READERS_LISTED = text!("vus par PC/SC : {readers}", "listed by PC/SC: {readers}");
-        PINPAD_NOT_USED_YET = text!("le lecteur annonce un clavier ; l'agent demande encore le code porteur dans sa propre fenêtre", "the reader has a PIN pad; the agent still asks for the code porteur in its own dialog");
+        PINPAD_USED = text!("le lecteur annonce un clavier : le code porteur s'y saisit, il ne passe pas par l'ordinateur", "the reader has a PIN pad: the code porteur is typed on it and never crosses the computer");
+        PINPAD_OFF = text!("le lecteur annonce un clavier, mais la stratégie pinpad = \"off\" fait demander le code porteur dans la fenêtre de l'agent", "the reader has a PIN pad, but the policy pinpad = \"off\" has the code porteur asked for in the agent's dialog");
+        PINPAD_NOT_USABLE = text!("le lecteur annonce un clavier que l'agent ne sait pas utiliser (sans vérification directe) : le code porteur est demandé dans la fenêtre de l'agent", "the reader has a PIN pad the agent cannot use (no direct verification): the code porteur is asked for in the agent's dialog");
         PINPAD_QUIRK_LISTED = text!("le lecteur annonce un clavier, mais ce modèle n'en a pas ({entry}) : le code porteur est demandé dans la fenêtre de l'agent", "the reader claims a PIN pad, but this model has none ({entry}): the code porteur is asked for in the agent's dialog");
         NO_READER_LISTED = text!("aucun lecteur vu par PC/SC", "no reader listed by PC/SC");
         CARD_BUSY = text!("la carte est restée occupée par une connexion en cours", "the card stayed in use by a login in progress");
@@ -791,6 +801,14 @@ pub mod prompt {
         NEXT_CARD = text!("Carte suivante", "Next card");
         OK = text!("Valider", "OK");
         CANCEL = text!("Annuler", "Cancel");
+        /// The code porteur typed on a PIN-pad reader's keypad (the reader builds the VERIFY).
+        KEYPAD_TITLE = text!("Agent CPx — code porteur sur le lecteur", "Agent CPx — code porteur on the reader");
+        KEYPAD_ASK = text!("Saisissez votre code porteur sur le clavier du lecteur, puis appuyez sur sa touche OK.", "Type your code porteur on the reader's keypad, then press its OK key.");
+        KEYPAD_CANCEL = text!("Pour annuler, appuyez sur la touche Annuler du lecteur : cette fenêtre ne peut pas arrêter le lecteur.", "To cancel, press the reader's Cancel key: this window cannot stop the reader.");
+        KEYPAD_TIMEOUT = text!("Le lecteur n'attend pas indéfiniment : s'il cesse d'attendre avant la fin de votre saisie, recommencez la connexion depuis la page du site.", "The reader does not wait forever: if it stops waiting before you are done, start the login again from the site's page.");
+        KEYPAD_WRONG = text!("Code porteur incorrect : saisissez-le de nouveau sur le clavier du lecteur.", "Wrong code porteur: type it again on the reader's keypad.");
+        /// A button that only hides the notice (the reader goes on waiting).
+        KEYPAD_HIDE = text!("Masquer", "Hide");
         /// One field and its value: « Titulaire : … » / « Holder: … ».
         FIELD = text!("{label} : {value}", "{label}: {value}");
         /// What the terminal prompt ends with, before the typed code: « Code porteur (4 chiffres) : ».

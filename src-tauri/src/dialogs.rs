@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use cpx_agent::card::Pin;
-use cpx_agent::card::{CardChoice, PinPrompt, PinRequest, PromptError};
+use cpx_agent::card::{CardChoice, KeypadNotice, PinPrompt, PinRequest, PromptError};
 use cpx_agent::card::{ConsentPrompt, ConsentRequest, Decision};
 use cpx_agent::messages::Lang;
 use serde_json::{json, Value};
@@ -150,6 +150,14 @@ impl PinPrompt for Dialogs {
 
     fn asks_again_after_wrong_pin(&self) -> bool {
         true
+    }
+
+    /// The keypad notice: no answer comes back (the reader takes the code porteur), so closing it
+    /// cancels nothing; it goes away when the reader's command ends.
+    fn show_keypad(&self, request: &PinRequest) -> Result<KeypadNotice, PromptError> {
+        let label = self.open(Window::Keypad, pin_view(request), None)?;
+        let app = self.app.clone();
+        Ok(KeypadNotice::closed_by(move || windows::close(&app, &label)))
     }
 
     fn show_blocked(&self, request: &PinRequest) {

@@ -13,6 +13,8 @@ use tauri::{AppHandle, Manager, WebviewUrl, WebviewWindowBuilder};
 #[serde(rename_all = "snake_case")]
 pub enum Window {
     Pin,
+    /// The code porteur typed on the reader's keypad: a notice, no field, no cancel.
+    Keypad,
     Blocked,
     Consent,
     Choice,
@@ -27,8 +29,9 @@ pub enum Window {
 }
 
 impl Window {
-    pub const ALL: [Window; 10] = [
+    pub const ALL: [Window; 11] = [
         Window::Pin,
+        Window::Keypad,
         Window::Blocked,
         Window::Consent,
         Window::Choice,
@@ -44,6 +47,7 @@ impl Window {
     pub fn name(self) -> &'static str {
         match self {
             Window::Pin => "pin",
+            Window::Keypad => "keypad",
             Window::Blocked => "blocked",
             Window::Consent => "consent",
             Window::Choice => "choice",
@@ -65,6 +69,7 @@ impl Window {
     fn title_key(self) -> &'static str {
         match self {
             Window::Pin => "pin_title",
+            Window::Keypad => "keypad_title",
             Window::Blocked => "pin_blocked_title",
             Window::Consent => "consent_title",
             Window::Choice => "choice_title",
@@ -82,6 +87,7 @@ impl Window {
         matches!(
             self,
             Window::Pin
+                | Window::Keypad
                 | Window::Blocked
                 | Window::Consent
                 | Window::Choice
@@ -101,6 +107,7 @@ impl Window {
     fn size(self) -> (f64, f64) {
         match self {
             Window::Pin => (440.0, 540.0),
+            Window::Keypad => (440.0, 640.0),
             Window::Blocked => (440.0, 380.0),
             Window::Consent => (560.0, 340.0),
             Window::Choice => (440.0, 340.0),

@@ -58,7 +58,9 @@ prepare() {
   [ -e "$VPCD_SO" ] || { echo "stack.sh: $VPCD_SO missing: apt-get install vsmartcard-vpcd" >&2; exit 1; }
   for e in "${ENTRIES[@]+"${ENTRIES[@]}"}"; do
     local so="$dir/drivers/libifdvpcd-$e.so" base=$((40000 + 16 * i))
-    cp "$(readlink -f "$VPCD_SO")" "$so"
+    # A new file, never the old one rewritten: a target/ copied with hard links (cp -al) shares these
+    # files with other checkouts, whose running pcscd has them mapped (rewritten, it segfaults).
+    cp --remove-destination "$(readlink -f "$VPCD_SO")" "$so"
     printf 'FRIENDLYNAME "CPx Test Reader %s"\nDEVICENAME /dev/null:%d\nLIBPATH %s\nCHANNELID %d\n' "$e" "$base" "$so" "$base" \
       > "$dir/readers.d/reader-$e"
     i=$((i + 1))
@@ -69,7 +71,7 @@ prepare() {
   i=4
   for e in "${PINPADS[@]+"${PINPADS[@]}"}"; do
     local so="$dir/drivers/libcpxpinpad-$e.so" base=$((40000 + 16 * i))
-    cp "$dir/libcpxpinpad.so" "$so"
+    cp --remove-destination "$dir/libcpxpinpad.so" "$so"
     printf 'FRIENDLYNAME "%s"\nDEVICENAME %s:%d:%d\nLIBPATH %s\nCHANNELID %d\n' "$(pinpad_name "$e")" \
       "$dir/keypad-$e" "$base" "$PINPAD_SECONDS" "$so" "$base" > "$dir/readers.d/reader-$e"
     i=$((i + 1))

@@ -939,3 +939,86 @@ fn the_code_porteur_dialogs_in_english() {
     app.desktop.key("Escape");
     app.wait_closed("code");
 }
+
+/// The code porteur typed on the reader's keypad: the tray shows a notice (the site, the holder, the tries,
+/// where to type, what to do when the reader stops waiting) with no field and no cancel button (only the
+/// reader's Cancel key stops the reader); a wrong code brings the notice back saying so; the notice goes
+/// away when the reader is done. Screenshots: target/test-out/tray-keypad/app/screenshots.
+#[test]
+fn card_login_with_the_code_typed_on_the_reader_keypad() {
+    use cpx_tests::pinpad::{borrow, Keypad};
+    let _one = one_at_a_time();
+    let w = login_world("tray-keypad", "", false);
+    let (app, b) = (&w.app, &w.browser);
+    let pad = borrow(false);
+    let log = out_dir("tray-keypad-card").join("apdu.log");
+    let _card = insert_with("cps3", &pad.reader, &Options::default(), Some(&log));
+    let mut keypad = Keypad::connect(&pad);
+    let wait = Duration::from_secs(30);
+
+    // The reader waits 5 s for the code: the notice is read and shot first, the keys pressed at once after.
+    w.click_card_login("Carte CPS insérée et reconnue");
+    app.wait_window("keypad");
+    let text = app.page_text();
+    app.screenshot("1-code-porteur-sur-le-lecteur");
+    assert_eq!(keypad.wait_entry(wait), "current");
+    keypad.type_code("0000");
+    assert_eq!(keypad.wait_done(wait), "63C2");
+    for want in [
+        w.portal.origin.as_str(),
+        "JEAN DUPONT",
+        "3 sur 3",
+        "Saisissez votre code porteur sur le clavier du lecteur",
+        "Pour annuler, appuyez sur la touche Annuler du lecteur",
+        "cesse d'attendre",
+    ] {
+        assert!(text.contains(want), "{want:?} missing from the keypad notice: {text}");
+    }
+    // A wrong code: the notice comes back saying so, with the tries left.
+    let wrong = cpx_tests::poll("the keypad notice saying the code was wrong", wait, || {
+        app.find_window("keypad").map(|_| app.page_text()).filter(|t| t.contains("Code porteur incorrect"))
+    });
+    app.screenshot("2-code-incorrect-sur-le-lecteur");
+    assert!(wrong.contains("2 sur 3") && !wrong.contains("dernier essai"), "{wrong}");
+    assert_eq!(keypad.wait_entry(wait), "current");
+    keypad.type_code("0000");
+    assert_eq!(keypad.wait_done(wait), "63C1");
+    // The last try: the warning (no confirmation can stop the reader: the warning comes before the code).
+    let last = cpx_tests::poll("the keypad notice of the last try", wait, || {
+        app.find_window("keypad").map(|_| app.page_text()).filter(|t| t.contains("1 sur 3"))
+    });
+    app.screenshot("3-dernier-essai-sur-le-lecteur");
+    assert!(last.contains("dernier essai") && last.contains("Code porteur incorrect"), "{last}");
+    assert_eq!(keypad.wait_entry(wait), "current");
+    keypad.type_code("1234");
+    assert_eq!(keypad.wait_done(wait), "9000");
+    b.wait_path("/premiere-connexion");
+    app.wait_closed("keypad");
+
+    // Looked at without a reader waiting (cancel pressed first): no field, no button, the focus given.
+    w.click_card_login("Carte CPS insérée et reconnue");
+    app.wait_window("keypad");
+    let again = app.page_text();
+    assert!(again.contains("3 sur 3"), "the right code reset the tries: {again}");
+    assert_eq!(
+        app.execute("return document.querySelectorAll('input, button').length").as_u64(),
+        Some(0),
+        "no PIN field and no cancel that would pretend to stop the reader"
+    );
+    assert_eq!(app.desktop.focused_title(), "Code porteur sur le lecteur — Agent CPx");
+    // Its capability grants no answer: the keypad window cannot hand a code porteur to the login.
+    let denied = app.run_async("window.__TAURI__.core.invoke('pin_submit', {pin: '1234'}).then(() => done('allowed'), e => done('denied: ' + e))");
+    assert!(denied.as_str().unwrap_or_default().starts_with("denied"), "keypad → pin_submit: {denied}");
+    assert_eq!(keypad.wait_entry(wait), "current");
+    keypad.press("C");
+    assert_eq!(keypad.wait_done(wait), "6401");
+    b.wait_text("#card-error", "Connexion annulée");
+    app.wait_closed("keypad");
+
+    let verifies: Vec<_> = logged_commands(&log).into_iter().filter(|c| c.contains("secret")).collect();
+    assert_eq!(verifies.len(), 3, "two wrong codes and the right one, all built by the reader: {verifies:?}");
+    let logs = cpx_tests::poll("the login in the app's log", Duration::from_secs(10), || {
+        Some(app.logs()).filter(|l| l.contains("card login done"))
+    });
+    cpx_tests::assert_no_pin(&logs, &["1234", "0000"]);
+}

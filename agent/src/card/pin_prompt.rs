@@ -57,6 +57,21 @@ impl PinRequest {
         s
     }
 
+    /// The text of the notice shown while a PIN-pad reader waits for the code porteur on its keypad: the
+    /// site, the card and the tries as in [`Self::description`], then what to type where, what to do when
+    /// the reader stops waiting, and that only the reader's Cancel key cancels.
+    pub fn keypad_description(&self) -> String {
+        let lang = self.lang;
+        let mut s = self.description();
+        if self.wrong_pin {
+            s.push_str(&format!("\n\n{}", prompt::KEYPAD_WRONG.get(lang)));
+        }
+        for line in [prompt::KEYPAD_ASK, prompt::KEYPAD_TIMEOUT, prompt::KEYPAD_CANCEL] {
+            s.push_str(&format!("\n\n{}", line.get(lang)));
+        }
+        s
+    }
+
     /// « Code porteur (4 chiffres) : », before the typed code.
     pub fn prompt_label(&self) -> String {
         fill(prompt::ASK.get(self.lang), &[("label", prompt::PIN_FIELD.get(self.lang))])
@@ -115,6 +130,33 @@ impl CardChoice {
     }
 }
 
+/// The notice on screen while a PIN-pad reader waits for the code porteur: it goes away when dropped (the
+/// reader's command has ended). The notice has no cancel of its own: the reader cannot be stopped from the
+/// computer, only by its Cancel key.
+pub struct KeypadNotice {
+    close: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl KeypadNotice {
+    /// A notice with nothing to take away (the terminal's lines stay where they were written).
+    pub fn none() -> Self {
+        Self { close: None }
+    }
+
+    /// A notice that `close` takes away.
+    pub fn closed_by(close: impl FnOnce() + Send + 'static) -> Self {
+        Self { close: Some(Box::new(close)) }
+    }
+}
+
+impl Drop for KeypadNotice {
+    fn drop(&mut self) {
+        if let Some(close) = self.close.take() {
+            close();
+        }
+    }
+}
+
 /// Asks the professional for the code porteur: the terminal, pinentry, or the tray app's dialog.
 pub trait PinPrompt: Send + Sync {
     /// The code porteur typed, checked for its form (never logged, stored or retried).
@@ -130,6 +172,10 @@ pub trait PinPrompt: Send + Sync {
     /// Tells the professional the card is blocked, with what to do (no PIN field). By default the page
     /// says it from the API's error.
     fn show_blocked(&self, _request: &PinRequest) {}
+    /// Tells the professional to type the code porteur on the reader's keypad
+    /// ([`PinRequest::keypad_description`]), while the reader waits; no code comes back through the
+    /// computer. The notice stays until the returned value is dropped.
+    fn show_keypad(&self, request: &PinRequest) -> Result<KeypadNotice, PromptError>;
 }
 
 /// The terminal (`/dev/tty`; the console on Windows), echo off.
@@ -138,6 +184,17 @@ pub struct TerminalPrompt;
 impl PinPrompt for TerminalPrompt {
     fn choose_card(&self, choice: &CardChoice) -> Result<usize, PromptError> {
         self.choose(choice)
+    }
+
+    /// The notice is written once; nothing is read from the terminal (the reader takes the code).
+    fn show_keypad(&self, request: &PinRequest) -> Result<KeypadNotice, PromptError> {
+        let unavailable = |e: std::io::Error| PromptError::Unavailable(format!("{}: {e}", Terminal::NAME));
+        let tty = Terminal::open().map_err(unavailable)?;
+        let mut out = &tty;
+        let title = prompt::KEYPAD_TITLE.get(request.lang);
+        writeln!(out, "\n{title}\n\n{}\n", request.keypad_description()).map_err(unavailable)?;
+        out.flush().map_err(unavailable)?;
+        Ok(KeypadNotice::none())
     }
 
     fn ask(&self, request: &PinRequest) -> Result<Pin, PromptError> {
@@ -505,6 +562,24 @@ impl PinPrompt for PinentryPrompt {
         }
     }
 
+    /// A one-button message (`CONFIRM --one-button`, « Masquer »: no cancel that would pretend to stop
+    /// the reader), taken away when the reader's command ends (the pinentry is stopped, as gpg-agent does
+    /// with its PIN-pad popup).
+    fn show_keypad(&self, request: &PinRequest) -> Result<KeypadNotice, PromptError> {
+        let mut p = Pinentry::start(&self.program)?;
+        let lang = request.lang;
+        p.set(&[
+            format!("SETTITLE {}", assuan_escape(prompt::KEYPAD_TITLE.get(lang))),
+            format!("SETDESC {}", assuan_escape(&request.keypad_description())),
+            format!("SETOK {}", assuan_escape(prompt::KEYPAD_HIDE.get(lang))),
+        ])?;
+        writeln!(p.input, "CONFIRM --one-button").map_err(|e| p.unavailable(e))?;
+        Ok(KeypadNotice::closed_by(move || {
+            let _ = p.child.kill();
+            drop(p);
+        }))
+    }
+
     /// One question per card, « Utiliser cette carte » / « Carte suivante » / « Annuler ».
     fn choose_card(&self, choice: &CardChoice) -> Result<usize, PromptError> {
         let lang = choice.lang;
@@ -743,6 +818,28 @@ mod tests {
         assert!(r.description().contains("dernier essai"));
         assert!(d.contains("Titulaire : JEAN DUPONT — CPS3"), "{d}");
         assert_eq!(r.prompt_label(), "Code porteur (4 chiffres) :");
+    }
+
+    /// The keypad notice: the request's site, card and tries, where to type, what to do when the reader
+    /// stops waiting, and that only the reader's Cancel key cancels; in French and English.
+    #[test]
+    fn the_keypad_notice_says_where_to_type_and_how_to_cancel() {
+        let mut r = sample_request();
+        let d = r.keypad_description();
+        assert!(d.starts_with(&r.description()), "{d}");
+        for words in [
+            "Saisissez votre code porteur sur le clavier du lecteur",
+            "cesse d'attendre",
+            "Pour annuler, appuyez sur la touche Annuler du lecteur",
+        ] {
+            assert!(d.contains(words), "{words:?}: {d}");
+        }
+        assert!(!d.contains("incorrect"));
+        r.wrong_pin = true;
+        r.lang = Lang::En;
+        let en = r.keypad_description();
+        assert!(en.contains("Wrong code porteur: type it again on the reader's keypad."), "{en}");
+        assert!(en.contains("press the reader's Cancel key: this window cannot stop the reader"), "{en}");
     }
 
     /// The wiped reader gives the lines a BufReader would, across reads that end mid-line.

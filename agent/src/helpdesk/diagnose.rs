@@ -347,7 +347,7 @@ fn reader_checks(opts: &Options, cards: &CardService, checks: &mut Vec<Check>) {
     let names = readers.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ");
     checks.push(Check::ok(CheckKind::Readers, Said::new(detail::READERS_LISTED).with("readers", names)));
     for r in &readers {
-        pinpad_check(&r.name, opts.timeout, checks);
+        pinpad_check(&r.name, opts.config.pinpad, opts.timeout, checks);
     }
     if readers.iter().all(|r| r.state == Slot::Empty) {
         return checks.push(Check::bad(
@@ -364,14 +364,18 @@ fn reader_checks(opts: &Options, cards: &CardService, checks: &mut Vec<Check>) {
 
 /// A reader that says it has a PIN pad: named, with whether its keypad takes the code porteur. Readers
 /// without one, or that do not answer the question, add nothing.
-fn pinpad_check(reader: &str, timeout: Duration, checks: &mut Vec<Check>) {
+fn pinpad_check(reader: &str, policy: crate::card::PinPadPolicy, timeout: Duration, checks: &mut Vec<Check>) {
+    use crate::card::PinPadUse;
     let Ok(pad) = cpx_pcsc::pinpad::reader_pin_pad(reader, timeout) else { return };
     if !pad.features.can_verify() {
         return;
     }
-    let said = match crate::card::pinpad_quirk(reader) {
-        Some(entry) => Said::new(detail::PINPAD_QUIRK_LISTED).with("entry", entry),
-        None => Said::new(detail::PINPAD_NOT_USED_YET),
+    let said = match PinPadUse::decide(policy, reader, &pad.features) {
+        PinPadUse::QuirkListed { entry } => Said::new(detail::PINPAD_QUIRK_LISTED).with("entry", entry),
+        PinPadUse::Used { .. } => Said::new(detail::PINPAD_USED),
+        PinPadUse::OffByPolicy => Said::new(detail::PINPAD_OFF),
+        // `_START`/`_FINISH` only: the agent verifies with `_DIRECT`.
+        PinPadUse::None => Said::new(detail::PINPAD_NOT_USABLE),
     };
     checks.push(Check::ok(CheckKind::PinPad.at(reader), said));
 }

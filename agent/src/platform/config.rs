@@ -81,6 +81,10 @@ pub struct Config {
     /// `"direct"`, or a fixed `"http://host:port"` (docs/proxy.md).
     #[serde(default)]
     pub proxy: ProxySetting,
+    /// Whether a reader with a PIN pad takes the code porteur on its keypad: `"auto"` (the default; never
+    /// on a reader of the quirk list) or `"off"` (always the agent's dialog).
+    #[serde(default)]
+    pub pinpad: PinPadPolicy,
     /// Where each setting came from and what was malformed (not a key: filled when the configuration
     /// loads, for `diagnose` and the logs).
     #[serde(skip)]
@@ -125,6 +129,18 @@ pub struct Site {
     /// The site may also ask for a signed token (for portals that cannot terminate mTLS).
     #[serde(default)]
     pub signed_token: bool,
+}
+
+/// The `pinpad` key: whether a PIN-pad reader's keypad takes the code porteur (`crate::card::PinPadUse`
+/// decides for each reader).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PinPadPolicy {
+    /// A reader with a PIN pad takes the code porteur on its keypad (the default).
+    #[default]
+    Auto,
+    /// The code porteur is always asked for in the agent's dialog.
+    Off,
 }
 
 /// How `cpx-agent serve` asks for the code porteur (the tray app uses its own dialog).
@@ -175,6 +191,7 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             browser_policies: false,
             proxy: ProxySetting::System,
+            pinpad: PinPadPolicy::Auto,
             provenance: Provenance::default(),
         }
     }
