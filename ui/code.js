@@ -31,6 +31,14 @@ page(async () => {
     return;
   }
 
+  // The codes typed on the reader's keypad: what to type there, no field and no button (only the reader's
+  // Cancel key stops the reader); the window goes away when the reader's command ends.
+  if (view.step === "keypad") {
+    $("keypad-step").hidden = false;
+    $("keypad-ask").textContent = view.ask;
+    return;
+  }
+
   if (view.step === "result") {
     $("result-step").hidden = false;
     $("result").textContent = view.message;
@@ -55,7 +63,13 @@ page(async () => {
   $("first-label").textContent = unblock ? t.pin_unblock_code : t.pin_current;
   first.maxLength = firstDigits;
   first.classList.toggle("wide", unblock); // room for the 8 digits of the code de déblocage
-  const fields = [first, $("new"), $("again")];
+  // On a PIN-pad reader the new code is typed on the keypad afterwards: only the code de déblocage here.
+  const newOnKeypad = view.new_on_keypad === true;
+  for (const id of ["new", "again"]) {
+    $(id).hidden = $(id).previousElementSibling.hidden = newOnKeypad;
+  }
+  $("new-on-keypad").hidden = !newOnKeypad;
+  const fields = newOnKeypad ? [first] : [first, $("new"), $("again")];
   const error = $("error");
   for (const f of fields) {
     f.addEventListener("input", () => {
@@ -77,12 +91,12 @@ page(async () => {
     if (a.value.length !== firstDigits) {
       return fail(unblock ? view.errors.unblock_format : view.errors.pin_format, a);
     }
-    if (b.value.length !== 4) return fail(view.errors.pin_format, b);
-    if (b.value !== c.value) {
+    if (!newOnKeypad && b.value.length !== 4) return fail(view.errors.pin_format, b);
+    if (!newOnKeypad && b.value !== c.value) {
       c.value = "";
       return fail(view.errors.mismatch, c);
     }
-    const codes = { first: a.value, new: b.value, again: c.value };
+    const codes = { first: a.value, new: newOnKeypad ? "" : b.value, again: newOnKeypad ? "" : c.value };
     for (const f of fields) f.value = "";
     $("ok").disabled = true;
     $("ok").textContent = t.pin_sending;

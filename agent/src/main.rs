@@ -343,8 +343,8 @@ fn pin(g: &Global, cards: &CardService, action: PinAction, config: Option<std::p
     };
     let reader = g.reader.as_deref();
     let result = cards.blocking(|c| match action {
-        PinAction::Change => change_pin(c, reader, dialog.as_ref()),
-        PinAction::Unblock => unblock_pin(c, reader, dialog.as_ref()),
+        PinAction::Change => change_pin(c, reader, dialog.as_ref(), config.pinpad),
+        PinAction::Unblock => unblock_pin(c, reader, dialog.as_ref(), config.pinpad),
     });
     let code = match result {
         Ok(Ok(())) => {

@@ -627,6 +627,8 @@ pub const LABELS: &[(&str, Text)] = &[
     ("pin_current", pin_life::CURRENT_FIELD),
     ("pin_new", pin_life::NEW_FIELD),
     ("pin_new_again", pin_life::NEW_AGAIN_FIELD),
+    ("pin_new_on_keypad", pin_life::KEYPAD_NEW_LATER),
+    ("pin_keypad_timeout", pin_life::KEYPAD_TIMEOUT),
     ("pin_unblock_code", pin_life::UNBLOCK_FIELD),
     ("pin_unblock_tries", pin_life::UNBLOCK_TRIES),
     ("pin_unblock_last_try", pin_life::UNBLOCK_LAST_TRY),
@@ -778,6 +780,11 @@ pub mod pin_life {
         UNBLOCK_LAST_TRY = text!("Dernier essai du code de déblocage : une erreur de plus et la carte devra être remplacée (CPS Info Service). Continuer ?", "Last try of the unblocking code: one more mistake and the card must be replaced (CPS Info Service). Go on?");
         YES_NO = text!("[o/N]", "[y/N]");
         GO_ON = text!("Continuer", "Go on");
+        /// The codes typed on a PIN-pad reader's keypad (PC/SC part 10 modify).
+        KEYPAD_CHANGE = text!("Sur le clavier du lecteur : saisissez votre code porteur actuel, puis deux fois le nouveau (4 chiffres), en appuyant sur sa touche OK après chacun.", "On the reader's keypad: type your current code porteur, then the new one twice (4 digits), pressing its OK key after each.");
+        KEYPAD_TIMEOUT = text!("Le lecteur n'attend pas indéfiniment : s'il cesse d'attendre avant la fin de votre saisie, rien n'est changé ; recommencez depuis le menu de l'Agent CPx.", "The reader does not wait forever: if it stops waiting before you are done, nothing is changed; start again from the Agent CPx menu.");
+        KEYPAD_NEW_LATER = text!("Le nouveau code porteur se saisira ensuite sur le clavier du lecteur.", "The new code porteur is typed on the reader's keypad next.");
+        KEYPAD_NEW_PIN = text!("Sur le clavier du lecteur : saisissez deux fois votre nouveau code porteur (4 chiffres), en appuyant sur sa touche OK après chacun.", "On the reader's keypad: type your new code porteur twice (4 digits), pressing its OK key after each.");
         CHANGED = text!("Code porteur changé.", "Code porteur changed.");
         UNBLOCKED = text!("Carte débloquée : votre nouveau code porteur est actif.", "Card unblocked: your new code porteur is active.");
     }

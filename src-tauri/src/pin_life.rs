@@ -10,7 +10,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cpx_agent::card::{CardChoice, CardLabel, CodeDialog, PinLifeError, PinPrompt, PinStatus, PromptError};
+use cpx_agent::card::{
+    CardChoice, CardLabel, CodeDialog, KeypadNotice, KeypadStep, PinLifeError, PinPrompt, PinStatus,
+    PromptError,
+};
 use cpx_agent::messages::{pin_life, prompt, Code, Lang};
 use cpx_agent::said::field;
 use serde::Deserialize;
@@ -77,6 +80,7 @@ pub fn start(app: &AppHandle, action: Action) {
 
 fn run(app: &AppHandle, shared: &Shared, action: Action) {
     let dialog = TrayCodeDialog {
+        app,
         dialogs: &shared.dialogs,
         window: action.window(),
         lang: shared.lang,
@@ -84,8 +88,8 @@ fn run(app: &AppHandle, shared: &Shared, action: Action) {
         card: Mutex::new(None),
     };
     let result = shared.agent.cards.blocking(|cards| match action {
-        Action::Change => cpx_agent::card::change_pin(cards, None, &dialog),
-        Action::Unblock => cpx_agent::card::unblock_pin(cards, None, &dialog),
+        Action::Change => cpx_agent::card::change_pin(cards, None, &dialog, shared.agent.config.pinpad),
+        Action::Unblock => cpx_agent::card::unblock_pin(cards, None, &dialog, shared.agent.config.pinpad),
     });
     let card = dialog.card.lock().unwrap_or_else(|p| p.into_inner()).take();
     drop(dialog);
@@ -149,6 +153,7 @@ fn outcome_view(
 /// The tray's windows as the flow's [`CodeDialog`]. The codes window asks for the first code and the new
 /// one twice at once: the new pair waits here (wiped when dropped) for [`CodeDialog::new_pin_twice`].
 struct TrayCodeDialog<'a> {
+    app: &'a AppHandle,
     dialogs: &'a Dialogs,
     window: Window,
     lang: Lang,
@@ -164,7 +169,12 @@ impl TrayCodeDialog<'_> {
 
     /// The codes window: the card and the tries of the code asked first, the catalogue's words for a code
     /// of the wrong form or two new codes that differ (checked by the page before sending, and by the flow).
-    fn codes(&self, card: &CardLabel, status: PinStatus) -> Result<Zeroizing<String>, PromptError> {
+    fn codes(
+        &self,
+        card: &CardLabel,
+        status: PinStatus,
+        new_on_keypad: bool,
+    ) -> Result<Zeroizing<String>, PromptError> {
         self.asked_about(card);
         let error = |code: Code| {
             let entry = code.entry();
@@ -175,6 +185,7 @@ impl TrayCodeDialog<'_> {
             "action": if self.window == Window::Unblock { "unblock" } else { "change" },
             "card": card.text, "reader": card.reader,
             "tries_left": status.tries_left, "max_tries": status.max_tries,
+            "new_on_keypad": new_on_keypad,
             "errors": {
                 "pin_format": error(Code::PinFormat),
                 "unblock_format": error(Code::UnblockCodeFormat),
@@ -198,7 +209,7 @@ impl CodeDialog for TrayCodeDialog<'_> {
     }
 
     fn current_pin(&self, card: &CardLabel, status: PinStatus) -> Result<Zeroizing<String>, PromptError> {
-        self.codes(card, status)
+        self.codes(card, status, false)
     }
 
     fn confirm_last_unblock_try(&self, card: &CardLabel) -> Result<bool, PromptError> {
@@ -210,12 +221,32 @@ impl CodeDialog for TrayCodeDialog<'_> {
         }
     }
 
-    fn unblocking_code(&self, card: &CardLabel, status: PinStatus) -> Result<Zeroizing<String>, PromptError> {
-        self.codes(card, status)
+    fn unblocking_code(
+        &self,
+        card: &CardLabel,
+        status: PinStatus,
+        new_on_keypad: bool,
+    ) -> Result<Zeroizing<String>, PromptError> {
+        self.codes(card, status, new_on_keypad)
     }
 
     fn new_pin_twice(&self, _card: &CardLabel) -> Result<[Zeroizing<String>; 2], PromptError> {
         self.new.lock().unwrap_or_else(|p| p.into_inner()).take().ok_or(PromptError::Cancelled)
+    }
+
+    /// The same window at its keypad step: what to type on the reader, no field; closed when the reader's
+    /// command ends (the outcome window follows).
+    fn show_keypad(&self, card: &CardLabel, step: KeypadStep) -> Result<KeypadNotice, PromptError> {
+        self.asked_about(card);
+        let view = json!({
+            "step": "keypad",
+            "action": if self.window == Window::Unblock { "unblock" } else { "change" },
+            "card": card.text, "reader": card.reader,
+            "ask": step.text().get(self.lang),
+        });
+        let label = self.dialogs.open(self.window, view, None)?;
+        let app = self.app.clone();
+        Ok(KeypadNotice::closed_by(move || crate::windows::close(&app, &label)))
     }
 }
 

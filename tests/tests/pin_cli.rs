@@ -282,3 +282,32 @@ fn change_and_unblock_through_pinentry() {
         login(&reader.name, "4321").expect("a login after the unblocking");
     }
 }
+
+/// On a PIN-pad reader the terminal only says what to type on the reader's keypad (the current code, then
+/// the new one twice); nothing is read from the terminal, and the new code logs in.
+#[test]
+fn change_on_the_reader_keypad_from_the_terminal() {
+    use cpx_tests::pinpad::{borrow, Keypad};
+    let pad = borrow(false);
+    let _card = insert_with("cps4", &pad.reader, &Options::default(), None);
+    let mut keypad = Keypad::connect(&pad);
+    let t = Terminal::start("keypad", "change", &pad.reader.name);
+    let screen = t.wait_for("Sur le clavier du lecteur");
+    for want in [
+        "CLAIRE MARTIN — CPS (CPS4)",
+        "saisissez votre code porteur actuel, puis deux fois le nouveau",
+        "Pour annuler, appuyez sur la touche Annuler du lecteur",
+    ] {
+        assert!(screen.contains(want), "{want:?} missing:\n{screen}");
+    }
+    let wait = Duration::from_secs(30);
+    for (entry, code) in [("current", "1234"), ("new", "2468"), ("confirm", "2468")] {
+        assert_eq!(keypad.wait_entry(wait), entry);
+        keypad.type_code(code);
+    }
+    assert_eq!(keypad.wait_done(wait), "9000");
+    let screen = t.wait_for("exit=");
+    assert!(screen.contains("exit=0"), "{screen}");
+    assert!(!screen.contains("2468") && !screen.contains("1234"), "{screen}");
+    login(&pad.reader.name, "2468").expect("a login with the code changed on the keypad");
+}

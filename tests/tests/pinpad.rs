@@ -428,3 +428,119 @@ fn a_blocked_card_is_unblocked_with_the_new_code_typed_on_the_keypad() {
         assert_no_pin(&cmds.join("\n"), &["4321"]);
     }
 }
+
+/// The agent's own flow (`cpx-agent pin` and the tray run it) on a PIN-pad reader: the codes porteur are
+/// typed on the keypad while the dialog shows a notice — never asked on screen — and only the code de
+/// déblocage is typed on screen; with `pinpad = "off"` the dialog asks for everything.
+#[test]
+fn the_agent_changes_and_unblocks_on_the_keypad_and_asks_on_screen_when_pinpad_is_off() {
+    use cpx_agent::card::{
+        change_pin, unblock_pin, CardLabel, CardService, CodeDialog, KeypadNotice, KeypadStep, PinPadPolicy,
+        PromptError,
+    };
+    use cpx_card::PinStatus;
+    use std::sync::Mutex;
+    use zeroize::Zeroizing;
+
+    /// Answers what is asked on screen, and notes every question.
+    struct Dialog {
+        asked: Mutex<Vec<String>>,
+        current: &'static str,
+        new: &'static str,
+    }
+    impl Dialog {
+        fn new(current: &'static str, new: &'static str) -> Self {
+            Self { asked: Mutex::new(Vec::new()), current, new }
+        }
+        fn note(&self, what: String) {
+            self.asked.lock().unwrap().push(what);
+        }
+        fn asked(&self) -> Vec<String> {
+            self.asked.lock().unwrap().clone()
+        }
+    }
+    impl CodeDialog for Dialog {
+        fn choose_card(&self, _cards: &[CardLabel]) -> Result<usize, PromptError> {
+            panic!("one card per reader");
+        }
+        fn current_pin(
+            &self,
+            _card: &CardLabel,
+            _status: PinStatus,
+        ) -> Result<Zeroizing<String>, PromptError> {
+            self.note("current on screen".into());
+            Ok(Zeroizing::new(self.current.into()))
+        }
+        fn confirm_last_unblock_try(&self, _card: &CardLabel) -> Result<bool, PromptError> {
+            Ok(true)
+        }
+        fn unblocking_code(
+            &self,
+            _card: &CardLabel,
+            _status: PinStatus,
+            new_on_keypad: bool,
+        ) -> Result<Zeroizing<String>, PromptError> {
+            self.note(format!("unblocking code on screen, new on keypad: {new_on_keypad}"));
+            Ok(Zeroizing::new("12345678".into()))
+        }
+        fn new_pin_twice(&self, _card: &CardLabel) -> Result<[Zeroizing<String>; 2], PromptError> {
+            self.note("new on screen".into());
+            Ok([Zeroizing::new(self.new.into()), Zeroizing::new(self.new.into())])
+        }
+        fn show_keypad(&self, card: &CardLabel, step: KeypadStep) -> Result<KeypadNotice, PromptError> {
+            self.note(format!("keypad notice {step:?} for {}", card.text));
+            Ok(KeypadNotice::none())
+        }
+    }
+
+    let cards = CardService::new(CertCache::memory(), Duration::from_secs(5), Duration::from_secs(5));
+    for persona in ["cps3", "cps4"] {
+        let pad = borrow(false);
+        let name = pad.reader.name.clone();
+        let log = out_dir(&format!("pinpad_agent_change_{persona}")).join("apdu.log");
+        let card = insert_with(persona, &pad.reader, &Options::default(), Some(&log));
+
+        // On the keypad: the dialog only shows the notice.
+        let dialog = Dialog::new("", "");
+        let typing = entries_typist(&pad, vec![("current", "1234"), ("new", "5678"), ("confirm", "5678")]);
+        let changed = cards.blocking(|c| change_pin(c, Some(&name), &dialog, PinPadPolicy::Auto)).unwrap();
+        assert!(changed.is_ok(), "{persona}: {changed:?}");
+        assert_eq!(typing.join().unwrap(), "9000", "{persona}");
+        let asked = dialog.asked();
+        let notice = format!("— CPS ({})", persona.to_uppercase());
+        assert!(
+            asked.len() == 1
+                && asked[0].starts_with("keypad notice Change for ")
+                && asked[0].ends_with(&notice),
+            "{persona}: only the keypad notice, naming the card: {asked:?}"
+        );
+
+        // pinpad = "off": the same reader, the codes asked on screen (back to 1234).
+        let dialog = Dialog::new("5678", "1234");
+        let mut keypad = Keypad::connect(&pad);
+        let changed = cards.blocking(|c| change_pin(c, Some(&name), &dialog, PinPadPolicy::Off)).unwrap();
+        assert!(changed.is_ok(), "{persona}: {changed:?}");
+        assert!(keypad.said_nothing(), "{persona}: the keypad was not lit with pinpad = off");
+        assert_eq!(dialog.asked(), ["current on screen", "new on screen"], "{persona}");
+        drop(keypad);
+        drop(card);
+        assert_no_pin(&logged_commands(&log).join("\n"), &["5678"]);
+    }
+
+    for persona in ["cps3-blocked", "cps4-blocked"] {
+        let pad = borrow(false);
+        let name = pad.reader.name.clone();
+        let log = out_dir(&format!("pinpad_agent_unblock_{persona}")).join("apdu.log");
+        let _card = insert_with(persona, &pad.reader, &Options::default(), Some(&log));
+        let dialog = Dialog::new("", "");
+        let typing = entries_typist(&pad, vec![("new", "4321"), ("confirm", "4321")]);
+        let unblocked = cards.blocking(|c| unblock_pin(c, Some(&name), &dialog, PinPadPolicy::Auto)).unwrap();
+        assert!(unblocked.is_ok(), "{persona}: {unblocked:?}");
+        assert_eq!(typing.join().unwrap(), "9000", "{persona}");
+        let asked = dialog.asked();
+        assert_eq!(asked[0], "unblocking code on screen, new on keypad: true", "{persona}");
+        assert!(asked[1].starts_with("keypad notice NewPin"), "{persona}: {asked:?}");
+        assert_eq!(asked.len(), 2, "{persona}: {asked:?}");
+        assert_no_pin(&logged_commands(&log).join("\n"), &["4321"]);
+    }
+}

@@ -1022,3 +1022,77 @@ fn card_login_with_the_code_typed_on_the_reader_keypad() {
     });
     cpx_tests::assert_no_pin(&logs, &["1234", "0000"]);
 }
+
+/// Changing and unblocking from the tray menu on a PIN-pad reader: the window shows what to type on the
+/// keypad — no field, no button — while the reader takes the codes porteur; for an unblock only the code
+/// de déblocage is typed in the window. Screenshots: target/test-out/tray-pin-life-keypad/screenshots.
+#[test]
+fn change_and_unblock_on_the_reader_keypad_from_the_tray_menu() {
+    use cpx_tests::pinpad::{borrow, Keypad};
+    let _one = one_at_a_time();
+    let dir = out_dir("tray-pin-life-keypad");
+    let pad = borrow(false);
+    let app = TrayApp::start_on(Desktop::start(Panel::StatusNotifier), &dir, "", free_port(), &[]);
+    app.wait_log(0, &["tray ready"]);
+    let wait = Duration::from_secs(30);
+    let no_control = "return document.querySelectorAll('#keypad-step input, #keypad-step button').length";
+    {
+        let log = dir.join("apdu-change.log");
+        let _card = insert_with("cps3", &pad.reader, &Options::default(), Some(&log));
+        let mut keypad = Keypad::connect(&pad);
+        app.click_menu("Changer mon code porteur");
+        let text = code_window(&app, "keypad");
+        for want in [
+            "JEAN DUPONT — CPS (CPS3)",
+            "saisissez votre code porteur actuel, puis deux fois le nouveau",
+            "Pour annuler, appuyez sur la touche Annuler du lecteur",
+        ] {
+            assert!(text.contains(want), "{want:?} missing from the keypad step: {text}");
+        }
+        assert_eq!(app.execute(no_control).as_u64(), Some(0), "no field, no button: {text}");
+        app.screenshot("changer-sur-le-clavier");
+        for (entry, code) in [("current", "1234"), ("new", "5678"), ("confirm", "5678")] {
+            assert_eq!(keypad.wait_entry(wait), entry);
+            keypad.type_code(code);
+        }
+        assert_eq!(keypad.wait_done(wait), "9000");
+        assert!(code_window(&app, "result").contains("Code porteur changé."));
+        app.screenshot("changer-sur-le-clavier-fait");
+        app.click("#close");
+        app.wait_closed("code");
+        cpx_tests::assert_no_pin(&logged_commands(&log).join("\n"), &["5678"]);
+    }
+    {
+        let log = dir.join("apdu-unblock.log");
+        let _card = insert_with("cps3-blocked", &pad.reader, &Options::default(), Some(&log));
+        let mut keypad = Keypad::connect(&pad);
+        app.click_menu("Débloquer ma carte");
+        let text = code_window(&app, "codes");
+        assert!(
+            text.contains("Le nouveau code porteur se saisira ensuite sur le clavier du lecteur"),
+            "{text}"
+        );
+        let shown =
+            "return [...document.querySelectorAll('#codes-step input')].filter(i => !i.hidden).length";
+        assert_eq!(app.execute(shown).as_u64(), Some(1), "only the code de déblocage on screen");
+        app.screenshot("debloquer-code-de-deblocage-seul");
+        app.desktop.type_text("12345678");
+        app.desktop.key("Return");
+        let text = code_window(&app, "keypad");
+        assert!(text.contains("saisissez deux fois votre nouveau code porteur"), "{text}");
+        app.screenshot("debloquer-nouveau-code-sur-le-clavier");
+        for (entry, code) in [("new", "4321"), ("confirm", "4321")] {
+            assert_eq!(keypad.wait_entry(wait), entry);
+            keypad.type_code(code);
+        }
+        assert_eq!(keypad.wait_done(wait), "9000");
+        assert!(code_window(&app, "result").contains("Carte débloquée"));
+        app.click("#close");
+        app.wait_closed("code");
+        cpx_tests::assert_no_pin(&logged_commands(&log).join("\n"), &["4321"]);
+    }
+    let logs = cpx_tests::poll("the flows in the app's log", Duration::from_secs(10), || {
+        Some(app.logs()).filter(|l| l.matches("code porteur flow ended").count() >= 2)
+    });
+    cpx_tests::assert_no_pin(&logs, &["5678", "12345678", "4321"]);
+}

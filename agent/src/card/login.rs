@@ -159,14 +159,14 @@ fn pin_request(card: &dyn CpxCard, status: cpx_card::PinStatus, origin: &str, la
 }
 
 /// Seconds a PIN-pad reader is asked to wait for the code porteur (`bTimerOut`; a reader may wait less).
-const KEYPAD_SECONDS: u8 = 30;
+pub(crate) const KEYPAD_SECONDS: u8 = 30;
 
 /// The reader's keypad, when it is to take the code porteur: the reader lists
 /// `FEATURE_VERIFY_PIN_DIRECT`, it is not in the quirk list, and the policy allows it
 /// ([`PinPadUse::decide`]). A reader that cannot say (a failed feature request) is used as a plain reader;
 /// with `pinpad = "off"` the reader is not even asked (IT's way out for a driver that mishandles
 /// `SCardControl`).
-fn keypad(card: &mut dyn CpxCard, policy: PinPadPolicy) -> Option<cpx_card::PinPad> {
+pub(crate) fn keypad(card: &mut dyn CpxCard, policy: PinPadPolicy) -> Option<cpx_card::PinPad> {
     if policy == PinPadPolicy::Off {
         return None;
     }

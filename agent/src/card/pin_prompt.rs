@@ -686,6 +686,7 @@ impl crate::card::CodeDialog for TerminalCodeDialog {
         &self,
         card: &crate::card::CardLabel,
         status: PinStatus,
+        _new_on_keypad: bool,
     ) -> Result<Zeroizing<String>, PromptError> {
         let lead = self.lead(card, pin_life::UNBLOCK_TRIES, status);
         self.secret(Some(&lead), pin_life::UNBLOCK_FIELD.get(self.lang))
@@ -695,6 +696,29 @@ impl crate::card::CodeDialog for TerminalCodeDialog {
         let first = self.secret(None, pin_life::NEW_FIELD.get(self.lang))?;
         let second = self.secret(None, pin_life::NEW_AGAIN_FIELD.get(self.lang))?;
         Ok([first, second])
+    }
+
+    /// The notice is written once; nothing is read from the terminal (the reader takes the codes).
+    fn show_keypad(
+        &self,
+        card: &crate::card::CardLabel,
+        step: crate::card::KeypadStep,
+    ) -> Result<KeypadNotice, PromptError> {
+        let tty = Terminal::open().map_err(Self::unavailable)?;
+        let mut out = &tty;
+        let lang = self.lang;
+        writeln!(
+            out,
+            "\n{}\n\n{}\n{}\n{}\n{}\n",
+            self.title.get(lang),
+            field(lang, prompt::HOLDER, &card.text),
+            step.text().get(lang),
+            pin_life::KEYPAD_TIMEOUT.get(lang),
+            prompt::KEYPAD_CANCEL.get(lang)
+        )
+        .map_err(Self::unavailable)?;
+        out.flush().map_err(Self::unavailable)?;
+        Ok(KeypadNotice::none())
     }
 }
 
@@ -779,6 +803,7 @@ impl crate::card::CodeDialog for PinentryCodeDialog {
         &self,
         card: &crate::card::CardLabel,
         status: PinStatus,
+        _new_on_keypad: bool,
     ) -> Result<Zeroizing<String>, PromptError> {
         self.secret(&self.lead(card, pin_life::UNBLOCK_TRIES, status), pin_life::UNBLOCK_FIELD)
     }
@@ -788,6 +813,33 @@ impl crate::card::CodeDialog for PinentryCodeDialog {
         let first = self.secret(&desc, pin_life::NEW_FIELD)?;
         let second = self.secret(&desc, pin_life::NEW_AGAIN_FIELD)?;
         Ok([first, second])
+    }
+
+    /// A one-button message, taken away when the reader's command ends (as for the login's keypad).
+    fn show_keypad(
+        &self,
+        card: &crate::card::CardLabel,
+        step: crate::card::KeypadStep,
+    ) -> Result<KeypadNotice, PromptError> {
+        let lang = self.lang;
+        let desc = format!(
+            "{}\n\n{}\n\n{}\n\n{}",
+            field(lang, prompt::HOLDER, &card.text),
+            step.text().get(lang),
+            pin_life::KEYPAD_TIMEOUT.get(lang),
+            prompt::KEYPAD_CANCEL.get(lang)
+        );
+        let mut p = Pinentry::start(&self.program)?;
+        p.set(&[
+            format!("SETTITLE {}", assuan_escape(self.title.get(lang))),
+            format!("SETDESC {}", assuan_escape(&desc)),
+            format!("SETOK {}", assuan_escape(prompt::KEYPAD_HIDE.get(lang))),
+        ])?;
+        writeln!(p.input, "CONFIRM --one-button").map_err(|e| p.unavailable(e))?;
+        Ok(KeypadNotice::closed_by(move || {
+            let _ = p.child.kill();
+            drop(p);
+        }))
     }
 }
 
