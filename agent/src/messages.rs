@@ -781,10 +781,10 @@ pub mod pin_life {
         YES_NO = text!("[o/N]", "[y/N]");
         GO_ON = text!("Continuer", "Go on");
         /// The codes typed on a PIN-pad reader's keypad (PC/SC part 10 modify).
-        KEYPAD_CHANGE = text!("Sur le clavier du lecteur : saisissez votre code porteur actuel, puis deux fois le nouveau (4 chiffres), en appuyant sur sa touche OK après chacun.", "On the reader's keypad: type your current code porteur, then the new one twice (4 digits), pressing its OK key after each.");
+        KEYPAD_CHANGE = text!("Sur le clavier du lecteur : saisissez votre code porteur actuel, puis deux fois le nouveau (4 chiffres), en appuyant sur sa touche OK après chacun.", "On the reader's keypad: type your current code porteur, then the new one twice (4 digits), pressing its OK key after each.");
         KEYPAD_TIMEOUT = text!("Le lecteur n'attend pas indéfiniment : s'il cesse d'attendre avant la fin de votre saisie, rien n'est changé ; recommencez depuis le menu de l'Agent CPx.", "The reader does not wait forever: if it stops waiting before you are done, nothing is changed; start again from the Agent CPx menu.");
         KEYPAD_NEW_LATER = text!("Le nouveau code porteur se saisira ensuite sur le clavier du lecteur.", "The new code porteur is typed on the reader's keypad next.");
-        KEYPAD_NEW_PIN = text!("Sur le clavier du lecteur : saisissez deux fois votre nouveau code porteur (4 chiffres), en appuyant sur sa touche OK après chacun.", "On the reader's keypad: type your new code porteur twice (4 digits), pressing its OK key after each.");
+        KEYPAD_NEW_PIN = text!("Sur le clavier du lecteur : saisissez deux fois votre nouveau code porteur (4 chiffres), en appuyant sur sa touche OK après chacun.", "On the reader's keypad: type your new code porteur twice (4 digits), pressing its OK key after each.");
         CHANGED = text!("Code porteur changé.", "Code porteur changed.");
         UNBLOCKED = text!("Carte débloquée : votre nouveau code porteur est actif.", "Card unblocked: your new code porteur is active.");
     }
