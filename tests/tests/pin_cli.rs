@@ -2,70 +2,20 @@
 //! professional reads, the codes typed without echo, then a login with the new code through the driver.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cpx_card::{CertCache, Pin};
+use cpx_tests::terminal::Terminal;
 use cpx_tests::{bin_dir, insert_with, open_card, stack, Options};
 use sha2::{Digest, Sha256};
 
-/// tmux on the server `socket` (`-L`).
-fn tmux(socket: &str, args: &[&str]) -> String {
-    let out =
-        Command::new("tmux").args(["-L", socket]).args(args).output().expect("tmux (apt-get install tmux)");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A `cpx-agent pin …` running in a tmux session on a server of its own: a shared server exits with its
-/// last session, taking along a session another test opens at that moment (and the default server may be
-/// another test run's, in another PC/SC stack's namespaces).
-struct Terminal {
-    session: String,
-}
-
-impl Terminal {
-    fn start(name: &str, args: &str, reader: &str) -> Self {
-        let session = format!("cpx-pin-{name}-{}", std::process::id());
-        let command = format!(
-            "{} pin {args} --reader '{reader}'; echo \"exit=$?\"; sleep 600",
-            bin_dir().join("cpx-agent").display()
-        );
-        tmux(&session, &["new-session", "-d", "-s", &session, "-x", "400", "-y", "50", &command]);
-        Self { session }
-    }
-
-    fn tmux(&self, args: &[&str]) -> String {
-        tmux(&self.session, args)
-    }
-
-    fn screen(&self) -> String {
-        self.tmux(&["capture-pane", "-p", "-t", &self.session])
-    }
-
-    /// Waits until the screen shows `text` (polling), and returns the screen.
-    fn wait_for(&self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let s = self.screen();
-            if s.contains(text) {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "« {text} » not on the terminal:\n{s}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Waits for the prompt `label`, then types `keys` and Enter.
-    fn answer(&self, label: &str, keys: &str) -> String {
-        let screen = self.wait_for(label);
-        self.tmux(&["send-keys", "-t", &self.session, keys, "Enter"]);
-        screen
-    }
-}
-
-impl Drop for Terminal {
-    fn drop(&mut self) {
-        self.tmux(&["kill-server"]);
-    }
+/// `cpx-agent pin ARGS --reader READER` on a terminal of its own; the exit status is printed after it.
+fn pin_terminal(name: &str, args: &str, reader: &str) -> Terminal {
+    let command = format!(
+        "{} pin {args} --reader '{reader}'; echo \"exit=$?\"; sleep 600",
+        bin_dir().join("cpx-agent").display()
+    );
+    Terminal::start(&format!("pin-{name}"), &command, 400, 50)
 }
 
 fn login(reader: &str, digits: &str) -> Result<(), cpx_card::CardError> {
@@ -83,7 +33,7 @@ fn change_on_the_terminal_then_log_in_with_the_new_code() {
         let _card = insert_with(persona, &reader, &Options::default(), None);
 
         // The two new codes differ: said, nothing changed.
-        let t = Terminal::start(&format!("{persona}-mismatch"), "change", &reader.name);
+        let t = pin_terminal(&format!("{persona}-mismatch"), "change", &reader.name);
         let first = t.answer("Code porteur actuel (4 chiffres) :", "1234");
         assert!(first.contains(holder) && first.contains("Essais restants : 3 sur 3"), "{persona}:\n{first}");
         t.answer("Nouveau code porteur (4 chiffres) :", "5678");
@@ -97,7 +47,7 @@ fn change_on_the_terminal_then_log_in_with_the_new_code() {
         drop(t);
 
         // A wrong current code: its tries said.
-        let t = Terminal::start(&format!("{persona}-wrong"), "change", &reader.name);
+        let t = pin_terminal(&format!("{persona}-wrong"), "change", &reader.name);
         t.answer("Code porteur actuel (4 chiffres) :", "0000");
         t.answer("Nouveau code porteur (4 chiffres) :", "5678");
         t.answer("Nouveau code porteur, une seconde fois :", "5678");
@@ -105,7 +55,7 @@ fn change_on_the_terminal_then_log_in_with_the_new_code() {
         assert!(end.contains("Code porteur incorrect") && end.contains("2"), "{persona}:\n{end}");
         drop(t);
 
-        let t = Terminal::start(&format!("{persona}-change"), "change", &reader.name);
+        let t = pin_terminal(&format!("{persona}-change"), "change", &reader.name);
         let shown = t.answer("Code porteur actuel (4 chiffres) :", "1234");
         assert!(shown.contains("Essais restants : 2 sur 3"), "{persona}: the wrong code counted:\n{shown}");
         t.answer("Nouveau code porteur (4 chiffres) :", "5678");
@@ -127,7 +77,7 @@ fn unblock_on_the_terminal_with_the_tries_shown() {
         let options = Options { unblock_tries: Some(unblock_tries), ..Options::default() };
         let _card = insert_with(persona, &reader, &options, None);
         // A blocked code porteur is not changed: the way to unblock it is named.
-        let t = Terminal::start(&format!("{persona}-change"), "change", &reader.name);
+        let t = pin_terminal(&format!("{persona}-change"), "change", &reader.name);
         let end = t.wait_for("exit=");
         assert!(
             end.contains("Code porteur bloqué") && end.contains("cpx-agent pin unblock"),
@@ -135,7 +85,7 @@ fn unblock_on_the_terminal_with_the_tries_shown() {
         );
         drop(t);
 
-        let t = Terminal::start(&format!("{persona}-unblock"), "unblock", &reader.name);
+        let t = pin_terminal(&format!("{persona}-unblock"), "unblock", &reader.name);
         if unblock_tries == 1 {
             let question = t.answer("Continuer ? [o/N]", "o");
             assert!(question.contains("Dernier essai du code de déblocage"), "{persona}:\n{question}");
@@ -155,14 +105,14 @@ fn unblock_on_the_terminal_with_the_tries_shown() {
     let reader = stack().reader();
     let options = Options { unblock_tries: Some(2), ..Options::default() };
     let _card = insert_with("cps3-blocked", &reader, &options, None);
-    let t = Terminal::start("wrong-unblock", "unblock", &reader.name);
+    let t = pin_terminal("wrong-unblock", "unblock", &reader.name);
     t.answer("Code de déblocage (8 chiffres) :", "87654321");
     t.answer("Nouveau code porteur (4 chiffres) :", "4321");
     t.answer("Nouveau code porteur, une seconde fois :", "4321");
     let end = t.wait_for("exit=");
     assert!(end.contains("Code de déblocage incorrect") && end.contains("exit=7"), "{end}");
     drop(t);
-    let t = Terminal::start("last-unblock", "unblock", &reader.name);
+    let t = pin_terminal("last-unblock", "unblock", &reader.name);
     t.answer("Continuer ? [o/N]", "o");
     t.answer("Code de déblocage (8 chiffres) :", "87654321");
     t.answer("Nouveau code porteur (4 chiffres) :", "4321");
@@ -170,7 +120,7 @@ fn unblock_on_the_terminal_with_the_tries_shown() {
     let end = t.wait_for("exit=");
     assert!(end.contains("Code de déblocage bloqué") && end.contains("CPS Info Service"), "{end}");
     drop(t);
-    let t = Terminal::start("dead-unblock", "unblock", &reader.name);
+    let t = pin_terminal("dead-unblock", "unblock", &reader.name);
     let end = t.wait_for("exit=");
     assert!(
         end.contains("Code de déblocage bloqué") && !end.contains("(8 chiffres)"),
@@ -291,7 +241,7 @@ fn change_on_the_reader_keypad_from_the_terminal() {
     let pad = borrow(false);
     let _card = insert_with("cps4", &pad.reader, &Options::default(), None);
     let mut keypad = Keypad::connect(&pad);
-    let t = Terminal::start("keypad", "change", &pad.reader.name);
+    let t = pin_terminal("keypad", "change", &pad.reader.name);
     let screen = t.wait_for("Sur le clavier du lecteur");
     for want in [
         "CLAIRE MARTIN — CPS (CPS4)",

@@ -2,26 +2,21 @@
 //! tries, types the code porteur without echo, and the login goes through. With the card in a PIN-pad
 //! reader, the terminal says to type the code on the reader's keypad and reads nothing.
 
-use std::process::Command;
 use std::sync::Mutex;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cpx_tests::agent::{free_port, server_pki, HttpAnswer, Nginx};
+use cpx_tests::terminal::Terminal;
 use cpx_tests::{bin_dir, insert, out_dir, stack};
 use serde_json::json;
 
 /// The agent sees every reader: one test at a time, so that no other test's card is offered.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux").args(args).output().expect("tmux (apt-get install tmux)");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// `cpx-agent serve` in a tmux session of its own, asking on its terminal.
 struct TerminalAgent {
-    session: String,
+    terminal: Terminal,
     port: u16,
     ca: String,
     _nginx: Nginx,
@@ -39,17 +34,16 @@ impl TerminalAgent {
             format!("port = {port}\nkey_store = \"file\"\n[pin_prompt]\nkind = \"terminal\"\n[[site]]\norigin = \"https://portal.test\"\nmtls_endpoint = \"https://127.0.0.1:{}/\"\nserver_roots = \"{}\"\n", nginx.port, pki.ca_pem.display()),
         )
         .unwrap();
-        let session = format!("cpx-{name}-{}", std::process::id());
         let command = format!(
             "{} serve --config {} --data-dir {}",
             bin_dir().join("cpx-agent").display(),
             config.display(),
             dir.join("data").display()
         );
-        tmux(&["new-session", "-d", "-s", &session, "-x", "120", "-y", "40", &command]);
+        let terminal = Terminal::start(name, &command, 120, 40);
         cpx_tests::agent::wait_listening(port);
         let ca = std::fs::read_to_string(dir.join("data/local-ca.pem")).unwrap();
-        Self { session, port, ca, _nginx: nginx }
+        Self { terminal, port, ca, _nginx: nginx }
     }
 
     /// The page's login request, in a thread (it waits for the code porteur).
@@ -70,26 +64,12 @@ impl TerminalAgent {
     }
 
     fn screen(&self) -> String {
-        tmux(&["capture-pane", "-p", "-t", &self.session])
+        self.terminal.screen()
     }
 
     /// Waits until the terminal shows `words`; returns the screen.
     fn wait_screen(&self, words: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let s = self.screen();
-            if s.contains(words) {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "{words:?} not on the terminal:\n{s}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for TerminalAgent {
-    fn drop(&mut self) {
-        tmux(&["kill-session", "-t", &self.session]);
+        self.terminal.wait_for(words)
     }
 }
 
@@ -107,7 +87,7 @@ fn terminal_prompt_without_echo() {
             && screen.contains("Essais restants : 3 sur 3"),
         "{screen}"
     );
-    tmux(&["send-keys", "-t", &agent.session, "1234", "Enter"]);
+    agent.terminal.type_line("1234");
     let answer = request.join().unwrap();
     let after = agent.screen();
     assert_eq!(answer.status, 200, "{}", answer.body);

@@ -25,12 +25,9 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 fn status_line(app: &TrayApp) -> String {
     assert!(app.second_start(&["--show", "status"]).success(), "second start");
     app.wait_window("status");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let mut line = app.text("#message");
-    while line.is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-        line = app.text("#message");
-    }
+    let line =
+        cpx_tests::try_poll(Duration::from_secs(10), || Some(app.text("#message")).filter(|l| !l.is_empty()))
+            .unwrap_or_default();
     assert!(
         app.desktop.window_titles().iter().any(|t| t == "État de la carte — Agent CPx"),
         "status window title: {:?}",
@@ -131,15 +128,9 @@ fn menu_single_instance_autostart_windows_and_their_capabilities() {
     app.wait_log(0, &["tray ready"]);
 
     // The tray menu: the state in words first (not clickable), then the entries.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let item = loop {
-        let item = app.tray_item();
-        if item["menu"].as_array().is_some_and(|m| m.len() >= 8) {
-            break item;
-        }
-        assert!(std::time::Instant::now() < deadline, "no tray menu: {item}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let item = cpx_tests::poll("the tray menu", Duration::from_secs(10), || {
+        Some(app.tray_item()).filter(|item| item["menu"].as_array().is_some_and(|m| m.len() >= 8))
+    });
     let labels: Vec<&str> =
         item["menu"].as_array().unwrap().iter().map(|e| e["label"].as_str().unwrap_or_default()).collect();
     assert_eq!(
@@ -217,11 +208,10 @@ fn menu_single_instance_autostart_windows_and_their_capabilities() {
     // Diagnostics: the checks, and « copier le rapport » puts the redacted report on the clipboard.
     app.click_menu("Diagnostic");
     app.wait_window("diagnostics");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while app.execute("return document.querySelectorAll('#checks tr').length").as_u64().unwrap_or(0) < 3 {
-        assert!(std::time::Instant::now() < deadline, "no checks shown");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    cpx_tests::poll("the checks shown", Duration::from_secs(30), || {
+        let shown = app.execute("return document.querySelectorAll('#checks tr').length").as_u64();
+        (shown.unwrap_or(0) >= 3).then_some(())
+    });
     let summary = app.text("#summary");
     assert!(
         summary.contains("Aucune carte") || summary.contains("Attention") || summary.contains("Échec"),
@@ -244,11 +234,7 @@ fn menu_single_instance_autostart_windows_and_their_capabilities() {
 
     // « Quitter » ends the app.
     app.click_menu("Quitter");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !app.app_pids().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "the app did not quit");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    cpx_tests::poll("the app quitting", Duration::from_secs(10), || app.app_pids().is_empty().then_some(()));
 }
 
 struct LoginWorld {
@@ -515,11 +501,9 @@ fn site_consent_and_two_sites_asking_at_once() {
     assert!(app.text("#user").contains(&evil), "{}", app.text("#user"));
     app.screenshot("2-sites-autorises");
     app.click("#user button");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while app.text("#user").contains(&evil) {
-        assert!(std::time::Instant::now() < deadline, "approval not removed");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    cpx_tests::poll("the approval removed", Duration::from_secs(10), || {
+        (!app.text("#user").contains(&evil)).then_some(())
+    });
     app.click("#close");
     app.wait_closed("sites");
 
