@@ -14,6 +14,9 @@ const COMMANDS: &[&str] = &[
     "about_view",
     "diagnostics_run",
     "diagnostics_copy",
+    "pin_life_codes",
+    "pin_life_confirm",
+    "pin_life_start",
 ];
 
 fn main() {

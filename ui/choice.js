@@ -5,6 +5,7 @@ page(async () => {
   await applyLabels();
   const view = await invoke("dialog_view");
   document.getElementById("origin").textContent = view.origin;
+  document.getElementById("origin").hidden = !view.origin; // no site: changing or unblocking the code
   const cards = document.getElementById("cards");
   view.cards.forEach((label, index) => {
     const b = el("button", { type: "button", class: "primary" }, label);

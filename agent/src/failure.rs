@@ -1,8 +1,10 @@
 //! The domain's failure: what went wrong as a code of the catalogue, the tries left when the code porteur
 //! was wrong, and a technical detail for the helpdesk. The card and the login fail with it; no HTTP here:
 //! the loopback server maps a failure to its answer's status (`crate::loopback`).
+#![forbid(unsafe_code)]
 
-use cpx_card::CardError;
+use cpx_card::{CardError, PinPadError};
+use cpx_pcsc::pinpad::ReaderAnswer;
 
 use crate::messages::Code;
 
@@ -47,6 +49,28 @@ impl Failure {
     /// data is « Carte CPS3 reconnue, mais … », not a generic card error.
     pub fn from_card(e: &CardError, generation: cpx_card::Generation) -> Self {
         Self::with_code(e, Code::about_card(e, Some(generation)))
+    }
+
+    /// A login whose code porteur was typed on the reader's keypad: the reader's own answers (timeout,
+    /// cancel, a code of the wrong length, a structure it refused) and the card's, as the catalogue names
+    /// them.
+    pub fn from_keypad(e: &PinPadError, generation: Option<cpx_card::Generation>) -> Self {
+        let reader = |a: &ReaderAnswer| {
+            let code = match a {
+                ReaderAnswer::Timeout => Code::PinpadTimeout,
+                ReaderAnswer::Cancelled => Code::UserCancelled,
+                ReaderAnswer::CodesDiffer | ReaderAnswer::Length => Code::PinFormat,
+                ReaderAnswer::InvalidStructure => Code::CardRecognisedRefused(generation),
+            };
+            Self::new(code).detail(a.to_string())
+        };
+        match e {
+            PinPadError::Reader(a) => reader(a),
+            PinPadError::Card(c) => match generation {
+                Some(generation) => Self::from_card(c, generation),
+                None => Self::from(c),
+            },
+        }
     }
 
     fn with_code(e: &CardError, code: Code) -> Self {

@@ -16,7 +16,7 @@ use cpx_card::CertCache;
 use cpx_pcsc::{Monitor, MonitorEvent};
 
 #[derive(Parser)]
-#[command(name = "cpx-agent", version, about = "Agent CPx: cartes CPS/CPE/CPA/CPF des professionnels de santé", after_help = ExitStatus::help())]
+#[command(name = "cpx-agent", version, about = cpx_agent::messages::names::CLI_ABOUT.fr, after_help = ExitStatus::help())]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -96,12 +96,15 @@ enum Command {
         helpdesk: bool,
     },
     /// Change the code porteur (the current one, then the new one twice) or unblock the card with its code
-    /// de déblocage, on this terminal. Exit status: 0 done, 1 internal error, 3 PC/SC service stopped, 4
-    /// no reader, 5 no card, 6 no usable CPx card, 7 refused (wrong or blocked code, codes that differ,
-    /// cancelled).
+    /// de déblocage, on this terminal, or through the configuration's pinentry program (`[pin_prompt]`
+    /// kind = "pinentry"). Exit status: 0 done, 1 internal error, 3 PC/SC service stopped, 4 no reader, 5
+    /// no card, 6 no usable CPx card, 7 refused (wrong or blocked code, codes that differ, cancelled).
     Pin {
         #[command(subcommand)]
         action: PinAction,
+        /// Configuration file (default ~/.config/cpx-agent/config.toml): its `[pin_prompt]`.
+        #[arg(long, env = "CPX_AGENT_CONFIG")]
+        config: Option<std::path::PathBuf>,
     },
     /// On a shared computer: the machine-wide broker on the agent's usual port, which tells each user's
     /// pages the port of that user's own agent (docs/multi-user.md).
@@ -167,6 +170,12 @@ enum BrowserPoliciesAction {
     Apply,
     /// Remove the policies this command wrote, and only those.
     Remove,
+    /// Windows: register the scheduled task that runs `apply` as LocalSystem at boot, after each Group
+    /// Policy refresh and every hour, so a policy changed by GPO or Intune reaches the browsers (the MSI
+    /// runs it).
+    Schedule,
+    /// Windows: remove that scheduled task (the MSI's uninstall runs it).
+    Unschedule,
 }
 
 #[derive(Subcommand, Clone, Copy)]
@@ -198,7 +207,7 @@ fn main() -> ExitCode {
         Command::Broker { port, user_ports, data_dir, config } => broker(port, user_ports, data_dir, config),
         Command::Diagnose { config, origin, health } => diagnose(&g, config, origin, health),
         Command::Errors { markdown, helpdesk } => errors(&g, markdown, helpdesk),
-        Command::Pin { action } => pin(&g, &cli_cards(&g, cache), action),
+        Command::Pin { action, config } => pin(&g, &cli_cards(&g, cache), action, config),
         Command::BrowserPolicies { action, root } => browser_policies(&g, action, &root),
         Command::InstallTrust => machine_trust(&g, true),
         Command::UninstallTrust => machine_trust(&g, false),
@@ -309,19 +318,33 @@ fn errors(g: &Global, markdown: bool, helpdesk: bool) -> ExitCode {
 }
 
 /// `cpx-agent pin change|unblock`: the flow of `cpx_agent::card::change_pin`/`unblock_pin` with the
-/// terminal's dialog; the codes go from the terminal to the card, never printed nor logged.
-fn pin(g: &Global, cards: &CardService, action: PinAction) -> ExitCode {
-    use cpx_agent::card::{change_pin, unblock_pin, PinLifeError, PromptError, TerminalCodeDialog};
+/// terminal's dialog, or the configured pinentry's; the codes go from the dialog to the card, never
+/// printed nor logged.
+fn pin(g: &Global, cards: &CardService, action: PinAction, config: Option<std::path::PathBuf>) -> ExitCode {
+    use cpx_agent::card::{change_pin, unblock_pin, CodeDialog, PinentryCodeDialog, TerminalCodeDialog};
     use cpx_agent::messages::pin_life;
+    use cpx_agent::platform::PinPromptConfig;
     let (title, done) = match action {
         PinAction::Change => (pin_life::CHANGE_TITLE, pin_life::CHANGED),
         PinAction::Unblock => (pin_life::UNBLOCK_TITLE, pin_life::UNBLOCKED),
     };
-    let dialog = TerminalCodeDialog { lang: g.lang, title };
+    let (config, _) = match load_config(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cpx-agent pin: {e}");
+            return ExitCode::from(ExitStatus::Internal);
+        }
+    };
+    let dialog: Box<dyn CodeDialog> = match config.pin_prompt {
+        PinPromptConfig::Terminal => Box::new(TerminalCodeDialog { lang: g.lang, title }),
+        PinPromptConfig::Pinentry { program } => {
+            Box::new(PinentryCodeDialog { program, lang: g.lang, title })
+        }
+    };
     let reader = g.reader.as_deref();
     let result = cards.blocking(|c| match action {
-        PinAction::Change => change_pin(c, reader, &dialog),
-        PinAction::Unblock => unblock_pin(c, reader, &dialog),
+        PinAction::Change => change_pin(c, reader, dialog.as_ref(), config.pinpad),
+        PinAction::Unblock => unblock_pin(c, reader, dialog.as_ref(), config.pinpad),
     });
     let code = match result {
         Ok(Ok(())) => {
@@ -332,26 +355,12 @@ fn pin(g: &Global, cards: &CardService, action: PinAction) -> ExitCode {
             }
             return ExitCode::SUCCESS;
         }
-        Err(code) | Ok(Err(PinLifeError::Card(code))) => code,
-        Ok(Err(PinLifeError::Prompt(PromptError::Cancelled) | PinLifeError::NotConfirmed)) => {
-            Code::UserCancelled
-        }
-        Ok(Err(PinLifeError::Prompt(PromptError::Unavailable(_)))) => Code::PromptUnavailable,
-        Ok(Err(PinLifeError::Prompt(PromptError::BadFormat))) => Code::PinFormat,
-        Ok(Err(PinLifeError::NewPinMismatch)) => Code::NewPinMismatch,
-        Ok(Err(PinLifeError::Refused(e))) => {
-            let code = Code::from(&e);
-            let tries = match e {
-                cpx_card::PinChangeError::WrongUnblockingCode { tries_left }
-                | cpx_card::PinChangeError::Card(cpx_card::CardError::WrongPin { tries_left }) => {
-                    Some(tries_left)
-                }
-                _ => None,
-            };
-            if let (Some(tries), false) = (tries, g.json) {
+        Err(code) => code,
+        Ok(Err(e)) => {
+            if let (Some(tries), false) = (e.tries_left(), g.json) {
                 eprintln!("{}", cli::tries_text(g.lang, tries, 3));
             }
-            code
+            e.code()
         }
     };
     if g.json {
@@ -393,7 +402,7 @@ fn diagnose(
     };
     let checks = helpdesk::diagnose(&opts);
     let (status, first) = match health {
-        true => (helpdesk::health_exit_status(&checks), helpdesk::health_first_fault(&checks)),
+        true => (ExitStatus::of_health(&checks), helpdesk::health_first_fault(&checks)),
         false => (ExitStatus::of_checks(&checks), helpdesk::first_fault(&checks)),
     };
     if g.json {
@@ -425,6 +434,9 @@ fn browser_policies(g: &Global, action: BrowserPoliciesAction, root: &std::path:
         apply_browser_policies, browser_policies_config, remove_browser_policies, BrowserPolicies,
     };
     let result = match action {
+        BrowserPoliciesAction::Schedule | BrowserPoliciesAction::Unschedule => {
+            return browser_policies_task(g, matches!(action, BrowserPoliciesAction::Schedule));
+        }
         BrowserPoliciesAction::Apply => {
             browser_policies_config().and_then(|c| apply_browser_policies(root, &c))
         }
@@ -452,6 +464,29 @@ fn browser_policies(g: &Global, action: BrowserPoliciesAction, root: &std::path:
     }
     let nothing_wanted = matches!(action, BrowserPoliciesAction::Apply) && wanted.is_empty();
     print!("{}", cli::browser_policies_text(g.lang, nothing_wanted, &outcome, colour_enabled()));
+    ExitCode::SUCCESS
+}
+
+/// `browser-policies schedule|unschedule`: the Windows scheduled task.
+fn browser_policies_task(g: &Global, schedule: bool) -> ExitCode {
+    use cpx_agent::messages::label;
+    use cpx_agent::platform::policy_task::{self, TASK_NAME};
+    let result = if schedule { policy_task::schedule() } else { policy_task::unschedule() };
+    match result {
+        Ok(()) if g.json => println!("{}", serde_json::json!({"ok": true, "task": TASK_NAME})),
+        Ok(()) => {
+            let text = if schedule { label::BP_SCHEDULED } else { label::BP_UNSCHEDULED };
+            println!("{}", cpx_agent::said::fill(text.get(g.lang), &[("task", TASK_NAME)]));
+        }
+        Err(e) => {
+            if g.json {
+                println!("{}", serde_json::json!({"ok": false, "error": e.to_string()}));
+            } else {
+                eprintln!("cpx-agent browser-policies: {e}");
+            }
+            return ExitCode::from(ExitStatus::Internal);
+        }
+    }
     ExitCode::SUCCESS
 }
 

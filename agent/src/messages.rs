@@ -105,94 +105,6 @@ pub fn card_type_name(card_type: cpx_card::CardType) -> Text {
     }
 }
 
-/// Stable error codes, shared by every surface of the agent. A code about a card already recognised as a
-/// CPx carries its generation (`None`: a CPx variant whose generation is not known yet), so that every
-/// surface names the card (« Carte CPS3 reconnue, mais … »); it serialises as its name alone. A variant's
-/// meaning is its catalogue entry ([`Code::entry`], docs/errors.md), written once there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[allow(missing_docs)]
-pub enum Code {
-    PcscServiceStopped,
-    PcscServiceFault,
-    NoReader,
-    ReaderUnavailable,
-    NoCard,
-    CardMute,
-    CardNotCpx,
-    CardInUse,
-    CardRemoved,
-    CardTimeout,
-    CardCommunication,
-    CardMalformed,
-    CardUnexpectedStatus,
-    CardIncomplete,
-    PinBlocked,
-    PinWrong,
-    PinFormat,
-    PinRequired,
-    Contactless,
-    Unsupported,
-    CertificateExpired,
-    CertificateNotYetValid,
-    /// A CPx card whose PKCS#15 content could not be read.
-    CardRecognisedUnreadable(Option<Generation>),
-    /// A CPx card without a usable authentication key and certificate.
-    CardRecognisedNoCertificate(Option<Generation>),
-    /// A CPx card that answered a command with an unexpected status.
-    CardRecognisedRefused(Option<Generation>),
-    /// The card did not take the code porteur this time (`69 85`): nothing was retried.
-    PinNotAccepted,
-    // The loopback API.
-    NoCpxCard,
-    Busy,
-    UserCancelled,
-    PromptUnavailable,
-    OriginNotAllowed,
-    SiteRefused,
-    HostNotAllowed,
-    SiteNotConfigured,
-    BadRequest,
-    ChallengeInvalid,
-    NotFound,
-    PortalUnreachable,
-    PortalTls,
-    ProxyUnreachable,
-    ProxyRefused,
-    ProxyAuthRequired,
-    ProxyAuthFailed,
-    AgentError,
-    // Diagnostics.
-    CardUnlistedVariant,
-    PinLastTry,
-    CardTestOnProduction,
-    AgentPortTaken,
-    ClockSkew,
-    LoopbackNotTrusted,
-    /// A managed policy (or the user's file) has a malformed key: its safe default is in force.
-    PolicyMalformed,
-    // One agent per user (shared computers).
-    OtherUser,
-    UserAgentNotRunning,
-    UseUserAgent,
-    ConsentTooOften,
-    // Said by the page client (relying-party/js/cpx-agent.js) when it cannot reach the agent.
-    AgentUnreachable,
-    LocalNetworkBlocked,
-    // Where the agent's keys are.
-    /// No usable keyring: the agent's keys are in files of this user only (0600).
-    KeyringUnavailable,
-    UnblockCodeWrong,
-    UnblockCodeBlocked,
-    UnblockCodeFormat,
-    NewPinMismatch,
-}
-
-impl Serialize for Code {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
 /// The French and English texts of a failure on a recognised card: « Carte CPS3 reconnue, mais … ».
 macro_rules! named {
     ($g:expr, $fr:literal, $en:literal) => {
@@ -210,6 +122,264 @@ macro_rules! named {
     };
 }
 
+// Every code is one row of the `codes!` table below: its variant, its wire name, whether trying again can
+// help, its message and its fix. The enum, `Code::ALL`, `Code::as_str` and `Code::entry` are generated from
+// it, so that a code cannot be left out of any of them.
+macro_rules! codes {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident $(($g:ident))? = $wire:literal, retriable: $retriable:literal,
+            $message:expr,
+            $fix:expr;
+    )*) => {
+        /// Stable error codes, shared by every surface of the agent. A code about a card already recognised
+        /// as a CPx carries its generation (`None`: a CPx variant whose generation is not known yet), so that
+        /// every surface names the card (« Carte CPS3 reconnue, mais … »); it serialises as its name alone. A
+        /// variant's meaning is its catalogue entry ([`Code::entry`], docs/errors.md), written once there, in
+        /// the one table (agent/src/messages.rs) the enum, [`Code::ALL`] and [`Code::as_str`] come from.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[allow(missing_docs)]
+        pub enum Code {
+            $($(#[$doc])* $name $((codes!(@with $g, Option<Generation>)))?,)*
+        }
+
+        impl Code {
+            /// Every code, for catalogues and documentation (the codes about a recognised card as « CPx »).
+            pub const ALL: [Code; [$(stringify!($name)),*].len()] =
+                [$(Code::$name $((codes!(@with $g, None)))?),*];
+
+            /// The stable wire name (`CARD_NOT_CPX`…), the same for every generation: what the API, the
+            /// CLI's JSON and docs/errors.md say (serialising a code writes exactly this).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$name $((codes!(@with $g, _)))? => $wire,)*
+                }
+            }
+
+            /// The code's catalogue entry: its message, its fix, whether retrying can help.
+            pub fn entry(self) -> Entry {
+                let (message, fix, retriable) = match self {
+                    $(Code::$name $(($g))? => ($message, $fix, $retriable),)*
+                };
+                Entry { message, fix, retriable }
+            }
+        }
+    };
+    // `$with` in place of the payload's name `$g`.
+    (@with $g:ident, $($with:tt)*) => { $($with)* };
+}
+
+codes! {
+    PcscServiceStopped = "PCSC_SERVICE_STOPPED", retriable: true,
+        text!("Le service de carte à puce (PC/SC) est arrêté", "The smart-card service (PC/SC) is stopped"),
+        text!("Démarrez le service « Carte à puce » (Windows) ou pcscd (Linux), puis réessayez.", "Start the Smart Card service (Windows) or pcscd (Linux), then try again.");
+    PcscServiceFault = "PCSC_SERVICE_FAULT", retriable: true,
+        text!("Le service de carte à puce (PC/SC) est en erreur : ni la carte ni le lecteur n'en sont la cause", "The smart-card service (PC/SC) failed: neither the card nor the reader is the cause"),
+        text!("Redémarrez le service « Carte à puce » (Windows) ou pcscd (Linux), ou redémarrez l'ordinateur, puis réessayez.", "Restart the Smart Card service (Windows) or pcscd (Linux), or restart the computer, then try again.");
+    NoReader = "NO_READER", retriable: true,
+        text!("Aucun lecteur de carte détecté", "No card reader detected"),
+        text!("Branchez le lecteur de carte (ou vérifiez son câble USB), puis réessayez.", "Plug in the card reader (or check its USB cable), then try again.");
+    ReaderUnavailable = "READER_UNAVAILABLE", retriable: true,
+        text!("Le lecteur de carte ne répond pas", "The card reader does not respond"),
+        text!("Débranchez puis rebranchez le lecteur.", "Unplug the reader and plug it in again.");
+    NoCard = "NO_CARD", retriable: true,
+        text!("Aucune carte dans le lecteur", "No card in the reader"),
+        text!("Insérez votre carte CPS, puce vers le haut.", "Insert your CPS card, chip facing up.");
+    CardMute = "CARD_MUTE", retriable: true,
+        text!("Carte CPS mal insérée / non reconnue : la carte ne répond pas", "CPS card badly inserted / not recognised: the card does not answer"),
+        text!("Retirez la carte et réinsérez-la dans le bon sens, puce vers le haut ; si cela persiste, la puce est peut-être sale ou abîmée.", "Take the card out and insert it the right way, chip up; if it persists, the chip may be dirty or damaged.");
+    CardNotCpx = "CARD_NOT_CPX", retriable: false,
+        text!("Cette carte n'est pas une carte CPx (CPS, CPE, CPA, CPF)", "This card is not a CPx card (CPS, CPE, CPA, CPF)"),
+        text!("Insérez votre carte de professionnel de santé ; une carte Vitale ou bancaire ne convient pas.", "Insert your health-professional card; a Carte Vitale or a bank card will not do.");
+    CardInUse = "CARD_IN_USE", retriable: true,
+        text!("La carte est utilisée par un autre programme", "The card is in use by another program"),
+        text!("Fermez l'autre logiciel qui utilise la carte (GALSS, Cryptolib, logiciel de facturation), puis réessayez.", "Close the other software using the card (GALSS, Cryptolib, billing software), then try again.");
+    CardRemoved = "CARD_REMOVED", retriable: true,
+        text!("La carte a été retirée pendant l'opération", "The card was removed during the operation"),
+        text!("Réinsérez la carte et recommencez.", "Insert the card again and start over.");
+    CardTimeout = "CARD_TIMEOUT", retriable: true,
+        text!("La carte ne répond plus", "The card stopped answering"),
+        text!("Retirez la carte, réinsérez-la et recommencez ; si cela persiste, essayez un autre lecteur.", "Take the card out, insert it again and start over; if it persists, try another reader.");
+    CardCommunication = "CARD_COMMUNICATION", retriable: true,
+        text!("Échec de communication avec la carte ou le lecteur", "Communication with the card or reader failed"),
+        text!("Retirez et réinsérez la carte ; si cela persiste, rebranchez le lecteur.", "Take the card out and insert it again; if it persists, plug the reader in again.");
+    CardMalformed = "CARD_MALFORMED", retriable: true,
+        text!("La carte a renvoyé des données illisibles", "The card returned unreadable data"),
+        text!("Réinsérez la carte ; si cela persiste, contactez le support en joignant le rapport de diagnostic.", "Insert the card again; if it persists, contact support with the diagnostic report.");
+    CardUnexpectedStatus = "CARD_UNEXPECTED_STATUS", retriable: true,
+        text!("La carte a refusé une commande", "The card refused a command"),
+        text!("Réinsérez la carte ; si cela persiste, contactez le support en joignant le rapport de diagnostic.", "Insert the card again; if it persists, contact support with the diagnostic report.");
+    CardIncomplete = "CARD_INCOMPLETE", retriable: false,
+        text!("La carte ne contient pas de certificat d'authentification utilisable", "The card holds no usable authentication certificate"),
+        text!("Contactez l'émetteur de la carte (CPS Info Service : 0 825 85 2000).", "Contact the card issuer (CPS Info Service: 0 825 85 2000).");
+    PinBlocked = "PIN_BLOCKED", retriable: false,
+        text!("Code porteur bloqué", "Code porteur (PIN) blocked"),
+        text!("Débloquez la carte avec son code de déblocage (courrier reçu avec la carte) : Agent CPx → « Débloquer ma carte », ou cpx-agent pin unblock. Sans ce code, appelez CPS Info Service au 0 825 85 2000.", "Unblock the card with its unblocking code (letter received with the card): Agent CPx → « Débloquer ma carte », or cpx-agent pin unblock. Without that code, call CPS Info Service on 0 825 85 2000.");
+    PinWrong = "PIN_WRONG", retriable: true,
+        text!("Code porteur incorrect", "Wrong code porteur (PIN)"),
+        text!("Vérifiez votre code porteur (4 chiffres) avant de réessayer : la carte se bloque après 3 erreurs.", "Check your code porteur (4 digits) before trying again: the card blocks after 3 errors.");
+    PinFormat = "PIN_FORMAT", retriable: true,
+        text!("Le code porteur comporte 4 chiffres", "The code porteur is 4 digits"),
+        text!("Saisissez les 4 chiffres de votre code porteur.", "Type the 4 digits of your code porteur.");
+    PinRequired = "PIN_REQUIRED", retriable: true,
+        text!("Le code porteur n'a pas été vérifié", "The code porteur was not verified"),
+        text!("Recommencez la connexion et saisissez votre code porteur.", "Start the login again and type your code porteur.");
+    Contactless = "CONTACTLESS", retriable: false,
+        text!("Carte lue en sans contact : la connexion demande le contact", "Card read contactless: login needs the contact interface"),
+        text!("Insérez la carte dans la fente du lecteur au lieu de la poser dessus.", "Insert the card into the reader's slot instead of laying it on top.");
+    Unsupported = "UNSUPPORTED", retriable: false,
+        text!("Opération non prise en charge par cette carte", "Operation not supported by this card"),
+        text!("Contactez le support en joignant le rapport de diagnostic.", "Contact support with the diagnostic report.");
+    CertificateExpired = "CERTIFICATE_EXPIRED", retriable: false,
+        text!("Le certificat de la carte a expiré", "The card's certificate has expired"),
+        text!("Commandez une nouvelle carte auprès de l'ANS (CPS Info Service : 0 825 85 2000).", "Order a new card from the ANS (CPS Info Service: 0 825 85 2000).");
+    CertificateNotYetValid = "CERTIFICATE_NOT_YET_VALID", retriable: false,
+        text!("Le certificat de la carte n'est pas encore valide", "The card's certificate is not valid yet"),
+        text!("Vérifiez la date et l'heure de l'ordinateur.", "Check the computer's date and time.");
+    // The loopback API.
+    NoCpxCard = "NO_CPX_CARD", retriable: true,
+        text!("Aucune carte CPx prête dans les lecteurs", "No CPx card ready in the readers"),
+        text!("Insérez votre carte CPS dans le lecteur, puce vers le haut, puis recommencez.", "Insert your CPS card in the reader, chip up, then start again.");
+    Busy = "BUSY", retriable: true,
+        text!("La carte est déjà utilisée pour une autre connexion", "The card is already in use for another login"),
+        text!("Terminez la connexion en cours (fenêtre du code porteur), puis recommencez.", "Finish the login in progress (code porteur window), then start again.");
+    UserCancelled = "USER_CANCELLED", retriable: true,
+        text!("Connexion annulée", "Login cancelled"),
+        text!("Recommencez quand vous le souhaitez.", "Start again whenever you wish.");
+    PromptUnavailable = "PROMPT_UNAVAILABLE", retriable: true,
+        text!("La fenêtre du code porteur n'a pas pu s'ouvrir", "The code porteur window could not open"),
+        text!("Vérifiez que l'Agent CPx est démarré dans votre session, puis recommencez.", "Check that Agent CPx is running in your session, then start again.");
+    OriginNotAllowed = "ORIGIN_NOT_ALLOWED", retriable: false,
+        text!("Ce site n'est pas autorisé à utiliser votre carte CPx", "This site is not allowed to use your CPx card"),
+        text!("Si ce site est celui de votre établissement, demandez à votre service informatique de l'autoriser.", "If this is your organisation's site, ask your IT department to allow it.");
+    SiteRefused = "SITE_REFUSED", retriable: true,
+        text!("Vous avez refusé que ce site utilise votre carte CPx", "You refused to let this site use your CPx card"),
+        text!("Si c'était une erreur, recommencez la connexion et choisissez « Autoriser ». La liste est dans le menu « Sites autorisés » de l'Agent CPx.", "If that was a mistake, start again and choose « Allow ». The list is in Agent CPx's « Sites autorisés » menu.");
+    HostNotAllowed = "HOST_NOT_ALLOWED", retriable: false,
+        text!("Requête refusée : adresse de l'agent inattendue", "Request refused: unexpected agent address"),
+        text!("Le site doit appeler https://127.0.0.1 ou https://localhost sur le port de l'agent.", "The site must call https://127.0.0.1 or https://localhost on the agent's port.");
+    SiteNotConfigured = "SITE_NOT_CONFIGURED", retriable: false,
+        text!("La connexion par carte n'est pas configurée pour ce site", "Card login is not configured for this site"),
+        text!("Demandez à votre service informatique de configurer l'adresse de connexion par carte de ce site.", "Ask your IT department to configure this site's card login address.");
+    BadRequest = "BAD_REQUEST", retriable: false,
+        text!("Requête invalide", "Invalid request"),
+        text!("Le site doit envoyer un JSON conforme à l'API de l'agent (voir docs/openapi.yaml).", "The site must send JSON that follows the agent's API (see docs/openapi.yaml).");
+    ChallengeInvalid = "CHALLENGE_INVALID", retriable: false,
+        text!("Défi de connexion invalide (au moins 256 bits aléatoires, en base64)", "Invalid login challenge (at least 256 random bits, base64)"),
+        text!("Le site doit obtenir un nouveau défi de son serveur.", "The site must get a new challenge from its server.");
+    NotFound = "NOT_FOUND", retriable: false,
+        text!("Adresse inconnue de l'agent", "Unknown agent address"),
+        text!("Consultez docs/openapi.yaml pour les adresses de l'agent.", "See docs/openapi.yaml for the agent's addresses.");
+    PortalUnreachable = "PORTAL_UNREACHABLE", retriable: true,
+        text!("Le serveur de connexion par carte du site ne répond pas", "The site's card login server does not answer"),
+        text!("Vérifiez votre connexion réseau ; si cela persiste, contactez le support du site.", "Check your network connection; if it persists, contact the site's support.");
+    PortalTls = "PORTAL_TLS", retriable: true,
+        text!("La connexion sécurisée avec le site a échoué", "The secure connection with the site failed"),
+        text!("Vérifiez la date de l'ordinateur ; si cela persiste, contactez le support du site avec le rapport de diagnostic.", "Check the computer's date; if it persists, contact the site's support with the diagnostic report.");
+    ProxyUnreachable = "PROXY_UNREACHABLE", retriable: true,
+        text!("Le proxy du réseau ne répond pas", "The network's proxy does not answer"),
+        text!("Vérifiez la connexion réseau ; si cela persiste, signalez au service informatique le proxy indiqué dans le rapport de diagnostic (réglage proxy de l'ordinateur ou clé de stratégie « proxy »).", "Check the network connection; if it persists, give IT the proxy named in the diagnostic report (the computer's proxy setting or the « proxy » policy key).");
+    ProxyRefused = "PROXY_REFUSED", retriable: false,
+        text!("Le proxy refuse la connexion au serveur de connexion par carte du site", "The proxy refuses the connection to the site's card login server"),
+        text!("Demandez au service informatique d'autoriser sur le proxy l'accès HTTPS (CONNECT) à l'adresse de connexion par carte du site indiquée dans le rapport de diagnostic.", "Ask IT to allow on the proxy HTTPS access (CONNECT) to the site's card login address named in the diagnostic report.");
+    ProxyAuthRequired = "PROXY_AUTH_REQUIRED", retriable: false,
+        text!("Le proxy demande une authentification que l'Agent CPx ne peut pas fournir", "The proxy asks for an authentication Agent CPx cannot provide"),
+        text!("Ouvrez une session avec votre compte du domaine (ticket Kerberos) ; sinon, demandez au service informatique d'autoriser l'Agent CPx sur le proxy ou d'y activer l'authentification Negotiate.", "Log in with your domain account (Kerberos ticket); otherwise ask IT to let Agent CPx through the proxy or to enable Negotiate authentication on it.");
+    ProxyAuthFailed = "PROXY_AUTH_FAILED", retriable: true,
+        text!("L'authentification au proxy a échoué", "Authentication to the proxy failed"),
+        text!("Verrouillez puis rouvrez votre session pour renouveler votre ticket Kerberos ; si cela persiste, contactez le service informatique avec le rapport de diagnostic.", "Lock and unlock your session to renew your Kerberos ticket; if it persists, contact IT with the diagnostic report.");
+    AgentError = "AGENT_ERROR", retriable: true,
+        text!("Erreur interne de l'Agent CPx", "Agent CPx internal error"),
+        text!("Redémarrez l'Agent CPx ; si cela persiste, contactez le support avec le rapport de diagnostic.", "Restart Agent CPx; if it persists, contact support with the diagnostic report.");
+    // Diagnostics.
+    CardUnlistedVariant = "CARD_UNLISTED_VARIANT", retriable: false,
+        text!("Carte CPx d'un modèle non répertorié (ATR inconnu, émetteur ANS)", "CPx card of an unlisted model (unknown ATR, ANS issuer)"),
+        text!("La carte est utilisable ; signalez son ATR au support pour qu'il soit ajouté à la table.", "The card is usable; report its ATR to support so that it is added to the table.");
+    PinLastTry = "PIN_LAST_TRY", retriable: false,
+        text!("Il ne reste qu'un essai au code porteur", "Only one try left on the code porteur"),
+        text!("Vérifiez votre code porteur avant de le saisir : une erreur de plus bloquera la carte.", "Check your code porteur before typing it: one more error will block the card.");
+    CardTestOnProduction = "CARD_TEST_ON_PRODUCTION", retriable: false,
+        text!("Carte de TEST (IGC-Santé de test) sur un poste configuré pour la production", "TEST card (test IGC-Santé) on a workstation configured for production"),
+        text!("Utilisez votre carte de production, ou demandez au service informatique la configuration de test.", "Use your production card, or ask IT for the test configuration.");
+    AgentPortTaken = "AGENT_PORT_TAKEN", retriable: true,
+        text!("Le port de l'Agent CPx est occupé par un autre programme", "Agent CPx's port is taken by another program"),
+        text!("Fermez le programme qui utilise ce port, ou demandez au service informatique de configurer un autre port.", "Close the program using that port, or ask IT to configure another port.");
+    ClockSkew = "CLOCK_SKEW", retriable: true,
+        text!("L'horloge de l'ordinateur est décalée par rapport au serveur du site", "The computer's clock is off compared with the site's server"),
+        text!("Réglez la date et l'heure de l'ordinateur (réglage automatique), puis réessayez : un décalage fait échouer la connexion sécurisée.", "Set the computer's date and time (automatic setting), then try again: a clock that is off makes the secure connection fail.");
+    LoopbackNotTrusted = "LOOPBACK_NOT_TRUSTED", retriable: false,
+        text!("Le certificat local de l'Agent CPx n'est pas approuvé par les navigateurs", "Agent CPx's local certificate is not trusted by the browsers"),
+        text!("Réinstallez l'Agent CPx (l'installation l'approuve) ou demandez au service informatique de l'ajouter aux certificats approuvés des navigateurs.", "Reinstall Agent CPx (installing trusts it) or ask IT to add it to the browsers' trusted certificates.");
+    /// A managed policy (or the user's file) has a malformed key: its safe default is in force.
+    PolicyMalformed = "POLICY_MALFORMED", retriable: false,
+        text!("Une valeur de la configuration gérée est invalide : l'Agent CPx applique à sa place la valeur sûre", "A managed configuration value is malformed: Agent CPx uses the safe value instead"),
+        text!("Signalez-le au service informatique en donnant la clé et la source indiquées (fichier policy.toml, registre, profil) : il corrigera la valeur. D'ici là, la valeur sûre peut limiter ce que l'agent permet.", "Tell IT, giving the key and the source shown (policy.toml file, registry, profile): they will correct the value. Until then, the safe value may limit what the agent allows.");
+    /// A CPx card whose PKCS#15 content could not be read.
+    CardRecognisedUnreadable(g) = "CARD_RECOGNISED_UNREADABLE", retriable: false,
+        named!(g, "son contenu n'a pas pu être lu", "its content could not be read"),
+        text!("La carte est bien insérée : inutile de la réinsérer. Contactez le support en joignant le rapport de diagnostic (menu Diagnostic, ou cpx-agent report) ; pour la carte elle-même, CPS Info Service : 0 825 85 2000.", "The card is inserted correctly: no need to insert it again. Contact support with the diagnostic report (Diagnostics menu, or cpx-agent report); about the card itself, CPS Info Service: 0 825 85 2000.");
+    /// A CPx card without a usable authentication key and certificate.
+    CardRecognisedNoCertificate(g) = "CARD_RECOGNISED_NO_CERTIFICATE", retriable: false,
+        named!(g, "elle ne contient pas de certificat d'authentification utilisable", "it holds no usable authentication certificate"),
+        text!("La carte est bien insérée : inutile de la réinsérer. Contactez l'émetteur de la carte (CPS Info Service : 0 825 85 2000) en joignant le rapport de diagnostic.", "The card is inserted correctly: no need to insert it again. Contact the card issuer (CPS Info Service: 0 825 85 2000) with the diagnostic report.");
+    /// A CPx card that answered a command with an unexpected status.
+    CardRecognisedRefused(g) = "CARD_RECOGNISED_REFUSED", retriable: false,
+        named!(g, "elle a refusé une commande", "it refused a command"),
+        text!("La carte est bien insérée : inutile de la réinsérer. Contactez le support en joignant le rapport de diagnostic (menu Diagnostic, ou cpx-agent report) ; pour la carte elle-même, CPS Info Service : 0 825 85 2000.", "The card is inserted correctly: no need to insert it again. Contact support with the diagnostic report (Diagnostics menu, or cpx-agent report); about the card itself, CPS Info Service: 0 825 85 2000.");
+    /// The card did not take the code porteur this time (`69 85`): nothing was retried.
+    PinNotAccepted = "PIN_NOT_ACCEPTED", retriable: true,
+        text!("La carte n'a pas pu prendre en compte le code porteur cette fois-ci", "The card could not take the code porteur this time"),
+        text!("Recommencez la connexion et saisissez de nouveau votre code porteur ; l'agent ne le représente jamais à votre place.", "Start the login again and type your code porteur again; the agent never presents it again on your behalf.");
+    // One agent per user (shared computers).
+    OtherUser = "OTHER_USER", retriable: false,
+        text!("Refusé : cette demande vient d'un autre utilisateur de l'ordinateur", "Refused: this request comes from another user of the computer"),
+        text!("L'Agent CPx ne sert que la session qui l'a démarré. Sur un poste partagé, chaque utilisateur a son propre agent : le site doit le trouver par l'adresse habituelle (cpx-agent.js à jour).", "Agent CPx serves only the session that started it. On a shared computer each user has an agent of their own: the site must find it through the usual address (an up-to-date cpx-agent.js).");
+    UserAgentNotRunning = "USER_AGENT_NOT_RUNNING", retriable: true,
+        text!("L'Agent CPx de votre session n'est pas démarré", "The Agent CPx of your session is not running"),
+        text!("Démarrez l'Agent CPx (menu Démarrer ou reconnexion à la session), puis rechargez la page.", "Start Agent CPx (Start menu, or log in to the session again), then reload the page.");
+    UseUserAgent = "USE_USER_AGENT", retriable: false,
+        text!("Sur ce poste partagé, chaque utilisateur a son propre Agent CPx", "On this shared computer each user has their own Agent CPx"),
+        text!("Le site doit demander le port de votre agent à l'adresse habituelle (GET /v1/status, champ agent_port) : mettez à jour cpx-agent.js.", "The site must ask the usual address for your agent's port (GET /v1/status, field agent_port): update cpx-agent.js.");
+    ConsentTooOften = "CONSENT_TOO_OFTEN", retriable: true,
+        text!("Trop de demandes d'autorisation de sites en peu de temps : aucune question n'a été posée", "Too many site permission requests in a short time: no question was asked"),
+        text!("Attendez une minute puis recommencez la connexion. Si cela se répète sans que vous l'ayez demandé, une page ouverte essaie d'obtenir votre carte : fermez-la.", "Wait a minute, then start the login again. If it keeps happening without you asking, an open page is trying to get your card: close it.");
+    // Said by the page client (relying-party/js/cpx-agent.js) when it cannot reach the agent.
+    AgentUnreachable = "AGENT_UNREACHABLE", retriable: true,
+        text!("L'Agent CPx ne répond pas sur cet ordinateur", "Agent CPx does not answer on this computer"),
+        text!("Vérifiez que l'Agent CPx est installé et démarré, puis rechargez la page. Si le navigateur demande d'autoriser ce site à accéder aux appareils et applications de cet ordinateur, choisissez « Autoriser ».", "Check that Agent CPx is installed and running, then reload the page. If the browser asks whether this site may access the devices and apps of this computer, choose « Allow ».");
+    LocalNetworkBlocked = "LOCAL_NETWORK_BLOCKED", retriable: false,
+        text!("Le navigateur empêche ce site de joindre l'Agent CPx sur cet ordinateur (accès au réseau local refusé)", "The browser stops this site from reaching Agent CPx on this computer (local network access refused)"),
+        text!("Cliquez sur l'icône à gauche de l'adresse du site, autorisez l'accès aux appareils et applications de cet ordinateur (réseau local), puis rechargez la page. Le service informatique peut l'autoriser pour tous les postes (stratégies de navigateur de l'Agent CPx).", "Click the icon left of the site's address, allow access to this computer's devices and apps (local network), then reload the page. IT can allow it for every workstation (Agent CPx's browser policies).");
+    // Where the agent's keys are.
+    /// No usable keyring: the agent's keys are in files of this user only (0600).
+    KeyringUnavailable = "KEYRING_UNAVAILABLE", retriable: false,
+        text!("Aucun trousseau de clés utilisable : la clé du certificat local de l'Agent CPx est gardée dans un fichier lisible par vous seul", "No usable keyring: Agent CPx's local certificate key is kept in a file readable by you only"),
+        text!("Installez et déverrouillez un trousseau de clés (gnome-keyring, ou le Secret Service de KeePassXC), puis redémarrez l'Agent CPx : la clé y sera déplacée. En attendant, l'Agent CPx fonctionne normalement.", "Install and unlock a keyring (gnome-keyring, or KeePassXC's Secret Service), then restart Agent CPx: the key will be moved into it. Meanwhile Agent CPx works as usual.");
+    // Changing and unblocking the code porteur.
+    UnblockCodeWrong = "UNBLOCK_CODE_WRONG", retriable: true,
+        text!("Code de déblocage incorrect", "Wrong unblocking code"),
+        text!("Vérifiez le code de déblocage (8 chiffres, dans le courrier reçu avec la carte) : après 3 erreurs la carte ne peut plus être débloquée et doit être remplacée.", "Check the unblocking code (8 digits, in the letter that came with the card): after 3 mistakes the card can no longer be unblocked and must be replaced.");
+    UnblockCodeBlocked = "UNBLOCK_CODE_BLOCKED", retriable: false,
+        text!("Code de déblocage bloqué : la carte ne peut plus être débloquée", "Unblocking code blocked: the card can no longer be unblocked"),
+        text!("La carte doit être remplacée : appelez CPS Info Service au 0 825 85 2000.", "The card must be replaced: call CPS Info Service on 0 825 85 2000.");
+    UnblockCodeFormat = "UNBLOCK_CODE_FORMAT", retriable: true,
+        text!("Le code de déblocage comporte 8 chiffres", "The unblocking code is 8 digits"),
+        text!("Saisissez les 8 chiffres du code de déblocage reçu par courrier avec la carte.", "Type the 8 digits of the unblocking code that came by letter with the card.");
+    NewPinMismatch = "NEW_PIN_MISMATCH", retriable: true,
+        text!("Les deux saisies du nouveau code porteur sont différentes", "The two entries of the new code porteur differ"),
+        text!("Saisissez deux fois le même nouveau code porteur (4 chiffres). Rien n'a été changé sur la carte.", "Type the same new code porteur (4 digits) twice. Nothing was changed on the card.");
+    /// No code porteur was typed on the PIN-pad reader's keypad before the reader gave up (`64 00`).
+    PinpadTimeout = "PINPAD_TIMEOUT", retriable: true,
+        text!("Le lecteur a cessé d'attendre le code porteur sur son clavier", "The reader stopped waiting for the code porteur on its keypad"),
+        text!("Recommencez la connexion, puis saisissez votre code porteur sur le clavier du lecteur et appuyez sur sa touche OK sans attendre. Aucun essai n'a été compté.", "Start the login again, then type your code porteur on the reader's keypad and press its OK key without waiting. No try was spent.");
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// One catalogue entry.
 pub struct Entry {
     /// What happened.
@@ -221,142 +391,6 @@ pub struct Entry {
 }
 
 impl Code {
-    /// Every code, for catalogues and documentation (the codes about a recognised card as « CPx »).
-    pub const ALL: [Code; 62] = [
-        Code::PcscServiceStopped,
-        Code::PcscServiceFault,
-        Code::NoReader,
-        Code::ReaderUnavailable,
-        Code::NoCard,
-        Code::CardMute,
-        Code::CardNotCpx,
-        Code::CardInUse,
-        Code::CardRemoved,
-        Code::CardTimeout,
-        Code::CardCommunication,
-        Code::CardMalformed,
-        Code::CardUnexpectedStatus,
-        Code::CardIncomplete,
-        Code::PinBlocked,
-        Code::PinWrong,
-        Code::PinFormat,
-        Code::PinRequired,
-        Code::Contactless,
-        Code::Unsupported,
-        Code::CertificateExpired,
-        Code::CertificateNotYetValid,
-        Code::NoCpxCard,
-        Code::Busy,
-        Code::UserCancelled,
-        Code::PromptUnavailable,
-        Code::OriginNotAllowed,
-        Code::SiteRefused,
-        Code::HostNotAllowed,
-        Code::SiteNotConfigured,
-        Code::BadRequest,
-        Code::ChallengeInvalid,
-        Code::NotFound,
-        Code::PortalUnreachable,
-        Code::PortalTls,
-        Code::ProxyUnreachable,
-        Code::ProxyRefused,
-        Code::ProxyAuthRequired,
-        Code::ProxyAuthFailed,
-        Code::AgentError,
-        Code::CardUnlistedVariant,
-        Code::PinLastTry,
-        Code::CardTestOnProduction,
-        Code::AgentPortTaken,
-        Code::ClockSkew,
-        Code::LoopbackNotTrusted,
-        Code::PolicyMalformed,
-        Code::CardRecognisedUnreadable(None),
-        Code::CardRecognisedNoCertificate(None),
-        Code::CardRecognisedRefused(None),
-        Code::PinNotAccepted,
-        Code::OtherUser,
-        Code::UserAgentNotRunning,
-        Code::UseUserAgent,
-        Code::ConsentTooOften,
-        Code::AgentUnreachable,
-        Code::LocalNetworkBlocked,
-        Code::KeyringUnavailable,
-        Code::UnblockCodeWrong,
-        Code::UnblockCodeBlocked,
-        Code::UnblockCodeFormat,
-        Code::NewPinMismatch,
-    ];
-
-    /// The stable wire name (`CARD_NOT_CPX`…), the same for every generation: what the API, the CLI's
-    /// JSON and docs/errors.md say (serialising a code writes exactly this).
-    pub fn as_str(self) -> &'static str {
-        use Code::*;
-        match self {
-            PcscServiceStopped => "PCSC_SERVICE_STOPPED",
-            PcscServiceFault => "PCSC_SERVICE_FAULT",
-            NoReader => "NO_READER",
-            ReaderUnavailable => "READER_UNAVAILABLE",
-            NoCard => "NO_CARD",
-            CardMute => "CARD_MUTE",
-            CardNotCpx => "CARD_NOT_CPX",
-            CardInUse => "CARD_IN_USE",
-            CardRemoved => "CARD_REMOVED",
-            CardTimeout => "CARD_TIMEOUT",
-            CardCommunication => "CARD_COMMUNICATION",
-            CardMalformed => "CARD_MALFORMED",
-            CardUnexpectedStatus => "CARD_UNEXPECTED_STATUS",
-            CardIncomplete => "CARD_INCOMPLETE",
-            PinBlocked => "PIN_BLOCKED",
-            PinWrong => "PIN_WRONG",
-            PinFormat => "PIN_FORMAT",
-            PinRequired => "PIN_REQUIRED",
-            Contactless => "CONTACTLESS",
-            Unsupported => "UNSUPPORTED",
-            CertificateExpired => "CERTIFICATE_EXPIRED",
-            CertificateNotYetValid => "CERTIFICATE_NOT_YET_VALID",
-            CardRecognisedUnreadable(_) => "CARD_RECOGNISED_UNREADABLE",
-            CardRecognisedNoCertificate(_) => "CARD_RECOGNISED_NO_CERTIFICATE",
-            CardRecognisedRefused(_) => "CARD_RECOGNISED_REFUSED",
-            PinNotAccepted => "PIN_NOT_ACCEPTED",
-            NoCpxCard => "NO_CPX_CARD",
-            Busy => "BUSY",
-            UserCancelled => "USER_CANCELLED",
-            PromptUnavailable => "PROMPT_UNAVAILABLE",
-            OriginNotAllowed => "ORIGIN_NOT_ALLOWED",
-            SiteRefused => "SITE_REFUSED",
-            HostNotAllowed => "HOST_NOT_ALLOWED",
-            SiteNotConfigured => "SITE_NOT_CONFIGURED",
-            BadRequest => "BAD_REQUEST",
-            ChallengeInvalid => "CHALLENGE_INVALID",
-            NotFound => "NOT_FOUND",
-            PortalUnreachable => "PORTAL_UNREACHABLE",
-            PortalTls => "PORTAL_TLS",
-            ProxyUnreachable => "PROXY_UNREACHABLE",
-            ProxyRefused => "PROXY_REFUSED",
-            ProxyAuthRequired => "PROXY_AUTH_REQUIRED",
-            ProxyAuthFailed => "PROXY_AUTH_FAILED",
-            AgentError => "AGENT_ERROR",
-            CardUnlistedVariant => "CARD_UNLISTED_VARIANT",
-            PinLastTry => "PIN_LAST_TRY",
-            CardTestOnProduction => "CARD_TEST_ON_PRODUCTION",
-            AgentPortTaken => "AGENT_PORT_TAKEN",
-            ClockSkew => "CLOCK_SKEW",
-            LoopbackNotTrusted => "LOOPBACK_NOT_TRUSTED",
-            PolicyMalformed => "POLICY_MALFORMED",
-            OtherUser => "OTHER_USER",
-            UserAgentNotRunning => "USER_AGENT_NOT_RUNNING",
-            UseUserAgent => "USE_USER_AGENT",
-            ConsentTooOften => "CONSENT_TOO_OFTEN",
-            AgentUnreachable => "AGENT_UNREACHABLE",
-            LocalNetworkBlocked => "LOCAL_NETWORK_BLOCKED",
-            KeyringUnavailable => "KEYRING_UNAVAILABLE",
-            UnblockCodeWrong => "UNBLOCK_CODE_WRONG",
-            UnblockCodeBlocked => "UNBLOCK_CODE_BLOCKED",
-            UnblockCodeFormat => "UNBLOCK_CODE_FORMAT",
-            NewPinMismatch => "NEW_PIN_MISMATCH",
-        }
-    }
-
     /// The generation a code names, for the codes about a recognised CPx card.
     pub fn generation(self) -> Option<Option<Generation>> {
         match self {
@@ -370,326 +404,6 @@ impl Code {
     /// The code of a failure on a card already named `generation` (after it was opened).
     pub fn about_card(e: &CardError, generation: Option<Generation>) -> Code {
         Code::from(&e.clone().after_recognition(generation))
-    }
-
-    /// The code's catalogue entry: its message, its fix, whether retrying can help.
-    pub fn entry(self) -> Entry {
-        use Code::*;
-        let (message, fix, retriable) = match self {
-            PcscServiceStopped => (
-                text!("Le service de carte à puce (PC/SC) est arrêté", "The smart-card service (PC/SC) is stopped"),
-                text!("Démarrez le service « Carte à puce » (Windows) ou pcscd (Linux), puis réessayez.", "Start the Smart Card service (Windows) or pcscd (Linux), then try again."),
-                true,
-            ),
-            PcscServiceFault => (
-                text!("Le service de carte à puce (PC/SC) est en erreur : ni la carte ni le lecteur n'en sont la cause", "The smart-card service (PC/SC) failed: neither the card nor the reader is the cause"),
-                text!("Redémarrez le service « Carte à puce » (Windows) ou pcscd (Linux), ou redémarrez l'ordinateur, puis réessayez.", "Restart the Smart Card service (Windows) or pcscd (Linux), or restart the computer, then try again."),
-                true,
-            ),
-            NoReader => (
-                text!("Aucun lecteur de carte détecté", "No card reader detected"),
-                text!("Branchez le lecteur de carte (ou vérifiez son câble USB), puis réessayez.", "Plug in the card reader (or check its USB cable), then try again."),
-                true,
-            ),
-            ReaderUnavailable => (
-                text!("Le lecteur de carte ne répond pas", "The card reader does not respond"),
-                text!("Débranchez puis rebranchez le lecteur.", "Unplug the reader and plug it in again."),
-                true,
-            ),
-            NoCard => (
-                text!("Aucune carte dans le lecteur", "No card in the reader"),
-                text!("Insérez votre carte CPS, puce vers le haut.", "Insert your CPS card, chip facing up."),
-                true,
-            ),
-            CardMute => (
-                text!("Carte CPS mal insérée / non reconnue : la carte ne répond pas", "CPS card badly inserted / not recognised: the card does not answer"),
-                text!("Retirez la carte et réinsérez-la dans le bon sens, puce vers le haut ; si cela persiste, la puce est peut-être sale ou abîmée.", "Take the card out and insert it the right way, chip up; if it persists, the chip may be dirty or damaged."),
-                true,
-            ),
-            CardNotCpx => (
-                text!("Cette carte n'est pas une carte CPx (CPS, CPE, CPA, CPF)", "This card is not a CPx card (CPS, CPE, CPA, CPF)"),
-                text!("Insérez votre carte de professionnel de santé ; une carte Vitale ou bancaire ne convient pas.", "Insert your health-professional card; a Carte Vitale or a bank card will not do."),
-                false,
-            ),
-            CardInUse => (
-                text!("La carte est utilisée par un autre programme", "The card is in use by another program"),
-                text!("Fermez l'autre logiciel qui utilise la carte (GALSS, Cryptolib, logiciel de facturation), puis réessayez.", "Close the other software using the card (GALSS, Cryptolib, billing software), then try again."),
-                true,
-            ),
-            CardRemoved => (
-                text!("La carte a été retirée pendant l'opération", "The card was removed during the operation"),
-                text!("Réinsérez la carte et recommencez.", "Insert the card again and start over."),
-                true,
-            ),
-            CardTimeout => (
-                text!("La carte ne répond plus", "The card stopped answering"),
-                text!("Retirez la carte, réinsérez-la et recommencez ; si cela persiste, essayez un autre lecteur.", "Take the card out, insert it again and start over; if it persists, try another reader."),
-                true,
-            ),
-            CardCommunication => (
-                text!("Échec de communication avec la carte ou le lecteur", "Communication with the card or reader failed"),
-                text!("Retirez et réinsérez la carte ; si cela persiste, rebranchez le lecteur.", "Take the card out and insert it again; if it persists, plug the reader in again."),
-                true,
-            ),
-            CardMalformed => (
-                text!("La carte a renvoyé des données illisibles", "The card returned unreadable data"),
-                text!("Réinsérez la carte ; si cela persiste, contactez le support en joignant le rapport de diagnostic.", "Insert the card again; if it persists, contact support with the diagnostic report."),
-                true,
-            ),
-            CardUnexpectedStatus => (
-                text!("La carte a refusé une commande", "The card refused a command"),
-                text!("Réinsérez la carte ; si cela persiste, contactez le support en joignant le rapport de diagnostic.", "Insert the card again; if it persists, contact support with the diagnostic report."),
-                true,
-            ),
-            CardIncomplete => (
-                text!("La carte ne contient pas de certificat d'authentification utilisable", "The card holds no usable authentication certificate"),
-                text!("Contactez l'émetteur de la carte (CPS Info Service : 0 825 85 2000).", "Contact the card issuer (CPS Info Service: 0 825 85 2000)."),
-                false,
-            ),
-            PinBlocked => (
-                text!("Code porteur bloqué", "Code porteur (PIN) blocked"),
-                text!("Débloquez la carte avec son code de déblocage (courrier reçu avec la carte) : Agent CPx → « Débloquer ma carte », ou cpx-agent pin unblock. Sans ce code, appelez CPS Info Service au 0 825 85 2000.", "Unblock the card with its unblocking code (letter received with the card): Agent CPx → « Débloquer ma carte », or cpx-agent pin unblock. Without that code, call CPS Info Service on 0 825 85 2000."),
-                false,
-            ),
-            PinWrong => (
-                text!("Code porteur incorrect", "Wrong code porteur (PIN)"),
-                text!("Vérifiez votre code porteur (4 chiffres) avant de réessayer : la carte se bloque après 3 erreurs.", "Check your code porteur (4 digits) before trying again: the card blocks after 3 errors."),
-                true,
-            ),
-            PinFormat => (
-                text!("Le code porteur comporte 4 chiffres", "The code porteur is 4 digits"),
-                text!("Saisissez les 4 chiffres de votre code porteur.", "Type the 4 digits of your code porteur."),
-                true,
-            ),
-            PinRequired => (
-                text!("Le code porteur n'a pas été vérifié", "The code porteur was not verified"),
-                text!("Recommencez la connexion et saisissez votre code porteur.", "Start the login again and type your code porteur."),
-                true,
-            ),
-            Contactless => (
-                text!("Carte lue en sans contact : la connexion demande le contact", "Card read contactless: login needs the contact interface"),
-                text!("Insérez la carte dans la fente du lecteur au lieu de la poser dessus.", "Insert the card into the reader's slot instead of laying it on top."),
-                false,
-            ),
-            Unsupported => (
-                text!("Opération non prise en charge par cette carte", "Operation not supported by this card"),
-                text!("Contactez le support en joignant le rapport de diagnostic.", "Contact support with the diagnostic report."),
-                false,
-            ),
-            CertificateExpired => (
-                text!("Le certificat de la carte a expiré", "The card's certificate has expired"),
-                text!("Commandez une nouvelle carte auprès de l'ANS (CPS Info Service : 0 825 85 2000).", "Order a new card from the ANS (CPS Info Service: 0 825 85 2000)."),
-                false,
-            ),
-            CertificateNotYetValid => (
-                text!("Le certificat de la carte n'est pas encore valide", "The card's certificate is not valid yet"),
-                text!("Vérifiez la date et l'heure de l'ordinateur.", "Check the computer's date and time."),
-                false,
-            ),
-            CardRecognisedUnreadable(g) => (
-                named!(g, "son contenu n'a pas pu être lu", "its content could not be read"),
-                text!("La carte est bien insérée : inutile de la réinsérer. Contactez le support en joignant le rapport de diagnostic (menu Diagnostic, ou cpx-agent report) ; pour la carte elle-même, CPS Info Service : 0 825 85 2000.", "The card is inserted correctly: no need to insert it again. Contact support with the diagnostic report (Diagnostics menu, or cpx-agent report); about the card itself, CPS Info Service: 0 825 85 2000."),
-                false,
-            ),
-            CardRecognisedNoCertificate(g) => (
-                named!(g, "elle ne contient pas de certificat d'authentification utilisable", "it holds no usable authentication certificate"),
-                text!("La carte est bien insérée : inutile de la réinsérer. Contactez l'émetteur de la carte (CPS Info Service : 0 825 85 2000) en joignant le rapport de diagnostic.", "The card is inserted correctly: no need to insert it again. Contact the card issuer (CPS Info Service: 0 825 85 2000) with the diagnostic report."),
-                false,
-            ),
-            CardRecognisedRefused(g) => (
-                named!(g, "elle a refusé une commande", "it refused a command"),
-                text!("La carte est bien insérée : inutile de la réinsérer. Contactez le support en joignant le rapport de diagnostic (menu Diagnostic, ou cpx-agent report) ; pour la carte elle-même, CPS Info Service : 0 825 85 2000.", "The card is inserted correctly: no need to insert it again. Contact support with the diagnostic report (Diagnostics menu, or cpx-agent report); about the card itself, CPS Info Service: 0 825 85 2000."),
-                false,
-            ),
-            PinNotAccepted => (
-                text!("La carte n'a pas pu prendre en compte le code porteur cette fois-ci", "The card could not take the code porteur this time"),
-                text!("Recommencez la connexion et saisissez de nouveau votre code porteur ; l'agent ne le représente jamais à votre place.", "Start the login again and type your code porteur again; the agent never presents it again on your behalf."),
-                true,
-            ),
-            NoCpxCard => (
-                text!("Aucune carte CPx prête dans les lecteurs", "No CPx card ready in the readers"),
-                text!("Insérez votre carte CPS dans le lecteur, puce vers le haut, puis recommencez.", "Insert your CPS card in the reader, chip up, then start again."),
-                true,
-            ),
-            Busy => (
-                text!("La carte est déjà utilisée pour une autre connexion", "The card is already in use for another login"),
-                text!("Terminez la connexion en cours (fenêtre du code porteur), puis recommencez.", "Finish the login in progress (code porteur window), then start again."),
-                true,
-            ),
-            UserCancelled => (
-                text!("Connexion annulée", "Login cancelled"),
-                text!("Recommencez quand vous le souhaitez.", "Start again whenever you wish."),
-                true,
-            ),
-            PromptUnavailable => (
-                text!("La fenêtre du code porteur n'a pas pu s'ouvrir", "The code porteur window could not open"),
-                text!("Vérifiez que l'Agent CPx est démarré dans votre session, puis recommencez.", "Check that Agent CPx is running in your session, then start again."),
-                true,
-            ),
-            OriginNotAllowed => (
-                text!("Ce site n'est pas autorisé à utiliser votre carte CPx", "This site is not allowed to use your CPx card"),
-                text!("Si ce site est celui de votre établissement, demandez à votre service informatique de l'autoriser.", "If this is your organisation's site, ask your IT department to allow it."),
-                false,
-            ),
-            SiteRefused => (
-                text!("Vous avez refusé que ce site utilise votre carte CPx", "You refused to let this site use your CPx card"),
-                text!("Si c'était une erreur, recommencez la connexion et choisissez « Autoriser ». La liste est dans le menu « Sites autorisés » de l'Agent CPx.", "If that was a mistake, start again and choose « Allow ». The list is in Agent CPx's « Sites autorisés » menu."),
-                true,
-            ),
-            HostNotAllowed => (
-                text!("Requête refusée : adresse de l'agent inattendue", "Request refused: unexpected agent address"),
-                text!("Le site doit appeler https://127.0.0.1 ou https://localhost sur le port de l'agent.", "The site must call https://127.0.0.1 or https://localhost on the agent's port."),
-                false,
-            ),
-            SiteNotConfigured => (
-                text!("La connexion par carte n'est pas configurée pour ce site", "Card login is not configured for this site"),
-                text!("Demandez à votre service informatique de configurer l'adresse de connexion par carte de ce site.", "Ask your IT department to configure this site's card login address."),
-                false,
-            ),
-            BadRequest => (
-                text!("Requête invalide", "Invalid request"),
-                text!("Le site doit envoyer un JSON conforme à l'API de l'agent (voir docs/openapi.yaml).", "The site must send JSON that follows the agent's API (see docs/openapi.yaml)."),
-                false,
-            ),
-            ChallengeInvalid => (
-                text!("Défi de connexion invalide (au moins 256 bits aléatoires, en base64)", "Invalid login challenge (at least 256 random bits, base64)"),
-                text!("Le site doit obtenir un nouveau défi de son serveur.", "The site must get a new challenge from its server."),
-                false,
-            ),
-            NotFound => (
-                text!("Adresse inconnue de l'agent", "Unknown agent address"),
-                text!("Consultez docs/openapi.yaml pour les adresses de l'agent.", "See docs/openapi.yaml for the agent's addresses."),
-                false,
-            ),
-            PortalUnreachable => (
-                text!("Le serveur de connexion par carte du site ne répond pas", "The site's card login server does not answer"),
-                text!("Vérifiez votre connexion réseau ; si cela persiste, contactez le support du site.", "Check your network connection; if it persists, contact the site's support."),
-                true,
-            ),
-            ProxyUnreachable => (
-                text!("Le proxy du réseau ne répond pas", "The network's proxy does not answer"),
-                text!("Vérifiez la connexion réseau ; si cela persiste, signalez au service informatique le proxy indiqué dans le rapport de diagnostic (réglage proxy de l'ordinateur ou clé de stratégie « proxy »).", "Check the network connection; if it persists, give IT the proxy named in the diagnostic report (the computer's proxy setting or the « proxy » policy key)."),
-                true,
-            ),
-            ProxyRefused => (
-                text!("Le proxy refuse la connexion au serveur de connexion par carte du site", "The proxy refuses the connection to the site's card login server"),
-                text!("Demandez au service informatique d'autoriser sur le proxy l'accès HTTPS (CONNECT) à l'adresse de connexion par carte du site indiquée dans le rapport de diagnostic.", "Ask IT to allow on the proxy HTTPS access (CONNECT) to the site's card login address named in the diagnostic report."),
-                false,
-            ),
-            ProxyAuthRequired => (
-                text!("Le proxy demande une authentification que l'Agent CPx ne peut pas fournir", "The proxy asks for an authentication Agent CPx cannot provide"),
-                text!("Ouvrez une session avec votre compte du domaine (ticket Kerberos) ; sinon, demandez au service informatique d'autoriser l'Agent CPx sur le proxy ou d'y activer l'authentification Negotiate.", "Log in with your domain account (Kerberos ticket); otherwise ask IT to let Agent CPx through the proxy or to enable Negotiate authentication on it."),
-                false,
-            ),
-            ProxyAuthFailed => (
-                text!("L'authentification au proxy a échoué", "Authentication to the proxy failed"),
-                text!("Verrouillez puis rouvrez votre session pour renouveler votre ticket Kerberos ; si cela persiste, contactez le service informatique avec le rapport de diagnostic.", "Lock and unlock your session to renew your Kerberos ticket; if it persists, contact IT with the diagnostic report."),
-                true,
-            ),
-            PortalTls => (
-                text!("La connexion sécurisée avec le site a échoué", "The secure connection with the site failed"),
-                text!("Vérifiez la date de l'ordinateur ; si cela persiste, contactez le support du site avec le rapport de diagnostic.", "Check the computer's date; if it persists, contact the site's support with the diagnostic report."),
-                true,
-            ),
-            AgentError => (
-                text!("Erreur interne de l'Agent CPx", "Agent CPx internal error"),
-                text!("Redémarrez l'Agent CPx ; si cela persiste, contactez le support avec le rapport de diagnostic.", "Restart Agent CPx; if it persists, contact support with the diagnostic report."),
-                true,
-            ),
-            CardUnlistedVariant => (
-                text!("Carte CPx d'un modèle non répertorié (ATR inconnu, émetteur ANS)", "CPx card of an unlisted model (unknown ATR, ANS issuer)"),
-                text!("La carte est utilisable ; signalez son ATR au support pour qu'il soit ajouté à la table.", "The card is usable; report its ATR to support so that it is added to the table."),
-                false,
-            ),
-            PinLastTry => (
-                text!("Il ne reste qu'un essai au code porteur", "Only one try left on the code porteur"),
-                text!("Vérifiez votre code porteur avant de le saisir : une erreur de plus bloquera la carte.", "Check your code porteur before typing it: one more error will block the card."),
-                false,
-            ),
-            CardTestOnProduction => (
-                text!("Carte de TEST (IGC-Santé de test) sur un poste configuré pour la production", "TEST card (test IGC-Santé) on a workstation configured for production"),
-                text!("Utilisez votre carte de production, ou demandez au service informatique la configuration de test.", "Use your production card, or ask IT for the test configuration."),
-                false,
-            ),
-            ClockSkew => (
-                text!("L'horloge de l'ordinateur est décalée par rapport au serveur du site", "The computer's clock is off compared with the site's server"),
-                text!("Réglez la date et l'heure de l'ordinateur (réglage automatique), puis réessayez : un décalage fait échouer la connexion sécurisée.", "Set the computer's date and time (automatic setting), then try again: a clock that is off makes the secure connection fail."),
-                true,
-            ),
-            LoopbackNotTrusted => (
-                text!("Le certificat local de l'Agent CPx n'est pas approuvé par les navigateurs", "Agent CPx's local certificate is not trusted by the browsers"),
-                text!("Réinstallez l'Agent CPx (l'installation l'approuve) ou demandez au service informatique de l'ajouter aux certificats approuvés des navigateurs.", "Reinstall Agent CPx (installing trusts it) or ask IT to add it to the browsers' trusted certificates."),
-                false,
-            ),
-            PolicyMalformed => (
-                text!("Une valeur de la configuration gérée est invalide : l'Agent CPx applique à sa place la valeur sûre", "A managed configuration value is malformed: Agent CPx uses the safe value instead"),
-                text!("Signalez-le au service informatique en donnant la clé et la source indiquées (fichier policy.toml, registre, profil) : il corrigera la valeur. D'ici là, la valeur sûre peut limiter ce que l'agent permet.", "Tell IT, giving the key and the source shown (policy.toml file, registry, profile): they will correct the value. Until then, the safe value may limit what the agent allows."),
-                false,
-            ),
-            AgentPortTaken => (
-                text!("Le port de l'Agent CPx est occupé par un autre programme", "Agent CPx's port is taken by another program"),
-                text!("Fermez le programme qui utilise ce port, ou demandez au service informatique de configurer un autre port.", "Close the program using that port, or ask IT to configure another port."),
-                true,
-            ),
-            OtherUser => (
-                text!("Refusé : cette demande vient d'un autre utilisateur de l'ordinateur", "Refused: this request comes from another user of the computer"),
-                text!("L'Agent CPx ne sert que la session qui l'a démarré. Sur un poste partagé, chaque utilisateur a son propre agent : le site doit le trouver par l'adresse habituelle (cpx-agent.js à jour).", "Agent CPx serves only the session that started it. On a shared computer each user has an agent of their own: the site must find it through the usual address (an up-to-date cpx-agent.js)."),
-                false,
-            ),
-            UserAgentNotRunning => (
-                text!("L'Agent CPx de votre session n'est pas démarré", "The Agent CPx of your session is not running"),
-                text!("Démarrez l'Agent CPx (menu Démarrer ou reconnexion à la session), puis rechargez la page.", "Start Agent CPx (Start menu, or log in to the session again), then reload the page."),
-                true,
-            ),
-            UseUserAgent => (
-                text!("Sur ce poste partagé, chaque utilisateur a son propre Agent CPx", "On this shared computer each user has their own Agent CPx"),
-                text!("Le site doit demander le port de votre agent à l'adresse habituelle (GET /v1/status, champ agent_port) : mettez à jour cpx-agent.js.", "The site must ask the usual address for your agent's port (GET /v1/status, field agent_port): update cpx-agent.js."),
-                false,
-            ),
-            ConsentTooOften => (
-                text!("Trop de demandes d'autorisation de sites en peu de temps : aucune question n'a été posée", "Too many site permission requests in a short time: no question was asked"),
-                text!("Attendez une minute puis recommencez la connexion. Si cela se répète sans que vous l'ayez demandé, une page ouverte essaie d'obtenir votre carte : fermez-la.", "Wait a minute, then start the login again. If it keeps happening without you asking, an open page is trying to get your card: close it."),
-                true,
-            ),
-            AgentUnreachable => (
-                text!("L'Agent CPx ne répond pas sur cet ordinateur", "Agent CPx does not answer on this computer"),
-                text!("Vérifiez que l'Agent CPx est installé et démarré, puis rechargez la page. Si le navigateur demande d'autoriser ce site à accéder aux appareils et applications de cet ordinateur, choisissez « Autoriser ».", "Check that Agent CPx is installed and running, then reload the page. If the browser asks whether this site may access the devices and apps of this computer, choose « Allow »."),
-                true,
-            ),
-            LocalNetworkBlocked => (
-                text!("Le navigateur empêche ce site de joindre l'Agent CPx sur cet ordinateur (accès au réseau local refusé)", "The browser stops this site from reaching Agent CPx on this computer (local network access refused)"),
-                text!("Cliquez sur l'icône à gauche de l'adresse du site, autorisez l'accès aux appareils et applications de cet ordinateur (réseau local), puis rechargez la page. Le service informatique peut l'autoriser pour tous les postes (stratégies de navigateur de l'Agent CPx).", "Click the icon left of the site's address, allow access to this computer's devices and apps (local network), then reload the page. IT can allow it for every workstation (Agent CPx's browser policies)."),
-                false,
-            ),
-            // Where the agent's keys are.
-            KeyringUnavailable => (
-                text!("Aucun trousseau de clés utilisable : la clé du certificat local de l'Agent CPx est gardée dans un fichier lisible par vous seul", "No usable keyring: Agent CPx's local certificate key is kept in a file readable by you only"),
-                text!("Installez et déverrouillez un trousseau de clés (gnome-keyring, ou le Secret Service de KeePassXC), puis redémarrez l'Agent CPx : la clé y sera déplacée. En attendant, l'Agent CPx fonctionne normalement.", "Install and unlock a keyring (gnome-keyring, or KeePassXC's Secret Service), then restart Agent CPx: the key will be moved into it. Meanwhile Agent CPx works as usual."),
-                false,
-            ),
-            // Changing and unblocking the code porteur.
-            UnblockCodeWrong => (
-                text!("Code de déblocage incorrect", "Wrong unblocking code"),
-                text!("Vérifiez le code de déblocage (8 chiffres, dans le courrier reçu avec la carte) : après 3 erreurs la carte ne peut plus être débloquée et doit être remplacée.", "Check the unblocking code (8 digits, in the letter that came with the card): after 3 mistakes the card can no longer be unblocked and must be replaced."),
-                true,
-            ),
-            UnblockCodeBlocked => (
-                text!("Code de déblocage bloqué : la carte ne peut plus être débloquée", "Unblocking code blocked: the card can no longer be unblocked"),
-                text!("La carte doit être remplacée : appelez CPS Info Service au 0 825 85 2000.", "The card must be replaced: call CPS Info Service on 0 825 85 2000."),
-                false,
-            ),
-            UnblockCodeFormat => (
-                text!("Le code de déblocage comporte 8 chiffres", "The unblocking code is 8 digits"),
-                text!("Saisissez les 8 chiffres du code de déblocage reçu par courrier avec la carte.", "Type the 8 digits of the unblocking code that came by letter with the card."),
-                true,
-            ),
-            NewPinMismatch => (
-                text!("Les deux saisies du nouveau code porteur sont différentes", "The two entries of the new code porteur differ"),
-                text!("Saisissez deux fois le même nouveau code porteur (4 chiffres). Rien n'a été changé sur la carte.", "Type the same new code porteur (4 digits) twice. Nothing was changed on the card."),
-                true,
-            ),
-        };
-        Entry { message, fix, retriable }
     }
 }
 
@@ -819,6 +533,12 @@ pub mod label {
         "Rien à faire : aucune stratégie de navigateur de l'Agent CPx.",
         "Nothing to do: no Agent CPx browser policy."
     );
+    pub const BP_SCHEDULED: Text = text!(
+        "Tâche planifiée « {task} » enregistrée : les stratégies de navigateur sont réécrites au démarrage, après chaque actualisation des GPO et toutes les heures.",
+        "Scheduled task \"{task}\" registered: the browser policies are rewritten at boot, after each Group Policy refresh and every hour."
+    );
+    pub const BP_UNSCHEDULED: Text =
+        text!("Tâche planifiée « {task} » retirée.", "Scheduled task \"{task}\" removed.");
     pub const AUTOSTART_USER_ON: Text = text!(
         "Démarrage avec la session (cet utilisateur) : activé",
         "Start with the session (this user): on"
@@ -859,6 +579,10 @@ pub const LABELS: &[(&str, Text)] = &[
     ("pin_confirm_last", text!("Envoyer ce code ? S'il est faux, la carte sera bloquée.", "Send this code? If it is wrong, the card will be blocked.")),
     ("pin_send_anyway", text!("Envoyer quand même", "Send anyway")),
     ("pin_format", text!("Le code porteur a 4 chiffres.", "The code porteur has 4 digits.")),
+    ("keypad_title", text!("Code porteur sur le lecteur — Agent CPx", "Code porteur on the reader — Agent CPx")),
+    ("keypad_ask", prompt::KEYPAD_ASK),
+    ("keypad_cancel", prompt::KEYPAD_CANCEL),
+    ("keypad_timeout", prompt::KEYPAD_TIMEOUT),
     ("pin_blocked_title", text!("Carte bloquée — Agent CPx", "Card blocked — Agent CPx")),
     ("ok", prompt::OK),
     ("cancel", prompt::CANCEL),
@@ -896,6 +620,21 @@ pub const LABELS: &[(&str, Text)] = &[
     ("diag_warn", text!("Attention", "Warning")),
     ("diag_fail", text!("Échec", "Failed")),
     ("diag_running", text!("Vérification en cours…", "Checking…")),
+    ("menu_change_pin", text!("Changer mon code porteur", "Change my code porteur")),
+    ("menu_unblock", text!("Débloquer ma carte", "Unblock my card")),
+    ("pin_change_title", text!("Changer le code porteur — Agent CPx", "Change the code porteur — Agent CPx")),
+    ("pin_unblock_title", text!("Débloquer la carte — Agent CPx", "Unblock the card — Agent CPx")),
+    ("pin_current", pin_life::CURRENT_FIELD),
+    ("pin_new", pin_life::NEW_FIELD),
+    ("pin_new_again", pin_life::NEW_AGAIN_FIELD),
+    ("pin_new_on_keypad", pin_life::KEYPAD_NEW_LATER),
+    ("pin_keypad_timeout", pin_life::KEYPAD_TIMEOUT),
+    ("pin_unblock_code", pin_life::UNBLOCK_FIELD),
+    ("pin_unblock_tries", pin_life::UNBLOCK_TRIES),
+    ("pin_unblock_last_try", pin_life::UNBLOCK_LAST_TRY),
+    ("pin_continue", pin_life::GO_ON),
+    ("pin_again", text!("Recommencer", "Start again")),
+    ("pin_sending", text!("Envoi à la carte…", "Sending to the card…")),
 ];
 
 // ---- The words of `diagnose`, the PIN prompts and the exit statuses: their own section, apart from the
@@ -948,7 +687,9 @@ pub mod detail {
         KEYS_IN_KEYRING = text!("dans le trousseau du système", "in the system keyring");
         PCSC_ERROR = text!("erreur PC/SC : {error}", "PC/SC error: {error}");
         READERS_LISTED = text!("vus par PC/SC : {readers}", "listed by PC/SC: {readers}");
-        PINPAD_NOT_USED_YET = text!("le lecteur annonce un clavier ; l'agent demande encore le code porteur dans sa propre fenêtre", "the reader has a PIN pad; the agent still asks for the code porteur in its own dialog");
+        PINPAD_USED = text!("le lecteur annonce un clavier : le code porteur s'y saisit, il ne passe pas par l'ordinateur", "the reader has a PIN pad: the code porteur is typed on it and never crosses the computer");
+        PINPAD_OFF = text!("le lecteur annonce un clavier, mais la stratégie pinpad = \"off\" fait demander le code porteur dans la fenêtre de l'agent", "the reader has a PIN pad, but the policy pinpad = \"off\" has the code porteur asked for in the agent's dialog");
+        PINPAD_NOT_USABLE = text!("le lecteur annonce un clavier que l'agent ne sait pas utiliser (sans vérification directe) : le code porteur est demandé dans la fenêtre de l'agent", "the reader has a PIN pad the agent cannot use (no direct verification): the code porteur is asked for in the agent's dialog");
         PINPAD_QUIRK_LISTED = text!("le lecteur annonce un clavier, mais ce modèle n'en a pas ({entry}) : le code porteur est demandé dans la fenêtre de l'agent", "the reader claims a PIN pad, but this model has none ({entry}): the code porteur is asked for in the agent's dialog");
         NO_READER_LISTED = text!("aucun lecteur vu par PC/SC", "no reader listed by PC/SC");
         CARD_BUSY = text!("la carte est restée occupée par une connexion en cours", "the card stayed in use by a login in progress");
@@ -1038,6 +779,12 @@ pub mod pin_life {
         UNBLOCK_TRIES = text!("Essais du code de déblocage", "Tries of the unblocking code");
         UNBLOCK_LAST_TRY = text!("Dernier essai du code de déblocage : une erreur de plus et la carte devra être remplacée (CPS Info Service). Continuer ?", "Last try of the unblocking code: one more mistake and the card must be replaced (CPS Info Service). Go on?");
         YES_NO = text!("[o/N]", "[y/N]");
+        GO_ON = text!("Continuer", "Go on");
+        /// The codes typed on a PIN-pad reader's keypad (PC/SC part 10 modify).
+        KEYPAD_CHANGE = text!("Sur le clavier du lecteur : saisissez votre code porteur actuel, puis deux fois le nouveau (4 chiffres), en appuyant sur sa touche OK après chacun.", "On the reader's keypad: type your current code porteur, then the new one twice (4 digits), pressing its OK key after each.");
+        KEYPAD_TIMEOUT = text!("Le lecteur n'attend pas indéfiniment : s'il cesse d'attendre avant la fin de votre saisie, rien n'est changé ; recommencez depuis le menu de l'Agent CPx.", "The reader does not wait forever: if it stops waiting before you are done, nothing is changed; start again from the Agent CPx menu.");
+        KEYPAD_NEW_LATER = text!("Le nouveau code porteur se saisira ensuite sur le clavier du lecteur.", "The new code porteur is typed on the reader's keypad next.");
+        KEYPAD_NEW_PIN = text!("Sur le clavier du lecteur : saisissez deux fois votre nouveau code porteur (4 chiffres), en appuyant sur sa touche OK après chacun.", "On the reader's keypad: type your new code porteur twice (4 digits), pressing its OK key after each.");
         CHANGED = text!("Code porteur changé.", "Code porteur changed.");
         UNBLOCKED = text!("Carte débloquée : votre nouveau code porteur est actif.", "Card unblocked: your new code porteur is active.");
     }
@@ -1061,10 +808,34 @@ pub mod prompt {
         NEXT_CARD = text!("Carte suivante", "Next card");
         OK = text!("Valider", "OK");
         CANCEL = text!("Annuler", "Cancel");
+        /// The code porteur typed on a PIN-pad reader's keypad (the reader builds the VERIFY).
+        KEYPAD_TITLE = text!("Agent CPx — code porteur sur le lecteur", "Agent CPx — code porteur on the reader");
+        KEYPAD_ASK = text!("Saisissez votre code porteur sur le clavier du lecteur, puis appuyez sur sa touche OK.", "Type your code porteur on the reader's keypad, then press its OK key.");
+        KEYPAD_CANCEL = text!("Pour annuler, appuyez sur la touche Annuler du lecteur : cette fenêtre ne peut pas arrêter le lecteur.", "To cancel, press the reader's Cancel key: this window cannot stop the reader.");
+        KEYPAD_TIMEOUT = text!("Le lecteur n'attend pas indéfiniment : s'il cesse d'attendre avant la fin de votre saisie, recommencez la connexion depuis la page du site.", "The reader does not wait forever: if it stops waiting before you are done, start the login again from the site's page.");
+        KEYPAD_WRONG = text!("Code porteur incorrect : saisissez-le de nouveau sur le clavier du lecteur.", "Wrong code porteur: type it again on the reader's keypad.");
+        /// A button that only hides the notice (the reader goes on waiting).
+        KEYPAD_HIDE = text!("Masquer", "Hide");
         /// One field and its value: « Titulaire : … » / « Holder: … ».
         FIELD = text!("{label} : {value}", "{label}: {value}");
         /// What the terminal prompt ends with, before the typed code: « Code porteur (4 chiffres) : ».
         ASK = text!("{label} :", "{label}:");
+    }
+}
+
+/// The agent's names and descriptions outside its windows: the command line's, the autostart entry's, the
+/// local certificate authority's (these three are written in French, the language of the machine's users).
+pub mod names {
+    use super::Text;
+    texts! {
+        /// What `cpx-agent --help` says the program is.
+        CLI_ABOUT = text!("Agent CPx: cartes CPS/CPE/CPA/CPF des professionnels de santé", "Agent CPx: the CPS/CPE/CPA/CPF cards of health professionals");
+        /// The `Comment` of the Linux autostart entry (`.desktop`).
+        AUTOSTART_COMMENT = text!("Carte CPx : état et connexion aux portails de santé", "CPx card: status and login to health portals");
+        /// The local certificate authority's common name, followed by the day it was made.
+        LOCAL_CA = text!("Agent CPx, autorité locale", "Agent CPx, local authority");
+        /// The local certificate authority's organisation.
+        LOCAL_CA_ORGANISATION = text!("Agent CPx (ce poste uniquement)", "Agent CPx (this computer only)");
     }
 }
 
@@ -1122,8 +893,9 @@ mod words_tests {
 
     #[test]
     fn every_text_of_the_words_section_is_translated() {
-        use super::{check_title, detail, pin_life, prompt, trust};
-        for t in [detail::ALL, check_title::ALL, prompt::ALL, pin_life::ALL, trust::ALL].concat() {
+        use super::{check_title, detail, names, pin_life, prompt, trust};
+        for t in [detail::ALL, check_title::ALL, prompt::ALL, pin_life::ALL, trust::ALL, names::ALL].concat()
+        {
             // Texts with words in them (not only `{placeholders}`) differ between the languages.
             let mut words = t.en.to_owned();
             while let (Some(a), Some(b)) = (words.find('{'), words.find('}')) {
@@ -1297,6 +1069,29 @@ mod tests {
     fn names_are_unique_and_listed() {
         let names: std::collections::HashSet<_> = Code::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(names.len(), Code::ALL.len());
+    }
+
+    /// `ALL` is complete (every variant of the table, counted from the source), and every code has its
+    /// French and English message and fix and an entry on the helpdesk page.
+    #[test]
+    fn every_code_is_listed_with_its_texts_and_a_helpdesk_guide() {
+        let source = include_str!("messages.rs");
+        let table = &source[source.find("\ncodes! {\n").expect("the codes! table")..];
+        let table = &table[..table.find("\n}\n").expect("the table's end")];
+        let rows: Vec<&str> = table
+            .lines()
+            .filter(|l| l.starts_with("    ") && !l.starts_with("     ") && l.contains(" = \""))
+            .collect();
+        assert_eq!(rows.len(), Code::ALL.len(), "ALL misses a row of the table");
+        for (code, row) in Code::ALL.iter().zip(&rows) {
+            assert!(row.contains(&format!("\"{}\"", code.as_str())), "{code:?} is not row « {row} »");
+            let e = code.entry();
+            for t in [e.message, e.fix] {
+                assert!(!t.fr.is_empty() && !t.en.is_empty() && t.fr != t.en, "{code:?}: texts");
+            }
+            let guide = crate::helpdesk::page::GUIDES.iter().find(|g| g.code == code.as_str());
+            assert!(guide.is_some(), "{} has no helpdesk GUIDES entry", code.as_str());
+        }
     }
 
     /// `as_str()` is what serde writes, and the variant's own name in SCREAMING_SNAKE_CASE.

@@ -1,6 +1,7 @@
 //! A catalogue text said with its values: `{name}` placeholders filled ([`fill`]), in either language when
 //! rendered ([`Said`]), and the labelled field (« Titulaire : … »). A leaf the prompts, the checks and the
 //! renderers share.
+#![forbid(unsafe_code)]
 
 use crate::messages::{Lang, Text};
 

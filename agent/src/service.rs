@@ -1,5 +1,6 @@
 //! Starting the agent, shared by `cpx-agent serve` and the tray app: where its files go, which secret
 //! store holds its keys, the loopback certificate, the card service and the listening socket.
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -94,7 +95,7 @@ pub fn load_config(path: Option<PathBuf>) -> Result<(Config, String), StartError
     let policy = Some(policy_file.clone()).filter(|p| p.exists());
     let mut layers = crate::platform::policy_registry::layers();
     layers.extend(crate::platform::policy_macos::layers());
-    layers.extend(policy.as_deref().map(crate::platform::config::PolicyLayer::from_machine_file));
+    layers.extend(policy.as_deref().map(crate::platform::layers::PolicyLayer::from_machine_file));
     // The MSI's properties, below every policy source (a GPO's value wins).
     layers.extend(crate::platform::policy_registry::defaults_layers());
     let (mut config, mut provenance) = Config::load_with_policies(user.as_deref(), layers)?;

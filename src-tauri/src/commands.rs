@@ -62,6 +62,45 @@ pub fn choice_answer(window: WebviewWindow, shared: AppState<'_>, index: usize) 
     reply(&window, &shared, Window::Choice, Answer::Choice(index))
 }
 
+/// The codes typed in a change or unblocking window (`first`: the current code or the code de déblocage),
+/// handed as typed to the agent's flow waiting on it, which checks them; never logged nor kept.
+#[tauri::command]
+pub fn pin_life_codes(
+    window: WebviewWindow,
+    shared: AppState<'_>,
+    first: String,
+    new: String,
+    again: String,
+) -> Result<(), String> {
+    let (first, new, again) = (Zeroizing::new(first), Zeroizing::new(new), Zeroizing::new(again));
+    let kind = window_of(&window).filter(|w| matches!(w, Window::Change | Window::Unblock));
+    reply(&window, &shared, kind.ok_or("no request")?, Answer::Codes { first, new: [new, again] })
+}
+
+/// « Continuer » (or not) before the last try of the code de déblocage.
+#[tauri::command]
+pub fn pin_life_confirm(window: WebviewWindow, shared: AppState<'_>, go: bool) -> Result<(), String> {
+    reply(&window, &shared, Window::Unblock, Answer::Confirm(go))
+}
+
+/// « Débloquer ma carte » in the blocked-card notice, « Recommencer » after a change or unblocking that
+/// failed: the window closes and the flow starts again (the professional's click, never a retry of codes).
+#[tauri::command]
+pub fn pin_life_start(
+    app: tauri::AppHandle,
+    window: WebviewWindow,
+    shared: AppState<'_>,
+    action: crate::pin_life::Action,
+) -> Result<(), String> {
+    if !matches!(window_of(&window), Some(Window::Blocked | Window::Change | Window::Unblock)) {
+        return Err("not from this window".into());
+    }
+    shared.dialogs.closed(window.label());
+    let _ = window.destroy();
+    crate::pin_life::start(&app, action);
+    Ok(())
+}
+
 /// « Annuler » or « Fermer » in a dialog: a waiting login gets USER_CANCELLED.
 #[tauri::command]
 pub fn dialog_close(window: WebviewWindow, shared: AppState<'_>) {

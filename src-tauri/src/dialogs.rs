@@ -9,11 +9,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use cpx_agent::card::Pin;
-use cpx_agent::card::{CardChoice, PinPrompt, PinRequest, PromptError};
+use cpx_agent::card::{CardChoice, KeypadNotice, PinPrompt, PinRequest, PromptError};
 use cpx_agent::card::{ConsentPrompt, ConsentRequest, Decision};
 use cpx_agent::messages::Lang;
 use serde_json::{json, Value};
 use tauri::AppHandle;
+use zeroize::Zeroizing;
 
 use crate::windows::{self, Window};
 
@@ -25,6 +26,14 @@ pub enum Answer {
     Pin(Pin),
     Consent(Decision),
     Choice(usize),
+    /// The codes window of a change or an unblocking: the current code or the code de déblocage, and the
+    /// new code twice (as typed; the agent's flow checks them).
+    Codes {
+        first: Zeroizing<String>,
+        new: [Zeroizing<String>; 2],
+    },
+    /// The answer to « Continuer ? » before the last try of the code de déblocage.
+    Confirm(bool),
     Cancel,
 }
 
@@ -52,7 +61,7 @@ impl Dialogs {
     }
 
     /// Shows `window` with `view` and waits for its answer.
-    fn ask(&self, window: Window, view: Value) -> Result<Answer, PromptError> {
+    pub fn ask(&self, window: Window, view: Value) -> Result<Answer, PromptError> {
         let (tx, rx) = mpsc::channel();
         let label = self.open(window, view, Some(tx))?;
         let answer = rx.recv_timeout(ANSWER_WAIT).unwrap_or(Answer::Cancel);
@@ -65,9 +74,10 @@ impl Dialogs {
         Ok(answer)
     }
 
-    /// Opens a new dialog window showing `view`; the dialog on screen is now this one. (The view is in
-    /// place before the page asks for it; the lock is not held while the window is made.)
-    fn open(
+    /// Opens a new dialog window showing `view` (a notice when `reply` is none); the dialog on screen is
+    /// now this one. (The view is in place before the page asks for it; the lock is not held while the
+    /// window is made.)
+    pub fn open(
         &self,
         window: Window,
         view: Value,
@@ -140,6 +150,14 @@ impl PinPrompt for Dialogs {
 
     fn asks_again_after_wrong_pin(&self) -> bool {
         true
+    }
+
+    /// The keypad notice: no answer comes back (the reader takes the code porteur), so closing it
+    /// cancels nothing; it goes away when the reader's command ends.
+    fn show_keypad(&self, request: &PinRequest) -> Result<KeypadNotice, PromptError> {
+        let label = self.open(Window::Keypad, pin_view(request), None)?;
+        let app = self.app.clone();
+        Ok(KeypadNotice::closed_by(move || windows::close(&app, &label)))
     }
 
     fn show_blocked(&self, request: &PinRequest) {

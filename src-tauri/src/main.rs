@@ -3,6 +3,7 @@
 //!
 //! - [`tray`]: the icon, its tooltip and menu, following the card state; [`icons`]: the icons.
 //! - [`dialogs`]: the dialogs as the agent's prompts; [`windows`]: every window and its page.
+//! - [`pin_life`]: changing and unblocking the code porteur (menu, blocked notice), through the agent's flow.
 //! - [`commands`]: what the pages may call (each window only its own, see `capabilities/`).
 //! - [`shared`]: what these parts share.
 //!
@@ -14,6 +15,7 @@
 mod commands;
 mod dialogs;
 mod icons;
+mod pin_life;
 mod shared;
 mod tray;
 mod windows;
@@ -184,6 +186,9 @@ fn main() -> ExitCode {
             commands::about_view,
             commands::diagnostics_run,
             commands::diagnostics_copy,
+            commands::pin_life_codes,
+            commands::pin_life_confirm,
+            commands::pin_life_start,
         ])
         .setup(move |app| {
             let config = config.take().ok_or("setup ran twice")?;

@@ -54,12 +54,26 @@ pub fn build(app: &AppHandle, lang: Lang, state: Overall) -> tauri::Result<TrayI
     for (id, key) in items {
         entries.push(MenuItem::with_id(app, id, text(key), true, None::<&str>)?);
     }
+    // Changing and unblocking the code porteur: the agent's flow in the app's own windows.
+    let change = MenuItem::with_id(app, "change_pin", text("menu_change_pin"), true, None::<&str>)?;
+    let unblock = MenuItem::with_id(app, "unblock", text("menu_unblock"), true, None::<&str>)?;
     let quit = MenuItem::with_id(app, "quit", text("menu_quit"), true, None::<&str>)?;
     let separator = PredefinedMenuItem::separator(app)?;
     let top_separator = PredefinedMenuItem::separator(app)?;
     let menu = Menu::with_items(
         app,
-        &[&state_line, &top_separator, &entries[0], &entries[1], &entries[2], &entries[3], &separator, &quit],
+        &[
+            &state_line,
+            &top_separator,
+            &entries[0],
+            &change,
+            &unblock,
+            &entries[1],
+            &entries[2],
+            &entries[3],
+            &separator,
+            &quit,
+        ],
     )?;
     app.manage(StateLine(state_line));
     TrayIconBuilder::with_id(TRAY_ID)
@@ -74,6 +88,12 @@ pub fn build(app: &AppHandle, lang: Lang, state: Overall) -> tauri::Result<TrayI
                 }
             }
             None if event.id().as_ref() == "quit" => app.exit(0),
+            None if event.id().as_ref() == "change_pin" => {
+                crate::pin_life::start(app, crate::pin_life::Action::Change)
+            }
+            None if event.id().as_ref() == "unblock" => {
+                crate::pin_life::start(app, crate::pin_life::Action::Unblock)
+            }
             None => {}
         })
         .build(app)
@@ -101,6 +121,15 @@ fn say(app: &AppHandle, lang: Lang, words: Text) {
     if let Some(line) = app.try_state::<StateLine>() {
         let _ = line.0.set_text(words.get(lang));
     }
+}
+
+/// Scans now and shows the state found (after the code porteur was changed or unblocked: no reader event
+/// tells it).
+pub fn refresh(app: &AppHandle, shared: &Shared) {
+    let scanned = shared.scan();
+    let state = Overall::of(scanned.as_deref().map_err(|c| *c));
+    set(app, shared, state);
+    say(app, shared.lang, state.text_for(scanned.as_deref().unwrap_or(&[])));
 }
 
 /// Follows the card state until the app exits.

@@ -13,9 +13,15 @@ use tauri::{AppHandle, Manager, WebviewUrl, WebviewWindowBuilder};
 #[serde(rename_all = "snake_case")]
 pub enum Window {
     Pin,
+    /// The code porteur typed on the reader's keypad: a notice, no field, no cancel.
+    Keypad,
     Blocked,
     Consent,
     Choice,
+    /// Changing the code porteur (page `code.html`, shared with [`Window::Unblock`]).
+    Change,
+    /// Unblocking the card with its code de déblocage.
+    Unblock,
     Status,
     Diagnostics,
     Sites,
@@ -23,11 +29,14 @@ pub enum Window {
 }
 
 impl Window {
-    pub const ALL: [Window; 8] = [
+    pub const ALL: [Window; 11] = [
         Window::Pin,
+        Window::Keypad,
         Window::Blocked,
         Window::Consent,
         Window::Choice,
+        Window::Change,
+        Window::Unblock,
         Window::Status,
         Window::Diagnostics,
         Window::Sites,
@@ -38,9 +47,12 @@ impl Window {
     pub fn name(self) -> &'static str {
         match self {
             Window::Pin => "pin",
+            Window::Keypad => "keypad",
             Window::Blocked => "blocked",
             Window::Consent => "consent",
             Window::Choice => "choice",
+            Window::Change => "change",
+            Window::Unblock => "unblock",
             Window::Status => "status",
             Window::Diagnostics => "diagnostics",
             Window::Sites => "sites",
@@ -57,9 +69,12 @@ impl Window {
     fn title_key(self) -> &'static str {
         match self {
             Window::Pin => "pin_title",
+            Window::Keypad => "keypad_title",
             Window::Blocked => "pin_blocked_title",
             Window::Consent => "consent_title",
             Window::Choice => "choice_title",
+            Window::Change => "pin_change_title",
+            Window::Unblock => "pin_unblock_title",
             Window::Status => "status_title",
             Window::Diagnostics => "diag_title",
             Window::Sites => "sites_title",
@@ -69,15 +84,34 @@ impl Window {
 
     /// Dialogs a site's login waits on: on top of everything, focused.
     pub fn is_dialog(self) -> bool {
-        matches!(self, Window::Pin | Window::Blocked | Window::Consent | Window::Choice)
+        matches!(
+            self,
+            Window::Pin
+                | Window::Keypad
+                | Window::Blocked
+                | Window::Consent
+                | Window::Choice
+                | Window::Change
+                | Window::Unblock
+        )
+    }
+
+    /// The page it shows: `ui/<page>.html` (its name, but one page for changing and unblocking).
+    fn page(self) -> &'static str {
+        match self {
+            Window::Change | Window::Unblock => "code",
+            _ => self.name(),
+        }
     }
 
     fn size(self) -> (f64, f64) {
         match self {
             Window::Pin => (440.0, 540.0),
-            Window::Blocked => (440.0, 330.0),
+            Window::Keypad => (440.0, 640.0),
+            Window::Blocked => (440.0, 380.0),
             Window::Consent => (560.0, 340.0),
             Window::Choice => (440.0, 340.0),
+            Window::Change | Window::Unblock => (460.0, 540.0),
             Window::Status => (580.0, 520.0),
             Window::Diagnostics => (680.0, 560.0),
             Window::Sites => (560.0, 420.0),
@@ -111,7 +145,7 @@ pub fn show(app: &AppHandle, window: Window, lang: Lang) -> Result<(), String> {
 pub fn build(app: &AppHandle, window: Window, label: &str, lang: Lang) -> Result<(), String> {
     let (w, h) = window.size();
     let built =
-        WebviewWindowBuilder::new(app, label, WebviewUrl::App(format!("{}.html", window.name()).into()))
+        WebviewWindowBuilder::new(app, label, WebviewUrl::App(format!("{}.html", window.page()).into()))
             .title(window.title(lang))
             .inner_size(w, h)
             .resizable(!window.is_dialog())

@@ -354,11 +354,9 @@ impl TrayApp {
 
     /// Waits until no window shows `page`.
     pub fn wait_closed(&self, page: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.find_window(page).is_some() {
-            assert!(Instant::now() < deadline, "the {page} window stays open");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        crate::poll(&format!("the {page} window closing"), Duration::from_secs(20), || {
+            self.find_window(page).is_none().then_some(())
+        });
     }
 
     /// Starts `cpx-tray` a second time with `args`, as a person clicking its launcher would: it must hand
@@ -492,15 +490,9 @@ impl TrayApp {
 
     /// Waits until the app logs, after line `after`, a line containing all of `parts` (20 s at most).
     pub fn wait_log(&self, after: usize, parts: &[&str]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(line) = self.logs().lines().skip(after).find(|l| parts.iter().all(|p| l.contains(p)))
-            {
-                return line.to_owned();
-            }
-            assert!(Instant::now() < deadline, "the app never logged {parts:?}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        crate::poll(&format!("the app logging {parts:?}"), Duration::from_secs(20), || {
+            self.logs().lines().skip(after).find(|l| parts.iter().all(|p| l.contains(p))).map(str::to_owned)
+        })
     }
 
     /// The local CA's PEM text (to trust the app's loopback certificate).

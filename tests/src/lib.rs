@@ -28,6 +28,7 @@ pub mod pinpad;
 pub mod proxy;
 pub mod rival;
 pub mod soak;
+pub mod terminal;
 pub mod webdriver;
 
 pub use cpx_sim::Options;
@@ -91,13 +92,21 @@ pub fn assert_no_pin(logs: &str, pins: &[&str]) {
 /// Calls `check` every 20 ms until it gives something, and returns that; fails naming `what` when
 /// `timeout` passes first. For what happens in another process or thread (a log line written, a window
 /// shown, a state reached): no test waits a fixed time and hopes.
-pub fn poll<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+pub fn poll<T>(what: &str, timeout: Duration, check: impl FnMut() -> Option<T>) -> T {
+    try_poll(timeout, check).unwrap_or_else(|| panic!("{what}: not within {timeout:?}"))
+}
+
+/// [`poll`] that gives `None` when `timeout` passes first, for a caller that says more about what it saw
+/// or that gives up quietly.
+pub fn try_poll<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(found) = check() {
-            return found;
+            return Some(found);
         }
-        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        if Instant::now() >= deadline {
+            return None;
+        }
         thread::sleep(Duration::from_millis(20));
     }
 }

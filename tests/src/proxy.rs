@@ -210,7 +210,10 @@ http_access deny all
         // Squid drops to the `proxy` user: its folder and files are its own.
         run(Command::new("chown").args(["-R", "proxy:proxy"]).arg(dir));
         let mut cmd = outside.command("squid");
-        cmd.args(["-N", "-d", "1", "-f"]).arg(dir.join("squid.conf"));
+        // A service name of its own: Squid names its shared-memory segments after it, and a segment left
+        // by a killed Squid under the default name stops the next one (« shm_open … File exists »).
+        let service = format!("cpxsquid{}n{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        cmd.args(["-N", "-d", "1", "-n", &service, "-f"]).arg(dir.join("squid.conf"));
         if let Some(kdc) = kdc {
             cmd.env("KRB5_CONFIG", &kdc.config);
         }

@@ -2,7 +2,8 @@
 # The project's PC/SC test stack: pcscd + the vpcd reader driver, isolated from any pcscd the user runs.
 #
 #   stack.sh isolated CMD...   run CMD in private mount, network and PID namespaces (root), with a private
-#                              /run/pcscd and loopback: nothing inside can see or touch the host's pcscd
+#                              /run/pcscd, /dev/shm and loopback: nothing inside can see or touch the host's
+#                              pcscd, nor the shared memory a killed Squid or Chromium left behind
 #   stack.sh prepare DIR       write DIR/readers.d (4 vpcd entries, 8 readers; 3 PIN-pad readers) and
 #                              build DIR/libnodelay.so and DIR/libcpxpinpad.so
 #   stack.sh pcscd DIR         (inside `isolated` only) exec pcscd in the foreground on DIR/readers.d
@@ -57,8 +58,8 @@ prepare() {
   [ -e "$VPCD_SO" ] || { echo "stack.sh: $VPCD_SO missing: apt-get install vsmartcard-vpcd" >&2; exit 1; }
   for e in "${ENTRIES[@]+"${ENTRIES[@]}"}"; do
     local so="$dir/drivers/libifdvpcd-$e.so" base=$((40000 + 16 * i))
-    # A new file each time (never written in place): a target/ folder copied with hard links (cp -al)
-    # shares these files with another tree, whose running pcscd has them mapped.
+    # A new file, never the old one rewritten: a target/ copied with hard links (cp -al) shares these
+    # files with other checkouts, whose running pcscd has them mapped (rewritten, it segfaults).
     cp --remove-destination "$(readlink -f "$VPCD_SO")" "$so"
     printf 'FRIENDLYNAME "CPx Test Reader %s"\nDEVICENAME /dev/null:%d\nLIBPATH %s\nCHANNELID %d\n' "$e" "$base" "$so" "$base" \
       > "$dir/readers.d/reader-$e"
@@ -86,6 +87,7 @@ case "${1:-}" in
     [ "$(id -u)" = 0 ] || { echo "stack.sh isolated: needs root (unshare of mount and network namespaces)" >&2; exit 1; }
     exec unshare --mount --net --pid --fork --mount-proc --propagation private \
       bash -c 'set -e; ip link set lo up; mkdir -p /run/pcscd; mount -t tmpfs -o mode=0755 cpx-stack /run/pcscd
+               mount -t tmpfs -o mode=1777 cpx-shm /dev/shm
                touch '"$MARKER"'; exec "$@"' stack "$@"
     ;;
   prepare) prepare "${2:?stack.sh prepare DIR}" ;;

@@ -146,14 +146,9 @@ impl HostilePortal {
     }
 
     fn wait_end(&self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(150);
-        loop {
-            if let Some(why) = self.ended.lock().unwrap().clone() {
-                return why;
-            }
-            assert!(Instant::now() < deadline, "the hostile portal's connection never ended");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        cpx_tests::poll("the hostile portal's connection ending", Duration::from_secs(150), || {
+            self.ended.lock().unwrap().clone()
+        })
     }
 }
 

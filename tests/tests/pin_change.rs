@@ -3,7 +3,8 @@
 //! success a login with the new code; the card left with no code verified (reset inside the transaction).
 
 use cpx_agent::card::{
-    change_pin, unblock_pin, CardLabel, CardService, CodeDialog, PinLifeError, PromptError,
+    change_pin, unblock_pin, CardLabel, CardService, CodeDialog, KeypadNotice, KeypadStep, PinLifeError,
+    PinPadPolicy, PromptError,
 };
 use cpx_card::PinStatus;
 use cpx_card::{CardError, CertCache, CodePorteur, CpxCard, Pin, PinChangeError, UnblockingCode};
@@ -298,13 +299,18 @@ impl CodeDialog for Scripted {
         &self,
         _card: &CardLabel,
         status: PinStatus,
+        new_on_keypad: bool,
     ) -> Result<Zeroizing<String>, PromptError> {
+        assert!(!new_on_keypad, "a reader without a keypad");
         self.note(format!("unblock {}/{}", status.tries_left, status.max_tries));
         Ok(Zeroizing::new(self.unblock.to_owned()))
     }
     fn new_pin_twice(&self, _card: &CardLabel) -> Result<[Zeroizing<String>; 2], PromptError> {
         self.note("new twice".into());
         Ok(self.new.map(|s| Zeroizing::new(s.to_owned())))
+    }
+    fn show_keypad(&self, _card: &CardLabel, step: KeypadStep) -> Result<KeypadNotice, PromptError> {
+        panic!("a reader without a keypad: no {step:?} notice");
     }
 }
 
@@ -319,7 +325,9 @@ fn the_agent_flow_changes_with_the_new_code_typed_twice() {
         let log = out_dir(&format!("pin-life-change-{persona}")).join("apdu.log");
         let _card = insert_with(persona, &reader, &Options::default(), Some(&log));
         let cards = service();
-        let run = |dialog: &Scripted| cards.blocking(|c| change_pin(c, Some(&reader.name), dialog)).unwrap();
+        let run = |dialog: &Scripted| {
+            cards.blocking(|c| change_pin(c, Some(&reader.name), dialog, PinPadPolicy::Auto)).unwrap()
+        };
 
         // Mismatched new codes: nothing reaches the card.
         let mismatch = Scripted::new("1234", "", ["5678", "5679"]);
@@ -356,10 +364,13 @@ fn the_agent_flow_unblocks_with_the_tries_shown_and_the_last_one_confirmed() {
         let options = Options { unblock_tries: Some(2), ..Options::default() };
         let _card = insert_with(persona, &reader, &options, Some(&log));
         let cards = service();
-        let run = |dialog: &Scripted| cards.blocking(|c| unblock_pin(c, Some(&reader.name), dialog)).unwrap();
+        let run = |dialog: &Scripted| {
+            cards.blocking(|c| unblock_pin(c, Some(&reader.name), dialog, PinPadPolicy::Auto)).unwrap()
+        };
         // A blocked code porteur cannot be changed: the flow says so before asking anything.
         let change = Scripted::new("1234", "", ["5678", "5678"]);
-        let refused = cards.blocking(|c| change_pin(c, Some(&reader.name), &change)).unwrap();
+        let refused =
+            cards.blocking(|c| change_pin(c, Some(&reader.name), &change, PinPadPolicy::Auto)).unwrap();
         assert!(matches!(refused, Err(PinLifeError::Refused(PinChangeError::Card(CardError::PinBlocked)))));
         assert!(change.asked().is_empty(), "{persona}: {:?}", change.asked());
 
@@ -394,7 +405,7 @@ fn the_agent_flow_unblocks_with_the_tries_shown_and_the_last_one_confirmed() {
     let reader = stack().reader();
     let _card = insert_with("cps3-dead", &reader, &Options::default(), None);
     let dialog = Scripted::new("", "12345678", ["4321", "4321"]);
-    let r = service().blocking(|c| unblock_pin(c, Some(&reader.name), &dialog)).unwrap();
+    let r = service().blocking(|c| unblock_pin(c, Some(&reader.name), &dialog, PinPadPolicy::Auto)).unwrap();
     assert!(matches!(r, Err(PinLifeError::Refused(PinChangeError::UnblockingCodeBlocked))), "{r:?}");
     assert!(dialog.asked().is_empty(), "{:?}", dialog.asked());
 }

@@ -318,3 +318,229 @@ fn diagnose_names_the_pin_pad_of_each_reader() {
     assert!(quirk["detail"].as_str().unwrap().contains("this model has none (OMNIKEY 3x21)"), "{quirk}");
     assert_eq!(check(&vpcd.name, "en"), None, "no PIN pad on vpcd");
 }
+
+/// Types each `(entry, code)` when the reader asks for that entry, in a thread; returns the status word
+/// of the reader's last command.
+fn entries_typist(
+    pad: &PinPadReader,
+    entries: Vec<(&'static str, &'static str)>,
+) -> std::thread::JoinHandle<String> {
+    let mut keypad = Keypad::connect(pad);
+    std::thread::spawn(move || {
+        for (entry, code) in entries {
+            assert_eq!(keypad.wait_entry(WAIT), entry);
+            keypad.type_code(code);
+        }
+        keypad.wait_done(WAIT)
+    })
+}
+
+/// The code porteur changed on the keypad (PC/SC part 10 modify) by the driver: CPS3 in one CHANGE
+/// REFERENCE DATA the reader fills with the current and the new code; CPS4 with the current code
+/// verified on the keypad first, then the new one alone. A confirmation that differs, a wrong current
+/// code, then the change, and a login with the new code; the codes never on the computer's side.
+#[test]
+fn the_code_porteur_is_changed_on_the_keypad() {
+    use cpx_card::{CodePorteur, PinChangeError, PinPadChangeError, PinPadModify};
+    for (persona, change_header, current_first) in
+        [("cps3", "0024000110", false), ("cps4", "0124018108", true)]
+    {
+        let pad = borrow(false);
+        let log = out_dir(&format!("pinpad_change_{persona}")).join("apdu.log");
+        let _card = insert_with(persona, &pad.reader, &Options::default(), Some(&log));
+        let mut card = open_card(&pad.reader.name, &CertCache::memory()).unwrap();
+        let verify = detect(&mut card);
+        let modify = PinPadModify::detect(card.transport(), 30).unwrap().expect("MODIFY PIN DIRECT");
+
+        // The confirmation differs: the reader's 64 02, nothing changed.
+        let typing = entries_typist(&pad, vec![("current", "1234"), ("new", "5678"), ("confirm", "5679")]);
+        let differs = card.change_pin_on_reader(&verify, &modify);
+        assert_eq!(typing.join().unwrap(), "6402", "{persona}");
+        assert_eq!(differs, Err(PinPadChangeError::Reader(ReaderAnswer::CodesDiffer)), "{persona}");
+
+        // A wrong current code: the card's answer with its tries (a CPS4 is not asked for the new code).
+        let entries = if current_first {
+            vec![("current", "0000")]
+        } else {
+            vec![("current", "0000"), ("new", "5678"), ("confirm", "5678")]
+        };
+        let typing = entries_typist(&pad, entries);
+        let wrong = card.change_pin_on_reader(&verify, &modify);
+        assert_eq!(typing.join().unwrap(), "63C2", "{persona}");
+        let wrong_pin = PinChangeError::Card(CardError::WrongPin { tries_left: 2 });
+        assert_eq!(wrong, Err(PinPadChangeError::Refused(wrong_pin)), "{persona}");
+
+        let typing = entries_typist(&pad, vec![("current", "1234"), ("new", "5678"), ("confirm", "5678")]);
+        card.change_pin_on_reader(&verify, &modify).unwrap_or_else(|e| panic!("{persona}: {e}"));
+        assert_eq!(typing.join().unwrap(), "9000", "{persona}");
+
+        // A login with the new code, typed on screen this time.
+        let d = digest();
+        let scheme = card.schemes()[0];
+        let sig = card.authenticate(&cpx_card::Pin::new("5678").unwrap(), scheme, &d).expect("the new code");
+        verify_signature(card.certificate(), scheme, &d, &sig).expect("the signature verifies");
+
+        // The card got the new code in commands the reader built: the computer never had it.
+        let cmds = logged_commands(&log);
+        let changes: Vec<_> = cmds.iter().filter(|c| c.starts_with(change_header)).collect();
+        assert!(!changes.is_empty() && changes.iter().all(|c| c.contains("secret")), "{persona}: {cmds:?}");
+        assert_no_pin(&cmds.join("\n"), &["5678", "0000"]);
+        assert!(!cmds.iter().any(|c| c.contains("35363738")), "{persona}: {cmds:?}");
+    }
+}
+
+/// A blocked card unblocked with its code de déblocage and a new code porteur typed twice on the keypad
+/// (CPS3: RESET RETRY COUNTER `2C 02` filled by the reader; CPS4: `2C 03`, then `24 01` filled by the
+/// reader); a wrong code de déblocage never lights the keypad; then a login with the new code.
+#[test]
+fn a_blocked_card_is_unblocked_with_the_new_code_typed_on_the_keypad() {
+    use cpx_card::{CodePorteur, PinChangeError, PinPadChangeError, PinPadModify, UnblockingCode};
+    for (persona, new_code_header) in [("cps3-blocked", "00 2C 02 01"), ("cps4-blocked", "01 24 01 81")] {
+        let pad = borrow(false);
+        let log = out_dir(&format!("pinpad_unblock_{persona}")).join("apdu.log");
+        let _card = insert_with(persona, &pad.reader, &Options::default(), Some(&log));
+        let mut card = open_card(&pad.reader.name, &CertCache::memory()).unwrap();
+        let modify = PinPadModify::detect(card.transport(), 30).unwrap().expect("MODIFY PIN DIRECT");
+
+        let mut keypad = Keypad::connect(&pad);
+        let wrong = card.unblock_pin_on_reader(&UnblockingCode::new("87654321").unwrap(), &modify);
+        let wrong_code = PinChangeError::WrongUnblockingCode { tries_left: 2 };
+        assert_eq!(wrong, Err(PinPadChangeError::Refused(wrong_code)), "{persona}");
+        assert!(keypad.said_nothing(), "{persona}: the keypad was not asked after a wrong code de déblocage");
+        drop(keypad);
+
+        let typing = entries_typist(&pad, vec![("new", "4321"), ("confirm", "4321")]);
+        card.unblock_pin_on_reader(&UnblockingCode::new("12345678").unwrap(), &modify)
+            .unwrap_or_else(|e| panic!("{persona}: {e}"));
+        assert_eq!(typing.join().unwrap(), "9000", "{persona}");
+        assert_eq!(card.pin_status().unwrap().unwrap().tries_left, 3, "{persona}: unblocked");
+
+        let d = digest();
+        let scheme = card.schemes()[0];
+        let sig = card.authenticate(&cpx_card::Pin::new("4321").unwrap(), scheme, &d).expect("the new code");
+        verify_signature(card.certificate(), scheme, &d, &sig).expect("the signature verifies");
+        let header = new_code_header.replace(' ', "");
+        let cmds = logged_commands(&log);
+        assert!(
+            cmds.iter().any(|c| c.starts_with(&header) && c.contains("secret")),
+            "{persona}: the reader's command setting the new code: {cmds:?}"
+        );
+        assert_no_pin(&cmds.join("\n"), &["4321"]);
+    }
+}
+
+/// The agent's own flow (`cpx-agent pin` and the tray run it) on a PIN-pad reader: the codes porteur are
+/// typed on the keypad while the dialog shows a notice — never asked on screen — and only the code de
+/// déblocage is typed on screen; with `pinpad = "off"` the dialog asks for everything.
+#[test]
+fn the_agent_changes_and_unblocks_on_the_keypad_and_asks_on_screen_when_pinpad_is_off() {
+    use cpx_agent::card::{
+        change_pin, unblock_pin, CardLabel, CardService, CodeDialog, KeypadNotice, KeypadStep, PinPadPolicy,
+        PromptError,
+    };
+    use cpx_card::PinStatus;
+    use std::sync::Mutex;
+    use zeroize::Zeroizing;
+
+    /// Answers what is asked on screen, and notes every question.
+    struct Dialog {
+        asked: Mutex<Vec<String>>,
+        current: &'static str,
+        new: &'static str,
+    }
+    impl Dialog {
+        fn new(current: &'static str, new: &'static str) -> Self {
+            Self { asked: Mutex::new(Vec::new()), current, new }
+        }
+        fn note(&self, what: String) {
+            self.asked.lock().unwrap().push(what);
+        }
+        fn asked(&self) -> Vec<String> {
+            self.asked.lock().unwrap().clone()
+        }
+    }
+    impl CodeDialog for Dialog {
+        fn choose_card(&self, _cards: &[CardLabel]) -> Result<usize, PromptError> {
+            panic!("one card per reader");
+        }
+        fn current_pin(
+            &self,
+            _card: &CardLabel,
+            _status: PinStatus,
+        ) -> Result<Zeroizing<String>, PromptError> {
+            self.note("current on screen".into());
+            Ok(Zeroizing::new(self.current.into()))
+        }
+        fn confirm_last_unblock_try(&self, _card: &CardLabel) -> Result<bool, PromptError> {
+            Ok(true)
+        }
+        fn unblocking_code(
+            &self,
+            _card: &CardLabel,
+            _status: PinStatus,
+            new_on_keypad: bool,
+        ) -> Result<Zeroizing<String>, PromptError> {
+            self.note(format!("unblocking code on screen, new on keypad: {new_on_keypad}"));
+            Ok(Zeroizing::new("12345678".into()))
+        }
+        fn new_pin_twice(&self, _card: &CardLabel) -> Result<[Zeroizing<String>; 2], PromptError> {
+            self.note("new on screen".into());
+            Ok([Zeroizing::new(self.new.into()), Zeroizing::new(self.new.into())])
+        }
+        fn show_keypad(&self, card: &CardLabel, step: KeypadStep) -> Result<KeypadNotice, PromptError> {
+            self.note(format!("keypad notice {step:?} for {}", card.text));
+            Ok(KeypadNotice::none())
+        }
+    }
+
+    let cards = CardService::new(CertCache::memory(), Duration::from_secs(5), Duration::from_secs(5));
+    for persona in ["cps3", "cps4"] {
+        let pad = borrow(false);
+        let name = pad.reader.name.clone();
+        let log = out_dir(&format!("pinpad_agent_change_{persona}")).join("apdu.log");
+        let card = insert_with(persona, &pad.reader, &Options::default(), Some(&log));
+
+        // On the keypad: the dialog only shows the notice.
+        let dialog = Dialog::new("", "");
+        let typing = entries_typist(&pad, vec![("current", "1234"), ("new", "5678"), ("confirm", "5678")]);
+        let changed = cards.blocking(|c| change_pin(c, Some(&name), &dialog, PinPadPolicy::Auto)).unwrap();
+        assert!(changed.is_ok(), "{persona}: {changed:?}");
+        assert_eq!(typing.join().unwrap(), "9000", "{persona}");
+        let asked = dialog.asked();
+        let notice = format!("— CPS ({})", persona.to_uppercase());
+        assert!(
+            asked.len() == 1
+                && asked[0].starts_with("keypad notice Change for ")
+                && asked[0].ends_with(&notice),
+            "{persona}: only the keypad notice, naming the card: {asked:?}"
+        );
+
+        // pinpad = "off": the same reader, the codes asked on screen (back to 1234).
+        let dialog = Dialog::new("5678", "1234");
+        let mut keypad = Keypad::connect(&pad);
+        let changed = cards.blocking(|c| change_pin(c, Some(&name), &dialog, PinPadPolicy::Off)).unwrap();
+        assert!(changed.is_ok(), "{persona}: {changed:?}");
+        assert!(keypad.said_nothing(), "{persona}: the keypad was not lit with pinpad = off");
+        assert_eq!(dialog.asked(), ["current on screen", "new on screen"], "{persona}");
+        drop(keypad);
+        drop(card);
+        assert_no_pin(&logged_commands(&log).join("\n"), &["5678"]);
+    }
+
+    for persona in ["cps3-blocked", "cps4-blocked"] {
+        let pad = borrow(false);
+        let name = pad.reader.name.clone();
+        let log = out_dir(&format!("pinpad_agent_unblock_{persona}")).join("apdu.log");
+        let _card = insert_with(persona, &pad.reader, &Options::default(), Some(&log));
+        let dialog = Dialog::new("", "");
+        let typing = entries_typist(&pad, vec![("new", "4321"), ("confirm", "4321")]);
+        let unblocked = cards.blocking(|c| unblock_pin(c, Some(&name), &dialog, PinPadPolicy::Auto)).unwrap();
+        assert!(unblocked.is_ok(), "{persona}: {unblocked:?}");
+        assert_eq!(typing.join().unwrap(), "9000", "{persona}");
+        let asked = dialog.asked();
+        assert_eq!(asked[0], "unblocking code on screen, new on keypad: true", "{persona}");
+        assert!(asked[1].starts_with("keypad notice NewPin"), "{persona}: {asked:?}");
+        assert_eq!(asked.len(), 2, "{persona}: {asked:?}");
+        assert_no_pin(&logged_commands(&log).join("\n"), &["4321"]);
+    }
+}

@@ -371,13 +371,9 @@ fn signed_token_login_through_the_page() {
     );
 }
 
-/// Polls `check` every 200 ms until it holds, for `limit` at most.
+/// Polls `check` until it holds, for `limit` at most.
 fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    cpx_tests::poll(what, limit, || check().then_some(()));
 }
 
 #[test]

@@ -25,12 +25,9 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 fn status_line(app: &TrayApp) -> String {
     assert!(app.second_start(&["--show", "status"]).success(), "second start");
     app.wait_window("status");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let mut line = app.text("#message");
-    while line.is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-        line = app.text("#message");
-    }
+    let line =
+        cpx_tests::try_poll(Duration::from_secs(10), || Some(app.text("#message")).filter(|l| !l.is_empty()))
+            .unwrap_or_default();
     assert!(
         app.desktop.window_titles().iter().any(|t| t == "État de la carte — Agent CPx"),
         "status window title: {:?}",
@@ -131,15 +128,9 @@ fn menu_single_instance_autostart_windows_and_their_capabilities() {
     app.wait_log(0, &["tray ready"]);
 
     // The tray menu: the state in words first (not clickable), then the entries.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let item = loop {
-        let item = app.tray_item();
-        if item["menu"].as_array().is_some_and(|m| m.len() >= 6) {
-            break item;
-        }
-        assert!(std::time::Instant::now() < deadline, "no tray menu: {item}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let item = cpx_tests::poll("the tray menu", Duration::from_secs(10), || {
+        Some(app.tray_item()).filter(|item| item["menu"].as_array().is_some_and(|m| m.len() >= 8))
+    });
     let labels: Vec<&str> =
         item["menu"].as_array().unwrap().iter().map(|e| e["label"].as_str().unwrap_or_default()).collect();
     assert_eq!(
@@ -147,6 +138,8 @@ fn menu_single_instance_autostart_windows_and_their_capabilities() {
         [
             "Aucune carte dans le lecteur",
             "État de la carte",
+            "Changer mon code porteur",
+            "Débloquer ma carte",
             "Diagnostic",
             "Sites autorisés",
             "À propos",
@@ -192,6 +185,8 @@ fn menu_single_instance_autostart_windows_and_their_capabilities() {
     assert!(denied.as_str().unwrap_or_default().starts_with("denied"), "about → sites_remove: {denied}");
     let denied = app.run_async("window.__TAURI__.core.invoke('pin_submit', {pin: '1234'}).then(() => done('allowed'), e => done('denied: ' + e))");
     assert!(denied.as_str().unwrap_or_default().starts_with("denied"), "about → pin_submit: {denied}");
+    let denied = app.run_async("window.__TAURI__.core.invoke('pin_life_start', {action: 'unblock'}).then(() => done('allowed'), e => done('denied: ' + e))");
+    assert!(denied.as_str().unwrap_or_default().starts_with("denied"), "about → pin_life_start: {denied}");
     app.desktop.key("Escape");
     app.wait_closed("about");
 
@@ -213,11 +208,10 @@ fn menu_single_instance_autostart_windows_and_their_capabilities() {
     // Diagnostics: the checks, and « copier le rapport » puts the redacted report on the clipboard.
     app.click_menu("Diagnostic");
     app.wait_window("diagnostics");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while app.execute("return document.querySelectorAll('#checks tr').length").as_u64().unwrap_or(0) < 3 {
-        assert!(std::time::Instant::now() < deadline, "no checks shown");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    cpx_tests::poll("the checks shown", Duration::from_secs(30), || {
+        let shown = app.execute("return document.querySelectorAll('#checks tr').length").as_u64();
+        (shown.unwrap_or(0) >= 3).then_some(())
+    });
     let summary = app.text("#summary");
     assert!(
         summary.contains("Aucune carte") || summary.contains("Attention") || summary.contains("Échec"),
@@ -240,11 +234,7 @@ fn menu_single_instance_autostart_windows_and_their_capabilities() {
 
     // « Quitter » ends the app.
     app.click_menu("Quitter");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !app.app_pids().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "the app did not quit");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    cpx_tests::poll("the app quitting", Duration::from_secs(10), || app.app_pids().is_empty().then_some(()));
 }
 
 struct LoginWorld {
@@ -396,8 +386,21 @@ fn card_login_with_the_pin_typed_into_the_tray_dialog() {
         assert!(app.desktop.window_titles().iter().any(|t| t == "Carte bloquée — Agent CPx"));
         app.screenshot("5-carte-bloquee");
         b.wait_text("#card-error", "Code porteur bloqué");
+        // The notice's « Débloquer ma carte »: the unblocking dialog, then a login with the new code.
+        app.click("#unblock");
+        let codes = code_window(app, "codes");
+        assert!(codes.contains("Essais du code de déblocage") && codes.contains("3 sur 3"), "{codes}");
+        app.screenshot("6-debloquer-depuis-la-notice");
+        type_codes(app, "12345678", "9876", "9876");
+        assert!(code_window(app, "result").contains("Carte débloquée"));
+        app.screenshot("7-carte-debloquee");
         app.click("#close");
-        app.wait_closed("blocked");
+        app.wait_closed("code");
+        w.click_card_login("Carte CPS insérée et reconnue");
+        w.pin_dialog("3 sur 3");
+        app.desktop.type_text("9876");
+        app.desktop.key("Return");
+        b.wait_path("/premiere-connexion");
     }
     // The app logged at trace level through all of this; the PINs typed are nowhere in it.
     // The log writer is asynchronous: wait for the last login's line.
@@ -405,7 +408,7 @@ fn card_login_with_the_pin_typed_into_the_tray_dialog() {
         Some(app.logs()).filter(|l| l.contains("card login done"))
     });
     assert!(logs.contains("\"apdu\""), "trace level is on");
-    cpx_tests::assert_no_pin(&logs, &["1234", "0000"]);
+    cpx_tests::assert_no_pin(&logs, &["1234", "0000", "12345678", "9876"]);
 }
 
 #[test]
@@ -498,11 +501,9 @@ fn site_consent_and_two_sites_asking_at_once() {
     assert!(app.text("#user").contains(&evil), "{}", app.text("#user"));
     app.screenshot("2-sites-autorises");
     app.click("#user button");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while app.text("#user").contains(&evil) {
-        assert!(std::time::Instant::now() < deadline, "approval not removed");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    cpx_tests::poll("the approval removed", Duration::from_secs(10), || {
+        (!app.text("#user").contains(&evil)).then_some(())
+    });
     app.click("#close");
     app.wait_closed("sites");
 
@@ -690,4 +691,392 @@ fn the_status_window_and_the_pin_dialog_name_every_cpx_card() {
         b.wait_path("/premiere-connexion");
         app.wait_closed("pin");
     }
+}
+
+/// Waits for the code porteur window (`ui/code.html`: changing or unblocking) at `step` (`confirm`,
+/// `codes`, `result`), switched to, and returns its text.
+fn code_window(app: &TrayApp, step: &str) -> String {
+    let script = format!(
+        "return document.body.dataset.ready === 'true' && !document.getElementById('{step}-step').hidden"
+    );
+    cpx_tests::poll(&format!("the code porteur window at {step}"), Duration::from_secs(30), || {
+        app.find_window("code")?;
+        (app.execute(&script) == true).then(|| app.page_text())
+    })
+}
+
+/// Types the three codes of the codes window (first field focused), then Enter.
+fn type_codes(app: &TrayApp, first: &str, new: &str, again: &str) {
+    for (i, digits) in [first, new, again].into_iter().enumerate() {
+        if i > 0 {
+            app.desktop.key("Tab");
+        }
+        app.desktop.type_text(digits);
+    }
+    app.desktop.key("Return");
+}
+
+/// A login (VERIFY and a signature) with `digits`, on the card itself.
+fn card_login(reader: &str, digits: &str) -> Result<(), cpx_card::CardError> {
+    use sha2::Digest;
+    let mut card = cpx_tests::open_card(reader, &cpx_card::CertCache::memory()).expect("opens");
+    let scheme = card.schemes()[0];
+    let digest = sha2::Sha256::digest(b"after the tray's dialog").to_vec();
+    card.authenticate(&cpx_card::Pin::new(digits).unwrap(), scheme, &digest).map(drop)
+}
+
+#[test]
+fn change_and_unblock_the_code_porteur_from_the_tray_menu() {
+    let _one = one_at_a_time();
+    let dir = out_dir("tray-pin-life");
+    let reader = stack().reader();
+    let app = TrayApp::start_on(Desktop::start(Panel::StatusNotifier), &dir, "", free_port(), &[]);
+    app.wait_log(0, &["tray ready"]);
+    let menu = cpx_tests::poll("the tray menu", Duration::from_secs(10), || {
+        let item = app.tray_item();
+        let labels: Vec<String> =
+            item["menu"].as_array()?.iter().filter_map(|e| e["label"].as_str()).map(str::to_owned).collect();
+        (labels.len() >= 8).then_some(labels)
+    });
+    assert_eq!(
+        menu[1..4],
+        ["État de la carte", "Changer mon code porteur", "Débloquer ma carte"],
+        "{menu:?}"
+    );
+
+    {
+        let log = dir.join("apdu-change.log");
+        let _card = insert_with("cps3", &reader, &Options::default(), Some(&log));
+        app.click_menu("Changer mon code porteur");
+        let text = code_window(&app, "codes");
+        for want in [
+            "Changer mon code porteur",
+            "JEAN DUPONT — CPS (CPS3)",
+            "Essais restants",
+            "3 sur 3",
+            "Code porteur actuel (4 chiffres)",
+            "Nouveau code porteur, une seconde fois",
+        ] {
+            assert!(text.contains(want), "{want:?} missing: {text}");
+        }
+        assert_eq!(
+            app.desktop.focused_title(),
+            "Changer le code porteur — Agent CPx",
+            "the dialog has the focus"
+        );
+        app.screenshot("changer-1-dialogue");
+        // Too short, then two new codes that differ: said in the window, nothing sent to the card.
+        app.desktop.type_text("12");
+        app.desktop.key("Return");
+        app.wait_text("#error", "Le code porteur comporte 4 chiffres");
+        app.screenshot("changer-2-trop-court");
+        app.desktop.type_text("34");
+        for (key, digits) in [("Tab", "5678"), ("Tab", "5679")] {
+            app.desktop.key(key);
+            app.desktop.type_text(digits);
+        }
+        app.desktop.key("Return");
+        app.wait_text("#error", "Les deux saisies du nouveau code porteur sont différentes");
+        app.screenshot("changer-3-codes-differents");
+        assert!(!logged_commands(&log).iter().any(|c| c.contains("secret")), "nothing sent to the card yet");
+        // The second entry again: changed, and a login with the new code works.
+        app.desktop.type_text("5678");
+        app.desktop.key("Return");
+        let done = code_window(&app, "result");
+        assert!(done.contains("Code porteur changé."), "{done}");
+        app.screenshot("changer-4-change");
+        app.click("#close");
+        app.wait_closed("code");
+        card_login(&reader.name, "5678").expect("a login with the new code");
+        assert_eq!(card_login(&reader.name, "1234"), Err(cpx_card::CardError::WrongPin { tries_left: 2 }));
+
+        // A wrong current code: the card's refusal with the tries left, and « Recommencer ».
+        app.click_menu("Changer mon code porteur");
+        let text = code_window(&app, "codes");
+        assert!(text.contains("2 sur 3"), "the wrong code counted: {text}");
+        type_codes(&app, "0000", "1111", "1111");
+        let refused = code_window(&app, "result");
+        assert!(
+            refused.contains("Code porteur incorrect") && refused.contains("Essais restants : 1 sur 3"),
+            "{refused}"
+        );
+        app.screenshot("changer-5-code-incorrect");
+        app.click("#again-button");
+        let again = code_window(&app, "codes");
+        assert!(again.contains("1 sur 3"), "{again}");
+        app.desktop.key("Escape");
+        app.wait_closed("code");
+    }
+    {
+        // A blocked card, two tries of its code de déblocage left: shown before it is typed.
+        let options = Options { unblock_tries: Some(2), ..Options::default() };
+        let _card = insert_with("cps3-blocked", &reader, &options, None);
+        app.click_menu("Débloquer ma carte");
+        let text = code_window(&app, "codes");
+        for want in
+            ["Débloquer ma carte", "Essais du code de déblocage", "2 sur 3", "Code de déblocage (8 chiffres)"]
+        {
+            assert!(text.contains(want), "{want:?} missing: {text}");
+        }
+        assert_eq!(app.desktop.focused_title(), "Débloquer la carte — Agent CPx");
+        app.screenshot("debloquer-1-dialogue");
+        type_codes(&app, "1234567", "4321", "4321");
+        app.wait_text("#error", "Le code de déblocage comporte 8 chiffres");
+        app.screenshot("debloquer-2-trop-court");
+        app.desktop.key("Escape");
+        app.wait_closed("code");
+        // A wrong code de déblocage: its tries left.
+        app.click_menu("Débloquer ma carte");
+        code_window(&app, "codes");
+        type_codes(&app, "87654321", "4321", "4321");
+        let refused = code_window(&app, "result");
+        assert!(
+            refused.contains("Code de déblocage incorrect")
+                && refused.contains("Essais du code de déblocage : 1 sur 3"),
+            "{refused}"
+        );
+        app.screenshot("debloquer-3-code-incorrect");
+        // Its last try: a confirmation first, then the right code unblocks the card.
+        app.click("#again-button");
+        let question = code_window(&app, "confirm");
+        assert!(question.contains("Dernier essai du code de déblocage"), "{question}");
+        let fields =
+            "return [...document.querySelectorAll('input')].filter(i => i.offsetParent !== null).length";
+        assert_eq!(app.execute(fields).as_u64(), Some(0), "nothing to type before « Continuer »");
+        app.screenshot("debloquer-4-dernier-essai");
+        app.click("#continue");
+        let text = code_window(&app, "codes");
+        assert!(text.contains("1 sur 3"), "{text}");
+        type_codes(&app, "12345678", "4321", "4321");
+        let done = code_window(&app, "result");
+        assert!(done.contains("Carte débloquée"), "{done}");
+        app.screenshot("debloquer-5-debloquee");
+        app.click("#close");
+        app.wait_closed("code");
+        card_login(&reader.name, "4321").expect("a login after the unblocking");
+        // The tray says the card is ready again, without waiting for a reader event.
+        cpx_tests::poll("the menu saying the card is ready", Duration::from_secs(10), || {
+            (app.tray_item()["menu"][0]["label"] == "Carte CPS insérée et reconnue").then_some(())
+        });
+    }
+    {
+        // The code de déblocage blocked: named with its route before anything is typed.
+        let _card = insert_with("cps3-dead", &reader, &Options::default(), None);
+        app.click_menu("Débloquer ma carte");
+        let text = code_window(&app, "result");
+        assert!(text.contains("Code de déblocage bloqué") && text.contains("CPS Info Service"), "{text}");
+        assert_eq!(app.text("#again-button"), "", "no « Recommencer »");
+        app.screenshot("debloquer-6-code-de-deblocage-bloque");
+        app.click("#close");
+        app.wait_closed("code");
+    }
+    {
+        // A CPS4: its own sequence behind the same dialog.
+        let _card = insert_with("cps4", &reader, &Options::default(), None);
+        app.click_menu("Changer mon code porteur");
+        let text = code_window(&app, "codes");
+        assert!(text.contains("CLAIRE MARTIN — CPS (CPS4)") && text.contains("3 sur 3"), "{text}");
+        type_codes(&app, "1234", "2468", "2468");
+        assert!(code_window(&app, "result").contains("Code porteur changé."));
+        app.click("#close");
+        app.wait_closed("code");
+        card_login(&reader.name, "2468").expect("a CPS4 login with the new code");
+    }
+    let logs = cpx_tests::poll("the flows in the app's log", Duration::from_secs(10), || {
+        Some(app.logs()).filter(|l| l.matches("code porteur flow ended").count() >= 8)
+    });
+    cpx_tests::assert_no_pin(
+        &logs,
+        &["5678", "0000", "1111", "87654321", "12345678", "4321", "1234567", "2468"],
+    );
+}
+
+/// The same dialogs in English when the desktop speaks English: the catalogue's English words.
+#[test]
+fn the_code_porteur_dialogs_in_english() {
+    let _one = one_at_a_time();
+    let dir = out_dir("tray-pin-life-english");
+    let reader = stack().reader();
+    let desktop = Desktop::start(Panel::StatusNotifier);
+    let app = TrayApp::start_on(desktop, &dir, "", free_port(), &[("LANGUAGE", "en_GB:en")]);
+    app.wait_log(0, &["tray ready"]);
+    let options = Options { unblock_tries: Some(1), ..Options::default() };
+    let _card = insert_with("cps3-blocked", &reader, &options, None);
+    app.click_menu("Unblock my card");
+    let question = code_window(&app, "confirm");
+    assert!(question.contains("Last try of the unblocking code"), "{question}");
+    assert_eq!(app.desktop.focused_title(), "Unblock the card — Agent CPx");
+    app.screenshot("unblock-last-try");
+    app.click("#continue");
+    let text = code_window(&app, "codes");
+    for want in [
+        "Tries of the unblocking code",
+        "1 of 3",
+        "Unblocking code (8 digits)",
+        "New code porteur, once more",
+    ] {
+        assert!(text.contains(want), "{want:?} missing: {text}");
+    }
+    type_codes(&app, "12345678", "4321", "4322");
+    app.wait_text("#error", "The two entries of the new code porteur differ");
+    app.screenshot("unblock-codes-differ");
+    app.desktop.key("Escape");
+    app.wait_closed("code");
+}
+
+/// The code porteur typed on the reader's keypad: the tray shows a notice (the site, the holder, the tries,
+/// where to type, what to do when the reader stops waiting) with no field and no cancel button (only the
+/// reader's Cancel key stops the reader); a wrong code brings the notice back saying so; the notice goes
+/// away when the reader is done. Screenshots: target/test-out/tray-keypad/app/screenshots.
+#[test]
+fn card_login_with_the_code_typed_on_the_reader_keypad() {
+    use cpx_tests::pinpad::{borrow, Keypad};
+    let _one = one_at_a_time();
+    let w = login_world("tray-keypad", "", false);
+    let (app, b) = (&w.app, &w.browser);
+    let pad = borrow(false);
+    let log = out_dir("tray-keypad-card").join("apdu.log");
+    let _card = insert_with("cps3", &pad.reader, &Options::default(), Some(&log));
+    let mut keypad = Keypad::connect(&pad);
+    let wait = Duration::from_secs(30);
+
+    // The reader waits 5 s for the code: the notice is read and shot first, the keys pressed at once after.
+    w.click_card_login("Carte CPS insérée et reconnue");
+    app.wait_window("keypad");
+    let text = app.page_text();
+    app.screenshot("1-code-porteur-sur-le-lecteur");
+    assert_eq!(keypad.wait_entry(wait), "current");
+    keypad.type_code("0000");
+    assert_eq!(keypad.wait_done(wait), "63C2");
+    for want in [
+        w.portal.origin.as_str(),
+        "JEAN DUPONT",
+        "3 sur 3",
+        "Saisissez votre code porteur sur le clavier du lecteur",
+        "Pour annuler, appuyez sur la touche Annuler du lecteur",
+        "cesse d'attendre",
+    ] {
+        assert!(text.contains(want), "{want:?} missing from the keypad notice: {text}");
+    }
+    // A wrong code: the notice comes back saying so, with the tries left.
+    let wrong = cpx_tests::poll("the keypad notice saying the code was wrong", wait, || {
+        app.find_window("keypad").map(|_| app.page_text()).filter(|t| t.contains("Code porteur incorrect"))
+    });
+    app.screenshot("2-code-incorrect-sur-le-lecteur");
+    assert!(wrong.contains("2 sur 3") && !wrong.contains("dernier essai"), "{wrong}");
+    assert_eq!(keypad.wait_entry(wait), "current");
+    keypad.type_code("0000");
+    assert_eq!(keypad.wait_done(wait), "63C1");
+    // The last try: the warning (no confirmation can stop the reader: the warning comes before the code).
+    let last = cpx_tests::poll("the keypad notice of the last try", wait, || {
+        app.find_window("keypad").map(|_| app.page_text()).filter(|t| t.contains("1 sur 3"))
+    });
+    app.screenshot("3-dernier-essai-sur-le-lecteur");
+    assert!(last.contains("dernier essai") && last.contains("Code porteur incorrect"), "{last}");
+    assert_eq!(keypad.wait_entry(wait), "current");
+    keypad.type_code("1234");
+    assert_eq!(keypad.wait_done(wait), "9000");
+    b.wait_path("/premiere-connexion");
+    app.wait_closed("keypad");
+
+    // Looked at without a reader waiting (cancel pressed first): no field, no button, the focus given.
+    w.click_card_login("Carte CPS insérée et reconnue");
+    app.wait_window("keypad");
+    let again = app.page_text();
+    assert!(again.contains("3 sur 3"), "the right code reset the tries: {again}");
+    assert_eq!(
+        app.execute("return document.querySelectorAll('input, button').length").as_u64(),
+        Some(0),
+        "no PIN field and no cancel that would pretend to stop the reader"
+    );
+    assert_eq!(app.desktop.focused_title(), "Code porteur sur le lecteur — Agent CPx");
+    // Its capability grants no answer: the keypad window cannot hand a code porteur to the login.
+    let denied = app.run_async("window.__TAURI__.core.invoke('pin_submit', {pin: '1234'}).then(() => done('allowed'), e => done('denied: ' + e))");
+    assert!(denied.as_str().unwrap_or_default().starts_with("denied"), "keypad → pin_submit: {denied}");
+    assert_eq!(keypad.wait_entry(wait), "current");
+    keypad.press("C");
+    assert_eq!(keypad.wait_done(wait), "6401");
+    b.wait_text("#card-error", "Connexion annulée");
+    app.wait_closed("keypad");
+
+    let verifies: Vec<_> = logged_commands(&log).into_iter().filter(|c| c.contains("secret")).collect();
+    assert_eq!(verifies.len(), 3, "two wrong codes and the right one, all built by the reader: {verifies:?}");
+    let logs = cpx_tests::poll("the login in the app's log", Duration::from_secs(10), || {
+        Some(app.logs()).filter(|l| l.contains("card login done"))
+    });
+    cpx_tests::assert_no_pin(&logs, &["1234", "0000"]);
+}
+
+/// Changing and unblocking from the tray menu on a PIN-pad reader: the window shows what to type on the
+/// keypad — no field, no button — while the reader takes the codes porteur; for an unblock only the code
+/// de déblocage is typed in the window. Screenshots: target/test-out/tray-pin-life-keypad/screenshots.
+#[test]
+fn change_and_unblock_on_the_reader_keypad_from_the_tray_menu() {
+    use cpx_tests::pinpad::{borrow, Keypad};
+    let _one = one_at_a_time();
+    let dir = out_dir("tray-pin-life-keypad");
+    let pad = borrow(false);
+    let app = TrayApp::start_on(Desktop::start(Panel::StatusNotifier), &dir, "", free_port(), &[]);
+    app.wait_log(0, &["tray ready"]);
+    let wait = Duration::from_secs(30);
+    let no_control = "return document.querySelectorAll('#keypad-step input, #keypad-step button').length";
+    {
+        let log = dir.join("apdu-change.log");
+        let _card = insert_with("cps3", &pad.reader, &Options::default(), Some(&log));
+        let mut keypad = Keypad::connect(&pad);
+        app.click_menu("Changer mon code porteur");
+        let text = code_window(&app, "keypad");
+        for want in [
+            "JEAN DUPONT — CPS (CPS3)",
+            "saisissez votre code porteur actuel, puis deux fois le nouveau",
+            "Pour annuler, appuyez sur la touche Annuler du lecteur",
+        ] {
+            assert!(text.contains(want), "{want:?} missing from the keypad step: {text}");
+        }
+        assert_eq!(app.execute(no_control).as_u64(), Some(0), "no field, no button: {text}");
+        app.screenshot("changer-sur-le-clavier");
+        for (entry, code) in [("current", "1234"), ("new", "5678"), ("confirm", "5678")] {
+            assert_eq!(keypad.wait_entry(wait), entry);
+            keypad.type_code(code);
+        }
+        assert_eq!(keypad.wait_done(wait), "9000");
+        assert!(code_window(&app, "result").contains("Code porteur changé."));
+        app.screenshot("changer-sur-le-clavier-fait");
+        app.click("#close");
+        app.wait_closed("code");
+        cpx_tests::assert_no_pin(&logged_commands(&log).join("\n"), &["5678"]);
+    }
+    {
+        let log = dir.join("apdu-unblock.log");
+        let _card = insert_with("cps3-blocked", &pad.reader, &Options::default(), Some(&log));
+        let mut keypad = Keypad::connect(&pad);
+        app.click_menu("Débloquer ma carte");
+        let text = code_window(&app, "codes");
+        assert!(
+            text.contains("Le nouveau code porteur se saisira ensuite sur le clavier du lecteur"),
+            "{text}"
+        );
+        let shown =
+            "return [...document.querySelectorAll('#codes-step input')].filter(i => !i.hidden).length";
+        assert_eq!(app.execute(shown).as_u64(), Some(1), "only the code de déblocage on screen");
+        app.screenshot("debloquer-code-de-deblocage-seul");
+        app.desktop.type_text("12345678");
+        app.desktop.key("Return");
+        let text = code_window(&app, "keypad");
+        assert!(text.contains("saisissez deux fois votre nouveau code porteur"), "{text}");
+        app.screenshot("debloquer-nouveau-code-sur-le-clavier");
+        for (entry, code) in [("new", "4321"), ("confirm", "4321")] {
+            assert_eq!(keypad.wait_entry(wait), entry);
+            keypad.type_code(code);
+        }
+        assert_eq!(keypad.wait_done(wait), "9000");
+        assert!(code_window(&app, "result").contains("Carte débloquée"));
+        app.click("#close");
+        app.wait_closed("code");
+        cpx_tests::assert_no_pin(&logged_commands(&log).join("\n"), &["4321"]);
+    }
+    let logs = cpx_tests::poll("the flows in the app's log", Duration::from_secs(10), || {
+        Some(app.logs()).filter(|l| l.matches("code porteur flow ended").count() >= 2)
+    });
+    cpx_tests::assert_no_pin(&logs, &["5678", "12345678", "4321"]);
 }

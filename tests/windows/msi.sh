@@ -134,6 +134,8 @@ row CustomAction "$custom" InstallTrust "$install_type" CpxAgentExe install-trus
 row CustomAction "$custom" BrowserPoliciesApply "$install_type" CpxAgentExe 'browser-policies apply'
 row CustomAction "$custom" UninstallTrust 3154 CpxAgentExe uninstall-trust
 row CustomAction "$custom" BrowserPoliciesRemove 3154 CpxAgentExe 'browser-policies remove'
+row CustomAction "$custom" BrowserPoliciesSchedule 3154 CpxAgentExe 'browser-policies schedule'
+row CustomAction "$custom" BrowserPoliciesUnschedule 3154 CpxAgentExe 'browser-policies unschedule'
 sequence=$(table InstallExecuteSequence)
 seq_of() { awk -F'\t' -v a="$1" '$1 == a { print $3 }' <<<"$sequence"; }
 for a in RestoreAllowedOrigins RestorePort RestoreAutostart RestorePki RestoreBrowserPolicies RestoreAllowUserSites RestoreWebView2Check; do
@@ -145,7 +147,11 @@ done
 row Sequence "$sequence" InstallTrust 'NOT REMOVE~="ALL"'
 row Sequence "$sequence" UninstallTrust 'REMOVE~="ALL" AND NOT UPGRADINGPRODUCTCODE'
 [ "$(seq_of WriteRegistryValues)" -lt "$(seq_of InstallTrust)" ] && [ "$(seq_of InstallTrust)" -lt "$(seq_of BrowserPoliciesApply)" ] &&
-    [ "$(seq_of BrowserPoliciesApply)" -lt "$(seq_of InstallFinalize)" ] || fail "install actions not between WriteRegistryValues and InstallFinalize"
+    [ "$(seq_of BrowserPoliciesApply)" -lt "$(seq_of BrowserPoliciesSchedule)" ] &&
+    [ "$(seq_of BrowserPoliciesSchedule)" -lt "$(seq_of InstallFinalize)" ] || fail "install actions not between WriteRegistryValues and InstallFinalize"
+row Sequence "$sequence" BrowserPoliciesUnschedule 'REMOVE~="ALL" AND NOT UPGRADINGPRODUCTCODE'
+[ "$(seq_of InstallInitialize)" -lt "$(seq_of BrowserPoliciesUnschedule)" ] &&
+    [ "$(seq_of BrowserPoliciesUnschedule)" -lt "$(seq_of RemoveFiles)" ] || fail "the task is not removed before the files go"
 [ "$(seq_of InstallInitialize)" -lt "$(seq_of BrowserPoliciesRemove)" ] && [ "$(seq_of UninstallTrust)" -lt "$(seq_of RemoveRegistryValues)" ] &&
     [ "$(seq_of UninstallTrust)" -lt "$(seq_of RemoveFiles)" ] || fail "uninstall actions not before the values and files go"
 
@@ -155,6 +161,9 @@ scripts/build-msi.sh --version "$v2" --out "$msi2" "${flags[@]}"
 msiexec_() { # msiexec_ ARGS… : Wine's msiexec, its exit status kept; a verbose log and what the custom actions printed in $out
     local rc=0
     msiexec_n=$((msiexec_n + 1))
+    # Windows runs the Task Scheduler service always, Wine on demand: started right before, in the same
+    # wineserver, for the task `browser-policies schedule` registers (it fails while a new prefix settles).
+    wine net start Schedule >/dev/null 2>&1 || true
     wine msiexec "$@" /l*v "Z:${out//\//\\}\\msiexec-$msiexec_n.log" 2> "$out/msiexec-$msiexec_n.err" || rc=$?
     return $rc
 }
@@ -172,6 +181,7 @@ ran() { # ran N COMMAND: the custom action running `cpx-agent COMMAND` ran durin
 }
 msiexec_n=0
 drive_c=$WINEPREFIX/drive_c
+task_file="$drive_c/windows/system32/tasks/Agent CPx/Browser policies"
 app="$drive_c/Program Files/Agent CPx"
 run_key='HKLM\Software\Microsoft\Windows\CurrentVersion\Run'
 uninstall_key='HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall'
@@ -266,6 +276,9 @@ if [ "$actions" = yes ]; then
     query "$root_certs\\$thumbprint" | grep -q Blob || fail "install-trust: the local CA $thumbprint is not in $root_certs"
     chrome=$(query 'HKLM\Software\Policies\Google\Chrome' /s)   # BROWSER_POLICIES=1: an installer's default
     expect browser-policies "$chrome" https://portail.example.fr
+    # The task that applies them again after a GPO change (Wine keeps its registration, not its triggers:
+    # those are checked by the agent's unit tests, platform/policy_task.rs).
+    [ -f "$task_file" ] || fail "browser-policies schedule: no scheduled task $task_file"
 fi
 
 step "upgrade to $v2 without properties: the policy stays"
@@ -280,6 +293,7 @@ after=$(query "HKLM\\$defaults")
 [ "$(query "HKLM\\$policy")" = "$gpo" ] || { query "HKLM\\$policy"; fail "upgrade: the GPO's values changed"; }
 expect upgrade-run-key "$(query "$run_key")" 'Agent CPx    REG_SZ'
 [ -f "$app/cpx-agent.exe" ] || fail "upgrade: cpx-agent.exe gone"
+[ "$actions" = no ] || [ -f "$task_file" ] || fail "upgrade: the scheduled task is gone"
 
 [ "$actions" = yes ] && { thumbprint=$(local_ca_thumbprint) || fail "upgrade: no local CA"; }   # Wine's upgrade made a new one
 step "uninstall: files, the installer's defaults, PATH entry, Run entry, shortcut gone; the GPO's values kept"
@@ -300,6 +314,7 @@ fi
 if [ "$actions" = yes ]; then
     query "$root_certs\\$thumbprint" | grep -q Blob && fail "uninstall-trust: the local CA $thumbprint is still in $root_certs"
     expect_not browser-policies-removed "$(query 'HKLM\Software\Policies\Google\Chrome' /s)" https://portail.example.fr
+    [ ! -e "$task_file" ] || fail "browser-policies unschedule: the scheduled task is left"
 fi
 
 step "with a WebView2 Runtime registered (per machine, 32-bit view): installed without WEBVIEW2_CHECK"

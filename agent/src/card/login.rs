@@ -12,8 +12,9 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::card::card_service::CardService;
-use crate::card::mtls;
+use crate::card::mtls::{self, PinEntry};
 use crate::card::pin_prompt::{CardChoice, PinPrompt, PinRequest};
+use crate::card::pinpad::{PinPadPolicy, PinPadUse};
 use crate::card::rules::{login_blockers, now_unix};
 use crate::failure::Failure;
 use crate::messages::{Code, Lang};
@@ -157,20 +158,57 @@ fn pin_request(card: &dyn CpxCard, status: cpx_card::PinStatus, origin: &str, la
     }
 }
 
-/// Asks for the code porteur and hands it to `attempt` (which presents it to the card). After a wrong
-/// code the prompt may ask again, saying so and with the tries left; a card that ends blocked is shown as
-/// blocked. Returns the attempt's result and the time spent in the prompt.
+/// Seconds a PIN-pad reader is asked to wait for the code porteur (`bTimerOut`; a reader may wait less).
+pub(crate) const KEYPAD_SECONDS: u8 = 30;
+
+/// The reader's keypad, when it is to take the code porteur: the reader lists
+/// `FEATURE_VERIFY_PIN_DIRECT`, it is not in the quirk list, and the policy allows it
+/// ([`PinPadUse::decide`]). A reader that cannot say (a failed feature request) is used as a plain reader;
+/// with `pinpad = "off"` the reader is not even asked (IT's way out for a driver that mishandles
+/// `SCardControl`).
+pub(crate) fn keypad(card: &mut dyn CpxCard, policy: PinPadPolicy) -> Option<cpx_card::PinPad> {
+    if policy == PinPadPolicy::Off {
+        return None;
+    }
+    let features = match cpx_pcsc::pinpad::features(card.transport()) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::debug!(error = %e, "the reader's features could not be read: the agent's prompt asks");
+            return None;
+        }
+    };
+    let reader = card.transport().reader().unwrap_or_default().to_owned();
+    let decided = PinPadUse::decide(policy, &reader, &features);
+    tracing::debug!(reader = %reader, pinpad = ?decided, "how the code porteur is entered");
+    decided.control().map(|verify| cpx_card::PinPad { verify, timeout_secs: KEYPAD_SECONDS })
+}
+
+/// Has the code porteur entered — in the prompt, or on the reader's keypad (`keypad`) while the prompt
+/// shows a notice — and hands the entry to `attempt` (which presents it to the card). After a wrong code
+/// the prompt may ask again, saying so and with the tries left; a card that ends blocked is shown as
+/// blocked. Returns the attempt's result and the time spent in the prompt (on the keypad, the typing is
+/// the card's time: the reader holds the card while it waits).
 fn with_pin<T>(
     prompt: &dyn PinPrompt,
     mut request: PinRequest,
-    mut attempt: impl FnMut(cpx_card::Pin) -> Result<T, Failure>,
+    keypad: Option<cpx_card::PinPad>,
+    mut attempt: impl FnMut(PinEntry) -> Result<T, Failure>,
 ) -> Result<(T, Duration), Failure> {
     let mut in_prompt = Duration::ZERO;
     loop {
-        let asked = std::time::Instant::now();
-        let pin = prompt.ask(&request)?;
-        in_prompt += asked.elapsed();
-        match attempt(pin) {
+        let result = match keypad {
+            Some(pad) => {
+                let _notice = prompt.show_keypad(&request)?;
+                attempt(PinEntry::Keypad(pad))
+            }
+            None => {
+                let asked = std::time::Instant::now();
+                let pin = prompt.ask(&request)?;
+                in_prompt += asked.elapsed();
+                attempt(PinEntry::Typed(pin))
+            }
+        };
+        match result {
             Err(e) if e.code == Code::PinBlocked || (e.code == Code::PinWrong && e.tries_left == Some(0)) => {
                 request.tries_left = 0;
                 prompt.show_blocked(&request);
@@ -204,13 +242,15 @@ pub fn load_roots(site: &Site) -> Result<rustls::RootCertStore, Failure> {
     Ok(roots)
 }
 
-/// mTLS login: PIN, then the card-authenticated POST of `{challenge, origin, agent_version, card_type,
-/// generation}`.
+/// mTLS login: PIN (on the reader's keypad when it has one and `pinpad` allows), then the
+/// card-authenticated POST of `{challenge, origin, agent_version, card_type, generation}`.
+#[allow(clippy::too_many_arguments)]
 pub fn authenticate(
     cards: &CardService,
     prompt: &dyn PinPrompt,
     site: &Site,
     proxy: &ProxySetting,
+    pinpad: PinPadPolicy,
     origin: &str,
     challenge: &str,
     lang: Lang,
@@ -221,7 +261,8 @@ pub fn authenticate(
         .as_ref()
         .ok_or_else(|| Failure::site_misconfigured("no mtls_endpoint for this site"))?;
     let roots = load_roots(site)?;
-    let (card, status) = usable_card(cards, prompt, origin, lang)?;
+    let (mut card, status) = usable_card(cards, prompt, origin, lang)?;
+    let keypad = keypad(card.as_mut(), pinpad);
     let card_ready = started.elapsed();
     let (kind, platform) = (card_type(card.as_ref()), self::generation(card.as_ref()));
     let generation = card.info().generation;
@@ -229,20 +270,19 @@ pub fn authenticate(
     let body = json!({"challenge": challenge, "origin": origin, "agent_version": env!("CARGO_PKG_VERSION"), "card_type": kind, "generation": platform}).to_string();
     // The card goes into the TLS client and comes back after each attempt.
     let mut card = Some(card);
-    let (answer, prompt_time) = with_pin(prompt, request, |pin| {
+    // The reader waits for the keypad inside the handshake: the exchange may take that long more.
+    let wait = Duration::from_secs(15)
+        + keypad.map_or(Duration::ZERO, |p| Duration::from_secs(p.timeout_secs.into()));
+    let (answer, prompt_time) = with_pin(prompt, request, keypad, |pin| {
         let taken = card.take().ok_or_else(|| Failure::new(Code::AgentError))?;
-        let (back, answer) = mtls::post_with_card(
-            endpoint,
-            proxy,
-            roots.clone(),
-            taken,
-            pin,
-            body.as_bytes(),
-            Duration::from_secs(15),
-        );
+        let (back, answer) =
+            mtls::post_with_card(endpoint, proxy, roots.clone(), taken, pin, body.as_bytes(), wait);
         card = Some(back);
         answer.map_err(|e| match e {
             mtls::MtlsError::Card(c) => Failure::from_card(&c, generation),
+            mtls::MtlsError::Keypad(a) => {
+                Failure::from_keypad(&cpx_card::PinPadError::Reader(a), Some(generation))
+            }
             other => Failure::from(other),
         })
     })?;
@@ -271,18 +311,25 @@ pub fn authenticate(
 pub fn signed_token(
     cards: &CardService,
     prompt: &dyn PinPrompt,
+    pinpad: PinPadPolicy,
     origin: &str,
     challenge: &str,
     lang: Lang,
 ) -> Result<SignedToken, Failure> {
     let (mut card, status) = usable_card(cards, prompt, origin, lang)?;
+    let keypad = keypad(card.as_mut(), pinpad);
     let scheme = card.schemes()[0];
     let signed = [Sha256::digest(origin.as_bytes()), Sha256::digest(challenge.as_bytes())].concat();
     let digest = Sha256::digest(&signed);
     let request = pin_request(card.as_ref(), status, origin, lang);
     let generation = card.info().generation;
-    let (signature, _) = with_pin(prompt, request, |pin| {
-        card.authenticate(&pin, scheme, &digest).map_err(|e| Failure::from_card(&e, generation))
+    let (signature, _) = with_pin(prompt, request, keypad, |entry| match entry {
+        PinEntry::Typed(pin) => {
+            card.authenticate(&pin, scheme, &digest).map_err(|e| Failure::from_card(&e, generation))
+        }
+        PinEntry::Keypad(pad) => card
+            .authenticate_on_reader(&pad, scheme, &digest)
+            .map_err(|e| Failure::from_keypad(&e, Some(generation))),
     })?;
     let b64 = base64::engine::general_purpose::STANDARD;
     Ok(SignedToken {

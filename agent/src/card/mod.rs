@@ -26,10 +26,12 @@ pub use card_service::CardService;
 pub use card_state::{watch, Overall, Watch};
 pub use consent::{ConsentPrompt, ConsentRequest, Decision};
 pub use login::check_challenge;
-pub use pin_life::{change as change_pin, unblock as unblock_pin, CardLabel, CodeDialog, PinLifeError};
+pub use pin_life::{
+    change as change_pin, unblock as unblock_pin, CardLabel, CodeDialog, KeypadStep, PinLifeError,
+};
 pub use pin_prompt::{
-    read_answer, read_ok, Answer, CardChoice, PinPrompt, PinRequest, PinentryPrompt, PromptError,
-    TerminalCodeDialog, TerminalPrompt,
+    read_answer, read_ok, Answer, CardChoice, KeypadNotice, PinPrompt, PinRequest, PinentryCodeDialog,
+    PinentryPrompt, PromptError, TerminalCodeDialog, TerminalPrompt,
 };
 pub use pinpad::{quirk as pinpad_quirk, PinPadPolicy, PinPadUse};
 pub use scan::{ReaderReport, ScanOptions};

@@ -17,7 +17,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cpx_card::{CardError, CpxCard, Pin, SignScheme};
+use cpx_card::{CardError, CpxCard, Pin, PinPad, PinPadError, SignScheme};
+use cpx_pcsc::pinpad::ReaderAnswer;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -55,6 +56,9 @@ pub enum MtlsError {
     /// The card failed to sign (wrong PIN, card removed…): the handshake stopped there.
     #[error(transparent)]
     Card(CardError),
+    /// The PIN-pad reader answered of its own (timeout, cancel on its keypad…): the handshake stopped there.
+    #[error(transparent)]
+    Keypad(ReaderAnswer),
     /// The way to the endpoint could not be opened: the proxy refused, asked for credentials the agent
     /// lacks, did not answer; or, straight to the portal, no address of its name answered.
     #[error(transparent)]
@@ -67,6 +71,7 @@ impl From<MtlsError> for Failure {
     fn from(e: MtlsError) -> Self {
         match &e {
             MtlsError::Card(c) => Failure::from(c),
+            MtlsError::Keypad(a) => Failure::from_keypad(&PinPadError::Reader(*a), None),
             MtlsError::Proxy(p) => Failure::new(p.code()).detail(e.to_string()),
             MtlsError::Unreachable(..) => Failure::new(Code::PortalUnreachable).detail(e.to_string()),
             MtlsError::Tls(..) | MtlsError::BadAnswer(_) => {
@@ -76,11 +81,20 @@ impl From<MtlsError> for Failure {
     }
 }
 
-/// The card, the PIN for its one signature, and what went wrong if the card refused.
+/// How the code porteur reaches the card for one signature: typed in the agent's prompt, or on the
+/// reader's keypad (the reader builds the VERIFY; the code porteur never crosses the computer).
+pub enum PinEntry {
+    /// Typed in the agent's dialog, the terminal or pinentry.
+    Typed(Pin),
+    /// Typed on the reader's keypad.
+    Keypad(PinPad),
+}
+
+/// The card, the code porteur's entry for its one signature, and what went wrong if the card refused.
 struct CardSlot {
     card: Box<dyn CpxCard>,
-    pin: Option<Pin>,
-    error: Option<CardError>,
+    pin: Option<PinEntry>,
+    error: Option<PinPadError>,
     /// Time the card took to sign (VERIFY + signature), for the timings the page gets.
     card_time: std::time::Duration,
 }
@@ -131,7 +145,12 @@ impl Signer for CardSigner {
             return Err(rustls::Error::General("code porteur already used".into()));
         };
         let started = std::time::Instant::now();
-        let signed = slot.card.authenticate(&pin, self.scheme, &digest);
+        let signed = match &pin {
+            PinEntry::Typed(pin) => {
+                slot.card.authenticate(pin, self.scheme, &digest).map_err(PinPadError::Card)
+            }
+            PinEntry::Keypad(pad) => slot.card.authenticate_on_reader(pad, self.scheme, &digest),
+        };
         slot.card_time += started.elapsed();
         match signed {
             Ok(sig) => Ok(sig),
@@ -198,7 +217,7 @@ pub fn post_with_card(
     proxy: &ProxySetting,
     roots: rustls::RootCertStore,
     card: Box<dyn CpxCard>,
-    pin: Pin,
+    pin: PinEntry,
     body: &[u8],
     timeout: Duration,
 ) -> (Box<dyn CpxCard>, Result<PortalAnswer, MtlsError>) {
@@ -217,7 +236,8 @@ pub fn post_with_card(
         Err(_) => unreachable!("the TLS config is dropped when the exchange ends"),
     };
     let result = match (result, slot.error) {
-        (Err(_), Some(card_error)) => Err(MtlsError::Card(card_error)),
+        (Err(_), Some(PinPadError::Card(card_error))) => Err(MtlsError::Card(card_error)),
+        (Err(_), Some(PinPadError::Reader(answer))) => Err(MtlsError::Keypad(answer)),
         (r, _) => r.map(|a| PortalAnswer { card_time: slot.card_time, ..a }),
     };
     (slot.card, result)

@@ -57,6 +57,21 @@ impl PinRequest {
         s
     }
 
+    /// The text of the notice shown while a PIN-pad reader waits for the code porteur on its keypad: the
+    /// site, the card and the tries as in [`Self::description`], then what to type where, what to do when
+    /// the reader stops waiting, and that only the reader's Cancel key cancels.
+    pub fn keypad_description(&self) -> String {
+        let lang = self.lang;
+        let mut s = self.description();
+        if self.wrong_pin {
+            s.push_str(&format!("\n\n{}", prompt::KEYPAD_WRONG.get(lang)));
+        }
+        for line in [prompt::KEYPAD_ASK, prompt::KEYPAD_TIMEOUT, prompt::KEYPAD_CANCEL] {
+            s.push_str(&format!("\n\n{}", line.get(lang)));
+        }
+        s
+    }
+
     /// « Code porteur (4 chiffres) : », before the typed code.
     pub fn prompt_label(&self) -> String {
         fill(prompt::ASK.get(self.lang), &[("label", prompt::PIN_FIELD.get(self.lang))])
@@ -115,6 +130,33 @@ impl CardChoice {
     }
 }
 
+/// The notice on screen while a PIN-pad reader waits for the code porteur: it goes away when dropped (the
+/// reader's command has ended). The notice has no cancel of its own: the reader cannot be stopped from the
+/// computer, only by its Cancel key.
+pub struct KeypadNotice {
+    close: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl KeypadNotice {
+    /// A notice with nothing to take away (the terminal's lines stay where they were written).
+    pub fn none() -> Self {
+        Self { close: None }
+    }
+
+    /// A notice that `close` takes away.
+    pub fn closed_by(close: impl FnOnce() + Send + 'static) -> Self {
+        Self { close: Some(Box::new(close)) }
+    }
+}
+
+impl Drop for KeypadNotice {
+    fn drop(&mut self) {
+        if let Some(close) = self.close.take() {
+            close();
+        }
+    }
+}
+
 /// Asks the professional for the code porteur: the terminal, pinentry, or the tray app's dialog.
 pub trait PinPrompt: Send + Sync {
     /// The code porteur typed, checked for its form (never logged, stored or retried).
@@ -130,6 +172,10 @@ pub trait PinPrompt: Send + Sync {
     /// Tells the professional the card is blocked, with what to do (no PIN field). By default the page
     /// says it from the API's error.
     fn show_blocked(&self, _request: &PinRequest) {}
+    /// Tells the professional to type the code porteur on the reader's keypad
+    /// ([`PinRequest::keypad_description`]), while the reader waits; no code comes back through the
+    /// computer. The notice stays until the returned value is dropped.
+    fn show_keypad(&self, request: &PinRequest) -> Result<KeypadNotice, PromptError>;
 }
 
 /// The terminal (`/dev/tty`; the console on Windows), echo off.
@@ -138,6 +184,17 @@ pub struct TerminalPrompt;
 impl PinPrompt for TerminalPrompt {
     fn choose_card(&self, choice: &CardChoice) -> Result<usize, PromptError> {
         self.choose(choice)
+    }
+
+    /// The notice is written once; nothing is read from the terminal (the reader takes the code).
+    fn show_keypad(&self, request: &PinRequest) -> Result<KeypadNotice, PromptError> {
+        let unavailable = |e: std::io::Error| PromptError::Unavailable(format!("{}: {e}", Terminal::NAME));
+        let tty = Terminal::open().map_err(unavailable)?;
+        let mut out = &tty;
+        let title = prompt::KEYPAD_TITLE.get(request.lang);
+        writeln!(out, "\n{title}\n\n{}\n", request.keypad_description()).map_err(unavailable)?;
+        out.flush().map_err(unavailable)?;
+        Ok(KeypadNotice::none())
     }
 
     fn ask(&self, request: &PinRequest) -> Result<Pin, PromptError> {
@@ -505,6 +562,24 @@ impl PinPrompt for PinentryPrompt {
         }
     }
 
+    /// A one-button message (`CONFIRM --one-button`, « Masquer »: no cancel that would pretend to stop
+    /// the reader), taken away when the reader's command ends (the pinentry is stopped, as gpg-agent does
+    /// with its PIN-pad popup).
+    fn show_keypad(&self, request: &PinRequest) -> Result<KeypadNotice, PromptError> {
+        let mut p = Pinentry::start(&self.program)?;
+        let lang = request.lang;
+        p.set(&[
+            format!("SETTITLE {}", assuan_escape(prompt::KEYPAD_TITLE.get(lang))),
+            format!("SETDESC {}", assuan_escape(&request.keypad_description())),
+            format!("SETOK {}", assuan_escape(prompt::KEYPAD_HIDE.get(lang))),
+        ])?;
+        writeln!(p.input, "CONFIRM --one-button").map_err(|e| p.unavailable(e))?;
+        Ok(KeypadNotice::closed_by(move || {
+            let _ = p.child.kill();
+            drop(p);
+        }))
+    }
+
     /// One question per card, « Utiliser cette carte » / « Carte suivante » / « Annuler ».
     fn choose_card(&self, choice: &CardChoice) -> Result<usize, PromptError> {
         let lang = choice.lang;
@@ -611,6 +686,7 @@ impl crate::card::CodeDialog for TerminalCodeDialog {
         &self,
         card: &crate::card::CardLabel,
         status: PinStatus,
+        _new_on_keypad: bool,
     ) -> Result<Zeroizing<String>, PromptError> {
         let lead = self.lead(card, pin_life::UNBLOCK_TRIES, status);
         self.secret(Some(&lead), pin_life::UNBLOCK_FIELD.get(self.lang))
@@ -620,6 +696,150 @@ impl crate::card::CodeDialog for TerminalCodeDialog {
         let first = self.secret(None, pin_life::NEW_FIELD.get(self.lang))?;
         let second = self.secret(None, pin_life::NEW_AGAIN_FIELD.get(self.lang))?;
         Ok([first, second])
+    }
+
+    /// The notice is written once; nothing is read from the terminal (the reader takes the codes).
+    fn show_keypad(
+        &self,
+        card: &crate::card::CardLabel,
+        step: crate::card::KeypadStep,
+    ) -> Result<KeypadNotice, PromptError> {
+        let tty = Terminal::open().map_err(Self::unavailable)?;
+        let mut out = &tty;
+        let lang = self.lang;
+        writeln!(
+            out,
+            "\n{}\n\n{}\n{}\n{}\n{}\n",
+            self.title.get(lang),
+            field(lang, prompt::HOLDER, &card.text),
+            step.text().get(lang),
+            pin_life::KEYPAD_TIMEOUT.get(lang),
+            prompt::KEYPAD_CANCEL.get(lang)
+        )
+        .map_err(Self::unavailable)?;
+        out.flush().map_err(Self::unavailable)?;
+        Ok(KeypadNotice::none())
+    }
+}
+
+/// Changing and unblocking the code porteur through a pinentry program (`cpx-agent pin` when the
+/// configuration's `[pin_prompt]` is a pinentry): one dialog per question, the card and the tries first,
+/// a CONFIRM before the last try of the code de déblocage, the new code asked twice (compared by the flow).
+pub struct PinentryCodeDialog {
+    /// The pinentry program.
+    pub program: PathBuf,
+    /// The language of the dialogs.
+    pub lang: Lang,
+    /// The title of the dialogs: changing or unblocking.
+    pub title: crate::messages::Text,
+}
+
+impl PinentryCodeDialog {
+    /// A pinentry showing this dialog's title, `desc` and the OK/Cancel buttons (and `prompt` if any).
+    fn start(&self, desc: &str, prompt_label: Option<&str>, ok: &str) -> Result<Pinentry, PromptError> {
+        let mut p = Pinentry::start(&self.program)?;
+        let mut commands = vec![
+            format!("SETTITLE {}", assuan_escape(self.title.get(self.lang))),
+            format!("SETDESC {}", assuan_escape(desc)),
+            format!("SETOK {}", assuan_escape(ok)),
+            format!("SETCANCEL {}", assuan_escape(prompt::CANCEL.get(self.lang))),
+        ];
+        if let Some(label) = prompt_label {
+            commands.push(format!("SETPROMPT {}", assuan_escape(label)));
+        }
+        p.set(&commands)?;
+        Ok(p)
+    }
+
+    /// One code, as typed (its form is checked by the flow); « Annuler » cancels.
+    fn secret(&self, desc: &str, label: crate::messages::Text) -> Result<Zeroizing<String>, PromptError> {
+        let mut p = self.start(desc, Some(label.get(self.lang)), prompt::OK.get(self.lang))?;
+        match p.run("GETPIN") {
+            Answer::Ok(Some(code)) => Ok(code),
+            _ => Err(PromptError::Cancelled),
+        }
+    }
+
+    /// « Titulaire : … » and a count of tries, as the terminal's dialog says them.
+    fn lead(&self, card: &crate::card::CardLabel, tries: crate::messages::Text, status: PinStatus) -> String {
+        TerminalCodeDialog { lang: self.lang, title: self.title }.lead(card, tries, status)
+    }
+}
+
+impl crate::card::CodeDialog for PinentryCodeDialog {
+    fn choose_card(&self, cards: &[crate::card::CardLabel]) -> Result<usize, PromptError> {
+        let choice = CardChoice {
+            origin: String::new(),
+            cards: cards.iter().map(|c| format!("{} — {}", c.text, c.reader)).collect(),
+            lang: self.lang,
+        };
+        PinentryPrompt { program: self.program.clone() }.choose_card(&choice)
+    }
+
+    fn current_pin(
+        &self,
+        card: &crate::card::CardLabel,
+        status: PinStatus,
+    ) -> Result<Zeroizing<String>, PromptError> {
+        self.secret(&self.lead(card, prompt::TRIES, status), pin_life::CURRENT_FIELD)
+    }
+
+    fn confirm_last_unblock_try(&self, card: &crate::card::CardLabel) -> Result<bool, PromptError> {
+        let lang = self.lang;
+        let desc = format!(
+            "{}\n\n{}",
+            field(lang, prompt::HOLDER, &card.text),
+            pin_life::UNBLOCK_LAST_TRY.get(lang)
+        );
+        let mut p = self.start(&desc, None, pin_life::GO_ON.get(lang))?;
+        match p.run("CONFIRM") {
+            Answer::Ok(_) => Ok(true),
+            Answer::NotConfirmed => Ok(false),
+            Answer::Cancelled => Err(PromptError::Cancelled),
+        }
+    }
+
+    fn unblocking_code(
+        &self,
+        card: &crate::card::CardLabel,
+        status: PinStatus,
+        _new_on_keypad: bool,
+    ) -> Result<Zeroizing<String>, PromptError> {
+        self.secret(&self.lead(card, pin_life::UNBLOCK_TRIES, status), pin_life::UNBLOCK_FIELD)
+    }
+
+    fn new_pin_twice(&self, card: &crate::card::CardLabel) -> Result<[Zeroizing<String>; 2], PromptError> {
+        let desc = field(self.lang, prompt::HOLDER, &card.text);
+        let first = self.secret(&desc, pin_life::NEW_FIELD)?;
+        let second = self.secret(&desc, pin_life::NEW_AGAIN_FIELD)?;
+        Ok([first, second])
+    }
+
+    /// A one-button message, taken away when the reader's command ends (as for the login's keypad).
+    fn show_keypad(
+        &self,
+        card: &crate::card::CardLabel,
+        step: crate::card::KeypadStep,
+    ) -> Result<KeypadNotice, PromptError> {
+        let lang = self.lang;
+        let desc = format!(
+            "{}\n\n{}\n\n{}\n\n{}",
+            field(lang, prompt::HOLDER, &card.text),
+            step.text().get(lang),
+            pin_life::KEYPAD_TIMEOUT.get(lang),
+            prompt::KEYPAD_CANCEL.get(lang)
+        );
+        let mut p = Pinentry::start(&self.program)?;
+        p.set(&[
+            format!("SETTITLE {}", assuan_escape(self.title.get(lang))),
+            format!("SETDESC {}", assuan_escape(&desc)),
+            format!("SETOK {}", assuan_escape(prompt::KEYPAD_HIDE.get(lang))),
+        ])?;
+        writeln!(p.input, "CONFIRM --one-button").map_err(|e| p.unavailable(e))?;
+        Ok(KeypadNotice::closed_by(move || {
+            let _ = p.child.kill();
+            drop(p);
+        }))
     }
 }
 
@@ -650,6 +870,28 @@ mod tests {
         assert!(r.description().contains("dernier essai"));
         assert!(d.contains("Titulaire : JEAN DUPONT — CPS3"), "{d}");
         assert_eq!(r.prompt_label(), "Code porteur (4 chiffres) :");
+    }
+
+    /// The keypad notice: the request's site, card and tries, where to type, what to do when the reader
+    /// stops waiting, and that only the reader's Cancel key cancels; in French and English.
+    #[test]
+    fn the_keypad_notice_says_where_to_type_and_how_to_cancel() {
+        let mut r = sample_request();
+        let d = r.keypad_description();
+        assert!(d.starts_with(&r.description()), "{d}");
+        for words in [
+            "Saisissez votre code porteur sur le clavier du lecteur",
+            "cesse d'attendre",
+            "Pour annuler, appuyez sur la touche Annuler du lecteur",
+        ] {
+            assert!(d.contains(words), "{words:?}: {d}");
+        }
+        assert!(!d.contains("incorrect"));
+        r.wrong_pin = true;
+        r.lang = Lang::En;
+        let en = r.keypad_description();
+        assert!(en.contains("Wrong code porteur: type it again on the reader's keypad."), "{en}");
+        assert!(en.contains("press the reader's Cancel key: this window cannot stop the reader"), "{en}");
     }
 
     /// The wiped reader gives the lines a BufReader would, across reads that end mid-line.

@@ -5,27 +5,7 @@
 use cpx_pcsc::PinPadFeatures;
 use serde::Serialize;
 
-/// The `pinpad` policy key.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PinPadPolicy {
-    /// A reader with a PIN pad takes the code porteur on its keypad (the default).
-    #[default]
-    Auto,
-    /// The code porteur is always asked for in the agent's dialog.
-    Off,
-}
-
-impl PinPadPolicy {
-    /// Parses the policy value; `None` for anything but `auto` and `off`.
-    pub fn parse(value: &str) -> Option<Self> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "auto" => Some(Self::Auto),
-            "off" => Some(Self::Off),
-            _ => None,
-        }
-    }
-}
+pub use crate::platform::config::PinPadPolicy;
 
 /// The readers known to claim a PIN pad they do not have (parts of their PC/SC names).
 const QUIRKS: &str = include_str!("../../data/pinpad-quirks.txt");
@@ -92,9 +72,14 @@ mod tests {
 
     #[test]
     fn the_policy_value_is_auto_or_off() {
-        assert_eq!(PinPadPolicy::parse("auto"), Some(PinPadPolicy::Auto));
-        assert_eq!(PinPadPolicy::parse(" OFF "), Some(PinPadPolicy::Off));
-        assert_eq!(PinPadPolicy::parse("on"), None);
+        let parse = |v: &str| {
+            toml::from_str::<toml::Table>(&format!("k = \"{v}\""))
+                .ok()
+                .and_then(|t| t["k"].clone().try_into::<PinPadPolicy>().ok())
+        };
+        assert_eq!(parse("auto"), Some(PinPadPolicy::Auto));
+        assert_eq!(parse("off"), Some(PinPadPolicy::Off));
+        assert_eq!(parse("on"), None);
         assert_eq!(PinPadPolicy::default(), PinPadPolicy::Auto);
     }
 

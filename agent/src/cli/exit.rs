@@ -41,6 +41,13 @@ impl ExitStatus {
             _ => ExitStatus::AllFine,
         }
     }
+
+    /// The exit status of `diagnose --health`: 0 installed and healthy, 8 healthy with warnings (a
+    /// malformed policy value in its safe default…), 9 a check of the installation failed
+    /// ([`crate::helpdesk::installation_checks`]). A card or reader problem never counts.
+    pub fn of_health(checks: &[Check]) -> ExitStatus {
+        Self::of_checks(crate::helpdesk::installation_checks(checks))
+    }
 }
 
 impl ExitStatus {

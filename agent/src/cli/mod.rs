@@ -1,6 +1,7 @@
 //! The command line's words and numbers: rendering what the agent says (terminal conventions, reader
 //! reports, problems and checks as text or JSON, for the CLI, `serve` and the tray app) and the exit
 //! statuses of `cpx-agent`. The binary itself is `src/main.rs`.
+#![forbid(unsafe_code)]
 
 pub(crate) mod exit;
 pub(crate) mod output;

@@ -347,7 +347,7 @@ fn reader_checks(opts: &Options, cards: &CardService, checks: &mut Vec<Check>) {
     let names = readers.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ");
     checks.push(Check::ok(CheckKind::Readers, Said::new(detail::READERS_LISTED).with("readers", names)));
     for r in &readers {
-        pinpad_check(&r.name, opts.timeout, checks);
+        pinpad_check(&r.name, opts.config.pinpad, opts.timeout, checks);
     }
     if readers.iter().all(|r| r.state == Slot::Empty) {
         return checks.push(Check::bad(
@@ -364,14 +364,18 @@ fn reader_checks(opts: &Options, cards: &CardService, checks: &mut Vec<Check>) {
 
 /// A reader that says it has a PIN pad: named, with whether its keypad takes the code porteur. Readers
 /// without one, or that do not answer the question, add nothing.
-fn pinpad_check(reader: &str, timeout: Duration, checks: &mut Vec<Check>) {
+fn pinpad_check(reader: &str, policy: crate::card::PinPadPolicy, timeout: Duration, checks: &mut Vec<Check>) {
+    use crate::card::PinPadUse;
     let Ok(pad) = cpx_pcsc::pinpad::reader_pin_pad(reader, timeout) else { return };
     if !pad.features.can_verify() {
         return;
     }
-    let said = match crate::card::pinpad_quirk(reader) {
-        Some(entry) => Said::new(detail::PINPAD_QUIRK_LISTED).with("entry", entry),
-        None => Said::new(detail::PINPAD_NOT_USED_YET),
+    let said = match PinPadUse::decide(policy, reader, &pad.features) {
+        PinPadUse::QuirkListed { entry } => Said::new(detail::PINPAD_QUIRK_LISTED).with("entry", entry),
+        PinPadUse::Used { .. } => Said::new(detail::PINPAD_USED),
+        PinPadUse::OffByPolicy => Said::new(detail::PINPAD_OFF),
+        // `_START`/`_FINISH` only: the agent verifies with `_DIRECT`.
+        PinPadUse::None => Said::new(detail::PINPAD_NOT_USABLE),
     };
     checks.push(Check::ok(CheckKind::PinPad.at(reader), said));
 }
@@ -632,7 +636,7 @@ fn loopback_port(port: u16) -> Check {
 
 /// A TLS connection to the loopback port (any certificate: this only asks who is there) and a status GET.
 fn probe_agent(port: u16) -> bool {
-    use std::io::{Read, Write};
+    use http_body_util::BodyExt;
     #[derive(Debug)]
     struct AnyCert;
     impl rustls::client::danger::ServerCertVerifier for AnyCert {
@@ -677,21 +681,40 @@ fn probe_agent(port: u16) -> bool {
         .with_custom_certificate_verifier(std::sync::Arc::new(AnyCert))
         .with_no_client_auth();
     let Ok(name) = rustls::pki_types::ServerName::try_from("localhost") else { return false };
-    let Ok(conn) = rustls::ClientConnection::new(std::sync::Arc::new(config), name) else { return false };
-    let Ok(tcp) =
-        std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))
-    else {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
         return false;
     };
-    let _ = tcp.set_read_timeout(Some(Duration::from_secs(3)));
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    if write!(tls, "GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").is_err()
-    {
-        return false;
-    }
-    let mut raw = Vec::new();
-    let _ = tls.read_to_end(&mut raw);
-    String::from_utf8_lossy(&raw).contains("\"agent\":\"cpx-agent\"")
+    let status = async {
+        let tcp =
+            tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(("127.0.0.1", port)))
+                .await
+                .ok()?
+                .ok()?;
+        let tls =
+            tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp).await.ok()?;
+        let request =
+            hyper::Request::get("/v1/status").header(hyper::header::HOST, format!("127.0.0.1:{port}"));
+        let body = http_exchange(tls, request).await?.into_body().collect().await.ok()?.to_bytes();
+        serde_json::from_slice::<serde_json::Value>(&body).ok()
+    };
+    let status =
+        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), status).await.ok().flatten() });
+    status.is_some_and(|s| s["agent"] == "cpx-agent")
+}
+
+/// One request on `tls` (HTTP/1.1 by hyper, `Connection: close`): its answer, `None` when there is none.
+async fn http_exchange(
+    tls: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    request: hyper::http::request::Builder,
+) -> Option<hyper::Response<hyper::body::Incoming>> {
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.ok()?;
+    tokio::spawn(connection);
+    let request = request
+        .header(hyper::header::CONNECTION, "close")
+        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+        .ok()?;
+    sender.send_request(request).await.ok()
 }
 
 /// The way to a site's mTLS endpoint: the proxy chosen for it (and what chose it: the policy, the
@@ -730,7 +753,7 @@ fn portal_way(
 /// without the card). When it also answers HTTP without the card, its `Date` (Unix time) for the clock check.
 fn portal_endpoint(
     site: &crate::platform::config::Site,
-    mut tcp: std::net::TcpStream,
+    tcp: std::net::TcpStream,
     timeout: Duration,
 ) -> (Check, Option<i64>) {
     let check = CheckKind::PortalEndpoint.at(&site.origin);
@@ -761,70 +784,56 @@ fn portal_endpoint(
     let Ok(name) = rustls::pki_types::ServerName::try_from(ep.host.clone()) else {
         return fail(Code::SiteNotConfigured, at(detail::ENDPOINT_BAD_HOST));
     };
-    let mut conn = match rustls::ClientConnection::new(std::sync::Arc::new(config), name) {
-        Ok(c) => c,
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
         Err(e) => return fail(Code::AgentError, Said::new(detail::ENDPOINT_TLS_SETUP).with("error", e)),
     };
-    let _ = tcp.set_read_timeout(Some(timeout));
-    let mut refused_without_card = false;
-    while conn.is_handshaking() {
-        match conn.complete_io(&mut tcp) {
-            Ok(_) => {}
-            // A server that requires a client certificate may end the handshake here: the server's
-            // certificate was verified before that, which is what this check is about.
-            Err(e)
-                if e.to_string().contains("CertificateRequired")
-                    || e.to_string().contains("HandshakeFailure") =>
-            {
-                refused_without_card = true;
-                break;
-            }
-            Err(e) => return fail(Code::PortalTls, at(detail::ENDPOINT_TLS).with("error", e)),
-        }
-    }
-    let date = if refused_without_card { None } else { http_date(&mut conn, &mut tcp, ep) };
+    let handshake = runtime.block_on(async {
+        tcp.set_nonblocking(true)?;
+        let tcp = tokio::net::TcpStream::from_std(tcp)?;
+        let connect = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp);
+        tokio::time::timeout(timeout, connect).await.unwrap_or_else(|_| {
+            Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out"))
+        })
+    });
+    let tls = match handshake {
+        Ok(tls) => Some(tls),
+        // A server that requires a client certificate may end the handshake here: the server's
+        // certificate was verified before that, which is what this check is about.
+        Err(e) if refused_without_card(&e) => None,
+        Err(e) => return fail(Code::PortalTls, at(detail::ENDPOINT_TLS).with("error", e)),
+    };
+    let date = tls.and_then(|tls| {
+        runtime.block_on(async { tokio::time::timeout(timeout, http_date(tls, ep)).await.ok().flatten() })
+    });
     (Check::ok(check, at(detail::ENDPOINT_OK)), date)
+}
+
+/// The server ended the handshake with an alert because no client certificate came (TLS 1.3
+/// `certificate_required`, TLS 1.2 `handshake_failure`).
+fn refused_without_card(e: &std::io::Error) -> bool {
+    use rustls::AlertDescription::{CertificateRequired, HandshakeFailure};
+    matches!(
+        e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::AlertReceived(CertificateRequired | HandshakeFailure))
+    )
 }
 
 /// `HEAD path` on the open TLS connection; the answer's `Date` as Unix time. `None` when the server
 /// answers nothing without the card (TLS 1.3 servers refuse only after the handshake) or sends no date.
-fn http_date(
-    conn: &mut rustls::ClientConnection,
-    tcp: &mut std::net::TcpStream,
+async fn http_date(
+    tls: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
     ep: &Endpoint,
 ) -> Option<i64> {
-    use std::io::{Read, Write};
-    let mut tls = rustls::Stream::new(conn, tcp);
-    write!(tls, "HEAD {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", ep.path, ep.host).ok()?;
-    let mut head = Vec::new();
-    let mut buf = [0u8; 2048];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
-        match tls.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-    }
-    let text = String::from_utf8_lossy(&head);
-    text.lines()
-        .find_map(|l| {
-            l.split_once(':')
-                .filter(|(k, _)| k.trim().eq_ignore_ascii_case("date"))
-                .map(|(_, v)| v.trim().to_owned())
-        })
-        .and_then(|d| parse_http_date(&d))
+    let request = hyper::Request::head(ep.path.as_str()).header(hyper::header::HOST, ep.host_header());
+    let answer = http_exchange(tls, request).await?;
+    parse_http_date(answer.headers().get(hyper::header::DATE)?.to_str().ok()?)
 }
 
-/// `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 9110 IMF-fixdate) as Unix time.
+/// `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 9110 HTTP-date) as Unix time.
 fn parse_http_date(s: &str) -> Option<i64> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    let [_, day, month, year, hms, "GMT"] = parts.as_slice() else { return None };
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let month = time::Month::try_from(MONTHS.iter().position(|m| m == month)? as u8 + 1).ok()?;
-    let mut t = hms.split(':').map(|v| v.parse::<u8>().ok());
-    let (h, m, sec) = (t.next()??, t.next()??, t.next()??);
-    let date = time::Date::from_calendar_date(year.parse().ok()?, month, day.parse().ok()?).ok()?;
-    Some(date.with_hms(h, m, sec).ok()?.assume_utc().unix_timestamp())
+    let at = httpdate::parse_http_date(s).ok()?;
+    i64::try_from(at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs()).ok()
 }
 
 /// The computer's clock against the server's `Date`: a few minutes off make TLS and login challenges fail.
@@ -861,6 +870,21 @@ mod tests {
         assert_eq!(clock("o", Some(1000), 1200).verdict, Verdict::Warn);
         assert_eq!(clock("o", Some(100_000), 1000).verdict, Verdict::Fail);
         assert_eq!(clock("o", None, 1000).verdict, Verdict::Ok);
+    }
+
+    /// The alerts of a server that wants a client certificate, as rustls types them under the io::Error.
+    #[test]
+    fn a_server_refusing_without_the_card_is_told_by_its_alert() {
+        use rustls::AlertDescription as A;
+        let io = |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        assert!(refused_without_card(&io(rustls::Error::AlertReceived(A::CertificateRequired))));
+        assert!(refused_without_card(&io(rustls::Error::AlertReceived(A::HandshakeFailure))));
+        assert!(!refused_without_card(&io(rustls::Error::AlertReceived(A::BadCertificate))));
+        assert!(!refused_without_card(&io(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer
+        ))));
+        let text = std::io::Error::other("received fatal alert: CertificateRequired");
+        assert!(!refused_without_card(&text), "the type decides, not the words");
     }
 
     #[test]

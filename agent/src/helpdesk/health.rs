@@ -7,7 +7,6 @@
 //! and the managed policy.
 
 use super::diagnose::{Check, CheckKind, Verdict};
-use crate::cli::exit::ExitStatus;
 
 /// Whether a check says something about the installation (`true`), or about the card at hand or the
 /// network (`false`).
@@ -25,13 +24,6 @@ pub fn installation_checks(checks: &[Check]) -> Vec<&Check> {
     checks.iter().filter(|c| about_installation(c.id.kind)).collect()
 }
 
-/// The exit status of `diagnose --health`: 0 installed and healthy, 8 healthy with warnings (a malformed
-/// policy value in its safe default…), 9 a check of the installation failed. A card or reader problem never
-/// counts.
-pub fn exit_status(checks: &[Check]) -> ExitStatus {
-    ExitStatus::of_checks(installation_checks(checks))
-}
-
 /// The first check of the installation that is not fine: what to fix.
 pub fn first_fault(checks: &[Check]) -> Option<&Check> {
     checks.iter().find(|c| about_installation(c.id.kind) && c.verdict != Verdict::Ok)
@@ -40,6 +32,7 @@ pub fn first_fault(checks: &[Check]) -> Option<&Check> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::exit::ExitStatus;
     use crate::messages::Code;
     use crate::said::Said;
 
@@ -50,6 +43,10 @@ mod tests {
             code: (verdict != Verdict::Ok).then_some(Code::NoCard),
             detail: Said::new(crate::messages::detail::CONFIG_DEFAULTS),
         }
+    }
+
+    fn exit_status(checks: &[Check]) -> ExitStatus {
+        ExitStatus::of_health(checks)
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! verdict (installed and healthy without a card, for compliance scripts), `cpx-agent report` (a bundle
 //! to attach to a ticket) the log files they read, and the helpdesk page
 //! (docs/helpdesk.md, docs/helpdesk.en.md).
+#![forbid(unsafe_code)]
 
 pub(crate) mod diagnose;
 pub(crate) mod health;
@@ -10,7 +11,7 @@ pub(crate) mod page;
 pub(crate) mod report;
 
 pub use diagnose::{first_fault, run as diagnose, Options as DiagnoseOptions, Verdict};
-pub use health::{exit_status as health_exit_status, first_fault as health_first_fault};
+pub use health::{first_fault as health_first_fault, installation_checks};
 pub use logging::init as init_logging;
 pub use page::helpdesk_markdown;
 pub use report::{gather as report, gather_with as report_with, Include};

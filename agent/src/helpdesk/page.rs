@@ -178,6 +178,7 @@ pub const GUIDES: &[Guide] = &[
     Guide { code: "UNBLOCK_CODE_BLOCKED", actor: Professional, look: &[], then: t("Aucun logiciel ne peut plus débloquer cette carte : seule une nouvelle carte règle le problème.", "No software can unblock this card any more: only a new card solves it.") },
     Guide { code: "UNBLOCK_CODE_FORMAT", actor: Professional, look: &[], then: NONE },
     Guide { code: "NEW_PIN_MISMATCH", actor: Professional, look: &[], then: NONE },
+    Guide { code: "PINPAD_TIMEOUT", actor: Professional, look: &[Diagnose], then: t("Le lecteur à clavier attend le code porteur un temps qui lui est propre ; `cpx-agent diagnose` nomme le clavier du lecteur. Si le clavier ne répond jamais, la clé de stratégie `pinpad = \"off\"` fait demander le code dans la fenêtre de l'agent.", "The PIN-pad reader waits for the code porteur for a time of its own; `cpx-agent diagnose` names the reader's keypad. If the keypad never answers, the policy key `pinpad = \"off\"` has the code asked for in the agent's dialog.") },
 ];
 
 /// The page client's own codes, with its words (kept equal to cpx-agent.js by a test).

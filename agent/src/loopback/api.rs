@@ -152,7 +152,7 @@ pub fn http_status(code: Code) -> u16 {
         | SiteRefused
         | SiteNotConfigured => 403,
         NotFound => 404,
-        Busy | UserCancelled => 409,
+        Busy | UserCancelled | PinpadTimeout => 409,
         UseUserAgent => 421,
         LoopbackNotTrusted => 426,
         ConsentTooOften => 429,

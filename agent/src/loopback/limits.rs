@@ -51,11 +51,8 @@ impl Limits {
 }
 
 #[cfg(unix)]
-#[allow(unsafe_code)] // libc: getrlimit
 fn descriptor_limit() -> Option<usize> {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: `r` outlives the call.
-    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0).then_some(r.rlim_cur as usize)
+    crate::platform::sys::open_files_limit()
 }
 
 #[cfg(not(unix))]

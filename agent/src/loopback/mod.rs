@@ -1,7 +1,8 @@
 //! The loopback server: the HTTPS API pages call (server), its typed errors and their one JSON form
 //! (api), the caps and deadlines that keep it up (limits), the OS user behind each connection (peer), and
 //! on a shared computer the machine-wide broker that tells each user's pages where that user's agent
-//! listens (broker).
+//! listens (broker). No `unsafe` here: the system calls are platform/sys's.
+#![forbid(unsafe_code)]
 
 pub(crate) mod api;
 pub(crate) mod broker;

@@ -102,7 +102,6 @@ mod imp {
 }
 
 #[cfg(target_os = "linux")]
-#[allow(unsafe_code)] // libc: geteuid and a netlink socket
 mod linux {
     //! NETLINK_SOCK_DIAG (linux/inet_diag.h): one exact-match request per connection, a dump of the
     //! listening sockets for the broker.
@@ -121,8 +120,7 @@ mod linux {
     const MSG_UID_OFFSET: usize = 4 + 48 + 12;
 
     pub fn current_user() -> Result<UserId, PeerError> {
-        // SAFETY: geteuid takes nothing and cannot fail.
-        Ok(UserId(unsafe { libc::geteuid() }.to_string()))
+        Ok(UserId(crate::platform::sys::effective_uid().to_string()))
     }
 
     /// inet_diag_req_v2 for one IPv4 socket (`src`, `dst` as that socket sees them) or a dump.
@@ -160,58 +158,14 @@ mod linux {
     /// Sends `req` and calls `each` with every inet_diag_msg of the answer, until the end of a dump or
     /// the one answer of an exact request.
     fn exchange(req: &[u8], dump: bool, mut each: impl FnMut(&[u8])) -> Result<(), PeerError> {
-        let err = |what: &str| PeerError::Lookup(format!("{what}: {}", std::io::Error::last_os_error()));
-        // SAFETY: socket(2) with constant arguments; the descriptor is checked, then owned by `Fd`.
-        let fd = unsafe {
-            libc::socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, NETLINK_SOCK_DIAG)
-        };
-        if fd < 0 {
-            return Err(err("netlink socket"));
-        }
-        struct Fd(i32);
-        impl Drop for Fd {
-            fn drop(&mut self) {
-                // SAFETY: the descriptor socket(2) gave, closed once, here.
-                unsafe { libc::close(self.0) };
-            }
-        }
-        let fd = Fd(fd);
-        let timeout = libc::timeval { tv_sec: 2, tv_usec: 0 };
-        // SAFETY: `timeout` outlives the call and the length given is its size.
-        unsafe {
-            libc::setsockopt(
-                fd.0,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&timeout as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as u32,
-            )
-        };
-        // SAFETY: sockaddr_nl is plain data, all zeros is valid (and what the kernel's address needs).
-        let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        kernel.nl_family = libc::AF_NETLINK as u16;
-        // SAFETY: `req` and `kernel` outlive the call; the lengths given are theirs.
-        let sent = unsafe {
-            libc::sendto(
-                fd.0,
-                req.as_ptr().cast(),
-                req.len(),
-                0,
-                (&kernel as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as u32,
-            )
-        };
-        if sent < 0 {
-            return Err(err("netlink send"));
-        }
+        use crate::platform::sys::NetlinkSocket;
+        let err = |what: &'static str| move |e: std::io::Error| PeerError::Lookup(format!("{what}: {e}"));
+        let socket = NetlinkSocket::open(NETLINK_SOCK_DIAG, 2).map_err(err("netlink socket"))?;
+        socket.send_to_kernel(req).map_err(err("netlink send"))?;
         let mut buf = vec![0u8; 32 * 1024];
         loop {
-            // SAFETY: `buf` outlives the call and holds `buf.len()` bytes.
-            let n = unsafe { libc::recv(fd.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n < 0 {
-                return Err(err("netlink receive"));
-            }
-            let mut rest = buf.get(..n as usize).unwrap_or_default();
+            let n = socket.recv(&mut buf).map_err(err("netlink receive"))?;
+            let mut rest = buf.get(..n).unwrap_or_default();
             if rest.is_empty() {
                 return Ok(());
             }
@@ -289,11 +243,9 @@ mod linux {
 }
 
 #[cfg(windows)]
-#[allow(unsafe_code)] // Win32: the TCP table, process tokens, SIDs
 mod windows;
 
 #[cfg(target_os = "macos")]
-#[allow(unsafe_code)] // libc: proc_pidinfo and friends
 mod macos;
 
 #[cfg(all(test, target_os = "linux"))]

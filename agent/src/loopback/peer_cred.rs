@@ -25,44 +25,11 @@ pub fn same_user(expected: u32, found: u32) -> Result<(), ChannelRefused> {
 }
 
 #[cfg(unix)]
-#[allow(unsafe_code)] // libc: getsockopt(SO_PEERCRED) / getpeereid
 mod unix {
     use super::*;
-    use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixStream;
 
-    /// The uid of the process at the other end of `stream`, from the kernel.
-    pub fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        {
-            // SAFETY: ucred is plain data; all zeros is a valid value.
-            let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
-            let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-            // SAFETY: `cred` and `len` outlive the call; `len` is `cred`'s size.
-            let r = unsafe {
-                libc::getsockopt(
-                    stream.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_PEERCRED,
-                    (&mut cred as *mut libc::ucred).cast(),
-                    &mut len,
-                )
-            };
-            if r != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(cred.uid)
-        }
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        {
-            let (mut uid, mut gid) = (0, 0);
-            // SAFETY: `uid` and `gid` outlive the call.
-            if unsafe { libc::getpeereid(stream.as_raw_fd(), &mut uid, &mut gid) } != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(uid)
-        }
-    }
+    pub use crate::platform::sys::peer_uid;
 
     /// `stream`'s other end runs as `expected`, or the refusal.
     pub fn check_peer(stream: &UnixStream, expected: u32) -> Result<(), ChannelRefused> {
@@ -71,14 +38,12 @@ mod unix {
 }
 
 #[cfg(all(test, unix))]
-#[allow(unsafe_code)] // libc: geteuid in the tests
 mod tests {
     use super::*;
     use std::os::unix::net::{UnixListener, UnixStream};
 
     fn me() -> u32 {
-        // SAFETY: geteuid takes nothing and cannot fail.
-        unsafe { libc::geteuid() }
+        crate::platform::sys::effective_uid()
     }
 
     #[test]

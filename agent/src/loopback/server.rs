@@ -513,6 +513,7 @@ async fn login_request(agent: &Arc<Agent>, login: CardLogin) -> Response<Full<By
     let ask = matches!(access, Access::Askable(_)).then(|| agent.clone());
     let prompt = agent.prompt.clone();
     let proxy = agent.config.proxy.clone();
+    let pinpad = agent.config.pinpad;
     let asked_for = origin.clone();
     // Dialogs are shown one at a time: the consent question waits for the card like the PIN dialog does.
     let result = agent
@@ -522,11 +523,18 @@ async fn login_request(agent: &Arc<Agent>, login: CardLogin) -> Response<Full<By
                 consent.ask(&asked_for, lang)?;
             }
             match &site {
-                Some(site) if !token => {
-                    login::authenticate(cards, prompt.as_ref(), site, &proxy, &asked_for, &challenge, lang)
-                        .map(LoginAnswer::Mtls)
-                }
-                _ => login::signed_token(cards, prompt.as_ref(), &asked_for, &challenge, lang)
+                Some(site) if !token => login::authenticate(
+                    cards,
+                    prompt.as_ref(),
+                    site,
+                    &proxy,
+                    pinpad,
+                    &asked_for,
+                    &challenge,
+                    lang,
+                )
+                .map(LoginAnswer::Mtls),
+                _ => login::signed_token(cards, prompt.as_ref(), pinpad, &asked_for, &challenge, lang)
                     .map(LoginAnswer::Token),
             }
         })

@@ -131,7 +131,8 @@ pub fn entry_text(os: Os, program: &Path) -> String {
     match os {
         Os::Windows => format!("\"{program}\" {ARG}"),
         Os::Linux => format!(
-            "[Desktop Entry]\nType=Application\nName={NAME}\nComment=Carte CPx : état et connexion aux portails de santé\nExec={} {ARG}\nTerminal=false\nNoDisplay=true\nX-GNOME-Autostart-enabled=true\n",
+            "[Desktop Entry]\nType=Application\nName={NAME}\nComment={}\nExec={} {ARG}\nTerminal=false\nNoDisplay=true\nX-GNOME-Autostart-enabled=true\n",
+            crate::messages::names::AUTOSTART_COMMENT.fr,
             desktop_exec_arg(&program)
         ),
         Os::MacOs => format!(

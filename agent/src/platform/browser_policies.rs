@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::platform::config::{Config, ConfigError, PolicyLayer};
+use crate::platform::config::{Config, ConfigError};
+use crate::platform::layers::PolicyLayer;
 
 /// Our policy file's name in the Chromium family's managed folders.
 pub const FILE_NAME: &str = "agent-cpx-lna.json";

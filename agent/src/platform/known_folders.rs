@@ -1,6 +1,7 @@
 //! The machine's folders as the OS gives them, never from the user's environment: on Windows
 //! `SHGetKnownFolderPath(FOLDERID_ProgramData)` (a user can set `ProgramData` in their own environment
-//! and move the machine policy away from their own agent). `CPX_AGENT_MACHINE_DIR` names another machine
+//! and move the machine policy away from their own agent), and `FOLDERID_System` for the system's own
+//! programs. `CPX_AGENT_MACHINE_DIR` names another machine
 //! folder for the tests, in debug builds only, as `CPX_AGENT_POLICY` names another policy file.
 
 use std::ffi::OsString;
@@ -14,20 +15,32 @@ pub fn machine_dir_override(value: Option<OsString>, debug: bool) -> Option<Path
 
 /// Windows: `%ProgramData%` as the system knows it (`C:\ProgramData`), whatever the environment says.
 #[cfg(windows)]
-#[allow(unsafe_code)] // Win32: SHGetKnownFolderPath
 pub fn program_data() -> std::io::Result<PathBuf> {
+    known_folder(&windows_sys::Win32::UI::Shell::FOLDERID_ProgramData, "ProgramData")
+}
+
+/// Windows: the system folder (`C:\Windows\System32`), where the system's own programs are
+/// (`schtasks.exe`), whatever `PATH` or `SystemRoot` say.
+#[cfg(windows)]
+pub fn system() -> std::io::Result<PathBuf> {
+    known_folder(&windows_sys::Win32::UI::Shell::FOLDERID_System, "System")
+}
+
+#[cfg(windows)]
+#[allow(unsafe_code)] // Win32: SHGetKnownFolderPath
+fn known_folder(id: &windows_sys::core::GUID, name: &str) -> std::io::Result<PathBuf> {
     use std::os::windows::ffi::OsStringExt;
     use windows_sys::Win32::System::Com::CoTaskMemFree;
-    use windows_sys::Win32::UI::Shell::{FOLDERID_ProgramData, SHGetKnownFolderPath};
+    use windows_sys::Win32::UI::Shell::SHGetKnownFolderPath;
     let mut path: *mut u16 = std::ptr::null_mut();
-    // SAFETY: the GUID is a static; `path` receives a CoTaskMemAlloc'd string, freed below.
-    let hr = unsafe { SHGetKnownFolderPath(&FOLDERID_ProgramData, 0, std::ptr::null_mut(), &mut path) };
+    // SAFETY: `id` is a valid GUID; `path` receives a CoTaskMemAlloc'd string, freed below.
+    let hr = unsafe { SHGetKnownFolderPath(id, 0, std::ptr::null_mut(), &mut path) };
     if hr < 0 || path.is_null() {
         if !path.is_null() {
             // SAFETY: allocated by the call above (the API may allocate even when it fails).
             unsafe { CoTaskMemFree(path.cast()) };
         }
-        return Err(std::io::Error::other(format!("SHGetKnownFolderPath(ProgramData): HRESULT {hr:#x}")));
+        return Err(std::io::Error::other(format!("SHGetKnownFolderPath({name}): HRESULT {hr:#x}")));
     }
     // SAFETY: `path` is a NUL-terminated UTF-16 string from the call above.
     let len = (0..).take_while(|&i| unsafe { *path.add(i) } != 0).count();

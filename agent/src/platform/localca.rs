@@ -10,6 +10,7 @@ use rcgen::{
     KeyUsagePurpose, NameConstraints, SanType,
 };
 
+use crate::messages::names;
 use crate::platform::secrets::{SecretError, SecretStore};
 
 /// The leaf key's name in the secret store (a file of this name in `secrets/` for the machine identity).
@@ -83,8 +84,8 @@ pub fn generate() -> Result<(String, String, String), rcgen::Error> {
 fn generate_until(not_after: time::OffsetDateTime) -> Result<(String, String, String), rcgen::Error> {
     let now = time::OffsetDateTime::now_utc();
     let mut ca = CertificateParams::default();
-    ca.distinguished_name.push(DnType::CommonName, format!("Agent CPx, autorité locale {}", now.date()));
-    ca.distinguished_name.push(DnType::OrganizationName, "Agent CPx (ce poste uniquement)");
+    ca.distinguished_name.push(DnType::CommonName, format!("{} {}", names::LOCAL_CA.fr, now.date()));
+    ca.distinguished_name.push(DnType::OrganizationName, names::LOCAL_CA_ORGANISATION.fr);
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     ca.name_constraints = Some(NameConstraints {

@@ -18,6 +18,7 @@ pub(crate) mod config;
 pub(crate) mod endpoint;
 pub(crate) mod firefox_policies;
 pub(crate) mod known_folders;
+pub(crate) mod layers;
 pub(crate) mod localca;
 pub(crate) mod machine_trust;
 pub(crate) mod paths;
@@ -26,9 +27,11 @@ pub(crate) mod policy_keys;
 pub(crate) mod policy_macos;
 #[cfg_attr(not(windows), allow(dead_code))]
 pub(crate) mod policy_registry;
+pub mod policy_task;
 pub mod proxy;
 pub(crate) mod root_store;
 pub(crate) mod secrets;
+pub(crate) mod sys;
 
 pub use autostart::{default_program, Autostart, ARG as AUTOSTART_ARG};
 pub use browser_policies::{

@@ -7,26 +7,10 @@
 //! new field of `Config` is a new key everywhere (the templates' test fails until they have it).
 
 use serde::de::{self, Deserializer, Visitor};
-use serde::Serialize;
 
+pub use crate::platform::config::PolicyProblem;
 use crate::platform::config::{normalise_origin, Config, Site, DEFAULT_PORT};
 use crate::platform::endpoint::Endpoint;
-
-/// One malformed key in one source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PolicyProblem {
-    /// The file, registry key or profile it is in.
-    pub source: String,
-    /// The top-level key (`*` for the whole source).
-    pub key: String,
-    /// What is wrong, for the helpdesk.
-    pub reason: String,
-    /// What the agent does instead.
-    pub instead: String,
-    /// In a site entry: its origin, when it could be read (that origin is then allowed by no lower source).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub site: Option<String>,
-}
 
 /// What a malformed key becomes.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +46,8 @@ pub fn safe_default(key: &str) -> Option<SafeDefault> {
         "browser_policies" => Value(Boolean(false)),
         // The proxy the OS gives, as the browsers use it.
         "proxy" => Value(Text("system".into())),
+        // A PIN-pad reader's keypad when the reader has one (the code porteur never crosses the computer).
+        "pinpad" => Value(Text("auto".into())),
         _ => return None,
     })
 }
@@ -328,6 +314,7 @@ mod tests {
             log_level = "loud"
             user_ports = [48000, 47000]
             key_store = "file"
+            pinpad = "sometimes"
             prot = 1
             allowed_origins = ["https://a.example", "http://b.example", "https://c.example ftp://x", 3]
             [pin_prompt]
@@ -353,6 +340,7 @@ mod tests {
             "log_level",
             "user_ports",
             "prot",
+            "pinpad",
             "pin_prompt",
             "site",
             "allowed_origins",
@@ -368,6 +356,11 @@ mod tests {
         assert_eq!((config.log_level, config.user_ports), (None, None));
         assert_eq!(config.key_store, crate::platform::config::KeyStoreKind::File, "a well-formed key stays");
         assert_eq!(config.pin_prompt, crate::platform::config::PinPromptConfig::Terminal);
+        assert_eq!(
+            config.pinpad,
+            crate::platform::config::PinPadPolicy::Auto,
+            "the keypad when there is one"
+        );
         assert!(!c.table.contains_key("prot"));
         assert_eq!(
             config.sites.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>(),

@@ -6,7 +6,7 @@
 //! The profile carries the policy file's keys with plist types: `port`, `busy_wait_seconds`,
 //! `refused_site_quiet_seconds` as `<integer>`; `autostart`, `allow_user_sites`, `browser_policies`,
 //! `signed_token` as `<true/>`/`<false/>` (or the integer 0 or 1); `pki`, `log_level`, `key_store`,
-//! `data_dir` as `<string>`; `allowed_origins` as an `<array>` of strings (or one string whose entries
+//! `data_dir`, `proxy`, `pinpad` as `<string>`; `allowed_origins` as an `<array>` of strings (or one string whose entries
 //! are separated by `;`); `user_ports` as an `<array>` of two integers; `site` as an `<array>` of `<dict>`
 //! (`origin`, `mtls_endpoint`, `server_roots`, `signed_token`); `pin_prompt` as a `<dict>`. The profile's
 //! own `Payload…` keys are not policy.
@@ -17,7 +17,7 @@
 //! setting, are the checks). The mapping of a plist value tree onto the policy file's form is plain code,
 //! tested on every OS; only the reading through CFPreferences is macOS-only.
 
-use crate::platform::config::PolicyLayer;
+use crate::platform::layers::PolicyLayer;
 use crate::platform::policy_keys::{split_list, PolicyProblem, FLAGS, TEXT_LISTS};
 
 /// The managed preferences domain a profile's settings payload targets (its `PayloadType`, or the

@@ -6,7 +6,7 @@
 //!
 //! The values carry the policy file's keys (names compared without case): `port`, `busy_wait_seconds`,
 //! `refused_site_quiet_seconds` as REG_DWORD; `autostart`, `allow_user_sites`, `browser_policies` as REG_DWORD 0
-//! or 1; `pki`, `log_level`, `key_store`, `data_dir` as REG_SZ; `allowed_origins` as one REG_SZ whose entries
+//! or 1; `pki`, `log_level`, `key_store`, `data_dir`, `proxy`, `pinpad` as REG_SZ; `allowed_origins` as one REG_SZ whose entries
 //! (`origin` or `origin mtls_endpoint`) are separated by `;`; `user_ports` as one REG_SZ `first-last` (or
 //! `first;last`). Each allowed site is a subkey of `site` (taken in the order of the
 //! subkeys' names, numbers in numeric order) with `origin`, `mtls_endpoint`, `server_roots` (REG_SZ) and
@@ -15,7 +15,7 @@
 //! The mapping onto the policy file's form is plain code, tested on every OS; only the reading of the
 //! registry is Windows-only.
 
-use crate::platform::config::PolicyLayer;
+use crate::platform::layers::PolicyLayer;
 use crate::platform::policy_keys::PolicyProblem;
 
 /// The policy key under HKLM and HKCU.

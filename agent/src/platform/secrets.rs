@@ -5,6 +5,7 @@
 //!
 //! When a keyring is usable again, the secrets of the fallback files move into it at the next start
 //! ([`move_into`]): the files are the newest copies (the loopback certificate on disk was made with them).
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 
@@ -380,10 +381,8 @@ pub fn keyring_fallback(kind: crate::platform::config::KeyStoreKind, data_dir: &
 
 /// This process's effective user id: the owner the private files must have.
 #[cfg(unix)]
-#[allow(unsafe_code)]
 fn effective_uid() -> u32 {
-    // SAFETY: geteuid(2) takes nothing and cannot fail.
-    unsafe { libc::geteuid() }
+    crate::platform::sys::effective_uid()
 }
 
 /// The agent's data folder is this user's only (Unix 0700; issue 19): another account of the machine

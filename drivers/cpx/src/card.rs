@@ -15,7 +15,7 @@ use crate::error::CardError;
 use crate::identity::Identity;
 use crate::pin::{Pin, PinStatus};
 use crate::pin_change::{secret_session, PinChangeError, UnblockingCode};
-use crate::pinpad::{PinPad, PinPadError};
+use crate::pinpad::{PinPad, PinPadChangeError, PinPadError, PinPadModify};
 use crate::pkcs15::PinInfo;
 use crate::scheme::SignScheme;
 
@@ -141,6 +141,28 @@ pub trait CpxCard: Send {
     /// This generation's commands to present the code de déblocage and set a new code porteur with a
     /// fresh counter. Sent by [`CpxCard::unblock_pin`], inside its session.
     fn reset_retry_counter(&mut self, code: &UnblockingCode, new: &Pin) -> Result<(), PinChangeError>;
+    /// This generation's commands to replace the code porteur with codes typed on the reader's keypad.
+    /// Sent by [`CodePorteur::change_pin_on_reader`], inside its session. By default the card's own
+    /// sequence for a change with the current code verified first: VERIFY on the keypad, then CHANGE
+    /// REFERENCE DATA with the new code alone (P1 `01`), typed twice on the keypad.
+    fn change_reference_data_on_reader(
+        &mut self,
+        pad: &PinPad,
+        modify: &PinPadModify,
+    ) -> Result<(), PinPadChangeError> {
+        self.verify_pin_on_reader(pad)?;
+        let (cla, info) = self.prepare_verify()?;
+        let header = [cla, 0x24, 0x01, info.reference];
+        let structure = crate::pinpad::modify_structure(&info, header, false, modify.timeout_secs)?;
+        crate::pinpad::modify_on_reader(self.transport(), modify, &structure, "CHANGE REFERENCE DATA")
+    }
+    /// This generation's commands to present the code de déblocage and set a new code porteur typed twice
+    /// on the reader's keypad. Sent by [`CodePorteur::unblock_pin_on_reader`], inside its session.
+    fn reset_retry_counter_on_reader(
+        &mut self,
+        code: &UnblockingCode,
+        modify: &PinPadModify,
+    ) -> Result<(), PinPadChangeError>;
     /// Forgets what the driver assumed about the card's state (selected DF, open logical channel): called
     /// once the card was reset at the end of a session.
     fn end_session(&mut self);
@@ -272,7 +294,7 @@ pub trait CodePorteur: CpxCard {
     fn change_pin(&mut self, current: &Pin, new: &Pin) -> Result<(), PinChangeError> {
         // Tries read before (for the dialog) say nothing once the code porteur is changed.
         self.opened_mut().tries_read = None;
-        secret_session(self, |card, session| {
+        secret_session(self, PinChangeError::code_refused, |card, session| {
             match card.read_pin_status()? {
                 None => return Err(CardError::NoPinOnInterface.into()),
                 Some(s) if s.blocked() => return Err(CardError::PinBlocked.into()),
@@ -288,7 +310,7 @@ pub trait CodePorteur: CpxCard {
     /// [`PinChangeError::UnblockingCodeBlocked`]), then the generation's commands.
     fn unblock_pin(&mut self, code: &UnblockingCode, new: &Pin) -> Result<(), PinChangeError> {
         self.opened_mut().tries_read = None;
-        secret_session(self, |card, session| {
+        secret_session(self, PinChangeError::code_refused, |card, session| {
             match card.unblock_status()? {
                 None => return Err(CardError::NoPinOnInterface.into()),
                 Some(s) if s.blocked() => return Err(PinChangeError::UnblockingCodeBlocked),
@@ -296,6 +318,42 @@ pub trait CodePorteur: CpxCard {
             }
             session.reset_on_end();
             card.reset_retry_counter(code, new)
+        })
+    }
+
+    /// Replaces the code porteur with codes typed on the reader's keypad (PC/SC part 10 modify): the
+    /// same rules as [`CodePorteur::change_pin`] (tries read first, a blocked one gets nothing sent, the
+    /// card reset inside the transaction); the codes never cross the computer.
+    fn change_pin_on_reader(&mut self, pad: &PinPad, modify: &PinPadModify) -> Result<(), PinPadChangeError> {
+        self.opened_mut().tries_read = None;
+        secret_session(self, PinPadChangeError::code_refused, |card, session| {
+            match card.read_pin_status()? {
+                None => return Err(CardError::NoPinOnInterface.into()),
+                Some(s) if s.blocked() => return Err(CardError::PinBlocked.into()),
+                Some(_) => {}
+            }
+            session.reset_on_end();
+            card.change_reference_data_on_reader(pad, modify)
+        })
+    }
+
+    /// Unblocks the code porteur with the code de déblocage and a new code typed twice on the reader's
+    /// keypad: the same rules as [`CodePorteur::unblock_pin`] (its tries read first, a blocked one never
+    /// presented, the card reset inside the transaction).
+    fn unblock_pin_on_reader(
+        &mut self,
+        code: &UnblockingCode,
+        modify: &PinPadModify,
+    ) -> Result<(), PinPadChangeError> {
+        self.opened_mut().tries_read = None;
+        secret_session(self, PinPadChangeError::code_refused, |card, session| {
+            match card.unblock_status()? {
+                None => return Err(CardError::NoPinOnInterface.into()),
+                Some(s) if s.blocked() => return Err(PinChangeError::UnblockingCodeBlocked.into()),
+                Some(_) => {}
+            }
+            session.reset_on_end();
+            card.reset_retry_counter_on_reader(code, modify)
         })
     }
 }

@@ -68,6 +68,14 @@ impl Cps3 {
     /// Selects the DF the AODF gives for the PIN (the MF for the global CHV), unless already there: a path
     /// from the MF as it is, a path relative to the application (or naming it by AID) from the application
     /// DF, selected by AID first.
+    /// VERIFY of the code de déblocage, in the code porteur's DF.
+    fn present_unblocking_code(&mut self, code: &UnblockingCode) -> Result<(), PinChangeError> {
+        self.select_pin_df()?;
+        let t = self.card.transport.as_mut();
+        let r = iso::send(t, &Command::new(0x00, 0x20, 0x00, UNBLOCK_REFERENCE).with_data(code.bytes()))?;
+        unblock_verify_outcome(r.sw)
+    }
+
     fn select_pin_df(&mut self) -> Result<(), CardError> {
         if self.pin_df_selected {
             return Ok(());
@@ -149,15 +157,42 @@ impl CpxCard for Cps3 {
         new_code_outcome("CHANGE REFERENCE DATA", r.sw)
     }
 
+    /// One CHANGE REFERENCE DATA (P1 `00`) with both codes, as for codes typed on screen: the reader
+    /// asks for the current code, then the new one twice, and writes them into the command.
+    fn change_reference_data_on_reader(
+        &mut self,
+        _pad: &crate::pinpad::PinPad,
+        modify: &crate::pinpad::PinPadModify,
+    ) -> Result<(), crate::pinpad::PinPadChangeError> {
+        let (cla, info) = self.prepare_verify()?;
+        let header = [cla, 0x24, 0x00, info.reference];
+        let structure = crate::pinpad::modify_structure(&info, header, true, modify.timeout_secs)?;
+        let t = self.card.transport.as_mut();
+        crate::pinpad::modify_on_reader(t, modify, &structure, "CHANGE REFERENCE DATA")
+    }
+
     fn reset_retry_counter(&mut self, code: &UnblockingCode, new: &Pin) -> Result<(), PinChangeError> {
         let info = self.pin()?.clone();
         let new = new.encode(&info)?;
-        self.select_pin_df()?;
+        self.present_unblocking_code(code)?;
         let t = self.card.transport.as_mut();
-        let r = iso::send(t, &Command::new(0x00, 0x20, 0x00, UNBLOCK_REFERENCE).with_data(code.bytes()))?;
-        unblock_verify_outcome(r.sw)?;
         let r = iso::send(t, &Command::new(0x00, 0x2C, 0x02, info.reference).with_data(new.as_slice()))?;
         new_code_outcome("RESET RETRY COUNTER", r.sw)
+    }
+
+    /// The code de déblocage verified, then RESET RETRY COUNTER `00 2C 02` whose new code the reader
+    /// writes in, typed twice on its keypad.
+    fn reset_retry_counter_on_reader(
+        &mut self,
+        code: &UnblockingCode,
+        modify: &crate::pinpad::PinPadModify,
+    ) -> Result<(), crate::pinpad::PinPadChangeError> {
+        let info = self.pin()?.clone();
+        self.present_unblocking_code(code)?;
+        let header = [0x00, 0x2C, 0x02, info.reference];
+        let structure = crate::pinpad::modify_structure(&info, header, false, modify.timeout_secs)?;
+        let t = self.card.transport.as_mut();
+        crate::pinpad::modify_on_reader(t, modify, &structure, "RESET RETRY COUNTER")
     }
 
     fn prepare_verify(&mut self) -> Result<(u8, PinInfo), CardError> {

@@ -112,6 +112,18 @@ impl Cps4 {
         Ok(PinStatus { tries_left, max_tries: MAX_TRIES.max(tries_left) })
     }
 
+    /// VERIFY of the code de déblocage, then RESET RETRY COUNTER `2C 03` (the counter only): the new code
+    /// porteur follows (CHANGE REFERENCE DATA P1 `01`).
+    fn reset_counter(&mut self, code: &UnblockingCode) -> Result<(), PinChangeError> {
+        let reference = self.pin_reference()?;
+        let cla = self.chipdoc()?;
+        let t = self.card.transport.as_mut();
+        let r = iso::send(t, &Command::new(cla, 0x20, 0x00, UNBLOCK_REFERENCE).with_data(code.bytes()))?;
+        unblock_verify_outcome(r.sw)?;
+        let r = iso::send(t, &Command::new(cla, 0x2C, 0x03, reference | 0x80))?;
+        new_code_outcome("RESET RETRY COUNTER", r.sw)
+    }
+
     /// CHANGE REFERENCE DATA P1 `01`: the new code porteur alone, once a code was verified.
     fn set_new_code(&mut self, new: &Pin) -> Result<(), PinChangeError> {
         let info = self.card.layout.pin.clone().ok_or(CardError::NoPinOnInterface)?;
@@ -172,14 +184,23 @@ impl CpxCard for Cps4 {
     }
 
     fn reset_retry_counter(&mut self, code: &UnblockingCode, new: &Pin) -> Result<(), PinChangeError> {
-        let reference = self.pin_reference()?;
-        let cla = self.chipdoc()?;
-        let t = self.card.transport.as_mut();
-        let r = iso::send(t, &Command::new(cla, 0x20, 0x00, UNBLOCK_REFERENCE).with_data(code.bytes()))?;
-        unblock_verify_outcome(r.sw)?;
-        let r = iso::send(t, &Command::new(cla, 0x2C, 0x03, reference | 0x80))?;
-        new_code_outcome("RESET RETRY COUNTER", r.sw)?;
+        self.reset_counter(code)?;
         self.set_new_code(new)
+    }
+
+    /// The counter reset with the code de déblocage, then CHANGE REFERENCE DATA `01 24 01` whose new code
+    /// the reader writes in, typed twice on its keypad.
+    fn reset_retry_counter_on_reader(
+        &mut self,
+        code: &UnblockingCode,
+        modify: &crate::pinpad::PinPadModify,
+    ) -> Result<(), crate::pinpad::PinPadChangeError> {
+        self.reset_counter(code)?;
+        let (cla, info) = self.prepare_verify()?;
+        let header = [cla, 0x24, 0x01, info.reference];
+        let structure = crate::pinpad::modify_structure(&info, header, false, modify.timeout_secs)?;
+        let t = self.card.transport.as_mut();
+        crate::pinpad::modify_on_reader(t, modify, &structure, "CHANGE REFERENCE DATA")
     }
 
     fn prepare_verify(&mut self) -> Result<(u8, PinInfo), CardError> {

@@ -37,5 +37,5 @@ pub use identity::{IdKind, Identity, Validity};
 pub use open::open;
 pub use pin::{Pin, PinStatus};
 pub use pin_change::{PinChangeError, UnblockingCode, UNBLOCKING_CODE_LEN};
-pub use pinpad::{PinPad, PinPadError};
+pub use pinpad::{PinPad, PinPadChangeError, PinPadError, PinPadModify};
 pub use scheme::SignScheme;

@@ -70,7 +70,7 @@ impl From<PcscError> for PinChangeError {
 impl PinChangeError {
     /// A code the card refused (wrong or blocked): the card was left with no code verified, so these
     /// win over a failed reset at the end of the session.
-    fn code_refused(&self) -> bool {
+    pub(crate) fn code_refused(&self) -> bool {
         matches!(
             self,
             Self::WrongUnblockingCode { .. }
@@ -109,10 +109,11 @@ pub(crate) fn new_code_outcome(command: &'static str, sw: StatusWord) -> Result<
 /// anything, so that an error half-way still resets), then tells the driver its assumptions about the
 /// card's state are gone. A failed reset is the error (the card may be left with a code verified),
 /// except after a code the card refused.
-pub(crate) fn secret_session<C: CpxCard + ?Sized>(
+pub(crate) fn secret_session<C: CpxCard + ?Sized, E: From<PcscError>>(
     card: &mut C,
-    op: impl FnOnce(&mut C, &mut Transaction) -> Result<(), PinChangeError>,
-) -> Result<(), PinChangeError> {
+    code_refused: impl Fn(&E) -> bool,
+    op: impl FnOnce(&mut C, &mut Transaction) -> Result<(), E>,
+) -> Result<(), E> {
     let mut session = card.transport().transaction()?;
     let result = op(card, &mut session);
     let reset = session.disposition() == cpx_pcsc::Disposition::Reset;
@@ -121,7 +122,7 @@ pub(crate) fn secret_session<C: CpxCard + ?Sized>(
         card.end_session();
     }
     match (result, ended) {
-        (Err(e), _) if e.code_refused() => Err(e),
+        (Err(e), _) if code_refused(&e) => Err(e),
         (_, Err(e)) if reset => Err(e.into()),
         (Err(e), _) => Err(e),
         (Ok(()), Err(e)) => Err(e.into()),

@@ -2,7 +2,9 @@
 //! a list of TLVs: tag = feature, value = its control code, 4 bytes big-endian), its PIN properties, and
 //! the verification of the code porteur on its keypad (`FEATURE_VERIFY_PIN_DIRECT` with a
 //! `PIN_VERIFY_STRUCTURE`: the reader reads the code on its keypad, writes it into the VERIFY it is
-//! given, and returns the card's answer, or its own: `64 00` timeout, `64 01` cancelled…).
+//! given, and returns the card's answer, or its own: `64 00` timeout, `64 01` cancelled…), and its
+//! change (`FEATURE_MODIFY_PIN_DIRECT` with a `PIN_MODIFY_STRUCTURE`: the current code and the new one
+//! twice, typed on the keypad and written into the command by the reader).
 //!
 //! The structure's layout and the reader's answers are pcsc-lite's `reader.h` and the CCID
 //! specification's (`PC_to_RDR_Secure`); docs/card-sessions.md describes the path.
@@ -250,11 +252,99 @@ pub fn verify_on_keypad(
     control: u32,
     structure: &VerifyStructure,
 ) -> Result<crate::Response, PcscError> {
-    let wait = Duration::from_secs(match structure.timeout_secs {
+    secure(transport, control, &structure.to_bytes(), structure.timeout_secs)
+}
+
+/// A `PIN_MODIFY_STRUCTURE`: the command that sets a new code porteur (CHANGE REFERENCE DATA, RESET
+/// RETRY COUNTER…), with the reader told where the codes typed on its keypad go: the current code (when
+/// it is asked: [`ModifyStructure::current_at`]) and the new one, asked twice when
+/// [`ModifyStructure::confirm`] (the reader answers `64 02` when the two differ, and sends nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModifyStructure {
+    /// Seconds the reader waits for each code (`bTimerOut`; 0 is the reader's default).
+    pub timeout_secs: u8,
+    /// How digits are written.
+    pub format: PinFormat,
+    /// Size in bytes of each code's block (left-justified; the template's bytes are the padding).
+    pub block: u8,
+    /// Fewest and most digits the reader accepts.
+    pub digits: (u8, u8),
+    /// Byte offset in the data of the current code (`bInsertionOffsetOld`); `None` when it is not asked
+    /// (verified before, or a code de déblocage was).
+    pub current_at: Option<u8>,
+    /// Byte offset in the data of the new code (`bInsertionOffsetNew`).
+    pub new_at: u8,
+    /// The new code typed a second time to confirm it.
+    pub confirm: bool,
+    /// The command: header, Lc, and the data template holding the padding.
+    pub apdu: Vec<u8>,
+}
+
+impl ModifyStructure {
+    /// The bytes `FEATURE_MODIFY_PIN_DIRECT` takes (little-endian words, as CCID has them).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let format = match self.format {
+            PinFormat::Binary => 0x00,
+            PinFormat::Bcd => 0x01,
+            PinFormat::Ascii => 0x02,
+        };
+        // bConfirmPIN: bit 0 the new code confirmed, bit 1 the current code asked.
+        let confirm = u8::from(self.confirm) | if self.current_at.is_some() { 0x02 } else { 0 };
+        let entries = 1 + u8::from(self.confirm) + u8::from(self.current_at.is_some());
+        let mut b = vec![
+            self.timeout_secs,
+            0,                            // bTimerOut2
+            0x80 | format,                // bmFormatString: units are bytes, the offsets place the codes
+            self.block & 0x0F,            // bmPINBlockString: no length field
+            0,                            // bmPINLengthFormat
+            self.current_at.unwrap_or(0), // bInsertionOffsetOld
+            self.new_at,                  // bInsertionOffsetNew
+            self.digits.1,                // wPINMaxExtraDigit, low byte: maximum
+            self.digits.0,                // high byte: minimum
+            confirm,                      // bConfirmPIN
+            0x02,                         // bEntryValidationCondition: the OK key
+            entries,                      // bNumberMessage
+            0x0C,                         // wLangId 0x040C (French)
+            0x04,
+            0, // bMsgIndex1
+            1, // bMsgIndex2
+            2, // bMsgIndex3
+            0,
+            0,
+            0, // bTeoPrologue
+        ];
+        b.extend_from_slice(&(self.apdu.len() as u32).to_le_bytes());
+        b.extend_from_slice(&self.apdu);
+        b
+    }
+}
+
+/// Has the reader read the codes on its keypad, build the command and send it to the card (`control` is
+/// the reader's `FEATURE_MODIFY_PIN_DIRECT` code). The answer is the card's or the reader's own
+/// ([`ReaderAnswer::from_sw`]: `64 02` when the new code and its confirmation differ).
+pub fn modify_on_keypad(
+    transport: &mut dyn Transport,
+    control: u32,
+    structure: &ModifyStructure,
+) -> Result<crate::Response, PcscError> {
+    // Two or three entries, each with the reader's timeout.
+    let entries = 1 + u8::from(structure.confirm) + u8::from(structure.current_at.is_some());
+    let timeout = structure.timeout_secs.saturating_mul(entries);
+    secure(transport, control, &structure.to_bytes(), timeout)
+}
+
+/// One secure PIN entry command, waiting as long as the reader may (`timeout_secs`, 0 for its default).
+fn secure(
+    transport: &mut dyn Transport,
+    control: u32,
+    structure: &[u8],
+    timeout_secs: u8,
+) -> Result<crate::Response, PcscError> {
+    let wait = Duration::from_secs(match timeout_secs {
         0 => READER_DEFAULT_WAIT_SECS,
         s => u64::from(s),
     });
-    let answer = transport.control(control, &structure.to_bytes(), wait)?;
+    let answer = transport.control(control, structure, wait)?;
     crate::Response::parse(&answer)
         .ok_or_else(|| PcscError::BadResponse { detail: format!("{} byte from the PIN pad", answer.len()) })
 }
@@ -353,6 +443,29 @@ mod tests {
         assert_eq!(&b[19..], s.apdu.as_slice());
         let bcd = VerifyStructure { format: PinFormat::Bcd, position: 2, digits: (4, 8), ..s };
         assert_eq!(bcd.to_bytes()[2..7], [0x91, 0x08, 0x00, 8, 4]);
+    }
+
+    #[test]
+    fn the_modify_structure_is_the_ccid_layout() {
+        let mut apdu = vec![0x00, 0x24, 0x00, 0x01, 0x10];
+        apdu.resize(5 + 16, 0xFF);
+        let s = ModifyStructure {
+            timeout_secs: 30,
+            format: PinFormat::Ascii,
+            block: 8,
+            digits: (4, 4),
+            current_at: Some(0),
+            new_at: 8,
+            confirm: true,
+            apdu,
+        };
+        let b = s.to_bytes();
+        assert_eq!(b.len(), 24 + 21);
+        assert_eq!(&b[..12], &[30, 0, 0x82, 0x08, 0x00, 0, 8, 4, 4, 0x03, 0x02, 3]);
+        assert_eq!(&b[20..24], &[21, 0, 0, 0], "ulDataLength little-endian");
+        assert_eq!(&b[24..], s.apdu.as_slice());
+        let new_only = ModifyStructure { current_at: None, new_at: 0, ..s };
+        assert_eq!(new_only.to_bytes()[5..12], [0, 0, 4, 4, 0x01, 0x02, 2], "the new code only, confirmed");
     }
 
     #[test]

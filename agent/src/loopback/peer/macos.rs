@@ -15,74 +15,20 @@ use super::{PeerError, UserId};
 
 use crate::loopback::peer_table::{client_owner, macos_row, MatchError, SocketRow};
 
-const PROC_PIDFDSOCKETINFO: libc::c_int = 3;
+use crate::platform::sys::macos::{all_pids, socket_fdinfo, socket_fds, uid_of_pid};
+
 /// Larger than `struct socket_fdinfo` (about 800 bytes).
 const SOCKET_FDINFO_BUF: usize = 2048;
 
-fn uid_of_pid(pid: libc::c_int) -> Option<u32> {
-    // SAFETY: proc_bsdinfo is plain data; all zeros is a valid value.
-    let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
-    let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
-    // SAFETY: `info` outlives the call and `size` is its size.
-    let n = unsafe {
-        libc::proc_pidinfo(
-            pid,
-            libc::PROC_PIDTBSDINFO,
-            0,
-            (&mut info as *mut libc::proc_bsdinfo).cast(),
-            size,
-        )
-    };
-    (n == size).then_some(info.pbi_uid)
-}
-
 /// Every TCP socket of every visible process, its owner the pid.
 fn tcp_sockets() -> Result<Vec<SocketRow<libc::c_int>>, PeerError> {
-    let mut pids = vec![0 as libc::pid_t; 4096];
-    // SAFETY: `pids` outlives the call and holds the byte length given.
-    let n = unsafe {
-        libc::proc_listallpids(
-            pids.as_mut_ptr().cast(),
-            (pids.len() * std::mem::size_of::<libc::pid_t>()) as libc::c_int,
-        )
-    };
-    if n < 0 {
-        return Err(PeerError::Lookup(format!("proc_listallpids: {}", std::io::Error::last_os_error())));
-    }
-    pids.truncate(n as usize);
+    let pids = all_pids().map_err(|e| PeerError::Lookup(format!("proc_listallpids: {e}")))?;
     let mut out = Vec::new();
     for pid in pids {
-        let mut fds = vec![libc::proc_fdinfo { proc_fd: 0, proc_fdtype: 0 }; 1024];
-        // SAFETY: `fds` outlives the call and holds the byte length given.
-        let bytes = unsafe {
-            libc::proc_pidinfo(
-                pid,
-                libc::PROC_PIDLISTFDS,
-                0,
-                fds.as_mut_ptr().cast(),
-                (fds.len() * std::mem::size_of::<libc::proc_fdinfo>()) as libc::c_int,
-            )
-        };
-        if bytes <= 0 {
-            continue;
-        }
-        fds.truncate(bytes as usize / std::mem::size_of::<libc::proc_fdinfo>());
-        for fd in fds.iter().filter(|f| f.proc_fdtype == libc::PROX_FDTYPE_SOCKET as u32) {
+        for fd in socket_fds(pid) {
             let mut info = [0u8; SOCKET_FDINFO_BUF];
-            // SAFETY: `info` outlives the call and holds the byte length given.
-            let got = unsafe {
-                libc::proc_pidfdinfo(
-                    pid,
-                    fd.proc_fd,
-                    PROC_PIDFDSOCKETINFO,
-                    info.as_mut_ptr().cast(),
-                    info.len() as libc::c_int,
-                )
-            };
-            if got <= 0 {
-                continue;
-            }
-            if let Some(row) = macos_row(pid, info.get(..got as usize).unwrap_or(&info)) {
+            let Some(got) = socket_fdinfo(pid, fd, &mut info) else { continue };
+            if let Some(row) = macos_row(pid, info.get(..got).unwrap_or(&info)) {
                 out.push(row);
             }
         }
@@ -91,8 +37,7 @@ fn tcp_sockets() -> Result<Vec<SocketRow<libc::c_int>>, PeerError> {
 }
 
 pub fn current_user() -> Result<UserId, PeerError> {
-    // SAFETY: geteuid takes nothing and cannot fail.
-    Ok(UserId(unsafe { libc::geteuid() }.to_string()))
+    Ok(UserId(crate::platform::sys::effective_uid().to_string()))
 }
 
 pub fn owner_of_client(local: SocketAddr, remote: SocketAddr) -> Result<UserId, PeerError> {
