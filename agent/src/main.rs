@@ -446,14 +446,7 @@ fn browser_policies(g: &Global, action: BrowserPoliciesAction, root: &std::path:
     };
     let (wanted, outcome) = match result {
         Ok(r) => r,
-        Err(e) => {
-            if g.json {
-                println!("{}", serde_json::json!({"ok": false, "error": e.to_string()}));
-            } else {
-                eprintln!("cpx-agent browser-policies: {e}");
-            }
-            return ExitCode::from(ExitStatus::Internal);
-        }
+        Err(e) => return browser_policies_failed(g, &e),
     };
     if g.json {
         println!(
@@ -478,16 +471,19 @@ fn browser_policies_task(g: &Global, schedule: bool) -> ExitCode {
             let text = if schedule { label::BP_SCHEDULED } else { label::BP_UNSCHEDULED };
             println!("{}", cpx_agent::said::fill(text.get(g.lang), &[("task", TASK_NAME)]));
         }
-        Err(e) => {
-            if g.json {
-                println!("{}", serde_json::json!({"ok": false, "error": e.to_string()}));
-            } else {
-                eprintln!("cpx-agent browser-policies: {e}");
-            }
-            return ExitCode::from(ExitStatus::Internal);
-        }
+        Err(e) => return browser_policies_failed(g, &e),
     }
     ExitCode::SUCCESS
+}
+
+/// A `browser-policies` action that failed: its error (JSON or stderr), exit 1.
+fn browser_policies_failed(g: &Global, e: &dyn std::fmt::Display) -> ExitCode {
+    if g.json {
+        println!("{}", serde_json::json!({"ok": false, "error": e.to_string()}));
+    } else {
+        eprintln!("cpx-agent browser-policies: {e}");
+    }
+    ExitCode::from(ExitStatus::Internal)
 }
 
 /// `install-trust` / `uninstall-trust`: what was done, one line each; exit 1 on failure.

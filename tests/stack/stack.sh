@@ -2,8 +2,9 @@
 # The project's PC/SC test stack: pcscd + the vpcd reader driver, isolated from any pcscd the user runs.
 #
 #   stack.sh isolated CMD...   run CMD in private mount, network and PID namespaces (root), with a private
-#                              /run/pcscd, /dev/shm and loopback: nothing inside can see or touch the host's
-#                              pcscd, nor the shared memory a killed Squid or Chromium left behind
+#                              /run/pcscd, /dev/shm, /tmp and loopback: nothing inside can see or touch the
+#                              host's pcscd, nor what a killed Squid, Chromium or Xvfb left behind (shared
+#                              memory, X display locks)
 #   stack.sh prepare DIR       write DIR/readers.d (4 vpcd entries, 8 readers; 3 PIN-pad readers) and
 #                              build DIR/libnodelay.so and DIR/libcpxpinpad.so
 #   stack.sh pcscd DIR         (inside `isolated` only) exec pcscd in the foreground on DIR/readers.d
@@ -88,6 +89,7 @@ case "${1:-}" in
     exec unshare --mount --net --pid --fork --mount-proc --propagation private \
       bash -c 'set -e; ip link set lo up; mkdir -p /run/pcscd; mount -t tmpfs -o mode=0755 cpx-stack /run/pcscd
                mount -t tmpfs -o mode=1777 cpx-shm /dev/shm
+               mount -t tmpfs -o mode=1777 cpx-tmp /tmp
                touch '"$MARKER"'; exec "$@"' stack "$@"
     ;;
   prepare) prepare "${2:?stack.sh prepare DIR}" ;;

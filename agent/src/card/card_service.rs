@@ -260,7 +260,9 @@ impl CardService {
         Some(only(last.readers.clone(), options))
     }
 
-    fn forget(&self) {
+    /// Drops the last scan: it no longer tells the readers' state (an operation changed the card, or PC/SC
+    /// reported an event since).
+    pub(crate) fn forget(&self) {
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 

@@ -199,6 +199,9 @@ pub fn watch(
     });
     let scanning = std::thread::Builder::new().name("card state".into()).spawn(move || {
         let mut look = |event: &MonitorEvent, at: Instant| {
+            // The scan before the event no longer tells the state: a page asking meanwhile (while this
+            // look reads a card just inserted) waits for it rather than hear « no card ».
+            cards.forget();
             let (readers, source) = cards.scan_from(&options);
             let overall = Overall::of(readers.as_deref().map_err(|c| *c));
             on_update(Update { overall, readers, event: event.clone(), at });

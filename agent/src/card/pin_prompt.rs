@@ -6,7 +6,7 @@
 //! desktop without the tray app still gets a dialog. The tray app's own dialog implements the same trait.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use cpx_card::{Pin, PinStatus};
@@ -188,13 +188,7 @@ impl PinPrompt for TerminalPrompt {
 
     /// The notice is written once; nothing is read from the terminal (the reader takes the code).
     fn show_keypad(&self, request: &PinRequest) -> Result<KeypadNotice, PromptError> {
-        let unavailable = |e: std::io::Error| PromptError::Unavailable(format!("{}: {e}", Terminal::NAME));
-        let tty = Terminal::open().map_err(unavailable)?;
-        let mut out = &tty;
-        let title = prompt::KEYPAD_TITLE.get(request.lang);
-        writeln!(out, "\n{title}\n\n{}\n", request.keypad_description()).map_err(unavailable)?;
-        out.flush().map_err(unavailable)?;
-        Ok(KeypadNotice::none())
+        terminal_notice(prompt::KEYPAD_TITLE.get(request.lang), &request.keypad_description())
     }
 
     fn ask(&self, request: &PinRequest) -> Result<Pin, PromptError> {
@@ -566,18 +560,8 @@ impl PinPrompt for PinentryPrompt {
     /// the reader), taken away when the reader's command ends (the pinentry is stopped, as gpg-agent does
     /// with its PIN-pad popup).
     fn show_keypad(&self, request: &PinRequest) -> Result<KeypadNotice, PromptError> {
-        let mut p = Pinentry::start(&self.program)?;
         let lang = request.lang;
-        p.set(&[
-            format!("SETTITLE {}", assuan_escape(prompt::KEYPAD_TITLE.get(lang))),
-            format!("SETDESC {}", assuan_escape(&request.keypad_description())),
-            format!("SETOK {}", assuan_escape(prompt::KEYPAD_HIDE.get(lang))),
-        ])?;
-        writeln!(p.input, "CONFIRM --one-button").map_err(|e| p.unavailable(e))?;
-        Ok(KeypadNotice::closed_by(move || {
-            let _ = p.child.kill();
-            drop(p);
-        }))
+        pinentry_notice(&self.program, prompt::KEYPAD_TITLE.get(lang), &request.keypad_description(), lang)
     }
 
     /// One question per card, « Utiliser cette carte » / « Carte suivante » / « Annuler ».
@@ -704,21 +688,7 @@ impl crate::card::CodeDialog for TerminalCodeDialog {
         card: &crate::card::CardLabel,
         step: crate::card::KeypadStep,
     ) -> Result<KeypadNotice, PromptError> {
-        let tty = Terminal::open().map_err(Self::unavailable)?;
-        let mut out = &tty;
-        let lang = self.lang;
-        writeln!(
-            out,
-            "\n{}\n\n{}\n{}\n{}\n{}\n",
-            self.title.get(lang),
-            field(lang, prompt::HOLDER, &card.text),
-            step.text().get(lang),
-            pin_life::KEYPAD_TIMEOUT.get(lang),
-            prompt::KEYPAD_CANCEL.get(lang)
-        )
-        .map_err(Self::unavailable)?;
-        out.flush().map_err(Self::unavailable)?;
-        Ok(KeypadNotice::none())
+        terminal_notice(self.title.get(self.lang), &keypad_step_text(self.lang, card, step))
     }
 }
 
@@ -821,26 +791,48 @@ impl crate::card::CodeDialog for PinentryCodeDialog {
         card: &crate::card::CardLabel,
         step: crate::card::KeypadStep,
     ) -> Result<KeypadNotice, PromptError> {
-        let lang = self.lang;
-        let desc = format!(
-            "{}\n\n{}\n\n{}\n\n{}",
-            field(lang, prompt::HOLDER, &card.text),
-            step.text().get(lang),
-            pin_life::KEYPAD_TIMEOUT.get(lang),
-            prompt::KEYPAD_CANCEL.get(lang)
-        );
-        let mut p = Pinentry::start(&self.program)?;
-        p.set(&[
-            format!("SETTITLE {}", assuan_escape(self.title.get(lang))),
-            format!("SETDESC {}", assuan_escape(&desc)),
-            format!("SETOK {}", assuan_escape(prompt::KEYPAD_HIDE.get(lang))),
-        ])?;
-        writeln!(p.input, "CONFIRM --one-button").map_err(|e| p.unavailable(e))?;
-        Ok(KeypadNotice::closed_by(move || {
-            let _ = p.child.kill();
-            drop(p);
-        }))
+        let desc = keypad_step_text(self.lang, card, step);
+        pinentry_notice(&self.program, self.title.get(self.lang), &desc, self.lang)
     }
+}
+
+/// A change or an unblock on the reader's keypad: the card, what to type there, what to do when the reader
+/// stops waiting, and that only its Cancel key stops it.
+fn keypad_step_text(lang: Lang, card: &crate::card::CardLabel, step: crate::card::KeypadStep) -> String {
+    format!(
+        "{}\n\n{}\n\n{}\n\n{}",
+        field(lang, prompt::HOLDER, &card.text),
+        step.text().get(lang),
+        pin_life::KEYPAD_TIMEOUT.get(lang),
+        prompt::KEYPAD_CANCEL.get(lang)
+    )
+}
+
+/// A notice on the terminal while the reader's keypad takes a code: written once, nothing read.
+fn terminal_notice(title: &str, text: &str) -> Result<KeypadNotice, PromptError> {
+    let unavailable = |e: std::io::Error| PromptError::Unavailable(format!("{}: {e}", Terminal::NAME));
+    let tty = Terminal::open().map_err(unavailable)?;
+    let mut out = &tty;
+    writeln!(out, "\n{title}\n\n{text}\n").map_err(unavailable)?;
+    out.flush().map_err(unavailable)?;
+    Ok(KeypadNotice::none())
+}
+
+/// A one-button pinentry message (`CONFIRM --one-button`, « Masquer »: no cancel that would pretend to stop
+/// the reader), taken away when the returned notice is dropped (the pinentry is stopped, as gpg-agent does
+/// with its PIN-pad popup).
+fn pinentry_notice(program: &Path, title: &str, text: &str, lang: Lang) -> Result<KeypadNotice, PromptError> {
+    let mut p = Pinentry::start(program)?;
+    p.set(&[
+        format!("SETTITLE {}", assuan_escape(title)),
+        format!("SETDESC {}", assuan_escape(text)),
+        format!("SETOK {}", assuan_escape(prompt::KEYPAD_HIDE.get(lang))),
+    ])?;
+    writeln!(p.input, "CONFIRM --one-button").map_err(|e| p.unavailable(e))?;
+    Ok(KeypadNotice::closed_by(move || {
+        let _ = p.child.kill();
+        drop(p);
+    }))
 }
 
 #[cfg(test)]
