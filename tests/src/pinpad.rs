@@ -181,3 +181,22 @@ impl Keypad {
         quiet
     }
 }
+
+/// Types `keys` on `pad`'s keypad once the reader asks for the code porteur, in a thread (no key at all:
+/// the reader times out; `C`: cancel); returns the structure the computer sent and the status word the
+/// reader returned. Each wait lasts `wait` at most.
+pub fn typist(
+    pad: &PinPadReader,
+    keys: &'static str,
+    wait: Duration,
+) -> std::thread::JoinHandle<(String, String)> {
+    let mut keypad = Keypad::connect(pad);
+    std::thread::spawn(move || {
+        let structure = keypad.wait_structure(wait);
+        assert_eq!(keypad.wait_entry(wait), "current");
+        if !keys.is_empty() {
+            keypad.press(keys);
+        }
+        (structure, keypad.wait_done(wait))
+    })
+}

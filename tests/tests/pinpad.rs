@@ -27,18 +27,9 @@ fn detect(card: &mut Box<dyn CpxCard>) -> PinPad {
     PinPad::detect(card.transport(), 30).expect("feature request").expect("the virtual reader has a PIN pad")
 }
 
-/// Types `keys` on the keypad once the reader asks, in a thread; returns the structure the computer sent
-/// and the status word the reader returned.
+/// [`cpx_tests::pinpad::typist`] with this file's wait.
 fn typist(pad: &PinPadReader, keys: &'static str) -> std::thread::JoinHandle<(String, String)> {
-    let mut keypad = Keypad::connect(pad);
-    std::thread::spawn(move || {
-        let structure = keypad.wait_structure(WAIT);
-        assert_eq!(keypad.wait_entry(WAIT), "current");
-        if !keys.is_empty() {
-            keypad.press(keys);
-        }
-        (structure, keypad.wait_done(WAIT))
-    })
+    cpx_tests::pinpad::typist(pad, keys, WAIT)
 }
 
 /// The structure holds the VERIFY template with its padding, and nothing of the code porteur.

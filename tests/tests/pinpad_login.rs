@@ -88,18 +88,9 @@ impl World {
     }
 }
 
-/// Types `keys` on the keypad once the reader asks for the code, in a thread; returns the structure the
-/// computer sent and the status word the reader returned.
+/// [`cpx_tests::pinpad::typist`] with this file's wait.
 fn typist(pad: &PinPadGuard, keys: &'static str) -> JoinHandle<(String, String)> {
-    let mut keypad = Keypad::connect(pad);
-    std::thread::spawn(move || {
-        let structure = keypad.wait_structure(WAIT);
-        assert_eq!(keypad.wait_entry(WAIT), "current");
-        if !keys.is_empty() {
-            keypad.press(keys);
-        }
-        (structure, keypad.wait_done(WAIT))
-    })
+    cpx_tests::pinpad::typist(pad, keys, WAIT)
 }
 
 /// Logs in from Chromium with the code typed on the keypad: a wrong code (the page says so, with the tries
